@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Every struct that crosses from the kernel into user space. Fixed-width fields, naturally
+ * aligned, no implicit padding (built with -Wpadded), each with a size assert. The TypeScript
+ * reader's offsets are generated from the compiled object's BTF (host/src/generated/layout.ts);
+ * nothing about a layout is written anywhere else. */
+#ifndef TELEGEN_H
+#define TELEGEN_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TG_COMM_LEN 16
+#define TG_ADDR_LEN 16
+
+/* Every record in the ring buffer starts with `__u32 type` holding one of these. */
+enum tg_event_type {
+	TG_EV_DATA = 1,       /* socket payload chunk: struct tg_data_event + payload */
+	TG_EV_CONN_OPEN = 2,  /* connect()/accept() completed: struct tg_conn_event */
+	TG_EV_CONN_CLOSE = 3, /* close() of a tracked socket: struct tg_conn_event */
+};
+
+enum tg_dir {
+	TG_DIR_EGRESS = 0,  /* bytes the process wrote */
+	TG_DIR_INGRESS = 1, /* bytes the process read */
+};
+
+enum tg_role {
+	TG_ROLE_UNKNOWN = 0,
+	TG_ROLE_CLIENT = 1, /* the process called connect() */
+	TG_ROLE_SERVER = 2, /* the process got the socket from accept() */
+};
+
+/* Identity of a connection as seen by one process. laddr/lport is the local end. */
+struct tg_conn_info {
+	__u64 conn_id;   /* unique for the agent's lifetime: (pid << 32 | fd) ^ (open ts << 20) */
+	__u64 cgroup_id;
+	__u32 pid;       /* tgid */
+	__u32 tid;
+	__u8 laddr[TG_ADDR_LEN]; /* IPv4 as ::ffff:a.b.c.d */
+	__u8 raddr[TG_ADDR_LEN];
+	__u16 lport;     /* host byte order */
+	__u16 rport;
+	__u16 family;    /* AF_INET / AF_INET6 */
+	__u8 role;       /* enum tg_role */
+	__u8 _pad0;
+	char comm[TG_COMM_LEN];
+};
+
+struct tg_data_event {
+	__u32 type;      /* TG_EV_DATA */
+	__u8 dir;        /* enum tg_dir */
+	__u8 truncated;  /* 1 when the syscall moved more bytes than were captured */
+	__u16 _pad0;
+	__u64 ts_ns;     /* bpf_ktime_get_ns() at syscall exit */
+	__u64 pos;       /* byte position of payload[0] in this direction of the stream */
+	__u32 len;       /* bytes of payload that follow this struct */
+	__u32 orig_len;  /* bytes the syscall actually moved */
+	struct tg_conn_info conn;
+	/* __u8 payload[len] follows */
+};
+
+struct tg_conn_event {
+	__u32 type;      /* TG_EV_CONN_OPEN / TG_EV_CONN_CLOSE */
+	__u32 _pad0;
+	__u64 ts_ns;
+	__u64 bytes_sent;
+	__u64 bytes_recv;
+	struct tg_conn_info conn;
+};
+
+/* Per-CPU counters (array map "tg_stats"), indexed by this enum. */
+enum tg_stat {
+	TG_STAT_EVENTS = 0,      /* records written to the ring */
+	TG_STAT_RING_FULL = 1,   /* records the ring could not take */
+	TG_STAT_TRUNCATED = 2,   /* payloads cut to the capture limit */
+	TG_STAT_CONN_OPEN = 3,
+	TG_STAT_CONN_CLOSE = 4,
+	TG_STAT_READ_FAULT = 5,  /* bpf_probe_read_user failed */
+	TG_STAT_MAX = 8,
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct tg_conn_info) == 80, "tg_conn_info layout");
+static_assert(sizeof(struct tg_data_event) == 112, "tg_data_event layout");
+static_assert(sizeof(struct tg_conn_event) == 112, "tg_conn_event layout");
+#else
+_Static_assert(sizeof(struct tg_conn_info) == 80, "tg_conn_info layout");
+_Static_assert(sizeof(struct tg_data_event) == 112, "tg_data_event layout");
+_Static_assert(sizeof(struct tg_conn_event) == 112, "tg_conn_event layout");
+#endif
+
+#endif /* TELEGEN_H */

@@ -1,0 +1,137 @@
+// AssemblyScript-only helpers every decoder uses to build records and talk to the host.
+// Records are assembled in a static buffer (no allocation) and handed to telegen.emit.
+import {
+  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS,
+  FLAG_TRUNCATED, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR,
+} from "./abi";
+
+@external("telegen", "emit")
+declare function host_emit(ptr: usize, len: u32): void;
+@external("telegen", "log")
+declare function host_log(level: u32, ptr: usize, len: u32): void;
+
+const EMIT_CAP: u32 = 65536;
+// One value never exceeds this; longer values are cut and the record flagged TRUNCATED.
+export const FIELD_CAP: u32 = 8192;
+const emitBuf: usize = memory.data(65536);
+let pos: u32 = 0;
+let strsCountPos: u32 = 0;
+
+/** Starts a record; fields follow; finish() hands it to the host. */
+export function begin(kind: i32, flags: i32, stream: u64, tsStart: u64, tsEnd: u64): void {
+  store<u16>(emitBuf, <u16>kind, 0);
+  store<u16>(emitBuf, <u16>flags, 2);
+  store<u64>(emitBuf, stream, 8);
+  store<u64>(emitBuf, tsStart, 16);
+  store<u64>(emitBuf, tsEnd, 24);
+  pos = RECORD_HEADER_SIZE;
+}
+
+export function orFlags(flags: i32): void {
+  store<u16>(emitBuf, load<u16>(emitBuf, 2) | <u16>flags, 2);
+}
+
+export function setTimes(tsStart: u64, tsEnd: u64): void {
+  store<u64>(emitBuf, tsStart, 16);
+  store<u64>(emitBuf, tsEnd, 24);
+}
+
+@inline function fieldHeader(id: i32, type: i32, len: u32): usize {
+  const p = emitBuf + <usize>pos;
+  store<u16>(p, <u16>id, 0);
+  store<u8>(p, <u8>type, 2);
+  store<u8>(p, 0, 3);
+  store<u32>(p, len, 4);
+  return p + FIELD_HEADER_SIZE;
+}
+
+@inline function room(): u32 {
+  return EMIT_CAP - pos - FIELD_HEADER_SIZE;
+}
+
+/** A string attribute copied from decoder memory (e.g. the input window). */
+export function addBytes(id: i32, ptr: usize, len: u32): void {
+  if (pos + FIELD_HEADER_SIZE >= EMIT_CAP) { orFlags(FLAG_TRUNCATED); return; }
+  let n = len;
+  if (n > FIELD_CAP) n = FIELD_CAP;
+  if (n > room()) n = room();
+  if (n < len) orFlags(FLAG_TRUNCATED);
+  const dst = fieldHeader(id, T_STR, n);
+  memory.copy(dst, ptr, n);
+  pos += FIELD_HEADER_SIZE + n;
+}
+
+export function addString(id: i32, s: string): void {
+  const units = <u32>s.length;
+  if (units * 3 + FIELD_HEADER_SIZE >= EMIT_CAP - pos || units * 3 > FIELD_CAP) {
+    const buf = String.UTF8.encode(s);
+    addBytes(id, changetype<usize>(buf), <u32>buf.byteLength);
+    return;
+  }
+  const dst = emitBuf + <usize>pos + FIELD_HEADER_SIZE;
+  const n = <u32>String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, dst, false);
+  fieldHeader(id, T_STR, n);
+  pos += FIELD_HEADER_SIZE + n;
+}
+
+export function addInt(id: i32, v: i64): void {
+  if (pos + FIELD_HEADER_SIZE + 8 > EMIT_CAP) { orFlags(FLAG_TRUNCATED); return; }
+  store<i64>(fieldHeader(id, T_INT, 8), v);
+  pos += FIELD_HEADER_SIZE + 8;
+}
+
+export function addFloat(id: i32, v: f64): void {
+  if (pos + FIELD_HEADER_SIZE + 8 > EMIT_CAP) { orFlags(FLAG_TRUNCATED); return; }
+  store<f64>(fieldHeader(id, T_FLOAT, 8), v);
+  pos += FIELD_HEADER_SIZE + 8;
+}
+
+export function addBool(id: i32, v: bool): void {
+  if (pos + FIELD_HEADER_SIZE + 1 > EMIT_CAP) { orFlags(FLAG_TRUNCATED); return; }
+  store<u8>(fieldHeader(id, T_BOOL, 1), v ? 1 : 0);
+  pos += FIELD_HEADER_SIZE + 1;
+}
+
+/** A string[] attribute: beginStrs(id), then addStrsItem(...) per element, then endStrs(). */
+export function beginStrs(id: i32): void {
+  if (pos + FIELD_HEADER_SIZE >= EMIT_CAP) { strsCountPos = 0xffffffff; orFlags(FLAG_TRUNCATED); return; }
+  fieldHeader(id, T_STRS, 0);
+  strsCountPos = pos;
+  pos += FIELD_HEADER_SIZE;
+}
+
+export function addStrsItem(ptr: usize, len: u32): void {
+  if (strsCountPos == 0xffffffff) return;
+  let n = len;
+  if (n > FIELD_CAP) n = FIELD_CAP;
+  if (pos + 4 + n > EMIT_CAP) { orFlags(FLAG_TRUNCATED); return; }
+  if (n < len) orFlags(FLAG_TRUNCATED);
+  store<u32>(emitBuf + <usize>pos, n);
+  memory.copy(emitBuf + <usize>pos + 4, ptr, n);
+  pos += 4 + n;
+}
+
+export function addStrsString(s: string): void {
+  const buf = String.UTF8.encode(s);
+  addStrsItem(changetype<usize>(buf), <u32>buf.byteLength);
+}
+
+export function endStrs(): void {
+  if (strsCountPos == 0xffffffff) return;
+  store<u32>(emitBuf + <usize>strsCountPos + 4, pos - strsCountPos - FIELD_HEADER_SIZE);
+}
+
+export function finish(): void {
+  store<u32>(emitBuf, pos, 4);
+  host_emit(emitBuf, pos);
+  pos = 0;
+}
+
+export function logMsg(level: u32, msg: string): void {
+  const buf = String.UTF8.encode(msg);
+  host_log(level, changetype<usize>(buf), <u32>buf.byteLength);
+}
+export function debug(msg: string): void { logMsg(LOG_DEBUG, msg); }
+export function info(msg: string): void { logMsg(LOG_INFO, msg); }
+export function warn(msg: string): void { logMsg(LOG_WARN, msg); }
+export function error(msg: string): void { logMsg(LOG_ERROR, msg); }
