@@ -48,3 +48,8 @@ export const LOG_ERROR = 3;
 // Attribute ids >= this are decoder-private: the decoder's meta() JSON maps them to names
 // ("attributes": {"1024": "my.attr"}), so a new protocol needs no host change.
 export const ATTR_PRIVATE_BASE = 1024;
+
+// Optional export gap(stream, dir, len) -> i32: the host tells the decoder that `len` bytes of
+// direction `dir` were lost (capture limit, ring overflow). Return 0 when the decoder absorbed
+// the gap (e.g. it was inside a body it skips anyway), PARSE_INVALID to have the stream reset.
+export const GAP_ABSORBED = 0;
