@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Socket tracer: TCP payload and connection lifecycle from syscall tracepoints only (this
+ * kernel family has no kprobes and refuses fentry). Enter handlers remember the user buffer,
+ * exit handlers know how many bytes moved and copy them from user memory. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "telegen.h"
+#include "socket.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+#define MSG_PEEK 2
+
+/* Set by the loader before load. */
+const volatile __u32 self_pid = 0;    /* the agent: never trace our own exports */
+const volatile __u32 target_pid = 0;  /* 0 = every process */
+const volatile __u32 capture_max = TG_CAPTURE_DEFAULT;
+
+/* Anchors: user space reads these types from BTF (scripts/gen-layout.js), so they must be
+ * referenced by something the compiler keeps. */
+struct tg_data_event *tg_anchor_data __attribute__((used));
+struct tg_conn_event *tg_anchor_conn __attribute__((used));
+enum tg_event_type tg_anchor_ev __attribute__((used));
+enum tg_dir tg_anchor_dir __attribute__((used));
+enum tg_role tg_anchor_role __attribute__((used));
+enum tg_stat tg_anchor_stat __attribute__((used));
+enum tg_socket_limits tg_anchor_limits __attribute__((used));
+
+/* Connection ids only need to be unique while this object is loaded. */
+__u64 conn_seq = 0;
+
+struct conn_key {
+	__u32 pid;
+	__u32 fd;
+};
+
+struct conn_state {
+	struct tg_conn_info info;
+	__u64 file;   /* the struct file the fd held when tracked: an fd reused after a close we
+	               * did not see (close_range, dup2, exit) must not inherit this connection */
+	__u64 pos[2]; /* bytes moved so far per enum tg_dir; also the totals reported at close */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_CONN_MAX_DEFAULT);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} tg_conns SEC(".maps");
+
+enum call_kind {
+	CALL_BUF = 1,     /* (buf, len) */
+	CALL_IOV = 2,     /* (iov, iovcnt) */
+	CALL_CONNECT = 3,
+	CALL_ACCEPT = 4,
+};
+
+struct call_args {
+	__u64 buf;  /* buffer or iovec array */
+	__u64 cnt;  /* buffer length or iovec count */
+	__u32 fd;
+	__u8 kind;  /* enum call_kind */
+	__u8 dir;   /* enum tg_dir */
+	__u16 _pad;
+};
+
+/* Enter → exit hand-off per thread. LRU so an exit we never see cannot leak an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct call_args);
+} tg_calls SEC(".maps");
+
+/* Records are variable-sized, so they are assembled here and copied with bpf_ringbuf_output.
+ * Twice the limit so "offset < limit, size <= limit" is provably in bounds. A plain array
+ * indexed by CPU (resized by the loader) because per-CPU values are capped at 32 KiB. */
+struct scratch {
+	struct tg_data_event ev;
+	__u8 payload[TG_CAPTURE_LIMIT * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} tg_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TG_RING_BYTES_DEFAULT);
+} tg_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_stats SEC(".maps");
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&tg_stats, &idx);
+	if (v)
+		*v += 1; /* per-CPU slot, and syscall tracepoints run with preemption off */
+}
+
+static __always_inline void count_output(long err)
+{
+	stat_inc(err ? TG_STAT_RING_FULL : TG_STAT_EVENTS);
+}
+
+static __always_inline bool pid_wanted(__u32 pid)
+{
+	if (pid == self_pid)
+		return false;
+	return target_pid == 0 || pid == target_pid;
+}
+
+static __always_inline struct file *fd_file(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* The struct sock behind a file if it is a TCP socket over IPv4/IPv6, else NULL. Most fds a
+ * process reads are not sockets: the inode mode answers that in two reads. */
+static __always_inline struct sock *file_tcp_sock(struct file *f)
+{
+	if (!f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void v4_mapped(__u8 *dst, __u32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+static __always_inline void fill_conn(struct tg_conn_info *ci, struct sock *sk, __u8 role)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	ci->conn_id = __sync_fetch_and_add(&conn_seq, 1) + 1;
+	ci->cgroup_id = bpf_get_current_cgroup_id();
+	ci->pid = id >> 32;
+	ci->tid = (__u32)id;
+	ci->family = family;
+	ci->role = role;
+	if (family == AF_INET) {
+		v4_mapped(ci->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(ci->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&ci->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&ci->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	ci->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ci->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* The process name, not the thread's: runtimes name their worker threads. */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_probe_read_kernel_str(ci->comm, sizeof(ci->comm), &leader->comm);
+}
+
+static __always_inline void emit_conn(__u32 type, struct conn_state *st)
+{
+	struct tg_conn_event *e = bpf_ringbuf_reserve(&tg_ring, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TG_STAT_RING_FULL);
+		return;
+	}
+	e->type = type;
+	e->_pad0 = 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->bytes_sent = st->pos[TG_DIR_EGRESS];
+	e->bytes_recv = st->pos[TG_DIR_INGRESS];
+	e->conn = st->info;
+	e->conn.tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_ringbuf_submit(e, 0);
+	stat_inc(TG_STAT_EVENTS);
+}
+
+static __always_inline struct conn_state *track(struct conn_key *k, struct file *f,
+						struct sock *sk, __u8 role)
+{
+	struct conn_state st = {};
+
+	fill_conn(&st.info, sk, role);
+	st.file = (__u64)f;
+	if (bpf_map_update_elem(&tg_conns, k, &st, BPF_ANY))
+		return NULL;
+	if (role != TG_ROLE_UNKNOWN) {
+		stat_inc(TG_STAT_CONN_OPEN);
+		emit_conn(TG_EV_CONN_OPEN, &st);
+	}
+	return bpf_map_lookup_elem(&tg_conns, k);
+}
+
+/* ---- enter side ---- */
+
+static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u8 kind, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args a = { .buf = buf, .cnt = cnt, .fd = fd, .kind = kind, .dir = dir };
+
+	bpf_map_update_elem(&tg_calls, &id, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int data_enter(__u64 fd, __u64 buf, __u64 cnt, __u8 kind, __u8 dir)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!pid_wanted(pid) || (__s64)fd < 0 || cnt == 0)
+		return 0;
+
+	struct file *f = fd_file(fd);
+	if (!f)
+		return 0;
+	struct conn_key k = { .pid = pid, .fd = fd };
+	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
+	if (!st || st->file != (__u64)f) {
+		/* Not seen opening: a connection older than the agent, or the fd now holds
+		 * something else. */
+		struct sock *sk = file_tcp_sock(f);
+		if (!sk) {
+			if (st)
+				bpf_map_delete_elem(&tg_conns, &k);
+			return 0;
+		}
+		if (!track(&k, f, sk, TG_ROLE_UNKNOWN))
+			return 0;
+	}
+	return save_call(fd, buf, cnt, kind, dir);
+}
+
+static __always_inline int msg_enter(__u64 fd, __u64 umsg, __u64 flags, __u8 dir)
+{
+	struct user_msghdr msg;
+
+	if (dir == TG_DIR_INGRESS && (flags & MSG_PEEK))
+		return 0;
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)umsg)) {
+		/* Only counted for sockets we would have traced; cheap enough to ask. */
+		return 0;
+	}
+	return data_enter(fd, (__u64)msg.msg_iov, msg.msg_iovlen, CALL_IOV, dir);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int tg_in_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int tg_in_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int tg_in_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, TG_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tg_in_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, TG_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tg_in_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tg_in_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	/* A peek is read again later: reporting it would count the bytes twice. */
+	if (ctx->args[3] & MSG_PEEK)
+		return 0;
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tg_in_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return msg_enter(ctx->args[0], ctx->args[1], ctx->args[2], TG_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int tg_in_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return msg_enter(ctx->args[0], ctx->args[1], ctx->args[2], TG_DIR_INGRESS);
+}
+
+static __always_inline int lifecycle_enter(__u64 fd, __u8 kind)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!pid_wanted(pid) || (__s64)fd < 0)
+		return 0;
+	return save_call(fd, 0, 0, kind, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tg_in_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	return lifecycle_enter(ctx->args[0], CALL_CONNECT);
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int tg_in_accept(struct trace_event_raw_sys_enter *ctx)
+{
+	return lifecycle_enter(ctx->args[0], CALL_ACCEPT);
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int tg_in_accept4(struct trace_event_raw_sys_enter *ctx)
+{
+	return lifecycle_enter(ctx->args[0], CALL_ACCEPT);
+}
+
+/* Closed on enter: after the syscall the fd number is already free for reuse. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int tg_in_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct conn_key k = { .pid = pid, .fd = ctx->args[0] };
+	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
+
+	if (!st)
+		return 0;
+	stat_inc(TG_STAT_CONN_CLOSE);
+	emit_conn(TG_EV_CONN_CLOSE, st);
+	bpf_map_delete_elem(&tg_conns, &k);
+	return 0;
+}
+
+/* ---- exit side ---- */
+
+/* Copies n (<= TG_CAPTURE_LIMIT) user bytes to payload[off] with off < TG_CAPTURE_LIMIT;
+ * returns the bytes copied (0 on a fault). */
+static __always_inline __u32 copy_user(struct scratch *s, __u32 off, __u64 src, __u32 n)
+{
+	if (off >= TG_CAPTURE_LIMIT)
+		return 0;
+	if (n > TG_CAPTURE_LIMIT)
+		n = TG_CAPTURE_LIMIT;
+	barrier_var(n);
+	if (bpf_probe_read_user(&s->payload[off], n, (void *)src)) {
+		stat_inc(TG_STAT_READ_FAULT);
+		return 0;
+	}
+	return n;
+}
+
+static __always_inline __u32 copy_iov(struct scratch *s, __u64 iovp, __u64 iovcnt, __u32 want)
+{
+	__u32 got = 0;
+
+	for (int i = 0; i < TG_IOV_MAX; i++) {
+		struct iovec iov;
+
+		if (i >= iovcnt || got >= want)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov)))) {
+			stat_inc(TG_STAT_READ_FAULT);
+			break;
+		}
+		__u64 n = iov.iov_len;
+		if (n > want - got)
+			n = want - got;
+		if (n == 0)
+			continue;
+		__u32 c = copy_user(s, got, (__u64)iov.iov_base, n);
+		got += c;
+		if (c != n)
+			break;
+	}
+	return got;
+}
+
+static __always_inline void emit_data(struct conn_state *st, struct call_args *a, __u64 moved)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct scratch *s = bpf_map_lookup_elem(&tg_scratch, &cpu);
+	__u8 dir = a->dir & 1;
+
+	/* Positions advance by what the syscall moved, captured or not, so the host sees
+	 * exactly where bytes are missing. */
+	__u64 pos = __sync_fetch_and_add(&st->pos[dir], moved);
+	if (!s) {
+		stat_inc(TG_STAT_RING_FULL);
+		return;
+	}
+
+	__u32 cap = capture_max;
+	if (cap > TG_CAPTURE_LIMIT)
+		cap = TG_CAPTURE_LIMIT;
+	__u32 want = moved < cap ? moved : cap;
+	__u32 got;
+	if (a->kind == CALL_IOV)
+		got = copy_iov(s, a->buf, a->cnt, want);
+	else
+		got = copy_user(s, 0, a->buf, want);
+
+	s->ev.type = TG_EV_DATA;
+	s->ev.dir = dir;
+	s->ev.truncated = got < moved;
+	s->ev._pad0 = 0;
+	s->ev.ts_ns = bpf_ktime_get_ns();
+	s->ev.pos = pos;
+	s->ev.len = got;
+	s->ev.orig_len = moved > 0xffffffffULL ? 0xffffffffU : moved;
+	s->ev.conn = st->info;
+	s->ev.conn.tid = (__u32)bpf_get_current_pid_tgid();
+	if (got < moved)
+		stat_inc(TG_STAT_TRUNCATED);
+
+	if (got > TG_CAPTURE_LIMIT)
+		got = TG_CAPTURE_LIMIT;
+	barrier_var(got);
+	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + got, 0));
+}
+
+static __always_inline struct call_args *take_call(__u64 id, struct call_args *out)
+{
+	struct call_args *a = bpf_map_lookup_elem(&tg_calls, &id);
+	if (!a)
+		return NULL;
+	*out = *a;
+	bpf_map_delete_elem(&tg_calls, &id);
+	return out;
+}
+
+static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args a;
+
+	if (!take_call(id, &a))
+		return 0;
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	struct conn_key k = { .pid = id >> 32, .fd = a.fd };
+	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
+	if (!st)
+		return 0;
+	emit_data(st, &a, ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int tg_out_read(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int tg_out_write(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int tg_out_readv(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tg_out_writev(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int tg_out_sendto(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int tg_out_recvfrom(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int tg_out_sendmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int tg_out_recvmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u8 want_kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args a;
+
+	if (!take_call(id, &a) || a.kind != want_kind)
+		return 0;
+	long ret = ctx->ret;
+	__u32 fd;
+	__u8 role;
+	if (want_kind == CALL_CONNECT) {
+		/* Non-blocking connects (Node, curl) return EINPROGRESS with the 4-tuple set. */
+		if (ret != 0 && ret != -EINPROGRESS)
+			return 0;
+		fd = a.fd;
+		role = TG_ROLE_CLIENT;
+	} else {
+		if (ret < 0)
+			return 0;
+		fd = ret;
+		role = TG_ROLE_SERVER;
+	}
+	struct file *f = fd_file(fd);
+	struct sock *sk = file_tcp_sock(f);
+	if (!sk)
+		return 0;
+	struct conn_key k = { .pid = id >> 32, .fd = fd };
+	track(&k, f, sk, role);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tg_out_connect(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, CALL_CONNECT); }
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tg_out_accept(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, CALL_ACCEPT); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tg_out_accept4(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, CALL_ACCEPT); }

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Limits and defaults of the socket tracer (socket.bpf.c), shared with the native loader.
+ * An enum rather than #defines so the values land in BTF and reach layout.ts too. */
+#ifndef TELEGEN_SOCKET_H
+#define TELEGEN_SOCKET_H
+
+enum tg_socket_limits {
+	TG_CAPTURE_LIMIT = 32768,       /* largest capture_max; power of two (verifier masks) */
+	TG_CAPTURE_DEFAULT = 16384,     /* payload bytes kept per syscall by default */
+	TG_IOV_MAX = 8,                 /* iovecs walked per readv/writev/sendmsg/recvmsg */
+	TG_CONN_MAX_DEFAULT = 1048576,  /* tracked connections (LRU) */
+	TG_RING_BYTES_DEFAULT = 16777216,
+};
+
+#endif /* TELEGEN_SOCKET_H */
