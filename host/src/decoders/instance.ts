@@ -116,6 +116,8 @@ export class DecoderInstance {
   readonly meta: DecoderMeta;
   readonly counters: DecoderCounters = { calls: 0, bytes: 0, records: 0, badRecords: 0, invalid: 0, overflows: 0, traps: 0, gapsAbsorbed: 0, gapResets: 0, logs: 0 };
   lastError?: string;
+  /** After feed() returned 'ignored': the bytes the decoder did not take (e.g. after an Upgrade). */
+  rest: Uint8Array | null = null;
   private ex!: Exports;
   private mem!: Uint8Array;
   private win = 0;
@@ -232,6 +234,7 @@ export class DecoderInstance {
   feed(stream: number, dir: number, bytes: Uint8Array, ts: bigint): FeedResult {
     const key = stream * 2 + dir;
     const prev = this.pending.get(key);
+    this.rest = null;
     let buf = bytes;
     if (prev) {
       buf = new Uint8Array(prev.length + bytes.length);
@@ -260,7 +263,7 @@ export class DecoderInstance {
           this.pending.set(key, buf.slice());
           return 'ok';
         }
-        if (r === PARSE_IGNORED) return 'ignored';
+        if (r === PARSE_IGNORED) { this.rest = buf; return 'ignored'; }
         this.counters.invalid++;
         this.closeStream(stream);
         return r === PARSE_INVALID ? 'invalid' : 'invalid';

@@ -1,0 +1,66 @@
+// Root config: composes each stage's schema (each lives beside its stage) into one default config.
+// A file (YAML or JSON) is validated strictly: a wrong key or value names the key and what is allowed.
+import * as fs from 'fs';
+import * as path from 'path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { socketTracerSchema } from '../ingest/config';
+import { pipelineSchema } from '../pipeline/config';
+import { decodersSchema } from '../decoders/config';
+import { apiSchema } from '../api/config';
+
+export const configSchema = z.object({
+  data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
+    .describe('Where OTLP/JSON files are written when no OTLP endpoint is set. Env: TELEGEN_DATA_DIR'),
+  service_name: z.string().optional().describe('Fallback service.name for the agent itself. Env: OTEL_SERVICE_NAME'),
+  api: apiSchema.default({}),
+  tracers: z.object({
+    socket: socketTracerSchema.default({}),
+  }).strict().default({}),
+  decoders: decodersSchema.default({}),
+  pipeline: pipelineSchema.default({}),
+  otlp: z.record(z.unknown()).default({}).describe('OTLP export (see host/src/export/config.ts)'),
+}).strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** One line per problem: `tracers.socket.capture_max: Number must be less than or equal to 65536`. */
+export function formatZodError(err: z.ZodError, source: string): string {
+  const lines = err.issues.map((i) => {
+    const where = i.path.length ? i.path.join('.') : '(top level)';
+    if (i.code === 'unrecognized_keys') return `${where}: unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'invalid_enum_value') return `${where}: "${String(i.received)}" is not allowed; use one of ${i.options.map(String).join(', ')}`;
+    return `${where}: ${i.message}`;
+  });
+  return `invalid config ${source}:\n  ${lines.join('\n  ')}`;
+}
+
+export function parseConfig(raw: unknown, source = '(inline)'): Config {
+  const r = configSchema.safeParse(raw ?? {});
+  if (!r.success) throw new ConfigError(formatZodError(r.error, source));
+  return r.data;
+}
+
+export function loadConfig(file?: string, overrides: Record<string, unknown> = {}): Config {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try { text = fs.readFileSync(file, 'utf8'); } catch (e) { throw new ConfigError(`cannot read config ${file}: ${(e as Error).message}`); }
+    try { raw = (path.extname(file) === '.json' ? JSON.parse(text) : YAML.parse(text)) ?? {}; } catch (e) { throw new ConfigError(`config ${file} is not valid ${path.extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`); }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config ${file} must be a mapping at the top level`);
+  }
+  return parseConfig(deepMerge(raw, overrides), file ?? '(defaults)');
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const cur = out[k];
+    out[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && v && typeof v === 'object' && !Array.isArray(v)
+      ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}

@@ -1,0 +1,11 @@
+import { z } from 'zod';
+
+export const socketTracerSchema = z.object({
+  enabled: z.boolean().default(true).describe('Capture socket payloads with syscall tracepoints. Env: TELEGEN_SOCKET_ENABLED'),
+  ring_bytes: z.number().int().min(1 << 16).max(1 << 30).default(16 << 20)
+    .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
+    .describe('BPF ring buffer size in bytes (power of two). Env: TELEGEN_RING_BYTES'),
+  capture_max: z.number().int().min(64).max(32768).default(16384).describe('Payload bytes captured per syscall'),
+  conn_max: z.number().int().min(1024).max(1 << 22).default(1 << 20).describe('Connections tracked in the kernel LRU hash'),
+  target_pid: z.number().int().min(0).default(0).describe('Trace only this process (0 = every process)'),
+}).strict();

@@ -1,0 +1,206 @@
+// Binds each connection to a decoder (port hints + detect()), maps kernel directions to
+// request/response, reports gaps, and routes decoder records back to their connection.
+import { DIR_REQUEST, DIR_RESPONSE, KIND_UPGRADE } from '../../../decoders/abi/abi';
+import { DecoderRegistry, LoadedDecoder } from '../decoders/registry';
+import { DecodedRecord } from '../decoders/records';
+import { FeedResult } from '../decoders/instance';
+import { ConnMeta, ends } from '../model';
+import { SelfMetrics } from '../metrics/self';
+import { log, Once } from '../log';
+
+const rlog = log.child({ component: 'router' });
+
+export interface Conn {
+  stream: number;
+  meta: ConnMeta;
+  decoder?: LoadedDecoder;
+  state: 'detecting' | 'bound' | 'ignored';
+  /** Bytes seen before a decoder was chosen, replayed into it once bound. */
+  early: Array<{ fromClient: boolean; bytes: Uint8Array; ts: bigint }>;
+  earlyBytes: number;
+  invalids: number;
+  switchTo?: string;
+  lastTs: bigint;
+}
+
+export type RecordSink = (rec: DecodedRecord, conn: Conn, decoder: string) => void;
+
+export interface RouterOptions {
+  detectThreshold: number;
+  /** How many bytes to wait for before giving up on detecting a protocol. */
+  detectWindow?: number;
+  maxInvalidsPerConn?: number;
+}
+
+export class Router {
+  private nextStream = 1;
+  readonly streams = new Map<number, Conn>();
+  private readonly once = new Once();
+
+  constructor(
+    private readonly registry: DecoderRegistry,
+    private readonly sink: RecordSink,
+    private readonly metrics: SelfMetrics,
+    private readonly opts: RouterOptions,
+  ) {}
+
+  /** Called by the registry hooks for every record any decoder emits. */
+  onRecord(rec: DecodedRecord, decoderName: string): void {
+    const conn = this.streams.get(rec.stream);
+    if (!conn) {
+      this.metrics.inc('telegen_decoder_orphan_records_total', 'Records for a stream the router no longer knows', { decoder: decoderName });
+      return;
+    }
+    if (rec.kind === KIND_UPGRADE) {
+      const next = rec.attributes['telegen.protocol.next'];
+      if (typeof next === 'string') conn.switchTo = next;
+    }
+    this.sink(rec, conn, decoderName);
+  }
+
+  open(meta: ConnMeta): Conn {
+    // u32 stream ids: wrap around, skipping ids still in use (a connection lives far shorter).
+    let id = this.nextStream;
+    while (this.streams.has(id) || id === 0) id = (id + 1) >>> 0;
+    this.nextStream = (id + 1) >>> 0;
+    const conn: Conn = { stream: id, meta, state: 'detecting', early: [], earlyBytes: 0, invalids: 0, lastTs: 0n };
+    this.streams.set(id, conn);
+    return conn;
+  }
+
+  /** Bytes observed by the process that owns the socket (kernel source). */
+  dataLocal(conn: Conn, egress: boolean, bytes: Uint8Array, ts: bigint): void {
+    if (conn.state === 'ignored') return;
+    if (conn.meta.role === 'unknown') {
+      if (!this.inferRole(conn, egress, bytes)) {
+        // Mid-message bytes of a connection older than the agent: skip them until a message start.
+        conn.earlyBytes += bytes.length;
+        if (conn.earlyBytes > (this.opts.detectWindow ?? 4096) * 16) this.ignore(conn, 'role_unknown');
+        return;
+      }
+      conn.earlyBytes = 0;
+    }
+    this.data(conn, (conn.meta.role === 'client') === egress, bytes, ts);
+  }
+
+  /** A connection older than the agent: whichever side sends request-looking bytes is the client. */
+  private inferRole(conn: Conn, egress: boolean, bytes: Uint8Array): boolean {
+    const port = Math.min(conn.meta.localPort, conn.meta.remotePort);
+    for (const d of this.registry.candidates(port, conn.meta.transport)) {
+      if (d.inst.detect(DIR_REQUEST, bytes) >= this.opts.detectThreshold) {
+        conn.meta.role = egress ? 'client' : 'server';
+        return true;
+      }
+      if (d.inst.detect(DIR_RESPONSE, bytes) >= this.opts.detectThreshold) {
+        conn.meta.role = egress ? 'server' : 'client';
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private buffer(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
+    const limit = this.opts.detectWindow ?? 4096;
+    if (conn.earlyBytes + bytes.length > limit) {
+      this.ignore(conn, 'undetected');
+      return;
+    }
+    conn.early.push({ fromClient, bytes: bytes.slice(), ts });
+    conn.earlyBytes += bytes.length;
+  }
+
+  private ignore(conn: Conn, reason: string): void {
+    conn.state = 'ignored';
+    conn.early = [];
+    conn.earlyBytes = 0;
+    this.metrics.inc('telegen_connections_unparsed_total', 'Connections no decoder took', { reason });
+  }
+
+  /** In-order bytes of one direction; fromClient = client→server. */
+  data(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
+    conn.lastTs = ts;
+    if (conn.state === 'ignored') return;
+    if (conn.state === 'detecting') {
+      if (!this.bind(conn, fromClient, bytes)) {
+        this.buffer(conn, fromClient, bytes, ts);
+        return;
+      }
+      const early = conn.early;
+      conn.early = [];
+      conn.earlyBytes = 0;
+      for (const e of early) this.feed(conn, e.fromClient, e.bytes, e.ts);
+    }
+    this.feed(conn, fromClient, bytes, ts);
+  }
+
+  private bind(conn: Conn, fromClient: boolean, bytes: Uint8Array): boolean {
+    const dir = fromClient ? DIR_REQUEST : DIR_RESPONSE;
+    const { serverPort } = ends(conn.meta);
+    let best: LoadedDecoder | undefined;
+    let bestScore = 0;
+    for (const d of this.registry.candidates(serverPort, conn.meta.transport)) {
+      const s = d.inst.detect(dir, bytes);
+      if (s > bestScore) { best = d; bestScore = s; }
+      if (s >= 100) break;
+    }
+    if (!best || bestScore < this.opts.detectThreshold) return false;
+    conn.decoder = best;
+    conn.state = 'bound';
+    this.metrics.inc('telegen_connections_bound_total', 'Connections bound to a decoder', { decoder: best.name });
+    return true;
+  }
+
+  private feed(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
+    const d = conn.decoder!;
+    const r = d.inst.feed(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts);
+    if (r === 'ok') return;
+    if (r === 'ignored' && conn.switchTo) { this.switchDecoder(conn, fromClient, d.inst.rest, ts); return; }
+    this.onProblem(conn, r);
+  }
+
+  private switchDecoder(conn: Conn, fromClient: boolean, rest: Uint8Array | null, ts: bigint): void {
+    const next = conn.switchTo!;
+    conn.switchTo = undefined;
+    const old = conn.decoder!;
+    old.inst.closeStream(conn.stream);
+    const want = next === 'h2c' ? 'http2' : next;
+    const nd = [...this.registry.decoders.values()].find((x) => x.name === want || x.inst.meta.protocols.includes(want));
+    if (!nd) { this.ignore(conn, `upgrade:${next}`); return; }
+    conn.decoder = nd;
+    this.metrics.inc('telegen_connections_upgraded_total', 'Connections handed to another decoder after an Upgrade', { from: old.name, to: nd.name });
+    if (rest && rest.length) this.feed(conn, fromClient, rest.slice(), ts);
+  }
+
+  private onProblem(conn: Conn, r: FeedResult): void {
+    const name = conn.decoder!.name;
+    this.metrics.inc('telegen_decoder_stream_resets_total', 'Streams reset after a decoder refused their bytes', { decoder: name, reason: r });
+    if (r === 'trap') {
+      const err = conn.decoder!.inst.lastError;
+      if (this.once.first(`trap:${name}:${err}`)) rlog.error({ decoder: name, err }, 'decoder trapped; its streams were reset and it was restarted');
+    }
+    if (r === 'ignored') { conn.state = 'ignored'; return; }
+    if (++conn.invalids >= (this.opts.maxInvalidsPerConn ?? 16)) this.ignore(conn, `too_many_${r}`);
+  }
+
+  gap(conn: Conn, fromClient: boolean, lost: number): void {
+    this.metrics.inc('telegen_stream_gap_bytes_total', 'Stream bytes never captured (capture limit, ring full)', undefined, lost);
+    if (conn.state !== 'bound') {
+      if (conn.state === 'detecting') this.ignore(conn, 'gap_before_detect');
+      return;
+    }
+    const r = conn.decoder!.inst.gap(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost);
+    if (r !== 'ok') this.onProblem(conn, r);
+  }
+
+  close(conn: Conn): void {
+    if (conn.state === 'bound') conn.decoder!.inst.closeStream(conn.stream);
+    this.streams.delete(conn.stream);
+  }
+
+  /** Lets decoders expire exchanges that never completed; `now` is in the source's clock. */
+  tick(now: bigint): void {
+    for (const d of this.registry.decoders.values()) d.inst.tick(now);
+  }
+
+  activeConnections(): number { return this.streams.size; }
+}

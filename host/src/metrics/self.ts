@@ -1,0 +1,48 @@
+// The agent's own counters, served as Prometheus text on GET /metrics.
+export type Labels = Record<string, string | number>;
+
+interface Series { help: string; type: 'counter' | 'gauge'; values: Map<string, number> }
+
+function labelKey(labels?: Labels): string {
+  if (!labels) return '';
+  const parts = Object.keys(labels).sort().map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export class SelfMetrics {
+  private readonly series = new Map<string, Series>();
+  private readonly collectors: Array<(m: SelfMetrics) => void> = [];
+
+  private get(name: string, help: string, type: 'counter' | 'gauge'): Series {
+    let s = this.series.get(name);
+    if (!s) { s = { help, type, values: new Map() }; this.series.set(name, s); }
+    return s;
+  }
+
+  inc(name: string, help: string, labels?: Labels, by = 1): void {
+    const s = this.get(name, help, 'counter');
+    const k = labelKey(labels);
+    s.values.set(k, (s.values.get(k) ?? 0) + by);
+  }
+
+  set(name: string, help: string, value: number, labels?: Labels, type: 'counter' | 'gauge' = 'gauge'): void {
+    this.get(name, help, type).values.set(labelKey(labels), value);
+  }
+
+  value(name: string, labels?: Labels): number {
+    return this.series.get(name)?.values.get(labelKey(labels)) ?? 0;
+  }
+
+  /** Called before each scrape to copy counters owned elsewhere (native, decoders, queues). */
+  addCollector(fn: (m: SelfMetrics) => void): void { this.collectors.push(fn); }
+
+  render(): string {
+    for (const c of this.collectors) { try { c(this); } catch { /* a broken collector must not break /metrics */ } }
+    const out: string[] = [];
+    for (const [name, s] of [...this.series.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      out.push(`# HELP ${name} ${s.help}`, `# TYPE ${name} ${s.type}`);
+      for (const [k, v] of s.values) out.push(`${name}${k} ${v}`);
+    }
+    return out.join('\n') + '\n';
+  }
+}

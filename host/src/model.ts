@@ -1,0 +1,24 @@
+// What the pipeline knows about a connection, from the kernel or from a capture.
+export type Role = 'client' | 'server' | 'unknown';
+
+export interface ConnMeta {
+  /** Who we are on this connection: the process that called connect() is the client. */
+  role: Role;
+  localAddr: string;
+  localPort: number;
+  remoteAddr: string;
+  remotePort: number;
+  transport: 'tcp' | 'udp';
+  pid?: number;
+  tid?: number;
+  comm?: string;
+  cgroupId?: bigint;
+  /** Replay: the capture has no "local" side; client/server are the two ends. */
+  observer?: 'capture';
+}
+
+/** Client and server ends of a connection, whatever side observed it. */
+export function ends(c: ConnMeta): { clientAddr: string; clientPort: number; serverAddr: string; serverPort: number } {
+  if (c.role === 'server') return { clientAddr: c.remoteAddr, clientPort: c.remotePort, serverAddr: c.localAddr, serverPort: c.localPort };
+  return { clientAddr: c.localAddr, clientPort: c.localPort, serverAddr: c.remoteAddr, serverPort: c.remotePort };
+}

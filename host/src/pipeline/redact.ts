@@ -1,0 +1,91 @@
+// Host-side redaction: applied to every span before anything leaves the agent, whatever the
+// decoder emitted (a decoder is untrusted and may not know the site's policy).
+import { Attributes } from '@opentelemetry/api';
+import { PipelineConfig } from './config';
+
+export const REDACTED = 'REDACTED';
+
+export interface Redactor { (attrs: Attributes): void }
+
+export function makeRedactor(cfg: PipelineConfig['redaction']): Redactor {
+  const headerKeys = new Set<string>();
+  for (const h of cfg.headers) {
+    const n = h.toLowerCase();
+    headerKeys.add(`http.request.header.${n}`);
+    headerKeys.add(`http.response.header.${n}`);
+    headerKeys.add(`rpc.grpc.request.metadata.${n}`);
+  }
+  const params = new Set(cfg.query_params.map((q) => q.toLowerCase()));
+  return (attrs) => {
+    for (const k of Object.keys(attrs)) if (headerKeys.has(k)) attrs[k] = REDACTED;
+    const q = attrs['url.query'];
+    if (typeof q === 'string' && q.length && params.size) attrs['url.query'] = redactQuery(q, params);
+    const full = attrs['url.full'];
+    if (typeof full === 'string' && full.includes('?') && params.size) {
+      const i = full.indexOf('?');
+      attrs['url.full'] = full.slice(0, i + 1) + redactQuery(full.slice(i + 1), params);
+    }
+    const sql = attrs['db.query.text'];
+    if (cfg.sql_literals && typeof sql === 'string') attrs['db.query.text'] = redactSqlLiterals(sql);
+  };
+}
+
+export function redactQuery(query: string, params: Set<string>): string {
+  return query.split('&').map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq < 0) return kv;
+    let name = kv.slice(0, eq);
+    try { name = decodeURIComponent(name.replace(/\+/g, ' ')); } catch { /* keep raw */ }
+    return params.has(name.toLowerCase()) ? `${kv.slice(0, eq)}=${REDACTED}` : kv;
+  }).join('&');
+}
+
+/**
+ * Replaces SQL literals by `?`: quoted strings ('…' with '' escapes, E'…' with backslash escapes,
+ * $tag$…$tag$ dollar quotes), numbers not part of identifiers, and leaves identifiers, keywords,
+ * "quoted identifiers", $1 parameters and comments' structure alone.
+ */
+export function redactSqlLiterals(sql: string): string {
+  let out = '';
+  let i = 0;
+  const n = sql.length;
+  const isIdent = (c: string) => /[A-Za-z0-9_$]/.test(c);
+  while (i < n) {
+    const c = sql[i];
+    if (c === '-' && sql[i + 1] === '-') { const e = sql.indexOf('\n', i); const end = e < 0 ? n : e; out += sql.slice(i, end); i = end; continue; }
+    if (c === '/' && sql[i + 1] === '*') { const e = sql.indexOf('*/', i + 2); const end = e < 0 ? n : e + 2; out += sql.slice(i, end); i = end; continue; }
+    if (c === '"') { const e = sql.indexOf('"', i + 1); const end = e < 0 ? n : e + 1; out += sql.slice(i, end); i = end; continue; }
+    if (c === "'" || ((c === 'E' || c === 'e') && sql[i + 1] === "'" && (i === 0 || !isIdent(sql[i - 1])))) {
+      const backslash = c !== "'";
+      let j = backslash ? i + 2 : i + 1;
+      while (j < n) {
+        if (backslash && sql[j] === '\\') { j += 2; continue; }
+        if (sql[j] === "'") { if (sql[j + 1] === "'") { j += 2; continue; } break; }
+        j++;
+      }
+      out += '?';
+      i = Math.min(n, j + 1);
+      continue;
+    }
+    if (c === '$') {
+      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i));
+      if (m && (i === 0 || !isIdent(sql[i - 1]))) {
+        const tag = m[0];
+        const e = sql.indexOf(tag, i + tag.length);
+        out += '?';
+        i = e < 0 ? n : e + tag.length;
+        continue;
+      }
+      const p = /^\$\d+/.exec(sql.slice(i));
+      if (p) { out += p[0]; i += p[0].length; continue; }
+    }
+    if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(sql[i + 1] ?? ''))) {
+      if (i > 0 && isIdent(sql[i - 1])) { out += c; i++; continue; }
+      const m = /^(?:0[xX][0-9A-Fa-f]+|\d*\.?\d+(?:[eE][+-]?\d+)?)/.exec(sql.slice(i));
+      if (m) { out += '?'; i += m[0].length; continue; }
+    }
+    out += c;
+    i++;
+  }
+  return out;
+}

@@ -1,0 +1,17 @@
+// Route templating: /users/123 and /users/456 aggregate as /users/{id}, keeping span names and
+// metrics low-cardinality when no framework route is known.
+const NUMERIC = /^\d+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const HEXID = /^[0-9a-f]{16,}$/i;
+const MIXED_ID = /^(?=.*\d)[A-Za-z0-9_-]{20,}$/;
+
+export function templateRoute(path: string): string {
+  if (path === '' || path === '/') return '/';
+  const segs = path.split('/');
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i];
+    if (!s) continue;
+    if (NUMERIC.test(s) || UUID.test(s) || HEXID.test(s) || MIXED_ID.test(s)) segs[i] = '{id}';
+  }
+  return segs.join('/');
+}

@@ -1,0 +1,172 @@
+// Decoder records + connection facts → OpenTelemetry spans (ReadableSpan, sdk-trace-base 2.x shape).
+import { randomBytes } from 'crypto';
+import { Attributes, SpanKind, SpanStatusCode, SpanContext, TraceFlags, HrTime } from '@opentelemetry/api';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
+import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_TRUNCATED, FLAG_UNKNOWN } from '../../../decoders/abi/abi';
+import { DecodedRecord } from '../decoders/records';
+import { ConnMeta, ends } from '../model';
+import { processInfo } from './process';
+import { templateRoute } from './route';
+
+export const SCOPE = { name: 'telegen', version: require('../../../package.json').version as string };
+
+export interface SpanClock {
+  /** Source timestamp (kernel monotonic ns or capture epoch ns) → Unix epoch ns. */
+  toEpochNs(ts: bigint): bigint;
+}
+
+export const identityClock: SpanClock = { toEpochNs: (t) => t };
+
+/** Kernel bpf_ktime_get_ns() is CLOCK_MONOTONIC, as is process.hrtime: one offset maps both. */
+export function monotonicClock(): SpanClock {
+  const offset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  return { toEpochNs: (t) => t + offset };
+}
+
+export function hrTime(ns: bigint): HrTime {
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+}
+
+function hex(n: number): string { return randomBytes(n).toString('hex'); }
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** W3C traceparent, then b3 single, then X-B3-* multi headers. */
+export function parentFromHeaders(a: Attributes): SpanContext | undefined {
+  const tp = a['http.request.header.traceparent'];
+  if (typeof tp === 'string') {
+    const m = TRACEPARENT.exec(tp.trim().toLowerCase());
+    if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]) && !/^0+$/.test(m[3])) {
+      const ts = a['http.request.header.tracestate'];
+      return { traceId: m[2], spanId: m[3], traceFlags: parseInt(m[4], 16) & 1, isRemote: true, ...(typeof ts === 'string' ? { traceState: undefined } : {}) };
+    }
+  }
+  const b3 = a['http.request.header.b3'];
+  if (typeof b3 === 'string') {
+    const [t, s, sampled] = b3.trim().toLowerCase().split('-');
+    if (t && s && /^[0-9a-f]{16}([0-9a-f]{16})?$/.test(t) && /^[0-9a-f]{16}$/.test(s)) {
+      return { traceId: t.padStart(32, '0'), spanId: s, traceFlags: sampled === '0' ? TraceFlags.NONE : TraceFlags.SAMPLED, isRemote: true };
+    }
+  }
+  const xt = a['http.request.header.x-b3-traceid'];
+  const xs = a['http.request.header.x-b3-spanid'];
+  if (typeof xt === 'string' && typeof xs === 'string' && /^[0-9a-f]{16}([0-9a-f]{16})?$/i.test(xt) && /^[0-9a-f]{16}$/i.test(xs)) {
+    return { traceId: xt.toLowerCase().padStart(32, '0'), spanId: xs.toLowerCase(), traceFlags: a['http.request.header.x-b3-sampled'] === '0' ? TraceFlags.NONE : TraceFlags.SAMPLED, isRemote: true };
+  }
+  return undefined;
+}
+
+const CONTEXT_HEADERS = ['http.request.header.traceparent', 'http.request.header.tracestate', 'http.request.header.b3',
+  'http.request.header.x-b3-traceid', 'http.request.header.x-b3-spanid', 'http.request.header.x-b3-sampled', 'http.request.header.x-b3-parentspanid'];
+
+function spanName(a: Attributes, protocol: string): string {
+  if (a['rpc.system'] && a['rpc.service']) return `${a['rpc.service']}/${a['rpc.method'] ?? '*'}`;
+  if (a['http.request.method']) return a['http.route'] ? `${a['http.request.method']} ${a['http.route']}` : String(a['http.request.method']);
+  if (a['db.system.name']) {
+    const op = a['db.operation.name'];
+    return op ? (a['db.collection.name'] ? `${op} ${a['db.collection.name']}` : String(op)) : String(a['db.system.name']);
+  }
+  if (a['messaging.system']) {
+    const op = a['messaging.operation.name'] ?? 'kafka';
+    return a['messaging.destination.name'] ? `${op} ${a['messaging.destination.name']}` : String(op);
+  }
+  if (a['dns.question.name'] !== undefined) return `DNS ${a['dns.question.type'] ?? ''} ${a['dns.question.name']}`.replace(/\s+/g, ' ').trim();
+  return protocol;
+}
+
+function isIPv6(addr: string): boolean { return addr.includes(':') && !addr.startsWith('::ffff:'); }
+
+export function unmapV4(addr: string): string { return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr; }
+
+const resources = new Map<string, Resource>();
+function resourceFor(attrs: Record<string, string | number>): Resource {
+  const key = JSON.stringify(attrs);
+  let r = resources.get(key);
+  if (!r) {
+    if (resources.size > 4096) resources.clear();
+    r = resourceFromAttributes(attrs);
+    resources.set(key, r);
+  }
+  return r;
+}
+
+export interface BuildOptions {
+  clock: SpanClock;
+  /** Resource for spans without a process (replay). */
+  defaultService?: string;
+  hostName?: string;
+}
+
+export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: string, opts: BuildOptions): ReadableSpan | undefined {
+  if (rec.kind !== KIND_EXCHANGE) return undefined;
+  const a: Attributes = { ...rec.attributes };
+  const e = ends(conn);
+  const kind = conn.observer === 'capture' ? SpanKind.SERVER : conn.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER;
+
+  // Connection facts the decoder cannot know.
+  if (a['server.address'] === undefined) a['server.address'] = unmapV4(e.serverAddr);
+  if (a['server.port'] === undefined) a['server.port'] = e.serverPort;
+  if (kind === SpanKind.SERVER || conn.observer === 'capture') { a['client.address'] = unmapV4(e.clientAddr); a['client.port'] = e.clientPort; }
+  a['network.peer.address'] = unmapV4(conn.observer === 'capture' ? e.clientAddr : conn.remoteAddr);
+  a['network.peer.port'] = conn.observer === 'capture' ? e.clientPort : conn.remotePort;
+  a['network.transport'] = conn.transport;
+  a['network.type'] = isIPv6(conn.remoteAddr) ? 'ipv6' : 'ipv4';
+  if (typeof a['url.path'] === 'string' && a['http.route'] === undefined) a['http.route'] = templateRoute(a['url.path'] as string);
+  if (rec.flags & FLAG_NO_RESPONSE) a['telegen.no_response'] = true;
+  if (rec.flags & FLAG_NO_REQUEST) a['telegen.no_request'] = true;
+  if (rec.flags & FLAG_TRUNCATED) a['telegen.truncated'] = true;
+  if (rec.flags & FLAG_UNKNOWN) a['telegen.unknown'] = true;
+
+  let resAttrs: Record<string, string | number>;
+  if (conn.pid !== undefined) {
+    const p = processInfo(conn.pid, conn.comm);
+    a['process.pid'] = conn.pid;
+    a['process.executable.name'] = p.executableName;
+    if (p.commandLine) a['process.command_line'] = p.commandLine;
+    resAttrs = { 'service.name': p.serviceName, 'process.pid': conn.pid, 'process.executable.name': p.executableName, 'telemetry.sdk.name': 'telegen', 'telemetry.sdk.language': 'ebpf' };
+    if (opts.hostName) resAttrs['host.name'] = opts.hostName;
+  } else {
+    resAttrs = { 'service.name': opts.defaultService ?? 'telegen-replay', 'telemetry.sdk.name': 'telegen' };
+  }
+
+  const parent = kind === SpanKind.SERVER ? parentFromHeaders(a) : undefined;
+  for (const h of CONTEXT_HEADERS) delete a[h];
+  const traceId = parent?.traceId ?? hex(16);
+  const ctx: SpanContext = { traceId, spanId: hex(8), traceFlags: parent?.traceFlags ?? TraceFlags.SAMPLED };
+
+  let status: { code: SpanStatusCode; message?: string } = { code: SpanStatusCode.UNSET };
+  const http = a['http.response.status_code'];
+  if (rec.flags & FLAG_ERROR) status = { code: SpanStatusCode.ERROR };
+  else if (typeof http === 'number' && kind === SpanKind.CLIENT && http >= 400) status = { code: SpanStatusCode.ERROR };
+  if (status.code === SpanStatusCode.ERROR) {
+    if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
+    else if (a['rpc.grpc.status_code'] !== undefined) status.message = `gRPC status ${a['rpc.grpc.status_code']}`;
+    else if (a['db.response.status_code'] !== undefined) status.message = String(a['error.message'] ?? `SQLSTATE ${a['db.response.status_code']}`);
+    else if (a['dns.response_code'] !== undefined) status.message = `DNS ${a['dns.response_code']}`;
+    else if (a['kafka.error_code'] !== undefined) status.message = `Kafka error ${a['kafka.error_code']}`;
+  }
+
+  const start = opts.clock.toEpochNs(rec.tsStart);
+  let end = opts.clock.toEpochNs(rec.tsEnd);
+  if (end < start) end = start;
+  return {
+    name: spanName(a, protocol),
+    kind,
+    spanContext: () => ctx,
+    parentSpanContext: parent,
+    startTime: hrTime(start),
+    endTime: hrTime(end),
+    duration: hrTime(end - start),
+    status,
+    attributes: a,
+    links: [],
+    events: [],
+    ended: true,
+    resource: resourceFor(resAttrs),
+    instrumentationScope: SCOPE,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
