@@ -1,0 +1,236 @@
+// OTLP gRPC and HTTP/protobuf exporters: the official opentelemetry-js exporters configured from
+// a ResolvedSignalExport, wrapped so a failed export says whether it is worth retrying.
+//
+// The wrapped exporters report only SUCCESS/FAILED. We recover the OTLP spec's retryable
+// distinction from the error they hand back:
+// - gRPC: the grpc-js status code (UNAVAILABLE, DEADLINE_EXCEEDED, … are retryable) and, when the
+//   server sent one, google.rpc.RetryInfo in `grpc-status-details-bin` as retryAfterMs.
+// - HTTP: the proto exporter already retries 429/502/503/504 and network errors internally
+//   (honouring Retry-After while it fits in timeout_ms); when it gives up it reports "Export failed
+//   with retryable status" or the network error, which we map to 'retryable' so the BatchQueue's
+//   own backoff (retry.*) continues. Other statuses (400, 401, 413…) are permanent failures.
+import * as fs from 'node:fs';
+import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import type { ExportResult } from '@opentelemetry/core';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { ResolvedSignalExport, Signal } from './config';
+import type { ExportOutcome, SignalExporter } from './types';
+
+/** grpc status codes the OTLP spec lists as retryable (RESOURCE_EXHAUSTED: only with RetryInfo). */
+const RETRYABLE_GRPC = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 11 /* OUT_OF_RANGE */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */]);
+const RESOURCE_EXHAUSTED = 8;
+const RETRYABLE_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH']);
+// Messages opentelemetry-js uses for conditions that pass with time.
+const RETRYABLE_MESSAGES = [/retryable status/i, /timed out/i, /concurrent export limit/i, /socket hang up/i];
+
+// ---- google.rpc.Status / RetryInfo, decoded by hand: three tiny messages don't justify a dependency.
+function readVarint(b: Uint8Array, pos: { i: number }): number {
+  let result = 0;
+  let mul = 1;
+  for (;;) {
+    if (pos.i >= b.length) throw new Error('truncated varint');
+    const byte = b[pos.i++];
+    result += (byte & 0x7f) * mul;
+    if ((byte & 0x80) === 0) return result;
+    mul *= 128;
+  }
+}
+
+/** Calls fn(field, wireType, valueOrBytes) for each field of a protobuf message. */
+function forEachField(b: Uint8Array, fn: (field: number, wt: number, v: number | Uint8Array) => void): void {
+  const pos = { i: 0 };
+  while (pos.i < b.length) {
+    const tag = readVarint(b, pos);
+    const field = Math.floor(tag / 8);
+    const wt = tag & 7;
+    if (wt === 0) fn(field, wt, readVarint(b, pos));
+    else if (wt === 2) {
+      const len = readVarint(b, pos);
+      fn(field, wt, b.subarray(pos.i, pos.i + len));
+      pos.i += len;
+    } else if (wt === 1) pos.i += 8;
+    else if (wt === 5) pos.i += 4;
+    else throw new Error(`unsupported wire type ${wt}`);
+  }
+}
+
+/** RetryInfo.retry_delay in ms from a serialized google.rpc.Status, if present. */
+export function retryDelayFromStatusDetails(statusBin: Uint8Array): number | undefined {
+  let delay: number | undefined;
+  try {
+    forEachField(statusBin, (f, wt, v) => {
+      if (f !== 3 || wt !== 2) return; // Status.details (repeated google.protobuf.Any)
+      let typeUrl = '';
+      let value: Uint8Array | undefined;
+      forEachField(v as Uint8Array, (af, awt, av) => {
+        if (af === 1 && awt === 2) typeUrl = Buffer.from(av as Uint8Array).toString();
+        if (af === 2 && awt === 2) value = av as Uint8Array;
+      });
+      if (!typeUrl.endsWith('google.rpc.RetryInfo') || !value) return;
+      forEachField(value, (rf, rwt, rv) => {
+        if (rf !== 1 || rwt !== 2) return; // RetryInfo.retry_delay (Duration)
+        let seconds = 0;
+        let nanos = 0;
+        forEachField(rv as Uint8Array, (df, _dwt, dv) => {
+          if (df === 1) seconds = dv as number;
+          if (df === 2) nanos = dv as number;
+        });
+        delay = seconds * 1000 + Math.round(nanos / 1e6);
+      });
+    });
+  } catch {
+    return undefined;
+  }
+  return delay;
+}
+
+/** Maps an opentelemetry-js export error to the OTLP retry semantics. */
+export function classifyExportError(err: unknown, protocol: 'grpc' | 'http'): ExportOutcome {
+  const error = err instanceof Error ? err : new Error(String(err ?? 'export failed'));
+  const e = error as Error & { code?: unknown; metadata?: Metadata };
+  if (protocol === 'grpc' && typeof e.code === 'number') {
+    let retryAfterMs: number | undefined;
+    const details = e.metadata?.get?.('grpc-status-details-bin')?.[0];
+    if (details instanceof Uint8Array) retryAfterMs = retryDelayFromStatusDetails(details);
+    if (RETRYABLE_GRPC.has(e.code) || (e.code === RESOURCE_EXHAUSTED && retryAfterMs !== undefined)) {
+      return { code: 'retryable', error, retryAfterMs };
+    }
+    return { code: 'failure', error };
+  }
+  if (typeof e.code === 'string' && RETRYABLE_NET.has(e.code)) return { code: 'retryable', error };
+  // OTLPExporterError with a numeric HTTP status is a non-retryable response (the retryable ones
+  // were retried inside the exporter and come back without a code).
+  if (protocol === 'http' && typeof e.code === 'number') {
+    return [429, 502, 503, 504].includes(e.code) ? { code: 'retryable', error } : { code: 'failure', error };
+  }
+  if (RETRYABLE_MESSAGES.some((re) => re.test(error.message))) return { code: 'retryable', error };
+  return { code: 'failure', error };
+}
+
+/** What OTLPExporterBase<X> offers (X = ReadableSpan[], ResourceMetrics, ReadableLogRecord[]). */
+interface OtelExporter<X> {
+  export(items: X, resultCallback: (result: ExportResult) => void): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+function exportOnce<X>(exp: OtelExporter<X>, items: X, protocol: 'grpc' | 'http'): Promise<ExportOutcome> {
+  return new Promise((resolve) => {
+    try {
+      exp.export(items, (r) => {
+        // ExportResultCode.SUCCESS === 0
+        resolve(r.code === 0 ? { code: 'success' } : classifyExportError(r.error, protocol));
+      });
+    } catch (e) {
+      resolve(classifyExportError(e, protocol));
+    }
+  });
+}
+
+export class OtlpExporter<T> implements SignalExporter<T> {
+  readonly signal: Signal;
+  readonly target: string;
+  constructor(
+    private readonly cfg: ResolvedSignalExport,
+    private readonly inner: OtelExporter<unknown>,
+    /** 'batch': the exporter takes T[]; 'each': it takes one T per call (metrics' ResourceMetrics). */
+    private readonly shape: 'batch' | 'each',
+  ) {
+    this.signal = cfg.signal;
+    this.target = `${cfg.protocol}:${cfg.endpoint}`;
+  }
+
+  async export(batch: T[]): Promise<ExportOutcome> {
+    if (batch.length === 0) return { code: 'success' };
+    if (this.shape === 'batch') return exportOnce(this.inner, batch, this.cfg.protocol);
+    // Stop at the first non-success: the queue retries or drops the whole batch, which can
+    // duplicate the items already sent; OTLP receivers must tolerate duplicates on retry anyway.
+    for (const item of batch) {
+      const r = await exportOnce(this.inner, item, this.cfg.protocol);
+      if (r.code !== 'success') return r;
+    }
+    return { code: 'success' };
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
+function readPem(file: string | undefined, what: string): Buffer | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+function grpcOptions(cfg: ResolvedSignalExport) {
+  const metadata = new Metadata();
+  for (const [k, v] of Object.entries(cfg.headers)) metadata.set(k, v);
+  let creds: ChannelCredentials;
+  if (cfg.tls.insecure) creds = grpcCredentials.createInsecure();
+  else {
+    creds = grpcCredentials.createSsl(readPem(cfg.tls.caFile, 'CA file') ?? null, readPem(cfg.tls.keyFile, 'client key') ?? null, readPem(cfg.tls.certFile, 'client certificate') ?? null);
+  }
+  return {
+    url: cfg.endpoint,
+    metadata,
+    credentials: creds,
+    compression: cfg.compression as never, // CompressionAlgorithm is a string enum: 'gzip' | 'none'
+    timeoutMillis: cfg.timeoutMs,
+    concurrencyLimit: cfg.maxConcurrentExports,
+    userAgent: 'telegen',
+  };
+}
+
+function httpOptions(cfg: ResolvedSignalExport) {
+  const ca = readPem(cfg.tls.caFile, 'CA file');
+  const cert = readPem(cfg.tls.certFile, 'client certificate');
+  const key = readPem(cfg.tls.keyFile, 'client key');
+  return {
+    url: cfg.endpoint,
+    headers: { ...cfg.headers },
+    compression: cfg.compression as never,
+    timeoutMillis: cfg.timeoutMs,
+    concurrencyLimit: cfg.maxConcurrentExports,
+    keepAlive: true,
+    httpAgentOptions: ca || cert || key ? { keepAlive: true, ca, cert, key } : { keepAlive: true },
+    userAgent: 'telegen',
+  };
+}
+
+function requireEndpoint(cfg: ResolvedSignalExport): void {
+  if (!cfg.endpoint) throw new Error(`${cfg.signal}: no OTLP endpoint resolved (file mode)`);
+}
+
+export function createOtlpTraceExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableSpan> {
+  requireEndpoint(cfg);
+  const inner = cfg.protocol === 'grpc' ? new GrpcTraceExporter(grpcOptions(cfg)) : new ProtoTraceExporter(httpOptions(cfg));
+  return new OtlpExporter<ReadableSpan>(cfg, inner as OtelExporter<unknown>, 'batch');
+}
+
+export function createOtlpMetricExporter(cfg: ResolvedSignalExport): OtlpExporter<ResourceMetrics> {
+  requireEndpoint(cfg);
+  const inner = cfg.protocol === 'grpc' ? new GrpcMetricExporter(grpcOptions(cfg)) : new ProtoMetricExporter(httpOptions(cfg));
+  return new OtlpExporter<ResourceMetrics>(cfg, inner as OtelExporter<unknown>, 'each');
+}
+
+export function createOtlpLogExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableLogRecord> {
+  requireEndpoint(cfg);
+  const inner = cfg.protocol === 'grpc' ? new GrpcLogExporter(grpcOptions(cfg)) : new ProtoLogExporter(httpOptions(cfg));
+  return new OtlpExporter<ReadableLogRecord>(cfg, inner as OtelExporter<unknown>, 'batch');
+}

@@ -1,0 +1,67 @@
+// Cheap byte estimates for queue accounting. The queue's limit is a memory bound, so these
+// approximate what an item keeps alive on the JS heap (strings ~1 byte/char for ASCII, numbers 8,
+// object overhead a few dozen bytes) without serializing anything. They walk attributes once and
+// never recurse into deep values beyond arrays of primitives.
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+const OBJECT_OVERHEAD = 48;
+const SPAN_BASE = 320; // span object, span context, hrtimes, status, scope reference
+
+function valueBytes(v: unknown): number {
+  switch (typeof v) {
+    case 'string':
+      return v.length + 16;
+    case 'number':
+    case 'boolean':
+      return 8;
+    case 'object':
+      if (v === null) return 8;
+      if (Array.isArray(v)) {
+        let n = 16;
+        for (const x of v) n += typeof x === 'string' ? x.length + 16 : 8;
+        return n;
+      }
+      if (v instanceof Uint8Array) return v.byteLength + 16;
+      return OBJECT_OVERHEAD * 2;
+    default:
+      return 8;
+  }
+}
+
+export function attributesBytes(attrs: Record<string, unknown> | undefined): number {
+  if (!attrs) return 0;
+  let n = 0;
+  for (const k in attrs) n += k.length + 16 + valueBytes(attrs[k]);
+  return n;
+}
+
+/** Span size estimate; the shared Resource is not counted (it is one object for all spans). */
+export function estimateSpanBytes(span: ReadableSpan): number {
+  let n = SPAN_BASE + span.name.length + attributesBytes(span.attributes);
+  if (span.status.message) n += span.status.message.length;
+  for (const e of span.events) n += OBJECT_OVERHEAD + e.name.length + attributesBytes(e.attributes);
+  for (const l of span.links) n += OBJECT_OVERHEAD + 64 + attributesBytes(l.attributes);
+  return n;
+}
+
+export function estimateLogBytes(rec: ReadableLogRecord): number {
+  return 200 + valueBytes(rec.body) + (rec.severityText?.length ?? 0) + (rec.eventName?.length ?? 0) + attributesBytes(rec.attributes as Record<string, unknown>);
+}
+
+/** ResourceMetrics: data points dominate; each costs its attributes plus ~64 bytes of numbers. */
+export function estimateResourceMetricsBytes(rm: ResourceMetrics): number {
+  let n = 200;
+  for (const sm of rm.scopeMetrics) {
+    for (const m of sm.metrics) {
+      n += 120 + m.descriptor.name.length + m.descriptor.description.length;
+      for (const dp of m.dataPoints as Array<{ attributes: Record<string, unknown>; value: unknown }>) {
+        n += 64 + attributesBytes(dp.attributes);
+        const v = dp.value as { buckets?: { counts: number[] } } | number;
+        if (typeof v === 'object' && v && v.buckets) n += v.buckets.counts.length * 16;
+      }
+    }
+  }
+  return n;
+}
