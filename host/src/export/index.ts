@@ -81,8 +81,12 @@ export function createExportQueues(resolved: ResolvedExportConfig, dataDir: stri
 
 /** Shuts every queue down in parallel within one shared deadline. */
 export async function shutdownExportQueues(q: ExportQueues, deadlineMs: number): Promise<ShutdownReport[]> {
-  const all = [q.traces, q.metrics, q.logs, q.profiles].filter((x): x is BatchQueue<never> => x !== undefined);
-  return Promise.all(all.map((x) => x.shutdown(deadlineMs)));
+  const all: Array<Promise<ShutdownReport>> = [];
+  if (q.traces) all.push(q.traces.shutdown(deadlineMs));
+  if (q.metrics) all.push(q.metrics.shutdown(deadlineMs));
+  if (q.logs) all.push(q.logs.shutdown(deadlineMs));
+  if (q.profiles) all.push(q.profiles.shutdown(deadlineMs));
+  return Promise.all(all);
 }
 
 /**
