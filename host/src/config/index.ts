@@ -19,12 +19,14 @@ export const configSchema = z.object({
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),
-  otlp: z.record(z.unknown()).default({}).describe('OTLP export (see host/src/export/config.ts)'),
+  otlp: z.unknown().optional().describe('OTLP export, validated by host/src/export/config.ts (otlp.endpoint, protocol, compression, per-signal enabled/batch_size …)'),
 }).strict();
 
 export type Config = z.infer<typeof configSchema>;
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  constructor(message: string) { super(message); this.name = 'ConfigError'; }
+}
 
 /** One line per problem: `tracers.socket.capture_max: Number must be less than or equal to 65536`. */
 export function formatZodError(err: z.ZodError, source: string): string {

@@ -1,0 +1,159 @@
+// The agent: wires tracers → router → decoders → span stages → export queues, plus the API.
+// Every tracer starts on its own; one that cannot attach is reported and the rest keep running.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as http from 'http';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Config } from './config';
+import { log } from './log';
+import { SelfMetrics } from './metrics/self';
+import { DecoderRegistry, defaultDecodersDir } from './decoders/registry';
+import { Router } from './ingest/router';
+import { KernelIngest } from './ingest/kernel';
+import { recordToSpan, monotonicClock } from './pipeline/spans';
+import { countStage, filterStage, sampleStage, redactStage } from './pipeline/stages';
+import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
+import { startApi } from './api/server';
+import { ensureMounts } from './doctor/probe';
+
+const alog = log.child({ component: 'agent' });
+
+export interface TracerStatus { name: string; ok: boolean; detail: string }
+
+interface NativeTracer { close(): void; stats(): Record<string, number>; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
+
+export class Agent {
+  readonly metrics = new SelfMetrics();
+  readonly tracers: TracerStatus[] = [];
+  registry!: DecoderRegistry;
+  router!: Router;
+  kernel!: KernelIngest;
+  queues!: ExportQueues;
+  private api?: http.Server;
+  private socketTracer?: NativeTracer;
+  private timers: NodeJS.Timeout[] = [];
+  private started = 0;
+  private ready = false;
+  private firstSpanLogged = false;
+
+  constructor(readonly cfg: Config, readonly exportCfg: ResolvedExportConfig) {}
+
+  async start(): Promise<void> {
+    this.started = Date.now();
+    fs.mkdirSync(this.cfg.data_dir, { recursive: true });
+    const mounted = ensureMounts();
+    if (mounted.length) alog.info({ mounted }, 'mounted kernel filesystems');
+
+    this.queues = createExportQueues(this.exportCfg, this.cfg.data_dir, {
+      onEvent: (e) => alog.warn({ event: e }, 'export queue event'),
+    });
+    const tracesQ = this.queues.traces;
+    const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
+    const pcfg = this.cfg.pipeline;
+    const spanIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(pcfg.redaction, toExport))));
+
+    const clock = monotonicClock();
+    const hostName = os.hostname();
+    this.registry = new DecoderRegistry({
+      onRecord: (rec, inst) => this.router.onRecord(rec, inst.meta.name),
+      onLog: (level, msg, inst) => { if (level >= 2) alog.warn({ decoder: inst.meta.name, msg }, 'decoder log'); },
+      onBadRecord: (err, inst) => {
+        this.metrics.inc('telegen_decoder_bad_records_total', 'Malformed records a decoder emitted', { decoder: inst.meta.name });
+        alog.debug({ decoder: inst.meta.name, err: err.message }, 'bad record');
+      },
+    });
+    this.registry.loadDir(this.cfg.decoders.dir ?? defaultDecodersDir(), this.cfg.decoders.disabled);
+    this.registry.addPortHints(this.cfg.decoders.ports);
+    this.router = new Router(this.registry, (rec, conn, decoder) => {
+      const span = recordToSpan(rec, conn.meta, decoder, { clock, hostName });
+      if (!span) return;
+      if (!this.firstSpanLogged) { this.firstSpanLogged = true; alog.info({ name: span.name, decoder }, 'first span'); }
+      spanIn(span);
+    }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });
+    this.kernel = new KernelIngest(this.router, this.metrics);
+
+    if (this.cfg.tracers.socket.enabled) this.startSocketTracer();
+    else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });
+
+    this.metrics.addCollector((m) => this.collect(m));
+    this.timers.push(setInterval(() => {
+      if (this.kernel.lastTs > 0n) this.router.tick(this.kernel.lastTs);
+      this.kernel.expireIdle(300_000_000_000n);
+    }, 1000).unref());
+
+    if (this.cfg.api.enabled) {
+      this.api = await startApi(this.cfg.api.listen, {
+        metrics: { render: () => this.metrics.render() + renderExportMetrics(this.queues) } as SelfMetrics,
+        registry: this.registry,
+        ready: () => this.ready,
+        status: () => this.status(),
+      });
+      alog.info({ listen: this.cfg.api.listen }, 'API listening');
+    }
+    this.ready = true;
+    alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
+  }
+
+  private describeTarget(): string {
+    const t = this.exportCfg.traces;
+    return t.mode === 'file' ? `file ${this.cfg.data_dir}/traces.jsonl` : `${t.mode} ${t.endpoint}`;
+  }
+
+  private startSocketTracer(): void {
+    const sc = this.cfg.tracers.socket;
+    try {
+      // Loaded lazily: replay and doctor must work where the addon was not built.
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const native = require('./native') as typeof import('./native');
+      const t = native.openSocketTracer({
+        ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid,
+      }, (ring, index, count) => this.kernel.onBatch(ring, index, count));
+      this.socketTracer = t as unknown as NativeTracer;
+      const rep = this.socketTracer.report;
+      for (const f of rep.failed) alog.warn({ tracer: 'socket', program: f.name, err: f.error }, 'program did not attach; the rest keep running');
+      this.tracers.push({ name: 'socket', ok: rep.attached.length > 0, detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}` });
+    } catch (e) {
+      const msg = (e as Error).message;
+      alog.error({ tracer: 'socket', err: msg }, 'socket tracer could not start; run `telegen doctor`');
+      this.tracers.push({ name: 'socket', ok: false, detail: msg });
+    }
+  }
+
+  private collect(m: SelfMetrics): void {
+    for (const t of this.tracers) m.set('telegen_tracer_up', 'Whether a tracer is running (1) or not (0)', t.ok ? 1 : 0, { tracer: t.name });
+    if (this.socketTracer) {
+      const s = this.socketTracer.stats();
+      for (const [k, v] of Object.entries(s)) m.set(`telegen_bpf_${k}_total`.replace(/[^a-zA-Z0-9_]/g, '_'), `Kernel-side socket tracer counter ${k}`, v, { tracer: 'socket' }, 'counter');
+    }
+    m.set('telegen_connections_active', 'Connections the router tracks', this.router.activeConnections());
+    for (const d of this.registry.decoders.values()) {
+      for (const [k, v] of Object.entries(d.inst.counters)) m.set(`telegen_decoder_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`, `Decoder counter ${k}`, v, { decoder: d.name }, 'counter');
+      m.set('telegen_decoder_memory_bytes', 'Decoder linear memory size', d.inst.memoryBytes(), { decoder: d.name });
+    }
+    const mu = process.memoryUsage();
+    m.set('telegen_process_rss_bytes', 'Agent resident set size', mu.rss);
+    m.set('telegen_process_heap_used_bytes', 'Agent V8 heap used', mu.heapUsed);
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      pid: process.pid,
+      uptimeSeconds: (Date.now() - this.started) / 1000,
+      tracers: this.tracers,
+      exportTarget: this.describeTarget(),
+      connections: this.router?.activeConnections() ?? 0,
+    };
+  }
+
+  /** Stops capture first, lets decoders flush what they hold, then drains every queue. */
+  async stop(deadlineMs = this.exportCfg.shutdownTimeoutMs): Promise<void> {
+    this.ready = false;
+    for (const t of this.timers) clearInterval(t);
+    try { this.socketTracer?.close(); } catch (e) { alog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
+    for (const conn of [...this.router.streams.values()]) this.router.close(conn);
+    const reports = await shutdownExportQueues(this.queues, deadlineMs);
+    for (const r of reports) if ((r as { dropped?: number }).dropped) alog.warn({ report: r }, 'export items not sent before shutdown');
+    await new Promise<void>((resolve) => (this.api ? this.api.close(() => resolve()) : resolve()));
+    alog.info({ reports }, 'telegen stopped');
+  }
+}

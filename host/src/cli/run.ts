@@ -1,0 +1,31 @@
+// `telegen run`: the agent on its embedded default (OTLP/JSON files + API on 127.0.0.1).
+import { Args } from './main';
+import { loadConfig, ConfigError } from '../config';
+import { resolveExportConfig, ExportConfigError } from '../export';
+import { Agent } from '../agent';
+import { log } from '../log';
+
+export async function runCommand(args: Args): Promise<void> {
+  const overrides: Record<string, unknown> = {};
+  const dataDir = (typeof args.flags['data-dir'] === 'string' && args.flags['data-dir']) || process.env.TELEGEN_DATA_DIR;
+  if (dataDir) overrides.data_dir = dataDir;
+  const listen = (typeof args.flags['api-listen'] === 'string' && args.flags['api-listen']) || process.env.TELEGEN_API_LISTEN;
+  if (listen) overrides.api = { listen };
+  const cfg = loadConfig(typeof args.flags.config === 'string' ? args.flags.config : undefined, overrides);
+  let resolved;
+  try { resolved = resolveExportConfig(cfg.otlp ?? {}, process.env); } catch (e) {
+    if (e instanceof ExportConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+  const agent = new Agent(cfg, resolved);
+  await agent.start();
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping: flushing queues');
+    agent.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,129 @@
+// Kernel source: turns ring-buffer batches (zero-copy views from the native addon) into router
+// calls. Reads fields by the BTF-generated offsets; connection strings are built once per
+// connection, not per event.
+import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_role } from '../generated/layout';
+import { Router, Conn } from './router';
+import { ConnMeta, Role } from '../model';
+import { SelfMetrics } from '../metrics/self';
+
+const INFO_DATA = tg_data_event.conn;
+const INFO_CONN = tg_conn_event.conn;
+
+function addrString(ring: Uint8Array, off: number, family: number): string {
+  // IPv4 arrives mapped (::ffff:a.b.c.d) whatever the socket family.
+  let v4 = true;
+  for (let i = 0; i < 10; i++) if (ring[off + i] !== 0) { v4 = false; break; }
+  if (v4 && ring[off + 10] === 0xff && ring[off + 11] === 0xff) return `${ring[off + 12]}.${ring[off + 13]}.${ring[off + 14]}.${ring[off + 15]}`;
+  void family;
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((ring[off + i] << 8) | ring[off + i + 1]).toString(16));
+  // RFC 5952: compress the longest run of zero groups.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (parts[i] !== '0') { i++; continue; }
+    let j = i; while (j < 8 && parts[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return parts.join(':');
+  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}
+
+function commString(ring: Uint8Array, off: number): string {
+  let end = off;
+  while (end < off + 16 && ring[end] !== 0) end++;
+  return Buffer.from(ring.buffer, ring.byteOffset + off, end - off).toString('latin1');
+}
+
+function roleOf(v: number): Role {
+  return v === tg_role.TG_ROLE_CLIENT ? 'client' : v === tg_role.TG_ROLE_SERVER ? 'server' : 'unknown';
+}
+
+interface KConn { conn: Conn; next: [number, number] }
+
+export class KernelIngest {
+  private readonly conns = new Map<bigint, KConn>();
+  private dv: DataView | null = null;
+  private ringRef: Uint8Array | null = null;
+  lastTs = 0n;
+
+  constructor(private readonly router: Router, private readonly metrics: SelfMetrics) {}
+
+  private view(ring: Uint8Array): DataView {
+    if (this.ringRef !== ring || !this.dv) { this.ringRef = ring; this.dv = new DataView(ring.buffer, ring.byteOffset, ring.byteLength); }
+    return this.dv;
+  }
+
+  private connFor(ring: Uint8Array, dv: DataView, info: number): KConn {
+    const id = dv.getBigUint64(info + tg_conn_info.conn_id, true);
+    let k = this.conns.get(id);
+    if (k) return k;
+    const family = dv.getUint16(info + tg_conn_info.family, true);
+    const meta: ConnMeta = {
+      role: roleOf(ring[info + tg_conn_info.role]),
+      transport: 'tcp',
+      localAddr: addrString(ring, info + tg_conn_info.laddr, family),
+      localPort: dv.getUint16(info + tg_conn_info.lport, true),
+      remoteAddr: addrString(ring, info + tg_conn_info.raddr, family),
+      remotePort: dv.getUint16(info + tg_conn_info.rport, true),
+      pid: dv.getUint32(info + tg_conn_info.pid, true),
+      tid: dv.getUint32(info + tg_conn_info.tid, true),
+      comm: commString(ring, info + tg_conn_info.comm),
+      cgroupId: dv.getBigUint64(info + tg_conn_info.cgroup_id, true),
+    };
+    k = { conn: this.router.open(meta), next: [-1, -1] };
+    this.conns.set(id, k);
+    return k;
+  }
+
+  /** One batch from the native drain thread: index holds [offset, length] pairs into ring. */
+  onBatch(ring: Uint8Array, index: Uint32Array, count: number): void {
+    const dv = this.view(ring);
+    for (let i = 0; i < count; i++) {
+      const off = index[2 * i];
+      const len = index[2 * i + 1];
+      if (len < 4) continue;
+      const type = dv.getUint32(off, true);
+      if (type === tg_event_type.TG_EV_DATA) {
+        if (len < tg_data_event.size) { this.metrics.inc('telegen_ring_malformed_total', 'Ring records shorter than their type'); continue; }
+        this.onData(ring, dv, off, len);
+      } else if (type === tg_event_type.TG_EV_CONN_CLOSE) {
+        if (len < tg_conn_event.size) continue;
+        const id = dv.getBigUint64(off + INFO_CONN + tg_conn_info.conn_id, true);
+        const k = this.conns.get(id);
+        if (k) { this.router.close(k.conn); this.conns.delete(id); }
+      } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
+        if (len < tg_conn_event.size) continue;
+        this.connFor(ring, dv, off + INFO_CONN);
+      }
+    }
+  }
+
+  private onData(ring: Uint8Array, dv: DataView, off: number, len: number): void {
+    const k = this.connFor(ring, dv, off + INFO_DATA);
+    const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
+    const d = egress ? 0 : 1;
+    const pos = Number(dv.getBigUint64(off + tg_data_event.pos, true));
+    const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
+    const orig = dv.getUint32(off + tg_data_event.orig_len, true);
+    const ts = dv.getBigUint64(off + tg_data_event.ts_ns, true);
+    this.lastTs = ts;
+    const conn = k.conn;
+    const fromClientKnown = conn.meta.role !== 'unknown';
+    const fromClient = (conn.meta.role === 'client') === egress;
+    // Positions tell us about bytes the kernel never delivered (ring full, capture limit).
+    if (k.next[d] >= 0 && pos > k.next[d] && fromClientKnown) this.router.gap(conn, fromClient, pos - k.next[d]);
+    k.next[d] = pos + orig;
+    if (plen > 0) this.router.dataLocal(conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
+    if (orig > plen && conn.meta.role !== 'unknown') this.router.gap(conn, (conn.meta.role === 'client') === egress, orig - plen);
+  }
+
+  /** Connections the kernel closed while the ring was full never get a close event: expire them. */
+  expireIdle(maxIdleNs: bigint): void {
+    for (const [id, k] of this.conns) {
+      if (this.lastTs - k.conn.lastTs > maxIdleNs && k.conn.lastTs > 0n) { this.router.close(k.conn); this.conns.delete(id); }
+    }
+  }
+
+  size(): number { return this.conns.size; }
+}
