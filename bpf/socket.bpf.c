@@ -376,20 +376,28 @@ int tg_in_close(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- exit side ---- */
 
+/* Clamp done in one register the verifier can see: a C clamp lets clang test a copy and
+ * pass the unclamped original to the helper. */
+#define CLAMP_REG(v, max) \
+	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
+
 /* Copies n (<= TG_CAPTURE_LIMIT) user bytes to payload[off] with off < TG_CAPTURE_LIMIT;
  * returns the bytes copied (0 on a fault). */
 static __always_inline __u32 copy_user(struct scratch *s, __u32 off, __u64 src, __u32 n)
 {
 	if (off >= TG_CAPTURE_LIMIT)
 		return 0;
-	if (n > TG_CAPTURE_LIMIT)
-		n = TG_CAPTURE_LIMIT;
-	barrier_var(n);
-	if (bpf_probe_read_user(&s->payload[off], n, (void *)src)) {
+	/* Callers keep off below the limit; clang knows it and drops the test above, the
+	 * verifier does not, so restate it in a form that survives. */
+	__u64 at = off;
+	asm volatile("%[x] &= %[m]" : [x] "+r"(at) : [m] "i"(TG_CAPTURE_LIMIT - 1));
+	__u64 len = n;
+	CLAMP_REG(len, TG_CAPTURE_LIMIT);
+	if (bpf_probe_read_user(&s->payload[at], len, (void *)src)) {
 		stat_inc(TG_STAT_READ_FAULT);
 		return 0;
 	}
-	return n;
+	return len;
 }
 
 static __always_inline __u32 copy_iov(struct scratch *s, __u64 iovp, __u64 iovcnt, __u32 want)
@@ -455,10 +463,9 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 	if (got < moved)
 		stat_inc(TG_STAT_TRUNCATED);
 
-	if (got > TG_CAPTURE_LIMIT)
-		got = TG_CAPTURE_LIMIT;
-	barrier_var(got);
-	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + got, 0));
+	__u64 size = got;
+	CLAMP_REG(size, TG_CAPTURE_LIMIT);
+	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0));
 }
 
 static __always_inline struct call_args *take_call(__u64 id, struct call_args *out)

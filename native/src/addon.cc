@@ -1,0 +1,14 @@
+#include <napi.h>
+
+#include "socket_tracer.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("SocketTracer", telegen::SocketTracer::Init(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(telegen_native, Init)

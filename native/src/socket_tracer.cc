@@ -1,0 +1,316 @@
+#include "socket_tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/types.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include "telegen.h"
+#include "socket.h"
+#include "socket.skel.h"
+
+namespace telegen {
+
+namespace {
+
+// libbpf reports verifier logs and attach failures through its print callback; keep the
+// recent tail so a failure report can say why instead of just an errno.
+std::mutex g_log_mu;
+std::string g_log;
+
+int CaptureLibbpfLog(enum libbpf_print_level level, const char *fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[2048];
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  std::lock_guard<std::mutex> lk(g_log_mu);
+  g_log.append(buf);
+  if (g_log.size() > 65536) g_log.erase(0, g_log.size() - 65536);
+  return 0;
+}
+
+std::string TakeLog(size_t tail = 1500) {
+  std::lock_guard<std::mutex> lk(g_log_mu);
+  std::string s;
+  s.swap(g_log);
+  if (s.size() > tail) s = "..." + s.substr(s.size() - tail);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
+
+struct Options {
+  uint64_t ring_bytes = TG_RING_BYTES_DEFAULT;
+  uint32_t capture_max = TG_CAPTURE_DEFAULT;
+  uint32_t conn_max = TG_CONN_MAX_DEFAULT;
+  uint32_t self_pid = 0;
+  uint32_t target_pid = 0;
+};
+
+uint64_t NumberOpt(Napi::Object o, const char *key, uint64_t def, uint64_t min, uint64_t max) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return def;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) || d != static_cast<uint64_t>(d))
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(min) +
+                                             ", " + std::to_string(max) + "]");
+  return static_cast<uint64_t>(d);
+}
+
+Options ParseOptions(Napi::Env env, Napi::Value v) {
+  Options o;
+  o.self_pid = getpid();
+  if (v.IsUndefined()) return o;
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "options must be an object");
+  Napi::Object obj = v.As<Napi::Object>();
+  uint64_t page = sysconf(_SC_PAGESIZE);
+  uint64_t ring = NumberOpt(obj, "ringBytes", o.ring_bytes, page, 1ULL << 30);
+  // The kernel wants a power-of-two multiple of the page size.
+  uint64_t p2 = page;
+  while (p2 < ring) p2 <<= 1;
+  o.ring_bytes = p2;
+  o.capture_max = NumberOpt(obj, "captureMax", o.capture_max, 1, TG_CAPTURE_LIMIT);
+  o.conn_max = NumberOpt(obj, "connMax", o.conn_max, 1, 1U << 26);
+  o.self_pid = NumberOpt(obj, "selfPid", o.self_pid, 0, UINT32_MAX);
+  o.target_pid = NumberOpt(obj, "targetPid", o.target_pid, 0, UINT32_MAX);
+  return o;
+}
+
+// Opens and loads the skeleton with the programs in `disabled` left out. On failure returns
+// nullptr and the reason (with the verifier's tail) in *err.
+socket_bpf *LoadSkeleton(const Options &o, const std::set<std::string> &disabled, std::string *err) {
+  socket_bpf *s = socket_bpf__open();
+  if (!s) {
+    *err = "open: " + ErrStr(errno) + " " + TakeLog();
+    return nullptr;
+  }
+  s->rodata->self_pid = o.self_pid;
+  s->rodata->target_pid = o.target_pid;
+  s->rodata->capture_max = o.capture_max;
+  int ncpu = libbpf_num_possible_cpus();
+  bpf_map__set_max_entries(s->maps.tg_conns, o.conn_max);
+  bpf_map__set_max_entries(s->maps.tg_ring, o.ring_bytes);
+  bpf_map__set_max_entries(s->maps.tg_scratch, ncpu > 0 ? ncpu : 1);
+  bpf_program *p;
+  bpf_object__for_each_program(p, s->obj) {
+    if (disabled.count(bpf_program__name(p))) bpf_program__set_autoload(p, false);
+  }
+  TakeLog();
+  int e = socket_bpf__load(s);
+  if (e) {
+    *err = "load: " + ErrStr(e) + "\n" + TakeLog();
+    socket_bpf__destroy(s);
+    return nullptr;
+  }
+  return s;
+}
+
+std::vector<std::string> ProgramNames() {
+  std::vector<std::string> names;
+  socket_bpf *s = socket_bpf__open();
+  if (!s) return names;
+  bpf_program *p;
+  bpf_object__for_each_program(p, s->obj) names.push_back(bpf_program__name(p));
+  socket_bpf__destroy(s);
+  return names;
+}
+
+// libbpf finds tracepoint ids under tracefs; mount it when this mount namespace lacks it.
+void EnsureTracefs(std::vector<std::string> *mounted) {
+  if (access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+    return;
+  if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0) mounted->push_back("/sys/kernel/tracing");
+}
+
+}  // namespace
+
+Napi::Function SocketTracer::Init(Napi::Env env) {
+  libbpf_set_print(CaptureLibbpfLog);
+  return DefineClass(env, "SocketTracer",
+                     {
+                         InstanceMethod<&SocketTracer::Open>("open"),
+                         InstanceMethod<&SocketTracer::Stats>("stats"),
+                         InstanceMethod<&SocketTracer::MapStats>("mapStats"),
+                         InstanceMethod<&SocketTracer::Close>("close"),
+                         InstanceAccessor<&SocketTracer::GetRing>("ring"),
+                         InstanceAccessor<&SocketTracer::GetIndex>("index"),
+                     });
+}
+
+SocketTracer::SocketTracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<SocketTracer>(info) {}
+
+SocketTracer::~SocketTracer() {
+  reader_.reset();
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+  if (skel_) socket_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+// open(options, handler(count)) → { attached, failed, progIds, mounted, ringBytes, ... }
+Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (skel_) throw Napi::Error::New(env, "already open");
+  Options o = ParseOptions(env, info[0]);
+  if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "handler must be a function");
+  Napi::Function handler = info[1].As<Napi::Function>();
+
+  Napi::Object report = Napi::Object::New(env);
+  Napi::Array failed = Napi::Array::New(env);
+  auto add_failed = [&](const std::string &name, const std::string &error) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("name", name);
+    f.Set("error", error);
+    failed.Set(failed.Length(), f);
+  };
+
+  std::vector<std::string> mounted;
+  EnsureTracefs(&mounted);
+
+  std::string err;
+  std::set<std::string> disabled;
+  socket_bpf *skel = LoadSkeleton(o, disabled, &err);
+  if (!skel) {
+    // libbpf loads all programs or none. Find the ones this kernel rejects, one at a time
+    // with tiny maps, and load the rest: one bad program must not take the tracer down.
+    std::string first_err = err;
+    Options probe = o;
+    probe.conn_max = 64;
+    probe.ring_bytes = sysconf(_SC_PAGESIZE);
+    std::vector<std::string> names = ProgramNames();
+    for (const std::string &n : names) {
+      std::set<std::string> others;
+      for (const std::string &m : names)
+        if (m != n) others.insert(m);
+      std::string perr;
+      socket_bpf *one = LoadSkeleton(probe, others, &perr);
+      if (one) {
+        socket_bpf__destroy(one);
+      } else {
+        disabled.insert(n);
+        add_failed(n, perr);
+      }
+    }
+    if (disabled.size() < names.size()) skel = LoadSkeleton(o, disabled, &err);
+    if (!skel) throw Napi::Error::New(env, "socket tracer did not load: " + first_err);
+  }
+  skel_ = skel;
+
+  Napi::Array attached = Napi::Array::New(env);
+  Napi::Array prog_ids = Napi::Array::New(env);
+  bpf_program *p;
+  bpf_object__for_each_program(p, skel_->obj) {
+    if (!bpf_program__autoload(p)) continue;
+    const char *name = bpf_program__name(p);
+    bpf_prog_info pinfo{};
+    __u32 plen = sizeof(pinfo);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pinfo, &plen) == 0) prog_ids.Set(prog_ids.Length(), pinfo.id);
+    TakeLog();
+    bpf_link *link = bpf_program__attach(p);
+    if (!link) {
+      int e = errno;
+      std::string log = TakeLog(400);
+      add_failed(name, "attach: " + ErrStr(e) + (log.empty() ? "" : "\n" + log));
+      continue;
+    }
+    links_.push_back(link);
+    attached.Set(attached.Length(), name);
+  }
+
+  try {
+    reader_ = std::make_unique<RingReader>(env, bpf_map__fd(skel_->maps.tg_ring),
+                                           bpf_map__max_entries(skel_->maps.tg_ring), handler);
+  } catch (...) {
+    Teardown();
+    throw;
+  }
+  reader_->Start();
+
+  Napi::Array mounted_js = Napi::Array::New(env);
+  for (const std::string &m : mounted) mounted_js.Set(mounted_js.Length(), m);
+  report.Set("attached", attached);
+  report.Set("failed", failed);
+  report.Set("progIds", prog_ids);
+  report.Set("mounted", mounted_js);
+  report.Set("ringBytes", Napi::Number::New(env, static_cast<double>(o.ring_bytes)));
+  report.Set("captureMax", o.capture_max);
+  report.Set("connMax", o.conn_max);
+  report.Set("selfPid", o.self_pid);
+  report.Set("targetPid", o.target_pid);
+  return report;
+}
+
+// Kernel counters summed over CPUs, indexed by enum tg_stat, plus the reader's own.
+Napi::Value SocketTracer::Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_) throw Napi::Error::New(env, "not open");
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<__u64> per_cpu(ncpu > 0 ? ncpu : 1);
+  Napi::Array kernel = Napi::Array::New(env, TG_STAT_MAX);
+  int fd = bpf_map__fd(skel_->maps.tg_stats);
+  for (__u32 i = 0; i < TG_STAT_MAX; i++) {
+    double sum = 0;
+    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) == 0)
+      for (__u64 v : per_cpu) sum += static_cast<double>(v);
+    kernel.Set(i, Napi::Number::New(env, sum));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kernel", kernel);
+  out.Set("batches", Napi::Number::New(env, static_cast<double>(reader_ ? reader_->Batches() : 0)));
+  out.Set("records", Napi::Number::New(env, static_cast<double>(reader_ ? reader_->Records() : 0)));
+  out.Set("ringPendingBytes", Napi::Number::New(env, static_cast<double>(reader_ ? reader_->PendingBytes() : 0)));
+  return out;
+}
+
+// Walks the connection map's keys: O(entries) syscalls, for diagnostics and tests only.
+Napi::Value SocketTracer::MapStats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_) throw Napi::Error::New(env, "not open");
+  int fd = bpf_map__fd(skel_->maps.tg_conns);
+  __u64 key = 0, next = 0;
+  double n = 0;
+  void *prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    n++;
+    key = next;
+    prev = &key;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("conns", Napi::Number::New(env, n));
+  out.Set("connMax", bpf_map__max_entries(skel_->maps.tg_conns));
+  out.Set("ringBytes", Napi::Number::New(env, static_cast<double>(bpf_map__max_entries(skel_->maps.tg_ring))));
+  return out;
+}
+
+void SocketTracer::Teardown() {
+  // Links first so nothing new is produced while the reader winds down.
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+  if (reader_) reader_->Stop();
+  reader_.reset();
+  if (skel_) socket_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+Napi::Value SocketTracer::Close(const Napi::CallbackInfo &info) {
+  Teardown();
+  return info.Env().Undefined();
+}
+
+Napi::Value SocketTracer::GetRing(const Napi::CallbackInfo &info) {
+  return reader_ ? reader_->RingView(info.Env()) : info.Env().Null();
+}
+
+Napi::Value SocketTracer::GetIndex(const Napi::CallbackInfo &info) {
+  return reader_ ? reader_->IndexView(info.Env()) : info.Env().Null();
+}
+
+}  // namespace telegen
