@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything telegen needs on a fresh Debian 12 machine (as root), then builds it.
+# Idempotent: re-running only installs what is missing and rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # build: BPF toolchain (CO-RE objects, skeletons), native addon against the system libbpf
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ python3
+  # tests: real peers and the independent oracle
+  tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to install: ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build
