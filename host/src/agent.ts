@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as http from 'http';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Config } from './config';
+import { FLAG_NO_REQUEST } from '../../decoders/abi/abi';
 import { log } from './log';
 import { SelfMetrics } from './metrics/self';
 import { DecoderRegistry, defaultDecodersDir } from './decoders/registry';
@@ -66,7 +67,10 @@ export class Agent {
     this.registry.addPortHints(this.cfg.decoders.ports);
     this.router = new Router(this.registry, (rec, conn, decoder) => {
       const span = recordToSpan(rec, conn.meta, decoder, { clock, hostName });
-      if (!span) return;
+      if (!span) {
+        if (rec.flags & FLAG_NO_REQUEST) this.metrics.inc('telegen_exchanges_without_request_total', 'Responses whose request was never seen (no span)', { decoder });
+        return;
+      }
       if (!this.firstSpanLogged) { this.firstSpanLogged = true; alog.info({ name: span.name, decoder }, 'first span'); }
       spanIn(span);
     }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });

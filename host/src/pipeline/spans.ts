@@ -100,6 +100,9 @@ export interface BuildOptions {
 
 export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: string, opts: BuildOptions): ReadableSpan | undefined {
   if (rec.kind !== KIND_EXCHANGE) return undefined;
+  // A response whose request we never saw (joined mid-connection, request lost): no span — the
+  // caller counts it. A span without its operation would be noise in every backend.
+  if (rec.flags & FLAG_NO_REQUEST) return undefined;
   const a: Attributes = { ...rec.attributes };
   const e = ends(conn);
   const kind = conn.observer === 'capture' ? SpanKind.SERVER : conn.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER;

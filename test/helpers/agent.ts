@@ -1,0 +1,161 @@
+// End-to-end helpers: run the real agent (bin/telegen run) as root and read what it exported.
+import { spawn, ChildProcess, execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as net from 'net';
+import { repoRoot } from './decoder';
+
+export interface FlatSpan {
+  name: string;
+  kind: number; // OTLP: 1 internal, 2 server, 3 client
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  start: bigint;
+  end: bigint;
+  status: { code?: number; message?: string };
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+}
+
+/** BPF needs root; under CI a test that needs BPF fails instead of skipping. */
+export function bpfUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root for BPF';
+  if (!fs.existsSync(path.join(repoRoot, 'native', 'build', 'Release', 'telegen_native.node'))) return 'native addon not built (npm run build)';
+  return undefined;
+}
+
+export function requireBpf(t: { skip(msg?: string): void }): boolean {
+  const why = bpfUnavailable();
+  if (!why) return true;
+  if (process.env.CI === 'true') throw new Error(`BPF test cannot run under CI: ${why}`);
+  t.skip(why);
+  return false;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+export function otlpValue(v: Record<string, unknown> | undefined): unknown {
+  if (!v) return undefined;
+  if ('stringValue' in v) return v.stringValue;
+  if ('intValue' in v) return Number(v.intValue);
+  if ('doubleValue' in v) return v.doubleValue;
+  if ('boolValue' in v) return v.boolValue;
+  if ('arrayValue' in v) return ((v.arrayValue as { values?: Array<Record<string, unknown>> }).values ?? []).map(otlpValue);
+  return undefined;
+}
+
+export function attrsToObject(list: Array<{ key: string; value: Record<string, unknown> }> | undefined): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const a of list ?? []) o[a.key] = otlpValue(a.value);
+  return o;
+}
+
+/** Flattens OTLP/JSON ExportTraceServiceRequest lines (the Collector file-exporter format). */
+export function readSpansJsonl(file: string): FlatSpan[] {
+  if (!fs.existsSync(file)) return [];
+  const out: FlatSpan[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const req = JSON.parse(line);
+    for (const rs of req.resourceSpans ?? []) {
+      const resource = attrsToObject(rs.resource?.attributes);
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const s of ss.spans ?? []) {
+          out.push({
+            name: s.name, kind: s.kind, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId || undefined,
+            start: BigInt(s.startTimeUnixNano), end: BigInt(s.endTimeUnixNano), status: s.status ?? {},
+            attributes: attrsToObject(s.attributes), resource,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export interface RunningAgent {
+  proc: ChildProcess;
+  dataDir: string;
+  apiPort: number;
+  logs: string[];
+  api(p: string): Promise<Response>;
+  stop(): Promise<number | null>;
+  spans(): FlatSpan[];
+}
+
+export async function startAgent(opts: { env?: Record<string, string>; config?: string } = {}): Promise<RunningAgent> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-e2e-'));
+  const apiPort = await freePort();
+  const args = [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`];
+  if (opts.config) args.push('--config', opts.config);
+  const logs: string[] = [];
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, TELEGEN_OTLP_FLUSH_INTERVAL_MS: '200', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (d) => logs.push(String(d)));
+  proc.stderr!.on('data', (d) => logs.push(String(d)));
+  const api = (p: string) => fetch(`http://127.0.0.1:${apiPort}${p}`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}: ${logs.join('')}`);
+    try { if ((await api('/readyz')).ok) break; } catch { /* not yet */ }
+    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`agent not ready in 30 s: ${logs.join('')}`); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    proc, dataDir, apiPort, logs, api,
+    stop: () => new Promise((resolve) => {
+      if (proc.exitCode !== null) return resolve(proc.exitCode);
+      const t = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
+      proc.kill('SIGTERM');
+    }),
+    spans: () => readSpansJsonl(path.join(dataDir, 'traces.jsonl')),
+  };
+}
+
+export interface Served { proc: ChildProcess; port: number; stop(): Promise<void> }
+
+/** Starts a server process that prints its port, or listens on the given one. */
+export async function startServer(cmd: string, args: string[], opts: { port?: number; readyPattern?: RegExp; cwd?: string } = {}): Promise<Served> {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${cmd} did not start: ${out}`)), 15_000);
+    const on = (d: Buffer) => {
+      out += String(d);
+      const m = (opts.readyPattern ?? /listening (\d+)/).exec(out);
+      if (m) { clearTimeout(t); resolve(opts.port ?? Number(m[1])); }
+    };
+    proc.stdout!.on('data', on);
+    proc.stderr!.on('data', on);
+    proc.once('exit', (c) => { clearTimeout(t); reject(new Error(`${cmd} exited ${c}: ${out}`)); });
+  });
+  return {
+    proc, port,
+    stop: () => new Promise((resolve) => { if (proc.exitCode !== null) return resolve(); proc.once('exit', () => resolve()); proc.kill('SIGTERM'); setTimeout(() => proc.kill('SIGKILL'), 3000).unref(); }),
+  };
+}
+
+export function curl(args: string[]): string {
+  return execFileSync('curl', ['-sS', '--max-time', '20', ...args], { encoding: 'latin1', maxBuffer: 64 << 20 });
+}
+
+export async function waitFor<T>(fn: () => T | undefined | false, ms = 15_000, every = 200): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
