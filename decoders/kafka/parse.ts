@@ -1,0 +1,737 @@
+// Kafka frames: size-prefixed headers and the bodies of the APIs we describe. Every read is
+// bounds-checked against the bytes present (rEnd) and the message's declared end (rMsgEnd); a
+// failed read clears rOk and every loop stops, so hostile input ends the walk, never traps.
+import {
+  Exchange, MAX_MESSAGE, STR_CAP, TOPICS_CAP, NONE, knownApi, maxVersion, isFlexible,
+  API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA, API_OFFSET_COMMIT, API_OFFSET_FETCH,
+  API_FIND_COORDINATOR, API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP,
+  API_API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID, API_DESCRIBE_GROUPS,
+  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_DELETE_GROUPS,
+} from "./types";
+
+// ---- reader -------------------------------------------------------------------------------
+
+let rp: usize = 0;       // read position
+let rEnd: usize = 0;     // end of the bytes present (message end or window end)
+let rMsgEnd: usize = 0;  // declared end of the message (may lie beyond the window)
+let rOk: bool = true;
+let rFlex: bool = false; // compact encodings + tagged fields (flexible versions)
+// Last string read: pointer and length (-1 = null).
+let sPtr: usize = 0;
+let sLen: i32 = -1;
+
+export function readerInit(start: usize, present: usize, declared: usize, flex: bool): void {
+  rp = start; rEnd = present; rMsgEnd = declared; rOk = true; rFlex = flex;
+}
+export function readerOk(): bool { return rOk; }
+export function readerPos(): usize { return rp; }
+export function setFlex(flex: bool): void { rFlex = flex; }
+
+@inline function need(n: usize): bool {
+  if (!rOk || rp + n > rEnd || rp + n < rp) { rOk = false; return false; }
+  return true;
+}
+
+export function rdI8(): i32 {
+  if (!need(1)) return 0;
+  const v = <i32>load<i8>(rp); rp += 1; return v;
+}
+export function rdI16(): i32 {
+  if (!need(2)) return 0;
+  const v = <i32><i16>bswap<u16>(load<u16>(rp)); rp += 2; return v;
+}
+export function rdI32(): i32 {
+  if (!need(4)) return 0;
+  const v = <i32>bswap<u32>(load<u32>(rp)); rp += 4; return v;
+}
+export function rdI64(): i64 {
+  if (!need(8)) return 0;
+  const v = <i64>bswap<u64>(load<u64>(rp)); rp += 8; return v;
+}
+/** Unsigned varint of at most 5 bytes (32 bits); longer or overflowing is malformed. */
+export function rdUvarint(): u32 {
+  let v: u32 = 0;
+  for (let shift: u32 = 0; shift < 35; shift += 7) {
+    if (!need(1)) return 0;
+    const b = <u32>load<u8>(rp); rp += 1;
+    if (shift == 28 && (b & 0xf0) != 0) { rOk = false; return 0; }
+    v |= (b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return v;
+  }
+  rOk = false;
+  return 0;
+}
+export function skip(n: i64): void {
+  if (!rOk) return;
+  if (n < 0 || <u64>n > <u64>(rEnd - rp)) { rOk = false; return; }
+  rp += <usize>n;
+}
+
+/** Array length: int32 (-1 null) or compact uvarint N+1 (0 null). Returns -1 for null. A count
+ *  larger than the bytes left in the message is hostile: each element takes at least one byte. */
+export function rdArrayLen(): i32 {
+  let n: i64;
+  if (rFlex) n = <i64>rdUvarint() - 1;
+  else n = <i64>rdI32();
+  if (!rOk) return -1;
+  if (n < -1 || n > <i64>(rMsgEnd - rp)) { rOk = false; return -1; }
+  return <i32>n;
+}
+
+/** String: int16 length (-1 null) or compact uvarint N+1. Sets sPtr/sLen. */
+export function rdStr(): void {
+  let n: i64;
+  if (rFlex) n = <i64>rdUvarint() - 1;
+  else n = <i64>rdI16();
+  sLen = -1; sPtr = 0;
+  if (!rOk || n < 0) { if (n < -1) rOk = false; return; }
+  if (!need(<usize>n)) return;
+  sPtr = rp; sLen = <i32>n; rp += <usize>n;
+}
+/** Always a classic int16 string (the request header's client_id, even in header v2). */
+export function rdStrClassic(): void {
+  const n = rdI16();
+  sLen = -1; sPtr = 0;
+  if (!rOk || n < 0) { if (n < -1) rOk = false; return; }
+  if (!need(<usize>n)) return;
+  sPtr = rp; sLen = n; rp += <usize>n;
+}
+export function strPtr(): usize { return sPtr; }
+export function strLen(): i32 { return sLen; }
+
+/** Bytes / records field length: int32 or compact uvarint N+1; -1 null. Does not advance over
+ *  the content. The content may extend beyond the window (message larger than the window). */
+export function rdBytesLen(): i64 {
+  let n: i64;
+  if (rFlex) n = <i64>rdUvarint() - 1;
+  else n = <i64>rdI32();
+  if (!rOk) return -1;
+  if (n < -1 || n > <i64>(rMsgEnd - rp)) { rOk = false; return -1; }
+  return n;
+}
+export function skipBytes(): void {
+  const n = rdBytesLen();
+  if (n > 0) skip(n);
+}
+export function skipStr(): void { rdStr(); }
+export function skipTagged(): void {
+  if (!rFlex || !rOk) return;
+  const n = rdUvarint();
+  for (let i: u32 = 0; i < n && rOk; i++) {
+    rdUvarint();
+    const size = rdUvarint();
+    skip(<i64>size);
+  }
+}
+function skipI32Array(): void {
+  const n = rdArrayLen();
+  if (n > 0) skip(<i64>n * 4);
+}
+function skipI64Array(): void {
+  const n = rdArrayLen();
+  if (n > 0) skip(<i64>n * 8);
+}
+
+// ---- header checks --------------------------------------------------------------------------
+
+@inline export function beI32(p: usize): i32 { return <i32>bswap<u32>(load<u32>(p)); }
+@inline export function beI16(p: usize): i32 { return <i32><i16>bswap<u16>(load<u16>(p)); }
+
+/** Is there a plausible request header at p (size, api key, version, correlation id, client id)?
+ *  Needs 14 bytes; the client id's bytes are checked when present. */
+export function plausibleRequest(p: usize, end: usize): bool {
+  if (p + 14 > end) return false;
+  const size = beI32(p);
+  if (size < 10 || size > MAX_MESSAGE) return false;
+  const key = beI16(p + 4);
+  const ver = beI16(p + 6);
+  if (!knownApi(key) || ver < 0 || ver > maxVersion(key)) return false;
+  if (beI32(p + 8) < 0) return false;
+  const cl = beI16(p + 12);
+  if (cl < -1 || cl > size - 10) return false;
+  if (cl > 0) {
+    const q = p + 14;
+    const n = <usize>cl;
+    const stop = q + n < end ? q + n : end;
+    for (let s = q; s < stop; s++) {
+      const c = load<u8>(s);
+      if (c < 0x20 || c > 0x7e) return false;
+    }
+  }
+  return true;
+}
+
+// ---- exchange fields --------------------------------------------------------------------------
+
+export function copyStr(dst: StaticArray<u8>, ptr: usize, len: i32): i32 {
+  const n = len > STR_CAP ? STR_CAP : len;
+  if (n > 0) memory.copy(changetype<usize>(dst), ptr, <usize>n);
+  return n;
+}
+
+/** Adds a topic name to the exchange's distinct list (first one = messaging.destination.name). */
+function noteTopic(x: Exchange, ptr: usize, len: i32): void {
+  if (len < 0) return;
+  if (x.inResponse && x.reqTopicCount > 0) return;
+  const base = changetype<usize>(x.topics);
+  let q: i32 = 0;
+  while (q + 2 <= x.topicsUsed) {
+    const n = <i32>load<u16>(base + <usize>q);
+    if (n == len && memory.compare(base + <usize>q + 2, ptr, <usize>len) == 0) return;
+    q += 2 + n;
+  }
+  if (x.topicsUsed + 2 + len > TOPICS_CAP) { x.topicCount++; return; }
+  store<u16>(base + <usize>x.topicsUsed, <u16>len);
+  memory.copy(base + <usize>x.topicsUsed + 2, ptr, <usize>len);
+  x.topicsUsed += 2 + len;
+  x.topicCount++;
+}
+
+function noteTopicId(x: Exchange, ptr: usize): void {
+  if (x.inResponse && (x.reqTopicCount > 0 || x.hasTopicId)) return;
+  // A name learnt from a Metadata response is better than the id.
+  const name = topicNameForId(ptr);
+  if (name >= 0) {
+    noteTopic(x, TOPIC_MAP + <usize>name * TOPIC_SLOT + 17, <i32>load<u8>(TOPIC_MAP + <usize>name * TOPIC_SLOT + 16));
+    return;
+  }
+  if (!x.hasTopicId) {
+    memory.copy(changetype<usize>(x.topicId), ptr, 16);
+    x.hasTopicId = true;
+  }
+}
+
+function notePartition(x: Exchange, partition: i32): void {
+  if (x.inResponse && x.reqPartitionCount > 0) return;
+  if (x.partitionCount == 0) x.partition = partition;
+  x.partitionCount++;
+}
+
+@inline function noteError(x: Exchange, code: i32): void {
+  if (code != 0 && x.errorCode == 0) x.errorCode = code;
+}
+
+function noteGroup(x: Exchange): void {
+  if (sLen >= 0 && x.groupLen < 0) x.groupLen = copyStr(x.group, sPtr, sLen);
+}
+
+/** Reads a topic name (versions < idFrom) or a topic id (uuid, versions >= idFrom). */
+function readTopic(x: Exchange, ver: i32, idFrom: i32): void {
+  if (ver >= idFrom) {
+    if (need(16)) { noteTopicId(x, rp); rp += 16; }
+  } else {
+    rdStr();
+    if (rOk) noteTopic(x, sPtr, sLen);
+  }
+}
+
+// ---- topic id -> name (learnt from Metadata v10+ responses, shared by all streams) ----------
+
+const TOPIC_SLOTS: usize = 256;
+const TOPIC_SLOT: usize = 16 + 1 + 250; // id, name length, name (topic names are <= 249 bytes)
+const TOPIC_MAP: usize = memory.data(<i32>(TOPIC_SLOTS * TOPIC_SLOT));
+const TOPIC_USED: usize = memory.data(<i32>TOPIC_SLOTS);
+
+function topicHash(id: usize): usize {
+  return <usize>(load<u32>(id) ^ load<u32>(id, 4) ^ load<u32>(id, 8) ^ load<u32>(id, 12)) & (TOPIC_SLOTS - 1);
+}
+function topicNameForId(id: usize): i32 {
+  let h = topicHash(id);
+  for (let i = 0; i < 8; i++) {
+    const s = (h + <usize>i) & (TOPIC_SLOTS - 1);
+    if (load<u8>(TOPIC_USED + s) == 0) return -1;
+    if (memory.compare(TOPIC_MAP + s * TOPIC_SLOT, id, 16) == 0) return <i32>s;
+  }
+  return -1;
+}
+function rememberTopicId(id: usize, name: usize, len: i32): void {
+  if (len <= 0 || len > 249) return;
+  let zero = true;
+  for (let i: usize = 0; i < 16; i++) if (load<u8>(id + i) != 0) { zero = false; break; }
+  if (zero) return;
+  const h = topicHash(id);
+  let slot = h;
+  for (let i = 0; i < 8; i++) {
+    const s = (h + <usize>i) & (TOPIC_SLOTS - 1);
+    if (load<u8>(TOPIC_USED + s) == 0 || memory.compare(TOPIC_MAP + s * TOPIC_SLOT, id, 16) == 0) { slot = s; break; }
+  }
+  // Full probe run: the home slot is overwritten (a bounded cache, not a registry).
+  const p = TOPIC_MAP + slot * TOPIC_SLOT;
+  memory.copy(p, id, 16);
+  store<u8>(p + 16, <u8>len);
+  memory.copy(p + 17, name, <usize>len);
+  store<u8>(TOPIC_USED + slot, 1);
+}
+
+// ---- record batches -------------------------------------------------------------------------
+
+/** Walks a records field of n bytes at rp (magic 2 batches, or legacy magic 0/1 message sets):
+ *  counts records and bytes, notes the codec, never reads a record's key or value. */
+function walkRecords(x: Exchange, n: i64): void {
+  if (n < 0) return;
+  if (x.bodySize == NONE) x.bodySize = 0;
+  x.bodySize += n;
+  if (x.recordCount == NONE) x.recordCount = 0;
+  const start = rp;
+  const declEnd = start + <usize>n;          // may lie beyond the window
+  let q = start;
+  // A batch's header must be present; its body may be cut off by the window (Produce larger
+  // than the window still has exact counts) but not by the field's own end (a Fetch response
+  // may end in a partial batch, which clients discard).
+  while (q + 17 <= declEnd && q + 17 <= rEnd) {
+    const batchLen = <i64>beI32(q + 8);
+    if (batchLen < 0) break;
+    const next = q + 12 + <usize>batchLen;
+    if (next > declEnd || next < q) break;
+    const magic = load<i8>(q + 16);
+    if (magic == 2) {
+      if (q + 61 > rEnd || batchLen < 49) break;
+      const attrs = <i32>bswap<u16>(load<u16>(q + 21));
+      const count = <i32>bswap<u32>(load<u32>(q + 57));
+      // Control batches (transaction markers) hold no application records.
+      if ((attrs & 0x20) == 0 && count > 0) x.recordCount += count;
+      if (x.codec < 0 || x.codec == 0) x.codec = attrs & 7;
+    } else if (magic == 0 || magic == 1) {
+      if (q + 18 > rEnd) break;
+      x.recordCount += 1; // a compressed wrapper counts as one: its inner messages are compressed
+      const attrs = <i32>load<u8>(q + 17);
+      if (x.codec < 0 || x.codec == 0) x.codec = attrs & 7;
+    } else {
+      break;
+    }
+    q = next;
+  }
+  skip(n);
+}
+
+// ---- requests ---------------------------------------------------------------------------------
+
+/** Decodes a request body (reader positioned after the header) into x. */
+export function parseRequestBody(x: Exchange): void {
+  const key = x.apiKey;
+  const v = x.apiVersion;
+  if (key == API_PRODUCE && v <= 13) produceRequest(x, v);
+  else if (key == API_FETCH && v <= 17) fetchRequest(x, v);
+  else if (key == API_LIST_OFFSETS && v <= 10) listOffsetsRequest(x, v);
+  else if (key == API_METADATA && v <= 13) metadataRequest(x, v);
+  else if (key == API_OFFSET_COMMIT && v <= 10) offsetCommitRequest(x, v);
+  else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchRequest(x, v);
+  else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorRequest(x, v);
+  else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
+           (key == API_LEAVE_GROUP && v <= 5) || (key == API_SYNC_GROUP && v <= 5) ||
+           (key == API_TXN_OFFSET_COMMIT && v <= 5)) {
+    // These bodies begin with the group id (TxnOffsetCommit: transactional id, then group id).
+    if (key == API_TXN_OFFSET_COMMIT) rdStr();
+    rdStr(); noteGroup(x);
+  } else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
+    const n = rdArrayLen();
+    if (n > 0) { rdStr(); noteGroup(x); }
+  } else if (key == API_CREATE_TOPICS && v <= 7) createTopicsRequest(x, v);
+  else if (key == API_DELETE_TOPICS && v <= 6) deleteTopicsRequest(x, v);
+}
+
+function produceRequest(x: Exchange, v: i32): void {
+  if (v >= 3) rdStr();             // transactional id
+  x.acks = rdI16();
+  rdI32();                         // timeout
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 13);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      notePartition(x, rdI32());
+      walkRecords(x, rdBytesLen());
+      skipTagged();
+    }
+    skipTagged();
+  }
+  skipTagged();
+}
+
+function fetchRequest(x: Exchange, v: i32): void {
+  if (v <= 14) rdI32();            // replica id (a tagged ReplicaState from v15)
+  rdI32(); rdI32();                // max wait, min bytes
+  if (v >= 3) rdI32();             // max bytes
+  if (v >= 4) rdI8();              // isolation level
+  if (v >= 7) { rdI32(); rdI32(); } // session id, epoch
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 13);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      if (v >= 9) rdI32();         // current leader epoch
+      const offset = rdI64();
+      if (v >= 12) rdI32();        // last fetched epoch
+      if (v >= 5) rdI64();         // log start offset
+      rdI32();                     // partition max bytes
+      skipTagged();
+      if (rOk) {
+        if (x.partitionCount == 0) x.offset = offset;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+  // Forgotten topics and rack id follow; nothing in them is reported.
+}
+
+function listOffsetsRequest(x: Exchange, v: i32): void {
+  rdI32();                         // replica id
+  if (v >= 2) rdI8();              // isolation level
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    rdStr(); if (rOk) noteTopic(x, sPtr, sLen);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      if (v >= 4) rdI32();         // current leader epoch
+      rdI64();                     // timestamp
+      if (v == 0) rdI32();         // max num offsets
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
+function metadataRequest(x: Exchange, v: i32): void {
+  const topics = rdArrayLen();     // null (v1+) = all topics
+  for (let t = 0; t < topics && rOk; t++) {
+    if (v >= 10) { if (need(16)) { const id = rp; rp += 16; rdStr(); if (sLen < 0 && rOk) noteTopicId(x, id); else if (rOk) noteTopic(x, sPtr, sLen); } }
+    else { rdStr(); if (rOk) noteTopic(x, sPtr, sLen); }
+    skipTagged();
+  }
+}
+
+function offsetCommitRequest(x: Exchange, v: i32): void {
+  rdStr(); noteGroup(x);
+  if (v >= 1) { rdI32(); rdStr(); }  // generation id / member epoch, member id
+  if (v >= 7) rdStr();               // group instance id
+  if (v >= 2 && v <= 4) rdI64();     // retention time
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 10);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      const offset = rdI64();
+      if (v >= 6) rdI32();           // committed leader epoch
+      if (v == 1) rdI64();           // commit timestamp
+      rdStr();                       // metadata
+      skipTagged();
+      if (rOk) {
+        if (x.partitionCount == 0) x.offset = offset;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+}
+
+function offsetFetchTopics(x: Exchange, v: i32): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 10);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) notePartition(x, rdI32());
+    skipTagged();
+  }
+}
+
+function offsetFetchRequest(x: Exchange, v: i32): void {
+  if (v <= 7) {
+    rdStr(); noteGroup(x);
+    offsetFetchTopics(x, v);
+    return;
+  }
+  const groups = rdArrayLen();
+  for (let g = 0; g < groups && rOk; g++) {
+    rdStr(); noteGroup(x);
+    if (v >= 9) { rdStr(); rdI32(); } // member id, member epoch
+    offsetFetchTopics(x, v);
+    skipTagged();
+  }
+}
+
+function findCoordinatorRequest(x: Exchange, v: i32): void {
+  let keyPtr: usize = 0;
+  let keyLen: i32 = -1;
+  if (v <= 3) { rdStr(); keyPtr = sPtr; keyLen = sLen; }
+  const keyType = v >= 1 ? rdI8() : 0;
+  if (v >= 4) {
+    const n = rdArrayLen();
+    if (n > 0) { rdStr(); keyPtr = sPtr; keyLen = sLen; }
+  }
+  // Key type 0 = consumer group; 1 = transactional id (not a group).
+  if (rOk && keyType == 0 && keyLen >= 0) { sPtr = keyPtr; sLen = keyLen; noteGroup(x); }
+}
+
+function createTopicsRequest(x: Exchange, v: i32): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    rdStr(); if (rOk) noteTopic(x, sPtr, sLen);
+    rdI32(); rdI16();              // partitions, replication factor
+    const assignments = rdArrayLen();
+    for (let i = 0; i < assignments && rOk; i++) { rdI32(); skipI32Array(); skipTagged(); }
+    const configs = rdArrayLen();
+    for (let i = 0; i < configs && rOk; i++) { rdStr(); rdStr(); skipTagged(); }
+    skipTagged();
+  }
+}
+
+function deleteTopicsRequest(x: Exchange, v: i32): void {
+  if (v <= 5) {
+    const n = rdArrayLen();
+    for (let t = 0; t < n && rOk; t++) { rdStr(); if (rOk) noteTopic(x, sPtr, sLen); }
+  } else {
+    const n = rdArrayLen();
+    for (let t = 0; t < n && rOk; t++) {
+      rdStr();
+      if (!need(16)) break;
+      if (sLen >= 0) noteTopic(x, sPtr, sLen); else noteTopicId(x, rp);
+      rp += 16;
+      skipTagged();
+    }
+  }
+}
+
+// ---- responses --------------------------------------------------------------------------------
+
+/** Decodes a response body (reader after the response header) into x, whose request fields are
+ *  already set. */
+export function parseResponseBody(x: Exchange): void {
+  x.inResponse = true;
+  x.reqTopicCount = x.topicCount + (x.hasTopicId ? 1 : 0);
+  x.reqPartitionCount = x.partitionCount;
+  const key = x.apiKey;
+  const v = x.apiVersion;
+  if (key == API_PRODUCE && v <= 13) produceResponse(x, v);
+  else if (key == API_FETCH && v <= 17) fetchResponse(x, v);
+  else if (key == API_LIST_OFFSETS && v <= 10) listOffsetsResponse(x, v);
+  else if (key == API_METADATA && v <= 13) metadataResponse(x, v);
+  else if (key == API_OFFSET_COMMIT && v <= 10) offsetCommitResponse(x, v);
+  else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchResponse(x, v);
+  else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorResponse(x, v);
+  else if (key == API_API_VERSIONS) noteError(x, rdI16()); // error first in every version
+  else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
+           (key == API_SYNC_GROUP && v <= 5) || (key == API_INIT_PRODUCER_ID && v <= 6)) {
+    if (v >= throttleFrom(key)) rdI32();
+    noteError(x, rdI16());
+  } else if (key == API_LEAVE_GROUP && v <= 5) {
+    if (v >= 1) rdI32();
+    noteError(x, rdI16());
+    if (v >= 3) {
+      const n = rdArrayLen();
+      for (let i = 0; i < n && rOk; i++) { rdStr(); rdStr(); noteError(x, rdI16()); skipTagged(); }
+    }
+  } else if (key == API_CREATE_TOPICS && v <= 7) createTopicsResponse(x, v);
+}
+
+function throttleFrom(key: i32): i32 {
+  if (key == API_JOIN_GROUP) return 2;
+  if (key == API_INIT_PRODUCER_ID) return 0;
+  return 1; // Heartbeat, SyncGroup
+}
+
+function produceResponse(x: Exchange, v: i32): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 13);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      noteError(x, rdI16());
+      const base = rdI64();
+      if (v >= 2) rdI64();          // log append time
+      if (v >= 5) rdI64();          // log start offset
+      if (v >= 8) {
+        const errs = rdArrayLen();
+        for (let e = 0; e < errs && rOk; e++) { rdI32(); rdStr(); skipTagged(); }
+        rdStr();                    // error message
+      }
+      skipTagged();
+      if (rOk) {
+        if (x.offset == NONE) x.offset = base;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+}
+
+function fetchResponse(x: Exchange, v: i32): void {
+  if (v >= 1) rdI32();              // throttle time
+  if (v >= 7) { noteError(x, rdI16()); rdI32(); } // error, session id
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 13);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      noteError(x, rdI16());
+      const hw = rdI64();
+      if (v >= 4) rdI64();          // last stable offset
+      if (v >= 5) rdI64();          // log start offset
+      if (v >= 4) {
+        const aborted = rdArrayLen();
+        for (let a = 0; a < aborted && rOk; a++) { rdI64(); rdI64(); skipTagged(); }
+      }
+      if (v >= 11) rdI32();         // preferred read replica
+      if (rOk && x.highWatermark == NONE) x.highWatermark = hw;
+      if (rOk) notePartition(x, partition);
+      walkRecords(x, rdBytesLen());
+      skipTagged();
+    }
+    skipTagged();
+  }
+}
+
+function listOffsetsResponse(x: Exchange, v: i32): void {
+  if (v >= 2) rdI32();
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    rdStr(); if (rOk) noteTopic(x, sPtr, sLen);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      noteError(x, rdI16());
+      let offset: i64 = NONE;
+      if (v == 0) {
+        const n = rdArrayLen();
+        for (let k = 0; k < n && rOk; k++) { const o = rdI64(); if (k == 0) offset = o; }
+      } else {
+        rdI64();                    // timestamp
+        offset = rdI64();
+        if (v >= 4) rdI32();        // leader epoch
+      }
+      skipTagged();
+      if (rOk) {
+        if (x.offset == NONE) x.offset = offset;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+}
+
+function metadataResponse(x: Exchange, v: i32): void {
+  if (v >= 3) rdI32();
+  const brokers = rdArrayLen();
+  for (let b = 0; b < brokers && rOk; b++) {
+    rdI32(); rdStr(); rdI32();
+    if (v >= 1) rdStr();            // rack
+    skipTagged();
+  }
+  if (v >= 2) rdStr();              // cluster id
+  if (v >= 1) rdI32();              // controller id
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    noteError(x, rdI16());
+    rdStr();
+    const namePtr = sPtr;
+    const nameLen = sLen;
+    if (rOk) noteTopic(x, namePtr, nameLen);
+    if (v >= 10 && need(16)) { rememberTopicId(rp, namePtr, nameLen); rp += 16; }
+    if (v >= 1) rdI8();             // is internal
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      noteError(x, rdI16());
+      const partition = rdI32();
+      rdI32();                      // leader
+      if (v >= 7) rdI32();          // leader epoch
+      skipI32Array(); skipI32Array();
+      if (v >= 5) skipI32Array();
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    if (v >= 8) rdI32();            // authorized operations
+    skipTagged();
+  }
+  if (v >= 8 && v <= 10) rdI32();
+  if (v >= 13) noteError(x, rdI16());
+}
+
+function offsetCommitResponse(x: Exchange, v: i32): void {
+  if (v >= 3) rdI32();
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 10);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      noteError(x, rdI16());
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
+function offsetFetchPartitions(x: Exchange, v: i32): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, 10);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      const offset = rdI64();
+      if (v >= 5) rdI32();          // leader epoch
+      rdStr();                      // metadata
+      noteError(x, rdI16());
+      skipTagged();
+      if (rOk) {
+        if (x.offset == NONE) x.offset = offset;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+}
+
+function offsetFetchResponse(x: Exchange, v: i32): void {
+  if (v >= 3) rdI32();
+  if (v <= 7) {
+    offsetFetchPartitions(x, v);
+    if (v >= 2) noteError(x, rdI16());
+    return;
+  }
+  const groups = rdArrayLen();
+  for (let g = 0; g < groups && rOk; g++) {
+    rdStr();
+    offsetFetchPartitions(x, v);
+    noteError(x, rdI16());
+    skipTagged();
+  }
+}
+
+function findCoordinatorResponse(x: Exchange, v: i32): void {
+  if (v >= 1) rdI32();
+  if (v <= 3) { noteError(x, rdI16()); return; }
+  const n = rdArrayLen();
+  for (let i = 0; i < n && rOk; i++) {
+    rdStr(); rdI32(); rdStr(); rdI32();
+    noteError(x, rdI16());
+    rdStr();
+    skipTagged();
+  }
+}
+
+function createTopicsResponse(x: Exchange, v: i32): void {
+  if (v >= 2) rdI32();
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    rdStr(); if (rOk) noteTopic(x, sPtr, sLen);
+    if (v >= 7) skip(16);
+    noteError(x, rdI16());
+    if (v >= 1) rdStr();            // error message
+    if (v >= 5) {
+      rdI32(); rdI16();
+      const configs = rdArrayLen();
+      for (let i = 0; i < configs && rOk; i++) { rdStr(); rdStr(); rdI8(); rdI8(); rdI8(); skipTagged(); }
+    }
+    skipTagged();
+  }
+}
+
+export { isFlexible };
