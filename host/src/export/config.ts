@@ -66,7 +66,8 @@ function signalSchema(signal: Signal) {
         ),
     })
     .strict()
-    .default({});
+    .default({})
+    .describe(`Per-signal settings for ${signal}`);
 }
 
 export const otlpConfigSchema = z

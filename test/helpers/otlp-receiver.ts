@@ -1,0 +1,576 @@
+// A real OTLP receiver for tests: gRPC (grpc-js server implementing the
+// opentelemetry.proto.collector.{trace,metrics,logs}.v1 services) and HTTP/protobuf (POST
+// /v1/traces|metrics|logs, gzip-aware), on 127.0.0.1 only.
+//
+// Decoding uses the official OpenTelemetry protobuf definitions:
+// - traces and metrics: the protobufjs code @opentelemetry/otlp-transformer generates from
+//   opentelemetry-proto (build/src/generated/root.js);
+// - logs: otlp-transformer 0.215 no longer ships generated logs code, and no installed package
+//   ships the .proto files, so the logs messages below are transcribed from opentelemetry-proto
+//   v1.x (opentelemetry/proto/{common,resource,logs}/v1/*.proto, collector/logs/v1/logs_service.proto;
+//   field numbers and types unchanged, comments dropped) and loaded with protobufjs.
+//
+// Failure modes are switchable at runtime so exporter retry, backoff and drop paths can be driven
+// against a real socket: UNAVAILABLE/503, RESOURCE_EXHAUSTED/429 with a retry delay (gRPC
+// google.rpc.RetryInfo in grpc-status-details-bin; HTTP Retry-After), INVALID_ARGUMENT/400, slow
+// responses, and stop()/restart() on the same port.
+import * as http from 'node:http';
+import * as zlib from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import * as protobuf from 'protobufjs';
+
+// ---- official decoders -------------------------------------------------------------------------
+
+interface PbType {
+  decode(buf: Uint8Array): object;
+  encode(msg: object): { finish(): Uint8Array };
+  toObject(msg: object, opts: object): Record<string, unknown>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const otlpRoot = require('@opentelemetry/otlp-transformer/build/src/generated/root') as {
+  opentelemetry: { proto: { collector: Record<string, { v1: Record<string, PbType> }> } };
+};
+const collector = otlpRoot.opentelemetry.proto.collector;
+
+const LOGS_PROTO = `
+syntax = "proto3";
+package opentelemetry.proto.common.v1;
+message AnyValue {
+  oneof value {
+    string string_value = 1;
+    bool bool_value = 2;
+    int64 int_value = 3;
+    double double_value = 4;
+    ArrayValue array_value = 5;
+    KeyValueList kvlist_value = 6;
+    bytes bytes_value = 7;
+  }
+}
+message ArrayValue { repeated AnyValue values = 1; }
+message KeyValueList { repeated KeyValue values = 1; }
+message KeyValue { string key = 1; AnyValue value = 2; }
+message InstrumentationScope {
+  string name = 1;
+  string version = 2;
+  repeated KeyValue attributes = 3;
+  uint32 dropped_attributes_count = 4;
+}
+`;
+const RESOURCE_PROTO = `
+syntax = "proto3";
+package opentelemetry.proto.resource.v1;
+message Resource {
+  repeated opentelemetry.proto.common.v1.KeyValue attributes = 1;
+  uint32 dropped_attributes_count = 2;
+}
+`;
+const LOGS_MSG_PROTO = `
+syntax = "proto3";
+package opentelemetry.proto.logs.v1;
+message ResourceLogs {
+  reserved 1000;
+  opentelemetry.proto.resource.v1.Resource resource = 1;
+  repeated ScopeLogs scope_logs = 2;
+  string schema_url = 3;
+}
+message ScopeLogs {
+  opentelemetry.proto.common.v1.InstrumentationScope scope = 1;
+  repeated LogRecord log_records = 2;
+  string schema_url = 3;
+}
+message LogRecord {
+  reserved 4;
+  fixed64 time_unix_nano = 1;
+  fixed64 observed_time_unix_nano = 11;
+  int32 severity_number = 2;
+  string severity_text = 3;
+  opentelemetry.proto.common.v1.AnyValue body = 5;
+  repeated opentelemetry.proto.common.v1.KeyValue attributes = 6;
+  uint32 dropped_attributes_count = 7;
+  fixed32 flags = 8;
+  bytes trace_id = 9;
+  bytes span_id = 10;
+  string event_name = 12;
+}
+`;
+const LOGS_SERVICE_PROTO = `
+syntax = "proto3";
+package opentelemetry.proto.collector.logs.v1;
+message ExportLogsServiceRequest { repeated opentelemetry.proto.logs.v1.ResourceLogs resource_logs = 1; }
+message ExportLogsServiceResponse { ExportLogsPartialSuccess partial_success = 1; }
+message ExportLogsPartialSuccess { int64 rejected_log_records = 1; string error_message = 2; }
+`;
+// google.rpc.Status + RetryInfo (googleapis google/rpc/status.proto, error_details.proto) to tell a
+// gRPC client when to retry, the way the Collector does.
+const RPC_PROTO = `
+syntax = "proto3";
+package google.rpc;
+message Any { string type_url = 1; bytes value = 2; }
+message Duration { int64 seconds = 1; int32 nanos = 2; }
+message Status { int32 code = 1; string message = 2; repeated Any details = 3; }
+message RetryInfo { Duration retry_delay = 1; }
+`;
+
+const reflectRoot = new protobuf.Root();
+for (const src of [LOGS_PROTO, RESOURCE_PROTO, LOGS_MSG_PROTO, LOGS_SERVICE_PROTO, RPC_PROTO]) protobuf.parse(src, reflectRoot, { keepCase: false });
+reflectRoot.resolveAll();
+
+export type OtlpSignal = 'traces' | 'metrics' | 'logs';
+
+const codecs: Record<OtlpSignal, { req: PbType; res: PbType; service: string }> = {
+  traces: { req: collector.trace.v1.ExportTraceServiceRequest, res: collector.trace.v1.ExportTraceServiceResponse, service: 'opentelemetry.proto.collector.trace.v1.TraceService' },
+  metrics: { req: collector.metrics.v1.ExportMetricsServiceRequest, res: collector.metrics.v1.ExportMetricsServiceResponse, service: 'opentelemetry.proto.collector.metrics.v1.MetricsService' },
+  logs: {
+    req: reflectRoot.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest') as unknown as PbType,
+    res: reflectRoot.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse') as unknown as PbType,
+    service: 'opentelemetry.proto.collector.logs.v1.LogsService',
+  },
+};
+
+/** Decodes an OTLP request body to a plain object (int64 as decimal strings, bytes as hex). */
+export function decodeOtlpRequest(signal: OtlpSignal, body: Uint8Array): Record<string, unknown> {
+  const t = codecs[signal].req;
+  return toPlain(t.toObject(t.decode(body), { longs: String, bytes: Array, enums: Number, defaults: false, oneofs: false })) as Record<string, unknown>;
+}
+
+/** Byte arrays → lowercase hex (trace/span ids), recursively. */
+function toPlain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
+  if (v && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      if ((k === 'traceId' || k === 'spanId' || k === 'parentSpanId') && Array.isArray(x)) o[k] = Buffer.from(x as number[]).toString('hex');
+      else if (k === 'bytesValue' && Array.isArray(x)) o[k] = Buffer.from(x as number[]).toString('hex');
+      else o[k] = toPlain(x);
+    }
+    return o;
+  }
+  return v;
+}
+
+type AnyValue = Record<string, unknown>;
+type KeyValue = { key: string; value?: AnyValue };
+
+/** OTLP AnyValue → plain JS (intValue → number when safe, else string). */
+export function anyValueToJs(v: AnyValue | undefined): unknown {
+  if (!v) return undefined;
+  if ('stringValue' in v) return v.stringValue;
+  if ('boolValue' in v) return v.boolValue;
+  if ('intValue' in v) {
+    const n = Number(v.intValue);
+    return Number.isSafeInteger(n) ? n : String(v.intValue);
+  }
+  if ('doubleValue' in v) return v.doubleValue;
+  if ('arrayValue' in v) return (((v.arrayValue as { values?: AnyValue[] }).values ?? []) as AnyValue[]).map(anyValueToJs);
+  if ('kvlistValue' in v) return attrsToJs((v.kvlistValue as { values?: KeyValue[] }).values);
+  if ('bytesValue' in v) return v.bytesValue;
+  return undefined;
+}
+
+export function attrsToJs(kvs: KeyValue[] | undefined): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const kv of kvs ?? []) o[kv.key] = anyValueToJs(kv.value);
+  return o;
+}
+
+// ---- flat views ----------------------------------------------------------------------------------
+
+export interface FlatSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  status: { code: number; message?: string };
+  attributes: Record<string, unknown>;
+  events: Array<{ name: string; timeUnixNano: string; attributes: Record<string, unknown> }>;
+  links: Array<{ traceId: string; spanId: string; attributes: Record<string, unknown> }>;
+  resource: Record<string, unknown>;
+  scope: { name: string; version?: string };
+  flags?: number;
+}
+
+export interface FlatLog {
+  timeUnixNano?: string;
+  observedTimeUnixNano?: string;
+  severityNumber?: number;
+  severityText?: string;
+  body: unknown;
+  eventName?: string;
+  attributes: Record<string, unknown>;
+  traceId?: string;
+  spanId?: string;
+  resource: Record<string, unknown>;
+  scope: { name: string; version?: string };
+}
+
+export interface FlatMetric {
+  name: string;
+  description?: string;
+  unit?: string;
+  /** sum | gauge | histogram | exponentialHistogram | summary */
+  type: string;
+  dataPoints: Array<Record<string, unknown> & { attributes: Record<string, unknown> }>;
+  resource: Record<string, unknown>;
+  scope: { name: string; version?: string };
+}
+
+type Obj = Record<string, unknown>;
+const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : []);
+
+export function flattenSpans(req: Obj): FlatSpan[] {
+  const out: FlatSpan[] = [];
+  for (const rs of arr(req.resourceSpans)) {
+    const resource = attrsToJs((rs.resource as Obj | undefined)?.attributes as KeyValue[]);
+    for (const ss of arr(rs.scopeSpans)) {
+      const sc = (ss.scope as Obj | undefined) ?? {};
+      for (const s of arr(ss.spans)) {
+        const st = (s.status as Obj | undefined) ?? {};
+        out.push({
+          traceId: s.traceId as string,
+          spanId: s.spanId as string,
+          parentSpanId: (s.parentSpanId as string) || undefined,
+          name: s.name as string,
+          kind: (s.kind as number) ?? 0,
+          startTimeUnixNano: String(s.startTimeUnixNano ?? '0'),
+          endTimeUnixNano: String(s.endTimeUnixNano ?? '0'),
+          status: { code: (st.code as number) ?? 0, message: (st.message as string) || undefined },
+          attributes: attrsToJs(s.attributes as KeyValue[]),
+          events: arr(s.events).map((e) => ({ name: e.name as string, timeUnixNano: String(e.timeUnixNano ?? '0'), attributes: attrsToJs(e.attributes as KeyValue[]) })),
+          links: arr(s.links).map((l) => ({ traceId: l.traceId as string, spanId: l.spanId as string, attributes: attrsToJs(l.attributes as KeyValue[]) })),
+          resource,
+          scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
+          flags: s.flags as number | undefined,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+export function flattenLogs(req: Obj): FlatLog[] {
+  const out: FlatLog[] = [];
+  for (const rl of arr(req.resourceLogs)) {
+    const resource = attrsToJs((rl.resource as Obj | undefined)?.attributes as KeyValue[]);
+    for (const sl of arr(rl.scopeLogs)) {
+      const sc = (sl.scope as Obj | undefined) ?? {};
+      for (const r of arr(sl.logRecords)) {
+        out.push({
+          timeUnixNano: r.timeUnixNano as string | undefined,
+          observedTimeUnixNano: r.observedTimeUnixNano as string | undefined,
+          severityNumber: r.severityNumber as number | undefined,
+          severityText: r.severityText as string | undefined,
+          body: anyValueToJs(r.body as AnyValue | undefined),
+          eventName: (r.eventName as string) || undefined,
+          attributes: attrsToJs(r.attributes as KeyValue[]),
+          traceId: (r.traceId as string) || undefined,
+          spanId: (r.spanId as string) || undefined,
+          resource,
+          scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+export function flattenMetrics(req: Obj): FlatMetric[] {
+  const out: FlatMetric[] = [];
+  for (const rm of arr(req.resourceMetrics)) {
+    const resource = attrsToJs((rm.resource as Obj | undefined)?.attributes as KeyValue[]);
+    for (const sm of arr(rm.scopeMetrics)) {
+      const sc = (sm.scope as Obj | undefined) ?? {};
+      for (const m of arr(sm.metrics)) {
+        const type = ['sum', 'gauge', 'histogram', 'exponentialHistogram', 'summary'].find((t) => t in m) ?? 'unknown';
+        const data = (m[type] as Obj | undefined) ?? {};
+        out.push({
+          name: m.name as string,
+          description: (m.description as string) || undefined,
+          unit: (m.unit as string) || undefined,
+          type,
+          dataPoints: arr(data.dataPoints).map((dp) => ({ ...dp, attributes: attrsToJs(dp.attributes as KeyValue[]) })),
+          resource,
+          scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+// ---- failure modes -------------------------------------------------------------------------------
+
+export type ReceiverMode =
+  | { kind: 'ok' }
+  /** gRPC UNAVAILABLE / HTTP 503 (with Retry-After when retryAfterMs is set). */
+  | { kind: 'unavailable'; retryAfterMs?: number }
+  /** gRPC RESOURCE_EXHAUSTED + RetryInfo / HTTP 429 + Retry-After. */
+  | { kind: 'throttle'; retryAfterMs: number }
+  /** gRPC INVALID_ARGUMENT / HTTP 400: do not retry. */
+  | { kind: 'permanent'; message?: string }
+  /** Accept, but only after delayMs. */
+  | { kind: 'slow'; delayMs: number };
+
+export interface Attempt {
+  signal: OtlpSignal;
+  at: number;
+  /** What the receiver answered. */
+  result: ReceiverMode['kind'];
+  /** Request headers (HTTP) or metadata (gRPC), lowercased keys. */
+  headers: Record<string, string>;
+  /** Size on the wire (HTTP: before gunzip). */
+  bytes: number;
+}
+
+export interface StartOptions {
+  protocol: 'grpc' | 'http';
+  /** Reuse a port (e.g. to start "late" where an exporter already points). Default 0 = any. */
+  port?: number;
+}
+
+export interface OtlpReceiver {
+  readonly protocol: 'grpc' | 'http';
+  /** grpc: http://127.0.0.1:PORT; http: http://127.0.0.1:PORT (append /v1/<signal>). */
+  readonly url: string;
+  readonly port: number;
+  readonly running: boolean;
+  /** Accepted requests, decoded. */
+  readonly requests: Record<OtlpSignal, Obj[]>;
+  /** Every request that reached the receiver, accepted or not. */
+  readonly attempts: Attempt[];
+  spans(): FlatSpan[];
+  logs(): FlatLog[];
+  metrics(): FlatMetric[];
+  /** Applies `mode` to the next `times` requests (default: until changed), then back to ok. */
+  setMode(mode: ReceiverMode, times?: number): void;
+  /** Resolves when pred() holds; rejects after timeoutMs with a message including `what`. */
+  waitFor(pred: () => boolean, timeoutMs?: number, what?: string): Promise<void>;
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  restart(): Promise<void>;
+}
+
+const GRPC_STATUS_DETAILS = 'grpc-status-details-bin';
+
+function retryStatusBin(code: number, message: string, delayMs: number): Buffer {
+  const RetryInfo = reflectRoot.lookupType('google.rpc.RetryInfo');
+  const Status = reflectRoot.lookupType('google.rpc.Status');
+  const info = RetryInfo.encode(RetryInfo.create({ retryDelay: { seconds: Math.floor(delayMs / 1000), nanos: (delayMs % 1000) * 1e6 } })).finish();
+  return Buffer.from(Status.encode(Status.create({ code, message, details: [{ typeUrl: 'type.googleapis.com/google.rpc.RetryInfo', value: info }] })).finish());
+}
+
+class Receiver implements OtlpReceiver {
+  readonly requests: Record<OtlpSignal, Obj[]> = { traces: [], metrics: [], logs: [] };
+  readonly attempts: Attempt[] = [];
+  port = 0;
+  running = false;
+  private mode: ReceiverMode = { kind: 'ok' };
+  private modeTimes = Infinity;
+  private grpcServer: grpc.Server | undefined;
+  private httpServer: http.Server | undefined;
+
+  constructor(readonly protocol: 'grpc' | 'http') {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  spans(): FlatSpan[] {
+    return this.requests.traces.flatMap(flattenSpans);
+  }
+  logs(): FlatLog[] {
+    return this.requests.logs.flatMap(flattenLogs);
+  }
+  metrics(): FlatMetric[] {
+    return this.requests.metrics.flatMap(flattenMetrics);
+  }
+
+  setMode(mode: ReceiverMode, times = Infinity): void {
+    this.mode = mode;
+    this.modeTimes = times;
+  }
+
+  /** The mode for this request, consuming one of its `times`. */
+  private takeMode(): ReceiverMode {
+    const m = this.mode;
+    if (m.kind !== 'ok' && --this.modeTimes <= 0) {
+      this.mode = { kind: 'ok' };
+      this.modeTimes = Infinity;
+    }
+    return m;
+  }
+
+  async waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async start(port: number): Promise<void> {
+    if (this.protocol === 'grpc') await this.startGrpc(port);
+    else await this.startHttp(port);
+    this.running = true;
+  }
+
+  private startGrpc(port: number): Promise<void> {
+    const server = new grpc.Server();
+    for (const signal of ['traces', 'metrics', 'logs'] as OtlpSignal[]) {
+      const c = codecs[signal];
+      const def: grpc.ServiceDefinition = {
+        Export: {
+          path: `/${c.service}/Export`,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (x: Buffer) => x,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (x: Buffer) => x,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      };
+      server.addService(def, {
+        Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(call.metadata.getMap())) headers[k.toLowerCase()] = String(v);
+          const mode = this.takeMode();
+          this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes: call.request.length });
+          const accept = () => {
+            this.requests[signal].push(decodeOtlpRequest(signal, call.request));
+            cb(null, Buffer.from(c.res.encode({}).finish()));
+          };
+          switch (mode.kind) {
+            case 'ok':
+              return accept();
+            case 'slow':
+              setTimeout(accept, mode.delayMs);
+              return;
+            case 'permanent':
+              return cb({ code: grpc.status.INVALID_ARGUMENT, details: mode.message ?? 'rejected by test receiver' });
+            case 'unavailable':
+            case 'throttle': {
+              const code = mode.kind === 'throttle' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.UNAVAILABLE;
+              const metadata = new grpc.Metadata();
+              if (mode.retryAfterMs !== undefined) metadata.set(GRPC_STATUS_DETAILS, retryStatusBin(code, 'try later', mode.retryAfterMs));
+              return cb({ code, details: 'try later', metadata });
+            }
+          }
+        },
+      });
+    }
+    this.grpcServer = server;
+    return new Promise((resolve, reject) => {
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+        if (err) return reject(err);
+        this.port = bound;
+        resolve();
+      });
+    });
+  }
+
+  private startHttp(port: number): Promise<void> {
+    const server = http.createServer((req, res) => {
+      const m = /^\/v1\/(traces|metrics|logs)$/.exec(req.url ?? '');
+      if (req.method !== 'POST' || !m) {
+        res.writeHead(404).end();
+        return;
+      }
+      const signal = m[1] as OtlpSignal;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(',') : String(v);
+        const mode = this.takeMode();
+        this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes: raw.length });
+        const accept = () => {
+          let body: Buffer;
+          try {
+            body = headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw;
+            this.requests[signal].push(decodeOtlpRequest(signal, body));
+          } catch (e) {
+            res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from(codecs[signal].res.encode({}).finish()));
+        };
+        switch (mode.kind) {
+          case 'ok':
+            return accept();
+          case 'slow':
+            setTimeout(accept, mode.delayMs);
+            return;
+          case 'permanent':
+            res.writeHead(400, { 'content-type': 'text/plain' }).end(mode.message ?? 'rejected by test receiver');
+            return;
+          case 'unavailable':
+          case 'throttle': {
+            const h: Record<string, string> = { 'content-type': 'text/plain' };
+            if (mode.retryAfterMs !== undefined) h['retry-after'] = String(Math.ceil(mode.retryAfterMs / 1000));
+            res.writeHead(mode.kind === 'throttle' ? 429 : 503, h).end('try later');
+            return;
+          }
+        }
+      });
+    });
+    this.httpServer = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        this.port = (server.address() as { port: number }).port;
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.grpcServer) {
+      this.grpcServer.forceShutdown();
+      this.grpcServer = undefined;
+    }
+    if (this.httpServer) {
+      const s = this.httpServer;
+      this.httpServer = undefined;
+      await new Promise<void>((resolve) => {
+        s.close(() => resolve());
+        s.closeAllConnections();
+      });
+    }
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    // A port just released can take a moment to be bindable again under load; retry briefly.
+    for (let i = 0; ; i++) {
+      try {
+        await this.start(this.port);
+        return;
+      } catch (e) {
+        if (i >= 50) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+}
+
+export async function startReceiver(opts: StartOptions): Promise<OtlpReceiver> {
+  const r = new Receiver(opts.protocol);
+  await r.start(opts.port ?? 0);
+  return r;
+}
+
+/** A free 127.0.0.1 port (bound then released), for "receiver down at start" tests. */
+export async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const p = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
