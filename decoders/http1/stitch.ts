@@ -1,0 +1,362 @@
+// Request <-> response matching per connection, and the per-direction framing loop.
+// HTTP/1 answers requests in order (RFC 9112 9.3.2), so each connection keeps a FIFO of requests;
+// the next final response answers the oldest one.
+import {
+  PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, DIR_REQUEST, GAP_ABSORBED,
+  FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN,
+} from "../abi/abi";
+import { A_HTTP_REQUEST_HEADER_UPGRADE } from "../abi/attributes";
+import {
+  State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
+  PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
+  IDLE_STATE_NS,
+} from "./types";
+import {
+  checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
+  parseChunkLine, parseTrailerLine, gLineLen, hContentLength, hTeSeen, hChunkedLast,
+  hUpgradePtr, hUpgradeLen,
+} from "./parse";
+import { emitExchange, emitUpgrade } from "./emit";
+
+const streams = new Map<u32, State>();
+
+@inline function done(pos: u32): i32 { return pos > 0 ? <i32>pos : PARSE_NEEDS_MORE; }
+
+/** Parses one direction's bytes in the window; returns bytes consumed or a ParseState. */
+export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64): i32 {
+  let st: State;
+  if (streams.has(stream)) st = streams.get(stream);
+  else { st = new State(); streams.set(stream, st); }
+  st.lastTs = ts;
+  if (st.upgraded) return PARSE_IGNORED;
+  const isReq = dir == DIR_REQUEST;
+  const ds = isReq ? st.req : st.resp;
+  ds.lastTs = ts;
+  let pos: u32 = 0;
+  while (pos < len) {
+    const q = p + <usize>pos;
+    const avail = len - pos;
+    switch (ds.phase) {
+      case PH_HEAD: {
+        if (!ds.msgStarted) {
+          // RFC 9112 2.2: tolerate empty lines before a start line
+          const c = <u32>load<u8>(q);
+          if (c == 0x0d || c == 0x0a) { pos++; continue; }
+          ds.msgStarted = true;
+          ds.msgTs = ts;
+        }
+        if (!ds.slDone) {
+          const r = checkStartLine(ds, q, avail, isReq);
+          if (r < 0) return PARSE_INVALID;
+          if (r == 0) return done(pos);
+        }
+        const h = findHeadEnd(ds, q, avail);
+        if (h < 0) return PARSE_INVALID;
+        if (h == 0) return done(pos);
+        const rc = isReq ? onRequestHead(st, stream, q, <u32>h) : onResponseHead(st, stream, q, <u32>h, ts);
+        if (rc < 0) return rc;
+        pos += <u32>h;
+        if (st.upgraded) return <i32>pos; // what follows belongs to the next protocol
+        break;
+      }
+      case PH_BODY_LEN:
+      case PH_CHUNK_DATA: {
+        const take: u32 = <i64>avail < ds.remaining ? avail : <u32>ds.remaining;
+        pos += take;
+        ds.remaining -= <i64>take;
+        addBody(st, isReq, take, take);
+        if (ds.remaining == 0) {
+          if (ds.phase == PH_BODY_LEN) endMessage(st, stream, isReq, ts);
+          else ds.phase = PH_CHUNK_CRLF;
+        }
+        break;
+      }
+      case PH_CHUNK_SIZE: {
+        const v = parseChunkLine(q, avail);
+        if (v == -1) return done(pos);
+        if (v < 0) return PARSE_INVALID;
+        pos += gLineLen;
+        addBody(st, isReq, 0, gLineLen);
+        if (v == 0) { ds.phase = PH_TRAILERS; ds.trailerBytes = 0; }
+        else { ds.phase = PH_CHUNK_DATA; ds.remaining = v; }
+        break;
+      }
+      case PH_CHUNK_CRLF: {
+        const c = <u32>load<u8>(q);
+        let n: u32 = 1;
+        if (c == 0x0d) {
+          if (avail < 2) return done(pos);
+          if (<u32>load<u8>(q + 1) != 0x0a) return PARSE_INVALID;
+          n = 2;
+        } else if (c != 0x0a) return PARSE_INVALID;
+        pos += n;
+        addBody(st, isReq, 0, n);
+        ds.phase = PH_CHUNK_SIZE;
+        break;
+      }
+      case PH_TRAILERS: {
+        const r = parseTrailerLine(q, avail);
+        if (r == -1) return done(pos);
+        if (r < 0) return PARSE_INVALID;
+        ds.trailerBytes += gLineLen;
+        if (ds.trailerBytes > TRAILER_CAP) return PARSE_INVALID;
+        pos += gLineLen;
+        addBody(st, isReq, 0, gLineLen);
+        if (r == 0) endMessage(st, stream, isReq, ts);
+        break;
+      }
+      case PH_BODY_CLOSE: {
+        pos += avail;
+        addBody(st, isReq, avail, avail);
+        break;
+      }
+      case PH_WAIT_UPGRADE:
+        // the request asked to switch protocols: until the response decides, what follows may
+        // be the new protocol; keep it unconsumed
+        return done(pos);
+      default:
+        return PARSE_INVALID;
+    }
+  }
+  return <i32>pos;
+}
+
+function addBody(st: State, isReq: bool, body: u32, wire: u32): void {
+  const ex = isReq ? st.reqCur : st.respCur;
+  if (ex === null) return;
+  if (isReq) { ex.reqBodySize += <i64>body; ex.reqSize += <i64>wire; }
+  else { ex.respBodySize += <i64>body; ex.respSize += <i64>wire; }
+}
+
+function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
+  if (st.queue.length >= PENDING_CAP) return PARSE_INVALID;
+  const ds = st.req;
+  const ex = new Exchange();
+  ex.hasRequest = true;
+  ex.tsStart = ds.msgTs;
+  ex.reqSize = <i64>h;
+  const lf = findLF(q, 0, h);
+  if (lf < 0) return PARSE_INVALID;
+  const from = walkRequestLine(q, <u32>lf, ex);
+  if (walkHeaders(q, from, h, true, ex) < 0) return PARSE_INVALID;
+  ex.wantsUpgrade = ex.fields.has(A_HTTP_REQUEST_HEADER_UPGRADE);
+  ds.resetHead();
+  st.queue.push(ex);
+  st.reqCur = ex;
+  // RFC 9112 6.3: Transfer-Encoding overrides Content-Length; a request whose final coding is
+  // not chunked cannot be delimited
+  if (hTeSeen) {
+    if (!hChunkedLast) return PARSE_INVALID;
+    ex.reqHasBody = true;
+    ds.phase = PH_CHUNK_SIZE;
+  } else if (hContentLength >= 0) {
+    ex.reqHasBody = true;
+    if (hContentLength > 0) { ds.phase = PH_BODY_LEN; ds.remaining = hContentLength; }
+    else endMessage(st, stream, true, ds.msgTs);
+  } else {
+    endMessage(st, stream, true, ds.msgTs);
+  }
+  return 0;
+}
+
+// scratch for the lowercased protocol name of an upgrade
+const NEXT_CAP: u32 = 64;
+const nextBuf: usize = memory.data(64);
+
+/** First token of an Upgrade value, lowercased ("WebSocket" -> "websocket"). */
+function upgradeToken(p: usize, n: u32): u32 {
+  let k: u32 = 0;
+  while (k < n && k < NEXT_CAP) {
+    let c = <u32>load<u8>(p + <usize>k);
+    if (c == 0x2c || c == 0x20 || c == 0x09) break;
+    if (c - 0x41 < 26) c |= 0x20;
+    store<u8>(nextBuf + <usize>k, <u8>c);
+    k++;
+  }
+  return k;
+}
+
+function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 {
+  const ds = st.resp;
+  const status = walkStatusLine(q);
+  const lf = findLF(q, 0, h);
+  if (lf < 0) return PARSE_INVALID;
+  if (status < 100) return PARSE_INVALID;
+  if (status < 200 && status != 101) {
+    // interim (100 Continue, 103 Early Hints): the final response still completes the exchange
+    ds.resetHead();
+    return 0;
+  }
+  let ex: Exchange;
+  if (st.queue.length > 0) ex = st.queue[0];
+  else {
+    // joined mid-connection: a response whose request was never seen
+    ex = new Exchange();
+    ex.flags |= FLAG_NO_REQUEST;
+    ex.tsStart = ds.msgTs;
+    st.queue.push(ex);
+  }
+  ex.hasResponse = true;
+  ex.status = status;
+  ex.respMinor = gRespMinor;
+  ex.respSize = <i64>h;
+  if (walkHeaders(q, <u32>lf + 1, h, false, ex) < 0) return PARSE_INVALID;
+  ds.resetHead();
+  st.respCur = ex;
+
+  if (status == 101 || (ex.isConnect && status >= 200 && status < 300)) {
+    // the connection now carries another protocol (RFC 9110 15.2.2, 9.3.6)
+    let nlen: u32 = 0;
+    if (status == 101) {
+      if (hUpgradeLen > 0) nlen = upgradeToken(hUpgradePtr, hUpgradeLen);
+      if (nlen == 0) nlen = requestUpgradeToken(ex);
+      if (nlen == 0) nlen = copyAscii("unknown");
+    } else nlen = copyAscii("tunnel");
+    endMessage(st, stream, false, ts);
+    emitUpgrade(stream, ts, nextBuf, nlen);
+    st.upgraded = true;
+    flushAll(st, stream, FLAG_NO_RESPONSE);
+    return 0;
+  }
+  // the upgrade (if asked for) was declined: the request side is plain HTTP again
+  if (st.req.phase == PH_WAIT_UPGRADE) st.req.resetHead();
+
+  // RFC 9112 6.3: message body length of a response
+  if (ex.isHead || status == 204 || status == 304) {
+    endMessage(st, stream, false, ts);
+  } else if (hTeSeen) {
+    ex.respHasBody = true;
+    ds.phase = hChunkedLast ? PH_CHUNK_SIZE : PH_BODY_CLOSE;
+  } else if (hContentLength >= 0) {
+    ex.respHasBody = true;
+    if (hContentLength > 0) { ds.phase = PH_BODY_LEN; ds.remaining = hContentLength; }
+    else endMessage(st, stream, false, ts);
+  } else {
+    ex.respHasBody = true;
+    ds.phase = PH_BODY_CLOSE;
+  }
+  return 0;
+}
+
+function copyAscii(s: string): u32 {
+  const n = <u32>s.length;
+  for (let i: u32 = 0; i < n; i++) store<u8>(nextBuf + <usize>i, <u8>s.charCodeAt(i));
+  return n;
+}
+
+function requestUpgradeToken(ex: Exchange): u32 {
+  const bag = ex.fields;
+  const base = bag.buf.dataStart;
+  let off = 0;
+  while (off < bag.len) {
+    const e = base + <usize>off;
+    const n = load<u32>(e, 4);
+    if (<i32>load<u16>(e) == A_HTTP_REQUEST_HEADER_UPGRADE) return upgradeToken(e + 8, n);
+    off += 8 + <i32>n;
+  }
+  return 0;
+}
+
+/** A message of one direction ended at `ts`. */
+function endMessage(st: State, stream: u32, isReq: bool, ts: u64): void {
+  if (isReq) {
+    const ex = st.reqCur;
+    st.req.resetHead();
+    st.reqCur = null;
+    if (ex !== null) {
+      ex.reqDone = true;
+      if ((ex.wantsUpgrade || ex.isConnect) && !ex.hasResponse) st.req.phase = PH_WAIT_UPGRADE;
+    }
+    return;
+  }
+  const ex = st.respCur;
+  st.resp.resetHead();
+  st.respCur = null;
+  if (ex === null) return;
+  ex.tsEnd = ts;
+  emitExchange(stream, ex);
+  removeExchange(st, ex);
+}
+
+function removeExchange(st: State, ex: Exchange): void {
+  const i = st.queue.indexOf(ex);
+  if (i == 0) st.queue.shift();
+  else if (i > 0) st.queue.splice(i, 1);
+}
+
+/** Emits every exchange still waiting, with `flags` added. */
+function flushAll(st: State, stream: u32, flags: i32): void {
+  const q = st.queue;
+  for (let i = 0; i < q.length; i++) {
+    const ex = q[i];
+    ex.flags |= flags;
+    if (ex.tsEnd == 0) ex.tsEnd = st.lastTs;
+    emitExchange(stream, ex);
+  }
+  st.queue = new Array<Exchange>();
+}
+
+export function closeStream(stream: u32): void {
+  if (!streams.has(stream)) return;
+  const st = streams.get(stream);
+  const ex = st.respCur;
+  if (ex !== null) {
+    // a body delimited by the close ends here; any other body was cut short
+    if (st.resp.phase != PH_BODY_CLOSE) ex.flags |= FLAG_UNKNOWN;
+    st.resp.phase = PH_HEAD;
+    endMessage(st, stream, false, st.resp.lastTs);
+  }
+  flushAll(st, stream, FLAG_NO_RESPONSE);
+  streams.delete(stream);
+}
+
+export function gapStream(stream: u32, dir: i32, len: u32): i32 {
+  if (!streams.has(stream)) return PARSE_INVALID;
+  const st = streams.get(stream);
+  if (st.upgraded) return GAP_ABSORBED;
+  const isReq = dir == DIR_REQUEST;
+  const ds = isReq ? st.req : st.resp;
+  switch (ds.phase) {
+    case PH_BODY_LEN:
+    case PH_CHUNK_DATA: {
+      // inside a body of known remaining length: the lost bytes are body bytes we skip anyway
+      if (<i64>len > ds.remaining) return PARSE_INVALID;
+      ds.remaining -= <i64>len;
+      addBody(st, isReq, len, len);
+      if (ds.remaining == 0) {
+        if (ds.phase == PH_BODY_LEN) endMessage(st, stream, isReq, ds.lastTs);
+        else ds.phase = PH_CHUNK_CRLF;
+      }
+      return GAP_ABSORBED;
+    }
+    case PH_BODY_CLOSE:
+      addBody(st, isReq, len, len);
+      return GAP_ABSORBED;
+    default:
+      return PARSE_INVALID;
+  }
+}
+
+export function tickStreams(now: u64): void {
+  const keys = streams.keys();
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const st = streams.get(k);
+    const q = st.queue;
+    if (q.length > 0) {
+      const head = q[0];
+      if (!head.hasResponse && head.tsStart + EXCHANGE_TIMEOUT_NS < now) {
+        // the oldest request went unanswered: give up on everything waiting behind it too
+        flushAll(st, k, FLAG_NO_RESPONSE);
+        st.reqCur = null;
+      }
+    } else if (st.lastTs + IDLE_STATE_NS < now && idle(st.req) && idle(st.resp) && st.respCur === null) {
+      // a connection whose close we never saw; nothing is lost by forgetting it at a boundary
+      streams.delete(k);
+    }
+  }
+}
+
+@inline function idle(ds: DirState): bool { return ds.phase == PH_HEAD && !ds.msgStarted; }
+
+export function streamCount(): i32 { return streams.size; }

@@ -1,0 +1,150 @@
+// Per-connection state of the HTTP/1 decoder. One State per stream; one Exchange per request.
+
+// What a direction's parser expects next.
+export const PH_HEAD = 0;         // start line + header block (needs the whole block in the window)
+export const PH_BODY_LEN = 1;     // Content-Length body: `remaining` bytes left
+export const PH_CHUNK_SIZE = 2;   // chunk-size line (hex, optional extensions)
+export const PH_CHUNK_DATA = 3;   // chunk data: `remaining` bytes left
+export const PH_CHUNK_CRLF = 4;   // the CRLF after chunk data
+export const PH_TRAILERS = 5;     // trailer fields after the last chunk, until an empty line
+export const PH_BODY_CLOSE = 6;   // response body delimited by connection close
+export const PH_WAIT_UPGRADE = 7; // request asked to switch protocols; hold bytes until the response decides
+
+// A header block larger than this is refused (the input window is 256 KiB; this keeps a hostile
+// 10 MB header block from costing more than one bounded scan).
+export const HEADER_CAP: u32 = 65536;
+// Chunk-size line including extensions; trailer section in total.
+export const CHUNK_LINE_CAP: u32 = 4096;
+export const TRAILER_CAP: u32 = 65536;
+// Requests waiting for their response on one connection (pipelining depth).
+export const PENDING_CAP: i32 = 128;
+// Captured request/response field bytes kept per exchange until it is emitted.
+export const BAG_CAP: i32 = 32768;
+// An exchange without a response for this long is emitted with FLAG_NO_RESPONSE.
+export const EXCHANGE_TIMEOUT_NS: u64 = 60_000_000_000;
+// A connection at a message boundary with nothing pending, idle this long, loses its state.
+export const IDLE_STATE_NS: u64 = 300_000_000_000;
+
+/** Field values copied out of the input window (which is reused every call) until emission.
+ *  Entries: u16 id | u16 0 | u32 len | bytes. */
+export class FieldBag {
+  buf: Uint8Array = new Uint8Array(256);
+  len: i32 = 0;
+  lastEntry: i32 = -1;
+  truncated: bool = false;
+
+  private reserve(extra: i32): bool {
+    const need = this.len + extra;
+    if (need > BAG_CAP) { this.truncated = true; return false; }
+    if (need > this.buf.length) {
+      let cap = this.buf.length << 1;
+      while (cap < need) cap <<= 1;
+      if (cap > BAG_CAP) cap = BAG_CAP;
+      const nb = new Uint8Array(cap);
+      memory.copy(nb.dataStart, this.buf.dataStart, <usize>this.len);
+      this.buf = nb;
+    }
+    return true;
+  }
+
+  add(id: i32, ptr: usize, n: u32): void {
+    if (!this.reserve(8 + <i32>n)) { this.lastEntry = -1; return; }
+    const p = this.buf.dataStart + <usize>this.len;
+    store<u16>(p, <u16>id);
+    store<u16>(p, 0, 2);
+    store<u32>(p, n, 4);
+    memory.copy(p + 8, ptr, <usize>n);
+    this.lastEntry = this.len;
+    this.len += 8 + <i32>n;
+  }
+
+  /** Appends to the value of the last entry (obs-fold continuation lines). */
+  extendLast(ptr: usize, n: u32): void {
+    if (this.lastEntry < 0) return;
+    if (!this.reserve(1 + <i32>n)) return;
+    const e = this.buf.dataStart + <usize>this.lastEntry;
+    const old = load<u32>(e, 4);
+    const p = e + 8 + <usize>old;
+    store<u8>(p, 0x20);
+    memory.copy(p + 1, ptr, <usize>n);
+    store<u32>(e, old + 1 + n, 4);
+    this.len += 1 + <i32>n;
+  }
+
+  has(id: i32): bool {
+    let off = 0;
+    const base = this.buf.dataStart;
+    while (off < this.len) {
+      if (<i32>load<u16>(base + <usize>off) == id) return true;
+      off += 8 + <i32>load<u32>(base + <usize>off, 4);
+    }
+    return false;
+  }
+}
+
+export class Exchange {
+  tsStart: u64 = 0;
+  tsEnd: u64 = 0;
+  flags: i32 = 0;
+  hasRequest: bool = false;
+  reqMinor: i32 = 1;
+  isHead: bool = false;
+  isConnect: bool = false;
+  wantsUpgrade: bool = false;
+  reqDone: bool = false;
+  reqHasBody: bool = false;
+  reqBodySize: i64 = 0;
+  reqSize: i64 = 0;
+  serverPort: i32 = -1;
+
+  hasResponse: bool = false; // final (non-1xx, or 101) status seen
+  status: i32 = 0;
+  respMinor: i32 = 1;
+  respHasBody: bool = false;
+  respBodySize: i64 = 0;
+  respSize: i64 = 0;
+  emitted: bool = false;
+
+  fields: FieldBag = new FieldBag();
+}
+
+/** Parser position of one direction. Offsets are relative to the start of the current message,
+ *  which is always at offset 0 of the window while its header block is incomplete (nothing of
+ *  it was consumed yet), so they stay valid when the host presents the same bytes again. */
+export class DirState {
+  phase: i32 = PH_HEAD;
+  remaining: i64 = 0;
+  msgStarted: bool = false;
+  msgTs: u64 = 0;
+  // resumable start-line check
+  slState: i32 = 0;
+  slPos: u32 = 0;
+  slCount: u32 = 0;
+  slDone: bool = false;
+  // resume point of the search for the empty line ending the header block
+  scanPos: u32 = 0;
+  trailerBytes: u32 = 0;
+  lastTs: u64 = 0;
+
+  resetHead(): void {
+    this.phase = PH_HEAD;
+    this.msgStarted = false;
+    this.slState = 0;
+    this.slPos = 0;
+    this.slCount = 0;
+    this.slDone = false;
+    this.scanPos = 0;
+    this.trailerBytes = 0;
+  }
+}
+
+export class State {
+  req: DirState = new DirState();
+  resp: DirState = new DirState();
+  /** Requests in arrival order; the head is the one the next response answers. */
+  queue: Array<Exchange> = new Array<Exchange>();
+  reqCur: Exchange | null = null;  // request whose body is being read
+  respCur: Exchange | null = null; // exchange whose response body is being read
+  upgraded: bool = false;
+  lastTs: u64 = 0;
+}
