@@ -1,0 +1,165 @@
+// Typed entry to the native addon (native/, built by `npm run build:native`).
+import * as fs from 'fs';
+import * as path from 'path';
+import { tg_stat } from '../generated/layout';
+
+export interface SocketTracerOptions {
+  /** Ring buffer bytes; rounded up to a power of two (default 16 MiB). */
+  ringBytes?: number;
+  /** Payload bytes captured per syscall, 1..TG_CAPTURE_LIMIT (default 16384). */
+  captureMax?: number;
+  /** Connections tracked at once in the kernel LRU (default 1 Mi). */
+  connMax?: number;
+  /** Process whose traffic is never traced (default: this process). */
+  selfPid?: number;
+  /** Trace only this process (default 0 = all). */
+  targetPid?: number;
+  /** Called with whatever onBatch throws; the batch is released regardless. */
+  onError?: (err: unknown) => void;
+}
+
+export interface AttachReport {
+  attached: string[];
+  failed: { name: string; error: string }[];
+  /** Kernel ids of the loaded programs (bpftool prog show). */
+  progIds: number[];
+  /** Filesystems the loader had to mount (tracefs). */
+  mounted: string[];
+  ringBytes: number;
+  captureMax: number;
+  connMax: number;
+  selfPid: number;
+  targetPid: number;
+}
+
+/**
+ * Called once per batch of committed ring records, on the JS thread. `ring` views the
+ * kernel ring buffer in place (read-only memory: never write to it) and `index` holds
+ * `[off0, len0, off1, len1, ...]` for `count` records. Both are only valid during the
+ * call: the kernel reuses the space as soon as it returns. Copy what must outlive it.
+ */
+export type BatchHandler = (ring: Uint8Array, index: Uint32Array, count: number) => void;
+
+type StatKey = Exclude<keyof typeof tg_stat, 'TG_STAT_MAX'>;
+/** Kernel counter names, from enum tg_stat: events, ring_full, truncated, ... */
+export type KernelStatName = StatKey extends `TG_STAT_${infer R}` ? Lowercase<R> : never;
+
+export type SocketTracerStats = Record<KernelStatName, number> & {
+  /** Batches and records handed to onBatch. */
+  batches: number;
+  records: number;
+  /** Bytes committed to the ring but not consumed yet. */
+  ringPendingBytes: number;
+  /** onBatch calls that threw. */
+  handlerErrors: number;
+};
+
+export interface SocketTracerMapStats {
+  conns: number;
+  connMax: number;
+  ringBytes: number;
+}
+
+export interface SocketTracer {
+  readonly report: AttachReport;
+  stats(): SocketTracerStats;
+  /** Walks the connection map: O(entries), for diagnostics. */
+  mapStats(): SocketTracerMapStats;
+  /** Detaches every program, stops the reader thread, frees the maps. Idempotent. */
+  close(): void;
+}
+
+interface NativeSocketTracer {
+  open(opts: object, handler: (count: number) => void): AttachReport;
+  stats(): { kernel: number[]; batches: number; records: number; ringPendingBytes: number };
+  mapStats(): SocketTracerMapStats;
+  close(): void;
+  readonly ring: Uint8Array | null;
+  readonly index: Uint32Array | null;
+}
+
+export interface NativeAddon {
+  SocketTracer: new () => NativeSocketTracer;
+}
+
+function repoRoot(): string {
+  if (process.env.TELEGEN_ROOT) return process.env.TELEGEN_ROOT;
+  // Works from host/src/native and from dist/host/src/native alike.
+  let dir = __dirname;
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        if (JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'telegen') return dir;
+      } catch {
+        /* keep looking */
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('telegen: cannot find the repository root (set TELEGEN_ROOT)');
+    dir = up;
+  }
+}
+
+export function nativeAddonPath(): string {
+  return path.join(repoRoot(), 'native', 'build', 'Release', 'telegen_native.node');
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const file = nativeAddonPath();
+  if (!fs.existsSync(file)) throw new Error(`telegen: native addon not built (${file}); run npm run build:native`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  cached = require(file) as NativeAddon;
+  return cached;
+}
+
+const statNames: { name: KernelStatName; index: number }[] = (Object.keys(tg_stat) as (keyof typeof tg_stat)[])
+  .filter((k): k is StatKey => k !== 'TG_STAT_MAX')
+  .map((k) => ({ name: k.slice('TG_STAT_'.length).toLowerCase() as KernelStatName, index: tg_stat[k] }));
+
+export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandler): SocketTracer {
+  const native = new (loadNative().SocketTracer)();
+  let ring: Uint8Array = new Uint8Array(0);
+  let index: Uint32Array = new Uint32Array(0);
+  let handlerErrors = 0;
+  let closed = false;
+  const report = native.open(
+    {
+      ringBytes: opts.ringBytes,
+      captureMax: opts.captureMax,
+      connMax: opts.connMax,
+      selfPid: opts.selfPid ?? process.pid,
+      targetPid: opts.targetPid ?? 0,
+    },
+    (count: number) => {
+      try {
+        onBatch(ring, index, count);
+      } catch (err) {
+        handlerErrors++;
+        if (opts.onError) opts.onError(err);
+      }
+    },
+  );
+  // The first batch can only run after this synchronous code: the views are set by then.
+  ring = native.ring ?? ring;
+  index = native.index ?? index;
+
+  return {
+    report,
+    stats(): SocketTracerStats {
+      const s = native.stats();
+      const out = { batches: s.batches, records: s.records, ringPendingBytes: s.ringPendingBytes, handlerErrors } as SocketTracerStats;
+      for (const { name, index: i } of statNames) out[name] = s.kernel[i] ?? 0;
+      return out;
+    },
+    mapStats: () => native.mapStats(),
+    close(): void {
+      if (closed) return;
+      closed = true;
+      native.close();
+    },
+  };
+}

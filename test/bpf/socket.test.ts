@@ -1,0 +1,354 @@
+// The socket tracer against this kernel: real sockets, real curl, real events.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile, execFileSync, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { once } from 'node:events';
+import { openSocketTracer, nativeAddonPath, SocketTracer } from '../../host/src/native/index';
+import * as ev from '../../host/src/native/events';
+import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_limits } from '../../host/src/generated/layout';
+
+const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg']
+  .flatMap((s) => [`tg_in_${s}`, `tg_out_${s}`])
+  .concat('tg_in_close');
+
+/** Why BPF cannot run here, or null when it can. */
+function bpfUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'not root';
+  if (!fs.existsSync('/sys/kernel/btf/vmlinux')) return 'no kernel BTF';
+  if (!fs.existsSync(nativeAddonPath())) return `native addon not built (${nativeAddonPath()})`;
+  return null;
+}
+
+/** Under CI a test that needs BPF fails when BPF is unavailable; elsewhere it is skipped. */
+function requireBpf(t: { skip(msg?: string): void }): boolean {
+  const why = bpfUnavailable();
+  if (!why) return true;
+  if (process.env.CI === 'true') assert.fail(`BPF unavailable under CI: ${why}`);
+  t.skip(why);
+  return false;
+}
+
+interface Ev {
+  type: number;
+  pid: number;
+  tid: number;
+  comm: string;
+  role: number;
+  connId: number;
+  laddr: string;
+  lport: number;
+  raddr: string;
+  rport: number;
+  family: number;
+  dir: number;
+  pos: number;
+  len: number;
+  origLen: number;
+  truncated: boolean;
+  payload: Buffer;
+  bytesSent: number;
+  bytesRecv: number;
+}
+
+function collect(ring: Uint8Array, index: Uint32Array, count: number, keep: (pid: number, comm: string) => boolean, out: Ev[]): void {
+  for (let i = 0; i < count; i++) {
+    const off = index[2 * i];
+    const type = ev.eventType(ring, off);
+    const c = ev.connOffset(ring, off);
+    const pid = ev.pid(ring, c);
+    const comm = ev.comm(ring, c);
+    if (!keep(pid, comm)) continue;
+    const data = type === tg_event_type.TG_EV_DATA;
+    assert.ok(index[2 * i + 1] >= (data ? tg_data_event.size + ev.dataLen(ring, off) : tg_data_event.size));
+    out.push({
+      type,
+      pid,
+      tid: ev.tid(ring, c),
+      comm,
+      role: ev.role(ring, c),
+      connId: ev.connId(ring, c),
+      laddr: ev.localAddress(ring, c),
+      lport: ev.localPort(ring, c),
+      raddr: ev.remoteAddress(ring, c),
+      rport: ev.remotePort(ring, c),
+      family: ev.family(ring, c),
+      dir: data ? ev.dataDir(ring, off) : -1,
+      pos: data ? ev.dataPos(ring, off) : -1,
+      len: data ? ev.dataLen(ring, off) : 0,
+      origLen: data ? ev.dataOrigLen(ring, off) : 0,
+      truncated: data ? ev.dataTruncated(ring, off) : false,
+      // Copied: the ring space is reused as soon as this batch returns.
+      payload: data ? Buffer.from(ev.payload(ring, off)) : Buffer.alloc(0),
+      bytesSent: data ? 0 : ev.connEventBytesSent(ring, off),
+      bytesRecv: data ? 0 : ev.connEventBytesRecv(ring, off),
+    });
+  }
+}
+
+const SERVER = `
+const http = require('http');
+const big = Buffer.alloc(2 * 1024 * 1024, 'abcdefghijklmnopqrstuvwxyz');
+const s = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    if (req.url === '/big') return res.end(big);
+    res.setHeader('content-type', 'text/plain');
+    res.end(req.url === '/echo' ? Buffer.concat(chunks) : 'hello world\\n');
+  });
+});
+s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
+`;
+
+async function startServer(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { child, port: Number(line.toString().trim()) };
+}
+
+function curl(args: string[]): Promise<{ pid: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const c = execFile('curl', ['-sS', '--max-time', '10', '-H', 'Connection: close', ...args], { maxBuffer: 8 << 20 }, (err, stdout) =>
+      err ? reject(err) : resolve({ pid: c.pid!, stdout }),
+    );
+  });
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
+function liveProgIds(): Set<number> {
+  const out = execFileSync('bpftool', ['prog', 'show', '-j'], { maxBuffer: 64 << 20 }).toString();
+  return new Set((JSON.parse(out) as { id: number }[]).map((p) => p.id));
+}
+
+/** Per (conn, dir): ordered, contiguous from 0, and the stream bytes when nothing was cut. */
+function streams(events: Ev[]): Map<string, { events: Ev[]; bytes: Buffer; complete: boolean; total: number }> {
+  const m = new Map<string, Ev[]>();
+  for (const e of events) {
+    if (e.type !== tg_event_type.TG_EV_DATA) continue;
+    const k = `${e.connId}/${e.dir}`;
+    if (!m.has(k)) m.set(k, []);
+    m.get(k)!.push(e);
+  }
+  const out = new Map<string, { events: Ev[]; bytes: Buffer; complete: boolean; total: number }>();
+  for (const [k, list] of m) {
+    list.sort((a, b) => a.pos - b.pos);
+    let next = 0;
+    for (const e of list) {
+      assert.equal(e.pos, next, `stream ${k}: position ${e.pos} where ${next} was expected`);
+      next += e.origLen;
+    }
+    out.set(k, {
+      events: list,
+      bytes: Buffer.concat(list.map((e) => e.payload)),
+      complete: list.every((e) => !e.truncated && e.len === e.origLen),
+      total: next,
+    });
+  }
+  return out;
+}
+
+test('layout.ts is generated from the object BTF', () => {
+  assert.equal(tg_data_event.size, 112);
+  assert.equal(tg_conn_info.size, 80);
+  assert.equal(tg_data_event.conn + tg_conn_info.size, tg_data_event.size);
+  assert.equal(tg_event_type.TG_EV_DATA, 1);
+  assert.equal(tg_socket_limits.TG_CAPTURE_LIMIT, 32768);
+});
+
+test('formatAddr prints IPv4-mapped and IPv6 addresses', () => {
+  const b = new Uint8Array(16);
+  b[10] = 0xff;
+  b[11] = 0xff;
+  b.set([127, 0, 0, 1], 12);
+  assert.equal(ev.formatAddr(b, 0), '127.0.0.1');
+  const v6 = new Uint8Array(16);
+  v6[15] = 1;
+  assert.equal(ev.formatAddr(v6, 0), '::1');
+  v6.set([0x20, 0x01, 0x0d, 0xb8], 0);
+  assert.equal(ev.formatAddr(v6, 0), '2001:db8::1');
+});
+
+test('socket tracer: real HTTP over loopback, both roles, payloads, positions, truncation, close', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { child: server, port } = await startServer();
+  const serverPid = server.pid!;
+  const events: Ev[] = [];
+  let tracer: SocketTracer | undefined;
+  try {
+    tracer = openSocketTracer({ connMax: 65536 }, (ring, index, count) =>
+      collect(ring, index, count, (pid, comm) => pid === serverPid || comm === 'curl', events),
+    );
+    const report = tracer.report;
+    t.diagnostic(`attached ${report.attached.length}, failed ${JSON.stringify(report.failed)}`);
+    assert.deepEqual(report.failed, []);
+    assert.deepEqual([...report.attached].sort(), [...EXPECTED_PROGRAMS].sort());
+    assert.equal(report.progIds.length, EXPECTED_PROGRAMS.length);
+    assert.equal(report.selfPid, process.pid);
+
+    const body = 'telegen-payload-' + 'x'.repeat(200) + '-end';
+    const echo = await curl(['--data-binary', body, `http://127.0.0.1:${port}/echo`]);
+    assert.equal(echo.stdout, body);
+    const big = await curl(['-o', '/dev/null', '-w', '%{size_download}', `http://127.0.0.1:${port}/big`]);
+    assert.equal(big.stdout, String(2 * 1024 * 1024));
+
+    const closes = (): Ev[] => events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE);
+    const got = await waitFor(() => closes().filter((e) => e.pid === serverPid).length >= 2 && closes().filter((e) => e.comm === 'curl').length >= 2, 5000);
+    assert.ok(got, `close events: ${JSON.stringify(closes().map((e) => [e.pid, e.comm, e.lport]))}`);
+
+    // Connection opens: the client from connect() (non-blocking, EINPROGRESS), the server from accept4().
+    const opens = events.filter((e) => e.type === tg_event_type.TG_EV_CONN_OPEN);
+    for (const c of [echo, big]) {
+      const cli = opens.find((e) => e.pid === c.pid && e.rport === port);
+      assert.ok(cli, `client open for curl ${c.pid}`);
+      assert.equal(cli.role, tg_role.TG_ROLE_CLIENT);
+      assert.equal(cli.comm, 'curl');
+      assert.equal(cli.laddr, '127.0.0.1');
+      assert.equal(cli.raddr, '127.0.0.1');
+      assert.equal(cli.family, 2);
+      const srv = opens.find((e) => e.pid === serverPid && e.rport === cli.lport);
+      assert.ok(srv, `server open for client port ${cli.lport}`);
+      assert.equal(srv.role, tg_role.TG_ROLE_SERVER);
+      assert.equal(srv.lport, port);
+      assert.equal(srv.laddr, '127.0.0.1');
+      assert.equal(srv.raddr, '127.0.0.1');
+      assert.equal(srv.comm, 'node');
+
+      const s = streams(events);
+      const cliOut = s.get(`${cli.connId}/${tg_dir.TG_DIR_EGRESS}`)!;
+      const cliIn = s.get(`${cli.connId}/${tg_dir.TG_DIR_INGRESS}`)!;
+      const srvIn = s.get(`${srv.connId}/${tg_dir.TG_DIR_INGRESS}`)!;
+      const srvOut = s.get(`${srv.connId}/${tg_dir.TG_DIR_EGRESS}`)!;
+      assert.ok(cliOut && cliIn && srvIn && srvOut, 'four directions seen');
+      // What curl sent is exactly what the server read, byte for byte.
+      assert.ok(cliOut.complete && srvIn.complete);
+      assert.deepEqual(srvIn.bytes, cliOut.bytes);
+      assert.equal(srvOut.total, cliIn.total);
+      for (const e of [...srvIn.events, ...srvOut.events]) {
+        assert.equal(e.pid, serverPid);
+        assert.equal(e.lport, port);
+        assert.equal(e.rport, cli.lport);
+        assert.equal(e.role, tg_role.TG_ROLE_SERVER);
+      }
+      for (const e of [...cliIn.events, ...cliOut.events]) {
+        assert.equal(e.pid, c.pid);
+        assert.equal(e.lport, cli.lport);
+        assert.equal(e.rport, port);
+      }
+      // Close events carry the byte totals the positions add up to.
+      const srvClose = closes().find((e) => e.connId === srv.connId)!;
+      const cliClose = closes().find((e) => e.connId === cli.connId)!;
+      assert.ok(srvClose && cliClose);
+      assert.equal(srvClose.bytesRecv, srvIn.total);
+      assert.equal(srvClose.bytesSent, srvOut.total);
+      assert.equal(cliClose.bytesSent, cliOut.total);
+      assert.equal(cliClose.bytesRecv, cliIn.total);
+
+      if (c === echo) {
+        const req = srvIn.bytes.toString();
+        assert.match(req, new RegExp(`^POST /echo HTTP/1\\.1\\r\\nHost: 127\\.0\\.0\\.1:${port}\\r\\n`));
+        assert.ok(req.endsWith('\r\n\r\n' + body));
+        assert.ok(srvOut.complete);
+        assert.deepEqual(cliIn.bytes, srvOut.bytes);
+        assert.ok(srvOut.bytes.toString().startsWith('HTTP/1.1 200 OK\r\n'));
+        assert.ok(srvOut.bytes.toString().endsWith('\r\n\r\n' + body));
+      } else {
+        // 2 MB response: the server's writes are cut to captureMax and say how much moved.
+        assert.ok(srvOut.total > 2 * 1024 * 1024);
+        const cut = srvOut.events.filter((e) => e.truncated);
+        assert.ok(cut.length > 0, 'a truncated write');
+        for (const e of cut) {
+          assert.equal(e.len, tg_socket_limits.TG_CAPTURE_DEFAULT);
+          assert.ok(e.origLen > e.len);
+        }
+        assert.ok(srvOut.bytes.subarray(0, 17).toString() === 'HTTP/1.1 200 OK\r\n');
+        assert.ok(srvOut.bytes.includes(Buffer.from('abcdefghijklmnopqrstuvwxyzabcdef')));
+      }
+    }
+
+    const st = tracer.stats();
+    t.diagnostic(`stats ${JSON.stringify(st)}`);
+    assert.ok(st.events > 0);
+    assert.ok(st.conn_open >= 4);
+    assert.ok(st.conn_close >= 4);
+    assert.ok(st.truncated >= 1);
+    assert.equal(st.ring_full, 0);
+    assert.ok(st.batches > 0 && st.records > 0);
+    assert.equal(st.handlerErrors, 0);
+    const ms = tracer.mapStats();
+    assert.equal(ms.connMax, 65536);
+    assert.ok(ms.conns >= 0);
+  } finally {
+    const ids = tracer?.report.progIds ?? [];
+    tracer?.close();
+    server.kill('SIGKILL');
+    if (ids.length) {
+      const gone = await waitFor(() => {
+        const live = liveProgIds();
+        return ids.every((id) => !live.has(id));
+      }, 5000);
+      assert.ok(gone, 'no telegen programs remain after close()');
+    }
+  }
+});
+
+test('socket tracer: a record that does not fit is counted, never silently lost', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { child: server, port } = await startServer();
+  let tracer: SocketTracer | undefined;
+  let seen = 0;
+  try {
+    // A one-page ring and a handler that sits on its first batch: the kernel must count
+    // what it could not write.
+    let blocked = false;
+    tracer = openSocketTracer({ connMax: 1024, ringBytes: 4096, captureMax: 32768 }, (_ring, _index, count) => {
+      seen += count;
+      if (!blocked) {
+        blocked = true;
+        execFileSync('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${port}/big`]);
+      }
+    });
+    await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/`]);
+    await waitFor(() => blocked, 5000);
+    const st = tracer.stats();
+    t.diagnostic(`stats ${JSON.stringify(st)}`);
+    assert.ok(st.ring_full > 0, 'ring_full counted');
+    assert.ok(seen > 0);
+  } finally {
+    const ids = tracer?.report.progIds ?? [];
+    tracer?.close();
+    server.kill('SIGKILL');
+    const live = liveProgIds();
+    assert.ok(ids.every((id) => !live.has(id)));
+  }
+});
+
+test('socket tracer: SIGKILL of the loading process leaves no programs behind', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const script = `
+    const { openSocketTracer } = require(${JSON.stringify(require.resolve('../../host/src/native/index'))});
+    const tr = openSocketTracer({ connMax: 1024, ringBytes: 65536 }, () => {});
+    process.stdout.write(JSON.stringify(tr.report.progIds) + '\\n');
+  `;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  const ids = JSON.parse(line.toString()) as number[];
+  assert.ok(ids.length > 0);
+  const live = liveProgIds();
+  assert.ok(ids.every((id) => live.has(id)), 'programs loaded while the process lives');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const gone = await waitFor(() => {
+    const l = liveProgIds();
+    return ids.every((id) => !l.has(id));
+  }, 5000);
+  assert.ok(gone, 'programs freed after SIGKILL');
+});
