@@ -1,0 +1,395 @@
+// DNS exchange records: the query (a Pending slot, or none) with the response in `msg`.
+import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TRUNCATED } from "../abi/abi";
+import {
+  A_NETWORK_PROTOCOL_NAME, A_ERROR_TYPE, A_DNS_QUESTION_NAME, A_DNS_QUESTION_TYPE,
+  A_DNS_RESPONSE_CODE, A_DNS_ANSWERS, A_TELEGEN_DNS_ID, A_TELEGEN_DNS_ANSWER_COUNT,
+  A_TELEGEN_DNS_TRUNCATED, A_TELEGEN_DNS_AUTHORITY_COUNT, A_TELEGEN_DNS_ADDITIONAL_COUNT,
+  A_TELEGEN_DNS_EDNS_UDP_PAYLOAD_SIZE, A_TELEGEN_DNS_OPCODE, A_TELEGEN_DNS_FLAGS,
+  A_TELEGEN_DNS_EDNS_DO, A_TELEGEN_DNS_EDNS_OPTIONS,
+} from "../abi/attributes";
+import { begin, finish, orFlags, addBytes, addString, addInt, addBool, beginStrs, addStrsItem, endStrs } from "../abi/emit";
+import {
+  Pending, F_TC, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NOTIMP, RCODE_REFUSED,
+  T_A, T_AAAA, T_NS, T_MD, T_MF, T_CNAME, T_MB, T_MG, T_MR, T_PTR, T_DNAME, T_MX, T_TXT, T_SRV,
+  T_SOA, T_NAPTR, T_CAA, T_SVCB, T_HTTPS, T_RRSIG, T_ANY, T_OPT,
+} from "./types";
+import { msg, qnameBuf, nameScratch, nameLen, readName, skipName, u16be, u32be } from "./message";
+import {
+  textBuf, textLen, textCut, textReset, textRewind, putByte, putAscii, putDec, putHexBytes, putIPv4, putIPv6,
+  putName, putChars, putBase64, putType, putRcode, putOpcode, putOptionName, putFlags,
+} from "./present";
+
+function isFailure(rcode: u32): bool {
+  return rcode == RCODE_SERVFAIL || rcode == RCODE_REFUSED || rcode == RCODE_FORMERR || rcode == RCODE_NOTIMP;
+}
+
+function addText(id: i32): void {
+  addBytes(id, textBuf, textLen);
+  if (textCut) orFlags(FLAG_TRUNCATED);
+}
+
+/** One exchange record. `q` is the query (null: response without its query); `withResponse`
+ *  says `msg` holds the response (false: the query got none). */
+export function emitExchange(stream: u32, q: Pending | null, withResponse: bool, tsStart: u64, tsEnd: u64): void {
+  const m = msg;
+  let flags: i32 = 0;
+  if (q === null) flags |= FLAG_NO_REQUEST;
+  if (!withResponse) flags |= FLAG_NO_RESPONSE;
+  const rcode = withResponse ? m.rcode : 0;
+  if (withResponse) {
+    if (isFailure(rcode)) flags |= FLAG_ERROR;
+    if (!m.complete) flags |= FLAG_UNKNOWN;
+  }
+  begin(KIND_EXCHANGE, flags, <u64>stream, tsStart, tsEnd);
+  addString(A_NETWORK_PROTOCOL_NAME, "dns");
+
+  // The question as the client sent it (0x20-randomised case kept); the response's otherwise.
+  textReset();
+  if (q !== null && q.hasQuestion) {
+    putName(changetype<usize>(q.name), q.nameLen);
+    addText(A_DNS_QUESTION_NAME);
+    textReset();
+    putType(q.qtype);
+    addText(A_DNS_QUESTION_TYPE);
+  } else if (withResponse && m.hasQuestion) {
+    putName(qnameBuf, m.qnameLen);
+    addText(A_DNS_QUESTION_NAME);
+    textReset();
+    putType(m.qtype);
+    addText(A_DNS_QUESTION_TYPE);
+  }
+
+  const headerFlags: u32 = withResponse ? m.flags : (q !== null ? <u32>q.flags : 0);
+  addInt(A_TELEGEN_DNS_ID, withResponse ? m.id : (q !== null ? <i64>q.id : 0));
+  textReset();
+  putOpcode((headerFlags >> 11) & 0xf);
+  addText(A_TELEGEN_DNS_OPCODE);
+  textReset();
+  putFlags(headerFlags);
+  addText(A_TELEGEN_DNS_FLAGS);
+
+  if (withResponse) {
+    textReset();
+    putRcode(rcode);
+    addText(A_DNS_RESPONSE_CODE);
+    if (flags & FLAG_ERROR) addText(A_ERROR_TYPE);
+    const qtype = q !== null && q.hasQuestion ? <u32>q.qtype : m.qtype;
+    if (m.answersWalked > 0) addAnswers(qtype);
+    addInt(A_TELEGEN_DNS_ANSWER_COUNT, m.an);
+    addInt(A_TELEGEN_DNS_AUTHORITY_COUNT, m.ns);
+    addInt(A_TELEGEN_DNS_ADDITIONAL_COUNT, m.ar);
+    addBool(A_TELEGEN_DNS_TRUNCATED, (m.flags & F_TC) != 0);
+  }
+
+  // EDNS as the client asked (payload size, DO, options); the server's when the query is unseen.
+  if (q !== null && q.udpSize >= 0) {
+    addInt(A_TELEGEN_DNS_EDNS_UDP_PAYLOAD_SIZE, q.udpSize);
+    addBool(A_TELEGEN_DNS_EDNS_DO, q.doBit);
+    if (q.optionCount > 0) {
+      beginStrs(A_TELEGEN_DNS_EDNS_OPTIONS);
+      for (let i = 0; i < q.optionCount; i++) addOptionItem(q.options[i]);
+      endStrs();
+    }
+  } else if (withResponse && m.hasOpt) {
+    addInt(A_TELEGEN_DNS_EDNS_UDP_PAYLOAD_SIZE, m.udpSize);
+    addBool(A_TELEGEN_DNS_EDNS_DO, m.doBit);
+    if (m.optionCount > 0) {
+      beginStrs(A_TELEGEN_DNS_EDNS_OPTIONS);
+      for (let i = 0; i < m.optionCount; i++) addOptionItem(m.options[i]);
+      endStrs();
+    }
+  }
+  finish();
+}
+
+function addOptionItem(code: u32): void {
+  textReset();
+  putOptionName(code);
+  addStrsItem(textBuf, textLen);
+}
+
+/** dns.answers: each answer-section RR's data in presentation form. Signatures are left out
+ *  unless asked for: they are proofs about the answers, not answers. */
+function addAnswers(qtype: u32): void {
+  const m = msg;
+  const base = m.base;
+  const len = m.len;
+  beginStrs(A_DNS_ANSWERS);
+  let p = m.answersOff;
+  for (let i: u32 = 0; i < m.answersWalked; i++) {
+    const r = skipName(base, len, p);
+    if (r < 0) break; // walkMessage already bounded these; kept for safety
+    const rr = base + <usize>r;
+    const type = u16be(rr);
+    const rd = <u32>r + 10;
+    const rdlen = u16be(rr + 8);
+    p = rd + rdlen;
+    if (type == T_OPT) continue;
+    if (type == T_RRSIG && qtype != T_RRSIG && qtype != T_ANY) continue;
+    textReset();
+    if (!putRdata(type, rd, rdlen)) {
+      textReset();
+      putGeneric(base + <usize>rd, rdlen);
+    }
+    addStrsItem(textBuf, textLen);
+    if (textCut) orFlags(FLAG_TRUNCATED);
+  }
+  endStrs();
+}
+
+/** RFC 3597 3: \# length hex. */
+function putGeneric(p: usize, n: u32): void {
+  putByte(92);
+  putByte(35);
+  putByte(32);
+  putDec(n);
+  if (n > 0) {
+    putByte(32);
+    putHexBytes(p, n);
+  }
+}
+
+/** A name inside RDATA (compression allowed, as in practice); -1 when malformed or outside it. */
+function putRdataName(off: u32, limit: u32): i32 {
+  const r = readName(msg.base, msg.len, off, nameScratch);
+  if (r < 0 || <u32>r > limit) return -1;
+  putName(nameScratch, nameLen);
+  return r;
+}
+
+/** A <character-string>: length octet then bytes. Returns the offset after it, -1 when cut. */
+function putCharString(off: u32, limit: u32, quoted: bool): i32 {
+  if (off >= limit) return -1;
+  const n = <u32>load<u8>(msg.base + <usize>off);
+  if (off + 1 + n > limit) return -1;
+  if (quoted) putByte(34);
+  putChars(msg.base + <usize>off + 1, n, quoted);
+  if (quoted) putByte(34);
+  return <i32>(off + 1 + n);
+}
+
+/** The RDATA of one RR in presentation form; false when it does not fit the type's layout. */
+function putRdata(type: u32, rd: u32, rdlen: u32): bool {
+  const base = msg.base;
+  const end = rd + rdlen;
+  const p = base + <usize>rd;
+  switch (type) {
+    case T_A: {
+      if (rdlen != 4) return false;
+      putIPv4(p);
+      return true;
+    }
+    case T_AAAA: {
+      if (rdlen != 16) return false;
+      putIPv6(p);
+      return true;
+    }
+    case T_NS: case T_MD: case T_MF: case T_CNAME: case T_MB: case T_MG: case T_MR: case T_PTR: case T_DNAME: {
+      return putRdataName(rd, end) == <i32>end;
+    }
+    case T_MX: {
+      if (rdlen < 3) return false;
+      putDec(u16be(p));
+      putByte(32);
+      return putRdataName(rd + 2, end) == <i32>end;
+    }
+    case T_TXT: {
+      // The character-strings of one TXT RR read as one text (RFC 7208 3.3, RFC 6376 3.6.2.2).
+      let q = rd;
+      while (q < end) {
+        const r = putCharString(q, end, false);
+        if (r < 0) return false;
+        q = <u32>r;
+      }
+      return true;
+    }
+    case T_SRV: {
+      if (rdlen < 7) return false;
+      putDec(u16be(p));
+      putByte(32);
+      putDec(u16be(p + 2));
+      putByte(32);
+      putDec(u16be(p + 4));
+      putByte(32);
+      return putRdataName(rd + 6, end) == <i32>end;
+    }
+    case T_SOA: {
+      const r1 = putRdataName(rd, end);
+      if (r1 < 0) return false;
+      putByte(32);
+      const r2 = putRdataName(<u32>r1, end);
+      if (r2 < 0 || <u32>r2 + 20 != end) return false;
+      const nums = base + <usize>r2;
+      for (let i = 0; i < 5; i++) {
+        putByte(32);
+        putDec(u32be(nums + <usize>(i * 4)));
+      }
+      return true;
+    }
+    case T_NAPTR: {
+      if (rdlen < 7) return false;
+      putDec(u16be(p));
+      putByte(32);
+      putDec(u16be(p + 2));
+      let q: i32 = <i32>(rd + 4);
+      for (let i = 0; i < 3; i++) {
+        putByte(32);
+        q = putCharString(<u32>q, end, true);
+        if (q < 0) return false;
+      }
+      putByte(32);
+      return putRdataName(<u32>q, end) == <i32>end;
+    }
+    case T_CAA: {
+      // RFC 8659 4.1.1: flags tag "value"
+      if (rdlen < 2) return false;
+      const tagLen = <u32>load<u8>(p + 1);
+      if (tagLen == 0 || tagLen + 2 > rdlen) return false;
+      putDec(load<u8>(p));
+      putByte(32);
+      putChars(p + 2, tagLen, false);
+      putByte(32);
+      putByte(34);
+      putChars(p + 2 + <usize>tagLen, rdlen - 2 - tagLen, true);
+      putByte(34);
+      return true;
+    }
+    case T_SVCB: case T_HTTPS: {
+      return putSvcb(rd, end);
+    }
+  }
+  return false;
+}
+
+/** RFC 9460 2.1: SvcPriority TargetName SvcParams (key=value, space separated). */
+function putSvcb(rd: u32, end: u32): bool {
+  const base = msg.base;
+  if (rd + 3 > end) return false;
+  putDec(u16be(base + <usize>rd));
+  putByte(32);
+  const r = putRdataName(rd + 2, end);
+  if (r < 0) return false;
+  let q = <u32>r;
+  while (q < end) {
+    if (q + 4 > end) return false;
+    const key = u16be(base + <usize>q);
+    const vlen = u16be(base + <usize>q + 2);
+    const v = q + 4;
+    if (v + vlen > end) return false;
+    putByte(32);
+    putSvcParam(key, base + <usize>v, vlen);
+    q = v + vlen;
+  }
+  return true;
+}
+
+function putSvcKey(key: u32): void {
+  switch (key) {
+    case 0: putAscii("mandatory"); return;
+    case 1: putAscii("alpn"); return;
+    case 2: putAscii("no-default-alpn"); return;
+    case 3: putAscii("port"); return;
+    case 4: putAscii("ipv4hint"); return;
+    case 5: putAscii("ech"); return;
+    case 6: putAscii("ipv6hint"); return;
+    case 7: putAscii("dohpath"); return;
+    case 8: putAscii("ohttp"); return;
+  }
+  putAscii("key");
+  putDec(key);
+}
+
+function putSvcParam(key: u32, v: usize, n: u32): void {
+  const mark = textLen;
+  putSvcKey(key);
+  if (key == 2 || key == 8) {
+    if (n == 0) return;
+  } else if (key == 0) {
+    // mandatory: a list of keys
+    if (n > 0 && (n & 1) == 0) {
+      putByte(61);
+      for (let i: u32 = 0; i < n; i += 2) {
+        if (i > 0) putByte(44);
+        putSvcKey(u16be(v + i));
+      }
+      return;
+    }
+  } else if (key == 1) {
+    // alpn: length-prefixed protocol ids, comma separated
+    if (n > 0 && alpnWellFormed(v, n)) {
+      putByte(61);
+      let i: u32 = 0;
+      while (i < n) {
+        const l = <u32>load<u8>(v + i);
+        if (i > 0) putByte(44);
+        for (let j: u32 = 1; j <= l; j++) {
+          const c = <u32>load<u8>(v + i + j);
+          if (c == 44 || c == 92) { putByte(92); putByte(c); } else if (c < 0x21 || c > 0x7e) putEsc(c); else putByte(c);
+        }
+        i += 1 + l;
+      }
+      return;
+    }
+  } else if (key == 3) {
+    if (n == 2) {
+      putByte(61);
+      putDec(u16be(v));
+      return;
+    }
+  } else if (key == 4) {
+    if (n > 0 && n % 4 == 0) {
+      putByte(61);
+      for (let i: u32 = 0; i < n; i += 4) {
+        if (i > 0) putByte(44);
+        putIPv4(v + i);
+      }
+      return;
+    }
+  } else if (key == 6) {
+    if (n > 0 && n % 16 == 0) {
+      putByte(61);
+      for (let i: u32 = 0; i < n; i += 16) {
+        if (i > 0) putByte(44);
+        putIPv6(v + i);
+      }
+      return;
+    }
+  } else if (key == 5) {
+    putByte(61);
+    putBase64(v, n);
+    return;
+  } else if (key == 7) {
+    putByte(61);
+    putChars(v, n, false);
+    return;
+  }
+  // Unknown key, or a known key with a malformed value: the generic keyNNNNN="value" form.
+  if (textLen > mark && key <= 8) {
+    // rewrite the known name as keyN so the value is read generically
+    textRewind(mark);
+    putAscii("key");
+    putDec(key);
+  }
+  if (n == 0) return;
+  putByte(61);
+  putByte(34);
+  putChars(v, n, true);
+  putByte(34);
+}
+
+function alpnWellFormed(v: usize, n: u32): bool {
+  let i: u32 = 0;
+  while (i < n) {
+    const l = <u32>load<u8>(v + i);
+    if (l == 0 || i + 1 + l > n) return false;
+    i += 1 + l;
+  }
+  return true;
+}
+
+function putEsc(c: u32): void {
+  putByte(92);
+  putByte(48 + c / 100);
+  putByte(48 + (c / 10) % 10);
+  putByte(48 + c % 10);
+}

@@ -1,0 +1,63 @@
+// DNS framing: a UDP datagram is one message, consumed whole; TCP prefixes each message with a
+// u16 length (RFC 1035 4.2.2, RFC 7766) and may carry several per read or split one across reads.
+import { PARSE_NEEDS_MORE, PARSE_INVALID, DIR_REQUEST } from "../abi/abi";
+import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, StreamState } from "./types";
+import { classify, u16be, CLASS_NEEDS_MORE, CLASS_INVALID } from "./message";
+import { streams, stateFor, onMessage } from "./stitch";
+
+function partialOf(st: StreamState, dir: i32): bool {
+  return dir == DIR_REQUEST ? st.partial0 : st.partial1;
+}
+function partialTsOf(st: StreamState, dir: i32): u64 {
+  return dir == DIR_REQUEST ? st.partialTs0 : st.partialTs1;
+}
+function setPartial(st: StreamState, dir: i32, on: bool, ts: u64): void {
+  if (dir == DIR_REQUEST) { st.partial0 = on; st.partialTs0 = ts; }
+  else { st.partial1 = on; st.partialTs1 = ts; }
+}
+
+/** Remembers when a message still incomplete after this call started (its first byte's time). */
+function holdPartial(st: StreamState, dir: i32, ts: u64): void {
+  if (!partialOf(st, dir)) setPartial(st, dir, true, ts);
+}
+
+export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u64): i32 {
+  const known = streams.has(stream);
+  const st = stateFor(stream);
+  st.lastSeen = ts;
+  if (st.mode == MODE_UNKNOWN) {
+    const c = classify(base, len);
+    if (c == CLASS_NEEDS_MORE) {
+      holdPartial(st, dir, ts);
+      return PARSE_NEEDS_MORE;
+    }
+    if (c == CLASS_INVALID) {
+      if (!known) streams.delete(stream);
+      return PARSE_INVALID;
+    }
+    st.mode = <u8>c;
+  }
+
+  if (st.mode == MODE_UDP) {
+    // The host hands over one datagram per call: whatever it holds, it is consumed.
+    const start = partialOf(st, dir) ? partialTsOf(st, dir) : ts;
+    setPartial(st, dir, false, 0);
+    onMessage(st, stream, base, len, start, ts);
+    return <i32>len;
+  }
+
+  // TCP
+  let p: u32 = 0;
+  let start = partialOf(st, dir) ? partialTsOf(st, dir) : ts;
+  while (len - p >= 2) {
+    const n = u16be(base + <usize>p);
+    if (n < HEADER_SIZE) return PARSE_INVALID; // no DNS message is shorter: framing is lost
+    if (p + 2 + n > len) break;
+    onMessage(st, stream, base + <usize>p + 2, n, start, ts);
+    setPartial(st, dir, false, 0);
+    start = ts;
+    p += 2 + n;
+  }
+  if (p < len) holdPartial(st, dir, ts);
+  return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
+}

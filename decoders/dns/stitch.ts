@@ -1,0 +1,121 @@
+// Query <-> response matching per stream: by message id, and by the question (name
+// case-insensitively, type) when both sides carry one. QR tells queries from responses, so a
+// capture taken on the server side stitches the same way as one taken on the client.
+import { StreamState, Pending, MAX_PENDING, MAX_QUERY_OPTIONS, QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR } from "./types";
+import { msg, qnameBuf, walkMessage } from "./message";
+import { emitExchange } from "./emit";
+
+export const streams = new Map<u32, StreamState>();
+
+export function stateFor(stream: u32): StreamState {
+  if (streams.has(stream)) return streams.get(stream);
+  const st = new StreamState();
+  streams.set(stream, st);
+  return st;
+}
+
+/** One whole DNS message of a stream. tsStart: its first byte; tsEnd: its last. */
+export function onMessage(st: StreamState, stream: u32, base: usize, len: u32, tsStart: u64, tsEnd: u64): void {
+  if (!walkMessage(base, len)) return; // not even a header: nothing to say about it
+  if ((msg.flags & F_QR) == 0) onQuery(st, stream, tsStart);
+  else onResponse(st, stream, tsStart, tsEnd);
+}
+
+/** Case-insensitive comparison of two uncompressed wire names (RFC 4343: ASCII case only). */
+function sameName(a: usize, aLen: u32, b: usize, bLen: u32): bool {
+  if (aLen != bLen) return false;
+  for (let i: u32 = 0; i < aLen; i++) {
+    let x = <u32>load<u8>(a + i);
+    let y = <u32>load<u8>(b + i);
+    if (x - 65 < 26) x += 32;
+    if (y - 65 < 26) y += 32;
+    if (x != y) return false;
+  }
+  return true;
+}
+
+function matches(p: Pending): bool {
+  const m = msg;
+  if (<u32>p.id != m.id) return false;
+  // A FORMERR answer may carry no question: the id alone has to do.
+  if (!p.hasQuestion || !m.hasQuestion) return true;
+  return <u32>p.qtype == m.qtype && sameName(changetype<usize>(p.name), p.nameLen, qnameBuf, m.qnameLen);
+}
+
+function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
+  const m = msg;
+  // A retransmission (same id and question) keeps the first send's time: the latency a user saw.
+  for (let i = 0; i < st.live.length; i++) {
+    if (matches(unchecked(st.live[i]))) return;
+  }
+  if (st.live.length >= MAX_PENDING) {
+    const oldest = st.live.shift();
+    emitExchange(stream, oldest, false, oldest.tsStart, oldest.tsStart);
+    st.spare.push(oldest);
+  }
+  const slot = st.spare.length > 0 ? st.spare.pop() : new Pending();
+  slot.id = <u16>m.id;
+  slot.flags = <u16>m.flags;
+  slot.hasQuestion = m.hasQuestion;
+  slot.qtype = <u16>m.qtype;
+  slot.nameLen = m.hasQuestion ? m.qnameLen : 0;
+  if (m.hasQuestion) memory.copy(changetype<usize>(slot.name), qnameBuf, m.qnameLen);
+  slot.tsStart = tsStart;
+  slot.udpSize = m.hasOpt ? <i32>m.udpSize : -1;
+  slot.doBit = m.doBit;
+  const n = m.optionCount < MAX_QUERY_OPTIONS ? m.optionCount : MAX_QUERY_OPTIONS;
+  for (let i = 0; i < n; i++) slot.options[i] = m.options[i];
+  slot.optionCount = n;
+  st.live.push(slot);
+}
+
+function onResponse(st: StreamState, stream: u32, tsStart: u64, tsEnd: u64): void {
+  const live = st.live;
+  for (let i = 0; i < live.length; i++) {
+    const p = unchecked(live[i]);
+    if (!matches(p)) continue;
+    emitExchange(stream, p, true, p.tsStart, tsEnd);
+    removeAt(live, i);
+    st.spare.push(p);
+    return;
+  }
+  emitExchange(stream, null, true, tsStart, tsEnd);
+}
+
+/** Removes live[i] keeping order, without the allocation splice() makes. */
+function removeAt(live: Array<Pending>, i: i32): void {
+  const n = live.length;
+  for (let j = i; j + 1 < n; j++) unchecked(live[j] = live[j + 1]);
+  live.pop();
+}
+
+/** Every pending query of the stream ends unanswered; the stream's state goes. */
+export function closeStream(stream: u32): void {
+  if (!streams.has(stream)) return;
+  const st = streams.get(stream);
+  for (let i = 0; i < st.live.length; i++) {
+    const p = unchecked(st.live[i]);
+    emitExchange(stream, p, false, p.tsStart, p.tsStart);
+  }
+  streams.delete(stream);
+}
+
+/** Queries older than the timeout end unanswered; idle empty streams are forgotten. */
+export function expire(now: u64): void {
+  const keys = streams.keys();
+  for (let k = 0; k < keys.length; k++) {
+    const stream = unchecked(keys[k]);
+    const st = streams.get(stream);
+    const live = st.live;
+    while (live.length > 0) {
+      const p = unchecked(live[0]);
+      if (now < p.tsStart || now - p.tsStart < QUERY_TIMEOUT_NS) break;
+      emitExchange(stream, p, false, p.tsStart, p.tsStart);
+      live.shift();
+      st.spare.push(p);
+    }
+    if (live.length == 0 && !st.partial0 && !st.partial1 && now > st.lastSeen && now - st.lastSeen >= IDLE_STREAM_NS) {
+      streams.delete(stream);
+    }
+  }
+}
