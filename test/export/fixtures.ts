@@ -1,6 +1,6 @@
 // Hand-built telemetry items for the export tests: ReadableSpans, ReadableLogRecords and
 // ResourceMetrics with exact, known content.
-import { SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, ValueType, type HrTime } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -97,7 +97,7 @@ export function makeMetrics(value: number): ResourceMetrics {
         scope,
         metrics: [
           {
-            descriptor: { name: 'http.server.request.count', description: 'requests seen', unit: '{request}', valueType: 1 /* INT */ },
+            descriptor: { name: 'http.server.request.count', description: 'requests seen', unit: '{request}', valueType: ValueType.INT },
             dataPointType: DataPointType.SUM,
             isMonotonic: true,
             aggregationTemporality: AggregationTemporality.CUMULATIVE,

@@ -78,6 +78,8 @@ interface Ticket {
   /** Set at the shutdown deadline: counted as dropped there, its late result is ignored. */
   abandoned: boolean;
   cancelSleep?: () => void;
+  /** When a sleeping retry wakes (epoch ms). */
+  wakeAt?: number;
 }
 
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, initialBackoffMs: 1000, maxBackoffMs: 30_000 };
@@ -227,6 +229,8 @@ export class BatchQueue<T> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.draining++;
+    // Retries sleeping past the deadline will never be sent: give them up now.
+    for (const t of this.tickets) if (t.cancelSleep && (t.wakeAt ?? 0) > this.deadline) t.cancelSleep();
     this.pump(true);
     let deadlineTimer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -348,6 +352,7 @@ export class BatchQueue<T> {
   }
 
   private sleep(ms: number, ticket: Ticket): Promise<boolean> {
+    ticket.wakeAt = Date.now() + ms;
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         ticket.cancelSleep = undefined;
@@ -386,7 +391,11 @@ export class BatchQueue<T> {
         }
         this.c.retries++;
         const woke = await this.sleep(delay, ticket);
-        if (!woke || ticket.abandoned) return;
+        if (ticket.abandoned) return;
+        if (!woke) {
+          this.drop('shutdown', batch.length);
+          return;
+        }
       }
     } finally {
       if (!ticket.abandoned && this.tickets.delete(ticket)) this.inFlightBytes -= ticket.bytes;

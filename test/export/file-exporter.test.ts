@@ -1,0 +1,148 @@
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BatchQueue, createFileLogExporter, createFileMetricExporter, createFileTraceExporter, createTraceExporter, estimateSpanBytes, resolveExportConfig } from '../../host/src/export';
+import { decodeOtlpRequest, flattenLogs, flattenMetrics, flattenSpans } from '../helpers/otlp-receiver';
+import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+
+const dirs: string[] = [];
+function tmpdir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-export-'));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const readLines = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l !== '');
+
+test('traces.jsonl: one OTLP/JSON ExportTraceServiceRequest per line with the exact span content', async () => {
+  const dir = tmpdir();
+  const exp = createTraceExporter(resolveExportConfig({}, {}), dir);
+  assert.equal(exp.target, `file:${path.join(dir, 'traces.jsonl')}`);
+  assert.deepEqual(await exp.export([makeSpan(1), makeSpan(2, { status: 503 })]), { code: 'success' });
+  assert.deepEqual(await exp.export([makeSpan(3, { parent: '00000000000000aa' })]), { code: 'success' });
+  await exp.shutdown();
+  const lines = readLines(path.join(dir, 'traces.jsonl'));
+  assert.equal(lines.length, 2);
+  const first = JSON.parse(lines[0]);
+  // Collector file-exporter shape: camelCase, hex ids, int64 as decimal strings, enums as numbers.
+  assert.deepEqual(first.resourceSpans[0].resource.attributes, [
+    { key: 'service.name', value: { stringValue: 'checkout' } },
+    { key: 'host.name', value: { stringValue: 'node-1' } },
+    { key: 'telegen.test', value: { boolValue: true } },
+  ]);
+  assert.deepEqual(first.resourceSpans[0].scopeSpans[0].scope, scope);
+  const s1 = first.resourceSpans[0].scopeSpans[0].spans[0];
+  assert.equal(s1.traceId, '000000000000000000000000abc00001');
+  assert.equal(s1.spanId, '0000000000005501');
+  assert.equal(s1.kind, 2);
+  assert.equal(s1.startTimeUnixNano, '1700000001123456789');
+  assert.equal(s1.endTimeUnixNano, '1700000001223456789');
+  assert.deepEqual(s1.attributes, [
+    { key: 'http.request.method', value: { stringValue: 'GET' } },
+    { key: 'url.path', value: { stringValue: '/items/1' } },
+    { key: 'http.response.status_code', value: { intValue: 200 } },
+    { key: 'server.port', value: { intValue: 8080 } },
+    { key: 'network.protocol.version', value: { stringValue: '1.1' } },
+  ]);
+  // Same content through the receiver's flat view (which reads the same OTLP field names).
+  const flat = flattenSpans(first);
+  assert.deepEqual(flat, [expectedFlatSpan(1), expectedFlatSpan(2, 503)]);
+  const second = flattenSpans(JSON.parse(lines[1]));
+  assert.equal(second[0].parentSpanId, '00000000000000aa');
+  // The JSON line and the protobuf encoding carry the same request.
+  const viaProto = flattenSpans(decodeOtlpRequest('traces', ProtobufTraceSerializer.serializeRequest([makeSpan(1), makeSpan(2, { status: 503 })])!));
+  assert.deepEqual(viaProto.map((s) => ({ ...s })), flat.map((s) => ({ ...s })));
+});
+
+test('metrics.jsonl and logs.jsonl hold OTLP/JSON requests', async () => {
+  const dir = tmpdir();
+  const r = { maxBytes: 1 << 20, keep: 2 };
+  const m = createFileMetricExporter(dir, r);
+  assert.equal((await m.export([makeMetrics(7), makeMetrics(9)])).code, 'success');
+  await m.shutdown();
+  const ml = readLines(path.join(dir, 'metrics.jsonl'));
+  assert.equal(ml.length, 2);
+  const fm = flattenMetrics(JSON.parse(ml[1]));
+  assert.equal(fm[0].name, 'http.server.request.count');
+  assert.equal(fm[0].type, 'sum');
+  assert.deepEqual(fm[0].dataPoints[0].attributes, { 'http.request.method': 'GET' });
+  assert.equal(Number(fm[0].dataPoints[0].asInt), 9);
+  assert.deepEqual(fm[0].resource, RESOURCE_ATTRS);
+
+  const l = createFileLogExporter(dir, r);
+  assert.equal((await l.export([makeLog(1), makeLog(2)])).code, 'success');
+  await l.shutdown();
+  const ll = readLines(path.join(dir, 'logs.jsonl'));
+  assert.equal(ll.length, 1);
+  const fl = flattenLogs(JSON.parse(ll[0]));
+  assert.equal(fl.length, 2);
+  assert.equal(fl[1].body, 'connection reset 2');
+  assert.equal(fl[1].severityNumber, 17);
+  assert.equal(fl[1].severityText, 'ERROR');
+  assert.equal(fl[1].eventName, 'telegen.agent.event');
+  assert.deepEqual(fl[1].attributes, { 'process.pid': 1002, 'process.executable.name': 'nginx' });
+  assert.equal(fl[1].traceId, '000000000000000000000000abc00002');
+});
+
+test('size-based rotation keeps N files and only whole lines', async () => {
+  const dir = tmpdir();
+  const exp = createFileTraceExporter(dir, { maxBytes: 4096, keep: 2 });
+  const lineLen = Buffer.byteLength(new TextDecoder().decode(ProtobufTraceSerializer.serializeRequest([makeSpan(0)])!)); // sanity only
+  assert.ok(lineLen > 0);
+  for (let i = 0; i < 40; i++) assert.equal((await exp.export([makeSpan(i)])).code, 'success');
+  await exp.shutdown();
+  const files = fs.readdirSync(dir).sort();
+  assert.deepEqual(files, ['traces.jsonl', 'traces.jsonl.1', 'traces.jsonl.2']);
+  for (const f of files) {
+    assert.ok(fs.statSync(path.join(dir, f)).size <= 4096, `${f} exceeds max_bytes`);
+    for (const line of readLines(path.join(dir, f))) assert.equal(flattenSpans(JSON.parse(line)).length, 1);
+  }
+  // Newest data in traces.jsonl, older in .1, then .2; the oldest were deleted.
+  const last = flattenSpans(JSON.parse(readLines(path.join(dir, 'traces.jsonl')).at(-1)!))[0];
+  assert.equal(last.name, 'GET /items/39');
+  const n = files.reduce((a, f) => a + readLines(path.join(dir, f)).length, 0);
+  assert.ok(n < 40 && n > 3);
+  assert.ok(exp.counters().rotations >= 2);
+});
+
+test('ENOSPC is a counted failure, never a throw; writing resumes after', async () => {
+  const dir = tmpdir();
+  // /dev/full accepts open() and fails every write with ENOSPC.
+  fs.symlinkSync('/dev/full', path.join(dir, 'traces.jsonl'));
+  const exp = createFileTraceExporter(dir, { maxBytes: 1 << 20, keep: 1 });
+  const r = await exp.export([makeSpan(1)]);
+  assert.equal(r.code, 'failure');
+  assert.equal((r.error as NodeJS.ErrnoException).code, 'ENOSPC');
+  assert.equal(exp.counters().write_errors, 1);
+
+  // Through a queue: the batch is counted as dropped{export_failed}, the producer never sees an error.
+  const q = new BatchQueue({ signal: 'traces', exporter: exp, estimateBytes: estimateSpanBytes, batchSize: 2, maxQueueBytes: 1 << 20, flushIntervalMs: 0 });
+  for (let i = 0; i < 4; i++) assert.equal(q.enqueue(makeSpan(i)), true);
+  await q.forceFlush();
+  assert.equal(q.counters().dropped_export_failed, 4);
+  assert.equal(exp.counters().write_errors, 3);
+
+  // Disk "fixed": the next export writes a whole line.
+  fs.unlinkSync(path.join(dir, 'traces.jsonl'));
+  assert.equal((await exp.export([makeSpan(9)])).code, 'success');
+  await exp.shutdown();
+  assert.equal(readLines(path.join(dir, 'traces.jsonl')).length, 1);
+  await q.shutdown(100);
+});
+
+test('unwritable directory: failure result, no crash', async () => {
+  const dir = tmpdir();
+  const blocker = path.join(dir, 'not-a-dir');
+  fs.writeFileSync(blocker, 'x');
+  const exp = createFileTraceExporter(blocker, { maxBytes: 1 << 20, keep: 1 });
+  const r = await exp.export([makeSpan(1)]);
+  assert.equal(r.code, 'failure');
+  assert.match(String((r.error as NodeJS.ErrnoException).code), /ENOTDIR|EEXIST/);
+  await exp.shutdown();
+});
