@@ -1,0 +1,143 @@
+// Record building: one KIND_EXCHANGE per query (simple Query, extended Execute, a Parse that is
+// not executed in its batch, function call), one for the startup/authentication exchange, one per
+// CancelRequest; KIND_EVENT for NoticeResponse and NotificationResponse; KIND_UPGRADE when the
+// server accepts TLS. Secrets (passwords, SASL payloads, MD5 salts, cancel keys) are never read
+// into a record.
+import { KIND_EXCHANGE, KIND_EVENT, KIND_UPGRADE, FLAG_ERROR, FLAG_TRUNCATED, FLAG_UNKNOWN } from "../abi/abi";
+import {
+  A_DB_SYSTEM_NAME, A_DB_QUERY_TEXT, A_DB_OPERATION_NAME, A_DB_COLLECTION_NAME, A_DB_NAMESPACE,
+  A_DB_RESPONSE_STATUS_CODE, A_DB_RESPONSE_RETURNED_ROWS, A_TELEGEN_DB_USER, A_TELEGEN_DB_STATEMENT_NAME,
+  A_TELEGEN_DB_PORTAL_NAME, A_ERROR_MESSAGE, A_TELEGEN_DB_COMMAND_TAG, A_TELEGEN_DB_SEVERITY,
+  A_TELEGEN_DB_APPLICATION_NAME, A_NETWORK_PROTOCOL_NAME, A_NETWORK_PROTOCOL_VERSION, A_ERROR_TYPE,
+  A_TELEGEN_DB_BACKEND_PID, A_TELEGEN_DB_AUTH_METHOD, A_TELEGEN_DB_SERVER_VERSION,
+  A_TELEGEN_DB_COPY_MESSAGES, A_TELEGEN_DB_COPY_BYTES, A_TELEGEN_DB_NOTIFICATION_CHANNEL,
+  A_TELEGEN_DB_EVENT_NAME, A_TELEGEN_DB_PORTAL_SUSPENDED, A_TELEGEN_PROTOCOL_NEXT,
+} from "../abi/attributes";
+import { begin, finish, addBytes, addString, addInt, addBool, orFlags } from "../abi/emit";
+import { Bytes, Op, Stream, OP_PARSE, OP_STARTUP, OP_FUNC } from "./types";
+import { operationName, opPtr, opLen, collectionName, collStart, collLen } from "./sql";
+
+function common(st: Stream): void {
+  addString(A_DB_SYSTEM_NAME, "postgresql");
+  addString(A_NETWORK_PROTOCOL_NAME, "postgresql");
+  if (st.database.has) addBytesOf(A_DB_NAMESPACE, st.database);
+  if (st.user.has) addBytesOf(A_TELEGEN_DB_USER, st.user);
+  if (st.appName.has && st.appName.len > 0) addBytesOf(A_TELEGEN_DB_APPLICATION_NAME, st.appName);
+}
+
+function addBytesOf(id: i32, b: Bytes): void {
+  addBytes(id, b.ptr(), <u32>b.len);
+  if (b.cut) orFlags(FLAG_TRUNCATED);
+}
+
+function addErrorFields(op: Op): void {
+  if (!op.hasError) return;
+  if (op.code.has) {
+    addBytesOf(A_DB_RESPONSE_STATUS_CODE, op.code);
+    if (op.isError) addBytesOf(A_ERROR_TYPE, op.code);
+  }
+  if (op.message.has) addBytesOf(A_ERROR_MESSAGE, op.message);
+  if (op.severity.has) addBytesOf(A_TELEGEN_DB_SEVERITY, op.severity);
+  if (op.isError) orFlags(FLAG_ERROR);
+}
+
+/** The first word(s) of a command tag ("INSERT 0 1" → "INSERT", "CREATE TABLE" → "CREATE"). */
+function addOperationFromTag(tags: Bytes): void {
+  const p = tags.ptr();
+  let n = 0;
+  while (n < tags.len) {
+    const c = load<u8>(p + <usize>n);
+    if (c == 32 || c == 59) break;
+    n++;
+  }
+  if (n > 0) addBytes(A_DB_OPERATION_NAME, p, <u32>n);
+}
+
+/** A query exchange (QUERY, EXECUTE, PARSE-as-prepare, FUNC). */
+export function emitQuery(stream: u32, st: Stream, op: Op, flags: i32, tsEnd: u64): void {
+  begin(KIND_EXCHANGE, flags, <u64>stream, op.ts, tsEnd < op.ts ? op.ts : tsEnd);
+  common(st);
+  if (op.text.has) {
+    addBytesOf(A_DB_QUERY_TEXT, op.text);
+    if (op.kind == OP_PARSE) {
+      // Parsed but not executed in this batch: the operation is the prepare itself.
+      addString(A_DB_OPERATION_NAME, "PREPARE");
+    } else {
+      operationName(op.text.ptr(), op.text.len);
+      if (opLen > 0) addBytes(A_DB_OPERATION_NAME, opPtr(), <u32>opLen);
+      else if (op.tags.len > 0) addOperationFromTag(op.tags);
+    }
+    collectionName(op.text.ptr(), op.text.len);
+    if (collLen > 0) addBytes(A_DB_COLLECTION_NAME, collStart, <u32>collLen);
+  } else if (op.kind == OP_FUNC) {
+    addString(A_DB_OPERATION_NAME, "FUNCTION CALL");
+  } else if (op.tags.len > 0) {
+    addOperationFromTag(op.tags);
+  }
+  if (op.stmt.has && op.stmt.len > 0) addBytesOf(A_TELEGEN_DB_STATEMENT_NAME, op.stmt);
+  if (op.portal.has && op.portal.len > 0) addBytesOf(A_TELEGEN_DB_PORTAL_NAME, op.portal);
+  if (op.tagCount > 0) addBytesOf(A_TELEGEN_DB_COMMAND_TAG, op.tags);
+  if (op.rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, op.rows);
+  else if (op.tagHasRows) addInt(A_DB_RESPONSE_RETURNED_ROWS, op.tagRows);
+  if (op.suspended) addBool(A_TELEGEN_DB_PORTAL_SUSPENDED, true);
+  if (op.copyMsgs > 0 || op.copyFailed) {
+    addInt(A_TELEGEN_DB_COPY_MESSAGES, op.copyMsgs);
+    addInt(A_TELEGEN_DB_COPY_BYTES, op.copyBytes);
+  }
+  addErrorFields(op);
+  if (op.unknown) orFlags(FLAG_UNKNOWN);
+  finish();
+}
+
+/** The connection's startup: StartupMessage through ReadyForQuery (or the error ending it). */
+export function emitStartup(stream: u32, st: Stream, flags: i32, tsEnd: u64): void {
+  const op = st.startup;
+  begin(KIND_EXCHANGE, flags, <u64>stream, op.ts, tsEnd < op.ts ? op.ts : tsEnd);
+  common(st);
+  addString(A_DB_OPERATION_NAME, "STARTUP");
+  if (st.protoMajor > 0) addString(A_NETWORK_PROTOCOL_VERSION, st.protoMajor.toString() + "." + st.protoMinor.toString());
+  if (st.authMethod.length > 0) addString(A_TELEGEN_DB_AUTH_METHOD, st.authMethod);
+  if (st.backendPid >= 0) addInt(A_TELEGEN_DB_BACKEND_PID, st.backendPid);
+  if (st.serverVersion.has) addBytesOf(A_TELEGEN_DB_SERVER_VERSION, st.serverVersion);
+  addErrorFields(op);
+  finish();
+  st.startupOpen = false;
+  void OP_STARTUP;
+}
+
+export function emitCancel(stream: u32, st: Stream, pid: i64, ts: u64): void {
+  begin(KIND_EXCHANGE, 0, <u64>stream, ts, ts);
+  common(st);
+  addString(A_DB_OPERATION_NAME, "CANCEL");
+  addInt(A_TELEGEN_DB_BACKEND_PID, pid);
+  finish();
+}
+
+/** The server accepted SSLRequest/GSSENCRequest: the rest of the stream is encrypted. */
+export function emitUpgrade(stream: u32, st: Stream, tsStart: u64, tsEnd: u64, gss: bool): void {
+  begin(KIND_UPGRADE, 0, <u64>stream, tsStart, tsEnd);
+  common(st);
+  addString(A_TELEGEN_PROTOCOL_NEXT, gss ? "gssapi" : "tls");
+  finish();
+}
+
+/** NoticeResponse as an event; the fields were collected into `op` (severity, code, message). */
+export function emitNotice(stream: u32, st: Stream, op: Op, ts: u64): void {
+  begin(KIND_EVENT, 0, <u64>stream, ts, ts);
+  common(st);
+  addString(A_TELEGEN_DB_EVENT_NAME, "notice");
+  if (op.code.has) addBytesOf(A_DB_RESPONSE_STATUS_CODE, op.code);
+  if (op.message.has) addBytesOf(A_ERROR_MESSAGE, op.message);
+  if (op.severity.has) addBytesOf(A_TELEGEN_DB_SEVERITY, op.severity);
+  finish();
+}
+
+/** NotificationResponse (LISTEN/NOTIFY): the channel and the notifying backend; not the payload. */
+export function emitNotification(stream: u32, st: Stream, pid: i64, chan: usize, chanLen: i32, ts: u64): void {
+  begin(KIND_EVENT, 0, <u64>stream, ts, ts);
+  common(st);
+  addString(A_TELEGEN_DB_EVENT_NAME, "notification");
+  addBytes(A_TELEGEN_DB_NOTIFICATION_CHANNEL, chan, <u32>chanLen);
+  addInt(A_TELEGEN_DB_BACKEND_PID, pid);
+  finish();
+}

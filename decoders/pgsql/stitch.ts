@@ -1,0 +1,536 @@
+// Request ↔ response: frontend messages queue operations, backend messages answer them strictly in
+// order (the protocol guarantees it). Exchange granularity:
+//   - simple Query 'Q': one exchange from the Query to its ReadyForQuery (a multi-statement string
+//     is one exchange; its CommandComplete tags are ';'-joined);
+//   - extended protocol: one exchange per Execute, from the first message leading to it (Parse/Bind/
+//     Describe) to its CommandComplete/EmptyQueryResponse/PortalSuspended/ErrorResponse; pipelined
+//     Executes before one Sync each get theirs. A Parse with no Execute in its Sync batch (a
+//     prepare, e.g. libpq PQprepare) is its own exchange, db.operation.name "PREPARE";
+//   - an ErrorResponse in an extended batch lands on the batch's first pending Execute (or on the
+//     failing message when there is none); the server skips the rest up to Sync, and so do we;
+//   - the startup (StartupMessage … ReadyForQuery or the error that ends it) is one exchange,
+//     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
+import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
+import {
+  Stream, Op, Named, Bytes, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
+  OP_STARTUP, PH_AUTH, PH_READY, PH_MID, MAX_OPS, MAX_STMTS, MAX_PORTALS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
+} from "./types";
+import { emitQuery, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
+
+export const streams = new Map<u32, Stream>();
+
+export function getStream(id: u32): Stream {
+  if (streams.has(id)) return streams.get(id);
+  const st = new Stream();
+  streams.set(id, st);
+  return st;
+}
+
+// ---------------------------------------------------------------- small readers
+
+@inline function be32(p: usize): u32 { return bswap<u32>(load<u32>(p)); }
+
+/** Length of the NUL-terminated string at p (or up to end when the NUL is missing). */
+function cstrLen(p: usize, end: usize): i32 {
+  let q = p;
+  while (q < end && load<u8>(q) != 0) q++;
+  return <i32>(q - p);
+}
+
+/** FNV-1a over a name: the key of the statement and portal maps (names are compared on hit). */
+function nameHash(p: usize, n: i32): u64 {
+  let h: u64 = 0xcbf29ce484222325;
+  for (let i = 0; i < n; i++) { h ^= <u64>load<u8>(p + <usize>i); h *= 0x100000001b3; }
+  return h;
+}
+
+function strEq(p: usize, n: i32, s: string): bool {
+  if (n != s.length) return false;
+  for (let i = 0; i < n; i++) if (<i32>load<u8>(p + <usize>i) != s.charCodeAt(i)) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------- operations queue
+
+function isTerminal(k: u8): bool { return k == OP_QUERY || k == OP_EXECUTE || k == OP_SYNC || k == OP_FUNC; }
+
+/** A query-like op leaves the queue without its answer. */
+function abandon(stream: u32, st: Stream, op: Op, flags: i32, ts: u64): void {
+  if (op.kind == OP_QUERY || op.kind == OP_EXECUTE || op.kind == OP_FUNC) emitQuery(stream, st, op, flags, ts);
+}
+
+function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
+  if (st.count >= MAX_OPS) {
+    // A peer that never answers: the oldest operation is given up, memory stays bounded.
+    const old = st.front();
+    abandon(stream, st, old, FLAG_NO_RESPONSE | FLAG_UNKNOWN, old.ts);
+    st.pop();
+  }
+  return st.push(kind, ts);
+}
+
+function segStart(st: Stream, ts: u64): void {
+  if (!st.segOpen) { st.segOpen = true; st.segTs = ts; }
+}
+
+function orphan(st: Stream, ts: u64): Op {
+  if (!st.orphanOpen) { st.orphan.reset(OP_EXECUTE, ts); st.orphanOpen = true; }
+  return st.orphan;
+}
+
+function flushOrphan(stream: u32, st: Stream, ts: u64): void {
+  if (!st.orphanOpen) return;
+  st.orphanOpen = false;
+  emitQuery(stream, st, st.orphan, FLAG_NO_REQUEST, ts);
+}
+
+/**
+ * The operation a simple backend answer (ParseComplete, BindComplete, CloseComplete, NoData,
+ * RowDescription after Describe) belongs to: the first op of that kind before any query-like op.
+ * Ops in front of it were answered by messages we did not see; they are dropped.
+ */
+function matchSimple(stream: u32, st: Stream, kind: u8, ts: u64): Op | null {
+  for (let i = 0; i < st.count; i++) {
+    const k = st.at(i).kind;
+    if (k == kind) {
+      for (let j = 0; j < i; j++) { abandon(stream, st, st.front(), FLAG_UNKNOWN, ts); st.pop(); }
+      const op = st.front();
+      st.pop();
+      return op;
+    }
+    if (isTerminal(k)) return null;
+  }
+  return null;
+}
+
+/** The op DataRow/CommandComplete/COPY messages belong to: the first query-like op. */
+function execTarget(stream: u32, st: Stream, ts: u64): Op | null {
+  for (let i = 0; i < st.count; i++) {
+    const k = st.at(i).kind;
+    if (k == OP_QUERY || k == OP_EXECUTE || k == OP_FUNC) {
+      for (let j = 0; j < i; j++) st.pop();
+      return st.front();
+    }
+    if (k == OP_SYNC) return null;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------- prepared statements / portals
+
+function lookup(map: Map<u64, Named>, unnamed: Named, p: usize, n: i32): Named | null {
+  if (n == 0) return unnamed;
+  const h = nameHash(p, n);
+  if (!map.has(h)) return null;
+  const e = map.get(h);
+  return e.name.equals(p, n) ? e : null;
+}
+
+function define(map: Map<u64, Named>, unnamed: Named, cap: i32, p: usize, n: i32): Named {
+  if (n == 0) return unnamed;
+  const h = nameHash(p, n);
+  if (map.has(h)) return map.get(h);
+  // Bounded: a client that prepares without ever closing loses the oldest names all at once.
+  if (map.size >= cap) map.clear();
+  const e = new Named();
+  e.name.set(p, n, NAME_CAP);
+  map.set(h, e);
+  return e;
+}
+
+function forget(map: Map<u64, Named>, unnamed: Named, p: usize, n: i32): void {
+  if (n == 0) { unnamed.known = false; unnamed.text.clear(); return; }
+  const h = nameHash(p, n);
+  if (map.has(h)) map.delete(h);
+}
+
+// ---------------------------------------------------------------- frontend
+
+export function onStartup(st: Stream, p: usize, n: i32, ts: u64): void {
+  // int32 version, then name\0value\0 … \0
+  const end = p + <usize>n;
+  st.protoMajor = be32(p) >> 16;
+  st.protoMinor = be32(p) & 0xffff;
+  let q = p + 4;
+  while (q < end && load<u8>(q) != 0) {
+    const kl = cstrLen(q, end);
+    const k = q;
+    q += <usize>kl + 1;
+    if (q >= end) break;
+    const vl = cstrLen(q, end);
+    if (strEq(k, kl, "user")) st.user.set(q, vl, NAME_CAP);
+    else if (strEq(k, kl, "database")) st.database.set(q, vl, NAME_CAP);
+    else if (strEq(k, kl, "application_name")) st.appName.set(q, vl, NAME_CAP);
+    q += <usize>vl + 1;
+  }
+  // Without a database parameter the server uses the user name.
+  if (!st.database.has && st.user.has) st.database.copyFrom(st.user);
+  st.phase = PH_AUTH;
+  st.startup.reset(OP_STARTUP, st.encTs != 0 ? st.encTs : ts);
+  st.startupOpen = true;
+  st.encTs = 0;
+}
+
+export function onCancel(stream: u32, st: Stream, p: usize, ts: u64): void {
+  // int32 code, int32 backend pid, int32 secret key — the key is a secret and never read.
+  emitCancel(stream, st, <i64>be32(p + 4), ts);
+}
+
+export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, full: u32, ts: u64): void {
+  const end = p + <usize>n;
+  switch (type) {
+    case 0x51: { // 'Q' Query
+      const op = pushOp(stream, st, OP_QUERY, st.segOpen ? st.segTs : ts);
+      st.segOpen = false;
+      op.text.set(p, cstrLen(p, end), TEXT_CAP);
+      if (<u32>n < full - 4 && !op.text.cut) op.text.cut = true;
+      break;
+    }
+    case 0x50: { // 'P' Parse: name, query, parameter types
+      segStart(st, ts);
+      const nl = cstrLen(p, end);
+      const q = p + <usize>nl + 1;
+      const ql = q < end ? cstrLen(q, end) : 0;
+      const s = define(st.stmts, st.unnamedStmt, MAX_STMTS, p, nl);
+      s.text.set(q, ql, TEXT_CAP);
+      if (q + <usize>ql >= end && <u32>n < full - 4) s.text.cut = true;
+      s.known = true;
+      const op = pushOp(stream, st, OP_PARSE, ts);
+      op.text.copyFrom(s.text);
+      op.stmt.set(p, nl, NAME_CAP);
+      break;
+    }
+    case 0x42: { // 'B' Bind: portal, statement, parameters (values are never read)
+      segStart(st, ts);
+      const pl = cstrLen(p, end);
+      const s = p + <usize>pl + 1;
+      const sl = s < end ? cstrLen(s, end) : 0;
+      const portal = define(st.portals, st.unnamedPortal, MAX_PORTALS, p, pl);
+      portal.stmt.set(s, sl, NAME_CAP);
+      const stmt = lookup(st.stmts, st.unnamedStmt, s, sl);
+      if (stmt != null && stmt.known) { portal.text.copyFrom(stmt.text); portal.known = true; }
+      else { portal.text.clear(); portal.known = false; }
+      pushOp(stream, st, OP_BIND, ts);
+      break;
+    }
+    case 0x44: // 'D' Describe
+      segStart(st, ts);
+      pushOp(stream, st, OP_DESCRIBE, ts);
+      break;
+    case 0x45: { // 'E' Execute: portal, max rows
+      segStart(st, ts);
+      const pl = cstrLen(p, end);
+      const op = pushOp(stream, st, OP_EXECUTE, st.segTs);
+      st.segOpen = false;
+      op.portal.set(p, pl, NAME_CAP);
+      const portal = lookup(st.portals, st.unnamedPortal, p, pl);
+      if (portal != null && portal.known) {
+        op.text.copyFrom(portal.text);
+        op.stmt.copyFrom(portal.stmt);
+      } else {
+        if (portal != null) op.stmt.copyFrom(portal.stmt);
+        op.unknown = true;   // statement prepared before we joined: no SQL text
+      }
+      break;
+    }
+    case 0x53: { // 'S' Sync: ends a batch; a Parse without an Execute in it is a prepare
+      st.segOpen = false;
+      let sawExecute = false;
+      for (let i = st.count - 1; i >= 0; i--) {
+        const o = st.at(i);
+        if (o.kind == OP_SYNC || o.kind == OP_QUERY) break;
+        if (o.kind == OP_EXECUTE) { sawExecute = true; break; }
+      }
+      if (!sawExecute) {
+        for (let i = st.count - 1; i >= 0; i--) {
+          const o = st.at(i);
+          if (o.kind == OP_SYNC || o.kind == OP_QUERY) break;
+          if (o.kind == OP_PARSE) o.noExecuteInBatch = true;
+        }
+      }
+      pushOp(stream, st, OP_SYNC, ts);
+      break;
+    }
+    case 0x43: { // 'C' Close: 'S' statement or 'P' portal, name
+      segStart(st, ts);
+      if (n >= 1) {
+        const which = load<u8>(p);
+        const nl = cstrLen(p + 1, end);
+        if (which == 0x53) forget(st.stmts, st.unnamedStmt, p + 1, nl);
+        else if (which == 0x50) forget(st.portals, st.unnamedPortal, p + 1, nl);
+      }
+      pushOp(stream, st, OP_CLOSE, ts);
+      break;
+    }
+    case 0x46: // 'F' FunctionCall
+      pushOp(stream, st, OP_FUNC, st.segOpen ? st.segTs : ts);
+      st.segOpen = false;
+      break;
+    case 0x64: { // 'd' CopyData (COPY FROM STDIN): counted, never captured
+      const t = execTarget(stream, st, ts);
+      if (t != null) { t.copyMsgs++; t.copyBytes += <i64>(full - 4); }
+      break;
+    }
+    case 0x66: { // 'f' CopyFail
+      const t = execTarget(stream, st, ts);
+      if (t != null) t.copyFailed = true;
+      break;
+    }
+    case 0x70: { // 'p' PasswordMessage / SASLInitialResponse / SASLResponse / GSSResponse
+      // Only the SASL mechanism name is looked at, and only when it is one we know by name.
+      if (st.saslPending) {
+        st.saslPending = false;
+        const ml = cstrLen(p, end);
+        if (strEq(p, ml, "SCRAM-SHA-256")) st.authMethod = "SCRAM-SHA-256";
+        else if (strEq(p, ml, "SCRAM-SHA-256-PLUS")) st.authMethod = "SCRAM-SHA-256-PLUS";
+      }
+      break;
+    }
+    default: // 'H' Flush, 'c' CopyDone, 'X' Terminate
+      break;
+  }
+}
+
+// ---------------------------------------------------------------- backend
+
+const notice = new Op();
+
+/** ErrorResponse / NoticeResponse fields: S (localized) / V severity, C SQLSTATE, M message. */
+function readFields(op: Op, p: usize, end: usize): void {
+  op.hasError = true;
+  let q = p;
+  let sawV = false;
+  while (q < end) {
+    const code = load<u8>(q);
+    if (code == 0) break;
+    q++;
+    const l = cstrLen(q, end);
+    if (code == 0x56) { op.severity.set(q, l, NAME_CAP); sawV = true; }
+    else if (code == 0x53 && !sawV) op.severity.set(q, l, NAME_CAP);
+    else if (code == 0x43) op.code.set(q, l, NAME_CAP);
+    else if (code == 0x4d) op.message.set(q, l, MSG_CAP);
+    q += <usize>l + 1;
+  }
+  const s = op.severity;
+  op.isError = s.has && (strEq(s.ptr(), s.len, "ERROR") || strEq(s.ptr(), s.len, "FATAL") || strEq(s.ptr(), s.len, "PANIC"));
+  // A localized severity we cannot read: an ErrorResponse is an error all the same.
+  if (!op.isError && !sawV) op.isError = true;
+}
+
+function addTag(op: Op, p: usize, n: i32): void {
+  const l = cstrLen(p, p + <usize>n);
+  if (op.tagCount > 0) op.tags.appendByte(0x3b, NAME_CAP * 4);
+  op.tags.append(p, l, NAME_CAP * 4);
+  op.tagCount++;
+  // The row count is the last number of the tag, for the commands that report one.
+  let i = l;
+  while (i > 0 && load<u8>(p + <usize>(i - 1)) >= 0x30 && load<u8>(p + <usize>(i - 1)) <= 0x39) i--;
+  if (i < l && i > 0 && load<u8>(p + <usize>(i - 1)) == 0x20) {
+    let v: i64 = 0;
+    for (let j = i; j < l && j < i + 18; j++) v = v * 10 + <i64>(load<u8>(p + <usize>j) - 0x30);
+    op.tagRows += v;
+    op.tagHasRows = true;
+  }
+}
+
+function onError(stream: u32, st: Stream, p: usize, end: usize, ts: u64): void {
+  if (st.count == 0) {
+    if (st.startupOpen) {
+      readFields(st.startup, p, end);
+      emitStartup(stream, st, 0, ts);
+      return;
+    }
+    const o = orphan(st, ts);
+    readFields(o, p, end);
+    flushOrphan(stream, st, ts);
+    return;
+  }
+  const front = st.front();
+  if (front.kind == OP_QUERY || front.kind == OP_FUNC) { readFields(front, p, end); return; }
+  if (front.kind == OP_SYNC) {
+    // Raised while processing Sync (e.g. a deferred constraint at implicit COMMIT).
+    readFields(front, p, end);
+    emitQuery(stream, st, front, 0, ts);
+    front.hasError = false;
+    return;
+  }
+  // Extended batch: the first pending Execute before Sync carries it, else the failing message.
+  let victim = front;
+  for (let i = 0; i < st.count; i++) {
+    const o = st.at(i);
+    if (o.kind == OP_SYNC || o.kind == OP_QUERY || o.kind == OP_FUNC) break;
+    if (o.kind == OP_EXECUTE) { victim = o; break; }
+  }
+  readFields(victim, p, end);
+  emitQuery(stream, st, victim, 0, ts);
+  while (st.count > 0) {
+    const k = st.front().kind;
+    if (k == OP_SYNC || k == OP_QUERY || k == OP_FUNC) break;
+    st.pop();
+  }
+}
+
+function onReady(stream: u32, st: Stream, ts: u64): void {
+  if (st.startupOpen) {
+    emitStartup(stream, st, 0, ts);
+    st.phase = PH_READY;
+  } else if (st.phase == PH_AUTH) {
+    st.phase = PH_READY;
+  }
+  flushOrphan(stream, st, ts);
+  // Pop through the op this ReadyForQuery answers (Sync, Query or FunctionCall).
+  let has = false;
+  for (let i = 0; i < st.count; i++) if (isTerminal(st.at(i).kind) && st.at(i).kind != OP_EXECUTE) { has = true; break; }
+  if (!has) return;
+  while (st.count > 0) {
+    const op = st.front();
+    const k = op.kind;
+    st.pop();
+    if (k == OP_QUERY || k == OP_FUNC) { emitQuery(stream, st, op, 0, ts); return; }
+    if (k == OP_SYNC) return;
+    if (k == OP_EXECUTE) emitQuery(stream, st, op, FLAG_UNKNOWN, ts);
+    else if (k == OP_PARSE && (op.noExecuteInBatch || op.stmt.len > 0)) { op.unknown = true; emitQuery(stream, st, op, 0, ts); }
+  }
+}
+
+function onAuth(st: Stream, p: usize, n: i32): void {
+  if (n < 4) return;
+  const code = be32(p);
+  switch (code) {
+    case 0: if (!st.sawAuthRequest) st.authMethod = "trust"; return;
+    case 2: st.authMethod = "kerberos"; break;
+    case 3: st.authMethod = "password"; break;
+    case 5: st.authMethod = "md5"; break;   // the 4-byte salt that follows is never read
+    case 7: st.authMethod = "gss"; break;
+    case 9: st.authMethod = "sspi"; break;
+    case 10: {
+      // AuthenticationSASL: the mechanisms the server offers; the client picks one next.
+      const end = p + <usize>n;
+      const m = p + 4;
+      const ml = cstrLen(m, end);
+      if (strEq(m, ml, "SCRAM-SHA-256")) st.authMethod = "SCRAM-SHA-256";
+      else if (strEq(m, ml, "SCRAM-SHA-256-PLUS")) st.authMethod = "SCRAM-SHA-256-PLUS";
+      else st.authMethod = "sasl";
+      st.saslPending = true;
+      break;
+    }
+    default: return;  // SASLContinue/SASLFinal/GSSContinue carry secrets-derived data: not read
+  }
+  st.sawAuthRequest = true;
+}
+
+export function onResponse(stream: u32, st: Stream, type: u8, p: usize, n: i32, full: u32, ts: u64): void {
+  const end = p + <usize>n;
+  switch (type) {
+    case 0x52: onAuth(st, p, n); break;                    // 'R'
+    case 0x53: {                                           // 'S' ParameterStatus
+      const kl = cstrLen(p, end);
+      if (strEq(p, kl, "server_version")) {
+        const v = p + <usize>kl + 1;
+        if (v < end) st.serverVersion.set(v, cstrLen(v, end), NAME_CAP);
+      }
+      break;
+    }
+    case 0x4b: if (n >= 4) st.backendPid = <i64>be32(p); break; // 'K' pid; the secret key is not read
+    case 0x5a: onReady(stream, st, ts); break;             // 'Z'
+    case 0x31: {                                           // '1' ParseComplete
+      const op = matchSimple(stream, st, OP_PARSE, ts);
+      if (op != null && (op.noExecuteInBatch || op.stmt.len > 0)) emitQuery(stream, st, op, 0, ts);
+      break;
+    }
+    case 0x32: matchSimple(stream, st, OP_BIND, ts); break;      // '2' BindComplete
+    case 0x33: matchSimple(stream, st, OP_CLOSE, ts); break;     // '3' CloseComplete
+    case 0x6e: matchSimple(stream, st, OP_DESCRIBE, ts); break;  // 'n' NoData
+    case 0x54: {                                                 // 'T' RowDescription
+      if (st.count > 0 && st.front().kind != OP_QUERY && st.front().kind != OP_FUNC) matchSimple(stream, st, OP_DESCRIBE, ts);
+      break;
+    }
+    case 0x44: {                                                 // 'D' DataRow
+      const t = execTarget(stream, st, ts);
+      if (t != null) t.rows++; else orphan(st, ts).rows++;
+      break;
+    }
+    case 0x43: {                                                 // 'C' CommandComplete
+      const t = execTarget(stream, st, ts);
+      if (t == null) {
+        const o = orphan(st, ts);
+        addTag(o, p, n);
+        flushOrphan(stream, st, ts);
+      } else {
+        addTag(t, p, n);
+        if (t.kind == OP_EXECUTE) { emitQuery(stream, st, t, 0, ts); st.pop(); }
+      }
+      break;
+    }
+    case 0x49: {                                                 // 'I' EmptyQueryResponse
+      const t = execTarget(stream, st, ts);
+      if (t != null) {
+        t.empty = true;
+        if (t.kind == OP_EXECUTE) { emitQuery(stream, st, t, 0, ts); st.pop(); }
+      }
+      break;
+    }
+    case 0x73: {                                                 // 's' PortalSuspended
+      const t = execTarget(stream, st, ts);
+      if (t != null && t.kind == OP_EXECUTE) { t.suspended = true; emitQuery(stream, st, t, 0, ts); st.pop(); }
+      else if (t == null) { const o = orphan(st, ts); o.suspended = true; flushOrphan(stream, st, ts); }
+      break;
+    }
+    case 0x45: onError(stream, st, p, end, ts); break;           // 'E' ErrorResponse
+    case 0x4e: {                                                 // 'N' NoticeResponse
+      notice.reset(0, ts);
+      readFields(notice, p, end);
+      emitNotice(stream, st, notice, ts);
+      break;
+    }
+    case 0x41: {                                                 // 'A' NotificationResponse
+      if (n >= 4) {
+        const pid = <i64>be32(p);
+        const c = p + 4;
+        emitNotification(stream, st, pid, c, cstrLen(c, end), ts);
+      }
+      break;
+    }
+    case 0x64: {                                                 // 'd' CopyData (COPY TO STDOUT)
+      const t = execTarget(stream, st, ts);
+      const o = t != null ? t : orphan(st, ts);
+      o.copyMsgs++;
+      o.copyBytes += <i64>(full - 4);
+      break;
+    }
+    default: // 'G'/'H'/'W' CopyIn/Out/BothResponse, 'c' CopyDone, 't' ParameterDescription,
+      break; // 'V' FunctionCallResponse, 'v' NegotiateProtocolVersion: nothing to keep
+  }
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+/** The connection ended: unanswered operations become NO_RESPONSE exchanges. */
+export function closeStream(stream: u32, ts: u64): void {
+  if (!streams.has(stream)) return;
+  const st = streams.get(stream);
+  while (st.count > 0) {
+    const op = st.front();
+    abandon(stream, st, op, FLAG_NO_RESPONSE, op.ts);
+    st.pop();
+  }
+  if (st.startupOpen) emitStartup(stream, st, FLAG_NO_RESPONSE, st.startup.ts);
+  flushOrphan(stream, st, ts);
+  streams.delete(stream);
+}
+
+export function expire(now: u64): void {
+  const ids = streams.keys();
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    const st = streams.get(id);
+    while (st.count > 0 && now > st.front().ts && now - st.front().ts > TIMEOUT_NS) {
+      const op = st.front();
+      abandon(id, st, op, FLAG_NO_RESPONSE, op.ts);
+      st.pop();
+    }
+    if (st.startupOpen && now > st.startup.ts && now - st.startup.ts > TIMEOUT_NS) emitStartup(id, st, FLAG_NO_RESPONSE, st.startup.ts);
+  }
+}
+
+export { DIR_REQUEST, PH_MID, Bytes, OP_BIND, OP_DESCRIBE, OP_CLOSE };

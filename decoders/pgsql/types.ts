@@ -1,0 +1,222 @@
+// PostgreSQL frontend/backend protocol 3.0: per-stream state, pending frontend operations and
+// small reusable byte buffers. Everything here is allocated per stream (or per named prepared
+// statement) and reused; nothing is allocated per message on the hot path.
+
+// Special request codes sent in place of a protocol version in an untyped first message.
+export const CODE_SSL_REQUEST: u32 = 80877103;
+export const CODE_GSSENC_REQUEST: u32 = 80877104;
+export const CODE_CANCEL_REQUEST: u32 = 80877102;
+export const PROTOCOL_3: u32 = 0x00030000;
+
+// Connection phases.
+export const PH_INIT: u8 = 0;     // nothing decoded yet on the request side
+export const PH_AUTH: u8 = 1;     // StartupMessage seen; authentication until ReadyForQuery
+export const PH_READY: u8 = 2;    // queries flow
+export const PH_MID: u8 = 3;      // joined mid-stream: no startup seen, boundaries found by scanning
+export const PH_CANCEL: u8 = 4;   // a CancelRequest connection: nothing else is expected
+
+// Kinds of pending frontend operations; the backend answers them strictly in order.
+export const OP_QUERY: u8 = 1;    // 'Q' simple query: answered up to ReadyForQuery
+export const OP_PARSE: u8 = 2;    // 'P' → ParseComplete
+export const OP_BIND: u8 = 3;     // 'B' → BindComplete
+export const OP_DESCRIBE: u8 = 4; // 'D' → [ParameterDescription] RowDescription | NoData
+export const OP_EXECUTE: u8 = 5;  // 'E' → DataRow* then CommandComplete | EmptyQuery | PortalSuspended
+export const OP_SYNC: u8 = 6;     // 'S' → ReadyForQuery
+export const OP_CLOSE: u8 = 7;    // 'C' → CloseComplete
+export const OP_FUNC: u8 = 8;     // 'F' function call → FunctionCallResponse, ReadyForQuery
+export const OP_STARTUP: u8 = 9;  // not queued: the connection's startup exchange
+
+// Bounds that keep memory per stream fixed whatever the peer sends.
+export const MAX_OPS: i32 = 128;          // pending frontend operations awaiting their answers
+export const MAX_STMTS: i32 = 256;        // remembered named prepared statements
+export const MAX_PORTALS: i32 = 64;       // remembered named portals
+export const TEXT_CAP: i32 = 8192;        // longest query text / field kept (the emit field cap)
+export const NAME_CAP: i32 = 128;         // statement/portal names, tags, severities, codes
+export const MSG_CAP: i32 = 1024;         // error messages
+export const MAX_MSG_LEN: u32 = 0x40000000; // PostgreSQL refuses messages of 1 GiB and more
+export const MID_MAX_MSG_LEN: u32 = 0x01000000; // plausibility bound while hunting for boundaries
+export const BIG_MSG: u32 = 65536;        // larger messages are decoded from their head and skipped
+export const BIG_HEAD: i32 = 16384;       // how much of a big message's head is decoded
+export const TIMEOUT_NS: u64 = 300_000_000_000; // an operation unanswered this long is expired
+
+/** A growable byte buffer with a hard cap; reused across messages. */
+export class Bytes {
+  buf: ArrayBuffer = new ArrayBuffer(0);
+  len: i32 = 0;
+  cut: bool = false;   // the value was longer than the cap
+  has: bool = false;   // a value (possibly empty) was set
+
+  @inline ptr(): usize { return changetype<usize>(this.buf); }
+
+  clear(): void { this.len = 0; this.cut = false; this.has = false; }
+
+  private reserve(n: i32): void {
+    if (n <= this.buf.byteLength) return;
+    let c = this.buf.byteLength < 32 ? 32 : this.buf.byteLength * 2;
+    while (c < n) c *= 2;
+    const nb = new ArrayBuffer(c);
+    if (this.len > 0) memory.copy(changetype<usize>(nb), changetype<usize>(this.buf), <usize>this.len);
+    this.buf = nb;
+  }
+
+  set(src: usize, n: i32, cap: i32): void {
+    this.len = 0;
+    this.cut = false;
+    this.has = true;
+    this.append(src, n, cap);
+  }
+
+  append(src: usize, n: i32, cap: i32): void {
+    this.has = true;
+    let take = n;
+    if (this.len + take > cap) { take = cap - this.len; this.cut = true; }
+    if (take <= 0) return;
+    this.reserve(this.len + take);
+    memory.copy(changetype<usize>(this.buf) + <usize>this.len, src, <usize>take);
+    this.len += take;
+  }
+
+  appendByte(b: u8, cap: i32): void {
+    this.has = true;
+    if (this.len + 1 > cap) { this.cut = true; return; }
+    this.reserve(this.len + 1);
+    store<u8>(changetype<usize>(this.buf) + <usize>this.len, b);
+    this.len += 1;
+  }
+
+  copyFrom(o: Bytes): void {
+    this.len = 0;
+    this.has = o.has;
+    this.cut = false;
+    if (o.len > 0) this.append(o.ptr(), o.len, o.len);
+    this.cut = o.cut;
+  }
+
+  equals(src: usize, n: i32): bool {
+    if (n != this.len) return false;
+    return memory.compare(changetype<usize>(this.buf), src, <usize>n) == 0;
+  }
+}
+
+/** One frontend operation awaiting its answer, plus what the answer said. */
+export class Op {
+  kind: u8 = 0;
+  ts: u64 = 0;                  // first byte of the request (for EXECUTE: the first message leading to it)
+  text: Bytes = new Bytes();    // SQL text (QUERY, PARSE, EXECUTE resolved through Bind → Parse)
+  stmt: Bytes = new Bytes();    // statement name (PARSE, EXECUTE)
+  portal: Bytes = new Bytes();  // portal name (EXECUTE)
+  tags: Bytes = new Bytes();    // CommandComplete tags, ';'-joined for a multi-statement Query
+  tagCount: i32 = 0;
+  tagRows: i64 = 0;             // sum of the row counts the tags carry
+  tagHasRows: bool = false;
+  rows: i64 = 0;                // DataRow messages
+  severity: Bytes = new Bytes();
+  code: Bytes = new Bytes();
+  message: Bytes = new Bytes();
+  isError: bool = false;        // ErrorResponse with severity ERROR/FATAL/PANIC
+  hasError: bool = false;
+  copyMsgs: i64 = 0;            // CopyData messages (either direction)
+  copyBytes: i64 = 0;
+  copyFailed: bool = false;
+  suspended: bool = false;      // PortalSuspended: row limit reached
+  empty: bool = false;          // EmptyQueryResponse
+  unknown: bool = false;        // something about it could not be known (e.g. statement parsed before we joined)
+  noExecuteInBatch: bool = false; // PARSE: no Execute follows before the batch's Sync
+
+  reset(kind: u8, ts: u64): void {
+    this.kind = kind;
+    this.ts = ts;
+    this.text.clear();
+    this.stmt.clear();
+    this.portal.clear();
+    this.tags.clear();
+    this.tagCount = 0;
+    this.tagRows = 0;
+    this.tagHasRows = false;
+    this.rows = 0;
+    this.severity.clear();
+    this.code.clear();
+    this.message.clear();
+    this.isError = false;
+    this.hasError = false;
+    this.copyMsgs = 0;
+    this.copyBytes = 0;
+    this.copyFailed = false;
+    this.suspended = false;
+    this.empty = false;
+    this.unknown = false;
+    this.noExecuteInBatch = false;
+  }
+}
+
+/** A prepared statement (Parse) or a portal (Bind): its name and the SQL it runs. */
+export class Named {
+  name: Bytes = new Bytes();
+  stmt: Bytes = new Bytes();   // portals: the statement they were bound from
+  text: Bytes = new Bytes();
+  known: bool = false;         // the SQL text is known (false: parsed before we joined)
+}
+
+export class Stream {
+  phase: u8 = PH_INIT;
+  tls: bool = false;
+  encWait: u8 = 0;             // 1: SSLRequest, 2: GSSENCRequest awaiting its one-byte answer
+  encTs: u64 = 0;
+  reqAligned: bool = false;    // request bytes are at a message boundary we trust
+  respAligned: bool = false;
+  reqTrusted: bool = false;    // aligned from the very start of the stream: a bad header is fatal
+  respTrusted: bool = false;
+  reqSkip: u32 = 0;            // bytes left of a big message decoded from its head
+  respSkip: u32 = 0;
+
+  // Startup facts, kept for every exchange of the connection.
+  user: Bytes = new Bytes();
+  database: Bytes = new Bytes();
+  appName: Bytes = new Bytes();
+  serverVersion: Bytes = new Bytes();
+  protoMajor: u32 = 0;
+  protoMinor: u32 = 0;
+  authMethod: string = "";
+  sawAuthRequest: bool = false;
+  saslPending: bool = false;   // AuthenticationSASL seen: the next 'p' is a SASLInitialResponse
+  backendPid: i64 = -1;
+  startup: Op = new Op();      // the startup exchange (errors during authentication land here)
+  startupOpen: bool = false;
+
+  // Pending operations: a ring of reusable Op objects.
+  ops: StaticArray<Op | null> = new StaticArray<Op | null>(MAX_OPS);
+  head: i32 = 0;
+  count: i32 = 0;
+  orphan: Op = new Op();       // responses that arrived without a request (mid-stream join)
+  orphanOpen: bool = false;
+  segTs: u64 = 0;              // first request message since the last Execute/Sync
+  segOpen: bool = false;
+
+  // Prepared statements and portals by name hash; the unnamed ones kept apart (most common).
+  stmts: Map<u64, Named> = new Map<u64, Named>();
+  portals: Map<u64, Named> = new Map<u64, Named>();
+  unnamedStmt: Named = new Named();
+  unnamedPortal: Named = new Named();
+
+  at(i: i32): Op {
+    return changetype<Op>(this.ops[(this.head + i) % MAX_OPS]);
+  }
+
+  /** Appends an operation (reusing a pooled Op); the caller handles a full ring first. */
+  push(kind: u8, ts: u64): Op {
+    const slot = (this.head + this.count) % MAX_OPS;
+    let op = this.ops[slot];
+    if (op == null) { op = new Op(); this.ops[slot] = op; }
+    op.reset(kind, ts);
+    this.count++;
+    return op;
+  }
+
+  front(): Op { return this.at(0); }
+
+  pop(): void {
+    if (this.count == 0) return;
+    this.head = (this.head + 1) % MAX_OPS;
+    this.count--;
+  }
+}
