@@ -368,8 +368,12 @@ int tg_in_close(struct trace_event_raw_sys_enter *ctx)
 
 	if (!st)
 		return 0;
-	stat_inc(TG_STAT_CONN_CLOSE);
-	emit_conn(TG_EV_CONN_CLOSE, st);
+	/* A socket picked up lazily that never moved a byte (a listener, an idle keep-alive)
+	 * was never announced; closing it is not news either. */
+	if (st->info.role != TG_ROLE_UNKNOWN || st->pos[0] || st->pos[1]) {
+		stat_inc(TG_STAT_CONN_CLOSE);
+		emit_conn(TG_EV_CONN_CLOSE, st);
+	}
 	bpf_map_delete_elem(&tg_conns, &k);
 	return 0;
 }
