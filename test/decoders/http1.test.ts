@@ -1,0 +1,560 @@
+// HTTP/1 decoder: exact records for the behaviours users rely on (decoders/http1).
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { loadDecoder, Harness } from '../helpers/decoder';
+import {
+  KIND_EXCHANGE, KIND_UPGRADE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN,
+  DIR_REQUEST as REQ, DIR_RESPONSE as RESP,
+} from '../../decoders/abi/abi';
+
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+const GET = 'GET /api/items?limit=10&sort=asc HTTP/1.1\r\n' +
+  'Host: shop.example:8080\r\n' +
+  'User-Agent: curl/8.5.0\r\n' +
+  'Accept: */*\r\n' +
+  'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n' +
+  'tracestate: congo=t61rcWkgMzE\r\n' +
+  'Authorization: Bearer secret-token\r\n' +
+  '\r\n';
+const OK = 'HTTP/1.1 200 OK\r\n' +
+  'Content-Type: application/json\r\n' +
+  'Content-Length: 13\r\n' +
+  'Set-Cookie: a=1; Path=/\r\n' +
+  'Set-Cookie: b=2\r\n' +
+  '\r\n' +
+  '{"items":[]}\n';
+
+const GET_ATTRS = {
+  'network.protocol.name': 'http',
+  'network.protocol.version': '1.1',
+  'http.request.method': 'GET',
+  'url.path': '/api/items',
+  'url.query': 'limit=10&sort=asc',
+  'server.address': 'shop.example',
+  'server.port': 8080,
+  'user_agent.original': 'curl/8.5.0',
+  'http.request.header.traceparent': ['00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
+  'http.request.header.tracestate': ['congo=t61rcWkgMzE'],
+  'http.request.header.authorization': ['Bearer secret-token'],
+  'telegen.request.size': GET.length,
+  'http.response.status_code': 200,
+  'http.response.header.content-type': ['application/json'],
+  'http.response.header.set-cookie': ['a=1; Path=/', 'b=2'],
+  'http.response.body.size': 13,
+  'telegen.response.size': OK.length,
+};
+
+function exchanges(h: Harness) {
+  return h.records.filter((r) => r.kind === KIND_EXCHANGE);
+}
+
+test('a GET with its response: one exchange with exact attributes and timestamps', () => {
+  const h = loadDecoder('http1');
+  assert.equal(h.inst.feed(7, REQ, b(GET), 1_000n), 'ok');
+  assert.equal(h.records.length, 0, 'nothing is emitted before the response');
+  assert.equal(h.inst.feed(7, RESP, b(OK), 5_000n), 'ok');
+  assert.equal(h.records.length, 1);
+  const r = h.records[0];
+  assert.equal(r.kind, KIND_EXCHANGE);
+  assert.equal(r.flags, 0);
+  assert.equal(r.stream, 7);
+  assert.equal(r.tsStart, 1_000n);
+  assert.equal(r.tsEnd, 5_000n);
+  assert.deepEqual(r.attributes, GET_ATTRS);
+});
+
+test('every split point of request and response gives the same exchange', () => {
+  const req = b(GET), resp = b(OK);
+  const want = (() => {
+    const h = loadDecoder('http1');
+    h.inst.feed(1, REQ, req, 10n);
+    h.inst.feed(1, RESP, resp, 20n);
+    return h.records[0].attributes;
+  })();
+  const h = loadDecoder('http1');
+  let stream = 0;
+  for (let i = 1; i < req.length; i++) {
+    stream++;
+    assert.equal(h.inst.feed(stream, REQ, req.subarray(0, i), 10n), 'ok');
+    assert.equal(h.inst.feed(stream, REQ, req.subarray(i), 11n), 'ok');
+    assert.equal(h.inst.feed(stream, RESP, resp, 20n), 'ok');
+    h.inst.closeStream(stream);
+  }
+  for (let i = 1; i < resp.length; i++) {
+    stream++;
+    h.inst.feed(stream, REQ, req, 10n);
+    assert.equal(h.inst.feed(stream, RESP, resp.subarray(0, i), 20n), 'ok');
+    assert.equal(h.records.length, stream - 1, `split at ${i}: no record before the body ends`);
+    assert.equal(h.inst.feed(stream, RESP, resp.subarray(i), 21n), 'ok');
+    h.inst.closeStream(stream);
+  }
+  assert.equal(h.records.length, stream);
+  for (const r of h.records) {
+    assert.deepEqual(r.attributes, want);
+    assert.equal(r.flags, 0);
+    assert.equal(r.tsStart, 10n, 'the request starts at its first byte');
+  }
+});
+
+test('one byte per read, both directions', () => {
+  const h = loadDecoder('http1');
+  const req = b(GET), resp = b(OK);
+  for (let i = 0; i < req.length; i++) h.inst.feed(3, REQ, req.subarray(i, i + 1), 100n + BigInt(i));
+  for (let i = 0; i < resp.length; i++) h.inst.feed(3, RESP, resp.subarray(i, i + 1), 1000n + BigInt(i));
+  assert.equal(h.records.length, 1);
+  assert.deepEqual(h.records[0].attributes, GET_ATTRS);
+  assert.equal(h.records[0].tsStart, 100n);
+  assert.equal(h.records[0].tsEnd, 1000n + BigInt(resp.length - 1));
+});
+
+test('pipelining: 5 requests before any response are matched in order', () => {
+  const h = loadDecoder('http1');
+  const STATUSES = [200, 201, 202, 203, 404];
+  let reqs = '';
+  let resps = '';
+  for (let i = 0; i < 5; i++) {
+    reqs += `GET /r${i} HTTP/1.1\r\nHost: p.example\r\n\r\n`;
+    const body = 'x'.repeat(i * 3);
+    resps += `HTTP/1.1 ${STATUSES[i]} S${i}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  }
+  assert.equal(h.inst.feed(1, REQ, b(reqs), 10n), 'ok');
+  // responses arrive in odd-sized pieces
+  const rb = b(resps);
+  for (let i = 0; i < rb.length; i += 7) h.inst.feed(1, RESP, rb.subarray(i, i + 7), 100n + BigInt(i));
+  const ex = exchanges(h);
+  assert.equal(ex.length, 5);
+  ex.forEach((r, i) => {
+    assert.equal(r.attributes['url.path'], `/r${i}`);
+    assert.equal(r.attributes['http.response.status_code'], STATUSES[i]);
+    assert.equal(r.attributes['http.response.body.size'], i * 3);
+    assert.equal(r.attributes['server.address'], 'p.example');
+    assert.equal(r.flags, 0);
+  });
+});
+
+test('keep-alive: 200 exchanges on one connection', () => {
+  const h = loadDecoder('http1');
+  for (let i = 0; i < 200; i++) {
+    h.inst.feed(9, REQ, b(`POST /n/${i} HTTP/1.1\r\nHost: k\r\nContent-Length: 2\r\n\r\nhi`), BigInt(i * 10));
+    h.inst.feed(9, RESP, b('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n'), BigInt(i * 10 + 5));
+  }
+  const ex = exchanges(h);
+  assert.equal(ex.length, 200);
+  assert.equal(ex[199].attributes['url.path'], '/n/199');
+  assert.equal(ex[199].attributes['http.request.body.size'], 2);
+  assert.equal(ex[199].attributes['http.response.body.size'], 0);
+  assert.equal(ex[199].tsStart, 1990n);
+  assert.equal(ex[199].tsEnd, 1995n);
+});
+
+test('chunked bodies with extensions and trailers: decoded size excludes the framing', () => {
+  const reqBody = '4;name=val\r\nWiki\r\n5\r\npedia\r\nE ; ext\r\n in\r\n\r\nchunks.\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n';
+  const req = 'POST /upload HTTP/1.1\r\nHost: up.example\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n' + reqBody;
+  const resp = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Encoding: gzip\r\n\r\n' +
+    '1a\r\n' + 'a'.repeat(26) + '\r\n0\r\n\r\n';
+  for (const chunk of [1, 3, 1000]) {
+    const h = loadDecoder('http1');
+    const rq = b(req), rs = b(resp);
+    for (let i = 0; i < rq.length; i += chunk) assert.equal(h.inst.feed(1, REQ, rq.subarray(i, i + chunk), 1n), 'ok');
+    for (let i = 0; i < rs.length; i += chunk) assert.equal(h.inst.feed(1, RESP, rs.subarray(i, i + chunk), 2n), 'ok');
+    assert.equal(h.records.length, 1, `chunk ${chunk}`);
+    assert.deepEqual(h.records[0].attributes, {
+      'network.protocol.name': 'http',
+      'network.protocol.version': '1.1',
+      'http.request.method': 'POST',
+      'url.path': '/upload',
+      'server.address': 'up.example',
+      'http.request.header.transfer-encoding': ['chunked'],
+      'http.request.header.content-type': ['text/plain'],
+      'http.request.body.size': 23,
+      'telegen.request.size': req.length,
+      'http.response.status_code': 200,
+      'http.response.header.transfer-encoding': ['gzip, chunked'],
+      'http.response.header.content-encoding': ['gzip'],
+      'http.response.body.size': 26,
+      'telegen.response.size': resp.length,
+    });
+  }
+});
+
+test('100-continue: the final response completes the exchange with its status', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(2, REQ, b('PUT /f HTTP/1.1\r\nHost: s\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n'), 10n);
+  h.inst.feed(2, RESP, b('HTTP/1.1 100 Continue\r\n\r\n'), 20n);
+  assert.equal(h.records.length, 0);
+  h.inst.feed(2, REQ, b('data'), 30n);
+  h.inst.feed(2, RESP, b('HTTP/1.1 204 No Content\r\n\r\n'), 40n);
+  assert.equal(h.records.length, 1);
+  const r = h.records[0];
+  assert.equal(r.attributes['http.response.status_code'], 204);
+  assert.equal(r.attributes['http.request.body.size'], 4);
+  assert.equal(r.attributes['http.response.body.size'], undefined, '204 has no body');
+  assert.equal(r.tsStart, 10n);
+  assert.equal(r.tsEnd, 40n);
+  // 100 and the final response in one read
+  const h2 = loadDecoder('http1');
+  h2.inst.feed(2, REQ, b('POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 1\r\n\r\nz'), 1n);
+  h2.inst.feed(2, RESP, b('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 2n);
+  assert.equal(h2.records.length, 1);
+  assert.equal(h2.records[0].attributes['http.response.status_code'], 200);
+  assert.equal(h2.records[0].attributes['http.response.body.size'], 2);
+});
+
+function upgradeCase(respUpgrade: string, expectNext: string, reqUpgrade: string) {
+  const h = loadDecoder('http1');
+  const req = `GET /chat HTTP/1.1\r\nHost: ws.example\r\nConnection: Upgrade\r\nUpgrade: ${reqUpgrade}\r\n\r\n`;
+  assert.equal(h.inst.feed(4, REQ, b(req), 10n), 'ok');
+  const resp = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${respUpgrade}\r\n\r\n`;
+  // the new protocol's first bytes arrive in the same read as the 101
+  assert.equal(h.inst.feed(4, RESP, Buffer.concat([b(resp), Buffer.from([0x00, 0x00, 0x12, 0x04, 0x00])]), 20n), 'ignored');
+  assert.equal(h.records.length, 2);
+  const [ex, up] = h.records;
+  assert.equal(ex.kind, KIND_EXCHANGE);
+  assert.deepEqual(ex.attributes, {
+    'network.protocol.name': 'http',
+    'network.protocol.version': '1.1',
+    'http.request.method': 'GET',
+    'url.path': '/chat',
+    'server.address': 'ws.example',
+    'http.request.header.upgrade': [reqUpgrade],
+    'telegen.request.size': req.length,
+    'http.response.status_code': 101,
+    'telegen.response.size': resp.length,
+  });
+  assert.equal(ex.tsEnd, 20n);
+  assert.equal(up.kind, KIND_UPGRADE);
+  assert.equal(up.stream, 4);
+  assert.deepEqual(up.attributes, { 'network.protocol.name': 'http', 'telegen.protocol.next': expectNext });
+  // further bytes either way are not HTTP/1 any more
+  assert.equal(h.inst.feed(4, REQ, b('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 30n), 'ignored');
+  assert.equal(h.inst.feed(4, RESP, Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f]), 40n), 'ignored');
+  h.inst.closeStream(4);
+  assert.equal(h.records.length, 2, 'close after an upgrade emits nothing more');
+}
+
+test('101 Switching Protocols to h2c: exchange, KIND_UPGRADE h2c, then IGNORED', () => {
+  upgradeCase('h2c', 'h2c', 'h2c');
+});
+
+test('101 to websocket (mixed case): KIND_UPGRADE websocket', () => {
+  upgradeCase('WebSocket', 'websocket', 'websocket');
+});
+
+test('upgrade request whose preface bytes arrive before the 101 is decided', () => {
+  const h = loadDecoder('http1');
+  const req = 'GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n';
+  // client sends the preface optimistically in the same segment
+  assert.equal(h.inst.feed(5, REQ, b(req + 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 1n), 'ok');
+  assert.equal(h.inst.feed(5, RESP, b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'), 2n), 'ok');
+  assert.equal(h.records.map((r) => r.kind).join(), `${KIND_EXCHANGE},${KIND_UPGRADE}`);
+  assert.equal(h.inst.feed(5, REQ, Buffer.from([0, 0, 0, 4, 1, 0, 0, 0, 0]), 3n), 'ignored');
+});
+
+test('upgrade declined (200): the connection stays HTTP/1', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(5, REQ, b('GET /a HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n\r\n'), 1n);
+  h.inst.feed(5, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 2n);
+  h.inst.feed(5, REQ, b('GET /b HTTP/1.1\r\nHost: h\r\n\r\n'), 3n);
+  h.inst.feed(5, RESP, b('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'), 4n);
+  const ex = exchanges(h);
+  assert.deepEqual(ex.map((r) => [r.attributes['url.path'], r.attributes['http.response.status_code']]), [['/a', 200], ['/b', 404]]);
+});
+
+test('CONNECT 200: exchange with the tunnel destination, KIND_UPGRADE tunnel', () => {
+  const h = loadDecoder('http1');
+  const req = 'CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n';
+  h.inst.feed(6, REQ, b(req), 1n);
+  assert.equal(h.inst.feed(6, RESP, b('HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01'), 2n), 'ignored');
+  assert.equal(h.records.length, 2);
+  assert.deepEqual(h.records[0].attributes, {
+    'network.protocol.name': 'http', 'network.protocol.version': '1.1',
+    'http.request.method': 'CONNECT', 'server.address': 'db.internal', 'server.port': 5432,
+    'telegen.request.size': req.length, 'http.response.status_code': 200,
+    'telegen.response.size': 'HTTP/1.1 200 Connection established\r\n\r\n'.length,
+  });
+  assert.equal(h.records[1].attributes['telegen.protocol.next'], 'tunnel');
+});
+
+test('HEAD, 204 and 304 responses have no body even with Content-Length', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('HEAD /big HTTP/1.1\r\nHost: h\r\n\r\nGET /nc HTTP/1.1\r\nHost: h\r\nIf-None-Match: "x"\r\n\r\nDELETE /d HTTP/1.1\r\nHost: h\r\n\r\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 123456\r\nContent-Type: video/mp4\r\n\r\n' +
+    'HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n' +
+    'HTTP/1.1 204 No Content\r\n\r\n'), 2n);
+  const ex = exchanges(h);
+  assert.deepEqual(ex.map((r) => [r.attributes['http.request.method'], r.attributes['http.response.status_code'], r.attributes['http.response.body.size']]),
+    [['HEAD', 200, undefined], ['GET', 304, undefined], ['DELETE', 204, undefined]]);
+  assert.deepEqual(ex[0].attributes['http.response.header.content-type'], ['video/mp4']);
+});
+
+test('a response without length is delimited by the connection close', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(8, REQ, b('GET /old HTTP/1.0\r\nHost: legacy\r\n\r\n'), 1n);
+  h.inst.feed(8, RESP, b('HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>'), 2n);
+  h.inst.feed(8, RESP, b('x'.repeat(1000) + '</html>'), 3n);
+  assert.equal(h.records.length, 0);
+  h.inst.closeStream(8);
+  assert.equal(h.records.length, 1);
+  const r = h.records[0];
+  assert.equal(r.flags, 0);
+  assert.equal(r.tsEnd, 3n);
+  assert.equal(r.attributes['network.protocol.version'], '1.0');
+  assert.equal(r.attributes['http.response.body.size'], 1013);
+});
+
+test('a 2 MB body fed in pieces, and the same with part of it lost (gap)', () => {
+  const size = 2 * 1024 * 1024;
+  const body = Buffer.alloc(size, 0x61);
+  const head = b(`POST /blob HTTP/1.1\r\nHost: big\r\nContent-Length: ${size}\r\n\r\n`);
+  const resp = b(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+  const h = loadDecoder('http1');
+  const mem0 = h.inst.memoryBytes();
+  h.inst.feed(1, REQ, head, 1n);
+  for (let i = 0; i < size; i += 65536) assert.equal(h.inst.feed(1, REQ, body.subarray(i, i + 65536), 2n), 'ok');
+  h.inst.feed(1, RESP, resp, 3n);
+  for (let i = 0; i < size; i += 100_000) assert.equal(h.inst.feed(1, RESP, body.subarray(i, i + 100_000), 4n), 'ok');
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].attributes['http.request.body.size'], size);
+  assert.equal(h.records[0].attributes['http.response.body.size'], size);
+  assert.equal(h.inst.memoryBytes(), mem0, 'bodies are skipped, not buffered');
+
+  // the middle 1.5 MB of each body never reached the decoder
+  const g = loadDecoder('http1');
+  g.inst.feed(1, REQ, Buffer.concat([head, body.subarray(0, 1000)]), 1n);
+  assert.equal(g.inst.gap(1, REQ, 1_500_000), 'ok');
+  g.inst.feed(1, REQ, body.subarray(1_501_000), 2n);
+  g.inst.feed(1, RESP, Buffer.concat([resp, body.subarray(0, 10)]), 3n);
+  assert.equal(g.inst.gap(1, RESP, size - 10), 'ok', 'a gap that ends the body exactly');
+  assert.equal(g.records.length, 1);
+  assert.equal(g.records[0].attributes['http.request.body.size'], size);
+  assert.equal(g.records[0].attributes['http.response.body.size'], size);
+  // the connection goes on after the gap
+  g.inst.feed(1, REQ, b('GET /next HTTP/1.1\r\nHost: big\r\n\r\n'), 5n);
+  g.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 6n);
+  assert.equal(g.records.length, 2);
+  assert.equal(g.records[1].attributes['url.path'], '/next');
+});
+
+test('gap: absorbed in chunk data and close-delimited bodies, refused in headers or past the body', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\nabc'), 2n);
+  assert.equal(h.inst.gap(1, RESP, 1000), 'ok');
+  h.inst.feed(1, RESP, b('y'.repeat(21) + '\r\n0\r\n\r\n'), 3n);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].attributes['http.response.body.size'], 1024);
+
+  const c = loadDecoder('http1');
+  c.inst.feed(1, REQ, b('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), 1n);
+  c.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\n\r\nabc'), 2n);
+  assert.equal(c.inst.gap(1, RESP, 5000), 'ok');
+  c.inst.closeStream(1);
+  assert.equal(c.records[0].attributes['http.response.body.size'], 5003);
+
+  const x = loadDecoder('http1');
+  x.inst.feed(1, REQ, b('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), 1n);
+  assert.equal(x.inst.gap(1, RESP, 10), 'invalid', 'lost bytes where a status line was due');
+  const y = loadDecoder('http1');
+  y.inst.feed(1, REQ, b('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345'), 1n);
+  assert.equal(y.inst.gap(1, REQ, 6), 'invalid', 'more bytes lost than the body had left');
+});
+
+test('a 10 MB header block is refused without trapping or growing memory', () => {
+  const h = loadDecoder('http1');
+  const mem0 = h.inst.memoryBytes();
+  const line = b('X-Filler: ' + 'f'.repeat(1000) + '\r\n');
+  const results = new Set<string>();
+  results.add(h.inst.feed(1, REQ, b('GET / HTTP/1.1\r\nHost: a\r\n'), 1n));
+  let fed = 0;
+  const piece = Buffer.concat(Array(64).fill(line));
+  while (fed < 10 * 1024 * 1024) {
+    results.add(h.inst.feed(1, REQ, piece, 2n));
+    fed += piece.length;
+  }
+  assert.ok(results.has('invalid'), `results: ${[...results]}`);
+  assert.ok(!results.has('trap') && !results.has('overflow'));
+  assert.equal(h.inst.counters.traps, 0);
+  assert.ok(h.inst.memoryBytes() <= mem0 + 1024 * 1024, `memory ${h.inst.memoryBytes()} from ${mem0}`);
+  assert.ok(h.inst.pendingBytes() <= 256 * 1024);
+  // the same block in one read: refused at once
+  const one = loadDecoder('http1');
+  assert.equal(one.inst.feed(1, REQ, Buffer.concat([b('GET / HTTP/1.1\r\n'), Buffer.concat(Array(200).fill(line))]), 1n), 'invalid');
+});
+
+test('garbage and other protocols are refused quickly; detect() scores them 0', () => {
+  const cases: Buffer[] = [
+    Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]), // TLS ClientHello
+    b('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), // HTTP/2 preface
+    Buffer.from([0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]), // PostgreSQL SSLRequest
+    b('SSH-2.0-OpenSSH_9.2\r\n'),
+    b('GET / HTTP/2.0\r\n\r\n'),
+    b('GET /\r\n'), // HTTP/0.9
+    b('HTTP/1.1 2OO OK\r\n\r\n'),
+    b('GET / HTTP/1.1\r\nBad Header: x\r\n\r\n'),
+    b('GET / HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n'),
+    b('POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n'),
+    b('POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n'),
+  ];
+  for (const [i, c] of cases.entries()) {
+    const h = loadDecoder('http1');
+    const dir = c.toString('latin1').startsWith('HTTP/') ? RESP : REQ;
+    assert.equal(h.inst.feed(1, dir, c, 1n), 'invalid', `case ${i}: ${JSON.stringify(c.toString('latin1'))}`);
+    assert.equal(h.inst.counters.traps, 0);
+    if (i < 5) assert.equal(h.inst.detect(dir, c), 0, `detect case ${i}`);
+  }
+  // random bytes, many seeds, split at random points: never a trap, never a record
+  let seed = 12345;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  const h = loadDecoder('http1');
+  for (let s = 0; s < 300; s++) {
+    const buf = Buffer.alloc(1 + (rnd() % 3000));
+    for (let i = 0; i < buf.length; i++) buf[i] = rnd() & 0xff;
+    const r = h.inst.feed(s, rnd() & 1, buf, 1n);
+    assert.notEqual(r, 'trap');
+  }
+  assert.equal(h.inst.counters.traps, 0);
+  assert.equal(h.records.length, 0);
+});
+
+test('mutated HTTP never traps', () => {
+  let seed = 99;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  const base = Buffer.concat([b(GET), b('POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n')]);
+  const resp = Buffer.concat([b(OK), b('HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\n\r\n')]);
+  const h = loadDecoder('http1');
+  for (let s = 0; s < 2000; s++) {
+    const m = Buffer.from(s & 1 ? resp : base);
+    const flips = 1 + (rnd() % 4);
+    for (let k = 0; k < flips; k++) m[rnd() % m.length] = rnd() & 0xff;
+    const cut = rnd() % m.length;
+    h.inst.feed(s, REQ, base, 1n);
+    h.inst.feed(s, s & 1 ? RESP : REQ, m.subarray(0, cut), 2n);
+    h.inst.feed(s, s & 1 ? RESP : REQ, m.subarray(cut), 3n);
+    if (s % 3 === 0) h.inst.gap(s, RESP, rnd() % 100);
+    h.inst.closeStream(s);
+  }
+  assert.equal(h.inst.counters.traps, 0);
+  assert.equal(h.inst.counters.badRecords, 0);
+});
+
+test('detect(): request lines of known methods (incl. WebDAV) and status lines score high', () => {
+  const h = loadDecoder('http1');
+  assert.equal(h.inst.detect(REQ, b('GET / HTTP/1.1\r\n')), 95);
+  assert.equal(h.inst.detect(REQ, b('PROPFIND /dav/ HTTP/1.1\r\nDepth: 1\r\n')), 95);
+  assert.equal(h.inst.detect(REQ, b('M-SEARCH * HTTP/1.1\r\n')), 95);
+  assert.equal(h.inst.detect(RESP, b('HTTP/1.1 404 Not Found\r\n')), 95);
+  assert.equal(h.inst.detect(RESP, b('HTTP/1.0 200\r\n')), 95);
+  assert.equal(h.inst.detect(REQ, b('BREW /pot HTTP/1.1\r\n')), 70, 'an unknown but valid method');
+  assert.equal(h.inst.detect(REQ, b('POST /very/long')), 60, 'a known method, line still incomplete');
+  assert.equal(h.inst.detect(REQ, b('PRI * HTTP/2.0\r\n')), 0);
+  assert.equal(h.inst.detect(REQ, b('\x00\x01binary')), 0);
+  assert.equal(h.inst.detect(REQ, b('')), 0);
+});
+
+test('5xx sets FLAG_ERROR and error.type', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET /boom HTTP/1.1\r\nHost: e\r\n\r\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n'), 2n);
+  h.inst.feed(1, REQ, b('GET /missing HTTP/1.1\r\nHost: e\r\n\r\n'), 3n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'), 4n);
+  assert.equal(h.records[0].flags, FLAG_ERROR);
+  assert.equal(h.records[0].attributes['error.type'], '503');
+  assert.equal(h.records[1].flags, 0);
+  assert.equal(h.records[1].attributes['error.type'], undefined);
+});
+
+test('close flushes unanswered requests; a response without request is flagged', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET /a HTTP/1.1\r\nHost: c\r\n\r\nGET /b HTTP/1.1\r\nHost: c\r\n\r\n'), 5n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'), 6n);
+  h.inst.closeStream(1);
+  assert.equal(h.records.length, 2);
+  assert.equal(h.records[0].attributes['url.path'], '/a');
+  assert.equal(h.records[0].flags, FLAG_UNKNOWN, 'the response body was cut short');
+  assert.equal(h.records[0].attributes['http.response.body.size'], 7);
+  assert.equal(h.records[1].attributes['url.path'], '/b');
+  assert.equal(h.records[1].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[1].attributes['http.response.status_code'], undefined);
+
+  const m = loadDecoder('http1');
+  m.inst.feed(2, RESP, b('HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n'), 7n);
+  assert.equal(m.records.length, 1);
+  assert.equal(m.records[0].flags, FLAG_NO_REQUEST);
+  assert.deepEqual(m.records[0].attributes, {
+    'network.protocol.name': 'http', 'network.protocol.version': '1.1',
+    'http.response.status_code': 302, 'http.response.body.size': 0,
+    'telegen.response.size': 'HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n'.length,
+  });
+});
+
+test('tick() expires requests that never got an answer', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET /slow HTTP/1.1\r\nHost: t\r\n\r\n'), 1_000_000_000n);
+  h.inst.tick(30_000_000_000n);
+  assert.equal(h.records.length, 0);
+  h.inst.tick(62_000_000_000n);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[0].attributes['url.path'], '/slow');
+});
+
+test('header details: case-insensitive names, obs-fold, absolute-form, IPv6 host, b3', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET http://proxy.example:3128/p/q?a=b HTTP/1.1\r\n' +
+    'HOST: ignored.example\r\n' +
+    'USER-agent: Mozilla/5.0\r\n' +
+    '  (folded continuation)\r\n' +
+    'X-B3-TraceId: 80f198ee56343ba864fe8b2a57d3eff7\r\n' +
+    'x-b3-spanid: e457b5a2e4d86bd1\r\n' +
+    'X-B3-ParentSpanId: 05e3ac9a4f6e3b90\r\n' +
+    'X-B3-Sampled: 1\r\n' +
+    'b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1\r\n' +
+    'Proxy-Authorization: Basic Zm9vOmJhcg==\r\n' +
+    'content-type:application/x-www-form-urlencoded  \r\n' +
+    'Content-Length: 0\r\n' +
+    '\r\n' +
+    'OPTIONS * HTTP/1.1\r\nHost: [2001:db8::1]:8443\r\n\r\n' +
+    'GET /empty? HTTP/1.1\n' + 'Host: [::1]\n' + '\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200\nContent-Length: 0\n\n'), 2n);
+  assert.equal(h.records.length, 3);
+  const a = h.records[0].attributes;
+  assert.equal(a['url.path'], '/p/q');
+  assert.equal(a['url.query'], 'a=b');
+  assert.equal(a['server.address'], 'proxy.example');
+  assert.equal(a['server.port'], 3128);
+  assert.equal(a['user_agent.original'], 'Mozilla/5.0 (folded continuation)');
+  assert.deepEqual(a['http.request.header.x-b3-traceid'], ['80f198ee56343ba864fe8b2a57d3eff7']);
+  assert.deepEqual(a['http.request.header.x-b3-spanid'], ['e457b5a2e4d86bd1']);
+  assert.deepEqual(a['http.request.header.x-b3-parentspanid'], ['05e3ac9a4f6e3b90']);
+  assert.deepEqual(a['http.request.header.x-b3-sampled'], ['1']);
+  assert.deepEqual(a['http.request.header.b3'], ['80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1']);
+  assert.deepEqual(a['http.request.header.proxy-authorization'], ['Basic Zm9vOmJhcg==']);
+  assert.deepEqual(a['http.request.header.content-type'], ['application/x-www-form-urlencoded']);
+  assert.equal(a['http.request.body.size'], 0);
+  const o = h.records[1].attributes;
+  assert.equal(o['http.request.method'], 'OPTIONS');
+  assert.equal(o['url.path'], '*');
+  assert.equal(o['server.address'], '2001:db8::1');
+  assert.equal(o['server.port'], 8443);
+  const e = h.records[2].attributes;
+  assert.equal(e['url.path'], '/empty');
+  assert.equal(e['url.query'], '');
+  assert.equal(e['server.address'], '::1');
+  assert.equal(e['server.port'], undefined);
+});
+
+test('bounded state: more than 128 unanswered pipelined requests reset the stream', () => {
+  const h = loadDecoder('http1');
+  const one = 'GET /p HTTP/1.1\r\nHost: x\r\n\r\n';
+  assert.equal(h.inst.feed(1, REQ, b(one.repeat(128)), 1n), 'ok');
+  assert.equal(h.inst.feed(1, REQ, b(one), 2n), 'invalid');
+  assert.equal(h.records.length, 128);
+  assert.ok(h.records.every((r) => r.flags === FLAG_NO_RESPONSE));
+  // many connections opened and closed: memory stays flat
+  const g = loadDecoder('http1');
+  for (let s = 0; s < 2000; s++) { g.inst.feed(s, REQ, b(GET), 1n); g.inst.feed(s, RESP, b(OK), 2n); g.inst.closeStream(s); }
+  const m1 = g.inst.memoryBytes();
+  for (let s = 0; s < 20000; s++) { g.inst.feed(s, REQ, b(GET), 1n); g.inst.feed(s, RESP, b(OK), 2n); g.inst.closeStream(s); }
+  assert.equal(g.inst.memoryBytes(), m1);
+});
