@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DecoderInstance, InstanceHooks, VerifyPolicy, DEFAULT_VERIFY_POLICY } from './instance';
 import { log } from '../log';
+import { installRoot } from '../paths';
 
 const dlog = log.child({ component: 'decoders' });
 
@@ -15,7 +16,7 @@ export interface LoadedDecoder {
 }
 
 export function defaultDecodersDir(): string {
-  return process.env.TELEGEN_DECODERS_DIR || path.resolve(__dirname, '..', '..', '..', '..', 'build', 'decoders');
+  return process.env.TELEGEN_DECODERS_DIR || path.join(installRoot(), 'build', 'decoders');
 }
 
 export class DecoderRegistry {

@@ -8,8 +8,9 @@ import { DecodedRecord } from '../decoders/records';
 import { ConnMeta, ends } from '../model';
 import { processInfo } from './process';
 import { templateRoute } from './route';
+import { agentVersion } from '../paths';
 
-export const SCOPE = { name: 'telegen', version: require('../../../package.json').version as string };
+export const SCOPE = { name: 'telegen', version: agentVersion() };
 
 export interface SpanClock {
   /** Source timestamp (kernel monotonic ns or capture epoch ns) → Unix epoch ns. */
