@@ -1,0 +1,410 @@
+// HTTP/2 framing (RFC 9113 §4, §6): walks frames of one direction over (ptr, end), streams DATA
+// payloads without buffering them, reassembles header blocks and hands them to HPACK and stitch.
+import { DIR_REQUEST, PARSE_NEEDS_MORE } from "../abi/abi";
+import {
+  Conn, DirState, T_DATA, T_HEADERS, T_PRIORITY, T_RST_STREAM, T_SETTINGS, T_PUSH_PROMISE, T_PING,
+  T_GOAWAY, T_WINDOW_UPDATE, T_CONTINUATION, F_END_STREAM, F_ACK, F_END_HEADERS, F_PADDED, F_PRIORITY,
+  FRAME_HEADER, PREFACE_LEN, M_START, M_SYNC, M_HUNT, BLOCK_CAP, CONTINUATION_CAP, DEFAULT_MAX_FRAME,
+} from "./types";
+import {
+  decodeBlock, resetFields, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
+} from "./hpack";
+import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost } from "./stitch";
+import { emitEvent, h2ErrorName } from "./emit";
+import { INPUT_CAP } from "../abi/window";
+
+/** The client connection preface (RFC 9113 §3.4). */
+const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/** Number of leading bytes at p (up to n) that match the preface; -1 at the first mismatch. */
+export function prefaceMatch(p: usize, n: u32): i32 {
+  const m = n < <u32>PREFACE_LEN ? n : <u32>PREFACE_LEN;
+  for (let i: u32 = 0; i < m; i++) {
+    if (<u32>load<u8>(p + <usize>i) != <u32>PREFACE.charCodeAt(<i32>i)) return -1;
+  }
+  return <i32>m;
+}
+
+@inline function be24(p: usize): u32 {
+  return (<u32>load<u8>(p) << 16) | (<u32>load<u8>(p + 1) << 8) | <u32>load<u8>(p + 2);
+}
+@inline function be32(p: usize): u32 {
+  return bswap<u32>(load<u32>(p));
+}
+
+/**
+ * Whether a frame header at p could be real: type known, flags and stream id allowed for the
+ * type, length within maxLen and fixed where the type fixes it. Returns the length or -1.
+ * Used to find frame boundaries after lost bytes or when joining a connection mid-stream.
+ */
+export function plausibleHeader(p: usize, maxLen: u32): i32 {
+  const len = be24(p);
+  const type = load<u8>(p + 3);
+  const flags = <u32>load<u8>(p + 4);
+  const raw = be32(p + 5);
+  if (raw & 0x80000000) return -1;
+  const sid = raw;
+  if (len > maxLen) return -1;
+  switch (type) {
+    case T_DATA: if (sid == 0 || (flags & ~0x09) != 0) return -1; break;
+    case T_HEADERS: if (sid == 0 || (flags & ~0x2d) != 0 || len == 0) return -1; break;
+    case T_PRIORITY: if (sid == 0 || len != 5 || flags != 0) return -1; break;
+    case T_RST_STREAM: if (sid == 0 || len != 4 || flags != 0) return -1; break;
+    case T_SETTINGS: if (sid != 0 || len % 6 != 0 || (flags & ~1) != 0 || ((flags & 1) != 0 && len != 0)) return -1; break;
+    case T_PUSH_PROMISE: if (sid == 0 || (flags & ~0x0c) != 0 || len < 4) return -1; break;
+    case T_PING: if (sid != 0 || len != 8 || (flags & ~1) != 0) return -1; break;
+    case T_GOAWAY: if (sid != 0 || len < 8 || flags != 0) return -1; break;
+    case T_WINDOW_UPDATE: if (len != 4 || flags != 0) return -1; break;
+    case T_CONTINUATION: if (sid == 0 || (flags & ~0x04) != 0) return -1; break;
+    default: return -1;
+  }
+  return <i32>len;
+}
+
+/**
+ * Looks for a frame boundary in [from, len). A candidate is accepted when the frame ends exactly
+ * at the end of the bytes we have or is followed by another plausible header. Returns the
+ * boundary, or -(keepFrom + 1) when more bytes are needed to decide.
+ */
+function hunt(base: usize, from: u32, len: u32, maxLen: u32): i64 {
+  for (let q = from; q + FRAME_HEADER <= len; q++) {
+    const fl = plausibleHeader(base + <usize>q, maxLen);
+    if (fl < 0) continue;
+    const e = <u64>q + FRAME_HEADER + <u64>fl;
+    if (e == <u64>len) return <i64>q;
+    if (e + FRAME_HEADER <= <u64>len) {
+      if (plausibleHeader(base + <usize>e, maxLen) >= 0) return <i64>q;
+      continue;
+    }
+    return -(<i64>q + 1);
+  }
+  const keep: u32 = len > from + 8 ? len - 8 : from;
+  return -(<i64>keep + 1);
+}
+
+/** HPACK state of this direction is lost: forget the table and any half-assembled block. */
+function lose(c: Conn, d: DirState, dir: i32): void {
+  hpackLost(d.hpack);
+  d.blockActive = false;
+  d.blockLen = 0;
+  d.blockDropped = false;
+}
+
+const HP_ERR_NAMES: string[] = ["", "cut", "integer_overflow", "invalid_huffman", "index_zero", "too_large"];
+
+function completeBlock(c: Conn, connId: u32, d: DirState, dir: i32, ptr: usize, n: u32, ts: u64): void {
+  const r = decodeBlock(d.hpack, ptr, n);
+  const w = hpWarn;
+  if (r != HP_OK) {
+    // The block's remaining fields, and any table inserts among them, are lost.
+    emitEvent(c, connId, ts, "http2.hpack." + HP_ERR_NAMES[-r], "header block of " + n.toString() + " bytes", d.blockStream);
+    hpackLost(d.hpack);
+    resetFields(true);
+  } else if (w != 0) {
+    if (w & W_INDEX_RANGE) emitEvent(c, connId, ts, "http2.hpack.index_out_of_range", "reported unknown", d.blockStream);
+    if (w & W_SIZE_BOMB) emitEvent(c, connId, ts, "http2.hpack.table_size_too_large", "mirrored up to 65536", d.blockStream);
+    else if (w & W_SIZE_LIMIT) emitEvent(c, connId, ts, "http2.hpack.table_size_over_setting", "", d.blockStream);
+    if (w & W_FIELDS) emitEvent(c, connId, ts, "http2.hpack.too_many_fields", "", d.blockStream);
+  }
+  dispatchBlock(c, connId, d, dir, ts);
+}
+
+function dispatchBlock(c: Conn, connId: u32, d: DirState, dir: i32, ts: u64): void {
+  if (d.blockType == T_PUSH_PROMISE) onPushPromise(c, connId, d.blockPromised, d.blockBytes, d.blockTs);
+  else onHeaders(c, connId, dir, d.blockStream, d.blockEndStream, d.blockBytes, d.blockTs);
+  d.blockActive = false;
+  d.blockLen = 0;
+  d.blockDropped = false;
+}
+
+function appendBlock(d: DirState, ptr: usize, n: u32): bool {
+  if (d.blockLen + n > BLOCK_CAP) return false;
+  let b = d.blockBuf;
+  if (b == null || <u32>b.length < d.blockLen + n) {
+    let cap: u32 = b == null ? 4096 : <u32>b.length * 2;
+    while (cap < d.blockLen + n) cap *= 2;
+    const nb = new Uint8Array(<i32>cap);
+    if (b != null && d.blockLen > 0) memory.copy(nb.dataStart, b.dataStart, d.blockLen);
+    d.blockBuf = nb;
+    b = nb;
+  }
+  memory.copy(b.dataStart + <usize>d.blockLen, ptr, n);
+  d.blockLen += n;
+  return true;
+}
+
+/** HEADERS, PUSH_PROMISE or CONTINUATION whose whole payload is at p. */
+function headerFrame(c: Conn, connId: u32, d: DirState, dir: i32, type: u8, flags: u8, sid: u32, p: usize, flen: u32, ts: u64): void {
+  if (type == T_CONTINUATION) {
+    if (!d.blockActive) {
+      // The block started before we joined or in lost bytes: its inserts are unknown to us.
+      if (!d.hpack.joined) emitEvent(c, connId, ts, "http2.continuation_without_headers", "", sid);
+      lose(c, d, dir);
+      return;
+    }
+    d.blockFrames++;
+    d.blockBytes += FRAME_HEADER + flen;
+    if (!d.blockDropped) {
+      if (d.blockFrames > CONTINUATION_CAP || !appendBlock(d, p, flen)) {
+        d.blockDropped = true;
+        emitEvent(c, connId, ts, d.blockFrames > CONTINUATION_CAP ? "http2.continuation_flood" : "http2.header_block_too_large",
+          "block dropped, HPACK state unknown", sid);
+      }
+    }
+    if (flags & F_END_HEADERS) {
+      if (d.blockDropped) {
+        lose(c, d, dir);
+        resetFields(true);
+        d.blockActive = true;
+        dispatchBlock(c, connId, d, dir, ts);
+      } else {
+        completeBlock(c, connId, d, dir, d.blockBuf!.dataStart, d.blockLen, ts);
+      }
+    }
+    return;
+  }
+  let off: u32 = 0;
+  let pad: u32 = 0;
+  if (flags & F_PADDED) {
+    if (flen < 1) { malformed(c, connId, d, dir, sid, ts); return; }
+    pad = <u32>load<u8>(p);
+    off = 1;
+  }
+  let promised: u32 = 0;
+  if (type == T_HEADERS) {
+    if (flags & F_PRIORITY) off += 5; // exclusive bit + stream dependency, weight
+  } else {
+    if (off + 4 > flen) { malformed(c, connId, d, dir, sid, ts); return; }
+    promised = be32(p + <usize>off) & 0x7fffffff;
+    off += 4;
+  }
+  if (off + pad > flen) { malformed(c, connId, d, dir, sid, ts); return; }
+  const frag = p + <usize>off;
+  const fragLen = flen - off - pad;
+  d.blockActive = true;
+  d.blockType = type;
+  d.blockStream = sid;
+  d.blockPromised = promised;
+  d.blockEndStream = type == T_HEADERS && (flags & F_END_STREAM) != 0;
+  d.blockBytes = FRAME_HEADER + flen;
+  d.blockFrames = 1;
+  d.blockLen = 0;
+  d.blockDropped = false;
+  d.blockTs = ts;
+  if (flags & F_END_HEADERS) {
+    completeBlock(c, connId, d, dir, frag, fragLen, ts);
+  } else if (!appendBlock(d, frag, fragLen)) {
+    d.blockDropped = true;
+  }
+}
+
+function malformed(c: Conn, connId: u32, d: DirState, dir: i32, sid: u32, ts: u64): void {
+  emitEvent(c, connId, ts, "http2.malformed_frame", "padding or length inconsistent", sid);
+  lose(c, d, dir);
+}
+
+function settingsFrame(c: Conn, d: DirState, dir: i32, p: usize, flen: u32): void {
+  const other = c.dirs[1 - dir];
+  for (let i: u32 = 0; i + 6 <= flen; i += 6) {
+    const id = (<u32>load<u8>(p + <usize>i) << 8) | <u32>load<u8>(p + <usize>i + 1);
+    const v = be32(p + <usize>i + 2);
+    if (id == 1) {
+      // SETTINGS_HEADER_TABLE_SIZE: the limit of the sender's decoder, i.e. of the other direction.
+      hpackSetLimit(other.hpack, v);
+    } else if (id == 5) {
+      // SETTINGS_MAX_FRAME_SIZE: frames the sender accepts, i.e. sent in the other direction.
+      if (v >= DEFAULT_MAX_FRAME && v <= 0xffffff && v > other.maxFrame) other.maxFrame = v;
+    }
+  }
+}
+
+/** Parses the frames of one direction in the input window; returns bytes consumed or NEEDS_MORE. */
+export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u32, ts: u64): i32 {
+  const d = c.dirs[dir];
+  let p: u32 = 0;
+  if (d.mode == M_START) {
+    const other = c.dirs[1 - dir];
+    const m = prefaceMatch(base, len);
+    if (dir == DIR_REQUEST && m >= 0) {
+      if (<u32>m < PREFACE_LEN) return PARSE_NEEDS_MORE;
+      p = PREFACE_LEN;
+      d.mode = M_SYNC;
+      d.sawPreface = true;
+      d.hpack.joined = false;
+      d.hpack.sizeUnknown = false;
+    } else if (dir != DIR_REQUEST && (other.sawPreface || !other.sawBytes)) {
+      // A server's first frame is SETTINGS (RFC 9113 §3.4), also right after an h2c 101.
+      if (len < FRAME_HEADER) return PARSE_NEEDS_MORE;
+      if (load<u8>(base + 3) == T_SETTINGS && (load<u8>(base + 4) & F_ACK) == 0 && plausibleHeader(base, 0xffffff) >= 0) {
+        d.mode = M_SYNC;
+        d.hpack.joined = false;
+        d.hpack.sizeUnknown = false;
+      }
+    }
+    if (d.mode == M_START) {
+      // A connection older than us: the peer's table holds entries we never saw.
+      hpackLost(d.hpack);
+      d.mode = M_HUNT;
+    }
+  }
+  d.sawBytes = true;
+  while (true) {
+    if (d.skip > 0) {
+      const avail = len - p;
+      const take = d.skip < avail ? d.skip : avail;
+      p += take;
+      d.skip -= take;
+      if (d.skip > 0) break;
+      continue;
+    }
+    if (d.dataActive) {
+      if (d.dataPadPending) {
+        if (p >= len) break;
+        const pad = <u32>load<u8>(base + <usize>p);
+        p++;
+        d.dataPadPending = false;
+        if (pad > d.dataContent) {
+          emitEvent(c, connId, ts, "http2.malformed_frame", "DATA padding longer than the frame", d.dataStream);
+          d.dataPad = d.dataContent;
+          d.dataContent = 0;
+        } else {
+          d.dataPad = pad;
+          d.dataContent -= pad;
+        }
+      }
+      if (d.dataContent > 0) {
+        if (p >= len) break;
+        const avail = len - p;
+        const take = d.dataContent < avail ? d.dataContent : avail;
+        onData(c, dir, d.dataStream, base + <usize>p, take);
+        p += take;
+        d.dataContent -= take;
+        if (d.dataContent > 0) break;
+      }
+      if (d.dataPad > 0) {
+        const avail = len - p;
+        const take = d.dataPad < avail ? d.dataPad : avail;
+        p += take;
+        d.dataPad -= take;
+        if (d.dataPad > 0) break;
+      }
+      d.dataActive = false;
+      if (d.dataEndStream) onEndStream(c, connId, dir, d.dataStream, ts);
+      continue;
+    }
+    if (d.mode == M_HUNT) {
+      const maxLen = d.maxFrame < 65536 ? d.maxFrame : 65536;
+      const q = hunt(base, p, len, maxLen);
+      if (q < 0) { p = <u32>(-q - 1); break; }
+      p = <u32>q;
+      d.mode = M_SYNC;
+    }
+    if (len - p < FRAME_HEADER) break;
+    const h = base + <usize>p;
+    const flen = be24(h);
+    const type = load<u8>(h + 3);
+    const flags = load<u8>(h + 4);
+    const sid = be32(h + 5) & 0x7fffffff;
+    if (d.blockActive && (type != T_CONTINUATION || sid != d.blockStream)) {
+      // RFC 9113 §6.10: nothing may interleave a header block. Its inserts are lost.
+      emitEvent(c, connId, ts, "http2.continuation_missing", "header block interrupted", d.blockStream);
+      lose(c, d, dir);
+    }
+    if (flen > d.maxFrame && type != T_DATA) {
+      // Only DATA is passed through above the negotiated size (seen in the wild and decoded by
+      // tshark); anything else this large is hostile or we lost sync.
+      emitEvent(c, connId, ts, "http2.frame_too_large", "type " + type.toString() + " length " + flen.toString(), sid);
+    } else if (flen > d.maxFrame) {
+      emitEvent(c, connId, ts, "http2.frame_too_large", "DATA length " + flen.toString(), sid);
+    }
+    switch (type) {
+      case T_DATA: {
+        p += FRAME_HEADER;
+        d.dataActive = true;
+        d.dataStream = sid;
+        d.dataEndStream = (flags & F_END_STREAM) != 0;
+        d.dataPadPending = (flags & F_PADDED) != 0 && flen > 0;
+        d.dataContent = d.dataPadPending ? flen - 1 : flen;
+        d.dataPad = 0;
+        onDataFrame(c, dir, sid, FRAME_HEADER + flen, ts);
+        continue;
+      }
+      case T_HEADERS:
+      case T_PUSH_PROMISE:
+      case T_CONTINUATION: {
+        if (flen + FRAME_HEADER > INPUT_CAP) {
+          emitEvent(c, connId, ts, "http2.header_block_too_large", "frame of " + flen.toString() + " bytes skipped", sid);
+          lose(c, d, dir);
+          p += FRAME_HEADER;
+          d.skip = flen;
+          continue;
+        }
+        if (len - p < FRAME_HEADER + flen) break;
+        headerFrame(c, connId, d, dir, type, flags, sid, h + FRAME_HEADER, flen, ts);
+        p += FRAME_HEADER + flen;
+        continue;
+      }
+      case T_SETTINGS: {
+        if ((flags & F_ACK) == 0 && flen <= 4096) {
+          if (len - p < FRAME_HEADER + flen) break;
+          settingsFrame(c, d, dir, h + FRAME_HEADER, flen);
+          p += FRAME_HEADER + flen;
+          continue;
+        }
+        p += FRAME_HEADER;
+        d.skip = flen;
+        continue;
+      }
+      case T_RST_STREAM: {
+        if (flen == 4) {
+          if (len - p < FRAME_HEADER + 4) break;
+          onRst(c, connId, sid, be32(h + FRAME_HEADER), ts);
+          p += FRAME_HEADER + 4;
+          continue;
+        }
+        p += FRAME_HEADER;
+        d.skip = flen;
+        continue;
+      }
+      case T_GOAWAY: {
+        if (flen >= 8) {
+          if (len - p < FRAME_HEADER + 8) break;
+          const code = be32(h + FRAME_HEADER + 4);
+          if (code != 0) emitEvent(c, connId, ts, "http2.goaway", h2ErrorName(code), 0);
+          p += FRAME_HEADER + 8;
+          d.skip = flen - 8; // debug data
+          continue;
+        }
+        p += FRAME_HEADER;
+        d.skip = flen;
+        continue;
+      }
+      default: {
+        // PRIORITY, PING, WINDOW_UPDATE and unknown extension types (RFC 9113 §5.5): skipped.
+        p += FRAME_HEADER;
+        d.skip = flen;
+        continue;
+      }
+    }
+    break;
+  }
+  return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
+}
+
+/** Bytes of one direction were lost. Inside a DATA payload or a skipped frame we stay in step. */
+export function gapDir(c: Conn, dir: i32, lost: u32): void {
+  const d = c.dirs[dir];
+  if (d.skip >= lost) { d.skip -= lost; return; }
+  if (d.dataActive && !d.dataPadPending && d.dataContent + d.dataPad >= lost) {
+    onDataLost(c, dir, d.dataStream);
+    if (d.dataContent >= lost) d.dataContent -= lost;
+    else { d.dataPad -= lost - d.dataContent; d.dataContent = 0; }
+    return;
+  }
+  lose(c, d, dir);
+  onLost(c, dir);
+  d.skip = 0;
+  d.dataActive = false;
+  d.mode = M_HUNT;
+}
+

@@ -1,0 +1,250 @@
+// Stream ↔ exchange: HEADERS blocks become a stream's request, response and trailers; DATA is
+// counted (and split into gRPC messages); END_STREAM on the response or RST_STREAM ends it.
+import { DIR_REQUEST, FLAG_NO_RESPONSE } from "../abi/abi";
+import {
+  Conn, H2Stream, GrpcDir, MAX_STREAMS, HEADER_LIST_CAP, GRPC_LENS_CAP, STREAM_TIMEOUT_NS,
+} from "./types";
+import {
+  fieldCount, fieldNamePtr, fieldNameLen, fieldValPtr, fieldValLen, fieldFlags, hpUnknown, hpTruncated,
+} from "./hpack";
+import { emitExchange, findHeader, listValPtr, listValLen } from "./emit";
+
+// ---- serialised header list: per field u8 flags | u32 nameLen | name | u32 valueLen | value ----
+
+/** Serialises the field list of the block just decoded; sets `serTruncated` when cut. */
+let serTruncated = false;
+function serialise(): Uint8Array {
+  serTruncated = false;
+  let total: i32 = 0;
+  let n = 0;
+  for (; n < fieldCount; n++) {
+    const sz = 9 + <i32>fieldNameLen(n) + <i32>fieldValLen(n);
+    if (total + sz > HEADER_LIST_CAP) { serTruncated = true; break; }
+    total += sz;
+  }
+  const out = new Uint8Array(total);
+  let p = out.dataStart;
+  for (let i = 0; i < n; i++) {
+    const nl = fieldNameLen(i);
+    const vl = fieldValLen(i);
+    store<u8>(p, <u8>fieldFlags(i));
+    store<u32>(p + 1, nl);
+    memory.copy(p + 5, fieldNamePtr(i), nl);
+    p += 5 + <usize>nl;
+    store<u32>(p, vl);
+    memory.copy(p + 4, fieldValPtr(i), vl);
+    p += 4 + <usize>vl;
+  }
+  return out;
+}
+
+function getStream(c: Conn, connId: u32, sid: u32, ts: u64, create: bool): H2Stream | null {
+  if (c.streams.has(sid)) return c.streams.get(sid);
+  if (!create) return null;
+  if (c.streams.size >= MAX_STREAMS) evictOldest(c, connId);
+  const s = new H2Stream();
+  s.id = sid;
+  s.tsStart = ts;
+  s.lastTs = ts;
+  c.streams.set(sid, s);
+  return s;
+}
+
+function evictOldest(c: Conn, connId: u32): void {
+  const keys = c.streams.keys();
+  let oldest: H2Stream | null = null;
+  for (let i = 0; i < keys.length; i++) {
+    const s = c.streams.get(keys[i]);
+    if (oldest == null || s.lastTs < oldest.lastTs) oldest = s;
+  }
+  if (oldest != null) finishStream(c, connId, oldest, oldest.respHdr == null ? FLAG_NO_RESPONSE : 0);
+}
+
+function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void {
+  emitExchange(connId, s, extraFlags);
+  c.streams.delete(s.id);
+}
+
+@inline function isGrpcContentType(list: Uint8Array | null): bool {
+  if (list == null) return false;
+  const off = findHeader(list, "content-type");
+  if (off < 0) return false;
+  const p = listValPtr(list, off);
+  const n = listValLen(list, off);
+  if (n < 16) return false;
+  const s = "application/grpc";
+  for (let i = 0; i < 16; i++) {
+    let ch = <u32>load<u8>(p + <usize>i);
+    if (ch >= 65 && ch <= 90) ch += 32;
+    if (ch != <u32>s.charCodeAt(i)) return false;
+  }
+  return n == 16 || load<u8>(p + 16) == 0x2b /* + */ || load<u8>(p + 16) == 0x3b /* ; */ || load<u8>(p + 16) == 0x2d /* - (grpc-web) */;
+}
+
+/** 1xx responses are interim (RFC 9113 §8.1): the final response follows in another block. */
+function isInterim(list: Uint8Array): bool {
+  const off = findHeader(list, ":status");
+  if (off < 0) return false;
+  return listValLen(list, off) == 3 && load<u8>(listValPtr(list, off)) == 0x31;
+}
+
+/** A complete header block (HEADERS + CONTINUATION) of stream `sid` was decoded. */
+export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: bool, bytes: u32, ts: u64): void {
+  const s = getStream(c, connId, sid, ts, true)!;
+  s.lastTs = ts;
+  const list = serialise();
+  if (hpUnknown) s.unknown = true;
+  if (hpTruncated || serTruncated) s.truncated = true;
+  if (dir == DIR_REQUEST) {
+    s.reqBytes += bytes;
+    if (s.reqHdr == null) {
+      s.reqHdr = list;
+      s.tsStart = ts;
+      if (isGrpcContentType(list)) s.grpc = true;
+    } else {
+      s.reqTrl = list;
+    }
+    if (endStream) s.reqEnd = true;
+  } else {
+    s.respBytes += bytes;
+    if (s.respHdr == null) {
+      if (isInterim(list)) return;
+      s.respHdr = list;
+      if (!s.grpc && s.reqHdr == null && isGrpcContentType(list)) s.grpc = true;
+    } else {
+      s.respTrl = list;
+    }
+    if (endStream) {
+      s.respEnd = true;
+      s.tsEnd = ts;
+      finishStream(c, connId, s, 0);
+    }
+  }
+}
+
+/** PUSH_PROMISE: the server sends the request of stream `promised` itself. */
+export function onPushPromise(c: Conn, connId: u32, promised: u32, bytes: u32, ts: u64): void {
+  const s = getStream(c, connId, promised, ts, true)!;
+  s.lastTs = ts;
+  s.reqHdr = serialise();
+  if (hpUnknown) s.unknown = true;
+  if (hpTruncated || serTruncated) s.truncated = true;
+  s.pushed = true;
+  s.reqEnd = true;
+  s.respBytes += bytes;
+  if (isGrpcContentType(s.reqHdr)) s.grpc = true;
+}
+
+/** A DATA frame header of `bytes` (header + payload) for stream sid. */
+export function onDataFrame(c: Conn, dir: i32, sid: u32, bytes: u32, ts: u64): void {
+  const s = getStream(c, 0, sid, ts, false);
+  if (s == null) return;
+  s.lastTs = ts;
+  if (dir == DIR_REQUEST) s.reqBytes += bytes; else s.respBytes += bytes;
+}
+
+/** DATA payload bytes (padding excluded) of stream sid. */
+export function onData(c: Conn, dir: i32, sid: u32, ptr: usize, n: u32): void {
+  const s = getStream(c, 0, sid, 0, false);
+  if (s == null) return;
+  if (dir == DIR_REQUEST) s.reqBody += n; else s.respBody += n;
+  if (!s.grpc) return;
+  let g: GrpcDir;
+  if (dir == DIR_REQUEST) {
+    if (s.gReq == null) s.gReq = new GrpcDir();
+    g = s.gReq!;
+  } else {
+    if (s.gResp == null) s.gResp = new GrpcDir();
+    g = s.gResp!;
+  }
+  if (g.lost) return;
+  grpcFrames(g, ptr, n);
+}
+
+/** gRPC length-prefixed messages: 1 byte compressed flag, 4 bytes big-endian length, message. */
+function grpcFrames(g: GrpcDir, ptr: usize, n: u32): void {
+  let p = ptr;
+  const end = ptr + <usize>n;
+  while (p < end) {
+    if (g.remain > 0) {
+      const avail = <u32>(end - p);
+      const take = g.remain < avail ? g.remain : avail;
+      g.remain -= take;
+      p += <usize>take;
+      continue;
+    }
+    const b = <u32>load<u8>(p);
+    p++;
+    if (g.have == 0) { g.flag = b; g.len = 0; }
+    else g.len = (g.len << 8) | b;
+    g.have++;
+    if (g.have == 5) {
+      g.have = 0;
+      g.remain = g.len;
+      // gRPC-Web puts trailers in the body as a frame with the high flag bit: not a message.
+      if ((g.flag & 0x80) == 0) {
+        g.msgs++;
+        if (g.flag & 1) g.compressed++;
+        if (g.nLens < GRPC_LENS_CAP) { unchecked(g.lens[g.nLens] = g.len); g.nLens++; }
+      }
+    }
+  }
+}
+
+/** END_STREAM on a DATA frame. */
+export function onEndStream(c: Conn, connId: u32, dir: i32, sid: u32, ts: u64): void {
+  const s = getStream(c, connId, sid, ts, false);
+  if (s == null) return;
+  s.lastTs = ts;
+  if (dir == DIR_REQUEST) { s.reqEnd = true; return; }
+  s.respEnd = true;
+  s.tsEnd = ts;
+  finishStream(c, connId, s, s.respHdr == null ? FLAG_NO_RESPONSE : 0);
+}
+
+export function onRst(c: Conn, connId: u32, sid: u32, code: u32, ts: u64): void {
+  const s = getStream(c, connId, sid, ts, false);
+  if (s == null) return;
+  s.rstCode = <i64>code;
+  s.tsEnd = ts;
+  finishStream(c, connId, s, s.respHdr == null ? FLAG_NO_RESPONSE : 0);
+}
+
+/** Bytes of one direction were lost: gRPC framing of open streams is unknown from here. */
+export function onLost(c: Conn, dir: i32): void {
+  const keys = c.streams.keys();
+  for (let i = 0; i < keys.length; i++) {
+    const s = c.streams.get(keys[i]);
+    s.unknown = true;
+    if (dir == DIR_REQUEST) { if (s.gReq != null) s.gReq!.lost = true; }
+    else if (s.gResp != null) s.gResp!.lost = true;
+  }
+}
+
+/** Bytes inside a DATA payload of stream sid were lost: its gRPC framing is unknown. */
+export function onDataLost(c: Conn, dir: i32, sid: u32): void {
+  const s = getStream(c, 0, sid, 0, false);
+  if (s == null) return;
+  s.unknown = true;
+  if (dir == DIR_REQUEST) { if (s.gReq != null) s.gReq!.lost = true; }
+  else if (s.gResp != null) s.gResp!.lost = true;
+}
+
+/** The connection closed: every open exchange is reported as it stands. */
+export function flushAll(c: Conn, connId: u32): void {
+  const keys = c.streams.keys();
+  for (let i = 0; i < keys.length; i++) {
+    const s = c.streams.get(keys[i]);
+    emitExchange(connId, s, s.respEnd ? 0 : FLAG_NO_RESPONSE);
+  }
+  c.streams.clear();
+}
+
+export function expire(c: Conn, connId: u32, now: u64): void {
+  const keys = c.streams.keys();
+  for (let i = 0; i < keys.length; i++) {
+    const s = c.streams.get(keys[i]);
+    if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) finishStream(c, connId, s, FLAG_NO_RESPONSE);
+  }
+}
+

@@ -1,0 +1,146 @@
+// HTTP/2 (RFC 9113) and HPACK (RFC 7541) constants and the per-connection state of the decoder.
+
+// Frame types (RFC 9113 §6).
+export const T_DATA: u8 = 0;
+export const T_HEADERS: u8 = 1;
+export const T_PRIORITY: u8 = 2;
+export const T_RST_STREAM: u8 = 3;
+export const T_SETTINGS: u8 = 4;
+export const T_PUSH_PROMISE: u8 = 5;
+export const T_PING: u8 = 6;
+export const T_GOAWAY: u8 = 7;
+export const T_WINDOW_UPDATE: u8 = 8;
+export const T_CONTINUATION: u8 = 9;
+
+// Frame flags.
+export const F_END_STREAM: u8 = 0x1;
+export const F_ACK: u8 = 0x1;
+export const F_END_HEADERS: u8 = 0x4;
+export const F_PADDED: u8 = 0x8;
+export const F_PRIORITY: u8 = 0x20;
+
+export const FRAME_HEADER: u32 = 9;
+export const PREFACE_LEN: u32 = 24;
+export const DEFAULT_MAX_FRAME: u32 = 16384;
+export const DEFAULT_TABLE_SIZE: u32 = 4096;
+
+// Limits that keep memory bounded whatever the peer sends.
+/** Largest dynamic table we mirror; a peer allowed more gets its oldest entries reported unknown. */
+export const HPACK_HARD_CAP: u32 = 65536;
+/** Largest header block (HEADERS + CONTINUATION fragments) we reassemble. */
+export const BLOCK_CAP: u32 = 131072;
+/** CONTINUATION frames tolerated for one block before it is treated as a flood. */
+export const CONTINUATION_CAP: u32 = 1024;
+/** Open HTTP/2 streams tracked per connection; the oldest is flushed beyond this. */
+export const MAX_STREAMS: i32 = 256;
+/** Serialised header list kept per block (names and values); longer lists are cut. */
+export const HEADER_LIST_CAP: i32 = 16384;
+/** gRPC message lengths remembered per direction of one call. */
+export const GRPC_LENS_CAP: i32 = 64;
+/** Diagnostic events per connection; further problems are only counted. */
+export const EVENTS_PER_CONN: u32 = 16;
+/** A stream without any frame for this long is expired by tick(). */
+export const STREAM_TIMEOUT_NS: u64 = 300_000_000_000;
+
+// Direction framing modes.
+export const M_START: u8 = 0;  // nothing seen yet
+export const M_SYNC: u8 = 1;   // on a frame boundary
+export const M_HUNT: u8 = 2;   // bytes were lost or the connection is older than us: look for a frame header
+
+// Header field flags (decoded field list and dynamic table entries).
+export const HF_NAME_UNKNOWN: u8 = 1;
+export const HF_VALUE_UNKNOWN: u8 = 2;
+export const HF_NEVER_INDEXED: u8 = 4;
+
+/** gRPC length-prefixed message framing state of one direction of one call. */
+export class GrpcDir {
+  have: u32 = 0;      // prefix bytes read so far (0..5)
+  flag: u32 = 0;
+  len: u32 = 0;
+  remain: u32 = 0;    // message bytes still to skip
+  msgs: i64 = 0;
+  compressed: i64 = 0;
+  lens: StaticArray<u32> = new StaticArray<u32>(GRPC_LENS_CAP);
+  nLens: i32 = 0;
+  lost: bool = false; // bytes of this direction were lost: framing unknown from here
+}
+
+/** One HTTP/2 stream = one request/response exchange. */
+export class H2Stream {
+  id: u32 = 0;
+  tsStart: u64 = 0;
+  tsEnd: u64 = 0;
+  lastTs: u64 = 0;
+  reqHdr: Uint8Array | null = null;   // serialised header lists (see stitch.ts)
+  respHdr: Uint8Array | null = null;
+  reqTrl: Uint8Array | null = null;
+  respTrl: Uint8Array | null = null;
+  reqEnd: bool = false;
+  respEnd: bool = false;
+  pushed: bool = false;
+  unknown: bool = false;
+  truncated: bool = false;
+  rstCode: i64 = -1;
+  reqBody: i64 = 0;
+  respBody: i64 = 0;
+  reqBytes: i64 = 0;
+  respBytes: i64 = 0;
+  grpc: bool = false;
+  gReq: GrpcDir | null = null;
+  gResp: GrpcDir | null = null;
+}
+
+/** Dynamic table of one HPACK decoding context (one direction of one connection). */
+export class HpackTable {
+  // Entry bytes (name then value) live contiguously in buf from the oldest entry to `end`.
+  buf: Uint8Array = new Uint8Array(1024);
+  end: u32 = 0;
+  // Entry metadata ring, newest at `head`: 4 u32 per entry (offset, nameLen, valueLen, flags).
+  ring: StaticArray<u32> = new StaticArray<u32>(64 * 4);
+  ringCap: u32 = 64;
+  head: u32 = 0;
+  count: u32 = 0;
+  size: u32 = 0;                        // RFC 7541 §4.1 size of the entries we hold
+  maxSize: u32 = DEFAULT_TABLE_SIZE;    // current maximum (dynamic table size updates)
+  limit: u32 = DEFAULT_TABLE_SIZE;      // SETTINGS_HEADER_TABLE_SIZE announced by the decoding peer
+  /** Entries older than the ones we hold may exist and are unknown (mid-stream join, lost bytes). */
+  joined: bool = false;
+  /** The encoder's max size is unknown: do not evict by our (possibly too small) accounting. */
+  sizeUnknown: bool = false;
+}
+
+/** State of one direction (client→server or server→client) of a connection. */
+export class DirState {
+  mode: u8 = M_START;
+  hpack: HpackTable = new HpackTable();
+  maxFrame: u32 = DEFAULT_MAX_FRAME;   // SETTINGS_MAX_FRAME_SIZE of the receiving peer
+  skip: u32 = 0;                        // bytes of the current frame still to discard
+  // DATA frame being streamed.
+  dataStream: u32 = 0;
+  dataContent: u32 = 0;
+  dataPad: u32 = 0;
+  dataPadPending: bool = false;
+  dataEndStream: bool = false;
+  dataActive: bool = false;
+  // Header block being reassembled from HEADERS/PUSH_PROMISE + CONTINUATION.
+  blockActive: bool = false;
+  blockType: u8 = 0;
+  blockStream: u32 = 0;
+  blockPromised: u32 = 0;
+  blockEndStream: bool = false;
+  blockBuf: Uint8Array | null = null;
+  blockLen: u32 = 0;
+  blockBytes: u32 = 0;                  // frame bytes of the block (for sizes)
+  blockFrames: u32 = 0;
+  blockDropped: bool = false;           // too large / flood: drained, not decoded
+  blockTs: u64 = 0;
+  sawPreface: bool = false;
+  sawBytes: bool = false;
+}
+
+export class Conn {
+  dirs: StaticArray<DirState> = [new DirState(), new DirState()];
+  streams: Map<u32, H2Stream> = new Map<u32, H2Stream>();
+  events: u32 = 0;
+  suppressed: u32 = 0;
+}
