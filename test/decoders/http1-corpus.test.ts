@@ -1,0 +1,142 @@
+// Corpus agreement: every HTTP/1 message tshark decodes in the shared captures must appear, with
+// the same values, in the http1 decoder's records when the capture is replayed through it.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadDecoder, corpusDir, Harness } from '../helpers/decoder';
+import { replayFile } from '../../host/src/replay';
+import { KIND_EXCHANGE, KIND_UPGRADE, DIR_REQUEST, DIR_RESPONSE } from '../../decoders/abi/abi';
+
+interface Msg { [k: string]: string }
+interface Side { requests: Msg[]; responses: Msg[]; upgrades: string[] }
+
+/** tshark's rows (SOURCES.md: one row per packet, repeated fields joined with '|'). */
+function expectedFromTsv(file: string): Map<number, Side> {
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+  const cols = lines[0].split('\t');
+  const out = new Map<number, Side>();
+  for (const line of lines.slice(1)) {
+    const f = line.split('\t');
+    const v = (name: string): string[] => {
+      const x = f[cols.indexOf(name)] ?? '';
+      return x === '' ? [] : x.split('|');
+    };
+    const stream = Number(v('tcp.stream')[0]);
+    if (!out.has(stream)) out.set(stream, { requests: [], responses: [], upgrades: [] });
+    const side = out.get(stream)!;
+    const methods = v('http.request.method');
+    const uris = v('http.request.uri');
+    const versions = v('http.request.version');
+    const codes = v('http.response.code');
+    // a row holding exactly one message lines every column up with it
+    const single = methods.length + codes.length === 1;
+    methods.forEach((m, i) => {
+      const msg: Msg = { method: m, uri: uris[i], version: versions[i] };
+      if (single) {
+        if (v('http.host').length) msg.host = v('http.host')[0];
+        if (v('http.content_type').length) msg.contentType = v('http.content_type')[0];
+      }
+      side.requests.push(msg);
+    });
+    for (const c of codes) {
+      // interim 1xx responses are not exchanges: the final status is what an exchange carries
+      if (c.startsWith('1') && c !== '101') continue;
+      const msg: Msg = { code: c };
+      if (single) {
+        if (v('http.content_type').length) msg.contentType = v('http.content_type')[0];
+        if (v('http.content_encoding').length) msg.contentEncoding = v('http.content_encoding')[0];
+        if (v('http.transfer_encoding').length) msg.transferEncoding = v('http.transfer_encoding')[0];
+        if (c === '101' && v('http.upgrade').length) side.upgrades.push(v('http.upgrade')[0].toLowerCase());
+      }
+      side.responses.push(msg);
+    }
+  }
+  return out;
+}
+
+async function decoded(capture: string, expected: Map<number, Side>): Promise<{ got: Map<number, Side>; h: Harness }> {
+  const h = loadDecoder('http1');
+  const streamOf = new Map<number, number>(); // replay conn id -> tcp.stream (both count TCP conversations in order)
+  let tcpIndex = 0;
+  await replayFile(capture, {
+    onOpen: (c) => { if (c.transport === 'tcp') streamOf.set(c.id, tcpIndex++); },
+    onData: (c, fromClient, bytes, ts) => { h.inst.feed(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts); },
+    onGap: (c, fromClient, lost) => { h.inst.gap(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost); },
+    onClose: (c) => { h.inst.closeStream(c.id); },
+  });
+  const got = new Map<number, Side>();
+  for (const r of h.records) {
+    const stream = streamOf.get(r.stream) ?? -1;
+    if (!got.has(stream)) got.set(stream, { requests: [], responses: [], upgrades: [] });
+    const side = got.get(stream)!;
+    const a = r.attributes;
+    const want = expected.get(stream);
+    if (r.kind === KIND_UPGRADE) { side.upgrades.push(String(a['telegen.protocol.next'])); continue; }
+    if (r.kind !== KIND_EXCHANGE) continue;
+    if (a['http.request.method'] !== undefined) {
+      const msg: Msg = {
+        method: String(a['http.request.method']),
+        uri: String(a['url.path']) + (a['url.query'] !== undefined ? '?' + String(a['url.query']) : ''),
+        version: 'HTTP/' + String(a['network.protocol.version']),
+      };
+      // compare the optional columns where tshark could attribute them to this message
+      const ref = want?.requests[side.requests.length];
+      if (ref?.host !== undefined && a['server.address'] !== undefined) msg.host = String(a['server.address']) + (a['server.port'] !== undefined ? ':' + String(a['server.port']) : '');
+      if (ref?.contentType !== undefined && a['http.request.header.content-type'] !== undefined) msg.contentType = (a['http.request.header.content-type'] as string[]).join(',');
+      side.requests.push(msg);
+    }
+    if (a['http.response.status_code'] !== undefined) {
+      const msg: Msg = { code: String(a['http.response.status_code']) };
+      const ref = want?.responses[side.responses.length];
+      if (ref?.contentType !== undefined && a['http.response.header.content-type'] !== undefined) msg.contentType = (a['http.response.header.content-type'] as string[]).join(',');
+      if (ref?.contentEncoding !== undefined && a['http.response.header.content-encoding'] !== undefined) msg.contentEncoding = (a['http.response.header.content-encoding'] as string[]).join(',');
+      if (ref?.transferEncoding !== undefined && a['http.response.header.transfer-encoding'] !== undefined) msg.transferEncoding = (a['http.response.header.transfer-encoding'] as string[]).join(',');
+      side.responses.push(msg);
+    }
+  }
+  return { got, h };
+}
+
+function captures(): Array<{ capture: string; tsv: string }> {
+  const out: Array<{ capture: string; tsv: string }> = [];
+  const dir1 = path.join(corpusDir, 'pcap', 'http1');
+  if (fs.existsSync(dir1)) {
+    for (const f of fs.readdirSync(dir1).sort()) {
+      if (!/\.pcap(ng)?$/.test(f)) continue;
+      out.push({ capture: path.join(dir1, f), tsv: path.join(dir1, f.replace(/\.pcap(ng)?$/, '.expected.tsv')) });
+    }
+  }
+  // HTTP/2 captures that begin with an HTTP/1.1 h2c Upgrade: their HTTP/1 part is ours
+  const dir2 = path.join(corpusDir, 'pcap', 'http2');
+  if (fs.existsSync(dir2)) {
+    for (const f of fs.readdirSync(dir2).sort()) {
+      if (!f.endsWith('.expected-http1.tsv')) continue;
+      const base = f.replace(/\.expected-http1\.tsv$/, '');
+      const capture = ['.pcap', '.pcapng'].map((e) => path.join(dir2, base + e)).find((p) => fs.existsSync(p));
+      if (capture) out.push({ capture, tsv: path.join(dir2, f) });
+    }
+  }
+  return out;
+}
+
+const list = captures();
+
+test('the HTTP/1 corpus is present', () => {
+  assert.ok(list.length >= 13, `captures found under ${corpusDir}: ${list.length}`);
+});
+
+for (const { capture, tsv } of list) {
+  test(`agrees with tshark: ${path.basename(capture)}`, async () => {
+    const expected = expectedFromTsv(tsv);
+    const { got, h } = await decoded(capture, expected);
+    assert.equal(h.inst.counters.traps, 0);
+    for (const [stream, want] of expected) {
+      const mine = got.get(stream) ?? { requests: [], responses: [], upgrades: [] };
+      assert.deepEqual(mine.requests, want.requests, `tcp.stream ${stream}: requests`);
+      assert.deepEqual(mine.responses, want.responses, `tcp.stream ${stream}: responses`);
+      assert.deepEqual(mine.upgrades, want.upgrades, `tcp.stream ${stream}: upgrades`);
+    }
+    for (const stream of got.keys()) assert.ok(expected.has(stream), `records on tcp.stream ${stream}, where tshark saw no HTTP`);
+  });
+}
