@@ -202,12 +202,15 @@ function wholeMessage(base: usize, len: u32): bool {
   return walkMessage(base, len) && msg.complete && msg.end == len && saneHeader(base);
 }
 
-/** The first 12 bytes could be a DNS header: a known opcode, few questions. Used where the rest
- *  of the message is not there yet. */
+/** The first 12 bytes could be a DNS header: a known opcode, Z clear, no RCODE in a query, few
+ *  questions. Used where the rest of the message is not there yet. */
 function saneHeader(base: usize): bool {
   const flags = u16be(base + 2);
   const opcode = (flags >> 11) & 0xf;
   if (opcode == 3 || opcode > 6) return false;
+  // The Z bit is zero, and only responses carry an RCODE (RFC 1035 4.1.1).
+  if ((flags & 0x0040) != 0) return false;
+  if ((flags & 0x8000) == 0 && (flags & 0xf) != 0) return false;
   const qd = u16be(base + 4);
   return qd <= 64;
 }

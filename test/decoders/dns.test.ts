@@ -1,0 +1,445 @@
+// DNS decoder unit tests: messages built with dns-packet (the JS peer library) or by hand where
+// dns-packet cannot (compression, SVCB/HTTPS, hostile bytes); exact attributes asserted.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { loadDecoder, Harness } from '../helpers/decoder';
+import {
+  KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, DIR_REQUEST, DIR_RESPONSE,
+} from '../../decoders/abi/abi';
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const dnsPacket: any = require('dns-packet');
+
+const MS = 1_000_000n;
+
+function query(id: number, name: string, type = 'A', extra: Record<string, unknown> = {}): Buffer {
+  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], ...extra });
+}
+
+function response(id: number, name: string, type: string, answers: unknown[], extra: Record<string, unknown> = {}): Buffer {
+  return dnsPacket.encode({
+    type: 'response', id, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
+    questions: [{ type, name }], answers, ...extra,
+  });
+}
+
+function tcp(buf: Buffer): Buffer {
+  const out = Buffer.alloc(buf.length + 2);
+  out.writeUInt16BE(buf.length, 0);
+  buf.copy(out, 2);
+  return out;
+}
+
+/** One UDP exchange on a fresh stream; returns the single record. */
+function udpExchange(q: Buffer, r: Buffer, h: Harness = loadDecoder('dns'), stream = 1) {
+  assert.equal(h.inst.feed(stream, DIR_REQUEST, q, 1000n * MS), 'ok');
+  assert.equal(h.inst.feed(stream, DIR_RESPONSE, r, 1003n * MS), 'ok');
+  assert.equal(h.records.length, 1, 'one record per exchange');
+  return h.records[0];
+}
+
+function answersOf(type: string, answers: unknown[], name = 'example.com'): string[] {
+  const rec = udpExchange(query(7, name, type), response(7, name, type, answers));
+  return rec.attributes['dns.answers'] as string[];
+}
+
+test('meta names the protocol, ports and both transports', () => {
+  const h = loadDecoder('dns');
+  assert.equal(h.inst.meta.name, 'dns');
+  assert.deepEqual(h.inst.meta.protocols, ['dns']);
+  assert.deepEqual(h.inst.meta.ports, [53, 5353]);
+  assert.equal(h.inst.meta.transport, 'both');
+});
+
+test('UDP A lookup: one exchange with every attribute', () => {
+  const q = query(0x1234, 'www.Example.com', 'A', {
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnsPacket.DNSSEC_OK, options: [{ code: 'COOKIE', data: Buffer.alloc(8, 1) }] }],
+  });
+  const r = response(0x1234, 'www.Example.com', 'A', [
+    { type: 'A', name: 'www.Example.com', ttl: 60, data: '93.184.216.34' },
+    { type: 'A', name: 'www.Example.com', ttl: 60, data: '10.0.0.1' },
+  ], { authorities: [{ type: 'NS', name: 'example.com', ttl: 60, data: 'ns1.example.com' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 }] });
+  const rec = udpExchange(q, r);
+  assert.equal(rec.kind, KIND_EXCHANGE);
+  assert.equal(rec.flags, 0);
+  assert.equal(rec.tsStart, 1000n * MS);
+  assert.equal(rec.tsEnd, 1003n * MS);
+  assert.deepEqual(rec.attributes, {
+    'network.protocol.name': 'dns',
+    'dns.question.name': 'www.Example.com',
+    'dns.question.type': 'A',
+    'telegen.dns.id': 0x1234,
+    'telegen.dns.opcode': 'QUERY',
+    'telegen.dns.flags': 'qr rd ra',
+    'dns.response_code': 'NOERROR',
+    'dns.answers': ['93.184.216.34', '10.0.0.1'],
+    'telegen.dns.answer_count': 2,
+    'telegen.dns.authority_count': 1,
+    'telegen.dns.additional_count': 1,
+    'telegen.dns.truncated': false,
+    'telegen.dns.edns.udp_payload_size': 1232,
+    'telegen.dns.edns.do': true,
+    'telegen.dns.edns.options': ['COOKIE'],
+  });
+});
+
+test('answers of each RR type in presentation form, agreeing with dns-packet', () => {
+  const cases: Array<[string, unknown[], string[]]> = [
+    ['AAAA', [
+      { type: 'AAAA', name: 'example.com', data: '2001:db8::1' },
+      { type: 'AAAA', name: 'example.com', data: '::1' },
+      { type: 'AAAA', name: 'example.com', data: '::' },
+      { type: 'AAAA', name: 'example.com', data: '2001:db8:0:0:1:0:0:1' },
+      { type: 'AAAA', name: 'example.com', data: '2001:0:0:1:0:0:0:1' },
+      { type: 'AAAA', name: 'example.com', data: 'fe80::' },
+      { type: 'AAAA', name: 'example.com', data: '2001:DB8:0:1:1:1:1:1' },
+      { type: 'AAAA', name: 'example.com', data: '::ffff:192.0.2.1' },
+    ], ['2001:db8::1', '::1', '::', '2001:db8::1:0:0:1', '2001:0:0:1::1', 'fe80::', '2001:db8:0:1:1:1:1:1', '::ffff:192.0.2.1']],
+    ['CNAME', [{ type: 'CNAME', name: 'example.com', data: 'cname.example.com' }, { type: 'A', name: 'cname.example.com', data: '192.0.2.7' }], ['cname.example.com', '192.0.2.7']],
+    ['NS', [{ type: 'NS', name: 'example.com', data: 'a.iana-servers.net' }], ['a.iana-servers.net']],
+    ['PTR', [{ type: 'PTR', name: '1.2.0.192.in-addr.arpa', data: 'host.example.com' }], ['host.example.com']],
+    ['MX', [{ type: 'MX', name: 'example.com', data: { preference: 10, exchange: 'mail.example.com' } }], ['10 mail.example.com']],
+    ['TXT', [
+      { type: 'TXT', name: 'example.com', data: 'v=spf1 -all' },
+      { type: 'TXT', name: 'example.com', data: ['part one, ', 'part two'] },
+      { type: 'TXT', name: 'example.com', data: [Buffer.from([0x61, 0x09, 0x62])] },
+    ], ['v=spf1 -all', 'part one, part two', 'a\\009b']],
+    ['SRV', [{ type: 'SRV', name: '_sip._udp.example.com', data: { priority: 0, weight: 5, port: 5060, target: 'sip.example.com' } }], ['0 5 5060 sip.example.com']],
+    ['SOA', [{ type: 'SOA', name: 'example.com', data: { mname: 'ns.icann.org', rname: 'noc.dns.icann.org', serial: 2024081303, refresh: 7200, retry: 3600, expire: 1209600, minimum: 3600 } }],
+      ['ns.icann.org noc.dns.icann.org 2024081303 7200 3600 1209600 3600']],
+    ['CAA', [{ type: 'CAA', name: 'example.com', data: { flags: 128, tag: 'issue', value: 'letsencrypt.org' } }], ['128 issue "letsencrypt.org"']],
+    ['NAPTR', [{ type: 'NAPTR', name: 'example.com', data: { order: 100, preference: 10, flags: 'S', services: 'SIP+D2U', regexp: '', replacement: '_sip._udp.example.com' } }],
+      ['100 10 "S" "SIP+D2U" "" _sip._udp.example.com']],
+    ['DS', [{ type: 'DS', name: 'example.com', data: { keyTag: 1, algorithm: 8, digestType: 2, digest: Buffer.from('abcd', 'hex') } }], ['\\# 6 00010802abcd']],
+  ];
+  for (const [type, answers, expected] of cases) {
+    const qname = type === 'PTR' ? '1.2.0.192.in-addr.arpa' : type === 'SRV' ? '_sip._udp.example.com' : 'example.com';
+    const got = answersOf(type, answers, qname);
+    assert.deepEqual(got, expected, type);
+    // The peer library decodes the same bytes to the same data.
+    const decoded = dnsPacket.decode(response(7, qname, type, answers)).answers;
+    if (type === 'A' || type === 'CNAME' || type === 'NS' || type === 'PTR') assert.deepEqual(got, decoded.map((a: any) => a.data));
+    if (type === 'MX') assert.deepEqual(got, decoded.map((a: any) => `${a.data.preference} ${a.data.exchange}`));
+    if (type === 'SRV') assert.deepEqual(got, decoded.map((a: any) => `${a.data.priority} ${a.data.weight} ${a.data.port} ${a.data.target}`));
+    if (type === 'TXT') assert.deepEqual(got.slice(0, 2), decoded.slice(0, 2).map((a: any) => Buffer.concat(a.data).toString()));
+  }
+});
+
+/** SVCB/HTTPS RDATA (RFC 9460 2.2), which dns-packet does not know. */
+function svcbRdata(priority: number, target: string, params: Array<[number, Buffer]>): Buffer {
+  const name = dnsPacket.name.encode(target);
+  const parts = [Buffer.from([priority >> 8, priority & 255]), name];
+  for (const [key, value] of params) {
+    const h = Buffer.alloc(4);
+    h.writeUInt16BE(key, 0);
+    h.writeUInt16BE(value.length, 2);
+    parts.push(h, value);
+  }
+  return Buffer.concat(parts);
+}
+
+test('HTTPS and SVCB: priority, target and parameters', () => {
+  const alpn = Buffer.from([2, ...Buffer.from('h3'), 2, ...Buffer.from('h2')]);
+  const port = Buffer.from([0x01, 0xbb]);
+  const v4 = Buffer.from([192, 0, 2, 1, 198, 51, 100, 2]);
+  const v6 = Buffer.from('20010db8000000000000000000000001', 'hex');
+  const mandatory = Buffer.from([0, 1, 0, 3]);
+  const ech = Buffer.from('hello');
+  const https = svcbRdata(1, '.', [[0, mandatory], [1, alpn], [2, Buffer.alloc(0)], [3, port], [4, v4], [5, ech], [6, v6], [65000, Buffer.from('x"y')]]);
+  assert.deepEqual(answersOf('UNKNOWN_65', [{ type: 'UNKNOWN_65', name: 'example.com', data: https }]), [
+    '1 . mandatory=alpn,port alpn=h3,h2 no-default-alpn port=443 ipv4hint=192.0.2.1,198.51.100.2 ech=aGVsbG8= ipv6hint=2001:db8::1 key65000="x\\"y"',
+  ]);
+  const alias = svcbRdata(0, 'svc.example.net', []);
+  const rec = udpExchange(query(9, 'example.com', 'UNKNOWN_64'), response(9, 'example.com', 'UNKNOWN_64', [{ type: 'UNKNOWN_64', name: 'example.com', data: alias }]));
+  assert.equal(rec.attributes['dns.question.type'], 'SVCB');
+  assert.deepEqual(rec.attributes['dns.answers'], ['0 svc.example.net']);
+  // A malformed port value falls back to the generic key form instead of lying.
+  assert.deepEqual(answersOf('UNKNOWN_65', [{ type: 'UNKNOWN_65', name: 'example.com', data: svcbRdata(1, 'a.example', [[3, Buffer.from([1])]]) }]),
+    ['1 a.example key3="\\001"']);
+});
+
+test('response codes: NXDOMAIN is an answer, SERVFAIL/REFUSED/FORMERR/NOTIMP are failures', () => {
+  const rcodes: Array<[string, boolean]> = [['NXDOMAIN', false], ['SERVFAIL', true], ['REFUSED', true], ['FORMERR', true], ['NOTIMP', true], ['YXDOMAIN', false], ['NOERROR', false]];
+  for (const [rcode, failure] of rcodes) {
+    const flagsBits = dnsPacket.RECURSION_DESIRED | require('dns-packet/rcodes').toRcode(rcode);
+    const r = dnsPacket.encode({ type: 'response', id: 3, flags: flagsBits, questions: [{ type: 'A', name: 'nope.example' }] });
+    const rec = udpExchange(query(3, 'nope.example'), r);
+    assert.equal(rec.attributes['dns.response_code'], rcode);
+    assert.equal(rec.flags, failure ? FLAG_ERROR : 0, rcode);
+    assert.equal(rec.attributes['error.type'], failure ? rcode : undefined);
+  }
+});
+
+test('extended RCODE from OPT: BADCOOKIE (23) and BADVERS (16)', () => {
+  for (const [ext, low, name] of [[1, 7, 'BADCOOKIE'], [1, 0, 'BADVERS']] as Array<[number, number, string]>) {
+    const r = dnsPacket.encode({ type: 'response', id: 4, flags: low, questions: [{ type: 'A', name: 'x.example' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: ext, options: [{ code: 'COOKIE', data: Buffer.alloc(24, 2) }] }] });
+    const rec = udpExchange(query(4, 'x.example'), r);
+    assert.equal(rec.attributes['dns.response_code'], name);
+    assert.equal(rec.flags, 0);
+  }
+});
+
+test('TC=1 response is reported truncated', () => {
+  const r = dnsPacket.encode({ type: 'response', id: 5, flags: dnsPacket.TRUNCATED_RESPONSE | dnsPacket.RECURSION_DESIRED, questions: [{ type: 'TXT', name: 'big.example' }] });
+  const rec = udpExchange(query(5, 'big.example', 'TXT'), r);
+  assert.equal(rec.attributes['telegen.dns.truncated'], true);
+  assert.equal(rec.attributes['telegen.dns.flags'], 'qr tc rd');
+});
+
+test('TCP: length-prefixed messages split at every byte boundary', () => {
+  const q = tcp(query(0x0a0b, 'split.example', 'AAAA'));
+  const r = tcp(response(0x0a0b, 'split.example', 'AAAA', [{ type: 'AAAA', name: 'split.example', data: '2001:db8::53' }]));
+  for (let cut = 1; cut < q.length; cut++) {
+    for (const rcut of [1, Math.floor(r.length / 2), r.length - 1]) {
+      const h = loadDecoder('dns');
+      assert.equal(h.inst.feed(9, DIR_REQUEST, q.subarray(0, cut), 10n), 'ok');
+      assert.equal(h.inst.feed(9, DIR_REQUEST, q.subarray(cut), 20n), 'ok');
+      assert.equal(h.inst.feed(9, DIR_RESPONSE, r.subarray(0, rcut), 30n), 'ok');
+      assert.equal(h.records.length, 0);
+      assert.equal(h.inst.feed(9, DIR_RESPONSE, r.subarray(rcut), 40n), 'ok');
+      assert.equal(h.records.length, 1, `cut ${cut}/${rcut}`);
+      const rec = h.records[0];
+      assert.equal(rec.tsStart, 10n, 'starts at the first byte of the query');
+      assert.equal(rec.tsEnd, 40n);
+      assert.equal(rec.attributes['dns.question.name'], 'split.example');
+      assert.deepEqual(rec.attributes['dns.answers'], ['2001:db8::53']);
+      assert.equal(h.inst.pendingBytes(), 0);
+    }
+  }
+  // and byte by byte, both directions
+  for (const [name, data] of [['q', q], ['r', r]] as Array<[string, Buffer]>) {
+    const h = loadDecoder('dns');
+    if (name === 'r') h.inst.feed(9, DIR_REQUEST, q, 1n);
+    for (let i = 0; i < data.length; i++) assert.equal(h.inst.feed(9, name === 'q' ? DIR_REQUEST : DIR_RESPONSE, data.subarray(i, i + 1), BigInt(i + 2)), 'ok');
+    if (name === 'q') h.inst.feed(9, DIR_RESPONSE, r, 1000n);
+    assert.equal(h.records.length, 1);
+    assert.equal(h.records[0].tsStart, name === 'q' ? 2n : 1n);
+  }
+});
+
+test('TCP pipelining: several queries in one read, answered out of order in one read', () => {
+  const h = loadDecoder('dns');
+  const names = ['a.example', 'b.example', 'c.example'];
+  h.inst.feed(4, DIR_REQUEST, Buffer.concat(names.map((n, i) => tcp(query(100 + i, n)))), 1n);
+  assert.equal(h.records.length, 0);
+  const order = [2, 0, 1];
+  h.inst.feed(4, DIR_RESPONSE, Buffer.concat(order.map((i) => tcp(response(100 + i, names[i], 'A', [{ type: 'A', name: names[i], data: `192.0.2.${i + 1}` }])))), 2n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['dns.question.name'], r.attributes['dns.answers'], r.flags]), [
+    ['c.example', ['192.0.2.3'], 0], ['a.example', ['192.0.2.1'], 0], ['b.example', ['192.0.2.2'], 0],
+  ]);
+});
+
+test('response without its query, queries unanswered at close and after the timeout', () => {
+  const h = loadDecoder('dns');
+  h.inst.feed(1, DIR_RESPONSE, response(77, 'late.example', 'A', [{ type: 'A', name: 'late.example', data: '192.0.2.9' }]), 5n * MS);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, FLAG_NO_REQUEST);
+  assert.equal(h.records[0].attributes['dns.question.name'], 'late.example');
+  assert.deepEqual(h.records[0].attributes['dns.answers'], ['192.0.2.9']);
+
+  h.inst.feed(2, DIR_REQUEST, query(1, 'slow.example'), 1000n * MS);
+  h.inst.feed(2, DIR_REQUEST, query(2, 'later.example'), 3000n * MS);
+  h.inst.tick(5999n * MS);
+  assert.equal(h.records.length, 1, 'not yet 5 s old');
+  h.inst.tick(6000n * MS);
+  assert.equal(h.records.length, 2);
+  assert.equal(h.records[1].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[1].attributes['dns.question.name'], 'slow.example');
+  assert.equal(h.records[1].attributes['dns.response_code'], undefined);
+  assert.equal(h.records[1].attributes['telegen.dns.flags'], 'rd');
+  h.inst.closeStream(2);
+  assert.equal(h.records.length, 3);
+  assert.equal(h.records[2].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[2].attributes['dns.question.name'], 'later.example');
+  h.inst.closeStream(2);
+  assert.equal(h.records.length, 3, 'close frees the state');
+});
+
+test('matching: same id for another question is not an answer; 0x20 case differences are', () => {
+  const h = loadDecoder('dns');
+  h.inst.feed(1, DIR_REQUEST, query(50, 'wWw.ExAmple.com'), 1n);
+  h.inst.feed(1, DIR_RESPONSE, response(50, 'other.example', 'A', []), 2n);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, FLAG_NO_REQUEST);
+  h.inst.feed(1, DIR_RESPONSE, response(50, 'www.example.com', 'A', []), 3n);
+  assert.equal(h.records.length, 2);
+  assert.equal(h.records[1].flags, 0);
+  assert.equal(h.records[1].attributes['dns.question.name'], 'wWw.ExAmple.com', 'the name as the client sent it');
+  assert.equal(h.records[1].tsStart, 1n);
+});
+
+test('a retransmitted query is one exchange timed from the first send', () => {
+  const h = loadDecoder('dns');
+  h.inst.feed(1, DIR_REQUEST, query(60, 'retry.example'), 1n * MS);
+  h.inst.feed(1, DIR_REQUEST, query(60, 'retry.example'), 1001n * MS);
+  h.inst.feed(1, DIR_RESPONSE, response(60, 'retry.example', 'A', []), 1002n * MS);
+  h.inst.closeStream(1);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].tsStart, 1n * MS);
+});
+
+test('pending queries per stream are capped: the oldest end unanswered', () => {
+  const h = loadDecoder('dns');
+  for (let i = 0; i < 100; i++) h.inst.feed(1, DIR_REQUEST, query(i, `q${i}.example`), BigInt(i));
+  assert.equal(h.records.length, 36);
+  assert.ok(h.records.every((r) => r.flags === FLAG_NO_RESPONSE));
+  assert.equal(h.records[0].attributes['dns.question.name'], 'q0.example');
+  h.inst.closeStream(1);
+  assert.equal(h.records.length, 100);
+});
+
+/** Builds a response by hand: header + raw body, so compression and damage can be placed. */
+function rawResponse(id: number, counts: [number, number, number, number], body: number[], flags = 0x8180): Buffer {
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(id, 0);
+  h.writeUInt16BE(flags, 2);
+  counts.forEach((c, i) => h.writeUInt16BE(c, 4 + i * 2));
+  return Buffer.concat([h, Buffer.from(body)]);
+}
+const label = (s: string) => [s.length, ...Buffer.from(s)];
+const QNAME = [...label('www'), ...label('example'), ...label('com'), 0]; // at offset 12
+const QTAIL = [0, 1, 0, 1];
+const rr = (name: number[], type: number, rdata: number[]) => [...name, type >> 8, type & 255, 0, 1, 0, 0, 0, 60, rdata.length >> 8, rdata.length & 255, ...rdata];
+
+test('name compression: pointers to the question and to suffixes', () => {
+  // answer 1: owner -> question (0xc00c), CNAME rdata "cdn" + pointer to "example.com" (offset 16)
+  const cnameRdata = [...label('cdn'), 0xc0, 16];
+  const a1 = rr([0xc0, 12], 5, cnameRdata);
+  const a1Off = 12 + QNAME.length + 4;
+  const cnameTargetOff = a1Off + 2 + 10; // where the CNAME rdata (a name) starts
+  const a2 = rr([0xc0, cnameTargetOff], 1, [192, 0, 2, 80]);
+  const r = rawResponse(11, [1, 2, 0, 0], [...QNAME, ...QTAIL, ...a1, ...a2]);
+  const rec = udpExchange(query(11, 'www.example.com'), r);
+  assert.deepEqual(rec.attributes['dns.answers'], ['cdn.example.com', '192.0.2.80']);
+  assert.equal(rec.flags, 0);
+  // dns-packet agrees
+  assert.deepEqual(dnsPacket.decode(r).answers.map((a: any) => a.data), ['cdn.example.com', '192.0.2.80']);
+});
+
+test('hostile names: loops, forward pointers, long labels, long names, cut records never trap', () => {
+  const cases: Array<[string, Buffer]> = [
+    ['pointer to itself', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12 + QNAME.length + 4], 5, [0xc0, 12])])],
+    ['rdata pointer loop', (() => {
+      const off = 12 + QNAME.length + 4 + 2 + 10;
+      return rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [...label('a'), 0xc0, off])]);
+    })()],
+    ['forward pointer', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [0xc0, 0xff])])],
+    ['mutual pointers', (() => {
+      const off = 12 + QNAME.length + 4 + 2 + 10;
+      return rawResponse(1, [1, 2, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [0xc0, off + 2 + 2 + 10]), ...rr([0xc0, 12], 5, [0xc0, off])]);
+    })()],
+    ['label type 0x40', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [0x41, 1, 0])])],
+    ['label over 63', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [64, ...Buffer.alloc(64, 97), 0])])],
+    ['name over 255', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [...Array(5).fill(0).flatMap(() => [63, ...Buffer.alloc(63, 98)]), 0])])],
+    ['rdata past the end', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 200, 1, 2])],
+    ['counts beyond the bytes', rawResponse(1, [1, 9, 9, 9], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 1, [1, 2, 3, 4])])],
+    ['A with 3 bytes', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 1, [1, 2, 3])])],
+    ['TXT string overruns rdata', rawResponse(1, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 16, [5, 97, 98])])],
+  ];
+  for (const [what, r] of cases) {
+    const h = loadDecoder('dns');
+    udpExchange(query(1, 'www.example.com'), r, h);
+    assert.equal(h.inst.counters.traps, 0, what);
+    const rec = h.records[0];
+    assert.equal(rec.attributes['dns.question.name'], 'www.example.com', what);
+    const answers = (rec.attributes['dns.answers'] as string[] | undefined) ?? [];
+    for (const a of answers) assert.match(a, /^(\\# \d+( [0-9a-f]+)?|1\.2\.3\.4)$/, `${what}: malformed rdata is shown raw, not guessed`);
+  }
+  // cut sections are flagged as not fully known
+  const h = loadDecoder('dns');
+  udpExchange(query(1, 'www.example.com'), cases[8][1], h);
+  assert.equal(h.records[0].flags, FLAG_UNKNOWN);
+  assert.deepEqual(h.records[0].attributes['dns.answers'], ['1.2.3.4']);
+});
+
+test('a compressed question name that loops: the message still yields an exchange, no trap', () => {
+  const h = loadDecoder('dns');
+  const r = rawResponse(2, [1, 0, 0, 0], [0xc0, 12, 0, 1, 0, 1]);
+  h.inst.feed(1, DIR_REQUEST, query(2, 'x.example'), 1n);
+  h.inst.feed(1, DIR_RESPONSE, r, 2n);
+  assert.equal(h.inst.counters.traps, 0);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, FLAG_UNKNOWN, 'id matched, question unknown');
+  assert.equal(h.records[0].attributes['dns.question.name'], 'x.example');
+});
+
+test('presentation escapes in names; the root name is "."', () => {
+  const name = [3, 0x61, 0x2e, 0x62, 2, 0x20, 0xff, 0];
+  const r = rawResponse(3, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 12, name)]);
+  const rec = udpExchange(query(3, 'www.example.com'), r);
+  assert.deepEqual(rec.attributes['dns.answers'], ['a\\.b.\\032\\255']);
+  const root = udpExchange(query(4, '.', 'NS'), response(4, '.', 'NS', [{ type: 'NS', name: '.', data: 'a.root-servers.net' }]));
+  assert.equal(root.attributes['dns.question.name'], '.');
+  assert.equal(root.attributes['dns.question.type'], 'NS');
+});
+
+test('unknown types are TYPEnnn with RFC 3597 data', () => {
+  const rec = udpExchange(query(8, 'example.net', 'UNKNOWN_65534'), response(8, 'example.net', 'UNKNOWN_65534', [{ type: 'UNKNOWN_65534', name: 'example.net', data: Buffer.from([7, 0x7d, 0x12, 0, 1]) }]));
+  assert.equal(rec.attributes['dns.question.type'], 'TYPE65534');
+  assert.deepEqual(rec.attributes['dns.answers'], ['\\# 5 077d120001']);
+});
+
+test('mDNS-style response without a question is reported, not matched', () => {
+  const r = dnsPacket.encode({ type: 'response', id: 0, flags: dnsPacket.AUTHORITATIVE_ANSWER, answers: [{ type: 'A', name: 'printer.local', ttl: 120, data: '192.168.1.20' }] });
+  const h = loadDecoder('dns');
+  h.inst.feed(1, DIR_RESPONSE, r, 1n);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, FLAG_NO_REQUEST);
+  assert.equal(h.records[0].attributes['dns.question.name'], undefined);
+  assert.deepEqual(h.records[0].attributes['dns.answers'], ['192.168.1.20']);
+});
+
+test('detect: DNS over UDP and TCP yes, HTTP and TLS no', () => {
+  const h = loadDecoder('dns');
+  assert.ok(h.inst.detect(DIR_REQUEST, query(1, 'example.com')) >= 80);
+  assert.ok(h.inst.detect(DIR_REQUEST, tcp(query(1, 'example.com'))) >= 80);
+  assert.equal(h.inst.detect(DIR_REQUEST, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), 0);
+  assert.equal(h.inst.detect(DIR_REQUEST, Buffer.from('1603010200010001fc0303a1b2c3d4e5f60718', 'hex')), 0);
+});
+
+test('not DNS: the stream is refused', () => {
+  const h = loadDecoder('dns');
+  assert.equal(h.inst.feed(1, DIR_REQUEST, Buffer.from('GET / HTTP/1.1\r\nHost: example.com\r\n\r\n'), 1n), 'invalid');
+  assert.equal(h.records.length, 0);
+});
+
+test('TCP: a frame shorter than a header loses the framing', () => {
+  const h = loadDecoder('dns');
+  h.inst.feed(1, DIR_REQUEST, tcp(query(1, 'a.example')), 1n);
+  assert.equal(h.inst.feed(1, DIR_REQUEST, Buffer.from([0, 3, 1, 2, 3]), 2n), 'invalid');
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, FLAG_NO_RESPONSE, 'the reset flushes what was pending');
+});
+
+test('fuzz: random and mutated messages on UDP and TCP never trap and memory stays bounded', () => {
+  const h = loadDecoder('dns');
+  let seed = 12345;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  const seeds = [
+    response(1, 'www.example.com', 'A', [{ type: 'A', name: 'www.example.com', data: '192.0.2.1' }, { type: 'CNAME', name: 'www.example.com', data: 'x.example.com' }]),
+    response(2, 'example.com', 'MX', [{ type: 'MX', name: 'example.com', data: { preference: 1, exchange: 'mx.example.com' } }], { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, options: [{ code: 'COOKIE', data: Buffer.alloc(8) }] }] }),
+    rawResponse(3, [1, 2, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [...label('cdn'), 0xc0, 16]), ...rr([0xc0, 12], 65, [...svcbRdata(1, '.', [[1, Buffer.from([2, 104, 50])], [4, Buffer.from([1, 2, 3, 4])]])])]),
+    query(4, 'fuzz.example'),
+  ];
+  const memBefore = h.inst.memoryBytes();
+  for (let i = 0; i < 20000; i++) {
+    const base = Buffer.from(seeds[rnd() % seeds.length]);
+    const mode = rnd() % 3;
+    let buf: Buffer;
+    if (mode === 0) buf = Buffer.from(Array.from({ length: rnd() % 80 }, () => rnd() & 255));
+    else {
+      buf = base;
+      const flips = 1 + (rnd() % 6);
+      for (let f = 0; f < flips; f++) buf[rnd() % buf.length] = rnd() & 255;
+      if (rnd() % 4 === 0) buf = buf.subarray(0, rnd() % buf.length);
+    }
+    const stream = 1 + (i % 50);
+    const data = i % 2 ? tcp(buf) : buf;
+    h.inst.feed(stream, rnd() % 2, data, BigInt(i) * MS);
+    if (i % 97 === 0) h.inst.closeStream(stream);
+    if (i % 1000 === 0) h.inst.tick(BigInt(i) * MS);
+  }
+  for (let s = 1; s <= 50; s++) h.inst.closeStream(s);
+  assert.equal(h.inst.counters.traps, 0, h.inst.lastError);
+  assert.equal(h.inst.counters.badRecords, 0);
+  assert.ok(h.inst.memoryBytes() - memBefore <= 4 * 1024 * 1024, `memory grew by ${h.inst.memoryBytes() - memBefore}`);
+});
