@@ -1,0 +1,61 @@
+// Corpus agreement: every capture of ../shared/corpus/pcap/pgsql replayed into the decoder; every
+// query text, command tag, SQLSTATE and error/notice message tshark decodes (the *.expected.tsv
+// next to the capture) must be what the decoder reports, and nothing more.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { corpusDir } from '../helpers/decoder';
+import { decodeCapture, oracleFromTsv, decoded, compare } from './pgsql-util';
+
+const dir = path.join(corpusDir, 'pcap', 'pgsql');
+const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.pcapn?g?$/.test(f)).sort() : [];
+
+test('pgsql corpus is present', { skip: files.length === 0 && 'no corpus' }, () => {
+  assert.ok(files.length >= 20, `found ${files.length} pgsql captures`);
+});
+
+for (const f of files) {
+  const tsv = path.join(dir, f.replace(/\.pcapn?g?$/, '.expected.tsv'));
+  test(`pgsql corpus agrees with tshark: ${f}`, { skip: !fs.existsSync(tsv) && 'no expected.tsv' }, async () => {
+    const h = await decodeCapture(path.join(dir, f));
+    assert.equal(h.inst.counters.traps, 0, h.inst.lastError);
+    assert.equal(h.inst.counters.badRecords, 0);
+    const want = oracleFromTsv(fs.readFileSync(tsv, 'utf8'));
+    const got = decoded(h);
+    assert.deepEqual(compare(want, got), []);
+    // Sanity: the oracle had something to say about every capture except the TLS one.
+    if (!/TLS/.test(f)) assert.ok(h.records.length > 0, 'no records');
+  });
+}
+
+test('pgsql corpus: SSLRequest answered S stops decoding (TLS capture)', { skip: !fs.existsSync(path.join(dir, 'zeek__psql-aws-ssl-require-TLS.pcap')) && 'no capture' }, async () => {
+  const h = await decodeCapture(path.join(dir, 'zeek__psql-aws-ssl-require-TLS.pcap'));
+  assert.deepEqual(h.records.map((r) => [r.kind, r.attributes['telegen.protocol.next']]), [[3, 'tls']]);
+});
+
+test('pgsql corpus: exact spans of zeek psql-insert-fail-drop-fail', { skip: !fs.existsSync(path.join(dir, 'zeek__psql-insert-fail-drop-fail.pcap')) && 'no capture' }, async () => {
+  const h = await decodeCapture(path.join(dir, 'zeek__psql-insert-fail-drop-fail.pcap'));
+  const brief = h.records.map((r) => ({ kind: r.kind, flags: r.flags, op: r.attributes['db.operation.name'], q: r.attributes['db.query.text'], tag: r.attributes['telegen.db.command_tag'], code: r.attributes['db.response.status_code'] }));
+  assert.deepEqual(brief, [
+    { kind: 1, flags: 0, op: 'STARTUP', q: undefined, tag: undefined, code: undefined },
+    { kind: 2, flags: 0, op: undefined, q: undefined, tag: undefined, code: '00000' },
+    { kind: 1, flags: 0, op: 'DROP', q: 'DROP TABLE IF EXISTS t;', tag: 'DROP TABLE', code: undefined },
+    { kind: 1, flags: 0, op: 'CREATE', q: 'CREATE TABLE IF NOT EXISTS t (i int, s varchar, t time);', tag: 'CREATE TABLE', code: undefined },
+    { kind: 1, flags: 1, op: 'INSERT', q: 'INSERT INTO t VALUES (now(), now(), now());', tag: undefined, code: '42804' },
+    { kind: 1, flags: 0, op: 'DROP', q: 'DROP TABLE t;', tag: 'DROP TABLE', code: undefined },
+    { kind: 1, flags: 1, op: 'DROP', q: 'DROP TABLE t;', tag: undefined, code: '42P01' },
+  ]);
+  assert.equal(h.records[0].attributes['telegen.db.auth.method'], 'SCRAM-SHA-256');
+  assert.equal(h.records[0].attributes['db.namespace'], 'postgres');
+});
+
+test('pgsql corpus: mid-stream capture decodes with NO_REQUEST only where the request was missed', { skip: !fs.existsSync(path.join(dir, 'deepflow__pgsql-all-midstream.pcap')) && 'no capture' }, async () => {
+  const h = await decodeCapture(path.join(dir, 'deepflow__pgsql-all-midstream.pcap'));
+  const ex = h.records.filter((r) => r.kind === 1);
+  assert.equal(ex.length, 32); // one per Execute: tshark counts 32 Execute messages
+  // Binds to statements prepared before the capture began: no SQL text, flagged unknown (16).
+  const unknown = ex.filter((r) => r.flags & 16);
+  assert.ok(unknown.length > 0 && unknown.every((r) => r.attributes['db.query.text'] === undefined && typeof r.attributes['telegen.db.statement.name'] === 'string'));
+  assert.ok(ex.every((r) => typeof r.attributes['telegen.db.command_tag'] === 'string'));
+});
