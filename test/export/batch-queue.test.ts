@@ -279,3 +279,18 @@ test('shutdown gives up a retry already sleeping past the deadline', async () =>
   assert.equal(exp.calls.length, 1);
   assertBalanced(q.counters());
 });
+
+test('drop reporter: per-signal, per-reason deltas, only when something was dropped', async () => {
+  const { startDropReporter } = await import('../../host/src/export');
+  const exp = new FakeExporter();
+  const q = queue(exp);
+  const seen: unknown[] = [];
+  const stop = startDropReporter({ traces: q as never }, (s) => seen.push(s), 20);
+  for (let i = 0; i < 13; i++) q.enqueue(i);
+  await new Promise((r) => setTimeout(r, 60));
+  await q.forceFlush();
+  await new Promise((r) => setTimeout(r, 60));
+  stop();
+  assert.deepEqual(seen, [{ dropped: { traces: { queue_full: 3 } }, exported: { traces: 0 } }]);
+  await q.shutdown(100);
+});

@@ -126,3 +126,46 @@ export function renderExportMetrics(q: ExportQueues): string {
   }
   return lines.join('\n') + '\n';
 }
+
+export interface DropSummary {
+  /** Per signal, items dropped since the previous summary, by reason (only non-zero ones). */
+  dropped: Partial<Record<Signal, Partial<Record<'queue_full' | 'export_failed' | 'shutdown', number>>>>;
+  /** Per signal, items exported since the previous summary. */
+  exported: Partial<Record<Signal, number>>;
+}
+
+/**
+ * The periodic log line the seed asks for: every `intervalMs`, if anything was dropped since the
+ * last call, `report(summary)` gets the per-signal, per-reason deltas (so the log shows bursts,
+ * /metrics shows totals). Returns a stop function; the timer never keeps the process alive.
+ */
+export function startDropReporter(q: ExportQueues, report: (s: DropSummary) => void, intervalMs = 60_000): () => void {
+  const last = new Map<Signal, { queue_full: number; export_failed: number; shutdown: number; exported: number }>();
+  const tick = () => {
+    const s: DropSummary = { dropped: {}, exported: {} };
+    let any = false;
+    for (const signal of ['traces', 'metrics', 'logs', 'profiles'] as Signal[]) {
+      const queue = q[signal];
+      if (!queue) continue;
+      const c = queue.counters();
+      const now = { queue_full: c.dropped_queue_full, export_failed: c.dropped_export_failed, shutdown: c.dropped_shutdown, exported: c.exported };
+      const prev = last.get(signal) ?? { queue_full: 0, export_failed: 0, shutdown: 0, exported: 0 };
+      last.set(signal, now);
+      s.exported[signal] = now.exported - prev.exported;
+      for (const reason of ['queue_full', 'export_failed', 'shutdown'] as const) {
+        const d = now[reason] - prev[reason];
+        if (d > 0) {
+          (s.dropped[signal] ??= {})[reason] = d;
+          any = true;
+        }
+      }
+    }
+    if (any) report(s);
+  };
+  const t = setInterval(tick, intervalMs);
+  t.unref();
+  return () => {
+    clearInterval(t);
+    tick();
+  };
+}
