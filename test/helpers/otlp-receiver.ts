@@ -15,6 +15,7 @@
 // google.rpc.RetryInfo in grpc-status-details-bin; HTTP Retry-After), INVALID_ARGUMENT/400, slow
 // responses, and stop()/restart() on the same port.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
@@ -330,11 +331,13 @@ export interface StartOptions {
   protocol: 'grpc' | 'http';
   /** Reuse a port (e.g. to start "late" where an exporter already points). Default 0 = any. */
   port?: number;
+  /** Serve TLS (gRPC over TLS / HTTPS); with `ca` and requireClientCert, mutual TLS. */
+  tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requireClientCert?: boolean };
 }
 
 export interface OtlpReceiver {
   readonly protocol: 'grpc' | 'http';
-  /** grpc: http://127.0.0.1:PORT; http: http://127.0.0.1:PORT (append /v1/<signal>). */
+  /** http(s)://127.0.0.1:PORT (HTTP: append /v1/<signal>). */
   readonly url: string;
   readonly port: number;
   readonly running: boolean;
@@ -373,10 +376,13 @@ class Receiver implements OtlpReceiver {
   private grpcServer: grpc.Server | undefined;
   private httpServer: http.Server | undefined;
 
-  constructor(readonly protocol: 'grpc' | 'http') {}
+  constructor(
+    readonly protocol: 'grpc' | 'http',
+    private readonly tls?: StartOptions['tls'],
+  ) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   spans(): FlatSpan[] {
@@ -464,7 +470,11 @@ class Receiver implements OtlpReceiver {
     }
     this.grpcServer = server;
     return new Promise((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      const tls = this.tls;
+      const creds = tls
+        ? grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert ?? false)
+        : grpc.ServerCredentials.createInsecure();
+      server.bindAsync(`127.0.0.1:${port}`, creds, (err, bound) => {
         if (err) return reject(err);
         this.port = bound;
         resolve();
@@ -473,7 +483,7 @@ class Receiver implements OtlpReceiver {
   }
 
   private startHttp(port: number): Promise<void> {
-    const server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const m = /^\/v1\/(traces|metrics|logs)$/.exec(req.url ?? '');
       if (req.method !== 'POST' || !m) {
         res.writeHead(404).end();
@@ -517,7 +527,11 @@ class Receiver implements OtlpReceiver {
           }
         }
       });
-    });
+    };
+    const tls = this.tls;
+    const server = tls
+      ? https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.requireClientCert ?? false, rejectUnauthorized: tls.requireClientCert ?? false }, handler)
+      : http.createServer(handler);
     this.httpServer = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -561,7 +575,7 @@ class Receiver implements OtlpReceiver {
 }
 
 export async function startReceiver(opts: StartOptions): Promise<OtlpReceiver> {
-  const r = new Receiver(opts.protocol);
+  const r = new Receiver(opts.protocol, opts.tls);
   await r.start(opts.port ?? 0);
   return r;
 }
