@@ -310,7 +310,12 @@ export class BatchQueue<T> {
       const n = Math.min(this.batchSize, this.pendingCount);
       const batch = this.items.slice(this.head, this.head + n);
       let bytes = 0;
-      for (let i = this.head; i < this.head + n; i++) bytes += this.sizes[i];
+      for (let i = this.head; i < this.head + n; i++) {
+        bytes += this.sizes[i];
+        // Release the slot now: compaction may be far off, and a sent item must not stay
+        // reachable from the queue beyond what the byte accounting says.
+        (this.items as unknown[])[i] = undefined;
+      }
       this.head += n;
       this.pendingBytes -= bytes;
       this.compact();
