@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadDecoder, corpusDir, Harness } from '../helpers/decoder';
+import { loadDecoder, corpusDir, repoRoot, Harness } from '../helpers/decoder';
 import { replayFile } from '../../host/src/replay';
 import { KIND_EXCHANGE, KIND_UPGRADE, DIR_REQUEST, DIR_RESPONSE } from '../../decoders/abi/abi';
 
@@ -117,13 +117,18 @@ function captures(): Array<{ capture: string; tsv: string }> {
       if (capture) out.push({ capture, tsv: path.join(dir2, f) });
     }
   }
+  // captures recorded here from real clients and servers (decoders/http1/testdata/record.js)
+  const own = path.join(repoRoot, 'decoders', 'http1', 'testdata');
+  for (const f of fs.readdirSync(own).sort()) {
+    if (f.endsWith('.pcap')) out.push({ capture: path.join(own, f), tsv: path.join(own, f.replace(/\.pcap$/, '.expected.tsv')) });
+  }
   return out;
 }
 
 const list = captures();
 
 test('the HTTP/1 corpus is present', () => {
-  assert.ok(list.length >= 13, `captures found under ${corpusDir}: ${list.length}`);
+  assert.ok(list.length >= 17, `captures found under ${corpusDir}: ${list.length}`);
 });
 
 for (const { capture, tsv } of list) {
