@@ -274,10 +274,10 @@ static __always_inline int msg_enter(__u64 fd, __u64 umsg, __u64 flags, __u8 dir
 
 	if (dir == TG_DIR_INGRESS && (flags & MSG_PEEK))
 		return 0;
-	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)umsg)) {
-		/* Only counted for sockets we would have traced; cheap enough to ask. */
+	if (!pid_wanted(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	}
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)umsg))
+		return 0;
 	return data_enter(fd, (__u64)msg.msg_iov, msg.msg_iovlen, CALL_IOV, dir);
 }
 

@@ -511,27 +511,51 @@ test('socket tracer: records wrapping around a small ring arrive intact and in o
   const events: Ev[] = [];
   let tracer: SocketTracer | undefined;
   let pyPid = -1;
+  let ringTraffic = 0;
   try {
     const ringBytes = 256 * 1024;
-    tracer = openSocketTracer({ connMax: 4096, ringBytes, captureMax: 2048 }, (ring, index, count) =>
-      collect(ring, index, count, (pid) => pid === pyPid, events),
-    );
+    tracer = openSocketTracer({ connMax: 4096, ringBytes, captureMax: 2048 }, (ring, index, count) => {
+      for (let i = 0; i < count; i++) ringTraffic += (index[2 * i + 1] + 8 + 7) & ~7;
+      collect(ring, index, count, (pid) => pid === pyPid, events);
+    });
     const py = pyClient(port, 'loop');
     pyPid = py.child.pid!;
     await expectLine(py.lines, 'done');
-    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE), 5000);
+    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE) || tracer!.stats().ringPendingBytes === 0, 5000);
     const st = tracer.stats();
-    t.diagnostic(`stats ${JSON.stringify(st)}`);
-    const data = events.filter((e) => e.type === tg_event_type.TG_EV_DATA);
-    const bytes = data.reduce((n, e) => n + tg_data_event.size + e.len, 0);
-    assert.ok(bytes > 2 * ringBytes, `wrapped: ${bytes} bytes through a ${ringBytes}-byte ring`);
-    assert.equal(st.ring_full, 0);
+    t.diagnostic(`stats ${JSON.stringify(st)}; ${ringTraffic} bytes through a ${ringBytes}-byte ring`);
+    assert.ok(ringTraffic > ringBytes, 'the ring wrapped');
+    // On 2 shared cores the reader can be descheduled long enough for this ring to fill:
+    // such records are counted (ring_full). Every record that did arrive must be exact.
     const open = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN)!;
-    const s = streams(events);
+    assert.ok(open);
     let expect = '';
     for (let i = 0; i < 300; i++) expect += String(i).padStart(4, '0').repeat(250);
-    assert.equal(s.get(`${open.connId}/${tg_dir.TG_DIR_EGRESS}`)!.bytes.toString(), expect);
-    assert.equal(s.get(`${open.connId}/${tg_dir.TG_DIR_INGRESS}`)!.bytes.toString(), expect);
+    const want = Buffer.from(expect);
+    let checked = 0;
+    for (const dir of [tg_dir.TG_DIR_EGRESS, tg_dir.TG_DIR_INGRESS]) {
+      let last = -1;
+      for (const e of events) {
+        if (e.type !== tg_event_type.TG_EV_DATA || e.connId !== open.connId || e.dir !== dir) continue;
+        assert.ok(e.pos > last, 'ring order is stream order');
+        last = e.pos;
+        assert.equal(e.len, Math.min(e.origLen, 2048));
+        assert.deepEqual(e.payload, want.subarray(e.pos, e.pos + e.len), `payload at ${e.pos}`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 50, `${checked} records checked`);
+    const close = events.find((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === open.connId);
+    if (close || st.ring_full === 0) {
+      assert.ok(close, 'close event');
+      assert.equal(close.bytesSent, want.length);
+      assert.equal(close.bytesRecv, want.length);
+    }
+    if (st.ring_full === 0) {
+      const s = streams(events);
+      assert.deepEqual(s.get(`${open.connId}/${tg_dir.TG_DIR_EGRESS}`)!.bytes, want);
+      assert.deepEqual(s.get(`${open.connId}/${tg_dir.TG_DIR_INGRESS}`)!.bytes, want);
+    }
   } finally {
     tracer?.close();
     server.kill('SIGKILL');
