@@ -1,0 +1,68 @@
+// Corpus agreement: every DNS message tshark decodes in ../shared/corpus/pcap/dns (queries and
+// responses, names, types, rcodes, TC, section counts, answer data) is in the dns decoder's records
+// when the capture is replayed through it, and the decoder reports nothing tshark did not see.
+import { test } from 'node:test';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'child_process';
+import { corpusDir } from '../helpers/decoder';
+import { readTsv, replayDns, assertAgrees } from './dns-oracle';
+
+const dir = path.join(corpusDir, 'pcap', 'dns');
+const captures = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.pcapn?g?$/.test(f)).sort() : [];
+
+test('the DNS corpus is present', { skip: captures.length === 0 && `no corpus at ${dir}` }, () => undefined);
+
+for (const file of captures) {
+  const tsv = path.join(dir, file.replace(/\.pcapn?g?$/, '.expected.tsv'));
+  test(`corpus ${file} agrees with tshark`, { skip: !fs.existsSync(tsv) && 'no expected.tsv' }, async (t) => {
+    const res = await replayDns(path.join(dir, file));
+    const n = assertAgrees(readTsv(tsv), res, file);
+    t.diagnostic(`queries ${n.queries}, responses ${n.responses}, answer values compared ${n.answers}`);
+  });
+}
+
+// RR data the TSV columns do not hold (HTTPS/SVCB, CAA, NAPTR), against tshark's own fields.
+const haveTshark = spawnSync('tshark', ['-v'], { stdio: 'ignore' }).status === 0;
+const RICH = ['zeek__dns-https.pcap', 'zeek__dns-svcb.pcap', 'zeek__dns-caa.pcap', 'zeek__naptr.pcap'].filter((f) => captures.includes(f));
+
+for (const file of RICH) {
+  test(`corpus ${file}: HTTPS/SVCB/CAA/NAPTR data agrees with tshark's fields`, { skip: !haveTshark && 'tshark not installed' }, async () => {
+    const fields = ['dns.id', 'dns.svcb.svcpriority', 'dns.svcb.targetname', 'dns.svcb.svcparam.key', 'dns.svcb.svcparam.alpn',
+      'dns.svcb.svcparam.port', 'dns.svcb.svcparam.ipv4hint.ip', 'dns.svcb.svcparam.ipv6hint.ip', 'dns.caa.flags', 'dns.caa.tag', 'dns.caa.value',
+      'dns.naptr.order', 'dns.naptr.preference', 'dns.naptr.flags', 'dns.naptr.service', 'dns.naptr.regex', 'dns.naptr.replacement'];
+    const out = execFileSync('tshark', ['-r', path.join(dir, file), '-Y', 'dns.flags.response==1', '-T', 'fields', '-E', 'separator=/t',
+      '-E', 'occurrence=a', '-E', 'aggregator=|', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const res = await replayDns(path.join(dir, file));
+    let compared = 0;
+    for (const line of out.split('\n').filter(Boolean)) {
+      const row = line.split('\t');
+      const v = (name: string): string[] => (row[fields.indexOf(name)] ? row[fields.indexOf(name)].split('|') : []);
+      const name = (n: string) => (n === '<Root>' ? '.' : n);
+      const want: string[] = [];
+      if (v('dns.svcb.svcpriority').length) {
+        const params = v('dns.svcb.svcparam.key').map((k) => {
+          switch (k) {
+            case '1': return `alpn=${v('dns.svcb.svcparam.alpn').join(',')}`;
+            case '2': return 'no-default-alpn';
+            case '3': return `port=${v('dns.svcb.svcparam.port')[0]}`;
+            case '4': return `ipv4hint=${v('dns.svcb.svcparam.ipv4hint.ip').join(',')}`;
+            case '6': return `ipv6hint=${v('dns.svcb.svcparam.ipv6hint.ip').join(',')}`;
+            default: throw new Error(`svcparam key ${k} not compared here`);
+          }
+        });
+        want.push([v('dns.svcb.svcpriority')[0], name(v('dns.svcb.targetname')[0]), ...params].join(' '));
+      }
+      v('dns.caa.tag').forEach((tag, i) => want.push(`${Number(v('dns.caa.flags')[i])} ${tag} "${v('dns.caa.value')[i]}"`));
+      v('dns.naptr.order').forEach((order, i) => want.push(`${order} ${v('dns.naptr.preference')[i]} "${v('dns.naptr.flags')[i] ?? ''}" ` +
+        `"${v('dns.naptr.service')[i] ?? ''}" "${v('dns.naptr.regex')[i] ?? ''}" ${name(v('dns.naptr.replacement')[i])}`));
+      const id = Number(v('dns.id')[0]);
+      const rec = res.exchanges.find((r) => r.attributes['telegen.dns.id'] === id && r.attributes['dns.response_code'] !== undefined);
+      assert.ok(rec, `response 0x${id.toString(16)}`);
+      assert.deepEqual(rec.attributes['dns.answers'], want);
+      compared += want.length;
+    }
+    assert.ok(compared > 0, 'tshark decoded some of these RRs');
+  });
+}

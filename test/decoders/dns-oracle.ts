@@ -1,0 +1,183 @@
+// DNS agreement with tshark: replays a capture through the dns decoder and checks every DNS
+// message tshark decoded (its fields as in ../shared/corpus/SOURCES.md) against the records.
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import { execFileSync } from 'child_process';
+import { loadDecoder, Harness } from '../helpers/decoder';
+import { replayFile } from '../../host/src/replay';
+import { DIR_REQUEST, DIR_RESPONSE, FLAG_NO_REQUEST, FLAG_NO_RESPONSE, KIND_EXCHANGE } from '../../decoders/abi/abi';
+import type { DecodedRecord } from '../../host/src/decoders/records';
+
+export const TSV_FIELDS = [
+  'frame.number', 'tcp.stream', 'udp.stream', 'dns.id', 'dns.flags.response', 'dns.flags.opcode', 'dns.flags.rcode',
+  'dns.flags.truncated', 'dns.count.queries', 'dns.count.answers', 'dns.count.auth_rr', 'dns.count.add_rr',
+  'dns.qry.name', 'dns.qry.type', 'dns.resp.name', 'dns.resp.type', 'dns.resp.ttl', 'dns.a', 'dns.aaaa', 'dns.cname',
+  'dns.ns', 'dns.txt', 'dns.mx.mail_exchange', 'dns.srv.target', 'dns.ptr.domain_name',
+];
+
+/** The same tshark invocation that made the corpus' *.expected.tsv. */
+export function tsharkTsv(pcap: string, decodeAs: string[] = []): string {
+  const args = ['-r', pcap, ...decodeAs.flatMap((d) => ['-d', d]), '-Y', 'dns', '-T', 'fields', '-E', 'header=y', '-E', 'separator=/t',
+    '-E', 'occurrence=a', '-E', 'aggregator=|', '-E', 'quote=n', ...TSV_FIELDS.flatMap((f) => ['-e', f])];
+  return execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+const RCODES: Record<string, string> = {
+  0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET',
+  8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
+};
+const TYPES: Record<string, string> = {
+  1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 29: 'LOC', 33: 'SRV', 35: 'NAPTR',
+  41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 64: 'SVCB', 65: 'HTTPS', 255: 'ANY', 257: 'CAA',
+};
+export const typeName = (n: string): string => TYPES[n] ?? `TYPE${n}`;
+
+/** One DNS message as tshark saw it. `answers` only when its row held just this message. */
+export interface TsharkMsg {
+  frame: number;
+  id: number;
+  response: boolean;
+  rcode?: string;
+  truncated: boolean;
+  qname?: string;
+  qtype?: string;
+  counts: [number, number, number];
+  /** per answer-section RR: the value tshark printed for it, '*' when it prints none we compare */
+  answers?: string[];
+  txt?: string;
+}
+
+export function parseTsv(text: string): TsharkMsg[] {
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  const cols = lines[0].split('\t');
+  const out: TsharkMsg[] = [];
+  for (const line of lines.slice(1)) {
+    const f = line.split('\t');
+    const v = (name: string): string[] => {
+      const i = cols.indexOf(name);
+      const x = i < 0 ? '' : (f[i] ?? '');
+      return x === '' ? [] : x.split('|');
+    };
+    const ids = v('dns.id');
+    const single = ids.length === 1;
+    ids.forEach((id, i) => {
+      const response = v('dns.flags.response')[i] === '1';
+      const m: TsharkMsg = {
+        frame: Number(v('frame.number')[0]),
+        id: Number(id),
+        response,
+        truncated: v('dns.flags.truncated')[i] === '1',
+        counts: [Number(v('dns.count.answers')[i]), Number(v('dns.count.auth_rr')[i]), Number(v('dns.count.add_rr')[i])],
+      };
+      if (Number(v('dns.count.queries')[i]) >= 1 && single) {
+        m.qname = v('dns.qry.name')[0];
+        m.qtype = typeName(v('dns.qry.type')[0]);
+      } else if (!single) {
+        // several messages in one row: their first questions line up one per message
+        m.qname = v('dns.qry.name')[i];
+        m.qtype = v('dns.qry.type')[i] !== undefined ? typeName(v('dns.qry.type')[i]) : undefined;
+      }
+      if (response) m.rcode = RCODES[v('dns.flags.rcode')[i]] ?? `RCODE${v('dns.flags.rcode')[i]}`;
+      if (response && single) answersOf(m, v);
+      out.push(m);
+    });
+  }
+  return out;
+}
+
+/** Walks dns.resp.type over all sections; each type's value column is consumed in RR order. */
+function answersOf(m: TsharkMsg, v: (name: string) => string[]): void {
+  const types = v('dns.resp.type');
+  const column: Record<string, string[]> = {
+    1: v('dns.a'), 28: v('dns.aaaa'), 5: v('dns.cname'), 2: v('dns.ns'), 15: v('dns.mx.mail_exchange'),
+    33: v('dns.srv.target'), 12: v('dns.ptr.domain_name'),
+  };
+  const cursor: Record<string, number> = {};
+  const answers: string[] = [];
+  let txtElsewhere = false;
+  types.forEach((t, i) => {
+    const inAnswers = i < m.counts[0];
+    let value = '*';
+    if (column[t]) {
+      cursor[t] = (cursor[t] ?? 0) + 1;
+      value = column[t][cursor[t] - 1];
+    }
+    if (t === '16' && !inAnswers) txtElsewhere = true;
+    if (!inAnswers) return;
+    // RRSIGs are not answers for the decoder unless asked for
+    if (t === '46' && m.qtype !== 'RRSIG' && m.qtype !== 'ANY') return;
+    answers.push(t === '16' ? 'TXT' : value);
+  });
+  m.answers = answers;
+  if (!txtElsewhere && types.includes('16')) m.txt = v('dns.txt').join('');
+}
+
+export interface ReplayResult { h: Harness; exchanges: DecodedRecord[] }
+
+export async function replayDns(pcap: string): Promise<ReplayResult> {
+  const h = loadDecoder('dns');
+  await replayFile(pcap, {
+    onOpen: () => undefined,
+    onData: (c, fromClient, bytes, ts) => { h.inst.feed(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts); },
+    onGap: (c, fromClient, lost) => { h.inst.gap(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost); },
+    onClose: (c) => { h.inst.closeStream(c.id); },
+  });
+  return { h, exchanges: h.records.filter((r) => r.kind === KIND_EXCHANGE) };
+}
+
+function sameName(a: unknown, b: string | undefined): boolean {
+  if (b === undefined) return a === undefined;
+  if (b === '<Root>') return a === '.';
+  return a === b;
+}
+
+/** Every message tshark decoded has its counterpart, with the same values; nothing extra. */
+export function assertAgrees(msgs: TsharkMsg[], res: ReplayResult, label: string): { queries: number; responses: number; answers: number } {
+  const { h, exchanges } = res;
+  assert.equal(h.inst.counters.traps, 0, `${label}: trap ${h.inst.lastError}`);
+  assert.equal(h.inst.counters.invalid, 0, `${label}: a stream was refused`);
+  const withResponse = exchanges.filter((r) => !(r.flags & FLAG_NO_RESPONSE));
+  const withQuery = exchanges.filter((r) => !(r.flags & FLAG_NO_REQUEST));
+  const usedR = new Set<DecodedRecord>();
+  const usedQ = new Set<DecodedRecord>();
+  let answers = 0;
+  for (const m of msgs) {
+    const where = `${label} frame ${m.frame} id 0x${m.id.toString(16)}`;
+    const pool = m.response ? withResponse : withQuery;
+    const used = m.response ? usedR : usedQ;
+    const rec = pool.find((r) => !used.has(r) && r.attributes['telegen.dns.id'] === m.id &&
+      (m.qname === undefined || sameName(r.attributes['dns.question.name'], m.qname)));
+    assert.ok(rec, `${where}: no record for this ${m.response ? 'response' : 'query'} (${m.qname})`);
+    used.add(rec);
+    const a = rec.attributes;
+    if (m.qtype !== undefined) assert.equal(a['dns.question.type'], m.qtype, `${where}: qtype`);
+    if (!m.response) continue;
+    assert.equal(a['dns.response_code'], m.rcode, `${where}: rcode`);
+    assert.equal(a['telegen.dns.truncated'], m.truncated, `${where}: TC`);
+    assert.deepEqual([a['telegen.dns.answer_count'], a['telegen.dns.authority_count'], a['telegen.dns.additional_count']], m.counts, `${where}: counts`);
+    if (m.answers === undefined) continue;
+    const got = (a['dns.answers'] as string[] | undefined) ?? [];
+    assert.equal(got.length, m.answers.length, `${where}: answers ${JSON.stringify(got)} vs tshark ${JSON.stringify(m.answers)}`);
+    m.answers.forEach((want, i) => {
+      if (want === '*' || want === 'TXT') return;
+      // MX and SRV: tshark's column holds the exchange/target, the last field of ours
+      const mine = got[i].includes(' ') ? got[i].slice(got[i].lastIndexOf(' ') + 1) : got[i];
+      assert.equal(mine, want, `${where}: answer ${i}`);
+      answers++;
+    });
+    if (m.txt !== undefined) {
+      const txt = got.filter((_, i) => m.answers![i] === 'TXT');
+      assert.equal(txt.join(''), m.txt, `${where}: TXT`);
+      answers += txt.length;
+    }
+  }
+  const queries = msgs.filter((m) => !m.response).length;
+  const responses = msgs.length - queries;
+  assert.equal(withResponse.length, responses, `${label}: responses decoded vs tshark`);
+  assert.equal(withQuery.length, queries, `${label}: queries decoded vs tshark`);
+  return { queries, responses, answers };
+}
+
+export function readTsv(file: string): TsharkMsg[] {
+  return parseTsv(fs.readFileSync(file, 'utf8'));
+}
