@@ -137,18 +137,22 @@ function skipI64Array(): void {
 @inline export function beI32(p: usize): i32 { return <i32>bswap<u32>(load<u32>(p)); }
 @inline export function beI16(p: usize): i32 { return <i32><i16>bswap<u16>(load<u16>(p)); }
 
-/** Is there a plausible request header at p (size, api key, version, correlation id, client id)?
- *  Needs 14 bytes; the client id's bytes are checked when present. */
-export function plausibleRequest(p: usize, end: usize): bool {
+/** Is there a plausible request header at p? Lenient (a connection's first bytes): a size in
+ *  range, non-negative api key, version and correlation id, a client id that fits and is
+ *  printable. Strict (resynchronising inside a byte stream, where zero-filled data would
+ *  otherwise look like a header): also a known api key and version and a non-empty client id
+ *  whose bytes are all present. */
+export function plausibleRequest(p: usize, end: usize, strict: bool): bool {
   if (p + 14 > end) return false;
   const size = beI32(p);
   if (size < 10 || size > MAX_MESSAGE) return false;
   const key = beI16(p + 4);
   const ver = beI16(p + 6);
-  if (!knownApi(key) || ver < 0 || ver > maxVersion(key)) return false;
-  if (beI32(p + 8) < 0) return false;
+  if (key < 0 || ver < 0 || beI32(p + 8) < 0) return false;
+  if (strict && (!knownApi(key) || ver > maxVersion(key))) return false;
   const cl = beI16(p + 12);
   if (cl < -1 || cl > size - 10) return false;
+  if (strict && (cl < 1 || p + 14 + <usize>cl > end)) return false;
   if (cl > 0) {
     const q = p + 14;
     const n = <usize>cl;
@@ -306,10 +310,39 @@ function walkRecords(x: Exchange, n: i64): void {
 
 // ---- requests ---------------------------------------------------------------------------------
 
-/** Decodes a request body (reader positioned after the header) into x. */
-export function parseRequestBody(x: Exchange): void {
+/** Highest version whose body layout we decode, per api key (-1: header only). */
+export function decodedUpTo(key: i32): i32 {
+  switch (key) {
+    case API_PRODUCE: return 13;
+    case API_FETCH: return 17;
+    case API_LIST_OFFSETS: return 10;
+    case API_METADATA: return 13;
+    case API_OFFSET_COMMIT: return 10;
+    case API_OFFSET_FETCH: return 10;
+    case API_FIND_COORDINATOR: return 6;
+    case API_JOIN_GROUP: return 9;
+    case API_HEARTBEAT: return 4;
+    case API_LEAVE_GROUP: return 5;
+    case API_SYNC_GROUP: return 5;
+    case API_DESCRIBE_GROUPS: return 6;
+    case API_API_VERSIONS: return 4;
+    case API_CREATE_TOPICS: return 7;
+    case API_DELETE_TOPICS: return 6;
+    case API_INIT_PRODUCER_ID: return 6;
+    case API_TXN_OFFSET_COMMIT: return 5;
+    case API_DELETE_GROUPS: return 2;
+  }
+  return -1;
+}
+
+/** Decodes a request body (reader after the header's client id) into x. Versions beyond what we
+ *  know are left alone: their header-level fields are all the record carries. */
+export function parseRequestBody(x: Exchange, headerTagged: bool): void {
   const key = x.apiKey;
   const v = x.apiVersion;
+  if (v > decodedUpTo(key)) return;
+  if (headerTagged) { rFlex = true; skipTagged(); }
+  rFlex = isFlexible(key, v);
   if (key == API_PRODUCE && v <= 13) produceRequest(x, v);
   else if (key == API_FETCH && v <= 17) fetchRequest(x, v);
   else if (key == API_LIST_OFFSETS && v <= 10) listOffsetsRequest(x, v);
@@ -500,12 +533,15 @@ function deleteTopicsRequest(x: Exchange, v: i32): void {
 
 /** Decodes a response body (reader after the response header) into x, whose request fields are
  *  already set. */
-export function parseResponseBody(x: Exchange): void {
+export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   x.inResponse = true;
   x.reqTopicCount = x.topicCount + (x.hasTopicId ? 1 : 0);
   x.reqPartitionCount = x.partitionCount;
   const key = x.apiKey;
   const v = x.apiVersion;
+  if (v > decodedUpTo(key)) return;
+  if (headerTagged) { rFlex = true; skipTagged(); }
+  rFlex = isFlexible(key, v);
   if (key == API_PRODUCE && v <= 13) produceResponse(x, v);
   else if (key == API_FETCH && v <= 17) fetchResponse(x, v);
   else if (key == API_LIST_OFFSETS && v <= 10) listOffsetsResponse(x, v);

@@ -7,10 +7,10 @@ import {
 import { input, INPUT_CAP } from "../abi/window";
 import {
   Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, MAX_GARBAGE, PENDING_TIMEOUT_NS,
-  API_PRODUCE, requestHeaderVersion, responseHeaderVersion, isFlexible,
+  API_PRODUCE, requestHeaderVersion, knownApi, maxVersion, responseHeaderVersion,
 } from "./types";
 import {
-  readerInit, readerOk, setFlex, rdI16, rdI32, rdStrClassic, strPtr, strLen, skipTagged,
+  readerInit, readerOk, rdI16, rdI32, rdStrClassic, strPtr, strLen,
   parseRequestBody, parseResponseBody, plausibleRequest, beI32, copyStr,
 } from "./parse";
 import { emitExchange } from "./emit";
@@ -55,7 +55,7 @@ function matchesInflight(st: StreamState, p: usize, end: usize): bool {
 /** First offset in [p, end) where a plausible header starts, or 0 if none. */
 function scan(st: StreamState, dir: i32, p: usize, end: usize): usize {
   for (let q = p; q + 8 <= end; q++) {
-    if (dir == DIR_REQUEST ? plausibleRequest(q, end) : matchesInflight(st, q, end)) return q;
+    if (dir == DIR_REQUEST ? plausibleRequest(q, end, true) : matchesInflight(st, q, end)) return q;
   }
   return 0;
 }
@@ -78,9 +78,7 @@ function handleRequest(stream: u32, st: StreamState, p: usize, avail: usize, tsS
     rdStrClassic();
     if (strLen() >= 0) x.clientIdLen = copyStr(x.clientId, strPtr(), strLen());
   }
-  if (hv >= 2) { setFlex(true); skipTagged(); }
-  setFlex(isFlexible(key, ver));
-  if (readerOk()) parseRequestBody(x);
+  if (readerOk()) parseRequestBody(x, hv >= 2);
   if (!readerOk()) x.flags |= FLAG_UNKNOWN;
 
   // acks=0: the broker never answers; the exchange is a completed one-way send.
@@ -125,9 +123,7 @@ function handleResponse(stream: u32, st: StreamState, p: usize, avail: usize, ts
   const x = st.inflight.shift();
   x.responseSize = 4 + <i64>size;
   x.tsEnd = ts;
-  if (responseHeaderVersion(x.apiKey, x.apiVersion) == 1) { setFlex(true); skipTagged(); }
-  setFlex(isFlexible(x.apiKey, x.apiVersion));
-  if (readerOk()) parseResponseBody(x);
+  if (readerOk()) parseResponseBody(x, responseHeaderVersion(x.apiKey, x.apiVersion) == 1);
   if (!readerOk()) x.flags |= FLAG_UNKNOWN;
   if (full) flushOne(stream, st, x, 0);
   else st.deferredResp = x;
@@ -166,8 +162,12 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   // mid-stream and look for one.
   if (!started) {
     if (isReq) st.startedReq = true; else st.startedResp = true;
-    if (isReq && !plausibleRequest(p, end)) {
-      if (end - p < 14) { if (isReq) st.startedReq = false; return PARSE_NEEDS_MORE; }
+    if (isReq && !plausibleRequest(p, end, false)) {
+      if (end - p < 14) {
+        st.startedReq = false;
+        if (st.partialTsReq == 0) st.partialTsReq = ts;
+        return PARSE_NEEDS_MORE;
+      }
       desync = true;
     }
   }
@@ -176,8 +176,8 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
     if (desync) {
       const found = scan(st, dir, p, end);
       if (found == 0) {
-        // Keep the tail: a header may straddle the window's end.
-        const keep: usize = isReq ? 13 : 7;
+        // Keep the tail: a header (with its client id) may straddle the window's end.
+        const keep: usize = isReq ? 300 : 7;
         const to = end - p > keep ? end - keep : p;
         // Responses to requests we never saw prove nothing about the protocol; count only
         // bytes that should have held a header we could recognise.
@@ -220,8 +220,12 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
       p = end;
       break;
     }
-    if (partialTs == 0) { if (isReq) st.partialTsReq = ts; else st.partialTsResp = ts; }
     break;
+  }
+  // Bytes left for the next call start a message: remember when its first byte was seen.
+  if (p < end && !desync) {
+    if (isReq) { if (st.partialTsReq == 0) st.partialTsReq = ts; }
+    else if (st.partialTsResp == 0) st.partialTsResp = ts;
   }
   if (isReq) st.desyncReq = desync; else st.desyncResp = desync;
   if (p == base) return PARSE_NEEDS_MORE;
@@ -279,7 +283,10 @@ export function detectBytes(dir: i32, len: i32): i32 {
   if (len < 8) return 0;
   const size = beI32(base);
   if (dir == DIR_REQUEST) {
-    if (!plausibleRequest(base, end)) return 0;
+    if (!plausibleRequest(base, end, false)) return 0;
+    const key = <i32><i16>bswap<u16>(load<u16>(base + 4));
+    const ver = <i32><i16>bswap<u16>(load<u16>(base + 6));
+    if (!knownApi(key) || ver > maxVersion(key)) return 5;
     if (<i64>size + 4 == <i64>len) return 90;
     if (<i64>size + 4 < <i64>len) return 80;
     return 60;
