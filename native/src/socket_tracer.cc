@@ -84,6 +84,23 @@ Options ParseOptions(Napi::Env env, Napi::Value v) {
   return o;
 }
 
+// Test-only fault injection, so the partial-failure paths run on a kernel where every
+// program works: TELEGEN_FAULT_INJECT="load:tg_in_close,attach:tg_out_read".
+bool FaultInjected(const char *stage, const char *prog) {
+  const char *env = getenv("TELEGEN_FAULT_INJECT");
+  if (!env) return false;
+  std::string want = std::string(stage) + ":" + prog;
+  std::string list = env;
+  size_t at = 0;
+  while (at <= list.size()) {
+    size_t end = list.find(',', at);
+    if (end == std::string::npos) end = list.size();
+    if (list.compare(at, end - at, want) == 0) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
 // Opens and loads the skeleton with the programs in `disabled` left out. On failure returns
 // nullptr and the reason (with the verifier's tail) in *err.
 socket_bpf *LoadSkeleton(const Options &o, const std::set<std::string> &disabled, std::string *err) {
@@ -102,6 +119,8 @@ socket_bpf *LoadSkeleton(const Options &o, const std::set<std::string> &disabled
   bpf_program *p;
   bpf_object__for_each_program(p, s->obj) {
     if (disabled.count(bpf_program__name(p))) bpf_program__set_autoload(p, false);
+    // A tracepoint program presented as XDP: the verifier rejects its helpers, for real.
+    if (FaultInjected("load", bpf_program__name(p))) bpf_program__set_type(p, BPF_PROG_TYPE_XDP);
   }
   TakeLog();
   int e = socket_bpf__load(s);
@@ -214,7 +233,11 @@ Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
     __u32 plen = sizeof(pinfo);
     if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pinfo, &plen) == 0) prog_ids.Set(prog_ids.Length(), pinfo.id);
     TakeLog();
-    bpf_link *link = bpf_program__attach(p);
+    bpf_link *link = nullptr;
+    if (FaultInjected("attach", name))
+      errno = EINVAL;
+    else
+      link = bpf_program__attach(p);
     if (!link) {
       int e = errno;
       std::string log = TakeLog(400);

@@ -561,3 +561,38 @@ test('socket tracer: records wrapping around a small ring arrive intact and in o
     server.kill('SIGKILL');
   }
 });
+
+test('socket tracer: a program that fails to load or attach is reported, the others keep tracing', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { child: server, port } = await startServer();
+  const events: Ev[] = [];
+  let tracer: SocketTracer | undefined;
+  const saved = process.env.TELEGEN_FAULT_INJECT;
+  try {
+    // The native loader reads this at open(): a real verifier rejection and a failed attach.
+    process.env.TELEGEN_FAULT_INJECT = 'load:tg_in_close,attach:tg_out_accept4';
+    tracer = openSocketTracer({ connMax: 4096 }, (ring, index, count) => collect(ring, index, count, (_pid, comm) => comm === 'curl', events));
+    delete process.env.TELEGEN_FAULT_INJECT;
+    const r = tracer.report;
+    t.diagnostic(`failed: ${r.failed.map((f) => `${f.name}: ${f.error.split('\n')[0]}`).join('; ')}`);
+    assert.deepEqual(r.failed.map((f) => f.name).sort(), ['tg_in_close', 'tg_out_accept4']);
+    assert.match(r.failed.find((f) => f.name === 'tg_in_close')!.error, /^load: /);
+    assert.match(r.failed.find((f) => f.name === 'tg_out_accept4')!.error, /^attach: /);
+    assert.equal(r.attached.length, EXPECTED_PROGRAMS.length - 2);
+    assert.ok(!r.attached.includes('tg_in_close'));
+    const res = await curl([`http://127.0.0.1:${port}/hello`]);
+    assert.equal(res.stdout, 'hello world\n');
+    await waitFor(() => events.filter((e) => e.type === tg_event_type.TG_EV_DATA).length >= 2, 5000);
+    assert.ok(events.some((e) => e.type === tg_event_type.TG_EV_CONN_OPEN && e.role === tg_role.TG_ROLE_CLIENT));
+    assert.ok(events.some((e) => e.type === tg_event_type.TG_EV_DATA && e.dir === tg_dir.TG_DIR_EGRESS && e.payload.toString().startsWith('GET /hello ')));
+    assert.equal(events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE).length, 0, 'close is the program that did not load');
+  } finally {
+    if (saved === undefined) delete process.env.TELEGEN_FAULT_INJECT;
+    else process.env.TELEGEN_FAULT_INJECT = saved;
+    const ids = tracer?.report.progIds ?? [];
+    tracer?.close();
+    server.kill('SIGKILL');
+    const live = liveProgIds();
+    assert.ok(ids.every((id) => !live.has(id)));
+  }
+});
