@@ -11,7 +11,7 @@ import {
   Stream, PH_INIT, PH_AUTH, PH_MID, PH_CANCEL, CODE_SSL_REQUEST, CODE_GSSENC_REQUEST, CODE_CANCEL_REQUEST,
   MAX_MSG_LEN, MID_MAX_MSG_LEN, BIG_MSG, BIG_HEAD,
 } from "./types";
-import { onStartup, onCancel, onRequest, onResponse } from "./stitch";
+import { onStartup, onCancel, onRequest, onResponse, onSkippedRequest } from "./stitch";
 import { emitUpgrade } from "./emit";
 
 // Message type tables: 0 unknown, 1 variable length, 2 exactly 4 (no body), 3 'Z' (5),
@@ -165,6 +165,7 @@ export function parseInput(stream: u32, st: Stream, dir: i32, base: usize, len: 
         if (len - p > 65536) p = len - 8;
         break;
       }
+      if (req && q > p && st.phase == PH_MID) onSkippedRequest(stream, st, ts);
       p = q;
       aligned = true;
     }

@@ -146,6 +146,17 @@ function forget(map: Map<u64, Named>, unnamed: Named, p: usize, n: i32): void {
 
 // ---------------------------------------------------------------- frontend
 
+/**
+ * Joined mid-stream inside a request: the bytes skipped to the next boundary were (part of) a
+ * request whose answer is still to come. A placeholder takes that answer, so the next request
+ * is not paired with the previous one's response.
+ */
+export function onSkippedRequest(stream: u32, st: Stream, ts: u64): void {
+  if (st.count != 0) return;
+  const op = pushOp(stream, st, OP_QUERY, ts);
+  op.unknown = true;
+}
+
 export function onStartup(st: Stream, p: usize, n: i32, ts: u64): void {
   // int32 version, then name\0value\0 … \0
   const end = p + <usize>n;
@@ -389,7 +400,7 @@ function onReady(stream: u32, st: Stream, ts: u64): void {
     if (k == OP_QUERY || k == OP_FUNC) { emitQuery(stream, st, op, 0, ts); return; }
     if (k == OP_SYNC) return;
     if (k == OP_EXECUTE) emitQuery(stream, st, op, FLAG_UNKNOWN, ts);
-    else if (k == OP_PARSE && (op.noExecuteInBatch || op.stmt.len > 0)) { op.unknown = true; emitQuery(stream, st, op, 0, ts); }
+    else if (k == OP_PARSE && op.noExecuteInBatch) { op.unknown = true; emitQuery(stream, st, op, 0, ts); }
   }
 }
 
@@ -435,7 +446,7 @@ export function onResponse(stream: u32, st: Stream, type: u8, p: usize, n: i32, 
     case 0x5a: onReady(stream, st, ts); break;             // 'Z'
     case 0x31: {                                           // '1' ParseComplete
       const op = matchSimple(stream, st, OP_PARSE, ts);
-      if (op != null && (op.noExecuteInBatch || op.stmt.len > 0)) emitQuery(stream, st, op, 0, ts);
+      if (op != null && op.noExecuteInBatch) emitQuery(stream, st, op, 0, ts);
       break;
     }
     case 0x32: matchSimple(stream, st, OP_BIND, ts); break;      // '2' BindComplete
