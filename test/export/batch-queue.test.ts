@@ -183,14 +183,16 @@ test('server retry delay (Retry-After / RetryInfo) is honoured', async () => {
 test('permanent failure: dropped{export_failed}, not retried', async () => {
   const exp = new FakeExporter([{ code: 'failure', error: new Error('400') }]);
   const events: string[] = [];
-  const q = queue(exp, { onEvent: (e) => events.push(e.type === 'dropped' ? `dropped:${e.reason}:${e.count}` : `error:${e.code}`) });
+  const q = queue(exp, { onEvent: (e) => events.push(e.type === 'dropped' ? `dropped:${e.reason}:${e.count}:${e.first}` : `error:${e.code}`) });
   for (let i = 0; i < 7; i++) q.enqueue(i);
   await q.forceFlush();
   const c = q.counters();
   assert.equal(exp.calls.length, 1);
   assert.equal(c.dropped_export_failed, 7);
   assert.equal(c.retries, 0);
-  assert.deepEqual(events, ['error:failure', 'dropped:export_failed:7']);
+  assert.deepEqual(events, ['error:failure', 'dropped:export_failed:7:true']);
+  for (let i = 0; i < 12; i++) q.enqueue(i);
+  assert.deepEqual(events.slice(2), ['dropped:queue_full:1:true', 'dropped:queue_full:1:false']);
   assertBalanced(c);
   await q.shutdown(100);
 });

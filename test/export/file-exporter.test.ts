@@ -146,3 +146,16 @@ test('unwritable directory: failure result, no crash', async () => {
   assert.match(String((r.error as NodeJS.ErrnoException).code), /ENOTDIR|EEXIST/);
   await exp.shutdown();
 });
+
+test('concurrent exports never interleave lines', async () => {
+  const dir = tmpdir();
+  const exp = createFileTraceExporter(dir, { maxBytes: 1 << 20, keep: 1 });
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => exp.export([makeSpan(i), makeSpan(i + 1000)])));
+  assert.ok(results.every((r) => r.code === 'success'));
+  await exp.shutdown();
+  const lines = readLines(path.join(dir, 'traces.jsonl'));
+  assert.equal(lines.length, 50);
+  const names = lines.flatMap((l) => flattenSpans(JSON.parse(l)).map((s) => s.name));
+  assert.equal(new Set(names).size, 100);
+  assert.deepEqual((await exp.export([makeSpan(1)])).code, 'failure'); // after shutdown
+});

@@ -20,7 +20,8 @@ export interface RetryPolicy {
 }
 
 export type QueueEvent =
-  | { type: 'dropped'; signal: Signal; reason: DropReason; count: number }
+  /** `first`: the first drop for this reason since the queue started (log it; count the rest). */
+  | { type: 'dropped'; signal: Signal; reason: DropReason; count: number; first: boolean }
   | { type: 'export_error'; signal: Signal; code: 'failure' | 'retryable'; error?: Error; attempt: number; items: number };
 
 export type DropReason = 'queue_full' | 'export_failed' | 'shutdown';
@@ -282,14 +283,9 @@ export class BatchQueue<T> {
     if (reason === 'queue_full') this.c.dropped_queue_full += count;
     else if (reason === 'export_failed') this.c.dropped_export_failed += count;
     else this.c.dropped_shutdown += count;
-    if (this.onEvent) {
-      try {
-        this.onEvent({ type: 'dropped', signal: this.signal, reason, count });
-      } catch {
-        /* a logging hook must not break the queue */
-      }
-    }
+    const first = !this.reported.has(reason);
     this.reported.add(reason);
+    this.emit({ type: 'dropped', signal: this.signal, reason, count, first });
   }
 
   private schedulePump(): void {
