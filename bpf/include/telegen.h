@@ -33,7 +33,7 @@ enum tg_role {
 
 /* Identity of a connection as seen by one process. laddr/lport is the local end. */
 struct tg_conn_info {
-	__u64 conn_id;   /* unique for the agent's lifetime: (pid << 32 | fd) ^ (open ts << 20) */
+	__u64 conn_id;   /* unique while the tracer is loaded: a counter bumped per tracked socket */
 	__u64 cgroup_id;
 	__u32 pid;       /* tgid */
 	__u32 tid;

@@ -65,7 +65,8 @@ export interface SocketTracer {
   stats(): SocketTracerStats;
   /** Walks the connection map: O(entries), for diagnostics. */
   mapStats(): SocketTracerMapStats;
-  /** Detaches every program, stops the reader thread, frees the maps. Idempotent. */
+  /** Detaches every program, stops the reader thread, frees the maps. Idempotent; stats()
+   *  keeps returning the totals as they were at close. */
   close(): void;
 }
 
@@ -140,6 +141,7 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
       } catch (err) {
         handlerErrors++;
         if (opts.onError) opts.onError(err);
+        else if (handlerErrors === 1) process.emitWarning(`telegen: socket tracer batch handler threw: ${String(err)}`);
       }
     },
   );
@@ -147,9 +149,11 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
   ring = native.ring ?? ring;
   index = native.index ?? index;
 
+  let final: SocketTracerStats | undefined;
   return {
     report,
     stats(): SocketTracerStats {
+      if (final) return final;
       const s = native.stats();
       const out = { batches: s.batches, records: s.records, ringPendingBytes: s.ringPendingBytes, handlerErrors } as SocketTracerStats;
       for (const { name, index: i } of statNames) out[name] = s.kernel[i] ?? 0;
@@ -159,6 +163,8 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
     close(): void {
       if (closed) return;
       closed = true;
+      // Kept so a last metrics flush after close still reports the totals.
+      final = this.stats();
       native.close();
     },
   };
