@@ -296,3 +296,22 @@ test('drop reporter: per-signal, per-reason deltas, only when something was drop
   assert.deepEqual(seen, [{ dropped: { traces: { queue_full: 3 } }, exported: { traces: 0 } }]);
   await q.shutdown(100);
 });
+
+test('watchdog: an export that never answers is retried, its slot freed', async () => {
+  const exp = new FakeExporter(['hang']);
+  const q = queue(exp, { exportTimeoutMs: 100, maxConcurrentExports: 1 });
+  q.enqueue(1);
+  await q.forceFlush();
+  const c = q.counters();
+  assert.equal(exp.calls.length, 2);
+  assert.equal(c.exported, 1);
+  assert.equal(c.retries, 1);
+  await q.shutdown(100);
+});
+
+test('a malformed item never throws into the producer', async () => {
+  const q = new BatchQueue<number>({ signal: 'traces', exporter: new FakeExporter(), estimateBytes: () => { throw new Error('bad item'); }, batchSize: 10, maxQueueBytes: 1 << 20, flushIntervalMs: 0 });
+  assert.equal(q.enqueue(1), true);
+  assert.equal(q.counters().queue_bytes, 4096);
+  await q.shutdown(100);
+});

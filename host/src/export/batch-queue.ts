@@ -39,6 +39,12 @@ export interface BatchQueueOptions<T> {
   /** Batches being exported (or waiting to retry) at once. Default 2. */
   maxConcurrentExports?: number;
   retry?: RetryPolicy;
+  /**
+   * Watchdog per export call: an exporter that has not answered after this long is treated as
+   * 'retryable' (its late answer is ignored), so a wedged transport cannot hold a slot forever.
+   * Default: none (the OTLP exporters have their own timeout; the factory sets timeout + grace).
+   */
+  exportTimeoutMs?: number;
   /** Longest server-requested delay honoured (Retry-After / RetryInfo). Default 5 min. */
   maxRetryAfterMs?: number;
   /** [0,1) source for jitter; injectable for tests. */
@@ -95,6 +101,7 @@ export class BatchQueue<T> {
   private readonly maxConcurrent: number;
   private readonly retry: RetryPolicy;
   private readonly maxRetryAfterMs: number;
+  private readonly exportTimeoutMs: number | undefined;
   private readonly random: () => number;
   private readonly onEvent?: (e: QueueEvent) => void;
 
@@ -142,6 +149,7 @@ export class BatchQueue<T> {
     this.maxConcurrent = Math.max(1, opts.maxConcurrentExports ?? 2);
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 300_000;
+    this.exportTimeoutMs = opts.exportTimeoutMs;
     this.random = opts.random ?? Math.random;
     this.onEvent = opts.onEvent;
     const interval = opts.flushIntervalMs ?? 5000;
@@ -166,7 +174,13 @@ export class BatchQueue<T> {
       this.drop('shutdown', 1);
       return false;
     }
-    const size = this.estimate(item);
+    let size: number;
+    try {
+      size = this.estimate(item);
+    } catch {
+      // A malformed item must not throw into the producer; account it at a conservative size.
+      size = 4096;
+    }
     if (this.pendingBytes + this.inFlightBytes + size > this.maxBytes) {
       if (this.dropPolicy === 'drop_oldest') {
         let evicted = 0;
@@ -337,11 +351,23 @@ export class BatchQueue<T> {
 
   private async callExporter(batch: T[]): Promise<ExportOutcome> {
     this.c.export_requests++;
+    let call: Promise<ExportOutcome>;
     try {
-      return await this.exporter.export(batch);
+      call = this.exporter.export(batch);
     } catch (e) {
       // An exporter that throws breaks its contract; treat it as a permanent failure of this batch.
       return { code: 'failure', error: e as Error };
+    }
+    call = call.catch((e: unknown) => ({ code: 'failure' as const, error: e as Error }));
+    if (this.exportTimeoutMs === undefined) return call;
+    let t: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<ExportOutcome>((resolve) => {
+      t = setTimeout(() => resolve({ code: 'retryable', error: new Error(`export did not answer within ${this.exportTimeoutMs} ms`) }), this.exportTimeoutMs);
+    });
+    try {
+      return await Promise.race([call, watchdog]);
+    } finally {
+      clearTimeout(t);
     }
   }
 

@@ -58,6 +58,9 @@ function queueFor<T>(c: ResolvedSignalExport, exporter: SignalExporter<T>, estim
     flushIntervalMs: c.flushIntervalMs,
     maxConcurrentExports: c.maxConcurrentExports,
     retry: c.retry,
+    // The OTLP exporters time out by themselves (and the HTTP one retries inside timeout_ms);
+    // the watchdog only catches a transport that never answers.
+    exportTimeoutMs: 2 * c.timeoutMs + 5000,
     onEvent,
   });
 }
