@@ -100,6 +100,15 @@ struct {
 	__uint(max_entries, TG_RING_BYTES_DEFAULT);
 } tg_ring SEC(".maps");
 
+/* Processes that own tracked sockets, so their exit can be announced (an exit closes the
+ * fds without the close() syscall we watch). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} tg_pids SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TG_STAT_MAX);
@@ -224,6 +233,8 @@ static __always_inline struct conn_state *track(struct conn_key *k, struct file 
 	st.file = (__u64)f;
 	if (bpf_map_update_elem(&tg_conns, k, &st, BPF_ANY))
 		return NULL;
+	__u8 one = 1;
+	bpf_map_update_elem(&tg_pids, &k->pid, &one, BPF_ANY);
 	if (role != TG_ROLE_UNKNOWN) {
 		stat_inc(TG_STAT_CONN_OPEN);
 		emit_conn(TG_EV_CONN_OPEN, &st);
@@ -563,3 +574,35 @@ int tg_out_accept(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, 
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int tg_out_accept4(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, CALL_ACCEPT); }
+
+SEC("tracepoint/sched/sched_process_exit")
+int tg_proc_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	/* Fires per thread; only the last one out takes the process's sockets with it. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	if (!bpf_map_lookup_elem(&tg_pids, &pid))
+		return 0;
+	bpf_map_delete_elem(&tg_pids, &pid);
+
+	struct tg_conn_event *e = bpf_ringbuf_reserve(&tg_ring, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TG_STAT_RING_FULL);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = TG_EV_PROC_EXIT;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->conn.pid = pid;
+	e->conn.tid = (__u32)id;
+	e->conn.cgroup_id = bpf_get_current_cgroup_id();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_probe_read_kernel_str(e->conn.comm, sizeof(e->conn.comm), &leader->comm);
+	bpf_ringbuf_submit(e, 0);
+	stat_inc(TG_STAT_EVENTS);
+	return 0;
+}

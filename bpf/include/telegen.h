@@ -18,6 +18,10 @@ enum tg_event_type {
 	TG_EV_DATA = 1,       /* socket payload chunk: struct tg_data_event + payload */
 	TG_EV_CONN_OPEN = 2,  /* connect()/accept() completed: struct tg_conn_event */
 	TG_EV_CONN_CLOSE = 3, /* close() of a tracked socket: struct tg_conn_event */
+	/* The last thread of a process that had tracked sockets exited: the kernel closed
+	 * them without close(), so every connection of conn.pid is gone. struct tg_conn_event
+	 * with conn.pid/tid/comm/cgroup_id set and the rest zero. */
+	TG_EV_PROC_EXIT = 4,
 };
 
 enum tg_dir {

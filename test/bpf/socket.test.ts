@@ -10,7 +10,7 @@ import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_
 
 const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg']
   .flatMap((s) => [`tg_in_${s}`, `tg_out_${s}`])
-  .concat('tg_in_close');
+  .concat('tg_in_close', 'tg_proc_exit');
 
 /** Why BPF cannot run here, or null when it can. */
 function bpfUnavailable(): string | null {
@@ -382,6 +382,9 @@ def read_back(n):
         else:
             got += os.read(fd, n - len(got))
     return got
+if mode == 'exit':
+    os.write(fd, b'bye')
+    os._exit(0)  # the kernel closes the socket: no close() for the tracer to see
 if mode == 'loop':
     for i in range(300):
         msg = (b'%04d' % i) * 250
@@ -410,7 +413,7 @@ async function startEcho(): Promise<{ child: ChildProcess; port: number }> {
   return { child, port: Number(line.toString().trim()) };
 }
 
-function pyClient(port: number, mode: 'all' | 'wait' | 'loop'): { child: ChildProcess; lines: AsyncIterator<string> } {
+function pyClient(port: number, mode: 'all' | 'wait' | 'loop' | 'exit'): { child: ChildProcess; lines: AsyncIterator<string> } {
   const child = spawn('/usr/bin/python3', ['-c', PY_CLIENT, String(port), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = require('node:readline').createInterface({ input: child.stdout! }) as AsyncIterable<string>;
   return { child, lines: rl[Symbol.asyncIterator]() };
@@ -438,7 +441,7 @@ test('socket tracer: writev/sendmsg/sendto/write and readv/recvmsg/recvfrom/read
     await expectLine(py.lines, 'done');
     await waitFor(() => events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE).length >= 2, 5000);
 
-    const mine = events.filter((e) => e.pid === pyPid);
+    const mine = events.filter((e) => e.pid === pyPid && e.type !== tg_event_type.TG_EV_PROC_EXIT);
     assert.ok(mine.length > 0);
     for (const e of mine) assert.equal(e.rport, port, 'only the TCP connection is reported');
     const open = mine.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN)!;
@@ -594,5 +597,30 @@ test('socket tracer: a program that fails to load or attach is reported, the oth
     server.kill('SIGKILL');
     const live = liveProgIds();
     assert.ok(ids.every((id) => !live.has(id)));
+  }
+});
+
+test('socket tracer: a process exiting with open sockets is announced once', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { child: server, port } = await startEcho();
+  const events: Ev[] = [];
+  let tracer: SocketTracer | undefined;
+  let pyPid = -1;
+  try {
+    tracer = openSocketTracer({ connMax: 4096 }, (ring, index, count) => collect(ring, index, count, (pid) => pid === pyPid, events));
+    const py = pyClient(port, 'exit');
+    pyPid = py.child.pid!;
+    await once(py.child, 'exit');
+    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_PROC_EXIT), 5000);
+    const exits = events.filter((e) => e.type === tg_event_type.TG_EV_PROC_EXIT);
+    assert.equal(exits.length, 1);
+    assert.equal(exits[0].pid, pyPid);
+    assert.equal(exits[0].comm, 'python3');
+    assert.equal(exits[0].connId, 0);
+    assert.ok(events.some((e) => e.type === tg_event_type.TG_EV_DATA && e.payload.toString() === 'bye'));
+    assert.equal(events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE).length, 0);
+  } finally {
+    tracer?.close();
+    server.kill('SIGKILL');
   }
 });
