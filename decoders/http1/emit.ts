@@ -32,7 +32,7 @@ export function emitExchange(stream: u32, ex: Exchange): void {
   addString(A_NETWORK_PROTOCOL_NAME, "http");
   addString(A_NETWORK_PROTOCOL_VERSION, versionString(ex.hasRequest ? ex.reqMinor : ex.respMinor));
   const bag = ex.fields;
-  const base = bag.buf.dataStart;
+  const base = bag.base;
   let off = 0;
   while (off < bag.len) {
     const e = base + <usize>off;

@@ -373,7 +373,7 @@ export function walkHeaders(p: usize, from: u32, end: u32, isReq: bool, ex: Exch
       continue;
     }
     if (kind == H_TE) noteTransferEncoding(vp, vn);
-    if (kind == H_UPGRADE && !isReq && hUpgradePtr == 0) { hUpgradePtr = vp; hUpgradeLen = vn; }
+    if (kind == H_UPGRADE && hUpgradePtr == 0) { hUpgradePtr = vp; hUpgradeLen = vn; }
     if (kind == H_HOST) {
       if (isReq && !hHostSet) setAuthority(ex, vp, vn);
       continue;
@@ -388,13 +388,16 @@ export function walkHeaders(p: usize, from: u32, end: u32, isReq: bool, ex: Exch
 }
 
 /** Request line (already validated): method, target split into path/query, version. Returns the
- *  index where header lines start. */
+ *  index where header lines start, 0 if the line is not a request line after all. */
 export function walkRequestLine(p: usize, lfAt: u32, ex: Exchange): u32 {
   hHostSet = false;
+  // the line was validated by checkStartLine; the bounds only guard against a host that broke
+  // the contract by presenting different bytes
   let sp1: u32 = 0;
-  while (<u32>load<u8>(p + <usize>sp1) != SP) sp1++;
+  while (sp1 < lfAt && <u32>load<u8>(p + <usize>sp1) != SP) sp1++;
   let sp2 = sp1 + 1;
-  while (<u32>load<u8>(p + <usize>sp2) != SP) sp2++;
+  while (sp2 < lfAt && <u32>load<u8>(p + <usize>sp2) != SP) sp2++;
+  if (sp1 == 0 || sp2 <= sp1 + 1 || sp2 + 8 >= lfAt + 1) return 0;
   ex.fields.add(A_HTTP_REQUEST_METHOD, p, sp1);
   ex.reqMinor = <i32>load<u8>(p + <usize>sp2 + 8) - 0x30;
   // methods are case-sensitive (RFC 9110 9.1)

@@ -9,7 +9,7 @@ import { A_HTTP_REQUEST_HEADER_UPGRADE } from "../abi/attributes";
 import {
   State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
-  IDLE_STATE_NS,
+  IDLE_STATE_NS, takeExchange, releaseExchange,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
@@ -20,13 +20,31 @@ import { emitExchange, emitUpgrade } from "./emit";
 
 const streams = new Map<u32, State>();
 
+// the host usually calls several times in a row for one connection: skip the map lookup then
+let lastId: u32 = 0;
+let lastState: State | null = null;
+
+function stateOf(stream: u32): State {
+  const c = lastState;
+  if (c !== null && lastId == stream) return c;
+  let st: State;
+  if (streams.has(stream)) st = streams.get(stream);
+  else { st = new State(); streams.set(stream, st); }
+  lastId = stream;
+  lastState = st;
+  return st;
+}
+
+function forget(stream: u32): void {
+  streams.delete(stream);
+  if (lastId == stream) lastState = null;
+}
+
 @inline function done(pos: u32): i32 { return pos > 0 ? <i32>pos : PARSE_NEEDS_MORE; }
 
 /** Parses one direction's bytes in the window; returns bytes consumed or a ParseState. */
 export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64): i32 {
-  let st: State;
-  if (streams.has(stream)) st = streams.get(stream);
-  else { st = new State(); streams.set(stream, st); }
+  const st = stateOf(stream);
   st.lastTs = ts;
   if (st.upgraded) return PARSE_IGNORED;
   const isReq = dir == DIR_REQUEST;
@@ -131,15 +149,16 @@ function addBody(st: State, isReq: bool, body: u32, wire: u32): void {
 function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
   if (st.queue.length >= PENDING_CAP) return PARSE_INVALID;
   const ds = st.req;
-  const ex = new Exchange();
+  const ex = takeExchange();
   ex.hasRequest = true;
   ex.tsStart = ds.msgTs;
   ex.reqSize = <i64>h;
   const lf = findLF(q, 0, h);
   if (lf < 0) return PARSE_INVALID;
   const from = walkRequestLine(q, <u32>lf, ex);
+  if (from == 0) return PARSE_INVALID;
   if (walkHeaders(q, from, h, true, ex) < 0) return PARSE_INVALID;
-  ex.wantsUpgrade = ex.fields.has(A_HTTP_REQUEST_HEADER_UPGRADE);
+  ex.wantsUpgrade = hUpgradePtr != 0;
   ds.resetHead();
   st.queue.push(ex);
   st.reqCur = ex;
@@ -191,7 +210,7 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
   if (st.queue.length > 0) ex = st.queue[0];
   else {
     // joined mid-connection: a response whose request was never seen
-    ex = new Exchange();
+    ex = takeExchange();
     ex.flags |= FLAG_NO_REQUEST;
     ex.tsStart = ds.msgTs;
     st.queue.push(ex);
@@ -246,7 +265,7 @@ function copyAscii(s: string): u32 {
 
 function requestUpgradeToken(ex: Exchange): u32 {
   const bag = ex.fields;
-  const base = bag.buf.dataStart;
+  const base = bag.base;
   let off = 0;
   while (off < bag.len) {
     const e = base + <usize>off;
@@ -265,7 +284,9 @@ function endMessage(st: State, stream: u32, isReq: bool, ts: u64): void {
     st.reqCur = null;
     if (ex !== null) {
       ex.reqDone = true;
-      if ((ex.wantsUpgrade || ex.isConnect) && !ex.hasResponse) st.req.phase = PH_WAIT_UPGRADE;
+      // answered before its body ended (early response): nothing refers to it any more
+      if (ex.emitted) releaseExchange(ex);
+      else if ((ex.wantsUpgrade || ex.isConnect) && !ex.hasResponse) st.req.phase = PH_WAIT_UPGRADE;
     }
     return;
   }
@@ -276,6 +297,7 @@ function endMessage(st: State, stream: u32, isReq: bool, ts: u64): void {
   ex.tsEnd = ts;
   emitExchange(stream, ex);
   removeExchange(st, ex);
+  if (st.reqCur !== ex) releaseExchange(ex);
 }
 
 function removeExchange(st: State, ex: Exchange): void {
@@ -292,8 +314,9 @@ function flushAll(st: State, stream: u32, flags: i32): void {
     ex.flags |= flags;
     if (ex.tsEnd == 0) ex.tsEnd = st.lastTs;
     emitExchange(stream, ex);
+    if (ex !== st.reqCur && ex !== st.respCur) releaseExchange(ex);
   }
-  st.queue = new Array<Exchange>();
+  st.queue.length = 0;
 }
 
 export function closeStream(stream: u32): void {
@@ -306,8 +329,9 @@ export function closeStream(stream: u32): void {
     st.resp.phase = PH_HEAD;
     endMessage(st, stream, false, st.resp.lastTs);
   }
+  st.reqCur = null; // the state goes away with its references
   flushAll(st, stream, FLAG_NO_RESPONSE);
-  streams.delete(stream);
+  forget(stream);
 }
 
 export function gapStream(stream: u32, dir: i32, len: u32): i32 {
@@ -347,12 +371,12 @@ export function tickStreams(now: u64): void {
       const head = q[0];
       if (!head.hasResponse && head.tsStart + EXCHANGE_TIMEOUT_NS < now) {
         // the oldest request went unanswered: give up on everything waiting behind it too
-        flushAll(st, k, FLAG_NO_RESPONSE);
         st.reqCur = null;
+        flushAll(st, k, FLAG_NO_RESPONSE);
       }
     } else if (st.lastTs + IDLE_STATE_NS < now && idle(st.req) && idle(st.resp) && st.respCur === null) {
       // a connection whose close we never saw; nothing is lost by forgetting it at a boundary
-      streams.delete(k);
+      forget(k);
     }
   }
 }

@@ -28,7 +28,7 @@ export const IDLE_STATE_NS: u64 = 300_000_000_000;
 /** Field values copied out of the input window (which is reused every call) until emission.
  *  Entries: u16 id | u16 0 | u32 len | bytes. */
 export class FieldBag {
-  buf: Uint8Array = new Uint8Array(256);
+  buf: StaticArray<u8> = new StaticArray<u8>(512);
   len: i32 = 0;
   lastEntry: i32 = -1;
   truncated: bool = false;
@@ -40,16 +40,18 @@ export class FieldBag {
       let cap = this.buf.length << 1;
       while (cap < need) cap <<= 1;
       if (cap > BAG_CAP) cap = BAG_CAP;
-      const nb = new Uint8Array(cap);
-      memory.copy(nb.dataStart, this.buf.dataStart, <usize>this.len);
+      const nb = new StaticArray<u8>(cap);
+      memory.copy(changetype<usize>(nb), changetype<usize>(this.buf), <usize>this.len);
       this.buf = nb;
     }
     return true;
   }
 
+  @inline get base(): usize { return changetype<usize>(this.buf); }
+
   add(id: i32, ptr: usize, n: u32): void {
     if (!this.reserve(8 + <i32>n)) { this.lastEntry = -1; return; }
-    const p = this.buf.dataStart + <usize>this.len;
+    const p = changetype<usize>(this.buf) + <usize>this.len;
     store<u16>(p, <u16>id);
     store<u16>(p, 0, 2);
     store<u32>(p, n, 4);
@@ -62,7 +64,7 @@ export class FieldBag {
   extendLast(ptr: usize, n: u32): void {
     if (this.lastEntry < 0) return;
     if (!this.reserve(1 + <i32>n)) return;
-    const e = this.buf.dataStart + <usize>this.lastEntry;
+    const e = changetype<usize>(this.buf) + <usize>this.lastEntry;
     const old = load<u32>(e, 4);
     const p = e + 8 + <usize>old;
     store<u8>(p, 0x20);
@@ -73,7 +75,7 @@ export class FieldBag {
 
   has(id: i32): bool {
     let off = 0;
-    const base = this.buf.dataStart;
+    const base = changetype<usize>(this.buf);
     while (off < this.len) {
       if (<i32>load<u16>(base + <usize>off) == id) return true;
       off += 8 + <i32>load<u32>(base + <usize>off, 4);
@@ -106,6 +108,32 @@ export class Exchange {
   emitted: bool = false;
 
   fields: FieldBag = new FieldBag();
+
+  reset(): void {
+    this.tsStart = 0; this.tsEnd = 0; this.flags = 0;
+    this.hasRequest = false; this.reqMinor = 1; this.isHead = false; this.isConnect = false;
+    this.wantsUpgrade = false; this.reqDone = false; this.reqHasBody = false;
+    this.reqBodySize = 0; this.reqSize = 0; this.serverPort = -1;
+    this.hasResponse = false; this.status = 0; this.respMinor = 1; this.respHasBody = false;
+    this.respBodySize = 0; this.respSize = 0; this.emitted = false;
+    const f = this.fields;
+    f.len = 0; f.lastEntry = -1; f.truncated = false;
+    if (f.buf.length > 4096) f.buf = new StaticArray<u8>(512);
+  }
+}
+
+// Emitted exchanges are reused: steady traffic then allocates nothing per message.
+const POOL_CAP = 256;
+const pool = new Array<Exchange>();
+
+export function takeExchange(): Exchange {
+  if (pool.length > 0) { const ex = pool.pop(); ex.reset(); return ex; }
+  return new Exchange();
+}
+
+/** Only for an exchange that was emitted and that no State field refers to any more. */
+export function releaseExchange(ex: Exchange): void {
+  if (pool.length < POOL_CAP) pool.push(ex);
 }
 
 /** Parser position of one direction. Offsets are relative to the start of the current message,
