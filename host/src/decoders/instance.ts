@@ -4,6 +4,7 @@ import {
   ABI_VERSION, PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, GAP_ABSORBED,
 } from '../../../decoders/abi/abi';
 import { decodeRecord, DecodedRecord, RecordError } from './records';
+import { meterModule, MeterError, FUEL_EXPORT } from './meter';
 
 export interface DecoderMeta {
   name: string;
@@ -20,11 +21,22 @@ export interface VerifyPolicy {
   allowedImports: string[];
   /** Largest memory maximum (64 KiB pages) a decoder may declare. */
   maxMemoryPages: number;
+  /** CPU budget per call: loop iterations + function calls before the module is stopped. */
+  fuelPerCall: number;
+  /** Failures (traps, budget overruns) within `failureWindowMs` that quarantine a module. */
+  maxFailures: number;
+  failureWindowMs: number;
+  /** Largest record a decoder may emit. */
+  maxRecordBytes: number;
 }
 
 export const DEFAULT_VERIFY_POLICY: VerifyPolicy = {
   allowedImports: ['env.abort', 'telegen.emit', 'telegen.log'],
   maxMemoryPages: 1024,
+  fuelPerCall: 200_000_000,
+  maxFailures: 5,
+  failureWindowMs: 60_000,
+  maxRecordBytes: 1 << 20,
 };
 
 export class DecoderLoadError extends Error {}
@@ -89,6 +101,7 @@ interface Exports {
   close(stream: number): void;
   tick(now: bigint): void;
   gap?(stream: number, dir: number, len: number): number;
+  telegen_fuel: WebAssembly.Global;
 }
 
 export type FeedResult = 'ok' | 'invalid' | 'ignored' | 'overflow' | 'trap';
@@ -101,31 +114,38 @@ export interface DecoderCounters {
   invalid: number;
   overflows: number;
   traps: number;
+  budgetExceeded: number;
   gapsAbsorbed: number;
   gapResets: number;
   logs: number;
+  hostErrors: number;
 }
 
 export interface InstanceHooks {
   onRecord(rec: DecodedRecord, inst: DecoderInstance): void;
   onLog?(level: number, msg: string, inst: DecoderInstance): void;
   onBadRecord?(err: Error, inst: DecoderInstance): void;
+  onHostError?(err: Error, inst: DecoderInstance): void;
 }
 
 export class DecoderInstance {
   readonly meta: DecoderMeta;
-  readonly counters: DecoderCounters = { calls: 0, bytes: 0, records: 0, badRecords: 0, invalid: 0, overflows: 0, traps: 0, gapsAbsorbed: 0, gapResets: 0, logs: 0 };
+  readonly counters: DecoderCounters = { calls: 0, bytes: 0, records: 0, badRecords: 0, invalid: 0, overflows: 0, traps: 0, budgetExceeded: 0, gapsAbsorbed: 0, gapResets: 0, logs: 0, hostErrors: 0 };
   lastError?: string;
+  /** Set once the module failed too often: the host stops giving it traffic. */
+  quarantined = false;
+  private failures: number[] = [];
   /** After feed() returned 'ignored': the bytes the decoder did not take (e.g. after an Upgrade). */
   rest: Uint8Array | null = null;
   private ex!: Exports;
+  private fuel!: WebAssembly.Global;
   private mem!: Uint8Array;
   private win = 0;
   private cap = 0;
   /** Unconsumed bytes per (stream, dir): key = stream * 2 + dir. */
   private readonly pending = new Map<number, Uint8Array>();
 
-  private constructor(readonly module: WebAssembly.Module, readonly hooks: InstanceHooks) {
+  private constructor(readonly module: WebAssembly.Module, readonly hooks: InstanceHooks, readonly policy: VerifyPolicy) {
     this.instantiate();
     this.meta = this.readMeta();
   }
@@ -135,7 +155,11 @@ export class DecoderInstance {
     try { mod = new WebAssembly.Module(bytes); } catch (e) { throw new DecoderLoadError(`not a valid WebAssembly module: ${(e as Error).message}`); }
     const problems = verifyModule(mod, bytes, policy);
     if (problems.length) throw new DecoderLoadError(problems.join('; '));
-    const inst = new DecoderInstance(mod, hooks);
+    let metered: WebAssembly.Module;
+    try { metered = new WebAssembly.Module(meterModule(bytes, policy.fuelPerCall)); } catch (e) {
+      throw new DecoderLoadError(e instanceof MeterError ? `cannot enforce a CPU budget on this module: ${e.message}` : `metered module invalid: ${(e as Error).message}`);
+    }
+    const inst = new DecoderInstance(metered, hooks, policy);
     if (inst.ex.abi_version() !== ABI_VERSION) throw new DecoderLoadError(`decoder ABI version ${inst.ex.abi_version()} is not supported (host speaks ${ABI_VERSION})`);
     return inst;
   }
@@ -165,6 +189,9 @@ export class DecoderInstance {
     };
     const instance = new WebAssembly.Instance(this.module, imports);
     this.ex = instance.exports as unknown as Exports;
+    if (!(this.ex[FUEL_EXPORT as 'telegen_fuel'] instanceof WebAssembly.Global)) throw new DecoderLoadError('metering global missing');
+    this.fuel = this.ex.telegen_fuel;
+    this.fuel.value = this.policy.fuelPerCall;
     this.mem = new Uint8Array(this.ex.memory.buffer);
     this.win = this.ex.input();
     this.cap = this.ex.input_cap();
@@ -186,6 +213,7 @@ export class DecoderInstance {
   }
 
   private readMeta(): DecoderMeta {
+    this.fuel.value = this.policy.fuelPerCall;
     const p = this.ex.meta();
     const m = this.view();
     const n = new DataView(m.buffer).getUint32(p, true);
@@ -200,9 +228,14 @@ export class DecoderInstance {
 
   private onEmit(ptr: number, len: number): void {
     try {
+      if (len > this.policy.maxRecordBytes) throw new RecordError(`record of ${len} bytes exceeds the ${this.policy.maxRecordBytes}-byte cap`);
       const rec = decodeRecord(this.view(), ptr, len, this.meta?.attributes);
       this.counters.records++;
-      this.hooks.onRecord(rec, this);
+      try { this.hooks.onRecord(rec, this); } catch (hostErr) {
+        // A host-side failure must never be blamed on (or trap) the decoder.
+        this.counters.hostErrors++;
+        this.hooks.onHostError?.(hostErr as Error, this);
+      }
     } catch (e) {
       if (!(e instanceof RecordError)) throw e;
       this.counters.badRecords++;
@@ -211,17 +244,30 @@ export class DecoderInstance {
   }
 
   private trap(e: unknown): FeedResult {
-    this.counters.traps++;
-    this.lastError = (e as Error)?.message ?? String(e);
+    if (this.fuel.value === 0) {
+      this.counters.budgetExceeded++;
+      this.lastError = `CPU budget of ${this.policy.fuelPerCall} steps exceeded in one call`;
+    } else {
+      this.counters.traps++;
+      this.lastError = (e as Error)?.message ?? String(e);
+    }
+    const now = Date.now();
+    this.failures = this.failures.filter((t) => now - t < this.policy.failureWindowMs);
+    this.failures.push(now);
+    if (this.failures.length >= this.policy.maxFailures) this.quarantined = true;
     this.reset();
     return 'trap';
   }
+
+  /** Fresh budget before every call into the module. */
+  private refuel(): void { this.fuel.value = this.policy.fuelPerCall; }
 
   /** Confidence 0..100 that `bytes` (first bytes of a direction) are this protocol. */
   detect(dir: number, bytes: Uint8Array): number {
     const n = Math.min(bytes.length, this.cap);
     try {
       this.view().set(bytes.subarray(0, n), this.win);
+      this.refuel();
       const r = this.ex.detect(dir, n);
       return r < 0 ? 0 : Math.min(100, r);
     } catch (e) {
@@ -248,6 +294,7 @@ export class DecoderInstance {
         const n = Math.min(buf.length, this.cap);
         this.view().set(buf.subarray(0, n), this.win);
         this.counters.calls++;
+        this.refuel();
         const r = this.ex.parse(stream, dir, n, ts);
         if (r > 0) {
           buf = buf.subarray(Math.min(r, n));
@@ -279,6 +326,7 @@ export class DecoderInstance {
     const key = stream * 2 + dir;
     const pendingLen = this.pending.get(key)?.length ?? 0;
     try {
+      this.refuel();
       if (pendingLen === 0 && this.ex.gap && this.ex.gap(stream, dir, lost) === GAP_ABSORBED) {
         this.counters.gapsAbsorbed++;
         return 'ok';
@@ -295,11 +343,11 @@ export class DecoderInstance {
   closeStream(stream: number): void {
     this.pending.delete(stream * 2);
     this.pending.delete(stream * 2 + 1);
-    try { this.ex.close(stream); } catch (e) { this.trap(e); }
+    try { this.refuel(); this.ex.close(stream); } catch (e) { this.trap(e); }
   }
 
   tick(now: bigint): void {
-    try { this.ex.tick(now); } catch (e) { this.trap(e); }
+    try { this.refuel(); this.ex.tick(now); } catch (e) { this.trap(e); }
   }
 
   pendingBytes(): number {

@@ -1,0 +1,263 @@
+// CPU budget for untrusted decoders, enforced inside the module: the binary is rewritten so that
+// every function entry and every loop iteration decrements an exported global ("fuel"); at zero
+// the module executes `unreachable` and traps. Every unbounded computation in Wasm needs either a
+// loop or a call (recursion, tail calls), so a call that runs out of fuel always stops — a bound
+// we can prove from the bytecode, without threads or timers. Instructions the rewriter does not
+// know (e.g. exception handling) make it refuse the module rather than run it unmetered.
+
+export const FUEL_EXPORT = 'telegen_fuel';
+
+export class MeterError extends Error {}
+
+class Reader {
+  p: number;
+  constructor(readonly b: Uint8Array, p = 0) { this.p = p; }
+  byte(): number {
+    if (this.p >= this.b.length) throw new MeterError('unexpected end of module');
+    return this.b[this.p++];
+  }
+  u32(): number {
+    let r = 0, shift = 0, b: number;
+    do {
+      b = this.byte();
+      if (shift < 32) r |= (b & 0x7f) << shift;
+      shift += 7;
+      if (shift > 35) throw new MeterError('LEB128 too long');
+    } while (b & 0x80);
+    return r >>> 0;
+  }
+  /** Skips a signed or unsigned LEB128 of at most `maxBytes` bytes. */
+  skipLeb(maxBytes: number): void {
+    for (let i = 0; i < maxBytes; i++) if (!(this.byte() & 0x80)) return;
+    throw new MeterError('LEB128 too long');
+  }
+  skip(n: number): void {
+    if (this.p + n > this.b.length) throw new MeterError('unexpected end of module');
+    this.p += n;
+  }
+}
+
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+
+function blockType(r: Reader): void {
+  const b = r.b[r.p];
+  if (b === 0x40 || b === 0x7f || b === 0x7e || b === 0x7d || b === 0x7c || b === 0x7b || b === 0x70 || b === 0x6f) { r.p++; return; }
+  r.skipLeb(5); // s33 type index
+}
+
+function memarg(r: Reader): void {
+  const align = r.u32();
+  if (align & 0x40) r.u32(); // multi-memory: explicit memory index
+  r.u32();
+}
+
+/** Walks one instruction after its opcode byte; calls onLoop after a loop's block type. */
+function skipInstr(r: Reader, op: number, onLoop: () => void): void {
+  if (op === 0x02 || op === 0x04) return blockType(r);
+  if (op === 0x03) { blockType(r); onLoop(); return; }
+  if (op <= 0x01 || op === 0x05 || op === 0x0b || op === 0x0f || op === 0x1a || op === 0x1b) return;
+  if (op === 0x0c || op === 0x0d || op === 0x10 || op === 0x12) { r.u32(); return; }
+  if (op === 0x0e) { const n = r.u32(); for (let i = 0; i <= n; i++) r.u32(); return; }
+  if (op === 0x11 || op === 0x13) { r.u32(); r.u32(); return; }
+  if (op === 0x1c) { const n = r.u32(); r.skip(n); return; }
+  if (op >= 0x20 && op <= 0x26) { r.u32(); return; }
+  if (op >= 0x28 && op <= 0x3e) { memarg(r); return; }
+  if (op === 0x3f || op === 0x40) { r.u32(); return; }
+  if (op === 0x41) { r.skipLeb(5); return; }
+  if (op === 0x42) { r.skipLeb(10); return; }
+  if (op === 0x43) { r.skip(4); return; }
+  if (op === 0x44) { r.skip(8); return; }
+  if (op >= 0x45 && op <= 0xc4) return;
+  if (op === 0xd0) { r.byte(); return; }
+  if (op === 0xd1) return;
+  if (op === 0xd2) { r.u32(); return; }
+  if (op === 0xfc) {
+    const sub = r.u32();
+    if (sub <= 7) return;
+    if (sub === 8) { r.u32(); r.u32(); return; }
+    if (sub === 9 || sub === 11 || sub === 13 || (sub >= 15 && sub <= 17)) { r.u32(); return; }
+    if (sub === 10 || sub === 12 || sub === 14) { r.u32(); r.u32(); return; }
+    throw new MeterError(`unsupported instruction 0xfc ${sub}`);
+  }
+  if (op === 0xfd) {
+    const sub = r.u32();
+    if (sub <= 11 || sub === 92 || sub === 93) { memarg(r); return; }
+    if (sub === 12 || sub === 13) { r.skip(16); return; }
+    if (sub >= 21 && sub <= 34) { r.byte(); return; }
+    if (sub >= 84 && sub <= 91) { memarg(r); r.byte(); return; }
+    if (sub <= 0x113) return; // the remaining SIMD opcodes carry no immediates
+    throw new MeterError(`unsupported SIMD instruction ${sub}`);
+  }
+  if (op === 0xfe) {
+    const sub = r.u32();
+    if (sub === 0x03) { r.byte(); return; }
+    if (sub <= 0x4e) { memarg(r); return; }
+    throw new MeterError(`unsupported atomic instruction ${sub}`);
+  }
+  throw new MeterError(`unsupported instruction 0x${op.toString(16)} (exception handling and other proposals are refused)`);
+}
+
+/** if fuel == 0 { unreachable } fuel -= 1 */
+function fuelCheck(g: number): number[] {
+  const gi = leb(g);
+  return [0x23, ...gi, 0x45, 0x04, 0x40, 0x00, 0x0b, 0x23, ...gi, 0x41, 0x01, 0x6b, 0x24, ...gi];
+}
+
+function meterBody(body: Uint8Array, g: number): Uint8Array {
+  const r = new Reader(body);
+  const nLocalDecls = r.u32();
+  for (let i = 0; i < nLocalDecls; i++) { r.u32(); r.byte(); }
+  const out = new Bytes();
+  const check = fuelCheck(g);
+  out.append(body.subarray(0, r.p));
+  out.append(check);
+  let last = r.p;
+  while (r.p < body.length) {
+    const op = r.byte();
+    skipInstr(r, op, () => {
+      out.append(body.subarray(last, r.p));
+      out.append(check);
+      last = r.p;
+    });
+  }
+  out.append(body.subarray(last));
+  return out.bytes();
+}
+
+/** Growable byte buffer: module sections can be far larger than spread/apply argument limits. */
+class Bytes {
+  buf = new Uint8Array(1 << 16);
+  len = 0;
+  push(...xs: number[]): void { this.append(xs); }
+  append(xs: ArrayLike<number>): void {
+    if (this.len + xs.length > this.buf.length) {
+      const nb = new Uint8Array(Math.max(this.buf.length * 2, this.len + xs.length));
+      nb.set(this.buf.subarray(0, this.len));
+      this.buf = nb;
+    }
+    if (xs instanceof Uint8Array) this.buf.set(xs, this.len);
+    else for (let i = 0; i < xs.length; i++) this.buf[this.len + i] = xs[i];
+    this.len += xs.length;
+  }
+  bytes(): Uint8Array { return this.buf.slice(0, this.len); }
+}
+
+function section(id: number, payload: ArrayLike<number>): Bytes {
+  const b = new Bytes();
+  b.push(id);
+  b.append(leb(payload.length));
+  b.append(payload);
+  return b;
+}
+
+/** Returns the metered module bytes. Throws MeterError when the module cannot be metered. */
+export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw new MeterError('not a WebAssembly module');
+  const r = new Reader(bytes, 8);
+  const sections: Array<{ id: number; start: number; end: number }> = [];
+  while (r.p < bytes.length) {
+    const id = r.byte();
+    const size = r.u32();
+    sections.push({ id, start: r.p, end: r.p + size });
+    r.skip(size);
+  }
+  // Index of the new global: after imported and defined globals.
+  let importedGlobals = 0;
+  let definedGlobals = 0;
+  for (const s of sections) {
+    const sr = new Reader(bytes.subarray(0, s.end), s.start);
+    if (s.id === 2) {
+      const n = sr.u32();
+      for (let i = 0; i < n; i++) {
+        sr.skip(sr.u32()); sr.skip(sr.u32());
+        const kind = sr.byte();
+        if (kind === 0) sr.u32();
+        else if (kind === 1) { sr.byte(); const f = sr.byte(); sr.u32(); if (f & 1) sr.u32(); }
+        else if (kind === 2) { const f = sr.byte(); sr.u32(); if (f & 1) sr.u32(); }
+        else if (kind === 3) { sr.byte(); sr.byte(); importedGlobals++; }
+        else throw new MeterError(`unsupported import kind ${kind}`);
+      }
+    } else if (s.id === 6) definedGlobals = sr.u32();
+  }
+  const g = importedGlobals + definedGlobals;
+  const newGlobal = [0x7f, 0x01, 0x41, ...sleb(initialFuel), 0x0b];
+  const out = new Bytes();
+  out.append(bytes.subarray(0, 8));
+  const put = (b: Bytes) => out.append(b.bytes());
+  let sawGlobal = false;
+  let sawExport = false;
+  const emitGlobalSectionIfMissing = (beforeId: number) => {
+    // Sections must stay in order: the global section (6) comes before export (7).
+    if (!sawGlobal && beforeId > 6) { put(section(6, [...leb(1), ...newGlobal])); sawGlobal = true; }
+  };
+  const emitExportSectionIfMissing = (beforeId: number) => {
+    if (!sawExport && beforeId > 7) { put(section(7, [...leb(1), ...exportEntry(g)])); sawExport = true; }
+  };
+  for (const s of sections) {
+    const payload = bytes.subarray(s.start, s.end);
+    if (s.id !== 0) { emitGlobalSectionIfMissing(s.id); emitExportSectionIfMissing(s.id); }
+    if (s.id === 0) {
+      // Custom sections: keep "name" (indices are unchanged); drop source maps and DWARF, whose
+      // code offsets the rewrite invalidates.
+      const cr = new Reader(payload);
+      const nlen = cr.u32();
+      const name = Buffer.from(payload.subarray(cr.p, cr.p + nlen)).toString('utf8');
+      if (name === 'name') put(section(0, payload));
+    } else if (s.id === 6) {
+      const sr = new Reader(payload);
+      const n = sr.u32();
+      const b = new Bytes(); b.append(leb(n + 1)); b.append(payload.subarray(sr.p)); b.append(newGlobal);
+      put(section(6, b.bytes()));
+      sawGlobal = true;
+    } else if (s.id === 7) {
+      const sr = new Reader(payload);
+      const n = sr.u32();
+      const b = new Bytes(); b.append(leb(n + 1)); b.append(payload.subarray(sr.p)); b.append(exportEntry(g));
+      put(section(7, b.bytes()));
+      sawExport = true;
+    } else if (s.id === 10) {
+      const sr = new Reader(payload);
+      const n = sr.u32();
+      const bodies = new Bytes();
+      bodies.append(leb(n));
+      for (let i = 0; i < n; i++) {
+        const size = sr.u32();
+        const body = payload.subarray(sr.p, sr.p + size);
+        sr.skip(size);
+        const metered = meterBody(body, g);
+        bodies.append(leb(metered.length));
+        bodies.append(metered);
+      }
+      put(section(10, bodies.bytes()));
+    } else {
+      put(section(s.id, payload));
+    }
+  }
+  emitGlobalSectionIfMissing(99);
+  emitExportSectionIfMissing(99);
+  return out.bytes();
+}
+
+function exportEntry(g: number): number[] {
+  const name = Buffer.from(FUEL_EXPORT, 'utf8');
+  return [...leb(name.length), ...name, 0x03, ...leb(g)];
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && !(b & 0x40)) || (n === -1 && (b & 0x40))) { out.push(b); return out; }
+    out.push(b | 0x80);
+  }
+}
