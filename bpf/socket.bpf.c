@@ -498,7 +498,9 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_args a;
 
-	if (!take_call(id, &a))
+	/* The kind check guards against an enter whose exit we missed (a program that failed
+	 * to attach): never read a connect()'s arguments as a buffer. */
+	if (!take_call(id, &a) || (a.kind != CALL_BUF && a.kind != CALL_IOV))
 		return 0;
 	long ret = ctx->ret;
 	if (ret <= 0)
