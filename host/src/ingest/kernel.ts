@@ -5,6 +5,7 @@ import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_r
 import { Router, Conn } from './router';
 import { ConnMeta, Role } from '../model';
 import { SelfMetrics } from '../metrics/self';
+import { forgetProcess } from '../pipeline/process';
 
 const INFO_DATA = tg_data_event.conn;
 const INFO_CONN = tg_conn_event.conn;
@@ -39,10 +40,12 @@ function roleOf(v: number): Role {
   return v === tg_role.TG_ROLE_CLIENT ? 'client' : v === tg_role.TG_ROLE_SERVER ? 'server' : 'unknown';
 }
 
-interface KConn { conn: Conn; next: [number, number] }
+interface KConn { conn: Conn; next: [number, number]; pid: number }
 
 export class KernelIngest {
   private readonly conns = new Map<bigint, KConn>();
+  /** Connections per process: exit() closes every fd without close() events. */
+  private readonly byPid = new Map<number, Set<bigint>>();
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
@@ -71,9 +74,19 @@ export class KernelIngest {
       comm: commString(ring, info + tg_conn_info.comm),
       cgroupId: dv.getBigUint64(info + tg_conn_info.cgroup_id, true),
     };
-    k = { conn: this.router.open(meta), next: [-1, -1] };
+    k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid! };
     this.conns.set(id, k);
+    let set = this.byPid.get(k.pid);
+    if (!set) { set = new Set(); this.byPid.set(k.pid, set); }
+    set.add(id);
     return k;
+  }
+
+  private drop(id: bigint, k: KConn): void {
+    this.router.close(k.conn);
+    this.conns.delete(id);
+    const set = this.byPid.get(k.pid);
+    if (set) { set.delete(id); if (!set.size) this.byPid.delete(k.pid); }
   }
 
   /** One batch from the native drain thread: index holds [offset, length] pairs into ring. */
@@ -91,7 +104,13 @@ export class KernelIngest {
         if (len < tg_conn_event.size) continue;
         const id = dv.getBigUint64(off + INFO_CONN + tg_conn_info.conn_id, true);
         const k = this.conns.get(id);
-        if (k) { this.router.close(k.conn); this.conns.delete(id); }
+        if (k) this.drop(id, k);
+      } else if (type === tg_event_type.TG_EV_PROC_EXIT) {
+        if (len < tg_conn_event.size) continue;
+        const pid = dv.getUint32(off + INFO_CONN + tg_conn_info.pid, true);
+        for (const id of this.byPid.get(pid) ?? []) { const k = this.conns.get(id); if (k) this.drop(id, k); }
+        this.byPid.delete(pid);
+        forgetProcess(pid);
       } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
         if (len < tg_conn_event.size) continue;
         this.connFor(ring, dv, off + INFO_CONN);
@@ -121,7 +140,7 @@ export class KernelIngest {
   /** Connections the kernel closed while the ring was full never get a close event: expire them. */
   expireIdle(maxIdleNs: bigint): void {
     for (const [id, k] of this.conns) {
-      if (this.lastTs - k.conn.lastTs > maxIdleNs && k.conn.lastTs > 0n) { this.router.close(k.conn); this.conns.delete(id); }
+      if (this.lastTs - k.conn.lastTs > maxIdleNs && k.conn.lastTs > 0n) this.drop(id, k);
     }
   }
 
