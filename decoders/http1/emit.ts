@@ -16,10 +16,13 @@ import { Exchange } from "./types";
     id != 27 && id != 28 && id != 36;
 }
 
-function versionString(minor: i32): string {
-  if (minor == 1) return "1.1";
-  if (minor == 0) return "1.0";
-  return "1." + minor.toString();
+// constant values as bytes (no UTF-16 -> UTF-8 conversion per record)
+const HTTP: usize = memory.data<u8>([0x68, 0x74, 0x74, 0x70]);
+const VERSION: usize = memory.data<u8>([0x31, 0x2e, 0x30]); // "1.x": the minor digit is patched in
+
+function addVersion(minor: i32): void {
+  store<u8>(VERSION + 2, <u8>(0x30 + (minor & 0xf) % 10));
+  addBytes(A_NETWORK_PROTOCOL_VERSION, VERSION, 3);
 }
 
 export function emitExchange(stream: u32, ex: Exchange): void {
@@ -29,8 +32,8 @@ export function emitExchange(stream: u32, ex: Exchange): void {
   if (ex.hasResponse && ex.status >= 500) flags |= FLAG_ERROR;
   if (ex.fields.truncated) flags |= FLAG_TRUNCATED;
   begin(KIND_EXCHANGE, flags, <u64>stream, ex.tsStart, ex.tsEnd < ex.tsStart ? ex.tsStart : ex.tsEnd);
-  addString(A_NETWORK_PROTOCOL_NAME, "http");
-  addString(A_NETWORK_PROTOCOL_VERSION, versionString(ex.hasRequest ? ex.reqMinor : ex.respMinor));
+  addBytes(A_NETWORK_PROTOCOL_NAME, HTTP, 4);
+  addVersion(ex.hasRequest ? ex.reqMinor : ex.respMinor);
   const bag = ex.fields;
   const base = bag.base;
   let off = 0;
@@ -54,11 +57,14 @@ export function emitExchange(stream: u32, ex: Exchange): void {
   }
   // header lists: one T_STRS field per id, values in arrival order
   off = 0;
+  let done: u32 = 0; // bit (id - first header id) once that list was written
   while (off < bag.len) {
     const e = base + <usize>off;
     const id = <i32>load<u16>(e);
     const n = load<u32>(e, 4);
-    if (isHeaderList(id) && !seenBefore(base, off, id)) {
+    const bit: u32 = 1 << <u32>(id - A_HTTP_REQUEST_HEADER_CONTENT_TYPE);
+    if (isHeaderList(id) && (done & bit) == 0) {
+      done |= bit;
       beginStrs(id);
       let o2 = off;
       while (o2 < bag.len) {
@@ -74,19 +80,9 @@ export function emitExchange(stream: u32, ex: Exchange): void {
   finish();
 }
 
-function seenBefore(base: usize, upTo: i32, id: i32): bool {
-  let off = 0;
-  while (off < upTo) {
-    const e = base + <usize>off;
-    if (<i32>load<u16>(e) == id) return true;
-    off += 8 + <i32>load<u32>(e, 4);
-  }
-  return false;
-}
-
 export function emitUpgrade(stream: u32, ts: u64, nextPtr: usize, nextLen: u32): void {
   begin(KIND_UPGRADE, 0, <u64>stream, ts, ts);
-  addString(A_NETWORK_PROTOCOL_NAME, "http");
+  addBytes(A_NETWORK_PROTOCOL_NAME, HTTP, 4);
   addBytes(A_TELEGEN_PROTOCOL_NEXT, nextPtr, nextLen);
   finish();
 }

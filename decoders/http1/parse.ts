@@ -62,7 +62,17 @@ const METHOD_CAP: u32 = 32;
 /** Advances the start-line check of `ds` over the window. Returns 1 when the line is complete
  *  and well-formed (ds.scanPos = index of its LF), 0 when more bytes are needed, PARSE_INVALID. */
 export function checkStartLine(ds: DirState, p: usize, n: u32, isReq: bool): i32 {
-  if (ds.slPos == 0 && ds.slCount == 0 && ds.slState == 0) ds.slState = isReq ? SL_METHOD : SL_R_VERSION;
+  if (ds.slPos == 0 && ds.slCount == 0 && ds.slState == 0) {
+    // usual case: the whole line is already here; check it in tight loops
+    const lf = findLF(p, 0, n < HEADER_CAP ? n : HEADER_CAP);
+    if (lf >= 0) {
+      if (!(isReq ? requestLineOk(p, <u32>lf) : statusLineOk(p, <u32>lf))) return PARSE_INVALID;
+      ds.slDone = true;
+      ds.scanPos = <u32>lf;
+      return 1;
+    }
+    ds.slState = isReq ? SL_METHOD : SL_R_VERSION;
+  }
   let i = ds.slPos;
   let st = ds.slState;
   let cnt = ds.slCount;
@@ -131,6 +141,44 @@ export function checkStartLine(ds: DirState, p: usize, n: u32, isReq: bool): i32
   ds.slCount = cnt;
   if (i >= HEADER_CAP) return PARSE_INVALID;
   return 0;
+}
+
+@inline function versionOk(p: usize): bool {
+  // "HTTP/1." DIGIT
+  return (load<u32>(p) == 0x50545448) && load<u8>(p, 4) == 0x2f && load<u8>(p, 5) == 0x31 &&
+    load<u8>(p, 6) == 0x2e && isDigit(<u32>load<u8>(p, 7));
+}
+
+/** method SP request-target SP HTTP-version, over [0, lf) (a CR before lf allowed). */
+function requestLineOk(p: usize, lf: u32): bool {
+  let le = lf;
+  if (le > 0 && <u32>load<u8>(p + <usize>le - 1) == CR) le--;
+  let i: u32 = 0;
+  while (i < le && isTchar(<u32>load<u8>(p + <usize>i))) i++;
+  if (i == 0 || i > METHOD_CAP || i >= le || <u32>load<u8>(p + <usize>i) != SP) return false;
+  let j = i + 1;
+  while (j < le) {
+    const c = <u32>load<u8>(p + <usize>j);
+    if (c <= SP || c == 0x7f) break;
+    j++;
+  }
+  if (j == i + 1 || j >= le || <u32>load<u8>(p + <usize>j) != SP) return false;
+  return le - j - 1 == 8 && versionOk(p + <usize>j + 1);
+}
+
+/** HTTP-version SP 3DIGIT [SP reason-phrase], over [0, lf). */
+function statusLineOk(p: usize, lf: u32): bool {
+  let le = lf;
+  if (le > 0 && <u32>load<u8>(p + <usize>le - 1) == CR) le--;
+  if (le < 12 || !versionOk(p) || <u32>load<u8>(p + 8) != SP) return false;
+  if (!isDigit(<u32>load<u8>(p + 9)) || !isDigit(<u32>load<u8>(p + 10)) || !isDigit(<u32>load<u8>(p + 11))) return false;
+  if (le == 12) return true;
+  if (<u32>load<u8>(p + 12) != SP) return false;
+  for (let k: u32 = 13; k < le; k++) {
+    const c = <u32>load<u8>(p + <usize>k);
+    if ((c < SP && c != 0x09) || c == 0x7f) return false;
+  }
+  return true;
 }
 
 /** Finds the end of the header block (just past the empty line). Returns its length, 0 when
