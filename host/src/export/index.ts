@@ -172,3 +172,4 @@ export function startDropReporter(q: ExportQueues, report: (s: DropSummary) => v
     tick();
   };
 }
+export * from './sdk-adapters';
