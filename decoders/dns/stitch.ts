@@ -79,6 +79,8 @@ function onResponse(st: StreamState, stream: u32, tsStart: u64, tsEnd: u64): voi
     st.spare.push(p);
     return;
   }
+  // A response nobody asked for that does not even parse is noise, not an exchange.
+  if (!msg.complete && !msg.hasQuestion) return;
   emitExchange(stream, null, true, tsStart, tsEnd);
 }
 

@@ -6,8 +6,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'child_process';
-import { corpusDir } from '../helpers/decoder';
-import { readTsv, replayDns, assertAgrees } from './dns-oracle';
+import { corpusDir, repoRoot } from '../helpers/decoder';
+import { readTsv, replayDns, assertAgrees, checkLookups } from './dns-oracle';
 
 const dir = path.join(corpusDir, 'pcap', 'dns');
 const captures = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.pcapn?g?$/.test(f)).sort() : [];
@@ -64,5 +64,17 @@ for (const file of RICH) {
       compared += want.length;
     }
     assert.ok(compared > 0, 'tshark decoded some of these RRs');
+  });
+}
+
+// Self-recorded captures (decoders/dns/testdata, made by dns-live.test.ts with
+// TELEGEN_DNS_KEEP_CAPTURE): tshark's decoding is committed beside each, so no root or tshark needed.
+const testdata = path.join(repoRoot, 'decoders', 'dns', 'testdata');
+for (const file of fs.existsSync(testdata) ? fs.readdirSync(testdata).filter((f) => f.endsWith('.pcap')).sort() : []) {
+  test(`testdata ${file} agrees with tshark and shows each dnsmasq lookup exactly`, async (t) => {
+    const res = await replayDns(path.join(testdata, file));
+    const n = assertAgrees(readTsv(path.join(testdata, file.replace(/\.pcap$/, '.expected.tsv'))), res, file);
+    t.diagnostic(`queries ${n.queries}, responses ${n.responses}, answer values compared ${n.answers}`);
+    if (file.startsWith('dnsmasq-dig')) checkLookups(res.exchanges);
   });
 }

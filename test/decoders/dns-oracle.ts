@@ -7,6 +7,7 @@ import { loadDecoder, Harness } from '../helpers/decoder';
 import { replayFile } from '../../host/src/replay';
 import { DIR_REQUEST, DIR_RESPONSE, FLAG_NO_REQUEST, FLAG_NO_RESPONSE, KIND_EXCHANGE } from '../../decoders/abi/abi';
 import type { DecodedRecord } from '../../host/src/decoders/records';
+import { FLAG_ERROR } from '../../decoders/abi/abi';
 
 export const TSV_FIELDS = [
   'frame.number', 'tcp.stream', 'udp.stream', 'dns.id', 'dns.flags.response', 'dns.flags.opcode', 'dns.flags.rcode',
@@ -180,4 +181,56 @@ export function assertAgrees(msgs: TsharkMsg[], res: ReplayResult, label: string
 
 export function readTsv(file: string): TsharkMsg[] {
   return parseTsv(fs.readFileSync(file, 'utf8'));
+}
+
+export const BIG = 'x'.repeat(250);
+
+/** What a user sees for each lookup of the live dnsmasq scenario (dns-live.test.ts; also run over
+ *  the capture of it committed in decoders/dns/testdata). */
+export function checkLookups(recs: DecodedRecord[]): void {
+  const one = (name: string, type: string, pred: (r: DecodedRecord) => boolean = () => true): DecodedRecord => {
+    const found = recs.filter((r) => r.attributes['dns.question.name'] === name && r.attributes['dns.question.type'] === type && pred(r));
+    assert.equal(found.length, 1, `${name} ${type}: ${found.length} records`);
+    const r = found[0];
+    assert.equal(r.flags & (FLAG_NO_REQUEST | FLAG_NO_RESPONSE), 0, `${name} ${type} is a whole exchange`);
+    assert.ok(r.tsEnd >= r.tsStart);
+    return r;
+  };
+  const answers = (name: string, type: string) => one(name, type).attributes['dns.answers'];
+  assert.deepEqual(answers('www.example.test', 'A'), ['10.1.2.4']);
+  assert.deepEqual(answers('www.example.test', 'AAAA'), ['2001:db8::4']);
+  assert.deepEqual(answers('alias2.example.test', 'A'), ['alias.example.test', 'www.example.test', '10.1.2.4']);
+  assert.deepEqual(answers('txt.example.test', 'TXT'), ['v=spf1 -all']);
+  assert.deepEqual(answers('example.test', 'MX'), ['10 mail.example.test']);
+  assert.deepEqual(answers('_sip._udp.example.test', 'SRV'), ['0 5 5060 sip.example.test']);
+  assert.deepEqual(answers('4.2.1.10.in-addr.arpa', 'PTR'), ['www.example.test']);
+  assert.deepEqual(answers('svc.example.test', 'HTTPS'), ['1 . alpn=h2,h3 port=8443 ipv4hint=10.1.2.5 ipv6hint=2001:db8::5']);
+  assert.deepEqual(answers('example.test', 'CAA'), ['0 issue "ca.example.net"']);
+  assert.deepEqual(answers('node.example.test', 'A'), ['10.1.2.3']);
+  assert.deepEqual(answers('node-mx.example.test', 'MX'), ['20 mail2.example.test']);
+  const nx = one('foo.nx.test', 'A');
+  assert.equal(nx.attributes['dns.response_code'], 'NXDOMAIN');
+  assert.equal(nx.flags, 0, 'NXDOMAIN is an answer, not a failed exchange');
+  const refused = one('outside.invalid', 'A');
+  assert.equal(refused.attributes['dns.response_code'], 'REFUSED');
+  assert.equal(refused.flags, FLAG_ERROR);
+  assert.equal(refused.attributes['error.type'], 'REFUSED');
+  // the big TXT: truncated over UDP, then whole over TCP
+  const bigUdp = one('big.example.test', 'TXT', (r) => r.attributes['telegen.dns.truncated'] === true);
+  assert.equal(bigUdp.attributes['telegen.dns.flags'], 'qr aa tc rd ra');
+  const bigTcp = one('big.example.test', 'TXT', (r) => r.attributes['telegen.dns.truncated'] === false);
+  assert.deepEqual([...(bigTcp.attributes['dns.answers'] as string[])].sort(), [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `${i}${BIG}`));
+  assert.equal(bigTcp.attributes['telegen.dns.answer_count'], 8);
+  // dig's EDNS: 1232-byte buffer, a client cookie, DO only with +dnssec
+  const dnssec = one('other.example.test', 'A');
+  assert.equal(dnssec.attributes['telegen.dns.edns.do'], true);
+  assert.equal(dnssec.attributes['telegen.dns.edns.udp_payload_size'], 1232);
+  assert.deepEqual(dnssec.attributes['telegen.dns.edns.options'], ['COOKIE']);
+  assert.equal(one('a.example.test', 'A').attributes['telegen.dns.edns.do'], false);
+  assert.equal(one('noedns.example.test', 'A').attributes['telegen.dns.edns.udp_payload_size'], undefined);
+  const tcpA = one('tcp.example.test', 'A');
+  assert.deepEqual(tcpA.attributes['dns.answers'], ['10.1.2.3']);
+  // two queries on one kept-open TCP connection
+  assert.deepEqual(answers('a.example.test', 'A'), ['10.1.2.3']);
+  assert.deepEqual(answers('b.example.test', 'A'), ['10.1.2.3']);
 }
