@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { corpusDir } from '../helpers/decoder';
+import { corpusDir, repoRoot } from '../helpers/decoder';
 import { decodeCapture, oracleFromTsv, decoded, compare } from './pgsql-util';
 
 const dir = path.join(corpusDir, 'pcap', 'pgsql');
@@ -28,6 +28,17 @@ for (const f of files) {
     if (!/TLS/.test(f)) assert.ok(h.records.length > 0, 'no records');
   });
 }
+
+// Our own recording from a real PostgreSQL 15 (decoders/pgsql/testdata/README.md).
+const own = path.join(repoRoot, 'decoders', 'pgsql', 'testdata', 'pg15-live.pcap');
+test('pgsql testdata pg15-live.pcap agrees with tshark', async () => {
+  const h = await decodeCapture(own, [36493]);
+  assert.equal(h.inst.counters.traps + h.inst.counters.invalid + h.inst.counters.overflows, 0);
+  const want = oracleFromTsv(fs.readFileSync(own.replace(/\.pcap$/, '.expected.tsv'), 'utf8'));
+  assert.ok(want.queries.length > 300 && want.tags.length > 300, `${want.queries.length} queries, ${want.tags.length} tags`);
+  assert.deepEqual(compare(want, decoded(h)), []);
+  assert.ok(!JSON.stringify(h.records.map((r) => r.attributes)).includes('Live-T3st-Pa55word'));
+});
 
 test('pgsql corpus: SSLRequest answered S stops decoding (TLS capture)', { skip: !fs.existsSync(path.join(dir, 'zeek__psql-aws-ssl-require-TLS.pcap')) && 'no capture' }, async () => {
   const h = await decodeCapture(path.join(dir, 'zeek__psql-aws-ssl-require-TLS.pcap'));
