@@ -558,3 +558,34 @@ test('bounded state: more than 128 unanswered pipelined requests reset the strea
   for (let s = 0; s < 20000; s++) { g.inst.feed(s, REQ, b(GET), 1n); g.inst.feed(s, RESP, b(OK), 2n); g.inst.closeStream(s); }
   assert.equal(g.inst.memoryBytes(), m1);
 });
+
+test('framing details: TE overrides Content-Length, empty lines between messages, HTTP/1.0', () => {
+  const h = loadDecoder('http1');
+  // RFC 9112 6.3: with both, Transfer-Encoding decides; the extra CRLF after a body is tolerated
+  h.inst.feed(1, REQ, b('POST /both HTTP/1.1\r\nHost: f\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\r\n' +
+    'GET /after HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n' +
+    'HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n!'), 2n);
+  const ex = exchanges(h);
+  assert.equal(ex.length, 2);
+  assert.equal(ex[0].attributes['http.request.body.size'], 3);
+  assert.equal(ex[0].attributes['http.response.body.size'], 2);
+  assert.equal(ex[1].attributes['url.path'], '/after');
+  assert.equal(ex[1].attributes['network.protocol.version'], '1.0');
+  assert.equal(ex[1].attributes['server.address'], undefined, 'no Host header: no server.address');
+  assert.equal(ex[1].attributes['http.response.body.size'], 1);
+});
+
+test('an early response (before the request body ended) completes the exchange', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('PUT /big HTTP/1.1\r\nHost: e\r\nContent-Length: 1000\r\n\r\n' + 'z'.repeat(100)), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n'), 2n);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].attributes['http.response.status_code'], 413);
+  // the rest of the body still has to be skipped before the next request
+  h.inst.feed(1, REQ, b('z'.repeat(900) + 'GET /next HTTP/1.1\r\nHost: e\r\n\r\n'), 3n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 4n);
+  assert.equal(h.records.length, 2);
+  assert.equal(h.records[1].attributes['url.path'], '/next');
+  assert.equal(h.records[1].tsStart, 3n);
+});
