@@ -6,7 +6,7 @@ import {
 } from "../abi/abi";
 import { input, INPUT_CAP } from "../abi/window";
 import {
-  Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, MAX_GARBAGE, PENDING_TIMEOUT_NS,
+  Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, ONE_WAY_KEPT, MAX_GARBAGE, PENDING_TIMEOUT_NS,
   API_PRODUCE, requestHeaderVersion, knownApi, maxVersion, responseHeaderVersion,
 } from "./types";
 import {
@@ -84,6 +84,9 @@ function handleRequest(stream: u32, st: StreamState, p: usize, avail: usize, tsS
   // acks=0: the broker never answers; the exchange is a completed one-way send.
   if (key == API_PRODUCE && x.acks == 0) {
     x.oneWay = true;
+    unchecked(st.oneWay[st.oneWayNext] = corr);
+    st.oneWayNext = (st.oneWayNext + 1) % ONE_WAY_KEPT;
+    if (st.oneWayCount < ONE_WAY_KEPT) st.oneWayCount++;
     if (full) flushOne(stream, st, x, 0);
     else st.deferredReq = x;
     return;
@@ -96,6 +99,16 @@ function handleRequest(stream: u32, st: StreamState, p: usize, avail: usize, tsS
   st.inflight.push(x);
 }
 
+function answersOneWay(st: StreamState, corr: i32): bool {
+  for (let i = 0; i < st.oneWayCount; i++) {
+    if (unchecked(st.oneWay[i]) == corr) {
+      unchecked(st.oneWay[i] = -1);
+      return true;
+    }
+  }
+  return false;
+}
+
 function handleResponse(stream: u32, st: StreamState, p: usize, avail: usize, tsStart: u64, ts: u64, full: bool): void {
   const size = beI32(p);
   readerInit(p + 4, p + avail, p + 4 + <usize>size, false);
@@ -104,6 +117,7 @@ function handleResponse(stream: u32, st: StreamState, p: usize, avail: usize, ts
   for (let i = 0; i < st.inflight.length; i++) {
     if (unchecked(st.inflight[i]).corr == corr) { idx = i; break; }
   }
+  if (idx < 0 && answersOneWay(st, corr)) return;
   if (idx < 0) {
     // Its request was never seen (joined mid-stream, or lost): only the header is known.
     const y = take(st);

@@ -14,6 +14,8 @@ export const TOPICS_CAP: i32 = 1024;
 export const PENDING_TIMEOUT_NS: u64 = 30_000_000_000;
 // Bytes a desynchronised direction may discard before the stream is declared not Kafka.
 export const MAX_GARBAGE: i64 = 1048576;
+// One-way produce correlation ids remembered per stream (see StreamState.oneWay).
+export const ONE_WAY_KEPT: i32 = 8;
 // Highest api key in the table below.
 export const API_KEY_MAX: i32 = 92;
 // "no value" marker for optional integer fields.
@@ -235,4 +237,10 @@ export class StreamState {
   partialTsReq: u64 = 0;
   partialTsResp: u64 = 0;
   garbage: i64 = 0;
+  // Correlation ids of the last one-way (acks=0) produces: a broker never answers them, but a
+  // non-conforming one may (librdkafka's mock does); its answer is then dropped, not reported
+  // as a response without request.
+  oneWay: StaticArray<i32> = new StaticArray<i32>(ONE_WAY_KEPT);
+  oneWayCount: i32 = 0;
+  oneWayNext: i32 = 0;
 }
