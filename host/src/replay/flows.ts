@@ -156,7 +156,10 @@ export class FlowTable {
     if (payLen > 0 || f.cut > 0 || (flags & TCP_FIN) !== 0) {
       half.segment(seq, f.buf.subarray(f.payOff, f.payEnd), f.cut, (flags & TCP_FIN) !== 0, ts);
     }
-    if ((flags & TCP_ACK) !== 0 && peer.started) peer.acked(f.ack, ts);
+    if ((flags & TCP_ACK) !== 0) {
+      if (peer.started) peer.acked(f.ack, ts);
+      else peer.hint(f.ack);
+    }
     if ((flags & TCP_RST) !== 0) {
       this.close(flow, ts);
       return;

@@ -16,6 +16,9 @@ interface Pending {
   cut: number;
 }
 
+/** Larger distances between the peer's ACK and our first segment are treated as noise, not loss. */
+const MAX_START_GAP = 1 << 20;
+
 export function rel(a: number, b: number): number {
   return (a - b) | 0;
 }
@@ -34,6 +37,8 @@ export class TcpHalf {
   /** Out-of-order segments, sorted by sequence relative to `next`. */
   private pending: Pending[] = [];
   private pendingBytes = 0;
+  /** Mid-stream: the peer's first acknowledgement, seen before our first segment. */
+  private ackHint = -1;
   /** Bytes dropped because they were already delivered (retransmissions, overlaps). */
   dupBytes = 0;
 
@@ -66,6 +71,17 @@ export class TcpHalf {
     if (!this.started) {
       this.started = true;
       this.next = seq;
+      // Joined mid-stream: the peer already acknowledged up to ackHint, so bytes between it and
+      // our first segment were sent but not captured. (A hint beyond seq means a retransmission
+      // of acknowledged bytes; we start at seq then, as there is nothing to report.)
+      if (this.ackHint >= 0) {
+        const lost = rel(seq, this.ackHint);
+        if (lost > 0 && lost <= MAX_START_GAP) {
+          this.next = this.ackHint;
+          this.out.gap(this.fromClient, lost, ts);
+          this.next = seq;
+        }
+      }
     }
     if (fin && !this.fin) {
       this.fin = true;
@@ -84,6 +100,14 @@ export class TcpHalf {
     }
     this.insert(seq, data, cut);
     while (this.pendingBytes > this.maxBuffered && this.pending.length > 0) this.skipToFirstPending(ts);
+  }
+
+  /**
+   * The peer acknowledged `ack` before this side sent anything we saw. The first such ACK marks
+   * where our view of this direction begins; later ones may already cover bytes we missed.
+   */
+  hint(ack: number): void {
+    if (!this.started && this.ackHint < 0) this.ackHint = ack;
   }
 
   /**
