@@ -176,3 +176,11 @@ test('disabled signal and empty env values are ignored', () => {
   assert.equal(r.profiles.enabled, false);
   assert.equal(r.traces.mode, 'file');
 });
+
+test('OTEL_<SIGNAL>_EXPORTER=none disables a signal; other values are refused', () => {
+  const r = resolveExportConfig({ logs: { enabled: true } }, { OTEL_LOGS_EXPORTER: 'none', OTEL_TRACES_EXPORTER: 'otlp' });
+  assert.equal(r.logs.enabled, false);
+  assert.equal(r.sources['logs.enabled'], 'env OTEL_LOGS_EXPORTER');
+  assert.equal(r.traces.enabled, true);
+  assert.throws(() => resolveExportConfig({}, { OTEL_METRICS_EXPORTER: 'prometheus' }), /OTEL_METRICS_EXPORTER: "prometheus" is not allowed \(otlp, none\)/);
+});

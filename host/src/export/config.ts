@@ -41,7 +41,7 @@ function signalSchema(signal: Signal) {
       enabled: z
         .boolean()
         .default(true)
-        .describe(`Export ${signal}. Env: TELEGEN_OTLP_${up(signal)}_ENABLED`),
+        .describe(`Export ${signal}. Env: TELEGEN_OTLP_${up(signal)}_ENABLED (or OTEL_${up(signal)}_EXPORTER=none)`),
       batch_size: z
         .number()
         .int()
@@ -449,7 +449,23 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
       throw new ExportConfigError(`${signal}: tls.cert_file and tls.key_file (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE / _CLIENT_KEY) must be set together`);
     }
 
-    const enabled = note(k('enabled'), pick([[parseEnvBool(env, `${T}${up(signal)}_ENABLED`), `env ${T}${up(signal)}_ENABLED`], [sc.enabled, fsrc(`${signal}.enabled`)]], true));
+    // OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none is the spec's way to turn a signal off.
+    const exporterEnv = `OTEL_${up(signal)}_EXPORTER`;
+    const exporterSel = envStr(env, exporterEnv);
+    if (exporterSel !== undefined && exporterSel !== 'none' && exporterSel !== 'otlp') {
+      throw new ExportConfigError(`${exporterEnv}: "${exporterSel}" is not allowed (otlp, none)`);
+    }
+    const enabled = note(
+      k('enabled'),
+      pick(
+        [
+          [parseEnvBool(env, `${T}${up(signal)}_ENABLED`), `env ${T}${up(signal)}_ENABLED`],
+          [exporterSel === 'none' ? false : undefined, `env ${exporterEnv}`],
+          [sc.enabled, fsrc(`${signal}.enabled`)],
+        ],
+        true,
+      ),
+    );
     const batchSize = note(k('batch_size'), pick([[parseEnvInt(env, `${T}${up(signal)}_BATCH_SIZE`, 1), `env ${T}${up(signal)}_BATCH_SIZE`], [sc.batch_size, fsrc(`${signal}.batch_size`)]], SIGNAL_DEFAULTS[signal].batch_size));
     const queueBytes = note(k('queue_bytes'), pick([[parseEnvInt(env, `${T}${up(signal)}_QUEUE_BYTES`, 1024), `env ${T}${up(signal)}_QUEUE_BYTES`], [sc.queue_bytes, fsrc(`${signal}.queue_bytes`)]], SIGNAL_DEFAULTS[signal].queue_bytes));
 
