@@ -55,13 +55,25 @@ function expectedFromTsv(file: string): Map<number, Side> {
   return out;
 }
 
-async function decoded(capture: string, expected: Map<number, Side>): Promise<{ got: Map<number, Side>; h: Harness }> {
+/** Feeds `bytes` as one read, or re-cut into pseudo-random pieces of 1..64 bytes when `seed` is set. */
+function feedCut(h: Harness, stream: number, dir: number, bytes: Uint8Array, ts: bigint, rnd?: () => number): void {
+  if (!rnd) { h.inst.feed(stream, dir, bytes, ts); return; }
+  for (let i = 0; i < bytes.length;) {
+    const n = 1 + (rnd() % 64);
+    h.inst.feed(stream, dir, bytes.subarray(i, i + n), ts);
+    i += n;
+  }
+}
+
+async function decoded(capture: string, expected: Map<number, Side>, seed = 0): Promise<{ got: Map<number, Side>; h: Harness }> {
   const h = loadDecoder('http1');
+  let state = seed;
+  const rnd = seed ? () => { state = (state * 1103515245 + 12345) & 0x7fffffff; return state; } : undefined;
   const streamOf = new Map<number, number>(); // replay conn id -> tcp.stream (both count TCP conversations in order)
   let tcpIndex = 0;
   await replayFile(capture, {
     onOpen: (c) => { if (c.transport === 'tcp') streamOf.set(c.id, tcpIndex++); },
-    onData: (c, fromClient, bytes, ts) => { h.inst.feed(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts); },
+    onData: (c, fromClient, bytes, ts) => { feedCut(h, c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts, rnd); },
     onGap: (c, fromClient, lost) => { h.inst.gap(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost); },
     onClose: (c) => { h.inst.closeStream(c.id); },
   });
@@ -143,5 +155,11 @@ for (const { capture, tsv } of list) {
       assert.deepEqual(mine.upgrades, want.upgrades, `tcp.stream ${stream}: upgrades`);
     }
     for (const stream of got.keys()) assert.ok(expected.has(stream), `records on tcp.stream ${stream}, where tshark saw no HTTP`);
+    // the same capture with every segment re-cut into small reads gives the same records
+    const plain = h.records;
+    for (const seed of [7, 1234]) {
+      const cut = await decoded(capture, expected, seed);
+      assert.deepEqual(cut.h.records.map((r) => [r.kind, r.flags, r.stream, r.attributes]), plain.map((r) => [r.kind, r.flags, r.stream, r.attributes]), `re-cut with seed ${seed}`);
+    }
   });
 }
