@@ -12,8 +12,8 @@
 //     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
 import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
 import {
-  Stream, Op, Named, Bytes, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_AUTH, PH_READY, PH_MID, MAX_OPS, MAX_STMTS, MAX_PORTALS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
+  Stream, Op, Bytes, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
+  OP_STARTUP, PH_AUTH, PH_READY, PH_MID, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
 } from "./types";
 import { emitQuery, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
 
@@ -35,13 +35,6 @@ function cstrLen(p: usize, end: usize): i32 {
   let q = p;
   while (q < end && load<u8>(q) != 0) q++;
   return <i32>(q - p);
-}
-
-/** FNV-1a over a name: the key of the statement and portal maps (names are compared on hit). */
-function nameHash(p: usize, n: i32): u64 {
-  let h: u64 = 0xcbf29ce484222325;
-  for (let i = 0; i < n; i++) { h ^= <u64>load<u8>(p + <usize>i); h *= 0x100000001b3; }
-  return h;
 }
 
 function strEq(p: usize, n: i32, s: string): bool {
@@ -116,34 +109,6 @@ function execTarget(stream: u32, st: Stream, ts: u64): Op | null {
   return null;
 }
 
-// ---------------------------------------------------------------- prepared statements / portals
-
-function lookup(map: Map<u64, Named>, unnamed: Named, p: usize, n: i32): Named | null {
-  if (n == 0) return unnamed;
-  const h = nameHash(p, n);
-  if (!map.has(h)) return null;
-  const e = map.get(h);
-  return e.name.equals(p, n) ? e : null;
-}
-
-function define(map: Map<u64, Named>, unnamed: Named, cap: i32, p: usize, n: i32): Named {
-  if (n == 0) return unnamed;
-  const h = nameHash(p, n);
-  if (map.has(h)) return map.get(h);
-  // Bounded: a client that prepares without ever closing loses the oldest names all at once.
-  if (map.size >= cap) map.clear();
-  const e = new Named();
-  e.name.set(p, n, NAME_CAP);
-  map.set(h, e);
-  return e;
-}
-
-function forget(map: Map<u64, Named>, unnamed: Named, p: usize, n: i32): void {
-  if (n == 0) { unnamed.known = false; unnamed.text.clear(); return; }
-  const h = nameHash(p, n);
-  if (map.has(h)) map.delete(h);
-}
-
 // ---------------------------------------------------------------- frontend
 
 /**
@@ -202,7 +167,7 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       const nl = cstrLen(p, end);
       const q = p + <usize>nl + 1;
       const ql = q < end ? cstrLen(q, end) : 0;
-      const s = define(st.stmts, st.unnamedStmt, MAX_STMTS, p, nl);
+      const s = st.stmts.define(p, nl);
       s.text.set(q, ql, TEXT_CAP);
       if (q + <usize>ql >= end && <u32>n < full - 4) s.text.cut = true;
       s.known = true;
@@ -216,9 +181,9 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       const pl = cstrLen(p, end);
       const s = p + <usize>pl + 1;
       const sl = s < end ? cstrLen(s, end) : 0;
-      const portal = define(st.portals, st.unnamedPortal, MAX_PORTALS, p, pl);
+      const portal = st.portals.define(p, pl);
       portal.stmt.set(s, sl, NAME_CAP);
-      const stmt = lookup(st.stmts, st.unnamedStmt, s, sl);
+      const stmt = st.stmts.lookup(s, sl);
       if (stmt != null && stmt.known) { portal.text.copyFrom(stmt.text); portal.known = true; }
       else { portal.text.clear(); portal.known = false; }
       pushOp(stream, st, OP_BIND, ts);
@@ -234,7 +199,7 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       const op = pushOp(stream, st, OP_EXECUTE, st.segTs);
       st.segOpen = false;
       op.portal.set(p, pl, NAME_CAP);
-      const portal = lookup(st.portals, st.unnamedPortal, p, pl);
+      const portal = st.portals.lookup(p, pl);
       if (portal != null && portal.known) {
         op.text.copyFrom(portal.text);
         op.stmt.copyFrom(portal.stmt);
@@ -267,8 +232,8 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       if (n >= 1) {
         const which = load<u8>(p);
         const nl = cstrLen(p + 1, end);
-        if (which == 0x53) forget(st.stmts, st.unnamedStmt, p + 1, nl);
-        else if (which == 0x50) forget(st.portals, st.unnamedPortal, p + 1, nl);
+        if (which == 0x53) st.stmts.forget(p + 1, nl);
+        else if (which == 0x50) st.portals.forget(p + 1, nl);
       }
       pushOp(stream, st, OP_CLOSE, ts);
       break;

@@ -157,6 +157,71 @@ export class Named {
   known: bool = false;         // the SQL text is known (false: parsed before we joined)
 }
 
+/** FNV-1a over a name: the key of the statement and portal tables (names are compared on hit). */
+export function nameHash(p: usize, n: i32): u64 {
+  let h: u64 = 0xcbf29ce484222325;
+  for (let i = 0; i < n; i++) { h ^= <u64>load<u8>(p + <usize>i); h *= 0x100000001b3; }
+  return h;
+}
+
+/**
+ * Prepared statements or portals by name, bounded: when full, the oldest name is forgotten
+ * (FIFO), so a client that prepares without ever closing keeps its recent statements resolvable.
+ * The unnamed one (the most common) is kept apart.
+ */
+export class NameTable {
+  map: Map<u64, Named> = new Map<u64, Named>();
+  unnamed: Named = new Named();
+  order: StaticArray<u64>;   // hashes in definition order; entries closed since are skipped
+  head: i32 = 0;
+  count: i32 = 0;
+  cap: i32;
+
+  constructor(cap: i32) {
+    this.cap = cap;
+    this.order = new StaticArray<u64>(cap * 2);
+  }
+
+  lookup(p: usize, n: i32): Named | null {
+    if (n == 0) return this.unnamed;
+    const h = nameHash(p, n);
+    if (!this.map.has(h)) return null;
+    const e = this.map.get(h);
+    return e.name.equals(p, n) ? e : null;
+  }
+
+  define(p: usize, n: i32): Named {
+    if (n == 0) return this.unnamed;
+    const h = nameHash(p, n);
+    if (this.map.has(h)) {
+      const e = this.map.get(h);
+      if (!e.name.equals(p, n)) e.name.set(p, n, NAME_CAP); // a hash collision: the newer name wins
+      return e;
+    }
+    while (this.map.size >= this.cap || this.count == this.order.length) this.evictOldest();
+    const e = new Named();
+    e.name.set(p, n, NAME_CAP);
+    this.map.set(h, e);
+    this.order[(this.head + this.count) % this.order.length] = h;
+    this.count++;
+    return e;
+  }
+
+  forget(p: usize, n: i32): void {
+    if (n == 0) { this.unnamed.known = false; this.unnamed.text.clear(); return; }
+    const h = nameHash(p, n);
+    if (this.map.has(h)) this.map.delete(h);
+  }
+
+  private evictOldest(): void {
+    if (this.count == 0) { this.map.clear(); return; }
+    const h = this.order[this.head];
+    this.head = (this.head + 1) % this.order.length;
+    this.count--;
+    if (this.map.has(h)) this.map.delete(h);
+  }
+}
+
 export class Stream {
   phase: u8 = PH_INIT;
   tls: bool = false;
@@ -192,11 +257,9 @@ export class Stream {
   segTs: u64 = 0;              // first request message since the last Execute/Sync
   segOpen: bool = false;
 
-  // Prepared statements and portals by name hash; the unnamed ones kept apart (most common).
-  stmts: Map<u64, Named> = new Map<u64, Named>();
-  portals: Map<u64, Named> = new Map<u64, Named>();
-  unnamedStmt: Named = new Named();
-  unnamedPortal: Named = new Named();
+  // Prepared statements and portals by name.
+  stmts: NameTable = new NameTable(MAX_STMTS);
+  portals: NameTable = new NameTable(MAX_PORTALS);
 
   at(i: i32): Op {
     return changetype<Op>(this.ops[(this.head + i) % MAX_OPS]);

@@ -600,6 +600,17 @@ test('bounded memory: a client that never gets answers, and one that prepares wi
   assert.ok(h.inst.memoryBytes() <= before + 2 * 1024 * 1024, `memory ${before} → ${h.inst.memoryBytes()}`);
 });
 
+test('statement table: the oldest of more than 256 named statements is forgotten first', () => {
+  const h = connected();
+  const parses = Buffer.concat(Array.from({ length: 300 }, (_, i) => serialize.parse({ name: `s${i}`, text: `SELECT ${i}` })));
+  play(h, 1, [[Q, Buffer.concat([parses, serialize.sync()])], [R, Buffer.concat([...Array.from({ length: 300 }, () => be.parseComplete()), be.ready()])]]);
+  h.records.length = 0;
+  for (const i of [0, 43, 44, 299]) {
+    play(h, 1, [[Q, Buffer.concat([serialize.bind({ statement: `s${i}` }), serialize.execute({}), serialize.sync()])], [R, Buffer.concat([be.bindComplete(), be.complete('SELECT 1'), be.ready()])]]);
+  }
+  assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text']]), [[FLAG_UNKNOWN, undefined], [FLAG_UNKNOWN, undefined], [0, 'SELECT 44'], [0, 'SELECT 299']]);
+});
+
 test('two streams interleaved keep separate state', () => {
   const h = fresh();
   h.inst.feed(1, Q, serialize.startup({ user: 'a', database: 'one' }), 1n);
