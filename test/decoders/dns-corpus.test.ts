@@ -7,7 +7,7 @@ import * as path from 'path';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'child_process';
 import { corpusDir, repoRoot } from '../helpers/decoder';
-import { readTsv, replayDns, assertAgrees, checkLookups } from './dns-oracle';
+import { readTsv, replayDns, assertAgrees, checkLookups, checkGetaddrinfo } from './dns-oracle';
 
 const dir = path.join(corpusDir, 'pcap', 'dns');
 const captures = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.pcapn?g?$/.test(f)).sort() : [];
@@ -71,10 +71,11 @@ for (const file of RICH) {
 // TELEGEN_DNS_KEEP_CAPTURE): tshark's decoding is committed beside each, so no root or tshark needed.
 const testdata = path.join(repoRoot, 'decoders', 'dns', 'testdata');
 for (const file of fs.existsSync(testdata) ? fs.readdirSync(testdata).filter((f) => f.endsWith('.pcap')).sort() : []) {
-  test(`testdata ${file} agrees with tshark and shows each dnsmasq lookup exactly`, async (t) => {
+  test(`testdata ${file} agrees with tshark and shows each lookup exactly`, async (t) => {
     const res = await replayDns(path.join(testdata, file));
     const n = assertAgrees(readTsv(path.join(testdata, file.replace(/\.pcap$/, '.expected.tsv'))), res, file);
     t.diagnostic(`queries ${n.queries}, responses ${n.responses}, answer values compared ${n.answers}`);
     if (file.startsWith('dnsmasq-dig')) checkLookups(res.exchanges);
+    if (file.startsWith('getaddrinfo')) checkGetaddrinfo(res.exchanges);
   });
 }

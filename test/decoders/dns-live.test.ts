@@ -12,7 +12,7 @@ import * as dgram from 'dgram';
 import * as net from 'net';
 import { spawn, spawnSync, ChildProcess, execFile } from 'child_process';
 import { promises as dnsPromises } from 'dns';
-import { tsharkTsv, parseTsv, replayDns, assertAgrees, checkLookups, BIG } from './dns-oracle';
+import { tsharkTsv, parseTsv, replayDns, assertAgrees, checkLookups, checkGetaddrinfo, BIG } from './dns-oracle';
 
 const have = (bin: string, arg = '--version'): boolean => spawnSync(bin, [arg], { stdio: 'ignore' }).status === 0;
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -140,3 +140,48 @@ test('live: dig and Node resolver against dnsmasq on 127.0.0.1, captured on lo, 
   checkLookups(res.exchanges);
 });
 
+
+// getaddrinfo (glibc, from Python and Node) reads /etc/resolv.conf and asks port 53: run it in a
+// private mount + network namespace whose resolv.conf names 127.0.0.1 and whose own loopback
+// carries dnsmasq on port 53 and the capture, so nothing leaves or touches the host's resolver.
+const GAI_SCRIPT = `set -e
+D=$1
+ip link set lo up
+mount --bind "$D/resolv.conf" /etc/resolv.conf
+dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=53 --listen-address=127.0.0.1 \\
+  --bind-interfaces --user=root --pid-file= --address=/example.test/10.1.2.3 --address=/nx.test/ \\
+  --host-record=gai.example.test,10.1.2.7,2001:db8::7 2>"$D/dnsmasq.log" &
+DM=$!
+tshark -i lo -w "$D/gai.pcap" -f "port 53" 2>"$D/tshark.log" &
+TS=$!
+for i in $(seq 1 240); do grep -q "Capturing on" "$D/tshark.log" && break; sleep 0.5; done
+sleep 0.5
+python3 -c "import socket; print('py', sorted(set(a[4][0] for a in socket.getaddrinfo('gai.example.test', 80))))"
+python3 -c "
+import socket
+try: socket.getaddrinfo('nope.nx.test', 80)
+except socket.gaierror as e: print('py nx', e.errno)"
+node -e "require('dns').lookup('gai.example.test', {all:true}, (e,a)=>console.log('node', JSON.stringify(a.map(x=>x.address).sort())))"
+sleep 1
+kill -INT $TS; wait $TS || true
+kill $DM; wait $DM || true
+`;
+
+test('live: getaddrinfo from Python and Node via dnsmasq on 127.0.0.1:53 in a private netns agrees with tshark',
+  { skip: missing || (!have('unshare') ? 'unshare not installed' : !have('python3') ? 'python3 not installed' : false), timeout: 180000 }, async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-dns-gai-'));
+    fs.writeFileSync(path.join(tmp, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+    fs.writeFileSync(path.join(tmp, 'run.sh'), GAI_SCRIPT);
+    const run = spawnSync('unshare', ['--mount', '--net', 'sh', path.join(tmp, 'run.sh'), tmp], { encoding: 'utf8', timeout: 170000 });
+    assert.equal(run.status, 0, `${run.stderr}`);
+    assert.match(run.stdout, /py \['10\.1\.2\.7', '2001:db8::7'\]/);
+    assert.match(run.stdout, /node \["10\.1\.2\.7","2001:db8::7"\]/);
+    const pcap = path.join(tmp, 'gai.pcap');
+    if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.copyFileSync(pcap, process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE);
+    const tsv = tsharkTsv(pcap);
+    if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.writeFileSync(process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE.replace(/\.pcap$/, '.expected.tsv'), tsv);
+    const res = await replayDns(pcap);
+    assertAgrees(parseTsv(tsv), res, 'live getaddrinfo');
+    fs.rmSync(tmp, { recursive: true, force: true });
+    checkGetaddrinfo(res.exchanges);
+  });

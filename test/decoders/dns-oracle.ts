@@ -234,3 +234,16 @@ export function checkLookups(recs: DecodedRecord[]): void {
   assert.deepEqual(answers('a.example.test', 'A'), ['10.1.2.3']);
   assert.deepEqual(answers('b.example.test', 'A'), ['10.1.2.3']);
 }
+
+/** getaddrinfo from Python and from Node: an A and an AAAA lookup each, and Python's NXDOMAIN. */
+export function checkGetaddrinfo(recs: DecodedRecord[]): void {
+  const of = (name: string, type: string) => recs.filter((r) => r.attributes['dns.question.name'] === name && r.attributes['dns.question.type'] === type);
+  const a = of('gai.example.test', 'A');
+  const aaaa = of('gai.example.test', 'AAAA');
+  assert.ok(a.length >= 2 && aaaa.length >= 2, `A ${a.length}, AAAA ${aaaa.length}`);
+  for (const r of a) assert.deepEqual([r.flags, r.attributes['dns.answers']], [0, ['10.1.2.7']]);
+  for (const r of aaaa) assert.deepEqual([r.flags, r.attributes['dns.answers']], [0, ['2001:db8::7']]);
+  const nx = [...of('nope.nx.test', 'A'), ...of('nope.nx.test', 'AAAA')];
+  assert.ok(nx.length >= 1);
+  for (const r of nx) assert.deepEqual([r.flags, r.attributes['dns.response_code']], [0, 'NXDOMAIN']);
+}
