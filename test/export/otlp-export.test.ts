@@ -1,6 +1,7 @@
 // OTLP gRPC and HTTP/protobuf exports, decoded by a real receiver with the official protos.
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
 import {
   createExportQueues,
   createLogExporter,
@@ -132,4 +133,49 @@ test('queues from the factory: every signal through one receiver, counters and /
   assert.match(text, /telegen_export_items_total\{signal="logs",result="exported"\} 1/);
   const reports = await shutdownExportQueues(q, 2000);
   assert.ok(reports.every((x) => x.completed));
+});
+
+/** A TCP relay on 127.0.0.1 that counts client→server bytes: what the exporter put on the wire. */
+async function countingRelay(targetPort: number): Promise<{ port: number; bytes: () => number; close: () => Promise<void> }> {
+  let up = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (d: Buffer) => {
+      up += d.length;
+    });
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    bytes: () => up,
+    close: () =>
+      new Promise<void>((res) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => res());
+      }),
+  };
+}
+
+test('gzip shrinks the gRPC stream on the wire', async () => {
+  const sizes: number[] = [];
+  for (const compression of ['none', 'gzip'] as const) {
+    const r = await receiver('grpc');
+    const relay = await countingRelay(r.port);
+    const exp = createTraceExporter(resolveExportConfig({ endpoint: `http://127.0.0.1:${relay.port}`, compression }, {}), '/x');
+    assert.equal((await exp.export(Array.from({ length: 50 }, (_, i) => makeSpan(i)))).code, 'success');
+    await exp.shutdown();
+    assert.equal(r.spans().length, 50);
+    sizes.push(relay.bytes());
+    await relay.close();
+  }
+  assert.ok(sizes[1] < sizes[0] / 3, `gzip ${sizes[1]} B vs none ${sizes[0]} B on the wire`);
 });
