@@ -24,8 +24,6 @@ export function readerInit(start: usize, present: usize, declared: usize, flex: 
   rp = start; rEnd = present; rMsgEnd = declared; rOk = true; rFlex = flex;
 }
 export function readerOk(): bool { return rOk; }
-export function readerPos(): usize { return rp; }
-export function setFlex(flex: bool): void { rFlex = flex; }
 
 @inline function need(n: usize): bool {
   if (!rOk || rp + n > rEnd || rp + n < rp) { rOk = false; return false; }
@@ -109,11 +107,6 @@ export function rdBytesLen(): i64 {
   if (n < -1 || n > <i64>(rMsgEnd - rp)) { rOk = false; return -1; }
   return n;
 }
-export function skipBytes(): void {
-  const n = rdBytesLen();
-  if (n > 0) skip(n);
-}
-export function skipStr(): void { rdStr(); }
 export function skipTagged(): void {
   if (!rFlex || !rOk) return;
   const n = rdUvarint();
@@ -769,5 +762,3 @@ function createTopicsResponse(x: Exchange, v: i32): void {
     skipTagged();
   }
 }
-
-export { isFlexible };
