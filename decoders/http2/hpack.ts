@@ -313,6 +313,11 @@ function lookup(t: HpackTable, idx: u32, copyValue: bool): bool {
   return true;
 }
 
+/** Marks the fields decoded so far as an incomplete list (the block failed after them). */
+export function markUnknown(): void {
+  hpUnknown = true;
+}
+
 /** Empties the field list (a block we could not decode); `unknown` marks it so. */
 export function resetFields(unknown: bool): void {
   fieldCount = 0;

@@ -27,6 +27,17 @@ function blockSide(p: usize, n: u32): i32 {
   if (b & 0x80) idx = b & 0x7f;
   else if (b & 0x40) idx = b & 0x3f;
   else idx = b & 0x0f;
+  if (idx == 0 && (b & 0x80) == 0 && i + 3 < n) {
+    // Literal with a new name: look at the raw (not Huffman) name.
+    const nl = <u32>load<u8>(p + <usize>i + 1);
+    if (nl < 0x80 && nl >= 5 && i + 2 + nl <= n && load<u8>(p + <usize>i + 2) == 0x3a /* : */) {
+      const c1 = <u32>load<u8>(p + <usize>i + 3);
+      const c2 = <u32>load<u8>(p + <usize>i + 4);
+      if (c1 == 0x6d || c1 == 0x70 || c1 == 0x61 || (c1 == 0x73 && c2 == 0x63)) return 1; // :method :path :authority :scheme
+      if (c1 == 0x73 && c2 == 0x74) return 2; // :status
+    }
+    return 0;
+  }
   // Static indices 1..7 are :authority, :method, :path, :scheme; 8..14 are :status.
   if (idx >= 1 && idx <= 7) return 1;
   if (idx >= 8 && idx <= 14) return 2;

@@ -7,7 +7,7 @@ import {
   FRAME_HEADER, PREFACE_LEN, M_START, M_SYNC, M_HUNT, BLOCK_CAP, CONTINUATION_CAP, DEFAULT_MAX_FRAME,
 } from "./types";
 import {
-  decodeBlock, resetFields, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
+  decodeBlock, resetFields, markUnknown, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
 } from "./hpack";
 import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost } from "./stitch";
 import { emitEvent, h2ErrorName } from "./emit";
@@ -99,7 +99,7 @@ function completeBlock(c: Conn, connId: u32, d: DirState, dir: i32, ptr: usize, 
     // The block's remaining fields, and any table inserts among them, are lost.
     emitEvent(c, connId, ts, "http2.hpack." + HP_ERR_NAMES[-r], "header block of " + n.toString() + " bytes", d.blockStream);
     hpackLost(d.hpack);
-    resetFields(true);
+    markUnknown();
   } else if (w != 0) {
     if (w & W_INDEX_RANGE) emitEvent(c, connId, ts, "http2.hpack.index_out_of_range", "reported unknown", d.blockStream);
     if (w & W_SIZE_BOMB) emitEvent(c, connId, ts, "http2.hpack.table_size_too_large", "mirrored up to 65536", d.blockStream);
@@ -317,76 +317,55 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
     } else if (flen > d.maxFrame) {
       emitEvent(c, connId, ts, "http2.frame_too_large", "DATA length " + flen.toString(), sid);
     }
-    switch (type) {
-      case T_DATA: {
-        p += FRAME_HEADER;
-        d.dataActive = true;
-        d.dataStream = sid;
-        d.dataEndStream = (flags & F_END_STREAM) != 0;
-        d.dataPadPending = (flags & F_PADDED) != 0 && flen > 0;
-        d.dataContent = d.dataPadPending ? flen - 1 : flen;
-        d.dataPad = 0;
-        onDataFrame(c, dir, sid, FRAME_HEADER + flen, ts);
-        continue;
-      }
-      case T_HEADERS:
-      case T_PUSH_PROMISE:
-      case T_CONTINUATION: {
-        if (flen + FRAME_HEADER > INPUT_CAP) {
-          emitEvent(c, connId, ts, "http2.header_block_too_large", "frame of " + flen.toString() + " bytes skipped", sid);
-          lose(c, d, dir);
-          p += FRAME_HEADER;
-          d.skip = flen;
-          continue;
-        }
-        if (len - p < FRAME_HEADER + flen) break;
-        headerFrame(c, connId, d, dir, type, flags, sid, h + FRAME_HEADER, flen, ts);
-        p += FRAME_HEADER + flen;
-        continue;
-      }
-      case T_SETTINGS: {
-        if ((flags & F_ACK) == 0 && flen <= 4096) {
-          if (len - p < FRAME_HEADER + flen) break;
-          settingsFrame(c, d, dir, h + FRAME_HEADER, flen);
-          p += FRAME_HEADER + flen;
-          continue;
-        }
-        p += FRAME_HEADER;
-        d.skip = flen;
-        continue;
-      }
-      case T_RST_STREAM: {
-        if (flen == 4) {
-          if (len - p < FRAME_HEADER + 4) break;
-          onRst(c, connId, sid, be32(h + FRAME_HEADER), ts);
-          p += FRAME_HEADER + 4;
-          continue;
-        }
-        p += FRAME_HEADER;
-        d.skip = flen;
-        continue;
-      }
-      case T_GOAWAY: {
-        if (flen >= 8) {
-          if (len - p < FRAME_HEADER + 8) break;
-          const code = be32(h + FRAME_HEADER + 4);
-          if (code != 0) emitEvent(c, connId, ts, "http2.goaway", h2ErrorName(code), 0);
-          p += FRAME_HEADER + 8;
-          d.skip = flen - 8; // debug data
-          continue;
-        }
-        p += FRAME_HEADER;
-        d.skip = flen;
-        continue;
-      }
-      default: {
-        // PRIORITY, PING, WINDOW_UPDATE and unknown extension types (RFC 9113 §5.5): skipped.
-        p += FRAME_HEADER;
-        d.skip = flen;
-        continue;
-      }
+    // (if-chains, not a switch: a `break` must leave the loop when a frame is incomplete)
+    if (type == T_DATA) {
+      p += FRAME_HEADER;
+      d.dataActive = true;
+      d.dataStream = sid;
+      d.dataEndStream = (flags & F_END_STREAM) != 0;
+      d.dataPadPending = (flags & F_PADDED) != 0 && flen > 0;
+      d.dataContent = d.dataPadPending ? flen - 1 : flen;
+      d.dataPad = 0;
+      onDataFrame(c, dir, sid, FRAME_HEADER + flen, ts);
+      continue;
     }
-    break;
+    if (type == T_HEADERS || type == T_PUSH_PROMISE || type == T_CONTINUATION) {
+      if (flen + FRAME_HEADER > INPUT_CAP) {
+        emitEvent(c, connId, ts, "http2.header_block_too_large", "frame of " + flen.toString() + " bytes skipped", sid);
+        lose(c, d, dir);
+        p += FRAME_HEADER;
+        d.skip = flen;
+        continue;
+      }
+      if (len - p < FRAME_HEADER + flen) break;
+      headerFrame(c, connId, d, dir, type, flags, sid, h + FRAME_HEADER, flen, ts);
+      p += FRAME_HEADER + flen;
+      continue;
+    }
+    if (type == T_SETTINGS && (flags & F_ACK) == 0 && flen <= 4096) {
+      if (len - p < FRAME_HEADER + flen) break;
+      settingsFrame(c, d, dir, h + FRAME_HEADER, flen);
+      p += FRAME_HEADER + flen;
+      continue;
+    }
+    if (type == T_RST_STREAM && flen == 4) {
+      if (len - p < FRAME_HEADER + 4) break;
+      onRst(c, connId, sid, be32(h + FRAME_HEADER), ts);
+      p += FRAME_HEADER + 4;
+      continue;
+    }
+    if (type == T_GOAWAY && flen >= 8) {
+      if (len - p < FRAME_HEADER + 8) break;
+      const code = be32(h + FRAME_HEADER + 4);
+      if (code != 0) emitEvent(c, connId, ts, "http2.goaway", h2ErrorName(code), 0);
+      p += FRAME_HEADER + 8;
+      d.skip = flen - 8; // debug data
+      continue;
+    }
+    // PRIORITY, PING, WINDOW_UPDATE, SETTINGS ACK, malformed control frames and unknown
+    // extension types (RFC 9113 §5.5): skipped.
+    p += FRAME_HEADER;
+    d.skip = flen;
   }
   return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
 }
