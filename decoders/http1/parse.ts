@@ -221,15 +221,65 @@ const H_OTHER = 0, H_HOST = 1, H_CL = 2, H_TE = 3, H_CT = 4, H_CE = 5, H_UA = 6,
   H_XB3_SAMPLED = 13, H_XB3_PARENT = 14, H_AUTH = 15, H_COOKIE = 16, H_SETCOOKIE = 17,
   H_PROXYAUTH = 18;
 
-/** Case-insensitive match of a tchar-validated name against a lowercase literal. */
-function nameIs(p: usize, n: u32, lit: string): bool {
-  if (<i32>n != lit.length) return false;
-  const q = changetype<usize>(lit);
-  for (let i: u32 = 0; i < n; i++) {
-    // |0x20 lowercases letters and maps no other tchar onto [a-z0-9-]
-    if ((<u32>load<u8>(p + <usize>i) | 0x20) != <u32>load<u16>(q + (<usize>i << 1))) return false;
+// Header names (and "chunked") as lowercase bytes, each padded to 24 bytes, for u64 compares.
+// GENERATED from the list in the comment of each entry; order = NAME_* indexes below.
+const NAMES: usize = memory.data<u8>([
+  98,51,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // b3
+  104,111,115,116,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // host
+  99,111,111,107,105,101,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // cookie
+  117,112,103,114,97,100,101,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // upgrade
+  117,115,101,114,45,97,103,101,110,116,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // user-agent
+  116,114,97,99,101,115,116,97,116,101,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // tracestate
+  115,101,116,45,99,111,111,107,105,101,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // set-cookie
+  116,114,97,99,101,112,97,114,101,110,116,0,0,0,0,0,0,0,0,0,0,0,0,0, // traceparent
+  120,45,98,51,45,115,112,97,110,105,100,0,0,0,0,0,0,0,0,0,0,0,0,0, // x-b3-spanid
+  99,111,110,116,101,110,116,45,116,121,112,101,0,0,0,0,0,0,0,0,0,0,0,0, // content-type
+  120,45,98,51,45,116,114,97,99,101,105,100,0,0,0,0,0,0,0,0,0,0,0,0, // x-b3-traceid
+  120,45,98,51,45,115,97,109,112,108,101,100,0,0,0,0,0,0,0,0,0,0,0,0, // x-b3-sampled
+  97,117,116,104,111,114,105,122,97,116,105,111,110,0,0,0,0,0,0,0,0,0,0,0, // authorization
+  99,111,110,116,101,110,116,45,108,101,110,103,116,104,0,0,0,0,0,0,0,0,0,0, // content-length
+  99,111,110,116,101,110,116,45,101,110,99,111,100,105,110,103,0,0,0,0,0,0,0,0, // content-encoding
+  116,114,97,110,115,102,101,114,45,101,110,99,111,100,105,110,103,0,0,0,0,0,0,0, // transfer-encoding
+  120,45,98,51,45,112,97,114,101,110,116,115,112,97,110,105,100,0,0,0,0,0,0,0, // x-b3-parentspanid
+  112,114,111,120,121,45,97,117,116,104,111,114,105,122,97,116,105,111,110,0,0,0,0,0, // proxy-authorization
+  99,104,117,110,107,101,100,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, // chunked
+]);
+const NAME_B3 = 0;
+const NAME_HOST = 1;
+const NAME_COOKIE = 2;
+const NAME_UPGRADE = 3;
+const NAME_USER_AGENT = 4;
+const NAME_TRACESTATE = 5;
+const NAME_SET_COOKIE = 6;
+const NAME_TRACEPARENT = 7;
+const NAME_X_B3_SPANID = 8;
+const NAME_CONTENT_TYPE = 9;
+const NAME_X_B3_TRACEID = 10;
+const NAME_X_B3_SAMPLED = 11;
+const NAME_AUTHORIZATION = 12;
+const NAME_CONTENT_LENGTH = 13;
+const NAME_CONTENT_ENCODING = 14;
+const NAME_TRANSFER_ENCODING = 15;
+const NAME_X_B3_PARENTSPANID = 16;
+const NAME_PROXY_AUTHORIZATION = 17;
+const NAME_CHUNKED = 18;
+
+/** Case-insensitive match of a tchar-validated name (length n) against NAMES[idx]: |0x20 lowercases
+ *  letters and maps no other tchar onto [a-z0-9-], so a whole word compares at once. Reads up to 7
+ *  bytes past the name: they are inside the input window (the header line goes on after it) or,
+ *  at worst, other static memory, never out of bounds. */
+function nameIs(p: usize, n: u32, idx: i32): bool {
+  const q = NAMES + <usize>idx * 24;
+  if (load<u8>(q + <usize>n) != 0 || (n > 0 && load<u8>(q + <usize>n - 1) == 0)) return false;
+  let i: u32 = 0;
+  while (i + 8 <= n) {
+    if ((load<u64>(p + <usize>i) | 0x2020202020202020) != load<u64>(q + <usize>i)) return false;
+    i += 8;
   }
-  return true;
+  const rem = n - i;
+  if (rem == 0) return true;
+  const mask: u64 = (<u64>1 << (<u64>rem << 3)) - 1;
+  return ((load<u64>(p + <usize>i) | 0x2020202020202020) & mask) == load<u64>(q + <usize>i);
 }
 
 /** Exact match of bytes against an ASCII literal. */
@@ -244,32 +294,32 @@ export function bytesAre(p: usize, n: u32, lit: string): bool {
 
 function headerKind(p: usize, n: u32): i32 {
   switch (n) {
-    case 2: return nameIs(p, n, "b3") ? H_B3 : H_OTHER;
-    case 4: return nameIs(p, n, "host") ? H_HOST : H_OTHER;
-    case 6: return nameIs(p, n, "cookie") ? H_COOKIE : H_OTHER;
-    case 7: return nameIs(p, n, "upgrade") ? H_UPGRADE : H_OTHER;
+    case 2: return nameIs(p, n, NAME_B3) ? H_B3 : H_OTHER;
+    case 4: return nameIs(p, n, NAME_HOST) ? H_HOST : H_OTHER;
+    case 6: return nameIs(p, n, NAME_COOKIE) ? H_COOKIE : H_OTHER;
+    case 7: return nameIs(p, n, NAME_UPGRADE) ? H_UPGRADE : H_OTHER;
     case 10:
-      if (nameIs(p, n, "user-agent")) return H_UA;
-      if (nameIs(p, n, "tracestate")) return H_TRACESTATE;
-      if (nameIs(p, n, "set-cookie")) return H_SETCOOKIE;
+      if (nameIs(p, n, NAME_USER_AGENT)) return H_UA;
+      if (nameIs(p, n, NAME_TRACESTATE)) return H_TRACESTATE;
+      if (nameIs(p, n, NAME_SET_COOKIE)) return H_SETCOOKIE;
       return H_OTHER;
     case 11:
-      if (nameIs(p, n, "traceparent")) return H_TRACEPARENT;
-      if (nameIs(p, n, "x-b3-spanid")) return H_XB3_SPANID;
+      if (nameIs(p, n, NAME_TRACEPARENT)) return H_TRACEPARENT;
+      if (nameIs(p, n, NAME_X_B3_SPANID)) return H_XB3_SPANID;
       return H_OTHER;
     case 12:
-      if (nameIs(p, n, "content-type")) return H_CT;
-      if (nameIs(p, n, "x-b3-traceid")) return H_XB3_TRACEID;
-      if (nameIs(p, n, "x-b3-sampled")) return H_XB3_SAMPLED;
+      if (nameIs(p, n, NAME_CONTENT_TYPE)) return H_CT;
+      if (nameIs(p, n, NAME_X_B3_TRACEID)) return H_XB3_TRACEID;
+      if (nameIs(p, n, NAME_X_B3_SAMPLED)) return H_XB3_SAMPLED;
       return H_OTHER;
-    case 13: return nameIs(p, n, "authorization") ? H_AUTH : H_OTHER;
-    case 14: return nameIs(p, n, "content-length") ? H_CL : H_OTHER;
-    case 16: return nameIs(p, n, "content-encoding") ? H_CE : H_OTHER;
+    case 13: return nameIs(p, n, NAME_AUTHORIZATION) ? H_AUTH : H_OTHER;
+    case 14: return nameIs(p, n, NAME_CONTENT_LENGTH) ? H_CL : H_OTHER;
+    case 16: return nameIs(p, n, NAME_CONTENT_ENCODING) ? H_CE : H_OTHER;
     case 17:
-      if (nameIs(p, n, "transfer-encoding")) return H_TE;
-      if (nameIs(p, n, "x-b3-parentspanid")) return H_XB3_PARENT;
+      if (nameIs(p, n, NAME_TRANSFER_ENCODING)) return H_TE;
+      if (nameIs(p, n, NAME_X_B3_PARENTSPANID)) return H_XB3_PARENT;
       return H_OTHER;
-    case 19: return nameIs(p, n, "proxy-authorization") ? H_PROXYAUTH : H_OTHER;
+    case 19: return nameIs(p, n, NAME_PROXY_AUTHORIZATION) ? H_PROXYAUTH : H_OTHER;
     default: return H_OTHER;
   }
 }
@@ -336,7 +386,7 @@ function noteTransferEncoding(p: usize, n: u32): void {
     let a = i, b = j;
     while (a < b && isOws(<u32>load<u8>(p + <usize>a))) a++;
     while (b > a && isOws(<u32>load<u8>(p + <usize>b - 1))) b--;
-    if (b > a) hChunkedLast = nameIs(p + <usize>a, b - a, "chunked");
+    if (b > a) hChunkedLast = nameIs(p + <usize>a, b - a, NAME_CHUNKED);
     i = j + 1;
   }
 }
