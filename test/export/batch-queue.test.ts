@@ -315,3 +315,34 @@ test('a malformed item never throws into the producer', async () => {
   assert.equal(q.counters().queue_bytes, 4096);
   await q.shutdown(100);
 });
+
+test('forceFlush waits for what was queued before it, not for a producer that keeps going', async () => {
+  const exp = new FakeExporter([], 20);
+  const q = queue(exp, { batchSize: 10, maxQueueBytes: 1 << 20, maxConcurrentExports: 1 });
+  for (let i = 0; i < 35; i++) q.enqueue(i);
+  let n = 1000;
+  const producer = setInterval(() => {
+    for (let k = 0; k < 5; k++) q.enqueue(n++);
+  }, 2);
+  const t0 = Date.now();
+  await q.forceFlush();
+  clearInterval(producer);
+  assert.ok(Date.now() - t0 < 3000, `flush took ${Date.now() - t0} ms`);
+  for (let i = 0; i < 35; i++) assert.ok(exp.exported.includes(i), `item ${i} exported before flush returned`);
+  await q.shutdown(2000);
+  assertBalanced(q.counters());
+});
+
+test('drop_oldest under a long outage keeps the arrays compact', async () => {
+  const exp = new FakeExporter(['hang', 'hang']);
+  const q = queue(exp, { dropPolicy: 'drop_oldest', batchSize: 5, maxConcurrentExports: 2, maxQueueBytes: 30 * SIZE });
+  for (let i = 0; i < 10; i++) q.enqueue(-1);
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 200_000; i++) q.enqueue(i);
+  const c = q.counters();
+  assert.equal(c.queue_items, 20);
+  assert.equal(c.in_flight_items, 10);
+  assert.ok((q as unknown as { items: unknown[] }).items.length < 3000, 'holes compacted');
+  assertBalanced(c);
+  await q.shutdown(50);
+});

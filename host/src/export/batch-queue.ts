@@ -80,6 +80,8 @@ export interface ShutdownReport {
 }
 
 interface Ticket {
+  /** Cumulative index (see BatchQueue.taken) of the batch's first item: flush barriers use it. */
+  start: number;
   items: number;
   bytes: number;
   /** Set at the shutdown deadline: counted as dropped there, its late result is ignored. */
@@ -135,6 +137,9 @@ export class BatchQueue<T> {
   private pumpScheduled = false;
   private draining = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Items ever removed from the head (batched or evicted): FIFO position for flush barriers. */
+  private taken = 0;
+  private flushWaiters: Array<{ target: number; resolve: () => void }> = [];
   private closing = false;
   private deadline = Infinity;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
@@ -190,6 +195,10 @@ export class BatchQueue<T> {
           this.head++;
           evicted++;
         }
+        this.taken += evicted;
+        // Evictions leave holes at the head; compact here too, or a long outage under
+        // drop_oldest would grow the arrays without bound.
+        this.compact();
         if (evicted) this.drop('queue_full', evicted);
       }
       // Still no room (drop_newest, or only in-flight bytes left to evict): the new item goes.
@@ -216,12 +225,17 @@ export class BatchQueue<T> {
     return { ...this.c };
   }
 
-  /** Exports everything queued now (partial batches too) and waits until it is settled. */
+  /**
+   * Exports everything queued now (partial batches too) and waits until those items are settled
+   * (exported or dropped). Items enqueued meanwhile do not extend the wait.
+   */
   async forceFlush(): Promise<void> {
     this.draining++;
     try {
+      const target = this.taken + this.pendingCount;
+      const done = new Promise<void>((resolve) => this.flushWaiters.push({ target, resolve }));
       this.pump(true);
-      await this.whenIdle();
+      await done;
     } finally {
       this.draining--;
     }
@@ -258,6 +272,7 @@ export class BatchQueue<T> {
     if (timedOut) {
       // Whatever is left cannot be sent in time: count it once, here.
       const left = this.pendingCount;
+      this.taken += left;
       this.items = [];
       this.sizes = [];
       this.head = 0;
@@ -329,7 +344,8 @@ export class BatchQueue<T> {
       this.head += n;
       this.pendingBytes -= bytes;
       this.compact();
-      const ticket: Ticket = { items: n, bytes, abandoned: false };
+      const ticket: Ticket = { start: this.taken, items: n, bytes, abandoned: false };
+      this.taken += n;
       this.tickets.add(ticket);
       this.inFlightBytes += bytes;
       void this.run(batch, ticket);
@@ -446,11 +462,26 @@ export class BatchQueue<T> {
 
   private checkIdle(): void {
     if (this.pendingCount === 0 && this.tickets.size === 0) this.resolveIdle();
+    else this.checkFlushWaiters();
   }
 
   private resolveIdle(): void {
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const r of w) r();
+    this.checkFlushWaiters();
+  }
+
+  /** A flush barrier holds once every item before its target has left the head and settled. */
+  private checkFlushWaiters(): void {
+    if (this.flushWaiters.length === 0) return;
+    let oldestInFlight = Infinity;
+    for (const t of this.tickets) oldestInFlight = Math.min(oldestInFlight, t.start);
+    const still: typeof this.flushWaiters = [];
+    for (const w of this.flushWaiters) {
+      if (this.taken >= w.target && oldestInFlight >= w.target) w.resolve();
+      else still.push(w);
+    }
+    this.flushWaiters = still;
   }
 }
