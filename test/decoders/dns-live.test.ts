@@ -152,7 +152,10 @@ dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port
   --bind-interfaces --user=root --pid-file= --address=/example.test/10.1.2.3 --address=/nx.test/ \\
   --host-record=gai.example.test,10.1.2.7,2001:db8::7 2>"$D/dnsmasq.log" &
 DM=$!
-tshark -i lo -w "$D/gai.pcap" -f "port 53" 2>"$D/tshark.log" &
+dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=5353 --listen-address=127.0.0.1 \\
+  --bind-interfaces --user=root --pid-file= --host-record=printer.local,10.1.2.8 2>"$D/dnsmasq5353.log" &
+DM2=$!
+tshark -i lo -w "$D/gai.pcap" -f "port 53 or port 5353" 2>"$D/tshark.log" &
 TS=$!
 for i in $(seq 1 240); do grep -q "Capturing on" "$D/tshark.log" && break; sleep 0.5; done
 sleep 0.5
@@ -162,12 +165,13 @@ import socket
 try: socket.getaddrinfo('nope.nx.test', 80)
 except socket.gaierror as e: print('py nx', e.errno)"
 node -e "require('dns').lookup('gai.example.test', {all:true}, (e,a)=>console.log('node', JSON.stringify(a.map(x=>x.address).sort())))"
+dig @127.0.0.1 -p 5353 +time=3 +tries=1 +short printer.local A
 sleep 1
 kill -INT $TS; wait $TS || true
-kill $DM; wait $DM || true
+kill $DM $DM2; wait $DM || true; wait $DM2 || true
 `;
 
-test('live: getaddrinfo from Python and Node via dnsmasq on 127.0.0.1:53 in a private netns agrees with tshark',
+test('live: getaddrinfo from Python and Node (port 53) and dig on port 5353, via dnsmasq in a private netns, agree with tshark',
   { skip: missing || (!have('unshare') ? 'unshare not installed' : !have('python3') ? 'python3 not installed' : false), timeout: 180000 }, async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-dns-gai-'));
     fs.writeFileSync(path.join(tmp, 'resolv.conf'), 'nameserver 127.0.0.1\n');
@@ -176,9 +180,10 @@ test('live: getaddrinfo from Python and Node via dnsmasq on 127.0.0.1:53 in a pr
     assert.equal(run.status, 0, `${run.stderr}`);
     assert.match(run.stdout, /py \['10\.1\.2\.7', '2001:db8::7'\]/);
     assert.match(run.stdout, /node \["10\.1\.2\.7","2001:db8::7"\]/);
+    assert.match(run.stdout, /^10\.1\.2\.8$/m, 'dig +short to port 5353');
     const pcap = path.join(tmp, 'gai.pcap');
     if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.copyFileSync(pcap, process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE);
-    const tsv = tsharkTsv(pcap);
+    const tsv = tsharkTsv(pcap, ['udp.port==5353,dns']); // tshark reads 5353 as mDNS otherwise
     if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.writeFileSync(process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE.replace(/\.pcap$/, '.expected.tsv'), tsv);
     const res = await replayDns(pcap);
     assertAgrees(parseTsv(tsv), res, 'live getaddrinfo');

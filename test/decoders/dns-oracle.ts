@@ -235,7 +235,8 @@ export function checkLookups(recs: DecodedRecord[]): void {
   assert.deepEqual(answers('b.example.test', 'A'), ['10.1.2.3']);
 }
 
-/** getaddrinfo from Python and from Node: an A and an AAAA lookup each, and Python's NXDOMAIN. */
+/** getaddrinfo from Python and from Node: an A and an AAAA lookup each, and Python's NXDOMAIN;
+ *  dig to port 5353 (UDP 5353, which tshark needs told is DNS). */
 export function checkGetaddrinfo(recs: DecodedRecord[]): void {
   const of = (name: string, type: string) => recs.filter((r) => r.attributes['dns.question.name'] === name && r.attributes['dns.question.type'] === type);
   const a = of('gai.example.test', 'A');
@@ -246,4 +247,7 @@ export function checkGetaddrinfo(recs: DecodedRecord[]): void {
   const nx = [...of('nope.nx.test', 'A'), ...of('nope.nx.test', 'AAAA')];
   assert.ok(nx.length >= 1);
   for (const r of nx) assert.deepEqual([r.flags, r.attributes['dns.response_code']], [0, 'NXDOMAIN']);
+  const mdnsPort = of('printer.local', 'A');
+  assert.equal(mdnsPort.length, 1);
+  assert.deepEqual(mdnsPort[0].attributes['dns.answers'], ['10.1.2.8']);
 }
