@@ -23,6 +23,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 self_pid = 0;    /* the agent: never trace our own exports */
 const volatile __u32 target_pid = 0;  /* 0 = every process */
 const volatile __u32 capture_max = TG_CAPTURE_DEFAULT;
+const volatile __u32 wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT; /* 0: wake on every record */
 
 /* Anchors: user space reads these types from BTF (scripts/gen-layout.js), so they must be
  * referenced by something the compiler keeps. */
@@ -128,6 +129,19 @@ static __always_inline void count_output(long err)
 	stat_inc(err ? TG_STAT_RING_FULL : TG_STAT_EVENTS);
 }
 
+/* Waking the reader costs the producing syscall an irq_work and a wake-up: only do it once
+ * enough is waiting; the reader also polls every few ms, which bounds the latency. */
+static __always_inline __u64 wakeup_flag(__u64 record_bytes)
+{
+	if (!wakeup_bytes)
+		return 0;
+	/* Only the record that crosses the threshold wakes: while the reader is behind, it
+	 * is awake anyway and further wake-ups would only cost the producers. */
+	__u64 before = bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA);
+	return before < wakeup_bytes && before + record_bytes >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline bool pid_wanted(__u32 pid)
 {
 	if (pid == self_pid)
@@ -220,7 +234,7 @@ static __always_inline void emit_conn(__u32 type, struct conn_state *st)
 	e->bytes_recv = st->pos[TG_DIR_INGRESS];
 	e->conn = st->info;
 	e->conn.tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e)));
 	stat_inc(TG_STAT_EVENTS);
 }
 
@@ -480,7 +494,7 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 
 	__u64 size = got;
 	CLAMP_REG(size, TG_CAPTURE_LIMIT);
-	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0));
+	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag(sizeof(s->ev) + size)));
 }
 
 static __always_inline struct call_args *take_call(__u64 id, struct call_args *out)
@@ -604,7 +618,7 @@ int tg_proc_exit(void *ctx)
 	e->conn.cgroup_id = bpf_get_current_cgroup_id();
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	bpf_probe_read_kernel_str(e->conn.comm, sizeof(e->conn.comm), &leader->comm);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e)));
 	stat_inc(TG_STAT_EVENTS);
 	return 0;
 }

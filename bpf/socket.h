@@ -10,6 +10,8 @@ enum tg_socket_limits {
 	TG_IOV_MAX = 8,                 /* iovecs walked per readv/writev/sendmsg/recvmsg */
 	TG_CONN_MAX_DEFAULT = 1048576,  /* tracked connections (LRU) */
 	TG_RING_BYTES_DEFAULT = 16777216,
+	TG_WAKEUP_BYTES_DEFAULT = 65536, /* committed bytes that wake the reader at once */
+	TG_POLL_MS_DEFAULT = 10,         /* the reader's poll interval otherwise */
 };
 
 #endif /* TELEGEN_SOCKET_H */

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "socket.h"
+
 namespace telegen {
 
 namespace {
@@ -200,9 +202,9 @@ void RingReader::Run() {
   while (!stopping_) {
     if (DrainOnce()) continue;
     if (stopping_) break;
-    // Level-triggered: data committed between the drain and this wait still wakes us. The
-    // timeout is only a backstop.
-    int n = epoll_wait(epfd_, evs, 2, 250);
+    // Level-triggered: data already committed returns at once. Producers skip the wake-up
+    // until TG_WAKEUP_BYTES are waiting, so the timeout is what bounds a quiet record's latency.
+    int n = epoll_wait(epfd_, evs, 2, TG_POLL_MS_DEFAULT);
     if (n < 0 && errno != EINTR) break;
   }
 }

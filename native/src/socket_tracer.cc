@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <mutex>
+#include <algorithm>
 #include <set>
 
 #include "telegen.h"
@@ -52,6 +53,7 @@ struct Options {
   uint32_t conn_max = TG_CONN_MAX_DEFAULT;
   uint32_t self_pid = 0;
   uint32_t target_pid = 0;
+  uint32_t wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT;
 };
 
 uint64_t NumberOpt(Napi::Object o, const char *key, uint64_t def, uint64_t min, uint64_t max) {
@@ -81,6 +83,8 @@ Options ParseOptions(Napi::Env env, Napi::Value v) {
   o.conn_max = NumberOpt(obj, "connMax", o.conn_max, 1, 1U << 26);
   o.self_pid = NumberOpt(obj, "selfPid", o.self_pid, 0, UINT32_MAX);
   o.target_pid = NumberOpt(obj, "targetPid", o.target_pid, 0, UINT32_MAX);
+  // A threshold a small ring can never reach would leave only the poll timer.
+  o.wakeup_bytes = NumberOpt(obj, "wakeupBytes", std::min<uint64_t>(o.wakeup_bytes, o.ring_bytes / 4), 0, o.ring_bytes / 2);
   return o;
 }
 
@@ -112,6 +116,7 @@ socket_bpf *LoadSkeleton(const Options &o, const std::set<std::string> &disabled
   s->rodata->self_pid = o.self_pid;
   s->rodata->target_pid = o.target_pid;
   s->rodata->capture_max = o.capture_max;
+  s->rodata->wakeup_bytes = o.wakeup_bytes;
   int ncpu = libbpf_num_possible_cpus();
   bpf_map__set_max_entries(s->maps.tg_conns, o.conn_max);
   bpf_map__set_max_entries(s->maps.tg_ring, o.ring_bytes);
@@ -268,6 +273,7 @@ Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
   report.Set("connMax", o.conn_max);
   report.Set("selfPid", o.self_pid);
   report.Set("targetPid", o.target_pid);
+  report.Set("wakeupBytes", o.wakeup_bytes);
   return report;
 }
 

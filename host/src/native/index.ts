@@ -14,6 +14,9 @@ export interface SocketTracerOptions {
   selfPid?: number;
   /** Trace only this process (default 0 = all). */
   targetPid?: number;
+  /** Bytes waiting in the ring that wake the reader at once; below that it polls every
+   *  TG_POLL_MS_DEFAULT ms (default TG_WAKEUP_BYTES_DEFAULT; 0 = wake on every record). */
+  wakeupBytes?: number;
   /** Called with whatever onBatch throws; the batch is released regardless. */
   onError?: (err: unknown) => void;
 }
@@ -30,6 +33,7 @@ export interface AttachReport {
   connMax: number;
   selfPid: number;
   targetPid: number;
+  wakeupBytes: number;
 }
 
 /**
@@ -134,6 +138,7 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
       connMax: opts.connMax,
       selfPid: opts.selfPid ?? process.pid,
       targetPid: opts.targetPid ?? 0,
+      wakeupBytes: opts.wakeupBytes,
     },
     (count: number) => {
       try {
