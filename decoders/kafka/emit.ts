@@ -15,7 +15,7 @@ import {
 } from "../abi/emit";
 import {
   Exchange, NONE, API_NAMES, ERROR_NAMES, CODEC_NAMES, STR_CAP, knownApi,
-  API_PRODUCE, API_FETCH, API_OFFSET_COMMIT,
+  API_PRODUCE, API_FETCH, API_OFFSET_COMMIT, API_API_VERSIONS,
 } from "./types";
 
 const KAFKA = "kafka";
@@ -44,9 +44,16 @@ function uuidText(id: usize): void {
   store<u8>(UUID_TEXT + o + 1, load<u8>(B64 + <usize>((last & 3) << 4)));
 }
 
+/** ApiVersions answered UNSUPPORTED_VERSION is the protocol's version negotiation (KIP-511):
+ *  the client sent its newest version, the broker answers with the versions it has and the
+ *  client retries. It is not a failed operation: the code is kept, the span is not an error. */
+function versionNegotiation(x: Exchange): bool {
+  return x.apiKey == API_API_VERSIONS && x.errorCode == 35;
+}
+
 export function emitExchange(stream: u32, x: Exchange, extraFlags: i32): void {
   let flags = x.flags | extraFlags;
-  if (x.errorCode != 0) flags |= FLAG_ERROR;
+  if (x.errorCode != 0 && !versionNegotiation(x)) flags |= FLAG_ERROR;
   begin(KIND_EXCHANGE, flags, <u64>stream, x.tsStart, x.tsEnd >= x.tsStart ? x.tsEnd : x.tsStart);
   addString(A_NETWORK_PROTOCOL_NAME, KAFKA);
   addString(A_MESSAGING_SYSTEM, KAFKA);
@@ -93,10 +100,12 @@ export function emitExchange(stream: u32, x: Exchange, extraFlags: i32): void {
   if (x.bodySize != NONE) addInt(A_MESSAGING_MESSAGE_BODY_SIZE, x.bodySize);
   if (x.codec >= 0 && x.codec < CODEC_NAMES.length) addString(A_KAFKA_COMPRESSION_CODEC, CODEC_NAMES[x.codec]);
   if (x.acks != -100) addInt(A_TELEGEN_KAFKA_ACKS, x.acks);
-  if (x.offset != NONE && x.partitionCount == 1) addInt(A_MESSAGING_KAFKA_OFFSET, x.offset);
+  if (x.offset >= 0 && x.partitionCount == 1) addInt(A_MESSAGING_KAFKA_OFFSET, x.offset);
   if (x.highWatermark != NONE && x.partitionCount == 1) addInt(A_TELEGEN_KAFKA_HIGH_WATERMARK, x.highWatermark);
   if (x.errorCode != 0) {
     addInt(A_KAFKA_ERROR_CODE, x.errorCode);
+  }
+  if (x.errorCode != 0 && !versionNegotiation(x)) {
     const i = x.errorCode + 1;
     if (i >= 0 && i < ERROR_NAMES.length) addString(A_ERROR_TYPE, ERROR_NAMES[i]);
     else addString(A_ERROR_TYPE, x.errorCode.toString());

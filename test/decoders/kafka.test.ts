@@ -36,15 +36,20 @@ test('ApiVersions v3: flexible request header v2, response header v0 (always), b
   assert.equal(h.records[0].tsEnd, 3000n);
 });
 
-test('ApiVersions answered UNSUPPORTED_VERSION: error code, error.type and FLAG_ERROR', () => {
+test('ApiVersions answered UNSUPPORTED_VERSION is version negotiation: code kept, not an error', () => {
   const h = fresh();
   const req = request(18, 3, 1, 'rdkafka', new W().cstr('librdkafka').cstr('2.0.2').tag0().done(), true);
   const resp = response(1, new W().i16(35).arr(0).done(), false);
   h.inst.feed(1, REQ, req, 1n); h.inst.feed(1, RESP, resp, 2n);
   const a = only(h);
   assert.equal(a['kafka.error_code'], 35);
-  assert.equal(a['error.type'], 'UNSUPPORTED_VERSION');
-  assert.equal(h.records[0].flags & FLAG_ERROR, FLAG_ERROR);
+  assert.equal(a['error.type'], undefined);
+  assert.equal(h.records[0].flags, 0);
+  // Any other ApiVersions error is one.
+  h.inst.feed(1, REQ, request(18, 0, 2, 'x', Buffer.alloc(0), false), 3n);
+  h.inst.feed(1, RESP, response(2, new W().i16(31).arr(0).done(), false), 4n);
+  assert.equal(h.records[1].attributes['error.type'], 'CLUSTER_AUTHORIZATION_FAILED');
+  assert.equal(h.records[1].flags, FLAG_ERROR);
 });
 
 test('Produce v3 from kafkajs (gzip, 2 records): topic, partition, count, codec, body size, offset', async () => {
