@@ -381,32 +381,49 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
     return p.value;
   };
 
+  // A key with only a TELEGEN_OTLP_* variable: env > file > default.
+  const own = <V>(key: string, envName: string, parse: (env: Env, name: string) => V | undefined, fileValue: V, def: V): V =>
+    note(key, pick<V>([[parse(env, `${T}${envName}`), `env ${T}${envName}`], [fileValue, fsrc(key)]], def));
+  const int = (min: number) => (e: Env, n: string) => parseEnvInt(e, n, min);
+
   const retry = {
-    maxAttempts: note('retry.max_attempts', pick([[parseEnvInt(env, `${T}RETRY_MAX_ATTEMPTS`, 1), `env ${T}RETRY_MAX_ATTEMPTS`], [cfg.retry.max_attempts, fsrc('retry.max_attempts')]], 5)),
-    initialBackoffMs: note('retry.initial_backoff_ms', pick([[parseEnvInt(env, `${T}RETRY_INITIAL_BACKOFF_MS`, 0), `env ${T}RETRY_INITIAL_BACKOFF_MS`], [cfg.retry.initial_backoff_ms, fsrc('retry.initial_backoff_ms')]], 1000)),
-    maxBackoffMs: note('retry.max_backoff_ms', pick([[parseEnvInt(env, `${T}RETRY_MAX_BACKOFF_MS`, 0), `env ${T}RETRY_MAX_BACKOFF_MS`], [cfg.retry.max_backoff_ms, fsrc('retry.max_backoff_ms')]], 30_000)),
+    maxAttempts: own('retry.max_attempts', 'RETRY_MAX_ATTEMPTS', int(1), cfg.retry.max_attempts, 5),
+    initialBackoffMs: own('retry.initial_backoff_ms', 'RETRY_INITIAL_BACKOFF_MS', int(0), cfg.retry.initial_backoff_ms, 1000),
+    maxBackoffMs: own('retry.max_backoff_ms', 'RETRY_MAX_BACKOFF_MS', int(0), cfg.retry.max_backoff_ms, 30_000),
   };
-  const dropPolicy = note('drop_policy', pick([[parseEnvDropPolicy(env, `${T}DROP_POLICY`), `env ${T}DROP_POLICY`], [cfg.drop_policy, fsrc('drop_policy')]], 'drop_newest' as const));
-  const flushIntervalMs = note('flush_interval_ms', pick([[parseEnvInt(env, `${T}FLUSH_INTERVAL_MS`, 1), `env ${T}FLUSH_INTERVAL_MS`], [cfg.flush_interval_ms, fsrc('flush_interval_ms')]], 5000));
-  const maxConcurrentExports = note('max_concurrent_exports', pick([[parseEnvInt(env, `${T}MAX_CONCURRENT_EXPORTS`, 1), `env ${T}MAX_CONCURRENT_EXPORTS`], [cfg.max_concurrent_exports, fsrc('max_concurrent_exports')]], 2));
-  const shutdownTimeoutMs = note('shutdown_timeout_ms', pick([[parseEnvInt(env, `${T}SHUTDOWN_TIMEOUT_MS`, 0), `env ${T}SHUTDOWN_TIMEOUT_MS`], [cfg.shutdown_timeout_ms, fsrc('shutdown_timeout_ms')]], 10_000));
+  const dropPolicy = own('drop_policy', 'DROP_POLICY', parseEnvDropPolicy, cfg.drop_policy, 'drop_newest');
+  const flushIntervalMs = own('flush_interval_ms', 'FLUSH_INTERVAL_MS', int(1), cfg.flush_interval_ms, 5000);
+  const maxConcurrentExports = own('max_concurrent_exports', 'MAX_CONCURRENT_EXPORTS', int(1), cfg.max_concurrent_exports, 2);
+  const shutdownTimeoutMs = own('shutdown_timeout_ms', 'SHUTDOWN_TIMEOUT_MS', int(0), cfg.shutdown_timeout_ms, 10_000);
   const file = {
-    maxBytes: note('file.max_bytes', pick([[parseEnvInt(env, `${T}FILE_MAX_BYTES`, 1024), `env ${T}FILE_MAX_BYTES`], [cfg.file.max_bytes, fsrc('file.max_bytes')]], 100 * MB)),
-    keep: note('file.keep', pick([[parseEnvInt(env, `${T}FILE_KEEP`, 0), `env ${T}FILE_KEEP`], [cfg.file.keep, fsrc('file.keep')]], 5)),
+    maxBytes: own('file.max_bytes', 'FILE_MAX_BYTES', int(1024), cfg.file.max_bytes, 100 * MB),
+    keep: own('file.keep', 'FILE_KEEP', int(0), cfg.file.keep, 5),
   };
 
   const resolveSignal = (signal: Signal): ResolvedSignalExport => {
     const S = `${G}${up(signal)}_`;
     const sc = cfg[signal];
     const k = (key: string) => `${signal}.${key}`;
-    // Per-signal candidates first, then generic — env before file at each level (see header).
-    const protocol = note(k('protocol'), pick([[parseEnvProtocol(env, `${S}PROTOCOL`), `env ${S}PROTOCOL`], [parseEnvProtocol(env, `${G}PROTOCOL`), `env ${G}PROTOCOL`], [cfg.protocol, fsrc('protocol')]], 'grpc' as const));
-    const compression = note(k('compression'), pick([[parseEnvCompression(env, `${S}COMPRESSION`), `env ${S}COMPRESSION`], [parseEnvCompression(env, `${G}COMPRESSION`), `env ${G}COMPRESSION`], [cfg.compression, fsrc('compression')]], 'gzip' as const));
-    const timeoutMs = note(k('timeout_ms'), pick([[parseEnvInt(env, `${S}TIMEOUT`, 1), `env ${S}TIMEOUT`], [parseEnvInt(env, `${G}TIMEOUT`, 1), `env ${G}TIMEOUT`], [cfg.timeout_ms, fsrc('timeout_ms')]], 10_000));
-    const caFile = note(k('tls.ca_file'), pick<string | undefined>([[envStr(env, `${S}CERTIFICATE`), `env ${S}CERTIFICATE`], [envStr(env, `${G}CERTIFICATE`), `env ${G}CERTIFICATE`], [cfg.tls.ca_file, fsrc('tls.ca_file')]], undefined));
-    const certFile = note(k('tls.cert_file'), pick<string | undefined>([[envStr(env, `${S}CLIENT_CERTIFICATE`), `env ${S}CLIENT_CERTIFICATE`], [envStr(env, `${G}CLIENT_CERTIFICATE`), `env ${G}CLIENT_CERTIFICATE`], [cfg.tls.cert_file, fsrc('tls.cert_file')]], undefined));
-    const keyFile = note(k('tls.key_file'), pick<string | undefined>([[envStr(env, `${S}CLIENT_KEY`), `env ${S}CLIENT_KEY`], [envStr(env, `${G}CLIENT_KEY`), `env ${G}CLIENT_KEY`], [cfg.tls.key_file, fsrc('tls.key_file')]], undefined));
-    const insecureSet = pick<boolean | undefined>([[parseEnvBool(env, `${S}INSECURE`), `env ${S}INSECURE`], [parseEnvBool(env, `${G}INSECURE`), `env ${G}INSECURE`], [cfg.tls.insecure, fsrc('tls.insecure')]], undefined);
+    // An OTLP key: OTEL_EXPORTER_OTLP_<SIGNAL>_X > OTEL_EXPORTER_OTLP_X > otlp.<key> > default.
+    const otel = <V>(key: string, envSuffix: string, parse: (env: Env, name: string) => V | undefined, fileValue: V | undefined, def: V): V =>
+      note(
+        k(key),
+        pick<V>(
+          [
+            [parse(env, `${S}${envSuffix}`), `env ${S}${envSuffix}`],
+            [parse(env, `${G}${envSuffix}`), `env ${G}${envSuffix}`],
+            [fileValue, fsrc(key)],
+          ],
+          def,
+        ),
+      );
+    const protocol = otel('protocol', 'PROTOCOL', parseEnvProtocol, cfg.protocol, 'grpc');
+    const compression = otel('compression', 'COMPRESSION', parseEnvCompression, cfg.compression, 'gzip');
+    const timeoutMs = otel('timeout_ms', 'TIMEOUT', int(1), cfg.timeout_ms, 10_000);
+    const caFile = otel<string | undefined>('tls.ca_file', 'CERTIFICATE', envStr, cfg.tls.ca_file, undefined);
+    const certFile = otel<string | undefined>('tls.cert_file', 'CLIENT_CERTIFICATE', envStr, cfg.tls.cert_file, undefined);
+    const keyFile = otel<string | undefined>('tls.key_file', 'CLIENT_KEY', envStr, cfg.tls.key_file, undefined);
+    const insecureSet = otel<boolean | undefined>('tls.insecure', 'INSECURE', parseEnvBool, cfg.tls.insecure, undefined);
 
     // Headers merge rather than replace: generic file < generic env < per-signal env, key by key.
     const headers: Record<string, string> = { ...cfg.headers };
@@ -431,7 +448,7 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
     let insecure = true;
     if (ep.value) {
       const [raw, perSignal] = ep.value;
-      const wantsTls = insecureSet.value === false || (insecureSet.value === undefined && tlsFiles);
+      const wantsTls = insecureSet === false || (insecureSet === undefined && tlsFiles);
       endpoint = endpointUrl(raw, protocol, signal, perSignal, wantsTls);
       let parsed: URL;
       try {
@@ -442,9 +459,9 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
       if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
         throw new ExportConfigError(`${ep.source.replace(/^(env|file) /, '')}: scheme "${parsed.protocol}" is not allowed (http, https)`);
       }
-      insecure = insecureSet.value ?? parsed.protocol === 'http:';
+      insecure = insecureSet ?? parsed.protocol === 'http:';
     }
-    sources[k('tls.insecure')] = insecureSet.source === 'default' ? 'derived from endpoint scheme' : insecureSet.source;
+    if (insecureSet === undefined) sources[k('tls.insecure')] = 'derived from endpoint scheme';
     if ((certFile === undefined) !== (keyFile === undefined)) {
       throw new ExportConfigError(`${signal}: tls.cert_file and tls.key_file (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE / _CLIENT_KEY) must be set together`);
     }
@@ -466,8 +483,8 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
         true,
       ),
     );
-    const batchSize = note(k('batch_size'), pick([[parseEnvInt(env, `${T}${up(signal)}_BATCH_SIZE`, 1), `env ${T}${up(signal)}_BATCH_SIZE`], [sc.batch_size, fsrc(`${signal}.batch_size`)]], SIGNAL_DEFAULTS[signal].batch_size));
-    const queueBytes = note(k('queue_bytes'), pick([[parseEnvInt(env, `${T}${up(signal)}_QUEUE_BYTES`, 1024), `env ${T}${up(signal)}_QUEUE_BYTES`], [sc.queue_bytes, fsrc(`${signal}.queue_bytes`)]], SIGNAL_DEFAULTS[signal].queue_bytes));
+    const batchSize = own(k('batch_size'), `${up(signal)}_BATCH_SIZE`, int(1), sc.batch_size, SIGNAL_DEFAULTS[signal].batch_size);
+    const queueBytes = own(k('queue_bytes'), `${up(signal)}_QUEUE_BYTES`, int(1024), sc.queue_bytes, SIGNAL_DEFAULTS[signal].queue_bytes);
 
     return {
       signal,
