@@ -20,7 +20,7 @@ export interface RetryPolicy {
 }
 
 export type QueueEvent =
-  /** `first`: the first drop for this reason since the queue started (log it; count the rest). */
+  /** Emitted once per reason (the first drop); later drops only move the counters. */
   | { type: 'dropped'; signal: Signal; reason: DropReason; count: number; first: boolean }
   | { type: 'export_error'; signal: Signal; code: 'failure' | 'retryable'; error?: Error; attempt: number; items: number };
 
@@ -49,7 +49,7 @@ export interface BatchQueueOptions<T> {
   maxRetryAfterMs?: number;
   /** [0,1) source for jitter; injectable for tests. */
   random?: () => number;
-  /** Drops and export errors, for the caller's logger and periodic log line. Must not throw. */
+  /** First drop per reason, and every failed export call, for the caller's logger. Must not throw. */
   onEvent?: (e: QueueEvent) => void;
 }
 
@@ -312,9 +312,12 @@ export class BatchQueue<T> {
     if (reason === 'queue_full') this.c.dropped_queue_full += count;
     else if (reason === 'export_failed') this.c.dropped_export_failed += count;
     else this.c.dropped_shutdown += count;
-    const first = !this.reported.has(reason);
+    // Only the first drop per reason becomes an event (DESIGN: log the first, count the rest);
+    // under overload a per-item event would cost more than the item. Counters and
+    // startDropReporter carry the totals.
+    if (this.reported.has(reason)) return;
     this.reported.add(reason);
-    this.emit({ type: 'dropped', signal: this.signal, reason, count, first });
+    this.emit({ type: 'dropped', signal: this.signal, reason, count, first: true });
   }
 
   private schedulePump(): void {
