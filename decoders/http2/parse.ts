@@ -276,7 +276,8 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
         if (p >= len) break;
         const avail = len - p;
         const take = d.dataContent < avail ? d.dataContent : avail;
-        onData(c, dir, d.dataStream, base + <usize>p, take);
+        onData(c, dir, d.dataStream, base + <usize>p, take, d.dataFirst ? d.dataContent : 0);
+        d.dataFirst = false;
         p += take;
         d.dataContent -= take;
         if (d.dataContent > 0) break;
@@ -326,6 +327,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
       d.dataPadPending = (flags & F_PADDED) != 0 && flen > 0;
       d.dataContent = d.dataPadPending ? flen - 1 : flen;
       d.dataPad = 0;
+      d.dataFirst = true;
       onDataFrame(c, dir, sid, FRAME_HEADER + flen, ts);
       continue;
     }

@@ -143,8 +143,11 @@ export function onDataFrame(c: Conn, dir: i32, sid: u32, bytes: u32, ts: u64): v
   if (dir == DIR_REQUEST) s.reqBytes += bytes; else s.respBytes += bytes;
 }
 
-/** DATA payload bytes (padding excluded) of stream sid. */
-export function onData(c: Conn, dir: i32, sid: u32, ptr: usize, n: u32): void {
+/**
+ * DATA payload bytes (padding excluded) of stream sid. `frameContent` is the frame's whole
+ * content length when this chunk starts it (0 otherwise).
+ */
+export function onData(c: Conn, dir: i32, sid: u32, ptr: usize, n: u32, frameContent: u32): void {
   const s = getStream(c, 0, sid, 0, false);
   if (s == null) return;
   if (dir == DIR_REQUEST) s.reqBody += n; else s.respBody += n;
@@ -157,7 +160,17 @@ export function onData(c: Conn, dir: i32, sid: u32, ptr: usize, n: u32): void {
     if (s.gResp == null) s.gResp = new GrpcDir();
     g = s.gResp!;
   }
-  if (g.lost) return;
+  if (g.lost) {
+    // After lost bytes, pick the framing up again at a DATA frame that holds exactly one whole
+    // message (the common layout); until then nothing is counted. The exchange stays UNKNOWN.
+    if (frameContent < 5 || n < 5) return;
+    const flag = <u32>load<u8>(ptr);
+    const mlen = bswap<u32>(load<u32>(ptr + 1));
+    if (flag > 1 || <u64>mlen + 5 != <u64>frameContent) return;
+    g.lost = false;
+    g.have = 0;
+    g.remain = 0;
+  }
   grpcFrames(g, ptr, n);
 }
 
@@ -213,21 +226,24 @@ export function onRst(c: Conn, connId: u32, sid: u32, code: u32, ts: u64): void 
 /** Bytes of one direction were lost: gRPC framing of open streams is unknown from here. */
 export function onLost(c: Conn, dir: i32): void {
   const keys = c.streams.keys();
-  for (let i = 0; i < keys.length; i++) {
-    const s = c.streams.get(keys[i]);
-    s.unknown = true;
-    if (dir == DIR_REQUEST) { if (s.gReq != null) s.gReq!.lost = true; }
-    else if (s.gResp != null) s.gResp!.lost = true;
-  }
+  for (let i = 0; i < keys.length; i++) grpcLost(c.streams.get(keys[i]), dir);
 }
 
 /** Bytes inside a DATA payload of stream sid were lost: its gRPC framing is unknown. */
 export function onDataLost(c: Conn, dir: i32, sid: u32): void {
   const s = getStream(c, 0, sid, 0, false);
-  if (s == null) return;
+  if (s != null) grpcLost(s, dir);
+}
+
+function grpcLost(s: H2Stream, dir: i32): void {
   s.unknown = true;
-  if (dir == DIR_REQUEST) { if (s.gReq != null) s.gReq!.lost = true; }
-  else if (s.gResp != null) s.gResp!.lost = true;
+  if (dir == DIR_REQUEST) {
+    if (s.gReq == null) s.gReq = new GrpcDir();
+    s.gReq!.lost = true;
+  } else {
+    if (s.gResp == null) s.gResp = new GrpcDir();
+    s.gResp!.lost = true;
+  }
 }
 
 /** The connection closed: every open exchange is reported as it stands. */

@@ -122,6 +122,7 @@ export class DirState {
   dataPadPending: bool = false;
   dataEndStream: bool = false;
   dataActive: bool = false;
+  dataFirst: bool = false;              // the next payload chunk starts the frame's content
   // Header block being reassembled from HEADERS/PUSH_PROMISE + CONTINUATION.
   blockActive: bool = false;
   blockType: u8 = 0;
