@@ -154,6 +154,7 @@ export function onCancel(stream: u32, st: Stream, p: usize, ts: u64): void {
 
 export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, full: u32, ts: u64): void {
   const end = p + <usize>n;
+  if (st.discarding && onDiscarded(stream, st, type, p, end)) return;
   switch (type) {
     case 0x51: { // 'Q' Query
       const op = pushOp(stream, st, OP_QUERY, st.segOpen ? st.segTs : ts);
@@ -186,7 +187,11 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       const stmt = st.stmts.lookup(s, sl);
       if (stmt != null && stmt.known) { portal.text.copyFrom(stmt.text); portal.known = true; }
       else { portal.text.clear(); portal.known = false; }
-      pushOp(stream, st, OP_BIND, ts);
+      // The Bind carries its SQL too: a Bind error (e.g. a parameter that fails planning) names it.
+      const op = pushOp(stream, st, OP_BIND, ts);
+      op.text.copyFrom(portal.text);
+      op.stmt.copyFrom(portal.stmt);
+      op.unknown = !portal.known;
       break;
     }
     case 0x44: // 'D' Describe
@@ -332,18 +337,63 @@ function onError(stream: u32, st: Stream, p: usize, end: usize, ts: u64): void {
   }
   // Extended batch: the first pending Execute before Sync carries it, else the failing message.
   let victim = front;
+  let synced = false;
   for (let i = 0; i < st.count; i++) {
     const o = st.at(i);
-    if (o.kind == OP_SYNC || o.kind == OP_QUERY || o.kind == OP_FUNC) break;
+    if (o.kind == OP_SYNC || o.kind == OP_QUERY || o.kind == OP_FUNC) { synced = true; break; }
     if (o.kind == OP_EXECUTE) { victim = o; break; }
   }
-  readFields(victim, p, end);
-  emitQuery(stream, st, victim, 0, ts);
+  if (!synced) {
+    for (let i = 0; i < st.count; i++) {
+      const k = st.at(i).kind;
+      if (k == OP_SYNC || k == OP_QUERY || k == OP_FUNC) { synced = true; break; }
+    }
+  }
+  if (victim.kind == OP_EXECUTE || synced) {
+    readFields(victim, p, end);
+    emitQuery(stream, st, victim, 0, ts);
+  } else {
+    // The server reports errors at once, so the rest of the batch (its Execute) may still be on
+    // its way: the error waits for that Execute, or for the Sync ending the batch.
+    const d = st.deferred;
+    d.reset(victim.kind, victim.ts);
+    d.text.copyFrom(victim.text);
+    d.stmt.copyFrom(victim.stmt);
+    d.portal.copyFrom(victim.portal);
+    d.unknown = victim.unknown;
+    d.tsEnd = ts;
+    readFields(d, p, end);
+    st.deferredPending = true;
+  }
   while (st.count > 0) {
     const k = st.front().kind;
     if (k == OP_SYNC || k == OP_QUERY || k == OP_FUNC) break;
     st.pop();
   }
+  // Until Sync the server ignores what the client sends: so do we.
+  if (!synced) st.discarding = true;
+}
+
+/** A frontend message sent after an ErrorResponse of its batch, before the batch's Sync. */
+function onDiscarded(stream: u32, st: Stream, type: u8, p: usize, end: usize): bool {
+  if (type == 0x53) { // Sync ends the discarding; an error not yet reported goes out now
+    st.discarding = false;
+    if (st.deferredPending) { st.deferredPending = false; emitQuery(stream, st, st.deferred, 0, st.deferred.tsEnd); }
+    return false;       // the Sync itself is queued as usual: ReadyForQuery answers it
+  }
+  if (type == 0x45 && st.deferredPending) {
+    // The Execute the failed Parse/Bind was for: the error is its outcome.
+    const d = st.deferred;
+    st.deferredPending = false;
+    if (d.kind != OP_EXECUTE) {
+      if (st.segOpen) d.ts = st.segTs;
+      d.kind = OP_EXECUTE;
+      d.portal.set(p, cstrLen(p, end), NAME_CAP);
+    }
+    st.segOpen = false;
+    emitQuery(stream, st, d, 0, d.tsEnd);
+  }
+  return true;
 }
 
 function onReady(stream: u32, st: Stream, ts: u64): void {
@@ -490,6 +540,7 @@ export function closeStream(stream: u32, ts: u64): void {
     abandon(stream, st, op, FLAG_NO_RESPONSE, op.ts);
     st.pop();
   }
+  if (st.deferredPending) { st.deferredPending = false; emitQuery(stream, st, st.deferred, 0, st.deferred.tsEnd); }
   if (st.startupOpen) emitStartup(stream, st, FLAG_NO_RESPONSE, st.startup.ts);
   flushOrphan(stream, st, ts);
   streams.delete(stream);

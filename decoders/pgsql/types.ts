@@ -102,6 +102,7 @@ export class Bytes {
 export class Op {
   kind: u8 = 0;
   ts: u64 = 0;                  // first byte of the request (for EXECUTE: the first message leading to it)
+  tsEnd: u64 = 0;               // deferred errors: when the ErrorResponse arrived
   text: Bytes = new Bytes();    // SQL text (QUERY, PARSE, EXECUTE resolved through Bind → Parse)
   stmt: Bytes = new Bytes();    // statement name (PARSE, EXECUTE)
   portal: Bytes = new Bytes();  // portal name (EXECUTE)
@@ -254,6 +255,9 @@ export class Stream {
   count: i32 = 0;
   orphan: Op = new Op();       // responses that arrived without a request (mid-stream join)
   orphanOpen: bool = false;
+  discarding: bool = false;    // an extended batch failed before its Sync: the server ignores the rest
+  deferred: Op = new Op();     // that failure, waiting for the batch's Execute (or Sync)
+  deferredPending: bool = false;
   segTs: u64 = 0;              // first request message since the last Execute/Sync
   segOpen: bool = false;
 

@@ -310,6 +310,27 @@ test('Parse error inside a batch lands on its Execute', () => {
   assert.equal(h.records[0].attributes['db.response.status_code'], '42601');
 });
 
+test('error reported before the batch\'s Execute arrives (the server flushes errors at once): it lands on that Execute', () => {
+  for (const failAt of ['bind', 'parse'] as const) {
+    const h = connected();
+    const err = failAt === 'bind' ? be.error('ERROR', '22012', 'division by zero') : be.error('ERROR', '42601', 'syntax error at end of input');
+    play(h, 1, [
+      [Q, serialize.parse({ text: 'SELECT 1 / $1::int' })],
+      [Q, Buffer.concat([serialize.bind({ values: ['0'] }), serialize.describe({ type: 'P' })])],
+      [R, failAt === 'bind' ? Buffer.concat([be.parseComplete(), err]) : err],
+      [Q, serialize.execute({})],
+      [Q, serialize.sync()],
+      [R, be.ready()],
+      [Q, Buffer.concat([serialize.parse({ text: 'SELECT 2' }), serialize.bind({}), serialize.execute({}), serialize.sync()])],
+      [R, Buffer.concat([be.parseComplete(), be.bindComplete(), be.dataRow('2'), be.complete('SELECT 1'), be.ready()])],
+    ]);
+    assert.deepEqual(h.records.map((r) => [r.flags, r.tsStart, r.tsEnd, r.attributes['db.query.text'], r.attributes['db.response.status_code'] ?? r.attributes['telegen.db.command_tag']]), [
+      [FLAG_ERROR, 1000n, 3000n, 'SELECT 1 / $1::int', failAt === 'bind' ? '22012' : '42601'],
+      [0, 7000n, 8000n, 'SELECT 2', 'SELECT 1'],
+    ], failAt);
+  }
+});
+
 test('Execute with a row limit: PortalSuspended, then the rest', () => {
   const h = connected();
   play(h, 1, [
