@@ -78,6 +78,7 @@ export function emitExchange(stream: u32, ex: Exchange): void {
     off += 8 + <i32>n;
   }
   finish();
+  bag.shrink();
 }
 
 export function emitUpgrade(stream: u32, ts: u64, nextPtr: usize, nextLen: u32): void {

@@ -9,7 +9,8 @@ import { A_HTTP_REQUEST_HEADER_UPGRADE } from "../abi/attributes";
 import {
   State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
-  IDLE_STATE_NS, takeExchange, releaseExchange,
+  IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
+  exchangeQueued, exchangesDequeued,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
@@ -17,6 +18,7 @@ import {
   hUpgradePtr, hUpgradeLen,
 } from "./parse";
 import { emitExchange, emitUpgrade } from "./emit";
+import { warn } from "../abi/emit";
 
 const streams = new Map<u32, State>();
 
@@ -24,12 +26,22 @@ const streams = new Map<u32, State>();
 let lastId: u32 = 0;
 let lastState: State | null = null;
 
-function stateOf(stream: u32): State {
+let capWarned = false;
+let liveWarned = false;
+
+function stateOf(stream: u32): State | null {
   const c = lastState;
   if (c !== null && lastId == stream) return c;
   let st: State;
   if (streams.has(stream)) st = streams.get(stream);
-  else { st = new State(); streams.set(stream, st); }
+  else {
+    if (streams.size >= STREAM_CAP) {
+      if (!capWarned) { capWarned = true; warn("http1: connection cap reached; new connections are not decoded until others close"); }
+      return null;
+    }
+    st = new State();
+    streams.set(stream, st);
+  }
   lastId = stream;
   lastState = st;
   return st;
@@ -44,7 +56,9 @@ function forget(stream: u32): void {
 
 /** Parses one direction's bytes in the window; returns bytes consumed or a ParseState. */
 export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64): i32 {
-  const st = stateOf(stream);
+  const sto = stateOf(stream);
+  if (sto === null) return PARSE_INVALID;
+  const st = sto;
   st.lastTs = ts;
   if (st.upgraded) return PARSE_IGNORED;
   const isReq = dir == DIR_REQUEST;
@@ -148,6 +162,10 @@ function addBody(st: State, isReq: bool, body: u32, wire: u32): void {
 
 function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
   if (st.queue.length >= PENDING_CAP) return PARSE_INVALID;
+  if (liveExchanges >= LIVE_EXCHANGE_CAP) {
+    if (!liveWarned) { liveWarned = true; warn("http1: cap of waiting requests reached; connections adding more are reset"); }
+    return PARSE_INVALID;
+  }
   const ds = st.req;
   const ex = takeExchange();
   ex.hasRequest = true;
@@ -156,11 +174,15 @@ function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
   const lf = findLF(q, 0, h);
   if (lf < 0) return PARSE_INVALID;
   const from = walkRequestLine(q, <u32>lf, ex);
-  if (from == 0) return PARSE_INVALID;
-  if (walkHeaders(q, from, h, true, ex) < 0) return PARSE_INVALID;
+  if (from == 0 || walkHeaders(q, from, h, true, ex) < 0) {
+    ex.fields.shrink();
+    releaseExchange(ex);
+    return PARSE_INVALID;
+  }
   ex.wantsUpgrade = hUpgradePtr != 0;
   ds.resetHead();
   st.queue.push(ex);
+  exchangeQueued();
   st.reqCur = ex;
   // RFC 9112 6.3: Transfer-Encoding overrides Content-Length; a request whose final coding is
   // not chunked cannot be delimited
@@ -214,6 +236,7 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
     ex.flags |= FLAG_NO_REQUEST;
     ex.tsStart = ds.msgTs;
     st.queue.push(ex);
+    exchangeQueued();
   }
   ex.hasResponse = true;
   ex.status = status;
@@ -304,6 +327,7 @@ function removeExchange(st: State, ex: Exchange): void {
   const i = st.queue.indexOf(ex);
   if (i == 0) st.queue.shift();
   else if (i > 0) st.queue.splice(i, 1);
+  if (i >= 0) exchangesDequeued(1);
 }
 
 /** Emits every exchange still waiting, with `flags` added. */
@@ -316,6 +340,7 @@ function flushAll(st: State, stream: u32, flags: i32): void {
     emitExchange(stream, ex);
     if (ex !== st.reqCur && ex !== st.respCur) releaseExchange(ex);
   }
+  exchangesDequeued(q.length);
   st.queue.length = 0;
 }
 

@@ -20,6 +20,16 @@ export const TRAILER_CAP: u32 = 65536;
 export const PENDING_CAP: i32 = 128;
 // Captured request/response field bytes kept per exchange until it is emitted.
 export const BAG_CAP: i32 = 32768;
+const BAG_BASE: i32 = 512;
+// Memory is capped (the module's maximum is 32 MiB), so what all connections together may hold
+// is budgeted too: bag bytes beyond BAG_BASE, waiting exchanges, connections.
+const BAG_EXTRA_BUDGET: i64 = 8 << 20;
+export const LIVE_EXCHANGE_CAP: i32 = 8192;
+export const STREAM_CAP: i32 = 16384;
+let bagExtra: i64 = 0;
+export let liveExchanges: i32 = 0;
+export function exchangeQueued(): void { liveExchanges++; }
+export function exchangesDequeued(n: i32): void { liveExchanges -= n; }
 // An exchange without a response for this long is emitted with FLAG_NO_RESPONSE.
 export const EXCHANGE_TIMEOUT_NS: u64 = 60_000_000_000;
 // A connection at a message boundary with nothing pending, idle this long, loses its state.
@@ -38,7 +48,7 @@ export const IDLE_STATE_NS: u64 = 300_000_000_000;
 /** Field values copied out of the input window (which is reused every call) until emission.
  *  Entries: u16 id | u16 0 | u32 len | bytes. */
 export class FieldBag {
-  buf: StaticArray<u8> = new StaticArray<u8>(512);
+  buf: StaticArray<u8> = new StaticArray<u8>(BAG_BASE);
   len: i32 = 0;
   lastEntry: i32 = -1;
   truncated: bool = false;
@@ -50,6 +60,9 @@ export class FieldBag {
       let cap = this.buf.length << 1;
       while (cap < need) cap <<= 1;
       if (cap > BAG_CAP) cap = BAG_CAP;
+      const extra = <i64>(cap - this.buf.length);
+      if (bagExtra + extra > BAG_EXTRA_BUDGET) { this.truncated = true; return false; }
+      bagExtra += extra;
       const nb = new StaticArray<u8>(cap);
       memory.copy(changetype<usize>(nb), changetype<usize>(this.buf), <usize>this.len);
       this.buf = nb;
@@ -68,6 +81,17 @@ export class FieldBag {
     copyBytes(p + 8, ptr, n);
     this.lastEntry = this.len;
     this.len += 8 + <i32>n;
+  }
+
+  /** Gives back a grown buffer once its values were emitted (or will never be). */
+  shrink(): void {
+    const n = this.buf.length;
+    if (n > BAG_BASE) {
+      bagExtra -= <i64>(n - BAG_BASE);
+      this.buf = new StaticArray<u8>(BAG_BASE);
+    }
+    this.len = 0;
+    this.lastEntry = -1;
   }
 
   /** Appends to the value of the last entry (obs-fold continuation lines). */
@@ -127,8 +151,8 @@ export class Exchange {
     this.hasResponse = false; this.status = 0; this.respMinor = 1; this.respHasBody = false;
     this.respBodySize = 0; this.respSize = 0; this.emitted = false;
     const f = this.fields;
-    f.len = 0; f.lastEntry = -1; f.truncated = false;
-    if (f.buf.length > 4096) f.buf = new StaticArray<u8>(512);
+    f.shrink();
+    f.truncated = false;
   }
 }
 

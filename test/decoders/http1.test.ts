@@ -589,3 +589,43 @@ test('an early response (before the request body ended) completes the exchange',
   assert.equal(h.records[1].attributes['url.path'], '/next');
   assert.equal(h.records[1].tsStart, 3n);
 });
+
+test('hostile load: many connections with big pipelined headers stay within memory, no trap', () => {
+  const h = loadDecoder('http1');
+  const big = 'GET /c HTTP/1.1\r\nHost: m\r\nCookie: ' + 'k'.repeat(30000) + '\r\n\r\n';
+  // 40 connections x 100 requests with 30 KB cookies = 120 MB of captured values if kept naively
+  for (let s = 0; s < 40; s++) {
+    for (let i = 0; i < 100; i += 8) h.inst.feed(s, REQ, b(big.repeat(8)), BigInt(i));
+  }
+  assert.equal(h.inst.counters.traps, 0);
+  assert.ok(h.inst.memoryBytes() <= 32 * 1024 * 1024);
+  // waiting requests beyond the decoder-wide cap reset their connection (no trap); closing
+  // everything frees everything
+  for (let s = 40; s < 17000; s++) h.inst.feed(s, REQ, b('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 1n);
+  assert.equal(h.inst.counters.traps, 0);
+  assert.ok(h.logs.some((l) => l.includes('cap of waiting requests')), h.logs.join('\n'));
+  for (let s = 0; s < 17000; s++) h.inst.closeStream(s);
+  const n = h.records.length;
+  // everything decodes normally again
+  h.inst.feed(99999, REQ, b(GET), 1n);
+  h.inst.feed(99999, RESP, b(OK), 2n);
+  assert.equal(h.records.length, n + 1);
+  assert.deepEqual(h.records[n].attributes, GET_ATTRS);
+  const truncated = h.records.filter((r) => r.flags & 8).length;
+  assert.ok(truncated > 0, 'values past the memory budget are dropped and flagged TRUNCATED');
+});
+
+test('connection cap: past 16384 tracked connections new ones are refused with one log line', () => {
+  const h = loadDecoder('http1');
+  const results = new Map<string, number>();
+  for (let s = 0; s < 16500; s++) {
+    const r = h.inst.feed(s, REQ, b('GET /partial HT'), 1n);
+    results.set(r, (results.get(r) ?? 0) + 1);
+  }
+  assert.equal(results.get('ok'), 16384);
+  assert.equal(results.get('invalid'), 116);
+  assert.equal(h.logs.filter((l) => l.includes('connection cap')).length, 1);
+  assert.equal(h.inst.counters.traps, 0);
+  h.inst.closeStream(0);
+  assert.equal(h.inst.feed(20000, REQ, b('GET /partial HT'), 1n), 'ok', 'a closed connection frees a place');
+});
