@@ -73,11 +73,12 @@ struct call_args {
 	__u16 _pad;
 };
 
-/* Enter → exit hand-off per thread. LRU so an exit we never see cannot leak an entry. */
+/* Enter → exit hand-off, stored on the thread itself: no hashing on the hot path, and the
+ * kernel frees it with the thread, so a missed exit cannot leak. kind == 0: nothing saved. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct call_args);
 } tg_calls SEC(".maps");
 
@@ -260,10 +261,15 @@ static __always_inline struct conn_state *track(struct conn_key *k, struct file 
 
 static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u8 kind, __u8 dir)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call_args a = { .buf = buf, .cnt = cnt, .fd = fd, .kind = kind, .dir = dir };
-
-	bpf_map_update_elem(&tg_calls, &id, &a, BPF_ANY);
+	struct call_args *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->buf = buf;
+	a->cnt = cnt;
+	a->fd = fd;
+	a->kind = kind;
+	a->dir = dir;
 	return 0;
 }
 
@@ -499,11 +505,11 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 
 static __always_inline struct call_args *take_call(__u64 id, struct call_args *out)
 {
-	struct call_args *a = bpf_map_lookup_elem(&tg_calls, &id);
-	if (!a)
+	struct call_args *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!a || !a->kind)
 		return NULL;
 	*out = *a;
-	bpf_map_delete_elem(&tg_calls, &id);
+	a->kind = 0;
 	return out;
 }
 
