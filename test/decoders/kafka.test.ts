@@ -381,6 +381,26 @@ test('flexible group APIs (JoinGroup v7, SyncGroup v5, Heartbeat v4, OffsetCommi
   assert.equal(a['messaging.consumer.group.name'], undefined);
 });
 
+test('DescribeGroups, DeleteGroups, TxnOffsetCommit name the group; DeleteTopics v6 a topic by name or id', () => {
+  const h = fresh();
+  const one = (key: number, ver: number, flexible: boolean, body: Buffer, rbody: Buffer): Record<string, unknown> => {
+    h.records.length = 0;
+    h.inst.feed(1, REQ, request(key, ver, 1, 'adm', body, flexible), 1n);
+    h.inst.feed(1, RESP, response(1, rbody, flexible), 2n);
+    return only(h);
+  };
+  let a = one(15, 5, true, new W().carr(2).cstr('dg-1').cstr('dg-2').i8(0).tag0().done(), new W().i32(0).carr(0).tag0().done());
+  assert.deepEqual([a['messaging.operation.name'], a['messaging.consumer.group.name']], ['describe_groups', 'dg-1']);
+  a = one(42, 1, false, new W().arr(1).str('old-group').done(), new W().i32(0).arr(0).done());
+  assert.deepEqual([a['messaging.operation.name'], a['messaging.consumer.group.name']], ['delete_groups', 'old-group']);
+  a = one(28, 3, true, new W().cstr('txn').cstr('tx-group').i64(1).i16(0).i32(-1).cstr('').cstr(null).carr(0).tag0().done(), new W().i32(0).carr(0).tag0().done());
+  assert.deepEqual([a['messaging.operation.name'], a['messaging.consumer.group.name']], ['txn_offset_commit', 'tx-group']);
+  a = one(20, 6, true, new W().carr(1).cstr(null).uuid(TOPIC_ID).tag0().i32(1000).tag0().done(), new W().i32(0).carr(0).tag0().done());
+  assert.deepEqual([a['messaging.operation.name'], a['telegen.kafka.topic_id']], ['delete_topics', Buffer.from(TOPIC_ID, 'hex').toString('base64url')]);
+  a = one(20, 3, false, new W().arr(2).str('gone-1').str('gone-2').i32(1000).done(), new W().i32(0).arr(0).done());
+  assert.deepEqual([a['messaging.destination.name'], a['telegen.kafka.topics']], ['gone-1', ['gone-1', 'gone-2']]);
+});
+
 // ---- framing ----------------------------------------------------------------------------------
 
 async function produceExchange(corr: number): Promise<[Buffer, Buffer]> {
