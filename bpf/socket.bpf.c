@@ -503,7 +503,7 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag(sizeof(s->ev) + size)));
 }
 
-static __always_inline struct call_args *take_call(__u64 id, struct call_args *out)
+static __always_inline struct call_args *take_call(struct call_args *out)
 {
 	struct call_args *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0, 0);
 	if (!a || !a->kind)
@@ -520,7 +520,7 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 
 	/* The kind check guards against an enter whose exit we missed (a program that failed
 	 * to attach): never read a connect()'s arguments as a buffer. */
-	if (!take_call(id, &a) || (a.kind != CALL_BUF && a.kind != CALL_IOV))
+	if (!take_call(&a) || (a.kind != CALL_BUF && a.kind != CALL_IOV))
 		return 0;
 	long ret = ctx->ret;
 	if (ret <= 0)
@@ -562,7 +562,7 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u8 
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_args a;
 
-	if (!take_call(id, &a) || a.kind != want_kind)
+	if (!take_call(&a) || a.kind != want_kind)
 		return 0;
 	long ret = ctx->ret;
 	__u32 fd;
