@@ -7,7 +7,7 @@
 // whole line and reopened on the next export.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JsonLogsSerializer, JsonMetricsSerializer, JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type * as Transformer from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
@@ -157,24 +157,43 @@ export class FileExporter<T> implements SignalExporter<T> {
   }
 }
 
+// The JSON serializers are loaded per signal on first use, from their own modules: the package
+// index also loads the generated protobuf code (~9 MB of RSS) that file mode never needs. The
+// versions are pinned; if the layout ever moves, fall back to the index.
+/* eslint-disable @typescript-eslint/no-require-imports */
+function loadSerializer<K extends 'JsonTraceSerializer' | 'JsonMetricsSerializer' | 'JsonLogsSerializer'>(name: K, sub: string): (typeof Transformer)[K] {
+  try {
+    return (require(`@opentelemetry/otlp-transformer/build/src/${sub}/json`) as typeof Transformer)[name];
+  } catch {
+    return (require('@opentelemetry/otlp-transformer') as typeof Transformer)[name];
+  }
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+let traceJson: typeof Transformer.JsonTraceSerializer | undefined;
+let metricsJson: typeof Transformer.JsonMetricsSerializer | undefined;
+let logsJson: typeof Transformer.JsonLogsSerializer | undefined;
+
 /** One ExportTraceServiceRequest (all spans of the batch) per line, via the official JSON serializer. */
 export function serializeTracesJson(batch: ReadableSpan[]): string[] {
-  const bytes = JsonTraceSerializer.serializeRequest(batch);
+  traceJson ??= loadSerializer('JsonTraceSerializer', 'trace');
+  const bytes = traceJson.serializeRequest(batch);
   return bytes ? [decoder.decode(bytes)] : [];
 }
 
 /** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection). */
 export function serializeMetricsJson(batch: ResourceMetrics[]): string[] {
+  metricsJson ??= loadSerializer('JsonMetricsSerializer', 'metrics');
   const out: string[] = [];
   for (const rm of batch) {
-    const bytes = JsonMetricsSerializer.serializeRequest(rm);
+    const bytes = metricsJson.serializeRequest(rm);
     if (bytes) out.push(decoder.decode(bytes));
   }
   return out;
 }
 
 export function serializeLogsJson(batch: ReadableLogRecord[]): string[] {
-  const bytes = JsonLogsSerializer.serializeRequest(batch);
+  logsJson ??= loadSerializer('JsonLogsSerializer', 'logs');
+  const bytes = logsJson.serializeRequest(batch);
   return bytes ? [decoder.decode(bytes)] : [];
 }
 
