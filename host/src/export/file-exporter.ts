@@ -21,8 +21,8 @@ export interface FileExporterOptions<T> {
   maxBytes: number;
   /** Rotated files kept: <signal>.jsonl.1 (newest) … .N; 0 keeps none. */
   keep: number;
-  /** Turns a batch into whole OTLP/JSON request lines (without trailing newline). */
-  serialize: (batch: T[]) => string[];
+  /** Turns a batch into whole OTLP/JSON request lines, UTF-8, without trailing newline. */
+  serialize: (batch: T[]) => Uint8Array[];
   /** File name; default `<signal>.jsonl`. */
   fileName?: string;
 }
@@ -34,7 +34,8 @@ export interface FileExporterCounters {
   write_errors: number;
 }
 
-const decoder = new TextDecoder();
+
+const NEWLINE = new Uint8Array([0x0a]);
 
 export class FileExporter<T> implements SignalExporter<T> {
   readonly signal: Signal;
@@ -57,7 +58,7 @@ export class FileExporter<T> implements SignalExporter<T> {
   export(batch: T[]): Promise<ExportOutcome> {
     if (this.closed) return Promise.resolve({ code: 'failure', error: new Error('file exporter is shut down') });
     if (batch.length === 0) return Promise.resolve({ code: 'success' });
-    let lines: string[];
+    let lines: Uint8Array[];
     try {
       lines = this.opts.serialize(batch);
     } catch (e) {
@@ -102,8 +103,12 @@ export class FileExporter<T> implements SignalExporter<T> {
     this.stats.rotations++;
   }
 
-  private async write(lines: string[]): Promise<ExportOutcome> {
-    const data = Buffer.from(lines.join('\n') + '\n');
+  private async write(lines: Uint8Array[]): Promise<ExportOutcome> {
+    // The serializers already produce UTF-8; join without decoding (that round trip cost as much
+    // as serializing).
+    const parts: Uint8Array[] = [];
+    for (const l of lines) parts.push(l, NEWLINE);
+    const data = Buffer.concat(parts);
     let before = -1;
     try {
       let fh = await this.open();
@@ -174,27 +179,27 @@ let metricsJson: typeof Transformer.JsonMetricsSerializer | undefined;
 let logsJson: typeof Transformer.JsonLogsSerializer | undefined;
 
 /** One ExportTraceServiceRequest (all spans of the batch) per line, via the official JSON serializer. */
-export function serializeTracesJson(batch: ReadableSpan[]): string[] {
+export function serializeTracesJson(batch: ReadableSpan[]): Uint8Array[] {
   traceJson ??= loadSerializer('JsonTraceSerializer', 'trace');
   const bytes = traceJson.serializeRequest(batch);
-  return bytes ? [decoder.decode(bytes)] : [];
+  return bytes ? [bytes] : [];
 }
 
 /** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection). */
-export function serializeMetricsJson(batch: ResourceMetrics[]): string[] {
+export function serializeMetricsJson(batch: ResourceMetrics[]): Uint8Array[] {
   metricsJson ??= loadSerializer('JsonMetricsSerializer', 'metrics');
-  const out: string[] = [];
+  const out: Uint8Array[] = [];
   for (const rm of batch) {
     const bytes = metricsJson.serializeRequest(rm);
-    if (bytes) out.push(decoder.decode(bytes));
+    if (bytes) out.push(bytes);
   }
   return out;
 }
 
-export function serializeLogsJson(batch: ReadableLogRecord[]): string[] {
+export function serializeLogsJson(batch: ReadableLogRecord[]): Uint8Array[] {
   logsJson ??= loadSerializer('JsonLogsSerializer', 'logs');
   const bytes = logsJson.serializeRequest(batch);
-  return bytes ? [decoder.decode(bytes)] : [];
+  return bytes ? [bytes] : [];
 }
 
 export interface FileRotation {
@@ -210,7 +215,7 @@ export const createFileLogExporter = (dir: string, r: FileRotation) =>
   new FileExporter<ReadableLogRecord>({ signal: 'logs', dir, ...r, serialize: serializeLogsJson });
 /** Profiles: items are already-built OTLP/JSON ExportProfilesServiceRequest objects (development protocol). */
 export const createFileProfileExporter = (dir: string, r: FileRotation) =>
-  new FileExporter<object>({ signal: 'profiles', dir, ...r, serialize: (b) => b.map((x) => JSON.stringify(x)) });
+  new FileExporter<object>({ signal: 'profiles', dir, ...r, serialize: (b) => b.map((x) => Buffer.from(JSON.stringify(x))) });
 
 /** Named after the brief / opentelemetry-js conventions. */
 export type FileTraceExporter = FileExporter<ReadableSpan>;
