@@ -184,7 +184,9 @@ bool RingReader::DrainOnce() {
     }
     auto *batch = new Batch{handoff_, count};
     if (tsfn_.BlockingCall(batch) != napi_ok) {
+      // The JS side is shutting down; with data pending, epoll would spin from here on.
       delete batch;
+      stopping_ = true;
       return false;
     }
     std::unique_lock<std::mutex> lk(handoff_->mu);
