@@ -39,9 +39,12 @@ export const BIG_MSG: u32 = 65536;        // larger messages are decoded from th
 export const BIG_HEAD: i32 = 16384;       // how much of a big message's head is decoded
 export const TIMEOUT_NS: u64 = 300_000_000_000; // an operation unanswered this long is expired
 
+// Shared by every empty Bytes: never written (capacity 0), so a fresh Bytes allocates nothing.
+const EMPTY = new ArrayBuffer(0);
+
 /** A growable byte buffer with a hard cap; reused across messages. */
 export class Bytes {
-  buf: ArrayBuffer = new ArrayBuffer(0);
+  buf: ArrayBuffer = EMPTY;
   len: i32 = 0;
   cut: bool = false;   // the value was longer than the cap
   has: bool = false;   // a value (possibly empty) was set
@@ -173,14 +176,13 @@ export function nameHash(p: usize, n: i32): u64 {
 export class NameTable {
   map: Map<u64, Named> = new Map<u64, Named>();
   unnamed: Named = new Named();
-  order: StaticArray<u64>;   // hashes in definition order; entries closed since are skipped
+  order: StaticArray<u64> | null = null; // hashes in definition order (allocated on first name)
   head: i32 = 0;
   count: i32 = 0;
   cap: i32;
 
   constructor(cap: i32) {
     this.cap = cap;
-    this.order = new StaticArray<u64>(cap * 2);
   }
 
   lookup(p: usize, n: i32): Named | null {
@@ -199,11 +201,13 @@ export class NameTable {
       if (!e.name.equals(p, n)) e.name.set(p, n, NAME_CAP); // a hash collision: the newer name wins
       return e;
     }
-    while (this.map.size >= this.cap || this.count == this.order.length) this.evictOldest();
+    if (this.order == null) this.order = new StaticArray<u64>(this.cap * 2);
+    const order = changetype<StaticArray<u64>>(this.order);
+    while (this.map.size >= this.cap || this.count == order.length) this.evictOldest(order);
     const e = new Named();
     e.name.set(p, n, NAME_CAP);
     this.map.set(h, e);
-    this.order[(this.head + this.count) % this.order.length] = h;
+    order[(this.head + this.count) % order.length] = h;
     this.count++;
     return e;
   }
@@ -214,10 +218,10 @@ export class NameTable {
     if (this.map.has(h)) this.map.delete(h);
   }
 
-  private evictOldest(): void {
+  private evictOldest(order: StaticArray<u64>): void {
     if (this.count == 0) { this.map.clear(); return; }
-    const h = this.order[this.head];
-    this.head = (this.head + 1) % this.order.length;
+    const h = order[this.head];
+    this.head = (this.head + 1) % order.length;
     this.count--;
     if (this.map.has(h)) this.map.delete(h);
   }
@@ -285,5 +289,8 @@ export class Stream {
     if (this.count == 0) return;
     this.head = (this.head + 1) % MAX_OPS;
     this.count--;
+    // Back to the first slots whenever the queue drains: a stream only ever allocates as many
+    // Op objects as it has operations in flight at once.
+    if (this.count == 0) this.head = 0;
   }
 }
