@@ -53,7 +53,7 @@ export class FieldBag {
   lastEntry: i32 = -1;
   truncated: bool = false;
 
-  private reserve(extra: i32): bool {
+  @inline private reserve(extra: i32): bool {
     const need = this.len + extra;
     if (need > BAG_CAP) { this.truncated = true; return false; }
     if (need > this.buf.length) {
@@ -188,7 +188,7 @@ export class DirState {
   trailerBytes: u32 = 0;
   lastTs: u64 = 0;
 
-  resetHead(): void {
+  @inline resetHead(): void {
     this.phase = PH_HEAD;
     this.msgStarted = false;
     this.slState = 0;
