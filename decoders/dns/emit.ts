@@ -61,9 +61,13 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
 
   const headerFlags: u32 = withResponse ? m.flags : (q !== null ? <u32>q.flags : 0);
   addInt(A_TELEGEN_DNS_ID, withResponse ? m.id : (q !== null ? <i64>q.id : 0));
-  textReset();
-  putOpcode((headerFlags >> 11) & 0xf);
-  addText(A_TELEGEN_DNS_OPCODE);
+  // Nearly every message is a standard QUERY: only the others (NOTIFY, UPDATE, ...) are named.
+  const opcode = (headerFlags >> 11) & 0xf;
+  if (opcode != 0) {
+    textReset();
+    putOpcode(opcode);
+    addText(A_TELEGEN_DNS_OPCODE);
+  }
   textReset();
   putFlags(headerFlags);
   addText(A_TELEGEN_DNS_FLAGS);

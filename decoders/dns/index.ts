@@ -3,7 +3,7 @@ import { GAP_ABSORBED, PARSE_INVALID } from "../abi/abi";
 import { input, metaBlock } from "../abi/window";
 import { parseStream } from "./parse";
 import { confidence } from "./message";
-import { streams, closeStream, expire } from "./stitch";
+import { findState, closeStream, expire } from "./stitch";
 import { MODE_UDP } from "./types";
 
 export { abi_version, input, input_cap } from "../abi/window";
@@ -22,7 +22,8 @@ export function parse(stream: u32, dir: i32, len: u32, ts: u64): i32 {
 
 /** Lost datagrams cost only their own exchanges; lost TCP bytes lose the framing. */
 export function gap(stream: u32, dir: i32, len: u32): i32 {
-  if (streams.has(stream) && streams.get(stream).mode == MODE_UDP) return GAP_ABSORBED;
+  const st = findState(stream);
+  if (st !== null && st.mode == MODE_UDP) return GAP_ABSORBED;
   return PARSE_INVALID;
 }
 

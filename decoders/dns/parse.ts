@@ -3,7 +3,7 @@
 import { PARSE_NEEDS_MORE, PARSE_INVALID, DIR_REQUEST } from "../abi/abi";
 import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, StreamState } from "./types";
 import { classify, u16be, CLASS_NEEDS_MORE, CLASS_INVALID } from "./message";
-import { streams, stateFor, onMessage } from "./stitch";
+import { findState, newState, dropState, onMessage } from "./stitch";
 
 function partialOf(st: StreamState, dir: i32): bool {
   return dir == DIR_REQUEST ? st.partial0 : st.partial1;
@@ -22,8 +22,9 @@ function holdPartial(st: StreamState, dir: i32, ts: u64): void {
 }
 
 export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u64): i32 {
-  const known = streams.has(stream);
-  const st = stateFor(stream);
+  const found = findState(stream);
+  const known = found !== null;
+  const st = known ? changetype<StreamState>(found) : newState(stream);
   st.lastSeen = ts;
   if (st.mode == MODE_UNKNOWN) {
     const c = classify(base, len);
@@ -32,7 +33,7 @@ export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u6
       return PARSE_NEEDS_MORE;
     }
     if (c == CLASS_INVALID) {
-      if (!known) streams.delete(stream);
+      if (!known) dropState(stream);
       return PARSE_INVALID;
     }
     st.mode = <u8>c;

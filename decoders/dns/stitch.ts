@@ -7,11 +7,32 @@ import { emitExchange } from "./emit";
 
 export const streams = new Map<u32, StreamState>();
 
-export function stateFor(stream: u32): StreamState {
-  if (streams.has(stream)) return streams.get(stream);
+// Most calls continue the stream of the previous call: remember it to skip the hash lookups.
+let lastStream: u32 = 0;
+let lastState: StreamState | null = null;
+
+/** The stream's state, or null when it has none yet. */
+export function findState(stream: u32): StreamState | null {
+  const cached = lastState;
+  if (cached !== null && lastStream == stream) return cached;
+  if (!streams.has(stream)) return null;
+  const st = streams.get(stream);
+  lastStream = stream;
+  lastState = st;
+  return st;
+}
+
+export function newState(stream: u32): StreamState {
   const st = new StreamState();
   streams.set(stream, st);
+  lastStream = stream;
+  lastState = st;
   return st;
+}
+
+export function dropState(stream: u32): void {
+  streams.delete(stream);
+  if (lastStream == stream) lastState = null;
 }
 
 /** One whole DNS message of a stream. tsStart: its first byte; tsEnd: its last. */
@@ -99,7 +120,7 @@ export function closeStream(stream: u32): void {
     const p = unchecked(st.live[i]);
     emitExchange(stream, p, false, p.tsStart, p.tsStart);
   }
-  streams.delete(stream);
+  dropState(stream);
 }
 
 /** Queries older than the timeout end unanswered; idle empty streams are forgotten. */
@@ -117,7 +138,7 @@ export function expire(now: u64): void {
       st.spare.push(p);
     }
     if (live.length == 0 && !st.partial0 && !st.partial1 && now > st.lastSeen && now - st.lastSeen >= IDLE_STREAM_NS) {
-      streams.delete(stream);
+      dropState(stream);
     }
   }
 }

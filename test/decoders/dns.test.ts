@@ -68,7 +68,6 @@ test('UDP A lookup: one exchange with every attribute', () => {
     'dns.question.name': 'www.Example.com',
     'dns.question.type': 'A',
     'telegen.dns.id': 0x1234,
-    'telegen.dns.opcode': 'QUERY',
     'telegen.dns.flags': 'qr rd ra',
     'dns.response_code': 'NOERROR',
     'dns.answers': ['93.184.216.34', '10.0.0.1'],
@@ -442,4 +441,17 @@ test('fuzz: random and mutated messages on UDP and TCP never trap and memory sta
   assert.equal(h.inst.counters.traps, 0, h.inst.lastError);
   assert.equal(h.inst.counters.badRecords, 0);
   assert.ok(h.inst.memoryBytes() - memBefore <= 4 * 1024 * 1024, `memory grew by ${h.inst.memoryBytes() - memBefore}`);
+});
+
+test('opcodes other than QUERY are named (NOTIFY, UPDATE)', () => {
+  for (const [opcode, name] of [[4, 'NOTIFY'], [5, 'UPDATE'], [2, 'STATUS']] as Array<[number, string]>) {
+    const h = loadDecoder('dns');
+    const q = query(1, 'zone.example', 'SOA');
+    q.writeUInt16BE(opcode << 11, 2);
+    const r = Buffer.from(response(1, 'zone.example', 'SOA', []));
+    r.writeUInt16BE(0x8000 | (opcode << 11) | 0x0400, 2);
+    udpExchange(q, r, h);
+    assert.equal(h.records[0].attributes['telegen.dns.opcode'], name);
+    assert.equal(h.records[0].attributes['telegen.dns.flags'], 'qr aa');
+  }
 });
