@@ -186,6 +186,7 @@ function noteTopic(x: Exchange, ptr: usize, len: i32): void {
 
 function noteTopicId(x: Exchange, ptr: usize): void {
   if (x.inResponse && (x.reqTopicCount > 0 || x.hasTopicId)) return;
+  if (isZeroId(ptr)) return; // Uuid.ZERO_UUID: "no id", the name (if any) says which topic
   // A name learnt from a Metadata response is better than the id.
   const name = topicNameForId(ptr);
   if (name >= 0) {
@@ -241,11 +242,11 @@ function topicNameForId(id: usize): i32 {
   }
   return -1;
 }
+function isZeroId(id: usize): bool {
+  return load<u64>(id) == 0 && load<u64>(id, 8) == 0;
+}
 function rememberTopicId(id: usize, name: usize, len: i32): void {
-  if (len <= 0 || len > 249) return;
-  let zero = true;
-  for (let i: usize = 0; i < 16; i++) if (load<u8>(id + i) != 0) { zero = false; break; }
-  if (zero) return;
+  if (len <= 0 || len > 249 || isZeroId(id)) return;
   const h = topicHash(id);
   let slot = h;
   for (let i = 0; i < 8; i++) {
