@@ -164,6 +164,20 @@ test('layout.ts is generated from the object BTF', () => {
   assert.equal(tg_socket_limits.TG_CAPTURE_LIMIT, 32768);
 });
 
+test('copyPayload copies a record payload into another memory without allocating views', () => {
+  const ring = new Uint8Array(4096);
+  const off = 64;
+  new DataView(ring.buffer).setUint32(off + tg_data_event.type, tg_event_type.TG_EV_DATA, true);
+  new DataView(ring.buffer).setUint32(off + tg_data_event.len, 5, true);
+  ring.set(Buffer.from('hello'), off + tg_data_event.size);
+  const mem = new Uint8Array(new ArrayBuffer(16));
+  assert.equal(ev.copyPayload(ring, off, mem, 2), 5);
+  assert.equal(Buffer.from(mem.subarray(2, 7)).toString(), 'hello');
+  assert.equal(ev.copyPayload(ring, off, mem, 13), 3, 'bounded by the destination');
+  assert.equal(ev.copyPayload(ring, off, mem, 0, 2), 2, 'bounded by max');
+  assert.equal(ev.payloadOffset(off), off + tg_data_event.size);
+});
+
 test('formatAddr prints IPv4-mapped and IPv6 addresses', () => {
   const b = new Uint8Array(16);
   b[10] = 0xff;

@@ -53,6 +53,24 @@ export const payloadOffset = (off: number): number => off + tg_data_event.size;
 export const payload = (ring: Uint8Array, off: number): Uint8Array =>
   ring.subarray(off + tg_data_event.size, off + tg_data_event.size + dataLen(ring, off));
 
+let bufOf: Uint8Array | undefined;
+let ringBuf: Buffer = Buffer.alloc(0);
+
+/**
+ * Copies up to `max` payload bytes of the data record at `off` into `dst` at `dstOff` (a
+ * decoder's Wasm input window) and returns how many were copied. One memcpy, no allocation:
+ * the Buffer view over the ring is made once per ring.
+ */
+export function copyPayload(ring: Uint8Array, off: number, dst: Uint8Array, dstOff: number, max = Infinity): number {
+  if (bufOf !== ring) {
+    bufOf = ring;
+    ringBuf = Buffer.from(ring.buffer, ring.byteOffset, ring.byteLength);
+  }
+  const start = off + tg_data_event.size;
+  const n = Math.min(dataLen(ring, off), max, dst.length - dstOff);
+  return n > 0 ? ringBuf.copy(dst, dstOff, start, start + n) : 0;
+}
+
 // ---- tg_conn_event ----
 
 export const connEventTsNs = (ring: Uint8Array, off: number): bigint => view(ring).getBigUint64(off + tg_conn_event.ts_ns, true);
