@@ -36,6 +36,7 @@ function expectedFromTsv(file: string): Map<number, Side> {
       if (single) {
         if (v('http.host').length) msg.host = v('http.host')[0];
         if (v('http.content_type').length) msg.contentType = v('http.content_type')[0];
+        if (v('http.content_length_header').length) msg.bodySize = v('http.content_length_header')[0];
       }
       side.requests.push(msg);
     });
@@ -47,6 +48,8 @@ function expectedFromTsv(file: string): Map<number, Side> {
         if (v('http.content_type').length) msg.contentType = v('http.content_type')[0];
         if (v('http.content_encoding').length) msg.contentEncoding = v('http.content_encoding')[0];
         if (v('http.transfer_encoding').length) msg.transferEncoding = v('http.transfer_encoding')[0];
+        // the declared length is the body we must have counted, except where a response has none
+        if (v('http.content_length_header').length && !['204', '304'].includes(c) && !side.requests.some((q) => q.method === 'HEAD')) msg.bodySize = v('http.content_length_header')[0];
         if (c === '101' && v('http.upgrade').length) side.upgrades.push(v('http.upgrade')[0].toLowerCase());
       }
       side.responses.push(msg);
@@ -96,6 +99,7 @@ async function decoded(capture: string, expected: Map<number, Side>, seed = 0): 
       const ref = want?.requests[side.requests.length];
       if (ref?.host !== undefined && a['server.address'] !== undefined) msg.host = String(a['server.address']) + (a['server.port'] !== undefined ? ':' + String(a['server.port']) : '');
       if (ref?.contentType !== undefined && a['http.request.header.content-type'] !== undefined) msg.contentType = (a['http.request.header.content-type'] as string[]).join(',');
+      if (ref?.bodySize !== undefined && a['http.request.body.size'] !== undefined) msg.bodySize = String(a['http.request.body.size']);
       side.requests.push(msg);
     }
     if (a['http.response.status_code'] !== undefined) {
@@ -104,6 +108,7 @@ async function decoded(capture: string, expected: Map<number, Side>, seed = 0): 
       if (ref?.contentType !== undefined && a['http.response.header.content-type'] !== undefined) msg.contentType = (a['http.response.header.content-type'] as string[]).join(',');
       if (ref?.contentEncoding !== undefined && a['http.response.header.content-encoding'] !== undefined) msg.contentEncoding = (a['http.response.header.content-encoding'] as string[]).join(',');
       if (ref?.transferEncoding !== undefined && a['http.response.header.transfer-encoding'] !== undefined) msg.transferEncoding = (a['http.response.header.transfer-encoding'] as string[]).join(',');
+      if (ref?.bodySize !== undefined && a['http.response.body.size'] !== undefined) msg.bodySize = String(a['http.response.body.size']);
       side.responses.push(msg);
     }
   }
