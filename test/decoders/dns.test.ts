@@ -455,3 +455,47 @@ test('opcodes other than QUERY are named (NOTIFY, UPDATE)', () => {
     assert.equal(h.records[0].attributes['telegen.dns.flags'], 'qr aa');
   }
 });
+
+test('gap: a lost datagram costs nothing; lost TCP bytes reset the stream', () => {
+  const h = loadDecoder('dns');
+  h.inst.feed(1, DIR_REQUEST, query(1, 'u.example'), 1n);
+  assert.equal(h.inst.gap(1, DIR_RESPONSE, 100), 'ok');
+  h.inst.feed(1, DIR_RESPONSE, response(1, 'u.example', 'A', []), 2n);
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].flags, 0);
+  h.inst.feed(2, DIR_REQUEST, tcp(query(2, 't.example')), 3n);
+  assert.equal(h.inst.gap(2, DIR_RESPONSE, 10), 'invalid');
+  assert.equal(h.records.length, 2);
+  assert.equal(h.records[1].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[1].attributes['dns.question.name'], 't.example');
+});
+
+test('fuzz: TCP byte streams of valid and damaged frames in random chunks never trap', () => {
+  let seed = 777;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  const good = [
+    tcp(query(1, 'a.example')),
+    tcp(response(1, 'a.example', 'A', [{ type: 'A', name: 'a.example', data: '192.0.2.1' }])),
+    tcp(rawResponse(2, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 5, [...label('x'), 0xc0, 16])])),
+  ];
+  for (let round = 0; round < 300; round++) {
+    const h = loadDecoder('dns');
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 8; i++) {
+      const b = Buffer.from(good[rnd() % good.length]);
+      if (rnd() % 3 === 0) b[2 + (rnd() % (b.length - 2))] = rnd() & 255; // damage inside the frame only
+      parts.push(b);
+    }
+    const all = Buffer.concat(parts);
+    let off = 0;
+    while (off < all.length) {
+      const n = 1 + (rnd() % 40);
+      h.inst.feed(1, rnd() % 2, all.subarray(off, off + n), BigInt(off));
+      off += n;
+    }
+    h.inst.tick(10n ** 12n);
+    h.inst.closeStream(1);
+    assert.equal(h.inst.counters.traps, 0, h.inst.lastError);
+    assert.equal(h.inst.counters.badRecords, 0);
+  }
+});
