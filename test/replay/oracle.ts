@@ -15,7 +15,28 @@ export function haveTshark(): boolean {
 export interface OracleStream {
   index: number;
   nodes: [string, string]; // "addr:port" of node 0 (first packet's sender) and node 1
-  bytes: [Buffer, Buffer]; // concatenated payload sent by node 0 / node 1
+  bytes: [Buffer, Buffer]; // concatenated payload sent by node 0 / node 1 (gap markers left out)
+  /** Per side: data runs and the gaps tshark itself reported ("[N bytes missing in capture file]"). */
+  tokens: [Token[], Token[]];
+}
+
+/** A run of stream data, or a number of bytes missing. */
+export type Token = Buffer | number;
+
+/** Merge adjacent runs of the same kind, so two layouts can be compared token by token. */
+export function normalize(tokens: Token[]): Token[] {
+  const out: Token[] = [];
+  for (const t of tokens) {
+    const last = out[out.length - 1];
+    if (typeof t === 'number') {
+      if (t === 0) continue;
+      if (typeof last === 'number') out[out.length - 1] = last + t; else out.push(t);
+    } else {
+      if (t.length === 0) continue;
+      if (last !== undefined && typeof last !== 'number') out[out.length - 1] = Buffer.concat([last, t]); else out.push(t);
+    }
+  }
+  return out;
 }
 
 function tshark(args: string[]): string {
@@ -39,15 +60,22 @@ export function tsharkTcpStreams(file: string, n: number): OracleStream[] {
     if (!filt) continue;
     const n0 = /^Node 0: (.*)$/m.exec(block), n1 = /^Node 1: (.*)$/m.exec(block);
     const parts: [Buffer[], Buffer[]] = [[], []];
+    const tokens: [Token[], Token[]] = [[], []];
     for (const line of block.split('\n')) {
       if (!/^\t?[0-9a-f]+$/.test(line)) continue;
       const side = line.startsWith('\t') ? 1 : 0;
-      parts[side].push(Buffer.from(line.trim(), 'hex'));
+      const b = Buffer.from(line.trim(), 'hex');
+      // tshark's follow writes a hole it gave up on as this text, on its own line.
+      const m = /^\[(\d+) bytes missing in capture file\]\.?\0?$/.exec(b.toString('latin1'));
+      if (m) { tokens[side].push(Number(m[1])); continue; }
+      parts[side].push(b);
+      tokens[side].push(b);
     }
     res.push({
       index: Number(filt[1]),
       nodes: [normNode(n0 ? n0[1] : ''), normNode(n1 ? n1[1] : '')],
       bytes: [Buffer.concat(parts[0]), Buffer.concat(parts[1])],
+      tokens: [normalize(tokens[0]), normalize(tokens[1])],
     });
   }
   return res.sort((a, b) => a.index - b.index);

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import { replayFile, ReplayOptions } from '../../host/src/replay';
 import { ACK, Conv, FIN, LINKTYPE, Link, PSH, RST, SYN, frame, ip, tcpIp, tmpDir, tmpFile, udpIp, writePcap, writePcapng } from './build';
-import { CollectSink } from './oracle';
+import { CollectSink, haveTshark } from './oracle';
+import { compareWithTshark } from './compare';
 
 after(() => fs.rmSync(tmpDir, { recursive: true, force: true }));
 
@@ -397,4 +398,42 @@ test('a throwing sink rejects replayFile instead of crashing the process', async
   const g = tmpFile('throw.pcapng');
   writePcapng(g, [{ ifaces: [{ linkType: 1 }], recs: cv.recs }]);
   await assert.rejects(replayFile(g, sink), /sink failed/);
+});
+
+test('hand-built captures agree with tshark as well', { skip: haveTshark() ? false : 'tshark not installed' }, async () => {
+  const files: string[] = [];
+  const mk = (name: string, link: Link, v6: boolean, body: (cv: Conv) => void) => {
+    const cv = new Conv(v6 ? { addr: '2001:db8::1', port: 40000 } : C, v6 ? { addr: '2001:db8::2', port: 80 } : S, link);
+    body(cv);
+    files.push(cv.write(name));
+  };
+  const script = (cv: Conv) => {
+    handshake(cv, 0xfffffff0, 7);
+    cv.tcp(true, 0xfffffff1, 0, 'A'.repeat(10), 8);
+    cv.tcp(true, 0xfffffffb, 0, 'B'.repeat(10), 8); // crosses 2^32
+    cv.tcp(true, 15, 0, 'D'.repeat(10), 8); // out of order (C missing yet)
+    cv.tcp(true, 5, 0, 'C'.repeat(10), 8);
+    cv.tcp(true, 5, 0, 'C'.repeat(10), 8); // retransmission
+    cv.tcp(false, 8, PSH, 'response', 25);
+    cv.udp(true, 'datagram-1');
+    cv.udp(false, 'datagram-2');
+    cv.tcp(true, 25, FIN, '', 16);
+    cv.tcp(false, 16, FIN, '', 26);
+  };
+  mk('x-eth.pcap', 'eth', false, script);
+  mk('x-vlan6.pcap', 'qinq', true, script);
+  mk('x-sll2.pcap', 'sll2', false, script);
+  mk('x-null6.pcap', 'null-le', true, script);
+  mk('x-sll.pcap', 'sll', true, script);
+  mk('x-gap.pcap', 'eth', false, (cv) => {
+    handshake(cv, 1, 100);
+    cv.tcp(true, 2, 0, 'aaaa', 101);
+    cv.tcp(true, 10, 0, 'cccc', 101);
+    cv.tcp(false, 101, 0, 'resp', 14);
+  });
+  for (const f of files) {
+    const r = await compareWithTshark(f);
+    assert.deepEqual(r.problems, [], f);
+    assert.ok(r.tcpCompared === 1 && r.segmentChecks === 2, f);
+  }
 });
