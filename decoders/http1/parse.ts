@@ -269,8 +269,9 @@ const NAME_CHUNKED = 18;
  *  bytes past the name: they are inside the input window (the header line goes on after it) or,
  *  at worst, other static memory, never out of bounds. */
 function nameIs(p: usize, n: u32, idx: i32): bool {
+  if (n == 0 || n > 23) return false;
   const q = NAMES + <usize>idx * 24;
-  if (load<u8>(q + <usize>n) != 0 || (n > 0 && load<u8>(q + <usize>n - 1) == 0)) return false;
+  if (load<u8>(q + <usize>n) != 0 || load<u8>(q + <usize>n - 1) == 0) return false;
   let i: u32 = 0;
   while (i + 8 <= n) {
     if ((load<u64>(p + <usize>i) | 0x2020202020202020) != load<u64>(q + <usize>i)) return false;
