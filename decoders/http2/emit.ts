@@ -61,6 +61,19 @@ export function findHeader(list: Uint8Array, name: string): i32 {
   }
   return -1;
 }
+export function hasUnknownName(list: Uint8Array): bool {
+  const base = list.dataStart;
+  const end = <u32>list.length;
+  let o: u32 = 0;
+  while (o + 9 <= end) {
+    const flags = load<u8>(base + <usize>o);
+    if (flags & HF_NAME_UNKNOWN) return true;
+    const nl = load<u32>(base + <usize>o + 1);
+    const vo = o + 5 + nl;
+    o = vo + 4 + load<u32>(base + <usize>vo);
+  }
+  return false;
+}
 @inline export function listValPtr(list: Uint8Array, off: i32): usize { return list.dataStart + <usize>off + 4; }
 @inline export function listValLen(list: Uint8Array, off: i32): u32 { return load<u32>(list.dataStart + <usize>off); }
 

@@ -7,7 +7,7 @@ import {
 import {
   fieldCount, fieldNamePtr, fieldNameLen, fieldValPtr, fieldValLen, fieldFlags, hpUnknown, hpTruncated,
 } from "./hpack";
-import { emitExchange, findHeader, listValPtr, listValLen } from "./emit";
+import { emitExchange, findHeader, hasUnknownName, listValPtr, listValLen } from "./emit";
 
 // ---- serialised header list: per field u8 flags | u32 nameLen | name | u32 valueLen | value ----
 
@@ -95,9 +95,11 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
   const list = serialise();
   if (hpUnknown) s.unknown = true;
   if (hpTruncated || serTruncated) s.truncated = true;
+  // Headers carry pseudo-header fields, trailers never do (RFC 9113 §8.1). After a mid-stream
+  // join the first block we see may be trailers: tell them apart by that, not by order.
   if (dir == DIR_REQUEST) {
     s.reqBytes += bytes;
-    if (s.reqHdr == null) {
+    if (s.reqHdr == null && !isTrailers(list, ":method", endStream)) {
       s.reqHdr = list;
       s.tsStart = ts;
       if (isGrpcContentType(list)) s.grpc = true;
@@ -107,7 +109,7 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
     if (endStream) s.reqEnd = true;
   } else {
     s.respBytes += bytes;
-    if (s.respHdr == null) {
+    if (s.respHdr == null && !isTrailers(list, ":status", endStream)) {
       if (isInterim(list)) return;
       s.respHdr = list;
       if (!s.grpc && s.reqHdr == null && isGrpcContentType(list)) s.grpc = true;
@@ -120,6 +122,16 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
       finishStream(c, connId, s, 0);
     }
   }
+}
+
+/**
+ * A first block without the side's pseudo-header: trailers when every name is known; with
+ * unknown names, trailers when it ends the stream (headers that end a stream are rarer).
+ */
+function isTrailers(list: Uint8Array, pseudo: string, endStream: bool): bool {
+  if (findHeader(list, pseudo) >= 0) return false;
+  if (!hasUnknownName(list)) return list.length > 0;
+  return endStream;
 }
 
 /** PUSH_PROMISE: the server sends the request of stream `promised` itself. */

@@ -33,14 +33,15 @@ test('RFC 7541 C.2: literal with indexing, without indexing, never indexed, inde
     hex('1008 7061 7373 776f 7264 0673 6563 7265 74'),
     hex('82'),
   ];
-  blocks.forEach((b, i) => h.inst.feed(1, REQ, headers(1 + 2 * i, b, true), 10n));
+  // Each block is preceded by :method GET (0x82, no table change): a request block carries it.
+  blocks.forEach((b, i) => h.inst.feed(1, REQ, headers(1 + 2 * i, Buffer.concat([i < 3 ? idx(2) : Buffer.alloc(0), b]), true), 10n));
   h.inst.closeStream(1);
   const got = exchanges(h).sort((a, b) => Number(a.attributes['telegen.http2.stream_id']) - Number(b.attributes['telegen.http2.stream_id']))
     .map((r) => pairs(r, 'telegen.http2.request.headers'));
   assert.deepEqual(got, [
-    [['custom-key', 'custom-header']],
-    [[':path', '/sample/path']],
-    [['password', 'secret']],
+    [[':method', 'GET'], ['custom-key', 'custom-header']],
+    [[':method', 'GET'], [':path', '/sample/path']],
+    [[':method', 'GET'], ['password', 'secret']],
     [[':method', 'GET']],
   ]);
 });
