@@ -24,7 +24,9 @@ function holdPartial(st: StreamState, dir: i32, ts: u64): void {
 export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u64): i32 {
   const found = findState(stream);
   const known = found !== null;
-  const st = known ? changetype<StreamState>(found) : newState(stream);
+  const made = known ? found : newState(stream);
+  if (made === null) return PARSE_INVALID; // decoder-wide stream budget spent
+  const st = changetype<StreamState>(made);
   st.lastSeen = ts;
   if (st.mode == MODE_UNKNOWN) {
     const c = classify(base, len);

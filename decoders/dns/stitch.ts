@@ -1,11 +1,25 @@
 // Query <-> response matching per stream: by message id, and by the question (name
 // case-insensitively, type) when both sides carry one. QR tells queries from responses, so a
 // capture taken on the server side stitches the same way as one taken on the client.
-import { StreamState, Pending, MAX_PENDING, MAX_QUERY_OPTIONS, QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR } from "./types";
+import {
+  StreamState, Pending, MAX_PENDING, MAX_PENDING_TOTAL, MAX_SPARE, MAX_STREAMS, MAX_QUERY_OPTIONS,
+  QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR,
+} from "./types";
+import { warn } from "../abi/emit";
 import { msg, qnameBuf, walkMessage } from "./message";
 import { emitExchange } from "./emit";
 
 export const streams = new Map<u32, StreamState>();
+// Pending slots are pooled decoder-wide, so a burst on one stream does not pin memory there.
+const spare = new Array<Pending>();
+let liveTotal: i32 = 0;
+let warnedPending = false;
+let warnedStreams = false;
+
+function release(p: Pending): void {
+  liveTotal--;
+  if (spare.length < MAX_SPARE) spare.push(p);
+}
 
 // Most calls continue the stream of the previous call: remember it to skip the hash lookups.
 let lastStream: u32 = 0;
@@ -22,7 +36,15 @@ export function findState(stream: u32): StreamState | null {
   return st;
 }
 
-export function newState(stream: u32): StreamState {
+/** A new stream's state; null when the decoder-wide stream budget is spent. */
+export function newState(stream: u32): StreamState | null {
+  if (streams.size >= MAX_STREAMS) {
+    sweepIdle(0, true);
+    if (streams.size >= MAX_STREAMS) {
+      if (!warnedStreams) { warnedStreams = true; warn("dns: stream budget spent, new streams refused"); }
+      return null;
+    }
+  }
   const st = new StreamState();
   streams.set(stream, st);
   lastStream = stream;
@@ -72,9 +94,15 @@ function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   if (st.live.length >= MAX_PENDING) {
     const oldest = st.live.shift();
     emitExchange(stream, oldest, false, oldest.tsStart, oldest.tsStart);
-    st.spare.push(oldest);
+    release(oldest);
   }
-  const slot = st.spare.length > 0 ? st.spare.pop() : new Pending();
+  if (liveTotal >= MAX_PENDING_TOTAL) {
+    // Untracked: its response will be reported without its query.
+    if (!warnedPending) { warnedPending = true; warn("dns: pending query budget spent, queries untracked"); }
+    return;
+  }
+  const slot = spare.length > 0 ? spare.pop() : new Pending();
+  liveTotal++;
   slot.id = <u16>m.id;
   slot.flags = <u16>m.flags;
   slot.hasQuestion = m.hasQuestion;
@@ -97,7 +125,7 @@ function onResponse(st: StreamState, stream: u32, tsStart: u64, tsEnd: u64): voi
     if (!matches(p)) continue;
     emitExchange(stream, p, true, p.tsStart, tsEnd);
     removeAt(live, i);
-    st.spare.push(p);
+    release(p);
     return;
   }
   // A response nobody asked for that does not even parse is noise, not an exchange.
@@ -119,26 +147,32 @@ export function closeStream(stream: u32): void {
   for (let i = 0; i < st.live.length; i++) {
     const p = unchecked(st.live[i]);
     emitExchange(stream, p, false, p.tsStart, p.tsStart);
+    release(p);
   }
   dropState(stream);
 }
 
 /** Queries older than the timeout end unanswered; idle empty streams are forgotten. */
 export function expire(now: u64): void {
+  sweepIdle(now, false);
+}
+
+/** Expires old queries (unless `emptyOnly`) and drops streams with nothing pending that are idle
+ *  (or, when `emptyOnly`, every such stream: their state is only the framing, found again). */
+function sweepIdle(now: u64, emptyOnly: bool): void {
   const keys = streams.keys();
   for (let k = 0; k < keys.length; k++) {
     const stream = unchecked(keys[k]);
     const st = streams.get(stream);
     const live = st.live;
-    while (live.length > 0) {
+    while (!emptyOnly && live.length > 0) {
       const p = unchecked(live[0]);
       if (now < p.tsStart || now - p.tsStart < QUERY_TIMEOUT_NS) break;
       emitExchange(stream, p, false, p.tsStart, p.tsStart);
       live.shift();
-      st.spare.push(p);
+      release(p);
     }
-    if (live.length == 0 && !st.partial0 && !st.partial1 && now > st.lastSeen && now - st.lastSeen >= IDLE_STREAM_NS) {
-      dropState(stream);
-    }
+    if (live.length > 0 || st.partial0 || st.partial1) continue;
+    if (emptyOnly || (now > st.lastSeen && now - st.lastSeen >= IDLE_STREAM_NS)) dropState(stream);
   }
 }

@@ -12,6 +12,10 @@ export const MAX_LABEL: u32 = 63;
 export const MAX_POINTER_HOPS: u32 = 64;    // belt and braces: pointers must also go backwards
 
 export const MAX_PENDING: i32 = 64;         // unanswered queries kept per stream
+// Decoder-wide budgets (the module may use 32 MiB): a Pending is ~330 bytes, a stream ~100.
+export const MAX_PENDING_TOTAL: i32 = 16384;
+export const MAX_SPARE: i32 = 1024;          // reusable Pending slots kept after a burst
+export const MAX_STREAMS: i32 = 65536;
 export const QUERY_TIMEOUT_NS: u64 = 5_000_000_000;
 export const IDLE_STREAM_NS: u64 = 60_000_000_000; // an idle stream with nothing pending is dropped
 export const MAX_QUERY_OPTIONS: i32 = 8;    // EDNS option codes remembered from a query
@@ -80,5 +84,4 @@ export class StreamState {
   partialTs0: u64 = 0;
   partialTs1: u64 = 0;
   live: Array<Pending> = new Array<Pending>(); // oldest first
-  spare: Array<Pending> = new Array<Pending>();
 }

@@ -499,3 +499,24 @@ test('fuzz: TCP byte streams of valid and damaged frames in random chunks never 
     assert.equal(h.inst.counters.badRecords, 0);
   }
 });
+
+test('decoder-wide budgets: pending queries capped at 16384, streams swept when 65536 are open', () => {
+  const h = loadDecoder('dns');
+  for (let s = 0; s < 300; s++) for (let i = 0; i < 64; i++) h.inst.feed(10 + s, DIR_REQUEST, query(i, `p${i}.s${s}.example`), 1n);
+  assert.equal(h.records.length, 0);
+  assert.ok(h.logs.some((l) => /pending query budget/.test(l)));
+  for (let s = 0; s < 300; s++) h.inst.closeStream(10 + s);
+  assert.equal(h.records.length, 16384, 'every tracked query ends as NO_RESPONSE; the rest were never tracked');
+  assert.ok(h.records.every((r) => r.flags === FLAG_NO_RESPONSE));
+
+  const g = loadDecoder('dns');
+  const q = query(5, 'many.example');
+  const r = response(5, 'many.example', 'A', [{ type: 'A', name: 'many.example', data: '192.0.2.5' }]);
+  for (let s = 1; s <= 70000; s++) {
+    assert.equal(g.inst.feed(s, DIR_REQUEST, q, 1n), 'ok');
+    assert.equal(g.inst.feed(s, DIR_RESPONSE, r, 2n), 'ok');
+  }
+  assert.equal(g.records.length, 70000);
+  assert.equal(g.inst.counters.invalid, 0, 'answered streams are swept to make room');
+  assert.ok(g.inst.memoryBytes() <= 32 * 1024 * 1024);
+});
