@@ -437,3 +437,22 @@ test('hand-built captures agree with tshark as well', { skip: haveTshark() ? fal
     assert.ok(r.tcpCompared === 1 && r.segmentChecks === 2, f);
   }
 });
+
+test('a closed connection absorbs stragglers for 2 minutes of capture time, then the 4-tuple is free', async () => {
+  const cv = new Conv(C, S);
+  handshake(cv, 1, 100);
+  cv.tcp(true, 2, PSH, 'one', 101);
+  cv.tcp(true, 5, FIN, '', 101);
+  cv.tcp(false, 101, FIN, '', 6);
+  cv.tcp(true, 6, 0, '', 102); // final ACK: straggler
+  const recs = cv.recs;
+  const late = recs[recs.length - 1].ts + 200_000_000_000n;
+  recs.push({ ts: late, data: frame('eth', tcpIp({ src: C.addr, dst: S.addr, sport: C.port, dport: S.port, seq: 777, ack: 1, flags: ACK | PSH, data: 'two' })) });
+  const { sink, stats } = await run(cv.write('linger.pcap'));
+  assert.equal(sink.conns.length, 2);
+  assert.deepEqual(ev(sink.conns[0].events), ['C:one']);
+  assert.deepEqual(ev(sink.conns[1].events), ['C:two']);
+  assert.equal(sink.conns[1].conn.roleKnown, false);
+  assert.equal(sink.conns[1].openTs, late);
+  assert.equal(stats.skipped['tcp-after-close'], 1);
+});

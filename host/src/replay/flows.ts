@@ -10,7 +10,10 @@ import type { ReplayConn, ReplaySink, ReplayStats } from './types';
 class Flow implements HalfOutput {
   /** Key text of the client side, to tell directions apart ("addrKey|port"). */
   clientKey = '';
+  /** The table key, to evict this flow once it has been closed long enough. */
+  key = '';
   closed = false;
+  closedAt = 0n;
   lastTs = 0n;
   client!: TcpHalf;
   server!: TcpHalf;
@@ -27,15 +30,22 @@ class Flow implements HalfOutput {
   }
 }
 
+/** How long a closed TCP connection keeps absorbing stragglers (late ACKs, retransmitted FINs): 2×MSL. */
+const CLOSED_LINGER_NS = 120_000_000_000n;
+
 export class FlowTable {
   private readonly flows = new Map<string, Flow>();
   /** Open flows in creation order, so end-of-capture closes are deterministic. */
   private readonly live = new Set<Flow>();
   private nextId = 1;
+  /** Closed flows in close order; they absorb stragglers for a while, then leave the table. */
+  private closedQ: Flow[] = [];
+  private closedHead = 0;
 
   constructor(private readonly sink: ReplaySink, private readonly stats: ReplayStats, private readonly maxBuffered: number) {}
 
   packet(f: Frame, ts: bigint): void {
+    if (this.closedHead < this.closedQ.length) this.evict(ts);
     const b = f.buf;
     const sk = addrKey(b, f.srcOff, f.v6) + '|' + f.sport;
     const dk = addrKey(b, f.dstOff, f.v6) + '|' + f.dport;
@@ -81,6 +91,7 @@ export class FlowTable {
     const flow = new Flow(conn, this.sink, this.stats);
     const dk = addrKey(f.buf, f.dstOff, f.v6) + '|' + f.dport;
     flow.clientKey = srcIsClient ? sk : dk;
+    flow.key = key;
     if (transport === 'tcp') {
       flow.client = new TcpHalf(true, flow, this.maxBuffered);
       flow.server = new TcpHalf(false, flow, this.maxBuffered);
@@ -103,8 +114,23 @@ export class FlowTable {
       this.stats.duplicateBytes += flow.client.dupBytes + flow.server.dupBytes;
     }
     flow.closed = true;
+    flow.closedAt = ts;
+    this.closedQ.push(flow);
     this.live.delete(flow);
     this.sink.onClose(flow.conn, ts);
+  }
+
+  /** Forget flows closed more than CLOSED_LINGER_NS ago (capture time), so long captures stay bounded. */
+  private evict(ts: bigint): void {
+    const q = this.closedQ;
+    while (this.closedHead < q.length && ts - q[this.closedHead].closedAt > CLOSED_LINGER_NS) {
+      const flow = q[this.closedHead++];
+      if (this.flows.get(flow.key) === flow) this.flows.delete(flow.key);
+    }
+    if (this.closedHead > 1024 && this.closedHead * 2 > q.length) {
+      q.splice(0, this.closedHead);
+      this.closedHead = 0;
+    }
   }
 
   private udp(flow: Flow, f: Frame, ts: bigint, sk: string): void {
