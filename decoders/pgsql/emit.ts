@@ -32,12 +32,12 @@ function addBytesOf(id: i32, b: Bytes): void {
 
 function addErrorFields(op: Op): void {
   if (!op.hasError) return;
-  if (op.code.has) {
-    addBytesOf(A_DB_RESPONSE_STATUS_CODE, op.code);
-    if (op.isError) addBytesOf(A_ERROR_TYPE, op.code);
+  if (op.err.code.has) {
+    addBytesOf(A_DB_RESPONSE_STATUS_CODE, op.err.code);
+    if (op.isError) addBytesOf(A_ERROR_TYPE, op.err.code);
   }
-  if (op.message.has) addBytesOf(A_ERROR_MESSAGE, op.message);
-  if (op.severity.has) addBytesOf(A_TELEGEN_DB_SEVERITY, op.severity);
+  if (op.err.message.has) addBytesOf(A_ERROR_MESSAGE, op.err.message);
+  if (op.err.severity.has) addBytesOf(A_TELEGEN_DB_SEVERITY, op.err.severity);
   if (op.isError) orFlags(FLAG_ERROR);
 }
 
@@ -126,9 +126,9 @@ export function emitNotice(stream: u32, st: Stream, op: Op, ts: u64): void {
   begin(KIND_EVENT, 0, <u64>stream, ts, ts);
   common(st);
   addString(A_TELEGEN_DB_EVENT_NAME, "notice");
-  if (op.code.has) addBytesOf(A_DB_RESPONSE_STATUS_CODE, op.code);
-  if (op.message.has) addBytesOf(A_ERROR_MESSAGE, op.message);
-  if (op.severity.has) addBytesOf(A_TELEGEN_DB_SEVERITY, op.severity);
+  if (op.err.code.has) addBytesOf(A_DB_RESPONSE_STATUS_CODE, op.err.code);
+  if (op.err.message.has) addBytesOf(A_ERROR_MESSAGE, op.err.message);
+  if (op.err.severity.has) addBytesOf(A_TELEGEN_DB_SEVERITY, op.err.severity);
   finish();
 }
 

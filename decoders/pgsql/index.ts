@@ -1,6 +1,7 @@
 // PostgreSQL frontend/backend protocol 3.0 decoder: ABI exports only (see parse.ts, stitch.ts).
 import { metaBlock } from "../abi/window";
-import { GAP_ABSORBED, PARSE_NEEDS_MORE } from "../abi/abi";
+import { GAP_ABSORBED, PARSE_NEEDS_MORE, PARSE_IGNORED } from "../abi/abi";
+import { warn } from "../abi/emit";
 import { parseInput, parseGap, detectBytes } from "./parse";
 import { streams, getStream, closeStream, expire } from "./stitch";
 import { input } from "../abi/window";
@@ -8,6 +9,10 @@ import { input } from "../abi/window";
 export { abi_version, input, input_cap } from "../abi/window";
 
 let lastTs: u64 = 0;
+// Concurrent connections decoded at once. Each costs 1–7 KiB of the module's 32 MiB memory; past
+// this, new connections are left undecoded (PARSE_IGNORED) rather than risking the whole module.
+const MAX_STREAMS: i32 = 4000;
+let refusedLogged = false;
 
 export function meta(): usize {
   return metaBlock('{"name":"pgsql","version":"1.0.0","protocols":["postgresql"],"ports":[5432],"transport":"tcp"}');
@@ -21,6 +26,10 @@ export function detect(dir: i32, len: i32): i32 {
 export function parse(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   if (len <= 0) return PARSE_NEEDS_MORE;
   if (ts > lastTs) lastTs = ts;
+  if (!streams.has(stream) && streams.size >= MAX_STREAMS) {
+    if (!refusedLogged) { refusedLogged = true; warn("pgsql: too many concurrent connections; new ones are not decoded"); }
+    return PARSE_IGNORED;
+  }
   return parseInput(stream, getStream(stream), dir, input(), len, ts);
 }
 

@@ -286,13 +286,13 @@ function readFields(op: Op, p: usize, end: usize): void {
     if (code == 0) break;
     q++;
     const l = cstrLen(q, end);
-    if (code == 0x56) { op.severity.set(q, l, NAME_CAP); sawV = true; }
-    else if (code == 0x53 && !sawV) op.severity.set(q, l, NAME_CAP);
-    else if (code == 0x43) op.code.set(q, l, NAME_CAP);
-    else if (code == 0x4d) op.message.set(q, l, MSG_CAP);
+    if (code == 0x56) { op.err.severity.set(q, l, NAME_CAP); sawV = true; }
+    else if (code == 0x53 && !sawV) op.err.severity.set(q, l, NAME_CAP);
+    else if (code == 0x43) op.err.code.set(q, l, NAME_CAP);
+    else if (code == 0x4d) op.err.message.set(q, l, MSG_CAP);
     q += <usize>l + 1;
   }
-  const s = op.severity;
+  const s = op.err.severity;
   op.isError = s.has && (strEq(s.ptr(), s.len, "ERROR") || strEq(s.ptr(), s.len, "FATAL") || strEq(s.ptr(), s.len, "PANIC"));
   // A localized severity we cannot read: an ErrorResponse is an error all the same.
   if (!op.isError && !sawV) op.isError = true;

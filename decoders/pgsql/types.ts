@@ -101,6 +101,13 @@ export class Bytes {
   }
 }
 
+/** ErrorResponse/NoticeResponse fields. */
+export class ErrInfo {
+  severity: Bytes = new Bytes();
+  code: Bytes = new Bytes();
+  message: Bytes = new Bytes();
+}
+
 /** One frontend operation awaiting its answer, plus what the answer said. */
 export class Op {
   kind: u8 = 0;
@@ -114,9 +121,7 @@ export class Op {
   tagRows: i64 = 0;             // sum of the row counts the tags carry
   tagHasRows: bool = false;
   rows: i64 = 0;                // DataRow messages
-  severity: Bytes = new Bytes();
-  code: Bytes = new Bytes();
-  message: Bytes = new Bytes();
+  private _err: ErrInfo | null = null;  // allocated on the first error this Op slot carries
   isError: bool = false;        // ErrorResponse with severity ERROR/FATAL/PANIC
   hasError: bool = false;
   copyMsgs: i64 = 0;            // CopyData messages (either direction)
@@ -138,9 +143,7 @@ export class Op {
     this.tagRows = 0;
     this.tagHasRows = false;
     this.rows = 0;
-    this.severity.clear();
-    this.code.clear();
-    this.message.clear();
+    if (this._err != null) { const e = changetype<ErrInfo>(this._err); e.severity.clear(); e.code.clear(); e.message.clear(); }
     this.isError = false;
     this.hasError = false;
     this.copyMsgs = 0;
@@ -151,6 +154,8 @@ export class Op {
     this.unknown = false;
     this.noExecuteInBatch = false;
   }
+
+  get err(): ErrInfo { if (this._err == null) this._err = new ErrInfo(); return changetype<ErrInfo>(this._err); }
 }
 
 /** A prepared statement (Parse) or a portal (Bind): its name and the SQL it runs. */
@@ -201,8 +206,16 @@ export class NameTable {
       if (!e.name.equals(p, n)) e.name.set(p, n, NAME_CAP); // a hash collision: the newer name wins
       return e;
     }
-    if (this.order == null) this.order = new StaticArray<u64>(this.cap * 2);
-    const order = changetype<StaticArray<u64>>(this.order);
+    if (this.order == null) this.order = new StaticArray<u64>(8);
+    let order = changetype<StaticArray<u64>>(this.order);
+    if (this.count == order.length && order.length < this.cap * 2) {
+      // Grow the ring (most clients prepare a handful of statements): unroll it into a larger one.
+      const bigger = new StaticArray<u64>(order.length * 2);
+      for (let i = 0; i < this.count; i++) bigger[i] = order[(this.head + i) % order.length];
+      this.head = 0;
+      this.order = bigger;
+      order = bigger;
+    }
     while (this.map.size >= this.cap || this.count == order.length) this.evictOldest(order);
     const e = new Named();
     e.name.set(p, n, NAME_CAP);
@@ -253,29 +266,45 @@ export class Stream {
   startup: Op = new Op();      // the startup exchange (errors during authentication land here)
   startupOpen: bool = false;
 
-  // Pending operations: a ring of reusable Op objects.
-  ops: StaticArray<Op | null> = new StaticArray<Op | null>(MAX_OPS);
+  // Pending operations: a ring of reusable Op objects, grown on demand up to MAX_OPS.
+  ops: StaticArray<Op | null> = new StaticArray<Op | null>(4);
   head: i32 = 0;
   count: i32 = 0;
-  orphan: Op = new Op();       // responses that arrived without a request (mid-stream join)
   orphanOpen: bool = false;
   discarding: bool = false;    // an extended batch failed before its Sync: the server ignores the rest
-  deferred: Op = new Op();     // that failure, waiting for the batch's Execute (or Sync)
   deferredPending: bool = false;
   segTs: u64 = 0;              // first request message since the last Execute/Sync
   segOpen: bool = false;
 
-  // Prepared statements and portals by name.
-  stmts: NameTable = new NameTable(MAX_STMTS);
-  portals: NameTable = new NameTable(MAX_PORTALS);
+  // Allocated when first needed: most connections never use them.
+  private _orphan: Op | null = null;
+  private _deferred: Op | null = null;
+  private _stmts: NameTable | null = null;
+  private _portals: NameTable | null = null;
+
+  /** Responses that arrived without a request (mid-stream join). */
+  get orphan(): Op { if (this._orphan == null) this._orphan = new Op(); return changetype<Op>(this._orphan); }
+  /** An extended-batch failure waiting for the batch's Execute (or Sync). */
+  get deferred(): Op { if (this._deferred == null) this._deferred = new Op(); return changetype<Op>(this._deferred); }
+  /** Prepared statements and portals by name. */
+  get stmts(): NameTable { if (this._stmts == null) this._stmts = new NameTable(MAX_STMTS); return changetype<NameTable>(this._stmts); }
+  get portals(): NameTable { if (this._portals == null) this._portals = new NameTable(MAX_PORTALS); return changetype<NameTable>(this._portals); }
 
   at(i: i32): Op {
-    return changetype<Op>(this.ops[(this.head + i) % MAX_OPS]);
+    return changetype<Op>(this.ops[(this.head + i) % this.ops.length]);
   }
 
   /** Appends an operation (reusing a pooled Op); the caller handles a full ring first. */
   push(kind: u8, ts: u64): Op {
-    const slot = (this.head + this.count) % MAX_OPS;
+    if (this.count == this.ops.length && this.ops.length < MAX_OPS) {
+      // Unroll into a ring twice as large (the Op objects move along and stay reusable).
+      const n = this.ops.length;
+      const bigger = new StaticArray<Op | null>(n * 2);
+      for (let i = 0; i < n; i++) bigger[i] = this.ops[(this.head + i) % n];
+      this.ops = bigger;
+      this.head = 0;
+    }
+    const slot = (this.head + this.count) % this.ops.length;
     let op = this.ops[slot];
     if (op == null) { op = new Op(); this.ops[slot] = op; }
     op.reset(kind, ts);
@@ -287,7 +316,7 @@ export class Stream {
 
   pop(): void {
     if (this.count == 0) return;
-    this.head = (this.head + 1) % MAX_OPS;
+    this.head = (this.head + 1) % this.ops.length;
     this.count--;
     // Back to the first slots whenever the queue drains: a stream only ever allocates as many
     // Op objects as it has operations in flight at once.

@@ -632,6 +632,23 @@ test('statement table: the oldest of more than 256 named statements is forgotten
   assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text']]), [[FLAG_UNKNOWN, undefined], [FLAG_UNKNOWN, undefined], [0, 'SELECT 44'], [0, 'SELECT 299']]);
 });
 
+test('many concurrent connections: 4000 decoded within memory, the ones beyond are left undecoded', () => {
+  const h = fresh();
+  const open = (s: number) => play(h, s, [
+    [Q, serialize.startup({ user: 'alice', database: 'shop', application_name: 'billing' })],
+    [R, Buffer.concat([be.authOk(), be.param('server_version', '15.8'), be.keyData(1, 2), be.ready()])],
+    [Q, Buffer.concat([serialize.parse({ name: 'q1', text: 'SELECT * FROM users WHERE id = $1' }), serialize.bind({ statement: 'q1' }), serialize.execute({}), serialize.sync()])],
+    [R, Buffer.concat([be.parseComplete(), be.bindComplete(), be.dataRow('1'), be.complete('SELECT 1'), be.ready()])],
+  ]);
+  for (let s = 0; s < 4000; s++) assert.deepEqual(open(s), ['ok', 'ok', 'ok', 'ok']);
+  assert.deepEqual(open(4000), ['ignored', 'ignored', 'ignored', 'ignored']);
+  assert.equal(h.inst.counters.traps, 0);
+  assert.equal(exchanges(h).length, 8000);
+  assert.ok(h.inst.memoryBytes() <= 24 * 1024 * 1024, `memory ${h.inst.memoryBytes()}`);
+  h.inst.closeStream(0);
+  assert.deepEqual(open(4001), ['ok', 'ok', 'ok', 'ok']);
+});
+
 test('two streams interleaved keep separate state', () => {
   const h = fresh();
   h.inst.feed(1, Q, serialize.startup({ user: 'a', database: 'one' }), 1n);
