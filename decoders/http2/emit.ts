@@ -16,7 +16,8 @@ import {
   A_TELEGEN_HTTP2_STREAM_ID, A_TELEGEN_HPACK_UNKNOWN, A_RPC_SYSTEM, A_RPC_SERVICE, A_RPC_METHOD,
   A_RPC_GRPC_STATUS_CODE, A_RPC_GRPC_STATUS_MESSAGE, A_TELEGEN_RPC_REQUEST_MESSAGES,
   A_TELEGEN_RPC_RESPONSE_MESSAGES, A_TELEGEN_RPC_REQUEST_COMPRESSED, A_TELEGEN_RPC_RESPONSE_COMPRESSED,
-  A_ERROR_MESSAGE,
+  A_ERROR_MESSAGE, A_HTTP_REQUEST_HEADER_AUTHORIZATION, A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION,
+  A_HTTP_REQUEST_HEADER_COOKIE, A_HTTP_RESPONSE_HEADER_SET_COOKIE,
 } from "../abi/attributes";
 import { H2Stream, GrpcDir, HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, Conn, EVENTS_PER_CONN } from "./types";
 
@@ -234,6 +235,10 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
     addHeader(req, "x-b3-spanid", A_HTTP_REQUEST_HEADER_X_B3_SPANID);
     addHeader(req, "x-b3-sampled", A_HTTP_REQUEST_HEADER_X_B3_SAMPLED);
     addHeader(req, "x-b3-parentspanid", A_HTTP_REQUEST_HEADER_X_B3_PARENTSPANID);
+    // present as REDACTED (see stitch.ts), so the span still says the request carried them
+    addHeader(req, "authorization", A_HTTP_REQUEST_HEADER_AUTHORIZATION);
+    addHeader(req, "proxy-authorization", A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION);
+    addHeader(req, "cookie", A_HTTP_REQUEST_HEADER_COOKIE);
   }
   if (resp != null) {
     const so = findHeader(resp, ":status");
@@ -246,6 +251,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
     }
     addHeader(resp, "content-type", A_HTTP_RESPONSE_HEADER_CONTENT_TYPE);
     addHeader(resp, "content-encoding", A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING);
+    addHeader(resp, "set-cookie", A_HTTP_RESPONSE_HEADER_SET_COOKIE);
   }
   addInt(A_HTTP_REQUEST_BODY_SIZE, s.reqBody);
   if (resp != null || s.respBody > 0) addInt(A_HTTP_RESPONSE_BODY_SIZE, s.respBody);

@@ -11,6 +11,28 @@ import { emitExchange, findHeader, hasUnknownName, listValPtr, listValLen } from
 
 // ---- serialised header list: per field u8 flags | u32 nameLen | name | u32 valueLen | value ----
 
+/**
+ * Credentials never leave the decoder in the raw header lists: the host's redaction stage keys on
+ * attribute names and cannot see inside these lists, so the values of these fields are replaced
+ * here (the same default list as the host's pipeline.redaction.headers).
+ */
+const REDACTED = "REDACTED";
+function isSecret(p: usize, n: u32): bool {
+  if (n == 6) return nameIs(p, n, "cookie");
+  if (n == 10) return nameIs(p, n, "set-cookie");
+  if (n == 13) return nameIs(p, n, "authorization");
+  if (n == 19) return nameIs(p, n, "proxy-authorization");
+  return false;
+}
+function nameIs(p: usize, n: u32, s: string): bool {
+  for (let i: u32 = 0; i < n; i++) {
+    let c = <u32>load<u8>(p + <usize>i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c != <u32>s.charCodeAt(<i32>i)) return false;
+  }
+  return true;
+}
+
 /** Serialises the field list of the block just decoded; sets `serTruncated` when cut. */
 let serTruncated = false;
 function serialise(): Uint8Array {
@@ -18,7 +40,8 @@ function serialise(): Uint8Array {
   let total: i32 = 0;
   let n = 0;
   for (; n < fieldCount; n++) {
-    const sz = 9 + <i32>fieldNameLen(n) + <i32>fieldValLen(n);
+    const vl = isSecret(fieldNamePtr(n), fieldNameLen(n)) ? REDACTED.length : <i32>fieldValLen(n);
+    const sz = 9 + <i32>fieldNameLen(n) + vl;
     if (total + sz > HEADER_LIST_CAP) { serTruncated = true; break; }
     total += sz;
   }
@@ -26,11 +49,17 @@ function serialise(): Uint8Array {
   let p = out.dataStart;
   for (let i = 0; i < n; i++) {
     const nl = fieldNameLen(i);
-    const vl = fieldValLen(i);
     store<u8>(p, <u8>fieldFlags(i));
     store<u32>(p + 1, nl);
     memory.copy(p + 5, fieldNamePtr(i), nl);
     p += 5 + <usize>nl;
+    if (isSecret(fieldNamePtr(i), nl)) {
+      store<u32>(p, <u32>REDACTED.length);
+      for (let k = 0; k < REDACTED.length; k++) store<u8>(p + 4 + <usize>k, <u8>REDACTED.charCodeAt(k));
+      p += 4 + <usize>REDACTED.length;
+      continue;
+    }
+    const vl = fieldValLen(i);
     store<u32>(p, vl);
     memory.copy(p + 4, fieldValPtr(i), vl);
     p += 4 + <usize>vl;

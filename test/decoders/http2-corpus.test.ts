@@ -13,6 +13,7 @@ import { DIR_REQUEST, DIR_RESPONSE } from '../../decoders/abi/abi';
 import { toTshark, exchanges } from './http2-helpers';
 
 interface Expect { columns?: string[]; headers: string[]; methods: string[]; paths: string[]; authorities: string[]; statuses: string[]; grpcLengths: number[] }
+const SECRET = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
 const empty = (): Expect => ({ headers: [], methods: [], paths: [], authorities: [], statuses: [], grpcLengths: [] });
 
 /** tshark's rows (SOURCES.md: one row per packet, repeated fields joined with '|'), per tcp.stream. */
@@ -32,7 +33,8 @@ export function expectedFromTsv(file: string): Map<number, Expect> {
     const e = out.get(stream)!;
     const names = v('http2.header.name');
     const values = f[cols.indexOf('http2.header.value')] === undefined ? [] : (f[cols.indexOf('http2.header.value')] ?? '').split('|');
-    names.forEach((n, i) => e.headers.push(`${n}: ${values[i] ?? ''}`));
+    // credentials are replaced by the decoder itself (the host cannot redact inside the lists)
+    names.forEach((n, i) => e.headers.push(`${n}: ${SECRET.has(n.toLowerCase()) ? 'REDACTED' : values[i] ?? ''}`));
     e.methods.push(...v('http2.headers.method'));
     e.paths.push(...v('http2.headers.path'));
     e.authorities.push(...v('http2.headers.authority'));
