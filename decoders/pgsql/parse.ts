@@ -95,6 +95,7 @@ function parseUntyped(stream: u32, st: Stream, base: usize, p: i32, len: i32, ts
     const b0 = load<u8>(base + <usize>p);
     if (b0 == 0x16) {
       // A TLS ClientHello without SSLRequest ("direct SSL"): nothing more to decode here.
+      emitUpgrade(stream, st, ts, ts, false);
       st.tls = true;
       return PARSE_IGNORED;
     }

@@ -140,6 +140,12 @@ test('SSLRequest answered S: an upgrade record, then the stream is ignored', () 
   assert.equal(h.records[0].tsEnd, 2000n);
 });
 
+test('direct TLS (ClientHello without SSLRequest): an upgrade record, the stream is ignored', () => {
+  const h = fresh();
+  assert.deepEqual(play(h, 1, [[Q, Buffer.from([0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5])], [R, Buffer.from([0x16, 3, 3, 0, 1, 9])]]), ['ignored', 'ignored']);
+  assert.deepEqual(h.records.map((r) => [r.kind, r.attributes['telegen.protocol.next']]), [[3, 'tls']]);
+});
+
 test('GSSENCRequest answered N then a plain startup', () => {
   const h = fresh();
   play(h, 1, [[Q, Buffer.concat([i32(8), i32(80877104)])], [R, be.sslNo()], ...startupSteps()]);
