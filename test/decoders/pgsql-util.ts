@@ -129,6 +129,8 @@ export interface Oracle {
   tags: string[];      // pgsql.tag (CommandComplete)
   codes: string[];     // pgsql.code (ErrorResponse and NoticeResponse SQLSTATEs)
   messages: string[];  // pgsql.message
+  statements: string[]; // pgsql.statement, non-empty names (Parse, Bind, Describe, Close)
+  portals: string[];    // pgsql.portal, non-empty names (Bind, Execute, Describe, Close)
 }
 
 /** tshark's TSV (the corpus *.expected.tsv shape): values of several messages joined with '|'. */
@@ -136,7 +138,7 @@ export function oracleFromTsv(tsv: string): Oracle {
   const lines = tsv.split('\n').filter(Boolean);
   const head = lines[0].split('\t');
   const col = (n: string) => head.indexOf(n);
-  const o: Oracle = { queries: [], tags: [], codes: [], messages: [] };
+  const o: Oracle = { queries: [], tags: [], codes: [], messages: [], statements: [], portals: [] };
   for (const line of lines.slice(1)) {
     const f = line.split('\t');
     const types = (f[col('pgsql.type')] || '').split('|');
@@ -153,6 +155,10 @@ export function oracleFromTsv(tsv: string): Oracle {
     const nErr = types.filter((t) => t === 'Error' || t === 'Notice').length;
     take('pgsql.code', nErr, o.codes);
     take('pgsql.message', nErr, o.messages);
+    for (const [name, into] of [['pgsql.statement', o.statements], ['pgsql.portal', o.portals]] as const) {
+      const v = f[col(name)];
+      if (v) for (const x of v.split('|')) if (x) into.push(unescape(x));
+    }
   }
   return o;
 }
@@ -182,13 +188,15 @@ export function asTshark(s: string): string {
 
 /** What the decoder reported, in the oracle's terms. */
 export function decoded(h: Harness): Oracle {
-  const o: Oracle = { queries: [], tags: [], codes: [], messages: [] };
+  const o: Oracle = { queries: [], tags: [], codes: [], messages: [], statements: [], portals: [] };
   for (const r of h.records) {
     const a = r.attributes;
     if (typeof a['db.query.text'] === 'string') o.queries.push(asTshark(a['db.query.text']));
     if (typeof a['telegen.db.command_tag'] === 'string') o.tags.push(...a['telegen.db.command_tag'].split(';'));
     if (typeof a['db.response.status_code'] === 'string') o.codes.push(a['db.response.status_code']);
     if (typeof a['error.message'] === 'string') o.messages.push(asTshark(a['error.message']));
+    if (typeof a['telegen.db.statement.name'] === 'string') o.statements.push(a['telegen.db.statement.name']);
+    if (typeof a['telegen.db.portal.name'] === 'string') o.portals.push(a['telegen.db.portal.name']);
   }
   return o;
 }
@@ -199,9 +207,19 @@ export function multiset(xs: string[]): Map<string, number> {
   return m;
 }
 
-/** Differences: every tshark query text appears in a record; tags, codes, messages agree as multisets. */
+/**
+ * Differences: every tshark query text appears in a record (and no other); tags, codes, messages
+ * agree as multisets; the sets of statement and portal names agree (a name is reported on each
+ * Execute of it, tshark shows it on each Parse/Bind/Describe/Close).
+ */
 export function compare(want: Oracle, got: Oracle): string[] {
   const problems: string[] = [];
+  for (const k of ['statements', 'portals'] as const) {
+    const a = new Set(want[k]);
+    const b = new Set(got[k]);
+    for (const v of a) if (!b.has(v)) problems.push(`${k}: ${JSON.stringify(v)} not decoded`);
+    for (const v of b) if (!a.has(v)) problems.push(`${k}: ${JSON.stringify(v)} tshark did not see`);
+  }
   const gotQ = new Set(got.queries);
   for (const q of want.queries) if (!gotQ.has(q)) problems.push(`query not decoded: ${JSON.stringify(q.slice(0, 120))}`);
   const wantQ = new Set(want.queries);
