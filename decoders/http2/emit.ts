@@ -261,7 +261,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
     addString(A_RPC_SYSTEM, "grpc");
     // grpc-status: in the trailers, or in the only response block (Trailers-Only).
     let src = s.respTrl;
-    let go = src != null ? findHeader(src!, "grpc-status") : -1;
+    let go = src != null ? findHeader(<Uint8Array>src, "grpc-status") : -1;
     if (go < 0 && resp != null) { src = resp; go = findHeader(resp, "grpc-status"); }
     if (go >= 0) {
       const gs = parseDec(listValPtr(src!, go), listValLen(src!, go));
@@ -287,7 +287,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
   }
   if (isError) {
     flags |= FLAG_ERROR;
-    if (errorType != null) addString(A_ERROR_TYPE, errorType!);
+    if (errorType != null) addString(A_ERROR_TYPE, <string>errorType);
   }
   if (s.unknown) addBool(A_TELEGEN_HPACK_UNKNOWN, true);
   if (s.pushed) addBool(P_PUSHED, true);
