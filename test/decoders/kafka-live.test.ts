@@ -54,7 +54,8 @@ test('kcat and kafkajs against librdkafka\'s mock broker: decoder and tshark agr
   execFileSync('gcc', ['-O1', '-Wall', '-o', bin, path.join(repoRoot, 'test', 'fixtures', 'kafka-mock', 'mock-broker.c'), '-lrdkafka']);
 
   const topic = 'telegen-live';
-  const broker = spawn(bin, [topic, '2'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const zipped = 'telegen-compressed';
+  const broker = spawn(bin, ['2', topic, zipped], { stdio: ['pipe', 'pipe', 'pipe'] });
   let tshark: ChildProcess | undefined;
   const pcap = path.join(dir, 'kafka-live.pcapng');
   try {
@@ -69,6 +70,17 @@ test('kcat and kafkajs against librdkafka\'s mock broker: decoder and tshark agr
     run('kcat', ['-b', bootstrap, '-P', '-t', topic, '-p', '0', '-K', ':'], 'a:one\nb:two\nc:three\n');
     const consumed = run('kcat', ['-b', bootstrap, '-C', '-t', topic, '-p', '0', '-o', 'beginning', '-e', '-q', '-f', '%s\n']);
     assert.deepEqual(consumed.trim().split('\n'), ['one', 'two', 'three']);
+    // librdkafka's own compressors: one produce per codec (another topic: kafkajs reads gzip
+    // only). The values compress well: librdkafka sends a batch uncompressed when compressing
+    // would not make it smaller. kcat reads them back (Fetch of compressed batches).
+    for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {
+      run('kcat', ['-b', bootstrap, '-P', '-t', zipped, '-p', '0', '-z', codec, '-X', 'linger.ms=100'],
+        `${codec}-1 ${'x'.repeat(1000)}\n${codec}-2 ${'y'.repeat(1000)}\n`);
+    }
+    const unzipped = run('kcat', ['-b', bootstrap, '-C', '-t', zipped, '-p', '0', '-o', 'beginning', '-e', '-q', '-f', '%s\n']);
+    assert.equal(unzipped.trim().split('\n').length, 8);
+    // An idempotent producer asks for a producer id first (InitProducerId).
+    run('kcat', ['-b', bootstrap, '-P', '-t', topic, '-p', '0', '-X', 'enable.idempotence=true', '-c', '1'], 'exactly-once\n');
 
     // kafkajs: producer (acks -1, then acks 0) and a consumer group that commits offsets.
     const script = `
@@ -85,7 +97,7 @@ test('kcat and kafkajs against librdkafka\'s mock broker: decoder and tshark agr
         await consumer.subscribe({ topic: ${JSON.stringify(topic)}, fromBeginning: true });
         let n = 0;
         await new Promise((resolve) => {
-          consumer.run({ autoCommitInterval: 200, eachMessage: async () => { if (++n >= 6) resolve(); } });
+          consumer.run({ autoCommitInterval: 200, eachMessage: async () => { if (++n >= 7) resolve(); } });
           setTimeout(resolve, 20000);
         });
         await new Promise((r) => setTimeout(r, 1200));
@@ -93,7 +105,7 @@ test('kcat and kafkajs against librdkafka\'s mock broker: decoder and tshark agr
         console.log(n);
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const n = Number(run(process.execPath, ['-e', script]).trim());
-    assert.equal(n, 6, 'the kafkajs consumer group received every message');
+    assert.equal(n, 7, 'the kafkajs consumer group received every message');
     await new Promise((r) => setTimeout(r, 500));
   } finally {
     if (tshark) { tshark.kill('SIGTERM'); await exited(tshark); }
@@ -125,18 +137,20 @@ test('kcat and kafkajs against librdkafka\'s mock broker: decoder and tshark agr
     assert.ok(byOp(op).length > 0, `saw ${op}`);
   }
   const kcatProduce = byOp('produce').filter((r) => r.attributes['messaging.client.id'] === 'rdkafka');
-  assert.equal(kcatProduce.length, 1);
-  assert.equal(kcatProduce[0].attributes['messaging.destination.name'], topic);
-  assert.equal(kcatProduce[0].attributes['messaging.destination.partition.id'], '0');
-  assert.equal(kcatProduce[0].attributes['messaging.batch.message_count'], 3);
+  assert.deepEqual(kcatProduce.map((r) => [r.attributes['messaging.destination.name'], r.attributes['messaging.destination.partition.id'],
+    r.attributes['messaging.batch.message_count'], r.attributes['kafka.compression.codec']]),
+  [[topic, '0', 3, 'none'], [zipped, '0', 2, 'gzip'], [zipped, '0', 2, 'snappy'], [zipped, '0', 2, 'lz4'], [zipped, '0', 2, 'zstd'], [topic, '0', 1, 'none']]);
+  const zippedFetch = byOp('fetch').filter((r) => r.attributes['messaging.destination.name'] === zipped);
+  assert.equal(zippedFetch.reduce((s, r) => s + Number(r.attributes['messaging.batch.message_count'] ?? 0), 0), 8);
   const jsProduce = byOp('produce').filter((r) => r.attributes['messaging.client.id'] === 'telegen-kafkajs');
   assert.deepEqual(jsProduce.map((r) => [r.attributes['telegen.kafka.acks'], r.attributes['messaging.batch.message_count'], r.attributes['messaging.destination.partition.id']]),
     [[-1, 2, '1'], [0, 1, '1']]);
+  assert.equal(byOp('init_producer_id').length, 1, 'the idempotent producer asked for an id');
   assert.ok(jsProduce[1].attributes['telegen.response.size'] === undefined, 'acks=0 has no response');
   for (const op of ['join_group', 'sync_group', 'heartbeat', 'offset_commit', 'leave_group']) {
     assert.ok(byOp(op).every((r) => r.attributes['messaging.consumer.group.name'] === 'telegen-group'), op);
   }
   const fetched = byOp('fetch').reduce((s, r) => s + Number(r.attributes['messaging.batch.message_count'] ?? 0), 0);
-  assert.ok(fetched >= 6, `fetch responses carried ${fetched} records`);
+  assert.ok(fetched >= 15, `fetch responses carried ${fetched} records`);
   fs.rmSync(dir, { recursive: true, force: true });
 });
