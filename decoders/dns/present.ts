@@ -28,8 +28,12 @@ export function textRewind(n: u32): void {
 
 /** An ASCII string literal (mnemonics): no allocation, one byte per UTF-16 unit. */
 export function putAscii(s: string): void {
-  const n = s.length;
-  for (let i = 0; i < n; i++) putByte(<u32>s.charCodeAt(i));
+  const p = changetype<usize>(s);
+  const n = <usize>s.length;
+  if (textLen + <u32>n > TEXT_CAP) { textCut = true; return; }
+  const dst = textBuf + <usize>textLen;
+  for (let i: usize = 0; i < n; i++) store<u8>(dst + i, <u8>load<u16>(p + (i << 1)));
+  textLen += <u32>n;
 }
 
 export function putDec(v: u64): void {
