@@ -139,6 +139,22 @@ export function operationName(ptr: usize, len: i32): void {
   // A parenthesised statement "(SELECT …)" is named by its first keyword too.
   while (next() == TK_PUNCT && isPunct(40)) {}
   if (tokKind != TK_WORD) return;
+  if (is("WITH")) {
+    // A common table expression: the statement is named by the keyword after the CTE list.
+    let depth = 0;
+    for (;;) {
+      next();
+      if (tokKind == TK_END) return;
+      if (tokKind == TK_PUNCT) {
+        const c = <u32>load<u8>(tokStart);
+        if (c == 40) depth++;
+        else if (c == 41) depth--;
+        else if (c == 59) return;
+        continue;
+      }
+      if (depth == 0 && (is("SELECT") || is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE") || is("VALUES") || is("TABLE"))) break;
+    }
+  }
   let n = <i32>(tokEnd - tokStart);
   if (n > 32) return;
   for (let i = 0; i < n; i++) {

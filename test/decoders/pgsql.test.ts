@@ -181,10 +181,16 @@ test('command tags with row counts: INSERT 0 1, UPDATE 2, DELETE 0, and tags wit
     ['select x from a, b', 'SELECT 0', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 0 }],
     ['select * from t where id in (select id from u)', 'SELECT 0', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 0 }],
     ["select 'from x' as s from t1 t", 'SELECT 0', { 'db.operation.name': 'SELECT', 'db.collection.name': 't1', 'db.response.returned_rows': 0 }],
+    ["WITH recent AS (SELECT * FROM orders WHERE ts > now() - interval '1 day') DELETE FROM orders WHERE id IN (SELECT id FROM recent)", 'DELETE 3', { 'db.operation.name': 'DELETE', 'db.response.returned_rows': 3 }],
+    ['with recursive t(n) as (values (1) union all select n+1 from t where n < 5) select sum(n) from t', 'SELECT 1', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 1 }],
+    ['  TRUNCATE TABLE ONLY audit.events', 'TRUNCATE TABLE', { 'db.operation.name': 'TRUNCATE', 'db.collection.name': 'audit.events' }],
+    ['DROP TABLE a, b', 'DROP TABLE', { 'db.operation.name': 'DROP' }],
+    ['SELECT $$ FROM fake $$ AS s FROM real_t', 'SELECT 1', { 'db.operation.name': 'SELECT', 'db.collection.name': 'real_t', 'db.response.returned_rows': 1 }],
+    ['INSERT INTO "Weird ""Name""" VALUES (1); SELECT 1', 'INSERT 0 1;SELECT 1', { 'db.operation.name': 'INSERT', 'db.response.returned_rows': 2 }],
   ];
   for (const [sql, tag, extra] of cases) {
     h.records.length = 0;
-    play(h, 1, [[Q, serialize.query(sql)], [R, Buffer.concat([be.complete(tag), be.ready('T')])]]);
+    play(h, 1, [[Q, serialize.query(sql)], [R, Buffer.concat([...tag.split(';').map((t) => be.complete(t)), be.ready('T')])]]);
     assert.equal(h.records.length, 1, sql);
     assert.deepEqual(attrs(h.records[0]), { ...CONN, 'db.query.text': sql, 'telegen.db.command_tag': tag, ...extra }, sql);
   }
