@@ -170,9 +170,10 @@ function insert(t: HpackTable, np: usize, nl: u32, vp: usize, vl: u32, flags: u3
         t.end -= base;
       }
     }
-    if (t.end + n > <u32>t.buf.length) {
+    // Keep at least half the buffer free after a compaction, so compactions stay amortised O(1).
+    if ((t.end + n) * 2 > <u32>t.buf.length) {
       let cap = <u32>t.buf.length * 2;
-      while (cap < t.end + n) cap *= 2;
+      while (cap < (t.end + n) * 2) cap *= 2;
       const nb = new Uint8Array(<i32>cap);
       memory.copy(nb.dataStart, t.buf.dataStart, t.end);
       t.buf = nb;

@@ -653,3 +653,26 @@ test('credentials (authorization, cookie, set-cookie) never leave the decoder in
   assert.equal(ex.attributes['http.response.header.set-cookie'], 'REDACTED');
   assert.ok(!JSON.stringify(h.records, (_k, v) => typeof v === 'bigint' ? String(v) : v).includes('s3cr3t'));
 });
+
+test('hostile: an insert storm (thousands of evicting inserts in 64 KiB) stays fast and bounded', () => {
+  const h = fresh();
+  open(h, 1, settings([[1, 65536]]));
+  const before = h.inst.memoryBytes();
+  const parts: Buffer[] = [sizeUpdate(65536)];
+  for (let i = 0; i < 100; i++) parts.push(litInc('x-storm', String(i).padStart(900, '0')));
+  const block = Buffer.concat(parts);
+  const t0 = Date.now();
+  for (let r = 0; r < 100; r++) h.inst.feed(1, REQ, headers(1 + 2 * r, Buffer.concat([idx(2), r === 0 ? block : block.subarray(sizeUpdate(65536).length)]), true), BigInt(r));
+  // 939-byte entries in 65536 bytes: the 69 newest (31..99) remain
+  h.inst.feed(1, REQ, headers(201, Buffer.concat([idx(2), idx(62), idx(63), idx(62 + 68), idx(62 + 69)]), true), 200n);
+  h.inst.closeStream(1);
+  noTrap(h);
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  const last = exchanges(h).find((r) => r.attributes['telegen.http2.stream_id'] === 201)!;
+  assert.deepEqual(pairs(last, 'telegen.http2.request.headers'), [[':method', 'GET'],
+    ['x-storm', '99'.padStart(900, '0')], ['x-storm', '98'.padStart(900, '0')], ['x-storm', '31'.padStart(900, '0')], ['<unknown>', '']]);
+  // a 100-field block is longer than the 16 KiB kept per list: cut and flagged, not wrong
+  const first = exchanges(h).find((r) => r.attributes['telegen.http2.stream_id'] === 1)!;
+  assert.ok(first.flags & 8 /* FLAG_TRUNCATED */);
+  assert.ok(h.inst.memoryBytes() - before < 4 << 20);
+});
