@@ -70,3 +70,21 @@ test('pgsql corpus: mid-stream capture decodes with NO_REQUEST only where the re
   assert.ok(unknown.length > 0 && unknown.every((r) => r.attributes['db.query.text'] === undefined && typeof r.attributes['telegen.db.statement.name'] === 'string'));
   assert.ok(ex.every((r) => typeof r.attributes['telegen.db.command_tag'] === 'string'));
 });
+
+test('pgsql testdata pg15-live.pcap: random re-chunking of every stream gives the same records', async () => {
+  const { captureChunks, fresh } = await import('./pgsql-util');
+  const { chunks, closes } = await captureChunks(own, [36493]);
+  const run = (split: (b: Buffer) => Buffer[]) => {
+    const h = fresh();
+    for (const c of chunks) for (const piece of split(c.bytes)) h.inst.feed(c.stream, c.dir, piece, c.ts);
+    for (const id of closes) h.inst.closeStream(id);
+    return JSON.stringify(h.records.map((r) => [r.kind, r.flags, r.stream, r.attributes]));
+  };
+  const whole = run((b) => [b]);
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return 1 + (seed % n); };
+  for (const maxPiece of [1, 7, 64]) {
+    const got = run((b) => { const out: Buffer[] = []; for (let i = 0; i < b.length;) { const n = rnd(maxPiece); out.push(b.subarray(i, i + n)); i += n; } return out; });
+    assert.equal(got, whole, `pieces up to ${maxPiece} bytes`);
+  }
+});

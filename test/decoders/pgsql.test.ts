@@ -675,3 +675,16 @@ test('two streams interleaved keep separate state', () => {
 });
 
 void cstr;
+
+test('a gap that loses a whole Query: boundaries are found again, its answer is FLAG_NO_REQUEST', () => {
+  const h = connected();
+  play(h, 1, [[Q, serialize.query('select 1')], [R, Buffer.concat([be.complete('SELECT 1'), be.ready()])]]);
+  const lost = serialize.query('select 2');
+  assert.equal(h.inst.gap(1, Q, lost.length), 'ok');
+  play(h, 1, [
+    [R, Buffer.concat([be.complete('SELECT 1'), be.ready()])],
+    [Q, serialize.query('select 3')],
+    [R, Buffer.concat([be.complete('SELECT 1'), be.ready()])],
+  ]);
+  assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text']]), [[0, 'select 1'], [FLAG_NO_REQUEST, undefined], [0, 'select 3']]);
+});
