@@ -289,7 +289,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
     flags |= FLAG_ERROR;
     if (errorType != null) addString(A_ERROR_TYPE, <string>errorType);
   }
-  if (s.unknown) addBool(A_TELEGEN_HPACK_UNKNOWN, true);
+  if (s.hpackUnknown) addBool(A_TELEGEN_HPACK_UNKNOWN, true);
   if (s.pushed) addBool(P_PUSHED, true);
   addList(P_REQUEST_HEADERS, req);
   addList(P_RESPONSE_HEADERS, resp);

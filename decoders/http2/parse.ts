@@ -73,8 +73,12 @@ function hunt(base: usize, from: u32, len: u32, maxLen: u32): i64 {
     const e = <u64>q + FRAME_HEADER + <u64>fl;
     if (e == <u64>len) return <i64>q;
     if (e + FRAME_HEADER <= <u64>len) {
-      if (plausibleHeader(base + <usize>e, maxLen) >= 0) return <i64>q;
-      continue;
+      const fl2 = plausibleHeader(base + <usize>e, maxLen);
+      if (fl2 < 0) continue;
+      // A third header, when we have it, must fit too: bytes inside a body rarely chain thrice.
+      const e2 = e + FRAME_HEADER + <u64>fl2;
+      if (e2 + FRAME_HEADER <= <u64>len && plausibleHeader(base + <usize>e2, maxLen) < 0) continue;
+      return <i64>q;
     }
     return -(<i64>q + 1);
   }

@@ -122,7 +122,7 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
   const s = getStream(c, connId, sid, ts, true)!;
   s.lastTs = ts;
   const list = serialise();
-  if (hpUnknown) s.unknown = true;
+  if (hpUnknown) { s.unknown = true; s.hpackUnknown = true; }
   if (hpTruncated || serTruncated) s.truncated = true;
   // Headers carry pseudo-header fields, trailers never do (RFC 9113 §8.1). After a mid-stream
   // join the first block we see may be trailers: tell them apart by that, not by order.
@@ -168,7 +168,7 @@ export function onPushPromise(c: Conn, connId: u32, promised: u32, bytes: u32, t
   const s = getStream(c, connId, promised, ts, true)!;
   s.lastTs = ts;
   s.reqHdr = serialise();
-  if (hpUnknown) s.unknown = true;
+  if (hpUnknown) { s.unknown = true; s.hpackUnknown = true; }
   if (hpTruncated || serTruncated) s.truncated = true;
   s.pushed = true;
   s.reqEnd = true;

@@ -78,7 +78,8 @@ export class H2Stream {
   reqEnd: bool = false;
   respEnd: bool = false;
   pushed: bool = false;
-  unknown: bool = false;
+  unknown: bool = false;      // some value could not be known (FLAG_UNKNOWN)
+  hpackUnknown: bool = false; // ... because of HPACK state (telegen.hpack.unknown)
   truncated: bool = false;
   rstCode: i64 = -1;
   reqBody: i64 = 0;
