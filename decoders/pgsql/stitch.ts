@@ -397,6 +397,12 @@ function onDiscarded(stream: u32, st: Stream, type: u8, p: usize, end: usize): b
 }
 
 function onReady(stream: u32, st: Stream, ts: u64): void {
+  if (st.discarding) {
+    // ReadyForQuery only follows a Sync, which ends discarding on our side first; seeing it while
+    // still discarding means we missed that Sync (a gap): stop discarding rather than stall.
+    st.discarding = false;
+    if (st.deferredPending) { st.deferredPending = false; emitQuery(stream, st, st.deferred, 0, st.deferred.tsEnd); }
+  }
   if (st.startupOpen) {
     emitStartup(stream, st, 0, ts);
     st.phase = PH_READY;
