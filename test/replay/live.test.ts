@@ -1,7 +1,7 @@
 // A capture we record ourselves: tshark on lo while curl talks to a local Node HTTP server,
 // then our reassembly vs tshark's and vs the bytes we know were sent. Needs root (packet
 // capture); skipped otherwise, except under CI=true where not being able to run is a failure.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, execFile, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -9,7 +9,9 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import { compareWithTshark } from './compare';
 import { haveTshark } from './oracle';
-import { tmpFile } from './build';
+import { tmpDir, tmpFile } from './build';
+
+after(() => fs.rmSync(tmpDir, { recursive: true, force: true }));
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const haveCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).status === 0;

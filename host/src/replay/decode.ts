@@ -253,6 +253,10 @@ function decodeL4(proto: number, b: Uint8Array, p: number, declaredEnd: number, 
 /** Dotted-quad or RFC 5952 text for the address at `off`. */
 export function addrText(b: Uint8Array, off: number, v6: boolean): string {
   if (!v6) return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  // IPv4-mapped addresses keep the dotted quad (RFC 5952 §5), as tshark and Node print them.
+  let mapped = b[off + 10] === 0xff && b[off + 11] === 0xff;
+  for (let i = 0; mapped && i < 10; i++) if (b[off + i] !== 0) mapped = false;
+  if (mapped) return `::ffff:${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
   // Longest run (>= 2) of zero groups becomes "::", first one on ties.
   let bestStart = -1, bestLen = 0, runStart = -1;
   for (let i = 0; i <= 8; i++) {
