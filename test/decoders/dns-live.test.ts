@@ -77,9 +77,10 @@ const HTTPS_RDATA = Buffer.concat([Buffer.from([0, 1]), dnsName('.'),
   svcParam(4, Buffer.from([10, 1, 2, 5])), svcParam(6, Buffer.from('20010db8000000000000000000000005', 'hex'))]);
 const CAA_RDATA = Buffer.concat([Buffer.from([0, 5]), Buffer.from('issue'), Buffer.from('ca.example.net')]);
 
-test('live: dig and Node resolver against dnsmasq on 127.0.0.1, captured on lo, agree with tshark', { skip: missing, timeout: 120000 }, async () => {
+test('live: dig and Node resolver against dnsmasq on 127.0.0.1, captured on lo, agree with tshark', { skip: missing, timeout: 120000 }, async (t) => {
   const port = await freePort();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-dns-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const pcap = path.join(tmp, 'dns.pcap');
   const dnsmasq = spawn('dnsmasq', [
     '--keep-in-foreground', '--log-facility=-', '--log-queries', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
@@ -136,7 +137,6 @@ test('live: dig and Node resolver against dnsmasq on 127.0.0.1, captured on lo, 
   const res = await replayDns(pcap);
   const n = assertAgrees(parseTsv(tsv), res, 'live dnsmasq');
   assert.ok(n.queries >= 20 && n.responses === n.queries, `every query answered: ${JSON.stringify(n)}`);
-  fs.rmSync(tmp, { recursive: true, force: true });
   checkLookups(res.exchanges);
 });
 
@@ -180,17 +180,20 @@ test('live: getaddrinfo from Python and Node (port 53) and dig on port 5353, via
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-dns-gai-'));
     fs.writeFileSync(path.join(tmp, 'resolv.conf'), 'nameserver 127.0.0.1\n');
     fs.writeFileSync(path.join(tmp, 'run.sh'), GAI_SCRIPT);
-    const run = spawnSync('unshare', ['--mount', '--net', 'sh', path.join(tmp, 'run.sh'), tmp], { encoding: 'utf8', timeout: 170000 });
-    assert.equal(run.status, 0, `${run.stderr}`);
-    assert.match(run.stdout, /py \['10\.1\.2\.7', '2001:db8::7'\]/);
-    assert.match(run.stdout, /node \["10\.1\.2\.7","2001:db8::7"\]/);
-    assert.match(run.stdout, /^10\.1\.2\.8$/m, 'dig +short to port 5353');
-    const pcap = path.join(tmp, 'gai.pcap');
-    if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.copyFileSync(pcap, process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE);
-    const tsv = tsharkTsv(pcap, ['udp.port==5353,dns']); // tshark reads 5353 as mDNS otherwise
-    if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.writeFileSync(process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE.replace(/\.pcap$/, '.expected.tsv'), tsv);
-    const res = await replayDns(pcap);
-    assertAgrees(parseTsv(tsv), res, 'live getaddrinfo');
-    fs.rmSync(tmp, { recursive: true, force: true });
-    checkGetaddrinfo(res.exchanges);
+    try {
+      const run = spawnSync('unshare', ['--mount', '--net', 'sh', path.join(tmp, 'run.sh'), tmp], { encoding: 'utf8', timeout: 170000 });
+      assert.equal(run.status, 0, `${run.stderr}`);
+      assert.match(run.stdout, /py \['10\.1\.2\.7', '2001:db8::7'\]/);
+      assert.match(run.stdout, /node \["10\.1\.2\.7","2001:db8::7"\]/);
+      assert.match(run.stdout, /^10\.1\.2\.8$/m, 'dig +short to port 5353');
+      const pcap = path.join(tmp, 'gai.pcap');
+      if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.copyFileSync(pcap, process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE);
+      const tsv = tsharkTsv(pcap, ['udp.port==5353,dns']); // tshark reads 5353 as mDNS otherwise
+      if (process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE) fs.writeFileSync(process.env.TELEGEN_DNS_KEEP_GAI_CAPTURE.replace(/\.pcap$/, '.expected.tsv'), tsv);
+      const res = await replayDns(pcap);
+      assertAgrees(parseTsv(tsv), res, 'live getaddrinfo');
+      checkGetaddrinfo(res.exchanges);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
