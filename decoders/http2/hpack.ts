@@ -89,6 +89,21 @@ function pushField(np: usize, nl: u32, vp: usize, vl: u32, flags: u32): void {
   fieldCount++;
 }
 
+/** Whether the decoded field list has a known field called `name`. */
+export function fieldsHave(name: string): bool {
+  for (let i = 0; i < fieldCount; i++) {
+    const f = FIELDS + <usize>i * 20;
+    if (load<u32>(f, 16) & HF_NAME_UNKNOWN) continue;
+    const n = load<u32>(f, 4);
+    if (n != <u32>name.length) continue;
+    const p = <usize>load<u32>(f);
+    let same = true;
+    for (let k: u32 = 0; k < n; k++) if (<u32>load<u8>(p + <usize>k) != <u32>name.charCodeAt(<i32>k)) { same = false; break; }
+    if (same) return true;
+  }
+  return false;
+}
+
 /** Copies bytes into the scratch arena; returns 0 when there is no room. */
 function toArena(src: usize, n: u32): usize {
   if (n == 0) return ARENA;

@@ -12,6 +12,12 @@ import {
 import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost } from "./stitch";
 import { emitEvent, h2ErrorName } from "./emit";
 import { INPUT_CAP } from "../abi/window";
+import { fieldsHave } from "./hpack";
+
+/** The direction stream state uses: the physical one, unless the roles were guessed backwards. */
+@inline function ld(c: Conn, dir: i32): i32 {
+  return c.swap == 1 ? dir ^ 1 : dir;
+}
 
 /** The client connection preface (RFC 9113 §3.4). */
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -114,8 +120,15 @@ function completeBlock(c: Conn, connId: u32, d: DirState, dir: i32, ptr: usize, 
 }
 
 function dispatchBlock(c: Conn, connId: u32, d: DirState, dir: i32, ts: u64): void {
+  if (c.swap < 0) {
+    // Joined mid-connection: the first block that shows its side fixes the roles.
+    let clientSide = -1;
+    if (d.blockType == T_PUSH_PROMISE || fieldsHave(":status")) clientSide = dir ^ 1;
+    else if (fieldsHave(":method")) clientSide = dir;
+    if (clientSide >= 0) c.swap = clientSide == DIR_REQUEST ? 0 : 1;
+  }
   if (d.blockType == T_PUSH_PROMISE) onPushPromise(c, connId, d.blockPromised, d.blockBytes, d.blockTs);
-  else onHeaders(c, connId, dir, d.blockStream, d.blockEndStream, d.blockBytes, d.blockTs);
+  else onHeaders(c, connId, ld(c, dir), d.blockStream, d.blockEndStream, d.blockBytes, d.blockTs);
   d.blockActive = false;
   d.blockLen = 0;
   d.blockDropped = false;
@@ -234,6 +247,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
       p = PREFACE_LEN;
       d.mode = M_SYNC;
       d.sawPreface = true;
+      c.swap = 0;
       d.hpack.joined = false;
       d.hpack.sizeUnknown = false;
     } else if (dir != DIR_REQUEST && (other.sawPreface || !other.sawBytes)) {
@@ -241,6 +255,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
       if (len < FRAME_HEADER) return PARSE_NEEDS_MORE;
       if (load<u8>(base + 3) == T_SETTINGS && (load<u8>(base + 4) & F_ACK) == 0 && plausibleHeader(base, 0xffffff) >= 0) {
         d.mode = M_SYNC;
+        c.swap = 0;
         d.hpack.joined = false;
         d.hpack.sizeUnknown = false;
       }
@@ -280,7 +295,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
         if (p >= len) break;
         const avail = len - p;
         const take = d.dataContent < avail ? d.dataContent : avail;
-        onData(c, dir, d.dataStream, base + <usize>p, take, d.dataFirst ? d.dataContent : 0);
+        onData(c, ld(c, dir), d.dataStream, base + <usize>p, take, d.dataFirst ? d.dataContent : 0);
         d.dataFirst = false;
         p += take;
         d.dataContent -= take;
@@ -294,7 +309,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
         if (d.dataPad > 0) break;
       }
       d.dataActive = false;
-      if (d.dataEndStream) onEndStream(c, connId, dir, d.dataStream, ts);
+      if (d.dataEndStream) onEndStream(c, connId, ld(c, dir), d.dataStream, ts);
       continue;
     }
     if (d.mode == M_HUNT) {
@@ -332,7 +347,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
       d.dataContent = d.dataPadPending ? flen - 1 : flen;
       d.dataPad = 0;
       d.dataFirst = true;
-      onDataFrame(c, dir, sid, FRAME_HEADER + flen, ts);
+      onDataFrame(c, ld(c, dir), sid, FRAME_HEADER + flen, ts);
       continue;
     }
     if (type == T_HEADERS || type == T_PUSH_PROMISE || type == T_CONTINUATION) {
@@ -381,13 +396,13 @@ export function gapDir(c: Conn, dir: i32, lost: u32): void {
   const d = c.dirs[dir];
   if (d.skip >= lost) { d.skip -= lost; return; }
   if (d.dataActive && !d.dataPadPending && d.dataContent + d.dataPad >= lost) {
-    onDataLost(c, dir, d.dataStream);
+    onDataLost(c, ld(c, dir), d.dataStream);
     if (d.dataContent >= lost) d.dataContent -= lost;
     else { d.dataPad -= lost - d.dataContent; d.dataContent = 0; }
     return;
   }
   lose(c, d, dir);
-  onLost(c, dir);
+  onLost(c, ld(c, dir));
   d.skip = 0;
   d.dataActive = false;
   d.mode = M_HUNT;

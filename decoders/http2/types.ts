@@ -142,6 +142,11 @@ export class DirState {
 
 export class Conn {
   dirs: StaticArray<DirState> = [new DirState(), new DirState()];
+  /**
+   * 1 when the host's client/server guess for a connection older than us was backwards (the
+   * "request" side sends :status): stream state then uses the other direction. -1 = not known yet.
+   */
+  swap: i32 = -1;
   streams: Map<u32, H2Stream> = new Map<u32, H2Stream>();
   events: u32 = 0;
   suppressed: u32 = 0;

@@ -676,3 +676,20 @@ test('hostile: an insert storm (thousands of evicting inserts in 64 KiB) stays f
   assert.ok(first.flags & 8 /* FLAG_TRUNCATED */);
   assert.ok(h.inst.memoryBytes() - before < 4 << 20);
 });
+
+test('joined mid-connection with client/server guessed backwards: roles fixed by the first :status/:method', () => {
+  const h = fresh();
+  // The host thinks the server is the client (no handshake seen): server bytes arrive as REQUEST.
+  h.inst.feed(1, REQ, data(5, grpcMsg(20)), 5n); // server DATA of a call already under way
+  h.inst.feed(1, RESP, Buffer.concat([headers(7, reqBlock('POST', '/pkg.S/M', 'h', [['content-type', 'application/grpc']])), data(7, grpcMsg(3), true)]), 10n);
+  h.inst.feed(1, REQ, Buffer.concat([headers(7, respBlock('200', [['content-type', 'application/grpc']])), data(7, grpcMsg(4)),
+    headers(7, lit('grpc-status', '0'), true)]), 20n);
+  const ex = exchanges(h);
+  assert.equal(ex.length, 1);
+  const a = ex[0].attributes;
+  assert.equal(a['rpc.method'], 'M');
+  assert.equal(a['http.response.status_code'], 200);
+  assert.equal(a['rpc.grpc.status_code'], 0);
+  assert.deepEqual([a['telegen.rpc.request.messages'], a['telegen.rpc.response.messages']], [1, 1]);
+  assert.equal(ex[0].flags, 0);
+});
