@@ -15,7 +15,7 @@ import {
 } from "../abi/attributes";
 import { begin, finish, addBytes, addString, addInt, addBool, orFlags } from "../abi/emit";
 import { Bytes, Op, Stream, OP_PARSE, OP_STARTUP, OP_FUNC } from "./types";
-import { operationName, opPtr, opLen, collectionName, collStart, collLen } from "./sql";
+import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
 
 function common(st: Stream): void {
   addString(A_DB_SYSTEM_NAME, "postgresql");
@@ -62,13 +62,20 @@ export function emitQuery(stream: u32, st: Stream, op: Op, flags: i32, tsEnd: u6
     if (op.kind == OP_PARSE) {
       // Parsed but not executed in this batch: the operation is the prepare itself.
       addString(A_DB_OPERATION_NAME, "PREPARE");
+    } else if (op.namingKnown) {
+      if (op.opLen > 0) { upper(op.text.ptr() + <usize>op.opOff, op.opLen); addBytes(A_DB_OPERATION_NAME, opPtr(), <u32>opLen); }
+      else if (op.tags.len > 0) addOperationFromTag(op.tags);
     } else {
       operationName(op.text.ptr(), op.text.len);
       if (opLen > 0) addBytes(A_DB_OPERATION_NAME, opPtr(), <u32>opLen);
       else if (op.tags.len > 0) addOperationFromTag(op.tags);
     }
-    collectionName(op.text.ptr(), op.text.len);
-    if (collLen > 0) addBytes(A_DB_COLLECTION_NAME, collStart, <u32>collLen);
+    if (op.namingKnown) {
+      if (op.collLen > 0) addBytes(A_DB_COLLECTION_NAME, op.text.ptr() + <usize>op.collOff, <u32>op.collLen);
+    } else {
+      collectionName(op.text.ptr(), op.text.len);
+      if (collLen > 0) addBytes(A_DB_COLLECTION_NAME, collStart, <u32>collLen);
+    }
   } else if (op.kind == OP_FUNC) {
     addString(A_DB_OPERATION_NAME, "FUNCTION CALL");
   } else if (op.tags.len > 0) {

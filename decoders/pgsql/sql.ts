@@ -18,6 +18,7 @@ let tokKind: i32 = TK_END;
 
 const opBuf: usize = memory.data(32);
 export let opLen: i32 = 0;
+export let opStart: usize = 0;   // where the keyword is in the text (opBuf holds it upper-cased)
 export let collStart: usize = 0;
 export let collLen: i32 = 0;
 
@@ -155,10 +156,17 @@ export function operationName(ptr: usize, len: i32): void {
       if (depth == 0 && (is("SELECT") || is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE") || is("VALUES") || is("TABLE"))) break;
     }
   }
-  let n = <i32>(tokEnd - tokStart);
+  const n = <i32>(tokEnd - tokStart);
   if (n > 32) return;
+  opStart = tokStart;
+  upper(tokStart, n);
+}
+
+/** Upper-cases a keyword of at most 32 bytes into opBuf/opLen. */
+export function upper(p: usize, n: i32): void {
+  if (n > 32) n = 32;
   for (let i = 0; i < n; i++) {
-    let c = load<u8>(tokStart + <usize>i);
+    let c = load<u8>(p + <usize>i);
     if (c >= 97 && c <= 122) c -= 32;
     store<u8>(opBuf + <usize>i, c);
   }

@@ -16,6 +16,21 @@ import {
   OP_STARTUP, PH_AUTH, PH_READY, PH_MID, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
 } from "./types";
 import { emitQuery, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
+import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
+import { Named } from "./types";
+
+/** Names a statement once (first keyword, single table), however often it is executed. */
+function ensureNaming(n: Named): void {
+  if (n.namingKnown) return;
+  const t = n.text.ptr();
+  operationName(t, n.text.len);
+  n.opOff = <i32>(opStart - t);
+  n.opLen = opLen;
+  collectionName(t, n.text.len);
+  n.collOff = <i32>(collStart - t);
+  n.collLen = collLen;
+  n.namingKnown = true;
+}
 
 export const streams = new Map<u32, Stream>();
 
@@ -172,6 +187,7 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       s.text.set(q, ql, TEXT_CAP);
       if (q + <usize>ql >= end && <u32>n < full - 4) s.text.cut = true;
       s.known = true;
+      s.namingKnown = false;
       const op = pushOp(stream, st, OP_PARSE, ts);
       op.text.copyFrom(s.text);
       op.stmt.set(p, nl, NAME_CAP);
@@ -185,8 +201,18 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       const portal = st.portals.define(p, pl);
       portal.stmt.set(s, sl, NAME_CAP);
       const stmt = st.stmts.lookup(s, sl);
-      if (stmt != null && stmt.known) { portal.text.copyFrom(stmt.text); portal.known = true; }
-      else { portal.text.clear(); portal.known = false; }
+      if (stmt != null && stmt.known) {
+        portal.text.copyFrom(stmt.text);
+        portal.known = true;
+        ensureNaming(stmt);
+        portal.opOff = stmt.opOff; portal.opLen = stmt.opLen;
+        portal.collOff = stmt.collOff; portal.collLen = stmt.collLen;
+        portal.namingKnown = true;
+      } else {
+        portal.text.clear();
+        portal.known = false;
+        portal.namingKnown = false;
+      }
       // The Bind carries its SQL too: a Bind error (e.g. a parameter that fails planning) names it.
       const op = pushOp(stream, st, OP_BIND, ts);
       op.text.copyFrom(portal.text);
@@ -208,6 +234,11 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       if (portal != null && portal.known) {
         op.text.copyFrom(portal.text);
         op.stmt.copyFrom(portal.stmt);
+        if (portal.namingKnown) {
+          op.opOff = portal.opOff; op.opLen = portal.opLen;
+          op.collOff = portal.collOff; op.collLen = portal.collLen;
+          op.namingKnown = true;
+        }
       } else {
         if (portal != null) op.stmt.copyFrom(portal.stmt);
         op.unknown = true;   // statement prepared before we joined: no SQL text

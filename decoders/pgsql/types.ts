@@ -131,6 +131,11 @@ export class Op {
   empty: bool = false;          // EmptyQueryResponse
   unknown: bool = false;        // something about it could not be known (e.g. statement parsed before we joined)
   noExecuteInBatch: bool = false; // PARSE: no Execute follows before the batch's Sync
+  opOff: i32 = 0;               // EXECUTE: naming copied from its statement (namingKnown),
+  opLen: i32 = 0;               // as offsets into text
+  collOff: i32 = 0;
+  collLen: i32 = 0;
+  namingKnown: bool = false;
 
   reset(kind: u8, ts: u64): void {
     this.kind = kind;
@@ -153,6 +158,7 @@ export class Op {
     this.empty = false;
     this.unknown = false;
     this.noExecuteInBatch = false;
+    this.namingKnown = false;
   }
 
   get err(): ErrInfo { if (this._err == null) this._err = new ErrInfo(); return changetype<ErrInfo>(this._err); }
@@ -164,6 +170,12 @@ export class Named {
   stmt: Bytes = new Bytes();   // portals: the statement they were bound from
   text: Bytes = new Bytes();
   known: bool = false;         // the SQL text is known (false: parsed before we joined)
+  // db.operation.name / db.collection.name as offsets into text, worked out once per statement.
+  opOff: i32 = 0;
+  opLen: i32 = 0;
+  collOff: i32 = 0;
+  collLen: i32 = 0;
+  namingKnown: bool = false;
 }
 
 /** FNV-1a over a name: the key of the statement and portal tables (names are compared on hit). */
