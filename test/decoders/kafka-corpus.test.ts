@@ -70,3 +70,45 @@ for (const [name, corr, want] of FLEXIBLE_BODIES) {
     assert.deepEqual(got, want);
   });
 }
+
+test('fuzz over real traffic: every capture re-chunked, bytes flipped, gaps injected -> no trap, bounded state', { skip: shared.length === 0 && 'no corpus' }, async () => {
+  // Collect every capture's directional byte streams once.
+  const streams: Array<{ dir: number; bytes: Buffer }[]> = [];
+  const { replayFile } = await import('../../host/src/replay/index');
+  for (const file of [...shared, ...own]) {
+    const byConn = new Map<number, { dir: number; bytes: Buffer }[]>();
+    await replayFile(file, {
+      onOpen: (c) => { byConn.set(c.id, []); },
+      onData: (c, fromClient, bytes) => { byConn.get(c.id)!.push({ dir: fromClient ? 0 : 1, bytes: Buffer.from(bytes) }); },
+      onGap: () => {},
+      onClose: () => {},
+    });
+    streams.push(...byConn.values());
+  }
+  const { loadDecoder } = await import('../helpers/decoder');
+  const h = loadDecoder('kafka');
+  let seed = 7;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  let id = 1;
+  for (let round = 0; round < 12; round++) {
+    for (const chunks of streams) {
+      const stream = id++;
+      for (const c of chunks) {
+        const b = Buffer.from(c.bytes);
+        if (round > 0) for (let k = rnd(4); k > 0; k--) b[rnd(b.length)] = rnd(256);
+        let at = 0;
+        while (at < b.length) {
+          const n = 1 + rnd(Math.min(b.length - at, 700));
+          if (round > 0 && rnd(20) === 0) h.inst.gap(stream, c.dir, n);
+          else h.inst.feed(stream, c.dir, b.subarray(at, at + n), BigInt(at));
+          at += n;
+        }
+      }
+      h.inst.closeStream(stream);
+    }
+  }
+  assert.equal(h.inst.counters.traps, 0, h.inst.lastError);
+  assert.equal(h.inst.counters.badRecords, 0);
+  assert.equal(h.inst.pendingBytes(), 0);
+  assert.ok(h.inst.memoryBytes() < 8 * 1024 * 1024, `memory ${h.inst.memoryBytes()}`);
+});
