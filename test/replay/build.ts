@@ -42,7 +42,7 @@ function l4Udp(s: UdpSpec): Buffer {
 }
 
 /** IPv4 or IPv6 packet (by address family) around an L4 payload. `v6ext` inserts extension headers. */
-export function ip(src: string, dst: string, proto: number, l4: Buffer, o: { v6ext?: boolean; fragOffset?: number; mf?: boolean; options?: boolean } = {}): Buffer {
+export function ip(src: string, dst: string, proto: number, l4: Buffer, o: { v6ext?: boolean; fragOffset?: number; mf?: boolean; options?: boolean; id?: number } = {}): Buffer {
   if (src.includes(':')) {
     let next = proto;
     let ext = Buffer.alloc(0);
@@ -62,11 +62,32 @@ export function ip(src: string, dst: string, proto: number, l4: Buffer, o: { v6e
   const h = Buffer.alloc(20 + opt.length);
   h[0] = 0x40 | ((20 + opt.length) / 4); h.writeUInt16BE(h.length + l4.length, 2);
   h.writeUInt16BE(((o.mf ? 0x2000 : 0) | ((o.fragOffset ?? 0) & 0x1fff)), 6);
+  h.writeUInt16BE(o.id ?? 0, 4);
   h[8] = 64; h[9] = proto;
   ipBytes(src).copy(h, 12); ipBytes(dst).copy(h, 16);
   opt.copy(h, 20);
   return Buffer.concat([h, l4]);
 }
+
+/** Split an IP datagram's transport bytes `l4` into fragments of `size` (multiple of 8) bytes; IPv4 or IPv6 by address. */
+export function fragments(src: string, dst: string, proto: number, l4: Buffer, size: number, id: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 0; off < l4.length; off += size) {
+    const piece = l4.subarray(off, off + size);
+    const more = off + size < l4.length;
+    if (src.includes(':')) {
+      const fh = Buffer.alloc(8);
+      fh[0] = proto; fh.writeUInt16BE(off | (more ? 1 : 0), 2); fh.writeUInt32BE(id, 4);
+      const whole = ip(src, dst, 44, Buffer.concat([fh, piece]));
+      out.push(whole);
+    } else {
+      out.push(ip(src, dst, proto, piece, { fragOffset: off / 8, mf: more, id }));
+    }
+  }
+  return out;
+}
+
+export function udpL4(s: UdpSpec): Buffer { return l4Udp(s); }
 
 export function tcpIp(s: TcpSpec, o?: { v6ext?: boolean }): Buffer { return ip(s.src, s.dst, 6, l4Tcp(s), o); }
 export function udpIp(s: UdpSpec): Buffer { return ip(s.src, s.dst, 17, l4Udp(s)); }

@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import { replayFile, ReplayOptions } from '../../host/src/replay';
-import { ACK, Conv, FIN, LINKTYPE, Link, PSH, RST, SYN, frame, ip, tcpIp, tmpDir, tmpFile, udpIp, writePcap, writePcapng } from './build';
+import { ACK, Conv, FIN, LINKTYPE, Link, PSH, RST, SYN, fragments, frame, ip, tcpIp, tmpDir, tmpFile, udpIp, udpL4, writePcap, writePcapng } from './build';
 import { CollectSink, haveTshark } from './oracle';
 import { compareWithTshark } from './compare';
 
@@ -305,11 +305,11 @@ test('snaplen-cut packets: the captured part is delivered, the rest reported as 
   assert.equal(stats.snaplenCut, 2);
 });
 
-test('IPv4 fragments and non-IP frames are counted and skipped', async () => {
+test('fragments that never complete and non-IP frames are counted and skipped', async () => {
   const cv = new Conv(C, S);
-  const frag = ip('10.0.0.1', '10.0.0.2', 17, Buffer.alloc(16), { mf: true });
+  const frag = ip('10.0.0.1', '10.0.0.2', 17, Buffer.alloc(16), { mf: true, id: 1 });
   cv.raw(frame('eth', frag));
-  cv.raw(frame('eth', ip('10.0.0.1', '10.0.0.2', 17, Buffer.alloc(16), { fragOffset: 2 })));
+  cv.raw(frame('eth', ip('10.0.0.1', '10.0.0.2', 17, Buffer.alloc(16), { fragOffset: 2, id: 2 })));
   const arp = Buffer.concat([Buffer.from('ffffffffffff0200000000010806', 'hex'), Buffer.alloc(46)]);
   cv.raw(arp);
   cv.raw(frame('eth', ip('10.0.0.1', '10.0.0.2', 1, Buffer.alloc(8)))); // ICMP
@@ -455,4 +455,34 @@ test('a closed connection absorbs stragglers for 2 minutes of capture time, then
   assert.equal(sink.conns[1].conn.roleKnown, false);
   assert.equal(sink.conns[1].openTs, late);
   assert.equal(stats.skipped['tcp-after-close'], 1);
+});
+
+test('IPv4 and IPv6 fragments are reassembled (out of order, duplicated), and agree with tshark', async () => {
+  const body = Buffer.alloc(3000);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+  const recs = [];
+  let t = 1_000_000_000n;
+  for (const [src, dst] of [['10.0.0.1', '10.0.0.53'], ['2001:db8::1', '2001:db8::53']]) {
+    const l4 = udpL4({ src, dst, sport: 40000, dport: 53, data: body });
+    const fr = fragments(src, dst, 17, l4, 1024, 77);
+    // last first, then the first, a duplicate, then the middle one
+    for (const p of [fr[2], fr[0], fr[0], fr[1]]) recs.push({ ts: (t += 1000n), data: frame('eth', p) });
+  }
+  const f = tmpFile('frag.pcap');
+  writePcap(f, 1, recs);
+  const { sink, stats } = await run(f);
+  assert.equal(stats.ipReassembled, 2);
+  assert.deepEqual(stats.skipped, {});
+  assert.equal(sink.conns.length, 2);
+  for (const c of sink.conns) {
+    assert.equal(c.datagrams.length, 1);
+    assert.ok(c.datagrams[0].bytes.equals(body));
+    assert.equal(c.conn.server.port, 53);
+  }
+  assert.equal(sink.conns[1].conn.client.addr, '2001:db8::1');
+  if (haveTshark()) {
+    const r = await compareWithTshark(f);
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.udpCompared, 2);
+  }
 });

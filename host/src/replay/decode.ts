@@ -38,10 +38,24 @@ export interface Frame {
   payOff: number;
   payEnd: number; // end of the captured payload
   cut: number; // payload bytes the sender sent that the capture did not keep (snaplen)
+  /** Set when decodeFrame returns 'ip-fragment': the piece, for frag.ts to reassemble. */
+  frag: FragInfo;
+}
+
+export interface FragInfo {
+  ipOff: number; // start of the IP header
+  dataOff: number; // start of the fragment's data
+  dataEnd: number; // end of the fragment's data (clamped to the capture)
+  cut: boolean; // the capture lost part of this fragment
+  offset: number; // byte offset of this piece in the original payload
+  more: boolean;
+  id: number;
+  next: number; // transport protocol of the reassembled payload
 }
 
 export function newFrame(): Frame {
-  return { buf: new Uint8Array(0), v6: false, srcOff: 0, dstOff: 0, proto: 0, sport: 0, dport: 0, seq: 0, ack: 0, flags: 0, payOff: 0, payEnd: 0, cut: 0 };
+  return { buf: new Uint8Array(0), v6: false, srcOff: 0, dstOff: 0, proto: 0, sport: 0, dport: 0, seq: 0, ack: 0, flags: 0, payOff: 0, payEnd: 0, cut: 0,
+    frag: { ipOff: 0, dataOff: 0, dataEnd: 0, cut: false, offset: 0, more: false, id: 0, next: 0 } };
 }
 
 function u16(b: Uint8Array, o: number): number {
@@ -163,13 +177,14 @@ function decodeIPv4(b: Uint8Array, off: number, len: number, f: Frame): string |
   if (ihl < 20 || (total !== 0 && total < ihl)) return 'bad-ip-header';
   if (off + ihl > len) return 'truncated-ip';
   const fragWord = u16(b, off + 6);
-  // MF set or a non-zero offset: a piece of a fragmented datagram. We count and skip them
-  // (TCP almost never fragments; the rare fragmented UDP datagram is lost and counted).
-  if ((fragWord & 0x3fff) !== 0) return 'ip-fragment';
   f.v6 = false;
   f.srcOff = off + 12;
   f.dstOff = off + 16;
   const declaredEnd = total === 0 ? len : off + total;
+  // MF set or a non-zero offset: a piece of a fragmented datagram, for frag.ts.
+  if ((fragWord & 0x3fff) !== 0) {
+    return fragment(f, off, off + ihl, declaredEnd, len, (fragWord & 0x1fff) * 8, (fragWord & 0x2000) !== 0, u16(b, off + 4), b[off + 9]);
+  }
   return decodeL4(b[off + 9], b, off + ihl, declaredEnd, len, f);
 }
 
@@ -200,7 +215,9 @@ function decodeIPv6(b: Uint8Array, off: number, len: number, f: Frame): string |
       case 44: { // fragment header
         if (p + 8 > len) return 'truncated-ip';
         const fw = u16(b, p + 2);
-        if ((fw & 0xfff9) !== 0) return 'ip-fragment'; // offset != 0 or M set; an atomic fragment is fine
+        if ((fw & 0xfff9) !== 0) { // offset != 0 or M set (an atomic fragment just continues)
+          return fragment(f, off, p + 8, declaredEnd, len, fw & 0xfff8, (fw & 1) !== 0, u32(b, p + 4), b[p]);
+        }
         next = b[p];
         p += 8;
         continue;
@@ -210,6 +227,19 @@ function decodeIPv6(b: Uint8Array, off: number, len: number, f: Frame): string |
     }
   }
   return 'bad-ip-header';
+}
+
+function fragment(f: Frame, ipOff: number, dataOff: number, declaredEnd: number, len: number, offset: number, more: boolean, id: number, next: number): string {
+  const g = f.frag;
+  g.ipOff = ipOff;
+  g.dataOff = dataOff;
+  g.dataEnd = declaredEnd < len ? declaredEnd : len;
+  g.cut = declaredEnd > len;
+  g.offset = offset;
+  g.more = more;
+  g.id = id;
+  g.next = next;
+  return 'ip-fragment';
 }
 
 function decodeL4(proto: number, b: Uint8Array, p: number, declaredEnd: number, len: number, f: Frame): string | null {

@@ -48,6 +48,8 @@ export interface ReplayStats {
   duplicateBytes: number;
   /** Packets whose payload the capture cut short (snaplen); the missing bytes are reported as gaps. */
   snaplenCut: number;
+  /** IP datagrams rebuilt from fragments (their fragments that never completed: skipped['ip-fragment']). */
+  ipReassembled: number;
   /** Packets (or file damage) not used, by reason: 'not-ip', 'ip-fragment', 'truncated-record', … */
   skipped: Record<string, number>;
 }
