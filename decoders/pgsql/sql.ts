@@ -264,6 +264,7 @@ export function collectionName(ptr: usize, len: i32): void {
     next();
     if (is("ONLY")) next();
     if (!qualifiedName()) return;
+    if (isPunct(40)) { collLen = 0; return; } // FROM a_function(...): not a table
     const keepStart = collStart, keepLen = collLen;
     if (!restIsSingleTable(true)) { collLen = 0; return; }
     collStart = keepStart; collLen = keepLen;

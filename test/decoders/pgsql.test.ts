@@ -185,6 +185,8 @@ test('command tags with row counts: INSERT 0 1, UPDATE 2, DELETE 0, and tags wit
     ['with recursive t(n) as (values (1) union all select n+1 from t where n < 5) select sum(n) from t', 'SELECT 1', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 1 }],
     ['  TRUNCATE TABLE ONLY audit.events', 'TRUNCATE TABLE', { 'db.operation.name': 'TRUNCATE', 'db.collection.name': 'audit.events' }],
     ['DROP TABLE a, b', 'DROP TABLE', { 'db.operation.name': 'DROP' }],
+    ['SELECT g FROM generate_series(1, 3) g', 'SELECT 3', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 3 }],
+    ['INSERT INTO t (a, b) SELECT a, b FROM u', 'INSERT 0 2', { 'db.operation.name': 'INSERT', 'db.collection.name': 't', 'db.response.returned_rows': 2 }],
     ['SELECT $$ FROM fake $$ AS s FROM real_t', 'SELECT 1', { 'db.operation.name': 'SELECT', 'db.collection.name': 'real_t', 'db.response.returned_rows': 1 }],
     ['INSERT INTO "Weird ""Name""" VALUES (1); SELECT 1', 'INSERT 0 1;SELECT 1', { 'db.operation.name': 'INSERT', 'db.response.returned_rows': 2 }],
   ];
