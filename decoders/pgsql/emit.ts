@@ -14,7 +14,7 @@ import {
   A_TELEGEN_DB_EVENT_NAME, A_TELEGEN_DB_PORTAL_SUSPENDED, A_TELEGEN_PROTOCOL_NEXT,
 } from "../abi/attributes";
 import { begin, finish, addBytes, addString, addInt, addBool, orFlags } from "../abi/emit";
-import { Bytes, Op, Stream, OP_PARSE, OP_STARTUP, OP_FUNC } from "./types";
+import { Bytes, Op, Stream, OP_PARSE, OP_FUNC } from "./types";
 import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
 
 function common(st: Stream): void {
@@ -109,7 +109,6 @@ export function emitStartup(stream: u32, st: Stream, flags: i32, tsEnd: u64): vo
   addErrorFields(op);
   finish();
   st.startupOpen = false;
-  void OP_STARTUP;
 }
 
 export function emitCancel(stream: u32, st: Stream, pid: i64, ts: u64): void {

@@ -1,10 +1,9 @@
 // PostgreSQL frontend/backend protocol 3.0 decoder: ABI exports only (see parse.ts, stitch.ts).
-import { metaBlock } from "../abi/window";
+import { metaBlock, input } from "../abi/window";
 import { GAP_ABSORBED, PARSE_NEEDS_MORE, PARSE_IGNORED } from "../abi/abi";
 import { warn } from "../abi/emit";
 import { parseInput, parseGap, detectBytes } from "./parse";
 import { streams, getStream, closeStream, expire } from "./stitch";
-import { input } from "../abi/window";
 
 export { abi_version, input, input_cap } from "../abi/window";
 

@@ -247,4 +247,3 @@ export function detectBytes(dir: i32, base: usize, len: i32): i32 {
   return n >= 2 ? 70 : 40;
 }
 
-export { DIR_RESPONSE, PH_AUTH };

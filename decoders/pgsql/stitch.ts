@@ -10,14 +10,13 @@
 //     failing message when there is none); the server skips the rest up to Sync, and so do we;
 //   - the startup (StartupMessage … ReadyForQuery or the error that ends it) is one exchange,
 //     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
-import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
+import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
 import {
-  Stream, Op, Bytes, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_AUTH, PH_READY, PH_MID, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
+  Stream, Op, Named, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
+  OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
 } from "./types";
 import { emitQuery, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
-import { Named } from "./types";
 
 /** Names a statement once (first keyword, single table), however often it is executed. */
 function ensureNaming(n: Named): void {
@@ -597,4 +596,3 @@ export function expire(now: u64): void {
   }
 }
 
-export { DIR_REQUEST, PH_MID, Bytes, OP_BIND, OP_DESCRIBE, OP_CLOSE };
