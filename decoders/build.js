@@ -31,10 +31,15 @@ function decoderNames(only) {
 }
 
 function build(name, outDir) {
-  const out = path.join(outDir, `${name}.wasm`);
+  return buildEntry(path.join('decoders', name, 'index.ts'), path.join(outDir, `${name}.wasm`));
+}
+
+/** Compiles one AssemblyScript entry file to a decoder module with the standard flags. */
+function buildEntry(entry, out, extraArgs = []) {
   const asc = path.join(root, 'node_modules', '.bin', 'asc');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
   const args = [
-    path.join('decoders', name, 'index.ts'),
+    entry,
     '--outFile', out,
     '--textFile', out.replace(/\.wasm$/, '.wat'),
     '--optimizeLevel', '3', '--shrinkLevel', '0',
@@ -42,6 +47,7 @@ function build(name, outDir) {
     '--initialMemory', '8',        // 512 KiB: input window + emit buffer + heap start
     '--maximumMemory', '512',      // 32 MiB: declared so the host can enforce the policy cap
     '--sourceMap',
+    ...extraArgs,
   ];
   execFileSync(asc, args, { cwd: root, stdio: 'inherit' });
   return out;
@@ -59,4 +65,5 @@ function main() {
   }
 }
 
-main();
+module.exports = { buildEntry, genAttributes };
+if (require.main === module) main();

@@ -16,6 +16,11 @@ import { countStage, filterStage, sampleStage, redactStage } from './pipeline/st
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
 import { ensureMounts } from './doctor/probe';
+import { Policy, loadPolicy, checkHotSwap, PolicyRefusal } from './decoders/policy';
+import { DecoderLoadError } from './decoders/instance';
+import { installRoot } from './paths';
+import * as crypto from 'crypto';
+import * as path from 'path';
 
 const alog = log.child({ component: 'agent' });
 
@@ -36,8 +41,74 @@ export class Agent {
   private started = 0;
   private ready = false;
   private firstSpanLogged = false;
+  readonly policy: Policy;
+  apiToken = '';
+  private watcher?: fs.FSWatcher;
 
-  constructor(readonly cfg: Config, readonly exportCfg: ResolvedExportConfig) {}
+  constructor(readonly cfg: Config, readonly exportCfg: ResolvedExportConfig) {
+    const file = cfg.policy_file ?? process.env.TELEGEN_POLICY_FILE ?? path.join(installRoot(), 'policies', 'default.yaml');
+    this.policy = loadPolicy(fs.existsSync(file) || cfg.policy_file ? file : undefined);
+  }
+
+  /** Mutating API calls need a bearer token; without a configured one we make one only root can read. */
+  private loadToken(): string {
+    const f = this.cfg.api.token_file ?? process.env.TELEGEN_API_TOKEN_FILE;
+    if (f) return fs.readFileSync(f, 'utf8').trim();
+    const t = crypto.randomBytes(24).toString('base64url');
+    const out = path.join(this.cfg.data_dir, 'api-token');
+    fs.writeFileSync(out, t + '\n', { mode: 0o600 });
+    fs.chmodSync(out, 0o600);
+    return t;
+  }
+
+  /** Hot-swap: policy first (signature / allowlist), then ABI verification and load. */
+  swap(name: string, bytes: Uint8Array, signature: string | undefined, source: string): { code: number; body: Record<string, unknown> } {
+    try {
+      const approvedBy = checkHotSwap(this.policy, bytes, signature);
+      const d = this.registry.add(bytes, `${source}:${name}`, source, approvedBy, name);
+      this.metrics.inc('telegen_decoder_swaps_total', 'Decoder modules swapped in at run time', { decoder: name, result: 'ok' });
+      return { code: 200, body: { name: d.name, version: d.version, sha256: d.sha256, generation: d.generation, state: d.state, approvedBy } };
+    } catch (e) {
+      const refused = e instanceof PolicyRefusal;
+      const bad = e instanceof DecoderLoadError || /calls itself/.test((e as Error).message);
+      this.metrics.inc('telegen_decoder_swaps_total', 'Decoder modules swapped in at run time', { decoder: name, result: refused ? 'refused' : bad ? 'invalid' : 'error' });
+      alog.warn({ decoder: name, source, err: (e as Error).message }, 'decoder swap refused');
+      return { code: refused ? 403 : bad ? 400 : 500, body: { error: (e as Error).message } };
+    }
+  }
+
+  rollback(name: string): { code: number; body: Record<string, unknown> } {
+    try {
+      const d = this.registry.rollback(name);
+      return { code: 200, body: { name: d.name, version: d.version, sha256: d.sha256, generation: d.generation, state: d.state } };
+    } catch (e) { return { code: 409, body: { error: (e as Error).message } }; }
+  }
+
+  /** watch_dir: NAME.wasm (+ NAME.wasm.sig) dropped there is swapped in like a PUT. */
+  private watchDir(dir: string): void {
+    const seen = new Map<string, string>();
+    const scan = () => {
+      let files: string[];
+      try { files = fs.readdirSync(dir).filter((f) => f.endsWith('.wasm')); } catch { return; }
+      for (const f of files) {
+        const full = path.join(dir, f);
+        let bytes: Buffer;
+        try { bytes = fs.readFileSync(full); } catch { continue; }
+        const sigFile = `${full}.sig`;
+        const sig = fs.existsSync(sigFile) ? fs.readFileSync(sigFile, 'utf8').trim() : undefined;
+        const key = crypto.createHash('sha256').update(bytes).update(sig ?? '').digest('hex');
+        if (seen.get(f) === key) continue;
+        seen.set(f, key);
+        const r = this.swap(path.basename(f, '.wasm'), bytes, sig, 'watch');
+        alog.info({ file: full, code: r.code, result: r.body }, 'watched decoder file processed');
+      }
+    };
+    scan();
+    try {
+      this.watcher = fs.watch(dir, () => setTimeout(scan, 200));
+    } catch (e) { alog.error({ dir, err: (e as Error).message }, 'cannot watch decoder directory'); }
+    this.timers.push(setInterval(scan, 5000).unref());
+  }
 
   async start(): Promise<void> {
     this.started = Date.now();
@@ -51,7 +122,8 @@ export class Agent {
     const tracesQ = this.queues.traces;
     const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
     const pcfg = this.cfg.pipeline;
-    const spanIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(pcfg.redaction, toExport))));
+    const redaction = this.policy.redaction ?? pcfg.redaction;
+    const spanIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(redaction, toExport))));
 
     const clock = monotonicClock();
     const hostName = os.hostname();
@@ -62,6 +134,13 @@ export class Agent {
         this.metrics.inc('telegen_decoder_bad_records_total', 'Malformed records a decoder emitted', { decoder: inst.meta.name });
         alog.debug({ decoder: inst.meta.name, err: err.message }, 'bad record');
       },
+      onHostError: (err, inst) => {
+        this.metrics.inc('telegen_host_record_errors_total', 'Host-side failures handling a decoder record', { decoder: inst.meta.name });
+        alog.error({ decoder: inst.meta.name, err: err.message, stack: err.stack }, 'host failed on a record');
+      },
+    }, this.policy);
+    this.registry.onChange((event, d) => {
+      if (event === 'quarantined') this.metrics.inc('telegen_decoder_quarantined_total', 'Decoder versions quarantined after repeated failures', { decoder: d.name });
     });
     this.registry.loadDir(this.cfg.decoders.dir ?? defaultDecodersDir(), this.cfg.decoders.disabled);
     this.registry.addPortHints(this.cfg.decoders.ports);
@@ -83,14 +162,21 @@ export class Agent {
     this.timers.push(setInterval(() => {
       if (this.kernel.lastTs > 0n) this.router.tick(this.kernel.lastTs);
       this.kernel.expireIdle(300_000_000_000n);
+      this.router.migrateDrained(this.policy.hot_swap.drain_timeout_ms);
     }, 1000).unref());
+    if (this.policy.hot_swap.watch_dir) this.watchDir(this.policy.hot_swap.watch_dir);
 
     if (this.cfg.api.enabled) {
+      this.apiToken = this.loadToken();
       this.api = await startApi(this.cfg.api.listen, {
-        metrics: { render: () => this.metrics.render() + renderExportMetrics(this.queues) } as SelfMetrics,
+        metrics: { render: () => this.metrics.render() + renderExportMetrics(this.queues) },
         registry: this.registry,
         ready: () => this.ready,
         status: () => this.status(),
+        token: this.apiToken,
+        maxBodyBytes: this.policy.hot_swap.max_module_bytes,
+        swap: (name, bytes, sig) => this.swap(name, bytes, sig, 'api'),
+        rollback: (name) => this.rollback(name),
       });
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
@@ -130,9 +216,13 @@ export class Agent {
       for (const [k, v] of Object.entries(s)) m.set(`telegen_bpf_${k}_total`.replace(/[^a-zA-Z0-9_]/g, '_'), `Kernel-side socket tracer counter ${k}`, v, { tracer: 'socket' }, 'counter');
     }
     m.set('telegen_connections_active', 'Connections the router tracks', this.router.activeConnections());
-    for (const d of this.registry.decoders.values()) {
-      for (const [k, v] of Object.entries(d.inst.counters)) m.set(`telegen_decoder_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`, `Decoder counter ${k}`, v, { decoder: d.name }, 'counter');
-      m.set('telegen_decoder_memory_bytes', 'Decoder linear memory size', d.inst.memoryBytes(), { decoder: d.name });
+    m.clear('telegen_decoder_state');
+    for (const d of this.registry.all()) {
+      const l = { decoder: d.name, generation: d.generation };
+      for (const [k, v] of Object.entries(d.inst.counters)) m.set(`telegen_decoder_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`, `Decoder counter ${k}`, v, l, 'counter');
+      m.set('telegen_decoder_memory_bytes', 'Decoder linear memory size', d.inst.memoryBytes(), l);
+      m.set('telegen_decoder_streams', 'Streams bound to a decoder version', d.streams, l);
+      m.set('telegen_decoder_state', 'Decoder version state (1 for the current state)', 1, { ...l, state: d.state });
     }
     const mu = process.memoryUsage();
     m.set('telegen_process_rss_bytes', 'Agent resident set size', mu.rss);
@@ -153,6 +243,7 @@ export class Agent {
   async stop(deadlineMs = this.exportCfg.shutdownTimeoutMs): Promise<void> {
     this.ready = false;
     for (const t of this.timers) clearInterval(t);
+    this.watcher?.close();
     try { this.socketTracer?.close(); } catch (e) { alog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
     for (const conn of [...this.router.streams.values()]) this.router.close(conn);
     const reports = await shutdownExportQueues(this.queues, deadlineMs);

@@ -4,4 +4,6 @@ export const apiSchema = z.object({
   listen: z.string().regex(/^[^:\s]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'must be HOST:PORT').default('127.0.0.1:9464')
     .describe('HTTP API/page address. Env: TELEGEN_API_LISTEN'),
   enabled: z.boolean().default(true),
+  token_file: z.string().optional()
+    .describe('File holding the bearer token for mutating endpoints (and all endpoints off loopback). Absent: a random token is written to DATA_DIR/api-token (0600). Env: TELEGEN_API_TOKEN_FILE'),
 }).strict();

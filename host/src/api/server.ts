@@ -1,6 +1,8 @@
-// The agent's HTTP API and page: /healthz, /readyz, /metrics, /api/decoders, /api/connections, /.
+// The agent's HTTP API and page. Reads: /healthz, /readyz, /metrics, /api/decoders, /api/status, /.
+// Writes (always need the bearer token): PUT /api/decoders/{name} (hot-swap, policy-checked),
+// POST /api/decoders/{name}/rollback. Bodies are size-limited; errors are JSON with a reason.
 import * as http from 'http';
-import { SelfMetrics } from '../metrics/self';
+import * as crypto from 'crypto';
 import { DecoderRegistry } from '../decoders/registry';
 import { log } from '../log';
 import { PAGE_HTML } from './page';
@@ -8,23 +10,33 @@ import { PAGE_HTML } from './page';
 const alog = log.child({ component: 'api' });
 
 export interface ApiDeps {
-  metrics: SelfMetrics;
+  metrics: { render(): string };
   registry: DecoderRegistry;
   ready: () => boolean;
   status: () => Record<string, unknown>;
+  /** Bearer token for mutating endpoints (and for everything when not on loopback). */
+  token: string;
+  maxBodyBytes: number;
+  swap?: (name: string, bytes: Uint8Array, signature: string | undefined) => { code: number; body: Record<string, unknown> };
+  rollback?: (name: string) => { code: number; body: Record<string, unknown> };
 }
 
 export function decoderList(registry: DecoderRegistry): unknown[] {
-  return [...registry.decoders.values()].map((d) => ({
+  return registry.all().map((d) => ({
     name: d.name,
-    version: d.inst.meta.version,
+    version: d.version,
+    generation: d.generation,
     protocols: d.inst.meta.protocols,
     ports: d.inst.meta.ports ?? [],
     sha256: d.sha256,
     file: d.file,
-    state: 'active',
+    source: d.source,
+    approvedBy: d.approvedBy,
+    state: d.state,
+    streams: d.streams,
     loadedAt: new Date(d.loadedAt).toISOString(),
     memoryBytes: d.inst.memoryBytes(),
+    lastError: d.inst.lastError,
     counters: d.inst.counters,
   }));
 }
@@ -33,31 +45,89 @@ function send(res: http.ServerResponse, code: number, body: string, type = 'appl
   res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   res.end(body);
 }
+const json = (res: http.ServerResponse, code: number, o: unknown) => send(res, code, JSON.stringify(o));
+
+function tokenOk(req: http.IncomingMessage, token: string): boolean {
+  const h = req.headers.authorization ?? '';
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  if (!m) return false;
+  const a = Buffer.from(m[1]);
+  const b = Buffer.from(token);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
+}
+
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
+}
+
+function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? -1);
+    if (declared > max) { resolve('too_large'); req.resume(); return; }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) { resolve('too_large'); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(listen.slice(i + 1));
-  const server = http.createServer((req, res) => {
+  const open = isLoopback(host);
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    const p = url.pathname;
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, JSON.stringify({ error: 'method not allowed' }));
-      switch (url.pathname) {
-        case '/healthz': return send(res, 200, JSON.stringify({ status: 'ok' }));
-        case '/readyz': return deps.ready() ? send(res, 200, JSON.stringify({ status: 'ready' })) : send(res, 503, JSON.stringify({ status: 'starting' }));
-        case '/metrics': return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4');
-        case '/api/decoders': return send(res, 200, JSON.stringify(decoderList(deps.registry)));
-        case '/api/status': return send(res, 200, JSON.stringify(deps.status()));
-        case '/': return send(res, 200, PAGE_HTML, 'text/html; charset=utf-8');
-        default: return send(res, 404, JSON.stringify({ error: 'not found' }));
+      if (p === '/healthz') return json(res, 200, { status: 'ok' });
+      if (p === '/readyz') return deps.ready() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'starting' });
+      const mutating = req.method !== 'GET' && req.method !== 'HEAD';
+      if ((mutating || !open) && !tokenOk(req, deps.token)) {
+        res.setHeader('www-authenticate', 'Bearer');
+        return json(res, 401, { error: 'a bearer token is required (see api.token_file; the agent writes DATA_DIR/api-token)' });
       }
+      if (!mutating) {
+        switch (p) {
+          case '/metrics': return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4');
+          case '/api/decoders': return json(res, 200, decoderList(deps.registry));
+          case '/api/status': return json(res, 200, deps.status());
+          case '/': return send(res, 200, PAGE_HTML, 'text/html; charset=utf-8');
+          default: return json(res, 404, { error: 'not found' });
+        }
+      }
+      const m = /^\/api\/decoders\/([^/]+)(\/rollback)?$/.exec(p);
+      if (!m) return json(res, 404, { error: 'not found' });
+      const name = decodeURIComponent(m[1]);
+      if (!NAME.test(name)) return json(res, 400, { error: 'decoder name must be a short lowercase identifier' });
+      if (m[2] && req.method === 'POST' && deps.rollback) {
+        const r = deps.rollback(name);
+        return json(res, r.code, r.body);
+      }
+      if (!m[2] && req.method === 'PUT' && deps.swap) {
+        const body = await readBody(req, deps.maxBodyBytes);
+        if (body === 'too_large') return json(res, 413, { error: `module larger than ${deps.maxBodyBytes} bytes` });
+        if (body.length < 8) return json(res, 400, { error: 'body must be the .wasm module bytes' });
+        const sig = req.headers['x-telegen-signature'];
+        const r = deps.swap(name, body, Array.isArray(sig) ? sig[0] : sig);
+        return json(res, r.code, r.body);
+      }
+      return json(res, 405, { error: 'method not allowed' });
     } catch (e) {
-      alog.error({ err: (e as Error).message, path: url.pathname }, 'API handler failed');
-      send(res, 500, JSON.stringify({ error: 'internal error' }));
+      alog.error({ err: (e as Error).message, path: p }, 'API handler failed');
+      if (!res.headersSent) json(res, 500, { error: 'internal error' });
     }
   });
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.maxHeadersCount = 100;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => { server.off('error', reject); resolve(server); });

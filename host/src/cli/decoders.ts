@@ -1,12 +1,50 @@
-// `telegen decoders list|verify|load`.
+// `telegen decoders list|verify|sign|load|rollback`.
 import * as fs from 'fs';
+import * as path from 'path';
 import { Args } from './main';
 import { DecoderInstance, DecoderLoadError } from '../decoders/instance';
 import { DecoderRegistry, defaultDecodersDir } from '../decoders/registry';
+import { signModule } from '../decoders/policy';
 import { decoderList } from '../api/server';
+
+const USAGE = `usage:
+  telegen decoders list [--dir DIR]
+  telegen decoders verify FILE.wasm
+  telegen decoders sign FILE.wasm --key ED25519_PRIVATE.pem        (writes FILE.wasm.sig)
+  telegen decoders load FILE.wasm [--signature FILE.sig] [--api HOST:PORT] [--token-file F | --data-dir DIR]
+  telegen decoders rollback NAME [--api HOST:PORT] [--token-file F | --data-dir DIR]
+`;
+
+function token(args: Args): string | undefined {
+  if (process.env.TELEGEN_API_TOKEN) return process.env.TELEGEN_API_TOKEN;
+  const f = typeof args.flags['token-file'] === 'string' ? args.flags['token-file']
+    : path.join(typeof args.flags['data-dir'] === 'string' ? args.flags['data-dir'] : (process.env.TELEGEN_DATA_DIR || '/var/lib/telegen'), 'api-token');
+  try { return fs.readFileSync(f, 'utf8').trim(); } catch { return undefined; }
+}
+
+function api(args: Args): string {
+  return typeof args.flags.api === 'string' ? args.flags.api : (process.env.TELEGEN_API_LISTEN || '127.0.0.1:9464');
+}
+
+async function call(args: Args, method: string, p: string, body?: Uint8Array, extra: Record<string, string> = {}): Promise<number> {
+  const headers: Record<string, string> = { ...extra };
+  const t = token(args);
+  if (t) headers.authorization = `Bearer ${t}`;
+  let res: Response;
+  try {
+    res = await fetch(`http://${api(args)}${p}`, { method, body, headers });
+  } catch (e) {
+    process.stderr.write(`telegen: cannot reach the agent API at ${api(args)}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const text = await res.text();
+  (res.ok ? process.stdout : process.stderr).write(`${res.status} ${text}\n`);
+  return res.ok ? 0 : 1;
+}
 
 export async function decodersCommand(args: Args): Promise<number> {
   const sub = args._[0];
+  const file = args._[1];
   if (sub === 'list') {
     const reg = new DecoderRegistry({ onRecord: () => undefined });
     reg.loadDir(typeof args.flags.dir === 'string' ? args.flags.dir : defaultDecodersDir());
@@ -15,9 +53,7 @@ export async function decodersCommand(args: Args): Promise<number> {
     }
     return 0;
   }
-  if (sub === 'verify') {
-    const file = args._[1];
-    if (!file) { process.stderr.write('telegen decoders verify FILE.wasm\n'); return 2; }
+  if (sub === 'verify' && file) {
     try {
       const inst = DecoderInstance.fromBytes(fs.readFileSync(file), { onRecord: () => undefined });
       process.stdout.write(`ok: ${inst.meta.name} ${inst.meta.version} (${inst.meta.protocols.join(', ')})\n`);
@@ -27,20 +63,25 @@ export async function decodersCommand(args: Args): Promise<number> {
       return 1;
     }
   }
-  if (sub === 'load') {
-    const file = args._[1];
-    const api = typeof args.flags.api === 'string' ? args.flags.api : (process.env.TELEGEN_API_LISTEN || '127.0.0.1:9464');
-    if (!file) { process.stderr.write('telegen decoders load FILE.wasm [--api HOST:PORT]\n'); return 2; }
-    const bytes = fs.readFileSync(file);
-    const inst = DecoderInstance.fromBytes(bytes, { onRecord: () => undefined });
-    const headers: Record<string, string> = { 'content-type': 'application/wasm' };
-    if (process.env.TELEGEN_API_TOKEN) headers.authorization = `Bearer ${process.env.TELEGEN_API_TOKEN}`;
-    if (typeof args.flags.signature === 'string') headers['x-telegen-signature'] = fs.readFileSync(args.flags.signature, 'utf8').trim();
-    const res = await fetch(`http://${api}/api/decoders/${inst.meta.name}`, { method: 'PUT', body: bytes, headers });
-    const text = await res.text();
-    process.stdout.write(`${res.status} ${text}\n`);
-    return res.ok ? 0 : 1;
+  if (sub === 'sign' && file && typeof args.flags.key === 'string') {
+    const sig = signModule(fs.readFileSync(file), fs.readFileSync(args.flags.key, 'utf8'));
+    fs.writeFileSync(`${file}.sig`, sig + '\n');
+    process.stdout.write(`${file}.sig\n`);
+    return 0;
   }
-  process.stderr.write('usage: telegen decoders list|verify FILE.wasm|load FILE.wasm\n');
+  if (sub === 'load' && file) {
+    const bytes = fs.readFileSync(file);
+    let name: string;
+    try { name = DecoderInstance.fromBytes(bytes, { onRecord: () => undefined }).meta.name; } catch (e) {
+      process.stderr.write(`refused: ${(e as Error).message}\n`);
+      return 1;
+    }
+    const sigFile = typeof args.flags.signature === 'string' ? args.flags.signature : fs.existsSync(`${file}.sig`) ? `${file}.sig` : undefined;
+    const extra: Record<string, string> = { 'content-type': 'application/wasm' };
+    if (sigFile) extra['x-telegen-signature'] = fs.readFileSync(sigFile, 'utf8').trim();
+    return call(args, 'PUT', `/api/decoders/${name}`, bytes, extra);
+  }
+  if (sub === 'rollback' && file) return call(args, 'POST', `/api/decoders/${encodeURIComponent(file)}/rollback`);
+  process.stderr.write(USAGE);
   return 2;
 }

@@ -12,6 +12,7 @@ import { apiSchema } from '../api/config';
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
     .describe('Where OTLP/JSON files are written when no OTLP endpoint is set. Env: TELEGEN_DATA_DIR'),
+  policy_file: z.string().optional().describe('Sandbox/hot-swap/redaction policy (YAML). Default: policies/default.yaml of the install. Env: TELEGEN_POLICY_FILE'),
   service_name: z.string().optional().describe('Fallback service.name for the agent itself. Env: OTEL_SERVICE_NAME'),
   api: apiSchema.default({}),
   tracers: z.object({

@@ -239,6 +239,8 @@ export class DecoderInstance {
     } catch (e) {
       if (!(e instanceof RecordError)) throw e;
       this.counters.badRecords++;
+      this.lastError = `malformed record: ${e.message}`;
+      this.noteFailure();
       this.hooks.onBadRecord?.(e, this);
     }
   }
@@ -251,12 +253,17 @@ export class DecoderInstance {
       this.counters.traps++;
       this.lastError = (e as Error)?.message ?? String(e);
     }
+    this.noteFailure();
+    this.reset();
+    return 'trap';
+  }
+
+  /** Traps, budget overruns and malformed records all count toward quarantine. */
+  private noteFailure(): void {
     const now = Date.now();
     this.failures = this.failures.filter((t) => now - t < this.policy.failureWindowMs);
     this.failures.push(now);
     if (this.failures.length >= this.policy.maxFailures) this.quarantined = true;
-    this.reset();
-    return 'trap';
   }
 
   /** Fresh budget before every call into the module. */

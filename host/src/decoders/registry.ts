@@ -1,29 +1,59 @@
-// Every protocol decoder the agent runs: loaded from .wasm files, verified, indexed by port hint.
+// Every protocol decoder the agent runs, with its versions: loaded from .wasm files or swapped in
+// at run time (policy-checked), verified, indexed by port hint. New streams go to the active
+// version; streams already bound stay on the version they started with until they end (drain).
 import * as fs from 'fs';
 import * as path from 'path';
 import { DecoderInstance, InstanceHooks, VerifyPolicy, DEFAULT_VERIFY_POLICY } from './instance';
+import { Policy, parsePolicy, verifyPolicyFor, sha256Hex } from './policy';
 import { log } from '../log';
 import { installRoot } from '../paths';
 
 const dlog = log.child({ component: 'decoders' });
 
+export type DecoderState = 'active' | 'draining' | 'retired' | 'quarantined';
+
 export interface LoadedDecoder {
   name: string;
+  version: string;
   file: string;
   sha256: string;
   inst: DecoderInstance;
   loadedAt: number;
+  state: DecoderState;
+  /** builtin (install dir), api, cli, watch */
+  source: string;
+  /** Who vouched for a run-time module: signing key name or 'sha256-allowlist'. */
+  approvedBy?: string;
+  /** Streams currently bound to this version. */
+  streams: number;
+  stateSince: number;
+  /** Monotonic load number: tells versions of one name apart. */
+  generation: number;
 }
 
 export function defaultDecodersDir(): string {
   return process.env.TELEGEN_DECODERS_DIR || path.join(installRoot(), 'build', 'decoders');
 }
 
-export class DecoderRegistry {
-  readonly decoders = new Map<string, LoadedDecoder>();
-  private readonly byPort = new Map<number, string[]>();
+const KEEP_VERSIONS = 4;
 
-  constructor(private readonly hooks: InstanceHooks, private readonly policy: VerifyPolicy = DEFAULT_VERIFY_POLICY) {}
+export class DecoderRegistry {
+  /** The active version of each decoder name. */
+  readonly decoders = new Map<string, LoadedDecoder>();
+  /** Every version still known per name, oldest first (retired ones are dropped). */
+  readonly versions = new Map<string, LoadedDecoder[]>();
+  private readonly byPort = new Map<number, string[]>();
+  private generation = 0;
+  private readonly listeners: Array<(event: string, d: LoadedDecoder) => void> = [];
+
+  constructor(private readonly hooks: InstanceHooks, readonly policy: Policy = parsePolicy({})) {}
+
+  onChange(fn: (event: string, d: LoadedDecoder) => void): void { this.listeners.push(fn); }
+  private emit(event: string, d: LoadedDecoder): void { for (const l of this.listeners) l(event, d); }
+
+  verifyPolicy(name?: string): VerifyPolicy {
+    return this.policy ? verifyPolicyFor(this.policy, name) : DEFAULT_VERIFY_POLICY;
+  }
 
   loadDir(dir: string, disabled: string[] = []): void {
     let files: string[];
@@ -33,26 +63,100 @@ export class DecoderRegistry {
     }
     for (const f of files) {
       const name = path.basename(f, '.wasm');
-      if (disabled.includes(name)) continue;
+      if (disabled.includes(name) || this.policy.decoders[name]?.enabled === false) continue;
       try { this.loadFile(path.join(dir, f)); } catch (e) {
         dlog.error({ file: f, err: (e as Error).message }, 'decoder refused');
       }
     }
   }
 
-  loadFile(file: string): LoadedDecoder {
-    const bytes = fs.readFileSync(file);
-    return this.add(bytes, file);
+  loadFile(file: string, source = 'builtin'): LoadedDecoder {
+    return this.add(fs.readFileSync(file), file, source);
   }
 
-  add(bytes: Uint8Array, file: string): LoadedDecoder {
-    const inst = DecoderInstance.fromBytes(bytes, this.hooks, this.policy);
-    const sha256 = require('crypto').createHash('sha256').update(bytes).digest('hex');
-    const d: LoadedDecoder = { name: inst.meta.name, file, sha256, inst, loadedAt: Date.now() };
-    this.decoders.set(d.name, d);
+  /** Verifies and instantiates a module; it becomes the active version of its name. */
+  add(bytes: Uint8Array, file: string, source: string, approvedBy?: string, expectName?: string): LoadedDecoder {
+    let inst = DecoderInstance.fromBytes(bytes, this.hooks, this.verifyPolicy());
+    const name = inst.meta.name;
+    if (expectName && name !== expectName) throw new Error(`module calls itself "${name}", not "${expectName}"`);
+    const own = this.verifyPolicy(name);
+    if (JSON.stringify(own) !== JSON.stringify(this.verifyPolicy())) inst = DecoderInstance.fromBytes(bytes, this.hooks, own);
+    const now = Date.now();
+    const d: LoadedDecoder = {
+      name, version: inst.meta.version, file, sha256: sha256Hex(bytes), inst, loadedAt: now, state: 'active', source, approvedBy,
+      streams: 0, stateSince: now, generation: ++this.generation,
+    };
+    const prev = this.decoders.get(name);
+    if (prev) this.setState(prev, 'draining');
+    this.decoders.set(name, d);
+    const list = this.versions.get(name) ?? [];
+    list.push(d);
+    this.versions.set(name, list);
+    this.trim(name);
     this.reindex();
-    dlog.info({ decoder: d.name, version: inst.meta.version, sha256: sha256.slice(0, 16) }, 'decoder loaded');
+    dlog.info({ decoder: name, version: d.version, sha256: d.sha256.slice(0, 16), source, replaced: prev ? prev.generation : undefined }, prev ? 'decoder swapped in' : 'decoder loaded');
+    this.emit('active', d);
     return d;
+  }
+
+  private setState(d: LoadedDecoder, s: DecoderState): void {
+    d.state = s;
+    d.stateSince = Date.now();
+    this.emit(s, d);
+  }
+
+  /** Drops the oldest versions beyond KEEP_VERSIONS that no stream uses any more. */
+  private trim(name: string): void {
+    const list = this.versions.get(name)!;
+    while (list.length > KEEP_VERSIONS) {
+      const i = list.findIndex((x) => x.state !== 'active' && x.streams === 0);
+      if (i < 0) break;
+      this.setState(list[i], 'retired');
+      list.splice(i, 1);
+    }
+  }
+
+  /** Reactivates the newest earlier version that is not quarantined. */
+  rollback(name: string): LoadedDecoder {
+    const list = this.versions.get(name);
+    const cur = this.decoders.get(name);
+    if (!list || !cur) throw new Error(`no decoder named "${name}"`);
+    const prev = [...list].reverse().find((x) => x !== cur && x.state !== 'quarantined' && x.generation < cur.generation);
+    if (!prev) throw new Error(`decoder "${name}" has no earlier version to roll back to`);
+    if (cur.state === 'active') this.setState(cur, 'draining');
+    this.setState(prev, 'active');
+    this.decoders.set(name, prev);
+    // The rolled-back version goes last so it counts as newest again.
+    list.splice(list.indexOf(prev), 1);
+    list.push(prev);
+    this.reindex();
+    dlog.warn({ decoder: name, version: prev.version, sha256: prev.sha256.slice(0, 16) }, 'decoder rolled back');
+    return prev;
+  }
+
+  /** A version failed too often: stop giving it traffic, fall back to an earlier one if any. */
+  quarantine(d: LoadedDecoder, reason: string): void {
+    if (d.state === 'quarantined') return;
+    const wasActive = this.decoders.get(d.name) === d;
+    this.setState(d, 'quarantined');
+    dlog.error({ decoder: d.name, version: d.version, sha256: d.sha256.slice(0, 16), reason }, 'decoder quarantined');
+    if (!wasActive) return;
+    const list = this.versions.get(d.name) ?? [];
+    const fallback = [...list].reverse().find((x) => x !== d && (x.state === 'draining' || x.state === 'retired'));
+    if (fallback) {
+      this.setState(fallback, 'active');
+      this.decoders.set(d.name, fallback);
+      dlog.warn({ decoder: d.name, version: fallback.version, sha256: fallback.sha256.slice(0, 16) }, 'traffic falls back to the previous version');
+    } else {
+      this.decoders.delete(d.name);
+    }
+    this.reindex();
+  }
+
+  /** Called when a stream binds to / leaves a version. */
+  bound(d: LoadedDecoder, delta: 1 | -1): void {
+    d.streams += delta;
+    if (d.streams === 0 && d.state === 'draining') this.trim(d.name);
   }
 
   private reindex(): void {
@@ -61,6 +165,13 @@ export class DecoderRegistry {
       for (const p of d.inst.meta.ports ?? []) {
         const l = this.byPort.get(p) ?? [];
         l.push(d.name);
+        this.byPort.set(p, l);
+      }
+    }
+    for (const [name, rule] of Object.entries(this.policy.decoders)) {
+      for (const p of rule.ports ?? []) {
+        const l = this.byPort.get(p) ?? [];
+        if (!l.includes(name)) l.unshift(name);
         this.byPort.set(p, l);
       }
     }
@@ -76,17 +187,33 @@ export class DecoderRegistry {
     }
   }
 
-  /** Decoders to try for a connection: port-hinted ones first, then the rest. */
-  candidates(serverPort: number, transport: 'tcp' | 'udp'): LoadedDecoder[] {
+  /** Whether the policy lets decoder `name` see this connection. */
+  allowed(name: string, serverPort: number, exe?: string): boolean {
+    const rule = this.policy.decoders[name];
+    if (!rule) return true;
+    if (rule.enabled === false) return false;
+    if (rule.ports && !rule.ports.includes(serverPort)) return false;
+    if (rule.processes && exe !== undefined && !rule.processes.includes(exe)) return false;
+    return true;
+  }
+
+  /** Active decoders to try for a connection: port-hinted ones first, then the rest. */
+  candidates(serverPort: number, transport: 'tcp' | 'udp', exe?: string): LoadedDecoder[] {
     const hinted = this.byPort.get(serverPort) ?? [];
     const out: LoadedDecoder[] = [];
-    for (const n of hinted) { const d = this.decoders.get(n); if (d) out.push(d); }
+    for (const n of hinted) { const d = this.decoders.get(n); if (d && !out.includes(d)) out.push(d); }
     for (const d of this.decoders.values()) if (!hinted.includes(d.name)) out.push(d);
     return out.filter((d) => {
       const t = d.inst.meta.transport ?? 'tcp';
-      return t === 'both' || t === transport;
+      return (t === 'both' || t === transport) && this.allowed(d.name, serverPort, exe);
     });
   }
 
   get(name: string): LoadedDecoder | undefined { return this.decoders.get(name); }
+
+  all(): LoadedDecoder[] {
+    const out: LoadedDecoder[] = [];
+    for (const l of this.versions.values()) out.push(...l);
+    return out;
+  }
 }

@@ -86,7 +86,7 @@ export class Router {
   /** A connection older than the agent: whichever side sends request-looking bytes is the client. */
   private inferRole(conn: Conn, egress: boolean, bytes: Uint8Array): boolean {
     const port = Math.min(conn.meta.localPort, conn.meta.remotePort);
-    for (const d of this.registry.candidates(port, conn.meta.transport)) {
+    for (const d of this.registry.candidates(port, conn.meta.transport, conn.meta.comm)) {
       if (d.inst.detect(DIR_REQUEST, bytes) >= this.opts.detectThreshold) {
         conn.meta.role = egress ? 'client' : 'server';
         return true;
@@ -138,7 +138,7 @@ export class Router {
     const { serverPort } = ends(conn.meta);
     let best: LoadedDecoder | undefined;
     let bestScore = 0;
-    for (const d of this.registry.candidates(serverPort, conn.meta.transport)) {
+    for (const d of this.registry.candidates(serverPort, conn.meta.transport, conn.meta.comm)) {
       const s = d.inst.detect(dir, bytes);
       if (s > bestScore) { best = d; bestScore = s; }
       if (s >= 100) break;
@@ -146,13 +146,23 @@ export class Router {
     if (!best || bestScore < this.opts.detectThreshold) return false;
     conn.decoder = best;
     conn.state = 'bound';
+    this.registry.bound(best, 1);
     this.metrics.inc('telegen_connections_bound_total', 'Connections bound to a decoder', { decoder: best.name });
     return true;
   }
 
   private feed(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
-    const d = conn.decoder!;
+    let d = conn.decoder!;
+    if (d.state === 'quarantined' || d.state === 'retired') {
+      // Its state for this stream is gone with it: continue on the active version, if any.
+      const next = this.registry.get(d.name);
+      this.registry.bound(d, -1);
+      if (!next || next === d) { conn.decoder = undefined; this.ignore(conn, 'decoder_quarantined'); return; }
+      conn.decoder = d = next;
+      this.registry.bound(d, 1);
+    }
     const r = d.inst.feed(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts);
+    if (d.inst.quarantined && d.state !== 'quarantined') this.registry.quarantine(d, d.inst.lastError ?? 'repeated failures');
     if (r === 'ok') return;
     if (r === 'ignored' && conn.switchTo) { this.switchDecoder(conn, fromClient, d.inst.rest, ts); return; }
     this.onProblem(conn, r);
@@ -163,10 +173,12 @@ export class Router {
     conn.switchTo = undefined;
     const old = conn.decoder!;
     old.inst.closeStream(conn.stream);
+    this.registry.bound(old, -1);
     const want = next === 'h2c' ? 'http2' : next;
     const nd = [...this.registry.decoders.values()].find((x) => x.name === want || x.inst.meta.protocols.includes(want));
     if (!nd) { this.ignore(conn, `upgrade:${next}`); return; }
     conn.decoder = nd;
+    this.registry.bound(nd, 1);
     this.metrics.inc('telegen_connections_upgraded_total', 'Connections handed to another decoder after an Upgrade', { from: old.name, to: nd.name });
     if (rest && rest.length) this.feed(conn, fromClient, rest.slice(), ts);
   }
@@ -175,8 +187,9 @@ export class Router {
     const name = conn.decoder!.name;
     this.metrics.inc('telegen_decoder_stream_resets_total', 'Streams reset after a decoder refused their bytes', { decoder: name, reason: r });
     if (r === 'trap') {
-      const err = conn.decoder!.inst.lastError;
-      if (this.once.first(`trap:${name}:${err}`)) rlog.error({ decoder: name, err }, 'decoder trapped; its streams were reset and it was restarted');
+      const d = conn.decoder!;
+      const err = d.inst.lastError;
+      if (this.once.first(`trap:${name}:${err}`)) rlog.error({ decoder: name, err }, 'decoder failed; its streams were reset and it was restarted');
     }
     if (r === 'ignored') { conn.state = 'ignored'; return; }
     if (++conn.invalids >= (this.opts.maxInvalidsPerConn ?? 16)) this.ignore(conn, `too_many_${r}`);
@@ -193,13 +206,35 @@ export class Router {
   }
 
   close(conn: Conn): void {
-    if (conn.state === 'bound') conn.decoder!.inst.closeStream(conn.stream);
+    if (conn.state === 'bound' && conn.decoder) {
+      conn.decoder.inst.closeStream(conn.stream);
+      this.registry.bound(conn.decoder, -1);
+    }
     this.streams.delete(conn.stream);
+  }
+
+  /** Streams still on a swapped-out version past the drain timeout move to the active version. */
+  migrateDrained(drainTimeoutMs: number): number {
+    const now = Date.now();
+    let moved = 0;
+    for (const conn of this.streams.values()) {
+      const d = conn.decoder;
+      if (conn.state !== 'bound' || !d || d.state !== 'draining' || now - d.stateSince < drainTimeoutMs) continue;
+      const next = this.registry.get(d.name);
+      if (!next || next === d) continue;
+      d.inst.closeStream(conn.stream);
+      this.registry.bound(d, -1);
+      conn.decoder = next;
+      this.registry.bound(next, 1);
+      moved++;
+    }
+    if (moved) this.metrics.inc('telegen_streams_migrated_total', 'Streams moved to the active decoder version after the drain timeout', undefined, moved);
+    return moved;
   }
 
   /** Lets decoders expire exchanges that never completed; `now` is in the source's clock. */
   tick(now: bigint): void {
-    for (const d of this.registry.decoders.values()) d.inst.tick(now);
+    for (const d of this.registry.all()) if (d.state === 'active' || d.state === 'draining') d.inst.tick(now);
   }
 
   activeConnections(): number { return this.streams.size; }

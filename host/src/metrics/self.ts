@@ -29,6 +29,9 @@ export class SelfMetrics {
     this.get(name, help, type).values.set(labelKey(labels), value);
   }
 
+  /** Forgets every labelled value of a gauge (e.g. a state that changed). */
+  clear(name: string): void { this.series.get(name)?.values.clear(); }
+
   value(name: string, labels?: Labels): number {
     return this.series.get(name)?.values.get(labelKey(labels)) ?? 0;
   }

@@ -1,0 +1,86 @@
+// Issue 3: hostile decoders built from source are contained — each fails alone, is counted, ends
+// quarantined, and the real decoders next to it keep decoding.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import { DecoderInstance, DecoderLoadError, DEFAULT_VERIFY_POLICY } from '../../host/src/decoders/instance';
+import { DecoderRegistry } from '../../host/src/decoders/registry';
+import { parsePolicy } from '../../host/src/decoders/policy';
+import { DecodedRecord } from '../../host/src/decoders/records';
+import { buildHostile } from '../helpers/hostile';
+import { wasmPath } from '../helpers/decoder';
+
+const REQ = Buffer.from('GET /x HTTP/1.1\r\nHost: a\r\n\r\n');
+const RESP = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+
+function registryWith(hostile: string): { reg: DecoderRegistry; records: DecodedRecord[] } {
+  const records: DecodedRecord[] = [];
+  const reg = new DecoderRegistry({ onRecord: (r) => records.push(r) }, parsePolicy({ sandbox: { limits: { ...policyLimits(), fuel_per_call: 5_000_000 } } }));
+  reg.loadFile(wasmPath('http1'));
+  reg.loadFile(wasmPath('dns'));
+  reg.add(fs.readFileSync(hostile), hostile, 'test');
+  return { reg, records };
+}
+
+function policyLimits() {
+  const p = DEFAULT_VERIFY_POLICY;
+  return { max_memory_pages: p.maxMemoryPages, fuel_per_call: p.fuelPerCall, max_failures: p.maxFailures, failure_window_ms: p.failureWindowMs, max_record_bytes: p.maxRecordBytes };
+}
+
+for (const kind of ['loop', 'bomb', 'trap', 'badrecords'] as const) {
+  test(`hostile "${kind}" fails alone, is counted and ends quarantined; http1 falls back, dns keeps decoding`, () => {
+    const { reg, records } = registryWith(buildHostile(kind));
+    const bad = reg.get('http1')!;
+    assert.equal(bad.version, `hostile-${kind}`);
+    const t0 = Date.now();
+    for (let i = 0; i < 5; i++) bad.inst.feed(i + 1, 0, REQ, 1n);
+    assert.ok(Date.now() - t0 < 30_000, 'five calls of a hostile module finish (CPU budget)');
+    const c = bad.inst.counters;
+    if (kind === 'loop') assert.equal(c.budgetExceeded, 5);
+    if (kind === 'bomb' || kind === 'trap') assert.equal(c.traps, 5);
+    if (kind === 'badrecords') { assert.equal(c.badRecords, 5); assert.equal(records.length, 0, 'no malformed record reaches the pipeline'); }
+    assert.ok(bad.inst.lastError && bad.inst.lastError.length > 5, `reason recorded: ${bad.inst.lastError}`);
+    assert.equal(bad.inst.quarantined, true);
+    assert.ok(bad.inst.memoryBytes() <= 512 * 65536, 'memory stays within the declared maximum');
+    reg.quarantine(bad, bad.inst.lastError!);
+    assert.equal(bad.state, 'quarantined');
+    const good = reg.get('http1')!;
+    assert.notEqual(good, bad, 'traffic falls back to the previous http1');
+    assert.equal(good.version, '1.0.0');
+    good.inst.feed(100, 0, REQ, 10n);
+    good.inst.feed(100, 1, RESP, 20n);
+    assert.equal(records.filter((r) => r.attributes['url.path'] === '/x' && r.attributes['http.response.status_code'] === 200).length, 1);
+    // another decoder in the same process is untouched
+    const dns = reg.get('dns')!;
+    const q = Buffer.from('abcd01000001000000000000076578616d706c6503636f6d0000010001', 'hex');
+    const a = Buffer.from('abcd81800001000100000000076578616d706c6503636f6d0000010001c00c000100010000012c00045db8d822', 'hex');
+    dns.inst.feed(200, 0, q, 1n);
+    dns.inst.feed(200, 1, a, 2n);
+    assert.deepEqual(records.filter((r) => r.attributes['dns.question.name'] === 'example.com').map((r) => r.attributes['dns.answers']), [['93.184.216.34']]);
+  });
+}
+
+test('a module importing WASI is refused at load, naming the import', () => {
+  assert.throws(() => DecoderInstance.fromBytes(fs.readFileSync(buildHostile('wasi')), { onRecord: () => undefined }),
+    (e: Error) => e instanceof DecoderLoadError && /import wasi_snapshot_preview1\.fd_write is not allowed by policy/.test(e.message));
+});
+
+test('a memory maximum above the policy cap is refused; a module without a maximum is refused', () => {
+  const bytes = fs.readFileSync(wasmPath('http1'));
+  assert.throws(() => DecoderInstance.fromBytes(bytes, { onRecord: () => undefined }, { ...DEFAULT_VERIFY_POLICY, maxMemoryPages: 16 }), /memory maximum 512 pages exceeds policy cap 16/);
+  // (module) with a memory of min 1 and no max
+  const noMax = Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 1]);
+  assert.throws(() => DecoderInstance.fromBytes(noMax, { onRecord: () => undefined }), /no declared maximum/);
+});
+
+test('the CPU budget is per call: a real decoder on large input stays well inside it', () => {
+  const records: DecodedRecord[] = [];
+  const inst = DecoderInstance.fromBytes(fs.readFileSync(wasmPath('http1')), { onRecord: (r) => records.push(r) }, { ...DEFAULT_VERIFY_POLICY, fuelPerCall: 2_000_000 });
+  for (let b = 0; b < 40; b++) {
+    // 50 pipelined requests per chunk, then their 50 responses: many messages per call
+    inst.feed(1, 0, Buffer.concat(Array.from({ length: 50 }, (_, i) => Buffer.from(`GET /p${b * 50 + i} HTTP/1.1\r\nHost: a\r\n\r\n`))), BigInt(b * 2));
+    inst.feed(1, 1, Buffer.concat(Array.from({ length: 50 }, () => RESP)), BigInt(b * 2 + 1));
+  }
+  assert.equal(inst.counters.budgetExceeded, 0);
+  assert.equal(records.length, 2000);
+});
