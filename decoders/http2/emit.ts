@@ -190,7 +190,38 @@ function addLens(id: i32, g: GrpcDir | null): void {
   endStrs();
 }
 
+/** A direction framed as gRPC from start to end: whole messages only, no foreign flag bits. */
+function cleanGrpc(g: GrpcDir | null): bool {
+  return g == null || (!g.bad && !g.lost && g.have == 0 && g.remain == 0);
+}
+
+/**
+ * content-type was an unknown table entry: call it gRPC only when both bodies were exactly
+ * gRPC-framed (flags 0/1, lengths ending on the stream's last byte), with at least one message,
+ * and :path is /Service/Method. Other HTTP bodies essentially never line up like that.
+ */
+function inferGrpc(s: H2Stream): bool {
+  if (!s.grpcMaybe || s.reqHdr == null || !s.reqEnd) return false;
+  const gq = s.gReq;
+  const gr = s.gResp;
+  if (!cleanGrpc(gq) || !cleanGrpc(gr)) return false;
+  if ((gq != null ? gq.msgs : 0) + (gr != null ? gr.msgs : 0) == 0) return false;
+  const po = findHeader(s.reqHdr!, ":path");
+  if (po < 0) return false;
+  const p = listValPtr(s.reqHdr!, po);
+  const n = listValLen(s.reqHdr!, po);
+  if (n < 4 || load<u8>(p) != 0x2f) return false;
+  let slashes = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const c = load<u8>(p + <usize>i);
+    if (c == 0x2f) slashes++;
+    if (c == 0x3f || c == 0x20) return false;
+  }
+  return slashes == 2 && load<u8>(p + <usize>n - 1) != 0x2f;
+}
+
 export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
+  if (!s.grpc && inferGrpc(s)) s.grpc = true;
   let flags = extraFlags;
   const req = s.reqHdr;
   const resp = s.respHdr;

@@ -132,6 +132,7 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
       s.reqHdr = list;
       s.tsStart = ts;
       if (isGrpcContentType(list)) s.grpc = true;
+      else if (hasUnknownName(list) && findHeader(list, "content-type") < 0) s.grpcMaybe = true;
     } else {
       s.reqTrl = list;
     }
@@ -192,7 +193,7 @@ export function onData(c: Conn, dir: i32, sid: u32, ptr: usize, n: u32, frameCon
   const s = getStream(c, 0, sid, 0, false);
   if (s == null) return;
   if (dir == DIR_REQUEST) s.reqBody += n; else s.respBody += n;
-  if (!s.grpc) return;
+  if (!s.grpc && !s.grpcMaybe) return;
   let g: GrpcDir;
   if (dir == DIR_REQUEST) {
     if (s.gReq == null) s.gReq = new GrpcDir();
@@ -236,6 +237,7 @@ function grpcFrames(g: GrpcDir, ptr: usize, n: u32): void {
       g.have = 0;
       g.remain = g.len;
       // gRPC-Web puts trailers in the body as a frame with the high flag bit: not a message.
+      if ((g.flag & 0x7e) != 0) { g.bad = true; g.lost = true; return; }
       if ((g.flag & 0x80) == 0) {
         g.msgs++;
         if (g.flag & 1) g.compressed++;

@@ -63,6 +63,7 @@ export class GrpcDir {
   lens: StaticArray<u32> = new StaticArray<u32>(GRPC_LENS_CAP);
   nLens: i32 = 0;
   lost: bool = false; // bytes of this direction were lost: framing unknown from here
+  bad: bool = false;  // a prefix that no gRPC sender writes (flag bits other than compressed)
 }
 
 /** One HTTP/2 stream = one request/response exchange. */
@@ -87,6 +88,8 @@ export class H2Stream {
   reqBytes: i64 = 0;
   respBytes: i64 = 0;
   grpc: bool = false;
+  /** content-type unknown (dynamic table entry we never saw): frame speculatively, decide at the end. */
+  grpcMaybe: bool = false;
   gReq: GrpcDir | null = null;
   gResp: GrpcDir | null = null;
 }

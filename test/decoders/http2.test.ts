@@ -693,3 +693,24 @@ test('joined mid-connection with client/server guessed backwards: roles fixed by
   assert.deepEqual([a['telegen.rpc.request.messages'], a['telegen.rpc.response.messages']], [1, 1]);
   assert.equal(ex[0].flags, 0);
 });
+
+test('gRPC inferred only from exact framing when content-type is an unknown table entry', () => {
+  const run = (reqBody: Buffer, respBody: Buffer, p = '/a.B/C'): Record<string, unknown> => {
+    const h = fresh();
+    // joined: content-type (and more) come from table entries we never saw
+    h.inst.feed(1, REQ, Buffer.concat([headers(1, Buffer.concat([idx(3), lit(':path', p), idx(70)])), data(1, reqBody, true)]), 10n);
+    h.inst.feed(1, RESP, Buffer.concat([headers(1, Buffer.concat([idx(8), idx(71)])), data(1, respBody), headers(1, idx(72), true)]), 20n);
+    return exchanges(h)[0].attributes;
+  };
+  let a = run(Buffer.concat([grpcMsg(3), grpcMsg(10)]), grpcMsg(7));
+  assert.equal(a['rpc.system'], 'grpc');
+  assert.equal(a['rpc.method'], 'C');
+  assert.equal(a['telegen.rpc.request.messages'], 2);
+  assert.equal(a['rpc.grpc.status_code'], undefined); // unknown, not guessed
+  a = run(Buffer.from('{"json":true}'), Buffer.from('{"ok":1}'));
+  assert.equal(a['rpc.system'], undefined);
+  a = run(Buffer.concat([grpcMsg(3), Buffer.from([0, 0])]), grpcMsg(7)); // ends inside a prefix
+  assert.equal(a['rpc.system'], undefined);
+  a = run(grpcMsg(3), grpcMsg(7), '/api/items?x=1');
+  assert.equal(a['rpc.system'], undefined);
+});
