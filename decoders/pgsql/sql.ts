@@ -158,8 +158,30 @@ export function operationName(ptr: usize, len: i32): void {
   }
   const n = <i32>(tokEnd - tokStart);
   if (n > 32) return;
-  opStart = tokStart;
   upper(tokStart, n);
+  if (!isCommand(opBuf, opLen)) { opLen = 0; return; }
+  opStart = tokStart;
+}
+
+// The statements PostgreSQL knows (the SQL Commands reference). Anything else (a typo, garbage)
+// gets no db.operation.name: span names stay low-cardinality whatever clients send.
+const COMMANDS: string[] = [
+  "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE", "WITH", "BEGIN", "START", "COMMIT",
+  "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE", "EXECUTE", "DEALLOCATE", "DECLARE", "FETCH",
+  "MOVE", "CLOSE", "CREATE", "ALTER", "DROP", "TRUNCATE", "COPY", "GRANT", "REVOKE", "SET", "RESET", "SHOW",
+  "LISTEN", "UNLISTEN", "NOTIFY", "LOCK", "VACUUM", "ANALYZE", "ANALYSE", "EXPLAIN", "CLUSTER", "REINDEX",
+  "REFRESH", "CHECKPOINT", "DISCARD", "DO", "CALL", "COMMENT", "LOAD", "IMPORT", "REASSIGN", "SECURITY",
+];
+
+function isCommand(p: usize, n: i32): bool {
+  for (let k = 0; k < COMMANDS.length; k++) {
+    const c = unchecked(COMMANDS[k]);
+    if (c.length != n) continue;
+    let same = true;
+    for (let i = 0; i < n; i++) if (<i32>load<u8>(p + <usize>i) != c.charCodeAt(i)) { same = false; break; }
+    if (same) return true;
+  }
+  return false;
 }
 
 /** Upper-cases a keyword of at most 32 bytes into opBuf/opLen. */

@@ -185,6 +185,7 @@ test('command tags with row counts: INSERT 0 1, UPDATE 2, DELETE 0, and tags wit
     ['with recursive t(n) as (values (1) union all select n+1 from t where n < 5) select sum(n) from t', 'SELECT 1', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 1 }],
     ['  TRUNCATE TABLE ONLY audit.events', 'TRUNCATE TABLE', { 'db.operation.name': 'TRUNCATE', 'db.collection.name': 'audit.events' }],
     ['DROP TABLE a, b', 'DROP TABLE', { 'db.operation.name': 'DROP' }],
+    ['frobnicate the database', 'SELECT 0', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 0 }],
     ['SELECT g FROM generate_series(1, 3) g', 'SELECT 3', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 3 }],
     ['INSERT INTO t (a, b) SELECT a, b FROM u', 'INSERT 0 2', { 'db.operation.name': 'INSERT', 'db.collection.name': 't', 'db.response.returned_rows': 2 }],
     ['SELECT $$ FROM fake $$ AS s FROM real_t', 'SELECT 1', { 'db.operation.name': 'SELECT', 'db.collection.name': 'real_t', 'db.response.returned_rows': 1 }],
@@ -689,4 +690,10 @@ test('a gap that loses a whole Query: boundaries are found again, its answer is 
     [R, Buffer.concat([be.complete('SELECT 1'), be.ready()])],
   ]);
   assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text']]), [[0, 'select 1'], [FLAG_NO_REQUEST, undefined], [0, 'select 3']]);
+});
+
+test('a statement that is not SQL gets no operation name (span names stay low-cardinality)', () => {
+  const h = connected();
+  play(h, 1, [[Q, serialize.query('asdsdfdsf;')], [R, Buffer.concat([be.error('ERROR', '42601', 'syntax error at or near "asdsdfdsf"'), be.ready()])]]);
+  assert.deepEqual(attrs(h.records[0]), { ...CONN, 'db.query.text': 'asdsdfdsf;', 'db.response.status_code': '42601', 'error.type': '42601', 'error.message': 'syntax error at or near "asdsdfdsf"', 'telegen.db.severity': 'ERROR' });
 });
