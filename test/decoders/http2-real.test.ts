@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'path';
-import { loadDecoder, repoRoot, Harness } from '../helpers/decoder';
+import { loadDecoder, repoRoot, corpusDir, Harness } from '../helpers/decoder';
 import { replayFile } from '../../host/src/replay';
 import { DIR_REQUEST, DIR_RESPONSE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_UNKNOWN } from '../../decoders/abi/abi';
 import { DecodedRecord } from '../../host/src/decoders/records';
@@ -172,4 +172,20 @@ test('joined mid-connection at arbitrary byte offsets (inside frames): never a w
       assertNeverWrong(full, decode(c, i, j), `${file} joined at ${i}/${j}`);
     }
   }
+});
+
+test('whole agent path (router + http1 + http2): h2c Upgrade handed over, prior knowledge and mid-stream detected', async () => {
+  const { replayToSpans } = await import('../../host/src/cli/replay');
+  const corpus = path.join(corpusDir, 'pcap', 'http2');
+  const h2 = async (file: string) => (await replayToSpans(file)).spans
+    .map((s) => s.attributes).filter((a) => a['network.protocol.version'] === '2');
+  // h2c: the HTTP/1.1 request upgraded on stream 1, then a second request on stream 3
+  const up = await h2(path.join(corpus, 'suricata__http2-keywords2.pcap'));
+  assert.deepEqual(up.map((a) => [a['url.path'], a['http.response.status_code']]), [['/humans.txt', 404]]);
+  // prior knowledge (preface) on a port with no hint, and a connection joined mid-stream
+  const grpcSpans = await h2(path.join(testdata, 'grpc-js.pcap'));
+  assert.equal(grpcSpans.filter((a) => a['rpc.system'] === 'grpc').length, 8);
+  const multi = await h2(path.join(corpus, 'deepflow__http2-multi.pcap'));
+  assert.equal(multi.length, 2);
+  assert.ok(multi.every((a) => a['http.request.method'] === 'POST' && a['telegen.hpack.unknown'] === true));
 });
