@@ -21,6 +21,26 @@ import { DecoderLoadError } from './decoders/instance';
 import { installRoot } from './paths';
 import * as crypto from 'crypto';
 import * as path from 'path';
+import { createSignals, Signals } from './signals';
+
+/**
+ * A tracer beyond the socket tracer (TCP metrics, XDP, file I/O, security, profiler): started on
+ * its own; a failure is reported (doctor, /metrics telegen_tracer_up, one log line) and the rest
+ * keep running. Register factories in host/src/tracers/index.ts.
+ */
+export interface TracerContext {
+  cfg: Config;
+  signals: Signals;
+  metrics: SelfMetrics;
+  agent: Agent;
+}
+export interface RunningTracer {
+  name: string;
+  /** One line for /api/status and the log, e.g. "4 programs attached on lo". */
+  detail: string;
+  stop(): Promise<void> | void;
+}
+export type TracerFactory = (ctx: TracerContext) => Promise<RunningTracer | null> | RunningTracer | null;
 
 const alog = log.child({ component: 'agent' });
 
@@ -37,6 +57,8 @@ export class Agent {
   queues!: ExportQueues;
   private api?: http.Server;
   private socketTracer?: NativeTracer;
+  signals!: Signals;
+  private extraTracers: RunningTracer[] = [];
   private timers: NodeJS.Timeout[] = [];
   private started = 0;
   private ready = false;
@@ -119,6 +141,11 @@ export class Agent {
     this.queues = createExportQueues(this.exportCfg, this.cfg.data_dir, {
       onEvent: (e) => alog.warn({ event: e }, 'export queue event'),
     });
+    this.signals = createSignals(this.queues, {
+      intervalMs: Number(process.env.TELEGEN_METRICS_INTERVAL_MS || 15_000),
+      metricsBatchPoints: this.exportCfg.metrics.batchSize,
+      serviceName: this.cfg.service_name,
+    });
     const tracesQ = this.queues.traces;
     const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
     const pcfg = this.cfg.pipeline;
@@ -157,6 +184,7 @@ export class Agent {
 
     if (this.cfg.tracers.socket.enabled) this.startSocketTracer();
     else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });
+    await this.startExtraTracers();
 
     this.metrics.addCollector((m) => this.collect(m));
     this.timers.push(setInterval(() => {
@@ -209,6 +237,28 @@ export class Agent {
     }
   }
 
+  private async startExtraTracers(): Promise<void> {
+    let factories: Array<[string, TracerFactory]> = [];
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      factories = (require('./tracers') as { TRACERS: Array<[string, TracerFactory]> }).TRACERS;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+    }
+    for (const [name, factory] of factories) {
+      try {
+        const t = await factory({ cfg: this.cfg, signals: this.signals, metrics: this.metrics, agent: this });
+        if (!t) { this.tracers.push({ name, ok: false, detail: 'disabled in config' }); continue; }
+        this.extraTracers.push(t);
+        this.tracers.push({ name, ok: true, detail: t.detail });
+      } catch (e) {
+        const msg = (e as Error).message;
+        alog.error({ tracer: name, err: msg }, 'tracer could not start; the others keep running (see telegen doctor)');
+        this.tracers.push({ name, ok: false, detail: msg });
+      }
+    }
+  }
+
   private collect(m: SelfMetrics): void {
     for (const t of this.tracers) m.set('telegen_tracer_up', 'Whether a tracer is running (1) or not (0)', t.ok ? 1 : 0, { tracer: t.name });
     if (this.socketTracer) {
@@ -245,6 +295,10 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     this.watcher?.close();
     try { this.socketTracer?.close(); } catch (e) { alog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
+    for (const t of this.extraTracers) {
+      try { await t.stop(); } catch (e) { alog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }
+    }
+    await this.signals.shutdown();
     for (const conn of [...this.router.streams.values()]) this.router.close(conn);
     const reports = await shutdownExportQueues(this.queues, deadlineMs);
     for (const r of reports) if ((r as { dropped?: number }).dropped) alog.warn({ report: r }, 'export items not sent before shutdown');

@@ -1,0 +1,55 @@
+// OpenTelemetry SDK providers for the agent's metrics and logs, behind the byte-bounded export
+// queues. Tracers record with `signals.meter` (histograms, counters, gauges) and emit log records
+// with `signals.logger`; spans go straight to the traces queue from the pipeline.
+import * as os from 'os';
+import { Meter } from '@opentelemetry/api';
+import { Logger } from '@opentelemetry/api-logs';
+import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
+import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
+import { ExportQueues, QueueMetricExporter, QueueLogRecordProcessor } from './export';
+import { agentVersion } from './paths';
+
+export interface Signals {
+  resource: Resource;
+  meter: Meter;
+  logger: Logger;
+  /** Collects and exports metrics now (used at shutdown and in tests). */
+  flush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export function agentResource(serviceName?: string): Resource {
+  return resourceFromAttributes({
+    'service.name': serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'telegen',
+    'service.version': agentVersion(),
+    'host.name': os.hostname(),
+    'host.arch': os.arch(),
+    'os.type': 'linux',
+    'os.version': os.release(),
+    'telemetry.sdk.name': 'telegen',
+  });
+}
+
+export function createSignals(queues: ExportQueues, opts: { intervalMs: number; metricsBatchPoints: number; serviceName?: string }): Signals {
+  const resource = agentResource(opts.serviceName);
+  const readers = queues.metrics
+    ? [new PeriodicExportingMetricReader({
+      exporter: Object.assign(new QueueMetricExporter(queues.metrics, opts.metricsBatchPoints), {
+        selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+      }),
+      exportIntervalMillis: opts.intervalMs,
+      exportTimeoutMillis: Math.max(1000, Math.min(opts.intervalMs, 30_000)),
+    })]
+    : [];
+  const meterProvider = new MeterProvider({ resource, readers });
+  const loggerProvider = new LoggerProvider({ resource, processors: queues.logs ? [new QueueLogRecordProcessor(queues.logs)] : [] });
+  return {
+    resource,
+    meter: meterProvider.getMeter('telegen', agentVersion()),
+    logger: loggerProvider.getLogger('telegen', agentVersion()),
+    flush: async () => { await meterProvider.forceFlush(); await loggerProvider.forceFlush(); },
+    // Queues are shut down by the agent afterwards; providers only flush into them.
+    shutdown: async () => { await meterProvider.forceFlush().catch(() => undefined); await loggerProvider.forceFlush().catch(() => undefined); },
+  };
+}

@@ -1,0 +1,5 @@
+// The registry of tracers started by the agent besides the socket tracer (DESIGN §Style 9: one
+// list). Each entry is [name, factory]; a factory returns null when its tracer is disabled.
+import { TracerFactory } from '../agent';
+
+export const TRACERS: Array<[string, TracerFactory]> = [];
