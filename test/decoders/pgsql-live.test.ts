@@ -138,6 +138,10 @@ test('pgsql live: PostgreSQL 15 with psql, pgbench and node-postgres agrees with
     run('psql', ['-X', '-q', '-f', script], server.port);
     run('pgbench', ['-i', '-s', '1', '-q'], server.port);
     for (const mode of ['simple', 'extended', 'prepared']) run('pgbench', ['-M', mode, '-t', '20', '-c', '1', '-n'], server.port);
+    // libpq pipeline mode: three Executes, one Sync per transaction.
+    const pipe = path.join(work, 'pipe.sql');
+    fs.writeFileSync(pipe, '\\startpipeline\nSELECT 1 AS pipelined;\nSELECT abalance FROM pgbench_accounts WHERE aid = 7;\nUPDATE pgbench_branches SET bbalance = bbalance WHERE bid = 1;\n\\endpipeline\n');
+    run('pgbench', ['-M', 'extended', '-t', '5', '-c', '1', '-n', '-f', pipe], server.port);
     await nodePg(server.port);
     await stopCapture(cap);
     cap = undefined;
@@ -176,6 +180,10 @@ test('pgsql live: PostgreSQL 15 with psql, pgbench and node-postgres agrees with
     assert.ok(upd.every((r) => r.attributes['telegen.db.command_tag'] === 'UPDATE 1' && r.attributes['db.response.returned_rows'] === 1 && r.flags === 0));
     const prepared = upd.filter((r) => typeof r.attributes['telegen.db.statement.name'] === 'string');
     assert.equal(prepared.length, 20, 'pgbench -M prepared executes named statements');
+    // Pipelined: each Execute its own exchange, all five rounds, tags and rows exact.
+    assert.deepEqual(byText('SELECT 1 AS pipelined;').map((r) => [r.flags, r.attributes['telegen.db.command_tag'], r.attributes['db.response.returned_rows']]), Array(5).fill([0, 'SELECT 1', 1]));
+    assert.deepEqual(byText('SELECT abalance FROM pgbench_accounts WHERE aid = 7;').map((r) => [r.flags, r.attributes['telegen.db.command_tag'], r.attributes['db.collection.name']]), Array(5).fill([0, 'SELECT 1', 'pgbench_accounts']));
+    assert.deepEqual(byText('UPDATE pgbench_branches SET bbalance = bbalance WHERE bid = 1;').map((r) => [r.flags, r.attributes['telegen.db.command_tag']]), Array(5).fill([0, 'UPDATE 1']));
     // pgbench -i loads pgbench_accounts with COPY.
     assert.ok(all.some((r) => r.attributes['db.operation.name'] === 'COPY' && r.attributes['telegen.db.command_tag'] === 'COPY 100000'));
 
