@@ -6,7 +6,7 @@ import {
   API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA, API_OFFSET_COMMIT, API_OFFSET_FETCH,
   API_FIND_COORDINATOR, API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP,
   API_API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID, API_DESCRIBE_GROUPS,
-  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_DELETE_GROUPS,
+  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -325,6 +325,7 @@ export function decodedUpTo(key: i32): i32 {
     case API_INIT_PRODUCER_ID: return 6;
     case API_TXN_OFFSET_COMMIT: return 5;
     case API_DELETE_GROUPS: return 2;
+    case API_SASL_HANDSHAKE: return 1;
   }
   return -1;
 }
@@ -543,7 +544,7 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_OFFSET_COMMIT && v <= 10) offsetCommitResponse(x, v);
   else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchResponse(x, v);
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorResponse(x, v);
-  else if (key == API_API_VERSIONS) noteError(x, rdI16()); // error first in every version
+  else if (key == API_API_VERSIONS || key == API_SASL_HANDSHAKE) noteError(x, rdI16()); // error first
   else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
            (key == API_SYNC_GROUP && v <= 5) || (key == API_INIT_PRODUCER_ID && v <= 6)) {
     if (v >= throttleFrom(key)) rdI32();

@@ -7,7 +7,7 @@ import {
 import { input, INPUT_CAP } from "../abi/window";
 import {
   Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, ONE_WAY_KEPT, MAX_GARBAGE, PENDING_TIMEOUT_NS,
-  API_PRODUCE, requestHeaderVersion, knownApi, maxVersion, responseHeaderVersion,
+  API_PRODUCE, API_SASL_HANDSHAKE, requestHeaderVersion, knownApi, maxVersion, responseHeaderVersion,
 } from "./types";
 import {
   readerInit, readerOk, rdI16, rdI32, rdStrClassic, strPtr, strLen,
@@ -62,6 +62,12 @@ function scan(st: StreamState, dir: i32, p: usize, end: usize): usize {
 
 function handleRequest(stream: u32, st: StreamState, p: usize, avail: usize, tsStart: u64, ts: u64, full: bool): void {
   const size = beI32(p);
+  if (st.saslRaw) {
+    // A SASL token frame, unless it is a real request (authentication is over).
+    if (!plausibleRequest(p, p + avail, true)) { st.saslResponses++; return; }
+    st.saslRaw = false;
+    st.saslResponses = 0;
+  }
   readerInit(p + 4, p + avail, p + 4 + <usize>size, false);
   const key = rdI16();
   const ver = rdI16();
@@ -118,6 +124,7 @@ function handleResponse(stream: u32, st: StreamState, p: usize, avail: usize, ts
     if (unchecked(st.inflight[i]).corr == corr) { idx = i; break; }
   }
   if (idx < 0 && answersOneWay(st, corr)) return;
+  if (idx < 0 && st.saslResponses > 0) { st.saslResponses--; return; } // a SASL token answer
   if (idx < 0) {
     // Its request was never seen (joined mid-stream, or lost): only the header is known.
     const y = take(st);
@@ -139,6 +146,7 @@ function handleResponse(stream: u32, st: StreamState, p: usize, avail: usize, ts
   x.tsEnd = ts;
   if (readerOk()) parseResponseBody(x, responseHeaderVersion(x.apiKey, x.apiVersion) == 1);
   if (!readerOk()) x.flags |= FLAG_UNKNOWN;
+  if (x.apiKey == API_SASL_HANDSHAKE && x.apiVersion == 0 && x.errorCode == 0) st.saslRaw = true;
   if (full) flushOne(stream, st, x, 0);
   else st.deferredResp = x;
 }
@@ -207,6 +215,13 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
     }
     if (end - p < 4) break;
     const size = beI32(p);
+    if (!isReq && st.saslResponses > 0 && size >= 0 && size < 4) {
+      // A short (often empty) SASL token answer: no correlation id to read.
+      if (p + 4 + <usize>size > end) break;
+      st.saslResponses--;
+      p += 4 + <usize>size;
+      continue;
+    }
     let ok = size >= (isReq ? 8 : 4) && size <= MAX_MESSAGE;
     if (ok && isReq) {
       if (end - p < 8) break;

@@ -34,6 +34,7 @@ export const API_HEARTBEAT: i32 = 12;
 export const API_LEAVE_GROUP: i32 = 13;
 export const API_SYNC_GROUP: i32 = 14;
 export const API_DESCRIBE_GROUPS: i32 = 15;
+export const API_SASL_HANDSHAKE: i32 = 17;
 export const API_API_VERSIONS: i32 = 18;
 export const API_CREATE_TOPICS: i32 = 19;
 export const API_DELETE_TOPICS: i32 = 20;
@@ -243,4 +244,9 @@ export class StreamState {
   oneWay: StaticArray<i32> = new StaticArray<i32>(ONE_WAY_KEPT);
   oneWayCount: i32 = 0;
   oneWayNext: i32 = 0;
+  // After a successful SaslHandshake v0 the SASL tokens travel as bare size-prefixed frames
+  // without a Kafka header (KIP-43) until a real request follows; they are skipped, never
+  // described (they carry credentials). saslResponses: token answers still expected.
+  saslRaw: bool = false;
+  saslResponses: i32 = 0;
 }

@@ -401,6 +401,22 @@ test('DescribeGroups, DeleteGroups, TxnOffsetCommit name the group; DeleteTopics
   assert.deepEqual([a['messaging.destination.name'], a['telegen.kafka.topics']], ['gone-1', ['gone-1', 'gone-2']]);
 });
 
+test('SaslHandshake v0: the bare SASL token frames that follow are skipped, never described', () => {
+  const h = fresh();
+  h.inst.feed(1, REQ, request(17, 0, 1, 'auth', new W().str('PLAIN').done(), false), 1n);
+  h.inst.feed(1, RESP, response(1, new W().i16(0).arr(1).str('PLAIN').done(), false), 2n);
+  // PLAIN token: authzid NUL user NUL password, size-prefixed, no Kafka header; an empty answer.
+  const token = Buffer.from('\0alice\0s3cret-password', 'latin1');
+  h.inst.feed(1, REQ, Buffer.concat([new W().i32(token.length).done(), token]), 3n);
+  h.inst.feed(1, RESP, new W().i32(0).done(), 4n);
+  h.inst.feed(1, REQ, request(3, 1, 2, 'auth', new W().arr(0).done(), false), 5n);
+  h.inst.feed(1, RESP, response(2, new W().arr(0).i32(1).arr(0).done(), false), 6n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['messaging.operation.name'], r.attributes['kafka.correlation_id'], r.flags]),
+    [['sasl_handshake', 1, 0], ['metadata', 2, 0]]);
+  assert.ok(!JSON.stringify(h.records.map((r) => r.attributes)).includes('s3cret'));
+  assert.equal(h.inst.pendingBytes(), 0);
+});
+
 // ---- framing ----------------------------------------------------------------------------------
 
 async function produceExchange(corr: number): Promise<[Buffer, Buffer]> {
