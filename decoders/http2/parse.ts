@@ -1,10 +1,10 @@
 // HTTP/2 framing (RFC 9113 §4, §6): walks frames of one direction over (ptr, end), streams DATA
 // payloads without buffering them, reassembles header blocks and hands them to HPACK and stitch.
-import { DIR_REQUEST, PARSE_NEEDS_MORE } from "../abi/abi";
+import { DIR_REQUEST, PARSE_NEEDS_MORE, PARSE_INVALID } from "../abi/abi";
 import {
   Conn, DirState, T_DATA, T_HEADERS, T_PRIORITY, T_RST_STREAM, T_SETTINGS, T_PUSH_PROMISE, T_PING,
   T_GOAWAY, T_WINDOW_UPDATE, T_CONTINUATION, F_END_STREAM, F_ACK, F_END_HEADERS, F_PADDED, F_PRIORITY,
-  FRAME_HEADER, PREFACE_LEN, M_START, M_SYNC, M_HUNT, BLOCK_CAP, CONTINUATION_CAP, DEFAULT_MAX_FRAME,
+  FRAME_HEADER, PREFACE_LEN, M_START, M_SYNC, M_HUNT, BLOCK_CAP, CONTINUATION_CAP, DEFAULT_MAX_FRAME, HUNT_GIVE_UP,
 } from "./types";
 import {
   decodeBlock, resetFields, markUnknown, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
@@ -315,11 +315,20 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
     if (d.mode == M_HUNT) {
       const maxLen = d.maxFrame < 65536 ? d.maxFrame : 65536;
       const q = hunt(base, p, len, maxLen);
-      if (q < 0) { p = <u32>(-q - 1); break; }
+      if (q < 0) {
+        const to = <u32>(-q - 1);
+        d.huntBytes += to - p;
+        p = to;
+        // Never one frame in this much: not HTTP/2 (misdetected); let the host drop the stream.
+        if (!d.everSynced && d.huntBytes > HUNT_GIVE_UP) return PARSE_INVALID;
+        break;
+      }
+      d.huntBytes += <u32>q - p;
       p = <u32>q;
       d.mode = M_SYNC;
     }
     if (len - p < FRAME_HEADER) break;
+    d.everSynced = true;
     const h = base + <usize>p;
     const flen = be24(h);
     const type = load<u8>(h + 3);

@@ -39,6 +39,8 @@ export const HEADER_LIST_CAP: i32 = 16384;
 export const GRPC_LENS_CAP: i32 = 64;
 /** Diagnostic events per connection; further problems are only counted. */
 export const EVENTS_PER_CONN: u32 = 16;
+/** A direction that never showed one HTTP/2 frame in this many bytes is not HTTP/2. */
+export const HUNT_GIVE_UP: u32 = 1048576;
 /** A stream without any frame for this long is expired by tick(). */
 export const STREAM_TIMEOUT_NS: u64 = 300_000_000_000;
 
@@ -141,6 +143,8 @@ export class DirState {
   blockTs: u64 = 0;
   sawPreface: bool = false;
   sawBytes: bool = false;
+  everSynced: bool = false;             // a frame boundary was ever found in this direction
+  huntBytes: u32 = 0;                   // bytes skipped while looking for one
 }
 
 export class Conn {

@@ -714,3 +714,20 @@ test('gRPC inferred only from exact framing when content-type is an unknown tabl
   a = run(grpcMsg(3), grpcMsg(7), '/api/items?x=1');
   assert.equal(a['rpc.system'], undefined);
 });
+
+test('a direction that never shows one frame in 1 MiB is refused (misdetected, not HTTP/2)', () => {
+  const h = fresh();
+  let r = 'ok';
+  const text = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200));
+  for (let i = 0; i < 250 && r === 'ok'; i++) r = h.inst.feed(1, REQ, text, BigInt(i));
+  assert.equal(r, 'invalid');
+  noTrap(h);
+  // a real connection that lost bytes keeps hunting as long as it takes
+  const h2 = fresh();
+  open(h2, 1);
+  h2.inst.gap(1, REQ, 10);
+  for (let i = 0; i < 60; i++) assert.equal(h2.inst.feed(1, REQ, text, BigInt(i)), 'ok');
+  h2.inst.feed(1, REQ, headers(3, reqBlock('GET', '/back', 'h'), true), 100n);
+  h2.inst.feed(1, RESP, headers(3, respBlock('200'), true), 101n);
+  assert.equal(exchanges(h2).at(-1)?.attributes['url.path'], '/back');
+});
