@@ -3,7 +3,7 @@
 import {
   ABI_VERSION, PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, GAP_ABSORBED,
 } from '../../../decoders/abi/abi';
-import { decodeRecord, DecodedRecord, RecordError } from './records';
+import { decodeRecord, DecodedRecord, RecordError, MemView, memView } from './records';
 import { meterModule, MeterError, FUEL_EXPORT } from './meter';
 
 export interface DecoderMeta {
@@ -140,6 +140,7 @@ export class DecoderInstance {
   private ex!: Exports;
   private fuel!: WebAssembly.Global;
   private mem!: Uint8Array;
+  private mv?: MemView;
   private win = 0;
   private cap = 0;
   /** Unconsumed bytes per (stream, dir): key = stream * 2 + dir. */
@@ -193,14 +194,20 @@ export class DecoderInstance {
     this.fuel = this.ex.telegen_fuel;
     this.fuel.value = this.policy.fuelPerCall;
     this.mem = new Uint8Array(this.ex.memory.buffer);
+    this.mv = undefined;
     this.win = this.ex.input();
     this.cap = this.ex.input_cap();
   }
 
   /** The memory view, refreshed after the module grew its memory (old buffers detach). */
   private view(): Uint8Array {
-    if (this.mem.byteLength === 0 || this.mem.buffer !== this.ex.memory.buffer) this.mem = new Uint8Array(this.ex.memory.buffer);
+    if (this.mem.byteLength === 0 || this.mem.buffer !== this.ex.memory.buffer) { this.mem = new Uint8Array(this.ex.memory.buffer); this.mv = undefined; }
     return this.mem;
+  }
+
+  private memView(): MemView {
+    const m = this.view();
+    return this.mv ??= memView(m);
   }
 
   private readAsString(ptr: number): string {
@@ -229,7 +236,7 @@ export class DecoderInstance {
   private onEmit(ptr: number, len: number): void {
     try {
       if (len > this.policy.maxRecordBytes) throw new RecordError(`record of ${len} bytes exceeds the ${this.policy.maxRecordBytes}-byte cap`);
-      const rec = decodeRecord(this.view(), ptr, len, this.meta?.attributes);
+      const rec = decodeRecord(this.memView(), ptr, len, this.meta?.attributes);
       this.counters.records++;
       try { this.hooks.onRecord(rec, this); } catch (hostErr) {
         // A host-side failure must never be blamed on (or trap) the decoder.
@@ -314,7 +321,7 @@ export class DecoderInstance {
             this.closeStream(stream);
             return 'overflow';
           }
-          this.pending.set(key, buf.slice());
+          this.pending.set(key, Uint8Array.prototype.slice.call(buf));
           return 'ok';
         }
         if (r === PARSE_IGNORED) { this.rest = buf; return 'ignored'; }

@@ -26,48 +26,60 @@ export function attributeName(id: number, privateNames?: Record<string, string>)
   return ATTRIBUTE_NAMES[id];
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
-
 export class RecordError extends Error {}
 
+/** A decoder's memory as seen by the record reader; rebuilt only when the memory grows. */
+export interface MemView { buf: Buffer; dv: DataView }
+
+export function memView(mem: Uint8Array): MemView {
+  return { buf: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength), dv: new DataView(mem.buffer, mem.byteOffset, mem.byteLength) };
+}
+
 /** Decodes one record; throws RecordError on a malformed one (the caller counts and drops it). */
-export function decodeRecord(mem: Uint8Array, ptr: number, len: number, privateNames?: Record<string, string>): DecodedRecord {
-  if (len < RECORD_HEADER_SIZE || ptr + len > mem.byteLength || ptr < 0) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
-  const dv = new DataView(mem.buffer, mem.byteOffset + ptr, len);
-  const total = dv.getUint32(4, true);
+export function decodeRecord(m: MemView, ptr: number, len: number, privateNames?: Record<string, string>): DecodedRecord {
+  const { buf, dv } = m;
+  if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
+  const total = dv.getUint32(ptr + 4, true);
   if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
   const rec: DecodedRecord = {
-    kind: dv.getUint16(0, true),
-    flags: dv.getUint16(2, true),
-    stream: Number(dv.getBigUint64(8, true)),
-    tsStart: dv.getBigUint64(16, true),
-    tsEnd: dv.getBigUint64(24, true),
+    kind: dv.getUint16(ptr, true),
+    flags: dv.getUint16(ptr + 2, true),
+    stream: dv.getUint32(ptr + 8, true) + dv.getUint32(ptr + 12, true) * 2 ** 32,
+    tsStart: dv.getBigUint64(ptr + 16, true),
+    tsEnd: dv.getBigUint64(ptr + 24, true),
     attributes: {},
   };
-  let p = RECORD_HEADER_SIZE;
-  while (p < len) {
-    if (p + FIELD_HEADER_SIZE > len) throw new RecordError('truncated field header');
+  const end = ptr + len;
+  let p = ptr + RECORD_HEADER_SIZE;
+  while (p < end) {
+    if (p + FIELD_HEADER_SIZE > end) throw new RecordError('truncated field header');
     const id = dv.getUint16(p, true);
     const type = dv.getUint8(p + 2);
     const vlen = dv.getUint32(p + 4, true);
     const v = p + FIELD_HEADER_SIZE;
-    if (v + vlen > len) throw new RecordError(`field ${id} overruns the record`);
-    const name = attributeName(id, privateNames);
+    if (vlen > end - v) throw new RecordError(`field ${id} overruns the record`);
+    const name = id >= ATTR_PRIVATE_BASE ? privateNames?.[String(id)] : ATTRIBUTE_NAMES[id];
     if (name === undefined) throw new RecordError(`unknown attribute id ${id}`);
     let value: AttrValue;
     switch (type) {
-      case T_STR: value = utf8.decode(mem.subarray(ptr + v, ptr + v + vlen)); break;
-      case T_INT: if (vlen !== 8) throw new RecordError(`int field ${name} has ${vlen} bytes`); value = Number(dv.getBigInt64(v, true)); break;
+      case T_STR: value = buf.toString('utf8', v, v + vlen); break;
+      case T_INT: {
+        if (vlen !== 8) throw new RecordError(`int field ${name} has ${vlen} bytes`);
+        // i64 → number without a BigInt: exact up to 2^53, which every size/count/code fits.
+        value = dv.getUint32(v, true) + dv.getInt32(v + 4, true) * 2 ** 32;
+        break;
+      }
       case T_FLOAT: if (vlen !== 8) throw new RecordError(`float field ${name} has ${vlen} bytes`); value = dv.getFloat64(v, true); break;
       case T_BOOL: if (vlen !== 1) throw new RecordError(`bool field ${name} has ${vlen} bytes`); value = dv.getUint8(v) !== 0; break;
       case T_STRS: {
         const items: string[] = [];
         let q = v;
-        while (q < v + vlen) {
-          if (q + 4 > v + vlen) throw new RecordError(`string list ${name} is cut`);
+        const ve = v + vlen;
+        while (q < ve) {
+          if (q + 4 > ve) throw new RecordError(`string list ${name} is cut`);
           const n = dv.getUint32(q, true);
-          if (q + 4 + n > v + vlen) throw new RecordError(`string list ${name} item overruns`);
-          items.push(utf8.decode(mem.subarray(ptr + q + 4, ptr + q + 4 + n)));
+          if (n > ve - q - 4) throw new RecordError(`string list ${name} item overruns`);
+          items.push(buf.toString('utf8', q + 4, q + 4 + n));
           q += 4 + n;
         }
         value = items;
