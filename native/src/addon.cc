@@ -1,11 +1,13 @@
 #include <napi.h>
 
+#include "profile_tracer.h"
 #include "socket_tracer.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SocketTracer", telegen::SocketTracer::Init(env));
+  exports.Set("ProfileTracer", telegen::ProfileTracer::Init(env));
   return exports;
 }
 

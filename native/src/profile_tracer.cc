@@ -1,0 +1,286 @@
+// The CPU profiler's loader and drain. See bpf/profile.bpf.c for what the kernel side keeps.
+#include "profile_tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+
+#include "profile.h"
+#include "profile.skel.h"
+
+namespace telegen {
+
+namespace {
+
+int PerfEventOpen(struct perf_event_attr *attr, int cpu) {
+  return static_cast<int>(syscall(__NR_perf_event_open, attr, -1 /* every task */, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+}
+
+// CPUs that are online now ("0-3,6"); an offline CPU cannot take a perf event.
+std::vector<int> OnlineCpus() {
+  std::vector<int> out;
+  FILE *f = fopen("/sys/devices/system/cpu/online", "r");
+  if (f) {
+    char buf[1024] = {0};
+    if (fgets(buf, sizeof(buf), f)) {
+      char *p = buf;
+      while (*p && *p != '\n') {
+        char *end;
+        long a = strtol(p, &end, 10);
+        long b = a;
+        if (*end == '-') b = strtol(end + 1, &end, 10);
+        for (long c = a; c <= b; c++) out.push_back(static_cast<int>(c));
+        p = (*end == ',') ? end + 1 : end;
+        if (end == p && *p != ',') break;
+      }
+    }
+    fclose(f);
+  }
+  if (out.empty()) {
+    int n = libbpf_num_possible_cpus();
+    for (int c = 0; c < n; c++) out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+Napi::Function ProfileTracer::Init(Napi::Env env) {
+  return DefineClass(env, "ProfileTracer",
+                     {
+                         InstanceMethod<&ProfileTracer::Open>("open"),
+                         InstanceMethod<&ProfileTracer::Drain>("drain"),
+                         InstanceMethod<&ProfileTracer::SetEnabled>("setEnabled"),
+                         InstanceMethod<&ProfileTracer::SetTarget>("setTarget"),
+                         InstanceMethod<&ProfileTracer::Stats>("stats"),
+                         InstanceMethod<&ProfileTracer::Close>("close"),
+                     });
+}
+
+ProfileTracer::ProfileTracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<ProfileTracer>(info) {}
+
+ProfileTracer::~ProfileTracer() { Teardown(); }
+
+void ProfileTracer::Teardown() {
+  // libbpf's perf link owns the perf event fd: destroying it disables and closes the event.
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+  if (skel_) profile_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+// open({ frequency }) -> { cpus, attached: [cpu], failed: [{ cpu, error }], progId }
+Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (skel_) throw Napi::Error::New(env, "already open");
+  Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  uint64_t freq = o.Has("frequency") ? o.Get("frequency").As<Napi::Number>().Int64Value() : 99;
+  if (freq < 1 || freq > 10000) throw Napi::RangeError::New(env, "frequency must be 1..10000 Hz");
+
+  skel_ = profile_bpf__open_and_load();
+  if (!skel_) throw Napi::Error::New(env, std::string("profiler did not load: ") + strerror(errno));
+
+  Napi::Array attached = Napi::Array::New(env);
+  Napi::Array failed = Napi::Array::New(env);
+  std::string first_err;
+  for (int cpu : OnlineCpus()) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    // The software clock works in VMs and containers without a PMU (no hardware counters here).
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.freq = 1;
+    attr.sample_freq = freq;
+    int fd = PerfEventOpen(&attr, cpu);
+    std::string err;
+    if (fd < 0) {
+      err = std::string("perf_event_open: ") + strerror(errno);
+    } else {
+      bpf_link *l = bpf_program__attach_perf_event(skel_->progs.tg_profile, fd);
+      if (!l) {
+        err = std::string("attach: ") + strerror(errno);
+        close(fd);
+      } else {
+        links_.push_back(l);
+        attached.Set(attached.Length(), cpu);
+        continue;
+      }
+    }
+    if (first_err.empty()) first_err = err;
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("cpu", cpu);
+    f.Set("error", err);
+    failed.Set(failed.Length(), f);
+  }
+  if (links_.empty()) {
+    Teardown();
+    throw Napi::Error::New(env, "profiler: no CPU could take a cpu-clock perf event (" + first_err + ")");
+  }
+  Napi::Object rep = Napi::Object::New(env);
+  rep.Set("cpus", attached.Length() + failed.Length());
+  rep.Set("attached", attached);
+  rep.Set("failed", failed);
+  struct bpf_prog_info pinfo;
+  memset(&pinfo, 0, sizeof(pinfo));
+  uint32_t len = sizeof(pinfo);
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(skel_->progs.tg_profile), &pinfo, &len) == 0) rep.Set("progId", pinfo.id);
+  rep.Set("stackEntries", bpf_map__max_entries(skel_->maps.tg_prof_stacks));
+  rep.Set("maxDepth", TG_PROF_MAX_DEPTH);
+  return rep;
+}
+
+Napi::Value ProfileTracer::SetEnabled(const Napi::CallbackInfo &info) {
+  if (!skel_) throw Napi::Error::New(info.Env(), "not open");
+  __atomic_store_n(&skel_->data->enabled, info[0].ToBoolean().Value() ? 1u : 0u, __ATOMIC_RELAXED);
+  return info.Env().Undefined();
+}
+
+// setTarget({ pids: number[], cgroups: bigint[] } | null): null profiles every process.
+Napi::Value ProfileTracer::SetTarget(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_) throw Napi::Error::New(env, "not open");
+  int pfd = bpf_map__fd(skel_->maps.tg_prof_pids);
+  int cfd = bpf_map__fd(skel_->maps.tg_prof_cgroups);
+  // Off first so no sample sees a half-written target, then clear and refill.
+  __atomic_store_n(&skel_->bss->filter, 0u, __ATOMIC_RELAXED);
+  uint32_t pk;
+  while (bpf_map_get_next_key(pfd, nullptr, &pk) == 0) bpf_map_delete_elem(pfd, &pk);
+  uint64_t ck;
+  while (bpf_map_get_next_key(cfd, nullptr, &ck) == 0) bpf_map_delete_elem(cfd, &ck);
+  if (info.Length() == 0 || !info[0].IsObject()) return env.Undefined();
+  Napi::Object o = info[0].As<Napi::Object>();
+  uint8_t one = 1;
+  int n = 0;
+  if (o.Has("pids")) {
+    Napi::Array a = o.Get("pids").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      uint32_t pid = a.Get(i).As<Napi::Number>().Uint32Value();
+      if (bpf_map_update_elem(pfd, &pid, &one, BPF_ANY) == 0) n++;
+    }
+  }
+  if (o.Has("cgroups")) {
+    Napi::Array a = o.Get("cgroups").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      bool lossless;
+      uint64_t id = a.Get(i).As<Napi::BigInt>().Uint64Value(&lossless);
+      if (bpf_map_update_elem(cfd, &id, &one, BPF_ANY) == 0) n++;
+    }
+  }
+  // A target that resolved to nothing still filters: it profiles nothing, as asked.
+  __atomic_store_n(&skel_->bss->filter, 1u, __ATOMIC_RELAXED);
+  return Napi::Number::New(env, n);
+}
+
+// drain() -> { n, keys: Int32Array(4n) [pid, tid, ustack, kstack], counts: Float64Array(n),
+//              comms: string[n], stackIds: Int32Array(m), stackOffsets: Uint32Array(m+1),
+//              frames: BigUint64Array } ; stacks missing from the map have no frames.
+Napi::Value ProfileTracer::Drain(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_) throw Napi::Error::New(env, "not open");
+  uint32_t was = __atomic_load_n(&skel_->bss->active, __ATOMIC_RELAXED);
+  __atomic_store_n(&skel_->bss->active, was ^ 1u, __ATOMIC_SEQ_CST);
+  // A sample that read `active` just before the flip may still be writing the old map; one
+  // sample takes microseconds, so a short pause lets those land in this drain.
+  usleep(1000);
+  int fd = bpf_map__fd(was ? skel_->maps.tg_prof_counts1 : skel_->maps.tg_prof_counts0);
+
+  std::vector<tg_prof_key> keys;
+  tg_prof_key k, next;
+  tg_prof_key *prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  size_t n = keys.size();
+  Napi::Int32Array kout = Napi::Int32Array::New(env, n * 4);
+  Napi::Float64Array cout = Napi::Float64Array::New(env, n);
+  Napi::Array comms = Napi::Array::New(env, n);
+  std::vector<int32_t> ids;
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    tg_prof_value v;
+    if (bpf_map_lookup_elem(fd, &keys[i], &v) != 0) continue;
+    bpf_map_delete_elem(fd, &keys[i]);
+    kout[w * 4] = static_cast<int32_t>(keys[i].pid);
+    kout[w * 4 + 1] = static_cast<int32_t>(keys[i].tid);
+    kout[w * 4 + 2] = keys[i].ustack;
+    kout[w * 4 + 3] = keys[i].kstack;
+    cout[w] = static_cast<double>(v.count);
+    comms.Set(w, Napi::String::New(env, v.comm, strnlen(v.comm, sizeof(v.comm))));
+    if (keys[i].ustack >= 0) ids.push_back(keys[i].ustack);
+    if (keys[i].kstack >= 0) ids.push_back(keys[i].kstack);
+    w++;
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+
+  int sfd = bpf_map__fd(skel_->maps.tg_prof_stacks);
+  std::vector<uint64_t> frames;
+  std::vector<uint32_t> offsets;
+  offsets.push_back(0);
+  uint64_t buf[TG_PROF_MAX_DEPTH];
+  for (int32_t id : ids) {
+    uint32_t key = static_cast<uint32_t>(id);
+    if (bpf_map_lookup_elem(sfd, &key, buf) == 0) {
+      for (int d = 0; d < TG_PROF_MAX_DEPTH && buf[d]; d++) frames.push_back(buf[d]);
+      // Freed so the 64K map holds only live stacks; a count of the next interval naming
+      // this id before it is stored again falls back to the host's copy of this stack.
+      bpf_map_delete_elem(sfd, &key);
+    }
+    offsets.push_back(static_cast<uint32_t>(frames.size()));
+  }
+  Napi::Int32Array idOut = Napi::Int32Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); i++) idOut[i] = ids[i];
+  Napi::Uint32Array offOut = Napi::Uint32Array::New(env, offsets.size());
+  for (size_t i = 0; i < offsets.size(); i++) offOut[i] = offsets[i];
+  napi_value ab;
+  void *data = nullptr;
+  napi_create_arraybuffer(env, frames.size() * 8, &data, &ab);
+  if (!frames.empty()) memcpy(data, frames.data(), frames.size() * 8);
+  napi_value big;
+  napi_create_typedarray(env, napi_biguint64_array, frames.size(), ab, 0, &big);
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("n", static_cast<double>(w));
+  out.Set("keys", kout);
+  out.Set("counts", cout);
+  out.Set("comms", comms);
+  out.Set("stackIds", idOut);
+  out.Set("stackOffsets", offOut);
+  out.Set("frames", Napi::Value(env, big));
+  return out;
+}
+
+// stats() -> number[TG_PROF_STAT_MAX], summed over CPUs.
+Napi::Value ProfileTracer::Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_) throw Napi::Error::New(env, "not open");
+  int fd = bpf_map__fd(skel_->maps.tg_prof_stats);
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
+  Napi::Array out = Napi::Array::New(env, TG_PROF_STAT_MAX);
+  for (uint32_t i = 0; i < TG_PROF_STAT_MAX; i++) {
+    uint64_t sum = 0;
+    if (bpf_map_lookup_elem(fd, &i, vals.data()) == 0)
+      for (uint64_t v : vals) sum += v;
+    out.Set(i, static_cast<double>(sum));
+  }
+  return out;
+}
+
+Napi::Value ProfileTracer::Close(const Napi::CallbackInfo &info) {
+  Teardown();
+  return info.Env().Undefined();
+}
+
+}  // namespace telegen

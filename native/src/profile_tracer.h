@@ -1,0 +1,35 @@
+#pragma once
+
+#include <napi.h>
+
+#include <vector>
+
+struct profile_bpf;
+struct bpf_link;
+
+namespace telegen {
+
+// JS class ProfileTracer: loads bpf/profile.bpf.c, opens a software cpu-clock perf event on
+// every online CPU and attaches the sampler to each; drain() hands the counts of the last
+// interval and the stacks they name to JS as flat typed arrays.
+class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit ProfileTracer(const Napi::CallbackInfo &info);
+  ~ProfileTracer();
+
+ private:
+  Napi::Value Open(const Napi::CallbackInfo &info);
+  Napi::Value Drain(const Napi::CallbackInfo &info);
+  Napi::Value SetEnabled(const Napi::CallbackInfo &info);
+  Napi::Value SetTarget(const Napi::CallbackInfo &info);
+  Napi::Value Stats(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+
+  void Teardown();
+
+  profile_bpf *skel_ = nullptr;
+  std::vector<bpf_link *> links_;
+};
+
+}  // namespace telegen
