@@ -16,8 +16,16 @@ export function makeRedactor(cfg: PipelineConfig['redaction']): Redactor {
     headerKeys.add(`rpc.grpc.request.metadata.${n}`);
   }
   const params = new Set(cfg.query_params.map((q) => q.toLowerCase()));
+  const bare = new Set(cfg.headers.map((h) => h.toLowerCase()));
   return (attrs) => {
-    for (const k of Object.keys(attrs)) if (headerKeys.has(k)) attrs[k] = REDACTED;
+    for (const k of Object.keys(attrs)) {
+      if (headerKeys.has(k)) attrs[k] = REDACTED;
+      // Decoder-private flat header lists [name, value, name, value, …] (HTTP/2 header blocks).
+      else if ((k.endsWith('.headers') || k.endsWith('.trailers')) && Array.isArray(attrs[k])) {
+        const l = attrs[k] as string[];
+        for (let i = 0; i + 1 < l.length; i += 2) if (bare.has(String(l[i]).toLowerCase())) l[i + 1] = REDACTED;
+      }
+    }
     const q = attrs['url.query'];
     if (typeof q === 'string' && q.length && params.size) attrs['url.query'] = redactQuery(q, params);
     const full = attrs['url.full'];

@@ -144,8 +144,9 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   if (rec.flags & FLAG_ERROR) status = { code: SpanStatusCode.ERROR };
   else if (typeof http === 'number' && kind === SpanKind.CLIENT && http >= 400) status = { code: SpanStatusCode.ERROR };
   if (status.code === SpanStatusCode.ERROR) {
-    if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
-    else if (a['rpc.grpc.status_code'] !== undefined) status.message = `gRPC status ${a['rpc.grpc.status_code']}`;
+    const grpc = a['rpc.grpc.status_code'];
+    if (grpc !== undefined && grpc !== 0) status.message = String(a['rpc.grpc.status_message'] ?? `gRPC status ${grpc}`);
+    else if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
     else if (a['db.response.status_code'] !== undefined) status.message = String(a['error.message'] ?? `SQLSTATE ${a['db.response.status_code']}`);
     else if (a['dns.response_code'] !== undefined) status.message = `DNS ${a['dns.response_code']}`;
     else if (a['kafka.error_code'] !== undefined) status.message = `Kafka error ${a['kafka.error_code']}`;
