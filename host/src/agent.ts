@@ -22,6 +22,8 @@ import { installRoot } from './paths';
 import * as crypto from 'crypto';
 import * as path from 'path';
 import { createSignals, Signals } from './signals';
+import { correlateStage, CorrelateStage } from './correlate';
+import { Analytics } from './analytics';
 
 /**
  * A tracer beyond the socket tracer (TCP metrics, XDP, file I/O, security, profiler): started on
@@ -66,6 +68,9 @@ export class Agent {
   readonly policy: Policy;
   apiToken = '';
   private watcher?: fs.FSWatcher;
+  /** Correlation (trace joining) and analytics (RED, service graph, latest traces); see docs/correlation.md. */
+  correlate?: CorrelateStage;
+  analytics?: Analytics;
 
   constructor(readonly cfg: Config, readonly exportCfg: ResolvedExportConfig) {
     const file = cfg.policy_file ?? process.env.TELEGEN_POLICY_FILE ?? path.join(installRoot(), 'policies', 'default.yaml');
@@ -150,7 +155,13 @@ export class Agent {
     const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
     const pcfg = this.cfg.pipeline;
     const redaction = this.policy.redaction ?? pcfg.redaction;
-    const spanIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(redaction, toExport))));
+    const exportIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(redaction, toExport))));
+    // Correlation first (sampling must see final trace ids), analytics on every correlated span.
+    this.analytics = new Analytics(this.signals.meter);
+    this.correlate = correlateStage({}, this.analytics.tap(exportIn));
+    const analytics = this.analytics;
+    this.timers.push(setInterval(() => analytics.tick(), 500).unref());
+    const spanIn = this.correlate;
 
     const clock = monotonicClock();
     const hostName = os.hostname();
@@ -178,7 +189,7 @@ export class Agent {
         return;
       }
       if (!this.firstSpanLogged) { this.firstSpanLogged = true; alog.info({ name: span.name, decoder }, 'first span'); }
-      spanIn(span);
+      spanIn(span, conn.meta);
     }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });
     this.kernel = new KernelIngest(this.router, this.metrics);
 
@@ -205,6 +216,7 @@ export class Agent {
         maxBodyBytes: this.policy.hot_swap.max_module_bytes,
         swap: (name, bytes, sig) => this.swap(name, bytes, sig, 'api'),
         rollback: (name) => this.rollback(name),
+        analytics: this.analytics,
       });
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
@@ -300,6 +312,8 @@ export class Agent {
     }
     await this.signals.shutdown();
     for (const conn of [...this.router.streams.values()]) this.router.close(conn);
+    this.correlate?.stop();
+    this.analytics?.flush();
     const reports = await shutdownExportQueues(this.queues, deadlineMs);
     for (const r of reports) if ((r as { dropped?: number }).dropped) alog.warn({ report: r }, 'export items not sent before shutdown');
     await new Promise<void>((resolve) => (this.api ? this.api.close(() => resolve()) : resolve()));

@@ -19,6 +19,8 @@ export interface ApiDeps {
   maxBodyBytes: number;
   swap?: (name: string, bytes: Uint8Array, signature: string | undefined) => { code: number; body: Record<string, unknown> };
   rollback?: (name: string) => { code: number; body: Record<string, unknown> };
+  /** Service graph, RED and latest traces (host/src/analytics). */
+  analytics?: { topology(): unknown; tracesQuery(q: URLSearchParams): unknown };
 }
 
 export function decoderList(registry: DecoderRegistry): unknown[] {
@@ -99,6 +101,8 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
           case '/metrics': return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4');
           case '/api/decoders': return json(res, 200, decoderList(deps.registry));
           case '/api/status': return json(res, 200, deps.status());
+          case '/api/topology': return deps.analytics ? json(res, 200, deps.analytics.topology()) : json(res, 404, { error: 'analytics disabled' });
+          case '/api/traces': return deps.analytics ? json(res, 200, deps.analytics.tracesQuery(url.searchParams)) : json(res, 404, { error: 'analytics disabled' });
           case '/': return send(res, 200, PAGE_HTML, 'text/html; charset=utf-8');
           default: return json(res, 404, { error: 'not found' });
         }

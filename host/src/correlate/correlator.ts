@@ -1,0 +1,251 @@
+// Joins isolated spans into traces (see docs/correlation.md for what holds exactly):
+//  - header: a SERVER span whose request carried traceparent/b3 keeps that parent;
+//  - socket: a SERVER span without header context whose 4-tuple matches a CLIENT span of another
+//    traced process on this node, overlapping in time, becomes that client span's child;
+//  - thread/time: a CLIENT span lying within a SERVER span of the same pid becomes its child —
+//    exact when one candidate ran on the same thread, approximate (one candidate in flight) else;
+//    with several candidates it stays a root marked telegen.correlation=ambiguous.
+// Children end before their parents, so spans are held per trace until every ancestor is known
+// (bounded by windowMs after their end and by maxPending), and always emitted parents first.
+import { SpanContext, SpanKind } from '@opentelemetry/api';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+
+export interface CorrelateConfig {
+  /** How long after a CLIENT span ends we wait for its enclosing SERVER span to finish. */
+  windowMs: number;
+  /** How long after a SERVER span ends we wait for the CLIENT span of the same 4-tuple. */
+  socketSlackMs: number;
+  /** Spans held at most; beyond, the oldest are decided with what is known. */
+  maxPending: number;
+}
+export const DEFAULT_CORRELATE: CorrelateConfig = { windowMs: 1500, socketSlackMs: 500, maxPending: 20_000 };
+
+/** Connection facts the span attributes do not carry. */
+export interface SpanConn {
+  pid?: number;
+  tid?: number;
+  /** "clientAddr|clientPort|serverAddr|serverPort", the same on both sides of a connection. */
+  tuple?: string;
+  /** Whether the client end is an address of this node (its process may be traced here). */
+  peerLocal?: boolean;
+}
+
+export type Mode = 'header' | 'socket' | 'thread' | 'time' | 'ambiguous' | 'root' | 'overflow';
+
+interface Node {
+  span: ReadableSpan;
+  conn: SpanConn;
+  kind: SpanKind;
+  start: bigint;
+  end: bigint;
+  /** Wall-clock deadline (ms) by which this span's parent must be decided. */
+  deadline: number;
+  parentDecided: boolean;
+  parent?: Node;
+  remote?: SpanContext;
+  mode: Mode;
+  /** Final context once emitted. */
+  ctx?: SpanContext;
+  waiting: Node[];
+  /** Server spans linked to this client span over a socket (never its in-process parent). */
+  linkedServer?: Node;
+}
+
+export function ns(t: [number, number]): bigint { return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]); }
+
+/** A new span object: ReadableSpans from the pipeline are plain, immutable in spirit. */
+function withContext(s: ReadableSpan, ctx: SpanContext, parent: SpanContext | undefined, mode: Mode): ReadableSpan {
+  const attributes = { ...s.attributes, 'telegen.correlation': mode };
+  return { ...s, spanContext: () => ctx, parentSpanContext: parent, attributes };
+}
+
+export class Correlator {
+  private pending = new Set<Node>();
+  /** SERVER spans per pid (pending or emitted) kept windowMs*2 after their end, for parent lookup. */
+  private servers = new Map<number, Node[]>();
+  /** CLIENT spans by 4-tuple (pending or emitted) for socket linking. */
+  private clients = new Map<string, Node[]>();
+  /** SERVER spans waiting for their socket client, by 4-tuple. */
+  private serversByTuple = new Map<string, Node[]>();
+  readonly stats = { emitted: 0, overflow: 0, header: 0, socket: 0, thread: 0, time: 0, ambiguous: 0, root: 0 };
+
+  constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
+
+  get size(): number { return this.pending.size; }
+
+  add(span: ReadableSpan, conn: SpanConn): void {
+    const n: Node = {
+      span, conn, kind: span.kind, start: ns(span.startTime), end: ns(span.endTime), deadline: 0,
+      parentDecided: false, mode: 'root', waiting: [],
+    };
+    const t = this.now();
+    this.pending.add(n);
+    if (n.kind === SpanKind.SERVER) {
+      if (conn.pid !== undefined) push(this.servers, conn.pid, n);
+      if (span.parentSpanContext) {
+        this.decide(n, undefined, span.parentSpanContext, 'header');
+      } else {
+        const c = conn.tuple ? this.matchClient(n) : undefined;
+        if (c) this.decide(n, c, undefined, 'socket');
+        else if (conn.tuple && conn.peerLocal) {
+          n.deadline = t + this.cfg.socketSlackMs;
+          push(this.serversByTuple, conn.tuple, n);
+        } else this.decide(n, undefined, undefined, 'root');
+      }
+    } else if (n.kind === SpanKind.CLIENT) {
+      if (conn.tuple) {
+        push(this.clients, conn.tuple, n);
+        // A server span of the same connection may already be waiting for us.
+        const ws = this.serversByTuple.get(conn.tuple);
+        if (ws) {
+          for (const s of ws) {
+            if (!s.parentDecided && overlaps(n, s) && !n.linkedServer) {
+              n.linkedServer = s;
+              this.decide(s, n, undefined, 'socket');
+            }
+          }
+        }
+      }
+      if (conn.pid === undefined) this.decide(n, undefined, undefined, 'root');
+      else n.deadline = t + this.cfg.windowMs;
+    } else {
+      this.decide(n, undefined, undefined, 'root');
+    }
+    if (this.pending.size > this.cfg.maxPending) this.shed();
+  }
+
+  /** Decides every span whose deadline passed; call periodically. */
+  tick(): void {
+    const t = this.now();
+    for (const n of [...this.pending]) {
+      if (n.parentDecided || n.deadline > t) continue;
+      this.decideByTime(n);
+    }
+    this.prune(t);
+  }
+
+  /** Decides and emits everything (shutdown). */
+  flush(): void {
+    for (const n of [...this.pending]) if (!n.parentDecided) this.decideByTime(n);
+    // Anything still held waits on a parent that is itself held: cannot happen, but never lose spans.
+    for (const n of [...this.pending]) if (!n.ctx) this.emit(n, 'overflow', undefined);
+  }
+
+  /** Trace context of the request in flight in (pid, tid) at epoch ns `ts`, for log producers. */
+  logContext(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | undefined {
+    const list = this.servers.get(pid);
+    if (!list) return undefined;
+    const cands = list.filter((s) => s.ctx && s.start <= ts && ts <= s.end);
+    const same = tid === undefined ? [] : cands.filter((s) => s.conn.tid === tid);
+    const pick = same.length === 1 ? same[0] : cands.length === 1 ? cands[0] : undefined;
+    return pick?.ctx ? { traceId: pick.ctx.traceId, spanId: pick.ctx.spanId } : undefined;
+  }
+
+  private matchClient(s: Node): Node | undefined {
+    const list = this.clients.get(s.conn.tuple!);
+    if (!list) return undefined;
+    for (const c of list) if (!c.linkedServer && c.conn.pid !== s.conn.pid && overlaps(c, s)) { c.linkedServer = s; return c; }
+    return undefined;
+  }
+
+  private decideByTime(n: Node): void {
+    if (n.kind !== SpanKind.CLIENT) { this.decide(n, undefined, undefined, 'root'); return; }
+    const list = this.servers.get(n.conn.pid!) ?? [];
+    const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
+    const same = n.conn.tid === undefined ? [] : cands.filter((s) => s.conn.tid === n.conn.tid);
+    if (same.length === 1) this.decide(n, same[0], undefined, cands.length === 1 ? 'thread' : 'thread');
+    else if (same.length === 0 && cands.length === 1) this.decide(n, cands[0], undefined, 'time');
+    else if (cands.length === 0) this.decide(n, undefined, undefined, 'root');
+    else {
+      const inner = innermost(same.length ? same : cands);
+      if (inner) this.decide(n, inner, undefined, same.length ? 'thread' : 'time');
+      else this.decide(n, undefined, undefined, 'ambiguous');
+    }
+  }
+
+  /** Whether `a` is an ancestor of `b` already (would make a cycle). */
+  private isAncestor(a: Node, b: Node): boolean {
+    for (let p: Node | undefined = b, i = 0; p && i < 64; p = p.parent, i++) if (p === a) return true;
+    return false;
+  }
+
+  private decide(n: Node, parent: Node | undefined, remote: SpanContext | undefined, mode: Mode): void {
+    if (parent && this.isAncestor(n, parent)) { parent = undefined; mode = 'root'; }
+    n.parentDecided = true;
+    n.parent = parent;
+    n.remote = remote;
+    n.mode = mode;
+    if (!parent) this.emit(n, mode, remote);
+    else if (parent.ctx) this.emit(n, mode, parent.ctx);
+    else parent.waiting.push(n);
+  }
+
+  private emit(n: Node, mode: Mode, parentCtx: SpanContext | undefined): void {
+    const own = n.span.spanContext();
+    const ctx: SpanContext = parentCtx
+      ? { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1 }
+      : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
+    n.ctx = ctx;
+    n.mode = mode;
+    this.pending.delete(n);
+    this.stats.emitted++;
+    this.stats[mode]++;
+    const parentForSpan = parentCtx ? { traceId: parentCtx.traceId, spanId: parentCtx.spanId, traceFlags: parentCtx.traceFlags, isRemote: mode === 'header' || mode === 'socket' } : undefined;
+    this.out(withContext(n.span, ctx, parentForSpan, mode));
+    const w = n.waiting;
+    n.waiting = [];
+    for (const c of w) this.emit(c, c.mode, ctx);
+  }
+
+  /** Over the memory bound: decide the oldest held spans now with what is known. */
+  private shed(): void {
+    const excess = this.pending.size - this.cfg.maxPending;
+    let i = 0;
+    for (const n of [...this.pending]) {
+      if (i++ >= excess) break;
+      if (!n.parentDecided) this.decideByTime(n);
+      else if (!n.ctx) { this.detach(n); this.emit(n, 'overflow', undefined); }
+    }
+  }
+
+  private detach(n: Node): void {
+    if (n.parent) n.parent.waiting = n.parent.waiting.filter((x) => x !== n);
+  }
+
+  private prune(t: number): void {
+    const keepNs = BigInt(Math.max(this.cfg.windowMs, this.cfg.socketSlackMs) * 4) * 1_000_000n;
+    const horizon = BigInt(t) * 1_000_000n - keepNs;
+    const drop = (m: Map<string | number, Node[]>) => {
+      for (const [k, list] of m) {
+        const kept = list.filter((n) => n.end >= horizon || !n.ctx);
+        if (kept.length) m.set(k, kept); else m.delete(k);
+      }
+    };
+    drop(this.servers as Map<string | number, Node[]>);
+    drop(this.clients as Map<string | number, Node[]>);
+    for (const [k, list] of this.serversByTuple) {
+      const kept = list.filter((n) => !n.parentDecided);
+      if (kept.length) this.serversByTuple.set(k, kept); else this.serversByTuple.delete(k);
+    }
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const l = m.get(k);
+  if (l) l.push(v); else m.set(k, [v]);
+}
+
+/** Client and server views of one exchange overlap (the server's lies within the client's, give or take clock reading order). */
+function overlaps(a: Node, b: Node): boolean { return a.start <= b.end && b.start <= a.end; }
+
+/**
+ * Among enclosing candidates, one that every other encloses (a strict nesting chain) is the
+ * innermost; concurrent, non-nested requests have none — that is the ambiguous case.
+ */
+function innermost(cands: Node[]): Node | undefined {
+  let best: Node | undefined;
+  for (const c of cands) if (!best || c.start >= best.start) best = c;
+  if (!best) return undefined;
+  for (const c of cands) if (c !== best && !(c.start <= best.start && best.end <= c.end)) return undefined;
+  return best;
+}

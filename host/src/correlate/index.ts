@@ -1,0 +1,51 @@
+// The correlation stage: `correlateStage(cfg, out)` like the other span stages, plus the
+// connection facts (pid, tid, 4-tuple) it needs, the log-context hook and a flush for shutdown.
+import * as os from 'os';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { ConnMeta, ends } from '../model';
+import { unmapV4 } from '../pipeline/spans';
+import { Correlator, CorrelateConfig, DEFAULT_CORRELATE, SpanConn } from './correlator';
+
+export { Correlator, CorrelateConfig, DEFAULT_CORRELATE, SpanConn } from './correlator';
+
+export interface CorrelateStage {
+  (span: ReadableSpan, conn?: ConnMeta): void;
+  /** {traceId, spanId} of the server request in flight on (pid, tid) at epoch ns ts, once that request has been seen. */
+  logContext(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | undefined;
+  flush(): void;
+  stop(): void;
+  correlator: Correlator;
+}
+
+let localCache: { at: number; set: Set<string> } | undefined;
+/** Addresses of this node: a peer there may be a traced process whose client span we will see. */
+export function isLocalAddress(addr: string): boolean {
+  const a = unmapV4(addr);
+  if (a.startsWith('127.') || a === '::1') return true;
+  const now = Date.now();
+  if (!localCache || now - localCache.at > 30_000) {
+    const set = new Set<string>();
+    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) set.add(i.address);
+    localCache = { at: now, set };
+  }
+  return localCache.set.has(a);
+}
+
+export function connFacts(meta: ConnMeta | undefined): SpanConn {
+  if (!meta || meta.observer === 'capture') return {};
+  const e = ends(meta);
+  const tuple = `${unmapV4(e.clientAddr)}|${e.clientPort}|${unmapV4(e.serverAddr)}|${e.serverPort}`;
+  return { pid: meta.pid, tid: meta.tid, tuple, peerLocal: meta.role === 'server' ? isLocalAddress(e.clientAddr) : undefined };
+}
+
+export function correlateStage(cfg: Partial<CorrelateConfig>, out: (s: ReadableSpan) => void, now?: () => number): CorrelateStage {
+  const c = new Correlator({ ...DEFAULT_CORRELATE, ...cfg }, out, now);
+  const timer = setInterval(() => c.tick(), 100);
+  timer.unref();
+  const stage = ((span: ReadableSpan, conn?: ConnMeta) => c.add(span, connFacts(conn))) as CorrelateStage;
+  stage.logContext = (pid, tid, ts) => c.logContext(pid, tid, ts);
+  stage.flush = () => c.flush();
+  stage.stop = () => { clearInterval(timer); c.flush(); };
+  stage.correlator = c;
+  return stage;
+}
