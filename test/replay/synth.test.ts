@@ -137,6 +137,16 @@ test('a segment that never arrives: gap when later data forces it (ACK), at clos
   assert.deepEqual(sink.conns[0].events.slice(0, 3), [`C:aaaa@${sink.conns[0].events[0].split('@')[1]}`, `C:gap4@${tAck}`, `C:cccc@${tAck}`]);
   assert.equal(stats.gaps, 1);
   assert.equal(stats.gapBytes, 4);
+  // (1b) one ACK past two holes reports both
+  cv = new Conv(C, S);
+  handshake(cv, 1, 100);
+  cv.tcp(true, 2, 0, 'aa', 101);
+  cv.tcp(true, 6, 0, 'bb', 101); // 4..5 missing
+  cv.tcp(true, 11, 0, 'cc', 101); // 8..10 missing
+  cv.tcp(false, 101, 0, '', 13);
+  cv.tcp(true, 13, 0, 'dd', 101);
+  ({ sink } = await run(cv.write('gap-ack2.pcap')));
+  assert.deepEqual(ev(sink.conns[0].events), ['C:aa', 'C:gap2', 'C:bb', 'C:gap3', 'C:cc', 'C:dd']);
   // (2) no ACK: reported when the capture ends, in order
   cv = new Conv(C, S);
   handshake(cv, 1, 100);

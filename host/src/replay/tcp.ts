@@ -115,14 +115,18 @@ export class TcpHalf {
    * never be retransmitted: its bytes were lost by the capture, so report the gap now.
    */
   acked(ack: number, ts: bigint): void {
-    if (this.pending.length === 0) return;
-    const r = rel(ack, this.next);
-    if (r <= 0) return;
-    const first = rel(this.pending[0].seq, this.next);
-    const lost = r < first ? r : first;
-    this.out.gap(this.fromClient, lost, ts);
-    this.next = (this.next + lost) >>> 0;
-    this.drain(ts);
+    // Several holes may lie below the ACK: each one followed by waiting data is certain loss.
+    while (this.pending.length > 0) {
+      const r = rel(ack, this.next);
+      if (r <= 0) return;
+      const first = rel(this.pending[0].seq, this.next);
+      const lost = r < first ? r : first;
+      if (lost > 0) {
+        this.out.gap(this.fromClient, lost, ts);
+        this.next = (this.next + lost) >>> 0;
+      }
+      this.drain(ts);
+    }
   }
 
   /** End of stream (FIN/RST/end of capture): whatever is still missing is a gap. */
