@@ -1,0 +1,187 @@
+// Pure tests of the correlation rules: spans built like the pipeline builds them, fed in the order
+// the kernel delivers them (children end first), with a manual clock.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'crypto';
+import { SpanKind, SpanContext } from '@opentelemetry/api';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { Correlator, SpanConn, DEFAULT_CORRELATE } from '../../host/src/correlate/correlator';
+import { Analytics } from '../../host/src/analytics';
+
+const T0 = 1_700_000_000_000; // ms
+function span(name: string, kind: SpanKind, startMs: number, endMs: number, opts: { parent?: SpanContext; service?: string; attrs?: Record<string, string | number> } = {}): ReadableSpan {
+  const ctx = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: 1 };
+  const toHr = (ms: number): [number, number] => [Math.floor((T0 + ms) / 1000), Math.round(((T0 + ms) % 1000) * 1e6)];
+  return {
+    name, kind, spanContext: () => ctx, parentSpanContext: opts.parent,
+    startTime: toHr(startMs), endTime: toHr(endMs), duration: [Math.floor((endMs - startMs) / 1000), Math.round(((endMs - startMs) % 1000) * 1e6)],
+    status: { code: 0 }, attributes: { ...(opts.attrs ?? {}) }, links: [], events: [], ended: true,
+    resource: resourceFromAttributes({ 'service.name': opts.service ?? 'svc' }),
+    instrumentationScope: { name: 't' }, droppedAttributesCount: 0, droppedEventsCount: 0, droppedLinksCount: 0,
+  };
+}
+
+function harness(cfg = DEFAULT_CORRELATE) {
+  let now = T0 + 10_000;
+  const out: ReadableSpan[] = [];
+  const c = new Correlator(cfg, (s) => out.push(s), () => now);
+  const by = (name: string) => { const s = out.find((x) => x.name === name); assert.ok(s, `${name} emitted`); return s!; };
+  return { c, out, by, advance: (ms: number) => { now += ms; c.tick(); } };
+}
+const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+const id = (s: ReadableSpan) => s.spanContext().spanId;
+const corr = (s: ReadableSpan) => s.attributes['telegen.correlation'];
+
+test('thread-per-request: concurrent requests on two threads each get their own client call (exact)', () => {
+  const h = harness();
+  const conn = (tid: number, tuple?: string): SpanConn => ({ pid: 10, tid, tuple });
+  // Two overlapping requests on threads 11 and 12; each makes a DB call; DB calls end first.
+  h.c.add(span('db-a', SpanKind.CLIENT, 2, 5), conn(11, 'a|1|db|5432'));
+  h.c.add(span('db-b', SpanKind.CLIENT, 3, 6), conn(12, 'a|2|db|5432'));
+  h.c.add(span('GET /a', SpanKind.SERVER, 1, 8), conn(11));
+  h.c.add(span('GET /b', SpanKind.SERVER, 1, 9), conn(12));
+  assert.equal(h.out.length, 2, 'servers are roots and go out at once; clients wait for the window');
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('db-a')), id(h.by('GET /a')));
+  assert.equal(parentOf(h.by('db-b')), id(h.by('GET /b')));
+  assert.equal(h.by('db-a').spanContext().traceId, h.by('GET /a').spanContext().traceId);
+  assert.equal(corr(h.by('db-a')), 'thread');
+  // Parents are always emitted before their children.
+  assert.ok(h.out.indexOf(h.by('GET /a')) < h.out.indexOf(h.by('db-a')));
+});
+
+test('event loop: one request in flight → child (time); two in flight on one thread → ambiguous root', () => {
+  const h = harness();
+  const c = { pid: 20, tid: 20 };
+  h.c.add(span('q1', SpanKind.CLIENT, 2, 3), c);
+  h.c.add(span('GET /one', SpanKind.SERVER, 1, 4), c);
+  // Two concurrent requests on the event loop thread; the call inside them cannot be attributed.
+  h.c.add(span('q2', SpanKind.CLIENT, 12, 13), c);
+  h.c.add(span('GET /x', SpanKind.SERVER, 10, 15), c);
+  h.c.add(span('GET /y', SpanKind.SERVER, 11, 16), c);
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('q1')), id(h.by('GET /one')));
+  assert.equal(parentOf(h.by('q2')), undefined);
+  assert.equal(corr(h.by('q2')), 'ambiguous');
+  assert.notEqual(h.by('q2').spanContext().traceId, h.by('GET /x').spanContext().traceId);
+});
+
+test('event loop: a client call outside any request stays a root; other pids never adopt it', () => {
+  const h = harness();
+  h.c.add(span('bg', SpanKind.CLIENT, 50, 60), { pid: 30, tid: 30 });
+  h.c.add(span('GET /other', SpanKind.SERVER, 40, 70), { pid: 31, tid: 31 });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('bg')), undefined);
+  assert.equal(corr(h.by('bg')), 'root');
+});
+
+test('across processes: the server span of the same 4-tuple becomes the client span\'s child, and the chain shares one trace', () => {
+  const h = harness();
+  const tuple = '127.0.0.1|40000|127.0.0.1|8080';
+  // Kernel order: DB call of the backend, backend server, frontend client, frontend server.
+  h.c.add(span('SELECT', SpanKind.CLIENT, 4, 6, { service: 'backend' }), { pid: 2, tid: 2, tuple: '127.0.0.1|40001|127.0.0.1|5432' });
+  h.c.add(span('GET /api', SpanKind.SERVER, 3, 7, { service: 'backend' }), { pid: 2, tid: 2, tuple, peerLocal: true });
+  h.c.add(span('GET', SpanKind.CLIENT, 2, 8, { service: 'frontend' }), { pid: 1, tid: 5, tuple });
+  h.c.add(span('GET /', SpanKind.SERVER, 1, 9, { service: 'frontend' }), { pid: 1, tid: 5, tuple: '127.0.0.1|39999|127.0.0.1|8000' });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(h.out.length, 4);
+  const root = h.by('GET /');
+  assert.equal(parentOf(root), undefined);
+  assert.equal(parentOf(h.by('GET')), id(root));
+  assert.equal(parentOf(h.by('GET /api')), id(h.by('GET')));
+  assert.equal(corr(h.by('GET /api')), 'socket');
+  assert.equal(parentOf(h.by('SELECT')), id(h.by('GET /api')));
+  assert.equal(new Set(h.out.map((s) => s.spanContext().traceId)).size, 1, 'one trace');
+  const order = h.out.map((s) => s.name);
+  assert.ok(order.indexOf('GET /') < order.indexOf('GET') && order.indexOf('GET') < order.indexOf('GET /api') && order.indexOf('GET /api') < order.indexOf('SELECT'));
+});
+
+test('a server span waits for a client span that arrives after it, then roots itself when none comes', () => {
+  const h = harness();
+  h.c.add(span('lonely', SpanKind.SERVER, 1, 2), { pid: 3, tid: 3, tuple: '127.0.0.1|1|127.0.0.1|2', peerLocal: true });
+  assert.equal(h.out.length, 0);
+  h.advance(DEFAULT_CORRELATE.socketSlackMs + 1);
+  assert.equal(corr(h.by('lonely')), 'root');
+  // A remote peer cannot be a traced process on this node: no wait.
+  h.c.add(span('remote', SpanKind.SERVER, 1, 2), { pid: 3, tid: 3, tuple: '10.9.9.9|1|10.0.0.1|2', peerLocal: false });
+  assert.equal(corr(h.by('remote')), 'root');
+});
+
+test('keep-alive: two requests on the same connection link by time overlap', () => {
+  const h = harness();
+  const tuple = '127.0.0.1|40000|127.0.0.1|8080';
+  h.c.add(span('s1', SpanKind.SERVER, 2, 3), { pid: 2, tuple, peerLocal: true });
+  h.c.add(span('c1', SpanKind.CLIENT, 1, 4), { pid: 1, tuple });
+  h.c.add(span('s2', SpanKind.SERVER, 12, 13), { pid: 2, tuple, peerLocal: true });
+  h.c.add(span('c2', SpanKind.CLIENT, 11, 14), { pid: 1, tuple });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('s1')), id(h.by('c1')));
+  assert.equal(parentOf(h.by('s2')), id(h.by('c2')));
+});
+
+test('header context is kept even when the caller is traced on this node', () => {
+  const h = harness();
+  const remote = { traceId: 'ab'.repeat(16), spanId: 'cd'.repeat(8), traceFlags: 1, isRemote: true };
+  const tuple = '127.0.0.1|40000|127.0.0.1|8080';
+  h.c.add(span('srv', SpanKind.SERVER, 2, 3, { parent: remote }), { pid: 2, tid: 2, tuple, peerLocal: true });
+  h.c.add(span('cli', SpanKind.CLIENT, 1, 4), { pid: 1, tid: 1, tuple });
+  h.c.add(span('db', SpanKind.CLIENT, 2.2, 2.8), { pid: 2, tid: 2 });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  const srv = h.by('srv');
+  assert.equal(srv.spanContext().traceId, remote.traceId);
+  assert.equal(parentOf(srv), remote.spanId);
+  assert.equal(corr(srv), 'header');
+  assert.equal(h.by('db').spanContext().traceId, remote.traceId);
+  assert.equal(parentOf(h.by('db')), id(srv));
+});
+
+test('memory bound: beyond maxPending the oldest spans are decided at once, none lost', () => {
+  const h = harness({ ...DEFAULT_CORRELATE, maxPending: 10 });
+  for (let i = 0; i < 50; i++) h.c.add(span(`c${i}`, SpanKind.CLIENT, i, i + 0.5), { pid: 9, tid: 9 });
+  assert.ok(h.c.size <= 10);
+  assert.equal(h.out.length, 40);
+  h.c.flush();
+  assert.equal(h.out.length, 50);
+});
+
+test('logContext: the request in flight on the thread at a time', () => {
+  const h = harness();
+  h.c.add(span('GET /a', SpanKind.SERVER, 1, 8), { pid: 10, tid: 11 });
+  h.c.add(span('GET /b', SpanKind.SERVER, 1, 9), { pid: 10, tid: 12 });
+  const ts = BigInt(T0 + 5) * 1_000_000n;
+  assert.equal(h.c.logContext(10, 12, ts)?.spanId, id(h.by('GET /b')));
+  assert.equal(h.c.logContext(10, 12, ts)?.traceId, h.by('GET /b').spanContext().traceId);
+  assert.equal(h.c.logContext(10, undefined, ts), undefined, 'two in flight without a thread: unknown');
+  assert.equal(h.c.logContext(10, 11, BigInt(T0 + 100) * 1_000_000n), undefined);
+});
+
+test('analytics: service graph edges, RED series with route and overflow bucket', () => {
+  const h = harness();
+  const an = new Analytics(undefined, { cardinalityLimit: 3, edgeWaitMs: 0 });
+  const tuple = '127.0.0.1|40000|127.0.0.1|8080';
+  const feed = new Correlator(DEFAULT_CORRELATE, (s) => an.observe(s), () => T0 + 10_000);
+  feed.add(span('GET /users/{id}', SpanKind.SERVER, 2, 7, { service: 'backend', attrs: { 'http.request.method': 'GET', 'http.route': '/users/{id}', 'http.response.status_code': 200 } }), { pid: 2, tuple, peerLocal: true });
+  feed.add(span('GET', SpanKind.CLIENT, 1, 8, { service: 'frontend', attrs: { 'http.request.method': 'GET', 'server.address': '127.0.0.1', 'server.port': 8080, 'http.response.status_code': 200 } }), { pid: 1, tuple });
+  feed.add(span('SELECT users', SpanKind.CLIENT, 3, 4, { service: 'backend', attrs: { 'db.system.name': 'postgresql', 'db.operation.name': 'SELECT', 'server.address': '127.0.0.1', 'server.port': 5432 } }), { pid: 2 });
+  feed.flush();
+  an.tick();
+  const topo = an.topology() as { edges: Array<{ id: string; total: number; connectionType: string }>; nodes: Array<{ id: string; type: string }>; services: Array<{ service: string; series: Array<{ instrument: string; attributes: Record<string, unknown>; count: number }> }> };
+  const edges = Object.fromEntries(topo.edges.map((e) => [e.id, e]));
+  assert.equal(edges['frontend->backend']?.total, 1);
+  assert.equal(edges['backend->postgresql 127.0.0.1:5432']?.connectionType, 'database');
+  assert.equal(topo.nodes.find((n) => n.id === 'postgresql 127.0.0.1:5432')?.type, 'database');
+  const backend = topo.services.find((s) => s.service === 'backend')!;
+  const srv = backend.series.find((s) => s.instrument === 'http.server.request.duration')!;
+  assert.equal(srv.attributes['http.route'], '/users/{id}');
+  assert.equal(backend.series.find((s) => s.instrument === 'db.client.operation.duration')?.count, 1);
+  // Cardinality: 3 distinct routes fit, the rest share the overflow series.
+  for (let i = 0; i < 6; i++) an.observe(span(`GET /r${i}`, SpanKind.SERVER, 1, 2, { service: 'many', attrs: { 'http.request.method': 'GET', 'http.route': `/r${i}` } }));
+  const many = (an.topology() as typeof topo).services.find((s) => s.service === 'many')!;
+  assert.equal(many.series.length, 4);
+  assert.equal(many.series.find((s) => s.attributes['otel.metric.overflow'] === true)?.count, 3);
+  const tr = an.tracesQuery(new URLSearchParams('edge=frontend->backend'));
+  assert.equal(tr.traces.length, 1);
+  assert.equal(tr.traces[0].spans.length, 3);
+  void h;
+});
