@@ -1,5 +1,6 @@
 #include <napi.h>
 
+#include "bpf_object.h"
 #include "profile_tracer.h"
 #include "socket_tracer.h"
 
@@ -8,6 +9,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SocketTracer", telegen::SocketTracer::Init(env));
   exports.Set("ProfileTracer", telegen::ProfileTracer::Init(env));
+  exports.Set("BpfObject", telegen::BpfObject::Init(env));
   return exports;
 }
 

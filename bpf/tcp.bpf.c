@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* TCP metrics from tracepoints only (no kprobes, no fentry on this kernel family):
+ * sock/inet_sock_set_state gives the lifecycle (open, close, failed connect), tcp_probe the RTT
+ * samples, tcp_retransmit_skb / tcp_receive_reset / tcp_send_reset the trouble. tp_btf where the
+ * handler needs the socket itself (byte counts, srtt); the classic tracepoint for tcp_send_reset
+ * because a reset for a closed port has no socket and only the tracepoint holds its addresses.
+ * Per-connection results go to a small ring (one record per open/close/retransmit/reset); RTT
+ * samples are folded into per-CPU log2 histograms here, because tcp_probe fires on every ACK. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "tcp.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+enum { S_ESTABLISHED = 1, S_SYN_SENT = 2, S_SYN_RECV = 3, S_FIN_WAIT1 = 4, S_CLOSE = 7, S_LAST_ACK = 9 };
+
+const volatile __u32 self_pid = 0; /* the agent's own client connections are not counted */
+
+struct tg_tcp_event *tg_anchor_tcp_event __attribute__((used));
+enum tg_tcp_ev tg_anchor_tcp_ev __attribute__((used));
+enum tg_tcp_role tg_anchor_tcp_role __attribute__((used));
+enum tg_tcp_stat tg_anchor_tcp_stat __attribute__((used));
+enum tg_tcp_limits tg_anchor_tcp_limits __attribute__((used));
+
+struct conn {
+	__u64 start_ns;       /* connect() or passive ESTABLISHED */
+	__u64 established_ns; /* 0 until ESTABLISHED */
+	__u32 pid;
+	__u8 role;
+	__u8 _pad[3];
+	char comm[16];
+};
+
+/* Keyed by the struct sock address: stable for the socket's life, which is all we track. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_TCP_CONN_MAX_DEFAULT);
+	__type(key, __u64);
+	__type(value, struct conn);
+} tg_tcp_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TG_TCP_RING_BYTES_DEFAULT);
+} tg_tcp_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_TCP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_tcp_stats SEC(".maps");
+
+/* [0, SLOTS): srtt samples; [SLOTS, 2*SLOTS): rttvar samples; log2 of microseconds. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * TG_TCP_HIST_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_tcp_rtt_hist SEC(".maps");
+
+static __always_inline void stat_inc(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&tg_tcp_stats, &i);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u32 log2_slot(__u32 v)
+{
+	__u32 r = 0;
+	if (v >= 1 << 16) { v >>= 16; r += 16; }
+	if (v >= 1 << 8) { v >>= 8; r += 8; }
+	if (v >= 1 << 4) { v >>= 4; r += 4; }
+	if (v >= 1 << 2) { v >>= 2; r += 2; }
+	if (v >= 1 << 1) { r += 1; }
+	return r;
+}
+
+static __always_inline void hist_add(__u32 base, __u32 us)
+{
+	__u32 i = base + log2_slot(us);
+	if (i >= 2 * TG_TCP_HIST_SLOTS)
+		return;
+	__u64 *v = bpf_map_lookup_elem(&tg_tcp_rtt_hist, &i);
+	if (v)
+		*v += 1;
+}
+
+/* Local and remote ends of a socket; IPv4 as ::ffff:a.b.c.d like the socket tracer. */
+static __always_inline void fill_addrs(struct tg_tcp_event *e, const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->family = family;
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		e->laddr[10] = 0xff; e->laddr[11] = 0xff;
+		e->raddr[10] = 0xff; e->raddr[11] = 0xff;
+		__builtin_memcpy(&e->laddr[12], &l, 4);
+		__builtin_memcpy(&e->raddr[12], &r, 4);
+	}
+}
+
+static __always_inline struct tg_tcp_event *reserve(__u32 type)
+{
+	struct tg_tcp_event *e = bpf_ringbuf_reserve(&tg_tcp_ring, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TG_TCP_STAT_RING_FULL);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->ts_ns = bpf_ktime_get_ns();
+	stat_inc(TG_TCP_STAT_EVENTS);
+	return e;
+}
+
+static __always_inline void fill_conn(struct tg_tcp_event *e, const struct conn *c)
+{
+	if (!c)
+		return;
+	e->pid = c->pid;
+	e->role = c->role;
+	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+}
+
+static __always_inline void set_current(struct conn *c)
+{
+	c->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(c->comm, sizeof(c->comm));
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u64 key = (__u64)sk;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (newstate == S_SYN_SENT) {
+		/* connect(): process context, so the caller is the owner. */
+		if (self_pid && (bpf_get_current_pid_tgid() >> 32) == self_pid)
+			return 0;
+		struct conn c = { .start_ns = now, .role = TG_TCP_ROLE_CLIENT };
+		set_current(&c);
+		if (bpf_map_update_elem(&tg_tcp_conns, &key, &c, BPF_ANY))
+			stat_inc(TG_TCP_STAT_MAP_FULL);
+		return 0;
+	}
+
+	struct conn *c = bpf_map_lookup_elem(&tg_tcp_conns, &key);
+	if (newstate == S_ESTABLISHED) {
+		if (oldstate == S_SYN_RECV) {
+			/* Passive open completes in softirq: whoever runs now is not the owner. */
+			struct conn n = { .start_ns = now, .established_ns = now, .role = TG_TCP_ROLE_SERVER };
+			if (bpf_map_update_elem(&tg_tcp_conns, &key, &n, BPF_ANY)) {
+				stat_inc(TG_TCP_STAT_MAP_FULL);
+				return 0;
+			}
+			c = bpf_map_lookup_elem(&tg_tcp_conns, &key);
+		} else if (c) {
+			c->established_ns = now;
+		}
+		if (!c)
+			return 0;
+		struct tg_tcp_event *e = reserve(TG_TCP_OPEN);
+		if (!e)
+			return 0;
+		fill_addrs(e, sk);
+		fill_conn(e, c);
+		e->state = newstate;
+		e->duration_ns = now - c->start_ns; /* handshake time */
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	if (!c)
+		return 0;
+	if (newstate == S_FIN_WAIT1 || newstate == S_LAST_ACK) {
+		/* Only close()/shutdown() make these transitions: process context, the owner. */
+		if (!c->pid)
+			set_current(c);
+		return 0;
+	}
+	if (newstate != S_CLOSE)
+		return 0;
+
+	struct tg_tcp_event *e = reserve(c->established_ns ? TG_TCP_CLOSE : TG_TCP_FAIL);
+	if (e) {
+		fill_addrs(e, sk);
+		fill_conn(e, c);
+		e->state = oldstate;
+		e->duration_ns = now - (c->established_ns ? c->established_ns : c->start_ns);
+		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+		e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+		e->bytes_recv = BPF_CORE_READ(tp, bytes_received);
+		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+		e->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+		e->retrans = BPF_CORE_READ(tp, total_retrans);
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&tg_tcp_conns, &key);
+	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tg_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	if (!srtt)
+		return 0; /* no RTT sample yet */
+	hist_add(0, srtt);
+	hist_add(TG_TCP_HIST_SLOTS, BPF_CORE_READ(tp, mdev_us) >> 2);
+	stat_inc(TG_TCP_STAT_PROBES);
+	return 0;
+}
+
+static __always_inline int sk_event(const struct sock *sk, __u32 type)
+{
+	__u64 key = (__u64)sk;
+	struct tg_tcp_event *e = reserve(type);
+	if (!e)
+		return 0;
+	fill_addrs(e, sk);
+	fill_conn(e, bpf_map_lookup_elem(&tg_tcp_conns, &key));
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tg_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	if (err)
+		return 0; /* not sent: nothing went on the wire */
+	return sk_event(sk, TG_TCP_RETRANS);
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tg_tcp_reset_rx, struct sock *sk)
+{
+	return sk_event(sk, TG_TCP_RESET_RX);
+}
+
+/* sockaddr_in / sockaddr_in6 as the tracepoint stores them (28 bytes). */
+static __always_inline void from_sockaddr(const __u8 *sa, __u8 addr[16], __u16 *port, __u16 *family)
+{
+	__u16 f = sa[0] | (sa[1] << 8);
+	*family = f;
+	*port = (sa[2] << 8) | sa[3];
+	if (f == AF_INET6) {
+		__builtin_memcpy(addr, sa + 8, 16);
+	} else {
+		addr[10] = 0xff; addr[11] = 0xff;
+		__builtin_memcpy(addr + 12, sa + 4, 4);
+	}
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tg_tcp_reset_tx(struct trace_event_raw_tcp_send_reset *ctx)
+{
+	struct tg_tcp_event *e = reserve(TG_TCP_RESET_TX);
+	if (!e)
+		return 0;
+	__u8 sa[28];
+	__u16 fam = 0;
+	/* saddr is the end sending the reset (the tracepoint reverses an skb's tuple). */
+	bpf_probe_read_kernel(sa, sizeof(sa), ctx->saddr);
+	from_sockaddr(sa, e->laddr, &e->lport, &fam);
+	bpf_probe_read_kernel(sa, sizeof(sa), ctx->daddr);
+	from_sockaddr(sa, e->raddr, &e->rport, &e->family);
+	e->state = ctx->state;
+	__u64 key = (__u64)ctx->skaddr;
+	if (key)
+		fill_conn(e, bpf_map_lookup_elem(&tg_tcp_conns, &key));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

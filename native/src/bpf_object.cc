@@ -1,0 +1,413 @@
+#include "bpf_object.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <linux/if_link.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+namespace telegen {
+
+namespace {
+
+std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
+
+bool IsPerCpu(bpf_map_type t) {
+  return t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+// Writes `value` into the read-only data section variable `name` (before load), found through
+// the object's BTF so no offsets are hard-coded on this side either.
+bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err) {
+  bpf_map *rodata = nullptr;
+  bpf_map *m;
+  bpf_object__for_each_map(m, obj) {
+    const char *n = bpf_map__name(m);
+    size_t l = strlen(n);
+    if (bpf_map__is_internal(m) && l >= 7 && strcmp(n + l - 7, ".rodata") == 0) rodata = m;
+  }
+  btf *b = bpf_object__btf(obj);
+  if (!rodata || !b) {
+    *err = "object has no .rodata/BTF for " + name;
+    return false;
+  }
+  int sec_id = btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC);
+  if (sec_id < 0) {
+    *err = "no .rodata datasec";
+    return false;
+  }
+  const btf_type *sec = btf__type_by_id(b, sec_id);
+  const btf_var_secinfo *vs = btf_var_secinfos(sec);
+  size_t size = 0;
+  char *data = static_cast<char *>(const_cast<void *>(bpf_map__initial_value(rodata, &size)));
+  for (unsigned i = 0; i < btf_vlen(sec); i++, vs++) {
+    const btf_type *var = btf__type_by_id(b, vs->type);
+    if (name != btf__name_by_offset(b, var->name_off)) continue;
+    if (vs->offset + vs->size > size || vs->size > 8) {
+      *err = name + ": unsupported size";
+      return false;
+    }
+    uint64_t v = value < 0 ? static_cast<uint64_t>(static_cast<int64_t>(value)) : static_cast<uint64_t>(value);
+    memcpy(data + vs->offset, &v, vs->size);  // little-endian hosts only (x86, arm64)
+    return true;
+  }
+  *err = "no read-only variable " + name;
+  return false;
+}
+
+void EnsureTracefs() {
+  if (access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0) return;
+  mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr);
+}
+
+struct LoadSpec {
+  std::string path;
+  std::vector<std::pair<std::string, double>> rodata;
+  std::vector<std::pair<std::string, uint32_t>> max_entries;
+};
+
+bpf_object *OpenAndLoad(const LoadSpec &spec, const std::set<std::string> &disabled, bool tiny, std::string *err) {
+  bpf_object *obj = bpf_object__open_file(spec.path.c_str(), nullptr);
+  if (!obj) {
+    *err = "open " + spec.path + ": " + ErrStr(errno);
+    return nullptr;
+  }
+  for (auto &kv : spec.rodata)
+    if (!SetRodata(obj, kv.first, kv.second, err)) {
+      bpf_object__close(obj);
+      return nullptr;
+    }
+  for (auto &kv : spec.max_entries) {
+    bpf_map *m = bpf_object__find_map_by_name(obj, kv.first.c_str());
+    if (!m) {
+      *err = "no map " + kv.first;
+      bpf_object__close(obj);
+      return nullptr;
+    }
+    bpf_map__set_max_entries(m, kv.second);
+  }
+  int ncpu = libbpf_num_possible_cpus();
+  bpf_map *m;
+  bpf_object__for_each_map(m, obj) {
+    // Probing loads (one program each) only need the maps to exist.
+    if (tiny && bpf_map__type(m) == BPF_MAP_TYPE_RINGBUF) bpf_map__set_max_entries(m, sysconf(_SC_PAGESIZE));
+    else if (tiny && !bpf_map__is_internal(m) && bpf_map__type(m) != BPF_MAP_TYPE_PERCPU_ARRAY &&
+             bpf_map__type(m) != BPF_MAP_TYPE_ARRAY) bpf_map__set_max_entries(m, 64);
+    (void)ncpu;
+  }
+  bpf_program *p;
+  bpf_object__for_each_program(p, obj) {
+    if (disabled.count(bpf_program__name(p))) bpf_program__set_autoload(p, false);
+  }
+  int e = bpf_object__load(obj);
+  if (e) {
+    *err = "load: " + ErrStr(e);
+    bpf_object__close(obj);
+    return nullptr;
+  }
+  return obj;
+}
+
+std::vector<std::string> ProgramNames(const std::string &path) {
+  std::vector<std::string> names;
+  bpf_object *obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj) return names;
+  bpf_program *p;
+  bpf_object__for_each_program(p, obj) names.push_back(bpf_program__name(p));
+  bpf_object__close(obj);
+  return names;
+}
+
+Napi::Buffer<uint8_t> Copy(Napi::Env env, const void *p, size_t n) {
+  return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t *>(p), n);
+}
+
+}  // namespace
+
+Napi::Function BpfObject::Init(Napi::Env env) {
+  return DefineClass(env, "BpfObject",
+                     {
+                         InstanceMethod<&BpfObject::Load>("load"),
+                         InstanceMethod<&BpfObject::Attach>("attach"),
+                         InstanceMethod<&BpfObject::MapInfo>("mapInfo"),
+                         InstanceMethod<&BpfObject::MapEntries>("mapEntries"),
+                         InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
+                         InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
+                         InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
+                         InstanceMethod<&BpfObject::MapCount>("mapCount"),
+                         InstanceMethod<&BpfObject::RingOpen>("ringOpen"),
+                         InstanceMethod<&BpfObject::RingPoll>("ringPoll"),
+                         InstanceMethod<&BpfObject::Close>("close"),
+                     });
+}
+
+BpfObject::BpfObject(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObject>(info) {}
+
+BpfObject::~BpfObject() { Teardown(); }
+
+// load(path, { rodata: {name: number}, maxEntries: {map: n} }) → { programs, failed: [{name, error}] }
+// Programs the kernel rejects are found one at a time and left out; the rest load.
+Napi::Value BpfObject::Load(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (obj_) throw Napi::Error::New(env, "already loaded");
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  LoadSpec spec;
+  spec.path = info[0].As<Napi::String>().Utf8Value();
+  if (info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (o.Get("rodata").IsObject()) {
+      Napi::Object r = o.Get("rodata").As<Napi::Object>();
+      Napi::Array keys = r.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+        spec.rodata.emplace_back(k, r.Get(k).ToNumber().DoubleValue());
+      }
+    }
+    if (o.Get("maxEntries").IsObject()) {
+      Napi::Object r = o.Get("maxEntries").As<Napi::Object>();
+      Napi::Array keys = r.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+        spec.max_entries.emplace_back(k, r.Get(k).ToNumber().Uint32Value());
+      }
+    }
+  }
+  EnsureTracefs();
+  Napi::Array failed = Napi::Array::New(env);
+  std::string err;
+  std::set<std::string> disabled;
+  bpf_object *obj = OpenAndLoad(spec, disabled, false, &err);
+  if (!obj) {
+    std::string first = err;
+    std::vector<std::string> names = ProgramNames(spec.path);
+    for (const std::string &n : names) {
+      std::set<std::string> others;
+      for (const std::string &m : names)
+        if (m != n) others.insert(m);
+      std::string perr;
+      bpf_object *one = OpenAndLoad(spec, others, true, &perr);
+      if (one) {
+        bpf_object__close(one);
+      } else {
+        disabled.insert(n);
+        Napi::Object f = Napi::Object::New(env);
+        f.Set("name", n);
+        f.Set("error", perr);
+        failed.Set(failed.Length(), f);
+      }
+    }
+    if (disabled.size() < names.size()) obj = OpenAndLoad(spec, disabled, false, &err);
+    if (!obj) throw Napi::Error::New(env, "BPF object " + spec.path + " did not load: " + first);
+  }
+  obj_ = obj;
+  Napi::Array programs = Napi::Array::New(env);
+  bpf_program *p;
+  bpf_object__for_each_program(p, obj_) {
+    if (bpf_program__autoload(p)) programs.Set(programs.Length(), bpf_program__name(p));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("programs", programs);
+  out.Set("failed", failed);
+  out.Set("ncpu", libbpf_num_possible_cpus());
+  return out;
+}
+
+// attach(program, ifname?) → kernel program id. Tracepoints etc. by their SEC(); XDP programs
+// on `ifname` through a bpf link (detached when the link fd closes, even on SIGKILL), trying
+// native mode first and generic (skb) mode where the driver has none.
+Napi::Value BpfObject::Attach(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!obj_) throw Napi::Error::New(env, "not loaded");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  bpf_program *p = bpf_object__find_program_by_name(obj_, name.c_str());
+  if (!p) throw Napi::Error::New(env, "no program " + name);
+  bpf_link *link = nullptr;
+  if (bpf_program__type(p) == BPF_PROG_TYPE_XDP) {
+    if (!info[1].IsString()) throw Napi::TypeError::New(env, "XDP program needs an interface name");
+    std::string ifname = info[1].As<Napi::String>().Utf8Value();
+    unsigned ifindex = if_nametoindex(ifname.c_str());
+    if (!ifindex) throw Napi::Error::New(env, "no interface " + ifname);
+    // A BPF_LINK_CREATE link (not the netlink attach): it dies with its fd. Default mode first
+    // (native where the driver has it); generic (skb) mode explicitly when that is refused.
+    LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = 0);
+    int fd = bpf_link_create(bpf_program__fd(p), ifindex, BPF_XDP, &lopts);
+    if (fd < 0) {
+      LIBBPF_OPTS(bpf_link_create_opts, gopts, .flags = XDP_FLAGS_SKB_MODE);
+      fd = bpf_link_create(bpf_program__fd(p), ifindex, BPF_XDP, &gopts);
+    }
+    if (fd < 0) throw Napi::Error::New(env, "attach " + name + " on " + ifname + ": " + ErrStr(errno));
+    link_fds_.push_back(fd);
+  } else {
+    link = bpf_program__attach(p);
+  }
+  if (!link) {
+    if (bpf_program__type(p) != BPF_PROG_TYPE_XDP) throw Napi::Error::New(env, "attach " + name + ": " + ErrStr(errno));
+  } else {
+    links_.push_back(link);
+  }
+  bpf_prog_info pinfo{};
+  __u32 plen = sizeof(pinfo);
+  double id = 0;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pinfo, &plen) == 0) id = pinfo.id;
+  return Napi::Number::New(env, id);
+}
+
+int BpfObject::MapFd(Napi::Env env, const Napi::Value &name, unsigned *key_size, unsigned *value_size, bool *per_cpu) {
+  if (!obj_) throw Napi::Error::New(env, "not loaded");
+  std::string n = name.As<Napi::String>().Utf8Value();
+  bpf_map *m = bpf_object__find_map_by_name(obj_, n.c_str());
+  if (!m) throw Napi::Error::New(env, "no map " + n);
+  *key_size = bpf_map__key_size(m);
+  *per_cpu = IsPerCpu(bpf_map__type(m));
+  unsigned vs = bpf_map__value_size(m);
+  // Per-CPU values come back as one 8-byte-aligned slot per possible CPU.
+  *value_size = *per_cpu ? ((vs + 7) / 8 * 8) * libbpf_num_possible_cpus() : vs;
+  return bpf_map__fd(m);
+}
+
+Napi::Value BpfObject::MapInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!obj_) throw Napi::Error::New(env, "not loaded");
+  std::string n = info[0].As<Napi::String>().Utf8Value();
+  bpf_map *m = bpf_object__find_map_by_name(obj_, n.c_str());
+  if (!m) throw Napi::Error::New(env, "no map " + n);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", static_cast<double>(bpf_map__type(m)));
+  o.Set("keySize", bpf_map__key_size(m));
+  o.Set("valueSize", bpf_map__value_size(m));
+  o.Set("maxEntries", bpf_map__max_entries(m));
+  o.Set("perCpu", IsPerCpu(bpf_map__type(m)));
+  return o;
+}
+
+// mapEntries(name, max?) → [key0, value0, key1, value1, ...] as Buffers (per-CPU values are
+// ncpu slots of roundup(value_size, 8) bytes). Keys are walked with get_next_key: a hash that
+// changes meanwhile may skip or repeat a key, which callers aggregating counters tolerate.
+Napi::Value BpfObject::MapEntries(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned ks, vs;
+  bool pc;
+  int fd = MapFd(env, info[0], &ks, &vs, &pc);
+  double max = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 1e12;
+  std::vector<uint8_t> key(ks), next(ks), val(vs);
+  Napi::Array out = Napi::Array::New(env);
+  void *prev = nullptr;
+  uint32_t n = 0;
+  while (n < max && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    key = next;
+    prev = key.data();
+    if (bpf_map_lookup_elem(fd, key.data(), val.data()) != 0) continue;
+    out.Set(out.Length(), Copy(env, key.data(), ks));
+    out.Set(out.Length(), Copy(env, val.data(), vs));
+    n++;
+  }
+  return out;
+}
+
+Napi::Value BpfObject::MapCount(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned ks, vs;
+  bool pc;
+  int fd = MapFd(env, info[0], &ks, &vs, &pc);
+  std::vector<uint8_t> key(ks), next(ks);
+  void *prev = nullptr;
+  double n = 0;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    key = next;
+    prev = key.data();
+    n++;
+  }
+  return Napi::Number::New(env, n);
+}
+
+Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned ks, vs;
+  bool pc;
+  int fd = MapFd(env, info[0], &ks, &vs, &pc);
+  Napi::Buffer<uint8_t> k = info[1].As<Napi::Buffer<uint8_t>>();
+  if (k.Length() != ks) throw Napi::RangeError::New(env, "key size");
+  std::vector<uint8_t> val(vs);
+  if (bpf_map_lookup_elem(fd, k.Data(), val.data()) != 0) return env.Null();
+  return Copy(env, val.data(), vs);
+}
+
+Napi::Value BpfObject::MapUpdate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned ks, vs;
+  bool pc;
+  int fd = MapFd(env, info[0], &ks, &vs, &pc);
+  Napi::Buffer<uint8_t> k = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> v = info[2].As<Napi::Buffer<uint8_t>>();
+  if (k.Length() != ks || v.Length() != vs) throw Napi::RangeError::New(env, "key/value size");
+  if (bpf_map_update_elem(fd, k.Data(), v.Data(), BPF_ANY) != 0) throw Napi::Error::New(env, "update: " + ErrStr(errno));
+  return env.Undefined();
+}
+
+Napi::Value BpfObject::MapDelete(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned ks, vs;
+  bool pc;
+  int fd = MapFd(env, info[0], &ks, &vs, &pc);
+  Napi::Buffer<uint8_t> k = info[1].As<Napi::Buffer<uint8_t>>();
+  if (k.Length() != ks) throw Napi::RangeError::New(env, "key size");
+  return Napi::Boolean::New(env, bpf_map_delete_elem(fd, k.Data()) == 0);
+}
+
+// ringOpen(map): later ringPoll(max) copies out up to `max` committed records without blocking.
+// These rings carry rare events (connection ends, security hits, slow I/O); the socket tracer's
+// zero-copy reader is for payload volume.
+Napi::Value BpfObject::RingOpen(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (ring_) throw Napi::Error::New(env, "ring already open");
+  unsigned ks, vs;
+  bool pc;
+  int fd = MapFd(env, info[0], &ks, &vs, &pc);
+  ring_ = ring_buffer__new(
+      fd,
+      [](void *ctx, void *data, size_t size) -> int {
+        auto *self = static_cast<BpfObject *>(ctx);
+        self->pending_.emplace_back(static_cast<const char *>(data), size);
+        // A positive return stops the consume loop: the rest stays in the ring for next time.
+        return self->pending_.size() >= self->pending_limit_ ? 1 : 0;
+      },
+      this, nullptr);
+  if (!ring_) throw Napi::Error::New(env, "ring_buffer__new: " + ErrStr(errno));
+  return env.Undefined();
+}
+
+Napi::Value BpfObject::RingPoll(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!ring_) throw Napi::Error::New(env, "no ring open");
+  pending_limit_ = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 4096;
+  pending_.clear();
+  ring_buffer__consume(ring_);
+  Napi::Array out = Napi::Array::New(env, pending_.size());
+  for (size_t i = 0; i < pending_.size(); i++) out.Set(i, Copy(env, pending_[i].data(), pending_[i].size()));
+  pending_.clear();
+  return out;
+}
+
+void BpfObject::Teardown() {
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+  for (int fd : link_fds_) close(fd);
+  link_fds_.clear();
+  if (ring_) ring_buffer__free(ring_);
+  ring_ = nullptr;
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
+}
+
+Napi::Value BpfObject::Close(const Napi::CallbackInfo &info) {
+  Teardown();
+  return info.Env().Undefined();
+}
+
+}  // namespace telegen
