@@ -31,6 +31,7 @@ struct tg_data_event *tg_anchor_data __attribute__((used));
 struct tg_conn_event *tg_anchor_conn __attribute__((used));
 enum tg_event_type tg_anchor_ev __attribute__((used));
 enum tg_dir tg_anchor_dir __attribute__((used));
+enum tg_data_flags tg_anchor_flags __attribute__((used));
 enum tg_role tg_anchor_role __attribute__((used));
 enum tg_stat tg_anchor_stat __attribute__((used));
 enum tg_socket_limits tg_anchor_limits __attribute__((used));
@@ -488,6 +489,7 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 	s->ev.type = TG_EV_DATA;
 	s->ev.dir = dir;
 	s->ev.truncated = got < moved;
+	s->ev.flags = 0;
 	s->ev._pad0 = 0;
 	s->ev.ts_ns = bpf_ktime_get_ns();
 	s->ev.pos = pos;

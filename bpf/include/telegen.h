@@ -24,6 +24,14 @@ enum tg_event_type {
 	TG_EV_PROC_EXIT = 4,
 };
 
+/* tg_data_event.flags */
+enum tg_data_flags {
+	/* Plaintext from the TLS uprobes (bpf/tls.bpf.c): conn names the socket it travels on,
+	 * pos counts plaintext bytes. The host routes it as its own stream and drops that
+	 * connection's ciphertext from then on. */
+	TG_DATA_TLS = 1,
+};
+
 enum tg_dir {
 	TG_DIR_EGRESS = 0,  /* bytes the process wrote */
 	TG_DIR_INGRESS = 1, /* bytes the process read */
@@ -55,8 +63,9 @@ struct tg_data_event {
 	__u32 type;      /* TG_EV_DATA */
 	__u8 dir;        /* enum tg_dir */
 	__u8 truncated;  /* 1 when the syscall moved more bytes than were captured */
-	__u16 _pad0;
-	__u64 ts_ns;     /* bpf_ktime_get_ns() at syscall exit */
+	__u8 flags;      /* enum tg_data_flags */
+	__u8 _pad0;
+	__u64 ts_ns;     /* bpf_ktime_get_ns() at syscall exit (TLS: at SSL_* return) */
 	__u64 pos;       /* byte position of payload[0] in this direction of the stream */
 	__u32 len;       /* bytes of payload that follow this struct */
 	__u32 orig_len;  /* bytes the syscall actually moved */
