@@ -213,6 +213,7 @@ export class Agent {
         ready: () => this.ready,
         status: () => this.status(),
         token: this.apiToken,
+        tls: this.cfg.api.tls,
         maxBodyBytes: this.policy.hot_swap.max_module_bytes,
         swap: (name, bytes, sig) => this.swap(name, bytes, sig, 'api'),
         rollback: (name) => this.rollback(name),

@@ -6,4 +6,8 @@ export const apiSchema = z.object({
   enabled: z.boolean().default(true),
   token_file: z.string().optional()
     .describe('File holding the bearer token for mutating endpoints (and all endpoints off loopback). Absent: a random token is written to DATA_DIR/api-token (0600). Env: TELEGEN_API_TOKEN_FILE'),
+  tls: z.object({
+    cert_file: z.string().describe('PEM certificate (chain) served by the API'),
+    key_file: z.string().describe('PEM private key of cert_file'),
+  }).strict().optional().describe('Serve the API over HTTPS (recommended whenever listen is not loopback)'),
 }).strict();

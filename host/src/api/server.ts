@@ -2,6 +2,8 @@
 // Writes (always need the bearer token): PUT /api/decoders/{name} (hot-swap, policy-checked),
 // POST /api/decoders/{name}/rollback. Bodies are size-limited; errors are JSON with a reason.
 import * as http from 'http';
+import * as https from 'https';
+import * as fs from 'fs';
 import * as crypto from 'crypto';
 import { DecoderRegistry } from '../decoders/registry';
 import { log } from '../log';
@@ -17,6 +19,8 @@ export interface ApiDeps {
   /** Bearer token for mutating endpoints (and for everything when not on loopback). */
   token: string;
   maxBodyBytes: number;
+  /** api.tls: serve HTTPS. */
+  tls?: { cert_file: string; key_file: string };
   swap?: (name: string, bytes: Uint8Array, signature: string | undefined) => { code: number; body: Record<string, unknown> };
   rollback?: (name: string) => { code: number; body: Record<string, unknown> };
   /** Service graph, RED and latest traces (host/src/analytics). */
@@ -49,7 +53,7 @@ function send(res: http.ServerResponse, code: number, body: string, type = 'appl
 }
 const json = (res: http.ServerResponse, code: number, o: unknown) => send(res, code, JSON.stringify(o));
 
-function tokenOk(req: http.IncomingMessage, token: string): boolean {
+export function tokenOk(req: http.IncomingMessage, token: string): boolean {
   const h = req.headers.authorization ?? '';
   const m = /^Bearer\s+(\S+)$/i.exec(h);
   if (!m) return false;
@@ -58,7 +62,7 @@ function tokenOk(req: http.IncomingMessage, token: string): boolean {
   return a.length === b.length && crypto.timingSafeEqual(a, b);
 }
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
 }
 
@@ -80,12 +84,18 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | 'too
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
+/** HTTPS with the configured PEM files, else plain HTTP (loopback default). */
+export function createApiServer(tls: { cert_file: string; key_file: string } | undefined, handler: http.RequestListener): http.Server {
+  if (!tls) return http.createServer(handler);
+  return https.createServer({ cert: fs.readFileSync(tls.cert_file), key: fs.readFileSync(tls.key_file), minVersion: 'TLSv1.2' }, handler) as unknown as http.Server;
+}
+
 export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(listen.slice(i + 1));
   const open = isLoopback(host);
-  const server = http.createServer(async (req, res) => {
+  const server = createApiServer(deps.tls, async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const p = url.pathname;
     try {

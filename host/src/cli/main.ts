@@ -5,6 +5,7 @@ const USAGE = `usage:
   telegen run [--config FILE] [--data-dir DIR] [--api-listen HOST:PORT]
   telegen replay FILE.pcap[ng] [--format jsonl|otlp] [--decoders DIR]
   telegen doctor [--json]
+  telegen collect [--config FILE] [--replica-index N --replicas N] [--data-dir DIR] [--api-listen HOST:PORT]
   telegen decoders list|verify FILE.wasm|load FILE.wasm [--api HOST:PORT]
 `;
 
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<void> {
     switch (cmd) {
       case 'run': return await (await import('./run')).runCommand(args);
       case 'replay': process.exitCode = await (await import('./replay')).replayCommand(args); return;
+      case 'collect': return await (await import('./collect')).collectCommand(args);
       case 'doctor': process.exitCode = await (await import('./doctor')).doctorCommand(args); return;
       case 'decoders': process.exitCode = await (await import('./decoders')).decodersCommand(args); return;
       case undefined: case 'help': case '--help': process.stdout.write(USAGE); return;

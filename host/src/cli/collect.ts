@@ -1,0 +1,43 @@
+// `telegen collect`: collector mode (no eBPF). Polls the configured targets this replica owns
+// and exports them as OTLP metrics; SIGTERM flushes and exits 0.
+import { Args } from './main';
+import { ConfigError } from '../config';
+import { resolveExportConfig, ExportConfigError } from '../export';
+import { loadCollectConfig } from '../collect/config';
+import { replicaIdentity } from '../collect/shard';
+import { Collector } from '../collect';
+import { log } from '../log';
+
+const int = (v: string | true | undefined, flag: string): number | undefined => {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new ConfigError(`--${flag} needs a whole number`);
+  return Number(v);
+};
+
+export async function collectCommand(args: Args): Promise<void> {
+  const cfg = loadCollectConfig(typeof args.flags.config === 'string' ? args.flags.config : undefined);
+  const dataDir = (typeof args.flags['data-dir'] === 'string' && args.flags['data-dir']) || process.env.TELEGEN_DATA_DIR;
+  if (dataDir) cfg.data_dir = dataDir;
+  const listen = (typeof args.flags['api-listen'] === 'string' && args.flags['api-listen']) || process.env.TELEGEN_API_LISTEN;
+  if (listen) cfg.api.listen = listen;
+  const id = replicaIdentity({
+    index: int(args.flags['replica-index'], 'replica-index') ?? cfg.collect.replica_index,
+    replicas: int(args.flags.replicas, 'replicas') ?? cfg.collect.replicas,
+  });
+  let resolved;
+  try { resolved = resolveExportConfig(cfg.otlp ?? {}, process.env); } catch (e) {
+    if (e instanceof ExportConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+  const c = new Collector(cfg, resolved, id);
+  await c.start();
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping: flushing queues');
+    c.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

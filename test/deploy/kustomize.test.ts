@@ -1,0 +1,179 @@
+// deploy/: renders the kustomize base and overlays with `kubectl kustomize` (offline), validates
+// every object against the Kubernetes schemas (kubernetes-models) and checks the security
+// properties an operator relies on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import YAML from 'yaml';
+import { repoRoot } from '../helpers/decoder';
+import { parseConfig } from '../../host/src/config';
+import { resolveExportConfig } from '../../host/src/export';
+import { parseCollectConfig } from '../../host/src/collect/config';
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const SEED_CAPS = ['BPF', 'PERFMON', 'SYS_PTRACE', 'NET_ADMIN', 'DAC_READ_SEARCH'];
+
+function render(dir: string): Obj[] {
+  const out = execFileSync('kubectl', ['kustomize', path.join(repoRoot, 'deploy', 'kustomize', dir)], { encoding: 'utf8' });
+  return YAML.parseAllDocuments(out).map((d) => d.toJSON() as Obj).filter(Boolean);
+}
+
+/** Maps apiVersion to the kubernetes-models module that holds its classes. */
+function modelModule(apiVersion: string): string {
+  return apiVersion.includes('/') ? `kubernetes-models/${apiVersion}` : `kubernetes-models/v1`;
+}
+
+function validate(o: Obj): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(modelModule(o.apiVersion)) as Record<string, new (x: unknown) => { validate(): void }>;
+  const Cls = mod[o.kind];
+  assert.ok(Cls, `no schema for ${o.apiVersion} ${o.kind}`);
+  new Cls(o).validate();
+}
+
+const find = (objs: Obj[], kind: string, name?: string) => {
+  const o = objs.find((x) => x.kind === kind && (!name || x.metadata.name === name));
+  assert.ok(o, `rendered output has ${kind}${name ? ` ${name}` : ''}`);
+  return o;
+};
+
+test('every rendered object validates against the Kubernetes schemas', () => {
+  for (const dir of ['base', 'overlays/collector', 'overlays/legacy-kernel']) {
+    const objs = render(dir);
+    assert.ok(objs.length >= 6, `${dir}: ${objs.length} objects`);
+    for (const o of objs) {
+      assert.doesNotThrow(() => validate(o), `${dir}: ${o.kind}/${o.metadata.name}`);
+    }
+  }
+});
+
+test('the schema validation rejects a broken object (the check can fail)', () => {
+  const ds = structuredClone(find(render('base'), 'DaemonSet'));
+  ds.spec.template.spec.containers[0].ports[0].containerPort = 'not-a-port';
+  assert.throws(() => validate(ds), /containerPort/);
+});
+
+test('DaemonSet: hostPID, the seed capabilities instead of privileged, read-only host mounts, probes, every node', () => {
+  const objs = render('base');
+  for (const o of objs) assert.ok(!JSON.stringify(o).includes('"privileged":true'), `${o.kind}/${o.metadata.name} is not privileged`);
+  const ds = find(objs, 'DaemonSet', 'telegen');
+  const pod = ds.spec.template.spec;
+  assert.equal(pod.hostPID, true);
+  assert.equal(pod.hostNetwork, undefined, 'no host network');
+  assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
+  assert.equal(pod.serviceAccountName, 'telegen');
+  const c = pod.containers[0];
+  const sc = c.securityContext;
+  assert.equal(sc.privileged, false);
+  assert.equal(sc.allowPrivilegeEscalation, false);
+  assert.equal(sc.readOnlyRootFilesystem, true);
+  assert.deepEqual(sc.capabilities.drop, ['ALL']);
+  assert.deepEqual([...sc.capabilities.add].sort(), [...SEED_CAPS].sort(), 'exactly the seed list, no SYS_ADMIN in the base');
+
+  const vols = new Map<string, { hostPath?: { path: string } }>(pod.volumes.map((v: { name: string }) => [v.name, v]));
+  const mountOf = (hostPath: string) => {
+    const v = [...vols.entries()].find(([, x]) => x.hostPath?.path === hostPath);
+    assert.ok(v, `volume for ${hostPath}`);
+    const m = c.volumeMounts.find((x: { name: string }) => x.name === v[0]);
+    assert.ok(m, `mount of ${hostPath}`);
+    return m;
+  };
+  for (const p of ['/sys/kernel/btf', '/sys/kernel/tracing', '/proc']) assert.equal(mountOf(p).readOnly, true, `${p} read-only`);
+  assert.equal(mountOf('/sys/fs/bpf').mountPath, '/sys/fs/bpf');
+  // Every hostPath other than bpffs (pinning needs writes) is read-only.
+  for (const m of c.volumeMounts) {
+    const v = vols.get(m.name);
+    if (v?.hostPath && v.hostPath.path !== '/sys/fs/bpf') assert.equal(m.readOnly, true, `${v.hostPath.path} read-only`);
+  }
+
+  assert.equal(c.resources.requests.memory, '256Mi');
+  assert.equal(c.resources.limits.memory, '1Gi');
+  assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+  assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+  assert.equal(c.livenessProbe.httpGet.port, 'api');
+  assert.ok(c.ports.some((p: { name: string; containerPort: number }) => p.name === 'api' && p.containerPort === 9464));
+});
+
+test('SYS_ADMIN is granted only by the legacy-kernel overlay', () => {
+  const ds = find(render('overlays/legacy-kernel'), 'DaemonSet', 'telegen');
+  assert.deepEqual([...ds.spec.template.spec.containers[0].securityContext.capabilities.add].sort(), [...SEED_CAPS, 'SYS_ADMIN'].sort());
+});
+
+test('RBAC: get/list/watch on pods, nodes, replicasets, namespaces only', () => {
+  const objs = render('base');
+  const role = find(objs, 'ClusterRole', 'telegen');
+  const granted = new Set<string>();
+  for (const r of role.rules) {
+    assert.deepEqual([...r.verbs].sort(), ['get', 'list', 'watch']);
+    assert.equal(r.nonResourceURLs, undefined);
+    for (const g of r.apiGroups) for (const res of r.resources) granted.add(`${g}/${res}`);
+  }
+  assert.deepEqual([...granted].sort(), ['/namespaces', '/nodes', '/pods', 'apps/replicasets']);
+  const sa = find(objs, 'ServiceAccount', 'telegen');
+  const binding = find(objs, 'ClusterRoleBinding', 'telegen');
+  assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'telegen' });
+  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'telegen', namespace: sa.metadata.namespace }]);
+});
+
+test('ConfigMap holds a config the agent accepts, and the DaemonSet mounts it', () => {
+  const objs = render('base');
+  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('telegen-config'));
+  assert.ok(cm, 'config map rendered');
+  const raw = YAML.parse(cm.data['telegen.yaml']);
+  const cfg = parseConfig(raw, 'configmap');
+  assert.equal(cfg.data_dir, '/var/lib/telegen');
+  const resolved = resolveExportConfig(cfg.otlp ?? {}, {});
+  assert.equal(resolved.traces.mode, 'otlp');
+  assert.equal(resolved.traces.protocol, 'grpc');
+  const ds = find(objs, 'DaemonSet', 'telegen');
+  const vol = ds.spec.template.spec.volumes.find((v: { configMap?: { name: string } }) => v.configMap);
+  assert.equal(vol.configMap.name, cm.metadata.name, 'the hashed generator name is wired into the pod');
+  const args: string[] = ds.spec.template.spec.containers[0].args;
+  assert.equal(args[args.indexOf('--config') + 1], '/etc/telegen/telegen.yaml');
+});
+
+test('collector overlay: StatefulSet of 2, non-root, no capabilities, ordinal and replica count from Kubernetes', () => {
+  const objs = render('overlays/collector');
+  const ss = find(objs, 'StatefulSet', 'telegen-collector');
+  assert.equal(ss.spec.replicas, 2);
+  const pod = ss.spec.template.spec;
+  assert.notEqual(pod.hostPID, true);
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.ok(pod.securityContext.runAsUser > 0);
+  const c = pod.containers[0];
+  assert.equal(c.args[0], 'collect');
+  assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.ok(!pod.volumes.some((v: { hostPath?: unknown }) => v.hostPath), 'no host paths');
+  const env = new Map<string, { value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }>(c.env.map((e: { name: string }) => [e.name, e]));
+  assert.equal(env.get('TELEGEN_POD_NAME')?.valueFrom?.fieldRef.fieldPath, 'metadata.name');
+  assert.equal(env.get('TELEGEN_REPLICA_INDEX')?.valueFrom?.fieldRef.fieldPath, "metadata.labels['apps.kubernetes.io/pod-index']");
+  assert.equal(env.get('TELEGEN_REPLICAS')?.value, String(ss.spec.replicas), 'replica count follows spec.replicas');
+  assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+  assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('telegen-collector-config'));
+  assert.ok(cm);
+  const cc = parseCollectConfig(YAML.parse(cm.data['collector.yaml']), 'configmap');
+  assert.deepEqual(cc.collect.targets.map((t) => t.type).sort(), ['kafka', 'postgresql', 'prometheus']);
+  // The DaemonSet of the base is still there.
+  find(objs, 'DaemonSet', 'telegen');
+  find(objs, 'Service', 'telegen-collector');
+});
+
+test('Dockerfile: multi-stage on Debian 12, builds every part, unprivileged runtime user', () => {
+  const text = fs.readFileSync(path.join(repoRoot, 'deploy', 'Dockerfile'), 'utf8');
+  const froms = [...text.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)].map((m) => ({ image: m[1], stage: m[2] }));
+  assert.ok(froms.length >= 2, 'multi-stage');
+  const base = /^ARG NODE_IMAGE=(\S+)/m.exec(text)?.[1] ?? '';
+  assert.match(base, /bookworm/, 'Debian 12 (bookworm) base');
+  for (const f of froms) assert.match(f.image.replace('${NODE_IMAGE}', base), /bookworm/);
+  assert.match(text, /npm run build\b/);
+  assert.match(text, /clang .*libbpf-dev .*bpftool/);
+  for (const p of ['build/bpf', 'build/decoders', 'telegen_native.node', 'dist', 'policies']) assert.ok(text.includes(`COPY --from=build /src/${p}`) || text.includes(p), `runtime copies ${p}`);
+  const users = [...text.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+  assert.equal(users.at(-1), '65534:65534');
+  assert.ok(!/--privileged/.test(text));
+});
