@@ -84,6 +84,15 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | 'too
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
+/** Routes a tracer adds while it runs (e.g. /api/profile). Checked after the token check, so
+ *  a mutating one is always token-guarded; its body is capped at 64 KiB. */
+export interface ApiRoute {
+  method: string;
+  path: string;
+  handle(url: URL, body: Buffer | undefined): { code: number; body: unknown; type?: string } | Promise<{ code: number; body: unknown; type?: string }>;
+}
+export const extraRoutes: ApiRoute[] = [];
+
 /** HTTPS with the configured PEM files, else plain HTTP (loopback default). */
 export function createApiServer(tls: { cert_file: string; key_file: string } | undefined, handler: http.RequestListener): http.Server {
   if (!tls) return http.createServer(handler);
@@ -105,6 +114,13 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
       if ((mutating || !open) && !tokenOk(req, deps.token)) {
         res.setHeader('www-authenticate', 'Bearer');
         return json(res, 401, { error: 'a bearer token is required (see api.token_file; the agent writes DATA_DIR/api-token)' });
+      }
+      const extra = extraRoutes.find((r) => r.path === p && r.method === req.method);
+      if (extra) {
+        const body = mutating ? await readBody(req, 65536) : undefined;
+        if (body === 'too_large') return json(res, 413, { error: 'body larger than 65536 bytes' });
+        const r = await extra.handle(url, body);
+        return r.type ? send(res, r.code, String(r.body), r.type) : json(res, r.code, r.body);
       }
       if (!mutating) {
         switch (p) {

@@ -8,6 +8,7 @@ import { socketTracerSchema } from '../ingest/config';
 import { pipelineSchema } from '../pipeline/config';
 import { decodersSchema } from '../decoders/config';
 import { apiSchema } from '../api/config';
+import { profileSchema } from '../profile/config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -17,6 +18,7 @@ export const configSchema = z.object({
   api: apiSchema.default({}),
   tracers: z.object({
     socket: socketTracerSchema.default({}),
+    profile: profileSchema.default({}),
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),

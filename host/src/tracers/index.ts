@@ -1,5 +1,8 @@
 // The registry of tracers started by the agent besides the socket tracer (DESIGN §Style 9: one
 // list). Each entry is [name, factory]; a factory returns null when its tracer is disabled.
 import { TracerFactory } from '../agent';
+import { profileTracer } from './profile';
 
-export const TRACERS: Array<[string, TracerFactory]> = [];
+export const TRACERS: Array<[string, TracerFactory]> = [
+  ['profile', profileTracer],
+];

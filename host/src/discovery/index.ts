@@ -1,0 +1,321 @@
+// The discovery engine: host, cloud, Kubernetes, listening services and per-process facts (runtime,
+// container, pod, service.name), turned into OpenTelemetry resource attributes for every span.
+// Processes are read lazily on first sight and by a periodic /proc rescan; exits come from the
+// socket tracer (forget()).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readHost, hostAttributes, HostInfo } from './host';
+import { readDmi, cloudFromDmi, cloudAttributes, enrichFromImds, CloudInfo } from './cloud';
+import { readCgroup, CgroupFacts } from './cgroup';
+import { detectRuntime, RuntimeInfo } from './runtime';
+import { detectInCluster, PodIndex, PodContainer, k8sAttributes, InCluster } from './k8s';
+import { readListening, socketInodes, recogniseService } from './sockets';
+import { discoverySchema, DiscoveryConfig } from './config';
+import { log } from '../log';
+
+const dlog = log.child({ component: 'discovery' });
+
+export interface DiscoveredProcess {
+  pid: number;
+  ppid?: number;
+  executableName: string;
+  executablePath?: string;
+  commandLine?: string;
+  owner?: string;
+  serviceName: string;
+  /** Where service.name came from: env, rule, k8s, container, executable. */
+  serviceNameSource: string;
+  /** Resource attributes the process declared in OTEL_RESOURCE_ATTRIBUTES. */
+  envResource: Record<string, string>;
+  runtime: RuntimeInfo;
+  cgroup: CgroupFacts;
+  pod?: PodContainer;
+  firstSeen: number;
+}
+
+export interface DiscoveredService {
+  transport: 'tcp' | 'udp';
+  address: string;
+  port: number;
+  pid?: number;
+  executableName?: string;
+  service?: string;
+  decoder?: string;
+  system?: string;
+}
+
+const MAX_PROCS = 8192;
+
+function readText(p: string): string | undefined { try { return fs.readFileSync(p, 'utf8'); } catch { return undefined; } }
+
+/** OTEL_RESOURCE_ATTRIBUTES: key=value pairs, comma separated, values percent-encoded. */
+export function parseResourceAttributes(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of s.split(',')) {
+    const i = kv.indexOf('=');
+    if (i <= 0) continue;
+    const k = kv.slice(0, i).trim();
+    let v = kv.slice(i + 1).trim();
+    try { v = decodeURIComponent(v); } catch { /* keep raw */ }
+    if (k) out[k] = v;
+  }
+  return out;
+}
+
+function envOf(pid: number, procRoot: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const env = readText(`${procRoot}/${pid}/environ`);
+  if (!env) return out;
+  for (const kv of env.split('\0')) {
+    if (kv.startsWith('OTEL_SERVICE_NAME=') || kv.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) {
+      const i = kv.indexOf('=');
+      out[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+  }
+  return out;
+}
+
+const userNames = new Map<number, string>();
+function userName(uid: number): string {
+  if (userNames.size === 0) {
+    for (const line of (readText('/etc/passwd') ?? '').split('\n')) {
+      const f = line.split(':');
+      if (f.length > 2) userNames.set(Number(f[2]), f[0]);
+    }
+  }
+  return userNames.get(uid) ?? String(uid);
+}
+
+export class Discovery {
+  readonly cfg: DiscoveryConfig;
+  host: HostInfo;
+  cloud: CloudInfo;
+  k8s: InCluster;
+  pods?: PodIndex;
+  readonly procs = new Map<number, DiscoveredProcess>();
+  services: DiscoveredService[] = [];
+  readonly portHints: Record<string, number[]> = {};
+  private inodePid = new Map<number, number>();
+  private timers: NodeJS.Timeout[] = [];
+  private rules: Array<{ name: string; exe?: RegExp; cmdline?: RegExp; namespace?: RegExp; container?: RegExp }>;
+  private hostAttrs: Record<string, string | number>;
+  private features?: unknown;
+  private resCache = new Map<number, { key: string; attrs: Record<string, string | number> }>();
+  onPortHints?: (hints: Record<string, number[]>) => void;
+  lastScanMs = 0;
+
+  constructor(cfg: Partial<DiscoveryConfig> = {}) {
+    this.cfg = discoverySchema.parse(cfg);
+    this.rules = this.cfg.service_rules.map((r) => ({
+      name: r.name, exe: r.exe ? new RegExp(r.exe) : undefined, cmdline: r.cmdline ? new RegExp(r.cmdline) : undefined,
+      namespace: r.namespace ? new RegExp(r.namespace) : undefined, container: r.container ? new RegExp(r.container) : undefined,
+    }));
+    this.host = readHost();
+    this.cloud = cloudFromDmi(readDmi(this.cfg.dmi_root));
+    this.k8s = detectInCluster();
+    this.hostAttrs = this.computeHostAttrs();
+  }
+
+  private computeHostAttrs(): Record<string, string | number> {
+    // Cloud instance id (IMDS) is the better host.id when known; machine-id otherwise.
+    return { ...hostAttributes(this.host), ...cloudAttributes(this.cloud) };
+  }
+
+  /** Starts periodic scans, the pod watch and (when enabled) the metadata lookup. Never blocks on the network. */
+  async start(): Promise<void> {
+    this.scanProcs();
+    this.scanSockets();
+    this.timers.push(setInterval(() => this.scanProcs(), this.cfg.scan_interval_ms).unref());
+    this.timers.push(setInterval(() => this.scanSockets(), this.cfg.socket_scan_interval_ms).unref());
+    if (this.cfg.cloud_metadata.enabled && this.cloud.provider) {
+      void enrichFromImds(this.cloud, this.cfg.cloud_metadata.timeout_ms, this.cfg.cloud_metadata.endpoint).then((c) => {
+        this.cloud = c; this.hostAttrs = this.computeHostAttrs(); this.resCache.clear();
+      });
+    }
+    const kc = this.cfg.kubernetes;
+    const want = kc.enabled === 'true' || (kc.enabled === 'auto' && (this.k8s.inCluster || !!kc.api_server));
+    if (want) {
+      let token: string | undefined;
+      if (kc.token_file) token = fs.readFileSync(kc.token_file, 'utf8').trim();
+      this.pods = new PodIndex({ nodeName: kc.node_name ?? process.env.NODE_NAME ?? os.hostname(), labels: kc.labels, annotations: kc.annotations, server: kc.api_server, token });
+      this.pods.start().catch((e) => { dlog.warn({ err: (e as Error).message }, 'Kubernetes pod watch could not start'); });
+    }
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.pods?.stop();
+  }
+
+  /** Facts for a pid, read from /proc on first sight (comm is the kernel's name if /proc is gone). */
+  process(pid: number, comm?: string): DiscoveredProcess {
+    const hit = this.procs.get(pid);
+    if (hit) return hit;
+    const root = this.cfg.proc_root;
+    let executablePath: string | undefined;
+    try { executablePath = fs.readlinkSync(`${root}/${pid}/exe`).replace(/ \(deleted\)$/, ''); } catch { /* exited or kernel thread */ }
+    const cmd = readText(`${root}/${pid}/cmdline`);
+    const commandLine = cmd ? cmd.split('\0').filter(Boolean).join(' ') || undefined : undefined;
+    const status = readText(`${root}/${pid}/status`) ?? '';
+    const ppid = /PPid:\s*(\d+)/.exec(status)?.[1];
+    const uid = /Uid:\s*(\d+)/.exec(status)?.[1];
+    const name = /Name:\s*(.*)/.exec(status)?.[1];
+    const executableName = executablePath ? path.basename(executablePath) : (comm || name || `pid-${pid}`);
+    const env = envOf(pid, root);
+    const envResource = env.OTEL_RESOURCE_ATTRIBUTES ? parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES) : {};
+    const p: DiscoveredProcess = {
+      pid, ppid: ppid ? Number(ppid) : undefined, executableName, executablePath, commandLine,
+      owner: uid !== undefined ? userName(Number(uid)) : undefined,
+      serviceName: '', serviceNameSource: '', envResource,
+      runtime: detectRuntime(pid, executablePath, root),
+      cgroup: readCgroup(pid, root),
+      firstSeen: Date.now(),
+    };
+    const envName = env.OTEL_SERVICE_NAME || envResource['service.name'];
+    if (envName) { p.serviceName = envName; p.serviceNameSource = 'env'; }
+    this.name(p);
+    if (this.procs.size >= MAX_PROCS) this.procs.delete(this.procs.keys().next().value as number);
+    this.procs.set(pid, p);
+    return p;
+  }
+
+  /** service.name after env: config rules, then k8s owner, container name, executable. */
+  private name(p: DiscoveredProcess): void {
+    if (p.serviceNameSource === 'env') return;
+    if (p.cgroup.containerId && this.pods) p.pod = this.pods.lookup(p.cgroup.containerId);
+    for (const r of this.rules) {
+      if (r.exe && !r.exe.test(p.executableName)) continue;
+      if (r.cmdline && !r.cmdline.test(p.commandLine ?? '')) continue;
+      if (r.namespace && !r.namespace.test(p.pod?.namespace ?? '')) continue;
+      if (r.container && !r.container.test(p.pod?.containerName ?? '')) continue;
+      p.serviceName = r.name; p.serviceNameSource = 'rule'; return;
+    }
+    if (p.pod) {
+      const owner = p.pod.owner && p.pod.owner.kind !== 'ReplicaSet' && p.pod.owner.kind !== 'Job' ? p.pod.owner.name : undefined;
+      if (owner) { p.serviceName = owner; p.serviceNameSource = 'k8s'; return; }
+      p.serviceName = p.pod.containerName; p.serviceNameSource = 'container'; return;
+    }
+    p.serviceName = p.executableName; p.serviceNameSource = 'executable';
+  }
+
+  forget(pid: number): void {
+    this.procs.delete(pid);
+    this.resCache.delete(pid);
+  }
+
+  /** Resource attributes for spans of this pid (host, cloud, k8s, process, service). */
+  resource(pid: number, comm?: string): Record<string, string | number> {
+    const p = this.process(pid, comm);
+    // The pod can arrive after the process (watch lag): re-resolve while it is still unknown.
+    const podVersion = this.pods?.version ?? 0;
+    if (p.cgroup.containerId && this.pods && !p.pod) this.name(p);
+    const key = `${podVersion}:${p.pod ? 1 : 0}:${p.serviceName}`;
+    const c = this.resCache.get(pid);
+    if (c && c.key === key) return c.attrs;
+    const a: Record<string, string | number> = { ...this.hostAttrs, ...p.envResource };
+    a['service.name'] = p.serviceName;
+    a['process.pid'] = pid;
+    if (p.ppid !== undefined) a['process.parent_pid'] = p.ppid;
+    a['process.executable.name'] = p.executableName;
+    if (p.executablePath) a['process.executable.path'] = p.executablePath;
+    if (p.commandLine) a['process.command_line'] = p.commandLine.length > 1024 ? p.commandLine.slice(0, 1024) : p.commandLine;
+    if (p.owner) a['process.owner'] = p.owner;
+    a['process.runtime.name'] = p.runtime.name;
+    if (p.runtime.version) a['process.runtime.version'] = p.runtime.version;
+    if (p.runtime.description) a['process.runtime.description'] = p.runtime.description;
+    if (p.cgroup.containerId) a['container.id'] = p.cgroup.containerId;
+    if (p.cgroup.runtime) a['container.runtime'] = p.cgroup.runtime;
+    if (p.pod) Object.assign(a, k8sAttributes(p.pod, this.cfg.kubernetes));
+    a['telemetry.sdk.name'] = 'telegen';
+    a['telemetry.sdk.language'] = 'ebpf';
+    this.resCache.set(pid, { key, attrs: a });
+    if (this.resCache.size > MAX_PROCS) this.resCache.delete(this.resCache.keys().next().value as number);
+    return a;
+  }
+
+  /** New pids are read, vanished ones dropped (backs up the exit events for exec'd and short-lived processes). */
+  scanProcs(): void {
+    const t0 = Date.now();
+    let names: string[];
+    try { names = fs.readdirSync(this.cfg.proc_root); } catch { return; }
+    const live = new Set<number>();
+    for (const n of names) {
+      const c = n.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      const pid = Number(n);
+      live.add(pid);
+      if (this.procs.has(pid)) continue;
+      // Kernel threads have no executable: not worth a row.
+      try { fs.readlinkSync(`${this.cfg.proc_root}/${pid}/exe`); } catch { continue; }
+      this.process(pid);
+    }
+    for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.forget(pid);
+    this.lastScanMs = Date.now() - t0;
+  }
+
+  /** Listening sockets → owning process → recognised service; new decoder ports become hints. */
+  scanSockets(): void {
+    const socks = readListening(this.cfg.proc_root);
+    if (socks.some((s) => !this.inodePid.has(s.inode))) {
+      // Only walk fds when a socket appeared that we cannot place yet.
+      this.inodePid.clear();
+      for (const pid of this.procs.keys()) for (const ino of socketInodes(pid, this.cfg.proc_root)) this.inodePid.set(ino, pid);
+    }
+    const out: DiscoveredService[] = [];
+    const fresh: Record<string, number[]> = {};
+    const seen = new Set<string>();
+    for (const s of socks) {
+      const key = `${s.transport}:${s.address}:${s.port}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const pid = this.inodePid.get(s.inode);
+      const p = pid !== undefined ? this.procs.get(pid) : undefined;
+      const kind = recogniseService(p?.executableName ?? '', p?.commandLine ?? '', s.port);
+      out.push({ transport: s.transport, address: s.address, port: s.port, pid, executableName: p?.executableName, service: kind?.name, decoder: kind?.decoder, system: kind?.system });
+      if (kind?.decoder && (p || s.port < 1024 || kind.name !== 'dns')) {
+        const l = (this.portHints[kind.decoder] ??= []);
+        if (!l.includes(s.port)) { l.push(s.port); (fresh[kind.decoder] ??= []).push(s.port); }
+      }
+    }
+    this.services = out;
+    if (Object.keys(fresh).length && this.cfg.port_hints) {
+      dlog.info({ hints: fresh }, 'decoder port hints from discovered services');
+      this.onPortHints?.(fresh);
+    }
+  }
+
+  /** Cached BPF feature probe (bpftool; shared with doctor). */
+  bpfFeatures(): unknown {
+    if (this.features === undefined) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { probeFeatures } = require('../doctor/probe') as typeof import('../doctor/probe');
+      this.features = probeFeatures();
+    }
+    return this.features;
+  }
+
+  snapshot(opts: { features?: boolean } = {}): Record<string, unknown> {
+    return {
+      host: this.host,
+      resource: this.hostAttrs,
+      cloud: { ...this.cloud, dmi: undefined },
+      kubernetes: { ...this.k8s, watching: !!this.pods, synced: this.pods?.synced ?? false, pods: this.pods?.pods.size ?? 0, containers: this.pods?.byContainer.size ?? 0, lastError: this.pods?.lastError },
+      services: this.services,
+      portHints: this.portHints,
+      processes: [...this.procs.values()].map((p) => ({ ...p, resource: undefined })),
+      ...(opts.features ? { bpf: this.bpfFeatures() } : {}),
+    };
+  }
+}
+
+let active: Discovery | undefined;
+
+/** The engine the agent started, or a plain one (no timers, no network) for replay and tools. */
+export function discovery(): Discovery {
+  if (!active) active = new Discovery({});
+  return active;
+}
+export function setDiscovery(d: Discovery | undefined): void { active = d; }
+export function activeDiscovery(): Discovery | undefined { return active; }

@@ -1,0 +1,21 @@
+// Registers discovery with the agent as one of its "tracers": started on its own, reported in
+// /api/status, and wired to the decoder registry (port hints) and span enrichment (setDiscovery).
+import { TracerFactory } from '../agent';
+import { Discovery, setDiscovery } from './index';
+import { DiscoveryConfig } from './config';
+
+export const discoveryTracer: TracerFactory = async (ctx) => {
+  const cfg = (ctx.cfg as unknown as { discovery?: DiscoveryConfig }).discovery;
+  if (cfg && !cfg.enabled) return null;
+  const d = new Discovery(cfg ?? {});
+  d.onPortHints = (hints) => ctx.agent.registry.addPortHints(hints);
+  setDiscovery(d);
+  await d.start();
+  if (cfg?.port_hints !== false && Object.keys(d.portHints).length) ctx.agent.registry.addPortHints(d.portHints);
+  const where = [d.cloud.provider ? `cloud ${d.cloud.provider}` : 'no cloud', d.pods ? 'watching pods' : d.k8s.inCluster ? 'in cluster' : 'not in Kubernetes'];
+  return {
+    name: 'discovery',
+    detail: `${d.procs.size} processes, ${d.services.length} listening sockets, ${where.join(', ')}`,
+    stop: () => { d.stop(); setDiscovery(undefined); },
+  };
+};
