@@ -3,6 +3,7 @@
 #include "bpf_object.h"
 #include "profile_tracer.h"
 #include "socket_tracer.h"
+#include "uprobe_tracer.h"
 
 namespace {
 
@@ -10,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SocketTracer", telegen::SocketTracer::Init(env));
   exports.Set("ProfileTracer", telegen::ProfileTracer::Init(env));
   exports.Set("BpfObject", telegen::BpfObject::Init(env));
+  exports.Set("UprobeTracer", telegen::UprobeTracer::Init(env));
   return exports;
 }
 
