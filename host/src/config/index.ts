@@ -8,6 +8,7 @@ import { socketTracerSchema } from '../ingest/config';
 import { pipelineSchema } from '../pipeline/config';
 import { decodersSchema } from '../decoders/config';
 import { apiSchema } from '../api/config';
+import { discoverySchema } from '../discovery/config';
 import { profileSchema } from '../profile/config';
 
 export const configSchema = z.object({
@@ -22,6 +23,7 @@ export const configSchema = z.object({
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),
+  discovery: discoverySchema.default({}),
   otlp: z.unknown().optional().describe('OTLP export, validated by host/src/export/config.ts (otlp.endpoint, protocol, compression, per-signal enabled/batch_size …)'),
 }).strict();
 

@@ -1,8 +1,10 @@
 // The registry of tracers started by the agent besides the socket tracer (DESIGN §Style 9: one
 // list). Each entry is [name, factory]; a factory returns null when its tracer is disabled.
 import { TracerFactory } from '../agent';
+import { discoveryTracer } from '../discovery/tracer';
 import { profileTracer } from './profile';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
+  ['discovery', discoveryTracer],
   ['profile', profileTracer],
 ];

@@ -1,0 +1,47 @@
+// Typed entry to native/src/profile_tracer.cc.
+import { loadNative } from '../native';
+import { RawDrain } from './model';
+
+export interface ProfileAttachReport {
+  cpus: number;
+  attached: number[];
+  failed: Array<{ cpu: number; error: string }>;
+  progId?: number;
+  stackEntries: number;
+  maxDepth: number;
+}
+
+/** Order of enum tg_prof_stat (bpf/include/profile.h). */
+export const PROFILE_STATS = ['samples', 'idle', 'filtered', 'collisions', 'stack_nomem', 'stack_lost', 'counts_full'] as const;
+export type ProfileStats = Record<(typeof PROFILE_STATS)[number], number>;
+
+interface NativeProfileTracer {
+  open(o: { frequency: number }): ProfileAttachReport;
+  drain(): RawDrain;
+  setEnabled(on: boolean): void;
+  setTarget(t: { pids: number[]; cgroups: bigint[] } | null): number | undefined;
+  stats(): number[];
+  close(): void;
+}
+
+export class NativeProfiler {
+  private t: NativeProfileTracer;
+  readonly report: ProfileAttachReport;
+  private closed = false;
+  constructor(frequency: number) {
+    const addon = loadNative() as unknown as { ProfileTracer?: new () => NativeProfileTracer };
+    if (!addon.ProfileTracer) throw new Error('native addon has no ProfileTracer: rebuild with npm run build:native');
+    this.t = new addon.ProfileTracer();
+    this.report = this.t.open({ frequency });
+  }
+  drain(): RawDrain { return this.t.drain(); }
+  setEnabled(on: boolean): void { this.t.setEnabled(on); }
+  setTarget(t: { pids: number[]; cgroups: bigint[] } | null): void { this.t.setTarget(t); }
+  stats(): ProfileStats {
+    const a = this.t.stats();
+    const out = {} as ProfileStats;
+    PROFILE_STATS.forEach((k, i) => { out[k] = a[i] ?? 0; });
+    return out;
+  }
+  close(): void { if (!this.closed) { this.closed = true; this.t.close(); } }
+}
