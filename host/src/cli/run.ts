@@ -26,6 +26,17 @@ export async function runCommand(args: Args): Promise<void> {
     log.info({ signal: sig }, 'stopping: flushing queues');
     agent.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
+  // SIGHUP re-validates the config file; an invalid file never replaces the running config (and
+  // without a handler Node would exit on SIGHUP). Applying a valid change still needs a restart.
+  const cfgFile = typeof args.flags.config === 'string' ? args.flags.config : undefined;
+  process.on('SIGHUP', () => {
+    try {
+      resolveExportConfig(loadConfig(cfgFile, overrides).otlp ?? {}, process.env);
+      log.info({ config: cfgFile ?? '(embedded default)' }, 'config reload: file is valid; restart to apply changes');
+    } catch (e) {
+      log.error({ config: cfgFile, error: (e as Error).message }, 'config reload failed: keeping the running config');
+    }
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
