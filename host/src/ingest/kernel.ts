@@ -1,7 +1,7 @@
 // Kernel source: turns ring-buffer batches (zero-copy views from the native addon) into router
 // calls. Reads fields by the BTF-generated offsets; connection strings are built once per
 // connection, not per event.
-import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_role } from '../generated/layout';
+import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_data_flags } from '../generated/layout';
 import { Router, Conn } from './router';
 import { ConnMeta, Role } from '../model';
 import { SelfMetrics } from '../metrics/self';
@@ -9,6 +9,9 @@ import { forgetProcess } from '../pipeline/process';
 
 const INFO_DATA = tg_data_event.conn;
 const INFO_CONN = tg_conn_event.conn;
+/** Router key of a connection's TLS plaintext (bpf/tls.bpf.c): its own stream beside the
+ *  ciphertext one; conn ids are counters and never reach bit 63. */
+const TLS_STREAM = 1n << 63n;
 
 function addrString(ring: Uint8Array, off: number, family: number): string {
   // IPv4 arrives mapped (::ffff:a.b.c.d) whatever the socket family.
@@ -46,6 +49,8 @@ export class KernelIngest {
   private readonly conns = new Map<bigint, KConn>();
   /** Connections per process: exit() closes every fd without close() events. */
   private readonly byPid = new Map<number, Set<bigint>>();
+  /** Connections whose plaintext the TLS tracer delivers: their ciphertext is dropped. */
+  private readonly tlsConns = new Set<bigint>();
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
@@ -57,8 +62,8 @@ export class KernelIngest {
     return this.dv;
   }
 
-  private connFor(ring: Uint8Array, dv: DataView, info: number): KConn {
-    const id = dv.getBigUint64(info + tg_conn_info.conn_id, true);
+  private connFor(ring: Uint8Array, dv: DataView, info: number, key?: bigint): KConn {
+    const id = key ?? dv.getBigUint64(info + tg_conn_info.conn_id, true);
     let k = this.conns.get(id);
     if (k) return k;
     const family = dv.getUint16(info + tg_conn_info.family, true);
@@ -85,6 +90,7 @@ export class KernelIngest {
   private drop(id: bigint, k: KConn): void {
     this.router.close(k.conn);
     this.conns.delete(id);
+    if (id & TLS_STREAM) this.tlsConns.delete(id ^ TLS_STREAM);
     const set = this.byPid.get(k.pid);
     if (set) { set.delete(id); if (!set.size) this.byPid.delete(k.pid); }
   }
@@ -105,6 +111,9 @@ export class KernelIngest {
         const id = dv.getBigUint64(off + INFO_CONN + tg_conn_info.conn_id, true);
         const k = this.conns.get(id);
         if (k) this.drop(id, k);
+        const t = this.conns.get(id | TLS_STREAM);
+        if (t) this.drop(id | TLS_STREAM, t);
+        this.tlsConns.delete(id);
       } else if (type === tg_event_type.TG_EV_PROC_EXIT) {
         if (len < tg_conn_event.size) continue;
         const pid = dv.getUint32(off + INFO_CONN + tg_conn_info.pid, true);
@@ -119,7 +128,20 @@ export class KernelIngest {
   }
 
   private onData(ring: Uint8Array, dv: DataView, off: number, len: number): void {
-    const k = this.connFor(ring, dv, off + INFO_DATA);
+    const raw = dv.getBigUint64(off + INFO_DATA + tg_conn_info.conn_id, true);
+    let key = raw;
+    if (ring[off + tg_data_event.flags] & tg_data_flags.TG_DATA_TLS) {
+      key = raw | TLS_STREAM;
+      if (!this.tlsConns.has(raw)) {
+        // From now on this connection is read as plaintext: its ciphertext stream ends here.
+        this.tlsConns.add(raw);
+        const c = this.conns.get(raw);
+        if (c) this.drop(raw, c);
+      }
+    } else if (this.tlsConns.has(raw)) {
+      return;
+    }
+    const k = this.connFor(ring, dv, off + INFO_DATA, key);
     const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
     const d = egress ? 0 : 1;
     const pos = Number(dv.getBigUint64(off + tg_data_event.pos, true));
