@@ -10,6 +10,7 @@ import { decodersSchema } from '../decoders/config';
 import { apiSchema } from '../api/config';
 import { discoverySchema } from '../discovery/config';
 import { profileSchema } from '../profile/config';
+import { tlsTracerSchema } from '../tracers/tls-config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -20,6 +21,7 @@ export const configSchema = z.object({
   tracers: z.object({
     socket: socketTracerSchema.default({}),
     profile: profileSchema.default({}),
+    tls: tlsTracerSchema.default({}),
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),

@@ -3,8 +3,10 @@
 import { TracerFactory } from '../agent';
 import { discoveryTracer } from '../discovery/tracer';
 import { profileTracer } from './profile';
+import { tlsTracer } from './tls';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
   ['discovery', discoveryTracer],
   ['profile', profileTracer],
+  ['tls', tlsTracer],
 ];

@@ -1,0 +1,173 @@
+// TLS plaintext tracer: uprobes on OpenSSL's SSL_read/SSL_write/SSL_read_ex/SSL_write_ex
+// (bpf/tls.bpf.c). Its records go into the socket tracer's ring as TG_DATA_TLS data events, so
+// HTTPS and gRPC over TLS reach the same router and decoders as cleartext (host/src/ingest/
+// kernel.ts routes the plaintext as the connection's stream and drops its ciphertext).
+//
+// A uprobe hooks a file (inode), not a process: once libssl.so.3 or the node binary is hooked,
+// every process running it — started before or after — is covered. The periodic /proc scan only
+// finds binaries not seen yet (another libssl copy, a container's, a static binary).
+import * as fs from 'fs';
+import * as path from 'path';
+import { TracerContext, TracerFactory, RunningTracer } from '../agent';
+import { log } from '../log';
+import { loadNative, nativeAddonPath } from '../native';
+import { tg_tls_stat } from '../generated/tls-layout';
+
+const tlog = log.child({ component: 'tracer.tls' });
+
+/** [exported function, entry program]; every one also gets the shared return program. */
+export const SSL_FUNCS: ReadonlyArray<[string, string]> = [
+  ['SSL_write', 'tls_write_enter'],
+  ['SSL_read', 'tls_read_enter'],
+  ['SSL_write_ex', 'tls_write_ex_enter'],
+  ['SSL_read_ex', 'tls_read_ex_enter'],
+];
+const EXIT_PROG = 'tls_exit';
+
+interface NativeUprobeTracer {
+  open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
+  attachUprobe(prog: string, binary: string, func: string, retprobe: boolean, pid?: number): number;
+  detach(handle: number): boolean;
+  stats(map: string): number[];
+  close(): void;
+}
+
+/** Files a process maps that may carry OpenSSL: its libssl copies (from /proc/PID/maps text). */
+export function libsslPaths(maps: string): string[] {
+  const out = new Set<string>();
+  for (const line of maps.split('\n')) {
+    const slash = line.indexOf('/');
+    if (slash < 0) continue;
+    const p = line.slice(slash);
+    if (/\/libssl\.so[.\d]*$/.test(p)) out.add(p);
+  }
+  return [...out];
+}
+
+/** dev:inode of a file, the identity a uprobe hooks; null when it cannot be stat'ed. */
+function fileKey(p: string): string | null {
+  try {
+    const st = fs.statSync(p);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+export class TlsAttacher {
+  /** dev:inode → handles (empty: looked at, exports no OpenSSL). */
+  readonly hooked = new Map<string, { path: string; handles: number[] }>();
+  scans = 0;
+
+  constructor(private readonly t: NativeUprobeTracer) {}
+
+  /** Hooks every SSL_* function `file` exports; returns how many were hooked. */
+  attachFile(file: string, key: string): number {
+    const handles: number[] = [];
+    for (const [func, prog] of SSL_FUNCS) {
+      let enter: number;
+      try {
+        enter = this.t.attachUprobe(prog, file, func, false);
+      } catch {
+        continue; // not exported here (SSL_*_ex before OpenSSL 1.1.1, or no OpenSSL at all)
+      }
+      try {
+        handles.push(enter, this.t.attachUprobe(EXIT_PROG, file, func, true));
+      } catch (e) {
+        // An entry without its return would only leave stale calls behind.
+        this.t.detach(enter);
+        tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
+      }
+    }
+    this.hooked.set(key, { path: file, handles });
+    if (handles.length) tlog.info({ file, functions: handles.length / 2 }, 'OpenSSL hooked');
+    return handles.length / 2;
+  }
+
+  private consider(file: string, pidRoot: string): void {
+    // A process in another mount namespace names files from its own root.
+    const candidates = [file, path.join(pidRoot, file)];
+    for (const c of candidates) {
+      const key = fileKey(c);
+      if (!key) continue;
+      if (!this.hooked.has(key)) this.attachFile(c, key);
+      return;
+    }
+  }
+
+  /** One pass over /proc: every process's executable and libssl copies. */
+  scan(): void {
+    this.scans++;
+    let pids: string[];
+    try {
+      pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+    } catch {
+      return;
+    }
+    for (const pid of pids) {
+      const root = `/proc/${pid}/root`;
+      try {
+        const exe = fs.readlinkSync(`/proc/${pid}/exe`);
+        if (!exe.endsWith(' (deleted)')) {
+          const key = fileKey(`/proc/${pid}/exe`);
+          if (key && !this.hooked.has(key)) this.attachFile(fs.existsSync(exe) && fileKey(exe) === key ? exe : `/proc/${pid}/exe`, key);
+        }
+        for (const lib of libsslPaths(fs.readFileSync(`/proc/${pid}/maps`, 'latin1'))) this.consider(lib, root);
+      } catch {
+        /* kernel threads have no exe; processes exit while we look */
+      }
+    }
+  }
+
+  hookedFiles(): string[] {
+    return [...this.hooked.values()].filter((h) => h.handles.length).map((h) => h.path);
+  }
+}
+
+function objectPath(): string {
+  // native/build/Release/telegen_native.node → repository root
+  return path.join(path.dirname(nativeAddonPath()), '..', '..', '..', 'build', 'bpf', 'tls.bpf.o');
+}
+
+const STAT_NAMES = (Object.keys(tg_tls_stat) as Array<keyof typeof tg_tls_stat>)
+  .filter((k) => k !== 'TG_TLS_STAT_MAX')
+  .map((k) => ({ name: k.slice('TG_TLS_STAT_'.length).toLowerCase(), index: tg_tls_stat[k] }));
+
+export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | null => {
+  const cfg = ctx.cfg.tracers.tls;
+  if (!cfg.enabled || process.env.TELEGEN_TLS === '0') return null;
+  if (!ctx.cfg.tracers.socket.enabled) throw new Error('the TLS tracer writes into the socket tracer\'s ring: enable tracers.socket');
+  const Native = (loadNative() as unknown as { UprobeTracer: new () => NativeUprobeTracer }).UprobeTracer;
+  const t = new Native();
+  const rep = t.open(objectPath(), {
+    rodata: { self_pid: process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
+    shareMaps: ['tg_conns', 'tg_ring'],
+  });
+  for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; TLS attribution falls back to known SSL objects');
+  const attacher = new TlsAttacher(t);
+  attacher.scan();
+  const timer = setInterval(() => {
+    try {
+      attacher.scan();
+    } catch (e) {
+      tlog.error({ err: (e as Error).message }, 'scan failed');
+    }
+  }, cfg.rescan_ms);
+  timer.unref();
+
+  const meter = ctx.signals.meter;
+  const gauge = meter.createObservableCounter('telegen.tls.records', { description: 'TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)' });
+  gauge.addCallback((r) => {
+    const v = t.stats('tls_stats');
+    for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
+  });
+  const files = attacher.hookedFiles();
+  return {
+    name: 'tls',
+    detail: `${rep.attached.length} syscall programs; OpenSSL hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
+    stop(): void {
+      clearInterval(timer);
+      t.close();
+    },
+  };
+};
