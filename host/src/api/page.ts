@@ -11,14 +11,14 @@ h1{font-size:18px;margin:0} h2{font-size:15px;margin:18px 0 8px}
 main{padding:0 20px 20px} table{border-collapse:collapse;width:100%}
 td,th{padding:4px 8px;border-bottom:1px solid #2a3340;text-align:left;font-variant-numeric:tabular-nums}
 .ok{color:#7ee787}.bad{color:#ff7b72} code{color:#a5d6ff}
-#graph{width:100%;height:420px;background:#121820;border:1px solid #2a3340;border-radius:6px}
+#graphbox{overflow-x:auto}#graph{min-width:100%;height:420px;background:#121820;border:1px solid #2a3340;border-radius:6px}
 #graph .node rect{fill:#1f2a37;stroke:#58a6ff;stroke-width:1.5}
 #graph .node.database rect{stroke:#d2a8ff}#graph .node.dns rect{stroke:#e3b341}#graph .node.external rect,#graph .node.user rect{stroke:#8b949e}#graph .node.broker rect{stroke:#ffa657}
 #graph .node text{fill:#e6e6e6;font-size:12px}
 #graph .edge{stroke:#58a6ff;stroke-width:2;fill:none}#graph .edge.err{stroke:#ff7b72}
 #graph .hit{stroke:transparent;stroke-width:14;fill:none;cursor:pointer}
-#graph .hit:hover+.edge,#graph .edge.sel{stroke:#f0f6fc;stroke-width:3}
-#graph .elabel{fill:#8b949e;font-size:11px;pointer-events:none}#graph .edge{pointer-events:none}#graph .node{pointer-events:none}
+#graph .edge.sel{stroke:#f0f6fc;stroke-width:3}
+#graph .elabel{fill:#c9d1d9;font-size:11px;pointer-events:none}#graph .elabelg{cursor:pointer}#graph .elabelg rect{fill:#1a2029;stroke:#2a3340}#graph .edge{pointer-events:none}#graph .node{pointer-events:none}
 .trace{border:1px solid #2a3340;border-radius:6px;margin:6px 0;padding:6px 8px}
 .trace .sp{display:flex;align-items:center;font-size:12px;height:18px}
 .trace .nm{width:340px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -30,7 +30,7 @@ td,th{padding:4px 8px;border-bottom:1px solid #2a3340;text-align:left;font-varia
 <header><h1>telegen</h1><div id="status">loading…</div></header>
 <main>
 <h2>Service graph</h2>
-<svg id="graph" role="img" aria-label="service graph"></svg>
+<div id="graphbox"><svg id="graph" role="img" aria-label="service graph"></svg></div>
 <div class="muted">Edges: requests/s over the last minute · error % · mean latency. Click an edge for its traces.</div>
 <h2 id="traces-title">Latest traces</h2><div id="traces"></div>
 <h2>RED per service (server requests, 5 s slots)</h2><div id="red"></div>
@@ -48,30 +48,40 @@ function layout(nodes,edges){
   for(var i=0;i<nodes.length;i++)edges.forEach(function(e){if(e.client!==e.server&&depth[e.server]<=depth[e.client]&&depth[e.client]<nodes.length)depth[e.server]=depth[e.client]+1});
   var cols={};nodes.forEach(function(n){(cols[depth[n.id]]=cols[depth[n.id]]||[]).push(n)});
   var pos={};var ncol=Object.keys(cols).length||1;
-  Object.keys(cols).forEach(function(d){var c=cols[d];c.sort(function(a,b){return a.id<b.id?-1:1});c.forEach(function(n,i){pos[n.id]={x:30+Number(d)*(1100/ncol),y:30+i*70}})});
+  Object.keys(cols).forEach(function(d){var c=cols[d];c.sort(function(a,b){return a.id<b.id?-1:1});c.forEach(function(n,i){pos[n.id]={x:20+Number(d)*330,y:40+i*80}})});
   return pos;
 }
+var graphKey='';
+function edgeLabel(e){var lat=e.clientMeanSeconds!=null?e.clientMeanSeconds:e.serverMeanSeconds;return e.ratePerSec.toFixed(2)+'/s · '+(e.total?(100*e.failed/e.total).toFixed(0):0)+'% err · '+fmtS(lat)+' ('+e.total+')'}
 function drawGraph(t){
-  var svg=document.getElementById('graph');while(svg.firstChild)svg.removeChild(svg.firstChild);
+  var svg=document.getElementById('graph');
+  var key=t.nodes.map(function(n){return n.id}).join('|')+'#'+t.edges.map(function(e){return e.id}).join('|');
+  if(key===graphKey){
+    // Same shape: update in place so elements stay put (clicks, hovers) between refreshes.
+    t.edges.forEach(function(e){var g=svg.querySelector('g.elabelg[data-edge="'+CSS.escape(e.id)+'"] text');if(g)g.textContent=edgeLabel(e);
+      var p=svg.querySelector('path.edge[data-e="'+CSS.escape(e.id)+'"]');if(p)p.classList.toggle('err',e.failed>0)});
+    return;
+  }
+  graphKey=key;while(svg.firstChild)svg.removeChild(svg.firstChild);
   var pos=layout(t.nodes,t.edges);var W=170,H=34;
-  t.edges.forEach(function(e){
+  var defs=el('defs',{},svg);var m=el('marker',{id:'arr',viewBox:'0 0 10 10',refX:'10',refY:'5',markerWidth:'6',markerHeight:'6',orient:'auto'},defs);el('path',{d:'M0 0L10 5L0 10z',fill:'#58a6ff'},m);
+  t.edges.forEach(function(e,i){
     var a=pos[e.client],b=pos[e.server];if(!a||!b)return;
     var x1=a.x+W,y1=a.y+H/2,x2=b.x,y2=b.y+H/2,mx=(x1+x2)/2;
     var d='M'+x1+' '+y1+' C'+mx+' '+y1+' '+mx+' '+y2+' '+x2+' '+y2;
-    var hit=el('path',{d:d,'class':'hit','data-edge':e.id},svg);
-    var p=el('path',{d:d,'class':'edge'+(e.failed?' err':'')+(selected===e.id?' sel':''),'data-edge':e.id,'marker-end':'url(#arr)'},svg);
-    hit.addEventListener('click',function(){showEdge(e.id,e.client,e.server)});p.addEventListener('click',function(){showEdge(e.id,e.client,e.server)});
-    var lat=e.clientMeanSeconds!=null?e.clientMeanSeconds:e.serverMeanSeconds;
-    var lb=el('text',{x:mx-60,y:(y1+y2)/2-6,'class':'elabel'},svg);
-    lb.textContent=e.ratePerSec.toFixed(2)+'/s · '+(e.total?(100*e.failed/e.total).toFixed(0):0)+'% err · '+fmtS(lat)+' ('+e.total+')';
+    var click=function(){showEdge(e.id,e.client,e.server)};
+    el('path',{d:d,'class':'hit'},svg).addEventListener('click',click);
+    el('path',{d:d,'class':'edge'+(e.failed?' err':'')+(selected===e.id?' sel':''),'data-e':e.id,'marker-end':'url(#arr)'},svg);
+    var g=el('g',{'class':'elabelg','data-edge':e.id,transform:'translate('+(mx-75)+','+((y1+y2)/2-22-(i%2)*14)+')'},svg);
+    el('rect',{width:150,height:16,rx:3},g);var lb=el('text',{x:4,y:12,'class':'elabel'},g);lb.textContent=edgeLabel(e);
+    g.addEventListener('click',click);
   });
-  var defs=el('defs',{},svg);var m=el('marker',{id:'arr',viewBox:'0 0 10 10',refX:'10',refY:'5',markerWidth:'6',markerHeight:'6',orient:'auto'},defs);el('path',{d:'M0 0L10 5L0 10z',fill:'#58a6ff'},m);
   t.nodes.forEach(function(n){
     var p=pos[n.id];var g=el('g',{'class':'node '+n.type,'data-id':n.id,transform:'translate('+p.x+','+p.y+')'},svg);
     el('rect',{width:W,height:H,rx:6},g);var tx=el('text',{x:8,y:21},g);tx.textContent=(n.id.length>24?n.id.slice(0,23)+'…':n.id);
     var ti=el('title',{},g);ti.textContent=n.type+': '+n.id;
   });
-  var maxY=0;for(var k in pos)maxY=Math.max(maxY,pos[k].y);svg.style.height=Math.max(200,maxY+80)+'px';
+  var maxY=0,maxX=0;for(var k in pos){maxY=Math.max(maxY,pos[k].y);maxX=Math.max(maxX,pos[k].x)}svg.style.height=Math.max(200,maxY+80)+'px';svg.style.width=(maxX+W+40)+'px';
 }
 function drawTraces(list){
   var box=document.getElementById('traces');
@@ -88,7 +98,7 @@ function drawTraces(list){
 async function showEdge(id,c,s){
   selected=id;document.getElementById('traces-title').textContent='Traces through '+c+' \\u2192 '+s;
   var r=await (await fetch('/api/traces?limit=20&edge='+encodeURIComponent(id))).json();drawTraces(r.traces);
-  document.querySelectorAll('#graph .edge').forEach(function(p){p.classList.toggle('sel',p.getAttribute('data-edge')===id)});
+  document.querySelectorAll('#graph .edge').forEach(function(p){p.classList.toggle('sel',p.getAttribute('data-e')===id)});
 }
 function drawRed(t){
   var box=document.getElementById('red');
