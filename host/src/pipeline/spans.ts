@@ -81,7 +81,11 @@ function isIPv6(addr: string): boolean { return addr.includes(':') && !addr.star
 export function unmapV4(addr: string): string { return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr; }
 
 const resources = new Map<string, Resource>();
+const byObject = new WeakMap<object, Resource>();
 function resourceFor(attrs: Record<string, string | number>): Resource {
+  // Discovery hands out the same object until a process's facts change: no stringify per span.
+  const same = byObject.get(attrs);
+  if (same) return same;
   const key = JSON.stringify(attrs);
   let r = resources.get(key);
   if (!r) {
@@ -89,6 +93,7 @@ function resourceFor(attrs: Record<string, string | number>): Resource {
     r = resourceFromAttributes(attrs);
     resources.set(key, r);
   }
+  byObject.set(attrs, r);
   return r;
 }
 
@@ -128,8 +133,8 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     a['process.pid'] = conn.pid;
     a['process.executable.name'] = p.executableName;
     if (p.commandLine) a['process.command_line'] = p.commandLine;
-    resAttrs = { 'service.name': p.serviceName, 'process.pid': conn.pid, 'process.executable.name': p.executableName, 'telemetry.sdk.name': 'telegen', 'telemetry.sdk.language': 'ebpf' };
-    if (opts.hostName) resAttrs['host.name'] = opts.hostName;
+    // Discovery's cached per-process resource (service, process.*, host.*, os.*, cloud.*, k8s.*).
+    resAttrs = p.resource;
   } else {
     resAttrs = { 'service.name': opts.defaultService ?? 'telegen-replay', 'telemetry.sdk.name': 'telegen' };
   }
