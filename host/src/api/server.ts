@@ -75,7 +75,9 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | 'too
     let n = 0;
     req.on('data', (c: Buffer) => {
       n += c.length;
-      if (n > max) { resolve('too_large'); req.destroy(); return; }
+      // Stop buffering but keep reading (discarding) so the 413 reaches the client instead
+      // of a reset; requestTimeout bounds how long a client can keep sending.
+      if (n > max) { resolve('too_large'); req.removeAllListeners('data'); req.resume(); return; }
       chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
@@ -106,7 +108,10 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
   const port = Number(listen.slice(i + 1));
   const open = isLoopback(host);
   const server = createApiServer(deps.tls, async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
+    // A request target like "//" or "//[" is not a path: new URL() throws on it, and an
+    // exception here would be an unhandled rejection that ends the agent.
+    let url: URL;
+    try { url = new URL(req.url ?? '/', 'http://x'); } catch { return json(res, 400, { error: 'bad request target' }); }
     const p = url.pathname;
     try {
       if (p === '/healthz') return json(res, 200, { status: 'ok' });
@@ -137,7 +142,8 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
       }
       const m = /^\/api\/decoders\/([^/]+)(\/rollback)?$/.exec(p);
       if (!m) return json(res, 404, { error: 'not found' });
-      const name = decodeURIComponent(m[1]);
+      let name = '';
+      try { name = decodeURIComponent(m[1]); } catch { /* malformed %-escape: refused below */ }
       if (!NAME.test(name)) return json(res, 400, { error: 'decoder name must be a short lowercase identifier' });
       if (m[2] && req.method === 'POST' && deps.rollback) {
         const r = deps.rollback(name);

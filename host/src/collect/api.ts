@@ -21,7 +21,8 @@ export function startCollectApi(api: { listen: string; tls?: { cert_file: string
     res.end(body);
   };
   const server = createApiServer(api.tls, (req, res) => {
-    const p = new URL(req.url ?? '/', 'http://x').pathname;
+    let p: string;
+    try { p = new URL(req.url ?? '/', 'http://x').pathname; } catch { return send(res, 400, '{"error":"bad request target"}'); }
     if (p === '/healthz') return send(res, 200, '{"status":"ok"}');
     if (p === '/readyz') return deps.ready() ? send(res, 200, '{"status":"ready"}') : send(res, 503, '{"status":"starting"}');
     if (!open && !tokenOk(req, deps.token)) {
