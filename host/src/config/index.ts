@@ -11,6 +11,7 @@ import { apiSchema } from '../api/config';
 import { discoverySchema } from '../discovery/config';
 import { profileSchema } from '../profile/config';
 import { tlsTracerSchema } from '../tracers/tls-config';
+import { tcpTracerSchema } from '../tracers/tcp-config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -22,6 +23,7 @@ export const configSchema = z.object({
     socket: socketTracerSchema.default({}),
     profile: profileSchema.default({}),
     tls: tlsTracerSchema.default({}),
+    tcp: tcpTracerSchema.default({}),
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),

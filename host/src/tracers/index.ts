@@ -4,9 +4,11 @@ import { TracerFactory } from '../agent';
 import { discoveryTracer } from '../discovery/tracer';
 import { profileTracer } from './profile';
 import { tlsTracer } from './tls';
+import { tcpTracer } from './tcp';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
   ['discovery', discoveryTracer],
   ['profile', profileTracer],
   ['tls', tlsTracer],
+  ['tcp', tcpTracer],
 ];

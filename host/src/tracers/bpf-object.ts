@@ -1,0 +1,145 @@
+// Typed wrapper over the native BpfObject (native/src/bpf_object.cc), shared by the kernel tracers
+// (tcp, xdp, fileio, security): load an object file, attach each program on its own with a report,
+// read maps, poll a ring, and publish every map's fill and the ring's drops on /metrics.
+import * as path from 'path';
+import { loadNative, nativeAddonPath } from '../native';
+import { SelfMetrics } from '../metrics/self';
+
+interface NativeBpfObject {
+  load(file: string, opts: { rodata?: Record<string, number>; maxEntries?: Record<string, number> }): { programs: string[]; failed: Array<{ name: string; error: string }>; ncpu: number };
+  attach(prog: string, ifname?: string): number;
+  mapInfo(map: string): { type: number; keySize: number; valueSize: number; maxEntries: number; perCpu: boolean };
+  mapEntries(map: string, max?: number): Buffer[];
+  mapLookup(map: string, key: Buffer): Buffer | null;
+  mapUpdate(map: string, key: Buffer, value: Buffer): void;
+  mapDelete(map: string, key: Buffer): boolean;
+  mapCount(map: string): number;
+  ringOpen(map: string): void;
+  ringPoll(max?: number): Buffer[];
+  close(): void;
+}
+
+export interface AttachReport {
+  attached: string[];
+  failed: Array<{ name: string; error: string }>;
+  progIds: number[];
+}
+
+/** build/bpf/<stem>.bpf.o of this install (next to native/ at the repository root). */
+export function bpfObjectPath(stem: string): string {
+  return path.join(path.dirname(path.dirname(path.dirname(path.dirname(nativeAddonPath())))), 'build', 'bpf', `${stem}.bpf.o`);
+}
+
+export class BpfObject {
+  private readonly n: NativeBpfObject;
+  readonly ncpu: number;
+  readonly report: AttachReport = { attached: [], failed: [], progIds: [] };
+  private closed = false;
+
+  constructor(readonly stem: string, opts: { rodata?: Record<string, number>; maxEntries?: Record<string, number> } = {}) {
+    const Ctor = (loadNative() as unknown as { BpfObject: new () => NativeBpfObject }).BpfObject;
+    if (!Ctor) throw new Error('native addon has no BpfObject; rebuild with npm run build:native');
+    this.n = new Ctor();
+    const r = this.n.load(bpfObjectPath(stem), opts);
+    this.ncpu = r.ncpu;
+    this.report.failed.push(...r.failed.map((f) => ({ name: f.name, error: `load: ${f.error}` })));
+    this.programs = r.programs;
+  }
+
+  readonly programs: string[];
+
+  /** Attaches each named program on its own; a failure is recorded in the report, never thrown. */
+  attachAll(names = this.programs, ifname?: string): AttachReport {
+    for (const p of names) {
+      if (!this.programs.includes(p)) continue;
+      try {
+        this.report.progIds.push(this.n.attach(p, ifname));
+        this.report.attached.push(ifname ? `${p}@${ifname}` : p);
+      } catch (e) {
+        this.report.failed.push({ name: ifname ? `${p}@${ifname}` : p, error: (e as Error).message });
+      }
+    }
+    return this.report;
+  }
+
+  mapInfo(map: string) { return this.n.mapInfo(map); }
+  mapCount(map: string): number { return this.n.mapCount(map); }
+  lookup(map: string, key: Buffer): Buffer | null { return this.n.mapLookup(map, key); }
+  update(map: string, key: Buffer, value: Buffer): void { this.n.mapUpdate(map, key, value); }
+  delete(map: string, key: Buffer): boolean { return this.n.mapDelete(map, key); }
+
+  /** [key, value] pairs; per-CPU values are `ncpu` slots of roundup(valueSize, 8) bytes. */
+  *entries(map: string, max?: number): Generator<[Buffer, Buffer]> {
+    const flat = this.n.mapEntries(map, max);
+    for (let i = 0; i + 1 < flat.length; i += 2) yield [flat[i], flat[i + 1]];
+  }
+
+  /** A per-CPU array of u64 counters summed over CPUs (stats and histogram arrays). */
+  perCpuU64(map: string): number[] {
+    const info = this.n.mapInfo(map);
+    const out = new Array<number>(info.maxEntries).fill(0);
+    const key = Buffer.alloc(4);
+    for (let i = 0; i < info.maxEntries; i++) {
+      key.writeUInt32LE(i);
+      const v = this.n.mapLookup(map, key);
+      if (!v) continue;
+      let sum = 0;
+      for (let c = 0; c + 8 <= v.length; c += 8) sum += Number(v.readBigUInt64LE(c));
+      out[i] = sum;
+    }
+    return out;
+  }
+
+  openRing(map: string): void { this.n.ringOpen(map); }
+  /** Records committed so far (copied), at most `max`; never blocks. */
+  pollRing(max = 4096): Buffer[] { return this.n.ringPoll(max); }
+
+  /**
+   * Publishes on /metrics: the fill of every listed map (entries/capacity) and the tracer's kernel
+   * counters (drops included). Hash walks are O(entries): called at scrape time only.
+   */
+  collect(m: SelfMetrics, tracer: string, maps: string[], stats?: { map: string; names: string[] }): void {
+    if (this.closed) return;
+    for (const map of maps) {
+      const info = this.n.mapInfo(map);
+      m.set('telegen_bpf_map_entries', 'Entries in a tracer BPF map', this.n.mapCount(map), { tracer, map });
+      m.set('telegen_bpf_map_capacity', 'max_entries of a tracer BPF map', info.maxEntries, { tracer, map });
+    }
+    if (stats) {
+      const v = this.perCpuU64(stats.map);
+      stats.names.forEach((name, i) => m.set(`telegen_bpf_${name}_total`, `Kernel-side ${tracer} tracer counter ${name}`, v[i] ?? 0, { tracer }, 'counter'));
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.n.close();
+  }
+}
+
+/** A 16-byte address as the kernel side stores it (IPv4 as ::ffff:a.b.c.d) → text. */
+export function addrText(b: Uint8Array, off: number): string {
+  let v4 = true;
+  for (let i = 0; i < 10; i++) if (b[off + i] !== 0) { v4 = false; break; }
+  if (v4 && b[off + 10] === 0xff && b[off + 11] === 0xff) return `${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((b[off + i] << 8) | b[off + i + 1]).toString(16));
+  // Shortest form: the longest run of zero groups becomes ::.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (parts[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && parts[j] === '0') j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (bestLen < 2) return parts.join(':');
+  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}
+
+/** NUL-terminated C string field. */
+export function cString(b: Buffer, off: number, len: number): string {
+  const end = b.indexOf(0, off);
+  return b.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+}

@@ -1,0 +1,78 @@
+// Shared by the kernel tracer tests: read what the agent exported to DATA_DIR/{metrics,logs}.jsonl
+// (OTLP/JSON, one export request per line) and sum cumulative points by attributes.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { execFileSync } from 'child_process';
+import { flattenMetrics, flattenLogs, FlatLog } from '../helpers/otlp-receiver';
+
+export interface Point { attributes: Record<string, unknown>; value: number; count?: number; sum?: number }
+
+/** The latest cumulative point of every series (one export may be split over several lines, so
+ *  series are keyed by name + attributes and the newest timeUnixNano wins). */
+export function latestMetrics(dataDir: string): Map<string, Point[]> {
+  const file = path.join(dataDir, 'metrics.jsonl');
+  const series = new Map<string, { name: string; t: bigint; p: Point }>();
+  if (fs.existsSync(file)) {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      for (const m of flattenMetrics(JSON.parse(line))) {
+        for (const dp of m.dataPoints as Array<Record<string, unknown>>) {
+          const attributes = dp.attributes as Record<string, unknown>;
+          const key = `${m.name}\0${JSON.stringify(Object.entries(attributes).sort(([a], [b]) => a.localeCompare(b)))}`;
+          const t = BigInt(String(dp.timeUnixNano ?? 0));
+          const prev = series.get(key);
+          if (prev && prev.t > t) continue;
+          series.set(key, { name: m.name, t, p: {
+            attributes,
+            value: Number(dp.asInt ?? dp.asDouble ?? dp.count ?? 0),
+            count: dp.count !== undefined ? Number(dp.count) : undefined,
+            sum: dp.sum !== undefined ? Number(dp.sum) : undefined,
+          } });
+        }
+      }
+    }
+  }
+  const out = new Map<string, Point[]>();
+  for (const { name, p } of series.values()) {
+    const l = out.get(name) ?? [];
+    l.push(p);
+    out.set(name, l);
+  }
+  return out;
+}
+
+export function sumWhere(metrics: Map<string, Point[]>, name: string, where: Record<string, unknown>): number {
+  let s = 0;
+  for (const p of metrics.get(name) ?? []) {
+    if (Object.entries(where).every(([k, v]) => p.attributes[k] === v)) s += p.value;
+  }
+  return s;
+}
+
+export function pointsWhere(metrics: Map<string, Point[]>, name: string, where: Record<string, unknown>): Point[] {
+  return (metrics.get(name) ?? []).filter((p) => Object.entries(where).every(([k, v]) => p.attributes[k] === v));
+}
+
+export function readLogs(dataDir: string): FlatLog[] {
+  const file = path.join(dataDir, 'logs.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => flattenLogs(JSON.parse(l)));
+}
+
+/** A config file for startAgent: only the named tracers on (every other registered tracer off,
+ *  so the test sees its own tracer's effect and the agent starts and stops quickly). */
+export function tracerConfig(tracers: Record<string, unknown>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-tracer-cfg-'));
+  const file = path.join(dir, 'config.json');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { configSchema } = require('../../host/src/config') as typeof import('../../host/src/config');
+  const known = Object.keys((configSchema.shape.tracers as unknown as { _def: { innerType: { shape: Record<string, unknown> } } })._def.innerType.shape);
+  const all: Record<string, unknown> = Object.fromEntries(known.map((k) => [k, { enabled: false }]));
+  fs.writeFileSync(file, JSON.stringify({ tracers: { ...all, ...tracers } }));
+  return file;
+}
+
+export function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
