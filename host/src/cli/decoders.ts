@@ -11,7 +11,7 @@ const USAGE = `usage:
   telegen decoders list [--dir DIR]
   telegen decoders verify FILE.wasm
   telegen decoders sign FILE.wasm --key ED25519_PRIVATE.pem        (writes FILE.wasm.sig)
-  telegen decoders load FILE.wasm [--signature FILE.sig] [--api HOST:PORT] [--token-file F | --data-dir DIR]
+  telegen decoders load NAME.wasm [--name NAME] [--signature FILE.sig] [--api HOST:PORT] [--token-file F | --data-dir DIR]
   telegen decoders rollback NAME [--api HOST:PORT] [--token-file F | --data-dir DIR]
 `;
 
@@ -71,11 +71,9 @@ export async function decodersCommand(args: Args): Promise<number> {
   }
   if (sub === 'load' && file) {
     const bytes = fs.readFileSync(file);
-    let name: string;
-    try { name = DecoderInstance.fromBytes(bytes, { onRecord: () => undefined }).meta.name; } catch (e) {
-      process.stderr.write(`refused: ${(e as Error).message}\n`);
-      return 1;
-    }
+    // The name is the file's (NAME.wasm), as in a watched directory; the agent checks that the
+    // module's meta() agrees. The CLI never runs the untrusted module itself.
+    const name = typeof args.flags.name === 'string' ? args.flags.name : path.basename(file).replace(/\.wasm$/, '');
     const sigFile = typeof args.flags.signature === 'string' ? args.flags.signature : fs.existsSync(`${file}.sig`) ? `${file}.sig` : undefined;
     const extra: Record<string, string> = { 'content-type': 'application/wasm' };
     if (sigFile) extra['x-telegen-signature'] = fs.readFileSync(sigFile, 'utf8').trim();

@@ -5,6 +5,9 @@ import { PipelineConfig } from './config';
 
 export const REDACTED = 'REDACTED';
 
+/** Systems whose db.query.text is SQL (others, e.g. redis, redact values in their decoder). */
+const SQL_SYSTEMS = new Set(['postgresql', 'mysql', 'mariadb', 'mssql', 'oracle.db', 'sqlite', 'cockroachdb', 'clickhouse', 'other_sql']);
+
 export interface Redactor { (attrs: Attributes): void }
 
 export function makeRedactor(cfg: PipelineConfig['redaction']): Redactor {
@@ -34,7 +37,7 @@ export function makeRedactor(cfg: PipelineConfig['redaction']): Redactor {
       attrs['url.full'] = full.slice(0, i + 1) + redactQuery(full.slice(i + 1), params);
     }
     const sql = attrs['db.query.text'];
-    if (cfg.sql_literals && typeof sql === 'string') attrs['db.query.text'] = redactSqlLiterals(sql);
+    if (cfg.sql_literals && typeof sql === 'string' && SQL_SYSTEMS.has(String(attrs['db.system.name']))) attrs['db.query.text'] = redactSqlLiterals(sql);
   };
 }
 
