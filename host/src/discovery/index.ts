@@ -31,6 +31,8 @@ export interface DiscoveredProcess {
   runtime: RuntimeInfo;
   cgroup: CgroupFacts;
   pod?: PodContainer;
+  /** Pod index version p.pod was resolved against. */
+  podVersion?: number;
   firstSeen: number;
 }
 
@@ -183,8 +185,8 @@ export class Discovery {
 
   /** service.name after env: config rules, then k8s owner, container name, executable. */
   private name(p: DiscoveredProcess): void {
-    if (p.serviceNameSource === 'env') return;
     if (p.cgroup.containerId && this.pods) p.pod = this.pods.lookup(p.cgroup.containerId);
+    if (p.serviceNameSource === 'env') return;
     for (const r of this.rules) {
       if (r.exe && !r.exe.test(p.executableName)) continue;
       if (r.cmdline && !r.cmdline.test(p.commandLine ?? '')) continue;
@@ -208,9 +210,10 @@ export class Discovery {
   /** Resource attributes for spans of this pid (host, cloud, k8s, process, service). */
   resource(pid: number, comm?: string): Record<string, string | number> {
     const p = this.process(pid, comm);
-    // The pod can arrive after the process (watch lag): re-resolve while it is still unknown.
+    // The pod (or its Deployment) can arrive after the process (watch lag, ReplicaSet read):
+    // re-resolve whenever the pod index changed since we last looked.
     const podVersion = this.pods?.version ?? 0;
-    if (p.cgroup.containerId && this.pods && !p.pod) this.name(p);
+    if (p.cgroup.containerId && this.pods && p.podVersion !== podVersion) { p.podVersion = podVersion; this.name(p); }
     const key = `${podVersion}:${p.pod ? 1 : 0}:${p.serviceName}`;
     const c = this.resCache.get(pid);
     if (c && c.key === key) return c.attrs;
