@@ -1,6 +1,8 @@
 // The agent's page: no external CDN, everything inline (SVG drawn by hand). Polls the JSON API:
 // /api/topology (service graph + RED), /api/traces (latest, or ?edge=client->server), /api/status,
 // /api/decoders, /metrics. Plain JS inside a template string: no backticks or dollar-brace below.
+import { FLAME_CSS, FLAME_HTML, FLAME_SCRIPT } from '../profile/page';
+
 export const PAGE_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>telegen</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -26,7 +28,7 @@ td,th{padding:4px 8px;border-bottom:1px solid #2a3340;text-align:left;font-varia
 .trace .sp.err .bar{background:#ff7b72}.trace .lane{flex:1;position:relative;height:10px}
 #red{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#121820;border:1px solid #2a3340;border-radius:6px;padding:8px;width:330px}
 .chart svg{width:310px;height:60px}.muted{color:#8b949e}
-</style></head><body>
+${FLAME_CSS}</style></head><body>
 <header><h1>telegen</h1><div id="status">loading…</div></header>
 <main>
 <h2>Service graph</h2>
@@ -34,6 +36,7 @@ td,th{padding:4px 8px;border-bottom:1px solid #2a3340;text-align:left;font-varia
 <div class="muted">Edges: requests/s over the last minute · error % · mean latency. Click an edge for its traces.</div>
 <h2 id="traces-title">Latest traces</h2><div id="traces"></div>
 <h2>RED per service (server requests, 5 s slots)</h2><div id="red"></div>
+${FLAME_HTML}
 <h2>Tracers</h2><table id="tracers"></table>
 <h2>Decoders</h2><table id="decoders"></table>
 <h2>Agent counters</h2><table id="counters"></table>
@@ -132,4 +135,4 @@ async function refresh(){
   }catch(e){document.getElementById('status').textContent='agent unreachable'}
 }
 refresh();setInterval(refresh,2000);
-</script></body></html>`;
+${FLAME_SCRIPT}</script></body></html>`;

@@ -29,6 +29,7 @@ export function readProcessInfo(pid: number, comm = ''): ProcessInfo {
   const cmd = (read(`/proc/${pid}/cmdline`) ?? '').split('\0').filter(Boolean).join(' ');
   const cg = (read(`/proc/${pid}/cgroup`) ?? '').split('\n').find((l) => l.startsWith('0::'))?.slice(3) ?? '';
   const cid = CONTAINER_ID.exec(cg.split('/').filter(Boolean).pop() ?? '')?.[1] ?? '';
+  if (!comm) comm = (read(`/proc/${pid}/comm`) ?? '').trim();
   const exeName = exe ? path.basename(exe) : comm;
   return { pid, serviceName: svc ?? (exeName || comm || `pid-${pid}`), executableName: exeName, executablePath: exe, commandLine: cmd.slice(0, 512), containerId: cid, cgroupPath: cg };
 }
