@@ -9,6 +9,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ python3
   # tests: real peers and the independent oracle
   tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps
+  redis-server redis-tools
   # page test: headless Chromium driven by playwright-core
   chromium
 )
