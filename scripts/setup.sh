@@ -10,6 +10,8 @@ APT_PACKAGES=(
   # tests: real peers and the independent oracle
   tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps
   redis-server redis-tools
+  # discovery test: a Go binary built in the test (.go.buildinfo)
+  golang-go
   # page test: headless Chromium driven by playwright-core
   chromium
 )
