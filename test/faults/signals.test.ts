@@ -1,0 +1,79 @@
+// Faults around the agent process itself: SIGTERM flushes what is queued and exits 0; SIGKILL
+// leaves no BPF program or link behind; SIGHUP with an invalid config keeps the running config.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { repoRoot } from '../helpers/decoder';
+import { requireBpf, startAgent, startServer } from '../helpers/agent';
+import { load, metrics, sum, ownedBy, liveIds, waitMetric, waitFor, faultConfig } from './helpers';
+
+const fixture = path.join(repoRoot, 'test', 'fixtures', 'http-server.js');
+
+test('SIGTERM: queued spans are flushed to the file exporter and the agent exits 0', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  // A flush interval far beyond the test: whatever reaches the file was written by the shutdown.
+  const agent = await startAgent({ config: faultConfig(os.tmpdir()), env: { TELEGEN_OTLP_FLUSH_INTERVAL_MS: '600000' } });
+  const srv = await startServer(process.execPath, [fixture, '0']);
+  try {
+    const before = sum(await metrics(agent), 'telegen_spans_total', { kind: 'server' });
+    const codes = await load(srv.port, 40, 4, { path: '/users/7' });
+    assert.equal(codes.filter((c) => c === 200).length, 40);
+    await waitMetric(agent, (ms) => sum(ms, 'telegen_spans_total', { kind: 'server' }) - before >= 40, 90_000, '40 server spans produced');
+    const ours = () => agent.spans().filter((s) => s.attributes['server.port'] === srv.port && s.kind === 2);
+    assert.equal(ours().length, 0, 'nothing flushed before the signal');
+    assert.equal(await agent.stop(), 0);
+    assert.equal(ours().length, 40);
+    assert.ok(agent.logs.join('').includes('stopping: flushing queues'));
+  } finally {
+    await srv.stop();
+    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+  }
+});
+
+test('SIGKILL: every BPF program and link the agent held is gone (bpftool)', { timeout: 120_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const agent = await startAgent();
+  const pid = agent.proc.pid!;
+  const held = ownedBy(pid);
+  assert.ok(held.progs.length > 0, 'the agent holds BPF programs while running');
+  const exited = new Promise((r) => agent.proc.once('exit', r));
+  agent.proc.kill('SIGKILL');
+  await exited;
+  // The kernel frees programs once their last fd/link is gone; freeing is deferred (RCU), so poll.
+  const left = await waitFor(() => {
+    const progs = liveIds('prog');
+    const links = liveIds('link');
+    const l = { progs: held.progs.filter((id) => progs.has(id)), links: held.links.filter((id) => links.has(id)) };
+    return l.progs.length + l.links.length === 0 ? l : false;
+  }, 30_000, 500).catch(() => ({ progs: held.progs.filter((id) => liveIds('prog').has(id)), links: held.links.filter((id) => liveIds('link').has(id)) }));
+  assert.deepEqual(left, { progs: [], links: [] }, `left behind after SIGKILL (held ${held.progs.length} progs, ${held.links.length} links)`);
+});
+
+test('SIGHUP with an invalid config file: the agent keeps running on the old config and says why', { timeout: 120_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-reload-'));
+  const cfg = path.join(dir, 'telegen.yaml');
+  fs.writeFileSync(cfg, 'tracers:\n  profile:\n    enabled: false\n  socket:\n    ring_bytes: 1048576\n');
+  const agent = await startAgent({ config: cfg });
+  try {
+    fs.writeFileSync(cfg, 'tracers:\n  profile:\n    enabled: false\n  socket:\n    ring_bytes: 12345\n'); // not a power of two
+    agent.proc.kill('SIGHUP');
+    const line = await waitFor(() => agent.logs.join('').split('\n').find((l) => l.includes('config reload failed')), 30_000);
+    assert.match(line, /ring_bytes/);
+    assert.match(line, /keeping the running config/);
+    assert.equal(agent.proc.exitCode, null, 'still running');
+    assert.ok((await agent.api('/readyz')).ok);
+    // The kernel ring is still the one the old config asked for.
+    const ms = await metrics(agent);
+    assert.equal(sum(ms, 'telegen_tracer_up', { tracer: 'socket' }), 1);
+    fs.writeFileSync(cfg, 'tracers:\n  profile:\n    enabled: false\n  socket:\n    ring_bytes: 2097152\n');
+    agent.proc.kill('SIGHUP');
+    await waitFor(() => agent.logs.join('').includes('config reload: file is valid'), 30_000);
+    assert.equal(await agent.stop(), 0);
+  } finally {
+    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
