@@ -12,6 +12,7 @@ import { discoverySchema } from '../discovery/config';
 import { profileSchema } from '../profile/config';
 import { tlsTracerSchema } from '../tracers/tls-config';
 import { tcpTracerSchema } from '../tracers/tcp-config';
+import { xdpTracerSchema } from '../tracers/xdp-config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -24,6 +25,7 @@ export const configSchema = z.object({
     profile: profileSchema.default({}),
     tls: tlsTracerSchema.default({}),
     tcp: tcpTracerSchema.default({}),
+    xdp: xdpTracerSchema.default({}),
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),

@@ -5,10 +5,12 @@ import { discoveryTracer } from '../discovery/tracer';
 import { profileTracer } from './profile';
 import { tlsTracer } from './tls';
 import { tcpTracer } from './tcp';
+import { xdpTracer } from './xdp';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
   ['discovery', discoveryTracer],
   ['profile', profileTracer],
   ['tls', tlsTracer],
   ['tcp', tcpTracer],
+  ['xdp', xdpTracer],
 ];
