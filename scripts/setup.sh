@@ -8,7 +8,7 @@ APT_PACKAGES=(
   # build: BPF toolchain (CO-RE objects, skeletons), native addon against the system libbpf
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ python3
   # tests: real peers and the independent oracle
-  tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps
+  tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps libcap2-bin openssl
   redis-server redis-tools
   # discovery test: a Go binary built in the test (.go.buildinfo)
   golang-go

@@ -16,6 +16,11 @@ type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespa
 
 const SEED_CAPS = ['BPF', 'PERFMON', 'SYS_PTRACE', 'NET_ADMIN', 'DAC_READ_SEARCH'];
 
+// kubectl (with its built-in kustomize) is on the developer and CI machines; Debian 12's own
+// kubernetes-client 1.20 embeds a kustomize too old for `labels`/`replacements`.
+const hasKubectl = (() => { try { execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+if (!hasKubectl && process.env.CI === 'true') throw new Error('kubectl is required to render deploy/kustomize');
+
 function render(dir: string): Obj[] {
   const out = execFileSync('kubectl', ['kustomize', path.join(repoRoot, 'deploy', 'kustomize', dir)], { encoding: 'utf8' });
   return YAML.parseAllDocuments(out).map((d) => d.toJSON() as Obj).filter(Boolean);
