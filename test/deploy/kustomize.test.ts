@@ -20,6 +20,7 @@ const SEED_CAPS = ['BPF', 'PERFMON', 'SYS_PTRACE', 'NET_ADMIN', 'DAC_READ_SEARCH
 // kubernetes-client 1.20 embeds a kustomize too old for `labels`/`replacements`.
 const hasKubectl = (() => { try { execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 if (!hasKubectl && process.env.CI === 'true') throw new Error('kubectl is required to render deploy/kustomize');
+const needsKubectl = { skip: hasKubectl ? false : 'kubectl not installed' };
 
 function render(dir: string): Obj[] {
   const out = execFileSync('kubectl', ['kustomize', path.join(repoRoot, 'deploy', 'kustomize', dir)], { encoding: 'utf8' });
@@ -45,7 +46,7 @@ const find = (objs: Obj[], kind: string, name?: string) => {
   return o;
 };
 
-test('every rendered object validates against the Kubernetes schemas', () => {
+test('every rendered object validates against the Kubernetes schemas', needsKubectl, () => {
   for (const dir of ['base', 'overlays/collector', 'overlays/legacy-kernel']) {
     const objs = render(dir);
     assert.ok(objs.length >= 6, `${dir}: ${objs.length} objects`);
@@ -55,13 +56,13 @@ test('every rendered object validates against the Kubernetes schemas', () => {
   }
 });
 
-test('the schema validation rejects a broken object (the check can fail)', () => {
+test('the schema validation rejects a broken object (the check can fail)', needsKubectl, () => {
   const ds = structuredClone(find(render('base'), 'DaemonSet'));
   ds.spec.template.spec.containers[0].ports[0].containerPort = 'not-a-port';
   assert.throws(() => validate(ds), /containerPort/);
 });
 
-test('DaemonSet: hostPID, the seed capabilities instead of privileged, read-only host mounts, probes, every node', () => {
+test('DaemonSet: hostPID, the seed capabilities instead of privileged, read-only host mounts, probes, every node', needsKubectl, () => {
   const objs = render('base');
   for (const o of objs) assert.ok(!JSON.stringify(o).includes('"privileged":true'), `${o.kind}/${o.metadata.name} is not privileged`);
   const ds = find(objs, 'DaemonSet', 'telegen');
@@ -102,12 +103,12 @@ test('DaemonSet: hostPID, the seed capabilities instead of privileged, read-only
   assert.ok(c.ports.some((p: { name: string; containerPort: number }) => p.name === 'api' && p.containerPort === 9464));
 });
 
-test('SYS_ADMIN is granted only by the legacy-kernel overlay', () => {
+test('SYS_ADMIN is granted only by the legacy-kernel overlay', needsKubectl, () => {
   const ds = find(render('overlays/legacy-kernel'), 'DaemonSet', 'telegen');
   assert.deepEqual([...ds.spec.template.spec.containers[0].securityContext.capabilities.add].sort(), [...SEED_CAPS, 'SYS_ADMIN'].sort());
 });
 
-test('RBAC: get/list/watch on pods, nodes, replicasets, namespaces only', () => {
+test('RBAC: get/list/watch on pods, nodes, replicasets, namespaces only', needsKubectl, () => {
   const objs = render('base');
   const role = find(objs, 'ClusterRole', 'telegen');
   const granted = new Set<string>();
@@ -123,7 +124,7 @@ test('RBAC: get/list/watch on pods, nodes, replicasets, namespaces only', () => 
   assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'telegen', namespace: sa.metadata.namespace }]);
 });
 
-test('ConfigMap holds a config the agent accepts, and the DaemonSet mounts it', () => {
+test('ConfigMap holds a config the agent accepts, and the DaemonSet mounts it', needsKubectl, () => {
   const objs = render('base');
   const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('telegen-config'));
   assert.ok(cm, 'config map rendered');
@@ -140,7 +141,7 @@ test('ConfigMap holds a config the agent accepts, and the DaemonSet mounts it', 
   assert.equal(args[args.indexOf('--config') + 1], '/etc/telegen/telegen.yaml');
 });
 
-test('collector overlay: StatefulSet of 2, non-root, no capabilities, ordinal and replica count from Kubernetes', () => {
+test('collector overlay: StatefulSet of 2, non-root, no capabilities, ordinal and replica count from Kubernetes', needsKubectl, () => {
   const objs = render('overlays/collector');
   const ss = find(objs, 'StatefulSet', 'telegen-collector');
   assert.equal(ss.spec.replicas, 2);
