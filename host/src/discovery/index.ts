@@ -249,7 +249,14 @@ export class Discovery {
       if (c < 48 || c > 57) continue;
       const pid = Number(n);
       live.add(pid);
-      if (this.procs.has(pid)) continue;
+      const known = this.procs.get(pid);
+      if (known) {
+        // exec keeps the pid but changes the executable: re-read such a process on this scan.
+        let exe: string | undefined;
+        try { exe = fs.readlinkSync(`${this.cfg.proc_root}/${pid}/exe`).replace(/ \(deleted\)$/, ''); } catch { /* exiting */ }
+        if (exe === undefined || exe === known.executablePath) continue;
+        this.forget(pid);
+      }
       // Kernel threads have no executable: not worth a row.
       try { fs.readlinkSync(`${this.cfg.proc_root}/${pid}/exe`); } catch { continue; }
       this.process(pid);
