@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Socket tracer: TCP payload and connection lifecycle from syscall tracepoints only (this
- * kernel family has no kprobes and refuses fentry). Enter handlers remember the user buffer,
- * exit handlers know how many bytes moved and copy them from user memory. */
+/* Socket tracer: TCP payload and connection lifecycle, and UDP datagrams, from syscall
+ * tracepoints only (this kernel family has no kprobes and refuses fentry). Enter handlers
+ * remember the user buffer, exit handlers know how many bytes moved and copy them from user
+ * memory. A UDP socket is tracked like a TCP one (by pid+fd, lazily, role unknown); each
+ * datagram's event carries its own peer, and the host splits the socket into flows by peer. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -14,6 +16,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
@@ -33,6 +36,7 @@ enum tg_event_type tg_anchor_ev __attribute__((used));
 enum tg_dir tg_anchor_dir __attribute__((used));
 enum tg_data_flags tg_anchor_flags __attribute__((used));
 enum tg_role tg_anchor_role __attribute__((used));
+enum tg_proto tg_anchor_proto __attribute__((used));
 enum tg_stat tg_anchor_stat __attribute__((used));
 enum tg_socket_limits tg_anchor_limits __attribute__((used));
 
@@ -63,11 +67,16 @@ enum call_kind {
 	CALL_IOV = 2,     /* (iov, iovcnt) */
 	CALL_CONNECT = 3,
 	CALL_ACCEPT = 4,
+	CALL_MMSG = 5,    /* (mmsghdr vector, vlen): sendmmsg/recvmmsg, one event per message */
 };
+
+/* Messages reported per sendmmsg/recvmmsg: resolvers send A+AAAA in one call (glibc), dig one. */
+#define TG_MMSG_MAX 4
 
 struct call_args {
 	__u64 buf;  /* buffer or iovec array */
 	__u64 cnt;  /* buffer length or iovec count */
+	__u64 addr; /* user sockaddr of sendto/recvfrom/msg_name (UDP peer), 0 if none */
 	__u32 fd;
 	__u8 kind;  /* enum call_kind */
 	__u8 dir;   /* enum tg_dir */
@@ -165,9 +174,18 @@ static __always_inline struct file *fd_file(__u32 fd)
 	return f;
 }
 
-/* The struct sock behind a file if it is a TCP socket over IPv4/IPv6, else NULL. Most fds a
- * process reads are not sockets: the inode mode answers that in two reads. */
-static __always_inline struct sock *file_tcp_sock(struct file *f)
+static __always_inline void v4_mapped(__u8 *dst, __u32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+/* The struct sock behind a file if it is a TCP stream or UDP datagram socket over IPv4/IPv6
+ * (udp_only: UDP only; tcp_only: TCP only), else NULL. Most fds a process reads are not
+ * sockets: the inode mode answers that in two reads. */
+static __always_inline struct sock *file_inet_sock(struct file *f, bool tcp_only)
 {
 	if (!f)
 		return NULL;
@@ -175,7 +193,10 @@ static __always_inline struct sock *file_tcp_sock(struct file *f)
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
-	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+	if (!sock)
+		return NULL;
+	short type = BPF_CORE_READ(sock, type);
+	if (type != SOCK_STREAM && (tcp_only || type != SOCK_DGRAM))
 		return NULL;
 	struct sock *sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
@@ -183,17 +204,51 @@ static __always_inline struct sock *file_tcp_sock(struct file *f)
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return NULL;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (type == SOCK_STREAM ? proto != IPPROTO_TCP : proto != IPPROTO_UDP)
 		return NULL;
 	return sk;
 }
 
-static __always_inline void v4_mapped(__u8 *dst, __u32 addr)
+static __always_inline void sk_local(struct tg_conn_info *ci, struct sock *sk)
 {
-	__builtin_memset(dst, 0, 10);
-	dst[10] = 0xff;
-	dst[11] = 0xff;
-	__builtin_memcpy(dst + 12, &addr, 4);
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET)
+		v4_mapped(ci->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	else
+		BPF_CORE_READ_INTO(&ci->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+	ci->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
+/* A datagram's peer: the syscall's sockaddr when it gave one (unconnected sockets: dnsmasq's
+ * recvfrom/sendto, a resolver's sendto), else the connected peer. The local end is read now:
+ * an unbound client socket gets its port at its first send, after it was tracked. */
+static __always_inline void udp_ends(struct tg_conn_info *ci, struct sock *sk, __u64 uaddr)
+{
+	sk_local(ci, sk);
+	if (uaddr) {
+		struct {
+			__u16 family;
+			__u16 port; /* network order */
+			__u32 v4;   /* sin_addr, or sin6_flowinfo */
+		} head;
+		if (!bpf_probe_read_user(&head, sizeof(head), (void *)uaddr)) {
+			if (head.family == AF_INET) {
+				v4_mapped(ci->raddr, head.v4);
+				ci->rport = bpf_ntohs(head.port);
+				return;
+			}
+			if (head.family == AF_INET6 &&
+			    !bpf_probe_read_user(ci->raddr, sizeof(ci->raddr), (void *)(uaddr + 8))) {
+				ci->rport = bpf_ntohs(head.port);
+				return;
+			}
+		}
+	}
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET)
+		v4_mapped(ci->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	else
+		BPF_CORE_READ_INTO(&ci->raddr, sk, __sk_common.skc_v6_daddr);
+	ci->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
 static __always_inline void fill_conn(struct tg_conn_info *ci, struct sock *sk, __u8 role)
@@ -207,6 +262,7 @@ static __always_inline void fill_conn(struct tg_conn_info *ci, struct sock *sk, 
 	ci->tid = (__u32)id;
 	ci->family = family;
 	ci->role = role;
+	ci->proto = BPF_CORE_READ(sk, sk_protocol);
 	if (family == AF_INET) {
 		v4_mapped(ci->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
 		v4_mapped(ci->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
@@ -260,7 +316,8 @@ static __always_inline struct conn_state *track(struct conn_key *k, struct file 
 
 /* ---- enter side ---- */
 
-static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u8 kind, __u8 dir)
+static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u64 addr, __u8 kind,
+				     __u8 dir)
 {
 	struct call_args *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -268,13 +325,15 @@ static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u8 kind, 
 		return 0;
 	a->buf = buf;
 	a->cnt = cnt;
+	a->addr = addr;
 	a->fd = fd;
 	a->kind = kind;
 	a->dir = dir;
 	return 0;
 }
 
-static __always_inline int data_enter(__u64 fd, __u64 buf, __u64 cnt, __u8 kind, __u8 dir)
+static __always_inline int data_enter(__u64 fd, __u64 buf, __u64 cnt, __u64 addr, __u8 kind,
+				      __u8 dir)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (!pid_wanted(pid) || (__s64)fd < 0 || cnt == 0)
@@ -288,7 +347,7 @@ static __always_inline int data_enter(__u64 fd, __u64 buf, __u64 cnt, __u8 kind,
 	if (!st || st->file != (__u64)f) {
 		/* Not seen opening: a connection older than the agent, or the fd now holds
 		 * something else. */
-		struct sock *sk = file_tcp_sock(f);
+		struct sock *sk = file_inet_sock(f, false);
 		if (!sk) {
 			if (st)
 				bpf_map_delete_elem(&tg_conns, &k);
@@ -297,7 +356,7 @@ static __always_inline int data_enter(__u64 fd, __u64 buf, __u64 cnt, __u8 kind,
 		if (!track(&k, f, sk, TG_ROLE_UNKNOWN))
 			return 0;
 	}
-	return save_call(fd, buf, cnt, kind, dir);
+	return save_call(fd, buf, cnt, addr, kind, dir);
 }
 
 static __always_inline int msg_enter(__u64 fd, __u64 umsg, __u64 flags, __u8 dir)
@@ -310,37 +369,39 @@ static __always_inline int msg_enter(__u64 fd, __u64 umsg, __u64 flags, __u8 dir
 		return 0;
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)umsg))
 		return 0;
-	return data_enter(fd, (__u64)msg.msg_iov, msg.msg_iovlen, CALL_IOV, dir);
+	return data_enter(fd, (__u64)msg.msg_iov, msg.msg_iovlen, (__u64)msg.msg_name, CALL_IOV, dir);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
 int tg_in_read(struct trace_event_raw_sys_enter *ctx)
 {
-	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_INGRESS);
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, CALL_BUF, TG_DIR_INGRESS);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int tg_in_write(struct trace_event_raw_sys_enter *ctx)
 {
-	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_EGRESS);
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, CALL_BUF, TG_DIR_EGRESS);
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
 int tg_in_readv(struct trace_event_raw_sys_enter *ctx)
 {
-	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, TG_DIR_INGRESS);
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, CALL_IOV, TG_DIR_INGRESS);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
 int tg_in_writev(struct trace_event_raw_sys_enter *ctx)
 {
-	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, TG_DIR_EGRESS);
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, CALL_IOV, TG_DIR_EGRESS);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int tg_in_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_EGRESS);
+	/* dest_addr: the datagram's peer on an unconnected UDP socket (ignored for TCP). */
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4], CALL_BUF,
+			  TG_DIR_EGRESS);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
@@ -349,7 +410,23 @@ int tg_in_recvfrom(struct trace_event_raw_sys_enter *ctx)
 	/* A peek is read again later: reporting it would count the bytes twice. */
 	if (ctx->args[3] & MSG_PEEK)
 		return 0;
-	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, TG_DIR_INGRESS);
+	/* src_addr is filled in by the kernel: read at exit. */
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4], CALL_BUF,
+			  TG_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int tg_in_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, CALL_MMSG, TG_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int tg_in_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[3] & MSG_PEEK)
+		return 0;
+	return data_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, CALL_MMSG, TG_DIR_INGRESS);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
@@ -369,7 +446,7 @@ static __always_inline int lifecycle_enter(__u64 fd, __u8 kind)
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (!pid_wanted(pid) || (__s64)fd < 0)
 		return 0;
-	return save_call(fd, 0, 0, kind, 0);
+	return save_call(fd, 0, 0, 0, kind, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -497,6 +574,11 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 	s->ev.orig_len = moved > 0xffffffffULL ? 0xffffffffU : moved;
 	s->ev.conn = st->info;
 	s->ev.conn.tid = (__u32)bpf_get_current_pid_tgid();
+	if (st->info.proto == IPPROTO_UDP) {
+		struct sock *sk = file_inet_sock(fd_file(a->fd), false);
+		if (sk)
+			udp_ends(&s->ev.conn, sk, a->addr);
+	}
 	if (got < moved)
 		stat_inc(TG_STAT_TRUNCATED);
 
@@ -522,7 +604,7 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 
 	/* The kind check guards against an enter whose exit we missed (a program that failed
 	 * to attach): never read a connect()'s arguments as a buffer. */
-	if (!take_call(&a) || (a.kind != CALL_BUF && a.kind != CALL_IOV))
+	if (!take_call(&a) || (a.kind != CALL_BUF && a.kind != CALL_IOV && a.kind != CALL_MMSG))
 		return 0;
 	long ret = ctx->ret;
 	if (ret <= 0)
@@ -531,7 +613,28 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
 	if (!st)
 		return 0;
-	emit_data(st, &a, ret);
+	if (a.kind != CALL_MMSG) {
+		emit_data(st, &a, ret);
+		return 0;
+	}
+	/* ret messages moved; the kernel wrote each one's byte count into its msg_len. */
+	for (int i = 0; i < TG_MMSG_MAX; i++) {
+		struct mmsghdr m;
+		struct call_args one = { .fd = a.fd, .kind = CALL_IOV, .dir = a.dir };
+
+		if (i >= ret || i >= a.cnt)
+			break;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)(a.buf + i * sizeof(m)))) {
+			stat_inc(TG_STAT_READ_FAULT);
+			break;
+		}
+		if (!m.msg_len)
+			continue;
+		one.buf = (__u64)m.msg_hdr.msg_iov;
+		one.cnt = m.msg_hdr.msg_iovlen;
+		one.addr = (__u64)m.msg_hdr.msg_name;
+		emit_data(st, &one, m.msg_len);
+	}
 	return 0;
 }
 
@@ -552,6 +655,12 @@ int tg_out_sendto(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx);
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int tg_out_recvfrom(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int tg_out_sendmmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
+int tg_out_recvmmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int tg_out_sendmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
@@ -582,7 +691,8 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u8 
 		role = TG_ROLE_SERVER;
 	}
 	struct file *f = fd_file(fd);
-	struct sock *sk = file_tcp_sock(f);
+	/* UDP sockets are tracked at their first datagram: connect() on one is no news. */
+	struct sock *sk = file_inet_sock(f, true);
 	if (!sk)
 		return 0;
 	struct conn_key k = { .pid = id >> 32, .fd = fd };

@@ -43,6 +43,12 @@ enum tg_role {
 	TG_ROLE_SERVER = 2, /* the process got the socket from accept() */
 };
 
+/* tg_conn_info.proto: the IP protocol numbers. */
+enum tg_proto {
+	TG_PROTO_TCP = 6,
+	TG_PROTO_UDP = 17,
+};
+
 /* Identity of a connection as seen by one process. laddr/lport is the local end. */
 struct tg_conn_info {
 	__u64 conn_id;   /* unique while the tracer is loaded: a counter bumped per tracked socket */
@@ -55,7 +61,10 @@ struct tg_conn_info {
 	__u16 rport;
 	__u16 family;    /* AF_INET / AF_INET6 */
 	__u8 role;       /* enum tg_role */
-	__u8 _pad0;
+	/* enum tg_proto. UDP: raddr/rport in a data event are that datagram's peer (the
+	 * sockaddr of sendto/sendmsg/recvfrom/recvmsg, else the connected peer), laddr/lport the
+	 * socket's bound end at that moment; conn_id names the socket, not the flow. */
+	__u8 proto;
 	char comm[TG_COMM_LEN];
 };
 

@@ -24,6 +24,7 @@ import * as path from 'path';
 import { createSignals, Signals } from './signals';
 import { correlateStage, CorrelateStage } from './correlate';
 import { Analytics } from './analytics';
+import { DnsMetrics } from './analytics/dns-metrics';
 
 /**
  * A tracer beyond the socket tracer (TCP metrics, XDP, file I/O, security, profiler): started on
@@ -182,6 +183,7 @@ export class Agent {
     });
     this.registry.loadDir(this.cfg.decoders.dir ?? defaultDecodersDir(), this.cfg.decoders.disabled);
     this.registry.addPortHints(this.cfg.decoders.ports);
+    const dnsMetrics = new DnsMetrics(this.signals.meter);
     this.router = new Router(this.registry, (rec, conn, decoder) => {
       const span = recordToSpan(rec, conn.meta, decoder, { clock, hostName });
       if (!span) {
@@ -189,6 +191,7 @@ export class Agent {
         return;
       }
       if (!this.firstSpanLogged) { this.firstSpanLogged = true; alog.info({ name: span.name, decoder }, 'first span'); }
+      if (decoder === 'dns') dnsMetrics.observe(span);
       spanIn(span, conn.meta);
     }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });
     this.kernel = new KernelIngest(this.router, this.metrics);

@@ -8,7 +8,7 @@ import { openSocketTracer, nativeAddonPath, SocketTracer } from '../../host/src/
 import * as ev from '../../host/src/native/events';
 import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_limits } from '../../host/src/generated/layout';
 
-const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg']
+const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg']
   .flatMap((s) => [`tg_in_${s}`, `tg_out_${s}`])
   .concat('tg_in_close', 'tg_proc_exit');
 

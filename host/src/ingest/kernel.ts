@@ -1,7 +1,7 @@
 // Kernel source: turns ring-buffer batches (zero-copy views from the native addon) into router
 // calls. Reads fields by the BTF-generated offsets; connection strings are built once per
 // connection, not per event.
-import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_data_flags } from '../generated/layout';
+import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_data_flags, tg_proto } from '../generated/layout';
 import { Router, Conn } from './router';
 import { ConnMeta, Role } from '../model';
 import { SelfMetrics } from '../metrics/self';
@@ -43,7 +43,18 @@ function roleOf(v: number): Role {
   return v === tg_role.TG_ROLE_CLIENT ? 'client' : v === tg_role.TG_ROLE_SERVER ? 'server' : 'unknown';
 }
 
-interface KConn { conn: Conn; next: [number, number]; pid: number }
+interface KConn { conn: Conn; next: [number, number]; pid: number; udp?: { socket: bigint; key: string; lastTs: bigint } }
+
+/** UDP flows have no close: one idle this long (source clock) is forgotten. */
+export const UDP_FLOW_IDLE_NS = 30_000_000_000n;
+
+/** A UDP socket's flow: the socket (conn_id) and the datagram's peer. One unconnected socket
+ *  (dnsmasq's, a resolver's) talks to many peers; each peer is its own exchange stream. */
+function udpFlowKey(ring: Uint8Array, dv: DataView, info: number, socket: bigint): string {
+  let k = socket.toString(36) + '|' + dv.getUint16(info + tg_conn_info.rport, true) + '|';
+  for (let i = 0; i < 16; i++) k += ring[info + tg_conn_info.raddr + i].toString(16) + '.';
+  return k;
+}
 
 export class KernelIngest {
   private readonly conns = new Map<bigint, KConn>();
@@ -51,6 +62,9 @@ export class KernelIngest {
   private readonly byPid = new Map<number, Set<bigint>>();
   /** Connections whose plaintext the TLS tracer delivers: their ciphertext is dropped. */
   private readonly tlsConns = new Set<bigint>();
+  /** UDP flows by udpFlowKey, and each UDP socket's flows (its close ends them all). */
+  private readonly udpFlows = new Map<string, KConn>();
+  private readonly udpBySocket = new Map<bigint, Set<string>>();
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
@@ -62,14 +76,11 @@ export class KernelIngest {
     return this.dv;
   }
 
-  private connFor(ring: Uint8Array, dv: DataView, info: number, key?: bigint): KConn {
-    const id = key ?? dv.getBigUint64(info + tg_conn_info.conn_id, true);
-    let k = this.conns.get(id);
-    if (k) return k;
+  private metaOf(ring: Uint8Array, dv: DataView, info: number): ConnMeta {
     const family = dv.getUint16(info + tg_conn_info.family, true);
-    const meta: ConnMeta = {
+    return {
       role: roleOf(ring[info + tg_conn_info.role]),
-      transport: 'tcp',
+      transport: ring[info + tg_conn_info.proto] === tg_proto.TG_PROTO_UDP ? 'udp' : 'tcp',
       localAddr: addrString(ring, info + tg_conn_info.laddr, family),
       localPort: dv.getUint16(info + tg_conn_info.lport, true),
       remoteAddr: addrString(ring, info + tg_conn_info.raddr, family),
@@ -79,12 +90,50 @@ export class KernelIngest {
       comm: commString(ring, info + tg_conn_info.comm),
       cgroupId: dv.getBigUint64(info + tg_conn_info.cgroup_id, true),
     };
+  }
+
+  private connFor(ring: Uint8Array, dv: DataView, info: number, key?: bigint): KConn {
+    const id = key ?? dv.getBigUint64(info + tg_conn_info.conn_id, true);
+    let k = this.conns.get(id);
+    if (k) return k;
+    const meta = this.metaOf(ring, dv, info);
     k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid! };
     this.conns.set(id, k);
     let set = this.byPid.get(k.pid);
     if (!set) { set = new Set(); this.byPid.set(k.pid, set); }
     set.add(id);
     return k;
+  }
+
+  /** The flow of one datagram; a new flow's role is its first datagram's direction: the side
+   *  that sends first is the client (dig, a resolver), one that receives first the server. */
+  private udpFlowFor(ring: Uint8Array, dv: DataView, info: number, egress: boolean, ts: bigint): KConn {
+    const socket = dv.getBigUint64(info + tg_conn_info.conn_id, true);
+    const key = udpFlowKey(ring, dv, info, socket);
+    let k = this.udpFlows.get(key);
+    if (k) { k.udp!.lastTs = ts; return k; }
+    const meta = this.metaOf(ring, dv, info);
+    meta.role = egress ? 'client' : 'server';
+    k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid!, udp: { socket, key, lastTs: ts } };
+    this.udpFlows.set(key, k);
+    let set = this.udpBySocket.get(socket);
+    if (!set) { set = new Set(); this.udpBySocket.set(socket, set); }
+    set.add(key);
+    return k;
+  }
+
+  private dropUdp(k: KConn): void {
+    const u = k.udp!;
+    this.router.close(k.conn);
+    this.udpFlows.delete(u.key);
+    const set = this.udpBySocket.get(u.socket);
+    if (set) { set.delete(u.key); if (!set.size) this.udpBySocket.delete(u.socket); }
+  }
+
+  private dropSocketFlows(socket: bigint): void {
+    const set = this.udpBySocket.get(socket);
+    if (!set) return;
+    for (const key of [...set]) { const k = this.udpFlows.get(key); if (k) this.dropUdp(k); }
   }
 
   private drop(id: bigint, k: KConn): void {
@@ -111,6 +160,7 @@ export class KernelIngest {
         const id = dv.getBigUint64(off + INFO_CONN + tg_conn_info.conn_id, true);
         const k = this.conns.get(id);
         if (k) this.drop(id, k);
+        this.dropSocketFlows(id);
         const t = this.conns.get(id | TLS_STREAM);
         if (t) this.drop(id | TLS_STREAM, t);
         this.tlsConns.delete(id);
@@ -119,6 +169,7 @@ export class KernelIngest {
         const pid = dv.getUint32(off + INFO_CONN + tg_conn_info.pid, true);
         for (const id of this.byPid.get(pid) ?? []) { const k = this.conns.get(id); if (k) this.drop(id, k); }
         this.byPid.delete(pid);
+        for (const k of [...this.udpFlows.values()]) if (k.pid === pid) this.dropUdp(k);
         forgetProcess(pid);
       } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
         if (len < tg_conn_event.size) continue;
@@ -128,6 +179,7 @@ export class KernelIngest {
   }
 
   private onData(ring: Uint8Array, dv: DataView, off: number, len: number): void {
+    if (ring[off + INFO_DATA + tg_conn_info.proto] === tg_proto.TG_PROTO_UDP) { this.onDatagram(ring, dv, off, len); return; }
     const raw = dv.getBigUint64(off + INFO_DATA + tg_conn_info.conn_id, true);
     let key = raw;
     if (ring[off + tg_data_event.flags] & tg_data_flags.TG_DATA_TLS) {
@@ -159,12 +211,27 @@ export class KernelIngest {
     if (orig > plen && conn.meta.role !== 'unknown') this.router.gap(conn, (conn.meta.role === 'client') === egress, orig - plen);
   }
 
-  /** Connections the kernel closed while the ring was full never get a close event: expire them. */
+  /** One UDP datagram: fed to the router as a unit of its own (the DNS decoder reads one message
+   *  per call for UDP). No positions or gaps: datagrams are not a byte stream, and one cut to the
+   *  capture limit is fed as it is (the decoder flags what runs past its end). */
+  private onDatagram(ring: Uint8Array, dv: DataView, off: number, len: number): void {
+    const ts = dv.getBigUint64(off + tg_data_event.ts_ns, true);
+    this.lastTs = ts;
+    const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
+    const k = this.udpFlowFor(ring, dv, off + INFO_DATA, egress, ts);
+    const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
+    if (plen > 0) this.router.dataLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
+  }
+
+  /** Connections the kernel closed while the ring was full never get a close event: expire them.
+   *  UDP flows never get one: they go after UDP_FLOW_IDLE_NS (or maxIdleNs if shorter). */
   expireIdle(maxIdleNs: bigint): void {
     for (const [id, k] of this.conns) {
       if (this.lastTs - k.conn.lastTs > maxIdleNs && k.conn.lastTs > 0n) this.drop(id, k);
     }
+    const udpIdle = maxIdleNs < UDP_FLOW_IDLE_NS ? maxIdleNs : UDP_FLOW_IDLE_NS;
+    for (const k of [...this.udpFlows.values()]) if (this.lastTs - k.udp!.lastTs > udpIdle) this.dropUdp(k);
   }
 
-  size(): number { return this.conns.size; }
+  size(): number { return this.conns.size + this.udpFlows.size; }
 }

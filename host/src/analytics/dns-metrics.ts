@@ -1,0 +1,54 @@
+// DNS metrics from DNS spans (issue 5): lookups, latency, NXDOMAIN/SERVFAIL, per name suffix.
+// Cardinality is bounded twice: a suffix is the name's last two labels, and past MAX_SUFFIXES
+// distinct suffixes every new one is counted under OVERFLOW (names are attacker-controlled).
+import { Meter, Counter, Histogram, SpanKind } from '@opentelemetry/api';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+
+export const MAX_SUFFIXES = 1000;
+export const OVERFLOW = '_other';
+
+/** `a.b.example.com.` → `example.com`; case folded; the root is `.`. */
+export function nameSuffix(name: string): string {
+  const labels = name.toLowerCase().replace(/\.$/, '').split('.').filter((l) => l.length > 0);
+  if (!labels.length) return '.';
+  return labels.slice(-2).join('.');
+}
+
+export class DnsMetrics {
+  private readonly lookups: Counter;
+  private readonly failed: Counter;
+  private readonly duration: Histogram;
+  private readonly suffixes = new Set<string>();
+
+  constructor(meter: Meter) {
+    this.lookups = meter.createCounter('dns.lookups', { description: 'DNS exchanges seen, per name suffix, response code and side', unit: '{lookup}' });
+    this.failed = meter.createCounter('dns.lookups.failed', { description: 'DNS exchanges answered NXDOMAIN or SERVFAIL', unit: '{lookup}' });
+    this.duration = meter.createHistogram('dns.lookup.duration', { description: 'Query to response time of DNS exchanges', unit: 's' });
+  }
+
+  private bucket(name: string): string {
+    const s = nameSuffix(name);
+    if (this.suffixes.has(s)) return s;
+    if (this.suffixes.size >= MAX_SUFFIXES) return OVERFLOW;
+    this.suffixes.add(s);
+    return s;
+  }
+
+  /** Called for every span the agent produces; ignores what is not DNS. */
+  observe(span: ReadableSpan): void {
+    const name = span.attributes['dns.question.name'];
+    if (typeof name !== 'string') return;
+    const rcode = span.attributes['dns.response_code'];
+    const attrs = {
+      'dns.name.suffix': this.bucket(name),
+      'dns.response_code': typeof rcode === 'string' ? rcode : 'NO_RESPONSE',
+      'dns.side': span.kind === SpanKind.SERVER ? 'server' : 'client',
+    };
+    this.lookups.add(1, attrs);
+    if (attrs['dns.response_code'] === 'NXDOMAIN' || attrs['dns.response_code'] === 'SERVFAIL') this.failed.add(1, attrs);
+    if (typeof rcode === 'string') {
+      const [s, ns] = span.duration;
+      this.duration.record(s + ns / 1e9, { 'dns.name.suffix': attrs['dns.name.suffix'], 'dns.side': attrs['dns.side'] });
+    }
+  }
+}
