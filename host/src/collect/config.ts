@@ -31,6 +31,7 @@ export const kafkaTargetSchema = z.object({
   type: z.literal('kafka'),
   brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'HOST:PORT')).min(1),
   client_id: z.string().default('telegen-collector'),
+  groups: z.array(z.string().min(1)).default([]).describe('Consumer groups to report lag for in addition to those ListGroups returns (brokers or proxies without ListGroups)'),
 }).strict();
 
 export const targetSchema = z.discriminatedUnion('type', [prometheusTargetSchema, postgresTargetSchema, kafkaTargetSchema]);

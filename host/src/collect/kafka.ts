@@ -30,8 +30,15 @@ export async function pollKafka(t: KafkaTarget, ctx: PollContext): Promise<Point
       high.set(topic, m);
       out.push({ name: 'kafka.topic.partitions', kind: 'gauge', unit: '{partition}', description: 'Partitions of a topic', attributes: { topic }, value: offs.length });
     }
-    const groups = (await admin.listGroups()).groups.filter((g) => g.protocolType === 'consumer' || g.protocolType === '');
-    for (const g of groups) {
+    let listed: string[] = [];
+    try {
+      listed = (await admin.listGroups()).groups.filter((g) => g.protocolType === 'consumer' || g.protocolType === '').map((g) => g.groupId);
+    } catch (e) {
+      // Some brokers/proxies (and librdkafka's mock) lack ListGroups: metadata and offsets are
+      // still worth reporting, and configured groups are still read.
+      if (!t.groups.length) throw e;
+    }
+    for (const g of [...new Set([...listed, ...t.groups])].map((groupId) => ({ groupId }))) {
       const fetched = await admin.fetchOffsets({ groupId: g.groupId, topics });
       for (const ft of fetched) {
         let sum = 0;
