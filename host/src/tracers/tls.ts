@@ -69,7 +69,9 @@ export class TlsAttacher {
       try {
         enter = this.t.attachUprobe(prog, file, func, false);
       } catch {
-        continue; // not exported here (SSL_*_ex before OpenSSL 1.1.1, or no OpenSSL at all)
+        // No SSL_write: not OpenSSL at all (most executables) — spare the other ELF lookups.
+        if (func === 'SSL_write') break;
+        continue; // SSL_*_ex are missing before OpenSSL 1.1.1
       }
       try {
         handles.push(enter, this.t.attachUprobe(EXIT_PROG, file, func, true));
