@@ -13,7 +13,8 @@ test('OTLP receiver unavailable, slow, down, then rejecting: delivered exactly o
   if (!requireBpf(t)) return;
   const rx = await startReceiver({ protocol: 'grpc' });
   rx.setMode({ kind: 'unavailable' });
-  const agent = await startAgent({ config: faultConfig(os.tmpdir()), env: { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } });
+  const agent = await startAgent({ config: faultConfig(os.tmpdir()), env: { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } })
+    .catch(async (e) => { await rx.stop(); throw e; }); // a failed start must not leave the receiver holding the test process
   const srv = await startServer(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0']);
   const ours = (p: string) => rx.spans().filter((s) => s.attributes['server.port'] === srv.port && s.kind === 2 && s.attributes['url.path'] === p);
   try {
