@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { once } from 'node:events';
 import { openSocketTracer, nativeAddonPath, SocketTracer } from '../../host/src/native/index';
 import * as ev from '../../host/src/native/events';
-import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_limits } from '../../host/src/generated/layout';
+import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_limits, tg_proto } from '../../host/src/generated/layout';
 
 const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg']
   .flatMap((s) => [`tg_in_${s}`, `tg_out_${s}`])
@@ -41,6 +41,7 @@ interface Ev {
   raddr: string;
   rport: number;
   family: number;
+  proto: number;
   dir: number;
   pos: number;
   len: number;
@@ -73,6 +74,7 @@ function collect(ring: Uint8Array, index: Uint32Array, count: number, keep: (pid
       raddr: ev.remoteAddress(ring, c),
       rport: ev.remotePort(ring, c),
       family: ev.family(ring, c),
+      proto: ring[c + tg_conn_info.proto],
       dir: data ? ev.dataDir(ring, off) : -1,
       pos: data ? ev.dataPos(ring, off) : -1,
       len: data ? ev.dataLen(ring, off) : 0,
@@ -376,7 +378,7 @@ fd = s.fileno()
 if mode == 'wait':
     print('ready', flush=True)
     sys.stdin.readline()
-# Ignored: UDP, a unix socket pair, a regular file.
+# UDP is reported (one datagram, one event); a unix socket pair and a regular file are ignored.
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b'udp-noise', ('127.0.0.1', 9)); u.close()
 a, b = socket.socketpair(); a.send(b'unix-noise'); b.recv(64); a.close(); b.close()
 with open('/proc/self/status', 'rb') as f: f.read()
@@ -453,11 +455,14 @@ test('socket tracer: writev/sendmsg/sendto/write and readv/recvmsg/recvfrom/read
     const py = pyClient(port, 'all');
     pyPid = py.child.pid!;
     await expectLine(py.lines, 'done');
-    await waitFor(() => events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE).length >= 2, 5000);
+    await waitFor(() => events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.proto === tg_proto.TG_PROTO_TCP).length >= 2, 5000);
 
-    const mine = events.filter((e) => e.pid === pyPid && e.type !== tg_event_type.TG_EV_PROC_EXIT);
+    const udp = events.filter((e) => e.pid === pyPid && e.proto === tg_proto.TG_PROTO_UDP && e.type === tg_event_type.TG_EV_DATA);
+    assert.deepEqual(udp.map((e) => [e.dir, e.raddr, e.rport, e.payload.toString(), e.origLen]), [[tg_dir.TG_DIR_EGRESS, '127.0.0.1', 9, 'udp-noise', 9]], 'the UDP datagram, with its peer from sendto');
+    assert.ok(udp[0].lport > 0, 'the local port bound at the first send');
+    const mine = events.filter((e) => e.pid === pyPid && e.type !== tg_event_type.TG_EV_PROC_EXIT && e.proto !== tg_proto.TG_PROTO_UDP);
     assert.ok(mine.length > 0);
-    for (const e of mine) assert.equal(e.rport, port, 'only the TCP connection is reported');
+    for (const e of mine) assert.equal(e.rport, port, 'only the TCP connection besides the datagram');
     const open = mine.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN)!;
     assert.ok(open, 'blocking connect() reported');
     assert.equal(open.role, tg_role.TG_ROLE_CLIENT);
@@ -500,18 +505,19 @@ test('socket tracer: a connection older than the tracer is picked up lazily; tar
     tracer = openSocketTracer({ connMax: 4096, targetPid: pyPid }, (ring, index, count) => collect(ring, index, count, () => true, events));
     py.child.stdin!.write('go\n');
     await expectLine(py.lines, 'done');
-    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE), 5000);
+    // The UDP datagram's socket closes first: wait for the TCP connection's close.
+    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.proto === tg_proto.TG_PROTO_TCP), 5000);
     assert.ok(events.length > 0);
     for (const e of events) assert.equal(e.pid, pyPid, 'targetPid excludes every other process');
     assert.equal(events.filter((e) => e.type === tg_event_type.TG_EV_CONN_OPEN).length, 0, 'no open for an old connection');
-    const first = events[0];
+    const first = events.find((e) => e.proto === tg_proto.TG_PROTO_TCP)!;
     assert.equal(first.role, tg_role.TG_ROLE_UNKNOWN);
     assert.equal(first.rport, port);
     assert.equal(first.raddr, '127.0.0.1');
     const s = streams(events);
     assert.equal(s.get(`${first.connId}/${tg_dir.TG_DIR_EGRESS}`)!.bytes.toString(), SENT);
     assert.equal(s.get(`${first.connId}/${tg_dir.TG_DIR_INGRESS}`)!.bytes.toString(), SENT);
-    const close = events.find((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE)!;
+    const close = events.find((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.proto === tg_proto.TG_PROTO_TCP)!;
     assert.equal(close.connId, first.connId);
     assert.equal(close.bytesSent, SENT.length);
     assert.equal(close.bytesRecv, SENT.length);

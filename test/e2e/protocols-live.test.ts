@@ -116,3 +116,107 @@ test('DNS through the running agent: dig ↔ dnsmasq over UDP and TCP, both side
     assert.equal(code, 0);
   }
 });
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+test('PostgreSQL through the running agent: psql and node-postgres ↔ postgres 15, both sides', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  if (!fs.existsSync(path.join(PG_BIN, 'postgres'))) { t.skip('postgresql-15 not installed'); return; }
+  const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'telegen-pg-'));
+  fs.chmodSync(dir, 0o755);
+  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
+    '--auth-host=trust', '--auth-local=trust', '--no-sync'], { stdio: 'ignore' });
+  const port = await freePort();
+  const agent = await startAgent();
+  const { spawn } = await import('child_process');
+  const pg = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
+    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
+  const pidFile = path.join(dir, 'data', 'postmaster.pid');
+  try {
+    await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 30_000);
+    const psql = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-A', '-t', '-c', sql], { encoding: 'utf8', timeout: 30_000 });
+    psql('CREATE TABLE users (id int PRIMARY KEY, name text)');
+    psql("INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')");
+    assert.equal(psql('SELECT name FROM users WHERE id = 1').trim(), 'ada');
+    // node-postgres in its own process: a named prepared statement twice, then an error.
+    const out = execFileSync(process.execPath, ['-e', `
+      const { Client } = require('pg');
+      (async () => {
+        const c = new Client({ host: '127.0.0.1', port: ${port}, user: 'postgres', database: 'postgres' });
+        await c.connect();
+        const a = await c.query({ name: 'by_id', text: 'SELECT name FROM users WHERE id = $1', values: [2] });
+        const b = await c.query({ name: 'by_id', text: 'SELECT name FROM users WHERE id = $1', values: [3] });
+        let err = '';
+        try { await c.query('SELECT * FROM no_such_table'); } catch (e) { err = e.code; }
+        await c.end();
+        process.stdout.write([a.rows[0].name, b.rows[0].name, err].join(','));
+      })();
+    `], { encoding: 'utf8', timeout: 30_000, cwd: path.join(__dirname, '..', '..', '..') });
+    assert.equal(out, 'bob,cy,42P01');
+
+    const pgSpans = (kind: number) => agent.spans().filter((s) => s.kind === kind && s.attributes['db.system.name'] === 'postgresql' && s.attributes['server.port'] === port);
+    for (const kind of [CLIENT, SERVER]) {
+      await waitFor(() => pgSpans(kind).some((s) => s.attributes['db.response.status_code'] === '42P01')
+        && pgSpans(kind).filter((s) => s.attributes['db.query.text'] === 'SELECT name FROM users WHERE id = $1').length >= 2, 30_000).catch(() => undefined);
+      const spans = pgSpans(kind);
+      const dump = JSON.stringify(spans.map((s) => [s.name, s.attributes['db.query.text'], s.attributes['db.operation.name'], s.attributes['db.response.status_code'], s.attributes['db.response.returned_rows']]));
+      const q = (text: string) => spans.filter((s) => s.attributes['db.query.text'] === text);
+      // psql's literal is redacted; the table is named.
+      const psqlSelect = q('SELECT name FROM users WHERE id = ?');
+      assert.equal(psqlSelect.length, 1, dump);
+      assert.equal(psqlSelect[0].attributes['db.operation.name'], 'SELECT');
+      assert.equal(psqlSelect[0].attributes['db.response.returned_rows'], 1);
+      assert.equal(q('CREATE TABLE users (id int PRIMARY KEY, name text)').length, 1, dump);
+      assert.equal(q('INSERT INTO users VALUES (?, ?), (?, ?), (?, ?)').length, 1, dump);
+      // The prepared statement: both executions name the Parse text.
+      const prepared = q('SELECT name FROM users WHERE id = $1');
+      assert.equal(prepared.length, 2, dump);
+      for (const s of prepared) { assert.equal(s.attributes['db.operation.name'], 'SELECT'); assert.equal(s.attributes['db.response.returned_rows'], 1); }
+      const failed = spans.filter((s) => s.attributes['db.response.status_code'] === '42P01');
+      assert.equal(failed.length, 1, dump);
+      assert.equal(failed[0].attributes['db.query.text'], 'SELECT * FROM no_such_table');
+    }
+  } finally {
+    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : pg.pid!;
+    try { process.kill(pid, 'SIGINT'); } catch { /* gone */ }
+    await new Promise<void>((r) => { if (pg.exitCode !== null) return r(); pg.once('exit', () => r()); setTimeout(r, 20_000).unref(); });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
+
+test('Kafka through the running agent: kcat ↔ librdkafka mock broker, produce and consume spans', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const has = (cmd: string) => require('child_process').spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+  if (!has('gcc') || !has('kcat')) { t.skip('needs gcc and kcat'); return; }
+  const { spawn } = await import('child_process');
+  const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'telegen-kafka-'));
+  const bin = path.join(dir, 'mock-broker');
+  const root = path.join(__dirname, '..', '..', '..');
+  execFileSync('gcc', ['-O1', '-Wall', '-o', bin, path.join(root, 'test', 'fixtures', 'kafka-mock', 'mock-broker.c'), '-lrdkafka']);
+  const agent = await startAgent();
+  const topic = 'telegen-e2e';
+  const broker = spawn(bin, ['1', topic], { stdio: ['pipe', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    broker.stdout!.on('data', (d) => { out += String(d); });
+    const bootstrap = (await waitFor(() => /127\.0\.0\.1:\d+/.exec(out)?.[0], 10_000));
+    const port = Number(bootstrap.split(':')[1]);
+    const kcat = (args: string[], input?: string) => execFileSync('kcat', ['-b', bootstrap, ...args], { input, encoding: 'utf8', timeout: 30_000 });
+    kcat(['-P', '-t', topic, '-p', '0', '-K', ':'], 'a:one\nb:two\nc:three\n');
+    assert.equal(kcat(['-C', '-t', topic, '-p', '0', '-o', 'beginning', '-e', '-q', '-f', '%s\n']), 'one\ntwo\nthree\n');
+    const kSpans = () => agent.spans().filter((s) => s.kind === CLIENT && s.attributes['messaging.system'] === 'kafka');
+    const ops = () => kSpans().map((s) => `${s.attributes['messaging.operation.name']} ${s.attributes['messaging.destination.name'] ?? ''}`.trim());
+    await waitFor(() => ops().includes(`produce ${topic}`) && ops().includes(`fetch ${topic}`), 30_000).catch(() => undefined);
+    const got = ops();
+    assert.ok(got.includes(`produce ${topic}`), JSON.stringify(got));
+    assert.ok(got.includes(`fetch ${topic}`), JSON.stringify(got));
+    for (const s of kSpans()) assert.equal(s.attributes['server.port'], port);
+  } finally {
+    broker.kill('SIGTERM');
+    await new Promise<void>((r) => { if (broker.exitCode !== null) return r(); broker.once('exit', () => r()); setTimeout(r, 5000).unref(); });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
