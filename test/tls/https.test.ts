@@ -16,7 +16,7 @@ function summary(s: FlatSpan): string {
 
 const SERVER_JS = `
 const https = require('https'); const fs = require('fs');
-const srv = https.createServer({ key: fs.readFileSync(process.argv[1]), cert: fs.readFileSync(process.argv[2]) }, (req, res) => {
+const srv = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) }, (req, res) => {
   let n = 0; req.on('data', (d) => n += d.length);
   req.on('end', () => {
     const m = /^\\/status\\/(\\d+)/.exec(req.url);
