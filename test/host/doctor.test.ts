@@ -20,6 +20,9 @@ test('doctor --json reports kernel features and tracer verdicts found on this ma
   const kprobePmu = require('fs').existsSync('/sys/bus/event_source/devices/kprobe/type');
   assert.equal(j.features.attach.kprobe.ok, kprobePmu);
   assert.equal(j.features.attach.tracepoint.ok, true);
+  // the brief's facts for this kernel, found by loading real probe programs
+  assert.equal(j.features.attach.tp_btf.ok, true, j.features.attach.tp_btf.detail);
+  assert.equal(j.features.attach.fentry.ok, false, 'fentry is refused here');
   assert.equal(j.tracers.find((x: { name: string }) => x.name === 'socket').canRun, true);
   for (const v of j.tracers) if (!v.canRun) assert.match(v.why, /\w+ \w+/, 'every tracer that cannot run says why in a sentence');
 });

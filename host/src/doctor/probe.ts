@@ -3,6 +3,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { execFileSync } from 'child_process';
+import * as path from 'path';
+import { installRoot } from '../paths';
 
 export interface Check { name: string; ok: boolean; detail: string; fix?: string }
 
@@ -58,6 +60,25 @@ function bpftoolProbe(): { programTypes: Record<string, boolean>; mapTypes: Reco
   } catch { return { programTypes: {}, mapTypes: {} }; }
 }
 
+/**
+ * Loads one probe object (build/bpf/probe_KIND.bpf.o) with bpftool and unpins it: tp_btf and
+ * fentry resolve their BTF attach target at load time, so a load is the real answer.
+ */
+function loadProbe(kind: string): { ok: boolean; detail: string } {
+  const obj = path.join(installRoot(), 'build', 'bpf', `probe_${kind}.bpf.o`);
+  if (!fs.existsSync(obj)) return { ok: false, detail: `probe object missing (${obj}); run npm run build` };
+  const pin = `/sys/fs/bpf/telegen-probe-${kind}-${process.pid}`;
+  try {
+    execFileSync('bpftool', ['prog', 'load', obj, pin], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20000 });
+    return { ok: true, detail: `${kind} program loads` };
+  } catch (e) {
+    const err = String((e as { stderr?: Buffer }).stderr ?? '').split('\n').find((l) => /rror|denied|not permitted|invalid/i.test(l)) ?? 'refused';
+    return { ok: false, detail: `${kind} programs are refused by this kernel (${err.trim().slice(0, 120)})` };
+  } finally {
+    try { fs.unlinkSync(pin); } catch { /* not pinned */ }
+  }
+}
+
 /** Mounts bpffs and tracefs when missing and we may (the agent does this at start). */
 export function ensureMounts(): string[] {
   const done: string[] = [];
@@ -81,9 +102,10 @@ export function probeFeatures(): Features {
   const pmu = (n: string) => fs.existsSync(`/sys/bus/event_source/devices/${n}/type`);
   attach.tracepoint = { ok: !!programTypes.tracepoint && !!tfs && fs.existsSync(`${tfs}/events/syscalls`), detail: tfs ? `${tfs}/events/syscalls` : 'tracefs not mounted' };
   attach.raw_tp = { ok: !!programTypes.raw_tracepoint, detail: 'raw_tracepoint program type' };
-  attach.tp_btf = { ok: !!programTypes.tracing && fs.existsSync('/sys/kernel/btf/vmlinux'), detail: programTypes.tracing ? 'tracing program type loads' : 'tracing program type refused by this kernel' };
+  const root = process.getuid?.() === 0;
+  attach.tp_btf = root ? loadProbe('tp_btf') : { ok: false, detail: 'needs root to probe' };
   attach.kprobe = { ok: !!programTypes.kprobe && pmu('kprobe'), detail: pmu('kprobe') ? 'kprobe PMU present' : 'kprobes are not built into this kernel (no kprobe PMU)' };
-  attach.fentry = { ok: !!programTypes.tracing, detail: programTypes.tracing ? 'tracing programs load' : 'fentry/fexit refused: tracing program type does not load' };
+  attach.fentry = root ? loadProbe('fentry') : { ok: false, detail: 'needs root to probe' };
   attach.uprobe = { ok: pmu('uprobe'), detail: pmu('uprobe') ? 'uprobe PMU present' : 'no uprobe PMU' };
   attach.perf_event = { ok: !!programTypes.perf_event && pmu('software'), detail: pmu('cpu') ? 'hardware and software clocks' : 'software clock only (no hardware counters)' };
   attach.xdp = { ok: !!programTypes.xdp, detail: 'XDP program type (generic mode always available)' };
