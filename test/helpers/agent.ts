@@ -104,11 +104,11 @@ export async function startAgent(opts: { env?: Record<string, string>; config?: 
   proc.stdout!.on('data', (d) => logs.push(String(d)));
   proc.stderr!.on('data', (d) => logs.push(String(d)));
   const api = (p: string) => fetch(`http://127.0.0.1:${apiPort}${p}`);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}: ${logs.join('')}`);
     try { if ((await api('/readyz')).ok) break; } catch { /* not yet */ }
-    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`agent not ready in 30 s: ${logs.join('')}`); }
+    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`agent not ready in 90 s: ${logs.join('')}`); }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
