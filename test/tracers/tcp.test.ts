@@ -89,8 +89,8 @@ test('tcp: opens, closes, bytes, RTT by peer and process; refused connects count
     assert.equal(sumWhere(m, 'telegen.tcp.retransmits', { 'server.port': port }), 0);
     // /metrics: map fill and ring drops.
     const prom = await (await agent.api('/metrics')).text();
-    assert.match(prom, /telegen_bpf_map_capacity\{tracer="tcp",map="tg_tcp_conns"\} 65536/);
-    assert.match(prom, /telegen_bpf_map_entries\{tracer="tcp",map="tg_tcp_conns"\} \d+/);
+    assert.match(prom, /telegen_bpf_map_capacity\{map="tg_tcp_conns",tracer="tcp"\} 65536/);
+    assert.match(prom, /telegen_bpf_map_entries\{map="tg_tcp_conns",tracer="tcp"\} \d+/);
     assert.match(prom, /telegen_bpf_tcp_ring_full_total\{tracer="tcp"\} 0/);
     assert.match(prom, /telegen_tcp_probe_srtt_us_bucket\{le="\d+"\} [1-9]/);
   } finally {

@@ -54,14 +54,14 @@ test('xdp on lo: one UDP flow counted exactly, headers sampled, detached after S
     // Every packet sampled: our 7 datagrams' headers are there, payload start included.
     const samples = await waitFor(() => {
       const s = readLogs(agent.dataDir).filter((l) => l.attributes['event.name'] === 'telegen.xdp.sample' && l.attributes['telegen.packet.length'] === 142
-        && String(l.attributes['telegen.packet.header']).includes(((tx.address().port << 16) | rx.address().port).toString(16).padStart(8, '0')));
+        && String(l.attributes['telegen.packet.header']).includes((tx.address().port * 65536 + rx.address().port).toString(16).padStart(8, '0')));
       return s.length >= 7 ? s : undefined;
     }, 30_000);
     assert.equal(samples.length, 7);
     assert.equal(samples[0].attributes['network.interface.name'], 'lo');
     const prom = await (await agent.api('/metrics')).text();
-    assert.match(prom, /telegen_bpf_map_capacity\{tracer="xdp",map="tg_xdp_flows"\} 4096/);
-    assert.match(prom, /telegen_bpf_map_entries\{tracer="xdp",map="tg_xdp_flows"\} [1-9]\d*/);
+    assert.match(prom, /telegen_bpf_map_capacity\{map="tg_xdp_flows",tracer="xdp"\} 4096/);
+    assert.match(prom, /telegen_bpf_map_entries\{map="tg_xdp_flows",tracer="xdp"\} [1-9]\d*/);
     assert.match(prom, /telegen_bpf_xdp_ring_full_total\{tracer="xdp"\} \d+/);
     rx.close(); tx.close();
 

@@ -13,6 +13,7 @@ import { profileSchema } from '../profile/config';
 import { tlsTracerSchema } from '../tracers/tls-config';
 import { tcpTracerSchema } from '../tracers/tcp-config';
 import { xdpTracerSchema } from '../tracers/xdp-config';
+import { fileioTracerSchema } from '../tracers/fileio-config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -26,6 +27,7 @@ export const configSchema = z.object({
     tls: tlsTracerSchema.default({}),
     tcp: tcpTracerSchema.default({}),
     xdp: xdpTracerSchema.default({}),
+    fileio: fileioTracerSchema.default({}),
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),

@@ -6,6 +6,7 @@ import { profileTracer } from './profile';
 import { tlsTracer } from './tls';
 import { tcpTracer } from './tcp';
 import { xdpTracer } from './xdp';
+import { fileioTracer } from './fileio';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
   ['discovery', discoveryTracer],
@@ -13,4 +14,5 @@ export const TRACERS: Array<[string, TracerFactory]> = [
   ['tls', tlsTracer],
   ['tcp', tcpTracer],
   ['xdp', xdpTracer],
+  ['fileio', fileioTracer],
 ];
