@@ -219,7 +219,8 @@ test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame t
   const child = run(exe, [], { OTEL_SERVICE_NAME: 'burner' });
   const cfgFile = path.join(dir, 'agent.yaml');
   fs.writeFileSync(cfgFile, 'tracers:\n  socket:\n    enabled: false\n  profile:\n    frequency_hz: 199\n    interval_ms: 1000\n');
-  const agent = await startAgent({ config: cfgFile });
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  try { agent = await startAgent({ config: cfgFile }); } catch (e) { child.kill('SIGKILL'); throw e; }
   try {
     const token = fs.readFileSync(path.join(agent.dataDir, 'api-token'), 'utf8').trim();
     const put = (p: string, body: unknown, auth = true) => fetch(`http://127.0.0.1:${agent.apiPort}${p}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
