@@ -55,7 +55,7 @@ function run(cmd: string, args: string[], env?: Record<string, string>): ChildPr
 
 /** Profiles one pid for `ms` and returns the interval (drained while it still runs). */
 async function profileOf(pid: number, ms: number, dataDir = dir): Promise<{ iv: IntervalProfile; p: Profiler }> {
-  const cfg = profileSchema.parse({ frequency_hz: 499, interval_ms: 600_000, pids: [pid], pprof: { enabled: true } });
+  const cfg = profileSchema.parse({ enabled: true, frequency_hz: 499, interval_ms: 600_000, pids: [pid], pprof: { enabled: true } });
   const p = new Profiler({ cfg, dataDir });
   try {
     p.drainNow(); // drops whatever was counted before the target was set
@@ -218,7 +218,7 @@ test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame t
   const exe = build('hot4', HOT_C);
   const child = run(exe, [], { OTEL_SERVICE_NAME: 'burner' });
   const cfgFile = path.join(dir, 'agent.yaml');
-  fs.writeFileSync(cfgFile, 'tracers:\n  socket:\n    enabled: false\n  profile:\n    frequency_hz: 199\n    interval_ms: 1000\n');
+  fs.writeFileSync(cfgFile, 'tracers:\n  socket:\n    enabled: false\n  profile:\n    enabled: true\n    frequency_hz: 199\n    interval_ms: 1000\n');
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try { agent = await startAgent({ config: cfgFile }); } catch (e) { child.kill('SIGKILL'); throw e; }
   try {

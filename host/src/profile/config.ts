@@ -1,10 +1,11 @@
-// tracers.profile: the CPU profiler. On by default because it is cheap: 99 Hz per CPU on the
-// software clock (≈200 samples/s on two cores), counts aggregated in the kernel, one drain
-// every interval; symbol tables are read once per build-id.
+// tracers.profile: the CPU profiler. Off by default: sampling is cheap (99 Hz per CPU on the
+// software clock, counts aggregated in the kernel), but symbolization runs on the agent's main
+// thread and was seen to starve it on a loaded 2-core machine (bench/README.md). Turn it on in
+// the config or at run time with PUT /api/profile/enabled.
 import { z } from 'zod';
 
 export const profileSchema = z.object({
-  enabled: z.boolean().default(true).describe('Sample on-CPU stacks of every process (or the target below)'),
+  enabled: z.boolean().default(false).describe('Sample on-CPU stacks of every process (or the target below)'),
   frequency_hz: z.number().int().min(1).max(1000).default(99).describe('Samples per second per CPU (software cpu-clock; 99 avoids lockstep with 100 Hz timers)'),
   interval_ms: z.number().int().min(100).max(600_000).default(10_000).describe('How often counts are drained, symbolized and exported'),
   pids: z.array(z.number().int().positive()).default([]).describe('Only these processes (with services/containers: any of them). Empty: all'),
