@@ -22,7 +22,8 @@ const decoderRuleSchema = z.object({
   limits: limitsSchema.partial().default({}),
   ports: z.array(z.number().int().min(1).max(65535)).optional().describe('Server ports this decoder may see (absent = any)'),
   processes: z.array(z.string()).optional().describe('Executable names whose traffic this decoder may see (absent = any)'),
-  cgroups: z.array(z.string()).optional().describe('cgroup path prefixes (container/namespace scope) this decoder may see'),
+  cgroups: z.array(z.string()).optional().describe('cgroup path prefixes (containers, systemd slices) whose processes this decoder may see'),
+  namespaces: z.array(z.string()).optional().describe('Kubernetes namespaces whose pods this decoder may see (from discovery)'),
   enabled: z.boolean().default(true),
 }).strict();
 

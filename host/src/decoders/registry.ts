@@ -7,6 +7,7 @@ import { DecoderInstance, InstanceHooks, VerifyPolicy, DEFAULT_VERIFY_POLICY } f
 import { Policy, parsePolicy, verifyPolicyFor, sha256Hex } from './policy';
 import { log } from '../log';
 import { installRoot } from '../paths';
+import { processInfo } from '../pipeline/process';
 
 const dlog = log.child({ component: 'decoders' });
 
@@ -36,6 +37,19 @@ export function defaultDecodersDir(): string {
 }
 
 const KEEP_VERSIONS = 4;
+
+const cgroupCache = new Map<number, string[]>();
+/** The cgroup paths of a process (v1 and v2 lines of /proc/PID/cgroup), cached per pid. */
+export function cgroupPaths(pid: number): string[] {
+  let c = cgroupCache.get(pid);
+  if (c) return c;
+  try {
+    c = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').filter(Boolean).map((l) => l.slice(l.indexOf(':', l.indexOf(':') + 1) + 1));
+  } catch { c = []; }
+  if (cgroupCache.size > 8192) cgroupCache.clear();
+  cgroupCache.set(pid, c);
+  return c;
+}
 
 export class DecoderRegistry {
   /** The active version of each decoder name. */
@@ -188,24 +202,33 @@ export class DecoderRegistry {
   }
 
   /** Whether the policy lets decoder `name` see this connection. */
-  allowed(name: string, serverPort: number, exe?: string): boolean {
+  allowed(name: string, serverPort: number, exe?: string, pid?: number): boolean {
     const rule = this.policy.decoders[name];
     if (!rule) return true;
     if (rule.enabled === false) return false;
     if (rule.ports && !rule.ports.includes(serverPort)) return false;
     if (rule.processes && exe !== undefined && !rule.processes.includes(exe)) return false;
+    // Scopes that need the process: unknown process (replay) → not in scope, fail closed.
+    if (rule.cgroups) {
+      const paths = pid !== undefined ? cgroupPaths(pid) : [];
+      if (!paths.some((p) => rule.cgroups!.some((prefix) => p.startsWith(prefix)))) return false;
+    }
+    if (rule.namespaces) {
+      const ns = pid !== undefined ? processInfo(pid).resource['k8s.namespace.name'] : undefined;
+      if (typeof ns !== 'string' || !rule.namespaces.includes(ns)) return false;
+    }
     return true;
   }
 
   /** Active decoders to try for a connection: port-hinted ones first, then the rest. */
-  candidates(serverPort: number, transport: 'tcp' | 'udp', exe?: string): LoadedDecoder[] {
+  candidates(serverPort: number, transport: 'tcp' | 'udp', exe?: string, pid?: number): LoadedDecoder[] {
     const hinted = this.byPort.get(serverPort) ?? [];
     const out: LoadedDecoder[] = [];
     for (const n of hinted) { const d = this.decoders.get(n); if (d && !out.includes(d)) out.push(d); }
     for (const d of this.decoders.values()) if (!hinted.includes(d.name)) out.push(d);
     return out.filter((d) => {
       const t = d.inst.meta.transport ?? 'tcp';
-      return (t === 'both' || t === transport) && this.allowed(d.name, serverPort, exe);
+      return (t === 'both' || t === transport) && this.allowed(d.name, serverPort, exe, pid);
     });
   }
 

@@ -86,7 +86,7 @@ export class Router {
   /** A connection older than the agent: whichever side sends request-looking bytes is the client. */
   private inferRole(conn: Conn, egress: boolean, bytes: Uint8Array): boolean {
     const port = Math.min(conn.meta.localPort, conn.meta.remotePort);
-    for (const d of this.registry.candidates(port, conn.meta.transport, conn.meta.comm)) {
+    for (const d of this.registry.candidates(port, conn.meta.transport, conn.meta.comm, conn.meta.pid)) {
       if (d.inst.detect(DIR_REQUEST, bytes) >= this.opts.detectThreshold) {
         conn.meta.role = egress ? 'client' : 'server';
         return true;
@@ -138,7 +138,7 @@ export class Router {
     const { serverPort } = ends(conn.meta);
     let best: LoadedDecoder | undefined;
     let bestScore = 0;
-    for (const d of this.registry.candidates(serverPort, conn.meta.transport, conn.meta.comm)) {
+    for (const d of this.registry.candidates(serverPort, conn.meta.transport, conn.meta.comm, conn.meta.pid)) {
       const s = d.inst.detect(dir, bytes);
       if (s > bestScore) { best = d; bestScore = s; }
       if (s >= 100) break;
