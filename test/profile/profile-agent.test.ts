@@ -15,70 +15,12 @@ import { profileSchema } from '../../host/src/profile/config';
 import { IntervalProfile, inclusiveShare, ProfileSample } from '../../host/src/profile/model';
 import { readElfFile, fileOffsetToVaddr, lookupSymbol } from '../../host/src/profile/elf';
 
-const HOT_C = `
-#include <stdlib.h>
-#include <unistd.h>
-volatile unsigned long sink;
-__attribute__((noinline)) void burn_hot(void) { for (unsigned long i = 0; i < 4000000; i++) sink += i * 7; }
-__attribute__((noinline)) void burn_cold(void) { for (unsigned long i = 0; i < 1000000; i++) sink += i * 3; }
-int main(void) { for (;;) { burn_hot(); burn_cold(); } }
-`;
-const SYSCALL_C = `
-#include <unistd.h>
-#include <fcntl.h>
-int main(void) { char b[64] = {0}; int fd = open("/dev/null", O_WRONLY); for (;;) { for (int i = 0; i < 1000; i++) write(fd, b, sizeof b); getppid(); } }
-`;
-
-let dir = '';
-const kids: ChildProcess[] = [];
-
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-profile-')); });
-after(() => {
-  for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL');
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function build(name: string, src: string, strip = false): string {
-  const c = path.join(dir, `${name}.c`);
-  const out = path.join(dir, name);
-  fs.writeFileSync(c, src);
-  execFileSync('gcc', ['-O0', '-g', '-fno-omit-frame-pointer', '-o', out, c]);
-  if (strip) execFileSync('strip', ['--strip-all', out]);
-  return out;
-}
-
-function run(cmd: string, args: string[], env?: Record<string, string>): ChildProcess {
-  const p = spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, ...env } });
-  kids.push(p);
-  return p;
-}
-
-/** Profiles one pid for `ms` and returns the interval (drained while it still runs). */
-async function profileOf(pid: number, ms: number, dataDir = dir): Promise<{ iv: IntervalProfile; p: Profiler }> {
-  const cfg = profileSchema.parse({ enabled: true, frequency_hz: 499, interval_ms: 600_000, pids: [pid], pprof: { enabled: true } });
-  const p = new Profiler({ cfg, dataDir });
-  try {
-    p.drainNow(); // drops whatever was counted before the target was set
-    await new Promise((r) => setTimeout(r, ms));
-    const iv = p.drainNow();
-    return { iv, p };
-  } finally {
-    p.native.close();
-  }
-}
-
-const total = (ss: ProfileSample[]) => ss.reduce((a, s) => a + s.count, 0);
-const leafShare = (ss: ProfileSample[], re: RegExp) => {
-  const all = total(ss);
-  const hit = ss.filter((s) => s.stack.length && re.test(s.stack[s.stack.length - 1].name)).reduce((a, s) => a + s.count, 0);
-  return all ? hit / all : 0;
-};
-
+import { HOT_C, SYSCALL_C, dir, build, run, profileOf, total, leafShare } from './helpers';
 test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame tree; on/off and target need the token', async (t) => {
   if (!requireBpf(t)) return;
   const exe = build('hot4', HOT_C);
   const child = run(exe, [], { OTEL_SERVICE_NAME: 'burner' });
-  const cfgFile = path.join(dir, 'agent.yaml');
+  const cfgFile = path.join(dir(), 'agent.yaml');
   fs.writeFileSync(cfgFile, 'tracers:\n  socket:\n    enabled: false\n  profile:\n    enabled: true\n    frequency_hz: 199\n    interval_ms: 1000\n');
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try { agent = await startAgent({ config: cfgFile }); } catch (e) { child.kill('SIGKILL'); throw e; }

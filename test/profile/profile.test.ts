@@ -15,65 +15,7 @@ import { profileSchema } from '../../host/src/profile/config';
 import { IntervalProfile, inclusiveShare, ProfileSample } from '../../host/src/profile/model';
 import { readElfFile, fileOffsetToVaddr, lookupSymbol } from '../../host/src/profile/elf';
 
-const HOT_C = `
-#include <stdlib.h>
-#include <unistd.h>
-volatile unsigned long sink;
-__attribute__((noinline)) void burn_hot(void) { for (unsigned long i = 0; i < 4000000; i++) sink += i * 7; }
-__attribute__((noinline)) void burn_cold(void) { for (unsigned long i = 0; i < 1000000; i++) sink += i * 3; }
-int main(void) { for (;;) { burn_hot(); burn_cold(); } }
-`;
-const SYSCALL_C = `
-#include <unistd.h>
-#include <fcntl.h>
-int main(void) { char b[64] = {0}; int fd = open("/dev/null", O_WRONLY); for (;;) { for (int i = 0; i < 1000; i++) write(fd, b, sizeof b); getppid(); } }
-`;
-
-let dir = '';
-const kids: ChildProcess[] = [];
-
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-profile-')); });
-after(() => {
-  for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL');
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function build(name: string, src: string, strip = false): string {
-  const c = path.join(dir, `${name}.c`);
-  const out = path.join(dir, name);
-  fs.writeFileSync(c, src);
-  execFileSync('gcc', ['-O0', '-g', '-fno-omit-frame-pointer', '-o', out, c]);
-  if (strip) execFileSync('strip', ['--strip-all', out]);
-  return out;
-}
-
-function run(cmd: string, args: string[], env?: Record<string, string>): ChildProcess {
-  const p = spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, ...env } });
-  kids.push(p);
-  return p;
-}
-
-/** Profiles one pid for `ms` and returns the interval (drained while it still runs). */
-async function profileOf(pid: number, ms: number, dataDir = dir): Promise<{ iv: IntervalProfile; p: Profiler }> {
-  const cfg = profileSchema.parse({ enabled: true, frequency_hz: 499, interval_ms: 600_000, pids: [pid], pprof: { enabled: true } });
-  const p = new Profiler({ cfg, dataDir });
-  try {
-    p.drainNow(); // drops whatever was counted before the target was set
-    await new Promise((r) => setTimeout(r, ms));
-    const iv = p.drainNow();
-    return { iv, p };
-  } finally {
-    p.native.close();
-  }
-}
-
-const total = (ss: ProfileSample[]) => ss.reduce((a, s) => a + s.count, 0);
-const leafShare = (ss: ProfileSample[], re: RegExp) => {
-  const all = total(ss);
-  const hit = ss.filter((s) => s.stack.length && re.test(s.stack[s.stack.length - 1].name)).reduce((a, s) => a + s.count, 0);
-  return all ? hit / all : 0;
-};
-
+import { HOT_C, SYSCALL_C, dir, build, run, profileOf, total, leafShare } from './helpers';
 test('C program: burn_hot (~80% of its CPU) leads the profile; only the target pid is sampled', async (t) => {
   if (!requireBpf(t)) return;
   const exe = build('hot', HOT_C);
@@ -98,7 +40,7 @@ test('C program: burn_hot (~80% of its CPU) leads the profile; only the target p
 test('stripped C program: frames stay visible as module+offset, and the offset lies in burn_hot', async (t) => {
   if (!requireBpf(t)) return;
   const withSyms = build('hot2', HOT_C);
-  const exe = path.join(dir, 'hot2-stripped');
+  const exe = path.join(dir(), 'hot2-stripped');
   fs.copyFileSync(withSyms, exe);
   execFileSync('strip', ['--strip-all', exe]);
   fs.chmodSync(exe, 0o755);
@@ -144,7 +86,7 @@ test('syscall-heavy loop: kernel frames appear above the user stack', async (t) 
 
 test('Node with --perf-basic-prof: the JIT frame names the hot JS function', async (t) => {
   if (!requireBpf(t)) return;
-  const js = path.join(dir, 'hot.js');
+  const js = path.join(dir(), 'hot.js');
   fs.writeFileSync(js, 'let x = 0;\nfunction spinHotLoop() { for (let i = 0; i < 1e6; i++) x = (x + i * 31) % 1000003; }\nfunction idleCaller() { spinHotLoop(); }\nsetInterval(() => {}, 1000);\nfor (;;) idleCaller();\n');
   const child = run(process.execPath, ['--perf-basic-prof', js]);
   await new Promise((r) => setTimeout(r, 1000));
@@ -191,7 +133,7 @@ test('pprof files decode with pprof-format and name burn_hot', async (t) => {
   if (!requireBpf(t)) return;
   const exe = build('hot3', HOT_C);
   const child = run(exe, []);
-  const out = fs.mkdtempSync(path.join(dir, 'data-'));
+  const out = fs.mkdtempSync(path.join(dir(), 'data-'));
   await new Promise((r) => setTimeout(r, 200));
   await profileOf(child.pid!, 2000, out);
   child.kill('SIGKILL');
