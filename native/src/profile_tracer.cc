@@ -140,7 +140,11 @@ Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
 
 Napi::Value ProfileTracer::SetEnabled(const Napi::CallbackInfo &info) {
   if (!skel_) throw Napi::Error::New(info.Env(), "not open");
-  __atomic_store_n(&skel_->data->enabled, info[0].ToBoolean().Value() ? 1u : 0u, __ATOMIC_RELAXED);
+  bool on = info[0].ToBoolean().Value();
+  __atomic_store_n(&skel_->data->enabled, on ? 1u : 0u, __ATOMIC_SEQ_CST);
+  // A sample that read `enabled` just before the store is still counting; like the flip in
+  // Drain(), a short pause lets it finish so a drain after this call sees its count.
+  if (!on) usleep(1000);
   return info.Env().Undefined();
 }
 

@@ -56,13 +56,24 @@ test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame t
     const prof = rp.scopeProfiles[0].profiles[0];
     const leafNames = prof.samples.map((s: { stackIndex: number }) => d.stringTable[d.functionTable[d.locationTable[d.stackTable[s.stackIndex].locationIndices[0]].lines[0].functionIndex].nameStrindex]);
     assert.ok(leafNames.includes('burn_hot'), leafNames.join(','));
-    // Off: the sample count stops growing.
+    // Off: the kernel stops counting and what it had counted is drained by the time the PUT
+    // answers, so neither the kernel's counter nor the exported samples move afterwards.
+    type Status = { enabled: boolean; stats: { samples: number; drainedSamples: number } };
+    const status = async () => await (await agent.api('/api/profile/status')).json() as Status;
     assert.equal((await put('/api/profile/enabled', { enabled: false })).status, 200);
-    const st1 = await (await agent.api('/api/profile/status')).json() as { enabled: boolean; stats: { samples: number } };
+    const st1 = await status();
     assert.equal(st1.enabled, false);
-    await new Promise((res) => setTimeout(res, 1500));
-    const st2 = await (await agent.api('/api/profile/status')).json() as { stats: { samples: number } };
-    assert.equal(st2.stats.samples, st1.stats.samples);
+    assert.ok(st1.stats.drainedSamples > 0 && st1.stats.samples >= st1.stats.drainedSamples, JSON.stringify(st1.stats));
+    await new Promise((res) => setTimeout(res, 2500)); // more than two drain intervals
+    const st2 = await status();
+    assert.equal(st2.stats.samples, st1.stats.samples, 'kernel sample counter after off');
+    assert.equal(st2.stats.drainedSamples, st1.stats.drainedSamples, 'exported samples after off');
+    // On again: counting resumes.
+    assert.equal((await put('/api/profile/enabled', { enabled: true })).status, 200);
+    let st3 = await status();
+    for (let i = 0; i < 60 && st3.stats.drainedSamples <= st2.stats.drainedSamples; i++) { await new Promise((res) => setTimeout(res, 300)); st3 = await status(); }
+    assert.equal(st3.enabled, true);
+    assert.ok(st3.stats.drainedSamples > st2.stats.drainedSamples, 'samples are exported again after on');
     assert.equal((await put('/api/profile/enabled', { enabled: 'yes' })).status, 400);
   } finally {
     child.kill('SIGKILL');

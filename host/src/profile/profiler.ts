@@ -39,7 +39,9 @@ export class Profiler {
   private target: Target = { pids: [], services: [], containers: [] };
   private readonly periodNs: number;
   private readonly hostName = os.hostname();
-  readonly totals = { intervals: 0, samples: 0, missingStacks: 0, pprofFiles: 0, exportErrors: 0, symbolizeMs: 0 };
+  /** `drainedSamples`: counts taken from the kernel and exported (the kernel's own `samples`
+   *  counter also counts idle and filtered-out samples). */
+  readonly totals = { intervals: 0, drainedSamples: 0, missingStacks: 0, pprofFiles: 0, exportErrors: 0, symbolizeMs: 0 };
   private pprofDir: string;
 
   constructor(private readonly o: ProfilerOptions) {
@@ -50,7 +52,7 @@ export class Profiler {
     this.pprofDir = path.join(o.dataDir, 'pprof');
     this.target = { pids: o.cfg.pids, services: o.cfg.services, containers: o.cfg.containers };
     this.applyTarget();
-    if (!o.cfg.enabled) this.setEnabled(false);
+    if (!o.cfg.enabled) { this.enabled = false; this.native.setEnabled(false); }
   }
 
   start(): void {
@@ -63,9 +65,13 @@ export class Profiler {
   isEnabled(): boolean { return this.enabled; }
   getTarget(): Target { return this.target; }
 
+  /** Switching off flushes: the program stops counting first, then what it counted before
+   *  the switch is drained and exported now, so no count appears after the call returns. */
   setEnabled(on: boolean): void {
+    const was = this.enabled;
     this.enabled = on;
     this.native.setEnabled(on);
+    if (was && !on) this.drainNow();
   }
 
   retarget(t: Partial<Target>): Target {
@@ -111,7 +117,7 @@ export class Profiler {
     const iv: IntervalProfile = { startMs, endMs, periodNs: this.periodNs, samples, missingStacks: missing };
     this.totals.intervals++;
     this.totals.missingStacks += missing;
-    for (const s of samples) this.totals.samples += s.count;
+    for (const s of samples) this.totals.drainedSamples += s.count;
     this.store.add(iv, this.info);
     if (samples.length) {
       if (this.o.exportOtlp) {
