@@ -44,6 +44,70 @@ export function libsslPaths(maps: string): string[] {
   return [...out];
 }
 
+const LIBSSL_NAME = /^libssl\.so(\.\d+)*$/;
+
+/** The dynamic linker's default directories, searched even when ld.so.conf does not list them. */
+const DEFAULT_LIB_DIRS = ['/lib', '/usr/lib', '/lib64', '/usr/lib64'];
+
+/** Directories named by an ld.so.conf text; `include` globs are expanded by `expand`. */
+export function ldConfDirs(text: string, expand: (pattern: string) => string[]): string[] {
+  const out: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) continue;
+    const inc = /^include\s+(.+)$/.exec(line);
+    if (inc) {
+      for (const pat of inc[1].split(/\s+/)) out.push(...expand(pat));
+    } else if (line.startsWith('/')) {
+      out.push(line);
+    }
+  }
+  return out;
+}
+
+/** `dir/*.conf`-style patterns (the only form ld.so.conf uses): files in dir matching the suffix. */
+function expandConfGlob(pattern: string): string[] {
+  const dir = path.dirname(pattern);
+  const base = path.basename(pattern);
+  const star = base.indexOf('*');
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+  const match = star < 0 ? (n: string) => n === base : (n: string) => n.startsWith(base.slice(0, star)) && n.endsWith(base.slice(star + 1));
+  const dirs: string[] = [];
+  for (const n of names.filter(match)) {
+    try {
+      dirs.push(...ldConfDirs(fs.readFileSync(path.join(dir, n), 'utf8'), expandConfGlob));
+    } catch { /* unreadable conf: the linker skips it too */ }
+  }
+  return dirs;
+}
+
+/** Every libssl the dynamic linker can load on this host. A short-lived client (curl) can
+ * start, handshake and exit between two /proc scans; hooking the system's libssl at start
+ * covers it from its first SSL_write. */
+export function systemLibssl(confFile = '/etc/ld.so.conf'): string[] {
+  let conf = '';
+  try {
+    conf = fs.readFileSync(confFile, 'utf8');
+  } catch { /* no ld.so.conf: the defaults alone */ }
+  const dirs = [...new Set([...ldConfDirs(conf, expandConfGlob), ...DEFAULT_LIB_DIRS])];
+  const out: string[] = [];
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) if (LIBSSL_NAME.test(n)) out.push(path.join(d, n));
+  }
+  return out;
+}
+
 /** dev:inode of a file, the identity a uprobe hooks; null when it cannot be stat'ed. */
 function fileKey(p: string): string | null {
   try {
@@ -97,6 +161,14 @@ export class TlsAttacher {
     }
   }
 
+  /** The libssl copies the dynamic linker would load (symlinks resolve to one inode). */
+  scanSystem(): void {
+    for (const lib of systemLibssl()) {
+      const key = fileKey(lib);
+      if (key && !this.hooked.has(key)) this.attachFile(fs.realpathSync(lib), key);
+    }
+  }
+
   /** One pass over /proc: every process's executable and libssl copies. */
   scan(): void {
     this.scans++;
@@ -147,6 +219,7 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
   });
   for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; TLS attribution falls back to known SSL objects');
   const attacher = new TlsAttacher(t);
+  attacher.scanSystem();
   attacher.scan();
   const timer = setInterval(() => {
     try {
