@@ -8,7 +8,12 @@
 // - logs: otlp-transformer 0.215 no longer ships generated logs code, and no installed package
 //   ships the .proto files, so the logs messages below are transcribed from opentelemetry-proto
 //   v1.x (opentelemetry/proto/{common,resource,logs}/v1/*.proto, collector/logs/v1/logs_service.proto;
-//   field numbers and types unchanged, comments dropped) and loaded with protobufjs.
+//   field numbers and types unchanged, comments dropped) and loaded with protobufjs;
+// - profiles (development signal): opentelemetry-proto v1.8.0
+//   opentelemetry/proto/profiles/v1development/profiles.proto and
+//   collector/profiles/v1development/profiles_service.proto, transcribed the same way (only the
+//   messages a request reaches). POST /v1development/profiles, gRPC
+//   opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export.
 //
 // Failure modes are switchable at runtime so exporter retry, backoff and drop paths can be driven
 // against a real socket: UNAVAILABLE/503, RESOURCE_EXHAUSTED/429 with a retry delay (gRPC
@@ -102,6 +107,88 @@ message ExportLogsServiceRequest { repeated opentelemetry.proto.logs.v1.Resource
 message ExportLogsServiceResponse { ExportLogsPartialSuccess partial_success = 1; }
 message ExportLogsPartialSuccess { int64 rejected_log_records = 1; string error_message = 2; }
 `;
+const PROFILES_PROTO = `
+syntax = "proto3";
+package opentelemetry.proto.profiles.v1development;
+message ProfilesDictionary {
+  repeated Mapping mapping_table = 1;
+  repeated Location location_table = 2;
+  repeated Function function_table = 3;
+  repeated Link link_table = 4;
+  repeated string string_table = 5;
+  repeated KeyValueAndUnit attribute_table = 6;
+  repeated Stack stack_table = 7;
+}
+message ResourceProfiles {
+  reserved 1000;
+  opentelemetry.proto.resource.v1.Resource resource = 1;
+  repeated ScopeProfiles scope_profiles = 2;
+  string schema_url = 3;
+}
+message ScopeProfiles {
+  opentelemetry.proto.common.v1.InstrumentationScope scope = 1;
+  repeated Profile profiles = 2;
+  string schema_url = 3;
+}
+message Profile {
+  ValueType sample_type = 1;
+  repeated Sample samples = 2;
+  fixed64 time_unix_nano = 3;
+  uint64 duration_nano = 4;
+  ValueType period_type = 5;
+  int64 period = 6;
+  bytes profile_id = 7;
+  uint32 dropped_attributes_count = 8;
+  string original_payload_format = 9;
+  bytes original_payload = 10;
+  repeated int32 attribute_indices = 11;
+}
+message Link { bytes trace_id = 1; bytes span_id = 2; }
+message ValueType { int32 type_strindex = 1; int32 unit_strindex = 2; }
+message Sample {
+  int32 stack_index = 1;
+  repeated int64 values = 2;
+  repeated int32 attribute_indices = 3;
+  int32 link_index = 4;
+  repeated fixed64 timestamps_unix_nano = 5;
+}
+message Mapping {
+  uint64 memory_start = 1;
+  uint64 memory_limit = 2;
+  uint64 file_offset = 3;
+  int32 filename_strindex = 4;
+  repeated int32 attribute_indices = 5;
+}
+message Stack { repeated int32 location_indices = 1; }
+message Location {
+  int32 mapping_index = 1;
+  uint64 address = 2;
+  repeated Line lines = 3;
+  repeated int32 attribute_indices = 4;
+}
+message Line { int32 function_index = 1; int64 line = 2; int64 column = 3; }
+message Function {
+  int32 name_strindex = 1;
+  int32 system_name_strindex = 2;
+  int32 filename_strindex = 3;
+  int64 start_line = 4;
+}
+message KeyValueAndUnit {
+  int32 key_strindex = 1;
+  opentelemetry.proto.common.v1.AnyValue value = 2;
+  int32 unit_strindex = 3;
+}
+`;
+const PROFILES_SERVICE_PROTO = `
+syntax = "proto3";
+package opentelemetry.proto.collector.profiles.v1development;
+message ExportProfilesServiceRequest {
+  repeated opentelemetry.proto.profiles.v1development.ResourceProfiles resource_profiles = 1;
+  opentelemetry.proto.profiles.v1development.ProfilesDictionary dictionary = 2;
+}
+message ExportProfilesServiceResponse { ExportProfilesPartialSuccess partial_success = 1; }
+message ExportProfilesPartialSuccess { int64 rejected_profiles = 1; string error_message = 2; }
+`;
 // google.rpc.Status + RetryInfo (googleapis google/rpc/status.proto, error_details.proto) to tell a
 // gRPC client when to retry, the way the Collector does.
 const RPC_PROTO = `
@@ -114,10 +201,10 @@ message RetryInfo { Duration retry_delay = 1; }
 `;
 
 const reflectRoot = new protobuf.Root();
-for (const src of [LOGS_PROTO, RESOURCE_PROTO, LOGS_MSG_PROTO, LOGS_SERVICE_PROTO, RPC_PROTO]) protobuf.parse(src, reflectRoot, { keepCase: false });
+for (const src of [LOGS_PROTO, RESOURCE_PROTO, LOGS_MSG_PROTO, LOGS_SERVICE_PROTO, PROFILES_PROTO, PROFILES_SERVICE_PROTO, RPC_PROTO]) protobuf.parse(src, reflectRoot, { keepCase: false });
 reflectRoot.resolveAll();
 
-export type OtlpSignal = 'traces' | 'metrics' | 'logs';
+export type OtlpSignal = 'traces' | 'metrics' | 'logs' | 'profiles';
 
 const codecs: Record<OtlpSignal, { req: PbType; res: PbType; service: string }> = {
   traces: { req: collector.trace.v1.ExportTraceServiceRequest, res: collector.trace.v1.ExportTraceServiceResponse, service: 'opentelemetry.proto.collector.trace.v1.TraceService' },
@@ -127,7 +214,15 @@ const codecs: Record<OtlpSignal, { req: PbType; res: PbType; service: string }> 
     res: reflectRoot.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse') as unknown as PbType,
     service: 'opentelemetry.proto.collector.logs.v1.LogsService',
   },
+  profiles: {
+    req: reflectRoot.lookupType('opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest') as unknown as PbType,
+    res: reflectRoot.lookupType('opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceResponse') as unknown as PbType,
+    service: 'opentelemetry.proto.collector.profiles.v1development.ProfilesService',
+  },
 };
+
+/** HTTP path per signal (profiles are a development signal with their own path). */
+const HTTP_PATHS: Record<string, OtlpSignal> = { '/v1/traces': 'traces', '/v1/metrics': 'metrics', '/v1/logs': 'logs', '/v1development/profiles': 'profiles' };
 
 /** Decodes an OTLP request body to a plain object (int64 as decimal strings, bytes as hex). */
 export function decodeOtlpRequest(signal: OtlpSignal, body: Uint8Array): Record<string, unknown> {
@@ -142,7 +237,7 @@ function toPlain(v: unknown): unknown {
   if (v && typeof v === 'object') {
     const o: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      if ((k === 'traceId' || k === 'spanId' || k === 'parentSpanId') && Array.isArray(x)) o[k] = Buffer.from(x as number[]).toString('hex');
+      if ((k === 'traceId' || k === 'spanId' || k === 'parentSpanId' || k === 'profileId') && Array.isArray(x)) o[k] = Buffer.from(x as number[]).toString('hex');
       else if (k === 'bytesValue' && Array.isArray(x)) o[k] = Buffer.from(x as number[]).toString('hex');
       else o[k] = toPlain(x);
     }
@@ -303,6 +398,76 @@ export function flattenMetrics(req: Obj): FlatMetric[] {
   return out;
 }
 
+export interface FlatProfileSample {
+  resource: Record<string, unknown>;
+  scope: { name: string; version?: string };
+  profileId: string;
+  timeUnixNano: string;
+  durationNano: string;
+  period: string;
+  /** [type, unit] of Profile.sample_type and Profile.period_type. */
+  sampleType: [string, string];
+  periodType: [string, string];
+  /** Function names, leaf first, as the stack table lists them. */
+  stack: string[];
+  /** Mapping file name of each frame, leaf first. */
+  modules: string[];
+  /** Each location's attributes, leaf first (e.g. profile.frame.type). */
+  frameAttributes: Array<Record<string, unknown>>;
+  values: number[];
+  attributes: Record<string, unknown>;
+  link?: { traceId: string; spanId: string };
+}
+
+/** Resolves every sample of an ExportProfilesServiceRequest through its dictionary. */
+export function flattenProfiles(req: Obj): FlatProfileSample[] {
+  const d = (req.dictionary as Obj | undefined) ?? {};
+  const strs = (d.stringTable as string[] | undefined) ?? [];
+  const str = (i: unknown) => strs[Number(i ?? 0)] ?? '';
+  const table = (k: string) => arr(d[k]);
+  const [mappings, locations, functions, links, attrs, stacks] = ['mappingTable', 'locationTable', 'functionTable', 'linkTable', 'attributeTable', 'stackTable'].map(table);
+  const attrsOf = (ix: unknown): Record<string, unknown> => {
+    const o: Record<string, unknown> = {};
+    for (const i of (ix as number[] | undefined) ?? []) {
+      const a = attrs[i] ?? {};
+      o[str(a.keyStrindex)] = anyValueToJs(a.value as AnyValue | undefined);
+    }
+    return o;
+  };
+  const vt = (v: unknown): [string, string] => [str((v as Obj | undefined)?.typeStrindex), str((v as Obj | undefined)?.unitStrindex)];
+  const out: FlatProfileSample[] = [];
+  for (const rp of arr(req.resourceProfiles)) {
+    const resource = attrsToJs((rp.resource as Obj | undefined)?.attributes as KeyValue[]);
+    for (const sp of arr(rp.scopeProfiles)) {
+      const sc = (sp.scope as Obj | undefined) ?? {};
+      for (const p of arr(sp.profiles)) {
+        for (const smp of arr(p.samples)) {
+          const locIdx = ((stacks[Number(smp.stackIndex ?? 0)] ?? {}).locationIndices as number[] | undefined) ?? [];
+          const locs = locIdx.map((i) => locations[i] ?? {});
+          const link = smp.linkIndex ? links[Number(smp.linkIndex)] : undefined;
+          out.push({
+            resource,
+            scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
+            profileId: String(p.profileId ?? ''),
+            timeUnixNano: String(p.timeUnixNano ?? '0'),
+            durationNano: String(p.durationNano ?? '0'),
+            period: String(p.period ?? '0'),
+            sampleType: vt(p.sampleType),
+            periodType: vt(p.periodType),
+            stack: locs.map((l) => str((functions[Number((arr(l.lines)[0] ?? {}).functionIndex ?? 0)] ?? {}).nameStrindex)),
+            modules: locs.map((l) => str((mappings[Number(l.mappingIndex ?? 0)] ?? {}).filenameStrindex)),
+            frameAttributes: locs.map((l) => attrsOf(l.attributeIndices)),
+            values: ((smp.values as unknown[] | undefined) ?? []).map(Number),
+            attributes: attrsOf(smp.attributeIndices),
+            ...(link ? { link: { traceId: String(link.traceId ?? ''), spanId: String(link.spanId ?? '') } } : {}),
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
 // ---- failure modes -------------------------------------------------------------------------------
 
 export type ReceiverMode =
@@ -348,6 +513,8 @@ export interface OtlpReceiver {
   spans(): FlatSpan[];
   logs(): FlatLog[];
   metrics(): FlatMetric[];
+  /** One entry per profile sample, its stack and attributes resolved through the dictionary. */
+  profileSamples(): FlatProfileSample[];
   /** Applies `mode` to the next `times` requests (default: until changed), then back to ok. */
   setMode(mode: ReceiverMode, times?: number): void;
   /** Resolves when pred() holds; rejects after timeoutMs with a message including `what`. */
@@ -367,7 +534,7 @@ function retryStatusBin(code: number, message: string, delayMs: number): Buffer 
 }
 
 class Receiver implements OtlpReceiver {
-  readonly requests: Record<OtlpSignal, Obj[]> = { traces: [], metrics: [], logs: [] };
+  readonly requests: Record<OtlpSignal, Obj[]> = { traces: [], metrics: [], logs: [], profiles: [] };
   readonly attempts: Attempt[] = [];
   port = 0;
   running = false;
@@ -393,6 +560,9 @@ class Receiver implements OtlpReceiver {
   }
   metrics(): FlatMetric[] {
     return this.requests.metrics.flatMap(flattenMetrics);
+  }
+  profileSamples(): FlatProfileSample[] {
+    return this.requests.profiles.flatMap(flattenProfiles);
   }
 
   setMode(mode: ReceiverMode, times = Infinity): void {
@@ -426,7 +596,7 @@ class Receiver implements OtlpReceiver {
 
   private startGrpc(port: number): Promise<void> {
     const server = new grpc.Server();
-    for (const signal of ['traces', 'metrics', 'logs'] as OtlpSignal[]) {
+    for (const signal of ['traces', 'metrics', 'logs', 'profiles'] as OtlpSignal[]) {
       const c = codecs[signal];
       const def: grpc.ServiceDefinition = {
         Export: {
@@ -484,12 +654,11 @@ class Receiver implements OtlpReceiver {
 
   private startHttp(port: number): Promise<void> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const m = /^\/v1\/(traces|metrics|logs)$/.exec(req.url ?? '');
-      if (req.method !== 'POST' || !m) {
+      const signal = HTTP_PATHS[req.url ?? ''];
+      if (req.method !== 'POST' || !signal) {
         res.writeHead(404).end();
         return;
       }
-      const signal = m[1] as OtlpSignal;
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {

@@ -357,7 +357,8 @@ function hasScheme(endpoint: string): boolean {
  */
 function endpointUrl(endpoint: string, protocol: 'grpc' | 'http', signal: Signal, perSignal: boolean, tlsWanted: boolean): string {
   let url = hasScheme(endpoint) ? endpoint : `${tlsWanted ? 'https' : 'http'}://${endpoint}`;
-  if (protocol === 'http' && !perSignal) url = url.replace(/\/+$/, '') + `/v1/${signal}`;
+  // Profiles are still a development signal: the Collector serves them at /v1development/profiles.
+  if (protocol === 'http' && !perSignal) url = url.replace(/\/+$/, '') + (signal === 'profiles' ? '/v1development/profiles' : `/v1/${signal}`);
   return url;
 }
 

@@ -12,6 +12,7 @@ import { BatchQueue, type QueueEvent, type ShutdownReport } from './batch-queue'
 import type { ResolvedExportConfig, ResolvedSignalExport, Signal } from './config';
 import { createFileLogExporter, createFileMetricExporter, createFileProfileExporter, createFileTraceExporter } from './file-exporter';
 import { createOtlpLogExporter, createOtlpMetricExporter, createOtlpTraceExporter } from './otlp-exporters';
+import { createOtlpProfileExporter } from './otlp-profiles';
 import { estimateLogBytes, estimateResourceMetricsBytes, estimateSpanBytes } from './size';
 import type { SignalExporter } from './types';
 
@@ -20,6 +21,8 @@ export * from './types';
 export * from './batch-queue';
 export * from './file-exporter';
 export * from './otlp-exporters';
+export * from './otlp-profiles';
+export * from './profiles-proto';
 export * from './size';
 
 /** File exporter (DATA_DIR/traces.jsonl) when no endpoint resolved, else OTLP gRPC or HTTP/protobuf. */
@@ -39,12 +42,12 @@ export function createLogExporter(resolved: ResolvedExportConfig, dataDir: strin
 }
 
 /**
- * Profiles: only the OTLP/JSON file for now (items are ExportProfilesServiceRequest-shaped
- * objects). The OTLP profiles signal is still a development protocol without a published
- * opentelemetry-js exporter; an endpoint for profiles is not used yet.
+ * Profiles: items are ExportProfilesServiceRequest-shaped objects (OTLP/JSON). File exporter when
+ * no endpoint resolved, else the OTLP profiles development signal over gRPC or HTTP/protobuf.
  */
 export function createProfileExporter(resolved: ResolvedExportConfig, dataDir: string): SignalExporter<object> {
-  return createFileProfileExporter(dataDir, resolved.file);
+  const c = resolved.profiles;
+  return c.mode === 'file' ? createFileProfileExporter(dataDir, resolved.file) : createOtlpProfileExporter(c);
 }
 
 function queueFor<T>(c: ResolvedSignalExport, exporter: SignalExporter<T>, estimateBytes: (x: T) => number, onEvent?: (e: QueueEvent) => void): BatchQueue<T> {

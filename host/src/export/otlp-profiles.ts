@@ -1,0 +1,210 @@
+// OTLP profiles exporter (development signal) over gRPC or HTTP/protobuf. No opentelemetry-js
+// exporter exists for profiles, so the transport is ours: grpc-js' generic client with raw-bytes
+// (de)serializers for ProfilesService/Export, or a keep-alive node:http(s) POST to
+// /v1development/profiles. Both keep the retry semantics of the other signals: retryable gRPC
+// codes (RetryInfo honoured), HTTP 429/502/503/504 and network errors with Retry-After.
+//
+// A batch's requests are merged into one (their dictionaries concatenated, indices remapped), so
+// batch_size profiles cost one round trip.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as zlib from 'node:zlib';
+import type { Client, Metadata } from '@grpc/grpc-js';
+import type { ResolvedSignalExport } from './config';
+import { classifyExportError } from './otlp-exporters';
+import { encodeProfilesRequest, PROFILES_GRPC_METHOD } from './profiles-proto';
+import type { ExportOutcome, SignalExporter } from './types';
+
+type Obj = Record<string, unknown>;
+const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : []);
+const idxs = (x: unknown): number[] => (Array.isArray(x) ? (x as number[]) : []);
+
+/**
+ * Several ExportProfilesServiceRequests (OTLP/JSON shape, each with its own dictionary) → one.
+ * Strings are interned; the other tables are concatenated without their zero entries, which
+ * every request shares (index 0 means "unset" throughout the dictionary).
+ */
+export function mergeProfileRequests(reqs: object[]): object {
+  if (reqs.length === 1) return reqs[0];
+  const strings: string[] = [''];
+  const strIndex = new Map<string, number>([['', 0]]);
+  const t = { mappingTable: [{}] as Obj[], locationTable: [{}] as Obj[], functionTable: [{}] as Obj[], linkTable: [{}] as Obj[], attributeTable: [{}] as Obj[], stackTable: [{}] as Obj[] };
+  const resourceProfiles: Obj[] = [];
+  for (const req of reqs as Obj[]) {
+    const d = (req.dictionary as Obj | undefined) ?? {};
+    const srcStrings = Array.isArray(d.stringTable) ? (d.stringTable as string[]) : [''];
+    const S = srcStrings.map((s) => {
+      let i = strIndex.get(s);
+      if (i === undefined) { i = strings.length; strings.push(s); strIndex.set(s, i); }
+      return i;
+    });
+    const s = (i: unknown) => S[Number(i ?? 0)] ?? 0;
+    const offset = (table: Obj[]) => { const base = table.length - 1; return (i: unknown) => (!i ? 0 : base + Number(i)); };
+    const A = offset(t.attributeTable);
+    const M = offset(t.mappingTable);
+    const F = offset(t.functionTable);
+    const L = offset(t.locationTable);
+    const St = offset(t.stackTable);
+    const Li = offset(t.linkTable);
+    const As = (x: unknown) => idxs(x).map(A);
+    for (const a of arr(d.attributeTable).slice(1)) t.attributeTable.push({ ...a, keyStrindex: s(a.keyStrindex), unitStrindex: s(a.unitStrindex) });
+    for (const m of arr(d.mappingTable).slice(1)) t.mappingTable.push({ ...m, filenameStrindex: s(m.filenameStrindex), attributeIndices: As(m.attributeIndices) });
+    for (const f of arr(d.functionTable).slice(1)) t.functionTable.push({ ...f, nameStrindex: s(f.nameStrindex), systemNameStrindex: s(f.systemNameStrindex), filenameStrindex: s(f.filenameStrindex) });
+    for (const l of arr(d.locationTable).slice(1)) {
+      t.locationTable.push({ ...l, mappingIndex: M(l.mappingIndex), lines: arr(l.lines).map((ln) => ({ ...ln, functionIndex: F(ln.functionIndex) })), attributeIndices: As(l.attributeIndices) });
+    }
+    for (const st of arr(d.stackTable).slice(1)) t.stackTable.push({ locationIndices: idxs(st.locationIndices).map(L) });
+    for (const ln of arr(d.linkTable).slice(1)) t.linkTable.push(ln);
+    const vt = (v: unknown) => (v ? { ...(v as Obj), typeStrindex: s((v as Obj).typeStrindex), unitStrindex: s((v as Obj).unitStrindex) } : v);
+    for (const rp of arr(req.resourceProfiles)) {
+      resourceProfiles.push({
+        ...rp,
+        scopeProfiles: arr(rp.scopeProfiles).map((sp) => ({
+          ...sp,
+          profiles: arr(sp.profiles).map((p) => ({
+            ...p,
+            sampleType: vt(p.sampleType),
+            periodType: vt(p.periodType),
+            attributeIndices: As(p.attributeIndices),
+            samples: arr(p.samples).map((x) => ({ ...x, stackIndex: St(x.stackIndex), attributeIndices: As(x.attributeIndices), linkIndex: Li(x.linkIndex) })),
+          })),
+        })),
+      });
+    }
+  }
+  return { resourceProfiles, dictionary: { ...t, stringTable: strings } };
+}
+
+/** Retry-After: delay-seconds or an HTTP date. */
+export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+function readPem(file: string | undefined, what: string): Buffer | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+interface Transport {
+  send(body: Buffer): Promise<ExportOutcome>;
+  close(): void;
+}
+
+function grpcTransport(cfg: ResolvedSignalExport): Transport {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const grpc = require('@grpc/grpc-js') as typeof import('@grpc/grpc-js');
+  const url = new URL(cfg.endpoint as string);
+  const creds = cfg.tls.insecure
+    ? grpc.credentials.createInsecure()
+    : grpc.credentials.createSsl(readPem(cfg.tls.caFile, 'CA file') ?? null, readPem(cfg.tls.keyFile, 'client key') ?? null, readPem(cfg.tls.certFile, 'client certificate') ?? null);
+  const client: Client = new grpc.Client(url.host, creds, {
+    'grpc.primary_user_agent': 'telegen',
+    ...(cfg.compression === 'gzip' ? { 'grpc.default_compression_algorithm': 2 /* gzip */ } : {}),
+  });
+  return {
+    send(body) {
+      const md: Metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(cfg.headers)) md.set(k, v);
+      return new Promise((resolve) => {
+        client.makeUnaryRequest<Buffer, Buffer>(
+          PROFILES_GRPC_METHOD,
+          (x) => x,
+          (b) => b,
+          body,
+          md,
+          { deadline: Date.now() + cfg.timeoutMs },
+          (err) => resolve(err ? classifyExportError(err, 'grpc') : { code: 'success' }),
+        );
+      });
+    },
+    close: () => client.close(),
+  };
+}
+
+function httpTransport(cfg: ResolvedSignalExport): Transport {
+  const url = new URL(cfg.endpoint as string);
+  const secure = url.protocol === 'https:';
+  const agent = secure
+    ? new https.Agent({ keepAlive: true, ca: readPem(cfg.tls.caFile, 'CA file'), cert: readPem(cfg.tls.certFile, 'client certificate'), key: readPem(cfg.tls.keyFile, 'client key') })
+    : new http.Agent({ keepAlive: true });
+  const request = secure ? https.request : http.request;
+  return {
+    send(raw) {
+      const body = cfg.compression === 'gzip' ? zlib.gzipSync(raw) : raw;
+      const headers: Record<string, string | number> = { ...cfg.headers, 'content-type': 'application/x-protobuf', 'content-length': body.length, 'user-agent': 'telegen' };
+      if (cfg.compression === 'gzip') headers['content-encoding'] = 'gzip';
+      return new Promise((resolve) => {
+        const req = request(url, { method: 'POST', agent, headers, timeout: cfg.timeoutMs }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) => resolve(classifyExportError(e, 'http')));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) return resolve({ code: 'success' });
+            const error = Object.assign(new Error(`HTTP ${status}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`), { code: status });
+            if ([429, 502, 503, 504].includes(status)) {
+              const h = res.headers['retry-after'];
+              return resolve({ code: 'retryable', error, retryAfterMs: parseRetryAfter(Array.isArray(h) ? h[0] : h) });
+            }
+            resolve({ code: 'failure', error });
+          });
+        });
+        req.on('timeout', () => req.destroy(Object.assign(new Error(`request timed out after ${cfg.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+        req.on('error', (e) => resolve(classifyExportError(e, 'http')));
+        req.end(body);
+      });
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+export class OtlpProfileExporter implements SignalExporter<object> {
+  readonly signal = 'profiles' as const;
+  readonly target: string;
+  private readonly transport: Transport;
+  private inFlight = new Set<Promise<ExportOutcome>>();
+
+  constructor(cfg: ResolvedSignalExport) {
+    if (!cfg.endpoint) throw new Error('profiles: no OTLP endpoint resolved (file mode)');
+    this.target = `${cfg.protocol}:${cfg.endpoint}`;
+    this.transport = cfg.protocol === 'grpc' ? grpcTransport(cfg) : httpTransport(cfg);
+  }
+
+  async export(batch: object[]): Promise<ExportOutcome> {
+    if (batch.length === 0) return { code: 'success' };
+    let body: Buffer;
+    try {
+      body = encodeProfilesRequest(mergeProfileRequests(batch));
+    } catch (e) {
+      return { code: 'failure', error: e as Error };
+    }
+    const p = this.transport.send(body);
+    this.inFlight.add(p);
+    try {
+      return await p;
+    } finally {
+      this.inFlight.delete(p);
+    }
+  }
+
+  async forceFlush(): Promise<void> {
+    await Promise.all([...this.inFlight]);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    this.transport.close();
+  }
+}
+
+export function createOtlpProfileExporter(cfg: ResolvedSignalExport): OtlpProfileExporter {
+  return new OtlpProfileExporter(cfg);
+}
