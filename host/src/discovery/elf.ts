@@ -41,7 +41,8 @@ export function elfSections(fd: number): { sections: ElfSection[]; is64: boolean
   return { sections, is64, le };
 }
 
-export interface GoBuildInfo { goVersion: string; modulePath?: string; mainVersion?: string }
+export interface GoModule { path: string; version: string }
+export interface GoBuildInfo { goVersion: string; modulePath?: string; mainVersion?: string; deps?: GoModule[] }
 
 function uvarint(b: Buffer, pos: number): [number, number] {
   let x = 0; let s = 0;
@@ -54,10 +55,13 @@ function uvarint(b: Buffer, pos: number): [number, number] {
 }
 
 /** modinfo text: "path\tMOD\nmod\tMOD\tVERSION\tSUM\n…" between two 16-byte sentinels. */
-function parseModinfo(s: string): { modulePath?: string; mainVersion?: string } {
-  const out: { modulePath?: string; mainVersion?: string } = {};
+function parseModinfo(s: string): { modulePath?: string; mainVersion?: string; deps: GoModule[] } {
+  const out: { modulePath?: string; mainVersion?: string; deps: GoModule[] } = { deps: [] };
   for (const line of s.split('\n')) {
     const f = line.split('\t');
+    // "=>" lines replace the dep above them; the replacement is what was compiled in.
+    if (f[0] === 'dep' && f[1]) out.deps.push({ path: f[1], version: f[2] ?? '' });
+    if (f[0] === '=>' && f[1] && out.deps.length) out.deps[out.deps.length - 1] = { path: f[1], version: f[2] ?? '' };
     if (f[0] === 'path' && f[1] && !out.modulePath) out.modulePath = f[1];
     if (f[0] === 'mod' && f[1]) { out.modulePath = f[1]; if (f[2]) out.mainVersion = f[2]; }
   }

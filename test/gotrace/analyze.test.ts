@@ -1,0 +1,149 @@
+// Go binary analysis on real binaries built here from test/fixtures/go: build info, function
+// entries from the symbol table and (stripped) from pclntab, and instruction boundaries / RETs
+// checked against GNU objdump's disassembly of the same bytes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import { analyzeGoBinary, goFunctions } from '../../host/src/gotrace/analyze';
+import { openElf, functionSymbols, fileOffset, readAt } from '../../host/src/gotrace/elf';
+import { instructionStarts } from '../../host/src/gotrace/x86';
+import { offsetsFor, GO_OFFSETS } from '../../host/src/gotrace/offsets';
+import { buildGo, goVersion, goAvailable, Built } from './helpers';
+
+const WANT = ['crypto/tls.(*Conn).Write', 'crypto/tls.(*Conn).Read', 'net/http.serverHandler.ServeHTTP', 'runtime.newproc1'];
+
+let built: Built | undefined;
+function bins(t: { skip: (m: string) => void }): Built | undefined {
+  if (!goAvailable()) {
+    if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
+    t.skip('no Go toolchain');
+    return undefined;
+  }
+  built ??= buildGo('server');
+  return built;
+}
+
+/** objdump's instruction start addresses inside [from, to). */
+function objdumpStarts(file: string, from: number, to: number): { starts: number[]; rets: number[] } {
+  const out = execFileSync('objdump', ['-d', '--no-show-raw-insn', `--start-address=0x${from.toString(16)}`, `--stop-address=0x${to.toString(16)}`, file],
+    { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const starts: number[] = [];
+  const rets: number[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s+([0-9a-f]+):\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const a = parseInt(m[1], 16);
+    starts.push(a);
+    if (/^ret/.test(m[2])) rets.push(a);
+  }
+  return { starts, rets };
+}
+
+test('build info: Go version, module path, on stripped and unstripped binaries', (t) => {
+  const b = bins(t);
+  if (!b) return;
+  for (const f of [b.plain, b.stripped]) {
+    const g = analyzeGoBinary(f, WANT);
+    assert.ok(g, f);
+    assert.equal(g.buildInfo.goVersion, goVersion());
+    assert.equal(g.buildInfo.modulePath, 'command-line-arguments');
+    assert.deepEqual(g.buildInfo.deps, []);
+    assert.equal(g.registerAbi, true);
+    assert.deepEqual(g.offsets, offsetsFor(goVersion()));
+    assert.equal(g.unsupported, undefined);
+  }
+  assert.equal(analyzeGoBinary(process.execPath, WANT), undefined, 'node is not a Go binary');
+});
+
+test('function entries: pclntab agrees with the symbol table; stripped binaries resolve from pclntab', (t) => {
+  const b = bins(t);
+  if (!b) return;
+  const elf = openElf(b.plain)!;
+  const syms = functionSymbols(elf);
+  fs.closeSync(elf.fd);
+  const funcs = goFunctions(b.plain)!;
+  assert.ok(funcs.length > 3000, `${funcs.length} functions`);
+  // An assembly function called from Go has two pclntab entries of the same name (the
+  // ABIInternal wrapper and the ABI0 body, which .symtab calls NAME.abi0): one of them matches.
+  const byName = new Map<string, number[]>();
+  for (const f of funcs) byName.set(f.name, [...(byName.get(f.name) ?? []), f.entry]);
+  let agree = 0;
+  for (const [name, entries] of byName) {
+    const s = syms.get(name);
+    if (s === undefined) continue;
+    assert.ok(entries.includes(s), `${name}: symbol 0x${s.toString(16)} is a pclntab entry`);
+    agree++;
+  }
+  assert.ok(agree > byName.size * 0.9, `${agree} of ${byName.size} pclntab names are in .symtab`);
+
+  const se = openElf(b.stripped)!;
+  assert.equal(functionSymbols(se).size, 0, 'the stripped binary has no symbol table');
+  fs.closeSync(se.fd);
+  const plain = analyzeGoBinary(b.plain, WANT)!;
+  const stripped = analyzeGoBinary(b.stripped, WANT)!;
+  assert.equal(plain.symbols, 'symtab');
+  assert.equal(stripped.symbols, 'pclntab');
+  for (const name of WANT) {
+    assert.ok(plain.funcs.get(name), `${name} found (unstripped)`);
+    assert.ok(stripped.funcs.get(name), `${name} found (stripped)`);
+    assert.equal(plain.funcs.get(name)!.entry, syms.get(name), `${name}: entry is its symbol`);
+  }
+});
+
+test('x86-64 decoding: every instruction boundary of every function matches objdump; RETs found exactly', (t) => {
+  const b = bins(t);
+  if (!b) return;
+  for (const file of [b.plain, b.stripped]) {
+    const funcs = goFunctions(file)!;
+    const elf = openElf(file)!;
+    const text = elf.sections.find((s) => s.name === '.text')!;
+    const inText = funcs.filter((f) => f.entry >= text.addr && f.end <= text.addr + text.size);
+    const lo = inText[0].entry;
+    const hi = inText[inText.length - 1].end;
+    const { starts } = objdumpStarts(file, lo, hi);
+    const want = new Set(starts);
+    const code = readAt(elf.fd, fileOffset(elf, lo), hi - lo);
+    fs.closeSync(elf.fd);
+    let checked = 0;
+    const wrong: string[] = [];
+    for (const f of inText) {
+      // Not code: the linker's boringcrypto marker, bytes behind a JMP that no disassembler agrees on.
+      if (f.name === 'crypto/internal/boring/sig.StandardCrypto') continue;
+      const mine = instructionStarts(code, f.entry - lo, f.end - lo);
+      if (!mine) { wrong.push(`${f.name}: undecodable`); continue; }
+      for (const s of mine) if (!want.has(s + lo)) { wrong.push(`${f.name}+0x${(s + lo - f.entry).toString(16)}`); break; }
+      checked += mine.length;
+    }
+    assert.deepEqual(wrong.slice(0, 20), [], `${wrong.length} functions decode differently from objdump`);
+    assert.ok(checked > 200_000, `${checked} instructions checked`);
+  }
+  const g = analyzeGoBinary(b.stripped, WANT)!;
+  const elf = openElf(b.stripped)!;
+  try {
+    for (const name of WANT) {
+      const f = g.funcs.get(name)!;
+      const fn = goFunctions(b.stripped)!.find((x) => x.name === name)!;
+      const { rets } = objdumpStarts(b.stripped, fn.entry, fn.end);
+      assert.ok(rets.length >= 1, `${name} returns`);
+      assert.deepEqual(f.returnOffsets, rets.map((a) => fileOffset(elf, a)), `${name}: RET offsets`);
+      for (const o of f.returnOffsets) assert.equal(readAt(elf.fd, o, 1)[0], 0xc3);
+    }
+  } finally {
+    fs.closeSync(elf.fd);
+  }
+});
+
+test('offsets table: the row for the installed Go equals what its DWARF says', (t) => {
+  const b = bins(t);
+  if (!b) return;
+  const gen = `${b.dir}/go-offsets`;
+  execFileSync('go', ['build', '-o', gen, `${__dirname}/../../../scripts/go-offsets/main.go`], { env: { ...process.env, GOPROXY: 'off' }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  const measured = JSON.parse(execFileSync(gen, { encoding: 'utf8' })) as Record<string, unknown>;
+  assert.equal(measured.goVersion, goVersion());
+  const { goVersion: _v, ...fields } = measured;
+  assert.deepEqual(offsetsFor(goVersion()), fields);
+  assert.ok(GO_OFFSETS.some((r) => r.generatedFrom === goVersion()), 'the installed toolchain generated a row');
+});
+
+test.after(() => { if (built) fs.rmSync(built.dir, { recursive: true, force: true }); });

@@ -1,0 +1,29 @@
+// Builds the Go test programs (test/fixtures/go/*.go) with the installed toolchain, stripped
+// (-ldflags=-s -w: no symbol table, no DWARF) and not, into a temporary directory.
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+export const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'go');
+
+export function goVersion(): string {
+  return execFileSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' }).trim();
+}
+
+export function goAvailable(): boolean {
+  try { goVersion(); return true; } catch { return false; }
+}
+
+export interface Built { dir: string; plain: string; stripped: string }
+
+/** Builds fixture `name` (server, client) twice. Module downloads are off: stdlib only. */
+export function buildGo(name: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-go-'))): Built {
+  const src = path.join(FIXTURES, `${name}.go`);
+  const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', CGO_ENABLED: '0' };
+  const plain = path.join(dir, name);
+  const stripped = path.join(dir, `${name}.stripped`);
+  execFileSync('go', ['build', '-o', plain, src], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, src], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  return { dir, plain, stripped };
+}
