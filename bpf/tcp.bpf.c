@@ -2,8 +2,9 @@
 /* TCP metrics from tracepoints only (no kprobes, no fentry on this kernel family):
  * sock/inet_sock_set_state gives the lifecycle (open, close, failed connect), tcp_probe the RTT
  * samples, tcp_retransmit_skb / tcp_receive_reset / tcp_send_reset the trouble. tp_btf where the
- * handler needs the socket itself (byte counts, srtt); the classic tracepoint for tcp_send_reset
- * because a reset for a closed port has no socket and only the tracepoint holds its addresses.
+ * handler needs the socket itself (byte counts, srtt); classic tracepoints where the record already
+ * holds the addresses: tcp_send_reset (a reset for a closed port has no socket) and
+ * tcp_retransmit_skb (its format is stable ABI, while its BTF prototype grew an argument in 6.x).
  * Per-connection results go to a small ring (one record per open/close/retransmit/reset); RTT
  * samples are folded into per-CPU log2 histograms here, because tcp_probe fires on every ACK. */
 #include "vmlinux.h"
@@ -32,6 +33,10 @@ enum tg_tcp_limits tg_anchor_tcp_limits __attribute__((used));
 struct conn {
 	__u64 start_ns;       /* connect() or passive ESTABLISHED */
 	__u64 established_ns; /* 0 until ESTABLISHED */
+	/* bytes_acked/bytes_received at ESTABLISHED: the handshake's SYN is in them (by how much
+	 * depends on the side), so the payload is the difference at close. */
+	__u64 acked_base;
+	__u64 recv_base;
 	__u32 pid;
 	__u8 role;
 	__u8 _pad[3];
@@ -99,7 +104,9 @@ static __always_inline void fill_addrs(struct tg_tcp_event *e, const struct sock
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e->family = family;
-	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* inet_sport, not skc_num: releasing the bound port at CLOSE zeroes skc_num before the
+	 * tracepoint runs, and a server's port is the one attribute its close must carry. */
+	e->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET6) {
 		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
@@ -137,6 +144,34 @@ static __always_inline void fill_conn(struct tg_tcp_event *e, const struct conn 
 	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
 }
 
+/* The sequence space counts SYN and FIN as one byte each; bytes_acked/bytes_received follow it.
+ * Payload = the counter at close - its value at ESTABLISHED - the FIN, when one was exchanged:
+ * ours is in bytes_acked once the peer acknowledged it (we shut down sending and nothing is
+ * outstanding), the peer's is in bytes_received once it arrived (tcp_fin sets SOCK_DONE). */
+static __always_inline void set_base(struct conn *c, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	c->acked_base = BPF_CORE_READ(tp, bytes_acked);
+	c->recv_base = BPF_CORE_READ(tp, bytes_received);
+}
+
+#define SEND_SHUTDOWN 2
+
+static __always_inline void payload_bytes(struct tg_tcp_event *e, const struct conn *c, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked) - c->acked_base;
+	__u64 recv = BPF_CORE_READ(tp, bytes_received) - c->recv_base;
+	__u8 shut = BPF_CORE_READ(sk, sk_shutdown);
+	if ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked)
+		acked--;
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	if ((flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) && recv)
+		recv--;
+	e->bytes_sent = acked;
+	e->bytes_recv = recv;
+}
+
 static __always_inline void set_current(struct conn *c)
 {
 	c->pid = bpf_get_current_pid_tgid() >> 32;
@@ -167,6 +202,7 @@ int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
 		if (oldstate == S_SYN_RECV) {
 			/* Passive open completes in softirq: whoever runs now is not the owner. */
 			struct conn n = { .start_ns = now, .established_ns = now, .role = TG_TCP_ROLE_SERVER };
+			set_base(&n, sk);
 			if (bpf_map_update_elem(&tg_tcp_conns, &key, &n, BPF_ANY)) {
 				stat_inc(TG_TCP_STAT_MAP_FULL);
 				return 0;
@@ -174,6 +210,7 @@ int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
 			c = bpf_map_lookup_elem(&tg_tcp_conns, &key);
 		} else if (c) {
 			c->established_ns = now;
+			set_base(c, sk);
 		}
 		if (!c)
 			return 0;
@@ -205,8 +242,8 @@ int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
 		e->state = oldstate;
 		e->duration_ns = now - (c->established_ns ? c->established_ns : c->start_ns);
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-		e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
-		e->bytes_recv = BPF_CORE_READ(tp, bytes_received);
+		if (c->established_ns)
+			payload_bytes(e, c, sk);
 		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 		e->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
 		e->retrans = BPF_CORE_READ(tp, total_retrans);
@@ -242,12 +279,26 @@ static __always_inline int sk_event(const struct sock *sk, __u32 type)
 	return 0;
 }
 
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tg_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb, int err)
+/* Fires from the retransmit timer, TLP and fast retransmit alike: one per segment resent, as
+ * TcpRetransSegs counts them. The record stores both ends v4-mapped in the *_v6 fields. */
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tg_tcp_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 {
-	if (err)
+	if (bpf_core_field_exists(ctx->err) && ctx->err)
 		return 0; /* not sent: nothing went on the wire */
-	return sk_event(sk, TG_TCP_RETRANS);
+	struct tg_tcp_event *e = reserve(TG_TCP_RETRANS);
+	if (!e)
+		return 0;
+	e->family = ctx->family;
+	e->lport = ctx->sport;
+	e->rport = ctx->dport;
+	bpf_probe_read_kernel(e->laddr, 16, ctx->saddr_v6);
+	bpf_probe_read_kernel(e->raddr, 16, ctx->daddr_v6);
+	e->state = ctx->state;
+	__u64 key = (__u64)ctx->skaddr;
+	fill_conn(e, bpf_map_lookup_elem(&tg_tcp_conns, &key));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")

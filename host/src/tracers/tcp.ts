@@ -32,11 +32,13 @@ export function parseTcpEvent(b: Buffer): TcpEvent {
   };
 }
 
-/** The service port of a connection: the remote one for a client, the local one for a server;
- *  without a role (a reset for a closed port) the lower of the two. */
-export function servicePort(e: Pick<TcpEvent, 'role' | 'lport' | 'rport'>): number {
+/** The service port of a connection: the remote one for a client, the local one for a server.
+ *  A reset we send for no tracked socket answers a segment addressed to our port (a closed port
+ *  is the common case): the local one. Otherwise, with no role, the lower of the two. */
+export function servicePort(e: Pick<TcpEvent, 'type' | 'role' | 'lport' | 'rport'>): number {
   if (e.role === ROLE.TG_TCP_ROLE_CLIENT) return e.rport;
   if (e.role === ROLE.TG_TCP_ROLE_SERVER) return e.lport;
+  if (e.type === EV.TG_TCP_RESET_TX) return e.lport;
   return Math.min(e.lport, e.rport);
 }
 
