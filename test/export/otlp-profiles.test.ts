@@ -8,7 +8,7 @@ import {
   createExportQueues,
   createProfileExporter,
   encodeProfilesRequest,
-  mergeProfileRequests,
+  encodeProfilesRequests,
   resolveExportConfig,
   shutdownExportQueues,
 } from '../../host/src/export';
@@ -147,10 +147,11 @@ for (const protocol of ['grpc', 'http'] as const) {
   }
 }
 
-test('merging requests keeps every sample resolving to the same stack, strings interned once', () => {
-  const merged = mergeProfileRequests([request(1), request(2), request(3)]) as { dictionary: { stringTable: string[] } };
+test('several requests encoded as one keep every sample resolving to the same stack, strings interned once', () => {
+  const merged = decodeOtlpRequest('profiles', encodeProfilesRequests([request(1), request(2), request(3)])) as { dictionary: { stringTable: string[] } };
   const strings = merged.dictionary.stringTable;
   assert.equal(new Set(strings).size, strings.length, 'no string twice');
+  assert.ok(strings.length < 3 * (request(1) as { dictionary: { stringTable: string[] } }).dictionary.stringTable.length, 'shared strings stored once');
   assert.deepEqual(flattenProfiles(merged as never), [1, 2, 3].flatMap((k) => flattenProfiles(request(k) as never)));
 });
 

@@ -498,6 +498,8 @@ export interface StartOptions {
   port?: number;
   /** Serve TLS (gRPC over TLS / HTTPS); with `ca` and requireClientCert, mutual TLS. */
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer; requireClientCert?: boolean };
+  /** false: accept without decoding (benchmarks measuring the sender); requests stay empty. */
+  decode?: boolean;
 }
 
 export interface OtlpReceiver {
@@ -546,6 +548,7 @@ class Receiver implements OtlpReceiver {
   constructor(
     readonly protocol: 'grpc' | 'http',
     private readonly tls?: StartOptions['tls'],
+    private readonly decode = true,
   ) {}
 
   get url(): string {
@@ -616,7 +619,7 @@ class Receiver implements OtlpReceiver {
           const mode = this.takeMode();
           this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes: call.request.length });
           const accept = () => {
-            this.requests[signal].push(decodeOtlpRequest(signal, call.request));
+            if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, call.request));
             cb(null, Buffer.from(c.res.encode({}).finish()));
           };
           switch (mode.kind) {
@@ -671,7 +674,7 @@ class Receiver implements OtlpReceiver {
           let body: Buffer;
           try {
             body = headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw;
-            this.requests[signal].push(decodeOtlpRequest(signal, body));
+            if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, body));
           } catch (e) {
             res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
             return;
@@ -744,7 +747,7 @@ class Receiver implements OtlpReceiver {
 }
 
 export async function startReceiver(opts: StartOptions): Promise<OtlpReceiver> {
-  const r = new Receiver(opts.protocol, opts.tls);
+  const r = new Receiver(opts.protocol, opts.tls, opts.decode ?? true);
   await r.start(opts.port ?? 0);
   return r;
 }

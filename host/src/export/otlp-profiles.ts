@@ -4,8 +4,8 @@
 // /v1development/profiles. Both keep the retry semantics of the other signals: retryable gRPC
 // codes (RetryInfo honoured), HTTP 429/502/503/504 and network errors with Retry-After.
 //
-// A batch's requests are merged into one (their dictionaries concatenated, indices remapped), so
-// batch_size profiles cost one round trip.
+// A batch's requests are encoded as one (their dictionaries merged while encoding, indices
+// remapped: profiles-proto.ts), so batch_size profiles cost one round trip.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -13,68 +13,8 @@ import * as zlib from 'node:zlib';
 import type { Client, Metadata } from '@grpc/grpc-js';
 import type { ResolvedSignalExport } from './config';
 import { classifyExportError } from './otlp-exporters';
-import { encodeProfilesRequest, PROFILES_GRPC_METHOD } from './profiles-proto';
+import { encodeProfilesRequests, PROFILES_GRPC_METHOD } from './profiles-proto';
 import type { ExportOutcome, SignalExporter } from './types';
-
-type Obj = Record<string, unknown>;
-const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : []);
-const idxs = (x: unknown): number[] => (Array.isArray(x) ? (x as number[]) : []);
-
-/**
- * Several ExportProfilesServiceRequests (OTLP/JSON shape, each with its own dictionary) → one.
- * Strings are interned; the other tables are concatenated without their zero entries, which
- * every request shares (index 0 means "unset" throughout the dictionary).
- */
-export function mergeProfileRequests(reqs: object[]): object {
-  if (reqs.length === 1) return reqs[0];
-  const strings: string[] = [''];
-  const strIndex = new Map<string, number>([['', 0]]);
-  const t = { mappingTable: [{}] as Obj[], locationTable: [{}] as Obj[], functionTable: [{}] as Obj[], linkTable: [{}] as Obj[], attributeTable: [{}] as Obj[], stackTable: [{}] as Obj[] };
-  const resourceProfiles: Obj[] = [];
-  for (const req of reqs as Obj[]) {
-    const d = (req.dictionary as Obj | undefined) ?? {};
-    const srcStrings = Array.isArray(d.stringTable) ? (d.stringTable as string[]) : [''];
-    const S = srcStrings.map((s) => {
-      let i = strIndex.get(s);
-      if (i === undefined) { i = strings.length; strings.push(s); strIndex.set(s, i); }
-      return i;
-    });
-    const s = (i: unknown) => S[Number(i ?? 0)] ?? 0;
-    const offset = (table: Obj[]) => { const base = table.length - 1; return (i: unknown) => (!i ? 0 : base + Number(i)); };
-    const A = offset(t.attributeTable);
-    const M = offset(t.mappingTable);
-    const F = offset(t.functionTable);
-    const L = offset(t.locationTable);
-    const St = offset(t.stackTable);
-    const Li = offset(t.linkTable);
-    const As = (x: unknown) => idxs(x).map(A);
-    for (const a of arr(d.attributeTable).slice(1)) t.attributeTable.push({ ...a, keyStrindex: s(a.keyStrindex), unitStrindex: s(a.unitStrindex) });
-    for (const m of arr(d.mappingTable).slice(1)) t.mappingTable.push({ ...m, filenameStrindex: s(m.filenameStrindex), attributeIndices: As(m.attributeIndices) });
-    for (const f of arr(d.functionTable).slice(1)) t.functionTable.push({ ...f, nameStrindex: s(f.nameStrindex), systemNameStrindex: s(f.systemNameStrindex), filenameStrindex: s(f.filenameStrindex) });
-    for (const l of arr(d.locationTable).slice(1)) {
-      t.locationTable.push({ ...l, mappingIndex: M(l.mappingIndex), lines: arr(l.lines).map((ln) => ({ ...ln, functionIndex: F(ln.functionIndex) })), attributeIndices: As(l.attributeIndices) });
-    }
-    for (const st of arr(d.stackTable).slice(1)) t.stackTable.push({ locationIndices: idxs(st.locationIndices).map(L) });
-    for (const ln of arr(d.linkTable).slice(1)) t.linkTable.push(ln);
-    const vt = (v: unknown) => (v ? { ...(v as Obj), typeStrindex: s((v as Obj).typeStrindex), unitStrindex: s((v as Obj).unitStrindex) } : v);
-    for (const rp of arr(req.resourceProfiles)) {
-      resourceProfiles.push({
-        ...rp,
-        scopeProfiles: arr(rp.scopeProfiles).map((sp) => ({
-          ...sp,
-          profiles: arr(sp.profiles).map((p) => ({
-            ...p,
-            sampleType: vt(p.sampleType),
-            periodType: vt(p.periodType),
-            attributeIndices: As(p.attributeIndices),
-            samples: arr(p.samples).map((x) => ({ ...x, stackIndex: St(x.stackIndex), attributeIndices: As(x.attributeIndices), linkIndex: Li(x.linkIndex) })),
-          })),
-        })),
-      });
-    }
-  }
-  return { resourceProfiles, dictionary: { ...t, stringTable: strings } };
-}
 
 /** Retry-After: delay-seconds or an HTTP date. */
 export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
@@ -182,7 +122,7 @@ export class OtlpProfileExporter implements SignalExporter<object> {
     if (batch.length === 0) return { code: 'success' };
     let body: Buffer;
     try {
-      body = encodeProfilesRequest(mergeProfileRequests(batch));
+      body = encodeProfilesRequests(batch);
     } catch (e) {
       return { code: 'failure', error: e as Error };
     }

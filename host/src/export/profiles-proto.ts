@@ -42,10 +42,12 @@ const I64 = 1;
 const LEN = 2;
 
 class Writer {
-  buf = Buffer.allocUnsafe(4096);
+  buf = Buffer.allocUnsafe(64 * 1024);
   pos = 0;
+  /** Open length-delimited fields: where each one's length goes. */
+  private open: number[] = [];
 
-  private ensure(n: number): void {
+  ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
@@ -57,11 +59,14 @@ class Writer {
   /** Unsigned varint of a non-negative safe integer. */
   uvarint(v: number): void {
     this.ensure(10);
+    const b = this.buf;
+    let p = this.pos;
     while (v >= 0x80) {
-      this.buf[this.pos++] = (v % 128) | 0x80;
-      v = Math.floor(v / 128);
+      b[p++] = (v & 0x7f) | 0x80;
+      v = v >= 0x80000000 ? Math.floor(v / 128) : v >>> 7;
     }
-    this.buf[this.pos++] = v;
+    b[p++] = v;
+    this.pos = p;
   }
 
   /** Varint of any 64-bit value (negative ints are ten bytes, two's complement). */
@@ -85,14 +90,17 @@ class Writer {
     this.pos += b.length;
   }
 
-  /** Writes a length-delimited field whose body `fn` writes; the length is patched in after. */
-  message(field: number, fn: () => void): void {
+  /** Starts a length-delimited field; end() patches its length in (no closure per message). */
+  begin(field: number): void {
     this.tag(field, LEN);
     this.ensure(5);
-    const lenAt = this.pos;
+    this.open.push(this.pos);
     this.pos += 5; // room for the longest 32-bit length varint
-    const start = this.pos;
-    fn();
+  }
+
+  end(): void {
+    const lenAt = this.open.pop() as number;
+    const start = lenAt + 5;
     const len = this.pos - start;
     const lenBytes = len < 0x80 ? 1 : len < 0x4000 ? 2 : len < 0x200000 ? 3 : len < 0x10000000 ? 4 : 5;
     // Move the body back over the unused length bytes, then write the length.
@@ -108,12 +116,14 @@ class Writer {
 }
 
 const toBig = (v: Num): bigint => (v === undefined || v === '' ? 0n : typeof v === 'bigint' ? v : BigInt(v));
-const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : []);
-const nums = (x: unknown): Num[] => (Array.isArray(x) ? (x as Num[]) : []);
+const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : EMPTY);
+const nums = (x: unknown): Num[] => (Array.isArray(x) ? (x as Num[]) : EMPTY_NUMS);
+const EMPTY: Obj[] = [];
+const EMPTY_NUMS: Num[] = [];
 
 function int(w: Writer, field: number, v: Num): void {
   if (v === undefined) return;
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
+  if (typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
     if (v === 0) return;
     w.tag(field, VARINT);
     w.uvarint(v);
@@ -129,21 +139,23 @@ function fixed64(w: Writer, field: number, v: Num): void {
   const b = toBig(v);
   if (b === 0n) return;
   w.tag(field, I64);
-  w.raw(fixed64Bytes(b));
+  fixed64Raw(w, b);
 }
 
-function fixed64Bytes(b: bigint): Buffer {
-  const x = Buffer.allocUnsafe(8);
-  x.writeBigUInt64LE(BigInt.asUintN(64, b));
-  return x;
+function fixed64Raw(w: Writer, b: bigint): void {
+  w.ensure(8);
+  w.buf.writeBigUInt64LE(BigInt.asUintN(64, b), w.pos);
+  w.pos += 8;
 }
 
 function str(w: Writer, field: number, s: unknown, always = false): void {
   if (typeof s !== 'string' || (s === '' && !always)) return;
-  const b = Buffer.from(s, 'utf8');
   w.tag(field, LEN);
-  w.uvarint(b.length);
-  w.raw(b);
+  const n = Buffer.byteLength(s);
+  w.uvarint(n);
+  w.ensure(n);
+  w.buf.write(s, w.pos, n, 'utf8');
+  w.pos += n;
 }
 
 /** Ids are hex in OTLP/JSON (trace/span/profile ids); other bytes are base64. */
@@ -156,21 +168,23 @@ function bytes(w: Writer, field: number, v: unknown, hex: boolean): void {
   w.raw(b);
 }
 
-function packed(w: Writer, field: number, values: Num[]): void {
+/** Packed repeated integers; `remap` turns a request-local table index into the merged one. */
+function packed(w: Writer, field: number, values: Num[], base = -1): void {
   if (values.length === 0) return;
-  w.message(field, () => {
-    for (const v of values) {
-      if (typeof v === 'number' && v >= 0) w.uvarint(v);
-      else w.varint64(toBig(v));
-    }
-  });
+  w.begin(field);
+  for (const v of values) {
+    if (base >= 0) w.uvarint(remap(Number(v), base));
+    else if (typeof v === 'number' && v >= 0) w.uvarint(v);
+    else w.varint64(toBig(v));
+  }
+  w.end();
 }
 
 function packedFixed64(w: Writer, field: number, values: Num[]): void {
   if (values.length === 0) return;
-  w.message(field, () => {
-    for (const v of values) w.raw(fixed64Bytes(toBig(v)));
-  });
+  w.begin(field);
+  for (const v of values) fixed64Raw(w, toBig(v));
+  w.end();
 }
 
 function anyValue(w: Writer, v: Obj): void {
@@ -183,136 +197,243 @@ function anyValue(w: Writer, v: Obj): void {
     w.varint64(toBig(v.intValue as Num));
   } else if ('doubleValue' in v) {
     w.tag(4, I64);
-    const b = Buffer.allocUnsafe(8);
-    b.writeDoubleLE(Number(v.doubleValue));
-    w.raw(b);
+    w.ensure(8);
+    w.buf.writeDoubleLE(Number(v.doubleValue), w.pos);
+    w.pos += 8;
   } else if ('arrayValue' in v) {
-    w.message(5, () => {
-      for (const x of arr((v.arrayValue as Obj).values)) w.message(1, () => anyValue(w, x));
-    });
+    w.begin(5);
+    for (const x of arr((v.arrayValue as Obj).values)) {
+      w.begin(1);
+      anyValue(w, x);
+      w.end();
+    }
+    w.end();
   } else if ('kvlistValue' in v) {
-    w.message(6, () => {
-      for (const kv of arr((v.kvlistValue as Obj).values)) w.message(1, () => keyValue(w, kv));
-    });
+    w.begin(6);
+    for (const kv of arr((v.kvlistValue as Obj).values)) {
+      w.begin(1);
+      keyValue(w, kv);
+      w.end();
+    }
+    w.end();
   } else if ('bytesValue' in v) bytes(w, 7, v.bytesValue, false);
 }
 
 function keyValue(w: Writer, kv: Obj): void {
   str(w, 1, kv.key);
-  if (kv.value) w.message(2, () => anyValue(w, kv.value as Obj));
+  if (kv.value) {
+    w.begin(2);
+    anyValue(w, kv.value as Obj);
+    w.end();
+  }
 }
 
-function valueType(w: Writer, field: number, v: unknown): void {
+// ---- merging several requests into one ---------------------------------------------------------
+// Every request of a batch has its own dictionary. The merged request has one: strings interned,
+// the other tables concatenated without their zero entries (index 0 means "unset" in all of them
+// and is shared), so a request-local index i > 0 becomes base + i.
+
+/** Where one request's tables start in the merged dictionary, and its string index map. */
+interface Remap {
+  s: Int32Array;
+  mapping: number;
+  location: number;
+  function: number;
+  link: number;
+  attribute: number;
+  stack: number;
+}
+
+const remap = (i: number, base: number): number => (i > 0 ? base + i : 0);
+const len0 = (x: unknown): number => Math.max(0, arr(x).length - 1);
+
+function plan(reqs: Obj[]): { remaps: Remap[]; strings: string[] } {
+  const strings: string[] = [''];
+  const index = new Map<string, number>([['', 0]]);
+  const remaps: Remap[] = [];
+  const base = { mapping: 0, location: 0, function: 0, link: 0, attribute: 0, stack: 0 };
+  for (const r of reqs) {
+    const d = (r.dictionary as Obj | undefined) ?? {};
+    const st = Array.isArray(d.stringTable) ? (d.stringTable as string[]) : [];
+    const s = new Int32Array(st.length);
+    for (let i = 0; i < st.length; i++) {
+      let j = index.get(st[i]);
+      if (j === undefined) {
+        j = strings.length;
+        strings.push(st[i]);
+        index.set(st[i], j);
+      }
+      s[i] = j;
+    }
+    remaps.push({ s, ...base });
+    base.mapping += len0(d.mappingTable);
+    base.location += len0(d.locationTable);
+    base.function += len0(d.functionTable);
+    base.link += len0(d.linkTable);
+    base.attribute += len0(d.attributeTable);
+    base.stack += len0(d.stackTable);
+  }
+  return { remaps, strings };
+}
+
+const strIdx = (m: Remap, v: unknown): number => (v ? m.s[Number(v)] ?? 0 : 0);
+
+function valueType(w: Writer, field: number, v: unknown, m: Remap): void {
   if (!v) return;
   const o = v as Obj;
-  w.message(field, () => {
-    int(w, 1, o.typeStrindex as Num);
-    int(w, 2, o.unitStrindex as Num);
-  });
+  w.begin(field);
+  int(w, 1, strIdx(m, o.typeStrindex));
+  int(w, 2, strIdx(m, o.unitStrindex));
+  w.end();
 }
 
-function profile(w: Writer, p: Obj): void {
-  valueType(w, 1, p.sampleType);
+function profile(w: Writer, p: Obj, m: Remap): void {
+  valueType(w, 1, p.sampleType, m);
   for (const s of arr(p.samples)) {
-    w.message(2, () => {
-      int(w, 1, s.stackIndex as Num);
-      packed(w, 2, nums(s.values));
-      packed(w, 3, nums(s.attributeIndices));
-      int(w, 4, s.linkIndex as Num);
-      packedFixed64(w, 5, nums(s.timestampsUnixNano));
-    });
+    w.begin(2);
+    int(w, 1, remap(Number(s.stackIndex ?? 0), m.stack));
+    packed(w, 2, nums(s.values));
+    packed(w, 3, nums(s.attributeIndices), m.attribute);
+    int(w, 4, remap(Number(s.linkIndex ?? 0), m.link));
+    packedFixed64(w, 5, nums(s.timestampsUnixNano));
+    w.end();
   }
   fixed64(w, 3, p.timeUnixNano as Num);
   int(w, 4, p.durationNano as Num);
-  valueType(w, 5, p.periodType);
+  valueType(w, 5, p.periodType, m);
   int(w, 6, p.period as Num);
   bytes(w, 7, p.profileId, true);
   int(w, 8, p.droppedAttributesCount as Num);
   str(w, 9, p.originalPayloadFormat);
   bytes(w, 10, p.originalPayload, false);
-  packed(w, 11, nums(p.attributeIndices));
+  packed(w, 11, nums(p.attributeIndices), m.attribute);
 }
 
-function dictionary(w: Writer, d: Obj): void {
-  for (const m of arr(d.mappingTable)) {
-    w.message(1, () => {
-      int(w, 1, m.memoryStart as Num);
-      int(w, 2, m.memoryLimit as Num);
-      int(w, 3, m.fileOffset as Num);
-      int(w, 4, m.filenameStrindex as Num);
-      packed(w, 5, nums(m.attributeIndices));
-    });
+function resourceProfiles(w: Writer, rp: Obj, m: Remap): void {
+  w.begin(1);
+  const res = rp.resource as Obj | undefined;
+  if (res) {
+    w.begin(1);
+    for (const kv of arr(res.attributes)) {
+      w.begin(1);
+      keyValue(w, kv);
+      w.end();
+    }
+    int(w, 2, res.droppedAttributesCount as Num);
+    w.end();
   }
-  for (const l of arr(d.locationTable)) {
-    w.message(2, () => {
-      int(w, 1, l.mappingIndex as Num);
-      int(w, 2, l.address as Num);
-      for (const ln of arr(l.lines)) {
-        w.message(3, () => {
-          int(w, 1, ln.functionIndex as Num);
-          int(w, 2, ln.line as Num);
-          int(w, 3, ln.column as Num);
-        });
+  for (const sp of arr(rp.scopeProfiles)) {
+    w.begin(2);
+    const sc = sp.scope as Obj | undefined;
+    if (sc) {
+      w.begin(1);
+      str(w, 1, sc.name);
+      str(w, 2, sc.version);
+      for (const kv of arr(sc.attributes)) {
+        w.begin(3);
+        keyValue(w, kv);
+        w.end();
       }
-      packed(w, 4, nums(l.attributeIndices));
-    });
+      w.end();
+    }
+    for (const p of arr(sp.profiles)) {
+      w.begin(2);
+      profile(w, p, m);
+      w.end();
+    }
+    str(w, 3, sp.schemaUrl);
+    w.end();
   }
-  for (const f of arr(d.functionTable)) {
-    w.message(3, () => {
-      int(w, 1, f.nameStrindex as Num);
-      int(w, 2, f.systemNameStrindex as Num);
-      int(w, 3, f.filenameStrindex as Num);
-      int(w, 4, f.startLine as Num);
-    });
-  }
-  for (const l of arr(d.linkTable)) {
-    w.message(4, () => {
-      bytes(w, 1, l.traceId, true);
-      bytes(w, 2, l.spanId, true);
-    });
-  }
-  // Every string, "" included: the table is indexed by position.
-  for (const s of Array.isArray(d.stringTable) ? (d.stringTable as string[]) : []) str(w, 5, s, true);
-  for (const a of arr(d.attributeTable)) {
-    w.message(6, () => {
-      int(w, 1, a.keyStrindex as Num);
-      if (a.value) w.message(2, () => anyValue(w, a.value as Obj));
-      int(w, 3, a.unitStrindex as Num);
-    });
-  }
-  for (const s of arr(d.stackTable)) w.message(7, () => packed(w, 1, nums(s.locationIndices)));
+  str(w, 3, rp.schemaUrl);
+  w.end();
 }
 
-/** ExportProfilesServiceRequest (OTLP/JSON shape) → protobuf bytes. */
-export function encodeProfilesRequest(req: object): Buffer {
+const dictOf = (r: Obj): Obj => (r.dictionary as Obj | undefined) ?? {};
+
+/** Table `key` of every request, its zero entry written once, in field `field`. */
+function table(w: Writer, reqs: Obj[], remaps: Remap[], key: string, field: number, entry: (w: Writer, e: Obj, m: Remap) => void): void {
+  w.begin(field);
+  w.end();
+  for (let k = 0; k < reqs.length; k++) {
+    const t = arr(dictOf(reqs[k])[key]);
+    for (let i = 1; i < t.length; i++) {
+      w.begin(field);
+      entry(w, t[i], remaps[k]);
+      w.end();
+    }
+  }
+}
+
+function mappingEntry(w: Writer, e: Obj, m: Remap): void {
+  int(w, 1, e.memoryStart as Num);
+  int(w, 2, e.memoryLimit as Num);
+  int(w, 3, e.fileOffset as Num);
+  int(w, 4, strIdx(m, e.filenameStrindex));
+  packed(w, 5, nums(e.attributeIndices), m.attribute);
+}
+
+function locationEntry(w: Writer, e: Obj, m: Remap): void {
+  int(w, 1, remap(Number(e.mappingIndex ?? 0), m.mapping));
+  int(w, 2, e.address as Num);
+  for (const ln of arr(e.lines)) {
+    w.begin(3);
+    int(w, 1, remap(Number(ln.functionIndex ?? 0), m.function));
+    int(w, 2, ln.line as Num);
+    int(w, 3, ln.column as Num);
+    w.end();
+  }
+  packed(w, 4, nums(e.attributeIndices), m.attribute);
+}
+
+function functionEntry(w: Writer, e: Obj, m: Remap): void {
+  int(w, 1, strIdx(m, e.nameStrindex));
+  int(w, 2, strIdx(m, e.systemNameStrindex));
+  int(w, 3, strIdx(m, e.filenameStrindex));
+  int(w, 4, e.startLine as Num);
+}
+
+function linkEntry(w: Writer, e: Obj): void {
+  bytes(w, 1, e.traceId, true);
+  bytes(w, 2, e.spanId, true);
+}
+
+function attributeEntry(w: Writer, e: Obj, m: Remap): void {
+  int(w, 1, strIdx(m, e.keyStrindex));
+  if (e.value) {
+    w.begin(2);
+    anyValue(w, e.value as Obj);
+    w.end();
+  }
+  int(w, 3, strIdx(m, e.unitStrindex));
+}
+
+function stackEntry(w: Writer, e: Obj, m: Remap): void {
+  packed(w, 1, nums(e.locationIndices), m.location);
+}
+
+/**
+ * One or more ExportProfilesServiceRequests (OTLP/JSON shape, each with its own dictionary) →
+ * the protobuf bytes of one request carrying all their profiles over one merged dictionary.
+ */
+export function encodeProfilesRequests(reqs: object[]): Buffer {
+  const rs = reqs as Obj[];
+  const { remaps, strings } = plan(rs);
   const w = new Writer();
-  const r = req as Obj;
-  for (const rp of arr(r.resourceProfiles)) {
-    w.message(1, () => {
-      const res = rp.resource as Obj | undefined;
-      if (res) {
-        w.message(1, () => {
-          for (const kv of arr(res.attributes)) w.message(1, () => keyValue(w, kv));
-          int(w, 2, res.droppedAttributesCount as Num);
-        });
-      }
-      for (const sp of arr(rp.scopeProfiles)) {
-        w.message(2, () => {
-          const sc = sp.scope as Obj | undefined;
-          if (sc) {
-            w.message(1, () => {
-              str(w, 1, sc.name);
-              str(w, 2, sc.version);
-              for (const kv of arr(sc.attributes)) w.message(3, () => keyValue(w, kv));
-            });
-          }
-          for (const p of arr(sp.profiles)) w.message(2, () => profile(w, p));
-          str(w, 3, sp.schemaUrl);
-        });
-      }
-      str(w, 3, rp.schemaUrl);
-    });
-  }
-  if (r.dictionary) w.message(2, () => dictionary(w, r.dictionary as Obj));
+  for (let k = 0; k < rs.length; k++) for (const rp of arr(rs[k].resourceProfiles)) resourceProfiles(w, rp, remaps[k]);
+  w.begin(2);
+  table(w, rs, remaps, 'mappingTable', 1, mappingEntry);
+  table(w, rs, remaps, 'locationTable', 2, locationEntry);
+  table(w, rs, remaps, 'functionTable', 3, functionEntry);
+  table(w, rs, remaps, 'linkTable', 4, linkEntry);
+  // Every string, "" included: the table is indexed by position.
+  for (const s of strings) str(w, 5, s, true);
+  table(w, rs, remaps, 'attributeTable', 6, attributeEntry);
+  table(w, rs, remaps, 'stackTable', 7, stackEntry);
+  w.end();
   return w.finish();
+}
+
+/** One ExportProfilesServiceRequest (OTLP/JSON shape) → protobuf bytes. */
+export function encodeProfilesRequest(req: object): Buffer {
+  return encodeProfilesRequests([req]);
 }
