@@ -103,7 +103,16 @@ export async function startAgent(opts: { env?: Record<string, string>; config?: 
   });
   proc.stdout!.on('data', (d) => logs.push(String(d)));
   proc.stderr!.on('data', (d) => logs.push(String(d)));
-  const api = (p: string) => fetch(`http://127.0.0.1:${apiPort}${p}`);
+  // A GET that meets a keep-alive socket the agent is closing at that instant ("other side
+  // closed", ECONNRESET) is retried once, as any HTTP client does for an idempotent request; a dead agent
+  // still fails (the retry is refused, and its exit code and logs are in the error).
+  const api = async (p: string) => {
+    try { return await fetch(`http://127.0.0.1:${apiPort}${p}`); } catch (e) {
+      if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(String((e as { cause?: { code?: string } }).cause?.code))) throw e;
+      if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}: ${logs.join('').slice(-4000)}`);
+      return fetch(`http://127.0.0.1:${apiPort}${p}`);
+    }
+  };
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}: ${logs.join('')}`);

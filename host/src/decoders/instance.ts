@@ -33,7 +33,7 @@ export interface VerifyPolicy {
 export const DEFAULT_VERIFY_POLICY: VerifyPolicy = {
   allowedImports: ['env.abort', 'telegen.emit', 'telegen.log'],
   maxMemoryPages: 1024,
-  fuelPerCall: 200_000_000,
+  fuelPerCall: 20_000_000, // see policies/default.yaml for why
   maxFailures: 5,
   failureWindowMs: 60_000,
   maxRecordBytes: 1 << 20,
