@@ -11,7 +11,7 @@ import { SelfMetrics } from './metrics/self';
 import { DecoderRegistry, defaultDecodersDir } from './decoders/registry';
 import { Router } from './ingest/router';
 import { KernelIngest } from './ingest/kernel';
-import { recordToSpan, monotonicClock } from './pipeline/spans';
+import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
 import { countStage, filterStage, sampleStage, redactStage } from './pipeline/stages';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
@@ -72,6 +72,8 @@ export class Agent {
   /** Correlation (trace joining) and analytics (RED, service graph, latest traces); see docs/correlation.md. */
   correlate?: CorrelateStage;
   analytics?: Analytics;
+  /** Kernel monotonic ns → epoch ns, one offset for every signal so spans, logs and profiles line up. */
+  readonly clock: SpanClock = monotonicClock();
 
   constructor(readonly cfg: Config, readonly exportCfg: ResolvedExportConfig) {
     const file = cfg.policy_file ?? process.env.TELEGEN_POLICY_FILE ?? path.join(installRoot(), 'policies', 'default.yaml');
@@ -164,7 +166,7 @@ export class Agent {
     this.timers.push(setInterval(() => analytics.tick(), 500).unref());
     const spanIn = this.correlate;
 
-    const clock = monotonicClock();
+    const clock = this.clock;
     const hostName = os.hostname();
     this.registry = new DecoderRegistry({
       onRecord: (rec, inst) => this.router.onRecord(rec, inst.meta.name),

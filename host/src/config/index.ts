@@ -14,6 +14,7 @@ import { tlsTracerSchema } from '../tracers/tls-config';
 import { tcpTracerSchema } from '../tracers/tcp-config';
 import { xdpTracerSchema } from '../tracers/xdp-config';
 import { fileioTracerSchema } from '../tracers/fileio-config';
+import { logsTracerSchema } from '../tracers/logs-config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -28,6 +29,7 @@ export const configSchema = z.object({
     tcp: tcpTracerSchema.default({}),
     xdp: xdpTracerSchema.default({}),
     fileio: fileioTracerSchema.default({}),
+    logs: logsTracerSchema.default({}),
   }).strict().default({}),
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),

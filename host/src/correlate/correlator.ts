@@ -131,14 +131,29 @@ export class Correlator {
     for (const n of [...this.pending]) if (!n.ctx) this.emit(n, 'overflow', undefined);
   }
 
+  /** Processes that served a request recently (log capture selects them). */
+  serverPids(): Iterable<number> { return this.servers.keys(); }
+
   /** Trace context of the request in flight in (pid, tid) at epoch ns `ts`, for log producers. */
   logContext(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | undefined {
+    const r = this.logLink(pid, tid, ts);
+    return r === 'pending' ? undefined : r;
+  }
+
+  /**
+   * Like logContext, but 'pending' when the request is known and its trace is not decided yet (it
+   * waits for its caller's span): the caller should ask again later rather than give up. The pick
+   * is made among all known requests, decided or not, so a pending one is never mistaken for
+   * "the only request in flight" being another.
+   */
+  logLink(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | 'pending' | undefined {
     const list = this.servers.get(pid);
     if (!list) return undefined;
-    const cands = list.filter((s) => s.ctx && s.start <= ts && ts <= s.end);
+    const cands = list.filter((s) => s.start <= ts && ts <= s.end);
     const same = tid === undefined ? [] : cands.filter((s) => s.conn.tid === tid);
     const pick = same.length === 1 ? same[0] : cands.length === 1 ? cands[0] : undefined;
-    return pick?.ctx ? { traceId: pick.ctx.traceId, spanId: pick.ctx.spanId } : undefined;
+    if (!pick) return undefined;
+    return pick.ctx ? { traceId: pick.ctx.traceId, spanId: pick.ctx.spanId } : 'pending';
   }
 
   private matchClient(s: Node): Node | undefined {

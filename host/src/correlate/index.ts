@@ -12,6 +12,8 @@ export interface CorrelateStage {
   (span: ReadableSpan, conn?: ConnMeta): void;
   /** {traceId, spanId} of the server request in flight on (pid, tid) at epoch ns ts, once that request has been seen. */
   logContext(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | undefined;
+  /** logContext, or 'pending' while that request's trace is still being decided (ask again later). */
+  logLink(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | 'pending' | undefined;
   flush(): void;
   stop(): void;
   correlator: Correlator;
@@ -44,6 +46,7 @@ export function correlateStage(cfg: Partial<CorrelateConfig>, out: (s: ReadableS
   timer.unref();
   const stage = ((span: ReadableSpan, conn?: ConnMeta) => c.add(span, connFacts(conn))) as CorrelateStage;
   stage.logContext = (pid, tid, ts) => c.logContext(pid, tid, ts);
+  stage.logLink = (pid, tid, ts) => c.logLink(pid, tid, ts);
   stage.flush = () => c.flush();
   stage.stop = () => { clearInterval(timer); c.flush(); };
   stage.correlator = c;

@@ -140,6 +140,7 @@ export function tracerVerdicts(f: Features): TracerVerdict[] {
     v('xdp', ['xdp'], f.attach.xdp.ok, 'XDP programs do not load here'),
     v('profile', ['perf_event'], f.attach.perf_event.ok, 'perf_event programs do not load here'),
     v('fileio', ['tracepoint'], f.attach.tracepoint.ok, 'syscall tracepoints are unavailable'),
+    v('logs', ['tracepoint', 'ringbuf'], f.attach.tracepoint.ok && !!f.mapTypes.ringbuf, 'syscall tracepoints or ring buffers are unavailable'),
     v('security', ['tracepoint'], f.attach.tracepoint.ok, 'syscall tracepoints are unavailable'),
     v('tls-uprobes', ['uprobe'], f.attach.uprobe.ok, 'uprobes are unavailable'),
   ];

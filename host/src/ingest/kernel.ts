@@ -194,6 +194,9 @@ export class KernelIngest {
       return;
     }
     const k = this.connFor(ring, dv, off + INFO_DATA, key);
+    // The thread of this syscall, not of the connection's first one: an exchange's span carries
+    // the thread that completed it (thread-per-request servers hand sockets to worker threads).
+    k.conn.meta.tid = dv.getUint32(off + INFO_DATA + tg_conn_info.tid, true);
     const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
     const d = egress ? 0 : 1;
     const pos = Number(dv.getBigUint64(off + tg_data_event.pos, true));
@@ -219,6 +222,7 @@ export class KernelIngest {
     this.lastTs = ts;
     const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
     const k = this.udpFlowFor(ring, dv, off + INFO_DATA, egress, ts);
+    k.conn.meta.tid = dv.getUint32(off + INFO_DATA + tg_conn_info.tid, true);
     const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
     if (plen > 0) this.router.dataLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
   }

@@ -131,6 +131,7 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   if (conn.pid !== undefined) {
     const p = processInfo(conn.pid, conn.comm);
     a['process.pid'] = conn.pid;
+    if (conn.tid !== undefined) a['thread.id'] = conn.tid;
     a['process.executable.name'] = p.executableName;
     if (p.commandLine) a['process.command_line'] = p.commandLine;
     // Discovery's cached per-process resource (service, process.*, host.*, os.*, cloud.*, k8s.*).

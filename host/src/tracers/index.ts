@@ -7,6 +7,7 @@ import { tlsTracer } from './tls';
 import { tcpTracer } from './tcp';
 import { xdpTracer } from './xdp';
 import { fileioTracer } from './fileio';
+import { logsTracer } from './logs';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
   ['discovery', discoveryTracer],
@@ -15,4 +16,5 @@ export const TRACERS: Array<[string, TracerFactory]> = [
   ['tcp', tcpTracer],
   ['xdp', xdpTracer],
   ['fileio', fileioTracer],
+  ['logs', logsTracer],
 ];

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Application log capture: write()/writev() on fd 1 and 2 by selected processes (a pid in
+ * tg_logs_pids, or a process whose name is in tg_logs_comms; the host fills both). The buffer is
+ * remembered at syscall entry and read at exit, so only bytes the kernel accepted are reported
+ * (a non-blocking stdout that returns EAGAIN is retried by the program and must not appear
+ * twice). Its own object, apart from the socket tracer, so it can be switched off alone. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "logs.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 self_pid = 0;
+const volatile __u32 capture_max = 1024;
+
+struct tg_logs_event *tg_anchor_logs_event __attribute__((used));
+enum tg_logs_stat tg_anchor_logs_stat __attribute__((used));
+enum tg_logs_limits tg_anchor_logs_limits __attribute__((used));
+
+enum { CALL_WRITE = 1, CALL_WRITEV = 2 };
+
+struct pending {
+	__u64 buf;  /* write: the buffer; writev: the iovec array */
+	__u32 cnt;  /* writev: iovec count */
+	__u16 fd;
+	__u16 kind; /* 0 = none in flight */
+};
+
+struct comm_key {
+	char comm[16];
+};
+
+struct scratch {
+	struct tg_logs_event ev;
+	/* Twice the limit: a copy starts below TG_LOGS_DATA_MAX and is at most that long, which the
+	 * verifier can see without knowing how the two relate. */
+	__u8 data[TG_LOGS_DATA_MAX * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_LOGS_PIDS_MAX_DEFAULT);
+	__type(key, __u32);
+	__type(value, __u8);
+} tg_logs_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_LOGS_COMMS_MAX);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} tg_logs_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pending);
+} tg_logs_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} tg_logs_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TG_LOGS_RING_BYTES_DEFAULT);
+} tg_logs_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_LOGS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_logs_stats SEC(".maps");
+
+#define CLAMP_REG(v, max) \
+	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
+
+static __always_inline void stat_inc(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&tg_logs_stats, &i);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void leader_comm(char *out)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_probe_read_kernel_str(out, 16, &leader->comm);
+}
+
+static __always_inline int wanted(__u32 pid)
+{
+	if (pid == self_pid)
+		return 0;
+	if (bpf_map_lookup_elem(&tg_logs_pids, &pid))
+		return 1;
+	struct comm_key k = {};
+	leader_comm(k.comm);
+	return bpf_map_lookup_elem(&tg_logs_comms, &k) != 0;
+}
+
+static __always_inline int enter(__u64 fd, __u64 buf, __u64 cnt, __u16 kind)
+{
+	/* Most writes are not to stdout/stderr: one compare, no map lookup. */
+	if (fd != 1 && fd != 2)
+		return 0;
+	if (!wanted(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct pending *p = bpf_task_storage_get(&tg_logs_calls, bpf_get_current_task_btf(), 0,
+						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return 0;
+	p->buf = buf;
+	p->cnt = cnt;
+	p->fd = fd;
+	p->kind = kind;
+	return 0;
+}
+
+/* Copies n (<= TG_LOGS_DATA_MAX) user bytes to data[off], off < TG_LOGS_DATA_MAX. */
+static __always_inline __u32 copy_user(struct scratch *s, __u32 off, __u64 src, __u32 n)
+{
+	if (off >= TG_LOGS_DATA_MAX)
+		return 0;
+	__u64 at = off;
+	asm volatile("%[x] &= %[m]" : [x] "+r"(at) : [m] "i"(TG_LOGS_DATA_MAX - 1));
+	__u64 len = n;
+	CLAMP_REG(len, TG_LOGS_DATA_MAX);
+	if (bpf_probe_read_user(&s->data[at], len, (void *)src)) {
+		stat_inc(TG_LOGS_STAT_READ_FAULT);
+		return 0;
+	}
+	return len;
+}
+
+static __always_inline __u32 copy_iov(struct scratch *s, __u64 iovp, __u32 iovcnt, __u32 want)
+{
+	__u32 got = 0;
+
+	for (int i = 0; i < TG_LOGS_IOV_MAX; i++) {
+		struct iovec iov;
+
+		if (i >= iovcnt || got >= want)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov)))) {
+			stat_inc(TG_LOGS_STAT_READ_FAULT);
+			break;
+		}
+		__u64 n = iov.iov_len;
+		if (n > want - got)
+			n = want - got;
+		if (n == 0)
+			continue;
+		__u32 c = copy_user(s, got, (__u64)iov.iov_base, n);
+		got += c;
+		if (c != n)
+			break;
+	}
+	return got;
+}
+
+static __always_inline int leave(long ret)
+{
+	struct pending *p = bpf_task_storage_get(&tg_logs_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!p || !p->kind)
+		return 0;
+	struct pending in = *p;
+	p->kind = 0;
+	if (ret <= 0)
+		return 0;
+
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&tg_logs_scratch, &zero);
+	if (!s)
+		return 0;
+	__u32 cap = capture_max;
+	if (cap > TG_LOGS_DATA_MAX)
+		cap = TG_LOGS_DATA_MAX;
+	__u32 want = (__u64)ret < cap ? (__u32)ret : cap;
+	__u32 got = in.kind == CALL_WRITEV ? copy_iov(s, in.buf, in.cnt, want) : copy_user(s, 0, in.buf, want);
+	if (got < (__u64)ret)
+		stat_inc(TG_LOGS_STAT_TRUNCATED);
+
+	__u64 id = bpf_get_current_pid_tgid();
+	s->ev.ts_ns = bpf_ktime_get_ns();
+	s->ev.pid = id >> 32;
+	s->ev.tid = (__u32)id;
+	s->ev.fd = in.fd;
+	s->ev.len = got;
+	s->ev.orig_len = ret;
+	leader_comm(s->ev.comm);
+
+	__u64 size = got;
+	CLAMP_REG(size, TG_LOGS_DATA_MAX);
+	/* Drained by polling: no wake-ups, which would cost every writer. */
+	if (bpf_ringbuf_output(&tg_logs_ring, s, sizeof(s->ev) + size, BPF_RB_NO_WAKEUP))
+		stat_inc(TG_LOGS_STAT_RING_FULL);
+	else
+		stat_inc(TG_LOGS_STAT_EVENTS);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int tg_logs_in_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ctx->args[0], ctx->args[1], 0, CALL_WRITE);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int tg_logs_out_write(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tg_logs_in_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_WRITEV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tg_logs_out_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx->ret);
+}
