@@ -119,11 +119,17 @@ export class Agent {
     const seen = new Map<string, string>();
     const scan = () => {
       let files: string[];
-      try { files = fs.readdirSync(dir).filter((f) => f.endsWith('.wasm')); } catch { return; }
+      // dot-files are an installer's temporaries (write, then rename into place)
+      try { files = fs.readdirSync(dir).filter((f) => f.endsWith('.wasm') && !f.startsWith('.')); } catch { return; }
+      let again = false;
       for (const f of files) {
         const full = path.join(dir, f);
         let bytes: Buffer;
-        try { bytes = fs.readFileSync(full); } catch { continue; }
+        try {
+          // a file written in place may be half-written: wait until it has been still for 300 ms
+          if (Date.now() - fs.statSync(full).mtimeMs < 300) { again = true; continue; }
+          bytes = fs.readFileSync(full);
+        } catch { continue; }
         const sigFile = `${full}.sig`;
         const sig = fs.existsSync(sigFile) ? fs.readFileSync(sigFile, 'utf8').trim() : undefined;
         const key = crypto.createHash('sha256').update(bytes).update(sig ?? '').digest('hex');
@@ -132,6 +138,7 @@ export class Agent {
         const r = this.swap(path.basename(f, '.wasm'), bytes, sig, 'watch');
         alog.info({ file: full, code: r.code, result: r.body }, 'watched decoder file processed');
       }
+      if (again) setTimeout(scan, 350).unref();
     };
     scan();
     try {

@@ -159,10 +159,10 @@ export function curl(args: string[]): string {
   return execFileSync('curl', ['-sS', '--max-time', '20', ...args], { encoding: 'latin1', maxBuffer: 64 << 20 });
 }
 
-export async function waitFor<T>(fn: () => T | undefined | false, ms = 15_000, every = 200): Promise<T> {
+export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000, every = 200): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, every));
