@@ -198,7 +198,7 @@ export class Correlator {
   private emit(n: Node, mode: Mode, parentCtx: SpanContext | undefined): void {
     const own = n.span.spanContext();
     const ctx: SpanContext = parentCtx
-      ? { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1 }
+      ? { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1, ...(parentCtx.traceState ? { traceState: parentCtx.traceState } : {}) }
       : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
     n.ctx = ctx;
     n.mode = mode;

@@ -3,6 +3,7 @@ import { randomBytes } from 'crypto';
 import { Attributes, SpanKind, SpanStatusCode, SpanContext, TraceFlags, HrTime } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
+import { TraceState } from '@opentelemetry/core';
 import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_TRUNCATED, FLAG_UNKNOWN } from '../../../decoders/abi/abi';
 import { DecodedRecord } from '../decoders/records';
 import { ConnMeta, ends } from '../model';
@@ -33,27 +34,40 @@ function hex(n: number): string { return randomBytes(n).toString('hex'); }
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** W3C traceparent, then b3 single, then X-B3-* multi headers. */
+/** HTTP/1 headers arrive as string lists (semconv `http.request.header.<key>` is string[]; a
+ *  header may repeat), HTTP/2 and gRPC metadata as strings: the first value counts. */
+function headerValue(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
+  return undefined;
+}
+
+/** W3C traceparent (+ tracestate), then b3 single, then X-B3-* multi headers. */
 export function parentFromHeaders(a: Attributes): SpanContext | undefined {
-  const tp = a['http.request.header.traceparent'];
-  if (typeof tp === 'string') {
+  const tp = headerValue(a['http.request.header.traceparent']);
+  if (tp !== undefined) {
     const m = TRACEPARENT.exec(tp.trim().toLowerCase());
     if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]) && !/^0+$/.test(m[3])) {
-      const ts = a['http.request.header.tracestate'];
-      return { traceId: m[2], spanId: m[3], traceFlags: parseInt(m[4], 16) & 1, isRemote: true, ...(typeof ts === 'string' ? { traceState: undefined } : {}) };
+      const raw = a['http.request.header.tracestate'];
+      // Repeated tracestate headers are one list (W3C Trace Context §3.3.1.1).
+      const ts = Array.isArray(raw) ? raw.join(',') : headerValue(raw);
+      let traceState: TraceState | undefined;
+      if (ts) { traceState = new TraceState(ts); if (!traceState.serialize()) traceState = undefined; }
+      return { traceId: m[2], spanId: m[3], traceFlags: parseInt(m[4], 16) & 1, isRemote: true, ...(traceState ? { traceState } : {}) };
     }
   }
-  const b3 = a['http.request.header.b3'];
-  if (typeof b3 === 'string') {
+  const b3 = headerValue(a['http.request.header.b3']);
+  if (b3 !== undefined) {
     const [t, s, sampled] = b3.trim().toLowerCase().split('-');
     if (t && s && /^[0-9a-f]{16}([0-9a-f]{16})?$/.test(t) && /^[0-9a-f]{16}$/.test(s)) {
       return { traceId: t.padStart(32, '0'), spanId: s, traceFlags: sampled === '0' ? TraceFlags.NONE : TraceFlags.SAMPLED, isRemote: true };
     }
   }
-  const xt = a['http.request.header.x-b3-traceid'];
-  const xs = a['http.request.header.x-b3-spanid'];
-  if (typeof xt === 'string' && typeof xs === 'string' && /^[0-9a-f]{16}([0-9a-f]{16})?$/i.test(xt) && /^[0-9a-f]{16}$/i.test(xs)) {
-    return { traceId: xt.toLowerCase().padStart(32, '0'), spanId: xs.toLowerCase(), traceFlags: a['http.request.header.x-b3-sampled'] === '0' ? TraceFlags.NONE : TraceFlags.SAMPLED, isRemote: true };
+  const xt = headerValue(a['http.request.header.x-b3-traceid']);
+  const xs = headerValue(a['http.request.header.x-b3-spanid']);
+  if (xt !== undefined && xs !== undefined && /^[0-9a-f]{16}([0-9a-f]{16})?$/i.test(xt) && /^[0-9a-f]{16}$/i.test(xs)) {
+    const sampled = headerValue(a['http.request.header.x-b3-sampled']);
+    return { traceId: xt.toLowerCase().padStart(32, '0'), spanId: xs.toLowerCase(), traceFlags: sampled === '0' || sampled === 'false' ? TraceFlags.NONE : TraceFlags.SAMPLED, isRemote: true };
   }
   return undefined;
 }
