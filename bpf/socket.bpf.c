@@ -709,6 +709,43 @@ int tg_out_accept(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int tg_out_accept4(struct trace_event_raw_sys_exit *ctx) { return open_exit(ctx, CALL_ACCEPT); }
 
+/* Exit closes a process's fds without the close() we watch: without this, every short-lived
+ * client would leave its connections in tg_conns until LRU eviction (issue 12 churn test). */
+#define TG_EXIT_FD_WORDS 4096 /* 262144 fds; beyond that the LRU reclaims */
+
+struct exit_fds {
+	__u32 pid;
+	unsigned long *open_fds;
+};
+
+static long forget_fd_word(__u64 i, struct exit_fds *c)
+{
+	unsigned long w = 0;
+
+	if (bpf_probe_read_kernel(&w, sizeof(w), c->open_fds + i) || !w)
+		return 0;
+	for (__u32 b = 0; b < 64; b++) {
+		if (!(w & (1UL << b)))
+			continue;
+		struct conn_key k = { .pid = c->pid, .fd = (__u32)(i * 64 + b) };
+		bpf_map_delete_elem(&tg_conns, &k);
+	}
+	return 0;
+}
+
+static __always_inline void forget_conns(struct task_struct *task, __u32 pid)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+
+	if (!fdt)
+		return;
+	struct exit_fds c = { .pid = pid, .open_fds = BPF_CORE_READ(fdt, open_fds) };
+	__u32 words = (BPF_CORE_READ(fdt, max_fds) + 63) / 64;
+	if (words > TG_EXIT_FD_WORDS)
+		words = TG_EXIT_FD_WORDS;
+	bpf_loop(words, forget_fd_word, &c, 0);
+}
+
 SEC("tracepoint/sched/sched_process_exit")
 int tg_proc_exit(void *ctx)
 {
@@ -722,6 +759,7 @@ int tg_proc_exit(void *ctx)
 	if (!bpf_map_lookup_elem(&tg_pids, &pid))
 		return 0;
 	bpf_map_delete_elem(&tg_pids, &pid);
+	forget_conns(task, pid);
 
 	struct tg_conn_event *e = bpf_ringbuf_reserve(&tg_ring, sizeof(*e), 0);
 	if (!e) {

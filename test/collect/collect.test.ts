@@ -12,6 +12,7 @@ import { repoRoot } from '../helpers/decoder';
 import { startReceiver, freePort, FlatMetric } from '../helpers/otlp-receiver';
 import { ownerOf, replicaIdentity } from '../../host/src/collect/shard';
 import { parsePromText } from '../../host/src/collect/prom-text';
+import { signalPid } from '../helpers/signal';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'collect-test-pw';
@@ -133,10 +134,10 @@ async function startPg(): Promise<Pg> {
 }
 
 async function stopPg(s: Pg): Promise<void> {
-  try { process.kill(s.pid, 'SIGINT'); } catch { /* gone */ }
+  try { signalPid(s.pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
   await new Promise<void>((resolve) => {
     if (s.proc.exitCode !== null) return resolve();
-    const t = setTimeout(() => { try { process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ } resolve(); }, 20_000);
+    const t = setTimeout(() => { try { signalPid(s.pid, 'SIGKILL'); } catch { /* not a live postgres pid */ } resolve(); }, 20_000);
     s.proc.once('exit', () => { clearTimeout(t); resolve(); });
   });
   fs.rmSync(s.dir, { recursive: true, force: true });

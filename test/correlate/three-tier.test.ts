@@ -10,6 +10,7 @@ import * as path from 'path';
 import { spawn, execFileSync, ChildProcess } from 'child_process';
 import { requireBpf, startAgent, startServer, freePort, waitFor, curl, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { repoRoot } from '../helpers/decoder';
+import { signalPid } from '../helpers/signal';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'telegen-three-tier';
@@ -41,7 +42,7 @@ async function startPostgres(): Promise<{ port: number; stop(): Promise<void> }>
   return {
     port,
     stop: async () => {
-      try { process.kill(pid, 'SIGINT'); } catch { /* gone */ }
+      try { signalPid(pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
       await exited(proc, 20_000);
       fs.rmSync(dir, { recursive: true, force: true });
     },

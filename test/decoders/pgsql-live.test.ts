@@ -12,6 +12,7 @@ import * as net from 'net';
 import { spawn, execFileSync, ChildProcess } from 'child_process';
 import { decodeCapture, oracleFromCapture, decoded, compare } from './pgsql-util';
 import { DecodedRecord } from '../../host/src/decoders/records';
+import { signalPid } from '../helpers/signal';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'Live-T3st-Pa55word';
@@ -69,7 +70,7 @@ async function startServer(): Promise<Server> {
 }
 
 async function stopServer(s: Server): Promise<void> {
-  try { process.kill(s.pid, 'SIGINT'); } catch { /* already gone */ }
+  try { signalPid(s.pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
   await exited(s.proc, 20_000);
   fs.rmSync(s.dir, { recursive: true, force: true });
 }

@@ -10,6 +10,7 @@ import * as path from 'path';
 import { startAgent, startServer, Served, freePort, waitFor, requireBpf, curl } from '../helpers/agent';
 import { Discovery } from '../../host/src/discovery';
 import { readGoBuildInfo } from '../../host/src/discovery/elf';
+import { signalPid } from '../helpers/signal';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'discovery-pw';
@@ -85,7 +86,7 @@ async function startServerEnv(cmd: string, args: string[], env: Record<string, s
 after(async () => {
   await nodeSrv?.stop(); await pySrv?.stop(); await goSrv?.stop();
   if (pg) {
-    try { process.kill(pg.pid, 'SIGINT'); } catch { /* gone */ }
+    try { signalPid(pg.pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
     await new Promise<void>((r) => { if (pg!.proc.exitCode !== null) r(); else { pg!.proc.once('exit', () => r()); setTimeout(r, 20_000).unref(); } });
     fs.rmSync(pg.dir, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan, freePort } from '../helpers/agent';
+import { signalPid } from '../helpers/signal';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -179,7 +180,7 @@ test('PostgreSQL through the running agent: psql and node-postgres ↔ postgres 
     }
   } finally {
     const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : pg.pid!;
-    try { process.kill(pid, 'SIGINT'); } catch { /* gone */ }
+    try { signalPid(pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
     await new Promise<void>((r) => { if (pg.exitCode !== null) return r(); pg.once('exit', () => r()); setTimeout(r, 20_000).unref(); });
     fs.rmSync(dir, { recursive: true, force: true });
     assert.equal(await agent.stop(), 0);

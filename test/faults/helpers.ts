@@ -53,14 +53,29 @@ function bpftoolJson(args: string[]): BpfObj[] {
   return out.trim() ? JSON.parse(out) : [];
 }
 
-/** BPF programs, links and maps held open by `pid` (bpftool reports holders of each object). */
+/**
+ * BPF programs, links and maps held open by `pid`, from /proc/PID/fdinfo (each bpf fd names its
+ * prog_id/map_id/link_id there). bpftool's own `pids` column needs a bpftool built with its
+ * BPF skeletons, which Debian's is not, so it is empty here.
+ */
 export function ownedBy(pid: number): { progs: number[]; links: number[]; maps: BpfObj[] } {
-  const mine = (o: BpfObj) => (o.pids ?? []).some((p) => p.pid === pid);
-  return {
-    progs: bpftoolJson(['prog', 'show']).filter(mine).map((o) => o.id),
-    links: bpftoolJson(['link', 'show']).filter(mine).map((o) => o.id),
-    maps: bpftoolJson(['map', 'show']).filter(mine),
-  };
+  const progs = new Set<number>();
+  const links = new Set<number>();
+  const mapIds = new Set<number>();
+  const dir = `/proc/${pid}/fdinfo`;
+  for (const fd of fs.readdirSync(dir)) {
+    let info: string;
+    try { info = fs.readFileSync(path.join(dir, fd), 'utf8'); } catch { continue; } // closed meanwhile
+    const field = (k: string) => { const m = new RegExp(`^${k}:\\s*(\\d+)`, 'm').exec(info); return m ? Number(m[1]) : undefined; };
+    const link = field('link_id');
+    const prog = field('prog_id');
+    const map = field('map_id');
+    if (link !== undefined) links.add(link);
+    if (prog !== undefined) progs.add(prog); // a link's fdinfo names its program too
+    if (map !== undefined && link === undefined && prog === undefined) mapIds.add(map);
+  }
+  const maps = bpftoolJson(['map', 'show']).filter((m) => mapIds.has(m.id));
+  return { progs: [...progs], links: [...links], maps };
 }
 
 export function liveIds(kind: 'prog' | 'link'): Set<number> {

@@ -34,21 +34,28 @@ test('SIGTERM: queued spans are flushed to the file exporter and the agent exits
 
 test('SIGKILL: every BPF program and link the agent held is gone (bpftool)', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const agent = await startAgent();
-  const pid = agent.proc.pid!;
-  const held = ownedBy(pid);
-  assert.ok(held.progs.length > 0, 'the agent holds BPF programs while running');
-  const exited = new Promise((r) => agent.proc.once('exit', r));
-  agent.proc.kill('SIGKILL');
-  await exited;
-  // The kernel frees programs once their last fd/link is gone; freeing is deferred (RCU), so poll.
-  const left = await waitFor(() => {
-    const progs = liveIds('prog');
-    const links = liveIds('link');
-    const l = { progs: held.progs.filter((id) => progs.has(id)), links: held.links.filter((id) => links.has(id)) };
-    return l.progs.length + l.links.length === 0 ? l : false;
-  }, 30_000, 500).catch(() => ({ progs: held.progs.filter((id) => liveIds('prog').has(id)), links: held.links.filter((id) => liveIds('link').has(id)) }));
-  assert.deepEqual(left, { progs: [], links: [] }, `left behind after SIGKILL (held ${held.progs.length} progs, ${held.links.length} links)`);
+  const agent = await startAgent({ config: faultConfig(os.tmpdir()) });
+  try {
+    const pid = agent.proc.pid!;
+    const held = ownedBy(pid);
+    t.diagnostic(`agent ${pid} holds ${held.progs.length} programs, ${held.links.length} links, ${held.maps.length} maps`);
+    assert.ok(held.progs.length > 0 && held.links.length > 0, 'the agent holds BPF programs and links while running');
+    assert.ok(held.maps.some((m) => m.name === 'tg_conns'), 'and the socket tracer maps');
+    const exited = new Promise((r) => agent.proc.once('exit', r));
+    agent.proc.kill('SIGKILL');
+    await exited;
+    // The kernel frees programs once their last fd/link is gone; freeing is deferred (RCU), so poll.
+    const leftNow = () => {
+      const progs = liveIds('prog');
+      const links = liveIds('link');
+      return { progs: held.progs.filter((id) => progs.has(id)), links: held.links.filter((id) => links.has(id)) };
+    };
+    const left = await waitFor(() => { const l = leftNow(); return l.progs.length + l.links.length === 0 ? l : false; }, 30_000, 500).catch(leftNow);
+    assert.deepEqual(left, { progs: [], links: [] }, `left behind after SIGKILL (held ${held.progs.length} progs, ${held.links.length} links)`);
+  } finally {
+    // A failed assertion above must not leave a live agent holding this file's process open.
+    if (agent.proc.exitCode === null && agent.proc.signalCode === null) agent.proc.kill('SIGKILL');
+  }
 });
 
 test('SIGHUP with an invalid config file: the agent keeps running on the old config and says why', { timeout: 120_000 }, async (t) => {
