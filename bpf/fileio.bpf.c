@@ -2,7 +2,9 @@
 /* File I/O tracer from syscall tracepoints: openat remembers fd → path for the files opened
  * while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed (enter → exit)
  * and reported through a ring. Sockets, pipes and files opened before the tracer started have no
- * fd entry and cost one hash lookup. */
+ * fd entry and cost one hash lookup. Paths under /proc, /sys and /dev are skipped at open: they
+ * are kernel interfaces, not file data, and every ps or top would otherwise flood the ring.
+ * Entries of processes that exit without closing are swept from user space. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "fileio.h"
@@ -81,6 +83,18 @@ static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 	return 0;
 }
 
+static __always_inline int pseudo_fs(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	if (p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && (p[5] == '/' || p[5] == 0))
+		return 1;
+	if (((p[1] == 's' && p[2] == 'y' && p[3] == 's') || (p[1] == 'd' && p[2] == 'e' && p[3] == 'v'))
+	    && (p[4] == '/' || p[4] == 0))
+		return 1;
+	return 0;
+}
+
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -90,6 +104,12 @@ static __always_inline int leave(long ret)
 		return 0;
 	struct inflight in = *f;
 	bpf_map_delete_elem(&tg_fileio_inflight, &tid);
+	struct file_path p = {};
+	if (in.op == TG_FILEIO_OPEN) {
+		bpf_probe_read_user_str(p.path, sizeof(p.path), (const void *)in.arg);
+		if (pseudo_fs(p.path))
+			return 0;
+	}
 	struct tg_fileio_event *e = bpf_ringbuf_reserve(&tg_fileio_ring, sizeof(*e), 0);
 	if (!e) {
 		stat_inc(TG_FILEIO_STAT_RING_FULL);
@@ -105,22 +125,20 @@ static __always_inline int leave(long ret)
 	if (in.op == TG_FILEIO_OPEN) {
 		if (e) {
 			e->fd = ret;
-			bpf_probe_read_user_str(e->path, sizeof(e->path), (const void *)in.arg);
+			__builtin_memcpy(e->path, p.path, sizeof(e->path));
 		}
 		if (ret >= 0) {
 			struct fd_key k = { .pid = pid, .fd = ret };
-			struct file_path p = {};
-			bpf_probe_read_user_str(p.path, sizeof(p.path), (const void *)in.arg);
 			if (bpf_map_update_elem(&tg_fileio_files, &k, &p, BPF_ANY))
 				stat_inc(TG_FILEIO_STAT_MAP_FULL);
 		}
 	} else {
 		struct fd_key k = { .pid = pid, .fd = in.arg };
-		struct file_path *p = bpf_map_lookup_elem(&tg_fileio_files, &k);
+		struct file_path *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
 		if (e) {
 			e->fd = in.arg;
-			if (p)
-				__builtin_memcpy(e->path, p->path, sizeof(e->path));
+			if (fp)
+				__builtin_memcpy(e->path, fp->path, sizeof(e->path));
 		}
 		if (in.op == TG_FILEIO_CLOSE && ret == 0)
 			bpf_map_delete_elem(&tg_fileio_files, &k);

@@ -1,0 +1,120 @@
+// File I/O tracer against this kernel: a process the test starts does a known set of file
+// operations (test/tracers/fixtures/file-ops.js, one syscall each) in a temp dir; the test reads
+// what the agent exported (metrics.jsonl, logs.jsonl, /metrics) and expects exact counts, sizes
+// and errors for that process and directory, one slow-operation log for a read that blocked on a
+// FIFO, and the fd entry the process left open gone from the kernel map once it exited.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawn } from 'child_process';
+import { once } from 'events';
+import { requireBpf, startAgent, waitFor } from '../helpers/agent';
+import { latestMetrics, pointsWhere, readLogs, tracerConfig, sh, Point } from './helpers';
+
+const FIXTURE = path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'file-ops.js');
+const READ_NR = os.arch() === 'arm64' ? 63 : 0;
+const SLOW_MS = 250;
+
+const count = (pts: Point[]) => pts.reduce((s, p) => s + (p.count ?? 0), 0);
+const sum = (pts: Point[]) => pts.reduce((s, p) => s + (p.sum ?? 0), 0);
+
+/** The agent's fd map, found through the map fds it holds (other agents may run on this machine). */
+function fdMapId(agentPid: number): number {
+  const ids = new Set<number>();
+  for (const fd of fs.readdirSync(`/proc/${agentPid}/fdinfo`)) {
+    try {
+      const id = /^map_id:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${agentPid}/fdinfo/${fd}`, 'utf8'));
+      if (id) ids.add(Number(id[1]));
+    } catch { /* closed meanwhile */ }
+  }
+  const maps = JSON.parse(sh('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name: string }>;
+  const m = maps.find((x) => x.name === 'tg_fileio_files' && ids.has(x.id));
+  assert.ok(m, 'the agent holds tg_fileio_files');
+  return m.id;
+}
+
+function fdEntry(mapId: number, pid: number, fd: number): string | undefined {
+  const key = Buffer.alloc(8);
+  key.writeUInt32LE(pid, 0);
+  key.writeUInt32LE(fd, 4);
+  try {
+    const v = JSON.parse(sh('bpftool', ['-j', 'map', 'lookup', 'id', String(mapId), 'key', 'hex', ...[...key].map((b) => b.toString(16).padStart(2, '0'))])) as { value: string[] };
+    const bytes = Buffer.from(v.value.map((x) => parseInt(x, 16)));
+    return bytes.toString('utf8', 0, bytes.indexOf(0));
+  } catch { return undefined; }
+}
+
+test('fileio: exact operations, sizes and errors per process and directory; slow read logged; leftover fd swept', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const agent = await startAgent({
+    config: tracerConfig({ fileio: { enabled: true, slow_ms: SLOW_MS, max_directories: 100_000, poll_ms: 50, sweep_ms: 500 } }),
+    env: { TELEGEN_METRICS_INTERVAL_MS: '1000' },
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-fileio-'));
+  try {
+    const st = await (await agent.api('/api/status')).json() as { tracers: Array<{ name: string; ok: boolean; detail: string }> };
+    const fio = st.tracers.find((x) => x.name === 'fileio');
+    assert.ok(fio?.ok, JSON.stringify(fio));
+    assert.equal(fio!.detail, '14 programs attached');
+    fs.mkdirSync(path.join(dir, 'sub'));
+    sh('mkfifo', [path.join(dir, 'fifo')]);
+
+    const child = spawn(process.execPath, [FIXTURE, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    const [line] = await once(child.stdout!, 'data') as [Buffer];
+    const [, fifoFd, leftFd] = /^blocking (\d+) (\d+)/.exec(String(line))!.map(Number);
+    const pid = child.pid!;
+    // Write only once the child sits in read(fifo): the read's latency is then at least the pause.
+    await waitFor(() => {
+      const f = fs.readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ');
+      return Number(f[0]) === READ_NR && Number(f[1]) === fifoFd;
+    }, 30_000, 20);
+    const mapId = fdMapId(agent.proc.pid!);
+    assert.equal(fdEntry(mapId, pid, leftFd), path.join(dir, 'left-open'), 'an open file is tracked by pid and fd');
+    await new Promise((r) => setTimeout(r, 2 * SLOW_MS));
+    fs.writeFileSync(path.join(dir, 'fifo'), 'x');
+    const [code] = await exited;
+    assert.equal(code, 0);
+
+    const mine = { 'process.pid': pid, 'file.directory': dir };
+    const op = (o: string) => ({ ...mine, 'telegen.file.operation': o });
+    await waitFor(() => count(pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.duration', op('close'))) >= 4
+      && readLogs(agent.dataDir).some((l) => l.attributes['process.pid'] === pid), 30_000);
+    await new Promise((r) => setTimeout(r, 2500));
+    const m = latestMetrics(agent.dataDir);
+    const dur = (o: string) => count(pointsWhere(m, 'telegen.file.operation.duration', op(o)));
+    // Every operation timed once: 6 openat (one ENOENT), 7 read (one EISDIR, one on the FIFO).
+    assert.deepEqual(['open', 'write', 'pwrite', 'fsync', 'read', 'pread', 'close'].map((o) => [o, dur(o)]),
+      [['open', 6], ['write', 10], ['pwrite', 3], ['fsync', 2], ['read', 7], ['pread', 2], ['close', 4]]);
+    const size = (o: string) => { const p = pointsWhere(m, 'telegen.file.operation.size', op(o)); return [count(p), sum(p)]; };
+    assert.deepEqual(size('write'), [10, 40960]);
+    assert.deepEqual(size('pwrite'), [3, 3000]);
+    assert.deepEqual(size('read'), [6, 5 * 4096 + 1]);
+    assert.deepEqual(size('pread'), [2, 1024]);
+    const errs = pointsWhere(m, 'telegen.file.operation.errors', mine).map((p) => [p.attributes['telegen.file.operation'], p.attributes['error.type'], p.value]);
+    assert.deepEqual(errs.sort(), [['open', 'ENOENT', 1], ['read', 'EISDIR', 1]]);
+    assert.ok(pointsWhere(m, 'telegen.file.operation.duration', op('write')).every((p) => p.attributes['process.executable.name'] === 'node'));
+
+    // Slow operations: the FIFO read, logged with its path and duration; nothing faster than slow_ms.
+    const logs = readLogs(agent.dataDir).filter((l) => l.attributes['process.pid'] === pid);
+    const fifoLogs = logs.filter((l) => l.attributes['file.path'] === path.join(dir, 'fifo'));
+    assert.equal(fifoLogs.length, 1, JSON.stringify(logs));
+    assert.equal(fifoLogs[0].severityText, 'WARN');
+    assert.equal(fifoLogs[0].attributes['telegen.file.operation'], 'read');
+    assert.equal(fifoLogs[0].attributes['telegen.file.operation.result'], 1);
+    assert.ok(Number(fifoLogs[0].attributes['telegen.file.operation.duration_ns']) >= 2 * SLOW_MS * 1e6, JSON.stringify(fifoLogs[0]));
+    for (const l of logs) assert.ok(Number(l.attributes['telegen.file.operation.duration_ns']) >= SLOW_MS * 1e6, JSON.stringify(l));
+
+    // The child exited with left-open still open: the sweep removes its entry.
+    await waitFor(() => fdEntry(mapId, pid, leftFd) === undefined, 15_000);
+    const prom = await (await agent.api('/metrics')).text();
+    assert.match(prom, /telegen_bpf_map_capacity\{map="tg_fileio_files",tracer="fileio"\} 65536/);
+    assert.match(prom, /telegen_fileio_swept_total\{tracer="fileio"\} [1-9]/);
+    assert.match(prom, /telegen_tracer_up\{tracer="fileio"\} 1/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
