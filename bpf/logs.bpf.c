@@ -13,6 +13,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 self_pid = 0;
 const volatile __u32 capture_max = 1024;
+/* 1: a process that accepts a TCP connection is selected from then on (a service), so the lines
+ * it prints while serving its very first request are captured too. */
+const volatile __u32 select_servers = 0;
 
 struct tg_logs_event *tg_anchor_logs_event __attribute__((used));
 enum tg_logs_stat tg_anchor_logs_stat __attribute__((used));
@@ -205,6 +208,61 @@ static __always_inline int leave(long ret)
 	else
 		stat_inc(TG_LOGS_STAT_EVENTS);
 	return 0;
+}
+
+#ifndef S_IFMT
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#endif
+#ifndef AF_INET
+#define AF_INET 2
+#define AF_INET6 10
+#endif
+
+/* Whether fd of the current process is a TCP (inet stream) socket. */
+static __always_inline int is_inet_stream(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != 1 /* SOCK_STREAM */)
+		return 0;
+	__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6;
+}
+
+static __always_inline int accepted(long ret)
+{
+	if (!select_servers || ret < 0)
+		return 0;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (pid == self_pid || bpf_map_lookup_elem(&tg_logs_pids, &pid))
+		return 0;
+	if (!is_inet_stream(ret))
+		return 0;
+	__u8 one = 1;
+	if (bpf_map_update_elem(&tg_logs_pids, &pid, &one, BPF_NOEXIST) == -7 /* -E2BIG */)
+		stat_inc(TG_LOGS_STAT_PIDS_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tg_logs_out_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tg_logs_out_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")

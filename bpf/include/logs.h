@@ -24,7 +24,8 @@ enum tg_logs_stat {
 	TG_LOGS_STAT_RING_FULL = 1,  /* writes not reported: the ring had no room */
 	TG_LOGS_STAT_TRUNCATED = 2,  /* writes longer than capture_max, cut */
 	TG_LOGS_STAT_READ_FAULT = 3, /* the written bytes could not be read */
-	TG_LOGS_STAT_MAX = 4,
+	TG_LOGS_STAT_PIDS_FULL = 4,  /* services not selected: the pid map was full */
+	TG_LOGS_STAT_MAX = 5,
 };
 
 /* One write()/writev() of a selected process to fd 1 or 2 that moved bytes; len captured bytes

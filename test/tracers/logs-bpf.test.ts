@@ -1,6 +1,7 @@
 // bpf/logs.bpf.c on its own (no agent): a process selected by name has what it writes to fd 1
 // and 2 reported — write and writev, cut at capture_max, only bytes the kernel accepted — while
-// its writes to other fds, and an unselected process's stdout, are not.
+// its writes to other fds, and an unselected process's stdout, are not. With select_servers, a
+// process that accepts a TCP connection is selected from then on (a Unix socket does not count).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -33,6 +34,21 @@ except BlockingIOError:
 os.write(2, ("filled %d\\n" % n).encode())
 `;
 
+// Accepts one connection (TCP, or Unix with "unix"), then prints.
+const SERVE = `
+import os, socket, sys, tempfile
+os.write(1, b"before accept\\n")
+if sys.argv[1] == "unix":
+    path = os.path.join(tempfile.mkdtemp(), "s")
+    l = socket.socket(socket.AF_UNIX); l.bind(path); l.listen(1)
+    c = socket.socket(socket.AF_UNIX); c.connect(path)
+else:
+    l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+    c = socket.create_connection(l.getsockname())
+s, _ = l.accept()
+os.write(1, b"after accept\\n")
+`;
+
 test('logs.bpf.c: stdout/stderr writes of a selected process, nothing else', { timeout: 120_000 }, (t) => {
   if (!requireBpf(t)) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-logs-bpf-'));
@@ -43,8 +59,9 @@ test('logs.bpf.c: stdout/stderr writes of a selected process, nothing else', { t
   fs.symlinkSync('/usr/bin/python3', selected);
   fs.symlinkSync('/usr/bin/python3', other);
   fs.writeFileSync(path.join(dir, 'w.py'), SCRIPT);
+  fs.writeFileSync(path.join(dir, 'serve.py'), SERVE);
 
-  const obj = new BpfObject('logs', { rodata: { self_pid: process.pid, capture_max: 1024 } });
+  const obj = new BpfObject('logs', { rodata: { self_pid: process.pid, capture_max: 1024, select_servers: 1 } });
   t.after(() => obj.close());
   const key = Buffer.alloc(16); key.write('tglogsel');
   obj.update('tg_logs_comms', key, Buffer.from([1]));
@@ -56,10 +73,16 @@ test('logs.bpf.c: stdout/stderr writes of a selected process, nothing else', { t
   assert.equal(a.status, 0, a.stderr);
   const b = spawnSync(other, [path.join(dir, 'w.py'), path.join(dir, 'out-b')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(b.status, 0, b.stderr);
+  const tcp = spawnSync(other, [path.join(dir, 'serve.py'), 'tcp'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(tcp.status, 0, tcp.stderr);
+  const unix = spawnSync(other, [path.join(dir, 'serve.py'), 'unix'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(unix.status, 0, unix.stderr);
   const filled = Number(/filled (\d+)/.exec(a.stderr)![1]);
 
   const writes = obj.pollRing(100_000).map(parseLogWrite);
   const mine = writes.filter((w) => w.pid === a.pid);
+  assert.deepEqual(writes.filter((w) => w.pid === tcp.pid).map((w) => w.bytes.toString()), ['after accept\n'], 'selected by its TCP accept, from then on');
+  assert.equal(writes.filter((w) => w.pid === unix.pid).length, 0, 'a Unix socket accept does not select');
   assert.equal(writes.filter((w) => w.pid === b.pid).length, 0, 'an unselected process is not captured');
   assert.ok(mine.every((w) => w.comm === 'tglogsel' && (w.fd === 1 || w.fd === 2)));
   assert.ok(mine.every((w) => w.tid === a.pid), 'single-threaded: the thread is the process');

@@ -3,7 +3,7 @@ import { z } from 'zod';
 export const logsTracerSchema = z.object({
   enabled: z.boolean().default(false)
     .describe('Capture what selected processes write to stdout/stderr (fd 1/2) as OTLP log records linked to the request in flight on that thread (bpf/logs.bpf.c). Env: TELEGEN_LOGS=1 enables'),
-  services: z.boolean().default(true).describe('Capture every process the socket tracer saw serving a request (from its first server span on)'),
+  services: z.boolean().default(true).describe('Capture every process that accepts a TCP connection (selected in the kernel at accept), and those seen serving requests on older connections'),
   comms: z.array(z.string().min(1).max(15)).max(64).default([]).describe('Also capture processes with these names (as in /proc/PID/comm), from their first write'),
   pids: z.array(z.number().int().min(1)).max(1024).default([]).describe('Also capture these process ids'),
   processes_max: z.number().int().min(16).max(1 << 20).default(4096).describe('Processes captured at once (kernel pid map size); beyond, new services are not added and that is counted'),

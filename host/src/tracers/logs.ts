@@ -3,7 +3,7 @@
 // they were printed in is known and linked to it (logs/link, through the correlation layer's
 // logContext), and queued as OTLP log records with the process's resource (logs/record).
 // Selection: pids from config, process names (kernel-side), and — with `services` — every process
-// the socket tracer saw serving a request, from its first server span on (docs/correlation.md).
+// that accepts a TCP connection (kernel-side) or was seen serving requests (docs/correlation.md).
 import * as fs from 'fs';
 import { TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
@@ -43,7 +43,7 @@ export const logsTracer: TracerFactory = (ctx) => {
   if (!(cfg.enabled || process.env.TELEGEN_LOGS === '1') || process.env.TELEGEN_LOGS === '0') return null;
   const logsQ = ctx.agent.queues?.logs;
   const obj = new BpfObject('logs', {
-    rodata: { self_pid: process.pid, capture_max: cfg.capture_max },
+    rodata: { self_pid: process.pid, capture_max: cfg.capture_max, select_servers: cfg.services ? 1 : 0 },
     maxEntries: { tg_logs_pids: cfg.processes_max, tg_logs_ring: cfg.ring_bytes },
   });
   const hooks = ctx.agent as unknown as Hooks;
@@ -95,17 +95,19 @@ export const logsTracer: TracerFactory = (ctx) => {
   const timer = setInterval(drain, cfg.poll_ms);
   timer.unref();
 
-  // Services: every process the correlation layer has seen serve a request.
+  // Services: the kernel selects a process when it accepts a TCP connection; processes serving
+  // connections accepted before the agent started are picked up from their server spans.
   const corr = hooks.correlate?.correlator;
   const select = setInterval(() => {
     if (cfg.services && corr?.serverPids) for (const pid of corr.serverPids()) capture(pid);
   }, 250);
   select.unref();
   const prune = setInterval(() => {
-    for (const pid of captured) {
+    for (const [k] of obj.entries('tg_logs_pids')) {
+      const pid = k.readUInt32LE(0);
       if (fs.existsSync(`/proc/${pid}`)) continue;
       captured.delete(pid);
-      obj.delete('tg_logs_pids', u32(pid));
+      obj.delete('tg_logs_pids', k);
     }
   }, 10_000);
   prune.unref();
@@ -120,7 +122,6 @@ export const logsTracer: TracerFactory = (ctx) => {
     m.set('telegen_logs_rate_limited_total', 'Lines dropped by the per-process lines_per_second budget', budget.dropped, {}, 'counter');
     m.set('telegen_logs_forced_total', 'Lines released before link_wait_ms because max_pending_lines was reached', link.forced, {}, 'counter');
     m.set('telegen_logs_processes_not_selected_total', 'Processes not captured: processes_max reached', full, {}, 'counter');
-    m.set('telegen_logs_processes', 'Processes whose stdout/stderr is captured (by pid)', captured.size);
   });
   const r: RunningTracer = {
     name: 'logs',
