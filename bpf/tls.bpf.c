@@ -25,6 +25,8 @@ const volatile __u32 capture_max = TG_TLS_CAPTURE_LIMIT;
 
 enum tg_tls_limits tg_anchor_tls_limits __attribute__((used));
 enum tg_tls_stat tg_anchor_tls_stat __attribute__((used));
+enum tg_tls_h2_block tg_anchor_tls_h2_block __attribute__((used));
+struct tg_tls_h2_field tg_anchor_tls_h2_field __attribute__((used));
 
 /* The socket tracer's maps: the loader replaces both with the socket tracer's fds before
  * load (bpf_map__reuse_fd), so sizes here only matter for a stand-alone load. Only the
@@ -326,3 +328,318 @@ int tls_read_ex_enter(struct pt_regs *ctx)
 
 SEC("uretprobe")
 int tls_exit(struct pt_regs *ctx) { return ssl_exit(ctx); }
+
+/* ---- HTTP/2 header fields from nghttp2 ----
+ * HPACK's dynamic table is connection state: a connection older than the agent references
+ * entries we never saw, and the wire alone cannot name them (decoders/http2 reports them
+ * unknown). The process's own nghttp2 knows them. Uprobes read the fields from user memory:
+ *  - sent: nghttp2_submit_request/response/trailer (exported API, every nghttp2 user);
+ *  - received: the application's header callback, with the on_header_callback2 signature
+ *    (node exports its Http2Session::OnHeaderCallback; for libnghttp2 users the host finds
+ *    the callback in the session, see h2_mem_recv).
+ * Each field becomes one TG_DATA_H2_FIELD record on the connection of the session. The
+ * session's socket is learned at nghttp2_session_mem_recv: the caller just read that
+ * connection's bytes on this thread (a socket read, or SSL_read on top of one). */
+
+struct h2_key {
+	__u64 session;
+	__u32 pid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_SSL_MAX);
+	__type(key, struct h2_key);
+	__type(value, __u32); /* fd */
+} h2_session_fd SEC(".maps");
+
+/* Sessions whose callbacks were looked at already. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_SSL_MAX);
+	__type(key, struct h2_key);
+	__type(value, __u8);
+} h2_cb_seen SEC(".maps");
+
+/* Read by the host, which attaches h2_on_header{1,2} at each address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct tg_tls_h2_cb);
+	__type(value, __u8);
+} h2_cbs SEC(".maps");
+
+struct h2_submit {
+	__u64 session;
+	__u64 nva;
+	__u64 nvlen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_CALLS_MAX);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct h2_submit);
+} h2_calls SEC(".maps");
+
+/* nghttp2's public structs (nghttp2.h; stable since 1.0) and nghttp2_rcbuf (1.21+). */
+struct ng_nv {
+	__u64 name;
+	__u64 value;
+	__u64 namelen;
+	__u64 valuelen;
+	__u8 flags;
+};
+#define NG_FRAME_STREAM_ID 8   /* nghttp2_frame_hd.stream_id */
+#define NG_FRAME_TYPE 12       /* nghttp2_frame_hd.type */
+#define NG_HEADERS_CAT 56      /* nghttp2_headers.cat */
+#define NG_RCBUF_BASE 16       /* nghttp2_rcbuf.base, .len follows */
+#define NG_HCAT_HEADERS 3
+#define H2_TYPE_HEADERS 1
+
+static __always_inline int h2_session_conn(__u64 session, __u32 pid, __u64 id, bool may_guess)
+{
+	struct h2_key k = { .session = session, .pid = pid };
+	__u32 *fd = bpf_map_lookup_elem(&h2_session_fd, &k);
+	if (fd)
+		return *fd;
+	if (!may_guess)
+		return -1;
+	__u32 *last = bpf_map_lookup_elem(&tls_last_fd, &id);
+	if (!last)
+		return -1;
+	__u32 f = *last;
+	bpf_map_update_elem(&h2_session_fd, &k, &f, BPF_ANY);
+	return f;
+}
+
+static __always_inline void h2_emit(__u64 id, int fd, __u32 sid, __u8 block, __u8 dir,
+				    __u64 name, __u64 nl, __u64 value, __u64 vl)
+{
+	__u32 pid = id >> 32;
+	if (fd < 0) {
+		stat_inc(TG_TLS_STAT_H2_NO_CONN);
+		return;
+	}
+	struct conn_key k = { .pid = pid, .fd = fd };
+	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &k);
+	if (!ci) {
+		stat_inc(TG_TLS_STAT_H2_NO_CONN);
+		return;
+	}
+	if (nl == 0 || nl > TG_TLS_H2_NAME_MAX)
+		return;
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct scratch *s = bpf_map_lookup_elem(&tls_scratch, &cpu);
+	if (!s) {
+		stat_inc(TG_TLS_STAT_RING_FULL);
+		return;
+	}
+	__u8 cut = vl > TG_TLS_H2_VALUE_MAX;
+	if (cut)
+		vl = TG_TLS_H2_VALUE_MAX;
+	CLAMP_REG(nl, TG_TLS_H2_NAME_MAX);
+	CLAMP_REG(vl, TG_TLS_H2_VALUE_MAX);
+	struct tg_tls_h2_field *f = (void *)s->payload;
+	if (bpf_probe_read_user(s->payload + sizeof(*f), nl, (void *)name)) {
+		stat_inc(TG_TLS_STAT_READ_FAULT);
+		return;
+	}
+	if (vl && bpf_probe_read_user(s->payload + sizeof(*f) + nl, vl, (void *)value)) {
+		stat_inc(TG_TLS_STAT_READ_FAULT);
+		return;
+	}
+	f->stream_id = sid;
+	f->block = block;
+	f->_pad0 = 0;
+	f->name_len = nl;
+	f->value_len = vl;
+	__u64 size = sizeof(*f) + nl + vl;
+	CLAMP_REG(size, sizeof(*f) + TG_TLS_H2_NAME_MAX + TG_TLS_H2_VALUE_MAX);
+	s->ev.type = TG_EV_DATA;
+	s->ev.dir = dir;
+	s->ev.truncated = cut;
+	s->ev.flags = TG_DATA_H2_FIELD;
+	s->ev._pad0 = 0;
+	s->ev.ts_ns = bpf_ktime_get_ns();
+	s->ev.pos = 0;
+	s->ev.len = size;
+	s->ev.orig_len = size;
+	s->ev.conn = *ci;
+	s->ev.conn.tid = (__u32)id;
+	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
+		stat_inc(TG_TLS_STAT_RING_FULL);
+	else
+		stat_inc(TG_TLS_STAT_H2_FIELDS);
+}
+
+/* Every field of an nghttp2_nv array (nghttp2_submit_*). */
+static __always_inline void h2_emit_nva(__u64 id, int fd, __u32 sid, __u8 block, __u64 nva, __u64 nvlen)
+{
+	if (nvlen > TG_TLS_H2_NV_MAX)
+		nvlen = TG_TLS_H2_NV_MAX;
+	for (__u32 i = 0; i < TG_TLS_H2_NV_MAX; i++) {
+		if (i >= nvlen)
+			break;
+		struct ng_nv nv;
+		if (bpf_probe_read_user(&nv, sizeof(nv), (void *)(nva + (__u64)i * sizeof(nv)))) {
+			stat_inc(TG_TLS_STAT_READ_FAULT);
+			return;
+		}
+		h2_emit(id, fd, sid, block, TG_DIR_EGRESS, nv.name, nv.namelen, nv.value, nv.valuelen);
+	}
+}
+
+/* nghttp2_session_mem_recv(2)(session, in, inlen): learn the session's socket; with the
+ * callback offsets in the attach cookie (high 32 bits: on_header_callback, low:
+ * on_header_callback2, both within nghttp2_session; found by the host for this library
+ * file), report the application's header callback once per session. */
+SEC("uprobe")
+int h2_mem_recv(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if (!pid_wanted(pid))
+		return 0;
+	__u64 session = PT_REGS_PARM1(ctx);
+	__u32 *last = bpf_map_lookup_elem(&tls_last_fd, &id);
+	if (last) {
+		struct h2_key k = { .session = session, .pid = pid };
+		__u32 f = *last;
+		bpf_map_update_elem(&h2_session_fd, &k, &f, BPF_ANY);
+	}
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	if (!cookie)
+		return 0;
+	struct h2_key k = { .session = session, .pid = pid };
+	if (bpf_map_lookup_elem(&h2_cb_seen, &k))
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&h2_cb_seen, &k, &one, BPF_ANY);
+	__u64 cb1 = 0, cb2 = 0;
+	__u32 off1 = cookie >> 32, off2 = (__u32)cookie;
+	if (off2)
+		bpf_probe_read_user(&cb2, sizeof(cb2), (void *)(session + off2));
+	if (off1)
+		bpf_probe_read_user(&cb1, sizeof(cb1), (void *)(session + off1));
+	/* nghttp2 calls on_header_callback2 when set, else on_header_callback. */
+	struct tg_tls_h2_cb cb = { .addr = cb2 ? cb2 : cb1, .pid = pid, .version = cb2 ? 2 : 1 };
+	if (cb.addr)
+		bpf_map_update_elem(&h2_cbs, &cb, &one, BPF_NOEXIST);
+	return 0;
+}
+
+/* nghttp2_session_del(session): its socket mapping must not outlive it (addresses are reused). */
+SEC("uprobe")
+int h2_session_del(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct h2_key k = { .session = PT_REGS_PARM1(ctx), .pid = id >> 32 };
+	bpf_map_delete_elem(&h2_session_fd, &k);
+	bpf_map_delete_elem(&h2_cb_seen, &k);
+	return 0;
+}
+
+static __always_inline int h2_on_header(struct pt_regs *ctx, __u64 name, __u64 nl, __u64 value, __u64 vl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if (!pid_wanted(pid))
+		return 0;
+	__u64 frame = PT_REGS_PARM2(ctx);
+	struct { __s32 sid; __u8 type; } hd;
+	__u32 cat = 0;
+	if (bpf_probe_read_user(&hd.sid, 4, (void *)(frame + NG_FRAME_STREAM_ID)) ||
+	    bpf_probe_read_user(&hd.type, 1, (void *)(frame + NG_FRAME_TYPE)))
+		return 0;
+	/* PUSH_PROMISE fields are a promised request: not this stream's. */
+	if (hd.type != H2_TYPE_HEADERS || hd.sid <= 0)
+		return 0;
+	bpf_probe_read_user(&cat, 4, (void *)(frame + NG_HEADERS_CAT));
+	int fd = h2_session_conn(PT_REGS_PARM1(ctx), pid, id, true);
+	h2_emit(id, fd, hd.sid, cat == NG_HCAT_HEADERS ? TG_TLS_H2_TRAILERS : TG_TLS_H2_HEADERS,
+		TG_DIR_INGRESS, name, nl, value, vl);
+	return 0;
+}
+
+/* (session, frame, nghttp2_rcbuf *name, nghttp2_rcbuf *value, flags, user_data) */
+SEC("uprobe")
+int h2_on_header2(struct pt_regs *ctx)
+{
+	__u64 nb[2] = {}, vb[2] = {};
+	if (bpf_probe_read_user(nb, sizeof(nb), (void *)(PT_REGS_PARM3(ctx) + NG_RCBUF_BASE)) ||
+	    bpf_probe_read_user(vb, sizeof(vb), (void *)(PT_REGS_PARM4(ctx) + NG_RCBUF_BASE)))
+		return 0;
+	return h2_on_header(ctx, nb[0], nb[1], vb[0], vb[1]);
+}
+
+#ifndef PT_REGS_PARM6
+/* libbpf before 1.2 stops at five arguments; x86-64 passes the sixth in r9. */
+#if defined(__TARGET_ARCH_x86)
+#define PT_REGS_PARM6(x) ((x)->r9)
+#elif defined(__TARGET_ARCH_arm64)
+#define PT_REGS_PARM6(x) (((const struct user_pt_regs *)(x))->regs[5])
+#endif
+#endif
+
+/* (session, frame, name, namelen, value, valuelen, flags, user_data) */
+SEC("uprobe")
+int h2_on_header1(struct pt_regs *ctx)
+{
+	return h2_on_header(ctx, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), PT_REGS_PARM6(ctx));
+}
+
+/* nghttp2_submit_request(2)(session, pri_spec, nva, nvlen, data_prd, stream_user_data) →
+ * the new stream's id, known at return. */
+SEC("uprobe")
+int h2_submit_request(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!pid_wanted(id >> 32))
+		return 0;
+	struct h2_submit c = { .session = PT_REGS_PARM1(ctx), .nva = PT_REGS_PARM3(ctx), .nvlen = PT_REGS_PARM4(ctx) };
+	bpf_map_update_elem(&h2_calls, &id, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int h2_submit_request_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct h2_submit *p = bpf_map_lookup_elem(&h2_calls, &id);
+	if (!p)
+		return 0;
+	struct h2_submit c = *p;
+	bpf_map_delete_elem(&h2_calls, &id);
+	int sid = (int)PT_REGS_RC(ctx);
+	if (sid <= 0)
+		return 0;
+	int fd = h2_session_conn(c.session, id >> 32, id, false);
+	h2_emit_nva(id, fd, sid, TG_TLS_H2_HEADERS, c.nva, c.nvlen);
+	return 0;
+}
+
+/* nghttp2_submit_response(2)(session, stream_id, nva, nvlen, data_prd) */
+SEC("uprobe")
+int h2_submit_response(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!pid_wanted(id >> 32))
+		return 0;
+	int fd = h2_session_conn(PT_REGS_PARM1(ctx), id >> 32, id, false);
+	h2_emit_nva(id, fd, (__u32)PT_REGS_PARM2(ctx), TG_TLS_H2_HEADERS, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx));
+	return 0;
+}
+
+/* nghttp2_submit_trailer(session, stream_id, nva, nvlen) */
+SEC("uprobe")
+int h2_submit_trailer(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!pid_wanted(id >> 32))
+		return 0;
+	int fd = h2_session_conn(PT_REGS_PARM1(ctx), id >> 32, id, false);
+	h2_emit_nva(id, fd, (__u32)PT_REGS_PARM2(ctx), TG_TLS_H2_TRAILERS, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx));
+	return 0;
+}

@@ -30,6 +30,12 @@ enum tg_data_flags {
 	 * pos counts plaintext bytes. The host routes it as its own stream and drops that
 	 * connection's ciphertext from then on. */
 	TG_DATA_TLS = 1,
+	/* Not stream bytes: one HTTP/2 header field an HTTP/2 library (nghttp2) decoded or was
+	 * given to encode, read from user memory by uprobes (bpf/tls.bpf.c). Payload: struct
+	 * tg_tls_h2_field (bpf/include/tls.h) + name + value; pos unused. dir EGRESS = the
+	 * process sends it, INGRESS = it received it. The http2 decoder's hint() fills header
+	 * fields HPACK could not know (dynamic-table entries inserted before the agent). */
+	TG_DATA_H2_FIELD = 2,
 };
 
 enum tg_dir {

@@ -6,6 +6,9 @@
 #define TELEGEN_TLS_H
 
 enum tg_tls_limits {
+	TG_TLS_H2_NAME_MAX = 256,     /* header field name bytes kept (longer: the field is dropped) */
+	TG_TLS_H2_VALUE_MAX = 4096,   /* header field value bytes kept (longer: cut, truncated = 1) */
+	TG_TLS_H2_NV_MAX = 64,        /* fields of one nghttp2_submit_* call read */
 	TG_TLS_CAPTURE_LIMIT = 16384, /* plaintext kept per SSL_read/SSL_write (one TLS record) */
 	TG_TLS_CALLS_MAX = 16384,     /* threads inside an SSL_* call at once */
 	TG_TLS_SSL_MAX = 65536,       /* SSL objects whose socket fd is known */
@@ -18,7 +21,33 @@ enum tg_tls_stat {
 	TG_TLS_STAT_NO_CONN = 2,    /* plaintext whose socket we could not name: dropped */
 	TG_TLS_STAT_READ_FAULT = 3,
 	TG_TLS_STAT_TRUNCATED = 4,
+	TG_TLS_STAT_H2_FIELDS = 5,  /* HTTP/2 header fields from nghttp2 uprobes written */
+	TG_TLS_STAT_H2_NO_CONN = 6, /* ... whose connection could not be named: dropped */
 	TG_TLS_STAT_MAX = 8,
+};
+
+/* Blocks an HTTP/2 header field belongs to. */
+enum tg_tls_h2_block {
+	TG_TLS_H2_HEADERS = 0,  /* the first block of its side: request or response headers */
+	TG_TLS_H2_TRAILERS = 1, /* a later block: trailers */
+};
+
+/* Payload head of a TG_DATA_H2_FIELD record, followed by name_len + value_len bytes. The
+ * http2 decoder reads the same layout (decoders/http2/hint.ts). */
+struct tg_tls_h2_field {
+	__u32 stream_id;
+	__u8 block;      /* enum tg_tls_h2_block */
+	__u8 _pad0;
+	__u16 name_len;
+	__u32 value_len;
+};
+
+/* Where an application's nghttp2 header callbacks are: found in a session at
+ * nghttp2_session_mem_recv (the host attaches h2_on_header{1,2} there). Key of map h2_cbs. */
+struct tg_tls_h2_cb {
+	__u64 addr;      /* the callback's address in the process */
+	__u32 pid;
+	__u32 version;   /* 1: on_header_callback, 2: on_header_callback2 */
 };
 
 #endif /* TELEGEN_TLS_H */

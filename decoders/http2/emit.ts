@@ -30,12 +30,14 @@ export const P_RST_STREAM_ERROR = 1028;
 export const P_REQUEST_MESSAGE_LENGTHS = 1029;
 export const P_RESPONSE_MESSAGE_LENGTHS = 1030;
 export const P_PUSHED = 1031;
+export const P_HPACK_RECOVERED = 1032;
 
 export const PRIVATE_ATTRS =
   '{"1024":"telegen.http2.request.headers","1025":"telegen.http2.response.headers",' +
   '"1026":"telegen.http2.request.trailers","1027":"telegen.http2.response.trailers",' +
   '"1028":"telegen.http2.rst_stream.error","1029":"telegen.rpc.request.message_lengths",' +
-  '"1030":"telegen.rpc.response.message_lengths","1031":"telegen.http2.pushed"}';
+  '"1030":"telegen.rpc.response.message_lengths","1031":"telegen.http2.pushed",' +
+  '"1032":"telegen.hpack.recovered"}';
 
 // ---- serialised header lists (layout in stitch.ts) ----
 
@@ -226,7 +228,8 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
   const req = s.reqHdr;
   const resp = s.respHdr;
   if (req == null) flags |= FLAG_NO_REQUEST;
-  if (s.unknown) flags |= FLAG_UNKNOWN;
+  const hpackUnknown = s.hpackUnknown || s.unknownBlocks > 0;
+  if (s.unknown || hpackUnknown) flags |= FLAG_UNKNOWN;
   if (s.truncated) flags |= FLAG_TRUNCATED;
   const tsEnd = s.tsEnd > 0 ? s.tsEnd : s.lastTs;
   begin(KIND_EXCHANGE, flags, <u64>connId, s.tsStart, tsEnd);
@@ -320,7 +323,9 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
     flags |= FLAG_ERROR;
     if (errorType != null) addString(A_ERROR_TYPE, <string>errorType);
   }
-  if (s.hpackUnknown) addBool(A_TELEGEN_HPACK_UNKNOWN, true);
+  if (hpackUnknown) addBool(A_TELEGEN_HPACK_UNKNOWN, true);
+  // Fields HPACK could not know were filled from the peer's own HTTP/2 library (hint.ts).
+  if (s.recovered) addBool(P_HPACK_RECOVERED, true);
   if (s.pushed) addBool(P_PUSHED, true);
   addList(P_REQUEST_HEADERS, req);
   addList(P_RESPONSE_HEADERS, resp);

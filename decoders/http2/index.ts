@@ -4,7 +4,8 @@ import { input as inputPtr, metaBlock } from "../abi/window";
 import { GAP_ABSORBED } from "../abi/abi";
 import { Conn } from "./types";
 import { parseFrames, gapDir, detectFrames } from "./parse";
-import { flushAll, expire } from "./stitch";
+import { flushAll, expire, onHint } from "./stitch";
+import { takeHint } from "./hint";
 import { PRIVATE_ATTRS } from "./emit";
 
 const conns = new Map<u32, Conn>();
@@ -37,6 +38,17 @@ export function gap(stream: u32, dir: i32, len: u32): i32 {
   if (dir != 0 && dir != 1) return -2;
   gapDir(conn(stream), dir, len);
   return GAP_ABSORBED;
+}
+
+/** A header field from the peer's own HTTP/2 library (decoders/abi/README.md, hints). */
+export function hint(stream: u32, dir: i32, len: u32, ts: u64): i32 {
+  if (dir != 0 && dir != 1) return -2;
+  const c = conn(stream);
+  const d = c.swap == 1 ? dir ^ 1 : dir;
+  const sid = takeHint(c, d, inputPtr(), len);
+  if (sid == 0xffffffff) return -3;
+  onHint(c, stream, sid);
+  return 0;
 }
 
 export function close(stream: u32): void {

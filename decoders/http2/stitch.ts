@@ -3,6 +3,7 @@
 import { DIR_REQUEST, FLAG_NO_RESPONSE } from "../abi/abi";
 import {
   Conn, H2Stream, GrpcDir, MAX_STREAMS, HEADER_LIST_CAP, GRPC_LENS_CAP, STREAM_TIMEOUT_NS,
+  HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS,
 } from "./types";
 import {
   fieldCount, fieldNamePtr, fieldNameLen, fieldValPtr, fieldValLen, fieldFlags, hpUnknown, hpTruncated,
@@ -67,6 +68,101 @@ function serialise(): Uint8Array {
   return out;
 }
 
+/** Appends one known field to a serialised list at `at` (room checked by the caller: 9 +
+ *  nl + vl bytes, or less for a redacted value); returns the new end. */
+export function appendField(list: Uint8Array, at: i32, np: usize, nl: u32, vp: usize, vl: u32): i32 {
+  let p = list.dataStart + <usize>at;
+  store<u8>(p, 0);
+  store<u32>(p + 1, nl);
+  memory.copy(p + 5, np, nl);
+  p += 5 + <usize>nl;
+  if (isSecret(np, nl)) {
+    store<u32>(p, <u32>REDACTED.length);
+    for (let k = 0; k < REDACTED.length; k++) store<u8>(p + 4 + <usize>k, <u8>REDACTED.charCodeAt(k));
+    p += 4 + <usize>REDACTED.length;
+  } else {
+    store<u32>(p, vl);
+    memory.copy(p + 4, vp, vl);
+    p += 4 + <usize>vl;
+  }
+  return <i32>(p - list.dataStart);
+}
+
+// ---- hints (hint.ts): block slot = dir * 2 + (trailers ? 1 : 0) ----
+
+function slotList(s: H2Stream, slot: i32): Uint8Array | null {
+  if (slot == 0) return s.reqHdr;
+  if (slot == 1) return s.reqTrl;
+  if (slot == 2) return s.respHdr;
+  return s.respTrl;
+}
+
+function setSlotList(s: H2Stream, slot: i32, l: Uint8Array): void {
+  if (slot == 0) s.reqHdr = l;
+  else if (slot == 1) s.reqTrl = l;
+  else if (slot == 2) s.respHdr = l;
+  else s.respTrl = l;
+}
+
+/** Every field the wire decoded (name and/or value) is the same in the hint list, in order;
+ *  the wire list may be shorter (a block that failed mid-way). */
+function agrees(wire: Uint8Array, hint: Uint8Array, hintLen: i32): bool {
+  const wb = wire.dataStart;
+  const hb = hint.dataStart;
+  let wo: u32 = 0;
+  let ho: u32 = 0;
+  while (wo + 9 <= <u32>wire.length) {
+    if (ho + 9 > <u32>hintLen) return false;
+    const f = <u32>load<u8>(wb + <usize>wo);
+    const wnl = load<u32>(wb + <usize>wo + 1);
+    const wvo = wo + 5 + wnl;
+    const wvl = load<u32>(wb + <usize>wvo);
+    const hnl = load<u32>(hb + <usize>ho + 1);
+    const hvo = ho + 5 + hnl;
+    const hvl = load<u32>(hb + <usize>hvo);
+    if ((f & HF_NAME_UNKNOWN) == 0 && (wnl != hnl || memory.compare(wb + <usize>wo + 5, hb + <usize>ho + 5, wnl) != 0)) return false;
+    if ((f & HF_VALUE_UNKNOWN) == 0 && (wvl != hvl || memory.compare(wb + <usize>wvo + 4, hb + <usize>hvo + 4, wvl) != 0)) return false;
+    wo = wvo + 4 + wvl;
+    ho = hvo + 4 + hvl;
+  }
+  return true;
+}
+
+/**
+ * Fills a block with unknown fields from the hint list of its slot: only a list with exactly
+ * the block's field count (or, at the last moment, any list for a block whose count is
+ * unknown) that agrees with every field the wire did decode. Returns whether it filled.
+ */
+function fillFromHints(c: Conn, s: H2Stream, slot: i32, last: bool): bool {
+  const want = unchecked(s.want[slot]);
+  if (want == 0 || !c.hints.has(s.id)) return false;
+  const hs = c.hints.get(s.id);
+  const list = unchecked(hs.lists[slot]);
+  if (hs.cut || list == null) return false;
+  const n = unchecked(hs.counts[slot]);
+  if (want > 0 ? n != want : !last) return false;
+  const used = unchecked(hs.used[slot]);
+  const wire = slotList(s, slot);
+  if (wire != null && !agrees(wire, list, used)) return false;
+  const l = new Uint8Array(used);
+  memory.copy(l.dataStart, list.dataStart, <usize>used);
+  setSlotList(s, slot, l);
+  unchecked(s.want[slot] = 0);
+  s.unknownBlocks--;
+  s.recovered = true;
+  if (slot == 0 && isGrpcContentType(l)) s.grpc = true;
+  if (slot == 2 && !s.grpc && s.reqHdr == null && isGrpcContentType(l)) s.grpc = true;
+  return true;
+}
+
+/** A hint for stream sid arrived (hint.ts): fill what it can; a held exchange it completes goes. */
+export function onHint(c: Conn, connId: u32, sid: u32): void {
+  if (!c.streams.has(sid)) return;
+  const s = c.streams.get(sid);
+  for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, false);
+  if (s.held && s.unknownBlocks == 0) finishStream(c, connId, s, s.heldFlags);
+}
+
 function getStream(c: Conn, connId: u32, sid: u32, ts: u64, create: bool): H2Stream | null {
   if (c.streams.has(sid)) return c.streams.get(sid);
   if (!create) return null;
@@ -90,8 +186,22 @@ function evictOldest(c: Conn, connId: u32): void {
 }
 
 function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void {
-  emitExchange(connId, s, extraFlags);
+  if (c.hinted && s.unknownBlocks > 0 && !s.held) {
+    // The peer's library reports the fields after it decoded them, i.e. after the bytes we
+    // just parsed: wait for them a little (tick() gives up after HINT_WAIT_NS).
+    s.held = true;
+    s.heldFlags = extraFlags;
+    s.heldSince = s.lastTs;
+    return;
+  }
+  emit(c, connId, s, extraFlags);
   c.streams.delete(s.id);
+}
+
+function emit(c: Conn, connId: u32, s: H2Stream, flags: i32): void {
+  for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, true);
+  emitExchange(connId, s, flags);
+  c.hints.delete(s.id);
 }
 
 @inline function isGrpcContentType(list: Uint8Array | null): bool {
@@ -122,36 +232,47 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
   const s = getStream(c, connId, sid, ts, true)!;
   s.lastTs = ts;
   const list = serialise();
-  if (hpUnknown) { s.unknown = true; s.hpackUnknown = true; }
   if (hpTruncated || serTruncated) s.truncated = true;
+  if (dir == DIR_REQUEST) s.reqBytes += bytes; else s.respBytes += bytes;
+  const slot = placeBlock(c, connId, s, dir, list, endStream, ts);
+  if (slot < 0) return;
+  if (hpUnknown) {
+    s.unknownBlocks++;
+    unchecked(s.want[slot] = fieldCount > 0 && !serTruncated ? fieldCount : -1);
+    fillFromHints(c, s, slot, false);
+  }
+  if (dir != DIR_REQUEST && endStream) {
+    s.respEnd = true;
+    s.tsEnd = ts;
+    finishStream(c, connId, s, 0);
+  }
+}
+
+/** Stores a decoded block as the stream's headers or trailers; returns its slot, or -1 for an
+ *  interim (1xx) response that is not kept. */
+function placeBlock(c: Conn, connId: u32, s: H2Stream, dir: i32, list: Uint8Array, endStream: bool, ts: u64): i32 {
   // Headers carry pseudo-header fields, trailers never do (RFC 9113 §8.1). After a mid-stream
   // join the first block we see may be trailers: tell them apart by that, not by order.
   if (dir == DIR_REQUEST) {
-    s.reqBytes += bytes;
+    if (endStream) s.reqEnd = true;
     if (s.reqHdr == null && !isTrailers(list, ":method", endStream)) {
       s.reqHdr = list;
       s.tsStart = ts;
       if (isGrpcContentType(list)) s.grpc = true;
       else if (hasUnknownName(list) && findHeader(list, "content-type") < 0) s.grpcMaybe = true;
-    } else {
-      s.reqTrl = list;
+      return 0;
     }
-    if (endStream) s.reqEnd = true;
-  } else {
-    s.respBytes += bytes;
-    if (s.respHdr == null && !isTrailers(list, ":status", endStream)) {
-      if (isInterim(list)) return;
-      s.respHdr = list;
-      if (!s.grpc && s.reqHdr == null && isGrpcContentType(list)) s.grpc = true;
-    } else {
-      s.respTrl = list;
-    }
-    if (endStream) {
-      s.respEnd = true;
-      s.tsEnd = ts;
-      finishStream(c, connId, s, 0);
-    }
+    s.reqTrl = list;
+    return 1;
   }
+  if (s.respHdr == null && !isTrailers(list, ":status", endStream)) {
+    if (isInterim(list)) return -1;
+    s.respHdr = list;
+    if (!s.grpc && s.reqHdr == null && isGrpcContentType(list)) s.grpc = true;
+    return 2;
+  }
+  s.respTrl = list;
+  return 3;
 }
 
 /**
@@ -294,15 +415,21 @@ export function flushAll(c: Conn, connId: u32): void {
   const keys = c.streams.keys();
   for (let i = 0; i < keys.length; i++) {
     const s = c.streams.get(keys[i]);
-    emitExchange(connId, s, s.respEnd ? 0 : FLAG_NO_RESPONSE);
+    emit(c, connId, s, s.held ? s.heldFlags : s.respEnd ? 0 : FLAG_NO_RESPONSE);
   }
   c.streams.clear();
+  c.hints.clear();
 }
 
 export function expire(c: Conn, connId: u32, now: u64): void {
   const keys = c.streams.keys();
   for (let i = 0; i < keys.length; i++) {
     const s = c.streams.get(keys[i]);
+    if (s.held) {
+      // The hints did not come (or did not agree): report the exchange as the wire told it.
+      if (now > s.heldSince && now - s.heldSince > HINT_WAIT_NS) { emit(c, connId, s, s.heldFlags); c.streams.delete(s.id); }
+      continue;
+    }
     if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) finishStream(c, connId, s, FLAG_NO_RESPONSE);
   }
 }

@@ -41,6 +41,10 @@ export const GRPC_LENS_CAP: i32 = 64;
 export const EVENTS_PER_CONN: u32 = 16;
 /** A direction that never showed one HTTP/2 frame in this many bytes is not HTTP/2. */
 export const HUNT_GIVE_UP: u32 = 1048576;
+/** Hint sets (decoded fields from the peer's own HTTP/2 library) kept per connection. */
+export const HINT_SETS_MAX: i32 = 256;
+/** How long a finished exchange waits for the hints that name its unknown fields. */
+export const HINT_WAIT_NS: u64 = 2_000_000_000;
 /** A stream without any frame for this long is expired by tick(). */
 export const STREAM_TIMEOUT_NS: u64 = 300_000_000_000;
 
@@ -94,6 +98,26 @@ export class H2Stream {
   grpcMaybe: bool = false;
   gReq: GrpcDir | null = null;
   gResp: GrpcDir | null = null;
+  /** Blocks with HPACK-unknown fields not (yet) filled from hints. */
+  unknownBlocks: i32 = 0;
+  /** Per block slot (dir * 2 + trailers): fields the wire block held when some were unknown
+   *  (a hint list of exactly that length fills it); 0 = nothing awaited, -1 = count unknown. */
+  want: StaticArray<i32> = new StaticArray<i32>(4);
+  /** Some fields were filled from hints (telegen.hpack.recovered). */
+  recovered: bool = false;
+  /** Finished, but waiting (up to HINT_WAIT_NS) for hints that fill unknown fields. */
+  held: bool = false;
+  heldFlags: i32 = 0;
+  heldSince: u64 = 0;
+}
+
+/** Header fields of one stream as the peer's HTTP/2 library decoded or encoded them (uprobes),
+ *  per block slot (dir * 2 + trailers), in the serialised-list format of stitch.ts. */
+export class HintSet {
+  lists: StaticArray<Uint8Array | null> = new StaticArray<Uint8Array | null>(4);
+  used: StaticArray<i32> = new StaticArray<i32>(4);   // bytes of lists[i] in use
+  counts: StaticArray<i32> = new StaticArray<i32>(4); // fields in lists[i]
+  cut: bool = false;                                  // a field did not fit: never used
 }
 
 /** Dynamic table of one HPACK decoding context (one direction of one connection). */
@@ -157,4 +181,7 @@ export class Conn {
   streams: Map<u32, H2Stream> = new Map<u32, H2Stream>();
   events: u32 = 0;
   suppressed: u32 = 0;
+  /** Hints arrived on this connection: exchanges with unknown fields wait a little for theirs. */
+  hinted: bool = false;
+  hints: Map<u32, HintSet> = new Map<u32, HintSet>();
 }

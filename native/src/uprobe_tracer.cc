@@ -4,6 +4,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -95,6 +96,8 @@ Napi::Function UprobeTracer::Init(Napi::Env env) {
                          InstanceMethod<&UprobeTracer::AttachUprobe>("attachUprobe"),
                          InstanceMethod<&UprobeTracer::Detach>("detach"),
                          InstanceMethod<&UprobeTracer::Stats>("stats"),
+                         InstanceMethod<&UprobeTracer::Keys>("keys"),
+                         StaticMethod<&UprobeTracer::Nghttp2Layout>("nghttp2Layout"),
                          InstanceMethod<&UprobeTracer::Close>("close"),
                      });
 }
@@ -174,24 +177,133 @@ Napi::Value UprobeTracer::Open(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// attachUprobe(program, binaryPath, functionName, retprobe, pid = -1) → handle. pid -1: every
-// process that maps the file, now and later (the kernel hooks the inode).
+// attachUprobe(program, binaryPath, function, retprobe, pid = -1, cookie = 0) → handle.
+// function: a symbol name, or a number = file offset (a callback found by address). pid -1:
+// every process that maps the file, now and later (the kernel hooks the inode). cookie: read by
+// the program with bpf_get_attach_cookie().
 Napi::Value UprobeTracer::AttachUprobe(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!obj_) throw Napi::Error::New(env, "not open");
   std::string prog = info[0].As<Napi::String>().Utf8Value();
   std::string bin = info[1].As<Napi::String>().Utf8Value();
-  std::string func = info[2].As<Napi::String>().Utf8Value();
+  bool by_offset = info[2].IsNumber();
+  std::string func = by_offset ? "" : info[2].As<Napi::String>().Utf8Value();
+  size_t offset = by_offset ? static_cast<size_t>(info[2].As<Napi::Number>().Int64Value()) : 0;
   bool ret = info[3].ToBoolean();
   int pid = info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
+  uint64_t cookie = info[5].IsNumber() ? static_cast<uint64_t>(info[5].As<Napi::Number>().Int64Value()) : 0;
   bpf_program *p = bpf_object__find_program_by_name(obj_, prog.c_str());
   if (!p) throw Napi::Error::New(env, "no program " + prog);
-  LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .func_name = func.c_str());
-  bpf_link *l = bpf_program__attach_uprobe_opts(p, pid, bin.c_str(), 0, &opts);
-  if (!l) throw Napi::Error::New(env, "uprobe " + bin + ":" + func + ": " + ErrStr(errno));
+  LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = ret,
+              .func_name = by_offset ? nullptr : func.c_str());
+  bpf_link *l = bpf_program__attach_uprobe_opts(p, pid, bin.c_str(), offset, &opts);
+  if (!l) throw Napi::Error::New(env, "uprobe " + bin + ":" + (by_offset ? std::to_string(offset) : func) + ": " + ErrStr(errno));
   int h = next_++;
   links_[h] = l;
   return Napi::Number::New(env, h);
+}
+
+// keys(mapName) → every key of a hash map, as Buffers.
+Napi::Value UprobeTracer::Keys(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  if (!obj_) return out;
+  std::string n = info[0].As<Napi::String>().Utf8Value();
+  bpf_map *m = bpf_object__find_map_by_name(obj_, n.c_str());
+  if (!m) throw Napi::Error::New(env, "no map " + n);
+  size_t ks = bpf_map__key_size(m);
+  std::vector<char> cur(ks), next(ks);
+  const void *prev = nullptr;
+  while (bpf_map_get_next_key(bpf_map__fd(m), prev, next.data()) == 0 && out.Length() < 65536) {
+    out.Set(out.Length(), Napi::Buffer<char>::Copy(env, next.data(), ks));
+    cur.swap(next);
+    prev = cur.data();
+  }
+  return out;
+}
+
+namespace {
+
+// The subset of nghttp2.h the layout probe calls (public API, stable since 1.0).
+struct NgMem {
+  void *user;
+  void *(*malloc)(size_t, void *);
+  void (*free)(void *, void *);
+  void *(*calloc)(size_t, size_t, void *);
+  void *(*realloc)(void *, size_t, void *);
+};
+thread_local void *g_first_ptr = nullptr;
+thread_local size_t g_first_size = 0;
+void NoteFirst(void *p, size_t n) {
+  if (!g_first_ptr && p) {
+    g_first_ptr = p;
+    g_first_size = n;
+  }
+}
+void *NgMalloc(size_t n, void *) { void *p = malloc(n); NoteFirst(p, n); return p; }
+void NgFree(void *p, void *) { free(p); }
+void *NgCalloc(size_t a, size_t b, void *) { void *p = calloc(a, b); NoteFirst(p, a * b); return p; }
+void *NgRealloc(void *p, size_t n, void *) { return realloc(p, n); }
+
+}  // namespace
+
+// nghttp2Layout(libraryPath) → { onHeader, onHeader2 }: byte offsets of the session's copies of
+// on_header_callback and on_header_callback2 inside nghttp2_session, which is opaque and
+// changes between versions. Found by creating a session in that very library with marker
+// values as callbacks (never called: the session sees no input) and looking for them in it.
+Napi::Value UprobeTracer::Nghttp2Layout(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  // DEEPBIND: the library must use its own symbols, not those of an nghttp2 linked into node.
+  void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+  if (!h) throw Napi::Error::New(env, std::string("dlopen: ") + dlerror());
+  using CbNew = int (*)(void **);
+  using CbDel = void (*)(void *);
+  using CbSet = void (*)(void *, void *);
+  using SessNew3 = int (*)(void **, const void *, void *, const void *, NgMem *);
+  using SessDel = void (*)(void *);
+  auto cb_new = reinterpret_cast<CbNew>(dlsym(h, "nghttp2_session_callbacks_new"));
+  auto cb_del = reinterpret_cast<CbDel>(dlsym(h, "nghttp2_session_callbacks_del"));
+  auto set1 = reinterpret_cast<CbSet>(dlsym(h, "nghttp2_session_callbacks_set_on_header_callback"));
+  auto set2 = reinterpret_cast<CbSet>(dlsym(h, "nghttp2_session_callbacks_set_on_header_callback2"));
+  auto sess_new = reinterpret_cast<SessNew3>(dlsym(h, "nghttp2_session_server_new3"));
+  auto sess_del = reinterpret_cast<SessDel>(dlsym(h, "nghttp2_session_del"));
+  if (!cb_new || !cb_del || !set1 || !set2 || !sess_new || !sess_del) {
+    dlclose(h);
+    throw Napi::Error::New(env, "not an nghttp2 library with on_header_callback2: " + path);
+  }
+  const uintptr_t m1 = 0x7e1e9e0000000d01ULL, m2 = 0x7e1e9e0000000d02ULL;
+  void *cbs = nullptr;
+  if (cb_new(&cbs) != 0) {
+    dlclose(h);
+    throw Napi::Error::New(env, "nghttp2_session_callbacks_new failed");
+  }
+  set1(cbs, reinterpret_cast<void *>(m1));
+  set2(cbs, reinterpret_cast<void *>(m2));
+  NgMem mem{nullptr, NgMalloc, NgFree, NgCalloc, NgRealloc};
+  g_first_ptr = nullptr;
+  g_first_size = 0;
+  void *session = nullptr;
+  int rv = sess_new(&session, cbs, nullptr, nullptr, &mem);
+  cb_del(cbs);
+  long off1 = -1, off2 = -1;
+  // The session is the first allocation nghttp2_session_server_new3 makes.
+  if (rv == 0 && session == g_first_ptr) {
+    const char *b = static_cast<const char *>(session);
+    for (size_t o = 0; o + sizeof(uintptr_t) <= g_first_size; o += sizeof(uintptr_t)) {
+      uintptr_t v;
+      memcpy(&v, b + o, sizeof(v));
+      if (v == m1 && off1 < 0) off1 = static_cast<long>(o);
+      if (v == m2 && off2 < 0) off2 = static_cast<long>(o);
+    }
+  }
+  if (rv == 0) sess_del(session);
+  dlclose(h);
+  if (off1 < 0 || off2 < 0) throw Napi::Error::New(env, "callback offsets not found in nghttp2_session of " + path);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("onHeader", Napi::Number::New(env, off1));
+  out.Set("onHeader2", Napi::Number::New(env, off2));
+  return out;
 }
 
 Napi::Value UprobeTracer::Detach(const Napi::CallbackInfo &info) {

@@ -23,6 +23,8 @@ class UprobeTracer : public Napi::ObjectWrap<UprobeTracer> {
   Napi::Value AttachUprobe(const Napi::CallbackInfo &info);
   Napi::Value Detach(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
+  Napi::Value Keys(const Napi::CallbackInfo &info);
+  static Napi::Value Nghttp2Layout(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
   void Teardown();

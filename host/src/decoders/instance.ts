@@ -101,6 +101,7 @@ interface Exports {
   close(stream: number): void;
   tick(now: bigint): void;
   gap?(stream: number, dir: number, len: number): number;
+  hint?(stream: number, dir: number, len: number, ts: bigint): number;
   telegen_fuel: WebAssembly.Global;
 }
 
@@ -348,6 +349,22 @@ export class DecoderInstance {
       this.counters.gapResets++;
       this.closeStream(stream);
       return 'invalid';
+    } catch (e) {
+      return this.trap(e);
+    }
+  }
+
+  /** Whether the module takes hints (the optional `hint` export). */
+  get takesHints(): boolean { return typeof this.ex.hint === 'function'; }
+
+  /** A hint for one direction of a stream (decoders/abi/README.md): what the peer's own
+   *  protocol library knew, e.g. an HTTP/2 header field. Not stream bytes; never buffered. */
+  hint(stream: number, dir: number, bytes: Uint8Array, ts: bigint): FeedResult {
+    if (!this.ex.hint || bytes.length > this.cap) return 'ignored';
+    try {
+      this.view().set(bytes, this.win);
+      this.refuel();
+      return this.ex.hint(stream, dir, bytes.length, ts) >= 0 ? 'ok' : 'ignored';
     } catch (e) {
       return this.trap(e);
     }

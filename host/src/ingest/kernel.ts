@@ -181,6 +181,7 @@ export class KernelIngest {
   private onData(ring: Uint8Array, dv: DataView, off: number, len: number): void {
     if (ring[off + INFO_DATA + tg_conn_info.proto] === tg_proto.TG_PROTO_UDP) { this.onDatagram(ring, dv, off, len); return; }
     const raw = dv.getBigUint64(off + INFO_DATA + tg_conn_info.conn_id, true);
+    if (ring[off + tg_data_event.flags] & tg_data_flags.TG_DATA_H2_FIELD) { this.onHint(ring, dv, off, len, raw); return; }
     let key = raw;
     if (ring[off + tg_data_event.flags] & tg_data_flags.TG_DATA_TLS) {
       key = raw | TLS_STREAM;
@@ -212,6 +213,17 @@ export class KernelIngest {
     k.next[d] = pos + orig;
     if (plen > 0) this.router.dataLocal(conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
     if (orig > plen && conn.meta.role !== 'unknown') this.router.gap(conn, (conn.meta.role === 'client') === egress, orig - plen);
+  }
+
+  /** A header field the process's HTTP/2 library decoded or encoded (bpf/tls.bpf.c): a hint
+   *  for the decoder of the connection's plaintext stream, never stream bytes. */
+  private onHint(ring: Uint8Array, dv: DataView, off: number, len: number, raw: bigint): void {
+    const k = this.conns.get(this.tlsConns.has(raw) ? raw | TLS_STREAM : raw);
+    const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
+    const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
+    const ts = dv.getBigUint64(off + tg_data_event.ts_ns, true);
+    const used = !!k && plen > 0 && this.router.hintLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
+    this.metrics.inc('telegen_decoder_hints_total', 'Header fields from HTTP/2 library uprobes, by whether a decoder took them', { used: used ? 'yes' : 'no' });
   }
 
   /** One UDP datagram: fed to the router as a unit of its own (the DNS decoder reads one message

@@ -195,6 +195,17 @@ export class Router {
     if (++conn.invalids >= (this.opts.maxInvalidsPerConn ?? 16)) this.ignore(conn, `too_many_${r}`);
   }
 
+  /** A hint from the process that owns the socket (e.g. an HTTP/2 header field its nghttp2
+   *  decoded or encoded); only a bound connection whose decoder takes hints gets it. */
+  hintLocal(conn: Conn, egress: boolean, bytes: Uint8Array, ts: bigint): boolean {
+    const d = conn.decoder;
+    if (conn.state !== 'bound' || !d || conn.meta.role === 'unknown' || !d.inst.takesHints) return false;
+    const fromClient = (conn.meta.role === 'client') === egress;
+    const r = d.inst.hint(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts);
+    if (r === 'trap') this.onProblem(conn, r);
+    return r === 'ok';
+  }
+
   gap(conn: Conn, fromClient: boolean, lost: number): void {
     this.metrics.inc('telegen_stream_gap_bytes_total', 'Stream bytes never captured (capture limit, ring full)', undefined, lost);
     if (conn.state !== 'bound') {

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { TracerContext, TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
 import { loadNative, nativeAddonPath } from '../native';
-import { tg_tls_stat } from '../generated/tls-layout';
+import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -24,27 +24,44 @@ export const SSL_FUNCS: ReadonlyArray<[string, string]> = [
 ];
 const EXIT_PROG = 'tls_exit';
 
+/** nghttp2's exported API: [function, entry program, return program?]. The first is looked up
+ *  first: a file without it carries no nghttp2. */
+export const H2_FUNCS: ReadonlyArray<[string, string, string?]> = [
+  ['nghttp2_session_mem_recv', 'h2_mem_recv'],
+  ['nghttp2_session_mem_recv2', 'h2_mem_recv'],
+  ['nghttp2_session_del', 'h2_session_del'],
+  ['nghttp2_submit_request', 'h2_submit_request', 'h2_submit_request_ret'],
+  ['nghttp2_submit_request2', 'h2_submit_request', 'h2_submit_request_ret'],
+  ['nghttp2_submit_response', 'h2_submit_response'],
+  ['nghttp2_submit_response2', 'h2_submit_response'],
+  ['nghttp2_submit_trailer', 'h2_submit_trailer'],
+  // node's own header callback (on_header_callback2's signature), exported by the node binary
+  ['_ZN4node5http212Http2Session16OnHeaderCallbackEP15nghttp2_sessionPK13nghttp2_frameP13nghttp2_rcbufS8_hPv', 'h2_on_header2'],
+];
+
 interface NativeUprobeTracer {
   open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
-  attachUprobe(prog: string, binary: string, func: string, retprobe: boolean, pid?: number): number;
+  attachUprobe(prog: string, binary: string, func: string | number, retprobe: boolean, pid?: number, cookie?: number): number;
   detach(handle: number): boolean;
   stats(map: string): number[];
+  keys(map: string): Buffer[];
   close(): void;
 }
 
-/** Files a process maps that may carry OpenSSL: its libssl copies (from /proc/PID/maps text). */
+/** Files a process maps that may carry OpenSSL or nghttp2: its libssl and libnghttp2 copies (from /proc/PID/maps text). */
 export function libsslPaths(maps: string): string[] {
   const out = new Set<string>();
   for (const line of maps.split('\n')) {
     const slash = line.indexOf('/');
     if (slash < 0) continue;
     const p = line.slice(slash);
-    if (/\/libssl\.so[.\d]*$/.test(p)) out.add(p);
+    if (/\/lib(ssl|nghttp2)\.so[.\d]*$/.test(p)) out.add(p);
   }
   return [...out];
 }
 
 const LIBSSL_NAME = /^libssl\.so(\.\d+)*$/;
+const LIBNGHTTP2_NAME = /^libnghttp2\.so(\.\d+)*$/;
 
 /** The dynamic linker's default directories, searched even when ld.so.conf does not list them. */
 const DEFAULT_LIB_DIRS = ['/lib', '/usr/lib', '/lib64', '/usr/lib64'];
@@ -89,7 +106,7 @@ function expandConfGlob(pattern: string): string[] {
 /** Every libssl the dynamic linker can load on this host. A short-lived client (curl) can
  * start, handshake and exit between two /proc scans; hooking the system's libssl at start
  * covers it from its first SSL_write. */
-export function systemLibssl(confFile = '/etc/ld.so.conf'): string[] {
+export function systemLibssl(confFile = '/etc/ld.so.conf', name = LIBSSL_NAME): string[] {
   let conf = '';
   try {
     conf = fs.readFileSync(confFile, 'utf8');
@@ -103,9 +120,22 @@ export function systemLibssl(confFile = '/etc/ld.so.conf'): string[] {
     } catch {
       continue;
     }
-    for (const n of names.sort()) if (LIBSSL_NAME.test(n)) out.push(path.join(d, n));
+    for (const n of names.sort()) if (name.test(n)) out.push(path.join(d, n));
   }
   return out;
+}
+
+/** The file and file offset of a process address (from /proc/PID/maps text), or null. */
+export function fileOffsetOf(maps: string, addr: bigint): { path: string; offset: number } | null {
+  for (const line of maps.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s+(\/.*)$/.exec(line);
+    if (!m) continue;
+    const lo = BigInt('0x' + m[1]);
+    const hi = BigInt('0x' + m[2]);
+    if (addr < lo || addr >= hi) continue;
+    return { path: m[4].replace(/ \(deleted\)$/, ''), offset: Number(addr - lo + BigInt('0x' + m[3])) };
+  }
+  return null;
 }
 
 /** dev:inode of a file, the identity a uprobe hooks; null when it cannot be stat'ed. */
@@ -123,10 +153,14 @@ export class TlsAttacher {
   readonly hooked = new Map<string, { path: string; handles: number[] }>();
   scans = 0;
 
-  constructor(private readonly t: NativeUprobeTracer) {}
-
-  /** Hooks every SSL_* function `file` exports; returns how many were hooked. */
+  /** Hooks every SSL_* and nghttp2 function `file` exports; returns how many were hooked. */
   attachFile(file: string, key: string): number {
+    const handles = [...this.attachSsl(file), ...this.attachNghttp2(file)];
+    this.hooked.set(key, { path: file, handles });
+    return handles.length;
+  }
+
+  private attachSsl(file: string): number[] {
     const handles: number[] = [];
     for (const [func, prog] of SSL_FUNCS) {
       let enter: number;
@@ -145,10 +179,103 @@ export class TlsAttacher {
         tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
       }
     }
-    this.hooked.set(key, { path: file, handles });
     if (handles.length) tlog.info({ file, functions: handles.length / 2 }, 'OpenSSL hooked');
-    return handles.length / 2;
+    return handles;
   }
+
+  /** A library file's callback offsets inside nghttp2_session, for finding applications'
+   *  header callbacks (0: unknown, e.g. an executable, which cannot be loaded to look). */
+  private cookieFor(file: string): number {
+    if (!LIBNGHTTP2_NAME.test(path.basename(file)) || !this.layout) return 0;
+    try {
+      const l = this.layout(file);
+      return l.onHeader * 2 ** 32 + l.onHeader2;
+    } catch (e) {
+      tlog.warn({ file, err: (e as Error).message }, 'nghttp2 session layout not found: received headers come from the wire only');
+      return 0;
+    }
+  }
+
+  private attachNghttp2(file: string): number[] {
+    const handles: number[] = [];
+    const names: string[] = [];
+    let cookie = 0;
+    for (const [i, [func, prog, ret]] of H2_FUNCS.entries()) {
+      let enter: number;
+      try {
+        if (i === 0) {
+          // A presence check first: the layout probe (dlopen) runs only for real nghttp2 files.
+          enter = this.t.attachUprobe(prog, file, func, false);
+          cookie = this.cookieFor(file);
+          if (cookie) {
+            this.t.detach(enter);
+            enter = this.t.attachUprobe(prog, file, func, false, -1, cookie);
+          }
+        } else {
+          enter = this.t.attachUprobe(prog, file, func, false, -1, prog === 'h2_mem_recv' ? cookie : 0);
+        }
+      } catch {
+        if (i === 0) break; // no nghttp2 here
+        continue; // older nghttp2 (no *2 variants), or not node
+      }
+      if (ret) {
+        try {
+          handles.push(this.t.attachUprobe(ret, file, func, true));
+        } catch (e) {
+          this.t.detach(enter);
+          tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
+          continue;
+        }
+      }
+      handles.push(enter);
+      names.push(func.startsWith('_ZN4node') ? 'node OnHeaderCallback' : func);
+    }
+    if (names.length) tlog.info({ file, functions: names, callbackDiscovery: !!cookie }, 'nghttp2 hooked');
+    return handles;
+  }
+
+  /** Header callbacks the kernel side found in applications' nghttp2 sessions (map h2_cbs):
+   *  each is hooked once per file and offset, for every process running that file. */
+  readonly callbacks = new Map<string, number>();
+  hookCallbacks(): void {
+    let keys: Buffer[];
+    try {
+      keys = this.t.keys('h2_cbs');
+    } catch {
+      return;
+    }
+    for (const k of keys) {
+      const addr = k.readBigUInt64LE(tg_tls_h2_cb.addr);
+      const pid = k.readUInt32LE(tg_tls_h2_cb.pid);
+      const version = k.readUInt32LE(tg_tls_h2_cb.version);
+      const seen = `${pid}:${addr}`;
+      if (this.seenCbs.has(seen)) continue;
+      this.seenCbs.add(seen);
+      let maps: string;
+      try {
+        maps = fs.readFileSync(`/proc/${pid}/maps`, 'latin1');
+      } catch {
+        continue; // exited
+      }
+      const where = fileOffsetOf(maps, addr);
+      if (!where) continue;
+      const file = path.join(`/proc/${pid}/root`, where.path);
+      const fk = fileKey(file);
+      if (!fk) continue;
+      const id = `${fk}@${where.offset}`;
+      if (this.callbacks.has(id)) continue;
+      try {
+        this.callbacks.set(id, this.t.attachUprobe(version === 2 ? 'h2_on_header2' : 'h2_on_header1', file, where.offset, false));
+        tlog.info({ file: where.path, offset: where.offset, version }, 'nghttp2 header callback hooked');
+      } catch (e) {
+        this.callbacks.set(id, -1);
+        tlog.warn({ file: where.path, offset: where.offset, err: (e as Error).message }, 'header callback did not attach');
+      }
+    }
+  }
+  private readonly seenCbs = new Set<string>();
+
+  constructor(private readonly t: NativeUprobeTracer, private readonly layout?: (file: string) => { onHeader: number; onHeader2: number }) {}
 
   private consider(file: string, pidRoot: string): void {
     // A process in another mount namespace names files from its own root.
@@ -161,9 +288,9 @@ export class TlsAttacher {
     }
   }
 
-  /** The libssl copies the dynamic linker would load (symlinks resolve to one inode). */
+  /** The libssl and libnghttp2 copies the dynamic linker would load (symlinks resolve to one inode). */
   scanSystem(): void {
-    for (const lib of systemLibssl()) {
+    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
       const key = fileKey(lib);
       if (key && !this.hooked.has(key)) this.attachFile(fs.realpathSync(lib), key);
     }
@@ -211,14 +338,14 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
   const cfg = ctx.cfg.tracers.tls;
   if (!cfg.enabled || process.env.TELEGEN_TLS === '0') return null;
   if (!ctx.cfg.tracers.socket.enabled) throw new Error('the TLS tracer writes into the socket tracer\'s ring: enable tracers.socket');
-  const Native = (loadNative() as unknown as { UprobeTracer: new () => NativeUprobeTracer }).UprobeTracer;
+  const Native = (loadNative() as unknown as { UprobeTracer: (new () => NativeUprobeTracer) & { nghttp2Layout(file: string): { onHeader: number; onHeader2: number } } }).UprobeTracer;
   const t = new Native();
   const rep = t.open(objectPath(), {
     rodata: { self_pid: process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
     shareMaps: ['tg_conns', 'tg_ring'],
   });
   for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; TLS attribution falls back to known SSL objects');
-  const attacher = new TlsAttacher(t);
+  const attacher = new TlsAttacher(t, (f) => Native.nghttp2Layout(f));
   attacher.scanSystem();
   attacher.scan();
   const timer = setInterval(() => {
@@ -229,6 +356,9 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
     }
   }, cfg.rescan_ms);
   timer.unref();
+  // Callbacks found in sessions are hooked quickly: the next header of that session needs it.
+  const cbTimer = setInterval(() => attacher.hookCallbacks(), 250);
+  cbTimer.unref();
 
   const meter = ctx.signals.meter;
   const gauge = meter.createObservableCounter('telegen.tls.records', { description: 'TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)' });
@@ -242,6 +372,7 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
     detail: `${rep.attached.length} syscall programs; OpenSSL hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
     stop(): void {
       clearInterval(timer);
+      clearInterval(cbTimer);
       t.close();
     },
   };
