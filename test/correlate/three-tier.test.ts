@@ -1,7 +1,8 @@
 // Real traffic through the real agent: curl → Python frontend (thread per request, urllib, no
-// trace headers forwarded) → Node backend (event loop) → PostgreSQL 15 + DNS over TCP (dnsmasq).
-// Asserts one trace per incoming request with the exact tree, the service graph, RED counts, the
-// exported metrics, and (when Debian chromium is installed) the page in headless Chromium.
+// trace headers forwarded) → Node backend (event loop) → PostgreSQL 15 + DNS over TCP (dnsmasq)
+// + a gRPC inventory service. Asserts one trace per incoming request with the exact tree, the
+// service graph, RED counts, the exported metrics, the services' log lines carrying their
+// request's trace and span ids, and (when Debian chromium is installed) the page in headless Chromium.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -10,6 +11,7 @@ import * as path from 'path';
 import { spawn, execFileSync, ChildProcess } from 'child_process';
 import { requireBpf, startAgent, startServer, freePort, waitFor, curl, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { repoRoot } from '../helpers/decoder';
+import { readLogs } from '../tracers/helpers';
 import { signalPid } from '../helpers/signal';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -72,10 +74,12 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
   cleanups.push(() => pg.stop());
   const dns = await startDnsmasq();
   cleanups.push(() => dns.stop());
-  const agent: RunningAgent = await startAgent({ env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
+  const agent: RunningAgent = await startAgent({ env: { TELEGEN_METRICS_INTERVAL_MS: '1000', TELEGEN_LOGS: '1' } });
   cleanups.push(async () => { await agent.stop(); fs.rmSync(agent.dataDir, { recursive: true, force: true }); });
   // Started after the agent so that every connection is seen from its first byte.
-  const backend: Served = await startServer('env', ['OTEL_SERVICE_NAME=backend', process.execPath, path.join(FIX, 'backend.js'), String(pg.port), String(dns.port), PASSWORD], { cwd: repoRoot });
+  const inventory: Served = await startServer('env', ['OTEL_SERVICE_NAME=inventory', process.execPath, path.join(FIX, 'inventory.js')], { cwd: repoRoot });
+  cleanups.push(() => inventory.stop());
+  const backend: Served = await startServer('env', ['OTEL_SERVICE_NAME=backend', process.execPath, path.join(FIX, 'backend.js'), String(pg.port), String(dns.port), PASSWORD, String(inventory.port)], { cwd: repoRoot });
   cleanups.push(() => backend.stop());
   const frontend: Served = await startServer('env', ['OTEL_SERVICE_NAME=frontend', 'python3', path.join(FIX, 'frontend.py'), String(backend.port)]);
   cleanups.push(() => frontend.stop());
@@ -93,7 +97,8 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
     const s = agent.spans();
     const roots = fromPid(s, fpid).filter((x) => x.kind === 2);
     const pgs = fromPid(s, bpid).filter((x) => x.attributes['db.system.name'] === 'postgresql' && String(x.attributes['db.query.text'] ?? x.name).length > 0);
-    return roots.length >= N && pgs.length >= N ? s : undefined;
+    const rpcs = fromPid(s, bpid).filter((x) => x.kind === 3 && x.attributes['rpc.system'] === 'grpc');
+    return roots.length >= N && pgs.length >= N && rpcs.length >= N ? s : undefined;
   }, 60_000).catch((e) => {
     const s = agent.spans();
     const counts: Record<string, number> = {};
@@ -127,11 +132,18 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
     assert.equal(pgKids.length, 1, `one query in request ${i}: ${bKids.map((s) => s.name).join(', ')}`);
     assert.equal(dnsKids.length, 1, `one DNS lookup in request ${i}`);
     assert.equal(dnsKids[0].attributes['dns.question.name'], 'db.three-tier.test');
+    const rpcKids = bKids.filter((s) => s.attributes['rpc.system'] === 'grpc');
+    assert.equal(rpcKids.length, 1, `one gRPC call in request ${i}`);
+    assert.equal(rpcKids[0].attributes['rpc.method'], 'Check');
+    const invServer = kids(all, rpcKids[0]);
+    assert.equal(invServer.length, 1, 'the inventory server span is the gRPC call\'s child');
+    assert.equal(invServer[0].resource['service.name'], 'inventory');
+    assert.equal(invServer[0].attributes['telegen.correlation'], 'socket');
     // Node: everything runs on the main thread, so the one request in flight is also the one on the call's thread.
-    for (const k of [...pgKids, ...dnsKids]) assert.ok(['thread', 'time'].includes(String(k.attributes['telegen.correlation'])));
+    for (const k of [...pgKids, ...dnsKids, ...rpcKids]) assert.ok(['thread', 'time'].includes(String(k.attributes['telegen.correlation'])));
     // Nothing of this request escaped into another trace, and the trace holds nothing else from our services.
     const ours = trace.filter((s) => [fpid, bpid].includes(Number(s.resource['process.pid'])));
-    assert.equal(ours.length, 5);
+    assert.equal(ours.length, 6);
     // The frontend's caller (curl, traced too) may be the trace root: the root server span's parent, if any, is curl's client span.
     if (root.parentSpanId) assert.equal(all.find((s) => s.spanId === root.parentSpanId)?.kind, 3);
   }
@@ -148,11 +160,13 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
   const bSpans = fromPid(agent.spans(), bpid);
   const pgCalls = bSpans.filter((s) => s.kind === 3 && s.attributes['db.system.name'] === 'postgresql').length;
   const dnsCalls = bSpans.filter((s) => s.kind === 3 && s.attributes['dns.question.name'] !== undefined).length;
+  const rpcCalls = bSpans.filter((s) => s.kind === 3 && s.attributes['rpc.system'] === 'grpc').length;
+  assert.equal(rpcCalls, N);
   let topo: Topo;
   // Client spans nobody answered become virtual-node edges after a short wait: poll until they are in.
   for (let tries = 0; ; tries++) {
     topo = await (await agent.api('/api/topology')).json() as Topo;
-    if (topo.edges.filter((e) => e.client === 'backend').reduce((a, e) => a + e.total, 0) >= pgCalls + dnsCalls || tries > 100) break;
+    if (topo.edges.filter((e) => e.client === 'backend').reduce((a, e) => a + e.total, 0) >= pgCalls + dnsCalls + rpcCalls || tries > 100) break;
     await new Promise((r) => setTimeout(r, 300));
   }
   const edge = (id: string) => topo.edges.find((e) => e.id === id);
@@ -167,6 +181,7 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
   assert.equal(toward(['postgres', `postgresql 127.0.0.1:${pg.port}`]), pgCalls, ids);
   assert.equal(toward(['dnsmasq', 'dns 127.0.0.1']), dnsCalls, ids);
   assert.equal(dnsCalls, N);
+  assert.equal(edge('backend->inventory')?.total, N, ids);
   const be = topo.services.find((s) => s.service === 'backend')!;
   const srv = be.series.filter((s) => s.instrument === 'http.server.request.duration' && s.attributes['http.route'] === '/users/{id}');
   assert.equal(srv.reduce((a, s) => a + s.count, 0), N);
@@ -176,6 +191,27 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
 
   const byEdge = await (await agent.api('/api/traces?edge=frontend-%3Ebackend&limit=10')).json() as { traces: Array<{ traceId: string; spans: unknown[] }> };
   assert.deepEqual(new Set(byEdge.traces.map((x) => x.traceId)), new Set(fServers.map((s) => s.traceId)));
+
+  // Log lines (tracers.logs): each service's line of a request carries that request's trace and
+  // the span of the request it was printed in.
+  const bServers = fServers.map((root) => kids(all, kids(all, root)[0])[0]);
+  const logs = await waitFor(() => {
+    const l = readLogs(agent.dataDir);
+    return fServers.every((_, i) => l.some((x) => String(x.body).includes(`order ${101 + i} served`)) && l.some((x) => String(x.body).includes(`order ${101 + i} requested`))) ? l : undefined;
+  }, 30_000).catch(() => { throw new Error(`log lines missing: ${JSON.stringify(readLogs(agent.dataDir).map((x) => x.body))}`); });
+  for (let i = 0; i < N; i++) {
+    const one = (text: string) => { const f = logs.filter((x) => String(x.body).includes(text)); assert.equal(f.length, 1, text); return f[0]; };
+    const fl = one(`order ${101 + i} requested`);
+    assert.equal(fl.traceId, fServers[i].traceId);
+    assert.equal(fl.spanId, fServers[i].spanId);
+    assert.equal(fl.severityText, 'WARN');
+    assert.equal(fl.resource['service.name'], 'frontend');
+    const bl = one(`order ${101 + i} served`);
+    assert.equal(bl.traceId, fServers[i].traceId);
+    assert.equal(bl.spanId, bServers[i].spanId);
+    assert.equal(bl.severityText, 'INFO');
+    assert.equal(bl.resource['service.name'], 'backend');
+  }
 
   // Exported metrics (file mode): semconv RED and servicegraph names.
   const metricsFile = path.join(agent.dataDir, 'metrics.jsonl');
