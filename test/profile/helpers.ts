@@ -50,14 +50,14 @@ export function run(cmd: string, args: string[], env?: Record<string, string>): 
 /** Profiles one pid for `ms` and returns the interval (drained while it still runs). */
 export async function profileOf(pid: number, ms: number, dataDir = tmp): Promise<{ iv: IntervalProfile; p: Profiler }> {
   const cfg = profileSchema.parse({ enabled: true, frequency_hz: 499, interval_ms: 600_000, pids: [pid], pprof: { enabled: true } });
-  const p = new Profiler({ cfg, dataDir });
+  const p = new Profiler({ cfg, dataDir, keepSamples: true });
   try {
-    p.drainNow(); // drops whatever was counted before the target was set
+    await p.drainNow(true); // drops whatever was counted before the target was set
     await new Promise((r) => setTimeout(r, ms));
-    const iv = p.drainNow();
-    return { iv, p };
+    const iv = await p.drainNow(true);
+    return { iv: iv!, p };
   } finally {
-    p.native.close();
+    await p.close();
   }
 }
 

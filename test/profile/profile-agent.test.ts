@@ -21,7 +21,8 @@ test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame t
   const exe = build('hot4', HOT_C);
   const child = run(exe, [], { OTEL_SERVICE_NAME: 'burner' });
   const cfgFile = path.join(dir(), 'agent.yaml');
-  fs.writeFileSync(cfgFile, 'tracers:\n  socket:\n    enabled: false\n  profile:\n    enabled: true\n    frequency_hz: 199\n    interval_ms: 1000\n');
+  // Starts on the child's pid (a small first interval on a busy machine), then re-targets by service.
+  fs.writeFileSync(cfgFile, `tracers:\n  socket:\n    enabled: false\n  profile:\n    enabled: true\n    frequency_hz: 199\n    interval_ms: 1000\n    pids: [${child.pid}]\n`);
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try { agent = await startAgent({ config: cfgFile }); } catch (e) { child.kill('SIGKILL'); throw e; }
   try {
@@ -30,6 +31,7 @@ test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame t
     assert.equal((await put('/api/profile/target', { services: ['burner'] }, false)).status, 401);
     const r = await put('/api/profile/target', { services: ['burner'] });
     assert.equal(r.status, 200, await r.clone().text());
+    const targetedAt = Date.now();
     let found: { tree: { value: number }; services: Array<{ service: string }> } | undefined;
     for (let i = 0; i < 60 && !found; i++) {
       const j = await (await agent.api('/api/profile?service=burner&seconds=60')).json() as { tree: { value: number }; services: Array<{ service: string }> };
@@ -37,10 +39,16 @@ test('agent: profiles.jsonl carries OTLP profiles; /api/profile serves a flame t
     }
     assert.ok(found, 'the flame tree of burner filled up');
     assert.ok(found.services.some((s) => s.service === 'burner'));
-    // Intervals before the re-target hold every process; the latest ones only the target.
+    // Re-targeting closes the interval: every interval that ends after the PUT answered holds
+    // only the target (the window is whole seconds, so it starts at or after the PUT).
     await new Promise((res) => setTimeout(res, 2500));
-    const recent = await (await agent.api('/api/profile?seconds=1')).json() as { services: Array<{ service: string }> };
-    assert.deepEqual(recent.services.map((s) => s.service), ['burner']);
+    let recent: Array<{ service: string }> = [];
+    for (let i = 0; i < 60 && !recent.length; i++) {
+      const seconds = Math.floor((Date.now() - targetedAt) / 1000);
+      recent = (await (await agent.api(`/api/profile?seconds=${seconds}`)).json() as { services: Array<{ service: string }> }).services;
+      if (!recent.length) await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.deepEqual(recent.map((s) => s.service), ['burner']);
     const folded = await (await agent.api('/api/profile?service=burner&seconds=60&format=folded')).text();
     assert.match(folded, /^hot4;.*main;burn_hot \d+$/m);
     // OTLP: resource attributes name the service and pid; a stack ends in burn_hot.

@@ -36,3 +36,29 @@ export class Lru<K, V> {
   values(): IterableIterator<V> { return this.m.values(); }
   clear(): void { this.m.clear(); this.w.clear(); this.total = 0; }
 }
+
+/**
+ * A cache for hot lookups (one per stack frame): two generations instead of an exact LRU, so
+ * a hit is one or two Map lookups and never a delete+insert (Map deletes leave holes that make
+ * V8 rehash; the exact Lru spent most of symbolization doing that). Entries used in the last
+ * generation survive; at most 2×`perGeneration` are held.
+ */
+export class GenCache<K, V> {
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+  constructor(private readonly perGeneration: number) {}
+  get size(): number { return this.young.size + this.old.size; }
+  get(k: K): V | undefined {
+    const v = this.young.get(k);
+    if (v !== undefined) return v;
+    const o = this.old.get(k);
+    if (o !== undefined) this.set(k, o);
+    return o;
+  }
+  set(k: K, v: V): void {
+    if (this.young.size >= this.perGeneration) { this.old = this.young; this.young = new Map(); }
+    this.young.set(k, v);
+  }
+  delete(k: K): void { this.young.delete(k); this.old.delete(k); }
+  clear(): void { this.young.clear(); this.old.clear(); }
+}

@@ -38,10 +38,10 @@ export interface IntervalProfile {
 export const LOST_FRAME: Frame = { name: '[lost stack]', module: '[unknown]', kind: 'unknown', buildId: '', unresolved: true };
 
 /**
- * Resolves a drain. `previous` maps stack ids of the last drain to their addresses: ids the
+ * Resolves a drain (optionally pausing every `pause.every` keys). `previous` maps stack ids of the last drain to their addresses: ids the
  * native side freed right after a sample of this interval named them still resolve.
  */
-export function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map<number, BigUint64Array>, lookupLink?: (pid: number, tid: number) => TraceLink | undefined): { samples: ProfileSample[]; stacks: Map<number, BigUint64Array>; missing: number } {
+export async function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map<number, BigUint64Array>, lookupLink?: (pid: number, tid: number, i: number) => TraceLink | undefined, pause?: { every: number; wait: () => Promise<void> }): Promise<{ samples: ProfileSample[]; stacks: Map<number, BigUint64Array>; missing: number }> {
   const stacks = new Map<number, BigUint64Array>();
   for (let i = 0; i < d.stackIds.length; i++) {
     const a = d.stackOffsets[i];
@@ -53,6 +53,8 @@ export function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map<numbe
   const samples: ProfileSample[] = [];
   let missing = 0;
   for (let i = 0; i < d.n; i++) {
+    // Lets the worker answer other requests (re-target lookups) inside a long first interval.
+    if (pause && i > 0 && i % pause.every === 0) await pause.wait();
     const pid = d.keys[i * 4];
     const tid = d.keys[i * 4 + 1];
     const uid = d.keys[i * 4 + 2];
@@ -64,7 +66,7 @@ export function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map<numbe
     const k = addrs(kid);
     if (k) for (let j = k.length - 1; j >= 0; j--) stack.push(sym.kernel(k[j]));
     else if (kid >= 0) missing++;
-    samples.push({ pid, tid, comm: d.comms[i], count: d.counts[i], stack, link: lookupLink?.(pid, tid) });
+    samples.push({ pid, tid, comm: d.comms[i], count: d.counts[i], stack, link: lookupLink?.(pid, tid, i) });
   }
   sym.endBatch();
   return { samples, stacks, missing };

@@ -4,23 +4,29 @@ import { ProcessInfo } from './process';
 
 interface Entry { endMs: number; byService: Map<string, Map<string, number>>; samples: number }
 
+/** service.name → folded stack line → samples, for one interval. */
+export function foldByService(iv: IntervalProfile, proc: (pid: number, comm: string) => ProcessInfo): Map<string, Map<string, number>> {
+  const byService = new Map<string, Map<string, number>>();
+  for (const s of iv.samples) {
+    const svc = proc(s.pid, s.comm).serviceName;
+    let m = byService.get(svc);
+    if (!m) { m = new Map(); byService.set(svc, m); }
+    const line = foldedLine(s);
+    m.set(line, (m.get(line) ?? 0) + s.count);
+  }
+  return byService;
+}
+
 export class ProfileStore {
   private entries: Entry[] = [];
   constructor(private windowMs: number) {}
 
-  add(iv: IntervalProfile, proc: (pid: number, comm: string) => ProcessInfo): void {
-    const byService = new Map<string, Map<string, number>>();
+  /** One interval, already folded per service (by the worker: foldByService). */
+  addFolded(endMs: number, byService: Map<string, Map<string, number>>): void {
     let samples = 0;
-    for (const s of iv.samples) {
-      const svc = proc(s.pid, s.comm).serviceName;
-      let m = byService.get(svc);
-      if (!m) { m = new Map(); byService.set(svc, m); }
-      const line = foldedLine(s);
-      m.set(line, (m.get(line) ?? 0) + s.count);
-      samples += s.count;
-    }
-    this.entries.push({ endMs: iv.endMs, byService, samples });
-    const cut = iv.endMs - this.windowMs;
+    for (const m of byService.values()) for (const c of m.values()) samples += c;
+    this.entries.push({ endMs, byService, samples });
+    const cut = endMs - this.windowMs;
     while (this.entries.length && this.entries[0].endMs < cut) this.entries.shift();
   }
 

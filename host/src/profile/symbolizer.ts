@@ -10,7 +10,7 @@ import { ElfInfo, parseElf, fileOffsetToVaddr, lookupSymbol } from './elf';
 import { Mapping, readMaps, findMapping } from './procmaps';
 import { PerfMap, readPerfMap, lookupPerfMap } from './perfmap';
 import { demangleBatch, isMangled } from './demangle';
-import { Lru } from './lru';
+import { Lru, GenCache } from './lru';
 
 export type FrameKind = 'kernel' | 'native' | 'jit' | 'unknown';
 
@@ -38,7 +38,18 @@ export interface SymbolizerOptions {
   perfMapDir?: string;
 }
 
-interface ProcState { maps: Mapping[]; perf?: PerfMap; perfSize: number; refreshedAt: number }
+/** What is known about one process. `addrs` and `elfs` are valid for these `maps` only and are
+ *  dropped with them when the maps are re-read. */
+interface ProcState { maps: Mapping[]; perf?: PerfMap; perfSize: number; refreshedAt: number; addrs: GenCache<number, Frame>; elfs: Map<number, ElfInfo | null> }
+
+function sameMaps(a: Mapping[], b: Mapping[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i].start !== b[i].start || a[i].end !== b[i].end || a[i].offset !== b[i].offset || a[i].path !== b[i].path) return false;
+  return true;
+}
+
+/** Addresses remembered per process (two generations of this many). */
+const ADDRS_PER_PROCESS = 16_384;
 
 export interface SymbolizerStats { elfs: number; elfSymbols: number; processes: number; frames: number; elfErrors: number; demangled: number }
 
@@ -47,8 +58,9 @@ export class Symbolizer {
   private elfByBuildId: Lru<string, ElfInfo>;
   /** path+inode+mtime → build-id (or the key itself when the file has none). */
   private fileIds = new Lru<string, string>(4096);
-  private procs: Lru<number, ProcState>;
-  private frames: Lru<string, Frame>;
+  private procs: GenCache<number, ProcState>;
+  private kframes = new GenCache<bigint, Frame>(65_536);
+  private frames: GenCache<string, Frame>;
   private pendingDemangle: Frame[] = [];
   private drainSeq = 0;
   private refreshed = new Set<number>();
@@ -59,8 +71,8 @@ export class Symbolizer {
   constructor(opts: SymbolizerOptions = {}) {
     this.kallsyms = opts.kallsyms ?? new Kallsyms();
     this.elfByBuildId = new Lru(opts.maxElfs ?? 256, opts.maxElfSymbols ?? 4_000_000);
-    this.procs = new Lru(opts.maxProcesses ?? 1024);
-    this.frames = new Lru(opts.maxFrames ?? 200_000);
+    this.procs = new GenCache(Math.ceil((opts.maxProcesses ?? 1024) / 2));
+    this.frames = new GenCache(Math.ceil((opts.maxFrames ?? 200_000) / 2));
     this.perfMapDir = opts.perfMapDir ?? '/tmp';
   }
 
@@ -92,8 +104,12 @@ export class Symbolizer {
   }
 
   kernel(addr: bigint): Frame {
+    let f = this.kframes.get(addr);
+    if (f) return f;
     const name = this.kallsyms.resolve(addr);
-    return name ? this.frame('[kernel]', name, 'kernel', '', false) : this.frame('[kernel]', `[kernel]+0x${addr.toString(16)}`, 'kernel', '', true);
+    f = name ? this.frame('[kernel]', name, 'kernel', '', false) : this.frame('[kernel]', `[kernel]+0x${addr.toString(16)}`, 'kernel', '', true);
+    this.kframes.set(addr, f);
+    return f;
   }
 
   /** Forgets a process (it exited and will not be asked about again). */
@@ -112,7 +128,10 @@ export class Symbolizer {
       const size = fs.statSync(path.join(this.perfMapDir, `perf-${pid}.map`)).size;
       if (size !== perfSize) { perf = readPerfMap(pid, this.perfMapDir); perfSize = size; }
     } catch { /* no JIT map */ }
-    st = { maps, perf, perfSize, refreshedAt: this.drainSeq };
+    // Same mappings (the usual case when one new JIT address forced the re-read): keep what
+    // was resolved through them.
+    const same = st && sameMaps(st.maps, maps);
+    st = { maps, perf, perfSize, refreshedAt: this.drainSeq, addrs: same && perf === st!.perf ? st!.addrs : new GenCache(ADDRS_PER_PROCESS), elfs: same ? st!.elfs : new Map() };
     this.procs.set(pid, st);
     return st;
   }
@@ -120,12 +139,21 @@ export class Symbolizer {
   user(pid: number, addr: bigint): Frame {
     const a = Number(addr);
     let st = this.proc(pid, false);
+    const hit = st?.addrs.get(a);
+    if (hit) return hit;
     let m = st && findMapping(st.maps, a);
     // A library loaded or code JIT-compiled since we last looked: re-read once per drain.
     if (!m || (!m.path && !(st?.perf && lookupPerfMap(st.perf, a)))) {
       st = this.proc(pid, true);
       m = st && findMapping(st.maps, a);
     }
+    const f = this.resolveUser(pid, st, m, a);
+    // Unresolved anonymous code may be named by a JIT map written later: not remembered.
+    if (st && !(f.unresolved && f.kind === 'unknown')) st.addrs.set(a, f);
+    return f;
+  }
+
+  private resolveUser(pid: number, st: ProcState | undefined, m: Mapping | undefined, a: number): Frame {
     if (!m || !m.path || m.path.startsWith('[')) {
       const jit = st?.perf && lookupPerfMap(st.perf, a);
       if (jit) return this.frame('[jit]', jit, 'jit', '', false);
@@ -133,7 +161,11 @@ export class Symbolizer {
       return this.frame(mod, `${mod}+0x${(m ? a - m.start : a).toString(16)}`, 'unknown', '', true);
     }
     const fileOffset = a - m.start + m.offset;
-    const elf = this.elf(pid, m);
+    let elf = st?.elfs.get(m.start);
+    if (elf === undefined) {
+      elf = this.elf(pid, m) ?? null;
+      st?.elfs.set(m.start, elf);
+    }
     if (elf) {
       const vaddr = fileOffsetToVaddr(elf, fileOffset);
       const sym = vaddr !== undefined ? lookupSymbol(elf.symbols, vaddr) : undefined;

@@ -29,26 +29,26 @@ export function profileRoutes(p: Profiler): ApiRoute[] {
     },
     {
       method: 'GET', path: '/api/profile/status',
-      handle: () => ({ code: 200, body: { enabled: p.isEnabled(), target: p.getTarget(), stats: p.stats(), symbolizer: p.symbolizer.stats(), attach: p.native.report } }),
+      handle: () => ({ code: 200, body: { enabled: p.isEnabled(), target: p.getTarget(), stats: p.stats(), symbolizer: p.symbolizerStats(), attach: p.native.report } }),
     },
     ...(['PUT', 'POST'] as const).flatMap((method): ApiRoute[] => [
       {
         method, path: '/api/profile/enabled',
-        handle: (_u, body) => {
+        handle: async (_u, body) => {
           const o = parseJson(body);
           if (!o || typeof o.enabled !== 'boolean') return { code: 400, body: { error: 'body must be {"enabled": true|false}' } };
-          p.setEnabled(o.enabled);
+          await p.setEnabled(o.enabled);
           plog.info({ enabled: o.enabled }, 'profiling switched');
           return { code: 200, body: { enabled: p.isEnabled() } };
         },
       },
       {
         method, path: '/api/profile/target',
-        handle: (_u, body) => {
+        handle: async (_u, body) => {
           const o = parseJson(body);
           const t = o && validTarget(o);
           if (!t) return { code: 400, body: { error: 'body must be {"pids": [int], "services": [string], "containers": [string]} (all empty: every process)' } };
-          const now = p.retarget(t);
+          const now = await p.retarget(t);
           plog.info({ target: now }, 'profiling re-targeted');
           return { code: 200, body: { target: now } };
         },
@@ -90,7 +90,10 @@ export const profileTracer: TracerFactory = (ctx) => {
     }
     m.set('telegen_profile_missing_stacks_total', 'Counts whose stack was gone when drained', s.missingStacks, {}, 'counter');
     m.set('telegen_profile_pprof_files_total', 'pprof files written', s.pprofFiles, {}, 'counter');
-    const y = p.symbolizer.stats();
+    m.set('telegen_profile_deferred_drains_total', 'Drain ticks skipped because the symbolizer worker was behind (counts stay in the kernel until the next drain)', s.deferredDrains, {}, 'counter');
+    m.set('telegen_profile_worker_seconds_total', 'Time the symbolizer worker thread spent on intervals', s.workerMs / 1000, {}, 'counter');
+    m.set('telegen_profile_drain_seconds_total', 'Main-thread time spent draining the kernel maps', s.drainMs / 1000, {}, 'counter');
+    const y = p.symbolizerStats();
     m.set('telegen_profile_elf_symbols', 'ELF symbols cached by the profiler', y.elfSymbols);
     m.set('telegen_profile_frames', 'Distinct frames interned by the profiler', y.frames);
   });
@@ -98,9 +101,9 @@ export const profileTracer: TracerFactory = (ctx) => {
   return {
     name: 'profile',
     detail: `${cfg.frequency_hz} Hz on ${r.attached.length}/${r.cpus} CPUs${r.failed.length ? ` (${r.failed.map((f) => `cpu${f.cpu}: ${f.error}`).join('; ')})` : ''}`,
-    stop: () => {
+    stop: async () => {
       for (const rt of routes) { const i = extraRoutes.indexOf(rt); if (i >= 0) extraRoutes.splice(i, 1); }
-      p.stop();
+      await p.stop();
     },
   };
 };
