@@ -15,6 +15,7 @@ import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
 import { countStage, filterStage, sampleStage, redactStage } from './pipeline/stages';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
+import { dropToRuntimeCapabilities, effectiveCapabilities } from './security/caps';
 import { ensureMounts } from './doctor/probe';
 import { Policy, loadPolicy, checkHotSwap, PolicyRefusal } from './decoders/policy';
 import { DecoderLoadError } from './decoders/instance';
@@ -147,7 +148,9 @@ export class Agent {
     this.timers.push(setInterval(scan, 5000).unref());
   }
 
-  async start(): Promise<void> {
+  /** `dropPrivileges`: the CLI's `run` (not an embedding process such as a bench) ends start-up
+   *  holding only the run-time capabilities. */
+  async start(opts: { dropPrivileges?: boolean } = {}): Promise<void> {
     this.started = Date.now();
     fs.mkdirSync(this.cfg.data_dir, { recursive: true });
     const mounted = ensureMounts();
@@ -233,8 +236,21 @@ export class Agent {
       });
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
+    if (opts.dropPrivileges) this.dropPrivileges();
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
+  }
+
+  /** Everything is loaded and attached: keep only the capabilities run-time work needs (docs/security.md). */
+  private dropPrivileges(): void {
+    if (process.env.TELEGEN_DROP_CAPABILITIES === '0' || effectiveCapabilities() === 0n) return;
+    try {
+      const r = dropToRuntimeCapabilities();
+      if (r.unchanged.length) alog.warn({ kept: r.kept, threads: r.unchanged }, 'capabilities: some threads kept more than the run-time set');
+      else alog.info({ kept: r.kept, threads: r.threads, unreachable: r.unreachable }, 'capabilities dropped to the run-time set');
+    } catch (e) {
+      alog.warn({ err: (e as Error).message }, 'capabilities: could not drop (running with the start-up set)');
+    }
   }
 
   private describeTarget(): string {

@@ -1,6 +1,7 @@
 #include <napi.h>
 
 #include "bpf_object.h"
+#include "caps.h"
 #include "profile_tracer.h"
 #include "socket_tracer.h"
 #include "uprobe_tracer.h"
@@ -12,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ProfileTracer", telegen::ProfileTracer::Init(env));
   exports.Set("BpfObject", telegen::BpfObject::Init(env));
   exports.Set("UprobeTracer", telegen::UprobeTracer::Init(env));
+  exports.Set("dropCapabilities", Napi::Function::New(env, telegen::DropCapabilities));
   return exports;
 }
 

@@ -18,7 +18,7 @@ export async function runCommand(args: Args): Promise<void> {
     throw e;
   }
   const agent = new Agent(cfg, resolved);
-  await agent.start();
+  await agent.start({ dropPrivileges: true });
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
