@@ -67,7 +67,7 @@ test('stdout/stderr lines become log records linked to the request in flight on 
 
   // Services are selected by the kernel when they accept a connection: the first request's lines count.
   for (const n of [1, 2]) assert.equal(JSON.parse(curl([`http://127.0.0.1:${frontend.port}/order/${n}`])).id, String(n));
-  // Two requests at once, each on its own handler thread, overlapping for 0.4 s.
+  // Two requests at once, each on its own handler thread, overlapping for up to 1 s.
   await Promise.all([curlAsync(`http://127.0.0.1:${frontend.port}/slow/a`), curlAsync(`http://127.0.0.1:${frontend.port}/slow/b`)]);
 
   const paths = ['/order/1', '/order/2', '/slow/a', '/slow/b'];
