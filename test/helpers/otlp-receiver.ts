@@ -512,7 +512,10 @@ export interface OtlpReceiver {
   readonly requests: Record<OtlpSignal, Obj[]>;
   /** Every request that reached the receiver, accepted or not. */
   readonly attempts: Attempt[];
+  /** Requests answered 'permanent' (rejected), decoded: what a sender was told to drop. */
+  readonly rejected: Record<OtlpSignal, Obj[]>;
   spans(): FlatSpan[];
+  rejectedSpans(): FlatSpan[];
   logs(): FlatLog[];
   metrics(): FlatMetric[];
   /** One entry per profile sample, its stack and attributes resolved through the dictionary. */
@@ -538,6 +541,7 @@ function retryStatusBin(code: number, message: string, delayMs: number): Buffer 
 class Receiver implements OtlpReceiver {
   readonly requests: Record<OtlpSignal, Obj[]> = { traces: [], metrics: [], logs: [], profiles: [] };
   readonly attempts: Attempt[] = [];
+  readonly rejected: Record<OtlpSignal, Obj[]> = { traces: [], metrics: [], logs: [], profiles: [] };
   port = 0;
   running = false;
   private mode: ReceiverMode = { kind: 'ok' };
@@ -557,6 +561,16 @@ class Receiver implements OtlpReceiver {
 
   spans(): FlatSpan[] {
     return this.requests.traces.flatMap(flattenSpans);
+  }
+  rejectedSpans(): FlatSpan[] {
+    return this.rejected.traces.flatMap(flattenSpans);
+  }
+  private noteRejected(signal: OtlpSignal, body: () => Uint8Array): void {
+    try {
+      this.rejected[signal].push(decodeOtlpRequest(signal, body()));
+    } catch {
+      /* undecodable: the attempt is still recorded */
+    }
   }
   logs(): FlatLog[] {
     return this.requests.logs.flatMap(flattenLogs);
@@ -629,6 +643,7 @@ class Receiver implements OtlpReceiver {
               setTimeout(accept, mode.delayMs);
               return;
             case 'permanent':
+              this.noteRejected(signal, () => call.request);
               return cb({ code: grpc.status.INVALID_ARGUMENT, details: mode.message ?? 'rejected by test receiver' });
             case 'unavailable':
             case 'throttle': {
@@ -688,6 +703,7 @@ class Receiver implements OtlpReceiver {
             setTimeout(accept, mode.delayMs);
             return;
           case 'permanent':
+            this.noteRejected(signal, () => (headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw));
             res.writeHead(400, { 'content-type': 'text/plain' }).end(mode.message ?? 'rejected by test receiver');
             return;
           case 'unavailable':

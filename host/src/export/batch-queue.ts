@@ -64,6 +64,8 @@ export interface ExportQueueCounters {
   export_requests: number;
   export_failures: number;
   retries: number;
+  /** Items sent again after an unconfirmed attempt: an upper bound on duplicates at the receiver. */
+  unconfirmed_resent: number;
   queue_items: number;
   queue_bytes: number;
   in_flight_items: number;
@@ -126,6 +128,7 @@ export class BatchQueue<T> {
     export_requests: 0,
     export_failures: 0,
     retries: 0,
+    unconfirmed_resent: 0,
     queue_items: 0,
     queue_bytes: 0,
     in_flight_items: 0,
@@ -381,7 +384,7 @@ export class BatchQueue<T> {
     if (this.exportTimeoutMs === undefined) return call;
     let t: NodeJS.Timeout | undefined;
     const watchdog = new Promise<ExportOutcome>((resolve) => {
-      t = setTimeout(() => resolve({ code: 'retryable', error: new Error(`export did not answer within ${this.exportTimeoutMs} ms`) }), this.exportTimeoutMs);
+      t = setTimeout(() => resolve({ code: 'retryable', unconfirmed: true, error: new Error(`export did not answer within ${this.exportTimeoutMs} ms`) }), this.exportTimeoutMs);
     });
     try {
       return await Promise.race([call, watchdog]);
@@ -436,6 +439,7 @@ export class BatchQueue<T> {
           return;
         }
         this.c.retries++;
+        if (outcome.unconfirmed) this.c.unconfirmed_resent += batch.length;
         const woke = await this.sleep(delay, ticket);
         if (ticket.abandoned) return;
         if (!woke) {

@@ -100,6 +100,7 @@ export async function shutdownExportQueues(q: ExportQueues, deadlineMs: number):
  *   telegen_export_items_total{signal,result="received|queued|exported"}
  *   telegen_export_dropped_total{signal,reason="queue_full|export_failed|shutdown"}
  *   telegen_export_requests_total / _failures_total / _retries_total{signal}
+ *   telegen_export_unconfirmed_resent_total{signal} (items possibly delivered twice)
  *   telegen_export_queue_items / _queue_bytes / _in_flight_items{signal} (gauges)
  */
 export function renderExportMetrics(q: ExportQueues): string {
@@ -126,6 +127,7 @@ export function renderExportMetrics(q: ExportQueues): string {
     put('telegen_export_requests_total', 'counter', 'Export calls made.', { signal }, c.export_requests);
     put('telegen_export_failures_total', 'counter', 'Export calls that did not succeed.', { signal }, c.export_failures);
     put('telegen_export_retries_total', 'counter', 'Retries scheduled after retryable results.', { signal }, c.retries);
+    put('telegen_export_unconfirmed_resent_total', 'counter', 'Items sent again after an attempt with no answer (timeout, connection lost): the receiver may hold them twice.', { signal }, c.unconfirmed_resent);
     put('telegen_export_queue_items', 'gauge', 'Items waiting in the queue.', { signal }, c.queue_items);
     put('telegen_export_queue_bytes', 'gauge', 'Estimated bytes held (waiting and in flight).', { signal }, c.queue_bytes);
     put('telegen_export_in_flight_items', 'gauge', 'Items in export or waiting to retry.', { signal }, c.in_flight_items);

@@ -27,6 +27,11 @@ const RESOURCE_EXHAUSTED = 8;
 const RETRYABLE_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH']);
 // Messages opentelemetry-js uses for conditions that pass with time.
 const RETRYABLE_MESSAGES = [/retryable status/i, /timed out/i, /concurrent export limit/i, /socket hang up/i];
+// No answer after the request went out: the receiver may have taken it (at-least-once). A
+// refused connection or a status the server sent is a definite "not accepted".
+const UNCONFIRMED_GRPC = new Set([1 /* CANCELLED */, 2 /* UNKNOWN */, 4 /* DEADLINE_EXCEEDED */, 13 /* INTERNAL */, 15 /* DATA_LOSS */]);
+const LOST_ANSWER = [/connection dropped/i, /ECONNRESET/, /ETIMEDOUT/, /EPIPE/, /RST_STREAM/, /GOAWAY/i, /socket hang up/i, /timed out/i, /timeout/i];
+const UNCONFIRMED_NET = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 // ---- google.rpc.Status / RetryInfo, decoded by hand: three tiny messages don't justify a dependency.
 function readVarint(b: Uint8Array, pos: { i: number }): number {
@@ -98,17 +103,20 @@ export function classifyExportError(err: unknown, protocol: 'grpc' | 'http'): Ex
     const details = e.metadata?.get?.('grpc-status-details-bin')?.[0];
     if (details instanceof Uint8Array) retryAfterMs = retryDelayFromStatusDetails(details);
     if (RETRYABLE_GRPC.has(e.code) || (e.code === RESOURCE_EXHAUSTED && retryAfterMs !== undefined)) {
-      return { code: 'retryable', error, retryAfterMs };
+      const unconfirmed = UNCONFIRMED_GRPC.has(e.code) || (!/No connection established/i.test(error.message) && LOST_ANSWER.some((re) => re.test(error.message)));
+      return { code: 'retryable', error, retryAfterMs, ...(unconfirmed ? { unconfirmed } : {}) };
     }
     return { code: 'failure', error };
   }
-  if (typeof e.code === 'string' && RETRYABLE_NET.has(e.code)) return { code: 'retryable', error };
+  if (typeof e.code === 'string' && RETRYABLE_NET.has(e.code)) return { code: 'retryable', error, ...(UNCONFIRMED_NET.has(e.code) ? { unconfirmed: true } : {}) };
   // OTLPExporterError with a numeric HTTP status is a non-retryable response (the retryable ones
   // were retried inside the exporter and come back without a code).
   if (protocol === 'http' && typeof e.code === 'number') {
     return [429, 502, 503, 504].includes(e.code) ? { code: 'retryable', error } : { code: 'failure', error };
   }
-  if (RETRYABLE_MESSAGES.some((re) => re.test(error.message))) return { code: 'retryable', error };
+  if (RETRYABLE_MESSAGES.some((re) => re.test(error.message))) {
+    return { code: 'retryable', error, ...(LOST_ANSWER.some((re) => re.test(error.message)) ? { unconfirmed: true } : {}) };
+  }
   return { code: 'failure', error };
 }
 

@@ -9,6 +9,12 @@ export interface ExportOutcome {
   error?: Error;
   /** Server-requested delay (HTTP Retry-After, gRPC RetryInfo) when the transport exposes it. */
   retryAfterMs?: number;
+  /**
+   * No answer came back (deadline, connection lost after sending): the receiver may have
+   * accepted the batch. OTLP export is at-least-once, so retrying it can deliver items twice;
+   * the queue counts those items (telegen_export_unconfirmed_resent_total).
+   */
+  unconfirmed?: boolean;
 }
 
 /** `T` is one queued item: a ReadableSpan, a ReadableLogRecord, a ResourceMetrics, a profile. */
