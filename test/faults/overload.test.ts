@@ -26,12 +26,13 @@ test('ring buffer overload: drops are counted (ring_full), every committed recor
     const sent = 400;
     const codes = await load(srv.port, sent, 32, { path: '/echo', method: 'POST', body });
     assert.equal(codes.filter((c) => c === 201).length, sent, 'the load generator got every answer');
-    // Quiescent: everything the kernel committed has been read (events = records handed to JS).
-    const settled = (ms: Metrics) => sum(ms, 'telegen_bpf_events_total', { tracer: 'socket' }) === sum(ms, 'telegen_bpf_records_total', { tracer: 'socket' })
-      && sum(ms, 'telegen_bpf_ringPendingBytes_total', { tracer: 'socket' }) === 0;
-    let ms = await waitMetric(agent, settled, 60_000, 'ring drained');
-    await new Promise((r) => setTimeout(r, 2000));
-    ms = await waitMetric(agent, settled, 60_000, 'ring drained');
+    // Every record the kernel committed by now is consumed: the reader's count (records handed
+    // to JS) catches up with the kernel's count (events) as it stands after the load. The rest of
+    // the machine keeps tracing meanwhile, so the two are never equal at one instant; the
+    // reader only has to pass this mark. (TLS records share the ring but not this counter, so
+    // records may run ahead of events, never behind.)
+    const committed = sum(await metrics(agent), 'telegen_bpf_events_total', { tracer: 'socket' });
+    const ms = await waitMetric(agent, (m: Metrics) => sum(m, 'telegen_bpf_records_total', { tracer: 'socket' }) >= committed, 60_000, `reader past the ${committed} committed records`);
     const ringFull = sum(ms, 'telegen_bpf_ring_full_total', { tracer: 'socket' });
     assert.equal(await agent.stop(), 0);
     const arrived = agent.spans().filter((s) => s.attributes['server.port'] === srv.port && s.kind === 2 && s.attributes['url.path'] === '/echo').length;
