@@ -7,6 +7,7 @@ import { tlsTracer } from './tls';
 import { tcpTracer } from './tcp';
 import { xdpTracer } from './xdp';
 import { fileioTracer } from './fileio';
+import { securityTracer } from './security';
 import { logsTracer } from './logs';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
@@ -16,5 +17,6 @@ export const TRACERS: Array<[string, TracerFactory]> = [
   ['tcp', tcpTracer],
   ['xdp', xdpTracer],
   ['fileio', fileioTracer],
+  ['security', securityTracer],
   ['logs', logsTracer],
 ];

@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Security monitor from tracepoints only (no LSM hooks, no kprobes): sched_process_exec for every
+ * exec (file, argv, ancestry), and syscall enter/exit pairs for the calls rules look at — the
+ * set*id family, capset, ptrace attach, bpf() loads, module loading, mount, openat/openat2 under
+ * watched prefixes, and connect to non-loopback addresses. Enter keeps the arguments (user memory
+ * is only safe to read there), exit adds the result, so a record says whether the call worked.
+ * Rules are evaluated in user space (policies/security, a YAML file per rule set); the kernel
+ * side only drops what no rule could ever want (the agent itself, loopback connects, ptrace
+ * peeks, bpf() map reads, opens outside the watched prefixes), because those are by far the
+ * most frequent calls. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "security.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+
+const volatile __u32 self_pid = 0;
+
+struct tg_security_event *tg_anchor_security_event __attribute__((used));
+struct tg_security_prefix *tg_anchor_security_prefix __attribute__((used));
+enum tg_security_call tg_anchor_security_call __attribute__((used));
+enum tg_security_stat tg_anchor_security_stat __attribute__((used));
+enum tg_security_limits tg_anchor_security_limits __attribute__((used));
+
+/* A call between enter and exit: what enter read, keyed by thread. */
+struct inflight {
+	__u64 args[4];
+	__u32 call;
+	__u16 port;
+	__u16 family;
+	__u8 addr[16];
+	char path[TG_SECURITY_PATH_LEN];
+	char extra[TG_SECURITY_EXTRA_LEN];
+};
+
+/* LRU: a thread killed inside a call never runs its exit, and its entry must not stay. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} tg_sec_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} tg_sec_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_SECURITY_PREFIXES);
+	__type(key, __u32);
+	__type(value, struct tg_security_prefix);
+} tg_sec_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TG_SECURITY_RING_BYTES_DEFAULT);
+} tg_sec_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_SECURITY_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tg_sec_stats SEC(".maps");
+
+static __always_inline void stat_inc(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&tg_sec_stats, &i);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int is_self(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == self_pid;
+}
+
+/* Who did it: the thread, its credentials after the call, and its ancestry by real parent. */
+static __always_inline void fill_task(struct tg_security_event *e)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	e->euid = BPF_CORE_READ(t, cred, euid.val);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	struct task_struct *p = t;
+#pragma unroll
+	for (int i = 0; i < TG_SECURITY_ANCESTORS; i++) {
+		p = BPF_CORE_READ(p, real_parent);
+		if (!p)
+			break;
+		e->ppid[i] = BPF_CORE_READ(p, tgid);
+		BPF_CORE_READ_INTO(&e->pcomm[i], p, comm);
+		if (e->ppid[i] <= 1)
+			break;
+	}
+}
+
+static __always_inline struct tg_security_event *reserve(void)
+{
+	struct tg_security_event *e = bpf_ringbuf_reserve(&tg_sec_ring, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TG_SECURITY_STAT_RING_FULL);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	fill_task(e);
+	return e;
+}
+
+static __always_inline void submit(struct tg_security_event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	stat_inc(TG_SECURITY_STAT_EVENTS);
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int tg_sec_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	if (is_self())
+		return 0;
+	struct tg_security_event *e = reserve();
+	if (!e)
+		return 0;
+	e->call = TG_SECURITY_EXEC;
+	unsigned int off = ctx->__data_loc_filename & 0xFFFF;
+	bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
+	/* The new image's argv, as the kernel just copied it onto the new stack. */
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	unsigned long start = BPF_CORE_READ(t, mm, arg_start);
+	unsigned long n = BPF_CORE_READ(t, mm, arg_end) - start;
+	if (n > TG_SECURITY_EXTRA_LEN)
+		n = TG_SECURITY_EXTRA_LEN;
+	bpf_probe_read_user(e->extra, n & (2 * TG_SECURITY_EXTRA_LEN - 1), (const void *)start);
+	submit(e);
+	return 0;
+}
+
+static __always_inline struct inflight *scratch(__u32 call)
+{
+	__u32 k = 0;
+	struct inflight *f = bpf_map_lookup_elem(&tg_sec_scratch, &k);
+	if (!f)
+		return NULL;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->call = call;
+	return f;
+}
+
+static __always_inline int begin(struct inflight *f)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&tg_sec_inflight, &tid, f, BPF_ANY))
+		stat_inc(TG_SECURITY_STAT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline int enter_args(struct trace_event_raw_sys_enter *ctx, __u32 call)
+{
+	if (is_self())
+		return 0;
+	struct inflight *f = scratch(call);
+	if (!f)
+		return 0;
+	/* One load per field: a loop makes clang step the ctx pointer, which the verifier refuses. */
+	f->args[0] = BPF_CORE_READ(ctx, args[0]);
+	f->args[1] = BPF_CORE_READ(ctx, args[1]);
+	f->args[2] = BPF_CORE_READ(ctx, args[2]);
+	f->args[3] = BPF_CORE_READ(ctx, args[3]);
+	return begin(f);
+}
+
+static __always_inline int finish(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *f = bpf_map_lookup_elem(&tg_sec_inflight, &tid);
+	if (!f)
+		return 0;
+	struct tg_security_event *e = reserve();
+	if (e) {
+		e->call = f->call;
+		e->ret = ret;
+		__builtin_memcpy(e->args, f->args, sizeof(e->args));
+		__builtin_memcpy(e->addr, f->addr, sizeof(e->addr));
+		e->port = f->port;
+		e->family = f->family;
+		bpf_probe_read_kernel(e->path, sizeof(e->path), f->path);
+		bpf_probe_read_kernel(e->extra, sizeof(e->extra), f->extra);
+		submit(e);
+	}
+	bpf_map_delete_elem(&tg_sec_inflight, &tid);
+	return 0;
+}
+
+#define EXIT(sys)                                                              \
+	SEC("tracepoint/syscalls/sys_exit_" #sys)                              \
+	int tg_sec_out_##sys(struct trace_event_raw_sys_exit *ctx)             \
+	{                                                                      \
+		return finish(ctx->ret);                                       \
+	}
+#define ARGS(sys, call)                                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #sys)                             \
+	int tg_sec_in_##sys(struct trace_event_raw_sys_enter *ctx)             \
+	{                                                                      \
+		return enter_args(ctx, call);                                  \
+	}                                                                      \
+	EXIT(sys)
+
+ARGS(setuid, TG_SECURITY_SETUID)
+ARGS(setreuid, TG_SECURITY_SETREUID)
+ARGS(setresuid, TG_SECURITY_SETRESUID)
+ARGS(setgid, TG_SECURITY_SETGID)
+ARGS(setregid, TG_SECURITY_SETREGID)
+ARGS(setresgid, TG_SECURITY_SETRESGID)
+ARGS(capset, TG_SECURITY_CAPSET)
+
+#define PTRACE_TRACEME 0
+#define PTRACE_ATTACH 16
+#define PTRACE_SEIZE 0x4206
+
+/* Only the requests that start tracing: peeks and pokes of a debugger already attached are
+ * thousands per second and say nothing new. */
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int tg_sec_in_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	long req = ctx->args[0];
+	if (req != PTRACE_ATTACH && req != PTRACE_SEIZE && req != PTRACE_TRACEME)
+		return 0;
+	return enter_args(ctx, TG_SECURITY_PTRACE);
+}
+EXIT(ptrace)
+
+/* Commands that put something into the kernel (maps, programs, attachments); lookups, updates
+ * and id walks are what every BPF agent does all day. */
+#define BPF_CMDS ((1ULL << 0) | (1ULL << 5) | (1ULL << 8) | (1ULL << 17) | (1ULL << 28))
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int tg_sec_in_bpf(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 cmd = ctx->args[0];
+	if (cmd >= 64 || !((1ULL << cmd) & BPF_CMDS))
+		return 0;
+	return enter_args(ctx, TG_SECURITY_BPF);
+}
+EXIT(bpf)
+
+SEC("tracepoint/syscalls/sys_enter_init_module")
+int tg_sec_in_init_module(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	struct inflight *f = scratch(TG_SECURITY_INIT_MODULE);
+	if (!f)
+		return 0;
+	f->args[1] = ctx->args[1];
+	bpf_probe_read_user_str(f->extra, sizeof(f->extra), (const void *)ctx->args[2]);
+	return begin(f);
+}
+EXIT(init_module)
+
+SEC("tracepoint/syscalls/sys_enter_finit_module")
+int tg_sec_in_finit_module(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	struct inflight *f = scratch(TG_SECURITY_FINIT_MODULE);
+	if (!f)
+		return 0;
+	f->args[0] = ctx->args[0];
+	f->args[2] = ctx->args[2];
+	bpf_probe_read_user_str(f->extra, sizeof(f->extra), (const void *)ctx->args[1]);
+	return begin(f);
+}
+EXIT(finit_module)
+
+SEC("tracepoint/syscalls/sys_enter_mount")
+int tg_sec_in_mount(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	struct inflight *f = scratch(TG_SECURITY_MOUNT);
+	if (!f)
+		return 0;
+	bpf_probe_read_user_str(f->path, sizeof(f->path), (const void *)ctx->args[1]);
+	bpf_probe_read_user_str(f->extra, TG_SECURITY_EXTRA_LEN / 2, (const void *)ctx->args[0]);
+	bpf_probe_read_user_str(f->extra + TG_SECURITY_EXTRA_LEN / 2, TG_SECURITY_EXTRA_LEN / 2, (const void *)ctx->args[2]);
+	f->args[3] = ctx->args[3];
+	return begin(f);
+}
+EXIT(mount)
+
+/* Whether a path starts with one of the prefixes the open rules watch. */
+static __always_inline int watched(const char *path)
+{
+	for (__u32 i = 0; i < TG_SECURITY_PREFIXES; i++) {
+		__u32 k = i;
+		struct tg_security_prefix *p = bpf_map_lookup_elem(&tg_sec_prefixes, &k);
+		if (!p || !p->len)
+			continue;
+		__u32 len = p->len;
+		int same = 1;
+		for (__u32 j = 0; j < TG_SECURITY_PREFIX_LEN; j++) {
+			if (j >= len)
+				break;
+			if (path[j] != p->prefix[j]) {
+				same = 0;
+				break;
+			}
+		}
+		if (same)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int enter_open(const void *upath, __u64 flags)
+{
+	if (is_self())
+		return 0;
+	struct inflight *f = scratch(TG_SECURITY_OPENAT);
+	if (!f)
+		return 0;
+	bpf_probe_read_user_str(f->path, sizeof(f->path), upath);
+	if (!watched(f->path))
+		return 0;
+	f->args[2] = flags;
+	return begin(f);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int tg_sec_in_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_open((const void *)ctx->args[1], ctx->args[2]);
+}
+EXIT(openat)
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int tg_sec_in_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 flags = 0; /* struct open_how starts with the flags */
+	bpf_probe_read_user(&flags, sizeof(flags), (const void *)ctx->args[2]);
+	return enter_open((const void *)ctx->args[1], flags);
+}
+EXIT(openat2)
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tg_sec_in_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	const __u8 *sa = (const __u8 *)ctx->args[1];
+	__u16 family = 0;
+	bpf_probe_read_user(&family, sizeof(family), sa);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	struct inflight *f = scratch(TG_SECURITY_CONNECT);
+	if (!f)
+		return 0;
+	__be16 port = 0;
+	bpf_probe_read_user(&port, sizeof(port), sa + 2);
+	f->family = family;
+	f->port = bpf_ntohs(port);
+	if (family == AF_INET) {
+		__u8 a[4] = {};
+		bpf_probe_read_user(a, 4, sa + 4);
+		if (a[0] == 127)
+			return 0; /* loopback never leaves the host */
+		f->addr[10] = 0xff;
+		f->addr[11] = 0xff;
+		__builtin_memcpy(&f->addr[12], a, 4);
+	} else {
+		bpf_probe_read_user(f->addr, 16, sa + 8);
+		__u64 hi = 0, lo = 0;
+		__builtin_memcpy(&hi, f->addr, 8);
+		__builtin_memcpy(&lo, &f->addr[8], 8);
+		if (hi == 0 && lo == bpf_cpu_to_be64(1))
+			return 0; /* ::1 */
+		if (hi == 0 && f->addr[8] == 0 && f->addr[9] == 0 && f->addr[10] == 0xff && f->addr[11] == 0xff && f->addr[12] == 127)
+			return 0; /* ::ffff:127.x */
+	}
+	return begin(f);
+}
+EXIT(connect)

@@ -1,0 +1,108 @@
+// Kernel records of bpf/security.bpf.c → SecurityEvent: the call grouped into the event kind the
+// rules name, with its process, ancestry and arguments decoded.
+import { addrText, cString } from '../tracers/bpf-object';
+import { tg_security_event as L, tg_security_call as C, tg_security_limits as LIM } from '../generated/security-layout';
+import type { EventKind } from './policy';
+
+export const CALLS: Record<number, { kind: EventKind; syscall: string }> = {
+  [C.TG_SECURITY_EXEC]: { kind: 'exec', syscall: 'execve' },
+  [C.TG_SECURITY_SETUID]: { kind: 'setuid', syscall: 'setuid' },
+  [C.TG_SECURITY_SETREUID]: { kind: 'setuid', syscall: 'setreuid' },
+  [C.TG_SECURITY_SETRESUID]: { kind: 'setuid', syscall: 'setresuid' },
+  [C.TG_SECURITY_SETGID]: { kind: 'setgid', syscall: 'setgid' },
+  [C.TG_SECURITY_SETREGID]: { kind: 'setgid', syscall: 'setregid' },
+  [C.TG_SECURITY_SETRESGID]: { kind: 'setgid', syscall: 'setresgid' },
+  [C.TG_SECURITY_CAPSET]: { kind: 'capset', syscall: 'capset' },
+  [C.TG_SECURITY_PTRACE]: { kind: 'ptrace', syscall: 'ptrace' },
+  [C.TG_SECURITY_BPF]: { kind: 'bpf', syscall: 'bpf' },
+  [C.TG_SECURITY_INIT_MODULE]: { kind: 'module', syscall: 'init_module' },
+  [C.TG_SECURITY_FINIT_MODULE]: { kind: 'module', syscall: 'finit_module' },
+  [C.TG_SECURITY_MOUNT]: { kind: 'mount', syscall: 'mount' },
+  [C.TG_SECURITY_OPENAT]: { kind: 'open', syscall: 'openat' },
+  [C.TG_SECURITY_CONNECT]: { kind: 'connect', syscall: 'connect' },
+};
+
+/** The BPF programs each event kind comes from (a kind whose programs did not attach is inactive). */
+export const KIND_PROGRAMS: Record<EventKind, string[][]> = {
+  exec: [['tg_sec_exec']],
+  setuid: ['setuid', 'setreuid', 'setresuid'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
+  setgid: ['setgid', 'setregid', 'setresgid'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
+  capset: [['tg_sec_in_capset', 'tg_sec_out_capset']],
+  ptrace: [['tg_sec_in_ptrace', 'tg_sec_out_ptrace']],
+  bpf: [['tg_sec_in_bpf', 'tg_sec_out_bpf']],
+  module: ['init_module', 'finit_module'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
+  mount: [['tg_sec_in_mount', 'tg_sec_out_mount']],
+  open: ['openat', 'openat2'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
+  connect: [['tg_sec_in_connect', 'tg_sec_out_connect']],
+};
+
+export const PTRACE_REQUEST: Record<number, string> = { 0: 'traceme', 16: 'attach', 0x4206: 'seize' };
+export const BPF_COMMAND: Record<number, string> = { 0: 'BPF_MAP_CREATE', 5: 'BPF_PROG_LOAD', 8: 'BPF_PROG_ATTACH', 17: 'BPF_RAW_TRACEPOINT_OPEN', 28: 'BPF_LINK_CREATE' };
+
+export interface Ancestor { pid: number; name: string }
+
+export interface SecurityEvent {
+  call: number; kind: EventKind; syscall: string;
+  pid: number; tid: number; uid: number; euid: number; ret: number;
+  args: bigint[];
+  comm: string;
+  ancestors: Ancestor[];
+  path: string;
+  /** exec: argv; mount: [source, fstype]; module: [params] */
+  extra: string[];
+  address?: string; port?: number;
+}
+
+function nulList(b: Buffer, off: number, len: number): string[] {
+  const s = b.subarray(off, off + len);
+  let end = s.length;
+  while (end > 0 && s[end - 1] === 0) end--;
+  return end ? s.subarray(0, end).toString('utf8').split('\0') : [];
+}
+
+export function parseSecurityEvent(b: Buffer): SecurityEvent | undefined {
+  const call = b.readUInt32LE(L.call);
+  const c = CALLS[call];
+  if (!c) return undefined;
+  const ancestors: Ancestor[] = [];
+  for (let i = 0; i < LIM.TG_SECURITY_ANCESTORS; i++) {
+    const pid = b.readUInt32LE(L.ppid + 4 * i);
+    if (!pid) break;
+    ancestors.push({ pid, name: cString(b, L.pcomm + 16 * i, 16) });
+  }
+  const args = [0, 1, 2, 3].map((i) => b.readBigUInt64LE(L.args + 8 * i));
+  let extra: string[];
+  if (c.kind === 'mount') {
+    const half = LIM.TG_SECURITY_EXTRA_LEN / 2;
+    extra = [cString(b, L.extra, half), cString(b, L.extra + half, half)];
+  } else if (c.kind === 'exec') {
+    extra = nulList(b, L.extra, LIM.TG_SECURITY_EXTRA_LEN);
+  } else {
+    const s = cString(b, L.extra, LIM.TG_SECURITY_EXTRA_LEN);
+    extra = s ? [s] : [];
+  }
+  const ev: SecurityEvent = {
+    call, kind: c.kind, syscall: c.syscall,
+    pid: b.readUInt32LE(L.pid), tid: b.readUInt32LE(L.tid), uid: b.readUInt32LE(L.uid), euid: b.readUInt32LE(L.euid),
+    ret: Number(b.readBigInt64LE(L.ret)), args, comm: cString(b, L.comm, 16), ancestors,
+    path: cString(b, L.path, LIM.TG_SECURITY_PATH_LEN), extra,
+  };
+  if (c.kind === 'connect') { ev.address = addrText(b, L.addr); ev.port = b.readUInt16LE(L.port); }
+  return ev;
+}
+
+/** setuid/setgid family: the ids asked for, without the -1 that means "unchanged". */
+export function targetIds(ev: SecurityEvent): number[] {
+  const n = ev.syscall.startsWith('setres') ? 3 : ev.syscall.startsWith('setre') ? 2 : 1;
+  return ev.args.slice(0, n).map((a) => Number(BigInt.asUintN(32, a))).filter((x) => x !== 0xffffffff);
+}
+
+const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_TRUNC = 0o1000, O_APPEND = 0o2000;
+export function openAccess(ev: SecurityEvent): 'read' | 'write' {
+  return Number(ev.args[2] & 0xffffffffn) & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) ? 'write' : 'read';
+}
+
+const EINPROGRESS = 115;
+export function succeeded(ev: SecurityEvent): boolean {
+  return ev.ret >= 0 || (ev.kind === 'connect' && ev.ret === -EINPROGRESS);
+}

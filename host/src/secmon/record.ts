@@ -1,0 +1,84 @@
+// A matched event → an OTLP log record: severity from the rule, OpenTelemetry process/file/network
+// attribute names where they exist, telegen.* for the rest (rule, syscall, ancestry, arguments).
+import { AnyValueMap, LogRecord, SeverityNumber } from '@opentelemetry/api-logs';
+import * as os from 'os';
+import { Rule } from './policy';
+import { SecurityEvent, targetIds, openAccess, succeeded, PTRACE_REQUEST, BPF_COMMAND } from './event';
+
+const SEVERITY: Record<Rule['severity'], [SeverityNumber, string]> = {
+  info: [SeverityNumber.INFO, 'INFO'], warn: [SeverityNumber.WARN, 'WARN'],
+  error: [SeverityNumber.ERROR, 'ERROR'], fatal: [SeverityNumber.FATAL, 'FATAL'],
+};
+const ERRNO = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
+
+function what(ev: SecurityEvent): string {
+  switch (ev.kind) {
+    case 'exec': return `exec ${ev.extra.length ? ev.extra.join(' ') : ev.path}`;
+    case 'setuid': case 'setgid': return `${ev.syscall}(${targetIds(ev).join(', ')})`;
+    case 'ptrace': return `ptrace ${PTRACE_REQUEST[Number(ev.args[0])] ?? ev.args[0]} pid ${ev.args[1]}`;
+    case 'bpf': return `bpf ${BPF_COMMAND[Number(ev.args[0])] ?? ev.args[0]}`;
+    case 'module': return ev.syscall;
+    case 'mount': return `mount ${ev.extra[0] ?? ''} on ${ev.path} type ${ev.extra[1] ?? ''}`;
+    case 'open': return `open ${ev.path} for ${openAccess(ev)}`;
+    case 'connect': return `connect ${ev.address}:${ev.port}`;
+    default: return ev.syscall;
+  }
+}
+
+export function securityLogRecord(rule: Rule, ev: SecurityEvent, suppressed: number): LogRecord {
+  const [severityNumber, severityText] = SEVERITY[rule.severity];
+  const ok = succeeded(ev);
+  const a: AnyValueMap = {
+    'event.name': 'telegen.security.alert',
+    'telegen.security.rule.id': rule.id,
+    'telegen.security.event': ev.kind,
+    'telegen.security.syscall': ev.syscall,
+    'telegen.security.result': ok ? 'success' : 'failure',
+    'process.pid': ev.pid,
+    'process.executable.name': ev.comm,
+    'process.real_user.id': ev.uid,
+    'process.user.id': ev.euid,
+    'telegen.process.ancestors': ev.ancestors.map((x) => `${x.pid} ${x.name}`),
+  };
+  if (!ok) a['error.type'] = ERRNO.get(-ev.ret) ?? String(-ev.ret);
+  if (ev.ancestors[0]) { a['process.parent_pid'] = ev.ancestors[0].pid; a['telegen.process.parent.executable.name'] = ev.ancestors[0].name; }
+  switch (ev.kind) {
+    case 'exec':
+      a['process.executable.path'] = ev.path;
+      a['process.command_args'] = ev.extra;
+      a['process.command_line'] = ev.extra.join(' ');
+      break;
+    case 'setuid': case 'setgid':
+      a['telegen.security.target_ids'] = targetIds(ev);
+      break;
+    case 'ptrace':
+      a['telegen.ptrace.request'] = PTRACE_REQUEST[Number(ev.args[0])] ?? String(ev.args[0]);
+      a['telegen.ptrace.target.pid'] = Number(ev.args[1]);
+      break;
+    case 'bpf':
+      a['telegen.bpf.command'] = BPF_COMMAND[Number(ev.args[0])] ?? String(ev.args[0]);
+      break;
+    case 'module':
+      if (ev.extra[0]) a['telegen.module.params'] = ev.extra[0];
+      break;
+    case 'mount':
+      a['file.path'] = ev.path;
+      a['telegen.mount.source'] = ev.extra[0] ?? '';
+      a['telegen.mount.fstype'] = ev.extra[1] ?? '';
+      break;
+    case 'open':
+      a['file.path'] = ev.path;
+      a['telegen.file.access'] = openAccess(ev);
+      break;
+    case 'connect':
+      a['server.address'] = ev.address ?? '';
+      a['server.port'] = ev.port ?? 0;
+      break;
+  }
+  if (suppressed) a['telegen.security.suppressed'] = suppressed;
+  return {
+    severityNumber, severityText, eventName: 'telegen.security.alert',
+    body: `${rule.description}: ${ev.comm} (pid ${ev.pid}) ${what(ev)}${ok ? '' : ` → ${a['error.type']}`}`,
+    attributes: a,
+  };
+}
