@@ -123,7 +123,8 @@ export class Analytics {
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly edges = new Map<string, Edge>();
   private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
-  private readonly traces = new Map<string, SpanView[]>();
+  /** Latest traces' spans; views are built when the API asks, not for every span. */
+  private readonly traces = new Map<string, ReadableSpan[]>();
   private readonly cfg: AnalyticsConfig;
   overflowPoints = 0;
 
@@ -214,15 +215,18 @@ export class Analytics {
     let bySeries = byInst.get(r.instrument);
     if (!bySeries) { bySeries = new Map(); byInst.set(r.instrument, bySeries); }
     let key = JSON.stringify(r.attrs);
-    let attrs: Attributes = { 'service.name': service, ...r.attrs };
     if (!bySeries.has(key) && bySeries.size >= this.cfg.cardinalityLimit) {
       // Past the limit every new combination shares one series, so a bad route never explodes storage.
       key = 'overflow';
-      attrs = { 'service.name': service, 'otel.metric.overflow': true };
       this.overflowPoints++;
     }
     let ser = bySeries.get(key);
-    if (!ser) { ser = { instrument: r.instrument, attributes: attrs, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: {} }; bySeries.set(key, ser); }
+    if (!ser) {
+      // The series keeps its attribute object: the SDK is handed the same one for every point.
+      const attrs: Attributes = key === 'overflow' ? { 'service.name': service, 'otel.metric.overflow': true } : { 'service.name': service, ...r.attrs };
+      ser = { instrument: r.instrument, attributes: attrs, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: {} };
+      bySeries.set(key, ser);
+    }
     const sec = seconds(s);
     const err = isError(s);
     ser.count++; if (err) ser.errors++; ser.sumS += sec;
@@ -242,7 +246,7 @@ export class Analytics {
         h = this.meter.createHistogram(r.instrument, { unit: ms ? 'ms' : 's', description: INSTRUMENTS[r.instrument], advice: { explicitBucketBoundaries: ms ? DURATION_BUCKETS_S.map((x) => x * 1000) : DURATION_BUCKETS_S } });
         this.hist.set(r.instrument, h);
       }
-      h.record(UNIT_MS.has(r.instrument) ? sec * 1000 : sec, attrs);
+      h.record(UNIT_MS.has(r.instrument) ? sec * 1000 : sec, ser.attributes);
     }
   }
 
@@ -251,7 +255,7 @@ export class Analytics {
     let list = this.traces.get(id);
     if (list) this.traces.delete(id); // re-insert: Map order is recency
     else list = [];
-    if (list.length < 200) list.push(spanView(s));
+    if (list.length < 200) list.push(s);
     this.traces.set(id, list);
     while (this.traces.size > this.cfg.maxTraces) this.traces.delete(this.traces.keys().next().value as string);
   }
@@ -263,7 +267,7 @@ export class Analytics {
     const edge = q.get('edge');
     if (edge) ids = [...(this.edges.get(edge)?.traceIds ?? [])].reverse().filter((t) => this.traces.has(t));
     else ids = [...this.traces.keys()].reverse();
-    return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: [...this.traces.get(traceId)!].sort((a, b) => a.startMs - b.startMs) })) };
+    return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: this.traces.get(traceId)!.map(spanView).sort((a, b) => a.startMs - b.startMs) })) };
   }
 
   topology(): Record<string, unknown> {

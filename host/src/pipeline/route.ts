@@ -5,7 +5,21 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEXID = /^[0-9a-f]{16,}$/i;
 const MIXED_ID = /^(?=.*\d)[A-Za-z0-9_-]{20,}$/;
 
+// Paths repeat (every request to /users/7 …): remember the last few thousand templates instead of
+// splitting and running four regexes per segment on every span.
+const cache = new Map<string, string>();
+const CACHE_MAX = 4096;
+
 export function templateRoute(path: string): string {
+  const hit = cache.get(path);
+  if (hit !== undefined) return hit;
+  const route = template(path);
+  if (cache.size >= CACHE_MAX) cache.clear();
+  if (path.length <= 512) cache.set(path, route);
+  return route;
+}
+
+function template(path: string): string {
   if (path === '' || path === '/') return '/';
   const segs = path.split('/');
   for (let i = 0; i < segs.length; i++) {

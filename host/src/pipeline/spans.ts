@@ -1,5 +1,5 @@
 // Decoder records + connection facts → OpenTelemetry spans (ReadableSpan, sdk-trace-base 2.x shape).
-import { randomBytes } from 'crypto';
+import { randomFillSync } from 'crypto';
 import { Attributes, SpanKind, SpanStatusCode, SpanContext, TraceFlags, HrTime } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
@@ -30,7 +30,16 @@ export function hrTime(ns: bigint): HrTime {
   return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
 }
 
-function hex(n: number): string { return randomBytes(n).toString('hex'); }
+// Trace and span ids come out of one random pool refilled every 256 spans: a crypto call (and a
+// Buffer) per id was the most expensive step of building a span.
+const idPool = Buffer.alloc(6144);
+let idPoolAt = idPool.length;
+function hex(n: number): string {
+  if (idPoolAt + n > idPool.length) { randomFillSync(idPool); idPoolAt = 0; }
+  const s = idPool.toString('hex', idPoolAt, idPoolAt + n);
+  idPoolAt += n;
+  return s;
+}
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
@@ -72,8 +81,20 @@ export function parentFromHeaders(a: Attributes): SpanContext | undefined {
   return undefined;
 }
 
-const CONTEXT_HEADERS = ['http.request.header.traceparent', 'http.request.header.tracestate', 'http.request.header.b3',
-  'http.request.header.x-b3-traceid', 'http.request.header.x-b3-spanid', 'http.request.header.x-b3-sampled', 'http.request.header.x-b3-parentspanid'];
+const CONTEXT_HEADERS = new Set(['http.request.header.traceparent', 'http.request.header.tracestate', 'http.request.header.b3',
+  'http.request.header.x-b3-traceid', 'http.request.header.x-b3-spanid', 'http.request.header.x-b3-sampled', 'http.request.header.x-b3-parentspanid']);
+
+/** The record's attributes minus the context headers (they become the parent, not attributes).
+ *  Copied key by key: `delete` would turn every span's attribute object into a slow dictionary. */
+function ownAttributes(src: Record<string, unknown>): { a: Attributes; context: boolean } {
+  const a: Attributes = {};
+  let context = false;
+  for (const k in src) {
+    if (CONTEXT_HEADERS.has(k)) context = true;
+    else a[k] = src[k] as Attributes[string];
+  }
+  return { a, context };
+}
 
 function spanName(a: Attributes, protocol: string): string {
   if (a['rpc.system'] && a['rpc.service']) return `${a['rpc.service']}/${a['rpc.method'] ?? '*'}`;
@@ -123,7 +144,7 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   // A response whose request we never saw (joined mid-connection, request lost): no span — the
   // caller counts it. A span without its operation would be noise in every backend.
   if (rec.flags & FLAG_NO_REQUEST) return undefined;
-  const a: Attributes = { ...rec.attributes };
+  const { a, context } = ownAttributes(rec.attributes);
   const e = ends(conn);
   const kind = conn.observer === 'capture' ? SpanKind.SERVER : conn.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER;
 
@@ -154,8 +175,7 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     resAttrs = { 'service.name': opts.defaultService ?? 'telegen-replay', 'telemetry.sdk.name': 'telegen' };
   }
 
-  const parent = kind === SpanKind.SERVER ? parentFromHeaders(a) : undefined;
-  for (const h of CONTEXT_HEADERS) delete a[h];
+  const parent = kind === SpanKind.SERVER && context ? parentFromHeaders(rec.attributes) : undefined;
   const traceId = parent?.traceId ?? hex(16);
   const ctx: SpanContext = { traceId, spanId: hex(8), traceFlags: parent?.traceFlags ?? TraceFlags.SAMPLED };
 

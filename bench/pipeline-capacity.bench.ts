@@ -1,0 +1,243 @@
+// Pipeline capacity: socket-tracer ring records per second the JS pipeline sustains, per stage.
+//
+// 1. Record: the real socket tracer while test/fixtures/http-load.js drives
+//    test/fixtures/http-server.js on loopback; every ring record of those two processes is copied
+//    out (BENCH_CAPTURE=FILE keeps the recording and replays it on the next run, so before/after
+//    numbers are over the same bytes).
+// 2. Replay: the records are laid out as a ring view with [offset, length] batches of up to 4096
+//    (what native/src/ring_reader.cc hands over) and fed to KernelIngest.onBatch, through deeper
+//    and deeper pipelines: decode only → + spans → + correlate → + analytics → the real Agent
+//    (stages, export queue, OTLP/JSON file). Each depth's ns/record minus the one before is that
+//    stage's cost. Batches yield to the event loop in between, as ring batches do in the agent.
+// It also reports spans per request of the recorded load (client + server: 2.0 when nothing is lost).
+import './quiet';
+import { spawn, ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { spread, writeResult, repoRoot } from './lib';
+import { openSocketTracer } from '../host/src/native';
+import { connOffset, pid as recordPid } from '../host/src/native/events';
+import { DecoderRegistry, defaultDecodersDir } from '../host/src/decoders/registry';
+import { Router, RecordSink } from '../host/src/ingest/router';
+import { KernelIngest } from '../host/src/ingest/kernel';
+import { SelfMetrics } from '../host/src/metrics/self';
+import { recordToSpan, monotonicClock } from '../host/src/pipeline/spans';
+import { correlateStage } from '../host/src/correlate';
+import { Analytics } from '../host/src/analytics';
+import { Agent } from '../host/src/agent';
+import { parseConfig } from '../host/src/config';
+import { resolveExportConfig } from '../host/src/export';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { KIND_EXCHANGE, FLAG_NO_REQUEST } from '../decoders/abi/abi';
+
+interface Capture { buf: Buffer; offs: number[]; lens: number[]; requests: number }
+
+const MAX_BATCH = 4096;
+
+function startServer(): Promise<{ proc: ChildProcess; port: number }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ proc, port: Number(m[1]) }); });
+    proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+}
+
+async function record(seconds: number, conc: number, rate: number): Promise<Capture> {
+  const server = await startServer();
+  const pids = new Set<number>([server.proc.pid!]);
+  const chunks: Buffer[] = [];
+  const tracer = openSocketTracer({}, (ring, index, count) => {
+    for (let i = 0; i < count; i++) {
+      const off = index[2 * i];
+      const len = index[2 * i + 1];
+      if (len < 64 || !pids.has(recordPid(ring, connOffset(ring, off)))) continue;
+      chunks.push(Buffer.from(ring.subarray(off, off + len)));
+    }
+  });
+  if (!tracer.report.attached.length) throw new Error(`socket tracer did not attach: ${JSON.stringify(tracer.report.failed)}`);
+  const load = spawn(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-load.js'), String(server.port), String(conc), String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  pids.add(load.pid!);
+  let out = '';
+  load.stdout!.on('data', (d) => { out += String(d); });
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const exited = new Promise((r) => load.once('exit', r));
+  load.kill('SIGTERM');
+  await exited;
+  await new Promise((r) => setTimeout(r, 500));
+  const stats = tracer.stats();
+  tracer.close();
+  server.proc.kill('SIGTERM');
+  if (stats.ring_full) process.stdout.write(`warning: ${stats.ring_full} records lost while recording\n`);
+  const requests = JSON.parse(out.trim().split('\n').pop()!).done as number;
+  return pack(chunks, requests);
+}
+
+function pack(chunks: Buffer[], requests: number): Capture {
+  const offs: number[] = [];
+  const lens: number[] = [];
+  let total = 0;
+  for (const c of chunks) total += (c.length + 7) & ~7;
+  const buf = Buffer.alloc(total);
+  let p = 0;
+  for (const c of chunks) { c.copy(buf, p); offs.push(p); lens.push(c.length); p += (c.length + 7) & ~7; }
+  return { buf, offs, lens, requests };
+}
+
+function save(file: string, c: Capture): void {
+  const head = Buffer.alloc(8 + 4 * c.lens.length);
+  head.writeUInt32LE(c.requests, 0);
+  head.writeUInt32LE(c.lens.length, 4);
+  c.lens.forEach((l, i) => head.writeUInt32LE(l, 8 + 4 * i));
+  fs.writeFileSync(file, Buffer.concat([head, c.buf]));
+}
+
+function load(file: string): Capture {
+  const b = fs.readFileSync(file);
+  const requests = b.readUInt32LE(0);
+  const n = b.readUInt32LE(4);
+  const chunks: Buffer[] = [];
+  let p = 8 + 4 * n;
+  for (let i = 0; i < n; i++) { const l = b.readUInt32LE(8 + 4 * i); chunks.push(b.subarray(p, p + l)); p += (l + 7) & ~7; }
+  return pack(chunks, requests);
+}
+
+/** Index batches as the ring reader builds them. */
+function batches(c: Capture): Uint32Array[] {
+  const out: Uint32Array[] = [];
+  for (let i = 0; i < c.offs.length; i += MAX_BATCH) {
+    const n = Math.min(MAX_BATCH, c.offs.length - i);
+    const idx = new Uint32Array(2 * n);
+    for (let j = 0; j < n; j++) { idx[2 * j] = c.offs[i + j]; idx[2 * j + 1] = c.lens[i + j]; }
+    out.push(idx);
+  }
+  return out;
+}
+
+const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
+
+type Depth = 'decode' | 'spans' | 'correlate' | 'analytics' | 'agent';
+const DEPTHS: Depth[] = ['decode', 'spans', 'correlate', 'analytics', 'agent'];
+
+/** seconds: CPU time of this process (user + system) — on a shared, loaded machine wall time
+ *  mostly measures the other tenants; wall: elapsed time. */
+interface RunResult { seconds: number; wall: number; spans: number }
+
+/** The pipeline up to `depth`, wired like host/src/agent.ts; the source clock drives the timers. */
+async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult> {
+  const metrics = new SelfMetrics();
+  let spans = 0;
+  const clock = monotonicClock();
+  let kernel: KernelIngest | undefined;
+  const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
+  const meter = new MeterProvider({}).getMeter('bench');
+  const analytics = new Analytics(meter, {}, nowMs);
+  const last = (_s: ReadableSpan) => { spans++; };
+  const correlate = correlateStage({}, depth === 'analytics' ? analytics.tap(last) : last, nowMs);
+  let router: Router | undefined;
+  const sink: RecordSink = (rec, conn, decoder) => {
+    if (depth === 'decode') { if (rec.kind === KIND_EXCHANGE && !(rec.flags & FLAG_NO_REQUEST)) spans++; return; }
+    const span = recordToSpan(rec, conn.meta, decoder, { clock });
+    if (!span) return;
+    if (depth === 'spans') { spans++; return; }
+    correlate(span, conn.meta);
+  };
+  const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
+  registry.loadDir(defaultDecodersDir());
+  router = new Router(registry, sink, metrics, { detectThreshold: 60 });
+  kernel = new KernelIngest(router, metrics);
+  let nextCorrelate = 0;
+  let nextAnalytics = 0;
+  const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
+  for (const b of idx) {
+    kernel.onBatch(ring, b, b.length / 2);
+    const t = nowMs();
+    if (t >= nextCorrelate) { correlate.correlator.tick(); nextCorrelate = t + 100; }
+    if (t >= nextAnalytics) { analytics.tick(); nextAnalytics = t + 500; }
+    await yieldLoop();
+  }
+  for (const conn of [...router.streams.values()]) router.close(conn);
+  correlate.stop();
+  analytics.flush();
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cu = process.cpuUsage(c0);
+  const seconds = (cu.user + cu.system) / 1e6;
+  void c;
+  return { seconds, wall, spans };
+}
+
+/** The real Agent (tracers off, API off, export to OTLP/JSON files), fed the same batches. */
+async function runAgent(ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-capacity-'));
+  const off = { enabled: false };
+  const cfg = parseConfig({
+    data_dir: dataDir, api: { enabled: false },
+    tracers: { socket: off, profile: off, tls: off, tcp: off, xdp: off, fileio: off },
+  });
+  const agent = new Agent(cfg, resolveExportConfig({}, {}));
+  await agent.start();
+  const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
+  for (const b of idx) { agent.kernel.onBatch(ring, b, b.length / 2); await yieldLoop(); }
+  await agent.stop();
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cu = process.cpuUsage(c0);
+  const seconds = (cu.user + cu.system) / 1e6;
+  const spans = agent.metrics.value('telegen_spans_total', { kind: 'server' }) + agent.metrics.value('telegen_spans_total', { kind: 'client' });
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { seconds, wall, spans };
+}
+
+async function main(): Promise<void> {
+  const file = process.env.BENCH_CAPTURE;
+  let cap: Capture;
+  if (file && fs.existsSync(file)) cap = load(file);
+  else {
+    if (process.getuid?.() !== 0) { console.error('pipeline-capacity records with the socket tracer: needs root (or BENCH_CAPTURE=FILE from an earlier run)'); process.exit(1); }
+    cap = await record(Number(process.env.BENCH_RECORD_SECONDS || 6), Number(process.env.BENCH_CONC || 8), Number(process.env.BENCH_RATE || 1500));
+    if (file) save(file, cap);
+  }
+  const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
+  const idx = batches(cap);
+  const rounds = Number(process.env.BENCH_ROUNDS || 5);
+  const only = process.env.BENCH_DEPTHS ? process.env.BENCH_DEPTHS.split(',') as Depth[] : DEPTHS;
+  const ns: Record<string, number[]> = {};
+  const wallNs: Record<string, number[]> = {};
+  const spansPerRequest: Record<string, number[]> = {};
+  // Warm-up: JIT and discovery's per-process facts.
+  await runHandWired(cap, 'spans', ring, idx);
+  for (let r = 0; r < rounds; r++) {
+    for (const d of only) {
+      const res = d === 'agent' ? await runAgent(ring, idx) : await runHandWired(cap, d, ring, idx);
+      (ns[d] ??= []).push((res.seconds * 1e9) / cap.offs.length);
+      (wallNs[d] ??= []).push((res.wall * 1e9) / cap.offs.length);
+      (spansPerRequest[d] ??= []).push(res.spans / cap.requests);
+      process.stdout.write(`round ${r} ${d}: ${((res.seconds * 1e9) / cap.offs.length).toFixed(0)} CPU ns/record (${(cap.offs.length / res.seconds).toFixed(0)} records per CPU second), wall ${((res.wall * 1e9) / cap.offs.length).toFixed(0)} ns/record, ${res.spans} spans\n`);
+    }
+  }
+  const perDepth: Record<string, unknown> = {};
+  let prev = 0;
+  for (const d of only) {
+    const s = spread(ns[d]);
+    perDepth[d] = {
+      cpu_ns_per_record: s,
+      records_per_cpu_second: Math.round(1e9 / s.median),
+      wall_ns_per_record: spread(wallNs[d]),
+      stage_ns_per_record: Math.round(s.median - prev),
+      spans_per_request: spread(spansPerRequest[d]),
+    };
+    prev = s.median;
+  }
+  writeResult('pipeline-capacity', {
+    workload: {
+      recorded: 'socket tracer ring records of test/fixtures/http-server.js and http-load.js (keep-alive and fresh connections, GET /users/N)',
+      records: cap.offs.length, requests: cap.requests, bytes: cap.buf.length, rounds,
+    },
+    depths: perDepth,
+    note: 'depth = pipeline up to and including that stage; CPU time of the process (user + system: GC and file-write threads included); stage_ns_per_record = its median minus the previous depth\'s. spans_per_request counts client + server spans (2.0 = none lost).',
+  });
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
