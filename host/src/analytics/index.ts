@@ -8,6 +8,7 @@
 import { Attributes, Counter, Histogram, Meter, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ns } from '../correlate/correlator';
+import { recordReturnedRows, statementAttributes } from './db-statements';
 
 export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 const SLOT_MS = 5_000;
@@ -70,7 +71,7 @@ export function redFor(s: ReadableSpan): { instrument: string; attrs: Attributes
       ? { instrument: 'http.server.request.duration', attrs: { ...pick(a, ['http.request.method', 'http.response.status_code', 'http.route', 'network.protocol.version', 'url.scheme']), ...err } }
       : { instrument: 'http.client.request.duration', attrs: { ...pick(a, ['http.request.method', 'http.response.status_code', 'server.address', 'server.port', 'network.protocol.version']), ...err } };
   }
-  if (a['db.system.name']) return { instrument: 'db.client.operation.duration', attrs: { ...pick(a, ['db.system.name', 'db.operation.name', 'db.collection.name', 'db.namespace', 'server.address', 'server.port']), ...err } };
+  if (a['db.system.name']) return { instrument: 'db.client.operation.duration', attrs: { ...pick(a, ['db.system.name', 'db.operation.name', 'db.collection.name', 'db.namespace', 'server.address', 'server.port']), ...statementAttributes(a), ...err } };
   if (a['messaging.system']) return { instrument: 'messaging.client.operation.duration', attrs: { ...pick(a, ['messaging.system', 'messaging.operation.name', 'messaging.destination.name', 'server.address', 'server.port']), ...err } };
   if (a['dns.question.name'] !== undefined) return { instrument: 'dns.lookup.duration', attrs: { ...pick(a, ['dns.question.name', 'server.address']), ...err } };
   return undefined;
@@ -247,6 +248,7 @@ export class Analytics {
         this.hist.set(r.instrument, h);
       }
       h.record(UNIT_MS.has(r.instrument) ? sec * 1000 : sec, ser.attributes);
+      if (r.instrument === 'db.client.operation.duration') recordReturnedRows(this.meter, s, ser.attributes);
     }
   }
 
