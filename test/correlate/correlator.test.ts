@@ -156,6 +156,27 @@ test('logContext: the request in flight on the thread at a time', () => {
   assert.equal(h.c.logContext(10, 11, BigInt(T0 + 100) * 1_000_000n), undefined);
 });
 
+test('logLink: a known request whose trace waits for its caller is pending, never mistaken for another', () => {
+  const h = harness();
+  const tuple = '127.0.0.1|40000|127.0.0.1|8080';
+  // /a came from a local peer: it waits for that client span before its trace is decided.
+  h.c.add(span('GET /a', SpanKind.SERVER, 10_001, 10_008), { pid: 10, tid: 11, tuple, peerLocal: true });
+  h.c.add(span('GET /b', SpanKind.SERVER, 10_001, 10_009), { pid: 10, tid: 12 });
+  // Span times near the harness clock: older decided spans are pruned after a few windows.
+  const ts = BigInt(T0 + 10_005) * 1_000_000n;
+  assert.equal(h.c.logLink(10, 11, ts), 'pending');
+  assert.equal(h.c.logContext(10, 11, ts), undefined);
+  // A thread of neither request: two known in flight, so no guess (not "the only decided one").
+  assert.equal(h.c.logLink(10, 99, ts), undefined);
+  h.c.add(span('GET', SpanKind.CLIENT, 10_000.5, 10_008.5), { pid: 20, tid: 21, tuple });
+  // Its caller is known now, but the caller itself waits for its own parent: still pending.
+  assert.equal(h.c.logLink(10, 11, ts), 'pending');
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  const a = h.by('GET /a');
+  assert.deepEqual(h.c.logLink(10, 11, ts), { traceId: a.spanContext().traceId, spanId: a.spanContext().spanId });
+  assert.equal(a.spanContext().traceId, h.by('GET').spanContext().traceId, 'decided into its caller\'s trace');
+});
+
 test('analytics: service graph edges, RED series with route and overflow bucket', () => {
   const h = harness();
   const an = new Analytics(undefined, { cardinalityLimit: 3, edgeWaitMs: 0 });
