@@ -3,17 +3,19 @@ import { Args } from './main';
 import { probeFeatures, doctorChecks, tracerVerdicts } from '../doctor/probe';
 import { Discovery } from '../discovery';
 import { discoverySummary } from '../discovery/summary';
+import { capabilityReport, effectiveCapabilities } from '../security/caps';
 
 export async function doctorCommand(args: Args): Promise<number> {
   const f = probeFeatures();
   const checks = doctorChecks(f);
   const tracers = tracerVerdicts(f);
+  const caps = capabilityReport(effectiveCapabilities());
   // Discovery without timers or network: one /proc and socket scan.
   const d = new Discovery({});
   d.scanProcs();
   d.scanSockets();
   if (args.flags.json) {
-    process.stdout.write(JSON.stringify({ features: f, checks, tracers, discovery: d.snapshot() }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ features: f, checks, tracers, capabilities: caps, discovery: d.snapshot() }, null, 2) + '\n');
     return 0;
   }
   const w = (s: string) => process.stdout.write(s + '\n');
@@ -21,6 +23,8 @@ export async function doctorCommand(args: Args): Promise<number> {
   for (const c of checks) w(`  ${c.ok ? 'ok  ' : 'MISS'} ${c.name.padEnd(18)} ${c.detail}${!c.ok && c.fix ? `\n         → ${c.fix}` : ''}`);
   w('tracers:');
   for (const t of tracers) w(`  ${t.canRun ? 'can run ' : 'cannot  '} ${t.name.padEnd(12)}${t.why ? ` — ${t.why}` : ''}`);
+  w('capabilities (held now; kept by `telegen run` after start-up):');
+  for (const c of caps) w(`  ${c.held ? 'held' : 'no  '} ${c.name.padEnd(16)} ${c.keptAfterStart ? 'kept   ' : 'dropped'} ${c.enables}`);
   w('discovery:');
   for (const l of discoverySummary(d)) w(l);
   return 0;

@@ -84,3 +84,23 @@ export function effectiveCapabilities(pid: number | 'self' = 'self'): bigint {
     return 0n;
   }
 }
+
+/** The seed's capabilities, what each enables, and whether `telegen run` keeps it after start-up. */
+export const CAPABILITY_USES: ReadonlyArray<{ cap: CapName; enables: string }> = [
+  { cap: 'BPF', enables: 'loading programs and creating maps (kernel >= 5.8)' },
+  { cap: 'PERFMON', enables: 'tracepoints, uprobes, perf_event programs, bpf_probe_read (kernel >= 5.8)' },
+  { cap: 'SYS_PTRACE', enables: "/proc/PID/{exe,maps,root} of other users' processes: process attributes, uprobes on their binaries" },
+  { cap: 'NET_ADMIN', enables: 'XDP and tc attachments (tracers.xdp)' },
+  { cap: 'DAC_READ_SEARCH', enables: 'reading /proc and container file systems owned by other users' },
+  { cap: 'SYS_ADMIN', enables: 'all of BPF+PERFMON on kernels before 5.8; not needed otherwise' },
+];
+
+export interface CapabilityRow { name: CapName; held: boolean; enables: string; keptAfterStart: boolean }
+
+/** One row per seed capability for `doctor`: held now (from a CapEff mask), what it enables, kept after start-up. */
+export function capabilityReport(effective: bigint, lastCap = capLastCap()): CapabilityRow[] {
+  const kept = runtimeCapabilities(lastCap);
+  return CAPABILITY_USES.filter((u) => CAP[u.cap] <= lastCap).map((u) => ({
+    name: u.cap, held: ((effective >> BigInt(CAP[u.cap])) & 1n) === 1n, enables: u.enables, keptAfterStart: kept.includes(u.cap),
+  }));
+}
