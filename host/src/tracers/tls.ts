@@ -259,9 +259,12 @@ export class TlsAttacher {
       }
       const where = fileOffsetOf(maps, addr);
       if (!where) continue;
-      const file = path.join(`/proc/${pid}/root`, where.path);
-      const fk = fileKey(file);
+      // The process's own view of the file; the plain path when it is the same file (the
+      // kernel refuses uprobes through /proc/PID/root magic links: EACCES).
+      const inRoot = path.join(`/proc/${pid}/root`, where.path);
+      const fk = fileKey(inRoot);
       if (!fk) continue;
+      const file = fileKey(where.path) === fk ? where.path : inRoot;
       const id = `${fk}@${where.offset}`;
       if (this.callbacks.has(id)) continue;
       try {
