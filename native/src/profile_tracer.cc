@@ -58,6 +58,7 @@ Napi::Function ProfileTracer::Init(Napi::Env env) {
                      {
                          InstanceMethod<&ProfileTracer::Open>("open"),
                          InstanceMethod<&ProfileTracer::Drain>("drain"),
+                         InstanceMethod<&ProfileTracer::DrainAsync>("drainAsync"),
                          InstanceMethod<&ProfileTracer::SetEnabled>("setEnabled"),
                          InstanceMethod<&ProfileTracer::SetTarget>("setTarget"),
                          InstanceMethod<&ProfileTracer::Stats>("stats"),
@@ -77,7 +78,7 @@ void ProfileTracer::Teardown() {
   skel_ = nullptr;
 }
 
-// open({ frequency }) -> { cpus, attached: [cpu], failed: [{ cpu, error }], progId }
+// open({ frequency, enabled = true }) -> { cpus, attached: [cpu], failed: [{ cpu, error }], progId }
 Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (skel_) throw Napi::Error::New(env, "already open");
@@ -87,6 +88,10 @@ Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
 
   skel_ = profile_bpf__open_and_load();
   if (!skel_) throw Napi::Error::New(env, std::string("profiler did not load: ") + strerror(errno));
+  // Attached switched off unless asked otherwise: the caller sets its target first, so no
+  // sample of a process outside it is ever counted.
+  bool start_on = o.Has("enabled") ? o.Get("enabled").ToBoolean().Value() : true;
+  skel_->data->enabled = start_on ? 1u : 0u;
 
   Napi::Array attached = Napi::Array::New(env);
   Napi::Array failed = Napi::Array::New(env);
@@ -184,78 +189,90 @@ Napi::Value ProfileTracer::SetTarget(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, n);
 }
 
-// drain() -> { n, keys: Int32Array(4n) [pid, tid, ustack, kstack], counts: Float64Array(n),
-//              comms: string[n], stackIds: Int32Array(m), stackOffsets: Uint32Array(m+1),
-//              frames: BigUint64Array } ; stacks missing from the map have no frames.
-Napi::Value ProfileTracer::Drain(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (!skel_) throw Napi::Error::New(env, "not open");
-  uint32_t was = __atomic_load_n(&skel_->bss->active, __ATOMIC_RELAXED);
-  __atomic_store_n(&skel_->bss->active, was ^ 1u, __ATOMIC_SEQ_CST);
+// What one drain collects off the JS thread.
+struct DrainResult {
+  std::vector<tg_prof_key> keys;
+  std::vector<tg_prof_value> values;
+  std::vector<int32_t> ids;
+  std::vector<uint64_t> frames;
+  std::vector<uint32_t> offsets;
+};
+
+// Flips the count map the program writes, then reads and clears the one it wrote: one
+// get_next_key + lookup + delete per key and per stack. Thousands of syscalls on a busy host,
+// so it runs on the libuv thread pool, never on the agent's JS thread.
+static void CollectDrain(profile_bpf *skel, DrainResult &r) {
+  uint32_t was = __atomic_load_n(&skel->bss->active, __ATOMIC_RELAXED);
+  __atomic_store_n(&skel->bss->active, was ^ 1u, __ATOMIC_SEQ_CST);
   // A sample that read `active` just before the flip may still be writing the old map; one
   // sample takes microseconds, so a short pause lets those land in this drain.
   usleep(1000);
-  int fd = bpf_map__fd(was ? skel_->maps.tg_prof_counts1 : skel_->maps.tg_prof_counts0);
+  int fd = bpf_map__fd(was ? skel->maps.tg_prof_counts1 : skel->maps.tg_prof_counts0);
 
-  std::vector<tg_prof_key> keys;
+  std::vector<tg_prof_key> all;
   tg_prof_key k, next;
   tg_prof_key *prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    keys.push_back(next);
+    all.push_back(next);
     k = next;
     prev = &k;
   }
-  size_t n = keys.size();
-  Napi::Int32Array kout = Napi::Int32Array::New(env, n * 4);
-  Napi::Float64Array cout = Napi::Float64Array::New(env, n);
-  Napi::Array comms = Napi::Array::New(env, n);
-  std::vector<int32_t> ids;
-  size_t w = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (const tg_prof_key &key : all) {
     tg_prof_value v;
-    if (bpf_map_lookup_elem(fd, &keys[i], &v) != 0) continue;
-    bpf_map_delete_elem(fd, &keys[i]);
-    kout[w * 4] = static_cast<int32_t>(keys[i].pid);
-    kout[w * 4 + 1] = static_cast<int32_t>(keys[i].tid);
-    kout[w * 4 + 2] = keys[i].ustack;
-    kout[w * 4 + 3] = keys[i].kstack;
-    cout[w] = static_cast<double>(v.count);
-    comms.Set(w, Napi::String::New(env, v.comm, strnlen(v.comm, sizeof(v.comm))));
-    if (keys[i].ustack >= 0) ids.push_back(keys[i].ustack);
-    if (keys[i].kstack >= 0) ids.push_back(keys[i].kstack);
-    w++;
+    if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
+    bpf_map_delete_elem(fd, &key);
+    r.keys.push_back(key);
+    r.values.push_back(v);
+    if (key.ustack >= 0) r.ids.push_back(key.ustack);
+    if (key.kstack >= 0) r.ids.push_back(key.kstack);
   }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::sort(r.ids.begin(), r.ids.end());
+  r.ids.erase(std::unique(r.ids.begin(), r.ids.end()), r.ids.end());
 
-  int sfd = bpf_map__fd(skel_->maps.tg_prof_stacks);
-  std::vector<uint64_t> frames;
-  std::vector<uint32_t> offsets;
-  offsets.push_back(0);
+  int sfd = bpf_map__fd(skel->maps.tg_prof_stacks);
+  r.offsets.push_back(0);
   uint64_t buf[TG_PROF_MAX_DEPTH];
-  for (int32_t id : ids) {
+  for (int32_t id : r.ids) {
     uint32_t key = static_cast<uint32_t>(id);
     if (bpf_map_lookup_elem(sfd, &key, buf) == 0) {
-      for (int d = 0; d < TG_PROF_MAX_DEPTH && buf[d]; d++) frames.push_back(buf[d]);
+      for (int d = 0; d < TG_PROF_MAX_DEPTH && buf[d]; d++) r.frames.push_back(buf[d]);
       // Freed so the 64K map holds only live stacks; a count of the next interval naming
       // this id before it is stored again falls back to the host's copy of this stack.
       bpf_map_delete_elem(sfd, &key);
     }
-    offsets.push_back(static_cast<uint32_t>(frames.size()));
+    r.offsets.push_back(static_cast<uint32_t>(r.frames.size()));
   }
-  Napi::Int32Array idOut = Napi::Int32Array::New(env, ids.size());
-  for (size_t i = 0; i < ids.size(); i++) idOut[i] = ids[i];
-  Napi::Uint32Array offOut = Napi::Uint32Array::New(env, offsets.size());
-  for (size_t i = 0; i < offsets.size(); i++) offOut[i] = offsets[i];
+}
+
+// { n, keys: Int32Array(4n) [pid, tid, ustack, kstack], counts: Float64Array(n),
+//   comms: string[n], stackIds: Int32Array(m), stackOffsets: Uint32Array(m+1),
+//   frames: BigUint64Array } ; stacks missing from the map have no frames.
+static Napi::Object DrainToJs(Napi::Env env, const DrainResult &r) {
+  size_t n = r.keys.size();
+  Napi::Int32Array kout = Napi::Int32Array::New(env, n * 4);
+  Napi::Float64Array cout = Napi::Float64Array::New(env, n);
+  Napi::Array comms = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; i++) {
+    kout[i * 4] = static_cast<int32_t>(r.keys[i].pid);
+    kout[i * 4 + 1] = static_cast<int32_t>(r.keys[i].tid);
+    kout[i * 4 + 2] = r.keys[i].ustack;
+    kout[i * 4 + 3] = r.keys[i].kstack;
+    cout[i] = static_cast<double>(r.values[i].count);
+    comms.Set(i, Napi::String::New(env, r.values[i].comm, strnlen(r.values[i].comm, sizeof(r.values[i].comm))));
+  }
+  Napi::Int32Array idOut = Napi::Int32Array::New(env, r.ids.size());
+  for (size_t i = 0; i < r.ids.size(); i++) idOut[i] = r.ids[i];
+  Napi::Uint32Array offOut = Napi::Uint32Array::New(env, r.offsets.size());
+  for (size_t i = 0; i < r.offsets.size(); i++) offOut[i] = r.offsets[i];
   napi_value ab;
   void *data = nullptr;
-  napi_create_arraybuffer(env, frames.size() * 8, &data, &ab);
-  if (!frames.empty()) memcpy(data, frames.data(), frames.size() * 8);
+  napi_create_arraybuffer(env, r.frames.size() * 8, &data, &ab);
+  if (!r.frames.empty()) memcpy(data, r.frames.data(), r.frames.size() * 8);
   napi_value big;
-  napi_create_typedarray(env, napi_biguint64_array, frames.size(), ab, 0, &big);
+  napi_create_typedarray(env, napi_biguint64_array, r.frames.size(), ab, 0, &big);
 
   Napi::Object out = Napi::Object::New(env);
-  out.Set("n", static_cast<double>(w));
+  out.Set("n", static_cast<double>(n));
   out.Set("keys", kout);
   out.Set("counts", cout);
   out.Set("comms", comms);
@@ -263,6 +280,59 @@ Napi::Value ProfileTracer::Drain(const Napi::CallbackInfo &info) {
   out.Set("stackOffsets", offOut);
   out.Set("frames", Napi::Value(env, big));
   return out;
+}
+
+class DrainWorker : public Napi::AsyncWorker {
+ public:
+  DrainWorker(Napi::Env env, ProfileTracer *owner, profile_bpf *skel)
+      : Napi::AsyncWorker(env), owner_(owner), skel_(skel), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { CollectDrain(skel_, result_); }
+  void OnOK() override {
+    owner_->DrainDone();
+    deferred_.Resolve(DrainToJs(Env(), result_));
+  }
+  void OnError(const Napi::Error &e) override {
+    owner_->DrainDone();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  ProfileTracer *owner_;
+  profile_bpf *skel_;
+  DrainResult result_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// drainAsync() -> Promise<drain object above>. One drain at a time; close() while one runs
+// releases the kernel side when it ends.
+Napi::Value ProfileTracer::DrainAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_ || closing_) throw Napi::Error::New(env, "not open");
+  if (draining_) throw Napi::Error::New(env, "a drain is already running");
+  draining_ = true;
+  // The JS object must outlive the thread-pool work that uses skel_.
+  Ref();
+  auto *w = new DrainWorker(env, this, skel_);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+void ProfileTracer::DrainDone() {
+  draining_ = false;
+  if (closing_) Teardown();
+  Unref();
+}
+
+// drain(): the same, synchronously (tests and tools without an event loop to spare).
+Napi::Value ProfileTracer::Drain(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_ || closing_) throw Napi::Error::New(env, "not open");
+  if (draining_) throw Napi::Error::New(env, "a drain is already running");
+  DrainResult r;
+  CollectDrain(skel_, r);
+  return DrainToJs(env, r);
 }
 
 // stats() -> number[TG_PROF_STAT_MAX], summed over CPUs.
@@ -283,7 +353,8 @@ Napi::Value ProfileTracer::Stats(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value ProfileTracer::Close(const Napi::CallbackInfo &info) {
-  Teardown();
+  if (draining_) closing_ = true;  // DrainDone() tears down
+  else Teardown();
   return info.Env().Undefined();
 }
 

@@ -21,6 +21,7 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
  private:
   Napi::Value Open(const Napi::CallbackInfo &info);
   Napi::Value Drain(const Napi::CallbackInfo &info);
+  Napi::Value DrainAsync(const Napi::CallbackInfo &info);
   Napi::Value SetEnabled(const Napi::CallbackInfo &info);
   Napi::Value SetTarget(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
@@ -28,6 +29,13 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
 
   void Teardown();
 
+ public:
+  // Called by the drain's thread-pool job when it has finished (on the JS thread).
+  void DrainDone();
+
+ private:
+  bool draining_ = false;
+  bool closing_ = false;
   profile_bpf *skel_ = nullptr;
   std::vector<bpf_link *> links_;
 };

@@ -16,8 +16,9 @@ export const PROFILE_STATS = ['samples', 'idle', 'filtered', 'collisions', 'stac
 export type ProfileStats = Record<(typeof PROFILE_STATS)[number], number>;
 
 interface NativeProfileTracer {
-  open(o: { frequency: number }): ProfileAttachReport;
+  open(o: { frequency: number; enabled?: boolean }): ProfileAttachReport;
   drain(): RawDrain;
+  drainAsync(): Promise<RawDrain>;
   setEnabled(on: boolean): void;
   setTarget(t: { pids: number[]; cgroups: bigint[] } | null): number | undefined;
   stats(): number[];
@@ -28,13 +29,16 @@ export class NativeProfiler {
   private t: NativeProfileTracer;
   readonly report: ProfileAttachReport;
   private closed = false;
-  constructor(frequency: number) {
+  /** `enabled: false` attaches with the in-kernel switch off (set the target, then enable). */
+  constructor(frequency: number, enabled = true) {
     const addon = loadNative() as unknown as { ProfileTracer?: new () => NativeProfileTracer };
     if (!addon.ProfileTracer) throw new Error('native addon has no ProfileTracer: rebuild with npm run build:native');
     this.t = new addon.ProfileTracer();
-    this.report = this.t.open({ frequency });
+    this.report = this.t.open({ frequency, enabled });
   }
   drain(): RawDrain { return this.t.drain(); }
+  /** The same drain on the libuv thread pool: the JS thread only builds the typed arrays. */
+  drainAsync(): Promise<RawDrain> { return this.t.drainAsync(); }
   setEnabled(on: boolean): void { this.t.setEnabled(on); }
   setTarget(t: { pids: number[]; cgroups: bigint[] } | null): void { this.t.setTarget(t); }
   stats(): ProfileStats {

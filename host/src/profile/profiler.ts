@@ -2,7 +2,7 @@
 // syscalls) → worker thread (symbolize, fold, OTLP/pprof encode) → keep for the API, export.
 // Switched on/off and re-targeted at run time.
 import { NativeProfiler, ProfileStats } from './native';
-import { IntervalProfile, TraceLink } from './model';
+import { IntervalProfile, RawDrain, TraceLink } from './model';
 import { ProfileStore } from './store';
 import { ProfileConfig } from './config';
 import { ProfileWorker, IntervalReply } from './offload';
@@ -30,19 +30,22 @@ export class Profiler {
   readonly store: ProfileStore;
   private readonly worker: ProfileWorker;
   private timer?: NodeJS.Timeout;
+  private kernelTurn: Promise<void> = Promise.resolve();
   private lastDrain = Date.now();
   private enabled = true;
   private target: Target = { pids: [], services: [], containers: [] };
   private readonly periodNs: number;
   private symStats: SymbolizerStats = { elfs: 0, elfSymbols: 0, processes: 0, frames: 0, elfErrors: 0, demangled: 0 };
   /** `drainedSamples`: counts taken from the kernel (its own `samples` counter also counts idle
-   *  and filtered-out samples); `exportedSamples`: those the worker has processed. `deferredDrains`: ticks skipped because
-   *  the worker was `maxPending` intervals behind. `workerMs`: time spent in the worker;
-   *  `drainMs`: time the main thread spent draining the kernel maps. */
-  readonly totals = { intervals: 0, drainedSamples: 0, exportedSamples: 0, missingStacks: 0, pprofFiles: 0, exportErrors: 0, workerMs: 0, drainMs: 0, deferredDrains: 0, workerRestarts: 0 };
+   *  and filtered-out samples); `exportedSamples`: those the worker has processed.
+   *  `deferredDrains`: ticks skipped because the worker was `maxPending` intervals behind.
+   *  `workerMs`: time spent in the worker;
+   *  `drainWaitMs`: wall time of the kernel drains (thread pool); `drainMs`: main-thread time
+   *  spent on a drain's result (trace links, counting). */
+  readonly totals = { intervals: 0, drainedSamples: 0, exportedSamples: 0, missingStacks: 0, pprofFiles: 0, exportErrors: 0, workerMs: 0, drainMs: 0, drainWaitMs: 0, deferredDrains: 0, workerRestarts: 0 };
 
   constructor(private readonly o: ProfilerOptions) {
-    this.native = new NativeProfiler(o.cfg.frequency_hz);
+    this.native = new NativeProfiler(o.cfg.frequency_hz, false);
     this.store = new ProfileStore(o.cfg.window_seconds * 1000);
     this.periodNs = Math.round(1e9 / o.cfg.frequency_hz);
     this.worker = new ProfileWorker({
@@ -53,7 +56,8 @@ export class Profiler {
     // Pids apply now; services and containers once the worker has read /proc.
     this.native.setTarget(this.targeted() ? { pids: this.target.pids, cgroups: [] } : null);
     if (this.resolvesNames()) void this.applyTarget().catch((e) => o.onError?.(e as Error));
-    if (!o.cfg.enabled) { this.enabled = false; this.native.setEnabled(false); }
+    this.enabled = o.cfg.enabled;
+    if (this.enabled) this.native.setEnabled(true);
   }
 
   start(): void {
@@ -117,8 +121,16 @@ export class Profiler {
       if (!force) { this.totals.deferredDrains++; return undefined; }
       while (this.worker.pending >= this.worker.maxPending + 2) await new Promise((r) => setTimeout(r, 20));
     }
+    // One kernel drain at a time (a tick and a switch-off may meet).
+    const turn = this.kernelTurn;
+    let release!: () => void;
+    this.kernelTurn = new Promise<void>((r) => { release = r; });
+    await turn;
+    let raw: RawDrain;
     const t0 = performance.now();
-    const raw = this.native.drain();
+    try { raw = await this.native.drainAsync(); } finally { release(); }
+    this.totals.drainWaitMs += performance.now() - t0;
+    const t1 = performance.now();
     const startMs = this.lastDrain;
     const endMs = Date.now();
     this.lastDrain = endMs;
@@ -128,7 +140,7 @@ export class Profiler {
       for (let i = 0; i < raw.n; i++) links[i] = this.o.traceLink(raw.keys[i * 4], raw.keys[i * 4 + 1]);
     }
     for (let i = 0; i < raw.n; i++) this.totals.drainedSamples += raw.counts[i];
-    this.totals.drainMs += performance.now() - t0;
+    this.totals.drainMs += performance.now() - t1;
     onDrained?.();
     const target = this.target;
     const resolve = this.resolvesNames() ? { services: target.services, containers: target.containers } : undefined;
