@@ -47,6 +47,9 @@ function grpcTransport(cfg: ResolvedSignalExport): Transport {
     : grpc.credentials.createSsl(readPem(cfg.tls.caFile, 'CA file') ?? null, readPem(cfg.tls.keyFile, 'client key') ?? null, readPem(cfg.tls.certFile, 'client certificate') ?? null);
   const client: Client = new grpc.Client(url.host, creds, {
     'grpc.primary_user_agent': 'telegen',
+    // grpc-js backs reconnects off up to 120 s: after a long collector outage the channel would
+    // sit idle for minutes while the queue waits (bench/results/export-outage.json).
+    'grpc.max_reconnect_backoff_ms': 5000,
     ...(cfg.compression === 'gzip' ? { 'grpc.default_compression_algorithm': 2 /* gzip */ } : {}),
   });
   return {
