@@ -30,7 +30,7 @@ test('doctor under the seed capability set: held = the seed list, SYS_ADMIN not 
 test('capability report on a kernel before CAP_BPF (cap_last_cap 37): SYS_ADMIN is kept, BPF/PERFMON are not listed', () => {
   const sysAdmin = 1n << BigInt(CAP.SYS_ADMIN);
   const rows = capabilityReport(sysAdmin, 37);
-  assert.deepEqual(rows.map((r) => r.name), ['SYS_PTRACE', 'NET_ADMIN', 'DAC_READ_SEARCH', 'SYS_ADMIN']);
+  assert.deepEqual(rows.map((r) => r.name), ['SYS_PTRACE', 'NET_ADMIN', 'DAC_READ_SEARCH', 'SYS_ADMIN', 'SYSLOG']);
   assert.deepEqual(rows.filter((r) => r.held).map((r) => r.name), ['SYS_ADMIN']);
-  assert.deepEqual(rows.filter((r) => r.keptAfterStart).map((r) => r.name), ['SYS_PTRACE', 'DAC_READ_SEARCH', 'SYS_ADMIN']);
+  assert.deepEqual(rows.filter((r) => r.keptAfterStart).map((r) => r.name), ['SYS_PTRACE', 'DAC_READ_SEARCH', 'SYS_ADMIN', 'SYSLOG']);
 });

@@ -1,5 +1,5 @@
 // Capabilities dropped after start-up (issue 11): the agent, started as full root, ends start-up
-// holding only BPF, PERFMON, SYS_PTRACE and DAC_READ_SEARCH — on every thread it can reach, with
+// holding only BPF, PERFMON, SYS_PTRACE, DAC_READ_SEARCH and SYSLOG — on every thread it can reach, with
 // the bounding set shrunk and no_new_privs — and still traces: spans of a server running as another user carry
 // that process's executable, which reading /proc/PID/exe of a foreign process needs SYS_PTRACE for.
 import { test } from 'node:test';
@@ -21,7 +21,8 @@ const mask = (file: string, name: string) => BigInt(`0x${statusField(file, name)
 test('agent started as root keeps only the run-time capabilities on every thread and still traces a foreign-uid server', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const keep = runtimeCapabilities(capLastCap());
-  assert.deepEqual([...keep].sort(), ['BPF', 'DAC_READ_SEARCH', 'PERFMON', 'SYS_PTRACE'], 'this kernel has CAP_BPF, so SYS_ADMIN is not kept');
+  // Started as plain root, SYSLOG is held too and kept (kernel frames of profiles need it).
+  assert.deepEqual([...keep].sort(), ['BPF', 'DAC_READ_SEARCH', 'PERFMON', 'SYSLOG', 'SYS_PTRACE'], 'this kernel has CAP_BPF, so SYS_ADMIN is not kept');
   const RUNTIME = keep.reduce((m, c) => m | (1n << BigInt(CAP[c])), 0n);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-privdrop-'));
   const cfg = path.join(dir, 'telegen.yaml');

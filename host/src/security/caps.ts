@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import { loadNative } from '../native';
 
 /** linux/capability.h bit numbers of the capabilities the agent can need at run time. */
-export const CAP = { DAC_READ_SEARCH: 2, NET_ADMIN: 12, SYS_PTRACE: 19, SYS_ADMIN: 21, PERFMON: 38, BPF: 39 } as const;
+export const CAP = { DAC_READ_SEARCH: 2, NET_ADMIN: 12, SYS_PTRACE: 19, SYS_ADMIN: 21, SYSLOG: 34, PERFMON: 38, BPF: 39 } as const;
 export type CapName = keyof typeof CAP;
 
 /** Why each kept capability is still needed after start-up (shown in logs and docs/security.md). */
@@ -15,14 +15,17 @@ export const RUNTIME_NEEDS: Record<Exclude<CapName, 'NET_ADMIN' | 'SYS_ADMIN'>, 
   PERFMON: 'uprobes on processes that start later (TLS), perf events of the profiler',
   SYS_PTRACE: "/proc/PID/{exe,maps,root,environ} of other users' processes (process attributes, uprobe targets)",
   DAC_READ_SEARCH: 'container file systems and /proc entries owned by other users',
+  SYSLOG: "/proc/kallsyms addresses (perf_event_paranoid > 1) for the profiler's kernel frames; kept only if held",
 };
 
 /**
- * The capabilities kept after start-up. NET_ADMIN is not: XDP/tc attach only at start. SYS_ADMIN
- * only stands in for BPF+PERFMON on kernels that predate them (cap_last_cap < 39, before 5.8).
+ * The capabilities kept after start-up (the native drop keeps only those also held). NET_ADMIN
+ * is not: XDP/tc attach only at start. SYS_ADMIN only stands in for BPF+PERFMON on kernels that
+ * predate them (cap_last_cap < 39, before 5.8). SYSLOG is not in the seed's list; a plain-root
+ * start holds it, and without it the profiler (switchable at run time) reads zero addresses.
  */
 export function runtimeCapabilities(capLastCap: number): CapName[] {
-  const keep: CapName[] = ['BPF', 'PERFMON', 'SYS_PTRACE', 'DAC_READ_SEARCH'];
+  const keep: CapName[] = ['BPF', 'PERFMON', 'SYS_PTRACE', 'DAC_READ_SEARCH', 'SYSLOG'];
   if (capLastCap < CAP.BPF) return [...keep.filter((c) => CAP[c] <= capLastCap), 'SYS_ADMIN'];
   return keep;
 }
@@ -93,6 +96,7 @@ export const CAPABILITY_USES: ReadonlyArray<{ cap: CapName; enables: string }> =
   { cap: 'NET_ADMIN', enables: 'XDP and tc attachments (tracers.xdp)' },
   { cap: 'DAC_READ_SEARCH', enables: 'reading /proc and container file systems owned by other users' },
   { cap: 'SYS_ADMIN', enables: 'all of BPF+PERFMON on kernels before 5.8; not needed otherwise' },
+  { cap: 'SYSLOG', enables: "kernel symbol addresses in /proc/kallsyms for the profiler's kernel frames (optional, not in the seed list)" },
 ];
 
 export interface CapabilityRow { name: CapName; held: boolean; enables: string; keptAfterStart: boolean }
