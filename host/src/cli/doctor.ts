@@ -4,6 +4,7 @@ import { probeFeatures, doctorChecks, tracerVerdicts } from '../doctor/probe';
 import { Discovery } from '../discovery';
 import { discoverySummary } from '../discovery/summary';
 import { capabilityReport, effectiveCapabilities } from '../security/caps';
+import { inspectGoProcesses } from '../gotrace/probes';
 
 export async function doctorCommand(args: Args): Promise<number> {
   const f = probeFeatures();
@@ -14,8 +15,9 @@ export async function doctorCommand(args: Args): Promise<number> {
   const d = new Discovery({});
   d.scanProcs();
   d.scanSockets();
+  const go = inspectGoProcesses();
   if (args.flags.json) {
-    process.stdout.write(JSON.stringify({ features: f, checks, tracers, capabilities: caps, discovery: d.snapshot() }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ features: f, checks, tracers, capabilities: caps, discovery: d.snapshot(), goProcesses: go }, null, 2) + '\n');
     return 0;
   }
   const w = (s: string) => process.stdout.write(s + '\n');
@@ -27,5 +29,8 @@ export async function doctorCommand(args: Args): Promise<number> {
   for (const c of caps) w(`  ${c.held ? 'held' : 'no  '} ${c.name.padEnd(16)} ${c.keptAfterStart ? 'kept   ' : 'dropped'} ${c.enables}`);
   w('discovery:');
   for (const l of discoverySummary(d)) w(l);
+  w('go processes (crypto/tls probes):');
+  if (!go.length) w('  none running');
+  for (const g of go) w(`  ${g.reason ? 'cannot  ' : 'can     '} ${g.path} (${g.goVersion}, ${g.symbols === 'pclntab' ? 'stripped' : 'symbols'}; pids ${g.pids.join(', ')})${g.reason ? ` — ${g.reason}` : ''}`);
   return 0;
 }

@@ -14,6 +14,7 @@ import { tlsTracerSchema } from '../tracers/tls-config';
 import { tcpTracerSchema } from '../tracers/tcp-config';
 import { xdpTracerSchema } from '../tracers/xdp-config';
 import { fileioTracerSchema } from '../tracers/fileio-config';
+import { goTracerSchema } from '../tracers/go-config';
 import { securityTracerSchema } from '../tracers/security-config';
 import { logsTracerSchema } from '../tracers/logs-config';
 
@@ -30,6 +31,7 @@ export const configSchema = z.object({
     tcp: tcpTracerSchema.default({}),
     xdp: xdpTracerSchema.default({}),
     fileio: fileioTracerSchema.default({}),
+    go: goTracerSchema.default({}),
     security: securityTracerSchema.default({}),
     logs: logsTracerSchema.default({}),
   }).strict().default({}),

@@ -13,6 +13,7 @@ import { detectInCluster, PodIndex, PodContainer, k8sAttributes, InCluster } fro
 import { readListening, socketInodes, recogniseService } from './sockets';
 import { discoverySchema, DiscoveryConfig } from './config';
 import { log } from '../log';
+import { goStatus } from '../gotrace/status';
 
 const dlog = log.child({ component: 'discovery' });
 
@@ -315,6 +316,8 @@ export class Discovery {
       services: this.services,
       portHints: this.portHints,
       processes: [...this.procs.values()].map((p) => ({ ...p, resource: undefined })),
+      // The Go tracer's view: which Go executables are instrumented, and why not (null: not running).
+      goInstrumentation: goStatus() ?? null,
       ...(opts.features ? { bpf: this.bpfFeatures() } : {}),
     };
   }

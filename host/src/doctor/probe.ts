@@ -143,6 +143,7 @@ export function tracerVerdicts(f: Features): TracerVerdict[] {
     v('logs', ['tracepoint', 'ringbuf'], f.attach.tracepoint.ok && !!f.mapTypes.ringbuf, 'syscall tracepoints or ring buffers are unavailable'),
     v('security', ['tracepoint'], f.attach.tracepoint.ok, 'syscall tracepoints are unavailable'),
     v('tls-uprobes', ['uprobe'], f.attach.uprobe.ok, 'uprobes are unavailable'),
+    v('go', ['uprobe'], f.attach.uprobe.ok, 'uprobes are unavailable'),
   ];
 }
 

@@ -50,9 +50,10 @@ export function registerAbi(version: string): boolean {
 }
 
 /**
- * The offsets packed into a uprobe's 64-bit BPF cookie (bpf_get_attach_cookie), 16 bits each:
- * every hooked binary carries its own row without a per-binary map.
+ * The socket-path offsets packed into a uprobe's BPF cookie (bpf_get_attach_cookie), 16 bits
+ * each, so every hooked binary carries its own row without a per-binary map. 48 bits: exact as
+ * a JS number.
  */
-export function packOffsets(o: GoOffsets): bigint {
-  return BigInt(o.tlsConnConnData) | (BigInt(o.tcpConnFd) << 16n) | (BigInt(o.netFdSysfd) << 32n) | (BigInt(o.gGoid) << 48n);
+export function packOffsets(o: GoOffsets): number {
+  return o.tlsConnConnData + o.tcpConnFd * 2 ** 16 + o.netFdSysfd * 2 ** 32;
 }

@@ -8,6 +8,7 @@ import { tcpTracer } from './tcp';
 import { xdpTracer } from './xdp';
 import { fileioTracer } from './fileio';
 import { securityTracer } from './security';
+import { goTracer } from './go';
 import { logsTracer } from './logs';
 
 export const TRACERS: Array<[string, TracerFactory]> = [
@@ -18,5 +19,6 @@ export const TRACERS: Array<[string, TracerFactory]> = [
   ['xdp', xdpTracer],
   ['fileio', fileioTracer],
   ['security', securityTracer],
+  ['go', goTracer],
   ['logs', logsTracer],
 ];

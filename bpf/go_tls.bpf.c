@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* TLS plaintext from Go programs: crypto/tls is Go code, not OpenSSL, so the OpenSSL uprobes
+ * (tls.bpf.c) never see it. Uprobes on crypto/tls.(*Conn).Write and .Read — at the entry and at
+ * every RET instruction the host found by decoding the function (a uretprobe swaps the return
+ * address on the goroutine's stack, which Go's stack copying cannot survive).
+ *
+ * Go >= 1.17 register ABI on amd64: at the entry rax = *tls.Conn, rbx/rcx/rdi = the []byte
+ * (ptr/len/cap); at a RET rax = n. r14 always holds the current goroutine (g), which is the
+ * call's key: a goroutine that blocks in Read may resume on another thread.
+ *
+ * The socket is read out of the Go structs: tls.Conn.conn (net.Conn interface, data word) →
+ * *net.TCPConn → conn.fd (*netFD) → pfd.Sysfd. The field offsets depend on the Go version; the
+ * host packs the binary's row (host/src/gotrace/offsets.ts) into each entry uprobe's BPF cookie,
+ * 16 bits per offset. A net.Conn that is not a TCP conn yields an fd the socket tracer does not
+ * know, which is counted as no_conn and dropped. Records are the socket tracer's tg_data_event
+ * with TG_DATA_TLS, into its own ring (tg_ring) with its own connection identity (tg_conns),
+ * both shared by fd as in tls.bpf.c. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "telegen.h"
+#include "tls.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 self_pid = 0;
+const volatile __u32 target_pid = 0;
+const volatile __u32 capture_max = TG_TLS_CAPTURE_LIMIT;
+
+struct conn_key {
+	__u32 pid;
+	__u32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct conn_key);
+	__type(value, struct tg_conn_info);
+} tg_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} tg_ring SEC(".maps");
+
+enum { GO_OP_READ = 1, GO_OP_WRITE = 2 };
+
+struct g_key {
+	__u64 g;
+	__u32 pid;
+	__u32 _pad;
+};
+
+struct go_call {
+	__u64 buf;
+	__u32 fd;
+	__u8 op;
+	__u8 _pad[3];
+};
+
+/* Calls in flight, per goroutine. LRU: a goroutine that never returns (killed process,
+ * a RET we did not probe) ages out instead of filling the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_CALLS_MAX);
+	__type(key, struct g_key);
+	__type(value, struct go_call);
+} go_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_SSL_MAX);
+	__type(key, __u64); /* conn_id */
+	__type(value, __u64[2]);
+} go_tls_pos SEC(".maps");
+
+struct scratch {
+	struct tg_data_event ev;
+	__u8 payload[TG_TLS_CAPTURE_LIMIT * 2];
+};
+
+/* Indexed by CPU: a per-CPU map value cannot be this large (32 KiB limit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} go_scratch SEC(".maps");
+
+/* Same counters as the OpenSSL tracer (enum tg_tls_stat). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TG_TLS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} go_tls_stats SEC(".maps");
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&go_tls_stats, &idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline bool pid_wanted(__u32 pid)
+{
+	if (pid == self_pid)
+		return false;
+	return target_pid == 0 || pid == target_pid;
+}
+
+/* The cookie's 16-bit fields: see packOffsets() in host/src/gotrace/offsets.ts. */
+static __always_inline __u64 cookie_field(__u64 cookie, int i)
+{
+	return (cookie >> (16 * i)) & 0xffff;
+}
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if (!pid_wanted(pid))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 tls_conn = ctx->ax;
+	__u64 data = 0, netfd = 0;
+	__s64 sysfd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(tls_conn + cookie_field(cookie, 0))) || !data ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + cookie_field(cookie, 1))) || !netfd ||
+	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + cookie_field(cookie, 2)))) {
+		stat_inc(TG_TLS_STAT_READ_FAULT);
+		return 0;
+	}
+	if (sysfd < 0 || sysfd > 0x7fffffff) {
+		stat_inc(TG_TLS_STAT_NO_CONN);
+		return 0;
+	}
+	struct g_key k = { .g = ctx->r14, .pid = pid };
+	struct go_call c = { .buf = ctx->bx, .fd = (__u32)sysfd, .op = op };
+	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
+	return 0;
+}
+
+#define CLAMP_REG(v, max) \
+	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
+
+static __always_inline void emit(const struct go_call *c, __u64 id, __u64 moved)
+{
+	__u32 pid = id >> 32;
+	struct conn_key k = { .pid = pid, .fd = c->fd };
+	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &k);
+	if (!ci) {
+		stat_inc(TG_TLS_STAT_NO_CONN);
+		return;
+	}
+	__u64 cid = ci->conn_id;
+	__u64 *pos = bpf_map_lookup_elem(&go_tls_pos, &cid);
+	if (!pos) {
+		__u64 zero[2] = {};
+		bpf_map_update_elem(&go_tls_pos, &cid, zero, BPF_NOEXIST);
+		pos = bpf_map_lookup_elem(&go_tls_pos, &cid);
+		if (!pos)
+			return;
+	}
+	__u8 dir = c->op == GO_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS;
+	__u64 at = __sync_fetch_and_add(&pos[dir & 1], moved);
+
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct scratch *s = bpf_map_lookup_elem(&go_scratch, &cpu);
+	if (!s) {
+		stat_inc(TG_TLS_STAT_RING_FULL);
+		return;
+	}
+	__u32 cap = capture_max;
+	if (cap > TG_TLS_CAPTURE_LIMIT)
+		cap = TG_TLS_CAPTURE_LIMIT;
+	__u64 want = moved < cap ? moved : cap;
+	CLAMP_REG(want, TG_TLS_CAPTURE_LIMIT);
+	__u64 got = want;
+	if (want && bpf_probe_read_user(s->payload, want, (void *)c->buf)) {
+		stat_inc(TG_TLS_STAT_READ_FAULT);
+		got = 0;
+	}
+	s->ev.type = TG_EV_DATA;
+	s->ev.dir = dir;
+	s->ev.truncated = got < moved;
+	s->ev.flags = TG_DATA_TLS;
+	s->ev._pad0 = 0;
+	s->ev.ts_ns = bpf_ktime_get_ns();
+	s->ev.pos = at;
+	s->ev.len = got;
+	s->ev.orig_len = moved > 0xffffffffULL ? 0xffffffffU : moved;
+	s->ev.conn = *ci;
+	s->ev.conn.tid = (__u32)id;
+	if (got < moved)
+		stat_inc(TG_TLS_STAT_TRUNCATED);
+	__u64 size = got;
+	CLAMP_REG(size, TG_TLS_CAPTURE_LIMIT);
+	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
+		stat_inc(TG_TLS_STAT_RING_FULL);
+	else
+		stat_inc(TG_TLS_STAT_EVENTS);
+}
+
+static __always_inline int go_return(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct g_key k = { .g = ctx->r14, .pid = id >> 32 };
+	struct go_call *p = bpf_map_lookup_elem(&go_calls, &k);
+	if (!p)
+		return 0;
+	struct go_call c = *p;
+	bpf_map_delete_elem(&go_calls, &k);
+	__s64 n = ctx->ax;
+	if (n <= 0)
+		return 0;
+	emit(&c, id, n);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_write_enter(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_WRITE); }
+
+SEC("uprobe")
+int go_tls_read_enter(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_READ); }
+
+/* Attached at every RET of both functions: the call in flight says which it was. */
+SEC("uprobe")
+int go_tls_return(struct pt_regs *ctx) { return go_return(ctx); }

@@ -1,0 +1,26 @@
+// What the Go tracer did with each Go executable it found, for /api/discovery and `doctor`:
+// instrumented or, when not, why. Written by the tracer, read by the API.
+
+export interface GoBinaryStatus {
+  path: string;
+  goVersion?: string;
+  symbols?: 'symtab' | 'pclntab';
+  instrumented: boolean;
+  /** Why not, when not instrumented. */
+  reason?: string;
+  /** Uprobes attached (entries + return instructions). */
+  probes: number;
+  pids: number[];
+  attachMs?: number;
+}
+
+let current: (() => GoBinaryStatus[]) | undefined;
+
+export function setGoStatusSource(f: (() => GoBinaryStatus[]) | undefined): void {
+  current = f;
+}
+
+/** undefined while the Go tracer is not running. */
+export function goStatus(): GoBinaryStatus[] | undefined {
+  return current?.();
+}

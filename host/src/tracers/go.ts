@@ -1,0 +1,185 @@
+// Go tracer: TLS plaintext from Go programs (bpf/go_tls.bpf.c), whose crypto/tls never goes
+// through OpenSSL. Every Go executable found in /proc is analyzed once (host/src/gotrace: build
+// info, pclntab, RET instructions — no DWARF needed), then crypto/tls.(*Conn).Write/Read get an
+// entry uprobe (the binary's struct offsets in its cookie) and a uprobe on each RET. A uprobe
+// hooks the file, so one set covers every process running it; the set is removed when the last
+// such process is gone. Records go into the socket tracer's ring as TG_DATA_TLS data events, so
+// the same decoders make HTTPS and HTTP/2 spans of Go servers and clients.
+import * as fs from 'fs';
+import * as path from 'path';
+import { TracerContext, TracerFactory, RunningTracer } from '../agent';
+import { log } from '../log';
+import { loadNative, nativeAddonPath } from '../native';
+import { tg_tls_stat } from '../generated/tls-layout';
+import { packOffsets } from '../gotrace/offsets';
+import { GoBinaryStatus, setGoStatusSource } from '../gotrace/status';
+import { GO_TLS_FUNCS, GO_TLS_RETURN_PROG, analyzeForTls, whyNot } from '../gotrace/probes';
+
+const glog = log.child({ component: 'tracer.go' });
+
+
+export interface NativeUprobes {
+  attachUprobe(prog: string, binary: string, func: string | number, retprobe: boolean, pid?: number, cookie?: number): number;
+  detach(handle: number): boolean;
+}
+
+interface Hooked { status: GoBinaryStatus; handles: number[] }
+
+function fileKey(p: string): string | null {
+  try {
+    const st = fs.statSync(p);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+export class GoAttacher {
+  /** dev:inode of every executable looked at (Go or not) → what was done. */
+  readonly binaries = new Map<string, Hooked | null>();
+
+  constructor(private readonly t: NativeUprobes, private readonly selfPid = process.pid) {}
+
+  /** Analyzes and hooks one executable; returns its status (null: not Go). */
+  attachFile(file: string, key: string): Hooked | null {
+    const t0 = process.hrtime.bigint();
+    const g = analyzeForTls(file);
+    if (!g) {
+      this.binaries.set(key, null);
+      return null;
+    }
+    const status: GoBinaryStatus = { path: file, goVersion: g.buildInfo.goVersion, symbols: g.symbols, instrumented: false, probes: 0, pids: [] };
+    const h: Hooked = { status, handles: [] };
+    this.binaries.set(key, h);
+    status.reason = whyNot(g);
+    if (status.reason) {
+      glog.info({ file, go: g.buildInfo.goVersion, reason: status.reason }, 'Go binary not instrumented');
+      return h;
+    }
+    const cookie = packOffsets(g.offsets!);
+    try {
+      for (const [name, prog] of GO_TLS_FUNCS) {
+        const f = g.funcs.get(name)!;
+        h.handles.push(this.t.attachUprobe(prog, file, f.entryOffset, false, -1, cookie));
+        for (const r of f.returnOffsets) h.handles.push(this.t.attachUprobe(GO_TLS_RETURN_PROG, file, r, false, -1, 0));
+      }
+    } catch (e) {
+      // Half a set would open calls that never close: all or nothing.
+      for (const x of h.handles) this.t.detach(x);
+      h.handles = [];
+      status.reason = `uprobe attach failed: ${(e as Error).message}`;
+      glog.warn({ file, err: status.reason }, 'Go binary not instrumented');
+      return h;
+    }
+    status.instrumented = true;
+    status.probes = h.handles.length;
+    status.attachMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    glog.info({ file, go: g.buildInfo.goVersion, symbols: g.symbols, probes: status.probes, ms: status.attachMs }, 'Go binary instrumented');
+    return h;
+  }
+
+  /** One pass over /proc: new executables are analyzed, ones no process runs any more unhooked. */
+  scan(procRoot = '/proc'): void {
+    const live = new Map<string, number[]>();
+    let pids: string[];
+    try {
+      pids = fs.readdirSync(procRoot).filter((d) => /^\d+$/.test(d));
+    } catch {
+      return;
+    }
+    for (const pid of pids) {
+      if (Number(pid) === this.selfPid) continue;
+      const exeLink = `${procRoot}/${pid}/exe`;
+      let exe: string;
+      try {
+        exe = fs.readlinkSync(exeLink);
+      } catch {
+        continue; // kernel threads; processes that exited while we looked
+      }
+      const key = fileKey(exeLink);
+      if (!key) continue;
+      live.set(key, [...(live.get(key) ?? []), Number(pid)]);
+      if (this.binaries.has(key)) continue;
+      // A process in another mount namespace names its file from its own root: use the link.
+      const direct = !exe.endsWith(' (deleted)') && fileKey(exe) === key;
+      try {
+        this.attachFile(direct ? exe : exeLink, key);
+      } catch (e) {
+        glog.warn({ exe, err: (e as Error).message }, 'analysis failed');
+        this.binaries.set(key, null);
+      }
+    }
+    for (const [key, h] of this.binaries) {
+      const p = live.get(key);
+      if (p) {
+        if (h) h.status.pids = p;
+        continue;
+      }
+      // Nobody runs it any more: remove its probes and forget it (a new exec re-analyzes).
+      if (h) for (const x of h.handles) this.t.detach(x);
+      this.binaries.delete(key);
+    }
+  }
+
+  status(): GoBinaryStatus[] {
+    return [...this.binaries.values()].filter((h): h is Hooked => !!h).map((h) => ({ ...h.status, pids: [...h.status.pids] }));
+  }
+
+  detachAll(): void {
+    for (const h of this.binaries.values()) if (h) for (const x of h.handles) this.t.detach(x);
+    this.binaries.clear();
+  }
+}
+
+function objectPath(): string {
+  return path.join(path.dirname(nativeAddonPath()), '..', '..', '..', 'build', 'bpf', 'go_tls.bpf.o');
+}
+
+const STAT_NAMES = (['EVENTS', 'RING_FULL', 'NO_CONN', 'READ_FAULT', 'TRUNCATED'] as const)
+  .map((k) => ({ name: k.toLowerCase(), index: tg_tls_stat[`TG_TLS_STAT_${k}`] }));
+
+interface NativeGoTracer extends NativeUprobes {
+  open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
+  stats(map: string): number[];
+  close(): void;
+}
+
+export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | null => {
+  const cfg = ctx.cfg.tracers.go;
+  if (!cfg.enabled || process.env.TELEGEN_GO === '0') return null;
+  if (!ctx.cfg.tracers.socket.enabled) throw new Error('the Go tracer writes into the socket tracer\'s ring: enable tracers.socket');
+  const Native = (loadNative() as unknown as { UprobeTracer: new () => NativeGoTracer }).UprobeTracer;
+  const t = new Native();
+  t.open(objectPath(), {
+    rodata: { self_pid: process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
+    shareMaps: ['tg_conns', 'tg_ring'],
+  });
+  const attacher = new GoAttacher(t);
+  attacher.scan();
+  const timer = setInterval(() => {
+    try {
+      attacher.scan();
+    } catch (e) {
+      glog.error({ err: (e as Error).message }, 'scan failed');
+    }
+  }, cfg.rescan_ms);
+  timer.unref();
+  setGoStatusSource(() => attacher.status());
+
+  const counter = ctx.signals.meter.createObservableCounter('telegen.go.tls.records', { description: 'Go TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)' });
+  counter.addCallback((r) => {
+    const v = t.stats('go_tls_stats');
+    for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
+  });
+  const st = attacher.status();
+  return {
+    name: 'go',
+    detail: `${st.filter((s) => s.instrumented).length} Go binaries instrumented, ${st.filter((s) => !s.instrumented).length} not (see /api/discovery)`,
+    stop(): void {
+      clearInterval(timer);
+      setGoStatusSource(undefined);
+      attacher.detachAll();
+      t.close();
+    },
+  };
+};
