@@ -52,6 +52,16 @@ export interface TracerStatus { name: string; ok: boolean; detail: string }
 
 interface NativeTracer { close(): void; stats(): Record<string, number>; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
 
+export interface StartOptions {
+  /** The CLI's `run` (not an embedding process such as a bench) ends start-up holding only the
+   *  run-time capabilities. */
+  dropPrivileges?: boolean;
+  /** Where the socket tracer comes from: the privilege-separated worker adopts the loader's fds. */
+  openSocketTracer?: typeof import('./native').openSocketTracer;
+  /** Set (to the reason) when only the socket tracer can run here: the others are reported down. */
+  onlySocketTracer?: string;
+}
+
 export class Agent {
   readonly metrics = new SelfMetrics();
   readonly tracers: TracerStatus[] = [];
@@ -148,9 +158,7 @@ export class Agent {
     this.timers.push(setInterval(scan, 5000).unref());
   }
 
-  /** `dropPrivileges`: the CLI's `run` (not an embedding process such as a bench) ends start-up
-   *  holding only the run-time capabilities. */
-  async start(opts: { dropPrivileges?: boolean } = {}): Promise<void> {
+  async start(opts: StartOptions = {}): Promise<void> {
     this.started = Date.now();
     fs.mkdirSync(this.cfg.data_dir, { recursive: true });
     const mounted = ensureMounts();
@@ -208,9 +216,9 @@ export class Agent {
     }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });
     this.kernel = new KernelIngest(this.router, this.metrics);
 
-    if (this.cfg.tracers.socket.enabled) this.startSocketTracer();
+    if (this.cfg.tracers.socket.enabled) this.startSocketTracer(opts.openSocketTracer);
     else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });
-    await this.startExtraTracers();
+    await this.startExtraTracers(opts.onlySocketTracer);
 
     this.metrics.addCollector((m) => this.collect(m));
     this.timers.push(setInterval(() => {
@@ -258,13 +266,13 @@ export class Agent {
     return t.mode === 'file' ? `file ${this.cfg.data_dir}/traces.jsonl` : `${t.mode} ${t.endpoint}`;
   }
 
-  private startSocketTracer(): void {
+  private startSocketTracer(open?: StartOptions['openSocketTracer']): void {
     const sc = this.cfg.tracers.socket;
     try {
       // Loaded lazily: replay and doctor must work where the addon was not built.
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const native = require('./native') as typeof import('./native');
-      const t = native.openSocketTracer({
+      const t = (open ?? native.openSocketTracer)({
         ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid,
       }, (ring, index, count) => this.kernel.onBatch(ring, index, count));
       this.socketTracer = t as unknown as NativeTracer;
@@ -278,7 +286,7 @@ export class Agent {
     }
   }
 
-  private async startExtraTracers(): Promise<void> {
+  private async startExtraTracers(onlySocket?: string): Promise<void> {
     let factories: Array<[string, TracerFactory]> = [];
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -287,6 +295,11 @@ export class Agent {
       if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
     }
     for (const [name, factory] of factories) {
+      if (onlySocket) {
+        const enabled = (this.cfg.tracers as Record<string, { enabled?: boolean } | undefined>)[name]?.enabled;
+        this.tracers.push({ name, ok: false, detail: enabled === false ? 'disabled in config' : onlySocket });
+        continue;
+      }
       try {
         const t = await factory({ cfg: this.cfg, signals: this.signals, metrics: this.metrics, agent: this });
         if (!t) { this.tracers.push({ name, ok: false, detail: 'disabled in config' }); continue; }

@@ -54,6 +54,8 @@ struct Options {
   uint32_t self_pid = 0;
   uint32_t target_pid = 0;
   uint32_t wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT;
+  // false: load and attach only; the ring is drained elsewhere (privilege separation's worker).
+  bool drain = true;
 };
 
 uint64_t NumberOpt(Napi::Object o, const char *key, uint64_t def, uint64_t min, uint64_t max) {
@@ -85,6 +87,8 @@ Options ParseOptions(Napi::Env env, Napi::Value v) {
   o.target_pid = NumberOpt(obj, "targetPid", o.target_pid, 0, UINT32_MAX);
   // A threshold a small ring can never reach would leave only the poll timer.
   o.wakeup_bytes = NumberOpt(obj, "wakeupBytes", std::min<uint64_t>(o.wakeup_bytes, o.ring_bytes / 4), 0, o.ring_bytes / 2);
+  Napi::Value drain = obj.Get("drain");
+  if (drain.IsBoolean()) o.drain = drain.As<Napi::Boolean>();
   return o;
 }
 
@@ -164,6 +168,7 @@ Napi::Function SocketTracer::Init(Napi::Env env) {
                          InstanceMethod<&SocketTracer::Stats>("stats"),
                          InstanceMethod<&SocketTracer::MapStats>("mapStats"),
                          InstanceMethod<&SocketTracer::Close>("close"),
+                         InstanceMethod<&SocketTracer::MapFds>("mapFds"),
                          InstanceAccessor<&SocketTracer::GetRing>("ring"),
                          InstanceAccessor<&SocketTracer::GetIndex>("index"),
                      });
@@ -253,14 +258,16 @@ Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
     attached.Set(attached.Length(), name);
   }
 
-  try {
-    reader_ = std::make_unique<RingReader>(env, bpf_map__fd(skel_->maps.tg_ring),
-                                           bpf_map__max_entries(skel_->maps.tg_ring), handler);
-  } catch (...) {
-    Teardown();
-    throw;
+  if (o.drain) {
+    try {
+      reader_ = std::make_unique<RingReader>(env, bpf_map__fd(skel_->maps.tg_ring),
+                                             bpf_map__max_entries(skel_->maps.tg_ring), handler);
+    } catch (...) {
+      Teardown();
+      throw;
+    }
+    reader_->Start();
   }
-  reader_->Start();
 
   Napi::Array mounted_js = Napi::Array::New(env);
   for (const std::string &m : mounted) mounted_js.Set(mounted_js.Length(), m);
@@ -327,6 +334,17 @@ void SocketTracer::Teardown() {
   reader_.reset();
   if (skel_) socket_bpf__destroy(skel_);
   skel_ = nullptr;
+}
+
+// The fds the privilege-separated worker needs: it drains the ring and reads the counters itself.
+Napi::Value SocketTracer::MapFds(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!skel_) throw Napi::Error::New(env, "not open");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ring", bpf_map__fd(skel_->maps.tg_ring));
+  out.Set("stats", bpf_map__fd(skel_->maps.tg_stats));
+  out.Set("conns", bpf_map__fd(skel_->maps.tg_conns));
+  return out;
 }
 
 Napi::Value SocketTracer::Close(const Napi::CallbackInfo &info) {

@@ -6,6 +6,8 @@ import { Agent } from '../agent';
 import { log } from '../log';
 
 export async function runCommand(args: Args): Promise<void> {
+  // Under privilege separation the loader re-runs this command as the worker (security/privsep).
+  if (process.env.TELEGEN_PRIVSEP_ROLE === 'worker') return (await import('../security/privsep/worker')).runWorker();
   const overrides: Record<string, unknown> = {};
   const dataDir = (typeof args.flags['data-dir'] === 'string' && args.flags['data-dir']) || process.env.TELEGEN_DATA_DIR;
   if (dataDir) overrides.data_dir = dataDir;
@@ -17,6 +19,7 @@ export async function runCommand(args: Args): Promise<void> {
     if (e instanceof ExportConfigError) throw new ConfigError(e.message);
     throw e;
   }
+  if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg);
   const agent = new Agent(cfg, resolved);
   await agent.start({ dropPrivileges: true });
   let stopping = false;

@@ -17,6 +17,7 @@ import { fileioTracerSchema } from '../tracers/fileio-config';
 import { goTracerSchema } from '../tracers/go-config';
 import { securityTracerSchema } from '../tracers/security-config';
 import { logsTracerSchema } from '../tracers/logs-config';
+import { securitySchema } from '../security/config';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
@@ -38,6 +39,7 @@ export const configSchema = z.object({
   decoders: decodersSchema.default({}),
   pipeline: pipelineSchema.default({}),
   discovery: discoverySchema.default({}),
+  security: securitySchema.default({}),
   otlp: z.unknown().optional().describe('OTLP export, validated by host/src/export/config.ts (otlp.endpoint, protocol, compression, per-signal enabled/batch_size …)'),
 }).strict();
 

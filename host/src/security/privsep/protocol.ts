@@ -1,0 +1,109 @@
+// The loader ↔ worker protocol: u32 big-endian length + UTF-8 JSON per frame, both ways. The
+// loader is root and the worker parses untrusted bytes, so everything the worker asks for is
+// checked here twice — shape (zod, strict) then policy (what exists on this host right now) — and
+// refused with a reason otherwise. Pure functions; the loader supplies the host lookups.
+import * as path from 'path';
+import { z } from 'zod';
+
+/** A request never needs more; anything longer is refused before parsing. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+export const PROTOCOL_VERSION = 1;
+
+export function encodeFrame(msg: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(msg), 'utf8');
+  const out = Buffer.allocUnsafe(4 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, 4);
+  return out;
+}
+
+/**
+ * Splits a byte stream into frames. A declared length above `max` is reported once through
+ * onOversize and the stream is then useless (the caller closes it): resynchronising on a
+ * stream whose peer lies about lengths is not worth it.
+ */
+export function frameReader(max: number, onFrame: (body: Buffer) => void, onOversize: (len: number) => void): (chunk: Buffer) => void {
+  let buf = Buffer.alloc(0);
+  let dead = false;
+  return (chunk) => {
+    if (dead) return;
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    while (buf.length >= 4) {
+      const len = buf.readUInt32BE(0);
+      if (len > max) { dead = true; onOversize(len); return; }
+      if (buf.length < 4 + len) return;
+      const body = buf.subarray(4, 4 + len);
+      buf = buf.subarray(4 + len);
+      onFrame(body);
+    }
+  };
+}
+
+/** Uprobe targets each tracer may ask for: the library's file name and the functions in it. */
+export const UPROBE_POLICY: Record<string, { library: RegExp; symbols: ReadonlySet<string> }> = {
+  tls: {
+    library: /^libssl\.so(\.\d+)*$/,
+    symbols: new Set(['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write_ex', 'SSL_do_handshake', 'SSL_free']),
+  },
+};
+
+const absPath = z.string().min(2).max(4096).refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute path');
+
+export const requestSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('ping'), id: z.number().int().nonnegative() }).strict(),
+  z.object({
+    op: z.literal('attach_uprobe'),
+    id: z.number().int().nonnegative(),
+    tracer: z.string().max(32),
+    pid: z.number().int().min(1).max(0x3fffffff),
+    library: absPath,
+    symbols: z.array(z.string().max(128)).min(1).max(16),
+  }).strict(),
+]);
+export type Request = z.infer<typeof requestSchema>;
+
+export interface Refusal { ok: false; id?: number; error: 'malformed' | 'refused'; reason: string }
+export type Reply = { ok: true; id: number; [k: string]: unknown } | Refusal;
+
+/** What the policy needs to know about the host; the loader reads /proc, tests may not. */
+export interface HostView {
+  /** Whether a process with this pid exists now. */
+  pidExists(pid: number): boolean;
+  /** Files the process has mapped (paths as /proc/PID/maps shows them, inside its root). */
+  mappedFiles(pid: number): string[];
+  /** Whether PATH, resolved inside the process's root without leaving it, is a regular file. */
+  regularFileInRoot(pid: number, file: string): boolean;
+  /** Pids the request may never target (the loader and the worker themselves). */
+  protectedPids: ReadonlySet<number>;
+}
+
+/** Parse + validate one frame body. Returns the request or the refusal to send back. */
+export function parseRequest(body: Buffer): Request | Refusal {
+  let raw: unknown;
+  try { raw = JSON.parse(body.toString('utf8')); } catch (e) {
+    return { ok: false, error: 'malformed', reason: `not JSON: ${(e as Error).message}` };
+  }
+  const r = requestSchema.safeParse(raw);
+  if (!r.success) {
+    const id = raw && typeof raw === 'object' && typeof (raw as { id?: unknown }).id === 'number' ? (raw as { id: number }).id : undefined;
+    return { ok: false, id, error: 'malformed', reason: r.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ') };
+  }
+  return r.data;
+}
+
+/** The policy: null when the request may run, else the reason it may not. */
+export function policyRefusal(req: Request, host: HostView): string | null {
+  if (req.op === 'ping') return null;
+  const rule = UPROBE_POLICY[req.tracer];
+  if (!rule) return `tracer "${req.tracer}" may not request uprobes (allowed: ${Object.keys(UPROBE_POLICY).join(', ')})`;
+  if (host.protectedPids.has(req.pid)) return `pid ${req.pid} is telegen itself`;
+  if (!host.pidExists(req.pid)) return `pid ${req.pid} does not exist`;
+  if (path.posix.normalize(req.library) !== req.library || req.library.split('/').includes('..'))
+    return `library path ${JSON.stringify(req.library)} is not normalized`;
+  if (!rule.library.test(path.posix.basename(req.library))) return `library ${req.library} is not one tracer "${req.tracer}" may hook`;
+  const bad = req.symbols.filter((s) => !rule.symbols.has(s));
+  if (bad.length) return `symbol(s) ${bad.join(', ')} not allowed for tracer "${req.tracer}"`;
+  if (!host.mappedFiles(req.pid).includes(req.library)) return `pid ${req.pid} has no mapping of ${req.library}`;
+  if (!host.regularFileInRoot(req.pid, req.library)) return `${req.library} is not a regular file inside /proc/${req.pid}/root`;
+  return null;
+}

@@ -1,0 +1,100 @@
+// The unprivileged half of `telegen run` under security.privilege_separation: started by the
+// loader as an unprivileged uid with no capabilities and no_new_privs, it receives the socket
+// tracer's map fds over the loader's socket and runs ingest → decoders → pipeline → export → API
+// exactly as the single process does, draining the ring buffer itself (a ring buffer fd can be
+// mmapped and polled by whoever holds it; map lookups by fd need no capability since 6.5).
+import * as net from 'net';
+import { parseConfig } from '../../config';
+import { resolveExportConfig } from '../../export';
+import { Agent } from '../../agent';
+import { log } from '../../log';
+import { BatchHandler, SocketTracer, SocketTracerOptions, SocketTracerStats, KernelStatName } from '../../native';
+import { tg_stat } from '../../generated/layout';
+import { privsepNative, PrivsepNative } from './native';
+import { HANDED_FDS, Hello } from './loader';
+import { frameReader, MAX_REQUEST_BYTES } from './protocol';
+
+const wlog = log.child({ component: 'worker' });
+
+const statNames = (Object.keys(tg_stat) as (keyof typeof tg_stat)[]).filter((k) => k !== 'TG_STAT_MAX')
+  .map((k) => ({ name: k.slice('TG_STAT_'.length).toLowerCase() as KernelStatName, index: tg_stat[k] }));
+
+/** The SocketTracer interface over fds the loader handed over: same stats, same batches. */
+export function adoptSocketTracer(native: PrivsepNative, hello: Hello, fds: number[], onBatch: BatchHandler, opts: SocketTracerOptions = {}): SocketTracer {
+  const s = hello.socket;
+  if (!s?.ok) throw new Error(`loader: ${s?.error ?? 'no socket tracer'}`);
+  const fd = (name: (typeof HANDED_FDS)[number]) => {
+    const i = s.fds.indexOf(name);
+    if (i < 0 || fds[i] === undefined) throw new Error(`loader handed no ${name} fd`);
+    return fds[i];
+  };
+  const ringFd = fd('ring'), statsFd = fd('stats'), connsFd = fd('conns');
+  let ring: Uint8Array = new Uint8Array(0);
+  let index: Uint32Array = new Uint32Array(0);
+  let handlerErrors = 0;
+  const consumer = new native.RingConsumer(ringFd, s.report.ringBytes, (count) => {
+    try { onBatch(ring, index, count); } catch (err) {
+      handlerErrors++;
+      if (opts.onError) opts.onError(err);
+      else if (handlerErrors === 1) process.emitWarning(`telegen: socket tracer batch handler threw: ${String(err)}`);
+    }
+  });
+  ring = consumer.ring ?? ring;
+  index = consumer.index ?? index;
+  let final: SocketTracerStats | undefined;
+  return {
+    report: s.report,
+    stats(): SocketTracerStats {
+      if (final) return final;
+      const c = consumer.stats();
+      const kernel = native.mapSumPerCpu(statsFd, tg_stat.TG_STAT_MAX);
+      const out = { batches: c.batches, records: c.records, ringPendingBytes: c.ringPendingBytes, handlerErrors } as SocketTracerStats;
+      for (const { name, index: i } of statNames) out[name] = kernel[i] ?? 0;
+      return out;
+    },
+    mapStats: () => ({ conns: native.mapCountKeys(connsFd), connMax: s.report.connMax, ringBytes: s.report.ringBytes }),
+    close(): void {
+      if (final) return;
+      final = this.stats();
+      consumer.close();
+      for (const f of fds) native.closeFd(f);
+    },
+  };
+}
+
+export async function runWorker(): Promise<void> {
+  const sockPath = process.env.TELEGEN_LOADER_SOCKET;
+  if (!sockPath) throw new Error('worker: TELEGEN_LOADER_SOCKET not set (started by the loader only)');
+  const native = privsepNative();
+  const got = native.connectReceive(sockPath, 30_000);
+  const hello = JSON.parse(got.frame.toString('utf8')) as Hello;
+  if (hello.role !== 'worker' || !hello.config) throw new Error(`worker: loader answered as ${hello.role}`);
+  const cfg = parseConfig(hello.config, '(from the loader)');
+  const resolved = resolveExportConfig(cfg.otlp ?? {}, process.env);
+  // Kept open: attach requests go over it, and its end means the loader is gone.
+  const loader = new net.Socket({ fd: got.fd, readable: true, writable: true });
+  const agent = new Agent(cfg, resolved);
+  await agent.start({
+    openSocketTracer: (opts, onBatch) => adoptSocketTracer(native, hello, got.fds, onBatch, opts),
+    onlySocketTracer: 'single-process mode only (security.privilege_separation)',
+  });
+  wlog.info({ uid: process.getuid?.(), fds: got.fds.length }, 'worker running on the loader\'s fds');
+
+  let stopping = false;
+  const stop = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    wlog.info({ why }, 'stopping: flushing queues');
+    agent.stop().then(() => process.exit(code), (e) => { wlog.error({ err: e }, 'shutdown failed'); process.exit(1); });
+  };
+  loader.on('error', () => undefined);
+  loader.on('data', frameReader(MAX_REQUEST_BYTES, (body) => {
+    let msg: { op?: string } = {};
+    try { msg = JSON.parse(body.toString('utf8')); } catch { /* the loader is trusted; ignore garbage */ }
+    if (msg.op === 'stop') stop('loader asked', 0);
+  }, () => stop('loader sent an oversized frame', 1)));
+  loader.on('close', () => stop('loader socket closed', 1));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
+  process.on('SIGHUP', () => undefined);
+}
