@@ -6,7 +6,7 @@
 // u32 value_len | name | value (struct tg_tls_h2_field, bpf/include/tls.h). A hint never
 // overrides the wire: a list is used only when it has exactly the block's field count and
 // agrees with every field the wire did decode (stitch.ts, fillFromHints).
-import { Conn, HintSet, HINT_SETS_MAX, HEADER_LIST_CAP } from "./types";
+import { Conn, HintSet, HINT_SETS_MAX, HINT_BYTES_MAX, HEADER_LIST_CAP } from "./types";
 import { appendField } from "./stitch";
 
 const HINT_HEAD: u32 = 12;
@@ -29,6 +29,10 @@ export function takeHint(c: Conn, dir: i32, p: usize, len: u32): u32 {
   if (list == null || list.length < used + need) {
     let cap = list == null ? 512 : list.length * 2;
     while (cap < used + need) cap *= 2;
+    const grow = cap - (list == null ? 0 : list.length);
+    while (c.hintBytes + grow > HINT_BYTES_MAX && c.hints.size > 1) dropLowest(c, sid);
+    if (c.hintBytes + grow > HINT_BYTES_MAX) { hs.cut = true; return sid; }
+    c.hintBytes += grow;
     const nb = new Uint8Array(cap);
     if (list != null) memory.copy(nb.dataStart, list.dataStart, <usize>used);
     list = nb;
@@ -41,14 +45,28 @@ export function takeHint(c: Conn, dir: i32, p: usize, len: u32): u32 {
 
 function hintSet(c: Conn, sid: u32): HintSet {
   if (c.hints.has(sid)) return c.hints.get(sid);
-  if (c.hints.size >= HINT_SETS_MAX) {
-    // Stream ids only grow: the lowest is the stalest.
-    const keys = c.hints.keys();
-    let low = keys[0];
-    for (let i = 1; i < keys.length; i++) if (keys[i] < low) low = keys[i];
-    c.hints.delete(low);
-  }
+  if (c.hints.size >= HINT_SETS_MAX) dropLowest(c, sid);
   const hs = new HintSet();
   c.hints.set(sid, hs);
   return hs;
+}
+
+/** Forgets the hint set of the lowest stream id other than `keep` (ids only grow: the stalest). */
+function dropLowest(c: Conn, keep: u32): void {
+  const keys = c.hints.keys();
+  let low: u32 = 0xffffffff;
+  for (let i = 0; i < keys.length; i++) if (keys[i] != keep && keys[i] < low) low = keys[i];
+  if (low == 0xffffffff) return;
+  forgetHints(c, low);
+}
+
+/** Drops one stream's hint set and its bytes from the connection's account. */
+export function forgetHints(c: Conn, sid: u32): void {
+  if (!c.hints.has(sid)) return;
+  const hs = c.hints.get(sid);
+  for (let i = 0; i < 4; i++) {
+    const l = unchecked(hs.lists[i]);
+    if (l != null) c.hintBytes -= l.length;
+  }
+  c.hints.delete(sid);
 }

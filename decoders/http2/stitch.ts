@@ -9,6 +9,7 @@ import {
   fieldCount, fieldNamePtr, fieldNameLen, fieldValPtr, fieldValLen, fieldFlags, hpUnknown, hpTruncated,
 } from "./hpack";
 import { emitExchange, findHeader, hasUnknownName, listValPtr, listValLen } from "./emit";
+import { forgetHints } from "./hint";
 
 // ---- serialised header list: per field u8 flags | u32 nameLen | name | u32 valueLen | value ----
 
@@ -201,7 +202,7 @@ function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void 
 function emit(c: Conn, connId: u32, s: H2Stream, flags: i32): void {
   for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, true);
   emitExchange(connId, s, flags);
-  c.hints.delete(s.id);
+  forgetHints(c, s.id);
 }
 
 @inline function isGrpcContentType(list: Uint8Array | null): bool {
@@ -419,6 +420,7 @@ export function flushAll(c: Conn, connId: u32): void {
   }
   c.streams.clear();
   c.hints.clear();
+  c.hintBytes = 0;
 }
 
 export function expire(c: Conn, connId: u32, now: u64): void {

@@ -43,6 +43,8 @@ export const EVENTS_PER_CONN: u32 = 16;
 export const HUNT_GIVE_UP: u32 = 1048576;
 /** Hint sets (decoded fields from the peer's own HTTP/2 library) kept per connection. */
 export const HINT_SETS_MAX: i32 = 256;
+/** Bytes of hint lists kept per connection (a traced process controls what its hints hold). */
+export const HINT_BYTES_MAX: i32 = 262144;
 /** How long a finished exchange waits for the hints that name its unknown fields. */
 export const HINT_WAIT_NS: u64 = 2_000_000_000;
 /** A stream without any frame for this long is expired by tick(). */
@@ -184,4 +186,5 @@ export class Conn {
   /** Hints arrived on this connection: exchanges with unknown fields wait a little for theirs. */
   hinted: bool = false;
   hints: Map<u32, HintSet> = new Map<u32, HintSet>();
+  hintBytes: i32 = 0;
 }

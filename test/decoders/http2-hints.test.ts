@@ -95,3 +95,20 @@ test('hints for another stream change nothing; malformed hints are refused', () 
   assert.equal(ex.attributes['rpc.method'], undefined);
   assert.equal(h.inst.counters.traps, 0);
 });
+
+test('hostile hints: many streams of large fields keep memory bounded and hints for live streams still work', () => {
+  const h = loadDecoder('http2');
+  const big = 'v'.repeat(4000);
+  const before = h.inst.memoryBytes();
+  for (let sid = 101; sid < 4101; sid += 2) {
+    for (let k = 0; k < 4; k++) assert.equal(h.inst.hint(1, RESP, hint(sid, 1, `x-f${k}`, big), 5n), 'ok');
+  }
+  hints(h, REQ, 9, 0, REQ_TRUE, 6n);
+  call(h, 9, 10n);
+  h.inst.closeStream(1);
+  const [ex] = exchanges(h);
+  assert.equal(ex.attributes['rpc.method'], 'Unary', 'the newest hints survive the flood');
+  assert.equal(h.inst.counters.traps, 0);
+  const grown = h.inst.memoryBytes() - before;
+  assert.ok(grown <= 4 << 20, `Wasm memory grew by ${grown} bytes for 32 MB of hints`);
+});
