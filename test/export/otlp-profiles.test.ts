@@ -194,3 +194,25 @@ for (const protocol of ['grpc', 'http'] as const) {
     await down.shutdown();
   });
 }
+
+test('a batch over the receivers\' 4 MiB request limit goes in parts, every sample delivered (grpc)', async () => {
+  const r = await receiver('grpc');
+  const exp = createProfileExporter(resolveExportConfig({}, envFor(r, 'gzip')), '/nonexistent');
+  // 200 distinct functions per interval, 150 samples of depth 24: ~30 KB encoded each, ~6 MB for 200.
+  const big = (k: number) => {
+    const frames = Array.from({ length: 200 }, (_, i) => fr(`fn_${k}_${i}`, `/usr/lib/lib${i % 9}.so`));
+    const iv = interval(k);
+    iv.samples = Array.from({ length: 150 }, (_, s) => ({ pid: 100 + (k % 3), tid: 1000 + s, comm: 'svc', count: 1 + s, stack: Array.from({ length: 24 }, (_, d) => frames[(s * 7 + d * 13) % frames.length]) }));
+    return toOtlpProfiles(iv, info, 'node-1', '0.1.0');
+  };
+  const batch = Array.from({ length: 200 }, (_, k) => big(k));
+  const res = await exp.export(batch);
+  assert.equal(res.code, 'success', String(res.error));
+  await exp.shutdown();
+  assert.ok(r.attempts.length >= 2, `${r.attempts.length} request(s)`);
+  for (const a of r.attempts) assert.ok(a.bytes <= 3.5 * 1024 * 1024, `request of ${a.bytes} bytes`);
+  const got = r.profileSamples();
+  assert.equal(got.length, 200 * 150);
+  assert.deepEqual(got.slice(0, 150).map((s) => s.values[0]), Array.from({ length: 150 }, (_, s) => 1 + s));
+  assert.equal(got[got.length - 1].stack[0], 'fn_199_' + String((149 * 7 + 23 * 13) % 200));
+});

@@ -13,7 +13,7 @@ import type { ResolvedExportConfig, ResolvedSignalExport, Signal } from './confi
 import { createFileLogExporter, createFileMetricExporter, createFileProfileExporter, createFileTraceExporter } from './file-exporter';
 import { createOtlpLogExporter, createOtlpMetricExporter, createOtlpTraceExporter } from './otlp-exporters';
 import { createOtlpProfileExporter } from './otlp-profiles';
-import { estimateLogBytes, estimateResourceMetricsBytes, estimateSpanBytes } from './size';
+import { estimateLogBytes, estimateProfileRequestBytes, estimateResourceMetricsBytes, estimateSpanBytes } from './size';
 import type { SignalExporter } from './types';
 
 export * from './config';
@@ -81,7 +81,7 @@ export function createExportQueues(resolved: ResolvedExportConfig, dataDir: stri
   if (resolved.traces.enabled) q.traces = queueFor(resolved.traces, createTraceExporter(resolved, dataDir), estimateSpanBytes, opts.onEvent);
   if (resolved.metrics.enabled) q.metrics = queueFor(resolved.metrics, createMetricExporter(resolved, dataDir), estimateResourceMetricsBytes, opts.onEvent);
   if (resolved.logs.enabled) q.logs = queueFor(resolved.logs, createLogExporter(resolved, dataDir), estimateLogBytes, opts.onEvent);
-  if (resolved.profiles.enabled) q.profiles = queueFor(resolved.profiles, createProfileExporter(resolved, dataDir), (p) => JSON.stringify(p).length, opts.onEvent);
+  if (resolved.profiles.enabled) q.profiles = queueFor(resolved.profiles, createProfileExporter(resolved, dataDir), estimateProfileRequestBytes, opts.onEvent);
   return q;
 }
 

@@ -33,6 +33,20 @@ function readPem(file: string | undefined, what: string): Buffer | undefined {
   }
 }
 
+/**
+ * The Collector's OTLP receivers refuse requests over 4 MiB by default (max_recv_msg_size_mib, and
+ * grpc's own default); a merged batch of large profiles can pass that, so it is sent in parts.
+ */
+export const MAX_REQUEST_BYTES = 3.5 * 1024 * 1024;
+
+/** One request for the batch, or halves of it (recursively) while one is over `max` bytes. */
+export function encodeWithin(batch: object[], max: number): Buffer[] {
+  const body = encodeProfilesRequests(batch);
+  if (body.length <= max || batch.length === 1) return [body];
+  const mid = batch.length >> 1;
+  return [...encodeWithin(batch.slice(0, mid), max), ...encodeWithin(batch.slice(mid), max)];
+}
+
 interface Transport {
   send(body: Buffer): Promise<ExportOutcome>;
   close(): void;
@@ -123,19 +137,25 @@ export class OtlpProfileExporter implements SignalExporter<object> {
 
   async export(batch: object[]): Promise<ExportOutcome> {
     if (batch.length === 0) return { code: 'success' };
-    let body: Buffer;
+    let bodies: Buffer[];
     try {
-      body = encodeProfilesRequests(batch);
+      bodies = encodeWithin(batch, MAX_REQUEST_BYTES);
     } catch (e) {
       return { code: 'failure', error: e as Error };
     }
-    const p = this.transport.send(body);
-    this.inFlight.add(p);
-    try {
-      return await p;
-    } finally {
-      this.inFlight.delete(p);
+    // Parts go one after the other; the first that fails decides for the batch (the queue
+    // retries the whole batch: receivers must tolerate the duplicates of parts already sent).
+    for (const body of bodies) {
+      const p = this.transport.send(body);
+      this.inFlight.add(p);
+      try {
+        const r = await p;
+        if (r.code !== 'success') return r;
+      } finally {
+        this.inFlight.delete(p);
+      }
     }
+    return { code: 'success' };
   }
 
   async forceFlush(): Promise<void> {
