@@ -94,7 +94,13 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.BENCH_ROUNDS || 5);
   const grpc = await spawnReceiver('grpc');
   const http = await spawnReceiver('http');
-  const resolved = resolveExportConfig({ endpoint: grpc.url, protocol: 'grpc', compression: 'gzip' }, {});
+  // Queues big enough for a producer that bursts ahead of export: this measures the exporters, not
+  // the drop policy (export-outage.bench.ts does that).
+  const GiB = 2 ** 30;
+  const resolved = resolveExportConfig({
+    endpoint: grpc.url, protocol: 'grpc', compression: 'gzip',
+    traces: { queue_bytes: GiB }, metrics: { queue_bytes: GiB }, logs: { queue_bytes: GiB }, profiles: { queue_bytes: GiB },
+  }, {});
   const q = createExportQueues(resolved, '/nonexistent');
   const pid = process.pid;
   const rssStart = rssBytesOf(pid);
@@ -130,7 +136,7 @@ async function main(): Promise<void> {
   const seed = { spans: 10_000, metric_points: 100_000, logs: 50_000, profiles: 100 };
   const sp = spread(spans), lg = spread(logs), pt = spread(points), pr = spread(profiles);
   writeResult('export-throughput', {
-    transport: 'OTLP gRPC, gzip, agent defaults (batch sizes 512/1000/1000/100, 1 export in flight per signal); receiver in a child process, not decoding',
+    transport: 'OTLP gRPC, gzip, agent defaults (batch sizes 512/1000/1000/100, 1 export in flight per signal) but 1 GiB queues; receiver in a child process, not decoding',
     spans_per_s: sp,
     log_records_per_s: lg,
     metric_points_per_s: pt,
