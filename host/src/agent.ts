@@ -37,6 +37,9 @@ export interface TracerContext {
   signals: Signals;
   metrics: SelfMetrics;
   agent: Agent;
+  /** The process whose traffic is never traced (default: this one); the privilege-separated
+   *  loader runs the TLS tracer for its worker and passes the worker's pid. */
+  selfPid?: number;
 }
 export interface RunningTracer {
   name: string;

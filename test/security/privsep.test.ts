@@ -12,6 +12,15 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { repoRoot } from '../helpers/decoder';
 import { requireBpf, startAgent, startServer, waitFor, curl } from '../helpers/agent';
+import { makePki } from '../tls/tls-helpers';
+
+const HTTPS_SERVER_JS = `
+const https = require('https'); const fs = require('fs');
+const srv = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) }, (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' }); res.end('tls ' + req.url);
+});
+srv.listen(0, '127.0.0.1', () => console.log('listening ' + srv.address().port));
+`;
 
 function status(pid: number): Record<string, string> {
   const out: Record<string, string> = {};
@@ -57,7 +66,7 @@ async function loaderSession(sock: string) {
   };
 }
 
-test('privilege separation: unprivileged worker traces HTTP end to end, loader refuses bad requests, SIGTERM stops both', { timeout: 170_000 }, async (t) => {
+test('privilege separation: unprivileged worker traces HTTP and HTTPS end to end, loader refuses bad requests, SIGTERM stops both', { timeout: 170_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-privsep-'));
   fs.chmodSync(dir, 0o755); // the worker (nobody) must reach the socket in it
@@ -66,6 +75,8 @@ test('privilege separation: unprivileged worker traces HTTP end to end, loader r
   fs.writeFileSync(cfg, `tracers:\n  profile: { enabled: false }\nsecurity:\n  privilege_separation: true\n  loader_socket: ${sockPath}\n`);
   const agent = await startAgent({ config: cfg });
   let srv: Awaited<ReturnType<typeof startServer>> | undefined;
+  let tls: Awaited<ReturnType<typeof startServer>> | undefined;
+  const pki = makePki();
   try {
     const loaderPid = agent.proc.pid!;
     const lines = () => agent.logs.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -105,6 +116,20 @@ test('privilege separation: unprivileged worker traces HTTP end to end, loader r
     }, 60_000, 300);
     assert.deepEqual(spans.map((s) => s.attributes['url.path']).sort(), [0, 1, 2, 3, 4].map((i) => `/users/${i}`));
     assert.equal(spans[0].attributes['http.response.status_code'], 200);
+
+    // HTTPS: the loader runs the TLS tracer (uprobes on curl's libssl.so.3 and node's own OpenSSL),
+    // its plaintext records share the ring, and the worker decodes them.
+    assert.equal(st.tracers.find((x) => x.name === 'tls')?.ok, true, JSON.stringify(st.tracers));
+    fs.writeFileSync(path.join(pki.dir, 'server.js'), HTTPS_SERVER_JS);
+    tls = await startServer(process.execPath, [path.join(pki.dir, 'server.js'), pki.key, pki.cert]);
+    const tport = tls.port;
+    // the loader hooks a binary started after it on its next /proc scan: retry until it has
+    const tspans = await waitFor(() => {
+      curl(['--cacert', pki.ca, `https://localhost:${tport}/secret/1`]);
+      const s = agent.spans().filter((x) => x.attributes['url.path'] === '/secret/1' && (x.attributes['server.port'] === tport));
+      return s.some((x) => x.kind === 2) && s.some((x) => x.kind === 3) ? s : undefined;
+    }, 60_000, 1000);
+    assert.equal(tspans.find((x) => x.kind === 3)?.resource['process.executable.name'], 'curl');
 
     // The loader's request protocol, spoken by hand (root gets a request-only session, no fds).
     const s = await loaderSession(sockPath);
@@ -158,6 +183,8 @@ test('privilege separation: unprivileged worker traces HTTP end to end, loader r
     assert.ok(!fs.existsSync(sockPath), 'socket removed');
   } finally {
     await srv?.stop();
+    await tls?.stop();
+    fs.rmSync(pki.dir, { recursive: true, force: true });
     if (agent.proc.exitCode === null && agent.proc.signalCode === null) agent.proc.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(agent.dataDir, { recursive: true, force: true });

@@ -344,7 +344,7 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
   const Native = (loadNative() as unknown as { UprobeTracer: (new () => NativeUprobeTracer) & { nghttp2Layout(file: string): { onHeader: number; onHeader2: number } } }).UprobeTracer;
   const t = new Native();
   const rep = t.open(objectPath(), {
-    rodata: { self_pid: process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
+    rodata: { self_pid: ctx.selfPid ?? process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
     shareMaps: ['tg_conns', 'tg_ring'],
   });
   for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; TLS attribution falls back to known SSL objects');

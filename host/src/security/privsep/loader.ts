@@ -11,6 +11,10 @@ import { log } from '../../log';
 import { ensureMounts } from '../../doctor/probe';
 import { dropToRuntimeCapabilities } from '../caps';
 import { AttachReport } from '../../native';
+import { metrics as otelMetrics } from '@opentelemetry/api';
+import type { Agent, RunningTracer, TracerStatus } from '../../agent';
+import type { Signals } from '../../signals';
+import { SelfMetrics } from '../../metrics/self';
 import { privsepNative, loaderSocketTracer, LoaderSocketTracer } from './native';
 import { encodeFrame, frameReader, parseRequest, policyRefusal, HostView, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply } from './protocol';
 
@@ -24,6 +28,8 @@ export interface Hello {
   role: 'worker' | 'admin';
   config?: Config;
   socket?: { ok: true; report: AttachReport; fds: readonly string[] } | { ok: false; error: string };
+  /** Tracers running in the loader besides the socket tracer (their records share its ring). */
+  tracers?: TracerStatus[];
 }
 
 /** uid/gid of `user` from /etc/passwd (a number is taken as the uid). Refuses root. */
@@ -118,6 +124,29 @@ export async function runLoader(cfg: Config): Promise<void> {
     }
   } else socketState = { ok: false, error: 'disabled in config' };
 
+  // The TLS tracer only attaches uprobes and scans /proc for binaries to hook: loader work. Its
+  // plaintext records go into the socket tracer's ring, which the worker drains.
+  const loaderTracers: TracerStatus[] = [];
+  const running: RunningTracer[] = [];
+  if (socketState.ok && cfg.tracers.tls.enabled && process.env.TELEGEN_TLS !== '0') {
+    try {
+      const { tlsTracer } = await import('../../tracers/tls');
+      const t = await tlsTracer({
+        cfg, selfPid: workerPid, metrics: new SelfMetrics(), agent: undefined as unknown as Agent,
+        // The loader has no exporter: the TLS tracer's kernel counters go to the API's no-op meter.
+        signals: { meter: otelMetrics.getMeter('telegen-loader') } as unknown as Signals,
+      });
+      if (t) {
+        running.push(t);
+        loaderTracers.push({ name: 'tls', ok: true, detail: `in the loader: ${t.detail}` });
+        llog.info({ detail: t.detail }, 'TLS tracer running in the loader');
+      }
+    } catch (e) {
+      loaderTracers.push({ name: 'tls', ok: false, detail: (e as Error).message });
+      llog.error({ tracer: 'tls', err: (e as Error).message }, 'TLS tracer could not start in the loader');
+    }
+  }
+
   const view = hostView(new Set([process.pid, workerPid]));
   let handedOver = false;
   let workerSock: net.Socket | undefined;
@@ -132,7 +161,7 @@ export async function runLoader(cfg: Config): Promise<void> {
     if (cred.pid === workerPid && !handedOver) {
       handedOver = true;
       workerSock = sock;
-      const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: socketState };
+      const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: socketState, tracers: loaderTracers };
       try { native.sendFds(fd, socketState?.ok ? fds : [], encodeFrame(hello)); } catch (e) {
         llog.error({ err: (e as Error).message }, 'could not hand the fds to the worker'); sock.destroy(); return;
       }
@@ -164,7 +193,10 @@ export async function runLoader(cfg: Config): Promise<void> {
   }
 
   let stopping = false;
-  const finish = (code: number) => {
+  const finish = async (code: number) => {
+    for (const t of running) {
+      try { await t.stop(); } catch (e) { llog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }
+    }
     try { tracer?.close(); } catch (e) { llog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
     for (const s of sessions) s.destroy();
     server.close();
@@ -173,9 +205,9 @@ export async function runLoader(cfg: Config): Promise<void> {
     process.exit(code);
   };
   worker.on('exit', (code, signal) => {
-    if (stopping) { finish(code === 0 ? 0 : 1); return; }
+    if (stopping) { void finish(code === 0 ? 0 : 1); return; }
     llog.error({ code, signal }, 'worker exited; stopping');
-    finish(1);
+    void finish(1);
   });
   const stop = (sig: NodeJS.Signals) => {
     if (stopping) return;
@@ -184,23 +216,23 @@ export async function runLoader(cfg: Config): Promise<void> {
     // Without CAP_KILL, root cannot signal another uid: the stop goes over the socket, and a
     // worker that never connected had nothing to flush.
     if (workerSock && !workerSock.destroyed) workerSock.write(encodeFrame({ op: 'stop' }));
-    else finish(0);
+    else void finish(0);
     // The worker flushes within its export shutdown deadline; never wait forever for it. Closing
     // the socket stops it too (it treats a lost loader as fatal).
-    setTimeout(() => { llog.error('worker did not stop in time; leaving it to notice the closed socket'); finish(1); }, 30_000).unref();
+    setTimeout(() => { llog.error('worker did not stop in time; leaving it to notice the closed socket'); void finish(1); }, 30_000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => llog.info('SIGHUP: restart to apply config changes under privilege separation'));
 }
 
-/** One request: shape, then policy. Valid uprobe requests are refused for now: the TLS tracer
- *  still runs only in single-process mode (docs/security.md). */
+/** One request: shape, then policy. A valid uprobe request is still refused: the loader's TLS
+ *  tracer finds and hooks processes by itself (docs/security.md) and takes no requests yet. */
 export function handle(body: Buffer, view: HostView): Reply {
   const req = parseRequest(body);
   if ('ok' in req) return req;
   const why = policyRefusal(req, view);
   if (why) return { ok: false, id: req.id, error: 'refused', reason: why };
   if (req.op === 'ping') return { ok: true, id: req.id, pid: process.pid };
-  return { ok: false, id: req.id, error: 'refused', reason: 'valid, but tracers.tls is not available under privilege separation yet (single-process mode only)' };
+  return { ok: false, id: req.id, error: 'refused', reason: 'valid, but not served yet: the loader\'s TLS tracer hooks processes from its own /proc scan (tracers.tls.rescan_ms)' };
 }

@@ -78,6 +78,11 @@ export async function runWorker(): Promise<void> {
     openSocketTracer: (opts, onBatch) => adoptSocketTracer(native, hello, got.fds, onBatch, opts),
     onlySocketTracer: 'single-process mode only (security.privilege_separation)',
   });
+  // Tracers the loader runs for us (TLS) replace the "single-process mode only" placeholders.
+  for (const t of hello.tracers ?? []) {
+    const i = agent.tracers.findIndex((x) => x.name === t.name);
+    if (i >= 0) agent.tracers[i] = t; else agent.tracers.push(t);
+  }
   wlog.info({ uid: process.getuid?.(), fds: got.fds.length }, 'worker running on the loader\'s fds');
 
   let stopping = false;
