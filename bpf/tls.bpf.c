@@ -564,8 +564,7 @@ static __always_inline int h2_on_header(struct pt_regs *ctx, __u64 name, __u64 n
 }
 
 /* (session, frame, nghttp2_rcbuf *name, nghttp2_rcbuf *value, flags, user_data) */
-SEC("uprobe")
-int h2_on_header2(struct pt_regs *ctx)
+static __always_inline int on_header2(struct pt_regs *ctx)
 {
 	__u64 nb[2] = {}, vb[2] = {};
 	if (bpf_probe_read_user(nb, sizeof(nb), (void *)(PT_REGS_PARM3(ctx) + NG_RCBUF_BASE)) ||
@@ -573,6 +572,9 @@ int h2_on_header2(struct pt_regs *ctx)
 		return 0;
 	return h2_on_header(ctx, nb[0], nb[1], vb[0], vb[1]);
 }
+
+SEC("uprobe")
+int h2_on_header2(struct pt_regs *ctx) { return on_header2(ctx); }
 
 #ifndef PT_REGS_PARM6
 /* libbpf before 1.2 stops at five arguments; x86-64 passes the sixth in r9. */
@@ -584,11 +586,23 @@ int h2_on_header2(struct pt_regs *ctx)
 #endif
 
 /* (session, frame, name, namelen, value, valuelen, flags, user_data) */
-SEC("uprobe")
-int h2_on_header1(struct pt_regs *ctx)
+static __always_inline int on_header1(struct pt_regs *ctx)
 {
 	return h2_on_header(ctx, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), PT_REGS_PARM6(ctx));
 }
+
+SEC("uprobe")
+int h2_on_header1(struct pt_regs *ctx) { return on_header1(ctx); }
+
+/* The same two, loaded for uprobe_multi links (the loader sets their expected attach type):
+ * callbacks are found after start-up, when the agent may hold only CAP_BPF + CAP_PERFMON, and
+ * this kernel creates perf-event uprobes for CAP_SYS_ADMIN only; uprobe_multi links need no
+ * perf event. */
+SEC("uprobe")
+int h2_on_header2_multi(struct pt_regs *ctx) { return on_header2(ctx); }
+
+SEC("uprobe")
+int h2_on_header1_multi(struct pt_regs *ctx) { return on_header1(ctx); }
 
 /* nghttp2_submit_request(2)(session, pri_spec, nva, nvlen, data_prd, stream_user_data) →
  * the new stream's id, known at return. */

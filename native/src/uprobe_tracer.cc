@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +17,29 @@
 namespace telegen {
 
 namespace {
+
+// From linux/bpf.h of kernels >= 6.6; libbpf 1.1's headers predate them.
+constexpr int kUprobeMultiAttach = 48;  // BPF_TRACE_UPROBE_MULTI
+constexpr int kLinkCreate = 28;         // BPF_LINK_CREATE
+constexpr uint32_t kUprobeMultiReturn = 1;  // BPF_F_UPROBE_MULTI_RETURN
+
+// BPF_LINK_CREATE of a uprobe_multi link for one (file, offset): the attr layout of
+// link_create.uprobe_multi, written out because the system headers lack it.
+int UprobeMultiLink(int prog_fd, const std::string &path, uint64_t offset, uint64_t cookie, bool ret, int pid) {
+  alignas(8) unsigned char attr[128] = {};
+  uint64_t off = offset, ck = cookie;
+  uint32_t u32;
+  uint64_t u64;
+  u32 = prog_fd; memcpy(attr + 0, &u32, 4);
+  u32 = kUprobeMultiAttach; memcpy(attr + 8, &u32, 4);
+  u64 = reinterpret_cast<uintptr_t>(path.c_str()); memcpy(attr + 16, &u64, 8);
+  u64 = reinterpret_cast<uintptr_t>(&off); memcpy(attr + 24, &u64, 8);
+  u64 = reinterpret_cast<uintptr_t>(&ck); memcpy(attr + 40, &u64, 8);
+  u32 = 1; memcpy(attr + 48, &u32, 4);                       // cnt
+  u32 = ret ? kUprobeMultiReturn : 0; memcpy(attr + 52, &u32, 4);
+  u32 = pid > 0 ? pid : 0; memcpy(attr + 56, &u32, 4);
+  return static_cast<int>(syscall(__NR_bpf, kLinkCreate, attr, sizeof(attr)));
+}
 
 std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
 
@@ -113,38 +137,61 @@ Napi::Value UprobeTracer::Open(const Napi::CallbackInfo &info) {
   if (obj_) throw Napi::Error::New(env, "already open");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Object o = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  bpf_object *obj = bpf_object__open_file(path.c_str(), nullptr);
-  if (!obj) throw Napi::Error::New(env, "open " + path + ": " + ErrStr(errno));
-  std::string err;
-  auto fail = [&](const std::string &msg) {
-    bpf_object__close(obj);
-    throw Napi::Error::New(env, msg);
+  // Programs named *_multi are for uprobe_multi links (AttachUprobe): their attach type is set
+  // before load. A kernel without uprobe_multi (< 6.6) refuses them: the object is then loaded
+  // again without them.
+  auto is_multi = [](bpf_program *mp) {
+    const char *pn = bpf_program__name(mp);
+    size_t pl = strlen(pn);
+    return pl > 6 && strcmp(pn + pl - 6, "_multi") == 0;
   };
-  if (o.Get("rodata").IsObject()) {
-    Napi::Object r = o.Get("rodata").As<Napi::Object>();
-    Napi::Array keys = r.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); i++) {
-      std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-      if (!SetRodata(obj, k, r.Get(k).ToNumber().DoubleValue(), &err)) fail(err);
+  bpf_object *obj = nullptr;
+  for (int attempt = 0; attempt < 2 && !obj_; attempt++) {
+    obj = bpf_object__open_file(path.c_str(), nullptr);
+    if (!obj) throw Napi::Error::New(env, "open " + path + ": " + ErrStr(errno));
+    std::string err;
+    auto fail = [&](const std::string &msg) {
+      bpf_object__close(obj);
+      throw Napi::Error::New(env, msg);
+    };
+    if (o.Get("rodata").IsObject()) {
+      Napi::Object r = o.Get("rodata").As<Napi::Object>();
+      Napi::Array keys = r.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+        if (!SetRodata(obj, k, r.Get(k).ToNumber().DoubleValue(), &err)) fail(err);
+      }
     }
-  }
-  if (o.Get("shareMaps").IsArray()) {
-    Napi::Array names = o.Get("shareMaps").As<Napi::Array>();
-    for (uint32_t i = 0; i < names.Length(); i++) {
-      std::string n = names.Get(i).As<Napi::String>().Utf8Value();
-      bpf_map *m = bpf_object__find_map_by_name(obj, n.c_str());
-      if (!m) fail("no map " + n + " in " + path);
-      bpf_map_info mi{};
-      int fd = FindOwnMap(n, &mi);
-      if (fd == -2) fail("more than one BPF map named " + n + " in this process");
-      if (fd < 0) fail("map " + n + " not found in this process (is the socket tracer running?)");
-      int e = bpf_map__reuse_fd(m, fd);
-      if (e) fail("reuse map " + n + ": " + ErrStr(e));
+    if (o.Get("shareMaps").IsArray()) {
+      Napi::Array names = o.Get("shareMaps").As<Napi::Array>();
+      for (uint32_t i = 0; i < names.Length(); i++) {
+        std::string n = names.Get(i).As<Napi::String>().Utf8Value();
+        bpf_map *m = bpf_object__find_map_by_name(obj, n.c_str());
+        if (!m) fail("no map " + n + " in " + path);
+        bpf_map_info mi{};
+        int fd = FindOwnMap(n, &mi);
+        if (fd == -2) fail("more than one BPF map named " + n + " in this process");
+        if (fd < 0) fail("map " + n + " not found in this process (is the socket tracer running?)");
+        int e = bpf_map__reuse_fd(m, fd);
+        if (e) fail("reuse map " + n + ": " + ErrStr(e));
+      }
     }
+    bool any_multi = false;
+    bpf_program *mp;
+    bpf_object__for_each_program(mp, obj) {
+      if (!is_multi(mp)) continue;
+      any_multi = true;
+      if (attempt == 0) bpf_program__set_expected_attach_type(mp, static_cast<bpf_attach_type>(kUprobeMultiAttach));
+      else bpf_program__set_autoload(mp, false);
+    }
+    int e = bpf_object__load(obj);
+    if (!e) {
+      obj_ = obj;
+      break;
+    }
+    if (attempt == 1 || !any_multi) fail("load " + path + ": " + ErrStr(e));
+    bpf_object__close(obj);
   }
-  int e = bpf_object__load(obj);
-  if (e) fail("load " + path + ": " + ErrStr(e));
-  obj_ = obj;
 
   if (access("/sys/kernel/tracing/events", F_OK) != 0 && access("/sys/kernel/debug/tracing/events", F_OK) != 0)
     mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr);
@@ -194,6 +241,15 @@ Napi::Value UprobeTracer::AttachUprobe(const Napi::CallbackInfo &info) {
   uint64_t cookie = info[5].IsNumber() ? static_cast<uint64_t>(info[5].As<Napi::Number>().Int64Value()) : 0;
   bpf_program *p = bpf_object__find_program_by_name(obj_, prog.c_str());
   if (!p) throw Napi::Error::New(env, "no program " + prog);
+  std::string pname = prog;
+  if (pname.size() > 6 && pname.compare(pname.size() - 6, 6, "_multi") == 0) {
+    if (!by_offset) throw Napi::Error::New(env, prog + ": uprobe_multi programs attach by offset");
+    int fd = UprobeMultiLink(bpf_program__fd(p), bin, offset, cookie, ret, pid);
+    if (fd < 0) throw Napi::Error::New(env, "uprobe_multi " + bin + ":" + std::to_string(offset) + ": " + ErrStr(errno));
+    int h = next_++;
+    fds_[h] = fd;
+    return Napi::Number::New(env, h);
+  }
   LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = ret,
               .func_name = by_offset ? nullptr : func.c_str());
   bpf_link *l = bpf_program__attach_uprobe_opts(p, pid, bin.c_str(), offset, &opts);
@@ -308,6 +364,12 @@ Napi::Value UprobeTracer::Nghttp2Layout(const Napi::CallbackInfo &info) {
 
 Napi::Value UprobeTracer::Detach(const Napi::CallbackInfo &info) {
   int h = info[0].As<Napi::Number>().Int32Value();
+  auto fit = fds_.find(h);
+  if (fit != fds_.end()) {
+    close(fit->second);
+    fds_.erase(fit);
+    return Napi::Boolean::New(info.Env(), true);
+  }
   auto it = links_.find(h);
   if (it == links_.end()) return Napi::Boolean::New(info.Env(), false);
   bpf_link__destroy(it->second);
@@ -337,6 +399,8 @@ Napi::Value UprobeTracer::Stats(const Napi::CallbackInfo &info) {
 void UprobeTracer::Teardown() {
   for (auto &kv : links_) bpf_link__destroy(kv.second);
   links_.clear();
+  for (auto &kv : fds_) close(kv.second);
+  fds_.clear();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }

@@ -31,6 +31,7 @@ class UprobeTracer : public Napi::ObjectWrap<UprobeTracer> {
 
   bpf_object *obj_ = nullptr;
   std::map<int, bpf_link *> links_;  // handle → link; tracepoint links use negative handles
+  std::map<int, int> fds_;           // handle → uprobe_multi link fd (no libbpf link object)
   int next_ = 1;
 };
 

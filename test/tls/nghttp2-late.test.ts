@@ -74,11 +74,9 @@ test('nghttpd + node client opened before the agent, nghttp after it: header fie
   try {
     await listening(port, nghttpd, srvOut);
     await waitFor(() => /before-agent done/.test(cliOut()) || (client.exitCode !== null && Promise.reject(new Error(cliOut()))), 30_000, 50);
-    // Header callbacks are found while the agent runs, and each needs a new uprobe; after the
-    // start-up capability drop (docs/security.md) this kernel refuses new uprobes
-    // (perf_event_open of a uprobe wants CAP_SYS_ADMIN here, not only CAP_PERFMON: measured
-    // with setpriv), so this test keeps the start-up set. bpf/tls.md, "Limits".
-    agent = await startAgent({ config: cfg, env: { TELEGEN_DROP_CAPABILITIES: '0' } });
+    // Header callbacks are found while the agent runs, after its capability drop: they are
+    // hooked through uprobe_multi links (bpf/tls.md), which need no CAP_SYS_ADMIN.
+    agent = await startAgent({ config: cfg });
     await waitFor(() => agent!.logs.join('').split('\n').some((l) => l.includes('nghttp2 hooked') && l.includes('libnghttp2')), 30_000)
       .catch(() => { throw new Error(`libnghttp2 not hooked: ${agent!.logs.join('').slice(-3000)}`); });
     const batch = async (n: number, k: number) => {
@@ -90,6 +88,7 @@ test('nghttpd + node client opened before the agent, nghttp after it: header fie
     await batch(1, 1);
     await waitFor(() => agent!.logs.join('').includes('nghttp2 header callback hooked'), 20_000)
       .catch(() => { throw new Error(`nghttpd's header callback not hooked: ${agent!.logs.join('').slice(-3000)}`); });
+    assert.ok(agent.logs.join('').includes('capabilities dropped'), 'the callback was hooked after the capability drop');
     await batch(N, 2);
     client.stdin!.write('end\n');
     // nghttp (libnghttp2 client) on a new connection: its fields must agree with the wire.

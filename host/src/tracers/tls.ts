@@ -267,8 +267,9 @@ export class TlsAttacher {
       const file = fileKey(where.path) === fk ? where.path : inRoot;
       const id = `${fk}@${where.offset}`;
       if (this.callbacks.has(id)) continue;
+      const prog = version === 2 ? 'h2_on_header2' : 'h2_on_header1';
       try {
-        this.callbacks.set(id, this.t.attachUprobe(version === 2 ? 'h2_on_header2' : 'h2_on_header1', file, where.offset, false));
+        this.callbacks.set(id, this.attachLate(prog, file, where.offset));
         tlog.info({ file: where.path, offset: where.offset, version }, 'nghttp2 header callback hooked');
       } catch (e) {
         this.callbacks.set(id, -1);
@@ -277,6 +278,20 @@ export class TlsAttacher {
     }
   }
   private readonly seenCbs = new Set<string>();
+
+  /** A uprobe found after start-up: a perf-event uprobe, else (after the capability drop this
+   *  kernel creates those for CAP_SYS_ADMIN only) the program's uprobe_multi twin. */
+  private attachLate(prog: string, file: string, offset: number): number {
+    try {
+      return this.t.attachUprobe(prog, file, offset, false);
+    } catch (e) {
+      try {
+        return this.t.attachUprobe(`${prog}_multi`, file, offset, false);
+      } catch (e2) {
+        throw new Error(`${(e as Error).message}; ${(e2 as Error).message}`);
+      }
+    }
+  }
 
   constructor(private readonly t: NativeUprobeTracer, private readonly layout?: (file: string) => { onHeader: number; onHeader2: number }) {}
 
