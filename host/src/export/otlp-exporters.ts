@@ -140,26 +140,58 @@ function exportOnce<X>(exp: OtelExporter<X>, items: X, protocol: 'grpc' | 'http'
   });
 }
 
+/**
+ * After this long of retryable failures a gRPC exporter gets a new channel. grpc-js backs its
+ * reconnects off up to 120 s and the official exporters do not expose the channel options, so
+ * after a long collector outage the old channel would keep failing calls for up to two minutes
+ * after the collector is back (bench/results/export-outage.json); a new channel connects at once.
+ * Only gRPC: the HTTP exporters open connections per request when the old ones failed.
+ */
+export const GRPC_RECONNECT_AFTER_MS = 5_000;
+
 export class OtlpExporter<T> implements SignalExporter<T> {
   readonly signal: Signal;
   readonly target: string;
+  private inner: OtelExporter<unknown>;
+  /** When the current run of retryable failures began (0: the last call succeeded). */
+  private failingSince = 0;
+  /** Channels replaced after failure runs (gRPC). */
+  reconnects = 0;
+
   constructor(
     private readonly cfg: ResolvedSignalExport,
-    private readonly inner: OtelExporter<unknown>,
+    private readonly makeInner: () => OtelExporter<unknown>,
     /** 'batch': the exporter takes T[]; 'each': it takes one T per call (metrics' ResourceMetrics). */
     private readonly shape: 'batch' | 'each',
+    private readonly now: () => number = Date.now,
   ) {
     this.signal = cfg.signal;
     this.target = `${cfg.protocol}:${cfg.endpoint}`;
+    this.inner = makeInner();
   }
 
   async export(batch: T[]): Promise<ExportOutcome> {
     if (batch.length === 0) return { code: 'success' };
-    if (this.shape === 'batch') return exportOnce(this.inner, batch, this.cfg.protocol);
+    if (this.cfg.protocol === 'grpc' && this.failingSince && this.now() - this.failingSince >= GRPC_RECONNECT_AFTER_MS) {
+      const old = this.inner;
+      // Every call of a long failure run gets a fresh channel, which connects at once: a retry
+      // is then a real connection attempt, paced by the queue's backoff, not grpc-js' own.
+      this.inner = this.makeInner();
+      this.reconnects++;
+      old.shutdown().catch(() => undefined);
+    }
+    const r = await this.exportWith(this.inner, batch);
+    if (r.code === 'success') this.failingSince = 0;
+    else if (r.code === 'retryable' && !this.failingSince) this.failingSince = this.now();
+    return r;
+  }
+
+  private async exportWith(inner: OtelExporter<unknown>, batch: T[]): Promise<ExportOutcome> {
+    if (this.shape === 'batch') return exportOnce(inner, batch, this.cfg.protocol);
     // Stop at the first non-success: the queue retries or drops the whole batch, which can
     // duplicate the items already sent; OTLP receivers must tolerate duplicates on retry anyway.
     for (const item of batch) {
-      const r = await exportOnce(this.inner, item, this.cfg.protocol);
+      const r = await exportOnce(inner, item, this.cfg.protocol);
       if (r.code !== 'success') return r;
     }
     return { code: 'success' };
@@ -237,18 +269,18 @@ function requireEndpoint(cfg: ResolvedSignalExport): void {
 
 export function createOtlpTraceExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableSpan> {
   requireEndpoint(cfg);
-  const inner = cfg.protocol === 'grpc' ? new (lazy.traceGrpc().OTLPTraceExporter)(grpcOptions(cfg)) : new (lazy.traceProto().OTLPTraceExporter)(httpOptions(cfg));
-  return new OtlpExporter<ReadableSpan>(cfg, inner as OtelExporter<unknown>, 'batch');
+  const inner = () => (cfg.protocol === 'grpc' ? new (lazy.traceGrpc().OTLPTraceExporter)(grpcOptions(cfg)) : new (lazy.traceProto().OTLPTraceExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
+  return new OtlpExporter<ReadableSpan>(cfg, inner, 'batch');
 }
 
 export function createOtlpMetricExporter(cfg: ResolvedSignalExport): OtlpExporter<ResourceMetrics> {
   requireEndpoint(cfg);
-  const inner = cfg.protocol === 'grpc' ? new (lazy.metricsGrpc().OTLPMetricExporter)(grpcOptions(cfg)) : new (lazy.metricsProto().OTLPMetricExporter)(httpOptions(cfg));
-  return new OtlpExporter<ResourceMetrics>(cfg, inner as OtelExporter<unknown>, 'each');
+  const inner = () => (cfg.protocol === 'grpc' ? new (lazy.metricsGrpc().OTLPMetricExporter)(grpcOptions(cfg)) : new (lazy.metricsProto().OTLPMetricExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
+  return new OtlpExporter<ResourceMetrics>(cfg, inner, 'each');
 }
 
 export function createOtlpLogExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableLogRecord> {
   requireEndpoint(cfg);
-  const inner = cfg.protocol === 'grpc' ? new (lazy.logsGrpc().OTLPLogExporter)(grpcOptions(cfg)) : new (lazy.logsProto().OTLPLogExporter)(httpOptions(cfg));
-  return new OtlpExporter<ReadableLogRecord>(cfg, inner as OtelExporter<unknown>, 'batch');
+  const inner = () => (cfg.protocol === 'grpc' ? new (lazy.logsGrpc().OTLPLogExporter)(grpcOptions(cfg)) : new (lazy.logsProto().OTLPLogExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
+  return new OtlpExporter<ReadableLogRecord>(cfg, inner, 'batch');
 }
