@@ -222,7 +222,10 @@ export class KernelIngest {
     const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
     const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
     const ts = dv.getBigUint64(off + tg_data_event.ts_ns, true);
-    const used = !!k && plen > 0 && this.router.hintLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
+    // A value cut to the capture limit is not the value: leave the field out, so the block's
+    // field count no longer matches and the decoder does not use the list (fail closed).
+    const cut = ring[off + tg_data_event.truncated] !== 0;
+    const used = !!k && plen > 0 && !cut && this.router.hintLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
     this.metrics.inc('telegen_decoder_hints_total', 'Header fields from HTTP/2 library uprobes, by whether a decoder took them', { used: used ? 'yes' : 'no' });
   }
 
