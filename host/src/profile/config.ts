@@ -1,7 +1,10 @@
-// tracers.profile: the CPU profiler. Off by default: sampling is cheap (99 Hz per CPU on the
-// software clock, counts aggregated in the kernel), but symbolization runs on the agent's main
-// thread and was seen to starve it on a loaded 2-core machine (bench/README.md). Turn it on in
-// the config or at run time with PUT /api/profile/enabled.
+// tracers.profile: the CPU profiler. Off by default. Sampling is cheap (99 Hz per CPU on the
+// software clock, counts aggregated in the kernel: the profiled workload's CPU time did not move
+// in bench/profiler.bench.ts) and symbolization runs on a worker thread, so the agent's main
+// thread only drains the kernel maps. But symbolizing every process of a busy host (new
+// processes, JIT code, c++filt) kept that worker busy for most of a core on the shared 2-core
+// machine (bench/README.md), above the seed's 1% agent CPU budget; the seed's "profiles
+// enabled" default waits for that to come down. Target pids/services/containers to bound it.
 import { z } from 'zod';
 
 export const profileSchema = z.object({
