@@ -5,7 +5,7 @@
  * address on the goroutine's stack, which Go's stack copying cannot survive).
  *
  * Go >= 1.17 register ABI on amd64: at the entry rax = *tls.Conn, rbx/rcx/rdi = the []byte
- * (ptr/len/cap); at a RET rax = n. r14 always holds the current goroutine (g), which is the
+ * (ptr/len/cap); at a RET rax = n. Write is emitted at its entry (see go_enter), Read at its RETs. r14 always holds the current goroutine (g), which is the
  * call's key: a goroutine that blocks in Read may resume on another thread.
  *
  * The socket is read out of the Go structs: tls.Conn.conn (net.Conn interface, data word) →
@@ -116,32 +116,6 @@ static __always_inline __u64 cookie_field(__u64 cookie, int i)
 	return (cookie >> (16 * i)) & 0xffff;
 }
 
-static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32;
-	if (!pid_wanted(pid))
-		return 0;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 tls_conn = ctx->ax;
-	__u64 data = 0, netfd = 0;
-	__s64 sysfd = -1;
-	if (bpf_probe_read_user(&data, sizeof(data), (void *)(tls_conn + cookie_field(cookie, 0))) || !data ||
-	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + cookie_field(cookie, 1))) || !netfd ||
-	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + cookie_field(cookie, 2)))) {
-		stat_inc(TG_TLS_STAT_READ_FAULT);
-		return 0;
-	}
-	if (sysfd < 0 || sysfd > 0x7fffffff) {
-		stat_inc(TG_TLS_STAT_NO_CONN);
-		return 0;
-	}
-	struct g_key k = { .g = ctx->r14, .pid = pid };
-	struct go_call c = { .buf = ctx->bx, .fd = (__u32)sysfd, .op = op };
-	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
-	return 0;
-}
-
 #define CLAMP_REG(v, max) \
 	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
 
@@ -201,6 +175,43 @@ static __always_inline void emit(const struct go_call *c, __u64 id, __u64 moved)
 		stat_inc(TG_TLS_STAT_RING_FULL);
 	else
 		stat_inc(TG_TLS_STAT_EVENTS);
+}
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if (!pid_wanted(pid))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 tls_conn = ctx->ax;
+	__u64 data = 0, netfd = 0;
+	__s64 sysfd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(tls_conn + cookie_field(cookie, 0))) || !data ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + cookie_field(cookie, 1))) || !netfd ||
+	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + cookie_field(cookie, 2)))) {
+		stat_inc(TG_TLS_STAT_READ_FAULT);
+		return 0;
+	}
+	if (sysfd < 0 || sysfd > 0x7fffffff) {
+		stat_inc(TG_TLS_STAT_NO_CONN);
+		return 0;
+	}
+	struct go_call c = { .buf = ctx->bx, .fd = (__u32)sysfd, .op = op };
+	if (op == GO_OP_WRITE) {
+		/* The plaintext is all there at the entry, and it must enter the ring before the
+		 * write(2) it causes: emitted at the RET, a goroutine descheduled between the syscall
+		 * and the RET lets the peer's answer (read on another thread) into the ring first, and
+		 * the decoder sees a response before its request. Write sends all of b unless it
+		 * fails, which then shows as a request without a response. */
+		__s64 len = ctx->cx;
+		if (len > 0)
+			emit(&c, id, len);
+		return 0;
+	}
+	struct g_key k = { .g = ctx->r14, .pid = pid };
+	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
+	return 0;
 }
 
 static __always_inline int go_return(struct pt_regs *ctx)

@@ -4,10 +4,13 @@ import * as fs from 'fs';
 import { analyzeGoBinary, GoBinary } from './analyze';
 import { GoBinaryStatus } from './status';
 
-/** [function, its entry program in bpf/go_tls.bpf.c]; each RET gets GO_TLS_RETURN_PROG. */
-export const GO_TLS_FUNCS: ReadonlyArray<[string, string]> = [
-  ['crypto/tls.(*Conn).Write', 'go_tls_write_enter'],
-  ['crypto/tls.(*Conn).Read', 'go_tls_read_enter'],
+/**
+ * [function, its entry program in bpf/go_tls.bpf.c, whether its RETs get GO_TLS_RETURN_PROG]:
+ * Write is emitted whole at its entry, Read only knows what it read when it returns.
+ */
+export const GO_TLS_FUNCS: ReadonlyArray<[string, string, boolean]> = [
+  ['crypto/tls.(*Conn).Write', 'go_tls_write_enter', false],
+  ['crypto/tls.(*Conn).Read', 'go_tls_read_enter', true],
 ];
 export const GO_TLS_RETURN_PROG = 'go_tls_return';
 

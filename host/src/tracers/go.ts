@@ -1,7 +1,7 @@
 // Go tracer: TLS plaintext from Go programs (bpf/go_tls.bpf.c), whose crypto/tls never goes
 // through OpenSSL. Every Go executable found in /proc is analyzed once (host/src/gotrace: build
 // info, pclntab, RET instructions — no DWARF needed), then crypto/tls.(*Conn).Write/Read get an
-// entry uprobe (the binary's struct offsets in its cookie) and a uprobe on each RET. A uprobe
+// entry uprobe (the binary's struct offsets in its cookie), and Read a uprobe on each RET. A uprobe
 // hooks the file, so one set covers every process running it; the set is removed when the last
 // such process is gone. Records go into the socket tracer's ring as TG_DATA_TLS data events, so
 // the same decoders make HTTPS and HTTP/2 spans of Go servers and clients.
@@ -58,10 +58,10 @@ export class GoAttacher {
     }
     const cookie = packOffsets(g.offsets!);
     try {
-      for (const [name, prog] of GO_TLS_FUNCS) {
+      for (const [name, prog, returns] of GO_TLS_FUNCS) {
         const f = g.funcs.get(name)!;
         h.handles.push(this.t.attachUprobe(prog, file, f.entryOffset, false, -1, cookie));
-        for (const r of f.returnOffsets) h.handles.push(this.t.attachUprobe(GO_TLS_RETURN_PROG, file, r, false, -1, 0));
+        if (returns) for (const r of f.returnOffsets) h.handles.push(this.t.attachUprobe(GO_TLS_RETURN_PROG, file, r, false, -1, 0));
       }
     } catch (e) {
       // Half a set would open calls that never close: all or nothing.

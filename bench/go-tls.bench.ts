@@ -1,0 +1,140 @@
+// Overhead of the Go tracer's crypto/tls uprobes on a Go HTTPS server under load: the same
+// load (bench/fixtures/go-load.go, keep-alive HTTP/1.1) against test/fixtures/go/server.go
+// untraced, with the agent running only the socket tracer, and with the socket + Go tracers —
+// alternating, several rounds. Both ends are Go binaries, so with the Go tracer on, every
+// request crosses 8 probed calls (server Read/Write, client Write/Read: entry + RET each).
+// Also: the time from a new Go binary's exec to its probes being attached (analysis + attach),
+// as the agent reports it per binary (attachMs in /api/discovery).
+import { spawn, execFileSync, ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spread, writeResult, repoRoot } from './lib';
+
+const scale = Number(process.env.BENCH_SCALE || 1);
+const N = Math.max(100, Math.round(4000 * scale));
+const CONC = 4;
+
+function goBuild(src: string, out: string, stripped: boolean): void {
+  execFileSync('go', ['build', ...(stripped ? ['-ldflags=-s -w'] : []), '-o', out, src],
+    { env: { ...process.env, GOPROXY: 'off', CGO_ENABLED: '0' }, stdio: 'inherit', timeout: 600_000 });
+}
+
+function pki(dir: string): { ca: string; cert: string; key: string } {
+  const p = (f: string) => path.join(dir, f);
+  const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  ossl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=bench CA']);
+  ossl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=localhost']);
+  fs.writeFileSync(p('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  ossl(['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.pem'), '-days', '2', '-extfile', p('ext.cnf')]);
+  return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
+}
+
+function configFile(dir: string, goOn: boolean): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { configSchema } = require('../host/src/config') as typeof import('../host/src/config');
+  const known = Object.keys((configSchema.shape.tracers as unknown as { _def: { innerType: { shape: Record<string, unknown> } } })._def.innerType.shape);
+  const file = path.join(dir, `config-${goOn ? 'go' : 'socket'}.json`);
+  const tracers: Record<string, unknown> = Object.fromEntries(known.map((k) => [k, { enabled: false }]));
+  tracers.socket = { enabled: true };
+  tracers.go = { enabled: goOn, rescan_ms: 200 };
+  fs.writeFileSync(file, JSON.stringify({ tracers }));
+  return file;
+}
+
+async function startAgent(dataDir: string, config: string, apiPort: number): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`, '--config', config],
+    { stdio: 'ignore', env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_DROP_CAPABILITIES: '0' } });
+  for (let i = 0; i < 1200; i++) {
+    if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}`);
+    try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill('SIGKILL');
+  throw new Error('agent did not become ready');
+}
+
+async function startServer(bin: string, k: { cert: string; key: string }): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(bin, [k.cert, k.key], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d) => { out += String(d); const m = /listening (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+  return { proc, port };
+}
+
+function stop(p: ChildProcess): Promise<void> {
+  return new Promise((resolve) => { if (p.exitCode !== null || p.signalCode !== null) return resolve(); p.once('exit', () => resolve()); p.kill('SIGTERM'); });
+}
+
+function load(bin: string, ca: string, port: number): number {
+  return Number(execFileSync(bin, [ca, `https://localhost:${port}/hello`, String(N), String(CONC)], { encoding: 'utf8', timeout: 600_000 }).trim()) / 1e9;
+}
+
+async function goStatus(apiPort: number): Promise<Array<{ path: string; instrumented: boolean; attachMs?: number; pids: number[] }>> {
+  const j = await (await fetch(`http://127.0.0.1:${apiPort}/api/discovery`)).json() as { goInstrumentation: Array<{ path: string; instrumented: boolean; attachMs?: number; pids: number[] }> | null };
+  return j.goInstrumentation ?? [];
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) { console.error('go-tls bench needs root (BPF)'); process.exit(1); }
+  const rounds = Number(process.env.BENCH_ROUNDS || 3);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-go-bench-'));
+  const keys = pki(tmp);
+  const server = path.join(tmp, 'server');
+  const loader = path.join(tmp, 'go-load');
+  goBuild(path.join(repoRoot, 'test', 'fixtures', 'go', 'server.go'), server, true);
+  goBuild(path.join(repoRoot, 'bench', 'fixtures', 'go-load.go'), loader, true);
+  const secs: Record<'untraced' | 'socket' | 'socket_go', number[]> = { untraced: [], socket: [], socket_go: [] };
+  const attachMs: number[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of ['untraced', 'socket', 'socket_go'] as const) {
+        const dataDir = fs.mkdtempSync(path.join(tmp, 'data-'));
+        const apiPort = 19000 + Math.floor(Math.random() * 1000);
+        const agent = mode === 'untraced' ? undefined : await startAgent(dataDir, configFile(dataDir, mode === 'socket_go'), apiPort);
+        const srv = await startServer(server, keys);
+        // An idle loader process keeps the loader's file running, so it stays hooked between runs.
+        const holder = spawn(loader, [keys.ca, 'https://localhost/', '0', '1'], { stdio: ['pipe', 'ignore', 'inherit'] });
+        try {
+          if (agent && mode === 'socket_go') {
+            // Both binaries hooked before the load starts.
+            let ok = false;
+            for (let i = 0; i < 600 && !ok; i++) {
+              const st = await goStatus(apiPort);
+              const s = st.find((x) => x.path === server && x.instrumented);
+              ok = !!s && st.some((x) => x.path === loader && x.instrumented);
+              if (ok) attachMs.push(s!.attachMs ?? NaN);
+              else await new Promise((res) => setTimeout(res, 100));
+            }
+            if (!ok) throw new Error(`Go binaries not instrumented: ${JSON.stringify(await goStatus(apiPort))}`);
+          }
+          load(loader, keys.ca, srv.port); // warm-up (and, traced, the connection set-up)
+          secs[mode].push(load(loader, keys.ca, srv.port));
+        } finally {
+          holder.stdin!.end();
+          await stop(srv.proc);
+          if (agent) await stop(agent);
+          fs.rmSync(dataDir, { recursive: true, force: true });
+        }
+        process.stdout.write(`round ${r} ${mode}: ${secs[mode][secs[mode].length - 1].toFixed(3)} s for ${N} requests\n`);
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const ratio = (a: number[], b: number[]) => spread(a.map((x, i) => x / b[i]));
+  const result = {
+    rounds, requests: N, connections: CONC,
+    seconds: { untraced: spread(secs.untraced), socket_tracer: spread(secs.socket), socket_and_go_tracer: spread(secs.socket_go) },
+    ratio_go_over_untraced: ratio(secs.socket_go, secs.untraced),
+    ratio_go_over_socket_only: ratio(secs.socket_go, secs.socket),
+    attach_ms_per_binary: spread(attachMs),
+    note: 'Go HTTPS server (stripped) and Go load generator, both traced when the Go tracer is on; the machine is shared and loaded, compare ratios within a run',
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  writeResult('go-tls', result);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

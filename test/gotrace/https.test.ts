@@ -1,0 +1,140 @@
+// Go HTTPS through the running agent: uprobes on crypto/tls.(*Conn).Write/Read (entry + every
+// RET) in real Go servers and clients, stripped and not, deliver plaintext that decodes into the
+// same HTTP/1.1 and HTTP/2 spans as cleartext. The test CA is made by openssl at test time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import { spawn, ChildProcess } from 'child_process';
+import { requireBpf, startAgent, startServer, waitFor, FlatSpan, RunningAgent } from '../helpers/agent';
+import { makePki } from '../tls/tls-helpers';
+import { buildGo, goAvailable } from './helpers';
+import type { GoBinaryStatus } from '../../host/src/gotrace/status';
+
+const SERVER = 2;
+const step = (m: string) => { if (process.env.TELEGEN_TEST_VERBOSE) console.error(new Date().toISOString(), m); };
+const CLIENT = 3;
+
+function summary(s: FlatSpan): string {
+  return `${s.attributes['http.request.method']} ${s.attributes['url.path']} ${s.attributes['http.response.status_code']}`;
+}
+
+async function goStatus(agent: RunningAgent): Promise<GoBinaryStatus[]> {
+  if (agent.proc.exitCode !== null) throw new Error(`agent exited ${agent.proc.exitCode}: ${agent.logs.join('').slice(-3000)}`);
+  const r = await fetch(`http://127.0.0.1:${agent.apiPort}/api/discovery`, { signal: AbortSignal.timeout(10_000) });
+  return ((await r.json()) as { goInstrumentation: GoBinaryStatus[] | null }).goInstrumentation ?? [];
+}
+
+/** `p`, or an error naming `what` after `ms` (a hung step fails the test instead of stalling it). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Polls the agent's Go status until `pick` finds something. */
+async function untilStatus<T>(agent: RunningAgent, what: string, pick: (s: GoBinaryStatus[]) => T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: GoBinaryStatus[] = [];
+  for (;;) {
+    last = await within(goStatus(agent), 15_000, 'GET /api/discovery');
+    step(`status: ${JSON.stringify(last.map((x) => [x.path, x.pids]))}`);
+    const v = pick(last);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function instrumented(agent: RunningAgent, pid: number): Promise<GoBinaryStatus> {
+  return untilStatus(agent, `pid ${pid} not instrumented`, (l) => l.find((s) => s.pids.includes(pid) && s.instrumented));
+}
+
+/** Starts the client, waits until the agent has hooked it, lets it run, returns its output. */
+async function runClient(agent: RunningAgent, bin: string, args: string[]): Promise<{ pid: number; out: string }> {
+  const p: ChildProcess = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout!.on('data', (d) => { out += String(d); });
+  p.stderr!.on('data', (d) => { out += String(d); });
+  const done = new Promise<number | null>((r) => p.once('exit', r));
+  try {
+    await waitFor(() => out.includes('waiting'), 15_000);
+    await instrumented(agent, p.pid!);
+    p.stdin!.write('go\n');
+    const code = await Promise.race([done, new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000))]);
+    assert.equal(code, 0, out);
+  } finally {
+    if (p.exitCode === null) p.kill('SIGKILL');
+  }
+  return { pid: p.pid!, out };
+}
+
+test('Go HTTPS: HTTP/1.1 and HTTP/2 spans from stripped and unstripped Go servers and clients', { timeout: 300_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  if (!goAvailable()) {
+    if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
+    t.skip('no Go toolchain');
+    return;
+  }
+  const pki = makePki();
+  const srv = buildGo('server', pki.dir);
+  const cli = buildGo('client', pki.dir);
+  const cfg = `${pki.dir}/agent.yaml`;
+  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  go: { rescan_ms: 300 }\n');
+  step('built');
+  // Capabilities stay as at start-up: on this kernel a uprobe attached after start-up (a Go
+  // process that starts later) needs CAP_SYS_ADMIN, which the run-time set drops.
+  const agent = await startAgent({ config: cfg, env: { TELEGEN_DROP_CAPABILITIES: '0' } });
+  const plain = await startServer(srv.plain, [pki.cert, pki.key]);
+  const stripped = await startServer(srv.stripped, [pki.cert, pki.key]);
+  try {
+    step('agent and servers up');
+    const a = await instrumented(agent, plain.proc.pid!);
+    const b = await instrumented(agent, stripped.proc.pid!);
+    assert.equal(a.symbols, 'symtab');
+    assert.equal(b.symbols, 'pclntab', 'the stripped server was resolved from pclntab');
+    assert.ok(a.probes >= 3 && b.probes >= 3, 'two entries and at least one RET of Read');
+
+    // stripped client → unstripped server over HTTP/1.1; unstripped client → stripped server over HTTP/2
+    const h1 = await runClient(agent, cli.stripped, [pki.ca, 'h1', 'stdin', `https://localhost:${plain.port}/hello`, `https://localhost:${plain.port}/status/404`]);
+    assert.match(h1.out, /200 HTTP\/1\.1\n404 HTTP\/1\.1/);
+    step('h1 client done');
+    const h2 = await runClient(agent, cli.plain, [pki.ca, 'h2', 'stdin', `https://localhost:${stripped.port}/hello`, `https://localhost:${stripped.port}/status/503`]);
+    assert.match(h2.out, /200 HTTP\/2\.0\n503 HTTP\/2\.0/);
+    step('h2 client done');
+
+    const onPort = (port: number) => agent.spans().filter((s) => s.attributes['server.port'] === port);
+    await waitFor(() => onPort(plain.port).length >= 4 && onPort(stripped.port).length >= 4, 30_000).catch(() => undefined);
+
+    const check = (port: number, serverPid: number, clientPid: number, version: string, want: string[]) => {
+      const spans = onPort(port);
+      const s = spans.filter((x) => x.kind === SERVER);
+      const c = spans.filter((x) => x.kind === CLIENT);
+      const all = spans.map((x) => `${x.kind === SERVER ? 'server' : 'client'} pid ${x.attributes['process.pid']}: ${summary(x)}`).join('; ');
+      assert.deepEqual(s.map(summary).sort(), want, `server spans on ${port} (${all})`);
+      assert.deepEqual(c.map(summary).sort(), want, `client spans on ${port} (${all})`);
+      for (const x of s) assert.equal(x.attributes['process.pid'], serverPid);
+      for (const x of c) assert.equal(x.attributes['process.pid'], clientPid);
+      for (const x of spans) assert.equal(x.attributes['network.protocol.version'], version);
+      // Nothing decoded from ciphertext: every span on the port is one of these requests.
+      assert.equal(spans.length, s.length + c.length);
+    };
+    check(plain.port, plain.proc.pid!, h1.pid, '1.1', ['GET /hello 200', 'GET /status/404 404']);
+    check(stripped.port, stripped.proc.pid!, h2.pid, '2', ['GET /hello 200', 'GET /status/503 503']);
+
+    step('spans checked');
+    // A binary no process runs any more is unhooked and forgotten.
+    await plain.stop();
+    step('server stopped');
+    await untilStatus(agent, 'the stopped server is still hooked', (l) => (l.some((s) => s.path === srv.plain) ? undefined : true), 15_000);
+    assert.ok((await within(goStatus(agent), 15_000, 'GET /api/discovery')).some((s) => s.path === srv.stripped && s.instrumented), 'the other server stays hooked');
+    step('stopping the agent');
+    assert.equal(await within(agent.stop(), 40_000, 'agent stop'), 0);
+    step('agent stopped');
+  } finally {
+    // Served.stop() waits for an 'exit' that a process killed by a signal already emitted: once each.
+    if (plain.proc.exitCode === null && plain.proc.signalCode === null) await plain.stop();
+    await stripped.stop();
+    if (agent.proc.exitCode === null && agent.proc.signalCode === null) await within(agent.stop(), 40_000, 'agent stop').catch(() => agent.proc.kill('SIGKILL'));
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
