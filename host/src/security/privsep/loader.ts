@@ -84,7 +84,9 @@ export async function runLoader(cfg: Config): Promise<void> {
 
   // The worker writes exports, the API token and its state here.
   fs.mkdirSync(cfg.data_dir, { recursive: true });
-  fs.chownSync(cfg.data_dir, user.uid, user.gid);
+  try { fs.chownSync(cfg.data_dir, user.uid, user.gid); } catch (e) {
+    throw new ConfigError(`security.privilege_separation: cannot hand ${cfg.data_dir} to uid ${user.uid} (${(e as Error).message}); start-up needs CAP_CHOWN, CAP_SETUID and CAP_SETGID besides the seed's set`);
+  }
   const mounted = ensureMounts();
   if (mounted.length) llog.info({ mounted }, 'mounted kernel filesystems');
 
