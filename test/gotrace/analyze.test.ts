@@ -3,12 +3,14 @@
 // checked against GNU objdump's disassembly of the same bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import { analyzeGoBinary, goFunctions } from '../../host/src/gotrace/analyze';
 import { openElf, functionSymbols, fileOffset, readAt } from '../../host/src/gotrace/elf';
 import { instructionStarts } from '../../host/src/gotrace/x86';
 import { offsetsFor, GO_OFFSETS } from '../../host/src/gotrace/offsets';
+import { inspectGoProcesses } from '../../host/src/gotrace/probes';
+import { makePki } from '../tls/tls-helpers';
 import { buildGo, goVersion, goAvailable, Built } from './helpers';
 
 const WANT = ['crypto/tls.(*Conn).Write', 'crypto/tls.(*Conn).Read', 'net/http.serverHandler.ServeHTTP', 'runtime.newproc1'];
@@ -147,3 +149,27 @@ test('offsets table: the row for the installed Go equals what its DWARF says', (
 });
 
 test.after(() => { if (built) fs.rmSync(built.dir, { recursive: true, force: true }); });
+
+test('doctor view: running Go processes, which can take the crypto/tls probes and why not', async (t) => {
+  const b = bins(t);
+  if (!b) return;
+  const idle = buildGo('idle', b.dir);
+  const pki = makePki();
+  const procs = [spawn(b.stripped, [pki.cert, pki.key], { stdio: ['ignore', 'pipe', 'ignore'] }), spawn(idle.plain, [], { stdio: ['pipe', 'ignore', 'ignore'] })];
+  try {
+    await new Promise((r) => procs[0].stdout!.once('data', r)); // listening
+
+    const seen = inspectGoProcesses();
+    const server = seen.find((s) => s.path === b.stripped);
+    const other = seen.find((s) => s.path === idle.plain);
+    assert.ok(server && server.pids.includes(procs[0].pid!), JSON.stringify(seen));
+    assert.equal(server.reason, undefined, 'the stripped HTTPS server can be instrumented');
+    assert.equal(server.symbols, 'pclntab');
+    assert.ok(other && other.pids.includes(procs[1].pid!), JSON.stringify(seen));
+    assert.equal(other.reason, 'does not use crypto/tls');
+    assert.ok(!seen.some((s) => s.path === process.execPath), 'node is not listed as Go');
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
