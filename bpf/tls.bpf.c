@@ -657,3 +657,32 @@ int h2_submit_trailer(struct pt_regs *ctx)
 	h2_emit_nva(id, fd, (__u32)PT_REGS_PARM2(ctx), TG_TLS_H2_TRAILERS, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx));
 	return 0;
 }
+
+/* uprobe_multi twins of the OpenSSL probes, for binaries the /proc rescan finds after the
+ * capability drop (see h2_on_header2_multi). */
+SEC("uprobe")
+int tls_write_enter_multi(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_WRITE);
+}
+
+SEC("uprobe")
+int tls_read_enter_multi(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_READ);
+}
+
+SEC("uprobe")
+int tls_write_ex_enter_multi(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_WRITE);
+}
+
+SEC("uprobe")
+int tls_read_ex_enter_multi(struct pt_regs *ctx)
+{
+	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_READ);
+}
+
+SEC("uprobe")
+int tls_exit_multi(struct pt_regs *ctx) { return ssl_exit(ctx); }

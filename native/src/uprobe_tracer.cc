@@ -5,6 +5,10 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -122,6 +126,7 @@ Napi::Function UprobeTracer::Init(Napi::Env env) {
                          InstanceMethod<&UprobeTracer::Stats>("stats"),
                          InstanceMethod<&UprobeTracer::Keys>("keys"),
                          StaticMethod<&UprobeTracer::Nghttp2Layout>("nghttp2Layout"),
+                         StaticMethod<&UprobeTracer::SymbolOffset>("symbolOffset"),
                          InstanceMethod<&UprobeTracer::Close>("close"),
                      });
 }
@@ -302,6 +307,54 @@ void *NgCalloc(size_t a, size_t b, void *) { void *p = calloc(a, b); NoteFirst(p
 void *NgRealloc(void *p, size_t n, void *) { return realloc(p, n); }
 
 }  // namespace
+
+// symbolOffset(file, name) → the file offset of function `name` (.dynsym, then .symtab), or -1.
+// uprobe_multi links take offsets; libbpf 1.1 resolves names only inside its perf-event attach.
+Napi::Value UprobeTracer::SymbolOffset(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Napi::Number::New(env, -1);
+  struct stat st {};
+  void *map = fstat(fd, &st) == 0 && st.st_size > static_cast<off_t>(sizeof(Elf64_Ehdr))
+                  ? mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+  close(fd);
+  if (map == MAP_FAILED) return Napi::Number::New(env, -1);
+  const char *b = static_cast<const char *>(map);
+  size_t size = st.st_size;
+  double found = -1;
+  auto in = [&](uint64_t off, uint64_t len) { return off <= size && len <= size - off; };
+  const auto *eh = reinterpret_cast<const Elf64_Ehdr *>(b);
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
+      in(eh->e_shoff, uint64_t(eh->e_shnum) * sizeof(Elf64_Shdr)) && in(eh->e_phoff, uint64_t(eh->e_phnum) * sizeof(Elf64_Phdr))) {
+    const auto *sh = reinterpret_cast<const Elf64_Shdr *>(b + eh->e_shoff);
+    const auto *ph = reinterpret_cast<const Elf64_Phdr *>(b + eh->e_phoff);
+    for (uint32_t want : {uint32_t(SHT_DYNSYM), uint32_t(SHT_SYMTAB)}) {
+      for (int i = 0; i < eh->e_shnum && found < 0; i++) {
+        if (sh[i].sh_type != want || sh[i].sh_link >= eh->e_shnum || !in(sh[i].sh_offset, sh[i].sh_size)) continue;
+        const Elf64_Shdr &str = sh[sh[i].sh_link];
+        if (!in(str.sh_offset, str.sh_size)) continue;
+        const auto *sym = reinterpret_cast<const Elf64_Sym *>(b + sh[i].sh_offset);
+        for (size_t k = 0; k < sh[i].sh_size / sizeof(Elf64_Sym); k++) {
+          if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || sym[k].st_shndx == SHN_UNDEF || sym[k].st_name >= str.sh_size) continue;
+          const char *n = b + str.sh_offset + sym[k].st_name;
+          if (strncmp(n, name.c_str(), str.sh_size - sym[k].st_name) != 0 || n[name.size()] != 0) continue;
+          for (int j = 0; j < eh->e_phnum; j++) {
+            if (ph[j].p_type == PT_LOAD && sym[k].st_value >= ph[j].p_vaddr && sym[k].st_value < ph[j].p_vaddr + ph[j].p_memsz) {
+              found = static_cast<double>(sym[k].st_value - ph[j].p_vaddr + ph[j].p_offset);
+              break;
+            }
+          }
+          break;
+        }
+      }
+      if (found >= 0) break;
+    }
+  }
+  munmap(map, size);
+  return Napi::Number::New(env, found);
+}
 
 // nghttp2Layout(libraryPath) → { onHeader, onHeader2 }: byte offsets of the session's copies of
 // on_header_callback and on_header_callback2 inside nghttp2_session, which is opaque and

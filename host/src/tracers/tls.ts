@@ -160,19 +160,31 @@ export class TlsAttacher {
     return handles.length;
   }
 
+  /** Attaches by name; when the kernel refuses a perf-event uprobe (after the capability drop,
+   *  see attachLate), the `_multi` twin at the symbol's file offset. */
+  private attachNamed(prog: string, file: string, func: string, ret: boolean): number {
+    try {
+      return this.t.attachUprobe(prog, file, func, ret);
+    } catch (e) {
+      const off = /Permission denied/.test((e as Error).message) && this.symbolOffset ? this.symbolOffset(file, func) : -1;
+      if (off < 0) throw e;
+      return this.t.attachUprobe(`${prog}_multi`, file, off, ret);
+    }
+  }
+
   private attachSsl(file: string): number[] {
     const handles: number[] = [];
     for (const [func, prog] of SSL_FUNCS) {
       let enter: number;
       try {
-        enter = this.t.attachUprobe(prog, file, func, false);
+        enter = this.attachNamed(prog, file, func, false);
       } catch {
         // No SSL_write: not OpenSSL at all (most executables) — spare the other ELF lookups.
         if (func === 'SSL_write') break;
         continue; // SSL_*_ex are missing before OpenSSL 1.1.1
       }
       try {
-        handles.push(enter, this.t.attachUprobe(EXIT_PROG, file, func, true));
+        handles.push(enter, this.attachNamed(EXIT_PROG, file, func, true));
       } catch (e) {
         // An entry without its return would only leave stale calls behind.
         this.t.detach(enter);
@@ -293,7 +305,11 @@ export class TlsAttacher {
     }
   }
 
-  constructor(private readonly t: NativeUprobeTracer, private readonly layout?: (file: string) => { onHeader: number; onHeader2: number }) {}
+  constructor(
+    private readonly t: NativeUprobeTracer,
+    private readonly layout?: (file: string) => { onHeader: number; onHeader2: number },
+    private readonly symbolOffset?: (file: string, func: string) => number,
+  ) {}
 
   private consider(file: string, pidRoot: string): void {
     // A process in another mount namespace names files from its own root.
@@ -356,14 +372,14 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
   const cfg = ctx.cfg.tracers.tls;
   if (!cfg.enabled || process.env.TELEGEN_TLS === '0') return null;
   if (!ctx.cfg.tracers.socket.enabled) throw new Error('the TLS tracer writes into the socket tracer\'s ring: enable tracers.socket');
-  const Native = (loadNative() as unknown as { UprobeTracer: (new () => NativeUprobeTracer) & { nghttp2Layout(file: string): { onHeader: number; onHeader2: number } } }).UprobeTracer;
+  const Native = (loadNative() as unknown as { UprobeTracer: (new () => NativeUprobeTracer) & { nghttp2Layout(file: string): { onHeader: number; onHeader2: number }; symbolOffset(file: string, func: string): number } }).UprobeTracer;
   const t = new Native();
   const rep = t.open(objectPath(), {
     rodata: { self_pid: ctx.selfPid ?? process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
     shareMaps: ['tg_conns', 'tg_ring'],
   });
   for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; TLS attribution falls back to known SSL objects');
-  const attacher = new TlsAttacher(t, (f) => Native.nghttp2Layout(f));
+  const attacher = new TlsAttacher(t, (f) => Native.nghttp2Layout(f), (f, fn) => Native.symbolOffset(f, fn));
   attacher.scanSystem();
   attacher.scan();
   const timer = setInterval(() => {

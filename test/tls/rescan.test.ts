@@ -1,0 +1,49 @@
+// A binary that links OpenSSL statically and first runs after the agent started (and dropped to
+// its run-time capabilities): the /proc rescan hooks it (uprobe_multi links, bpf/tls.md) and its
+// HTTPS traffic becomes plaintext spans. A copy of node is such a binary (a new inode).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { requireBpf, startAgent, startServer, curl, waitFor } from '../helpers/agent';
+import { makePki } from './tls-helpers';
+
+const SERVER = 2;
+
+const SERVER_JS = `
+const https = require('https'); const fs = require('fs');
+const srv = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) }, (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' }); res.end('late ' + req.url);
+});
+srv.listen(0, '127.0.0.1', () => console.log('listening ' + srv.address().port));
+`;
+
+test('a TLS server binary first run after the agent started is hooked by the rescan', { timeout: 150_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const pki = makePki();
+  const node = path.join(pki.dir, 'node-copy');
+  fs.copyFileSync(process.execPath, node);
+  fs.chmodSync(node, 0o755);
+  fs.writeFileSync(path.join(pki.dir, 'server.js'), SERVER_JS);
+  const cfg = path.join(pki.dir, 'agent.yaml');
+  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  tls: { rescan_ms: 500 }\n');
+  const agent = await startAgent({ config: cfg });
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  try {
+    assert.ok(agent.logs.join('').includes('capabilities dropped'), 'the agent runs with its run-time capabilities');
+    server = await startServer(node, [path.join(pki.dir, 'server.js'), pki.key, pki.cert]);
+    await waitFor(() => agent.logs.join('').split('\n').some((l) => l.includes('OpenSSL hooked') && l.includes('node-copy')), 30_000)
+      .catch(() => { throw new Error(`node-copy not hooked: ${agent.logs.join('').slice(-3000)}`); });
+    const base = `https://localhost:${server.port}`;
+    assert.equal(curl(['--cacert', pki.ca, `${base}/after/one`, `${base}/after/two`]), 'late /after/onelate /after/two');
+    const mine = () => agent.spans().filter((s) => s.kind === SERVER && s.attributes['process.pid'] === server!.proc.pid);
+    await waitFor(() => mine().length >= 2, 20_000).catch(() => undefined);
+    assert.equal(await agent.stop(), 0);
+    assert.deepEqual(mine().map((s) => `${s.attributes['http.request.method']} ${s.attributes['url.path']} ${s.attributes['http.response.status_code']}`).sort(),
+      ['GET /after/one 200', 'GET /after/two 200']);
+  } finally {
+    await server?.stop();
+    if (agent.proc.exitCode === null) await agent.stop();
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
