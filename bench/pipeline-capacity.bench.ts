@@ -147,14 +147,13 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
   registry.loadDir(defaultDecodersDir());
   router = new Router(registry, sink, metrics, { detectThreshold: 60 });
   kernel = new KernelIngest(router, metrics);
-  let nextCorrelate = 0;
+  // The correlator ticks on its own timer (100 ms, as in the agent); analytics' tick is the agent's.
   let nextAnalytics = 0;
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
   for (const b of idx) {
     kernel.onBatch(ring, b, b.length / 2);
     const t = nowMs();
-    if (t >= nextCorrelate) { correlate.correlator.tick(); nextCorrelate = t + 100; }
     if (t >= nextAnalytics) { analytics.tick(); nextAnalytics = t + 500; }
     await yieldLoop();
   }

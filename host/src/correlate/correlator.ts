@@ -51,6 +51,8 @@ interface Node {
   linkedServer?: Node;
 }
 
+const PRUNE_EVERY_MS = 1000;
+
 export function ns(t: [number, number]): bigint { return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]); }
 
 /** A new span object: ReadableSpans from the pipeline are plain, immutable in spirit. */
@@ -63,11 +65,12 @@ export class Correlator {
   private pending = new Set<Node>();
   /** SERVER spans per pid (pending or emitted) kept windowMs*2 after their end, for parent lookup. */
   private servers = new Map<number, Node[]>();
-  /** CLIENT spans by 4-tuple (pending or emitted) for socket linking. */
+  /** CLIENT spans by 4-tuple not yet claimed by a server span (pending or emitted), for socket linking. */
   private clients = new Map<string, Node[]>();
   /** SERVER spans waiting for their socket client, by 4-tuple. */
   private serversByTuple = new Map<string, Node[]>();
   readonly stats = { emitted: 0, overflow: 0, header: 0, socket: 0, thread: 0, time: 0, ambiguous: 0, root: 0 };
+  private prunedAt = 0;
 
   constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
 
@@ -94,17 +97,26 @@ export class Correlator {
       }
     } else if (n.kind === SpanKind.CLIENT) {
       if (conn.tuple) {
-        push(this.clients, conn.tuple, n);
-        // A server span of the same connection may already be waiting for us.
+        // A server span of the same connection may already be waiting for us. Decided ones leave
+        // the list as we pass: on a keep-alive connection it would otherwise hold every exchange
+        // of the last second and make each span's lookup linear in the connection's rate.
         const ws = this.serversByTuple.get(conn.tuple);
         if (ws) {
-          for (const s of ws) {
-            if (!s.parentDecided && overlaps(n, s) && !n.linkedServer) {
+          let w = 0;
+          for (let i = 0; i < ws.length; i++) {
+            const s = ws[i];
+            if (s.parentDecided) continue;
+            if (!n.linkedServer && overlaps(n, s)) {
               n.linkedServer = s;
               this.decide(s, n, undefined, 'socket');
+              continue;
             }
+            ws[w++] = s;
           }
+          if (w === 0) this.serversByTuple.delete(conn.tuple); else ws.length = w;
         }
+        // Only a client span no server span has claimed can be claimed later.
+        if (!n.linkedServer) push(this.clients, conn.tuple, n);
       }
       if (conn.pid === undefined) this.decide(n, undefined, undefined, 'root');
       else n.deadline = t + this.cfg.windowMs;
@@ -117,11 +129,15 @@ export class Correlator {
   /** Decides every span whose deadline passed; call periodically. */
   tick(): void {
     const t = this.now();
-    for (const n of [...this.pending]) {
+    // Deciding only deletes from `pending` (never adds): the set can be walked in place.
+    for (const n of this.pending) {
       if (n.parentDecided || n.deadline > t) continue;
       this.decideByTime(n);
     }
-    this.prune(t);
+    // The lookup lists keep spans for seconds: pruning them once a second is plenty, and each
+    // pass walks every list (one per connection), which at 10 passes a second cost more than
+    // correlating itself.
+    if (t - this.prunedAt >= PRUNE_EVERY_MS || t < this.prunedAt) { this.prunedAt = t; this.prune(t); }
   }
 
   /** Decides and emits everything (shutdown). */
@@ -159,7 +175,15 @@ export class Correlator {
   private matchClient(s: Node): Node | undefined {
     const list = this.clients.get(s.conn.tuple!);
     if (!list) return undefined;
-    for (const c of list) if (!c.linkedServer && c.conn.pid !== s.conn.pid && overlaps(c, s)) { c.linkedServer = s; return c; }
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
+      if (c.linkedServer || c.conn.pid === s.conn.pid || !overlaps(c, s)) continue;
+      c.linkedServer = s;
+      // Claimed: it leaves the list, which so holds only the connection's unanswered client spans.
+      list.splice(i, 1);
+      if (!list.length) this.clients.delete(s.conn.tuple!);
+      return c;
+    }
     return undefined;
   }
 
@@ -216,7 +240,9 @@ export class Correlator {
   private shed(): void {
     const excess = this.pending.size - this.cfg.maxPending;
     let i = 0;
-    for (const n of [...this.pending]) {
+    // Walked in place (oldest first): a copy of the whole set per added span made a burst over
+    // maxPending quadratic.
+    for (const n of this.pending) {
       if (i++ >= excess) break;
       if (!n.parentDecided) this.decideByTime(n);
       else if (!n.ctx) { this.detach(n); this.emit(n, 'overflow', undefined); }
@@ -232,15 +258,17 @@ export class Correlator {
     const horizon = BigInt(t) * 1_000_000n - keepNs;
     const drop = (m: Map<string | number, Node[]>) => {
       for (const [k, list] of m) {
-        const kept = list.filter((n) => n.end >= horizon || !n.ctx);
-        if (kept.length) m.set(k, kept); else m.delete(k);
+        let w = 0;
+        for (let i = 0; i < list.length; i++) { const n = list[i]; if (n.end >= horizon || !n.ctx) list[w++] = n; }
+        if (w === 0) m.delete(k); else list.length = w;
       }
     };
     drop(this.servers as Map<string | number, Node[]>);
     drop(this.clients as Map<string | number, Node[]>);
     for (const [k, list] of this.serversByTuple) {
-      const kept = list.filter((n) => !n.parentDecided);
-      if (kept.length) this.serversByTuple.set(k, kept); else this.serversByTuple.delete(k);
+      let w = 0;
+      for (let i = 0; i < list.length; i++) if (!list[i].parentDecided) list[w++] = list[i];
+      if (w === 0) this.serversByTuple.delete(k); else list.length = w;
     }
   }
 }

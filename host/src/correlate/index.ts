@@ -33,11 +33,23 @@ export function isLocalAddress(addr: string): boolean {
   return localCache.set.has(a);
 }
 
+/** Per connection: its 4-tuple key and whether the peer is local, built once, not per span. */
+const tuples = new WeakMap<ConnMeta, { role: string; tuple: string; peerLocal?: boolean }>();
+
 export function connFacts(meta: ConnMeta | undefined): SpanConn {
   if (!meta || meta.observer === 'capture') return {};
-  const e = ends(meta);
-  const tuple = `${unmapV4(e.clientAddr)}|${e.clientPort}|${unmapV4(e.serverAddr)}|${e.serverPort}`;
-  return { pid: meta.pid, tid: meta.tid, tuple, peerLocal: meta.role === 'server' ? isLocalAddress(e.clientAddr) : undefined };
+  let t = tuples.get(meta);
+  if (!t || t.role !== meta.role) {
+    const e = ends(meta);
+    t = {
+      role: meta.role,
+      tuple: `${unmapV4(e.clientAddr)}|${e.clientPort}|${unmapV4(e.serverAddr)}|${e.serverPort}`,
+      peerLocal: meta.role === 'server' ? isLocalAddress(e.clientAddr) : undefined,
+    };
+    tuples.set(meta, t);
+  }
+  // tid is per exchange (the kernel source updates it on every syscall), so never cached.
+  return { pid: meta.pid, tid: meta.tid, tuple: t.tuple, peerLocal: t.peerLocal };
 }
 
 export function correlateStage(cfg: Partial<CorrelateConfig>, out: (s: ReadableSpan) => void, now?: () => number): CorrelateStage {

@@ -130,7 +130,7 @@ export class Discovery {
     this.scanProcs();
     this.scanSockets();
     this.timers.push(setInterval(() => this.scanProcs(), this.cfg.scan_interval_ms).unref());
-    this.timers.push(setInterval(() => this.scanSockets(), this.cfg.socket_scan_interval_ms).unref());
+    this.timers.push(setInterval(() => this.scanSocketsPaced(), this.cfg.socket_scan_interval_ms).unref());
     if (this.cfg.cloud_metadata.enabled && this.cloud.provider) {
       void enrichFromImds(this.cloud, this.cfg.cloud_metadata.timeout_ms, this.cfg.cloud_metadata.endpoint).then((c) => {
         this.cloud = c; this.hostAttrs = this.computeHostAttrs(); this.resCache.clear();
@@ -265,6 +265,21 @@ export class Discovery {
     for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.forget(pid);
     this.lastScanMs = Date.now() - t0;
   }
+
+  /**
+   * The periodic scan. Under connection churn /proc/net/tcp lists every TIME_WAIT socket (tens of
+   * thousands) and one read costs the kernel and us tens of milliseconds of CPU: reads are spaced
+   * at least 50× their own CPU cost apart (at most 20 s), so the scan stays near 2% of a core
+   * however busy the node is.
+   */
+  private scanSocketsPaced(): void {
+    if (Date.now() < this.socketScanDueAt) return;
+    const c0 = process.cpuUsage();
+    this.scanSockets();
+    const c = process.cpuUsage(c0);
+    this.socketScanDueAt = Date.now() + Math.min(20_000, ((c.user + c.system) / 1000) * 50);
+  }
+  private socketScanDueAt = 0;
 
   /** Listening sockets → owning process → recognised service; new decoder ports become hints. */
   scanSockets(): void {

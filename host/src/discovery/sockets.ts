@@ -29,9 +29,22 @@ function hexAddr(h: string): string {
 export function parseNetTable(text: string, transport: 'tcp' | 'udp'): ListenSocket[] {
   const out: ListenSocket[] = [];
   const want = transport === 'tcp' ? '0A' : '07';
-  const lines = text.split('\n');
-  for (let i = 1; i < lines.length; i++) {
-    const f = lines[i].trim().split(/\s+/);
+  const w0 = want.charCodeAt(0);
+  const w1 = want.charCodeAt(1);
+  // Under connection churn the table holds tens of thousands of rows (TIME_WAIT) and is re-read
+  // every few seconds: look at each row's state column ("sl: local remote st …") first and split
+  // only the rows in the wanted state.
+  for (let start = text.indexOf('\n') + 1; start > 0 && start < text.length;) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const row = start;
+    start = end + 1;
+    const colon = text.indexOf(':', row);
+    if (colon < 0 || colon >= end) continue;
+    const sp1 = text.indexOf(' ', colon + 2);
+    const sp2 = sp1 < 0 ? -1 : text.indexOf(' ', sp1 + 1);
+    if (sp2 < 0 || sp2 + 3 > end || text.charCodeAt(sp2 + 1) !== w0 || text.charCodeAt(sp2 + 2) !== w1) continue;
+    const f = text.slice(row, end).trim().split(/\s+/);
     if (f.length < 10 || f[3] !== want) continue;
     const [addr, port] = f[1].split(':');
     if (transport === 'udp' && f[2] !== '00000000:0000' && !/^0+:0000$/.test(f[2])) continue;
