@@ -53,7 +53,10 @@ test('stdout/stderr lines become log records linked to the request in flight on 
   t.after(async () => { for (const c of cleanups.reverse()) await c(); });
 
   const cfgFile = path.join(fs.mkdtempSync('/tmp/telegen-logs-cfg-'), 'config.yaml');
-  fs.writeFileSync(cfgFile, 'tracers:\n  logs: { enabled: true, link_wait_ms: 1000 }\n');
+  // link_wait_ms must exceed the longest request here (the 1 s /slow/X) plus the time its span
+  // takes to reach the correlator on a loaded machine, or the early "slow X start" line is
+  // released before the request it was printed in is known.
+  fs.writeFileSync(cfgFile, 'tracers:\n  logs: { enabled: true, link_wait_ms: 5000 }\n');
   const agent: RunningAgent = await startAgent({ config: cfgFile });
   cleanups.push(async () => { await agent.stop(); fs.rmSync(agent.dataDir, { recursive: true, force: true }); });
   const backend: Served = await startServer('env', ['OTEL_SERVICE_NAME=log-backend', process.execPath, path.join(FIX, 'backend.js')]);
