@@ -41,6 +41,7 @@ test('page: the flame graph of a service shows its hot function at its share, an
     // The service list fills from the API; pick the service like a user would.
     await page.locator('#flamesvc option[value="flamer"]').waitFor({ state: 'attached', timeout: 20_000 });
     await page.selectOption('#flamesvc', 'flamer');
+    await page.waitForFunction(() => document.querySelector('#flame .f')?.textContent === 'flamer', undefined, { timeout: 20_000 });
     await page.locator('#flame .f', { hasText: /^burn_hot$/ }).first().waitFor({ timeout: 20_000 });
     // Read the drawn boxes in one go (the page redraws every 5 s).
     const drawn = await page.evaluate(() => {

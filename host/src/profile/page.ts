@@ -16,7 +16,7 @@ export const FLAME_HTML = `
 `;
 
 export const FLAME_SCRIPT = `
-var flameZoom=null;
+var flameZoom=null;var flameSeq=0;
 function flameColor(n){var h=0;for(var i=0;i<n.length;i++)h=(h*31+n.charCodeAt(i))>>>0;
   if(/^\\[|\\+0x/.test(n))return 'hsl(0,0%,'+(55+h%15)+'%)';
   return 'hsl('+(15+h%40)+','+(70+h%20)+'%,'+(55+h%12)+'%)'}
@@ -34,9 +34,12 @@ function flameDraw(tree){
 async function flameRefresh(){
   try{
     var svcSel=document.getElementById('flamesvc');var svc=svcSel.value;var sec=document.getElementById('flamesec').value;
+    var seq=++flameSeq;
     var r=await fetch('/api/profile?seconds='+sec+(svc?'&service='+encodeURIComponent(svc):''));
+    // A slower answer to an older choice must not overwrite the newer one.
+    if(seq!==flameSeq)return;
     if(!r.ok){document.getElementById('flameinfo').textContent='profiler not running';return}
-    var j=await r.json();
+    var j=await r.json();if(seq!==flameSeq)return;
     var have={};for(var i=0;i<svcSel.options.length;i++)have[svcSel.options[i].value]=1;
     (j.services||[]).forEach(function(s){if(!have[s.service]){var o=document.createElement('option');o.value=o.textContent=s.service;svcSel.appendChild(o)}});
     document.getElementById('flameinfo').textContent=j.tree.value+' samples'+(j.enabled?'':' · profiling is off');
