@@ -495,8 +495,7 @@ static __always_inline void h2_emit_nva(__u64 id, int fd, __u32 sid, __u8 block,
  * callback offsets in the attach cookie (high 32 bits: on_header_callback, low:
  * on_header_callback2, both within nghttp2_session; found by the host for this library
  * file), report the application's header callback once per session. */
-SEC("uprobe")
-int h2_mem_recv(struct pt_regs *ctx)
+static __always_inline int h2_mem_recv_impl(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
@@ -530,9 +529,14 @@ int h2_mem_recv(struct pt_regs *ctx)
 	return 0;
 }
 
-/* nghttp2_session_del(session): its socket mapping must not outlive it (addresses are reused). */
 SEC("uprobe")
-int h2_session_del(struct pt_regs *ctx)
+int h2_mem_recv(struct pt_regs *ctx) { return h2_mem_recv_impl(ctx); }
+
+SEC("uprobe")
+int h2_mem_recv_multi(struct pt_regs *ctx) { return h2_mem_recv_impl(ctx); }
+
+/* nghttp2_session_del(session): its socket mapping must not outlive it (addresses are reused). */
+static __always_inline int h2_session_del_impl(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct h2_key k = { .session = PT_REGS_PARM1(ctx), .pid = id >> 32 };
@@ -540,6 +544,12 @@ int h2_session_del(struct pt_regs *ctx)
 	bpf_map_delete_elem(&h2_cb_seen, &k);
 	return 0;
 }
+
+SEC("uprobe")
+int h2_session_del(struct pt_regs *ctx) { return h2_session_del_impl(ctx); }
+
+SEC("uprobe")
+int h2_session_del_multi(struct pt_regs *ctx) { return h2_session_del_impl(ctx); }
 
 static __always_inline int h2_on_header(struct pt_regs *ctx, __u64 name, __u64 nl, __u64 value, __u64 vl)
 {
@@ -606,8 +616,7 @@ int h2_on_header1_multi(struct pt_regs *ctx) { return on_header1(ctx); }
 
 /* nghttp2_submit_request(2)(session, pri_spec, nva, nvlen, data_prd, stream_user_data) →
  * the new stream's id, known at return. */
-SEC("uprobe")
-int h2_submit_request(struct pt_regs *ctx)
+static __always_inline int h2_submit_request_impl(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!pid_wanted(id >> 32))
@@ -617,8 +626,13 @@ int h2_submit_request(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uretprobe")
-int h2_submit_request_ret(struct pt_regs *ctx)
+SEC("uprobe")
+int h2_submit_request(struct pt_regs *ctx) { return h2_submit_request_impl(ctx); }
+
+SEC("uprobe")
+int h2_submit_request_multi(struct pt_regs *ctx) { return h2_submit_request_impl(ctx); }
+
+static __always_inline int h2_submit_request_ret_impl(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct h2_submit *p = bpf_map_lookup_elem(&h2_calls, &id);
@@ -634,9 +648,14 @@ int h2_submit_request_ret(struct pt_regs *ctx)
 	return 0;
 }
 
-/* nghttp2_submit_response(2)(session, stream_id, nva, nvlen, data_prd) */
+SEC("uretprobe")
+int h2_submit_request_ret(struct pt_regs *ctx) { return h2_submit_request_ret_impl(ctx); }
+
 SEC("uprobe")
-int h2_submit_response(struct pt_regs *ctx)
+int h2_submit_request_ret_multi(struct pt_regs *ctx) { return h2_submit_request_ret_impl(ctx); }
+
+/* nghttp2_submit_response(2)(session, stream_id, nva, nvlen, data_prd) */
+static __always_inline int h2_submit_response_impl(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!pid_wanted(id >> 32))
@@ -646,9 +665,14 @@ int h2_submit_response(struct pt_regs *ctx)
 	return 0;
 }
 
-/* nghttp2_submit_trailer(session, stream_id, nva, nvlen) */
 SEC("uprobe")
-int h2_submit_trailer(struct pt_regs *ctx)
+int h2_submit_response(struct pt_regs *ctx) { return h2_submit_response_impl(ctx); }
+
+SEC("uprobe")
+int h2_submit_response_multi(struct pt_regs *ctx) { return h2_submit_response_impl(ctx); }
+
+/* nghttp2_submit_trailer(session, stream_id, nva, nvlen) */
+static __always_inline int h2_submit_trailer_impl(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!pid_wanted(id >> 32))
@@ -657,6 +681,12 @@ int h2_submit_trailer(struct pt_regs *ctx)
 	h2_emit_nva(id, fd, (__u32)PT_REGS_PARM2(ctx), TG_TLS_H2_TRAILERS, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx));
 	return 0;
 }
+
+SEC("uprobe")
+int h2_submit_trailer(struct pt_regs *ctx) { return h2_submit_trailer_impl(ctx); }
+
+SEC("uprobe")
+int h2_submit_trailer_multi(struct pt_regs *ctx) { return h2_submit_trailer_impl(ctx); }
 
 /* uprobe_multi twins of the OpenSSL probes, for binaries the /proc rescan finds after the
  * capability drop (see h2_on_header2_multi). */

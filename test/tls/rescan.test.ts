@@ -34,6 +34,9 @@ test('a TLS server binary first run after the agent started is hooked by the res
     server = await startServer(node, [path.join(pki.dir, 'server.js'), pki.key, pki.cert]);
     await waitFor(() => agent.logs.join('').split('\n').some((l) => l.includes('OpenSSL hooked') && l.includes('node-copy')), 30_000)
       .catch(() => { throw new Error(`node-copy not hooked: ${agent.logs.join('').slice(-3000)}`); });
+    // its nghttp2 (node's own) too: the header-field probes of bpf/tls.md
+    await waitFor(() => agent.logs.join('').split('\n').some((l) => l.includes('nghttp2 hooked') && l.includes('node-copy') && l.includes('OnHeaderCallback')), 10_000)
+      .catch(() => { throw new Error(`node-copy's nghttp2 not hooked: ${agent.logs.join('').slice(-3000)}`); });
     const base = `https://localhost:${server.port}`;
     assert.equal(curl(['--cacert', pki.ca, `${base}/after/one`, `${base}/after/two`]), 'late /after/onelate /after/two');
     const mine = () => agent.spans().filter((s) => s.kind === SERVER && s.attributes['process.pid'] === server!.proc.pid);

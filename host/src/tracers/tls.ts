@@ -162,13 +162,13 @@ export class TlsAttacher {
 
   /** Attaches by name; when the kernel refuses a perf-event uprobe (after the capability drop,
    *  see attachLate), the `_multi` twin at the symbol's file offset. */
-  private attachNamed(prog: string, file: string, func: string, ret: boolean): number {
+  private attachNamed(prog: string, file: string, func: string, ret: boolean, cookie = 0): number {
     try {
-      return this.t.attachUprobe(prog, file, func, ret);
+      return this.t.attachUprobe(prog, file, func, ret, -1, cookie);
     } catch (e) {
       const off = /Permission denied/.test((e as Error).message) && this.symbolOffset ? this.symbolOffset(file, func) : -1;
       if (off < 0) throw e;
-      return this.t.attachUprobe(`${prog}_multi`, file, off, ret);
+      return this.t.attachUprobe(`${prog}_multi`, file, off, ret, -1, cookie);
     }
   }
 
@@ -217,14 +217,14 @@ export class TlsAttacher {
       try {
         if (i === 0) {
           // A presence check first: the layout probe (dlopen) runs only for real nghttp2 files.
-          enter = this.t.attachUprobe(prog, file, func, false);
+          enter = this.attachNamed(prog, file, func, false);
           cookie = this.cookieFor(file);
           if (cookie) {
             this.t.detach(enter);
-            enter = this.t.attachUprobe(prog, file, func, false, -1, cookie);
+            enter = this.attachNamed(prog, file, func, false, cookie);
           }
         } else {
-          enter = this.t.attachUprobe(prog, file, func, false, -1, prog === 'h2_mem_recv' ? cookie : 0);
+          enter = this.attachNamed(prog, file, func, false, prog === 'h2_mem_recv' ? cookie : 0);
         }
       } catch {
         if (i === 0) break; // no nghttp2 here
@@ -232,7 +232,7 @@ export class TlsAttacher {
       }
       if (ret) {
         try {
-          handles.push(this.t.attachUprobe(ret, file, func, true));
+          handles.push(this.attachNamed(ret, file, func, true));
         } catch (e) {
           this.t.detach(enter);
           tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
