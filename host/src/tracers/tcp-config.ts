@@ -3,8 +3,8 @@ import { z } from 'zod';
 export const tcpTracerSchema = z.object({
   enabled: z.boolean().default(true).describe('TCP connection metrics from tracepoints (opens, closes, failures, RTT, retransmits, resets, bytes)'),
   conn_max: z.number().int().min(1024).max(1 << 22).default(65536).describe('Sockets tracked at once in the kernel hash (a full map is counted on /metrics)'),
-  ring_bytes: z.number().int().min(1 << 12).max(1 << 28).default(1 << 20)
+  ring_bytes: z.number().int().min(1 << 12).max(1 << 28).default(1 << 22)
     .refine((n) => (n & (n - 1)) === 0, 'must be a power of two').describe('Event ring buffer size in bytes (power of two)'),
-  poll_ms: z.number().int().min(10).max(10_000).default(250).describe('How often the event ring is drained'),
+  poll_ms: z.number().int().min(10).max(10_000).default(100).describe('How often the event ring is drained (4 events per connection; the former 1 MiB drained every 250 ms dropped events at ~3k connections/s on the loaded bench machine)'),
 }).strict();
 export type TcpTracerConfig = z.infer<typeof tcpTracerSchema>;

@@ -57,6 +57,12 @@ export function connAttributes(e: TcpEvent, withProcess: boolean): Attributes {
   return a;
 }
 
+// RTTs run from tens of microseconds (loopback, same rack) to seconds; connections from a
+// millisecond to hours; the SDK's default boundaries (0 … 10000) fit none of them.
+const RTT_BUCKETS_S = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const DURATION_BUCKETS_S = [1e-3, 1e-2, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
+const BYTES_BUCKETS = [0, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
 export class TcpMetrics {
   readonly opens: Counter; readonly closes: Counter; readonly failures: Counter;
   readonly duration: Histogram; readonly srtt: Histogram; readonly rttvar: Histogram;
@@ -67,13 +73,13 @@ export class TcpMetrics {
     this.opens = m.createCounter('telegen.tcp.connection.opens', { unit: '{connection}', description: 'TCP connections established' });
     this.closes = m.createCounter('telegen.tcp.connection.closes', { unit: '{connection}', description: 'Established TCP connections closed' });
     this.failures = m.createCounter('telegen.tcp.connection.failures', { unit: '{connection}', description: 'TCP connects that never got established (refused, reset, timed out)' });
-    this.duration = m.createHistogram('telegen.tcp.connection.duration', { unit: 's', description: 'Established → closed' });
-    this.srtt = m.createHistogram('telegen.tcp.srtt', { unit: 's', description: 'Smoothed RTT of a connection when it closed' });
-    this.rttvar = m.createHistogram('telegen.tcp.rttvar', { unit: 's', description: 'RTT mean deviation of a connection when it closed' });
+    this.duration = m.createHistogram('telegen.tcp.connection.duration', { unit: 's', description: 'Established → closed', advice: { explicitBucketBoundaries: DURATION_BUCKETS_S } });
+    this.srtt = m.createHistogram('telegen.tcp.srtt', { unit: 's', description: 'Smoothed RTT of a connection when it closed', advice: { explicitBucketBoundaries: RTT_BUCKETS_S } });
+    this.rttvar = m.createHistogram('telegen.tcp.rttvar', { unit: 's', description: 'RTT mean deviation of a connection when it closed', advice: { explicitBucketBoundaries: RTT_BUCKETS_S } });
     this.retransmits = m.createCounter('telegen.tcp.retransmits', { unit: '{segment}', description: 'TCP segments retransmitted' });
     this.resets = m.createCounter('telegen.tcp.resets', { unit: '{segment}', description: 'TCP resets sent (network.io.direction=transmit) or received (receive)' });
     this.bytes = m.createCounter('telegen.tcp.io', { unit: 'By', description: 'Bytes over closed TCP connections (sent = acknowledged by the peer)' });
-    this.connBytes = m.createHistogram('telegen.tcp.connection.io', { unit: 'By', description: 'Bytes per closed TCP connection and direction' });
+    this.connBytes = m.createHistogram('telegen.tcp.connection.io', { unit: 'By', description: 'Bytes per closed TCP connection and direction', advice: { explicitBucketBoundaries: BYTES_BUCKETS } });
     this.active = m.createUpDownCounter('telegen.tcp.connections.active', { unit: '{connection}', description: 'TCP connections established and not yet closed' });
   }
 }
