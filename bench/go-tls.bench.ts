@@ -9,7 +9,8 @@ import { spawn, execFileSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot } from './lib';
+import * as net from 'net';
+import { spread, writeResult, repoRoot, cpuSecondsOf } from './lib';
 
 const scale = Number(process.env.BENCH_SCALE || 1);
 const N = Math.max(100, Math.round(4000 * scale));
@@ -40,6 +41,15 @@ function configFile(dir: string, goOn: boolean): string {
   tracers.go = { enabled: goOn, rescan_ms: 200 };
   fs.writeFileSync(file, JSON.stringify({ tracers }));
   return file;
+}
+
+/** A port nobody listens on now (a random one can be another agent's: the machine is shared). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
 }
 
 async function startAgent(dataDir: string, config: string, apiPort: number): Promise<ChildProcess> {
@@ -88,11 +98,12 @@ async function main(): Promise<void> {
   goBuild(path.join(repoRoot, 'bench', 'fixtures', 'go-load.go'), loader, true);
   const secs: Record<'untraced' | 'socket' | 'socket_go', number[]> = { untraced: [], socket: [], socket_go: [] };
   const attachMs: number[] = [];
+  const agentCpu: Record<'socket' | 'socket_go', number[]> = { socket: [], socket_go: [] };
   try {
     for (let r = 0; r < rounds; r++) {
       for (const mode of ['untraced', 'socket', 'socket_go'] as const) {
         const dataDir = fs.mkdtempSync(path.join(tmp, 'data-'));
-        const apiPort = 19000 + Math.floor(Math.random() * 1000);
+        const apiPort = await freePort();
         const agent = mode === 'untraced' ? undefined : await startAgent(dataDir, configFile(dataDir, mode === 'socket_go'), apiPort);
         const srv = await startServer(server, keys);
         // An idle loader process keeps the loader's file running, so it stays hooked between runs.
@@ -111,7 +122,11 @@ async function main(): Promise<void> {
             if (!ok) throw new Error(`Go binaries not instrumented: ${JSON.stringify(await goStatus(apiPort))}`);
           }
           load(loader, keys.ca, srv.port); // warm-up (and, traced, the connection set-up)
+          const cpu0 = agent ? cpuSecondsOf(agent.pid!) : 0;
           secs[mode].push(load(loader, keys.ca, srv.port));
+          // The agent decodes what the probes deliver (a span per request on each side): its
+          // CPU competes with the load for this machine's two cores.
+          if (agent && mode !== 'untraced') agentCpu[mode].push(cpuSecondsOf(agent.pid!) - cpu0);
         } finally {
           holder.stdin!.end();
           await stop(srv.proc);
@@ -131,6 +146,7 @@ async function main(): Promise<void> {
     ratio_go_over_untraced: ratio(secs.socket_go, secs.untraced),
     ratio_go_over_socket_only: ratio(secs.socket_go, secs.socket),
     attach_ms_per_binary: spread(attachMs),
+    agent_cpu_seconds_during_load: { socket_tracer: spread(agentCpu.socket), socket_and_go_tracer: spread(agentCpu.socket_go) },
     note: 'Go HTTPS server (stripped) and Go load generator, both traced when the Go tracer is on; the machine is shared and loaded, compare ratios within a run',
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
