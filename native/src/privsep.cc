@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -183,8 +184,20 @@ Napi::Value PeerCred(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// Per-thread flag inherited across fork and exec: set on the thread that spawns the worker.
+// Per-thread state inherited across fork and exec: set on the thread that spawns the worker.
+// setNoNewPrivs(emptyBounding): with true, that thread's bounding set is emptied too, so the
+// worker starts with no capability even in CapBnd (this thread never execs; its effective set
+// is untouched and still sets the worker's uid).
 Napi::Value SetNoNewPrivs(const Napi::CallbackInfo &info) {
+  if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>()) {
+    int last = 40;
+    if (FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r")) {
+      if (fscanf(f, "%d", &last) != 1) last = 40;
+      fclose(f);
+    }
+    for (int c = 0; c <= last && c < 64; c++)
+      if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) throw Napi::Error::New(info.Env(), Errno("PR_CAPBSET_DROP"));
+  }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throw Napi::Error::New(info.Env(), Errno("PR_SET_NO_NEW_PRIVS"));
   return info.Env().Undefined();
 }

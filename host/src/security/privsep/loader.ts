@@ -93,19 +93,21 @@ export async function runLoader(cfg: Config): Promise<void> {
   const sockPath = sec.loader_socket ?? `/run/telegen/loader-${process.pid}.sock`;
   fs.mkdirSync(path.dirname(sockPath), { recursive: true, mode: 0o755 });
   try { fs.unlinkSync(sockPath); } catch { /* not there */ }
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(sockPath, () => resolve()); });
-  // Anyone may connect; who they are is checked per connection with SO_PEERCRED.
-  fs.chmodSync(sockPath, 0o666);
 
-  // no_new_privs on this thread is inherited by the fork and kept across the worker's exec.
-  native.setNoNewPrivs();
+  // no_new_privs and an empty bounding set on this thread are inherited by the fork and kept
+  // across the worker's exec. Without CAP_SETPCAP (a DaemonSet) the bounding set stays; with
+  // no_new_privs and a non-root uid it could not be used anyway.
+  try { native.setNoNewPrivs(true); } catch { native.setNoNewPrivs(false); }
   const cli = process.argv[1];
   const worker: ChildProcess = spawn(process.execPath, [...process.execArgv, cli, 'run'], {
     uid: user.uid, gid: user.gid, stdio: 'inherit',
     env: { ...process.env, TELEGEN_PRIVSEP_ROLE: 'worker', TELEGEN_LOADER_SOCKET: sockPath },
   });
   const workerPid = worker.pid ?? -1;
+  // Registered now: a worker that dies while we load must not go unnoticed.
+  let early: [number | null, NodeJS.Signals | null] | undefined;
+  let onWorkerExit = (code: number | null, signal: NodeJS.Signals | null) => { early = [code, signal]; };
+  worker.on('exit', (code, signal) => onWorkerExit(code, signal));
   llog.info({ worker: workerPid, uid: user.uid, gid: user.gid, socket: sockPath }, 'worker started');
 
   let tracer: LoaderSocketTracer | undefined;
@@ -153,6 +155,9 @@ export async function runLoader(cfg: Config): Promise<void> {
   let handedOver = false;
   let workerSock: net.Socket | undefined;
   const sessions = new Set<net.Socket>();
+  // Listening only now that everything is loaded: loading blocks this thread for seconds, and the
+  // worker retries its connect until the socket is there.
+  const server = net.createServer();
   server.on('connection', (sock) => {
     sessions.add(sock);
     sock.on('close', () => sessions.delete(sock));
@@ -186,6 +191,11 @@ export async function runLoader(cfg: Config): Promise<void> {
     }));
   });
 
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(sockPath, () => resolve()); });
+  // Anyone may connect; who they are is checked per connection with SO_PEERCRED.
+  fs.chmodSync(sockPath, 0o666);
+  llog.info({ socket: sockPath }, 'loader listening');
+
   // CAP_SETUID was only needed for the spawn: from here on only what attaching needs.
   if (process.env.TELEGEN_DROP_CAPABILITIES !== '0') {
     try {
@@ -206,11 +216,12 @@ export async function runLoader(cfg: Config): Promise<void> {
     llog.info({ code }, 'loader stopped');
     process.exit(code);
   };
-  worker.on('exit', (code, signal) => {
+  onWorkerExit = (code, signal) => {
     if (stopping) { void finish(code === 0 ? 0 : 1); return; }
     llog.error({ code, signal }, 'worker exited; stopping');
     void finish(1);
-  });
+  };
+  if (early) onWorkerExit(...early);
   const stop = (sig: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;

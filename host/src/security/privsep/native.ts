@@ -5,7 +5,7 @@ export interface PrivsepNative {
   sendFds(sock: number, fds: number[], frame: Buffer): number;
   connectReceive(path: string, timeoutMs: number): { fd: number; fds: number[]; frame: Buffer };
   peerCred(fd: number): { pid: number; uid: number; gid: number };
-  setNoNewPrivs(): void;
+  setNoNewPrivs(emptyBounding?: boolean): void;
   closeFd(fd: number): void;
   mapSumPerCpu(fd: number, keys: number): number[];
   mapCountKeys(fd: number): number;

@@ -62,11 +62,24 @@ export function adoptSocketTracer(native: PrivsepNative, hello: Hello, fds: numb
   };
 }
 
+/** The loader listens once its programs are loaded, which takes seconds to minutes on a busy
+ *  host: retry the connect until then, and give up when the loader (our parent) is gone. */
+async function connectLoader(native: PrivsepNative, sockPath: string): Promise<ReturnType<PrivsepNative['connectReceive']>> {
+  const parent = process.ppid;
+  for (;;) {
+    try { return native.connectReceive(sockPath, 60_000); } catch (e) {
+      if (!/^connect: /.test((e as Error).message)) throw e;
+    }
+    if (process.ppid !== parent) throw new Error('worker: the loader exited before it listened');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export async function runWorker(): Promise<void> {
   const sockPath = process.env.TELEGEN_LOADER_SOCKET;
   if (!sockPath) throw new Error('worker: TELEGEN_LOADER_SOCKET not set (started by the loader only)');
   const native = privsepNative();
-  const got = native.connectReceive(sockPath, 30_000);
+  const got = await connectLoader(native, sockPath);
   const hello = JSON.parse(got.frame.toString('utf8')) as Hello;
   if (hello.role !== 'worker' || !hello.config) throw new Error(`worker: loader answered as ${hello.role}`);
   const cfg = parseConfig(hello.config, '(from the loader)');
