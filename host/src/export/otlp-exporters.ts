@@ -153,6 +153,9 @@ export class OtlpExporter<T> implements SignalExporter<T> {
   readonly signal: Signal;
   readonly target: string;
   private inner: OtelExporter<unknown>;
+  /** Calls in flight per exporter instance: a replaced one is shut down only once they settle. */
+  private readonly calls = new Map<OtelExporter<unknown>, number>();
+  private readonly retired = new Set<OtelExporter<unknown>>();
   /** When the current run of retryable failures began (0: the last call succeeded). */
   private failingSince = 0;
   /** Channels replaced after failure runs (gRPC). */
@@ -172,18 +175,36 @@ export class OtlpExporter<T> implements SignalExporter<T> {
 
   async export(batch: T[]): Promise<ExportOutcome> {
     if (batch.length === 0) return { code: 'success' };
-    if (this.cfg.protocol === 'grpc' && this.failingSince && this.now() - this.failingSince >= GRPC_RECONNECT_AFTER_MS) {
-      const old = this.inner;
-      // Every call of a long failure run gets a fresh channel, which connects at once: a retry
-      // is then a real connection attempt, paced by the queue's backoff, not grpc-js' own.
+    const t = this.now();
+    // During a long failure run every call gets a new channel, which connects at once (a retry is
+    // then a real attempt, paced by the queue's backoff); calls still on the old one finish there
+    // and it is shut down after them, so concurrent export slots never cancel each other.
+    if (this.cfg.protocol === 'grpc' && this.failingSince && t - this.failingSince >= GRPC_RECONNECT_AFTER_MS) {
+      this.retire(this.inner);
       this.inner = this.makeInner();
       this.reconnects++;
-      old.shutdown().catch(() => undefined);
     }
-    const r = await this.exportWith(this.inner, batch);
+    const inner = this.inner;
+    this.calls.set(inner, (this.calls.get(inner) ?? 0) + 1);
+    let r: ExportOutcome;
+    try {
+      r = await this.exportWith(inner, batch);
+    } finally {
+      const left = (this.calls.get(inner) ?? 1) - 1;
+      if (left > 0) this.calls.set(inner, left);
+      else {
+        this.calls.delete(inner);
+        if (this.retired.delete(inner)) inner.shutdown().catch(() => undefined);
+      }
+    }
     if (r.code === 'success') this.failingSince = 0;
     else if (r.code === 'retryable' && !this.failingSince) this.failingSince = this.now();
     return r;
+  }
+
+  private retire(old: OtelExporter<unknown>): void {
+    if (this.calls.has(old)) this.retired.add(old);
+    else old.shutdown().catch(() => undefined);
   }
 
   private async exportWith(inner: OtelExporter<unknown>, batch: T[]): Promise<ExportOutcome> {
