@@ -13,7 +13,7 @@ test('doctor --json reports kernel features and tracer verdicts found on this ma
   assert.equal(j.features.kernel, require('os').release());
   assert.equal(typeof j.features.btf, 'boolean');
   const names = j.tracers.map((x: { name: string }) => x.name);
-  assert.deepEqual(names, ['socket', 'tcp', 'xdp', 'profile', 'fileio', 'logs', 'security', 'tls-uprobes']);
+  assert.deepEqual(names, ['socket', 'tcp', 'xdp', 'profile', 'fileio', 'logs', 'security', 'tls-uprobes', 'go']);
   for (const k of ['tracepoint', 'raw_tp', 'tp_btf', 'kprobe', 'fentry', 'uprobe', 'perf_event', 'xdp', 'tc']) assert.ok(k in j.features.attach, `attach type ${k} reported`);
   if (process.getuid?.() !== 0) { t.diagnostic('not root: verdicts say so'); assert.ok(j.tracers.every((x: { canRun: boolean }) => !x.canRun)); return; }
   // This kernel (checked by hand): no kprobe PMU, tracing programs refused, syscall tracepoints work.
