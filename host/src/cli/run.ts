@@ -21,7 +21,18 @@ export async function runCommand(args: Args): Promise<void> {
   }
   if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg);
   const agent = new Agent(cfg, resolved);
-  await agent.start({ dropPrivileges: true });
+  try {
+    await agent.start({ dropPrivileges: true });
+  } catch (e) {
+    // Start-up failed after some tracers attached (e.g. the API port is taken): detach what was
+    // attached and exit, instead of tracing on with no API — their threads and timers would
+    // otherwise keep the process alive with exit code 1 set and nobody told.
+    const err = e as Error;
+    log.error({ err: err.message }, 'start-up failed: detaching and exiting');
+    process.stderr.write(`telegen: start-up failed: ${err.message}\n`);
+    await Promise.race([agent.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    process.exit(1);
+  }
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
