@@ -206,3 +206,31 @@ test('analytics: service graph edges, RED series with route and overflow bucket'
   assert.equal(tr.traces[0].spans.length, 3);
   void h;
 });
+
+test('analytics: an edge\'s latest traces stay queryable after the latest-traces store turned over', () => {
+  const an = new Analytics(undefined, { maxTraces: 5, edgeWaitMs: 0 });
+  const call = (port: number) => {
+    const tuple = `127.0.0.1|${port}|127.0.0.1|8080`;
+    const feed = new Correlator(DEFAULT_CORRELATE, (s) => an.observe(s), () => T0 + 10_000);
+    feed.add(span('GET /users/{id}', SpanKind.SERVER, 2, 7, { service: 'backend', attrs: { 'http.request.method': 'GET', 'http.route': '/users/{id}', 'http.response.status_code': 200 } }), { pid: 2, tuple, peerLocal: true });
+    feed.add(span('GET', SpanKind.CLIENT, 1, 8, { service: 'frontend', attrs: { 'http.request.method': 'GET', 'server.address': '127.0.0.1', 'server.port': 8080, 'http.response.status_code': 200 } }), { pid: 1, tuple });
+    feed.flush();
+    an.tick();
+  };
+  const edgeTraces = () => an.tracesQuery(new URLSearchParams('edge=frontend->backend&limit=500')).traces;
+  call(40001);
+  const first = edgeTraces();
+  assert.equal(first.length, 1);
+  // a busy node: 50 unrelated traces push every earlier trace out of the 5-trace store
+  for (let i = 0; i < 50; i++) an.observe(span(`GET /noise/${i}`, SpanKind.SERVER, 1, 2, { service: 'noise' }));
+  assert.equal(an.tracesQuery(new URLSearchParams('limit=500')).traces.length, 5, 'the latest-traces store stays at maxTraces');
+  const kept = edgeTraces();
+  assert.deepEqual(kept.map((t) => t.traceId), first.map((t) => t.traceId), 'the edge still answers with its trace');
+  assert.equal(kept[0].spans.length, 2, 'with both of its spans');
+  // pinning is bounded: after 12 more calls over the edge only its 10 latest traces are kept
+  for (let i = 0; i < 12; i++) call(40100 + i);
+  for (let i = 0; i < 50; i++) an.observe(span(`GET /noise2/${i}`, SpanKind.SERVER, 1, 2, { service: 'noise' }));
+  const later = edgeTraces();
+  assert.equal(later.length, 10);
+  assert.ok(!later.some((t) => t.traceId === first[0].traceId), 'the oldest edge trace was let go');
+});

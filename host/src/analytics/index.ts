@@ -21,6 +21,9 @@ export interface AnalyticsConfig {
   /** How long a CLIENT span waits for the SERVER span that a traced peer will link to it. */
   edgeWaitMs: number;
 }
+/** Each edge's latest traces kept for GET /api/traces?edge= however busy the node is. */
+const EDGE_PINNED = 10;
+
 export const DEFAULT_ANALYTICS: AnalyticsConfig = { cardinalityLimit: 200, maxTraces: 500, edgeWaitMs: 2_000 };
 
 export interface SpanView {
@@ -126,6 +129,11 @@ export class Analytics {
   private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
   /** Latest traces' spans; views are built when the API asks, not for every span. */
   private readonly traces = new Map<string, ReadableSpan[]>();
+  /** How many edges hold a trace among their last EDGE_PINNED: those traces outlive the LRU
+   *  above, so `?edge=` still answers on a busy node where maxTraces turn over in seconds. */
+  private readonly pins = new Map<string, number>();
+  /** Pinned traces the LRU let go of; dropped when their last pin goes. Bounded by edges × EDGE_PINNED. */
+  private readonly pinnedTraces = new Map<string, ReadableSpan[]>();
   private readonly cfg: AnalyticsConfig;
   overflowPoints = 0;
 
@@ -199,7 +207,12 @@ export class Analytics {
     if (ss) { e.serverSumS += seconds(ss); e.serverCount++; }
     slotAdd(e.slots, this.now(), failed, lat);
     const tid = any.spanContext().traceId;
-    if (e.traceIds[e.traceIds.length - 1] !== tid) { e.traceIds.push(tid); if (e.traceIds.length > 100) e.traceIds.shift(); }
+    if (e.traceIds[e.traceIds.length - 1] !== tid) {
+      e.traceIds.push(tid);
+      this.pin(tid, 1);
+      if (e.traceIds.length > EDGE_PINNED) this.pin(e.traceIds[e.traceIds.length - 1 - EDGE_PINNED], -1);
+      if (e.traceIds.length > 100) e.traceIds.shift();
+    }
     const labels = { client: client, server: server, connection_type: connectionType };
     this.graphTotal?.add(1, labels);
     if (failed) this.graphFailed?.add(1, labels);
@@ -254,22 +267,37 @@ export class Analytics {
 
   private storeTrace(s: ReadableSpan): void {
     const id = s.spanContext().traceId;
+    const kept = this.pinnedTraces.get(id);
+    if (kept) { if (kept.length < 200) kept.push(s); return; }
     let list = this.traces.get(id);
     if (list) this.traces.delete(id); // re-insert: Map order is recency
     else list = [];
     if (list.length < 200) list.push(s);
     this.traces.set(id, list);
-    while (this.traces.size > this.cfg.maxTraces) this.traces.delete(this.traces.keys().next().value as string);
+    while (this.traces.size > this.cfg.maxTraces) {
+      const old = this.traces.keys().next().value as string;
+      if (this.pins.has(old)) this.pinnedTraces.set(old, this.traces.get(old)!);
+      this.traces.delete(old);
+    }
   }
+
+  private pin(traceId: string, by: 1 | -1): void {
+    const n = (this.pins.get(traceId) ?? 0) + by;
+    if (n > 0) { this.pins.set(traceId, n); return; }
+    this.pins.delete(traceId);
+    this.pinnedTraces.delete(traceId);
+  }
+
+  private spansOf(traceId: string): ReadableSpan[] | undefined { return this.traces.get(traceId) ?? this.pinnedTraces.get(traceId); }
 
   /** GET /api/traces: ?limit=N latest, ?edge=client->server the traces that crossed that edge. */
   tracesQuery(q: URLSearchParams): { traces: Array<{ traceId: string; spans: SpanView[] }> } {
     const limit = Math.max(1, Math.min(500, Number(q.get('limit') ?? 20) || 20));
     let ids: string[];
     const edge = q.get('edge');
-    if (edge) ids = [...(this.edges.get(edge)?.traceIds ?? [])].reverse().filter((t) => this.traces.has(t));
+    if (edge) ids = [...(this.edges.get(edge)?.traceIds ?? [])].reverse().filter((t) => this.spansOf(t) !== undefined);
     else ids = [...this.traces.keys()].reverse();
-    return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: this.traces.get(traceId)!.map(spanView).sort((a, b) => a.startMs - b.startMs) })) };
+    return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: this.spansOf(traceId)!.map(spanView).sort((a, b) => a.startMs - b.startMs) })) };
   }
 
   topology(): Record<string, unknown> {
