@@ -87,10 +87,19 @@ export async function runWorker(): Promise<void> {
   // Kept open: attach requests go over it, and its end means the loader is gone.
   const loader = new net.Socket({ fd: got.fd, readable: true, writable: true });
   const agent = new Agent(cfg, resolved);
-  await agent.start({
-    openSocketTracer: (opts, onBatch) => adoptSocketTracer(native, hello, got.fds, onBatch, opts),
-    onlySocketTracer: 'single-process mode only (security.privilege_separation)',
-  });
+  try {
+    await agent.start({
+      openSocketTracer: (opts, onBatch) => adoptSocketTracer(native, hello, got.fds, onBatch, opts),
+      onlySocketTracer: 'single-process mode only (security.privilege_separation)',
+    });
+  } catch (e) {
+    // e.g. the API port is taken: the ring reader thread would keep this process alive with no
+    // API; exit instead, and the loader (seeing the exit) detaches everything.
+    wlog.error({ err: (e as Error).message }, 'start-up failed: exiting');
+    process.stderr.write(`telegen: worker start-up failed: ${(e as Error).message}\n`);
+    await Promise.race([agent.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    process.exit(1);
+  }
   // Tracers the loader runs for us (TLS) replace the "single-process mode only" placeholders.
   for (const t of hello.tracers ?? []) {
     const i = agent.tracers.findIndex((x) => x.name === t.name);
