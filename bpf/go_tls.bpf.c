@@ -239,3 +239,15 @@ int go_tls_read_enter(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_READ); }
 /* Attached at every RET of both functions: the call in flight says which it was. */
 SEC("uprobe")
 int go_tls_return(struct pt_regs *ctx) { return go_return(ctx); }
+
+/* The same three, loaded for uprobe_multi links (the loader sets their attach type): binaries
+ * found after the agent dropped to its run-time capabilities cannot get perf-event uprobes on
+ * this kernel (CAP_SYS_ADMIN only); uprobe_multi links need no perf event. */
+SEC("uprobe")
+int go_tls_write_enter_multi(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_WRITE); }
+
+SEC("uprobe")
+int go_tls_read_enter_multi(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_READ); }
+
+SEC("uprobe")
+int go_tls_return_multi(struct pt_regs *ctx) { return go_return(ctx); }

@@ -81,9 +81,9 @@ test('Go HTTPS: HTTP/1.1 and HTTP/2 spans from stripped and unstripped Go server
   const cfg = `${pki.dir}/agent.yaml`;
   fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  go: { rescan_ms: 300 }\n');
   step('built');
-  // Capabilities stay as at start-up: on this kernel a uprobe attached after start-up (a Go
-  // process that starts later) needs CAP_SYS_ADMIN, which the run-time set drops.
-  const agent = await startAgent({ config: cfg, env: { TELEGEN_DROP_CAPABILITIES: '0' } });
+  // The agent drops to its run-time capabilities: every Go process here starts after that, so
+  // its probes are uprobe_multi links (perf-event uprobes need CAP_SYS_ADMIN on this kernel).
+  const agent = await startAgent({ config: cfg });
   const plain = await startServer(srv.plain, [pki.cert, pki.key]);
   const stripped = await startServer(srv.stripped, [pki.cert, pki.key]);
   try {

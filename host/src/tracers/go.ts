@@ -60,8 +60,8 @@ export class GoAttacher {
     try {
       for (const [name, prog, returns] of GO_TLS_FUNCS) {
         const f = g.funcs.get(name)!;
-        h.handles.push(this.t.attachUprobe(prog, file, f.entryOffset, false, -1, cookie));
-        if (returns) for (const r of f.returnOffsets) h.handles.push(this.t.attachUprobe(GO_TLS_RETURN_PROG, file, r, false, -1, 0));
+        h.handles.push(this.attach(prog, file, f.entryOffset, cookie));
+        if (returns) for (const r of f.returnOffsets) h.handles.push(this.attach(GO_TLS_RETURN_PROG, file, r, 0));
       }
     } catch (e) {
       // Half a set would open calls that never close: all or nothing.
@@ -77,6 +77,22 @@ export class GoAttacher {
     glog.info({ file, go: g.buildInfo.goVersion, symbols: g.symbols, probes: status.probes, ms: status.attachMs }, 'Go binary instrumented');
     return h;
   }
+
+  /** A perf-event uprobe, or — when the kernel refuses it (after the agent dropped to its
+   *  run-time capabilities, perf-event uprobes need CAP_SYS_ADMIN here) — the program's
+   *  uprobe_multi twin at the same offset. */
+  private attach(prog: string, file: string, offset: number, cookie: number): number {
+    if (this.multiOnly) return this.t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+    try {
+      return this.t.attachUprobe(prog, file, offset, false, -1, cookie);
+    } catch (e) {
+      if (!/Permission denied/.test((e as Error).message)) throw e;
+      this.multiOnly = true;
+      return this.t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+    }
+  }
+
+  private multiOnly = false;
 
   /** One pass over /proc: new executables are analyzed, ones no process runs any more unhooked. */
   scan(procRoot = '/proc'): void {
