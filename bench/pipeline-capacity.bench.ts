@@ -7,7 +7,7 @@
 // 2. Replay: the records are laid out as a ring view with [offset, length] batches of up to 4096
 //    (what native/src/ring_reader.cc hands over) and fed to KernelIngest.onBatch, through deeper
 //    and deeper pipelines: decode only → + spans → + correlate → + analytics → the real Agent
-//    (stages, export queue, OTLP/JSON file). Each depth's ns/record minus the one before is that
+//    (stages, export queue, OTLP/JSON file). Each depth's CPU ns/record minus the one before is that
 //    stage's cost. Batches yield to the event loop in between, as ring batches do in the agent.
 // It also reports spans per request of the recorded load (client + server: 2.0 when nothing is lost).
 import './quiet';
@@ -195,7 +195,7 @@ async function main(): Promise<void> {
   if (file && fs.existsSync(file)) cap = load(file);
   else {
     if (process.getuid?.() !== 0) { console.error('pipeline-capacity records with the socket tracer: needs root (or BENCH_CAPTURE=FILE from an earlier run)'); process.exit(1); }
-    cap = await record(Number(process.env.BENCH_RECORD_SECONDS || 6), Number(process.env.BENCH_CONC || 8), Number(process.env.BENCH_RATE || 1500));
+    cap = await record(Number(process.env.BENCH_RECORD_SECONDS || 15), Number(process.env.BENCH_CONC || 8), Number(process.env.BENCH_RATE || 0));
     if (file) save(file, cap);
   }
   const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
