@@ -123,7 +123,7 @@ export async function startAgent(opts: { env?: Record<string, string>; config?: 
   return {
     proc, dataDir, apiPort, logs, api,
     stop: () => new Promise((resolve) => {
-      if (proc.exitCode !== null) return resolve(proc.exitCode);
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode); // killed by a signal: exitCode stays null and "exit" never fires again
       const t = setTimeout(() => proc.kill('SIGKILL'), 20_000);
       proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
       proc.kill('SIGTERM');
@@ -139,7 +139,7 @@ export async function startServer(cmd: string, args: string[], opts: { port?: nu
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${cmd} did not start: ${out}`)), 15_000);
+    const t = setTimeout(() => reject(new Error(`${cmd} did not start in 30 s: ${out}`)), 30_000);
     const on = (d: Buffer) => {
       out += String(d);
       const m = (opts.readyPattern ?? /listening (\d+)/).exec(out);
@@ -151,7 +151,7 @@ export async function startServer(cmd: string, args: string[], opts: { port?: nu
   });
   return {
     proc, port,
-    stop: () => new Promise((resolve) => { if (proc.exitCode !== null) return resolve(); proc.once('exit', () => resolve()); proc.kill('SIGTERM'); setTimeout(() => proc.kill('SIGKILL'), 3000).unref(); }),
+    stop: () => new Promise((resolve) => { if (proc.exitCode !== null || proc.signalCode !== null) return resolve(); proc.once('exit', () => resolve()); proc.kill('SIGTERM'); setTimeout(() => proc.kill('SIGKILL'), 3000).unref(); }),
   };
 }
 
