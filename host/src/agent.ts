@@ -53,7 +53,7 @@ const alog = log.child({ component: 'agent' });
 
 export interface TracerStatus { name: string; ok: boolean; detail: string }
 
-interface NativeTracer { close(): void; stats(): Record<string, number>; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
+interface NativeTracer { close(): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
 
 export interface StartOptions {
   /** The CLI's `run` (not an embedding process such as a bench) ends start-up holding only the
@@ -321,6 +321,14 @@ export class Agent {
     if (this.socketTracer) {
       const s = this.socketTracer.stats();
       for (const [k, v] of Object.entries(s)) m.set(`telegen_bpf_${k}_total`.replace(/[^a-zA-Z0-9_]/g, '_'), `Kernel-side socket tracer counter ${k}`, v, { tracer: 'socket' }, 'counter');
+      // the connection map's fill, in the same series the other tracers report theirs
+      try {
+        const ms = this.socketTracer.mapStats?.();
+        if (ms) {
+          m.set('telegen_bpf_map_entries', 'Entries in a tracer BPF map', ms.conns, { tracer: 'socket', map: 'tg_conns' });
+          m.set('telegen_bpf_map_capacity', 'max_entries of a tracer BPF map', ms.connMax, { tracer: 'socket', map: 'tg_conns' });
+        }
+      } catch { /* closed */ }
     }
     m.set('telegen_connections_active', 'Connections the router tracks', this.router.activeConnections());
     m.clear('telegen_decoder_state');

@@ -123,6 +123,11 @@ test('garbage and a non-HTTP protocol on an HTTP port do not disturb other conne
     await waitFor(() => byPort(agent.spans(), P, SERVER).length >= 1, 30_000);
     const metrics = await (await agent.api('/metrics')).text();
     assert.match(metrics, /telegen_connections_unparsed_total\{reason="[a-z_]+"\} [1-9]|telegen_decoder_stream_resets_total\{[^}]*\} [1-9]/, 'bad input is counted');
+    // the socket tracer's connection map fill is visible beside its capacity (issue 8 item 5)
+    const cap = /telegen_bpf_map_capacity\{map="tg_conns",tracer="socket"\} (\d+)/.exec(metrics);
+    const fill = /telegen_bpf_map_entries\{map="tg_conns",tracer="socket"\} (\d+)/.exec(metrics);
+    assert.ok(cap && fill, 'tg_conns fill and capacity on /metrics');
+    assert.ok(Number(cap[1]) > 0 && Number(fill[1]) <= Number(cap[1]));
     assert.equal((await agent.api('/healthz')).status, 200);
     assert.equal(await agent.stop(), 0);
     assert.deepEqual(byPort(agent.spans(), P, SERVER).map(summary), ['GET /hello 200']);
