@@ -20,10 +20,15 @@ const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixt
 
 /** Runs a command to completion; returns its pid and stdout. */
 async function run(cmd: string, args: string[], input?: string): Promise<{ pid: number; out: string; code: number | null }> {
-  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  // No stdin unless there is input: a child that exits before reading it would make the write
+  // fail with EPIPE after the test moved on.
+  const p = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
   let out = '';
   p.stdout!.on('data', (d) => { out += d; });
-  p.stdin!.end(input ?? '');
+  if (input !== undefined) {
+    p.stdin!.on('error', () => { /* the child's exit code tells */ });
+    p.stdin!.end(input);
+  }
   const [code] = await once(p, 'exit') as [number | null];
   return { pid: p.pid!, out, code };
 }
