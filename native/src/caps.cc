@@ -66,16 +66,27 @@ void OnSignal(int) {
   errno = saved;
 }
 
-unsigned long long CapEffOf(const std::string& statusPath) {
+// One hex field ("CapEff:", "SigBlk:") of /proc/.../status; ~0 when unreadable.
+unsigned long long StatusHex(const std::string& statusPath, const char* field) {
   FILE* f = std::fopen(statusPath.c_str(), "r");
   if (!f) return ~0ULL;
   char line[256];
+  const size_t n = std::strlen(field);
   unsigned long long v = ~0ULL;
   while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "CapEff:", 7) == 0) { v = std::strtoull(line + 7, nullptr, 16); break; }
+    if (std::strncmp(line, field, n) == 0) { v = std::strtoull(line + n, nullptr, 16); break; }
   }
   std::fclose(f);
   return v;
+}
+
+unsigned long long CapEffOf(const std::string& statusPath) { return StatusHex(statusPath, "CapEff:"); }
+
+// A thread that blocks the signal never runs the handler until it unblocks it: waiting for it
+// cost 2 s per round (10 s of start-up for Node's watchdog thread), so it is not signalled.
+bool Blocks(const std::string& statusPath, int sig) {
+  const unsigned long long blk = StatusHex(statusPath, "SigBlk:");
+  return blk != ~0ULL && (blk >> (sig - 1)) & 1ULL;
 }
 
 std::set<pid_t> Threads() {
@@ -137,7 +148,8 @@ Napi::Value DropCapabilities(const Napi::CallbackInfo& info) {
     pending.clear();
     for (pid_t tid : Threads()) {
       if (tid == self) continue;
-      if (CapEffOf("/proc/self/task/" + std::to_string(tid) + "/status") == target) continue;
+      const std::string st = "/proc/self/task/" + std::to_string(tid) + "/status";
+      if (CapEffOf(st) == target || Blocks(st, sig)) continue;
       pending.insert(tid);
     }
     if (pending.empty()) break;
