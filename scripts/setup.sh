@@ -14,6 +14,8 @@ APT_PACKAGES=(
   golang-go
   # page test: headless Chromium driven by playwright-core
   chromium
+  # agent-overhead bench: nginx as a second traced server (started by the bench on 127.0.0.1)
+  nginx
 )
 
 missing=()
@@ -25,7 +27,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
   apt-get update -qq
+  # Packages with daemons (nginx, postgresql, redis) must not start them: the tests and benches
+  # start their own on 127.0.0.1, and a packaged nginx would listen on every address.
+  policy_rc=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_rc=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$policy_rc" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
