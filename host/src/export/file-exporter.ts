@@ -13,6 +13,8 @@ import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Signal } from './config';
 import type { ExportOutcome, SignalExporter } from './types';
+import { metricsRequestJson } from './metrics-proto';
+import { traceRequestJson } from './trace-json';
 
 export interface FileExporterOptions<T> {
   signal: Signal;
@@ -166,7 +168,7 @@ export class FileExporter<T> implements SignalExporter<T> {
 // index also loads the generated protobuf code (~9 MB of RSS) that file mode never needs. The
 // versions are pinned; if the layout ever moves, fall back to the index.
 /* eslint-disable @typescript-eslint/no-require-imports */
-function loadSerializer<K extends 'JsonTraceSerializer' | 'JsonMetricsSerializer' | 'JsonLogsSerializer'>(name: K, sub: string): (typeof Transformer)[K] {
+function loadSerializer<K extends 'JsonMetricsSerializer' | 'JsonLogsSerializer'>(name: K, sub: string): (typeof Transformer)[K] {
   try {
     return (require(`@opentelemetry/otlp-transformer/build/src/${sub}/json`) as typeof Transformer)[name];
   } catch {
@@ -174,26 +176,18 @@ function loadSerializer<K extends 'JsonTraceSerializer' | 'JsonMetricsSerializer
   }
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
-let traceJson: typeof Transformer.JsonTraceSerializer | undefined;
-let metricsJson: typeof Transformer.JsonMetricsSerializer | undefined;
 let logsJson: typeof Transformer.JsonLogsSerializer | undefined;
 
-/** One ExportTraceServiceRequest (all spans of the batch) per line, via the official JSON serializer. */
+/** One ExportTraceServiceRequest (all spans of the batch) per line: the official serializer's
+ *  bytes, written directly (trace-json.ts). */
 export function serializeTracesJson(batch: ReadableSpan[]): Uint8Array[] {
-  traceJson ??= loadSerializer('JsonTraceSerializer', 'trace');
-  const bytes = traceJson.serializeRequest(batch);
-  return bytes ? [bytes] : [];
+  return [Buffer.from(traceRequestJson(batch), 'utf8')];
 }
 
-/** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection). */
+/** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection), with the
+ *  data points' exemplars (metrics-proto.ts; the official serializer drops them). */
 export function serializeMetricsJson(batch: ResourceMetrics[]): Uint8Array[] {
-  metricsJson ??= loadSerializer('JsonMetricsSerializer', 'metrics');
-  const out: Uint8Array[] = [];
-  for (const rm of batch) {
-    const bytes = metricsJson.serializeRequest(rm);
-    if (bytes) out.push(bytes);
-  }
-  return out;
+  return batch.map((rm) => Buffer.from(JSON.stringify(metricsRequestJson(rm)), 'utf8'));
 }
 
 export function serializeLogsJson(batch: ReadableLogRecord[]): Uint8Array[] {
