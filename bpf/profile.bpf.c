@@ -18,10 +18,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 __u32 active = 0;      /* which count map the program writes: 0 or 1 */
 __u32 enabled = 1;     /* profiling switched off at run time: sample nothing */
 __u32 filter = 0;      /* 1: only pids in tg_prof_pids or cgroups in tg_prof_cgroups */
+__u32 record = 0;      /* 1: also write each sample's time to tg_prof_samples (trace links) */
 
 struct tg_prof_key *tg_anchor_prof_key __attribute__((used));
 struct tg_prof_value *tg_anchor_prof_value __attribute__((used));
 enum tg_prof_stat tg_anchor_prof_stat __attribute__((used));
+struct tg_prof_sample *tg_anchor_prof_sample __attribute__((used));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
@@ -52,6 +54,12 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } tg_prof_cgroups SEC(".maps");
+
+/* Sized by user space before load for one drain interval of samples (cpus x frequency). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} tg_prof_samples SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -128,9 +136,27 @@ int tg_profile(struct bpf_perf_event_data *ctx)
 		.ustack = stack_id(ctx, BPF_F_USER_STACK),
 		.kstack = stack_id(ctx, 0),
 	};
-	if (active)
+	__u32 map = active;
+	if (map)
 		count(&tg_prof_counts1, &key);
 	else
 		count(&tg_prof_counts0, &key);
+	if (record) {
+		/* Counts say how often, not when: the time is what joins a sample to the request in
+		 * flight on its thread. One 32-byte record per sample (99 Hz per CPU) is cheap. */
+		struct tg_prof_sample *r = bpf_ringbuf_reserve(&tg_prof_samples, sizeof(*r), 0);
+		if (!r) {
+			stat_inc(TG_PROF_STAT_RECORDS_LOST);
+			return 0;
+		}
+		r->ts = bpf_ktime_get_ns();
+		r->pid = pid;
+		r->tid = tid;
+		r->ustack = key.ustack;
+		r->kstack = key.kstack;
+		r->map = map;
+		r->_pad = 0;
+		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	}
 	return 0;
 }

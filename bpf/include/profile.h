@@ -29,6 +29,20 @@ struct tg_prof_value {
 	char comm[16];
 };
 
+/* One sample's time, for joining it to the request in flight on its thread (trace links).
+ * Written to the tg_prof_samples ring only while user space links samples; `map` names the
+ * count map the sample was counted in (the value of `active`), so a record written just after
+ * a flip is matched with the next drain. */
+struct tg_prof_sample {
+	__u64 ts;    /* bpf_ktime_get_ns: CLOCK_MONOTONIC, like the socket tracer's timestamps */
+	__u32 pid;
+	__u32 tid;
+	__s32 ustack;
+	__s32 kstack;
+	__u32 map;
+	__u32 _pad;
+};
+
 enum tg_prof_stat {
 	TG_PROF_STAT_SAMPLES = 0,     /* samples taken (all CPUs, idle included) */
 	TG_PROF_STAT_IDLE,            /* samples on the idle task: not counted */
@@ -37,6 +51,7 @@ enum tg_prof_stat {
 	TG_PROF_STAT_STACK_NOMEM,     /* bpf_get_stackid -ENOMEM: stack map full */
 	TG_PROF_STAT_STACK_LOST,      /* other bpf_get_stackid errors */
 	TG_PROF_STAT_COUNTS_FULL,     /* the count hash was full: sample dropped */
+	TG_PROF_STAT_RECORDS_LOST,    /* the sample-time ring was full: that sample stays unlinked */
 	TG_PROF_STAT_MAX,
 };
 

@@ -61,6 +61,7 @@ Napi::Function ProfileTracer::Init(Napi::Env env) {
                          InstanceMethod<&ProfileTracer::DrainAsync>("drainAsync"),
                          InstanceMethod<&ProfileTracer::SetEnabled>("setEnabled"),
                          InstanceMethod<&ProfileTracer::SetTarget>("setTarget"),
+                         InstanceMethod<&ProfileTracer::SetRecording>("setRecording"),
                          InstanceMethod<&ProfileTracer::Stats>("stats"),
                          InstanceMethod<&ProfileTracer::Close>("close"),
                      });
@@ -74,11 +75,24 @@ void ProfileTracer::Teardown() {
   // libbpf's perf link owns the perf event fd: destroying it disables and closes the event.
   for (bpf_link *l : links_) bpf_link__destroy(l);
   links_.clear();
+  if (rb_) ring_buffer__free(rb_);
+  rb_ = nullptr;
+  carry_.clear();
   if (skel_) profile_bpf__destroy(skel_);
   skel_ = nullptr;
 }
 
-// open({ frequency, enabled = true }) -> { cpus, attached: [cpu], failed: [{ cpu, error }], progId }
+static int OnSampleRecord(void *ctx, void *data, size_t size) {
+  if (size < sizeof(tg_prof_sample)) return 0;
+  auto *out = static_cast<std::vector<tg_prof_sample> *>(ctx);
+  tg_prof_sample s;
+  memcpy(&s, data, sizeof(s));
+  out->push_back(s);
+  return 0;
+}
+
+// open({ frequency, enabled = true, record = false, recordBytes = 256 KiB })
+//   -> { cpus, attached: [cpu], failed: [{ cpu, error }], progId }
 Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (skel_) throw Napi::Error::New(env, "already open");
@@ -86,8 +100,25 @@ Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
   uint64_t freq = o.Has("frequency") ? o.Get("frequency").As<Napi::Number>().Int64Value() : 99;
   if (freq < 1 || freq > 10000) throw Napi::RangeError::New(env, "frequency must be 1..10000 Hz");
 
-  skel_ = profile_bpf__open_and_load();
-  if (!skel_) throw Napi::Error::New(env, std::string("profiler did not load: ") + strerror(errno));
+  skel_ = profile_bpf__open();
+  if (!skel_) throw Napi::Error::New(env, std::string("profiler did not open: ") + strerror(errno));
+  if (o.Has("recordBytes")) {
+    // A power of two and a multiple of the page size (the caller rounds).
+    uint32_t bytes = o.Get("recordBytes").As<Napi::Number>().Uint32Value();
+    if (bytes) bpf_map__set_max_entries(skel_->maps.tg_prof_samples, bytes);
+  }
+  if (profile_bpf__load(skel_) != 0) {
+    int err = errno;
+    Teardown();
+    throw Napi::Error::New(env, std::string("profiler did not load: ") + strerror(err));
+  }
+  rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.tg_prof_samples), OnSampleRecord, &rb_out_, nullptr);
+  if (!rb_) {
+    int err = errno;
+    Teardown();
+    throw Napi::Error::New(env, std::string("profiler sample ring: ") + strerror(err));
+  }
+  skel_->bss->record = o.Has("record") && o.Get("record").ToBoolean().Value() ? 1u : 0u;
   // Attached switched off unless asked otherwise: the caller sets its target first, so no
   // sample of a process outside it is ever counted.
   bool start_on = o.Has("enabled") ? o.Get("enabled").ToBoolean().Value() : true;
@@ -153,6 +184,13 @@ Napi::Value ProfileTracer::SetEnabled(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// setRecording(on): write each sample's time to the ring (trace links) or not.
+Napi::Value ProfileTracer::SetRecording(const Napi::CallbackInfo &info) {
+  if (!skel_) throw Napi::Error::New(info.Env(), "not open");
+  __atomic_store_n(&skel_->bss->record, info[0].ToBoolean().Value() ? 1u : 0u, __ATOMIC_RELAXED);
+  return info.Env().Undefined();
+}
+
 // setTarget({ pids: number[], cgroups: bigint[] } | null): null profiles every process.
 Napi::Value ProfileTracer::SetTarget(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -196,12 +234,51 @@ struct DrainResult {
   std::vector<int32_t> ids;
   std::vector<uint64_t> frames;
   std::vector<uint32_t> offsets;
+  // Per sample-time record of this drain: the index of its key in `keys`, and its time.
+  std::vector<uint32_t> rec_keys;
+  std::vector<uint64_t> rec_times;
 };
+
+struct KeyHash {
+  size_t operator()(const tg_prof_key &k) const {
+    uint64_t a = (static_cast<uint64_t>(k.pid) << 32) | k.tid;
+    uint64_t b = (static_cast<uint64_t>(static_cast<uint32_t>(k.ustack)) << 32) | static_cast<uint32_t>(k.kstack);
+    return std::hash<uint64_t>()(a * 0x9E3779B97F4A7C15ull ^ b);
+  }
+};
+struct KeyEq {
+  bool operator()(const tg_prof_key &x, const tg_prof_key &y) const {
+    return x.pid == y.pid && x.tid == y.tid && x.ustack == y.ustack && x.kstack == y.kstack;
+  }
+};
+
+// Matches the ring's sample-time records with the keys drained from map `was`. A record of the
+// other map was written after the flip: it belongs to the next drain and waits in `carry`.
+static void CollectRecords(ring_buffer *rb, std::vector<tg_prof_sample> &fresh, std::vector<tg_prof_sample> &carry, uint32_t was, DrainResult &r) {
+  if (!rb) return;
+  fresh.clear();
+  ring_buffer__consume(rb);
+  std::vector<tg_prof_sample> mine;
+  mine.swap(carry);
+  for (const tg_prof_sample &s : fresh) (s.map == was ? mine : carry).push_back(s);
+  fresh.clear();
+  if (mine.empty()) return;
+  std::unordered_map<tg_prof_key, uint32_t, KeyHash, KeyEq> index;
+  index.reserve(r.keys.size());
+  for (uint32_t i = 0; i < r.keys.size(); i++) index.emplace(r.keys[i], i);
+  for (const tg_prof_sample &s : mine) {
+    tg_prof_key k = { s.pid, s.tid, s.ustack, s.kstack };
+    auto it = index.find(k);
+    if (it == index.end()) continue;  // its count was dropped (count map full)
+    r.rec_keys.push_back(it->second);
+    r.rec_times.push_back(s.ts);
+  }
+}
 
 // Flips the count map the program writes, then reads and clears the one it wrote: one
 // get_next_key + lookup + delete per key and per stack. Thousands of syscalls on a busy host,
 // so it runs on the libuv thread pool, never on the agent's JS thread.
-static void CollectDrain(profile_bpf *skel, DrainResult &r) {
+static void CollectDrain(ProfileTracer *owner, profile_bpf *skel, DrainResult &r) {
   uint32_t was = __atomic_load_n(&skel->bss->active, __ATOMIC_RELAXED);
   __atomic_store_n(&skel->bss->active, was ^ 1u, __ATOMIC_SEQ_CST);
   // A sample that read `active` just before the flip may still be writing the old map; one
@@ -242,11 +319,13 @@ static void CollectDrain(profile_bpf *skel, DrainResult &r) {
     }
     r.offsets.push_back(static_cast<uint32_t>(r.frames.size()));
   }
+  CollectRecords(owner->rb(), owner->rbOut(), owner->carry(), was, r);
 }
 
 // { n, keys: Int32Array(4n) [pid, tid, ustack, kstack], counts: Float64Array(n),
 //   comms: string[n], stackIds: Int32Array(m), stackOffsets: Uint32Array(m+1),
-//   frames: BigUint64Array } ; stacks missing from the map have no frames.
+//   frames: BigUint64Array, recKeys: Uint32Array(s) (index of each sample-time record's key),
+//   recTimes: BigUint64Array(s) (its bpf_ktime_get_ns) } ; stacks missing from the map have no frames.
 static Napi::Object DrainToJs(Napi::Env env, const DrainResult &r) {
   size_t n = r.keys.size();
   Napi::Int32Array kout = Napi::Int32Array::New(env, n * 4);
@@ -270,6 +349,14 @@ static Napi::Object DrainToJs(Napi::Env env, const DrainResult &r) {
   if (!r.frames.empty()) memcpy(data, r.frames.data(), r.frames.size() * 8);
   napi_value big;
   napi_create_typedarray(env, napi_biguint64_array, r.frames.size(), ab, 0, &big);
+  Napi::Uint32Array recKeys = Napi::Uint32Array::New(env, r.rec_keys.size());
+  for (size_t i = 0; i < r.rec_keys.size(); i++) recKeys[i] = r.rec_keys[i];
+  napi_value tab;
+  void *tdata = nullptr;
+  napi_create_arraybuffer(env, r.rec_times.size() * 8, &tdata, &tab);
+  if (!r.rec_times.empty()) memcpy(tdata, r.rec_times.data(), r.rec_times.size() * 8);
+  napi_value times;
+  napi_create_typedarray(env, napi_biguint64_array, r.rec_times.size(), tab, 0, &times);
 
   Napi::Object out = Napi::Object::New(env);
   out.Set("n", static_cast<double>(n));
@@ -279,6 +366,8 @@ static Napi::Object DrainToJs(Napi::Env env, const DrainResult &r) {
   out.Set("stackIds", idOut);
   out.Set("stackOffsets", offOut);
   out.Set("frames", Napi::Value(env, big));
+  out.Set("recKeys", recKeys);
+  out.Set("recTimes", Napi::Value(env, times));
   return out;
 }
 
@@ -287,7 +376,7 @@ class DrainWorker : public Napi::AsyncWorker {
   DrainWorker(Napi::Env env, ProfileTracer *owner, profile_bpf *skel)
       : Napi::AsyncWorker(env), owner_(owner), skel_(skel), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { CollectDrain(skel_, result_); }
+  void Execute() override { CollectDrain(owner_, skel_, result_); }
   void OnOK() override {
     owner_->DrainDone();
     deferred_.Resolve(DrainToJs(Env(), result_));
@@ -331,7 +420,7 @@ Napi::Value ProfileTracer::Drain(const Napi::CallbackInfo &info) {
   if (!skel_ || closing_) throw Napi::Error::New(env, "not open");
   if (draining_) throw Napi::Error::New(env, "a drain is already running");
   DrainResult r;
-  CollectDrain(skel_, r);
+  CollectDrain(this, skel_, r);
   return DrainToJs(env, r);
 }
 

@@ -4,8 +4,11 @@
 
 #include <vector>
 
+#include "profile.h"
+
 struct profile_bpf;
 struct bpf_link;
+struct ring_buffer;
 
 namespace telegen {
 
@@ -24,6 +27,7 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
   Napi::Value DrainAsync(const Napi::CallbackInfo &info);
   Napi::Value SetEnabled(const Napi::CallbackInfo &info);
   Napi::Value SetTarget(const Napi::CallbackInfo &info);
+  Napi::Value SetRecording(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
@@ -38,6 +42,16 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
   bool closing_ = false;
   profile_bpf *skel_ = nullptr;
   std::vector<bpf_link *> links_;
+  // Sample-time records (trace links): read at each drain on the thread pool, one drain at a
+  // time, so no lock. `carry_` holds records of the next drain's map (written after the flip).
+  ring_buffer *rb_ = nullptr;
+  std::vector<tg_prof_sample> rb_out_;
+  std::vector<tg_prof_sample> carry_;
+
+ public:
+  ring_buffer *rb() { return rb_; }
+  std::vector<tg_prof_sample> &rbOut() { return rb_out_; }
+  std::vector<tg_prof_sample> &carry() { return carry_; }
 };
 
 }  // namespace telegen

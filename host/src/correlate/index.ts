@@ -16,6 +16,8 @@ export interface CorrelateStage {
   logLink(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | 'pending' | undefined;
   flush(): void;
   stop(): void;
+  /** Calls `fn` with every span as it leaves correlation (final trace ids); returns an unsubscribe. */
+  onSpan(fn: (s: ReadableSpan) => void): () => void;
   correlator: Correlator;
 }
 
@@ -49,17 +51,19 @@ export function connFacts(meta: ConnMeta | undefined): SpanConn {
     tuples.set(meta, t);
   }
   // tid is per exchange (the kernel source updates it on every syscall), so never cached.
-  return { pid: meta.pid, tid: meta.tid, tuple: t.tuple, peerLocal: t.peerLocal };
+  return { pid: meta.pid, tid: meta.tid, tuple: t.tuple, peerLocal: t.peerLocal, connId: meta.connId };
 }
 
 export function correlateStage(cfg: Partial<CorrelateConfig>, out: (s: ReadableSpan) => void, now?: () => number): CorrelateStage {
-  const c = new Correlator({ ...DEFAULT_CORRELATE, ...cfg }, out, now);
+  const taps = new Set<(s: ReadableSpan) => void>();
+  const c = new Correlator({ ...DEFAULT_CORRELATE, ...cfg }, (s) => { for (const t of taps) t(s); out(s); }, now);
   const timer = setInterval(() => c.tick(), 100);
   timer.unref();
   const stage = ((span: ReadableSpan, conn?: ConnMeta) => c.add(span, connFacts(conn))) as CorrelateStage;
   stage.logContext = (pid, tid, ts) => c.logContext(pid, tid, ts);
   stage.logLink = (pid, tid, ts) => c.logLink(pid, tid, ts);
   stage.flush = () => c.flush();
+  stage.onSpan = (fn) => { taps.add(fn); return () => { taps.delete(fn); }; };
   stage.stop = () => { clearInterval(timer); c.flush(); };
   stage.correlator = c;
   return stage;

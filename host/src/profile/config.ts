@@ -18,6 +18,7 @@ export const profileSchema = z.object({
     enabled: z.boolean().default(true).describe('Write one gzipped pprof file per interval to DATA_DIR/pprof/'),
     max_files: z.number().int().min(1).max(100_000).default(360).describe('Oldest pprof files are removed past this count'),
   }).strict().default({}),
+  link_wait_ms: z.number().int().min(0).max(60_000).default(2000).describe('How long an interval\'s samples wait for the spans of requests in flight when it ended (trace links)'),
   window_seconds: z.number().int().min(10).max(86_400).default(900).describe('Intervals kept in memory for GET /api/profile'),
   max_elf_symbols: z.number().int().min(10_000).default(4_000_000).describe('Symbols cached across ELF files (bounded memory)'),
 }).strict();

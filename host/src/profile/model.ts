@@ -1,6 +1,7 @@
 // One drain interval turned into symbolized samples, and the folded-stack / tree views the
 // API and page use.
 import { Frame, Symbolizer } from './symbolizer';
+import type { KeyLinks } from './links';
 
 /** What ProfileTracer.drain() returns (native/src/profile_tracer.cc). */
 export interface RawDrain {
@@ -11,6 +12,9 @@ export interface RawDrain {
   stackIds: Int32Array;
   stackOffsets: Uint32Array;
   frames: BigUint64Array;
+  /** Sample-time records (recording on): the index of each one's key, and its kernel time. */
+  recKeys?: Uint32Array;
+  recTimes?: BigUint64Array;
 }
 
 export interface TraceLink { traceId: string; spanId: string }
@@ -38,10 +42,11 @@ export interface IntervalProfile {
 export const LOST_FRAME: Frame = { name: '[lost stack]', module: '[unknown]', kind: 'unknown', buildId: '', unresolved: true };
 
 /**
- * Resolves a drain (optionally pausing every `pause.every` keys). `previous` maps stack ids of the last drain to their addresses: ids the
+ * Resolves a drain (optionally pausing every `pause.every` keys). A key whose count `links`
+ * splits by trace link becomes one sample per link plus one for the unlinked rest. `previous` maps stack ids of the last drain to their addresses: ids the
  * native side freed right after a sample of this interval named them still resolve.
  */
-export async function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map<number, BigUint64Array>, lookupLink?: (pid: number, tid: number, i: number) => TraceLink | undefined, pause?: { every: number; wait: () => Promise<void> }): Promise<{ samples: ProfileSample[]; stacks: Map<number, BigUint64Array>; missing: number }> {
+export async function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map<number, BigUint64Array>, links?: KeyLinks, pause?: { every: number; wait: () => Promise<void> }): Promise<{ samples: ProfileSample[]; stacks: Map<number, BigUint64Array>; missing: number }> {
   const stacks = new Map<number, BigUint64Array>();
   for (let i = 0; i < d.stackIds.length; i++) {
     const a = d.stackOffsets[i];
@@ -66,7 +71,9 @@ export async function symbolizeDrain(d: RawDrain, sym: Symbolizer, previous: Map
     const k = addrs(kid);
     if (k) for (let j = k.length - 1; j >= 0; j--) stack.push(sym.kernel(k[j]));
     else if (kid >= 0) missing++;
-    samples.push({ pid, tid, comm: d.comms[i], count: d.counts[i], stack, link: lookupLink?.(pid, tid, i) });
+    let rest = d.counts[i];
+    for (const [link, n] of links?.[i] ?? []) { samples.push({ pid, tid, comm: d.comms[i], count: n, stack, link }); rest -= n; }
+    if (rest > 0) samples.push({ pid, tid, comm: d.comms[i], count: rest, stack });
   }
   sym.endBatch();
   return { samples, stacks, missing };

@@ -6,7 +6,8 @@
 // it held are answered with an error.
 import { Worker } from 'worker_threads';
 import * as path from 'path';
-import { RawDrain, TraceLink, ProfileSample } from './model';
+import { RawDrain, ProfileSample } from './model';
+import type { KeyLinks } from './links';
 import { SymbolizerStats } from './symbolizer';
 
 export interface WorkerInit {
@@ -26,8 +27,8 @@ export interface IntervalJob {
   startMs: number;
   endMs: number;
   periodNs: number;
-  /** Trace context per drained key (same order), looked up on the main thread at drain time. */
-  links?: Array<TraceLink | undefined>;
+  /** Per drained key (same order): its count split by trace link, joined on the main thread. */
+  links?: KeyLinks;
   /** Re-resolve services/containers to pids/cgroups after this interval. */
   resolve?: { services: string[]; containers: string[] };
 }
@@ -117,7 +118,7 @@ export class ProfileWorker {
     this.intervals.add(id);
     const r = job.raw;
     const bufs = new Set<ArrayBuffer>();
-    for (const a of [r.keys, r.counts, r.stackIds, r.stackOffsets, r.frames]) if (a.buffer instanceof ArrayBuffer && a.buffer.byteLength) bufs.add(a.buffer);
+    for (const a of [r.keys, r.counts, r.stackIds, r.stackOffsets, r.frames, r.recKeys, r.recTimes]) if (a && a.buffer instanceof ArrayBuffer && a.buffer.byteLength) bufs.add(a.buffer);
     return this.call<IntervalReply>(id, { type: 'interval', job: { ...job, id } }, [...bufs]);
   }
 

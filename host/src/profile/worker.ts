@@ -32,8 +32,7 @@ class IntervalWorker {
 
   async interval(job: IntervalJob): Promise<WorkerReply> {
     const t0 = performance.now();
-    const links = job.links;
-    const { samples, stacks, missing } = await symbolizeDrain(job.raw, this.symbolizer, this.prevStacks, links ? (_pid, _tid, i) => links[i] : undefined, PAUSE);
+    const { samples, stacks, missing } = await symbolizeDrain(job.raw, this.symbolizer, this.prevStacks, job.links, PAUSE);
     // Copies: the drained typed arrays are views of one transferred buffer.
     this.prevStacks = new Map([...stacks].map(([id, a]) => [id, a.slice()]));
     const iv: IntervalProfile = { startMs: job.startMs, endMs: job.endMs, periodNs: job.periodNs, samples, missingStacks: missing };

@@ -1,11 +1,17 @@
 // The CPU profiler as an agent tracer: OTLP profiles into agent.queues.profiles, pprof files
 // under DATA_DIR/pprof/, GET /api/profile for flame graphs and token-guarded PUT/POST
-// /api/profile/{enabled,target} for run-time control.
+// /api/profile/{enabled,target} for run-time control. Off in the config, it is still there to be
+// switched on (the kernel side loads then); samples get the trace/span of the server request in
+// flight on their thread from the spans leaving correlation.
+import { SpanKind } from '@opentelemetry/api';
+import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { TracerFactory } from '../agent';
 import { log } from '../log';
 import { Profiler, Target } from '../profile/profiler';
-import { TraceLink } from '../profile/model';
+import { ThreadSpans } from '../profile/links';
+import { ns } from '../correlate/correlator';
 import { extraRoutes, ApiRoute } from '../api/server';
+import { ownMapsByPrefix, registerMaps } from './map-fill';
 
 const plog = log.child({ component: 'profile' });
 
@@ -29,7 +35,7 @@ export function profileRoutes(p: Profiler): ApiRoute[] {
     },
     {
       method: 'GET', path: '/api/profile/status',
-      handle: () => ({ code: 200, body: { enabled: p.isEnabled(), target: p.getTarget(), stats: p.stats(), symbolizer: p.symbolizerStats(), attach: p.native.report } }),
+      handle: () => ({ code: 200, body: { enabled: p.isEnabled(), attached: p.isAttached(), target: p.getTarget(), stats: p.stats(), symbolizer: p.symbolizerStats(), attach: p.report() ?? null } }),
     },
     ...(['PUT', 'POST'] as const).flatMap((method): ApiRoute[] => [
       {
@@ -37,7 +43,11 @@ export function profileRoutes(p: Profiler): ApiRoute[] {
         handle: async (_u, body) => {
           const o = parseJson(body);
           if (!o || typeof o.enabled !== 'boolean') return { code: 400, body: { error: 'body must be {"enabled": true|false}' } };
-          await p.setEnabled(o.enabled);
+          try { await p.setEnabled(o.enabled); } catch (e) {
+            // The kernel refused the first switch-on (no perf events, no BPF): say why.
+            plog.warn({ err: (e as Error).message }, 'profiler could not be switched on');
+            return { code: 503, body: { error: (e as Error).message, enabled: p.isEnabled() } };
+          }
           plog.info({ enabled: o.enabled }, 'profiling switched');
           return { code: 200, body: { enabled: p.isEnabled() } };
         },
@@ -68,27 +78,42 @@ function validTarget(o: Record<string, unknown>): Partial<Target> | undefined {
   return { pids: o.pids as number[] | undefined, services: o.services as string[] | undefined, containers: o.containers as string[] | undefined };
 }
 
+/** Server spans with a pid and thread: what samples of that thread are joined to. */
+function indexServerSpan(spans: ThreadSpans, s: ReadableSpan): void {
+  if (s.kind !== SpanKind.SERVER) return;
+  const pid = s.attributes['process.pid'];
+  const tid = s.attributes['thread.id'];
+  if (typeof pid !== 'number' || typeof tid !== 'number') return;
+  const c = s.spanContext();
+  spans.add(pid, tid, ns(s.startTime), ns(s.endTime), { traceId: c.traceId, spanId: c.spanId });
+}
+
 export const profileTracer: TracerFactory = (ctx) => {
   const cfg = ctx.cfg.tracers.profile;
-  if (!cfg.enabled) return null;
-  // Correlation hook: the correlation stage knows the server request in flight on a thread.
-  const corr = (ctx.agent as unknown as { correlate?: { logContext?(pid: number, tid: number | undefined, ts: bigint): TraceLink | undefined } }).correlate;
+  const corr = ctx.agent.correlate;
+  const spans = corr ? new ThreadSpans() : undefined;
+  const clock = ctx.agent.clock;
   const p = new Profiler({
     cfg,
     dataDir: ctx.cfg.data_dir,
     exportOtlp: (req) => ctx.agent.queues?.profiles?.enqueue(req),
-    traceLink: corr?.logContext ? (pid, tid) => corr.logContext!(pid, tid, BigInt(Date.now()) * 1_000_000n) : undefined,
+    spans,
+    toEpochNs: (t) => clock.toEpochNs(t),
     onError: (e) => plog.warn({ err: e.message }, 'profile interval failed'),
   });
+  const untap = spans && corr ? corr.onSpan((s) => { if (p.isEnabled()) try { indexServerSpan(spans, s); } catch { /* never break the span path */ } }) : undefined;
   p.start();
   const routes = profileRoutes(p);
   extraRoutes.push(...routes);
   ctx.metrics.addCollector((m) => {
     const s = p.stats();
-    for (const k of ['samples', 'idle', 'filtered', 'collisions', 'stack_nomem', 'stack_lost', 'counts_full'] as const) {
+    for (const k of ['samples', 'idle', 'filtered', 'collisions', 'stack_nomem', 'stack_lost', 'counts_full', 'records_lost'] as const) {
       m.set(`telegen_profile_${k}_total`, `CPU profiler kernel counter ${k}`, s[k], {}, 'counter');
     }
     m.set('telegen_profile_missing_stacks_total', 'Counts whose stack was gone when drained', s.missingStacks, {}, 'counter');
+    m.set('telegen_profile_linked_samples_total', 'Samples linked to the server request in flight on their thread', s.linkedSamples, {}, 'counter');
+    m.set('telegen_profile_unlinked_samples_total', 'Samples without a trace link (no request, or several, in flight on their thread)', s.unlinkedSamples, {}, 'counter');
+    m.set('telegen_profile_ambiguous_samples_total', 'Unlinked samples of threads with several requests in flight', s.ambiguousSamples, {}, 'counter');
     m.set('telegen_profile_pprof_files_total', 'pprof files written', s.pprofFiles, {}, 'counter');
     m.set('telegen_profile_deferred_drains_total', 'Drain ticks skipped because the symbolizer worker was behind (counts stay in the kernel until the next drain)', s.deferredDrains, {}, 'counter');
     m.set('telegen_profile_worker_seconds_total', 'Time the symbolizer worker thread spent on intervals', s.workerMs / 1000, {}, 'counter');
@@ -97,11 +122,17 @@ export const profileTracer: TracerFactory = (ctx) => {
     m.set('telegen_profile_elf_symbols', 'ELF symbols cached by the profiler', y.elfSymbols);
     m.set('telegen_profile_frames', 'Distinct frames interned by the profiler', y.frames);
   });
-  const r = p.native.report;
+  // The kernel side loads and unloads with PUT /api/profile/enabled: its maps are found by name.
+  const untrack = registerMaps('profile', ownMapsByPrefix('tg_prof_'));
+  const r = p.report();
   return {
     name: 'profile',
-    detail: `${cfg.frequency_hz} Hz on ${r.attached.length}/${r.cpus} CPUs${r.failed.length ? ` (${r.failed.map((f) => `cpu${f.cpu}: ${f.error}`).join('; ')})` : ''}`,
+    detail: r
+      ? `${cfg.frequency_hz} Hz on ${r.attached.length}/${r.cpus} CPUs${r.failed.length ? ` (${r.failed.map((f) => `cpu${f.cpu}: ${f.error}`).join('; ')})` : ''}`
+      : 'off in the config (PUT /api/profile/enabled switches it on)',
     stop: async () => {
+      untap?.();
+      untrack();
       for (const rt of routes) { const i = extraRoutes.indexOf(rt); if (i >= 0) extraRoutes.splice(i, 1); }
       await p.stop();
     },
