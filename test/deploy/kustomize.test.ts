@@ -58,11 +58,18 @@ test('every rendered object validates against the Kubernetes schemas', needsKube
 
 test('the schema validation rejects a broken object (the check can fail)', needsKubectl, () => {
   const ds = structuredClone(find(render('base'), 'DaemonSet'));
-  ds.spec.template.spec.containers[0].ports[0].containerPort = 'not-a-port';
+  container(ds, 'worker').ports[0].containerPort = 'not-a-port';
   assert.throws(() => validate(ds), /containerPort/);
 });
 
-test('DaemonSet: hostPID, the seed capabilities instead of privileged, read-only host mounts, probes, every node', needsKubectl, () => {
+type Container = { name: string; args: string[]; securityContext: any; volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+const container = (ds: Obj, name: string): Container => {
+  const c = ds.spec.template.spec.containers.find((x: { name: string }) => x.name === name);
+  assert.ok(c, `container ${name}`);
+  return c;
+};
+
+test('DaemonSet: privilege-separated pod — loader with exactly the seed capabilities, worker non-root with none, one socket between them', needsKubectl, () => {
   const objs = render('base');
   for (const o of objs) assert.ok(!JSON.stringify(o).includes('"privileged":true'), `${o.kind}/${o.metadata.name} is not privileged`);
   const ds = find(objs, 'DaemonSet', 'telegen');
@@ -71,41 +78,75 @@ test('DaemonSet: hostPID, the seed capabilities instead of privileged, read-only
   assert.equal(pod.hostNetwork, undefined, 'no host network');
   assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
   assert.equal(pod.serviceAccountName, 'telegen');
-  const c = pod.containers[0];
-  const sc = c.securityContext;
-  assert.equal(sc.privileged, false);
-  assert.equal(sc.allowPrivilegeEscalation, false);
-  assert.equal(sc.readOnlyRootFilesystem, true);
-  assert.deepEqual(sc.capabilities.drop, ['ALL']);
-  assert.deepEqual([...sc.capabilities.add].sort(), [...SEED_CAPS].sort(), 'exactly the seed list, no SYS_ADMIN in the base');
+  assert.deepEqual(pod.containers.map((c: { name: string }) => c.name).sort(), ['loader', 'worker']);
+  const loader = container(ds, 'loader');
+  const worker = container(ds, 'worker');
 
-  const vols = new Map<string, { hostPath?: { path: string } }>(pod.volumes.map((v: { name: string }) => [v.name, v]));
+  const ls = loader.securityContext;
+  assert.equal(ls.privileged, false);
+  assert.equal(ls.runAsUser, 0, 'Kubernetes grants added capabilities to uid 0 only');
+  assert.equal(ls.allowPrivilegeEscalation, false);
+  assert.equal(ls.readOnlyRootFilesystem, true);
+  assert.deepEqual(ls.capabilities.drop, ['ALL']);
+  assert.deepEqual([...ls.capabilities.add].sort(), [...SEED_CAPS].sort(), 'exactly the seed list, no SYS_ADMIN in the base');
+  assert.equal(loader.args[0], 'loader');
+  assert.equal(loader.ports, undefined, 'the loader serves nothing on the network');
+
+  const ws = worker.securityContext;
+  assert.equal(ws.privileged, false);
+  assert.equal(ws.runAsNonRoot, true);
+  assert.ok(ws.runAsUser > 0 && ws.runAsGroup > 0, 'worker uid/gid not 0');
+  assert.equal(ws.allowPrivilegeEscalation, false);
+  assert.equal(ws.readOnlyRootFilesystem, true);
+  assert.deepEqual(ws.capabilities, { drop: ['ALL'] }, 'the worker adds no capability');
+  assert.equal(worker.args[0], 'worker');
+
+  // The socket: the same path for both, inside an emptyDir both mount and no other container has.
+  const sock = (c: Container) => c.args[c.args.indexOf('--socket') + 1];
+  assert.equal(sock(loader), sock(worker));
+  const vols = new Map<string, { hostPath?: { path: string }; emptyDir?: unknown; configMap?: unknown }>(pod.volumes.map((v: { name: string }) => [v.name, v]));
+  const holding = (c: Container) => c.volumeMounts.find((m) => sock(c).startsWith(`${m.mountPath}/`));
+  const lm = holding(loader), wm = holding(worker);
+  assert.ok(lm && wm, 'the socket path is on a mount in both containers');
+  assert.equal(lm.name, wm.name);
+  assert.equal(lm.mountPath, wm.mountPath);
+  assert.ok(vols.get(lm.name)?.emptyDir, 'the socket lives in an emptyDir, not on the host');
+
+  // Host paths: the loader's only, read-only but bpffs (pinning needs writes); the worker none.
   const mountOf = (hostPath: string) => {
     const v = [...vols.entries()].find(([, x]) => x.hostPath?.path === hostPath);
     assert.ok(v, `volume for ${hostPath}`);
-    const m = c.volumeMounts.find((x: { name: string }) => x.name === v[0]);
+    const m = loader.volumeMounts.find((x) => x.name === v[0]);
     assert.ok(m, `mount of ${hostPath}`);
     return m;
   };
   for (const p of ['/sys/kernel/btf', '/sys/kernel/tracing', '/proc']) assert.equal(mountOf(p).readOnly, true, `${p} read-only`);
   assert.equal(mountOf('/sys/fs/bpf').mountPath, '/sys/fs/bpf');
-  // Every hostPath other than bpffs (pinning needs writes) is read-only.
-  for (const m of c.volumeMounts) {
+  for (const m of loader.volumeMounts) {
     const v = vols.get(m.name);
     if (v?.hostPath && v.hostPath.path !== '/sys/fs/bpf') assert.equal(m.readOnly, true, `${v.hostPath.path} read-only`);
   }
+  for (const m of worker.volumeMounts) {
+    const v = vols.get(m.name);
+    assert.ok(!v?.hostPath, `worker mounts no host path (${m.name})`);
+    assert.ok(!v?.configMap, 'the worker gets its config from the loader');
+  }
 
-  assert.equal(c.resources.requests.memory, '256Mi');
-  assert.equal(c.resources.limits.memory, '1Gi');
-  assert.equal(c.livenessProbe.httpGet.path, '/healthz');
-  assert.equal(c.readinessProbe.httpGet.path, '/readyz');
-  assert.equal(c.livenessProbe.httpGet.port, 'api');
-  assert.ok(c.ports.some((p: { name: string; containerPort: number }) => p.name === 'api' && p.containerPort === 9464));
+  // The API, its probes and the seed's memory defaults belong to the worker (it holds the
+  // ring mapping and the queues).
+  assert.equal(worker.resources.requests.memory, '256Mi');
+  assert.equal(worker.resources.limits.memory, '1Gi');
+  assert.ok(loader.resources.limits.memory, 'the loader is bounded too');
+  assert.equal(worker.livenessProbe.httpGet.path, '/healthz');
+  assert.equal(worker.readinessProbe.httpGet.path, '/readyz');
+  assert.equal(worker.livenessProbe.httpGet.port, 'api');
+  assert.ok(worker.ports.some((p: { name: string; containerPort: number }) => p.name === 'api' && p.containerPort === 9464));
 });
 
-test('SYS_ADMIN is granted only by the legacy-kernel overlay', needsKubectl, () => {
+test('SYS_ADMIN is granted only by the legacy-kernel overlay, to the loader only', needsKubectl, () => {
   const ds = find(render('overlays/legacy-kernel'), 'DaemonSet', 'telegen');
-  assert.deepEqual([...ds.spec.template.spec.containers[0].securityContext.capabilities.add].sort(), [...SEED_CAPS, 'SYS_ADMIN'].sort());
+  assert.deepEqual([...container(ds, 'loader').securityContext.capabilities.add].sort(), [...SEED_CAPS, 'SYS_ADMIN'].sort());
+  assert.deepEqual(container(ds, 'worker').securityContext.capabilities, { drop: ['ALL'] });
 });
 
 test('RBAC: get/list/watch on pods, nodes, replicasets, namespaces only', needsKubectl, () => {
@@ -137,8 +178,11 @@ test('ConfigMap holds a config the agent accepts, and the DaemonSet mounts it', 
   const ds = find(objs, 'DaemonSet', 'telegen');
   const vol = ds.spec.template.spec.volumes.find((v: { configMap?: { name: string } }) => v.configMap);
   assert.equal(vol.configMap.name, cm.metadata.name, 'the hashed generator name is wired into the pod');
-  const args: string[] = ds.spec.template.spec.containers[0].args;
-  assert.equal(args[args.indexOf('--config') + 1], '/etc/telegen/telegen.yaml');
+  const loader = container(ds, 'loader');
+  assert.equal(loader.args[loader.args.indexOf('--config') + 1], '/etc/telegen/telegen.yaml');
+  assert.ok(loader.volumeMounts.some((m) => m.name === vol.name && m.mountPath === '/etc/telegen'));
+  // The loader hands the fds only to a process of security.worker_user: the worker's uid.
+  assert.equal(cfg.security.worker_user, container(ds, 'worker').securityContext.runAsUser);
 });
 
 test('collector overlay: StatefulSet of 2, non-root, no capabilities, ordinal and replica count from Kubernetes', needsKubectl, () => {
@@ -180,6 +224,10 @@ test('Dockerfile: multi-stage on Debian 12, builds every part, unprivileged runt
   assert.match(text, /clang .*libbpf-dev .*bpftool/);
   for (const p of ['build/bpf', 'build/decoders', 'telegen_native.node', 'dist', 'policies']) assert.ok(text.includes(`COPY --from=build /src/${p}`) || text.includes(p), `runtime copies ${p}`);
   const users = [...text.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+  // The entry point is bin/telegen; the DaemonSet's containers name commands it has.
+  assert.match(text, /^ENTRYPOINT \[.*"\/opt\/telegen\/bin\/telegen"\]/m);
+  const usage = execFileSync(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'help'], { encoding: 'utf8' });
+  for (const cmd of ['loader --socket', 'worker --socket']) assert.ok(usage.includes(`telegen ${cmd}`), `telegen ${cmd}`);
   assert.equal(users.at(-1), '65534:65534');
   assert.ok(!/--privileged/.test(text));
 });

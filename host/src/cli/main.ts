@@ -3,6 +3,8 @@ import { log } from '../log';
 
 const USAGE = `usage:
   telegen run [--config FILE] [--data-dir DIR] [--api-listen HOST:PORT]
+  telegen loader --socket PATH [--config FILE] [--data-dir DIR] [--api-listen HOST:PORT]
+  telegen worker --socket PATH
   telegen replay FILE.pcap[ng] [--format jsonl|otlp] [--decoders DIR]
   telegen doctor [--json]
   telegen collect [--config FILE] [--replica-index N --replicas N] [--data-dir DIR] [--api-listen HOST:PORT]
@@ -31,6 +33,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     switch (cmd) {
       case 'run': return await (await import('./run')).runCommand(args);
+      case 'loader': return await (await import('./privsep')).loaderCommand(args);
+      case 'worker': return await (await import('./privsep')).workerCommand(args);
       case 'replay': process.exitCode = await (await import('./replay')).replayCommand(args); return;
       case 'collect': return await (await import('./collect')).collectCommand(args);
       case 'doctor': process.exitCode = await (await import('./doctor')).doctorCommand(args); return;

@@ -5,9 +5,9 @@ import { resolveExportConfig, ExportConfigError } from '../export';
 import { Agent } from '../agent';
 import { log } from '../log';
 
-export async function runCommand(args: Args): Promise<void> {
-  // Under privilege separation the loader re-runs this command as the worker (security/privsep).
-  if (process.env.TELEGEN_PRIVSEP_ROLE === 'worker') return (await import('../security/privsep/worker')).runWorker();
+/** The config `run` and `loader` start from: the file, then --data-dir/--api-listen (or their
+ *  env vars) over it; export settings checked up front. */
+export function loadRunConfig(args: Args) {
   const overrides: Record<string, unknown> = {};
   const dataDir = (typeof args.flags['data-dir'] === 'string' && args.flags['data-dir']) || process.env.TELEGEN_DATA_DIR;
   if (dataDir) overrides.data_dir = dataDir;
@@ -19,6 +19,13 @@ export async function runCommand(args: Args): Promise<void> {
     if (e instanceof ExportConfigError) throw new ConfigError(e.message);
     throw e;
   }
+  return { cfg, resolved, overrides };
+}
+
+export async function runCommand(args: Args): Promise<void> {
+  // Under privilege separation the loader re-runs this command as the worker (security/privsep).
+  if (process.env.TELEGEN_PRIVSEP_ROLE === 'worker') return (await import('../security/privsep/worker')).runWorker();
+  const { cfg, resolved, overrides } = loadRunConfig(args);
   if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg);
   const agent = new Agent(cfg, resolved);
   try {

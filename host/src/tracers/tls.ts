@@ -139,7 +139,7 @@ export function fileOffsetOf(maps: string, addr: bigint): { path: string; offset
 }
 
 /** dev:inode of a file, the identity a uprobe hooks; null when it cannot be stat'ed. */
-function fileKey(p: string): string | null {
+export function fileKey(p: string): string | null {
   try {
     const st = fs.statSync(p);
     return `${st.dev}:${st.ino}`;
@@ -153,9 +153,10 @@ export class TlsAttacher {
   readonly hooked = new Map<string, { path: string; handles: number[] }>();
   scans = 0;
 
-  /** Hooks every SSL_* and nghttp2 function `file` exports; returns how many were hooked. */
-  attachFile(file: string, key: string): number {
-    const handles = [...this.attachSsl(file), ...this.attachNghttp2(file)];
+  /** Hooks every SSL_* and nghttp2 function `file` exports (only the SSL_* functions named in
+   *  `only`, when given: a request names what it wants); returns how many were hooked. */
+  attachFile(file: string, key: string, only?: ReadonlySet<string>): number {
+    const handles = [...this.attachSsl(file, only), ...(only ? [] : this.attachNghttp2(file))];
     this.hooked.set(key, { path: file, handles });
     return handles.length;
   }
@@ -172,9 +173,10 @@ export class TlsAttacher {
     }
   }
 
-  private attachSsl(file: string): number[] {
+  private attachSsl(file: string, only?: ReadonlySet<string>): number[] {
     const handles: number[] = [];
     for (const [func, prog] of SSL_FUNCS) {
+      if (only && !only.has(func)) continue;
       let enter: number;
       try {
         enter = this.attachNamed(prog, file, func, false);
@@ -368,7 +370,17 @@ const STAT_NAMES = (Object.keys(tg_tls_stat) as Array<keyof typeof tg_tls_stat>)
   .filter((k) => k !== 'TG_TLS_STAT_MAX')
   .map((k) => ({ name: k.slice('TG_TLS_STAT_'.length).toLowerCase(), index: tg_tls_stat[k] }));
 
-export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | null => {
+/** A TLS tracer whose new targets come from requests (the privilege-separated loader): no
+ *  periodic /proc scan, `attach` hooks one file a request named, once per inode. */
+export interface RequestedTlsTracer extends RunningTracer {
+  attach(file: string, key: string, symbols: ReadonlySet<string>): { attached: number; already: boolean };
+}
+
+export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | null => openTlsTracer(ctx, true);
+
+export function openTlsTracer(ctx: TracerContext, rescan: false): RequestedTlsTracer | null;
+export function openTlsTracer(ctx: TracerContext, rescan: boolean): RunningTracer | null;
+export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTlsTracer | null {
   const cfg = ctx.cfg.tracers.tls;
   if (!cfg.enabled || process.env.TELEGEN_TLS === '0') return null;
   if (!ctx.cfg.tracers.socket.enabled) throw new Error('the TLS tracer writes into the socket tracer\'s ring: enable tracers.socket');
@@ -382,14 +394,14 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
   const attacher = new TlsAttacher(t, (f) => Native.nghttp2Layout(f), (f, fn) => Native.symbolOffset(f, fn));
   attacher.scanSystem();
   attacher.scan();
-  const timer = setInterval(() => {
+  const timer = rescan ? setInterval(() => {
     try {
       attacher.scan();
     } catch (e) {
       tlog.error({ err: (e as Error).message }, 'scan failed');
     }
-  }, cfg.rescan_ms);
-  timer.unref();
+  }, cfg.rescan_ms) : undefined;
+  timer?.unref();
   // Callbacks found in sessions are hooked quickly: the next header of that session needs it.
   const cbTimer = setInterval(() => attacher.hookCallbacks(), 250);
   cbTimer.unref();
@@ -404,10 +416,14 @@ export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nu
   return {
     name: 'tls',
     detail: `${rep.attached.length} syscall programs; OpenSSL hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
+    attach(file, key, symbols) {
+      if (attacher.hooked.has(key)) return { attached: 0, already: true };
+      return { attached: attacher.attachFile(file, key, symbols), already: false };
+    },
     stop(): void {
       clearInterval(timer);
       clearInterval(cbTimer);
       t.close();
     },
   };
-};
+}

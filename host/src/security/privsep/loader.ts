@@ -16,7 +16,8 @@ import type { Agent, RunningTracer, TracerStatus } from '../../agent';
 import type { Signals } from '../../signals';
 import { SelfMetrics } from '../../metrics/self';
 import { privsepNative, loaderSocketTracer, LoaderSocketTracer } from './native';
-import { encodeFrame, frameReader, parseRequest, policyRefusal, HostView, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply } from './protocol';
+import { encodeFrame, frameReader, parseRequest, policyRefusal, uprobeTargets, HostView, RateLimit, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply } from './protocol';
+import { fileKey, type RequestedTlsTracer } from '../../tracers/tls';
 
 const llog = log.child({ component: 'loader' });
 
@@ -30,7 +31,17 @@ export interface Hello {
   socket?: { ok: true; report: AttachReport; fds: readonly string[] } | { ok: false; error: string };
   /** Tracers running in the loader besides the socket tracer (their records share its ring). */
   tracers?: TracerStatus[];
+  /** Tracers whose new targets the worker asks for with list_targets/attach_uprobe. */
+  serves?: string[];
 }
+
+/** Files hooked on request, at most: each is a set of uprobes held for the agent's life. */
+export const MAX_REQUESTED_FILES = 256;
+
+/** How `telegen loader` was started: `spawn` (one `telegen run`, the loader forks the worker as
+ *  security.worker_user) or `pod` (`telegen loader --socket`: the worker is another container's
+ *  process, started unprivileged by the runtime, and is recognised by its uid). */
+export type LoaderMode = { kind: 'spawn' } | { kind: 'pod'; socket: string };
 
 /** uid/gid of `user` from /etc/passwd (a number is taken as the uid). Refuses root. */
 export function resolveUser(user: string | number, group?: number, passwd = '/etc/passwd'): { uid: number; gid: number } {
@@ -45,16 +56,28 @@ export function resolveUser(user: string | number, group?: number, passwd = '/et
   return { uid, gid };
 }
 
+function inodeOf(p: string): number | null {
+  try { return fs.statSync(p).ino; } catch { return null; }
+}
+
 function hostView(protectedPids: Set<number>): HostView {
+  const mapsRows = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').map((l) => l.split(/\s+/));
+    } catch { return []; }
+  };
   return {
     protectedPids,
     pidExists: (pid) => fs.existsSync(`/proc/${pid}`),
-    mappedFiles: (pid) => {
+    mappedFiles: (pid) => [...new Set(mapsRows(pid).map((f) => f.slice(5).join(' ')).filter((p) => p.startsWith('/')))],
+    mappedInodes: (pid, file) => [...new Set(mapsRows(pid).filter((f) => f.slice(5).join(' ') === file).map((f) => Number(f[4])))],
+    executable: (pid) => {
       try {
-        return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')
-          .map((l) => l.split(/\s+/).slice(5).join(' ')).filter((p) => p.startsWith('/'));
-      } catch { return []; }
+        const exe = fs.readlinkSync(`/proc/${pid}/exe`);
+        return exe.endsWith(' (deleted)') ? null : exe;
+      } catch { return null; }
     },
+    executableInode: (pid) => inodeOf(`/proc/${pid}/exe`),
     regularFileInRoot: (pid, file) => {
       // Walk the path component by component under the process's root, refusing symlinks: a
       // link could point outside that root (the container's view), and we follow none.
@@ -63,100 +86,132 @@ function hostView(protectedPids: Set<number>): HostView {
         for (const part of file.split('/').filter(Boolean)) {
           cur = path.join(cur, part);
           const st = fs.lstatSync(cur);
-          if (st.isSymbolicLink()) return false;
+          if (st.isSymbolicLink()) return null;
         }
-        return fs.lstatSync(cur).isFile();
-      } catch { return false; }
+        const st = fs.lstatSync(cur);
+        return st.isFile() ? { ino: st.ino } : null;
+      } catch { return null; }
     },
   };
 }
 
+/** What the loader runs for the worker: the socket tracer (fds handed over) and the TLS tracer
+ *  (uprobes; its records share the socket tracer's ring). */
+interface Loaded {
+  tracer?: LoaderSocketTracer;
+  socketState: Hello['socket'];
+  fds: number[];
+  running: RunningTracer[];
+  statuses: TracerStatus[];
+  tls?: RequestedTlsTracer;
+}
+
+async function loadForWorker(cfg: Config, workerPid: number): Promise<Loaded> {
+  const out: Loaded = { socketState: { ok: false, error: 'disabled in config' }, fds: [], running: [], statuses: [] };
+  if (cfg.tracers.socket.enabled) {
+    const sc = cfg.tracers.socket;
+    try {
+      out.tracer = loaderSocketTracer();
+      const report = out.tracer.open({ ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: workerPid, targetPid: sc.target_pid, drain: false }, () => undefined);
+      const m = out.tracer.mapFds();
+      out.fds = HANDED_FDS.map((k) => m[k]);
+      out.socketState = { ok: true, report, fds: HANDED_FDS };
+      llog.info({ attached: report.attached.length, progIds: report.progIds, failed: report.failed.map((f) => f.name) }, 'socket tracer loaded; the worker drains it');
+    } catch (e) {
+      out.socketState = { ok: false, error: (e as Error).message };
+      llog.error({ err: (e as Error).message }, 'socket tracer could not start; run `telegen doctor`');
+    }
+  }
+  // The TLS tracer only attaches uprobes: loader work. At start it hooks the system's libssl and
+  // what runs now; processes started later are hooked when the worker asks (attach_uprobe), not
+  // by a /proc rescan of its own.
+  if (out.socketState?.ok && cfg.tracers.tls.enabled && process.env.TELEGEN_TLS !== '0') {
+    try {
+      const { openTlsTracer } = await import('../../tracers/tls');
+      const t = openTlsTracer({
+        cfg, selfPid: workerPid, metrics: new SelfMetrics(), agent: undefined as unknown as Agent,
+        // The loader has no exporter: the TLS tracer's kernel counters go to the API's no-op meter.
+        signals: { meter: otelMetrics.getMeter('telegen-loader') } as unknown as Signals,
+      }, false);
+      if (t) {
+        out.running.push(t);
+        out.tls = t;
+        out.statuses.push({ name: 'tls', ok: true, detail: `in the loader: ${t.detail}; later processes on the worker's request` });
+        llog.info({ detail: t.detail }, 'TLS tracer running in the loader');
+      }
+    } catch (e) {
+      out.statuses.push({ name: 'tls', ok: false, detail: (e as Error).message });
+      llog.error({ tracer: 'tls', err: (e as Error).message }, 'TLS tracer could not start in the loader');
+    }
+  }
+  return out;
+}
+
 /**
- * Loader main: spawn the worker first (its pid goes into the BPF program as the process never
- * traced, so its own exports are not captured), load and attach, hand the fds over, drop to the
- * run-time capabilities, then serve attach requests until SIGTERM.
+ * Loader main. `spawn`: spawn the worker first (its pid goes into the BPF program as the process
+ * never traced, so its own exports are not captured), load and attach, listen, hand the fds
+ * over. `pod`: listen first, wait for the worker container's process to connect (its pid, from
+ * SO_PEERCRED, is then the one never traced), load, hand the fds over. Both then drop to the
+ * run-time capabilities and serve requests until SIGTERM.
  */
-export async function runLoader(cfg: Config): Promise<void> {
-  if (process.getuid?.() !== 0) throw new ConfigError('security.privilege_separation: the loader must start as root (it sets the worker\'s uid)');
+export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' }): Promise<void> {
+  if (process.getuid?.() !== 0) throw new ConfigError('security.privilege_separation: the loader must run as root (uid 0 holds the BPF capabilities)');
   const sec = cfg.security;
   const user = resolveUser(sec.worker_user, sec.worker_group);
   const native = privsepNative();
+  const pod = mode.kind === 'pod';
 
-  // The worker writes exports, the API token and its state here.
-  fs.mkdirSync(cfg.data_dir, { recursive: true });
-  try { fs.chownSync(cfg.data_dir, user.uid, user.gid); } catch (e) {
-    throw new ConfigError(`security.privilege_separation: cannot hand ${cfg.data_dir} to uid ${user.uid} (${(e as Error).message}); start-up needs CAP_CHOWN, CAP_SETUID and CAP_SETGID besides the seed's set`);
+  if (!pod) {
+    // The worker writes exports, the API token and its state here.
+    fs.mkdirSync(cfg.data_dir, { recursive: true });
+    try { fs.chownSync(cfg.data_dir, user.uid, user.gid); } catch (e) {
+      throw new ConfigError(`security.privilege_separation: cannot hand ${cfg.data_dir} to uid ${user.uid} (${(e as Error).message}); start-up needs CAP_CHOWN, CAP_SETUID and CAP_SETGID besides the seed's set (or run \`telegen loader --socket\` and \`telegen worker --socket\` as two processes)`);
+    }
   }
   const mounted = ensureMounts();
   if (mounted.length) llog.info({ mounted }, 'mounted kernel filesystems');
 
-  const sockPath = sec.loader_socket ?? `/run/telegen/loader-${process.pid}.sock`;
+  const sockPath = pod ? mode.socket : sec.loader_socket ?? `/run/telegen/loader-${process.pid}.sock`;
   fs.mkdirSync(path.dirname(sockPath), { recursive: true, mode: 0o755 });
   try { fs.unlinkSync(sockPath); } catch { /* not there */ }
 
-  // no_new_privs and an empty bounding set on this thread are inherited by the fork and kept
-  // across the worker's exec. Without CAP_SETPCAP (a DaemonSet) the bounding set stays; with
-  // no_new_privs and a non-root uid it could not be used anyway.
-  try { native.setNoNewPrivs(true); } catch { native.setNoNewPrivs(false); }
-  const cli = process.argv[1];
-  const worker: ChildProcess = spawn(process.execPath, [...process.execArgv, cli, 'run'], {
-    uid: user.uid, gid: user.gid, stdio: 'inherit',
-    env: { ...process.env, TELEGEN_PRIVSEP_ROLE: 'worker', TELEGEN_LOADER_SOCKET: sockPath },
-  });
-  const workerPid = worker.pid ?? -1;
+  let workerPid = -1;
+  let worker: ChildProcess | undefined;
   // Registered now: a worker that dies while we load must not go unnoticed.
   let early: [number | null, NodeJS.Signals | null] | undefined;
   let onWorkerExit = (code: number | null, signal: NodeJS.Signals | null) => { early = [code, signal]; };
-  worker.on('exit', (code, signal) => onWorkerExit(code, signal));
-  llog.info({ worker: workerPid, uid: user.uid, gid: user.gid, socket: sockPath }, 'worker started');
-
-  let tracer: LoaderSocketTracer | undefined;
-  let socketState: Hello['socket'];
-  let fds: number[] = [];
-  if (cfg.tracers.socket.enabled) {
-    const sc = cfg.tracers.socket;
-    try {
-      tracer = loaderSocketTracer();
-      const report = tracer.open({ ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: workerPid, targetPid: sc.target_pid, drain: false }, () => undefined);
-      const m = tracer.mapFds();
-      fds = HANDED_FDS.map((k) => m[k]);
-      socketState = { ok: true, report, fds: HANDED_FDS };
-      llog.info({ attached: report.attached.length, progIds: report.progIds, failed: report.failed.map((f) => f.name) }, 'socket tracer loaded; the worker drains it');
-    } catch (e) {
-      socketState = { ok: false, error: (e as Error).message };
-      llog.error({ err: (e as Error).message }, 'socket tracer could not start; run `telegen doctor`');
-    }
-  } else socketState = { ok: false, error: 'disabled in config' };
-
-  // The TLS tracer only attaches uprobes and scans /proc for binaries to hook: loader work. Its
-  // plaintext records go into the socket tracer's ring, which the worker drains.
-  const loaderTracers: TracerStatus[] = [];
-  const running: RunningTracer[] = [];
-  if (socketState.ok && cfg.tracers.tls.enabled && process.env.TELEGEN_TLS !== '0') {
-    try {
-      const { tlsTracer } = await import('../../tracers/tls');
-      const t = await tlsTracer({
-        cfg, selfPid: workerPid, metrics: new SelfMetrics(), agent: undefined as unknown as Agent,
-        // The loader has no exporter: the TLS tracer's kernel counters go to the API's no-op meter.
-        signals: { meter: otelMetrics.getMeter('telegen-loader') } as unknown as Signals,
-      });
-      if (t) {
-        running.push(t);
-        loaderTracers.push({ name: 'tls', ok: true, detail: `in the loader: ${t.detail}` });
-        llog.info({ detail: t.detail }, 'TLS tracer running in the loader');
-      }
-    } catch (e) {
-      loaderTracers.push({ name: 'tls', ok: false, detail: (e as Error).message });
-      llog.error({ tracer: 'tls', err: (e as Error).message }, 'TLS tracer could not start in the loader');
-    }
+  if (!pod) {
+    // no_new_privs and an empty bounding set on this thread are inherited by the fork and kept
+    // across the worker's exec. Without CAP_SETPCAP the bounding set stays; with no_new_privs
+    // and a non-root uid it could not be used anyway.
+    try { native.setNoNewPrivs(true); } catch { native.setNoNewPrivs(false); }
+    const cli = process.argv[1];
+    worker = spawn(process.execPath, [...process.execArgv, cli, 'run'], {
+      uid: user.uid, gid: user.gid, stdio: 'inherit',
+      env: { ...process.env, TELEGEN_PRIVSEP_ROLE: 'worker', TELEGEN_LOADER_SOCKET: sockPath },
+    });
+    workerPid = worker.pid ?? -1;
+    worker.on('exit', (code, signal) => onWorkerExit(code, signal));
+    llog.info({ worker: workerPid, uid: user.uid, gid: user.gid, socket: sockPath }, 'worker started');
   }
 
-  const view = hostView(new Set([process.pid, workerPid]));
-  let handedOver = false;
+  const protectedPids = new Set([process.pid]);
+  if (workerPid > 0) protectedPids.add(workerPid);
+  const view = hostView(protectedPids);
+  let loaded: Loaded | undefined;
   let workerSock: net.Socket | undefined;
+  let workerFd = -1;
+  let arrived: () => void = () => undefined;
+  const workerArrived = new Promise<void>((r) => { arrived = r; });
+  const requested = new Set<string>();
   const sessions = new Set<net.Socket>();
-  // Listening only now that everything is loaded: loading blocks this thread for seconds, and the
-  // worker retries its connect until the socket is there.
+  const sendHello = () => {
+    if (!loaded || !workerSock) return;
+    const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: loaded.socketState, tracers: loaded.statuses, serves: loaded.tls ? ['tls'] : [] };
+    try { native.sendFds(workerFd, loaded.socketState?.ok ? loaded.fds : [], encodeFrame(hello)); } catch (e) {
+      llog.error({ err: (e as Error).message }, 'could not hand the fds to the worker'); workerSock.destroy();
+    }
+  };
   const server = net.createServer();
   server.on('connection', (sock) => {
     sessions.add(sock);
@@ -165,13 +220,20 @@ export async function runLoader(cfg: Config): Promise<void> {
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     let cred: { pid: number; uid: number; gid: number };
     try { cred = native.peerCred(fd); } catch { sock.destroy(); return; }
-    if (cred.pid === workerPid && !handedOver) {
-      handedOver = true;
+    // pod: the worker is whoever of the worker's uid connects first (the kubelet starts one
+    // worker container per pod; the socket's emptyDir is shared with no other container).
+    const isWorker = !workerSock && (pod ? cred.uid === user.uid : cred.pid === workerPid);
+    if (isWorker) {
       workerSock = sock;
-      const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: socketState, tracers: loaderTracers };
-      try { native.sendFds(fd, socketState?.ok ? fds : [], encodeFrame(hello)); } catch (e) {
-        llog.error({ err: (e as Error).message }, 'could not hand the fds to the worker'); sock.destroy(); return;
+      workerFd = fd;
+      if (pod) {
+        workerPid = cred.pid;
+        protectedPids.add(workerPid);
+        llog.info({ worker: workerPid, uid: cred.uid }, 'worker connected');
+        sock.on('close', () => onWorkerExit(null, null));
+        arrived();
       }
+      sendHello();
     } else if (cred.uid === 0) {
       // root may ask (operators, tests); root could do all of it anyway, but gets no fds
       sock.write(encodeFrame({ v: PROTOCOL_VERSION, role: 'admin' } satisfies Hello));
@@ -181,20 +243,39 @@ export async function runLoader(cfg: Config): Promise<void> {
       return;
     }
     const peer = cred;
+    const limit = new RateLimit();
     sock.on('data', frameReader(MAX_REQUEST_BYTES, (body) => {
-      const reply = handle(body, view);
+      const reply = limit.take()
+        ? handle(body, view, { tls: loaded?.tls, requested })
+        : { ok: false, error: 'refused', reason: `rate limit: more than ${limit.perSecond} requests/s (burst ${limit.burst})` } satisfies Reply;
       if (!reply.ok) llog.warn({ peer, error: reply.error, reason: reply.reason }, 'loader request refused');
+      else if (reply.attached) llog.info({ peer, file: reply.file, attached: reply.attached }, 'uprobes attached on request');
       sock.write(encodeFrame(reply));
     }, (len) => {
       llog.warn({ peer, len }, 'loader request refused: frame too large');
       sock.end(encodeFrame({ ok: false, error: 'malformed', reason: `frame of ${len} bytes exceeds ${MAX_REQUEST_BYTES}` } satisfies Reply));
     }));
   });
+  const listen = async () => {
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(sockPath, () => resolve()); });
+    // Anyone may connect; who they are is checked per connection with SO_PEERCRED.
+    fs.chmodSync(sockPath, 0o666);
+    llog.info({ socket: sockPath }, 'loader listening');
+  };
 
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(sockPath, () => resolve()); });
-  // Anyone may connect; who they are is checked per connection with SO_PEERCRED.
-  fs.chmodSync(sockPath, 0o666);
-  llog.info({ socket: sockPath }, 'loader listening');
+  if (pod) {
+    // The worker's pid must be known before loading (the programs never trace it).
+    await listen();
+    llog.info({ uid: user.uid }, 'waiting for the worker to connect');
+    await workerArrived;
+    loaded = await loadForWorker(cfg, workerPid);
+    sendHello();
+  } else {
+    // Listening only once everything is loaded: loading blocks this thread for seconds, and the
+    // worker retries its connect until the socket is there.
+    loaded = await loadForWorker(cfg, workerPid);
+    await listen();
+  }
 
   // CAP_SETUID was only needed for the spawn: from here on only what attaching needs.
   if (process.env.TELEGEN_DROP_CAPABILITIES !== '0') {
@@ -206,10 +287,10 @@ export async function runLoader(cfg: Config): Promise<void> {
 
   let stopping = false;
   const finish = async (code: number) => {
-    for (const t of running) {
+    for (const t of loaded?.running ?? []) {
       try { await t.stop(); } catch (e) { llog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }
     }
-    try { tracer?.close(); } catch (e) { llog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
+    try { loaded?.tracer?.close(); } catch (e) { llog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
     for (const s of sessions) s.destroy();
     server.close();
     try { fs.unlinkSync(sockPath); } catch { /* gone */ }
@@ -217,8 +298,8 @@ export async function runLoader(cfg: Config): Promise<void> {
     process.exit(code);
   };
   onWorkerExit = (code, signal) => {
-    if (stopping) { void finish(code === 0 ? 0 : 1); return; }
-    llog.error({ code, signal }, 'worker exited; stopping');
+    if (stopping) { void finish(code === 0 || (pod && code === null) ? 0 : 1); return; }
+    llog.error({ code, signal }, pod ? 'worker disconnected; stopping (the kubelet restarts the pod\'s containers)' : 'worker exited; stopping');
     void finish(1);
   };
   if (early) onWorkerExit(...early);
@@ -239,13 +320,36 @@ export async function runLoader(cfg: Config): Promise<void> {
   process.on('SIGHUP', () => llog.info('SIGHUP: restart to apply config changes under privilege separation'));
 }
 
-/** One request: shape, then policy. A valid uprobe request is still refused: the loader's TLS
- *  tracer finds and hooks processes by itself (docs/security.md) and takes no requests yet. */
-export function handle(body: Buffer, view: HostView): Reply {
+/** What attach requests are served with: the loader's TLS tracer, and the files hooked so far. */
+export interface Serving { tls?: RequestedTlsTracer; requested: Set<string> }
+
+/** One request: shape, then policy, then (attach_uprobe) the attach itself. */
+export function handle(body: Buffer, view: HostView, serving: Serving = { requested: new Set() }): Reply {
   const req = parseRequest(body);
   if ('ok' in req) return req;
   const why = policyRefusal(req, view);
   if (why) return { ok: false, id: req.id, error: 'refused', reason: why };
   if (req.op === 'ping') return { ok: true, id: req.id, pid: process.pid };
-  return { ok: false, id: req.id, error: 'refused', reason: 'valid, but not served yet: the loader\'s TLS tracer hooks processes from its own /proc scan (tracers.tls.rescan_ms)' };
+  if (req.op === 'list_targets') {
+    // dev:inode beside each path: the worker asks once per file, whatever path or process names it.
+    const files = uprobeTargets(req.tracer, req.pid, view)
+      .map((p) => ({ path: p, key: fileKey(path.join(`/proc/${req.pid}/root`, p)) })).filter((f) => f.key);
+    return { ok: true, id: req.id, files };
+  }
+  if (!serving.tls) return { ok: false, id: req.id, error: 'refused', reason: 'the TLS tracer is not running in the loader' };
+  // The kernel refuses uprobes through /proc/PID/root magic links when the plain path is usable:
+  // the host's path when it is the same inode, else the process's view of it.
+  const inRoot = path.join(`/proc/${req.pid}/root`, req.library);
+  const key = fileKey(inRoot);
+  if (!key) return { ok: false, id: req.id, error: 'failed', reason: `${req.library} vanished` };
+  const file = fileKey(req.library) === key ? req.library : inRoot;
+  if (!serving.requested.has(key) && serving.requested.size >= MAX_REQUESTED_FILES)
+    return { ok: false, id: req.id, error: 'refused', reason: `limit: ${MAX_REQUESTED_FILES} files hooked on request already` };
+  serving.requested.add(key);
+  try {
+    const r = serving.tls.attach(file, key, new Set(req.symbols));
+    return { ok: true, id: req.id, file, attached: r.attached, already: r.already };
+  } catch (e) {
+    return { ok: false, id: req.id, error: 'failed', reason: (e as Error).message };
+  }
 }

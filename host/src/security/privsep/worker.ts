@@ -4,7 +4,7 @@
 // exactly as the single process does, draining the ring buffer itself (a ring buffer fd can be
 // mmapped and polled by whoever holds it; map lookups by fd need no capability since 6.5).
 import * as net from 'net';
-import { parseConfig } from '../../config';
+import { parseConfig, ConfigError } from '../../config';
 import { resolveExportConfig } from '../../export';
 import { Agent } from '../../agent';
 import { log } from '../../log';
@@ -13,6 +13,7 @@ import { tg_stat } from '../../generated/layout';
 import { privsepNative, PrivsepNative } from './native';
 import { HANDED_FDS, Hello } from './loader';
 import { frameReader, MAX_REQUEST_BYTES } from './protocol';
+import { LoaderClient, TlsRequester } from './requests';
 
 const wlog = log.child({ component: 'worker' });
 
@@ -62,34 +63,51 @@ export function adoptSocketTracer(native: PrivsepNative, hello: Hello, fds: numb
   };
 }
 
-/** The loader listens once its programs are loaded, which takes seconds to minutes on a busy
- *  host: retry the connect until then, and give up when the loader (our parent) is gone. */
-async function connectLoader(native: PrivsepNative, sockPath: string): Promise<ReturnType<PrivsepNative['connectReceive']>> {
+/** The loader listens once its programs are loaded (spawned) or loads once we connected (pod),
+ *  either of which takes seconds to minutes on a busy host: retry the connect until then, and,
+ *  spawned, give up when the loader (our parent) is gone. */
+async function connectLoader(native: PrivsepNative, sockPath: string, pod: boolean): Promise<ReturnType<PrivsepNative['connectReceive']>> {
   const parent = process.ppid;
+  let tries = 0;
   for (;;) {
-    try { return native.connectReceive(sockPath, 60_000); } catch (e) {
+    try { return native.connectReceive(sockPath, pod ? 600_000 : 60_000); } catch (e) {
       if (!/^connect: /.test((e as Error).message)) throw e;
+      if (pod && ++tries % 150 === 1) wlog.info({ socket: sockPath, err: (e as Error).message }, 'waiting for the loader');
     }
-    if (process.ppid !== parent) throw new Error('worker: the loader exited before it listened');
+    if (!pod && process.ppid !== parent) throw new Error('worker: the loader exited before it listened');
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-export async function runWorker(): Promise<void> {
-  const sockPath = process.env.TELEGEN_LOADER_SOCKET;
+/** Refuses to parse untrusted bytes as root: `telegen worker` is the unprivileged half. */
+function assertUnprivileged(): void {
+  if (process.getuid?.() === 0 || process.geteuid?.() === 0)
+    throw new ConfigError('telegen worker must not run as root: start it as an unprivileged uid with no capabilities (runAsUser: 65534, capabilities drop ALL)');
+}
+
+/** `spawned`: started by `telegen run`'s loader (socket from the environment). `pod`: `telegen
+ *  worker --socket PATH`, started by the container runtime as its own process. */
+export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
+  const pod = opts.socket !== undefined;
+  const sockPath = opts.socket ?? process.env.TELEGEN_LOADER_SOCKET;
   if (!sockPath) throw new Error('worker: TELEGEN_LOADER_SOCKET not set (started by the loader only)');
+  assertUnprivileged();
   const native = privsepNative();
-  const got = await connectLoader(native, sockPath);
+  const got = await connectLoader(native, sockPath, pod);
   const hello = JSON.parse(got.frame.toString('utf8')) as Hello;
   if (hello.role !== 'worker' || !hello.config) throw new Error(`worker: loader answered as ${hello.role}`);
   const cfg = parseConfig(hello.config, '(from the loader)');
   const resolved = resolveExportConfig(cfg.otlp ?? {}, process.env);
   // Kept open: attach requests go over it, and its end means the loader is gone.
   const loader = new net.Socket({ fd: got.fd, readable: true, writable: true });
+  const client = new LoaderClient(loader);
+  const tls = hello.serves?.includes('tls') ? new TlsRequester(client) : undefined;
   const agent = new Agent(cfg, resolved);
   try {
     await agent.start({
-      openSocketTracer: (opts, onBatch) => adoptSocketTracer(native, hello, got.fds, onBatch, opts),
+      openSocketTracer: (opts, onBatch) => adoptSocketTracer(native, hello, got.fds, tls
+        ? (ring, index, count) => { tls.observe(ring, index, count); onBatch(ring, index, count); }
+        : onBatch, opts),
       onlySocketTracer: 'single-process mode only (security.privilege_separation)',
     });
   } catch (e) {
@@ -105,7 +123,7 @@ export async function runWorker(): Promise<void> {
     const i = agent.tracers.findIndex((x) => x.name === t.name);
     if (i >= 0) agent.tracers[i] = t; else agent.tracers.push(t);
   }
-  wlog.info({ uid: process.getuid?.(), fds: got.fds.length }, 'worker running on the loader\'s fds');
+  wlog.info({ uid: process.getuid?.(), fds: got.fds.length, requests: hello.serves ?? [] }, 'worker running on the loader\'s fds');
 
   let stopping = false;
   const stop = (why: string, code: number) => {
@@ -116,8 +134,9 @@ export async function runWorker(): Promise<void> {
   };
   loader.on('error', () => undefined);
   loader.on('data', frameReader(MAX_REQUEST_BYTES, (body) => {
-    let msg: { op?: string } = {};
+    let msg: { op?: string; id?: unknown; ok?: unknown } = {};
     try { msg = JSON.parse(body.toString('utf8')); } catch { /* the loader is trusted; ignore garbage */ }
+    if (client.reply(msg)) return;
     if (msg.op === 'stop') stop('loader asked', 0);
   }, () => stop('loader sent an oversized frame', 1)));
   loader.on('close', () => stop('loader socket closed', 1));

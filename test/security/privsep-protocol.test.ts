@@ -1,0 +1,100 @@
+// The loader's request policy as a pure function over a described host: the cases a live host
+// cannot stage cheaply (a bind mount over a mapped library's path, an executable replaced under
+// the same name), the rate limit with a controlled clock, and the worker's reading of the ring
+// for processes that opened connections. The live paths are in privsep.test.ts and
+// privsep-pod.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { policyRefusal, parseRequest, uprobeTargets, RateLimit, HostView, Request, UPROBE_POLICY } from '../../host/src/security/privsep/protocol';
+import { connOpenPids } from '../../host/src/security/privsep/requests';
+import { SSL_FUNCS } from '../../host/src/tracers/tls';
+import { tg_conn_event, tg_conn_info, tg_data_event, tg_event_type } from '../../host/src/generated/layout';
+
+const LIB = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
+const EXE = '/opt/app/server';
+
+/** pid 42 runs EXE (inode 7) and maps LIB (inode 9); files in its root by path → inode. */
+function host(files: Record<string, number | null>, over: Partial<HostView> = {}): HostView {
+  return {
+    protectedPids: new Set([1000, 1001]),
+    pidExists: (pid) => pid === 42 || pid === 1000,
+    mappedFiles: (pid) => (pid === 42 ? [EXE, LIB, '/usr/lib/x86_64-linux-gnu/libc.so.6'] : []),
+    mappedInodes: (pid, file) => (pid === 42 && file === LIB ? [9] : pid === 42 && file === EXE ? [7] : []),
+    executable: (pid) => (pid === 42 ? EXE : null),
+    executableInode: (pid) => (pid === 42 ? 7 : null),
+    regularFileInRoot: (_pid, file) => (files[file] == null ? null : { ino: files[file] as number }),
+    ...over,
+  };
+}
+
+const req = (o: Partial<Extract<Request, { op: 'attach_uprobe' }>>): Request => {
+  const r = parseRequest(Buffer.from(JSON.stringify({ op: 'attach_uprobe', id: 1, tracer: 'tls', pid: 42, library: LIB, symbols: ['SSL_read'], ...o })));
+  assert.ok(!('ok' in r), JSON.stringify(r));
+  return r;
+};
+
+test('policy: the mapped libssl and the process\'s own executable are accepted, by inode', () => {
+  const h = host({ [LIB]: 9, [EXE]: 7 });
+  assert.equal(policyRefusal(req({}), h), null);
+  assert.equal(policyRefusal(req({ library: EXE, symbols: ['SSL_write', 'SSL_read_ex'] }), h), null);
+});
+
+test('policy: a path that names another file than the one mapped or run is refused', () => {
+  // e.g. a bind mount over the path after the library was mapped: same name, other inode
+  assert.match(policyRefusal(req({}), host({ [LIB]: 10, [EXE]: 7 })) ?? '', /is not the file pid 42 maps/);
+  assert.match(policyRefusal(req({ library: EXE }), host({ [LIB]: 9, [EXE]: 8 })) ?? '', /is not the file pid 42 runs/);
+  // a symlink or a directory on the way: no regular file
+  assert.match(policyRefusal(req({}), host({ [LIB]: null })) ?? '', /not a regular file inside \/proc\/42\/root/);
+});
+
+test('policy: another process\'s executable, other libraries, other symbols, telegen itself', () => {
+  const h = host({ [LIB]: 9, [EXE]: 7 });
+  assert.match(policyRefusal(req({ library: '/usr/bin/other' }), h) ?? '', /not one tracer "tls" may hook/);
+  assert.match(policyRefusal(req({ library: '/usr/lib/x86_64-linux-gnu/libc.so.6' }), h) ?? '', /not one tracer "tls" may hook/);
+  assert.match(policyRefusal(req({ library: EXE }), host({}, { executable: () => '/usr/bin/else' })) ?? '', /not one tracer "tls" may hook/);
+  assert.match(policyRefusal(req({ symbols: ['SSL_read', 'system'] }), h) ?? '', /symbol\(s\) system not allowed/);
+  assert.match(policyRefusal(req({ pid: 1000 }), h) ?? '', /telegen itself/);
+  assert.match(policyRefusal(req({ pid: 43 }), h) ?? '', /does not exist/);
+  assert.match(policyRefusal(req({ library: '/usr/lib/./libssl.so.3' }), h) ?? '', /not normalized/);
+  assert.match(policyRefusal(req({ library: '/usr/lib/libssl.so.3' }), h) ?? '', /has no mapping of/);
+});
+
+test('list_targets names the policy\'s libraries the process maps and its executable', () => {
+  assert.deepEqual(uprobeTargets('tls', 42, host({})).sort(), [EXE, LIB].sort());
+  assert.deepEqual(uprobeTargets('xdp', 42, host({})), []);
+  const r = parseRequest(Buffer.from(JSON.stringify({ op: 'list_targets', id: 3, tracer: 'tls', pid: 42, library: LIB })));
+  assert.ok('ok' in r && r.error === 'malformed', 'no extra keys');
+});
+
+test('the policy allows exactly the SSL functions the TLS tracer attaches', () => {
+  assert.deepEqual([...UPROBE_POLICY.tls.symbols].sort(), SSL_FUNCS.map(([f]) => f).sort());
+});
+
+test('rate limit: a burst, then the refill rate', () => {
+  let now = 0;
+  const r = new RateLimit(3, 2, () => now);
+  assert.deepEqual([r.take(), r.take(), r.take(), r.take()], [true, true, true, false]);
+  now += 499;
+  assert.equal(r.take(), false, 'less than one token after 499 ms at 2/s');
+  now += 1;
+  assert.equal(r.take(), true);
+  now += 60_000;
+  assert.deepEqual([r.take(), r.take(), r.take(), r.take()], [true, true, true, false], 'never more than the burst');
+});
+
+test('the worker reads the pids of connection opens from a ring batch, and nothing else', () => {
+  const size = Math.max(tg_conn_event.size, tg_data_event.size);
+  const ring = new Uint8Array(size * 3);
+  const v = new DataView(ring.buffer);
+  const put = (i: number, type: number, pid: number) => {
+    v.setUint32(i * size + tg_conn_event.type, type, true);
+    v.setUint32(i * size + tg_conn_event.conn + tg_conn_info.pid, pid, true);
+  };
+  put(0, tg_event_type.TG_EV_CONN_OPEN, 4242);
+  put(1, tg_event_type.TG_EV_DATA, 777);
+  put(2, tg_event_type.TG_EV_CONN_OPEN, 99);
+  const index = new Uint32Array([0, size, size, size, 2 * size, 8]); // the last one is truncated
+  const out = new Set<number>();
+  connOpenPids(ring, index, 3, out);
+  assert.deepEqual([...out], [4242]);
+});
