@@ -1,23 +1,58 @@
-// Overhead on a traced service: a Node HTTP server on loopback driven by wrk at saturation, with
-// the agent off and on, alternating, several rounds, in one run. Reports throughput and latency
-// ratios, agent CPU per 1k req/s, agent RSS, and how many requests became spans.
+// Overhead on a traced service: a Node HTTP server and nginx on loopback, each driven by wrk at a
+// fixed rate and at saturation, with the agent off and on (the default config: every tracer it
+// enables), alternating, several rounds, in one run. Reports throughput and p50/p99 latency ratios,
+// agent CPU per 1k req/s, agent RSS, and how many requests became server spans.
+//
+// Fixed rate: wrk has no rate option, but its Lua `delay()` hook pauses each connection between
+// requests; with C connections and a pause of C/RATE seconds the offered load is about RATE
+// (less the response time, so the achieved rate is what is reported).
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf } from './lib';
 
-function startNode(): Promise<{ proc: ChildProcess; port: number }> {
+interface Server { name: string; proc: ChildProcess; port: number; stop(): void }
+
+function startNode(): Promise<Server> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ proc, port: Number(m[1]) }); });
-    proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+    proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ name: 'node', proc, port: Number(m[1]), stop: () => proc.kill('SIGTERM') }); });
+    proc.once('exit', (c) => reject(new Error(`node server exited ${c}`)));
   });
 }
 
+/** nginx from Debian, one worker, its own prefix in a temp dir, 127.0.0.1 only. */
+async function startNginx(port: number): Promise<Server> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-nginx-'));
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:${port};
+    location / { default_type text/plain; return 200 "hello world\\n"; }
+  }
+}
+`);
+  const proc = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 100; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/hello`)).ok) break; } catch { /* starting */ }
+    if (proc.exitCode !== null) throw new Error(`nginx exited ${proc.exitCode}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { name: 'nginx', proc, port, stop: () => { proc.kill('SIGQUIT'); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
 async function startAgent(dataDir: string, apiPort: number): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: 'ignore', env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
-  for (let i = 0; i < 300; i++) {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
+  for (let i = 0; i < 600; i++) {
     try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -25,8 +60,47 @@ async function startAgent(dataDir: string, apiPort: number): Promise<ChildProces
   throw new Error('agent did not become ready');
 }
 
-function wrk(url: string, seconds: number, conns: number): { rps: number; p50ms: number; p99ms: number; requests: number } {
-  const r = spawnSync('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
+/** Sum of every sample of a metric family on /metrics (0 when absent). */
+function metricSum(text: string, name: string): number {
+  let n = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) n += Number(m[1]);
+  return n;
+}
+
+/** Waits until the agent has consumed its backlog (records stop growing, trace queue empty), ≤120 s. */
+async function settle(apiPort: number): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
+  const t0 = Date.now();
+  let last = -1;
+  let text = '';
+  while (Date.now() - t0 < 120_000) {
+    try {
+      text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+    } catch (e) {
+      // a keep-alive socket the agent closed at that instant: ask again
+      await new Promise((r) => setTimeout(r, 500));
+      text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+    }
+    const records = metricSum(text, 'telegen_bpf_records_total');
+    const queued = metricSum(text, 'telegen_export_queue_items');
+    if (records === last && queued === 0) break;
+    last = records;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  return { seconds: (Date.now() - t0) / 1000, ringFull: metricSum(text, 'telegen_bpf_ring_full_total'), exportDropped: metricSum(text, 'telegen_export_dropped_total') };
+}
+
+interface WrkResult { rps: number; p50ms: number; p99ms: number; requests: number }
+
+function wrk(url: string, seconds: number, conns: number, rate: number): WrkResult {
+  const args = ['-t1', `-c${conns}`, `-d${seconds}s`, '--latency'];
+  let script: string | undefined;
+  if (rate > 0) {
+    script = path.join(os.tmpdir(), `telegen-wrk-${process.pid}-${rate}.lua`);
+    fs.writeFileSync(script, `function delay() return ${Math.max(1, Math.round((conns * 1000) / rate))} end\n`);
+    args.push('-s', script);
+  }
+  const r = spawnSync('wrk', [...args, url], { encoding: 'utf8' });
+  if (script) fs.rmSync(script, { force: true });
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)![1]);
   const requests = Number(/(\d+) requests in/.exec(r.stdout)![1]);
@@ -37,59 +111,88 @@ function wrk(url: string, seconds: number, conns: number): { rps: number; p50ms:
   return { rps, p50ms: lat('50'), p99ms: lat('99'), requests };
 }
 
-function countSpans(file: string, port: number): number {
-  if (!fs.existsSync(file)) return 0;
-  let n = 0;
+/** Server spans per server port in an OTLP/JSON traces file. */
+function countSpans(file: string): Map<number, number> {
+  const n = new Map<number, number>();
+  if (!fs.existsSync(file)) return n;
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line) continue;
     for (const rs of JSON.parse(line).resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) {
-      if (s.kind === 2 && (s.attributes ?? []).some((a: { key: string; value: { intValue?: string } }) => a.key === 'server.port' && Number(a.value.intValue) === port)) n++;
+      if (s.kind !== 2) continue;
+      const a = (s.attributes ?? []).find((x: { key: string }) => x.key === 'server.port');
+      if (a) n.set(Number(a.value.intValue), (n.get(Number(a.value.intValue)) ?? 0) + 1);
     }
   }
   return n;
 }
 
+interface Case { server: Server; mode: 'rate' | 'saturation' }
+interface Sample { off: WrkResult; on?: WrkResult; cpuPer1k?: number }
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { console.error('agent-overhead needs root (BPF)'); process.exit(1); }
   const rounds = Number(process.env.BENCH_ROUNDS || 3);
   const seconds = Number(process.env.BENCH_SECONDS || 8);
+  const rate = Number(process.env.BENCH_RATE || 1000);
   const conns = 16;
-  const server = await startNode();
-  const url = `http://127.0.0.1:${server.port}/hello`;
-  const off: ReturnType<typeof wrk>[] = [];
-  const on: ReturnType<typeof wrk>[] = [];
-  const cpuPer1k: number[] = [];
+  const servers = [await startNode(), await startNginx(18000 + (process.pid % 1000))];
+  const cases: Case[] = servers.flatMap((server) => (['rate', 'saturation'] as const).map((mode) => ({ server, mode })));
+  const samples = new Map<Case, Sample[]>(cases.map((c) => [c, []]));
   const rss: number[] = [];
-  const spanShare: number[] = [];
-  wrk(url, 2, conns); // warm the server's JIT
-  for (let r = 0; r < rounds; r++) {
-    off.push(wrk(url, seconds, conns));
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
-    const apiPort = 19000 + Math.floor(Math.random() * 1000);
-    const agent = await startAgent(dataDir, apiPort);
-    await new Promise((res) => setTimeout(res, 1000));
-    const cpu0 = cpuSecondsOf(agent.pid!);
-    const res = wrk(url, seconds, conns);
-    const cpu1 = cpuSecondsOf(agent.pid!);
-    rss.push(rssBytesOf(agent.pid!) / 2 ** 20);
-    on.push(res);
-    cpuPer1k.push(((cpu1 - cpu0) / seconds) * 100 / (res.rps / 1000));
-    await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
-    spanShare.push(countSpans(path.join(dataDir, 'traces.jsonl'), server.port) / res.requests);
-    fs.rmSync(dataDir, { recursive: true, force: true });
+  const backlog: Array<{ seconds: number; ringFull: number; exportDropped: number }> = [];
+  const spanShare = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+  const run = (c: Case) => wrk(`http://127.0.0.1:${c.server.port}/hello`, seconds, conns, c.mode === 'rate' ? rate : 0);
+  for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, 2, conns, 0); // warm up (JIT, caches)
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const c of cases) samples.get(c)!.push({ off: run(c) });
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
+      const apiPort = 19000 + Math.floor(Math.random() * 1000);
+      const agent = await startAgent(dataDir, apiPort);
+      await new Promise((res) => setTimeout(res, 1000));
+      const requests = new Map<number, number>();
+      for (const c of cases) {
+        const cpu0 = cpuSecondsOf(agent.pid!);
+        const res = run(c);
+        const cpu1 = cpuSecondsOf(agent.pid!);
+        const s = samples.get(c)![r];
+        s.on = res;
+        s.cpuPer1k = ((cpu1 - cpu0) / seconds) * 100 / (res.rps / 1000);
+        requests.set(c.server.port, (requests.get(c.server.port) ?? 0) + res.requests);
+      }
+      rss.push(rssBytesOf(agent.pid!) / 2 ** 20);
+      backlog.push(await settle(apiPort));
+      await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
+      const spans = countSpans(path.join(dataDir, 'traces.jsonl'));
+      for (const s of servers) spanShare.get(s.name)!.push((spans.get(s.port) ?? 0) / (requests.get(s.port) || 1));
+      if (agent.exitCode !== 0) process.stdout.write(`agent exit ${agent.exitCode} ${agent.signalCode}: ${fs.readFileSync(path.join(dataDir, 'agent.log'), 'utf8').slice(-2000)}\n`);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      process.stdout.write(`round ${r + 1}/${rounds} done\n`);
+    }
+  } finally {
+    for (const s of servers) s.stop();
   }
-  server.proc.kill('SIGTERM');
+  const report: Record<string, unknown> = {};
+  for (const c of cases) {
+    const v = samples.get(c)!.filter((x) => x.on);
+    report[`${c.server.name}_${c.mode}`] = {
+      untraced_rps: spread(v.map((x) => x.off.rps)),
+      traced_rps: spread(v.map((x) => x.on!.rps)),
+      throughput_ratio_traced_over_untraced: spread(v.map((x) => x.on!.rps / x.off.rps)),
+      p50_latency_ratio: spread(v.map((x) => x.on!.p50ms / x.off.p50ms)),
+      p99_latency_ratio: spread(v.map((x) => x.on!.p99ms / x.off.p99ms)),
+      untraced_p50_ms: spread(v.map((x) => x.off.p50ms)),
+      untraced_p99_ms: spread(v.map((x) => x.off.p99ms)),
+      agent_cpu_percent_of_a_core_per_1k_rps: spread(v.map((x) => x.cpuPer1k!)),
+    };
+  }
   writeResult('agent-overhead', {
-    workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, target: 'Node http server, GET /hello (keep-alive)' },
-    untraced_rps: spread(off.map((x) => x.rps)),
-    traced_rps: spread(on.map((x) => x.rps)),
-    throughput_ratio_traced_over_untraced: spread(on.map((x, i) => x.rps / off[i].rps)),
-    p50_latency_ratio: spread(on.map((x, i) => x.p50ms / off[i].p50ms)),
-    p99_latency_ratio: spread(on.map((x, i) => x.p99ms / off[i].p99ms)),
-    agent_cpu_percent_of_a_core_per_1k_rps: spread(cpuPer1k),
+    workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
+    cases: report,
     agent_rss_MiB: spread(rss),
-    spans_exported_per_request: spread(spanShare),
-    note: 'wrk, the server and the agent share the same 2 cores; spans_exported_per_request < 1 means the agent fell behind (ring drops are counted in /metrics)',
+    after_load_per_round: backlog,
+    server_spans_exported_per_request: Object.fromEntries([...spanShare].map(([k, v]) => [k, spread(v)])),
+    note: 'after the last case of a round the agent is given up to 120 s to consume its backlog (after_load_per_round: how long, ring records dropped, export items dropped) before SIGTERM; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
   });
 }
 
