@@ -47,7 +47,7 @@ const find = (objs: Obj[], kind: string, name?: string) => {
 };
 
 test('every rendered object validates against the Kubernetes schemas', needsKubectl, () => {
-  for (const dir of ['base', 'overlays/collector', 'overlays/legacy-kernel']) {
+  for (const dir of ['base', 'overlays/collector', 'overlays/legacy-kernel', 'overlays/single-process']) {
     const objs = render(dir);
     assert.ok(objs.length >= 6, `${dir}: ${objs.length} objects`);
     for (const o of objs) {
@@ -147,6 +147,20 @@ test('SYS_ADMIN is granted only by the legacy-kernel overlay, to the loader only
   const ds = find(render('overlays/legacy-kernel'), 'DaemonSet', 'telegen');
   assert.deepEqual([...container(ds, 'loader').securityContext.capabilities.add].sort(), [...SEED_CAPS, 'SYS_ADMIN'].sort());
   assert.deepEqual(container(ds, 'worker').securityContext.capabilities, { drop: ['ALL'] });
+});
+
+test('single-process overlay: one `telegen run` container, the same seed capabilities, the worker\'s API, probes and data', needsKubectl, () => {
+  const objs = render('overlays/single-process');
+  for (const o of objs) assert.ok(!JSON.stringify(o).includes('"privileged":true'), `${o.kind}/${o.metadata.name} is not privileged`);
+  const ds = find(objs, 'DaemonSet', 'telegen');
+  assert.deepEqual(ds.spec.template.spec.containers.map((c: { name: string }) => c.name), ['telegen']);
+  const c = container(ds, 'telegen');
+  assert.deepEqual(c.args, ['run', '--config', '/etc/telegen/telegen.yaml']);
+  assert.deepEqual([...c.securityContext.capabilities.add].sort(), [...SEED_CAPS].sort());
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+  assert.equal(c.resources.limits.memory, '1Gi');
+  assert.ok(c.volumeMounts.some((m) => m.name === 'data' && m.mountPath === '/var/lib/telegen'));
 });
 
 test('RBAC: get/list/watch on pods, nodes, replicasets, namespaces only', needsKubectl, () => {
