@@ -72,6 +72,7 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
   const pki = makePki();
   let http: Awaited<ReturnType<typeof startServer>> | undefined;
   let tls: Awaited<ReturnType<typeof startServer>> | undefined;
+  let nsServer: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
     await waitFor(async () => {
       if (loader.exitCode !== null || worker.exitCode !== null) throw new Error(`exited: loader ${loader.exitCode} worker ${worker.exitCode}\n${both()}`);
@@ -127,6 +128,24 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
     assert.ok(attached, `the loader attached node-late on the worker's request\n${both()}`);
     assert.equal((attached.peer as { pid: number }).pid, worker.pid, 'asked by the worker');
 
+    // A server in its own mount namespace, as in a container: the path it runs exists only in its
+    // view (a bind mount), so the loader attaches through /proc/PID/root.
+    const src = path.join(pki.dir, 'ns-src');
+    const view = path.join(pki.dir, 'ns-view');
+    fs.mkdirSync(src);
+    fs.mkdirSync(view);
+    fs.copyFileSync(process.execPath, path.join(src, 'node-ns'));
+    fs.chmodSync(path.join(src, 'node-ns'), 0o755);
+    nsServer = await startServer('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      `mount --bind ${src} ${view} && exec ${view}/node-ns ${path.join(pki.dir, 'server.js')} ${pki.key} ${pki.cert}`]);
+    const nsPort = nsServer.port;
+    await waitFor(() => {
+      curl(['--cacert', pki.ca, `https://localhost:${nsPort}/ns/1`]);
+      return spans().some((x) => x.kind === 2 && x.attributes['url.path'] === '/ns/1' && x.attributes['process.pid'] === nsServer!.proc.pid);
+    }, 60_000, 1000).catch(() => { throw new Error(`no HTTPS server span from the other mount namespace\n${both()}`); });
+    const viaRoot = jsonLines(loaderLogs).find((x) => x.msg === 'uprobes attached on request' && String(x.file).endsWith('/node-ns'));
+    assert.equal(viaRoot?.file, `/proc/${nsServer.proc.pid}/root${view}/node-ns`, 'attached through the process\'s root');
+
     // The same protocol by hand (root: request-only session): the accepted request and the
     // checks around it.
     const s = await loaderSession(sock);
@@ -166,6 +185,7 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
   } finally {
     await http?.stop();
     await tls?.stop();
+    await nsServer?.stop();
     for (const p of [worker, loader]) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     fs.rmSync(pki.dir, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
