@@ -23,6 +23,7 @@ import { installRoot } from './paths';
 import * as crypto from 'crypto';
 import * as path from 'path';
 import { createSignals, Signals } from './signals';
+import { collectMapFill, MapDesc, registerMaps } from './tracers/map-fill';
 import { correlateStage, CorrelateStage } from './correlate';
 import { Analytics } from './analytics';
 import { DnsMetrics } from './analytics/dns-metrics';
@@ -53,7 +54,7 @@ const alog = log.child({ component: 'agent' });
 
 export interface TracerStatus { name: string; ok: boolean; detail: string }
 
-interface NativeTracer { close(): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
+interface NativeTracer { close(): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; maps?(): MapDesc[]; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
 
 export interface StartOptions {
   /** The CLI's `run` (not an embedding process such as a bench) ends start-up holding only the
@@ -74,6 +75,7 @@ export class Agent {
   queues!: ExportQueues;
   private api?: http.Server;
   private socketTracer?: NativeTracer;
+  private untrackSocketMaps?: () => void;
   signals!: Signals;
   private extraTracers: RunningTracer[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -279,6 +281,8 @@ export class Agent {
         ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid,
       }, (ring, index, count) => this.kernel.onBatch(ring, index, count));
       this.socketTracer = t as unknown as NativeTracer;
+      const st = this.socketTracer;
+      if (st.maps) this.untrackSocketMaps = registerMaps('socket', () => st.maps!());
       const rep = this.socketTracer.report;
       for (const f of rep.failed) alog.warn({ tracer: 'socket', program: f.name, err: f.error }, 'program did not attach; the rest keep running');
       this.tracers.push({ name: 'socket', ok: rep.attached.length > 0, detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}` });
@@ -317,12 +321,13 @@ export class Agent {
   }
 
   private collect(m: SelfMetrics): void {
+    collectMapFill(m);
     for (const t of this.tracers) m.set('telegen_tracer_up', 'Whether a tracer is running (1) or not (0)', t.ok ? 1 : 0, { tracer: t.name });
     if (this.socketTracer) {
       const s = this.socketTracer.stats();
       for (const [k, v] of Object.entries(s)) m.set(`telegen_bpf_${k}_total`.replace(/[^a-zA-Z0-9_]/g, '_'), `Kernel-side socket tracer counter ${k}`, v, { tracer: 'socket' }, 'counter');
-      // the connection map's fill, in the same series the other tracers report theirs
-      try {
+      // Privilege separation: the loader holds the maps; the worker walks the connection map it was given.
+      if (!this.socketTracer.maps) try {
         const ms = this.socketTracer.mapStats?.();
         if (ms) {
           m.set('telegen_bpf_map_entries', 'Entries in a tracer BPF map', ms.conns, { tracer: 'socket', map: 'tg_conns' });
@@ -359,6 +364,7 @@ export class Agent {
     this.ready = false;
     for (const t of this.timers) clearInterval(t);
     this.watcher?.close();
+    this.untrackSocketMaps?.();
     try { this.socketTracer?.close(); } catch (e) { alog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
     for (const t of this.extraTracers) {
       try { await t.stop(); } catch (e) { alog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }

@@ -2,6 +2,7 @@
 
 #include "bpf_object.h"
 #include "caps.h"
+#include "map_fill.h"
 #include "privsep.h"
 #include "profile_tracer.h"
 #include "socket_tracer.h"
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfObject", telegen::BpfObject::Init(env));
   exports.Set("UprobeTracer", telegen::UprobeTracer::Init(env));
   exports.Set("dropCapabilities", Napi::Function::New(env, telegen::DropCapabilities));
+  telegen::InitMapFill(env, exports);
   telegen::InitPrivsep(env, exports);
   return exports;
 }

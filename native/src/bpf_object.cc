@@ -1,5 +1,7 @@
 #include "bpf_object.h"
 
+#include "map_fill.h"
+
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -141,6 +143,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
                          InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
                          InstanceMethod<&BpfObject::MapDelete>("mapDelete"),
                          InstanceMethod<&BpfObject::MapCount>("mapCount"),
+                         InstanceMethod<&BpfObject::Maps>("maps"),
                          InstanceMethod<&BpfObject::RingOpen>("ringOpen"),
                          InstanceMethod<&BpfObject::RingPoll>("ringPoll"),
                          InstanceMethod<&BpfObject::Close>("close"),
@@ -325,6 +328,8 @@ Napi::Value BpfObject::MapCount(const Napi::CallbackInfo &info) {
   }
   return Napi::Number::New(env, n);
 }
+
+Napi::Value BpfObject::Maps(const Napi::CallbackInfo &info) { return DescribeMaps(info.Env(), obj_); }
 
 Napi::Value BpfObject::MapLookup(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();

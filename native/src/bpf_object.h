@@ -32,6 +32,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapCount(const Napi::CallbackInfo &info);
   Napi::Value RingOpen(const Napi::CallbackInfo &info);
   Napi::Value RingPoll(const Napi::CallbackInfo &info);
+  Napi::Value Maps(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
   void Teardown();

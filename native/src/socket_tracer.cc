@@ -1,5 +1,7 @@
 #include "socket_tracer.h"
 
+#include "map_fill.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
@@ -167,6 +169,7 @@ Napi::Function SocketTracer::Init(Napi::Env env) {
                          InstanceMethod<&SocketTracer::Open>("open"),
                          InstanceMethod<&SocketTracer::Stats>("stats"),
                          InstanceMethod<&SocketTracer::MapStats>("mapStats"),
+                         InstanceMethod<&SocketTracer::Maps>("maps"),
                          InstanceMethod<&SocketTracer::Close>("close"),
                          InstanceMethod<&SocketTracer::MapFds>("mapFds"),
                          InstanceAccessor<&SocketTracer::GetRing>("ring"),
@@ -325,6 +328,8 @@ Napi::Value SocketTracer::MapStats(const Napi::CallbackInfo &info) {
   out.Set("ringBytes", Napi::Number::New(env, static_cast<double>(bpf_map__max_entries(skel_->maps.tg_ring))));
   return out;
 }
+
+Napi::Value SocketTracer::Maps(const Napi::CallbackInfo &info) { return DescribeMaps(info.Env(), skel_ ? skel_->obj : nullptr); }
 
 void SocketTracer::Teardown() {
   // Links first so nothing new is produced while the reader winds down.

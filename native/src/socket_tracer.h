@@ -25,6 +25,7 @@ class SocketTracer : public Napi::ObjectWrap<SocketTracer> {
   Napi::Value Open(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value MapStats(const Napi::CallbackInfo &info);
+  Napi::Value Maps(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
   Napi::Value MapFds(const Napi::CallbackInfo &info);
   Napi::Value GetRing(const Napi::CallbackInfo &info);

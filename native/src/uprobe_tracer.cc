@@ -1,5 +1,7 @@
 #include "uprobe_tracer.h"
 
+#include "map_fill.h"
+
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -51,35 +53,17 @@ std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
 // that name, so sharing it would be a guess). Maps are found through /proc/self/fd because the
 // tracer that owns them lives in another addon object and must not change for us.
 int FindOwnMap(const std::string &name, bpf_map_info *out) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
   int found = -1;
-  __u32 found_id = 0;
-  int dfd = dirfd(d);
-  while (dirent *e = readdir(d)) {
-    char *end;
-    long fd = strtol(e->d_name, &end, 10);
-    if (*end || fd == dfd) continue;
-    char link[64];
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%ld", fd);
-    ssize_t n = readlink(path, link, sizeof(link) - 1);
-    if (n <= 0) continue;
-    link[n] = 0;
-    if (strcmp(link, "anon_inode:bpf-map") != 0) continue;
-    bpf_map_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len)) continue;
-    if (name != info.name) continue;
-    if (found >= 0 && info.id != found_id) {
+  ForEachOwnMap([&](int fd, const bpf_map_info &info) {
+    if (name != info.name) return true;
+    if (found >= 0 && info.id != out->id) {
       found = -2;
-      break;
+      return false;
     }
     found = fd;
-    found_id = info.id;
     *out = info;
-  }
-  closedir(d);
+    return true;
+  });
   return found;
 }
 
@@ -127,6 +111,7 @@ Napi::Function UprobeTracer::Init(Napi::Env env) {
                          InstanceMethod<&UprobeTracer::Keys>("keys"),
                          StaticMethod<&UprobeTracer::Nghttp2Layout>("nghttp2Layout"),
                          StaticMethod<&UprobeTracer::SymbolOffset>("symbolOffset"),
+                         InstanceMethod<&UprobeTracer::Maps>("maps"),
                          InstanceMethod<&UprobeTracer::Close>("close"),
                      });
 }
@@ -457,6 +442,8 @@ void UprobeTracer::Teardown() {
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }
+
+Napi::Value UprobeTracer::Maps(const Napi::CallbackInfo &info) { return DescribeMaps(info.Env(), obj_); }
 
 Napi::Value UprobeTracer::Close(const Napi::CallbackInfo &info) {
   Teardown();

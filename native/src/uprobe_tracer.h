@@ -26,6 +26,7 @@ class UprobeTracer : public Napi::ObjectWrap<UprobeTracer> {
   Napi::Value Keys(const Napi::CallbackInfo &info);
   static Napi::Value Nghttp2Layout(const Napi::CallbackInfo &info);
   static Napi::Value SymbolOffset(const Napi::CallbackInfo &info);
+  Napi::Value Maps(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
   void Teardown();

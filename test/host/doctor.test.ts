@@ -35,3 +35,33 @@ test('doctor prints readable lines with a fix for each missing piece', () => {
   for (const line of r.stdout.split('\n').filter((l) => l.includes('MISS'))) assert.ok(line.length > 10);
   assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /, 'no stack trace');
 });
+
+test('doctor names the security rules that cannot fire on this kernel, and why', () => {
+  const fs = require('fs') as typeof import('fs');
+  const os = require('os') as typeof import('os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-doctor-rules-'));
+  fs.writeFileSync(path.join(dir, 'rules.yaml'), [
+    'rules:',
+    '  - { id: any-exec, description: an exec, event: exec, severity: info }',
+    '  - { id: module-load, description: a module load, event: module, severity: error }',
+    '  - { id: any-mount, description: a mount, event: mount, severity: warn }',
+  ].join('\n'));
+  const env = { ...process.env, TELEGEN_SECURITY_POLICY_DIR: dir };
+  const json = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'doctor', '--json'], { encoding: 'utf8', timeout: 60_000, env });
+  assert.equal(json.status, 0, json.stderr);
+  const j = JSON.parse(json.stdout) as { securityRules: { policyDir: string; rules: Array<{ id: string; event: string; active: boolean; why?: string }> } };
+  assert.equal(j.securityRules.policyDir, dir);
+  // What the kernel offers decides, read here independently of the agent's code.
+  const events = '/sys/kernel/tracing/events/syscalls';
+  const has = (sys: string) => fs.existsSync(`${events}/sys_enter_${sys}`) && fs.existsSync(`${events}/sys_exit_${sys}`);
+  const moduleActive = has('init_module') || has('finit_module');
+  assert.deepEqual(j.securityRules.rules.map((r) => [r.id, r.active]), [['any-exec', true], ['module-load', moduleActive], ['any-mount', has('mount')]]);
+  if (process.env.CI) assert.equal(moduleActive, false, 'this CI kernel has no module support (no init_module tracepoints)');
+  const mod = j.securityRules.rules[1];
+  if (!moduleActive) assert.match(mod.why!, /no tracepoint syscalls\/sys_enter_init_module/);
+  const text = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'doctor'], { encoding: 'utf8', timeout: 60_000, env });
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, new RegExp(`security rules \\(${dir.replace(/[/.-]/g, '\\$&')}\\):\\n  ${moduleActive ? 3 : 2} of 3 can fire here`));
+  if (!moduleActive) assert.match(text.stdout, /inactive module-load\s+\(module\) — no tracepoint/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -8,13 +8,20 @@ import { flattenMetrics, flattenLogs, FlatLog } from '../helpers/otlp-receiver';
 
 export interface Point { attributes: Record<string, unknown>; value: number; count?: number; sum?: number }
 
+/** Whole lines only: the agent may be writing the last one while a test polls the file. */
+function completeLines(file: string): string[] {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  lines.pop();
+  return lines;
+}
+
 /** The latest cumulative point of every series (one export may be split over several lines, so
  *  series are keyed by name + attributes and the newest timeUnixNano wins). */
 export function latestMetrics(dataDir: string): Map<string, Point[]> {
   const file = path.join(dataDir, 'metrics.jsonl');
   const series = new Map<string, { name: string; t: bigint; p: Point }>();
   if (fs.existsSync(file)) {
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    for (const line of completeLines(file)) {
       if (!line.trim()) continue;
       for (const m of flattenMetrics(JSON.parse(line))) {
         for (const dp of m.dataPoints as Array<Record<string, unknown>>) {
@@ -57,7 +64,7 @@ export function pointsWhere(metrics: Map<string, Point[]>, name: string, where: 
 export function readLogs(dataDir: string): FlatLog[] {
   const file = path.join(dataDir, 'logs.jsonl');
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => flattenLogs(JSON.parse(l)));
+  return completeLines(file).filter((l) => l.trim()).flatMap((l) => flattenLogs(JSON.parse(l)));
 }
 
 /** A config file for startAgent: only the named tracers on (every other registered tracer off,
@@ -75,4 +82,21 @@ export function tracerConfig(tracers: Record<string, unknown>): string {
 
 export function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** The maps a compiled BPF object declares (name and BPF_MAP_TYPE_* number), read from its BTF
+ *  (.maps section: each variable's `type` member is a pointer to an array of `type` elements). */
+export function objectMaps(stem: string): Array<{ name: string; type: number }> {
+  const file = path.join(__dirname, '..', '..', '..', 'build', 'bpf', `${stem}.bpf.o`);
+  type T = { id: number; kind: string; name: string; type_id?: number; nr_elems?: number; vars?: Array<{ type_id: number }>; members?: Array<{ name: string; type_id: number }> };
+  const types = (JSON.parse(sh('bpftool', ['-j', 'btf', 'dump', 'file', file])) as { types: T[] }).types;
+  const byId = new Map(types.map((t) => [t.id, t]));
+  const sec = types.find((t) => t.kind === 'DATASEC' && t.name === '.maps');
+  return (sec?.vars ?? []).map((v) => {
+    const variable = byId.get(v.type_id)!;
+    const def = byId.get(variable.type_id!)!;
+    const typeMember = def.members!.find((m) => m.name === 'type')!;
+    const arr = byId.get(byId.get(typeMember.type_id)!.type_id!)!;
+    return { name: variable.name, type: arr.nr_elems! };
+  });
 }

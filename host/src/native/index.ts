@@ -69,6 +69,9 @@ export interface SocketTracer {
   stats(): SocketTracerStats;
   /** Walks the connection map: O(entries), for diagnostics. */
   mapStats(): SocketTracerMapStats;
+  /** The object's maps with their kernel ids (tracers/map-fill.ts samples their fill); absent
+   *  in the privilege-separated worker, where the loader holds the maps. */
+  maps?(): Array<{ name: string; id: number; type: number; maxEntries: number }>;
   /** Detaches every program, stops the reader thread, frees the maps. Idempotent; stats()
    *  keeps returning the totals as they were at close. */
   close(): void;
@@ -78,6 +81,7 @@ interface NativeSocketTracer {
   open(opts: object, handler: (count: number) => void): AttachReport;
   stats(): { kernel: number[]; batches: number; records: number; ringPendingBytes: number };
   mapStats(): SocketTracerMapStats;
+  maps(): Array<{ name: string; id: number; type: number; maxEntries: number }>;
   close(): void;
   readonly ring: Uint8Array | null;
   readonly index: Uint32Array | null;
@@ -165,6 +169,7 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
       return out;
     },
     mapStats: () => native.mapStats(),
+    maps: () => (closed ? [] : native.maps()),
     close(): void {
       if (closed) return;
       closed = true;

@@ -36,6 +36,15 @@ export const KIND_PROGRAMS: Record<EventKind, string[][]> = {
   connect: [['tg_sec_in_connect', 'tg_sec_out_connect']],
 };
 
+/** The tracepoint a security program attaches to (category/name), from the naming bpf/security.bpf.c
+ *  follows: tg_sec_in_X / tg_sec_out_X on syscalls/sys_enter_X / sys_exit_X, tg_sec_exec on sched_process_exec. */
+export function programTracepoint(prog: string): string {
+  if (prog === 'tg_sec_exec') return 'sched/sched_process_exec';
+  const m = /^tg_sec_(in|out)_(\w+)$/.exec(prog);
+  if (!m) throw new Error(`no tracepoint known for ${prog}`);
+  return `syscalls/sys_${m[1] === 'in' ? 'enter' : 'exit'}_${m[2]}`;
+}
+
 export const PTRACE_REQUEST: Record<number, string> = { 0: 'traceme', 16: 'attach', 0x4206: 'seize' };
 export const BPF_COMMAND: Record<number, string> = { 0: 'BPF_MAP_CREATE', 5: 'BPF_PROG_LOAD', 8: 'BPF_PROG_ATTACH', 17: 'BPF_RAW_TRACEPOINT_OPEN', 28: 'BPF_LINK_CREATE' };
 

@@ -1,9 +1,11 @@
 // Typed wrapper over the native BpfObject (native/src/bpf_object.cc), shared by the kernel tracers
 // (tcp, xdp, fileio, security): load an object file, attach each program on its own with a report,
-// read maps, poll a ring, and publish every map's fill and the ring's drops on /metrics.
+// read maps, poll a ring, and publish the ring's drops on /metrics (every hash map's fill is
+// sampled by map-fill.ts from the moment the object loads).
 import * as path from 'path';
 import { loadNative, nativeAddonPath } from '../native';
 import { SelfMetrics } from '../metrics/self';
+import { MapDesc, registerMaps } from './map-fill';
 
 interface NativeBpfObject {
   load(file: string, opts: { rodata?: Record<string, number>; maxEntries?: Record<string, number> }): { programs: string[]; failed: Array<{ name: string; error: string }>; ncpu: number };
@@ -14,6 +16,7 @@ interface NativeBpfObject {
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   mapDelete(map: string, key: Buffer): boolean;
   mapCount(map: string): number;
+  maps(): MapDesc[];
   ringOpen(map: string): void;
   ringPoll(max?: number): Buffer[];
   close(): void;
@@ -35,7 +38,9 @@ export class BpfObject {
   readonly ncpu: number;
   readonly report: AttachReport = { attached: [], failed: [], progIds: [] };
   private closed = false;
+  private readonly untrack: () => void;
 
+  /** `stem` names the object file and, on /metrics, the tracer its maps belong to. */
   constructor(readonly stem: string, opts: { rodata?: Record<string, number>; maxEntries?: Record<string, number> } = {}) {
     const Ctor = (loadNative() as unknown as { BpfObject: new () => NativeBpfObject }).BpfObject;
     if (!Ctor) throw new Error('native addon has no BpfObject; rebuild with npm run build:native');
@@ -44,6 +49,7 @@ export class BpfObject {
     this.ncpu = r.ncpu;
     this.report.failed.push(...r.failed.map((f) => ({ name: f.name, error: `load: ${f.error}` })));
     this.programs = r.programs;
+    this.untrack = registerMaps(stem, () => (this.closed ? [] : this.n.maps()));
   }
 
   readonly programs: string[];
@@ -63,7 +69,10 @@ export class BpfObject {
   }
 
   mapInfo(map: string) { return this.n.mapInfo(map); }
+  /** O(entries) key walk: for tests and small maps; /metrics uses map-fill.ts. */
   mapCount(map: string): number { return this.n.mapCount(map); }
+  /** The object's maps with their kernel ids (hash, array, ring …). */
+  maps(): MapDesc[] { return this.n.maps(); }
   lookup(map: string, key: Buffer): Buffer | null { return this.n.mapLookup(map, key); }
   update(map: string, key: Buffer, value: Buffer): void { this.n.mapUpdate(map, key, value); }
   delete(map: string, key: Buffer): boolean { return this.n.mapDelete(map, key); }
@@ -94,17 +103,9 @@ export class BpfObject {
   /** Records committed so far (copied), at most `max`; never blocks. */
   pollRing(max = 4096): Buffer[] { return this.n.ringPoll(max); }
 
-  /**
-   * Publishes on /metrics: the fill of every listed map (entries/capacity) and the tracer's kernel
-   * counters (drops included). Hash walks are O(entries): called at scrape time only.
-   */
-  collect(m: SelfMetrics, tracer: string, maps: string[], stats?: { map: string; names: string[] }): void {
+  /** Publishes the tracer's kernel counters (ring drops included) on /metrics: one per-CPU array read. */
+  collect(m: SelfMetrics, tracer: string, stats?: { map: string; names: string[] }): void {
     if (this.closed) return;
-    for (const map of maps) {
-      const info = this.n.mapInfo(map);
-      m.set('telegen_bpf_map_entries', 'Entries in a tracer BPF map', this.n.mapCount(map), { tracer, map });
-      m.set('telegen_bpf_map_capacity', 'max_entries of a tracer BPF map', info.maxEntries, { tracer, map });
-    }
     if (stats) {
       const v = this.perCpuU64(stats.map);
       stats.names.forEach((name, i) => m.set(`telegen_bpf_${name}_total`, `Kernel-side ${tracer} tracer counter ${name}`, v[i] ?? 0, { tracer }, 'counter'));
@@ -114,6 +115,7 @@ export class BpfObject {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.untrack();
     this.n.close();
   }
 }

@@ -126,7 +126,7 @@ export const fileioTracer: TracerFactory = (ctx) => {
   let stopped = false;
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
-    obj.collect(m, 'fileio', ['tg_fileio_files', 'tg_fileio_inflight'], { map: 'tg_fileio_stats', names: STAT_NAMES });
+    obj.collect(m, 'fileio', { map: 'tg_fileio_stats', names: STAT_NAMES });
     m.set('telegen_tracer_events_handled_total', 'Kernel events a tracer turned into signals', handled, { tracer: 'fileio' }, 'counter');
     m.set('telegen_fileio_swept_total', 'fd entries removed because their process exited without closing them', swept, { tracer: 'fileio' }, 'counter');
   });

@@ -14,6 +14,7 @@ import { tg_tls_stat } from '../generated/tls-layout';
 import { packOffsets } from '../gotrace/offsets';
 import { GoBinaryStatus, setGoStatusSource } from '../gotrace/status';
 import { GO_TLS_FUNCS, GO_TLS_RETURN_PROG, analyzeForTls, whyNot } from '../gotrace/probes';
+import { MapDesc, trackTracerObject } from './map-fill';
 
 const glog = log.child({ component: 'tracer.go' });
 
@@ -157,6 +158,7 @@ const STAT_NAMES = (['EVENTS', 'RING_FULL', 'NO_CONN', 'READ_FAULT', 'TRUNCATED'
 interface NativeGoTracer extends NativeUprobes {
   open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
   stats(map: string): number[];
+  maps(): MapDesc[];
   close(): void;
 }
 
@@ -187,6 +189,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
     const v = t.stats('go_tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
+  const untrack = trackTracerObject(ctx.metrics, 'go', t, 'go_tls_stats', STAT_NAMES);
   const st = attacher.status();
   return {
     name: 'go',
@@ -195,6 +198,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
       clearInterval(timer);
       setGoStatusSource(undefined);
       attacher.detachAll();
+      untrack();
       t.close();
     },
   };

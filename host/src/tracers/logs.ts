@@ -115,7 +115,7 @@ export const logsTracer: TracerFactory = (ctx) => {
   let stopped = false;
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
-    obj.collect(m, 'logs', ['tg_logs_pids'], { map: 'tg_logs_stats', names: STAT_NAMES });
+    obj.collect(m, 'logs', { map: 'tg_logs_stats', names: STAT_NAMES });
     m.set('telegen_logs_writes_total', 'stdout/stderr writes captured from selected processes', writes, {}, 'counter');
     m.set('telegen_logs_records_total', 'Log records exported from captured lines', exported, {}, 'counter');
     m.set('telegen_logs_linked_total', 'Log records linked to the trace of the request in flight on their thread', link.linked, {}, 'counter');

@@ -113,7 +113,7 @@ export const securityTracer: TracerFactory = (ctx) => {
   let stopped = false;
   m.addCollector((mm) => {
     if (stopped) return;
-    obj.collect(mm, 'security', ['tg_sec_inflight'], { map: 'tg_sec_stats', names: STAT_NAMES });
+    obj.collect(mm, 'security', { map: 'tg_sec_stats', names: STAT_NAMES });
     mm.clear('telegen_security_rule_active');
     for (const r of policy.rules) mm.set('telegen_security_rule_active', 'Whether a security rule can fire on this kernel (its programs attached)', active.has(r.event) ? 1 : 0, { rule: r.id, event: r.event });
   });

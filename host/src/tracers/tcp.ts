@@ -145,7 +145,7 @@ export const tcpTracer: TracerFactory = (ctx) => {
   let stopped = false;
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
-    obj.collect(m, 'tcp', ['tg_tcp_conns'], { map: 'tg_tcp_stats', names: STAT_NAMES });
+    obj.collect(m, 'tcp', { map: 'tg_tcp_stats', names: STAT_NAMES });
     m.set('telegen_tracer_events_handled_total', 'Kernel events a tracer turned into signals', handled, { tracer: 'tcp' }, 'counter');
     const h = obj.perCpuU64('tg_tcp_rtt_hist');
     const slots = h.length / 2;

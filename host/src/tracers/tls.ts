@@ -12,6 +12,7 @@ import { TracerContext, TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
 import { loadNative, nativeAddonPath } from '../native';
 import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
+import { MapDesc, trackTracerObject } from './map-fill';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -45,6 +46,7 @@ interface NativeUprobeTracer {
   detach(handle: number): boolean;
   stats(map: string): number[];
   keys(map: string): Buffer[];
+  maps(): MapDesc[];
   close(): void;
 }
 
@@ -412,6 +414,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
     const v = t.stats('tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
+  const untrack = trackTracerObject(ctx.metrics, 'tls', t, 'tls_stats', STAT_NAMES);
   const files = attacher.hookedFiles();
   return {
     name: 'tls',
@@ -423,6 +426,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
     stop(): void {
       clearInterval(timer);
       clearInterval(cbTimer);
+      untrack();
       t.close();
     },
   };

@@ -100,7 +100,7 @@ export const xdpTracer: TracerFactory = (ctx) => {
   }
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
-    obj.collect(m, 'xdp', ['tg_xdp_flows'], { map: 'tg_xdp_stats', names: STAT_NAMES });
+    obj.collect(m, 'xdp', { map: 'tg_xdp_stats', names: STAT_NAMES });
     m.set('telegen_tracer_events_handled_total', 'Kernel events a tracer turned into signals', samples, { tracer: 'xdp' }, 'counter');
   });
   const r: RunningTracer = {
