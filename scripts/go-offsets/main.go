@@ -4,6 +4,9 @@
 //
 //	go build -o /tmp/go-offsets scripts/go-offsets/main.go && /tmp/go-offsets
 //
+// `/tmp/go-offsets http2` prints the rows of host/src/gotrace/http2.ts instead (net/http's
+// bundled HTTP/2 structs the header-field probes read).
+//
 // Reading DWARF (not unsafe.Offsetof) reaches unexported fields of other packages
 // (runtime.g.goid, crypto/tls.Conn.conn) the way a debugger would.
 package main
@@ -15,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 )
@@ -26,6 +30,25 @@ func keep() {
 		tc := tls.Client(c, &tls.Config{})
 		tc.Write(nil)
 		c.(*net.TCPConn).SetNoDelay(true)
+	}
+	// net/http's server and client both link its bundled HTTP/2.
+	http.Get("https://127.0.0.1:1")
+	http.ListenAndServeTLS("127.0.0.1:1", "", "", nil)
+}
+
+// The bundled HTTP/2 offsets (host/src/gotrace/http2.ts). Interface fields: the data word is
+// one pointer in.
+func http2Offsets(d *dwarf.Data) map[string]interface{} {
+	s := structs(d, map[string]bool{"net/http.http2FrameHeader": true, "net/http.http2HeadersFrame": true,
+		"net/http.http2writeResHeaders": true, "net/http.http2serverConn": true, "net/http.http2clientStream": true, "net/http.http2ClientConn": true})
+	return map[string]interface{}{
+		"goVersion":           runtime.Version(),
+		"frameStreamId":       field(s["net/http.http2HeadersFrame"], "http2FrameHeader") + field(s["net/http.http2FrameHeader"], "StreamID"),
+		"resHeadersStreamId":  field(s["net/http.http2writeResHeaders"], "streamID"),
+		"serverConnConnData":  field(s["net/http.http2serverConn"], "conn") + 8,
+		"clientStreamCc":      field(s["net/http.http2clientStream"], "cc"),
+		"clientStreamId":      field(s["net/http.http2clientStream"], "ID"),
+		"clientConnTconnData": field(s["net/http.http2ClientConn"], "tconn") + 8,
 	}
 }
 
@@ -84,6 +107,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "no DWARF (built with -ldflags=-w?):", err)
 		os.Exit(1)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "http2" {
+		json.NewEncoder(os.Stdout).Encode(http2Offsets(d))
+		return
 	}
 	want := map[string]bool{"crypto/tls.Conn": true, "net.TCPConn": true, "net.conn": true, "net.netFD": true, "internal/poll.FD": true, "runtime.g": true}
 	s := structs(d, want)

@@ -27,3 +27,9 @@ export function buildGo(name: string, dir = fs.mkdtempSync(path.join(os.tmpdir()
   execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, src], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
   return { dir, plain, stripped };
 }
+
+/** The agent's Go instrumentation list (GET /api/discovery → goInstrumentation). */
+export async function agentGoStatus(apiPort: number): Promise<import('../../host/src/gotrace/status').GoBinaryStatus[]> {
+  const r = await fetch(`http://127.0.0.1:${apiPort}/api/discovery`, { signal: AbortSignal.timeout(15_000) });
+  return ((await r.json()) as { goInstrumentation: import('../../host/src/gotrace/status').GoBinaryStatus[] | null }).goInstrumentation ?? [];
+}

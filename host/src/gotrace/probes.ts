@@ -3,6 +3,13 @@
 import * as fs from 'fs';
 import { analyzeGoBinary, GoBinary } from './analyze';
 import { GoBinaryStatus } from './status';
+import { GO_H2_FUNCS, planH2 } from './http2';
+
+/** Whether the header-field probes could go in (doctor: nothing is attached). */
+function h2Verdict(g: GoBinary): GoBinaryStatus['http2'] {
+  const p = planH2(g);
+  return 'reason' in p ? { instrumented: false, probes: 0, reason: p.reason } : { instrumented: false, probes: p.attach.length };
+}
 
 /**
  * [function, its entry program in bpf/go_tls.bpf.c, whether its RETs get GO_TLS_RETURN_PROG]:
@@ -14,8 +21,9 @@ export const GO_TLS_FUNCS: ReadonlyArray<[string, string, boolean]> = [
 ];
 export const GO_TLS_RETURN_PROG = 'go_tls_return';
 
-export function analyzeForTls(file: string): GoBinary | undefined {
-  return analyzeGoBinary(file, GO_TLS_FUNCS.map(([f]) => f));
+/** `extra`: functions other probe sets want from the same analysis (one pclntab walk). */
+export function analyzeForTls(file: string, extra: readonly string[] = []): GoBinary | undefined {
+  return analyzeGoBinary(file, [...GO_TLS_FUNCS.map(([f]) => f), ...extra]);
 }
 
 /** Why a Go binary cannot get the TLS probes, or undefined when it can. */
@@ -41,10 +49,10 @@ export function inspectGoProcesses(procRoot = '/proc'): GoBinaryStatus[] {
     try { const st = fs.statSync(link); key = `${st.dev}:${st.ino}`; } catch { continue; }
     if (!byFile.has(key)) {
       let g: GoBinary | undefined;
-      try { g = analyzeForTls(link); } catch { g = undefined; }
+      try { g = analyzeForTls(link, GO_H2_FUNCS); } catch { g = undefined; }
       let shown = link;
       try { shown = fs.readlinkSync(link); } catch { /* gone */ }
-      byFile.set(key, g ? { path: shown, goVersion: g.buildInfo.goVersion, symbols: g.symbols, instrumented: false, reason: whyNot(g), probes: 0, pids: [] } : null);
+      byFile.set(key, g ? { path: shown, goVersion: g.buildInfo.goVersion, symbols: g.symbols, instrumented: false, reason: whyNot(g), probes: 0, pids: [], http2: h2Verdict(g) } : null);
     }
     byFile.get(key)?.pids.push(Number(pid));
   }

@@ -14,7 +14,9 @@ import { tg_tls_stat } from '../generated/tls-layout';
 import { packOffsets } from '../gotrace/offsets';
 import { GoBinaryStatus, setGoStatusSource } from '../gotrace/status';
 import { GO_TLS_FUNCS, GO_TLS_RETURN_PROG, analyzeForTls, whyNot } from '../gotrace/probes';
-import { MapDesc, trackTracerObject } from './map-fill';
+import { GO_H2_FUNCS, attachH2 } from '../gotrace/http2';
+import { openGoHttp2 } from './go-http2';
+import { openGoExec } from './go-exec';
 
 const glog = log.child({ component: 'tracer.go' });
 
@@ -24,7 +26,7 @@ export interface NativeUprobes {
   detach(handle: number): boolean;
 }
 
-interface Hooked { status: GoBinaryStatus; handles: number[] }
+interface Hooked { status: GoBinaryStatus; handles: number[]; h2Handles: number[] }
 
 function fileKey(p: string): string | null {
   try {
@@ -39,18 +41,19 @@ export class GoAttacher {
   /** dev:inode of every executable looked at (Go or not) → what was done. */
   readonly binaries = new Map<string, Hooked | null>();
 
-  constructor(private readonly t: NativeUprobes, private readonly selfPid = process.pid) {}
+  /** `h2`: the go_http2 object (HTTP/2 header fields, gotrace/http2.ts), when loaded. */
+  constructor(private readonly t: NativeUprobes, private readonly selfPid = process.pid, private readonly h2?: NativeUprobes) {}
 
   /** Analyzes and hooks one executable; returns its status (null: not Go). */
   attachFile(file: string, key: string): Hooked | null {
     const t0 = process.hrtime.bigint();
-    const g = analyzeForTls(file);
+    const g = analyzeForTls(file, this.h2 ? GO_H2_FUNCS : []);
     if (!g) {
       this.binaries.set(key, null);
       return null;
     }
     const status: GoBinaryStatus = { path: file, goVersion: g.buildInfo.goVersion, symbols: g.symbols, instrumented: false, probes: 0, pids: [] };
-    const h: Hooked = { status, handles: [] };
+    const h: Hooked = { status, handles: [], h2Handles: [] };
     this.binaries.set(key, h);
     status.reason = whyNot(g);
     if (status.reason) {
@@ -72,6 +75,12 @@ export class GoAttacher {
       glog.warn({ file, err: status.reason }, 'Go binary not instrumented');
       return h;
     }
+    if (this.h2) {
+      const h2 = this.h2;
+      const r = attachH2(g, (a) => this.attach(a.prog, file, a.offset, a.cookie, h2), (x) => h2.detach(x));
+      h.h2Handles = r.handles;
+      status.http2 = r.status;
+    }
     status.instrumented = true;
     status.probes = h.handles.length;
     status.attachMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -82,15 +91,21 @@ export class GoAttacher {
   /** A perf-event uprobe, or — when the kernel refuses it (after the agent dropped to its
    *  run-time capabilities, perf-event uprobes need CAP_SYS_ADMIN here) — the program's
    *  uprobe_multi twin at the same offset. */
-  private attach(prog: string, file: string, offset: number, cookie: number): number {
-    if (this.multiOnly) return this.t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+  private attach(prog: string, file: string, offset: number, cookie: number, t = this.t): number {
+    if (this.multiOnly) return t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
     try {
-      return this.t.attachUprobe(prog, file, offset, false, -1, cookie);
+      return t.attachUprobe(prog, file, offset, false, -1, cookie);
     } catch (e) {
       if (!/Permission denied/.test((e as Error).message)) throw e;
       this.multiOnly = true;
-      return this.t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+      return t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
     }
+  }
+
+  private release(h: Hooked | null): void {
+    if (!h) return;
+    for (const x of h.handles) this.t.detach(x);
+    for (const x of h.h2Handles) this.h2?.detach(x);
   }
 
   private multiOnly = false;
@@ -133,7 +148,7 @@ export class GoAttacher {
         continue;
       }
       // Nobody runs it any more: remove its probes and forget it (a new exec re-analyzes).
-      if (h) for (const x of h.handles) this.t.detach(x);
+      this.release(h);
       this.binaries.delete(key);
     }
   }
@@ -143,7 +158,7 @@ export class GoAttacher {
   }
 
   detachAll(): void {
-    for (const h of this.binaries.values()) if (h) for (const x of h.handles) this.t.detach(x);
+    for (const h of this.binaries.values()) this.release(h);
     this.binaries.clear();
   }
 }
@@ -158,7 +173,6 @@ const STAT_NAMES = (['EVENTS', 'RING_FULL', 'NO_CONN', 'READ_FAULT', 'TRUNCATED'
 interface NativeGoTracer extends NativeUprobes {
   open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
   stats(map: string): number[];
-  maps(): MapDesc[];
   close(): void;
 }
 
@@ -172,8 +186,10 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
     rodata: { self_pid: process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
     shareMaps: ['tg_conns', 'tg_ring'],
   });
-  const attacher = new GoAttacher(t);
+  const h2 = openGoHttp2(ctx);
+  const attacher = new GoAttacher(t, process.pid, h2 ?? undefined);
   attacher.scan();
+  const exec = openGoExec(ctx, attacher);
   const timer = setInterval(() => {
     try {
       attacher.scan();
@@ -189,17 +205,17 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
     const v = t.stats('go_tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
-  const untrack = trackTracerObject(ctx.metrics, 'go', t, 'go_tls_stats', STAT_NAMES);
   const st = attacher.status();
   return {
     name: 'go',
     detail: `${st.filter((s) => s.instrumented).length} Go binaries instrumented, ${st.filter((s) => !s.instrumented).length} not (see /api/discovery)`,
     stop(): void {
       clearInterval(timer);
+      exec?.stop();
       setGoStatusSource(undefined);
       attacher.detachAll();
-      untrack();
       t.close();
+      h2?.close();
     },
   };
 };

@@ -1,0 +1,104 @@
+// Exec-time attach for the Go tracer (bpf/go_exec.bpf.c): an executable the attacher has not
+// looked at is analyzed the moment it is exec'd (the periodic /proc scan stays as a safety net
+// for missed events), and a hooked process's exit removes its probes at once. With
+// `tracers.go.exec_hold`, a possibly-Go process is held stopped until its probes are in, so
+// even its first request is traced.
+import { TracerContext } from '../agent';
+import { log } from '../log';
+import { BpfObject } from './bpf-object';
+import { tg_go_exec_event, tg_go_exec_kind, tg_go_exec_file } from '../generated/go_exec-layout';
+import type { GoAttacher } from './go';
+
+const elog = log.child({ component: 'tracer.go.exec' });
+
+/** "st_dev:st_ino" (user-space dev encoding) → the kernel's key (dev as MAJOR << 20 | MINOR). */
+export function kernelFileKey(key: string): Buffer | undefined {
+  const [d, i] = key.split(':').map(Number);
+  if (!Number.isFinite(d) || !Number.isFinite(i)) return undefined;
+  const major = Math.floor(d / 256) & 0xfff;
+  const minor = (d & 0xff) | (Math.floor(d / 4096) & 0xfff00);
+  const b = Buffer.alloc(tg_go_exec_file.size);
+  b.writeBigUInt64LE(BigInt(i), tg_go_exec_file.ino);
+  b.writeUInt32LE(((major << 20) | minor) >>> 0, tg_go_exec_file.dev);
+  return b;
+}
+
+export interface GoExecWatch { stop(): void; }
+
+/** null when exec events cannot be had here (the /proc scan then does it all). */
+export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatch | null {
+  const cfg = ctx.cfg.tracers.go;
+  let obj: BpfObject;
+  try {
+    obj = new BpfObject('go_exec', { rodata: { self_pid: process.pid, hold: cfg.exec_hold ? 1 : 0 } });
+  } catch (e) {
+    elog.warn({ err: (e as Error).message }, 'exec events unavailable; new Go processes are found by the /proc scan');
+    return null;
+  }
+  const rep = obj.attachAll();
+  if (rep.failed.length) {
+    elog.warn({ failed: rep.failed }, 'exec events unavailable; new Go processes are found by the /proc scan');
+    obj.close();
+    return null;
+  }
+  obj.openRing('go_exec_ring');
+  const one = Buffer.from([1]);
+  const known = new Map<string, Buffer>();
+  const watched = new Set<number>();
+  const pidKey = (p: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(p); return b; };
+
+  // The kernel learns what the attacher knows: files looked at (no event on their next exec)
+  // and the pids running hooked files (their exit is reported).
+  const sync = () => {
+    const now = new Set<string>();
+    const pids = new Set<number>();
+    for (const [key, h] of attacher.binaries) {
+      now.add(key);
+      if (!known.has(key)) {
+        const k = kernelFileKey(key);
+        if (k) { obj.update('go_exec_known', k, one); known.set(key, k); }
+      }
+      if (h?.status.instrumented) for (const p of h.status.pids) pids.add(p);
+    }
+    for (const [key, k] of known) if (!now.has(key)) { obj.delete('go_exec_known', k); known.delete(key); }
+    for (const p of pids) if (!watched.has(p)) { obj.update('go_exec_watch', pidKey(p), one); watched.add(p); }
+    for (const p of watched) if (!pids.has(p)) { obj.delete('go_exec_watch', pidKey(p)); watched.delete(p); }
+  };
+
+  const drain = () => {
+    const held: number[] = [];
+    let rescan = false;
+    for (;;) {
+      const recs = obj.pollRing(1024);
+      for (const r of recs) {
+        const kind = r[tg_go_exec_event.kind];
+        const pid = r.readUInt32LE(tg_go_exec_event.pid);
+        if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) watched.delete(pid);
+        if (r[tg_go_exec_event.held]) held.push(pid);
+        rescan = true;
+      }
+      if (recs.length < 1024) break;
+    }
+    if (!rescan) return;
+    try {
+      attacher.scan();
+      sync();
+    } catch (e) {
+      elog.error({ err: (e as Error).message }, 'exec-time scan failed');
+    } finally {
+      // Never leave a process stopped: hooked or not, it goes on now.
+      for (const p of held) { try { process.kill(p, 'SIGCONT'); } catch { /* exited */ } }
+    }
+  };
+  sync();
+  const timer = setInterval(drain, cfg.exec_poll_ms);
+  timer.unref();
+  elog.info({ hold: cfg.exec_hold }, 'exec-time attach on');
+  return {
+    stop(): void {
+      clearInterval(timer);
+      drain();
+      obj.close();
+    },
+  };
+}
