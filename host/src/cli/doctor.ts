@@ -5,6 +5,16 @@ import { Discovery } from '../discovery';
 import { discoverySummary } from '../discovery/summary';
 import { capabilityReport, effectiveCapabilities } from '../security/caps';
 import { inspectGoProcesses } from '../gotrace/probes';
+import { securityRuleVerdicts, RuleVerdict } from '../doctor/security-rules';
+import { loadConfig } from '../config';
+import { installRoot } from '../paths';
+import * as path from 'path';
+
+/** The security monitor's rule directory as `telegen run` would resolve it (config, env, install default). */
+function policyDir(args: Args): string {
+  const cfg = typeof args.flags.config === 'string' ? loadConfig(args.flags.config).tracers.security.policy_dir : undefined;
+  return cfg ?? process.env.TELEGEN_SECURITY_POLICY_DIR ?? path.join(installRoot(), 'policies', 'security');
+}
 
 export async function doctorCommand(args: Args): Promise<number> {
   const f = probeFeatures();
@@ -16,8 +26,11 @@ export async function doctorCommand(args: Args): Promise<number> {
   d.scanProcs();
   d.scanSockets();
   const go = inspectGoProcesses();
+  const dir = policyDir(args);
+  let rules: RuleVerdict[] | { error: string };
+  try { rules = securityRuleVerdicts(dir, f.tracefs); } catch (e) { rules = { error: (e as Error).message }; }
   if (args.flags.json) {
-    process.stdout.write(JSON.stringify({ features: f, checks, tracers, capabilities: caps, discovery: d.snapshot(), goProcesses: go }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ features: f, checks, tracers, capabilities: caps, discovery: d.snapshot(), goProcesses: go, securityRules: { policyDir: dir, rules } }, null, 2) + '\n');
     return 0;
   }
   const w = (s: string) => process.stdout.write(s + '\n');
@@ -25,6 +38,13 @@ export async function doctorCommand(args: Args): Promise<number> {
   for (const c of checks) w(`  ${c.ok ? 'ok  ' : 'MISS'} ${c.name.padEnd(18)} ${c.detail}${!c.ok && c.fix ? `\n         → ${c.fix}` : ''}`);
   w('tracers:');
   for (const t of tracers) w(`  ${t.canRun ? 'can run ' : 'cannot  '} ${t.name.padEnd(12)}${t.why ? ` — ${t.why}` : ''}`);
+  w(`security rules (${dir}):`);
+  if (!Array.isArray(rules)) w(`  cannot read: ${rules.error}`);
+  else {
+    const off = rules.filter((x) => !x.active);
+    w(`  ${rules.length - off.length} of ${rules.length} can fire here`);
+    for (const x of off) w(`  inactive ${x.id.padEnd(24)} (${x.event}) — ${x.why}`);
+  }
   w('capabilities (held now; kept by `telegen run` after start-up):');
   for (const c of caps) w(`  ${c.held ? 'held' : 'no  '} ${c.name.padEnd(16)} ${c.keptAfterStart ? 'kept   ' : 'dropped'} ${c.enables}`);
   w('discovery:');
@@ -32,6 +52,8 @@ export async function doctorCommand(args: Args): Promise<number> {
   w('go processes (crypto/tls probes):');
   if (!go.length) w('  none running');
   for (const g of go) w(`  ${g.reason ? 'cannot  ' : 'can     '} ${g.path} (${g.goVersion}, ${g.symbols === 'pclntab' ? 'stripped' : 'symbols'}; pids ${g.pids.join(', ')})${g.reason ? ` — ${g.reason}` : ''}`);
+  for (const g of go) if (!g.reason && g.http2) w(`     http2 header fields: ${g.http2.reason ? `cannot — ${g.http2.reason}` : `can (${g.http2.probes} probes)`}`);
+  w(`  exec-time attach (sched_process_exec/exit, tp_btf): ${f.attach.tp_btf?.ok ? 'can' : `cannot — ${f.attach.tp_btf?.detail ?? 'unknown'}; new Go processes are found by the /proc scan`}`);
   for (const g of go) if (!g.reason && g.http2) w(`     http2 header fields: ${g.http2.reason ? `cannot — ${g.http2.reason}` : `can (${g.http2.probes} probes)`}`);
   w(`  exec-time attach (sched_process_exec/exit, tp_btf): ${f.attach.tp_btf?.ok ? 'can' : `cannot — ${f.attach.tp_btf?.detail ?? 'unknown'}; new Go processes are found by the /proc scan`}`);
   return 0;

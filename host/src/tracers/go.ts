@@ -17,6 +17,7 @@ import { GO_TLS_FUNCS, GO_TLS_RETURN_PROG, analyzeForTls, whyNot } from '../gotr
 import { GO_H2_FUNCS, attachH2 } from '../gotrace/http2';
 import { openGoHttp2 } from './go-http2';
 import { openGoExec } from './go-exec';
+import { MapDesc, trackTracerObject } from './map-fill';
 
 const glog = log.child({ component: 'tracer.go' });
 
@@ -173,6 +174,7 @@ const STAT_NAMES = (['EVENTS', 'RING_FULL', 'NO_CONN', 'READ_FAULT', 'TRUNCATED'
 interface NativeGoTracer extends NativeUprobes {
   open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
   stats(map: string): number[];
+  maps(): MapDesc[];
   close(): void;
 }
 
@@ -205,6 +207,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
     const v = t.stats('go_tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
+  const untrack = trackTracerObject(ctx.metrics, 'go', t, 'go_tls_stats', STAT_NAMES);
   const st = attacher.status();
   return {
     name: 'go',
@@ -214,6 +217,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
       exec?.stop();
       setGoStatusSource(undefined);
       attacher.detachAll();
+      untrack();
       t.close();
       h2?.close();
     },
