@@ -12,7 +12,7 @@ import { DecoderRegistry, defaultDecodersDir } from './decoders/registry';
 import { Router } from './ingest/router';
 import { KernelIngest } from './ingest/kernel';
 import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
-import { countStage, filterStage, sampleStage, redactStage } from './pipeline/stages';
+import { countStage, filterStage, sampleStage, sampledIn, redactStage } from './pipeline/stages';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
 import { dropToRuntimeCapabilities, effectiveCapabilities } from './security/caps';
@@ -183,7 +183,8 @@ export class Agent {
     const redaction = this.policy.redaction ?? pcfg.redaction;
     const exportIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(redaction, toExport))));
     // Correlation first (sampling must see final trace ids), analytics on every correlated span.
-    this.analytics = new Analytics(this.signals.meter);
+    this.analytics = new Analytics(this.signals.meter, { exemplarFilter: sampledIn(pcfg.sampling) });
+    this.signals.useExemplars(this.analytics);
     this.correlate = correlateStage({}, this.analytics.tap(exportIn));
     const analytics = this.analytics;
     this.timers.push(setInterval(() => analytics.tick(), 500).unref());

@@ -7,13 +7,15 @@ import { Logger } from '@opentelemetry/api-logs';
 import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
-import { ExportQueues, QueueMetricExporter, QueueLogRecordProcessor } from './export';
+import { ExemplarSource, ExportQueues, QueueMetricExporter, QueueLogRecordProcessor } from './export';
 import { agentVersion } from './paths';
 
 export interface Signals {
   resource: Resource;
   meter: Meter;
   logger: Logger;
+  /** Histogram points get their exemplars from here at each collection (analytics' RED series). */
+  useExemplars(source: ExemplarSource): void;
   /** Collects and exports metrics now (used at shutdown and in tests). */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
@@ -33,11 +35,14 @@ export function agentResource(serviceName?: string): Resource {
 
 export function createSignals(queues: ExportQueues, opts: { intervalMs: number; metricsBatchPoints: number; serviceName?: string }): Signals {
   const resource = agentResource(opts.serviceName);
-  const readers = queues.metrics
+  const exporter = queues.metrics
+    ? Object.assign(new QueueMetricExporter(queues.metrics, opts.metricsBatchPoints), {
+      selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+    })
+    : undefined;
+  const readers = exporter
     ? [new PeriodicExportingMetricReader({
-      exporter: Object.assign(new QueueMetricExporter(queues.metrics, opts.metricsBatchPoints), {
-        selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
-      }),
+      exporter,
       exportIntervalMillis: opts.intervalMs,
       exportTimeoutMillis: Math.max(1000, Math.min(opts.intervalMs, 30_000)),
     })]
@@ -48,6 +53,7 @@ export function createSignals(queues: ExportQueues, opts: { intervalMs: number; 
     resource,
     meter: meterProvider.getMeter('telegen', agentVersion()),
     logger: loggerProvider.getLogger('telegen', agentVersion()),
+    useExemplars: (source) => { if (exporter) exporter.exemplars = source; },
     flush: async () => { await meterProvider.forceFlush(); await loggerProvider.forceFlush(); },
     // Queues are shut down by the agent afterwards; providers only flush into them.
     shutdown: async () => { await meterProvider.forceFlush().catch(() => undefined); await loggerProvider.forceFlush().catch(() => undefined); },

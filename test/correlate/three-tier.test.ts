@@ -13,6 +13,7 @@ import { requireBpf, startAgent, startServer, freePort, waitFor, curl, FlatSpan,
 import { repoRoot } from '../helpers/decoder';
 import { readLogs } from '../tracers/helpers';
 import { signalPid } from '../helpers/signal';
+import { flattenMetrics } from '../helpers/otlp-receiver';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'telegen-three-tier';
@@ -222,6 +223,28 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
   for (const name of ['http.client.request.duration', 'db.client.operation.duration', 'dns.lookup.duration', 'traces_service_graph_request_server_seconds', 'traces_service_graph_request_client_seconds']) {
     assert.ok(text.includes(name), `${name} exported`);
   }
+  // The backend's RED point for /users/{id} carries exemplars (OTLP/JSON, ids hex): each names one
+  // of the exported backend server spans, with its duration, in the bucket it fell into.
+  type Ex = { traceId: string; spanId: string; asDouble: number };
+  const redPoint = () => {
+    const lines = fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => flattenMetrics(JSON.parse(l)));
+    const pts = lines.flat().filter((m) => m.name === 'http.server.request.duration').flatMap((m) => m.dataPoints)
+      .filter((p) => p.attributes['service.name'] === 'backend' && p.attributes['http.route'] === '/users/{id}');
+    const last = pts.at(-1) as { bucketCounts: number[]; explicitBounds: number[]; exemplars?: Ex[] } | undefined;
+    return last && Number(last.bucketCounts.reduce((x, c) => x + Number(c), 0)) === N ? last : undefined;
+  };
+  const red = await waitFor(redPoint, 30_000);
+  const nonEmpty = red.bucketCounts.map((c, i) => (Number(c) > 0 ? i : -1)).filter((i) => i >= 0);
+  assert.equal(red.exemplars?.length, nonEmpty.length, 'one exemplar per non-empty bucket');
+  red.exemplars!.forEach((e, k) => {
+    const i = fServers.findIndex((f) => f.traceId === e.traceId);
+    assert.ok(i >= 0, `exemplar trace ${e.traceId} is one of the requests`);
+    const span = bServers[i];
+    assert.equal(e.spanId, span.spanId, 'the backend server span of that request');
+    assert.ok(Math.abs(e.asDouble - Number(span.end - span.start) / 1e9) < 1e-6, `exemplar ${e.asDouble} s is the span duration`);
+    const b = nonEmpty[k];
+    assert.ok(e.asDouble > (b ? red.explicitBounds[b - 1] : 0) && e.asDouble <= (red.explicitBounds[b] ?? Infinity), `exemplar ${e.asDouble} in bucket ${b}`);
+  });
 
   // The page, in headless Debian chromium.
   if (!fs.existsSync('/usr/bin/chromium')) {

@@ -4,11 +4,16 @@
 //
 // Exemplars: @opentelemetry/sdk-metrics 2.7 ships exemplar classes but does not wire them into
 // its aggregation or export path, so histogram points carry none. Instead every RED series keeps
-// the last trace id seen per bucket (`exemplars` in GET /api/topology → services[].series).
+// one exemplar per bucket (exemplars.ts); the agent's metric exporter asks for them at each
+// collection (`exemplarsFor`, ExemplarSource) and they go out on the exported points, and as trace
+// ids per bucket in GET /api/topology → services[].series[].exemplars.
 import { Attributes, Counter, Histogram, Meter, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ns } from '../correlate/correlator';
 import { recordReturnedRows, statementAttributes } from './db-statements';
+import { BucketExemplars } from './exemplars';
+import type { ExemplarSource } from '../export/sdk-adapters';
+import type { MetricExemplar } from '../export/metrics-proto';
 
 export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 const SLOT_MS = 5_000;
@@ -20,6 +25,9 @@ export interface AnalyticsConfig {
   maxTraces: number;
   /** How long a CLIENT span waits for the SERVER span that a traced peer will link to it. */
   edgeWaitMs: number;
+  /** Spans that may become exemplars: those the pipeline will export (sampling), so an exemplar's
+   *  trace id can be looked up. Default: all. */
+  exemplarFilter?: (s: ReadableSpan) => boolean;
 }
 /** Each edge's latest traces kept for GET /api/traces?edge= however busy the node is. */
 const EDGE_PINNED = 10;
@@ -42,7 +50,7 @@ function slotAdd(ring: Slot[], tMs: number, err: boolean, s: number): void {
   last.n++; if (err) last.err++; last.sumS += s;
 }
 
-interface Series { instrument: string; attributes: Attributes; count: number; errors: number; sumS: number; buckets: number[]; exemplars: Record<string, string> }
+interface Series { instrument: string; attributes: Attributes; count: number; errors: number; sumS: number; buckets: number[]; exemplars: BucketExemplars }
 
 interface Edge {
   client: string; server: string; connectionType: string; total: number; failed: number;
@@ -115,7 +123,10 @@ export function spanView(s: ReadableSpan): SpanView {
   };
 }
 
-export class Analytics {
+/** The SDK hands the series' own attribute object back on its points, so the key order matches. */
+const pointKey = (instrument: string, attributes: Attributes): string => `${instrument}\u0000${JSON.stringify(attributes)}`;
+
+export class Analytics implements ExemplarSource {
   private readonly hist = new Map<string, Histogram>();
   private readonly graphTotal?: Counter;
   private readonly graphFailed?: Counter;
@@ -123,6 +134,8 @@ export class Analytics {
   private readonly graphClient?: Histogram;
   /** service → instrument → series key → series */
   private readonly series = new Map<string, Map<string, Map<string, Series>>>();
+  /** instrument NUL JSON(point attributes) → series: how an exported point finds its exemplars. */
+  private readonly byPoint = new Map<string, Series>();
   private readonly serviceSlots = new Map<string, Slot[]>();
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly edges = new Map<string, Edge>();
@@ -238,8 +251,9 @@ export class Analytics {
     if (!ser) {
       // The series keeps its attribute object: the SDK is handed the same one for every point.
       const attrs: Attributes = key === 'overflow' ? { 'service.name': service, 'otel.metric.overflow': true } : { 'service.name': service, ...r.attrs };
-      ser = { instrument: r.instrument, attributes: attrs, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: {} };
+      ser = { instrument: r.instrument, attributes: attrs, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: new BucketExemplars(DURATION_BUCKETS_S.length + 1) };
       bySeries.set(key, ser);
+      this.byPoint.set(pointKey(r.instrument, attrs), ser);
     }
     const sec = seconds(s);
     const err = isError(s);
@@ -247,7 +261,8 @@ export class Analytics {
     let b = DURATION_BUCKETS_S.findIndex((x) => sec <= x);
     if (b < 0) b = DURATION_BUCKETS_S.length;
     ser.buckets[b]++;
-    ser.exemplars[b === DURATION_BUCKETS_S.length ? '+Inf' : String(DURATION_BUCKETS_S[b])] = s.spanContext().traceId;
+    const ms = UNIT_MS.has(r.instrument);
+    if (!this.cfg.exemplarFilter || this.cfg.exemplarFilter(s)) ser.exemplars.offer(b, s, ms ? sec * 1000 : sec, err);
     if (s.kind === SpanKind.SERVER) {
       let ring = this.serviceSlots.get(service);
       if (!ring) { ring = []; this.serviceSlots.set(service, ring); }
@@ -256,13 +271,17 @@ export class Analytics {
     if (this.meter) {
       let h = this.hist.get(r.instrument);
       if (!h) {
-        const ms = UNIT_MS.has(r.instrument);
         h = this.meter.createHistogram(r.instrument, { unit: ms ? 'ms' : 's', description: INSTRUMENTS[r.instrument], advice: { explicitBucketBoundaries: ms ? DURATION_BUCKETS_S.map((x) => x * 1000) : DURATION_BUCKETS_S } });
         this.hist.set(r.instrument, h);
       }
-      h.record(UNIT_MS.has(r.instrument) ? sec * 1000 : sec, ser.attributes);
+      h.record(ms ? sec * 1000 : sec, ser.attributes);
       if (r.instrument === 'db.client.operation.duration') recordReturnedRows(this.meter, s, ser.attributes);
     }
+  }
+
+  /** ExemplarSource: a RED histogram point's exemplars, one per bucket (collected: a new epoch). */
+  exemplarsFor(metricName: string, attributes: Attributes): MetricExemplar[] | undefined {
+    return this.byPoint.get(pointKey(metricName, attributes))?.exemplars.collect(attributes);
   }
 
   private storeTrace(s: ReadableSpan): void {
@@ -322,7 +341,7 @@ export class Analytics {
         timeline: (this.serviceSlots.get(service) ?? []).map((s) => ({ t: s.t, count: s.n, errors: s.err, meanSeconds: s.n ? s.sumS / s.n : 0 })),
         series: [...byInst.values()].flatMap((m) => [...m.values()].map((s) => ({
           instrument: s.instrument, attributes: s.attributes, count: s.count, errors: s.errors, sumSeconds: s.sumS,
-          bucketBounds: DURATION_BUCKETS_S, bucketCounts: s.buckets, exemplars: s.exemplars,
+          bucketBounds: DURATION_BUCKETS_S, bucketCounts: s.buckets, exemplars: s.exemplars.traceIds(DURATION_BUCKETS_S),
         }))),
       })),
       overflowPoints: this.overflowPoints,

@@ -13,6 +13,7 @@ import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Signal } from './config';
 import type { ExportOutcome, SignalExporter } from './types';
+import { metricsRequestJson } from './metrics-proto';
 import { traceRequestJson } from './trace-json';
 
 export interface FileExporterOptions<T> {
@@ -175,7 +176,6 @@ function loadSerializer<K extends 'JsonMetricsSerializer' | 'JsonLogsSerializer'
   }
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
-let metricsJson: typeof Transformer.JsonMetricsSerializer | undefined;
 let logsJson: typeof Transformer.JsonLogsSerializer | undefined;
 
 /** One ExportTraceServiceRequest (all spans of the batch) per line: the official serializer's
@@ -184,15 +184,10 @@ export function serializeTracesJson(batch: ReadableSpan[]): Uint8Array[] {
   return [Buffer.from(traceRequestJson(batch), 'utf8')];
 }
 
-/** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection). */
+/** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection), with the
+ *  data points' exemplars (metrics-proto.ts; the official serializer drops them). */
 export function serializeMetricsJson(batch: ResourceMetrics[]): Uint8Array[] {
-  metricsJson ??= loadSerializer('JsonMetricsSerializer', 'metrics');
-  const out: Uint8Array[] = [];
-  for (const rm of batch) {
-    const bytes = metricsJson.serializeRequest(rm);
-    if (bytes) out.push(bytes);
-  }
-  return out;
+  return batch.map((rm) => Buffer.from(JSON.stringify(metricsRequestJson(rm)), 'utf8'));
 }
 
 export function serializeLogsJson(batch: ReadableLogRecord[]): Uint8Array[] {

@@ -11,7 +11,8 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BatchQueue, type QueueEvent, type ShutdownReport } from './batch-queue';
 import type { ResolvedExportConfig, ResolvedSignalExport, Signal } from './config';
 import { createFileLogExporter, createFileMetricExporter, createFileProfileExporter, createFileTraceExporter } from './file-exporter';
-import { createOtlpLogExporter, createOtlpMetricExporter, createOtlpTraceExporter } from './otlp-exporters';
+import { createOtlpLogExporter, createOtlpTraceExporter } from './otlp-exporters';
+import { createOtlpMetricExporter } from './otlp-metrics';
 import { createOtlpProfileExporter } from './otlp-profiles';
 import { estimateLogBytes, estimateProfileRequestBytes, estimateResourceMetricsBytes, estimateSpanBytes } from './size';
 import type { SignalExporter } from './types';
@@ -21,7 +22,10 @@ export * from './types';
 export * from './batch-queue';
 export * from './file-exporter';
 export * from './otlp-exporters';
+export * from './otlp-metrics';
+export * from './otlp-transport';
 export * from './otlp-profiles';
+export * from './metrics-proto';
 export * from './profiles-proto';
 export * from './size';
 
@@ -62,8 +66,9 @@ function queueFor<T>(c: ResolvedSignalExport, exporter: SignalExporter<T>, estim
     maxConcurrentExports: c.maxConcurrentExports,
     retry: c.retry,
     // The OTLP exporters time out by themselves (and the HTTP one retries inside timeout_ms);
-    // the watchdog only catches a transport that never answers.
-    exportTimeoutMs: 2 * c.timeoutMs + 5000,
+    // the watchdog only catches a transport that never answers. Not for files: a slow write still
+    // lands, so resending it wrote the batch twice (a loaded agent's first batch did, in the soak).
+    exportTimeoutMs: c.mode === 'file' ? undefined : 2 * c.timeoutMs + 5000,
     onEvent,
   });
 }

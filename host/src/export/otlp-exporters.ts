@@ -17,7 +17,6 @@ import type { ChannelCredentials, Metadata } from '@grpc/grpc-js';
 import type { ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ResolvedSignalExport, Signal } from './config';
 import type { ExportOutcome, SignalExporter } from './types';
 
@@ -120,7 +119,7 @@ export function classifyExportError(err: unknown, protocol: 'grpc' | 'http'): Ex
   return { code: 'failure', error };
 }
 
-/** What OTLPExporterBase<X> offers (X = ReadableSpan[], ResourceMetrics, ReadableLogRecord[]). */
+/** What OTLPExporterBase<X> offers (X = ReadableSpan[], ReadableLogRecord[]). */
 interface OtelExporter<X> {
   export(items: X, resultCallback: (result: ExportResult) => void): void;
   forceFlush(): Promise<void>;
@@ -164,7 +163,7 @@ export class OtlpExporter<T> implements SignalExporter<T> {
   constructor(
     private readonly cfg: ResolvedSignalExport,
     private readonly makeInner: () => OtelExporter<unknown>,
-    /** 'batch': the exporter takes T[]; 'each': it takes one T per call (metrics' ResourceMetrics). */
+    /** 'batch': the exporter takes T[]; 'each': it takes one T per call. */
     private readonly shape: 'batch' | 'each',
     private readonly now: () => number = Date.now,
   ) {
@@ -227,7 +226,7 @@ export class OtlpExporter<T> implements SignalExporter<T> {
   }
 }
 
-function readPem(file: string | undefined, what: string): Buffer | undefined {
+export function readPem(file: string | undefined, what: string): Buffer | undefined {
   if (file === undefined) return undefined;
   try {
     return fs.readFileSync(file);
@@ -241,8 +240,6 @@ const lazy = {
   grpc: () => require('@grpc/grpc-js') as typeof import('@grpc/grpc-js'),
   traceGrpc: () => require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc'),
   traceProto: () => require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto'),
-  metricsGrpc: () => require('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc'),
-  metricsProto: () => require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto'),
   logsGrpc: () => require('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc'),
   logsProto: () => require('@opentelemetry/exporter-logs-otlp-proto') as typeof import('@opentelemetry/exporter-logs-otlp-proto'),
 };
@@ -292,12 +289,6 @@ export function createOtlpTraceExporter(cfg: ResolvedSignalExport): OtlpExporter
   requireEndpoint(cfg);
   const inner = () => (cfg.protocol === 'grpc' ? new (lazy.traceGrpc().OTLPTraceExporter)(grpcOptions(cfg)) : new (lazy.traceProto().OTLPTraceExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
   return new OtlpExporter<ReadableSpan>(cfg, inner, 'batch');
-}
-
-export function createOtlpMetricExporter(cfg: ResolvedSignalExport): OtlpExporter<ResourceMetrics> {
-  requireEndpoint(cfg);
-  const inner = () => (cfg.protocol === 'grpc' ? new (lazy.metricsGrpc().OTLPMetricExporter)(grpcOptions(cfg)) : new (lazy.metricsProto().OTLPMetricExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
-  return new OtlpExporter<ResourceMetrics>(cfg, inner, 'each');
 }
 
 export function createOtlpLogExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableLogRecord> {

@@ -30,90 +30,14 @@
 //   Stack                         location_indices=1
 //   Link                          trace_id=1 span_id=2
 
+import { I64, LEN, VARINT, Writer } from './proto-writer';
+
 /** gRPC method and HTTP path of the profiles collector service. */
 export const PROFILES_GRPC_METHOD = '/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export';
 export const PROFILES_HTTP_PATH = '/v1development/profiles';
 
 type Obj = Record<string, unknown>;
 type Num = number | string | bigint | undefined;
-
-const VARINT = 0;
-const I64 = 1;
-const LEN = 2;
-
-class Writer {
-  buf = Buffer.allocUnsafe(64 * 1024);
-  pos = 0;
-  /** Open length-delimited fields: where each one's length goes. */
-  private open: number[] = [];
-
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const b = Buffer.allocUnsafe(size);
-    this.buf.copy(b, 0, 0, this.pos);
-    this.buf = b;
-  }
-
-  /** Unsigned varint of a non-negative safe integer. */
-  uvarint(v: number): void {
-    this.ensure(10);
-    const b = this.buf;
-    let p = this.pos;
-    while (v >= 0x80) {
-      b[p++] = (v & 0x7f) | 0x80;
-      v = v >= 0x80000000 ? Math.floor(v / 128) : v >>> 7;
-    }
-    b[p++] = v;
-    this.pos = p;
-  }
-
-  /** Varint of any 64-bit value (negative ints are ten bytes, two's complement). */
-  varint64(v: bigint): void {
-    let x = BigInt.asUintN(64, v);
-    this.ensure(10);
-    while (x >= 0x80n) {
-      this.buf[this.pos++] = Number(x & 0x7fn) | 0x80;
-      x >>= 7n;
-    }
-    this.buf[this.pos++] = Number(x);
-  }
-
-  tag(field: number, wt: number): void {
-    this.uvarint(field * 8 + wt);
-  }
-
-  raw(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-
-  /** Starts a length-delimited field; end() patches its length in (no closure per message). */
-  begin(field: number): void {
-    this.tag(field, LEN);
-    this.ensure(5);
-    this.open.push(this.pos);
-    this.pos += 5; // room for the longest 32-bit length varint
-  }
-
-  end(): void {
-    const lenAt = this.open.pop() as number;
-    const start = lenAt + 5;
-    const len = this.pos - start;
-    const lenBytes = len < 0x80 ? 1 : len < 0x4000 ? 2 : len < 0x200000 ? 3 : len < 0x10000000 ? 4 : 5;
-    // Move the body back over the unused length bytes, then write the length.
-    if (lenBytes < 5) this.buf.copyWithin(lenAt + lenBytes, start, this.pos);
-    this.pos = lenAt;
-    this.uvarint(len);
-    this.pos = lenAt + lenBytes + len;
-  }
-
-  finish(): Buffer {
-    return this.buf.subarray(0, this.pos);
-  }
-}
 
 const toBig = (v: Num): bigint => (v === undefined || v === '' ? 0n : typeof v === 'bigint' ? v : BigInt(v));
 const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : EMPTY);

@@ -4,11 +4,12 @@
 //   new LoggerProvider({ processors: [new QueueLogRecordProcessor(queues.logs)] })
 //   new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new QueueMetricExporter(queues.metrics, 1000) })] })
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { Context } from '@opentelemetry/api';
+import type { Attributes, Context } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { LogRecordProcessor, ReadableLogRecord, SdkLogRecord } from '@opentelemetry/sdk-logs';
 import type { PushMetricExporter, ResourceMetrics, ScopeMetrics, MetricData } from '@opentelemetry/sdk-metrics';
 import type { BatchQueue } from './batch-queue';
+import type { MetricExemplar } from './metrics-proto';
 
 export class QueueSpanProcessor implements SpanProcessor {
   constructor(
@@ -90,7 +91,34 @@ export function splitResourceMetrics(rm: ResourceMetrics, maxPoints: number): Re
   return out;
 }
 
+/** Where a histogram point's exemplars come from (analytics keeps them per RED series). */
+export interface ExemplarSource {
+  exemplarsFor(metricName: string, attributes: Attributes): MetricExemplar[] | undefined;
+}
+
+const HISTOGRAM = 0; // sdk-metrics DataPointType.HISTOGRAM
+
+/**
+ * Puts each histogram point's exemplars on it (`exemplars`, read by metrics-proto.ts) at
+ * collection time, so they are a snapshot taken with the counts they illustrate, and travel with
+ * the point through the queue, retries included.
+ */
+export function attachExemplars(rm: ResourceMetrics, source: ExemplarSource): void {
+  for (const sm of rm.scopeMetrics) {
+    for (const m of sm.metrics) {
+      if ((m.dataPointType as number) !== HISTOGRAM) continue;
+      for (const dp of m.dataPoints as Array<{ attributes: Attributes; exemplars?: MetricExemplar[] }>) {
+        const ex = source.exemplarsFor(m.descriptor.name, dp.attributes);
+        if (ex?.length) dp.exemplars = ex;
+      }
+    }
+  }
+}
+
 export class QueueMetricExporter implements PushMetricExporter {
+  /** Set once analytics exists (it is built after the meter it records into). */
+  exemplars: ExemplarSource | undefined;
+
   constructor(
     private readonly queue: BatchQueue<ResourceMetrics>,
     /** Data points per queued item (otlp.metrics.batch_size). */
@@ -99,6 +127,13 @@ export class QueueMetricExporter implements PushMetricExporter {
   ) {}
   export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
     let dropped = 0;
+    if (this.exemplars) {
+      try {
+        attachExemplars(metrics, this.exemplars);
+      } catch {
+        // Exemplars are an illustration: a failure there must not cost the collection.
+      }
+    }
     for (const part of splitResourceMetrics(metrics, this.maxPointsPerItem)) if (!this.queue.enqueue(part)) dropped++;
     // Accepted = success: delivery is the queue's job from here, and its drops are counted there.
     resultCallback(dropped === 0 ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(`metrics queue dropped ${dropped} item(s)`) });

@@ -64,6 +64,9 @@ export function estimateResourceMetricsBytes(rm: ResourceMetrics): number {
         n += 64 + attributesBytes(dp.attributes);
         const v = dp.value as { buckets?: { counts: number[] } } | number;
         if (typeof v === 'object' && v && v.buckets) n += v.buckets.counts.length * 16;
+        // Exemplars: ids, time and value, plus a few filtered attributes.
+        const ex = (dp as { exemplars?: Array<{ filteredAttributes?: Record<string, unknown> }> }).exemplars;
+        if (ex) for (const e of ex) n += 160 + attributesBytes(e.filteredAttributes);
       }
     }
   }

@@ -25,16 +25,24 @@ export function filterStage(cfg: PipelineConfig['filter'], metrics: SelfMetrics,
   };
 }
 
-/** Head sampling by trace id (consistent across agents), with a tail rule for errors and slow spans. */
-export function sampleStage(cfg: PipelineConfig['sampling'], metrics: SelfMetrics, out: SpanIn): SpanIn {
-  if (cfg.ratio >= 1) return out;
+/** The sampling decision alone (analytics asks it too: exemplars must point at kept spans). */
+export function sampledIn(cfg: PipelineConfig['sampling']): (span: ReadableSpan) => boolean {
+  if (cfg.ratio >= 1) return () => true;
   const threshold = Math.floor(cfg.ratio * 0xffffffff);
   const slowNs = cfg.slow_ms * 1e6;
   return (span) => {
-    if (cfg.keep_errors && span.status.code === SpanStatusCode.ERROR) return out(span);
-    if (slowNs > 0 && span.duration[0] * 1e9 + span.duration[1] >= slowNs) return out(span);
-    const h = parseInt(span.spanContext().traceId.slice(-8), 16);
-    if (h <= threshold) return out(span);
+    if (cfg.keep_errors && span.status.code === SpanStatusCode.ERROR) return true;
+    if (slowNs > 0 && span.duration[0] * 1e9 + span.duration[1] >= slowNs) return true;
+    return parseInt(span.spanContext().traceId.slice(-8), 16) <= threshold;
+  };
+}
+
+/** Head sampling by trace id (consistent across agents), with a tail rule for errors and slow spans. */
+export function sampleStage(cfg: PipelineConfig['sampling'], metrics: SelfMetrics, out: SpanIn): SpanIn {
+  if (cfg.ratio >= 1) return out;
+  const keep = sampledIn(cfg);
+  return (span) => {
+    if (keep(span)) return out(span);
     metrics.inc('telegen_spans_sampled_out_total', 'Spans dropped by head sampling');
   };
 }
