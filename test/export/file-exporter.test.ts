@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
 import { BatchQueue, createFileLogExporter, createFileMetricExporter, createFileTraceExporter, createTraceExporter, estimateSpanBytes, resolveExportConfig } from '../../host/src/export';
 import { decodeOtlpRequest, flattenLogs, flattenMetrics, flattenSpans } from '../helpers/otlp-receiver';
 import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
@@ -158,4 +159,28 @@ test('concurrent exports never interleave lines', async () => {
   const names = lines.flatMap((l) => flattenSpans(JSON.parse(l)).map((s) => s.name));
   assert.equal(new Set(names).size, 100);
   assert.deepEqual((await exp.export([makeSpan(1)])).code, 'failure'); // after shutdown
+});
+
+test('traces.jsonl: a write slower than the export watchdog lands once, not twice', async () => {
+  // traces.jsonl is a FIFO nobody reads yet: the first batch's open() waits until a reader comes,
+  // well past the watchdog a network exporter gets (2 × timeout + 5 s). A resend would write it twice.
+  const dir = tmpdir();
+  const file = path.join(dir, 'traces.jsonl');
+  execFileSync('mkfifo', [file]);
+  const { createExportQueues, shutdownExportQueues } = await import('../../host/src/export');
+  const resolved = resolveExportConfig({ timeout_ms: 1, traces: { batch_size: 2 } }, {});
+  const queues = createExportQueues({ ...resolved, metrics: { ...resolved.metrics, enabled: false }, logs: { ...resolved.logs, enabled: false }, profiles: { ...resolved.profiles, enabled: false } }, dir);
+  queues.traces!.enqueue(makeSpan(1));
+  queues.traces!.enqueue(makeSpan(2));
+  await new Promise((r) => setTimeout(r, 8000));
+  const reader = spawn('cat', [file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  reader.stdout!.on('data', (d) => { out += String(d); });
+  await shutdownExportQueues(queues, 10_000);
+  await new Promise((r) => reader.once('exit', r));
+  const c = queues.traces!.counters();
+  assert.equal(c.unconfirmed_resent, 0);
+  assert.equal(c.exported, 2);
+  const spans = out.split('\n').filter((l) => l).flatMap((l) => JSON.parse(l).resourceSpans[0].scopeSpans[0].spans);
+  assert.equal(spans.length, 2, 'each span written once');
 });
