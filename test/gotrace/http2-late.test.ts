@@ -131,6 +131,8 @@ test('Go HTTP/2: header fields from Go HPACK code on connections older than the 
     assert.equal(first.attributes['http.response.status_code'], 200);
     const hooked = (await agentGoStatus(a.apiPort)).find((x) => x.pids.includes(proc.pid!));
     assert.ok(hooked?.instrumented && hooked.http2?.instrumented, JSON.stringify(hooked));
+    // It was held stopped at exec until its probes were in (exec_hold), then continued.
+    assert.ok(a.logs.join('').split('\n').some((l) => l.includes('held at exec') && l.includes(`"pid":${proc.pid}`) && l.includes('"hooked":true')), 'the fresh server was not held at exec');
     // Its exit removes its probes without waiting for a scan (there is none in this test).
     await servers.pop()!.stop();
     await waitFor(async () => !(await agentGoStatus(a.apiPort)).some((x) => x.path === fresh), 15_000)

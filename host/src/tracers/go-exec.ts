@@ -87,7 +87,11 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
       elog.error({ err: (e as Error).message }, 'exec-time scan failed');
     } finally {
       // Never leave a process stopped: hooked or not, it goes on now.
-      for (const p of held) { try { process.kill(p, 'SIGCONT'); } catch { /* exited */ } }
+      for (const p of held) {
+        try { process.kill(p, 'SIGCONT'); } catch { /* exited */ }
+        // Rare (the first exec of a new static executable): each one is worth a line.
+        elog.info({ pid: p, hooked: attacher.status().some((x) => x.instrumented && x.pids.includes(p)) }, 'held at exec until analyzed; continued');
+      }
     }
   };
   sync();
