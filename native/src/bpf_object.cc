@@ -1,5 +1,6 @@
 #include "bpf_object.h"
 
+#include "bpf_common.h"
 #include "map_fill.h"
 
 #include <bpf/bpf.h>
@@ -18,54 +19,8 @@ namespace telegen {
 
 namespace {
 
-std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
-
 bool IsPerCpu(bpf_map_type t) {
   return t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
-}
-
-// Writes `value` into the read-only data section variable `name` (before load), found through
-// the object's BTF so no offsets are hard-coded on this side either.
-bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err) {
-  bpf_map *rodata = nullptr;
-  bpf_map *m;
-  bpf_object__for_each_map(m, obj) {
-    const char *n = bpf_map__name(m);
-    size_t l = strlen(n);
-    if (bpf_map__is_internal(m) && l >= 7 && strcmp(n + l - 7, ".rodata") == 0) rodata = m;
-  }
-  btf *b = bpf_object__btf(obj);
-  if (!rodata || !b) {
-    *err = "object has no .rodata/BTF for " + name;
-    return false;
-  }
-  int sec_id = btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC);
-  if (sec_id < 0) {
-    *err = "no .rodata datasec";
-    return false;
-  }
-  const btf_type *sec = btf__type_by_id(b, sec_id);
-  const btf_var_secinfo *vs = btf_var_secinfos(sec);
-  size_t size = 0;
-  char *data = static_cast<char *>(const_cast<void *>(bpf_map__initial_value(rodata, &size)));
-  for (unsigned i = 0; i < btf_vlen(sec); i++, vs++) {
-    const btf_type *var = btf__type_by_id(b, vs->type);
-    if (name != btf__name_by_offset(b, var->name_off)) continue;
-    if (vs->offset + vs->size > size || vs->size > 8) {
-      *err = name + ": unsupported size";
-      return false;
-    }
-    uint64_t v = value < 0 ? static_cast<uint64_t>(static_cast<int64_t>(value)) : static_cast<uint64_t>(value);
-    memcpy(data + vs->offset, &v, vs->size);  // little-endian hosts only (x86, arm64)
-    return true;
-  }
-  *err = "no read-only variable " + name;
-  return false;
-}
-
-void EnsureTracefs() {
-  if (access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0) return;
-  mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr);
 }
 
 struct LoadSpec {
@@ -164,22 +119,8 @@ Napi::Value BpfObject::Load(const Napi::CallbackInfo &info) {
   spec.path = info[0].As<Napi::String>().Utf8Value();
   if (info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
-    if (o.Get("rodata").IsObject()) {
-      Napi::Object r = o.Get("rodata").As<Napi::Object>();
-      Napi::Array keys = r.GetPropertyNames();
-      for (uint32_t i = 0; i < keys.Length(); i++) {
-        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-        spec.rodata.emplace_back(k, r.Get(k).ToNumber().DoubleValue());
-      }
-    }
-    if (o.Get("maxEntries").IsObject()) {
-      Napi::Object r = o.Get("maxEntries").As<Napi::Object>();
-      Napi::Array keys = r.GetPropertyNames();
-      for (uint32_t i = 0; i < keys.Length(); i++) {
-        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-        spec.max_entries.emplace_back(k, r.Get(k).ToNumber().Uint32Value());
-      }
-    }
+    spec.rodata = NumberEntries(o.Get("rodata"));
+    for (auto &kv : NumberEntries(o.Get("maxEntries"))) spec.max_entries.emplace_back(kv.first, static_cast<uint32_t>(kv.second));
   }
   EnsureTracefs();
   Napi::Array failed = Napi::Array::New(env);
@@ -199,10 +140,7 @@ Napi::Value BpfObject::Load(const Napi::CallbackInfo &info) {
         bpf_object__close(one);
       } else {
         disabled.insert(n);
-        Napi::Object f = Napi::Object::New(env);
-        f.Set("name", n);
-        f.Set("error", perr);
-        failed.Set(failed.Length(), f);
+        failed.Set(failed.Length(), Failure(env, n, perr));
       }
     }
     if (disabled.size() < names.size()) obj = OpenAndLoad(spec, disabled, false, &err);

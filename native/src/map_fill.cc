@@ -13,14 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "bpf_common.h"
 #include "mapfill.h"
 #include "mapfill.skel.h"
 
 namespace telegen {
 
 namespace {
-
-std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
 
 // The iterator program is loaded once per process and kept: a read costs one syscall pair.
 std::mutex g_mu;

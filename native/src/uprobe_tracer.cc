@@ -1,5 +1,6 @@
 #include "uprobe_tracer.h"
 
+#include "bpf_common.h"
 #include "map_fill.h"
 
 #include <bpf/bpf.h>
@@ -47,8 +48,6 @@ int UprobeMultiLink(int prog_fd, const std::string &path, uint64_t offset, uint6
   return static_cast<int>(syscall(__NR_bpf, kLinkCreate, attr, sizeof(attr)));
 }
 
-std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
-
 // The fd of this process's BPF map called `name`, or -1 (-2: more than one distinct map has
 // that name, so sharing it would be a guess). Maps are found through /proc/self/fd because the
 // tracer that owns them lives in another addon object and must not change for us.
@@ -67,37 +66,6 @@ int FindOwnMap(const std::string &name, bpf_map_info *out) {
   return found;
 }
 
-bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err) {
-  bpf_map *rodata = nullptr;
-  bpf_map *m;
-  bpf_object__for_each_map(m, obj) {
-    const char *n = bpf_map__name(m);
-    size_t l = strlen(n);
-    if (bpf_map__is_internal(m) && l >= 7 && strcmp(n + l - 7, ".rodata") == 0) rodata = m;
-  }
-  btf *b = bpf_object__btf(obj);
-  int sec_id = b ? btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC) : -1;
-  if (!rodata || sec_id < 0) {
-    *err = "object has no .rodata for " + name;
-    return false;
-  }
-  const btf_type *sec = btf__type_by_id(b, sec_id);
-  const btf_var_secinfo *vs = btf_var_secinfos(sec);
-  size_t size = 0;
-  // libbpf 1.1 hands out a const view: edit a copy and set it back.
-  const char *cur = static_cast<const char *>(bpf_map__initial_value(rodata, &size));
-  std::vector<char> data(cur, cur + size);
-  for (unsigned i = 0; i < btf_vlen(sec); i++, vs++) {
-    const btf_type *var = btf__type_by_id(b, vs->type);
-    if (name != btf__name_by_offset(b, var->name_off)) continue;
-    if (vs->offset + vs->size > size || vs->size > 8) break;
-    uint64_t v = static_cast<uint64_t>(value);
-    memcpy(data.data() + vs->offset, &v, vs->size);  // little-endian hosts only
-    return bpf_map__set_initial_value(rodata, data.data(), size) == 0;
-  }
-  *err = "no read-only variable " + name;
-  return false;
-}
 
 }  // namespace
 
@@ -144,14 +112,8 @@ Napi::Value UprobeTracer::Open(const Napi::CallbackInfo &info) {
       bpf_object__close(obj);
       throw Napi::Error::New(env, msg);
     };
-    if (o.Get("rodata").IsObject()) {
-      Napi::Object r = o.Get("rodata").As<Napi::Object>();
-      Napi::Array keys = r.GetPropertyNames();
-      for (uint32_t i = 0; i < keys.Length(); i++) {
-        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-        if (!SetRodata(obj, k, r.Get(k).ToNumber().DoubleValue(), &err)) fail(err);
-      }
-    }
+    for (auto &kv : NumberEntries(o.Get("rodata")))
+      if (!SetRodata(obj, kv.first, kv.second, &err)) fail(err);
     if (o.Get("shareMaps").IsArray()) {
       Napi::Array names = o.Get("shareMaps").As<Napi::Array>();
       for (uint32_t i = 0; i < names.Length(); i++) {
@@ -183,8 +145,7 @@ Napi::Value UprobeTracer::Open(const Napi::CallbackInfo &info) {
     bpf_object__close(obj);
   }
 
-  if (access("/sys/kernel/tracing/events", F_OK) != 0 && access("/sys/kernel/debug/tracing/events", F_OK) != 0)
-    mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr);
+  EnsureTracefs();
   Napi::Array attached = Napi::Array::New(env);
   Napi::Array failed = Napi::Array::New(env);
   Napi::Array uprobes = Napi::Array::New(env);
@@ -198,10 +159,7 @@ Napi::Value UprobeTracer::Open(const Napi::CallbackInfo &info) {
     }
     bpf_link *l = bpf_program__attach(p);
     if (!l) {
-      Napi::Object f = Napi::Object::New(env);
-      f.Set("name", bpf_program__name(p));
-      f.Set("error", ErrStr(errno));
-      failed.Set(failed.Length(), f);
+      failed.Set(failed.Length(), Failure(env, bpf_program__name(p), ErrStr(errno)));
       continue;
     }
     links_[-(next_++)] = l;

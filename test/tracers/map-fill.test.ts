@@ -29,7 +29,7 @@ function series(prom: string, name: string): Map<string, number> {
   return out;
 }
 
-test('every tracer map reports fill and capacity, every ring its drops, after real traffic', { timeout: 150_000 }, async (t) => {
+test('every tracer map reports fill and capacity, every ring its drops, after real traffic', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const agent = await startAgent({
     config: tracerConfig({

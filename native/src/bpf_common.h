@@ -1,0 +1,29 @@
+#pragma once
+// Helpers every addon class that loads a BPF object file shares (BpfObject, UprobeTracer, the
+// map fill sampler): error text, read-only config variables by name, tracefs, JS option maps.
+#include <napi.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+struct bpf_object;
+
+namespace telegen {
+
+std::string ErrStr(int err);
+
+// Writes `value` into the read-only variable `name` of the object's .rodata (before load), found
+// through the object's BTF so no offsets are hard-coded on this side.
+bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err);
+
+// libbpf finds tracepoint ids under tracefs: mounts it where this mount namespace lacks it.
+void EnsureTracefs();
+
+// { name: number, ... } from JS (rodata values, map sizes); anything else → empty.
+std::vector<std::pair<std::string, double>> NumberEntries(const Napi::Value &v);
+
+// { name, error }: one entry of the `failed` list every load/attach report carries.
+Napi::Object Failure(Napi::Env env, const std::string &name, const std::string &error);
+
+}  // namespace telegen
