@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -202,6 +203,47 @@ Napi::Value SetNoNewPrivs(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// mapFdsByName(names) → { name: fd } for the BPF maps this process holds open under those names
+// (BPF_OBJ_GET_INFO_BY_FD over /proc/self/fd). A name held by two different maps is an error:
+// the caller could not tell which to hand over.
+Napi::Value MapFdsByName(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "mapFdsByName(names: string[])");
+  Napi::Array names = info[0].As<Napi::Array>();
+  std::vector<std::string> want;
+  for (uint32_t i = 0; i < names.Length(); i++) want.push_back(names.Get(i).As<Napi::String>());
+  std::vector<int> fd_of(want.size(), -1);
+  std::vector<__u32> id_of(want.size(), 0);
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) throw Napi::Error::New(env, Errno("opendir /proc/self/fd"));
+  int self = dirfd(d);
+  std::string clash;
+  while (dirent *e = readdir(d)) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end || e->d_name[0] == '\0' || fd == self) continue;
+    // Only map fds: the info call would fill a program's or link's info into this struct.
+    char target[64] = {0};
+    std::string link = std::string("/proc/self/fd/") + e->d_name;
+    if (readlink(link.c_str(), target, sizeof(target) - 1) < 0 || std::strcmp(target, "anon_inode:bpf-map") != 0) continue;
+    bpf_map_info mi{};
+    __u32 len = sizeof(mi);
+    if (bpf_obj_get_info_by_fd(static_cast<int>(fd), &mi, &len) != 0) continue;
+    for (size_t i = 0; i < want.size(); i++) {
+      if (want[i] != mi.name) continue;
+      if (fd_of[i] >= 0 && id_of[i] != mi.id) clash = want[i];
+      fd_of[i] = static_cast<int>(fd);
+      id_of[i] = mi.id;
+    }
+  }
+  closedir(d);
+  if (!clash.empty()) throw Napi::Error::New(env, "two maps are named " + clash);
+  Napi::Object out = Napi::Object::New(env);
+  for (size_t i = 0; i < want.size(); i++)
+    if (fd_of[i] >= 0) out.Set(want[i], fd_of[i]);
+  return out;
+}
+
 Napi::Value CloseFd(const Napi::CallbackInfo &info) {
   if (info.Length() > 0 && info[0].IsNumber()) close(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -291,6 +333,7 @@ Napi::Object InitPrivsep(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("setNoNewPrivs", Napi::Function::New(env, SetNoNewPrivs));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("mapFdsByName", Napi::Function::New(env, MapFdsByName));
   exports.Set("mapSumPerCpu", Napi::Function::New(env, MapSumPerCpu));
   exports.Set("mapCountKeys", Napi::Function::New(env, MapCountKeys));
   exports.Set("RingConsumer", RingConsumer::Init(env));

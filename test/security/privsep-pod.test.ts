@@ -108,6 +108,10 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
       return s.length >= 3 ? s : undefined;
     }, 60_000, 300).catch(() => { throw new Error(`no HTTP spans\n${both()}`); });
     assert.deepEqual(hs.map((s) => s.attributes['url.path']).sort(), ['/users/0', '/users/1', '/users/2']);
+    // The TCP tracer too: loaded by the loader, its ring and counters read by the worker.
+    assert.equal(st.tracers.find((x) => x.name === 'tcp')?.ok, true, JSON.stringify(st.tracers));
+    const handled = async () => Number(/^telegen_tracer_events_handled_total\{tracer="tcp"\} (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
+    await waitFor(async () => (await handled()) >= 3, 30_000, 300).catch(() => { throw new Error(`no TCP events reached the worker\n${both()}`); });
 
     // HTTPS from a binary first run now (a copy of node: a new inode the start-up scan never
     // saw, with OpenSSL linked in). Its first accepted connection tells the worker about it; the

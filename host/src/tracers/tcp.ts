@@ -5,7 +5,9 @@
 import { Attributes, Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
 import { TracerContext, TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
-import { BpfObject, addrText, cString } from './bpf-object';
+import { BpfObject, AttachReport, addrText, cString } from './bpf-object';
+import { SelfMetrics } from '../metrics/self';
+import { TcpTracerConfig } from './tcp-config';
 import { tg_tcp_event as L, tg_tcp_ev as EV, tg_tcp_role as ROLE, tg_tcp_stat } from '../generated/tcp-layout';
 
 const tlog = log.child({ component: 'tracer.tcp' });
@@ -119,16 +121,69 @@ export function recordTcpEvent(m: TcpMetrics, e: TcpEvent): void {
   }
 }
 
-export const tcpTracer: TracerFactory = (ctx) => {
-  const cfg = ctx.cfg.tracers.tcp;
-  if (!cfg.enabled) return null;
+/** Loads and attaches bpf/tcp.bpf.c; `selfPid` is the process never counted (the agent, or under
+ *  privilege separation its worker). Throws when no program attached. */
+export function loadTcp(cfg: TcpTracerConfig, selfPid: number): BpfObject {
   const obj = new BpfObject('tcp', {
-    rodata: { self_pid: process.pid },
+    rodata: { self_pid: selfPid },
     maxEntries: { tg_tcp_conns: cfg.conn_max, tg_tcp_ring: cfg.ring_bytes },
   });
   const rep = obj.attachAll(PROGRAMS);
   for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; the rest keep running');
   if (!rep.attached.length) { obj.close(); throw new Error(`no TCP program attached: ${rep.failed.map((f) => `${f.name}: ${f.error}`).join('; ')}`); }
+  return obj;
+}
+
+/** Kernel RTT samples from tcp_probe (every ACK), aggregated as log2 buckets of microseconds:
+ *  `h` is the per-CPU-summed tg_tcp_rtt_hist (srtt slots, then rttvar slots). */
+export function publishRttHist(m: SelfMetrics, h: number[]): void {
+  const slots = h.length / 2;
+  for (const [name, base] of [['srtt', 0], ['rttvar', slots]] as const) {
+    let cum = 0;
+    for (let i = 0; i < slots; i++) {
+      cum += h[base + i];
+      if (h[base + i] || i === slots - 1) m.set(`telegen_tcp_probe_${name}_us_bucket`, `tcp_probe ${name} samples, cumulative by upper bound (µs)`, cum, { le: String(2 ** (i + 1)) }, 'counter');
+    }
+  }
+}
+
+const describe = (rep: AttachReport) => `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}`;
+
+/** What the worker holds of a TCP tracer the privilege-separated loader runs: its ring (records
+ *  pushed to `onRecord` in order) and its two counter maps, read by fd. */
+export interface TcpFdSource {
+  report: AttachReport;
+  start(onRecord: (rec: Buffer) => void): void;
+  stats(): number[];
+  rttHist(): number[];
+  close(): void;
+}
+
+/** The same metrics as tcpTracer, from a ring and maps the loader handed over. */
+export function tcpFromFds(ctx: TracerContext, src: TcpFdSource): RunningTracer {
+  const metrics = new TcpMetrics(ctx);
+  let handled = 0;
+  let stopped = false;
+  src.start((rec) => { recordTcpEvent(metrics, parseTcpEvent(rec)); handled++; });
+  ctx.metrics.addCollector((m) => {
+    if (stopped) return;
+    const v = src.stats();
+    STAT_NAMES.forEach((name, i) => m.set(`telegen_bpf_${name}_total`, `Kernel-side tcp tracer counter ${name}`, v[i] ?? 0, { tracer: 'tcp' }, 'counter'));
+    m.set('telegen_tracer_events_handled_total', 'Kernel events a tracer turned into signals', handled, { tracer: 'tcp' }, 'counter');
+    publishRttHist(m, src.rttHist());
+  });
+  return {
+    name: 'tcp',
+    detail: `in the loader: ${describe(src.report)}; drained by the worker`,
+    stop: () => { stopped = true; src.close(); },
+  };
+}
+
+export const tcpTracer: TracerFactory = (ctx) => {
+  const cfg = ctx.cfg.tracers.tcp;
+  if (!cfg.enabled) return null;
+  const obj = loadTcp(cfg, process.pid);
+  const rep = obj.report;
   obj.openRing('tg_tcp_ring');
   const metrics = new TcpMetrics(ctx);
   let handled = 0;
@@ -141,25 +196,16 @@ export const tcpTracer: TracerFactory = (ctx) => {
   };
   const timer = setInterval(drain, cfg.poll_ms);
   timer.unref();
-  // Kernel RTT samples from tcp_probe (every ACK), aggregated as log2 buckets of microseconds.
   let stopped = false;
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
     obj.collect(m, 'tcp', { map: 'tg_tcp_stats', names: STAT_NAMES });
     m.set('telegen_tracer_events_handled_total', 'Kernel events a tracer turned into signals', handled, { tracer: 'tcp' }, 'counter');
-    const h = obj.perCpuU64('tg_tcp_rtt_hist');
-    const slots = h.length / 2;
-    for (const [name, base] of [['srtt', 0], ['rttvar', slots]] as const) {
-      let cum = 0;
-      for (let i = 0; i < slots; i++) {
-        cum += h[base + i];
-        if (h[base + i] || i === slots - 1) m.set(`telegen_tcp_probe_${name}_us_bucket`, `tcp_probe ${name} samples, cumulative by upper bound (µs)`, cum, { le: String(2 ** (i + 1)) }, 'counter');
-      }
-    }
+    publishRttHist(m, obj.perCpuU64('tg_tcp_rtt_hist'));
   });
   const r: RunningTracer = {
     name: 'tcp',
-    detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}`,
+    detail: describe(rep),
     stop: () => {
       clearInterval(timer);
       drain();

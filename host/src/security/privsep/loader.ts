@@ -33,6 +33,8 @@ export interface Hello {
   tracers?: TracerStatus[];
   /** Tracers whose new targets the worker asks for with list_targets/attach_uprobe. */
   serves?: string[];
+  /** The TCP tracer, loaded here and drained by the worker: its fds' places in the frame's fds. */
+  tcp?: { report: import('../../tracers/bpf-object').AttachReport; ringBytes: number; statsKeys: number; histKeys: number; fds: { ring: number; stats: number; hist: number } };
 }
 
 /** Files hooked on request, at most: each is a set of uprobes held for the agent's life. */
@@ -104,6 +106,7 @@ interface Loaded {
   running: RunningTracer[];
   statuses: TracerStatus[];
   tls?: RequestedTlsTracer;
+  tcp?: Hello['tcp'];
 }
 
 async function loadForWorker(cfg: Config, workerPid: number): Promise<Loaded> {
@@ -142,6 +145,29 @@ async function loadForWorker(cfg: Config, workerPid: number): Promise<Loaded> {
     } catch (e) {
       out.statuses.push({ name: 'tls', ok: false, detail: (e as Error).message });
       llog.error({ tracer: 'tls', err: (e as Error).message }, 'TLS tracer could not start in the loader');
+    }
+  }
+  // The TCP tracer: its programs are counted here, its ring and counters are read by the worker.
+  if (cfg.tracers.tcp.enabled) {
+    try {
+      const { loadTcp } = await import('../../tracers/tcp');
+      const obj = loadTcp(cfg.tracers.tcp, workerPid);
+      out.running.push({ name: 'tcp', detail: '', stop: () => obj.close() });
+      const m = privsepNative().mapFdsByName(['tg_tcp_ring', 'tg_tcp_stats', 'tg_tcp_rtt_hist']);
+      const at = (name: string) => {
+        if (m[name] === undefined) throw new Error(`map ${name} not found among this process's fds`);
+        out.fds.push(m[name]);
+        return out.fds.length - 1;
+      };
+      out.tcp = {
+        report: obj.report, ringBytes: cfg.tracers.tcp.ring_bytes,
+        statsKeys: obj.mapInfo('tg_tcp_stats').maxEntries, histKeys: obj.mapInfo('tg_tcp_rtt_hist').maxEntries,
+        fds: { ring: at('tg_tcp_ring'), stats: at('tg_tcp_stats'), hist: at('tg_tcp_rtt_hist') },
+      };
+      llog.info({ attached: obj.report.attached.length }, 'TCP tracer loaded; the worker drains it');
+    } catch (e) {
+      out.statuses.push({ name: 'tcp', ok: false, detail: (e as Error).message });
+      llog.error({ tracer: 'tcp', err: (e as Error).message }, 'TCP tracer could not start in the loader');
     }
   }
   return out;
@@ -207,8 +233,8 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
   const sessions = new Set<net.Socket>();
   const sendHello = () => {
     if (!loaded || !workerSock) return;
-    const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: loaded.socketState, tracers: loaded.statuses, serves: loaded.tls ? ['tls'] : [] };
-    try { native.sendFds(workerFd, loaded.socketState?.ok ? loaded.fds : [], encodeFrame(hello)); } catch (e) {
+    const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: loaded.socketState, tracers: loaded.statuses, serves: loaded.tls ? ['tls'] : [], tcp: loaded.tcp };
+    try { native.sendFds(workerFd, loaded.fds, encodeFrame(hello)); } catch (e) {
       llog.error({ err: (e as Error).message }, 'could not hand the fds to the worker'); workerSock.destroy();
     }
   };

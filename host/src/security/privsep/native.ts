@@ -7,6 +7,8 @@ export interface PrivsepNative {
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   setNoNewPrivs(emptyBounding?: boolean): void;
   closeFd(fd: number): void;
+  /** fds of the BPF maps this process holds under these names. */
+  mapFdsByName(names: string[]): Record<string, number>;
   mapSumPerCpu(fd: number, keys: number): number[];
   mapCountKeys(fd: number): number;
   RingConsumer: new (fd: number, size: number, handler: (count: number) => void) => {

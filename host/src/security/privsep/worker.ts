@@ -6,7 +6,8 @@
 import * as net from 'net';
 import { parseConfig, ConfigError } from '../../config';
 import { resolveExportConfig } from '../../export';
-import { Agent } from '../../agent';
+import { Agent, RunningTracer } from '../../agent';
+import { tcpFromFds, TcpFdSource } from '../../tracers/tcp';
 import { log } from '../../log';
 import { BatchHandler, SocketTracer, SocketTracerOptions, SocketTracerStats, KernelStatName } from '../../native';
 import { tg_stat } from '../../generated/layout';
@@ -61,6 +62,40 @@ export function adoptSocketTracer(native: PrivsepNative, hello: Hello, fds: numb
       for (const f of fds) native.closeFd(f);
     },
   };
+}
+
+/** The TCP tracer's metrics from the ring and counter maps the loader handed over; its status
+ *  replaces the "single-process mode only" placeholder. */
+function startTcp(native: PrivsepNative, t: NonNullable<Hello['tcp']>, fds: number[], agent: Agent): RunningTracer | undefined {
+  let consumer: InstanceType<PrivsepNative['RingConsumer']> | undefined;
+  const src: TcpFdSource = {
+    report: t.report,
+    start(onRecord) {
+      let ring: Uint8Array = new Uint8Array(0);
+      let index: Uint32Array = new Uint32Array(0);
+      consumer = new native.RingConsumer(fds[t.fds.ring], t.ringBytes, (count) => {
+        for (let i = 0; i < count; i++) onRecord(Buffer.from(ring.buffer, ring.byteOffset + index[2 * i], index[2 * i + 1]));
+      });
+      ring = consumer.ring ?? ring;
+      index = consumer.index ?? index;
+    },
+    stats: () => native.mapSumPerCpu(fds[t.fds.stats], t.statsKeys),
+    rttHist: () => native.mapSumPerCpu(fds[t.fds.hist], t.histKeys),
+    close: () => { consumer?.close(); for (const k of ['ring', 'stats', 'hist'] as const) native.closeFd(fds[t.fds[k]]); },
+  };
+  const status = (ok: boolean, detail: string) => {
+    const i = agent.tracers.findIndex((x) => x.name === 'tcp');
+    if (i >= 0) agent.tracers[i] = { name: 'tcp', ok, detail }; else agent.tracers.push({ name: 'tcp', ok, detail });
+  };
+  try {
+    const r = tcpFromFds({ cfg: agent.cfg, signals: agent.signals, metrics: agent.metrics, agent }, src);
+    status(true, r.detail);
+    return r;
+  } catch (e) {
+    status(false, (e as Error).message);
+    wlog.error({ tracer: 'tcp', err: (e as Error).message }, 'TCP tracer could not start from the loader\'s fds');
+    return undefined;
+  }
 }
 
 /** The loader listens once its programs are loaded (spawned) or loads once we connected (pod),
@@ -123,6 +158,7 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
     const i = agent.tracers.findIndex((x) => x.name === t.name);
     if (i >= 0) agent.tracers[i] = t; else agent.tracers.push(t);
   }
+  const tcp = hello.tcp ? startTcp(native, hello.tcp, got.fds, agent) : undefined;
   wlog.info({ uid: process.getuid?.(), fds: got.fds.length, requests: hello.serves ?? [] }, 'worker running on the loader\'s fds');
 
   let stopping = false;
@@ -130,6 +166,7 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
     if (stopping) return;
     stopping = true;
     wlog.info({ why }, 'stopping: flushing queues');
+    try { tcp?.stop(); } catch (e) { wlog.error({ err: (e as Error).message }, 'tcp consumer stop failed'); }
     agent.stop().then(() => process.exit(code), (e) => { wlog.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
   loader.on('error', () => undefined);
