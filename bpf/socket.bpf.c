@@ -32,6 +32,7 @@ const volatile __u32 wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT; /* 0: wake on every
  * referenced by something the compiler keeps. */
 struct tg_data_event *tg_anchor_data __attribute__((used));
 struct tg_conn_event *tg_anchor_conn __attribute__((used));
+struct tg_go_link_event *tg_anchor_go_link __attribute__((used));
 enum tg_event_type tg_anchor_ev __attribute__((used));
 enum tg_dir tg_anchor_dir __attribute__((used));
 enum tg_data_flags tg_anchor_flags __attribute__((used));

@@ -17,7 +17,7 @@ const raw = execFileSync(process.env.BPFTOOL || 'bpftool', ['btf', 'dump', 'file
 const types = JSON.parse(raw.toString()).types;
 const STRUCTS = prefix
   ? [...new Set(types.filter((t) => t.kind === 'STRUCT' && t.name && t.name.startsWith(prefix)).map((t) => t.name))]
-  : ['tg_conn_info', 'tg_data_event', 'tg_conn_event'];
+  : ['tg_conn_info', 'tg_data_event', 'tg_conn_event', 'tg_go_link_event'];
 const ENUM_PREFIX = prefix || 'tg_';
 const byId = new Map(types.map((t) => [t.id, t]));
 

@@ -22,6 +22,9 @@ enum tg_event_type {
 	 * them without close(), so every connection of conn.pid is gone. struct tg_conn_event
 	 * with conn.pid/tid/comm/cgroup_id set and the rest zero. */
 	TG_EV_PROC_EXIT = 4,
+	/* A Go program's outgoing HTTP call belongs to the server request in flight on its
+	 * goroutine or an ancestor goroutine (bpf/go_tls.bpf.c): struct tg_go_link_event. */
+	TG_EV_GO_LINK = 5,
 };
 
 /* tg_data_event.flags */
@@ -97,6 +100,19 @@ struct tg_conn_event {
 	struct tg_conn_info conn;
 };
 
+/* TG_EV_GO_LINK: the next exchange the process starts on conn_id (a client connection) is a
+ * child of the server request that was in flight on parent_conn_id at parent_ts_ns. */
+struct tg_go_link_event {
+	__u32 type;            /* TG_EV_GO_LINK */
+	__u32 pid;
+	__u64 ts_ns;           /* entry of the client call */
+	__u64 conn_id;         /* the call's connection (tg_conn_info.conn_id) */
+	__u64 parent_conn_id;  /* the server request's connection */
+	__u64 parent_ts_ns;    /* entry of the request's handler */
+	__u64 goid;            /* goroutine making the call */
+	__u64 parent_goid;     /* goroutine serving the request */
+};
+
 /* Per-CPU counters (array map "tg_stats"), indexed by this enum. */
 enum tg_stat {
 	TG_STAT_EVENTS = 0,      /* records written to the ring */
@@ -112,10 +128,12 @@ enum tg_stat {
 static_assert(sizeof(struct tg_conn_info) == 80, "tg_conn_info layout");
 static_assert(sizeof(struct tg_data_event) == 112, "tg_data_event layout");
 static_assert(sizeof(struct tg_conn_event) == 112, "tg_conn_event layout");
+static_assert(sizeof(struct tg_go_link_event) == 56, "tg_go_link_event layout");
 #else
 _Static_assert(sizeof(struct tg_conn_info) == 80, "tg_conn_info layout");
 _Static_assert(sizeof(struct tg_data_event) == 112, "tg_data_event layout");
 _Static_assert(sizeof(struct tg_conn_event) == 112, "tg_conn_event layout");
+_Static_assert(sizeof(struct tg_go_link_event) == 56, "tg_go_link_event layout");
 #endif
 
 #endif /* TELEGEN_H */

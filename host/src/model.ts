@@ -13,6 +13,8 @@ export interface ConnMeta {
   tid?: number;
   comm?: string;
   cgroupId?: bigint;
+  /** The kernel tracer's id of the socket (tg_conn_info.conn_id): names it in other records. */
+  connId?: bigint;
   /** Replay: the capture has no "local" side; client/server are the two ends. */
   observer?: 'capture';
 }

@@ -4,6 +4,8 @@
 //
 //	go build -o /tmp/go-offsets scripts/go-offsets/main.go && /tmp/go-offsets
 //
+// `/tmp/go-offsets http` prints the row of host/src/gotrace/http-offsets.ts (net/http's server
+// and client connection structs the goroutine-aware probes read).
 // `/tmp/go-offsets http2` prints the rows of host/src/gotrace/http2.ts instead (net/http's
 // bundled HTTP/2 structs the header-field probes read).
 //
@@ -49,6 +51,20 @@ func http2Offsets(d *dwarf.Data) map[string]interface{} {
 		"clientStreamCc":      field(s["net/http.http2clientStream"], "cc"),
 		"clientStreamId":      field(s["net/http.http2clientStream"], "ID"),
 		"clientConnTconnData": field(s["net/http.http2ClientConn"], "tconn") + 8,
+	}
+}
+
+// The net/http offsets of the goroutine-aware request probes (host/src/gotrace/http-offsets.ts).
+func httpOffsets(d *dwarf.Data) map[string]interface{} {
+	s := structs(d, map[string]bool{"net/http.response": true, "net/http.conn": true, "net/http.persistConn": true})
+	return map[string]interface{}{
+		"goVersion":           runtime.Version(),
+		"responseConn":        field(s["net/http.response"], "conn"),
+		"connServer":          field(s["net/http.conn"], "server"),
+		"connRwcData":         field(s["net/http.conn"], "rwc") + 8,
+		"connTlsState":        field(s["net/http.conn"], "tlsState"),
+		"persistConnConnData": field(s["net/http.persistConn"], "conn") + 8,
+		"persistConnTlsState": field(s["net/http.persistConn"], "tlsState"),
 	}
 }
 
@@ -110,6 +126,10 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "http2" {
 		json.NewEncoder(os.Stdout).Encode(http2Offsets(d))
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "http" {
+		json.NewEncoder(os.Stdout).Encode(httpOffsets(d))
 		return
 	}
 	want := map[string]bool{"crypto/tls.Conn": true, "net.TCPConn": true, "net.conn": true, "net.netFD": true, "internal/poll.FD": true, "runtime.g": true}

@@ -8,6 +8,7 @@ import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { Correlator, SpanConn, DEFAULT_CORRELATE } from '../../host/src/correlate/correlator';
 import { Analytics } from '../../host/src/analytics';
+import { GoLinks } from '../../host/src/gotrace/links';
 
 const T0 = 1_700_000_000_000; // ms
 function span(name: string, kind: SpanKind, startMs: number, endMs: number, opts: { parent?: SpanContext; service?: string; attrs?: Record<string, string | number> } = {}): ReadableSpan {
@@ -233,4 +234,43 @@ test('analytics: an edge\'s latest traces stay queryable after the latest-traces
   const later = edgeTraces();
   assert.equal(later.length, 10);
   assert.ok(!later.some((t) => t.traceId === first[0].traceId), 'the oldest edge trace was let go');
+});
+
+test('goroutine links (Go tracer): each call goes to the request its goroutine serves, among concurrent ones on shared threads', () => {
+  const h = harness();
+  const ns = (ms: number) => (BigInt(T0) + BigInt(ms)) * 1_000_000n;
+  // What the kernel said, as gotrace/links.ts holds it: calls on connections 101/102 were made
+  // for the requests in flight on connections 1 and 2 (handler start times 2 ms and 3 ms).
+  const links = new GoLinks((t) => t);
+  links.add(101n, ns(4), 1n, ns(2));
+  links.add(102n, ns(5), 2n, ns(3));
+  h.c.goParent = (connId, start) => links.take(connId, start);
+  // Goroutines migrate between threads: every span here ran on thread 7, and the requests
+  // overlap, so thread and time alone could only say "ambiguous".
+  const c = (connId: bigint): SpanConn => ({ pid: 30, tid: 7, connId });
+  h.c.add(span('call-b', SpanKind.CLIENT, 6, 8), c(102n));
+  h.c.add(span('call-a', SpanKind.CLIENT, 5, 9), c(101n));
+  h.c.add(span('call-bg', SpanKind.CLIENT, 6, 7), c(103n)); // no link: a goroutine outside any request
+  h.c.add(span('GET /a', SpanKind.SERVER, 1, 10), c(1n));
+  h.c.add(span('GET /b', SpanKind.SERVER, 2, 11), c(2n));
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('call-a')), id(h.by('GET /a')));
+  assert.equal(parentOf(h.by('call-b')), id(h.by('GET /b')));
+  assert.equal(corr(h.by('call-a')), 'goroutine');
+  assert.equal(corr(h.by('call-bg')), 'ambiguous');
+  // A link is used once: a later exchange on 101 by a goroutine outside requests gets none.
+  assert.equal(links.take(101n, ns(20)), undefined);
+});
+
+test('goroutine links: a span takes the latest link made before it started, never a later one', () => {
+  const links = new GoLinks((t) => t);
+  links.add(5n, 100n, 1n, 50n);
+  links.add(5n, 300n, 2n, 250n);
+  assert.equal(links.take(5n, 90n), undefined, 'started before any link');
+  assert.deepEqual(links.take(5n, 200n), { connId: 1n, at: 50n });
+  assert.deepEqual(links.take(5n, 400n), { connId: 2n, at: 250n });
+  assert.equal(links.size, 0);
+  const small = new GoLinks((t) => t, 2);
+  for (let i = 0n; i < 5n; i++) small.add(i, 1n, 9n, 0n);
+  assert.equal(small.size, 2, 'bounded in connections');
 });

@@ -9,6 +9,8 @@ import { analyzeGoBinary, goFunctions } from '../../host/src/gotrace/analyze';
 import { openElf, functionSymbols, fileOffset, readAt } from '../../host/src/gotrace/elf';
 import { instructionStarts } from '../../host/src/gotrace/x86';
 import { offsetsFor, GO_OFFSETS } from '../../host/src/gotrace/offsets';
+import { httpOffsetsFor, GO_HTTP_OFFSETS } from '../../host/src/gotrace/http-offsets';
+import { GO_REQ, GO_REQ_FUNCS, planGoroutines } from '../../host/src/gotrace/goroutines';
 import { inspectGoProcesses } from '../../host/src/gotrace/probes';
 import { makePki } from '../tls/tls-helpers';
 import { buildGo, goVersion, goAvailable, Built } from './helpers';
@@ -146,6 +148,31 @@ test('offsets table: the row for the installed Go equals what its DWARF says', (
   const { goVersion: _v, ...fields } = measured;
   assert.deepEqual(offsetsFor(goVersion()), fields);
   assert.ok(GO_OFFSETS.some((r) => r.generatedFrom === goVersion()), 'the installed toolchain generated a row');
+  // The net/http row of the goroutine-aware request probes, the same way.
+  const { goVersion: _h, ...http } = JSON.parse(execFileSync(gen, ['http'], { encoding: 'utf8' })) as Record<string, unknown>;
+  assert.deepEqual(httpOffsetsFor(goVersion()), http);
+  assert.ok(GO_HTTP_OFFSETS.some((r) => r.generatedFrom === goVersion()), 'the installed toolchain generated the net/http row');
+});
+
+test('goroutine probes: planned on servers that make net/http calls, stripped or not; every RET of the serve and spawn functions', (t) => {
+  const b = bins(t);
+  if (!b) return;
+  for (const f of [b.plain, b.stripped]) {
+    const g = analyzeGoBinary(f, GO_REQ_FUNCS)!;
+    const plan = planGoroutines(g);
+    assert.ok('attach' in plan, `${f}: ${JSON.stringify(plan)}`);
+    const count = (prog: string) => plan.attach.filter((p) => p.prog === prog).length;
+    assert.deepEqual([count('go_serve_enter'), count('go_spawn_enter'), count('go_exit_enter'), count('go_client_enter')], [1, 1, 1, 1]);
+    assert.equal(count('go_serve_return'), g.funcs.get(GO_REQ.serve)!.returnOffsets.length);
+    assert.ok(count('go_serve_return') >= 1 && count('go_spawn_return') >= 1, 'returns probed');
+    // The cookie carries the generated offsets: g.goid (word 3) and the server's conn.rwc (word 6).
+    const serve = plan.attach.find((p) => p.prog === 'go_serve_enter')!;
+    const word = (c: number, i: number) => (Math.floor(c / 2 ** (6 * i)) & 0x3f) * 8;
+    assert.equal(word(serve.cookie, 3), offsetsFor(goVersion())!.gGoid);
+    assert.equal(word(serve.cookie, 6), httpOffsetsFor(goVersion())!.connRwcData);
+  }
+  const idle = buildGo('idle', b.dir);
+  assert.deepEqual(planGoroutines(analyzeGoBinary(idle.plain, GO_REQ_FUNCS)!), { reason: 'no net/http server' });
 });
 
 test.after(() => { if (built) fs.rmSync(built.dir, { recursive: true, force: true }); });

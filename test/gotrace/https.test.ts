@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import { spawn, ChildProcess } from 'child_process';
+import * as http from 'http';
+import * as https from 'https';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan, RunningAgent } from '../helpers/agent';
 import { makePki } from '../tls/tls-helpers';
 import { buildGo, goAvailable } from './helpers';
@@ -68,6 +70,49 @@ async function runClient(agent: RunningAgent, bin: string, args: string[]): Prom
   return { pid: p.pid!, out };
 }
 
+/** GET `url` (a fresh connection each), the body. */
+function get(url: string, ca?: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const mod = url.startsWith('https:') ? https : http;
+    const req = mod.get(url, { agent: false, ca, timeout: 30_000 }, (res) => {
+      let b = '';
+      res.on('data', (d) => { b += String(d); });
+      res.on('end', () => resolve(b));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: timeout`)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Requests that overlap in one Go server, each making its own outgoing call — from a goroutine
+ * two spawns below the handler's (/fanout/ID) or on the handler's own (/direct/ID): every call to
+ * /leaf/ID must be the child of the request with that ID, which the time rule cannot tell apart.
+ */
+async function goroutineTree(agent: RunningAgent, front: { pid: number; base: string; ca?: Buffer }, ids: number[]): Promise<void> {
+  const paths = ids.map((id, i) => `/${i % 2 ? 'direct' : 'fanout'}/${id}`);
+  const bodies = await Promise.all(paths.map((p) => get(front.base + p, front.ca)));
+  for (let i = 0; i < ids.length; i++) assert.match(bodies[i], new RegExp(`^\\w+: leaf ${ids[i]}$`), paths[i]);
+  // One read of the agent's output per poll: on a busy node it holds every process's spans.
+  const pairs = () => {
+    const mine = agent.spans().filter((s) => s.attributes['process.pid'] === front.pid);
+    const list = ids.map((id, i) => ({
+      id,
+      server: mine.find((s) => s.kind === SERVER && s.attributes['url.path'] === paths[i]),
+      client: mine.find((s) => s.kind === CLIENT && s.attributes['url.path'] === `/leaf/${id}`),
+    }));
+    const seen = mine.map((s) => `${s.kind === SERVER ? 'server' : 'client'} ${s.attributes['url.path']} ${s.spanId}<-${s.parentSpanId} ${s.attributes['telegen.correlation']}`).join('; ');
+    return { list, seen };
+  };
+  const done = await waitFor(() => { const p = pairs(); return p.list.every((x) => x.server && x.client) && p; }, 45_000, 1000).catch(() => pairs());
+  for (const { id, server, client } of done.list) {
+    assert.ok(server && client, `id ${id}: server and client span (${done.seen})`);
+    assert.equal(client.traceId, server.traceId, `id ${id}: one trace (${done.seen})`);
+    assert.equal(client.parentSpanId, server.spanId, `id ${id}: the call is the child of its own request (${done.seen})`);
+    assert.equal(client.attributes['telegen.correlation'], 'goroutine');
+  }
+}
+
 test('Go HTTPS: HTTP/1.1 and HTTP/2 spans from stripped and unstripped Go servers and clients', { timeout: 300_000 }, async (t) => {
   if (!requireBpf(t)) return;
   if (!goAvailable()) {
@@ -122,6 +167,25 @@ test('Go HTTPS: HTTP/1.1 and HTTP/2 spans from stripped and unstripped Go server
     check(stripped.port, stripped.proc.pid!, h2.pid, '2', ['GET /hello 200', 'GET /status/503 503']);
 
     step('spans checked');
+
+    await t.test('goroutine-aware requests: outgoing calls are children of the request their goroutine serves', async () => {
+      // Over TLS: the stripped binary calls the unstripped server. In clear: the unstripped binary calls itself.
+      const tlsFront = await startServer(srv.stripped, [pki.cert, pki.key, `https://localhost:${plain.port}`, pki.ca]);
+      const clearFront = await startServer(srv.plain, ['-', '-', 'self', '-']);
+      try {
+        for (const f of [tlsFront, clearFront]) {
+          const s = await instrumented(agent, f.proc.pid!);
+          assert.deepEqual(s.goroutines && { on: s.goroutines.instrumented, reason: s.goroutines.reason }, { on: true, reason: undefined });
+        }
+        await goroutineTree(agent, { pid: tlsFront.proc.pid!, base: `https://127.0.0.1:${tlsFront.port}`, ca: fs.readFileSync(pki.ca) }, [1, 2, 3, 4, 5, 6]);
+        step('goroutine tree over TLS checked');
+        await goroutineTree(agent, { pid: clearFront.proc.pid!, base: `http://127.0.0.1:${clearFront.port}` }, [11, 12, 13, 14, 15, 16]);
+        step('goroutine tree in clear checked');
+      } finally {
+        await tlsFront.stop();
+        await clearFront.stop();
+      }
+    });
     // A binary no process runs any more is unhooked and forgotten.
     await plain.stop();
     step('server stopped');

@@ -4,11 +4,14 @@
 //    traced process on this node, overlapping in time, becomes that client span's child;
 //  - thread/time: a CLIENT span lying within a SERVER span of the same pid becomes its child —
 //    exact when one candidate ran on the same thread, approximate (one candidate in flight) else;
-//    with several candidates it stays a root marked telegen.correlation=ambiguous.
+//    with several candidates it stays a root marked telegen.correlation=ambiguous;
+//  - goroutine: a CLIENT span of a Go program whose call the Go tracer tied to the server request
+//    its goroutine (or an ancestor goroutine) serves becomes that request's child — before thread/time.
 // Children end before their parents, so spans are held per trace until every ancestor is known
 // (bounded by windowMs after their end and by maxPending), and always emitted parents first.
 import { SpanContext, SpanKind } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { GoParent } from '../gotrace/links';
 
 export interface CorrelateConfig {
   /** How long after a CLIENT span ends we wait for its enclosing SERVER span to finish. */
@@ -28,9 +31,13 @@ export interface SpanConn {
   tuple?: string;
   /** Whether the client end is an address of this node (its process may be traced here). */
   peerLocal?: boolean;
+  /** The kernel's socket id (ConnMeta.connId). */
+  connId?: bigint;
+  /** CLIENT: the server request its goroutine works for (Go tracer; gotrace/links.ts). */
+  goParent?: GoParent;
 }
 
-export type Mode = 'header' | 'socket' | 'thread' | 'time' | 'ambiguous' | 'root' | 'overflow';
+export type Mode = 'header' | 'socket' | 'goroutine' | 'thread' | 'time' | 'ambiguous' | 'root' | 'overflow';
 
 interface Node {
   span: ReadableSpan;
@@ -73,7 +80,6 @@ function withContext(s: ReadableSpan, ctx: SpanContext, parent: SpanContext | un
   return s;
 }
 
-
 export class Correlator {
   private pending = new Set<Node>();
   /** SERVER spans per pid (pending or emitted) kept windowMs*2 after their end, for parent lookup. */
@@ -82,8 +88,10 @@ export class Correlator {
   private clients = new Map<string, Node[]>();
   /** SERVER spans waiting for their socket client, by 4-tuple. */
   private serversByTuple = new Map<string, Node[]>();
-  readonly stats = { emitted: 0, overflow: 0, header: 0, socket: 0, thread: 0, time: 0, ambiguous: 0, root: 0 };
+  readonly stats = { emitted: 0, overflow: 0, header: 0, socket: 0, goroutine: 0, thread: 0, time: 0, ambiguous: 0, root: 0 };
   private prunedAt = 0;
+  /** Set by the Go tracer: the goroutine link of a CLIENT span on `connId` that started at `startNs`. */
+  goParent?: (connId: bigint, startNs: bigint) => GoParent | undefined;
 
   constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
 
@@ -109,6 +117,7 @@ export class Correlator {
         } else this.decide(n, undefined, undefined, 'root');
       }
     } else if (n.kind === SpanKind.CLIENT) {
+      if (this.goParent && conn.connId !== undefined) conn.goParent ??= this.goParent(conn.connId, n.start);
       if (conn.tuple) {
         // A server span of the same connection may already be waiting for us. Decided ones leave
         // the list as we pass: on a keep-alive connection it would otherwise hold every exchange
@@ -203,6 +212,12 @@ export class Correlator {
   private decideByTime(n: Node): void {
     if (n.kind !== SpanKind.CLIENT) { this.decide(n, undefined, undefined, 'root'); return; }
     const list = this.servers.get(n.conn.pid!) ?? [];
+    const gp = n.conn.goParent;
+    // Exact whatever runs concurrently: the request on that connection in flight at that time
+    // (requests on one HTTP/1 connection are sequential). Not found (its span not decoded, or
+    // too late): the rules below.
+    const byGoroutine = gp && list.find((s) => s.conn.connId === gp.connId && s.start <= gp.at && gp.at <= s.end);
+    if (byGoroutine && !this.isAncestor(n, byGoroutine)) { this.decide(n, byGoroutine, undefined, 'goroutine'); return; }
     const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
     const same = n.conn.tid === undefined ? [] : cands.filter((s) => s.conn.tid === n.conn.tid);
     if (same.length === 1) this.decide(n, same[0], undefined, cands.length === 1 ? 'thread' : 'thread');

@@ -37,10 +37,15 @@ function cmp(a: [number, number], b: [number, number]): number {
   return a[0] - b[0] || a[1] - b[1];
 }
 
-export function offsetsFor(version: string): GoOffsets | undefined {
+/** The offsets of the row of `rows` (inclusive go1.MINOR ranges) that covers `version`. */
+export function rowFor<T>(rows: ReadonlyArray<{ from: [number, number]; to: [number, number]; offsets: T }>, version: string): T | undefined {
   const v = goMinor(version);
   if (!v) return undefined;
-  return GO_OFFSETS.find((r) => cmp(v, r.from) >= 0 && cmp(v, r.to) <= 0)?.offsets;
+  return rows.find((r) => cmp(v, r.from) >= 0 && cmp(v, r.to) <= 0)?.offsets;
+}
+
+export function offsetsFor(version: string): GoOffsets | undefined {
+  return rowFor(GO_OFFSETS, version);
 }
 
 /** Go ≥ 1.17 on amd64 passes arguments and results in registers (ABIInternal). */

@@ -12,6 +12,8 @@ export interface GoBinaryStatus {
   probes: number;
   pids: number[];
   attachMs?: number;
+  /** Goroutine-aware net/http requests (gotrace/goroutines.ts): hooked, or why not. */
+  goroutines?: { instrumented: boolean; probes: number; reason?: string };
   /** HTTP/2 header fields from Go's HPACK code (gotrace/http2.ts): hooked, or why not. */
   http2?: { instrumented: boolean; probes: number; reason?: string };
 }

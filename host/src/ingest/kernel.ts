@@ -1,7 +1,7 @@
 // Kernel source: turns ring-buffer batches (zero-copy views from the native addon) into router
 // calls. Reads fields by the BTF-generated offsets; connection strings are built once per
 // connection, not per event.
-import { tg_data_event, tg_conn_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_data_flags, tg_proto } from '../generated/layout';
+import { tg_data_event, tg_conn_event, tg_conn_info, tg_go_link_event, tg_event_type, tg_dir, tg_role, tg_data_flags, tg_proto } from '../generated/layout';
 import { Router, Conn } from './router';
 import { ConnMeta, Role } from '../model';
 import { SelfMetrics } from '../metrics/self';
@@ -68,6 +68,8 @@ export class KernelIngest {
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
+  /** Where TG_EV_GO_LINK records go (the Go tracer sets it: gotrace/links.ts); dropped without. */
+  goLinks?: { add(connId: bigint, tsNs: bigint, parentConnId: bigint, parentTsNs: bigint): void };
 
   constructor(private readonly router: Router, private readonly metrics: SelfMetrics) {}
 
@@ -89,6 +91,7 @@ export class KernelIngest {
       tid: dv.getUint32(info + tg_conn_info.tid, true),
       comm: commString(ring, info + tg_conn_info.comm),
       cgroupId: dv.getBigUint64(info + tg_conn_info.cgroup_id, true),
+      connId: dv.getBigUint64(info + tg_conn_info.conn_id, true),
     };
   }
 
@@ -174,6 +177,10 @@ export class KernelIngest {
       } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
         if (len < tg_conn_event.size) continue;
         this.connFor(ring, dv, off + INFO_CONN);
+      } else if (type === tg_event_type.TG_EV_GO_LINK) {
+        if (len < tg_go_link_event.size || !this.goLinks) continue;
+        const at = (f: number) => dv.getBigUint64(off + f, true);
+        this.goLinks.add(at(tg_go_link_event.conn_id), at(tg_go_link_event.ts_ns), at(tg_go_link_event.parent_conn_id), at(tg_go_link_event.parent_ts_ns));
       }
     }
   }

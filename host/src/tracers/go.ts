@@ -14,6 +14,8 @@ import { tg_tls_stat } from '../generated/tls-layout';
 import { packOffsets } from '../gotrace/offsets';
 import { GoBinaryStatus, setGoStatusSource } from '../gotrace/status';
 import { GO_TLS_FUNCS, GO_TLS_RETURN_PROG, analyzeForTls, whyNot } from '../gotrace/probes';
+import { GO_REQ_FUNCS, attachGoroutines } from '../gotrace/goroutines';
+import { GoLinks } from '../gotrace/links';
 import { GO_H2_FUNCS, attachH2 } from '../gotrace/http2';
 import { openGoHttp2 } from './go-http2';
 import { openGoExec } from './go-exec';
@@ -48,7 +50,7 @@ export class GoAttacher {
   /** Analyzes and hooks one executable; returns its status (null: not Go). */
   attachFile(file: string, key: string): Hooked | null {
     const t0 = process.hrtime.bigint();
-    const g = analyzeForTls(file, this.h2 ? GO_H2_FUNCS : []);
+    const g = analyzeForTls(file, [...GO_REQ_FUNCS, ...(this.h2 ? GO_H2_FUNCS : [])]);
     if (!g) {
       this.binaries.set(key, null);
       return null;
@@ -82,6 +84,9 @@ export class GoAttacher {
       h.h2Handles = r.handles;
       status.http2 = r.status;
     }
+    const gr = attachGoroutines(g, (p) => this.attach(p.prog, file, p.offset, p.cookie), (x) => this.t.detach(x));
+    h.handles.push(...gr.handles);
+    status.goroutines = gr.status;
     status.instrumented = true;
     status.probes = h.handles.length;
     status.attachMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -189,6 +194,11 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
     shareMaps: ['tg_conns', 'tg_ring'],
   });
   const h2 = openGoHttp2(ctx);
+  // Goroutine links (TG_EV_GO_LINK) wait for their client spans; times through the span clock.
+  const links = new GoLinks((ts) => ctx.agent.clock.toEpochNs(ts));
+  ctx.agent.kernel.goLinks = links;
+  const correlator = ctx.agent.correlate?.correlator;
+  if (correlator) correlator.goParent = (connId, startNs) => links.take(connId, startNs);
   const attacher = new GoAttacher(t, process.pid, h2 ?? undefined);
   attacher.scan();
   const exec = openGoExec(ctx, attacher);
@@ -216,6 +226,8 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
       clearInterval(timer);
       exec?.stop();
       setGoStatusSource(undefined);
+      ctx.agent.kernel.goLinks = undefined;
+      if (correlator) correlator.goParent = undefined;
       attacher.detachAll();
       untrack();
       t.close();
