@@ -12,22 +12,61 @@
 //     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
 import {
-  Stream, Op, Named, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
+  Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
   OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
 } from "./types";
 import { emitQuery, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
 
-/** Names a statement once (first keyword, single table), however often it is executed. */
+// Naming by SQL text, shared by every stream: applications send the same few statements on every
+// connection (pgbench -M extended re-parses its seven texts into the unnamed statement in turn),
+// and lexing them was the largest share of the decoder's time. Direct-mapped, verified by the
+// whole text; bounded to NAMING_SLOTS texts of at most NAMING_MAX bytes.
+const NAMING_SLOTS: i32 = 64;
+const NAMING_MAX: i32 = 1024;
+const namingCache = new StaticArray<Named | null>(NAMING_SLOTS);
+
+// The naming of the last text named (offsets into it).
+let namedOpOff: i32 = 0;
+let namedOpLen: i32 = 0;
+let namedCollOff: i32 = 0;
+let namedCollLen: i32 = 0;
+
+/** Names a SQL text (first keyword, single table) into the named* globals, from the cache when
+ *  the same text was named before. */
+function nameText(t: usize, len: i32, cut: bool): void {
+  const cacheable = len <= NAMING_MAX && !cut;
+  let slot: i32 = 0;
+  if (cacheable) {
+    slot = <i32>(nameHash(t, len) & <u64>(NAMING_SLOTS - 1));
+    const c = namingCache[slot];
+    if (c != null && c.text.equals(t, len)) {
+      namedOpOff = c.opOff; namedOpLen = c.opLen;
+      namedCollOff = c.collOff; namedCollLen = c.collLen;
+      return;
+    }
+  }
+  operationName(t, len);
+  namedOpOff = <i32>(opStart - t);
+  namedOpLen = opLen;
+  collectionName(t, len);
+  namedCollOff = <i32>(collStart - t);
+  namedCollLen = collLen;
+  if (cacheable) {
+    let c = namingCache[slot];
+    if (c == null) { c = new Named(); namingCache[slot] = c; }
+    c.text.set(t, len, NAMING_MAX);
+    c.opOff = namedOpOff; c.opLen = namedOpLen;
+    c.collOff = namedCollOff; c.collLen = namedCollLen;
+  }
+}
+
+/** Names a statement once, however often it is executed. */
 function ensureNaming(n: Named): void {
   if (n.namingKnown) return;
-  const t = n.text.ptr();
-  operationName(t, n.text.len);
-  n.opOff = <i32>(opStart - t);
-  n.opLen = opLen;
-  collectionName(t, n.text.len);
-  n.collOff = <i32>(collStart - t);
-  n.collLen = collLen;
+  nameText(n.text.ptr(), n.text.len, n.text.cut);
+  n.opOff = namedOpOff; n.opLen = namedOpLen;
+  n.collOff = namedCollOff; n.collLen = namedCollLen;
   n.namingKnown = true;
 }
 
@@ -173,8 +212,14 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
     case 0x51: { // 'Q' Query
       const op = pushOp(stream, st, OP_QUERY, st.segOpen ? st.segTs : ts);
       st.segOpen = false;
-      op.text.set(p, cstrLen(p, end), TEXT_CAP);
+      const ql = cstrLen(p, end);
+      op.text.set(p, ql, TEXT_CAP);
       if (<u32>n < full - 4 && !op.text.cut) op.text.cut = true;
+      // Applications repeat the same simple queries (BEGIN, COMMIT, health checks).
+      nameText(op.text.ptr(), op.text.len, op.text.cut);
+      op.opOff = namedOpOff; op.opLen = namedOpLen;
+      op.collOff = namedCollOff; op.collLen = namedCollLen;
+      op.namingKnown = true;
       break;
     }
     case 0x50: { // 'P' Parse: name, query, parameter types
@@ -183,10 +228,15 @@ export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, f
       const q = p + <usize>nl + 1;
       const ql = q < end ? cstrLen(q, end) : 0;
       const s = st.stmts.define(p, nl);
-      s.text.set(q, ql, TEXT_CAP);
-      if (q + <usize>ql >= end && <u32>n < full - 4) s.text.cut = true;
+      const cut = q + <usize>ql >= end && <u32>n < full - 4;
+      // Drivers re-parse the same SQL into the unnamed statement for every query: same text,
+      // same naming, worked out once.
+      if (!(s.known && !s.text.cut && !cut && s.text.equals(q, ql))) {
+        s.text.set(q, ql, TEXT_CAP);
+        if (cut) s.text.cut = true;
+        s.namingKnown = false;
+      }
       s.known = true;
-      s.namingKnown = false;
       const op = pushOp(stream, st, OP_PARSE, ts);
       op.text.copyFrom(s.text);
       op.stmt.set(p, nl, NAME_CAP);

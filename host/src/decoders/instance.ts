@@ -3,7 +3,7 @@
 import {
   ABI_VERSION, PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, GAP_ABSORBED,
 } from '../../../decoders/abi/abi';
-import { decodeRecord, DecodedRecord, RecordError, MemView, memView } from './records';
+import { DecodedRecord, RecordError, MemView, memView, RecordReader } from './records';
 import { meterModule, MeterError, FUEL_EXPORT } from './meter';
 
 export interface DecoderMeta {
@@ -142,6 +142,8 @@ export class DecoderInstance {
   private fuel!: WebAssembly.Global;
   private mem!: Uint8Array;
   private mv?: MemView;
+  /** Built once meta() named the decoder's private attributes; kept across re-instantiation. */
+  private reader?: RecordReader;
   private win = 0;
   private cap = 0;
   /** Unconsumed bytes per (stream, dir): key = stream * 2 + dir. */
@@ -150,6 +152,7 @@ export class DecoderInstance {
   private constructor(readonly module: WebAssembly.Module, readonly hooks: InstanceHooks, readonly policy: VerifyPolicy) {
     this.instantiate();
     this.meta = this.readMeta();
+    this.reader = new RecordReader(this.meta.attributes);
   }
 
   static fromBytes(bytes: Uint8Array, hooks: InstanceHooks, policy: VerifyPolicy = DEFAULT_VERIFY_POLICY): DecoderInstance {
@@ -200,9 +203,10 @@ export class DecoderInstance {
     this.cap = this.ex.input_cap();
   }
 
-  /** The memory view, refreshed after the module grew its memory (old buffers detach). */
+  /** The memory view, refreshed after the module grew its memory: growing detaches the old
+   *  buffer, so a zero length is the cheap test (memory.buffer is a slow getter on a hot path). */
   private view(): Uint8Array {
-    if (this.mem.byteLength === 0 || this.mem.buffer !== this.ex.memory.buffer) { this.mem = new Uint8Array(this.ex.memory.buffer); this.mv = undefined; }
+    if (this.mem.byteLength === 0) { this.mem = new Uint8Array(this.ex.memory.buffer); this.mv = undefined; }
     return this.mem;
   }
 
@@ -237,7 +241,7 @@ export class DecoderInstance {
   private onEmit(ptr: number, len: number): void {
     try {
       if (len > this.policy.maxRecordBytes) throw new RecordError(`record of ${len} bytes exceeds the ${this.policy.maxRecordBytes}-byte cap`);
-      const rec = decodeRecord(this.memView(), ptr, len, this.meta?.attributes);
+      const rec = (this.reader ?? new RecordReader(this.meta?.attributes)).decode(this.memView(), ptr, len);
       this.counters.records++;
       try { this.hooks.onRecord(rec, this); } catch (hostErr) {
         // A host-side failure must never be blamed on (or trap) the decoder.
@@ -294,25 +298,28 @@ export class DecoderInstance {
   /** Feeds in-order bytes of one direction; keeps what the decoder did not consume yet. */
   feed(stream: number, dir: number, bytes: Uint8Array, ts: bigint): FeedResult {
     const key = stream * 2 + dir;
-    const prev = this.pending.get(key);
     this.rest = null;
     let buf = bytes;
-    if (prev) {
-      buf = new Uint8Array(prev.length + bytes.length);
-      buf.set(prev, 0);
-      buf.set(bytes, prev.length);
-      this.pending.delete(key);
+    if (this.pending.size !== 0) {
+      const prev = this.pending.get(key);
+      if (prev) {
+        buf = new Uint8Array(prev.length + bytes.length);
+        buf.set(prev, 0);
+        buf.set(bytes, prev.length);
+        this.pending.delete(key);
+      }
     }
     this.counters.bytes += bytes.length;
     try {
       while (buf.length > 0) {
-        const n = Math.min(buf.length, this.cap);
-        this.view().set(buf.subarray(0, n), this.win);
+        const n = buf.length < this.cap ? buf.length : this.cap;
+        this.view().set(n === buf.length ? buf : buf.subarray(0, n), this.win);
         this.counters.calls++;
-        this.refuel();
+        this.fuel.value = this.policy.fuelPerCall;
         const r = this.ex.parse(stream, dir, n, ts);
         if (r > 0) {
-          buf = buf.subarray(Math.min(r, n));
+          if (r >= buf.length) return 'ok';
+          buf = buf.subarray(r < n ? r : n);
           continue;
         }
         if (r === 0 || r === PARSE_NEEDS_MORE) {
@@ -328,7 +335,7 @@ export class DecoderInstance {
         if (r === PARSE_IGNORED) { this.rest = buf; return 'ignored'; }
         this.counters.invalid++;
         this.closeStream(stream);
-        return r === PARSE_INVALID ? 'invalid' : 'invalid';
+        return 'invalid';
       }
       return 'ok';
     } catch (e) {
