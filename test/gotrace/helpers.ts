@@ -1,6 +1,7 @@
 // Builds the Go test programs (test/fixtures/go/*.go) with the installed toolchain, stripped
 // (-ldflags=-s -w: no symbol table, no DWARF) and not, into a temporary directory.
 import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -17,14 +18,32 @@ export function goAvailable(): boolean {
 
 export interface Built { dir: string; plain: string; stripped: string }
 
-/** Builds fixture `name` (server, client) twice. Module downloads are off: stdlib only. */
+/**
+ * Builds fixture `name` (server, client) twice. Module downloads are off: stdlib only. Linking
+ * takes seconds on a busy machine, so each build is kept per source and toolchain in the OS
+ * temp dir and copied (a copy is a new file, as a fresh build would be: tests that need a file
+ * no process ran before get one).
+ */
 export function buildGo(name: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-go-'))): Built {
   const src = path.join(FIXTURES, `${name}.go`);
   const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', CGO_ENABLED: '0' };
   const plain = path.join(dir, name);
   const stripped = path.join(dir, `${name}.stripped`);
-  execFileSync('go', ['build', '-o', plain, src], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
-  execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, src], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  const key = crypto.createHash('sha256').update(fs.readFileSync(src)).update(goVersion()).digest('hex').slice(0, 16);
+  const cache = path.join(os.tmpdir(), 'telegen-go-builds', `${name}-${key}`);
+  const build = (out: string, ldflags: string[]) => {
+    const kept = path.join(cache, path.basename(out));
+    if (!fs.existsSync(kept)) {
+      fs.mkdirSync(cache, { recursive: true });
+      const tmp = `${kept}.${process.pid}`;
+      execFileSync('go', ['build', ...ldflags, '-o', tmp, src], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+      fs.renameSync(tmp, kept); // whole or absent, when two test files build at once
+    }
+    fs.copyFileSync(kept, out);
+    fs.chmodSync(out, 0o755);
+  };
+  build(plain, []);
+  build(stripped, ['-ldflags=-s -w']);
   return { dir, plain, stripped };
 }
 
