@@ -47,3 +47,12 @@ export function rssBytesOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+/** CPU seconds (user + system, every thread of this process) spent running `fn`. On a shared,
+ *  loaded machine wall time mostly measures the other tenants; CPU time is the cost. */
+export function cpuSecondsIn(fn: () => void): number {
+  const c0 = process.cpuUsage();
+  fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
+}
