@@ -192,6 +192,7 @@ test('doctor view: running Go processes, which can take the crypto/tls probes an
     assert.ok(server && server.pids.includes(procs[0].pid!), JSON.stringify(seen));
     assert.equal(server.reason, undefined, 'the stripped HTTPS server can be instrumented');
     assert.equal(server.symbols, 'pclntab');
+    assert.deepEqual(server.goroutines && { reason: server.goroutines.reason, some: server.goroutines.probes >= 6 }, { reason: undefined, some: true }, 'it could take the goroutine probes');
     assert.ok(other && other.pids.includes(procs[1].pid!), JSON.stringify(seen));
     assert.equal(other.reason, 'does not use crypto/tls');
     assert.ok(!seen.some((s) => s.path === process.execPath), 'node is not listed as Go');

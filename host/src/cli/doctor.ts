@@ -53,6 +53,7 @@ export async function doctorCommand(args: Args): Promise<number> {
   if (!go.length) w('  none running');
   for (const g of go) w(`  ${g.reason ? 'cannot  ' : 'can     '} ${g.path} (${g.goVersion}, ${g.symbols === 'pclntab' ? 'stripped' : 'symbols'}; pids ${g.pids.join(', ')})${g.reason ? ` — ${g.reason}` : ''}`);
   for (const g of go) if (!g.reason && g.http2) w(`     http2 header fields: ${g.http2.reason ? `cannot — ${g.http2.reason}` : `can (${g.http2.probes} probes)`}`);
+  for (const g of go) if (!g.reason && g.goroutines) w(`     goroutine-aware requests (${g.path}): ${g.goroutines.reason ? `cannot — ${g.goroutines.reason}` : `can (${g.goroutines.probes} probes)`}`);
   w(`  exec-time attach (sched_process_exec/exit, tp_btf): ${f.attach.tp_btf?.ok ? 'can' : `cannot — ${f.attach.tp_btf?.detail ?? 'unknown'}; new Go processes are found by the /proc scan`}`);
   return 0;
 }

@@ -4,10 +4,10 @@ import * as fs from 'fs';
 import { analyzeGoBinary, GoBinary } from './analyze';
 import { GoBinaryStatus } from './status';
 import { GO_H2_FUNCS, planH2 } from './http2';
+import { GO_REQ_FUNCS, planGoroutines } from './goroutines';
 
-/** Whether the header-field probes could go in (doctor: nothing is attached). */
-function h2Verdict(g: GoBinary): GoBinaryStatus['http2'] {
-  const p = planH2(g);
+/** Whether a probe set could go in (doctor: nothing is attached). */
+function verdict(p: { attach: unknown[] } | { reason: string }): GoBinaryStatus['http2'] {
   return 'reason' in p ? { instrumented: false, probes: 0, reason: p.reason } : { instrumented: false, probes: p.attach.length };
 }
 
@@ -49,10 +49,10 @@ export function inspectGoProcesses(procRoot = '/proc'): GoBinaryStatus[] {
     try { const st = fs.statSync(link); key = `${st.dev}:${st.ino}`; } catch { continue; }
     if (!byFile.has(key)) {
       let g: GoBinary | undefined;
-      try { g = analyzeForTls(link, GO_H2_FUNCS); } catch { g = undefined; }
+      try { g = analyzeForTls(link, [...GO_H2_FUNCS, ...GO_REQ_FUNCS]); } catch { g = undefined; }
       let shown = link;
       try { shown = fs.readlinkSync(link); } catch { /* gone */ }
-      byFile.set(key, g ? { path: shown, goVersion: g.buildInfo.goVersion, symbols: g.symbols, instrumented: false, reason: whyNot(g), probes: 0, pids: [], http2: h2Verdict(g) } : null);
+      byFile.set(key, g ? { path: shown, goVersion: g.buildInfo.goVersion, symbols: g.symbols, instrumented: false, reason: whyNot(g), probes: 0, pids: [], http2: verdict(planH2(g)), goroutines: verdict(planGoroutines(g)) } : null);
     }
     byFile.get(key)?.pids.push(Number(pid));
   }
