@@ -14,6 +14,7 @@ import { makePki } from '../tls/tls-helpers';
 import { buildGo, goAvailable, goVersion, agentGoStatus } from './helpers';
 import * as os from 'os';
 import { h2OffsetsFor, GO_H2_OFFSETS } from '../../host/src/gotrace/http2';
+import { kernelFileKey } from '../../host/src/tracers/go-exec';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -162,4 +163,18 @@ test('HTTP/2 offsets table: the row for the installed Go equals what its DWARF s
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('exec-time attach: file keys the kernel compares with (dev as MAJOR << 20 | MINOR) match what stat says', () => {
+  // A wrong key would never match go_exec_known: every exec would be reported (and, with
+  // exec_hold, every static executable held) again. GNU stat decodes st_dev on its own.
+  for (const f of [process.execPath, __filename, os.tmpdir()]) {
+    const [dev, major, minor, ino] = execFileSync('stat', ['-L', '-c', '%d %Hd %Ld %i', f], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    const k = kernelFileKey(`${dev}:${ino}`)!;
+    assert.equal(k.readBigUInt64LE(0), BigInt(ino), f);
+    assert.equal(k.readUInt32LE(8), ((major << 20) | minor) >>> 0, f);
+  }
+  // A device with a minor above 255 (its bits are split in st_dev).
+  const st = (0x123 & 0xff) | (259 << 8) | ((0x123 & ~0xff) << 12); // glibc makedev(259, 0x123)
+  assert.equal(kernelFileKey(`${st}:7`)!.readUInt32LE(8), (259 << 20) | 0x123);
 });

@@ -49,7 +49,9 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
 
   // The kernel learns what the attacher knows: files looked at (no event on their next exec)
   // and the pids running hooked files (their exit is reported).
+  let lastSync = 0;
   const sync = () => {
+    lastSync = Date.now();
     const now = new Set<string>();
     const pids = new Set<number>();
     for (const [key, h] of attacher.binaries) {
@@ -79,7 +81,11 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
       }
       if (recs.length < 1024) break;
     }
-    if (!rescan) return;
+    if (!rescan) {
+      // Files and pids the periodic scan found are handed to the kernel too.
+      if (Date.now() - lastSync >= 1000) sync();
+      return;
+    }
     try {
       attacher.scan();
       sync();
