@@ -16,6 +16,8 @@ import { profileSchema } from '../host/src/profile/config';
 import { RawDrain, symbolizeDrain } from '../host/src/profile/model';
 import { Symbolizer } from '../host/src/profile/symbolizer';
 import { readMaps } from '../host/src/profile/procmaps';
+import { ThreadSpans } from '../host/src/profile/links';
+import { monotonicClock } from '../host/src/pipeline/spans';
 
 const WORK_C = `
 #include <stdio.h>
@@ -57,8 +59,10 @@ async function overhead(exe: string, rounds: number, n: number, warmupMs: number
   const delayOn: number[][] = [];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-prof-'));
   // The agent's defaults (99 Hz, every process) with a shorter drain interval than its 10 s, so
-  // several drains and symbolizations land inside each run.
-  const p = new Profiler({ cfg: profileSchema.parse({ enabled: true, interval_ms: intervalMs, pprof: { enabled: true } }), dataDir, exportOtlp: () => {} });
+  // several drains and symbolizations land inside each run. Trace links on, as in the agent: every
+  // sample's time goes through the kernel ring and is joined (no spans here, so none link).
+  const clock = monotonicClock();
+  const p = new Profiler({ cfg: profileSchema.parse({ enabled: true, interval_ms: intervalMs, pprof: { enabled: true } }), dataDir, exportOtlp: () => {}, spans: new ThreadSpans(), toEpochNs: (t) => clock.toEpochNs(t) });
   p.start();
   // Cold start: the first intervals read every process's maps and ELF files; measured apart.
   const w0 = performance.now();
@@ -96,6 +100,8 @@ async function overhead(exe: string, rounds: number, n: number, warmupMs: number
       workerSeconds: Math.round((after.workerMs - before.workerMs) / 100) / 10,
       drainWaitMs: Math.round(after.drainWaitMs - before.drainWaitMs), mainThreadDrainMs: Math.round(after.drainMs - before.drainMs),
       deferredDrains: after.deferredDrains - before.deferredDrains,
+      sampleRecordsLost: after.records_lost - before.records_lost,
+      unlinkedSamples: after.unlinkedSamples - before.unlinkedSamples,
     },
   };
 }

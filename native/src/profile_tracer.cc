@@ -62,6 +62,7 @@ Napi::Function ProfileTracer::Init(Napi::Env env) {
                          InstanceMethod<&ProfileTracer::SetEnabled>("setEnabled"),
                          InstanceMethod<&ProfileTracer::SetTarget>("setTarget"),
                          InstanceMethod<&ProfileTracer::SetRecording>("setRecording"),
+                         InstanceMethod<&ProfileTracer::CollectRecords>("collectRecords"),
                          InstanceMethod<&ProfileTracer::Stats>("stats"),
                          InstanceMethod<&ProfileTracer::Close>("close"),
                      });
@@ -191,6 +192,14 @@ Napi::Value ProfileTracer::SetRecording(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// collectRecords(): empties the sample-time ring into the host's carry when a drain is skipped
+// (the worker behind), so the ring holds one interval, not however many are deferred. Never
+// while a drain runs on the thread pool (it consumes the ring itself).
+Napi::Value ProfileTracer::CollectRecords(const Napi::CallbackInfo &info) {
+  if (skel_ && !draining_ && !closing_) TakeRing();
+  return info.Env().Undefined();
+}
+
 // setTarget({ pids: number[], cgroups: bigint[] } | null): null profiles every process.
 Napi::Value ProfileTracer::SetTarget(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -252,16 +261,33 @@ struct KeyEq {
   }
 };
 
+// Records held between drains at most (32 bytes each): a drain deferred for long (the worker
+// behind) keeps the ring from overflowing without holding unbounded memory.
+static constexpr size_t kMaxCarry = 1u << 18;
+
+void ProfileTracer::TakeRing() {
+  if (!rb_) return;
+  rb_out_.clear();
+  ring_buffer__consume(rb_);
+  for (const tg_prof_sample &s : rb_out_) {
+    if (carry_.size() < kMaxCarry) carry_.push_back(s);
+    else carry_dropped_++;
+  }
+  rb_out_.clear();
+}
+
 // Matches the ring's sample-time records with the keys drained from map `was`. A record of the
-// other map was written after the flip: it belongs to the next drain and waits in `carry`.
-static void CollectRecords(ring_buffer *rb, std::vector<tg_prof_sample> &fresh, std::vector<tg_prof_sample> &carry, uint32_t was, DrainResult &r) {
-  if (!rb) return;
-  fresh.clear();
-  ring_buffer__consume(rb);
+// other map was written after the flip: it belongs to the next drain and stays in the carry.
+static void MatchRecords(ProfileTracer *owner, uint32_t was, DrainResult &r) {
+  owner->TakeRing();
   std::vector<tg_prof_sample> mine;
-  mine.swap(carry);
-  for (const tg_prof_sample &s : fresh) (s.map == was ? mine : carry).push_back(s);
-  fresh.clear();
+  std::vector<tg_prof_sample> &carry = owner->carry();
+  size_t w = 0;
+  for (size_t i = 0; i < carry.size(); i++) {
+    if (carry[i].map == was) mine.push_back(carry[i]);
+    else carry[w++] = carry[i];
+  }
+  carry.resize(w);
   if (mine.empty()) return;
   std::unordered_map<tg_prof_key, uint32_t, KeyHash, KeyEq> index;
   index.reserve(r.keys.size());
@@ -319,7 +345,7 @@ static void CollectDrain(ProfileTracer *owner, profile_bpf *skel, DrainResult &r
     }
     r.offsets.push_back(static_cast<uint32_t>(r.frames.size()));
   }
-  CollectRecords(owner->rb(), owner->rbOut(), owner->carry(), was, r);
+  MatchRecords(owner, was, r);
 }
 
 // { n, keys: Int32Array(4n) [pid, tid, ustack, kstack], counts: Float64Array(n),
@@ -436,6 +462,7 @@ Napi::Value ProfileTracer::Stats(const Napi::CallbackInfo &info) {
     uint64_t sum = 0;
     if (bpf_map_lookup_elem(fd, &i, vals.data()) == 0)
       for (uint64_t v : vals) sum += v;
+    if (i == TG_PROF_STAT_RECORDS_LOST) sum += carry_dropped_;
     out.Set(i, static_cast<double>(sum));
   }
   return out;

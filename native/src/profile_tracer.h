@@ -28,6 +28,7 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
   Napi::Value SetEnabled(const Napi::CallbackInfo &info);
   Napi::Value SetTarget(const Napi::CallbackInfo &info);
   Napi::Value SetRecording(const Napi::CallbackInfo &info);
+  Napi::Value CollectRecords(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
@@ -47,10 +48,11 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
   ring_buffer *rb_ = nullptr;
   std::vector<tg_prof_sample> rb_out_;
   std::vector<tg_prof_sample> carry_;
+  uint64_t carry_dropped_ = 0;
 
  public:
-  ring_buffer *rb() { return rb_; }
-  std::vector<tg_prof_sample> &rbOut() { return rb_out_; }
+  // Moves what the ring holds into `carry_` (bounded; the excess is counted as lost).
+  void TakeRing();
   std::vector<tg_prof_sample> &carry() { return carry_; }
 };
 

@@ -13,14 +13,35 @@ export interface LinkCounts { linked: number; ambiguous: number; unlinked: numbe
 /** Per key of a drain: the counts that go to each trace link (the rest stay unlinked). */
 export type KeyLinks = Array<Array<[TraceLink, number]> | undefined>;
 
+/** Windows over which the slowest span arrival is remembered (6 x 10 s). */
+const LAG_WINDOW_MS = 10_000;
+const LAG_WINDOWS = 6;
+
 export class ThreadSpans {
   private byThread = new Map<string, ThreadSpan[]>();
   private count = 0;
+  /** Slowest arrival (ms from a span's end to its indexing) per 10 s window, newest last. */
+  private lags: Array<{ at: number; ms: number }> = [];
   dropped = 0;
 
   constructor(private readonly maxSpans = 100_000) {}
 
   get size(): number { return this.count; }
+
+  /** A span reached the index `ms` after it ended (decoding, correlation's buffering, load). */
+  noteLag(ms: number, now = Date.now()): void {
+    const last = this.lags[this.lags.length - 1];
+    if (last && now - last.at < LAG_WINDOW_MS) { if (ms > last.ms) last.ms = ms; return; }
+    this.lags.push({ at: now, ms });
+    if (this.lags.length > LAG_WINDOWS) this.lags.shift();
+  }
+
+  /** The slowest arrival of the last minute: how long a sample's span may still be on its way. */
+  recentLagMs(now = Date.now()): number {
+    let m = 0;
+    for (const l of this.lags) if (now - l.at <= LAG_WINDOW_MS * LAG_WINDOWS && l.ms > m) m = l.ms;
+    return m;
+  }
 
   add(pid: number, tid: number, start: bigint, end: bigint, link: TraceLink): void {
     if (this.count >= this.maxSpans) { this.dropped++; return; }

@@ -22,6 +22,7 @@ interface NativeProfileTracer {
   setEnabled(on: boolean): void;
   setTarget(t: { pids: number[]; cgroups: bigint[] } | null): number | undefined;
   setRecording(on: boolean): void;
+  collectRecords(): void;
   stats(): number[];
   close(): void;
 }
@@ -40,6 +41,9 @@ export class NativeProfiler {
   }
   /** Sample-time records for trace links on or off. */
   setRecording(on: boolean): void { this.t.setRecording(on); }
+  /** Moves the sample-time ring's records aside (a skipped drain), so the ring never overflows
+   *  while drains wait for the worker. */
+  collectRecords(): void { this.t.collectRecords(); }
   drain(): RawDrain { return this.t.drain(); }
   /** The same drain on the libuv thread pool: the JS thread only builds the typed arrays. */
   drainAsync(): Promise<RawDrain> { return this.t.drainAsync(); }

@@ -49,6 +49,8 @@ export interface IntervalReply {
   missing: number;
   /** service → folded stack line → count. */
   byService: Array<[string, Array<[string, number]>]>;
+  /** trace_id → folded stack line → count, for samples linked to a trace. */
+  byTrace: Array<[string, Array<[string, number]>]>;
   /** One ExportProfilesServiceRequest (OTLP/JSON shape), built in the worker. */
   otlp?: object;
   pprofError?: string;

@@ -174,7 +174,7 @@ export class Profiler {
     const worker = this.worker;
     if (!this.native || !worker) { onDrained?.(); return undefined; }
     if (worker.full) {
-      if (!force) { this.totals.deferredDrains++; return undefined; }
+      if (!force) { this.totals.deferredDrains++; this.native.collectRecords(); return undefined; }
       while (worker.pending >= worker.maxPending + 2) await new Promise((r) => setTimeout(r, 20));
     }
     // One kernel drain at a time (a tick and a switch-off may meet).
@@ -216,8 +216,10 @@ export class Profiler {
   private async link(raw: RawDrain): Promise<KeyLinks | undefined> {
     const spans = this.o.spans;
     if (!spans || !this.o.toEpochNs) { this.totals.unlinkedSamples += countOf(raw); return undefined; }
-    // Stopping: the agent's pipeline is shutting down too, no span will come.
-    const wait = this.stopping ? 0 : this.o.cfg.link_wait_ms;
+    // Stopping: the agent's pipeline is shutting down too, no span will come. Otherwise at least
+    // link_wait_ms, longer when spans have lately reached the index later than that (a loaded
+    // host), bounded so held drains stay few.
+    const wait = this.stopping ? 0 : linkWait(this.o.cfg.link_wait_ms, spans.recentLagMs());
     if (wait > 0 && raw.recKeys?.length) await new Promise((r) => setTimeout(r, wait));
     const t = performance.now();
     const { links, counts } = joinSamples(raw, spans, this.o.toEpochNs);
@@ -238,7 +240,7 @@ export class Profiler {
     this.totals.pprofFiles = r.pprofFiles;
     this.symStats = r.symbolizer;
     if (r.pprofError) { this.totals.exportErrors++; this.o.onError?.(new Error(`pprof: ${r.pprofError}`)); }
-    this.store.addFolded(r.endMs, new Map(r.byService.map(([svc, lines]) => [svc, new Map(lines)])));
+    this.store.addFolded(r.endMs, new Map(r.byService.map(([svc, lines]) => [svc, new Map(lines)])), new Map(r.byTrace.map(([t, lines]) => [t, new Map(lines)])));
     if (r.otlp && this.o.exportOtlp) {
       try { this.o.exportOtlp(r.otlp); } catch (e) { this.totals.exportErrors++; this.o.onError?.(e as Error); }
     }
@@ -272,6 +274,11 @@ export class Profiler {
     this.native = undefined;
     await this.worker?.close();
   }
+}
+
+/** The configured wait, or the recent slowest span arrival plus a margin, at most 15 s more. */
+export function linkWait(configuredMs: number, recentLagMs: number): number {
+  return Math.max(configuredMs, Math.min(recentLagMs + 500, configuredMs + 15_000));
 }
 
 function zeroStats(): ProfileStats {

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Symbolizer } from './symbolizer';
 import { ProcessTable, listProcesses, cgroupId } from './process';
 import { IntervalProfile, symbolizeDrain } from './model';
-import { foldByService } from './store';
+import { foldByService, foldByTrace } from './store';
 import { toOtlpProfiles } from './otlp';
 import { toPprof, encodePprof } from './pprof';
 import type { WorkerInit, WorkerRequest, WorkerReply, IntervalJob, ResolvedTarget } from './offload';
@@ -37,6 +37,7 @@ class IntervalWorker {
     this.prevStacks = new Map([...stacks].map(([id, a]) => [id, a.slice()]));
     const iv: IntervalProfile = { startMs: job.startMs, endMs: job.endMs, periodNs: job.periodNs, samples, missingStacks: missing };
     const byService = foldByService(iv, this.info);
+    const byTrace = foldByTrace(iv);
     let otlp: object | undefined;
     let pprofError: string | undefined;
     if (samples.length) {
@@ -46,7 +47,7 @@ class IntervalWorker {
     let count = 0;
     for (const s of samples) count += s.count;
     return {
-      type: 'interval', id: job.id, startMs: job.startMs, endMs: job.endMs, samples: count, missing, byService: [...byService].map(([svc, m]) => [svc, [...m]]),
+      type: 'interval', id: job.id, startMs: job.startMs, endMs: job.endMs, samples: count, missing, byService: [...byService].map(([svc, m]) => [svc, [...m]]), byTrace: [...byTrace].map(([t, m]) => [t, [...m]]),
       otlp, pprofError, pprofFiles: this.pprofFiles, workMs: performance.now() - t0, symbolizer: this.symbolizer.stats(),
       resolved: job.resolve ? this.resolve(job.resolve) : undefined,
       ivSamples: this.init.keepSamples ? samples : undefined,

@@ -26,6 +26,12 @@ export function profileRoutes(p: Profiler): ApiRoute[] {
         const seconds = parseSeconds(u);
         const since = Date.now() - seconds * 1000;
         const service = u.searchParams.get('service') || undefined;
+        // The CPU samples linked to one trace: what its requests burned on their threads.
+        const traceId = u.searchParams.get('trace_id');
+        if (traceId) {
+          if (!/^[0-9a-f]{32}$/.test(traceId)) return { code: 400, body: { error: 'trace_id must be 32 lowercase hex digits' } };
+          return { code: 200, body: { trace_id: traceId, seconds, tree: p.store.traceTree(traceId, since) } };
+        }
         if (u.searchParams.get('format') === 'folded') {
           const lines = [...p.store.folded(service, since)].map(([l, c]) => `${l} ${c}`).join('\n');
           return { code: 200, body: lines + (lines ? '\n' : ''), type: 'text/plain; charset=utf-8' };
@@ -85,7 +91,9 @@ function indexServerSpan(spans: ThreadSpans, s: ReadableSpan): void {
   const tid = s.attributes['thread.id'];
   if (typeof pid !== 'number' || typeof tid !== 'number') return;
   const c = s.spanContext();
-  spans.add(pid, tid, ns(s.startTime), ns(s.endTime), { traceId: c.traceId, spanId: c.spanId });
+  const end = ns(s.endTime);
+  spans.add(pid, tid, ns(s.startTime), end, { traceId: c.traceId, spanId: c.spanId });
+  spans.noteLag(Date.now() - Number(end / 1_000_000n));
 }
 
 export const profileTracer: TracerFactory = (ctx) => {
