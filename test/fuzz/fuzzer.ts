@@ -1,9 +1,10 @@
 // Mutation fuzzer for the Wasm decoders, driven through the host's DecoderInstance exactly as the
 // agent drives them (window copy, pending bytes, fuel metering, record decoding).
 //
-// Why not a coverage-guided JS fuzzer: jazzer.js needs a native addon fetched as a prebuilt binary
-// from outside npm, and JS coverage would not see inside the Wasm modules anyway. Instead the
-// seeds are real conversations (the decoders' testdata captures and the shared corpus,
+// Coverage-guided, with the coverage measured inside the Wasm module (test/fuzz/coverage.ts: a
+// counter per basic block, AFL-style hit buckets): a JS fuzzer such as jazzer.js needs a native
+// addon fetched as a prebuilt binary from outside npm, and JS coverage would not see inside the
+// Wasm modules anyway. Cases that reach new blocks are kept and mutated further. The seeds are real conversations (the decoders' testdata captures and the shared corpus,
 // reassembled by host/src/replay) mutated at the byte level and re-split at random points, with
 // gaps, early closes and ticks interleaved — the shapes the socket tracer really produces.
 //
@@ -17,6 +18,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import { DecoderInstance, declaredMemory } from '../../host/src/decoders/instance';
 import { replayFile } from '../../host/src/replay';
+import { instrumentCoverage, countersOf, CoverageMap } from './coverage';
 
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 export const crashDir = path.join(repoRoot, 'test', 'fuzz', 'crashers');
@@ -43,8 +45,21 @@ export function wasmFile(name: string): string {
   return name.includes('/') ? name : path.join(repoRoot, 'build', 'decoders', `${name}.wasm`);
 }
 
-export function loadInstance(name: string): DecoderInstance {
-  return DecoderInstance.fromBytes(fs.readFileSync(wasmFile(name)), { onRecord: () => undefined });
+export function loadInstance(name: string, bytes: Uint8Array = fs.readFileSync(wasmFile(name))): DecoderInstance {
+  return DecoderInstance.fromBytes(bytes, { onRecord: () => undefined });
+}
+
+/** The parts a case fed, as a conversation the fuzzer can mutate again. */
+function conversationOf(proto: string, ops: Op[]): Conversation {
+  const parts: Conversation['parts'] = [];
+  for (const o of ops) {
+    if (o.op !== 'feed') continue;
+    const bytes = Buffer.from(o.hex, 'hex');
+    const last = parts[parts.length - 1];
+    if (last && last.dir === o.dir) last.bytes = Buffer.concat([last.bytes, bytes]);
+    else parts.push({ dir: o.dir, bytes });
+  }
+  return { proto, parts };
 }
 
 function captureFiles(): Array<{ proto: string; file: string }> {
@@ -118,9 +133,9 @@ function mutateBytes(b: Buffer, rng: Rng, donor: Buffer): Buffer {
 }
 
 /** A case: the seed's parts, a few mutated, each re-split at random points, with gaps/ticks/early close. */
-export function makeCase(seed: Conversation, donor: Conversation, rng: Rng): Op[] {
+export function makeCase(seed: Conversation, donor: Conversation, rng: Rng, mutations = 1 + rng.int(4)): Op[] {
   const parts = seed.parts.map((p) => ({ dir: p.dir, bytes: p.bytes }));
-  const nMut = 1 + rng.int(4);
+  const nMut = mutations;
   for (let i = 0; i < nMut && parts.length; i++) {
     const k = rng.int(parts.length);
     parts[k].bytes = mutateBytes(parts[k].bytes, rng, rng.pick(donor.parts).bytes);
@@ -230,26 +245,44 @@ export interface DecoderReport {
   countersAgree: boolean;
   crashes: Array<{ kind: string; message: string; file?: string; reproducible: boolean }>;
   wasmMemoryBytes: { afterWarmup: number; end: number; declaredMax: number };
+  /** Basic-block sites of the module; reached by the unmutated seeds; reached in the end; cases kept for new coverage. */
+  coverage: { sites: number; seeds: number; covered: number; kept: number };
 }
+
+const KEPT_CAP = 2000;
 
 /** Fuzzes one decoder for `ms` milliseconds. Crashers are minimised and saved when `save`. */
 export function fuzzDecoder(name: string, seeds: Conversation[], ms: number, seedNum: number, save: boolean): DecoderReport {
   const rng = new Rng(seedNum);
   const own = seeds.filter((s) => s.proto === name);
   const pool = own.length ? own : seeds;
-  let inst = loadInstance(name);
+  // Coverage-guided: the module runs with a counter per basic block (test/fuzz/coverage.ts); a case
+  // that reaches a new site or hit-count bucket is kept and mutated further. Crashers are
+  // reproduced and minimised on the module as shipped, never the instrumented one.
+  const cov = instrumentCoverage(fs.readFileSync(wasmFile(name)));
+  const map = new CoverageMap(cov.sites);
+  const kept: Conversation[] = [];
+  let stream = 1;
+  const base = loadInstance(name, cov.bytes); // its own instance: the tally check below covers the fuzzing cases only
+  for (const s of own.slice(0, 200)) { runCase(base, stream++, makeCase(s, s, new Rng(1), 0)); map.merge(countersOf(base, cov.sites)); }
+  const seedCovered = map.covered();
+  let inst = loadInstance(name, cov.bytes);
   const tally: Tally = { cases: 0, feeds: 0, bytes: 0, ok: 0, invalid: 0, overflow: 0, ignored: 0, gapResets: 0, records: 0 };
   const crashes: DecoderReport['crashes'] = [];
   const seen = new Set<string>();
   const agg = { invalid: 0, overflows: 0, gapResets: 0 };
   const t0 = Date.now();
-  let stream = 1;
   let warm = 0;
   while (Date.now() - t0 < ms) {
-    // 80% own protocol, 20% any capture: decoders also see other protocols' bytes in real life
-    const seed = rng.chance(0.8) ? rng.pick(pool) : rng.pick(seeds);
+    // Half from the cases that found new coverage; else 80% own protocol, 20% any capture:
+    // decoders also see other protocols' bytes in real life.
+    const seed = kept.length && rng.chance(0.5) ? rng.pick(kept) : rng.chance(0.8) ? rng.pick(pool) : rng.pick(seeds);
     const ops = makeCase(seed, rng.pick(seeds), rng);
     const r = runCase(inst, stream++, ops, tally);
+    if (map.merge(countersOf(inst, cov.sites)) && !r) {
+      const c = conversationOf(name, ops);
+      if (kept.length < KEPT_CAP) kept.push(c); else kept[rng.int(KEPT_CAP)] = c;
+    }
     if (!warm && Date.now() - t0 > ms / 10) warm = inst.memoryBytes();
     if (r) {
       const key = `${r.kind}:${r.message.split('\n')[0].replace(/\d+/g, 'N')}`;
@@ -265,7 +298,7 @@ export function fuzzDecoder(name: string, seeds: Conversation[], ms: number, see
     if (inst.quarantined || r?.kind === 'host-exception') {
       // Quarantine is the host's answer to a failing module; the fuzzer keeps going on a fresh one.
       agg.invalid += inst.counters.invalid; agg.overflows += inst.counters.overflows; agg.gapResets += inst.counters.gapResets;
-      inst = loadInstance(name);
+      inst = loadInstance(name, cov.bytes);
     }
   }
   const c = inst.counters;
@@ -278,6 +311,7 @@ export function fuzzDecoder(name: string, seeds: Conversation[], ms: number, see
     countersAgree: invalid === tally.invalid && overflows === tally.overflow && gapResets === tally.gapResets,
     crashes,
     wasmMemoryBytes: { afterWarmup: warm, end: inst.memoryBytes(), declaredMax: mem },
+    coverage: { sites: cov.sites, seeds: seedCovered, covered: map.covered(), kept: kept.length },
   };
 }
 

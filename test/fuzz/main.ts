@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     const r = fuzzDecoder(d, seeds, per, seed, true);
     reports.push(r);
     const t = r.tally;
-    process.stdout.write(`${d}: ${t.cases} cases, ${t.feeds} feeds, ${(t.bytes / 1e6).toFixed(1)} MB, ${t.records} records; rejected: invalid ${t.invalid}, overflow ${t.overflow}, ignored ${t.ignored}, gap resets ${t.gapResets}; counters agree: ${r.countersAgree}; wasm memory ${r.wasmMemoryBytes.afterWarmup} -> ${r.wasmMemoryBytes.end} (max ${r.wasmMemoryBytes.declaredMax})\n`);
+    process.stdout.write(`${d}: ${t.cases} cases, ${t.feeds} feeds, ${(t.bytes / 1e6).toFixed(1)} MB, ${t.records} records; rejected: invalid ${t.invalid}, overflow ${t.overflow}, ignored ${t.ignored}, gap resets ${t.gapResets}; counters agree: ${r.countersAgree}; wasm memory ${r.wasmMemoryBytes.afterWarmup} -> ${r.wasmMemoryBytes.end} (max ${r.wasmMemoryBytes.declaredMax}); coverage ${r.coverage.covered}/${r.coverage.sites} basic blocks (seeds alone ${r.coverage.seeds}), ${r.coverage.kept} cases kept\n`);
     for (const c of r.crashes) process.stdout.write(`  CRASH ${c.kind}${c.reproducible ? '' : ' (not reproducible alone)'}: ${c.message}${c.file ? ` -> ${path.relative(repoRoot, c.file)}` : ''}\n`);
     if (r.crashes.length || !r.countersAgree) failures++;
   }

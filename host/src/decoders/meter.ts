@@ -9,7 +9,7 @@ export const FUEL_EXPORT = 'telegen_fuel';
 
 export class MeterError extends Error {}
 
-class Reader {
+export class Reader {
   p: number;
   constructor(readonly b: Uint8Array, p = 0) { this.p = p; }
   byte(): number {
@@ -37,7 +37,7 @@ class Reader {
   }
 }
 
-function leb(n: number): number[] {
+export function leb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n & 0x7f;
@@ -61,7 +61,7 @@ function memarg(r: Reader): void {
 }
 
 /** Walks one instruction after its opcode byte; calls onLoop after a loop's block type. */
-function skipInstr(r: Reader, op: number, onLoop: () => void): void {
+export function skipInstr(r: Reader, op: number, onLoop: () => void): void {
   if (op === 0x02 || op === 0x04) return blockType(r);
   if (op === 0x03) { blockType(r); onLoop(); return; }
   if (op <= 0x01 || op === 0x05 || op === 0x0b || op === 0x0f || op === 0x1a || op === 0x1b) return;
@@ -134,7 +134,7 @@ function meterBody(body: Uint8Array, g: number): Uint8Array {
 }
 
 /** Growable byte buffer: module sections can be far larger than spread/apply argument limits. */
-class Bytes {
+export class Bytes {
   buf = new Uint8Array(1 << 16);
   len = 0;
   push(...xs: number[]): void { this.append(xs); }
@@ -161,6 +161,28 @@ function section(id: number, payload: ArrayLike<number>): Bytes {
 
 /** Returns the metered module bytes. Throws MeterError when the module cannot be metered. */
 export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
+  return rewriteModule(bytes, {
+    globals: [[0x7f, 0x01, 0x41, ...sleb(initialFuel), 0x0b]],
+    exports: [{ name: FUEL_EXPORT, global: 0 }],
+    body: (body, g) => meterBody(body, g),
+  });
+}
+
+/**
+ * A rewrite of every function body that may use new mutable globals (appended after the module's
+ * own, so no existing index moves) and export them. The metering above is one; the fuzzer's
+ * coverage counters (test/fuzz/coverage.ts) are another.
+ */
+export interface BodyRewrite {
+  /** Global entries (value type, mutability, init expression) to append. */
+  globals: number[][];
+  /** Exports of the new globals; `global` indexes `globals`. */
+  exports: Array<{ name: string; global: number }>;
+  /** Rewrites one body; `firstGlobal` is the index of globals[0]. */
+  body(body: Uint8Array, firstGlobal: number): Uint8Array;
+}
+
+export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw new MeterError('not a WebAssembly module');
   const r = new Reader(bytes, 8);
   const sections: Array<{ id: number; start: number; end: number }> = [];
@@ -189,7 +211,10 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
     } else if (s.id === 6) definedGlobals = sr.u32();
   }
   const g = importedGlobals + definedGlobals;
-  const newGlobal = [0x7f, 0x01, 0x41, ...sleb(initialFuel), 0x0b];
+  const newGlobals = new Bytes();
+  for (const e of rw.globals) newGlobals.append(e);
+  const newExports = new Bytes();
+  for (const e of rw.exports) newExports.append(exportEntry(e.name, g + e.global));
   const out = new Bytes();
   out.append(bytes.subarray(0, 8));
   const put = (b: Bytes) => out.append(b.bytes());
@@ -197,10 +222,10 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
   let sawExport = false;
   const emitGlobalSectionIfMissing = (beforeId: number) => {
     // Sections must stay in order: the global section (6) comes before export (7).
-    if (!sawGlobal && beforeId > 6) { put(section(6, [...leb(1), ...newGlobal])); sawGlobal = true; }
+    if (!sawGlobal && beforeId > 6) { put(section(6, [...leb(rw.globals.length), ...newGlobals.bytes()])); sawGlobal = true; }
   };
   const emitExportSectionIfMissing = (beforeId: number) => {
-    if (!sawExport && beforeId > 7) { put(section(7, [...leb(1), ...exportEntry(g)])); sawExport = true; }
+    if (!sawExport && beforeId > 7) { put(section(7, [...leb(rw.exports.length), ...newExports.bytes()])); sawExport = true; }
   };
   for (const s of sections) {
     const payload = bytes.subarray(s.start, s.end);
@@ -215,13 +240,13 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
     } else if (s.id === 6) {
       const sr = new Reader(payload);
       const n = sr.u32();
-      const b = new Bytes(); b.append(leb(n + 1)); b.append(payload.subarray(sr.p)); b.append(newGlobal);
+      const b = new Bytes(); b.append(leb(n + rw.globals.length)); b.append(payload.subarray(sr.p)); b.append(newGlobals.bytes());
       put(section(6, b.bytes()));
       sawGlobal = true;
     } else if (s.id === 7) {
       const sr = new Reader(payload);
       const n = sr.u32();
-      const b = new Bytes(); b.append(leb(n + 1)); b.append(payload.subarray(sr.p)); b.append(exportEntry(g));
+      const b = new Bytes(); b.append(leb(n + rw.exports.length)); b.append(payload.subarray(sr.p)); b.append(newExports.bytes());
       put(section(7, b.bytes()));
       sawExport = true;
     } else if (s.id === 10) {
@@ -233,9 +258,9 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
         const size = sr.u32();
         const body = payload.subarray(sr.p, sr.p + size);
         sr.skip(size);
-        const metered = meterBody(body, g);
-        bodies.append(leb(metered.length));
-        bodies.append(metered);
+        const rewritten = rw.body(body, g);
+        bodies.append(leb(rewritten.length));
+        bodies.append(rewritten);
       }
       put(section(10, bodies.bytes()));
     } else {
@@ -247,8 +272,8 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
   return out.bytes();
 }
 
-function exportEntry(g: number): number[] {
-  const name = Buffer.from(FUEL_EXPORT, 'utf8');
+function exportEntry(exportName: string, g: number): number[] {
+  const name = Buffer.from(exportName, 'utf8');
   return [...leb(name.length), ...name, 0x03, ...leb(g)];
 }
 
