@@ -14,7 +14,7 @@ import { AggregationType, MeterProvider, MetricReader, PeriodicExportingMetricRe
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Analytics, DURATION_BUCKETS_S } from '../../host/src/analytics';
 import { BucketExemplars } from '../../host/src/analytics/exemplars';
-import { createExportQueues, encodeMetricsRequest, metricsRequestJson, QueueMetricExporter, resolveExportConfig, shutdownExportQueues } from '../../host/src/export';
+import { createExportQueues, encodeMetricsRequest, encodeMetricsRequests, metricsRequestJson, QueueMetricExporter, resolveExportConfig, shutdownExportQueues } from '../../host/src/export';
 import { flattenMetrics, startReceiver, type FlatMetric, type OtlpReceiver } from '../helpers/otlp-receiver';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -64,6 +64,12 @@ test('without exemplars the encoders give what the official serializers give, ev
   // Several ResourceMetrics: one request, in order.
   const two = Req.toObject(Req.decode(encodeMetricsRequest([rm, rm])), opts) as { resourceMetrics: unknown[] };
   assert.deepEqual(two.resourceMetrics, [...(official as { resourceMetrics: unknown[] }).resourceMetrics, ...(official as { resourceMetrics: unknown[] }).resourceMetrics]);
+  // Split by size: parts under the limit (one item per part here), together every item once, in order.
+  const one = encodeMetricsRequest([rm]).length;
+  const parts = encodeMetricsRequests([rm, rm, rm], one + 10);
+  assert.equal(parts.length, 3);
+  for (const p of parts) assert.deepEqual(Req.toObject(Req.decode(p), opts), official);
+  assert.equal(encodeMetricsRequests([rm, rm, rm], 3 * one).length, 1);
   await provider.shutdown();
 });
 

@@ -285,20 +285,45 @@ function scopeMetrics(w: Writer, sm: ScopeMetrics): void {
 /** One ExportMetricsServiceRequest holding every ResourceMetrics of the batch. */
 export function encodeMetricsRequest(batch: ResourceMetrics[]): Buffer {
   const w = new Writer();
+  for (const rm of batch) resourceMetrics(w, rm);
+  return w.finish();
+}
+
+/**
+ * The batch as requests of at most `max` bytes (one item over it goes alone). A request is only
+ * its repeated resource_metrics field, so items are encoded once, one after the other, and a part
+ * is cut before the item that overflows it: no re-encoding to split a batch that came out large.
+ */
+export function encodeMetricsRequests(batch: ResourceMetrics[], max: number): Buffer[] {
+  const out: Buffer[] = [];
+  let w = new Writer(1 << 20);
   for (const rm of batch) {
-    w.begin(1);
-    w.begin(1);
-    attributes(w, 1, rm.resource.attributes);
-    w.end();
-    for (const sm of rm.scopeMetrics) {
-      w.begin(2);
-      scopeMetrics(w, sm);
-      w.end();
+    const before = w.pos;
+    resourceMetrics(w, rm);
+    if (before > 0 && w.pos > max) {
+      const last = w.buf.subarray(before, w.pos);
+      out.push(w.buf.subarray(0, before));
+      w = new Writer(1 << 20);
+      w.raw(last);
     }
-    writeString(w, 3, rm.resource.schemaUrl);
+  }
+  if (w.pos) out.push(w.finish());
+  return out;
+}
+
+/** resource_metrics (field 1) of a request: one ResourceMetrics. */
+function resourceMetrics(w: Writer, rm: ResourceMetrics): void {
+  w.begin(1);
+  w.begin(1);
+  attributes(w, 1, rm.resource.attributes);
+  w.end();
+  for (const sm of rm.scopeMetrics) {
+    w.begin(2);
+    scopeMetrics(w, sm);
     w.end();
   }
-  return w.finish();
+  writeString(w, 3, rm.resource.schemaUrl);
+  w.end();
 }
 
 // ---- OTLP/JSON -------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@
 // remapped: profiles-proto.ts), so batch_size profiles cost one round trip; a batch over 3.5 MiB
 // goes in parts.
 import type { ResolvedSignalExport } from './config';
-import { OtlpRawExporter } from './otlp-transport';
+import { encodeInParts, MAX_REQUEST_BYTES, OtlpRawExporter } from './otlp-transport';
 import { encodeProfilesRequests, PROFILES_GRPC_METHOD } from './profiles-proto';
 
 export class OtlpProfileExporter extends OtlpRawExporter<object> {
   constructor(cfg: ResolvedSignalExport) {
-    super(cfg, PROFILES_GRPC_METHOD, encodeProfilesRequests);
+    super(cfg, PROFILES_GRPC_METHOD, (batch) => encodeInParts(batch, MAX_REQUEST_BYTES, encodeProfilesRequests));
   }
 }
 

@@ -121,7 +121,8 @@ export class OtlpRawExporter<T> implements SignalExporter<T> {
     cfg: ResolvedSignalExport,
     /** gRPC method, e.g. /opentelemetry.proto.collector.metrics.v1.MetricsService/Export. */
     grpcMethod: string,
-    private readonly encode: (batch: T[]) => Buffer,
+    /** The batch as request bodies, each within MAX_REQUEST_BYTES where an item allows. */
+    private readonly encode: (batch: T[]) => Buffer[],
   ) {
     if (!cfg.endpoint) throw new Error(`${cfg.signal}: no OTLP endpoint resolved (file mode)`);
     this.signal = cfg.signal;
@@ -133,7 +134,7 @@ export class OtlpRawExporter<T> implements SignalExporter<T> {
     if (batch.length === 0) return { code: 'success' };
     let bodies: Buffer[];
     try {
-      bodies = encodeInParts(batch, MAX_REQUEST_BYTES, this.encode);
+      bodies = this.encode(batch);
     } catch (e) {
       return { code: 'failure', error: e as Error };
     }

@@ -6,10 +6,14 @@ export const I64 = 1;
 export const LEN = 2;
 
 export class Writer {
-  buf = Buffer.allocUnsafe(64 * 1024);
+  buf: Buffer;
   pos = 0;
   /** Open length-delimited fields: where each one's length goes. */
   private open: number[] = [];
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -57,21 +61,27 @@ export class Writer {
   /** Starts a length-delimited field; end() patches its length in (no closure per message). */
   begin(field: number): void {
     this.tag(field, LEN);
-    this.ensure(5);
+    this.ensure(1);
     this.open.push(this.pos);
-    this.pos += 5; // room for the longest 32-bit length varint
+    // One byte for the length: most messages (attributes, data points) are under 128 bytes and
+    // then need no move; a longer one is shifted forward once in end().
+    this.pos += 1;
   }
 
   end(): void {
     const lenAt = this.open.pop() as number;
-    const start = lenAt + 5;
+    const start = lenAt + 1;
     const len = this.pos - start;
-    const lenBytes = len < 0x80 ? 1 : len < 0x4000 ? 2 : len < 0x200000 ? 3 : len < 0x10000000 ? 4 : 5;
-    // Move the body back over the unused length bytes, then write the length.
-    if (lenBytes < 5) this.buf.copyWithin(lenAt + lenBytes, start, this.pos);
+    if (len < 0x80) {
+      this.buf[lenAt] = len;
+      return;
+    }
+    const extra = (len < 0x4000 ? 2 : len < 0x200000 ? 3 : len < 0x10000000 ? 4 : 5) - 1;
+    this.ensure(extra);
+    this.buf.copyWithin(start + extra, start, this.pos);
     this.pos = lenAt;
     this.uvarint(len);
-    this.pos = lenAt + lenBytes + len;
+    this.pos = start + extra + len;
   }
 
   finish(): Buffer {
@@ -98,8 +108,26 @@ export function writeString(w: Writer, field: number, s: string | undefined): vo
 
 /** Length and UTF-8 bytes of a string (no tag): `always` fields and repeated ones. */
 export function writeStringBody(w: Writer, s: string): void {
+  const n0 = s.length;
+  // Short ASCII (keys, routes, methods): a JS loop beats a call into Buffer.write by far.
+  if (n0 < 0x80) {
+    w.ensure(1 + n0);
+    const b = w.buf;
+    const p = w.pos + 1;
+    let i = 0;
+    for (; i < n0; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[p + i] = c;
+    }
+    if (i === n0) {
+      b[w.pos] = n0;
+      w.pos = p + n0;
+      return;
+    }
+  }
   // Short strings: one pass (the UTF-8 length fits the one-byte prefix), no byteLength walk.
-  if (s.length * 3 < 0x80) {
+  if (n0 * 3 < 0x80) {
     w.ensure(1 + s.length * 3);
     const n = w.buf.write(s, w.pos + 1, 'utf8');
     w.buf[w.pos] = n;
