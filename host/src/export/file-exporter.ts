@@ -14,7 +14,6 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Signal } from './config';
 import type { ExportOutcome, SignalExporter } from './types';
 import { metricsRequestJson } from './metrics-proto';
-import { traceRequestJson } from './trace-json';
 
 export interface FileExporterOptions<T> {
   signal: Signal;
@@ -168,7 +167,7 @@ export class FileExporter<T> implements SignalExporter<T> {
 // index also loads the generated protobuf code (~9 MB of RSS) that file mode never needs. The
 // versions are pinned; if the layout ever moves, fall back to the index.
 /* eslint-disable @typescript-eslint/no-require-imports */
-function loadSerializer<K extends 'JsonMetricsSerializer' | 'JsonLogsSerializer'>(name: K, sub: string): (typeof Transformer)[K] {
+function loadSerializer<K extends 'JsonTraceSerializer' | 'JsonMetricsSerializer' | 'JsonLogsSerializer'>(name: K, sub: string): (typeof Transformer)[K] {
   try {
     return (require(`@opentelemetry/otlp-transformer/build/src/${sub}/json`) as typeof Transformer)[name];
   } catch {
@@ -176,12 +175,14 @@ function loadSerializer<K extends 'JsonMetricsSerializer' | 'JsonLogsSerializer'
   }
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
+let traceJson: typeof Transformer.JsonTraceSerializer | undefined;
 let logsJson: typeof Transformer.JsonLogsSerializer | undefined;
 
-/** One ExportTraceServiceRequest (all spans of the batch) per line: the official serializer's
- *  bytes, written directly (trace-json.ts). */
+/** One ExportTraceServiceRequest (all spans of the batch) per line, via the official JSON serializer. */
 export function serializeTracesJson(batch: ReadableSpan[]): Uint8Array[] {
-  return [Buffer.from(traceRequestJson(batch), 'utf8')];
+  traceJson ??= loadSerializer('JsonTraceSerializer', 'trace');
+  const bytes = traceJson.serializeRequest(batch);
+  return bytes ? [bytes] : [];
 }
 
 /** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection), with the
