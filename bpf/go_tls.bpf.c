@@ -75,17 +75,12 @@ struct {
 	__type(value, __u64[2]);
 } go_tls_pos SEC(".maps");
 
-struct scratch {
-	struct tg_data_event ev;
-	__u8 payload[TG_TLS_CAPTURE_LIMIT * 2];
-};
-
 /* Indexed by CPU: a per-CPU map value cannot be this large (32 KiB limit). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 256);
 	__type(key, __u32);
-	__type(value, struct scratch);
+	__type(value, struct tls_emit_scratch);
 } go_scratch SEC(".maps");
 
 /* Same counters as the OpenSSL tracer (enum tg_tls_stat). */
@@ -110,14 +105,13 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return target_pid == 0 || pid == target_pid;
 }
 
+#include "tls_emit.h"
+
 /* The cookie's 16-bit fields: see packOffsets() in host/src/gotrace/offsets.ts. */
 static __always_inline __u64 cookie_field(__u64 cookie, int i)
 {
 	return (cookie >> (16 * i)) & 0xffff;
 }
-
-#define CLAMP_REG(v, max) \
-	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
 
 static __always_inline void emit(const struct go_call *c, __u64 id, __u64 moved)
 {
@@ -128,53 +122,7 @@ static __always_inline void emit(const struct go_call *c, __u64 id, __u64 moved)
 		stat_inc(TG_TLS_STAT_NO_CONN);
 		return;
 	}
-	__u64 cid = ci->conn_id;
-	__u64 *pos = bpf_map_lookup_elem(&go_tls_pos, &cid);
-	if (!pos) {
-		__u64 zero[2] = {};
-		bpf_map_update_elem(&go_tls_pos, &cid, zero, BPF_NOEXIST);
-		pos = bpf_map_lookup_elem(&go_tls_pos, &cid);
-		if (!pos)
-			return;
-	}
-	__u8 dir = c->op == GO_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS;
-	__u64 at = __sync_fetch_and_add(&pos[dir & 1], moved);
-
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct scratch *s = bpf_map_lookup_elem(&go_scratch, &cpu);
-	if (!s) {
-		stat_inc(TG_TLS_STAT_RING_FULL);
-		return;
-	}
-	__u32 cap = capture_max;
-	if (cap > TG_TLS_CAPTURE_LIMIT)
-		cap = TG_TLS_CAPTURE_LIMIT;
-	__u64 want = moved < cap ? moved : cap;
-	CLAMP_REG(want, TG_TLS_CAPTURE_LIMIT);
-	__u64 got = want;
-	if (want && bpf_probe_read_user(s->payload, want, (void *)c->buf)) {
-		stat_inc(TG_TLS_STAT_READ_FAULT);
-		got = 0;
-	}
-	s->ev.type = TG_EV_DATA;
-	s->ev.dir = dir;
-	s->ev.truncated = got < moved;
-	s->ev.flags = TG_DATA_TLS;
-	s->ev._pad0 = 0;
-	s->ev.ts_ns = bpf_ktime_get_ns();
-	s->ev.pos = at;
-	s->ev.len = got;
-	s->ev.orig_len = moved > 0xffffffffULL ? 0xffffffffU : moved;
-	s->ev.conn = *ci;
-	s->ev.conn.tid = (__u32)id;
-	if (got < moved)
-		stat_inc(TG_TLS_STAT_TRUNCATED);
-	__u64 size = got;
-	CLAMP_REG(size, TG_TLS_CAPTURE_LIMIT);
-	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
-		stat_inc(TG_TLS_STAT_RING_FULL);
-	else
-		stat_inc(TG_TLS_STAT_EVENTS);
+	tls_emit(&go_tls_pos, &go_scratch, ci, id, c->op == GO_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved);
 }
 
 static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
