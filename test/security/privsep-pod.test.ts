@@ -14,6 +14,7 @@ import { repoRoot } from '../helpers/decoder';
 import { requireBpf, startServer, waitFor, curl, freePort, readSpansJsonl } from '../helpers/agent';
 import { procStatus, loaderSession } from '../helpers/privsep';
 import { makePki } from '../tls/tls-helpers';
+import { Discovery } from '../../host/src/discovery';
 
 const SEED = ['cap_bpf', 'cap_perfmon', 'cap_sys_ptrace', 'cap_net_admin', 'cap_dac_read_search'];
 const CAP_BITS: Record<string, number> = { cap_net_admin: 12, cap_sys_ptrace: 19, cap_dac_read_search: 2, cap_perfmon: 38, cap_bpf: 39 };
@@ -70,6 +71,11 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
   logged(worker, workerLogs);
   const both = () => `loader: ${loaderLogs.join('').slice(-2500)}\nworker: ${workerLogs.join('').slice(-2500)}`;
   const pki = makePki();
+  // A cgroup (v1 pids hierarchy here; v2 where it is the only one) named as containerd names one.
+  const containerId = Array.from({ length: 64 }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
+  const cgBase = fs.existsSync('/sys/fs/cgroup/pids') ? '/sys/fs/cgroup/pids' : '/sys/fs/cgroup';
+  const cgParent = path.join(cgBase, `telegen-test-${process.pid}`);
+  const containerCg = path.join(cgParent, `cri-containerd-${containerId}.scope`);
   let http: Awaited<ReturnType<typeof startServer>> | undefined;
   let tls: Awaited<ReturnType<typeof startServer>> | undefined;
   let nsServer: Awaited<ReturnType<typeof startServer>> | undefined;
@@ -100,7 +106,10 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
     assert.equal(connected?.worker, worker.pid, 'the loader recognised the worker by its uid and took its pid');
 
     // HTTP end to end: curl → node server, spans exported by the worker.
-    http = await startServer(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0']);
+    // The server runs as a container would: in a cgroup whose path names a container id, with
+    // OTEL_SERVICE_NAME in its environment (which only root may read).
+    fs.mkdirSync(containerCg, { recursive: true });
+    http = await startServer('sh', ['-c', `echo $$ > ${containerCg}/cgroup.procs && OTEL_SERVICE_NAME=pod-users exec ${process.execPath} ${path.join(repoRoot, 'test', 'fixtures', 'http-server.js')} 0`]);
     for (let i = 0; i < 3; i++) assert.match(curl([`http://127.0.0.1:${http.port}/users/${i}`]), new RegExp(`"id":"${i}"`));
     const spans = () => readSpansJsonl(path.join(dataDir, 'traces.jsonl'));
     const hs = await waitFor(() => {
@@ -108,6 +117,27 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
       return s.length >= 3 ? s : undefined;
     }, 60_000, 300).catch(() => { throw new Error(`no HTTP spans\n${both()}`); });
     assert.deepEqual(hs.map((s) => s.attributes['url.path']).sort(), ['/users/0', '/users/1', '/users/2']);
+
+    // Enrichment in the worker: what it reads itself (cmdline, status, cgroup) and what the loader
+    // describes (exe link, OTEL_SERVICE_NAME, runtime) — the resource the single-process agent
+    // gives the same process (a Discovery run here, as root). The loader's answer may come after
+    // the first span; the next spans carry it.
+    assert.equal(st.tracers.find((x) => x.name === 'discovery')?.ok, true, JSON.stringify(st.tracers));
+    const enriched = await waitFor(() => {
+      curl([`http://127.0.0.1:${http!.port}/users/9`]);
+      return spans().find((x) => x.kind === 2 && x.attributes['server.port'] === http!.port && x.resource['service.name'] === 'pod-users');
+    }, 30_000, 500).catch(() => { throw new Error(`no span with the loader-described service.name\n${both()}`); });
+    const root = new Discovery({ kubernetes: { enabled: 'false' } } as never).resource(http.proc.pid!);
+    const keys = ['service.name', 'process.pid', 'process.executable.name', 'process.executable.path', 'process.command_line', 'process.owner', 'process.runtime.name', 'container.id', 'container.runtime'];
+    const pick = (r: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, r[k]]));
+    assert.deepEqual(pick(enriched.resource), pick(root));
+    assert.equal(enriched.resource['container.id'], containerId);
+    assert.equal(enriched.resource['process.executable.path'], process.execPath);
+    assert.match(String(enriched.resource['process.command_line']), /http-server\.js 0$/);
+    // Enriching changed nothing about who the worker is.
+    const w2 = procStatus(worker.pid!);
+    assert.equal(w2.Uid.split(/\s+/)[1], '65534');
+    assert.equal(w2.CapEff, '0000000000000000');
     // The TCP tracer too: loaded by the loader, its ring and counters read by the worker.
     assert.equal(st.tracers.find((x) => x.name === 'tcp')?.ok, true, JSON.stringify(st.tracers));
     const handled = async () => Number(/^telegen_tracer_events_handled_total\{tracer="tcp"\} (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
@@ -161,6 +191,16 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
     assert.equal(again.ok, true, JSON.stringify(again));
     assert.equal(again.already, true, 'hooked once per inode');
     // The executable of one process is not a target through another process.
+    // describe_process: the fixed fields, nothing else; never telegen's own processes.
+    const desc = await s.ask({ op: 'describe_process', id: 5, pid: http.proc.pid });
+    assert.equal(desc.ok, true, JSON.stringify(desc));
+    assert.deepEqual(Object.keys(desc).sort(), ['env', 'executablePath', 'id', 'ok', 'runtime']);
+    assert.deepEqual(desc.env, { OTEL_SERVICE_NAME: 'pod-users' }, 'no environment variable beyond OTEL_*');
+    const self = await s.ask({ op: 'describe_process', id: 6, pid: worker.pid });
+    assert.equal(self.ok, false);
+    assert.match(String(self.reason), /telegen itself/);
+    const extra = await s.ask({ op: 'describe_process', id: 7, pid: http.proc.pid, file: '/etc/shadow' });
+    assert.equal(extra.error, 'malformed');
     const other = await s.ask({ op: 'attach_uprobe', id: 3, tracer: 'tls', pid: http.proc.pid, library: nodeCopy, symbols: ['SSL_read'] });
     assert.equal(other.ok, false);
     assert.match(String(other.reason), /not one tracer "tls" may hook/);
@@ -190,6 +230,7 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
     await http?.stop();
     await tls?.stop();
     await nsServer?.stop();
+    for (const d of [containerCg, cgParent]) try { fs.rmdirSync(d); } catch { /* never made */ }
     for (const p of [worker, loader]) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     fs.rmSync(pki.dir, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });

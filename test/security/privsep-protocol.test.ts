@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { policyRefusal, parseRequest, uprobeTargets, RateLimit, HostView, Request, UPROBE_POLICY } from '../../host/src/security/privsep/protocol';
 import { connOpenPids } from '../../host/src/security/privsep/requests';
+import { otelEnv, DESCRIBE_LIMITS } from '../../host/src/security/privsep/describe';
 import { SSL_FUNCS } from '../../host/src/tracers/tls';
 import { tg_conn_event, tg_conn_info, tg_data_event, tg_event_type } from '../../host/src/generated/layout';
 
@@ -68,6 +69,27 @@ test('list_targets names the policy\'s libraries the process maps and its execut
 
 test('the policy allows exactly the SSL functions the TLS tracer attaches', () => {
   assert.deepEqual([...UPROBE_POLICY.tls.symbols].sort(), SSL_FUNCS.map(([f]) => f).sort());
+});
+
+test('describe_process: only an existing, non-telegen pid; no other field accepted', () => {
+  const h = host({});
+  const parse = (o: Record<string, unknown>) => parseRequest(Buffer.from(JSON.stringify({ op: 'describe_process', id: 1, ...o })));
+  const ok = parse({ pid: 42 });
+  assert.ok(!('ok' in ok));
+  assert.equal(policyRefusal(ok, h), null);
+  assert.match(String(policyRefusal(parse({ pid: 1000 }) as Request, h)), /telegen itself/);
+  assert.match(String(policyRefusal(parse({ pid: 7 }) as Request, h)), /does not exist/);
+  assert.equal((parse({ pid: 42, path: '/etc/shadow' }) as { error?: string }).error, 'malformed');
+  assert.equal((parse({ pid: -1 }) as { error?: string }).error, 'malformed');
+});
+
+test('describe_process reads only the OTEL_* variables discovery uses, bounded', () => {
+  const long = 'x'.repeat(10_000);
+  const env = otelEnv(['AWS_SECRET_ACCESS_KEY=s3cr3t', 'OTEL_SERVICE_NAME=users', `OTEL_RESOURCE_ATTRIBUTES=a=${long}`, 'OTEL_EXPORTER_OTLP_HEADERS=api-key=k', 'XOTEL_SERVICE_NAME=no'].join('\0'));
+  assert.deepEqual(Object.keys(env).sort(), ['OTEL_RESOURCE_ATTRIBUTES', 'OTEL_SERVICE_NAME']);
+  assert.equal(env.OTEL_SERVICE_NAME, 'users');
+  assert.equal(env.OTEL_RESOURCE_ATTRIBUTES!.length, DESCRIBE_LIMITS.resourceAttributes);
+  assert.ok(!JSON.stringify(env).includes('s3cr3t') && !JSON.stringify(env).includes('api-key'));
 });
 
 test('rate limit: a burst, then the refill rate', () => {

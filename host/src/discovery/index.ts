@@ -12,6 +12,7 @@ import { detectRuntime, RuntimeInfo } from './runtime';
 import { detectInCluster, PodIndex, PodContainer, k8sAttributes, InCluster } from './k8s';
 import { readListening, socketInodes, recogniseService } from './sockets';
 import { discoverySchema, DiscoveryConfig } from './config';
+import { otelEnv, OtelEnv } from './env';
 import { log } from '../log';
 import { goStatus } from '../gotrace/status';
 
@@ -50,6 +51,22 @@ export interface DiscoveredService {
 
 const MAX_PROCS = 8192;
 
+/** Facts only a privileged reader gets (exe link, OTEL_* environment, runtime from maps/ELF):
+ *  under privilege separation the worker asks the loader (security/privsep/describe.ts). */
+export interface PrivilegedFacts {
+  executablePath?: string;
+  env: OtelEnv;
+  runtime: RuntimeInfo;
+}
+export type ProcessDescriber = (pid: number) => Promise<PrivilegedFacts | undefined>;
+
+/** ENOENT (kernel thread, exited) is final; EACCES means someone with more rights could read it. */
+function exeLink(p: string): { exe?: string; denied: boolean } {
+  try { return { exe: fs.readlinkSync(p).replace(/ \(deleted\)$/, ''), denied: false }; } catch (e) {
+    return { denied: (e as NodeJS.ErrnoException).code === 'EACCES' };
+  }
+}
+
 function readText(p: string): string | undefined { try { return fs.readFileSync(p, 'utf8'); } catch { return undefined; } }
 
 /** OTEL_RESOURCE_ATTRIBUTES: key=value pairs, comma separated, values percent-encoded. */
@@ -66,17 +83,9 @@ export function parseResourceAttributes(s: string): Record<string, string> {
   return out;
 }
 
-function envOf(pid: number, procRoot: string): Record<string, string> {
-  const out: Record<string, string> = {};
+function envOf(pid: number, procRoot: string): OtelEnv {
   const env = readText(`${procRoot}/${pid}/environ`);
-  if (!env) return out;
-  for (const kv of env.split('\0')) {
-    if (kv.startsWith('OTEL_SERVICE_NAME=') || kv.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) {
-      const i = kv.indexOf('=');
-      out[kv.slice(0, i)] = kv.slice(i + 1);
-    }
-  }
-  return out;
+  return env ? otelEnv(env) : {};
 }
 
 const userNames = new Map<number, string>();
@@ -106,6 +115,8 @@ export class Discovery {
   private features?: unknown;
   private resCache = new Map<number, { key: string; attrs: Record<string, string | number> }>();
   onPortHints?: (hints: Record<string, number[]>) => void;
+  /** Set when this process may not read other users' /proc/PID/{exe,environ,maps}. */
+  describer?: ProcessDescriber;
   lastScanMs = 0;
 
   constructor(cfg: Partial<DiscoveryConfig> = {}) {
@@ -141,7 +152,7 @@ export class Discovery {
     if (want) {
       let token: string | undefined;
       if (kc.token_file) token = fs.readFileSync(kc.token_file, 'utf8').trim();
-      this.pods = new PodIndex({ nodeName: kc.node_name ?? process.env.NODE_NAME ?? os.hostname(), labels: kc.labels, annotations: kc.annotations, server: kc.api_server, token });
+      this.pods = new PodIndex({ nodeName: kc.node_name ?? process.env.NODE_NAME ?? process.env.K8S_NODE_NAME ?? os.hostname(), labels: kc.labels, annotations: kc.annotations, server: kc.api_server, token });
       this.pods.start().catch((e) => { dlog.warn({ err: (e as Error).message }, 'Kubernetes pod watch could not start'); });
     }
   }
@@ -157,8 +168,8 @@ export class Discovery {
     const hit = this.procs.get(pid);
     if (hit) return hit;
     const root = this.cfg.proc_root;
-    let executablePath: string | undefined;
-    try { executablePath = fs.readlinkSync(`${root}/${pid}/exe`).replace(/ \(deleted\)$/, ''); } catch { /* exited or kernel thread */ }
+    const link = exeLink(`${root}/${pid}/exe`);
+    const executablePath = link.exe;
     const cmd = readText(`${root}/${pid}/cmdline`);
     const commandLine = cmd ? cmd.split('\0').filter(Boolean).join(' ') || undefined : undefined;
     const status = readText(`${root}/${pid}/status`) ?? '';
@@ -181,7 +192,19 @@ export class Discovery {
     this.name(p);
     if (this.procs.size >= MAX_PROCS) this.procs.delete(this.procs.keys().next().value as number);
     this.procs.set(pid, p);
+    if (link.denied && this.describer) void this.describer(pid).then((f) => { if (f && this.procs.get(pid) === p) this.applyPrivileged(p, f); }, () => undefined);
     return p;
+  }
+
+  /** The describer's answer arrives after the first sight: spans from then on carry it. */
+  private applyPrivileged(p: DiscoveredProcess, f: PrivilegedFacts): void {
+    if (f.executablePath) { p.executablePath = f.executablePath; p.executableName = path.basename(f.executablePath); }
+    p.runtime = f.runtime;
+    p.envResource = f.env.OTEL_RESOURCE_ATTRIBUTES ? parseResourceAttributes(f.env.OTEL_RESOURCE_ATTRIBUTES) : {};
+    const envName = f.env.OTEL_SERVICE_NAME || p.envResource['service.name'];
+    if (envName) { p.serviceName = envName; p.serviceNameSource = 'env'; } else if (p.serviceNameSource === 'env') p.serviceNameSource = '';
+    this.name(p);
+    this.resCache.delete(p.pid);
   }
 
   /** service.name after env: config rules, then k8s owner, container name, executable. */
@@ -251,15 +274,15 @@ export class Discovery {
       const pid = Number(n);
       live.add(pid);
       const known = this.procs.get(pid);
+      const link = exeLink(`${this.cfg.proc_root}/${pid}/exe`);
       if (known) {
         // exec keeps the pid but changes the executable: re-read such a process on this scan.
-        let exe: string | undefined;
-        try { exe = fs.readlinkSync(`${this.cfg.proc_root}/${pid}/exe`).replace(/ \(deleted\)$/, ''); } catch { /* exiting */ }
-        if (exe === undefined || exe === known.executablePath) continue;
+        // (Unprivileged, the link is unreadable: exec shows as a new comm instead.)
+        if (link.exe === undefined || link.exe === known.executablePath) continue;
         this.forget(pid);
       }
       // Kernel threads have no executable: not worth a row.
-      try { fs.readlinkSync(`${this.cfg.proc_root}/${pid}/exe`); } catch { continue; }
+      if (link.exe === undefined && !link.denied) continue;
       this.process(pid);
     }
     for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.forget(pid);

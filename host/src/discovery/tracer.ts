@@ -1,13 +1,17 @@
 // Registers discovery with the agent as one of its "tracers": started on its own, reported in
 // /api/status, and wired to the decoder registry (port hints) and span enrichment (setDiscovery).
-import { TracerFactory } from '../agent';
-import { Discovery, setDiscovery } from './index';
+import { TracerFactory, RunningTracer } from '../agent';
+import { Discovery, setDiscovery, ProcessDescriber } from './index';
 import { DiscoveryConfig } from './config';
 
-export const discoveryTracer: TracerFactory = async (ctx) => {
+export const discoveryTracer: TracerFactory = (ctx) => startDiscovery(ctx);
+
+/** `describer`: the privilege-separated worker's way to the facts only root can read. */
+export async function startDiscovery(ctx: Parameters<TracerFactory>[0], describer?: ProcessDescriber): Promise<RunningTracer | null> {
   const cfg = (ctx.cfg as unknown as { discovery?: DiscoveryConfig }).discovery;
   if (cfg && !cfg.enabled) return null;
   const d = new Discovery(cfg ?? {});
+  d.describer = describer;
   d.onPortHints = (hints) => ctx.agent.registry.addPortHints(hints);
   setDiscovery(d);
   await d.start();
@@ -18,4 +22,4 @@ export const discoveryTracer: TracerFactory = async (ctx) => {
     detail: `${d.procs.size} processes, ${d.services.length} listening sockets, ${where.join(', ')}`,
     stop: () => { d.stop(); setDiscovery(undefined); },
   };
-};
+}

@@ -18,6 +18,7 @@ import { SelfMetrics } from '../../metrics/self';
 import { privsepNative, loaderSocketTracer, LoaderSocketTracer } from './native';
 import { encodeFrame, frameReader, parseRequest, policyRefusal, uprobeTargets, HostView, RateLimit, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply } from './protocol';
 import { fileKey, type RequestedTlsTracer } from '../../tracers/tls';
+import { describeProcess } from './describe';
 
 const llog = log.child({ component: 'loader' });
 
@@ -233,7 +234,7 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
   const sessions = new Set<net.Socket>();
   const sendHello = () => {
     if (!loaded || !workerSock) return;
-    const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: loaded.socketState, tracers: loaded.statuses, serves: loaded.tls ? ['tls'] : [], tcp: loaded.tcp };
+    const hello: Hello = { v: PROTOCOL_VERSION, role: 'worker', config: cfg, socket: loaded.socketState, tracers: loaded.statuses, serves: loaded.tls ? ['tls', 'describe'] : ['describe'], tcp: loaded.tcp };
     try { native.sendFds(workerFd, loaded.fds, encodeFrame(hello)); } catch (e) {
       llog.error({ err: (e as Error).message }, 'could not hand the fds to the worker'); workerSock.destroy();
     }
@@ -356,6 +357,7 @@ export function handle(body: Buffer, view: HostView, serving: Serving = { reques
   const why = policyRefusal(req, view);
   if (why) return { ok: false, id: req.id, error: 'refused', reason: why };
   if (req.op === 'ping') return { ok: true, id: req.id, pid: process.pid };
+  if (req.op === 'describe_process') return { ok: true, id: req.id, ...describeProcess(req.pid) };
   if (req.op === 'list_targets') {
     // dev:inode beside each path: the worker asks once per file, whatever path or process names it.
     const files = uprobeTargets(req.tracer, req.pid, view)

@@ -68,6 +68,9 @@ export const requestSchema = z.discriminatedUnion('op', [
     library: absPath,
     symbols: z.array(z.string().max(128)).min(1).max(16),
   }).strict(),
+  // Enrichment facts the worker cannot read itself (exe link, OTEL_* environment, runtime from
+  // maps/ELF): a fixed set of bounded fields, never file contents (describe.ts).
+  z.object({ op: z.literal('describe_process'), id, pid }).strict(),
 ]);
 export type Request = z.infer<typeof requestSchema>;
 
@@ -131,6 +134,10 @@ export function parseRequest(body: Buffer): Request | Refusal {
 /** The policy: null when the request may run, else the reason it may not. */
 export function policyRefusal(req: Request, host: HostView): string | null {
   if (req.op === 'ping') return null;
+  if (req.op === 'describe_process') {
+    if (host.protectedPids.has(req.pid)) return `pid ${req.pid} is telegen itself`;
+    return host.pidExists(req.pid) ? null : `pid ${req.pid} does not exist`;
+  }
   const rule = UPROBE_POLICY[req.tracer];
   if (!rule) return `tracer "${req.tracer}" may not request uprobes (allowed: ${Object.keys(UPROBE_POLICY).join(', ')})`;
   if (host.protectedPids.has(req.pid)) return `pid ${req.pid} is telegen itself`;

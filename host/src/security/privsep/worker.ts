@@ -15,6 +15,8 @@ import { privsepNative, PrivsepNative } from './native';
 import { HANDED_FDS, Hello } from './loader';
 import { frameReader, MAX_REQUEST_BYTES } from './protocol';
 import { LoaderClient, TlsRequester } from './requests';
+import { startDiscovery } from '../../discovery/tracer';
+import type { PrivilegedFacts } from '../../discovery';
 
 const wlog = log.child({ component: 'worker' });
 
@@ -98,6 +100,52 @@ function startTcp(native: PrivsepNative, t: NonNullable<Hello['tcp']>, fds: numb
   }
 }
 
+/** Discovery runs here (its /proc reads, pod watch and API lookups need no privilege); what
+ *  only root may read — exe link, OTEL_* environment, runtime — comes from describe_process. */
+async function startWorkerDiscovery(agent: Agent, client: LoaderClient | undefined): Promise<RunningTracer | undefined> {
+  const status = (ok: boolean, detail: string) => {
+    const i = agent.tracers.findIndex((x) => x.name === 'discovery');
+    if (i >= 0) agent.tracers[i] = { name: 'discovery', ok, detail }; else agent.tracers.push({ name: 'discovery', ok, detail });
+  };
+  // The loader rate-limits the session (16/s, shared with TLS attach requests) and the first
+  // scan sees every process on the node: describe at most 8/s, one at a time, newest first (a
+  // process just started is the one about to send spans), retrying a rate-limit refusal, so
+  // attach requests keep half the budget.
+  const waiting: Array<{ pid: number; done: (f: PrivilegedFacts | undefined) => void }> = [];
+  let pumping = false;
+  const ask = async (pid: number): Promise<PrivilegedFacts | undefined> => {
+    for (let tries = 0; tries < 5; tries++) {
+      const r = await client!.request({ op: 'describe_process', pid }, 10_000);
+      if (r.ok) return r as unknown as PrivilegedFacts;
+      if (!/^rate limit/.test(r.reason)) return undefined;
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+    return undefined;
+  };
+  const pump = async () => {
+    pumping = true;
+    for (let w = waiting.pop(); w; w = waiting.pop()) {
+      w.done(await ask(w.pid).catch(() => undefined));
+      await new Promise((res) => setTimeout(res, 125));
+    }
+    pumping = false;
+  };
+  const describer = client && ((pid: number) => new Promise<PrivilegedFacts | undefined>((done) => {
+    waiting.push({ pid, done });
+    if (!pumping) void pump();
+  }));
+  try {
+    const r = await startDiscovery({ cfg: agent.cfg, signals: agent.signals, metrics: agent.metrics, agent }, describer);
+    if (!r) { status(false, 'disabled in config'); return undefined; }
+    status(true, `${r.detail}${describer ? '' : ' (no describe_process: executable and OTEL_* environment unknown)'}`);
+    return r;
+  } catch (e) {
+    status(false, (e as Error).message);
+    wlog.error({ tracer: 'discovery', err: (e as Error).message }, 'discovery could not start');
+    return undefined;
+  }
+}
+
 /** The loader listens once its programs are loaded (spawned) or loads once we connected (pod),
  *  either of which takes seconds to minutes on a busy host: retry the connect until then, and,
  *  spawned, give up when the loader (our parent) is gone. */
@@ -159,6 +207,7 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
     if (i >= 0) agent.tracers[i] = t; else agent.tracers.push(t);
   }
   const tcp = hello.tcp ? startTcp(native, hello.tcp, got.fds, agent) : undefined;
+  const disc = await startWorkerDiscovery(agent, hello.serves?.includes('describe') ? client : undefined);
   wlog.info({ uid: process.getuid?.(), fds: got.fds.length, requests: hello.serves ?? [] }, 'worker running on the loader\'s fds');
 
   let stopping = false;
@@ -167,6 +216,7 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
     stopping = true;
     wlog.info({ why }, 'stopping: flushing queues');
     try { tcp?.stop(); } catch (e) { wlog.error({ err: (e as Error).message }, 'tcp consumer stop failed'); }
+    try { disc?.stop(); } catch (e) { wlog.error({ err: (e as Error).message }, 'discovery stop failed'); }
     agent.stop().then(() => process.exit(code), (e) => { wlog.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
   loader.on('error', () => undefined);
