@@ -59,9 +59,11 @@ test('xdp on lo: one UDP flow counted exactly, headers sampled, detached after S
     }, 30_000);
     assert.equal(samples.length, 7);
     assert.equal(samples[0].attributes['network.interface.name'], 'lo');
-    const prom = await (await agent.api('/metrics')).text();
+    // Map fill is sampled every 5 s, not at scrape time: wait for the sample after the flow.
+    const fill = /telegen_bpf_map_entries\{map="tg_xdp_flows",tracer="xdp"\} [1-9]\d*/;
+    const prom = await waitFor(async () => { const t = await (await agent.api('/metrics')).text(); return fill.test(t) ? t : undefined; }, 20_000);
     assert.match(prom, /telegen_bpf_map_capacity\{map="tg_xdp_flows",tracer="xdp"\} 4096/);
-    assert.match(prom, /telegen_bpf_map_entries\{map="tg_xdp_flows",tracer="xdp"\} [1-9]\d*/);
+    assert.match(prom, fill);
     assert.match(prom, /telegen_bpf_xdp_ring_full_total\{tracer="xdp"\} \d+/);
     rx.close(); tx.close();
 
