@@ -25,6 +25,7 @@ test('xdp on lo: one UDP flow counted exactly, headers sampled, detached after S
     env: { TELEGEN_METRICS_INTERVAL_MS: '1000' },
   });
   let killed = false;
+  const sockets: dgram.Socket[] = [];
   try {
     const st = await (await agent.api('/api/status')).json() as { tracers: Array<{ name: string; ok: boolean; detail: string }> };
     assert.deepEqual(st.tracers.find((x) => x.name === 'xdp'), { name: 'xdp', ok: true, detail: 'attached on lo' });
@@ -32,9 +33,11 @@ test('xdp on lo: one UDP flow counted exactly, headers sampled, detached after S
     assert.equal((loXdp() as { mode: number }).mode, 2, 'generic XDP on lo');
 
     const rx = dgram.createSocket('udp4');
+    sockets.push(rx);
     rx.bind(0, '127.0.0.1');
     await once(rx, 'listening');
     const tx = dgram.createSocket('udp4');
+    sockets.push(tx);
     tx.bind(0, '127.0.0.1');
     await once(tx, 'listening');
     let got = 0;
@@ -65,7 +68,6 @@ test('xdp on lo: one UDP flow counted exactly, headers sampled, detached after S
     assert.match(prom, /telegen_bpf_map_capacity\{map="tg_xdp_flows",tracer="xdp"\} 4096/);
     assert.match(prom, fill);
     assert.match(prom, /telegen_bpf_xdp_ring_full_total\{tracer="xdp"\} \d+/);
-    rx.close(); tx.close();
 
     agent.proc.kill('SIGKILL');
     await once(agent.proc, 'exit');
@@ -73,6 +75,8 @@ test('xdp on lo: one UDP flow counted exactly, headers sampled, detached after S
     // Link fds die with the process; the kernel detaches on the last close.
     await waitFor(() => xdpLinkCount() === 0 && loXdp() === undefined, 10_000);
   } finally {
+    // An open socket would keep this file's process alive after a failed assertion (CI hangs).
+    for (const so of sockets) so.close();
     if (!killed) await agent.stop();
   }
   assert.equal(xdpLinkCount(), 0);
