@@ -65,7 +65,8 @@ export function exchanges(h: Harness): DecodedRecord[] { return h.records.filter
 
 // ------------------------------------------------------------------ captures
 
-export interface StreamChunk { stream: number; dir: number; bytes: Buffer; ts: bigint }
+/** Bytes of one direction of a stream, or (`gap` > 0, no bytes) that many bytes the capture lost. */
+export interface StreamChunk { stream: number; dir: number; bytes: Buffer; ts: bigint; gap?: number }
 
 const PG_PORTS = [5432, 15432, 8000];
 
@@ -86,7 +87,11 @@ export async function captureChunks(file: string, serverPorts: number[] = PG_POR
         onData(conn: { id: number; transport: string }, fromClient: boolean, bytes: Uint8Array, tsNs: bigint) {
           if (conn.transport === 'tcp') chunks.push({ stream: conn.id, dir: fromClient ? DIR_REQ : DIR_RESP, bytes: Buffer.from(bytes), ts: tsNs });
         },
-        onGap() {},
+        // A segment the capture lost (a busy machine's capture buffer): the decoder is told, as
+        // the agent tells it, instead of being fed bytes with a hole in them.
+        onGap(conn: { id: number; transport: string }, fromClient: boolean, lost: number, tsNs: bigint) {
+          if (conn.transport === 'tcp') chunks.push({ stream: conn.id, dir: fromClient ? DIR_REQ : DIR_RESP, bytes: Buffer.alloc(0), ts: tsNs, gap: lost });
+        },
         onClose(conn: { id: number }) { closes.push(conn.id); },
       });
       return { chunks, closes };
@@ -117,7 +122,10 @@ export async function captureChunks(file: string, serverPorts: number[] = PG_POR
 export async function decodeCapture(file: string, serverPorts?: number[]): Promise<Harness> {
   const h = fresh();
   const { chunks, closes } = await captureChunks(file, serverPorts);
-  for (const c of chunks) h.inst.feed(c.stream, c.dir, c.bytes, c.ts);
+  for (const c of chunks) {
+    if (c.gap) h.inst.gap(c.stream, c.dir, c.gap);
+    else h.inst.feed(c.stream, c.dir, c.bytes, c.ts);
+  }
   for (const id of closes) h.inst.closeStream(id);
   return h;
 }
