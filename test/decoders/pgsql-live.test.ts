@@ -76,7 +76,9 @@ async function stopServer(s: Server): Promise<void> {
 }
 
 async function startCapture(port: number, file: string): Promise<ChildProcess> {
-  const p = spawn('tshark', ['-i', 'lo', '-w', file, '-f', `tcp port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // -B 64: pgbench -i streams 100k rows of COPY at loopback speed; the default 2 MB capture
+  // buffer can drop segments of it (seen once in CI as one invalid parse).
+  const p = spawn('tshark', ['-i', 'lo', '-B', '64', '-w', file, '-f', `tcp port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr!.on('data', (d) => { err += d.toString(); });
   await waitFor(() => /Capturing on/.test(err) || p.exitCode !== null, 20_000, 'tshark to start capturing');
