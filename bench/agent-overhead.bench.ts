@@ -149,6 +149,9 @@ async function main(): Promise<void> {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
       const apiPort = 19000 + Math.floor(Math.random() * 1000);
       const agent = await startAgent(dataDir, apiPort);
+      // A failed measurement must not leave a running agent behind (it keeps tracing the machine).
+      const orphan = () => { if (agent.exitCode === null) agent.kill('SIGKILL'); };
+      process.once('exit', orphan);
       await new Promise((res) => setTimeout(res, 1000));
       const requests = new Map<number, number>();
       for (const c of cases) {
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
       rss.push(rssBytesOf(agent.pid!) / 2 ** 20);
       backlog.push(await settle(apiPort));
       await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
+      process.removeListener('exit', orphan);
       const spans = countSpans(path.join(dataDir, 'traces.jsonl'));
       for (const s of servers) spanShare.get(s.name)!.push((spans.get(s.port) ?? 0) / (requests.get(s.port) || 1));
       if (agent.exitCode !== 0) process.stdout.write(`agent exit ${agent.exitCode} ${agent.signalCode}: ${fs.readFileSync(path.join(dataDir, 'agent.log'), 'utf8').slice(-2000)}\n`);
