@@ -225,9 +225,10 @@ const codecs: Record<OtlpSignal, { req: PbType; res: PbType; service: string }> 
 const HTTP_PATHS: Record<string, OtlpSignal> = { '/v1/traces': 'traces', '/v1/metrics': 'metrics', '/v1/logs': 'logs', '/v1development/profiles': 'profiles' };
 
 /** Decodes an OTLP request body to a plain object (int64 as decimal strings, bytes as hex). */
-export function decodeOtlpRequest(signal: OtlpSignal, body: Uint8Array): Record<string, unknown> {
+export function decodeOtlpRequest(signal: OtlpSignal, body: Uint8Array, opts: { defaults?: boolean } = {}): Record<string, unknown> {
   const t = codecs[signal].req;
-  return toPlain(t.toObject(t.decode(body), { longs: String, bytes: Array, enums: Number, defaults: false, oneofs: false })) as Record<string, unknown>;
+  // defaults: true fills in proto3's zero values, for comparing what two encoders meant.
+  return toPlain(t.toObject(t.decode(body), { longs: String, bytes: Array, enums: Number, defaults: opts.defaults ?? false, oneofs: false })) as Record<string, unknown>;
 }
 
 /** Byte arrays → lowercase hex (trace/span ids), recursively. */
@@ -479,7 +480,25 @@ export type ReceiverMode =
   /** gRPC INVALID_ARGUMENT / HTTP 400: do not retry. */
   | { kind: 'permanent'; message?: string }
   /** Accept, but only after delayMs. */
-  | { kind: 'slow'; delayMs: number };
+  | { kind: 'slow'; delayMs: number }
+  /** Accept the request, answering partial_success: `rejected` items refused with `message`. */
+  | { kind: 'partial'; rejected: number; message: string };
+
+/** Export*ServiceResponse { partial_success(1) { rejected_<items>(1), error_message(2) } }, same in every signal. */
+function partialSuccessBin(rejected: number, message: string): Buffer {
+  const varint = (n: number) => {
+    const out: number[] = [];
+    while (n >= 0x80) {
+      out.push((n & 0x7f) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    out.push(n);
+    return Buffer.from(out);
+  };
+  const msg = Buffer.from(message);
+  const inner = Buffer.concat([Buffer.from([0x08]), varint(rejected), Buffer.from([0x12]), varint(msg.length), msg]);
+  return Buffer.concat([Buffer.from([0x0a]), varint(inner.length), inner]);
+}
 
 export interface Attempt {
   signal: OtlpSignal;
@@ -634,10 +653,11 @@ class Receiver implements OtlpReceiver {
           this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes: call.request.length });
           const accept = () => {
             if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, call.request));
-            cb(null, Buffer.from(c.res.encode({}).finish()));
+            cb(null, mode.kind === 'partial' ? partialSuccessBin(mode.rejected, mode.message) : Buffer.from(c.res.encode({}).finish()));
           };
           switch (mode.kind) {
             case 'ok':
+            case 'partial':
               return accept();
             case 'slow':
               setTimeout(accept, mode.delayMs);
@@ -694,10 +714,11 @@ class Receiver implements OtlpReceiver {
             res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
             return;
           }
-          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from(codecs[signal].res.encode({}).finish()));
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(mode.kind === 'partial' ? partialSuccessBin(mode.rejected, mode.message) : Buffer.from(codecs[signal].res.encode({}).finish()));
         };
         switch (mode.kind) {
           case 'ok':
+          case 'partial':
             return accept();
           case 'slow':
             setTimeout(accept, mode.delayMs);

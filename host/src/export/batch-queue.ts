@@ -4,7 +4,7 @@
 //
 // Accounting identity (holds at every moment, tests rely on it):
 //   received = exported + dropped_queue_full + dropped_export_failed + dropped_shutdown
-//              + queue_items + in_flight_items
+//              + dropped_rejected + queue_items + in_flight_items
 // Bytes held include in-flight batches: a batch waiting out a backoff still occupies memory, so a
 // receiver outage fills the queue and the drop policy applies, instead of memory growing.
 import type { Signal } from './config';
@@ -22,9 +22,10 @@ export interface RetryPolicy {
 export type QueueEvent =
   /** Emitted once per reason (the first drop); later drops only move the counters. */
   | { type: 'dropped'; signal: Signal; reason: DropReason; count: number; first: boolean }
-  | { type: 'export_error'; signal: Signal; code: 'failure' | 'retryable'; error?: Error; attempt: number; items: number };
+  | { type: 'export_error'; signal: Signal; code: 'failure' | 'retryable' | 'rejected'; error?: Error; attempt: number; items: number };
 
-export type DropReason = 'queue_full' | 'export_failed' | 'shutdown';
+/** rejected: the receiver accepted the request but refused these items (OTLP partial_success). */
+export type DropReason = 'queue_full' | 'export_failed' | 'shutdown' | 'rejected';
 
 export interface BatchQueueOptions<T> {
   signal: Signal;
@@ -61,6 +62,7 @@ export interface ExportQueueCounters {
   dropped_queue_full: number;
   dropped_export_failed: number;
   dropped_shutdown: number;
+  dropped_rejected: number;
   export_requests: number;
   export_failures: number;
   retries: number;
@@ -125,6 +127,7 @@ export class BatchQueue<T> {
     dropped_queue_full: 0,
     dropped_export_failed: 0,
     dropped_shutdown: 0,
+    dropped_rejected: 0,
     export_requests: 0,
     export_failures: 0,
     retries: 0,
@@ -314,6 +317,7 @@ export class BatchQueue<T> {
   private drop(reason: DropReason, count: number): void {
     if (reason === 'queue_full') this.c.dropped_queue_full += count;
     else if (reason === 'export_failed') this.c.dropped_export_failed += count;
+    else if (reason === 'rejected') this.c.dropped_rejected += count;
     else this.c.dropped_shutdown += count;
     // Only the first drop per reason becomes an event (DESIGN: log the first, count the rest);
     // under overload a per-item event would cost more than the item. Counters and
@@ -423,7 +427,10 @@ export class BatchQueue<T> {
         const outcome = await this.callExporter(batch);
         if (ticket.abandoned) return;
         if (outcome.code === 'success') {
-          this.c.exported += batch.length;
+          const rejected = outcome.rejected ?? 0;
+          this.c.exported += batch.length - rejected;
+          if (rejected) this.drop('rejected', rejected);
+          if (outcome.error) this.emit({ type: 'export_error', signal: this.signal, code: 'rejected', error: outcome.error, attempt, items: rejected });
           return;
         }
         this.c.export_failures++;

@@ -11,7 +11,8 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BatchQueue, type QueueEvent, type ShutdownReport } from './batch-queue';
 import type { ResolvedExportConfig, ResolvedSignalExport, Signal } from './config';
 import { createFileLogExporter, createFileMetricExporter, createFileProfileExporter, createFileTraceExporter } from './file-exporter';
-import { createOtlpLogExporter, createOtlpTraceExporter } from './otlp-exporters';
+import { createOtlpLogExporter } from './otlp-logs';
+import { createOtlpTraceExporter } from './otlp-traces';
 import { createOtlpMetricExporter } from './otlp-metrics';
 import { createOtlpProfileExporter } from './otlp-profiles';
 import { estimateLogBytes, estimateProfileRequestBytes, estimateResourceMetricsBytes, estimateSpanBytes } from './size';
@@ -22,10 +23,14 @@ export * from './types';
 export * from './batch-queue';
 export * from './file-exporter';
 export * from './otlp-exporters';
+export * from './otlp-traces';
+export * from './otlp-logs';
 export * from './otlp-metrics';
 export * from './otlp-transport';
 export * from './otlp-profiles';
 export * from './metrics-proto';
+export * from './traces-proto';
+export * from './logs-proto';
 export * from './profiles-proto';
 export * from './size';
 
@@ -103,7 +108,7 @@ export async function shutdownExportQueues(q: ExportQueues, deadlineMs: number):
 /**
  * Prometheus text for the queues' counters:
  *   telegen_export_items_total{signal,result="received|queued|exported"}
- *   telegen_export_dropped_total{signal,reason="queue_full|export_failed|shutdown"}
+ *   telegen_export_dropped_total{signal,reason="queue_full|export_failed|shutdown|rejected"}
  *   telegen_export_requests_total / _failures_total / _retries_total{signal}
  *   telegen_export_unconfirmed_resent_total{signal} (items possibly delivered twice)
  *   telegen_export_queue_items / _queue_bytes / _in_flight_items{signal} (gauges)
@@ -129,6 +134,7 @@ export function renderExportMetrics(q: ExportQueues): string {
     put('telegen_export_dropped_total', 'counter', 'Items not exported, by reason.', { signal, reason: 'queue_full' }, c.dropped_queue_full);
     put('telegen_export_dropped_total', 'counter', 'Items not exported, by reason.', { signal, reason: 'export_failed' }, c.dropped_export_failed);
     put('telegen_export_dropped_total', 'counter', 'Items not exported, by reason.', { signal, reason: 'shutdown' }, c.dropped_shutdown);
+    put('telegen_export_dropped_total', 'counter', 'Items not exported, by reason.', { signal, reason: 'rejected' }, c.dropped_rejected);
     put('telegen_export_requests_total', 'counter', 'Export calls made.', { signal }, c.export_requests);
     put('telegen_export_failures_total', 'counter', 'Export calls that did not succeed.', { signal }, c.export_failures);
     put('telegen_export_retries_total', 'counter', 'Retries scheduled after retryable results.', { signal }, c.retries);
@@ -142,7 +148,7 @@ export function renderExportMetrics(q: ExportQueues): string {
 
 export interface DropSummary {
   /** Per signal, items dropped since the previous summary, by reason (only non-zero ones). */
-  dropped: Partial<Record<Signal, Partial<Record<'queue_full' | 'export_failed' | 'shutdown', number>>>>;
+  dropped: Partial<Record<Signal, Partial<Record<'queue_full' | 'export_failed' | 'shutdown' | 'rejected', number>>>>;
   /** Per signal, items exported since the previous summary. */
   exported: Partial<Record<Signal, number>>;
 }
@@ -153,7 +159,7 @@ export interface DropSummary {
  * /metrics shows totals). Returns a stop function; the timer never keeps the process alive.
  */
 export function startDropReporter(q: ExportQueues, report: (s: DropSummary) => void, intervalMs = 60_000): () => void {
-  const last = new Map<Signal, { queue_full: number; export_failed: number; shutdown: number; exported: number }>();
+  const last = new Map<Signal, { queue_full: number; export_failed: number; shutdown: number; rejected: number; exported: number }>();
   const tick = () => {
     const s: DropSummary = { dropped: {}, exported: {} };
     let any = false;
@@ -161,11 +167,11 @@ export function startDropReporter(q: ExportQueues, report: (s: DropSummary) => v
       const queue = q[signal];
       if (!queue) continue;
       const c = queue.counters();
-      const now = { queue_full: c.dropped_queue_full, export_failed: c.dropped_export_failed, shutdown: c.dropped_shutdown, exported: c.exported };
-      const prev = last.get(signal) ?? { queue_full: 0, export_failed: 0, shutdown: 0, exported: 0 };
+      const now = { queue_full: c.dropped_queue_full, export_failed: c.dropped_export_failed, shutdown: c.dropped_shutdown, rejected: c.dropped_rejected, exported: c.exported };
+      const prev = last.get(signal) ?? { queue_full: 0, export_failed: 0, shutdown: 0, rejected: 0, exported: 0 };
       last.set(signal, now);
       s.exported[signal] = now.exported - prev.exported;
-      for (const reason of ['queue_full', 'export_failed', 'shutdown'] as const) {
+      for (const reason of ['queue_full', 'export_failed', 'shutdown', 'rejected'] as const) {
         const d = now[reason] - prev[reason];
         if (d > 0) {
           (s.dropped[signal] ??= {})[reason] = d;

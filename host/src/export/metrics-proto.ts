@@ -27,11 +27,11 @@
 //                        zero_count=7(fixed64) positive=8 negative=9 exemplars=11 min=12 max=13
 //   Buckets              offset=1(sint32) bucket_counts=2(packed uint64)
 //   Exemplar             time_unix_nano=2(fixed64) as_double=3 span_id=4 trace_id=5 filtered_attributes=7
-//   KeyValue             key=1 value=2
-//   AnyValue             string=1 bool=2 int=3 double=4 array=5 kvlist=6 bytes=7
+//   KeyValue, AnyValue   common-proto.ts
 import type { Attributes, AttributeValue, HrTime } from '@opentelemetry/api';
 import type { MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
-import { I64, VARINT, Writer, writeDouble, writeHexBytes, writeHrTimeBody, writeInt64Body, writeInt64Varint, writeString, writeStringBody } from './proto-writer';
+import { attributes, time } from './common-proto';
+import { I64, VARINT, Writer, writeDouble, writeHexBytes, writeInt64Body, writeString } from './proto-writer';
 
 export const METRICS_GRPC_METHOD = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
 
@@ -67,61 +67,6 @@ const VALUE_INT = 0;
 const temporality = (t: number): number => t + 1;
 
 // ---- protobuf ------------------------------------------------------------------------------------
-
-function anyValue(w: Writer, v: unknown): void {
-  switch (typeof v) {
-    case 'string':
-      w.tag(1, 2);
-      writeStringBody(w, v);
-      return;
-    case 'boolean':
-      w.tag(2, VARINT);
-      w.uvarint(v ? 1 : 0);
-      return;
-    case 'number':
-      if (Number.isInteger(v)) {
-        w.tag(3, VARINT);
-        writeInt64Varint(w, v);
-      } else writeDouble(w, 4, v);
-      return;
-  }
-  if (v instanceof Uint8Array) {
-    w.tag(7, 2);
-    w.uvarint(v.length);
-    w.raw(v);
-  } else if (Array.isArray(v)) {
-    w.begin(5);
-    for (const x of v) {
-      w.begin(1);
-      anyValue(w, x);
-      w.end();
-    }
-    w.end();
-  } else if (v !== null && typeof v === 'object') {
-    w.begin(6);
-    attributes(w, 1, v as Attributes);
-    w.end();
-  }
-}
-
-/** Repeated KeyValue under `field`, in the attribute object's key order. */
-function attributes(w: Writer, field: number, attrs: Attributes | undefined): void {
-  if (!attrs) return;
-  for (const key in attrs) {
-    w.begin(field);
-    w.tag(1, 2);
-    writeStringBody(w, key);
-    w.begin(2);
-    anyValue(w, attrs[key]);
-    w.end();
-    w.end();
-  }
-}
-
-function time(w: Writer, field: number, t: HrTime): void {
-  w.tag(field, I64);
-  writeHrTimeBody(w, t[0], t[1]);
-}
 
 function optionalDouble(w: Writer, field: number, v: number | undefined): void {
   if (v !== undefined && v !== null) writeDouble(w, field, v);

@@ -1,5 +1,8 @@
-// OTLP gRPC and HTTP/protobuf exporters: the official opentelemetry-js exporters configured from
-// a ResolvedSignalExport, wrapped so a failed export says whether it is worth retrying.
+// Error classification shared by every OTLP exporter (retryable or not, RetryInfo, unconfirmed),
+// the channel replacement after long failure runs, and the official opentelemetry-js trace and log
+// exporters configured from a ResolvedSignalExport — no longer on the hot path (traces-proto.ts,
+// logs-proto.ts over otlp-transport.ts are), kept as the A/B baseline of
+// bench/export-throughput.bench.ts behind `exportBaseline.officialSpanLogExporters`.
 //
 // The wrapped exporters report only SUCCESS/FAILED. We recover the OTLP spec's retryable
 // distinction from the error they hand back:
@@ -19,6 +22,9 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ResolvedSignalExport, Signal } from './config';
 import type { ExportOutcome, SignalExporter } from './types';
+
+/** Bench A/B only: traces and logs through the official exporters (read when an exporter is created). */
+export const exportBaseline = { officialSpanLogExporters: false };
 
 /** grpc status codes the OTLP spec lists as retryable (RESOURCE_EXHAUSTED: only with RetryInfo). */
 const RETRYABLE_GRPC = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 11 /* OUT_OF_RANGE */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */]);
@@ -46,7 +52,7 @@ function readVarint(b: Uint8Array, pos: { i: number }): number {
 }
 
 /** Calls fn(field, wireType, valueOrBytes) for each field of a protobuf message. */
-function forEachField(b: Uint8Array, fn: (field: number, wt: number, v: number | Uint8Array) => void): void {
+export function forEachField(b: Uint8Array, fn: (field: number, wt: number, v: number | Uint8Array) => void): void {
   const pos = { i: 0 };
   while (pos.i < b.length) {
     const tag = readVarint(b, pos);
@@ -148,52 +154,53 @@ function exportOnce<X>(exp: OtelExporter<X>, items: X, protocol: 'grpc' | 'http'
  */
 export const GRPC_RECONNECT_AFTER_MS = 5_000;
 
-export class OtlpExporter<T> implements SignalExporter<T> {
-  readonly signal: Signal;
-  readonly target: string;
-  private inner: OtelExporter<unknown>;
-  /** Calls in flight per exporter instance: a replaced one is shut down only once they settle. */
-  private readonly calls = new Map<OtelExporter<unknown>, number>();
-  private readonly retired = new Set<OtelExporter<unknown>>();
+/**
+ * The channel an exporter sends on, replaced (when `renew`) once calls have been failing with
+ * retryable results for GRPC_RECONNECT_AFTER_MS. During a long failure run every call gets a new
+ * channel, which connects at once (a retry is then a real attempt, paced by the queue's backoff);
+ * calls still on the old one finish there and it is closed after them, so concurrent export slots
+ * never cancel each other.
+ */
+export class RenewingChannel<C> {
+  private cur: C;
+  /** Calls in flight per channel: a replaced one is closed only once they settle. */
+  private readonly calls = new Map<C, number>();
+  private readonly retired = new Set<C>();
   /** When the current run of retryable failures began (0: the last call succeeded). */
   private failingSince = 0;
-  /** Channels replaced after failure runs (gRPC). */
-  reconnects = 0;
+  /** Channels replaced after failure runs. */
+  renewals = 0;
 
   constructor(
-    private readonly cfg: ResolvedSignalExport,
-    private readonly makeInner: () => OtelExporter<unknown>,
-    /** 'batch': the exporter takes T[]; 'each': it takes one T per call. */
-    private readonly shape: 'batch' | 'each',
+    private readonly make: () => C,
+    private readonly close: (c: C) => void,
+    private readonly renew: boolean,
     private readonly now: () => number = Date.now,
   ) {
-    this.signal = cfg.signal;
-    this.target = `${cfg.protocol}:${cfg.endpoint}`;
-    this.inner = makeInner();
+    this.cur = make();
   }
 
-  async export(batch: T[]): Promise<ExportOutcome> {
-    if (batch.length === 0) return { code: 'success' };
-    const t = this.now();
-    // During a long failure run every call gets a new channel, which connects at once (a retry is
-    // then a real attempt, paced by the queue's backoff); calls still on the old one finish there
-    // and it is shut down after them, so concurrent export slots never cancel each other.
-    if (this.cfg.protocol === 'grpc' && this.failingSince && t - this.failingSince >= GRPC_RECONNECT_AFTER_MS) {
-      this.retire(this.inner);
-      this.inner = this.makeInner();
-      this.reconnects++;
+  get current(): C {
+    return this.cur;
+  }
+
+  async call(fn: (c: C) => Promise<ExportOutcome>): Promise<ExportOutcome> {
+    if (this.renew && this.failingSince && this.now() - this.failingSince >= GRPC_RECONNECT_AFTER_MS) {
+      this.retire(this.cur);
+      this.cur = this.make();
+      this.renewals++;
     }
-    const inner = this.inner;
-    this.calls.set(inner, (this.calls.get(inner) ?? 0) + 1);
+    const c = this.cur;
+    this.calls.set(c, (this.calls.get(c) ?? 0) + 1);
     let r: ExportOutcome;
     try {
-      r = await this.exportWith(inner, batch);
+      r = await fn(c);
     } finally {
-      const left = (this.calls.get(inner) ?? 1) - 1;
-      if (left > 0) this.calls.set(inner, left);
+      const left = (this.calls.get(c) ?? 1) - 1;
+      if (left > 0) this.calls.set(c, left);
       else {
-        this.calls.delete(inner);
-        if (this.retired.delete(inner)) inner.shutdown().catch(() => undefined);
+        this.calls.delete(c);
+        if (this.retired.delete(c)) this.close(c);
       }
     }
     if (r.code === 'success') this.failingSince = 0;
@@ -201,9 +208,39 @@ export class OtlpExporter<T> implements SignalExporter<T> {
     return r;
   }
 
-  private retire(old: OtelExporter<unknown>): void {
+  private retire(old: C): void {
     if (this.calls.has(old)) this.retired.add(old);
-    else old.shutdown().catch(() => undefined);
+    else this.close(old);
+  }
+}
+
+/** The official opentelemetry-js exporters (the A/B baseline of bench/export-throughput.bench.ts). */
+export class OtlpExporter<T> implements SignalExporter<T> {
+  readonly signal: Signal;
+  readonly target: string;
+  private readonly channel: RenewingChannel<OtelExporter<unknown>>;
+
+  constructor(
+    private readonly cfg: ResolvedSignalExport,
+    makeInner: () => OtelExporter<unknown>,
+    /** 'batch': the exporter takes T[]; 'each': it takes one T per call. */
+    private readonly shape: 'batch' | 'each',
+    now: () => number = Date.now,
+  ) {
+    this.signal = cfg.signal;
+    this.target = `${cfg.protocol}:${cfg.endpoint}`;
+    // Only gRPC: the HTTP exporters open connections per request when the old ones failed.
+    this.channel = new RenewingChannel(makeInner, (x) => void x.shutdown().catch(() => undefined), cfg.protocol === 'grpc', now);
+  }
+
+  /** Channels replaced after failure runs (gRPC). */
+  get reconnects(): number {
+    return this.channel.renewals;
+  }
+
+  async export(batch: T[]): Promise<ExportOutcome> {
+    if (batch.length === 0) return { code: 'success' };
+    return this.channel.call((inner) => this.exportWith(inner, batch));
   }
 
   private async exportWith(inner: OtelExporter<unknown>, batch: T[]): Promise<ExportOutcome> {
@@ -218,11 +255,11 @@ export class OtlpExporter<T> implements SignalExporter<T> {
   }
 
   forceFlush(): Promise<void> {
-    return this.inner.forceFlush();
+    return this.channel.current.forceFlush();
   }
 
   shutdown(): Promise<void> {
-    return this.inner.shutdown();
+    return this.channel.current.shutdown();
   }
 }
 
@@ -285,13 +322,13 @@ function requireEndpoint(cfg: ResolvedSignalExport): void {
   if (!cfg.endpoint) throw new Error(`${cfg.signal}: no OTLP endpoint resolved (file mode)`);
 }
 
-export function createOtlpTraceExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableSpan> {
+export function createOfficialTraceExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableSpan> {
   requireEndpoint(cfg);
   const inner = () => (cfg.protocol === 'grpc' ? new (lazy.traceGrpc().OTLPTraceExporter)(grpcOptions(cfg)) : new (lazy.traceProto().OTLPTraceExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
   return new OtlpExporter<ReadableSpan>(cfg, inner, 'batch');
 }
 
-export function createOtlpLogExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableLogRecord> {
+export function createOfficialLogExporter(cfg: ResolvedSignalExport): OtlpExporter<ReadableLogRecord> {
   requireEndpoint(cfg);
   const inner = () => (cfg.protocol === 'grpc' ? new (lazy.logsGrpc().OTLPLogExporter)(grpcOptions(cfg)) : new (lazy.logsProto().OTLPLogExporter)(httpOptions(cfg))) as OtelExporter<unknown>;
   return new OtlpExporter<ReadableLogRecord>(cfg, inner, 'batch');

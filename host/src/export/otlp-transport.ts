@@ -1,14 +1,16 @@
-// Our own OTLP transport, for the signals whose request we encode ourselves (profiles: no
-// opentelemetry-js exporter exists; metrics: the official serializer drops exemplars): grpc-js'
+// Our own OTLP transport, for every signal (we encode all four requests ourselves): grpc-js'
 // generic client with raw-bytes (de)serializers, or a keep-alive node:http(s) POST of
-// application/x-protobuf. Both keep the retry semantics of the other signals: retryable gRPC codes
-// (RetryInfo honoured), HTTP 429/502/503/504 and network errors with Retry-After.
+// application/x-protobuf. Retry semantics as the OTLP spec gives them: retryable gRPC codes
+// (RetryInfo honoured), HTTP 429/502/503/504 and network errors with Retry-After; one attempt per
+// call, the BatchQueue retries. gzip runs on libuv's thread pool (grpc-js' compression filter and
+// zlib.gzip here), not on the event loop. A gRPC channel failing for GRPC_RECONNECT_AFTER_MS is
+// replaced (RenewingChannel). An answer with partial_success reports the receiver's rejected count.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as zlib from 'node:zlib';
 import type { Client, Metadata } from '@grpc/grpc-js';
 import type { ResolvedSignalExport, Signal } from './config';
-import { classifyExportError, readPem } from './otlp-exporters';
+import { classifyExportError, forEachField, readPem, RenewingChannel } from './otlp-exporters';
 import type { ExportOutcome, SignalExporter } from './types';
 
 /** Retry-After: delay-seconds or an HTTP date. */
@@ -32,6 +34,32 @@ export function encodeInParts<T>(batch: T[], max: number, encode: (batch: T[]) =
   if (body.length <= max || batch.length === 1) return [body];
   const mid = batch.length >> 1;
   return [...encodeInParts(batch.slice(0, mid), max, encode), ...encodeInParts(batch.slice(mid), max, encode)];
+}
+
+const gzip = (b: Buffer): Promise<Buffer> => new Promise((res, rej) => zlib.gzip(b, (e, out) => (e ? rej(e) : res(out))));
+
+/**
+ * A success answer: Export*ServiceResponse, whose only field (1) is partial_success
+ * { rejected_<items> = 1 (int64), error_message = 2 } in every signal. The request is not to be
+ * retried; the rejected count goes to the queue's dropped{reason="rejected"}.
+ */
+export function accepted(response: Uint8Array | undefined): ExportOutcome {
+  if (!response?.length) return { code: 'success' };
+  let rejected = 0;
+  let message = '';
+  try {
+    forEachField(response, (f, wt, v) => {
+      if (f !== 1 || wt !== 2) return;
+      forEachField(v as Uint8Array, (pf, pwt, pv) => {
+        if (pf === 1 && pwt === 0) rejected = pv as number;
+        else if (pf === 2 && pwt === 2) message = Buffer.from(pv as Uint8Array).toString('utf8');
+      });
+    });
+  } catch {
+    return { code: 'success' }; // an unreadable answer to a 200 is still an acceptance
+  }
+  if (!rejected && !message) return { code: 'success' };
+  return { code: 'success', rejected, error: new Error(`partial success: ${rejected} rejected${message ? `: ${message}` : ''}`) };
 }
 
 interface Transport {
@@ -65,7 +93,7 @@ function grpcTransport(cfg: ResolvedSignalExport, method: string): Transport {
           body,
           md,
           { deadline: Date.now() + cfg.timeoutMs },
-          (err) => resolve(err ? classifyExportError(err, 'grpc') : { code: 'success' }),
+          (err, res) => resolve(err ? classifyExportError(err, 'grpc') : accepted(res)),
         );
       });
     },
@@ -81,8 +109,13 @@ function httpTransport(cfg: ResolvedSignalExport): Transport {
     : new http.Agent({ keepAlive: true });
   const request = secure ? https.request : http.request;
   return {
-    send(raw) {
-      const body = cfg.compression === 'gzip' ? zlib.gzipSync(raw) : raw;
+    async send(raw) {
+      let body: Buffer;
+      try {
+        body = cfg.compression === 'gzip' ? await gzip(raw) : raw;
+      } catch (e) {
+        return { code: 'failure', error: e as Error };
+      }
       const headers: Record<string, string | number> = { ...cfg.headers, 'content-type': 'application/x-protobuf', 'content-length': body.length, 'user-agent': 'telegen' };
       if (cfg.compression === 'gzip') headers['content-encoding'] = 'gzip';
       return new Promise((resolve) => {
@@ -92,7 +125,7 @@ function httpTransport(cfg: ResolvedSignalExport): Transport {
           res.on('error', (e) => resolve(classifyExportError(e, 'http')));
           res.on('end', () => {
             const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) return resolve({ code: 'success' });
+            if (status >= 200 && status < 300) return resolve(accepted(Buffer.concat(chunks)));
             const error = Object.assign(new Error(`HTTP ${status}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`), { code: status });
             if ([429, 502, 503, 504].includes(status)) {
               const h = res.headers['retry-after'];
@@ -110,11 +143,11 @@ function httpTransport(cfg: ResolvedSignalExport): Transport {
   };
 }
 
-/** A signal's exporter over our transport: `encode` turns a batch into one request body. */
+/** A signal's exporter over our transport: `encode` turns a batch into request bodies. */
 export class OtlpRawExporter<T> implements SignalExporter<T> {
   readonly signal: Signal;
   readonly target: string;
-  private readonly transport: Transport;
+  private readonly channel: RenewingChannel<Transport>;
   private inFlight = new Set<Promise<ExportOutcome>>();
 
   constructor(
@@ -127,7 +160,14 @@ export class OtlpRawExporter<T> implements SignalExporter<T> {
     if (!cfg.endpoint) throw new Error(`${cfg.signal}: no OTLP endpoint resolved (file mode)`);
     this.signal = cfg.signal;
     this.target = `${cfg.protocol}:${cfg.endpoint}`;
-    this.transport = cfg.protocol === 'grpc' ? grpcTransport(cfg, grpcMethod) : httpTransport(cfg);
+    const grpc = cfg.protocol === 'grpc';
+    // Only gRPC channels are replaced: the HTTP agent opens new connections when the old ones failed.
+    this.channel = new RenewingChannel<Transport>(() => (grpc ? grpcTransport(cfg, grpcMethod) : httpTransport(cfg)), (t) => t.close(), grpc);
+  }
+
+  /** Channels replaced after failure runs (gRPC). */
+  get reconnects(): number {
+    return this.channel.renewals;
   }
 
   async export(batch: T[]): Promise<ExportOutcome> {
@@ -140,17 +180,23 @@ export class OtlpRawExporter<T> implements SignalExporter<T> {
     }
     // Parts go one after the other; the first that fails decides for the batch (the queue
     // retries the whole batch: receivers must tolerate the duplicates of parts already sent).
+    let rejected = 0;
+    let error: Error | undefined;
     for (const body of bodies) {
-      const p = this.transport.send(body);
+      const p = this.channel.call((t) => t.send(body));
       this.inFlight.add(p);
       try {
         const r = await p;
         if (r.code !== 'success') return r;
+        if (r.error) {
+          rejected += r.rejected ?? 0;
+          error = r.error;
+        }
       } finally {
         this.inFlight.delete(p);
       }
     }
-    return { code: 'success' };
+    return rejected || error ? { code: 'success', rejected: Math.min(rejected, batch.length), error } : { code: 'success' };
   }
 
   async forceFlush(): Promise<void> {
@@ -159,6 +205,6 @@ export class OtlpRawExporter<T> implements SignalExporter<T> {
 
   async shutdown(): Promise<void> {
     await this.forceFlush();
-    this.transport.close();
+    this.channel.current.close();
   }
 }

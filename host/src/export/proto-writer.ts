@@ -1,5 +1,5 @@
 // A protobuf wire-format writer for the OTLP encoders that do not go through protobufjs
-// (profiles-proto.ts, metrics-proto.ts): one growing buffer, length prefixes patched in place.
+// (traces-proto.ts, logs-proto.ts, metrics-proto.ts, profiles-proto.ts): one growing buffer, length prefixes patched in place.
 
 export const VARINT = 0;
 export const I64 = 1;
@@ -183,6 +183,11 @@ export function writeInt64Varint(w: Writer, v: number): void {
   else w.varint64(BigInt(Number.isFinite(v) ? Math.trunc(v) : 0));
 }
 
+// Hex digit values by char code (0xff: not a digit), for ids decoded without a call into Buffer.
+const HEX = new Uint8Array(128).fill(0xff);
+for (let i = 0; i < 10; i++) HEX[48 + i] = i;
+for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
+
 /** Bytes from a hex string (trace and span ids). */
 export function writeHexBytes(w: Writer, field: number, hex: string): void {
   if (!hex) return;
@@ -190,6 +195,30 @@ export function writeHexBytes(w: Writer, field: number, hex: string): void {
   w.tag(field, LEN);
   w.uvarint(n);
   w.ensure(n);
-  w.buf.write(hex, w.pos, n, 'hex');
-  w.pos += n;
+  const b = w.buf;
+  const p = w.pos;
+  // 16 and 8 bytes per id, three ids a span: a JS loop is cheaper than Buffer.write's native call.
+  for (let i = 0; i < n; i++) {
+    const hi = HEX[hex.charCodeAt(2 * i) & 0x7f];
+    const lo = HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+    if ((hi | lo) === 0xff) {
+      // Not hex: what Buffer's hex decoding does (stop at the first bad pair).
+      w.pos = p;
+      const m = b.write(hex, p, n, 'hex');
+      b.fill(0, p + m, p + n);
+      w.pos = p + n;
+      return;
+    }
+    b[p + i] = (hi << 4) | lo;
+  }
+  w.pos = p + n;
+}
+
+/** A fixed32 field (span flags); proto3 leaves zero out. */
+export function writeFixed32(w: Writer, field: number, v: number): void {
+  if (!v) return;
+  w.tag(field, 5);
+  w.ensure(4);
+  w.buf.writeUInt32LE(v >>> 0, w.pos);
+  w.pos += 4;
 }

@@ -15,6 +15,11 @@ export interface ExportOutcome {
    * the queue counts those items (telegen_export_unconfirmed_resent_total).
    */
   unconfirmed?: boolean;
+  /**
+   * With 'success': items the receiver took the request with but rejected (OTLP partial_success).
+   * Not retried (the spec says so); counted as dropped{reason="rejected"}, `error` says why.
+   */
+  rejected?: number;
 }
 
 /** `T` is one queued item: a ReadableSpan, a ReadableLogRecord, a ResourceMetrics, a profile. */
