@@ -16,6 +16,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "go_exec.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -47,23 +48,11 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } go_exec_ring SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_GO_EXEC_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} go_exec_stats SEC(".maps");
+TG_STATS(go_exec_stats, TG_GO_EXEC_STAT_MAX)
 
 #define SIGSTOP 19
 #define PT_INTERP 3
 #define BUF_LEN 256
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&go_exec_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
 
 /* A 64-bit ELF executable with no PT_INTERP in the program headers inside bprm->buf (the
  * kernel's first 256 bytes of the file: the header and the first three entries, where a

@@ -30,34 +30,17 @@
 #include <bpf/bpf_tracing.h>
 #include "telegen.h"
 #include "tls.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u32 self_pid = 0;
-const volatile __u32 target_pid = 0;
+TG_PID_FILTER
 
-struct conn_key {
-	__u32 pid;
-	__u32 fd;
-};
+/* enum tg_tls_stat: H2_FIELDS, H2_NO_CONN, READ_FAULT, RING_FULL are the ones used here. */
+TG_STATS(go_h2_stats, TG_TLS_STAT_MAX)
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct conn_key);
-	__type(value, struct tg_conn_info);
-} tg_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} tg_ring SEC(".maps");
-
-struct g_key {
-	__u64 g;
-	__u32 pid;
-	__u32 _pad;
-};
+#include "tls_emit.h"
+#include "go_conn.h"
 
 /* Goroutine → socket fd of the TLS conn it last read or wrote. */
 struct {
@@ -85,39 +68,12 @@ struct {
 	__type(value, struct h2_block);
 } go_h2_blocks SEC(".maps");
 
-struct scratch {
-	struct tg_data_event ev;
-	__u8 payload[sizeof(struct tg_tls_h2_field) + TG_TLS_H2_NAME_MAX + TG_TLS_H2_VALUE_MAX];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct scratch);
+	__type(value, struct tls_h2_scratch);
 } go_h2_scratch SEC(".maps");
-
-/* enum tg_tls_stat: H2_FIELDS, H2_NO_CONN, READ_FAULT, RING_FULL are the ones used here. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_TLS_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} go_h2_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&go_h2_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
-
-static __always_inline bool pid_wanted(__u32 pid)
-{
-	if (pid == self_pid)
-		return false;
-	return target_pid == 0 || pid == target_pid;
-}
 
 static __always_inline __u64 cookie_field(__u64 cookie, int i)
 {
@@ -129,40 +85,26 @@ static __always_inline __u64 cookie_ctx(__u64 cookie, int i)
 	return cookie_field(cookie, 3 + i);
 }
 
-#define CLAMP_REG(v, max) \
-	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
-
-/* *tls.Conn → its socket fd, or -1 (the same chain as go_tls.bpf.c). */
+/* *tls.Conn → its socket fd, or -1 (offsets 0-2 of the cookie: the chain of go_tls.bpf.c). */
 static __always_inline __s32 tls_conn_fd(__u64 cookie, __u64 tls_conn)
 {
-	__u64 data = 0, netfd = 0;
-	__s64 sysfd = -1;
-	if (!tls_conn ||
-	    bpf_probe_read_user(&data, sizeof(data), (void *)(tls_conn + cookie_field(cookie, 0))) || !data ||
-	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + cookie_field(cookie, 1))) || !netfd ||
-	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + cookie_field(cookie, 2))))
-		return -1;
-	if (sysfd < 0 || sysfd > 0x7fffffff)
+	__s64 sysfd;
+	if (!go_tls_sysfd(tls_conn, cookie_field(cookie, 0), cookie_field(cookie, 1), cookie_field(cookie, 2), &sysfd) ||
+	    sysfd < 0 || sysfd > 0x7fffffff)
 		return -1;
 	return (__s32)sysfd;
 }
 
-static __always_inline struct g_key gkey(struct pt_regs *ctx, __u32 pid)
-{
-	struct g_key k = { .g = ctx->r14, .pid = pid };
-	return k;
-}
-
 static __always_inline void begin(struct pt_regs *ctx, __u32 pid, __s32 fd, __u32 stream, __u8 dir)
 {
-	struct g_key k = gkey(ctx, pid);
+	struct g_key k = go_gkey(ctx, pid);
 	struct h2_block b = { .fd = fd, .stream = stream, .dir = dir, .block = BLOCK_UNKNOWN };
 	bpf_map_update_elem(&go_h2_blocks, &k, &b, BPF_ANY);
 }
 
 static __always_inline __s32 goroutine_fd(struct pt_regs *ctx, __u32 pid)
 {
-	struct g_key k = gkey(ctx, pid);
+	struct g_key k = go_gkey(ctx, pid);
 	__u32 *fd = bpf_map_lookup_elem(&go_h2_gfd, &k);
 	return fd ? (__s32)*fd : -1;
 }
@@ -177,7 +119,7 @@ static __always_inline int tls_enter(struct pt_regs *ctx)
 	__s32 fd = tls_conn_fd(bpf_get_attach_cookie(ctx), ctx->ax);
 	if (fd < 0)
 		return 0;
-	struct g_key k = gkey(ctx, pid);
+	struct g_key k = go_gkey(ctx, pid);
 	__u32 f = fd;
 	bpf_map_update_elem(&go_h2_gfd, &k, &f, BPF_ANY);
 	return 0;
@@ -248,7 +190,7 @@ static __always_inline int grpc_block(struct pt_regs *ctx)
 
 static __always_inline int block_end(struct pt_regs *ctx)
 {
-	struct g_key k = gkey(ctx, bpf_get_current_pid_tgid() >> 32);
+	struct g_key k = go_gkey(ctx, bpf_get_current_pid_tgid() >> 32);
 	bpf_map_delete_elem(&go_h2_blocks, &k);
 	return 0;
 }
@@ -257,7 +199,7 @@ static __always_inline int field(struct pt_regs *ctx, __u64 name, __u64 nl, __u6
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
-	struct g_key k = gkey(ctx, pid);
+	struct g_key k = go_gkey(ctx, pid);
 	struct h2_block *b = bpf_map_lookup_elem(&go_h2_blocks, &k);
 	if (!b)
 		return 0; /* an encoder or decoder outside a block we know (e.g. request trailers) */
@@ -271,67 +213,19 @@ static __always_inline int field(struct pt_regs *ctx, __u64 name, __u64 nl, __u6
 		}
 		b->block = c == ':' ? TG_TLS_H2_HEADERS : TG_TLS_H2_TRAILERS;
 	}
-	if (b->fd < 0) {
-		stat_inc(TG_TLS_STAT_H2_NO_CONN);
-		return 0;
-	}
-	struct conn_key ck = { .pid = pid, .fd = b->fd };
-	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &ck);
-	if (!ci) {
-		stat_inc(TG_TLS_STAT_H2_NO_CONN);
-		return 0;
-	}
 	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&go_h2_scratch, &zero);
-	if (!s)
-		return 0;
-	__u8 cut = vl > TG_TLS_H2_VALUE_MAX;
-	if (cut)
-		vl = TG_TLS_H2_VALUE_MAX;
-	CLAMP_REG(nl, TG_TLS_H2_NAME_MAX);
-	CLAMP_REG(vl, TG_TLS_H2_VALUE_MAX);
-	struct tg_tls_h2_field *f = (void *)s->payload;
-	if (bpf_probe_read_user(s->payload + sizeof(*f), nl, (void *)name) ||
-	    (vl && bpf_probe_read_user(s->payload + sizeof(*f) + nl, vl, (void *)value))) {
-		stat_inc(TG_TLS_STAT_READ_FAULT);
-		return 0;
-	}
-	f->stream_id = b->stream;
-	f->block = b->block;
-	f->_pad0 = 0;
-	f->name_len = nl;
-	f->value_len = vl;
-	__u64 size = sizeof(*f) + nl + vl;
-	CLAMP_REG(size, sizeof(*f) + TG_TLS_H2_NAME_MAX + TG_TLS_H2_VALUE_MAX);
-	s->ev.type = TG_EV_DATA;
-	s->ev.dir = b->dir;
-	s->ev.truncated = cut;
-	s->ev.flags = TG_DATA_H2_FIELD;
-	s->ev._pad0 = 0;
-	s->ev.ts_ns = bpf_ktime_get_ns();
-	s->ev.pos = 0;
-	s->ev.len = size;
-	s->ev.orig_len = size;
-	s->ev.conn = *ci;
-	s->ev.conn.tid = (__u32)id;
-	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
-		stat_inc(TG_TLS_STAT_RING_FULL);
-	else
-		stat_inc(TG_TLS_STAT_H2_FIELDS);
+	struct tls_h2_scratch *s = bpf_map_lookup_elem(&go_h2_scratch, &zero);
+	if (s)
+		tls_h2_field_emit(s, id, b->fd, b->dir, b->stream, b->block, name, nl, value, vl);
 	return 0;
 }
 
-/* One program per role, each with a _multi twin for uprobe_multi links (after the agent's
- * capability drop, perf-event uprobes are refused here; see go_tls.bpf.c). */
-#define GO_H2_PROG(name, body)                                      \
-	SEC("uprobe") int name(struct pt_regs *ctx) { return body; } \
-	SEC("uprobe") int name##_multi(struct pt_regs *ctx) { return body; }
-
-GO_H2_PROG(go_h2_tls_enter, tls_enter(ctx))
-GO_H2_PROG(go_h2_read_block, read_block(ctx))
-GO_H2_PROG(go_h2_server_block, server_block(ctx))
-GO_H2_PROG(go_h2_client_block, client_block(ctx))
-GO_H2_PROG(go_h2_grpc_block, grpc_block(ctx))
-GO_H2_PROG(go_h2_block_end, block_end(ctx))
-GO_H2_PROG(go_h2_decoded_field, field(ctx, ctx->ax, ctx->bx, ctx->cx, ctx->di))
-GO_H2_PROG(go_h2_encoded_field, field(ctx, ctx->bx, ctx->cx, ctx->di, ctx->si))
+/* One program per role, each with its uprobe_multi twin (common.h). */
+TG_UPROBE_PAIR(go_h2_tls_enter, tls_enter(ctx))
+TG_UPROBE_PAIR(go_h2_read_block, read_block(ctx))
+TG_UPROBE_PAIR(go_h2_server_block, server_block(ctx))
+TG_UPROBE_PAIR(go_h2_client_block, client_block(ctx))
+TG_UPROBE_PAIR(go_h2_grpc_block, grpc_block(ctx))
+TG_UPROBE_PAIR(go_h2_block_end, block_end(ctx))
+TG_UPROBE_PAIR(go_h2_decoded_field, field(ctx, ctx->ax, ctx->bx, ctx->cx, ctx->di))
+TG_UPROBE_PAIR(go_h2_encoded_field, field(ctx, ctx->bx, ctx->cx, ctx->di, ctx->si))

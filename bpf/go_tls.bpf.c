@@ -20,37 +20,20 @@
 #include <bpf/bpf_tracing.h>
 #include "telegen.h"
 #include "tls.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u32 self_pid = 0;
-const volatile __u32 target_pid = 0;
+TG_PID_FILTER
 const volatile __u32 capture_max = TG_TLS_CAPTURE_LIMIT;
 
-struct conn_key {
-	__u32 pid;
-	__u32 fd;
-};
+/* Same counters as the OpenSSL tracer (enum tg_tls_stat). */
+TG_STATS(go_tls_stats, TG_TLS_STAT_MAX)
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct conn_key);
-	__type(value, struct tg_conn_info);
-} tg_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} tg_ring SEC(".maps");
+#include "tls_emit.h"
+#include "go_conn.h"
 
 enum { GO_OP_READ = 1, GO_OP_WRITE = 2 };
-
-struct g_key {
-	__u64 g;
-	__u32 pid;
-	__u32 _pad;
-};
 
 struct go_call {
 	__u64 buf;
@@ -68,44 +51,7 @@ struct {
 	__type(value, struct go_call);
 } go_calls SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TG_TLS_SSL_MAX);
-	__type(key, __u64); /* conn_id */
-	__type(value, __u64[2]);
-} go_tls_pos SEC(".maps");
-
-/* Indexed by CPU: a per-CPU map value cannot be this large (32 KiB limit). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, struct tls_emit_scratch);
-} go_scratch SEC(".maps");
-
-/* Same counters as the OpenSSL tracer (enum tg_tls_stat). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_TLS_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} go_tls_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&go_tls_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
-
-static __always_inline bool pid_wanted(__u32 pid)
-{
-	if (pid == self_pid)
-		return false;
-	return target_pid == 0 || pid == target_pid;
-}
-
-#include "tls_emit.h"
+TLS_EMIT_MAPS(go_tls_pos, go_scratch)
 
 /* The cookie's 16-bit fields: see packOffsets() in host/src/gotrace/offsets.ts. */
 static __always_inline __u64 cookie_field(__u64 cookie, int i)
@@ -115,14 +61,13 @@ static __always_inline __u64 cookie_field(__u64 cookie, int i)
 
 static __always_inline void emit(const struct go_call *c, __u64 id, __u64 moved)
 {
-	__u32 pid = id >> 32;
-	struct conn_key k = { .pid = pid, .fd = c->fd };
-	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &k);
+	struct tg_conn_info *ci = tls_conn(id >> 32, c->fd);
 	if (!ci) {
 		stat_inc(TG_TLS_STAT_NO_CONN);
 		return;
 	}
-	tls_emit(&go_tls_pos, &go_scratch, ci, id, c->op == GO_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved);
+	tls_emit(&go_tls_pos, &go_scratch, ci, id, c->op == GO_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved,
+		 capture_max);
 }
 
 static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
@@ -132,12 +77,8 @@ static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
 	if (!pid_wanted(pid))
 		return 0;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 tls_conn = ctx->ax;
-	__u64 data = 0, netfd = 0;
-	__s64 sysfd = -1;
-	if (bpf_probe_read_user(&data, sizeof(data), (void *)(tls_conn + cookie_field(cookie, 0))) || !data ||
-	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + cookie_field(cookie, 1))) || !netfd ||
-	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + cookie_field(cookie, 2)))) {
+	__s64 sysfd;
+	if (!go_tls_sysfd(ctx->ax, cookie_field(cookie, 0), cookie_field(cookie, 1), cookie_field(cookie, 2), &sysfd)) {
 		stat_inc(TG_TLS_STAT_READ_FAULT);
 		return 0;
 	}
@@ -157,7 +98,7 @@ static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
 			emit(&c, id, len);
 		return 0;
 	}
-	struct g_key k = { .g = ctx->r14, .pid = pid };
+	struct g_key k = go_gkey(ctx, pid);
 	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
 	return 0;
 }
@@ -165,7 +106,7 @@ static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)
 static __always_inline int go_return(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct g_key k = { .g = ctx->r14, .pid = id >> 32 };
+	struct g_key k = go_gkey(ctx, id >> 32);
 	struct go_call *p = bpf_map_lookup_elem(&go_calls, &k);
 	if (!p)
 		return 0;
@@ -178,27 +119,11 @@ static __always_inline int go_return(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int go_tls_write_enter(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_WRITE); }
-
-SEC("uprobe")
-int go_tls_read_enter(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_READ); }
-
-/* Attached at every RET of both functions: the call in flight says which it was. */
-SEC("uprobe")
-int go_tls_return(struct pt_regs *ctx) { return go_return(ctx); }
-
-/* The same three, loaded for uprobe_multi links (the loader sets their attach type): binaries
- * found after the agent dropped to its run-time capabilities cannot get perf-event uprobes on
- * this kernel (CAP_SYS_ADMIN only); uprobe_multi links need no perf event. */
-SEC("uprobe")
-int go_tls_write_enter_multi(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_WRITE); }
-
-SEC("uprobe")
-int go_tls_read_enter_multi(struct pt_regs *ctx) { return go_enter(ctx, GO_OP_READ); }
-
-SEC("uprobe")
-int go_tls_return_multi(struct pt_regs *ctx) { return go_return(ctx); }
+/* Each with its uprobe_multi twin (common.h). The return probe sits at every RET of both
+ * functions: the call in flight says which it was. */
+TG_UPROBE_PAIR(go_tls_write_enter, go_enter(ctx, GO_OP_WRITE))
+TG_UPROBE_PAIR(go_tls_read_enter, go_enter(ctx, GO_OP_READ))
+TG_UPROBE_PAIR(go_tls_return, go_return(ctx))
 
 /* ---- Goroutine-aware requests (net/http) ----
  * A request served by net/http runs on one goroutine (serverHandler.ServeHTTP); the calls it
@@ -285,10 +210,9 @@ static __always_inline __u64 holder_conn_id(__u32 pid, __u64 holder, __u64 cooki
 		c = read_ptr(c + hoff(cookie, GH_TLS_CONN_DATA));
 	__u64 netfd = read_ptr(c + hoff(cookie, GH_TCP_CONN_FD));
 	__s64 sysfd = (__s64)read_ptr(netfd + hoff(cookie, GH_NETFD_SYSFD));
-	if (!netfd || sysfd < 0 || sysfd > 0x7fffffff)
+	if (!netfd)
 		return 0;
-	struct conn_key k = { .pid = pid, .fd = (__u32)sysfd };
-	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &k);
+	struct tg_conn_info *ci = tls_conn(pid, sysfd);
 	/* The role the socket tracer saw (accept/connect) must match: a layout the offsets table
 	 * got wrong then yields no link rather than one on another socket. */
 	return ci && ci->role == role ? ci->conn_id : 0;
@@ -404,17 +328,14 @@ static __always_inline int on_client_enter(struct pt_regs *ctx)
 	e->goid = k.goid;
 	e->parent_goid = req.goid;
 	bpf_ringbuf_submit(e, 0);
+	stat_inc(TG_TLS_STAT_LINKS);
 	return 0;
 }
 
-/* Each program twice: perf-event uprobe and uprobe_multi link (see the TLS programs above). */
-#define GO_PROG(name, body) \
-	SEC("uprobe") int name(struct pt_regs *ctx) { return body; } \
-	SEC("uprobe") int name##_multi(struct pt_regs *ctx) { return body; }
-
-GO_PROG(go_serve_enter, on_serve_enter(ctx))
-GO_PROG(go_serve_return, on_serve_return(ctx))
-GO_PROG(go_spawn_enter, on_spawn_enter(ctx))
-GO_PROG(go_spawn_return, on_spawn_return(ctx))
-GO_PROG(go_exit_enter, on_exit_enter(ctx))
-GO_PROG(go_client_enter, on_client_enter(ctx))
+/* Each program twice: perf-event uprobe and uprobe_multi link. */
+TG_UPROBE_PAIR(go_serve_enter, on_serve_enter(ctx))
+TG_UPROBE_PAIR(go_serve_return, on_serve_return(ctx))
+TG_UPROBE_PAIR(go_spawn_enter, on_spawn_enter(ctx))
+TG_UPROBE_PAIR(go_spawn_return, on_spawn_return(ctx))
+TG_UPROBE_PAIR(go_exit_enter, on_exit_enter(ctx))
+TG_UPROBE_PAIR(go_client_enter, on_client_enter(ctx))

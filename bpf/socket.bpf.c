@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 #include "telegen.h"
 #include "socket.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -23,8 +24,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define MSG_PEEK 2
 
 /* Set by the loader before load. */
-const volatile __u32 self_pid = 0;    /* the agent: never trace our own exports */
-const volatile __u32 target_pid = 0;  /* 0 = every process */
+TG_PID_FILTER
 const volatile __u32 capture_max = TG_CAPTURE_DEFAULT;
 const volatile __u32 wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT; /* 0: wake on every record */
 
@@ -152,13 +152,6 @@ static __always_inline __u64 wakeup_flag(__u64 record_bytes)
 	__u64 before = bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA);
 	return before < wakeup_bytes && before + record_bytes >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 									       : BPF_RB_NO_WAKEUP;
-}
-
-static __always_inline bool pid_wanted(__u32 pid)
-{
-	if (pid == self_pid)
-		return false;
-	return target_pid == 0 || pid == target_pid;
 }
 
 static __always_inline struct file *fd_file(__u32 fd)

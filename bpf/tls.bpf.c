@@ -16,11 +16,11 @@
 #include "telegen.h"
 #include "socket.h"
 #include "tls.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u32 self_pid = 0;
-const volatile __u32 target_pid = 0;
+TG_PID_FILTER
 const volatile __u32 capture_max = TG_TLS_CAPTURE_LIMIT;
 
 enum tg_tls_limits tg_anchor_tls_limits __attribute__((used));
@@ -28,25 +28,9 @@ enum tg_tls_stat tg_anchor_tls_stat __attribute__((used));
 enum tg_tls_h2_block tg_anchor_tls_h2_block __attribute__((used));
 struct tg_tls_h2_field tg_anchor_tls_h2_field __attribute__((used));
 
-/* The socket tracer's maps: the loader replaces both with the socket tracer's fds before
- * load (bpf_map__reuse_fd), so sizes here only matter for a stand-alone load. Only the
- * leading tg_conn_info of a tg_conns value is read. */
-struct conn_key {
-	__u32 pid;
-	__u32 fd;
-};
+TG_STATS(tls_stats, TG_TLS_STAT_MAX)
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct conn_key);
-	__type(value, struct tg_conn_info);
-} tg_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} tg_ring SEC(".maps");
+#include "tls_emit.h"
 
 enum { TLS_OP_READ = 1, TLS_OP_WRITE = 2 };
 
@@ -88,44 +72,7 @@ struct {
 	__type(value, __u32);
 } tls_last_fd SEC(".maps");
 
-/* Plaintext byte positions per connection and direction (ciphertext positions are the
- * socket tracer's). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TG_TLS_SSL_MAX);
-	__type(key, __u64); /* conn_id */
-	__type(value, __u64[2]);
-} tls_pos SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, struct tls_emit_scratch);
-} tls_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_TLS_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} tls_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&tls_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1); /* uprobes can be preempted on this CPU */
-}
-
-static __always_inline bool pid_wanted(__u32 pid)
-{
-	if (pid == self_pid)
-		return false;
-	return target_pid == 0 || pid == target_pid;
-}
-
-#include "tls_emit.h"
+TLS_EMIT_MAPS(tls_pos, tls_scratch)
 
 /* ---- the thread's socket syscalls ---- */
 
@@ -135,9 +82,8 @@ static __always_inline int note_fd(__u64 fd)
 	__u32 pid = id >> 32;
 	if (!pid_wanted(pid) || (__s64)fd < 0)
 		return 0;
-	struct conn_key k = { .pid = pid, .fd = fd };
 	/* Only sockets the socket tracer tracks: pipes, files and eventfds are not it. */
-	if (!bpf_map_lookup_elem(&tg_conns, &k))
+	if (!tls_conn(pid, fd))
 		return 0;
 	__u32 f = fd;
 	bpf_map_update_elem(&tls_last_fd, &id, &f, BPF_ANY);
@@ -211,13 +157,13 @@ static __always_inline void emit(struct ssl_call *c, __u64 id, __u64 moved)
 				bpf_map_update_elem(&tls_ssl_fd, &sk, &fd, BPF_ANY);
 		}
 	}
-	struct conn_key k = { .pid = pid, .fd = fd };
-	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &k);
+	struct tg_conn_info *ci = tls_conn(pid, fd);
 	if (!ci) {
 		stat_inc(TG_TLS_STAT_NO_CONN);
 		return;
 	}
-	tls_emit(&tls_pos, &tls_scratch, ci, id, c->op == TLS_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved);
+	tls_emit(&tls_pos, &tls_scratch, ci, id, c->op == TLS_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved,
+		 capture_max);
 }
 
 static __always_inline int ssl_exit(struct pt_regs *ctx)
@@ -250,32 +196,20 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int tls_write_enter(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_WRITE);
-}
-
-SEC("uprobe")
-int tls_read_enter(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_READ);
-}
-
-SEC("uprobe")
-int tls_write_ex_enter(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_WRITE);
-}
-
-SEC("uprobe")
-int tls_read_ex_enter(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_READ);
-}
+/* Each entry probe with its uprobe_multi twin (common.h), for binaries the /proc rescan finds
+ * after the capability drop, when the agent may hold only CAP_BPF + CAP_PERFMON. The return
+ * probe is a uretprobe; its twin is attached as a uprobe_multi return probe (uprobe section:
+ * the loader sets the attach type). */
+TG_UPROBE_PAIR(tls_write_enter, ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_WRITE))
+TG_UPROBE_PAIR(tls_read_enter, ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_READ))
+TG_UPROBE_PAIR(tls_write_ex_enter, ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_WRITE))
+TG_UPROBE_PAIR(tls_read_ex_enter, ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_READ))
 
 SEC("uretprobe")
 int tls_exit(struct pt_regs *ctx) { return ssl_exit(ctx); }
+
+SEC("uprobe")
+int tls_exit_multi(struct pt_regs *ctx) { return ssl_exit(ctx); }
 
 /* ---- HTTP/2 header fields from nghttp2 ----
  * HPACK's dynamic table is connection state: a connection older than the agent references
@@ -362,64 +296,17 @@ static __always_inline int h2_session_conn(__u64 session, __u32 pid, __u64 id, b
 	return f;
 }
 
+/* A plaintext scratch begins as a header field's does and is larger. */
 static __always_inline void h2_emit(__u64 id, int fd, __u32 sid, __u8 block, __u8 dir,
 				    __u64 name, __u64 nl, __u64 value, __u64 vl)
 {
-	__u32 pid = id >> 32;
-	if (fd < 0) {
-		stat_inc(TG_TLS_STAT_H2_NO_CONN);
-		return;
-	}
-	struct conn_key k = { .pid = pid, .fd = fd };
-	struct tg_conn_info *ci = bpf_map_lookup_elem(&tg_conns, &k);
-	if (!ci) {
-		stat_inc(TG_TLS_STAT_H2_NO_CONN);
-		return;
-	}
-	if (nl == 0 || nl > TG_TLS_H2_NAME_MAX)
-		return;
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct tls_emit_scratch *s = bpf_map_lookup_elem(&tls_scratch, &cpu);
 	if (!s) {
 		stat_inc(TG_TLS_STAT_RING_FULL);
 		return;
 	}
-	__u8 cut = vl > TG_TLS_H2_VALUE_MAX;
-	if (cut)
-		vl = TG_TLS_H2_VALUE_MAX;
-	CLAMP_REG(nl, TG_TLS_H2_NAME_MAX);
-	CLAMP_REG(vl, TG_TLS_H2_VALUE_MAX);
-	struct tg_tls_h2_field *f = (void *)s->payload;
-	if (bpf_probe_read_user(s->payload + sizeof(*f), nl, (void *)name)) {
-		stat_inc(TG_TLS_STAT_READ_FAULT);
-		return;
-	}
-	if (vl && bpf_probe_read_user(s->payload + sizeof(*f) + nl, vl, (void *)value)) {
-		stat_inc(TG_TLS_STAT_READ_FAULT);
-		return;
-	}
-	f->stream_id = sid;
-	f->block = block;
-	f->_pad0 = 0;
-	f->name_len = nl;
-	f->value_len = vl;
-	__u64 size = sizeof(*f) + nl + vl;
-	CLAMP_REG(size, sizeof(*f) + TG_TLS_H2_NAME_MAX + TG_TLS_H2_VALUE_MAX);
-	s->ev.type = TG_EV_DATA;
-	s->ev.dir = dir;
-	s->ev.truncated = cut;
-	s->ev.flags = TG_DATA_H2_FIELD;
-	s->ev._pad0 = 0;
-	s->ev.ts_ns = bpf_ktime_get_ns();
-	s->ev.pos = 0;
-	s->ev.len = size;
-	s->ev.orig_len = size;
-	s->ev.conn = *ci;
-	s->ev.conn.tid = (__u32)id;
-	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
-		stat_inc(TG_TLS_STAT_RING_FULL);
-	else
-		stat_inc(TG_TLS_STAT_H2_FIELDS);
+	tls_h2_field_emit((struct tls_h2_scratch *)s, id, fd, dir, sid, block, name, nl, value, vl);
 }
 
 /* Every field of an nghttp2_nv array (nghttp2_submit_*). */
@@ -477,11 +364,7 @@ static __always_inline int h2_mem_recv_impl(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int h2_mem_recv(struct pt_regs *ctx) { return h2_mem_recv_impl(ctx); }
-
-SEC("uprobe")
-int h2_mem_recv_multi(struct pt_regs *ctx) { return h2_mem_recv_impl(ctx); }
+TG_UPROBE_PAIR(h2_mem_recv, h2_mem_recv_impl(ctx))
 
 /* nghttp2_session_del(session): its socket mapping must not outlive it (addresses are reused). */
 static __always_inline int h2_session_del_impl(struct pt_regs *ctx)
@@ -493,11 +376,7 @@ static __always_inline int h2_session_del_impl(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int h2_session_del(struct pt_regs *ctx) { return h2_session_del_impl(ctx); }
-
-SEC("uprobe")
-int h2_session_del_multi(struct pt_regs *ctx) { return h2_session_del_impl(ctx); }
+TG_UPROBE_PAIR(h2_session_del, h2_session_del_impl(ctx))
 
 static __always_inline int h2_on_header(struct pt_regs *ctx, __u64 name, __u64 nl, __u64 value, __u64 vl)
 {
@@ -531,8 +410,7 @@ static __always_inline int on_header2(struct pt_regs *ctx)
 	return h2_on_header(ctx, nb[0], nb[1], vb[0], vb[1]);
 }
 
-SEC("uprobe")
-int h2_on_header2(struct pt_regs *ctx) { return on_header2(ctx); }
+TG_UPROBE_PAIR(h2_on_header2, on_header2(ctx))
 
 #ifndef PT_REGS_PARM6
 /* libbpf before 1.2 stops at five arguments; x86-64 passes the sixth in r9. */
@@ -549,18 +427,7 @@ static __always_inline int on_header1(struct pt_regs *ctx)
 	return h2_on_header(ctx, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), PT_REGS_PARM6(ctx));
 }
 
-SEC("uprobe")
-int h2_on_header1(struct pt_regs *ctx) { return on_header1(ctx); }
-
-/* The same two, loaded for uprobe_multi links (the loader sets their expected attach type):
- * callbacks are found after start-up, when the agent may hold only CAP_BPF + CAP_PERFMON, and
- * this kernel creates perf-event uprobes for CAP_SYS_ADMIN only; uprobe_multi links need no
- * perf event. */
-SEC("uprobe")
-int h2_on_header2_multi(struct pt_regs *ctx) { return on_header2(ctx); }
-
-SEC("uprobe")
-int h2_on_header1_multi(struct pt_regs *ctx) { return on_header1(ctx); }
+TG_UPROBE_PAIR(h2_on_header1, on_header1(ctx))
 
 /* nghttp2_submit_request(2)(session, pri_spec, nva, nvlen, data_prd, stream_user_data) →
  * the new stream's id, known at return. */
@@ -574,11 +441,7 @@ static __always_inline int h2_submit_request_impl(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int h2_submit_request(struct pt_regs *ctx) { return h2_submit_request_impl(ctx); }
-
-SEC("uprobe")
-int h2_submit_request_multi(struct pt_regs *ctx) { return h2_submit_request_impl(ctx); }
+TG_UPROBE_PAIR(h2_submit_request, h2_submit_request_impl(ctx))
 
 static __always_inline int h2_submit_request_ret_impl(struct pt_regs *ctx)
 {
@@ -613,11 +476,7 @@ static __always_inline int h2_submit_response_impl(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int h2_submit_response(struct pt_regs *ctx) { return h2_submit_response_impl(ctx); }
-
-SEC("uprobe")
-int h2_submit_response_multi(struct pt_regs *ctx) { return h2_submit_response_impl(ctx); }
+TG_UPROBE_PAIR(h2_submit_response, h2_submit_response_impl(ctx))
 
 /* nghttp2_submit_trailer(session, stream_id, nva, nvlen) */
 static __always_inline int h2_submit_trailer_impl(struct pt_regs *ctx)
@@ -630,37 +489,5 @@ static __always_inline int h2_submit_trailer_impl(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int h2_submit_trailer(struct pt_regs *ctx) { return h2_submit_trailer_impl(ctx); }
+TG_UPROBE_PAIR(h2_submit_trailer, h2_submit_trailer_impl(ctx))
 
-SEC("uprobe")
-int h2_submit_trailer_multi(struct pt_regs *ctx) { return h2_submit_trailer_impl(ctx); }
-
-/* uprobe_multi twins of the OpenSSL probes, for binaries the /proc rescan finds after the
- * capability drop (see h2_on_header2_multi). */
-SEC("uprobe")
-int tls_write_enter_multi(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_WRITE);
-}
-
-SEC("uprobe")
-int tls_read_enter_multi(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0, TLS_OP_READ);
-}
-
-SEC("uprobe")
-int tls_write_ex_enter_multi(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_WRITE);
-}
-
-SEC("uprobe")
-int tls_read_ex_enter_multi(struct pt_regs *ctx)
-{
-	return ssl_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), TLS_OP_READ);
-}
-
-SEC("uprobe")
-int tls_exit_multi(struct pt_regs *ctx) { return ssl_exit(ctx); }

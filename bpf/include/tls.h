@@ -14,15 +14,17 @@ enum tg_tls_limits {
 	TG_TLS_SSL_MAX = 65536,       /* SSL objects whose socket fd is known */
 };
 
-/* Per-CPU counters (array map "tls_stats"). */
+/* Per-CPU counters (array maps tls_stats, go_tls_stats and go_h2_stats: the OpenSSL, Go TLS
+ * and Go HTTP/2 objects write the ones that apply to them). */
 enum tg_tls_stat {
 	TG_TLS_STAT_EVENTS = 0,     /* plaintext records written */
 	TG_TLS_STAT_RING_FULL = 1,
 	TG_TLS_STAT_NO_CONN = 2,    /* plaintext whose socket we could not name: dropped */
 	TG_TLS_STAT_READ_FAULT = 3,
 	TG_TLS_STAT_TRUNCATED = 4,
-	TG_TLS_STAT_H2_FIELDS = 5,  /* HTTP/2 header fields from nghttp2 uprobes written */
+	TG_TLS_STAT_H2_FIELDS = 5,  /* HTTP/2 header fields written (nghttp2 or Go HPACK uprobes) */
 	TG_TLS_STAT_H2_NO_CONN = 6, /* ... whose connection could not be named: dropped */
+	TG_TLS_STAT_LINKS = 7,      /* Go only: goroutine links (TG_EV_GO_LINK) written */
 	TG_TLS_STAT_MAX = 8,
 };
 

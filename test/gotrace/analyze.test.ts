@@ -13,17 +13,13 @@ import { httpOffsetsFor, GO_HTTP_OFFSETS } from '../../host/src/gotrace/http-off
 import { GO_REQ, GO_REQ_FUNCS, planGoroutines } from '../../host/src/gotrace/goroutines';
 import { inspectGoProcesses } from '../../host/src/gotrace/probes';
 import { makePki } from '../tls/tls-helpers';
-import { buildGo, goVersion, goAvailable, Built } from './helpers';
+import { buildGo, goVersion, requireGo, Built } from './helpers';
 
 const WANT = ['crypto/tls.(*Conn).Write', 'crypto/tls.(*Conn).Read', 'net/http.serverHandler.ServeHTTP', 'runtime.newproc1'];
 
 let built: Built | undefined;
 function bins(t: { skip: (m: string) => void }): Built | undefined {
-  if (!goAvailable()) {
-    if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
-    t.skip('no Go toolchain');
-    return undefined;
-  }
+  if (!requireGo(t)) return undefined;
   built ??= buildGo('server');
   return built;
 }

@@ -5,6 +5,8 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { requireBpf } from '../helpers/agent';
+import { makePki, Pki } from '../tls/tls-helpers';
 
 export const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'go');
 
@@ -45,6 +47,34 @@ export function buildGo(name: string, dir = fs.mkdtempSync(path.join(os.tmpdir()
   build(plain, []);
   build(stripped, ['-ldflags=-s -w']);
   return { dir, plain, stripped };
+}
+
+/** Whether a Go toolchain is here; without one the test is skipped, or fails under CI. */
+export function requireGo(t: { skip(msg?: string): void }): boolean {
+  if (goAvailable()) return true;
+  if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
+  t.skip('no Go toolchain');
+  return false;
+}
+
+/**
+ * What a live Go TLS test starts from: BPF and Go checked, a test CA (its dir is the test's
+ * scratch dir: remove it at the end), the server and client fixtures built stripped and not into
+ * it. Undefined when the test is skipped.
+ */
+export function goTlsFixtures(t: { skip(msg?: string): void }): { pki: Pki; srv: Built; cli: Built } | undefined {
+  if (!requireBpf(t) || !requireGo(t)) return undefined;
+  const pki = makePki();
+  return { pki, srv: buildGo('server', pki.dir), cli: buildGo('client', pki.dir) };
+}
+
+/** The Go tracer's kernel counters on the agent's /metrics (telegen_bpf_<name>_total of the
+ *  go, go_http2 and go_exec objects), by name: go_events, go_http2_fields, go_exec_held … */
+export async function goKernelCounters(apiPort: number): Promise<Record<string, number>> {
+  const r = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { signal: AbortSignal.timeout(15_000) });
+  const out: Record<string, number> = {};
+  for (const m of (await r.text()).matchAll(/^telegen_bpf_(go\w*)_total\{tracer="go(?:_http2|_exec)?"\} (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  return out;
 }
 
 /** The agent's Go instrumentation list (GET /api/discovery → goInstrumentation). */

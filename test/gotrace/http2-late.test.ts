@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as https from 'https';
 import { spawn, execFileSync, ChildProcess } from 'child_process';
-import { requireBpf, startAgent, startServer, waitFor, FlatSpan, Served } from '../helpers/agent';
-import { makePki } from '../tls/tls-helpers';
-import { buildGo, goAvailable, goVersion, agentGoStatus } from './helpers';
+import { startAgent, startServer, waitFor, FlatSpan, Served } from '../helpers/agent';
+import { goTlsFixtures, goVersion, agentGoStatus, goKernelCounters, requireGo } from './helpers';
 import * as os from 'os';
 import { h2OffsetsFor, GO_H2_OFFSETS } from '../../host/src/gotrace/http2';
 import { kernelFileKey } from '../../host/src/tracers/go-exec';
@@ -34,15 +33,9 @@ function startClient(bin: string, args: string[]): Client {
 }
 
 test('Go HTTP/2: header fields from Go HPACK code on connections older than the agent; exec-time attach', { timeout: 240_000 }, async (t) => {
-  if (!requireBpf(t)) return;
-  if (!goAvailable()) {
-    if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
-    t.skip('no Go toolchain');
-    return;
-  }
-  const pki = makePki();
-  const srv = buildGo('server', pki.dir);
-  const cli = buildGo('client', pki.dir);
+  const fx = goTlsFixtures(t);
+  if (!fx) return;
+  const { pki, srv, cli } = fx;
   const servers: Served[] = [];
   const clients: Client[] = [];
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
@@ -79,7 +72,7 @@ test('Go HTTP/2: header fields from Go HPACK code on connections older than the 
     }
 
     const m = await (await a.api('/metrics')).text();
-    t.diagnostic(m.split('\n').filter((l) => /^telegen_(decoder_hints|go_)/.test(l)).join('\n'));
+    t.diagnostic(m.split('\n').filter((l) => /^telegen_(decoder_hints|bpf_go)/.test(l)).join('\n'));
     const want = late.map((p) => `GET ${p} localhost ${Number(p.slice(8))}`);
     const onPort = (port: number) => a.spans().filter((s) => s.attributes['server.port'] === port);
     for (const [i, [, s]] of pairs.entries()) {
@@ -104,6 +97,11 @@ test('Go HTTP/2: header fields from Go HPACK code on connections older than the 
         assert.ok(mine.some((x) => x.attributes['telegen.hpack.recovered'] === true), `no field came from Go HPACK probes: ${all}`);
       }
     }
+    // The kernel side of what came out, on /metrics: plaintext records from the crypto/tls
+    // probes and header fields from the HPACK probes, with their drop counters beside them.
+    const k = await goKernelCounters(a.apiPort);
+    assert.ok(k.go_events > 0 && k.go_http2_fields > 0, `Go kernel counters: ${JSON.stringify(k)}`);
+    for (const c of ['go_ring_full', 'go_no_conn', 'go_read_fault', 'go_links', 'go_http2_no_conn', 'go_http2_ring_full', 'go_exec_ring_full']) assert.ok(c in k, `${c} missing on /metrics: ${JSON.stringify(k)}`);
 
     // Exec-time attach: a server file no process ran before (a copy: a new inode), started
     // without a controlling terminal (detached) after the agent; its first request is sent the
@@ -134,6 +132,8 @@ test('Go HTTP/2: header fields from Go HPACK code on connections older than the 
     assert.ok(hooked?.instrumented && hooked.http2?.instrumented, JSON.stringify(hooked));
     // It was held stopped at exec until its probes were in (exec_hold), then continued.
     assert.ok(a.logs.join('').split('\n').some((l) => l.includes('held at exec') && l.includes(`"pid":${proc.pid}`) && l.includes('"hooked":true')), 'the fresh server was not held at exec');
+    const ke = await goKernelCounters(a.apiPort);
+    assert.ok(ke.go_exec_events >= 1 && ke.go_exec_held >= 1, `exec counters: ${JSON.stringify(ke)}`);
     // Its exit removes its probes without waiting for a scan (there is none in this test).
     await servers.pop()!.stop();
     await waitFor(async () => !(await agentGoStatus(a.apiPort)).some((x) => x.path === fresh), 15_000)
@@ -147,11 +147,7 @@ test('Go HTTP/2: header fields from Go HPACK code on connections older than the 
 });
 
 test('HTTP/2 offsets table: the row for the installed Go equals what its DWARF says', { timeout: 300_000 }, (t) => {
-  if (!goAvailable()) {
-    if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
-    t.skip('no Go toolchain');
-    return;
-  }
+  if (!requireGo(t)) return;
   const dir = fs.mkdtempSync(`${os.tmpdir()}/telegen-go-offsets-`);
   try {
     const gen = `${dir}/go-offsets`;

@@ -7,9 +7,8 @@ import * as fs from 'fs';
 import { spawn, ChildProcess } from 'child_process';
 import * as http from 'http';
 import * as https from 'https';
-import { requireBpf, startAgent, startServer, waitFor, FlatSpan, RunningAgent } from '../helpers/agent';
-import { makePki } from '../tls/tls-helpers';
-import { buildGo, goAvailable } from './helpers';
+import { startAgent, startServer, waitFor, FlatSpan, RunningAgent } from '../helpers/agent';
+import { goKernelCounters, goTlsFixtures } from './helpers';
 import type { GoBinaryStatus } from '../../host/src/gotrace/status';
 
 const SERVER = 2;
@@ -114,15 +113,9 @@ async function goroutineTree(agent: RunningAgent, front: { pid: number; base: st
 }
 
 test('Go HTTPS: HTTP/1.1 and HTTP/2 spans from stripped and unstripped Go servers and clients', { timeout: 300_000 }, async (t) => {
-  if (!requireBpf(t)) return;
-  if (!goAvailable()) {
-    if (process.env.CI === 'true') throw new Error('go is not installed (scripts/setup.sh installs golang-go)');
-    t.skip('no Go toolchain');
-    return;
-  }
-  const pki = makePki();
-  const srv = buildGo('server', pki.dir);
-  const cli = buildGo('client', pki.dir);
+  const fx = goTlsFixtures(t);
+  if (!fx) return;
+  const { pki, srv, cli } = fx;
   const cfg = `${pki.dir}/agent.yaml`;
   fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  go: { rescan_ms: 300 }\n');
   step('built');
@@ -181,6 +174,9 @@ test('Go HTTPS: HTTP/1.1 and HTTP/2 spans from stripped and unstripped Go server
         step('goroutine tree over TLS checked');
         await goroutineTree(agent, { pid: clearFront.proc.pid!, base: `http://127.0.0.1:${clearFront.port}` }, [11, 12, 13, 14, 15, 16]);
         step('goroutine tree in clear checked');
+        // Every link the trees above were built from was a record the kernel counted.
+        const k = await goKernelCounters(agent.apiPort);
+        assert.ok(k.go_links >= 12, `go_links on /metrics: ${JSON.stringify(k)}`);
       } finally {
         await tlsFront.stop();
         await clearFront.stop();

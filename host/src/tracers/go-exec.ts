@@ -6,10 +6,13 @@
 import { TracerContext } from '../agent';
 import { log } from '../log';
 import { BpfObject } from './bpf-object';
-import { tg_go_exec_event, tg_go_exec_kind, tg_go_exec_file } from '../generated/go_exec-layout';
+import { tg_go_exec_event, tg_go_exec_kind, tg_go_exec_file, tg_go_exec_stat } from '../generated/go_exec-layout';
+import { statNames } from './map-fill';
 import type { GoAttacher } from './go';
 
 const elog = log.child({ component: 'tracer.go.exec' });
+// telegen_bpf_go_exec_{events,ring_full,held}_total on /metrics (BpfObject.collect: by index).
+const STAT_NAMES = statNames(tg_go_exec_stat, 'TG_GO_EXEC_STAT_').map((s) => `go_exec_${s.name}`);
 
 /** "st_dev:st_ino" (user-space dev encoding) → the kernel's key (dev as MAJOR << 20 | MINOR). */
 export function kernelFileKey(key: string): Buffer | undefined {
@@ -103,6 +106,7 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
   sync();
   const timer = setInterval(drain, cfg.exec_poll_ms);
   timer.unref();
+  ctx.metrics.addCollector((m) => obj.collect(m, 'go_exec', { map: 'go_exec_stats', names: STAT_NAMES }));
   elog.info({ hold: cfg.exec_hold }, 'exec-time attach on');
   return {
     stop(): void {

@@ -6,18 +6,28 @@ import { TracerContext } from '../agent';
 import { loadNative, nativeAddonPath } from '../native';
 import { tg_tls_stat } from '../generated/tls-layout';
 import type { NativeUprobes } from './go';
+import { MapDesc, statNames, trackTracerObject } from './map-fill';
 
 interface NativeH2 extends NativeUprobes {
   open(obj: string, opts: object): unknown;
   stats(map: string): number[];
+  maps(): MapDesc[];
   close(): void;
 }
 
-const STATS = (['H2_FIELDS', 'H2_NO_CONN', 'READ_FAULT', 'RING_FULL'] as const)
-  .map((k) => ({ name: k.toLowerCase().replace(/^h2_/, ''), index: tg_tls_stat[`TG_TLS_STAT_${k}`] }));
+// The counters go_http2.bpf.c writes, named without the h2_ all its records share.
+const STATS = statNames(tg_tls_stat, 'TG_TLS_STAT_', ['H2_FIELDS', 'H2_NO_CONN', 'READ_FAULT', 'RING_FULL'])
+  .map((s) => ({ ...s, name: s.name.replace(/^h2_/, '') }));
 
-/** Loads the object (maps shared with the socket tracer) and its counters; null when off. */
-export function openGoHttp2(ctx: TracerContext): NativeH2 | null {
+export interface GoHttp2 {
+  /** Where the attacher puts the header-field probes. */
+  probes: NativeUprobes;
+  close(): void;
+}
+
+/** Loads the object (maps shared with the socket tracer) and publishes its counters (OTLP, and
+ *  /metrics as telegen_bpf_go_http2_<counter>_total) and map fill; null when off. */
+export function openGoHttp2(ctx: TracerContext): GoHttp2 | null {
   if (!ctx.cfg.tracers.go.http2_headers || process.env.TELEGEN_GO_HTTP2 === '0') return null;
   const Native = (loadNative() as unknown as { UprobeTracer: new () => NativeH2 }).UprobeTracer;
   const t = new Native();
@@ -30,5 +40,6 @@ export function openGoHttp2(ctx: TracerContext): NativeH2 | null {
     const v = t.stats('go_h2_stats');
     for (const { name, index } of STATS) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
-  return t;
+  const untrack = trackTracerObject(ctx.metrics, 'go_http2', t, 'go_h2_stats', STATS);
+  return { probes: t, close: () => { untrack(); t.close(); } };
 }

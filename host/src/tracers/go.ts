@@ -19,7 +19,7 @@ import { GoLinks } from '../gotrace/links';
 import { GO_H2_FUNCS, attachH2 } from '../gotrace/http2';
 import { openGoHttp2 } from './go-http2';
 import { openGoExec } from './go-exec';
-import { MapDesc, trackTracerObject } from './map-fill';
+import { MapDesc, statNames, trackTracerObject } from './map-fill';
 
 const glog = log.child({ component: 'tracer.go' });
 
@@ -173,8 +173,8 @@ function objectPath(): string {
   return path.join(path.dirname(nativeAddonPath()), '..', '..', '..', 'build', 'bpf', 'go_tls.bpf.o');
 }
 
-const STAT_NAMES = (['EVENTS', 'RING_FULL', 'NO_CONN', 'READ_FAULT', 'TRUNCATED'] as const)
-  .map((k) => ({ name: k.toLowerCase(), index: tg_tls_stat[`TG_TLS_STAT_${k}`] }));
+// The counters go_tls.bpf.c writes (the HTTP/2 ones are go_http2's, in its own map).
+const STAT_NAMES = statNames(tg_tls_stat, 'TG_TLS_STAT_', ['EVENTS', 'RING_FULL', 'NO_CONN', 'READ_FAULT', 'TRUNCATED', 'LINKS']);
 
 interface NativeGoTracer extends NativeUprobes {
   open(obj: string, opts: object): { attached: string[]; failed: Array<{ name: string; error: string }>; uprobes: string[] };
@@ -199,7 +199,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
   ctx.agent.kernel.goLinks = links;
   const correlator = ctx.agent.correlate?.correlator;
   if (correlator) correlator.goParent = (connId, startNs) => links.take(connId, startNs);
-  const attacher = new GoAttacher(t, process.pid, h2 ?? undefined);
+  const attacher = new GoAttacher(t, process.pid, h2?.probes);
   attacher.scan();
   const exec = openGoExec(ctx, attacher);
   const timer = setInterval(() => {
@@ -212,7 +212,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
   timer.unref();
   setGoStatusSource(() => attacher.status());
 
-  const counter = ctx.signals.meter.createObservableCounter('telegen.go.tls.records', { description: 'Go TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)' });
+  const counter = ctx.signals.meter.createObservableCounter('telegen.go.tls.records', { description: 'Go TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated, goroutine links)' });
   counter.addCallback((r) => {
     const v = t.stats('go_tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });

@@ -115,7 +115,19 @@ export function collectMapFill(m: SelfMetrics): void {
 }
 
 /**
- * A tracer object outside BpfObject (tls, go): its maps' fill and its kernel counters (ring drops
+ * The counters of a stat enum from a generated layout ({TG_X_STAT_Y: index}) as /metrics names
+ * (`prefix` dropped, lower case), in index order; `only` (suffixes) keeps the ones an object
+ * writes where several objects share one enum.
+ */
+export function statNames(e: Readonly<Record<string, number>>, prefix: string, only?: readonly string[]): Array<{ name: string; index: number }> {
+  return Object.entries(e)
+    .filter(([k]) => k.startsWith(prefix) && k !== `${prefix}MAX` && (!only || only.includes(k.slice(prefix.length))))
+    .sort(([, a], [, b]) => a - b)
+    .map(([k, index]) => ({ name: k.slice(prefix.length).toLowerCase(), index }));
+}
+
+/**
+ * A tracer object outside BpfObject (tls, go, go_http2): its maps' fill and its kernel counters (ring drops
  * included) on /metrics as telegen_bpf_<tracer>_<counter>_total{tracer}. Returns the stop function: call
  * it before closing the object.
  */

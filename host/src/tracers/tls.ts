@@ -12,7 +12,7 @@ import { TracerContext, TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
 import { loadNative, nativeAddonPath } from '../native';
 import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
-import { MapDesc, trackTracerObject } from './map-fill';
+import { MapDesc, statNames, trackTracerObject } from './map-fill';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -368,9 +368,8 @@ function objectPath(): string {
   return path.join(path.dirname(nativeAddonPath()), '..', '..', '..', 'build', 'bpf', 'tls.bpf.o');
 }
 
-const STAT_NAMES = (Object.keys(tg_tls_stat) as Array<keyof typeof tg_tls_stat>)
-  .filter((k) => k !== 'TG_TLS_STAT_MAX')
-  .map((k) => ({ name: k.slice('TG_TLS_STAT_'.length).toLowerCase(), index: tg_tls_stat[k] }));
+// The OpenSSL object writes every counter of the shared enum but the Go tracer's links.
+const STAT_NAMES = statNames(tg_tls_stat, 'TG_TLS_STAT_').filter((s) => s.name !== 'links');
 
 /** A TLS tracer whose new targets come from requests (the privilege-separated loader): no
  *  periodic /proc scan, `attach` hooks one file a request named, once per inode. */
