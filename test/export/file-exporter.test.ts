@@ -7,7 +7,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { BatchQueue, createFileLogExporter, createFileMetricExporter, createFileTraceExporter, createTraceExporter, estimateSpanBytes, resolveExportConfig } from '../../host/src/export';
 import { decodeOtlpRequest, flattenLogs, flattenMetrics, flattenSpans } from '../helpers/otlp-receiver';
 import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { jsonPieces } from '../../host/src/export/file-exporter';
 
 const dirs: string[] = [];
 function tmpdir(): string {
@@ -59,6 +60,25 @@ test('traces.jsonl: one OTLP/JSON ExportTraceServiceRequest per line with the ex
   // The JSON line and the protobuf encoding carry the same request.
   const viaProto = flattenSpans(decodeOtlpRequest('traces', ProtobufTraceSerializer.serializeRequest([makeSpan(1), makeSpan(2, { status: 503 })])!));
   assert.deepEqual(viaProto.map((s) => ({ ...s })), flat.map((s) => ({ ...s })));
+});
+
+test('traces.jsonl lines are byte for byte what the official OTLP/JSON serializer writes', async () => {
+  const dir = tmpdir();
+  const exp = createFileTraceExporter(dir, { maxBytes: 1 << 30, keep: 0 });
+  // A parent, an error status, non-ASCII attributes (multi-byte UTF-8).
+  const batches = [
+    [makeSpan(1), makeSpan(2, { status: 503 })],
+    [makeSpan(3, { parent: '00000000000000aa' }), makeSpan(4, { attrs: { 'url.path': '/caf\u00e9/\u{1F600}', 'user_agent.original': ['a', 'b\u00e9'] } })],
+  ];
+  for (const b of batches) assert.deepEqual(await exp.export(b), { code: 'success' });
+  await exp.shutdown();
+  const want = Buffer.concat(batches.flatMap((b) => [Buffer.from(JsonTraceSerializer.serializeRequest(b)!), Buffer.from('\n')]));
+  assert.ok(fs.readFileSync(path.join(dir, 'traces.jsonl')).equals(want));
+});
+
+test('jsonPieces joined is JSON.stringify at every depth (omitted values, nulls, empty containers, toJSON)', () => {
+  const v = { a: [1, undefined, () => 0, null, { b: 'x"\n', c: undefined }], e: {}, f: [], g: new Date(0), h: { i: [[{ j: 'é' }]] }, k: NaN };
+  for (let d = 0; d <= 6; d++) assert.equal(jsonPieces(v, d, []).join(''), JSON.stringify(v), `depth ${d}`);
 });
 
 test('metrics.jsonl and logs.jsonl hold OTLP/JSON requests', async () => {

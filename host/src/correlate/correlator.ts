@@ -43,8 +43,9 @@ interface Node {
   span: ReadableSpan;
   conn: SpanConn;
   kind: SpanKind;
-  start: bigint;
-  end: bigint;
+  /** TimeBase.rel of the span's start and end. */
+  start: number;
+  end: number;
   /** Wall-clock deadline (ms) by which this span's parent must be decided. */
   deadline: number;
   parentDecided: boolean;
@@ -61,6 +62,23 @@ interface Node {
 const PRUNE_EVERY_MS = 1000;
 
 export function ns(t: [number, number]): bigint { return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]); }
+
+/**
+ * Span times as plain numbers: ns since a base second (the first span's), exact while spans lie
+ * within 104 days of it (2^53 ns) and µs-exact for centuries; a replayed capture from years ago
+ * is as exact as live traffic. BigInt times allocated on every conversion and comparison.
+ */
+class TimeBase {
+  private based = false;
+  private s = 0;
+  private ns = 0n;
+  rel(t: [number, number]): number {
+    if (!this.based) { this.based = true; this.s = t[0]; this.ns = BigInt(t[0]) * 1_000_000_000n; }
+    return (t[0] - this.s) * 1e9 + t[1];
+  }
+  relFromNs(t: bigint): number { return Number(t - this.ns); }
+  relFromMs(ms: number): number { return (ms - this.s * 1000) * 1e6; }
+}
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -90,6 +108,7 @@ export class Correlator {
   private serversByTuple = new Map<string, Node[]>();
   readonly stats = { emitted: 0, overflow: 0, header: 0, socket: 0, goroutine: 0, thread: 0, time: 0, ambiguous: 0, root: 0 };
   private prunedAt = 0;
+  private readonly time = new TimeBase();
   /** Set by the Go tracer: the goroutine link of a CLIENT span on `connId` that started at `startNs`. */
   goParent?: (connId: bigint, startNs: bigint) => GoParent | undefined;
 
@@ -99,7 +118,7 @@ export class Correlator {
 
   add(span: ReadableSpan, conn: SpanConn): void {
     const n: Node = {
-      span, conn, kind: span.kind, start: ns(span.startTime), end: ns(span.endTime), deadline: 0,
+      span, conn, kind: span.kind, start: this.time.rel(span.startTime), end: this.time.rel(span.endTime), deadline: 0,
       parentDecided: false, mode: 'root', waiting: [],
     };
     const t = this.now();
@@ -117,7 +136,7 @@ export class Correlator {
         } else this.decide(n, undefined, undefined, 'root');
       }
     } else if (n.kind === SpanKind.CLIENT) {
-      if (this.goParent && conn.connId !== undefined) conn.goParent ??= this.goParent(conn.connId, n.start);
+      if (this.goParent && conn.connId !== undefined) conn.goParent ??= this.goParent(conn.connId, ns(span.startTime));
       if (conn.tuple) {
         // A server span of the same connection may already be waiting for us. Decided ones leave
         // the list as we pass: on a keep-alive connection it would otherwise hold every exchange
@@ -187,7 +206,8 @@ export class Correlator {
   logLink(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | 'pending' | undefined {
     const list = this.servers.get(pid);
     if (!list) return undefined;
-    const cands = list.filter((s) => s.start <= ts && ts <= s.end);
+    const t = this.time.relFromNs(ts);
+    const cands = list.filter((s) => s.start <= t && t <= s.end);
     const same = tid === undefined ? [] : cands.filter((s) => s.conn.tid === tid);
     const pick = same.length === 1 ? same[0] : cands.length === 1 ? cands[0] : undefined;
     if (!pick) return undefined;
@@ -216,7 +236,8 @@ export class Correlator {
     // Exact whatever runs concurrently: the request on that connection in flight at that time
     // (requests on one HTTP/1 connection are sequential). Not found (its span not decoded, or
     // too late): the rules below.
-    const byGoroutine = gp && list.find((s) => s.conn.connId === gp.connId && s.start <= gp.at && gp.at <= s.end);
+    const at = gp ? this.time.relFromNs(gp.at) : 0;
+    const byGoroutine = gp && list.find((s) => s.conn.connId === gp.connId && s.start <= at && at <= s.end);
     if (byGoroutine && !this.isAncestor(n, byGoroutine)) { this.decide(n, byGoroutine, undefined, 'goroutine'); return; }
     const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
     const same = n.conn.tid === undefined ? [] : cands.filter((s) => s.conn.tid === n.conn.tid);
@@ -282,8 +303,8 @@ export class Correlator {
   }
 
   private prune(t: number): void {
-    const keepNs = BigInt(Math.max(this.cfg.windowMs, this.cfg.socketSlackMs) * 4) * 1_000_000n;
-    const horizon = BigInt(t) * 1_000_000n - keepNs;
+    const keepNs = Math.max(this.cfg.windowMs, this.cfg.socketSlackMs) * 4 * 1e6;
+    const horizon = this.time.relFromMs(t) - keepNs;
     const drop = (m: Map<string | number, Node[]>) => {
       for (const [k, list] of m) {
         let w = 0;

@@ -22,11 +22,15 @@ export interface FileExporterOptions<T> {
   maxBytes: number;
   /** Rotated files kept: <signal>.jsonl.1 (newest) … .N; 0 keeps none. */
   keep: number;
-  /** Turns a batch into whole OTLP/JSON request lines, UTF-8, without trailing newline. */
-  serialize: (batch: T[]) => Uint8Array[];
+  /** Turns a batch into whole OTLP/JSON request lines (text, or UTF-8 bytes), without trailing newline. */
+  serialize: (batch: T[]) => Line[];
   /** File name; default `<signal>.jsonl`. */
   fileName?: string;
 }
+
+/** Text (whole, or in pieces written one after another) is encoded straight into the exporter's
+ *  reused write buffer; bytes are copied there. */
+export type Line = string | string[] | Uint8Array;
 
 export interface FileExporterCounters {
   lines_written: number;
@@ -36,7 +40,8 @@ export interface FileExporterCounters {
 }
 
 
-const NEWLINE = new Uint8Array([0x0a]);
+/** A write buffer grown past this is let go after the write (one huge batch must not pin it). */
+const KEEP_SCRATCH_BYTES = 16 << 20;
 
 export class FileExporter<T> implements SignalExporter<T> {
   readonly signal: Signal;
@@ -46,6 +51,10 @@ export class FileExporter<T> implements SignalExporter<T> {
   private size = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Reused for every write: a fresh multi-megabyte buffer per batch (TextEncoder's, then
+   *  Buffer.concat's) cost more in page faults and zeroing than encoding the text itself. Safe to
+   *  reuse because writes are serialized. */
+  private scratch = Buffer.allocUnsafeSlow(0);
   private readonly stats: FileExporterCounters = { lines_written: 0, bytes_written: 0, rotations: 0, write_errors: 0 };
   /** Last error code per kind, for the periodic log line. */
   lastError: string | undefined;
@@ -59,7 +68,7 @@ export class FileExporter<T> implements SignalExporter<T> {
   export(batch: T[]): Promise<ExportOutcome> {
     if (this.closed) return Promise.resolve({ code: 'failure', error: new Error('file exporter is shut down') });
     if (batch.length === 0) return Promise.resolve({ code: 'success' });
-    let lines: Uint8Array[];
+    let lines: Line[];
     try {
       lines = this.opts.serialize(batch);
     } catch (e) {
@@ -104,12 +113,37 @@ export class FileExporter<T> implements SignalExporter<T> {
     this.stats.rotations++;
   }
 
-  private async write(lines: Uint8Array[]): Promise<ExportOutcome> {
-    // The serializers already produce UTF-8; join without decoding (that round trip cost as much
-    // as serializing).
-    const parts: Uint8Array[] = [];
-    for (const l of lines) parts.push(l, NEWLINE);
-    const data = Buffer.concat(parts);
+  /** The lines, newline-terminated, in the write buffer (valid until the next write). */
+  private encode(lines: Line[]): Buffer {
+    let n = 0;
+    for (const l of lines) {
+      if (typeof l === 'string') n += Buffer.byteLength(l, 'utf8');
+      else if (Array.isArray(l)) for (const p of l) n += Buffer.byteLength(p, 'utf8');
+      else n += l.length;
+      n++;
+    }
+    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(Math.max(n, Math.min(2 * this.scratch.length, KEEP_SCRATCH_BYTES)));
+    const b = this.scratch;
+    let off = 0;
+    for (const l of lines) {
+      if (typeof l === 'string') off += b.write(l, off, 'utf8');
+      else if (Array.isArray(l)) for (const p of l) off += b.write(p, off, 'utf8');
+      else { b.set(l, off); off += l.length; }
+      b[off++] = 0x0a;
+    }
+    return b.subarray(0, off);
+  }
+
+  private async write(lines: Line[]): Promise<ExportOutcome> {
+    const data = this.encode(lines);
+    try {
+      return await this.writeData(data, lines.length);
+    } finally {
+      if (this.scratch.length > KEEP_SCRATCH_BYTES) this.scratch = Buffer.allocUnsafeSlow(0);
+    }
+  }
+
+  private async writeData(data: Buffer, lineCount: number): Promise<ExportOutcome> {
     let before = -1;
     try {
       let fh = await this.open();
@@ -126,7 +160,7 @@ export class FileExporter<T> implements SignalExporter<T> {
         off += bytesWritten;
         this.size += bytesWritten;
       }
-      this.stats.lines_written += lines.length;
+      this.stats.lines_written += lineCount;
       this.stats.bytes_written += data.length;
       return { code: 'success' };
     } catch (e) {
@@ -174,24 +208,73 @@ function loadSerializer<K extends 'JsonTraceSerializer' | 'JsonMetricsSerializer
     return (require('@opentelemetry/otlp-transformer') as typeof Transformer)[name];
   }
 }
+type TraceRequestText = (batch: ReadableSpan[]) => Line | undefined;
+/** The official serializer's request object and JSON text, without its TextEncoder step: the
+ *  writer encodes the text into its reused buffer. Its bytes if the package layout moved. */
+function loadTraceText(): TraceRequestText {
+  try {
+    const internal = require('@opentelemetry/otlp-transformer/build/src/trace/internal') as { createExportTraceServiceRequest(b: ReadableSpan[], enc: unknown): unknown };
+    const utils = require('@opentelemetry/otlp-transformer/build/src/common/utils') as { JSON_ENCODER: unknown };
+    if (typeof internal.createExportTraceServiceRequest === 'function' && utils.JSON_ENCODER) {
+      // Request → resourceSpans[] → {…} → scopeSpans[] → {…} → spans[] → each span one piece.
+      return (batch) => jsonPieces(internal.createExportTraceServiceRequest(batch, utils.JSON_ENCODER), 6, []);
+    }
+  } catch { /* fall back below */ }
+  const json = loadSerializer('JsonTraceSerializer', 'trace');
+  return (batch) => json.serializeRequest(batch);
+}
 /* eslint-enable @typescript-eslint/no-require-imports */
-let traceJson: typeof Transformer.JsonTraceSerializer | undefined;
+
+/** What JSON.stringify leaves out of an object (and writes as null in an array). */
+const omitted = (v: unknown) => v === undefined || typeof v === 'function' || typeof v === 'symbol';
+
+/**
+ * JSON.stringify(v) as pieces, the same text: containers down to `depth` are written here, what
+ * lies deeper by JSON.stringify, one piece each (plain objects and arrays; anything with toJSON
+ * is left to JSON.stringify whole). One JSON.stringify of a whole request returned a multi-MB
+ * rope that the UTF-8 encoder had to flatten first, which cost more than building the request.
+ */
+export function jsonPieces(v: unknown, depth: number, out: string[]): string[] {
+  if (depth === 0 || v === null || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    out.push(JSON.stringify(v));
+  } else if (Array.isArray(v)) {
+    out.push('[');
+    for (let i = 0; i < v.length; i++) {
+      if (i) out.push(',');
+      if (omitted(v[i])) out.push('null'); else jsonPieces(v[i], depth - 1, out);
+    }
+    out.push(']');
+  } else {
+    let sep = '{';
+    for (const k of Object.keys(v)) {
+      const e = (v as Record<string, unknown>)[k];
+      if (omitted(e)) continue;
+      out.push(`${sep}${JSON.stringify(k)}:`);
+      sep = ',';
+      jsonPieces(e, depth - 1, out);
+    }
+    out.push(sep === '{' ? '{}' : '}');
+  }
+  return out;
+}
+
+let traceText: TraceRequestText | undefined;
 let logsJson: typeof Transformer.JsonLogsSerializer | undefined;
 
-/** One ExportTraceServiceRequest (all spans of the batch) per line, via the official JSON serializer. */
-export function serializeTracesJson(batch: ReadableSpan[]): Uint8Array[] {
-  traceJson ??= loadSerializer('JsonTraceSerializer', 'trace');
-  const bytes = traceJson.serializeRequest(batch);
-  return bytes ? [bytes] : [];
+/** One ExportTraceServiceRequest (all spans of the batch) per line, the official JSON serializer's text. */
+export function serializeTracesJson(batch: ReadableSpan[]): Line[] {
+  traceText ??= loadTraceText();
+  const line = traceText(batch);
+  return line ? [line] : [];
 }
 
 /** One ExportMetricsServiceRequest per ResourceMetrics (the SDK's unit of collection), with the
  *  data points' exemplars (metrics-proto.ts; the official serializer drops them). */
-export function serializeMetricsJson(batch: ResourceMetrics[]): Uint8Array[] {
-  return batch.map((rm) => Buffer.from(JSON.stringify(metricsRequestJson(rm)), 'utf8'));
+export function serializeMetricsJson(batch: ResourceMetrics[]): Line[] {
+  return batch.map((rm) => JSON.stringify(metricsRequestJson(rm)));
 }
 
-export function serializeLogsJson(batch: ReadableLogRecord[]): Uint8Array[] {
+export function serializeLogsJson(batch: ReadableLogRecord[]): Line[] {
   logsJson ??= loadSerializer('JsonLogsSerializer', 'logs');
   const bytes = logsJson.serializeRequest(batch);
   return bytes ? [bytes] : [];
@@ -210,7 +293,7 @@ export const createFileLogExporter = (dir: string, r: FileRotation) =>
   new FileExporter<ReadableLogRecord>({ signal: 'logs', dir, ...r, serialize: serializeLogsJson });
 /** Profiles: items are already-built OTLP/JSON ExportProfilesServiceRequest objects (development protocol). */
 export const createFileProfileExporter = (dir: string, r: FileRotation) =>
-  new FileExporter<object>({ signal: 'profiles', dir, ...r, serialize: (b) => b.map((x) => Buffer.from(JSON.stringify(x))) });
+  new FileExporter<object>({ signal: 'profiles', dir, ...r, serialize: (b) => b.map((x) => JSON.stringify(x)) });
 
 /** Named after the brief / opentelemetry-js conventions. */
 export type FileTraceExporter = FileExporter<ReadableSpan>;
