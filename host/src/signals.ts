@@ -4,7 +4,7 @@
 import * as os from 'os';
 import { Meter } from '@opentelemetry/api';
 import { Logger } from '@opentelemetry/api-logs';
-import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ExemplarSource, ExportQueues, QueueMetricExporter, QueueLogRecordProcessor } from './export';
@@ -16,6 +16,9 @@ export interface Signals {
   logger: Logger;
   /** Histogram points get their exemplars from here at each collection (analytics' RED series). */
   useExemplars(source: ExemplarSource): void;
+  /** Metrics a component aggregates itself (cheaper per event than instruments), collected with
+   *  the meter's at every export, in the meter's scope. Returns the function that removes it. */
+  addProducer(collect: () => MetricData[]): () => void;
   /** Collects and exports metrics now (used at shutdown and in tests). */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
@@ -40,9 +43,20 @@ export function createSignals(queues: ExportQueues, opts: { intervalMs: number; 
       selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
     })
     : undefined;
+  const scope = { name: 'telegen', version: agentVersion() };
+  const producers = new Set<() => MetricData[]>();
+  const producer: MetricProducer = {
+    collect: async () => {
+      const metrics: MetricData[] = [];
+      const errors: unknown[] = [];
+      for (const p of producers) { try { metrics.push(...p()); } catch (e) { errors.push(e); } }
+      return { resourceMetrics: { resource, scopeMetrics: metrics.length ? [{ scope, metrics }] : [] }, errors };
+    },
+  };
   const readers = exporter
     ? [new PeriodicExportingMetricReader({
       exporter,
+      metricProducers: [producer],
       exportIntervalMillis: opts.intervalMs,
       exportTimeoutMillis: Math.max(1000, Math.min(opts.intervalMs, 30_000)),
     })]
@@ -54,6 +68,7 @@ export function createSignals(queues: ExportQueues, opts: { intervalMs: number; 
     meter: meterProvider.getMeter('telegen', agentVersion()),
     logger: loggerProvider.getLogger('telegen', agentVersion()),
     useExemplars: (source) => { if (exporter) exporter.exemplars = source; },
+    addProducer: (collect) => { producers.add(collect); return () => { producers.delete(collect); }; },
     flush: async () => { await meterProvider.forceFlush(); await loggerProvider.forceFlush(); },
     // Queues are shut down by the agent afterwards; providers only flush into them.
     shutdown: async () => { await meterProvider.forceFlush().catch(() => undefined); await loggerProvider.forceFlush().catch(() => undefined); },

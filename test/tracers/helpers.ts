@@ -6,13 +6,23 @@ import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { flattenMetrics, flattenLogs, FlatLog } from '../helpers/otlp-receiver';
 
-export interface Point { attributes: Record<string, unknown>; value: number; count?: number; sum?: number }
+export interface Point { attributes: Record<string, unknown>; value: number; count?: number; sum?: number; start?: string }
 
 /** Whole lines only: the agent may be writing the last one while a test polls the file. */
 function completeLines(file: string): string[] {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   lines.pop();
   return lines;
+}
+
+function toPoint(dp: Record<string, unknown>): Point {
+  return {
+    attributes: dp.attributes as Record<string, unknown>,
+    value: Number(dp.asInt ?? dp.asDouble ?? dp.count ?? 0),
+    count: dp.count !== undefined ? Number(dp.count) : undefined,
+    sum: dp.sum !== undefined ? Number(dp.sum) : undefined,
+    start: dp.startTimeUnixNano !== undefined ? String(dp.startTimeUnixNano) : undefined,
+  };
 }
 
 /** The latest cumulative point of every series (one export may be split over several lines, so
@@ -30,12 +40,7 @@ export function latestMetrics(dataDir: string): Map<string, Point[]> {
           const t = BigInt(String(dp.timeUnixNano ?? 0));
           const prev = series.get(key);
           if (prev && prev.t > t) continue;
-          series.set(key, { name: m.name, t, p: {
-            attributes,
-            value: Number(dp.asInt ?? dp.asDouble ?? dp.count ?? 0),
-            count: dp.count !== undefined ? Number(dp.count) : undefined,
-            sum: dp.sum !== undefined ? Number(dp.sum) : undefined,
-          } });
+          series.set(key, { name: m.name, t, p: toPoint(dp) });
         }
       }
     }
@@ -47,6 +52,29 @@ export function latestMetrics(dataDir: string): Map<string, Point[]> {
     out.set(name, l);
   }
   return out;
+}
+
+/** Every collection's points of the metrics named `prefix…`, oldest first: one collection's
+ *  points share their timeUnixNano (its end time), wherever the export split them into lines. */
+export function collections(dataDir: string, prefix: string): Array<{ t: bigint; metrics: Map<string, Point[]> }> {
+  const file = path.join(dataDir, 'metrics.jsonl');
+  const byT = new Map<bigint, Map<string, Point[]>>();
+  if (!fs.existsSync(file)) return [];
+  for (const line of completeLines(file)) {
+    if (!line.trim()) continue;
+    for (const m of flattenMetrics(JSON.parse(line))) {
+      if (!m.name.startsWith(prefix)) continue;
+      for (const dp of m.dataPoints as Array<Record<string, unknown>>) {
+        const t = BigInt(String(dp.timeUnixNano ?? 0));
+        let c = byT.get(t);
+        if (!c) { c = new Map(); byT.set(t, c); }
+        const l = c.get(m.name) ?? [];
+        l.push(toPoint(dp));
+        c.set(m.name, l);
+      }
+    }
+  }
+  return [...byT.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([t, metrics]) => ({ t, metrics }));
 }
 
 export function sumWhere(metrics: Map<string, Point[]>, name: string, where: Record<string, unknown>): number {

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { spawn, execFileSync } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, freePort, waitFor } from '../helpers/agent';
-import { latestMetrics, sumWhere, pointsWhere, tracerConfig, sh } from './helpers';
+import { latestMetrics, sumWhere, pointsWhere, tracerConfig, sh, collections, Point } from './helpers';
 
 const ENV = { TELEGEN_METRICS_INTERVAL_MS: '1000' };
 
@@ -34,9 +34,51 @@ async function exchange(port: number, up: number, down: number): Promise<void> {
   assert.equal(got, down);
 }
 
-test('tcp: opens, closes, bytes, RTT by peer and process; refused connects counted with both resets', { timeout: 120_000 }, async (t) => {
+/** An HTTP server for the storm of curl processes: it answers nothing until `batch` requests
+ *  wait, so that many client processes are alive with series at once (the limit must overflow
+ *  however slowly the machine starts processes); it counts every byte its sockets moved. */
+function barrierServer(batch: number): { server: net.Server; bytes: () => number; connections: () => number } {
+  let waiting: net.Socket[] = [];
+  let bytes = 0, connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    let head = '';
+    s.on('data', (d) => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      waiting.push(s);
+      if (waiting.length < batch) return;
+      for (const w of waiting) w.end('HTTP/1.1 200 OK\r\nContent-Length: 300\r\nConnection: close\r\n\r\n' + 'x'.repeat(300));
+      waiting = [];
+    });
+    s.on('close', () => { bytes += s.bytesRead + s.bytesWritten; });
+  });
+  return { server, bytes: () => bytes, connections: () => connections };
+}
+
+type Collection = ReturnType<typeof collections>[number];
+
+/** The sum of the final values of every series that matches, over all collections: a series is
+ *  its attributes and start time (a forgotten series that comes back, or a reused pid, starts
+ *  again from its own start time). */
+function sumAcrossCollections(cs: Collection[], name: string, where: Record<string, unknown>): number {
+  const last = new Map<string, number>();
+  for (const c of cs) {
+    for (const p of c.metrics.get(name) ?? []) {
+      if (Object.entries(where).every(([k, v]) => p.attributes[k] === v)) last.set(`${p.start}\0${JSON.stringify(Object.entries(p.attributes).sort())}`, p.value);
+    }
+  }
+  let s = 0;
+  for (const v of last.values()) s += v;
+  return s;
+}
+
+const LIMIT = 8;
+const CURLS = 300;
+const BATCH = 30;
+
+test('tcp: opens, closes, bytes, RTT by peer and process; refused connects counted with both resets; series bounded per instrument, overflow conserved, exited processes forgotten', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50 } }), env: ENV });
   const closedPort = await freePort();
   const server = net.createServer((s) => {
     let n = 0;
@@ -46,6 +88,12 @@ test('tcp: opens, closes, bytes, RTT by peer and process; refused connects count
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
+  const storm = barrierServer(BATCH);
+  storm.server.listen(0, '127.0.0.1');
+  await once(storm.server, 'listening');
+  const stormPort = (storm.server.address() as net.AddressInfo).port;
+  // Only this test's ports: other tenants' connections would land in the overflow series too.
+  const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50, cardinality_limit: LIMIT, ports: [port, closedPort, stormPort] } }), env: ENV });
   try {
     await tcpUp(agent.api);
     for (let i = 0; i < 5; i++) await exchange(port, 1000, 500);
@@ -94,8 +142,55 @@ test('tcp: opens, closes, bytes, RTT by peer and process; refused connects count
     assert.match(prom, /telegen_bpf_map_entries\{map="tg_tcp_conns",tracer="tcp"\} \d+/);
     assert.match(prom, /telegen_bpf_tcp_ring_full_total\{tracer="tcp"\} 0/);
     assert.match(prom, /telegen_tcp_probe_srtt_us_bucket\{le="\d+"\} [1-9]/);
+
+    // The storm: CURLS short-lived curl processes, BATCH of them alive at once, each its own
+    // series (process.pid) — far more than LIMIT per instrument.
+    // A shell starts them (cheaper than a spawn each from this process) and names each pid.
+    const sh = spawn('bash', ['-c', `for b in $(seq ${CURLS / BATCH}); do pids=; for i in $(seq ${BATCH}); do curl -sS -o /dev/null http://127.0.0.1:${stormPort}/ & pids="$pids $!"; done; echo $pids; for p in $pids; do wait $p || echo failed $p; done; done`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    sh.stdout!.on('data', (d) => { out += d; });
+    const [shCode] = await once(sh, 'exit');
+    assert.equal(shCode, 0);
+    assert.doesNotMatch(out, /failed/);
+    const pids = new Set(out.split(/\s+/).filter(Boolean).map(Number));
+    assert.equal(storm.connections(), CURLS);
+    const overflow = { 'otel.metric.overflow': true };
+    const stormTotal = (cs: Collection[], name: string) => sumAcrossCollections(cs, name, { 'server.port': stormPort }) + sumAcrossCollections(cs, name, overflow);
+    const tcpCollections = () => collections(agent.dataDir, 'telegen.tcp.');
+    // Every connection is counted once by each side (client and server).
+    await waitFor(() => stormTotal(tcpCollections(), 'telegen.tcp.connection.closes') >= 2 * CURLS, 60_000).catch(async (e: Error) => {
+      const cs = tcpCollections();
+      const prom = await (await agent.api('/metrics')).text();
+      throw new Error(`${e.message}: storm opens ${stormTotal(cs, 'telegen.tcp.connection.opens')}, closes ${stormTotal(cs, 'telegen.tcp.connection.closes')} of ${2 * CURLS}; ${pids.size} distinct curl pids; ${prom.split('\n').filter((l) => /^telegen_(bpf_tcp|bpf_map_entries\{map="tg_tcp|metric_series|tracer_events_handled_total\{tracer="tcp)/.test(l)).join('; ')}`);
+    });
+    // Two more collections: one that carries the exited curls' final values, one without them.
+    const seen = collections(agent.dataDir, 'telegen.tcp.').length;
+    await waitFor(() => collections(agent.dataDir, 'telegen.tcp.').length >= seen + 2, 30_000);
+    const all = tcpCollections();
+    for (const c of all) {
+      for (const [name, points] of c.metrics) assert.ok(points.length <= LIMIT + 1, `${name}: ${points.length} series in one collection (limit ${LIMIT})`);
+    }
+    // Nothing lost to the limit: kept series (the last value of each, forgotten ones included)
+    // plus the overflow series hold every connection and every byte.
+    assert.equal(stormTotal(all, 'telegen.tcp.connection.opens'), 2 * CURLS);
+    assert.equal(stormTotal(all, 'telegen.tcp.connection.closes'), 2 * CURLS);
+    assert.equal(stormTotal(all, 'telegen.tcp.io'), 2 * storm.bytes(), 'client + server bytes of every storm connection');
+    assert.ok(sumAcrossCollections(all, 'telegen.tcp.connection.opens', overflow) > 0, 'the overflow series exists');
+    assert.ok(sumAcrossCollections(all, 'telegen.tcp.io', overflow) > 0);
+    // Exited curls were exported with their series, and the latest collection has none of them;
+    // the live process's series (this test's own, on `port`) are still there.
+    const byPid = (c: { metrics: Map<string, Point[]> }) => [...c.metrics.values()].flat().filter((p) => pids.has(p.attributes['process.pid'] as number));
+    assert.ok(all.some((c) => byPid(c).length > 0), 'curl series were exported');
+    const last = all[all.length - 1];
+    assert.deepEqual(byPid(last), []);
+    assert.equal(sumWhere(last.metrics, 'telegen.tcp.connection.opens', { ...client, 'process.pid': process.pid }), 5);
+    assert.equal(sumWhere(last.metrics, 'telegen.tcp.io', { ...srv, 'network.io.direction': 'receive' }), 5000);
+    const prom2 = await (await agent.api('/metrics')).text();
+    assert.match(prom2, /telegen_metric_series_forgotten_total\{tracer="tcp"\} [1-9]/);
+    assert.match(prom2, /telegen_metric_series_overflowed_total\{tracer="tcp"\} [1-9]/);
   } finally {
     server.close();
+    storm.server.close();
     assert.equal(await agent.stop(), 0);
   }
 });

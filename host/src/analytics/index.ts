@@ -12,6 +12,7 @@ import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ns } from '../correlate/correlator';
 import { recordReturnedRows, statementAttributes } from './db-statements';
 import { BucketExemplars } from './exemplars';
+import { SeriesLimit, OVERFLOW_ATTRIBUTES } from '../metrics/series-limit';
 import type { ExemplarSource } from '../export/sdk-adapters';
 import type { MetricExemplar } from '../export/metrics-proto';
 
@@ -132,8 +133,8 @@ export class Analytics implements ExemplarSource {
   private readonly graphFailed?: Counter;
   private readonly graphServer?: Histogram;
   private readonly graphClient?: Histogram;
-  /** service → instrument → series key → series */
-  private readonly series = new Map<string, Map<string, Map<string, Series>>>();
+  /** service → instrument → series key → series (bounded: cfg.cardinalityLimit, then overflow) */
+  private readonly series = new Map<string, Map<string, SeriesLimit<Series, { service: string; instrument: string; attrs: Attributes }>>>();
   /** instrument NUL JSON(point attributes) → series: how an exported point finds its exemplars. */
   private readonly byPoint = new Map<string, Series>();
   private readonly serviceSlots = new Map<string, Slot[]>();
@@ -148,7 +149,11 @@ export class Analytics implements ExemplarSource {
   /** Pinned traces the LRU let go of; dropped when their last pin goes. Bounded by edges × EDGE_PINNED. */
   private readonly pinnedTraces = new Map<string, ReadableSpan[]>();
   private readonly cfg: AnalyticsConfig;
-  overflowPoints = 0;
+  get overflowPoints(): number {
+    let n = 0;
+    for (const byInst of this.series.values()) for (const lim of byInst.values()) n += lim.overflowed;
+    return n;
+  }
 
   constructor(private readonly meter: Meter | undefined, cfg: Partial<AnalyticsConfig> = {}, private readonly now: () => number = Date.now) {
     this.cfg = { ...DEFAULT_ANALYTICS, ...cfg };
@@ -240,21 +245,9 @@ export class Analytics implements ExemplarSource {
     let byInst = this.series.get(service);
     if (!byInst) { byInst = new Map(); this.series.set(service, byInst); }
     let bySeries = byInst.get(r.instrument);
-    if (!bySeries) { bySeries = new Map(); byInst.set(r.instrument, bySeries); }
-    let key = JSON.stringify(r.attrs);
-    if (!bySeries.has(key) && bySeries.size >= this.cfg.cardinalityLimit) {
-      // Past the limit every new combination shares one series, so a bad route never explodes storage.
-      key = 'overflow';
-      this.overflowPoints++;
-    }
-    let ser = bySeries.get(key);
-    if (!ser) {
-      // The series keeps its attribute object: the SDK is handed the same one for every point.
-      const attrs: Attributes = key === 'overflow' ? { 'service.name': service, 'otel.metric.overflow': true } : { 'service.name': service, ...r.attrs };
-      ser = { instrument: r.instrument, attributes: attrs, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: new BucketExemplars(DURATION_BUCKETS_S.length + 1) };
-      bySeries.set(key, ser);
-      this.byPoint.set(pointKey(r.instrument, attrs), ser);
-    }
+    if (!bySeries) { bySeries = new SeriesLimit(this.cfg.cardinalityLimit, (_k, overflow, a) => this.newSeries(overflow, a)); byInst.set(r.instrument, bySeries); }
+    // Past the limit every new combination shares one series, so a bad route never explodes storage.
+    const ser = bySeries.get(JSON.stringify(r.attrs), { service, instrument: r.instrument, attrs: r.attrs });
     const sec = seconds(s);
     const err = isError(s);
     ser.count++; if (err) ser.errors++; ser.sumS += sec;
@@ -277,6 +270,14 @@ export class Analytics implements ExemplarSource {
       h.record(ms ? sec * 1000 : sec, ser.attributes);
       if (r.instrument === 'db.client.operation.duration') recordReturnedRows(this.meter, s, ser.attributes);
     }
+  }
+
+  private newSeries(overflow: boolean, a: { service: string; instrument: string; attrs: Attributes }): Series {
+    // The series keeps its attribute object: the SDK is handed the same one for every point.
+    const attributes: Attributes = { 'service.name': a.service, ...(overflow ? OVERFLOW_ATTRIBUTES : a.attrs) };
+    const ser: Series = { instrument: a.instrument, attributes, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: new BucketExemplars(DURATION_BUCKETS_S.length + 1) };
+    this.byPoint.set(pointKey(a.instrument, attributes), ser);
+    return ser;
   }
 
   /** ExemplarSource: a RED histogram point's exemplars, one per bucket (collected: a new epoch). */
@@ -339,7 +340,7 @@ export class Analytics implements ExemplarSource {
       services: [...this.series.entries()].map(([service, byInst]) => ({
         service,
         timeline: (this.serviceSlots.get(service) ?? []).map((s) => ({ t: s.t, count: s.n, errors: s.err, meanSeconds: s.n ? s.sumS / s.n : 0 })),
-        series: [...byInst.values()].flatMap((m) => [...m.values()].map((s) => ({
+        series: [...byInst.values()].flatMap((m) => [...m.series.values()].map((s) => ({
           instrument: s.instrument, attributes: s.attributes, count: s.count, errors: s.errors, sumSeconds: s.sumS,
           bucketBounds: DURATION_BUCKETS_S, bucketCounts: s.buckets, exemplars: s.exemplars.traceIds(DURATION_BUCKETS_S),
         }))),
