@@ -2,10 +2,12 @@
 // run. Ours runs through the host's DecoderInstance (window copy, query/response stitching,
 // presentation of every answer, records decoded to JS objects), i.e. what the agent pays;
 // dns-packet decodes each message to objects and nothing else.
+// BENCH_BASELINE=DIR (a built worktree of an earlier commit) also runs that tree's host and
+// dns.wasm on the same messages, alternating with this tree's in the same process: the A/B.
 import * as fs from 'fs';
 import * as path from 'path';
 import { DecoderInstance } from '../host/src/decoders/instance';
-import { spread, writeResult, repoRoot, cpuSecondsIn } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsIn, loadDecoder } from './lib';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const dnsPacket: any = require('dns-packet');
 
@@ -39,15 +41,20 @@ async function main(): Promise<void> {
 
   let records = 0;
   const inst = DecoderInstance.fromBytes(fs.readFileSync(path.join(repoRoot, 'build', 'decoders', 'dns.wasm')), { onRecord: () => { records++; } });
+  const baselineDir = process.env.BENCH_BASELINE;
+  let baseRecords = 0;
+  const baseInst = baselineDir ? loadDecoder(baselineDir, 'dns', () => { baseRecords++; }) : undefined;
   let stream = 1;
-  const oursRun = () => {
+  const runOn = (d: { feed(s: number, dir: number, b: Uint8Array, ts: bigint): unknown; closeStream(s: number): void }) => () => {
     // a client on one UDP 4-tuple; ids do not repeat within the 20k messages' live window
     const s = stream++;
     let ts = 1n;
-    const dt = cpuSecondsIn(() => { for (const m of msgs) inst.feed(s, m.dir, m.bytes, ts++); });
-    inst.closeStream(s);
+    const dt = cpuSecondsIn(() => { for (const m of msgs) d.feed(s, m.dir, m.bytes, ts++); });
+    d.closeStream(s);
     return dt;
   };
+  const oursRun = runOn(inst);
+  const baseRun = baseInst ? runOn(baseInst) : undefined;
 
   // The decoder module alone, instantiated without the host: records are built but not decoded
   // into JS objects and no fuel metering is rewritten in. Shows where the time goes.
@@ -81,15 +88,20 @@ async function main(): Promise<void> {
   const ours: number[] = [];
   const theirs: number[] = [];
   const ratio: number[] = [];
+  const baseMBps: number[] = [], ratioBaseline: number[] = [];
   for (let r = 0; r < rounds + 1; r++) {
-    const a = r % 2 ? theirsRun() : oursRun();
-    const b = r % 2 ? oursRun() : theirsRun();
-    const [o, t] = r % 2 ? [b, a] : [a, b];
+    // Alternate the order each round so neither side always runs on a warmer cache.
+    const fwd = [oursRun, theirsRun, ...(baseRun ? [baseRun] : [])];
+    const order = r % 2 ? fwd.reverse() : fwd;
+    const dt = new Map(order.map((f) => [f, f()]));
     if (r === 0) continue;
+    const [o, t] = [dt.get(oursRun)!, dt.get(theirsRun)!];
     ours.push(totalBytes / o / 1e6);
     theirs.push(totalBytes / t / 1e6);
     ratio.push(t / o);
+    if (baseRun) { const b = dt.get(baseRun)!; baseMBps.push(totalBytes / b / 1e6); ratioBaseline.push(b / o); }
   }
+  if (baseInst && baseRecords !== (msgs.length / 2) * (rounds + 1)) throw new Error(`baseline decoder emitted ${baseRecords}`);
   const exchanges = msgs.length / 2;
   if (records !== exchanges * (rounds + 1)) throw new Error(`decoder emitted ${records} records, expected ${exchanges * (rounds + 1)}`);
   if (decoded !== msgs.length * (rounds + 1)) throw new Error(`dns-packet decoded ${decoded}`);
@@ -99,6 +111,7 @@ async function main(): Promise<void> {
     dns_packet_MBps: spread(theirs),
     ratio_telegen_over_dns_packet: spread(ratio),
     telegen_dns_module_only_MBps: spread(rawMBps),
+    ...(baselineDir ? { baseline: baselineDir, baseline_MBps: spread(baseMBps), ratio_time_baseline_over_telegen: spread(ratioBaseline) } : {}),
     note: 'telegen includes the host window copy, fuel metering, query/response stitching, answer presentation and record decoding into JS objects; dns-packet only decodes. module_only: the same decoder without the host (records built, not decoded into JS)',
   });
 }

@@ -56,3 +56,16 @@ export function cpuSecondsIn(fn: () => void): number {
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / 1e6;
 }
+
+interface Feedable {
+  feed(stream: number, dir: number, bytes: Uint8Array, ts: bigint): unknown;
+  closeStream(stream: number): void;
+}
+
+/** A decoder through another tree's host and module (BENCH_BASELINE=DIR: a built worktree of an
+ *  earlier commit), for before/after runs alternating in one process on the same bytes. */
+export function loadDecoder(treeDir: string, name: string, onRecord: () => void): Feedable {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { DecoderInstance } = require(path.join(treeDir, 'dist', 'host', 'src', 'decoders', 'instance'));
+  return DecoderInstance.fromBytes(fs.readFileSync(path.join(treeDir, 'build', 'decoders', `${name}.wasm`)), { onRecord });
+}

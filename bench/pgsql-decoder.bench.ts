@@ -7,12 +7,14 @@
 // requests its exchanges are FLAG_NO_REQUEST records); and telegen on both directions (the
 // agent's real work) against pg-protocol's backend-only time. `tshark -r` on the same capture is
 // a reference (process time, includes start-up and its own reassembly).
+// BENCH_BASELINE=DIR (a built worktree of an earlier commit) also runs that tree's host and
+// pgsql.wasm on the same bytes, alternating with this tree's in the same process: the A/B.
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { DecoderInstance } from '../host/src/decoders/instance';
 import { replayFile } from '../host/src/replay';
-import { spread, writeResult, repoRoot, cpuSecondsIn } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsIn, loadDecoder } from './lib';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { Parser } = require('pg-protocol/dist/parser');
 
@@ -45,8 +47,18 @@ async function main(): Promise<void> {
 
   let records = 0;
   const inst = DecoderInstance.fromBytes(fs.readFileSync(path.join(repoRoot, 'build', 'decoders', 'pgsql.wasm')), { onRecord: () => { records++; } });
+  const baselineDir = process.env.BENCH_BASELINE;
+  const baseInst = baselineDir ? loadDecoder(baselineDir, 'pgsql', () => undefined) : undefined;
   let base = 1;
   let recordsBoth = 0;
+  const backendOn = (d: { feed(s: number, dir: number, b: Uint8Array, ts: bigint): unknown; closeStream(s: number): void }) => () => cpuSecondsIn(() => {
+    for (let r = 0; r < REPEAT; r++) {
+      const off = base; base += 1000;
+      let ts = 1n;
+      for (const c of backend) d.feed(off + c.conn, 1, c.bytes, ts++);
+      for (const id of conns) d.closeStream(off + id);
+    }
+  });
   const ours = () => cpuSecondsIn(() => {
     const r0 = records;
     for (let r = 0; r < REPEAT; r++) {
@@ -57,14 +69,8 @@ async function main(): Promise<void> {
     }
     recordsBoth += records - r0;
   });
-  const oursBackend = () => cpuSecondsIn(() => {
-    for (let r = 0; r < REPEAT; r++) {
-      const off = base; base += 1000;
-      let ts = 1n;
-      for (const c of backend) inst.feed(off + c.conn, 1, c.bytes, ts++);
-      for (const id of conns) inst.closeStream(off + id);
-    }
-  });
+  const oursBackend = backendOn(inst);
+  const baseBackend = baseInst ? backendOn(baseInst) : undefined;
   let messages = 0;
   const theirs = () => cpuSecondsIn(() => {
     for (let r = 0; r < REPEAT; r++) {
@@ -77,14 +83,17 @@ async function main(): Promise<void> {
     }
   });
   const o: number[] = [], ob: number[] = [], t: number[] = [], ratio: number[] = [], ratioBackend: number[] = [];
+  const bb: number[] = [], ratioBaseline: number[] = [];
   for (let r = 0; r < rounds + 1; r++) {
     // Alternate the order each round so neither side always runs on a warmer cache.
-    const order = r % 2 ? [theirs, oursBackend, ours] : [ours, oursBackend, theirs];
+    const fwd = [ours, oursBackend, theirs, ...(baseBackend ? [baseBackend] : [])];
+    const order = r % 2 ? fwd.reverse() : fwd;
     const dt = new Map(order.map((f) => [f, f()]));
     if (r === 0) continue;
     const [dto, dtb, dtt] = [dt.get(ours)!, dt.get(oursBackend)!, dt.get(theirs)!];
     o.push(bytesAll / dto / 1e6); ob.push(bytesBackendFed / dtb / 1e6); t.push(bytesBackendFed / dtt / 1e6);
     ratio.push(dtt / dto); ratioBackend.push(dtt / dtb);
+    if (baseBackend) { const dbb = dt.get(baseBackend)!; bb.push(bytesBackendFed / dbb / 1e6); ratioBaseline.push(dbb / dtb); }
   }
   if (inst.counters.traps + inst.counters.invalid !== 0) throw new Error(`decoder failed: ${inst.lastError}`);
   const tshark: number[] = [];
@@ -101,6 +110,7 @@ async function main(): Promise<void> {
     telegen_pgsql_MBps_both_directions: spread(o),
     ratio_time_pg_protocol_backend_over_telegen_both: spread(ratio),
     tshark_MBps_process: spread(tshark),
+    ...(baselineDir ? { baseline: baselineDir, baseline_MBps_backend_only: spread(bb), ratio_backend_only_time_baseline_over_telegen: spread(ratioBaseline) } : {}),
     records_per_capture: recordsBoth / ((rounds + 1) * REPEAT), backend_messages_per_capture: messages / ((rounds + 1) * REPEAT),
     note: 'CPU time of the process. ratio = pg-protocol time / telegen time on the same bytes (> 1: telegen faster). backend_only: both parse exactly the backend bytes; both: telegen decodes both directions into exchanges while pg-protocol parses the backend direction only; tshark includes process start and its own TCP reassembly',
   });

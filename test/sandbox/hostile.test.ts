@@ -7,6 +7,7 @@ import { DecoderInstance, DecoderLoadError, DEFAULT_VERIFY_POLICY } from '../../
 import { DecoderRegistry } from '../../host/src/decoders/registry';
 import { parsePolicy } from '../../host/src/decoders/policy';
 import { DecodedRecord } from '../../host/src/decoders/records';
+import { meterModule } from '../../host/src/decoders/meter';
 import { buildHostile } from '../helpers/hostile';
 import { wasmPath } from '../helpers/decoder';
 
@@ -83,4 +84,24 @@ test('the CPU budget is per call: a real decoder on large input stays well insid
   }
   assert.equal(inst.counters.budgetExceeded, 0);
   assert.equal(records.length, 2000);
+});
+
+test('the metered module restores the budget on every call from the host, never from inside', () => {
+  // (func $f (export "f") (loop (call $g) (br 0)))  (func $g (export "g"))
+  const mod = Uint8Array.from([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    1, 4, 1, 0x60, 0, 0,
+    3, 3, 2, 0, 0,
+    7, 9, 2, 1, 0x66, 0, 0, 1, 0x67, 0, 1,
+    10, 14, 2, 9, 0, 0x03, 0x40, 0x10, 1, 0x0c, 0, 0x0b, 0x0b, 2, 0, 0x0b,
+  ]);
+  const ex = new WebAssembly.Instance(new WebAssembly.Module(meterModule(mod, 1000))).exports as { f(): void; g(): void; telegen_fuel: WebAssembly.Global };
+  ex.telegen_fuel.value = 0; // spent by an earlier call
+  ex.g();
+  assert.equal(ex.telegen_fuel.value, 999, 'a call from the host starts with the whole budget');
+  // f calls the exported g from inside: that call must not refuel, or f would never stop
+  assert.throws(() => ex.f(), WebAssembly.RuntimeError);
+  assert.equal(ex.telegen_fuel.value, 0);
+  ex.g();
+  assert.equal(ex.telegen_fuel.value, 999);
 });

@@ -139,6 +139,7 @@ export class DecoderInstance {
   /** After feed() returned 'ignored': the bytes the decoder did not take (e.g. after an Upgrade). */
   rest: Uint8Array | null = null;
   private ex!: Exports;
+  /** Read only after a trap: the metered module restores the budget itself on every call from the host (meter.ts). */
   private fuel!: WebAssembly.Global;
   private mem!: Uint8Array;
   private mv?: MemView;
@@ -225,7 +226,6 @@ export class DecoderInstance {
   }
 
   private readMeta(): DecoderMeta {
-    this.fuel.value = this.policy.fuelPerCall;
     const p = this.ex.meta();
     const m = this.view();
     const n = new DataView(m.buffer).getUint32(p, true);
@@ -278,15 +278,11 @@ export class DecoderInstance {
     if (this.failures.length >= this.policy.maxFailures) this.quarantined = true;
   }
 
-  /** Fresh budget before every call into the module. */
-  private refuel(): void { this.fuel.value = this.policy.fuelPerCall; }
-
   /** Confidence 0..100 that `bytes` (first bytes of a direction) are this protocol. */
   detect(dir: number, bytes: Uint8Array): number {
     const n = Math.min(bytes.length, this.cap);
     try {
       this.view().set(bytes.subarray(0, n), this.win);
-      this.refuel();
       const r = this.ex.detect(dir, n);
       return r < 0 ? 0 : Math.min(100, r);
     } catch (e) {
@@ -315,7 +311,6 @@ export class DecoderInstance {
         const n = buf.length < this.cap ? buf.length : this.cap;
         this.view().set(n === buf.length ? buf : buf.subarray(0, n), this.win);
         this.counters.calls++;
-        this.fuel.value = this.policy.fuelPerCall;
         const r = this.ex.parse(stream, dir, n, ts);
         if (r > 0) {
           if (r >= buf.length) return 'ok';
@@ -348,7 +343,6 @@ export class DecoderInstance {
     const key = stream * 2 + dir;
     const pendingLen = this.pending.get(key)?.length ?? 0;
     try {
-      this.refuel();
       if (pendingLen === 0 && this.ex.gap && this.ex.gap(stream, dir, lost) === GAP_ABSORBED) {
         this.counters.gapsAbsorbed++;
         return 'ok';
@@ -370,7 +364,6 @@ export class DecoderInstance {
     if (!this.ex.hint || bytes.length > this.cap) return 'ignored';
     try {
       this.view().set(bytes, this.win);
-      this.refuel();
       return this.ex.hint(stream, dir, bytes.length, ts) >= 0 ? 'ok' : 'ignored';
     } catch (e) {
       return this.trap(e);
@@ -381,11 +374,11 @@ export class DecoderInstance {
   closeStream(stream: number): void {
     this.pending.delete(stream * 2);
     this.pending.delete(stream * 2 + 1);
-    try { this.refuel(); this.ex.close(stream); } catch (e) { this.trap(e); }
+    try { this.ex.close(stream); } catch (e) { this.trap(e); }
   }
 
   tick(now: bigint): void {
-    try { this.refuel(); this.ex.tick(now); } catch (e) { this.trap(e); }
+    try { this.ex.tick(now); } catch (e) { this.trap(e); }
   }
 
   pendingBytes(): number {

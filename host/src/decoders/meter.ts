@@ -4,6 +4,10 @@
 // loop or a call (recursion, tail calls), so a call that runs out of fuel always stops — a bound
 // we can prove from the bytecode, without threads or timers. Instructions the rewriter does not
 // know (e.g. exception handling) make it refuse the module rather than run it unmetered.
+// The budget is restored inside the module: every exported function is reached through a new
+// wrapper that sets the fuel and calls it (a host-side WebAssembly.Global write costs ~100 ns, as
+// much as decoding a small message). Only the host can reach a wrapper (no code or table refers
+// to it), so the module cannot refuel itself.
 
 export const FUEL_EXPORT = 'telegen_fuel';
 
@@ -165,6 +169,7 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
     globals: [[0x7f, 0x01, 0x41, ...sleb(initialFuel), 0x0b]],
     exports: [{ name: FUEL_EXPORT, global: 0 }],
     body: (body, g) => meterBody(body, g),
+    exportEntry: (g) => [0x41, ...sleb(initialFuel), 0x24, ...leb(g)],
   });
 }
 
@@ -180,6 +185,58 @@ export interface BodyRewrite {
   exports: Array<{ name: string; global: number }>;
   /** Rewrites one body; `firstGlobal` is the index of globals[0]. */
   body(body: Uint8Array, firstGlobal: number): Uint8Array;
+  /** Code run on every call from outside: exported functions are re-exported through wrappers
+   *  that run it, then call the original with the same arguments. */
+  exportEntry?(firstGlobal: number): number[];
+}
+
+interface ModuleSpace {
+  importedGlobals: number;
+  definedGlobals: number;
+  /** Parameter count per type index (read only when asked for). */
+  params: number[];
+  importedFuncs: number;
+  /** Type index of each defined function. */
+  funcTypes: number[];
+}
+
+/** Index spaces of the module: globals (where new ones go) and, with `types`, functions. */
+function moduleSpace(bytes: Uint8Array, sections: Array<{ id: number; start: number; end: number }>, types: boolean): ModuleSpace {
+  const fs: ModuleSpace = { importedGlobals: 0, definedGlobals: 0, params: [], importedFuncs: 0, funcTypes: [] };
+  for (const s of sections) {
+    const sr = new Reader(bytes.subarray(0, s.end), s.start);
+    if (s.id === 1 && types) {
+      const n = sr.u32();
+      for (let i = 0; i < n; i++) {
+        if (sr.byte() !== 0x60) throw new MeterError('unsupported type form (only function types)');
+        const np = sr.u32(); sr.skip(np);
+        const nr = sr.u32(); sr.skip(nr);
+        fs.params.push(np);
+      }
+    } else if (s.id === 2) {
+      const n = sr.u32();
+      for (let i = 0; i < n; i++) {
+        sr.skip(sr.u32()); sr.skip(sr.u32());
+        const kind = sr.byte();
+        if (kind === 0) { sr.u32(); fs.importedFuncs++; }
+        else if (kind === 1) { sr.byte(); const f = sr.byte(); sr.u32(); if (f & 1) sr.u32(); }
+        else if (kind === 2) { const f = sr.byte(); sr.u32(); if (f & 1) sr.u32(); }
+        else if (kind === 3) { sr.byte(); sr.byte(); fs.importedGlobals++; }
+        else throw new MeterError(`unsupported import kind ${kind}`);
+      }
+    } else if (s.id === 6) fs.definedGlobals = sr.u32();
+    else if (s.id === 3) {
+      const n = sr.u32();
+      for (let i = 0; i < n; i++) fs.funcTypes.push(sr.u32());
+    }
+  }
+  return fs;
+}
+
+function typeOf(fs: ModuleSpace, func: number): number {
+  const t = fs.funcTypes[func - fs.importedFuncs];
+  if (t === undefined || fs.params[t] === undefined) throw new MeterError(`exported function ${func} has no type`);
+  return t;
 }
 
 export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
@@ -192,25 +249,25 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
     sections.push({ id, start: r.p, end: r.p + size });
     r.skip(size);
   }
+  const fspace = moduleSpace(bytes, sections, !!rw.exportEntry);
   // Index of the new global: after imported and defined globals.
-  let importedGlobals = 0;
-  let definedGlobals = 0;
-  for (const s of sections) {
-    const sr = new Reader(bytes.subarray(0, s.end), s.start);
-    if (s.id === 2) {
+  const g = fspace.importedGlobals + fspace.definedGlobals;
+  // Wrappers for exported functions, appended after every defined function (no index moves).
+  const wrapped: number[] = [];
+  if (rw.exportEntry) {
+    for (const s of sections.filter((x) => x.id === 7)) {
+      const sr = new Reader(bytes.subarray(0, s.end), s.start);
       const n = sr.u32();
       for (let i = 0; i < n; i++) {
-        sr.skip(sr.u32()); sr.skip(sr.u32());
+        sr.skip(sr.u32());
         const kind = sr.byte();
-        if (kind === 0) sr.u32();
-        else if (kind === 1) { sr.byte(); const f = sr.byte(); sr.u32(); if (f & 1) sr.u32(); }
-        else if (kind === 2) { const f = sr.byte(); sr.u32(); if (f & 1) sr.u32(); }
-        else if (kind === 3) { sr.byte(); sr.byte(); importedGlobals++; }
-        else throw new MeterError(`unsupported import kind ${kind}`);
+        const idx = sr.u32();
+        // A re-exported import runs no module code: it needs no budget.
+        if (kind === 0 && idx >= fspace.importedFuncs && !wrapped.includes(idx)) wrapped.push(idx);
       }
-    } else if (s.id === 6) definedGlobals = sr.u32();
+    }
   }
-  const g = importedGlobals + definedGlobals;
+  const wrapperIndex = (func: number) => fspace.importedFuncs + fspace.funcTypes.length + wrapped.indexOf(func);
   const newGlobals = new Bytes();
   for (const e of rw.globals) newGlobals.append(e);
   const newExports = new Bytes();
@@ -243,17 +300,35 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
       const b = new Bytes(); b.append(leb(n + rw.globals.length)); b.append(payload.subarray(sr.p)); b.append(newGlobals.bytes());
       put(section(6, b.bytes()));
       sawGlobal = true;
+    } else if (s.id === 3 && wrapped.length) {
+      const sr = new Reader(payload);
+      const n = sr.u32();
+      const b = new Bytes(); b.append(leb(n + wrapped.length)); b.append(payload.subarray(sr.p));
+      for (const f of wrapped) b.append(leb(typeOf(fspace!, f)));
+      put(section(3, b.bytes()));
     } else if (s.id === 7) {
       const sr = new Reader(payload);
       const n = sr.u32();
-      const b = new Bytes(); b.append(leb(n + rw.exports.length)); b.append(payload.subarray(sr.p)); b.append(newExports.bytes());
+      const b = new Bytes(); b.append(leb(n + rw.exports.length));
+      if (!wrapped.length) b.append(payload.subarray(sr.p));
+      else {
+        for (let i = 0; i < n; i++) {
+          const nameStart = sr.p;
+          sr.skip(sr.u32());
+          b.append(payload.subarray(nameStart, sr.p));
+          const kind = sr.byte();
+          const idx = sr.u32();
+          b.append([kind, ...leb(kind === 0 && wrapped.includes(idx) ? wrapperIndex(idx) : idx)]);
+        }
+      }
+      b.append(newExports.bytes());
       put(section(7, b.bytes()));
       sawExport = true;
     } else if (s.id === 10) {
       const sr = new Reader(payload);
       const n = sr.u32();
       const bodies = new Bytes();
-      bodies.append(leb(n));
+      bodies.append(leb(n + wrapped.length));
       for (let i = 0; i < n; i++) {
         const size = sr.u32();
         const body = payload.subarray(sr.p, sr.p + size);
@@ -261,6 +336,15 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
         const rewritten = rw.body(body, g);
         bodies.append(leb(rewritten.length));
         bodies.append(rewritten);
+      }
+      for (const f of wrapped) {
+        // no locals; the entry code; every parameter passed on; the original's results returned
+        const w: number[] = [0x00, ...rw.exportEntry!(g)];
+        const np = fspace.params[typeOf(fspace!, f)];
+        for (let i = 0; i < np; i++) w.push(0x20, ...leb(i));
+        w.push(0x10, ...leb(f), 0x0b);
+        bodies.append(leb(w.length));
+        bodies.append(w);
       }
       put(section(10, bodies.bytes()));
     } else {

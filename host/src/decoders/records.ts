@@ -36,7 +36,8 @@ export function memView(mem: Uint8Array): MemView {
 }
 
 // Buffer's own UTF-8 decoder without toString()'s encoding dispatch (same result). Measured:
-// interning repeated values in a hash table cost more than decoding them (DNS bench, 2x slower).
+// interning repeated values in a hash table cost more than decoding them (DNS bench, 2x slower);
+// the direct-mapped cache below hashes nothing but the length and two bytes.
 const utf8Slice: (this: Buffer, start: number, end: number) => string =
   (Buffer.prototype as unknown as { utf8Slice?: (s: number, e: number) => string }).utf8Slice ??
   function (this: Buffer, start: number, end: number) { return this.toString('utf8', start, end); };
@@ -51,15 +52,41 @@ export function attributeNames(privateNames?: Record<string, string>): Array<str
   return out;
 }
 
+// Short values repeat from record to record (db.system.name, command tags, rcodes, record types):
+// a direct-mapped table of the last ASCII strings seen, slot chosen by attribute id, length and
+// the first and last bytes, hit verified byte by byte. Checking a short string in JS costs less
+// than the call into Buffer's decoder and the string it allocates.
+const VALUE_SLOTS = 1024;
+const VALUE_MAX = 48;
+
+/** Value of the `n` bytes at `v` as a string, from `cache` when the same ASCII bytes were seen. */
+function shortValue(buf: Buffer, v: number, n: number, id: number, cache: Array<string | undefined>): string {
+  if (n === 0) return '';
+  const b0 = buf[v], bl = buf[v + n - 1];
+  const slot = (id * 31 + n * 7 + b0 * 5 + bl) & (VALUE_SLOTS - 1);
+  const c = cache[slot];
+  if (c !== undefined && c.length === n) {
+    let i = 0;
+    while (i < n && c.charCodeAt(i) === buf[v + i]) i++;
+    if (i === n) return c;
+  }
+  const s = utf8Slice.call(buf, v, v + n);
+  // Equal lengths: no multi-byte sequence; a replacement character never equals a byte, so a
+  // later hit means the same ASCII bytes.
+  if (s.length === n) cache[slot] = s;
+  return s;
+}
+
 /** Reads records of one decoder, its attribute names (private ones included) resolved once. */
 export class RecordReader {
   readonly names: Array<string | undefined>;
+  private readonly values: Array<string | undefined> = new Array<string | undefined>(VALUE_SLOTS).fill(undefined);
   constructor(privateNames?: Record<string, string>) { this.names = attributeNames(privateNames); }
   /** Decodes one record; throws RecordError on a malformed one (the caller counts and drops it). */
-  decode(m: MemView, ptr: number, len: number): DecodedRecord { return readRecord(m, ptr, len, this.names); }
+  decode(m: MemView, ptr: number, len: number): DecodedRecord { return readRecord(m, ptr, len, this.names, this.values); }
 }
 
-function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>): DecodedRecord {
+function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>): DecodedRecord {
   const { buf, dv } = m;
   if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
   const total = dv.getUint32(ptr + 4, true);
@@ -85,7 +112,7 @@ function readRecord(m: MemView, ptr: number, len: number, names: Array<string | 
     if (name === undefined) throw new RecordError(`unknown attribute id ${id}`);
     let value: AttrValue;
     switch (type) {
-      case T_STR: value = utf8Slice.call(buf, v, v + vlen); break;
+      case T_STR: value = vlen <= VALUE_MAX ? shortValue(buf, v, vlen, id, values) : utf8Slice.call(buf, v, v + vlen); break;
       case T_INT: {
         if (vlen !== 8) throw new RecordError(`int field ${name} has ${vlen} bytes`);
         // i64 → number without a BigInt: exact up to 2^53, which every size/count/code fits.
