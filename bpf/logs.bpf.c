@@ -8,6 +8,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "logs.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -74,22 +75,7 @@ struct {
 	__uint(max_entries, TG_LOGS_RING_BYTES_DEFAULT);
 } tg_logs_ring SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_LOGS_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} tg_logs_stats SEC(".maps");
-
-#define CLAMP_REG(v, max) \
-	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
-
-static __always_inline void stat_inc(__u32 i)
-{
-	__u64 *v = bpf_map_lookup_elem(&tg_logs_stats, &i);
-	if (v)
-		*v += 1;
-}
+TG_STATS_NOPREEMPT(tg_logs_stats, TG_LOGS_STAT_MAX)
 
 static __always_inline void leader_comm(char *out)
 {

@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "profile.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -61,19 +62,7 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } tg_prof_samples SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_PROF_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} tg_prof_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 which)
-{
-	__u64 *v = bpf_map_lookup_elem(&tg_prof_stats, &which);
-	if (v)
-		(*v)++;
-}
+TG_STATS_NOPREEMPT(tg_prof_stats, TG_PROF_STAT_MAX)
 
 /* -EFAULT only says there was no stack of that kind (kernel stack of a user-mode sample,
  * user stack of a kernel thread); the rest lose a stack and are counted. */

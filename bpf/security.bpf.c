@@ -13,6 +13,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "security.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -65,19 +66,7 @@ struct {
 	__uint(max_entries, TG_SECURITY_RING_BYTES_DEFAULT);
 } tg_sec_ring SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_SECURITY_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} tg_sec_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 i)
-{
-	__u64 *v = bpf_map_lookup_elem(&tg_sec_stats, &i);
-	if (v)
-		*v += 1;
-}
+TG_STATS_NOPREEMPT(tg_sec_stats, TG_SECURITY_STAT_MAX)
 
 static __always_inline int is_self(void)
 {

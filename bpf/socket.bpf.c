@@ -122,19 +122,7 @@ struct {
 	__type(value, __u8);
 } tg_pids SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} tg_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&tg_stats, &idx);
-	if (v)
-		*v += 1; /* per-CPU slot, and syscall tracepoints run with preemption off */
-}
+TG_STATS_NOPREEMPT(tg_stats, TG_STAT_MAX)
 
 static __always_inline void count_output(long err)
 {

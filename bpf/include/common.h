@@ -7,9 +7,10 @@
 #define TELEGEN_COMMON_H
 
 /* Per-CPU counters: a per-CPU array `map` of `max` u64 slots indexed by the tracer's stat enum,
- * and stat_inc() on it. The add is atomic: a uprobe or tp_btf program can be preempted on its
- * CPU between the lookup and the add (a syscall tracepoint cannot, and may keep a plain add). */
-#define TG_STATS(map, max)                                               \
+ * and stat_inc() on it. TG_STATS adds atomically: a uprobe or tp_btf program can be preempted
+ * on its CPU between the lookup and the add. Classic tracepoints and perf_event programs run
+ * with preemption off, so TG_STATS_NOPREEMPT keeps the cheaper plain add. */
+#define TG_STATS_WITH(map, max, add)                                     \
 	struct {                                                         \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                 \
 		__uint(max_entries, max);                                \
@@ -20,8 +21,10 @@
 	{                                                                \
 		__u64 *v = bpf_map_lookup_elem(&map, &idx);               \
 		if (v)                                                   \
-			__sync_fetch_and_add(v, 1);                      \
+			add;                                             \
 	}
+#define TG_STATS(map, max) TG_STATS_WITH(map, max, __sync_fetch_and_add(v, 1))
+#define TG_STATS_NOPREEMPT(map, max) TG_STATS_WITH(map, max, *v += 1)
 
 /* Which processes the object follows, set by the host before load: never the agent itself
  * (its own exports would trace themselves), and with target_pid set, only that process. */
