@@ -113,47 +113,10 @@ static __always_inline int enter(__u64 fd, __u64 buf, __u64 cnt, __u16 kind)
 	return 0;
 }
 
-/* Copies n (<= TG_LOGS_DATA_MAX) user bytes to data[off], off < TG_LOGS_DATA_MAX. */
-static __always_inline __u32 copy_user(struct scratch *s, __u32 off, __u64 src, __u32 n)
-{
-	if (off >= TG_LOGS_DATA_MAX)
-		return 0;
-	__u64 at = off;
-	asm volatile("%[x] &= %[m]" : [x] "+r"(at) : [m] "i"(TG_LOGS_DATA_MAX - 1));
-	__u64 len = n;
-	CLAMP_REG(len, TG_LOGS_DATA_MAX);
-	if (bpf_probe_read_user(&s->data[at], len, (void *)src)) {
-		stat_inc(TG_LOGS_STAT_READ_FAULT);
-		return 0;
-	}
-	return len;
-}
-
-static __always_inline __u32 copy_iov(struct scratch *s, __u64 iovp, __u32 iovcnt, __u32 want)
-{
-	__u32 got = 0;
-
-	for (int i = 0; i < TG_LOGS_IOV_MAX; i++) {
-		struct iovec iov;
-
-		if (i >= iovcnt || got >= want)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov)))) {
-			stat_inc(TG_LOGS_STAT_READ_FAULT);
-			break;
-		}
-		__u64 n = iov.iov_len;
-		if (n > want - got)
-			n = want - got;
-		if (n == 0)
-			continue;
-		__u32 c = copy_user(s, got, (__u64)iov.iov_base, n);
-		got += c;
-		if (c != n)
-			break;
-	}
-	return got;
-}
+#define COPY_LIMIT TG_LOGS_DATA_MAX
+#define COPY_IOV_MAX TG_LOGS_IOV_MAX
+#define COPY_FAULT TG_LOGS_STAT_READ_FAULT
+#include "copy_user.h"
 
 static __always_inline int leave(long ret)
 {
@@ -173,7 +136,7 @@ static __always_inline int leave(long ret)
 	if (cap > TG_LOGS_DATA_MAX)
 		cap = TG_LOGS_DATA_MAX;
 	__u32 want = (__u64)ret < cap ? (__u32)ret : cap;
-	__u32 got = in.kind == CALL_WRITEV ? copy_iov(s, in.buf, in.cnt, want) : copy_user(s, 0, in.buf, want);
+	__u32 got = in.kind == CALL_WRITEV ? copy_iov(s->data, in.buf, in.cnt, want) : copy_user(s->data, 0, in.buf, want);
 	if (got < (__u64)ret)
 		stat_inc(TG_LOGS_STAT_TRUNCATED);
 

@@ -471,55 +471,10 @@ int tg_in_close(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- exit side ---- */
 
-/* Clamp done in one register the verifier can see: a C clamp lets clang test a copy and
- * pass the unclamped original to the helper. */
-#define CLAMP_REG(v, max) \
-	asm volatile("if %[x] <= %[m] goto +1; %[x] = %[m]" : [x] "+r"(v) : [m] "i"(max))
-
-/* Copies n (<= TG_CAPTURE_LIMIT) user bytes to payload[off] with off < TG_CAPTURE_LIMIT;
- * returns the bytes copied (0 on a fault). */
-static __always_inline __u32 copy_user(struct scratch *s, __u32 off, __u64 src, __u32 n)
-{
-	if (off >= TG_CAPTURE_LIMIT)
-		return 0;
-	/* Callers keep off below the limit; clang knows it and drops the test above, the
-	 * verifier does not, so restate it in a form that survives. */
-	__u64 at = off;
-	asm volatile("%[x] &= %[m]" : [x] "+r"(at) : [m] "i"(TG_CAPTURE_LIMIT - 1));
-	__u64 len = n;
-	CLAMP_REG(len, TG_CAPTURE_LIMIT);
-	if (bpf_probe_read_user(&s->payload[at], len, (void *)src)) {
-		stat_inc(TG_STAT_READ_FAULT);
-		return 0;
-	}
-	return len;
-}
-
-static __always_inline __u32 copy_iov(struct scratch *s, __u64 iovp, __u64 iovcnt, __u32 want)
-{
-	__u32 got = 0;
-
-	for (int i = 0; i < TG_IOV_MAX; i++) {
-		struct iovec iov;
-
-		if (i >= iovcnt || got >= want)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov)))) {
-			stat_inc(TG_STAT_READ_FAULT);
-			break;
-		}
-		__u64 n = iov.iov_len;
-		if (n > want - got)
-			n = want - got;
-		if (n == 0)
-			continue;
-		__u32 c = copy_user(s, got, (__u64)iov.iov_base, n);
-		got += c;
-		if (c != n)
-			break;
-	}
-	return got;
-}
+#define COPY_LIMIT TG_CAPTURE_LIMIT
+#define COPY_IOV_MAX TG_IOV_MAX
+#define COPY_FAULT TG_STAT_READ_FAULT
+#include "copy_user.h"
 
 static __always_inline void emit_data(struct conn_state *st, struct call_args *a, __u64 moved)
 {
@@ -541,9 +496,9 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 	__u32 want = moved < cap ? moved : cap;
 	__u32 got;
 	if (a->kind == CALL_IOV)
-		got = copy_iov(s, a->buf, a->cnt, want);
+		got = copy_iov(s->payload, a->buf, a->cnt, want);
 	else
-		got = copy_user(s, 0, a->buf, want);
+		got = copy_user(s->payload, 0, a->buf, want);
 
 	s->ev.type = TG_EV_DATA;
 	s->ev.dir = dir;

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* User bytes into a record's payload, from one buffer or an iovec array (write/writev and the
+ * socket calls): the socket and logs tracers copy alike. The includer defines COPY_LIMIT (the
+ * most bytes kept, a power of two; the payload holds twice that so "offset < limit, size <=
+ * limit" is provably in bounds), COPY_IOV_MAX (iovecs walked) and COPY_FAULT (the stat counted
+ * by stat_inc() when user memory cannot be read). */
+#ifndef TELEGEN_COPY_USER_H
+#define TELEGEN_COPY_USER_H
+
+#include "common.h"
+
+/* Copies n (<= COPY_LIMIT) user bytes to buf[off] with off < COPY_LIMIT; returns the bytes
+ * copied (0 on a fault). */
+static __always_inline __u32 copy_user(__u8 *buf, __u32 off, __u64 src, __u32 n)
+{
+	if (off >= COPY_LIMIT)
+		return 0;
+	/* Callers keep off below the limit; clang knows it and drops the test above, the
+	 * verifier does not, so restate it in a form that survives. */
+	__u64 at = off;
+	asm volatile("%[x] &= %[m]" : [x] "+r"(at) : [m] "i"(COPY_LIMIT - 1));
+	__u64 len = n;
+	CLAMP_REG(len, COPY_LIMIT);
+	if (bpf_probe_read_user(&buf[at], len, (void *)src)) {
+		stat_inc(COPY_FAULT);
+		return 0;
+	}
+	return len;
+}
+
+/* Up to `want` bytes of the iovcnt iovecs at iovp, one after another into buf. */
+static __always_inline __u32 copy_iov(__u8 *buf, __u64 iovp, __u64 iovcnt, __u32 want)
+{
+	__u32 got = 0;
+
+	for (int i = 0; i < COPY_IOV_MAX; i++) {
+		struct iovec iov;
+
+		if (i >= iovcnt || got >= want)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(iov)))) {
+			stat_inc(COPY_FAULT);
+			break;
+		}
+		__u64 n = iov.iov_len;
+		if (n > want - got)
+			n = want - got;
+		if (n == 0)
+			continue;
+		__u32 c = copy_user(buf, got, (__u64)iov.iov_base, n);
+		got += c;
+		if (c != n)
+			break;
+	}
+	return got;
+}
+
+#endif /* TELEGEN_COPY_USER_H */
