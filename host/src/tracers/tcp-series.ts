@@ -90,12 +90,18 @@ export function connAttributes(e: { family: number; raddr: string; role: number;
 
 const eventPort = (b: Buffer, type: number): number => servicePort({ type, role: b[L.role], lport: b.readUInt16LE(L.lport), rport: b.readUInt16LE(L.rport) });
 
-/** The cache key of an event's connection attribute set, from the raw fields: family, role and
- *  service port, the pid, the peer's 16 address bytes and (with a pid) the comm's 16 bytes. */
+const u16 = (b: Buffer, o: number): number => b[o] | (b[o + 1] << 8);
+const u64 = (b: Buffer, o: number): number => b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x1_0000_0000;
+
+/** The cache key of an event's connection attribute set, from the raw fields, as one flat
+ *  string of 16-bit units (no slices, no concatenation): family, role, service port, the pid,
+ *  the peer's 16 address bytes and, with a pid, the comm's 16 bytes. */
 export function rawKey(b: Buffer, type: number, pid: number): string {
-  const head = String.fromCharCode(b.readUInt16LE(L.family), b[L.role], eventPort(b, type), pid & 0xffff, pid >>> 16);
-  const peer = b.toString('latin1', L.raddr, L.raddr + 16);
-  return pid ? head + peer + b.toString('latin1', L.comm, L.comm + 16) : head + peer;
+  const a = L.raddr, c = L.comm;
+  const head0 = b[L.family] | (b[L.role] << 8), port = eventPort(b, type);
+  if (!pid) return String.fromCharCode(head0, port, u16(b, a), u16(b, a + 2), u16(b, a + 4), u16(b, a + 6), u16(b, a + 8), u16(b, a + 10), u16(b, a + 12), u16(b, a + 14));
+  return String.fromCharCode(head0, port, pid & 0xffff, pid >>> 16, u16(b, a), u16(b, a + 2), u16(b, a + 4), u16(b, a + 6), u16(b, a + 8), u16(b, a + 10), u16(b, a + 12), u16(b, a + 14),
+    u16(b, c), u16(b, c + 2), u16(b, c + 4), u16(b, c + 6), u16(b, c + 8), u16(b, c + 10), u16(b, c + 12), u16(b, c + 14));
 }
 
 const attrKey = (a: Attributes): string => JSON.stringify(a);
@@ -141,10 +147,10 @@ export class TcpSeries {
         this.add(c, S_ACTIVE, 1);
         break;
       case EV.TG_TCP_CLOSE: {
-        const sent = Number(b.readBigUInt64LE(L.bytes_sent)), recv = Number(b.readBigUInt64LE(L.bytes_recv));
+        const sent = u64(b, L.bytes_sent), recv = u64(b, L.bytes_recv);
         this.add(c, S_CLOSES, 1);
         this.add(c, S_ACTIVE, -1);
-        this.observe(c, S_DURATION, Number(b.readBigUInt64LE(L.duration_ns)) / 1e9);
+        this.observe(c, S_DURATION, u64(b, L.duration_ns) / 1e9);
         const srtt = b.readUInt32LE(L.srtt_us);
         if (srtt) { this.observe(c, S_SRTT, srtt / 1e6); this.observe(c, S_RTTVAR, b.readUInt32LE(L.rttvar_us) / 1e6); }
         this.add(c, S_IO_TX, sent);
