@@ -25,6 +25,13 @@ export class SelfMetrics {
     s.values.set(k, (s.values.get(k) ?? 0) + by);
   }
 
+  /** inc() for one fixed label set, its key built once: for counters bumped per span. */
+  counter(name: string, help: string, labels?: Labels): (by?: number) => void {
+    const k = labelKey(labels);
+    let values: Map<string, number> | undefined; // the series appears on its first count, as with inc()
+    return (by = 1) => { values ??= this.get(name, help, 'counter').values; values.set(k, (values.get(k) ?? 0) + by); };
+  }
+
   set(name: string, help: string, value: number, labels?: Labels, type: 'counter' | 'gauge' = 'gauge'): void {
     this.get(name, help, type).values.set(labelKey(labels), value);
   }

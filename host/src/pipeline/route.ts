@@ -22,10 +22,12 @@ export function templateRoute(path: string): string {
 function template(path: string): string {
   if (path === '' || path === '/') return '/';
   const segs = path.split('/');
+  let changed = false;
   for (let i = 0; i < segs.length; i++) {
     const s = segs[i];
     if (!s) continue;
-    if (NUMERIC.test(s) || UUID.test(s) || HEXID.test(s) || MIXED_ID.test(s)) segs[i] = '{id}';
+    // Only a numeric segment can be shorter than 16 (the shortest hex id): words skip three regexes.
+    if (NUMERIC.test(s) || (s.length >= 16 && (UUID.test(s) || HEXID.test(s) || MIXED_ID.test(s)))) { segs[i] = '{id}'; changed = true; }
   }
-  return segs.join('/');
+  return changed ? segs.join('/') : path;
 }

@@ -53,8 +53,13 @@ export function redactStage(cfg: PipelineConfig['redaction'], out: SpanIn): Span
 }
 
 export function countStage(metrics: SelfMetrics, out: SpanIn): SpanIn {
+  const help = 'Spans produced by decoders';
+  const server = metrics.counter('telegen_spans_total', help, { kind: 'server' });
+  const client = metrics.counter('telegen_spans_total', help, { kind: 'client' });
   return (span) => {
-    metrics.inc('telegen_spans_total', 'Spans produced by decoders', { kind: span.kind === 1 ? 'server' : span.kind === 2 ? 'client' : String(span.kind) });
+    if (span.kind === 1) server();
+    else if (span.kind === 2) client();
+    else metrics.inc('telegen_spans_total', help, { kind: String(span.kind) });
     out(span);
   };
 }
