@@ -23,6 +23,9 @@ const SLOTS = 36;
 export interface AnalyticsConfig {
   /** Distinct attribute sets per service and instrument before points go to the overflow series. */
   cardinalityLimit: number;
+  /** Service-graph edges (client → server, each one series per graph instrument) before new
+   *  edges share the overflow series: peers without a traced caller are client addresses. */
+  edgeLimit: number;
   maxTraces: number;
   /** How long a CLIENT span waits for the SERVER span that a traced peer will link to it. */
   edgeWaitMs: number;
@@ -33,7 +36,7 @@ export interface AnalyticsConfig {
 /** Each edge's latest traces kept for GET /api/traces?edge= however busy the node is. */
 const EDGE_PINNED = 10;
 
-export const DEFAULT_ANALYTICS: AnalyticsConfig = { cardinalityLimit: 200, maxTraces: 500, edgeWaitMs: 2_000 };
+export const DEFAULT_ANALYTICS: AnalyticsConfig = { cardinalityLimit: 200, edgeLimit: 1000, maxTraces: 500, edgeWaitMs: 2_000 };
 
 export interface SpanView {
   traceId: string; spanId: string; parentSpanId?: string; name: string; kind: 'server' | 'client' | 'internal';
@@ -54,7 +57,7 @@ function slotAdd(ring: Slot[], tMs: number, err: boolean, s: number): void {
 interface Series { instrument: string; attributes: Attributes; count: number; errors: number; sumS: number; buckets: number[]; exemplars: BucketExemplars }
 
 interface Edge {
-  client: string; server: string; connectionType: string; total: number; failed: number;
+  client: string; server: string; connectionType: string; labels: Attributes; overflow: boolean; total: number; failed: number;
   clientSumS: number; serverSumS: number; serverCount: number; slots: Slot[]; traceIds: string[];
 }
 
@@ -139,7 +142,7 @@ export class Analytics implements ExemplarSource {
   private readonly byPoint = new Map<string, Series>();
   private readonly serviceSlots = new Map<string, Slot[]>();
   private readonly nodes = new Map<string, NodeInfo>();
-  private readonly edges = new Map<string, Edge>();
+  private readonly edges: SeriesLimit<Edge, { client: string; server: string; connectionType: string; nodes: NodeInfo[] }>;
   private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
   /** Latest traces' spans; views are built when the API asks, not for every span. */
   private readonly traces = new Map<string, ReadableSpan[]>();
@@ -157,6 +160,15 @@ export class Analytics implements ExemplarSource {
 
   constructor(private readonly meter: Meter | undefined, cfg: Partial<AnalyticsConfig> = {}, private readonly now: () => number = Date.now) {
     this.cfg = { ...DEFAULT_ANALYTICS, ...cfg };
+    this.edges = new SeriesLimit(this.cfg.edgeLimit, (_k, overflow, a) => {
+      // A node is kept with its first edge: a node only an overflowed edge reaches is not.
+      if (!overflow) for (const n of a.nodes) this.nodes.set(n.id, n);
+      return {
+        client: overflow ? '' : a.client, server: overflow ? '' : a.server, connectionType: overflow ? '' : a.connectionType, overflow,
+        labels: overflow ? OVERFLOW_ATTRIBUTES : { client: a.client, server: a.server, connection_type: a.connectionType },
+        total: 0, failed: 0, clientSumS: 0, serverSumS: 0, serverCount: 0, slots: [], traceIds: [],
+      };
+    });
     if (meter) {
       this.graphTotal = meter.createCounter('traces_service_graph_request_total', { description: 'Requests between two nodes of the service graph' });
       this.graphFailed = meter.createCounter('traces_service_graph_request_failed_total', { description: 'Failed requests between two nodes of the service graph' });
@@ -185,12 +197,10 @@ export class Analytics implements ExemplarSource {
         this.pendingClients.delete(parentId!);
         this.edge(serviceOf(c.span), service, '', s, c.span, s);
       } else if (!s.parentSpanContext) {
-        this.nodes.set('user', { id: 'user', type: 'user' });
-        this.edge('user', service, 'virtual_node', s, undefined, s);
+        this.edge('user', service, 'virtual_node', s, undefined, s, [{ id: 'user', type: 'user' }]);
       } else {
         const peer = String(s.attributes['client.address'] ?? 'unknown');
-        this.nodes.set(peer, { id: peer, type: 'external' });
-        this.edge(peer, service, 'virtual_node', s, undefined, s);
+        this.edge(peer, service, 'virtual_node', s, undefined, s, [{ id: peer, type: 'external' }]);
       }
     }
   }
@@ -202,21 +212,15 @@ export class Analytics implements ExemplarSource {
       if (t - c.at < this.cfg.edgeWaitMs) continue;
       this.pendingClients.delete(id);
       const v = virtualPeer(c.span);
-      this.nodes.set(v.node.id, v.node);
-      this.edge(serviceOf(c.span), v.node.id, v.connectionType, c.span, c.span, undefined);
+      this.edge(serviceOf(c.span), v.node.id, v.connectionType, c.span, c.span, undefined, [v.node]);
     }
   }
 
   flush(): void { this.edgeWaitFlush(); }
   private edgeWaitFlush(): void { const w = this.cfg.edgeWaitMs; this.cfg.edgeWaitMs = -1; this.tick(); this.cfg.edgeWaitMs = w; }
 
-  private edge(client: string, server: string, connectionType: string, any: ReadableSpan, cs: ReadableSpan | undefined, ss: ReadableSpan | undefined): void {
-    const key = `${client}->${server}`;
-    let e = this.edges.get(key);
-    if (!e) {
-      e = { client, server, connectionType, total: 0, failed: 0, clientSumS: 0, serverSumS: 0, serverCount: 0, slots: [], traceIds: [] };
-      this.edges.set(key, e);
-    }
+  private edge(client: string, server: string, connectionType: string, any: ReadableSpan, cs: ReadableSpan | undefined, ss: ReadableSpan | undefined, nodes: NodeInfo[] = []): void {
+    const e = this.edges.get(`${client}->${server}`, { client, server, connectionType, nodes });
     const failed = (cs !== undefined && isError(cs)) || (ss !== undefined && isError(ss));
     e.total++;
     if (failed) e.failed++;
@@ -231,7 +235,7 @@ export class Analytics implements ExemplarSource {
       if (e.traceIds.length > EDGE_PINNED) this.pin(e.traceIds[e.traceIds.length - 1 - EDGE_PINNED], -1);
       if (e.traceIds.length > 100) e.traceIds.shift();
     }
-    const labels = { client: client, server: server, connection_type: connectionType };
+    const labels = e.labels;
     this.graphTotal?.add(1, labels);
     if (failed) this.graphFailed?.add(1, labels);
     if (ss) this.graphServer?.record(seconds(ss), labels);
@@ -315,7 +319,7 @@ export class Analytics implements ExemplarSource {
     const limit = Math.max(1, Math.min(500, Number(q.get('limit') ?? 20) || 20));
     let ids: string[];
     const edge = q.get('edge');
-    if (edge) ids = [...(this.edges.get(edge)?.traceIds ?? [])].reverse().filter((t) => this.spansOf(t) !== undefined);
+    if (edge) ids = [...(this.edges.series.get(edge)?.traceIds ?? [])].reverse().filter((t) => this.spansOf(t) !== undefined);
     else ids = [...this.traces.keys()].reverse();
     return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: this.spansOf(traceId)!.map(spanView).sort((a, b) => a.startMs - b.startMs) })) };
   }
@@ -330,7 +334,7 @@ export class Analytics implements ExemplarSource {
     };
     return {
       nodes: [...this.nodes.values()],
-      edges: [...this.edges.values()].map((e) => ({
+      edges: [...this.edges.series.values()].filter((e) => !e.overflow).map((e) => ({
         id: `${e.client}->${e.server}`, client: e.client, server: e.server, connectionType: e.connectionType,
         total: e.total, failed: e.failed, ...recent(e.slots),
         clientMeanSeconds: e.total - e.serverCount > 0 || e.clientSumS > 0 ? e.clientSumS / Math.max(1, e.total) : undefined,
@@ -346,6 +350,7 @@ export class Analytics implements ExemplarSource {
         }))),
       })),
       overflowPoints: this.overflowPoints,
+      edgeOverflowPoints: this.edges.overflowed,
     };
   }
 }
