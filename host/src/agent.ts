@@ -23,6 +23,7 @@ import { installRoot } from './paths';
 import * as crypto from 'crypto';
 import * as path from 'path';
 import { createSignals, Signals } from './signals';
+import { startMemoryTuning } from './memory';
 import { collectMapFill, MapDesc, registerMaps } from './tracers/map-fill';
 import { correlateStage, CorrelateStage } from './correlate';
 import { Analytics } from './analytics';
@@ -76,6 +77,7 @@ export class Agent {
   private api?: http.Server;
   private socketTracer?: NativeTracer;
   private untrackSocketMaps?: () => void;
+  private stopMemoryTuning?: () => void;
   signals!: Signals;
   private extraTracers: RunningTracer[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -251,6 +253,7 @@ export class Agent {
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
     if (opts.dropPrivileges) this.dropPrivileges();
+    this.stopMemoryTuning = startMemoryTuning();
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
   }
@@ -366,6 +369,7 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     this.watcher?.close();
     this.untrackSocketMaps?.();
+    this.stopMemoryTuning?.();
     try { this.socketTracer?.close(); } catch (e) { alog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
     for (const t of this.extraTracers) {
       try { await t.stop(); } catch (e) { alog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }

@@ -2,6 +2,7 @@
 
 #include "bpf_object.h"
 #include "caps.h"
+#include "heap.h"
 #include "map_fill.h"
 #include "privsep.h"
 #include "profile_tracer.h"
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dropCapabilities", Napi::Function::New(env, telegen::DropCapabilities));
   telegen::InitMapFill(env, exports);
   telegen::InitPrivsep(env, exports);
+  telegen::InitHeap(env, exports);
   return exports;
 }
 

@@ -1,0 +1,79 @@
+// The agent's memory tuning (host/src/memory): the V8 young generation stays under its cap, and
+// the native heap gives freed memory back. Each case runs in a child process of its own, since
+// both settings are process-wide.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'path';
+import { execFileSync } from 'child_process';
+import { growthFactor, youngGenCapBytes } from '../../host/src/memory/young-generation';
+
+const memoryDir = path.resolve(__dirname, '../../host/src/memory');
+
+/** Runs `body` in a fresh node and returns the JSON it prints last. */
+function child(body: string, nodeArgs: string[] = []): Record<string, number> {
+  const out = execFileSync(process.execPath, [...nodeArgs, '-e', body], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 120_000 });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+// Keeps a sliding window of objects alive while allocating, so survivors make V8 grow the new
+// space (as the agent's queued spans do), yielding so GC observers run; prints the largest size.
+const churn = `
+const v8 = require('v8');
+const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+(async () => {
+  let keep = [], max = 0;
+  for (let k = 0; k < 80; k++) {
+    for (let i = 0; i < 50000; i++) { const o = { a: i, b: 'x' + i, c: [i, i + 1] }; if (i % 20 === 0) keep.push(o); if (keep.length > 30000) keep = []; }
+    max = Math.max(max, newSpace());
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  console.log(JSON.stringify({ max }));
+  process.exit(0);
+})();`;
+
+test('young generation: V8 grows the new space past 8 MiB on its own, and not past the cap once capped', () => {
+  const free = child(churn);
+  assert.ok(free.max > 8 * 2 ** 20, `uncapped new space reached only ${free.max} bytes: the workload no longer shows the growth`);
+  const capped = child(`require(${JSON.stringify(path.join(memoryDir, 'young-generation.js'))}).capYoungGeneration(8 * 2 ** 20);${churn}`);
+  assert.ok(capped.max <= 8 * 2 ** 20, `capped new space reached ${capped.max} bytes`);
+});
+
+test('young generation: the cap is 8 MiB by default, TELEGEN_YOUNG_GEN_MB changes it, node flags win', () => {
+  assert.equal(youngGenCapBytes({}, []), 8 * 2 ** 20);
+  assert.equal(youngGenCapBytes({ TELEGEN_YOUNG_GEN_MB: '16' }, []), 16 * 2 ** 20);
+  assert.equal(youngGenCapBytes({ TELEGEN_YOUNG_GEN_MB: '0' }, []), 0);
+  assert.equal(youngGenCapBytes({}, ['--max-semi-space-size=32']), 0);
+  assert.equal(youngGenCapBytes({ NODE_OPTIONS: '--max-semi-space-size=2' }, []), 0);
+  assert.equal(growthFactor(2 * 2 ** 20, 8 * 2 ** 20), 2);
+  assert.equal(growthFactor(4 * 2 ** 20, 8 * 2 ** 20), 2);
+  assert.equal(growthFactor(8 * 2 ** 20, 8 * 2 ** 20), 1);
+});
+
+// 40 MiB of 100 KiB buffers (malloc'ed by Node's ArrayBuffer allocator) freed while the last one
+// stays alive, so free() alone cannot shrink the heap from its top; reports the main heap's RSS
+// (the [heap] mapping) before and after `after`.
+const fragment = (after: string) => `
+const fs = require('fs');
+const heapRss = () => { const m = /\\[heap\\]\\n(?:.*\\n)*?Rss:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/smaps', 'utf8')); return m ? Number(m[1]) * 1024 : 0; };
+(async () => {
+  let bufs = [];
+  for (let i = 0; i < 400; i++) bufs.push(Buffer.alloc(100 * 1024, 1));
+  const pin = bufs.pop();
+  bufs = null;
+  // Backing stores are freed by V8's array buffer sweeper, which may finish on another thread.
+  for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setTimeout(r, 50)); }
+  const before = heapRss();
+  ${after}
+  console.log(JSON.stringify({ before, after: heapRss(), pin: pin.length }));
+})();`;
+
+test('native heap: freed memory inside the heap goes back to the kernel', () => {
+  const heap = `require(${JSON.stringify(path.join(memoryDir, 'native-heap.js'))})`;
+  // Without a trim the freed 40 MiB stay resident: what the soak's agent showed.
+  const kept = child(fragment(''), ['--expose-gc']);
+  assert.ok(kept.after > 30 * 2 ** 20, `the freed buffers were not resident (${kept.after} bytes): the test shows nothing`);
+  const timer = `const t = ${heap}.startHeapTrim(60000); if (!t) throw new Error('native addon missing'); clearInterval(t);`;
+  const trimmed = child(fragment(timer), ['--expose-gc']);
+  assert.ok(trimmed.before > 30 * 2 ** 20, `before the trim only ${trimmed.before} bytes`);
+  assert.ok(trimmed.after < 10 * 2 ** 20, `after the trim the heap kept ${trimmed.after} bytes`);
+});
