@@ -1,30 +1,56 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* File I/O tracer from syscall tracepoints: openat remembers fd → path for the files opened
- * while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed (enter → exit)
- * and reported through a ring. Sockets, pipes and files opened before the tracer started have no
- * fd entry and cost one hash lookup. Paths under /proc, /sys and /dev are skipped at open: they
- * are kernel interfaces, not file data, and every ps or top would otherwise flood the ring.
- * Entries of processes that exit without closing are swept from user space. */
+/* File I/O tracer from syscall tracepoints: openat remembers fd → (path, directory) for the files
+ * opened while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed (enter →
+ * exit). Every operation is counted here, in a cumulative histogram per process, directory and
+ * operation (tg_fileio_hists), which user space reads at each metric collection: at tens of
+ * thousands of operations per second one ring record each cost the agent more CPU than it had.
+ * The ring carries only what needs the single operation: slow ones (>= slow_ns, logged with their
+ * path) and failed ones (counted by errno). Sockets, pipes and files opened before the tracer
+ * started have no fd entry and cost one hash lookup. Paths under /proc, /sys and /dev are skipped
+ * at open: they are kernel interfaces, not file data. Entries of processes that exit without
+ * closing are swept from user space. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "fileio.h"
+#include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u32 self_pid = 0;
+TG_PID_FILTER
+const volatile __u64 slow_ns = 100000000;
+const volatile __u32 dir_depth = 3;
 
 struct tg_fileio_event *tg_anchor_fileio_event __attribute__((used));
+struct tg_fileio_hist_key *tg_anchor_fileio_hist_key __attribute__((used));
+struct tg_fileio_hist *tg_anchor_fileio_hist __attribute__((used));
+struct tg_fileio_dir *tg_anchor_fileio_dir __attribute__((used));
 enum tg_fileio_op tg_anchor_fileio_op __attribute__((used));
 enum tg_fileio_stat tg_anchor_fileio_stat __attribute__((used));
 enum tg_fileio_limits tg_anchor_fileio_limits __attribute__((used));
+enum tg_fileio_lat_bound_us tg_anchor_fileio_lat_bound_us __attribute__((used));
+enum tg_fileio_size_bound tg_anchor_fileio_size_bound __attribute__((used));
+
+/* Upper bounds from fileio.h (user space reads the same enums for the exported boundaries). */
+static const __u64 lat_bounds_ns[TG_FILEIO_LAT_BUCKETS - 1] = {
+	TG_FILEIO_LAT_B00 * 1000ULL, TG_FILEIO_LAT_B01 * 1000ULL, TG_FILEIO_LAT_B02 * 1000ULL, TG_FILEIO_LAT_B03 * 1000ULL,
+	TG_FILEIO_LAT_B04 * 1000ULL, TG_FILEIO_LAT_B05 * 1000ULL, TG_FILEIO_LAT_B06 * 1000ULL, TG_FILEIO_LAT_B07 * 1000ULL,
+	TG_FILEIO_LAT_B08 * 1000ULL, TG_FILEIO_LAT_B09 * 1000ULL, TG_FILEIO_LAT_B10 * 1000ULL, TG_FILEIO_LAT_B11 * 1000ULL,
+	TG_FILEIO_LAT_B12 * 1000ULL, TG_FILEIO_LAT_B13 * 1000ULL, TG_FILEIO_LAT_B14 * 1000ULL, TG_FILEIO_LAT_B15 * 1000ULL,
+	TG_FILEIO_LAT_B16 * 1000ULL, TG_FILEIO_LAT_B17 * 1000ULL, TG_FILEIO_LAT_B18 * 1000ULL,
+};
+static const __u64 size_bounds[TG_FILEIO_SIZE_BUCKETS - 1] = {
+	TG_FILEIO_SIZE_B0, TG_FILEIO_SIZE_B1, TG_FILEIO_SIZE_B2, TG_FILEIO_SIZE_B3, TG_FILEIO_SIZE_B4,
+	TG_FILEIO_SIZE_B5, TG_FILEIO_SIZE_B6, TG_FILEIO_SIZE_B7, TG_FILEIO_SIZE_B8,
+};
 
 struct fd_key {
 	__u32 pid;
 	__u32 fd;
 };
 
-struct file_path {
+struct file_ent {
 	char path[TG_FILEIO_PATH_LEN];
+	__u64 dir_id; /* the directory cut from path at openat */
 };
 
 struct inflight {
@@ -34,11 +60,18 @@ struct inflight {
 	__u32 _pad;
 };
 
+/* Per-CPU working space: a path, its directory and a fresh histogram do not fit the BPF stack. */
+struct scratch {
+	struct file_ent f;
+	struct tg_fileio_dir d;
+	struct tg_fileio_hist h;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TG_FILEIO_FILES_MAX_DEFAULT);
 	__type(key, struct fd_key);
-	__type(value, struct file_path);
+	__type(value, struct file_ent);
 } tg_fileio_files SEC(".maps");
 
 struct {
@@ -48,30 +81,51 @@ struct {
 	__type(value, struct inflight);
 } tg_fileio_inflight SEC(".maps");
 
+/* dir_id (64-bit FNV-1a of the name, never 0) → name. Its size is max_directories: an insert that
+ * finds it full makes the directory TG_FILEIO_DIR_OTHER, as the first max_directories seen win. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_FILEIO_DIRS_MAX_DEFAULT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct tg_fileio_dir);
+} tg_fileio_dirs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_FILEIO_HIST_MAX_DEFAULT);
+	__type(key, struct tg_fileio_hist_key);
+	__type(value, struct tg_fileio_hist);
+} tg_fileio_hists SEC(".maps");
+
+/* Per operation: what the full tg_fileio_hists could not hold (exported as the overflow series).
+ * User space sets the minima to ~0 before attaching. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_FILEIO_OP_MAX);
+	__type(key, __u32);
+	__type(value, struct tg_fileio_hist);
+} tg_fileio_hist_over SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} tg_fileio_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, TG_FILEIO_RING_BYTES_DEFAULT);
 } tg_fileio_ring SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TG_FILEIO_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} tg_fileio_stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 i)
-{
-	__u64 *v = bpf_map_lookup_elem(&tg_fileio_stats, &i);
-	if (v)
-		*v += 1;
-}
+TG_STATS_NOPREEMPT(tg_fileio_stats, TG_FILEIO_STAT_MAX)
 
 static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = id;
-	if (pid == self_pid)
+	if (!pid_wanted(pid))
 		return 0;
 	if (need_fd) {
 		struct fd_key k = { .pid = pid, .fd = arg };
@@ -95,6 +149,146 @@ static __always_inline int pseudo_fs(const char *p)
 	return 0;
 }
 
+#define MASK (TG_FILEIO_PATH_LEN - 1)
+
+/* Cutting a path to its directory, one byte per bpf_loop step: a plain loop over the path makes
+ * the verifier walk every (position, output length, component count) state and gives up. */
+struct cut_ctx {
+	struct scratch *s;
+	__u64 h;      /* FNV-1a of the output so far */
+	__u64 h_done; /* ... of the components known to be directories */
+	__u32 o, o_done, comps, after_slash;
+};
+
+static long cut_step(__u32 i, void *arg)
+{
+	struct cut_ctx *c = arg;
+	char ch = c->s->f.path[i & MASK];
+	if (!ch)
+		return 1;
+	if (ch == '/') {
+		c->after_slash = 1;
+		return 0;
+	}
+	if (c->after_slash) {
+		/* A component starts: everything before it is a directory, the last one never is. */
+		c->o_done = c->o;
+		c->h_done = c->h;
+		if (c->comps == dir_depth)
+			return 1;
+		c->comps++;
+		c->after_slash = 0;
+		c->s->d.name[c->o & MASK] = '/';
+		c->h = (c->h ^ '/') * 0x100000001b3ULL;
+		c->o++;
+	}
+	c->s->d.name[c->o & MASK] = ch;
+	c->h = (c->h ^ (__u8)ch) * 0x100000001b3ULL;
+	c->o++;
+	return 0;
+}
+
+/* file.directory of s->f.path into s->d, returning its id (64-bit FNV-1a of the name, never
+ * TG_FILEIO_DIR_OTHER): the dirname's first dir_depth components, repeated slashes folded
+ * ("/var//lib/pg/x" → "/var/lib/pg"), "/" for a file at the root; "(relative)" or "(unknown)"
+ * when the name alone cannot say. */
+static __always_inline __u64 cut_dir(struct scratch *s)
+{
+	__builtin_memset(s->d.name, 0, sizeof(s->d.name));
+	struct cut_ctx c = { .s = s, .h = 0xcbf29ce484222325ULL, .h_done = 0xcbf29ce484222325ULL, .after_slash = 1 };
+	if (s->f.path[0] != '/') {
+		const char *n = s->f.path[0] ? "(relative)" : "(unknown)";
+		for (int i = 0; i < 11 && n[i]; i++) {
+			s->d.name[i] = n[i];
+			c.h_done = (c.h_done ^ (__u8)n[i]) * 0x100000001b3ULL;
+		}
+	} else {
+		bpf_loop(TG_FILEIO_PATH_LEN - 1, cut_step, &c, 0);
+		if (c.o_done) {
+			s->d.name[c.o_done & MASK] = 0;
+		} else {
+			s->d.name[0] = '/';
+			s->d.name[1] = 0;
+			c.h_done = (c.h_done ^ '/') * 0x100000001b3ULL;
+		}
+	}
+	return c.h_done == TG_FILEIO_DIR_OTHER ? 1 : c.h_done;
+}
+
+/* The directory's id, interned in tg_fileio_dirs (TG_FILEIO_DIR_OTHER once it is full). */
+static __always_inline __u64 intern_dir(struct scratch *s)
+{
+	__u64 h = cut_dir(s);
+	if (bpf_map_lookup_elem(&tg_fileio_dirs, &h))
+		return h;
+	long err = bpf_map_update_elem(&tg_fileio_dirs, &h, &s->d, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU interned it meanwhile */) {
+		stat_inc(TG_FILEIO_STAT_DIRS_FULL);
+		return TG_FILEIO_DIR_OTHER;
+	}
+	return h;
+}
+
+static __always_inline void hist_add(struct tg_fileio_hist *h, __u32 op, __u64 lat, long ret)
+{
+	__u32 b = TG_FILEIO_LAT_BUCKETS - 1;
+	for (__u32 i = 0; i < TG_FILEIO_LAT_BUCKETS - 1; i++) {
+		if (lat <= lat_bounds_ns[i]) {
+			b = i;
+			break;
+		}
+	}
+	if (b >= TG_FILEIO_LAT_BUCKETS)
+		return;
+	__sync_fetch_and_add(&h->lat_counts[b], 1);
+	__sync_fetch_and_add(&h->lat_sum_ns, lat);
+	if (lat < h->lat_min_ns)
+		h->lat_min_ns = lat;
+	if (lat > h->lat_max_ns)
+		h->lat_max_ns = lat;
+	if (ret < 0 || op == TG_FILEIO_OPEN || op == TG_FILEIO_FSYNC || op == TG_FILEIO_CLOSE)
+		return;
+	__u64 sz = ret;
+	b = TG_FILEIO_SIZE_BUCKETS - 1;
+	for (__u32 i = 0; i < TG_FILEIO_SIZE_BUCKETS - 1; i++) {
+		if (sz <= size_bounds[i]) {
+			b = i;
+			break;
+		}
+	}
+	if (b >= TG_FILEIO_SIZE_BUCKETS)
+		return;
+	__sync_fetch_and_add(&h->size_counts[b], 1);
+	__sync_fetch_and_add(&h->size_sums[b], sz);
+	if (sz < h->size_min)
+		h->size_min = sz;
+	if (sz > h->size_max)
+		h->size_max = sz;
+}
+
+static __always_inline void count(struct scratch *s, __u32 pid, __u32 op, __u64 dir_id, __u64 lat, long ret)
+{
+	struct tg_fileio_hist_key k = { .pid = pid, .op = op, .dir_id = dir_id };
+	bpf_get_current_comm(k.comm, sizeof(k.comm));
+	struct tg_fileio_hist *h = bpf_map_lookup_elem(&tg_fileio_hists, &k);
+	if (!h) {
+		__builtin_memset(&s->h, 0, sizeof(s->h));
+		s->h.lat_min_ns = ~0ULL;
+		s->h.size_min = ~0ULL;
+		bpf_map_update_elem(&tg_fileio_hists, &k, &s->h, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&tg_fileio_hists, &k);
+	}
+	if (!h) {
+		stat_inc(TG_FILEIO_STAT_HIST_FULL);
+		__u32 slot = op;
+		h = bpf_map_lookup_elem(&tg_fileio_hist_over, &slot);
+		if (!h)
+			return;
+	}
+	hist_add(h, op, lat, ret);
+	stat_inc(TG_FILEIO_STAT_EVENTS);
+}
+
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -104,52 +298,60 @@ static __always_inline int leave(long ret)
 		return 0;
 	struct inflight in = *f;
 	bpf_map_delete_elem(&tg_fileio_inflight, &tid);
-	struct file_path p = {};
+	__u64 lat = bpf_ktime_get_ns() - in.ts;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&tg_fileio_scratch, &zero);
+	if (!s)
+		return 0;
+	const char *path;
+	__u64 dir_id;
 	if (in.op == TG_FILEIO_OPEN) {
-		bpf_probe_read_user_str(p.path, sizeof(p.path), (const void *)in.arg);
-		if (pseudo_fs(p.path))
+		s->f.path[0] = 0;
+		bpf_probe_read_user_str(s->f.path, sizeof(s->f.path), (const void *)in.arg);
+		if (pseudo_fs(s->f.path))
 			return 0;
-	}
-	struct tg_fileio_event *e = bpf_ringbuf_reserve(&tg_fileio_ring, sizeof(*e), 0);
-	if (!e) {
-		stat_inc(TG_FILEIO_STAT_RING_FULL);
-	} else {
-		e->op = in.op;
-		e->pid = pid;
-		e->latency_ns = bpf_ktime_get_ns() - in.ts;
-		e->ret = ret;
-		e->_pad0 = 0;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		e->path[0] = 0;
-	}
-	if (in.op == TG_FILEIO_OPEN) {
-		if (e) {
-			e->fd = ret;
-			__builtin_memcpy(e->path, p.path, sizeof(e->path));
-		}
+		dir_id = s->f.dir_id = intern_dir(s);
+		path = s->f.path;
 		if (ret >= 0) {
 			struct fd_key k = { .pid = pid, .fd = ret };
-			if (bpf_map_update_elem(&tg_fileio_files, &k, &p, BPF_ANY))
+			if (bpf_map_update_elem(&tg_fileio_files, &k, &s->f, BPF_ANY))
 				stat_inc(TG_FILEIO_STAT_MAP_FULL);
 		}
 	} else {
 		struct fd_key k = { .pid = pid, .fd = in.arg };
-		struct file_path *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
-		if (e) {
-			e->fd = in.arg;
-			if (fp)
-				__builtin_memcpy(e->path, fp->path, sizeof(e->path));
+		struct file_ent *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
+		if (fp) {
+			dir_id = fp->dir_id;
+			__builtin_memcpy(s->f.path, fp->path, sizeof(s->f.path));
+		} else {
+			/* closed by another thread meanwhile */
+			s->f.path[0] = 0;
+			dir_id = intern_dir(s);
 		}
+		path = s->f.path;
 		if (in.op == TG_FILEIO_CLOSE && ret == 0)
 			bpf_map_delete_elem(&tg_fileio_files, &k);
 	}
-	if (e) {
-		bpf_ringbuf_submit(e, 0);
-		stat_inc(TG_FILEIO_STAT_EVENTS);
+	count(s, pid, in.op, dir_id, lat, ret);
+	if (ret >= 0 && lat < slow_ns)
+		return 0;
+	struct tg_fileio_event *e = bpf_ringbuf_reserve(&tg_fileio_ring, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TG_FILEIO_STAT_RING_FULL);
+		return 0;
 	}
+	e->op = in.op;
+	e->pid = pid;
+	e->latency_ns = lat;
+	e->ret = ret;
+	e->fd = in.op == TG_FILEIO_OPEN ? ret : in.arg;
+	e->_pad0 = 0;
+	e->dir_id = dir_id;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(e->path, path, sizeof(e->path));
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
-
 SEC("tracepoint/syscalls/sys_enter_openat")
 int tg_fio_in_openat(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_OPEN, ctx->args[1], 0); }
 SEC("tracepoint/syscalls/sys_exit_openat")

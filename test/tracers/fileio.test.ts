@@ -2,7 +2,10 @@
 // operations (test/tracers/fixtures/file-ops.js, one syscall each) in a temp dir; the test reads
 // what the agent exported (metrics.jsonl, logs.jsonl, /metrics) and expects exact counts, sizes
 // and errors for that process and directory, one slow-operation log for a read that blocked on a
-// FIFO, and the fd entry the process left open gone from the kernel map once it exited.
+// FIFO, and the fd entry the process left open gone from the kernel map once it exited. Counting
+// happens in the kernel (per process, directory, operation); once the process exited its series
+// is exported with its final values and then neither in the kernel map nor in later exports.
+// The test process's own write to a deep path shows the directory cut in the kernel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -12,6 +15,7 @@ import { spawn } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, waitFor } from '../helpers/agent';
 import { latestMetrics, pointsWhere, readLogs, tracerConfig, sh, Point } from './helpers';
+import { flattenMetrics } from '../helpers/otlp-receiver';
 
 const FIXTURE = path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'file-ops.js');
 const READ_NR = os.arch() === 'arm64' ? 63 : 0;
@@ -20,8 +24,8 @@ const SLOW_MS = 250;
 const count = (pts: Point[]) => pts.reduce((s, p) => s + (p.count ?? 0), 0);
 const sum = (pts: Point[]) => pts.reduce((s, p) => s + (p.sum ?? 0), 0);
 
-/** The agent's fd map, found through the map fds it holds (other agents may run on this machine). */
-function fdMapId(agentPid: number): number {
+/** One of the agent's maps, found through the map fds it holds (other agents may run on this machine). */
+function mapId(agentPid: number, name: string): number {
   const ids = new Set<number>();
   for (const fd of fs.readdirSync(`/proc/${agentPid}/fdinfo`)) {
     try {
@@ -30,9 +34,25 @@ function fdMapId(agentPid: number): number {
     } catch { /* closed meanwhile */ }
   }
   const maps = JSON.parse(sh('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name: string }>;
-  const m = maps.find((x) => x.name === 'tg_fileio_files' && ids.has(x.id));
-  assert.ok(m, 'the agent holds tg_fileio_files');
+  const m = maps.find((x) => x.name === name && ids.has(x.id));
+  assert.ok(m, `the agent holds ${name}`);
   return m.id;
+}
+
+/** The process's kernel histogram of one operation in one directory: the key is (pid, op,
+ *  directory id = 64-bit FNV-1a of the directory name, comm). */
+function histEntry(id: number, pid: number, op: number, dir: string, comm: string): boolean {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(dir)) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  const key = Buffer.alloc(32);
+  key.writeUInt32LE(pid, 0);
+  key.writeUInt32LE(op, 4);
+  key.writeBigUInt64LE(h, 8);
+  key.write(comm, 16);
+  try {
+    sh('bpftool', ['-j', 'map', 'lookup', 'id', String(id), 'key', 'hex', ...[...key].map((b) => b.toString(16).padStart(2, '0'))]);
+    return true;
+  } catch { return false; }
 }
 
 function fdEntry(mapId: number, pid: number, fd: number): string | undefined {
@@ -71,8 +91,14 @@ test('fileio: exact operations, sizes and errors per process and directory; slow
       const f = fs.readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ');
       return Number(f[0]) === READ_NR && Number(f[1]) === fifoFd;
     }, 30_000, 20);
-    const mapId = fdMapId(agent.proc.pid!);
-    assert.equal(fdEntry(mapId, pid, leftFd), path.join(dir, 'left-open'), 'an open file is tracked by pid and fd');
+    const filesMap = mapId(agent.proc.pid!, 'tg_fileio_files');
+    const histMap = mapId(agent.proc.pid!, 'tg_fileio_hists');
+    assert.equal(fdEntry(filesMap, pid, leftFd), path.join(dir, 'left-open'), 'an open file is tracked by pid and fd');
+    assert.ok(histEntry(histMap, pid, 3 /* write */, dir, 'node'), 'the process\'s writes are counted in the kernel under its directory');
+    // This process, at a path deeper than directory_depth (3) with a doubled slash: counted under
+    // its first three directory components.
+    fs.mkdirSync(path.join(dir, 'a', 'b', 'c'), { recursive: true });
+    fs.writeFileSync(`${dir}//a/b/c/deep.txt`, 'deep');
     await new Promise((r) => setTimeout(r, 2 * SLOW_MS));
     fs.writeFileSync(path.join(dir, 'fifo'), 'x');
     const [code] = await exited;
@@ -108,7 +134,28 @@ test('fileio: exact operations, sizes and errors per process and directory; slow
     for (const l of logs) assert.ok(Number(l.attributes['telegen.file.operation.duration_ns']) >= SLOW_MS * 1e6, JSON.stringify(l));
 
     // The child exited with left-open still open: the sweep removes its entry.
-    await waitFor(() => fdEntry(mapId, pid, leftFd) === undefined, 15_000);
+    await waitFor(() => fdEntry(filesMap, pid, leftFd) === undefined, 15_000);
+
+    // The deep write: directory cut to three components (dir is /tmp/telegen-fileio-XXXXXX).
+    const deep = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', { 'process.pid': process.pid, 'telegen.file.operation': 'write' })
+      .filter((p) => String(p.attributes['file.directory']).startsWith(`${dir}/`));
+    assert.deepEqual(deep.map((p) => [p.attributes['file.directory'], p.count, p.sum]), [[path.join(dir, 'a'), 1, 4]]);
+
+    // Exited: its kernel entries deleted after the export that carried the final values, and no
+    // later export has its series (this process's own series keep being exported meanwhile).
+    await waitFor(() => !histEntry(histMap, pid, 3, dir, 'node'), 15_000);
+    const metricsFile = path.join(agent.dataDir, 'metrics.jsonl');
+    const from = fs.statSync(metricsFile).size;
+    const pidsAfter = () => {
+      const lines = fs.readFileSync(metricsFile).subarray(from).toString().split('\n').slice(0, -1).filter((l) => l.trim());
+      const pids = new Set<unknown>();
+      for (const l of lines) for (const m of flattenMetrics(JSON.parse(l))) {
+        if (m.name.startsWith('telegen.file.')) for (const dp of m.dataPoints as Array<{ attributes: Record<string, unknown> }>) pids.add(dp.attributes['process.pid']);
+      }
+      return pids;
+    };
+    await waitFor(() => pidsAfter().has(process.pid), 15_000);
+    assert.ok(!pidsAfter().has(pid), 'no series of the exited process after its last export');
     const prom = await (await agent.api('/metrics')).text();
     assert.match(prom, /telegen_bpf_map_capacity\{map="tg_fileio_files",tracer="fileio"\} 65536/);
     assert.match(prom, /telegen_fileio_swept_total\{tracer="fileio"\} [1-9]/);
