@@ -11,12 +11,13 @@
 // the start time /proc/PID/stat gave when the pid was first seen, so a reused pid is a new
 // process; a pid reused within one interval under the same comm still merges into one series
 // for that interval (the kernel event carries no start time).
-import { Attributes, HrTime, ValueType } from '@opentelemetry/api';
+import { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import { AggregationTemporality, DataPointType, InstrumentType, MetricData } from '@opentelemetry/sdk-metrics';
+import { MetricData } from '@opentelemetry/sdk-metrics';
 import { addrText, cString } from './bpf-object';
 import { readStartTime } from '../profile/process';
 import { SeriesLimit, OVERFLOW_ATTRIBUTES } from '../metrics/series-limit';
+import { cumulativeMetric, InstrumentInfo } from '../metrics/points';
 import { tg_tcp_event as L, tg_tcp_ev as EV, tg_tcp_role as ROLE } from '../generated/tcp-layout';
 
 // RTTs run from tens of microseconds (loopback, same rack) to seconds; connections from a
@@ -25,11 +26,8 @@ const RTT_BUCKETS_S = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-
 const DURATION_BUCKETS_S = [1e-3, 1e-2, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 const BYTES_BUCKETS = [0, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
-type Kind = 'counter' | 'updown' | 'histogram';
-interface Instrument { name: string; unit: string; description: string; kind: Kind; bounds?: number[] }
-
 /** In the order the instruments were created before (the order of the exported metrics). */
-export const TCP_INSTRUMENTS: Instrument[] = [
+export const TCP_INSTRUMENTS: InstrumentInfo[] = [
   { name: 'telegen.tcp.connection.opens', unit: '{connection}', description: 'TCP connections established', kind: 'counter' },
   { name: 'telegen.tcp.connection.closes', unit: '{connection}', description: 'Established TCP connections closed', kind: 'counter' },
   { name: 'telegen.tcp.connection.failures', unit: '{connection}', description: 'TCP connects that never got established (refused, reset, timed out)', kind: 'counter' },
@@ -212,7 +210,7 @@ export class TcpSeries {
           : { attributes: a.attributes, startTime: a.start, endTime: end, value: { min: a.value ? a.min : undefined, max: a.value ? a.max : undefined, sum: a.sum, buckets: { boundaries: inst.bounds!, counts: a.counts!.slice() }, count: a.value } });
         if (a.pid && gone.has(a.pid)) { series.delete(key); this.forgotten++; }
       }
-      out.push(metricData(inst, dataPoints));
+      out.push(cumulativeMetric(inst, dataPoints));
     });
     for (const pid of gone) this.procs.delete(pid);
     // Connections re-resolve their series after a collection: forgotten ones are gone, and
@@ -224,14 +222,4 @@ export class TcpSeries {
   stats(): TcpSeriesStats {
     return { series: this.limits.map((l) => l.series.size), overflowed: this.limits.reduce((n, l) => n + l.overflowed, 0), forgotten: this.forgotten, processes: this.procs.size };
   }
-}
-
-function metricData(inst: Instrument, dataPoints: unknown[]): MetricData {
-  const descriptor = {
-    name: inst.name, description: inst.description, unit: inst.unit, valueType: ValueType.DOUBLE,
-    type: inst.kind === 'counter' ? InstrumentType.COUNTER : inst.kind === 'updown' ? InstrumentType.UP_DOWN_COUNTER : InstrumentType.HISTOGRAM,
-    advice: inst.bounds ? { explicitBucketBoundaries: inst.bounds } : {},
-  };
-  if (inst.kind === 'histogram') return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.HISTOGRAM, dataPoints } as MetricData;
-  return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.SUM, dataPoints, isMonotonic: inst.kind === 'counter' } as MetricData;
 }

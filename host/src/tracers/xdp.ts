@@ -1,19 +1,28 @@
 // XDP flow tracer: bpf/xdp.bpf.c counts packets and bytes per flow (one direction of a 5-tuple
-// on one interface) in an LRU hash; this exports the biggest flows as observable counters with
+// on one interface) in an LRU hash; this exports the biggest flows as cumulative counters with
 // OTel network attributes, and optional header samples as log records. XDP attaches through bpf
 // links, so an exit or a SIGKILL detaches it with the process.
+// The points are built here at each collection (signals.addProducer), not by observable
+// instruments: sdk-metrics keeps every attribute set it was ever given in its cumulative history
+// (and its memo, up to 2000, then overflow), so flows that left the top (every connection has its
+// own source port) were exported forever and new ones only as overflow. Here a collection holds
+// exactly the current top `export_max_flows`; a flow's start time is when it entered the top.
 import * as os from 'os';
-import { Attributes, ObservableResult } from '@opentelemetry/api';
+import { Attributes, HrTime } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
 import { BpfObject, addrText } from './bpf-object';
+import { cumulativeMetric, InstrumentInfo } from '../metrics/points';
 import { tg_xdp_flow_key as K, tg_xdp_flow_value as V, tg_xdp_sample as S, tg_xdp_stat } from '../generated/xdp-layout';
 
 const xlog = log.child({ component: 'tracer.xdp' });
 const STAT_NAMES = Object.keys(tg_xdp_stat).filter((k) => k !== 'TG_XDP_STAT_MAX')
   .sort((a, b) => tg_xdp_stat[a as keyof typeof tg_xdp_stat] - tg_xdp_stat[b as keyof typeof tg_xdp_stat])
   .map((k) => `xdp_${k.slice('TG_XDP_STAT_'.length).toLowerCase()}`);
+const PACKETS: InstrumentInfo = { name: 'telegen.network.flow.packets', unit: '{packet}', description: 'Packets per flow seen by XDP (ingress of the interface)', kind: 'observable-counter' };
+const BYTES: InstrumentInfo = { name: 'telegen.network.flow.io', unit: 'By', description: 'Frame bytes per flow seen by XDP (ingress of the interface)', kind: 'observable-counter' };
 const TRANSPORT: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmp', 132: 'sctp' };
 
 export interface Flow { attrs: Attributes; packets: number; bytes: number }
@@ -57,23 +66,29 @@ export const xdpTracer: TracerFactory = (ctx) => {
   for (const f of rep.failed) xlog.warn({ program: f.name, err: f.error }, 'XDP program did not attach; the rest keep running');
   if (!rep.attached.length) { obj.close(); throw new Error(`XDP attached nowhere: ${rep.failed.map((f) => `${f.name}: ${f.error}`).join('; ')}`); }
 
-  const meter = ctx.signals.meter;
-  const packets = meter.createObservableCounter('telegen.network.flow.packets', { unit: '{packet}', description: 'Packets per flow seen by XDP (ingress of the interface)' });
-  const bytes = meter.createObservableCounter('telegen.network.flow.io', { unit: 'By', description: 'Frame bytes per flow seen by XDP (ingress of the interface)' });
   let stopped = false;
-  const observe = (r: { observe(o: typeof packets, v: number, a: Attributes): void }) => {
-    if (stopped) return;
+  /** Flow (attributes as JSON) → when it entered the top: the start of its cumulative points. */
+  let starts = new Map<string, HrTime>();
+  ctx.signals.addProducer(() => {
+    if (stopped) return [];
     const names = ifNames();
     const flows: Flow[] = [];
     for (const [k, v] of obj.entries('tg_xdp_flows')) flows.push(parseFlow(k, v, names));
     // Bounded cardinality: the biggest flows only.
     flows.sort((a, b) => b.bytes - a.bytes);
+    const now = hrTime();
+    const next = new Map<string, HrTime>();
+    const packets = [], bytes = [];
     for (const f of flows.slice(0, cfg.export_max_flows)) {
-      r.observe(packets, f.packets, f.attrs);
-      r.observe(bytes, f.bytes, f.attrs);
+      const key = JSON.stringify(f.attrs);
+      const startTime = starts.get(key) ?? now;
+      next.set(key, startTime);
+      packets.push({ attributes: f.attrs, startTime, endTime: now, value: f.packets });
+      bytes.push({ attributes: f.attrs, startTime, endTime: now, value: f.bytes });
     }
-  };
-  meter.addBatchObservableCallback(observe as unknown as Parameters<typeof meter.addBatchObservableCallback>[0], [packets, bytes]);
+    starts = next;
+    return packets.length ? [cumulativeMetric(PACKETS, packets), cumulativeMetric(BYTES, bytes)] : [];
+  });
 
   let timer: NodeJS.Timeout | undefined;
   let samples = 0;
