@@ -61,7 +61,22 @@ export function addBytes(id: i32, ptr: usize, len: u32): void {
   pos += FIELD_HEADER_SIZE + n;
 }
 
+// String literals live in static data (below __heap_base) and never change: each is encoded to
+// UTF-8 once, then copied (the per-character encoder, metered per iteration, cost as much as a
+// small message). Direct-mapped by address; a collision only re-encodes.
+const LIT_SLOTS: usize = 64;
+const litKeys = new StaticArray<usize>(<i32>LIT_SLOTS);
+const litBufs = new StaticArray<ArrayBuffer | null>(<i32>LIT_SLOTS);
+
 export function addString(id: i32, s: string): void {
+  const sp = changetype<usize>(s);
+  if (sp < __heap_base) {
+    const slot = <i32>((sp >> 3) & (LIT_SLOTS - 1));
+    let b = litBufs[slot];
+    if (b == null || litKeys[slot] != sp) { b = String.UTF8.encode(s); litBufs[slot] = b; litKeys[slot] = sp; }
+    addBytes(id, changetype<usize>(b), <u32>changetype<ArrayBuffer>(b).byteLength);
+    return;
+  }
   const units = <u32>s.length;
   if (units * 3 + FIELD_HEADER_SIZE >= EMIT_CAP - pos || units * 3 > FIELD_CAP) {
     const buf = String.UTF8.encode(s);

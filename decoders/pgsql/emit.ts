@@ -25,7 +25,7 @@ function common(st: Stream): void {
   if (st.appName.has && st.appName.len > 0) addBytesOf(A_TELEGEN_DB_APPLICATION_NAME, st.appName);
 }
 
-function addBytesOf(id: i32, b: Bytes): void {
+@inline function addBytesOf(id: i32, b: Bytes): void {
   addBytes(id, b.ptr(), <u32>b.len);
   if (b.cut) orFlags(FLAG_TRUNCATED);
 }

@@ -3,7 +3,8 @@ import { metaBlock, input } from "../abi/window";
 import { GAP_ABSORBED, PARSE_NEEDS_MORE, PARSE_IGNORED } from "../abi/abi";
 import { warn } from "../abi/emit";
 import { parseInput, parseGap, detectBytes } from "./parse";
-import { streams, getStream, closeStream, expire } from "./stitch";
+import { streams, closeStream, expire } from "./stitch";
+import { Stream } from "./types";
 
 export { abi_version, input, input_cap } from "../abi/window";
 
@@ -25,11 +26,31 @@ export function detect(dir: i32, len: i32): i32 {
 export function parse(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   if (len <= 0) return PARSE_NEEDS_MORE;
   if (ts > lastTs) lastTs = ts;
-  if (!streams.has(stream) && streams.size >= MAX_STREAMS) {
+  const st = lookupStream(stream);
+  if (st == null) {
     if (!refusedLogged) { refusedLogged = true; warn("pgsql: too many concurrent connections; new ones are not decoded"); }
     return PARSE_IGNORED;
   }
-  return parseInput(stream, getStream(stream), dir, input(), len, ts);
+  return parseInput(stream, st, dir, input(), len, ts);
+}
+
+// Reads come in runs on one connection: the last stream looked up is kept (forgotten on close).
+let lastId: u32 = 0;
+let lastSt: Stream | null = null;
+
+/** The stream's state, created on first sight; null past MAX_STREAMS. */
+function lookupStream(stream: u32): Stream | null {
+  if (lastSt != null && lastId == stream) return lastSt;
+  let st: Stream;
+  if (streams.has(stream)) st = streams.get(stream);
+  else {
+    if (streams.size >= MAX_STREAMS) return null;
+    st = new Stream();
+    streams.set(stream, st);
+  }
+  lastId = stream;
+  lastSt = st;
+  return st;
 }
 
 export function gap(stream: u32, dir: i32, len: u32): i32 {
@@ -39,6 +60,7 @@ export function gap(stream: u32, dir: i32, len: u32): i32 {
 }
 
 export function close(stream: u32): void {
+  if (lastId == stream) lastSt = null;
   closeStream(stream, lastTs);
 }
 

@@ -72,12 +72,6 @@ function ensureNaming(n: Named): void {
 
 export const streams = new Map<u32, Stream>();
 
-export function getStream(id: u32): Stream {
-  if (streams.has(id)) return streams.get(id);
-  const st = new Stream();
-  streams.set(id, st);
-  return st;
-}
 
 // ---------------------------------------------------------------- small readers
 
@@ -98,7 +92,7 @@ function strEq(p: usize, n: i32, s: string): bool {
 
 // ---------------------------------------------------------------- operations queue
 
-function isTerminal(k: u8): bool { return k == OP_QUERY || k == OP_EXECUTE || k == OP_SYNC || k == OP_FUNC; }
+@inline function isTerminal(k: u8): bool { return k == OP_QUERY || k == OP_EXECUTE || k == OP_SYNC || k == OP_FUNC; }
 
 /** A query-like op leaves the queue without its answer. */
 function abandon(stream: u32, st: Stream, op: Op, flags: i32, ts: u64): void {
@@ -115,11 +109,11 @@ function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
   return st.push(kind, ts);
 }
 
-function segStart(st: Stream, ts: u64): void {
+@inline function segStart(st: Stream, ts: u64): void {
   if (!st.segOpen) { st.segOpen = true; st.segTs = ts; }
 }
 
-function orphan(st: Stream, ts: u64): Op {
+@inline function orphan(st: Stream, ts: u64): Op {
   if (!st.orphanOpen) { st.orphan.reset(OP_EXECUTE, ts); st.orphanOpen = true; }
   return st.orphan;
 }

@@ -51,7 +51,7 @@ export class Bytes {
 
   @inline ptr(): usize { return changetype<usize>(this.buf); }
 
-  clear(): void { this.len = 0; this.cut = false; this.has = false; }
+  @inline clear(): void { this.len = 0; this.cut = false; this.has = false; }
 
   private reserve(n: i32): void {
     if (n <= this.buf.byteLength) return;
@@ -122,6 +122,7 @@ export class Op {
   tagHasRows: bool = false;
   rows: i64 = 0;                // DataRow messages
   private _err: ErrInfo | null = null;  // allocated on the first error this Op slot carries
+  private errSet: bool = false;         // err was handed out since the last reset
   isError: bool = false;        // ErrorResponse with severity ERROR/FATAL/PANIC
   hasError: bool = false;
   copyMsgs: i64 = 0;            // CopyData messages (either direction)
@@ -148,7 +149,7 @@ export class Op {
     this.tagRows = 0;
     this.tagHasRows = false;
     this.rows = 0;
-    if (this._err != null) { const e = changetype<ErrInfo>(this._err); e.severity.clear(); e.code.clear(); e.message.clear(); }
+    if (this.errSet) { const e = changetype<ErrInfo>(this._err); e.severity.clear(); e.code.clear(); e.message.clear(); this.errSet = false; }
     this.isError = false;
     this.hasError = false;
     this.copyMsgs = 0;
@@ -161,7 +162,8 @@ export class Op {
     this.namingKnown = false;
   }
 
-  get err(): ErrInfo { if (this._err == null) this._err = new ErrInfo(); return changetype<ErrInfo>(this._err); }
+  /** The error fields, to be written: reset() clears them only when they were. */
+  get err(): ErrInfo { if (this._err == null) this._err = new ErrInfo(); this.errSet = true; return changetype<ErrInfo>(this._err); }
 }
 
 /** A prepared statement (Parse) or a portal (Bind): its name and the SQL it runs. */
@@ -295,14 +297,14 @@ export class Stream {
   private _portals: NameTable | null = null;
 
   /** Responses that arrived without a request (mid-stream join). */
-  get orphan(): Op { if (this._orphan == null) this._orphan = new Op(); return changetype<Op>(this._orphan); }
+  @inline get orphan(): Op { if (this._orphan == null) this._orphan = new Op(); return changetype<Op>(this._orphan); }
   /** An extended-batch failure waiting for the batch's Execute (or Sync). */
   get deferred(): Op { if (this._deferred == null) this._deferred = new Op(); return changetype<Op>(this._deferred); }
   /** Prepared statements and portals by name. */
   get stmts(): NameTable { if (this._stmts == null) this._stmts = new NameTable(MAX_STMTS); return changetype<NameTable>(this._stmts); }
   get portals(): NameTable { if (this._portals == null) this._portals = new NameTable(MAX_PORTALS); return changetype<NameTable>(this._portals); }
 
-  at(i: i32): Op {
+  @inline at(i: i32): Op {
     return changetype<Op>(this.ops[(this.head + i) % this.ops.length]);
   }
 
@@ -324,7 +326,7 @@ export class Stream {
     return op;
   }
 
-  front(): Op { return this.at(0); }
+  @inline front(): Op { return changetype<Op>(this.ops[this.head]); }
 
   pop(): void {
     if (this.count == 0) return;
