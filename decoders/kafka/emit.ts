@@ -89,7 +89,7 @@ export function emitExchange(stream: u32, x: Exchange, extraFlags: i32): void {
     uuidText(changetype<usize>(x.topicId));
     addBytes(A_TELEGEN_KAFKA_TOPIC_ID, UUID_TEXT, 22);
   }
-  if (x.partitionCount == 1) addString(A_MESSAGING_DESTINATION_PARTITION_ID, x.partition.toString());
+  if (x.partitionCount >= 1 && !x.partitionMixed) addString(A_MESSAGING_DESTINATION_PARTITION_ID, x.partition.toString());
   if (x.partitionCount > 1) addInt(A_TELEGEN_KAFKA_PARTITION_COUNT, x.partitionCount);
   if (x.groupLen >= 0) {
     addBytes(A_MESSAGING_CONSUMER_GROUP_NAME, changetype<usize>(x.group), <u32>x.groupLen);

@@ -202,6 +202,7 @@ function noteTopicId(x: Exchange, ptr: usize): void {
 function notePartition(x: Exchange, partition: i32): void {
   if (x.inResponse && x.reqPartitionCount > 0) return;
   if (x.partitionCount == 0) x.partition = partition;
+  else if (x.partition != partition) x.partitionMixed = true;
   x.partitionCount++;
 }
 

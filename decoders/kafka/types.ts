@@ -192,6 +192,9 @@ export class Exchange {
   hasTopicId: bool = false;
   partitionCount: i32 = 0;
   partition: i32 = -1;
+  // Several topic-partitions with one partition number (a batch over topics, each to partition
+  // N) still name that partition, as tshark lists it; different numbers name none.
+  partitionMixed: bool = false;
   // Response-side topics/partitions count only when the request named none (e.g. Metadata for
   // all topics); these hold the request's counts when the response parse starts.
   reqTopicCount: i32 = 0;
@@ -211,7 +214,7 @@ export class Exchange {
     this.flags = 0; this.requestSize = NONE; this.responseSize = NONE; this.oneWay = false;
     this.clientIdLen = -1; this.groupLen = -1;
     this.topicsUsed = 0; this.topicCount = 0; this.hasTopicId = false;
-    this.partitionCount = 0; this.partition = -1;
+    this.partitionCount = 0; this.partition = -1; this.partitionMixed = false;
     this.reqTopicCount = 0; this.reqPartitionCount = 0; this.inResponse = false;
     this.recordCount = NONE; this.bodySize = NONE; this.codec = -1; this.acks = -100;
     this.offset = NONE; this.highWatermark = NONE; this.errorCode = 0;
