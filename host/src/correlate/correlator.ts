@@ -40,7 +40,9 @@ export interface SpanConn {
 export type Mode = 'header' | 'socket' | 'goroutine' | 'thread' | 'time' | 'ambiguous' | 'root' | 'overflow';
 
 interface Node {
-  span: ReadableSpan;
+  /** Until emitted: the lookup lists keep a node for seconds after, and holding the span (its
+   *  attributes, times, resource refs) that long made every held span survive the young GC. */
+  span: ReadableSpan | undefined;
   conn: SpanConn;
   kind: SpanKind;
   /** TimeBase.rel of the span's start and end. */
@@ -269,7 +271,10 @@ export class Correlator {
   }
 
   private emit(n: Node, mode: Mode, parentCtx: SpanContext | undefined): void {
-    const own = n.span.spanContext();
+    const span = n.span;
+    if (!span) return; // emitted already
+    n.span = undefined;
+    const own = span.spanContext();
     const ctx: SpanContext = parentCtx
       ? { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1, ...(parentCtx.traceState ? { traceState: parentCtx.traceState } : {}) }
       : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
@@ -279,7 +284,7 @@ export class Correlator {
     this.stats.emitted++;
     this.stats[mode]++;
     const parentForSpan = parentCtx ? { traceId: parentCtx.traceId, spanId: parentCtx.spanId, traceFlags: parentCtx.traceFlags, isRemote: mode === 'header' || mode === 'socket' } : undefined;
-    this.out(withContext(n.span, ctx, parentForSpan, mode));
+    this.out(withContext(span, ctx, parentForSpan, mode));
     const w = n.waiting;
     n.waiting = [];
     for (const c of w) this.emit(c, c.mode, ctx);
