@@ -160,6 +160,14 @@ test('fileio: exact operations, sizes and errors per process and directory; slow
     assert.match(prom, /telegen_bpf_map_capacity\{map="tg_fileio_files",tracer="fileio"\} 65536/);
     assert.match(prom, /telegen_fileio_swept_total\{tracer="fileio"\} [1-9]/);
     assert.match(prom, /telegen_tracer_up\{tracer="fileio"\} 1/);
+
+    // A write just before SIGTERM is in the last export: the tracer reads its maps as it stops.
+    const mineHere = { 'process.pid': process.pid, 'telegen.file.operation': 'write', 'file.directory': dir };
+    const before = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', mineHere);
+    fs.writeFileSync(path.join(dir, 'last.txt'), 'last');
+    assert.equal(await agent.stop(), 0);
+    const after = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', mineHere);
+    assert.deepEqual([count(after), sum(after)], [count(before) + 1, sum(before) + 4]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     assert.equal(await agent.stop(), 0);

@@ -5,6 +5,7 @@
 // than slow_ms (logged) and failed ones (counted by errno).
 import * as fs from 'fs';
 import { SeverityNumber } from '@opentelemetry/api-logs';
+import { MetricData } from '@opentelemetry/sdk-metrics';
 import { TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
 import { BpfObject, cString } from './bpf-object';
@@ -82,7 +83,14 @@ export const fileioTracer: TracerFactory = (ctx) => {
   sweeper.unref();
   let stopped = false;
   // Failed operations reach their series from the ring: drained first, so a collection sees them.
-  const removeProducer = ctx.signals.addProducer(() => { if (stopped) return []; drain(); return series.collect(); });
+  // Tracers stop before the agent's last metric flush: stop() reads the maps one last time, and
+  // that flush exports those points (once; then the producer removes itself).
+  let final: MetricData[] | undefined;
+  const removeProducer = ctx.signals.addProducer(() => {
+    if (!final) { drain(); return series.collect(); }
+    removeProducer();
+    return final;
+  });
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
     obj.collect(m, 'fileio', { map: 'tg_fileio_stats', names: STAT_NAMES });
@@ -97,7 +105,7 @@ export const fileioTracer: TracerFactory = (ctx) => {
   const r: RunningTracer = {
     name: 'fileio',
     detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}`,
-    stop: () => { clearInterval(timer); clearInterval(sweeper); drain(); stopped = true; removeProducer(); obj.close(); },
+    stop: () => { clearInterval(timer); clearInterval(sweeper); drain(); final = series.collect(); stopped = true; obj.close(); },
   };
   return r;
 };
