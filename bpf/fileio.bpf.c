@@ -322,7 +322,9 @@ static __always_inline int leave(long ret)
 		struct file_ent *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
 		if (fp) {
 			dir_id = fp->dir_id;
-			__builtin_memcpy(s->f.path, fp->path, sizeof(s->f.path));
+			/* The path only travels with a ring record (a close may delete the entry first). */
+			if (ret < 0 || lat >= slow_ns)
+				__builtin_memcpy(s->f.path, fp->path, sizeof(s->f.path));
 		} else {
 			/* closed by another thread meanwhile */
 			s->f.path[0] = 0;
