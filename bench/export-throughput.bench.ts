@@ -1,14 +1,15 @@
 // Export throughput per signal: items/s from enqueue into the export stage (BatchQueue per signal,
-// the agent's exporters and defaults) to acknowledged by a real OTLP receiver (gRPC, gzip), and
-// bytes on the wire per span over HTTP/protobuf with gzip. The receiver runs in a child process
+// the agent's exporters and defaults) to acknowledged by a real OTLP receiver (gRPC, gzip), CPU
+// time of this process per item, and bytes on the wire per span over HTTP/protobuf with gzip.
+// Spans and logs A/B in the same run: our encoders vs the official opentelemetry-js exporters
+// (exportBaseline.officialSpanLogExporters), alternating within every round. The receiver runs in a child process
 // (the test helper, decoding off: what is measured is the sender) so it does not share the
 // producer's event loop; on a 2-core machine it still shares the CPUs.
 // Seed targets: 10k traces/s, 100k metric points/s, 50k log records/s, 100 profiles/s.
 import { fork, type ChildProcess } from 'child_process';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { createExportQueues, resolveExportConfig, shutdownExportQueues, type BatchQueue } from '../host/src/export';
+import * as os from 'os';
+import { createExportQueues, exportBaseline, resolveExportConfig, shutdownExportQueues, type BatchQueue, type ExportQueues } from '../host/src/export';
 import { toOtlpProfiles } from '../host/src/profile/otlp';
 import type { Frame } from '../host/src/profile/symbolizer';
 import { startReceiver, type OtlpReceiver } from '../test/helpers/otlp-receiver';
@@ -52,22 +53,49 @@ async function spawnReceiver(protocol: 'grpc' | 'http'): Promise<Rx> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const gc = (globalThis as { gc?: () => void }).gc;
 
-/** Enqueues n items in ring-batch-sized chunks, yielding between chunks; returns items/s to acknowledged. */
-async function pump<T>(q: BatchQueue<T>, make: (i: number) => T, n: number, chunk: number): Promise<{ perSec: number; dropped: number }> {
+interface PumpResult { perSec: number; dropped: number; cpuUsPerItem: number }
+
+/**
+ * Enqueues n prebuilt items in ring-batch-sized chunks, yielding between chunks; returns items/s to
+ * acknowledged and the CPU time of this process (every thread: grpc-js' and zlib's gzip on the
+ * libuv pool included) per item. The items are built before timing, so what is measured is the
+ * export stage, not the making of spans.
+ */
+async function pump<T>(q: BatchQueue<T>, items: T[], chunk: number): Promise<PumpResult> {
+  const n = items.length;
   const before = q.counters();
+  // Each pass pays for its own garbage: collected before (not timed) and after (in its CPU time).
+  // Without this the A/B is skewed: the official exporter's request objects were collected during
+  // whichever pass came next (run with --expose-gc, as bench/run.js does).
+  gc?.();
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i += chunk) {
-    for (let j = i; j < Math.min(n, i + chunk); j++) q.enqueue(make(j));
+    const end = Math.min(n, i + chunk);
+    for (let j = i; j < end; j++) q.enqueue(items[j]);
     await new Promise((r) => setImmediate(r));
   }
   await q.forceFlush();
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  if (gc) {
+    // The garbage left over: a full collection now, minus what one costs with none left (marking
+    // the bench's own live items, the same for every pass).
+    const a = process.cpuUsage();
+    gc();
+    const b = process.cpuUsage();
+    gc();
+    const c = process.cpuUsage();
+    const us = (x: NodeJS.CpuUsage, y: NodeJS.CpuUsage) => y.user + y.system - x.user - x.system;
+    cpu.user += Math.max(0, us(a, b) - us(b, c));
+  }
   const c = q.counters();
   const exported = c.exported - before.exported;
   const dropped = c.dropped_queue_full + c.dropped_export_failed - before.dropped_queue_full - before.dropped_export_failed;
   if (exported + dropped !== n) throw new Error(`${q.signal}: ${exported} exported + ${dropped} dropped of ${n}`);
-  return { perSec: exported / dt, dropped };
+  return { perSec: exported / dt, dropped, cpuUsPerItem: (cpu.user + cpu.system) / n };
 }
 
 function metricsWith(points: number, seed: number): ResourceMetrics {
@@ -90,68 +118,116 @@ function profileRequest(i: number): object {
   return toOtlpProfiles({ startMs: 1_700_000_000_000 + i * 10_000, endMs: 1_700_000_010_000 + i * 10_000, periodNs: 10_101_010, missingStacks: 0, samples }, info, 'node-1', '0.1.0');
 }
 
+const round1 = (x: number) => Math.round(x * 10) / 10;
+/** BENCH_EXPORT_COMPRESSION=none: the same run without gzip (results/export-throughput-none.json), to see the encoders apart from zlib. */
+const COMPRESSION = process.env.BENCH_EXPORT_COMPRESSION === 'none' ? 'none' : 'gzip';
+
+/** Queues for `signals` (others disabled), with our encoders or, for the A/B, the official exporters. */
+function queuesFor(url: string, protocol: 'grpc' | 'http', official: boolean, signals: string[], queueBytes: number): ExportQueues {
+  const cfg: Record<string, unknown> = { endpoint: url, protocol, compression: COMPRESSION };
+  for (const s of ['traces', 'metrics', 'logs', 'profiles']) cfg[s] = signals.includes(s) ? { queue_bytes: queueBytes } : { enabled: false };
+  exportBaseline.officialSpanLogExporters = official;
+  try {
+    return createExportQueues(resolveExportConfig(cfg, {}), '/nonexistent');
+  } finally {
+    exportBaseline.officialSpanLogExporters = false;
+  }
+}
+
 async function main(): Promise<void> {
   const rounds = Number(process.env.BENCH_ROUNDS || 5);
   const grpc = await spawnReceiver('grpc');
   const http = await spawnReceiver('http');
+  const load0 = os.loadavg();
   // Queues big enough for a producer that bursts ahead of export: this measures the exporters, not
   // the drop policy (export-outage.bench.ts does that).
   const GiB = 2 ** 30;
-  const resolved = resolveExportConfig({
-    endpoint: grpc.url, protocol: 'grpc', compression: 'gzip',
-    traces: { queue_bytes: GiB }, metrics: { queue_bytes: GiB }, logs: { queue_bytes: GiB }, profiles: { queue_bytes: GiB },
-  }, {});
-  const q = createExportQueues(resolved, '/nonexistent');
+  const q = queuesFor(grpc.url, 'grpc', false, ['traces', 'metrics', 'logs', 'profiles'], GiB);
+  const qb = queuesFor(grpc.url, 'grpc', true, ['traces', 'logs'], GiB);
   const pid = process.pid;
   const rssStart = rssBytesOf(pid);
-  const spans: number[] = [], logs: number[] = [], points: number[] = [], profiles: number[] = [];
   const POINTS = 1000;
-  // Built once: toOtlpProfiles is the profiler's cost (per drain), not the export stage's.
-  const PROFILES = Array.from({ length: 50 }, (_, i) => profileRequest(i));
+  // Built once, before timing: making spans is the producer's cost (the pipeline's, measured by
+  // pipeline-capacity.bench.ts), not the export stage's. toOtlpProfiles likewise is the profiler's.
+  const SPANS = Array.from({ length: 50_000 }, (_, i) => makeSpan(i));
+  const LOGS = Array.from({ length: 50_000 }, (_, i) => makeLog(i));
+  const METRICS = Array.from({ length: 100 }, (_, i) => metricsWith(POINTS, i));
+  const PROFILES = Array.from({ length: 500 }, (_, i) => profileRequest(i % 50));
+  const r = { spans: [] as PumpResult[], spansOfficial: [] as PumpResult[], logs: [] as PumpResult[], logsOfficial: [] as PumpResult[], metrics: [] as PumpResult[], profiles: [] as PumpResult[] };
   let dropped = 0;
-  for (let r = 0; r < rounds + 1; r++) {
-    const s = await pump<ReadableSpan>(q.traces!, (i) => makeSpan(i), 50_000, 1000);
-    const l = await pump<ReadableLogRecord>(q.logs!, (i) => makeLog(i), 50_000, 1000);
-    const m = await pump<ResourceMetrics>(q.metrics!, (i) => metricsWith(POINTS, i), 100, 10);
-    const p = await pump<object>(q.profiles!, (i) => PROFILES[i % PROFILES.length], 500, 50);
-    dropped += s.dropped + l.dropped + m.dropped + p.dropped;
-    if (r === 0) continue; // warm-up: JIT, channels
-    spans.push(s.perSec); logs.push(l.perSec); points.push(m.perSec * POINTS); profiles.push(p.perSec);
+  for (let i = 0; i < rounds + 1; i++) {
+    // A and B alternate inside each round (and swap order every round), same items, same receiver.
+    const ab = async <T>(ours: BatchQueue<T>, official: BatchQueue<T>, items: T[]) => {
+      const first = i % 2 === 0;
+      const x = await pump(first ? ours : official, items, 1000);
+      const y = await pump(first ? official : ours, items, 1000);
+      return first ? [x, y] : [y, x];
+    };
+    const [s, sb] = await ab(q.traces!, qb.traces!, SPANS);
+    const [l, lb] = await ab(q.logs!, qb.logs!, LOGS);
+    const m = await pump(q.metrics!, METRICS, 10);
+    const p = await pump(q.profiles!, PROFILES, 50);
+    dropped += s.dropped + sb.dropped + l.dropped + lb.dropped + m.dropped + p.dropped;
+    if (i === 0) continue; // warm-up: JIT, channels
+    r.spans.push(s); r.spansOfficial.push(sb); r.logs.push(l); r.logsOfficial.push(lb); r.metrics.push(m); r.profiles.push(p);
   }
   const grpcStats = await grpc.stats();
   const rssEnd = rssBytesOf(pid);
   await shutdownExportQueues(q, 5000);
+  await shutdownExportQueues(qb, 5000);
 
-  // Bytes on the wire per span: HTTP/protobuf with gzip, the agent's default batch size.
-  const hq = createExportQueues(resolveExportConfig({ endpoint: http.url, protocol: 'http', compression: 'gzip', metrics: { enabled: false }, logs: { enabled: false }, profiles: { enabled: false } }, {}), '/nonexistent');
-  await http.stats();
+  // Bytes on the wire per span: HTTP/protobuf (gzip unless BENCH_EXPORT_COMPRESSION=none), the agent's default batch size, both encoders.
   const N = 20_480;
-  await pump<ReadableSpan>(hq.traces!, (i) => makeSpan(i, { attrs: { 'url.full': `http://checkout:8080/items/${i}?q=${i * 7}` } }), N, 1024);
-  const hs = await http.stats();
-  await shutdownExportQueues(hq, 5000);
+  const WIRE = Array.from({ length: N }, (_, i) => makeSpan(i, { attrs: { 'url.full': `http://checkout:8080/items/${i}?q=${i * 7}` } }));
+  const wire: Record<string, { bytes_per_span: number; requests?: number }> = {};
+  for (const official of [false, true]) {
+    const hq = queuesFor(http.url, 'http', official, ['traces'], GiB);
+    await http.stats();
+    await pump(hq.traces!, WIRE, 1024);
+    const hs = await http.stats();
+    await shutdownExportQueues(hq, 5000);
+    wire[official ? 'official' : 'ours'] = { bytes_per_span: round1((hs.traces?.bytes ?? 0) / N), requests: hs.traces?.requests };
+  }
+  const load1 = os.loadavg();
   grpc.child.kill('SIGTERM');
   http.child.kill('SIGTERM');
   await sleep(100);
 
   const seed = { spans: 10_000, metric_points: 100_000, logs: 50_000, profiles: 100 };
-  const sp = spread(spans), lg = spread(logs), pt = spread(points), pr = spread(profiles);
-  writeResult('export-throughput', {
-    transport: 'OTLP gRPC, gzip, agent defaults (batch sizes 512/1000/1000/100, 1 export in flight per signal) but 1 GiB queues; receiver in a child process, not decoding',
+  const rate = (xs: PumpResult[], mul = 1) => spread(xs.map((x) => x.perSec * mul));
+  const cpu = (xs: PumpResult[], div = 1) => spread(xs.map((x) => x.cpuUsPerItem / div));
+  const ratio = (a: PumpResult[], b: PumpResult[], f: (x: PumpResult) => number) => spread(a.map((x, k) => f(x) / f(b[k])));
+  const sp = rate(r.spans), lg = rate(r.logs), pt = rate(r.metrics, POINTS), pr = rate(r.profiles);
+  writeResult(COMPRESSION === 'gzip' ? 'export-throughput' : 'export-throughput-none', {
+    transport: `OTLP gRPC, ${COMPRESSION}, agent defaults (batch sizes 512/1000/1000/100, 2 exports in flight per signal) but 1 GiB queues; receiver in a child process, not decoding`,
+    loadavg_start_end: [load0.map(round1), load1.map(round1)],
     spans_per_s: sp,
+    spans_per_s_official: rate(r.spansOfficial),
+    spans_speedup_same_round: ratio(r.spans, r.spansOfficial, (x) => x.perSec),
+    span_cpu_us: cpu(r.spans),
+    span_cpu_us_official: cpu(r.spansOfficial),
+    span_cpu_ratio_official_over_ours: ratio(r.spansOfficial, r.spans, (x) => x.cpuUsPerItem),
     log_records_per_s: lg,
+    log_records_per_s_official: rate(r.logsOfficial),
+    logs_speedup_same_round: ratio(r.logs, r.logsOfficial, (x) => x.perSec),
+    log_cpu_us: cpu(r.logs),
+    log_cpu_us_official: cpu(r.logsOfficial),
+    log_cpu_ratio_official_over_ours: ratio(r.logsOfficial, r.logs, (x) => x.cpuUsPerItem),
     metric_points_per_s: pt,
+    metric_point_cpu_us: cpu(r.metrics, POINTS),
     profiles_per_s: pr,
+    profile_cpu_us: cpu(r.profiles),
     times_seed_target: {
-      spans: Math.round((sp.median / seed.spans) * 10) / 10,
-      metric_points: Math.round((pt.median / seed.metric_points) * 10) / 10,
-      logs: Math.round((lg.median / seed.logs) * 10) / 10,
-      profiles: Math.round((pr.median / seed.profiles) * 10) / 10,
+      spans: round1(sp.median / seed.spans),
+      metric_points: round1(pt.median / seed.metric_points),
+      logs: round1(lg.median / seed.logs),
+      profiles: round1(pr.median / seed.profiles),
     },
     dropped,
+    per_round: Object.fromEntries(Object.entries(r).map(([k, xs]) => [k, xs.map((x) => ({ per_s: Math.round(x.perSec), cpu_us: Math.round(x.cpuUsPerItem * 100) / 100 }))])),
     grpc_requests: grpcStats,
-    http_gzip_bytes_per_span: Math.round(((hs.traces?.bytes ?? 0) / N) * 10) / 10,
-    http_gzip_requests_for_spans: hs.traces?.requests,
-    workload: { span: 'HTTP server span, 6 attributes + 1 event (+ url.full for the bytes-per-span pass)', log: 'one record, body + 3 attributes', metric: `sum with ${POINTS} points per ResourceMetrics`, profile: '200 samples of depth-20 stacks over 400 functions, built before timing (50 distinct)' },
+    http_gzip_wire: wire,
+    workload: { span: 'HTTP server span, 6 attributes + 1 event (+ url.full for the bytes-per-span pass)', log: 'one record, body + 3 attributes', metric: `sum with ${POINTS} points per ResourceMetrics`, profile: '200 samples of depth-20 stacks over 400 functions (50 distinct)', items: 'built before timing, reused every round' },
     rss_mib: { start: Math.round(rssStart / 2 ** 20), end: Math.round(rssEnd / 2 ** 20) },
   });
 }

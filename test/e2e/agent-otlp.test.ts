@@ -1,4 +1,4 @@
-// Issue 2: the same kernel-traced HTTP spans, exported with @opentelemetry/exporter-trace-otlp-grpc
+// Issue 2: the same kernel-traced HTTP spans, exported over OTLP/gRPC (our encoder, host/src/export/traces-proto.ts)
 // to a real OTLP receiver that decodes the official protobuf messages. Metrics go to a second
 // receiver over HTTP/protobuf with gzip (per-signal endpoint): the RED histogram points carry
 // exemplars naming the exported spans that fell into their buckets (issue 7 item 4).
