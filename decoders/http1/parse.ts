@@ -11,7 +11,7 @@ import {
   A_HTTP_RESPONSE_HEADER_SET_COOKIE, A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION,
   A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING, A_HTTP_REQUEST_HEADER_TRANSFER_ENCODING,
   A_HTTP_RESPONSE_HEADER_TRANSFER_ENCODING, A_HTTP_REQUEST_HEADER_UPGRADE,
-  A_SERVER_ADDRESS, A_HTTP_REQUEST_METHOD, A_URL_PATH, A_URL_QUERY,
+  A_SERVER_ADDRESS, A_HTTP_REQUEST_METHOD, A_URL_PATH, A_URL_QUERY, A_URL_SCHEME,
 } from "../abi/attributes";
 import { DirState, Exchange, HEADER_CAP, CHUNK_LINE_CAP } from "./types";
 
@@ -283,6 +283,15 @@ function nameIs(p: usize, n: u32, idx: i32): bool {
   return ((load<u64>(p + <usize>i) | 0x2020202020202020) & mask) == load<u64>(q + <usize>i);
 }
 
+/** 80 for "http", 443 for "https" (any case, RFC 3986 3.1), else -1. */
+function defaultPort(p: usize, n: u32): i32 {
+  if (n < 4 || n > 5) return -1;
+  const w = load<u32>(p) | 0x20202020;
+  if (w != 0x70747468) return -1; // "http" little-endian
+  if (n == 4) return 80;
+  return (<u32>load<u8>(p + 4) | 0x20) == 0x73 ? 443 : -1;
+}
+
 /** Exact match of bytes against an ASCII literal. */
 export function bytesAre(p: usize, n: u32, lit: string): bool {
   if (<i32>n != lit.length) return false;
@@ -521,7 +530,11 @@ export function walkRequestLine(p: usize, lfAt: u32, ex: Exchange): u32 {
           if (c == 0x2f || c == 0x3f || c == 0x23) break;
           ae++;
         }
+        if (k > 0) ex.fields.add(A_URL_SCHEME, t, k);
         setAuthority(ex, t + <usize>as, ae - as);
+        // the authority names the origin (a proxy's client asks for it): without a port it is the
+        // scheme's default (RFC 9110 4.2), never the port of the proxy the request was sent to
+        if (ex.serverPort < 0) ex.serverPort = defaultPort(t, k);
         pathStart = ae;
       }
     }

@@ -49,13 +49,37 @@ function expectedFromTsv(file: string): Map<number, Side> {
         if (v('http.content_encoding').length) msg.contentEncoding = v('http.content_encoding')[0];
         if (v('http.transfer_encoding').length) msg.transferEncoding = v('http.transfer_encoding')[0];
         // the declared length is the body we must have counted, except where a response has none
-        if (v('http.content_length_header').length && !['204', '304'].includes(c) && !side.requests.some((q) => q.method === 'HEAD')) msg.bodySize = v('http.content_length_header')[0];
+        // (and Transfer-Encoding overrides it: RFC 9112 6.3)
+        if (v('http.content_length_header').length && !v('http.transfer_encoding').length && !['204', '304'].includes(c) && !side.requests.some((q) => q.method === 'HEAD')) msg.bodySize = v('http.content_length_header')[0];
         if (c === '101' && v('http.upgrade').length) side.upgrades.push(v('http.upgrade')[0].toLowerCase());
       }
+      // a 2xx to CONNECT turns the connection into a tunnel (RFC 9110 9.3.6): HTTP/1 decoding ends
+      if (c.startsWith('2') && side.requests[side.responses.length]?.method === 'CONNECT') side.upgrades.push('tunnel');
       side.responses.push(msg);
     }
   }
   return out;
+}
+
+const DEFAULT_PORT: Record<string, number> = { http: 80, https: 443 };
+
+/** server.address as written in a URI or Host header: an IPv6 literal in brackets. */
+function hostText(a: Record<string, unknown>): string {
+  const h = String(a['server.address']);
+  return h.includes(':') ? `[${h}]` : h;
+}
+
+/** The request-target as tshark prints it (http.request.uri), rebuilt from our attributes:
+ *  origin-form path?query; absolute-form (a proxy request) scheme://authority path?query;
+ *  CONNECT's authority-form host:port (RFC 9112 3.2). */
+function requestTarget(a: Record<string, unknown>): string {
+  const pathQuery = String(a['url.path']) + (a['url.query'] !== undefined ? '?' + String(a['url.query']) : '');
+  const host = hostText(a);
+  if (a['http.request.method'] === 'CONNECT') return `${host}:${a['server.port']}`;
+  const scheme = a['url.scheme'];
+  if (scheme === undefined) return pathQuery;
+  const port = a['server.port'] === DEFAULT_PORT[String(scheme).toLowerCase()] ? '' : `:${a['server.port']}`;
+  return `${scheme}://${host}${port}${pathQuery}`;
 }
 
 /** Feeds `bytes` as one read, or re-cut into pseudo-random pieces of 1..64 bytes when `seed` is set. */
@@ -92,12 +116,13 @@ async function decoded(capture: string, expected: Map<number, Side>, seed = 0): 
     if (a['http.request.method'] !== undefined) {
       const msg: Msg = {
         method: String(a['http.request.method']),
-        uri: String(a['url.path']) + (a['url.query'] !== undefined ? '?' + String(a['url.query']) : ''),
+        uri: requestTarget(a),
         version: 'HTTP/' + String(a['network.protocol.version']),
       };
       // compare the optional columns where tshark could attribute them to this message
       const ref = want?.requests[side.requests.length];
-      if (ref?.host !== undefined && a['server.address'] !== undefined) msg.host = String(a['server.address']) + (a['server.port'] !== undefined ? ':' + String(a['server.port']) : '');
+      // a Host without a port means the scheme's default, which we may name (server.port 80)
+      if (ref?.host !== undefined && a['server.address'] !== undefined) msg.host = hostText(a) + (a['server.port'] !== undefined && /:\d+$/.test(ref.host) ? ':' + String(a['server.port']) : '');
       if (ref?.contentType !== undefined && a['http.request.header.content-type'] !== undefined) msg.contentType = (a['http.request.header.content-type'] as string[]).join(',');
       if (ref?.bodySize !== undefined && a['http.request.body.size'] !== undefined) msg.bodySize = String(a['http.request.body.size']);
       side.requests.push(msg);

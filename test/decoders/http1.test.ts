@@ -544,6 +544,29 @@ test('header details: case-insensitive names, obs-fold, absolute-form, IPv6 host
   assert.equal(e['server.port'], undefined);
 });
 
+test('a HEAD response announcing chunked has no body: the next response follows at once (tshark 4.0 waits for chunks)', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('HEAD /h HTTP/1.1\r\nHost: a\r\n\r\nGET /fold HTTP/1.1\r\nHost: a\r\n\r\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n' +
+    'HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\nContent-Length: 2\r\n\r\nok'), 2n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['url.path'], r.attributes['http.response.status_code'], r.attributes['http.response.body.size']]),
+    [['/h', 200, undefined], ['/fold', 200, 2]]);
+});
+
+test('absolute-form (a proxy request): url.scheme, and the origin port is the scheme default, not the proxy socket', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET http://example.org/via/proxy?x=y HTTP/1.1\r\nHost: example.org\r\n\r\n' +
+    'GET HTTPS://secure.example/s HTTP/1.1\r\nHost: secure.example\r\n\r\n' +
+    'GET http://example.com:8080/abs HTTP/1.1\r\nHost: example.com:8080\r\n\r\n'), 1n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'.repeat(3)), 2n);
+  const got = h.records.map((r) => [r.attributes['url.scheme'], r.attributes['server.address'], r.attributes['server.port'], r.attributes['url.path'], r.attributes['url.query']]);
+  assert.deepEqual(got, [
+    ['http', 'example.org', 80, '/via/proxy', 'x=y'],
+    ['HTTPS', 'secure.example', 443, '/s', undefined],
+    ['http', 'example.com', 8080, '/abs', undefined],
+  ]);
+});
+
 test('bounded state: more than 128 unanswered pipelined requests reset the stream', () => {
   const h = loadDecoder('http1');
   const one = 'GET /p HTTP/1.1\r\nHost: x\r\n\r\n';
