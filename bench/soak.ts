@@ -8,6 +8,8 @@
 // SOAK_SCOPE=machine (default) traces the whole machine, as the default config does: on a shared
 // machine other tenants' load (a wrk benchmark at 20k req/s) fills the same ring. SOAK_SCOPE=server
 // sets tracers.socket.target_pid to the soak's server, so the ring carries only its traffic.
+// SOAK_RESULT=NAME writes bench/results/NAME.json instead (two soaks side by side, e.g. one with
+// TELEGEN_YOUNG_GEN_MB=0 TELEGEN_HEAP_TRIM_MS=0: the agent's memory tuning off).
 import * as path from 'path';
 import * as http from 'http';
 import * as fs from 'fs';
@@ -40,6 +42,16 @@ async function sampleAgent(port: number): Promise<{ queueBytes?: number; ringEve
     queueBytes: sum(m, 'telegen_export_queue_bytes'), ringEvents: sum(m, 'telegen_bpf_events_total'),
     ringFull: sum(m, 'telegen_bpf_ring_full_total'), spans: sum(m, 'telegen_spans_total'),
   };
+}
+
+/** The agent's RSS split as the kernel counts it: anonymous (V8 heap, malloc) and file/shared
+ *  (the node binary's code and the mmapped BPF ring buffers, which fill as the kernel writes them). */
+function rssParts(pid: number): { rssAnon?: number; rssFile?: number } {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) * 1024;
+    return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') + kb('RssShmem') };
+  } catch { return {}; }
 }
 
 /** Waits until the trace queue is empty (nothing queued or in flight), up to `ms`: a user stops an
@@ -128,7 +140,7 @@ async function main(): Promise<void> {
     r.on('error', () => { failed++; });
     r.end(k.body);
   };
-  const samples: Array<{ t: number; rss: number; queueBytes?: number; ringEvents?: number; ringFull?: number; spans?: number }> = [];
+  const samples: Array<{ t: number; rss: number; rssAnon?: number; rssFile?: number; queueBytes?: number; ringEvents?: number; ringFull?: number; spans?: number }> = [];
   const t0 = Date.now();
   const end = t0 + minutes * 60_000;
   let i = 0;
@@ -137,9 +149,9 @@ async function main(): Promise<void> {
   while (Date.now() < end) {
     await new Promise((r) => setTimeout(r, every));
     const rssNow = rssBytesOf(agent.proc.pid!);
-    const s = { t: (Date.now() - t0) / 1000, rss: rssNow, ...await sampleAgent(agent.apiPort) };
+    const s = { t: (Date.now() - t0) / 1000, rss: rssNow, ...rssParts(agent.proc.pid!), ...await sampleAgent(agent.apiPort) };
     samples.push(s);
-    process.stdout.write(`soak ${Math.round(s.t)} s: ${made} requests, rss ${(s.rss / 2 ** 20).toFixed(1)} MiB, queue ${s.queueBytes ?? '?'} B, ring ${s.ringEvents ?? '?'} records / ${s.ringFull ?? '?'} dropped, ${s.spans ?? '?'} spans\n`);
+    process.stdout.write(`soak ${Math.round(s.t)} s: ${made} requests, rss ${(s.rss / 2 ** 20).toFixed(1)} MiB (anon ${((s.rssAnon ?? 0) / 2 ** 20).toFixed(1)}), queue ${s.queueBytes ?? '?'} B, ring ${s.ringEvents ?? '?'} records / ${s.ringFull ?? '?'} dropped, ${s.spans ?? '?'} spans\n`);
   }
   clearInterval(tick);
   for (let w = 0; w < 100 && answered + failed < made; w++) await new Promise((r) => setTimeout(r, 100));
@@ -170,9 +182,10 @@ async function main(): Promise<void> {
     spans_exported_equal_requests_answered: exported === answered && duplicated === 0,
     agent_exit_0: code === 0,
   };
-  writeResult('soak', {
+  writeResult(process.env.SOAK_RESULT || 'soak', {
     minutes, scope: SCOPE, rate_per_s: RATE, requests_made: made, requests_answered: answered, requests_failed: failed, server_spans_exported: exported, server_spans_duplicated: duplicated,
-    rss_after_warmup_MiB: spread(rss.map((x) => x / 2 ** 20)), rss_growth_after_warmup: Math.round(rssGrowth * 1000) / 1000,
+    rss_after_warmup_MiB: spread(rss.map((x) => x / 2 ** 20)),
+    rss_anon_after_warmup_MiB: spread(warm.map((s) => (s.rssAnon ?? 0) / 2 ** 20)), rss_file_after_warmup_MiB: spread(warm.map((s) => (s.rssFile ?? 0) / 2 ** 20)), rss_growth_after_warmup: Math.round(rssGrowth * 1000) / 1000,
     queue_bytes_after_warmup: q.length ? spread(q) : null, queue_samples_missed: warm.length - q.length,
     client_spans_exported: ours.filter((s) => s.kind === 3).length, spans_by_correlation: byMode,
     // Where a request can be lost, agent-wide (with SOAK_SCOPE=machine they include other
