@@ -94,7 +94,8 @@ async function startFarm(): Promise<PromFarm> {
       const n = (hits.get(key) ?? 0) + 1;
       hits.set(key, n);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(`# HELP test_scrapes_total Scrapes of this endpoint.\n# TYPE test_scrapes_total counter\ntest_scrapes_total{endpoint="${key}"} ${n}\n# TYPE test_temperature gauge\ntest_temperature ${s * 100 + 0.5}\n`);
+      // test_generation: a series per scrape (like a pod that is replaced), gone from the next one.
+      res.end(`# HELP test_scrapes_total Scrapes of this endpoint.\n# TYPE test_scrapes_total counter\ntest_scrapes_total{endpoint="${key}"} ${n}\n# TYPE test_temperature gauge\ntest_temperature ${s * 100 + 0.5}\n# TYPE test_generation gauge\ntest_generation{n="${n}"} 1\n`);
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     servers.push(srv);
@@ -248,6 +249,16 @@ test('three replicas poll 100 Prometheus targets and PostgreSQL, each exactly on
     assert.ok(stmts.some((d) => /SELECT name FROM items WHERE id = \$1/.test(String(d.attributes['db.query.text']))), 'pg_stat_statements text, literals replaced by PostgreSQL');
     const gauge = ms.find((m) => m.name === 'test_temperature')!;
     assert.equal(gauge.type, 'gauge');
+    // A series the target stopped reporting is not exported again: one test_generation per
+    // target per collection, however many scrapes came before.
+    // (A request may carry several collections: a collection is its points' time.)
+    const perCollection = new Map<string, string[]>();
+    for (const d of ms.filter((m) => m.name === 'test_generation').flatMap((m) => m.dataPoints)) {
+      const k = String(d.timeUnixNano);
+      perCollection.set(k, [...(perCollection.get(k) ?? []), String(d.attributes['telegen.target.id'])]);
+    }
+    assert.ok(perCollection.size > 0, 'test_generation exported');
+    for (const ids of perCollection.values()) assert.equal(new Set(ids).size, ids.length, `stale test_generation series exported: ${ids.length} points for ${new Set(ids).size} targets`);
     // Cumulative exports repeat every interval; each target must have been reported up.
     const upIds = new Set(ms.filter((m) => m.name === 'telegen.collect.target.up').flatMap((m) => m.dataPoints)
       .filter((d) => Number(d.asInt ?? d.asDouble) === 1).map((d) => String(d.attributes['telegen.target.id'])));

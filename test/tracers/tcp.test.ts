@@ -37,9 +37,9 @@ async function exchange(port: number, up: number, down: number): Promise<void> {
 /** An HTTP server for the storm of curl processes: it answers nothing until `batch` requests
  *  wait, so that many client processes are alive with series at once (the limit must overflow
  *  however slowly the machine starts processes); it counts every byte its sockets moved. */
-function barrierServer(batch: number): { server: net.Server; bytes: () => number; connections: () => number } {
+function barrierServer(batch: number): { server: net.Server; bytes: () => number; connections: () => number; closed: () => number } {
   let waiting: net.Socket[] = [];
-  let bytes = 0, connections = 0;
+  let bytes = 0, connections = 0, closed = 0;
   const server = net.createServer((s) => {
     connections++;
     let head = '';
@@ -51,9 +51,9 @@ function barrierServer(batch: number): { server: net.Server; bytes: () => number
       for (const w of waiting) w.end('HTTP/1.1 200 OK\r\nContent-Length: 300\r\nConnection: close\r\n\r\n' + 'x'.repeat(300));
       waiting = [];
     });
-    s.on('close', () => { bytes += s.bytesRead + s.bytesWritten; });
+    s.on('close', () => { bytes += s.bytesRead + s.bytesWritten; closed++; });
   });
-  return { server, bytes: () => bytes, connections: () => connections };
+  return { server, bytes: () => bytes, connections: () => connections, closed: () => closed };
 }
 
 type Collection = ReturnType<typeof collections>[number];
@@ -146,10 +146,10 @@ test('tcp: opens, closes, bytes, RTT by peer and process; refused connects count
     // The storm: CURLS short-lived curl processes, BATCH of them alive at once, each its own
     // series (process.pid) — far more than LIMIT per instrument.
     // A shell starts them (cheaper than a spawn each from this process) and names each pid.
-    const sh = spawn('bash', ['-c', `for b in $(seq ${CURLS / BATCH}); do pids=; for i in $(seq ${BATCH}); do curl -sS -o /dev/null http://127.0.0.1:${stormPort}/ & pids="$pids $!"; done; echo $pids; for p in $pids; do wait $p || echo failed $p; done; done`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const shell = spawn('bash', ['-c', `for b in $(seq ${CURLS / BATCH}); do pids=; for i in $(seq ${BATCH}); do curl -sS -o /dev/null http://127.0.0.1:${stormPort}/ & pids="$pids $!"; done; echo $pids; for p in $pids; do wait $p || echo failed $p; done; done`], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    sh.stdout!.on('data', (d) => { out += d; });
-    const [shCode] = await once(sh, 'exit');
+    shell.stdout!.on('data', (d) => { out += d; });
+    const [shCode] = await once(shell, 'exit');
     assert.equal(shCode, 0);
     assert.doesNotMatch(out, /failed/);
     const pids = new Set(out.split(/\s+/).filter(Boolean).map(Number));
@@ -161,7 +161,10 @@ test('tcp: opens, closes, bytes, RTT by peer and process; refused connects count
     await waitFor(() => stormTotal(tcpCollections(), 'telegen.tcp.connection.closes') >= 2 * CURLS, 60_000).catch(async (e: Error) => {
       const cs = tcpCollections();
       const prom = await (await agent.api('/metrics')).text();
-      throw new Error(`${e.message}: storm opens ${stormTotal(cs, 'telegen.tcp.connection.opens')}, closes ${stormTotal(cs, 'telegen.tcp.connection.closes')} of ${2 * CURLS}; ${pids.size} distinct curl pids; ${prom.split('\n').filter((l) => /^telegen_(bpf_tcp|bpf_map_entries\{map="tg_tcp|metric_series|tracer_events_handled_total\{tracer="tcp)/.test(l)).join('; ')}`);
+      const byRole = (name: string, role: string) => sumAcrossCollections(cs, name, { 'server.port': stormPort, 'telegen.tcp.role': role });
+      let ss = '';
+      try { ss = sh('ss', ['-tanH', `( sport = :${stormPort} or dport = :${stormPort} )`]).trim().replace(/\s+/g, ' '); } catch (err) { ss = String(err); }
+      throw new Error(`${e.message}: storm opens ${stormTotal(cs, 'telegen.tcp.connection.opens')}, closes ${stormTotal(cs, 'telegen.tcp.connection.closes')} of ${2 * CURLS} (kept client ${byRole('telegen.tcp.connection.closes', 'client')}, server ${byRole('telegen.tcp.connection.closes', 'server')}); server sockets closed ${storm.closed()}; sockets now: ${ss}; ${pids.size} distinct curl pids; ${prom.split('\n').filter((l) => /^telegen_(bpf_tcp|bpf_map_entries\{map="tg_tcp|metric_series|tracer_events_handled_total\{tracer="tcp)/.test(l)).join('; ')}`);
     });
     // Two more collections: one that carries the exited curls' final values, one without them.
     const seen = collections(agent.dataDir, 'telegen.tcp.').length;

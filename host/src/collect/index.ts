@@ -5,13 +5,15 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as crypto from 'crypto';
 import * as path from 'path';
-import { ObservableResult, Attributes } from '@opentelemetry/api';
-import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { HrTime } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
+import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues, QueueMetricExporter } from '../export';
 import { agentResource } from '../signals';
 import { agentVersion } from '../paths';
 import { SelfMetrics } from '../metrics/self';
+import { cumulativeMetric } from '../metrics/points';
 import { log } from '../log';
 import { CollectConfig, Target } from './config';
 import { ReplicaIdentity, ownedBy } from './shard';
@@ -26,7 +28,7 @@ const clog = log.child({ component: 'collect' });
 export const TARGET_ID = 'telegen.target.id';
 export const TARGET_TYPE = 'telegen.target.type';
 
-interface Instrument { kind: Point['kind']; byTarget: Map<string, Point[]> }
+interface Instrument { kind: Point['kind']; description?: string; unit?: string; byTarget: Map<string, Point[]> }
 
 export interface TargetState { id: string; type: string; up: boolean; lastPoll?: string; lastError?: string; points: number; polls: number }
 
@@ -45,6 +47,8 @@ export class Collector {
   private provider!: MeterProvider;
   private queues!: ExportQueues;
   private instruments = new Map<string, Instrument>();
+  /** Sum series (name, attributes) → the start of its cumulative points, for series in the last poll. */
+  private starts = new Map<string, HrTime>();
   private running = new Set<string>();
   private timer?: NodeJS.Timeout;
   private api?: http.Server;
@@ -68,8 +72,11 @@ export class Collector {
       'telegen.collector.replicas': this.id.replicas,
     }));
     const iv = this.cfg.collect.interval_ms;
+    const scope = { name: 'telegen.collect', version: agentVersion() };
+    const producer: MetricProducer = { collect: async () => ({ resourceMetrics: { resource, scopeMetrics: [{ scope, metrics: this.points() }] }, errors: [] }) };
     const readers = this.queues.metrics ? [new PeriodicExportingMetricReader({
       exporter: Object.assign(new QueueMetricExporter(this.queues.metrics, this.exportCfg.metrics.batchSize), { selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE }),
+      metricProducers: [producer],
       exportIntervalMillis: iv,
       exportTimeoutMillis: Math.max(1000, Math.min(iv, 30_000)),
     })] : [];
@@ -96,7 +103,7 @@ export class Collector {
       });
     }
     clog.info({ replica: this.id.index, replicas: this.id.replicas, identity: this.id.source, owned: this.owned.length, configured: this.cfg.collect.targets.length }, 'collector running');
-    const round = () => { void this.round(meter); };
+    const round = () => { void this.round(); };
     round();
     this.timer = setInterval(round, iv);
   }
@@ -112,13 +119,13 @@ export class Collector {
   }
 
   /** Polls every owned target not still busy from the last round, `concurrency` at a time. */
-  private async round(meter: ReturnType<MeterProvider['getMeter']>): Promise<void> {
+  private async round(): Promise<void> {
     const queue = this.owned.filter((t) => !this.running.has(t.id));
     const ctx: PollContext = { timeoutMs: this.cfg.collect.timeout_ms, userAgent: `telegen-collector/${agentVersion()} (replica ${this.id.index}/${this.id.replicas})` };
     const worker = async () => {
       for (let t = queue.shift(); t && !this.stopping; t = queue.shift()) {
         this.running.add(t.id);
-        try { this.accept(meter, t, await pollTarget(t, ctx), undefined); } catch (e) { this.accept(meter, t, [], e as Error); } finally { this.running.delete(t.id); }
+        try { this.accept(t, await pollTarget(t, ctx), undefined); } catch (e) { this.accept(t, [], e as Error); } finally { this.running.delete(t.id); }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.cfg.collect.concurrency, queue.length) }, worker));
@@ -126,7 +133,7 @@ export class Collector {
   }
 
   /** Replaces a target's series wholesale: series it stopped reporting disappear with it. */
-  private accept(meter: ReturnType<MeterProvider['getMeter']>, t: Target, points: Point[], err: Error | undefined): void {
+  private accept(t: Target, points: Point[], err: Error | undefined): void {
     const s = this.state.get(t.id)!;
     const wasUp = s.up;
     s.polls++;
@@ -139,7 +146,7 @@ export class Collector {
     const grouped = new Map<string, Point[]>();
     for (const p of points) {
       let inst = this.instruments.get(p.name);
-      if (!inst) inst = this.instrument(meter, p);
+      if (!inst) { inst = { kind: p.kind, description: p.description, unit: p.unit, byTarget: new Map() }; this.instruments.set(p.name, inst); }
       if (inst.kind !== p.kind) continue; // first kind seen for a name wins; OTLP needs one type per name
       let g = grouped.get(p.name);
       if (!g) grouped.set(p.name, (g = []));
@@ -151,21 +158,34 @@ export class Collector {
     }
   }
 
-  private instrument(meter: ReturnType<MeterProvider['getMeter']>, p: Point): Instrument {
-    const inst: Instrument = { kind: p.kind, byTarget: new Map() };
-    const opts = { description: p.description, unit: p.unit };
-    const o = p.kind === 'sum' ? meter.createObservableCounter(p.name, opts) : meter.createObservableGauge(p.name, opts);
-    o.addCallback((r: ObservableResult<Attributes>) => {
+  /** The last poll's points of every target. Built here, not by observable instruments:
+   *  sdk-metrics 2.7 keeps every attribute set an observable ever reported in its cumulative
+   *  history, so series a target stopped reporting (a pod gone, a consumer group deleted) were
+   *  exported forever with their last value. */
+  private points(): MetricData[] {
+    const now = hrTime();
+    const starts = new Map<string, HrTime>();
+    const out: MetricData[] = [];
+    for (const [name, inst] of this.instruments) {
+      const dataPoints = [];
       for (const [id, pts] of inst.byTarget) {
         const type = this.state.get(id)?.type ?? '';
         for (const x of pts) {
-          if (Number.isNaN(x.value) && p.kind === 'sum') continue;
-          r.observe(x.value, { ...x.attributes, [TARGET_ID]: id, [TARGET_TYPE]: type });
+          if (Number.isNaN(x.value) && inst.kind === 'sum') continue;
+          const attributes = { ...x.attributes, [TARGET_ID]: id, [TARGET_TYPE]: type };
+          let startTime = now;
+          if (inst.kind === 'sum') {
+            const key = `${name}\u0000${JSON.stringify(attributes)}`;
+            startTime = this.starts.get(key) ?? now;
+            starts.set(key, startTime);
+          }
+          dataPoints.push({ attributes, startTime, endTime: now, value: x.value });
         }
       }
-    });
-    this.instruments.set(p.name, inst);
-    return inst;
+      if (dataPoints.length) out.push(cumulativeMetric({ name, description: inst.description ?? '', unit: inst.unit ?? '', kind: inst.kind === 'sum' ? 'observable-counter' : 'observable-gauge' }, dataPoints));
+    }
+    this.starts = starts;
+    return out;
   }
 
   async stop(): Promise<void> {

@@ -6,12 +6,13 @@ import { AggregationTemporality, DataPointType, InstrumentType, MetricData } fro
 
 export interface InstrumentInfo {
   name: string; unit: string; description: string;
-  kind: 'counter' | 'updown' | 'histogram' | 'observable-counter';
+  kind: 'counter' | 'updown' | 'histogram' | 'observable-counter' | 'observable-gauge';
   bounds?: number[];
 }
 
 const TYPE: Record<InstrumentInfo['kind'], InstrumentType> = {
-  counter: InstrumentType.COUNTER, updown: InstrumentType.UP_DOWN_COUNTER, histogram: InstrumentType.HISTOGRAM, 'observable-counter': InstrumentType.OBSERVABLE_COUNTER,
+  counter: InstrumentType.COUNTER, updown: InstrumentType.UP_DOWN_COUNTER, histogram: InstrumentType.HISTOGRAM,
+  'observable-counter': InstrumentType.OBSERVABLE_COUNTER, 'observable-gauge': InstrumentType.OBSERVABLE_GAUGE,
 };
 
 /** Cumulative MetricData of one instrument; `dataPoints` as sdk-metrics builds them (a number,
@@ -21,6 +22,7 @@ export function cumulativeMetric(inst: InstrumentInfo, dataPoints: unknown[]): M
     name: inst.name, description: inst.description, unit: inst.unit, valueType: ValueType.DOUBLE, type: TYPE[inst.kind],
     advice: inst.bounds ? { explicitBucketBoundaries: inst.bounds } : {},
   };
+  if (inst.kind === 'observable-gauge') return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.GAUGE, dataPoints } as MetricData;
   if (inst.kind === 'histogram') return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.HISTOGRAM, dataPoints } as MetricData;
   return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.SUM, dataPoints, isMonotonic: inst.kind !== 'updown' } as MetricData;
 }
