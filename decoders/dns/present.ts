@@ -136,6 +136,10 @@ export function putIPv6(p: usize): void {
 
 /** An uncompressed wire-form name as presentation text: labels joined by '.', no trailing dot,
  *  "." for the root; '.' and '\' inside a label and bytes outside printable ASCII escaped. */
+// 1 for the bytes a name shows as they are: printable ASCII other than '.' and '\'.
+const PLAIN: usize = memory.data(256);
+for (let c: usize = 0x21; c <= 0x7e; c++) store<u8>(PLAIN + c, c == 46 || c == 92 ? 0 : 1);
+
 export function putName(wire: usize, wireLen: u32): void {
   let p: u32 = 0;
   let first = true;
@@ -144,6 +148,17 @@ export function putName(wire: usize, wireLen: u32): void {
     if (n == 0) break;
     if (!first) putByte(46);
     first = false;
+    // A label needing no escapes (nearly all) is copied whole.
+    const m = p + n < wireLen ? n : wireLen - p - 1;
+    const lab = wire + p + 1;
+    let plain: u32 = 1;
+    for (let i: u32 = 0; i < m; i++) plain &= <u32>load<u8>(PLAIN + <usize>load<u8>(lab + i));
+    if (plain != 0 && textLen + m <= TEXT_CAP) {
+      memory.copy(textBuf + <usize>textLen, lab, m);
+      textLen += m;
+      p += n + 1;
+      continue;
+    }
     for (let i: u32 = 1; i <= n && p + i < wireLen; i++) {
       const c = <u32>load<u8>(wire + p + i);
       if (c == 46 || c == 92) { putByte(92); putByte(c); }

@@ -67,6 +67,8 @@ export function onMessage(st: StreamState, stream: u32, base: usize, len: u32, t
 /** Case-insensitive comparison of two uncompressed wire names (RFC 4343: ASCII case only). */
 function sameName(a: usize, aLen: u32, b: usize, bLen: u32): bool {
   if (aLen != bLen) return false;
+  // Nearly always the very same bytes: compared a word at a time; case only matters otherwise.
+  if (memory.compare(a, b, aLen) == 0) return true;
   for (let i: u32 = 0; i < aLen; i++) {
     let x = <u32>load<u8>(a + i);
     let y = <u32>load<u8>(b + i);

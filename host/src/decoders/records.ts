@@ -37,7 +37,7 @@ export function memView(mem: Uint8Array): MemView {
 
 // Buffer's own UTF-8 decoder without toString()'s encoding dispatch (same result). Measured:
 // interning repeated values in a hash table cost more than decoding them (DNS bench, 2x slower);
-// the direct-mapped cache below hashes nothing but the length and two bytes.
+// the direct-mapped cache below hashes nothing but the length and four bytes.
 const utf8Slice: (this: Buffer, start: number, end: number) => string =
   (Buffer.prototype as unknown as { utf8Slice?: (s: number, e: number) => string }).utf8Slice ??
   function (this: Buffer, start: number, end: number) { return this.toString('utf8', start, end); };
@@ -54,7 +54,7 @@ export function attributeNames(privateNames?: Record<string, string>): Array<str
 
 // Short values repeat from record to record (db.system.name, command tags, rcodes, record types):
 // a direct-mapped table of the last ASCII strings seen, slot chosen by attribute id, length and
-// the first and last bytes, hit verified byte by byte. Checking a short string in JS costs less
+// four of the bytes, hit verified byte by byte. Checking a short string in JS costs less
 // than the call into Buffer's decoder and the string it allocates.
 const VALUE_SLOTS = 1024;
 const VALUE_MAX = 48;
@@ -62,8 +62,7 @@ const VALUE_MAX = 48;
 /** Value of the `n` bytes at `v` as a string, from `cache` when the same ASCII bytes were seen. */
 function shortValue(buf: Buffer, v: number, n: number, id: number, cache: Array<string | undefined>): string {
   if (n === 0) return '';
-  const b0 = buf[v], bl = buf[v + n - 1];
-  const slot = (id * 31 + n * 7 + b0 * 5 + bl) & (VALUE_SLOTS - 1);
+  const slot = (id * 31 + n * 7 + buf[v] * 5 + buf[v + (n >> 1)] * 3 + buf[v + (n >> 2)] * 11 + buf[v + n - 1]) & (VALUE_SLOTS - 1);
   const c = cache[slot];
   if (c !== undefined && c.length === n) {
     let i = 0;
@@ -76,6 +75,12 @@ function shortValue(buf: Buffer, v: number, n: number, id: number, cache: Array<
   if (s.length === n) cache[slot] = s;
   return s;
 }
+
+// The attributes object of a record: built by a constructor, so V8 gives it in-object room for the
+// fields that follow (a literal `{}` has 4 and spills the rest to a growing store: DNS records carry
+// 14). Same prototype as a literal: to any consumer it is a plain object.
+const Attributes = function Attributes(this: Record<string, AttrValue>) { /* filled by readRecord */ } as unknown as { new(): Record<string, AttrValue> };
+Attributes.prototype = Object.prototype;
 
 /** Reads records of one decoder, its attribute names (private ones included) resolved once. */
 export class RecordReader {
@@ -97,7 +102,7 @@ function readRecord(m: MemView, ptr: number, len: number, names: Array<string | 
     stream: dv.getUint32(ptr + 8, true) + dv.getUint32(ptr + 12, true) * 2 ** 32,
     tsStart: dv.getBigUint64(ptr + 16, true),
     tsEnd: dv.getBigUint64(ptr + 24, true),
-    attributes: {},
+    attributes: new Attributes(),
   };
   const end = ptr + len;
   let p = ptr + RECORD_HEADER_SIZE;
@@ -129,7 +134,7 @@ function readRecord(m: MemView, ptr: number, len: number, names: Array<string | 
           if (q + 4 > ve) throw new RecordError(`string list ${name} is cut`);
           const n = dv.getUint32(q, true);
           if (n > ve - q - 4) throw new RecordError(`string list ${name} item overruns`);
-          items.push(utf8Slice.call(buf, q + 4, q + 4 + n));
+          items.push(n <= VALUE_MAX ? shortValue(buf, q + 4, n, id, values) : utf8Slice.call(buf, q + 4, q + 4 + n));
           q += 4 + n;
         }
         value = items;
