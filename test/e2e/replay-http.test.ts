@@ -8,6 +8,7 @@ import * as path from 'path';
 import { spawn, spawnSync, execFileSync } from 'child_process';
 import { repoRoot, corpusDir } from '../helpers/decoder';
 import { startServer, curl, freePort } from '../helpers/agent';
+import { Conv, SYN, ACK, PSH } from '../replay/build';
 
 interface JsonSpan { name: string; kind: string; status: string; startTimeUnixNano: string; endTimeUnixNano: string; attributes: Record<string, unknown> }
 
@@ -74,6 +75,25 @@ test('replay: a truncated capture and a garbage file give a clear error or parti
   assert.equal(r.status, 1);
   assert.match(r.stderr, /telegen: .*(pcap|capture|format|magic)/i);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('replay piped into a reader that stops early (`| head -1`) exits 0 without an EPIPE crash', () => {
+  // 3000 exchanges: far more span lines than a pipe buffer holds once the reader has gone.
+  const cv = new Conv({ addr: '10.0.0.1', port: 40000 }, { addr: '10.0.0.2', port: 80 });
+  let cs = 1, ss = 1;
+  cv.tcp(true, 0, SYN); cv.tcp(false, 0, SYN, '', 1); cv.tcp(true, 1, ACK, '', 1);
+  for (let i = 0; i < 3000; i++) {
+    const req = `GET /item/${i} HTTP/1.1\r\nHost: example.test\r\n\r\n`;
+    cv.tcp(true, cs, PSH, req, ss); cs += req.length;
+    const res = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+    cv.tcp(false, ss, PSH, res, cs); ss += res.length;
+  }
+  const file = cv.write('many.pcap');
+  const cmd = `set -o pipefail; "${process.execPath}" "${path.join(repoRoot, 'bin', 'telegen')}" replay "${file}" | head -1`;
+  const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8', env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
+  assert.match(r.stdout, /"url.path":"\/item\/0"/, 'the first span reached the reader');
+  assert.doesNotMatch(r.stderr, /EPIPE|\n\s+at /, 'no crash report');
+  assert.equal(r.status, 0, r.stderr);
 });
 
 test('replay of traffic recorded here with tshark on lo agrees with tshark', { timeout: 60_000 }, async (t) => {

@@ -88,7 +88,8 @@ export async function replayCommand(args: Args): Promise<number> {
   if (!fs.existsSync(file)) throw userError(`capture ${file} does not exist`);
   const format = (args.flags.format as string) ?? 'jsonl';
   if (format !== 'jsonl' && format !== 'otlp') throw userError(`--format must be jsonl or otlp, not "${format}"`);
-  const out: string[] = [];
+  // `telegen replay FILE | head` closes the pipe early: that is the reader being done, not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
   const res = await replayToSpans(file, {
     decodersDir: typeof args.flags.decoders === 'string' ? args.flags.decoders : undefined,
     onSpan: format === 'jsonl' ? (s) => { process.stdout.write(spanToJsonLine(s) + '\n'); } : undefined,
@@ -97,7 +98,6 @@ export async function replayCommand(args: Args): Promise<number> {
     const bytes = JsonTraceSerializer.serializeRequest(res.spans);
     if (bytes) process.stdout.write(Buffer.from(bytes).toString('utf8') + '\n');
   }
-  void out;
   process.stderr.write(`telegen replay: ${res.spans.length} spans from ${file}\n`);
   return 0;
 }
