@@ -51,7 +51,7 @@ http {
 }
 
 async function startAgent(dataDir: string, apiPort: number): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000' } });
   for (let i = 0; i < 600; i++) {
     try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, 100));
@@ -68,11 +68,11 @@ function metricSum(text: string, name: string): number {
 }
 
 /** Waits until the agent has consumed its backlog (records stop growing, trace queue empty), ≤120 s. */
-async function settle(apiPort: number): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
+async function settle(apiPort: number, capMs = 120_000): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
   const t0 = Date.now();
   let last = -1;
   let text = '';
-  while (Date.now() - t0 < 120_000) {
+  while (Date.now() - t0 < capMs) {
     try {
       text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
     } catch (e) {
@@ -82,7 +82,9 @@ async function settle(apiPort: number): Promise<{ seconds: number; ringFull: num
     }
     const records = metricSum(text, 'telegen_bpf_records_total');
     const queued = metricSum(text, 'telegen_export_queue_items');
-    if (records === last && queued === 0) break;
+    // The polls themselves are traced traffic (a few records each): settled is growth at that
+    // level with nothing queued.
+    if (last >= 0 && records - last <= 64 && queued === 0) break;
     last = records;
     await new Promise((r) => setTimeout(r, 2000));
   }
@@ -111,11 +113,12 @@ function wrk(url: string, seconds: number, conns: number, rate: number): WrkResu
   return { rps, p50ms: lat('50'), p99ms: lat('99'), requests };
 }
 
-/** Server spans per server port in an OTLP/JSON traces file. */
-function countSpans(file: string): Map<number, number> {
+/** Server spans per server port in the agent's OTLP/JSON traces files (rotated ones included:
+ *  a saturation case fills the 100 MB file several times). */
+function countSpans(dataDir: string): Map<number, number> {
   const n = new Map<number, number>();
-  if (!fs.existsSync(file)) return n;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+  const files = fs.readdirSync(dataDir).filter((f) => /^traces\.jsonl(\.\d+)?$/.test(f)).map((f) => path.join(dataDir, f));
+  for (const file of files) for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line) continue;
     for (const rs of JSON.parse(line).resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) {
       if (s.kind !== 2) continue;
@@ -127,7 +130,7 @@ function countSpans(file: string): Map<number, number> {
 }
 
 interface Case { server: Server; mode: 'rate' | 'saturation' }
-interface Sample { off: WrkResult; on?: WrkResult; cpuPer1k?: number }
+interface Sample { off: WrkResult; on?: WrkResult; cpuPer1k?: number; cpuPer1kWithBacklog?: number }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { console.error('agent-overhead needs root (BPF)'); process.exit(1); }
@@ -136,11 +139,13 @@ async function main(): Promise<void> {
   const rate = Number(process.env.BENCH_RATE || 1000);
   const conns = 16;
   const servers = [await startNode(), await startNginx(18000 + (process.pid % 1000))];
-  const cases: Case[] = servers.flatMap((server) => (['rate', 'saturation'] as const).map((mode) => ({ server, mode })));
+  // Fixed-rate cases first, then saturation, with the agent's backlog consumed between cases: the
+  // CPU a case is charged is the CPU its own traffic cost.
+  const cases: Case[] = (['rate', 'saturation'] as const).flatMap((mode) => servers.map((server) => ({ server, mode })));
   const samples = new Map<Case, Sample[]>(cases.map((c) => [c, []]));
   const rss: number[] = [];
-  const backlog: Array<{ seconds: number; ringFull: number; exportDropped: number }> = [];
-  const spanShare = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+  const backlog: Array<{ case: string; seconds: number; ringFull: number; exportDropped: number }> = [];
+  const spanShare = new Map<string, number[]>(cases.map((c) => [`${c.server.name}_${c.mode}`, []]));
   const run = (c: Case) => wrk(`http://127.0.0.1:${c.server.port}/hello`, seconds, conns, c.mode === 'rate' ? rate : 0);
   for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, 2, conns, 0); // warm up (JIT, caches)
   try {
@@ -153,7 +158,7 @@ async function main(): Promise<void> {
       const orphan = () => { if (agent.exitCode === null) agent.kill('SIGKILL'); };
       process.once('exit', orphan);
       await new Promise((res) => setTimeout(res, 1000));
-      const requests = new Map<number, number>();
+      let counted = new Map<number, number>();
       for (const c of cases) {
         const cpu0 = cpuSecondsOf(agent.pid!);
         const res = run(c);
@@ -161,14 +166,19 @@ async function main(): Promise<void> {
         const s = samples.get(c)![r];
         s.on = res;
         s.cpuPer1k = ((cpu1 - cpu0) / seconds) * 100 / (res.rps / 1000);
-        requests.set(c.server.port, (requests.get(c.server.port) ?? 0) + res.requests);
+        if (c === cases[cases.length - 1]) rss.push(rssBytesOf(agent.pid!) / 2 ** 20);
+        // The backlog is consumed before the next case (so each case is charged its own CPU);
+        // this case's spans are what the files gained for its port meanwhile.
+        backlog.push({ case: `${c.server.name}_${c.mode}`, ...await settle(apiPort) });
+        // Everything this case's traffic cost the agent, the backlog after wrk stopped included:
+        // CPU seconds per 1000 requests = % of a core at 1k req/s.
+        s.cpuPer1kWithBacklog = (cpuSecondsOf(agent.pid!) - cpu0) * 100 * 1000 / (res.requests || 1);
+        const now = countSpans(dataDir);
+        spanShare.get(`${c.server.name}_${c.mode}`)!.push(((now.get(c.server.port) ?? 0) - (counted.get(c.server.port) ?? 0)) / (res.requests || 1));
+        counted = now;
       }
-      rss.push(rssBytesOf(agent.pid!) / 2 ** 20);
-      backlog.push(await settle(apiPort));
       await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
       process.removeListener('exit', orphan);
-      const spans = countSpans(path.join(dataDir, 'traces.jsonl'));
-      for (const s of servers) spanShare.get(s.name)!.push((spans.get(s.port) ?? 0) / (requests.get(s.port) || 1));
       if (agent.exitCode !== 0) process.stdout.write(`agent exit ${agent.exitCode} ${agent.signalCode}: ${fs.readFileSync(path.join(dataDir, 'agent.log'), 'utf8').slice(-2000)}\n`);
       fs.rmSync(dataDir, { recursive: true, force: true });
       process.stdout.write(`round ${r + 1}/${rounds} done\n`);
@@ -188,15 +198,16 @@ async function main(): Promise<void> {
       untraced_p50_ms: spread(v.map((x) => x.off.p50ms)),
       untraced_p99_ms: spread(v.map((x) => x.off.p99ms)),
       agent_cpu_percent_of_a_core_per_1k_rps: spread(v.map((x) => x.cpuPer1k!)),
+      agent_cpu_percent_of_a_core_per_1k_rps_backlog_included: spread(v.map((x) => x.cpuPer1kWithBacklog!)),
     };
   }
   writeResult('agent-overhead', {
     workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
     cases: report,
     agent_rss_MiB: spread(rss),
-    after_load_per_round: backlog,
+    after_each_case: backlog,
     server_spans_exported_per_request: Object.fromEntries([...spanShare].map(([k, v]) => [k, spread(v)])),
-    note: 'after the last case of a round the agent is given up to 120 s to consume its backlog (after_load_per_round: how long, ring records dropped, export items dropped) before SIGTERM; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
+    note: 'fixed-rate cases first, then saturation; after each case the agent is given up to 120 s to consume its backlog (after_each_case: how long, ring records dropped so far, export items dropped so far) before the next case, so each case is charged the CPU of its own traffic; server spans per request are counted per case over every rotated traces file; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
   });
 }
 
