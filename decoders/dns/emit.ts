@@ -16,7 +16,7 @@ import {
 import { msg, qnameBuf, nameScratch, nameLen, readName, skipName, u16be, u32be } from "./message";
 import {
   textBuf, textLen, textCut, textReset, textRewind, putByte, putAscii, putDec, putHexBytes, putIPv4, putIPv6,
-  putName, putChars, putBase64, putType, putRcode, putOpcode, putOptionName, putFlags,
+  putName, putChars, putBase64, mnemonic, M_TYPE, M_RCODE, M_OPCODE, M_OPTION, M_FLAGS,
 } from "./present";
 
 function isFailure(rcode: u32): bool {
@@ -27,6 +27,14 @@ function addText(id: i32): void {
   addBytes(id, textBuf, textLen);
   if (textCut) orFlags(FLAG_TRUNCATED);
 }
+
+/** A value from the mnemonic table ([length octet, bytes]). */
+function addMnemonic(id: i32, m: usize): void {
+  addBytes(id, m + 1, load<u8>(m));
+}
+
+// The header flags dig lists (qr aa tc rd ra ad cd): the mnemonic key ignores opcode and rcode.
+const SHOWN_FLAGS: u32 = 0x87b0;
 
 /** One exchange record. `q` is the query (null: response without its query); `withResponse`
  *  says `msg` holds the response (false: the query got none). */
@@ -48,35 +56,24 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
   if (q !== null && q.hasQuestion) {
     putName(changetype<usize>(q.name), q.nameLen);
     addText(A_DNS_QUESTION_NAME);
-    textReset();
-    putType(q.qtype);
-    addText(A_DNS_QUESTION_TYPE);
+    addMnemonic(A_DNS_QUESTION_TYPE, mnemonic(M_TYPE, q.qtype));
   } else if (withResponse && m.hasQuestion) {
     putName(qnameBuf, m.qnameLen);
     addText(A_DNS_QUESTION_NAME);
-    textReset();
-    putType(m.qtype);
-    addText(A_DNS_QUESTION_TYPE);
+    addMnemonic(A_DNS_QUESTION_TYPE, mnemonic(M_TYPE, m.qtype));
   }
 
   const headerFlags: u32 = withResponse ? m.flags : (q !== null ? <u32>q.flags : 0);
   addInt(A_TELEGEN_DNS_ID, withResponse ? m.id : (q !== null ? <i64>q.id : 0));
   // Nearly every message is a standard QUERY: only the others (NOTIFY, UPDATE, ...) are named.
   const opcode = (headerFlags >> 11) & 0xf;
-  if (opcode != 0) {
-    textReset();
-    putOpcode(opcode);
-    addText(A_TELEGEN_DNS_OPCODE);
-  }
-  textReset();
-  putFlags(headerFlags);
-  addText(A_TELEGEN_DNS_FLAGS);
+  if (opcode != 0) addMnemonic(A_TELEGEN_DNS_OPCODE, mnemonic(M_OPCODE, opcode));
+  addMnemonic(A_TELEGEN_DNS_FLAGS, mnemonic(M_FLAGS, headerFlags & SHOWN_FLAGS));
 
   if (withResponse) {
-    textReset();
-    putRcode(rcode);
-    addText(A_DNS_RESPONSE_CODE);
-    if (flags & FLAG_ERROR) addText(A_ERROR_TYPE);
+    const rc = mnemonic(M_RCODE, rcode);
+    addMnemonic(A_DNS_RESPONSE_CODE, rc);
+    if (flags & FLAG_ERROR) addMnemonic(A_ERROR_TYPE, rc);
     const qtype = q !== null && q.hasQuestion ? <u32>q.qtype : m.qtype;
     if (m.answersWalked > 0) addAnswers(qtype);
     addInt(A_TELEGEN_DNS_ANSWER_COUNT, m.an);
@@ -91,7 +88,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     addBool(A_TELEGEN_DNS_EDNS_DO, q.doBit);
     if (q.optionCount > 0) {
       beginStrs(A_TELEGEN_DNS_EDNS_OPTIONS);
-      for (let i = 0; i < q.optionCount; i++) addOptionItem(q.options[i]);
+      for (let i = 0; i < q.optionCount; i++) addOptionItem(unchecked(q.options[i]));
       endStrs();
     }
   } else if (withResponse && m.hasOpt) {
@@ -99,7 +96,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     addBool(A_TELEGEN_DNS_EDNS_DO, m.doBit);
     if (m.optionCount > 0) {
       beginStrs(A_TELEGEN_DNS_EDNS_OPTIONS);
-      for (let i = 0; i < m.optionCount; i++) addOptionItem(m.options[i]);
+      for (let i = 0; i < m.optionCount; i++) addOptionItem(unchecked(m.options[i]));
       endStrs();
     }
   }
@@ -107,9 +104,8 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
 }
 
 function addOptionItem(code: u32): void {
-  textReset();
-  putOptionName(code);
-  addStrsItem(textBuf, textLen);
+  const m = mnemonic(M_OPTION, code);
+  addStrsItem(m + 1, load<u8>(m));
 }
 
 /** dns.answers: each answer-section RR's data in presentation form. Signatures are left out

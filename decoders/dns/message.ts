@@ -88,10 +88,13 @@ export function readName(base: usize, len: u32, off: u32, dst: usize): i32 {
   // names already written, so real messages pass, and every jump strictly lowers `floor`: no loop.
   let floor = off;
   let hops: u32 = 0;
+  // Labels are checked one by one but copied a segment (the run up to a pointer or the root) at once.
+  let run = off;
   while (true) {
     if (p >= len) return -1;
     const b = <u32>load<u8>(base + p);
     if (b == 0) {
+      out = copyRun(dst, out, base, run, p);
       store<u8>(dst + out, 0);
       nameLen = out + 1;
       return after < 0 ? <i32>(p + 1) : after;
@@ -103,17 +106,23 @@ export function readName(base: usize, len: u32, off: u32, dst: usize): i32 {
       if (after < 0) after = <i32>(p + 2);
       if (target >= floor) return -1;
       if (++hops > MAX_POINTER_HOPS) return -1;
+      out = copyRun(dst, out, base, run, p);
       p = target;
       floor = target;
+      run = target;
       continue;
     }
     if (kind != 0) return -1;
-    if (out + b + 2 > MAX_NAME_WIRE) return -1;
+    if (out + (p - run) + b + 2 > MAX_NAME_WIRE) return -1;
     if (p + 1 + b > len) return -1;
-    memory.copy(dst + out, base + p, b + 1);
-    out += b + 1;
     p += b + 1;
   }
+}
+
+/** Appends the labels at [from, to) of the message to the name at dst (out bytes so far). */
+@inline function copyRun(dst: usize, out: u32, base: usize, from: u32, to: u32): u32 {
+  memory.copy(dst + out, base + from, to - from);
+  return out + (to - from);
 }
 
 /** Walks header, questions and every RR of the message at (base, len) into `msg`.
@@ -190,7 +199,7 @@ function readOpt(rr: usize, rdata: usize, rdlen: u32): void {
     const olen = u16be(rdata + p + 2);
     if (p + 4 + olen > rdlen) break;
     if (m.optionCount < MAX_MSG_OPTIONS) {
-      m.options[m.optionCount] = <u16>code;
+      unchecked(m.options[m.optionCount] = <u16>code);
       m.optionCount++;
     }
     p += 4 + olen;

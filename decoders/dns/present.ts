@@ -76,7 +76,39 @@ export function putHexBytes(p: usize, n: u32): void {
   }
 }
 
+// Decimal text of every octet: up to three digits, then the digit count in the fourth byte.
+const DEC3: usize = memory.data(256 * 4);
+for (let v: u32 = 0; v < 256; v++) {
+  const e = DEC3 + <usize>(v << 2);
+  if (v < 10) { store<u8>(e, 48 + v); store<u8>(e, 1, 3); }
+  else if (v < 100) { store<u8>(e, 48 + v / 10); store<u8>(e, 48 + v % 10, 1); store<u8>(e, 2, 3); }
+  else { store<u8>(e, 48 + v / 100); store<u8>(e, 48 + (v / 10) % 10, 1); store<u8>(e, 48 + v % 10, 2); store<u8>(e, 3, 3); }
+}
+
+/** Writes an octet's digits at `d` (a whole word: up to 3 bytes past them are scratch); returns
+ *  the address after them. */
+@inline function octetAt(d: usize, b: u32): usize {
+  const e = load<u32>(DEC3 + <usize>(b << 2));
+  store<u32>(d, e);
+  return d + <usize>(e >> 24);
+}
+
 export function putIPv4(p: usize): void {
+  // 15 bytes at most ("255.255.255.255"); the word stores may write 3 more, inside the slack.
+  if (textLen + 15 > TEXT_CAP) { putIPv4Near(p); return; }
+  let d = textBuf + <usize>textLen;
+  d = octetAt(d, load<u8>(p));
+  store<u8>(d, 46);
+  d = octetAt(d + 1, load<u8>(p, 1));
+  store<u8>(d, 46);
+  d = octetAt(d + 1, load<u8>(p, 2));
+  store<u8>(d, 46);
+  d = octetAt(d + 1, load<u8>(p, 3));
+  textLen = <u32>(d - textBuf);
+}
+
+/** Near the cap: digit by digit, so the cut falls where it always did. */
+function putIPv4Near(p: usize): void {
   putDec(load<u8>(p));
   putByte(46);
   putDec(load<u8>(p + 1));
@@ -140,7 +172,67 @@ export function putIPv6(p: usize): void {
 const PLAIN: usize = memory.data(256);
 for (let c: usize = 0x21; c <= 0x7e; c++) store<u8>(PLAIN + c, c == 46 || c == 92 ? 0 : 1);
 
+const ONES: u64 = 0x0101010101010101;
+const HIGHS: u64 = 0x8080808080808080;
+const LOWS: u64 = 0x7f7f7f7f7f7f7f7f;
+
+/** Nonzero when a byte of `x` is zero (exact as a yes/no). */
+@inline function anyZero(x: u64): u64 { return (x - ONES) & ~x & HIGHS; }
+/** 0x80 in exactly the bytes of `x` that are zero. */
+@inline function zeroBytes(x: u64): u64 { return ~(((x & LOWS) + LOWS) | x | LOWS); }
+/** Nonzero when a byte of `x` is below `n` (n <= 128) or above `m` (m <= 127). */
+@inline function anyOutside(x: u64, n: u64, m: u64): u64 {
+  return ((x - ONES * n) & ~x & HIGHS) | (((x + ONES * (127 - m)) | x) & HIGHS);
+}
+
+/** Bytes of a name's text needing an escape in a word: outside 0x21..0x7e or '\'. Dots are
+ *  counted instead: the ones put between labels are fine, any other is inside a label. */
+@inline function nameWordBad(x: u64): u64 { return anyOutside(x, 0x21, 0x7e) | anyZero(x ^ (ONES * 92)); }
+@inline function dotCount(x: u64): u32 { return <u32>popcnt(zeroBytes(x ^ (ONES * 46))); }
+
 export function putName(wire: usize, wireLen: u32): void {
+  if (wireLen >= 2 && textLen + wireLen + 8 <= TEXT_CAP && putNameWhole(wire, wireLen)) return;
+  putNameByLabel(wire, wireLen);
+}
+
+/** Nearly every name needs no escapes: copied whole, length octets turned into dots, then checked
+ *  a word at a time. False (nothing written) when it needs escapes or is not a plain label chain. */
+function putNameWhole(wire: usize, wireLen: u32): bool {
+  const n = wireLen - 2; // text length: no first length octet, no root octet
+  if (load<u8>(wire) == 0 || load<u8>(wire + wireLen - 1) != 0) return false;
+  const dst = textBuf + <usize>textLen;
+  memory.copy(dst, wire + 1, n);
+  let p = <u32>load<u8>(wire);
+  let dots: u32 = 0;
+  while (p < n) {
+    const l = <u32>load<u8>(dst + p);
+    if (l == 0) return false; // a root label inside: the text ends there
+    store<u8>(dst + p, 46);
+    dots++;
+    p += l + 1;
+  }
+  if (p != n) return false;
+  let bad: u64 = 0;
+  let seen: u32 = 0;
+  let i: u32 = 0;
+  for (; i + 8 <= n; i += 8) {
+    const x = load<u64>(dst + i);
+    bad |= nameWordBad(x);
+    seen += dotCount(x);
+  }
+  if (i < n) {
+    // the bytes past the text read as 'a' (room for the word: checked by the caller)
+    const keep = (<u64>1 << (<u64>(n - i) << 3)) - 1;
+    const x = (load<u64>(dst + i) & keep) | (ONES * 97 & ~keep);
+    bad |= nameWordBad(x);
+    seen += dotCount(x);
+  }
+  if (bad != 0 || seen != dots) return false;
+  textLen += n;
+  return true;
+}
+
+function putNameByLabel(wire: usize, wireLen: u32): void {
   let p: u32 = 0;
   let first = true;
   while (p < wireLen) {
@@ -171,14 +263,33 @@ export function putName(wire: usize, wireLen: u32): void {
 }
 
 /** A character-string's bytes: printable ASCII and UTF-8 as they are, control bytes as \DDD;
- *  inside quotes '"' and '\' are escaped too. */
+ *  inside quotes '"' and '\' are escaped too. Words with nothing to escape are copied whole. */
 export function putChars(p: usize, n: u32, quoted: bool): void {
-  for (let i: u32 = 0; i < n; i++) {
-    const c = <u32>load<u8>(p + i);
-    if (c < 0x20 || c == 0x7f) put3Dec(c);
-    else if (quoted && (c == 34 || c == 92)) { putByte(92); putByte(c); }
-    else putByte(c);
+  let i: u32 = 0;
+  while (i < n) {
+    if (i + 8 <= n && textLen + 8 <= TEXT_CAP) {
+      const x = load<u64>(p + i);
+      if (charsWordBad(x, quoted) == 0) {
+        store<u64>(textBuf + <usize>textLen, x);
+        textLen += 8;
+        i += 8;
+        continue;
+      }
+    }
+    const end = i + 8 < n ? i + 8 : n;
+    for (; i < end; i++) putChar(<u32>load<u8>(p + i), quoted);
   }
+}
+
+@inline function charsWordBad(x: u64, quoted: bool): u64 {
+  const ctl = ((x - ONES * 0x20) & ~x & HIGHS) | anyZero(x ^ (ONES * 0x7f));
+  return quoted ? ctl | anyZero(x ^ (ONES * 34)) | anyZero(x ^ (ONES * 92)) : ctl;
+}
+
+@inline function putChar(c: u32, quoted: bool): void {
+  if (c < 0x20 || c == 0x7f) put3Dec(c);
+  else if (quoted && (c == 34 || c == 92)) { putByte(92); putByte(c); }
+  else putByte(c);
 }
 
 const B64: string = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -400,4 +511,38 @@ export function putFlags(f: u32): void {
 function putFlag(s: string, start: u32): void {
   if (textLen > start) putByte(32);
   putAscii(s);
+}
+
+// Mnemonics repeat in nearly every record (types, rcodes, header flags, EDNS options): each is
+// written once into this table, [length octet, bytes], and copied from there. Direct-mapped by
+// kind and code; a collision only writes it again.
+export const M_TYPE: u32 = 1;
+export const M_RCODE: u32 = 2;
+export const M_OPCODE: u32 = 3;
+export const M_OPTION: u32 = 4;
+export const M_FLAGS: u32 = 5;
+const MNEMO_SLOTS: u32 = 256;
+const MNEMO_SIZE: u32 = 32; // the longest is 20 bytes ("qr aa tc rd ra ad cd")
+const mnemoText: usize = memory.data(256 * 32);
+const mnemoKeys: usize = memory.data(256 * 4);
+
+/** The mnemonic of `code` as [length octet, bytes]. Writes through the text buffer, so call it
+ *  with no text pending; it leaves the text reset. */
+export function mnemonic(kind: u32, code: u32): usize {
+  const key = (kind << 24) | (code & 0xffffff);
+  const slot = (((code + kind * 0x3b9) * 0x9e3779b1) >> 24) & (MNEMO_SLOTS - 1);
+  const at = mnemoText + <usize>(slot * MNEMO_SIZE);
+  if (load<u32>(mnemoKeys + <usize>(slot << 2)) == key) return at;
+  textReset();
+  if (kind == M_TYPE) putType(code);
+  else if (kind == M_RCODE) putRcode(code);
+  else if (kind == M_OPCODE) putOpcode(code);
+  else if (kind == M_OPTION) putOptionName(code);
+  else putFlags(code);
+  const n = textLen < MNEMO_SIZE - 1 ? textLen : MNEMO_SIZE - 1;
+  store<u8>(at, <u8>n);
+  memory.copy(at + 1, textBuf, n);
+  store<u32>(mnemoKeys + <usize>(slot << 2), key);
+  textReset();
+  return at;
 }

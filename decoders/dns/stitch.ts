@@ -115,7 +115,7 @@ function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   slot.udpSize = m.hasOpt ? <i32>m.udpSize : -1;
   slot.doBit = m.doBit;
   const n = m.optionCount < MAX_QUERY_OPTIONS ? m.optionCount : MAX_QUERY_OPTIONS;
-  for (let i = 0; i < n; i++) slot.options[i] = m.options[i];
+  for (let i = 0; i < n; i++) unchecked(slot.options[i] = m.options[i]);
   slot.optionCount = n;
   st.live.push(slot);
 }
