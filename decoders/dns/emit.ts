@@ -7,13 +7,13 @@ import {
   A_TELEGEN_DNS_EDNS_UDP_PAYLOAD_SIZE, A_TELEGEN_DNS_OPCODE, A_TELEGEN_DNS_FLAGS,
   A_TELEGEN_DNS_EDNS_DO, A_TELEGEN_DNS_EDNS_OPTIONS,
 } from "../abi/attributes";
-import { begin, finish, orFlags, addBytes, addString, addInt, addBool, beginStrs, addStrsItem, endStrs } from "../abi/emit";
+import { begin, finish, orFlags, addBytes, addInt, addBool, beginStrs, addStrsItem, endStrs } from "../abi/emit";
 import {
   Pending, F_TC, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NOTIMP, RCODE_REFUSED,
   T_A, T_AAAA, T_NS, T_MD, T_MF, T_CNAME, T_MB, T_MG, T_MR, T_PTR, T_DNAME, T_MX, T_TXT, T_SRV,
   T_SOA, T_NAPTR, T_CAA, T_SVCB, T_HTTPS, T_RRSIG, T_ANY, T_OPT,
 } from "./types";
-import { msg, qnameBuf, nameScratch, nameLen, readName, skipName, u16be, u32be } from "./message";
+import { msg, qnameBuf, nameScratch, nameLen, readName, skipName, u16be, u32be, answerAt, MAX_ANSWER_AT } from "./message";
 import {
   textBuf, textLen, textCut, textReset, textRewind, putByte, putAscii, putDec, putHexBytes, putIPv4, putIPv6,
   putName, putChars, putBase64, mnemonic, M_TYPE, M_RCODE, M_OPCODE, M_OPTION, M_FLAGS,
@@ -33,6 +33,8 @@ function addMnemonic(id: i32, m: usize): void {
   addBytes(id, m + 1, load<u8>(m));
 }
 
+const PROTOCOL_NAME: usize = memory.data<u8>([100, 110, 115]); // "dns"
+
 // The header flags dig lists (qr aa tc rd ra ad cd): the mnemonic key ignores opcode and rcode.
 const SHOWN_FLAGS: u32 = 0x87b0;
 
@@ -49,7 +51,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     if (!m.complete) flags |= FLAG_UNKNOWN;
   }
   begin(KIND_EXCHANGE, flags, <u64>stream, tsStart, tsEnd);
-  addString(A_NETWORK_PROTOCOL_NAME, "dns");
+  addBytes(A_NETWORK_PROTOCOL_NAME, PROTOCOL_NAME, 3);
 
   // The question as the client sent it (0x20-randomised case kept); the response's otherwise.
   textReset();
@@ -117,7 +119,7 @@ function addAnswers(qtype: u32): void {
   beginStrs(A_DNS_ANSWERS);
   let p = m.answersOff;
   for (let i: u32 = 0; i < m.answersWalked; i++) {
-    const r = skipName(base, len, p);
+    const r = i < MAX_ANSWER_AT ? <i32>load<u32>(answerAt + <usize>(i << 2)) : skipName(base, len, p);
     if (r < 0) break; // walkMessage already bounded these; kept for safety
     const rr = base + <usize>r;
     const type = u16be(rr);

@@ -52,6 +52,10 @@ export const qnameBuf: usize = memory.data(MAX_NAME_WIRE + 1);
 export const nameScratch: usize = memory.data(MAX_NAME_WIRE + 1);
 /** Wire length of the last name readName() decoded. */
 export let nameLen: u32 = 0;
+/** Where each of the first MAX_ANSWER_AT answer RRs' TYPE field lies, as walkMessage() found it:
+ *  the answers are presented without walking their owner names again. */
+export const MAX_ANSWER_AT: u32 = 64;
+export const answerAt: usize = memory.data(64 * 4);
 
 /** Offset just past the name at `off` as it lies in the message (pointers not followed);
  *  -1 when it runs out of bounds, uses a reserved label type or points forwards. */
@@ -74,6 +78,18 @@ export function skipName(base: usize, len: u32, off: u32): i32 {
     if (total + 1 > MAX_NAME_WIRE) return -1;
     p += b + 1;
   }
+}
+
+/** skipName() with the common case inline: an owner name that is only a pointer backwards. */
+@inline function skipOwner(base: usize, len: u32, p: u32): i32 {
+  if (p + 2 <= len) {
+    const b = <u32>load<u8>(base + p);
+    if ((b & 0xc0) == 0xc0) {
+      const target = ((b & 0x3f) << 8) | <u32>load<u8>(base + p + 1);
+      return target < p ? <i32>(p + 2) : -1;
+    }
+  }
+  return skipName(base, len, p);
 }
 
 /** Decodes the possibly compressed name at `off` into `dst` as uncompressed wire form (root
@@ -168,8 +184,9 @@ export function walkMessage(base: usize, len: u32): bool {
   const total = m.an + m.ns + m.ar;
   const additionalFrom = m.an + m.ns;
   for (let i: u32 = 0; i < total; i++) {
-    const r = skipName(base, len, p);
+    const r = skipOwner(base, len, p);
     if (r < 0 || <u32>r + 10 > len) return true;
+    if (i < MAX_ANSWER_AT) store<u32>(answerAt + <usize>(i << 2), <u32>r);
     const q = base + <usize>r;
     const type = u16be(q);
     const rdlen = u16be(q + 8);

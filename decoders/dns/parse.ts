@@ -5,19 +5,19 @@ import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, StreamState } from "./ty
 import { classify, u16be, CLASS_NEEDS_MORE, CLASS_INVALID } from "./message";
 import { findState, newState, dropState, onMessage } from "./stitch";
 
-function partialOf(st: StreamState, dir: i32): bool {
+@inline function partialOf(st: StreamState, dir: i32): bool {
   return dir == DIR_REQUEST ? st.partial0 : st.partial1;
 }
-function partialTsOf(st: StreamState, dir: i32): u64 {
+@inline function partialTsOf(st: StreamState, dir: i32): u64 {
   return dir == DIR_REQUEST ? st.partialTs0 : st.partialTs1;
 }
-function setPartial(st: StreamState, dir: i32, on: bool, ts: u64): void {
+@inline function setPartial(st: StreamState, dir: i32, on: bool, ts: u64): void {
   if (dir == DIR_REQUEST) { st.partial0 = on; st.partialTs0 = ts; }
   else { st.partial1 = on; st.partialTs1 = ts; }
 }
 
 /** Remembers when a message still incomplete after this call started (its first byte's time). */
-function holdPartial(st: StreamState, dir: i32, ts: u64): void {
+@inline function holdPartial(st: StreamState, dir: i32, ts: u64): void {
   if (!partialOf(st, dir)) setPartial(st, dir, true, ts);
 }
 

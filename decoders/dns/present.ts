@@ -56,8 +56,23 @@ export function putDec(v: u64): void {
   return n < 10 ? 48 + n : 87 + n; // lowercase, as RFC 5952 4.3 asks
 }
 
-/** Hex without leading zeros (an IPv6 group). */
+const HEX: usize = memory.data<u8>([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]);
+
+/** Hex without leading zeros (an IPv6 group): the four digits built in a word, the leading
+ *  zeros shifted out, stored at once. */
 function putHex16(v: u32): void {
+  if (textLen + 4 > TEXT_CAP) { putHex16Near(v); return; }
+  const digits: u32 = v == 0 ? 1 : (35 - clz<u32>(v)) >> 2;
+  const w = <u32>load<u8>(HEX + <usize>((v >> 12) & 0xf))
+    | (<u32>load<u8>(HEX + <usize>((v >> 8) & 0xf)) << 8)
+    | (<u32>load<u8>(HEX + <usize>((v >> 4) & 0xf)) << 16)
+    | (<u32>load<u8>(HEX + <usize>(v & 0xf)) << 24);
+  store<u32>(textBuf + <usize>textLen, w >> ((4 - digits) << 3));
+  textLen += digits;
+}
+
+/** Near the cap: digit by digit, so the cut falls where it always did. */
+function putHex16Near(v: u32): void {
   let started = false;
   for (let shift: i32 = 12; shift >= 0; shift -= 4) {
     const d = (v >> <u32>shift) & 0xf;

@@ -2,7 +2,7 @@
 // case-insensitively, type) when both sides carry one. QR tells queries from responses, so a
 // capture taken on the server side stitches the same way as one taken on the client.
 import {
-  StreamState, Pending, MAX_PENDING, MAX_PENDING_TOTAL, MAX_SPARE, MAX_STREAMS, MAX_QUERY_OPTIONS,
+  StreamState, Pending, MAX_PENDING, MAX_PENDING_TOTAL, MAX_STREAMS, MAX_QUERY_OPTIONS,
   QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR,
 } from "./types";
 import { warn } from "../abi/emit";
@@ -10,15 +10,43 @@ import { msg, qnameBuf, walkMessage } from "./message";
 import { emitExchange } from "./emit";
 
 export const streams = new Map<u32, StreamState>();
-// Pending slots are pooled decoder-wide, so a burst on one stream does not pin memory there.
-const spare = new Array<Pending>();
+// Pending slots live in one decoder-wide table (a burst on one stream does not pin memory there)
+// and are chained by index: per stream oldest first, the unused ones in a free list. No array
+// operations or GC write barriers per message.
+const slots = new Array<Pending>(); // never more than MAX_PENDING_TOTAL
+let freeHead: i32 = -1;
 let liveTotal: i32 = 0;
 let warnedPending = false;
 let warnedStreams = false;
 
-function release(p: Pending): void {
+@inline function slotAt(i: i32): Pending {
+  return unchecked(slots[i]);
+}
+
+function takeSlot(): i32 {
+  const f = freeHead;
+  if (f >= 0) {
+    freeHead = slotAt(f).next;
+    return f;
+  }
+  const i = slots.length;
+  slots.push(new Pending());
+  return i;
+}
+
+function release(i: i32): void {
   liveTotal--;
-  if (spare.length < MAX_SPARE) spare.push(p);
+  slotAt(i).next = freeHead;
+  freeHead = i;
+}
+
+/** Unlinks the stream's oldest pending query; its index. */
+function popOldest(st: StreamState): i32 {
+  const i = st.head;
+  st.head = slotAt(i).next;
+  if (st.head < 0) st.tail = -1;
+  st.count--;
+  return i;
 }
 
 // Most calls continue the stream of the previous call: remember it to skip the hash lookups.
@@ -90,20 +118,22 @@ function matches(p: Pending): bool {
 function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   const m = msg;
   // A retransmission (same id and question) keeps the first send's time: the latency a user saw.
-  for (let i = 0; i < st.live.length; i++) {
-    if (matches(unchecked(st.live[i]))) return;
+  for (let i = st.head; i >= 0; i = slotAt(i).next) {
+    if (matches(slotAt(i))) return;
   }
-  if (st.live.length >= MAX_PENDING) {
-    const oldest = st.live.shift();
+  if (st.count >= MAX_PENDING) {
+    const o = popOldest(st);
+    const oldest = slotAt(o);
     emitExchange(stream, oldest, false, oldest.tsStart, oldest.tsStart);
-    release(oldest);
+    release(o);
   }
   if (liveTotal >= MAX_PENDING_TOTAL) {
     // Untracked: its response will be reported without its query.
     if (!warnedPending) { warnedPending = true; warn("dns: pending query budget spent, queries untracked"); }
     return;
   }
-  const slot = spare.length > 0 ? spare.pop() : new Pending();
+  const si = takeSlot();
+  const slot = slotAt(si);
   liveTotal++;
   slot.id = <u16>m.id;
   slot.flags = <u16>m.flags;
@@ -117,17 +147,25 @@ function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   const n = m.optionCount < MAX_QUERY_OPTIONS ? m.optionCount : MAX_QUERY_OPTIONS;
   for (let i = 0; i < n; i++) unchecked(slot.options[i] = m.options[i]);
   slot.optionCount = n;
-  st.live.push(slot);
+  slot.next = -1;
+  if (st.tail >= 0) slotAt(st.tail).next = si;
+  else st.head = si;
+  st.tail = si;
+  st.count++;
 }
 
 function onResponse(st: StreamState, stream: u32, tsStart: u64, tsEnd: u64): void {
-  const live = st.live;
-  for (let i = 0; i < live.length; i++) {
-    const p = unchecked(live[i]);
-    if (!matches(p)) continue;
+  let prev: i32 = -1;
+  for (let i = st.head; i >= 0; i = slotAt(i).next) {
+    const p = slotAt(i);
+    if (!matches(p)) { prev = i; continue; }
     emitExchange(stream, p, true, p.tsStart, tsEnd);
-    removeAt(live, i);
-    release(p);
+    // unlinked keeping order
+    if (prev < 0) st.head = p.next;
+    else slotAt(prev).next = p.next;
+    if (st.tail == i) st.tail = prev;
+    st.count--;
+    release(i);
     return;
   }
   // A response nobody asked for that does not even parse is noise, not an exchange.
@@ -135,21 +173,15 @@ function onResponse(st: StreamState, stream: u32, tsStart: u64, tsEnd: u64): voi
   emitExchange(stream, null, true, tsStart, tsEnd);
 }
 
-/** Removes live[i] keeping order, without the allocation splice() makes. */
-function removeAt(live: Array<Pending>, i: i32): void {
-  const n = live.length;
-  for (let j = i; j + 1 < n; j++) unchecked(live[j] = live[j + 1]);
-  live.pop();
-}
-
 /** Every pending query of the stream ends unanswered; the stream's state goes. */
 export function closeStream(stream: u32): void {
   if (!streams.has(stream)) return;
   const st = streams.get(stream);
-  for (let i = 0; i < st.live.length; i++) {
-    const p = unchecked(st.live[i]);
+  while (st.head >= 0) {
+    const i = popOldest(st);
+    const p = slotAt(i);
     emitExchange(stream, p, false, p.tsStart, p.tsStart);
-    release(p);
+    release(i);
   }
   dropState(stream);
 }
@@ -166,15 +198,13 @@ function sweepIdle(now: u64, emptyOnly: bool): void {
   for (let k = 0; k < keys.length; k++) {
     const stream = unchecked(keys[k]);
     const st = streams.get(stream);
-    const live = st.live;
-    while (!emptyOnly && live.length > 0) {
-      const p = unchecked(live[0]);
+    while (!emptyOnly && st.head >= 0) {
+      const p = slotAt(st.head);
       if (now < p.tsStart || now - p.tsStart < QUERY_TIMEOUT_NS) break;
       emitExchange(stream, p, false, p.tsStart, p.tsStart);
-      live.shift();
-      release(p);
+      release(popOldest(st));
     }
-    if (live.length > 0 || st.partial0 || st.partial1) continue;
+    if (st.count > 0 || st.partial0 || st.partial1) continue;
     if (emptyOnly || (now > st.lastSeen && now - st.lastSeen >= IDLE_STREAM_NS)) dropState(stream);
   }
 }

@@ -14,7 +14,6 @@ export const MAX_POINTER_HOPS: u32 = 64;    // belt and braces: pointers must al
 export const MAX_PENDING: i32 = 64;         // unanswered queries kept per stream
 // Decoder-wide budgets (the module may use 32 MiB): a Pending is ~330 bytes, a stream ~100.
 export const MAX_PENDING_TOTAL: i32 = 16384;
-export const MAX_SPARE: i32 = 1024;          // reusable Pending slots kept after a burst
 export const MAX_STREAMS: i32 = 65536;
 export const QUERY_TIMEOUT_NS: u64 = 5_000_000_000;
 export const IDLE_STREAM_NS: u64 = 60_000_000_000; // an idle stream with nothing pending is dropped
@@ -73,6 +72,7 @@ export class Pending {
   options: StaticArray<u16> = new StaticArray<u16>(MAX_QUERY_OPTIONS);
   nameLen: u32 = 0;                       // uncompressed wire-form name, root label included
   name: StaticArray<u8> = new StaticArray<u8>(MAX_NAME_WIRE + 1);
+  next: i32 = -1;                         // the next slot of its stream's list or of the free list
 }
 
 export class StreamState {
@@ -83,5 +83,8 @@ export class StreamState {
   partial1: bool = false;
   partialTs0: u64 = 0;
   partialTs1: u64 = 0;
-  live: Array<Pending> = new Array<Pending>(); // oldest first
+  // Pending queries, oldest first: slot indices chained through Pending.next (stitch.ts).
+  head: i32 = -1;
+  tail: i32 = -1;
+  count: i32 = 0;
 }
