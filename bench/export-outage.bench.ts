@@ -8,11 +8,14 @@
 // stayed under the caps plus the starting RSS.
 import { fork } from 'child_process';
 import * as net from 'net';
+import * as os from 'os';
 import * as path from 'path';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import * as v8 from 'v8';
 import { createExportQueues, resolveExportConfig, shutdownExportQueues, type ExportQueues } from '../host/src/export';
+import { startMemoryTuning } from '../host/src/memory';
 import { makeLog, makeMetrics, makeSpan } from '../test/export/fixtures';
 import { writeResult } from './lib';
 
@@ -42,6 +45,8 @@ function sample(q: ExportQueues, t0: number) {
     t_s: Math.round((Date.now() - t0) / 1000),
     rss_mib: Math.round(m.rss / MiB),
     heap_mib: Math.round(m.heapUsed / MiB),
+    heap_total_mib: Math.round(m.heapTotal / MiB),
+    old_space_mib: Math.round((v8.getHeapSpaceStatistics().find((x) => x.space_name === 'old_space')?.space_size ?? 0) / MiB),
     external_mib: Math.round((m.external + m.arrayBuffers) / MiB),
     queue_mib: { traces: Math.round(c('traces').queue_bytes / MiB), metrics: Math.round(c('metrics').queue_bytes / MiB), logs: Math.round(c('logs').queue_bytes / MiB) },
     dropped: { traces: c('traces').dropped_queue_full, metrics: c('metrics').dropped_queue_full, logs: c('logs').dropped_queue_full },
@@ -55,7 +60,12 @@ async function main(): Promise<void> {
   const resolved = resolveExportConfig({ endpoint: `127.0.0.1:${port}`, protocol: 'grpc', compression: 'gzip', profiles: { enabled: false } }, {});
   const caps = { traces: resolved.traces.queueBytes, metrics: resolved.metrics.queueBytes, logs: resolved.logs.queueBytes };
   const q = createExportQueues(resolved, '/nonexistent');
+  // As the agent starts it (host/src/memory): young generation capped, native heap trimmed.
+  // BENCH_MEMORY_TUNING=0 leaves V8's and glibc's defaults, as before that landed.
+  const tuned = process.env.BENCH_MEMORY_TUNING !== '0';
+  const stopTuning = tuned ? startMemoryTuning() : undefined;
   const rssStart = process.memoryUsage().rss;
+  const loadStart = os.loadavg();
   const t0 = Date.now();
   const timeline: Array<ReturnType<typeof sample>> = [];
   let produced = { traces: 0, metrics: 0, logs: 0 };
@@ -81,7 +91,7 @@ async function main(): Promise<void> {
     const s = sample(q, t0);
     rssMax = Math.max(rssMax, s.rss_mib);
     timeline.push(s);
-    process.stdout.write(`outage ${s.t_s}s rss=${s.rss_mib}MiB heap=${s.heap_mib}MiB queues=${JSON.stringify(s.queue_mib)}\n`);
+    process.stdout.write(`outage ${s.t_s}s rss=${s.rss_mib}MiB heap=${s.heap_mib}/${s.heap_total_mib}MiB old=${s.old_space_mib}MiB queues=${JSON.stringify(s.queue_mib)}\n`);
   }
   const atRecovery = sample(q, t0);
 
@@ -109,9 +119,12 @@ async function main(): Promise<void> {
   const after = sample(q, t0);
   const counters = Object.fromEntries((['traces', 'metrics', 'logs'] as const).map((s) => [s, q[s]!.counters()]));
   child.kill('SIGTERM');
+  stopTuning?.();
   const capMiB = Math.round((caps.traces + caps.metrics + caps.logs) / MiB);
-  writeResult('export-outage', {
+  writeResult(`export-outage${outageS === 600 ? '' : `-${outageS}s`}${tuned ? '' : '-untuned'}`, {
     outage_s: outageS,
+    memory_tuning: tuned,
+    loadavg_start_end: [loadStart, os.loadavg()].map((l) => l.map((x) => Math.round(x * 10) / 10)),
     producer: { spans_per_s: spansPerS, log_records_per_s: spansPerS / 10, metric_collections_per_s: 1, metric_points_per_collection: 200 },
     queue_caps_mib: { traces: caps.traces / MiB, metrics: caps.metrics / MiB, logs: caps.logs / MiB, total: capMiB },
     rss_start_mib: Math.round(rssStart / MiB),

@@ -2,13 +2,16 @@
 // the agent's exporters and defaults) to acknowledged by a real OTLP receiver (gRPC, gzip), CPU
 // time of this process per item, and bytes on the wire per span over HTTP/protobuf with gzip.
 // Spans and logs A/B in the same run: our encoders vs the official opentelemetry-js exporters
-// (exportBaseline.officialSpanLogExporters), alternating within every round. The receiver runs in a child process
+// (exportBaseline.officialSpanLogExporters), alternating within every round. BENCH_BASELINE=DIR
+// (a compiled worktree of an earlier commit) makes that tree's export stage the B side instead,
+// for all four signals (results/export-throughput-vs-baseline.json). The receiver runs in a child process
 // (the test helper, decoding off: what is measured is the sender) so it does not share the
 // producer's event loop; on a 2-core machine it still shares the CPUs.
 // Seed targets: 10k traces/s, 100k metric points/s, 50k log records/s, 100 profiles/s.
 import { fork, type ChildProcess } from 'child_process';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import * as os from 'os';
+import * as path from 'path';
 import { createExportQueues, exportBaseline, resolveExportConfig, shutdownExportQueues, type BatchQueue, type ExportQueues } from '../host/src/export';
 import { toOtlpProfiles } from '../host/src/profile/otlp';
 import type { Frame } from '../host/src/profile/symbolizer';
@@ -119,6 +122,14 @@ function profileRequest(i: number): object {
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
+const gitHead = (dir: string): string => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('child_process') as typeof import('child_process')).execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD']).toString().trim();
+  } catch {
+    return '?';
+  }
+};
 /** BENCH_EXPORT_COMPRESSION=none: the same run without gzip (results/export-throughput-none.json), to see the encoders apart from zlib. */
 const COMPRESSION = process.env.BENCH_EXPORT_COMPRESSION === 'none' ? 'none' : 'gzip';
 
@@ -134,6 +145,17 @@ function queuesFor(url: string, protocol: 'grpc' | 'http', official: boolean, si
   }
 }
 
+const BASELINE = process.env.BENCH_BASELINE;
+
+/** The B side from an earlier tree's compiled export stage: same config, every signal. */
+function baselineQueues(url: string, queueBytes: number): ExportQueues {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(path.resolve(BASELINE as string, 'dist/host/src/export')) as typeof import('../host/src/export');
+  const cfg: Record<string, unknown> = { endpoint: url, protocol: 'grpc', compression: COMPRESSION };
+  for (const s of ['traces', 'metrics', 'logs', 'profiles']) cfg[s] = { queue_bytes: queueBytes };
+  return mod.createExportQueues(mod.resolveExportConfig(cfg, {}), '/nonexistent');
+}
+
 async function main(): Promise<void> {
   const rounds = Number(process.env.BENCH_ROUNDS || 5);
   const grpc = await spawnReceiver('grpc');
@@ -143,7 +165,7 @@ async function main(): Promise<void> {
   // the drop policy (export-outage.bench.ts does that).
   const GiB = 2 ** 30;
   const q = queuesFor(grpc.url, 'grpc', false, ['traces', 'metrics', 'logs', 'profiles'], GiB);
-  const qb = queuesFor(grpc.url, 'grpc', true, ['traces', 'logs'], GiB);
+  const qb = BASELINE ? baselineQueues(grpc.url, GiB) : queuesFor(grpc.url, 'grpc', true, ['traces', 'logs'], GiB);
   const pid = process.pid;
   const rssStart = rssBytesOf(pid);
   const POINTS = 1000;
@@ -153,23 +175,25 @@ async function main(): Promise<void> {
   const LOGS = Array.from({ length: 50_000 }, (_, i) => makeLog(i));
   const METRICS = Array.from({ length: 100 }, (_, i) => metricsWith(POINTS, i));
   const PROFILES = Array.from({ length: 500 }, (_, i) => profileRequest(i % 50));
-  const r = { spans: [] as PumpResult[], spansOfficial: [] as PumpResult[], logs: [] as PumpResult[], logsOfficial: [] as PumpResult[], metrics: [] as PumpResult[], profiles: [] as PumpResult[] };
+  const r = { spans: [] as PumpResult[], spansOfficial: [] as PumpResult[], logs: [] as PumpResult[], logsOfficial: [] as PumpResult[], metrics: [] as PumpResult[], metricsBaseline: [] as PumpResult[], profiles: [] as PumpResult[], profilesBaseline: [] as PumpResult[] };
   let dropped = 0;
   for (let i = 0; i < rounds + 1; i++) {
     // A and B alternate inside each round (and swap order every round), same items, same receiver.
-    const ab = async <T>(ours: BatchQueue<T>, official: BatchQueue<T>, items: T[]) => {
+    const ab = async <T>(ours: BatchQueue<T>, official: BatchQueue<T>, items: T[], chunk = 1000) => {
       const first = i % 2 === 0;
-      const x = await pump(first ? ours : official, items, 1000);
-      const y = await pump(first ? official : ours, items, 1000);
+      const x = await pump(first ? ours : official, items, chunk);
+      const y = await pump(first ? official : ours, items, chunk);
       return first ? [x, y] : [y, x];
     };
     const [s, sb] = await ab(q.traces!, qb.traces!, SPANS);
     const [l, lb] = await ab(q.logs!, qb.logs!, LOGS);
-    const m = await pump(q.metrics!, METRICS, 10);
-    const p = await pump(q.profiles!, PROFILES, 50);
-    dropped += s.dropped + sb.dropped + l.dropped + lb.dropped + m.dropped + p.dropped;
+    const [m, mb] = qb.metrics ? await ab(q.metrics!, qb.metrics, METRICS, 10) : [await pump(q.metrics!, METRICS, 10)];
+    const [p, pb] = qb.profiles ? await ab(q.profiles!, qb.profiles, PROFILES, 50) : [await pump(q.profiles!, PROFILES, 50)];
+    dropped += s.dropped + sb.dropped + l.dropped + lb.dropped + m.dropped + p.dropped + (mb?.dropped ?? 0) + (pb?.dropped ?? 0);
     if (i === 0) continue; // warm-up: JIT, channels
     r.spans.push(s); r.spansOfficial.push(sb); r.logs.push(l); r.logsOfficial.push(lb); r.metrics.push(m); r.profiles.push(p);
+    if (mb) r.metricsBaseline.push(mb);
+    if (pb) r.profilesBaseline.push(pb);
   }
   const grpcStats = await grpc.stats();
   const rssEnd = rssBytesOf(pid);
@@ -198,25 +222,31 @@ async function main(): Promise<void> {
   const cpu = (xs: PumpResult[], div = 1) => spread(xs.map((x) => x.cpuUsPerItem / div));
   const ratio = (a: PumpResult[], b: PumpResult[], f: (x: PumpResult) => number) => spread(a.map((x, k) => f(x) / f(b[k])));
   const sp = rate(r.spans), lg = rate(r.logs), pt = rate(r.metrics, POINTS), pr = rate(r.profiles);
-  writeResult(COMPRESSION === 'gzip' ? 'export-throughput' : 'export-throughput-none', {
+  // B: the official exporters (spans and logs), or BENCH_BASELINE's export stage (every signal).
+  const b = BASELINE ? 'baseline' : 'official';
+  const name = BASELINE ? 'export-throughput-vs-baseline' : COMPRESSION === 'gzip' ? 'export-throughput' : 'export-throughput-none';
+  const vsB = (ours: PumpResult[], other: PumpResult[], unit: string, div = 1) => other.length ? {
+    [`${unit}_per_s_${b}`]: rate(other, div),
+    [`${unit}_speedup_same_round`]: ratio(ours, other, (x) => x.perSec),
+    [`${unit}_cpu_us_${b}`]: cpu(other, div),
+    [`${unit}_cpu_ratio_${b}_over_ours`]: ratio(other, ours, (x) => x.cpuUsPerItem),
+  } : {};
+  writeResult(name, {
     transport: `OTLP gRPC, ${COMPRESSION}, agent defaults (batch sizes 512/1000/1000/100, 2 exports in flight per signal) but 1 GiB queues; receiver in a child process, not decoding`,
+    b_side: BASELINE ? `export stage of ${BASELINE} (git ${gitHead(BASELINE)})` : 'official opentelemetry-js exporters (spans, logs)',
     loadavg_start_end: [load0.map(round1), load1.map(round1)],
     spans_per_s: sp,
-    spans_per_s_official: rate(r.spansOfficial),
-    spans_speedup_same_round: ratio(r.spans, r.spansOfficial, (x) => x.perSec),
     span_cpu_us: cpu(r.spans),
-    span_cpu_us_official: cpu(r.spansOfficial),
-    span_cpu_ratio_official_over_ours: ratio(r.spansOfficial, r.spans, (x) => x.cpuUsPerItem),
+    ...vsB(r.spans, r.spansOfficial, 'span'),
     log_records_per_s: lg,
-    log_records_per_s_official: rate(r.logsOfficial),
-    logs_speedup_same_round: ratio(r.logs, r.logsOfficial, (x) => x.perSec),
     log_cpu_us: cpu(r.logs),
-    log_cpu_us_official: cpu(r.logsOfficial),
-    log_cpu_ratio_official_over_ours: ratio(r.logsOfficial, r.logs, (x) => x.cpuUsPerItem),
+    ...vsB(r.logs, r.logsOfficial, 'log'),
     metric_points_per_s: pt,
     metric_point_cpu_us: cpu(r.metrics, POINTS),
+    ...vsB(r.metrics, r.metricsBaseline, 'metric_point', POINTS),
     profiles_per_s: pr,
     profile_cpu_us: cpu(r.profiles),
+    ...vsB(r.profiles, r.profilesBaseline, 'profile'),
     times_seed_target: {
       spans: round1(sp.median / seed.spans),
       metric_points: round1(pt.median / seed.metric_points),
