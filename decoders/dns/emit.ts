@@ -13,7 +13,7 @@ import {
   T_A, T_AAAA, T_NS, T_MD, T_MF, T_CNAME, T_MB, T_MG, T_MR, T_PTR, T_DNAME, T_MX, T_TXT, T_SRV,
   T_SOA, T_NAPTR, T_CAA, T_SVCB, T_HTTPS, T_RRSIG, T_ANY, T_OPT,
 } from "./types";
-import { msg, qnameBuf, nameScratch, nameLen, readName, skipName, u16be, u32be, answerAt, MAX_ANSWER_AT } from "./message";
+import { msg, nameScratch, namePtr, nameLen, readName, skipName, u16be, u32be, answerAt, MAX_ANSWER_AT } from "./message";
 import {
   textBuf, textLen, textCut, textReset, textRewind, putByte, putAscii, putDec, putHexBytes, putIPv4, putIPv6,
   putName, putChars, putBase64, mnemonic, M_TYPE, M_RCODE, M_OPCODE, M_OPTION, M_FLAGS,
@@ -60,7 +60,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     addText(A_DNS_QUESTION_NAME);
     addMnemonic(A_DNS_QUESTION_TYPE, mnemonic(M_TYPE, q.qtype));
   } else if (withResponse && m.hasQuestion) {
-    putName(qnameBuf, m.qnameLen);
+    putName(m.qname, m.qnameLen);
     addText(A_DNS_QUESTION_NAME);
     addMnemonic(A_DNS_QUESTION_TYPE, mnemonic(M_TYPE, m.qtype));
   }
@@ -155,7 +155,7 @@ function putGeneric(p: usize, n: u32): void {
 function putRdataName(off: u32, limit: u32): i32 {
   const r = readName(msg.base, msg.len, off, nameScratch);
   if (r < 0 || <u32>r > limit) return -1;
-  putName(nameScratch, nameLen);
+  putName(namePtr, nameLen);
   return r;
 }
 

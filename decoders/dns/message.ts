@@ -30,7 +30,8 @@ export class Message {
   hasQuestion: bool = false;
   qtype: u32 = 0;
   qclass: u32 = 0;
-  qnameLen: u32 = 0;       // wire form in qnameBuf
+  qname: usize = 0;        // wire form: in the message when uncompressed, else in qnameBuf
+  qnameLen: u32 = 0;
   answersOff: u32 = 0;     // first answer RR
   answersWalked: u32 = 0;  // answer RRs that lie within bounds
   end: u32 = 0;            // offset after the last RR walked
@@ -50,7 +51,9 @@ export class Message {
 export const msg = new Message();
 export const qnameBuf: usize = memory.data(MAX_NAME_WIRE + 1);
 export const nameScratch: usize = memory.data(MAX_NAME_WIRE + 1);
-/** Wire length of the last name readName() decoded. */
+/** Where the last name readName() decoded lies (wire form) and its length: the name in the message
+ *  itself when it holds no pointer, else the copy at `dst`. Valid during the parse() call only. */
+export let namePtr: usize = 0;
 export let nameLen: u32 = 0;
 /** Where each of the first MAX_ANSWER_AT answer RRs' TYPE field lies, as walkMessage() found it:
  *  the answers are presented without walking their owner names again. */
@@ -92,8 +95,8 @@ export function skipName(base: usize, len: u32, off: u32): i32 {
   return skipName(base, len, p);
 }
 
-/** Decodes the possibly compressed name at `off` into `dst` as uncompressed wire form (root
- *  label included; length in nameLen). Returns the offset just past the name where it lies in
+/** Decodes the possibly compressed name at `off` as uncompressed wire form (root label included):
+ *  into `dst` when it holds a pointer; namePtr and nameLen say where it is. Returns the offset just past the name where it lies in
  *  the message, or -1 when the name is malformed: out of bounds, a label over 63 octets (the
  *  0x40/0x80 label types), longer than 255 octets, or a pointer that does not go backwards. */
 export function readName(base: usize, len: u32, off: u32, dst: usize): i32 {
@@ -110,8 +113,15 @@ export function readName(base: usize, len: u32, off: u32, dst: usize): i32 {
     if (p >= len) return -1;
     const b = <u32>load<u8>(base + p);
     if (b == 0) {
+      if (hops == 0) {
+        // uncompressed (every query, most questions): no copy
+        namePtr = base + off;
+        nameLen = p - off + 1;
+        return <i32>(p + 1);
+      }
       out = copyRun(dst, out, base, run, p);
       store<u8>(dst + out, 0);
+      namePtr = dst;
       nameLen = out + 1;
       return after < 0 ? <i32>(p + 1) : after;
     }
@@ -148,6 +158,7 @@ export function walkMessage(base: usize, len: u32): bool {
   m.base = base;
   m.len = len;
   m.hasQuestion = false;
+  m.qname = qnameBuf;
   m.qnameLen = 0;
   m.qtype = 0;
   m.qclass = 0;
@@ -173,6 +184,7 @@ export function walkMessage(base: usize, len: u32): bool {
     if (r < 0 || <u32>r + 4 > len) return true;
     if (i == 0) {
       m.hasQuestion = true;
+      m.qname = namePtr;
       m.qnameLen = nameLen;
       m.qtype = u16be(base + <usize>r);
       m.qclass = u16be(base + <usize>r + 2);

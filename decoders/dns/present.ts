@@ -541,13 +541,17 @@ const MNEMO_SIZE: u32 = 32; // the longest is 20 bytes ("qr aa tc rd ra ad cd")
 const mnemoText: usize = memory.data(256 * 32);
 const mnemoKeys: usize = memory.data(256 * 4);
 
-/** The mnemonic of `code` as [length octet, bytes]. Writes through the text buffer, so call it
- *  with no text pending; it leaves the text reset. */
-export function mnemonic(kind: u32, code: u32): usize {
+/** The mnemonic of `code` as [length octet, bytes]. Writes through the text buffer when it is
+ *  not in the table yet, so call it with no text pending; it leaves the text reset. */
+@inline export function mnemonic(kind: u32, code: u32): usize {
   const key = (kind << 24) | (code & 0xffffff);
   const slot = (((code + kind * 0x3b9) * 0x9e3779b1) >> 24) & (MNEMO_SLOTS - 1);
   const at = mnemoText + <usize>(slot * MNEMO_SIZE);
   if (load<u32>(mnemoKeys + <usize>(slot << 2)) == key) return at;
+  return mnemonicInto(at, slot, kind, code, key);
+}
+
+function mnemonicInto(at: usize, slot: u32, kind: u32, code: u32, key: u32): usize {
   textReset();
   if (kind == M_TYPE) putType(code);
   else if (kind == M_RCODE) putRcode(code);

@@ -6,7 +6,7 @@ import {
   QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR,
 } from "./types";
 import { warn } from "../abi/emit";
-import { msg, qnameBuf, walkMessage } from "./message";
+import { msg, walkMessage } from "./message";
 import { emitExchange } from "./emit";
 
 export const streams = new Map<u32, StreamState>();
@@ -112,7 +112,7 @@ function matches(p: Pending): bool {
   if (<u32>p.id != m.id) return false;
   // A FORMERR answer may carry no question: the id alone has to do.
   if (!p.hasQuestion || !m.hasQuestion) return true;
-  return <u32>p.qtype == m.qtype && sameName(changetype<usize>(p.name), p.nameLen, qnameBuf, m.qnameLen);
+  return <u32>p.qtype == m.qtype && sameName(changetype<usize>(p.name), p.nameLen, m.qname, m.qnameLen);
 }
 
 function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
@@ -140,7 +140,7 @@ function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   slot.hasQuestion = m.hasQuestion;
   slot.qtype = <u16>m.qtype;
   slot.nameLen = m.hasQuestion ? m.qnameLen : 0;
-  if (m.hasQuestion) memory.copy(changetype<usize>(slot.name), qnameBuf, m.qnameLen);
+  if (m.hasQuestion) memory.copy(changetype<usize>(slot.name), m.qname, m.qnameLen);
   slot.tsStart = tsStart;
   slot.udpSize = m.hasOpt ? <i32>m.udpSize : -1;
   slot.doBit = m.doBit;
