@@ -179,3 +179,25 @@ test('gzip shrinks the gRPC stream on the wire', async () => {
   }
   assert.ok(sizes[1] < sizes[0] / 3, `gzip ${sizes[1]} B vs none ${sizes[0]} B on the wire`);
 });
+
+test('metrics: a batch past METRICS_PART_BYTES goes as several requests sent together; every point arrives once; a refused part fails the batch', async () => {
+  const r = await receiver('grpc');
+  const exp = createMetricExporter(resolveExportConfig({ endpoint: r.url, compression: 'gzip' }, {}), '/x');
+  // 24 collections of 1000 points (~2 MB encoded): parts of ~1 MiB, in flight at once.
+  const batch = Array.from({ length: 24 }, (_, k) => {
+    const m = makeMetrics(k);
+    const metric = m.scopeMetrics[0].metrics[0] as unknown as { dataPoints: Array<Record<string, unknown>> };
+    const dp = metric.dataPoints[0];
+    metric.dataPoints = Array.from({ length: 1000 }, (_, i) => ({ ...dp, attributes: { 'http.route': `/r/${i}`, 'http.request.method': 'GET' }, value: k * 1000 + i }));
+    return m;
+  });
+  assert.equal((await exp.export(batch)).code, 'success');
+  assert.ok(r.requests.metrics.length >= 2, `${r.requests.metrics.length} requests`);
+  const values = r.metrics().flatMap((m) => m.dataPoints.map((p) => Number(p.asInt)));
+  assert.equal(values.length, 24_000);
+  assert.deepEqual([...new Set(values)].sort((a, b) => a - b), Array.from({ length: 24_000 }, (_, i) => i));
+  // The receiver refuses one request: the batch is retryable as a whole (the queue resends it).
+  r.setMode({ kind: 'unavailable' }, 1);
+  assert.equal((await exp.export(batch)).code, 'retryable');
+  await exp.shutdown();
+});
