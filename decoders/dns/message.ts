@@ -83,10 +83,12 @@ export function skipName(base: usize, len: u32, off: u32): i32 {
   }
 }
 
-/** skipName() with the common case inline: an owner name that is only a pointer backwards. */
+/** skipName() with the common cases inline: an owner name that is only a pointer backwards, or
+ *  the root (an OPT record's). */
 @inline function skipOwner(base: usize, len: u32, p: u32): i32 {
   if (p + 2 <= len) {
     const b = <u32>load<u8>(base + p);
+    if (b == 0) return <i32>(p + 1);
     if ((b & 0xc0) == 0xc0) {
       const target = ((b & 0x3f) << 8) | <u32>load<u8>(base + p + 1);
       return target < p ? <i32>(p + 2) : -1;
