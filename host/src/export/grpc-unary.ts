@@ -107,6 +107,11 @@ function responseMessage(body: Buffer, encoding: string | undefined): Buffer {
 export class GrpcUnaryClient {
   private session: http2.ClientHttp2Session | undefined;
   private closed = false;
+  /**
+   * False once the server listed its encodings (grpc-accept-encoding) without gzip: later calls
+   * go uncompressed, as grpc-js falls back to identity.
+   */
+  acceptsGzip = true;
 
   constructor(private readonly opts: GrpcUnaryOptions) {}
 
@@ -197,6 +202,8 @@ export class GrpcUnaryClient {
       };
       stream.on('response', (h) => {
         responseHeaders = h;
+        const accepted = h['grpc-accept-encoding'];
+        if (typeof accepted === 'string' && !accepted.split(',').some((e) => e.trim() === 'gzip')) this.acceptsGzip = false;
         // Trailers-Only: the status comes in the headers, with END_STREAM.
         if (h['grpc-status'] !== undefined) finish({});
       });

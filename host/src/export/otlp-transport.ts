@@ -84,9 +84,9 @@ function grpcTransport(cfg: ResolvedSignalExport, method: string): Transport {
     tls: cfg.tls.insecure ? undefined : { ca: readPem(cfg.tls.caFile, 'CA file'), cert: readPem(cfg.tls.certFile, 'client certificate'), key: readPem(cfg.tls.keyFile, 'client key') },
     userAgent: 'telegen',
   });
-  const gz = cfg.compression === 'gzip';
   return {
     async send(raw) {
+      const gz = cfg.compression === 'gzip' && client.acceptsGzip;
       let body: Buffer;
       try {
         body = gz ? await gzip(raw) : raw;
