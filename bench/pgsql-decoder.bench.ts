@@ -8,13 +8,17 @@
 // agent's real work) against pg-protocol's backend-only time. `tshark -r` on the same capture is
 // a reference (process time, includes start-up and its own reassembly).
 // BENCH_BASELINE=DIR (a built worktree of an earlier commit) also runs that tree's host and
-// pgsql.wasm on the same bytes, alternating with this tree's in the same process: the A/B.
+// pgsql.wasm on the same bytes, alternating with this tree's in the same process: the A/B. Before
+// timing, both trees decode one capture (both directions, and backend only) and must hand over
+// identical records (every field, flag and time), so the A/B compares equal work.
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { DecoderInstance } from '../host/src/decoders/instance';
 import { replayFile } from '../host/src/replay';
 import { spread, writeResult, repoRoot, cpuSecondsIn, loadDecoder } from './lib';
+
+type Feedable = ReturnType<typeof loadDecoder>;
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { Parser } = require('pg-protocol/dist/parser');
 
@@ -39,23 +43,50 @@ async function main(): Promise<void> {
     if (sawSslReq.has(c.conn) && !skipped.has(c.conn)) { skipped.add(c.conn); if (c.bytes.length > 1) backend.push({ conn: c.conn, bytes: c.bytes.subarray(1) }); continue; }
     backend.push({ conn: c.conn, bytes: c.bytes });
   }
-  const REPEAT = 20;
+  // Rounds of ~100 captures: at 20 a round lasted a few ms of CPU and the spread swamped the A/B.
+  const REPEAT = Number(process.env.BENCH_REPEAT || 100);
   const bytesAll = chunks.reduce((a, c) => a + c.bytes.length, 0) * REPEAT;
   const bytesBackend = chunks.filter((c) => c.dir === 1).reduce((a, c) => a + c.bytes.length, 0) * REPEAT;
   const bytesBackendFed = backend.reduce((a, c) => a + c.bytes.length, 0) * REPEAT;
   const rounds = Number(process.env.BENCH_ROUNDS || 7);
 
+  // Timestamps as the agent has them (one BigInt per read, made by the ingest path, not here).
+  const tsOf = (list: unknown[]) => list.map((_, i) => BigInt(i + 1));
+  const chunkTs = tsOf(chunks), backendTs = tsOf(backend);
+
   let records = 0;
-  const inst = DecoderInstance.fromBytes(fs.readFileSync(path.join(repoRoot, 'build', 'decoders', 'pgsql.wasm')), { onRecord: () => { records++; } });
+  const wasm = fs.readFileSync(path.join(repoRoot, 'build', 'decoders', 'pgsql.wasm'));
+  const inst = DecoderInstance.fromBytes(wasm, { onRecord: () => { records++; } });
   const baselineDir = process.env.BENCH_BASELINE;
   const baseInst = baselineDir ? loadDecoder(baselineDir, 'pgsql', () => undefined) : undefined;
+  // The A/B compares equal work: both trees must turn the same bytes into the same records.
+  const recordsPerCapture = { both: 0, backend: 0 };
+  {
+    const ser = (r: unknown) => JSON.stringify(r, (_k, v) => typeof v === 'bigint' ? `${v}n` : v);
+    const run = (make: (on: (r: unknown) => void) => Feedable, feeds: typeof chunks) => {
+      const out: string[] = [];
+      const d = make((r) => out.push(ser(r)));
+      feeds.forEach((c, i) => d.feed(c.conn, c.dir, c.bytes, BigInt(i + 1)));
+      for (const id of conns) d.closeStream(id);
+      return out;
+    };
+    const backendFeeds = backend.map((b) => ({ ...b, dir: 1 }));
+    for (const [name, feeds] of [['both', chunks], ['backend', backendFeeds]] as const) {
+      const ours = run((on) => DecoderInstance.fromBytes(wasm, { onRecord: on }), feeds);
+      if (!ours.length) throw new Error(`no records (${name})`);
+      recordsPerCapture[name] = ours.length;
+      if (!baselineDir) continue;
+      const theirs = run((on) => loadDecoder(baselineDir, 'pgsql', on as () => void), feeds);
+      const i = ours.findIndex((r, k) => r !== theirs[k]);
+      if (ours.length !== theirs.length || i >= 0) throw new Error(`records differ from the baseline's (${name}): ${ours.length} vs ${theirs.length}, first at ${i}: ${ours[i]} / ${theirs[i]}`);
+    }
+  }
   let base = 1;
   let recordsBoth = 0;
-  const backendOn = (d: { feed(s: number, dir: number, b: Uint8Array, ts: bigint): unknown; closeStream(s: number): void }) => () => cpuSecondsIn(() => {
+  const backendOn = (d: Feedable) => () => cpuSecondsIn(() => {
     for (let r = 0; r < REPEAT; r++) {
       const off = base; base += 1000;
-      let ts = 1n;
-      for (const c of backend) d.feed(off + c.conn, 1, c.bytes, ts++);
+      for (let i = 0; i < backend.length; i++) d.feed(off + backend[i].conn, 1, backend[i].bytes, backendTs[i]);
       for (const id of conns) d.closeStream(off + id);
     }
   });
@@ -63,8 +94,7 @@ async function main(): Promise<void> {
     const r0 = records;
     for (let r = 0; r < REPEAT; r++) {
       const off = base; base += 1000;
-      let ts = 1n;
-      for (const c of chunks) inst.feed(off + c.conn, c.dir, c.bytes, ts++);
+      for (let i = 0; i < chunks.length; i++) inst.feed(off + chunks[i].conn, chunks[i].dir, chunks[i].bytes, chunkTs[i]);
       for (const id of conns) inst.closeStream(off + id);
     }
     recordsBoth += records - r0;
@@ -112,6 +142,7 @@ async function main(): Promise<void> {
     tshark_MBps_process: spread(tshark),
     ...(baselineDir ? { baseline: baselineDir, baseline_MBps_backend_only: spread(bb), ratio_backend_only_time_baseline_over_telegen: spread(ratioBaseline) } : {}),
     records_per_capture: recordsBoth / ((rounds + 1) * REPEAT), backend_messages_per_capture: messages / ((rounds + 1) * REPEAT),
+    records_checked: { ...recordsPerCapture, same_as_baseline: !!baselineDir },
     note: 'CPU time of the process. ratio = pg-protocol time / telegen time on the same bytes (> 1: telegen faster). backend_only: both parse exactly the backend bytes; both: telegen decodes both directions into exchanges while pg-protocol parses the backend direction only; tshark includes process start and its own TCP reassembly',
   });
 }

@@ -31,7 +31,10 @@ function decoderNames(only) {
 }
 
 function build(name, outDir) {
-  return buildEntry(path.join('decoders', name, 'index.ts'), path.join(outDir, `${name}.wasm`));
+  // decoders/<name>/asc.json {"args": [...]}: flags of that decoder only, after (overriding) the standard ones.
+  const own = path.join(__dirname, name, 'asc.json');
+  const extra = fs.existsSync(own) ? JSON.parse(fs.readFileSync(own, 'utf8')).args : [];
+  return buildEntry(path.join('decoders', name, 'index.ts'), path.join(outDir, `${name}.wasm`), extra);
 }
 
 /** Compiles one AssemblyScript entry file to a decoder module with the standard flags. */

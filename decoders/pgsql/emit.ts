@@ -3,7 +3,7 @@
 // CancelRequest; KIND_EVENT for NoticeResponse and NotificationResponse; KIND_UPGRADE when the
 // server accepts TLS. Secrets (passwords, SASL payloads, MD5 salts, cancel keys) are never read
 // into a record.
-import { KIND_EXCHANGE, KIND_EVENT, KIND_UPGRADE, FLAG_ERROR, FLAG_TRUNCATED, FLAG_UNKNOWN } from "../abi/abi";
+import { KIND_EXCHANGE, KIND_EVENT, KIND_UPGRADE, FLAG_ERROR, FLAG_TRUNCATED, FLAG_UNKNOWN, FLAG_NO_REQUEST } from "../abi/abi";
 import {
   A_DB_SYSTEM_NAME, A_DB_QUERY_TEXT, A_DB_OPERATION_NAME, A_DB_COLLECTION_NAME, A_DB_NAMESPACE,
   A_DB_RESPONSE_STATUS_CODE, A_DB_RESPONSE_RETURNED_ROWS, A_TELEGEN_DB_USER, A_TELEGEN_DB_STATEMENT_NAME,
@@ -14,12 +14,15 @@ import {
   A_TELEGEN_DB_EVENT_NAME, A_TELEGEN_DB_PORTAL_SUSPENDED, A_TELEGEN_PROTOCOL_NEXT,
 } from "../abi/attributes";
 import { begin, finish, addBytes, addString, addInt, addBool, orFlags } from "../abi/emit";
-import { Bytes, Op, Stream, OP_PARSE, OP_FUNC } from "./types";
+import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount } from "./types";
 import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
 
+// "postgresql", the value of two attributes of every record: static UTF-8, copied as it is.
+const POSTGRESQL: usize = memory.data<u8>([0x70, 0x6f, 0x73, 0x74, 0x67, 0x72, 0x65, 0x73, 0x71, 0x6c]);
+
 function common(st: Stream): void {
-  addString(A_DB_SYSTEM_NAME, "postgresql");
-  addString(A_NETWORK_PROTOCOL_NAME, "postgresql");
+  addBytes(A_DB_SYSTEM_NAME, POSTGRESQL, 10);
+  addBytes(A_NETWORK_PROTOCOL_NAME, POSTGRESQL, 10);
   if (st.database.has) addBytesOf(A_DB_NAMESPACE, st.database);
   if (st.user.has) addBytesOf(A_TELEGEN_DB_USER, st.user);
   if (st.appName.has && st.appName.len > 0) addBytesOf(A_TELEGEN_DB_APPLICATION_NAME, st.appName);
@@ -42,15 +45,39 @@ function addErrorFields(op: Op): void {
 }
 
 /** The first word(s) of a command tag ("INSERT 0 1" → "INSERT", "CREATE TABLE" → "CREATE"). */
-function addOperationFromTag(tags: Bytes): void {
-  const p = tags.ptr();
+@inline function addOperationFromTag(tags: Bytes): void {
+  addOperationFromTagAt(tags.ptr(), tags.len);
+}
+
+function addOperationFromTagAt(p: usize, len: i32): void {
   let n = 0;
-  while (n < tags.len) {
+  while (n < len) {
     const c = load<u8>(p + <usize>n);
     if (c == 32 || c == 59) break;
     n++;
   }
   if (n > 0) addBytes(A_DB_OPERATION_NAME, p, <u32>n);
+}
+
+/**
+ * A CommandComplete answering no request we saw (joined mid-stream, or backend bytes only) when
+ * nothing but DataRows was counted before it: built straight from the tag in the input, the same
+ * record emitQuery builds from an orphan Op holding that tag (without copying the tag twice).
+ */
+export function emitOrphanTag(stream: u32, st: Stream, tsStart: u64, tsEnd: u64, tag: usize, tagLen: i32, rows: i64): void {
+  begin(KIND_EXCHANGE, FLAG_NO_REQUEST, <u64>stream, tsStart, tsEnd < tsStart ? tsStart : tsEnd);
+  common(st);
+  const cut = tagLen > TAG_CAP;
+  const n = cut ? TAG_CAP : tagLen;
+  addOperationFromTagAt(tag, n);
+  addBytes(A_TELEGEN_DB_COMMAND_TAG, tag, <u32>n);
+  if (cut) orFlags(FLAG_TRUNCATED);
+  if (rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, rows);
+  else {
+    const tagRows = tagRowCount(tag, tagLen);
+    if (tagRows >= 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, tagRows);
+  }
+  finish();
 }
 
 /** A query exchange (QUERY, EXECUTE, PARSE-as-prepare, FUNC). */

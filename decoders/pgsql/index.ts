@@ -31,7 +31,28 @@ export function parse(stream: u32, dir: i32, len: i32, ts: u64): i32 {
     if (!refusedLogged) { refusedLogged = true; warn("pgsql: too many concurrent connections; new ones are not decoded"); }
     return PARSE_IGNORED;
   }
-  return parseInput(stream, st, dir, input(), len, ts);
+  const r = parseInput(stream, st, dir, input(), len, ts);
+  afterCall((++parses & (PARSES_PER_COLLECT - 1)) == 0);
+  return r;
+}
+
+// Built with the minimal runtime (asc.json): no shadow stack, so nothing may be collected while a
+// call runs; garbage is collected here, at the end of a call, where no caller holds a managed
+// reference in a local (every live object is reachable from a global). Bounded: every
+// PARSES_PER_COLLECT parses, every CLOSES_PER_COLLECT closes, on each tick, and after any call
+// that grew the memory (whatever a burst allocated is reclaimed before the next one).
+const PARSES_PER_COLLECT: u32 = 4096;
+const CLOSES_PER_COLLECT: u32 = 64;
+let parses: u32 = 0;
+let closes: u32 = 0;
+let pages: i32 = 0;
+
+function afterCall(due: bool): void {
+  if (ASC_RUNTIME == 2) return; // the incremental runtime collects on its own
+  if (due || memory.size() > pages) {
+    __collect();
+    pages = memory.size();
+  }
 }
 
 // Reads come in runs on one connection: the last stream looked up is kept (forgotten on close).
@@ -62,8 +83,10 @@ export function gap(stream: u32, dir: i32, len: u32): i32 {
 export function close(stream: u32): void {
   if (lastId == stream) lastSt = null;
   closeStream(stream, lastTs);
+  afterCall((++closes & (CLOSES_PER_COLLECT - 1)) == 0);
 }
 
 export function tick(now: u64): void {
   expire(now);
+  afterCall(true);
 }

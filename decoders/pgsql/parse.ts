@@ -57,7 +57,8 @@ const RESP_TYPES: usize = memory.data<u8>([
  * Total size (type byte included) of the message whose header is at p, or -1 when the header is
  * not a valid one for this direction. `status` is the byte after a 'Z' header when available.
  */
-export function frameSize(dir: i32, p: usize, avail: i32, maxLen: u32): i64 {
+// Inlined: it runs for every message, and a call costs as much as the checks (plus the fuel check).
+@inline export function frameSize(dir: i32, p: usize, avail: i32, maxLen: u32): i64 {
   if (avail < 5) return -1;
   const t = load<u8>(p);
   const cls = load<u8>((dir == DIR_REQUEST ? REQ_TYPES : RESP_TYPES) + <usize>t);

@@ -13,9 +13,9 @@
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
 import {
   Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TIMEOUT_NS,
+  OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount,
 } from "./types";
-import { emitQuery, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
+import { emitQuery, emitOrphanTag, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
 
 // Naming by SQL text, shared by every stream: applications send the same few statements on every
@@ -118,7 +118,7 @@ function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
   return st.orphan;
 }
 
-function flushOrphan(stream: u32, st: Stream, ts: u64): void {
+@inline function flushOrphan(stream: u32, st: Stream, ts: u64): void {
   if (!st.orphanOpen) return;
   st.orphanOpen = false;
   emitQuery(stream, st, st.orphan, FLAG_NO_REQUEST, ts);
@@ -129,7 +129,7 @@ function flushOrphan(stream: u32, st: Stream, ts: u64): void {
  * RowDescription after Describe) belongs to: the first op of that kind before any query-like op.
  * Ops in front of it were answered by messages we did not see; they are dropped.
  */
-function matchSimple(stream: u32, st: Stream, kind: u8, ts: u64): Op | null {
+@inline function matchSimple(stream: u32, st: Stream, kind: u8, ts: u64): Op | null {
   for (let i = 0; i < st.count; i++) {
     const k = st.at(i).kind;
     if (k == kind) {
@@ -144,7 +144,7 @@ function matchSimple(stream: u32, st: Stream, kind: u8, ts: u64): Op | null {
 }
 
 /** The op DataRow/CommandComplete/COPY messages belong to: the first query-like op. */
-function execTarget(stream: u32, st: Stream, ts: u64): Op | null {
+@inline function execTarget(stream: u32, st: Stream, ts: u64): Op | null {
   for (let i = 0; i < st.count; i++) {
     const k = st.at(i).kind;
     if (k == OP_QUERY || k == OP_EXECUTE || k == OP_FUNC) {
@@ -374,15 +374,12 @@ function readFields(op: Op, p: usize, end: usize): void {
 
 function addTag(op: Op, p: usize, n: i32): void {
   const l = cstrLen(p, p + <usize>n);
-  if (op.tagCount > 0) op.tags.appendByte(0x3b, NAME_CAP * 4);
-  op.tags.append(p, l, NAME_CAP * 4);
+  if (op.tagCount > 0) op.tags.appendByte(0x3b, TAG_CAP);
+  op.tags.append(p, l, TAG_CAP);
   op.tagCount++;
   // The row count is the last number of the tag, for the commands that report one.
-  let i = l;
-  while (i > 0 && load<u8>(p + <usize>(i - 1)) >= 0x30 && load<u8>(p + <usize>(i - 1)) <= 0x39) i--;
-  if (i < l && i > 0 && load<u8>(p + <usize>(i - 1)) == 0x20) {
-    let v: i64 = 0;
-    for (let j = i; j < l && j < i + 18; j++) v = v * 10 + <i64>(load<u8>(p + <usize>j) - 0x30);
+  const v = tagRowCount(p, l);
+  if (v >= 0) {
     op.tagRows += v;
     op.tagHasRows = true;
   }
@@ -559,7 +556,13 @@ export function onResponse(stream: u32, st: Stream, type: u8, p: usize, n: i32, 
     case 0x43: {                                                 // 'C' CommandComplete
       const t = execTarget(stream, st, ts);
       if (t == null) {
-        const o = orphan(st, ts);
+        if (!st.orphanOpen) { emitOrphanTag(stream, st, ts, ts, p, cstrLen(p, end), 0); break; }
+        const o = st.orphan;
+        if (o.tagCount == 0 && o.copyMsgs == 0 && !o.copyFailed && !o.hasError && !o.suspended && !o.unknown) {
+          st.orphanOpen = false;
+          emitOrphanTag(stream, st, o.ts, ts, p, cstrLen(p, end), o.rows);
+          break;
+        }
         addTag(o, p, n);
         flushOrphan(stream, st, ts);
       } else {

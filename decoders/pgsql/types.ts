@@ -33,6 +33,7 @@ export const MAX_PORTALS: i32 = 64;       // remembered named portals
 export const TEXT_CAP: i32 = 8192;        // longest query text / field kept (the emit field cap)
 export const NAME_CAP: i32 = 128;         // statement/portal names, tags, severities, codes
 export const MSG_CAP: i32 = 1024;         // error messages
+export const TAG_CAP: i32 = NAME_CAP * 4; // CommandComplete tags of one exchange, ';'-joined
 export const MAX_MSG_LEN: u32 = 0x40000000; // PostgreSQL refuses messages of 1 GiB and more
 export const MID_MAX_MSG_LEN: u32 = 0x01000000; // plausibility bound while hunting for boundaries
 export const BIG_MSG: u32 = 65536;        // larger messages are decoded from their head and skipped
@@ -178,6 +179,25 @@ export class Named {
   collOff: i32 = 0;
   collLen: i32 = 0;
   namingKnown: bool = false;
+
+  reset(): void {
+    this.stmt.clear();
+    this.text.clear();
+    this.known = false;
+    this.opOff = 0; this.opLen = 0;
+    this.collOff = 0; this.collLen = 0;
+    this.namingKnown = false;
+  }
+}
+
+/** The row count a command tag reports ("INSERT 0 5", "SELECT 5": its last number), or -1. */
+export function tagRowCount(p: usize, l: i32): i64 {
+  let i = l;
+  while (i > 0 && load<u8>(p + <usize>(i - 1)) >= 0x30 && load<u8>(p + <usize>(i - 1)) <= 0x39) i--;
+  if (!(i < l && i > 0 && load<u8>(p + <usize>(i - 1)) == 0x20)) return -1;
+  let v: i64 = 0;
+  for (let j = i; j < l && j < i + 18; j++) v = v * 10 + <i64>(load<u8>(p + <usize>j) - 0x30);
+  return v;
 }
 
 /** FNV-1a over a name: the key of the statement and portal tables (names are compared on hit). */
@@ -195,6 +215,7 @@ export function nameHash(p: usize, n: i32): u64 {
 export class NameTable {
   map: Map<u64, Named> = new Map<u64, Named>();
   unnamed: Named = new Named();
+  spare: Named | null = null;            // the last entry forgotten, reused by the next define
   order: StaticArray<u64> | null = null; // hashes in definition order (allocated on first name)
   head: i32 = 0;
   count: i32 = 0;
@@ -231,7 +252,11 @@ export class NameTable {
       order = bigger;
     }
     while (this.map.size >= this.cap || this.count == order.length) this.evictOldest(order);
-    const e = new Named();
+    // A forgotten entry is reused: nothing is collected while a call runs (index.ts), and a client
+    // preparing new names without end would otherwise fill the memory within one read.
+    const spare = this.spare;
+    let e: Named;
+    if (spare != null) { e = spare; this.spare = null; e.reset(); } else e = new Named();
     e.name.set(p, n, NAME_CAP);
     this.map.set(h, e);
     order[(this.head + this.count) % order.length] = h;
@@ -242,7 +267,7 @@ export class NameTable {
   forget(p: usize, n: i32): void {
     if (n == 0) { this.unnamed.known = false; this.unnamed.text.clear(); return; }
     const h = nameHash(p, n);
-    if (this.map.has(h)) this.map.delete(h);
+    if (this.map.has(h)) { this.spare = this.map.get(h); this.map.delete(h); }
   }
 
   private evictOldest(order: StaticArray<u64>): void {
@@ -250,7 +275,7 @@ export class NameTable {
     const h = order[this.head];
     this.head = (this.head + 1) % order.length;
     this.count--;
-    if (this.map.has(h)) this.map.delete(h);
+    if (this.map.has(h)) { this.spare = this.map.get(h); this.map.delete(h); }
   }
 }
 

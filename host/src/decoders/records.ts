@@ -28,11 +28,20 @@ export function attributeName(id: number, privateNames?: Record<string, string>)
 
 export class RecordError extends Error {}
 
-/** A decoder's memory as seen by the record reader; rebuilt only when the memory grows. */
-export interface MemView { buf: Buffer; dv: DataView }
+/** A decoder's memory as seen by the record reader; rebuilt only when the memory grows. `i32`:
+ *  the same bytes as words (records start word-aligned in every module built on decoders/abi). */
+export interface MemView { buf: Buffer; dv: DataView; i32?: Int32Array; u64?: BigUint64Array }
+
+// Records are little-endian (Wasm memory); a BigUint64Array reads in the host's byte order.
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export function memView(mem: Uint8Array): MemView {
-  return { buf: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength), dv: new DataView(mem.buffer, mem.byteOffset, mem.byteLength) };
+  return {
+    buf: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength),
+    dv: new DataView(mem.buffer, mem.byteOffset, mem.byteLength),
+    i32: mem.byteOffset % 4 === 0 ? new Int32Array(mem.buffer, mem.byteOffset, mem.byteLength >> 2) : undefined,
+    u64: mem.byteOffset % 8 === 0 && LITTLE_ENDIAN ? new BigUint64Array(mem.buffer, mem.byteOffset, mem.byteLength >> 3) : undefined,
+  };
 }
 
 // Buffer's own UTF-8 decoder without toString()'s encoding dispatch (same result). Measured:
@@ -82,28 +91,133 @@ function shortValue(buf: Buffer, v: number, n: number, id: number, cache: Array<
 const Attributes = function Attributes(this: Record<string, AttrValue>) { /* filled by readRecord */ } as unknown as { new(): Record<string, AttrValue> };
 Attributes.prototype = Object.prototype;
 
+// Whole attribute sets repeat as well: a connection's exchanges of one statement differ in their
+// header (times, stream) but often not in one field byte (same query, tag and row count). A
+// direct-mapped table keyed by the field bytes (compared word by word) keeps a template of each
+// set seen twice; a hit hands out a shallow copy of it (one allocation with the template's hidden
+// class, no per-field decoding or property transitions). A set is remembered only on its second
+// sighting; a reader whose sets rarely repeat (fewer than a quarter of 256 looked up) stops looking
+// for a while, so unique records (e.g. SQL text with literals) pay the lookups of one window only.
+const SET_SLOTS = 256;
+const SET_MAX = 1024; // field bytes
+const SET_WINDOW = 256;
+const SET_MIN_HITS = 64;
+const SET_PAUSE = 4096; // records decoded without a lookup after a window of too few hits
+
+class FieldSets {
+  readonly keys: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(SET_SLOTS).fill(undefined);
+  readonly lens: Int32Array = new Int32Array(SET_SLOTS);
+  /** A templated set was used since the slot last missed: a miss spares it once (sets that repeat
+   *  are not evicted by ones seen once). */
+  readonly used: Uint8Array = new Uint8Array(SET_SLOTS);
+  /** undefined: seen once; null: never templated (a string list: its array would be shared). */
+  readonly templates: Array<Record<string, AttrValue> | null | undefined> = new Array<Record<string, AttrValue> | null | undefined>(SET_SLOTS).fill(undefined);
+}
+
+/** Slot of the field bytes [v, v + n) (v word-aligned): a multiplicative hash of every whole word
+ *  (sampled words collided: sets of one length differ anywhere, e.g. "UPDATE 1" / "DELETE 1"). */
+function setSlot(w: Int32Array, v: number, n: number): number {
+  let h = n;
+  for (let i = v >> 2, e = i + (n >> 2); i < e; i++) h = Math.imul(h ^ w[i], 0x9e3779b1);
+  return (h >>> 24) & (SET_SLOTS - 1);
+}
+
+/** Whether the stored key equals the field bytes [v, v + n). */
+function sameSet(key: Int32Array, w: Int32Array, buf: Buffer, v: number, n: number): boolean {
+  const k = v >> 2, words = n >> 2;
+  for (let i = 0; i < words; i++) if (key[i] !== w[k + i]) return false;
+  // The tail bytes of the last word were stored little-endian in key[words].
+  let tail = 0;
+  for (let i = words << 2; i < n; i++) tail |= buf[v + i] << ((i & 3) * 8);
+  return n % 4 === 0 || key[words] === tail;
+}
+
+/** The field bytes [v, v + n) as the slot's key, reusing the slot's old key when it is large enough. */
+function keyOf(old: Int32Array | undefined, w: Int32Array, buf: Buffer, v: number, n: number): Int32Array {
+  const words = n >> 2;
+  const key = old !== undefined && old.length > words ? old : new Int32Array(words + 1);
+  for (let i = 0; i < words; i++) key[i] = w[(v >> 2) + i];
+  let tail = 0;
+  for (let i = words << 2; i < n; i++) tail |= buf[v + i] << ((i & 3) * 8);
+  key[words] = tail;
+  return key;
+}
+
 /** Reads records of one decoder, its attribute names (private ones included) resolved once. */
 export class RecordReader {
   readonly names: Array<string | undefined>;
   private readonly values: Array<string | undefined> = new Array<string | undefined>(VALUE_SLOTS).fill(undefined);
+  private readonly sets = new FieldSets();
+  private looked = 0;
+  private hits = 0;
+  private paused = 0;
   constructor(privateNames?: Record<string, string>) { this.names = attributeNames(privateNames); }
   /** Decodes one record; throws RecordError on a malformed one (the caller counts and drops it). */
-  decode(m: MemView, ptr: number, len: number): DecodedRecord { return readRecord(m, ptr, len, this.names, this.values); }
+  decode(m: MemView, ptr: number, len: number): DecodedRecord {
+    const { buf, dv, i32 } = m;
+    if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
+    const total = dv.getUint32(ptr + 4, true);
+    if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
+    const v = ptr + RECORD_HEADER_SIZE, n = len - RECORD_HEADER_SIZE;
+    if (i32 === undefined || n === 0 || n > SET_MAX || (v & 3) !== 0) return readRecord(m, ptr, len, this.names, this.values, new Attributes());
+    if (this.paused > 0) { this.paused--; return readRecord(m, ptr, len, this.names, this.values, new Attributes()); }
+    if (++this.looked === SET_WINDOW) {
+      if (this.hits < SET_MIN_HITS) this.paused = SET_PAUSE;
+      this.looked = 0;
+      this.hits = 0;
+    }
+    const sets = this.sets;
+    const slot = setSlot(i32, v, n);
+    const key = sets.keys[slot];
+    if (key !== undefined && sets.lens[slot] === n && sameSet(key, i32, buf, v, n)) {
+      this.hits++;
+      const t = sets.templates[slot];
+      if (t) {
+        sets.used[slot] = 1;
+        // Object.assign onto a fresh Attributes measured faster than a spread (the templates have
+        // many shapes: the spread's clone site goes megamorphic).
+        return header(m, ptr, Object.assign(new Attributes(), t));
+      }
+      const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
+      if (t === undefined) sets.templates[slot] = hasList(rec.attributes) ? null : { ...rec.attributes };
+      return rec;
+    }
+    // Decoded first: a malformed record must not take a slot.
+    const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
+    if (sets.used[slot] === 1) { sets.used[slot] = 0; return rec; }
+    sets.keys[slot] = keyOf(key, i32, buf, v, n);
+    sets.lens[slot] = n;
+    sets.templates[slot] = undefined;
+    return rec;
+  }
 }
 
-function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>): DecodedRecord {
+function hasList(a: Record<string, AttrValue>): boolean {
+  for (const k in a) if (typeof a[k] === 'object') return true;
+  return false;
+}
+
+function header(m: MemView, ptr: number, attributes: Record<string, AttrValue>): DecodedRecord {
+  const { dv, u64 } = m;
+  // Times through a BigUint64Array when aligned (records are): DataView's getBigUint64 is a call.
+  const aligned = u64 !== undefined && (ptr & 7) === 0;
+  const tsStart = aligned ? u64[(ptr + 16) >> 3] : dv.getBigUint64(ptr + 16, true);
+  return {
+    kind: dv.getUint16(ptr, true),
+    flags: dv.getUint16(ptr + 2, true),
+    stream: dv.getUint32(ptr + 8, true) + dv.getUint32(ptr + 12, true) * 2 ** 32,
+    tsStart,
+    tsEnd: aligned ? u64[(ptr + 24) >> 3] : dv.getBigUint64(ptr + 24, true),
+    attributes,
+  };
+}
+
+function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>, attributes: Record<string, AttrValue>): DecodedRecord {
   const { buf, dv } = m;
   if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
   const total = dv.getUint32(ptr + 4, true);
   if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
-  const rec: DecodedRecord = {
-    kind: dv.getUint16(ptr, true),
-    flags: dv.getUint16(ptr + 2, true),
-    stream: dv.getUint32(ptr + 8, true) + dv.getUint32(ptr + 12, true) * 2 ** 32,
-    tsStart: dv.getBigUint64(ptr + 16, true),
-    tsEnd: dv.getBigUint64(ptr + 24, true),
-    attributes: new Attributes(),
-  };
+  const rec = header(m, ptr, attributes);
   const end = ptr + len;
   let p = ptr + RECORD_HEADER_SIZE;
   while (p < end) {
