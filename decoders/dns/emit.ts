@@ -56,7 +56,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
   // The question as the client sent it (0x20-randomised case kept); the response's otherwise.
   textReset();
   if (q !== null && q.hasQuestion) {
-    putName(changetype<usize>(q.name), q.nameLen);
+    putName(q.name, q.nameLen);
     addText(A_DNS_QUESTION_NAME);
     addMnemonic(A_DNS_QUESTION_TYPE, mnemonic(M_TYPE, q.qtype));
   } else if (withResponse && m.hasQuestion) {
@@ -90,7 +90,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     addBool(A_TELEGEN_DNS_EDNS_DO, q.doBit);
     if (q.optionCount > 0) {
       beginStrs(A_TELEGEN_DNS_EDNS_OPTIONS);
-      for (let i = 0; i < q.optionCount; i++) addOptionItem(unchecked(q.options[i]));
+      for (let i = 0; i < q.optionCount; i++) addOptionItem(load<u16>(q.options + (<usize>i << 1)));
       endStrs();
     }
   } else if (withResponse && m.hasOpt) {
@@ -98,7 +98,7 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     addBool(A_TELEGEN_DNS_EDNS_DO, m.doBit);
     if (m.optionCount > 0) {
       beginStrs(A_TELEGEN_DNS_EDNS_OPTIONS);
-      for (let i = 0; i < m.optionCount; i++) addOptionItem(unchecked(m.options[i]));
+      for (let i = 0; i < m.optionCount; i++) addOptionItem(load<u16>(m.options + (<usize>i << 1)));
       endStrs();
     }
   }

@@ -17,8 +17,10 @@ export const CLASS_INVALID: i32 = 0;
 
 const MAX_MSG_OPTIONS: i32 = 16;
 
-/** What one walk of a message found. Offsets are relative to `base`. */
-export class Message {
+/** What one walk of a message found. Offsets are relative to `base`. Unmanaged (one instance,
+ *  never freed): its accesses need no GC bookkeeping (a managed object is re-stored on the shadow
+ *  stack around every field access). */
+@unmanaged export class Message {
   base: usize = 0;
   len: u32 = 0;
   id: u32 = 0;
@@ -41,7 +43,7 @@ export class Message {
   extRcode: u32 = 0;
   doBit: bool = false;
   optionCount: i32 = 0;
-  options: StaticArray<u16> = new StaticArray<u16>(MAX_MSG_OPTIONS);
+  options: usize = memory.data(MAX_MSG_OPTIONS * 2); // u16 option codes
 
   @inline get opcode(): u32 { return (this.flags >> 11) & 0xf; }
   /** RCODE with the OPT record's upper 8 bits (RFC 6891 6.1.3). */
@@ -230,7 +232,7 @@ function readOpt(rr: usize, rdata: usize, rdlen: u32): void {
     const olen = u16be(rdata + p + 2);
     if (p + 4 + olen > rdlen) break;
     if (m.optionCount < MAX_MSG_OPTIONS) {
-      unchecked(m.options[m.optionCount] = <u16>code);
+      store<u16>(m.options + (<usize>m.optionCount << 1), <u16>code);
       m.optionCount++;
     }
     p += 4 + olen;

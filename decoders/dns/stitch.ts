@@ -82,8 +82,10 @@ export function newState(stream: u32): StreamState | null {
 }
 
 export function dropState(stream: u32): void {
-  streams.delete(stream);
   if (lastStream == stream) lastState = null;
+  if (!streams.has(stream)) return;
+  heap.free(changetype<usize>(streams.get(stream)));
+  streams.delete(stream);
 }
 
 /** One whole DNS message of a stream. tsStart: its first byte; tsEnd: its last. */
@@ -122,7 +124,7 @@ function matches(p: Pending): bool {
   if (<u32>p.id != m.id) return false;
   // A FORMERR answer may carry no question: the id alone has to do.
   if (!p.hasQuestion || !m.hasQuestion) return true;
-  return <u32>p.qtype == m.qtype && sameName(changetype<usize>(p.name), p.nameLen, m.qname, m.qnameLen);
+  return <u32>p.qtype == m.qtype && sameName(p.name, p.nameLen, m.qname, m.qnameLen);
 }
 
 function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
@@ -150,12 +152,12 @@ function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   slot.hasQuestion = m.hasQuestion;
   slot.qtype = <u16>m.qtype;
   slot.nameLen = m.hasQuestion ? m.qnameLen : 0;
-  if (m.hasQuestion) memory.copy(changetype<usize>(slot.name), m.qname, m.qnameLen);
+  if (m.hasQuestion) memory.copy(slot.name, m.qname, m.qnameLen);
   slot.tsStart = tsStart;
   slot.udpSize = m.hasOpt ? <i32>m.udpSize : -1;
   slot.doBit = m.doBit;
   const n = m.optionCount < MAX_QUERY_OPTIONS ? m.optionCount : MAX_QUERY_OPTIONS;
-  for (let i = 0; i < n; i++) unchecked(slot.options[i] = m.options[i]);
+  memory.copy(slot.options, m.options, <usize>n << 1);
   slot.optionCount = n;
   slot.next = -1;
   if (st.tail >= 0) slotAt(st.tail).next = si;

@@ -58,8 +58,9 @@ export const F_RA: u16 = 0x0080;
 export const F_AD: u16 = 0x0020;
 export const F_CD: u16 = 0x0010;
 
-/** One query waiting for its response. Slots are reused, never freed per message. */
-export class Pending {
+/** One query waiting for its response. Slots are reused, never freed (stitch.ts keeps them in a
+ *  table): unmanaged, so the hot path does no GC bookkeeping for them. */
+@unmanaged export class Pending {
   id: u16 = 0;
   flags: u16 = 0;
   qtype: u16 = 0;
@@ -69,13 +70,14 @@ export class Pending {
   udpSize: i32 = -1;
   doBit: bool = false;
   optionCount: i32 = 0;
-  options: StaticArray<u16> = new StaticArray<u16>(MAX_QUERY_OPTIONS);
+  options: usize = heap.alloc(MAX_QUERY_OPTIONS * 2); // u16 option codes
   nameLen: u32 = 0;                       // uncompressed wire-form name, root label included
-  name: StaticArray<u8> = new StaticArray<u8>(MAX_NAME_WIRE + 1);
+  name: usize = heap.alloc(MAX_NAME_WIRE + 1);
   next: i32 = -1;                         // the next slot of its stream's list or of the free list
 }
 
-export class StreamState {
+/** Unmanaged like Pending: allocated in newState(), freed in dropState() (stitch.ts). */
+@unmanaged export class StreamState {
   mode: u8 = MODE_UNKNOWN;
   lastSeen: u64 = 0;
   // A message of this direction started in an earlier parse() call: its first byte's time.
