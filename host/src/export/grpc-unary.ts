@@ -160,6 +160,7 @@ export class GrpcUnaryClient {
     return new Promise<Buffer>((resolve, reject) => {
       let settled = false;
       let sawConnect = connected;
+      let timer: NodeJS.Timeout | undefined;
       const done = (err: GrpcError | undefined, value?: Buffer) => {
         if (settled) return;
         settled = true;
@@ -171,7 +172,7 @@ export class GrpcUnaryClient {
       const onConnect = () => {
         sawConnect = true;
       };
-      session.once('connect', onConnect);
+      if (!connected) session.once('connect', onConnect);
       let stream: http2.ClientHttp2Stream;
       try {
         stream = session.request(req, { endStream: false });
@@ -179,7 +180,7 @@ export class GrpcUnaryClient {
         done(grpcError(UNAVAILABLE, `No connection established. Last error: ${(e as Error).message}`));
         return;
       }
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
         done(grpcError(DEADLINE_EXCEEDED, `Deadline exceeded after ${timeoutMs} ms`));
       }, timeoutMs);

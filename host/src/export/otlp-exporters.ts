@@ -150,7 +150,9 @@ function exportOnce<X>(exp: OtelExporter<X>, items: X, protocol: 'grpc' | 'http'
  * reconnects off up to 120 s and the official exporters do not expose the channel options, so
  * after a long collector outage the old channel would keep failing calls for up to two minutes
  * after the collector is back (bench/results/export-outage.json); a new channel connects at once.
- * Only gRPC: the HTTP exporters open connections per request when the old ones failed.
+ * Our own gRPC client (grpc-unary.ts) has no backoff, but a replaced one also drops a connection
+ * that hangs without failing (no keep-alive pings). Only gRPC: the HTTP exporters open
+ * connections per request when the old ones failed.
  */
 export const GRPC_RECONNECT_AFTER_MS = 5_000;
 
