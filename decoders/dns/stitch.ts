@@ -13,15 +13,16 @@ export const streams = new Map<u32, StreamState>();
 // Pending slots live in one decoder-wide table (a burst on one stream does not pin memory there)
 // and are chained by index: per stream oldest first, the unused ones in a free list. No array
 // operations or GC write barriers per message.
-const slots = new Array<Pending>(); // never more than MAX_PENDING_TOTAL
+// A static table of slot addresses (no managed array: its accesses cost GC bookkeeping).
+const slots: usize = memory.data(MAX_PENDING_TOTAL * 4);
+let slotCount: i32 = 0; // never more than MAX_PENDING_TOTAL: only made while fewer are live
 let freeHead: i32 = -1;
 let liveTotal: i32 = 0;
 let warnedPending = false;
 let warnedStreams = false;
 
 @inline function slotAt(i: i32): Pending {
-  // the element read without Array's accessor, which stays a call
-  return changetype<Pending>(load<usize>(slots.dataStart + (<usize>i << alignof<usize>())));
+  return changetype<Pending>(load<usize>(slots + (<usize>i << alignof<usize>())));
 }
 
 function takeSlot(): i32 {
@@ -30,8 +31,8 @@ function takeSlot(): i32 {
     freeHead = slotAt(f).next;
     return f;
   }
-  const i = slots.length;
-  slots.push(new Pending());
+  const i = slotCount++;
+  store<usize>(slots + (<usize>i << alignof<usize>()), changetype<usize>(new Pending()));
   return i;
 }
 
