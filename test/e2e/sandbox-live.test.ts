@@ -110,7 +110,9 @@ test('signed hot-swap, refusals, a user decoder, hostile modules under live traf
       // fresh connections bind to the new (hostile) version; each of its failures is counted
       for (let i = 0; i < 8; i++) curl([`http://127.0.0.1:${node.port}/hello`]);
       let after = await decoders(agent);
-      for (let i = 0; i < 50 && after.find((d) => d.name === 'http1' && d.generation === gen)!.state !== 'quarantined'; i++) {
+      // traffic keeps coming while we wait: on a loaded machine the first 8 may not all reach it
+      for (let i = 0; i < 100 && after.find((d) => d.name === 'http1' && d.generation === gen)!.state !== 'quarantined'; i++) {
+        if (i % 5 === 4) curl([`http://127.0.0.1:${node.port}/hello`]);
         await new Promise((res) => setTimeout(res, 200));
         after = await decoders(agent);
       }
