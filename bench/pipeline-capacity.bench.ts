@@ -10,12 +10,18 @@
 //    (stages, export queue, OTLP/JSON file). Each depth's CPU ns/record minus the one before is that
 //    stage's cost. Batches yield to the event loop in between, as ring batches do in the agent.
 // It also reports spans per request of the recorded load (client + server: 2.0 when nothing is lost).
+//
+// BENCH_BASELINE=DIR (a built git worktree of an earlier commit, with BENCH_CAPTURE): before/after
+// on the same bytes and the same bench source. This compiled bench is copied into DIR/dist/bench
+// and every (depth, tree) pass runs in a fresh process (warm-up pass, then the measured one),
+// the two trees alternating in each round.
 import './quiet';
 import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, MetricData, MetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { emptyResource } from '@opentelemetry/resources';
 import { spread, writeResult, repoRoot } from './lib';
 import { openSocketTracer } from '../host/src/native';
 import { connOffset, pid as recordPid } from '../host/src/native/events';
@@ -124,6 +130,24 @@ const DEPTHS: Depth[] = ['decode', 'spans', 'correlate', 'analytics', 'agent'];
  *  mostly measures the other tenants; wall: elapsed time. */
 interface RunResult { seconds: number; wall: number; spans: number }
 
+class PullReader extends MetricReader {
+  protected async onForceFlush(): Promise<void> { /* pull only */ }
+  protected async onShutdown(): Promise<void> { /* pull only */ }
+}
+
+/** A meter with a reader (sdk instruments record for real) that also takes metric producers
+ *  (Signals.addProducer): analytics of either tree records as it does in the agent. */
+function benchMeter(): { sink: ReturnType<MeterProvider['getMeter']> & { addProducer(c: () => MetricData[]): () => void }; collect: () => Promise<void> } {
+  const producers = new Set<() => MetricData[]>();
+  const reader = new PullReader({
+    aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE,
+    metricProducers: [{ collect: async () => ({ resourceMetrics: { resource: emptyResource(), scopeMetrics: [{ scope: { name: 'bench' }, metrics: [...producers].flatMap((p) => p()) }] }, errors: [] }) }],
+  });
+  const meter = new MeterProvider({ readers: [reader] }).getMeter('bench');
+  const sink = Object.assign(meter, { addProducer: (c: () => MetricData[]) => { producers.add(c); return () => { producers.delete(c); }; } });
+  return { sink, collect: async () => { await reader.collect(); } };
+}
+
 /** The pipeline up to `depth`, wired like host/src/agent.ts; the source clock drives the timers. */
 async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult> {
   const metrics = new SelfMetrics();
@@ -131,8 +155,8 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
   const clock = monotonicClock();
   let kernel: KernelIngest | undefined;
   const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
-  const meter = new MeterProvider({}).getMeter('bench');
-  const analytics = new Analytics(meter, {}, nowMs);
+  const meter = benchMeter();
+  const analytics = new Analytics(meter.sink, {}, nowMs);
   const last = (_s: ReadableSpan) => { spans++; };
   const correlate = correlateStage({}, depth === 'analytics' ? analytics.tap(last) : last, nowMs);
   let router: Router | undefined;
@@ -160,6 +184,8 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
   for (const conn of [...router.streams.values()]) router.close(conn);
   correlate.stop();
   analytics.flush();
+  // One metrics collection, as the agent makes every interval.
+  if (depth === 'analytics') await meter.collect();
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cu = process.cpuUsage(c0);
   const seconds = (cu.user + cu.system) / 1e6;
@@ -173,7 +199,7 @@ async function runAgent(ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult
   const off = { enabled: false };
   const cfg = parseConfig({
     data_dir: dataDir, api: { enabled: false },
-    tracers: { socket: off, profile: off, tls: off, tcp: off, xdp: off, fileio: off },
+    tracers: { socket: off, profile: off, tls: off, tcp: off, xdp: off, fileio: off, go: off },
   });
   const agent = new Agent(cfg, resolveExportConfig({}, {}));
   await agent.start();
@@ -189,7 +215,84 @@ async function runAgent(ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult
   return { seconds, wall, spans };
 }
 
+/** BENCH_CHILD=depth: one warm-up and one measured pass, the result as a JSON line. */
+async function child(depth: Depth): Promise<void> {
+  const cap = load(process.env.BENCH_CAPTURE!);
+  const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
+  const idx = batches(cap);
+  await runHandWired(cap, 'spans', ring, idx);
+  const res = depth === 'agent' ? await runAgent(ring, idx) : await runHandWired(cap, depth, ring, idx);
+  process.stdout.write(`RESULT ${JSON.stringify({ ...res, records: cap.offs.length, requests: cap.requests })}\n`);
+}
+
+function runChild(tree: string, depth: Depth): Promise<RunResult & { records: number; requests: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--expose-gc', path.join(tree, 'dist', 'bench', 'pipeline-capacity.bench.js')], {
+      cwd: tree, env: { ...process.env, BENCH_CHILD: depth, TELEGEN_ROOT: tree }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout!.on('data', (d) => { out += String(d); });
+    p.once('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line) reject(new Error(`${tree} ${depth}: exit ${code}`)); else resolve(JSON.parse(line.slice(7)));
+    });
+  });
+}
+
+/** Before/after: this tree and BENCH_BASELINE, alternating, a process per pass. */
+async function againstBaseline(baseline: string): Promise<void> {
+  const file = process.env.BENCH_CAPTURE;
+  if (!file || !fs.existsSync(file)) { console.error('BENCH_BASELINE needs BENCH_CAPTURE=FILE of an earlier run'); process.exit(1); }
+  const here = path.resolve(__dirname, '..', '..');
+  for (const f of ['pipeline-capacity.bench.js', 'lib.js', 'quiet.js']) fs.copyFileSync(path.join(__dirname, f), path.join(baseline, 'dist', 'bench', f));
+  const rounds = Number(process.env.BENCH_ROUNDS || 3);
+  const only = process.env.BENCH_DEPTHS ? process.env.BENCH_DEPTHS.split(',') as Depth[] : DEPTHS;
+  const sides = [{ name: 'after', tree: here }, { name: 'before', tree: baseline }];
+  const ns: Record<string, Record<string, number[]>> = { after: {}, before: {} };
+  const spr: Record<string, Record<string, number[]>> = { after: {}, before: {} };
+  const loads: number[] = [];
+  let records = 0, requests = 0;
+  for (let r = 0; r < rounds; r++) {
+    for (const d of only) {
+      for (const side of r % 2 ? [...sides].reverse() : sides) {
+        loads.push(os.loadavg()[0]);
+        const res = await runChild(side.tree, d);
+        records = res.records; requests = res.requests;
+        const v = (res.seconds * 1e9) / res.records;
+        (ns[side.name][d] ??= []).push(v);
+        (spr[side.name][d] ??= []).push(res.spans / res.requests);
+        process.stdout.write(`round ${r} ${side.name} ${d}: ${v.toFixed(0)} CPU ns/record, ${res.spans} spans, load ${os.loadavg()[0].toFixed(1)}\n`);
+      }
+    }
+  }
+  const perSide = (name: string) => {
+    const out: Record<string, unknown> = {};
+    let prev = 0;
+    for (const d of only) {
+      const s = spread(ns[name][d]);
+      out[d] = { cpu_ns_per_record: s, records_per_cpu_second: Math.round(1e9 / s.median), stage_ns_per_record: Math.round(s.median - prev), spans_per_request: spread(spr[name][d]) };
+      prev = s.median;
+    }
+    return out;
+  };
+  const ratio: Record<string, unknown> = {};
+  for (const d of only) ratio[d] = spread(ns.before[d].map((b, i) => b / ns.after[d][i]));
+  writeResult('pipeline-capacity', {
+    workload: {
+      recorded: 'socket tracer ring records of test/fixtures/http-server.js and http-load.js (keep-alive and fresh connections, GET /users/N)',
+      records, requests, rounds, baseline,
+    },
+    load_average: spread(loads),
+    after: perSide('after'),
+    before: perSide('before'),
+    ratio_before_over_after: ratio,
+    note: 'depth = pipeline up to and including that stage; CPU time of the pass\'s own process (user + system: GC and file-write threads included), after a warm-up pass; stage_ns_per_record = its median minus the previous depth\'s. spans_per_request counts client + server spans (2.0 = none lost).',
+  });
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_CHILD) return child(process.env.BENCH_CHILD as Depth);
+  if (process.env.BENCH_BASELINE) return againstBaseline(path.resolve(process.env.BENCH_BASELINE));
   const file = process.env.BENCH_CAPTURE;
   let cap: Capture;
   if (file && fs.existsSync(file)) cap = load(file);

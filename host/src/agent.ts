@@ -185,7 +185,7 @@ export class Agent {
     const redaction = this.policy.redaction ?? pcfg.redaction;
     const exportIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(redaction, toExport))));
     // Correlation first (sampling must see final trace ids), analytics on every correlated span.
-    this.analytics = new Analytics(this.signals.meter, { exemplarFilter: sampledIn(pcfg.sampling) });
+    this.analytics = new Analytics(this.signals, { exemplarFilter: sampledIn(pcfg.sampling) });
     this.signals.useExemplars(this.analytics);
     this.correlate = correlateStage({}, this.analytics.tap(exportIn));
     const analytics = this.analytics;

@@ -8,6 +8,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Analytics } from '../../host/src/analytics';
+import { TestProducers } from '../helpers/metric-producers';
 import { normalizeStatement } from '../../host/src/analytics/db-statements';
 import { createExportQueues, QueueMetricExporter, resolveExportConfig, shutdownExportQueues } from '../../host/src/export';
 import { startReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
@@ -55,9 +56,10 @@ test('per normalized statement over OTLP: calls, latency, errors by SQLSTATE, ro
   r = await startReceiver({ protocol: 'grpc' });
   const resolved = resolveExportConfig({ endpoint: r.url, protocol: 'grpc', traces: { enabled: false }, logs: { enabled: false }, profiles: { enabled: false } }, {});
   const queues = createExportQueues(resolved, '/nonexistent');
-  const reader = new PeriodicExportingMetricReader({ exporter: new QueueMetricExporter(queues.metrics!, resolved.metrics.batchSize), exportIntervalMillis: 3_600_000 });
+  const producers = new TestProducers();
+  const reader = new PeriodicExportingMetricReader({ exporter: new QueueMetricExporter(queues.metrics!, resolved.metrics.batchSize), exportIntervalMillis: 3_600_000, metricProducers: [producers] });
   const provider = new MeterProvider({ readers: [reader] });
-  const an = new Analytics(provider.getMeter('telegen'), { cardinalityLimit: 5, edgeWaitMs: 0 });
+  const an = new Analytics(producers, { cardinalityLimit: 5, edgeWaitMs: 0 });
 
   for (const id of [1, 2, 3]) an.observe(dbSpan(`SELECT * FROM items WHERE id = ${id}`, 3, { rows: 1 }));
   an.observe(dbSpan('SELECT * FROM items WHERE id = 99', 30, { rows: 0 }));

@@ -6,9 +6,10 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, MetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, MetricReader, AggregationTemporality, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Analytics } from '../../host/src/analytics';
+import { TestProducers } from '../helpers/metric-producers';
 
 let seq = 0;
 /** A server span with no parent: its caller is the client address (an external node). */
@@ -27,14 +28,16 @@ function serverSpan(client: string): ReadableSpan {
 }
 
 class PullReader extends MetricReader {
-  constructor() { super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE }); }
+  constructor(producer: MetricProducer) { super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers: [producer] }); }
   protected async onForceFlush(): Promise<void> { /* pull only */ }
   protected async onShutdown(): Promise<void> { /* pull only */ }
 }
 
 test('service graph: edgeLimit edges, then one overflow series; every request counted', async () => {
-  const reader = new PullReader();
-  const an = new Analytics(new MeterProvider({ readers: [reader] }).getMeter('telegen'), { edgeLimit: 3, edgeWaitMs: 0 });
+  const producers = new TestProducers();
+  const reader = new PullReader(producers);
+  new MeterProvider({ readers: [reader] });
+  const an = new Analytics(producers, { edgeLimit: 3, edgeWaitMs: 0 });
   const clients = Array.from({ length: 10 }, (_, i) => `10.0.0.${i + 1}`);
   for (const c of clients) for (let k = 0; k < 2; k++) an.observe(serverSpan(c));
 

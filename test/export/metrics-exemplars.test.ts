@@ -14,6 +14,7 @@ import { AggregationType, MeterProvider, MetricReader, PeriodicExportingMetricRe
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Analytics, DURATION_BUCKETS_S } from '../../host/src/analytics';
 import { BucketExemplars } from '../../host/src/analytics/exemplars';
+import { TestProducers } from '../helpers/metric-producers';
 import { createExportQueues, encodeMetricsRequest, encodeMetricsRequests, metricsRequestJson, QueueMetricExporter, resolveExportConfig, shutdownExportQueues } from '../../host/src/export';
 import { flattenMetrics, startReceiver, type FlatMetric, type OtlpReceiver } from '../helpers/otlp-receiver';
 
@@ -108,8 +109,9 @@ const bucketOf = (s: number): number => { const i = DURATION_BUCKETS_S.findIndex
 async function run(resolved: ReturnType<typeof resolveExportConfig>, dir: string, filter?: (s: ReadableSpan) => boolean) {
   const queues = createExportQueues(resolved, dir);
   const exporter = new QueueMetricExporter(queues.metrics!, resolved.metrics.batchSize);
-  const provider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })] });
-  const an = new Analytics(provider.getMeter('telegen'), { edgeWaitMs: 0, exemplarFilter: filter });
+  const producers = new TestProducers();
+  const provider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000, metricProducers: [producers] })] });
+  const an = new Analytics(producers, { edgeWaitMs: 0, exemplarFilter: filter });
   exporter.exemplars = an;
   const spans: Made[] = [];
   const see = (m: Made) => { spans.push(m); an.observe(m.span); };

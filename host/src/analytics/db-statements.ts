@@ -8,8 +8,6 @@
 // Normalization makes one series per statement shape, not per execution: literals become `?`
 // (the redaction stage's SQL lexer), comments go (sqlcommenter tags are per request), whitespace
 // collapses, and a list of placeholders — IN (?, ?, ?) or VALUES (?, ?), (?, ?) — counts as one.
-import { Attributes, Histogram, Meter } from '@opentelemetry/api';
-import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { redactSqlLiterals } from '../pipeline/redact';
 
 export const MAX_STATEMENT_CHARS = 2048;
@@ -60,24 +58,4 @@ function stripComments(sql: string): string {
     }
   }
   return out;
-}
-
-/** The statement attribute a database span adds to its duration series (none without a text). */
-export function statementAttributes(a: Attributes): Attributes {
-  const text = a['db.query.text'];
-  return typeof text === 'string' && text.length > 0 ? { 'db.query.text': normalizeStatement(text) } : {};
-}
-
-const rowsByMeter = new WeakMap<Meter, Histogram>();
-
-/** Records the rows a database span returned, on the series its duration went to. */
-export function recordReturnedRows(meter: Meter, span: ReadableSpan, attributes: Attributes): void {
-  const n = span.attributes['db.response.returned_rows'];
-  if (typeof n !== 'number' || !(n >= 0)) return;
-  let h = rowsByMeter.get(meter);
-  if (!h) {
-    h = meter.createHistogram(ROWS_INSTRUMENT, { unit: '{row}', description: 'Actual number of records returned by the database operation.', advice: { explicitBucketBoundaries: ROWS_BUCKETS } });
-    rowsByMeter.set(meter, h);
-  }
-  h.record(n, attributes);
 }

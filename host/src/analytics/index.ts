@@ -1,28 +1,39 @@
-// Analytics over correlated spans: RED metrics (OTel semconv histograms through agent.signals.meter),
-// the service graph (Collector servicegraph-connector metric names) and a bounded store of the
-// latest traces for the API and page.
+// Analytics over correlated spans: RED metrics (OTel semconv histograms, red.ts), the service
+// graph (Collector servicegraph-connector metric names) and a bounded store of the latest traces
+// for the API and page. Both kinds of metrics are aggregated here and become cumulative points at
+// each collection (signals.addProducer): an sdk-metrics `record()` per span and instrument hashed
+// its attribute set every time (~8% of the agent's CPU).
 //
 // Exemplars: @opentelemetry/sdk-metrics 2.7 ships exemplar classes but does not wire them into
 // its aggregation or export path, so histogram points carry none. Instead every RED series keeps
 // one exemplar per bucket (exemplars.ts); the agent's metric exporter asks for them at each
 // collection (`exemplarsFor`, ExemplarSource) and they go out on the exported points, and as trace
 // ids per bucket in GET /api/topology → services[].series[].exemplars.
-import { Attributes, Counter, Histogram, Meter, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { Attributes, HrTime, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
+import { MetricData } from '@opentelemetry/sdk-metrics';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ns } from '../correlate/correlator';
-import { recordReturnedRows, statementAttributes } from './db-statements';
-import { BucketExemplars } from './exemplars';
+import { RedStore, Slot, slotAdd, SLOT_MS, DURATION_BUCKETS_S } from './red';
+import { Hist, newHist, bucketOf, histAdd, histPoint } from './histogram';
 import { SeriesLimit, OVERFLOW_ATTRIBUTES } from '../metrics/series-limit';
+import { cumulativeMetric, InstrumentInfo } from '../metrics/points';
 import type { ExemplarSource } from '../export/sdk-adapters';
 import type { MetricExemplar } from '../export/metrics-proto';
 
-export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
-const SLOT_MS = 5_000;
-const SLOTS = 36;
+export { DURATION_BUCKETS_S } from './red';
+
+/** Where analytics hands its metrics at collection time (Signals.addProducer). */
+export interface MetricProducers { addProducer(collect: () => MetricData[]): () => void }
 
 export interface AnalyticsConfig {
   /** Distinct attribute sets per service and instrument before points go to the overflow series. */
   cardinalityLimit: number;
+  /** RED series per instrument over all services before new ones share the instrument's
+   *  overflow series (otel.metric.overflow=true): service names come from processes. */
+  instrumentLimit: number;
+  /** A RED series without a span for this long is exported once more, then forgotten. */
+  seriesIdleMs: number;
   /** Service-graph edges (client → server, each one series per graph instrument) before new
    *  edges share the overflow series: peers without a traced caller are client addresses. */
   edgeLimit: number;
@@ -36,7 +47,7 @@ export interface AnalyticsConfig {
 /** Each edge's latest traces kept for GET /api/traces?edge= however busy the node is. */
 const EDGE_PINNED = 10;
 
-export const DEFAULT_ANALYTICS: AnalyticsConfig = { cardinalityLimit: 200, edgeLimit: 1000, maxTraces: 500, edgeWaitMs: 2_000 };
+export const DEFAULT_ANALYTICS: AnalyticsConfig = { cardinalityLimit: 200, instrumentLimit: 2000, seriesIdleMs: 600_000, edgeLimit: 1000, maxTraces: 500, edgeWaitMs: 2_000 };
 
 export interface SpanView {
   traceId: string; spanId: string; parentSpanId?: string; name: string; kind: 'server' | 'client' | 'internal';
@@ -44,65 +55,23 @@ export interface SpanView {
   attributes: Record<string, unknown>;
 }
 
-interface Slot { t: number; n: number; err: number; sumS: number }
-function slotAdd(ring: Slot[], tMs: number, err: boolean, s: number): void {
-  const t = Math.floor(tMs / SLOT_MS) * SLOT_MS;
-  let last = ring[ring.length - 1];
-  if (!last || last.t !== t) {
-    if (last && t < last.t) { last = ring.find((x) => x.t === t) ?? last; } else { last = { t, n: 0, err: 0, sumS: 0 }; ring.push(last); if (ring.length > SLOTS) ring.shift(); }
-  }
-  last.n++; if (err) last.err++; last.sumS += s;
-}
-
-interface Series { instrument: string; attributes: Attributes; count: number; errors: number; sumS: number; buckets: number[]; exemplars: BucketExemplars }
-
 interface Edge {
   client: string; server: string; connectionType: string; labels: Attributes; overflow: boolean; total: number; failed: number;
   clientSumS: number; serverSumS: number; serverCount: number; slots: Slot[]; traceIds: string[];
+  /** Exported series: created at `start`; client and server durations. */
+  start: HrTime; client_s: Hist; server_s: Hist;
 }
+
+const GRAPH_TOTAL: InstrumentInfo = { name: 'traces_service_graph_request_total', unit: '', description: 'Requests between two nodes of the service graph', kind: 'counter' };
+const GRAPH_FAILED: InstrumentInfo = { name: 'traces_service_graph_request_failed_total', unit: '', description: 'Failed requests between two nodes of the service graph', kind: 'counter' };
+const GRAPH_SERVER: InstrumentInfo = { name: 'traces_service_graph_request_server_seconds', unit: 's', description: 'Server-side duration of requests between two nodes', kind: 'histogram', bounds: DURATION_BUCKETS_S };
+const GRAPH_CLIENT: InstrumentInfo = { name: 'traces_service_graph_request_client_seconds', unit: 's', description: 'Client-side duration of requests between two nodes', kind: 'histogram', bounds: DURATION_BUCKETS_S };
 
 interface NodeInfo { id: string; type: 'service' | 'user' | 'external' | 'database' | 'broker' | 'dns' }
 
 function serviceOf(s: ReadableSpan): string { return String(s.resource.attributes['service.name'] ?? 'unknown'); }
 function seconds(s: ReadableSpan): number { return s.duration[0] + s.duration[1] / 1e9; }
 function isError(s: ReadableSpan): boolean { return s.status.code === SpanStatusCode.ERROR; }
-
-function pick(a: Attributes, keys: string[]): Attributes {
-  const o: Attributes = {};
-  for (const k of keys) if (a[k] !== undefined) o[k] = a[k];
-  return o;
-}
-
-/** Which semconv instrument a span feeds and with which attributes. */
-export function redFor(s: ReadableSpan): { instrument: string; attrs: Attributes } | undefined {
-  const a = s.attributes;
-  const server = s.kind === SpanKind.SERVER;
-  const err = isError(s) ? { 'error.type': String(a['error.type'] ?? a['rpc.grpc.status_code'] ?? a['db.response.status_code'] ?? a['dns.response_code'] ?? '_OTHER') } : {};
-  if (a['rpc.system']) {
-    return { instrument: server ? 'rpc.server.duration' : 'rpc.client.duration', attrs: { ...pick(a, ['rpc.system', 'rpc.service', 'rpc.method', 'rpc.grpc.status_code', 'server.address', 'server.port']), ...err } };
-  }
-  if (a['http.request.method']) {
-    return server
-      ? { instrument: 'http.server.request.duration', attrs: { ...pick(a, ['http.request.method', 'http.response.status_code', 'http.route', 'network.protocol.version', 'url.scheme']), ...err } }
-      : { instrument: 'http.client.request.duration', attrs: { ...pick(a, ['http.request.method', 'http.response.status_code', 'server.address', 'server.port', 'network.protocol.version']), ...err } };
-  }
-  if (a['db.system.name']) return { instrument: 'db.client.operation.duration', attrs: { ...pick(a, ['db.system.name', 'db.operation.name', 'db.collection.name', 'db.namespace', 'server.address', 'server.port']), ...statementAttributes(a), ...err } };
-  if (a['messaging.system']) return { instrument: 'messaging.client.operation.duration', attrs: { ...pick(a, ['messaging.system', 'messaging.operation.name', 'messaging.destination.name', 'server.address', 'server.port']), ...err } };
-  if (a['dns.question.name'] !== undefined) return { instrument: 'dns.lookup.duration', attrs: { ...pick(a, ['dns.question.name', 'server.address']), ...err } };
-  return undefined;
-}
-
-const INSTRUMENTS: Record<string, string> = {
-  'http.server.request.duration': 'Duration of HTTP server requests.',
-  'http.client.request.duration': 'Duration of HTTP client requests.',
-  'rpc.server.duration': 'Duration of inbound RPCs.',
-  'rpc.client.duration': 'Duration of outbound RPCs.',
-  'db.client.operation.duration': 'Duration of database client operations.',
-  'messaging.client.operation.duration': 'Duration of messaging operations initiated by a producer or consumer client.',
-  'dns.lookup.duration': 'Measures the time taken to perform a DNS lookup.',
-};
-// Semconv: rpc.*.duration are in milliseconds, the rest in seconds.
-const UNIT_MS = new Set(['rpc.server.duration', 'rpc.client.duration']);
 
 /** A peer no traced process answered for: what the service graph calls a virtual node. */
 export function virtualPeer(s: ReadableSpan): { node: NodeInfo; connectionType: string } {
@@ -127,20 +96,9 @@ export function spanView(s: ReadableSpan): SpanView {
   };
 }
 
-/** The SDK hands the series' own attribute object back on its points, so the key order matches. */
-const pointKey = (instrument: string, attributes: Attributes): string => `${instrument}\u0000${JSON.stringify(attributes)}`;
-
 export class Analytics implements ExemplarSource {
-  private readonly hist = new Map<string, Histogram>();
-  private readonly graphTotal?: Counter;
-  private readonly graphFailed?: Counter;
-  private readonly graphServer?: Histogram;
-  private readonly graphClient?: Histogram;
-  /** service → instrument → series key → series (bounded: cfg.cardinalityLimit, then overflow) */
-  private readonly series = new Map<string, Map<string, SeriesLimit<Series, { service: string; instrument: string; attrs: Attributes }>>>();
-  /** instrument NUL JSON(point attributes) → series: how an exported point finds its exemplars. */
-  private readonly byPoint = new Map<string, Series>();
-  private readonly serviceSlots = new Map<string, Slot[]>();
+  /** RED series per service (bounded per service and per instrument, forgotten when idle or exited). */
+  readonly red: RedStore;
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly edges: SeriesLimit<Edge, { client: string; server: string; connectionType: string; nodes: NodeInfo[] }>;
   private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
@@ -152,14 +110,12 @@ export class Analytics implements ExemplarSource {
   /** Pinned traces the LRU let go of; dropped when their last pin goes. Bounded by edges × EDGE_PINNED. */
   private readonly pinnedTraces = new Map<string, ReadableSpan[]>();
   private readonly cfg: AnalyticsConfig;
-  get overflowPoints(): number {
-    let n = 0;
-    for (const byInst of this.series.values()) for (const lim of byInst.values()) n += lim.overflowed;
-    return n;
-  }
+  get overflowPoints(): number { return this.red.overflowed; }
 
-  constructor(private readonly meter: Meter | undefined, cfg: Partial<AnalyticsConfig> = {}, private readonly now: () => number = Date.now) {
+  /** `producers`: where the RED and service-graph metrics are collected (none: topology only). */
+  constructor(producers: MetricProducers | undefined, cfg: Partial<AnalyticsConfig> = {}, private readonly now: () => number = Date.now, startTimeOf?: (pid: number) => string) {
     this.cfg = { ...DEFAULT_ANALYTICS, ...cfg };
+    this.red = new RedStore({ perService: this.cfg.cardinalityLimit, perInstrument: this.cfg.instrumentLimit, idleMs: this.cfg.seriesIdleMs }, now, startTimeOf);
     this.edges = new SeriesLimit(this.cfg.edgeLimit, (_k, overflow, a) => {
       // A node is kept with its first edge: a node only an overflowed edge reaches is not.
       if (!overflow) for (const n of a.nodes) this.nodes.set(n.id, n);
@@ -167,14 +123,28 @@ export class Analytics implements ExemplarSource {
         client: overflow ? '' : a.client, server: overflow ? '' : a.server, connectionType: overflow ? '' : a.connectionType, overflow,
         labels: overflow ? OVERFLOW_ATTRIBUTES : { client: a.client, server: a.server, connection_type: a.connectionType },
         total: 0, failed: 0, clientSumS: 0, serverSumS: 0, serverCount: 0, slots: [], traceIds: [],
+        start: hrTime(), client_s: newHist(DURATION_BUCKETS_S), server_s: newHist(DURATION_BUCKETS_S),
       };
     });
-    if (meter) {
-      this.graphTotal = meter.createCounter('traces_service_graph_request_total', { description: 'Requests between two nodes of the service graph' });
-      this.graphFailed = meter.createCounter('traces_service_graph_request_failed_total', { description: 'Failed requests between two nodes of the service graph' });
-      this.graphServer = meter.createHistogram('traces_service_graph_request_server_seconds', { unit: 's', description: 'Server-side duration of requests between two nodes', advice: { explicitBucketBoundaries: DURATION_BUCKETS_S } });
-      this.graphClient = meter.createHistogram('traces_service_graph_request_client_seconds', { unit: 's', description: 'Client-side duration of requests between two nodes', advice: { explicitBucketBoundaries: DURATION_BUCKETS_S } });
+    producers?.addProducer(() => this.collect());
+  }
+
+  /** Cumulative points: the service graph's, then RED's (the order the instruments had in the SDK). */
+  collect(): MetricData[] {
+    const end = hrTime();
+    const total: object[] = [], failed: object[] = [], server: object[] = [], client: object[] = [];
+    for (const e of this.edges.series.values()) {
+      total.push({ attributes: e.labels, startTime: e.start, endTime: end, value: e.total });
+      if (e.failed) failed.push({ attributes: e.labels, startTime: e.start, endTime: end, value: e.failed });
+      if (e.server_s.count) server.push(histPoint(e.server_s, DURATION_BUCKETS_S, e.labels, e.start, end));
+      if (e.client_s.count) client.push(histPoint(e.client_s, DURATION_BUCKETS_S, e.labels, e.start, end));
     }
+    const out: MetricData[] = [];
+    for (const [inst, points] of [[GRAPH_TOTAL, total], [GRAPH_FAILED, failed], [GRAPH_SERVER, server], [GRAPH_CLIENT, client]] as const) {
+      if (points.length) out.push(cumulativeMetric(inst, points));
+    }
+    out.push(...this.red.collect());
+    return out;
   }
 
   /** Tap: observe a final (correlated) span, then pass it on. */
@@ -183,7 +153,7 @@ export class Analytics implements ExemplarSource {
   }
 
   observe(s: ReadableSpan): void {
-    this.red(s);
+    this.redObserve(s);
     this.storeTrace(s);
     const service = serviceOf(s);
     if (s.kind === SpanKind.CLIENT) {
@@ -235,58 +205,17 @@ export class Analytics implements ExemplarSource {
       if (e.traceIds.length > EDGE_PINNED) this.pin(e.traceIds[e.traceIds.length - 1 - EDGE_PINNED], -1);
       if (e.traceIds.length > 100) e.traceIds.shift();
     }
-    const labels = e.labels;
-    this.graphTotal?.add(1, labels);
-    if (failed) this.graphFailed?.add(1, labels);
-    if (ss) this.graphServer?.record(seconds(ss), labels);
-    if (cs) this.graphClient?.record(seconds(cs), labels);
+    if (ss) { const v = seconds(ss); histAdd(e.server_s, bucketOf(DURATION_BUCKETS_S, v), v); }
+    if (cs) { const v = seconds(cs); histAdd(e.client_s, bucketOf(DURATION_BUCKETS_S, v), v); }
   }
 
-  private red(s: ReadableSpan): void {
-    const r = redFor(s);
-    if (!r) return;
-    const service = serviceOf(s);
-    let byInst = this.series.get(service);
-    if (!byInst) { byInst = new Map(); this.series.set(service, byInst); }
-    let bySeries = byInst.get(r.instrument);
-    if (!bySeries) { bySeries = new SeriesLimit(this.cfg.cardinalityLimit, (_k, overflow, a) => this.newSeries(overflow, a)); byInst.set(r.instrument, bySeries); }
-    // Past the limit every new combination shares one series, so a bad route never explodes storage.
-    const ser = bySeries.get(JSON.stringify(r.attrs), { service, instrument: r.instrument, attrs: r.attrs });
-    const sec = seconds(s);
-    const err = isError(s);
-    ser.count++; if (err) ser.errors++; ser.sumS += sec;
-    let b = DURATION_BUCKETS_S.findIndex((x) => sec <= x);
-    if (b < 0) b = DURATION_BUCKETS_S.length;
-    ser.buckets[b]++;
-    const ms = UNIT_MS.has(r.instrument);
-    if (!this.cfg.exemplarFilter || this.cfg.exemplarFilter(s)) ser.exemplars.offer(b, s, ms ? sec * 1000 : sec, err);
-    if (s.kind === SpanKind.SERVER) {
-      let ring = this.serviceSlots.get(service);
-      if (!ring) { ring = []; this.serviceSlots.set(service, ring); }
-      slotAdd(ring, this.now(), err, sec);
-    }
-    if (this.meter) {
-      let h = this.hist.get(r.instrument);
-      if (!h) {
-        h = this.meter.createHistogram(r.instrument, { unit: ms ? 'ms' : 's', description: INSTRUMENTS[r.instrument], advice: { explicitBucketBoundaries: ms ? DURATION_BUCKETS_S.map((x) => x * 1000) : DURATION_BUCKETS_S } });
-        this.hist.set(r.instrument, h);
-      }
-      h.record(ms ? sec * 1000 : sec, ser.attributes);
-      if (r.instrument === 'db.client.operation.duration') recordReturnedRows(this.meter, s, ser.attributes);
-    }
-  }
-
-  private newSeries(overflow: boolean, a: { service: string; instrument: string; attrs: Attributes }): Series {
-    // The series keeps its attribute object: the SDK is handed the same one for every point.
-    const attributes: Attributes = { 'service.name': a.service, ...(overflow ? OVERFLOW_ATTRIBUTES : a.attrs) };
-    const ser: Series = { instrument: a.instrument, attributes, count: 0, errors: 0, sumS: 0, buckets: new Array(DURATION_BUCKETS_S.length + 1).fill(0), exemplars: new BucketExemplars(DURATION_BUCKETS_S.length + 1) };
-    this.byPoint.set(pointKey(a.instrument, attributes), ser);
-    return ser;
+  private redObserve(s: ReadableSpan): void {
+    this.red.observe(s, !this.cfg.exemplarFilter || this.cfg.exemplarFilter(s));
   }
 
   /** ExemplarSource: a RED histogram point's exemplars, one per bucket (collected: a new epoch). */
   exemplarsFor(metricName: string, attributes: Attributes): MetricExemplar[] | undefined {
-    return this.byPoint.get(pointKey(metricName, attributes))?.exemplars.collect(attributes);
+    return this.red.exemplarsFor(metricName, attributes);
   }
 
   private storeTrace(s: ReadableSpan): void {
@@ -341,15 +270,16 @@ export class Analytics implements ExemplarSource {
         serverMeanSeconds: e.serverCount ? e.serverSumS / e.serverCount : undefined,
         lastTraceId: e.traceIds[e.traceIds.length - 1],
       })),
-      services: [...this.series.entries()].map(([service, byInst]) => ({
-        service,
-        timeline: (this.serviceSlots.get(service) ?? []).map((s) => ({ t: s.t, count: s.n, errors: s.err, meanSeconds: s.n ? s.sumS / s.n : 0 })),
-        series: [...byInst.values()].flatMap((m) => [...m.series.values()].map((s) => ({
+      services: [...this.red.services.values()].map((svc) => ({
+        service: svc.name,
+        timeline: svc.slots.map((s) => ({ t: s.t, count: s.n, errors: s.err, meanSeconds: s.n ? s.sumS / s.n : 0 })),
+        series: [...this.red.seriesOf(svc)].map((s) => ({
           instrument: s.instrument, attributes: s.attributes, count: s.count, errors: s.errors, sumSeconds: s.sumS,
-          bucketBounds: DURATION_BUCKETS_S, bucketCounts: s.buckets, exemplars: s.exemplars.traceIds(DURATION_BUCKETS_S),
-        }))),
+          bucketBounds: DURATION_BUCKETS_S, bucketCounts: s.hist.counts, exemplars: s.exemplars.traceIds(DURATION_BUCKETS_S),
+        })),
       })),
       overflowPoints: this.overflowPoints,
+      forgottenSeries: this.red.forgotten,
       edgeOverflowPoints: this.edges.overflowed,
     };
   }

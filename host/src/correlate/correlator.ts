@@ -12,6 +12,7 @@
 import { SpanContext, SpanKind } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { GoParent } from '../gotrace/links';
+import { PipelineSpan } from '../pipeline/spans';
 
 export interface CorrelateConfig {
   /** How long after a CLIENT span ends we wait for its enclosing SERVER span to finish. */
@@ -51,12 +52,14 @@ interface Node {
   /** Wall-clock deadline (ms) by which this span's parent must be decided. */
   deadline: number;
   parentDecided: boolean;
+  /** Until emitted (then every ancestor is emitted too, and no cycle can go through it): the
+   *  lookup lists keep emitted nodes for seconds, and each one kept its ancestors alive. */
   parent?: Node;
-  remote?: SpanContext;
   mode: Mode;
   /** Final context once emitted. */
   ctx?: SpanContext;
-  waiting: Node[];
+  /** Children decided onto this node before it was emitted (made on the first). */
+  waiting?: Node[];
   /** Server spans linked to this client span over a socket (never its in-process parent). */
   linkedServer?: Node;
 }
@@ -84,10 +87,17 @@ class TimeBase {
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** The span with its final context, parent and mode. Pipeline spans are plain objects that only
- *  the correlator holds until it emits them: they are finished in place (a copy of every span and
- *  its attributes was ~8% of the agent's CPU, most of it garbage). Anything else is copied. */
+/** The span with its final context, parent and mode. Pipeline spans (PipelineSpan, or plain
+ *  objects) are only the correlator's until it emits them: they are finished in place (a copy of
+ *  every span and its attributes was ~8% of the agent's CPU, most of it garbage). Anything else
+ *  is copied. */
 function withContext(s: ReadableSpan, ctx: SpanContext, parent: SpanContext | undefined, mode: Mode): ReadableSpan {
+  if (s instanceof PipelineSpan && !Object.isFrozen(s.attributes)) {
+    (s.attributes as Record<string, unknown>)['telegen.correlation'] = mode;
+    s.ctx = ctx;
+    s.parentSpanContext = parent;
+    return s;
+  }
   if (Object.getPrototypeOf(s) !== Object.prototype || Object.isFrozen(s.attributes)) {
     return { ...s, spanContext: () => ctx, parentSpanContext: parent, attributes: { ...s.attributes, 'telegen.correlation': mode } };
   }
@@ -121,7 +131,7 @@ export class Correlator {
   add(span: ReadableSpan, conn: SpanConn): void {
     const n: Node = {
       span, conn, kind: span.kind, start: this.time.rel(span.startTime), end: this.time.rel(span.endTime), deadline: 0,
-      parentDecided: false, mode: 'root', waiting: [],
+      parentDecided: false, mode: 'root',
     };
     const t = this.now();
     this.pending.add(n);
@@ -263,11 +273,10 @@ export class Correlator {
     if (parent && this.isAncestor(n, parent)) { parent = undefined; mode = 'root'; }
     n.parentDecided = true;
     n.parent = parent;
-    n.remote = remote;
     n.mode = mode;
     if (!parent) this.emit(n, mode, remote);
     else if (parent.ctx) this.emit(n, mode, parent.ctx);
-    else parent.waiting.push(n);
+    else (parent.waiting ??= []).push(n);
   }
 
   private emit(n: Node, mode: Mode, parentCtx: SpanContext | undefined): void {
@@ -275,9 +284,11 @@ export class Correlator {
     if (!span) return; // emitted already
     n.span = undefined;
     const own = span.spanContext();
+    // A pipeline root keeps its own context object ({traceId, spanId, traceFlags}): the lookup
+    // lists hold `ctx` for seconds, a copy per span was one more object each.
     const ctx: SpanContext = parentCtx
       ? { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1, ...(parentCtx.traceState ? { traceState: parentCtx.traceState } : {}) }
-      : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
+      : span instanceof PipelineSpan ? own : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
     n.ctx = ctx;
     n.mode = mode;
     this.pending.delete(n);
@@ -285,8 +296,10 @@ export class Correlator {
     this.stats[mode]++;
     const parentForSpan = parentCtx ? { traceId: parentCtx.traceId, spanId: parentCtx.spanId, traceFlags: parentCtx.traceFlags, isRemote: mode === 'header' || mode === 'socket' } : undefined;
     this.out(withContext(span, ctx, parentForSpan, mode));
+    n.parent = undefined;
     const w = n.waiting;
-    n.waiting = [];
+    if (!w) return;
+    n.waiting = undefined;
     for (const c of w) this.emit(c, c.mode, ctx);
   }
 
@@ -304,7 +317,7 @@ export class Correlator {
   }
 
   private detach(n: Node): void {
-    if (n.parent) n.parent.waiting = n.parent.waiting.filter((x) => x !== n);
+    if (n.parent?.waiting) n.parent.waiting = n.parent.waiting.filter((x) => x !== n);
   }
 
   private prune(t: number): void {

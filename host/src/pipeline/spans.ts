@@ -85,16 +85,34 @@ const CONTEXT_HEADERS = new Set(['http.request.header.traceparent', 'http.reques
   'http.request.header.x-b3-traceid', 'http.request.header.x-b3-spanid', 'http.request.header.x-b3-sampled', 'http.request.header.x-b3-parentspanid']);
 
 /** The record's attributes minus the context headers (they become the parent, not attributes).
- *  Copied key by key: `delete` would turn every span's attribute object into a slow dictionary. */
+ *  Without context headers (most records) the record's own object becomes the span's: the record
+ *  is the decoder's fresh object and nothing reads it after its span is made (a copy was garbage
+ *  on every span). With them, copied key by key: `delete` would turn the object into a slow
+ *  dictionary. String lists are compacted either way. */
 function ownAttributes(src: Record<string, unknown>): { a: Attributes; context: boolean } {
-  const a: Attributes = {};
   let context = false;
   for (const k in src) {
+    const v = src[k];
+    if (Array.isArray(v)) src[k] = compact(v as string[]);
     if (CONTEXT_HEADERS.has(k)) context = true;
-    else a[k] = src[k] as Attributes[string];
   }
+  if (!context) return { a: src as Attributes, context };
+  const a: Attributes = {};
+  for (const k in src) if (!CONTEXT_HEADERS.has(k)) a[k] = src[k] as Attributes[string];
   return { a, context };
 }
+
+/** A string list (header values) with room for exactly its items: the record's lists grow by
+ *  push from empty, which reserves 17 slots — ~150 bytes per list that a held span kept alive. */
+function compact(v: string[]): string[] {
+  return v.length === 1 ? [v[0]] : v.slice();
+}
+
+// Shared by every span that has no links, events or status: held spans are what the correlator's
+// young-generation collections copy, so each object a span does not own is work saved there.
+const NO_LINKS: ReadableSpan['links'] = Object.freeze([]) as unknown as ReadableSpan['links'];
+const NO_EVENTS: ReadableSpan['events'] = Object.freeze([]) as unknown as ReadableSpan['events'];
+const STATUS_UNSET: ReadableSpan['status'] = Object.freeze({ code: SpanStatusCode.UNSET });
 
 function spanName(a: Attributes, protocol: string): string {
   if (a['rpc.system'] && a['rpc.service']) return `${a['rpc.service']}/${a['rpc.method'] ?? '*'}`;
@@ -130,6 +148,34 @@ function resourceFor(attrs: Record<string, string | number>): Resource {
   }
   byObject.set(attrs, r);
   return r;
+}
+
+/**
+ * A span the pipeline built: a plain ReadableSpan whose context is a field (`ctx`, which the
+ * correlator replaces in place when it finishes the span) read by a prototype method, instead of
+ * a closure and its context per span — ~100 bytes less in every span the correlator holds.
+ */
+export class PipelineSpan implements ReadableSpan {
+  readonly links = NO_LINKS;
+  readonly events = NO_EVENTS;
+  readonly ended = true;
+  readonly instrumentationScope = SCOPE;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  constructor(
+    readonly name: string,
+    readonly kind: SpanKind,
+    public ctx: SpanContext,
+    public parentSpanContext: SpanContext | undefined,
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+    readonly duration: HrTime,
+    readonly status: ReadableSpan['status'],
+    readonly attributes: Attributes,
+    readonly resource: Resource,
+  ) {}
+  spanContext(): SpanContext { return this.ctx; }
 }
 
 export interface BuildOptions {
@@ -179,7 +225,7 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   const traceId = parent?.traceId ?? hex(16);
   const ctx: SpanContext = { traceId, spanId: hex(8), traceFlags: parent?.traceFlags ?? TraceFlags.SAMPLED };
 
-  let status: { code: SpanStatusCode; message?: string } = { code: SpanStatusCode.UNSET };
+  let status: { code: SpanStatusCode; message?: string } = STATUS_UNSET;
   const http = a['http.response.status_code'];
   if (rec.flags & FLAG_ERROR) status = { code: SpanStatusCode.ERROR };
   else if (typeof http === 'number' && kind === SpanKind.CLIENT && http >= 400) status = { code: SpanStatusCode.ERROR };
@@ -195,23 +241,5 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   const start = opts.clock.toEpochNs(rec.tsStart);
   let end = opts.clock.toEpochNs(rec.tsEnd);
   if (end < start) end = start;
-  return {
-    name: spanName(a, protocol),
-    kind,
-    spanContext: () => ctx,
-    parentSpanContext: parent,
-    startTime: hrTime(start),
-    endTime: hrTime(end),
-    duration: hrTime(end - start),
-    status,
-    attributes: a,
-    links: [],
-    events: [],
-    ended: true,
-    resource: resourceFor(resAttrs),
-    instrumentationScope: SCOPE,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+  return new PipelineSpan(spanName(a, protocol), kind, ctx, parent, hrTime(start), hrTime(end), hrTime(end - start), status, a, resourceFor(resAttrs));
 }
