@@ -16,6 +16,8 @@ APT_PACKAGES=(
   chromium
   # agent-overhead bench: nginx as a second traced server (started by the bench on 127.0.0.1)
   nginx
+  # http2 h2c upgrade test: Apache httpd with mod_http2 (started by the test on 127.0.0.1)
+  apache2
 )
 
 missing=()
@@ -27,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
   apt-get update -qq
-  # Packages with daemons (nginx, postgresql, redis) must not start them: the tests and benches
+  # Packages with daemons (nginx, apache2, postgresql, redis) must not start them: the tests and benches
   # start their own on 127.0.0.1, and a packaged nginx would listen on every address.
   policy_rc=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

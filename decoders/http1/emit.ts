@@ -81,9 +81,50 @@ export function emitExchange(stream: u32, ex: Exchange): void {
   bag.shrink();
 }
 
-export function emitUpgrade(stream: u32, ts: u64, nextPtr: usize, nextLen: u32): void {
-  begin(KIND_UPGRADE, 0, <u64>stream, ts, ts);
+// Decoder-private attribute (named in meta()): the request the next protocol continues, base64
+// (T_STR is UTF-8 and the request is bytes). The host feeds it to the next decoder and drops it.
+export const P_UPGRADE_REQUEST = 1024;
+export const PRIVATE_ATTRS = '{"1024":"telegen.upgrade.request"}';
+
+/** KIND_UPGRADE; `request` (h2c) spans from the request's start, else the record is at `ts`. */
+export function emitUpgrade(stream: u32, tsStart: u64, ts: u64, nextPtr: usize, nextLen: u32, request: Uint8Array | null): void {
+  begin(KIND_UPGRADE, 0, <u64>stream, tsStart, ts);
   addBytes(A_NETWORK_PROTOCOL_NAME, HTTP, 4);
   addBytes(A_TELEGEN_PROTOCOL_NEXT, nextPtr, nextLen);
+  if (request !== null) addBytes(P_UPGRADE_REQUEST, b64Buf, base64(request));
   finish();
+}
+
+const B64 = memory.data<u8>([
+  65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,
+  97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119,120,121,122,
+  48,49,50,51,52,53,54,55,56,57,43,47,
+]);
+const b64Buf: usize = memory.data(8192);
+
+/** RFC 4648 base64 of `src` into b64Buf (the caller keeps src within 6144 bytes); returns its length. */
+function base64(src: Uint8Array): u32 {
+  const p = src.dataStart;
+  const n = <u32>src.length;
+  let o: usize = b64Buf;
+  let i: u32 = 0;
+  for (; i + 3 <= n; i += 3) {
+    const v = (<u32>load<u8>(p + <usize>i) << 16) | (<u32>load<u8>(p + <usize>i + 1) << 8) | <u32>load<u8>(p + <usize>i + 2);
+    store<u8>(o, load<u8>(B64 + <usize>(v >> 18)));
+    store<u8>(o + 1, load<u8>(B64 + <usize>((v >> 12) & 63)));
+    store<u8>(o + 2, load<u8>(B64 + <usize>((v >> 6) & 63)));
+    store<u8>(o + 3, load<u8>(B64 + <usize>(v & 63)));
+    o += 4;
+  }
+  const left = n - i;
+  if (left > 0) {
+    let v = <u32>load<u8>(p + <usize>i) << 16;
+    if (left == 2) v |= <u32>load<u8>(p + <usize>i + 1) << 8;
+    store<u8>(o, load<u8>(B64 + <usize>(v >> 18)));
+    store<u8>(o + 1, load<u8>(B64 + <usize>((v >> 12) & 63)));
+    store<u8>(o + 2, left == 2 ? load<u8>(B64 + <usize>((v >> 6) & 63)) : 61);
+    store<u8>(o + 3, 61);
+    o += 4;
+  }
+  return <u32>(o - b64Buf);
 }

@@ -3,9 +3,10 @@ export { abi_version, input, input_cap } from "../abi/window";
 import { input, metaBlock } from "../abi/window";
 import { parseStream, closeStream, gapStream, tickStreams } from "./stitch";
 import { detectHttp } from "./detect";
+import { PRIVATE_ATTRS } from "./emit";
 
 export function meta(): usize {
-  return metaBlock('{"name":"http1","version":"1.0.0","protocols":["http"],"ports":[80,8080,8000,3000,5000,8888],"transport":"tcp"}');
+  return metaBlock('{"name":"http1","version":"1.0.0","protocols":["http"],"ports":[80,8080,8000,3000,5000,8888],"transport":"tcp","attributes":' + PRIVATE_ATTRS + "}");
 }
 
 export function detect(dir: i32, len: u32): i32 {

@@ -10,7 +10,7 @@ import {
   State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
-  exchangeQueued, exchangesDequeued,
+  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
@@ -94,6 +94,7 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
       case PH_BODY_LEN:
       case PH_CHUNK_DATA: {
         const take: u32 = <i64>avail < ds.remaining ? avail : <u32>ds.remaining;
+        if (isReq && st.h2cReq !== null && ds.phase == PH_BODY_LEN) keepH2cBody(st, q, take);
         pos += take;
         ds.remaining -= <i64>take;
         addBody(st, isReq, take, take);
@@ -180,6 +181,7 @@ function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
     return PARSE_INVALID;
   }
   ex.wantsUpgrade = hUpgradePtr != 0;
+  keepH2cHead(st, ex, q, h);
   ds.resetHead();
   st.queue.push(ex);
   exchangeQueued();
@@ -198,6 +200,35 @@ function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
     endMessage(st, stream, true, ds.msgTs);
   }
   return 0;
+}
+
+/**
+ * A request asking for h2c keeps a copy of itself: if the server switches, the request is the
+ * new connection's stream 1 and the http2 decoder, which answers for that stream, needs it. Only
+ * Content-Length bodies (chunked ones would need re-framing) and only up to H2C_REQUEST_CAP.
+ */
+function keepH2cHead(st: State, ex: Exchange, q: usize, h: u32): void {
+  st.h2cReq = null;
+  if (!ex.wantsUpgrade || hTeSeen || upgradeToken(hUpgradePtr, hUpgradeLen) != 3 || !isH2c()) return;
+  const body: i64 = hContentLength > 0 ? hContentLength : 0;
+  if (<i64>h + body > <i64>H2C_REQUEST_CAP) return;
+  const buf = new Uint8Array(<i32>(<i64>h + body));
+  memory.copy(buf.dataStart, q, h);
+  st.h2cReq = buf;
+  st.h2cLen = <i32>h;
+}
+
+function keepH2cBody(st: State, q: usize, n: u32): void {
+  const buf = st.h2cReq!;
+  const room = buf.length - st.h2cLen;
+  const take = <i32>n < room ? <i32>n : room;
+  memory.copy(buf.dataStart + <usize>st.h2cLen, q, <usize>take);
+  st.h2cLen += take;
+}
+
+/** nextBuf holds "h2c" (after upgradeToken returned 3). */
+@inline function isH2c(): bool {
+  return load<u8>(nextBuf) == 0x68 && load<u8>(nextBuf + 1) == 0x32 && load<u8>(nextBuf + 2) == 0x63;
 }
 
 // scratch for the lowercased protocol name of an upgrade
@@ -254,8 +285,21 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
       if (nlen == 0) nlen = requestUpgradeToken(ex);
       if (nlen == 0) nlen = copyAscii("unknown");
     } else nlen = copyAscii("tunnel");
-    endMessage(st, stream, false, ts);
-    emitUpgrade(stream, ts, nextBuf, nlen);
+    const h2c = st.h2cReq;
+    if (status == 101 && nlen == 3 && isH2c() && h2c !== null && st.h2cLen == h2c.length && ex.wantsUpgrade) {
+      // h2c: the request continues as stream 1 of HTTP/2, whose response the http2 decoder
+      // reads; it gets the request from the upgrade record and emits the exchange
+      st.resp.resetHead();
+      st.respCur = null;
+      removeExchange(st, ex);
+      ex.fields.shrink();
+      if (st.reqCur !== ex) releaseExchange(ex);
+      emitUpgrade(stream, ex.tsStart, ts, nextBuf, nlen, h2c);
+    } else {
+      endMessage(st, stream, false, ts);
+      emitUpgrade(stream, ts, ts, nextBuf, nlen, null);
+    }
+    st.h2cReq = null;
     st.upgraded = true;
     flushAll(st, stream, FLAG_NO_RESPONSE);
     return 0;
@@ -369,6 +413,7 @@ export function gapStream(stream: u32, dir: i32, len: u32): i32 {
     case PH_BODY_LEN:
     case PH_CHUNK_DATA: {
       // inside a body of known remaining length: the lost bytes are body bytes we skip anyway
+      if (isReq) st.h2cReq = null;
       if (<i64>len > ds.remaining) return PARSE_INVALID;
       ds.remaining -= <i64>len;
       addBody(st, isReq, len, len);

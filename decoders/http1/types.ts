@@ -18,6 +18,9 @@ export const CHUNK_LINE_CAP: u32 = 4096;
 export const TRAILER_CAP: u32 = 65536;
 // Requests waiting for their response on one connection (pipelining depth).
 export const PENDING_CAP: i32 = 128;
+// Largest h2c upgrade request (head + body) handed to the http2 decoder: its base64 must fit one
+// record field (FIELD_CAP 8192); a larger one stays an HTTP/1.1 exchange answered by 101.
+export const H2C_REQUEST_CAP: i32 = 6144;
 // Captured request/response field bytes kept per exchange until it is emitted.
 export const BAG_CAP: i32 = 32768;
 const BAG_BASE: i32 = 512;
@@ -209,4 +212,8 @@ export class State {
   respCur: Exchange | null = null; // exchange whose response body is being read
   upgraded: bool = false;
   lastTs: u64 = 0;
+  /** Copy of a request asking for `Upgrade: h2c` (head, then body), handed to the http2
+   *  decoder if the server switches: it is that connection's stream 1 (RFC 7540 §3.2). */
+  h2cReq: Uint8Array | null = null;
+  h2cLen: i32 = 0;
 }

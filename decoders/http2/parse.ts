@@ -9,7 +9,8 @@ import {
 import {
   decodeBlock, resetFields, markUnknown, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
 } from "./hpack";
-import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost } from "./stitch";
+import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost, onUpgradeBody } from "./stitch";
+import { looksLikeRequest, upgradeRequest, switchingHead } from "./upgrade";
 import { emitEvent, h2ErrorName } from "./emit";
 import { INPUT_CAP } from "../abi/window";
 import { fieldsHave } from "./hpack";
@@ -241,19 +242,39 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
   let p: u32 = 0;
   if (d.mode == M_START) {
     const other = c.dirs[1 - dir];
-    const m = prefaceMatch(base, len);
+    if (dir == DIR_REQUEST && !d.sawBytes && !d.h2c && looksLikeRequest(base, len)) {
+      const r = upgradeRequest(c, connId, d, base, len, ts);
+      if (r < 0) return r;
+      if (r > 0) { p = <u32>r; d.h2c = true; c.swap = 0; }
+    }
+    if (d.h1Body > 0) {
+      const take = d.h1Body < len - p ? d.h1Body : len - p;
+      onUpgradeBody(c, take);
+      d.h1Body -= take;
+      p += take;
+    }
+    // the preface follows the upgrade request (and the 101): hold what was taken until it comes
+    if (d.h2c && (d.h1Body > 0 || p == len)) return <i32>p;
+    const m = prefaceMatch(base + <usize>p, len - p);
     if (dir == DIR_REQUEST && m >= 0) {
-      if (<u32>m < PREFACE_LEN) return PARSE_NEEDS_MORE;
-      p = PREFACE_LEN;
+      if (<u32>m < PREFACE_LEN) return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
+      p += PREFACE_LEN;
       d.mode = M_SYNC;
       d.sawPreface = true;
       c.swap = 0;
       d.hpack.joined = false;
       d.hpack.sizeUnknown = false;
-    } else if (dir != DIR_REQUEST && (other.sawPreface || !other.sawBytes)) {
+    } else if (dir != DIR_REQUEST && (other.sawPreface || other.h2c || !other.sawBytes)) {
+      if (other.h2c && !d.sawBytes) {
+        const r = switchingHead(base, len);
+        if (r < 0) return r;
+        p = <u32>r;
+        if (p > 0) d.sawBytes = true; // taken once
+      }
       // A server's first frame is SETTINGS (RFC 9113 §3.4), also right after an h2c 101.
-      if (len < FRAME_HEADER) return PARSE_NEEDS_MORE;
-      if (load<u8>(base + 3) == T_SETTINGS && (load<u8>(base + 4) & F_ACK) == 0 && plausibleHeader(base, 0xffffff) >= 0) {
+      if (len - p < FRAME_HEADER) return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
+      const f = base + <usize>p;
+      if (load<u8>(f + 3) == T_SETTINGS && (load<u8>(f + 4) & F_ACK) == 0 && plausibleHeader(f, 0xffffff) >= 0) {
         d.mode = M_SYNC;
         c.swap = 0;
         d.hpack.joined = false;

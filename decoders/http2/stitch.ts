@@ -26,7 +26,8 @@ function isSecret(p: usize, n: u32): bool {
   if (n == 19) return nameIs(p, n, "proxy-authorization");
   return false;
 }
-function nameIs(p: usize, n: u32, s: string): bool {
+/** The n bytes at p equal the lower-case ASCII `s`, ignoring the case of the bytes. */
+export function nameIs(p: usize, n: u32, s: string): bool {
   for (let i: u32 = 0; i < n; i++) {
     let c = <u32>load<u8>(p + <usize>i);
     if (c >= 65 && c <= 90) c += 32;
@@ -284,6 +285,22 @@ function isTrailers(list: Uint8Array, pseudo: string, endStream: bool): bool {
   if (findHeader(list, pseudo) >= 0) return false;
   if (!hasUnknownName(list)) return list.length > 0;
   return endStream;
+}
+
+/** The HTTP/1.1 request of an h2c upgrade (upgrade.ts): stream 1, the client's side complete. */
+export function onUpgradeRequest(c: Conn, connId: u32, list: Uint8Array, bytes: u32, ts: u64): void {
+  const s = getStream(c, connId, 1, ts, true)!;
+  s.h2c = true;
+  s.reqBytes += bytes;
+  placeBlock(c, connId, s, DIR_REQUEST, list, true, ts);
+}
+
+/** Body bytes of the h2c upgrade request. */
+export function onUpgradeBody(c: Conn, n: u32): void {
+  const s = getStream(c, 0, 1, 0, false);
+  if (s == null) return;
+  s.reqBody += n;
+  s.reqBytes += n;
 }
 
 /** PUSH_PROMISE: the server sends the request of stream `promised` itself. */

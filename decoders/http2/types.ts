@@ -87,6 +87,8 @@ export class H2Stream {
   reqEnd: bool = false;
   respEnd: bool = false;
   pushed: bool = false;
+  /** Stream 1 of an h2c upgrade: its request was the HTTP/1.1 one (upgrade.ts). */
+  h2c: bool = false;
   unknown: bool = false;      // some value could not be known (FLAG_UNKNOWN)
   hpackUnknown: bool = false; // ... because of HPACK state (telegen.hpack.unknown)
   truncated: bool = false;
@@ -169,6 +171,10 @@ export class DirState {
   blockTs: u64 = 0;
   sawPreface: bool = false;
   sawBytes: bool = false;
+  /** The client side began with an h2c upgrade request (upgrade.ts) ... */
+  h2c: bool = false;
+  /** ... whose body bytes (Content-Length) still precede the preface. */
+  h1Body: u32 = 0;
   everSynced: bool = false;             // a frame boundary was ever found in this direction
   huntBytes: u32 = 0;                   // bytes skipped while looking for one
 }

@@ -111,7 +111,15 @@ async function decoded(capture: string, expected: Map<number, Side>, seed = 0): 
     const side = got.get(stream)!;
     const a = r.attributes;
     const want = expected.get(stream);
-    if (r.kind === KIND_UPGRADE) { side.upgrades.push(String(a['telegen.protocol.next'])); continue; }
+    if (r.kind === KIND_UPGRADE) {
+      side.upgrades.push(String(a['telegen.protocol.next']));
+      // h2c: the request and its 101 left with the upgrade (stream 1 of the http2 decoder)
+      if (typeof a['telegen.upgrade.request'] === 'string') {
+        side.requests.push(handedOver(a['telegen.upgrade.request'], want?.requests[side.requests.length]));
+        side.responses.push({ code: '101' });
+      }
+      continue;
+    }
     if (r.kind !== KIND_EXCHANGE) continue;
     if (a['http.request.method'] !== undefined) {
       const msg: Msg = {
@@ -138,6 +146,18 @@ async function decoded(capture: string, expected: Map<number, Side>, seed = 0): 
     }
   }
   return { got, h };
+}
+
+/** The request an h2c upgrade record hands to the http2 decoder, in the shape of `Msg`. */
+function handedOver(b64: string, ref: Msg | undefined): Msg {
+  const [line, ...fields] = Buffer.from(b64, 'base64').toString('latin1').split('\r\n\r\n')[0].split('\r\n');
+  const [method, uri, version] = line.split(' ');
+  const msg: Msg = { method, uri, version };
+  const field = (n: string) => fields.find((f) => f.toLowerCase().startsWith(`${n}:`))?.slice(n.length + 1).trim();
+  if (ref?.host !== undefined && field('host') !== undefined) msg.host = field('host')!;
+  if (ref?.contentType !== undefined && field('content-type') !== undefined) msg.contentType = field('content-type')!;
+  if (ref?.bodySize !== undefined && field('content-length') !== undefined) msg.bodySize = field('content-length')!;
+  return msg;
 }
 
 function captures(): Array<{ capture: string; tsv: string }> {

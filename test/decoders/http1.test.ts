@@ -233,8 +233,32 @@ function upgradeCase(respUpgrade: string, expectNext: string, reqUpgrade: string
   assert.equal(h.records.length, 2, 'close after an upgrade emits nothing more');
 }
 
-test('101 Switching Protocols to h2c: exchange, KIND_UPGRADE h2c, then IGNORED', () => {
-  upgradeCase('h2c', 'h2c', 'h2c');
+test('101 Switching Protocols to h2c: no HTTP/1 exchange, KIND_UPGRADE h2c carrying the request (stream 1 of HTTP/2), then IGNORED', () => {
+  const h = loadDecoder('http1');
+  const req = 'POST /submit?x=1 HTTP/1.1\r\nHost: h2.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\n';
+  assert.equal(h.inst.feed(4, REQ, b(req + 'he'), 10n), 'ok');
+  assert.equal(h.inst.feed(4, REQ, b('llo'), 11n), 'ok');
+  const resp = 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n';
+  assert.equal(h.inst.feed(4, RESP, Buffer.concat([b(resp), Buffer.from([0x00, 0x00, 0x12, 0x04, 0x00])]), 20n), 'ignored');
+  assert.deepEqual(h.records.map((r) => r.kind), [KIND_UPGRADE]);
+  const up = h.records[0];
+  assert.deepEqual([up.stream, up.tsStart, up.tsEnd], [4, 10n, 20n]);
+  assert.deepEqual(up.attributes, {
+    'network.protocol.name': 'http', 'telegen.protocol.next': 'h2c',
+    'telegen.upgrade.request': Buffer.from(req + 'hello', 'latin1').toString('base64'),
+  });
+  assert.equal(h.inst.feed(4, REQ, b('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 21n), 'ignored');
+});
+
+test('h2c upgrade request too large to hand over (or chunked): the HTTP/1 exchange with its 101 stays', () => {
+  for (const body of ['Content-Length: 7000\r\n\r\n' + 'x'.repeat(7000), 'Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n']) {
+    const h = loadDecoder('http1');
+    h.inst.feed(4, REQ, b(`POST /big HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n${body}`), 10n);
+    h.inst.feed(4, RESP, b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'), 20n);
+    assert.deepEqual(h.records.map((r) => r.kind), [KIND_EXCHANGE, KIND_UPGRADE]);
+    assert.equal(h.records[0].attributes['http.response.status_code'], 101);
+    assert.deepEqual(h.records[1].attributes, { 'network.protocol.name': 'http', 'telegen.protocol.next': 'h2c' });
+  }
 });
 
 test('101 to websocket (mixed case): KIND_UPGRADE websocket', () => {
@@ -247,7 +271,10 @@ test('upgrade request whose preface bytes arrive before the 101 is decided', () 
   // client sends the preface optimistically in the same segment
   assert.equal(h.inst.feed(5, REQ, b(req + 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 1n), 'ok');
   assert.equal(h.inst.feed(5, RESP, b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'), 2n), 'ok');
-  assert.equal(h.records.map((r) => r.kind).join(), `${KIND_EXCHANGE},${KIND_UPGRADE}`);
+  assert.equal(h.records.map((r) => r.kind).join(), `${KIND_UPGRADE}`);
+  assert.equal(h.records[0].attributes['telegen.upgrade.request'], Buffer.from(req, 'latin1').toString('base64'));
+  // the preface was held back, not consumed: the host hands it to the http2 decoder
+  assert.equal(Buffer.from(h.inst.takePending(5, REQ)!).toString('latin1'), 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
   assert.equal(h.inst.feed(5, REQ, Buffer.from([0, 0, 0, 4, 1, 0, 0, 0, 0]), 3n), 'ignored');
 });
 

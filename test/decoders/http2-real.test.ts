@@ -179,9 +179,11 @@ test('whole agent path (router + http1 + http2): h2c Upgrade handed over, prior 
   const corpus = path.join(corpusDir, 'pcap', 'http2');
   const h2 = async (file: string) => (await replayToSpans(file)).spans
     .map((s) => s.attributes).filter((a) => a['network.protocol.version'] === '2');
-  // h2c: the HTTP/1.1 request upgraded on stream 1, then a second request on stream 3
+  // h2c: the HTTP/1.1 request upgraded is stream 1 (its response in HTTP/2 frames), then a
+  // second request on stream 3 (tshark: GET /robots.txt -> 101, HEADERS[1] 200, HEADERS[3] 404)
   const up = await h2(path.join(corpus, 'suricata__http2-keywords2.pcap'));
-  assert.deepEqual(up.map((a) => [a['url.path'], a['http.response.status_code']]), [['/humans.txt', 404]]);
+  assert.deepEqual(up.map((a) => [a['telegen.http2.stream_id'], a['http.request.method'], a['url.path'], a['server.address'], a['http.response.status_code'], a['telegen.http2.h2c_upgrade']]),
+    [[1, 'GET', '/robots.txt', 'nghttp2.org', 200, true], [3, 'GET', '/humans.txt', 'nghttp2.org', 404, undefined]]);
   // prior knowledge (preface) on a port with no hint, and a connection joined mid-stream
   const grpcSpans = await h2(path.join(testdata, 'grpc-js.pcap'));
   assert.equal(grpcSpans.filter((a) => a['rpc.system'] === 'grpc').length, 8);

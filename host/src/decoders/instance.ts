@@ -371,6 +371,13 @@ export class DecoderInstance {
   }
 
   /** The connection ended: the decoder may flush exchanges it can finish (e.g. body to EOF). */
+  /** Bytes of one direction a parse left for later (e.g. held while an Upgrade was undecided). */
+  takePending(stream: number, dir: number): Uint8Array | undefined {
+    const b = this.pending.get(stream * 2 + dir);
+    this.pending.delete(stream * 2 + dir);
+    return b;
+  }
+
   closeStream(stream: number): void {
     this.pending.delete(stream * 2);
     this.pending.delete(stream * 2 + 1);

@@ -20,6 +20,8 @@ export interface Conn {
   earlyBytes: number;
   invalids: number;
   switchTo?: string;
+  /** The request the next protocol continues (h2c: stream 1), fed to it before anything else. */
+  switchRequest?: { bytes: Uint8Array; ts: bigint };
   lastTs: bigint;
 }
 
@@ -54,6 +56,10 @@ export class Router {
     if (rec.kind === KIND_UPGRADE) {
       const next = rec.attributes['telegen.protocol.next'];
       if (typeof next === 'string') conn.switchTo = next;
+      // request bytes (headers, credentials included) are for the next decoder only, never exported
+      const req = rec.attributes['telegen.upgrade.request'];
+      delete rec.attributes['telegen.upgrade.request'];
+      if (typeof req === 'string') conn.switchRequest = { bytes: Buffer.from(req, 'base64'), ts: rec.tsStart };
     }
     this.sink(rec, conn, decoderName);
   }
@@ -170,8 +176,12 @@ export class Router {
 
   private switchDecoder(conn: Conn, fromClient: boolean, rest: Uint8Array | null, ts: bigint): void {
     const next = conn.switchTo!;
+    const request = conn.switchRequest;
     conn.switchTo = undefined;
+    conn.switchRequest = undefined;
     const old = conn.decoder!;
+    // the other side's bytes the old decoder held back (a preface sent before the 101 arrived)
+    const held = old.inst.takePending(conn.stream, fromClient ? DIR_RESPONSE : DIR_REQUEST);
     old.inst.closeStream(conn.stream);
     this.registry.bound(old, -1);
     const want = next === 'h2c' ? 'http2' : next;
@@ -180,7 +190,9 @@ export class Router {
     conn.decoder = nd;
     this.registry.bound(nd, 1);
     this.metrics.inc('telegen_connections_upgraded_total', 'Connections handed to another decoder after an Upgrade', { from: old.name, to: nd.name });
+    if (request) this.feed(conn, true, request.bytes, request.ts);
     if (rest && rest.length) this.feed(conn, fromClient, rest.slice(), ts);
+    if (held && held.length && conn.decoder === nd) this.feed(conn, !fromClient, held, ts);
   }
 
   private onProblem(conn: Conn, r: FeedResult): void {
