@@ -83,7 +83,7 @@ test('h2c: an upgrade request with a body counts it as stream 1 request body', (
 function brief(s: FlatSpan): string {
   const a = s.attributes;
   return [a['telegen.http2.stream_id'] ?? '-', a['http.request.method'], `${String(a['url.path'])}${a['url.query'] ? '?' + String(a['url.query']) : ''}`,
-    a['http.response.status_code'], a['network.protocol.version'], a['telegen.http2.h2c_upgrade'] ? 'h2c' : ''].join(' ');
+    a['http.response.status_code'], a['network.protocol.version'], a['telegen.http2.h2c_upgrade'] ? 'h2c' : ''].join(' ') + (a['telegen.no_response'] ? ' (no response)' : '');
 }
 
 /** nghttp -v's account of its calls as `brief` lines: stream 1 is the upgrade request, every
@@ -100,7 +100,7 @@ function nghttpSaw(verbose: string, upgradePath: string): string[] {
     const st = /recv \(stream_id=(\d+)\) :status: (\d+)/.exec(line);
     if (st) status.set(Number(st[1]), st[2]);
   }
-  return [...paths].map(([id, p]) => `${id} GET ${p} ${status.get(id) ?? ''} 2 ${id === 1 ? 'h2c' : ''}`);
+  return [...paths].map(([id, p]) => `${id} GET ${p} ${status.get(id) ?? ''} 2 ${id === 1 ? 'h2c' : ''}${status.has(id) ? '' : ' (no response)'}`);
 }
 
 test('h2c through the running agent: curl --http2 and nghttp -u upgrade against Apache httpd, client and server spans', { timeout: 180_000 }, async (t) => {
@@ -109,7 +109,8 @@ test('h2c through the running agent: curl --http2 and nghttp -u upgrade against 
   const run = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-h2c-run-'));
   fs.chmodSync(www, 0o755);
   fs.writeFileSync(path.join(www, 'index.html'), 'hello from apache\n');
-  fs.writeFileSync(path.join(www, 'big.txt'), 'x'.repeat(20000));
+  // under the socket tracer's capture_max (16 KiB a syscall): a longer read loses its END_STREAM to a gap
+  fs.writeFileSync(path.join(www, 'big.txt'), 'x'.repeat(12000));
   for (const f of fs.readdirSync(www)) fs.chmodSync(path.join(www, f), 0o644);
   const port = await freePort();
   const apache = await startServer(path.join(repoRoot, 'decoders', 'http2', 'testdata', 'record', 'apache-h2c.sh'), [www, run, String(port)],

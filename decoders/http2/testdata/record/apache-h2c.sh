@@ -20,6 +20,8 @@ LoadModule http2_module $mods/mod_http2.so
 TypesConfig /etc/mime.types
 Listen 127.0.0.1:$port
 Protocols h2c http/1.1
+# an upgraded connection otherwise counts as idle (GOAWAY "timeout") before a slow client's next stream
+KeepAliveTimeout 30
 DocumentRoot $www
 <Directory $www>
   Require all granted
