@@ -57,16 +57,19 @@ function putName(list: Uint8Array, at: i32, name: string, vp: usize, vl: u32): i
  * a request head this decoder takes.
  */
 export function upgradeRequest(c: Conn, connId: u32, d: DirState, p: usize, len: u32, ts: u64): i32 {
-  const h = headEnd(p, len < HEAD_CAP ? len : HEAD_CAP);
-  if (h == 0) return len < HEAD_CAP ? PARSE_NEEDS_MORE : 0;
-  // request line: method SP target SP HTTP/1.x CRLF
+  // request line: method SP target SP HTTP/1.x CRLF; bytes that only start like one (a
+  // connection joined mid-stream) are turned down as soon as their first line is complete
+  const scan = len < HEAD_CAP ? len : HEAD_CAP;
   let sp1: u32 = 0;
-  while (sp1 < h && load<u8>(p + <usize>sp1) != 0x20) sp1++;
+  while (sp1 < scan && load<u8>(p + <usize>sp1) != 0x20) sp1++;
   let sp2 = sp1 + 1;
-  while (sp2 < h && load<u8>(p + <usize>sp2) != 0x20) sp2++;
+  while (sp2 < scan && load<u8>(p + <usize>sp2) != 0x20 && load<u8>(p + <usize>sp2) != 0x0d) sp2++;
   let eol = sp2;
-  while (eol < h && load<u8>(p + <usize>eol) != 0x0d) eol++;
-  if (sp2 >= h || eol - sp2 != 9 || load<u8>(p + <usize>sp2 + 5) != 0x2f) return 0;
+  while (eol < scan && load<u8>(p + <usize>eol) != 0x0d) eol++;
+  if (eol >= scan) return len < HEAD_CAP ? PARSE_NEEDS_MORE : 0;
+  if (eol - sp2 != 9 || load<u8>(p + <usize>sp2 + 5) != 0x2f || load<u8>(p + <usize>sp2 + 1) != 0x48) return 0;
+  const h = headEnd(p, scan);
+  if (h == 0) return len < HEAD_CAP ? PARSE_NEEDS_MORE : 0;
   // a field takes 9 + name + value bytes of the serialised list (stitch.ts), a redacted value 8
   const list = new Uint8Array(<i32>h * 3 + 128);
   let at = putName(list, 0, ":method", p, sp1);

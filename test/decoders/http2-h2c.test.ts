@@ -1,6 +1,7 @@
 // h2c upgrade (RFC 7540 §3.2): the HTTP/1.1 request answered 101 is stream 1 of the HTTP/2
 // connection that follows. In the decoder: a whole upgraded connection fed as bytes (request head,
-// body, preface / 101 head, frames) at any split. Through the running agent: curl --http2 and
+// body, preface / 101 head, frames) at any split. Through the router (replay): the http1 -> http2
+// handover with a preface sent before the 101. Through the running agent: curl --http2 and
 // nghttp -u against Apache httpd (mod_http2, `Protocols h2c http/1.1`), client and server spans.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -12,6 +13,8 @@ import { loadDecoder, repoRoot, Harness } from '../helpers/decoder';
 import { requireBpf, startAgent, startServer, waitFor, freePort, FlatSpan } from '../helpers/agent';
 import { DIR_REQUEST, DIR_RESPONSE, FLAG_NO_REQUEST } from '../../decoders/abi/abi';
 import { PREFACE, settings, headers, data, reqBlock, respBlock, exchanges, pairs } from './http2-helpers';
+import { Conv, SYN, FIN, PSH } from '../replay/build';
+import { replayToSpans } from '../../host/src/cli/replay';
 
 const UPGRADE = 'GET /index.html?lang=en HTTP/1.1\r\nHost: web.example:8080\r\nUser-Agent: curl/7.88.1\r\n' +
   'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n' +
@@ -76,6 +79,28 @@ test('h2c: an upgrade request with a body counts it as stream 1 request body', (
     assert.deepEqual([a['telegen.http2.stream_id'], a['http.request.method'], a['http.request.header.content-type'], a['http.request.body.size'], a['telegen.request.size']],
       [1, 'POST', 'application/x-www-form-urlencoded', 7, post.length], `cut ${cut}`);
   }
+});
+
+test('h2c through the replay path: a preface sent before the 101 (held by http1) and a 101 alone in its segment', async () => {
+  const conv = new Conv({ addr: '10.0.0.1', port: 40000 }, { addr: '10.0.0.2', port: 8080 });
+  const [req, resp1, req3, resp3] = conversation();
+  let cs = 1000, ss = 5000;
+  const send = (fromClient: boolean, b: Buffer) => {
+    if (fromClient) { conv.tcp(true, cs, PSH, b, ss); cs += b.length; } else { conv.tcp(false, ss, PSH, b, cs); ss += b.length; }
+  };
+  conv.tcp(true, cs - 1, SYN); conv.tcp(false, ss - 1, SYN, '', cs);
+  // an optimistic client: the preface right behind the request, before the server decided
+  send(true, Buffer.concat([req, req3.subarray(0, PREFACE.length)]));
+  send(false, Buffer.from(SWITCH, 'latin1'));
+  send(false, resp1.subarray(SWITCH.length));
+  send(true, req3.subarray(PREFACE.length));
+  send(false, resp3);
+  conv.tcp(true, cs, FIN, '', ss); conv.tcp(false, ss, FIN, '', cs + 1);
+  const { spans } = await replayToSpans(conv.write('h2c-optimistic.pcap'));
+  assert.deepEqual(spans.map((x) => {
+    const a = x.attributes;
+    return [a['telegen.http2.stream_id'], a['http.request.method'], a['url.path'], a['http.response.status_code'], a['telegen.http2.h2c_upgrade'], a['telegen.hpack.unknown'], a['telegen.no_response']];
+  }), [[1, 'GET', '/index.html', 200, true, undefined, undefined], [3, 'GET', '/big.txt', 404, undefined, undefined, undefined]]);
 });
 
 // ------------------------------------------------------------------ through the running agent
