@@ -303,9 +303,12 @@ export class Correlator {
     for (const c of w) this.emit(c, c.mode, ctx);
   }
 
-  /** Over the memory bound: decide the oldest held spans now with what is known. */
+  /** Over the memory bound: decide the oldest held spans now with what is known, down to 1/16
+   *  under the bound. Each pass starts a Set iterator, and one on a set that deletes at its front
+   *  skips every deleted entry V8 has not compacted yet (thousands): shedding one span per added
+   *  span made that skip ~8% of the agent's CPU once the bound was reached. */
   private shed(): void {
-    const excess = this.pending.size - this.cfg.maxPending;
+    const excess = this.pending.size - (this.cfg.maxPending - Math.floor(this.cfg.maxPending / 16));
     let i = 0;
     // Walked in place (oldest first): a copy of the whole set per added span made a burst over
     // maxPending quadratic.
