@@ -180,7 +180,9 @@ test('RED series are bounded per instrument over all services: past the limit on
   assert.equal(count(overflow), 7 + 2, 'seven services and job-0\'s routes past the limits');
   assert.deepEqual(p.filter((x) => x !== overflow).map((x) => x.attributes['service.name']).sort(), ['job-0', 'job-1', 'job-2']);
   assert.equal(p.reduce((n, x) => n + count(x), 0), 12, 'every span counted once');
-  assert.equal((an.topology() as { overflowPoints: number }).overflowPoints, 9);
+  const topo = an.topology() as { overflowPoints: number; services: Array<{ service: string }> };
+  assert.equal(topo.overflowPoints, 9);
+  assert.deepEqual(topo.services.map((x) => x.service).sort(), ['job-0', 'job-1', 'job-2'], 'services past the limit are not remembered either');
 });
 
 test('RED series of an exited process are exported once more, then forgotten; idle ones too', async () => {

@@ -152,6 +152,8 @@ export class RedStore {
   forgotten = 0;
   /** Collections so far. */
   private epoch = 0;
+  /** Where spans of services past the limit go: straight to the instruments' overflow series. */
+  private readonly unknown: ServiceRed = { name: '', byInst: [], pids: new Map(), lastPid: 0, epoch: 0, slots: [] };
 
   constructor(private readonly limits: RedLimits, private readonly now: () => number, private readonly startTimeOf: (pid: number) => string = readStartTime) {}
 
@@ -191,6 +193,10 @@ export class RedStore {
   private service(name: string, pid: unknown): ServiceRed {
     let svc = this.services.get(name);
     if (!svc) {
+      // As many services as one instrument may have series: the rest can only reach overflow
+      // series, and are not remembered (collections forget services without series; with no
+      // metrics reader nothing collects).
+      if (this.services.size >= this.limits.perInstrument) return this.unknown;
       svc = { name, byInst: new Array(INSTRUMENT_COUNT), pids: new Map(), lastPid: 0, epoch: this.epoch, slots: [] };
       this.services.set(name, svc);
     }
@@ -203,7 +209,7 @@ export class RedStore {
   }
 
   private newSeries(svc: ServiceRed, byKey: Map<string, RedSeries>, inst: RedInstrument, key: string, a: Attributes, statement: string | undefined, errType: string | undefined): RedSeries {
-    const room = this.instCount[inst.index] < this.limits.perInstrument;
+    const room = this.instCount[inst.index] < this.limits.perInstrument && svc !== this.unknown;
     const own = byKey.size - (byKey.has(OVERFLOW) ? 1 : 0);
     if (room && own < this.limits.perService) {
       const attributes: Attributes = { 'service.name': svc.name };
@@ -214,7 +220,7 @@ export class RedStore {
     }
     // Past a limit: every new attribute set shares an overflow series.
     this.overflowed++;
-    const so = byKey.get(OVERFLOW);
+    const so = svc === this.unknown ? undefined : byKey.get(OVERFLOW);
     if (so) return so;
     if (room) return this.add(byKey, OVERFLOW, inst, this.make(inst, svc.name, { 'service.name': svc.name, 'otel.metric.overflow': true }, 'service'));
     return this.instOverflow[inst.index] ??= this.make(inst, '', { 'otel.metric.overflow': true }, 'instrument');
