@@ -232,7 +232,7 @@ async function main(): Promise<void> {
     [`${unit}_cpu_ratio_${b}_over_ours`]: ratio(other, ours, (x) => x.cpuUsPerItem),
   } : {};
   writeResult(name, {
-    transport: `OTLP gRPC, ${COMPRESSION}, agent defaults (batch sizes 512/1000/1000/100, 2 exports in flight per signal) but 1 GiB queues; receiver in a child process, not decoding`,
+    transport: `OTLP gRPC, ${COMPRESSION}, agent defaults (batch sizes 512/1000/1000/100, 4 exports in flight per signal) but 1 GiB queues; receiver in a child process, not decoding`,
     b_side: BASELINE ? `export stage of ${BASELINE} (git ${gitHead(BASELINE)})` : 'official opentelemetry-js exporters (spans, logs)',
     loadavg_start_end: [load0.map(round1), load1.map(round1)],
     spans_per_s: sp,

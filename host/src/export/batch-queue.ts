@@ -37,7 +37,7 @@ export interface BatchQueueOptions<T> {
   dropPolicy?: DropPolicy;
   /** Export a partial batch at least this often; 0 disables the timer. Default 5000. */
   flushIntervalMs?: number;
-  /** Batches being exported (or waiting to retry) at once. Default 2. */
+  /** Batches being exported (or waiting to retry) at once. Default 2 (the agent's config: DEFAULT_MAX_CONCURRENT_EXPORTS). */
   maxConcurrentExports?: number;
   retry?: RetryPolicy;
   /**
