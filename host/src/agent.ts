@@ -374,10 +374,11 @@ export class Agent {
     for (const t of this.extraTracers) {
       try { await t.stop(); } catch (e) { alog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }
     }
-    await this.signals.shutdown();
     for (const conn of [...this.router.streams.values()]) this.router.close(conn);
     this.correlate?.stop();
     this.analytics?.flush();
+    // After the spans held in decoders and the correlator came out: the final collection counts them.
+    await this.signals.shutdown();
     const reports = await shutdownExportQueues(this.queues, deadlineMs);
     for (const r of reports) if ((r as { dropped?: number }).dropped) alog.warn({ report: r }, 'export items not sent before shutdown');
     await new Promise<void>((resolve) => (this.api ? this.api.close(() => resolve()) : resolve()));
