@@ -99,7 +99,7 @@ test('DNS through the running agent: dig ↔ dnsmasq over UDP and TCP, both side
     for (const s of dnsSpans(spans, SERVER, 'example.test')) assert.equal(s.attributes['process.executable.name'] ?? s.attributes['process.command'] ?? 'dnsmasq', 'dnsmasq');
 
     // DNS metrics: lookups per suffix and outcome, latency histogram, NXDOMAIN counts.
-    await waitFor(() => metricPoints(agent.dataDir, 'dns.lookups').length > 0 && metricPoints(agent.dataDir, 'dns.lookup.duration').length > 0, 20_000);
+    await waitFor(() => metricPoints(agent.dataDir, 'dns.lookups').length > 0 && metricPoints(agent.dataDir, 'dns.lookups.duration').length > 0, 20_000);
     const last = (name: string, match: Record<string, unknown>) => {
       const pts = metricPoints(agent.dataDir, name).filter((p) => Object.entries(match).every(([k, v]) => p.attrs[k] === v));
       return pts.length ? Math.max(...pts.map((p) => p.value)) : 0;
@@ -110,7 +110,20 @@ test('DNS through the running agent: dig ↔ dnsmasq over UDP and TCP, both side
     assert.equal(last('dns.lookups.failed', { 'dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'dns.side': 'client' }), 1);
     // example.test: A, AAAA, tcp A, big TXT over UDP and TCP
     assert.equal(last('dns.lookups', { 'dns.name.suffix': 'example.test', 'dns.response_code': 'NOERROR', 'dns.side': 'client' }), 5);
-    assert.ok(last('dns.lookup.duration', { 'dns.name.suffix': 'example.test', 'dns.side': 'client' }) >= 5);
+    assert.ok(last('dns.lookups.duration', { 'dns.name.suffix': 'example.test', 'dns.side': 'client' }) >= 5);
+    // The semconv dns.lookup.duration (RED, per question name) is there too, and no metric name is
+    // exported twice under one scope in a collection: a collector would see conflicting definitions.
+    assert.ok(metricPoints(agent.dataDir, 'dns.lookup.duration').some((p) => p.attrs['dns.question.name'] === 'example.test'), 'RED dns.lookup.duration per question name');
+    for (const line of fs.readFileSync(path.join(agent.dataDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())) {
+      for (const rm of JSON.parse(line).resourceMetrics ?? []) {
+        const seen = new Set<string>();
+        for (const sm of rm.scopeMetrics ?? []) for (const m of sm.metrics ?? []) {
+          const key = `${sm.scope?.name} ${m.name}`;
+          assert.ok(!seen.has(key), `metric ${key} exported twice in one collection`);
+          seen.add(key);
+        }
+      }
+    }
   } finally {
     await dnsmasq.stop();
     const code = await agent.stop();

@@ -23,7 +23,7 @@ export class DnsMetrics {
   constructor(meter: Meter) {
     this.lookups = meter.createCounter('dns.lookups', { description: 'DNS exchanges seen, per name suffix, response code and side', unit: '{lookup}' });
     this.failed = meter.createCounter('dns.lookups.failed', { description: 'DNS exchanges answered NXDOMAIN or SERVFAIL', unit: '{lookup}' });
-    this.duration = meter.createHistogram('dns.lookup.duration', { description: 'Query to response time of DNS exchanges', unit: 's' });
+    this.duration = meter.createHistogram('dns.lookups.duration', { description: 'Query to response time of DNS exchanges, per name suffix and side (the semconv dns.lookup.duration comes from the RED metrics, per question name)', unit: 's' });
   }
 
   private bucket(name: string): string {
