@@ -163,7 +163,14 @@ test('the agent queue sends profiles to the receiver (http), and the profiler-si
   for (let k = 0; k < 6; k++) assert.equal(q.profiles.enqueue(request(k)), true);
   await q.profiles.forceFlush();
   const reports = await shutdownExportQueues(q, 5000);
-  assert.deepEqual(r.profileSamples(), [0, 1, 2, 3, 4, 5].flatMap(expected));
+  // Two requests may be in flight at once (max_concurrent_exports), so they can arrive in either
+  // order: every sample must arrive exactly once, compared without the order between requests.
+  const key = (x: { profileId: string; stack: string[]; attributes: Record<string, unknown> }): string =>
+    `${x.profileId}|${x.stack.join(';')}|${String(x.attributes['thread.id'])}`;
+  const byKey = <T extends Parameters<typeof key>[0]>(xs: T[]): T[] => [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const want = [0, 1, 2, 3, 4, 5].flatMap(expected);
+  assert.equal(new Set(want.map(key)).size, want.length, 'the key tells every expected sample apart');
+  assert.deepEqual(byKey(r.profileSamples()), byKey(want));
   const c = q.profiles.counters();
   assert.equal(c.exported, 6);
   assert.equal(c.export_requests, 2, 'batch_size 4: two requests for six profiles');
