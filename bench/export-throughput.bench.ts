@@ -5,74 +5,196 @@
 // (exportBaseline.officialSpanLogExporters), alternating within every round. BENCH_BASELINE=DIR
 // (a compiled worktree of an earlier commit) makes that tree's export stage the B side instead,
 // for all four signals (results/export-throughput-vs-baseline.json). The receiver runs in a child process
-// (the test helper, decoding off: what is measured is the sender) so it does not share the
-// producer's event loop; on a 2-core machine it still shares the CPUs.
+// so it does not share the producer's event loop; on a 2-core machine it still shares the CPUs, so
+// by default it is a stand-in for a collector on another host: a bare node:http2 gRPC endpoint
+// that answers every Export OK without gunzipping or decoding (what a remote collector's ingest
+// costs this machine: loopback TCP and HTTP/2 framing), and decodes one request in SAMPLE_EVERY
+// with the official protobufs after the rounds to check what arrived (cheapReceiver).
+// BENCH_RECEIVER=grpc-js: the test helper's grpc-js server instead (it gunzips every request,
+// ~4 µs of CPU per log record on the same 2 cores). Besides items/s (wall time) every signal
+// reports the sender's CPU per item, the items per CPU-second of the sender that implies (its rate
+// on one core of its own), and the receiver's CPU per item.
 // Seed targets: 10k traces/s, 100k metric points/s, 50k log records/s, 100 profiles/s.
 import { fork, type ChildProcess } from 'child_process';
+import * as http2 from 'http2';
+import * as zlib from 'zlib';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import * as os from 'os';
 import * as path from 'path';
 import { createExportQueues, exportBaseline, resolveExportConfig, shutdownExportQueues, type BatchQueue, type ExportQueues } from '../host/src/export';
 import { toOtlpProfiles } from '../host/src/profile/otlp';
 import type { Frame } from '../host/src/profile/symbolizer';
-import { startReceiver, type OtlpReceiver } from '../test/helpers/otlp-receiver';
+import { decodeOtlpRequest, startReceiver, type OtlpReceiver, type OtlpSignal } from '../test/helpers/otlp-receiver';
 import { makeLog, makeMetrics, makeSpan } from '../test/export/fixtures';
 import { spread, writeResult, rssBytesOf } from './lib';
 
-type Stats = Record<string, { requests: number; bytes: number }>;
+type Stats = Record<string, { requests: number; bytes: number; sampled?: number; sampled_items?: number; sampled_item_counts?: number[] }>;
+
+/** The receiver's CPU so far (µs, user + system), or its per-signal counts since the last ask. */
+type RxAsk = 'stats' | 'cpu';
+
+/** One request in this many per signal is kept and decoded after the rounds (cheapReceiver). */
+const SAMPLE_EVERY = 16;
+const GRPC_SIGNALS: Record<string, OtlpSignal> = {
+  '/opentelemetry.proto.collector.trace.v1.TraceService/Export': 'traces',
+  '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export': 'metrics',
+  '/opentelemetry.proto.collector.logs.v1.LogsService/Export': 'logs',
+  '/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export': 'profiles',
+};
+
+/** Items in a decoded request: spans, log records, metric data points, profiles. */
+function itemsIn(signal: OtlpSignal, req: Record<string, unknown>): number {
+  const arr = (x: unknown) => (Array.isArray(x) ? (x as Array<Record<string, unknown>>) : []);
+  const [outer, inner, leaf] = ({ traces: ['resourceSpans', 'scopeSpans', 'spans'], logs: ['resourceLogs', 'scopeLogs', 'logRecords'], metrics: ['resourceMetrics', 'scopeMetrics', 'metrics'], profiles: ['resourceProfiles', 'scopeProfiles', 'profiles'] } as const)[signal];
+  let n = 0;
+  for (const r of arr(req[outer])) {
+    for (const sc of arr(r[inner])) {
+      for (const x of arr(sc[leaf])) {
+        if (signal !== 'metrics') n++;
+        else for (const k of ['sum', 'gauge', 'histogram', 'exponentialHistogram', 'summary']) n += arr((x[k] as Record<string, unknown> | undefined)?.dataPoints).length;
+      }
+    }
+  }
+  return n;
+}
+
+/**
+ * A gRPC OTLP endpoint as cheap as a collector on another host is to this machine: it reads each
+ * request's bytes off the HTTP/2 stream and answers OK (empty Export*ServiceResponse), nothing
+ * more. One request in SAMPLE_EVERY per signal is kept; at 'stats' (between rounds, outside any
+ * measured pass) those are gunzipped and decoded with the official protobufs and their items
+ * counted, so a broken encoding or a short batch still fails the run.
+ */
+function cheapReceiver(port: number): Promise<{ url: string; stats(): Stats }> {
+  const seen: Record<string, number> = {};
+  const counts: Stats = {};
+  const samples: Array<{ signal: OtlpSignal; body: Buffer; gzip: boolean }> = [];
+  const EMPTY = Buffer.alloc(5); // uncompressed, zero-length message
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const signal = GRPC_SIGNALS[String(headers[':path'])];
+    if (!signal) {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12' }, { endStream: true });
+      return;
+    }
+    const keep = (seen[signal] = (seen[signal] ?? 0) + 1) % SAMPLE_EVERY === 1;
+    const chunks: Buffer[] | undefined = keep ? [] : undefined;
+    let bytes = 0;
+    stream.on('data', (c: Buffer) => {
+      bytes += c.length;
+      chunks?.push(c);
+    });
+    stream.on('end', () => {
+      const x = (counts[signal] ??= { requests: 0, bytes: 0 });
+      x.requests++;
+      x.bytes += bytes - 5;
+      if (chunks) samples.push({ signal, body: Buffer.concat(chunks), gzip: headers['grpc-encoding'] === 'gzip' });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': 'identity,gzip' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(EMPTY);
+    });
+    stream.on('error', () => undefined);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      resolve({
+        url,
+        stats() {
+          for (const { signal, body, gzip } of samples.splice(0)) {
+            const msg = body.subarray(5, 5 + body.readUInt32BE(1));
+            const x = counts[signal];
+            const items = itemsIn(signal, decodeOtlpRequest(signal, body[0] === 1 && gzip ? zlib.gunzipSync(msg) : msg));
+            x.sampled = (x.sampled ?? 0) + 1;
+            x.sampled_items = (x.sampled_items ?? 0) + items;
+            (x.sampled_item_counts ??= []).push(items);
+          }
+          const out = { ...counts };
+          for (const k of Object.keys(counts)) delete counts[k];
+          return out;
+        },
+      });
+    });
+  });
+}
 
 // ---- child: the receiver ------------------------------------------------------------------------
 // Also used by export-outage.bench.ts (`--receiver grpc PORT`): the collector coming back.
-async function receiverMain(protocol: 'grpc' | 'http', port = 0): Promise<void> {
-  const r: OtlpReceiver = await startReceiver({ protocol, port, decode: false });
-  process.on('message', (m) => {
-    if (m !== 'stats') return;
-    const s: Stats = {};
-    for (const a of r.attempts) {
-      const x = (s[a.signal] ??= { requests: 0, bytes: 0 });
-      x.requests++;
-      x.bytes += a.bytes;
+async function receiverMain(protocol: 'grpc' | 'http' | 'cheap', port = 0): Promise<void> {
+  let stats: () => Stats;
+  let url: string;
+  if (protocol === 'cheap') ({ url, stats } = await cheapReceiver(port));
+  else {
+    const r: OtlpReceiver = await startReceiver({ protocol, port, decode: false });
+    url = r.url;
+    stats = () => {
+      const s: Stats = {};
+      for (const a of r.attempts) {
+        const x = (s[a.signal] ??= { requests: 0, bytes: 0 });
+        x.requests++;
+        x.bytes += a.bytes;
+      }
+      r.attempts.length = 0;
+      return s;
+    };
+  }
+  process.on('message', (m: RxAsk) => {
+    if (m === 'stats') process.send!(stats());
+    else if (m === 'cpu') {
+      const c = process.cpuUsage();
+      process.send!(c.user + c.system);
     }
-    r.attempts.length = 0;
-    process.send!(s);
   });
-  process.send!({ url: r.url });
+  process.send!({ url });
 }
 
 // ---- parent --------------------------------------------------------------------------------------
-interface Rx { child: ChildProcess; url: string; stats(): Promise<Stats> }
+interface Rx { child: ChildProcess; url: string; stats(): Promise<Stats>; cpuUs(): Promise<number> }
 
-async function spawnReceiver(protocol: 'grpc' | 'http'): Promise<Rx> {
+async function spawnReceiver(protocol: 'grpc' | 'http' | 'cheap'): Promise<Rx> {
   const child = fork(__filename, ['--receiver', protocol], { stdio: 'inherit' });
   const url = await new Promise<string>((res, rej) => {
     child.once('message', (m) => res((m as { url: string }).url));
     child.once('exit', (c) => rej(new Error(`receiver exited ${c}`)));
   });
-  return {
-    child,
-    url,
-    stats: () => new Promise((res) => { child.once('message', (m) => res(m as Stats)); child.send('stats'); }),
-  };
+  const ask = <R>(m: RxAsk) => new Promise<R>((res) => { child.once('message', (x) => res(x as R)); child.send(m); });
+  return { child, url, stats: () => ask<Stats>('stats'), cpuUs: () => ask<number>('cpu') };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const gc = (globalThis as { gc?: () => void }).gc;
+const gcFn = (globalThis as { gc?: (o?: { type: 'minor' | 'major' }) => void }).gc;
+/**
+ * How each pass is charged its garbage (run with --expose-gc, as bench/run.js does). minor (the
+ * default): a scavenge before the pass (not timed) and one after it (timed, minus one with nothing
+ * left), so the young garbage of a pass is collected in its own CPU time, not the next pass's.
+ * full (BENCH_GC=full, what this bench did before): full collections instead. A forced full
+ * collection marks the whole heap, which here is mostly the bench's own prebuilt items (50k spans,
+ * 50k log records, 100k metric points, 500 profiles), and it leaves V8's worker threads busy into
+ * the next timed pass: a logs-only pass measured 2.6–3.4 µs of CPU per record with no forced
+ * collection, ~3.6 µs with a scavenge around each pass and 5–7 µs with full ones, where V8's
+ * worker threads alone took ~2.5 µs per record (per-thread /proc times; the same run had no
+ * major GC of its own inside the passes). Both sides of every A/B are charged the same way.
+ */
+const GC_MODE: 'minor' | 'full' = process.env.BENCH_GC === 'full' ? 'full' : 'minor';
+const gc = gcFn && (() => (GC_MODE === 'full' ? gcFn() : gcFn({ type: 'minor' })));
 
-interface PumpResult { perSec: number; dropped: number; cpuUsPerItem: number }
+interface PumpResult { perSec: number; dropped: number; cpuUsPerItem: number; rxCpuUsPerItem: number }
 
 /**
  * Enqueues n prebuilt items in ring-batch-sized chunks, yielding between chunks; returns items/s to
- * acknowledged and the CPU time of this process (every thread: grpc-js' and zlib's gzip on the
- * libuv pool included) per item. The items are built before timing, so what is measured is the
- * export stage, not the making of spans.
+ * acknowledged and the CPU time of this process (every thread: V8's, and zlib's on the libuv
+ * pool, included) per item, and the receiver's CPU per item over the same pass. The items are
+ * built before timing, so what is measured is the export stage, not the making of spans.
  */
-async function pump<T>(q: BatchQueue<T>, items: T[], chunk: number): Promise<PumpResult> {
+async function pump<T>(q: BatchQueue<T>, items: T[], chunk: number, rx?: Rx): Promise<PumpResult> {
   const n = items.length;
   const before = q.counters();
   // Each pass pays for its own garbage: collected before (not timed) and after (in its CPU time).
   // Without this the A/B is skewed: the official exporter's request objects were collected during
-  // whichever pass came next (run with --expose-gc, as bench/run.js does).
+  // whichever pass came next.
   gc?.();
+  const rx0 = rx ? await rx.cpuUs() : 0;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i += chunk) {
@@ -83,9 +205,9 @@ async function pump<T>(q: BatchQueue<T>, items: T[], chunk: number): Promise<Pum
   await q.forceFlush();
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
+  const rx1 = rx ? await rx.cpuUs() : 0;
   if (gc) {
-    // The garbage left over: a full collection now, minus what one costs with none left (marking
-    // the bench's own live items, the same for every pass).
+    // The garbage left over: a collection now, minus what one costs with none left.
     const a = process.cpuUsage();
     gc();
     const b = process.cpuUsage();
@@ -98,7 +220,7 @@ async function pump<T>(q: BatchQueue<T>, items: T[], chunk: number): Promise<Pum
   const exported = c.exported - before.exported;
   const dropped = c.dropped_queue_full + c.dropped_export_failed - before.dropped_queue_full - before.dropped_export_failed;
   if (exported + dropped !== n) throw new Error(`${q.signal}: ${exported} exported + ${dropped} dropped of ${n}`);
-  return { perSec: exported / dt, dropped, cpuUsPerItem: (cpu.user + cpu.system) / n };
+  return { perSec: exported / dt, dropped, cpuUsPerItem: (cpu.user + cpu.system) / n, rxCpuUsPerItem: (rx1 - rx0) / n };
 }
 
 function metricsWith(points: number, seed: number): ResourceMetrics {
@@ -146,6 +268,8 @@ function queuesFor(url: string, protocol: 'grpc' | 'http', official: boolean, si
 }
 
 const BASELINE = process.env.BENCH_BASELINE;
+/** cheap (default): cheapReceiver; grpc-js: the test helper's server, which gunzips every request. */
+const RECEIVER = process.env.BENCH_RECEIVER === 'grpc-js' ? 'grpc-js' : 'cheap';
 
 /** The B side from an earlier tree's compiled export stage: same config, every signal. */
 function baselineQueues(url: string, queueBytes: number): ExportQueues {
@@ -158,7 +282,7 @@ function baselineQueues(url: string, queueBytes: number): ExportQueues {
 
 async function main(): Promise<void> {
   const rounds = Number(process.env.BENCH_ROUNDS || 5);
-  const grpc = await spawnReceiver('grpc');
+  const grpc = await spawnReceiver(RECEIVER === 'cheap' ? 'cheap' : 'grpc');
   const http = await spawnReceiver('http');
   const load0 = os.loadavg();
   // Queues big enough for a producer that bursts ahead of export: this measures the exporters, not
@@ -175,20 +299,22 @@ async function main(): Promise<void> {
   const LOGS = Array.from({ length: 50_000 }, (_, i) => makeLog(i));
   const METRICS = Array.from({ length: 100 }, (_, i) => metricsWith(POINTS, i));
   const PROFILES = Array.from({ length: 500 }, (_, i) => profileRequest(i % 50));
+  // Once, before any pass: the items move to the old generation and stay there.
+  gcFn?.();
   const r = { spans: [] as PumpResult[], spansOfficial: [] as PumpResult[], logs: [] as PumpResult[], logsOfficial: [] as PumpResult[], metrics: [] as PumpResult[], metricsBaseline: [] as PumpResult[], profiles: [] as PumpResult[], profilesBaseline: [] as PumpResult[] };
   let dropped = 0;
   for (let i = 0; i < rounds + 1; i++) {
     // A and B alternate inside each round (and swap order every round), same items, same receiver.
     const ab = async <T>(ours: BatchQueue<T>, official: BatchQueue<T>, items: T[], chunk = 1000) => {
       const first = i % 2 === 0;
-      const x = await pump(first ? ours : official, items, chunk);
-      const y = await pump(first ? official : ours, items, chunk);
+      const x = await pump(first ? ours : official, items, chunk, grpc);
+      const y = await pump(first ? official : ours, items, chunk, grpc);
       return first ? [x, y] : [y, x];
     };
     const [s, sb] = await ab(q.traces!, qb.traces!, SPANS);
     const [l, lb] = await ab(q.logs!, qb.logs!, LOGS);
-    const [m, mb] = qb.metrics ? await ab(q.metrics!, qb.metrics, METRICS, 10) : [await pump(q.metrics!, METRICS, 10)];
-    const [p, pb] = qb.profiles ? await ab(q.profiles!, qb.profiles, PROFILES, 50) : [await pump(q.profiles!, PROFILES, 50)];
+    const [m, mb] = qb.metrics ? await ab(q.metrics!, qb.metrics, METRICS, 10) : [await pump(q.metrics!, METRICS, 10, grpc)];
+    const [p, pb] = qb.profiles ? await ab(q.profiles!, qb.profiles, PROFILES, 50) : [await pump(q.profiles!, PROFILES, 50, grpc)];
     dropped += s.dropped + sb.dropped + l.dropped + lb.dropped + m.dropped + p.dropped + (mb?.dropped ?? 0) + (pb?.dropped ?? 0);
     if (i === 0) continue; // warm-up: JIT, channels
     r.spans.push(s); r.spansOfficial.push(sb); r.logs.push(l); r.logsOfficial.push(lb); r.metrics.push(m); r.profiles.push(p);
@@ -197,6 +323,24 @@ async function main(): Promise<void> {
   }
   const grpcStats = await grpc.stats();
   const rssEnd = rssBytesOf(pid);
+  // What arrived: every export call of both sides reached the receiver (metrics and profiles may
+  // split a batch into parts: at least as many), and each sampled request decodes with the official
+  // protobufs to a whole batch or a pass's tail.
+  const sentRequests = (sig: 'traces' | 'metrics' | 'logs' | 'profiles') => (q[sig]?.counters().export_requests ?? 0) + (qb[sig]?.counters().export_requests ?? 0);
+  const batchOf = { traces: 512, logs: 1000, metrics: 1_000_000, profiles: 1_000_000 };
+  for (const sig of ['traces', 'metrics', 'logs', 'profiles'] as const) {
+    const got = grpcStats[sig]?.requests ?? 0;
+    const sent = sentRequests(sig);
+    if (sig === 'traces' || sig === 'logs' ? got !== sent : got < sent) throw new Error(`${sig}: the receiver got ${got} requests for ${sent} export calls`);
+    const counts = grpcStats[sig]?.sampled_item_counts;
+    if (RECEIVER === 'cheap' && !counts?.length) throw new Error(`${sig}: no request sampled`);
+    for (const k of counts ?? []) if (!(k > 0 && k <= batchOf[sig])) throw new Error(`${sig}: a sampled request decoded to ${k} items`);
+  }
+  const sampled = Object.fromEntries(Object.entries(grpcStats).map(([sig, x]) => {
+    const ks = x.sampled_item_counts ?? [];
+    delete x.sampled_item_counts;
+    return [sig, { requests: x.sampled ?? 0, items: x.sampled_items ?? 0, items_per_request: spread(ks.length ? ks : [0]) }];
+  }));
   await shutdownExportQueues(q, 5000);
   await shutdownExportQueues(qb, 5000);
 
@@ -220,6 +364,9 @@ async function main(): Promise<void> {
   const seed = { spans: 10_000, metric_points: 100_000, logs: 50_000, profiles: 100 };
   const rate = (xs: PumpResult[], mul = 1) => spread(xs.map((x) => x.perSec * mul));
   const cpu = (xs: PumpResult[], div = 1) => spread(xs.map((x) => x.cpuUsPerItem / div));
+  // Items per CPU-second of the sender (every thread): its rate with a core of its own.
+  const perCore = (xs: PumpResult[], div = 1) => spread(xs.map((x) => Math.round((1e6 * div) / x.cpuUsPerItem)));
+  const rxCpu = (xs: PumpResult[], div = 1) => spread(xs.map((x) => x.rxCpuUsPerItem / div));
   const ratio = (a: PumpResult[], b: PumpResult[], f: (x: PumpResult) => number) => spread(a.map((x, k) => f(x) / f(b[k])));
   const sp = rate(r.spans), lg = rate(r.logs), pt = rate(r.metrics, POINTS), pr = rate(r.profiles);
   // B: the official exporters (spans and logs), or BENCH_BASELINE's export stage (every signal).
@@ -229,23 +376,34 @@ async function main(): Promise<void> {
     [`${unit}_per_s_${b}`]: rate(other, div),
     [`${unit}_speedup_same_round`]: ratio(ours, other, (x) => x.perSec),
     [`${unit}_cpu_us_${b}`]: cpu(other, div),
+    [`${unit}_per_cpu_s_${b}`]: perCore(other, div),
+    [`${unit}_receiver_cpu_us_${b}`]: rxCpu(other, div),
     [`${unit}_cpu_ratio_${b}_over_ours`]: ratio(other, ours, (x) => x.cpuUsPerItem),
   } : {};
   writeResult(name, {
-    transport: `OTLP gRPC, ${COMPRESSION}, agent defaults (batch sizes 512/1000/1000/100, 4 exports in flight per signal) but 1 GiB queues; receiver in a child process, not decoding`,
+    transport: `OTLP gRPC, ${COMPRESSION}, agent defaults (batch sizes 512/1000/1000/100, 4 exports in flight per signal) but 1 GiB queues; receiver in a child process: ${RECEIVER === 'cheap' ? `node:http2, no gunzip, no decoding (1 request in ${SAMPLE_EVERY} per signal decoded after the rounds)` : 'grpc-js server, gunzip, no decoding'}`,
+    gc_accounting: GC_MODE === 'full' ? 'full collection before each pass (not timed) and after it (timed, minus one with nothing left)' : 'scavenge before each pass (not timed) and after it (timed, minus one with nothing left)',
     b_side: BASELINE ? `export stage of ${BASELINE} (git ${gitHead(BASELINE)})` : 'official opentelemetry-js exporters (spans, logs)',
     loadavg_start_end: [load0.map(round1), load1.map(round1)],
     spans_per_s: sp,
     span_cpu_us: cpu(r.spans),
+    spans_per_cpu_s: perCore(r.spans),
+    span_receiver_cpu_us: rxCpu(r.spans),
     ...vsB(r.spans, r.spansOfficial, 'span'),
     log_records_per_s: lg,
     log_cpu_us: cpu(r.logs),
+    log_records_per_cpu_s: perCore(r.logs),
+    log_receiver_cpu_us: rxCpu(r.logs),
     ...vsB(r.logs, r.logsOfficial, 'log'),
     metric_points_per_s: pt,
     metric_point_cpu_us: cpu(r.metrics, POINTS),
+    metric_points_per_cpu_s: perCore(r.metrics, POINTS),
+    metric_point_receiver_cpu_us: rxCpu(r.metrics, POINTS),
     ...vsB(r.metrics, r.metricsBaseline, 'metric_point', POINTS),
     profiles_per_s: pr,
     profile_cpu_us: cpu(r.profiles),
+    profiles_per_cpu_s: perCore(r.profiles),
+    profile_receiver_cpu_us: rxCpu(r.profiles),
     ...vsB(r.profiles, r.profilesBaseline, 'profile'),
     times_seed_target: {
       spans: round1(sp.median / seed.spans),
@@ -254,13 +412,14 @@ async function main(): Promise<void> {
       profiles: round1(pr.median / seed.profiles),
     },
     dropped,
-    per_round: Object.fromEntries(Object.entries(r).map(([k, xs]) => [k, xs.map((x) => ({ per_s: Math.round(x.perSec), cpu_us: Math.round(x.cpuUsPerItem * 100) / 100 }))])),
+    per_round: Object.fromEntries(Object.entries(r).map(([k, xs]) => [k, xs.map((x) => ({ per_s: Math.round(x.perSec), cpu_us: Math.round(x.cpuUsPerItem * 100) / 100, receiver_cpu_us: Math.round(x.rxCpuUsPerItem * 100) / 100 }))])),
     grpc_requests: grpcStats,
+    grpc_sampled_decoded: sampled,
     http_gzip_wire: wire,
     workload: { span: 'HTTP server span, 6 attributes + 1 event (+ url.full for the bytes-per-span pass)', log: 'one record, body + 3 attributes', metric: `sum with ${POINTS} points per ResourceMetrics`, profile: '200 samples of depth-20 stacks over 400 functions (50 distinct)', items: 'built before timing, reused every round' },
     rss_mib: { start: Math.round(rssStart / 2 ** 20), end: Math.round(rssEnd / 2 ** 20) },
   });
 }
 
-if (process.argv[2] === '--receiver') receiverMain(process.argv[3] as 'grpc' | 'http', Number(process.argv[4] || 0)).catch((e) => { console.error(e); process.exit(1); });
+if (process.argv[2] === '--receiver') receiverMain(process.argv[3] as 'grpc' | 'http' | 'cheap', Number(process.argv[4] || 0)).catch((e) => { console.error(e); process.exit(1); });
 else main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
