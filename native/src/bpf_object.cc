@@ -312,16 +312,14 @@ Napi::Value BpfObject::RingOpen(const Napi::CallbackInfo &info) {
   unsigned ks, vs;
   bool pc;
   int fd = MapFd(env, info[0], &ks, &vs, &pc);
-  ring_ = ring_buffer__new(
-      fd,
-      [](void *ctx, void *data, size_t size) -> int {
-        auto *self = static_cast<BpfObject *>(ctx);
-        self->pending_.emplace_back(static_cast<const char *>(data), size);
-        // A positive return stops the consume loop: the rest stays in the ring for next time.
-        return self->pending_.size() >= self->pending_limit_ ? 1 : 0;
-      },
-      this, nullptr);
-  if (!ring_) throw Napi::Error::New(env, "ring_buffer__new: " + ErrStr(errno));
+  bpf_map_info mi{};
+  uint32_t mi_len = sizeof(mi);
+  if (bpf_obj_get_info_by_fd(fd, &mi, &mi_len) != 0) throw Napi::Error::New(env, "ring map info: " + ErrStr(errno));
+  try {
+    ring_ = std::make_unique<RingMap>(fd, mi.max_entries);
+  } catch (const std::runtime_error &e) {
+    throw Napi::Error::New(env, e.what());
+  }
   return env.Undefined();
 }
 
@@ -330,7 +328,13 @@ Napi::Value BpfObject::RingPoll(const Napi::CallbackInfo &info) {
   if (!ring_) throw Napi::Error::New(env, "no ring open");
   pending_limit_ = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 4096;
   pending_.clear();
-  ring_buffer__consume(ring_);
+  // The rest stays in the ring for next time.
+  const uint8_t *data = ring_->data();
+  uint64_t cons = ring_->Walk(ring_->Consumer(), ring_->Producer(), pending_limit_, [&](uint64_t off, uint32_t len) {
+    pending_.emplace_back(reinterpret_cast<const char *>(data + off), len);
+    return true;
+  });
+  ring_->Release(cons);
   Napi::Array out = Napi::Array::New(env, pending_.size());
   for (size_t i = 0; i < pending_.size(); i++) out.Set(i, Copy(env, pending_[i].data(), pending_[i].size()));
   pending_.clear();
@@ -342,8 +346,7 @@ void BpfObject::Teardown() {
   links_.clear();
   for (int fd : link_fds_) close(fd);
   link_fds_.clear();
-  if (ring_) ring_buffer__free(ring_);
-  ring_ = nullptr;
+  ring_.reset();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }

@@ -6,12 +6,14 @@
 // process leaves no program behind.
 #include <napi.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "ring_map.h"
+
 struct bpf_object;
 struct bpf_link;
-struct ring_buffer;
 
 namespace telegen {
 
@@ -41,7 +43,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bpf_object *obj_ = nullptr;
   std::vector<bpf_link *> links_;
   std::vector<int> link_fds_;  // XDP links made with bpf_link_create
-  ring_buffer *ring_ = nullptr;
+  std::unique_ptr<RingMap> ring_;
   // Filled by the ring callback during RingPoll: records copied out (rings here carry rare events).
   std::vector<std::string> pending_;
   size_t pending_limit_ = 0;

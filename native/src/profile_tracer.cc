@@ -76,20 +76,10 @@ void ProfileTracer::Teardown() {
   // libbpf's perf link owns the perf event fd: destroying it disables and closes the event.
   for (bpf_link *l : links_) bpf_link__destroy(l);
   links_.clear();
-  if (rb_) ring_buffer__free(rb_);
-  rb_ = nullptr;
+  rb_.reset();
   carry_.clear();
   if (skel_) profile_bpf__destroy(skel_);
   skel_ = nullptr;
-}
-
-static int OnSampleRecord(void *ctx, void *data, size_t size) {
-  if (size < sizeof(tg_prof_sample)) return 0;
-  auto *out = static_cast<std::vector<tg_prof_sample> *>(ctx);
-  tg_prof_sample s;
-  memcpy(&s, data, sizeof(s));
-  out->push_back(s);
-  return 0;
 }
 
 // open({ frequency, enabled = true, record = false, recordBytes = 256 KiB })
@@ -113,11 +103,11 @@ Napi::Value ProfileTracer::Open(const Napi::CallbackInfo &info) {
     Teardown();
     throw Napi::Error::New(env, std::string("profiler did not load: ") + strerror(err));
   }
-  rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.tg_prof_samples), OnSampleRecord, &rb_out_, nullptr);
-  if (!rb_) {
-    int err = errno;
+  try {
+    rb_ = std::make_unique<RingMap>(bpf_map__fd(skel_->maps.tg_prof_samples), bpf_map__max_entries(skel_->maps.tg_prof_samples));
+  } catch (const std::runtime_error &e) {
     Teardown();
-    throw Napi::Error::New(env, std::string("profiler sample ring: ") + strerror(err));
+    throw Napi::Error::New(env, std::string("profiler sample ring: ") + e.what());
   }
   skel_->bss->record = o.Has("record") && o.Get("record").ToBoolean().Value() ? 1u : 0u;
   // Attached switched off unless asked otherwise: the caller sets its target first, so no
@@ -267,13 +257,16 @@ static constexpr size_t kMaxCarry = 1u << 18;
 
 void ProfileTracer::TakeRing() {
   if (!rb_) return;
-  rb_out_.clear();
-  ring_buffer__consume(rb_);
-  for (const tg_prof_sample &s : rb_out_) {
+  const uint8_t *data = rb_->data();
+  uint64_t cons = rb_->Walk(rb_->Consumer(), rb_->Producer(), UINT32_MAX, [&](uint64_t off, uint32_t len) {
+    if (len < sizeof(tg_prof_sample)) return true;
+    tg_prof_sample s;
+    memcpy(&s, data + off, sizeof(s));
     if (carry_.size() < kMaxCarry) carry_.push_back(s);
     else carry_dropped_++;
-  }
-  rb_out_.clear();
+    return true;
+  });
+  rb_->Release(cons);
 }
 
 // Matches the ring's sample-time records with the keys drained from map `was`. A record of the

@@ -2,13 +2,14 @@
 
 #include <napi.h>
 
+#include <memory>
 #include <vector>
 
 #include "profile.h"
+#include "ring_map.h"
 
 struct profile_bpf;
 struct bpf_link;
-struct ring_buffer;
 
 namespace telegen {
 
@@ -45,8 +46,7 @@ class ProfileTracer : public Napi::ObjectWrap<ProfileTracer> {
   std::vector<bpf_link *> links_;
   // Sample-time records (trace links): read at each drain on the thread pool, one drain at a
   // time, so no lock. `carry_` holds records of the next drain's map (written after the flip).
-  ring_buffer *rb_ = nullptr;
-  std::vector<tg_prof_sample> rb_out_;
+  std::unique_ptr<RingMap> rb_;
   std::vector<tg_prof_sample> carry_;
   uint64_t carry_dropped_ = 0;
 

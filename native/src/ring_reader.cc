@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "socket.h"
 
@@ -31,25 +32,15 @@ std::string Errno(const char *what) { return std::string(what) + ": " + strerror
 }  // namespace
 
 RingReader::RingReader(Napi::Env env, int map_fd, uint64_t size, Napi::Function handler)
-    : size_(size), mask_(size - 1), page_(sysconf(_SC_PAGESIZE)), handoff_(std::make_shared<Handoff>()) {
-  cons_map_ = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-  if (cons_map_ == MAP_FAILED) {
-    cons_map_ = nullptr;
-    throw Napi::Error::New(env, Errno("mmap ring consumer page"));
+    : size_(size), handoff_(std::make_shared<Handoff>()) {
+  try {
+    map_ = std::make_unique<RingMap>(map_fd, size);
+  } catch (const std::runtime_error &e) {
+    throw Napi::Error::New(env, e.what());
   }
-  // The kernel maps the data pages twice in a row, so a record that wraps around the end
-  // is still contiguous at its offset in this view.
-  size_t prod_len = page_ + 2 * size_;
-  prod_map_ = mmap(nullptr, prod_len, PROT_READ, MAP_SHARED, map_fd, page_);
-  if (prod_map_ == MAP_FAILED) {
-    prod_map_ = nullptr;
-    munmap(cons_map_, page_);
-    cons_map_ = nullptr;
-    throw Napi::Error::New(env, Errno("mmap ring data"));
-  }
-  data_ = static_cast<uint8_t *>(prod_map_) + page_;
-
-  auto ab = Napi::ArrayBuffer::New(env, data_, 2 * size_, UnmapFinalizer, new Mapping{prod_map_, prod_len});
+  size_t len;
+  void *mapping = map_->TakeDataMapping(&len);
+  auto ab = Napi::ArrayBuffer::New(env, map_->data(), 2 * size_, UnmapFinalizer, new Mapping{mapping, len});
   ring_ab_ = Napi::Persistent(ab);
   ring_view_ = Napi::Persistent(Napi::Uint8Array::New(env, 2 * size_, ab, 0));
   auto index_ab = Napi::ArrayBuffer::New(env, kMaxBatch * 2 * sizeof(uint32_t));
@@ -84,7 +75,6 @@ RingReader::~RingReader() {
     thread_.join();
   }
   if (!stopped_) tsfn_.Release();
-  if (cons_map_) munmap(cons_map_, page_);
   if (epfd_ >= 0) close(epfd_);
   if (evfd_ >= 0) close(evfd_);
 }
@@ -104,10 +94,7 @@ void RingReader::Stop() {
   (void)!write(evfd_, &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
   tsfn_.Release();
-  if (cons_map_) {
-    munmap(cons_map_, page_);
-    cons_map_ = nullptr;
-  }
+  map_.reset();
   if (!ring_ab_.IsEmpty()) {
     Napi::ArrayBuffer ab = ring_ab_.Value();
     if (!ab.IsDetached()) ab.Detach();
@@ -118,10 +105,8 @@ void RingReader::Stop() {
 }
 
 uint64_t RingReader::PendingBytes() const {
-  if (!cons_map_ || !prod_map_) return 0;
-  uint64_t cons = __atomic_load_n(static_cast<uint64_t *>(cons_map_), __ATOMIC_ACQUIRE);
-  uint64_t prod = __atomic_load_n(static_cast<uint64_t *>(prod_map_), __ATOMIC_ACQUIRE);
-  return prod - cons;
+  if (!map_) return 0;
+  return map_->Producer() - map_->Consumer();
 }
 
 void RingReader::CallJs(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch) {
@@ -156,25 +141,14 @@ void RingReader::CallJs(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batc
 }
 
 bool RingReader::DrainOnce() {
-  auto *cons_pos = static_cast<uint64_t *>(cons_map_);
-  auto *prod_pos = static_cast<uint64_t *>(prod_map_);
-  uint64_t cons = __atomic_load_n(cons_pos, __ATOMIC_ACQUIRE);
-  uint64_t prod = __atomic_load_n(prod_pos, __ATOMIC_ACQUIRE);
-  uint64_t start = cons;
+  uint64_t start = map_->Consumer();
   uint32_t count = 0;
-
-  while (cons < prod && count < kMaxBatch) {
-    auto *hdr = reinterpret_cast<uint32_t *>(data_ + (cons & mask_));
-    uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
-    if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved but not yet committed: stop in order
-    uint32_t dlen = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-    if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
-      index_[2 * count] = static_cast<uint32_t>((cons & mask_) + BPF_RINGBUF_HDR_SZ);
-      index_[2 * count + 1] = dlen;
-      count++;
-    }
-    cons += (static_cast<uint64_t>(dlen) + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
-  }
+  uint64_t cons = map_->Walk(start, map_->Producer(), kMaxBatch, [this, &count](uint64_t off, uint32_t len) {
+    index_[2 * count] = static_cast<uint32_t>(off);
+    index_[2 * count + 1] = len;
+    count++;
+    return true;
+  });
   if (cons == start) return false;
 
   if (count > 0) {
@@ -195,7 +169,7 @@ bool RingReader::DrainOnce() {
     batches_++;
     records_ += count;
   }
-  __atomic_store_n(cons_pos, cons, __ATOMIC_RELEASE);
+  map_->Release(cons);
   return true;
 }
 

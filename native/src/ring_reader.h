@@ -1,6 +1,6 @@
 // Drains a BPF ring buffer map on its own thread and hands JavaScript one call per batch.
-// The map is mmapped directly (kernel ringbuf ABI) so JS reads records in place: no copy,
-// no object per record. The consumer position only advances after the JS handler returned,
+// The map is mmapped directly (kernel ringbuf ABI, data area once: ring_map.h) so JS reads
+// records in place: no copy except a record straddling the ring's end, no object per record. The consumer position only advances after the JS handler returned,
 // which is what keeps the kernel from overwriting the bytes JS is looking at.
 #pragma once
 
@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include "ring_map.h"
+
 namespace telegen {
 
 class RingReader {
@@ -24,7 +26,8 @@ class RingReader {
   RingReader(Napi::Env env, int map_fd, uint64_t size, Napi::Function handler);
   ~RingReader();
 
-  // The double-mapped data area (2 * size bytes, read-only) and the reused batch index.
+  // The data area (2 * size bytes: the ring, then room for one straddling record's wrapped
+  // part; read-only for JS) and the reused batch index.
   Napi::Value RingView(Napi::Env env) { return ring_view_.Value(); }
   Napi::Value IndexView(Napi::Env env) { return index_view_.Value(); }
 
@@ -55,11 +58,7 @@ class RingReader {
   static void CallJs(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch);
 
   uint64_t size_;
-  uint64_t mask_;
-  size_t page_;
-  void *cons_map_ = nullptr;   // consumer page, RW
-  void *prod_map_ = nullptr;   // producer page + data twice, RO
-  uint8_t *data_ = nullptr;
+  std::unique_ptr<RingMap> map_;  // null once stopped
   uint32_t *index_ = nullptr;  // backing store of index_view_
   int epfd_ = -1;
   int evfd_ = -1;

@@ -1,0 +1,186 @@
+// What the agent's memory is made of, at idle and at a steady fixed request rate (issue 12: aim
+// ≤ 100 MB RSS on a traced service). The real agent (`telegen run`, default config) beside a Node
+// HTTP server driven by wrk at BENCH_RATE (1000) req/s; every few seconds /proc/PID/smaps is
+// grouped by what the mapping is (the BPF rings, node's code, the addon, libraries, malloc's
+// [heap], other anonymous memory: V8's heap, malloc arenas, Wasm memories) with RSS and PSS, next
+// to the agent's own /metrics (V8 heap used, decoder linear memory).
+//
+// BENCH_BASELINE=DIR (a built git worktree of an earlier commit) runs that tree's agent too, the
+// two alternating within each round, so before/after share the machine's load. BENCH_SCOPE=server
+// (default) sets tracers.socket.target_pid to the bench's server: on a shared machine the other
+// tenants' traffic would otherwise decide the heap; `machine` keeps the default config as is.
+import { spawn, ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spread, writeResult, repoRoot, Spread } from './lib';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const RATE = Number(process.env.BENCH_RATE || 1000);
+const IDLE_S = Number(process.env.BENCH_IDLE_S || 40);
+const WARM_S = Number(process.env.BENCH_WARM_S || 40);
+const MEASURE_S = Number(process.env.BENCH_MEASURE_S || 40);
+const SAMPLE_MS = 5000;
+const SCOPE = process.env.BENCH_SCOPE === 'machine' ? 'machine' : 'server';
+
+type Parts = Record<string, { rss: number; pss: number }>;
+
+/** Which part of the agent a mapping is. */
+function partOf(name: string, exe: string): string {
+  if (name.includes('bpf-map')) return 'bpf_rings';
+  if (name === exe) return 'node_code';
+  if (name.endsWith('.node')) return 'addon';
+  if (name === '[heap]') return 'malloc_heap';
+  if (name.startsWith('/')) return 'libraries';
+  return 'anonymous';  // V8 heap, malloc arenas, Wasm memories, stacks
+}
+
+/** /proc/PID/smaps grouped by part, MiB; plus the totals and the kernel's anon/file/shmem split. */
+function breakdown(pid: number): Record<string, number> {
+  const exe = fs.realpathSync(`/proc/${pid}/exe`);
+  const parts: Parts = {};
+  let cur: { rss: number; pss: number } | undefined;
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) { const p = partOf(m[1].trim(), exe); cur = parts[p] ??= { rss: 0, pss: 0 }; continue; }
+    if (!cur) continue;
+    if (line.startsWith('Rss:')) cur.rss += Number(/(\d+)/.exec(line)![1]);
+    else if (line.startsWith('Pss:')) cur.pss += Number(/(\d+)/.exec(line)![1]);
+  }
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+  const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const rk = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+  const out: Record<string, number> = { rss: kb('VmRSS'), pss: rk('Pss'), rss_anon: kb('RssAnon'), rss_file: kb('RssFile'), rss_shmem: kb('RssShmem') };
+  for (const [p, v] of Object.entries(parts)) { out[`${p}_rss`] = v.rss; out[`${p}_pss`] = v.pss; }
+  for (const k of Object.keys(out)) out[k] = Math.round((out[k] / 1024) * 10) / 10;
+  return out;
+}
+
+async function agentMetrics(port: number): Promise<Record<string, number>> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const sum = (name: string) => { let n = 0; for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) n += Number(m[1]); return n; };
+    return {
+      v8_heap_used: Math.round(sum('telegen_process_heap_used_bytes') / 2 ** 20 * 10) / 10,
+      wasm_memory: Math.round(sum('telegen_decoder_memory_bytes') / 2 ** 20 * 10) / 10,
+      ring_records: sum('telegen_bpf_records_total'),
+      ring_full: sum('telegen_bpf_ring_full_total'),
+      server_spans: sum('telegen_spans_total'),
+    };
+  } catch { return {}; }
+}
+
+function startServer(): Promise<{ proc: ChildProcess; port: number }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ proc, port: Number(m[1]) }); });
+    proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+}
+
+async function startAgent(tree: string, targetPid: number | undefined): Promise<{ proc: ChildProcess; port: number; dataDir: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-rss-'));
+  const port = 19000 + Math.floor(Math.random() * 1000);
+  const args = [path.join(tree, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${port}`];
+  if (targetPid) {
+    fs.writeFileSync(path.join(dataDir, 'rss.yaml'), `tracers:\n  socket: { target_pid: ${targetPid} }\n`);
+    args.push('--config', path.join(dataDir, 'rss.yaml'));
+  }
+  const log = fs.openSync(path.join(dataDir, 'agent.log'), 'a');
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
+  for (let i = 0; i < 1200; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return { proc, port, dataDir }; } catch { /* starting */ }
+    if (proc.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`agent of ${tree} did not become ready: ${fs.readFileSync(path.join(dataDir, 'agent.log'), 'utf8').slice(-1500)}`);
+}
+
+/** wrk at a fixed rate (each of C connections pauses C/RATE s between requests), in the background. */
+function wrkFixedRate(port: number, seconds: number): ChildProcess {
+  const conns = 16;
+  const script = path.join(os.tmpdir(), `telegen-rss-wrk-${process.pid}.lua`);
+  fs.writeFileSync(script, `function delay() return ${Math.max(1, Math.round((conns * 1000) / RATE))} end\n`);
+  return spawn('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, '-s', script, `http://127.0.0.1:${port}/hello`], { stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Medians of the samples taken over `seconds`, one every SAMPLE_MS. */
+async function sampleFor(pid: number, port: number, seconds: number): Promise<Record<string, number>> {
+  const samples: Array<Record<string, number>> = [];
+  const end = Date.now() + seconds * 1000;
+  while (Date.now() < end) {
+    samples.push({ ...breakdown(pid), ...await agentMetrics(port) });
+    await sleep(SAMPLE_MS);
+  }
+  const keys = new Set(samples.flatMap((s) => Object.keys(s)));
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = spread(samples.map((s) => s[k] ?? 0)).median;
+  return out;
+}
+
+async function measure(tree: string, server: { proc: ChildProcess; port: number }): Promise<{ idle: Record<string, number>; load: Record<string, number>; rps: number }> {
+  const agent = await startAgent(tree, SCOPE === 'server' ? server.proc.pid : undefined);
+  const orphan = () => { if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL'); };
+  process.once('exit', orphan);
+  try {
+    // Idle: the last half of IDLE_S after start-up (discovery, decoder loads settle first).
+    await sleep((IDLE_S / 2) * 1000);
+    const idle = await sampleFor(agent.proc.pid!, agent.port, IDLE_S / 2);
+    const w = wrkFixedRate(server.port, WARM_S + MEASURE_S + 5);
+    let out = '';
+    w.stdout!.on('data', (d) => { out += d; });
+    await sleep(WARM_S * 1000);
+    const load = await sampleFor(agent.proc.pid!, agent.port, MEASURE_S);
+    await new Promise((r) => w.once('exit', r));
+    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+    return { idle, load, rps };
+  } finally {
+    await new Promise<void>((resolve) => { agent.proc.once('exit', () => resolve()); agent.proc.kill('SIGTERM'); setTimeout(() => agent.proc.kill('SIGKILL'), 30_000).unref(); });
+    process.removeListener('exit', orphan);
+    fs.rmSync(agent.dataDir, { recursive: true, force: true });
+  }
+}
+
+function summarize(runs: Array<{ idle: Record<string, number>; load: Record<string, number>; rps: number }>): Record<string, unknown> {
+  const phase = (p: 'idle' | 'load') => {
+    const keys = new Set(runs.flatMap((r) => Object.keys(r[p])));
+    const o: Record<string, Spread> = {};
+    for (const k of keys) o[k] = spread(runs.map((r) => r[p][k] ?? 0));
+    return o;
+  };
+  return { idle_MiB: phase('idle'), load_MiB: phase('load'), achieved_rps: spread(runs.map((r) => r.rps)) };
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) { console.error('agent-rss needs root (BPF)'); process.exit(1); }
+  const baseline = process.env.BENCH_BASELINE;
+  const trees: Array<[string, string]> = [['this', repoRoot], ...(baseline ? [['baseline', path.resolve(baseline)] as [string, string]] : [])];
+  const server = await startServer();
+  const load0 = os.loadavg();
+  const runs = new Map<string, Array<{ idle: Record<string, number>; load: Record<string, number>; rps: number }>>(trees.map(([n]) => [n, []]));
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      // Alternate which tree goes first, so neither always follows the other's leftovers.
+      const order = r % 2 ? [...trees].reverse() : trees;
+      for (const [name, dir] of order) {
+        const m = await measure(dir, server);
+        runs.get(name)!.push(m);
+        process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${m.idle.rss} pss ${m.idle.pss}, ${RATE} req/s (${m.rps}) rss ${m.load.rss} pss ${m.load.pss} MiB; rings ${m.load.bpf_rings_rss}, anon ${m.load.rss_anon}\n`);
+      }
+    }
+  } finally {
+    server.proc.kill('SIGTERM');
+  }
+  writeResult(process.env.BENCH_RESULT || 'agent-rss', {
+    workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
+    loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
+    trees: Object.fromEntries(trees.map(([n, d]) => [n, { dir: d, ...summarize(runs.get(n)!) }])),
+    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk. Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
+  });
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
