@@ -2,7 +2,6 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import * as zlib from 'node:zlib';
 import {
   createExportQueues,
   createLogExporter,
@@ -12,7 +11,6 @@ import {
   resolveExportConfig,
   shutdownExportQueues,
 } from '../../host/src/export';
-import { gzipBody, SYNC_GZIP_MAX_BYTES } from '../../host/src/export/otlp-transport';
 import { startReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
 import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
 
@@ -180,20 +178,6 @@ test('gzip shrinks the gRPC stream on the wire', async () => {
     await relay.close();
   }
   assert.ok(sizes[1] < sizes[0] / 3, `gzip ${sizes[1]} B vs none ${sizes[0]} B on the wire`);
-});
-
-test('gzip: a request up to SYNC_GZIP_MAX_BYTES is compressed at once on the event loop, a larger one on the pool; both are whole gzip members of the request', async () => {
-  const small = Buffer.from('x'.repeat(SYNC_GZIP_MAX_BYTES - 1) + 'y');
-  const large = Buffer.concat([small, Buffer.from('z')]);
-  const inline = gzipBody(small);
-  const pooled = gzipBody(large);
-  assert.ok(Buffer.isBuffer(inline), 'small: a Buffer, not a promise');
-  assert.ok(pooled instanceof Promise, 'large: a promise (libuv pool)');
-  for (const [input, out] of [[small, inline as Buffer], [large, await pooled]] as const) {
-    assert.deepEqual([out[0], out[1]], [0x1f, 0x8b]);
-    assert.ok(zlib.gunzipSync(out).equals(input));
-    assert.ok(out.length < input.length / 100, `${out.length} B for ${input.length} B`);
-  }
 });
 
 test('metrics: a batch past METRICS_PART_BYTES goes as several requests sent together; every point arrives once; a refused part fails the batch', async () => {

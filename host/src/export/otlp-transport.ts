@@ -2,10 +2,9 @@
 // call over node:http2 (grpc-unary.ts), or a keep-alive node:http(s) POST of
 // application/x-protobuf. Retry semantics as the OTLP spec gives them: retryable gRPC codes
 // (RetryInfo honoured), HTTP 429/502/503/504 and network errors with Retry-After; one attempt per
-// call, the BatchQueue retries. gzip (level 1) of a request over 256 KiB runs on libuv's thread
-// pool, not on the event loop, for both protocols (smaller ones are cheaper inline: gzipBody). A
-// gRPC client failing for GRPC_RECONNECT_AFTER_MS is replaced (RenewingChannel). An answer with
-// partial_success reports the receiver's rejected count.
+// call, the BatchQueue retries. gzip (level 1) runs on libuv's thread pool, not on the event loop,
+// for both protocols. A gRPC client failing for GRPC_RECONNECT_AFTER_MS is replaced
+// (RenewingChannel). An answer with partial_success reports the receiver's rejected count.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as zlib from 'node:zlib';
@@ -41,28 +40,13 @@ export function encodeInParts<T>(batch: T[], max: number, encode: (batch: T[]) =
 }
 
 /**
- * gzip at zlib's fastest level. Level 1 against the default 6, per item of the bench's batches:
- * log records 0.61 vs 2.02 µs for 20.1 vs 20.0 bytes, spans 0.52 vs 2.41 µs for 31.8 vs 30.3
- * bytes, metric points 0.21 vs 0.58 µs for 6.7 vs 5.3 bytes. Output in 64 KiB chunks: each chunk
- * of an asynchronous call is a round trip between the pool and the event loop.
+ * gzip at zlib's fastest level, on libuv's pool. Level 1 against the default 6, per item of the
+ * bench's batches: log records 0.61 vs 2.02 µs for 20.1 vs 20.0 bytes, spans 0.52 vs 2.41 µs for
+ * 31.8 vs 30.3 bytes, metric points 0.21 vs 0.58 µs for 6.7 vs 5.3 bytes. Output in 64 KiB chunks:
+ * each chunk is a round trip between the pool and the event loop.
  */
 const GZIP_OPTIONS: zlib.ZlibOptions = { level: zlib.constants.Z_BEST_SPEED, chunkSize: 64 * 1024 };
-
-/**
- * Requests up to this size are compressed on the event loop, larger ones on libuv's pool. Every
- * call builds a fresh deflate state (~260 KiB); on a pool thread that memory comes from the
- * thread's own malloc arena, returned and faulted in again call after call: a 1000-record logs
- * request (167 KiB) cost 1.4 µs of CPU per record there against 0.3 µs synchronously on the main
- * thread (same bytes out), i.e. ~0.3 ms of the event loop per request. Metric parts (~1 MiB) and
- * profiles stay off the loop.
- */
-export const SYNC_GZIP_MAX_BYTES = 256 * 1024;
-
-/** The gzip member of a request body (synchronously when small, see SYNC_GZIP_MAX_BYTES). */
-export function gzipBody(b: Buffer): Buffer | Promise<Buffer> {
-  if (b.length <= SYNC_GZIP_MAX_BYTES) return zlib.gzipSync(b, GZIP_OPTIONS);
-  return new Promise((res, rej) => zlib.gzip(b, GZIP_OPTIONS, (e, out) => (e ? rej(e) : res(out))));
-}
+const gzip = (b: Buffer): Promise<Buffer> => new Promise((res, rej) => zlib.gzip(b, GZIP_OPTIONS, (e, out) => (e ? rej(e) : res(out))));
 
 /**
  * A success answer: Export*ServiceResponse, whose only field (1) is partial_success
@@ -105,7 +89,7 @@ function grpcTransport(cfg: ResolvedSignalExport, method: string): Transport {
       const gz = cfg.compression === 'gzip' && client.acceptsGzip;
       let body: Buffer;
       try {
-        body = gz ? await gzipBody(raw) : raw;
+        body = gz ? await gzip(raw) : raw;
       } catch (e) {
         return { code: 'failure', error: e as Error };
       }
@@ -130,7 +114,7 @@ function httpTransport(cfg: ResolvedSignalExport): Transport {
     async send(raw) {
       let body: Buffer;
       try {
-        body = cfg.compression === 'gzip' ? await gzipBody(raw) : raw;
+        body = cfg.compression === 'gzip' ? await gzip(raw) : raw;
       } catch (e) {
         return { code: 'failure', error: e as Error };
       }
