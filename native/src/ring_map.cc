@@ -1,8 +1,10 @@
 #include "ring_map.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -13,35 +15,47 @@ namespace {
 
 std::runtime_error Fail(const char *what) { return std::runtime_error(std::string(what) + ": " + strerror(errno)); }
 
+// Chunks small enough that the window stays a sliver of a large ring, large enough that a
+// steady trickle maps one every few hundred records.
+constexpr uint64_t kMaxChunk = 64 * 1024;
+
+void *Blank(void *addr, size_t len) {
+  return mmap(addr, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+}
+
 }  // namespace
 
 RingMap::RingMap(int map_fd, uint64_t size) : size_(size), mask_(size - 1), page_(sysconf(_SC_PAGESIZE)) {
-  void *c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-  if (c == MAP_FAILED) throw Fail("mmap ring consumer page");
-  cons_ = static_cast<uint64_t *>(c);
-
-  // Address space for producer page + ring + tail first (anonymous, nothing resident), then the
-  // producer page and the data area once over its start.
-  reserved_len_ = page_ + 2 * size_;
-  void *base = mmap(nullptr, reserved_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) {
-    munmap(cons_, page_);
-    throw Fail("reserve ring address space");
-  }
-  if (mmap(base, page_ + size_, PROT_READ, MAP_SHARED | MAP_FIXED, map_fd, page_) == MAP_FAILED) {
+  chunk_ = std::max<uint64_t>(page_, std::min<uint64_t>(size_ / 8, kMaxChunk));
+  fd_ = fcntl(map_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd_ < 0) throw Fail("dup ring fd");
+  void *c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (c == MAP_FAILED) {
     int err = errno;
-    munmap(base, reserved_len_);
-    munmap(cons_, page_);
+    close(fd_);
     errno = err;
-    throw Fail("mmap ring data");
+    throw Fail("mmap ring consumer page");
+  }
+  cons_ = static_cast<uint64_t *>(c);
+  reserved_len_ = page_ + 2 * size_;
+  void *base = mmap(nullptr, reserved_len_, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED || mmap(base, page_, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, page_) == MAP_FAILED) {
+    int err = errno;
+    if (base != MAP_FAILED) munmap(base, reserved_len_);
+    munmap(cons_, page_);
+    close(fd_);
+    errno = err;
+    throw Fail("mmap ring producer page");
   }
   prod_ = static_cast<uint64_t *>(base);
   data_ = static_cast<uint8_t *>(base) + page_;
+  mapped_.assign(2 * size_ / chunk_, false);
 }
 
 RingMap::~RingMap() {
-  if (cons_) munmap(cons_, page_);
-  if (prod_ && owns_data_) munmap(prod_, reserved_len_);
+  munmap(cons_, page_);
+  if (owns_data_) munmap(prod_, reserved_len_);
+  close(fd_);
 }
 
 void *RingMap::TakeDataMapping(size_t *len) {
@@ -50,21 +64,28 @@ void *RingMap::TakeDataMapping(size_t *len) {
   return prod_;
 }
 
-void RingMap::CopyStraddler(uint64_t off, uint64_t total) {
-  // The producer cannot overwrite [off, off + total) before Release passes it, so the wrapped
-  // part at the ring's start is stable while it is copied.
-  size_t wrapped = off + total - size_;
-  memcpy(data_ + size_, data_, wrapped);
-  if (wrapped > tail_used_) tail_used_ = wrapped;
+bool RingMap::MapChunk(uint64_t c) {
+  // The data area starts one page after the producer page in the map's offsets, twice over.
+  if (mmap(data_ + c * chunk_, chunk_, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, 2 * page_ + c * chunk_) == MAP_FAILED)
+    return false;
+  mapped_[c] = true;
+  live_.push_back(static_cast<uint32_t>(c));
+  return true;
 }
 
 void RingMap::Release(uint64_t pos) {
   __atomic_store_n(cons_, pos, __ATOMIC_RELEASE);
-  if (tail_used_) {
-    size_t len = (tail_used_ + page_ - 1) & ~(page_ - 1);
-    madvise(data_ + size_, len, MADV_DONTNEED);
-    tail_used_ = 0;
+  // The next read starts in pos's chunk: every other mapped chunk only holds released records
+  // (a wrapped record's continuation, or what came before pos).
+  uint64_t keep = (pos & mask_) / chunk_;
+  size_t w = 0;
+  for (uint32_t c : live_) {
+    if (c == keep) { live_[w++] = c; continue; }
+    // Replaced, not unmapped: the reserved range stays ours and a stale read sees zeros.
+    if (Blank(data_ + c * chunk_, chunk_) == MAP_FAILED) { live_[w++] = c; continue; }
+    mapped_[c] = false;
   }
+  live_.resize(w);
 }
 
 }  // namespace telegen

@@ -1,6 +1,6 @@
 // Drains a BPF ring buffer map on its own thread and hands JavaScript one call per batch.
-// The map is mmapped directly (kernel ringbuf ABI, data area once: ring_map.h) so JS reads
-// records in place: no copy except a record straddling the ring's end, no object per record. The consumer position only advances after the JS handler returned,
+// The map is mmapped directly (kernel ringbuf ABI, a window at a time: ring_map.h) so JS reads
+// records in place: no copy, no object per record. The consumer position only advances after the JS handler returned,
 // which is what keeps the kernel from overwriting the bytes JS is looking at.
 #pragma once
 
@@ -26,8 +26,8 @@ class RingReader {
   RingReader(Napi::Env env, int map_fd, uint64_t size, Napi::Function handler);
   ~RingReader();
 
-  // The data area (2 * size bytes: the ring, then room for one straddling record's wrapped
-  // part; read-only for JS) and the reused batch index.
+  // The data area (2 * size bytes, read-only, a wrapping record contiguous; only the current
+  // batch's chunks are mapped, the rest reads as zeros) and the reused batch index.
   Napi::Value RingView(Napi::Env env) { return ring_view_.Value(); }
   Napi::Value IndexView(Napi::Env env) { return index_view_.Value(); }
 

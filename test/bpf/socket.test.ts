@@ -605,7 +605,7 @@ function bpfMapMappings(): Array<[number, number]> {
   return out;
 }
 
-test('socket tracer: the ring is mapped once; records straddling its end arrive whole', { timeout: 60_000 }, async (t) => {
+test('socket tracer: only a window of the ring is resident; records straddling its end arrive whole', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const { child: server, port } = await startEcho();
   const events: Ev[] = [];
@@ -615,20 +615,24 @@ test('socket tracer: the ring is mapped once; records straddling its end arrive 
     // Only the echo server's records: each lap of this small ring ends inside one of them
     // unless a record happens to end exactly on the boundary.
     const ringBytes = 128 * 1024;
+    const resident = () => bpfMapMappings().reduce((n, [, rss]) => n + rss, 0);
+    const before = resident();
     tracer = openSocketTracer({ connMax: 4096, ringBytes, captureMax: 2048, targetPid: server.pid! }, (ring, index, count) => {
       for (let i = 0; i < count; i++) laps += ((index[2 * i + 1] + 8 + 7) & ~7) / ringBytes;
       collect(ring, index, count, () => true, events);
     });
-    const page = 4096;
-    const maps = bpfMapMappings().filter(([len]) => len === page + ringBytes || len === page + 2 * ringBytes);
-    assert.deepEqual(maps, [[page + ringBytes, page + ringBytes]], 'producer page and data area mapped once, all resident');
     const py = pyClient(port, 'loop');
     await expectLine(py.lines, 'done');
     await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE) || tracer!.stats().ringPendingBytes === 0, 5000);
     const st = tracer.stats();
+    // The mapping is 2 x 128 KiB of address space; what the reader keeps resident between
+    // batches is its two position pages and the chunk it reads next.
+    const kept = resident() - before;
+    t.diagnostic(`ring pages resident after the traffic: ${kept} bytes`);
+    assert.ok(kept > 0 && kept < ringBytes / 2, `${kept} bytes of the ring resident`);
     const straddlers = events.filter((e) => e.off + e.recLen > ringBytes);
     t.diagnostic(`${events.length} records, ${laps.toFixed(1)} laps, ${straddlers.length} straddling the end, ring_full ${st.ring_full}`);
-    assert.ok(laps > 3, 'the ring wrapped several times');
+    assert.ok(laps > 1, 'the ring wrapped');
     assert.ok(straddlers.some((e) => e.type === tg_event_type.TG_EV_DATA), 'a data record straddled the end of the ring');
     let expect = '';
     for (let i = 0; i < 300; i++) expect += String(i).padStart(4, '0').repeat(250);
