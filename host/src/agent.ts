@@ -223,6 +223,8 @@ export class Agent {
       spanIn(span, conn.meta);
     }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });
     this.kernel = new KernelIngest(this.router, this.metrics);
+    const kernel = this.kernel;
+    this.correlate.correlator.mayServe = (pid) => kernel.mayServe(pid);
 
     if (this.cfg.tracers.socket.enabled) this.startSocketTracer(opts.openSocketTracer);
     else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });

@@ -274,3 +274,47 @@ test('goroutine links: a span takes the latest link made before it started, neve
   for (let i = 0n; i < 5n; i++) small.add(i, 1n, 9n, 0n);
   assert.equal(small.size, 2, 'bounded in connections');
 });
+
+test('a process that serves nothing (a load generator): its client span and the server span linked to it go out at once, as the window would have decided them', () => {
+  const tuple = '127.0.0.1|40000|127.0.0.1|8080';
+  const feed = (h: ReturnType<typeof harness>) => {
+    // Kernel order: the server answers, then the load generator (pid 7) reads the response.
+    h.c.add(span('GET /hello', SpanKind.SERVER, 2, 3, { service: 'api' }), { pid: 2, tid: 2, tuple, peerLocal: true });
+    h.c.add(span('GET', SpanKind.CLIENT, 1, 4, { service: 'wrk' }), { pid: 7, tid: 8, tuple });
+  };
+  const waited = harness();
+  feed(waited);
+  assert.equal(waited.out.length, 0, 'without the hint both wait for the client span\'s window');
+  waited.advance(DEFAULT_CORRELATE.windowMs + 1);
+
+  const h = harness();
+  h.c.mayServe = (pid) => pid !== 7;
+  feed(h);
+  assert.deepEqual(h.out.map((s) => s.name), ['GET', 'GET /hello'], 'both emitted without a tick, parent first');
+  for (const name of ['GET', 'GET /hello']) {
+    assert.equal(corr(h.by(name)), corr(waited.by(name)), `${name}: same correlation mode`);
+    assert.equal(parentOf(h.by(name)) === undefined, parentOf(waited.by(name)) === undefined, `${name}: same root-ness`);
+  }
+  assert.equal(parentOf(h.by('GET /hello')), id(h.by('GET')));
+  assert.equal(corr(h.by('GET /hello')), 'socket');
+  assert.equal(h.c.size, 0, 'nothing held');
+});
+
+test('a process that may serve (or has served) keeps its client spans for the window: the enclosing server span ends later', () => {
+  const h = harness();
+  // pid 1 opened a server connection (mayServe true): its DB call waits for the request around it.
+  h.c.mayServe = (pid) => pid === 1;
+  h.c.add(span('SELECT', SpanKind.CLIENT, 9_998, 9_999), { pid: 1, tid: 1, tuple: '127.0.0.1|40001|127.0.0.1|5432' });
+  assert.equal(h.out.length, 0);
+  h.c.add(span('GET /', SpanKind.SERVER, 9_997, 10_000), { pid: 1, tid: 1 });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('SELECT')), id(h.by('GET /')));
+  // A pid the correlator has seen serve is held even when the hint says otherwise (pid reuse, a
+  // server connection delivered by another source).
+  h.c.mayServe = () => false;
+  // (times near the clock's: the lookup lists keep what ended in the last few windows)
+  h.c.add(span('SELECT 2', SpanKind.CLIENT, 11_502, 11_503), { pid: 1, tid: 1, tuple: '127.0.0.1|40001|127.0.0.1|5432' });
+  h.c.add(span('GET /2', SpanKind.SERVER, 11_501, 11_504), { pid: 1, tid: 1 });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('SELECT 2')), id(h.by('GET /2')));
+});

@@ -123,6 +123,10 @@ export class Correlator {
   private readonly time = new TimeBase();
   /** Set by the Go tracer: the goroutine link of a CLIENT span on `connId` that started at `startNs`. */
   goParent?: (connId: bigint, startNs: bigint) => GoParent | undefined;
+  /** Set by the agent (KernelIngest.mayServe): false for a process that has no connection a
+   *  request could have come in on. Its CLIENT spans are decided at once: held for windowMs they
+   *  (and the server spans socket-linked to them) were most of what the young GC promoted. */
+  mayServe?: (pid: number) => boolean;
 
   constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
 
@@ -172,6 +176,7 @@ export class Correlator {
         if (!n.linkedServer) push(this.clients, conn.tuple, n);
       }
       if (conn.pid === undefined) this.decide(n, undefined, undefined, 'root');
+      else if (this.mayServe && !this.mayServe(conn.pid) && !this.servers.has(conn.pid)) this.decideByTime(n);
       else n.deadline = t + this.cfg.windowMs;
     } else {
       this.decide(n, undefined, undefined, 'root');

@@ -65,6 +65,9 @@ export class KernelIngest {
   /** UDP flows by udpFlowKey, and each UDP socket's flows (its close ends them all). */
   private readonly udpFlows = new Map<string, KConn>();
   private readonly udpBySocket = new Map<bigint, Set<string>>();
+  /** Per process: whether any connection it opened could serve (server role, or unknown: older
+   *  than the agent). Only ever turns true while the process lives (see mayServe). */
+  private readonly serving = new Map<number, boolean>();
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
@@ -100,6 +103,7 @@ export class KernelIngest {
     let k = this.conns.get(id);
     if (k) return k;
     const meta = this.metaOf(ring, dv, info);
+    this.noteRole(meta.pid!, meta.role);
     k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid! };
     this.conns.set(id, k);
     let set = this.byPid.get(k.pid);
@@ -117,12 +121,29 @@ export class KernelIngest {
     if (k) { k.udp!.lastTs = ts; return k; }
     const meta = this.metaOf(ring, dv, info);
     meta.role = egress ? 'client' : 'server';
+    this.noteRole(meta.pid!, meta.role);
     k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid!, udp: { socket, key, lastTs: ts } };
     this.udpFlows.set(key, k);
     let set = this.udpBySocket.get(socket);
     if (!set) { set = new Set(); this.udpBySocket.set(socket, set); }
     set.add(key);
     return k;
+  }
+
+  private noteRole(pid: number, role: Role): void {
+    if (role !== 'client') this.serving.set(pid, true);
+    else if (!this.serving.has(pid)) this.serving.set(pid, false);
+  }
+
+  /**
+   * Whether `pid` may be serving a request: false only for a process every connection of which,
+   * since the agent started, was opened as a client (a load generator, a batch job). A request it
+   * served would have arrived on a server connection seen before any client call made for it,
+   * so a CLIENT span of such a process can have no enclosing SERVER span: the correlator decides
+   * it at once instead of holding it (and the server span it is linked to) for its window.
+   */
+  mayServe(pid: number): boolean {
+    return this.serving.get(pid) ?? true;
   }
 
   private dropUdp(k: KConn): void {
@@ -172,6 +193,7 @@ export class KernelIngest {
         const pid = dv.getUint32(off + INFO_CONN + tg_conn_info.pid, true);
         for (const id of this.byPid.get(pid) ?? []) { const k = this.conns.get(id); if (k) this.drop(id, k); }
         this.byPid.delete(pid);
+        this.serving.delete(pid);
         for (const k of [...this.udpFlows.values()]) if (k.pid === pid) this.dropUdp(k);
         forgetProcess(pid);
       } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
