@@ -145,6 +145,33 @@ test('discovery over the real /proc: runtimes, service names, listening services
   assert.equal(d.process(pg.pid).owner, 'postgres');
 });
 
+test('listening sockets opened after a scan are placed on their process, without walking every fd again for nothing new', async (t) => {
+  const d = new Discovery({});
+  d.scanProcs();
+  d.scanSockets();
+  // Another tenant may open a listening socket between two scans (that one walks): of a few
+  // scans in a row, those with nothing new must not walk every process's fds again.
+  let quiet = 0;
+  for (let i = 0; i < 5 && !quiet; i++) {
+    const walks = d.socketWalks;
+    d.scanSockets();
+    if (d.socketWalks === walks) quiet++;
+  }
+  assert.equal(quiet, 1, 'rescans with no new listening socket walk no fds');
+  // A process that starts (and listens) after the scan.
+  const late = spawn(process.execPath, ['-e', "const s = require('net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => { late.kill('SIGKILL'); });
+  const port = await new Promise<number>((resolve, reject) => {
+    late.stdout!.once('data', (b) => resolve(Number(String(b).trim())));
+    late.once('exit', (c) => reject(new Error(`listener exited ${c}`)));
+  });
+  d.scanProcs();
+  d.scanSockets();
+  assert.equal(d.services.find((x) => x.port === port && x.transport === 'tcp')?.pid, late.pid);
+  d.scanSockets();
+  assert.equal(d.services.find((x) => x.port === port && x.transport === 'tcp')?.pid, late.pid, 'still placed on the next scan');
+});
+
 test('the running agent: discovery API, port hints, and discovered attributes on the spans of each server', { timeout: 400_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const agent = await startAgent();
