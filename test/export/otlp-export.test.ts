@@ -2,6 +2,7 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
+import * as zlib from 'node:zlib';
 import {
   createExportQueues,
   createLogExporter,
@@ -11,7 +12,9 @@ import {
   resolveExportConfig,
   shutdownExportQueues,
 } from '../../host/src/export';
-import { startReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
+import { gzipBody } from '../../host/src/export/otlp-transport';
+import { encodeLogsRequest } from '../../host/src/export/logs-proto';
+import { decodeOtlpRequest, startReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
 import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
 
 const receivers: OtlpReceiver[] = [];
@@ -178,6 +181,23 @@ test('gzip shrinks the gRPC stream on the wire', async () => {
     await relay.close();
   }
   assert.ok(sizes[1] < sizes[0] / 3, `gzip ${sizes[1]} B vs none ${sizes[0]} B on the wire`);
+});
+
+test('gzip through kept streams: every request is one whole gzip member of exactly its bytes, concurrent or one after another, small or past a 64 KiB output chunk', async () => {
+  // Log requests of different sizes (the streams are reset between them, never shared at once) and
+  // a 2 MiB body of random bytes (incompressible: several output chunks).
+  const bodies = Array.from({ length: 12 }, (_, k) => encodeLogsRequest(Array.from({ length: 1 + k * 90 }, (_, i) => makeLog(k * 1000 + i))));
+  bodies.push(Buffer.from(Array.from({ length: 2 * 1024 * 1024 }, (_, i) => (i * 2654435761) >>> 24)));
+  for (let round = 0; round < 3; round++) {
+    const outs = round === 1 ? await Promise.all(bodies.map(gzipBody)) : await (async () => { const o: Buffer[] = []; for (const b of bodies) o.push(await gzipBody(b)); return o; })();
+    outs.forEach((out, k) => {
+      assert.deepEqual([out[0], out[1]], [0x1f, 0x8b], `request ${k}: gzip magic`);
+      assert.ok(zlib.gunzipSync(out).equals(bodies[k]), `round ${round}, request ${k}: the same bytes back`);
+    });
+    // The official protobufs read what comes out: the records of the third request, in order.
+    const logs = decodeOtlpRequest('logs', zlib.gunzipSync(outs[2])) as { resourceLogs: Array<{ scopeLogs: Array<{ logRecords: Array<{ body: { stringValue: string } }> }> }> };
+    assert.deepEqual(logs.resourceLogs[0].scopeLogs[0].logRecords.map((r) => r.body.stringValue), Array.from({ length: 181 }, (_, i) => makeLog(2000 + i).body));
+  }
 });
 
 test('metrics: a batch past METRICS_PART_BYTES goes as several requests sent together; every point arrives once; a refused part fails the batch', async () => {
