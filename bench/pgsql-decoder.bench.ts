@@ -11,21 +11,46 @@
 // pgsql.wasm on the same bytes, alternating with this tree's in the same process: the A/B. Before
 // timing, both trees decode one capture (both directions, and backend only) and must hand over
 // identical records (every field, flag and time), so the A/B compares equal work.
+// This tree feeds a capture's reads the way the router feeds a ring batch (DecoderInstance.feedBatch:
+// several reads per parse_batch call, records read after the call); a tree without feedBatch (the
+// baseline) gets one feed() per read. `telegen_pgsql_MBps_backend_only_one_read_per_call` is this
+// tree fed one read per call, as a source that does not batch would.
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { DecoderInstance } from '../host/src/decoders/instance';
+import { ChunkBatch } from '../host/src/decoders/batch';
 import { replayFile } from '../host/src/replay';
 import { spread, writeResult, repoRoot, cpuSecondsIn, loadDecoder } from './lib';
 
 type Feedable = ReturnType<typeof loadDecoder>;
+type Read = { conn: number; dir: number; bytes: Buffer };
+
+/** Feeds reads with stream ids offset by `off`: as one ring batch where the instance takes batches
+ *  (results other than 'ok' are not expected from this capture: the run fails on them), else one
+ *  feed() per read. */
+function feedAll(d: Feedable, reads: Read[], ts: bigint[], off: number, batch: ChunkBatch | undefined): void {
+  const inst = d as Partial<DecoderInstance>;
+  if (!batch || typeof inst.feedBatch !== 'function') {
+    for (let i = 0; i < reads.length; i++) d.feed(off + reads[i].conn, reads[i].dir, reads[i].bytes, ts[i]);
+    return;
+  }
+  batch.clear();
+  for (let i = 0; i < reads.length; i++) batch.push(off + reads[i].conn, reads[i].dir, reads[i].bytes, ts[i], undefined);
+  for (let i = 0; i < batch.n;) {
+    const j = inst.feedBatch(batch, i, batch.n);
+    if (j < batch.n && inst.batchResult !== 'ok') throw new Error(`read ${j}: ${inst.batchResult}`);
+    i = j + 1;
+  }
+  batch.clear();
+}
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { Parser } = require('pg-protocol/dist/parser');
 
 const capture = path.join(repoRoot, 'decoders', 'pgsql', 'testdata', 'pg15-live.pcap');
 
 async function main(): Promise<void> {
-  const chunks: Array<{ conn: number; dir: number; bytes: Buffer }> = [];
+  const chunks: Read[] = [];
   await replayFile(capture, {
     onOpen() { /* per data */ },
     onData(c, fromClient, b) { if (c.transport === 'tcp') chunks.push({ conn: c.id, dir: fromClient ? 0 : 1, bytes: Buffer.from(b) }); },
@@ -63,44 +88,50 @@ async function main(): Promise<void> {
   const recordsPerCapture = { both: 0, backend: 0 };
   {
     const ser = (r: unknown) => JSON.stringify(r, (_k, v) => typeof v === 'bigint' ? `${v}n` : v);
-    const run = (make: (on: (r: unknown) => void) => Feedable, feeds: typeof chunks) => {
+    const run = (make: (on: (r: unknown) => void) => Feedable, feeds: Read[], batch?: ChunkBatch) => {
       const out: string[] = [];
       const d = make((r) => out.push(ser(r)));
-      feeds.forEach((c, i) => d.feed(c.conn, c.dir, c.bytes, BigInt(i + 1)));
+      feedAll(d, feeds, feeds.map((_, i) => BigInt(i + 1)), 0, batch);
       for (const id of conns) d.closeStream(id);
       return out;
     };
+    const same = (name: string, ours: string[], theirs: string[], what: string) => {
+      const i = ours.findIndex((r, k) => r !== theirs[k]);
+      if (ours.length !== theirs.length || i >= 0) throw new Error(`records differ from ${what} (${name}): ${ours.length} vs ${theirs.length}, first at ${i}: ${ours[i]} / ${theirs[i]}`);
+    };
     const backendFeeds = backend.map((b) => ({ ...b, dir: 1 }));
     for (const [name, feeds] of [['both', chunks], ['backend', backendFeeds]] as const) {
-      const ours = run((on) => DecoderInstance.fromBytes(wasm, { onRecord: on }), feeds);
+      const ours = run((on) => DecoderInstance.fromBytes(wasm, { onRecord: on }), feeds, new ChunkBatch());
       if (!ours.length) throw new Error(`no records (${name})`);
       recordsPerCapture[name] = ours.length;
+      same(name, ours, run((on) => DecoderInstance.fromBytes(wasm, { onRecord: on }), feeds), 'one read per call');
       if (!baselineDir) continue;
-      const theirs = run((on) => loadDecoder(baselineDir, 'pgsql', on as () => void), feeds);
-      const i = ours.findIndex((r, k) => r !== theirs[k]);
-      if (ours.length !== theirs.length || i >= 0) throw new Error(`records differ from the baseline's (${name}): ${ours.length} vs ${theirs.length}, first at ${i}: ${ours[i]} / ${theirs[i]}`);
+      same(name, ours, run((on) => loadDecoder(baselineDir, 'pgsql', on as () => void), feeds), "the baseline's");
     }
   }
   let base = 1;
   let recordsBoth = 0;
-  const backendOn = (d: Feedable) => () => cpuSecondsIn(() => {
+  const backendReads = backend.map((b) => ({ ...b, dir: 1 }));
+  const backendOn = (d: Feedable, batch: ChunkBatch | undefined) => () => cpuSecondsIn(() => {
     for (let r = 0; r < REPEAT; r++) {
       const off = base; base += 1000;
-      for (let i = 0; i < backend.length; i++) d.feed(off + backend[i].conn, 1, backend[i].bytes, backendTs[i]);
+      feedAll(d, backendReads, backendTs, off, batch);
       for (const id of conns) d.closeStream(off + id);
     }
   });
+  const batch = new ChunkBatch();
   const ours = () => cpuSecondsIn(() => {
     const r0 = records;
     for (let r = 0; r < REPEAT; r++) {
       const off = base; base += 1000;
-      for (let i = 0; i < chunks.length; i++) inst.feed(off + chunks[i].conn, chunks[i].dir, chunks[i].bytes, chunkTs[i]);
+      feedAll(inst, chunks, chunkTs, off, batch);
       for (const id of conns) inst.closeStream(off + id);
     }
     recordsBoth += records - r0;
   });
-  const oursBackend = backendOn(inst);
-  const baseBackend = baseInst ? backendOn(baseInst) : undefined;
+  const oursBackend = backendOn(inst, batch);
+  const oursBackendSingle = backendOn(inst, undefined);
+  const baseBackend = baseInst ? backendOn(baseInst, undefined) : undefined;
   let messages = 0;
   const theirs = () => cpuSecondsIn(() => {
     for (let r = 0; r < REPEAT; r++) {
@@ -113,16 +144,17 @@ async function main(): Promise<void> {
     }
   });
   const o: number[] = [], ob: number[] = [], t: number[] = [], ratio: number[] = [], ratioBackend: number[] = [];
-  const bb: number[] = [], ratioBaseline: number[] = [];
+  const bb: number[] = [], ratioBaseline: number[] = [], os1: number[] = [];
   for (let r = 0; r < rounds + 1; r++) {
     // Alternate the order each round so neither side always runs on a warmer cache.
-    const fwd = [ours, oursBackend, theirs, ...(baseBackend ? [baseBackend] : [])];
+    const fwd = [ours, oursBackend, oursBackendSingle, theirs, ...(baseBackend ? [baseBackend] : [])];
     const order = r % 2 ? fwd.reverse() : fwd;
     const dt = new Map(order.map((f) => [f, f()]));
     if (r === 0) continue;
     const [dto, dtb, dtt] = [dt.get(ours)!, dt.get(oursBackend)!, dt.get(theirs)!];
     o.push(bytesAll / dto / 1e6); ob.push(bytesBackendFed / dtb / 1e6); t.push(bytesBackendFed / dtt / 1e6);
     ratio.push(dtt / dto); ratioBackend.push(dtt / dtb);
+    os1.push(bytesBackendFed / dt.get(oursBackendSingle)! / 1e6);
     if (baseBackend) { const dbb = dt.get(baseBackend)!; bb.push(bytesBackendFed / dbb / 1e6); ratioBaseline.push(dbb / dtb); }
   }
   if (inst.counters.traps + inst.counters.invalid !== 0) throw new Error(`decoder failed: ${inst.lastError}`);
@@ -135,6 +167,7 @@ async function main(): Promise<void> {
   writeResult('pgsql-decoder', {
     workload: { capture: path.relative(repoRoot, capture), connections: conns.length, repeat: REPEAT, bytes_both_directions: bytesAll, bytes_backend: bytesBackend, bytes_backend_fed: bytesBackendFed },
     telegen_pgsql_MBps_backend_only: spread(ob),
+    telegen_pgsql_MBps_backend_only_one_read_per_call: spread(os1),
     pg_protocol_MBps_backend_only: spread(t),
     ratio_backend_only_time_pg_protocol_over_telegen: spread(ratioBackend),
     telegen_pgsql_MBps_both_directions: spread(o),

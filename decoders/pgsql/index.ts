@@ -2,11 +2,13 @@
 import { metaBlock, input } from "../abi/window";
 import { GAP_ABSORBED, PARSE_NEEDS_MORE, PARSE_IGNORED } from "../abi/abi";
 import { warn } from "../abi/emit";
+import { parseBatch } from "../abi/batch";
 import { parseInput, parseGap, detectBytes } from "./parse";
 import { streams, closeStream, expire } from "./stitch";
 import { Stream } from "./types";
 
 export { abi_version, input, input_cap } from "../abi/window";
+export { records } from "../abi/emit";
 
 let lastTs: u64 = 0;
 // Concurrent connections decoded at once. Each costs 1–7 KiB of the module's 32 MiB memory; past
@@ -24,6 +26,16 @@ export function detect(dir: i32, len: i32): i32 {
 }
 
 export function parse(stream: u32, dir: i32, len: i32, ts: u64): i32 {
+  return parseAt(stream, dir, input(), len, ts);
+}
+
+/** Several reads in one call (decoders/abi/batch.ts): the host's call and the records' trips to
+ *  JS cost as much as parsing a small read. */
+export function parse_batch(count: u32): u32 {
+  return parseBatch(count, parseAt);
+}
+
+function parseAt(stream: u32, dir: i32, ptr: usize, len: i32, ts: u64): i32 {
   if (len <= 0) return PARSE_NEEDS_MORE;
   if (ts > lastTs) lastTs = ts;
   const st = lookupStream(stream);
@@ -31,7 +43,7 @@ export function parse(stream: u32, dir: i32, len: i32, ts: u64): i32 {
     if (!refusedLogged) { refusedLogged = true; warn("pgsql: too many concurrent connections; new ones are not decoded"); }
     return PARSE_IGNORED;
   }
-  const r = parseInput(stream, st, dir, input(), len, ts);
+  const r = parseInput(stream, st, dir, ptr, len, ts);
   afterCall((++parses & (PARSES_PER_COLLECT - 1)) == 0);
   return r;
 }

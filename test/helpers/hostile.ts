@@ -9,7 +9,7 @@ const { buildEntry } = require(path.join(repoRoot, 'decoders', 'build.js')) as {
 // Built once per checkout (build/ is ignored by git); rebuilt when the source is newer.
 const outDir = path.join(repoRoot, 'build', 'test-fixtures', 'hostile');
 
-export const HOSTILE = ['loop', 'bomb', 'wasi', 'trap', 'badrecords'] as const;
+export const HOSTILE = ['loop', 'bomb', 'wasi', 'trap', 'badrecords', 'badbatch'] as const;
 export type Hostile = (typeof HOSTILE)[number];
 
 export function buildHostile(kind: Hostile): string {

@@ -7,6 +7,7 @@ import { DecoderInstance, DecoderLoadError, DEFAULT_VERIFY_POLICY } from '../../
 import { DecoderRegistry } from '../../host/src/decoders/registry';
 import { parsePolicy } from '../../host/src/decoders/policy';
 import { DecodedRecord } from '../../host/src/decoders/records';
+import { ChunkBatch } from '../../host/src/decoders/batch';
 import { meterModule } from '../../host/src/decoders/meter';
 import { buildHostile } from '../helpers/hostile';
 import { wasmPath } from '../helpers/decoder';
@@ -60,6 +61,47 @@ for (const kind of ['loop', 'bomb', 'trap', 'badrecords'] as const) {
     assert.deepEqual(records.filter((r) => r.attributes['dns.question.name'] === 'example.com').map((r) => r.attributes['dns.answers']), [['93.184.216.34']]);
   });
 }
+
+test('hostile "badbatch" (lies about its batches) fails alone: counted, bounded, quarantined; pgsql batches on beside it', () => {
+  const { reg, records } = registryWith(buildHostile('badbatch'));
+  const bad = reg.get('http1')!;
+  assert.equal(bad.version, 'hostile-badbatch');
+  assert.equal(bad.inst.batches, true);
+  const b = new ChunkBatch();
+  const results: string[] = [];
+  const t0 = Date.now();
+  // Batch calls of three reads, one lie each (test/fixtures/hostile/badbatch.ts), in order; the
+  // sixth repeats the first: the fifth failure quarantines it.
+  for (let call = 0; call < 6; call++) {
+    b.clear();
+    for (let i = 0; i < 3; i++) b.push(call * 10 + i + 1, 0, REQ, 1n, undefined);
+    for (let i = 0; i < b.n;) {
+      const j = bad.inst.feedBatch(b, i, b.n);
+      if (j < b.n) results.push(`${call}:${j}:${bad.inst.batchResult}`);
+      i = j + 1;
+      if (bad.inst.quarantined) break;
+    }
+  }
+  assert.ok(Date.now() - t0 < 30_000, 'the calls finish (CPU budget)');
+  const c = bad.inst.counters;
+  assert.equal(c.badRecords, 3, 'an area overrunning memory (twice) and a zero-length record: one bad record each');
+  assert.equal(c.traps, 1);
+  assert.equal(c.budgetExceeded, 1);
+  // The trap hits the read the module said it was on (index 1), the overrun budget the first read
+  // of its call; the reads after them went to the fresh instance (parse: consumed). The fifth
+  // failure ends the batch early ('ok' for its last read) so the caller quarantines before more.
+  assert.deepEqual(results, ['2:1:trap', '3:0:trap', '5:2:ok']);
+  assert.equal(records.length, 0, 'nothing it wrote reached the pipeline');
+  assert.equal(bad.inst.quarantined, true, `quarantined after ${c.badRecords + c.traps + c.budgetExceeded} failures`);
+  assert.equal(c.bytes, 6 * 3 * REQ.length, 'every read was fed once');
+  const pg = DecoderInstance.fromBytes(fs.readFileSync(wasmPath('pgsql')), { onRecord: (r) => records.push(r) });
+  b.clear();
+  const tag = (t: string) => { const s = Buffer.from(t + '\0'); const m = Buffer.alloc(5); m.write('C'); m.writeUInt32BE(4 + s.length, 1); return Buffer.concat([m, s, Buffer.from('Z\0\0\0\x05I', 'latin1')]); };
+  for (let i = 0; i < 4; i++) b.push(500 + i, 1, tag(`SELECT ${i}`), BigInt(i + 1), undefined);
+  assert.equal(pg.feedBatch(b, 0, b.n), b.n);
+  assert.equal(pg.counters.calls, 1, 'four reads, one call');
+  assert.deepEqual(records.map((r) => [r.stream, r.attributes['telegen.db.command_tag'], r.attributes['db.response.returned_rows']]), [[500, 'SELECT 0', 0], [501, 'SELECT 1', 1], [502, 'SELECT 2', 2], [503, 'SELECT 3', 3]]);
+});
 
 test('a module importing WASI is refused at load, naming the import', () => {
   assert.throws(() => DecoderInstance.fromBytes(fs.readFileSync(buildHostile('wasi')), { onRecord: () => undefined }),

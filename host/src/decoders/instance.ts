@@ -1,9 +1,10 @@
 // One running decoder module: verifies it against the ABI, instantiates it, and feeds it stream
 // bytes through its input window, keeping unconsumed bytes host-side (decoders/abi/README.md).
 import {
-  ABI_VERSION, PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, GAP_ABSORBED,
+  ABI_VERSION, PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, GAP_ABSORBED, RECORD_HEADER_SIZE,
 } from '../../../decoders/abi/abi';
 import { DecodedRecord, RecordError, MemView, memView, RecordReader } from './records';
+import { ChunkBatch } from './batch';
 import { meterModule, MeterError, FUEL_EXPORT } from './meter';
 
 export interface DecoderMeta {
@@ -102,10 +103,21 @@ interface Exports {
   tick(now: bigint): void;
   gap?(stream: number, dir: number, len: number): number;
   hint?(stream: number, dir: number, len: number, ts: bigint): number;
+  parse_batch?(count: number): number;
+  records?(): number;
   telegen_fuel: WebAssembly.Global;
 }
 
 export type FeedResult = 'ok' | 'invalid' | 'ignored' | 'overflow' | 'trap';
+
+// Batch layout in the input window (decoders/abi/batch.ts): u32 index of the read being parsed |
+// u32 0 | reads, each: u32 stream | u32 dir | u32 len | i32 result | u64 ts | bytes padded to 8.
+const BATCH_HEADER = 8;
+const CHUNK_HEADER = 24;
+/** Reads and bytes per parse_batch call: the call runs under one CPU budget (fuelPerCall), so its
+ *  work stays that of one parse of a quarter window (policies/default.yaml: ≈50 steps per byte). */
+export const MAX_BATCH_READS = 256;
+export const MAX_BATCH_BYTES = 65536;
 
 export interface DecoderCounters {
   calls: number;
@@ -147,6 +159,12 @@ export class DecoderInstance {
   private reader?: RecordReader;
   private win = 0;
   private cap = 0;
+  /** The module's records area (export `records`) when it has parse_batch; 0: one read per call. */
+  private area = 0;
+  /** Window offsets of the reads laid out for the current parse_batch call. */
+  private readonly offs = new Int32Array(MAX_BATCH_READS);
+  /** Result of the read feedBatch() stopped at. */
+  batchResult: FeedResult = 'ok';
   /** Unconsumed bytes per (stream, dir): key = stream * 2 + dir. */
   private readonly pending = new Map<number, Uint8Array>();
 
@@ -202,6 +220,13 @@ export class DecoderInstance {
     this.mv = undefined;
     this.win = this.ex.input();
     this.cap = this.ex.input_cap();
+    this.area = 0;
+    if (typeof this.ex.parse_batch === 'function' && typeof this.ex.records === 'function') {
+      const a = this.ex.records();
+      // Where the host writes and reads must lie in the module's memory, 8-aligned like its records.
+      const m = this.view(); // records() may have grown the memory
+      if (a > 0 && (a & 7) === 0 && a + 8 <= m.byteLength && this.win >= 0 && this.win + this.cap <= m.byteLength) this.area = a;
+    }
   }
 
   /** The memory view, refreshed after the module grew its memory: growing detaches the old
@@ -238,6 +263,23 @@ export class DecoderInstance {
     return meta;
   }
 
+  /** Records parse_batch appended to the records area (decoders/abi/emit.ts), in order. The area
+   *  is the module's to write: a length that cannot be a record ends the walk as a bad record. */
+  private drainRecords(): void {
+    const a = this.area;
+    const { dv } = this.memView();
+    const used = dv.getUint32(a, true);
+    if (used === 0) return;
+    const end = a + 8 + used;
+    if (used > dv.byteLength - a - 8) { this.badRecord(new RecordError(`records area of ${used} bytes overruns memory`)); return; }
+    for (let p = a + 8; p < end;) {
+      const len = dv.getUint32(p + 4, true);
+      if (len < RECORD_HEADER_SIZE || len > end - p) { this.badRecord(new RecordError(`record of ${len} bytes at ${p} does not fit the records area`)); return; }
+      this.onEmit(p, len);
+      p += (len + 7) & ~7;
+    }
+  }
+
   private onEmit(ptr: number, len: number): void {
     try {
       if (len > this.policy.maxRecordBytes) throw new RecordError(`record of ${len} bytes exceeds the ${this.policy.maxRecordBytes}-byte cap`);
@@ -250,11 +292,15 @@ export class DecoderInstance {
       }
     } catch (e) {
       if (!(e instanceof RecordError)) throw e;
-      this.counters.badRecords++;
-      this.lastError = `malformed record: ${e.message}`;
-      this.noteFailure();
-      this.hooks.onBadRecord?.(e, this);
+      this.badRecord(e);
     }
+  }
+
+  private badRecord(e: RecordError): void {
+    this.counters.badRecords++;
+    this.lastError = `malformed record: ${e.message}`;
+    this.noteFailure();
+    this.hooks.onBadRecord?.(e, this);
   }
 
   private trap(e: unknown): FeedResult {
@@ -307,35 +353,144 @@ export class DecoderInstance {
     }
     this.counters.bytes += bytes.length;
     try {
-      while (buf.length > 0) {
-        const n = buf.length < this.cap ? buf.length : this.cap;
-        this.view().set(n === buf.length ? buf : buf.subarray(0, n), this.win);
-        this.counters.calls++;
-        const r = this.ex.parse(stream, dir, n, ts);
-        if (r > 0) {
-          if (r >= buf.length) return 'ok';
-          buf = buf.subarray(r < n ? r : n);
-          continue;
-        }
-        if (r === 0 || r === PARSE_NEEDS_MORE) {
-          if (n === this.cap) {
-            // A unit larger than the whole window can never be parsed: drop the stream's state.
-            this.counters.overflows++;
-            this.closeStream(stream);
-            return 'overflow';
-          }
-          this.pending.set(key, Uint8Array.prototype.slice.call(buf));
-          return 'ok';
-        }
-        if (r === PARSE_IGNORED) { this.rest = buf; return 'ignored'; }
-        this.counters.invalid++;
-        this.closeStream(stream);
-        return 'invalid';
-      }
-      return 'ok';
+      return this.run(stream, dir, buf, ts, undefined);
     } catch (e) {
       return this.trap(e);
     }
+  }
+
+  /** Parses `buf` (whatever was pending already in front) until it is consumed or a ParseState
+   *  ends it. `first`: the result of a parse of all of `buf` a batch call already made. */
+  private run(stream: number, dir: number, buf: Uint8Array, ts: bigint, first: number | undefined): FeedResult {
+    let r = first;
+    while (buf.length > 0) {
+      const n = buf.length < this.cap ? buf.length : this.cap;
+      if (r === undefined) {
+        this.view().set(n === buf.length ? buf : buf.subarray(0, n), this.win);
+        this.counters.calls++;
+        r = this.ex.parse(stream, dir, n, ts);
+      }
+      if (r > 0) {
+        if (r >= buf.length) return 'ok';
+        buf = buf.subarray(r < n ? r : n);
+        r = undefined;
+        continue;
+      }
+      if (r === 0 || r === PARSE_NEEDS_MORE) {
+        if (n === this.cap) {
+          // A unit larger than the whole window can never be parsed: drop the stream's state.
+          this.counters.overflows++;
+          this.closeStream(stream);
+          return 'overflow';
+        }
+        this.pending.set(stream * 2 + dir, Uint8Array.prototype.slice.call(buf));
+        return 'ok';
+      }
+      if (r === PARSE_IGNORED) { this.rest = buf; return 'ignored'; }
+      this.counters.invalid++;
+      this.closeStream(stream);
+      return 'invalid';
+    }
+    return 'ok';
+  }
+
+  /** Whether feedBatch() feeds several reads per call (the module exports parse_batch). */
+  get batches(): boolean { return this.area !== 0; }
+
+  /** Feeds reads [from, to) of `b` in order, each exactly as feed() would, several per call where
+   *  the module has parse_batch. Returns the index of the first read whose result was not 'ok'
+   *  (the result in batchResult; the caller handles it and continues after it), or `to`. Also
+   *  returns early, with batchResult 'ok', once the module got quarantined. */
+  feedBatch(b: ChunkBatch, from: number, to: number): number {
+    this.rest = null;
+    this.batchResult = 'ok';
+    let i = from;
+    while (i < to) {
+      const count = this.area === 0 ? 0 : this.layout(b, i, to);
+      if (count < 2) {
+        // A read with pending bytes in front, one that does not fit beside others, or a lone one.
+        const r = this.feed(b.stream[i], b.dir[i], b.bytes[i], b.ts[i]);
+        if (r !== 'ok' || this.quarantined) { this.batchResult = r; return i; }
+        i++;
+        continue;
+      }
+      const j = this.parseBatch(b, i, count);
+      if (j < 0) {
+        i += count;
+        if (this.quarantined) { this.batchResult = 'ok'; return i - 1; }
+        continue;
+      }
+      if (this.batchResult !== 'ok' || this.quarantined) return j;
+      i = j + 1;
+    }
+    return to;
+  }
+
+  /** Writes reads from `from` into the window as one batch; returns how many. A read stays out
+   *  (ends the batch) when bytes of its direction are pending (feed() puts them in front) or it
+   *  does not fit. */
+  private layout(b: ChunkBatch, from: number, to: number): number {
+    const m = this.view();
+    const { i32, u64 } = this.memView();
+    // Headers through word views (a DataView's setters measured as a fifth of the batch path).
+    if (i32 === undefined || u64 === undefined || (this.win & 7) !== 0) return 0;
+    const end = this.win + Math.min(this.cap, MAX_BATCH_BYTES);
+    const pending = this.pending.size !== 0;
+    i32[this.win >> 2] = 0; // the read being parsed, should the module not say (a trap is then the first read's)
+    let p = this.win + BATCH_HEADER;
+    let k = 0;
+    for (let i = from; i < to && k < MAX_BATCH_READS; i++, k++) {
+      const bytes = b.bytes[i], len = bytes.length;
+      if (len === 0 || p + CHUNK_HEADER + len > end) break;
+      if (pending && this.pending.has(b.stream[i] * 2 + b.dir[i])) break;
+      const w = p >> 2;
+      i32[w] = b.stream[i];
+      i32[w + 1] = b.dir[i];
+      i32[w + 2] = len;
+      i32[w + 3] = 0;
+      u64[(p >> 3) + 2] = b.ts[i];
+      m.set(bytes, p + CHUNK_HEADER);
+      this.offs[k] = p;
+      p += CHUNK_HEADER + ((len + 7) & ~7);
+    }
+    return k;
+  }
+
+  /** One parse_batch call over `count` reads laid out from b[start]. Returns -1 when all were
+   *  consumed whole, else the index of the read it stopped at (its result in batchResult). */
+  private parseBatch(b: ChunkBatch, start: number, count: number): number {
+    let done = -1, returned = false;
+    this.counters.calls++;
+    try {
+      done = this.ex.parse_batch!(count);
+      returned = true;
+      this.drainRecords();
+    } catch (e) {
+      // As one call per read: the records of the reads before the failing one reach the host,
+      // the failing read gets the trap, the reads after it go to the fresh instance.
+      let at = count - 1;
+      if (!returned) {
+        at = Math.min(this.memView().dv.getUint32(this.win, true), count - 1);
+        try { this.drainRecords(); } catch { /* lost with the instance */ }
+      }
+      this.countBytes(b, start, start + at + 1);
+      this.batchResult = this.trap(e);
+      return start + at;
+    }
+    if (!(done >= 0 && done < count)) { this.countBytes(b, start, start + count); return -1; }
+    const j = start + done;
+    this.countBytes(b, start, j + 1);
+    const r = this.memView().dv.getInt32(this.offs[done] + 12, true);
+    try {
+      this.batchResult = this.run(b.stream[j], b.dir[j], b.bytes[j], b.ts[j], r);
+    } catch (e) {
+      this.batchResult = this.trap(e);
+    }
+    return j;
+  }
+
+  private countBytes(b: ChunkBatch, from: number, to: number): void {
+    for (let i = from; i < to; i++) this.counters.bytes += b.bytes[i].length;
   }
 
   /** Bytes of one direction were lost; the decoder absorbs the gap or the stream is reset. */

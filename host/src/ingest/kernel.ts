@@ -170,6 +170,17 @@ export class KernelIngest {
 
   /** One batch from the native drain thread: index holds [offset, length] pairs into ring. */
   onBatch(ring: Uint8Array, index: Uint32Array, count: number): void {
+    // The router may hold a batch's reads to feed several per decoder call: the views stay valid
+    // until this returns.
+    this.router.beginBatch();
+    try {
+      this.records(ring, index, count);
+    } finally {
+      this.router.endBatch();
+    }
+  }
+
+  private records(ring: Uint8Array, index: Uint32Array, count: number): void {
     const dv = this.view(ring);
     for (let i = 0; i < count; i++) {
       const off = index[2 * i];

@@ -4,6 +4,7 @@ import { DIR_REQUEST, DIR_RESPONSE, KIND_UPGRADE } from '../../../decoders/abi/a
 import { DecoderRegistry, LoadedDecoder } from '../decoders/registry';
 import { DecodedRecord } from '../decoders/records';
 import { FeedResult } from '../decoders/instance';
+import { ChunkBatch } from '../decoders/batch';
 import { ConnMeta, ends } from '../model';
 import { SelfMetrics } from '../metrics/self';
 import { log, Once } from '../log';
@@ -38,6 +39,11 @@ export class Router {
   private nextStream = 1;
   readonly streams = new Map<number, Conn>();
   private readonly once = new Once();
+  /** Reads of bound connections collected between beginBatch() and endBatch(), all for one
+   *  decoder that takes batches (its parse_batch export): fed a run per call. */
+  private readonly batch = new ChunkBatch<Conn>();
+  private batchDecoder?: LoadedDecoder;
+  private batching = false;
 
   constructor(
     private readonly registry: DecoderRegistry,
@@ -122,10 +128,22 @@ export class Router {
     this.metrics.inc('telegen_connections_unparsed_total', 'Connections no decoder took', { reason });
   }
 
+  /** The source routes one ring batch: until endBatch(), reads of bound connections may be held
+   *  (the byte views must stay valid until then) and fed several per decoder call. Any other
+   *  router call feeds what is held first, so each connection sees its events in order. */
+  beginBatch(): void { this.batching = true; }
+
+  endBatch(): void {
+    this.flush();
+    this.batching = false;
+  }
+
   /** In-order bytes of one direction; fromClient = client→server. */
   data(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
     conn.lastTs = ts;
     if (conn.state === 'ignored') return;
+    if (this.batching && conn.state === 'bound' && this.hold(conn, fromClient, bytes, ts)) return;
+    this.flush();
     if (conn.state === 'detecting') {
       if (!this.bind(conn, fromClient, bytes)) {
         this.buffer(conn, fromClient, bytes, ts);
@@ -157,6 +175,44 @@ export class Router {
     return true;
   }
 
+  /** Holds a read for a batch call when its decoder takes batches. */
+  private hold(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): boolean {
+    const d = conn.decoder!;
+    if (!d.inst.batches || d.state === 'quarantined' || d.state === 'retired') return false;
+    if (this.batch.n !== 0 && this.batchDecoder !== d) this.flush();
+    this.batchDecoder = d;
+    this.batch.push(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts, conn);
+    return true;
+  }
+
+  /** Feeds the held reads: runs still bound to the batch's decoder in batch calls; a read whose
+   *  connection moved on (upgrade, quarantine) the way data() would have fed it then. */
+  private flush(): void {
+    const b = this.batch;
+    if (b.n === 0) return;
+    const d = this.batchDecoder!;
+    try {
+      for (let i = 0; i < b.n;) {
+        const conn = b.tag[i];
+        if (conn.state === 'ignored') { i++; continue; }
+        if (conn.decoder !== d || d.state === 'quarantined' || d.state === 'retired') {
+          this.feed(conn, b.dir[i] === DIR_REQUEST, b.bytes[i], b.ts[i]);
+          i++;
+          continue;
+        }
+        let e = i + 1;
+        while (e < b.n && b.tag[e].decoder === d && b.tag[e].state === 'bound') e++;
+        const j = d.inst.feedBatch(b, i, e);
+        if (j < e) this.settle(b.tag[j], d, b.dir[j] === DIR_REQUEST, d.inst.batchResult, b.ts[j]);
+        else this.settle(conn, d, true, 'ok', 0n);
+        i = j < e ? j + 1 : e;
+      }
+    } finally {
+      b.clear();
+      this.batchDecoder = undefined;
+    }
+  }
+
   private feed(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
     let d = conn.decoder!;
     if (d.state === 'quarantined' || d.state === 'retired') {
@@ -168,6 +224,11 @@ export class Router {
       this.registry.bound(d, 1);
     }
     const r = d.inst.feed(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts);
+    this.settle(conn, d, fromClient, r, ts);
+  }
+
+  /** What a read's result asks of the router: quarantine, a decoder switch, a stream reset. */
+  private settle(conn: Conn, d: LoadedDecoder, fromClient: boolean, r: FeedResult, ts: bigint): void {
     if (d.inst.quarantined && d.state !== 'quarantined') this.registry.quarantine(d, d.inst.lastError ?? 'repeated failures');
     if (r === 'ok') return;
     if (r === 'ignored' && conn.switchTo) { this.switchDecoder(conn, fromClient, d.inst.rest, ts); return; }
@@ -210,6 +271,7 @@ export class Router {
   /** A hint from the process that owns the socket (e.g. an HTTP/2 header field its nghttp2
    *  decoded or encoded); only a bound connection whose decoder takes hints gets it. */
   hintLocal(conn: Conn, egress: boolean, bytes: Uint8Array, ts: bigint): boolean {
+    this.flush();
     const d = conn.decoder;
     if (conn.state !== 'bound' || !d || conn.meta.role === 'unknown' || !d.inst.takesHints) return false;
     const fromClient = (conn.meta.role === 'client') === egress;
@@ -219,6 +281,7 @@ export class Router {
   }
 
   gap(conn: Conn, fromClient: boolean, lost: number): void {
+    this.flush();
     this.metrics.inc('telegen_stream_gap_bytes_total', 'Stream bytes never captured (capture limit, ring full)', undefined, lost);
     if (conn.state !== 'bound') {
       if (conn.state === 'detecting') this.ignore(conn, 'gap_before_detect');
@@ -229,6 +292,7 @@ export class Router {
   }
 
   close(conn: Conn): void {
+    this.flush();
     if (conn.state === 'bound' && conn.decoder) {
       conn.decoder.inst.closeStream(conn.stream);
       this.registry.bound(conn.decoder, -1);
@@ -238,6 +302,7 @@ export class Router {
 
   /** Streams still on a swapped-out version past the drain timeout move to the active version. */
   migrateDrained(drainTimeoutMs: number): number {
+    this.flush();
     const now = Date.now();
     let moved = 0;
     for (const conn of this.streams.values()) {
@@ -257,6 +322,7 @@ export class Router {
 
   /** Lets decoders expire exchanges that never completed; `now` is in the source's clock. */
   tick(now: bigint): void {
+    this.flush();
     for (const d of this.registry.all()) if (d.state === 'active' || d.state === 'draining') d.inst.tick(now);
   }
 
