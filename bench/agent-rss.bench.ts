@@ -13,7 +13,7 @@ import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot, Spread } from './lib';
+import { spread, writeResult, repoRoot, Spread, cpuSecondsOf } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const RATE = Number(process.env.BENCH_RATE || 1000);
@@ -64,6 +64,7 @@ async function agentMetrics(port: number): Promise<Record<string, number>> {
     return {
       v8_heap_used: Math.round(sum('telegen_process_heap_used_bytes') / 2 ** 20 * 10) / 10,
       wasm_memory: Math.round(sum('telegen_decoder_memory_bytes') / 2 ** 20 * 10) / 10,
+      export_queues: Math.round(sum('telegen_export_queue_bytes') / 2 ** 20 * 10) / 10,
       ring_records: sum('telegen_bpf_records_total'),
       ring_full: sum('telegen_bpf_ring_full_total'),
       server_spans: sum('telegen_spans_total'),
@@ -134,7 +135,9 @@ async function measure(tree: string, server: { proc: ChildProcess; port: number 
     let out = '';
     w.stdout!.on('data', (d) => { out += d; });
     await sleep(WARM_S * 1000);
+    const cpu0 = cpuSecondsOf(agent.proc.pid!), t0 = Date.now();
     const load = await sampleFor(agent.proc.pid!, agent.port, MEASURE_S);
+    load.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - cpu0) / ((Date.now() - t0) / 1000)) * 1000) / 10;
     await new Promise((r) => w.once('exit', r));
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
     return { idle, load, rps };
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
       for (const [name, dir] of order) {
         const m = await measure(dir, server);
         runs.get(name)!.push(m);
-        process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${m.idle.rss} pss ${m.idle.pss}, ${RATE} req/s (${m.rps}) rss ${m.load.rss} pss ${m.load.pss} MiB; rings ${m.load.bpf_rings_rss}, anon ${m.load.rss_anon}\n`);
+        process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${m.idle.rss} pss ${m.idle.pss}, ${RATE} req/s (${m.rps}) rss ${m.load.rss} pss ${m.load.pss} MiB; cpu ${m.load.agent_cpu_percent_of_a_core}%, rings ${m.load.bpf_rings_rss}, anon ${m.load.rss_anon}, V8 heap used ${m.load.v8_heap_used}, queues ${m.load.export_queues}\n`);
       }
     }
   } finally {
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
     workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
     loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
     trees: Object.fromEntries(trees.map(([n, d]) => [n, { dir: d, ...summarize(runs.get(n)!) }])),
-    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk. Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
+    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
   });
 }
 

@@ -1,11 +1,12 @@
-// The agent's memory tuning (host/src/memory): the V8 young generation stays under its cap, and
-// the native heap gives freed memory back. Each case runs in a child process of its own, since
+// The agent's memory tuning (host/src/memory): the V8 young generation stays under its cap, the
+// old generation grows little past what survives, and the native heap gives freed memory back. Each case runs in a child process of its own, since
 // both settings are process-wide.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { growthFactor, youngGenCapBytes } from '../../host/src/memory/young-generation';
+import { oldGenGrowingPercent } from '../../host/src/memory/old-generation';
 
 const memoryDir = path.resolve(__dirname, '../../host/src/memory');
 
@@ -47,6 +48,34 @@ test('young generation: the cap is 8 MiB by default, TELEGEN_YOUNG_GEN_MB change
   assert.equal(growthFactor(2 * 2 ** 20, 8 * 2 ** 20), 2);
   assert.equal(growthFactor(4 * 2 ** 20, 8 * 2 ** 20), 2);
   assert.equal(growthFactor(8 * 2 ** 20, 8 * 2 ** 20), 1);
+});
+
+// Objects that live through a few scavenges and then die (the correlator's held spans): they are
+// promoted and become old-space garbage. ~20 MiB stay live; prints the old space's largest size
+// over the second half, once V8 has settled its limits.
+const promote = `
+const v8 = require('v8');
+const old = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_size;
+(async () => {
+  const ring = new Array(150000); let j = 0; const late = [];
+  for (let k = 0; k < 400; k++) {
+    for (let i = 0; i < 15000; i++) ring[j++ % ring.length] = { a: i, b: 'x' + i, c: [i, i + 1] };
+    if (k >= 200) late.push(old());
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  console.log(JSON.stringify({ lateMax: Math.max(...late) }));
+  process.exit(0);
+})();`;
+
+test('old generation: bounded growth keeps the old space near what survives instead of V8\'s up-to-4x sawtooth', () => {
+  const free = child(promote);
+  const limited = child(`require(${JSON.stringify(path.join(memoryDir, 'old-generation.js'))}).limitOldGenerationGrowth(30);${promote}`);
+  assert.ok(free.lateMax > 1.5 * limited.lateMax, `old space: V8's own factor ${free.lateMax} bytes, limited ${limited.lateMax}`);
+  assert.equal(oldGenGrowingPercent({}, []), 30);
+  assert.equal(oldGenGrowingPercent({ TELEGEN_OLD_GEN_GROWING_PERCENT: '0' }, []), 0);
+  assert.equal(oldGenGrowingPercent({ TELEGEN_OLD_GEN_GROWING_PERCENT: '50' }, []), 50);
+  assert.equal(oldGenGrowingPercent({}, ['--heap-growing-percent=10']), 0);
+  assert.equal(oldGenGrowingPercent({ NODE_OPTIONS: '--heap-growing-percent=10' }, []), 0);
 });
 
 // 40 MiB of 100 KiB buffers (malloc'ed by Node's ArrayBuffer allocator) freed while the last one
