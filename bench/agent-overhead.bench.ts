@@ -6,6 +6,13 @@
 // Fixed rate: wrk has no rate option, but its Lua `delay()` hook pauses each connection between
 // requests; with C connections and a pause of C/RATE seconds the offered load is about RATE
 // (less the response time, so the achieved rate is what is reported).
+//
+// Each agent start first sits idle (BENCH_IDLE_SECONDS, default 10: discovery, /proc scans,
+// timers, metrics collection, the machine's other traffic) so the per-request share of the CPU
+// can be told from the background. BENCH_BASELINE=DIR (a built git worktree of an earlier commit:
+// bpf, native, decoders, host) runs that tree's agent beside this tree's in every round, the order
+// alternating per round, same servers, same wrk settings: before/after in one run. BENCH_CASES=rate
+// leaves out the saturation cases.
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -50,8 +57,8 @@ http {
   return { name: 'nginx', proc, port, stop: () => { proc.kill('SIGQUIT'); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
 
-async function startAgent(dataDir: string, apiPort: number): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000' } });
+async function startAgent(root: string, dataDir: string, apiPort: number): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [path.join(root, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000' } });
   for (let i = 0; i < 600; i++) {
     try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, 100));
@@ -67,19 +74,25 @@ function metricSum(text: string, name: string): number {
   return n;
 }
 
-/** Waits until the agent has consumed its backlog (records stop growing, trace queue empty), ≤120 s. */
-async function settle(apiPort: number, capMs = 120_000): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
+/** The agent's /metrics text; asked again once when the agent closed the keep-alive socket at that instant. */
+async function metricsText(apiPort: number): Promise<string> {
+  try {
+    return await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  } catch {
+    await new Promise((r) => setTimeout(r, 500));
+    return (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  }
+}
+
+/** Waits until the agent has consumed its backlog (records stop growing, trace queue empty), ≤120 s
+ *  (BENCH_SETTLE_SECONDS: on a machine whose other tenants keep making traffic the records never
+ *  stop growing, and a fixed-rate case leaves no backlog worth waiting for). */
+async function settle(apiPort: number, capMs = Number(process.env.BENCH_SETTLE_SECONDS || 120) * 1000): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
   const t0 = Date.now();
   let last = -1;
   let text = '';
   while (Date.now() - t0 < capMs) {
-    try {
-      text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
-    } catch (e) {
-      // a keep-alive socket the agent closed at that instant: ask again
-      await new Promise((r) => setTimeout(r, 500));
-      text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
-    }
+    text = await metricsText(apiPort);
     const records = metricSum(text, 'telegen_bpf_records_total');
     const queued = metricSum(text, 'telegen_export_queue_items');
     // The polls themselves are traced traffic (a few records each): settled is growth at that
@@ -129,86 +142,170 @@ function countSpans(dataDir: string): Map<number, number> {
   return n;
 }
 
+/** CPU seconds of the process's main thread (JS, the event loop) and of all its other threads
+ *  (V8's GC helpers, the native ring drain thread, libuv's pool), from /proc/PID/task. */
+function threadCpu(pid: number): { main: number; other: number } {
+  let main = 0, other = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try { stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'); } catch { continue; } // exited meanwhile
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const s = (Number(f[11]) + Number(f[12])) / 100;
+    if (Number(t) === pid) main += s; else other += s;
+  }
+  return { main, other };
+}
+
 interface Case { server: Server; mode: 'rate' | 'saturation' }
-interface Sample { off: WrkResult; on?: WrkResult; cpuPer1k?: number; cpuPer1kWithBacklog?: number }
+interface On {
+  res: WrkResult; cpuPer1k: number; cpuPer1kWithBacklog: number;
+  /** The same, less what the agent used idle over the same seconds (its background). */
+  cpuPer1kLessIdle: number;
+  mainThreadPer1k: number; otherThreadsPer1k: number;
+  /** Ring records, spans by kind, exported trace items: per request of the case. */
+  perRequest: Record<string, number>;
+}
+interface Sample { off: WrkResult; on: Record<string, On> }
+interface Tree { name: string; root: string }
+
+/** Counters whose growth per request tells what each request cost the pipeline. */
+function perRequestCounters(text: string): Record<string, number> {
+  const out: Record<string, number> = { ring_records: metricSum(text, 'telegen_bpf_records_total') };
+  for (const m of text.matchAll(/^telegen_spans_total\{kind="(\w+)"\} (\S+)$/gm)) out[`spans_${m[1]}`] = Number(m[2]);
+  out.exported_spans = metricSum(text, 'telegen_export_items_total\\{signal="traces",result="exported"\\}');
+  return out;
+}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { console.error('agent-overhead needs root (BPF)'); process.exit(1); }
   const rounds = Number(process.env.BENCH_ROUNDS || 3);
   const seconds = Number(process.env.BENCH_SECONDS || 8);
+  const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS || 10);
   const rate = Number(process.env.BENCH_RATE || 1000);
+  const modes = (process.env.BENCH_CASES || 'rate,saturation').split(',') as Array<'rate' | 'saturation'>;
   const conns = 16;
+  const trees: Tree[] = [{ name: 'this_tree', root: repoRoot }];
+  if (process.env.BENCH_BASELINE) trees.push({ name: 'baseline', root: path.resolve(process.env.BENCH_BASELINE) });
   const servers = [await startNode(), await startNginx(18000 + (process.pid % 1000))];
   // Fixed-rate cases first, then saturation, with the agent's backlog consumed between cases: the
   // CPU a case is charged is the CPU its own traffic cost.
-  const cases: Case[] = (['rate', 'saturation'] as const).flatMap((mode) => servers.map((server) => ({ server, mode })));
+  const cases: Case[] = (['rate', 'saturation'] as const).filter((m) => modes.includes(m)).flatMap((mode) => servers.map((server) => ({ server, mode })));
   const samples = new Map<Case, Sample[]>(cases.map((c) => [c, []]));
-  const rss: number[] = [];
-  const backlog: Array<{ case: string; seconds: number; ringFull: number; exportDropped: number }> = [];
-  const spanShare = new Map<string, number[]>(cases.map((c) => [`${c.server.name}_${c.mode}`, []]));
+  const rss = new Map<string, number[]>(trees.map((t) => [t.name, []]));
+  const idle = new Map<string, Array<{ total: number; main: number; other: number }>>(trees.map((t) => [t.name, []]));
+  const backlog: Array<{ tree: string; case: string; seconds: number; ringFull: number; exportDropped: number }> = [];
+  const spanShare = new Map<string, number[]>(trees.flatMap((t) => cases.map((c) => [`${t.name}:${c.server.name}_${c.mode}`, []] as [string, number[]])));
   const run = (c: Case) => wrk(`http://127.0.0.1:${c.server.port}/hello`, seconds, conns, c.mode === 'rate' ? rate : 0);
   for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, 2, conns, 0); // warm up (JIT, caches)
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const c of cases) samples.get(c)!.push({ off: run(c) });
-      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
-      const apiPort = 19000 + Math.floor(Math.random() * 1000);
-      const agent = await startAgent(dataDir, apiPort);
-      // A failed measurement must not leave a running agent behind (it keeps tracing the machine).
-      const orphan = () => { if (agent.exitCode === null) agent.kill('SIGKILL'); };
-      process.once('exit', orphan);
-      await new Promise((res) => setTimeout(res, 1000));
-      let counted = new Map<number, number>();
-      for (const c of cases) {
-        const cpu0 = cpuSecondsOf(agent.pid!);
-        const res = run(c);
-        const cpu1 = cpuSecondsOf(agent.pid!);
-        const s = samples.get(c)![r];
-        s.on = res;
-        s.cpuPer1k = ((cpu1 - cpu0) / seconds) * 100 / (res.rps / 1000);
-        if (c === cases[cases.length - 1]) rss.push(rssBytesOf(agent.pid!) / 2 ** 20);
-        // The backlog is consumed before the next case (so each case is charged its own CPU);
-        // this case's spans are what the files gained for its port meanwhile.
-        backlog.push({ case: `${c.server.name}_${c.mode}`, ...await settle(apiPort) });
-        // Everything this case's traffic cost the agent, the backlog after wrk stopped included:
-        // CPU seconds per 1000 requests = % of a core at 1k req/s.
-        s.cpuPer1kWithBacklog = (cpuSecondsOf(agent.pid!) - cpu0) * 100 * 1000 / (res.requests || 1);
-        const now = countSpans(dataDir);
-        spanShare.get(`${c.server.name}_${c.mode}`)!.push(((now.get(c.server.port) ?? 0) - (counted.get(c.server.port) ?? 0)) / (res.requests || 1));
-        counted = now;
+      for (const c of cases) samples.get(c)!.push({ off: run(c), on: {} });
+      // Alternate which tree goes first: neither always meets the machine's state after the other.
+      for (const tree of r % 2 ? [...trees].reverse() : trees) {
+        const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
+        const apiPort = 19000 + Math.floor(Math.random() * 1000);
+        const agent = await startAgent(tree.root, dataDir, apiPort);
+        // A failed measurement must not leave a running agent behind (it keeps tracing the machine).
+        const orphan = () => { if (agent.exitCode === null) agent.kill('SIGKILL'); };
+        process.once('exit', orphan);
+        await new Promise((res) => setTimeout(res, 1000));
+        const i0 = threadCpu(agent.pid!);
+        await new Promise((res) => setTimeout(res, idleSeconds * 1000));
+        const i1 = threadCpu(agent.pid!);
+        const idleRate = { main: (i1.main - i0.main) / idleSeconds, other: (i1.other - i0.other) / idleSeconds };
+        idle.get(tree.name)!.push({ total: (idleRate.main + idleRate.other) * 100, main: idleRate.main * 100, other: idleRate.other * 100 });
+        let counted = new Map<number, number>();
+        for (const c of cases) {
+          const m0 = perRequestCounters(await metricsText(apiPort));
+          const t0 = threadCpu(agent.pid!);
+          const cpu0 = cpuSecondsOf(agent.pid!);
+          const res = run(c);
+          const cpu1 = cpuSecondsOf(agent.pid!);
+          const t1 = threadCpu(agent.pid!);
+          const per1k = (cpuSeconds: number) => (cpuSeconds / seconds) * 100 / (res.rps / 1000);
+          if (c === cases[cases.length - 1]) rss.get(tree.name)!.push(rssBytesOf(agent.pid!) / 2 ** 20);
+          // The backlog is consumed before the next case (so each case is charged its own CPU);
+          // this case's spans are what the files gained for its port meanwhile.
+          backlog.push({ tree: tree.name, case: `${c.server.name}_${c.mode}`, ...await settle(apiPort) });
+          const m1 = perRequestCounters(await metricsText(apiPort));
+          const perRequest: Record<string, number> = {};
+          for (const k of Object.keys(m1)) perRequest[k] = (m1[k] - (m0[k] ?? 0)) / (res.requests || 1);
+          samples.get(c)![r].on[tree.name] = {
+            res,
+            cpuPer1k: per1k(cpu1 - cpu0),
+            // Everything this case's traffic cost the agent, the backlog after wrk stopped included:
+            // CPU seconds per 1000 requests = % of a core at 1k req/s.
+            cpuPer1kWithBacklog: (cpuSecondsOf(agent.pid!) - cpu0) * 100 * 1000 / (res.requests || 1),
+            cpuPer1kLessIdle: per1k(cpu1 - cpu0 - (idleRate.main + idleRate.other) * seconds),
+            mainThreadPer1k: per1k(t1.main - t0.main),
+            otherThreadsPer1k: per1k(t1.other - t0.other),
+            perRequest,
+          };
+          const now = countSpans(dataDir);
+          spanShare.get(`${tree.name}:${c.server.name}_${c.mode}`)!.push(((now.get(c.server.port) ?? 0) - (counted.get(c.server.port) ?? 0)) / (res.requests || 1));
+          counted = now;
+        }
+        await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
+        process.removeListener('exit', orphan);
+        if (agent.exitCode !== 0) process.stdout.write(`agent exit ${agent.exitCode} ${agent.signalCode}: ${fs.readFileSync(path.join(dataDir, 'agent.log'), 'utf8').slice(-2000)}\n`);
+        fs.rmSync(dataDir, { recursive: true, force: true });
       }
-      await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
-      process.removeListener('exit', orphan);
-      if (agent.exitCode !== 0) process.stdout.write(`agent exit ${agent.exitCode} ${agent.signalCode}: ${fs.readFileSync(path.join(dataDir, 'agent.log'), 'utf8').slice(-2000)}\n`);
-      fs.rmSync(dataDir, { recursive: true, force: true });
-      process.stdout.write(`round ${r + 1}/${rounds} done\n`);
+      process.stdout.write(`round ${r + 1}/${rounds} done (load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})\n`);
     }
   } finally {
     for (const s of servers) s.stop();
   }
-  const report: Record<string, unknown> = {};
-  for (const c of cases) {
-    const v = samples.get(c)!.filter((x) => x.on);
-    report[`${c.server.name}_${c.mode}`] = {
-      untraced_rps: spread(v.map((x) => x.off.rps)),
-      traced_rps: spread(v.map((x) => x.on!.rps)),
-      throughput_ratio_traced_over_untraced: spread(v.map((x) => x.on!.rps / x.off.rps)),
-      p50_latency_ratio: spread(v.map((x) => x.on!.p50ms / x.off.p50ms)),
-      p99_latency_ratio: spread(v.map((x) => x.on!.p99ms / x.off.p99ms)),
-      untraced_p50_ms: spread(v.map((x) => x.off.p50ms)),
-      untraced_p99_ms: spread(v.map((x) => x.off.p99ms)),
-      agent_cpu_percent_of_a_core_per_1k_rps: spread(v.map((x) => x.cpuPer1k!)),
-      agent_cpu_percent_of_a_core_per_1k_rps_backlog_included: spread(v.map((x) => x.cpuPer1kWithBacklog!)),
+  const perTree = (tree: string) => {
+    const report: Record<string, unknown> = {};
+    for (const c of cases) {
+      const v = samples.get(c)!.filter((x) => x.on[tree]);
+      const on = v.map((x) => x.on[tree]);
+      const counters = Object.keys(on[0]?.perRequest ?? {});
+      report[`${c.server.name}_${c.mode}`] = {
+        untraced_rps: spread(v.map((x) => x.off.rps)),
+        traced_rps: spread(on.map((x) => x.res.rps)),
+        throughput_ratio_traced_over_untraced: spread(v.map((x) => x.on[tree].res.rps / x.off.rps)),
+        p50_latency_ratio: spread(v.map((x) => x.on[tree].res.p50ms / x.off.p50ms)),
+        p99_latency_ratio: spread(v.map((x) => x.on[tree].res.p99ms / x.off.p99ms)),
+        untraced_p50_ms: spread(v.map((x) => x.off.p50ms)),
+        untraced_p99_ms: spread(v.map((x) => x.off.p99ms)),
+        agent_cpu_percent_of_a_core_per_1k_rps: spread(on.map((x) => x.cpuPer1k)),
+        agent_cpu_percent_of_a_core_per_1k_rps_backlog_included: spread(on.map((x) => x.cpuPer1kWithBacklog)),
+        agent_cpu_percent_of_a_core_per_1k_rps_less_idle: spread(on.map((x) => x.cpuPer1kLessIdle)),
+        main_thread_percent_per_1k_rps: spread(on.map((x) => x.mainThreadPer1k)),
+        other_threads_percent_per_1k_rps: spread(on.map((x) => x.otherThreadsPer1k)),
+        per_request: Object.fromEntries(counters.map((k) => [k, spread(on.map((x) => x.perRequest[k]))])),
+      };
+    }
+    const idleOf = idle.get(tree)!;
+    return {
+      cases: report,
+      idle_agent_cpu_percent_of_a_core: { total: spread(idleOf.map((x) => x.total)), main_thread: spread(idleOf.map((x) => x.main)), other_threads: spread(idleOf.map((x) => x.other)) },
+      agent_rss_MiB: spread(rss.get(tree)!),
+      server_spans_exported_per_request: Object.fromEntries(cases.map((c) => [`${c.server.name}_${c.mode}`, spread(spanShare.get(`${tree}:${c.server.name}_${c.mode}`)!)])),
     };
-  }
-  writeResult('agent-overhead', {
-    workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
-    cases: report,
-    agent_rss_MiB: spread(rss),
+  };
+  const here = perTree('this_tree');
+  const result: Record<string, unknown> = {
+    workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, idle_seconds: idleSeconds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
+    ...here,
     after_each_case: backlog,
-    server_spans_exported_per_request: Object.fromEntries([...spanShare].map(([k, v]) => [k, spread(v)])),
-    note: 'fixed-rate cases first, then saturation; after each case the agent is given up to 120 s to consume its backlog (after_each_case: how long, ring records dropped so far, export items dropped so far) before the next case, so each case is charged the CPU of its own traffic; server spans per request are counted per case over every rotated traces file; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
-  });
+    note: 'fixed-rate cases first, then saturation; each agent start first idles idle_seconds (its background CPU, subtracted in *_less_idle); after each case the agent is given up to 120 s to consume its backlog (after_each_case: how long, ring records dropped so far, export items dropped so far) before the next case, so each case is charged the CPU of its own traffic; server spans per request are counted per case over every rotated traces file; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
+  };
+  if (trees.length > 1) {
+    const base = perTree('baseline');
+    const ratio: Record<string, unknown> = {};
+    for (const c of cases) {
+      const k = `${c.server.name}_${c.mode}`;
+      const pairs = samples.get(c)!.filter((x) => x.on.this_tree && x.on.baseline);
+      ratio[k] = {
+        cpu_per_1k_baseline_over_this_tree: spread(pairs.map((x) => x.on.baseline.cpuPer1k / x.on.this_tree.cpuPer1k)),
+        cpu_per_1k_less_idle_baseline_over_this_tree: spread(pairs.map((x) => x.on.baseline.cpuPer1kLessIdle / x.on.this_tree.cpuPer1kLessIdle)),
+      };
+    }
+    result.baseline = { tree: trees[1].root, ...base, same_round_ratios: ratio };
+  }
+  writeResult(trees.length > 1 ? 'agent-overhead-vs-baseline' : 'agent-overhead', result);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
