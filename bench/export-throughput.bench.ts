@@ -171,9 +171,10 @@ const gcFn = (globalThis as { gc?: (o?: { type: 'minor' | 'major' }) => void }).
  * more than ours) is charged to that pass. It inflates both sides of the A/B: a forced full
  * collection marks the whole heap, here mostly the bench's own prebuilt items (50k spans, 50k log
  * records, 100k metric points, 500 profiles), and V8's worker threads stay busy into the next
- * timed pass (a logs-only pass at load ~10: 2.6–3.4 µs of CPU per record with no forced
- * collection, ~3.6 µs with a scavenge around each pass, 5–7 µs with full ones, ~2.5 µs of it on
- * V8's worker threads; per-thread /proc times). minor (BENCH_GC=minor): scavenges instead, no such
+ * timed pass (a logs-only pass at load ~10: 2.6–4.3 µs of CPU per record with no forced
+ * collection, 3.2–5.0 µs with a scavenge around each pass, 5–8 µs with full ones, ~2.5 µs of it on
+ * V8's worker threads; per-thread /proc times): after them the encoders are optimized again in
+ * every pass (--trace-opt). minor (BENCH_GC=minor): scavenges instead, no such
  * bias, but a major collection then lands on whichever pass runs when the old generation fills,
  * so it only suits A/Bs of like allocators (BENCH_BASELINE of our own export stage): against the
  * official exporters it charged their garbage to our passes (log records: official/ours CPU 0.92,
