@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { repoRoot } from '../helpers/decoder';
-import { requireBpf, startAgent, startServer, readSpansJsonl } from '../helpers/agent';
+import { requireBpf, startAgent, startServer, readRotatedSpans } from '../helpers/agent';
 import { load, metrics, sum, waitMetric, Metrics, faultConfig } from './helpers';
 
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'http-server.js');
@@ -74,7 +74,7 @@ test('disk full under the file exporter: agent stays up, failures counted, write
     fs.rmSync(filler);
     await load(srv.port, 10, 2, { path: '/users/10' });
     const file = path.join(agent!.dataDir, 'traces.jsonl');
-    const got = () => readSpansJsonl(file).filter((s) => s.kind === 2 && s.attributes['server.port'] === srv.port && s.attributes['url.path'] === '/users/10').length;
+    const got = () => readRotatedSpans(file).filter((s) => s.kind === 2 && s.attributes['server.port'] === srv.port && s.attributes['url.path'] === '/users/10').length;
     for (let i = 0; i < 120 && got() < 10; i++) await new Promise((r) => setTimeout(r, 500));
     assert.equal(got(), 10, 'spans written again once space returned');
   } finally {

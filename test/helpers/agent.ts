@@ -81,6 +81,21 @@ export function readSpansJsonl(file: string): FlatSpan[] {
   return out;
 }
 
+/**
+ * The spans of a file exporter's file and of its rotated predecessors (file.N … file.1, oldest
+ * first): on a busy machine the agent traces everyone's traffic, and a test's spans can be
+ * rotated out of the newest file before the test reads it.
+ */
+export function readRotatedSpans(file: string): FlatSpan[] {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  const rotated = fs.existsSync(dir)
+    ? fs.readdirSync(dir).map((f) => (f.startsWith(`${base}.`) ? Number(f.slice(base.length + 1)) : NaN)).filter((n) => Number.isInteger(n) && n > 0)
+    : [];
+  rotated.sort((a, b) => b - a);
+  return [...rotated.map((n) => `${file}.${n}`), file].flatMap(readSpansJsonl);
+}
+
 export interface RunningAgent {
   proc: ChildProcess;
   dataDir: string;
@@ -128,7 +143,7 @@ export async function startAgent(opts: { env?: Record<string, string>; config?: 
       proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
       proc.kill('SIGTERM');
     }),
-    spans: () => readSpansJsonl(path.join(dataDir, 'traces.jsonl')),
+    spans: () => readRotatedSpans(path.join(dataDir, 'traces.jsonl')),
   };
 }
 

@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawn, spawnSync, execFileSync, ChildProcess } from 'child_process';
 import { repoRoot } from '../helpers/decoder';
-import { requireBpf, startServer, waitFor, curl, freePort, readSpansJsonl } from '../helpers/agent';
+import { requireBpf, startServer, waitFor, curl, freePort, readRotatedSpans } from '../helpers/agent';
 import { procStatus, loaderSession } from '../helpers/privsep';
 import { makePki } from '../tls/tls-helpers';
 import { Discovery } from '../../host/src/discovery';
@@ -111,7 +111,7 @@ test('loader and worker as two processes (the pod): worker uid 65534 with no cap
     fs.mkdirSync(containerCg, { recursive: true });
     http = await startServer('sh', ['-c', `echo $$ > ${containerCg}/cgroup.procs && OTEL_SERVICE_NAME=pod-users exec ${process.execPath} ${path.join(repoRoot, 'test', 'fixtures', 'http-server.js')} 0`]);
     for (let i = 0; i < 3; i++) assert.match(curl([`http://127.0.0.1:${http.port}/users/${i}`]), new RegExp(`"id":"${i}"`));
-    const spans = () => readSpansJsonl(path.join(dataDir, 'traces.jsonl'));
+    const spans = () => readRotatedSpans(path.join(dataDir, 'traces.jsonl'));
     const hs = await waitFor(() => {
       const s = spans().filter((x) => x.kind === 2 && x.attributes['server.port'] === http!.port);
       return s.length >= 3 ? s : undefined;
