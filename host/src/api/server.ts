@@ -165,6 +165,11 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
+  // Node closes an idle keep-alive connection after 5 s by its own timer; when the agent's event
+  // loop is busy (a hot-swap compiling under load) that timer can fire just as a client's next
+  // request arrives on the connection, which the client sees as a reset. Loopback clients
+  // (telegen decoders load, the page) reuse connections, so keep them longer.
+  server.keepAliveTimeout = 30_000;
   server.maxHeadersCount = 100;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
