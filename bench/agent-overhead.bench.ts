@@ -167,6 +167,7 @@ interface On {
 }
 interface Sample { off: WrkResult; on: Record<string, On> }
 interface Tree { name: string; root: string }
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Counters whose growth per request tells what each request cost the pipeline. */
 function perRequestCounters(text: string): Record<string, number> {
@@ -275,6 +276,9 @@ async function main(): Promise<void> {
         main_thread_percent_per_1k_rps: spread(on.map((x) => x.mainThreadPer1k)),
         other_threads_percent_per_1k_rps: spread(on.map((x) => x.otherThreadsPer1k)),
         per_request: Object.fromEntries(counters.map((k) => [k, spread(on.map((x) => x.perRequest[k]))])),
+        // Per round, to tell rounds where other tenants' traffic reached the agent (more than ~5
+        // ring records and 1 client span per request) from clean ones.
+        per_round: on.map((x) => ({ cpu_per_1k: round3(x.cpuPer1k), main: round3(x.mainThreadPer1k), other: round3(x.otherThreadsPer1k), ring_records_per_request: round3(x.perRequest.ring_records), client_spans_per_request: round3(x.perRequest.spans_client ?? 0) })),
       };
     }
     const idleOf = idle.get(tree)!;
