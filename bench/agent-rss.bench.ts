@@ -6,7 +6,9 @@
 // to the agent's own /metrics (V8 heap used, decoder linear memory).
 //
 // BENCH_BASELINE=DIR (a built git worktree of an earlier commit) runs that tree's agent too, the
-// two alternating within each round, so before/after share the machine's load. BENCH_SCOPE=server
+// two alternating within each round, so before/after share the machine's load.
+// BENCH_VARIANT_ENV='K=V …' adds this tree once more with those environment variables (e.g.
+// TELEGEN_OLD_GEN_GROWING_PERCENT=0 to see one setting's share), named `this+K=V …`. BENCH_SCOPE=server
 // (default) sets tracers.socket.target_pid to the bench's server: on a shared machine the other
 // tenants' traffic would otherwise decide the heap; `machine` keeps the default config as is.
 import { spawn, ChildProcess } from 'child_process';
@@ -67,7 +69,11 @@ async function agentMetrics(port: number): Promise<Record<string, number>> {
       export_queues: Math.round(sum('telegen_export_queue_bytes') / 2 ** 20 * 10) / 10,
       ring_records: sum('telegen_bpf_records_total'),
       ring_full: sum('telegen_bpf_ring_full_total'),
-      server_spans: sum('telegen_spans_total'),
+      spans: sum('telegen_spans_total'),
+      // A round that made no spans is explained by these, not by memory.
+      ring_malformed: sum('telegen_ring_malformed_total'),
+      decoder_bad_records: sum('telegen_decoder_bad_records_total'),
+      host_record_errors: sum('telegen_host_record_errors_total'),
     };
   } catch { return {}; }
 }
@@ -80,7 +86,7 @@ function startServer(): Promise<{ proc: ChildProcess; port: number }> {
   });
 }
 
-async function startAgent(tree: string, targetPid: number | undefined): Promise<{ proc: ChildProcess; port: number; dataDir: string }> {
+async function startAgent(tree: string, targetPid: number | undefined, extraEnv: Record<string, string>): Promise<{ proc: ChildProcess; port: number; dataDir: string }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-rss-'));
   const port = 19000 + Math.floor(Math.random() * 1000);
   const args = [path.join(tree, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${port}`];
@@ -89,7 +95,7 @@ async function startAgent(tree: string, targetPid: number | undefined): Promise<
     args.push('--config', path.join(dataDir, 'rss.yaml'));
   }
   const log = fs.openSync(path.join(dataDir, 'agent.log'), 'a');
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', ...extraEnv } });
   for (let i = 0; i < 1200; i++) {
     try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return { proc, port, dataDir }; } catch { /* starting */ }
     if (proc.exitCode !== null) break;
@@ -123,8 +129,8 @@ async function sampleFor(pid: number, port: number, seconds: number): Promise<Re
   return out;
 }
 
-async function measure(tree: string, server: { proc: ChildProcess; port: number }): Promise<{ idle: Record<string, number>; load: Record<string, number>; rps: number }> {
-  const agent = await startAgent(tree, SCOPE === 'server' ? server.proc.pid : undefined);
+async function measure(tree: string, extraEnv: Record<string, string>, server: { proc: ChildProcess; port: number }): Promise<{ idle: Record<string, number>; load: Record<string, number>; rps: number }> {
+  const agent = await startAgent(tree, SCOPE === 'server' ? server.proc.pid : undefined, extraEnv);
   const orphan = () => { if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL'); };
   process.once('exit', orphan);
   try {
@@ -161,7 +167,12 @@ function summarize(runs: Array<{ idle: Record<string, number>; load: Record<stri
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { console.error('agent-rss needs root (BPF)'); process.exit(1); }
   const baseline = process.env.BENCH_BASELINE;
-  const trees: Array<[string, string]> = [['this', repoRoot], ...(baseline ? [['baseline', path.resolve(baseline)] as [string, string]] : [])];
+  const variantEnv = Object.fromEntries((process.env.BENCH_VARIANT_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+  const trees: Array<[string, string, Record<string, string>]> = [
+    ['this', repoRoot, {}],
+    ...(Object.keys(variantEnv).length ? [[`this+${process.env.BENCH_VARIANT_ENV!.trim()}`, repoRoot, variantEnv] as [string, string, Record<string, string>]] : []),
+    ...(baseline ? [['baseline', path.resolve(baseline), {}] as [string, string, Record<string, string>]] : []),
+  ];
   const server = await startServer();
   const load0 = os.loadavg();
   const runs = new Map<string, Array<{ idle: Record<string, number>; load: Record<string, number>; rps: number }>>(trees.map(([n]) => [n, []]));
@@ -169,8 +180,8 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       // Alternate which tree goes first, so neither always follows the other's leftovers.
       const order = r % 2 ? [...trees].reverse() : trees;
-      for (const [name, dir] of order) {
-        const m = await measure(dir, server);
+      for (const [name, dir, env] of order) {
+        const m = await measure(dir, env, server);
         runs.get(name)!.push(m);
         process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${m.idle.rss} pss ${m.idle.pss}, ${RATE} req/s (${m.rps}) rss ${m.load.rss} pss ${m.load.pss} MiB; cpu ${m.load.agent_cpu_percent_of_a_core}%, rings ${m.load.bpf_rings_rss}, anon ${m.load.rss_anon}, V8 heap used ${m.load.v8_heap_used}, queues ${m.load.export_queues}\n`);
       }
@@ -181,7 +192,7 @@ async function main(): Promise<void> {
   writeResult(process.env.BENCH_RESULT || 'agent-rss', {
     workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
     loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
-    trees: Object.fromEntries(trees.map(([n, d]) => [n, { dir: d, ...summarize(runs.get(n)!) }])),
+    trees: Object.fromEntries(trees.map(([n, d, env]) => [n, { dir: d, env, ...summarize(runs.get(n)!) }])),
     note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
   });
 }
