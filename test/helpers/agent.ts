@@ -62,7 +62,10 @@ export function attrsToObject(list: Array<{ key: string; value: Record<string, u
 export function readSpansJsonl(file: string): FlatSpan[] {
   if (!fs.existsSync(file)) return [];
   const out: FlatSpan[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  // The agent may be writing the last line right now: only newline-terminated lines are whole.
+  lines.pop();
+  for (const line of lines) {
     if (!line.trim()) continue;
     const req = JSON.parse(line);
     for (const rs of req.resourceSpans ?? []) {
