@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { Discovery } from '../../host/src/discovery';
 import { waitFor } from '../helpers/agent';
 
@@ -26,5 +29,37 @@ test('start, exec and exit of a real process are reflected within a few scans', 
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     d.stop();
+  }
+});
+
+test('a process caught inside execve (new executable, no arguments or environment yet) is read again', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-proc-exec-'));
+  const d0 = path.join(root, '5151');
+  fs.mkdirSync(d0);
+  fs.symlinkSync(process.execPath, path.join(d0, 'exe'));
+  fs.writeFileSync(path.join(d0, 'cmdline'), '');
+  fs.writeFileSync(path.join(d0, 'environ'), '');
+  fs.writeFileSync(path.join(d0, 'status'), 'Name:\tnode\nPPid:\t1\nUid:\t0\t0\t0\t0\n');
+  fs.writeFileSync(path.join(d0, 'cgroup'), '0::/\n');
+  const d = new Discovery({ proc_root: root, port_hints: false, kubernetes: { enabled: 'false', labels: [], annotations: [] } });
+  try {
+    assert.equal(d.resource(5151)['service.name'], 'node', 'nothing but the executable to go on yet');
+    // execve finishes: the new image's stack now holds its arguments and environment.
+    fs.writeFileSync(path.join(d0, 'cmdline'), 'node\0backend.js\0');
+    fs.writeFileSync(path.join(d0, 'environ'), 'PATH=/bin\0OTEL_SERVICE_NAME=backend\0');
+    const named = await waitFor(() => d.resource(5151)['service.name'] === 'backend' ? d.resource(5151) : undefined, 2000);
+    assert.equal(named['process.command_line'], 'node backend.js');
+    assert.equal(d.procs.get(5151)!.unsettledUntil, undefined, 'settled: no more re-reads');
+    // A process that really has no arguments stops being re-read after a bounded time.
+    const d1 = path.join(root, '5252');
+    fs.mkdirSync(d1);
+    fs.symlinkSync(process.execPath, path.join(d1, 'exe'));
+    for (const f of ['cmdline', 'environ']) fs.writeFileSync(path.join(d1, f), '');
+    fs.writeFileSync(path.join(d1, 'status'), 'Name:\tnode\nPPid:\t1\nUid:\t0\t0\t0\t0\n');
+    const p = d.process(5252);
+    assert.ok(p.unsettledUntil! - p.firstSeen <= 3000);
+  } finally {
+    d.stop();
+    fs.rmSync(root, { recursive: true, force: true });
   }
 });

@@ -36,7 +36,15 @@ export interface DiscoveredProcess {
   /** Pod index version p.pod was resolved against. */
   podVersion?: number;
   firstSeen: number;
+  /** Seen inside execve: the new executable is mapped but its arguments and environment are not
+   *  on its stack yet (both read empty), so OTEL_SERVICE_NAME would be missed. Re-read until
+   *  they appear or EXEC_SETTLE_MS pass. */
+  unsettledUntil?: number;
+  nextLookAt?: number;
 }
+
+const EXEC_SETTLE_MS = 3000;
+const EXEC_RELOOK_MS = 20;
 
 export interface DiscoveredService {
   transport: 'tcp' | 'udp';
@@ -173,7 +181,7 @@ export class Discovery {
   /** Facts for a pid, read from /proc on first sight (comm is the kernel's name if /proc is gone). */
   process(pid: number, comm?: string): DiscoveredProcess {
     const hit = this.procs.get(pid);
-    if (hit) return hit;
+    if (hit && (hit.unsettledUntil === undefined || !this.relook(hit))) return hit;
     const root = this.cfg.proc_root;
     const link = exeLink(`${root}/${pid}/exe`);
     const executablePath = link.exe;
@@ -192,8 +200,12 @@ export class Discovery {
       serviceName: '', serviceNameSource: '', envResource,
       runtime: detectRuntime(pid, executablePath, root),
       cgroup: readCgroup(pid, root),
-      firstSeen: Date.now(),
+      firstSeen: hit?.firstSeen ?? Date.now(),
     };
+    if (executablePath !== undefined && !commandLine) {
+      p.unsettledUntil = hit?.unsettledUntil ?? p.firstSeen + EXEC_SETTLE_MS;
+      p.nextLookAt = Date.now() + EXEC_RELOOK_MS;
+    }
     const envName = env.OTEL_SERVICE_NAME || envResource['service.name'];
     if (envName) { p.serviceName = envName; p.serviceNameSource = 'env'; }
     this.name(p);
@@ -201,6 +213,15 @@ export class Discovery {
     this.procs.set(pid, p);
     if (link.denied && this.describer) void this.describer(pid).then((f) => { if (f && this.procs.get(pid) === p) this.applyPrivileged(p, f); }, () => undefined);
     return p;
+  }
+
+  /** True (and the process forgotten, to be read again) when one caught mid-exec is due a look. */
+  private relook(p: DiscoveredProcess): boolean {
+    const now = Date.now();
+    if (now >= p.unsettledUntil!) { p.unsettledUntil = undefined; return false; }
+    if (now < p.nextLookAt!) return false;
+    this.forget(p.pid);
+    return true;
   }
 
   /** The describer's answer arrives after the first sight: spans from then on carry it. */
@@ -285,6 +306,7 @@ export class Discovery {
       if (known) {
         // exec keeps the pid but changes the executable: re-read such a process on this scan.
         // (Unprivileged, the link is unreadable: exec shows as a new comm instead.)
+        if (known.unsettledUntil !== undefined) { this.process(pid); continue; }
         if (link.exe === undefined || link.exe === known.executablePath) continue;
         this.forget(pid);
       }
