@@ -162,6 +162,9 @@ interface On {
   /** The same, less what the agent used idle over the same seconds (its background). */
   cpuPer1kLessIdle: number;
   mainThreadPer1k: number; otherThreadsPer1k: number;
+  /** Saturation only: the same run with the agent stopped (SIGSTOP): its BPF programs still run
+   *  in every traced syscall, the ring fills and drops (counted), but the agent takes no CPU. */
+  frozen?: WrkResult;
   /** Ring records, spans by kind, exported trace items: per request of the case. */
   perRequest: Record<string, number>;
 }
@@ -245,6 +248,14 @@ async function main(): Promise<void> {
           const now = countSpans(dataDir);
           spanShare.get(`${tree.name}:${c.server.name}_${c.mode}`)!.push(((now.get(c.server.port) ?? 0) - (counted.get(c.server.port) ?? 0)) / (res.requests || 1));
           counted = now;
+          if (c.mode === 'saturation') {
+            // What is left when the agent takes no CPU: the kernel side alone (tracepoints, BPF
+            // programs, ring reserve failing once full). Separates that from competition for the cores.
+            agent.kill('SIGSTOP');
+            try { samples.get(c)![r].on[tree.name].frozen = run(c); } finally { agent.kill('SIGCONT'); }
+            backlog.push({ tree: tree.name, case: `${c.server.name}_${c.mode}_agent_stopped`, ...await settle(apiPort) });
+            counted = countSpans(dataDir);
+          }
         }
         await new Promise<void>((resolve) => { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); });
         process.removeListener('exit', orphan);
@@ -266,6 +277,7 @@ async function main(): Promise<void> {
         untraced_rps: spread(v.map((x) => x.off.rps)),
         traced_rps: spread(on.map((x) => x.res.rps)),
         throughput_ratio_traced_over_untraced: spread(v.map((x) => x.on[tree].res.rps / x.off.rps)),
+        ...(c.mode === 'saturation' ? { throughput_ratio_agent_stopped_over_untraced: spread(v.filter((x) => x.on[tree].frozen).map((x) => x.on[tree].frozen!.rps / x.off.rps)) } : {}),
         p50_latency_ratio: spread(v.map((x) => x.on[tree].res.p50ms / x.off.p50ms)),
         p99_latency_ratio: spread(v.map((x) => x.on[tree].res.p99ms / x.off.p99ms)),
         untraced_p50_ms: spread(v.map((x) => x.off.p50ms)),
