@@ -44,6 +44,8 @@ export interface AnalyticsConfig {
    *  trace id can be looked up. Default: all. */
   exemplarFilter?: (s: ReadableSpan) => boolean;
 }
+const USER_NODES: readonly NodeInfo[] = Object.freeze([Object.freeze({ id: 'user', type: 'user' as const })]);
+const NO_NODES: readonly NodeInfo[] = Object.freeze([]);
 /** Each edge's latest traces kept for GET /api/traces?edge= however busy the node is. */
 const EDGE_PINNED = 10;
 
@@ -100,10 +102,13 @@ export class Analytics implements ExemplarSource {
   /** RED series per service (bounded per service and per instrument, forgotten when idle or exited). */
   readonly red: RedStore;
   private readonly nodes = new Map<string, NodeInfo>();
-  private readonly edges: SeriesLimit<Edge, { client: string; server: string; connectionType: string; nodes: NodeInfo[] }>;
+  private readonly edges: SeriesLimit<Edge, { client: string; server: string; connectionType: string; nodes: readonly NodeInfo[] }>;
+  /** client → server → its edge series (not the overflow one). */
+  private readonly edgeOf = new Map<string, Map<string, Edge>>();
   private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
   /** Latest traces' spans; views are built when the API asks, not for every span. */
   private readonly traces = new Map<string, ReadableSpan[]>();
+  private oldest?: Iterator<string>;
   /** How many edges hold a trace among their last EDGE_PINNED: those traces outlive the LRU
    *  above, so `?edge=` still answers on a busy node where maxTraces turn over in seconds. */
   private readonly pins = new Map<string, number>();
@@ -157,22 +162,28 @@ export class Analytics implements ExemplarSource {
     this.storeTrace(s);
     const service = serviceOf(s);
     if (s.kind === SpanKind.CLIENT) {
-      this.nodes.set(service, { id: service, type: 'service' });
+      this.serviceNode(service);
       this.pendingClients.set(s.spanContext().spanId, { span: s, at: this.now() });
     } else if (s.kind === SpanKind.SERVER) {
-      this.nodes.set(service, { id: service, type: 'service' });
+      this.serviceNode(service);
       const parentId = s.parentSpanContext?.spanId;
       const c = parentId ? this.pendingClients.get(parentId) : undefined;
       if (c) {
         this.pendingClients.delete(parentId!);
         this.edge(serviceOf(c.span), service, '', s, c.span, s);
       } else if (!s.parentSpanContext) {
-        this.edge('user', service, 'virtual_node', s, undefined, s, [{ id: 'user', type: 'user' }]);
+        this.edge('user', service, 'virtual_node', s, undefined, s, USER_NODES);
       } else {
         const peer = String(s.attributes['client.address'] ?? 'unknown');
         this.edge(peer, service, 'virtual_node', s, undefined, s, [{ id: peer, type: 'external' }]);
       }
     }
+  }
+
+  /** A node object per span was garbage: kept while the id is already a service node. */
+  private serviceNode(service: string): void {
+    const n = this.nodes.get(service);
+    if (n === undefined || n.type !== 'service') this.nodes.set(service, { id: service, type: 'service' });
   }
 
   /** Client spans nobody linked to: edges to virtual nodes. Call periodically. */
@@ -189,8 +200,18 @@ export class Analytics implements ExemplarSource {
   flush(): void { this.edgeWaitFlush(); }
   private edgeWaitFlush(): void { const w = this.cfg.edgeWaitMs; this.cfg.edgeWaitMs = -1; this.tick(); this.cfg.edgeWaitMs = w; }
 
-  private edge(client: string, server: string, connectionType: string, any: ReadableSpan, cs: ReadableSpan | undefined, ss: ReadableSpan | undefined, nodes: NodeInfo[] = []): void {
-    const e = this.edges.get(`${client}->${server}`, { client, server, connectionType, nodes });
+  private edge(client: string, server: string, connectionType: string, any: ReadableSpan, cs: ReadableSpan | undefined, ss: ReadableSpan | undefined, nodes: readonly NodeInfo[] = NO_NODES): void {
+    // Known edges (nearly every span) are found without the key string and the series' arguments
+    // (edges are never forgotten; overflowed ones are not kept here, so each still counts).
+    let byServer = this.edgeOf.get(client);
+    let e = byServer?.get(server);
+    if (e === undefined) {
+      e = this.edges.get(`${client}->${server}`, { client, server, connectionType, nodes });
+      if (!e.overflow) {
+        if (!byServer) { byServer = new Map(); this.edgeOf.set(client, byServer); }
+        byServer.set(server, e);
+      }
+    }
     const failed = (cs !== undefined && isError(cs)) || (ss !== undefined && isError(ss));
     e.total++;
     if (failed) e.failed++;
@@ -228,7 +249,12 @@ export class Analytics implements ExemplarSource {
     if (list.length < 200) list.push(s);
     this.traces.set(id, list);
     while (this.traces.size > this.cfg.maxTraces) {
-      const old = this.traces.keys().next().value as string;
+      // One iterator kept across calls instead of one per span: every entry before its position
+      // was evicted through it or deleted (re-inserted ones go to the end), so its next key is
+      // the oldest.
+      let r = (this.oldest ??= this.traces.keys()).next();
+      if (r.done) { this.oldest = this.traces.keys(); r = this.oldest.next(); }
+      const old = r.value as string;
       if (this.pins.has(old)) this.pinnedTraces.set(old, this.traces.get(old)!);
       this.traces.delete(old);
     }

@@ -129,7 +129,14 @@ interface ServiceRed {
   /** The collection count at its last span; SERVER spans' 5-second slots for the topology timeline. */
   epoch: number;
   slots: Slot[];
+  /** Per instrument: the last attribute sets seen and their series (RedStore.recent). */
+  recent: Array<Recent[] | undefined>;
+  recentAt: number;
 }
+
+/** Attribute sets remembered per service and instrument. */
+const RECENT = 8;
+interface Recent { epoch: number; errType: string | undefined; text: unknown; values: unknown[]; ser: RedSeries }
 
 const OVERFLOW = '\u0000overflow';
 
@@ -153,7 +160,7 @@ export class RedStore {
   /** Collections so far. */
   private epoch = 0;
   /** Where spans of services past the limit go: straight to the instruments' overflow series. */
-  private readonly unknown: ServiceRed = { name: '', byInst: [], pids: new Map(), lastPid: 0, epoch: 0, slots: [] };
+  private readonly unknown: ServiceRed = { name: '', byInst: [], pids: new Map(), lastPid: 0, epoch: 0, slots: [], recent: [], recentAt: 0 };
 
   constructor(private readonly limits: RedLimits, private readonly now: () => number, private readonly startTimeOf: (pid: number) => string = readStartTime) {}
 
@@ -164,16 +171,20 @@ export class RedStore {
     const inst = instrumentOf(a, server);
     if (!inst) return;
     const err = s.status.code === SpanStatusCode.ERROR;
-    const statement = inst.statement ? statementOf(a) : undefined;
-    let key = keyOf(a, inst.keys);
-    if (statement !== undefined) key += `q${statement.length}:${statement}`;
     const errType = err ? errorType(a) : undefined;
-    if (errType !== undefined) key += `e${errType}`;
     const t = this.now();
     const svc = this.service(String(s.resource.attributes['service.name'] ?? 'unknown'), a['process.pid']);
-    let byKey = svc.byInst[inst.index];
-    if (!byKey) { byKey = new Map(); svc.byInst[inst.index] = byKey; }
-    const ser = byKey.get(key) ?? this.newSeries(svc, byKey, inst, key, a, statement, errType);
+    let ser = this.recent(svc, inst, a, errType);
+    if (ser === undefined) {
+      const statement = inst.statement ? statementOf(a) : undefined;
+      let key = keyOf(a, inst.keys);
+      if (statement !== undefined) key += `q${statement.length}:${statement}`;
+      if (errType !== undefined) key += `e${errType}`;
+      let byKey = svc.byInst[inst.index];
+      if (!byKey) { byKey = new Map(); svc.byInst[inst.index] = byKey; }
+      ser = byKey.get(key) ?? this.newSeries(svc, byKey, inst, key, a, statement, errType);
+      if (ser.overflow === undefined) this.remember(svc, inst, a, errType, ser);
+    }
     const sec = s.duration[0] + s.duration[1] / 1e9;
     const v = inst.ms ? sec * 1000 : sec;
     const b = bucketOf(inst.info.bounds, v);
@@ -190,6 +201,34 @@ export class RedStore {
     if (server) slotAdd(svc.slots, t, err, sec);
   }
 
+  /** The series of one of the service's last attribute sets that `a` repeats, value for value
+   *  (the key string and its lookup were the most of observe's CPU and garbage); only series
+   *  that are not overflow ones (those count every span), and only until the next collection
+   *  (which may forget series). */
+  private recent(svc: ServiceRed, inst: RedInstrument, a: Attributes, errType: string | undefined): RedSeries | undefined {
+    const list = svc.recent[inst.index];
+    if (list === undefined) return undefined;
+    const keys = inst.keys;
+    const text = inst.statement ? a['db.query.text'] : undefined;
+    for (let j = 0; j < list.length; j++) {
+      const m = list[j];
+      if (m.epoch !== this.epoch || m.errType !== errType || m.text !== text) continue;
+      let i = 0;
+      while (i < keys.length && a[keys[i]] === m.values[i]) i++;
+      if (i === keys.length) return m.ser;
+    }
+    return undefined;
+  }
+
+  private remember(svc: ServiceRed, inst: RedInstrument, a: Attributes, errType: string | undefined, ser: RedSeries): void {
+    let list = svc.recent[inst.index];
+    if (list === undefined) { list = []; svc.recent[inst.index] = list; }
+    const values = new Array<unknown>(inst.keys.length);
+    for (let i = 0; i < values.length; i++) values[i] = a[inst.keys[i]];
+    const m: Recent = { epoch: this.epoch, errType, text: inst.statement ? a['db.query.text'] : undefined, values, ser };
+    if (list.length < RECENT) list.push(m); else { list[svc.recentAt] = m; svc.recentAt = (svc.recentAt + 1) % RECENT; }
+  }
+
   private service(name: string, pid: unknown): ServiceRed {
     let svc = this.services.get(name);
     if (!svc) {
@@ -197,7 +236,7 @@ export class RedStore {
       // series, and are not remembered (collections forget services without series; with no
       // metrics reader nothing collects).
       if (this.services.size >= this.limits.perInstrument) return this.unknown;
-      svc = { name, byInst: new Array(INSTRUMENT_COUNT), pids: new Map(), lastPid: 0, epoch: this.epoch, slots: [] };
+      svc = { name, byInst: new Array(INSTRUMENT_COUNT), pids: new Map(), lastPid: 0, epoch: this.epoch, slots: [], recent: new Array(INSTRUMENT_COUNT), recentAt: 0 };
       this.services.set(name, svc);
     }
     svc.epoch = this.epoch;

@@ -248,20 +248,32 @@ export class Correlator {
 
   private decideByTime(n: Node): void {
     if (n.kind !== SpanKind.CLIENT) { this.decide(n, undefined, undefined, 'root'); return; }
-    const list = this.servers.get(n.conn.pid!) ?? [];
+    const list = this.servers.get(n.conn.pid!);
     const gp = n.conn.goParent;
+    // No server span in that process (a client-only process, most client spans at 1k req/s):
+    // root, without the candidate arrays below.
+    if (!list || !list.length) { this.decide(n, undefined, undefined, 'root'); return; }
     // Exact whatever runs concurrently: the request on that connection in flight at that time
     // (requests on one HTTP/1 connection are sequential). Not found (its span not decoded, or
     // too late): the rules below.
     const at = gp ? this.time.relFromNs(gp.at) : 0;
     const byGoroutine = gp && list.find((s) => s.conn.connId === gp.connId && s.start <= at && at <= s.end);
     if (byGoroutine && !this.isAncestor(n, byGoroutine)) { this.decide(n, byGoroutine, undefined, 'goroutine'); return; }
-    const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
-    const same = n.conn.tid === undefined ? [] : cands.filter((s) => s.conn.tid === n.conn.tid);
-    if (same.length === 1) this.decide(n, same[0], undefined, cands.length === 1 ? 'thread' : 'thread');
-    else if (same.length === 0 && cands.length === 1) this.decide(n, cands[0], undefined, 'time');
-    else if (cands.length === 0) this.decide(n, undefined, undefined, 'root');
+    // Counted first: arrays only when several candidates need the innermost one.
+    const tid = n.conn.tid;
+    let nCands = 0, nSame = 0, cand: Node | undefined, sameOne: Node | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (s === n.linkedServer || s.start > n.start || n.end > s.end || this.isAncestor(n, s)) continue;
+      nCands++; cand ??= s;
+      if (tid !== undefined && s.conn.tid === tid) { nSame++; sameOne ??= s; }
+    }
+    if (nSame === 1) this.decide(n, sameOne, undefined, 'thread');
+    else if (nSame === 0 && nCands === 1) this.decide(n, cand, undefined, 'time');
+    else if (nCands === 0) this.decide(n, undefined, undefined, 'root');
     else {
+      const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
+      const same = tid === undefined ? [] : cands.filter((s) => s.conn.tid === tid);
       const inner = innermost(same.length ? same : cands);
       if (inner) this.decide(n, inner, undefined, same.length ? 'thread' : 'time');
       else this.decide(n, undefined, undefined, 'ambiguous');

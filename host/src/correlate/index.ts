@@ -55,15 +55,19 @@ export function connFacts(meta: ConnMeta | undefined): SpanConn {
 }
 
 export function correlateStage(cfg: Partial<CorrelateConfig>, out: (s: ReadableSpan) => void, now?: () => number): CorrelateStage {
-  const taps = new Set<(s: ReadableSpan) => void>();
-  const c = new Correlator({ ...DEFAULT_CORRELATE, ...cfg }, (s) => { for (const t of taps) t(s); out(s); }, now);
+  // An array replaced on (un)subscribe: a Set's iterator per span was garbage.
+  let taps: Array<(s: ReadableSpan) => void> = [];
+  const c = new Correlator({ ...DEFAULT_CORRELATE, ...cfg }, (s) => { const t = taps; for (let i = 0; i < t.length; i++) t[i](s); out(s); }, now);
   const timer = setInterval(() => c.tick(), 100);
   timer.unref();
   const stage = ((span: ReadableSpan, conn?: ConnMeta) => c.add(span, connFacts(conn))) as CorrelateStage;
   stage.logContext = (pid, tid, ts) => c.logContext(pid, tid, ts);
   stage.logLink = (pid, tid, ts) => c.logLink(pid, tid, ts);
   stage.flush = () => c.flush();
-  stage.onSpan = (fn) => { taps.add(fn); return () => { taps.delete(fn); }; };
+  stage.onSpan = (fn) => {
+    if (!taps.includes(fn)) taps = [...taps, fn];
+    return () => { taps = taps.filter((x) => x !== fn); };
+  };
   stage.stop = () => { clearInterval(timer); c.flush(); };
   stage.correlator = c;
   return stage;

@@ -7,7 +7,7 @@ import { TraceState } from '@opentelemetry/core';
 import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_TRUNCATED, FLAG_UNKNOWN } from '../../../decoders/abi/abi';
 import { DecodedRecord } from '../decoders/records';
 import { ConnMeta, ends } from '../model';
-import { processInfo } from './process';
+import { discovery } from '../discovery';
 import { templateRoute } from './route';
 import { agentVersion } from '../paths';
 
@@ -16,14 +16,31 @@ export const SCOPE = { name: 'telegen', version: agentVersion() };
 export interface SpanClock {
   /** Source timestamp (kernel monotonic ns or capture epoch ns) → Unix epoch ns. */
   toEpochNs(ts: bigint): bigint;
+  /** The same as an HrTime in plain numbers, when that is exact (else undefined: toEpochNs). */
+  toEpochHr?(ts: bigint): HrTime | undefined;
 }
 
 export const identityClock: SpanClock = { toEpochNs: (t) => t };
 
-/** Kernel bpf_ktime_get_ns() is CLOCK_MONOTONIC, as is process.hrtime: one offset maps both. */
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Kernel bpf_ktime_get_ns() is CLOCK_MONOTONIC, as is process.hrtime: one offset maps both.
+ *  Kernel times fit a double exactly for 104 days of uptime: HrTimes then come from number
+ *  arithmetic (the BigInt sums and divisions were ~9 BigInts per span). */
 export function monotonicClock(): SpanClock {
   const offset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-  return { toEpochNs: (t) => t + offset };
+  const offS = Number(offset / 1_000_000_000n), offNs = Number(offset % 1_000_000_000n);
+  return {
+    toEpochNs: (t) => t + offset,
+    toEpochHr: offset < 0n ? undefined : (t) => {
+      if (t < 0n || t > MAX_EXACT) return undefined;
+      const n = Number(t);
+      const sub = n % 1e9;
+      let s = (n - sub) / 1e9 + offS, ns = sub + offNs;
+      if (ns >= 1e9) { ns -= 1e9; s++; }
+      return [s, ns];
+    },
+  };
 }
 
 export function hrTime(ns: bigint): HrTime {
@@ -89,17 +106,17 @@ const CONTEXT_HEADERS = new Set(['http.request.header.traceparent', 'http.reques
  *  is the decoder's fresh object and nothing reads it after its span is made (a copy was garbage
  *  on every span). With them, copied key by key: `delete` would turn the object into a slow
  *  dictionary. String lists are compacted either way. */
-function ownAttributes(src: Record<string, unknown>): { a: Attributes; context: boolean } {
+function ownAttributes(src: Record<string, unknown>): Attributes {
   let context = false;
   for (const k in src) {
     const v = src[k];
     if (Array.isArray(v)) src[k] = compact(v as string[]);
     if (CONTEXT_HEADERS.has(k)) context = true;
   }
-  if (!context) return { a: src as Attributes, context };
+  if (!context) return src as Attributes;
   const a: Attributes = {};
   for (const k in src) if (!CONTEXT_HEADERS.has(k)) a[k] = src[k] as Attributes[string];
-  return { a, context };
+  return a;
 }
 
 /** A string list (header values) with room for exactly its items: the record's lists grow by
@@ -114,9 +131,29 @@ const NO_LINKS: ReadableSpan['links'] = Object.freeze([]) as unknown as Readable
 const NO_EVENTS: ReadableSpan['events'] = Object.freeze([]) as unknown as ReadableSpan['events'];
 const STATUS_UNSET: ReadableSpan['status'] = Object.freeze({ code: SpanStatusCode.UNSET });
 
+/** "METHOD route" names, one string per pair: a concatenation per span was garbage, and a fresh
+ *  string for every exporter and view that reads the name. */
+const httpNames = new Map<string, Map<string, string>>();
+let httpNameCount = 0;
+function httpName(method: string, route: string): string {
+  let byRoute = httpNames.get(method);
+  let n = byRoute?.get(route);
+  if (n !== undefined) return n;
+  if (httpNameCount >= 4096) { httpNames.clear(); httpNameCount = 0; byRoute = undefined; }
+  if (!byRoute) { byRoute = new Map(); httpNames.set(method, byRoute); }
+  n = `${method} ${route}`;
+  byRoute.set(route, n);
+  httpNameCount++;
+  return n;
+}
+
 function spanName(a: Attributes, protocol: string): string {
   if (a['rpc.system'] && a['rpc.service']) return `${a['rpc.service']}/${a['rpc.method'] ?? '*'}`;
-  if (a['http.request.method']) return a['http.route'] ? `${a['http.request.method']} ${a['http.route']}` : String(a['http.request.method']);
+  if (a['http.request.method']) {
+    const m = a['http.request.method'], r = a['http.route'];
+    if (!r) return String(m);
+    return typeof m === 'string' && typeof r === 'string' ? httpName(m, r) : `${m} ${r}`;
+  }
   if (a['db.system.name']) {
     const op = a['db.operation.name'];
     return op ? (a['db.collection.name'] ? `${op} ${a['db.collection.name']}` : String(op)) : String(a['db.system.name']);
@@ -185,23 +222,61 @@ export interface BuildOptions {
   hostName?: string;
 }
 
+/** What a connection adds to each of its spans, built once per connection (and role): three
+ *  unmapped address strings per span were garbage, and distinct copies in every held span. */
+interface ConnAttrs {
+  role: ConnMeta['role']; localAddr: string; remoteAddr: string;
+  serverAddr: string; serverPort: number; clientAddr: string; clientPort: number;
+  peerAddr: string; peerPort: number; type: 'ipv4' | 'ipv6';
+}
+const connAttrs = new WeakMap<ConnMeta, ConnAttrs>();
+function connAttrsOf(conn: ConnMeta): ConnAttrs {
+  let c = connAttrs.get(conn);
+  if (c && c.role === conn.role && c.localAddr === conn.localAddr && c.remoteAddr === conn.remoteAddr) return c;
+  const e = ends(conn);
+  const capture = conn.observer === 'capture';
+  c = {
+    role: conn.role, localAddr: conn.localAddr, remoteAddr: conn.remoteAddr,
+    serverAddr: unmapV4(e.serverAddr), serverPort: e.serverPort, clientAddr: unmapV4(e.clientAddr), clientPort: e.clientPort,
+    peerAddr: unmapV4(capture ? e.clientAddr : conn.remoteAddr), peerPort: capture ? e.clientPort : conn.remotePort,
+    type: isIPv6(conn.remoteAddr) ? 'ipv6' : 'ipv4',
+  };
+  connAttrs.set(conn, c);
+  return c;
+}
+
+function hrFrom(clock: SpanClock, ts: bigint): HrTime { return clock.toEpochHr?.(ts) ?? hrTime(clock.toEpochNs(ts)); }
+
+/** Start, end (not before start) and duration. */
+let spanStart: HrTime = [0, 0], spanEnd: HrTime = [0, 0], spanDuration: HrTime = [0, 0];
+function times(clock: SpanClock, tsStart: bigint, tsEnd: bigint): void {
+  const s = hrFrom(clock, tsStart), e = hrFrom(clock, tsEnd);
+  const d = (e[0] - s[0]) * 1e9 + (e[1] - s[1]);
+  if (d <= 0) { spanStart = s; spanEnd = d < 0 ? [s[0], s[1]] : e; spanDuration = [0, 0]; return; }
+  if (d > Number.MAX_SAFE_INTEGER) { spanStart = s; spanEnd = e; spanDuration = hrTime(ns(e) - ns(s)); return; }
+  const sub = d % 1e9;
+  spanStart = s; spanEnd = e; spanDuration = [(d - sub) / 1e9, sub];
+}
+function ns(t: HrTime): bigint { return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]); }
+
 export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: string, opts: BuildOptions): ReadableSpan | undefined {
   if (rec.kind !== KIND_EXCHANGE) return undefined;
   // A response whose request we never saw (joined mid-connection, request lost): no span — the
   // caller counts it. A span without its operation would be noise in every backend.
   if (rec.flags & FLAG_NO_REQUEST) return undefined;
-  const { a, context } = ownAttributes(rec.attributes);
-  const e = ends(conn);
+  const a = ownAttributes(rec.attributes);
+  const context = a !== rec.attributes;
+  const c = connAttrsOf(conn);
   const kind = conn.observer === 'capture' ? SpanKind.SERVER : conn.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER;
 
   // Connection facts the decoder cannot know.
-  if (a['server.address'] === undefined) a['server.address'] = unmapV4(e.serverAddr);
-  if (a['server.port'] === undefined) a['server.port'] = e.serverPort;
-  if (kind === SpanKind.SERVER || conn.observer === 'capture') { a['client.address'] = unmapV4(e.clientAddr); a['client.port'] = e.clientPort; }
-  a['network.peer.address'] = unmapV4(conn.observer === 'capture' ? e.clientAddr : conn.remoteAddr);
-  a['network.peer.port'] = conn.observer === 'capture' ? e.clientPort : conn.remotePort;
+  if (a['server.address'] === undefined) a['server.address'] = c.serverAddr;
+  if (a['server.port'] === undefined) a['server.port'] = c.serverPort;
+  if (kind === SpanKind.SERVER || conn.observer === 'capture') { a['client.address'] = c.clientAddr; a['client.port'] = c.clientPort; }
+  a['network.peer.address'] = c.peerAddr;
+  a['network.peer.port'] = c.peerPort;
   a['network.transport'] = conn.transport;
-  a['network.type'] = isIPv6(conn.remoteAddr) ? 'ipv6' : 'ipv4';
+  a['network.type'] = c.type;
   if (typeof a['url.path'] === 'string' && a['http.route'] === undefined) a['http.route'] = templateRoute(a['url.path'] as string);
   if (rec.flags & FLAG_NO_RESPONSE) a['telegen.no_response'] = true;
   if (rec.flags & FLAG_NO_REQUEST) a['telegen.no_request'] = true;
@@ -210,13 +285,15 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
 
   let resAttrs: Record<string, string | number>;
   if (conn.pid !== undefined) {
-    const p = processInfo(conn.pid, conn.comm);
+    // Discovery's cached process and resource, without a ProcessInfo object per span.
+    const d = discovery();
+    const p = d.process(conn.pid, conn.comm);
     a['process.pid'] = conn.pid;
     if (conn.tid !== undefined) a['thread.id'] = conn.tid;
     a['process.executable.name'] = p.executableName;
     if (p.commandLine) a['process.command_line'] = p.commandLine;
     // Discovery's cached per-process resource (service, process.*, host.*, os.*, cloud.*, k8s.*).
-    resAttrs = p.resource;
+    resAttrs = d.resource(conn.pid, conn.comm);
   } else {
     resAttrs = { 'service.name': opts.defaultService ?? 'telegen-replay', 'telemetry.sdk.name': 'telegen' };
   }
@@ -238,8 +315,6 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     else if (a['kafka.error_code'] !== undefined) status.message = `Kafka error ${a['kafka.error_code']}`;
   }
 
-  const start = opts.clock.toEpochNs(rec.tsStart);
-  let end = opts.clock.toEpochNs(rec.tsEnd);
-  if (end < start) end = start;
-  return new PipelineSpan(spanName(a, protocol), kind, ctx, parent, hrTime(start), hrTime(end), hrTime(end - start), status, a, resourceFor(resAttrs));
+  times(opts.clock, rec.tsStart, rec.tsEnd);
+  return new PipelineSpan(spanName(a, protocol), kind, ctx, parent, spanStart, spanEnd, spanDuration, status, a, resourceFor(resAttrs));
 }
