@@ -85,18 +85,45 @@ export function virtualPeer(s: ReadableSpan): { node: NodeInfo; connectionType: 
   return { node: { id: hp, type: 'external' }, connectionType: 'virtual_node' };
 }
 
-export function spanView(s: ReadableSpan): SpanView {
+/**
+ * What the latest-traces store keeps of a span: the view's fixed fields, and the span's own
+ * attribute object (read when the API asks, as the span's was: later stages see the same object).
+ * Not the span: its object, context, parent context and three HrTimes were held for the store's
+ * ~0.5 s at 1k req/s, past two young collections, and so copied and promoted.
+ */
+class StoredSpan {
+  constructor(
+    readonly traceId: string, readonly spanId: string, readonly parentSpanId: string | undefined, readonly name: string,
+    readonly kind: SpanView['kind'], readonly service: string, readonly startMs: number, readonly durationMs: number,
+    readonly error: boolean, readonly attributes: Attributes,
+  ) {}
+}
+
+/** ms with µs resolution, as Number(ns / 1000n) / 1000, without BigInts. */
+function startMsOf(t: HrTime): number {
+  const us = t[0] * 1e6 + Math.floor(t[1] / 1000);
+  return t[1] >= 0 && Number.isSafeInteger(us) ? us / 1000 : Number(ns(t) / 1000n) / 1000;
+}
+
+function stored(s: ReadableSpan): StoredSpan {
   const c = s.spanContext();
+  return new StoredSpan(c.traceId, c.spanId, s.parentSpanContext?.spanId, s.name,
+    s.kind === SpanKind.SERVER ? 'server' : s.kind === SpanKind.CLIENT ? 'client' : 'internal',
+    serviceOf(s), startMsOf(s.startTime), seconds(s) * 1000, isError(s), s.attributes);
+}
+
+function viewOf(t: StoredSpan): SpanView {
   const a: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s.attributes)) if (!k.startsWith('http.request.header.') && !k.startsWith('http.response.header.')) a[k] = v;
+  for (const [k, v] of Object.entries(t.attributes)) if (!k.startsWith('http.request.header.') && !k.startsWith('http.response.header.')) a[k] = v;
   return {
-    traceId: c.traceId, spanId: c.spanId, parentSpanId: s.parentSpanContext?.spanId, name: s.name,
-    kind: s.kind === SpanKind.SERVER ? 'server' : s.kind === SpanKind.CLIENT ? 'client' : 'internal',
-    service: serviceOf(s), pid: typeof s.attributes['process.pid'] === 'number' ? s.attributes['process.pid'] as number : undefined,
-    startMs: Number(ns(s.startTime) / 1000n) / 1000, durationMs: seconds(s) * 1000, error: isError(s),
-    correlation: s.attributes['telegen.correlation'] as string | undefined, attributes: a,
+    traceId: t.traceId, spanId: t.spanId, parentSpanId: t.parentSpanId, name: t.name, kind: t.kind,
+    service: t.service, pid: typeof t.attributes['process.pid'] === 'number' ? t.attributes['process.pid'] as number : undefined,
+    startMs: t.startMs, durationMs: t.durationMs, error: t.error,
+    correlation: t.attributes['telegen.correlation'] as string | undefined, attributes: a,
   };
 }
+
+export function spanView(s: ReadableSpan): SpanView { return viewOf(stored(s)); }
 
 export class Analytics implements ExemplarSource {
   /** RED series per service (bounded per service and per instrument, forgotten when idle or exited). */
@@ -107,13 +134,13 @@ export class Analytics implements ExemplarSource {
   private readonly edgeOf = new Map<string, Map<string, Edge>>();
   private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
   /** Latest traces' spans; views are built when the API asks, not for every span. */
-  private readonly traces = new Map<string, ReadableSpan[]>();
+  private readonly traces = new Map<string, StoredSpan[]>();
   private oldest?: Iterator<string>;
   /** How many edges hold a trace among their last EDGE_PINNED: those traces outlive the LRU
    *  above, so `?edge=` still answers on a busy node where maxTraces turn over in seconds. */
   private readonly pins = new Map<string, number>();
   /** Pinned traces the LRU let go of; dropped when their last pin goes. Bounded by edges × EDGE_PINNED. */
-  private readonly pinnedTraces = new Map<string, ReadableSpan[]>();
+  private readonly pinnedTraces = new Map<string, StoredSpan[]>();
   private readonly cfg: AnalyticsConfig;
   get overflowPoints(): number { return this.red.overflowed; }
 
@@ -242,11 +269,11 @@ export class Analytics implements ExemplarSource {
   private storeTrace(s: ReadableSpan): void {
     const id = s.spanContext().traceId;
     const kept = this.pinnedTraces.get(id);
-    if (kept) { if (kept.length < 200) kept.push(s); return; }
+    if (kept) { if (kept.length < 200) kept.push(stored(s)); return; }
     let list = this.traces.get(id);
     if (list) this.traces.delete(id); // re-insert: Map order is recency
     else list = [];
-    if (list.length < 200) list.push(s);
+    if (list.length < 200) list.push(stored(s));
     this.traces.set(id, list);
     while (this.traces.size > this.cfg.maxTraces) {
       // One iterator kept across calls instead of one per span: every entry before its position
@@ -267,7 +294,7 @@ export class Analytics implements ExemplarSource {
     this.pinnedTraces.delete(traceId);
   }
 
-  private spansOf(traceId: string): ReadableSpan[] | undefined { return this.traces.get(traceId) ?? this.pinnedTraces.get(traceId); }
+  private spansOf(traceId: string): StoredSpan[] | undefined { return this.traces.get(traceId) ?? this.pinnedTraces.get(traceId); }
 
   /** GET /api/traces: ?limit=N latest, ?edge=client->server the traces that crossed that edge. */
   tracesQuery(q: URLSearchParams): { traces: Array<{ traceId: string; spans: SpanView[] }> } {
@@ -276,7 +303,7 @@ export class Analytics implements ExemplarSource {
     const edge = q.get('edge');
     if (edge) ids = [...(this.edges.series.get(edge)?.traceIds ?? [])].reverse().filter((t) => this.spansOf(t) !== undefined);
     else ids = [...this.traces.keys()].reverse();
-    return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: this.spansOf(traceId)!.map(spanView).sort((a, b) => a.startMs - b.startMs) })) };
+    return { traces: ids.slice(0, limit).map((traceId) => ({ traceId, spans: this.spansOf(traceId)!.map(viewOf).sort((a, b) => a.startMs - b.startMs) })) };
   }
 
   topology(): Record<string, unknown> {

@@ -44,7 +44,11 @@ interface Node {
   /** Until emitted: the lookup lists keep a node for seconds after, and holding the span (its
    *  attributes, times, resource refs) that long made every held span survive the young GC. */
   span: ReadableSpan | undefined;
+  /** Connection facts: may be shared by every span of the connection (read, never written). */
   conn: SpanConn;
+  /** The exchange's own: conn.tid when added, and the goroutine link of a CLIENT span. */
+  tid: number | undefined;
+  goParent: GoParent | undefined;
   kind: SpanKind;
   /** TimeBase.rel of the span's start and end. */
   start: number;
@@ -134,7 +138,7 @@ export class Correlator {
 
   add(span: ReadableSpan, conn: SpanConn): void {
     const n: Node = {
-      span, conn, kind: span.kind, start: this.time.rel(span.startTime), end: this.time.rel(span.endTime), deadline: 0,
+      span, conn, tid: conn.tid, goParent: conn.goParent, kind: span.kind, start: this.time.rel(span.startTime), end: this.time.rel(span.endTime), deadline: 0,
       parentDecided: false, mode: 'root',
     };
     const t = this.now();
@@ -152,7 +156,7 @@ export class Correlator {
         } else this.decide(n, undefined, undefined, 'root');
       }
     } else if (n.kind === SpanKind.CLIENT) {
-      if (this.goParent && conn.connId !== undefined) conn.goParent ??= this.goParent(conn.connId, ns(span.startTime));
+      if (this.goParent && conn.connId !== undefined) n.goParent ??= this.goParent(conn.connId, ns(span.startTime));
       if (conn.tuple) {
         // A server span of the same connection may already be waiting for us. Decided ones leave
         // the list as we pass: on a keep-alive connection it would otherwise hold every exchange
@@ -225,7 +229,7 @@ export class Correlator {
     if (!list) return undefined;
     const t = this.time.relFromNs(ts);
     const cands = list.filter((s) => s.start <= t && t <= s.end);
-    const same = tid === undefined ? [] : cands.filter((s) => s.conn.tid === tid);
+    const same = tid === undefined ? [] : cands.filter((s) => s.tid === tid);
     const pick = same.length === 1 ? same[0] : cands.length === 1 ? cands[0] : undefined;
     if (!pick) return undefined;
     return pick.ctx ? { traceId: pick.ctx.traceId, spanId: pick.ctx.spanId } : 'pending';
@@ -249,7 +253,7 @@ export class Correlator {
   private decideByTime(n: Node): void {
     if (n.kind !== SpanKind.CLIENT) { this.decide(n, undefined, undefined, 'root'); return; }
     const list = this.servers.get(n.conn.pid!);
-    const gp = n.conn.goParent;
+    const gp = n.goParent;
     // No server span in that process (a client-only process, most client spans at 1k req/s):
     // root, without the candidate arrays below.
     if (!list || !list.length) { this.decide(n, undefined, undefined, 'root'); return; }
@@ -260,20 +264,20 @@ export class Correlator {
     const byGoroutine = gp && list.find((s) => s.conn.connId === gp.connId && s.start <= at && at <= s.end);
     if (byGoroutine && !this.isAncestor(n, byGoroutine)) { this.decide(n, byGoroutine, undefined, 'goroutine'); return; }
     // Counted first: arrays only when several candidates need the innermost one.
-    const tid = n.conn.tid;
+    const tid = n.tid;
     let nCands = 0, nSame = 0, cand: Node | undefined, sameOne: Node | undefined;
     for (let i = 0; i < list.length; i++) {
       const s = list[i];
       if (s === n.linkedServer || s.start > n.start || n.end > s.end || this.isAncestor(n, s)) continue;
       nCands++; cand ??= s;
-      if (tid !== undefined && s.conn.tid === tid) { nSame++; sameOne ??= s; }
+      if (tid !== undefined && s.tid === tid) { nSame++; sameOne ??= s; }
     }
     if (nSame === 1) this.decide(n, sameOne, undefined, 'thread');
     else if (nSame === 0 && nCands === 1) this.decide(n, cand, undefined, 'time');
     else if (nCands === 0) this.decide(n, undefined, undefined, 'root');
     else {
       const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
-      const same = tid === undefined ? [] : cands.filter((s) => s.conn.tid === tid);
+      const same = tid === undefined ? [] : cands.filter((s) => s.tid === tid);
       const inner = innermost(same.length ? same : cands);
       if (inner) this.decide(n, inner, undefined, same.length ? 'thread' : 'time');
       else this.decide(n, undefined, undefined, 'ambiguous');

@@ -35,23 +35,28 @@ export function isLocalAddress(addr: string): boolean {
   return localCache.set.has(a);
 }
 
-/** Per connection: its 4-tuple key and whether the peer is local, built once, not per span. */
-const tuples = new WeakMap<ConnMeta, { role: string; tuple: string; peerLocal?: boolean }>();
+/** Per connection: its facts, built once, not per span. */
+const facts = new WeakMap<ConnMeta, SpanConn & { role: string }>();
+const NO_FACTS: SpanConn = Object.freeze({});
 
+/** The connection's facts for Correlator.add, one object per connection: tid is per exchange
+ *  (the kernel source updates it on every syscall), so it is set on each call, and the
+ *  correlator copies it into its node when it adds the span. */
 export function connFacts(meta: ConnMeta | undefined): SpanConn {
-  if (!meta || meta.observer === 'capture') return {};
-  let t = tuples.get(meta);
-  if (!t || t.role !== meta.role) {
+  if (!meta || meta.observer === 'capture') return NO_FACTS;
+  let t = facts.get(meta);
+  if (!t || t.role !== meta.role || t.pid !== meta.pid || t.connId !== meta.connId) {
     const e = ends(meta);
     t = {
-      role: meta.role,
+      role: meta.role, pid: meta.pid, tid: meta.tid,
       tuple: `${unmapV4(e.clientAddr)}|${e.clientPort}|${unmapV4(e.serverAddr)}|${e.serverPort}`,
       peerLocal: meta.role === 'server' ? isLocalAddress(e.clientAddr) : undefined,
+      connId: meta.connId,
     };
-    tuples.set(meta, t);
+    facts.set(meta, t);
   }
-  // tid is per exchange (the kernel source updates it on every syscall), so never cached.
-  return { pid: meta.pid, tid: meta.tid, tuple: t.tuple, peerLocal: t.peerLocal, connId: meta.connId };
+  t.tid = meta.tid;
+  return t;
 }
 
 export function correlateStage(cfg: Partial<CorrelateConfig>, out: (s: ReadableSpan) => void, now?: () => number): CorrelateStage {

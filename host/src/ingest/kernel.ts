@@ -240,7 +240,8 @@ export class KernelIngest {
     k.conn.meta.tid = dv.getUint32(off + INFO_DATA + tg_conn_info.tid, true);
     const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
     const d = egress ? 0 : 1;
-    const pos = Number(dv.getBigUint64(off + tg_data_event.pos, true));
+    // Two words, not a BigInt per event: the same double (exact below 2^53, rounded once above).
+    const pos = dv.getUint32(off + tg_data_event.pos, true) + dv.getUint32(off + tg_data_event.pos + 4, true) * 2 ** 32;
     const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
     const orig = dv.getUint32(off + tg_data_event.orig_len, true);
     const ts = dv.getBigUint64(off + tg_data_event.ts_ns, true);
