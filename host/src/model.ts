@@ -17,6 +17,10 @@ export interface ConnMeta {
   connId?: bigint;
   /** Replay: the capture has no "local" side; client/server are the two ends. */
   observer?: 'capture';
+  /** What the span builder and the correlator derive once per connection (pipeline/spans.ts,
+   *  correlate/index.ts): fields, where WeakMaps cost an entry and GC ephemeron work per connection. */
+  spanCache?: unknown;
+  correlateCache?: unknown;
 }
 
 /** Client and server ends of a connection, whatever side observed it. */

@@ -35,8 +35,7 @@ export function isLocalAddress(addr: string): boolean {
   return localCache.set.has(a);
 }
 
-/** Per connection: its facts, built once, not per span. */
-const facts = new WeakMap<ConnMeta, SpanConn & { role: string }>();
+/** Connections without facts (capture replay). */
 const NO_FACTS: SpanConn = Object.freeze({});
 
 /** The connection's facts for Correlator.add, one object per connection: tid is per exchange
@@ -44,7 +43,7 @@ const NO_FACTS: SpanConn = Object.freeze({});
  *  correlator copies it into its node when it adds the span. */
 export function connFacts(meta: ConnMeta | undefined): SpanConn {
   if (!meta || meta.observer === 'capture') return NO_FACTS;
-  let t = facts.get(meta);
+  let t = meta.correlateCache as (SpanConn & { role: string }) | undefined;
   if (!t || t.role !== meta.role || t.pid !== meta.pid || t.connId !== meta.connId) {
     const e = ends(meta);
     t = {
@@ -53,7 +52,7 @@ export function connFacts(meta: ConnMeta | undefined): SpanConn {
       peerLocal: meta.role === 'server' ? isLocalAddress(e.clientAddr) : undefined,
       connId: meta.connId,
     };
-    facts.set(meta, t);
+    meta.correlateCache = t;
   }
   t.tid = meta.tid;
   return t;

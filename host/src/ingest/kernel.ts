@@ -95,6 +95,8 @@ export class KernelIngest {
       comm: commString(ring, info + tg_conn_info.comm),
       cgroupId: dv.getBigUint64(info + tg_conn_info.cgroup_id, true),
       connId: dv.getBigUint64(info + tg_conn_info.conn_id, true),
+      spanCache: undefined,
+      correlateCache: undefined,
     };
   }
 

@@ -229,9 +229,8 @@ interface ConnAttrs {
   serverAddr: string; serverPort: number; clientAddr: string; clientPort: number;
   peerAddr: string; peerPort: number; type: 'ipv4' | 'ipv6';
 }
-const connAttrs = new WeakMap<ConnMeta, ConnAttrs>();
 function connAttrsOf(conn: ConnMeta): ConnAttrs {
-  let c = connAttrs.get(conn);
+  let c = conn.spanCache as ConnAttrs | undefined;
   if (c && c.role === conn.role && c.localAddr === conn.localAddr && c.remoteAddr === conn.remoteAddr) return c;
   const e = ends(conn);
   const capture = conn.observer === 'capture';
@@ -241,7 +240,7 @@ function connAttrsOf(conn: ConnMeta): ConnAttrs {
     peerAddr: unmapV4(capture ? e.clientAddr : conn.remoteAddr), peerPort: capture ? e.clientPort : conn.remotePort,
     type: isIPv6(conn.remoteAddr) ? 'ipv6' : 'ipv4',
   };
-  connAttrs.set(conn, c);
+  conn.spanCache = c;
   return c;
 }
 
