@@ -6,9 +6,12 @@ import * as path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { BatchQueue, createFileLogExporter, createFileMetricExporter, createFileTraceExporter, createTraceExporter, estimateSpanBytes, resolveExportConfig } from '../../host/src/export';
 import { decodeOtlpRequest, flattenLogs, flattenMetrics, flattenSpans } from '../helpers/otlp-receiver';
-import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
+import { expectedFlatSpan, hex, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { jsonPieces } from '../../host/src/export/file-exporter';
+import { SpanKind, SpanStatusCode, type TraceState } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 
 const dirs: string[] = [];
 function tmpdir(): string {
@@ -74,6 +77,77 @@ test('traces.jsonl lines are byte for byte what the official OTLP/JSON serialize
   await exp.shutdown();
   const want = Buffer.concat(batches.flatMap((b) => [Buffer.from(JsonTraceSerializer.serializeRequest(b)!), Buffer.from('\n')]));
   assert.ok(fs.readFileSync(path.join(dir, 'traces.jsonl')).equals(want));
+});
+
+/** Spans touching every part of the OTLP/JSON mapping: attribute values of every type (nested
+ *  arrays and maps, bytes, doubles, negative and huge ints, NaN), events, links with trace state,
+ *  remote parents, status variants, two resources (one with a schema URL) and scopes, strings
+ *  with quotes, backslashes, control characters, non-ASCII, surrogate pairs and lone surrogates. */
+function richSpans(): ReadableSpan[] {
+  const odd = 'q"b\\s/\b\f\n\r\t\u0000\u0001\u001f\u007f caf\u00e9 \u4e2d \u{1F600} lone\ud800 \udc00end';
+  const attrs = {
+    s: odd, i: 42, neg: -7, big: 2 ** 60, d: 0.25, nan: NaN, t: true, f: false,
+    arr: ['a', 1, 1.5, false, odd], nested: { k: 'v', deep: { n: [1, [2]] } }, bytes: new Uint8Array([0, 1, 254, 255]), empty: [], nul: null,
+  } as unknown as Record<string, string>;
+  const ts = { serialize: () => 'vendor=a,other=b' } as unknown as TraceState;
+  const other = { ...resourceFromAttributes({ 'service.name': 'sv\u00e9c', 'x': odd }), attributes: { 'service.name': 'sv\u00e9c', 'x': odd }, schemaUrl: 'https://opentelemetry.io/schemas/1.26.0' } as unknown as ReadableSpan['resource'];
+  const base = makeSpan(10, { attrs });
+  const linked: ReadableSpan = {
+    ...base,
+    name: odd,
+    kind: SpanKind.CLIENT,
+    spanContext: () => ({ traceId: hex(0xfeed, 16), spanId: hex(0xbeef, 8), traceFlags: 0, traceState: ts }),
+    parentSpanContext: { traceId: hex(0xfeed, 16), spanId: hex(0xcafe, 8), traceFlags: 1, isRemote: true },
+    events: [
+      { name: odd, time: [1_700_000_000, 5], attributes: attrs, droppedAttributesCount: 2 },
+      { name: 'bare', time: [0, 999] },
+    ],
+    links: [
+      { context: { traceId: hex(1, 16), spanId: hex(2, 8), traceFlags: 1, isRemote: true, traceState: ts }, attributes: attrs, droppedAttributesCount: 1 },
+      { context: { traceId: hex(3, 16), spanId: hex(4, 8), traceFlags: 0 } },
+    ],
+    status: { code: SpanStatusCode.OK, message: odd },
+    droppedAttributesCount: 3,
+    droppedEventsCount: 4,
+    droppedLinksCount: 5,
+    resource: other,
+    instrumentationScope: { name: 'other-scope', schemaUrl: 'https://example.com/s' },
+  };
+  const internal: ReadableSpan = { ...makeSpan(11), kind: SpanKind.INTERNAL, status: { code: SpanStatusCode.ERROR }, instrumentationScope: { name: 'telegen', version: '' } };
+  return [base, linked, makeSpan(12, { status: 500 }), internal, { ...linked, name: 'second of other' }];
+}
+
+/** OTLP/JSON → the protobuf message by the official definitions (the JSON mapping with OTLP's
+ *  hex trace and span ids), decoded back to a plain object for comparison. */
+function viaOfficialJsonMapping(line: string): Record<string, unknown> {
+  const idKeys = new Set(['traceId', 'spanId', 'parentSpanId']);
+  const req = JSON.parse(line, function (k, v) {
+    if (idKeys.has(k) && typeof v === 'string') return Buffer.from(v, 'hex');
+    if (k === 'bytesValue') return Buffer.from(v as string, 'base64');
+    if ((k === 'doubleValue' && v === null)) return NaN;
+    return v as unknown;
+  });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const root = require('@opentelemetry/otlp-transformer/build/src/generated/root') as { opentelemetry: { proto: { collector: { trace: { v1: { ExportTraceServiceRequest: { fromObject(o: object): object; encode(m: object): { finish(): Uint8Array } } } } } } } };
+  const T = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+  return decodeOtlpRequest('traces', T.encode(T.fromObject(req)).finish(), { defaults: true });
+}
+
+test('traces.jsonl from the spans themselves: the official serializer bytes, and the official protobuf definitions read the same request', async () => {
+  const dir = tmpdir();
+  const exp = createFileTraceExporter(dir, { maxBytes: 1 << 30, keep: 0 });
+  const batches = [richSpans(), [makeSpan(20)], richSpans().reverse()];
+  for (const b of batches) assert.deepEqual(await exp.export(b), { code: 'success' });
+  await exp.shutdown();
+  const lines = readLines(path.join(dir, 'traces.jsonl'));
+  assert.equal(lines.length, batches.length);
+  for (let i = 0; i < batches.length; i++) {
+    assert.equal(lines[i], Buffer.from(JsonTraceSerializer.serializeRequest(batches[i])!).toString('utf8'), `line ${i}: the official JSON serializer's text`);
+    // Field by field: the file line through the official JSON mapping against the official
+    // protobuf encoder's request for the same spans (zero values filled in on both sides).
+    const want = decodeOtlpRequest('traces', ProtobufTraceSerializer.serializeRequest(batches[i])!, { defaults: true });
+    assert.deepEqual(viaOfficialJsonMapping(lines[i]), want, `line ${i}: same request as the protobuf encoder`);
+  }
 });
 
 test('jsonPieces joined is JSON.stringify at every depth (omitted values, nulls, empty containers, toJSON)', () => {

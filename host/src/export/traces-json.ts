@@ -1,0 +1,344 @@
+// ExportTraceServiceRequest as OTLP/JSON, written straight from the SDK's ReadableSpans into one
+// reused buffer: no request objects (otlp-transformer builds one per span, event, link, attribute
+// and value) and no JSON.stringify per span. The bytes are what otlp-transformer's
+// JsonTraceSerializer writes (same keys in the same order, same escapes, same numbers):
+// test/export/file-exporter.test.ts compares them byte for byte and decodes them with the
+// official protobuf definitions.
+import type { HrTime, Link } from '@opentelemetry/api';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import { groupByResourceScope, type SdkScope } from './common-proto';
+
+const HEX = '0123456789abcdef';
+
+/** A growing byte buffer that JSON text is written into; reused across requests by its owner. */
+export class JsonWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafeSlow(initialBytes);
+  }
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = Math.max(this.buf.length * 2, 4096);
+    while (size < this.pos + n) size *= 2;
+    const b = Buffer.allocUnsafeSlow(size);
+    this.buf.copy(b, 0, 0, this.pos);
+    this.buf = b;
+  }
+
+  byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = c;
+  }
+
+  /** Text known to be printable ASCII with nothing to escape (keys, punctuation). */
+  ascii(s: string): void {
+    const n = s.length;
+    this.ensure(n);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  /** A JSON string as JSON.stringify writes it (short escapes, \u00XX for other controls,
+   *  lone surrogates as \uXXXX), UTF-8 encoded. */
+  str(s: string): void {
+    const n = s.length;
+    // Worst case per UTF-16 unit: \u00XX (6 bytes); a surrogate pair is 4 bytes for 2 units.
+    this.ensure(n * 6 + 2);
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = 0x22;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x20 && c < 0x80) {
+        if (c === 0x22 || c === 0x5c) b[p++] = 0x5c;
+        b[p++] = c;
+      } else if (c < 0x20) {
+        p = escape(b, p, c);
+      } else if (c < 0x800) {
+        b[p++] = 0xc0 | (c >> 6);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else if (c < 0xd800 || c > 0xdfff) {
+        b[p++] = 0xe0 | (c >> 12);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else {
+        const d = i + 1 < n ? s.charCodeAt(i + 1) : 0;
+        if (c < 0xdc00 && d >= 0xdc00 && d <= 0xdfff) {
+          const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          b[p++] = 0xf0 | (cp >> 18);
+          b[p++] = 0x80 | ((cp >> 12) & 0x3f);
+          b[p++] = 0x80 | ((cp >> 6) & 0x3f);
+          b[p++] = 0x80 | (cp & 0x3f);
+          i++;
+        } else {
+          p = uEscape(b, p, c);
+        }
+      }
+    }
+    b[p++] = 0x22;
+    this.pos = p;
+  }
+
+  /** A number as JSON.stringify writes it (non-finite as null). */
+  num(v: number): void {
+    if (Number.isSafeInteger(v) && v >= 0) this.uint(v);
+    else this.ascii(Number.isFinite(v) ? String(v) : 'null');
+  }
+
+  /** Decimal digits of a non-negative safe integer, without a string. */
+  uint(v: number): void {
+    let digits = 1;
+    for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+    this.ensure(digits);
+    const b = this.buf;
+    let p = this.pos + digits;
+    this.pos = p;
+    do {
+      const q = Math.floor(v / 10);
+      b[--p] = 0x30 + (v - q * 10);
+      v = q;
+    } while (v > 0);
+  }
+
+  /** An HrTime as a quoted decimal nanosecond count (OTLP/JSON's int64 form), as
+   *  otlp-transformer's BigInt arithmetic writes it. */
+  time(t: HrTime): void {
+    const s = Math.trunc(t[0]);
+    const ns = Math.trunc(t[1]);
+    if (s > 0 && ns >= 0 && ns < 1e9 && Number.isSafeInteger(s)) {
+      this.byte(0x22);
+      this.uint(s);
+      this.ensure(10);
+      const b = this.buf;
+      let p = this.pos + 9;
+      this.pos = p;
+      let v = ns;
+      for (let k = 0; k < 9; k++) {
+        const q = Math.floor(v / 10);
+        b[--p] = 0x30 + (v - q * 10);
+        v = q;
+      }
+      b[this.pos++] = 0x22;
+    } else {
+      this.ascii(`"${BigInt(s) * 1_000_000_000n + BigInt(ns)}"`);
+    }
+  }
+}
+
+const SHORT_ESCAPES: Record<number, number> = { 0x08: 0x62, 0x09: 0x74, 0x0a: 0x6e, 0x0c: 0x66, 0x0d: 0x72 };
+
+function escape(b: Buffer, p: number, c: number): number {
+  const e = SHORT_ESCAPES[c];
+  if (e === undefined) return uEscape(b, p, c);
+  b[p++] = 0x5c;
+  b[p++] = e;
+  return p;
+}
+
+function uEscape(b: Buffer, p: number, c: number): number {
+  b[p++] = 0x5c;
+  b[p++] = 0x75;
+  b[p++] = HEX.charCodeAt(c >> 12);
+  b[p++] = HEX.charCodeAt((c >> 8) & 15);
+  b[p++] = HEX.charCodeAt((c >> 4) & 15);
+  b[p++] = HEX.charCodeAt(c & 15);
+  return p;
+}
+
+// ---- OTLP common messages, as otlp-transformer's toAnyValue / toAttributes build them ----------
+
+function anyValue(w: JsonWriter, v: unknown): void {
+  switch (typeof v) {
+    case 'string':
+      w.ascii('{"stringValue":');
+      w.str(v);
+      w.byte(0x7d);
+      return;
+    case 'number':
+      w.ascii(Number.isInteger(v) ? '{"intValue":' : '{"doubleValue":');
+      w.num(v);
+      w.byte(0x7d);
+      return;
+    case 'boolean':
+      w.ascii(v ? '{"boolValue":true}' : '{"boolValue":false}');
+      return;
+  }
+  if (v instanceof Uint8Array) {
+    w.ascii('{"bytesValue":"');
+    w.ascii(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64'));
+    w.ascii('"}');
+  } else if (Array.isArray(v)) {
+    w.ascii('{"arrayValue":{"values":[');
+    for (let i = 0; i < v.length; i++) {
+      if (i) w.byte(0x2c);
+      anyValue(w, v[i]);
+    }
+    w.ascii(']}}');
+  } else if (v !== null && typeof v === 'object') {
+    w.ascii('{"kvlistValue":{"values":');
+    attributes(w, v as Record<string, unknown>);
+    w.ascii('}}');
+  } else {
+    w.ascii('{}');
+  }
+}
+
+/** `[{"key":…,"value":…},…]` in Object.keys order. */
+function attributes(w: JsonWriter, attrs: Readonly<Record<string, unknown>> | undefined): void {
+  w.byte(0x5b);
+  if (attrs) {
+    let first = true;
+    for (const key of Object.keys(attrs)) {
+      w.ascii(first ? '{"key":' : ',{"key":');
+      first = false;
+      w.str(key);
+      w.ascii(',"value":');
+      anyValue(w, attrs[key]);
+      w.byte(0x7d);
+    }
+  }
+  w.byte(0x5d);
+}
+
+/** `,"<key>":<number>` unless the value is undefined (JSON.stringify leaves it out). */
+function optNum(w: JsonWriter, key: string, v: number | undefined): void {
+  if (v === undefined) return;
+  w.ascii(key);
+  w.num(v);
+}
+function optStr(w: JsonWriter, key: string, v: string | undefined): void {
+  if (v === undefined) return;
+  w.ascii(key);
+  w.str(v);
+}
+
+// ---- spans ------------------------------------------------------------------------------------
+
+const HAS_IS_REMOTE = 0x100;
+const IS_REMOTE = 0x200;
+const spanFlags = (traceFlags: number, isRemote: boolean | undefined): number => (traceFlags & 0xff) | HAS_IS_REMOTE | (isRemote ? IS_REMOTE : 0);
+const spanScopeKey = (s: SdkScope): string => `${s.name}@${s.version || ''}:${s.schemaUrl || ''}`;
+
+function event(w: JsonWriter, e: TimedEvent): void {
+  w.ascii('{"attributes":');
+  attributes(w, e.attributes);
+  w.ascii(',"name":');
+  w.str(e.name);
+  w.ascii(',"timeUnixNano":');
+  w.time(e.time);
+  w.ascii(',"droppedAttributesCount":');
+  w.num(e.droppedAttributesCount || 0);
+  w.byte(0x7d);
+}
+
+function link(w: JsonWriter, l: Link): void {
+  w.ascii('{"attributes":');
+  attributes(w, l.attributes);
+  w.ascii(',"spanId":');
+  w.str(l.context.spanId);
+  w.ascii(',"traceId":');
+  w.str(l.context.traceId);
+  optStr(w, ',"traceState":', l.context.traceState?.serialize());
+  w.ascii(',"droppedAttributesCount":');
+  w.num(l.droppedAttributesCount || 0);
+  w.ascii(',"flags":');
+  w.num(spanFlags(l.context.traceFlags, l.context.isRemote));
+  w.byte(0x7d);
+}
+
+function span(w: JsonWriter, s: ReadableSpan): void {
+  const ctx = s.spanContext();
+  const parent = s.parentSpanContext;
+  w.ascii('{"traceId":');
+  w.str(ctx.traceId);
+  w.ascii(',"spanId":');
+  w.str(ctx.spanId);
+  if (parent?.spanId) optStr(w, ',"parentSpanId":', parent.spanId);
+  optStr(w, ',"traceState":', ctx.traceState?.serialize());
+  w.ascii(',"name":');
+  w.str(s.name);
+  // The API's SpanKind has no UNSPECIFIED: OTLP's enum is the API's plus one.
+  w.ascii(',"kind":');
+  w.num(s.kind == null ? 0 : s.kind + 1);
+  w.ascii(',"startTimeUnixNano":');
+  w.time(s.startTime);
+  w.ascii(',"endTimeUnixNano":');
+  w.time(s.endTime);
+  w.ascii(',"attributes":');
+  attributes(w, s.attributes);
+  optNum(w, ',"droppedAttributesCount":', s.droppedAttributesCount);
+  w.ascii(',"events":[');
+  for (let i = 0; i < s.events.length; i++) {
+    if (i) w.byte(0x2c);
+    event(w, s.events[i]);
+  }
+  w.byte(0x5d);
+  optNum(w, ',"droppedEventsCount":', s.droppedEventsCount);
+  w.ascii(',"status":{');
+  // {"code":…,"message":…} with either left out when undefined, as JSON.stringify does.
+  if (s.status.code !== undefined) {
+    w.ascii('"code":');
+    w.num(s.status.code);
+    optStr(w, ',"message":', s.status.message);
+  } else if (s.status.message !== undefined) {
+    w.ascii('"message":');
+    w.str(s.status.message);
+  }
+  w.ascii('},"links":[');
+  for (let i = 0; i < s.links.length; i++) {
+    if (i) w.byte(0x2c);
+    link(w, s.links[i]);
+  }
+  w.byte(0x5d);
+  optNum(w, ',"droppedLinksCount":', s.droppedLinksCount);
+  w.ascii(',"flags":');
+  w.num(spanFlags(ctx.traceFlags, parent?.isRemote));
+  w.byte(0x7d);
+}
+
+/** One ExportTraceServiceRequest holding the batch, appended to `w` (no newline). */
+export function writeTracesRequestJson(w: JsonWriter, batch: ReadableSpan[]): void {
+  w.ascii('{"resourceSpans":[');
+  if (batch.length) {
+    let firstResource = true;
+    for (const g of groupByResourceScope(batch, spanScopeKey)) {
+      w.ascii(firstResource ? '{"resource":{"attributes":' : ',{"resource":{"attributes":');
+      firstResource = false;
+      attributes(w, g.resource.attributes);
+      w.ascii(',"droppedAttributesCount":0');
+      const schemaUrl = g.resource.schemaUrl || undefined;
+      optStr(w, ',"schemaUrl":', schemaUrl);
+      w.ascii('},"scopeSpans":[');
+      for (let i = 0; i < g.scopes.length; i++) {
+        const sg = g.scopes[i];
+        w.ascii(i ? ',{"scope":{' : '{"scope":{');
+        // {name, version}: either left out when undefined.
+        if (sg.scope.name !== undefined) {
+          w.ascii('"name":');
+          w.str(sg.scope.name);
+          optStr(w, ',"version":', sg.scope.version);
+        } else if (sg.scope.version !== undefined) {
+          w.ascii('"version":');
+          w.str(sg.scope.version);
+        }
+        w.ascii('},"spans":[');
+        for (let k = 0; k < sg.items.length; k++) {
+          if (k) w.byte(0x2c);
+          span(w, sg.items[k]);
+        }
+        w.byte(0x5d);
+        optStr(w, ',"schemaUrl":', sg.scope.schemaUrl);
+        w.byte(0x7d);
+      }
+      w.byte(0x5d);
+      optStr(w, ',"schemaUrl":', schemaUrl);
+      w.byte(0x7d);
+    }
+  }
+  w.ascii(']}');
+}
