@@ -77,12 +77,28 @@ function isError(s: ReadableSpan): boolean { return s.status.code === SpanStatus
 
 /** A peer no traced process answered for: what the service graph calls a virtual node. */
 export function virtualPeer(s: ReadableSpan): { node: NodeInfo; connectionType: string } {
-  const a = s.attributes;
-  const hp = `${a['server.address'] ?? '?'}:${a['server.port'] ?? '?'}`;
-  if (a['db.system.name']) return { node: { id: `${a['db.system.name']} ${hp}`, type: 'database' }, connectionType: 'database' };
-  if (a['messaging.system']) return { node: { id: `${a['messaging.system']} ${hp}`, type: 'broker' }, connectionType: 'messaging_system' };
-  if (a['dns.question.name'] !== undefined) return { node: { id: `dns ${a['server.address'] ?? '?'}`, type: 'dns' }, connectionType: 'virtual_node' };
+  return peerOf(new PendingClient(s, 0));
+}
+
+function peerOf(c: PendingClient): { node: NodeInfo; connectionType: string } {
+  const hp = `${c.address ?? '?'}:${c.port ?? '?'}`;
+  if (c.db) return { node: { id: `${c.db} ${hp}`, type: 'database' }, connectionType: 'database' };
+  if (c.messaging) return { node: { id: `${c.messaging} ${hp}`, type: 'broker' }, connectionType: 'messaging_system' };
+  if (c.dns) return { node: { id: `dns ${c.address ?? '?'}`, type: 'dns' }, connectionType: 'virtual_node' };
   return { node: { id: hp, type: 'external' }, connectionType: 'virtual_node' };
+}
+
+/** A CLIENT span waiting (up to edgeWaitMs) for the SERVER span a traced peer links to it: what
+ *  its edge needs, not the span, which was held 2 s for every call to an untraced peer. */
+class PendingClient {
+  readonly service: string; readonly traceId: string; readonly error: boolean; readonly sec: number;
+  readonly address: unknown; readonly port: unknown; readonly db: unknown; readonly messaging: unknown; readonly dns: boolean;
+  constructor(s: ReadableSpan, readonly at: number) {
+    const a = s.attributes;
+    this.service = serviceOf(s); this.traceId = s.spanContext().traceId; this.error = isError(s); this.sec = seconds(s);
+    this.address = a['server.address']; this.port = a['server.port']; this.db = a['db.system.name'];
+    this.messaging = a['messaging.system']; this.dns = a['dns.question.name'] !== undefined;
+  }
 }
 
 /**
@@ -132,7 +148,7 @@ export class Analytics implements ExemplarSource {
   private readonly edges: SeriesLimit<Edge, { client: string; server: string; connectionType: string; nodes: readonly NodeInfo[] }>;
   /** client → server → its edge series (not the overflow one). */
   private readonly edgeOf = new Map<string, Map<string, Edge>>();
-  private readonly pendingClients = new Map<string, { span: ReadableSpan; at: number }>();
+  private readonly pendingClients = new Map<string, PendingClient>();
   /** Latest traces' spans; views are built when the API asks, not for every span. */
   private readonly traces = new Map<string, StoredSpan[]>();
   private oldest?: Iterator<string>;
@@ -190,19 +206,19 @@ export class Analytics implements ExemplarSource {
     const service = serviceOf(s);
     if (s.kind === SpanKind.CLIENT) {
       this.serviceNode(service);
-      this.pendingClients.set(s.spanContext().spanId, { span: s, at: this.now() });
+      this.pendingClients.set(s.spanContext().spanId, new PendingClient(s, this.now()));
     } else if (s.kind === SpanKind.SERVER) {
       this.serviceNode(service);
       const parentId = s.parentSpanContext?.spanId;
       const c = parentId ? this.pendingClients.get(parentId) : undefined;
       if (c) {
         this.pendingClients.delete(parentId!);
-        this.edge(serviceOf(c.span), service, '', s, c.span, s);
+        this.edge(c.service, service, '', s.spanContext().traceId, c, s);
       } else if (!s.parentSpanContext) {
-        this.edge('user', service, 'virtual_node', s, undefined, s, USER_NODES);
+        this.edge('user', service, 'virtual_node', s.spanContext().traceId, undefined, s, USER_NODES);
       } else {
         const peer = String(s.attributes['client.address'] ?? 'unknown');
-        this.edge(peer, service, 'virtual_node', s, undefined, s, [{ id: peer, type: 'external' }]);
+        this.edge(peer, service, 'virtual_node', s.spanContext().traceId, undefined, s, [{ id: peer, type: 'external' }]);
       }
     }
   }
@@ -219,15 +235,15 @@ export class Analytics implements ExemplarSource {
     for (const [id, c] of this.pendingClients) {
       if (t - c.at < this.cfg.edgeWaitMs) continue;
       this.pendingClients.delete(id);
-      const v = virtualPeer(c.span);
-      this.edge(serviceOf(c.span), v.node.id, v.connectionType, c.span, c.span, undefined, [v.node]);
+      const v = peerOf(c);
+      this.edge(c.service, v.node.id, v.connectionType, c.traceId, c, undefined, [v.node]);
     }
   }
 
   flush(): void { this.edgeWaitFlush(); }
   private edgeWaitFlush(): void { const w = this.cfg.edgeWaitMs; this.cfg.edgeWaitMs = -1; this.tick(); this.cfg.edgeWaitMs = w; }
 
-  private edge(client: string, server: string, connectionType: string, any: ReadableSpan, cs: ReadableSpan | undefined, ss: ReadableSpan | undefined, nodes: readonly NodeInfo[] = NO_NODES): void {
+  private edge(client: string, server: string, connectionType: string, tid: string, cs: PendingClient | undefined, ss: ReadableSpan | undefined, nodes: readonly NodeInfo[] = NO_NODES): void {
     // Known edges (nearly every span) are found without the key string and the series' arguments
     // (edges are never forgotten; overflowed ones are not kept here, so each still counts).
     let byServer = this.edgeOf.get(client);
@@ -239,14 +255,13 @@ export class Analytics implements ExemplarSource {
         byServer.set(server, e);
       }
     }
-    const failed = (cs !== undefined && isError(cs)) || (ss !== undefined && isError(ss));
+    const failed = (cs !== undefined && cs.error) || (ss !== undefined && isError(ss));
     e.total++;
     if (failed) e.failed++;
-    const lat = cs ? seconds(cs) : seconds(ss!);
-    if (cs) e.clientSumS += seconds(cs);
+    const lat = cs ? cs.sec : seconds(ss!);
+    if (cs) e.clientSumS += cs.sec;
     if (ss) { e.serverSumS += seconds(ss); e.serverCount++; }
     slotAdd(e.slots, this.now(), failed, lat);
-    const tid = any.spanContext().traceId;
     if (e.traceIds[e.traceIds.length - 1] !== tid) {
       e.traceIds.push(tid);
       this.pin(tid, 1);
@@ -254,7 +269,7 @@ export class Analytics implements ExemplarSource {
       if (e.traceIds.length > 100) e.traceIds.shift();
     }
     if (ss) { const v = seconds(ss); histAdd(e.server_s, bucketOf(DURATION_BUCKETS_S, v), v); }
-    if (cs) { const v = seconds(cs); histAdd(e.client_s, bucketOf(DURATION_BUCKETS_S, v), v); }
+    if (cs) { const v = cs.sec; histAdd(e.client_s, bucketOf(DURATION_BUCKETS_S, v), v); }
   }
 
   private redObserve(s: ReadableSpan): void {
