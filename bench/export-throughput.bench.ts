@@ -425,5 +425,87 @@ async function main(): Promise<void> {
   });
 }
 
+/**
+ * BENCH_CASES=file: the default file exporter (traces.jsonl) alone, spans written straight from
+ * the span objects (traces-json.ts) against the previous encoder of the same tree (otlp-transformer's
+ * request objects, JSON.stringify per span: serializeTracesJson), alternating in every round, 512-span
+ * batches into a temp file. CPU per span: export() through the write, with the full-collection
+ * accounting of pump(). Bytes allocated per span: the heap growth across serializing 8 batches (no
+ * collection in between; a round that saw one is not counted), the line bytes then in the write buffer.
+ */
+async function fileMain(): Promise<void> {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const fs = require('fs') as typeof import('fs');
+  const v8 = require('v8') as typeof import('v8');
+  const { PerformanceObserver } = require('perf_hooks') as typeof import('perf_hooks');
+  const fe = require('../host/src/export/file-exporter') as typeof import('../host/src/export/file-exporter');
+  const { JsonWriter } = require('../host/src/export/traces-json') as typeof import('../host/src/export/traces-json');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const rounds = Number(process.env.BENCH_ROUNDS || 7);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-file-bench-'));
+  const load0 = os.loadavg();
+  const BATCH = 512, BATCHES = 40;
+  const spans = Array.from({ length: BATCH * BATCHES }, (_, i) => makeSpan(i % 1000, { attrs: { 'url.full': `http://127.0.0.1:8080/items/${i}?q=caf\u00e9` } }));
+  const batches = Array.from({ length: BATCHES }, (_, i) => spans.slice(i * BATCH, (i + 1) * BATCH));
+  const rot = { maxBytes: 256 << 20, keep: 0 };
+  const sides = {
+    direct: () => fe.createFileTraceExporter(path.join(dir, 'direct'), rot),
+    previous: () => new fe.FileExporter({ signal: 'traces', dir: path.join(dir, 'previous'), ...rot, serialize: fe.serializeTracesJson }),
+  };
+  let gcs = 0;
+  const obs = new PerformanceObserver((l) => { gcs += l.getEntries().length; });
+  obs.observe({ entryTypes: ['gc'] });
+  const w = new JsonWriter();
+  const alloc = {
+    direct: () => { for (const b of batches.slice(0, 8)) { w.pos = 0; fe.writeTracesJsonLines(w, b); } },
+    previous: () => { for (const b of batches.slice(0, 8)) fe.serializeTracesJson(b); },
+  };
+  const cpu: Record<string, number[]> = { direct: [], previous: [] };
+  const bytes: Record<string, number[]> = { direct: [], previous: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const side of (r % 2 ? ['previous', 'direct'] : ['direct', 'previous']) as Array<keyof typeof sides>) {
+      const exp = sides[side]();
+      gc?.();
+      const c0 = process.cpuUsage();
+      for (const b of batches) await exp.export(b);
+      const c = process.cpuUsage(c0);
+      if (gc) {
+        const a = process.cpuUsage(); gc(); const b = process.cpuUsage(); gc(); const d = process.cpuUsage();
+        const us = (x: NodeJS.CpuUsage, y: NodeJS.CpuUsage) => y.user + y.system - x.user - x.system;
+        c.user += Math.max(0, us(a, b) - us(b, d));
+      }
+      await exp.shutdown();
+      fs.rmSync(path.join(dir, side), { recursive: true, force: true });
+      cpu[side].push((c.user + c.system) / spans.length);
+      alloc[side]();
+      gc?.();
+      await sleep(10);
+      const g0 = gcs;
+      const h0 = v8.getHeapStatistics().used_heap_size;
+      alloc[side]();
+      const h1 = v8.getHeapStatistics().used_heap_size;
+      await sleep(10);
+      if (gcs === g0) bytes[side].push((h1 - h0) / (8 * BATCH));
+    }
+  }
+  obs.disconnect();
+  fs.rmSync(dir, { recursive: true, force: true });
+  const load1 = os.loadavg();
+  const ratios = cpu.direct.map((d, i) => cpu.previous[i] / d);
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  writeResult('export-file-traces', {
+    what: 'traces.jsonl file exporter: spans written from the span objects (direct) vs the previous encoder of the same tree (otlp-transformer request objects + JSON.stringify per span), alternating per round',
+    workload: `HTTP server span, 7 attributes (url.full non-ASCII) + 1 event; ${BATCHES} batches of ${BATCH} per pass into a temp file`,
+    gc_accounting: 'full collection before each pass (not timed) and after it (timed, minus one with nothing left)',
+    loadavg_start_end: [load0.map(round1), load1.map(round1)],
+    cpu_us_per_span_direct: spread(cpu.direct),
+    cpu_us_per_span_previous: spread(cpu.previous),
+    cpu_ratio_previous_over_direct_same_round: spread(ratios),
+    bytes_allocated_per_span_direct: spread(bytes.direct),
+    bytes_allocated_per_span_previous: spread(bytes.previous),
+    per_round: { cpu_us_direct: cpu.direct.map(r2), cpu_us_previous: cpu.previous.map(r2), bytes_direct: bytes.direct.map(Math.round), bytes_previous: bytes.previous.map(Math.round) },
+  });
+}
+
 if (process.argv[2] === '--receiver') receiverMain(process.argv[3] as 'grpc' | 'http' | 'cheap', Number(process.argv[4] || 0)).catch((e) => { console.error(e); process.exit(1); });
-else main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+else (process.env.BENCH_CASES === 'file' ? fileMain() : main()).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
