@@ -218,6 +218,31 @@ function optStr(w: JsonWriter, key: string, v: string | undefined): void {
   w.str(v);
 }
 
+/** `{"<k1>":v1,"<k2>":v2}`, either left out when undefined, as JSON.stringify does. */
+function pair(w: JsonWriter, k1: string, v1: string | number | undefined, k2: string, v2: string | number | undefined): void {
+  w.byte(0x7b);
+  if (v1 !== undefined) {
+    w.ascii(k1);
+    value(w, v1);
+    if (v2 !== undefined) w.byte(0x2c);
+  }
+  if (v2 !== undefined) {
+    w.ascii(k2);
+    value(w, v2);
+  }
+  w.byte(0x7d);
+}
+/** `[…]` of `items`, each written by `item`. */
+function list<T>(w: JsonWriter, items: readonly T[], item: (w: JsonWriter, x: T) => void): void {
+  w.byte(0x5b);
+  for (let i = 0; i < items.length; i++) {
+    if (i) w.byte(0x2c);
+    item(w, items[i]);
+  }
+  w.byte(0x5d);
+}
+const value = (w: JsonWriter, v: string | number): void => (typeof v === 'string' ? w.str(v) : w.num(v));
+
 // ---- spans ------------------------------------------------------------------------------------
 
 const HAS_IS_REMOTE = 0x100;
@@ -273,29 +298,13 @@ function span(w: JsonWriter, s: ReadableSpan): void {
   w.ascii(',"attributes":');
   attributes(w, s.attributes);
   optNum(w, ',"droppedAttributesCount":', s.droppedAttributesCount);
-  w.ascii(',"events":[');
-  for (let i = 0; i < s.events.length; i++) {
-    if (i) w.byte(0x2c);
-    event(w, s.events[i]);
-  }
-  w.byte(0x5d);
+  w.ascii(',"events":');
+  list(w, s.events, event);
   optNum(w, ',"droppedEventsCount":', s.droppedEventsCount);
-  w.ascii(',"status":{');
-  // {"code":…,"message":…} with either left out when undefined, as JSON.stringify does.
-  if (s.status.code !== undefined) {
-    w.ascii('"code":');
-    w.num(s.status.code);
-    optStr(w, ',"message":', s.status.message);
-  } else if (s.status.message !== undefined) {
-    w.ascii('"message":');
-    w.str(s.status.message);
-  }
-  w.ascii('},"links":[');
-  for (let i = 0; i < s.links.length; i++) {
-    if (i) w.byte(0x2c);
-    link(w, s.links[i]);
-  }
-  w.byte(0x5d);
+  w.ascii(',"status":');
+  pair(w, '"code":', s.status.code, '"message":', s.status.message);
+  w.ascii(',"links":');
+  list(w, s.links, link);
   optNum(w, ',"droppedLinksCount":', s.droppedLinksCount);
   w.ascii(',"flags":');
   w.num(spanFlags(ctx.traceFlags, parent?.isRemote));
@@ -317,22 +326,10 @@ export function writeTracesRequestJson(w: JsonWriter, batch: ReadableSpan[]): vo
       w.ascii('},"scopeSpans":[');
       for (let i = 0; i < g.scopes.length; i++) {
         const sg = g.scopes[i];
-        w.ascii(i ? ',{"scope":{' : '{"scope":{');
-        // {name, version}: either left out when undefined.
-        if (sg.scope.name !== undefined) {
-          w.ascii('"name":');
-          w.str(sg.scope.name);
-          optStr(w, ',"version":', sg.scope.version);
-        } else if (sg.scope.version !== undefined) {
-          w.ascii('"version":');
-          w.str(sg.scope.version);
-        }
-        w.ascii('},"spans":[');
-        for (let k = 0; k < sg.items.length; k++) {
-          if (k) w.byte(0x2c);
-          span(w, sg.items[k]);
-        }
-        w.byte(0x5d);
+        w.ascii(i ? ',{"scope":' : '{"scope":');
+        pair(w, '"name":', sg.scope.name, '"version":', sg.scope.version);
+        w.ascii(',"spans":');
+        list(w, sg.items, span);
         optStr(w, ',"schemaUrl":', sg.scope.schemaUrl);
         w.byte(0x7d);
       }
