@@ -50,3 +50,40 @@ test('a TLS server binary first run after the agent started is hooked by the res
     fs.rmSync(pki.dir, { recursive: true, force: true });
   }
 });
+
+// With exec events (the Go tracer's bpf/go_exec.bpf.c reports every executable not looked at
+// yet) a new process's maps are read when it execs: no full /proc scan runs in this test after
+// the start (the tick and the safety net are set past its end), so the hook can only come from
+// the event. Timing is reported, not asserted (a loaded machine delays it).
+test('a TLS server binary first run after the agent started is hooked from its exec event, without a full rescan', { timeout: 150_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const pki = makePki();
+  const node = path.join(pki.dir, 'node-exec');
+  fs.copyFileSync(process.execPath, node);
+  fs.chmodSync(node, 0o755);
+  fs.writeFileSync(path.join(pki.dir, 'server.js'), SERVER_JS);
+  const cfg = path.join(pki.dir, 'agent.yaml');
+  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  tls: { rescan_ms: 600000, safety_rescan_ms: 3600000 }\n');
+  const agent = await startAgent({ config: cfg });
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  try {
+    await waitFor(() => agent.logs.join('').includes('exec-time attach on'), 30_000)
+      .catch(() => { throw new Error(`no exec events: ${agent.logs.join('').slice(-3000)}`); });
+    const started = Date.now();
+    server = await startServer(node, [path.join(pki.dir, 'server.js'), pki.key, pki.cert]);
+    await waitFor(() => agent.logs.join('').split('\n').some((l) => l.includes('OpenSSL hooked') && l.includes('node-exec')), 30_000)
+      .catch(() => { throw new Error(`node-exec not hooked: ${agent.logs.join('').slice(-3000)}`); });
+    t.diagnostic(`hooked ${Date.now() - started} ms after the server was started (its listen included)`);
+    const base = `https://localhost:${server.port}`;
+    assert.equal(curl(['--cacert', pki.ca, `${base}/exec/one`]), 'late /exec/one');
+    const mine = () => agent.spans().filter((s) => s.kind === SERVER && s.attributes['process.pid'] === server!.proc.pid);
+    await waitFor(() => mine().length >= 1, 20_000).catch(() => undefined);
+    assert.equal(await agent.stop(), 0);
+    assert.deepEqual(mine().map((s) => `${s.attributes['http.request.method']} ${s.attributes['url.path']} ${s.attributes['http.response.status_code']}`),
+      ['GET /exec/one 200']);
+  } finally {
+    await server?.stop();
+    if (agent.proc.exitCode === null) await agent.stop();
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});

@@ -28,6 +28,19 @@ export function kernelFileKey(key: string): Buffer | undefined {
 
 export interface GoExecWatch { stop(): void; }
 
+/** Who else wants the exec events (the TLS tracer: a new executable may map libssl). `exec` gets
+ *  the pid of an executable the kernel saw for the first time; `missed` says the ring dropped
+ *  events, so only a full /proc scan is sure to find everything. */
+export interface ExecListener { exec(pid: number): void; missed(): void; }
+const listeners = new Set<ExecListener>();
+let watching = 0;
+
+/** Subscribes (before or after the Go tracer starts: events flow while it runs). */
+export function onGoExec(l: ExecListener): void { listeners.add(l); }
+/** Whether exec events are being delivered (else a listener must scan /proc itself). */
+export function goExecActive(): boolean { return watching > 0; }
+export function offGoExec(l: ExecListener): void { listeners.delete(l); }
+
 /** null when exec events cannot be had here (the /proc scan then does it all). */
 export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatch | null {
   const cfg = ctx.cfg.tracers.go;
@@ -70,6 +83,8 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
     for (const p of watched) if (!pids.has(p)) { obj.delete('go_exec_watch', pidKey(p)); watched.delete(p); }
   };
 
+  let ringFull = 0;
+  let lastFullCheck = 0;
   const drain = () => {
     const held: number[] = [];
     let rescan = false;
@@ -79,14 +94,26 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
         const kind = r[tg_go_exec_event.kind];
         const pid = r.readUInt32LE(tg_go_exec_event.pid);
         if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) watched.delete(pid);
+        else for (const l of listeners) l.exec(pid);
         if (r[tg_go_exec_event.held]) held.push(pid);
         rescan = true;
       }
       if (recs.length < 1024) break;
     }
+    const now = Date.now();
+    if (now - lastFullCheck >= 1000) {
+      // Drops are rare and cost a full scan of every listener: one counter read a second.
+      lastFullCheck = now;
+      const full = obj.perCpuU64('go_exec_stats')[tg_go_exec_stat.TG_GO_EXEC_STAT_RING_FULL] ?? 0;
+      if (full !== ringFull) {
+        ringFull = full;
+        rescan = true;
+        for (const l of listeners) l.missed();
+      }
+    }
     if (!rescan) {
       // Files and pids the periodic scan found are handed to the kernel too.
-      if (Date.now() - lastSync >= 1000) sync();
+      if (now - lastSync >= 1000) sync();
       return;
     }
     try {
@@ -104,6 +131,8 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
     }
   };
   sync();
+  ringFull = obj.perCpuU64('go_exec_stats')[tg_go_exec_stat.TG_GO_EXEC_STAT_RING_FULL] ?? 0;
+  watching++;
   const timer = setInterval(drain, cfg.exec_poll_ms);
   timer.unref();
   ctx.metrics.addCollector((m) => obj.collect(m, 'go_exec', { map: 'go_exec_stats', names: STAT_NAMES }));
@@ -112,6 +141,7 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
     stop(): void {
       clearInterval(timer);
       drain();
+      watching--;
       obj.close();
     },
   };

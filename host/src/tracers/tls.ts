@@ -4,8 +4,9 @@
 // kernel.ts routes the plaintext as the connection's stream and drops its ciphertext).
 //
 // A uprobe hooks a file (inode), not a process: once libssl.so.3 or the node binary is hooked,
-// every process running it — started before or after — is covered. The periodic /proc scan only
-// finds binaries not seen yet (another libssl copy, a container's, a static binary).
+// every process running it — started before or after — is covered. New binaries (another libssl
+// copy, a container's, a static binary) are found from the Go tracer's exec events (only the new
+// process's maps are read: followExecs); a full /proc scan is the slow safety net.
 import * as fs from 'fs';
 import * as path from 'path';
 import { TracerContext, TracerFactory, RunningTracer } from '../agent';
@@ -13,6 +14,7 @@ import { log } from '../log';
 import { loadNative, nativeAddonPath } from '../native';
 import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
 import { MapDesc, statNames, trackTracerObject } from './map-fill';
+import { ExecListener, goExecActive, offGoExec, onGoExec } from './go-exec';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -154,6 +156,8 @@ export class TlsAttacher {
   /** dev:inode → handles (empty: looked at, exports no OpenSSL). */
   readonly hooked = new Map<string, { path: string; handles: number[] }>();
   scans = 0;
+  /** Processes looked at (a full scan looks at all of them). */
+  pidScans = 0;
 
   /** Hooks every SSL_* and nghttp2 function `file` exports (only the SSL_* functions named in
    *  `only`, when given: a request names what it wants); returns how many were hooked. */
@@ -343,18 +347,22 @@ export class TlsAttacher {
     } catch {
       return;
     }
-    for (const pid of pids) {
-      const root = `/proc/${pid}/root`;
-      try {
-        const exe = fs.readlinkSync(`/proc/${pid}/exe`);
-        if (!exe.endsWith(' (deleted)')) {
-          const key = fileKey(`/proc/${pid}/exe`);
-          if (key && !this.hooked.has(key)) this.attachFile(fs.existsSync(exe) && fileKey(exe) === key ? exe : `/proc/${pid}/exe`, key);
-        }
-        for (const lib of libsslPaths(fs.readFileSync(`/proc/${pid}/maps`, 'latin1'))) this.consider(lib, root);
-      } catch {
-        /* kernel threads have no exe; processes exit while we look */
+    for (const pid of pids) this.scanPid(pid);
+  }
+
+  /** One process's executable and libssl copies. */
+  scanPid(pid: string | number): void {
+    this.pidScans++;
+    const root = `/proc/${pid}/root`;
+    try {
+      const exe = fs.readlinkSync(`/proc/${pid}/exe`);
+      if (!exe.endsWith(' (deleted)')) {
+        const key = fileKey(`/proc/${pid}/exe`);
+        if (key && !this.hooked.has(key)) this.attachFile(fs.existsSync(exe) && fileKey(exe) === key ? exe : `/proc/${pid}/exe`, key);
       }
+      for (const lib of libsslPaths(fs.readFileSync(`/proc/${pid}/maps`, 'latin1'))) this.consider(lib, root);
+    } catch {
+      /* kernel threads have no exe; processes exit while we look */
     }
   }
 
@@ -377,6 +385,62 @@ export interface RequestedTlsTracer extends RunningTracer {
   attach(file: string, key: string, symbols: ReadonlySet<string>): { attached: number; already: boolean };
 }
 
+/** After an exec, when to look at the process again: libssl is often dlopen'ed after exec
+ *  (Python's ssl module, curl's backends, node addons), at start-up or at the first request. */
+const FOLLOW_UP_MS = [200, 1000, 5000];
+
+/** New processes found from the Go tracer's exec events (bpf/go_exec.bpf.c: every executable
+ *  not looked at yet) instead of reading every process's maps each `rescan_ms`: only the new
+ *  pid's maps are read, at exec and FOLLOW_UP_MS later. A full scan stays as a safety net every
+ *  `safetyMs` (a known executable that dlopens a libssl copy not hooked yet raises no event) and
+ *  at once when the exec ring dropped events. Without exec events (Go tracer off, or its
+ *  object refused) every tick is a full scan, as before. */
+function followExecs(attacher: TlsAttacher, tickMs: number, safetyMs: number): { stop(): void } {
+  let lastFull = Date.now();
+  let missed = false;
+  const timers = new Set<NodeJS.Timeout>();
+  const look = (pid: number) => {
+    try {
+      attacher.scanPid(pid);
+    } catch (e) {
+      tlog.error({ err: (e as Error).message, pid }, 'scan failed');
+    }
+  };
+  const listener: ExecListener = {
+    exec(pid) {
+      look(pid);
+      for (const ms of FOLLOW_UP_MS) {
+        const t = setTimeout(() => { timers.delete(t); look(pid); }, ms);
+        t.unref();
+        timers.add(t);
+      }
+    },
+    missed() { missed = true; },
+  };
+  const tick = () => {
+    const now = Date.now();
+    // The Go tracer starts after this one and may stop: asked on every tick.
+    if (goExecActive() && !missed && now - lastFull < safetyMs) return;
+    missed = false;
+    lastFull = now;
+    try {
+      attacher.scan();
+    } catch (e) {
+      tlog.error({ err: (e as Error).message }, 'scan failed');
+    }
+  };
+  onGoExec(listener);
+  const timer = setInterval(tick, tickMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      offGoExec(listener);
+      for (const t of timers) clearTimeout(t);
+    },
+  };
+}
+
 export const tlsTracer: TracerFactory = (ctx: TracerContext): RunningTracer | null => openTlsTracer(ctx, true);
 
 export function openTlsTracer(ctx: TracerContext, rescan: false): RequestedTlsTracer | null;
@@ -395,14 +459,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const attacher = new TlsAttacher(t, (f) => Native.nghttp2Layout(f), (f, fn) => Native.symbolOffset(f, fn));
   attacher.scanSystem();
   attacher.scan();
-  const timer = rescan ? setInterval(() => {
-    try {
-      attacher.scan();
-    } catch (e) {
-      tlog.error({ err: (e as Error).message }, 'scan failed');
-    }
-  }, cfg.rescan_ms) : undefined;
-  timer?.unref();
+  const events = rescan ? followExecs(attacher, cfg.rescan_ms, cfg.safety_rescan_ms) : undefined;
   // Callbacks found in sessions are hooked quickly: the next header of that session needs it.
   const cbTimer = setInterval(() => attacher.hookCallbacks(), 250);
   cbTimer.unref();
@@ -423,7 +480,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
       return { attached: attacher.attachFile(file, key, symbols), already: false };
     },
     stop(): void {
-      clearInterval(timer);
+      events?.stop();
       clearInterval(cbTimer);
       untrack();
       t.close();
