@@ -301,6 +301,7 @@ export class Discovery {
       if (c < 48 || c > 57) continue;
       const pid = Number(n);
       live.add(pid);
+      if (this.noExe.has(pid)) continue;
       const known = this.procs.get(pid);
       const link = exeLink(`${this.cfg.proc_root}/${pid}/exe`);
       if (known) {
@@ -310,11 +311,13 @@ export class Discovery {
         if (link.exe === undefined || link.exe === known.executablePath) continue;
         this.forget(pid);
       }
-      // Kernel threads have no executable: not worth a row.
-      if (link.exe === undefined && !link.denied) continue;
+      // Kernel threads have no executable: not worth a row. Nor a failed readlink (an exception)
+      // every scan: a pid without one (kernel thread, zombie) never gets one back.
+      if (link.exe === undefined && !link.denied) { if (!known) this.noExe.add(pid); continue; }
       this.process(pid);
     }
     for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.forget(pid);
+    for (const pid of this.noExe) if (!live.has(pid)) this.noExe.delete(pid);
     this.lastScanMs = Date.now() - t0;
   }
 
@@ -332,6 +335,8 @@ export class Discovery {
     this.socketScanDueAt = Date.now() + Math.min(20_000, ((c.user + c.system) / 1000) * 50);
   }
   private socketScanDueAt = 0;
+  /** Pids whose exe link is gone for good (kernel threads, zombies): skipped until they vanish. */
+  private readonly noExe = new Set<number>();
 
   /** Listening sockets → owning process → recognised service; new decoder ports become hints. */
   scanSockets(): void {
