@@ -18,15 +18,21 @@ const srv = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs
 srv.listen(0, '127.0.0.1', () => console.log('listening ' + srv.address().port));
 `;
 
-test('a TLS server binary first run after the agent started is hooked by the rescan', { timeout: 150_000 }, async (t) => {
-  if (!requireBpf(t)) return;
+/** A copy of node (a new inode: no file the agent has hooked or looked at) and the agent's config. */
+function lateServerFixture(name: string, tls: string) {
   const pki = makePki();
-  const node = path.join(pki.dir, 'node-copy');
+  const node = path.join(pki.dir, name);
   fs.copyFileSync(process.execPath, node);
   fs.chmodSync(node, 0o755);
   fs.writeFileSync(path.join(pki.dir, 'server.js'), SERVER_JS);
   const cfg = path.join(pki.dir, 'agent.yaml');
-  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  tls: { rescan_ms: 500 }\n');
+  fs.writeFileSync(cfg, `tracers:\n  profile: { enabled: false }\n  tls: ${tls}\n`);
+  return { pki, node, cfg };
+}
+
+test('a TLS server binary first run after the agent started is hooked by the rescan', { timeout: 150_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { pki, node, cfg } = lateServerFixture('node-copy', '{ rescan_ms: 500 }');
   const agent = await startAgent({ config: cfg });
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
@@ -57,13 +63,7 @@ test('a TLS server binary first run after the agent started is hooked by the res
 // the event. Timing is reported, not asserted (a loaded machine delays it).
 test('a TLS server binary first run after the agent started is hooked from its exec event, without a full rescan', { timeout: 150_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const pki = makePki();
-  const node = path.join(pki.dir, 'node-exec');
-  fs.copyFileSync(process.execPath, node);
-  fs.chmodSync(node, 0o755);
-  fs.writeFileSync(path.join(pki.dir, 'server.js'), SERVER_JS);
-  const cfg = path.join(pki.dir, 'agent.yaml');
-  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n  tls: { rescan_ms: 600000, safety_rescan_ms: 3600000 }\n');
+  const { pki, node, cfg } = lateServerFixture('node-exec', '{ rescan_ms: 600000, safety_rescan_ms: 3600000 }');
   const agent = await startAgent({ config: cfg });
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
