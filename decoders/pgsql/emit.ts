@@ -14,7 +14,7 @@ import {
   A_TELEGEN_DB_EVENT_NAME, A_TELEGEN_DB_PORTAL_SUSPENDED, A_TELEGEN_PROTOCOL_NEXT,
 } from "../abi/attributes";
 import { begin, finish, addBytes, addString, addInt, addBool, orFlags } from "../abi/emit";
-import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount } from "./types";
+import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount, zeroBytes } from "./types";
 import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
 
 // "postgresql", the value of two attributes of every record: static UTF-8, copied as it is.
@@ -51,6 +51,13 @@ function addErrorFields(op: Op): void {
 
 function addOperationFromTagAt(p: usize, len: i32): void {
   let n = 0;
+  // A word at a time (see cstrLen in stitch.ts): the first ' ' or ';'.
+  while (n + 8 <= len) {
+    const w = load<u64>(p + <usize>n);
+    const z = zeroBytes(w ^ 0x2020202020202020) | zeroBytes(w ^ 0x3b3b3b3b3b3b3b3b);
+    if (z != 0) { n += <i32>(ctz(z) >> 3); break; }
+    n += 8;
+  }
   while (n < len) {
     const c = load<u8>(p + <usize>n);
     if (c == 32 || c == 59) break;

@@ -13,7 +13,7 @@
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
 import {
   Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount,
+  OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
 } from "./types";
 import { emitQuery, emitOrphanTag, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
@@ -78,8 +78,16 @@ export const streams = new Map<u32, Stream>();
 @inline function be32(p: usize): u32 { return bswap<u32>(load<u32>(p)); }
 
 /** Length of the NUL-terminated string at p (or up to end when the NUL is missing). */
+// A word at a time: each loop iteration pays a fuel check (host/src/decoders/meter.ts), and a
+// CommandComplete tag is ~10 bytes. The lowest flagged byte of zeroBytes is always a real zero
+// (a borrow only flags bytes above one); loads stay inside [p, end).
 function cstrLen(p: usize, end: usize): i32 {
   let q = p;
+  while (q + 8 <= end) {
+    const z = zeroBytes(load<u64>(q));
+    if (z != 0) return <i32>(q - p) + <i32>(ctz(z) >> 3);
+    q += 8;
+  }
   while (q < end && load<u8>(q) != 0) q++;
   return <i32>(q - p);
 }

@@ -191,6 +191,12 @@ export class Named {
 }
 
 /** The row count a command tag reports ("INSERT 0 5", "SELECT 5": its last number), or -1. */
+/** The high bit of every zero byte of w, and possibly of bytes above the first zero (a borrow):
+ *  the lowest flagged byte is the first zero. */
+@inline export function zeroBytes(w: u64): u64 {
+  return (w - 0x0101010101010101) & ~w & 0x8080808080808080;
+}
+
 export function tagRowCount(p: usize, l: i32): i64 {
   let i = l;
   while (i > 0 && load<u8>(p + <usize>(i - 1)) >= 0x30 && load<u8>(p + <usize>(i - 1)) <= 0x39) i--;

@@ -116,14 +116,35 @@ function fuelCheck(g: number): number[] {
   return [0x23, ...gi, 0x45, 0x04, 0x40, 0x00, 0x0b, 0x23, ...gi, 0x41, 0x01, 0x6b, 0x24, ...gi];
 }
 
-function meterBody(body: Uint8Array, g: number): Uint8Array {
+/** Whether a body contains a call of any kind (the opcodes skipInstr accepts: call,
+ *  call_indirect, return_call, return_call_indirect). */
+function makesCalls(body: Uint8Array, start: number): boolean {
+  const r = new Reader(body, start);
+  let calls = false;
+  while (r.p < body.length) {
+    const op = r.byte();
+    if (op >= 0x10 && op <= 0x13) calls = true;
+    skipInstr(r, op, () => undefined);
+  }
+  return calls;
+}
+
+/**
+ * Every loop iteration pays a check; a function entry only when the function makes calls or the
+ * host can call it. A leaf (no call of any kind) runs its body at most once per entry outside its
+ * (checked) loops, and only a function that makes calls can enter it: the work between two checks
+ * stays bounded by two bodies, and recursion or an endless chain of calls still passes a check
+ * per call. Leaves are the small helpers called per field and per message (measured on the
+ * PostgreSQL decoder: a quarter of its entry checks).
+ */
+function meterBody(body: Uint8Array, g: number, exported: boolean): Uint8Array {
   const r = new Reader(body);
   const nLocalDecls = r.u32();
   for (let i = 0; i < nLocalDecls; i++) { r.u32(); r.byte(); }
   const out = new Bytes();
   const check = fuelCheck(g);
   out.append(body.subarray(0, r.p));
-  out.append(check);
+  if (exported || makesCalls(body, r.p)) out.append(check);
   let last = r.p;
   while (r.p < body.length) {
     const op = r.byte();
@@ -168,7 +189,7 @@ export function meterModule(bytes: Uint8Array, initialFuel = 0): Uint8Array {
   return rewriteModule(bytes, {
     globals: [[0x7f, 0x01, 0x41, ...sleb(initialFuel), 0x0b]],
     exports: [{ name: FUEL_EXPORT, global: 0 }],
-    body: (body, g) => meterBody(body, g),
+    body: (body, g, exported) => meterBody(body, g, exported),
     exportEntry: (g) => [0x41, ...sleb(initialFuel), 0x24, ...leb(g)],
   });
 }
@@ -183,8 +204,9 @@ export interface BodyRewrite {
   globals: number[][];
   /** Exports of the new globals; `global` indexes `globals`. */
   exports: Array<{ name: string; global: number }>;
-  /** Rewrites one body; `firstGlobal` is the index of globals[0]. */
-  body(body: Uint8Array, firstGlobal: number): Uint8Array;
+  /** Rewrites one body; `firstGlobal` is the index of globals[0]; `exported`: the host can call
+   *  this function (it is exported). */
+  body(body: Uint8Array, firstGlobal: number, exported: boolean): Uint8Array;
   /** Code run on every call from outside: exported functions are re-exported through wrappers
    *  that run it, then call the original with the same arguments. */
   exportEntry?(firstGlobal: number): number[];
@@ -253,20 +275,19 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
   // Index of the new global: after imported and defined globals.
   const g = fspace.importedGlobals + fspace.definedGlobals;
   // Wrappers for exported functions, appended after every defined function (no index moves).
-  const wrapped: number[] = [];
-  if (rw.exportEntry) {
-    for (const s of sections.filter((x) => x.id === 7)) {
-      const sr = new Reader(bytes.subarray(0, s.end), s.start);
-      const n = sr.u32();
-      for (let i = 0; i < n; i++) {
-        sr.skip(sr.u32());
-        const kind = sr.byte();
-        const idx = sr.u32();
-        // A re-exported import runs no module code: it needs no budget.
-        if (kind === 0 && idx >= fspace.importedFuncs && !wrapped.includes(idx)) wrapped.push(idx);
-      }
+  const exported: number[] = [];
+  for (const s of sections.filter((x) => x.id === 7)) {
+    const sr = new Reader(bytes.subarray(0, s.end), s.start);
+    const n = sr.u32();
+    for (let i = 0; i < n; i++) {
+      sr.skip(sr.u32());
+      const kind = sr.byte();
+      const idx = sr.u32();
+      // A re-exported import runs no module code: it needs no budget.
+      if (kind === 0 && idx >= fspace.importedFuncs && !exported.includes(idx)) exported.push(idx);
     }
   }
+  const wrapped = rw.exportEntry ? exported : [];
   const wrapperIndex = (func: number) => fspace.importedFuncs + fspace.funcTypes.length + wrapped.indexOf(func);
   const newGlobals = new Bytes();
   for (const e of rw.globals) newGlobals.append(e);
@@ -333,7 +354,7 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
         const size = sr.u32();
         const body = payload.subarray(sr.p, sr.p + size);
         sr.skip(size);
-        const rewritten = rw.body(body, g);
+        const rewritten = rw.body(body, g, exported.includes(fspace.importedFuncs + i));
         bodies.append(leb(rewritten.length));
         bodies.append(rewritten);
       }
