@@ -150,6 +150,30 @@ test('traces.jsonl from the spans themselves: the official serializer bytes, and
   }
 });
 
+test('traces.jsonl: attribute values repeated, changed and alternating from span to span (the writer keeps a repeated value\'s bytes) are still the official serializer bytes', async () => {
+  const dir = tmpdir();
+  const exp = createFileTraceExporter(dir, { maxBytes: 1 << 30, keep: 0 });
+  const longKey = `x.${'k'.repeat(300)}`;
+  const shared = ['a', 'b'];
+  const values: Array<Record<string, unknown>> = [
+    { 'http.request.method': 'GET', 'server.port': 8080, ok: true, arr: shared, [longKey]: 'v', z: 0, nested: { 'http.request.method': 'GET' } },
+    { 'http.request.method': 'GET', 'server.port': 8080, ok: true, arr: shared, [longKey]: 'v', z: -0, nested: { 'http.request.method': 'GET' } },
+    { 'http.request.method': 'GET', 'server.port': 8080, ok: true, arr: shared, [longKey]: 'v', z: 0, nested: { 'http.request.method': 'POST' } },
+    // The same keys in another order (the first one written without a comma), changed values and types.
+    { 'server.port': 8080, 'http.request.method': 'POST', ok: false, z: '0', arr: ['a', 'b'] },
+    { 'server.port': '8080', 'http.request.method': 'POST', ok: false, z: 0.5, arr: shared },
+    { 'http.request.method': 'GET', 'server.port': 8080, ok: true, z: NaN, 'caf\u00e9 "q"': 'caf\u00e9 \u{1F600}' },
+    { 'caf\u00e9 "q"': 'caf\u00e9 \u{1F600}', 'http.request.method': 'GET', 'server.port': 8080, ok: true, z: NaN },
+    { 'caf\u00e9 "q"': 'caf\u00e9 \u{1F600}', 'http.request.method': 'G\nET', 'server.port': 2 ** 60, ok: true, z: -1 },
+  ];
+  const batches = [values.map((a, i) => makeSpan(30 + i, { attrs: a as Record<string, string> })), values.map((a, i) => makeSpan(40 + i, { attrs: a as Record<string, string> })).reverse()];
+  for (const b of batches) assert.deepEqual(await exp.export(b), { code: 'success' });
+  await exp.shutdown();
+  const lines = readLines(path.join(dir, 'traces.jsonl'));
+  assert.equal(lines.length, batches.length);
+  for (let i = 0; i < batches.length; i++) assert.equal(lines[i], Buffer.from(JsonTraceSerializer.serializeRequest(batches[i])!).toString('utf8'), `line ${i}`);
+});
+
 test('jsonPieces joined is JSON.stringify at every depth (omitted values, nulls, empty containers, toJSON)', () => {
   const v = { a: [1, undefined, () => 0, null, { b: 'x"\n', c: undefined }], e: {}, f: [], g: new Date(0), h: { i: [[{ j: 'é' }]] }, k: NaN };
   for (let d = 0; d <= 6; d++) assert.equal(jsonPieces(v, d, []).join(''), JSON.stringify(v), `depth ${d}`);

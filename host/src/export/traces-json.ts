@@ -188,6 +188,51 @@ function anyValue(w: JsonWriter, v: unknown): void {
   }
 }
 
+/** One attribute key's encoded entry, `,{"key":"<key>","value":` and, once a value came twice in
+ *  a row, that value and the closing `}` after it: most attributes of an agent's spans repeat
+ *  from span to span (protocol, method, addresses, ports, status, process), and copying their
+ *  bytes is a fraction of escaping and UTF-8-encoding key and value again per span. */
+interface KeyEntry {
+  /** Bytes [0, head) the key part, then the cached value part. */
+  bytes: Uint8Array;
+  head: number;
+  /** The key's last value (string, number or boolean), cached or not. */
+  last: unknown;
+  /** Views of the key part and of key and value, and the same without the leading comma:
+   *  copied by TypedArray set (a memmove) instead of a byte loop. */
+  key: Uint8Array;
+  keyFirst: Uint8Array;
+  full: Uint8Array | undefined;
+  fullFirst: Uint8Array | undefined;
+}
+const ENTRY_BYTES = 256;
+/** Keys are attribute names (a protocol's fixed ones and configured headers): few. A bound all the
+ *  same, past which new keys are written without a cache entry; null: a key too long for one. */
+const MAX_KEYS = 2048;
+const keyEntries = new Map<string, KeyEntry | null>();
+const scratch = new JsonWriter(ENTRY_BYTES * 2);
+
+function keyEntry(key: string): KeyEntry | null | undefined {
+  const e = keyEntries.get(key);
+  if (e !== undefined || keyEntries.size >= MAX_KEYS) return e;
+  scratch.pos = 0;
+  scratch.ascii(',{"key":');
+  scratch.str(key);
+  scratch.ascii(',"value":');
+  if (scratch.pos > ENTRY_BYTES / 2) { keyEntries.set(key, null); return null; }
+  const bytes = new Uint8Array(ENTRY_BYTES);
+  bytes.set(scratch.buf.subarray(0, scratch.pos));
+  const made: KeyEntry = { bytes, head: scratch.pos, last: undefined, key: bytes.subarray(0, scratch.pos), keyFirst: bytes.subarray(1, scratch.pos), full: undefined, fullFirst: undefined };
+  keyEntries.set(key, made);
+  return made;
+}
+
+function copyOut(w: JsonWriter, src: Uint8Array): void {
+  w.ensure(src.length);
+  w.buf.set(src, w.pos);
+  w.pos += src.length;
+}
+
 /** `[{"key":…,"value":…},…]` in Object.keys order (for…in: the same order for the plain objects
  *  attributes are, without a key array per span, event and link). */
 function attributes(w: JsonWriter, attrs: Readonly<Record<string, unknown>> | undefined): void {
@@ -195,12 +240,36 @@ function attributes(w: JsonWriter, attrs: Readonly<Record<string, unknown>> | un
   if (attrs) {
     let first = true;
     for (const key in attrs) {
-      w.ascii(first ? '{"key":' : ',{"key":');
+      const v = attrs[key];
+      const e = keyEntry(key);
+      if (!e) {
+        w.ascii(first ? '{"key":' : ',{"key":');
+        w.str(key);
+        w.ascii(',"value":');
+        anyValue(w, v);
+        w.byte(0x7d);
+      } else if (v === e.last && e.full !== undefined) {
+        copyOut(w, first ? e.fullFirst! : e.full);
+      } else {
+        copyOut(w, first ? e.keyFirst : e.key);
+        const at = w.pos;
+        anyValue(w, v);
+        w.byte(0x7d);
+        // A primitive seen twice in a row is kept (its bytes depend on its value alone); one
+        // that changes every time (paths, ids, times) costs a comparison, never a copy.
+        const t = typeof v;
+        const repeat = v === e.last && (t === 'string' || t === 'number' || t === 'boolean');
+        e.last = v;
+        e.full = e.fullFirst = undefined;
+        const n = w.pos - at;
+        if (repeat && e.head + n <= ENTRY_BYTES) {
+          const b = w.buf, dst = e.bytes;
+          for (let i = 0; i < n; i++) dst[e.head + i] = b[at + i];
+          e.full = dst.subarray(0, e.head + n);
+          e.fullFirst = dst.subarray(1, e.head + n);
+        }
+      }
       first = false;
-      w.str(key);
-      w.ascii(',"value":');
-      anyValue(w, attrs[key]);
-      w.byte(0x7d);
     }
   }
   w.byte(0x5d);
