@@ -128,7 +128,7 @@ export class Discovery {
   private rules: Array<{ name: string; exe?: RegExp; cmdline?: RegExp; namespace?: RegExp; container?: RegExp }>;
   private hostAttrs: Record<string, string | number>;
   private features?: unknown;
-  private resCache = new Map<number, { key: string; attrs: Record<string, string | number> }>();
+  private resCache = new Map<number, { podVersion: number; hasPod: boolean; serviceName: string; attrs: Record<string, string | number> }>();
   onPortHints?: (hints: Record<string, number[]>) => void;
   /** Set when this process may not read other users' /proc/PID/{exe,environ,maps}. */
   describer?: ProcessDescriber;
@@ -266,9 +266,10 @@ export class Discovery {
     // re-resolve whenever the pod index changed since we last looked.
     const podVersion = this.pods?.version ?? 0;
     if (p.cgroup.containerId && this.pods && p.podVersion !== podVersion) { p.podVersion = podVersion; this.name(p); }
-    const key = `${podVersion}:${p.pod ? 1 : 0}:${p.serviceName}`;
+    // Compared field by field: a key string built per span was garbage on every span.
+    const hasPod = !!p.pod;
     const c = this.resCache.get(pid);
-    if (c && c.key === key) return c.attrs;
+    if (c && c.podVersion === podVersion && c.hasPod === hasPod && c.serviceName === p.serviceName) return c.attrs;
     const a: Record<string, string | number> = { ...this.hostAttrs, ...p.envResource };
     a['service.name'] = p.serviceName;
     a['process.pid'] = pid;
@@ -285,7 +286,7 @@ export class Discovery {
     if (p.pod) Object.assign(a, k8sAttributes(p.pod, this.cfg.kubernetes));
     a['telemetry.sdk.name'] = 'telegen';
     a['telemetry.sdk.language'] = 'ebpf';
-    this.resCache.set(pid, { key, attrs: a });
+    this.resCache.set(pid, { podVersion, hasPod, serviceName: p.serviceName, attrs: a });
     if (this.resCache.size > MAX_PROCS) this.resCache.delete(this.resCache.keys().next().value as number);
     return a;
   }
