@@ -183,20 +183,17 @@ export function parseInput(stream: u32, st: Stream, dir: i32, base: usize, len: 
     const type = load<u8>(at);
     const full = <u32>(total - 1);            // the length field: body + 4
     const avail = len - p;
-    if (total <= <i64>avail) {
-      if (req) onRequest(stream, st, type, at + 5, <i32>full - 4, full, ts);
-      else onResponse(stream, st, type, at + 5, <i32>full - 4, full, ts);
-      p += <i32>total;
-      continue;
-    }
-    if (<u32>total > BIG_MSG && avail >= 5 + BIG_HEAD) {
-      // Decode from the head; what is left of it is skipped as it arrives.
-      const head = avail - 5;
-      if (req) { onRequest(stream, st, type, at + 5, head, full, ts); st.reqSkip = <u32>(total - <i64>avail); }
-      else { onResponse(stream, st, type, at + 5, head, full, ts); st.respSkip = <u32>(total - <i64>avail); }
-      p = len;
-      break;
-    }
+    const whole = total <= <i64>avail;
+    // A big message is decoded from its head; what is left of it is skipped as it arrives.
+    if (!whole && !(<u32>total > BIG_MSG && avail >= 5 + BIG_HEAD)) break;
+    const body = whole ? <i32>full - 4 : avail - 5;
+    // One call site each: onResponse is inlined (a call and its fuel check per message cost
+    // about as much as the dispatch itself).
+    if (req) onRequest(stream, st, type, at + 5, body, full, ts);
+    else onResponse(stream, st, type, at + 5, body, full, ts);
+    if (whole) { p += <i32>total; continue; }
+    if (req) st.reqSkip = <u32>(total - <i64>avail); else st.respSkip = <u32>(total - <i64>avail);
+    p = len;
     break;
   }
   saveAlign(st, req, aligned, trusted);

@@ -138,6 +138,9 @@ function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
  * Ops in front of it were answered by messages we did not see; they are dropped.
  */
 @inline function matchSimple(stream: u32, st: Stream, kind: u8, ts: u64): Op | null {
+  // Entering a loop costs a fuel check even for no iteration; mid-stream (and in the backend-only
+  // bench) the queue is empty for most messages.
+  if (st.count == 0) return null;
   for (let i = 0; i < st.count; i++) {
     const k = st.at(i).kind;
     if (k == kind) {
@@ -153,6 +156,7 @@ function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
 
 /** The op DataRow/CommandComplete/COPY messages belong to: the first query-like op. */
 @inline function execTarget(stream: u32, st: Stream, ts: u64): Op | null {
+  if (st.count == 0) return null; // as in matchSimple
   for (let i = 0; i < st.count; i++) {
     const k = st.at(i).kind;
     if (k == OP_QUERY || k == OP_EXECUTE || k == OP_FUNC) {
@@ -490,6 +494,7 @@ function onReady(stream: u32, st: Stream, ts: u64): void {
   }
   flushOrphan(stream, st, ts);
   // Pop through the op this ReadyForQuery answers (Sync, Query or FunctionCall).
+  if (st.count == 0) return; // as in matchSimple
   let has = false;
   for (let i = 0; i < st.count; i++) if (isTerminal(st.at(i).kind) && st.at(i).kind != OP_EXECUTE) { has = true; break; }
   if (!has) return;
@@ -530,7 +535,7 @@ function onAuth(st: Stream, p: usize, n: i32): void {
   st.sawAuthRequest = true;
 }
 
-export function onResponse(stream: u32, st: Stream, type: u8, p: usize, n: i32, full: u32, ts: u64): void {
+@inline export function onResponse(stream: u32, st: Stream, type: u8, p: usize, n: i32, full: u32, ts: u64): void {
   const end = p + <usize>n;
   switch (type) {
     case 0x52: onAuth(st, p, n); break;                    // 'R'
