@@ -166,7 +166,20 @@ test('traces.jsonl: attribute values repeated, changed and alternating from span
     { 'caf\u00e9 "q"': 'caf\u00e9 \u{1F600}', 'http.request.method': 'GET', 'server.port': 8080, ok: true, z: NaN },
     { 'caf\u00e9 "q"': 'caf\u00e9 \u{1F600}', 'http.request.method': 'G\nET', 'server.port': 2 ** 60, ok: true, z: -1 },
   ];
-  const batches = [values.map((a, i) => makeSpan(30 + i, { attrs: a as Record<string, string> })), values.map((a, i) => makeSpan(40 + i, { attrs: a as Record<string, string> })).reverse()];
+  // Without events, with no status message and no drops (the agent's usual span, whose tail the
+  // writer copies as one piece), and beside it the near misses that take the general path.
+  const plain = (i: number, a: Record<string, unknown>): ReadableSpan => ({ ...makeSpan(i, { attrs: a as Record<string, string> }), events: [], droppedLinksCount: 0 });
+  const nearMisses: ReadableSpan[] = [
+    { ...plain(50, values[0]), status: { code: SpanStatusCode.UNSET, message: '' } },
+    { ...plain(51, values[0]), droppedLinksCount: undefined as unknown as number },
+    { ...plain(52, values[0]), droppedAttributesCount: 1 },
+    { ...plain(53, values[0]), status: { code: SpanStatusCode.OK } },
+  ];
+  const batches = [
+    values.map((a, i) => makeSpan(30 + i, { attrs: a as Record<string, string> })),
+    values.map((a, i) => makeSpan(40 + i, { attrs: a as Record<string, string> })).reverse(),
+    [...values.map((a, i) => plain(60 + i, a)), ...nearMisses],
+  ];
   for (const b of batches) assert.deepEqual(await exp.export(b), { code: 'success' });
   await exp.shutdown();
   const lines = readLines(path.join(dir, 'traces.jsonl'));

@@ -126,10 +126,15 @@ export function groupByResourceScope<T extends Scoped>(batch: T[], scopeKey: (s:
   while (i < batch.length && batch[i].resource === r0 && batch[i].instrumentationScope === s0) i++;
   if (i === batch.length) return [{ resource: r0, scopes: [{ scope: s0, items: batch }] }];
   const byResource = new Map<SdkResource, Map<unknown, ScopeGroup<T>>>();
+  // Items share their scope object (the agent has one): its key (a string built per call) is
+  // made once per run of the same object, not per item.
+  let lastScope: SdkScope | undefined, lastKey: unknown;
   for (const item of batch) {
     let scopes = byResource.get(item.resource);
     if (!scopes) byResource.set(item.resource, (scopes = new Map()));
-    const key = scopeKey(item.instrumentationScope);
+    const sc = item.instrumentationScope;
+    if (sc !== lastScope) { lastScope = sc; lastKey = scopeKey(sc); }
+    const key = lastKey;
     const g = scopes.get(key);
     if (g) g.items.push(item);
     else scopes.set(key, { scope: item.instrumentationScope, items: [item] });
