@@ -230,9 +230,10 @@ export class DecoderInstance {
   }
 
   /** The memory view, refreshed after the module grew its memory: growing detaches the old
-   *  buffer, so a zero length is the cheap test (memory.buffer is a slow getter on a hot path). */
+   *  buffer, so a zero length is the cheap test (memory.buffer is a slow getter on a hot path;
+   *  so is a typed array's byteLength in Node 20, ~35 ns against ~2 for length). */
   private view(): Uint8Array {
-    if (this.mem.byteLength === 0) { this.mem = new Uint8Array(this.ex.memory.buffer); this.mv = undefined; }
+    if (this.mem.length === 0) { this.mem = new Uint8Array(this.ex.memory.buffer); this.mv = undefined; }
     return this.mem;
   }
 
@@ -267,23 +268,25 @@ export class DecoderInstance {
    *  is the module's to write: a length that cannot be a record ends the walk as a bad record. */
   private drainRecords(): void {
     const a = this.area;
-    const { dv } = this.memView();
+    const mv = this.memView();
+    const { dv } = mv;
     const used = dv.getUint32(a, true);
     if (used === 0) return;
     const end = a + 8 + used;
-    if (used > dv.byteLength - a - 8) { this.badRecord(new RecordError(`records area of ${used} bytes overruns memory`)); return; }
+    if (used > mv.buf.length - a - 8) { this.badRecord(new RecordError(`records area of ${used} bytes overruns memory`)); return; }
     for (let p = a + 8; p < end;) {
       const len = dv.getUint32(p + 4, true);
       if (len < RECORD_HEADER_SIZE || len > end - p) { this.badRecord(new RecordError(`record of ${len} bytes at ${p} does not fit the records area`)); return; }
-      this.onEmit(p, len);
+      this.onEmit(p, len, mv);
       p += (len + 7) & ~7;
     }
   }
 
-  private onEmit(ptr: number, len: number): void {
+  /** `mv`: the memory view when the caller has it (one per records area, not per record). */
+  private onEmit(ptr: number, len: number, mv?: MemView): void {
     try {
       if (len > this.policy.maxRecordBytes) throw new RecordError(`record of ${len} bytes exceeds the ${this.policy.maxRecordBytes}-byte cap`);
-      const rec = (this.reader ?? new RecordReader(this.meta?.attributes)).decode(this.memView(), ptr, len);
+      const rec = (this.reader ?? new RecordReader(this.meta?.attributes)).decode(mv ?? this.memView(), ptr, len);
       this.counters.records++;
       try { this.hooks.onRecord(rec, this); } catch (hostErr) {
         // A host-side failure must never be blamed on (or trap) the decoder.

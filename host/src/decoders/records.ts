@@ -1,6 +1,6 @@
 // Reads records a decoder hands to telegen.emit(ptr, len) (layout: decoders/abi/abi.ts).
 import {
-  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS, ATTR_PRIVATE_BASE,
+  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS, ATTR_PRIVATE_BASE, KIND_EXCHANGE,
 } from '../../../decoders/abi/abi';
 import attributesJson from '../../../decoders/abi/attributes.json';
 
@@ -12,6 +12,8 @@ export interface DecodedRecord {
   stream: number;
   tsStart: bigint;
   tsEnd: bigint;
+  /** Frozen when shared with other records of the same field bytes (a template, below): a
+   *  consumer that adds to it takes ownAttributes() first. */
   attributes: Record<string, AttrValue>;
 }
 
@@ -28,9 +30,9 @@ export function attributeName(id: number, privateNames?: Record<string, string>)
 
 export class RecordError extends Error {}
 
-/** A decoder's memory as seen by the record reader; rebuilt only when the memory grows. `i32`:
- *  the same bytes as words (records start word-aligned in every module built on decoders/abi). */
-export interface MemView { buf: Buffer; dv: DataView; i32?: Int32Array; u64?: BigUint64Array }
+/** A decoder's memory as seen by the record reader; rebuilt only when the memory grows. `i32`,
+ *  `f64`: the same bytes as words (records start 8-aligned in every module built on decoders/abi). */
+export interface MemView { buf: Buffer; dv: DataView; i32?: Int32Array; u64?: BigUint64Array; f64?: Float64Array }
 
 // Records are little-endian (Wasm memory); a BigUint64Array reads in the host's byte order.
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -41,6 +43,7 @@ export function memView(mem: Uint8Array): MemView {
     dv: new DataView(mem.buffer, mem.byteOffset, mem.byteLength),
     i32: mem.byteOffset % 4 === 0 ? new Int32Array(mem.buffer, mem.byteOffset, mem.byteLength >> 2) : undefined,
     u64: mem.byteOffset % 8 === 0 && LITTLE_ENDIAN ? new BigUint64Array(mem.buffer, mem.byteOffset, mem.byteLength >> 3) : undefined,
+    f64: mem.byteOffset % 8 === 0 ? new Float64Array(mem.buffer, mem.byteOffset, mem.byteLength >> 3) : undefined,
   };
 }
 
@@ -94,10 +97,12 @@ Attributes.prototype = Object.prototype;
 // Whole attribute sets repeat as well: a connection's exchanges of one statement differ in their
 // header (times, stream) but often not in one field byte (same query, tag and row count). A
 // direct-mapped table keyed by the field bytes (compared word by word) keeps a template of each
-// set seen twice; a hit hands out a shallow copy of it (one allocation with the template's hidden
-// class, no per-field decoding or property transitions). A set is remembered only on its second
-// sighting; a reader whose sets rarely repeat (fewer than a quarter of 256 looked up) stops looking
-// for a while, so unique records (e.g. SQL text with literals) pay the lookups of one window only.
+// set seen twice. A hit on an exchange hands out the template itself, frozen and shared by every
+// record of those bytes: most exchanges never become a span (responses without their request,
+// dropped, sampled out) and a span's builder copies it only then (ownAttributes). Other kinds get
+// a copy (the router edits an upgrade's). A set is remembered only on its second sighting; a
+// reader whose sets rarely repeat (fewer than a quarter of 256 looked up) stops looking for a
+// while, so unique records (e.g. SQL text with literals) pay the lookups of one window only.
 const SET_SLOTS = 256;
 const SET_MAX = 1024; // field bytes
 const SET_WINDOW = 256;
@@ -105,7 +110,9 @@ const SET_MIN_HITS = 64;
 const SET_PAUSE = 4096; // records decoded without a lookup after a window of too few hits
 
 class FieldSets {
-  readonly keys: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(SET_SLOTS).fill(undefined);
+  /** The field bytes of each slot's set, as 8-byte words and (same buffer) as 4-byte ones. */
+  readonly keys: Array<Float64Array | undefined> = new Array<Float64Array | undefined>(SET_SLOTS).fill(undefined);
+  readonly keyWords: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(SET_SLOTS).fill(undefined);
   readonly lens: Int32Array = new Int32Array(SET_SLOTS);
   /** A templated set was used since the slot last missed: a miss spares it once (sets that repeat
    *  are not evicted by ones seen once). */
@@ -116,7 +123,7 @@ class FieldSets {
   readonly copiers: Array<Copier | undefined> = new Array<Copier | undefined>(SET_SLOTS).fill(undefined);
 }
 
-// A hit hands out a copy of the template: an object literal with the template's names as constant
+// A copy of a template (a span's, or a record of another kind): an object literal with the template's names as constant
 // keys is built from V8's literal boilerplate (~19 ns for 5-9 fields, measured stand-alone) where
 // Object.assign defines each property (~78 ns) and a spread's site goes megamorphic (~93 ns). One
 // copier per list of names (a decoder has a handful), compiled once, shared by every reader; the
@@ -138,33 +145,67 @@ function copierOf(t: Record<string, AttrValue>): Copier {
   return c;
 }
 
-/** Slot of the field bytes [v, v + n) (v word-aligned): a multiplicative hash of every whole word
- *  (sampled words collided: sets of one length differ anywhere, e.g. "UPDATE 1" / "DELETE 1"). */
+/** The copier of each template handed out (frozen): ownAttributes() copies with it. */
+const templateCopiers = new WeakMap<object, Copier>();
+
+/** The record's attributes as an object the caller may add to: `a` itself when the record has its
+ *  own, else (a shared template, frozen) a copy. */
+export function ownAttributes(a: Record<string, AttrValue>): Record<string, AttrValue> {
+  if (!Object.isFrozen(a)) return a;
+  return (templateCopiers.get(a) ?? assignCopy)(a);
+}
+
+/** Slot of the field bytes [v, v + n) (v 8-aligned): a multiplicative hash of every whole word
+ *  (sampled words collided: sets of one length differ anywhere, e.g. "UPDATE 1" / "DELETE 1"), in
+ *  two lanes (half the chain of dependent multiplies). */
 function setSlot(w: Int32Array, v: number, n: number): number {
-  let h = n;
-  for (let i = v >> 2, e = i + (n >> 2); i < e; i++) h = Math.imul(h ^ w[i], 0x9e3779b1);
-  return (h >>> 24) & (SET_SLOTS - 1);
+  let a = n, b = 0x27d4eb2f;
+  const e = (v >> 2) + ((n >> 3) << 1);
+  for (let i = v >> 2; i < e; i += 2) {
+    a = Math.imul(a ^ w[i], 0x9e3779b1);
+    b = Math.imul(b ^ w[i + 1], 0x85ebca6b);
+  }
+  if ((n & 4) !== 0) a = Math.imul(a ^ w[e], 0x9e3779b1);
+  return (Math.imul(a ^ (b >>> 13) ^ b, 0x9e3779b1) >>> 24) & (SET_SLOTS - 1);
 }
 
-/** Whether the stored key equals the field bytes [v, v + n). */
-function sameSet(key: Int32Array, w: Int32Array, buf: Buffer, v: number, n: number): boolean {
-  const k = v >> 2, words = n >> 2;
-  for (let i = 0; i < words; i++) if (key[i] !== w[k + i]) return false;
-  // The tail bytes of the last word were stored little-endian in key[words].
+/** Whether the stored key equals the field bytes [v, v + n), 8 bytes per step: doubles that
+ *  compare equal have equal bits except +0 / -0, unequal ones may still be equal bits (NaN): both
+ *  cases are settled by the two words. */
+function sameSet(key: Float64Array, keyW: Int32Array, f: Float64Array, w: Int32Array, buf: Buffer, v: number, n: number): boolean {
+  const k = v >> 3, q = n >> 3;
+  for (let i = 0; i < q; i++) {
+    const a = key[i];
+    if (a !== f[k + i] || a === 0) {
+      if (keyW[2 * i] !== w[2 * (k + i)] || keyW[2 * i + 1] !== w[2 * (k + i) + 1]) return false;
+    }
+  }
+  let j = 2 * q, p = q << 3;
+  if ((n & 4) !== 0) { if (keyW[j] !== w[(v + p) >> 2]) return false; j++; p += 4; }
+  if (p === n) return true;
+  // The tail bytes were stored little-endian in the next word.
   let tail = 0;
-  for (let i = words << 2; i < n; i++) tail |= buf[v + i] << ((i & 3) * 8);
-  return n % 4 === 0 || key[words] === tail;
+  for (let i = p; i < n; i++) tail |= buf[v + i] << ((i & 3) * 8);
+  return keyW[j] === tail;
 }
 
-/** The field bytes [v, v + n) as the slot's key, reusing the slot's old key when it is large enough. */
-function keyOf(old: Int32Array | undefined, w: Int32Array, buf: Buffer, v: number, n: number): Int32Array {
-  const words = n >> 2;
-  const key = old !== undefined && old.length > words ? old : new Int32Array(words + 1);
-  for (let i = 0; i < words; i++) key[i] = w[(v >> 2) + i];
+/** The field bytes [v, v + n) into the slot's key (its old one when large enough): the words
+ *  copied as words (a double's load and store may not keep a NaN's bits), the tail bytes packed. */
+function keyOf(sets: FieldSets, slot: number, w: Int32Array, buf: Buffer, v: number, n: number): void {
+  const old = sets.keys[slot];
+  const q = n >> 3;
+  let key = old, keyW = sets.keyWords[slot];
+  if (old === undefined || old.length <= q || keyW === undefined) {
+    key = new Float64Array(q + 1);
+    keyW = new Int32Array(key.buffer);
+    sets.keys[slot] = key;
+    sets.keyWords[slot] = keyW;
+  }
+  const words = n >> 2, s = v >> 2;
+  for (let i = 0; i < words; i++) keyW[i] = w[s + i];
   let tail = 0;
   for (let i = words << 2; i < n; i++) tail |= buf[v + i] << ((i & 3) * 8);
-  key[words] = tail;
-  return key;
+  keyW[words] = tail;
 }
 
 /** Reads records of one decoder, its attribute names (private ones included) resolved once. */
@@ -178,12 +219,12 @@ export class RecordReader {
   constructor(privateNames?: Record<string, string>) { this.names = attributeNames(privateNames); }
   /** Decodes one record; throws RecordError on a malformed one (the caller counts and drops it). */
   decode(m: MemView, ptr: number, len: number): DecodedRecord {
-    const { buf, dv, i32 } = m;
+    const { buf, dv, i32, f64 } = m;
     if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
     const total = dv.getUint32(ptr + 4, true);
     if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
     const v = ptr + RECORD_HEADER_SIZE, n = len - RECORD_HEADER_SIZE;
-    if (i32 === undefined || n === 0 || n > SET_MAX || (v & 3) !== 0) return readRecord(m, ptr, len, this.names, this.values, new Attributes());
+    if (i32 === undefined || f64 === undefined || n === 0 || n > SET_MAX || (v & 7) !== 0) return readRecord(m, ptr, len, this.names, this.values, new Attributes());
     if (this.paused > 0) { this.paused--; return readRecord(m, ptr, len, this.names, this.values, new Attributes()); }
     if (++this.looked === SET_WINDOW) {
       if (this.hits < SET_MIN_HITS) this.paused = SET_PAUSE;
@@ -193,25 +234,30 @@ export class RecordReader {
     const sets = this.sets;
     const slot = setSlot(i32, v, n);
     const key = sets.keys[slot];
-    if (key !== undefined && sets.lens[slot] === n && sameSet(key, i32, buf, v, n)) {
+    if (key !== undefined && sets.lens[slot] === n && sameSet(key, sets.keyWords[slot]!, f64, i32, buf, v, n)) {
       this.hits++;
       const t = sets.templates[slot];
       if (t) {
         sets.used[slot] = 1;
-        return header(m, ptr, sets.copiers[slot]!(t));
+        return header(m, ptr, dv.getUint16(ptr, true) === KIND_EXCHANGE ? t : sets.copiers[slot]!(t));
       }
       const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
       if (t === undefined) {
-        const list = hasList(rec.attributes);
-        sets.templates[slot] = list ? null : { ...rec.attributes };
-        if (!list) sets.copiers[slot] = copierOf(rec.attributes);
+        if (hasList(rec.attributes)) sets.templates[slot] = null;
+        else {
+          const c = copierOf(rec.attributes);
+          const tpl = Object.freeze(c(rec.attributes));
+          templateCopiers.set(tpl, c);
+          sets.templates[slot] = tpl;
+          sets.copiers[slot] = c;
+        }
       }
       return rec;
     }
     // Decoded first: a malformed record must not take a slot.
     const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
     if (sets.used[slot] === 1) { sets.used[slot] = 0; return rec; }
-    sets.keys[slot] = keyOf(key, i32, buf, v, n);
+    keyOf(sets, slot, i32, buf, v, n);
     sets.lens[slot] = n;
     sets.templates[slot] = undefined;
     return rec;

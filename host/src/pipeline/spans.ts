@@ -5,7 +5,7 @@ import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import { TraceState } from '@opentelemetry/core';
 import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_TRUNCATED, FLAG_UNKNOWN } from '../../../decoders/abi/abi';
-import { DecodedRecord } from '../decoders/records';
+import { DecodedRecord, AttrValue, ownAttributes } from '../decoders/records';
 import { ConnMeta, ends } from '../model';
 import { discovery } from '../discovery';
 import { templateRoute } from './route';
@@ -101,18 +101,24 @@ export function parentFromHeaders(a: Attributes): SpanContext | undefined {
 const CONTEXT_HEADERS = new Set(['http.request.header.traceparent', 'http.request.header.tracestate', 'http.request.header.b3',
   'http.request.header.x-b3-traceid', 'http.request.header.x-b3-spanid', 'http.request.header.x-b3-sampled', 'http.request.header.x-b3-parentspanid']);
 
+/** Whether the last spanAttributes() dropped context headers. */
+let hadContext = false;
+
 /** The record's attributes minus the context headers (they become the parent, not attributes).
  *  Without context headers (most records) the record's own object becomes the span's: the record
  *  is the decoder's fresh object and nothing reads it after its span is made (a copy was garbage
- *  on every span). With them, copied key by key: `delete` would turn the object into a slow
- *  dictionary. String lists are compacted either way. */
-function ownAttributes(src: Record<string, unknown>): Attributes {
+ *  on every span); a template shared by records of the same bytes (frozen) is copied first. With
+ *  them, copied key by key: `delete` would turn the object into a slow dictionary. String lists
+ *  are compacted either way. */
+function spanAttributes(attrs: Record<string, unknown>): Attributes {
+  const src = ownAttributes(attrs as Record<string, AttrValue>) as Record<string, unknown>;
   let context = false;
   for (const k in src) {
     const v = src[k];
     if (Array.isArray(v)) src[k] = compact(v as string[]);
     if (CONTEXT_HEADERS.has(k)) context = true;
   }
+  hadContext = context;
   if (!context) return src as Attributes;
   const a: Attributes = {};
   for (const k in src) if (!CONTEXT_HEADERS.has(k)) a[k] = src[k] as Attributes[string];
@@ -263,8 +269,8 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   // A response whose request we never saw (joined mid-connection, request lost): no span — the
   // caller counts it. A span without its operation would be noise in every backend.
   if (rec.flags & FLAG_NO_REQUEST) return undefined;
-  const a = ownAttributes(rec.attributes);
-  const context = a !== rec.attributes;
+  const a = spanAttributes(rec.attributes);
+  const context = hadContext;
   const c = connAttrsOf(conn);
   const kind = conn.observer === 'capture' ? SpanKind.SERVER : conn.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER;
 
