@@ -1,4 +1,4 @@
-// What the agent's memory is made of, at idle and at a steady fixed request rate (issue 12: aim
+// What the agent's memory is made of, at idle, at a steady fixed request rate and after a burst (issue 12: aim
 // ≤ 100 MB RSS on a traced service). The real agent (`telegen run`, default config) beside a Node
 // HTTP server driven by wrk at BENCH_RATE (1000) req/s; every few seconds /proc/PID/smaps is
 // grouped by what the mapping is (the BPF rings, node's code, the addon, libraries, malloc's
@@ -22,6 +22,10 @@ const RATE = Number(process.env.BENCH_RATE || 1000);
 const IDLE_S = Number(process.env.BENCH_IDLE_S || 40);
 const WARM_S = Number(process.env.BENCH_WARM_S || 40);
 const MEASURE_S = Number(process.env.BENCH_MEASURE_S || 40);
+// After the fixed rate: wrk unpaced for BURST_S (saturation, as agent-overhead's cases), then the
+// agent quiet for AFTER_S; 'after' is sampled over its second half (0 = no burst phase).
+const BURST_S = Number(process.env.BENCH_BURST_S ?? 15);
+const AFTER_S = Number(process.env.BENCH_AFTER_S || 60);
 const SAMPLE_MS = 5000;
 const SCOPE = process.env.BENCH_SCOPE === 'machine' ? 'machine' : 'server';
 
@@ -106,11 +110,11 @@ async function startAgent(tree: string, targetPid: number | undefined, extraEnv:
 }
 
 /** wrk at a fixed rate (each of C connections pauses C/RATE s between requests), in the background. */
-function wrkFixedRate(port: number, seconds: number): ChildProcess {
+function wrkFixedRate(port: number, seconds: number, paced = true): ChildProcess {
   const conns = 16;
   const script = path.join(os.tmpdir(), `telegen-rss-wrk-${process.pid}.lua`);
   fs.writeFileSync(script, `function delay() return ${Math.max(1, Math.round((conns * 1000) / RATE))} end\n`);
-  return spawn('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, '-s', script, `http://127.0.0.1:${port}/hello`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return spawn('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, ...(paced ? ['-s', script] : []), `http://127.0.0.1:${port}/hello`], { stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -129,7 +133,10 @@ async function sampleFor(pid: number, port: number, seconds: number): Promise<Re
   return out;
 }
 
-async function measure(tree: string, extraEnv: Record<string, string>, server: { proc: ChildProcess; port: number }): Promise<{ idle: Record<string, number>; load: Record<string, number>; rps: number }> {
+type Phase = 'idle' | 'load' | 'burst_end' | 'after';
+type Run = Partial<Record<Phase, Record<string, number>>> & { rps: number; burst_rps?: number };
+
+async function measure(tree: string, extraEnv: Record<string, string>, server: { proc: ChildProcess; port: number }): Promise<Run> {
   const agent = await startAgent(tree, SCOPE === 'server' ? server.proc.pid : undefined, extraEnv);
   const orphan = () => { if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL'); };
   process.once('exit', orphan);
@@ -146,7 +153,18 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     load.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - cpu0) / ((Date.now() - t0) / 1000)) * 1000) / 10;
     await new Promise((r) => w.once('exit', r));
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
-    return { idle, load, rps };
+    if (!BURST_S) return { idle, load, rps };
+    const b = wrkFixedRate(server.port, BURST_S, false);
+    let bout = '';
+    b.stdout!.on('data', (d) => { bout += d; });
+    await new Promise((r) => b.once('exit', r));
+    const burstEnd = { ...breakdown(agent.proc.pid!), ...await agentMetrics(agent.port) };
+    // CPU over the whole quiet window: what a collection after the burst costs is charged here.
+    const qcpu0 = cpuSecondsOf(agent.proc.pid!), qt0 = Date.now();
+    await sleep((AFTER_S / 2) * 1000);
+    const after = await sampleFor(agent.proc.pid!, agent.port, AFTER_S / 2);
+    after.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - qcpu0) / ((Date.now() - qt0) / 1000)) * 1000) / 10;
+    return { idle, load, burst_end: burstEnd, after, rps, burst_rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(bout)?.[1] ?? 0) };
   } finally {
     await new Promise<void>((resolve) => { agent.proc.once('exit', () => resolve()); agent.proc.kill('SIGTERM'); setTimeout(() => agent.proc.kill('SIGKILL'), 30_000).unref(); });
     process.removeListener('exit', orphan);
@@ -154,14 +172,17 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
   }
 }
 
-function summarize(runs: Array<{ idle: Record<string, number>; load: Record<string, number>; rps: number }>): Record<string, unknown> {
-  const phase = (p: 'idle' | 'load') => {
-    const keys = new Set(runs.flatMap((r) => Object.keys(r[p])));
+function summarize(runs: Run[]): Record<string, unknown> {
+  const phase = (p: Phase) => {
+    const keys = new Set(runs.flatMap((r) => Object.keys(r[p] ?? {})));
     const o: Record<string, Spread> = {};
-    for (const k of keys) o[k] = spread(runs.map((r) => r[p][k] ?? 0));
+    for (const k of keys) o[k] = spread(runs.map((r) => r[p]?.[k] ?? 0));
     return o;
   };
-  return { idle_MiB: phase('idle'), load_MiB: phase('load'), achieved_rps: spread(runs.map((r) => r.rps)) };
+  return {
+    idle_MiB: phase('idle'), load_MiB: phase('load'), achieved_rps: spread(runs.map((r) => r.rps)),
+    ...(BURST_S ? { burst_end_MiB: phase('burst_end'), after_burst_MiB: phase('after'), burst_rps: spread(runs.map((r) => r.burst_rps ?? 0)) } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -175,7 +196,7 @@ async function main(): Promise<void> {
   ];
   const server = await startServer();
   const load0 = os.loadavg();
-  const runs = new Map<string, Array<{ idle: Record<string, number>; load: Record<string, number>; rps: number }>>(trees.map(([n]) => [n, []]));
+  const runs = new Map<string, Run[]>(trees.map(([n]) => [n, []]));
   try {
     for (let r = 0; r < ROUNDS; r++) {
       // Alternate which tree goes first, so neither always follows the other's leftovers.
@@ -183,17 +204,19 @@ async function main(): Promise<void> {
       for (const [name, dir, env] of order) {
         const m = await measure(dir, env, server);
         runs.get(name)!.push(m);
-        process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${m.idle.rss} pss ${m.idle.pss}, ${RATE} req/s (${m.rps}) rss ${m.load.rss} pss ${m.load.pss} MiB; cpu ${m.load.agent_cpu_percent_of_a_core}%, rings ${m.load.bpf_rings_rss}, anon ${m.load.rss_anon}, V8 heap used ${m.load.v8_heap_used}, queues ${m.load.export_queues}\n`);
+        const { idle, load } = m as Required<Run>;
+        process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${idle.rss} pss ${idle.pss}, ${RATE} req/s (${m.rps}) rss ${load.rss} pss ${load.pss} MiB; cpu ${load.agent_cpu_percent_of_a_core}%, rings ${load.bpf_rings_rss}, anon ${load.rss_anon}, V8 heap used ${load.v8_heap_used}, queues ${load.export_queues}`
+          + (m.after ? `; burst (${m.burst_rps} req/s) end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
       }
     }
   } finally {
     server.proc.kill('SIGTERM');
   }
   writeResult(process.env.BENCH_RESULT || 'agent-rss', {
-    workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
+    workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, burst_s: BURST_S, after_s: AFTER_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
     loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
     trees: Object.fromEntries(trees.map(([n, d, env]) => [n, { dir: d, env, ...summarize(runs.get(n)!) }])),
-    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
+    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation); after_burst = the second half of BENCH_AFTER_S of quiet after it. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
   });
 }
 

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { growthFactor, youngGenCapBytes } from '../../host/src/memory/young-generation';
 import { oldGenGrowingPercent } from '../../host/src/memory/old-generation';
+import { GROWN_BYTES, idleGcIntervalMs, shouldCollect } from '../../host/src/memory/idle-collect';
 
 const memoryDir = path.resolve(__dirname, '../../host/src/memory');
 
@@ -78,6 +79,43 @@ test('old generation: bounded growth keeps the old space near what survives inst
   assert.equal(oldGenGrowingPercent({ NODE_OPTIONS: '--heap-growing-percent=10' }, []), 0);
 });
 
+// A burst leaves ~60 MiB of promoted garbage in the old space, then the process goes quiet: V8
+// alone does not collect it (nothing allocates towards its limit); the idle check does. Waits for
+// the check's first collection (no timing is asserted; 30 s at most) and prints the committed heap.
+const burst = (start: string) => `
+const v8 = require('v8');
+(async () => {
+  const idle = ${start};
+  let keep = [];
+  for (let k = 0; k < 60; k++) {
+    const chunk = []; for (let i = 0; i < 20000; i++) chunk.push({ a: i, b: 'x' + i, c: [i] });
+    keep.push(chunk);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const live = keep.slice(0, 2); keep = null;
+  const heap = () => v8.getHeapStatistics().total_heap_size;
+  const before = heap();
+  for (let i = 0; i < (idle ? 150 : 15) && (!idle || idle.stats.collections === 0); i++) await new Promise((r) => setTimeout(r, 200));
+  console.log(JSON.stringify({ before, after: heap(), collections: idle ? idle.stats.collections : 0, live: live.length }));
+  process.exit(0);
+})();`;
+
+test('idle collection: a quiet process whose heap grew gets one full collection, and its heap shrinks', () => {
+  const mod = `require(${JSON.stringify(path.join(memoryDir, 'idle-collect.js'))})`;
+  const off = child(burst('undefined'));
+  assert.ok(off.after > 50 * 2 ** 20, `without the check the burst's garbage was collected anyway (${off.after} bytes): the test shows nothing`);
+  const on = child(burst(`${mod}.startIdleCollect(200)`));
+  assert.ok(on.collections >= 1, 'no idle collection');
+  assert.ok(on.before > 50 * 2 ** 20, `before: ${on.before} bytes`);
+  assert.ok(on.after < on.before / 2, `after the idle collection the heap still held ${on.after} of ${on.before} bytes`);
+  // Busy (over 5% of a core) or not grown: no collection.
+  assert.equal(shouldCollect(50_000, 10_000, 200 * 2 ** 20, 20 * 2 ** 20), true);
+  assert.equal(shouldCollect(600_000, 10_000, 200 * 2 ** 20, 20 * 2 ** 20), false);
+  assert.equal(shouldCollect(0, 10_000, 20 * 2 ** 20 + GROWN_BYTES, 20 * 2 ** 20), false);
+  assert.equal(idleGcIntervalMs({}), 10_000);
+  assert.equal(idleGcIntervalMs({ TELEGEN_IDLE_GC_MS: '0' }), 0);
+});
+
 // 40 MiB of 100 KiB buffers (malloc'ed by Node's ArrayBuffer allocator) freed while the last one
 // stays alive, so free() alone cannot shrink the heap from its top; reports the main heap's RSS
 // (the [heap] mapping) before and after `after`.
@@ -101,7 +139,7 @@ test('native heap: freed memory inside the heap goes back to the kernel', () => 
   // Without a trim the freed 40 MiB stay resident: what the soak's agent showed.
   const kept = child(fragment(''), ['--expose-gc']);
   assert.ok(kept.after > 30 * 2 ** 20, `the freed buffers were not resident (${kept.after} bytes): the test shows nothing`);
-  const timer = `const t = ${heap}.startHeapTrim(60000); if (!t) throw new Error('native addon missing'); clearInterval(t);`;
+  const timer = `const t = ${heap}.startHeapTrim(60000); if (!t) throw new Error('native addon missing'); clearInterval(t.timer);`;
   const trimmed = child(fragment(timer), ['--expose-gc']);
   assert.ok(trimmed.before > 30 * 2 ** 20, `before the trim only ${trimmed.before} bytes`);
   assert.ok(trimmed.after < 10 * 2 ** 20, `after the trim the heap kept ${trimmed.after} bytes`);

@@ -1,16 +1,18 @@
 // The agent's own memory (issue 12: RSS flat, aim ≤ 100 MB): the V8 young generation capped,
-// the old generation's growth between full collections bounded, the native heap returning what
-// it frees. docs: bench/README.md §Soak and §Agent memory.
+// the old generation's growth between full collections bounded, a burst's garbage collected once
+// the agent is quiet again, the native heap returning what it frees. docs: bench/README.md §Soak and §Agent memory.
+import { startIdleCollect } from './idle-collect';
 import { startHeapTrim } from './native-heap';
 import { limitOldGenerationGrowth, oldGenGrowingPercent } from './old-generation';
 import { capYoungGeneration, youngGenCapBytes } from './young-generation';
 
-/** Starts all three; the returned function stops them (agent shutdown). */
+/** Starts all four; the returned function stops them (agent shutdown). */
 export function startMemoryTuning(): () => void {
   const cap = youngGenCapBytes();
   const uncap = cap ? capYoungGeneration(cap) : undefined;
   const growing = oldGenGrowingPercent();
   const unlimit = growing ? limitOldGenerationGrowth(growing) : undefined;
   const trim = startHeapTrim();
-  return () => { uncap?.(); unlimit?.(); if (trim) clearInterval(trim); };
+  const idle = startIdleCollect(undefined, trim?.trim);
+  return () => { uncap?.(); unlimit?.(); if (trim) clearInterval(trim.timer); idle?.stop(); };
 }

@@ -22,12 +22,13 @@ export function trimIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
 
 /** Fixes malloc's thresholds and trims on an interval; undefined when turned off or the addon is
  *  missing (replay and doctor run without it). The timer does not keep the process alive. */
-export function startHeapTrim(intervalMs = trimIntervalMs()): NodeJS.Timeout | undefined {
+export function startHeapTrim(intervalMs = trimIntervalMs()): { timer: NodeJS.Timeout; trim: () => void } | undefined {
   if (intervalMs === 0) return undefined;
   let heap: NativeHeap;
   try { heap = loadNative() as unknown as NativeHeap; } catch { return undefined; }
   if (typeof heap.tuneNativeHeap !== 'function') return undefined; // an addon built before this
   heap.tuneNativeHeap(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES);
-  heap.trimNativeHeap();
-  return setInterval(() => heap.trimNativeHeap(), intervalMs).unref();
+  const trim = () => { heap.trimNativeHeap(); };
+  trim();
+  return { timer: setInterval(trim, intervalMs).unref(), trim };
 }
