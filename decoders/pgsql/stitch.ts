@@ -628,8 +628,9 @@ function onAuth(st: Stream, p: usize, n: i32): void {
 // ---------------------------------------------------------------- lifecycle
 
 /** The connection ended: unanswered operations become NO_RESPONSE exchanges. */
-export function closeStream(stream: u32, ts: u64): void {
-  if (!streams.has(stream)) return;
+/** Flushes and forgets the stream; returns its object (for reuse, index.ts), null if unknown. */
+export function closeStream(stream: u32, ts: u64): Stream | null {
+  if (!streams.has(stream)) return null;
   const st = streams.get(stream);
   while (st.count > 0) {
     const op = st.front();
@@ -640,6 +641,7 @@ export function closeStream(stream: u32, ts: u64): void {
   if (st.startupOpen) emitStartup(stream, st, FLAG_NO_RESPONSE, st.startup.ts);
   flushOrphan(stream, st, ts);
   streams.delete(stream);
+  return st;
 }
 
 export function expire(now: u64): void {

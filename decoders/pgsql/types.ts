@@ -139,6 +139,16 @@ export class Op {
   collLen: i32 = 0;
   namingKnown: bool = false;
 
+  /** Back to a new Op's state, the fields reset() leaves too (a recycled stream's, index.ts). */
+  renew(): void {
+    this.reset(0, 0);
+    this.tsEnd = 0;
+    this.opOff = 0;
+    this.opLen = 0;
+    this.collOff = 0;
+    this.collLen = 0;
+  }
+
   reset(kind: u8, ts: u64): void {
     this.kind = kind;
     this.ts = ts;
@@ -285,6 +295,9 @@ export class NameTable {
   }
 }
 
+// A closed stream's object may be reused for a new connection (index.ts): recycle() must put
+// back every field below as it is initialized here, or one connection's facts leak into another's
+// records. A field added here goes into recycle() too.
 export class Stream {
   phase: u8 = PH_INIT;
   tls: bool = false;
@@ -326,6 +339,51 @@ export class Stream {
   private _deferred: Op | null = null;
   private _stmts: NameTable | null = null;
   private _portals: NameTable | null = null;
+
+  /** Whether recycle() can make this a new stream: the name tables are not cleared (such a
+   *  stream is dropped instead), nor is a grown op ring kept. */
+  get recyclable(): bool {
+    return this._stmts == null && this._portals == null && this.ops.length == 4;
+  }
+
+  /** Back to a new stream's state (see the class comment); recyclable must hold. */
+  recycle(): void {
+    this.phase = PH_INIT;
+    this.tls = false;
+    this.encWait = 0;
+    this.encTs = 0;
+    this.reqAligned = false;
+    this.respAligned = false;
+    this.reqTrusted = false;
+    this.respTrusted = false;
+    this.reqSkip = 0;
+    this.respSkip = 0;
+    this.user.clear();
+    this.database.clear();
+    this.appName.clear();
+    this.serverVersion.clear();
+    this.protoMajor = 0;
+    this.protoMinor = 0;
+    this.authMethod = "";
+    this.sawAuthRequest = false;
+    this.saslPending = false;
+    this.backendPid = -1;
+    this.startup.renew();
+    this.startupOpen = false;
+    const ops = this.ops;
+    for (let i = 0; i < ops.length; i++) { const op = ops[i]; if (op != null) op.renew(); }
+    this.head = 0;
+    this.count = 0;
+    this.orphanOpen = false;
+    this.discarding = false;
+    this.deferredPending = false;
+    this.segTs = 0;
+    this.segOpen = false;
+    const o = this._orphan;
+    if (o != null) o.renew();
+    const d = this._deferred;
+    if (d != null) d.renew();
+  }
 
   /** Responses that arrived without a request (mid-stream join). */
   @inline get orphan(): Op { if (this._orphan == null) this._orphan = new Op(); return changetype<Op>(this._orphan); }

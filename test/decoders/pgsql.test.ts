@@ -697,3 +697,36 @@ test('a statement that is not SQL gets no operation name (span names stay low-ca
   play(h, 1, [[Q, serialize.query('asdsdfdsf;')], [R, Buffer.concat([be.error('ERROR', '42601', 'syntax error at or near "asdsdfdsf"'), be.ready()])]]);
   assert.deepEqual(attrs(h.records[0]), { ...CONN, 'db.query.text': 'asdsdfdsf;', 'db.response.status_code': '42601', 'error.type': '42601', 'error.message': 'syntax error at or near "asdsdfdsf"', 'telegen.db.severity': 'ERROR' });
 });
+
+test('a connection after closed ones decodes exactly as in a fresh decoder (closed streams are reused)', () => {
+  // What a closed connection may leave behind: startup facts, an open startup, ops in flight, an
+  // open orphan exchange, a big message half skipped, an error deferred to the batch's Execute.
+  const before: Step[][] = [
+    [...startupSteps(), [Q, serialize.query('select pg_sleep(10)')], [R, be.notice('NOTICE', '00000', 'hi')]],
+    [[Q, serialize.requestSsl()], [R, be.sslNo()], [Q, serialize.startup({ user: 'bob', database: 'other' })], [R, be.authSasl('SCRAM-SHA-256')]],
+    [[R, Buffer.concat([be.dataRow('a'), be.dataRow('b')])], [R, be.dataRow('x'.repeat(600_000)).subarray(0, 70_000)]],
+    [...startupSteps(), [Q, Buffer.concat([serialize.parse({ text: 'insert into t values (1)' }), serialize.bind({}), serialize.execute({}), serialize.sync()])],
+      [R, Buffer.concat([be.parseComplete(), be.bindComplete(), be.error('ERROR', '23505', 'duplicate key')])]],
+  ];
+  const after: Step[][] = [
+    [[R, Buffer.concat([be.dataRow('1'), be.complete('SELECT 1'), be.ready()])]],
+    [[Q, serialize.query('select 1')], [R, Buffer.concat([be.rowDesc('a'), be.dataRow('1'), be.complete('SELECT 1'), be.ready()])]],
+    [[Q, serialize.startup({ user: 'carol' })], [R, Buffer.concat([be.authOk(), be.ready()])], [Q, serialize.query('select 2')], [R, Buffer.concat([be.complete('SELECT 0'), be.ready()])]],
+  ];
+  const seen = (h: Harness) => h.records.map((r) => JSON.stringify(r, (_k, v) => typeof v === 'bigint' ? `${v}n` : v));
+  for (const next of after) {
+    const clean = fresh();
+    play(clean, 7, next);
+    clean.inst.closeStream(7);
+    assert.ok(clean.records.length > 0);
+    // One closed connection before (the next new one gets its object, if any), then all of them.
+    for (const prior of [...before.map((b) => [b]), before]) {
+      const h = fresh();
+      prior.forEach((steps, i) => { play(h, 100 + i, steps); h.inst.closeStream(100 + i); });
+      h.records.length = 0;
+      play(h, 7, next);
+      h.inst.closeStream(7);
+      assert.deepEqual(seen(h), seen(clean));
+    }
+  }
+});
