@@ -307,9 +307,13 @@ export class Correlator {
     const own = span.spanContext();
     // A pipeline root keeps its own context object ({traceId, spanId, traceFlags}): the lookup
     // lists hold `ctx` for seconds, a copy per span was one more object each.
-    const ctx: SpanContext = parentCtx
-      ? { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1, ...(parentCtx.traceState ? { traceState: parentCtx.traceState } : {}) }
-      : span instanceof PipelineSpan ? own : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
+    let ctx: SpanContext;
+    if (parentCtx) {
+      // traceState set after, not spread from a conditional literal: no object literal and
+      // no clone per child span.
+      ctx = { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1 };
+      if (parentCtx.traceState) ctx.traceState = parentCtx.traceState;
+    } else ctx = span instanceof PipelineSpan ? own : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
     n.ctx = ctx;
     n.mode = mode;
     this.pending.delete(n);
