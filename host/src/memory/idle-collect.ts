@@ -32,12 +32,16 @@ export function shouldCollect(cpuMicros: number, intervalMs: number, heapBytes: 
  *  a page with one live object stays resident (old space 90 MiB for 8 MiB live after one gc(),
  *  9 MiB compacted: a 1.5 M-object burst with every 15th object kept). */
 function compactingGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as () => void;
-  v8.setFlagsFromString('--no-expose-gc');
+  let gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    v8.setFlagsFromString('--expose-gc');
+    gc = vm.runInNewContext('gc') as () => void;
+    v8.setFlagsFromString('--no-expose-gc');
+  }
+  const collect = gc;
   return () => {
     v8.setFlagsFromString('--compact-on-every-full-gc');
-    try { gc(); } finally { v8.setFlagsFromString('--no-compact-on-every-full-gc'); }
+    try { collect(); } finally { v8.setFlagsFromString('--no-compact-on-every-full-gc'); }
   };
 }
 
