@@ -367,6 +367,7 @@ export class Agent {
 
   /** Stops capture first, lets decoders flush what they hold, then drains every queue. */
   async stop(deadlineMs = this.exportCfg.shutdownTimeoutMs): Promise<void> {
+    const t0 = Date.now();
     this.ready = false;
     for (const t of this.timers) clearInterval(t);
     this.watcher?.close();
@@ -379,11 +380,15 @@ export class Agent {
     for (const conn of [...this.router.streams.values()]) this.router.close(conn);
     this.correlate?.stop();
     this.analytics?.flush();
+    // Detaching uprobes and links costs the kernel an RCU grace period each: seconds with many
+    // hooked libraries. Reported apart from the flush, which is what shutdown_timeout_ms bounds.
+    const t1 = Date.now();
     // After the spans held in decoders and the correlator came out: the final collection counts them.
     await this.signals.shutdown();
     const reports = await shutdownExportQueues(this.queues, deadlineMs);
     for (const r of reports) if ((r as { dropped?: number }).dropped) alog.warn({ report: r }, 'export items not sent before shutdown');
+    const t2 = Date.now();
     await new Promise<void>((resolve) => (this.api ? this.api.close(() => resolve()) : resolve()));
-    alog.info({ reports }, 'telegen stopped');
+    alog.info({ reports, detach_ms: t1 - t0, flush_ms: t2 - t1, flush_deadline_ms: deadlineMs }, 'telegen stopped');
   }
 }

@@ -70,7 +70,11 @@ export function createSignals(queues: ExportQueues, opts: { intervalMs: number; 
     useExemplars: (source) => { if (exporter) exporter.exemplars = source; },
     addProducer: (collect) => { producers.add(collect); return () => { producers.delete(collect); }; },
     flush: async () => { await meterProvider.forceFlush(); await loggerProvider.forceFlush(); },
-    // Queues are shut down by the agent afterwards; providers only flush into them.
-    shutdown: async () => { await meterProvider.forceFlush().catch(() => undefined); await loggerProvider.forceFlush().catch(() => undefined); },
+    // Queues are shut down by the agent afterwards, bounded by its deadline: here the last
+    // collection only goes into the metrics queue (log records are queued as they are emitted).
+    shutdown: async () => {
+      if (exporter) exporter.waitForDelivery = false;
+      await meterProvider.forceFlush().catch(() => undefined);
+    },
   };
 }

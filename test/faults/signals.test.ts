@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { repoRoot } from '../helpers/decoder';
-import { requireBpf, startAgent, startServer } from '../helpers/agent';
+import { freePort, requireBpf, startAgent, startServer } from '../helpers/agent';
 import { load, metrics, sum, ownedBy, liveIds, waitMetric, waitFor, faultConfig } from './helpers';
 
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'http-server.js');
@@ -29,6 +29,39 @@ test('SIGTERM: queued spans are flushed to the file exporter and the agent exits
   } finally {
     await srv.stop();
     if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+  }
+});
+
+test('SIGTERM with the OTLP receiver down: the agent gives up at its shutdown deadline, counts what it could not send and exits 0', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const down = await freePort(); // nothing listens: every export attempt fails and is retried
+  const srv = await startServer(process.execPath, [fixture, '0']);
+  const agent = await startAgent({
+    config: faultConfig(os.tmpdir()),
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `127.0.0.1:${down}`, TELEGEN_OTLP_SHUTDOWN_TIMEOUT_MS: '3000' },
+  });
+  try {
+    const before = sum(await metrics(agent), 'telegen_spans_total', { kind: 'server' });
+    const codes = await load(srv.port, 40, 4, { path: '/users/7' });
+    assert.equal(codes.filter((c) => c === 200).length, 40);
+    await waitMetric(agent, (ms) => sum(ms, 'telegen_spans_total', { kind: 'server' }) - before >= 40, 90_000, '40 server spans produced');
+    const t0 = Date.now();
+    const code = await agent.stop(); // SIGTERM; SIGKILL after 20 s (exit code null)
+    t.diagnostic(`exited ${code} ${Date.now() - t0} ms after SIGTERM`);
+    assert.equal(code, 0, `the agent did not exit on its own after SIGTERM: ${agent.logs.join('').slice(-2000)}`);
+    const lines = agent.logs.join('').split('\n');
+    const at = (msg: string) => { const l = lines.find((x) => x.includes(`"msg":"${msg}"`)); assert.ok(l, `logged: ${msg}`); return JSON.parse(l) as Record<string, unknown>; };
+    const stopped = at('telegen stopped') as { flush_ms: number; detach_ms: number; reports: Array<{ signal: string; exported: number; dropped_shutdown: number; dropped_export_failed: number }> };
+    // The flush is what the deadline bounds (3 s; 2 s of slack for a loaded machine). Before, the
+    // last metrics collection first waited for a delivery that could not happen (~10 s of retries).
+    t.diagnostic(`detach ${stopped.detach_ms} ms, flush ${stopped.flush_ms} ms`);
+    assert.ok(stopped.flush_ms < 3000 + 2000, `the flush took ${stopped.flush_ms} ms with a 3000 ms deadline`);
+    const traces = stopped.reports.find((r) => r.signal === 'traces')!;
+    assert.equal(traces.exported, 0, 'nothing can have reached a receiver that is down');
+    assert.ok(traces.dropped_shutdown + traces.dropped_export_failed >= 40, `unsent spans counted: ${JSON.stringify(traces)}`);
+  } finally {
+    await srv.stop();
+    if (agent.proc.exitCode === null && agent.proc.signalCode === null) agent.proc.kill('SIGKILL');
   }
 });
 

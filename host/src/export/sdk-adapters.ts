@@ -138,8 +138,12 @@ export class QueueMetricExporter implements PushMetricExporter {
     // Accepted = success: delivery is the queue's job from here, and its drops are counted there.
     resultCallback(dropped === 0 ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(`metrics queue dropped ${dropped} item(s)`) });
   }
+  /** False at agent shutdown: the final collection is only handed to the queue, whose own
+   *  shutdown then sends it within the deadline. Waiting for delivery here would wait out a
+   *  receiver that is down (every retry) before that deadline even starts. */
+  waitForDelivery = true;
   forceFlush(): Promise<void> {
-    return this.queue.forceFlush();
+    return this.waitForDelivery ? this.queue.forceFlush() : Promise.resolve();
   }
   async shutdown(): Promise<void> {
     await this.queue.shutdown(this.shutdownDeadlineMs);
