@@ -9,12 +9,25 @@ test('defaults: file mode, seed batch sizes and queue bytes', () => {
   assert.equal(r.traces.mode, 'file');
   assert.equal(r.traces.endpoint, undefined);
   assert.deepEqual([r.traces.batchSize, r.metrics.batchSize, r.logs.batchSize, r.profiles.batchSize], [512, 1000, 1000, 100]);
-  assert.deepEqual([r.traces.queueBytes, r.metrics.queueBytes, r.logs.queueBytes], [256 * MB, 128 * MB, 256 * MB]);
+  // Traces written to a local file get a smaller cap than the seed's 256 MB for the network.
+  assert.deepEqual([r.traces.queueBytes, r.metrics.queueBytes, r.logs.queueBytes], [32 * MB, 128 * MB, 256 * MB]);
   assert.equal(r.traces.protocol, 'grpc');
   assert.equal(r.traces.compression, 'gzip');
   assert.equal(r.traces.timeoutMs, 10_000);
   assert.equal(r.sources['traces.endpoint'], 'default');
   assert.equal(r.sources['traces.compression'], 'default');
+});
+
+test('trace queue cap: 32 MB for the file exporter, the seed\'s 256 MB for OTLP, a set value wins in both', () => {
+  assert.equal(resolveExportConfig(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: '127.0.0.1:4317' }).traces.queueBytes, 256 * MB);
+  assert.equal(resolveExportConfig({ endpoint: '127.0.0.1:4317' }, {}).traces.queueBytes, 256 * MB);
+  const file = resolveExportConfig({ traces: { queue_bytes: 256 * MB } }, {});
+  assert.equal(file.traces.mode, 'file');
+  assert.equal(file.traces.queueBytes, 256 * MB);
+  assert.equal(file.sources['traces.queue_bytes'], 'file otlp.traces.queue_bytes');
+  assert.equal(resolveExportConfig(undefined, { TELEGEN_OTLP_TRACES_QUEUE_BYTES: '1048576' }).traces.queueBytes, MB);
+  assert.equal(resolveExportConfig({ traces: { queue_bytes: 4 * MB } }, { OTEL_EXPORTER_OTLP_ENDPOINT: '127.0.0.1:4317' }).traces.queueBytes, 4 * MB);
+  assert.equal(resolveExportConfig(undefined, {}).sources['traces.queue_bytes'], 'default');
 });
 
 test('the seed YAML validates as is', () => {

@@ -171,6 +171,15 @@ export class BatchQueue<T> {
     }
   }
 
+  /** Bytes held, queued and in flight (what the cap bounds); no allocation, unlike counters(). */
+  get heldBytes(): number {
+    return this.pendingBytes + this.inFlightBytes;
+  }
+
+  get capBytes(): number {
+    return this.maxBytes;
+  }
+
   get pendingCount(): number {
     return this.items.length - this.head;
   }

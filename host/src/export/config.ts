@@ -41,6 +41,15 @@ export const SIGNAL_DEFAULTS: Record<Signal, { batch_size: number; queue_bytes: 
   profiles: { batch_size: 100, queue_bytes: 64 * MB },
 };
 
+/**
+ * Trace queue cap when traces go to the embedded file exporter and queue_bytes is not set. The
+ * seed's 256 MB rides out a receiver outage over the network; a local file write only falls behind
+ * when the agent is short of CPU, and then a deeper queue only holds more memory (a 15 s burst left
+ * the file exporter 103-107 MiB behind: RSS 168-186 MiB against the 100 MB aim, bench/README.md
+ * "Agent memory"). What does not fit is dropped and counted (queue_full), as with any cap.
+ */
+export const FILE_MODE_QUEUE_BYTES: Partial<Record<Signal, number>> = { traces: 32 * MB };
+
 const up = (s: Signal) => s.toUpperCase();
 
 function signalSchema(signal: Signal) {
@@ -71,7 +80,7 @@ function signalSchema(signal: Signal) {
         .min(1024)
         .default(d.queue_bytes)
         .describe(
-          `Memory bound of the ${signal} export queue in bytes (estimated; default ${d.queue_bytes / MB} MB). Env: TELEGEN_OTLP_${up(signal)}_QUEUE_BYTES`,
+          `Memory bound of the ${signal} export queue in bytes (estimated; default ${d.queue_bytes / MB} MB${FILE_MODE_QUEUE_BYTES[signal] ? `, ${FILE_MODE_QUEUE_BYTES[signal]! / MB} MB when written to files` : ''}). Env: TELEGEN_OTLP_${up(signal)}_QUEUE_BYTES`,
         ),
     })
     .strict()
@@ -392,7 +401,7 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
   };
 
   // A key with only a TELEGEN_OTLP_* variable: env > file > default.
-  const own = <V>(key: string, envName: string, parse: (env: Env, name: string) => V | undefined, fileValue: V, def: V): V =>
+  const own = <V>(key: string, envName: string, parse: (env: Env, name: string) => V | undefined, fileValue: V | undefined, def: V): V =>
     note(key, pick<V>([[parse(env, `${T}${envName}`), `env ${T}${envName}`], [fileValue, fsrc(key)]], def));
   const int = (min: number) => (e: Env, n: string) => parseEnvInt(e, n, min);
 
@@ -494,7 +503,10 @@ export function resolveExportConfig(fileCfg: unknown, env: Env = process.env): R
       ),
     );
     const batchSize = own(k('batch_size'), `${up(signal)}_BATCH_SIZE`, int(1), sc.batch_size, SIGNAL_DEFAULTS[signal].batch_size);
-    const queueBytes = own(k('queue_bytes'), `${up(signal)}_QUEUE_BYTES`, int(1024), sc.queue_bytes, SIGNAL_DEFAULTS[signal].queue_bytes);
+    // The schema fills in the seed default: only a value the file really set beats the file mode's.
+    const fileQueueBytes = fsrc(k('queue_bytes')) === 'default' ? undefined : sc.queue_bytes;
+    const queueBytes = own(k('queue_bytes'), `${up(signal)}_QUEUE_BYTES`, int(1024), fileQueueBytes,
+      (!endpoint && FILE_MODE_QUEUE_BYTES[signal]) || SIGNAL_DEFAULTS[signal].queue_bytes);
 
     return {
       signal,
