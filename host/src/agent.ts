@@ -24,6 +24,7 @@ import * as crypto from 'crypto';
 import * as path from 'path';
 import { createSignals, Signals } from './signals';
 import { startMemoryTuning } from './memory';
+import { startOverloadGate } from './memory/overload';
 import { collectMapFill, MapDesc, registerMaps } from './tracers/map-fill';
 import { correlateStage, CorrelateStage } from './correlate';
 import { Analytics } from './analytics';
@@ -255,7 +256,9 @@ export class Agent {
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
     if (opts.dropPrivileges) this.dropPrivileges();
-    this.stopMemoryTuning = startMemoryTuning();
+    const tuning = startMemoryTuning();
+    const gate = startOverloadGate(this.cfg.agent, this.kernel, this.exportCfg.traces.mode === 'file' ? this.queues.traces : undefined, this.metrics, alog);
+    this.stopMemoryTuning = () => { gate?.stop(); tuning(); };
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
   }

@@ -71,6 +71,11 @@ export class KernelIngest {
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
+  /** Set by the agent's overload gate (host/src/memory/overload.ts): while >= 0, data records are
+   *  skipped undecoded and counted in shedRecords[shedReason]; their bytes become a gap, as after
+   *  a ring drop. Connection and process events still apply. */
+  shedReason = -1;
+  readonly shedRecords = new Float64Array(4);
   /** Where TG_EV_GO_LINK records go (the Go tracer sets it: gotrace/links.ts); dropped without. */
   goLinks?: { add(connId: bigint, tsNs: bigint, parentConnId: bigint, parentTsNs: bigint): void };
 
@@ -190,6 +195,7 @@ export class KernelIngest {
       if (len < 4) continue;
       const type = dv.getUint32(off, true);
       if (type === tg_event_type.TG_EV_DATA) {
+        if (this.shedReason >= 0) { this.shed(dv, off); continue; }
         if (len < tg_data_event.size) { this.metrics.inc('telegen_ring_malformed_total', 'Ring records shorter than their type'); continue; }
         this.onData(ring, dv, off, len);
       } else if (type === tg_event_type.TG_EV_CONN_CLOSE) {
@@ -218,6 +224,20 @@ export class KernelIngest {
         this.goLinks.add(at(tg_go_link_event.conn_id), at(tg_go_link_event.ts_ns), at(tg_go_link_event.parent_conn_id), at(tg_go_link_event.parent_ts_ns));
       }
     }
+  }
+
+  /** A data record skipped by the overload gate. Its stream ends here rather than getting a gap:
+   *  a gap before detection ignores a connection for good (router.gap), and every later exchange
+   *  on it would be lost uncounted. Its next record starts a fresh stream, as for a connection
+   *  older than the agent. */
+  private shed(dv: DataView, off: number): void {
+    this.shedRecords[this.shedReason]++;
+    if (dv.getUint8(off + INFO_DATA + tg_conn_info.proto) === tg_proto.TG_PROTO_UDP) return;
+    const raw = dv.getBigUint64(off + INFO_DATA + tg_conn_info.conn_id, true);
+    const k = this.conns.get(raw);
+    if (k) this.drop(raw, k);
+    const t = this.conns.get(raw | TLS_STREAM);
+    if (t) this.drop(raw | TLS_STREAM, t);
   }
 
   private onData(ring: Uint8Array, dv: DataView, off: number, len: number): void {
