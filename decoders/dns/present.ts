@@ -182,10 +182,13 @@ export function putIPv6(p: usize): void {
 }
 
 /** An uncompressed wire-form name as presentation text: labels joined by '.', no trailing dot,
- *  "." for the root; '.' and '\' inside a label and bytes outside printable ASCII escaped. */
-// 1 for the bytes a name shows as they are: printable ASCII other than '.' and '\'.
+ *  "." for the root. Escapes as the semantic conventions ask for dns.question.name: '\' and '"'
+ *  (and '.' inside a label) get a backslash; tab, CR and LF are \t, \r and \n; other bytes outside
+ *  printable ASCII are \DDD. A space is printable: DNS-SD instance names ("Office Printer._ipp…")
+ *  show as tshark and dig +short show them, not as \032. */
+// 1 for the bytes a name shows as they are: printable ASCII (space included) other than '.', '\', '"'.
 const PLAIN: usize = memory.data(256);
-for (let c: usize = 0x21; c <= 0x7e; c++) store<u8>(PLAIN + c, c == 46 || c == 92 ? 0 : 1);
+for (let c: usize = 0x20; c <= 0x7e; c++) store<u8>(PLAIN + c, c == 46 || c == 92 || c == 34 ? 0 : 1);
 
 const ONES: u64 = 0x0101010101010101;
 const HIGHS: u64 = 0x8080808080808080;
@@ -200,9 +203,11 @@ const LOWS: u64 = 0x7f7f7f7f7f7f7f7f;
   return ((x - ONES * n) & ~x & HIGHS) | (((x + ONES * (127 - m)) | x) & HIGHS);
 }
 
-/** Bytes of a name's text needing an escape in a word: outside 0x21..0x7e or '\'. Dots are
+/** Bytes of a name's text needing an escape in a word: outside 0x20..0x7e, '\' or '"'. Dots are
  *  counted instead: the ones put between labels are fine, any other is inside a label. */
-@inline function nameWordBad(x: u64): u64 { return anyOutside(x, 0x21, 0x7e) | anyZero(x ^ (ONES * 92)); }
+@inline function nameWordBad(x: u64): u64 {
+  return anyOutside(x, 0x20, 0x7e) | anyZero(x ^ (ONES * 92)) | anyZero(x ^ (ONES * 34));
+}
 @inline function dotCount(x: u64): u32 { return <u32>popcnt(zeroBytes(x ^ (ONES * 46))); }
 
 export function putName(wire: usize, wireLen: u32): void {
@@ -268,8 +273,11 @@ function putNameByLabel(wire: usize, wireLen: u32): void {
     }
     for (let i: u32 = 1; i <= n && p + i < wireLen; i++) {
       const c = <u32>load<u8>(wire + p + i);
-      if (c == 46 || c == 92) { putByte(92); putByte(c); }
-      else if (c < 0x21 || c > 0x7e) put3Dec(c);
+      if (c == 46 || c == 92 || c == 34) { putByte(92); putByte(c); }
+      else if (c == 9) { putByte(92); putByte(116); }
+      else if (c == 10) { putByte(92); putByte(110); }
+      else if (c == 13) { putByte(92); putByte(114); }
+      else if (c < 0x20 || c > 0x7e) put3Dec(c);
       else putByte(c);
     }
     p += n + 1;

@@ -29,7 +29,8 @@ const RCODES: Record<string, string> = {
 };
 const TYPES: Record<string, string> = {
   1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 29: 'LOC', 33: 'SRV', 35: 'NAPTR',
-  41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 64: 'SVCB', 65: 'HTTPS', 255: 'ANY', 257: 'CAA',
+  39: 'DNAME', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 64: 'SVCB', 65: 'HTTPS',
+  251: 'IXFR', 252: 'AXFR', 255: 'ANY', 257: 'CAA',
 };
 export const typeName = (n: string): string => TYPES[n] ?? `TYPE${n}`;
 
@@ -42,9 +43,12 @@ export interface TsharkMsg {
   truncated: boolean;
   qname?: string;
   qtype?: string;
-  counts: [number, number, number];
+  /** answer, authority, additional; undefined for UPDATE (tshark names them zone/prerequisite/update) */
+  counts?: [number, number, number];
   /** per answer-section RR: the value tshark printed for it, '*' when it prints none we compare */
   answers?: string[];
+  /** the RR type of each of `answers` */
+  answerTypes?: string[];
   txt?: string;
 }
 
@@ -68,8 +72,10 @@ export function parseTsv(text: string): TsharkMsg[] {
         id: Number(id),
         response,
         truncated: v('dns.flags.truncated')[i] === '1',
-        counts: [Number(v('dns.count.answers')[i]), Number(v('dns.count.auth_rr')[i]), Number(v('dns.count.add_rr')[i])],
       };
+      if (v('dns.count.answers')[i] !== undefined) {
+        m.counts = [Number(v('dns.count.answers')[i]), Number(v('dns.count.auth_rr')[i]), Number(v('dns.count.add_rr')[i])];
+      }
       if (Number(v('dns.count.queries')[i]) >= 1 && single) {
         m.qname = v('dns.qry.name')[0];
         m.qtype = typeName(v('dns.qry.type')[0]);
@@ -95,9 +101,10 @@ function answersOf(m: TsharkMsg, v: (name: string) => string[]): void {
   };
   const cursor: Record<string, number> = {};
   const answers: string[] = [];
+  const answerTypes: string[] = [];
   let txtElsewhere = false;
   types.forEach((t, i) => {
-    const inAnswers = i < m.counts[0];
+    const inAnswers = i < (m.counts?.[0] ?? 0);
     let value = '*';
     if (column[t]) {
       cursor[t] = (cursor[t] ?? 0) + 1;
@@ -108,8 +115,10 @@ function answersOf(m: TsharkMsg, v: (name: string) => string[]): void {
     // RRSIGs are not answers for the decoder unless asked for
     if (t === '46' && m.qtype !== 'RRSIG' && m.qtype !== 'ANY') return;
     answers.push(t === '16' ? 'TXT' : value);
+    answerTypes.push(t);
   });
   m.answers = answers;
+  m.answerTypes = answerTypes;
   if (!txtElsewhere && types.includes('16')) m.txt = v('dns.txt').join('');
 }
 
@@ -146,8 +155,11 @@ export function assertAgrees(msgs: TsharkMsg[], res: ReplayResult, label: string
     const where = `${label} frame ${m.frame} id 0x${m.id.toString(16)}`;
     const pool = m.response ? withResponse : withQuery;
     const used = m.response ? usedR : usedQ;
-    const rec = pool.find((r) => !used.has(r) && r.attributes['telegen.dns.id'] === m.id &&
+    const candidates = pool.filter((r) => !used.has(r) && r.attributes['telegen.dns.id'] === m.id &&
       (m.qname === undefined || sameName(r.attributes['dns.question.name'], m.qname)));
+    // several responses with one id (a zone transfer's messages): the one with these counts
+    const rec = candidates.find((r) => m.counts !== undefined && m.response && r.attributes['telegen.dns.answer_count'] === m.counts[0] &&
+      r.attributes['telegen.dns.authority_count'] === m.counts[1] && r.attributes['telegen.dns.additional_count'] === m.counts[2]) ?? candidates[0];
     assert.ok(rec, `${where}: no record for this ${m.response ? 'response' : 'query'} (${m.qname})`);
     used.add(rec);
     const a = rec.attributes;
@@ -155,14 +167,18 @@ export function assertAgrees(msgs: TsharkMsg[], res: ReplayResult, label: string
     if (!m.response) continue;
     assert.equal(a['dns.response_code'], m.rcode, `${where}: rcode`);
     assert.equal(a['telegen.dns.truncated'], m.truncated, `${where}: TC`);
-    assert.deepEqual([a['telegen.dns.answer_count'], a['telegen.dns.authority_count'], a['telegen.dns.additional_count']], m.counts, `${where}: counts`);
+    if (m.counts !== undefined) {
+      assert.deepEqual([a['telegen.dns.answer_count'], a['telegen.dns.authority_count'], a['telegen.dns.additional_count']], m.counts, `${where}: counts`);
+    }
     if (m.answers === undefined) continue;
     const got = (a['dns.answers'] as string[] | undefined) ?? [];
     assert.equal(got.length, m.answers.length, `${where}: answers ${JSON.stringify(got)} vs tshark ${JSON.stringify(m.answers)}`);
     m.answers.forEach((want, i) => {
       if (want === '*' || want === 'TXT') return;
-      // MX and SRV: tshark's column holds the exchange/target, the last field of ours
-      const mine = got[i].includes(' ') ? got[i].slice(got[i].lastIndexOf(' ') + 1) : got[i];
+      // MX and SRV: tshark's column holds the exchange/target, ours leads with the numbers
+      // (a name may hold spaces: DNS-SD instance names)
+      const skip = m.answerTypes?.[i] === '15' ? 1 : m.answerTypes?.[i] === '33' ? 3 : 0;
+      const mine = skip ? got[i].split(' ').slice(skip).join(' ') : got[i];
       assert.equal(mine, want, `${where}: answer ${i}`);
       answers++;
     });

@@ -361,11 +361,15 @@ test('a compressed question name that loops: the message still yields an exchang
   assert.equal(h.records[0].attributes['dns.question.name'], 'x.example');
 });
 
-test('presentation escapes in names; the root name is "."', () => {
-  const name = [3, 0x61, 0x2e, 0x62, 2, 0x20, 0xff, 0];
+test('presentation escapes in names (semantic conventions: a space is printable); the root name is "."', () => {
+  const name = [3, 0x61, 0x2e, 0x62, 2, 0x20, 0xff, 7, 0x22, 0x5c, 0x09, 0x0a, 0x0d, 0x00, 0x7f, 0];
   const r = rawResponse(3, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 12, name)]);
   const rec = udpExchange(query(3, 'www.example.com'), r);
-  assert.deepEqual(rec.attributes['dns.answers'], ['a\\.b.\\032\\255']);
+  assert.deepEqual(rec.attributes['dns.answers'], ['a\\.b. \\255.\\"\\\\\\t\\n\\r\\000\\127']);
+  // a DNS-SD instance name: spaces as they are, on the fast path (no other escape in the name)
+  const sd = [14, ...Buffer.from('Office Printer'), 4, ...Buffer.from('_ipp'), 4, ...Buffer.from('_tcp'), 5, ...Buffer.from('local'), 0];
+  const r2 = rawResponse(5, [1, 1, 0, 0], [...QNAME, ...QTAIL, ...rr([0xc0, 12], 12, sd)]);
+  assert.deepEqual(udpExchange(query(5, 'www.example.com'), r2).attributes['dns.answers'], ['Office Printer._ipp._tcp.local']);
   const root = udpExchange(query(4, '.', 'NS'), response(4, '.', 'NS', [{ type: 'NS', name: '.', data: 'a.root-servers.net' }]));
   assert.equal(root.attributes['dns.question.name'], '.');
   assert.equal(root.attributes['dns.question.type'], 'NS');
