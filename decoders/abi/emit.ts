@@ -52,8 +52,9 @@ function flushArea(): void {
   store<u32>(area, 0);
 }
 
-/** Starts a record; fields follow; finish() hands it to the host. */
-export function begin(kind: i32, flags: i32, stream: u64, tsStart: u64, tsEnd: u64): void {
+/** Starts a record; fields follow; finish() hands it to the host. Both inlined: a call per record
+ *  costs a fuel check besides the call (host/src/decoders/meter.ts). */
+@inline export function begin(kind: i32, flags: i32, stream: u64, tsStart: u64, tsEnd: u64): void {
   if (batching) {
     if (used > AREA_CAP - EMIT_CAP) flushArea();
     emitBuf = area + 8 + <usize>used;
@@ -124,6 +125,23 @@ export function addBytes(id: i32, ptr: usize, len: u32): void {
   const dst = fieldHeader(id, T_STR, n);
   copyValue(dst, ptr, n);
   pos += FIELD_HEADER_SIZE + n;
+}
+
+/** Fields already encoded (field header + value, as addBytes/addInt write them; e.g. a decoder's
+ *  constant attributes built once at start), copied as they are: `n` bytes at `ptr`. All or
+ *  nothing: a block that does not fit is left out and the record flagged TRUNCATED. */
+export function addFields(ptr: usize, n: u32): void {
+  if (n > EMIT_CAP - pos) { orFlags(FLAG_TRUNCATED); return; }
+  const dst = emitBuf + <usize>pos;
+  if (n <= 40 && n >= 16) {
+    // The size of a few short fields: words, no memory.copy (see copyValue).
+    const e = <usize>n;
+    store<u64>(dst, load<u64>(ptr)); store<u64>(dst, load<u64>(ptr, 8), 8);
+    if (n > 24) store<u64>(dst, load<u64>(ptr, 16), 16);
+    if (n > 32) store<u64>(dst, load<u64>(ptr, 24), 24);
+    store<u64>(dst + e - 8, load<u64>(ptr + e - 8));
+  } else memory.copy(dst, ptr, n);
+  pos += n;
 }
 
 // String literals live in static data (below __heap_base) and never change: each is encoded to
@@ -201,7 +219,7 @@ export function endStrs(): void {
   store<u32>(emitBuf + <usize>strsCountPos + 4, pos - strsCountPos - FIELD_HEADER_SIZE);
 }
 
-export function finish(): void {
+@inline export function finish(): void {
   store<u32>(emitBuf, pos, 4);
   if (batching) {
     used += (pos + 7) & ~7;

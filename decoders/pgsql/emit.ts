@@ -13,16 +13,29 @@ import {
   A_TELEGEN_DB_COPY_MESSAGES, A_TELEGEN_DB_COPY_BYTES, A_TELEGEN_DB_NOTIFICATION_CHANNEL,
   A_TELEGEN_DB_EVENT_NAME, A_TELEGEN_DB_PORTAL_SUSPENDED, A_TELEGEN_PROTOCOL_NEXT,
 } from "../abi/attributes";
-import { begin, finish, addBytes, addString, addInt, addBool, orFlags } from "../abi/emit";
+import { begin, finish, addBytes, addFields, addString, addInt, addBool, orFlags } from "../abi/emit";
+import { T_STR, FIELD_HEADER_SIZE } from "../abi/abi";
 import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount, zeroBytes } from "./types";
 import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
 
-// "postgresql", the value of two attributes of every record: static UTF-8, copied as it is.
+// "postgresql", the value of two attributes of every record: the two fields encoded once here
+// and copied as one block (two addBytes per record were ~2% of the module's time).
 const POSTGRESQL: usize = memory.data<u8>([0x70, 0x6f, 0x73, 0x74, 0x67, 0x72, 0x65, 0x73, 0x71, 0x6c]);
+const PG_FIELD: u32 = FIELD_HEADER_SIZE + 10;
+const PG_FIELDS: usize = memory.data(2 * PG_FIELD);
+function pgField(at: usize, id: i32): void {
+  store<u16>(at, <u16>id);
+  store<u8>(at, <u8>T_STR, 2);
+  store<u8>(at, 0, 3);
+  store<u32>(at, 10, 4);
+  memory.copy(at + FIELD_HEADER_SIZE, POSTGRESQL, 10);
+}
+pgField(PG_FIELDS, A_DB_SYSTEM_NAME);
+pgField(PG_FIELDS + PG_FIELD, A_NETWORK_PROTOCOL_NAME);
 
-function common(st: Stream): void {
-  addBytes(A_DB_SYSTEM_NAME, POSTGRESQL, 10);
-  addBytes(A_NETWORK_PROTOCOL_NAME, POSTGRESQL, 10);
+// Inlined, as begin() and finish(): a call costs its fuel check (host/src/decoders/meter.ts).
+@inline function common(st: Stream): void {
+  addFields(PG_FIELDS, 2 * PG_FIELD);
   if (st.database.has) addBytesOf(A_DB_NAMESPACE, st.database);
   if (st.user.has) addBytesOf(A_TELEGEN_DB_USER, st.user);
   if (st.appName.has && st.appName.len > 0) addBytesOf(A_TELEGEN_DB_APPLICATION_NAME, st.appName);
