@@ -37,8 +37,9 @@ class RingMap {
 
   uint64_t Consumer() const { return __atomic_load_n(cons_, __ATOMIC_ACQUIRE); }
   uint64_t Producer() const { return __atomic_load_n(prod_, __ATOMIC_ACQUIRE); }
-  // Lets the kernel reuse everything before `pos` and unmaps the chunks nothing unread is in.
-  // Nobody may read records before `pos` afterwards (they read zeros).
+  // Lets the kernel reuse everything before `pos`; the chunks nothing unread is in are blanked
+  // once more than a few of them are (every mmap here costs a TLB shootdown on each CPU that
+  // runs a thread of the process). Records before `pos` may read zeros afterwards.
   void Release(uint64_t pos);
 
   // Visits committed records from position `from` up to `to`, at most `max` of them and while
@@ -53,10 +54,14 @@ class RingMap {
   // the kernel refused one (the walk stops there and the next one tries again).
   bool Ensure(uint64_t begin, uint64_t end) {
     for (uint64_t c = begin / chunk_; c <= (end - 1) / chunk_; c++)
-      if (!mapped_[c] && !MapChunk(c)) return false;
+      if (!mapped_[c] && !MapRun(c)) return false;
     return true;
   }
-  bool MapChunk(uint64_t c);
+  // Maps chunk c and the unmapped ones after it, up to ahead_ chunks, in one mmap.
+  bool MapRun(uint64_t c);
+
+  uint32_t ahead_;  // chunks mapped per mmap
+  uint32_t spare_;  // released chunks left mapped before they are blanked, all at once
 
   int fd_ = -1;
   uint64_t size_;
@@ -70,6 +75,7 @@ class RingMap {
   bool owns_data_ = true;
   std::vector<bool> mapped_;  // per chunk of the doubled area
   std::vector<uint32_t> live_;  // the chunks mapped now
+  std::vector<uint32_t> released_;  // scratch of Release(): the chunks to blank
 };
 
 // Header layout of a ringbuf record (uapi linux/bpf.h): u32 len with busy/discard bits, u32 pgoff.

@@ -72,7 +72,7 @@ export interface SocketTracer {
   /** The object's maps with their kernel ids (tracers/map-fill.ts samples their fill); absent
    *  in the privilege-separated worker, where the loader holds the maps. */
   maps?(): Array<{ name: string; id: number; type: number; maxEntries: number }>;
-  /** Detaches every program, stops the reader thread, frees the maps. Idempotent; stats()
+  /** Detaches every program, stops the ring reader, frees the maps. Idempotent; stats()
    *  keeps returning the totals as they were at close. */
   close(): void;
 }
