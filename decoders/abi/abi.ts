@@ -32,6 +32,8 @@ export const T_INT = 1;   // i64 little-endian, 8 bytes
 export const T_FLOAT = 2; // f64 little-endian, 8 bytes
 export const T_BOOL = 3;  // 1 byte
 export const T_STRS = 4;  // several strings, each u32 LE length + bytes (string[] attribute)
+export const T_SET = 5;   // no value; only as a record's first field, id = set number: the fields
+                          // after it define the set, alone it reuses them (README, "Field sets")
 
 // Layout of a record in decoder memory, passed to telegen.emit(ptr, len):
 //   u16 kind | u16 flags | u32 total_len | u64 stream | u64 ts_start_ns | u64 ts_end_ns   (32 bytes)

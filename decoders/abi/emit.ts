@@ -1,7 +1,7 @@
 // AssemblyScript-only helpers every decoder uses to build records and talk to the host.
 // Records are assembled in a static buffer (no allocation) and handed to telegen.emit.
 import {
-  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS,
+  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS, T_SET,
   FLAG_TRUNCATED, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR,
 } from "./abi";
 
@@ -142,6 +142,19 @@ export function addFields(ptr: usize, n: u32): void {
     store<u64>(dst + e - 8, load<u64>(ptr + e - 8));
   } else memory.copy(dst, ptr, n);
   pos += n;
+}
+
+/** The field-set mark (decoders/abi/README.md, "Field sets"), right after begin(): with fields
+ *  after it the record defines set `id` (0..65535); alone it reuses the fields of set `id`'s last
+ *  definition (the flags are the record's own: orFlags() what the definition had). */
+export function addSetMark(id: i32): void {
+  fieldHeader(id, T_SET, 0);
+  pos += FIELD_HEADER_SIZE;
+}
+
+/** The flags of the record finish() handed over last (until the next begin()). */
+export function lastFlags(): i32 {
+  return <i32>load<u16>(emitBuf, 2);
 }
 
 // String literals live in static data (below __heap_base) and never change: each is encoded to

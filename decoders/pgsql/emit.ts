@@ -13,7 +13,7 @@ import {
   A_TELEGEN_DB_COPY_MESSAGES, A_TELEGEN_DB_COPY_BYTES, A_TELEGEN_DB_NOTIFICATION_CHANNEL,
   A_TELEGEN_DB_EVENT_NAME, A_TELEGEN_DB_PORTAL_SUSPENDED, A_TELEGEN_PROTOCOL_NEXT,
 } from "../abi/attributes";
-import { begin, finish, addBytes, addFields, addString, addInt, addBool, orFlags } from "../abi/emit";
+import { begin, finish, addBytes, addFields, addSetMark, lastFlags, addString, addInt, addBool, orFlags } from "../abi/emit";
 import { T_STR, FIELD_HEADER_SIZE } from "../abi/abi";
 import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount, zeroBytes } from "./types";
 import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
@@ -79,6 +79,18 @@ function addOperationFromTagAt(p: usize, len: i32): void {
   if (n > 0) addBytes(A_DB_OPERATION_NAME, p, <u32>n);
 }
 
+// The field sets of emitOrphanTag: per slot u64 k0 | u64 k1 | i64 rows | u64 commonGen |
+// i32 tag length | u16 flags | u8 defined. A fresh instance starts empty, as the host's table.
+const SET_ENTRY: usize = 40;
+const SET_WAYS: i32 = 256; // 128 slots of two; ids 0..255
+const SETS: usize = memory.data(SET_WAYS * <i32>SET_ENTRY);
+const SET_OLDER: usize = memory.data(SET_WAYS >> 1); // per slot: the way used longer ago
+
+@inline function sameSet(e: usize, k0: u64, k1: u64, rows: i64, gen: u64, tagLen: i32): bool {
+  return load<u8>(e, 38) != 0 && load<u64>(e) == k0 && load<u64>(e, 8) == k1 && load<i64>(e, 16) == rows &&
+    load<u64>(e, 24) == gen && load<i32>(e, 32) == tagLen;
+}
+
 /**
  * A CommandComplete answering no request we saw (joined mid-stream, or backend bytes only) when
  * nothing but DataRows was counted before it: built straight from the tag in the input, the same
@@ -86,6 +98,47 @@ function addOperationFromTagAt(p: usize, len: i32): void {
  */
 export function emitOrphanTag(stream: u32, st: Stream, tsStart: u64, tsEnd: u64, tag: usize, tagLen: i32, rows: i64): void {
   begin(KIND_EXCHANGE, FLAG_NO_REQUEST, <u64>stream, tsStart, tsEnd < tsStart ? tsStart : tsEnd);
+  // Its fields follow from the stream's startup fields, the tag and `rows` alone: a short tag's
+  // record names a field set (decoders/abi/README.md, "Field sets") kept in a direct-mapped table
+  // by those inputs; a repeat is a reference, neither built here nor compared by the host.
+  let set: usize = 0;
+  if (tagLen <= 16) {
+    const n = <usize>tagLen;
+    // Two words that, for a given length, hold every byte of the tag (overlapping, as copyValue).
+    let k0: u64 = 0, k1: u64 = 0;
+    if (n >= 8) { k0 = load<u64>(tag); k1 = load<u64>(tag + n - 8); }
+    else if (n >= 4) { k0 = <u64>load<u32>(tag); k1 = <u64>load<u32>(tag + n - 4); }
+    else if (n != 0) { k0 = <u64>load<u8>(tag) | (<u64>load<u8>(tag + (n >> 1)) << 8); k1 = <u64>load<u8>(tag + n - 1); }
+    let h = (k0 ^ (k1 * 0x9e3779b97f4a7c15) ^ <u64>rows ^ (st.commonGen << 17) ^ (<u64>n << 56)) * 0xff51afd7ed558ccd;
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53;
+    // Two ways per slot (two hot sets in one slot would redefine each other on every record),
+    // the one used longer ago replaced.
+    const way = <i32>(h >> 57) << 1;
+    let id = way;
+    set = SETS + <usize>id * SET_ENTRY;
+    let hit = sameSet(set, k0, k1, rows, st.commonGen, tagLen);
+    if (!hit) {
+      id = way + 1;
+      set += SET_ENTRY;
+      hit = sameSet(set, k0, k1, rows, st.commonGen, tagLen);
+    }
+    if (hit) {
+      store<u8>(SET_OLDER + <usize>(way >> 1), <u8>(id ^ 1) & 1);
+      addSetMark(id);
+      orFlags(<i32>load<u16>(set, 36));
+      finish();
+      return;
+    }
+    const older = <i32>load<u8>(SET_OLDER + <usize>(way >> 1));
+    id = way + older;
+    set = SETS + <usize>id * SET_ENTRY;
+    store<u8>(SET_OLDER + <usize>(way >> 1), <u8>(older ^ 1));
+    store<u8>(set, 0, 38);
+    store<u64>(set, k0); store<u64>(set, k1, 8); store<i64>(set, rows, 16);
+    store<u64>(set, st.commonGen, 24); store<i32>(set, tagLen, 32);
+    addSetMark(id);
+  }
   common(st);
   const cut = tagLen > TAG_CAP;
   const n = cut ? TAG_CAP : tagLen;
@@ -98,6 +151,7 @@ export function emitOrphanTag(stream: u32, st: Stream, tsStart: u64, tsEnd: u64,
     if (tagRows >= 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, tagRows);
   }
   finish();
+  if (set != 0) { store<u16>(set, <u16>lastFlags(), 36); store<u8>(set, 1, 38); }
 }
 
 /** A query exchange (QUERY, EXECUTE, PARSE-as-prepare, FUNC). */

@@ -181,6 +181,8 @@ export function onSkippedRequest(stream: u32, st: Stream, ts: u64): void {
   op.unknown = true;
 }
 
+let commonGens: u64 = 0;
+
 export function onStartup(st: Stream, p: usize, n: i32, ts: u64): void {
   // int32 version, then name\0value\0 … \0
   const end = p + <usize>n;
@@ -200,6 +202,7 @@ export function onStartup(st: Stream, p: usize, n: i32, ts: u64): void {
   }
   // Without a database parameter the server uses the user name.
   if (!st.database.has && st.user.has) st.database.copyFrom(st.user);
+  st.commonGen = ++commonGens;
   st.phase = PH_AUTH;
   st.startup.reset(OP_STARTUP, st.encTs != 0 ? st.encTs : ts);
   st.startupOpen = true;

@@ -314,6 +314,9 @@ export class Stream {
   user: Bytes = new Bytes();
   database: Bytes = new Bytes();
   appName: Bytes = new Bytes();
+  /** Which user/database/appName this stream's records carry (emit.ts, field sets): 0 none of
+   *  them, else a number given once per startup (never reused). */
+  commonGen: u64 = 0;
   serverVersion: Bytes = new Bytes();
   protoMajor: u32 = 0;
   protoMinor: u32 = 0;
@@ -361,6 +364,7 @@ export class Stream {
     this.user.clear();
     this.database.clear();
     this.appName.clear();
+    this.commonGen = 0;
     this.serverVersion.clear();
     this.protoMajor = 0;
     this.protoMinor = 0;

@@ -730,3 +730,40 @@ test('a connection after closed ones decodes exactly as in a fresh decoder (clos
     }
   }
 });
+
+test('answers without their request reuse field sets (decoders/abi "Field sets") only within one startup: each carries its own connection\'s fields, also on a recycled stream', () => {
+  const h = fresh();
+  const open = (s: number, startup?: Record<string, string>) => {
+    if (startup) play(h, s, [[Q, serialize.startup(startup)], [R, Buffer.concat([be.authOk(), be.ready()])]]);
+  };
+  // Answers with no Query seen: each is a FLAG_NO_REQUEST exchange built from the tag alone.
+  const answers = (s: number) => h.inst.feed(s, R, Buffer.concat([be.complete('UPDATE 1'), be.ready(), be.complete('BEGIN'), be.ready(), be.complete('SELECT 3'), be.ready()]), 5000n);
+  const got = () => exchanges(h).filter((r) => r.flags & 4).map((r) => [r.stream, r.attributes['db.namespace'], r.attributes['telegen.db.user'], r.attributes['telegen.db.command_tag'], r.attributes['db.response.returned_rows']]);
+  open(1, { user: 'a', database: 'one' });
+  open(2, { user: 'b', database: 'two' });
+  open(3); // joined mid-stream: no startup fields
+  const want: unknown[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (const [s, db, user] of [[1, 'one', 'a'], [2, 'two', 'b'], [3, undefined, undefined]] as const) {
+      assert.equal(answers(s), 'ok');
+      want.push([s, db, user, 'UPDATE 1', 1], [s, db, user, 'BEGIN', undefined], [s, db, user, 'SELECT 3', 3]);
+    }
+  }
+  // Closed streams are recycled for new connections: the new one's fields, not the old one's.
+  h.inst.closeStream(1);
+  h.inst.closeStream(3);
+  open(4, { user: 'c', database: 'three' });
+  open(5);
+  for (let round = 0; round < 2; round++) {
+    for (const [s, db, user] of [[4, 'three', 'c'], [5, undefined, undefined], [2, 'two', 'b']] as const) {
+      assert.equal(answers(s), 'ok');
+      want.push([s, db, user, 'UPDATE 1', 1], [s, db, user, 'BEGIN', undefined], [s, db, user, 'SELECT 3', 3]);
+    }
+  }
+  assert.deepEqual(got(), want);
+  // Repeats share one frozen attribute object (the span builder copies it: ownAttributes).
+  const upd = exchanges(h).filter((r) => r.stream === 5 && r.attributes['telegen.db.command_tag'] === 'UPDATE 1');
+  assert.equal(upd[0].attributes, upd[1].attributes);
+  assert.ok(Object.isFrozen(upd[1].attributes));
+  assert.equal(h.inst.counters.badRecords, 0);
+});

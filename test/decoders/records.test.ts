@@ -2,8 +2,8 @@
 // bytes repeat share one attribute object, and are read exactly as a fresh read of their bytes.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { RecordReader, memView, ownAttributes } from '../../host/src/decoders/records';
-import { KIND_EXCHANGE, KIND_EVENT, T_STR, T_INT, T_FLOAT } from '../../decoders/abi/abi';
+import { RecordReader, RecordError, memView, ownAttributes } from '../../host/src/decoders/records';
+import { KIND_EXCHANGE, KIND_EVENT, T_STR, T_INT, T_FLOAT, T_SET, T_STRS } from '../../decoders/abi/abi';
 
 type Field = [id: number, type: number, value: Buffer];
 
@@ -125,4 +125,39 @@ test('ownAttributes: a shared set is copied (equal, writable), a record\'s own o
   own['server.address'] = '10.0.0.1';
   assert.equal(r.attributes['server.address'], undefined);
   assert.throws(() => { (r.attributes as Record<string, unknown>)['x'] = 1; }, TypeError);
+});
+
+test('field sets (T_SET): a definition reads as its fields, a use gets them without field bytes; unknown, misplaced or forgotten sets are malformed records', () => {
+  const mem = new Uint8Array(new ArrayBuffer(4096));
+  const mv = memView(mem);
+  const reader = new RecordReader();
+  const read = (rec: Buffer) => { const [p, n] = place(mem, rec); return reader.decode(mv, p, n); };
+  const mark = (id: number): Field => [id, T_SET, Buffer.alloc(0)];
+  const want = (() => { const [p, n] = place(mem, record(KIND_EXCHANGE, 7, 1000n, FIELDS)); return new RecordReader().decode(mv, p, n); })();
+  const def = read(record(KIND_EXCHANGE, 7, 1000n, [mark(300), ...FIELDS]));
+  assert.deepEqual(def, want);
+  const uses = [read(record(KIND_EXCHANGE, 7, 1000n, [mark(300)])), read(record(KIND_EXCHANGE, 8, 2000n, [mark(300)]))];
+  assert.deepEqual(uses[0], want);
+  assert.deepEqual([uses[1].stream, uses[1].tsStart, uses[1].tsEnd], [8, 2000n, 2005n], 'the header is the use\'s own');
+  assert.equal(uses[0].attributes, uses[1].attributes, 'an exchange shares the frozen set');
+  assert.ok(Object.isFrozen(uses[0].attributes));
+  const ev = read(record(KIND_EVENT, 7, 1000n, [mark(300)]));
+  assert.deepEqual(ev.attributes, want.attributes);
+  assert.ok(!Object.isFrozen(ev.attributes), 'another kind gets its own copy');
+  // A redefinition replaces the set.
+  read(record(KIND_EXCHANGE, 7, 1000n, [mark(300), [100, T_STR, Buffer.from('other')]]));
+  assert.deepEqual(read(record(KIND_EXCHANGE, 7, 1000n, [mark(300)])).attributes, { 'db.system.name': 'other' });
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(301)])), RecordError, 'used before defined');
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [[300, T_SET, Buffer.from('x')]])), RecordError, 'a mark with a value');
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [...FIELDS, mark(300)])), RecordError, 'a mark after other fields');
+  // A malformed definition leaves no set behind; a list cannot be shared.
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(300), [9999, T_STR, Buffer.from('x')]])), RecordError);
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(300)])), RecordError);
+  const lenPrefixed = Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.from('a')]);
+  read(record(KIND_EXCHANGE, 7, 1000n, [mark(302), [100, T_STRS, lenPrefixed]]));
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(302)])), RecordError);
+  // A fresh module instance has no sets: the host forgets them.
+  read(record(KIND_EXCHANGE, 7, 1000n, [mark(300), ...FIELDS]));
+  reader.forgetSets();
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(300)])), RecordError);
 });

@@ -218,6 +218,7 @@ export class DecoderInstance {
     this.fuel.value = this.policy.fuelPerCall;
     this.mem = new Uint8Array(this.ex.memory.buffer);
     this.mv = undefined;
+    this.reader?.forgetSets(); // a fresh instance has defined no field sets
     this.win = this.ex.input();
     this.cap = this.ex.input_cap();
     this.area = 0;
@@ -301,6 +302,7 @@ export class DecoderInstance {
 
   private badRecord(e: RecordError): void {
     this.counters.badRecords++;
+    this.reader?.forgetSets(); // the dropped record may have defined a field set
     this.lastError = `malformed record: ${e.message}`;
     this.noteFailure();
     this.hooks.onBadRecord?.(e, this);

@@ -1,6 +1,6 @@
 // Reads records a decoder hands to telegen.emit(ptr, len) (layout: decoders/abi/abi.ts).
 import {
-  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS, ATTR_PRIVATE_BASE, KIND_EXCHANGE,
+  RECORD_HEADER_SIZE, FIELD_HEADER_SIZE, T_STR, T_INT, T_FLOAT, T_BOOL, T_STRS, T_SET, ATTR_PRIVATE_BASE, KIND_EXCHANGE,
 } from '../../../decoders/abi/abi';
 import attributesJson from '../../../decoders/abi/attributes.json';
 
@@ -216,7 +216,42 @@ export class RecordReader {
   private looked = 0;
   private hits = 0;
   private paused = 0;
+  /** Field sets the module defined (T_SET, decoders/abi/README.md "Field sets"), by number:
+   *  frozen like the templates above; null: defined with a list (a use is malformed). */
+  private defs: Array<Record<string, AttrValue> | null | undefined> = [];
+  private defCopiers: Array<Copier | undefined> = [];
   constructor(privateNames?: Record<string, string>) { this.names = attributeNames(privateNames); }
+
+  /** The module's field sets are gone (a fresh instance), or may no longer match it (a record was
+   *  dropped: it may have been a definition). */
+  forgetSets(): void {
+    if (this.defs.length === 0) return;
+    this.defs = [];
+    this.defCopiers = [];
+  }
+
+  /** A record whose first field is a T_SET mark: a definition (fields follow) or a use. */
+  private setRecord(m: MemView, ptr: number, len: number, v: number, n: number): DecodedRecord {
+    const { buf, dv } = m;
+    const id = buf[v] | (buf[v + 1] << 8);
+    if (dv.getUint32(v + 4, true) !== 0) throw new RecordError(`field set mark ${id} has a value`);
+    if (n === FIELD_HEADER_SIZE) {
+      const t = this.defs[id];
+      if (!t) throw new RecordError(t === null ? `field set ${id} holds a list: it cannot be reused` : `field set ${id} used before it was defined`);
+      return header(m, ptr, (buf[ptr] | (buf[ptr + 1] << 8)) === KIND_EXCHANGE ? t : this.defCopiers[id]!(t));
+    }
+    this.defs[id] = undefined; // a malformed definition leaves no set behind
+    const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes(), v + FIELD_HEADER_SIZE);
+    if (hasList(rec.attributes)) this.defs[id] = null;
+    else {
+      const c = copierOf(rec.attributes);
+      const tpl = Object.freeze(c(rec.attributes));
+      templateCopiers.set(tpl, c);
+      this.defs[id] = tpl;
+      this.defCopiers[id] = c;
+    }
+    return rec;
+  }
   /** Decodes one record; throws RecordError on a malformed one (the caller counts and drops it). */
   decode(m: MemView, ptr: number, len: number): DecodedRecord {
     const { buf, dv, i32, f64 } = m;
@@ -224,6 +259,7 @@ export class RecordReader {
     const total = dv.getUint32(ptr + 4, true);
     if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
     const v = ptr + RECORD_HEADER_SIZE, n = len - RECORD_HEADER_SIZE;
+    if (n >= FIELD_HEADER_SIZE && buf[v + 2] === T_SET) return this.setRecord(m, ptr, len, v, n);
     if (i32 === undefined || f64 === undefined || n === 0 || n > SET_MAX || (v & 7) !== 0) return readRecord(m, ptr, len, this.names, this.values, new Attributes());
     if (this.paused > 0) { this.paused--; return readRecord(m, ptr, len, this.names, this.values, new Attributes()); }
     if (++this.looked === SET_WINDOW) {
@@ -284,14 +320,15 @@ function header(m: MemView, ptr: number, attributes: Record<string, AttrValue>):
   };
 }
 
-function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>, attributes: Record<string, AttrValue>): DecodedRecord {
+/** `from`: where the fields start (after a field set mark), the record's first field if not given. */
+function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>, attributes: Record<string, AttrValue>, from = ptr + RECORD_HEADER_SIZE): DecodedRecord {
   const { buf, dv } = m;
   if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
   const total = dv.getUint32(ptr + 4, true);
   if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
   const rec = header(m, ptr, attributes);
   const end = ptr + len;
-  let p = ptr + RECORD_HEADER_SIZE;
+  let p = from;
   while (p < end) {
     if (p + FIELD_HEADER_SIZE > end) throw new RecordError('truncated field header');
     const id = dv.getUint16(p, true);
