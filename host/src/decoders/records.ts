@@ -242,14 +242,9 @@ export class RecordReader {
     }
     this.defs[id] = undefined; // a malformed definition leaves no set behind
     const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes(), v + FIELD_HEADER_SIZE);
-    if (hasList(rec.attributes)) this.defs[id] = null;
-    else {
-      const c = copierOf(rec.attributes);
-      const tpl = Object.freeze(c(rec.attributes));
-      templateCopiers.set(tpl, c);
-      this.defs[id] = tpl;
-      this.defCopiers[id] = c;
-    }
+    const tpl = templateOf(rec.attributes);
+    this.defs[id] = tpl;
+    if (tpl !== null) this.defCopiers[id] = templateCopiers.get(tpl);
     return rec;
   }
   /** Decodes one record; throws RecordError on a malformed one (the caller counts and drops it). */
@@ -279,14 +274,9 @@ export class RecordReader {
       }
       const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
       if (t === undefined) {
-        if (hasList(rec.attributes)) sets.templates[slot] = null;
-        else {
-          const c = copierOf(rec.attributes);
-          const tpl = Object.freeze(c(rec.attributes));
-          templateCopiers.set(tpl, c);
-          sets.templates[slot] = tpl;
-          sets.copiers[slot] = c;
-        }
+        const tpl = templateOf(rec.attributes);
+        sets.templates[slot] = tpl;
+        if (tpl !== null) sets.copiers[slot] = templateCopiers.get(tpl);
       }
       return rec;
     }
@@ -298,6 +288,16 @@ export class RecordReader {
     sets.templates[slot] = undefined;
     return rec;
   }
+}
+
+/** A frozen copy of `a` to share (its copier kept for ownAttributes), or null when `a` holds a
+ *  string list (the array would be shared as well). */
+function templateOf(a: Record<string, AttrValue>): Record<string, AttrValue> | null {
+  if (hasList(a)) return null;
+  const c = copierOf(a);
+  const tpl = Object.freeze(c(a));
+  templateCopiers.set(tpl, c);
+  return tpl;
 }
 
 function hasList(a: Record<string, AttrValue>): boolean {
