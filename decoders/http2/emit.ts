@@ -32,13 +32,15 @@ export const P_RESPONSE_MESSAGE_LENGTHS = 1030;
 export const P_PUSHED = 1031;
 export const P_HPACK_RECOVERED = 1032;
 export const P_H2C_UPGRADE = 1033;
+export const P_RESPONSE_INFORMATIONAL = 1034;
 
 export const PRIVATE_ATTRS =
   '{"1024":"telegen.http2.request.headers","1025":"telegen.http2.response.headers",' +
   '"1026":"telegen.http2.request.trailers","1027":"telegen.http2.response.trailers",' +
   '"1028":"telegen.http2.rst_stream.error","1029":"telegen.rpc.request.message_lengths",' +
   '"1030":"telegen.rpc.response.message_lengths","1031":"telegen.http2.pushed",' +
-  '"1032":"telegen.hpack.recovered","1033":"telegen.http2.h2c_upgrade"}';
+  '"1032":"telegen.hpack.recovered","1033":"telegen.http2.h2c_upgrade",' +
+  '"1034":"telegen.http2.response.informational"}';
 
 // ---- serialised header lists (layout in stitch.ts) ----
 
@@ -333,6 +335,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
   addList(P_RESPONSE_HEADERS, resp);
   addList(P_REQUEST_TRAILERS, s.reqTrl);
   addList(P_RESPONSE_TRAILERS, s.respTrl);
+  addList(P_RESPONSE_INFORMATIONAL, s.respInfo);
   if (flags & FLAG_ERROR) {
     // begin() wrote the flags before we knew; patch them in place.
     orFlagsLocal(flags);

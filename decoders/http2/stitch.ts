@@ -250,8 +250,20 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
   }
 }
 
+/** An interim response is not the exchange's status, but its fields are what the server sent
+ *  (Link of a 103, for one): kept after each other in one list, up to 4 KiB. */
+function keepInterim(s: H2Stream, list: Uint8Array): void {
+  const had = s.respInfo;
+  if (had == null) { s.respInfo = list; return; }
+  if (had.length + list.length > 4096) { s.truncated = true; return; }
+  const both = new Uint8Array(had.length + list.length);
+  memory.copy(both.dataStart, had.dataStart, <usize>had.length);
+  memory.copy(both.dataStart + <usize>had.length, list.dataStart, <usize>list.length);
+  s.respInfo = both;
+}
+
 /** Stores a decoded block as the stream's headers or trailers; returns its slot, or -1 for an
- *  interim (1xx) response that is not kept. */
+ *  interim (1xx) response (kept apart, keepInterim). */
 function placeBlock(c: Conn, connId: u32, s: H2Stream, dir: i32, list: Uint8Array, endStream: bool, ts: u64): i32 {
   // Headers carry pseudo-header fields, trailers never do (RFC 9113 §8.1). After a mid-stream
   // join the first block we see may be trailers: tell them apart by that, not by order.
@@ -268,7 +280,7 @@ function placeBlock(c: Conn, connId: u32, s: H2Stream, dir: i32, list: Uint8Arra
     return 1;
   }
   if (s.respHdr == null && !isTrailers(list, ":status", endStream)) {
-    if (isInterim(list)) return -1;
+    if (isInterim(list)) { keepInterim(s, list); return -1; }
     s.respHdr = list;
     if (!s.grpc && s.reqHdr == null && isGrpcContentType(list)) s.grpc = true;
     return 2;

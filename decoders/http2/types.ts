@@ -84,6 +84,8 @@ export class H2Stream {
   respHdr: Uint8Array | null = null;
   reqTrl: Uint8Array | null = null;
   respTrl: Uint8Array | null = null;
+  /** Interim (1xx) response blocks, one list after another (103 Early Hints, 100 Continue). */
+  respInfo: Uint8Array | null = null;
   reqEnd: bool = false;
   respEnd: bool = false;
   pushed: bool = false;

@@ -110,7 +110,7 @@ export function toTshark(recs: DecodedRecord[]): TsharkView[] {
     if (r.kind !== KIND_EXCHANGE) continue;
     const a = r.attributes;
     const blocks = ['telegen.http2.request.headers', 'telegen.http2.response.headers', 'telegen.http2.request.trailers',
-      'telegen.http2.response.trailers'].map((k) => pairs(r, k)).filter((b) => b.length > 0);
+      'telegen.http2.response.trailers', 'telegen.http2.response.informational'].map((k) => pairs(r, k)).filter((b) => b.length > 0);
     const first = (b: Array<[string, string]> | undefined, n: string): string | undefined => b?.find(([k]) => k === n)?.[1];
     const req = pairs(r, 'telegen.http2.request.headers');
     const resp = pairs(r, 'telegen.http2.response.headers');
