@@ -150,6 +150,9 @@ test('field sets (T_SET): a definition reads as its fields, a use gets them with
   assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(301)])), RecordError, 'used before defined');
   assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [[300, T_SET, Buffer.from('x')]])), RecordError, 'a mark with a value');
   assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [...FIELDS, mark(300)])), RecordError, 'a mark after other fields');
+  // Sets live as long as the module: bounded in number and size.
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(1024), ...FIELDS])), RecordError, 'an id past the table');
+  assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(303), [100, T_STR, Buffer.alloc(1024, 0x61)]])), RecordError, 'more than 1 KiB of fields');
   // A malformed definition leaves no set behind; a list cannot be shared.
   assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(300), [9999, T_STR, Buffer.from('x')]])), RecordError);
   assert.throws(() => read(record(KIND_EXCHANGE, 7, 1000n, [mark(300)])), RecordError);

@@ -108,6 +108,7 @@ const SET_MAX = 1024; // field bytes
 const SET_WINDOW = 256;
 const SET_MIN_HITS = 64;
 const SET_PAUSE = 4096; // records decoded without a lookup after a window of too few hits
+const SET_IDS = 1024; // field sets a module may define (T_SET ids), each of at most SET_MAX bytes
 
 class FieldSets {
   /** The field bytes of each slot's set, as 8-byte words and (same buffer) as 4-byte ones. */
@@ -235,6 +236,9 @@ export class RecordReader {
     const { buf, dv } = m;
     const id = buf[v] | (buf[v + 1] << 8);
     if (dv.getUint32(v + 4, true) !== 0) throw new RecordError(`field set mark ${id} has a value`);
+    // Sets live as long as the module: bounded in number and size, as the templates above.
+    if (id >= SET_IDS) throw new RecordError(`field set ${id} is not below ${SET_IDS}`);
+    if (n - FIELD_HEADER_SIZE > SET_MAX) throw new RecordError(`field set ${id} has more than ${SET_MAX} bytes of fields`);
     if (n === FIELD_HEADER_SIZE) {
       const t = this.defs[id];
       if (!t) throw new RecordError(t === null ? `field set ${id} holds a list: it cannot be reused` : `field set ${id} used before it was defined`);
