@@ -99,7 +99,7 @@ const SET_OLDER: usize = memory.data(SET_WAYS >> 1); // per slot: the way used l
 export function emitOrphanTag(stream: u32, st: Stream, tsStart: u64, tsEnd: u64, tag: usize, tagLen: i32, rows: i64): void {
   begin(KIND_EXCHANGE, FLAG_NO_REQUEST, <u64>stream, tsStart, tsEnd < tsStart ? tsStart : tsEnd);
   // Its fields follow from the stream's startup fields, the tag and `rows` alone: a short tag's
-  // record names a field set (decoders/abi/README.md, "Field sets") kept in a direct-mapped table
+  // record names a field set (decoders/abi/README.md, "Field sets") kept in a two-way table
   // by those inputs; a repeat is a reference, neither built here nor compared by the host.
   let set: usize = 0;
   if (tagLen <= 16) {
