@@ -12,7 +12,8 @@
 // can be told from the background. BENCH_BASELINE=DIR (a built git worktree of an earlier commit:
 // bpf, native, decoders, host) runs that tree's agent beside this tree's in every round, the order
 // alternating per round, same servers, same wrk settings: before/after in one run. BENCH_CASES=rate
-// leaves out the saturation cases.
+// leaves out the saturation cases. BENCH_VARIANT_ENV='K=V …' adds this tree once more with those
+// environment variables for its agent (e.g. TELEGEN_MAX_CPU_PERCENT=50), named `this+K=V …`.
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -57,8 +58,8 @@ http {
   return { name: 'nginx', proc, port, stop: () => { proc.kill('SIGQUIT'); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
 
-async function startAgent(root: string, dataDir: string, apiPort: number): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [path.join(root, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000' } });
+async function startAgent(root: string, dataDir: string, apiPort: number, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [path.join(root, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000', ...extraEnv } });
   for (let i = 0; i < 600; i++) {
     try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, 100));
@@ -169,7 +170,7 @@ interface On {
   perRequest: Record<string, number>;
 }
 interface Sample { off: WrkResult; on: Record<string, On> }
-interface Tree { name: string; root: string }
+interface Tree { name: string; root: string; env?: Record<string, string> }
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Counters whose growth per request tells what each request cost the pipeline. */
@@ -190,6 +191,8 @@ async function main(): Promise<void> {
   const conns = 16;
   const trees: Tree[] = [{ name: 'this_tree', root: repoRoot }];
   if (process.env.BENCH_BASELINE) trees.push({ name: 'baseline', root: path.resolve(process.env.BENCH_BASELINE) });
+  const variant = (process.env.BENCH_VARIANT_ENV ?? '').trim();
+  if (variant) trees.push({ name: `this+${variant}`, root: repoRoot, env: Object.fromEntries(variant.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string])) });
   const servers = [await startNode(), await startNginx(18000 + (process.pid % 1000))];
   // Fixed-rate cases first, then saturation, with the agent's backlog consumed between cases: the
   // CPU a case is charged is the CPU its own traffic cost.
@@ -208,7 +211,7 @@ async function main(): Promise<void> {
       for (const tree of r % 2 ? [...trees].reverse() : trees) {
         const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
         const apiPort = 19000 + Math.floor(Math.random() * 1000);
-        const agent = await startAgent(tree.root, dataDir, apiPort);
+        const agent = await startAgent(tree.root, dataDir, apiPort, tree.env);
         // A failed measurement must not leave a running agent behind (it keeps tracing the machine).
         const orphan = () => { if (agent.exitCode === null) agent.kill('SIGKILL'); };
         process.once('exit', orphan);

@@ -8,14 +8,15 @@
 // BENCH_BASELINE=DIR (a built git worktree of an earlier commit) runs that tree's agent too, the
 // two alternating within each round, so before/after share the machine's load.
 // BENCH_VARIANT_ENV='K=V …' adds this tree once more with those environment variables (e.g.
-// TELEGEN_OLD_GEN_GROWING_PERCENT=0 to see one setting's share), named `this+K=V …`. BENCH_SCOPE=server
+// TELEGEN_OLD_GEN_GROWING_PERCENT=0 to see one setting's share), named `this+K=V …`; several
+// variants are separated by ';'. BENCH_SCOPE=server
 // (default) sets tracers.socket.target_pid to the bench's server: on a shared machine the other
 // tenants' traffic would otherwise decide the heap; `machine` keeps the default config as is.
 import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot, Spread, cpuSecondsOf } from './lib';
+import { spread, writeResult, repoRoot, Spread, cpuSecondsOf, rssBytesOf } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const RATE = Number(process.env.BENCH_RATE || 1000);
@@ -74,6 +75,9 @@ async function agentMetrics(port: number): Promise<Record<string, number>> {
       ring_records: sum('telegen_bpf_records_total'),
       ring_full: sum('telegen_bpf_ring_full_total'),
       spans: sum('telegen_spans_total'),
+      // Counted losses when the agent is overloaded (host/src/memory/overload.ts, export queues).
+      shed_records: sum('telegen_ingest_shed_records_total'),
+      export_dropped: sum('telegen_export_dropped_total'),
       // A round that made no spans is explained by these, not by memory.
       ring_malformed: sum('telegen_ring_malformed_total'),
       decoder_bad_records: sum('telegen_decoder_bad_records_total'),
@@ -154,11 +158,23 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     await new Promise((r) => w.once('exit', r));
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
     if (!BURST_S) return { idle, load, rps };
+    const bcpu0 = cpuSecondsOf(agent.proc.pid!), bt0 = Date.now();
     const b = wrkFixedRate(server.port, BURST_S, false);
     let bout = '';
     b.stdout!.on('data', (d) => { bout += d; });
-    await new Promise((r) => b.once('exit', r));
+    // The burst's peak, not only its end: RSS and the export queues every second.
+    let peakRss = 0, peakQueues = 0;
+    let burstOver = false;
+    const exited = new Promise((r) => b.once('exit', r)).then(() => { burstOver = true; });
+    while (!burstOver) {
+      peakRss = Math.max(peakRss, rssBytesOf(agent.proc.pid!) / 2 ** 20);
+      peakQueues = Math.max(peakQueues, (await agentMetrics(agent.port)).export_queues ?? 0);
+      await Promise.race([exited, sleep(1000)]);
+    }
     const burstEnd = { ...breakdown(agent.proc.pid!), ...await agentMetrics(agent.port) };
+    burstEnd.peak_rss = Math.round(Math.max(peakRss, burstEnd.rss) * 10) / 10;
+    burstEnd.peak_export_queues = Math.max(peakQueues, burstEnd.export_queues ?? 0);
+    burstEnd.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - bcpu0) / ((Date.now() - bt0) / 1000)) * 1000) / 10;
     // CPU over the whole quiet window: what a collection after the burst costs is charged here.
     const qcpu0 = cpuSecondsOf(agent.proc.pid!), qt0 = Date.now();
     await sleep((AFTER_S / 2) * 1000);
@@ -188,10 +204,10 @@ function summarize(runs: Run[]): Record<string, unknown> {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { console.error('agent-rss needs root (BPF)'); process.exit(1); }
   const baseline = process.env.BENCH_BASELINE;
-  const variantEnv = Object.fromEntries((process.env.BENCH_VARIANT_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+  const variants = (process.env.BENCH_VARIANT_ENV ?? '').split(';').map((v) => v.trim()).filter(Boolean);
   const trees: Array<[string, string, Record<string, string>]> = [
     ['this', repoRoot, {}],
-    ...(Object.keys(variantEnv).length ? [[`this+${process.env.BENCH_VARIANT_ENV!.trim()}`, repoRoot, variantEnv] as [string, string, Record<string, string>]] : []),
+    ...variants.map((v) => [`this+${v}`, repoRoot, Object.fromEntries(v.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string]))] as [string, string, Record<string, string>]),
     ...(baseline ? [['baseline', path.resolve(baseline), {}] as [string, string, Record<string, string>]] : []),
   ];
   const server = await startServer();
@@ -206,7 +222,7 @@ async function main(): Promise<void> {
         runs.get(name)!.push(m);
         const { idle, load } = m as Required<Run>;
         process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${idle.rss} pss ${idle.pss}, ${RATE} req/s (${m.rps}) rss ${load.rss} pss ${load.pss} MiB; cpu ${load.agent_cpu_percent_of_a_core}%, rings ${load.bpf_rings_rss}, anon ${load.rss_anon}, V8 heap used ${load.v8_heap_used}, queues ${load.export_queues}`
-          + (m.after ? `; burst (${m.burst_rps} req/s) end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
+          + (m.after ? `; burst (${m.burst_rps} req/s) peak rss ${m.burst_end!.peak_rss}, queues ${m.burst_end!.peak_export_queues}, cpu ${m.burst_end!.agent_cpu_percent_of_a_core}%, shed ${m.burst_end!.shed_records}, export dropped ${m.burst_end!.export_dropped}, end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
       }
     }
   } finally {
@@ -216,7 +232,7 @@ async function main(): Promise<void> {
     workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, burst_s: BURST_S, after_s: AFTER_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
     loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
     trees: Object.fromEntries(trees.map(([n, d, env]) => [n, { dir: d, env, ...summarize(runs.get(n)!) }])),
-    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation); after_burst = the second half of BENCH_AFTER_S of quiet after it. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
+    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation), with peak_rss / peak_export_queues (sampled every second during the burst) and the agent CPU over the burst; after_burst = the second half of BENCH_AFTER_S of quiet after it. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
   });
 }
 

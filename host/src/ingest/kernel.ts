@@ -72,8 +72,8 @@ export class KernelIngest {
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
   /** Set by the agent's overload gate (host/src/memory/overload.ts): while >= 0, data records are
-   *  skipped undecoded and counted in shedRecords[shedReason]; their bytes become a gap, as after
-   *  a ring drop. Connection and process events still apply. */
+   *  skipped undecoded and counted in shedRecords[shedReason], and their stream restarts at its
+   *  next record (shed()). Connection and process events still apply. */
   shedReason = -1;
   readonly shedRecords = new Float64Array(4);
   /** Where TG_EV_GO_LINK records go (the Go tracer sets it: gotrace/links.ts); dropped without. */
