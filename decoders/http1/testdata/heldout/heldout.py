@@ -47,6 +47,16 @@ def recv_request(c, buf):
         body, rest = rest[:n], rest[n:]
     return lines[0], h, body, rest
 
+# Whole responses sent as they are: bodiless ones that declare a length, odd but valid heads.
+CANNED = {
+    b'304-cl': b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 1234\r\n\r\n',
+    b'204-cl': b'HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n',
+    b'cl-list': b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5, 5\r\n\r\nfives',
+    b'no-phrase': b'HTTP/1.1 599\r\nContent-Length: 3\r\n\r\nbad',
+    b'lower': b'HTTP/1.1 200 OK\r\ncontent-type: text/css\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\na{}',
+    b'http10': b'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n1.0',
+}
+
 def send_slow(c, data, step):
     for i in range(0, len(data), step):
         c.sendall(data[i:i + step])
@@ -91,18 +101,8 @@ def handle(c):
                 c.sendall(b'HTTP/1.1 200 OK\r\n' + cookies + b'Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok')
             elif p.endswith(b'/head-chunked') or method == b'HEAD':
                 c.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n')
-            elif p.endswith(b'/304-cl'):
-                c.sendall(b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 1234\r\n\r\n')
-            elif p.endswith(b'/204-cl'):
-                c.sendall(b'HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n')
-            elif p.endswith(b'/cl-list'):
-                c.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5, 5\r\n\r\nfives')
-            elif p.endswith(b'/no-phrase'):
-                c.sendall(b'HTTP/1.1 599\r\nContent-Length: 3\r\n\r\nbad')
-            elif p.endswith(b'/lower'):
-                c.sendall(b'HTTP/1.1 200 OK\r\ncontent-type: text/css\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\na{}')
-            elif p.endswith(b'/http10'):
-                c.sendall(b'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n1.0')
+            elif p.split(b'/')[-1] in CANNED:
+                c.sendall(CANNED[p.split(b'/')[-1]])
             elif p.endswith(b'/until-close'):
                 c.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n')
                 for i in range(5):
