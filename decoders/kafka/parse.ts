@@ -6,7 +6,7 @@ import {
   API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA, API_OFFSET_COMMIT, API_OFFSET_FETCH,
   API_FIND_COORDINATOR, API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP,
   API_API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID, API_DESCRIBE_GROUPS,
-  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
+  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_ADD_PARTITIONS_TO_TXN, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -325,6 +325,8 @@ export function decodedUpTo(key: i32): i32 {
     case API_DELETE_TOPICS: return 6;
     case API_INIT_PRODUCER_ID: return 6;
     case API_TXN_OFFSET_COMMIT: return 5;
+    // v4 (KIP-890) batches several transactions per request: a different layout
+    case API_ADD_PARTITIONS_TO_TXN: return 3;
     case API_DELETE_GROUPS: return 2;
     case API_SASL_HANDSHAKE: return 1;
   }
@@ -347,12 +349,12 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchRequest(x, v);
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorRequest(x, v);
   else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
-           (key == API_LEAVE_GROUP && v <= 5) || (key == API_SYNC_GROUP && v <= 5) ||
-           (key == API_TXN_OFFSET_COMMIT && v <= 5)) {
-    // These bodies begin with the group id (TxnOffsetCommit: transactional id, then group id).
-    if (key == API_TXN_OFFSET_COMMIT) rdStr();
+           (key == API_LEAVE_GROUP && v <= 5) || (key == API_SYNC_GROUP && v <= 5)) {
+    // These bodies begin with the group id.
     rdStr(); noteGroup(x);
-  } else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
+  } else if (key == API_TXN_OFFSET_COMMIT && v <= 5) txnOffsetCommitRequest(x, v);
+  else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 3) addPartitionsToTxnRequest(x);
+  else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
     const n = rdArrayLen();
     if (n > 0) { rdStr(); noteGroup(x); }
   } else if (key == API_CREATE_TOPICS && v <= 7) createTopicsRequest(x, v);
@@ -458,6 +460,50 @@ function offsetCommitRequest(x: Exchange, v: i32): void {
   }
 }
 
+/** TxnOffsetCommit: the offsets a transaction commits for a group (always topic names). */
+function txnOffsetCommitRequest(x: Exchange, v: i32): void {
+  rdStr();                           // transactional id
+  rdStr(); noteGroup(x);
+  rdI64(); rdI16();                  // producer id, epoch
+  if (v >= 3) { rdI32(); rdStr(); rdStr(); } // generation id, member id, group instance id
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      const offset = rdI64();
+      if (v >= 2) rdI32();           // committed leader epoch
+      rdStr();                       // metadata
+      skipTagged();
+      if (rOk) {
+        if (x.partitionCount == 0) x.offset = offset;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+}
+
+/** AddPartitionsToTxn v0-v3: the partitions a transaction is about to write. */
+function addPartitionsToTxnRequest(x: Exchange): void {
+  rdStr();                           // transactional id
+  rdI64(); rdI16();                  // producer id, epoch
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, 0, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
+/** Topic ids never replace names in this api's versions. */
+const NEVER: i32 = 0x7fff;
+
 function offsetFetchTopics(x: Exchange, v: i32): void {
   const topics = rdArrayLen();
   for (let t = 0; t < topics && rOk; t++) {
@@ -542,7 +588,9 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_FETCH && v <= 17) fetchResponse(x, v);
   else if (key == API_LIST_OFFSETS && v <= 10) listOffsetsResponse(x, v);
   else if (key == API_METADATA && v <= 13) metadataResponse(x, v);
-  else if (key == API_OFFSET_COMMIT && v <= 10) offsetCommitResponse(x, v);
+  else if (key == API_OFFSET_COMMIT && v <= 10) offsetCommitResponse(x, v, v >= 3, 10);
+  // throttle time, then per topic name its partitions' error codes: OffsetCommit's shape
+  else if ((key == API_TXN_OFFSET_COMMIT && v <= 5) || (key == API_ADD_PARTITIONS_TO_TXN && v <= 3)) offsetCommitResponse(x, v, true, NEVER);
   else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchResponse(x, v);
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorResponse(x, v);
   else if (key == API_API_VERSIONS || key == API_SASL_HANDSHAKE) noteError(x, rdI16()); // error first
@@ -684,11 +732,11 @@ function metadataResponse(x: Exchange, v: i32): void {
   if (v >= 13) noteError(x, rdI16());
 }
 
-function offsetCommitResponse(x: Exchange, v: i32): void {
-  if (v >= 3) rdI32();
+function offsetCommitResponse(x: Exchange, v: i32, throttle: bool, idFrom: i32): void {
+  if (throttle) rdI32();
   const topics = rdArrayLen();
   for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, v, 10);
+    readTopic(x, v, idFrom);
     const parts = rdArrayLen();
     for (let i = 0; i < parts && rOk; i++) {
       const partition = rdI32();

@@ -716,3 +716,41 @@ test('detect: a request header scores high, other protocols zero', async () => {
   assert.equal(h.inst.meta.name, 'kafka');
   assert.deepEqual(h.inst.meta.ports, [9092]);
 });
+
+test('transactions: AddPartitionsToTxn v3 and TxnOffsetCommit v3 (flexible) name their topic, partition and error', () => {
+  const h = fresh();
+  // AddPartitionsToTxn v3: transactional id, producer id, epoch, topics [name, partitions[int32]]
+  const add = request(24, 3, 11, 'txn-client', new W().cstr('tx-1').i64(4000).i16(0)
+    .carr(1).cstr('orders').carr(1).i32(2).tag0().tag0().done(), true);
+  // response: throttle, results [name, [partition, error]]: INVALID_TXN_STATE (48)
+  const addResp = response(11, new W().i32(0).carr(1).cstr('orders').carr(1).i32(2).i16(48).tag0().tag0().tag0().done(), true);
+  // TxnOffsetCommit v3: transactional id, group, producer id, epoch, generation, member, instance id, topics
+  const commit = request(28, 3, 12, 'txn-client', new W().cstr('tx-1').cstr('billing').i64(4000).i16(0).i32(5).cstr('m-1').cstr(null)
+    .carr(1).cstr('ledger').carr(1).i32(7).i64(1234).i32(-1).cstr('').tag0().tag0().tag0().done(), true);
+  const commitResp = response(12, new W().i32(0).carr(1).cstr('ledger').carr(1).i32(7).i16(0).tag0().tag0().tag0().done(), true);
+  h.inst.feed(1, REQ, add, 1n); h.inst.feed(1, RESP, addResp, 2n);
+  h.inst.feed(1, REQ, commit, 3n); h.inst.feed(1, RESP, commitResp, 4n);
+  assert.equal(h.records.length, 2);
+  assert.deepEqual(h.records[0].attributes, {
+    ...base(24, 3, 11, 'add_partitions_to_txn'),
+    'messaging.client.id': 'txn-client',
+    'messaging.destination.name': 'orders',
+    'messaging.destination.partition.id': '2',
+    'kafka.error_code': 48,
+    'error.type': 'INVALID_TXN_STATE',
+    'telegen.request.size': add.length,
+    'telegen.response.size': addResp.length,
+  });
+  assert.equal(h.records[0].flags, FLAG_ERROR);
+  assert.deepEqual(h.records[1].attributes, {
+    ...base(28, 3, 12, 'txn_offset_commit'),
+    'messaging.client.id': 'txn-client',
+    'messaging.consumer.group.name': 'billing',
+    'messaging.destination.name': 'ledger',
+    'messaging.destination.partition.id': '7',
+    'messaging.kafka.offset': 1234,
+    'telegen.request.size': commit.length,
+    'telegen.response.size': commitResp.length,
+  });
+  assert.equal(h.records[1].flags, 0);
+});
