@@ -6,7 +6,8 @@ import {
   API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA, API_OFFSET_COMMIT, API_OFFSET_FETCH,
   API_FIND_COORDINATOR, API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP,
   API_API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID, API_DESCRIBE_GROUPS,
-  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_ADD_PARTITIONS_TO_TXN, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
+  API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_ADD_PARTITIONS_TO_TXN, API_ADD_OFFSETS_TO_TXN, API_END_TXN,
+  API_LIST_GROUPS, API_SASL_AUTHENTICATE, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -327,6 +328,11 @@ export function decodedUpTo(key: i32): i32 {
     case API_TXN_OFFSET_COMMIT: return 5;
     // v4 (KIP-890) batches several transactions per request: a different layout
     case API_ADD_PARTITIONS_TO_TXN: return 3;
+    // responses that open with (throttle time and) their error code: only that is read
+    case API_ADD_OFFSETS_TO_TXN: return 4;
+    case API_END_TXN: return 5;
+    case API_LIST_GROUPS: return 5;
+    case API_SASL_AUTHENTICATE: return 2;
     case API_DELETE_GROUPS: return 2;
     case API_SASL_HANDSHAKE: return 1;
   }
@@ -595,9 +601,18 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorResponse(x, v);
   else if (key == API_API_VERSIONS || key == API_SASL_HANDSHAKE) noteError(x, rdI16()); // error first
   else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
-           (key == API_SYNC_GROUP && v <= 5) || (key == API_INIT_PRODUCER_ID && v <= 6)) {
+           (key == API_SYNC_GROUP && v <= 5) || (key == API_INIT_PRODUCER_ID && v <= 6) ||
+           (key == API_ADD_OFFSETS_TO_TXN && v <= 4) || (key == API_END_TXN && v <= 5) ||
+           (key == API_LIST_GROUPS && v <= 5) || (key == API_SASL_AUTHENTICATE && v <= 2)) {
     if (v >= throttleFrom(key)) rdI32();
     noteError(x, rdI16());
+  } else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
+    // the first group's error: DescribeGroups opens each group with it, DeleteGroups follows the id
+    if (key == API_DELETE_GROUPS || v >= 1) rdI32();
+    if (rdArrayLen() > 0) {
+      if (key == API_DELETE_GROUPS) rdStr();
+      noteError(x, rdI16());
+    }
   } else if (key == API_LEAVE_GROUP && v <= 5) {
     if (v >= 1) rdI32();
     noteError(x, rdI16());
@@ -610,8 +625,9 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
 
 function throttleFrom(key: i32): i32 {
   if (key == API_JOIN_GROUP) return 2;
-  if (key == API_INIT_PRODUCER_ID) return 0;
-  return 1; // Heartbeat, SyncGroup
+  if (key == API_INIT_PRODUCER_ID || key == API_ADD_OFFSETS_TO_TXN || key == API_END_TXN) return 0;
+  if (key == API_SASL_AUTHENTICATE) return 0x7fff; // none: the error code comes first
+  return 1; // Heartbeat, SyncGroup, ListGroups
 }
 
 function produceResponse(x: Exchange, v: i32): void {

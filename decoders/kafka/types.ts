@@ -39,7 +39,11 @@ export const API_API_VERSIONS: i32 = 18;
 export const API_CREATE_TOPICS: i32 = 19;
 export const API_DELETE_TOPICS: i32 = 20;
 export const API_INIT_PRODUCER_ID: i32 = 22;
+export const API_LIST_GROUPS: i32 = 16;
 export const API_ADD_PARTITIONS_TO_TXN: i32 = 24;
+export const API_ADD_OFFSETS_TO_TXN: i32 = 25;
+export const API_END_TXN: i32 = 26;
+export const API_SASL_AUTHENTICATE: i32 = 36;
 export const API_TXN_OFFSET_COMMIT: i32 = 28;
 export const API_DELETE_GROUPS: i32 = 42;
 

@@ -754,3 +754,24 @@ test('transactions: AddPartitionsToTxn v3 and TxnOffsetCommit v3 (flexible) name
   });
   assert.equal(h.records[1].flags, 0);
 });
+
+test('responses that open with their error code: AddOffsetsToTxn, EndTxn, ListGroups, SaslAuthenticate, DescribeGroups, DeleteGroups', () => {
+  const h = fresh();
+  const cases: Array<[number, number, boolean, Buffer, Buffer, number]> = [
+    // api, version, flexible, request body, response body, error code
+    [25, 0, false, new W().str('tx-1').i64(1).i16(0).str('g').done(), new W().i32(0).i16(47).done(), 47],
+    [26, 3, true, new W().cstr('tx-1').i64(1).i16(0).i8(1).tag0().done(), new W().i32(0).i16(0).tag0().done(), 0],
+    [16, 4, true, new W().carr(0).tag0().done(), new W().i32(0).i16(15).carr(0).tag0().done(), 15],
+    [36, 1, false, new W().bytes(Buffer.from('secret-token')).done(), new W().i16(58).str('bad credentials').bytes(Buffer.alloc(0)).i64(0).done(), 58],
+    [15, 5, true, new W().carr(1).cstr('g1').i8(0).tag0().done(), new W().i32(0).carr(1).i16(16).cstr('g1').cstr('').cstr('').cstr('').carr(0).i32(0).tag0().tag0().done(), 16],
+    [42, 2, true, new W().carr(1).cstr('g1').tag0().done(), new W().i32(0).carr(1).cstr('g1').i16(69).tag0().tag0().done(), 69],
+  ];
+  cases.forEach(([api, v, flex, body, rbody], i) => {
+    h.inst.feed(1, REQ, request(api, v, 100 + i, 'c', body, flex), BigInt(2 * i + 1));
+    h.inst.feed(1, RESP, response(100 + i, rbody, flex && api !== 18), BigInt(2 * i + 2));
+  });
+  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.api_key'], r.attributes['kafka.error_code'] ?? 0, r.flags & FLAG_ERROR]),
+    cases.map(([api, , , , , code]) => [api, code, code ? FLAG_ERROR : 0]));
+  const all = JSON.stringify(h.records.map((r) => r.attributes));
+  assert.ok(!all.includes('secret-token') && !all.includes('bad credentials'));
+});
