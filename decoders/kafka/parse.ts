@@ -7,7 +7,7 @@ import {
   API_FIND_COORDINATOR, API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP,
   API_API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID, API_DESCRIBE_GROUPS,
   API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_ADD_PARTITIONS_TO_TXN, API_ADD_OFFSETS_TO_TXN, API_END_TXN,
-  API_LIST_GROUPS, API_SASL_AUTHENTICATE, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
+  API_LIST_GROUPS, API_SASL_AUTHENTICATE, API_DELETE_RECORDS, API_OFFSET_FOR_LEADER_EPOCH, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -328,6 +328,8 @@ export function decodedUpTo(key: i32): i32 {
     case API_TXN_OFFSET_COMMIT: return 5;
     // v4 (KIP-890) batches several transactions per request: a different layout
     case API_ADD_PARTITIONS_TO_TXN: return 3;
+    case API_OFFSET_FOR_LEADER_EPOCH: return 4;
+    case API_DELETE_RECORDS: return 2;
     // responses that open with (throttle time and) their error code: only that is read
     case API_ADD_OFFSETS_TO_TXN: return 4;
     case API_END_TXN: return 5;
@@ -360,6 +362,8 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
     rdStr(); noteGroup(x);
   } else if (key == API_TXN_OFFSET_COMMIT && v <= 5) txnOffsetCommitRequest(x, v);
   else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 3) addPartitionsToTxnRequest(x);
+  else if (key == API_OFFSET_FOR_LEADER_EPOCH && v <= 4) offsetForLeaderEpochRequest(x, v);
+  else if (key == API_DELETE_RECORDS && v <= 2) deleteRecordsRequest(x);
   else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
     const n = rdArrayLen();
     if (n > 0) { rdStr(); noteGroup(x); }
@@ -507,6 +511,63 @@ function addPartitionsToTxnRequest(x: Exchange): void {
   }
 }
 
+/** OffsetForLeaderEpoch: a consumer validating its position after a leader change (KIP-320). */
+function offsetForLeaderEpochRequest(x: Exchange, v: i32): void {
+  if (v >= 3) rdI32();               // replica id
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      if (v >= 2) rdI32();           // current leader epoch
+      rdI32();                       // leader epoch
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
+/** DeleteRecords: each partition's new log start offset. */
+function deleteRecordsRequest(x: Exchange): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, 0, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      const offset = rdI64();
+      skipTagged();
+      if (rOk) {
+        if (x.partitionCount == 0) x.offset = offset;
+        notePartition(x, partition);
+      }
+    }
+    skipTagged();
+  }
+}
+
+/** Per topic name, per partition its error code: OffsetForLeaderEpoch (error, partition, leader
+ *  epoch from v1, end offset; throttle time from v2) and DeleteRecords (partition, low watermark,
+ *  error; throttle time always). */
+function partitionErrorsResponse(x: Exchange, v: i32, key: i32): void {
+  if (key == API_DELETE_RECORDS || v >= 2) rdI32(); // throttle time
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, v, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      let partition: i32;
+      if (key == API_DELETE_RECORDS) { partition = rdI32(); rdI64(); noteError(x, rdI16()); }
+      else { noteError(x, rdI16()); partition = rdI32(); if (v >= 1) rdI32(); rdI64(); }
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
 /** Topic ids never replace names in this api's versions. */
 const NEVER: i32 = 0x7fff;
 
@@ -597,6 +658,7 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_OFFSET_COMMIT && v <= 10) offsetCommitResponse(x, v, v >= 3, 10);
   // throttle time, then per topic name its partitions' error codes: OffsetCommit's shape
   else if ((key == API_TXN_OFFSET_COMMIT && v <= 5) || (key == API_ADD_PARTITIONS_TO_TXN && v <= 3)) offsetCommitResponse(x, v, true, NEVER);
+  else if ((key == API_OFFSET_FOR_LEADER_EPOCH && v <= 4) || (key == API_DELETE_RECORDS && v <= 2)) partitionErrorsResponse(x, v, key);
   else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchResponse(x, v);
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorResponse(x, v);
   else if (key == API_API_VERSIONS || key == API_SASL_HANDSHAKE) noteError(x, rdI16()); // error first

@@ -775,3 +775,20 @@ test('responses that open with their error code: AddOffsetsToTxn, EndTxn, ListGr
   const all = JSON.stringify(h.records.map((r) => r.attributes));
   assert.ok(!all.includes('secret-token') && !all.includes('bad credentials'));
 });
+
+test('OffsetForLeaderEpoch v3 and DeleteRecords v1: topic, partition, offset and partition errors', () => {
+  const h = fresh();
+  const ofle = request(23, 3, 31, 'rdkafka', new W().i32(-1).arr(1).str('payments').arr(1).i32(4).i32(7).i32(6).done(), false);
+  const ofleResp = response(31, new W().i32(0).arr(1).str('payments').arr(1).i16(74).i32(4).i32(6).i64(1200).done(), false);
+  const del = request(21, 1, 32, 'admin', new W().arr(1).str('audit').arr(1).i32(0).i64(500).i32(30000).done(), false);
+  const delResp = response(32, new W().i32(0).arr(1).str('audit').arr(1).i32(0).i64(500).i16(0).done(), false);
+  h.inst.feed(1, REQ, ofle, 1n); h.inst.feed(1, RESP, ofleResp, 2n);
+  h.inst.feed(1, REQ, del, 3n); h.inst.feed(1, RESP, delResp, 4n);
+  const a = h.records.map((r) => r.attributes);
+  assert.deepEqual([a[0]['messaging.operation.name'], a[0]['messaging.destination.name'], a[0]['messaging.destination.partition.id'], a[0]['kafka.error_code'], a[0]['error.type']],
+    ['offset_for_leader_epoch', 'payments', '4', 74, 'FENCED_LEADER_EPOCH']);
+  assert.equal(h.records[0].flags, FLAG_ERROR);
+  assert.deepEqual([a[1]['messaging.operation.name'], a[1]['messaging.destination.name'], a[1]['messaging.destination.partition.id'], a[1]['messaging.kafka.offset'], a[1]['kafka.error_code']],
+    ['delete_records', 'audit', '0', 500, undefined]);
+  assert.equal(h.records[1].flags, 0);
+});
