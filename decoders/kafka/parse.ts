@@ -450,15 +450,21 @@ function offsetCommitRequest(x: Exchange, v: i32): void {
   if (v >= 1) { rdI32(); rdStr(); }  // generation id / member epoch, member id
   if (v >= 7) rdStr();               // group instance id
   if (v >= 2 && v <= 4) rdI64();     // retention time
+  committedOffsets(x, v, 10, v >= 6, v == 1);
+}
+
+/** The topics of OffsetCommit and TxnOffsetCommit: per partition its offset, the leader epoch
+ *  (`epoch`), a commit timestamp (`timestamp`, OffsetCommit v1) and metadata. */
+function committedOffsets(x: Exchange, v: i32, idFrom: i32, epoch: bool, timestamp: bool): void {
   const topics = rdArrayLen();
   for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, v, 10);
+    readTopic(x, v, idFrom);
     const parts = rdArrayLen();
     for (let i = 0; i < parts && rOk; i++) {
       const partition = rdI32();
       const offset = rdI64();
-      if (v >= 6) rdI32();           // committed leader epoch
-      if (v == 1) rdI64();           // commit timestamp
+      if (epoch) rdI32();
+      if (timestamp) rdI64();
       rdStr();                       // metadata
       skipTagged();
       if (rOk) {
@@ -476,71 +482,42 @@ function txnOffsetCommitRequest(x: Exchange, v: i32): void {
   rdStr(); noteGroup(x);
   rdI64(); rdI16();                  // producer id, epoch
   if (v >= 3) { rdI32(); rdStr(); rdStr(); } // generation id, member id, group instance id
-  const topics = rdArrayLen();
-  for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, v, NEVER);
-    const parts = rdArrayLen();
-    for (let i = 0; i < parts && rOk; i++) {
-      const partition = rdI32();
-      const offset = rdI64();
-      if (v >= 2) rdI32();           // committed leader epoch
-      rdStr();                       // metadata
-      skipTagged();
-      if (rOk) {
-        if (x.partitionCount == 0) x.offset = offset;
-        notePartition(x, partition);
-      }
-    }
-    skipTagged();
-  }
+  committedOffsets(x, v, NEVER, v >= 2, false);
 }
 
-/** AddPartitionsToTxn v0-v3: the partitions a transaction is about to write. */
+/** AddPartitionsToTxn v0-v3: the partitions a transaction is about to write (plain int32s). */
 function addPartitionsToTxnRequest(x: Exchange): void {
   rdStr();                           // transactional id
   rdI64(); rdI16();                  // producer id, epoch
-  const topics = rdArrayLen();
-  for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, 0, NEVER);
-    const parts = rdArrayLen();
-    for (let i = 0; i < parts && rOk; i++) {
-      const partition = rdI32();
-      if (rOk) notePartition(x, partition);
-    }
-    skipTagged();
-  }
+  topicPartitions(x, 0, false, false);
 }
 
-/** OffsetForLeaderEpoch: a consumer validating its position after a leader change (KIP-320). */
+/** OffsetForLeaderEpoch: a consumer validating its position after a leader change (KIP-320):
+ *  per partition the current leader epoch (v2+) and the leader epoch. */
 function offsetForLeaderEpochRequest(x: Exchange, v: i32): void {
   if (v >= 3) rdI32();               // replica id
-  const topics = rdArrayLen();
-  for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, v, NEVER);
-    const parts = rdArrayLen();
-    for (let i = 0; i < parts && rOk; i++) {
-      const partition = rdI32();
-      if (v >= 2) rdI32();           // current leader epoch
-      rdI32();                       // leader epoch
-      skipTagged();
-      if (rOk) notePartition(x, partition);
-    }
-    skipTagged();
-  }
+  topicPartitions(x, v >= 2 ? 2 : 1, false, true);
 }
 
 /** DeleteRecords: each partition's new log start offset. */
 function deleteRecordsRequest(x: Exchange): void {
+  topicPartitions(x, 0, true, true);
+}
+
+/** Topic names, each with partitions: the partition index, then `ints` int32 fields and an int64
+ *  offset (`withOffset`); `structs`: each partition is a struct (tagged fields after it). */
+function topicPartitions(x: Exchange, ints: i32, withOffset: bool, structs: bool): void {
   const topics = rdArrayLen();
   for (let t = 0; t < topics && rOk; t++) {
     readTopic(x, 0, NEVER);
     const parts = rdArrayLen();
     for (let i = 0; i < parts && rOk; i++) {
       const partition = rdI32();
-      const offset = rdI64();
-      skipTagged();
+      for (let k = 0; k < ints; k++) rdI32();
+      const offset = withOffset ? rdI64() : -1;
+      if (structs) skipTagged();
       if (rOk) {
-        if (x.partitionCount == 0) x.offset = offset;
+        if (withOffset && x.partitionCount == 0) x.offset = offset;
         notePartition(x, partition);
       }
     }

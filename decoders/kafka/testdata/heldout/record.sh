@@ -1,20 +1,10 @@
 #!/bin/bash
 # Held-out Kafka traffic against librdkafka's mock cluster: kcat with old protocol versions
 # (api.version.request=false + broker.version.fallback), consumer-group mode (-G), offset queries
-# (-Q), and kafkajs admin calls. Usage: run.sh OUT.pcapng
+# (-Q), and kafkajs admin calls. Usage: record.sh OUT.pcapng
 OUT=$1  # then: tshark with kafka-oracle.ts tsharkArgs(OUT, port in OUT.port) > NAME.expected.tsv
-D=$(mktemp -d /tmp/hc-kafka-XXXX)
-gcc -O1 -o $D/mock-broker "$(dirname "$0")"/../../../../test/fixtures/kafka-mock/mock-broker.c -lrdkafka
-mkfifo $D/in
-$D/mock-broker 2 held held2 < $D/in > $D/boot 2>$D/broker.log &
-BP=$!
-exec 9>$D/in
-for i in $(seq 1 50); do grep -q 127 $D/boot && break; sleep 0.1; done
-B=$(head -1 $D/boot); PORT=${B#*:}
-dumpcap -q -i lo -f "tcp port $PORT" -w $D/cap.pcapng 2>$D/dumpcap.log &
-TS=$!
-for i in $(seq 1 100); do grep -q "Capturing on\|File:" $D/dumpcap.log && break; sleep 0.2; done
-sleep 0.5
+. "$(dirname "$0")"/broker.sh
+start_broker
 k() { timeout 20 kcat -b $B "$@" >/dev/null 2>&1; }
 for v in 0.9.0 0.10.0 0.11.0 1.0.0 2.0.0; do
   printf 'old-%s-a\nold-%s-b\n' $v $v | k -X api.version.request=false -X broker.version.fallback=$v -P -t held -p 0
@@ -41,10 +31,4 @@ const { Kafka, logLevel } = require(process.argv[2]);
   try { await admin.fetchTopicMetadata({ topics: ["no-such-topic-x"] }); } catch (e) {}
   await admin.disconnect();
 })().catch(() => process.exit(0));' $B "$(cd "$(dirname "$0")"/../../../.. && pwd)/node_modules/kafkajs"
-sleep 0.5
-kill -INT $TS; wait $TS
-exec 9>&-
-wait $BP
-cp $D/cap.pcapng $OUT
-echo $PORT > ${OUT%.pcapng}.port
-rm -rf $D
+stop_broker $OUT
