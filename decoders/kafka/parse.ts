@@ -7,7 +7,8 @@ import {
   API_FIND_COORDINATOR, API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP,
   API_API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID, API_DESCRIBE_GROUPS,
   API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_ADD_PARTITIONS_TO_TXN, API_ADD_OFFSETS_TO_TXN, API_END_TXN,
-  API_LIST_GROUPS, API_SASL_AUTHENTICATE, API_DELETE_RECORDS, API_OFFSET_FOR_LEADER_EPOCH, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
+  API_LIST_GROUPS, API_SASL_AUTHENTICATE, API_DELETE_RECORDS, API_OFFSET_FOR_LEADER_EPOCH,
+  API_DESCRIBE_CONFIGS, API_CREATE_PARTITIONS, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -330,6 +331,8 @@ export function decodedUpTo(key: i32): i32 {
     case API_ADD_PARTITIONS_TO_TXN: return 3;
     case API_OFFSET_FOR_LEADER_EPOCH: return 4;
     case API_DELETE_RECORDS: return 2;
+    case API_CREATE_PARTITIONS: return 3;
+    case API_DESCRIBE_CONFIGS: return 4;
     // responses that open with (throttle time and) their error code: only that is read
     case API_ADD_OFFSETS_TO_TXN: return 4;
     case API_END_TXN: return 5;
@@ -364,6 +367,7 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 3) addPartitionsToTxnRequest(x);
   else if (key == API_OFFSET_FOR_LEADER_EPOCH && v <= 4) offsetForLeaderEpochRequest(x, v);
   else if (key == API_DELETE_RECORDS && v <= 2) deleteRecordsRequest(x);
+  else if (key == API_CREATE_PARTITIONS && v <= 3) createPartitionsRequest(x);
   else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
     const n = rdArrayLen();
     if (n > 0) { rdStr(); noteGroup(x); }
@@ -502,6 +506,18 @@ function offsetForLeaderEpochRequest(x: Exchange, v: i32): void {
 /** DeleteRecords: each partition's new log start offset. */
 function deleteRecordsRequest(x: Exchange): void {
   topicPartitions(x, 0, true, true);
+}
+
+/** CreatePartitions: per topic its new partition count and optional replica assignments. */
+function createPartitionsRequest(x: Exchange): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, 0, NEVER);
+    rdI32();                         // count
+    const assignments = rdArrayLen(); // null: the broker places them
+    for (let i = 0; i < assignments && rOk; i++) { skipI32Array(); skipTagged(); }
+    skipTagged();
+  }
 }
 
 /** Topic names, each with partitions: the partition index, then `ints` int32 fields and an int64
@@ -645,11 +661,14 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
            (key == API_LIST_GROUPS && v <= 5) || (key == API_SASL_AUTHENTICATE && v <= 2)) {
     if (v >= throttleFrom(key)) rdI32();
     noteError(x, rdI16());
-  } else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
-    // the first group's error: DescribeGroups opens each group with it, DeleteGroups follows the id
-    if (key == API_DELETE_GROUPS || v >= 1) rdI32();
+  } else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2) ||
+             (key == API_DESCRIBE_CONFIGS && v <= 4) || (key == API_CREATE_PARTITIONS && v <= 3)) {
+    // the first result's error: DescribeGroups and DescribeConfigs open each result with it,
+    // DeleteGroups and CreatePartitions follow the group id / topic name with it
+    if (key != API_DESCRIBE_GROUPS || v >= 1) rdI32();
     if (rdArrayLen() > 0) {
       if (key == API_DELETE_GROUPS) rdStr();
+      if (key == API_CREATE_PARTITIONS) readTopic(x, 0, NEVER);
       noteError(x, rdI16());
     }
   } else if (key == API_LEAVE_GROUP && v <= 5) {

@@ -45,7 +45,9 @@ export const API_OFFSET_FOR_LEADER_EPOCH: i32 = 23;
 export const API_ADD_PARTITIONS_TO_TXN: i32 = 24;
 export const API_ADD_OFFSETS_TO_TXN: i32 = 25;
 export const API_END_TXN: i32 = 26;
+export const API_DESCRIBE_CONFIGS: i32 = 32;
 export const API_SASL_AUTHENTICATE: i32 = 36;
+export const API_CREATE_PARTITIONS: i32 = 37;
 export const API_TXN_OFFSET_COMMIT: i32 = 28;
 export const API_DELETE_GROUPS: i32 = 42;
 

@@ -792,3 +792,18 @@ test('OffsetForLeaderEpoch v3 and DeleteRecords v1: topic, partition, offset and
     ['delete_records', 'audit', '0', 500, undefined]);
   assert.equal(h.records[1].flags, 0);
 });
+
+test('CreatePartitions v1 (topic from the request, error of the result) and DescribeConfigs v2 (error of the first resource)', () => {
+  const h = fresh();
+  const cp = request(37, 1, 41, 'admin', new W().arr(1).str('events').i32(6).arr(1).arr(1).i32(1).i32(30000).i8(0).done(), false);
+  const cpResp = response(41, new W().i32(0).arr(1).str('events').i16(37).str('invalid count').done(), false);
+  const dc = request(32, 2, 42, 'admin', new W().arr(1).i8(2).str('events').arr(-1).i8(0).done(), false);
+  const dcResp = response(42, new W().i32(0).arr(1).i16(29).str('denied').i8(2).str('events').arr(0).done(), false);
+  h.inst.feed(1, REQ, cp, 1n); h.inst.feed(1, RESP, cpResp, 2n);
+  h.inst.feed(1, REQ, dc, 3n); h.inst.feed(1, RESP, dcResp, 4n);
+  const a = h.records.map((r) => r.attributes);
+  assert.deepEqual([a[0]['messaging.operation.name'], a[0]['messaging.destination.name'], a[0]['kafka.error_code'], a[0]['error.type']],
+    ['create_partitions', 'events', 37, 'INVALID_PARTITIONS']);
+  assert.deepEqual([a[1]['messaging.operation.name'], a[1]['kafka.error_code'], a[1]['error.type']], ['describe_configs', 29, 'TOPIC_AUTHORIZATION_FAILED']);
+  assert.deepEqual(h.records.map((r) => r.flags), [FLAG_ERROR, FLAG_ERROR]);
+});
