@@ -13,7 +13,8 @@
 // bpf, native, decoders, host) runs that tree's agent beside this tree's in every round, the order
 // alternating per round, same servers, same wrk settings: before/after in one run. BENCH_CASES=rate
 // leaves out the saturation cases. BENCH_VARIANT_ENV='K=V …' adds this tree once more with those
-// environment variables for its agent (e.g. TELEGEN_MAX_CPU_PERCENT=50), named `this+K=V …`.
+// environment variables for its agent (e.g. TELEGEN_MAX_CPU_PERCENT=50), named `this+K=V …`; in
+// the result its figures are under `baseline` (with its `env`). BENCH_RESULT names the result file.
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -312,19 +313,22 @@ async function main(): Promise<void> {
     note: 'fixed-rate cases first, then saturation; each agent start first idles idle_seconds (its background CPU, subtracted in *_less_idle); after each case the agent is given up to 120 s to consume its backlog (after_each_case: how long, ring records dropped so far, export items dropped so far) before the next case, so each case is charged the CPU of its own traffic; server spans per request are counted per case over every rotated traces file; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
   };
   if (trees.length > 1) {
-    const base = perTree('baseline');
+    // The second tree: the BENCH_BASELINE worktree, or this tree with BENCH_VARIANT_ENV (the
+    // baseline_* names then mean the variant).
+    const other = trees[1].name;
+    const base = perTree(other);
     const ratio: Record<string, unknown> = {};
     for (const c of cases) {
       const k = `${c.server.name}_${c.mode}`;
-      const pairs = samples.get(c)!.filter((x) => x.on.this_tree && x.on.baseline);
+      const pairs = samples.get(c)!.filter((x) => x.on.this_tree && x.on[other]);
       ratio[k] = {
-        cpu_per_1k_baseline_over_this_tree: spread(pairs.map((x) => x.on.baseline.cpuPer1k / x.on.this_tree.cpuPer1k)),
-        cpu_per_1k_less_idle_baseline_over_this_tree: spread(pairs.map((x) => x.on.baseline.cpuPer1kLessIdle / x.on.this_tree.cpuPer1kLessIdle)),
+        cpu_per_1k_baseline_over_this_tree: spread(pairs.map((x) => x.on[other].cpuPer1k / x.on.this_tree.cpuPer1k)),
+        cpu_per_1k_less_idle_baseline_over_this_tree: spread(pairs.map((x) => x.on[other].cpuPer1kLessIdle / x.on.this_tree.cpuPer1kLessIdle)),
       };
     }
-    result.baseline = { tree: trees[1].root, ...base, same_round_ratios: ratio };
+    result.baseline = { tree: trees[1].root, name: other, env: trees[1].env, ...base, same_round_ratios: ratio };
   }
-  writeResult(trees.length > 1 ? 'agent-overhead-vs-baseline' : 'agent-overhead', result);
+  writeResult(process.env.BENCH_RESULT || (trees.length > 1 ? 'agent-overhead-vs-baseline' : 'agent-overhead'), result);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
