@@ -11,7 +11,7 @@ enum tg_socket_limits {
 	TG_CONN_MAX_DEFAULT = 1048576,  /* tracked connections (LRU) */
 	TG_RING_BYTES_DEFAULT = 16777216,
 	TG_WAKEUP_BYTES_DEFAULT = 65536, /* committed bytes that wake the reader at once */
-	TG_POLL_MS_DEFAULT = 10,         /* the reader's poll interval otherwise */
+	TG_POLL_MS_DEFAULT = 40,         /* the reader's poll interval otherwise (TELEGEN_RING_POLL_MS) */
 };
 
 #endif /* TELEGEN_SOCKET_H */

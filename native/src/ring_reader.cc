@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -73,6 +74,14 @@ RingReader::RingReader(Napi::Env env, int map_fd, uint64_t size, Napi::Function 
   h->open = 2;
   h->reader = this;
   handles_ = h;
+  // How long a record below the producers' wake-up threshold may wait: each poll that finds
+  // records is a batch, and a batch has a fixed cost (a loop turn, the handler's entry, the
+  // router's per-batch work), so a longer interval trades that latency for CPU at low rates.
+  if (const char *v = getenv("TELEGEN_RING_POLL_MS")) {
+    char *end = nullptr;
+    long ms = strtol(v, &end, 10);
+    if (end != v && *end == '\0' && ms >= 1 && ms <= 1000) poll_ms_ = static_cast<uint32_t>(ms);
+  }
 }
 
 RingReader::~RingReader() {
@@ -85,7 +94,7 @@ void RingReader::Start() {
   if (started_ || stopped_) return;
   started_ = true;
   uv_poll_start(&handles_->poll, UV_READABLE, OnPoll);
-  uv_timer_start(&handles_->timer, OnTimer, TG_POLL_MS_DEFAULT, TG_POLL_MS_DEFAULT);
+  uv_timer_start(&handles_->timer, OnTimer, poll_ms_, poll_ms_);
 }
 
 void RingReader::CloseHandles() {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "ring_map.h"
+#include "socket.h"
 
 namespace telegen {
 
@@ -69,6 +70,7 @@ class RingReader {
   Napi::Reference<Napi::ArrayBuffer> ring_ab_;
   Napi::Reference<Napi::Uint8Array> ring_view_;
   Napi::Reference<Napi::Uint32Array> index_view_;
+  uint32_t poll_ms_ = TG_POLL_MS_DEFAULT;
   uint64_t batches_ = 0;
   uint64_t records_ = 0;
 };
