@@ -87,16 +87,20 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
   let lastFullCheck = 0;
   const drain = () => {
     const held: number[] = [];
+    const execd: number[] = [];
+    // A hooked process exited: only a walk of every process can tell whether another one (exec'd
+    // from a file already looked at, so with no event) still runs the file before it is unhooked.
     let rescan = false;
     for (;;) {
       const recs = obj.pollRing(1024);
       for (const r of recs) {
         const kind = r[tg_go_exec_event.kind];
         const pid = r.readUInt32LE(tg_go_exec_event.pid);
-        if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) watched.delete(pid);
-        else for (const l of listeners) l.exec(pid);
+        if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) { watched.delete(pid); rescan = true; } else {
+          execd.push(pid);
+          for (const l of listeners) l.exec(pid);
+        }
         if (r[tg_go_exec_event.held]) held.push(pid);
-        rescan = true;
       }
       if (recs.length < 1024) break;
     }
@@ -111,13 +115,13 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
         for (const l of listeners) l.missed();
       }
     }
-    if (!rescan) {
+    if (!rescan && !execd.length) {
       // Files and pids the periodic scan found are handed to the kernel too.
       if (now - lastSync >= 1000) sync();
       return;
     }
     try {
-      attacher.scan();
+      if (rescan) attacher.scan(); else attacher.scanPids(execd);
       sync();
     } catch (e) {
       elog.error({ err: (e as Error).message }, 'exec-time scan failed');

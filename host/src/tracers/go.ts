@@ -116,6 +116,41 @@ export class GoAttacher {
 
   private multiOnly = false;
 
+  /** The executables of `pids` (just exec'd): new ones are analyzed and hooked, and the pids are
+   *  added to their binaries. Only these pids are read: an exec storm (a build starting tens of
+   *  processes a second) must not cost a walk of all of /proc per event batch. Unhooking stays with
+   *  scan(), which sees every process. */
+  scanPids(pids: Iterable<number>, procRoot = '/proc'): void {
+    for (const pid of pids) {
+      if (pid === this.selfPid) continue;
+      const exeLink = `${procRoot}/${pid}/exe`;
+      let exe: string;
+      try {
+        exe = fs.readlinkSync(exeLink);
+      } catch {
+        continue; // exited already
+      }
+      const key = fileKey(exeLink);
+      if (!key) continue;
+      let h = this.binaries.get(key);
+      if (h === undefined) h = this.analyze(exe, exeLink, key);
+      if (h && !h.status.pids.includes(pid)) h.status.pids.push(pid);
+    }
+  }
+
+  /** attachFile for a file found through a process's exe link; a failure is remembered as "not Go". */
+  private analyze(exe: string, exeLink: string, key: string): Hooked | null {
+    // A process in another mount namespace names its file from its own root: use the link.
+    const direct = !exe.endsWith(' (deleted)') && fileKey(exe) === key;
+    try {
+      return this.attachFile(direct ? exe : exeLink, key);
+    } catch (e) {
+      glog.warn({ exe, err: (e as Error).message }, 'analysis failed');
+      this.binaries.set(key, null);
+      return null;
+    }
+  }
+
   /** One pass over /proc: new executables are analyzed, ones no process runs any more unhooked. */
   scan(procRoot = '/proc'): void {
     const live = new Map<string, number[]>();
@@ -137,15 +172,7 @@ export class GoAttacher {
       const key = fileKey(exeLink);
       if (!key) continue;
       live.set(key, [...(live.get(key) ?? []), Number(pid)]);
-      if (this.binaries.has(key)) continue;
-      // A process in another mount namespace names its file from its own root: use the link.
-      const direct = !exe.endsWith(' (deleted)') && fileKey(exe) === key;
-      try {
-        this.attachFile(direct ? exe : exeLink, key);
-      } catch (e) {
-        glog.warn({ exe, err: (e as Error).message }, 'analysis failed');
-        this.binaries.set(key, null);
-      }
+      if (!this.binaries.has(key)) this.analyze(exe, exeLink, key);
     }
     for (const [key, h] of this.binaries) {
       const p = live.get(key);
