@@ -56,7 +56,7 @@ const alog = log.child({ component: 'agent' });
 
 export interface TracerStatus { name: string; ok: boolean; detail: string }
 
-interface NativeTracer { close(): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; maps?(): MapDesc[]; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
+interface NativeTracer { close(): void; pause?(paused: boolean): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; maps?(): MapDesc[]; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
 
 export interface StartOptions {
   /** The CLI's `run` (not an embedding process such as a bench) ends start-up holding only the
@@ -257,7 +257,8 @@ export class Agent {
     }
     if (opts.dropPrivileges) this.dropPrivileges();
     const tuning = startMemoryTuning();
-    const gate = startOverloadGate(this.cfg.agent, this.kernel, this.exportCfg.traces.mode === 'file' ? this.queues.traces : undefined, this.metrics, alog);
+    const gate = startOverloadGate(this.cfg.agent, this.kernel, this.exportCfg.traces.mode === 'file' ? this.queues.traces : undefined, this.metrics, alog,
+      this.socketTracer?.pause ? (p) => this.socketTracer?.pause?.(p) : undefined);
     this.stopMemoryTuning = () => { gate?.stop(); tuning(); };
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');

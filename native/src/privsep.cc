@@ -286,6 +286,7 @@ class RingConsumer : public Napi::ObjectWrap<RingConsumer> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "RingConsumer",
                        {InstanceMethod<&RingConsumer::Stats>("stats"), InstanceMethod<&RingConsumer::Close>("close"),
+                        InstanceMethod<&RingConsumer::SetPaused>("setPaused"),
                         InstanceAccessor<&RingConsumer::Ring>("ring"), InstanceAccessor<&RingConsumer::Index>("index")});
   }
   explicit RingConsumer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<RingConsumer>(info) {
@@ -315,6 +316,10 @@ class RingConsumer : public Napi::ObjectWrap<RingConsumer> {
       reader_->Stop();
       reader_.reset();
     }
+    return info.Env().Undefined();
+  }
+  Napi::Value SetPaused(const Napi::CallbackInfo &info) {
+    if (reader_) reader_->SetPaused(info.Length() > 0 && info[0].ToBoolean().Value());
     return info.Env().Undefined();
   }
   Napi::Value Ring(const Napi::CallbackInfo &info) { return reader_ ? reader_->RingView(info.Env()) : info.Env().Null(); }

@@ -93,8 +93,24 @@ RingReader::~RingReader() {
 void RingReader::Start() {
   if (started_ || stopped_) return;
   started_ = true;
+  if (paused_) return;
   uv_poll_start(&handles_->poll, UV_READABLE, OnPoll);
   uv_timer_start(&handles_->timer, OnTimer, poll_ms_, poll_ms_);
+}
+
+void RingReader::SetPaused(bool paused) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  if (!started_ || stopped_ || handles_ == nullptr) return;
+  // The poll is level-triggered: left running over a ring nobody drains it would fire on every
+  // loop turn.
+  if (paused) {
+    uv_poll_stop(&handles_->poll);
+    uv_timer_stop(&handles_->timer);
+  } else {
+    uv_poll_start(&handles_->poll, UV_READABLE, OnPoll);
+    uv_timer_start(&handles_->timer, OnTimer, 0, poll_ms_);
+  }
 }
 
 void RingReader::CloseHandles() {
@@ -148,7 +164,7 @@ void RingReader::OnTimer(uv_timer_t *handle) {
 // One batch per call: with more waiting, the poll fires again on the next loop turn, so timers
 // and I/O of the rest of the agent run between batches under load.
 void RingReader::Drain() {
-  if (stopped_ || draining_ || !map_) return;
+  if (stopped_ || draining_ || paused_ || !map_) return;
   uint64_t start = map_->Consumer();
   uint32_t count = 0;
   uint64_t cons = map_->Walk(start, map_->Producer(), kMaxBatch, [this, &count](uint64_t off, uint32_t len) {

@@ -30,6 +30,11 @@ class RingReader {
   Napi::Value IndexView(Napi::Env env) { return index_view_.Value(); }
 
   void Start();
+  // Stops (true) or resumes (false) reading: while paused the kernel's ring fills and its
+  // producers drop and count what does not fit (ring_full), which costs this process nothing —
+  // the agent's CPU budget. Must run on the JS thread.
+  void SetPaused(bool paused);
+  bool Paused() const { return paused_; }
   // Stops watching the ring and unmaps the consumer page. JS views are detached so a stale
   // reference reads nothing instead of faulting. Must run on the JS thread (a handler may call it).
   void Stop();
@@ -63,6 +68,7 @@ class RingReader {
   bool started_ = false;
   bool stopped_ = false;
   bool draining_ = false;
+  bool paused_ = false;
   // Cleared by the destructor: a handler that closes the tracer deletes this reader under Drain.
   std::shared_ptr<bool> alive_;
   Napi::FunctionReference handler_;

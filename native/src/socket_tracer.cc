@@ -172,6 +172,7 @@ Napi::Function SocketTracer::Init(Napi::Env env) {
                          InstanceMethod<&SocketTracer::Maps>("maps"),
                          InstanceMethod<&SocketTracer::Close>("close"),
                          InstanceMethod<&SocketTracer::MapFds>("mapFds"),
+                         InstanceMethod<&SocketTracer::SetPaused>("setPaused"),
                          InstanceAccessor<&SocketTracer::GetRing>("ring"),
                          InstanceAccessor<&SocketTracer::GetIndex>("index"),
                      });
@@ -359,6 +360,12 @@ Napi::Value SocketTracer::Close(const Napi::CallbackInfo &info) {
 
 Napi::Value SocketTracer::GetRing(const Napi::CallbackInfo &info) {
   return reader_ ? reader_->RingView(info.Env()) : info.Env().Null();
+}
+
+// setPaused(paused): the ring is not read while paused (see RingReader::SetPaused).
+Napi::Value SocketTracer::SetPaused(const Napi::CallbackInfo &info) {
+  if (reader_) reader_->SetPaused(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
 }
 
 Napi::Value SocketTracer::GetIndex(const Napi::CallbackInfo &info) {

@@ -30,6 +30,7 @@ class SocketTracer : public Napi::ObjectWrap<SocketTracer> {
   Napi::Value MapFds(const Napi::CallbackInfo &info);
   Napi::Value GetRing(const Napi::CallbackInfo &info);
   Napi::Value GetIndex(const Napi::CallbackInfo &info);
+  Napi::Value SetPaused(const Napi::CallbackInfo &info);
 
   void Teardown();
 

@@ -353,6 +353,35 @@ test('socket tracer: a record that does not fit is counted, never silently lost'
   }
 });
 
+test('socket tracer: paused, the reader reads nothing and the kernel counts what does not fit; resumed, it reads again', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { child: server, port } = await startServer();
+  let tracer: SocketTracer | undefined;
+  let seen = 0;
+  try {
+    // The agent's CPU budget pauses the reader (memory/overload.ts): the kernel's drops then
+    // cost the agent nothing and are counted.
+    tracer = openSocketTracer({ connMax: 1024, ringBytes: 65536, captureMax: 32768, targetPid: server.pid! }, (_ring, _index, count) => { seen += count; });
+    await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/`]);
+    await waitFor(() => seen > 0, 5000);
+    tracer.pause(true);
+    const before = { seen, full: tracer.stats().ring_full };
+    for (let i = 0; i < 20 && tracer.stats().ring_full === before.full; i++) await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/big`]);
+    await new Promise((r) => setTimeout(r, 200)); // several poll intervals
+    const st = tracer.stats();
+    t.diagnostic(`paused: seen ${before.seen} -> ${seen}, ring_full ${before.full} -> ${st.ring_full}, pending ${st.ringPendingBytes} bytes`);
+    assert.equal(seen, before.seen, 'nothing read while paused');
+    assert.ok(st.ring_full > before.full, 'the kernel counted the records that did not fit');
+    assert.ok(st.ringPendingBytes > 0, 'the ring holds what was written before it filled');
+    tracer.pause(false);
+    await waitFor(() => seen > before.seen && tracer!.stats().ringPendingBytes === 0, 5000);
+    assert.ok(seen > before.seen, 'resumed: the records the ring held are read');
+  } finally {
+    tracer?.close();
+    server.kill('SIGKILL');
+  }
+});
+
 test('socket tracer: SIGKILL of the loading process leaves no programs behind', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const script = `

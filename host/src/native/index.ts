@@ -72,6 +72,9 @@ export interface SocketTracer {
   /** The object's maps with their kernel ids (tracers/map-fill.ts samples their fill); absent
    *  in the privilege-separated worker, where the loader holds the maps. */
   maps?(): Array<{ name: string; id: number; type: number; maxEntries: number }>;
+  /** Stops (true) or resumes reading the ring; while stopped the kernel drops what does not fit
+   *  and counts it (ring_full): the agent's CPU budget (memory/overload.ts). */
+  pause(paused: boolean): void;
   /** Detaches every program, stops the ring reader, frees the maps. Idempotent; stats()
    *  keeps returning the totals as they were at close. */
   close(): void;
@@ -83,6 +86,7 @@ interface NativeSocketTracer {
   mapStats(): SocketTracerMapStats;
   maps(): Array<{ name: string; id: number; type: number; maxEntries: number }>;
   close(): void;
+  setPaused(paused: boolean): void;
   readonly ring: Uint8Array | null;
   readonly index: Uint32Array | null;
 }
@@ -170,6 +174,7 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
     },
     mapStats: () => native.mapStats(),
     maps: () => (closed ? [] : native.maps()),
+    pause: (paused) => { if (!closed) native.setPaused(paused); },
     close(): void {
       if (closed) return;
       closed = true;

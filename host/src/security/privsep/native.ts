@@ -15,6 +15,7 @@ export interface PrivsepNative {
     readonly ring: Uint8Array | null;
     readonly index: Uint32Array | null;
     stats(): { batches: number; records: number; ringPendingBytes: number };
+    setPaused(paused: boolean): void;
     close(): void;
   };
 }

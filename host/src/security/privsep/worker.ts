@@ -57,6 +57,7 @@ export function adoptSocketTracer(native: PrivsepNative, hello: Hello, fds: numb
       return out;
     },
     mapStats: () => ({ conns: native.mapCountKeys(connsFd), connMax: s.report.connMax, ringBytes: s.report.ringBytes }),
+    pause: (paused) => { if (!final) consumer.setPaused(paused); },
     close(): void {
       if (final) return;
       final = this.stats();
