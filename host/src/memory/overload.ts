@@ -12,9 +12,9 @@
 // Paused time is counted (telegen_ingest_ring_paused_seconds_total).
 //
 // Otherwise the agent sheds at the cheapest point: ring data records are skipped before any decoding
-// (connection open/close and process exit still apply, so no state leaks). A skipped record's
-// bytes become a gap on its stream, exactly as after a kernel ring drop: the decoder resyncs, and
-// at most the exchanges it was part of are lost. Every skipped record is counted by reason
+// (connection open/close and process exit still apply, so no state leaks). A skipped record ends
+// its stream (ingest/kernel.ts shed()): the next record starts a fresh one, as for a connection
+// older than the agent, so at most the exchanges the record was part of are lost. Every skipped record is counted by reason
 // (telegen_ingest_shed_records_total) and one log line a minute says how many.
 //   cpu_budget     the agent used more than agent.max_cpu_percent of a core over the last second
 //                  (off by default: a budget also sheds at rates the agent could have kept up with).
@@ -86,15 +86,20 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, fill: 
   cpuAt.fill(u0.user + u0.system);
   timeAt.fill(now0);
   const logged = new Float64Array(SHED_REASONS.length);
+  let loggedPaused = 0;
   let lastLog = now0;
   const report = (force: boolean) => {
     const t = performance.now();
-    let changed = false;
+    const paused = pausedSeconds();
+    let changed = paused !== loggedPaused;
     for (let i = 0; i < logged.length; i++) if (target.shedRecords[i] !== logged[i]) changed = true;
     if (!changed || (!force && t - lastLog < LOG_EVERY_MS)) return;
     const shed: Record<string, number> = {};
     for (let i = 0; i < logged.length; i++) { shed[SHED_REASONS[i]] = target.shedRecords[i] - logged[i]; logged[i] = target.shedRecords[i]; }
-    log.warn({ shed, since_ms: Math.round(t - lastLog), max_cpu_percent: cfg.max_cpu_percent || undefined, trace_queue_bytes: fill?.heldBytes }, 'agent overloaded: ring data records skipped (telegen_ingest_shed_records_total)');
+    const ringPausedS = Math.round((paused - loggedPaused) * 10) / 10;
+    loggedPaused = paused;
+    log.warn({ shed, ring_paused_s: ringPausedS || undefined, since_ms: Math.round(t - lastLog), max_cpu_percent: cfg.max_cpu_percent || undefined, trace_queue_bytes: fill?.heldBytes },
+      'agent overloaded: ring data records skipped (telegen_ingest_shed_records_total) or the ring not read (telegen_ingest_ring_paused_seconds_total)');
     lastLog = t;
   };
   let first = true;
