@@ -9,6 +9,14 @@ import {
   API_DELETE_TOPICS, API_TXN_OFFSET_COMMIT, API_ADD_PARTITIONS_TO_TXN, API_ADD_OFFSETS_TO_TXN, API_END_TXN,
   API_LIST_GROUPS, API_SASL_AUTHENTICATE, API_DELETE_RECORDS, API_OFFSET_FOR_LEADER_EPOCH,
   API_DESCRIBE_CONFIGS, API_CREATE_PARTITIONS, API_DELETE_GROUPS, API_SASL_HANDSHAKE,
+  API_WRITE_TXN_MARKERS, API_DESCRIBE_ACLS, API_CREATE_ACLS, API_DELETE_ACLS, API_ALTER_CONFIGS,
+  API_ALTER_REPLICA_LOG_DIRS, API_DESCRIBE_LOG_DIRS, API_CREATE_DELEGATION_TOKEN,
+  API_RENEW_DELEGATION_TOKEN, API_EXPIRE_DELEGATION_TOKEN, API_DESCRIBE_DELEGATION_TOKEN,
+  API_ELECT_LEADERS, API_INCREMENTAL_ALTER_CONFIGS, API_ALTER_PARTITION_REASSIGNMENTS,
+  API_LIST_PARTITION_REASSIGNMENTS, API_OFFSET_DELETE, API_DESCRIBE_CLIENT_QUOTAS,
+  API_ALTER_CLIENT_QUOTAS, API_DESCRIBE_USER_SCRAM_CREDENTIALS, API_ALTER_USER_SCRAM_CREDENTIALS,
+  API_DESCRIBE_CLUSTER, API_DESCRIBE_PRODUCERS, API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS,
+  API_CONSUMER_GROUP_HEARTBEAT, API_CONSUMER_GROUP_DESCRIBE,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -327,8 +335,7 @@ export function decodedUpTo(key: i32): i32 {
     case API_DELETE_TOPICS: return 6;
     case API_INIT_PRODUCER_ID: return 6;
     case API_TXN_OFFSET_COMMIT: return 5;
-    // v4 (KIP-890) batches several transactions per request: a different layout
-    case API_ADD_PARTITIONS_TO_TXN: return 3;
+    case API_ADD_PARTITIONS_TO_TXN: return 5;
     case API_OFFSET_FOR_LEADER_EPOCH: return 4;
     case API_DELETE_RECORDS: return 2;
     case API_CREATE_PARTITIONS: return 3;
@@ -340,6 +347,33 @@ export function decodedUpTo(key: i32): i32 {
     case API_SASL_AUTHENTICATE: return 2;
     case API_DELETE_GROUPS: return 2;
     case API_SASL_HANDSHAKE: return 1;
+    case API_WRITE_TXN_MARKERS: return 2;
+    case API_ELECT_LEADERS: return 2;
+    case API_ALTER_PARTITION_REASSIGNMENTS: return 1;
+    case API_LIST_PARTITION_REASSIGNMENTS: return 0;
+    case API_OFFSET_DELETE: return 0;
+    case API_ALTER_REPLICA_LOG_DIRS: return 2;
+    case API_DESCRIBE_LOG_DIRS: return 4;
+    case API_DESCRIBE_PRODUCERS: return 0;
+    case API_DESCRIBE_TRANSACTIONS: return 0;
+    case API_CONSUMER_GROUP_HEARTBEAT: return 1;
+    case API_CONSUMER_GROUP_DESCRIBE: return 1;
+    // responses whose errors are all that is read (their requests name no topic or group)
+    case API_DESCRIBE_ACLS: return 3;
+    case API_CREATE_ACLS: return 3;
+    case API_DELETE_ACLS: return 3;
+    case API_ALTER_CONFIGS: return 2;
+    case API_INCREMENTAL_ALTER_CONFIGS: return 1;
+    case API_CREATE_DELEGATION_TOKEN: return 3;
+    case API_RENEW_DELEGATION_TOKEN: return 2;
+    case API_EXPIRE_DELEGATION_TOKEN: return 2;
+    case API_DESCRIBE_DELEGATION_TOKEN: return 3;
+    case API_DESCRIBE_CLIENT_QUOTAS: return 1;
+    case API_ALTER_CLIENT_QUOTAS: return 1;
+    case API_DESCRIBE_USER_SCRAM_CREDENTIALS: return 0;
+    case API_ALTER_USER_SCRAM_CREDENTIALS: return 0;
+    case API_DESCRIBE_CLUSTER: return 2;
+    case API_LIST_TRANSACTIONS: return 2;
   }
   return -1;
 }
@@ -360,15 +394,29 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
   else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchRequest(x, v);
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorRequest(x, v);
   else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
-           (key == API_LEAVE_GROUP && v <= 5) || (key == API_SYNC_GROUP && v <= 5)) {
+           (key == API_LEAVE_GROUP && v <= 5) || (key == API_SYNC_GROUP && v <= 5) ||
+           (key == API_OFFSET_DELETE && v == 0) || (key == API_CONSUMER_GROUP_HEARTBEAT && v <= 1)) {
     // These bodies begin with the group id.
     rdStr(); noteGroup(x);
+    // OffsetDelete: then the topics and partitions whose committed offsets go
+    if (key == API_OFFSET_DELETE) offsetFetchTopics(x, 0);
   } else if (key == API_TXN_OFFSET_COMMIT && v <= 5) txnOffsetCommitRequest(x, v);
-  else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 3) addPartitionsToTxnRequest(x);
-  else if (key == API_OFFSET_FOR_LEADER_EPOCH && v <= 4) offsetForLeaderEpochRequest(x, v);
+  else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 5) addPartitionsToTxnRequest(x, v);
+  else if (key == API_ELECT_LEADERS && v <= 2) {
+    if (v >= 1) rdI8();              // election type
+    topicPartitions(x, 0, false, false); // null: every partition
+  } else if (key == API_ALTER_PARTITION_REASSIGNMENTS && v <= 1) alterReassignmentsRequest(x, v);
+  else if (key == API_LIST_PARTITION_REASSIGNMENTS && v == 0) { rdI32(); topicPartitions(x, 0, false, false); }
+  else if (key == API_WRITE_TXN_MARKERS && v <= 2) writeTxnMarkersRequest(x, v);
+  else if ((key == API_DESCRIBE_PRODUCERS && v == 0) || (key == API_DESCRIBE_LOG_DIRS && v <= 4)) topicPartitions(x, 0, false, false);
+  else if (key == API_ALTER_REPLICA_LOG_DIRS && v <= 2) {
+    const dirs = rdArrayLen();
+    for (let d = 0; d < dirs && rOk; d++) { rdStr(); topicPartitions(x, 0, false, false); skipTagged(); }
+  } else if (key == API_OFFSET_FOR_LEADER_EPOCH && v <= 4) offsetForLeaderEpochRequest(x, v);
   else if (key == API_DELETE_RECORDS && v <= 2) deleteRecordsRequest(x);
   else if (key == API_CREATE_PARTITIONS && v <= 3) createPartitionsRequest(x);
-  else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2)) {
+  else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2) ||
+           (key == API_CONSUMER_GROUP_DESCRIBE && v <= 1)) {
     const n = rdArrayLen();
     if (n > 0) { rdStr(); noteGroup(x); }
   } else if (key == API_CREATE_TOPICS && v <= 7) createTopicsRequest(x, v);
@@ -489,11 +537,51 @@ function txnOffsetCommitRequest(x: Exchange, v: i32): void {
   committedOffsets(x, v, NEVER, v >= 2, false);
 }
 
-/** AddPartitionsToTxn v0-v3: the partitions a transaction is about to write (plain int32s). */
-function addPartitionsToTxnRequest(x: Exchange): void {
-  rdStr();                           // transactional id
-  rdI64(); rdI16();                  // producer id, epoch
-  topicPartitions(x, 0, false, false);
+/** AddPartitionsToTxn: the partitions a transaction is about to write (plain int32s). From v4
+ *  (KIP-890) a broker batches several transactions, each with a verify-only flag. */
+function addPartitionsToTxnRequest(x: Exchange, v: i32): void {
+  if (v <= 3) {
+    rdStr();                         // transactional id
+    rdI64(); rdI16();                // producer id, epoch
+    topicPartitions(x, 0, false, false);
+    return;
+  }
+  const txns = rdArrayLen();
+  for (let t = 0; t < txns && rOk; t++) {
+    rdStr(); rdI64(); rdI16(); rdI8(); // transactional id, producer id, epoch, verify only
+    topicPartitions(x, 0, false, false);
+    skipTagged();
+  }
+}
+
+/** AlterPartitionReassignments: per partition its new replica list (null cancels a move). */
+function alterReassignmentsRequest(x: Exchange, v: i32): void {
+  rdI32();                           // timeout
+  if (v >= 1) rdI8();                // allow replication factor change
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, 0, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      skipI32Array();
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
+/** WriteTxnMarkers (coordinator to leaders): per producer the commit/abort marker's partitions. */
+function writeTxnMarkersRequest(x: Exchange, v: i32): void {
+  const markers = rdArrayLen();
+  for (let m = 0; m < markers && rOk; m++) {
+    rdI64(); rdI16(); rdI8();        // producer id, epoch, commit
+    topicPartitions(x, 0, false, false);
+    rdI32();                         // coordinator epoch
+    if (v >= 2) rdI8();              // transaction version
+    skipTagged();
+  }
 }
 
 /** OffsetForLeaderEpoch: a consumer validating its position after a leader change (KIP-320):
@@ -652,17 +740,68 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   // throttle time, then per topic name its partitions' error codes: OffsetCommit's shape
   else if ((key == API_TXN_OFFSET_COMMIT && v <= 5) || (key == API_ADD_PARTITIONS_TO_TXN && v <= 3)) offsetCommitResponse(x, v, true, NEVER);
   else if ((key == API_OFFSET_FOR_LEADER_EPOCH && v <= 4) || (key == API_DELETE_RECORDS && v <= 2)) partitionErrorsResponse(x, v, key);
+  else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 5) {
+    rdI32(); noteError(x, rdI16());  // v4+: throttle time, top-level error, then per transaction
+    const txns = rdArrayLen();
+    for (let t = 0; t < txns && rOk; t++) { rdStr(); offsetCommitResponse(x, v, false, NEVER); skipTagged(); }
+  } else if (key == API_OFFSET_DELETE && v == 0) {
+    noteError(x, rdI16()); rdI32();  // error before the throttle time here
+    offsetCommitResponse(x, v, false, NEVER);
+  } else if (key == API_ALTER_REPLICA_LOG_DIRS && v <= 2) offsetCommitResponse(x, v, true, NEVER);
+  else if (key == API_WRITE_TXN_MARKERS && v <= 2) {
+    const markers = rdArrayLen();
+    for (let m = 0; m < markers && rOk; m++) { rdI64(); offsetCommitResponse(x, v, false, NEVER); skipTagged(); }
+  } else if (key == API_ELECT_LEADERS && v <= 2) {
+    rdI32();
+    if (v >= 1) noteError(x, rdI16());
+    partitionResults(x, key);
+  } else if (key == API_ALTER_PARTITION_REASSIGNMENTS && v <= 1) {
+    rdI32();
+    if (v >= 1) rdI8();              // allow replication factor change
+    noteError(x, rdI16()); rdStr();
+    partitionResults(x, key);
+  } else if (key == API_LIST_PARTITION_REASSIGNMENTS && v == 0) {
+    rdI32(); noteError(x, rdI16()); rdStr();
+    partitionResults(x, key);
+  } else if (key == API_DESCRIBE_PRODUCERS && v == 0) { rdI32(); partitionResults(x, key); }
+  else if (key == API_DESCRIBE_LOG_DIRS && v <= 4) describeLogDirsResponse(x, v);
+  else if (key == API_DESCRIBE_TRANSACTIONS && v == 0) {
+    rdI32();
+    const n = rdArrayLen();
+    for (let i = 0; i < n && rOk; i++) {
+      noteError(x, rdI16());
+      rdStr(); rdStr(); rdI32(); rdI64(); rdI64(); rdI16(); // id, state, timeout, start, producer id, epoch
+      topicPartitions(x, 0, false, false); // what the transaction writes to
+      skipTagged();
+    }
+  } else if (key == API_CREATE_ACLS || key == API_DELETE_ACLS || key == API_ALTER_CONFIGS ||
+             key == API_INCREMENTAL_ALTER_CONFIGS || key == API_ALTER_CLIENT_QUOTAS ||
+             key == API_ALTER_USER_SCRAM_CREDENTIALS) resultErrors(x, key, v);
+  else if (key == API_DESCRIBE_USER_SCRAM_CREDENTIALS) {
+    rdI32(); noteError(x, rdI16()); rdStr();
+    const n = rdArrayLen();
+    for (let i = 0; i < n && rOk; i++) {
+      rdStr(); noteError(x, rdI16()); rdStr(); // user, error, message
+      const creds = rdArrayLen();
+      for (let c = 0; c < creds && rOk; c++) { rdI8(); rdI32(); skipTagged(); }
+      skipTagged();
+    }
+  }
   else if (key == API_OFFSET_FETCH && v <= 10) offsetFetchResponse(x, v);
   else if (key == API_FIND_COORDINATOR && v <= 6) findCoordinatorResponse(x, v);
   else if (key == API_API_VERSIONS || key == API_SASL_HANDSHAKE) noteError(x, rdI16()); // error first
   else if ((key == API_JOIN_GROUP && v <= 9) || (key == API_HEARTBEAT && v <= 4) ||
            (key == API_SYNC_GROUP && v <= 5) || (key == API_INIT_PRODUCER_ID && v <= 6) ||
            (key == API_ADD_OFFSETS_TO_TXN && v <= 4) || (key == API_END_TXN && v <= 5) ||
-           (key == API_LIST_GROUPS && v <= 5) || (key == API_SASL_AUTHENTICATE && v <= 2)) {
+           (key == API_LIST_GROUPS && v <= 5) || (key == API_SASL_AUTHENTICATE && v <= 2) ||
+           key == API_DESCRIBE_ACLS || key == API_DESCRIBE_CLIENT_QUOTAS || key == API_DESCRIBE_CLUSTER ||
+           key == API_LIST_TRANSACTIONS || key == API_CONSUMER_GROUP_HEARTBEAT ||
+           (key >= API_CREATE_DELEGATION_TOKEN && key <= API_DESCRIBE_DELEGATION_TOKEN)) {
     if (v >= throttleFrom(key)) rdI32();
     noteError(x, rdI16());
   } else if ((key == API_DESCRIBE_GROUPS && v <= 6) || (key == API_DELETE_GROUPS && v <= 2) ||
-             (key == API_DESCRIBE_CONFIGS && v <= 4) || (key == API_CREATE_PARTITIONS && v <= 3)) {
+             (key == API_DESCRIBE_CONFIGS && v <= 4) || (key == API_CREATE_PARTITIONS && v <= 3) ||
+             key == API_CONSUMER_GROUP_DESCRIBE) {
     // the first result's error: DescribeGroups and DescribeConfigs open each result with it,
     // DeleteGroups and CreatePartitions follow the group id / topic name with it
     if (key != API_DESCRIBE_GROUPS || v >= 1) rdI32();
@@ -684,7 +823,11 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
 function throttleFrom(key: i32): i32 {
   if (key == API_JOIN_GROUP) return 2;
   if (key == API_INIT_PRODUCER_ID || key == API_ADD_OFFSETS_TO_TXN || key == API_END_TXN) return 0;
-  if (key == API_SASL_AUTHENTICATE) return 0x7fff; // none: the error code comes first
+  if (key == API_SASL_AUTHENTICATE || (key >= API_CREATE_DELEGATION_TOKEN && key <= API_DESCRIBE_DELEGATION_TOKEN)) {
+    return 0x7fff; // none: the error code comes first
+  }
+  if (key == API_DESCRIBE_ACLS || key == API_DESCRIBE_CLIENT_QUOTAS || key == API_DESCRIBE_CLUSTER ||
+      key == API_LIST_TRANSACTIONS || key == API_CONSUMER_GROUP_HEARTBEAT) return 0;
   return 1; // Heartbeat, SyncGroup, ListGroups
 }
 
@@ -883,6 +1026,82 @@ function createTopicsResponse(x: Exchange, v: i32): void {
       rdI32(); rdI16();
       const configs = rdArrayLen();
       for (let i = 0; i < configs && rOk; i++) { rdStr(); rdStr(); rdI8(); rdI8(); rdI8(); skipTagged(); }
+    }
+    skipTagged();
+  }
+}
+
+/** Per topic name, per partition: ElectLeaders (error, message), AlterPartitionReassignments
+ *  (error, message), ListPartitionReassignments (replicas, adding, removing) and
+ *  DescribeProducers (error, message, active producers). */
+function partitionResults(x: Exchange, key: i32): void {
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    readTopic(x, 0, NEVER);
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      const partition = rdI32();
+      if (key == API_LIST_PARTITION_REASSIGNMENTS) { skipI32Array(); skipI32Array(); skipI32Array(); }
+      else { noteError(x, rdI16()); rdStr(); }
+      if (key == API_DESCRIBE_PRODUCERS) {
+        const producers = rdArrayLen();
+        // producer id, epoch, last sequence, last timestamp, coordinator epoch, txn start offset
+        for (let p = 0; p < producers && rOk; p++) { skip(8 + 4 + 4 + 8 + 4 + 8); skipTagged(); }
+      }
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    skipTagged();
+  }
+}
+
+function describeLogDirsResponse(x: Exchange, v: i32): void {
+  rdI32();
+  if (v >= 3) noteError(x, rdI16());
+  const dirs = rdArrayLen();
+  for (let d = 0; d < dirs && rOk; d++) {
+    noteError(x, rdI16());
+    rdStr();                         // log dir
+    const topics = rdArrayLen();
+    for (let t = 0; t < topics && rOk; t++) {
+      readTopic(x, 0, NEVER);
+      const parts = rdArrayLen();
+      for (let i = 0; i < parts && rOk; i++) {
+        const partition = rdI32();
+        rdI64(); rdI64(); rdI8();    // size, offset lag, is future
+        skipTagged();
+        if (rOk) notePartition(x, partition);
+      }
+      skipTagged();
+    }
+    if (v >= 4) { rdI64(); rdI64(); } // total, usable bytes
+    skipTagged();
+  }
+}
+
+/** Throttle time, then one result per item of the request, each opening with its error code:
+ *  CreateAcls, DeleteAcls (and each matching ACL), AlterConfigs, IncrementalAlterConfigs,
+ *  AlterClientQuotas, AlterUserScramCredentials (after the user name). */
+function resultErrors(x: Exchange, key: i32, v: i32): void {
+  rdI32();
+  const n = rdArrayLen();
+  for (let i = 0; i < n && rOk; i++) {
+    if (key == API_ALTER_USER_SCRAM_CREDENTIALS) rdStr();
+    noteError(x, rdI16());
+    rdStr();                         // error message
+    if (key == API_ALTER_CONFIGS || key == API_INCREMENTAL_ALTER_CONFIGS) { rdI8(); rdStr(); }
+    else if (key == API_ALTER_CLIENT_QUOTAS) {
+      const e = rdArrayLen();
+      for (let k = 0; k < e && rOk; k++) { rdStr(); rdStr(); skipTagged(); }
+    } else if (key == API_DELETE_ACLS) {
+      const m = rdArrayLen();
+      for (let k = 0; k < m && rOk; k++) {
+        noteError(x, rdI16()); rdStr();
+        rdI8(); rdStr();             // resource type, name
+        if (v >= 1) rdI8();          // pattern type
+        rdStr(); rdStr(); rdI8(); rdI8(); // principal, host, operation, permission
+        skipTagged();
+      }
     }
     skipTagged();
   }

@@ -50,6 +50,32 @@ export const API_SASL_AUTHENTICATE: i32 = 36;
 export const API_CREATE_PARTITIONS: i32 = 37;
 export const API_TXN_OFFSET_COMMIT: i32 = 28;
 export const API_DELETE_GROUPS: i32 = 42;
+export const API_WRITE_TXN_MARKERS: i32 = 27;
+export const API_DESCRIBE_ACLS: i32 = 29;
+export const API_CREATE_ACLS: i32 = 30;
+export const API_DELETE_ACLS: i32 = 31;
+export const API_ALTER_CONFIGS: i32 = 33;
+export const API_ALTER_REPLICA_LOG_DIRS: i32 = 34;
+export const API_DESCRIBE_LOG_DIRS: i32 = 35;
+export const API_CREATE_DELEGATION_TOKEN: i32 = 38;
+export const API_RENEW_DELEGATION_TOKEN: i32 = 39;
+export const API_EXPIRE_DELEGATION_TOKEN: i32 = 40;
+export const API_DESCRIBE_DELEGATION_TOKEN: i32 = 41;
+export const API_ELECT_LEADERS: i32 = 43;
+export const API_INCREMENTAL_ALTER_CONFIGS: i32 = 44;
+export const API_ALTER_PARTITION_REASSIGNMENTS: i32 = 45;
+export const API_LIST_PARTITION_REASSIGNMENTS: i32 = 46;
+export const API_OFFSET_DELETE: i32 = 47;
+export const API_DESCRIBE_CLIENT_QUOTAS: i32 = 48;
+export const API_ALTER_CLIENT_QUOTAS: i32 = 49;
+export const API_DESCRIBE_USER_SCRAM_CREDENTIALS: i32 = 50;
+export const API_ALTER_USER_SCRAM_CREDENTIALS: i32 = 51;
+export const API_DESCRIBE_CLUSTER: i32 = 60;
+export const API_DESCRIBE_PRODUCERS: i32 = 61;
+export const API_DESCRIBE_TRANSACTIONS: i32 = 65;
+export const API_LIST_TRANSACTIONS: i32 = 66;
+export const API_CONSUMER_GROUP_HEARTBEAT: i32 = 68;
+export const API_CONSUMER_GROUP_DESCRIBE: i32 = 69;
 
 // First flexible version per api key (255 = never flexible), from each message definition's
 // "flexibleVersions". Decides the request header (v2 vs v1) and response header (v1 vs v0).
@@ -110,7 +136,7 @@ export const API_NAMES: StaticArray<string> = [
   "delete_share_group_offsets",
 ];
 
-// error.type per error code -1..100 (org.apache.kafka.common.protocol.Errors); others: the number.
+// error.type per error code -1..120 (org.apache.kafka.common.protocol.Errors); others: the number.
 export const ERROR_NAMES: StaticArray<string> = [
   "UNKNOWN_SERVER_ERROR", "NONE", "OFFSET_OUT_OF_RANGE", "CORRUPT_MESSAGE",
   "UNKNOWN_TOPIC_OR_PARTITION", "INVALID_FETCH_SIZE", "LEADER_NOT_AVAILABLE",
@@ -143,7 +169,13 @@ export const ERROR_NAMES: StaticArray<string> = [
   "THROTTLING_QUOTA_EXCEEDED", "PRODUCER_FENCED", "RESOURCE_NOT_FOUND", "DUPLICATE_RESOURCE",
   "UNACCEPTABLE_CREDENTIAL", "INCONSISTENT_VOTER_SET", "INVALID_UPDATE_VERSION",
   "FEATURE_UPDATE_FAILED", "PRINCIPAL_DESERIALIZATION_FAILURE", "SNAPSHOT_NOT_FOUND",
-  "POSITION_OUT_OF_RANGE", "UNKNOWN_TOPIC_ID",
+  "POSITION_OUT_OF_RANGE", "UNKNOWN_TOPIC_ID", "DUPLICATE_BROKER_REGISTRATION",
+  "BROKER_ID_NOT_REGISTERED", "INCONSISTENT_TOPIC_ID", "INCONSISTENT_CLUSTER_ID",
+  "TRANSACTIONAL_ID_NOT_FOUND", "FETCH_SESSION_TOPIC_ID_ERROR", "INELIGIBLE_REPLICA",
+  "NEW_LEADER_ELECTED", "OFFSET_MOVED_TO_TIERED_STORAGE", "FENCED_MEMBER_EPOCH",
+  "UNRELEASED_INSTANCE_ID", "UNSUPPORTED_ASSIGNOR", "STALE_MEMBER_EPOCH",
+  "MISMATCHED_ENDPOINT_TYPE", "UNSUPPORTED_ENDPOINT_TYPE", "UNKNOWN_CONTROLLER_ID",
+  "UNKNOWN_SUBSCRIPTION_ID", "TELEMETRY_TOO_LARGE", "INVALID_REGISTRATION", "TRANSACTION_ABORTABLE",
 ];
 
 // Record batch attributes bits 0-2 (and legacy message attributes bits 0-2).

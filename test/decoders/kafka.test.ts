@@ -82,7 +82,8 @@ test('Produce v3 from kafkajs (gzip, 2 records): topic, partition, count, codec,
 test('error.type names Kafka error codes; unknown codes keep the number', () => {
   const h = fresh();
   const names: Array<[number, string]> = [[-1, 'UNKNOWN_SERVER_ERROR'], [3, 'UNKNOWN_TOPIC_OR_PARTITION'], [58, 'SASL_AUTHENTICATION_FAILED'],
-    [82, 'FENCED_INSTANCE_ID'], [100, 'UNKNOWN_TOPIC_ID'], [101, '101'], [5120, '5120'], [-32768, '-32768']];
+    [82, 'FENCED_INSTANCE_ID'], [100, 'UNKNOWN_TOPIC_ID'], [101, 'DUPLICATE_BROKER_REGISTRATION'], [113, 'STALE_MEMBER_EPOCH'],
+    [120, 'TRANSACTION_ABORTABLE'], [121, '121'], [5120, '5120'], [-32768, '-32768']];
   names.forEach(([code], i) => {
     h.inst.feed(1, REQ, request(12, 4, i, 'e', new W().cstr('g').i32(1).cstr('m').cstr(null).tag0().done(), true), 1n);
     h.inst.feed(1, RESP, response(i, new W().i32(0).i16(code).tag0().done(), true), 2n);
