@@ -257,8 +257,13 @@ export class Agent {
     }
     if (opts.dropPrivileges) this.dropPrivileges();
     const tuning = startMemoryTuning();
-    const gate = startOverloadGate(this.cfg.agent, this.kernel, this.exportCfg.traces.mode === 'file' ? this.queues.traces : undefined, this.metrics, alog,
-      this.socketTracer?.pause ? (p) => this.socketTracer?.pause?.(p) : undefined);
+    const q = this.queues;
+    const gate = startOverloadGate(this.cfg.agent, this.kernel, this.metrics, alog, {
+      fill: this.exportCfg.traces.mode === 'file' ? q.traces : undefined,
+      queuedBytes: () => (q.traces?.heldBytes ?? 0) + (q.metrics?.heldBytes ?? 0) + (q.logs?.heldBytes ?? 0) + (q.profiles?.heldBytes ?? 0),
+      pauseRing: this.socketTracer?.pause ? (p) => this.socketTracer?.pause?.(p) : undefined,
+      collect: tuning.collect,
+    });
     this.stopMemoryTuning = () => { gate?.stop(); tuning(); };
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
@@ -377,9 +382,14 @@ export class Agent {
     this.watcher?.close();
     this.untrackSocketMaps?.();
     this.stopMemoryTuning?.();
+    const detach: Record<string, number> = {};
+    let at = Date.now();
     try { this.socketTracer?.close(); } catch (e) { alog.error({ err: (e as Error).message }, 'socket tracer close failed'); }
+    if (this.socketTracer) detach.socket = Date.now() - at;
     for (const t of this.extraTracers) {
+      at = Date.now();
       try { await t.stop(); } catch (e) { alog.error({ tracer: t.name, err: (e as Error).message }, 'tracer stop failed'); }
+      detach[t.name] = Date.now() - at;
     }
     for (const conn of [...this.router.streams.values()]) this.router.close(conn);
     this.correlate?.stop();
@@ -393,6 +403,6 @@ export class Agent {
     for (const r of reports) if ((r as { dropped?: number }).dropped) alog.warn({ report: r }, 'export items not sent before shutdown');
     const t2 = Date.now();
     await new Promise<void>((resolve) => (this.api ? this.api.close(() => resolve()) : resolve()));
-    alog.info({ reports, detach_ms: t1 - t0, flush_ms: t2 - t1, flush_deadline_ms: deadlineMs }, 'telegen stopped');
+    alog.info({ reports, detach_ms: t1 - t0, detach_ms_by_tracer: detach, flush_ms: t2 - t1, flush_deadline_ms: deadlineMs }, 'telegen stopped');
   }
 }

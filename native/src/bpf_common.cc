@@ -5,11 +5,39 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 namespace telegen {
 
 std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
+
+void DestroyLinks(std::vector<bpf_link *> links, std::vector<int> fds) {
+  size_t n = links.size() + fds.size();
+  if (n == 0) return;
+  auto one = [&](size_t i) {
+    if (i < links.size()) bpf_link__destroy(links[i]);
+    else close(fds[i - links.size()]);
+  };
+  // Threads only pay off when there are waits to overlap; a thread per 4 items, at most 32.
+  size_t workers = std::min<size_t>(32, (n + 3) / 4);
+  if (workers <= 1) {
+    for (size_t i = 0; i < n; i++) one(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(workers);
+  for (size_t w = 0; w < workers; w++) {
+    try {
+      pool.emplace_back([&, w] { for (size_t i = w; i < n; i += workers) one(i); });
+    } catch (...) {
+      // No thread (limits): this stride runs here instead.
+      for (size_t i = w; i < n; i += workers) one(i);
+    }
+  }
+  for (auto &t : pool) t.join();
+}
 
 bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err) {
   bpf_map *rodata = nullptr;

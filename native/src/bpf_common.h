@@ -8,6 +8,7 @@
 #include <vector>
 
 struct bpf_object;
+struct bpf_link;
 
 namespace telegen {
 
@@ -22,6 +23,12 @@ void EnsureTracefs();
 
 // { name: number, ... } from JS (rodata values, map sizes); anything else → empty.
 std::vector<std::pair<std::string, double>> NumberEntries(const Napi::Value &v);
+
+// Destroys the links and closes the fds (perf events, raw links) on several threads at once.
+// Each detach waits the kernel out of an RCU grace period (tracepoint unregister, uprobe
+// unregister): one after the other that was seconds at shutdown with many hooked libraries;
+// concurrent waits share grace periods.
+void DestroyLinks(std::vector<bpf_link *> links, std::vector<int> fds = {});
 
 // { name, error }: one entry of the `failed` list every load/attach report carries.
 Napi::Object Failure(Napi::Env env, const std::string &name, const std::string &error);

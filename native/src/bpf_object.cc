@@ -342,9 +342,8 @@ Napi::Value BpfObject::RingPoll(const Napi::CallbackInfo &info) {
 }
 
 void BpfObject::Teardown() {
-  for (bpf_link *l : links_) bpf_link__destroy(l);
+  DestroyLinks(std::move(links_), std::move(link_fds_));
   links_.clear();
-  for (int fd : link_fds_) close(fd);
   link_fds_.clear();
   ring_.reset();
   if (obj_) bpf_object__close(obj_);

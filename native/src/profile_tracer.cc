@@ -1,6 +1,8 @@
 // The CPU profiler's loader and drain. See bpf/profile.bpf.c for what the kernel side keeps.
 #include "profile_tracer.h"
 
+#include "bpf_common.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -74,7 +76,7 @@ ProfileTracer::~ProfileTracer() { Teardown(); }
 
 void ProfileTracer::Teardown() {
   // libbpf's perf link owns the perf event fd: destroying it disables and closes the event.
-  for (bpf_link *l : links_) bpf_link__destroy(l);
+  DestroyLinks(std::move(links_));
   links_.clear();
   rb_.reset();
   carry_.clear();

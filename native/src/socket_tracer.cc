@@ -1,5 +1,7 @@
 #include "socket_tracer.h"
 
+#include "bpf_common.h"
+
 #include "map_fill.h"
 
 #include <bpf/bpf.h>
@@ -47,7 +49,6 @@ std::string TakeLog(size_t tail = 1500) {
   return s;
 }
 
-std::string ErrStr(int err) { return strerror(err < 0 ? -err : err); }
 
 struct Options {
   uint64_t ring_bytes = TG_RING_BYTES_DEFAULT;
@@ -182,7 +183,7 @@ SocketTracer::SocketTracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<So
 
 SocketTracer::~SocketTracer() {
   reader_.reset();
-  for (bpf_link *l : links_) bpf_link__destroy(l);
+  DestroyLinks(std::move(links_));
   links_.clear();
   if (skel_) socket_bpf__destroy(skel_);
   skel_ = nullptr;
@@ -334,7 +335,7 @@ Napi::Value SocketTracer::Maps(const Napi::CallbackInfo &info) { return Describe
 
 void SocketTracer::Teardown() {
   // Links first so nothing new is produced while the reader winds down.
-  for (bpf_link *l : links_) bpf_link__destroy(l);
+  DestroyLinks(std::move(links_));
   links_.clear();
   if (reader_) reader_->Stop();
   reader_.reset();

@@ -393,10 +393,13 @@ Napi::Value UprobeTracer::Stats(const Napi::CallbackInfo &info) {
 }
 
 void UprobeTracer::Teardown() {
-  for (auto &kv : links_) bpf_link__destroy(kv.second);
+  std::vector<bpf_link *> links;
+  std::vector<int> fds;
+  for (auto &kv : links_) links.push_back(kv.second);
+  for (auto &kv : fds_) fds.push_back(kv.second);
   links_.clear();
-  for (auto &kv : fds_) close(kv.second);
   fds_.clear();
+  DestroyLinks(std::move(links), std::move(fds));
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }
