@@ -120,6 +120,64 @@ test('admin and transaction APIs beyond tshark 4.0: synth-admin-new.pcap, exact 
   assert.ok(rep.records.every((r) => r.attributes['messaging.client.id'] === 'synth-admin'));
 });
 
+test('synth-admin captures cut short: every cut of every body gives one record (FLAG_UNKNOWN when a read fell off), and the next exchange decodes whole', async () => {
+  const { replayFile } = await import('../../host/src/replay/index');
+  const { loadDecoder } = await import('../helpers/decoder');
+  const { FLAG_UNKNOWN } = await import('../../decoders/abi/abi');
+  // synth-admin.js writes one Kafka message per packet, a request then its response.
+  const exchanges: Array<[Buffer, Buffer]> = [];
+  for (const name of ['synth-admin.pcap', 'synth-admin-new.pcap']) {
+    const msgs = new Map<number, Buffer[]>();
+    await replayFile(path.join(repoRoot, 'decoders', 'kafka', 'testdata', name), {
+      onOpen: (c) => { msgs.set(c.id, []); },
+      onData: (c, _fromClient, bytes) => { msgs.get(c.id)!.push(Buffer.from(bytes)); },
+      onGap: () => {},
+      onClose: () => {},
+    });
+    for (const m of msgs.values()) for (let i = 0; i + 1 < m.length; i += 2) exchanges.push([m[i], m[i + 1]]);
+  }
+  assert.equal(exchanges.length, 34);
+  const cutTo = (msg: Buffer, n: number): Buffer => {
+    const b = Buffer.from(msg.subarray(0, 4 + n));
+    b.writeInt32BE(n, 0);
+    return b;
+  };
+  const h = loadDecoder('kafka');
+  let stream = 1;
+  let unknown = 0;
+  for (const [req, resp] of exchanges) {
+    const whole = loadDecoder('kafka');
+    whole.inst.feed(1, 0, req, 1n); whole.inst.feed(1, 1, resp, 2n);
+    const want = whole.records[0].attributes;
+    // a request header is at least 8 bytes plus the client id; a response header 4 (+ tags)
+    const reqHeader = 10 + req.readInt16BE(12);
+    for (const side of [0, 1]) {
+      const msg = side === 0 ? req : resp;
+      for (let n = side === 0 ? reqHeader : 4; n < msg.length - 4; n++) {
+        const s = stream++;
+        h.records.length = 0;
+        h.inst.feed(s, 0, side === 0 ? cutTo(req, n) : req, 1n);
+        h.inst.feed(s, 1, side === 1 ? cutTo(resp, n) : resp, 2n);
+        // the same exchange again, whole, with the next correlation id
+        const req2 = Buffer.from(req); req2.writeInt32BE(req.readInt32BE(8) + 1000, 8);
+        const resp2 = Buffer.from(resp); resp2.writeInt32BE(resp.readInt32BE(4) + 1000, 4);
+        h.inst.feed(s, 0, req2, 3n); h.inst.feed(s, 1, resp2, 4n);
+        h.inst.closeStream(s);
+        const where = `api ${want['kafka.api_key']} v${want['kafka.api_version']} ${side ? 'response' : 'request'} cut to ${n}`;
+        assert.equal(h.records.length, 2, where);
+        const [cut, next] = h.records.map((r) => r.attributes);
+        assert.equal(cut['kafka.correlation_id'], want['kafka.correlation_id'], where);
+        assert.equal(cut['kafka.api_key'], want['kafka.api_key'], where);
+        if (h.records[0].flags & FLAG_UNKNOWN) unknown++;
+        assert.deepEqual({ ...next, 'kafka.correlation_id': 0 }, { ...want, 'kafka.correlation_id': 0 }, where);
+      }
+    }
+  }
+  assert.equal(h.inst.counters.traps, 0, h.inst.lastError);
+  assert.equal(h.inst.counters.badRecords, 0);
+  assert.ok(unknown > 1000, `${unknown} cuts flagged`);
+});
+
 test('fuzz over real traffic: every capture re-chunked, bytes flipped, gaps injected -> no trap, bounded state', { skip: shared.length === 0 && 'no corpus' }, async () => {
   // Collect every capture's directional byte streams once.
   const streams: Array<{ dir: number; bytes: Buffer }[]> = [];

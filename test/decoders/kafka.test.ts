@@ -808,3 +808,77 @@ test('CreatePartitions v1 (topic from the request, error of the result) and Desc
   assert.deepEqual([a[1]['messaging.operation.name'], a[1]['kafka.error_code'], a[1]['error.type']], ['describe_configs', 29, 'TOPIC_AUTHORIZATION_FAILED']);
   assert.deepEqual(h.records.map((r) => r.flags), [FLAG_ERROR, FLAG_ERROR]);
 });
+
+// ---- admin APIs, cross-checked with kafkajs (a second implementation of the protocol) --------
+
+function kafkajsResponse(api: string, version: number): { decode: (b: Buffer) => Promise<Record<string, unknown>> } {
+  const root = path.dirname(require.resolve('kafkajs/package.json'));
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require(path.join(root, 'src/protocol/requests', api, `v${version}`, 'response.js'));
+}
+
+test('admin APIs tshark 4.0 misreads: kafkajs encodes the requests and decodes the responses to the errors the decoder reports', async () => {
+  const acl = { resourceType: 2, resourceName: 'kjs-acl', resourcePatternType: 3, principal: 'User:a', host: '*', operation: 2, permissionType: 3 };
+  const cases: Array<{ api: string; v: number; flex: boolean; args: Record<string, unknown>; body: Buffer; kjs: (d: any) => unknown; want: Record<string, unknown> }> = [
+    {
+      api: 'alterPartitionReassignments', v: 0, flex: true,
+      args: { topics: [{ topic: 'kjs-apr', partitionAssignment: [{ partition: 3, replicas: [1, 2] }] }] },
+      body: new W().i32(0).i16(0).cstr(null).carr(1).cstr('kjs-apr').carr(1).i32(3).i16(60).cstr('moving').tag0().tag0().tag0().done(),
+      kjs: (d) => d.responses[0].partitions[0].errorCode,
+      want: { ...base(45, 0, 1, 'alter_partition_reassignments'), 'messaging.destination.name': 'kjs-apr', 'messaging.destination.partition.id': '3', 'kafka.error_code': 60, 'error.type': 'REASSIGNMENT_IN_PROGRESS' },
+    },
+    {
+      api: 'listPartitionReassignments', v: 0, flex: true,
+      args: { topics: [{ topic: 'kjs-lpr', partitions: [0, 1] }] },
+      body: new W().i32(0).i16(0).cstr(null).carr(1).cstr('kjs-lpr').carr(1).i32(1).carr(2).i32(1).i32(2).carr(1).i32(2).carr(0).tag0().tag0().tag0().done(),
+      kjs: (d) => d.topics,
+      want: { ...base(46, 0, 2, 'list_partition_reassignments'), 'messaging.destination.name': 'kjs-lpr', 'telegen.kafka.partition_count': 2 },
+    },
+    {
+      api: 'deleteAcls', v: 1, flex: false,
+      args: { filters: [acl] },
+      body: new W().i32(0).arr(1).i16(0).str(null).arr(1).i16(29).str('denied').i8(2).str('kjs-acl').i8(3).str('User:a').str('*').i8(2).i8(3).done(),
+      kjs: (d) => (d.filterResponses as any)[0].matchingAcls[0].errorCode,
+      want: { ...base(31, 1, 3, 'delete_acls'), 'kafka.error_code': 29, 'error.type': 'TOPIC_AUTHORIZATION_FAILED' },
+    },
+    {
+      api: 'createAcls', v: 1, flex: false,
+      args: { creations: [acl, acl] },
+      body: new W().i32(0).arr(2).i16(0).str(null).i16(44).str('policy').done(),
+      kjs: (d) => (d.creationResponses as any).map((c: any) => c.errorCode),
+      want: { ...base(30, 1, 4, 'create_acls'), 'kafka.error_code': 44, 'error.type': 'POLICY_VIOLATION' },
+    },
+    {
+      api: 'describeAcls', v: 1, flex: false,
+      args: acl,
+      body: new W().i32(0).i16(31).str('denied').arr(0).done(),
+      kjs: (d) => d.errorCode,
+      want: { ...base(29, 1, 5, 'describe_acls'), 'kafka.error_code': 31, 'error.type': 'CLUSTER_AUTHORIZATION_FAILED' },
+    },
+    {
+      api: 'alterConfigs', v: 1, flex: false,
+      args: { resources: [{ type: 2, name: 'kjs-cfg', configEntries: [{ name: 'retention.ms', value: '1' }] }], validateOnly: false },
+      body: new W().i32(0).arr(1).i16(40).str('bad').i8(2).str('kjs-cfg').done(),
+      kjs: (d) => (d.resources as any)[0].errorCode,
+      want: { ...base(33, 1, 6, 'alter_configs'), 'kafka.error_code': 40, 'error.type': 'INVALID_CONFIG' },
+    },
+  ];
+  const kjsSeen: unknown[] = [];
+  const h = fresh();
+  for (const [i, c] of cases.entries()) {
+    const req = await kafkajs(c.api, c.v, c.args, i + 1, 'kjs-admin');
+    const resp = response(i + 1, c.body, c.flex);
+    // kafkajs decodes what follows the correlation id (flexible: the header's tagged fields first)
+    kjsSeen.push(c.kjs(await kafkajsResponse(c.api, c.v).decode(resp.subarray(8))));
+    h.inst.feed(1, REQ, req, 1000n);
+    h.inst.feed(1, RESP, resp, 2000n);
+  }
+  assert.deepEqual(kjsSeen, [60, [{ name: 'kjs-lpr', partitions: [{ partition: 1, replicas: [1, 2], addingReplicas: [2], removingReplicas: [] }] }], 29, [0, 44], 31, 40]);
+  assert.equal(h.records.length, cases.length);
+  h.records.forEach((r, i) => {
+    const a = { ...r.attributes };
+    delete a['telegen.request.size']; delete a['telegen.response.size'];
+    assert.deepEqual(a, { ...cases[i].want, 'messaging.client.id': 'kjs-admin' }, cases[i].api);
+    assert.equal(r.flags, 'kafka.error_code' in cases[i].want ? FLAG_ERROR : 0, cases[i].api);
+  });
+});
