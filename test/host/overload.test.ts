@@ -1,36 +1,74 @@
-// The overload gate's decision (host/src/memory/overload.ts) apart from its timer; the real agent
+// The overload gate's decisions (host/src/memory/overload.ts) apart from its timer; the real agent
 // under a burst: test/faults/shed.test.ts.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { overloadSchema, shedDecision, SHED_REASONS } from '../../host/src/memory/overload';
+import { backlogShedding, CpuBudget, MemoryBound, overloadSchema, PAUSE_AT, RESUME_AT, SETTLE_MS } from '../../host/src/memory/overload';
 import { parseConfig } from '../../host/src/config';
 
-const CPU = SHED_REASONS.indexOf('cpu_budget');
-const BACKLOG = SHED_REASONS.indexOf('export_backlog');
-
-test('defaults: no CPU budget, the file trace queue sheds above 90% of its cap', () => {
+test('defaults: no CPU budget, a 128 MiB memory bound, the file trace queue sheds above 90% of its cap', () => {
   const cfg = parseConfig({}).agent;
-  assert.deepEqual(cfg, { max_cpu_percent: 0, shed_export_backlog_percent: 90 });
-  // With no budget, any CPU use is fine.
-  assert.equal(shedDecision(cfg, 2_000_000, 1000, undefined, false), -1);
+  assert.deepEqual(cfg, { max_cpu_percent: 0, max_rss_mb: 128, shed_export_backlog_percent: 90 });
   assert.throws(() => parseConfig({ agent: { max_cpu_pct: 5 } }), /agent: unknown key/);
+  assert.throws(() => parseConfig({ agent: { max_rss_mb: -1 } }), /agent\.max_rss_mb/);
 });
 
-test('CPU budget: shed while the last window used more than max_cpu_percent of a core', () => {
-  const cfg = overloadSchema.parse({ max_cpu_percent: 20 });
-  assert.equal(shedDecision(cfg, 150_000, 1000, undefined, false), -1, '15% of a core over 1 s');
-  assert.equal(shedDecision(cfg, 250_000, 1000, undefined, false), CPU, '25%');
-  assert.equal(shedDecision(cfg, 250_000, 2000, undefined, false), -1, '12.5% over a longer window');
+test('CPU budget: kept on average, the debt of a busy stretch paid back by pausing', () => {
+  const b = new CpuBudget(25);
+  // Under budget: never paused, and the credit a quiet agent banks is small (100 ms of budget).
+  for (let i = 0; i < 100; i++) assert.equal(b.charge(5_000, 50), false);
+  assert.equal(b.balance, 25_000);
+  // A resumed reader drains the ring at a full core for a tick: paused until paid back.
+  let pausedTicks = 0;
+  assert.equal(b.charge(50_000, 50), true, 'the banked 25 ms do not cover 37.5 over budget');
+  assert.equal(b.charge(50_000, 50), true);
+  while (b.charge(2_000, 50)) pausedTicks++;
+  // A debt of 50 ms of CPU at 10.5 ms of credit per paused tick: 4 more ticks paused.
+  assert.equal(pausedTicks, 4);
+  // Duty cycle at saturation: a full core while reading, 2% while paused: the average is the budget.
+  const c = new CpuBudget(25);
+  let used = 0;
+  let paused = false;
+  for (let i = 0; i < 2000; i++) { const u = paused ? 1_000 : 50_000; used += u; paused = c.charge(u, 50); }
+  const share = used / (2000 * 50 * 1000);
+  assert.ok(Math.abs(share - 0.25) < 0.01, `used ${(share * 100).toFixed(1)}% of a core for a 25% budget`);
+  // The debt is bounded: work that goes on while paused (export) does not keep it paused for long after.
+  const d = new CpuBudget(25);
+  for (let i = 0; i < 200; i++) d.charge(50_000, 50);
+  let ticks = 0;
+  while (d.charge(0, 50)) ticks++;
+  assert.ok(ticks <= 20, `resumed ${ticks} ticks after the load stopped`);
+});
+
+test('memory bound: pauses near the bound, collects after the settle time with backoff, resumes well under it', () => {
+  const max = 100 * 2 ** 20;
+  const m = new MemoryBound(max);
+  assert.equal(m.step(max * PAUSE_AT - 1, 0), false);
+  assert.equal(m.paused, false);
+  assert.equal(m.step(max * PAUSE_AT + 1, 100), false, 'no collection the moment it pauses');
+  assert.equal(m.paused, true);
+  assert.equal(m.step(max, 100 + SETTLE_MS - 1), false);
+  assert.equal(m.step(max, 100 + SETTLE_MS), true, 'a collection once the in-flight spans had time to leave');
+  assert.equal(m.step(max, 100 + SETTLE_MS + 1), false);
+  assert.equal(m.step(max, 100 + 2 * SETTLE_MS), false, 'still over: the next one waits twice as long');
+  assert.equal(m.step(max, 100 + 3 * SETTLE_MS), true);
+  assert.equal(m.step(max * (RESUME_AT + PAUSE_AT) / 2, 100 + 3 * SETTLE_MS + 1), false);
+  assert.equal(m.paused, true, 'between the marks it stays paused');
+  m.step(max * RESUME_AT - 1, 100 + 3 * SETTLE_MS + 2);
+  assert.equal(m.paused, false);
+  // A collection that gets it under the pause mark resumes at once: what is left is live.
+  m.step(max, 200_000);
+  assert.equal(m.paused, true);
+  m.collected(max * PAUSE_AT);
+  assert.equal(m.paused, false);
 });
 
 test('export backlog: on above the mark, off only under half of it', () => {
   const cfg = overloadSchema.parse({ shed_export_backlog_percent: 80 });
   const fill = (heldBytes: number) => ({ heldBytes, capBytes: 1000 });
-  assert.equal(shedDecision(cfg, 0, 1000, fill(790), false), -1);
-  assert.equal(shedDecision(cfg, 0, 1000, fill(810), false), BACKLOG);
-  assert.equal(shedDecision(cfg, 0, 1000, fill(500), true), BACKLOG, 'still shedding between the marks');
-  assert.equal(shedDecision(cfg, 0, 1000, fill(390), true), -1);
-  assert.equal(shedDecision(overloadSchema.parse({ shed_export_backlog_percent: 0 }), 0, 1000, fill(1000), true), -1, '0 = never');
-  // A backlog wins over the budget: it names the cause an operator can act on.
-  assert.equal(shedDecision(overloadSchema.parse({ max_cpu_percent: 10, shed_export_backlog_percent: 80 }), 900_000, 1000, fill(900), false), BACKLOG);
+  assert.equal(backlogShedding(cfg, fill(790), false), false);
+  assert.equal(backlogShedding(cfg, fill(810), false), true);
+  assert.equal(backlogShedding(cfg, fill(500), true), true, 'still shedding between the marks');
+  assert.equal(backlogShedding(cfg, fill(390), true), false);
+  assert.equal(backlogShedding(overloadSchema.parse({ shed_export_backlog_percent: 0 }), fill(1000), true), false, '0 = never');
+  assert.equal(backlogShedding(cfg, undefined, true), false, 'OTLP export: never');
 });

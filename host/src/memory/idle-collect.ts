@@ -31,7 +31,7 @@ export function shouldCollect(cpuMicros: number, intervalMs: number, heapBytes: 
  *  compacting: a plain full collection leaves the survivors scattered over the burst's pages, and
  *  a page with one live object stays resident (old space 90 MiB for 8 MiB live after one gc(),
  *  9 MiB compacted: a 1.5 M-object burst with every 15th object kept). */
-function compactingGc(): () => void {
+export function compactingGc(): () => void {
   let gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) {
     v8.setFlagsFromString('--expose-gc');

@@ -1,18 +1,21 @@
 // The agent's own memory (issue 12: RSS flat, aim ≤ 100 MB): the V8 young generation capped,
 // the old generation's growth between full collections bounded, a burst's garbage collected once
 // the agent is quiet again, the native heap returning what it frees. docs: bench/README.md §Soak and §Agent memory.
-import { startIdleCollect } from './idle-collect';
+import { compactingGc, startIdleCollect } from './idle-collect';
 import { startHeapTrim } from './native-heap';
 import { limitOldGenerationGrowth, oldGenGrowingPercent } from './old-generation';
 import { capYoungGeneration, youngGenCapBytes } from './young-generation';
 
-/** Starts all four; the returned function stops them (agent shutdown). */
-export function startMemoryTuning(): () => void {
+/** Starts all four; calling the result stops them (agent shutdown). Its `collect` runs one
+ *  compacting full collection and the native heap trim (the memory bound, memory/overload.ts). */
+export function startMemoryTuning(): (() => void) & { collect: () => void } {
   const cap = youngGenCapBytes();
   const uncap = cap ? capYoungGeneration(cap) : undefined;
   const growing = oldGenGrowingPercent();
   const unlimit = growing ? limitOldGenerationGrowth(growing) : undefined;
   const trim = startHeapTrim();
   const idle = startIdleCollect(undefined, trim?.trim);
-  return () => { uncap?.(); unlimit?.(); if (trim) clearInterval(trim.timer); idle?.stop(); };
+  const gc = compactingGc();
+  const stop = () => { uncap?.(); unlimit?.(); if (trim) clearInterval(trim.timer); idle?.stop(); };
+  return Object.assign(stop, { collect: () => { gc(); trim?.trim(); } });
 }

@@ -16,8 +16,19 @@
 // its stream (ingest/kernel.ts shed()): the next record starts a fresh one, as for a connection
 // older than the agent, so at most the exchanges the record was part of are lost. Every skipped record is counted by reason
 // (telegen_ingest_shed_records_total) and one log line a minute says how many.
-//   cpu_budget     the agent used more than agent.max_cpu_percent of a core over the last second
-//                  (off by default: a budget also sheds at rates the agent could have kept up with).
+//   cpu_budget     the agent's CPU over agent.max_cpu_percent of a core, kept on average: every
+//                  tick (50 ms) the budget's share of the elapsed time is credited and the CPU used
+//                  (every thread) is charged; reading pauses while the balance is negative. Judged
+//                  over the last second instead (the first pausing version), each resume decoded
+//                  what the ring held until the next tick: ~37% of a core for a 25% budget. Off by
+//                  default: a budget also pauses at rates the agent could have kept up with.
+//   memory         the agent's RSS, less what its export queues hold (those have their own byte
+//                  caps and drop counted at them, so an OTLP outage does not stop the spans that
+//                  feed the RED metrics), over agent.max_rss_mb: reading pauses, the heap is
+//                  collected (compacting) once the in-flight spans had time to leave, and reading
+//                  resumes under RESUME_AT of the bound. What a burst leaves on the heap is
+//                  garbage and in-flight spans (bench/README.md "After a burst"), so a pause is
+//                  what lets a collection free it while the burst lasts.
 //   export_backlog the trace queue of the file exporter holds more than
 //                  agent.shed_export_backlog_percent of its cap, until it is back under half of
 //                  that. Only for the file exporter: a local write falls behind only when the agent
@@ -26,17 +37,26 @@
 import { z } from 'zod';
 import type { SelfMetrics } from '../metrics/self';
 
-export const SHED_REASONS = ['cpu_budget', 'export_backlog'] as const;
+export const SHED_REASONS = ['cpu_budget', 'export_backlog', 'memory'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
+const CPU = SHED_REASONS.indexOf('cpu_budget');
+const BACKLOG = SHED_REASONS.indexOf('export_backlog');
+const MEMORY = SHED_REASONS.indexOf('memory');
+const LOG_ORDER = [BACKLOG, MEMORY, CPU];
 
 const envNumber = (name: string, def: number): number => {
   const v = process.env[name];
   return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : def;
 };
 
+/** Default memory bound, MiB of RSS (README "Configuration" says why this value). */
+export const MAX_RSS_MB = 128;
+
 export const overloadSchema = z.object({
   max_cpu_percent: z.number().min(0).max(10_000).default(envNumber('TELEGEN_MAX_CPU_PERCENT', 0))
-    .describe('CPU budget of the agent, % of one core over the last second (user + system, every thread); above it, the socket ring is not read until it is back under (the kernel drops and counts what does not fit: telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total). 0 = no budget. Env: TELEGEN_MAX_CPU_PERCENT'),
+    .describe('CPU budget of the agent, % of one core on average (user + system, every thread); while over it, the socket ring is not read (the kernel drops and counts what does not fit: telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_budget"}). 0 = no budget. Env: TELEGEN_MAX_CPU_PERCENT'),
+  max_rss_mb: z.number().min(0).max(1_048_576).default(envNumber('TELEGEN_MAX_RSS_MB', MAX_RSS_MB))
+    .describe('Memory bound of the agent, MiB of RSS not counting what the export queues hold (they have their own caps, otlp.*.queue_bytes); near it the socket ring is not read and the heap is collected until the agent is back under (kernel drops counted in telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="memory"}). 0 = no bound. Env: TELEGEN_MAX_RSS_MB'),
   shed_export_backlog_percent: z.number().min(0).max(100).default(envNumber('TELEGEN_SHED_EXPORT_BACKLOG_PERCENT', 90))
     .describe('File exporter only: when the trace queue holds more than this % of its cap, ring data records are skipped (counted, reason export_backlog) until it is under half of it. 0 = never. Env: TELEGEN_SHED_EXPORT_BACKLOG_PERCENT'),
 }).strict();
@@ -52,97 +72,216 @@ export interface Sheddable {
 /** The trace queue's fill, read without allocating. */
 export interface QueueFill { readonly heldBytes: number; readonly capBytes: number }
 
-/** How often CPU and the queue are looked at; the CPU window is the last WINDOW_TICKS of them. */
+/** How often CPU, memory and the queue are looked at: with a CPU budget or a memory bound, 50 ms
+ *  (the granularity of the budget's duty cycle; a resumed reader decoding a full ring grows the
+ *  heap ~10 MiB in 100 ms), else 100 ms. */
 export const TICK_MS = 100;
-const WINDOW_TICKS = 10;
+export const BUDGET_TICK_MS = 50;
 const LOG_EVERY_MS = 60_000;
 
 export interface OverloadLog { warn(obj: object, msg: string): void }
 
-/** The decision apart from the timer, for tests: the reason to shed now, or -1. */
-export function shedDecision(cfg: OverloadConfig, cpuMicrosInWindow: number, windowMs: number, fill: QueueFill | undefined, backlogShedding: boolean): number {
-  if (fill && cfg.shed_export_backlog_percent > 0) {
-    const high = (fill.capBytes * cfg.shed_export_backlog_percent) / 100;
-    // Hysteresis: once on, it stays on until the queue is under half the mark, so it does not
-    // flip on every batch the exporter takes.
-    if (fill.heldBytes > high || (backlogShedding && fill.heldBytes > high / 2)) return SHED_REASONS.indexOf('export_backlog');
-  }
-  if (cfg.max_cpu_percent > 0 && cpuMicrosInWindow > (cfg.max_cpu_percent / 100) * windowMs * 1000) return SHED_REASONS.indexOf('cpu_budget');
-  return -1;
+/** The export backlog decision apart from the timer: shed while the file trace queue is over its
+ *  mark, and (hysteresis) until it is under half of it, so it does not flip on every batch the
+ *  exporter takes. */
+export function backlogShedding(cfg: OverloadConfig, fill: QueueFill | undefined, on: boolean): boolean {
+  if (!fill || cfg.shed_export_backlog_percent <= 0) return false;
+  const high = (fill.capBytes * cfg.shed_export_backlog_percent) / 100;
+  return fill.heldBytes > high || (on && fill.heldBytes > high / 2);
 }
 
-/**
- * Starts the gate; undefined when nothing is configured to shed. `fill` is the trace queue when
- * traces go to the file exporter, else undefined.
- */
-export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, fill: QueueFill | undefined, metrics: SelfMetrics, log: OverloadLog, pauseRing?: (paused: boolean) => void): { stop: () => void } | undefined {
-  if (cfg.max_cpu_percent <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0)) return undefined;
-  // CPU at each of the last WINDOW_TICKS ticks (µs, user + system) and when it was read.
-  const cpuAt = new Float64Array(WINDOW_TICKS);
-  const timeAt = new Float64Array(WINDOW_TICKS);
-  let slot = 0;
-  const now0 = performance.now();
-  const u0 = process.cpuUsage();
-  cpuAt.fill(u0.user + u0.system);
-  timeAt.fill(now0);
+/** The most a budget banks while under it (a quiet agent cannot save up for a long burst) and the
+ *  most debt it carries (when the paused agent's other work, export and collections, costs more
+ *  than the budget, reading resumes within about this long of that work ending), in ms of budget. */
+const CREDIT_MS = 100;
+const DEBT_MS = 1000;
+
+/** A CPU budget kept on average: `charge` credits the budget's share of the elapsed time, debits
+ *  the CPU used, and says whether to pause (the balance is negative). Paused, the agent's CPU
+ *  falls under the budget and the debt is paid back, so over any stretch longer than a few ticks
+ *  the agent uses its budget, not more. */
+export class CpuBudget {
+  /** µs of CPU the agent may still use now; negative while paused. */
+  balance = 0;
+  private readonly maxCredit: number;
+  private readonly maxDebt: number;
+  constructor(readonly percent: number) {
+    this.maxCredit = (percent / 100) * CREDIT_MS * 1000;
+    this.maxDebt = (percent / 100) * DEBT_MS * 1000;
+  }
+  charge(usedMicros: number, elapsedMs: number): boolean {
+    const b = this.balance + (this.percent / 100) * elapsedMs * 1000 - usedMicros;
+    this.balance = Math.max(-this.maxDebt, Math.min(this.maxCredit, b));
+    return this.balance < 0;
+  }
+}
+
+/** Over this share of agent.max_rss_mb, reading pauses: what is in flight when it pauses (the
+ *  batch being decoded, spans the correlator holds) still grows the heap: 11 MiB over a 0.92
+ *  mark with a 100 ms tick in test/faults/shed.test.ts. */
+export const PAUSE_AT = 0.88;
+/** Under this share, reading resumes: low enough that it does not flip on every batch (or under
+ *  PAUSE_AT right after a collection). */
+export const RESUME_AT = 0.8;
+/** After pausing, the first collection waits this long: spans the correlator holds (1.5 s for a
+ *  server span) and the batch in flight leave the heap, so one collection frees them too. */
+export const SETTLE_MS = 1000;
+/** A collection that left the agent over the mark is repeated after twice the wait, up to this:
+ *  memory that stays (live data) is not collected for nothing every second. */
+const MAX_COLLECT_WAIT_MS = 16_000;
+
+/** The memory bound's state apart from the timer: `step` takes the agent's memory (bytes) at time
+ *  `t` (ms), updates `paused` and says whether a collection is due now. */
+export class MemoryBound {
+  paused = false;
+  private readonly high: number;
+  private readonly low: number;
+  private collectAt = 0;
+  private wait = SETTLE_MS;
+  constructor(readonly maxBytes: number) {
+    this.high = maxBytes * PAUSE_AT;
+    this.low = maxBytes * RESUME_AT;
+  }
+  /** After a collection: under the pause mark, reading resumes (what is left is live, and
+   *  waiting for the resume mark would pause for good a bound set near the agent's floor). */
+  collected(bytes: number): void {
+    if (bytes <= this.high) this.paused = false;
+  }
+  step(bytes: number, t: number): boolean {
+    if (!this.paused) {
+      if (bytes <= this.high) return false;
+      this.paused = true;
+      this.wait = SETTLE_MS;
+      this.collectAt = t + this.wait;
+      return false;
+    }
+    if (bytes < this.low) { this.paused = false; return false; }
+    if (t < this.collectAt) return false;
+    this.wait = Math.min(MAX_COLLECT_WAIT_MS, this.wait * 2);
+    this.collectAt = t + this.wait;
+    return true;
+  }
+}
+
+/** What the gate reads and switches, besides the ingest it sheds in. */
+export interface GateHooks {
+  /** The file exporter's trace queue (backlog shedding), else undefined. */
+  fill?: QueueFill;
+  /** Bytes the export queues hold now (left out of the memory bound). */
+  queuedBytes?: () => number;
+  /** Stops (true) or resumes reading the socket ring, when its reader can pause. */
+  pauseRing?: (paused: boolean) => void;
+  /** One compacting full collection and the native heap trim (memory/index.ts). */
+  collect?: () => void;
+}
+
+/** Time the ring was paused for one reason; overlapping pauses count for each reason. */
+class PausedTime {
+  since = -1;
+  ms = 0;
+  set(on: boolean, t: number): void {
+    if (on === this.since >= 0) return;
+    if (on) this.since = t; else { this.ms += t - this.since; this.since = -1; }
+  }
+  seconds(t: number): number { return (this.ms + (this.since >= 0 ? t - this.since : 0)) / 1000; }
+}
+
+/** Starts the gate; undefined when nothing is configured to shed or pause. */
+export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metrics: SelfMetrics, log: OverloadLog, hooks: GateHooks = {}): { stop: () => void } | undefined {
+  const { fill, pauseRing, collect } = hooks;
+  const queuedBytes = hooks.queuedBytes ?? (() => 0);
+  if (cfg.max_cpu_percent <= 0 && cfg.max_rss_mb <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0)) return undefined;
+  const budget = cfg.max_cpu_percent > 0 ? new CpuBudget(cfg.max_cpu_percent) : undefined;
+  const bound = cfg.max_rss_mb > 0 ? new MemoryBound(cfg.max_rss_mb * 2 ** 20) : undefined;
+  const tickMs = budget || bound ? BUDGET_TICK_MS : TICK_MS;
+  const paused = [new PausedTime(), new PausedTime(), new PausedTime()];
+  let ringPaused = false;
+  let collections = 0;
+  let u = process.cpuUsage();
+  let lastCpu = u.user + u.system;
+  let lastT = performance.now();
   const logged = new Float64Array(SHED_REASONS.length);
-  let loggedPaused = 0;
-  let lastLog = now0;
+  const loggedPaused = new Float64Array(SHED_REASONS.length);
+  let lastLog = lastT;
+  const firstLogged = [false, false, false];
   const report = (force: boolean) => {
     const t = performance.now();
-    const paused = pausedSeconds();
-    let changed = paused !== loggedPaused;
-    for (let i = 0; i < logged.length; i++) if (target.shedRecords[i] !== logged[i]) changed = true;
+    let changed = false;
+    for (let i = 0; i < logged.length; i++) if (target.shedRecords[i] !== logged[i] || paused[i].seconds(t) !== loggedPaused[i]) changed = true;
     if (!changed || (!force && t - lastLog < LOG_EVERY_MS)) return;
     const shed: Record<string, number> = {};
-    for (let i = 0; i < logged.length; i++) { shed[SHED_REASONS[i]] = target.shedRecords[i] - logged[i]; logged[i] = target.shedRecords[i]; }
-    const ringPausedS = Math.round((paused - loggedPaused) * 10) / 10;
-    loggedPaused = paused;
-    log.warn({ shed, ring_paused_s: ringPausedS || undefined, since_ms: Math.round(t - lastLog), max_cpu_percent: cfg.max_cpu_percent || undefined, trace_queue_bytes: fill?.heldBytes },
+    const ringPausedS: Record<string, number> = {};
+    for (let i = 0; i < logged.length; i++) {
+      shed[SHED_REASONS[i]] = target.shedRecords[i] - logged[i];
+      logged[i] = target.shedRecords[i];
+      const s = paused[i].seconds(t);
+      if (s > loggedPaused[i]) ringPausedS[SHED_REASONS[i]] = Math.round((s - loggedPaused[i]) * 10) / 10;
+      loggedPaused[i] = s;
+    }
+    log.warn({ shed, ring_paused_s: Object.keys(ringPausedS).length ? ringPausedS : undefined, since_ms: Math.round(t - lastLog), max_cpu_percent: cfg.max_cpu_percent || undefined, max_rss_mb: cfg.max_rss_mb || undefined, rss_bytes: process.memoryUsage.rss(), collections, trace_queue_bytes: fill?.heldBytes },
       'agent overloaded: ring data records skipped (telegen_ingest_shed_records_total) or the ring not read (telegen_ingest_ring_paused_seconds_total)');
     lastLog = t;
   };
-  let first = true;
-  const CPU = SHED_REASONS.indexOf('cpu_budget');
-  // While the ring is paused for the budget: since when (performance.now()), else -1.
-  let pausedAt = -1;
-  let pausedMs = 0;
-  const setPaused = (on: boolean, t: number) => {
-    if (on === pausedAt >= 0 || !pauseRing) return;
-    if (on) pausedAt = t; else { pausedMs += t - pausedAt; pausedAt = -1; }
-    pauseRing(on);
-  };
-  const pausedSeconds = () => (pausedMs + (pausedAt >= 0 ? performance.now() - pausedAt : 0)) / 1000;
+  const memoryNow = () => process.memoryUsage.rss() - queuedBytes();
   const timer = setInterval(() => {
-    const u = process.cpuUsage();
     const t = performance.now();
+    u = process.cpuUsage();
     const cpu = u.user + u.system;
-    // The oldest sample of the window is the one about to be overwritten.
-    const used = cpu - cpuAt[slot];
-    const span = t - timeAt[slot];
-    cpuAt[slot] = cpu;
-    timeAt[slot] = t;
-    slot = (slot + 1) % WINDOW_TICKS;
-    const backlog = target.shedReason === SHED_REASONS.indexOf('export_backlog');
-    const reason = shedDecision(cfg, used, span, fill, backlog);
-    const pause = reason === CPU && !!pauseRing;
-    setPaused(pause, t);
-    target.shedReason = pause ? -1 : reason;
-    // The first shedding is logged when it starts (DESIGN: log the first event), later ones once a minute.
-    if (reason >= 0 && first) {
-      first = false;
-      log.warn({ reason: SHED_REASONS[reason], max_cpu_percent: cfg.max_cpu_percent || undefined, trace_queue_bytes: fill?.heldBytes, trace_queue_cap: fill?.capBytes },
-        pause ? 'agent overloaded: ring reading paused, the kernel drops and counts what does not fit (telegen_bpf_ring_full_total)' : 'agent overloaded: skipping ring data records (counted per reason)');
+    const overCpu = budget ? budget.charge(cpu - lastCpu, t - lastT) : false;
+    lastCpu = cpu;
+    lastT = t;
+    let overMemory = false;
+    if (bound) {
+      if (bound.step(memoryNow(), t) && collect) {
+        collect();
+        collections++;
+        // The collection's own CPU is the agent's, charged at the next tick like any other work.
+        bound.collected(memoryNow());
+      }
+      overMemory = bound.paused;
+    }
+    const backlog = backlogShedding(cfg, fill, target.shedReason === BACKLOG);
+    // A backlog is named first: it is the cause an operator can act on.
+    const reason = backlog ? BACKLOG : overMemory ? MEMORY : overCpu ? CPU : -1;
+    const pause = !!pauseRing && (overMemory || overCpu);
+    paused[CPU].set(pause && overCpu, t);
+    paused[MEMORY].set(pause && overMemory, t);
+    if (pause !== ringPaused) { ringPaused = pause; pauseRing?.(pause); }
+    // Records are skipped for the backlog, and for the budget or the bound only when the reader
+    // cannot pause.
+    target.shedReason = backlog ? BACKLOG : pause ? -1 : reason;
+    // The first overload of each reason is logged when it starts (DESIGN: log the first event),
+    // later ones once a minute.
+    for (const r of LOG_ORDER) {
+      if (firstLogged[r] || !(r === BACKLOG ? backlog : r === MEMORY ? overMemory : overCpu)) continue;
+      firstLogged[r] = true;
+      const pausing = r !== BACKLOG && pause;
+      log.warn({ reason: SHED_REASONS[r], max_cpu_percent: cfg.max_cpu_percent || undefined, max_rss_mb: r === MEMORY ? cfg.max_rss_mb : undefined, rss_bytes: r === MEMORY ? process.memoryUsage.rss() : undefined, trace_queue_bytes: fill?.heldBytes, trace_queue_cap: fill?.capBytes },
+        pausing ? 'agent overloaded: ring reading paused, the kernel drops and counts what does not fit (telegen_bpf_ring_full_total)' : 'agent overloaded: skipping ring data records (counted per reason)');
     }
     report(false);
-  }, TICK_MS);
+  }, tickMs);
   timer.unref();
   metrics.addCollector((m) => {
+    const t = performance.now();
     for (let i = 0; i < SHED_REASONS.length; i++) {
-      m.set('telegen_ingest_shed_records_total', 'Ring data records skipped before decoding because the agent was overloaded, by reason (cpu_budget: over agent.max_cpu_percent; export_backlog: the file trace queue near its cap)', target.shedRecords[i], { reason: SHED_REASONS[i] }, 'counter');
-      m.set('telegen_ingest_shedding', 'Whether the agent sheds now (1) for this reason: skips ring data records, or (cpu_budget) has paused reading the ring', target.shedReason === i || (i === CPU && pausedAt >= 0) ? 1 : 0, { reason: SHED_REASONS[i] });
+      m.set('telegen_ingest_shed_records_total', 'Ring data records skipped before decoding because the agent was overloaded, by reason (cpu_budget: over agent.max_cpu_percent; export_backlog: the file trace queue near its cap; memory: over agent.max_rss_mb) when the ring reader cannot pause', target.shedRecords[i], { reason: SHED_REASONS[i] }, 'counter');
+      m.set('telegen_ingest_shedding', 'Whether the agent sheds now (1) for this reason: skips ring data records, or (cpu_budget, memory) has paused reading the ring', target.shedReason === i || paused[i].since >= 0 ? 1 : 0, { reason: SHED_REASONS[i] });
     }
-    if (pauseRing && cfg.max_cpu_percent > 0) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total)', pausedSeconds(), { reason: 'cpu_budget' }, 'counter');
+    if (pauseRing) {
+      if (budget) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget) or agent.max_rss_mb (memory); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CPU].seconds(t), { reason: 'cpu_budget' }, 'counter');
+      if (bound) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget) or agent.max_rss_mb (memory); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[MEMORY].seconds(t), { reason: 'memory' }, 'counter');
+    }
+    if (bound) m.set('telegen_agent_memory_bound_collections_total', 'Full collections run because the agent was over agent.max_rss_mb', collections, {}, 'counter');
   });
-  return { stop: () => { clearInterval(timer); setPaused(false, performance.now()); target.shedReason = -1; report(true); } };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      const t = performance.now();
+      for (const p of paused) p.set(false, t);
+      if (ringPaused) { ringPaused = false; pauseRing?.(false); }
+      target.shedReason = -1;
+      report(true);
+    },
+  };
 }
