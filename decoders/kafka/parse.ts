@@ -558,18 +558,7 @@ function addPartitionsToTxnRequest(x: Exchange, v: i32): void {
 function alterReassignmentsRequest(x: Exchange, v: i32): void {
   rdI32();                           // timeout
   if (v >= 1) rdI8();                // allow replication factor change
-  const topics = rdArrayLen();
-  for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, 0, NEVER);
-    const parts = rdArrayLen();
-    for (let i = 0; i < parts && rOk; i++) {
-      const partition = rdI32();
-      skipI32Array();
-      skipTagged();
-      if (rOk) notePartition(x, partition);
-    }
-    skipTagged();
-  }
+  topicPartitions(x, 0, false, true, P_REPLICAS);
 }
 
 /** WriteTxnMarkers (coordinator to leaders): per producer the commit/abort marker's partitions. */
@@ -609,8 +598,9 @@ function createPartitionsRequest(x: Exchange): void {
 }
 
 /** Topic names, each with partitions: the partition index, then `ints` int32 fields and an int64
- *  offset (`withOffset`); `structs`: each partition is a struct (tagged fields after it). */
-function topicPartitions(x: Exchange, ints: i32, withOffset: bool, structs: bool): void {
+ *  offset (`withOffset`) or the fields `what` names; `structs`: each partition is a struct
+ *  (tagged fields after it). */
+function topicPartitions(x: Exchange, ints: i32, withOffset: bool, structs: bool, what: i32 = P_NONE): void {
   const topics = rdArrayLen();
   for (let t = 0; t < topics && rOk; t++) {
     readTopic(x, 0, NEVER);
@@ -619,6 +609,7 @@ function topicPartitions(x: Exchange, ints: i32, withOffset: bool, structs: bool
       const partition = rdI32();
       for (let k = 0; k < ints; k++) rdI32();
       const offset = withOffset ? rdI64() : -1;
+      if (what != P_NONE) partitionTail(x, what);
       if (structs) skipTagged();
       if (rOk) {
         if (withOffset && x.partitionCount == 0) x.offset = offset;
@@ -754,16 +745,16 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
   } else if (key == API_ELECT_LEADERS && v <= 2) {
     rdI32();
     if (v >= 1) noteError(x, rdI16());
-    partitionResults(x, key);
+    topicPartitions(x, 0, false, true, P_ERROR_MESSAGE);
   } else if (key == API_ALTER_PARTITION_REASSIGNMENTS && v <= 1) {
     rdI32();
     if (v >= 1) rdI8();              // allow replication factor change
     noteError(x, rdI16()); rdStr();
-    partitionResults(x, key);
+    topicPartitions(x, 0, false, true, P_ERROR_MESSAGE);
   } else if (key == API_LIST_PARTITION_REASSIGNMENTS && v == 0) {
     rdI32(); noteError(x, rdI16()); rdStr();
-    partitionResults(x, key);
-  } else if (key == API_DESCRIBE_PRODUCERS && v == 0) { rdI32(); partitionResults(x, key); }
+    topicPartitions(x, 0, false, true, P_REASSIGNMENT);
+  } else if (key == API_DESCRIBE_PRODUCERS && v == 0) { rdI32(); topicPartitions(x, 0, false, true, P_PRODUCERS); }
   else if (key == API_DESCRIBE_LOG_DIRS && v <= 4) describeLogDirsResponse(x, v);
   else if (key == API_DESCRIBE_TRANSACTIONS && v == 0) {
     rdI32();
@@ -1031,27 +1022,24 @@ function createTopicsResponse(x: Exchange, v: i32): void {
   }
 }
 
-/** Per topic name, per partition: ElectLeaders (error, message), AlterPartitionReassignments
- *  (error, message), ListPartitionReassignments (replicas, adding, removing) and
- *  DescribeProducers (error, message, active producers). */
-function partitionResults(x: Exchange, key: i32): void {
-  const topics = rdArrayLen();
-  for (let t = 0; t < topics && rOk; t++) {
-    readTopic(x, 0, NEVER);
-    const parts = rdArrayLen();
-    for (let i = 0; i < parts && rOk; i++) {
-      const partition = rdI32();
-      if (key == API_LIST_PARTITION_REASSIGNMENTS) { skipI32Array(); skipI32Array(); skipI32Array(); }
-      else { noteError(x, rdI16()); rdStr(); }
-      if (key == API_DESCRIBE_PRODUCERS) {
-        const producers = rdArrayLen();
-        // producer id, epoch, last sequence, last timestamp, coordinator epoch, txn start offset
-        for (let p = 0; p < producers && rOk; p++) { skip(8 + 4 + 4 + 8 + 4 + 8); skipTagged(); }
-      }
-      skipTagged();
-      if (rOk) notePartition(x, partition);
-    }
-    skipTagged();
+// What follows the partition index in topicPartitions(), beyond int32s and an offset.
+const P_NONE: i32 = -1;
+const P_REPLICAS: i32 = 0;       // AlterPartitionReassignments request: the replica list
+const P_ERROR_MESSAGE: i32 = 1;  // ElectLeaders, AlterPartitionReassignments: error, message
+const P_REASSIGNMENT: i32 = 2;   // ListPartitionReassignments: replicas, adding, removing
+const P_PRODUCERS: i32 = 3;      // DescribeProducers: error, message, active producers
+const P_LOG_DIR: i32 = 4;        // DescribeLogDirs: size, offset lag, is future
+
+/** The fields after a partition index that topicPartitions() passes over for `what`. */
+function partitionTail(x: Exchange, what: i32): void {
+  if (what == P_REPLICAS) skipI32Array();
+  else if (what == P_REASSIGNMENT) { skipI32Array(); skipI32Array(); skipI32Array(); }
+  else if (what == P_LOG_DIR) skip(8 + 8 + 1);
+  else { noteError(x, rdI16()); rdStr(); }
+  if (what == P_PRODUCERS) {
+    const producers = rdArrayLen();
+    // producer id, epoch, last sequence, last timestamp, coordinator epoch, txn start offset
+    for (let p = 0; p < producers && rOk; p++) { skip(8 + 4 + 4 + 8 + 4 + 8); skipTagged(); }
   }
 }
 
@@ -1062,18 +1050,7 @@ function describeLogDirsResponse(x: Exchange, v: i32): void {
   for (let d = 0; d < dirs && rOk; d++) {
     noteError(x, rdI16());
     rdStr();                         // log dir
-    const topics = rdArrayLen();
-    for (let t = 0; t < topics && rOk; t++) {
-      readTopic(x, 0, NEVER);
-      const parts = rdArrayLen();
-      for (let i = 0; i < parts && rOk; i++) {
-        const partition = rdI32();
-        rdI64(); rdI64(); rdI8();    // size, offset lag, is future
-        skipTagged();
-        if (rOk) notePartition(x, partition);
-      }
-      skipTagged();
-    }
+    topicPartitions(x, 0, false, true, P_LOG_DIR);
     if (v >= 4) { rdI64(); rdI64(); } // total, usable bytes
     skipTagged();
   }
