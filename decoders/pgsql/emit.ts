@@ -193,6 +193,7 @@ export function emitQuery(stream: u32, st: Stream, op: Op, flags: i32, tsEnd: u6
     addInt(A_TELEGEN_DB_COPY_BYTES, op.copyBytes);
   }
   addErrorFields(op);
+  if (op.skipped) { addString(A_ERROR_TYPE, "pipeline_aborted"); orFlags(FLAG_ERROR); }
   if (op.unknown) orFlags(FLAG_UNKNOWN);
   finish();
 }

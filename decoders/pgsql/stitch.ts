@@ -7,7 +7,9 @@
 //     Executes before one Sync each get theirs. A Parse with no Execute in its Sync batch (a
 //     prepare, e.g. libpq PQprepare) is its own exchange, db.operation.name "PREPARE";
 //   - an ErrorResponse in an extended batch lands on the batch's first pending Execute (or on the
-//     failing message when there is none); the server skips the rest up to Sync, and so do we;
+//     failing message when there is none); the server skips the rest up to Sync: the Executes of
+//     it already queued are exchanges with error.type "pipeline_aborted", what arrives later is
+//     ignored, as the server does;
 //   - the startup (StartupMessage … ReadyForQuery or the error that ends it) is one exchange,
 //     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
@@ -452,8 +454,12 @@ function onError(stream: u32, st: Stream, p: usize, end: usize, ts: u64): void {
     st.deferredPending = true;
   }
   while (st.count > 0) {
-    const k = st.front().kind;
+    const o = st.front();
+    const k = o.kind;
     if (k == OP_SYNC || k == OP_QUERY || k == OP_FUNC) break;
+    // A later Execute of the batch, already sent (pipelined): the server skips it, the client gets
+    // no result for it (libpq: PGRES_PIPELINE_ABORTED). tshark lists its query; so do we.
+    if (k == OP_EXECUTE && o !== victim) { o.skipped = true; emitQuery(stream, st, o, 0, ts); }
     st.pop();
   }
   // Until Sync the server ignores what the client sends: so do we.

@@ -130,6 +130,7 @@ export class Op {
   copyBytes: i64 = 0;
   copyFailed: bool = false;
   suspended: bool = false;      // PortalSuspended: row limit reached
+  skipped: bool = false;        // EXECUTE the server skipped: an earlier message of its batch failed
   empty: bool = false;          // EmptyQueryResponse
   unknown: bool = false;        // something about it could not be known (e.g. statement parsed before we joined)
   noExecuteInBatch: bool = false; // PARSE: no Execute follows before the batch's Sync
@@ -167,6 +168,7 @@ export class Op {
     this.copyBytes = 0;
     this.copyFailed = false;
     this.suspended = false;
+    this.skipped = false;
     this.empty = false;
     this.unknown = false;
     this.noExecuteInBatch = false;

@@ -292,7 +292,7 @@ test('pipelined extended queries: three Sync batches sent before any answer; the
   assert.deepEqual(h.records.map((r) => [r.tsStart, r.tsEnd]), [[1000n, 2000n], [1000n, 3000n], [1000n, 4000n]]);
 });
 
-test('several Executes before one Sync: each is an exchange; an error skips the rest of the batch', () => {
+test('several Executes before one Sync: each is an exchange; an error skips the rest of the batch, whose Executes are pipeline_aborted', () => {
   const h = connected();
   play(h, 1, [
     [Q, Buffer.concat([
@@ -307,10 +307,12 @@ test('several Executes before one Sync: each is an exchange; an error skips the 
   assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text'], r.attributes['telegen.db.statement.name'], r.attributes['telegen.db.command_tag'] ?? r.attributes['db.response.status_code']]), [
     [0, 'SELECT 1', 's1', 'SELECT 1'],
     [FLAG_ERROR, 'SELECT 2/0', 's2', '22012'],
+    [FLAG_ERROR, 'SELECT 3', 's3', undefined],
   ]);
+  assert.equal(h.records[2].attributes['error.type'], 'pipeline_aborted');
   // Nothing is left pending: closing emits nothing more.
   h.inst.closeStream(1);
-  assert.equal(h.records.length, 2);
+  assert.equal(h.records.length, 3);
 });
 
 test('Parse error inside a batch lands on its Execute', () => {
