@@ -8,7 +8,9 @@
 //   with kafkajs' Encoder/RecordBatch (10 records of 200-byte values per batch, 8 topics);
 // - capture: every kafkajs-decodable exchange of decoders/kafka/testdata/mock-kcat-kafkajs.pcapng
 //   (librdkafka and kafkajs against the mock cluster: metadata, groups, offsets, small batches).
-// Ratios compare the time to get through the same capture, and MB/s over what each one reads.
+// Ratios compare the CPU time to get through the same capture, and MB/s over what each one reads.
+// BENCH_BASELINE=DIR (a built worktree of an earlier commit) also runs that tree's kafka.wasm
+// through this tree's host, in the same rounds, alternating: the module's own before/after.
 import * as fs from 'fs';
 import * as path from 'path';
 import { DecoderInstance } from '../host/src/decoders/instance';
@@ -135,26 +137,35 @@ async function capture(file: string): Promise<Workload & { skipped: number }> {
   return { chunks, responses, skipped };
 }
 
-async function measure(name: string, w: Workload, repeat: number, rounds: number, wasm: Buffer) {
+/** CPU seconds (every thread of this process) of an async run; nothing else runs meanwhile. */
+async function cpuOf(fn: () => Promise<void>): Promise<number> {
+  const c0 = process.cpuUsage();
+  await fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
+}
+
+async function measure(name: string, w: Workload, repeat: number, rounds: number, wasm: Buffer, baseWasm?: Buffer) {
   const bytesAll = w.chunks.reduce((a, c) => a + c.bytes.length, 0) * repeat;
   const bytesResp = w.responses.reduce((a, r) => a + r.frame.length, 0) * repeat;
   const conns = [...new Set(w.chunks.map((c) => c.conn))];
   let records = 0;
+  let baseRecords = 0;
   const inst = DecoderInstance.fromBytes(wasm, { onRecord: () => { records++; } });
+  const baseInst = baseWasm ? DecoderInstance.fromBytes(baseWasm, { onRecord: () => { baseRecords++; } }) : undefined;
   let base = 1;
-  const ours = async () => {
-    const t0 = process.hrtime.bigint();
+  const run = (d: DecoderInstance) => () => cpuOf(async () => {
     for (let r = 0; r < repeat; r++) {
       const off = base; base += 1000;
       let ts = 1n;
-      for (const c of w.chunks) inst.feed(off + c.conn, c.dir, c.bytes, ts++);
-      for (const id of conns) inst.closeStream(off + id);
+      for (const c of w.chunks) d.feed(off + c.conn, c.dir, c.bytes, ts++);
+      for (const id of conns) d.closeStream(off + id);
     }
-    return Number(process.hrtime.bigint() - t0) / 1e9;
-  };
+  });
+  const ours = run(inst);
+  const baseline = baseInst ? run(baseInst) : undefined;
   let decoded = 0;
-  const theirs = async () => {
-    const t0 = process.hrtime.bigint();
+  const theirs = () => cpuOf(async () => {
     for (let r = 0; r < repeat; r++) {
       for (const resp of w.responses) {
         // kafkajs' connection: size, correlation id, then the api's decode + parse.
@@ -165,16 +176,20 @@ async function measure(name: string, w: Workload, repeat: number, rounds: number
         decoded++;
       }
     }
-    return Number(process.hrtime.bigint() - t0) / 1e9;
-  };
+  });
   const o: number[] = [], t: number[] = [], ratio: number[] = [];
+  const b: number[] = [], ratioBase: number[] = [];
   for (let r = 0; r < rounds + 1; r++) {
-    const a = r % 2 ? await theirs() : await ours();
-    const b = r % 2 ? await ours() : await theirs();
-    const [dto, dtt] = r % 2 ? [b, a] : [a, b];
+    // The order flips every round so no side always runs on a warmer cache.
+    const fwd = [ours, theirs, ...(baseline ? [baseline] : [])];
+    const dt = new Map<() => Promise<number>, number>();
+    for (const f of r % 2 ? fwd.reverse() : fwd) dt.set(f, await f());
     if (r === 0) continue;
+    const [dto, dtt] = [dt.get(ours)!, dt.get(theirs)!];
     o.push(bytesAll / dto / 1e6); t.push(bytesResp / dtt / 1e6); ratio.push(dtt / dto);
+    if (baseline) { const dtb = dt.get(baseline)!; b.push(bytesAll / dtb / 1e6); ratioBase.push(dtb / dto); }
   }
+  if (baseInst && baseInst.counters.traps + baseInst.counters.invalid !== 0) throw new Error(`${name}: baseline decoder failed`);
   if (inst.counters.traps + inst.counters.invalid !== 0) throw new Error(`${name}: decoder failed: ${inst.lastError}`);
   const perRound = (rounds + 1) * repeat;
   if (records === 0) throw new Error(`${name}: decoder emitted no record`);
@@ -185,18 +200,26 @@ async function measure(name: string, w: Workload, repeat: number, rounds: number
     ratio_time_kafkajs_over_telegen: spread(ratio),
     records_per_pass: records / perRound,
     kafkajs_responses_per_pass: decoded / perRound,
+    ...(baseInst ? {
+      baseline_MBps_both_directions: spread(b),
+      ratio_cpu_baseline_over_telegen: spread(ratioBase),
+      baseline_records_per_pass: baseRecords / perRound,
+    } : {}),
   };
 }
 
 async function main(): Promise<void> {
   const rounds = Number(process.env.BENCH_ROUNDS || 7);
   const wasm = fs.readFileSync(path.join(repoRoot, 'build', 'decoders', 'kafka.wasm'));
+  const baseDir = process.env.BENCH_BASELINE;
+  const baseWasm = baseDir ? fs.readFileSync(path.join(path.resolve(baseDir), 'build', 'decoders', 'kafka.wasm')) : undefined;
   const pf = await produceFetch(2000);
   const cap = await capture(path.join(repoRoot, 'decoders', 'kafka', 'testdata', 'mock-kcat-kafkajs.pcapng'));
   writeResult('kafka-decoder', {
-    produce_fetch: { ...(await measure('produce_fetch', pf, 3, rounds, wasm)), mix: 'Produce v3 (10×200 B records) / Fetch v11 (10×200 B records), one connection, kafkajs-encoded' },
-    capture: { ...(await measure('capture', cap, 200, rounds, wasm)), capture: 'decoders/kafka/testdata/mock-kcat-kafkajs.pcapng', responses_kafkajs_cannot_decode: cap.skipped },
-    note: 'ratio > 1: kafkajs takes longer to decode only the responses than telegen takes for both directions (requests and responses, stitched into exchanges, records decoded into JS objects). kafkajs decodes record values, telegen counts records and does not capture values by default.',
+    produce_fetch: { ...(await measure('produce_fetch', pf, 3, rounds, wasm, baseWasm)), mix: 'Produce v3 (10×200 B records) / Fetch v11 (10×200 B records), one connection, kafkajs-encoded' },
+    capture: { ...(await measure('capture', cap, 200, rounds, wasm, baseWasm)), capture: 'decoders/kafka/testdata/mock-kcat-kafkajs.pcapng', responses_kafkajs_cannot_decode: cap.skipped },
+    ...(baseDir ? { baseline: baseDir } : {}),
+    note: 'CPU time (process.cpuUsage). ratio > 1: kafkajs takes longer to decode only the responses than telegen takes for both directions (requests and responses, stitched into exchanges, records decoded into JS objects). kafkajs decodes record values, telegen counts records and does not capture values by default.',
   });
 }
 
