@@ -105,6 +105,13 @@ const BEYOND_TSHARK: Array<Record<string, unknown>> = [
   { ...op('alter_client_quotas', 49, 0, 115), ...err(42, 'INVALID_REQUEST') },
   { ...op('describe_user_scram_credentials', 50, 0, 116), ...err(91, 'RESOURCE_NOT_FOUND') },
   { ...op('consumer_group_heartbeat', 68, 0, 117), 'messaging.consumer.group.name': 'cg-848' },
+  { ...op('alter_partition_reassignments', 45, 1, 118), 'messaging.destination.name': 'apr', 'messaging.destination.partition.id': '0', ...err(39, 'INVALID_REPLICA_ASSIGNMENT') },
+  { ...op('consumer_group_describe', 69, 0, 119), 'messaging.consumer.group.name': 'cg-848', ...err(69, 'GROUP_ID_NOT_FOUND') },
+  { ...op('alter_user_scram_credentials', 51, 0, 120), ...err(93, 'UNACCEPTABLE_CREDENTIAL') },
+  op('list_transactions', 66, 1, 121),
+  { ...op('describe_cluster', 60, 1, 122), ...err(114, 'MISMATCHED_ENDPOINT_TYPE') },
+  { ...op('describe_log_dirs', 35, 4, 123), 'messaging.destination.name': 'dld', 'messaging.destination.partition.id': '2' },
+  { ...op('consumer_group_heartbeat', 68, 1, 124), 'messaging.consumer.group.name': 'cg-848', ...err(110, 'FENCED_MEMBER_EPOCH') },
 ];
 
 test('admin and transaction APIs beyond tshark 4.0: synth-admin-new.pcap, exact attributes', async () => {
@@ -136,7 +143,7 @@ test('synth-admin captures cut short: every cut of every body gives one record (
     });
     for (const m of msgs.values()) for (let i = 0; i + 1 < m.length; i += 2) exchanges.push([m[i], m[i + 1]]);
   }
-  assert.equal(exchanges.length, 34);
+  assert.equal(exchanges.length, 41);
   const cutTo = (msg: Buffer, n: number): Buffer => {
     const b = Buffer.from(msg.subarray(0, 4 + n));
     b.writeInt32BE(n, 0);

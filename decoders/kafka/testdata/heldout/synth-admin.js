@@ -133,6 +133,31 @@ ex(68, 0, true, (w, f) => w.str('cg-848', f).str('', f).i32(0).str(null, f).str(
     .arr(1, f).str('cgh', f).str(null, f).arr(0, f).tag(f),
   (w, f) => w.i32(0).i16(0).str(null, f).str('member-1', f).i32(1).i32(5000).i8(-1).tag(f), NEW);
 
+// Later versions and the group/credential APIs around them (all beyond tshark 4.0).
+// AlterPartitionReassignments v1 (KIP-860: allow replication factor change), refused for the topic.
+ex(45, 1, true, (w, f) => w.i32(60000).i8(0).arr(1, f).str('apr', f).arr(1, f).i32(0).ints([1, 2, 3], f).tag(f).tag(f).tag(f),
+  (w, f) => w.i32(0).i8(0).i16(0).str(null, f).arr(1, f).str('apr', f).arr(1, f)
+    .i32(0).i16(39).str('factor change not allowed', f).tag(f).tag(f).tag(f), NEW);
+// ConsumerGroupDescribe v0 (KIP-848): a group that is not there.
+ex(69, 0, true, (w, f) => w.arr(1, f).str('cg-848', f).i8(0).tag(f),
+  (w, f) => w.i32(0).arr(1, f).i16(69).str(null, f).str('cg-848', f).str('Dead', f).i32(0).i32(0).str('uniform', f)
+    .arr(0, f).i32(-2147483648).tag(f).tag(f), NEW);
+// AlterUserScramCredentials v0: an upsertion refused (the salted password is not read).
+ex(51, 0, true, (w, f) => w.arr(0, f).arr(1, f).str('alice', f).i8(1).i32(8192).bytes(Buffer.from('salt'), f).bytes(Buffer.alloc(32, 7), f).tag(f).tag(f),
+  (w, f) => w.i32(0).arr(1, f).str('alice', f).i16(93).str('bad credential', f).tag(f).tag(f), NEW);
+// ListTransactions v1 (duration filter), DescribeCluster v1 (endpoint type), DescribeLogDirs v4
+// (total and usable bytes), ConsumerGroupHeartbeat v1 (subscription regex) fenced.
+ex(66, 1, true, (w, f) => w.arr(0, f).arr(0, f).i64(60000).tag(f),
+  (w, f) => w.i32(0).i16(0).arr(0, f).arr(0, f).tag(f), NEW);
+ex(60, 1, true, (w, f) => w.i8(0).i8(2).tag(f),
+  (w, f) => w.i32(0).i16(114).str('not a controller endpoint', f).i8(2).str('cluster-1', f).i32(-1).arr(0, f).i32(-2147483648).tag(f), NEW);
+ex(35, 4, true, (w, f) => w.arr(1, f).str('dld', f).ints([2], f).tag(f).tag(f),
+  (w, f) => w.i32(0).i16(0).arr(1, f).i16(0).str('/data/a', f).arr(1, f).str('dld', f).arr(1, f).i32(2).i64(4096).i64(0).i8(0).tag(f).tag(f)
+    .i64(1 << 30).i64(1 << 29).tag(f).tag(f), NEW);
+ex(68, 1, true, (w, f) => w.str('cg-848', f).str('member-1', f).i32(3).str(null, f).str(null, f).i32(300000)
+    .arr(null, f).str('cgh-.*', f).str(null, f).arr(null, f).tag(f),
+  (w, f) => w.i32(0).i16(110).str('fenced', f).str(null, f).i32(0).i32(5000).i8(-1).tag(f), NEW);
+
 // ---- framing ------------------------------------------------------------------------------
 
 function request(x, corr) {
