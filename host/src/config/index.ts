@@ -26,7 +26,7 @@ export const configSchema = z.object({
   policy_file: z.string().optional().describe('Sandbox/hot-swap/redaction policy (YAML). Default: policies/default.yaml of the install. Env: TELEGEN_POLICY_FILE'),
   service_name: z.string().optional().describe('Fallback service.name for the agent itself. Env: OTEL_SERVICE_NAME'),
   api: apiSchema.default({}),
-  agent: overloadSchema.default({}).describe('The agent itself when overloaded: CPU budget and shedding (host/src/memory/overload.ts)'),
+  agent: overloadSchema.default({}).describe('The agent itself when overloaded: CPU budget, memory bound and shedding (host/src/memory/overload.ts)'),
   tracers: z.object({
     socket: socketTracerSchema.default({}),
     profile: profileSchema.default({}),
