@@ -3,10 +3,10 @@
 // capture taken on the server side stitches the same way as one taken on the client.
 import {
   StreamState, Pending, MAX_PENDING, MAX_PENDING_TOTAL, MAX_STREAMS, MAX_QUERY_OPTIONS,
-  QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR,
+  QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR, T_ANY, T_CNAME,
 } from "./types";
 import { warn } from "../abi/emit";
-import { msg, walkMessage } from "./message";
+import { msg, walkMessage, readName, nameScratch, namePtr, nameLen, u16be } from "./message";
 import { emitExchange } from "./emit";
 
 export const streams = new Map<u32, StreamState>();
@@ -123,9 +123,32 @@ function sameBytes(a: usize, b: usize, n: u32): bool {
 function matches(p: Pending): bool {
   const m = msg;
   if (<u32>p.id != m.id) return false;
-  // A FORMERR answer may carry no question: the id alone has to do.
-  if (!p.hasQuestion || !m.hasQuestion) return true;
+  if (!p.hasQuestion) return true;
+  if (!m.hasQuestion) return answersQuestion(p);
   return <u32>p.qtype == m.qtype && sameName(p.name, p.nameLen, m.qname, m.qnameLen);
+}
+
+/**
+ * Whether a response without a (readable) question answers the pending query `p` (same id). A
+ * FORMERR (or any error) answer may carry no question: the id alone has to do. A NOERROR one without a
+ * question is multicast DNS (RFC 6762: responses carry no question (section 6) and id 0, which
+ * "MUST be ignored on reception" (18.1)): it answers the query only when one of its answers is for
+ * the question's name and type (or a CNAME of the name); an announcement of anything else, sent
+ * while an id-0 query waits, is nobody's answer. tshark pairs by id alone and gets this wrong.
+ */
+function answersQuestion(p: Pending): bool {
+  const m = msg;
+  // A question counted but unreadable (a looping pointer) or an error answer: by id.
+  if (m.qd > 0 || (m.flags & 0xf) != 0) return true;
+  let off = m.answersOff;
+  for (let i: u32 = 0; i < m.answersWalked; i++) {
+    const r = readName(m.base, m.len, off, nameScratch);
+    if (r < 0) return false;
+    const type = u16be(m.base + <usize>r);
+    if ((<u32>type == <u32>p.qtype || p.qtype == T_ANY || type == <u32>T_CNAME) && sameName(p.name, p.nameLen, namePtr, nameLen)) return true;
+    off = <u32>r + 10 + u16be(m.base + <usize>r + 8);
+  }
+  return false;
 }
 
 function onQuery(st: StreamState, stream: u32, tsStart: u64): void {

@@ -8,6 +8,8 @@ import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'child_process';
 import { corpusDir, repoRoot } from '../helpers/decoder';
 import { readTsv, replayDns, assertAgrees, checkLookups, checkGetaddrinfo } from './dns-oracle';
+import { FLAG_NO_REQUEST } from '../../decoders/abi/abi';
+import type { DecodedRecord } from '../../host/src/decoders/records';
 
 const dir = path.join(corpusDir, 'pcap', 'dns');
 const captures = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.pcapn?g?$/.test(f)).sort() : [];
@@ -77,5 +79,30 @@ for (const file of fs.existsSync(testdata) ? fs.readdirSync(testdata).filter((f)
     t.diagnostic(`queries ${n.queries}, responses ${n.responses}, answer values compared ${n.answers}`);
     if (file.startsWith('dnsmasq-dig')) checkLookups(res.exchanges);
     if (file.startsWith('getaddrinfo')) checkGetaddrinfo(res.exchanges);
+    if (file.startsWith('heldout-mdns')) checkMdns(res.exchanges);
   });
+}
+
+/**
+ * heldout-mdns (testdata/heldout/record-mdns.sh): an mDNS query (id 0) answered by a question-less
+ * response for its name, around an announcement and a goodbye of another service (id 0, QR=1, no
+ * question): only the answer pairs with the query (RFC 6762 6 and 18.1: the id of a multicast
+ * response is ignored on reception; tshark pairs the announcement by id and is wrong). A response
+ * nobody asked for is FLAG_NO_REQUEST; a TXT set cut by the 512-byte UDP limit is truncated and
+ * dig's TCP retry is whole; NXDOMAIN and a CNAME chain as dnsmasq sends them.
+ */
+function checkMdns(ex: DecodedRecord[]): void {
+  const brief = ex.map((r) => [r.flags, r.attributes['telegen.dns.id'], r.attributes['dns.question.name'] ?? null, (r.attributes['dns.answers'] as string[] | undefined)?.[0] ?? null]);
+  assert.deepEqual(brief.slice(0, 4), [
+    [FLAG_NO_REQUEST, 0, null, 'printer._ipp._tcp.local'],
+    [0, 0, '_http._tcp.local', 'web._http._tcp.local'],
+    [FLAG_NO_REQUEST, 0, null, 'printer._ipp._tcp.local'],
+    [FLAG_NO_REQUEST, 0x4242, 'stray.example.test', '10.9.9.9'],
+  ]);
+  const big = ex.filter((r) => r.attributes['dns.question.name'] === 'big.example.test');
+  assert.deepEqual(big.map((r) => [r.flags, r.attributes['telegen.dns.truncated'], (r.attributes['dns.answers'] as string[]).length]), [[0, true, 5], [0, false, 12], [0, true, 5]]);
+  const nx = ex.find((r) => r.attributes['dns.question.name'] === 'missing.nx.test');
+  assert.equal(nx?.attributes['dns.response_code'], 'NXDOMAIN');
+  const chain = ex.find((r) => r.attributes['dns.question.name'] === 'a2.example.test');
+  assert.deepEqual(chain?.attributes['dns.answers'], ['a1.example.test', 'www.example.test', '10.1.2.4']);
 }
