@@ -154,3 +154,43 @@ test('kcat and kafkajs against librdkafka\'s mock broker: decoder and tshark agr
   assert.ok(fetched >= 15, `fetch responses carried ${fetched} records`);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('kafkajs admin client (ACLs, configs) against a stand-in broker: decoder and tshark agree, errors named', { skip: missing.length > 0 && `needs ${missing.join(', ')}`, timeout: 60000 }, async () => {
+  execFileSync(process.execPath, [path.join(repoRoot, 'decoders', 'build.js'), 'kafka'], { stdio: 'ignore' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-kafka-admin-'));
+  const pcap = path.join(dir, 'kafka-admin.pcapng');
+  const script = path.join(repoRoot, 'decoders', 'kafka', 'testdata', 'heldout', 'kafkajs-admin.js');
+  const kafkajsDir = path.dirname(require.resolve('kafkajs/package.json'));
+  const node = spawn(process.execPath, [script, kafkajsDir], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  node.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let tshark: ChildProcess | undefined;
+  let port = 0;
+  try {
+    port = Number((await waitFor(node, 'stdout', /\d+/, 10000)).trim());
+    tshark = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${port}`, '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitFor(tshark, 'stderr', /Capturing on/, 15000);
+    await new Promise((r) => setTimeout(r, 500));
+    node.stdin!.write('go\n');
+    await exited(node);
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    if (tshark) { tshark.kill('SIGTERM'); await exited(tshark); }
+    if (node.exitCode === null) { node.kill('SIGTERM'); await exited(node); }
+  }
+  // kafkajs turns the two refusals into exceptions: the client saw them
+  assert.match(stderr, /describeAcls Cluster authorization failed/);
+  assert.match(stderr, /alterConfigs Configuration is invalid/);
+  const rep = await replayKafka(pcap, [port]);
+  const res = agree(parseTsv(run('tshark', tsharkArgs(pcap, port))), rep);
+  assert.deepEqual(res.problems, []);
+  assert.equal(rep.records.length, res.messages);
+  const admin = rep.records.map((r) => r.attributes).filter((a) => !['api_versions', 'metadata'].includes(a['messaging.operation.name'] as string));
+  assert.deepEqual(admin.map((a) => [a['messaging.operation.name'], a['kafka.api_version'], a['messaging.client.id'], a['error.type']]), [
+    ['create_acls', 1, 'kafkajs-admin', undefined],
+    ['describe_acls', 1, 'kafkajs-admin', 'CLUSTER_AUTHORIZATION_FAILED'],
+    ['delete_acls', 1, 'kafkajs-admin', undefined],
+    ['alter_configs', 1, 'kafkajs-admin', 'INVALID_CONFIG'],
+  ]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -2,7 +2,8 @@
 // stand-in broker on 127.0.0.1 that answers ApiVersions, Metadata and the ACL/config APIs with
 // bodies built from the message definitions. librdkafka's mock cluster cannot serve these: it
 // has no controller in its Metadata, so admin clients never send them. usage: node
-// kafkajs-admin.js KAFKAJS_DIR (prints the port; the capture is taken by record-kafkajs-admin.sh)
+// kafkajs-admin.js KAFKAJS_DIR (prints the port, starts on a line on stdin or after WAIT_MS ms;
+// record-kafkajs-admin.sh and kafka-live.test.ts take the capture)
 'use strict';
 const net = require('net');
 const { Kafka, logLevel } = require(process.argv[2]);
@@ -51,7 +52,12 @@ const server = net.createServer((sock) => {
 server.listen(0, '127.0.0.1', async () => {
   port = server.address().port;
   console.log(port);
-  await new Promise((r) => setTimeout(r, Number(process.env.WAIT_MS || 2000))); // capture starts
+  // Start once the capture runs: a line on stdin, or WAIT_MS.
+  await new Promise((r) => {
+    if (process.env.WAIT_MS) setTimeout(r, Number(process.env.WAIT_MS));
+    else process.stdin.once('data', r);
+  });
+  process.stdin.destroy();
   const kafka = new Kafka({ clientId: 'kafkajs-admin', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 0 } });
   const admin = kafka.admin();
   const rule = { resourceType: 2, resourceName: 'held', resourcePatternType: 3, principal: 'User:alice', host: '*', operation: 3, permissionType: 3 };
