@@ -1,5 +1,6 @@
 // heldout-kafkajs-admin: kafkajs' admin client (its own requests over a real socket) against a
-// stand-in broker on 127.0.0.1 that answers ApiVersions, Metadata and the ACL/config APIs with
+// stand-in broker on 127.0.0.1 that answers ApiVersions, Metadata, the ACL/config APIs and the
+// partition reassignment APIs with
 // bodies built from the message definitions. librdkafka's mock cluster cannot serve these: it
 // has no controller in its Metadata, so admin clients never send them. usage: node
 // kafkajs-admin.js KAFKAJS_DIR (prints the port, starts on a line on stdin or after WAIT_MS ms;
@@ -13,7 +14,13 @@ const str = (s) => s === null ? be(2, -1) : Buffer.concat([be(2, Buffer.byteLeng
 const arr = (items) => Buffer.concat([be(4, items.length), ...items]);
 
 // api key -> [min, max] advertised; kafkajs picks the highest it knows within them
-const APIS = { 3: [0, 1], 18: [0, 1], 29: [0, 1], 30: [0, 1], 31: [0, 1], 33: [0, 1] };
+const APIS = { 3: [0, 1], 18: [0, 1], 29: [0, 1], 30: [0, 1], 31: [0, 1], 33: [0, 1], 45: [0, 0], 46: [0, 0] };
+// flexible (compact) bodies and a tagged-fields byte after the correlation id
+const FLEX = new Set([45, 46]);
+const uv = (n) => Buffer.from([n]); // every count and length here is < 127
+const cstr = (s) => s === null ? uv(0) : Buffer.concat([uv(Buffer.byteLength(s) + 1), Buffer.from(s)]);
+const carr = (items) => Buffer.concat([uv(items.length + 1), ...items]);
+const TAG0 = uv(0);
 let port = 0;
 const acl = () => Buffer.concat([str('User:alice'), str('*'), be(1, 3), be(1, 3)]);
 function body(key, ver) {
@@ -29,6 +36,12 @@ function body(key, ver) {
     case 31: return Buffer.concat([be(4, 0), arr([Buffer.concat([be(2, 0), str(null), arr([Buffer.concat([be(2, 0), str(null), be(1, 2), str('held'), ...(ver >= 1 ? [be(1, 3)] : []), acl()])])])])]);
     // AlterConfigs: INVALID_CONFIG for the topic
     case 33: return Buffer.concat([be(4, 0), arr([Buffer.concat([be(2, 40), str('retention.ms too small'), be(1, 2), str('held')])])]);
+    // AlterPartitionReassignments v0: partition 0 of held refused (INVALID_REPLICA_ASSIGNMENT)
+    case 45: return Buffer.concat([be(4, 0), be(2, 0), cstr(null), carr([Buffer.concat([cstr('held'),
+      carr([Buffer.concat([be(4, 0), be(2, 39), cstr('broker 1 only'), TAG0])]), TAG0])]), TAG0]);
+    // ListPartitionReassignments v0: partition 0 of held moving from 1 to 2
+    case 46: return Buffer.concat([be(4, 0), be(2, 0), cstr(null), carr([Buffer.concat([cstr('held'),
+      carr([Buffer.concat([be(4, 0), carr([be(4, 1), be(4, 2)]), carr([be(4, 2)]), carr([be(4, 1)]), TAG0])]), TAG0])]), TAG0]);
   }
   return null;
 }
@@ -43,7 +56,8 @@ const server = net.createServer((sock) => {
       buf = buf.subarray(4 + size);
       const b = body(key, ver);
       if (!b) { sock.destroy(); return; }
-      sock.write(Buffer.concat([be(4, 4 + b.length), be(4, corr), b]));
+      const h = FLEX.has(key) ? Buffer.concat([be(4, corr), TAG0]) : be(4, corr);
+      sock.write(Buffer.concat([be(4, h.length + b.length), h, b]));
     }
   });
   sock.on('error', () => {});
@@ -66,6 +80,8 @@ server.listen(0, '127.0.0.1', async () => {
     try { await admin.createAcls({ acl: [rule] }); } catch (e) { console.error('createAcls', e.message); }
     try { await admin.describeAcls(rule); } catch (e) { console.error('describeAcls', e.message); }
     try { await admin.deleteAcls({ filters: [rule] }); } catch (e) { console.error('deleteAcls', e.message); }
+    try { await admin.alterPartitionReassignments({ topics: [{ topic: 'held', partitionAssignment: [{ partition: 0, replicas: [1] }] }] }); } catch (e) { console.error('alterPartitionReassignments', e.message); }
+    try { console.error('listPartitionReassignments', JSON.stringify(await admin.listPartitionReassignments({ topics: [{ topic: 'held', partitions: [0] }] }))); } catch (e) { console.error('listPartitionReassignments', e.message); }
     try { await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: 'held', configEntries: [{ name: 'retention.ms', value: '1' }] }] }); } catch (e) { console.error('alterConfigs', e.message); }
   } finally {
     await admin.disconnect();
