@@ -258,9 +258,12 @@ export class Agent {
     if (opts.dropPrivileges) this.dropPrivileges();
     const tuning = startMemoryTuning();
     const q = this.queues;
+    // Only OTLP queues are left out of the memory bound (they ride out a receiver outage up to
+    // their own caps); a file backlog means the agent is short of CPU, which the bound is for.
+    const otlpHeld = (queue: { heldBytes: number } | undefined, mode: string) => (mode === 'otlp' ? queue?.heldBytes ?? 0 : 0);
     const gate = startOverloadGate(this.cfg.agent, this.kernel, this.metrics, alog, {
       fill: this.exportCfg.traces.mode === 'file' ? q.traces : undefined,
-      queuedBytes: () => (q.traces?.heldBytes ?? 0) + (q.metrics?.heldBytes ?? 0) + (q.logs?.heldBytes ?? 0) + (q.profiles?.heldBytes ?? 0),
+      queuedBytes: () => otlpHeld(q.traces, this.exportCfg.traces.mode) + otlpHeld(q.metrics, this.exportCfg.metrics.mode) + otlpHeld(q.logs, this.exportCfg.logs.mode) + otlpHeld(q.profiles, this.exportCfg.profiles.mode),
       pauseRing: this.socketTracer?.pause ? (p) => this.socketTracer?.pause?.(p) : undefined,
       collect: tuning.collect,
     });

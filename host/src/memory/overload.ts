@@ -22,9 +22,10 @@
 //                  over the last second instead (the first pausing version), each resume decoded
 //                  what the ring held until the next tick: ~37% of a core for a 25% budget. Off by
 //                  default: a budget also pauses at rates the agent could have kept up with.
-//   memory         the agent's RSS, less what its export queues hold (those have their own byte
-//                  caps and drop counted at them, so an OTLP outage does not stop the spans that
-//                  feed the RED metrics), over agent.max_rss_mb: reading pauses, the heap is
+//   memory         the agent's RSS, less what its OTLP export queues hold (those have their own
+//                  byte caps and drop counted at them, so a receiver outage does not stop the spans
+//                  that feed the RED metrics; a file exporter's backlog counts: it means the agent
+//                  is short of CPU), over agent.max_rss_mb: reading pauses, the heap is
 //                  collected (compacting) once the in-flight spans had time to leave, and reading
 //                  resumes under RESUME_AT of the bound. What a burst leaves on the heap is
 //                  garbage and in-flight spans (bench/README.md "After a burst"), so a pause is
@@ -56,7 +57,7 @@ export const overloadSchema = z.object({
   max_cpu_percent: z.number().min(0).max(10_000).default(envNumber('TELEGEN_MAX_CPU_PERCENT', 0))
     .describe('CPU budget of the agent, % of one core on average (user + system, every thread); while over it, the socket ring is not read (the kernel drops and counts what does not fit: telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_budget"}). 0 = no budget. Env: TELEGEN_MAX_CPU_PERCENT'),
   max_rss_mb: z.number().min(0).max(1_048_576).default(envNumber('TELEGEN_MAX_RSS_MB', MAX_RSS_MB))
-    .describe('Memory bound of the agent, MiB of RSS not counting what the export queues hold (they have their own caps, otlp.*.queue_bytes); near it the socket ring is not read and the heap is collected until the agent is back under (kernel drops counted in telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="memory"}). 0 = no bound. Env: TELEGEN_MAX_RSS_MB'),
+    .describe('Memory bound of the agent, MiB of RSS not counting what the OTLP export queues hold (they have their own caps, otlp.*.queue_bytes); near it the socket ring is not read and the heap is collected until the agent is back under (kernel drops counted in telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="memory"}). 0 = no bound. Env: TELEGEN_MAX_RSS_MB'),
   shed_export_backlog_percent: z.number().min(0).max(100).default(envNumber('TELEGEN_SHED_EXPORT_BACKLOG_PERCENT', 90))
     .describe('File exporter only: when the trace queue holds more than this % of its cap, ring data records are skipped (counted, reason export_backlog) until it is under half of it. 0 = never. Env: TELEGEN_SHED_EXPORT_BACKLOG_PERCENT'),
 }).strict();
@@ -167,7 +168,7 @@ export class MemoryBound {
 export interface GateHooks {
   /** The file exporter's trace queue (backlog shedding), else undefined. */
   fill?: QueueFill;
-  /** Bytes the export queues hold now (left out of the memory bound). */
+  /** Bytes the OTLP export queues hold now (left out of the memory bound). */
   queuedBytes?: () => number;
   /** Stops (true) or resumes reading the socket ring, when its reader can pause. */
   pauseRing?: (paused: boolean) => void;
