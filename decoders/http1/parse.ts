@@ -150,7 +150,7 @@ export function checkStartLine(ds: DirState, p: usize, n: u32, isReq: bool): i32
 }
 
 /** method SP request-target SP HTTP-version, over [0, lf) (a CR before lf allowed). */
-function requestLineOk(p: usize, lf: u32): bool {
+export function requestLineOk(p: usize, lf: u32): bool {
   let le = lf;
   if (le > 0 && <u32>load<u8>(p + <usize>le - 1) == CR) le--;
   let i: u32 = 0;
@@ -167,7 +167,7 @@ function requestLineOk(p: usize, lf: u32): bool {
 }
 
 /** HTTP-version SP 3DIGIT [SP reason-phrase], over [0, lf). */
-function statusLineOk(p: usize, lf: u32): bool {
+export function statusLineOk(p: usize, lf: u32): bool {
   let le = lf;
   if (le > 0 && <u32>load<u8>(p + <usize>le - 1) == CR) le--;
   if (le < 12 || !versionOk(p) || <u32>load<u8>(p + 8) != SP) return false;
@@ -493,6 +493,15 @@ export function walkHeaders(p: usize, from: u32, end: u32, isReq: bool, ex: Exch
     lastCaptured = true;
   }
   return 0;
+}
+
+/** Whether the header line starting at p (n bytes of it, maybe not all) names a field this
+ *  decoder reads; true when it cannot tell (no name and colon in those bytes). */
+export function namesKnownField(p: usize, n: u32): bool {
+  let colon: u32 = 0;
+  while (colon < n && isTchar(<u32>load<u8>(p + <usize>colon))) colon++;
+  if (colon == 0 || colon >= n || <u32>load<u8>(p + <usize>colon) != 0x3a) return true;
+  return headerKind(p, colon) != H_OTHER;
 }
 
 /** Request line (already validated): method, target split into path/query, version. Returns the

@@ -3,19 +3,19 @@
 // the next final response answers the oldest one.
 import {
   PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, DIR_REQUEST, GAP_ABSORBED,
-  FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN,
+  FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN, FLAG_TRUNCATED,
 } from "../abi/abi";
 import { A_HTTP_REQUEST_HEADER_UPGRADE } from "../abi/attributes";
 import {
   State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
-  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP,
+  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, HEAD_SPILL, LINE_HOLD_CAP,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
   parseChunkLine, parseTrailerLine, gLineLen, hContentLength, hTeSeen, hChunkedLast,
-  hUpgradePtr, hUpgradeLen,
+  hUpgradePtr, hUpgradeLen, requestLineOk, statusLineOk, namesKnownField,
 } from "./parse";
 import { emitExchange, emitUpgrade } from "./emit";
 import { warn } from "../abi/emit";
@@ -84,7 +84,14 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
         }
         const h = findHeadEnd(ds, q, avail);
         if (h < 0) return PARSE_INVALID;
-        if (h == 0) return done(pos);
+        if (h == 0) {
+          if (avail >= HEAD_SPILL && ds.slDone) {
+            const r = spillHead(st, q, avail, isReq);
+            if (r < 0) return r;
+            if (r > 0) { pos += avail; break; }
+          }
+          return done(pos);
+        }
         const rc = isReq ? onRequestHead(st, stream, q, <u32>h) : onResponseHead(st, stream, q, <u32>h, ts);
         if (rc < 0) return rc;
         pos += <u32>h;
@@ -143,6 +150,20 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
         addBody(st, isReq, avail, avail);
         break;
       }
+      case PH_HEAD_MORE: {
+        const r = headMore(st, stream, q, avail, isReq, ts);
+        if (r < 0) return r;
+        pos += <u32>r;
+        if (st.upgraded) return <i32>pos;
+        break;
+      }
+      case PH_RESYNC: {
+        const r = resync(q, avail, isReq);
+        if (r < 0) { pos += <u32>(-r); return done(pos); }
+        pos += <u32>r;
+        ds.resetHead();
+        break;
+      }
       case PH_WAIT_UPGRADE:
         // the request asked to switch protocols: until the response decides, what follows may
         // be the new protocol; keep it unconsumed
@@ -186,15 +207,20 @@ function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
   st.queue.push(ex);
   exchangeQueued();
   st.reqCur = ex;
+  return frameRequest(st, stream, ex, hContentLength, hTeSeen, hChunkedLast);
+}
+
+function frameRequest(st: State, stream: u32, ex: Exchange, cl: i64, te: bool, chunkedLast: bool): i32 {
+  const ds = st.req;
   // RFC 9112 6.3: Transfer-Encoding overrides Content-Length; a request whose final coding is
   // not chunked cannot be delimited
-  if (hTeSeen) {
-    if (!hChunkedLast) return PARSE_INVALID;
+  if (te) {
+    if (!chunkedLast) return PARSE_INVALID;
     ex.reqHasBody = true;
     ds.phase = PH_CHUNK_SIZE;
-  } else if (hContentLength >= 0) {
+  } else if (cl >= 0) {
     ex.reqHasBody = true;
-    if (hContentLength > 0) { ds.phase = PH_BODY_LEN; ds.remaining = hContentLength; }
+    if (cl > 0) { ds.phase = PH_BODY_LEN; ds.remaining = cl; }
     else endMessage(st, stream, true, ds.msgTs);
   } else {
     endMessage(st, stream, true, ds.msgTs);
@@ -304,24 +330,196 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
     flushAll(st, stream, FLAG_NO_RESPONSE);
     return 0;
   }
+  return frameResponse(st, stream, ex, ts, hContentLength, hTeSeen, hChunkedLast);
+}
+
+function frameResponse(st: State, stream: u32, ex: Exchange, ts: u64, cl: i64, te: bool, chunkedLast: bool): i32 {
+  const ds = st.resp;
+  const status = ex.status;
   // the upgrade (if asked for) was declined: the request side is plain HTTP again
   if (st.req.phase == PH_WAIT_UPGRADE) st.req.resetHead();
 
   // RFC 9112 6.3: message body length of a response
   if (ex.isHead || status == 204 || status == 304) {
     endMessage(st, stream, false, ts);
-  } else if (hTeSeen) {
+  } else if (te) {
     ex.respHasBody = true;
-    ds.phase = hChunkedLast ? PH_CHUNK_SIZE : PH_BODY_CLOSE;
-  } else if (hContentLength >= 0) {
+    ds.phase = chunkedLast ? PH_CHUNK_SIZE : PH_BODY_CLOSE;
+  } else if (cl >= 0) {
     ex.respHasBody = true;
-    if (hContentLength > 0) { ds.phase = PH_BODY_LEN; ds.remaining = hContentLength; }
+    if (cl > 0) { ds.phase = PH_BODY_LEN; ds.remaining = cl; }
     else endMessage(st, stream, false, ts);
   } else {
     ex.respHasBody = true;
     ds.phase = PH_BODY_CLOSE;
   }
   return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header blocks longer than HEAD_SPILL: walked line by line as they arrive, so that the window
+// holds none of them when the capture limit cuts the block (a gap then keeps what was read).
+
+/** Starts PH_HEAD_MORE for the block at [q, q+n) (start line complete, no empty line yet).
+ *  1: spilled; 0: left to the whole-block path (interim, 101, tunnels, caps); PARSE_INVALID. */
+function spillHead(st: State, q: usize, n: u32, isReq: bool): i32 {
+  const ds = isReq ? st.req : st.resp;
+  const lf = findLF(q, 0, n);
+  if (lf < 0) return 0;
+  const linesEnd = ds.scanPos + 1; // ds.scanPos: the LF before the first incomplete line
+  let ex: Exchange;
+  if (isReq) {
+    if (st.queue.length >= PENDING_CAP || liveExchanges >= LIVE_EXCHANGE_CAP) return 0;
+    ex = takeExchange();
+    ex.hasRequest = true;
+    ex.tsStart = ds.msgTs;
+    const from = walkRequestLine(q, <u32>lf, ex);
+    if (from == 0 || walkHeaders(q, from, linesEnd, true, ex) < 0) {
+      ex.fields.shrink();
+      releaseExchange(ex);
+      return PARSE_INVALID;
+    }
+    // too long to be handed to the http2 decoder as an h2c stream 1 (H2C_REQUEST_CAP)
+    st.h2cReq = null;
+    st.queue.push(ex);
+    exchangeQueued();
+    st.reqCur = ex;
+    ex.reqSize = <i64>n;
+  } else {
+    const status = walkStatusLine(q);
+    if (status < 200) return 0;
+    if (st.queue.length > 0 && st.queue[0].isConnect) return 0;
+    if (st.queue.length > 0) ex = st.queue[0];
+    else {
+      ex = takeExchange();
+      ex.flags |= FLAG_NO_REQUEST;
+      ex.tsStart = ds.msgTs;
+      st.queue.push(ex);
+      exchangeQueued();
+    }
+    ex.hasResponse = true;
+    ex.status = status;
+    ex.respMinor = gRespMinor;
+    ex.respSize = <i64>n;
+    if (walkHeaders(q, <u32>lf + 1, linesEnd, false, ex) < 0) return PARSE_INVALID;
+    st.respCur = ex;
+  }
+  ds.moreCL = -1;
+  if (!mergeFraming(ds)) return PARSE_INVALID;
+  ds.moreEx = ex;
+  holdLine(ds, q + <usize>linesEnd, n - linesEnd);
+  ds.phase = PH_HEAD_MORE;
+  return 1;
+}
+
+/** What one walkHeaders() said about framing, added to the block's so far; false on conflict. */
+function mergeFraming(ds: DirState): bool {
+  if (hContentLength >= 0) {
+    if (ds.moreCL >= 0 && ds.moreCL != hContentLength) return false;
+    ds.moreCL = hContentLength;
+  }
+  if (hTeSeen) { ds.moreTe = true; ds.moreChunkedLast = hChunkedLast; }
+  if (hUpgradePtr != 0) ds.moreUpgrade = true;
+  return true;
+}
+
+/** Keeps the start of a header line cut by the end of the bytes (a line too long is skipped). */
+function holdLine(ds: DirState, p: usize, n: u32): void {
+  if (n == 0 || ds.holdOver) return;
+  if (ds.holdLen + n > LINE_HOLD_CAP) {
+    // what is held (the line's start, its name) says whether the line mattered
+    ds.holdOver = true;
+    if (ds.holdLen == 0) holdCopy(ds, p, n < 64 ? n : 64);
+    return;
+  }
+  holdCopy(ds, p, n);
+}
+
+function holdCopy(ds: DirState, p: usize, n: u32): void {
+  let h = ds.hold;
+  if (h === null) { h = new StaticArray<u8>(<i32>LINE_HOLD_CAP); ds.hold = h; }
+  memory.copy(changetype<usize>(h) + <usize>ds.holdLen, p, n);
+  ds.holdLen += n;
+}
+
+@inline function isEmptyLine(p: usize, n: u32): bool {
+  return n == 1 || (n == 2 && <u32>load<u8>(p) == 0x0d);
+}
+
+@inline function addHead(ex: Exchange, isReq: bool, n: u32): void {
+  if (isReq) ex.reqSize += <i64>n; else ex.respSize += <i64>n;
+}
+
+/** PH_HEAD_MORE over [q, q+n): walks the complete lines, holds a cut one; at the empty line the
+ *  message is framed as usual. Returns the bytes consumed (all of them, or up to the empty line). */
+function headMore(st: State, stream: u32, q: usize, n: u32, isReq: bool, ts: u64): i32 {
+  const ds = isReq ? st.req : st.resp;
+  const ex = changetype<Exchange>(ds.moreEx);
+  let i: u32 = 0;
+  if (ds.holdLen > 0 || ds.holdOver) {
+    const lf = findLF(q, 0, n);
+    if (lf < 0) { holdLine(ds, q, n); addHead(ex, isReq, n); return <i32>n; }
+    i = <u32>lf + 1;
+    holdLine(ds, q, i);
+    addHead(ex, isReq, i);
+    if (ds.holdOver) {
+      // a line longer than LINE_HOLD_CAP: not in the record; if it was a field we read, say so
+      if (namesKnownField(changetype<usize>(ds.hold), ds.holdLen)) ex.fields.truncated = true;
+    } else {
+      const hp = changetype<usize>(ds.hold);
+      const hl = ds.holdLen;
+      ds.holdLen = 0;
+      if (isEmptyLine(hp, hl)) return finishMore(st, stream, isReq, ts, i);
+      if (walkHeaders(hp, 0, hl, isReq, ex) < 0 || !mergeFraming(ds)) return PARSE_INVALID;
+    }
+    ds.holdLen = 0;
+    ds.holdOver = false;
+  }
+  let ls = i;
+  while (ls < n) {
+    const lf = findLF(q, ls, n);
+    if (lf < 0) break;
+    if (isEmptyLine(q + <usize>ls, <u32>lf + 1 - ls)) {
+      if (ls > i && (walkHeaders(q, i, ls, isReq, ex) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
+      addHead(ex, isReq, <u32>lf + 1 - i);
+      return finishMore(st, stream, isReq, ts, <u32>lf + 1);
+    }
+    ls = <u32>lf + 1;
+  }
+  if (ls > i && (walkHeaders(q, i, ls, isReq, ex) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
+  holdLine(ds, q + <usize>ls, n - ls);
+  addHead(ex, isReq, n - i);
+  // the same bound as a block read whole (findHeadEnd)
+  if ((isReq ? ex.reqSize : ex.respSize) >= <i64>HEADER_CAP) return PARSE_INVALID;
+  return <i32>n;
+}
+
+/** The long block ended (its empty line seen): the message is framed as a whole one would be. */
+function finishMore(st: State, stream: u32, isReq: bool, ts: u64, consumed: u32): i32 {
+  const ds = isReq ? st.req : st.resp;
+  const ex = changetype<Exchange>(ds.moreEx);
+  const cl = ds.moreCL, te = ds.moreTe, chunkedLast = ds.moreChunkedLast, upgrade = ds.moreUpgrade;
+  ds.resetHead();
+  const rc = isReq ? (ex.wantsUpgrade = upgrade, frameRequest(st, stream, ex, cl, te, chunkedLast))
+    : frameResponse(st, stream, ex, ts, cl, te, chunkedLast);
+  return rc < 0 ? rc : <i32>consumed;
+}
+
+/** PH_RESYNC: the offset of the first line that is a start line (at 0 or after an LF), or, when
+ *  there is none, -(bytes to drop): all but a last line still incomplete (kept for the next call). */
+function resync(q: usize, n: u32, isReq: bool): i32 {
+  let j: u32 = 0;
+  while (j < n) {
+    const lf = findLF(q, j, n);
+    if (lf < 0) {
+      // an incomplete last line may be a start line: kept unless already too long for one
+      return -(<i32>(n - j < 8192 ? j : n));
+    }
+    const p = q + <usize>j;
+    if (isReq ? requestLineOk(p, <u32>lf - j) : statusLineOk(p, <u32>lf - j)) return <i32>j;
+    j = <u32>lf + 1;
+  }
+  return -(<i32>n);
 }
 
 function copyAscii(s: string): u32 {
@@ -425,6 +623,27 @@ export function gapStream(stream: u32, dir: i32, len: u32): i32 {
     }
     case PH_BODY_CLOSE:
       addBody(st, isReq, len, len);
+      return GAP_ABSORBED;
+    case PH_HEAD_MORE: {
+      // The capture cut this header block (bpf/socket.h keeps at most capture_max bytes of a
+      // read): what its captured lines said stays, the exchange is flagged TRUNCATED, and the
+      // message is taken to end with the lost bytes (one read held all of it, the usual case);
+      // the next bytes are searched for a start line.
+      const ex = changetype<Exchange>(ds.moreEx);
+      ex.flags |= FLAG_TRUNCATED;
+      addHead(ex, isReq, len);
+      ds.resetHead();
+      if (isReq) {
+        st.h2cReq = null;
+        ex.wantsUpgrade = false;
+        endMessage(st, stream, true, ds.msgTs);
+      } else {
+        endMessage(st, stream, false, ds.lastTs);
+      }
+      ds.phase = PH_RESYNC;
+      return GAP_ABSORBED;
+    }
+    case PH_RESYNC:
       return GAP_ABSORBED;
     default:
       return PARSE_INVALID;

@@ -9,10 +9,18 @@ export const PH_CHUNK_CRLF = 4;   // the CRLF after chunk data
 export const PH_TRAILERS = 5;     // trailer fields after the last chunk, until an empty line
 export const PH_BODY_CLOSE = 6;   // response body delimited by connection close
 export const PH_WAIT_UPGRADE = 7; // request asked to switch protocols; hold bytes until the response decides
+export const PH_HEAD_MORE = 8;    // a long header block, its start line and first lines already walked: the rest, line by line
+export const PH_RESYNC = 9;       // after a header block the capture cut: skip to the next start line
 
 // A header block larger than this is refused (the input window is 256 KiB; this keeps a hostile
 // 10 MB header block from costing more than one bounded scan).
 export const HEADER_CAP: u32 = 65536;
+/** A header block not ended after this many bytes is walked as far as it goes and the window let
+ *  go (PH_HEAD_MORE): the agent captures at most 16 KiB per read (bpf/socket.h), so a longer
+ *  block is followed by a gap, and a gap with bytes held in the window resets the stream. */
+export const HEAD_SPILL: u32 = 8192;
+/** The part of a header line cut by a read boundary kept for the next read (PH_HEAD_MORE). */
+export const LINE_HOLD_CAP: u32 = 8192;
 // Chunk-size line including extensions; trailer section in total.
 export const CHUNK_LINE_CAP: u32 = 4096;
 export const TRAILER_CAP: u32 = 65536;
@@ -190,6 +198,15 @@ export class DirState {
   scanPos: u32 = 0;
   trailerBytes: u32 = 0;
   lastTs: u64 = 0;
+  // PH_HEAD_MORE: the exchange, what the lines walked so far said about framing, the cut line
+  moreEx: Exchange | null = null;
+  moreCL: i64 = -1;
+  moreTe: bool = false;
+  moreChunkedLast: bool = false;
+  moreUpgrade: bool = false;
+  hold: StaticArray<u8> | null = null; // LINE_HOLD_CAP bytes, allocated on first use
+  holdLen: u32 = 0;
+  holdOver: bool = false;   // the held line ran past LINE_HOLD_CAP: it is skipped, not walked
 
   @inline resetHead(): void {
     this.phase = PH_HEAD;
@@ -200,6 +217,13 @@ export class DirState {
     this.slDone = false;
     this.scanPos = 0;
     this.trailerBytes = 0;
+    this.moreEx = null;
+    this.moreCL = -1;
+    this.moreTe = false;
+    this.moreChunkedLast = false;
+    this.moreUpgrade = false;
+    this.holdLen = 0;
+    this.holdOver = false;
   }
 }
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadDecoder, Harness } from '../helpers/decoder';
 import {
-  KIND_EXCHANGE, KIND_UPGRADE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN,
+  KIND_EXCHANGE, KIND_UPGRADE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TRUNCATED,
   DIR_REQUEST as REQ, DIR_RESPONSE as RESP,
 } from '../../decoders/abi/abi';
 
@@ -678,4 +678,68 @@ test('connection cap: past 16384 tracked connections new ones are refused with o
   assert.equal(h.inst.counters.traps, 0);
   h.inst.closeStream(0);
   assert.equal(h.inst.feed(20000, REQ, b('GET /partial HT'), 1n), 'ok', 'a closed connection frees a place');
+});
+
+// The agent keeps at most capture_max (16 KiB) bytes of a read (bpf/socket.h) and reports the
+// rest as a gap. A header block longer than that arrives as its first 16 KiB and a gap.
+const CAPTURE = 16384;
+function brief(h: Harness): unknown[] {
+  const out = h.records.map((r) => [r.flags, r.attributes['http.request.method'] ?? null, r.attributes['url.path'] ?? null,
+    r.attributes['http.response.status_code'] ?? null, r.attributes['http.response.body.size'] ?? null]);
+  h.records.length = 0;
+  return out;
+}
+function fedCut(h: Harness, stream: number, dir: number, bytes: Buffer, ts: bigint): void {
+  assert.equal(h.inst.feed(stream, dir, bytes.subarray(0, CAPTURE), ts), 'ok');
+  if (bytes.length > CAPTURE) assert.equal(h.inst.gap(stream, dir, bytes.length - CAPTURE), 'ok');
+}
+const filler = 'v'.repeat(20000);
+const NEXT = b('GET /next HTTP/1.1\r\nHost: a\r\n\r\n');
+const OK5 = b('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+
+test('a request header block cut by the capture limit: method, target and the status answered, FLAG_TRUNCATED; the next exchange decodes', () => {
+  const h = loadDecoder('http1');
+  fedCut(h, 1, REQ, b(`GET /big?q=1 HTTP/1.1\r\nHost: a\r\nCookie: ${filler}\r\nAccept: */*\r\n\r\n`), 1n);
+  h.inst.feed(1, RESP, OK5, 2n);
+  h.inst.feed(1, REQ, NEXT, 3n);
+  h.inst.feed(1, RESP, b('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'), 4n);
+  assert.deepEqual(brief(h), [[FLAG_TRUNCATED, 'GET', '/big', 200, 5], [0, 'GET', '/next', 404, 0]]);
+  assert.equal(h.inst.counters.gapResets, 0);
+});
+
+test('a response header block cut by the capture limit: its status, FLAG_TRUNCATED; the lost body is skipped to the next response', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, NEXT, 1n);
+  // one read: head, then a body the capture lost with the rest of the head
+  fedCut(h, 1, RESP, b(`HTTP/1.1 302 Found\r\nLocation: /x\r\nSet-Cookie: s=${filler}\r\nContent-Length: 3000\r\n\r\n${'b'.repeat(3000)}`), 2n);
+  h.inst.feed(1, REQ, NEXT, 3n);
+  // the body's tail arrives in a later read, then the next response
+  h.inst.feed(1, RESP, Buffer.concat([b('tail of the body\r\nmore\r\n'), OK5]), 4n);
+  assert.deepEqual(brief(h), [[FLAG_TRUNCATED, 'GET', '/next', 302, null], [0, 'GET', '/next', 200, 5]]);
+});
+
+test('a long header block read whole in many reads (every split size, CR and LF apart) equals one read; body framed by its Content-Length', () => {
+  const head = `POST /upload HTTP/1.1\r\nHost: a\r\nX-Pad: ${'p'.repeat(9000)}\r\nUser-Agent: ua/1\r\n` +
+    `X-Pad2: ${'q'.repeat(12000)}\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\n`;
+  const req = b(head + 'payload');
+  const want = (() => {
+    const h = loadDecoder('http1');
+    h.inst.feed(1, REQ, req, 1n);
+    h.inst.feed(1, RESP, OK5, 2n);
+    return h.records.map((r) => r.attributes);
+  })();
+  assert.equal(want[0]['http.request.body.size'], 7);
+  for (const size of [1000, 4093, 8192, 9000 + 40, 16384]) {
+    const h = loadDecoder('http1');
+    for (let i = 0; i < req.length; i += size) assert.equal(h.inst.feed(1, REQ, req.subarray(i, i + size), 1n), 'ok', `split ${size} at ${i}`);
+    h.inst.feed(1, RESP, OK5, 2n);
+    assert.deepEqual(h.records.map((r) => [r.flags, r.attributes]), want.map((a) => [0, a]), `split ${size}`);
+  }
+  // a cut between the CR and the LF of the empty line
+  const h = loadDecoder('http1');
+  const at = head.length - 1;
+  h.inst.feed(1, REQ, req.subarray(0, at), 1n);
+  h.inst.feed(1, REQ, req.subarray(at), 1n);
+  h.inst.feed(1, RESP, OK5, 2n);
+  assert.deepEqual(h.records.map((r) => r.attributes), want);
 });
