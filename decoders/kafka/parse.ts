@@ -421,6 +421,35 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
     if (n > 0) { rdStr(); noteGroup(x); }
   } else if (key == API_CREATE_TOPICS && v <= 7) createTopicsRequest(x, v);
   else if (key == API_DELETE_TOPICS && v <= 6) deleteTopicsRequest(x, v);
+  else if ((key == API_DESCRIBE_CONFIGS && v <= 4) || (key == API_ALTER_CONFIGS && v <= 2) ||
+           (key == API_INCREMENTAL_ALTER_CONFIGS && v <= 1)) configResources(x);
+}
+
+// ConfigResource.Type.TOPIC: the resource name is a topic (2 = topic, 4 = broker, 8 = broker logger …).
+const RESOURCE_TOPIC: i32 = 2;
+
+/** Config requests: a topic resource names its topic, as CreateTopics and DeleteTopics do; broker
+ *  and client-metrics resources name none. The resource's config names and values are not read. */
+function configResources(x: Exchange): void {
+  const n = rdArrayLen();
+  for (let i = 0; i < n && rOk; i++) {
+    const type = rdI8();
+    rdStr();
+    if (rOk && type == RESOURCE_TOPIC) noteTopic(x, sPtr, sLen);
+    if (x.apiKey == API_DESCRIBE_CONFIGS) {
+      const keys = rdArrayLen();
+      for (let k = 0; k < keys && rOk; k++) rdStr();
+    } else {
+      const configs = rdArrayLen();
+      for (let k = 0; k < configs && rOk; k++) {
+        rdStr();
+        if (x.apiKey == API_INCREMENTAL_ALTER_CONFIGS) rdI8(); // operation
+        rdStr();
+        skipTagged();
+      }
+    }
+    skipTagged();
+  }
 }
 
 function produceRequest(x: Exchange, v: i32): void {

@@ -860,7 +860,8 @@ test('admin APIs tshark 4.0 misreads: kafkajs encodes the requests and decodes t
       args: { resources: [{ type: 2, name: 'kjs-cfg', configEntries: [{ name: 'retention.ms', value: '1' }] }], validateOnly: false },
       body: new W().i32(0).arr(1).i16(40).str('bad').i8(2).str('kjs-cfg').done(),
       kjs: (d) => (d.resources as any)[0].errorCode,
-      want: { ...base(33, 1, 6, 'alter_configs'), 'kafka.error_code': 40, 'error.type': 'INVALID_CONFIG' },
+      // a topic resource names its topic
+      want: { ...base(33, 1, 6, 'alter_configs'), 'messaging.destination.name': 'kjs-cfg', 'kafka.error_code': 40, 'error.type': 'INVALID_CONFIG' },
     },
   ];
   const kjsSeen: unknown[] = [];
@@ -881,4 +882,32 @@ test('admin APIs tshark 4.0 misreads: kafkajs encodes the requests and decodes t
     assert.deepEqual(a, { ...cases[i].want, 'messaging.client.id': 'kjs-admin' }, cases[i].api);
     assert.equal(r.flags, 'kafka.error_code' in cases[i].want ? FLAG_ERROR : 0, cases[i].api);
   });
+});
+
+test('config APIs name the topics of their topic resources, not brokers or loggers', () => {
+  const h = fresh();
+  // DescribeConfigs v4 (flexible): a broker, then two topics (one with its config keys listed)
+  const dc = new W().carr(3)
+    .i8(4).cstr('1').carr(-1).tag0()
+    .i8(2).cstr('orders').carr(1).cstr('retention.ms').tag0()
+    .i8(2).cstr('payments').carr(-1).tag0()
+    .i8(0).i8(0).tag0().done();
+  h.inst.feed(1, REQ, request(32, 4, 1, 'cfg', dc, true), 1n);
+  h.inst.feed(1, RESP, response(1, new W().i32(0).carr(0).tag0().done(), true), 2n);
+  // IncrementalAlterConfigs v1 (flexible): a broker logger, then one topic
+  const iac = new W().carr(2)
+    .i8(8).cstr('1').carr(1).cstr('kafka.server').i8(0).cstr('DEBUG').tag0().tag0()
+    .i8(2).cstr('orders').carr(2).cstr('retention.ms').i8(0).cstr('1000').tag0().cstr('cleanup.policy').i8(1).cstr(null).tag0().tag0()
+    .i8(0).tag0().done();
+  h.inst.feed(1, REQ, request(44, 1, 2, 'cfg', iac, true), 3n);
+  h.inst.feed(1, RESP, response(2, new W().i32(0).carr(0).tag0().done(), true), 4n);
+  // AlterConfigs v0 (classic) on a broker only
+  const ac = new W().arr(1).i8(4).str('1').arr(1).str('log.retention.ms').str('1000').i8(0).done();
+  h.inst.feed(1, REQ, request(33, 0, 3, 'cfg', ac, false), 5n);
+  h.inst.feed(1, RESP, response(3, new W().i32(0).arr(0).done(), false), 6n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['messaging.operation.name'], r.attributes['messaging.destination.name'], r.attributes['telegen.kafka.topics'], r.flags]), [
+    ['describe_configs', 'orders', ['orders', 'payments'], 0],
+    ['incremental_alter_configs', 'orders', undefined, 0],
+    ['alter_configs', undefined, undefined, 0],
+  ]);
 });
