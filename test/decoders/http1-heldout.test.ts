@@ -2,7 +2,8 @@
 // clients on 127.0.0.1, recorded by rec.sh): a request head cut into single bytes, pipelined
 // bodies, 1xx before the final status, chunk extensions and trailers, 24 KiB of request head,
 // bodiless responses that declare a length, rare methods, body until close, CONNECT, websocket,
-// a 413 before the upload is sent. Every exchange is asserted; tshark's decoding (raw.expected.tsv)
+// a 413 before the upload is sent. Every exchange is asserted, also with the agent's 16 KiB per-read
+// capture limit applied; tshark's decoding (raw.expected.tsv)
 // must agree wherever tshark follows RFC 9110/9112. Where it does not, the table below is right:
 //  - stream 5: tshark reads 1234 body bytes after a 304 with Content-Length: 1234 (RFC 9110 15.4.5:
 //    a 304 has no content) and loses that response;
@@ -56,13 +57,19 @@ const EXPECTED: unknown[][] = [
 ];
 const TSHARK_WRONG = new Set([5, 6, 7, 12]);
 
-async function records(): Promise<unknown[][]> {
+/** `capture`: as the agent sees it, at most that many bytes of each read (bpf/socket.h
+ *  capture_max), the rest a gap; here each TCP segment stands for one read. */
+async function records(capture = Infinity): Promise<unknown[][]> {
   const h = loadDecoder('http1');
   const streamOf = new Map<number, number>();
   let n = 0;
   await replayFile(path.join(dir, 'raw.pcap'), {
     onOpen: (c) => { if (c.transport === 'tcp') streamOf.set(c.id, n++); },
-    onData: (c, fromClient, bytes, ts) => { h.inst.feed(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, bytes, ts); },
+    onData: (c, fromClient, bytes, ts) => {
+      const d = fromClient ? DIR_REQUEST : DIR_RESPONSE;
+      h.inst.feed(c.id, d, bytes.subarray(0, capture), ts);
+      if (bytes.length > capture) assert.equal(h.inst.gap(c.id, d, bytes.length - capture), 'ok', 'the gap is absorbed');
+    },
     onGap: (c, fromClient, lost) => { h.inst.gap(c.id, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost); },
     onClose: (c) => { h.inst.closeStream(c.id); },
   });
@@ -83,6 +90,13 @@ async function records(): Promise<unknown[][]> {
 
 test('held-out HTTP/1 capture: every exchange as RFC 9110/9112 read it', async () => {
   assert.deepEqual(await records(), EXPECTED);
+});
+
+test('held-out HTTP/1 capture with the agent\'s 16 KiB capture per read: the 24 KiB request head and its 17 KiB response head are cut, their exchange keeps method, target and status (TRUNCATED, no body size); every other exchange as read whole', async () => {
+  const cut = await records(16384);
+  const i = EXPECTED.findIndex((r) => r[2] === '/big-headers?…');
+  const want = EXPECTED.map((r, k) => (k === i ? [4, 'GET', '/big-headers?…', 200, null, null, FLAG_TRUNCATED] : r));
+  assert.deepEqual(cut, want);
 });
 
 test('held-out HTTP/1 capture: tshark agrees on methods, targets and statuses where it follows the RFCs', async () => {
