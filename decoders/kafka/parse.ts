@@ -16,7 +16,8 @@ import {
   API_LIST_PARTITION_REASSIGNMENTS, API_OFFSET_DELETE, API_DESCRIBE_CLIENT_QUOTAS,
   API_ALTER_CLIENT_QUOTAS, API_DESCRIBE_USER_SCRAM_CREDENTIALS, API_ALTER_USER_SCRAM_CREDENTIALS,
   API_DESCRIBE_CLUSTER, API_DESCRIBE_PRODUCERS, API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS,
-  API_CONSUMER_GROUP_HEARTBEAT, API_CONSUMER_GROUP_DESCRIBE,
+  API_CONSUMER_GROUP_HEARTBEAT, API_CONSUMER_GROUP_DESCRIBE, API_GET_TELEMETRY_SUBSCRIPTIONS,
+  API_PUSH_TELEMETRY, API_DESCRIBE_TOPIC_PARTITIONS,
 } from "./types";
 
 // ---- reader -------------------------------------------------------------------------------
@@ -358,6 +359,10 @@ export function decodedUpTo(key: i32): i32 {
     case API_DESCRIBE_TRANSACTIONS: return 0;
     case API_CONSUMER_GROUP_HEARTBEAT: return 1;
     case API_CONSUMER_GROUP_DESCRIBE: return 1;
+    case API_DESCRIBE_TOPIC_PARTITIONS: return 0;
+    // client telemetry (KIP-714): the metrics a client pushes are not read
+    case API_GET_TELEMETRY_SUBSCRIPTIONS: return 0;
+    case API_PUSH_TELEMETRY: return 0;
     // responses whose errors are all that is read (their requests name no topic or group)
     case API_DESCRIBE_ACLS: return 3;
     case API_CREATE_ACLS: return 3;
@@ -421,7 +426,10 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
     if (n > 0) { rdStr(); noteGroup(x); }
   } else if (key == API_CREATE_TOPICS && v <= 7) createTopicsRequest(x, v);
   else if (key == API_DELETE_TOPICS && v <= 6) deleteTopicsRequest(x, v);
-  else if ((key == API_DESCRIBE_CONFIGS && v <= 4) || (key == API_ALTER_CONFIGS && v <= 2) ||
+  else if (key == API_DESCRIBE_TOPIC_PARTITIONS && v == 0) {
+    const n = rdArrayLen();
+    for (let t = 0; t < n && rOk; t++) { readTopic(x, 0, NEVER); skipTagged(); }
+  } else if ((key == API_DESCRIBE_CONFIGS && v <= 4) || (key == API_ALTER_CONFIGS && v <= 2) ||
            (key == API_INCREMENTAL_ALTER_CONFIGS && v <= 1)) configResources(x);
 }
 
@@ -785,6 +793,7 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
     topicPartitions(x, 0, false, true, P_REASSIGNMENT);
   } else if (key == API_DESCRIBE_PRODUCERS && v == 0) { rdI32(); topicPartitions(x, 0, false, true, P_PRODUCERS); }
   else if (key == API_DESCRIBE_LOG_DIRS && v <= 4) describeLogDirsResponse(x, v);
+  else if (key == API_DESCRIBE_TOPIC_PARTITIONS && v == 0) describeTopicPartitionsResponse(x);
   else if (key == API_DESCRIBE_TRANSACTIONS && v == 0) {
     rdI32();
     const n = rdArrayLen();
@@ -816,6 +825,7 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
            (key == API_LIST_GROUPS && v <= 5) || (key == API_SASL_AUTHENTICATE && v <= 2) ||
            key == API_DESCRIBE_ACLS || key == API_DESCRIBE_CLIENT_QUOTAS || key == API_DESCRIBE_CLUSTER ||
            key == API_LIST_TRANSACTIONS || key == API_CONSUMER_GROUP_HEARTBEAT ||
+           key == API_GET_TELEMETRY_SUBSCRIPTIONS || key == API_PUSH_TELEMETRY ||
            (key >= API_CREATE_DELEGATION_TOKEN && key <= API_DESCRIBE_DELEGATION_TOKEN)) {
     if (v >= throttleFrom(key)) rdI32();
     noteError(x, rdI16());
@@ -847,7 +857,8 @@ function throttleFrom(key: i32): i32 {
     return 0x7fff; // none: the error code comes first
   }
   if (key == API_DESCRIBE_ACLS || key == API_DESCRIBE_CLIENT_QUOTAS || key == API_DESCRIBE_CLUSTER ||
-      key == API_LIST_TRANSACTIONS || key == API_CONSUMER_GROUP_HEARTBEAT) return 0;
+      key == API_LIST_TRANSACTIONS || key == API_CONSUMER_GROUP_HEARTBEAT ||
+      key == API_GET_TELEMETRY_SUBSCRIPTIONS || key == API_PUSH_TELEMETRY) return 0;
   return 1; // Heartbeat, SyncGroup, ListGroups
 }
 
@@ -1109,6 +1120,35 @@ function resultErrors(x: Exchange, key: i32, v: i32): void {
         skipTagged();
       }
     }
+    skipTagged();
+  }
+}
+
+/** DescribeTopicPartitions (KIP-966, what admin clients use instead of Metadata from Kafka 3.7):
+ *  per topic its error, name, id (learnt for the topic-id APIs, as from Metadata v10+) and
+ *  partitions with their errors. A cursor follows when the answer is paged; it is not read. */
+function describeTopicPartitionsResponse(x: Exchange): void {
+  rdI32();
+  const topics = rdArrayLen();
+  for (let t = 0; t < topics && rOk; t++) {
+    noteError(x, rdI16());
+    rdStr();
+    const namePtr = sPtr;
+    const nameLen = sLen;
+    if (rOk) noteTopic(x, namePtr, nameLen);
+    if (need(16)) { rememberTopicId(rp, namePtr, nameLen); rp += 16; }
+    rdI8();                          // is internal
+    const parts = rdArrayLen();
+    for (let i = 0; i < parts && rOk; i++) {
+      noteError(x, rdI16());
+      const partition = rdI32();
+      rdI32(); rdI32();              // leader, leader epoch
+      // replicas, isr, eligible leader replicas, last known elr, offline replicas
+      skipI32Array(); skipI32Array(); skipI32Array(); skipI32Array(); skipI32Array();
+      skipTagged();
+      if (rOk) notePartition(x, partition);
+    }
+    rdI32();                         // authorized operations
     skipTagged();
   }
 }

@@ -76,6 +76,9 @@ export const API_DESCRIBE_TRANSACTIONS: i32 = 65;
 export const API_LIST_TRANSACTIONS: i32 = 66;
 export const API_CONSUMER_GROUP_HEARTBEAT: i32 = 68;
 export const API_CONSUMER_GROUP_DESCRIBE: i32 = 69;
+export const API_GET_TELEMETRY_SUBSCRIPTIONS: i32 = 71;
+export const API_PUSH_TELEMETRY: i32 = 72;
+export const API_DESCRIBE_TOPIC_PARTITIONS: i32 = 75;
 
 // First flexible version per api key (255 = never flexible), from each message definition's
 // "flexibleVersions". Decides the request header (v2 vs v1) and response header (v1 vs v0).

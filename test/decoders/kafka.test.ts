@@ -911,3 +911,26 @@ test('config APIs name the topics of their topic resources, not brokers or logge
     ['alter_configs', undefined, undefined, 0],
   ]);
 });
+
+test('DescribeTopicPartitions (KIP-966) names its topics and teaches their ids, as Metadata v10+ does', () => {
+  const h = fresh();
+  const id = '0f1e2d3c4b5a69788796a5b4c3d2e1f0';
+  const req = request(75, 0, 1, 'admin', new W().carr(1).cstr('ledger').tag0().i32(2000).i8(-1).tag0().done(), true);
+  const resp = response(1, new W().i32(0).carr(1).i16(0).cstr('ledger').uuid(id).i8(0)
+    .carr(1).i16(0).i32(4).i32(1).i32(3).carr(1).i32(1).carr(1).i32(1).carr(-1).carr(-1).carr(0).tag0()
+    .i32(-2147483648).tag0()
+    .i8(1).cstr('ledger').i32(5).tag0() // a next-page cursor
+    .tag0().done(), true);
+  h.inst.feed(1, REQ, req, 1n); h.inst.feed(1, RESP, resp, 2n);
+  // a consumer fetching by topic id on another connection: the name is known now
+  const fetch = request(1, 13, 9, 'c', new W().i32(-1).i32(500).i32(1).i32(1000).i8(0).i32(0).i32(-1)
+    .carr(1).uuid(id).carr(1).i32(4).i32(3).i64(77).i32(-1).i64(-1).i32(1000).tag0().tag0()
+    .carr(0).cstr('').tag0().done(), true);
+  h.inst.feed(2, REQ, fetch, 3n);
+  h.inst.closeStream(2);
+  assert.deepEqual(h.records.map((r) => [r.attributes['messaging.operation.name'], r.attributes['messaging.destination.name'],
+    r.attributes['messaging.destination.partition.id'], r.attributes['telegen.kafka.topic_id'], r.flags & ~FLAG_NO_RESPONSE]), [
+    ['describe_topic_partitions', 'ledger', '4', undefined, 0],
+    ['fetch', 'ledger', '4', undefined, 0],
+  ]);
+});

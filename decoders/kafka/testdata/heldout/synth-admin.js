@@ -158,6 +158,19 @@ ex(68, 1, true, (w, f) => w.str('cg-848', f).str('member-1', f).i32(3).str(null,
     .arr(null, f).str('cgh-.*', f).str(null, f).arr(null, f).tag(f),
   (w, f) => w.i32(0).i16(110).str('fenced', f).str(null, f).i32(0).i32(5000).i8(-1).tag(f), NEW);
 
+// DescribeTopicPartitions v0 (KIP-966: what admin clients use instead of Metadata from Kafka
+// 3.7): every topic (empty list), answered with one topic, its id, partition 1 without a leader.
+ex(75, 0, true, (w, f) => w.arr(0, f).i32(2000).i8(-1).tag(f),
+  (w, f) => w.i32(0).arr(1, f).i16(0).str('dtp', f).raw(Buffer.from('6b61666b612d746f7069632d69642d31', 'hex')).i8(0).arr(2, f)
+    .i16(0).i32(0).i32(1).i32(0).ints([1], f).ints([1], f).ints(null, f).ints(null, f).ints([], f).tag(f)
+    .i16(5).i32(1).i32(-1).i32(0).ints([2], f).ints([], f).ints(null, f).ints(null, f).ints([2], f).tag(f)
+    .i32(-2147483648).tag(f).i8(-1).tag(f), NEW);
+// Client telemetry (KIP-714): a subscription, then a push the broker finds too large.
+ex(71, 0, true, (w, f) => w.raw(Buffer.alloc(16)).tag(f),
+  (w, f) => w.i32(0).i16(0).raw(Buffer.alloc(16, 1)).i32(7).arr(1, f).i8(3).i32(30000).i32(1048576).i8(0).arr(1, f).str('org.apache.kafka.', f).tag(f), NEW);
+ex(72, 0, true, (w, f) => w.raw(Buffer.alloc(16, 1)).i32(7).i8(0).i8(0).bytes(Buffer.alloc(64, 9), f).tag(f),
+  (w, f) => w.i32(0).i16(118).tag(f), NEW);
+
 // ---- framing ------------------------------------------------------------------------------
 
 function request(x, corr) {
