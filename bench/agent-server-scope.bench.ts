@@ -8,7 +8,7 @@
 // (a built worktree of an earlier commit); BENCH_VARIANT_ENV='K=V …' (this tree with that agent
 // environment; several variants separated by ';;'). BENCH_GC=1 runs every agent with
 // --trace-gc-nvp and reports the bytes promoted per request over the wrk run (from its log).
-// BENCH_PROFILE=1 adds a V8 CPU profile (BENCH_PROFILE=heap: a sampling heap profile of what is still alive at its end) of this tree's agent, started over the inspector once the
+// BENCH_PROFILE=1 adds a V8 CPU profile (BENCH_PROFILE=heap: a sampling heap profile of what no scavenge collected; =alloc: of every allocation) of this tree's agent, started over the inspector once the
 // agent is ready (--cpu-prof from the start breaks BPF verification), to bench/results/tmp/;
 // BENCH_PERF=FILE a `perf record -g` of every agent thread (node --perf-basic-prof) instead.
 import { spawn, spawnSync, ChildProcess } from 'child_process';
@@ -63,7 +63,7 @@ function promoted(log: string): { bytes: number; scavenges: number; marks: numbe
 }
 
 /** A CPU profile of the running agent over `seconds`, through the inspector SIGUSR1 opens. */
-async function profile(pid: number, seconds: number, file: string, heap: boolean): Promise<void> {
+async function profile(pid: number, seconds: number, file: string, heap: '' | 'heap' | 'alloc'): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const WebSocket = require('ws');
   process.kill(pid, 'SIGUSR1');
@@ -82,7 +82,7 @@ async function profile(pid: number, seconds: number, file: string, heap: boolean
   if (heap) {
     // Objects no scavenge collected (alive at the end, or promoted and collected by a major GC): where what outlives the young generation is made.
     await call('HeapProfiler.enable');
-    await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+    await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: heap === 'alloc' });
     await new Promise((r) => setTimeout(r, seconds * 1000));
     p = (await call('HeapProfiler.stopSampling')).profile;
   } else {
@@ -98,6 +98,8 @@ async function profile(pid: number, seconds: number, file: string, heap: boolean
 }
 
 async function main(): Promise<void> {
+  // Interrupted: 'exit' handlers (which stop a running agent and the server) run only on a normal exit.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
   if (process.getuid?.() !== 0) { console.error('agent-server-scope needs root (BPF)'); process.exit(1); }
   const rounds = Number(process.env.BENCH_ROUNDS || 3);
   const seconds = Number(process.env.BENCH_SECONDS || 20);
@@ -112,6 +114,7 @@ async function main(): Promise<void> {
     arms.push({ name: `this+${v}`, root: repoRoot, env: Object.fromEntries(v.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string])) });
   }
   const server = await startServer();
+  process.once('exit', () => { if (server.proc.exitCode === null) server.proc.kill('SIGTERM'); });
   const script = path.join(os.tmpdir(), `telegen-wrk-scope-${process.pid}.lua`);
   fs.writeFileSync(script, `function delay() return ${Math.max(1, Math.round((conns * 1000) / rate))} end\n`);
   const url = `http://127.0.0.1:${server.port}/hello`;
@@ -144,8 +147,10 @@ async function main(): Promise<void> {
           if (!ready) throw new Error(`agent ${arm.name} not ready: ${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
           await new Promise((res) => setTimeout(res, 2000));
           const i0 = threadCpu(agent.pid!);
+          const idleLog0 = fs.statSync(logFile).size;
           await new Promise((res) => setTimeout(res, idleSeconds * 1000));
           const i1 = threadCpu(agent.pid!);
+          const idleLog1 = fs.statSync(logFile).size;
           // Traffic before the measured run: without it the first seconds' JIT compiles of the
           // per-request path (TurboFan on V8's threads) are charged to the requests.
           if (warmSeconds > 0) { wrk(warmSeconds); await new Promise((res) => setTimeout(res, 2000)); }
@@ -153,10 +158,10 @@ async function main(): Promise<void> {
           const log0 = fs.statSync(logFile).size;
           const t0 = threadCpu(agent.pid!);
           const prof = process.env.BENCH_PROFILE && arm.name === 'this_tree' && r === 0
-            ? profile(agent.pid!, seconds - 2, path.join(repoRoot, 'bench', 'results', 'tmp', `agent-server-scope-${Date.now()}.${process.env.BENCH_PROFILE === 'heap' ? 'heapprofile' : 'cpuprofile'}`), process.env.BENCH_PROFILE === 'heap') : undefined;
+            ? profile(agent.pid!, seconds - 2, path.join(repoRoot, 'bench', 'results', 'tmp', `agent-server-scope-${Date.now()}.${process.env.BENCH_PROFILE === '1' ? 'cpuprofile' : 'heapprofile'}`), process.env.BENCH_PROFILE === '1' ? '' : process.env.BENCH_PROFILE as 'heap' | 'alloc') : undefined;
           // BENCH_PERF=FILE: perf record of every agent thread over the first round's wrk run of this tree.
           const perf = process.env.BENCH_PERF && arm.name === 'this_tree' && r === 0
-            ? spawn('perf', ['record', '-g', '-F', '999', '-o', process.env.BENCH_PERF, '-p', String(agent.pid), '--', 'sleep', String(seconds - 2)], { stdio: 'ignore' }) : undefined;
+            ? spawn('perf', ['record', '-g', '-F', '2999', '-o', process.env.BENCH_PERF, '-p', String(agent.pid), '--', 'sleep', String(seconds - 2)], { stdio: 'ignore' }) : undefined;
           const w = wrk(seconds);
           if (perf && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
           const t1 = threadCpu(agent.pid!);
@@ -176,14 +181,20 @@ async function main(): Promise<void> {
             exported_per_request: Math.round((m1.exported - m0.exported) / w.requests * 1000) / 1000,
           };
           if (gc) {
-            const fd = fs.openSync(logFile, 'r');
-            const buf = Buffer.alloc(log1 - log0);
-            fs.readSync(fd, buf, 0, buf.length, log0);
-            fs.closeSync(fd);
-            const p = promoted(buf.toString('utf8'));
+            const slice = (from: number, to: number) => {
+              const fd = fs.openSync(logFile, 'r');
+              const buf = Buffer.alloc(to - from);
+              fs.readSync(fd, buf, 0, buf.length, from);
+              fs.closeSync(fd);
+              return promoted(buf.toString('utf8'));
+            };
+            const p = slice(log0, log1), idleP = slice(idleLog0, idleLog1);
             row.promoted_bytes_per_request = Math.round(p.bytes / w.requests);
             row.scavenges = p.scavenges;
             row.major_gcs = p.marks;
+            // What the background promotes anyway (scans, timers), per second of the idle window.
+            row.idle_promoted_bytes_per_s = Math.round(idleP.bytes / idleSeconds);
+            row.promoted_bytes_per_request_less_idle = Math.round((p.bytes - idleP.bytes * seconds / idleSeconds) / w.requests);
           }
           rows.push(row);
           process.stdout.write(JSON.stringify(row) + '\n');
@@ -202,7 +213,7 @@ async function main(): Promise<void> {
   const summary: Record<string, unknown> = {};
   for (const arm of arms) {
     const mine = rows.filter((x) => x.arm === arm.name);
-    const keys = ['us_per_request', 'less_idle_us_per_request', 'idle_percent_of_a_core', 'main_us_per_request', 'other_us_per_request', 'rps', 'ring_records_per_request', 'server_spans_per_request', ...(gc ? ['promoted_bytes_per_request'] : [])];
+    const keys = ['us_per_request', 'less_idle_us_per_request', 'idle_percent_of_a_core', 'main_us_per_request', 'other_us_per_request', 'rps', 'ring_records_per_request', 'server_spans_per_request', ...(gc ? ['promoted_bytes_per_request', 'promoted_bytes_per_request_less_idle', 'idle_promoted_bytes_per_s'] : [])];
     summary[arm.name] = { root: arm.root, env: arm.env, ...Object.fromEntries(keys.map((k) => [k, spread(mine.map((x) => Number(x[k])))])) };
   }
   const ratios: Record<string, unknown> = {};
