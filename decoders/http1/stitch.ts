@@ -285,20 +285,7 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
     ds.resetHead();
     return 0;
   }
-  let ex: Exchange;
-  if (st.queue.length > 0) ex = st.queue[0];
-  else {
-    // joined mid-connection: a response whose request was never seen
-    ex = takeExchange();
-    ex.flags |= FLAG_NO_REQUEST;
-    ex.tsStart = ds.msgTs;
-    st.queue.push(ex);
-    exchangeQueued();
-  }
-  ex.hasResponse = true;
-  ex.status = status;
-  ex.respMinor = gRespMinor;
-  ex.respSize = <i64>h;
+  const ex = answered(st, status, h);
   if (walkHeaders(q, <u32>lf + 1, h, false, ex) < 0) return PARSE_INVALID;
   ds.resetHead();
   st.respCur = ex;
@@ -331,6 +318,25 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
     return 0;
   }
   return frameResponse(st, stream, ex, ts, hContentLength, hTeSeen, hChunkedLast);
+}
+
+/** The exchange a final response head (status, `head` bytes so far) answers: the oldest request,
+ *  or, joined mid-connection, a new one whose request was never seen. */
+function answered(st: State, status: i32, head: u32): Exchange {
+  let ex: Exchange;
+  if (st.queue.length > 0) ex = st.queue[0];
+  else {
+    ex = takeExchange();
+    ex.flags |= FLAG_NO_REQUEST;
+    ex.tsStart = st.resp.msgTs;
+    st.queue.push(ex);
+    exchangeQueued();
+  }
+  ex.hasResponse = true;
+  ex.status = status;
+  ex.respMinor = gRespMinor;
+  ex.respSize = <i64>head;
+  return ex;
 }
 
 function frameResponse(st: State, stream: u32, ex: Exchange, ts: u64, cl: i64, te: bool, chunkedLast: bool): i32 {
@@ -389,18 +395,7 @@ function spillHead(st: State, q: usize, n: u32, isReq: bool): i32 {
     const status = walkStatusLine(q);
     if (status < 200) return 0;
     if (st.queue.length > 0 && st.queue[0].isConnect) return 0;
-    if (st.queue.length > 0) ex = st.queue[0];
-    else {
-      ex = takeExchange();
-      ex.flags |= FLAG_NO_REQUEST;
-      ex.tsStart = ds.msgTs;
-      st.queue.push(ex);
-      exchangeQueued();
-    }
-    ex.hasResponse = true;
-    ex.status = status;
-    ex.respMinor = gRespMinor;
-    ex.respSize = <i64>n;
+    ex = answered(st, status, n);
     if (walkHeaders(q, <u32>lf + 1, linesEnd, false, ex) < 0) return PARSE_INVALID;
     st.respCur = ex;
   }
