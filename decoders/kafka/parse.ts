@@ -793,7 +793,8 @@ export function parseResponseBody(x: Exchange, headerTagged: bool): void {
     topicPartitions(x, 0, false, true, P_REASSIGNMENT);
   } else if (key == API_DESCRIBE_PRODUCERS && v == 0) { rdI32(); topicPartitions(x, 0, false, true, P_PRODUCERS); }
   else if (key == API_DESCRIBE_LOG_DIRS && v <= 4) describeLogDirsResponse(x, v);
-  else if (key == API_DESCRIBE_TOPIC_PARTITIONS && v == 0) describeTopicPartitionsResponse(x);
+  // DescribeTopicPartitions (KIP-966: admin clients from Kafka 3.7); a paging cursor follows
+  else if (key == API_DESCRIBE_TOPIC_PARTITIONS && v == 0) { rdI32(); metadataTopics(x, 13, true); }
   else if (key == API_DESCRIBE_TRANSACTIONS && v == 0) {
     rdI32();
     const n = rdArrayLen();
@@ -953,6 +954,15 @@ function metadataResponse(x: Exchange, v: i32): void {
   }
   if (v >= 2) rdStr();              // cluster id
   if (v >= 1) rdI32();              // controller id
+  metadataTopics(x, v, false);
+  if (v >= 8 && v <= 10) rdI32();
+  if (v >= 13) noteError(x, rdI16());
+}
+
+/** Metadata's topics (per version `v`), which DescribeTopicPartitions repeats at v13's layout
+ *  with two more replica lists (`elr`: eligible leader replicas and the last known ones, KIP-966).
+ *  Topic ids (v10+) are remembered for the APIs that name topics by id. */
+function metadataTopics(x: Exchange, v: i32, elr: bool): void {
   const topics = rdArrayLen();
   for (let t = 0; t < topics && rOk; t++) {
     noteError(x, rdI16());
@@ -968,16 +978,15 @@ function metadataResponse(x: Exchange, v: i32): void {
       const partition = rdI32();
       rdI32();                      // leader
       if (v >= 7) rdI32();          // leader epoch
-      skipI32Array(); skipI32Array();
-      if (v >= 5) skipI32Array();
+      skipI32Array(); skipI32Array(); // replicas, isr
+      if (elr) { skipI32Array(); skipI32Array(); }
+      if (v >= 5) skipI32Array();   // offline replicas
       skipTagged();
       if (rOk) notePartition(x, partition);
     }
     if (v >= 8) rdI32();            // authorized operations
     skipTagged();
   }
-  if (v >= 8 && v <= 10) rdI32();
-  if (v >= 13) noteError(x, rdI16());
 }
 
 function offsetCommitResponse(x: Exchange, v: i32, throttle: bool, idFrom: i32): void {
@@ -1120,35 +1129,6 @@ function resultErrors(x: Exchange, key: i32, v: i32): void {
         skipTagged();
       }
     }
-    skipTagged();
-  }
-}
-
-/** DescribeTopicPartitions (KIP-966, what admin clients use instead of Metadata from Kafka 3.7):
- *  per topic its error, name, id (learnt for the topic-id APIs, as from Metadata v10+) and
- *  partitions with their errors. A cursor follows when the answer is paged; it is not read. */
-function describeTopicPartitionsResponse(x: Exchange): void {
-  rdI32();
-  const topics = rdArrayLen();
-  for (let t = 0; t < topics && rOk; t++) {
-    noteError(x, rdI16());
-    rdStr();
-    const namePtr = sPtr;
-    const nameLen = sLen;
-    if (rOk) noteTopic(x, namePtr, nameLen);
-    if (need(16)) { rememberTopicId(rp, namePtr, nameLen); rp += 16; }
-    rdI8();                          // is internal
-    const parts = rdArrayLen();
-    for (let i = 0; i < parts && rOk; i++) {
-      noteError(x, rdI16());
-      const partition = rdI32();
-      rdI32(); rdI32();              // leader, leader epoch
-      // replicas, isr, eligible leader replicas, last known elr, offline replicas
-      skipI32Array(); skipI32Array(); skipI32Array(); skipI32Array(); skipI32Array();
-      skipTagged();
-      if (rOk) notePartition(x, partition);
-    }
-    rdI32();                         // authorized operations
     skipTagged();
   }
 }
