@@ -226,6 +226,8 @@ export class Agent {
     this.kernel = new KernelIngest(this.router, this.metrics);
     const kernel = this.kernel;
     this.correlate.correlator.mayServe = (pid) => kernel.mayServe(pid);
+    const only = this.cfg.tracers.socket.target_pid;
+    if (only) this.correlate.correlator.peerMayBeTraced = () => kernel.mayCall(only);
 
     if (this.cfg.tracers.socket.enabled) this.startSocketTracer(opts.openSocketTracer);
     else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });

@@ -109,6 +109,30 @@ test('a server span waits for a client span that arrives after it, then roots it
   assert.equal(corr(h.by('remote')), 'root');
 });
 
+test('tracing one process (target_pid): a server span whose client cannot be traced goes out at once, as the wait would have decided it', () => {
+  const conn = { pid: 3, tid: 3, tuple: '127.0.0.1|1|127.0.0.1|2', peerLocal: true };
+  const waited = harness();
+  waited.c.add(span('GET /hello', SpanKind.SERVER, 1, 2), conn);
+  assert.equal(waited.out.length, 0);
+  waited.advance(DEFAULT_CORRELATE.socketSlackMs + 1);
+
+  const h = harness();
+  let calls = false;
+  h.c.peerMayBeTraced = () => calls;
+  h.c.add(span('GET /hello', SpanKind.SERVER, 1, 2), conn);
+  assert.equal(h.out.length, 1, 'emitted without a tick');
+  assert.equal(corr(h.by('GET /hello')), corr(waited.by('GET /hello')));
+  assert.equal(h.by('GET /hello').parentSpanContext, undefined);
+  assert.equal(h.c.size, 0, 'nothing held');
+  // Once the traced process has opened a client connection, its own client span may be the peer.
+  calls = true;
+  h.c.add(span('GET /again', SpanKind.SERVER, 3, 4), { ...conn, tuple: '127.0.0.1|5|127.0.0.1|2' });
+  h.c.add(span('GET', SpanKind.CLIENT, 2, 5), { pid: 3, tid: 4, tuple: '127.0.0.1|5|127.0.0.1|2' });
+  h.advance(DEFAULT_CORRELATE.windowMs + 1);
+  assert.equal(parentOf(h.by('GET /again')), id(h.by('GET')));
+  assert.equal(corr(h.by('GET /again')), 'socket');
+});
+
 test('keep-alive: two requests on the same connection link by time overlap', () => {
   const h = harness();
   const tuple = '127.0.0.1|40000|127.0.0.1|8080';

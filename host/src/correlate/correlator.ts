@@ -131,6 +131,12 @@ export class Correlator {
    *  request could have come in on. Its CLIENT spans are decided at once: held for windowMs they
    *  (and the server spans socket-linked to them) were most of what the young GC promoted. */
   mayServe?: (pid: number) => boolean;
+  /** Set by the agent when it traces one process only (`tracers.socket.target_pid`): false when
+   *  no client span can come for a SERVER span (its client would be another, untraced process,
+   *  or the traced one, which has opened no client connection). Such a span is decided at once
+   *  instead of waiting socketSlackMs for it: held that long, then in the traces store and the
+   *  export batch, the span outlived two young collections. */
+  peerMayBeTraced?: () => boolean;
 
   constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
 
@@ -150,7 +156,7 @@ export class Correlator {
       } else {
         const c = conn.tuple ? this.matchClient(n) : undefined;
         if (c) this.decide(n, c, undefined, 'socket');
-        else if (conn.tuple && conn.peerLocal) {
+        else if (conn.tuple && conn.peerLocal && (this.peerMayBeTraced === undefined || this.peerMayBeTraced())) {
           n.deadline = t + this.cfg.socketSlackMs;
           push(this.serversByTuple, conn.tuple, n);
         } else this.decide(n, undefined, undefined, 'root');

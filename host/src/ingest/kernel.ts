@@ -68,6 +68,9 @@ export class KernelIngest {
   /** Per process: whether any connection it opened could serve (server role, or unknown: older
    *  than the agent). Only ever turns true while the process lives (see mayServe). */
   private readonly serving = new Map<number, boolean>();
+  /** Per process: whether any connection it opened could be a client one (client role, or
+   *  unknown). Only ever turns true while the process lives (see mayCall). */
+  private readonly calling = new Map<number, boolean>();
   private dv: DataView | null = null;
   private ringRef: Uint8Array | null = null;
   lastTs = 0n;
@@ -140,6 +143,14 @@ export class KernelIngest {
   private noteRole(pid: number, role: Role): void {
     if (role !== 'client') this.serving.set(pid, true);
     else if (!this.serving.has(pid)) this.serving.set(pid, false);
+    if (role !== 'server') this.calling.set(pid, true);
+    else if (!this.calling.has(pid)) this.calling.set(pid, false);
+  }
+
+  /** Whether `pid` may have made a call: false only for a process every connection of which,
+   *  since the agent started, was accepted as a server one. */
+  mayCall(pid: number): boolean {
+    return this.calling.get(pid) ?? true;
   }
 
   /**
@@ -213,6 +224,7 @@ export class KernelIngest {
         for (const id of this.byPid.get(pid) ?? []) { const k = this.conns.get(id); if (k) this.drop(id, k); }
         this.byPid.delete(pid);
         this.serving.delete(pid);
+        this.calling.delete(pid);
         for (const k of [...this.udpFlows.values()]) if (k.pid === pid) this.dropUdp(k);
         forgetProcess(pid);
       } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
