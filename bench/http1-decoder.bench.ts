@@ -1,10 +1,21 @@
 // HTTP/1 decoder MB/s beside llhttp (the Wasm parser undici ships), on the same bytes, same
 // chunking, in one run. Ours runs through the host's DecoderInstance (window copy + records
-// decoded to JS objects), i.e. what the agent pays; llhttp gets no-op callbacks.
+// decoded to JS objects), i.e. what the agent pays; llhttp gets no-op callbacks. CPU time of
+// this process per run (process.cpuUsage), not wall time: the machine is shared.
+// BENCH_BASELINE=DIR (a built worktree of an earlier commit) also runs that tree's host and
+// http1.wasm on the same bytes, alternating in the same rounds.
 import * as fs from 'fs';
 import * as path from 'path';
 import { DecoderInstance } from '../host/src/decoders/instance';
-import { spread, writeResult, repoRoot } from './lib';
+import { spread, writeResult, repoRoot, loadDecoder } from './lib';
+
+/** CPU seconds (user + system) of this process spent in fn. */
+function cpu(fn: () => void): number {
+  const c0 = process.cpuUsage();
+  fn();
+  const u = process.cpuUsage(c0);
+  return (u.user + u.system) / 1e6;
+}
 
 function workload(n: number): Array<{ dir: 0 | 1; bytes: Buffer }> {
   const out: Array<{ dir: 0 | 1; bytes: Buffer }> = [];
@@ -56,38 +67,51 @@ async function main(): Promise<void> {
   const reqP = ll.llhttp_alloc(1);
   const resP = ll.llhttp_alloc(2);
   const buf = ll.malloc(1 << 20);
-  const llRun = () => {
-    const t0 = process.hrtime.bigint();
+  const llRun = () => cpu(() => {
     for (const c of chunks) {
       new Uint8Array(ll.memory.buffer).set(c.bytes, buf);
       const r = ll.llhttp_execute(c.dir === 0 ? reqP : resP, buf, c.bytes.length);
       if (r !== 0) throw new Error(`llhttp error ${r}`);
     }
-    return Number(process.hrtime.bigint() - t0) / 1e9;
-  };
+  });
 
   let records = 0;
   const inst = DecoderInstance.fromBytes(fs.readFileSync(path.join(repoRoot, 'build', 'decoders', 'http1.wasm')), { onRecord: () => { records++; } });
   let stream = 1;
   const oursRun = () => {
     const s = stream++;
-    const t0 = process.hrtime.bigint();
     let ts = 1n;
-    for (const c of chunks) inst.feed(s, c.dir, c.bytes, ts++);
-    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+    const dt = cpu(() => { for (const c of chunks) inst.feed(s, c.dir, c.bytes, ts++); });
     inst.closeStream(s);
     return dt;
   };
+  const baselineDir = process.env.BENCH_BASELINE;
+  let baseRecords = 0;
+  const base = baselineDir ? loadDecoder(baselineDir, 'http1', () => { baseRecords++; }) : null;
+  let baseStream = 1;
+  const baseRun = () => {
+    const s = baseStream++;
+    let ts = 1n;
+    const dt = cpu(() => { for (const c of chunks) base!.feed(s, c.dir, c.bytes, ts++); });
+    base!.closeStream(s);
+    return dt;
+  };
+  const baseMBps: number[] = [];
+  const baseRatio: number[] = [];
 
   const ours: number[] = [];
   const theirs: number[] = [];
   const ratio: number[] = [];
   for (let r = 0; r < rounds + 1; r++) {
     // alternate order each round so neither side always runs on a warmer cache
+    // the baseline runs first in odd rounds, last in even ones
+    let bt = base && r % 2 ? baseRun() : 0;
     const a = r % 2 ? llRun() : oursRun();
     const b = r % 2 ? oursRun() : llRun();
     const [o, l] = r % 2 ? [b, a] : [a, b];
+    if (base && r % 2 === 0) bt = baseRun();
     if (r === 0) continue; // warm-up
+    if (base) { baseMBps.push(totalBytes / bt / 1e6); baseRatio.push(bt / o); }
     ours.push(totalBytes / o / 1e6);
     theirs.push(totalBytes / l / 1e6);
     ratio.push(l / o);
@@ -100,6 +124,7 @@ async function main(): Promise<void> {
     telegen_http1_MBps: spread(ours),
     llhttp_simd_MBps: spread(theirs),
     ratio_telegen_over_llhttp: spread(ratio),
+    ...(base ? { baseline: baselineDir, baseline_MBps: spread(baseMBps), ratio_baseline_cpu_over_telegen_cpu: spread(baseRatio), baseline_records_per_round: baseRecords / (rounds + 1) } : {}),
     note: 'telegen includes the host window copy, request/response stitching and record decoding into JS objects; llhttp only parses with no-op callbacks',
   });
 }
