@@ -8,8 +8,8 @@
 //     prepare, e.g. libpq PQprepare) is its own exchange, db.operation.name "PREPARE";
 //   - an ErrorResponse in an extended batch lands on the batch's first pending Execute (or on the
 //     failing message when there is none); the server skips the rest up to Sync: the Executes of
-//     it already queued are exchanges with error.type "pipeline_aborted", what arrives later is
-//     ignored, as the server does;
+//     it, queued or sent after the error, are exchanges with error.type "pipeline_aborted" (the
+//     server skips them), nothing else of it is queued;
 //   - the startup (StartupMessage … ReadyForQuery or the error that ends it) is one exchange,
 //     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
@@ -218,7 +218,7 @@ export function onCancel(stream: u32, st: Stream, p: usize, ts: u64): void {
 
 export function onRequest(stream: u32, st: Stream, type: u8, p: usize, n: i32, full: u32, ts: u64): void {
   const end = p + <usize>n;
-  if (st.discarding && onDiscarded(stream, st, type, p, end)) return;
+  if (st.discarding && onDiscarded(stream, st, type, p, end, ts)) return;
   switch (type) {
     case 0x51: { // 'Q' Query
       const op = pushOp(stream, st, OP_QUERY, st.segOpen ? st.segTs : ts);
@@ -467,9 +467,10 @@ function onError(stream: u32, st: Stream, p: usize, end: usize, ts: u64): void {
 }
 
 /** A frontend message sent after an ErrorResponse of its batch, before the batch's Sync. */
-function onDiscarded(stream: u32, st: Stream, type: u8, p: usize, end: usize): bool {
+function onDiscarded(stream: u32, st: Stream, type: u8, p: usize, end: usize, ts: u64): bool {
   if (type == 0x53) { // Sync ends the discarding; an error not yet reported goes out now
     st.discarding = false;
+    st.skipOpen = false;
     if (st.deferredPending) { st.deferredPending = false; emitQuery(stream, st, st.deferred, 0, st.deferred.tsEnd); }
     return false;       // the Sync itself is queued as usual: ReadyForQuery answers it
   }
@@ -484,6 +485,49 @@ function onDiscarded(stream: u32, st: Stream, type: u8, p: usize, end: usize): b
     }
     st.segOpen = false;
     emitQuery(stream, st, d, 0, d.tsEnd);
+    return true;
+  }
+  // Sent after the error (the client had not seen it yet): the server skips these too. An Execute
+  // is an exchange (pipeline_aborted), its SQL from the Parse/Bind sent with it, as when queued.
+  if (type == 0x50) { // Parse
+    segStart(st, ts);
+    const nl = cstrLen(p, end);
+    const q = p + <usize>nl + 1;
+    const k = st.skip;
+    k.reset(OP_EXECUTE, st.segTs);
+    if (q < end) k.text.set(q, cstrLen(q, end), TEXT_CAP);
+    k.stmt.set(p, nl, NAME_CAP);
+    st.skipOpen = true;
+  } else if (type == 0x42) { // Bind: its statement is the Parse just seen, or one prepared before
+    segStart(st, ts);
+    const pl = cstrLen(p, end);
+    const sp = p + <usize>pl + 1;
+    const sl = sp < end ? cstrLen(sp, end) : 0;
+    const k = st.skip;
+    if (!(st.skipOpen && k.stmt.equals(sp, sl))) {
+      k.reset(OP_EXECUTE, st.segTs);
+      k.stmt.set(sp, sl, NAME_CAP);
+      const stmt = st.stmts.lookup(sp, sl);
+      if (stmt != null && stmt.known) k.text.copyFrom(stmt.text);
+      else k.unknown = true;
+    }
+    st.skipOpen = true;
+  } else if (type == 0x45) { // Execute
+    segStart(st, ts);
+    const k = st.skip;
+    if (!st.skipOpen) {
+      // a portal bound in an earlier batch
+      k.reset(OP_EXECUTE, st.segTs);
+      const pl = cstrLen(p, end);
+      const portal = st.portals.lookup(p, pl);
+      if (portal != null && portal.known) { k.text.copyFrom(portal.text); k.stmt.copyFrom(portal.stmt); }
+      else k.unknown = true;
+    }
+    k.portal.set(p, cstrLen(p, end), NAME_CAP);
+    k.skipped = true;
+    st.skipOpen = false;
+    st.segOpen = false;
+    emitQuery(stream, st, k, 0, ts);
   }
   return true;
 }

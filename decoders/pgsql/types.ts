@@ -342,6 +342,8 @@ export class Stream {
   // Allocated when first needed: most connections never use them.
   private _orphan: Op | null = null;
   private _deferred: Op | null = null;
+  private _skip: Op | null = null;
+  skipOpen: bool = false;      // discarding: a Parse/Bind of the Execute the server will skip was seen
   private _stmts: NameTable | null = null;
   private _portals: NameTable | null = null;
 
@@ -389,12 +391,17 @@ export class Stream {
     if (o != null) o.renew();
     const d = this._deferred;
     if (d != null) d.renew();
+    const k = this._skip;
+    if (k != null) k.renew();
+    this.skipOpen = false;
   }
 
   /** Responses that arrived without a request (mid-stream join). */
   @inline get orphan(): Op { if (this._orphan == null) this._orphan = new Op(); return changetype<Op>(this._orphan); }
   /** An extended-batch failure waiting for the batch's Execute (or Sync). */
   get deferred(): Op { if (this._deferred == null) this._deferred = new Op(); return changetype<Op>(this._deferred); }
+  /** An Execute sent after its batch failed (discarding), built from the Parse/Bind before it. */
+  get skip(): Op { if (this._skip == null) this._skip = new Op(); return changetype<Op>(this._skip); }
   /** Prepared statements and portals by name. */
   get stmts(): NameTable { if (this._stmts == null) this._stmts = new NameTable(MAX_STMTS); return changetype<NameTable>(this._stmts); }
   get portals(): NameTable { if (this._portals == null) this._portals = new NameTable(MAX_PORTALS); return changetype<NameTable>(this._portals); }

@@ -769,3 +769,23 @@ test('answers without their request reuse field sets (decoders/abi "Field sets")
   assert.ok(Object.isFrozen(upd[1].attributes));
   assert.equal(h.inst.counters.badRecords, 0);
 });
+
+test('Executes sent after the error came back, before Sync (a pipelining client that had not read it yet): each is pipeline_aborted with its SQL', () => {
+  const h = connected();
+  play(h, 1, [
+    [Q, Buffer.concat([serialize.parse({ text: 'SELECT 1/0' }), serialize.bind({}), serialize.execute({}), serialize.flush()])],
+    [R, Buffer.concat([be.parseComplete(), be.bindComplete(), be.error('ERROR', '22012', 'division by zero')])],
+    [Q, Buffer.concat([serialize.parse({ text: 'SELECT 2' }), serialize.bind({}), serialize.execute({}),
+      serialize.bind({ statement: 'kept' }), serialize.execute({}), serialize.sync()])],
+    [R, be.ready('I')],
+    [Q, Buffer.concat([serialize.parse({ text: 'SELECT 4' }), serialize.bind({}), serialize.execute({}), serialize.sync()])],
+    [R, Buffer.concat([be.parseComplete(), be.bindComplete(), be.dataRow('4'), be.complete('SELECT 1'), be.ready('I')])],
+  ]);
+  assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text'], r.attributes['db.response.status_code'] ?? r.attributes['error.type'] ?? r.attributes['telegen.db.command_tag']]), [
+    [FLAG_ERROR, 'SELECT 1/0', '22012'],
+    [FLAG_ERROR, 'SELECT 2', 'pipeline_aborted'],
+    // a statement prepared before we joined: no SQL text
+    [FLAG_ERROR | FLAG_UNKNOWN, undefined, 'pipeline_aborted'],
+    [0, 'SELECT 4', 'SELECT 1'],
+  ]);
+});
