@@ -6,6 +6,7 @@
 // it on the same connection are decoded as usual.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
 import { requireBpf, startAgent, startServer, curl, waitFor, FlatSpan } from '../helpers/agent';
 
 const SERVER = 2;
@@ -54,5 +55,6 @@ test('a request head and a response head over 16 KiB through the agent: spans wi
   } finally {
     await server.stop();
     await agent.stop();
+    fs.rmSync(agent.dataDir, { recursive: true, force: true });
   }
 });
