@@ -106,8 +106,10 @@ test('file exporter backlog: with the trace queue near its cap the agent skips r
 test('memory bound: over agent.max_rss_mb the agent pauses reading the ring and collects (counted, logged), RSS stays under the bound, every missing span is explained', { timeout: 300_000 }, async (t) => {
   if (!requireBpf(t)) return;
   // The agent at rest uses 75-90 MiB (node's code 43.5 of it), a burst without the bound 120-190
-  // (bench/README.md "Agent memory"), so this burst must pause it.
-  const bound = 110;
+  // MiB (bench/README.md "Agent memory"), so this burst must pause it. 88% of the bound must stay
+  // above where a collection leaves the agent after a burst, or the reader stays paused: with 110
+  // it did once on this machine (the reader never caught up within 120 s).
+  const bound = 120;
   const { c, log } = await burst(t, `  max_rss_mb: ${bound}\n`, {}, 40_000);
   assert.ok(c.memory_paused_s > 0, 'a burst past the bound must pause the ring reader, and the time is counted');
   assert.equal(c.memory_skipped, 0, 'with a reader that can pause, nothing is skipped in user space');
