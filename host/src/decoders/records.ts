@@ -77,9 +77,11 @@ function shortValue(buf: Buffer, v: number, n: number, id: number, cache: Array<
   const slot = (id * 31 + n * 7 + buf[v] * 5 + buf[v + (n >> 1)] * 3 + buf[v + (n >> 2)] * 11 + buf[v + n - 1]) & (VALUE_SLOTS - 1);
   const c = cache[slot];
   if (c !== undefined && c.length === n) {
-    let i = 0;
-    while (i < n && c.charCodeAt(i) === buf[v + i]) i++;
-    if (i === n) return c;
+    // From the end: values that share a slot mostly share a prefix and differ in their last
+    // bytes (an id in a URL path, a counter in a query), so a miss is found early.
+    let i = n - 1;
+    while (i >= 0 && c.charCodeAt(i) === buf[v + i]) i--;
+    if (i < 0) return c;
   }
   const s = utf8Slice.call(buf, v, v + n);
   // Equal lengths: no multi-byte sequence; a replacement character never equals a byte, so a
@@ -214,6 +216,7 @@ export class RecordReader {
   readonly names: Array<string | undefined>;
   private readonly values: Array<string | undefined> = new Array<string | undefined>(VALUE_SLOTS).fill(undefined);
   private readonly sets = new FieldSets();
+  private readonly shapes = new Shapes();
   private looked = 0;
   private hits = 0;
   private paused = 0;
@@ -245,7 +248,7 @@ export class RecordReader {
       return header(m, ptr, (buf[ptr] | (buf[ptr + 1] << 8)) === KIND_EXCHANGE ? t : this.defCopiers[id]!(t));
     }
     this.defs[id] = undefined; // a malformed definition leaves no set behind
-    const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes(), v + FIELD_HEADER_SIZE);
+    const rec = readRecord(m, ptr, len, this.names, this.values, this.shapes, v + FIELD_HEADER_SIZE);
     const tpl = templateOf(rec.attributes);
     this.defs[id] = tpl;
     if (tpl !== null) this.defCopiers[id] = templateCopiers.get(tpl);
@@ -259,8 +262,8 @@ export class RecordReader {
     if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
     const v = ptr + RECORD_HEADER_SIZE, n = len - RECORD_HEADER_SIZE;
     if (n >= FIELD_HEADER_SIZE && buf[v + 2] === T_SET) return this.setRecord(m, ptr, len, v, n);
-    if (i32 === undefined || f64 === undefined || n === 0 || n > SET_MAX || (v & 7) !== 0) return readRecord(m, ptr, len, this.names, this.values, new Attributes());
-    if (this.paused > 0) { this.paused--; return readRecord(m, ptr, len, this.names, this.values, new Attributes()); }
+    if (i32 === undefined || f64 === undefined || n === 0 || n > SET_MAX || (v & 7) !== 0) return readRecord(m, ptr, len, this.names, this.values, this.shapes);
+    if (this.paused > 0) { this.paused--; return readRecord(m, ptr, len, this.names, this.values, this.shapes); }
     if (++this.looked === SET_WINDOW) {
       if (this.hits < SET_MIN_HITS) this.paused = SET_PAUSE;
       this.looked = 0;
@@ -276,7 +279,7 @@ export class RecordReader {
         sets.used[slot] = 1;
         return header(m, ptr, dv.getUint16(ptr, true) === KIND_EXCHANGE ? t : sets.copiers[slot]!(t));
       }
-      const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
+      const rec = readRecord(m, ptr, len, this.names, this.values, this.shapes);
       if (t === undefined) {
         const tpl = templateOf(rec.attributes);
         sets.templates[slot] = tpl;
@@ -285,7 +288,7 @@ export class RecordReader {
       return rec;
     }
     // Decoded first: a malformed record must not take a slot.
-    const rec = readRecord(m, ptr, len, this.names, this.values, new Attributes());
+    const rec = readRecord(m, ptr, len, this.names, this.values, this.shapes);
     if (sets.used[slot] === 1) { sets.used[slot] = 0; return rec; }
     keyOf(sets, slot, i32, buf, v, n);
     sets.lens[slot] = n;
@@ -324,15 +327,85 @@ function header(m: MemView, ptr: number, attributes: Record<string, AttrValue>):
   };
 }
 
+// A decoder's records come in a few shapes (the same attribute ids in the same order: an HTTP GET
+// answered with a Content-Length, a POST, ...). Adding a record's fields one by one to an empty
+// object is a keyed store per field that walks V8's map transitions (most of readRecord's time
+// on HTTP records, 14 fields); a literal with the shape's names as constant keys is built from
+// its boilerplate at once. So the values are decoded into a scratch array and, for a shape seen
+// before, handed to that shape's builder: one per list of names, compiled on its second sighting
+// (JSON-quoted names: none is read as code), shared by every reader, at most BUILDERS_MAX (then
+// the generic path). Same object as before: the same names in the same order, the same values.
+type Builder = (v: AttrValue[]) => Record<string, AttrValue>;
+const BUILDERS_MAX = 512;
+const SHAPE_SLOTS = 256;
+const SHAPE_FIELDS = 32;
+const builders = new Map<string, Builder | null>();
+
+function builderOf(names: string[]): Builder | null {
+  const key = JSON.stringify(names);
+  let b = builders.get(key);
+  if (b !== undefined) return b;
+  if (builders.size >= BUILDERS_MAX) return null;
+  // A repeated name: its first place, its last value; the generic path does exactly that.
+  b = new Set(names).size !== names.length || names.includes('__proto__') ? null
+    : new Function('v', `return { ${names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ')} };`) as Builder;
+  builders.set(key, b);
+  return b;
+}
+
+/** The shapes a reader saw last, direct-mapped by a hash of the ids: the ids of each slot's shape
+ *  and its builder (undefined: seen once; null: none). */
+class Shapes {
+  readonly ids: Int32Array = new Int32Array(SHAPE_SLOTS * SHAPE_FIELDS);
+  readonly counts: Int32Array = new Int32Array(SHAPE_SLOTS);
+  readonly builders: Array<Builder | null | undefined> = new Array<Builder | null | undefined>(SHAPE_SLOTS).fill(undefined);
+}
+
+// One record's ids and values while it is read (records are read one at a time, never nested).
+const scratchIds = new Int32Array(SHAPE_FIELDS);
+const scratchValues: AttrValue[] = new Array<AttrValue>(SHAPE_FIELDS).fill(0);
+
+/** The attributes object of the `k` fields in the scratch arrays (`h`: hash of their ids). */
+function attributesOf(shapes: Shapes, names: Array<string | undefined>, k: number, h: number): Record<string, AttrValue> {
+  const ids = scratchIds, vals = scratchValues;
+  const slot = (Math.imul(h ^ k, 0x9e3779b1) >>> 24) & (SHAPE_SLOTS - 1);
+  const at = slot * SHAPE_FIELDS;
+  if (shapes.counts[slot] === k) {
+    let i = 0;
+    while (i < k && shapes.ids[at + i] === ids[i]) i++;
+    if (i === k) {
+      let b = shapes.builders[slot];
+      if (b === undefined) {
+        const ns: string[] = [];
+        for (let j = 0; j < k; j++) ns.push(names[ids[j]]!);
+        b = shapes.builders[slot] = builderOf(ns);
+      }
+      if (b !== null) return b(vals);
+      return generic(names, k);
+    }
+  }
+  shapes.counts[slot] = k;
+  shapes.ids.set(ids.subarray(0, k), at);
+  shapes.builders[slot] = undefined;
+  return generic(names, k);
+}
+
+function generic(names: Array<string | undefined>, k: number): Record<string, AttrValue> {
+  const a = new Attributes();
+  for (let i = 0; i < k; i++) a[names[scratchIds[i]]!] = scratchValues[i];
+  return a;
+}
+
 /** `from`: where the fields start (after a field set mark), the record's first field if not given. */
-function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>, attributes: Record<string, AttrValue>, from = ptr + RECORD_HEADER_SIZE): DecodedRecord {
+function readRecord(m: MemView, ptr: number, len: number, names: Array<string | undefined>, values: Array<string | undefined>, shapes: Shapes, from = ptr + RECORD_HEADER_SIZE): DecodedRecord {
   const { buf, dv } = m;
   if (len < RECORD_HEADER_SIZE || ptr < 0 || ptr + len > buf.length) throw new RecordError(`record out of bounds (ptr=${ptr} len=${len})`);
   const total = dv.getUint32(ptr + 4, true);
   if (total !== len) throw new RecordError(`record length mismatch (header ${total}, emitted ${len})`);
-  const rec = header(m, ptr, attributes);
   const end = ptr + len;
   let p = from;
+  let k = 0, h = 0x27d4eb2f;
+  let attributes: Record<string, AttrValue> | undefined;
   while (p < end) {
     if (p + FIELD_HEADER_SIZE > end) throw new RecordError('truncated field header');
     const id = dv.getUint16(p, true);
@@ -354,23 +427,36 @@ function readRecord(m: MemView, ptr: number, len: number, names: Array<string | 
       case T_FLOAT: if (vlen !== 8) throw new RecordError(`float field ${name} has ${vlen} bytes`); value = dv.getFloat64(v, true); break;
       case T_BOOL: if (vlen !== 1) throw new RecordError(`bool field ${name} has ${vlen} bytes`); value = buf[v] !== 0; break;
       case T_STRS: {
-        const items: string[] = [];
+        // Most lists hold one item: `[s]` gets a backing store of one, where a push onto `[]`
+        // allocates room for 17.
+        let items: string[] | undefined;
         let q = v;
         const ve = v + vlen;
         while (q < ve) {
           if (q + 4 > ve) throw new RecordError(`string list ${name} is cut`);
           const n = dv.getUint32(q, true);
           if (n > ve - q - 4) throw new RecordError(`string list ${name} item overruns`);
-          items.push(n <= VALUE_MAX ? shortValue(buf, q + 4, n, id, values) : utf8Slice.call(buf, q + 4, q + 4 + n));
+          const s = n <= VALUE_MAX ? shortValue(buf, q + 4, n, id, values) : utf8Slice.call(buf, q + 4, q + 4 + n);
+          if (items === undefined) items = [s];
+          else items.push(s);
           q += 4 + n;
         }
-        value = items;
+        value = items ?? [];
         break;
       }
       default: throw new RecordError(`field ${name} has unknown type ${type}`);
     }
-    rec.attributes[name] = value;
+    if (k < SHAPE_FIELDS) {
+      scratchIds[k] = id;
+      scratchValues[k] = value;
+      h = Math.imul(h ^ id, 0x9e3779b1);
+    } else {
+      // Past SHAPE_FIELDS fields: the rest added one by one (no shape kept).
+      if (attributes === undefined) attributes = generic(names, k);
+      attributes[name] = value;
+    }
+    k++;
     p = v + vlen;
   }
-  return rec;
+  return header(m, ptr, attributes ?? attributesOf(shapes, names, k, h));
 }
