@@ -106,9 +106,9 @@ test('file exporter backlog: with the trace queue near its cap the agent skips r
 test('memory bound: over agent.max_rss_mb the agent pauses reading the ring and collects (counted, logged), RSS stays under the bound, every missing span is explained', { timeout: 300_000 }, async (t) => {
   if (!requireBpf(t)) return;
   // The agent at rest uses 75-90 MiB (node's code 43.5 of it), a burst without the bound 120-190
-  // MiB (bench/README.md "Agent memory"), so this burst must pause it. 88% of the bound must stay
-  // above where a collection leaves the agent after a burst, or the reader stays paused: with 110
-  // it did once on this machine (the reader never caught up within 120 s).
+  // MiB (bench/README.md "Agent memory"), so this burst must pause it. 88% of the bound stays
+  // above where a collection leaves the agent after a burst (a bound under that is raised: the
+  // next test), so here the configured bound holds.
   const bound = 120;
   const { c, log } = await burst(t, `  max_rss_mb: ${bound}\n`, {}, 40_000);
   assert.ok(c.memory_paused_s > 0, 'a burst past the bound must pause the ring reader, and the time is counted');
@@ -120,4 +120,17 @@ test('memory bound: over agent.max_rss_mb the agent pauses reading the ring and 
   assert.ok(c.max_rss_mib <= bound, `RSS reached ${c.max_rss_mib} MiB, over the ${bound} MiB bound`);
   assert.match(log, /"reason":"memory"/, 'the first pause for memory is logged');
   assert.match(log, /"ring_paused_s":\{[^}]*"memory":\d/, 'the paused time is in the overload report (at the latest when the agent stops)');
+});
+
+test('memory bound under what the agent needs: reading resumes after one collection, the raised mark is logged, tracing never stops', { timeout: 300_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  // 48 MiB: 88% of it is under node's own code and the agent's state at rest (75-90 MiB), so no
+  // collection can get there. Before, the reader stayed paused for good (bench/README.md
+  // "Memory bound": a 110 MiB bound did once after a burst).
+  const bound = 48;
+  const { c, log } = await burst(t, `  max_rss_mb: ${bound}\n`, {}, 5_000);
+  assert.match(log, /memory bound under what the agent holds after a full collection/, 'the raised mark is logged');
+  assert.ok(c.collections > 0, 'the pause ended with a collection');
+  assert.ok(c.spans > 0, 'tracing went on after the pause');
+  explained(c);
 });

@@ -39,7 +39,7 @@ test('CPU budget: kept on average, the debt of a busy stretch paid back by pausi
   assert.ok(ticks <= 20, `resumed ${ticks} ticks after the load stopped`);
 });
 
-test('memory bound: pauses near the bound, collects after the settle time with backoff, resumes well under it', () => {
+test('memory bound: pauses near the bound, collects once after the settle time, resumes well under it', () => {
   const max = 100 * 2 ** 20;
   const m = new MemoryBound(max);
   assert.equal(m.step(max * PAUSE_AT - 1, 0), false);
@@ -48,18 +48,44 @@ test('memory bound: pauses near the bound, collects after the settle time with b
   assert.equal(m.paused, true);
   assert.equal(m.step(max, 100 + SETTLE_MS - 1), false);
   assert.equal(m.step(max, 100 + SETTLE_MS), true, 'a collection once the in-flight spans had time to leave');
-  assert.equal(m.step(max, 100 + SETTLE_MS + 1), false);
-  assert.equal(m.step(max, 100 + 2 * SETTLE_MS), false, 'still over: the next one waits twice as long');
-  assert.equal(m.step(max, 100 + 3 * SETTLE_MS), true);
-  assert.equal(m.step(max * (RESUME_AT + PAUSE_AT) / 2, 100 + 3 * SETTLE_MS + 1), false);
-  assert.equal(m.paused, true, 'between the marks it stays paused');
-  m.step(max * RESUME_AT - 1, 100 + 3 * SETTLE_MS + 2);
-  assert.equal(m.paused, false);
-  // A collection that gets it under the pause mark resumes at once: what is left is live.
-  m.step(max, 200_000);
-  assert.equal(m.paused, true);
+  // The collection got it under the pause mark: reading resumes at once, what is left is live.
   m.collected(max * PAUSE_AT);
   assert.equal(m.paused, false);
+  assert.equal(m.mark, max * PAUSE_AT);
+  // Under the resume mark while paused (spans left on their own): resumes without a collection.
+  m.step(max, 200_000);
+  assert.equal(m.paused, true);
+  assert.equal(m.step(max * RESUME_AT - 1, 200_001), false);
+  assert.equal(m.paused, false);
+});
+
+test('memory bound under what the agent holds: the pause ends after one collection and the mark rises, never paused for good', () => {
+  const max = 100 * 2 ** 20;
+  const m = new MemoryBound(max);
+  const live = max * 0.95; // more than the pause mark survives a full collection
+  m.step(live, 0);
+  assert.equal(m.paused, true);
+  assert.equal(m.step(live, SETTLE_MS), true);
+  m.collected(live);
+  assert.equal(m.paused, false, 'reading resumes although the collection could not get under the mark');
+  assert.equal(m.raised, live);
+  assert.equal(m.mark, live + max * (PAUSE_AT - RESUME_AT));
+  // Staying at the live size, or growing less than the gap between the marks, does not pause again.
+  for (let t = SETTLE_MS + 50; t < 60_000; t += 50) assert.equal(m.step(live + max * 0.05, t), false);
+  assert.equal(m.paused, false);
+  // Growth beyond it pauses again, for one settle time and one collection.
+  m.step(m.mark + 1, 60_000);
+  assert.equal(m.paused, true);
+  assert.equal(m.step(max * 1.1, 60_000 + SETTLE_MS), true);
+  m.collected(max * 1.1);
+  assert.equal(m.paused, false);
+  assert.equal(m.raised, max * 1.1);
+  // Once the agent is back under the resume mark, the configured marks apply again.
+  m.step(max * RESUME_AT - 1, 70_000);
+  assert.equal(m.raised, 0);
+  assert.equal(m.mark, max * PAUSE_AT);
+  m.step(max * PAUSE_AT + 1, 70_050);
+  assert.equal(m.paused, true);
 });
 
 test('export backlog: on above the mark, off only under half of it', () => {

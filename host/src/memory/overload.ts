@@ -127,40 +127,47 @@ export const RESUME_AT = 0.8;
 /** After pausing, the first collection waits this long: spans the correlator holds (1.5 s for a
  *  server span) and the batch in flight leave the heap, so one collection frees them too. */
 export const SETTLE_MS = 1000;
-/** A collection that left the agent over the mark is repeated after twice the wait, up to this:
- *  memory that stays (live data) is not collected for nothing every second. */
-const MAX_COLLECT_WAIT_MS = 16_000;
-
 /** The memory bound's state apart from the timer: `step` takes the agent's memory (bytes) at time
- *  `t` (ms), updates `paused` and says whether a collection is due now. */
+ *  `t` (ms), updates `paused` and says whether a collection is due now; `collected` takes the
+ *  memory right after that collection.
+ *
+ *  A pause lasts one settle time and one collection at most. If the collection leaves the agent
+ *  over the mark, what is left is live (connections, series, the stores' windows) and would not go
+ *  while nothing is read: staying paused would stop tracing for good (it did, with a bound 110 MiB
+ *  in test/faults/shed.test.ts). Reading resumes and the mark is raised to that live memory plus
+ *  the gap between the marks, so only growth beyond it pauses again; `raised` says so (logged and
+ *  on /metrics). Back under the resume mark, the configured marks apply again. */
 export class MemoryBound {
   paused = false;
+  /** Bytes of live memory a collection left over the configured mark (0: marks as configured). */
+  raised = 0;
   private readonly high: number;
   private readonly low: number;
+  private pauseAt: number;
   private collectAt = 0;
-  private wait = SETTLE_MS;
   constructor(readonly maxBytes: number) {
     this.high = maxBytes * PAUSE_AT;
     this.low = maxBytes * RESUME_AT;
+    this.pauseAt = this.high;
   }
-  /** After a collection: under the pause mark, reading resumes (what is left is live, and
-   *  waiting for the resume mark would pause for good a bound set near the agent's floor). */
+  /** The mark reading pauses above now, bytes. */
+  get mark(): number { return this.pauseAt; }
   collected(bytes: number): void {
-    if (bytes <= this.high) this.paused = false;
+    this.paused = false;
+    if (bytes <= this.high) return;
+    this.raised = bytes;
+    this.pauseAt = bytes + (this.high - this.low);
   }
   step(bytes: number, t: number): boolean {
     if (!this.paused) {
-      if (bytes <= this.high) return false;
+      if (bytes < this.low && this.raised) { this.raised = 0; this.pauseAt = this.high; }
+      if (bytes <= this.pauseAt) return false;
       this.paused = true;
-      this.wait = SETTLE_MS;
-      this.collectAt = t + this.wait;
+      this.collectAt = t + SETTLE_MS;
       return false;
     }
     if (bytes < this.low) { this.paused = false; return false; }
-    if (t < this.collectAt) return false;
-    this.wait = Math.min(MAX_COLLECT_WAIT_MS, this.wait * 2);
-    this.collectAt = t + this.wait;
-    return true;
+    return t >= this.collectAt;
   }
 }
 
@@ -233,11 +240,15 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     lastT = t;
     let overMemory = false;
     if (bound) {
-      if (bound.step(memoryNow(), t) && collect) {
-        collect();
-        collections++;
+      if (bound.step(memoryNow(), t)) {
+        if (collect) { collect(); collections++; }
         // The collection's own CPU is the agent's, charged at the next tick like any other work.
+        const wasRaised = bound.raised;
         bound.collected(memoryNow());
+        if (bound.raised > wasRaised) {
+          log.warn({ max_rss_mb: cfg.max_rss_mb, live_mb: Math.round(bound.raised / 2 ** 20), pause_above_mb: Math.round(bound.mark / 2 ** 20) },
+            'memory bound under what the agent holds after a full collection: reading resumed, pausing only above the raised mark (raise agent.max_rss_mb)');
+        }
       }
       overMemory = bound.paused;
     }
@@ -273,7 +284,10 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
       if (budget) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget) or agent.max_rss_mb (memory); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CPU].seconds(t), { reason: 'cpu_budget' }, 'counter');
       if (bound) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget) or agent.max_rss_mb (memory); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[MEMORY].seconds(t), { reason: 'memory' }, 'counter');
     }
-    if (bound) m.set('telegen_agent_memory_bound_collections_total', 'Full collections run because the agent was over agent.max_rss_mb', collections, {}, 'counter');
+    if (bound) {
+      m.set('telegen_agent_memory_bound_collections_total', 'Full collections run because the agent was over agent.max_rss_mb', collections, {}, 'counter');
+      m.set('telegen_agent_memory_bound_mark_bytes', 'Memory (RSS less the OTLP export queues) above which the socket ring is not read: 88% of agent.max_rss_mb, or, when a full collection could not get the agent under that, what it held then plus 8% of the bound', bound.mark);
+    }
   });
   return {
     stop: () => {
