@@ -19,7 +19,9 @@ function captures(dir: string): string[] {
 }
 
 const shared = captures(path.join(corpusDir, 'pcap', 'kafka'));
-const own = captures(path.join(repoRoot, 'decoders', 'kafka', 'testdata'));
+// synth-admin-new.pcap holds APIs and versions tshark 4.0 misreads or does not know: it has exact
+// expected attributes below instead of a tshark TSV.
+const own = captures(path.join(repoRoot, 'decoders', 'kafka', 'testdata')).filter((f) => path.basename(f) !== 'synth-admin-new.pcap');
 
 test('the shared Kafka corpus is present', { skip: shared.length === 0 && 'no ../shared/corpus' }, () => {
   assert.ok(shared.length >= 12, `found ${shared.length} captures`);
