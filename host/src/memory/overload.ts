@@ -27,7 +27,8 @@
 //                  that feed the RED metrics; a file exporter's backlog counts: it means the agent
 //                  is short of CPU), over agent.max_rss_mb: reading pauses, the heap is
 //                  collected (compacting) once the in-flight spans had time to leave, and reading
-//                  resumes under RESUME_AT of the bound. What a burst leaves on the heap is
+//                  resumes after that collection (or earlier, under RESUME_AT of the bound); a
+//                  collection that cannot get under the mark raises it (MemoryBound). What a burst leaves on the heap is
 //                  garbage and in-flight spans (bench/README.md "After a burst"), so a pause is
 //                  what lets a collection free it while the burst lasts.
 //   export_backlog the trace queue of the file exporter holds more than
