@@ -366,6 +366,9 @@ export class Agent {
     }
     const mu = process.memoryUsage();
     m.set('telegen_process_rss_bytes', 'Agent resident set size', mu.rss);
+    // The peak catches what a scrape misses (a collection's copy lasts ~0.1 s): the number to hold
+    // against a container memory limit.
+    m.set('telegen_process_max_rss_bytes', 'Highest resident set size of the agent since it started (getrusage maxrss)', process.resourceUsage().maxRSS * 1024);
     m.set('telegen_process_heap_used_bytes', 'Agent V8 heap used', mu.heapUsed);
   }
 

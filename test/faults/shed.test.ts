@@ -58,6 +58,8 @@ async function burst(t: { diagnostic(s: string): void }, agentYaml: string, env:
       ring_full: sum(ms, 'telegen_bpf_ring_full_total', { tracer: 'socket' }),
       queue_dropped: sum(ms, 'telegen_export_dropped_total', { signal: 'traces' }),
       max_rss_mib: Math.round(maxRss / MiB),
+      // Between scrapes too (the kernel's high-water mark), start-up included.
+      peak_rss_mib: Math.round(sum(ms, 'telegen_process_max_rss_bytes') / MiB),
       max_trace_queue: maxQueue,
     };
     t.diagnostic(JSON.stringify(c));
@@ -117,7 +119,9 @@ test('memory bound: over agent.max_rss_mb the agent pauses reading the ring and 
   assert.ok(c.spans > 0, 'between pauses the agent still decodes');
   explained(c);
   // Traces go to the file exporter here, whose queue counts toward the bound (only OTLP queues do not).
-  assert.ok(c.max_rss_mib <= bound, `RSS reached ${c.max_rss_mib} MiB, over the ${bound} MiB bound`);
+  // The kernel's high-water mark, not only the scrapes: the bound's own collection once copied
+  // the heap's survivors, RSS 127-132 MiB for ~0.1 s, which a 250 ms scrape caught one run in three.
+  assert.ok(c.peak_rss_mib <= bound, `RSS reached ${c.peak_rss_mib} MiB (scraped max ${c.max_rss_mib}), over the ${bound} MiB bound`);
   assert.match(log, /"reason":"memory"/, 'the first pause for memory is logged');
   assert.match(log, /"ring_paused_s":\{[^}]*"memory":\d/, 'the paused time is in the overload report (at the latest when the agent stops)');
 });

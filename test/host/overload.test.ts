@@ -2,7 +2,7 @@
 // under a burst: test/faults/shed.test.ts.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { backlogShedding, CpuBudget, MemoryBound, overloadSchema, PAUSE_AT, RESUME_AT, SETTLE_MS } from '../../host/src/memory/overload';
+import { backlogShedding, CpuBudget, JUDGE_MS, MemoryBound, overloadSchema, PAUSE_AT, RESUME_AT, SETTLE_MS } from '../../host/src/memory/overload';
 import { parseConfig } from '../../host/src/config';
 
 test('defaults: no CPU budget, a 128 MiB memory bound, the file trace queue sheds above 90% of its cap', () => {
@@ -39,7 +39,7 @@ test('CPU budget: kept on average, the debt of a busy stretch paid back by pausi
   assert.ok(ticks <= 20, `resumed ${ticks} ticks after the load stopped`);
 });
 
-test('memory bound: pauses near the bound, collects once after the settle time, resumes well under it', () => {
+test('memory bound: pauses near the bound, collects once after the settle time, judges the collection a moment later (not its transient), resumes well under it', () => {
   const max = 100 * 2 ** 20;
   const m = new MemoryBound(max);
   assert.equal(m.step(max * PAUSE_AT - 1, 0), false);
@@ -48,9 +48,17 @@ test('memory bound: pauses near the bound, collects once after the settle time, 
   assert.equal(m.paused, true);
   assert.equal(m.step(max, 100 + SETTLE_MS - 1), false);
   assert.equal(m.step(max, 100 + SETTLE_MS), true, 'a collection once the in-flight spans had time to leave');
-  // The collection got it under the pause mark: reading resumes at once, what is left is live.
-  m.collected(max * PAUSE_AT);
+  m.collected(100 + SETTLE_MS + 300);
+  // Read as the collection returns, RSS still holds the pages it moved out of (V8 unmaps them in
+  // the background): neither resumed nor judged yet, and no second collection.
+  assert.equal(m.step(max * 1.2, 100 + SETTLE_MS + 300), false);
+  assert.equal(m.step(max * 1.2, 100 + SETTLE_MS + 300 + JUDGE_MS - 1), false);
+  assert.equal(m.paused, true);
+  assert.equal(m.raised, 0, 'the transient right after the collection does not raise the mark');
+  // A judge time later the collection got it under the pause mark: reading resumes, what is left is live.
+  assert.equal(m.step(max * PAUSE_AT, 100 + SETTLE_MS + 300 + JUDGE_MS), false);
   assert.equal(m.paused, false);
+  assert.equal(m.raised, 0);
   assert.equal(m.mark, max * PAUSE_AT);
   // Under the resume mark while paused (spans left on their own): resumes without a collection.
   m.step(max, 200_000);
@@ -66,7 +74,8 @@ test('memory bound under what the agent holds: the pause ends after one collecti
   m.step(live, 0);
   assert.equal(m.paused, true);
   assert.equal(m.step(live, SETTLE_MS), true);
-  m.collected(live);
+  m.collected(SETTLE_MS);
+  assert.equal(m.step(live, SETTLE_MS + JUDGE_MS), false, 'one collection only');
   assert.equal(m.paused, false, 'reading resumes although the collection could not get under the mark');
   assert.equal(m.raised, live);
   assert.equal(m.mark, live + max * (PAUSE_AT - RESUME_AT));
@@ -77,7 +86,8 @@ test('memory bound under what the agent holds: the pause ends after one collecti
   m.step(m.mark + 1, 60_000);
   assert.equal(m.paused, true);
   assert.equal(m.step(max * 1.1, 60_000 + SETTLE_MS), true);
-  m.collected(max * 1.1);
+  m.collected(60_000 + SETTLE_MS);
+  m.step(max * 1.1, 60_000 + SETTLE_MS + JUDGE_MS);
   assert.equal(m.paused, false);
   assert.equal(m.raised, max * 1.1);
   // Once the agent is back under the resume mark, the configured marks apply again.

@@ -6,9 +6,10 @@ import { startHeapTrim } from './native-heap';
 import { limitOldGenerationGrowth, oldGenGrowingPercent } from './old-generation';
 import { capYoungGeneration, youngGenCapBytes } from './young-generation';
 
-/** Starts all four; calling the result stops them (agent shutdown). Its `collect` runs one
- *  compacting full collection and the native heap trim (the memory bound, memory/overload.ts). */
-export function startMemoryTuning(): (() => void) & { collect: () => void } {
+/** Starts all four; calling the result stops them (agent shutdown). Its `collect` runs one full
+ *  collection, compacting unless told not to, and the native heap trim (the memory bound,
+ *  memory/overload.ts). */
+export function startMemoryTuning(): (() => void) & { collect: (compact: boolean) => void } {
   const cap = youngGenCapBytes();
   const uncap = cap ? capYoungGeneration(cap) : undefined;
   const growing = oldGenGrowingPercent();
@@ -17,5 +18,5 @@ export function startMemoryTuning(): (() => void) & { collect: () => void } {
   const idle = startIdleCollect(undefined, trim?.trim);
   const gc = compactingGc();
   const stop = () => { uncap?.(); unlimit?.(); if (trim) clearInterval(trim.timer); idle?.stop(); };
-  return Object.assign(stop, { collect: () => { gc(); trim?.trim(); } });
+  return Object.assign(stop, { collect: (compact: boolean) => { gc(compact); trim?.trim(); } });
 }

@@ -26,7 +26,7 @@
 //                  byte caps and drop counted at them, so a receiver outage does not stop the spans
 //                  that feed the RED metrics; a file exporter's backlog counts: it means the agent
 //                  is short of CPU), over agent.max_rss_mb: reading pauses, the heap is
-//                  collected (compacting) once the in-flight spans had time to leave, and reading
+//                  collected (compacting where its copy fits under the bound) once the in-flight spans had time to leave, and reading
 //                  resumes after that collection (or earlier, under RESUME_AT of the bound); a
 //                  collection that cannot get under the mark raises it (MemoryBound). What a burst leaves on the heap is
 //                  garbage and in-flight spans (bench/README.md "After a burst"), so a pause is
@@ -36,6 +36,7 @@
 //                  that. Only for the file exporter: a local write falls behind only when the agent
 //                  is short of CPU, while an OTLP receiver outage must not stop the spans that feed
 //                  the RED metrics (that queue drops at its cap, counted, and memory stays bounded).
+import * as v8 from 'v8';
 import { z } from 'zod';
 import type { SelfMetrics } from '../metrics/self';
 
@@ -128,11 +129,19 @@ export const RESUME_AT = 0.8;
 /** After pausing, the first collection waits this long: spans the correlator holds (1.5 s for a
  *  server span) and the batch in flight leave the heap, so one collection frees them too. */
 export const SETTLE_MS = 1000;
+/** How long after a collection the memory it left is read (see MemoryBound). */
+export const JUDGE_MS = 100;
 /** The memory bound's state apart from the timer: `step` takes the agent's memory (bytes) at time
  *  `t` (ms), updates `paused` and says whether a collection is due now; `collected` takes the
- *  memory right after that collection.
+ *  time that collection ended.
  *
- *  A pause lasts one settle time and one collection at most. If the collection leaves the agent
+ *  The collection is judged a judge time after it, not as it returns: a compacting collection
+ *  holds its old and new pages until V8 unmaps the old ones in the background, and RSS read right
+ *  after it was up to 18 MiB over what it settled at a moment later (124 vs 103 MiB with a 120 MiB
+ *  bound in test/faults/shed.test.ts: the mark was raised over the bound, the resumed reader's
+ *  backlog took the agent to 121 MiB and the test failed).
+ *
+ *  A pause lasts one settle time, one collection and one judge time at most. If the collection leaves the agent
  *  over the mark, what is left is live (connections, series, the stores' windows) and would not go
  *  while nothing is read: staying paused would stop tracing for good (it did, with a bound 110 MiB
  *  in test/faults/shed.test.ts). Reading resumes and the mark is raised to that live memory plus
@@ -146,6 +155,8 @@ export class MemoryBound {
   private readonly low: number;
   private pauseAt: number;
   private collectAt = 0;
+  /** When the collection whose outcome the next step after JUDGE_MS reads ended; -1: none. */
+  private collectedAt = -1;
   constructor(readonly maxBytes: number) {
     this.high = maxBytes * PAUSE_AT;
     this.low = maxBytes * RESUME_AT;
@@ -153,11 +164,8 @@ export class MemoryBound {
   }
   /** The mark reading pauses above now, bytes. */
   get mark(): number { return this.pauseAt; }
-  collected(bytes: number): void {
-    this.paused = false;
-    if (bytes <= this.high) return;
-    this.raised = bytes;
-    this.pauseAt = bytes + (this.high - this.low);
+  collected(t: number): void {
+    this.collectedAt = t;
   }
   step(bytes: number, t: number): boolean {
     if (!this.paused) {
@@ -167,8 +175,21 @@ export class MemoryBound {
       this.collectAt = t + SETTLE_MS;
       return false;
     }
-    if (bytes < this.low) { this.paused = false; return false; }
+    if (bytes < this.low) { this.resume(); return false; }
+    if (this.collectedAt >= 0) {
+      if (t - this.collectedAt < JUDGE_MS) return false;
+      this.resume();
+      if (bytes > this.high) {
+        this.raised = bytes;
+        this.pauseAt = bytes + (this.high - this.low);
+      }
+      return false;
+    }
     return t >= this.collectAt;
+  }
+  private resume(): void {
+    this.paused = false;
+    this.collectedAt = -1;
   }
 }
 
@@ -180,8 +201,8 @@ export interface GateHooks {
   queuedBytes?: () => number;
   /** Stops (true) or resumes reading the socket ring, when its reader can pause. */
   pauseRing?: (paused: boolean) => void;
-  /** One compacting full collection and the native heap trim (memory/index.ts). */
-  collect?: () => void;
+  /** One full collection (compacting when `compact`) and the native heap trim (memory/index.ts). */
+  collect?: (compact: boolean) => void;
 }
 
 /** Time the ring was paused for one reason; overlapping pauses count for each reason. */
@@ -241,15 +262,20 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     lastT = t;
     let overMemory = false;
     if (bound) {
+      const wasRaised = bound.raised;
       if (bound.step(memoryNow(), t)) {
-        if (collect) { collect(); collections++; }
-        // The collection's own CPU is the agent's, charged at the next tick like any other work.
-        const wasRaised = bound.raised;
-        bound.collected(memoryNow());
-        if (bound.raised > wasRaised) {
-          log.warn({ max_rss_mb: cfg.max_rss_mb, live_mb: Math.round(bound.raised / 2 ** 20), pause_above_mb: Math.round(bound.mark / 2 ** 20) },
-            'memory bound under what the agent holds after a full collection: reading resumed, pausing only above the raised mark (raise agent.max_rss_mb)');
+        if (collect) {
+          // A compacting collection copies the survivors before it frees their old pages, up to
+          // the heap in use: only where that fits under the bound. A plain one frees in place.
+          const bytes = memoryNow();
+          collect(bytes + v8.getHeapStatistics().used_heap_size <= bound.maxBytes);
+          collections++;
         }
+        // The collection's own CPU is the agent's, charged at the next tick like any other work.
+        bound.collected(performance.now());
+      } else if (bound.raised > wasRaised) {
+        log.warn({ max_rss_mb: cfg.max_rss_mb, live_mb: Math.round(bound.raised / 2 ** 20), pause_above_mb: Math.round(bound.mark / 2 ** 20) },
+          'memory bound under what the agent holds after a full collection: reading resumed, pausing only above the raised mark (raise agent.max_rss_mb)');
       }
       overMemory = bound.paused;
     }
