@@ -258,7 +258,7 @@ export class Agent {
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
     if (opts.dropPrivileges) this.dropPrivileges();
-    const tuning = startMemoryTuning();
+    const tuning = startMemoryTuning(this.cfg.agent.max_rss_mb * 2 ** 20);
     const q = this.queues;
     // Only OTLP queues are left out of the memory bound (they ride out a receiver outage up to
     // their own caps); a file backlog means the agent is short of CPU, which the bound is for.

@@ -53,8 +53,9 @@ export interface IdleCollectStats { collections: number; lastFreedBytes: number 
 
 /** Starts the check; undefined when turned off. The timer does not keep the process alive.
  *  `afterCollect` runs after each collection (the native heap trim, so freed malloc memory
- *  goes back too). */
-export function startIdleCollect(intervalMs = idleGcIntervalMs(), afterCollect?: () => void): { stop: () => void; stats: IdleCollectStats } | undefined {
+ *  goes back too). With `maxRssBytes` (agent.max_rss_mb), a collection whose copy of the heap in
+ *  use would take RSS over it frees in place instead of compacting. */
+export function startIdleCollect(intervalMs = idleGcIntervalMs(), afterCollect?: () => void, maxRssBytes = 0): { stop: () => void; stats: IdleCollectStats } | undefined {
   if (intervalMs === 0) return undefined;
   const gc = compactingGc();
   const stats: IdleCollectStats = { collections: 0, lastFreedBytes: 0 };
@@ -68,7 +69,7 @@ export function startIdleCollect(intervalMs = idleGcIntervalMs(), afterCollect?:
     // A heap that shrank on its own lowers the floor, so the next growth is measured from there.
     if (before < floor) floor = before;
     if (!shouldCollect(used.user + used.system, intervalMs, before, floor)) return;
-    gc();
+    gc(!maxRssBytes || process.memoryUsage.rss() + v8.getHeapStatistics().used_heap_size <= maxRssBytes);
     afterCollect?.();
     // What is live now (full queues during an outage) is the new floor: a heap that cannot shrink
     // is not collected again until it grows another GROWN_BYTES.

@@ -8,14 +8,15 @@ import { capYoungGeneration, youngGenCapBytes } from './young-generation';
 
 /** Starts all four; calling the result stops them (agent shutdown). Its `collect` runs one full
  *  collection, compacting unless told not to, and the native heap trim (the memory bound,
- *  memory/overload.ts). */
-export function startMemoryTuning(): (() => void) & { collect: (compact: boolean) => void } {
+ *  memory/overload.ts). `maxRssBytes`: agent.max_rss_mb (the idle collection's compaction too
+ *  stays under it). */
+export function startMemoryTuning(maxRssBytes = 0): (() => void) & { collect: (compact: boolean) => void } {
   const cap = youngGenCapBytes();
   const uncap = cap ? capYoungGeneration(cap) : undefined;
   const growing = oldGenGrowingPercent();
   const unlimit = growing ? limitOldGenerationGrowth(growing) : undefined;
   const trim = startHeapTrim();
-  const idle = startIdleCollect(undefined, trim?.trim);
+  const idle = startIdleCollect(undefined, trim?.trim, maxRssBytes);
   const gc = compactingGc();
   const stop = () => { uncap?.(); unlimit?.(); if (trim) clearInterval(trim.timer); idle?.stop(); };
   return Object.assign(stop, { collect: (compact: boolean) => { gc(compact); trim?.trim(); } });
