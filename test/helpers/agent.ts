@@ -109,8 +109,17 @@ export interface RunningAgent {
   spans(): FlatSpan[];
 }
 
+/** Agent data directories of this test file: tests read them after the agent stopped, so they go
+ *  when the file's process exits, and only if it passed (a failure's spans and logs stay to read). */
+const dataDirs: string[] = [];
+process.once('exit', (code) => {
+  if (code !== 0 || process.env.TELEGEN_KEEP_DATA === '1') return;
+  for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export async function startAgent(opts: { env?: Record<string, string>; config?: string } = {}): Promise<RunningAgent> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-e2e-'));
+  dataDirs.push(dataDir);
   const apiPort = await freePort();
   const args = [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`];
   if (opts.config) args.push('--config', opts.config);
