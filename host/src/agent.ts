@@ -6,13 +6,15 @@ import * as http from 'http';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Config } from './config';
 import { FLAG_NO_REQUEST } from '../../decoders/abi/abi';
-import { log } from './log';
+import { log, setLogLevel } from './log';
 import { SelfMetrics } from './metrics/self';
 import { DecoderRegistry, defaultDecodersDir } from './decoders/registry';
 import { Router } from './ingest/router';
 import { KernelIngest } from './ingest/kernel';
 import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
-import { countStage, filterStage, sampleStage, sampledIn, redactStage } from './pipeline/stages';
+import { countStage, filterStage, sampleStage, sampledIn, redactStage, SpanIn } from './pipeline/stages';
+import { PipelineConfig } from './pipeline/config';
+import { planReload, ReloadPlan } from './config/reload';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
 import { dropToRuntimeCapabilities, effectiveCapabilities } from './security/caps';
@@ -180,13 +182,10 @@ export class Agent {
       metricsBatchPoints: this.exportCfg.metrics.batchSize,
       serviceName: this.cfg.service_name,
     });
-    const tracesQ = this.queues.traces;
-    const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
-    const pcfg = this.cfg.pipeline;
-    const redaction = this.policy.redaction ?? pcfg.redaction;
-    const exportIn = countStage(this.metrics, filterStage(pcfg.filter, this.metrics, sampleStage(pcfg.sampling, this.metrics, redactStage(redaction, toExport))));
+    this.setSpanStages(this.cfg.pipeline);
+    const exportIn = countStage(this.metrics, (s) => this.spanStages(s));
     // Correlation first (sampling must see final trace ids), analytics on every correlated span.
-    this.analytics = new Analytics(this.signals, { exemplarFilter: sampledIn(pcfg.sampling) });
+    this.analytics = new Analytics(this.signals, { exemplarFilter: (s) => this.exemplarKeep(s) });
     this.signals.useExemplars(this.analytics);
     this.correlate = correlateStage({}, this.analytics.tap(exportIn));
     const analytics = this.analytics;
@@ -272,6 +271,36 @@ export class Agent {
     this.stopMemoryTuning = () => { gate?.stop(); tuning(); };
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
+  }
+
+  /** filter → sample → redact → trace queue, and the sampling decision exemplars follow: built
+   *  whole and swapped between two spans by reload() (one reference each, read per span). */
+  private spanStages: SpanIn = () => undefined;
+  private exemplarKeep: (s: ReadableSpan) => boolean = () => true;
+  private setSpanStages(p: PipelineConfig): void {
+    const tracesQ = this.queues.traces;
+    const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
+    const redaction = this.policy.redaction ?? p.redaction;
+    this.spanStages = filterStage(p.filter, this.metrics, sampleStage(p.sampling, this.metrics, redactStage(redaction, toExport)));
+    this.exemplarKeep = sampledIn(p.sampling);
+  }
+
+  /** SIGHUP: applies what a changed config can change live (config/reload.ts says which keys and
+   *  why) and names the rest. `overridden`: pipeline.redaction keys changed while the policy file
+   *  has a redaction section, which wins (as at start-up). */
+  reload(next: Config): ReloadPlan & { overridden: string[] } {
+    const plan = planReload(this.cfg, next);
+    const overridden = this.policy.redaction ? plan.live.filter((k) => k.startsWith('pipeline.redaction')) : [];
+    const live = plan.live.filter((k) => !overridden.includes(k));
+    if (plan.live.some((k) => k.startsWith('pipeline.'))) {
+      this.setSpanStages(next.pipeline);
+      this.cfg.pipeline = next.pipeline;
+    }
+    if (next.log_level !== this.cfg.log_level) {
+      setLogLevel(next.log_level);
+      this.cfg.log_level = next.log_level;
+    }
+    return { live, restart: plan.restart, overridden };
   }
 
   /** Everything is loaded and attached: keep only the capabilities run-time work needs (docs/security.md). */

@@ -2,10 +2,24 @@ import pino from 'pino';
 
 // One root logger; components take log.child({ component }). Logs go to stderr so stdout stays
 // clean for `telegen replay` output.
+// A pino child copies its parent's level when made and keeps it: a level set later on the root
+// (config reload) must be set on every child too. Children are made once per module.
+const children = new Set<WeakRef<pino.Logger>>();
 export const log = pino(
-  { level: process.env.TELEGEN_LOG_LEVEL || 'info', base: { pid: process.pid } },
+  { level: process.env.TELEGEN_LOG_LEVEL || 'info', base: { pid: process.pid }, onChild: (c) => { children.add(new WeakRef(c)); } },
   pino.destination({ dest: 2, sync: true }),
 );
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** Sets the level of the root logger and of every child made from it (log_level). */
+export function setLogLevel(level: (typeof LOG_LEVELS)[number]): void {
+  log.level = level;
+  for (const r of children) {
+    const c = r.deref();
+    if (c) c.level = level; else children.delete(r);
+  }
+}
 
 export type Logger = pino.Logger;
 

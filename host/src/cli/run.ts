@@ -3,7 +3,7 @@ import { Args } from './main';
 import { loadConfig, ConfigError } from '../config';
 import { resolveExportConfig, ExportConfigError } from '../export';
 import { Agent } from '../agent';
-import { log } from '../log';
+import { log, setLogLevel } from '../log';
 
 /** The config `run` and `loader` start from: the file, then --data-dir/--api-listen (or their
  *  env vars) over it; export settings checked up front. */
@@ -26,6 +26,7 @@ export async function runCommand(args: Args): Promise<void> {
   // Under privilege separation the loader re-runs this command as the worker (security/privsep).
   if (process.env.TELEGEN_PRIVSEP_ROLE === 'worker') return (await import('../security/privsep/worker')).runWorker();
   const { cfg, resolved, overrides } = loadRunConfig(args);
+  setLogLevel(cfg.log_level);
   if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg);
   const agent = new Agent(cfg, resolved);
   try {
@@ -47,17 +48,34 @@ export async function runCommand(args: Args): Promise<void> {
     log.info({ signal: sig }, 'stopping: flushing queues');
     agent.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
-  // SIGHUP re-validates the config file; an invalid file never replaces the running config (and
-  // without a handler Node would exit on SIGHUP). Applying a valid change still needs a restart.
   const cfgFile = typeof args.flags.config === 'string' ? args.flags.config : undefined;
-  process.on('SIGHUP', () => {
-    try {
-      resolveExportConfig(loadConfig(cfgFile, overrides).otlp ?? {}, process.env);
-      log.info({ config: cfgFile ?? '(embedded default)' }, 'config reload: file is valid; restart to apply changes');
-    } catch (e) {
-      log.error({ config: cfgFile, error: (e as Error).message }, 'config reload failed: keeping the running config');
-    }
-  });
+  for (const result of ['applied', 'restart_needed', 'invalid']) agent.metrics.inc(RELOADS, RELOADS_HELP, { result }, 0);
+  process.on('SIGHUP', () => reloadConfig(agent, cfgFile, overrides));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const RELOADS = 'telegen_config_reloads_total';
+const RELOADS_HELP = 'Config reloads (SIGHUP) by result: applied (every changed key took effect), restart_needed (some changed keys take effect only after a restart; the others were applied), invalid (the file was refused; the running config stays)';
+
+/** SIGHUP: the file is loaded and validated as at start (an invalid one never replaces the running
+ *  config, and without a handler Node would exit on SIGHUP); what can change live is applied, the
+ *  changed keys that need a restart are named. */
+export function reloadConfig(agent: Agent, cfgFile: string | undefined, overrides: Record<string, unknown>): void {
+  const source = cfgFile ?? '(embedded default)';
+  let next;
+  try {
+    next = loadConfig(cfgFile, overrides);
+    resolveExportConfig(next.otlp ?? {}, process.env);
+  } catch (e) {
+    agent.metrics.inc(RELOADS, RELOADS_HELP, { result: 'invalid' });
+    log.error({ config: source, error: (e as Error).message }, 'config reload failed: keeping the running config');
+    return;
+  }
+  const r = agent.reload(next);
+  // Logged after the level changed: a reload to warn is quiet, as the user asked.
+  log.info({ config: source, applied: r.live }, 'config reloaded');
+  if (r.overridden.length) log.warn({ config: source, keys: r.overridden, policy: 'redaction' }, 'config reload: these pipeline.redaction keys changed, but the policy file\'s redaction section applies instead');
+  if (r.restart.length) log.warn({ config: source, restart_needed: r.restart }, 'config reload: these changed keys apply only after a restart');
+  agent.metrics.inc(RELOADS, RELOADS_HELP, { result: r.restart.length ? 'restart_needed' : 'applied' });
 }

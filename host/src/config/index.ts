@@ -19,11 +19,14 @@ import { securityTracerSchema } from '../tracers/security-config';
 import { logsTracerSchema } from '../tracers/logs-config';
 import { securitySchema } from '../security/config';
 import { overloadSchema } from '../memory/overload';
+import { LOG_LEVELS } from '../log';
 
 export const configSchema = z.object({
   data_dir: z.string().default(process.env.TELEGEN_DATA_DIR || '/var/lib/telegen')
     .describe('Where OTLP/JSON files are written when no OTLP endpoint is set. Env: TELEGEN_DATA_DIR'),
   policy_file: z.string().optional().describe('Sandbox/hot-swap/redaction policy (YAML). Default: policies/default.yaml of the install. Env: TELEGEN_POLICY_FILE'),
+  log_level: z.enum(LOG_LEVELS).default((LOG_LEVELS as readonly string[]).includes(process.env.TELEGEN_LOG_LEVEL ?? '') ? process.env.TELEGEN_LOG_LEVEL as (typeof LOG_LEVELS)[number] : 'info')
+    .describe('Level of the agent\'s own log (stderr, JSON lines); applies on SIGHUP too. Env: TELEGEN_LOG_LEVEL'),
   service_name: z.string().optional().describe('Fallback service.name for the agent itself. Env: OTEL_SERVICE_NAME'),
   api: apiSchema.default({}),
   agent: overloadSchema.default({}).describe('The agent itself when overloaded: CPU budget, memory bound and shedding (host/src/memory/overload.ts)'),

@@ -1,0 +1,44 @@
+// What a config reload (SIGHUP) may change in a running agent. A key applies live only where the
+// component reading it can take a new value without re-attaching BPF or losing queued data;
+// everything else is named as needing a restart, never half-applied.
+import { Config } from './index';
+
+/** Subtrees that apply live (Agent.reload), with why the others do not:
+ *  - log_level: the loggers' level, read per call.
+ *  - pipeline.filter / sampling / redaction: the span stages are rebuilt and swapped between two
+ *    spans (the chain is one function reference); the policy file's redaction section, when it
+ *    has one, still wins over pipeline.redaction, as at start-up.
+ *  Restart: tracers.* (programs, maps and rings are sized and attached at start), api.* (the
+ *  listening socket and its TLS), otlp.* and data_dir (the exporters own queues in flight; a swap
+ *  that keeps them is not built yet), agent.* (the overload gate's budget, bound and tick are fixed
+ *  when it starts), decoders.* (modules load at start; hot-swap has its own API), discovery.*
+ *  (its scanners and watches start once), security.*, policy_file, service_name (the resource is
+ *  built once). */
+export const LIVE_KEYS = ['log_level', 'pipeline.filter', 'pipeline.sampling', 'pipeline.redaction'] as const;
+
+/** Leaf paths whose values differ, e.g. `pipeline.sampling.ratio`; arrays compare whole. */
+export function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  const obj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (obj(a) && obj(b)) {
+    const out: string[] = [];
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) out.push(...changedKeys(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+    return out;
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)'];
+}
+
+export function appliesLive(key: string): boolean {
+  return LIVE_KEYS.some((p) => key === p || key.startsWith(`${p}.`));
+}
+
+export interface ReloadPlan {
+  /** Changed keys the running agent takes now. */
+  live: string[];
+  /** Changed keys that take effect only after a restart. */
+  restart: string[];
+}
+
+export function planReload(running: Config, next: Config): ReloadPlan {
+  const changed = changedKeys(running, next);
+  return { live: changed.filter(appliesLive), restart: changed.filter((k) => !appliesLive(k)) };
+}
