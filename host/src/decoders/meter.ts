@@ -141,7 +141,7 @@ function meterBody(body: Uint8Array, g: number, exported: boolean): Uint8Array {
   const r = new Reader(body);
   const nLocalDecls = r.u32();
   for (let i = 0; i < nLocalDecls; i++) { r.u32(); r.byte(); }
-  const out = new Bytes();
+  const out = new Bytes(body.length + (body.length >> 2) + 32);
   const check = fuelCheck(g);
   out.append(body.subarray(0, r.p));
   if (exported || makesCalls(body, r.p)) out.append(check);
@@ -158,10 +158,13 @@ function meterBody(body: Uint8Array, g: number, exported: boolean): Uint8Array {
   return out.bytes();
 }
 
-/** Growable byte buffer: module sections can be far larger than spread/apply argument limits. */
+/** Growable byte buffer: module sections can be far larger than spread/apply argument limits.
+ *  Sized by the caller: a 64 KiB start per function body was ~10 MiB of garbage per load of the
+ *  six decoders, and part of the agent's start-up peak RSS (bench/README.md "Start-up peak RSS"). */
 export class Bytes {
-  buf = new Uint8Array(1 << 16);
+  buf: Uint8Array;
   len = 0;
+  constructor(capacity = 256) { this.buf = new Uint8Array(capacity); }
   push(...xs: number[]): void { this.append(xs); }
   append(xs: ArrayLike<number>): void {
     if (this.len + xs.length > this.buf.length) {
@@ -177,7 +180,7 @@ export class Bytes {
 }
 
 function section(id: number, payload: ArrayLike<number>): Bytes {
-  const b = new Bytes();
+  const b = new Bytes(payload.length + 6);
   b.push(id);
   b.append(leb(payload.length));
   b.append(payload);
@@ -293,7 +296,7 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
   for (const e of rw.globals) newGlobals.append(e);
   const newExports = new Bytes();
   for (const e of rw.exports) newExports.append(exportEntry(e.name, g + e.global));
-  const out = new Bytes();
+  const out = new Bytes(bytes.length + (bytes.length >> 3) + 256);
   out.append(bytes.subarray(0, 8));
   const put = (b: Bytes) => out.append(b.bytes());
   let sawGlobal = false;
@@ -348,7 +351,7 @@ export function rewriteModule(bytes: Uint8Array, rw: BodyRewrite): Uint8Array {
     } else if (s.id === 10) {
       const sr = new Reader(payload);
       const n = sr.u32();
-      const bodies = new Bytes();
+      const bodies = new Bytes(payload.length + (payload.length >> 2) + 256);
       bodies.append(leb(n + wrapped.length));
       for (let i = 0; i < n; i++) {
         const size = sr.u32();
