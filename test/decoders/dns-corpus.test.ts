@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'child_process';
 import { corpusDir, repoRoot } from '../helpers/decoder';
 import { readTsv, replayDns, assertAgrees, checkLookups, checkGetaddrinfo } from './dns-oracle';
-import { FLAG_NO_REQUEST } from '../../decoders/abi/abi';
+import { FLAG_NO_REQUEST, FLAG_ERROR, FLAG_NO_RESPONSE } from '../../decoders/abi/abi';
 import type { DecodedRecord } from '../../host/src/decoders/records';
 
 const dir = path.join(corpusDir, 'pcap', 'dns');
@@ -80,6 +80,7 @@ for (const file of fs.existsSync(testdata) ? fs.readdirSync(testdata).filter((f)
     if (file.startsWith('dnsmasq-dig')) checkLookups(res.exchanges);
     if (file.startsWith('getaddrinfo')) checkGetaddrinfo(res.exchanges);
     if (file.startsWith('heldout-mdns')) checkMdns(res.exchanges);
+    if (file.startsWith('heldout-sweep')) checkSweep(res.exchanges);
   });
 }
 
@@ -105,4 +106,35 @@ function checkMdns(ex: DecodedRecord[]): void {
   assert.equal(nx?.attributes['dns.response_code'], 'NXDOMAIN');
   const chain = ex.find((r) => r.attributes['dns.question.name'] === 'a2.example.test');
   assert.deepEqual(chain?.attributes['dns.answers'], ['a1.example.test', 'www.example.test', '10.1.2.4']);
+}
+
+/**
+ * heldout-sweep (testdata/heldout/record-sweep.sh, dnsmasq and dig): a TC answer then dig's TCP
+ * retry (no EDNS, and at 1232), a ~3.9 KiB TXT answer in one EDNS UDP datagram and over TCP, the
+ * client's EDNS options (cookie, client subnet, NSID), a CNAME chain over TCP, REFUSED (no upstream)
+ * is an error and NXDOMAIN is not, a query whose upstream never answers is FLAG_NO_RESPONSE, and 64
+ * queries in flight on one UDP socket with each id used for four names pair by id and name.
+ */
+function checkSweep(ex: DecodedRecord[]): void {
+  const brief = (name: string, type: string) => ex.filter((r) => r.attributes['dns.question.name'] === name && r.attributes['dns.question.type'] === type)
+    .map((r) => [r.flags, r.attributes['telegen.dns.truncated'] ?? null, r.attributes['telegen.dns.edns.udp_payload_size'] ?? null,
+      ((r.attributes['dns.answers'] as string[] | undefined) ?? []).reduce((n, a) => n + a.length, 0)]);
+  assert.deepEqual(brief('mid.sweep.test', 'TXT'), [[0, true, null, 0], [0, false, null, 812]]);
+  assert.deepEqual(brief('big.sweep.test', 'TXT'), [[0, true, 1232, 0], [0, false, 1232, 3867], [0, false, 4096, 3867], [0, false, 1232, 3867]]);
+  const opts = (type: string) => ex.filter((r) => r.attributes['dns.question.name'] === 'www.sweep.test' && r.attributes['dns.question.type'] === type)
+    .map((r) => r.attributes['telegen.dns.edns.options']);
+  assert.deepEqual(opts('A'), [['COOKIE'], ['NSID', 'ECS', 'COOKIE']]);
+  assert.deepEqual(opts('AAAA'), [['ECS', 'COOKIE']]);
+  assert.deepEqual(ex.find((r) => r.attributes['dns.question.name'] === 'c3.sweep.test' && r.attributes['dns.question.type'] === 'AAAA')?.attributes['dns.answers'],
+    ['c2.sweep.test', 'c1.sweep.test', 'www.sweep.test', '2001:db8::9:1']);
+  const rc = (name: string) => ex.filter((r) => r.attributes['dns.question.name'] === name).map((r) => [r.flags, r.attributes['dns.response_code'] ?? null, r.attributes['error.type'] ?? null]);
+  assert.deepEqual(rc('nothing.nx.test'), [[0, 'NXDOMAIN', null]]);
+  assert.deepEqual(rc('outside.example'), [[FLAG_ERROR, 'REFUSED', 'REFUSED']]);
+  assert.deepEqual(rc('x.sf.test'), [[FLAG_NO_RESPONSE, null, null]]);
+  const hosts = ex.filter((r) => /^h\d+\.sweep\.test$/.test(String(r.attributes['dns.question.name'])));
+  assert.equal(hosts.length, 64);
+  for (const r of hosts) {
+    const i = Number(String(r.attributes['dns.question.name']).slice(1).split('.')[0]);
+    assert.deepEqual([r.flags, r.attributes['telegen.dns.id'], r.attributes['dns.answers']], [0, 0x5000 + (i % 16), [`10.9.1.${i}`]]);
+  }
 }
