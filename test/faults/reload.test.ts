@@ -92,3 +92,42 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SIGHUP under privilege separation: the loader reads the file, the unprivileged worker applies what can change live', { timeout: 240_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-reload-privsep-'));
+  fs.chmodSync(dir, 0o755); // the worker (nobody) must reach the socket in it
+  const cfg = path.join(dir, 'telegen.yaml');
+  const write = (extra: string) => fs.writeFileSync(cfg, `tracers:\n  profile: { enabled: false }\n${extra}security:\n  privilege_separation: true\n  loader_socket: ${path.join(dir, 'loader.sock')}\n`);
+  write('');
+  const srv = await startServer(process.execPath, [fixture, '0']);
+  const agent = await startAgent({ config: cfg });
+  const served = (p: string) => agent.spans().filter((s) => s.kind === 2 && s.attributes['server.port'] === srv.port && String(s.attributes['url.path']) === p);
+  const hup = async (result: string) => {
+    const before = await reloads(agent, result);
+    agent.proc.kill('SIGHUP'); // the loader: `telegen run` is the loader here
+    await waitFor(async () => (await reloads(agent, result)) > before, 30_000);
+  };
+  try {
+    assert.equal((await load(srv.port, 5, 1, { path: '/users/1' })).filter((c) => c === 200).length, 5);
+    await waitFor(() => served('/users/1').length >= 5, 60_000);
+
+    write('  socket: { capture_max: 8192 }\npipeline:\n  sampling: { ratio: 0 }\n');
+    await hup('restart_needed');
+    assert.deepEqual((await waitFor(() => lines(agent, 'config reloaded')[0], 10_000)).applied, ['pipeline.sampling.ratio']);
+    assert.deepEqual((await waitFor(() => lines(agent, 'config reload: these changed keys apply only after a restart')[0], 10_000)).restart_needed, ['tracers.socket.capture_max']);
+    const sampledOut0 = sum(await metrics(agent), 'telegen_spans_sampled_out_total');
+    assert.equal((await load(srv.port, 10, 2, { path: '/users/2' })).filter((c) => c === 200).length, 10);
+    await waitMetric(agent, (ms) => sum(ms, 'telegen_spans_sampled_out_total') - sampledOut0 >= 10, 60_000, 'sampled out in the worker');
+    assert.equal(served('/users/2').length, 0);
+
+    write('pipeline_typo: {}\n');
+    await hup('invalid');
+    assert.match(String((await waitFor(() => lines(agent, 'config reload failed: keeping the running config')[0], 10_000)).error), /pipeline_typo/);
+    assert.equal(await agent.stop(), 0);
+  } finally {
+    await srv.stop();
+    if (agent.proc.exitCode === null && agent.proc.signalCode === null) agent.proc.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -15,7 +15,7 @@ function socketFlag(args: Args, cmd: string): string {
 export async function loaderCommand(args: Args): Promise<void> {
   const socket = socketFlag(args, 'loader');
   const { cfg } = loadRunConfig(args);
-  return (await import('../security/privsep/loader')).runLoader(cfg, { kind: 'pod', socket });
+  return (await import('../security/privsep/loader')).runLoader(cfg, { kind: 'pod', socket }, () => loadRunConfig(args).cfg);
 }
 
 export async function workerCommand(args: Args): Promise<void> {

@@ -1,6 +1,7 @@
 // `telegen run`: the agent on its embedded default (OTLP/JSON files + API on 127.0.0.1).
 import { Args } from './main';
 import { loadConfig, ConfigError } from '../config';
+import { applyReload, countReloads } from '../config/reload';
 import { resolveExportConfig, ExportConfigError } from '../export';
 import { Agent } from '../agent';
 import { log, setLogLevel } from '../log';
@@ -27,7 +28,7 @@ export async function runCommand(args: Args): Promise<void> {
   if (process.env.TELEGEN_PRIVSEP_ROLE === 'worker') return (await import('../security/privsep/worker')).runWorker();
   const { cfg, resolved, overrides } = loadRunConfig(args);
   setLogLevel(cfg.log_level);
-  if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg);
+  if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg, { kind: 'spawn' }, () => loadRunConfig(args).cfg);
   const agent = new Agent(cfg, resolved);
   try {
     await agent.start({ dropPrivileges: true });
@@ -49,33 +50,19 @@ export async function runCommand(args: Args): Promise<void> {
     agent.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
   const cfgFile = typeof args.flags.config === 'string' ? args.flags.config : undefined;
-  for (const result of ['applied', 'restart_needed', 'invalid']) agent.metrics.inc(RELOADS, RELOADS_HELP, { result }, 0);
+  countReloads(agent);
   process.on('SIGHUP', () => reloadConfig(agent, cfgFile, overrides));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-const RELOADS = 'telegen_config_reloads_total';
-const RELOADS_HELP = 'Config reloads (SIGHUP) by result: applied (every changed key took effect), restart_needed (some changed keys take effect only after a restart; the others were applied), invalid (the file was refused; the running config stays)';
-
 /** SIGHUP: the file is loaded and validated as at start (an invalid one never replaces the running
  *  config, and without a handler Node would exit on SIGHUP); what can change live is applied, the
  *  changed keys that need a restart are named. */
 export function reloadConfig(agent: Agent, cfgFile: string | undefined, overrides: Record<string, unknown>): void {
-  const source = cfgFile ?? '(embedded default)';
-  let next;
-  try {
-    next = loadConfig(cfgFile, overrides);
+  applyReload(agent, cfgFile ?? '(embedded default)', () => {
+    const next = loadConfig(cfgFile, overrides);
     resolveExportConfig(next.otlp ?? {}, process.env);
-  } catch (e) {
-    agent.metrics.inc(RELOADS, RELOADS_HELP, { result: 'invalid' });
-    log.error({ config: source, error: (e as Error).message }, 'config reload failed: keeping the running config');
-    return;
-  }
-  const r = agent.reload(next);
-  // Logged after the level changed: a reload to warn is quiet, as the user asked.
-  log.info({ config: source, applied: r.live }, 'config reloaded');
-  if (r.overridden.length) log.warn({ config: source, keys: r.overridden, policy: 'redaction' }, 'config reload: these pipeline.redaction keys changed, but the policy file\'s redaction section applies instead');
-  if (r.restart.length) log.warn({ config: source, restart_needed: r.restart }, 'config reload: these changed keys apply only after a restart');
-  agent.metrics.inc(RELOADS, RELOADS_HELP, { result: r.restart.length ? 'restart_needed' : 'applied' });
+    return next;
+  });
 }

@@ -2,6 +2,8 @@
 // component reading it can take a new value without re-attaching BPF or losing queued data;
 // everything else is named as needing a restart, never half-applied.
 import { Config } from './index';
+import type { Agent } from '../agent';
+import { log } from '../log';
 
 /** Subtrees that apply live (Agent.reload), with why the others do not:
  *  - log_level: the loggers' level, read per call.
@@ -41,4 +43,29 @@ export interface ReloadPlan {
 export function planReload(running: Config, next: Config): ReloadPlan {
   const changed = changedKeys(running, next);
   return { live: changed.filter(appliesLive), restart: changed.filter((k) => !appliesLive(k)) };
+}
+
+const RELOADS = 'telegen_config_reloads_total';
+const RELOADS_HELP = 'Config reloads (SIGHUP) by result: applied (every changed key took effect), restart_needed (some changed keys take effect only after a restart; the others were applied), invalid (the file was refused; the running config stays)';
+
+/** The reload counter's series, at 0 until the first SIGHUP. */
+export function countReloads(agent: Agent): void {
+  for (const result of ['applied', 'restart_needed', 'invalid']) agent.metrics.inc(RELOADS, RELOADS_HELP, { result }, 0);
+}
+
+/** SIGHUP in `telegen run` (cli/run.ts) and in the privilege-separated worker (its loader read the
+ *  file): `load` gives the new config or throws why it is refused, in which case nothing changes. */
+export function applyReload(agent: Agent, source: string, load: () => Config): void {
+  let next;
+  try { next = load(); } catch (e) {
+    agent.metrics.inc(RELOADS, RELOADS_HELP, { result: 'invalid' });
+    log.error({ config: source, error: (e as Error).message }, 'config reload failed: keeping the running config');
+    return;
+  }
+  const r = agent.reload(next);
+  // Logged after the level changed: a reload to warn is quiet, as the user asked.
+  log.info({ config: source, applied: r.live }, 'config reloaded');
+  if (r.overridden.length) log.warn({ config: source, keys: r.overridden, policy: 'redaction' }, 'config reload: these pipeline.redaction keys changed, but the policy file\'s redaction section applies instead');
+  if (r.restart.length) log.warn({ config: source, restart_needed: r.restart }, 'config reload: these changed keys apply only after a restart');
+  agent.metrics.inc(RELOADS, RELOADS_HELP, { result: r.restart.length ? 'restart_needed' : 'applied' });
 }

@@ -7,7 +7,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
 import { Config, ConfigError } from '../../config';
-import { log } from '../../log';
+import { log, setLogLevel } from '../../log';
 import { ensureMounts } from '../../doctor/probe';
 import { dropToRuntimeCapabilities } from '../caps';
 import { AttachReport } from '../../native';
@@ -181,7 +181,8 @@ async function loadForWorker(cfg: Config, workerPid: number): Promise<Loaded> {
  * SO_PEERCRED, is then the one never traced), load, hand the fds over. Both then drop to the
  * run-time capabilities and serve requests until SIGTERM.
  */
-export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' }): Promise<void> {
+/** `reread`: the config file read and validated again (SIGHUP), throwing why it is refused. */
+export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' }, reread?: () => Config): Promise<void> {
   if (process.getuid?.() !== 0) throw new ConfigError('security.privilege_separation: the loader must run as root (uid 0 holds the BPF capabilities)');
   const sec = cfg.security;
   const user = resolveUser(sec.worker_user, sec.worker_group);
@@ -344,7 +345,19 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => llog.info('SIGHUP: restart to apply config changes under privilege separation'));
+  // SIGHUP: the loader reads the file (the worker may not be able to) and hands it, or why it was
+  // refused, to the worker, which applies what can change live as `telegen run` does. What the
+  // loader itself runs (tracers.*, security.*) needs a restart anyway; only its log level follows.
+  process.on('SIGHUP', () => {
+    let msg: { op: 'reload'; config?: Config; error?: string };
+    try {
+      const next = reread ? reread() : cfg;
+      setLogLevel(next.log_level);
+      msg = { op: 'reload', config: next };
+    } catch (e) { msg = { op: 'reload', error: (e as Error).message }; }
+    if (workerSock && !workerSock.destroyed) workerSock.write(encodeFrame(msg));
+    else llog.warn('SIGHUP before the worker connected: nothing to reload');
+  });
 }
 
 /** What attach requests are served with: the loader's TLS tracer, and the files hooked so far. */

@@ -8,7 +8,8 @@ import { parseConfig, ConfigError } from '../../config';
 import { resolveExportConfig } from '../../export';
 import { Agent, RunningTracer } from '../../agent';
 import { tcpFromFds, TcpFdSource } from '../../tracers/tcp';
-import { log } from '../../log';
+import { log, setLogLevel } from '../../log';
+import { applyReload, countReloads } from '../../config/reload';
 import { BatchHandler, SocketTracer, SocketTracerOptions, SocketTracerStats, KernelStatName } from '../../native';
 import { tg_stat } from '../../generated/layout';
 import { privsepNative, PrivsepNative } from './native';
@@ -181,6 +182,7 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
   const hello = JSON.parse(got.frame.toString('utf8')) as Hello;
   if (hello.role !== 'worker' || !hello.config) throw new Error(`worker: loader answered as ${hello.role}`);
   const cfg = parseConfig(hello.config, '(from the loader)');
+  setLogLevel(cfg.log_level);
   const resolved = resolveExportConfig(cfg.otlp ?? {}, process.env);
   // Kept open: attach requests go over it, and its end means the loader is gone.
   const loader = new net.Socket({ fd: got.fd, readable: true, writable: true });
@@ -209,6 +211,7 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
   }
   const tcp = hello.tcp ? startTcp(native, hello.tcp, got.fds, agent) : undefined;
   const disc = await startWorkerDiscovery(agent, hello.serves?.includes('describe') ? client : undefined);
+  countReloads(agent);
   wlog.info({ uid: process.getuid?.(), fds: got.fds.length, requests: hello.serves ?? [] }, 'worker running on the loader\'s fds');
 
   let stopping = false;
@@ -226,9 +229,15 @@ export async function runWorker(opts: { socket?: string } = {}): Promise<void> {
     try { msg = JSON.parse(body.toString('utf8')); } catch { /* the loader is trusted; ignore garbage */ }
     if (client.reply(msg)) return;
     if (msg.op === 'stop') stop('loader asked', 0);
+    // SIGHUP at the loader, which read the file: applied as `telegen run` does (cli/run.ts).
+    else if (msg.op === 'reload') {
+      const r = msg as { config?: unknown; error?: string };
+      applyReload(agent, '(from the loader)', () => { if (r.error !== undefined) throw new Error(r.error); return parseConfig(r.config, '(from the loader)'); });
+    }
   }, () => stop('loader sent an oversized frame', 1)));
   loader.on('close', () => stop('loader socket closed', 1));
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
-  process.on('SIGHUP', () => undefined);
+  // The loader reads the file and sends a reload; a SIGHUP here (pod mode) is not told which file.
+  process.on('SIGHUP', () => wlog.info('SIGHUP: config reloads go to the loader (it reads the file and tells the worker)'));
 }
