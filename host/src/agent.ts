@@ -15,6 +15,7 @@ import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
 import { countStage, filterStage, sampleStage, sampledIn, redactStage, SpanIn } from './pipeline/stages';
 import { PipelineConfig } from './pipeline/config';
 import { planReload, ReloadPlan } from './config/reload';
+import { activeDiscovery } from './discovery';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
 import { dropToRuntimeCapabilities, effectiveCapabilities } from './security/caps';
@@ -26,6 +27,7 @@ import * as crypto from 'crypto';
 import * as path from 'path';
 import { createSignals, Signals } from './signals';
 import { startMemoryTuning } from './memory';
+import { relieveHeapBeforeLoad } from './memory/native-heap';
 import { startOverloadGate } from './memory/overload';
 import { collectMapFill, MapDesc, registerMaps } from './tracers/map-fill';
 import { correlateStage, CorrelateStage } from './correlate';
@@ -209,6 +211,7 @@ export class Agent {
     this.registry.onChange((event, d) => {
       if (event === 'quarantined') this.metrics.inc('telegen_decoder_quarantined_total', 'Decoder versions quarantined after repeated failures', { decoder: d.name });
     });
+    if (process.env.H80_EARLY) relieveHeapBeforeLoad();
     this.registry.loadDir(this.cfg.decoders.dir ?? defaultDecodersDir(), this.cfg.decoders.disabled);
     this.registry.addPortHints(this.cfg.decoders.ports);
     const dnsMetrics = new DnsMetrics(this.signals.meter);
@@ -228,7 +231,8 @@ export class Agent {
     const only = this.cfg.tracers.socket.target_pid;
     if (only) this.correlate.correlator.peerMayBeTraced = () => kernel.mayCall(only);
 
-    if (this.cfg.tracers.socket.enabled) this.startSocketTracer(opts.openSocketTracer);
+    // The start-up peak RSS is where a tracer's BPF objects load (bench/README.md "Start-up peak RSS").
+    if (this.cfg.tracers.socket.enabled) { relieveHeapBeforeLoad(); this.startSocketTracer(opts.openSocketTracer); }
     else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });
     await this.startExtraTracers(opts.onlySocketTracer);
 
@@ -292,6 +296,11 @@ export class Agent {
     const plan = planReload(this.cfg, next);
     const overridden = this.policy.redaction ? plan.live.filter((k) => k.startsWith('pipeline.redaction')) : [];
     const live = plan.live.filter((k) => !overridden.includes(k));
+    // First: a rule's regular expression that does not compile throws here, before anything changed.
+    if (plan.live.includes('discovery.service_rules')) {
+      try { activeDiscovery()?.setServiceRules(next.discovery.service_rules); } catch (e) { throw new Error(`discovery.service_rules: ${(e as Error).message}`); }
+      this.cfg.discovery.service_rules = next.discovery.service_rules;
+    }
     if (plan.live.some((k) => k.startsWith('pipeline.'))) {
       this.setSpanStages(next.pipeline);
       this.cfg.pipeline = next.pipeline;
@@ -357,6 +366,7 @@ export class Agent {
         continue;
       }
       try {
+        relieveHeapBeforeLoad();
         const t = await factory({ cfg: this.cfg, signals: this.signals, metrics: this.metrics, agent: this });
         if (!t) { this.tracers.push({ name, ok: false, detail: 'disabled in config' }); continue; }
         this.extraTracers.push(t);

@@ -22,6 +22,7 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
   const policy = path.join(dir, 'policy.yaml');
   fs.writeFileSync(policy, 'decoders: {}\n');
   const cfg = path.join(dir, 'telegen.yaml');
+  const rule = 'discovery:\n  service_rules: [{ name: shop, cmdline: "http-server\\\\.js" }]\n';
   const write = (extra: string) => fs.writeFileSync(cfg, `policy_file: ${policy}\ntracers:\n  profile:\n    enabled: false\n${extra}`);
   write('log_level: warn\n');
   const srv = await startServer(process.execPath, [fixture, '0']);
@@ -44,20 +45,23 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
 
     // Redaction and the log level apply; a tracer key needs a restart and is named.
     // (extra text continues the tracers: mapping first)
-    write('  socket:\n    capture_max: 8192\nlog_level: info\npipeline:\n  redaction:\n    query_params: [session]\n');
+    write(`  socket:\n    capture_max: 8192\nlog_level: info\npipeline:\n  redaction:\n    query_params: [session]\n${rule}`);
     await hup('restart_needed');
     const reloaded = await waitFor(() => lines(agent, 'config reloaded')[0], 10_000); // logged at the new level (info)
-    assert.deepEqual(reloaded.applied, ['log_level', 'pipeline.redaction.query_params']);
+    assert.deepEqual(reloaded.applied, ['log_level', 'pipeline.redaction.query_params', 'discovery.service_rules']);
     const restart = await waitFor(() => lines(agent, 'config reload: these changed keys apply only after a restart')[0], 10_000);
     assert.deepEqual(restart.restart_needed, ['tracers.socket.capture_max']);
     assert.equal(await reloads(agent, 'applied'), 0);
     assert.equal((await load(srv.port, 5, 1, { path: '/users/2?session=s3cret' })).filter((c) => c === 200).length, 5);
     const masked = await waitFor(() => { const s = served('/users/2'); return s.length >= 5 && s; }, 60_000);
     assert.ok(masked.every((s) => s.attributes['url.query'] === 'session=REDACTED'), JSON.stringify(masked.map((s) => s.attributes['url.query'])));
+    // The service rule names the server process that was running before the reload.
+    assert.deepEqual([...new Set(masked.map((s) => s.resource?.['service.name']))], ['shop']);
+    assert.ok(plain.every((s) => s.resource?.['service.name'] !== 'shop'));
 
     // Sampling 0 (errors still kept): the 200s are counted and dropped, the 500s exported. The
     // capture size is back to what runs, so nothing needs a restart.
-    write('log_level: info\npipeline:\n  redaction:\n    query_params: [session]\n  sampling:\n    ratio: 0\n');
+    write(`log_level: info\npipeline:\n  redaction:\n    query_params: [session]\n  sampling:\n    ratio: 0\n${rule}`);
     await hup('applied');
     assert.deepEqual((await waitFor(() => lines(agent, 'config reloaded')[1], 10_000)).applied, ['pipeline.sampling.ratio']);
     const spans0 = await serverSpans();
@@ -69,11 +73,16 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
     assert.ok(sum(await metrics(agent), 'telegen_spans_sampled_out_total') - sampledOut0 >= 10, 'the 200s were sampled out');
     assert.equal(served('/users/3').length, 0, 'no span of a sampled-out request is exported');
 
-    // An invalid file: refused, counted, and the running config (sampling 0) stays.
+    // Invalid files: refused, counted, and the running config (sampling 0) stays: a wrong key, and
+    // a service rule that is no regular expression (found only as the rules are built).
     write('log_level: info\ntracers_typo: {}\n');
     await hup('invalid');
     const failed = await waitFor(() => lines(agent, 'config reload failed: keeping the running config')[0], 10_000);
     assert.match(String(failed.error), /tracers_typo/);
+    write('log_level: info\ndiscovery:\n  service_rules: [{ name: broken, cmdline: "(" }]\n');
+    await hup('invalid');
+    const failed2 = await waitFor(() => lines(agent, 'config reload failed: keeping the running config')[1], 10_000);
+    assert.match(String(failed2.error), /discovery\.service_rules: Invalid regular expression/);
     assert.equal(agent.proc.exitCode, null, 'still running');
     const sampledOut1 = sum(await metrics(agent), 'telegen_spans_sampled_out_total');
     assert.equal((await load(srv.port, 5, 1, { path: '/users/4' })).filter((c) => c === 200).length, 5);
@@ -81,7 +90,7 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
     assert.equal(served('/users/4').length, 0);
 
     // Back to warn: the reload is counted, and its info line is no longer logged.
-    write('log_level: warn\npipeline:\n  redaction:\n    query_params: [session]\n  sampling:\n    ratio: 0\n');
+    write(`log_level: warn\npipeline:\n  redaction:\n    query_params: [session]\n  sampling:\n    ratio: 0\n${rule}`);
     await hup('applied');
     await new Promise((r) => setTimeout(r, 500)); // the line, were it logged, would be in by now
     assert.equal(lines(agent, 'config reloaded').length, 2, 'a reload to warn logs no info line');

@@ -10,13 +10,14 @@ import { log } from '../log';
  *  - pipeline.filter / sampling / redaction: the span stages are rebuilt and swapped between two
  *    spans (the chain is one function reference); the policy file's redaction section, when it
  *    has one, still wins over pipeline.redaction, as at start-up.
+ *  - discovery.service_rules: known processes are named again and resources rebuilt per pid.
  *  Restart: tracers.* (programs, maps and rings are sized and attached at start), api.* (the
  *  listening socket and its TLS), otlp.* and data_dir (the exporters own queues in flight; a swap
  *  that keeps them is not built yet), agent.* (the overload gate's budget, bound and tick are fixed
  *  when it starts), decoders.* (modules load at start; hot-swap has its own API), discovery.*
- *  (its scanners and watches start once), security.*, policy_file, service_name (the resource is
+ *  (the rest: its scanners and watches start once), security.*, policy_file, service_name (the resource is
  *  built once). */
-export const LIVE_KEYS = ['log_level', 'pipeline.filter', 'pipeline.sampling', 'pipeline.redaction'] as const;
+export const LIVE_KEYS = ['log_level', 'pipeline.filter', 'pipeline.sampling', 'pipeline.redaction', 'discovery.service_rules'] as const;
 
 /** Leaf paths whose values differ, e.g. `pipeline.sampling.ratio`; arrays compare whole. */
 export function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
@@ -56,13 +57,13 @@ export function countReloads(agent: Agent): void {
 /** SIGHUP in `telegen run` (cli/run.ts) and in the privilege-separated worker (its loader read the
  *  file): `load` gives the new config or throws why it is refused, in which case nothing changes. */
 export function applyReload(agent: Agent, source: string, load: () => Config): void {
-  let next;
-  try { next = load(); } catch (e) {
+  let r;
+  // agent.reload() throws before it changes anything (e.g. a service rule that is no regular expression).
+  try { r = agent.reload(load()); } catch (e) {
     agent.metrics.inc(RELOADS, RELOADS_HELP, { result: 'invalid' });
     log.error({ config: source, error: (e as Error).message }, 'config reload failed: keeping the running config');
     return;
   }
-  const r = agent.reload(next);
   // Logged after the level changed: a reload to warn is quiet, as the user asked.
   log.info({ config: source, applied: r.live }, 'config reloaded');
   if (r.overridden.length) log.warn({ config: source, keys: r.overridden, policy: 'redaction' }, 'config reload: these pipeline.redaction keys changed, but the policy file\'s redaction section applies instead');

@@ -136,10 +136,7 @@ export class Discovery {
 
   constructor(cfg: Partial<DiscoveryConfig> = {}) {
     this.cfg = discoverySchema.parse(cfg);
-    this.rules = this.cfg.service_rules.map((r) => ({
-      name: r.name, exe: r.exe ? new RegExp(r.exe) : undefined, cmdline: r.cmdline ? new RegExp(r.cmdline) : undefined,
-      namespace: r.namespace ? new RegExp(r.namespace) : undefined, container: r.container ? new RegExp(r.container) : undefined,
-    }));
+    this.rules = compileRules(this.cfg.service_rules);
     this.host = readHost();
     this.cloud = cloudFromDmi(readDmi(this.cfg.dmi_root));
     this.k8s = detectInCluster();
@@ -252,6 +249,15 @@ export class Discovery {
       p.serviceName = p.pod.containerName; p.serviceNameSource = 'container'; return;
     }
     p.serviceName = p.executableName; p.serviceNameSource = 'executable';
+  }
+
+  /** Config reload (SIGHUP): the rules name every known process again (not one named by its
+   *  environment), and the next span of each pid gets a resource built with the new name. */
+  setServiceRules(rules: DiscoveryConfig['service_rules']): void {
+    this.rules = compileRules(rules);
+    this.cfg.service_rules = rules;
+    for (const p of this.procs.values()) this.name(p);
+    this.resCache.clear();
   }
 
   forget(pid: number): void {
@@ -413,6 +419,13 @@ export class Discovery {
       ...(opts.features ? { bpf: this.bpfFeatures() } : {}),
     };
   }
+}
+
+function compileRules(rules: DiscoveryConfig['service_rules']) {
+  return rules.map((r) => ({
+    name: r.name, exe: r.exe ? new RegExp(r.exe) : undefined, cmdline: r.cmdline ? new RegExp(r.cmdline) : undefined,
+    namespace: r.namespace ? new RegExp(r.namespace) : undefined, container: r.container ? new RegExp(r.container) : undefined,
+  }));
 }
 
 let active: Discovery | undefined;
