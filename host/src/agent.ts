@@ -211,7 +211,8 @@ export class Agent {
     this.registry.onChange((event, d) => {
       if (event === 'quarantined') this.metrics.inc('telegen_decoder_quarantined_total', 'Decoder versions quarantined after repeated failures', { decoder: d.name });
     });
-    if (process.env.H80_EARLY) relieveHeapBeforeLoad();
+    // Start-up peak RSS (bench/README.md): each heavy step starts from a collected, trimmed heap.
+    relieveHeapBeforeLoad();
     this.registry.loadDir(this.cfg.decoders.dir ?? defaultDecodersDir(), this.cfg.decoders.disabled);
     this.registry.addPortHints(this.cfg.decoders.ports);
     const dnsMetrics = new DnsMetrics(this.signals.meter);
@@ -231,7 +232,6 @@ export class Agent {
     const only = this.cfg.tracers.socket.target_pid;
     if (only) this.correlate.correlator.peerMayBeTraced = () => kernel.mayCall(only);
 
-    // The start-up peak RSS is where a tracer's BPF objects load (bench/README.md "Start-up peak RSS").
     if (this.cfg.tracers.socket.enabled) { relieveHeapBeforeLoad(); this.startSocketTracer(opts.openSocketTracer); }
     else this.tracers.push({ name: 'socket', ok: false, detail: 'disabled in config' });
     await this.startExtraTracers(opts.onlySocketTracer);

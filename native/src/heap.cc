@@ -1,6 +1,7 @@
 #include "heap.h"
 
 #include <malloc.h>
+#include <v8.h>
 
 namespace telegen {
 namespace {
@@ -29,11 +30,26 @@ Napi::Value TrimNativeHeap(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
 }
 
+// relieveHeap() -> boolean (false when there is no V8 isolate on this thread).
+// Start-up peaks where libbpf parses the kernel's BTF (two 5.3 MiB copies of
+// /sys/kernel/btf/vmlinux per BPF object, freed after its load) on top of what the JS modules
+// and the decoders' compilation left: a young generation grown to 16 MiB semi-spaces and freed
+// malloc chunks. A critical memory-pressure notification is the one V8 entry point that runs a
+// full collection which also shrinks the young generation (gc() keeps it); without compaction
+// of a large heap it costs ~40 ms. Then the freed pages go back (malloc_trim).
+Napi::Value RelieveHeap(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::TryGetCurrent();
+  if (isolate) isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kCritical);
+  malloc_trim(0);
+  return Napi::Boolean::New(info.Env(), isolate != nullptr);
+}
+
 }  // namespace
 
 void InitHeap(Napi::Env env, Napi::Object exports) {
   exports.Set("tuneNativeHeap", Napi::Function::New(env, TuneNativeHeap));
   exports.Set("trimNativeHeap", Napi::Function::New(env, TrimNativeHeap));
+  exports.Set("relieveHeap", Napi::Function::New(env, RelieveHeap));
 }
 
 }  // namespace telegen

@@ -32,3 +32,37 @@ export function startHeapTrim(intervalMs = trimIntervalMs()): { timer: NodeJS.Ti
   trim();
   return { timer: setInterval(trim, intervalMs).unref(), trim };
 }
+
+/** Whether start-up relieves the heap before its heavy steps (TELEGEN_START_RELIEF; 0 = never). */
+export function startReliefEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.TELEGEN_START_RELIEF !== '0';
+}
+
+let relieve: (() => boolean) | null | undefined;
+let rssAfterRelief = 0;
+/** Below this growth since the last relief (after a tracer disabled in config, a small one) the
+ *  next one would free little: skipped. */
+const RELIEF_MIN_GROWTH_BYTES = 2 << 20;
+/**
+ * Before each heavy start-up step (the decoders' compilation; each tracer's BPF objects, for
+ * which libbpf holds two copies of the kernel's 5.3 MiB BTF while one loads): a full collection
+ * that also shrinks the young generation (module loading grows it to 16 MiB), then a native heap
+ * trim, so the step's transient lands on what is live rather than on start-up's garbage: this is
+ * where the agent's peak RSS was (bench/README.md "Start-up peak RSS"). ~40-80 ms each, start-up
+ * only (a tracer hooking a process at run time must not pause the agent). No-op without the addon.
+ */
+export function relieveHeapBeforeLoad(): void {
+  if (relieve === undefined) {
+    relieve = null;
+    if (startReliefEnabled()) {
+      try {
+        const n = loadNative() as unknown as { relieveHeap?: () => boolean };
+        if (typeof n.relieveHeap === 'function') relieve = n.relieveHeap;
+      } catch { /* replay and doctor run without the addon */ }
+    }
+  }
+  if (!relieve) return;
+  if (rssAfterRelief && process.memoryUsage.rss() < rssAfterRelief + RELIEF_MIN_GROWTH_BYTES) return;
+  relieve();
+  rssAfterRelief = process.memoryUsage.rss();
+}
