@@ -2,7 +2,7 @@
 // under a burst: test/faults/shed.test.ts.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { backlogShedding, CpuBudget, JUDGE_MS, MemoryBound, overloadSchema, PAUSE_AT, RESUME_AT, SETTLE_MS } from '../../host/src/memory/overload';
+import { backlogShedding, CpuBudget, GateCadence, JUDGE_MS, MemoryBound, overloadSchema, PAUSE_AT, QUIET_TICKS, RESUME_AT, SETTLE_MS } from '../../host/src/memory/overload';
 import { parseConfig } from '../../host/src/config';
 
 test('defaults: no CPU budget, a 128 MiB memory bound, the file trace queue sheds above 90% of its cap', () => {
@@ -107,4 +107,20 @@ test('export backlog: on above the mark, off only under half of it', () => {
   assert.equal(backlogShedding(cfg, fill(390), true), false);
   assert.equal(backlogShedding(overloadSchema.parse({ shed_export_backlog_percent: 0 }), fill(1000), true), false, '0 = never');
   assert.equal(backlogShedding(cfg, undefined, true), false, 'OTLP export: never');
+});
+
+test('gate cadence: fast ticks while records are read or the ring is held, slow after QUIET_TICKS quiet ones, fast again at the next batch; always fast with a CPU budget', () => {
+  const c = new GateCadence(false);
+  assert.equal(c.fast, true, 'starts fast');
+  for (let i = 0; i < 100; i++) { assert.equal(c.onRead(), false, 'already fast'); assert.equal(c.afterFastTick(false), true); }
+  for (let i = 1; i < QUIET_TICKS; i++) assert.equal(c.afterFastTick(false), true, `quiet tick ${i}`);
+  assert.equal(c.afterFastTick(false), false, 'slow after QUIET_TICKS ticks with nothing read');
+  assert.equal(c.fast, false);
+  assert.equal(c.onRead(), true, 'the first batch brings the fast ticks back');
+  assert.equal(c.onRead(), false);
+  // Paused or shedding with nothing read (the ring is not read while paused): stays fast.
+  for (let i = 0; i < 3 * QUIET_TICKS; i++) assert.equal(c.afterFastTick(true), true);
+  const b = new CpuBudget(25);
+  const withBudget = new GateCadence(b.percent > 0);
+  for (let i = 0; i < 3 * QUIET_TICKS; i++) assert.equal(withBudget.afterFastTick(false), true, 'a budget is charged every fast tick');
 });

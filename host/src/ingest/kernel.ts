@@ -79,6 +79,8 @@ export class KernelIngest {
    *  next record (shed()). Connection and process events still apply. */
   shedReason = -1;
   readonly shedRecords = new Float64Array(4);
+  /** Called after each batch that held records (the overload gate ticks often only while they come). */
+  onRead?: () => void;
   /** Where TG_EV_GO_LINK records go (the Go tracer sets it: gotrace/links.ts); dropped without. */
   goLinks?: { add(connId: bigint, tsNs: bigint, parentConnId: bigint, parentTsNs: bigint): void };
 
@@ -196,6 +198,7 @@ export class KernelIngest {
     } finally {
       this.router.endBatch();
     }
+    if (count > 0) this.onRead?.();
   }
 
   private records(ring: Uint8Array, index: Uint32Array, count: number): void {

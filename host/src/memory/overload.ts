@@ -66,20 +66,53 @@ export const overloadSchema = z.object({
 export type OverloadConfig = z.infer<typeof overloadSchema>;
 
 /** What the gate switches: KernelIngest skips data records while `shedReason` >= 0 and counts
- *  them in `shedRecords[shedReason]` (a plain field read per record, no call). */
+ *  them in `shedRecords[shedReason]` (a plain field read per record, no call). It calls `onRead`
+ *  (set by the gate) after each batch of records it read: what the bound and the backlog measure
+ *  grows only with records read, so the gate looks often only while they come (GateCadence). */
 export interface Sheddable {
   shedReason: number;
   readonly shedRecords: Float64Array;
+  onRead?: () => void;
 }
 
 /** The trace queue's fill, read without allocating. */
 export interface QueueFill { readonly heldBytes: number; readonly capBytes: number }
 
-/** How often CPU, memory and the queue are looked at: with a CPU budget or a memory bound, 50 ms
- *  (the granularity of the budget's duty cycle; a resumed reader decoding a full ring grows the
- *  heap ~10 MiB in 100 ms), else 100 ms. */
+/** How often CPU, memory and the queue are looked at while records are read: with a CPU budget or
+ *  a memory bound, 50 ms (the granularity of the budget's duty cycle; a resumed reader decoding a
+ *  full ring grows the heap ~10 MiB in 100 ms), else 100 ms. */
 export const TICK_MS = 100;
 export const BUDGET_TICK_MS = 50;
+/** How often they are looked at when nothing was read for QUIET_TICKS ticks (and no budget is
+ *  kept, nothing paused or shed): RSS read every 50 ms was 1.7% of the idle agent's samples
+ *  (bench/README.md "Idle CPU, 2026-11-27 evening"). The first batch read brings the fast ticks
+ *  back, so a burst is looked at within one fast tick of its first records, as before. */
+export const IDLE_TICK_MS = 1000;
+export const QUIET_TICKS = 20;
+
+/** When the gate ticks, apart from the timers: `fast` while records are read, a budget is kept or
+ *  the gate holds the ring paused or sheds; after QUIET_TICKS fast ticks with none of that, slow. */
+export class GateCadence {
+  fast = true;
+  private read = false;
+  private quiet = 0;
+  constructor(private readonly always: boolean) {}
+  /** Records were read; true when this brings the fast ticks back. */
+  onRead(): boolean {
+    this.read = true;
+    if (this.fast) return false;
+    this.fast = true;
+    this.quiet = 0;
+    return true;
+  }
+  /** After a fast tick: false when the gate goes slow. */
+  afterFastTick(holding: boolean): boolean {
+    if (this.always || holding || this.read) { this.read = false; this.quiet = 0; return true; }
+    if (++this.quiet < QUIET_TICKS) return true;
+    this.fast = false;
+    return false;
+  }
+}
 const LOG_EVERY_MS = 60_000;
 
 export interface OverloadLog { warn(obj: object, msg: string): void }
@@ -253,7 +286,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     lastLog = t;
   };
   const memoryNow = () => process.memoryUsage.rss() - queuedBytes();
-  const timer = setInterval(() => {
+  const tick = () => {
     const t = performance.now();
     u = process.cpuUsage();
     const cpu = u.user + u.system;
@@ -299,8 +332,24 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
         pausing ? 'agent overloaded: ring reading paused, the kernel drops and counts what does not fit (telegen_bpf_ring_full_total)' : 'agent overloaded: skipping ring data records (counted per reason)');
     }
     report(false);
-  }, tickMs);
-  timer.unref();
+  };
+  // Fast ticks while records are read (or the gate holds the ring), one a second otherwise.
+  const cadence = new GateCadence(!!budget);
+  let fast: NodeJS.Timeout | undefined;
+  const fastTick = () => {
+    tick();
+    if (!cadence.afterFastTick(ringPaused || target.shedReason >= 0 || !!bound?.paused) && fast) { clearInterval(fast); fast = undefined; }
+  };
+  const goFast = () => { fast = setInterval(fastTick, tickMs); fast.unref(); };
+  goFast();
+  const slow = setInterval(() => {
+    if (cadence.fast) return;
+    tick();
+    // Paused or shedding (a backlog, memory grown while idle): looked at fast again.
+    if ((ringPaused || target.shedReason >= 0 || !!bound?.paused) && cadence.onRead()) goFast();
+  }, IDLE_TICK_MS);
+  slow.unref();
+  target.onRead = () => { if (cadence.onRead()) goFast(); };
   metrics.addCollector((m) => {
     const t = performance.now();
     for (let i = 0; i < SHED_REASONS.length; i++) {
@@ -318,7 +367,9 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   });
   return {
     stop: () => {
-      clearInterval(timer);
+      clearInterval(fast);
+      clearInterval(slow);
+      target.onRead = undefined;
       const t = performance.now();
       for (const p of paused) p.set(false, t);
       if (ringPaused) { ringPaused = false; pauseRing?.(false); }
