@@ -297,9 +297,15 @@ export class Discovery {
     return a;
   }
 
-  /** New pids are read, vanished ones dropped (backs up the exit events for exec'd and short-lived processes). */
+  /** New pids are read, vanished ones dropped (backs up the exit events for exec'd and short-lived processes).
+   *  A pid first seen by a scan is read at the next one if it still runs (the first scan reads
+   *  all): on a busy host most new pids are short-lived commands, and reading each (cmdline,
+   *  status, environ, maps, cgroup, ELF) was most of the idle agent's discovery time. A process
+   *  whose traffic is traced is read on its first span anyway (process()), and one that opened a
+   *  listening socket when the socket scan looks for its owner (placeSockets). */
   scanProcs(): void {
     const t0 = Date.now();
+    const eager = this.procScans++ === 0;
     let names: string[];
     try { names = fs.readdirSync(this.cfg.proc_root); } catch { return; }
     const live = new Set<number>();
@@ -310,22 +316,29 @@ export class Discovery {
       live.add(pid);
       if (this.noExe.has(pid)) continue;
       const known = this.procs.get(pid);
-      const link = exeLink(`${this.cfg.proc_root}/${pid}/exe`);
-      if (known) {
-        // exec keeps the pid but changes the executable: re-read such a process on this scan.
-        // (Unprivileged, the link is unreadable: exec shows as a new comm instead.)
-        if (known.unsettledUntil !== undefined) { this.process(pid); continue; }
-        if (link.exe === undefined || link.exe === known.executablePath) continue;
-        this.forget(pid);
-      }
-      // Kernel threads have no executable: not worth a row. Nor a failed readlink (an exception)
-      // every scan: a pid without one (kernel thread, zombie) never gets one back.
-      if (link.exe === undefined && !link.denied) { if (!known) this.noExe.add(pid); continue; }
-      this.process(pid);
+      if (!known && !eager && !this.seenOnce.has(pid)) { this.seenOnce.add(pid); continue; }
+      this.readNew(pid, known);
     }
     for (const pid of [...this.procs.keys()]) if (!live.has(pid)) this.forget(pid);
     for (const pid of this.noExe) if (!live.has(pid)) this.noExe.delete(pid);
+    for (const pid of this.seenOnce) if (!live.has(pid) || this.procs.has(pid) || this.noExe.has(pid)) this.seenOnce.delete(pid);
     this.lastScanMs = Date.now() - t0;
+  }
+
+  /** The scan's look at one live pid: read when new or exec'd, remembered when it has no executable. */
+  private readNew(pid: number, known: DiscoveredProcess | undefined): void {
+    const link = exeLink(`${this.cfg.proc_root}/${pid}/exe`);
+    if (known) {
+      // exec keeps the pid but changes the executable: re-read such a process on this scan.
+      // (Unprivileged, the link is unreadable: exec shows as a new comm instead.)
+      if (known.unsettledUntil !== undefined) { this.process(pid); return; }
+      if (link.exe === undefined || link.exe === known.executablePath) return;
+      this.forget(pid);
+    }
+    // Kernel threads have no executable: not worth a row. Nor a failed readlink (an exception)
+    // every scan: a pid without one (kernel thread, zombie) never gets one back.
+    if (link.exe === undefined && !link.denied) { if (!known) this.noExe.add(pid); return; }
+    this.process(pid);
   }
 
   /**
@@ -344,6 +357,9 @@ export class Discovery {
   private socketScanDueAt = 0;
   /** Pids whose exe link is gone for good (kernel threads, zombies): skipped until they vanish. */
   private readonly noExe = new Set<number>();
+  /** Pids one scan saw and did not read yet (read at the next scan if they still run). */
+  private readonly seenOnce = new Set<number>();
+  private procScans = 0;
 
   /** Listening sockets → owning process → recognised service; new decoder ports become hints. */
   scanSockets(): void {
@@ -378,6 +394,8 @@ export class Discovery {
   private placeSockets(socks: Array<{ inode: number }>): void {
     const unknown = socks.filter((s) => !this.inodePid.has(s.inode));
     if (!unknown.length) return;
+    // Its owner may be a process the last scan saw and did not read yet.
+    for (const pid of this.seenOnce) { this.seenOnce.delete(pid); if (!this.procs.has(pid) && !this.noExe.has(pid)) this.readNew(pid, undefined); }
     const root = this.cfg.proc_root;
     if (unknown.some((s) => !this.unplaced.has(s.inode))) {
       this.socketWalks++;
