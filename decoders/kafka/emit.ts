@@ -8,7 +8,7 @@ import {
   A_MESSAGING_MESSAGE_BODY_SIZE, A_KAFKA_COMPRESSION_CODEC, A_MESSAGING_KAFKA_OFFSET,
   A_ERROR_TYPE, A_TELEGEN_REQUEST_SIZE, A_TELEGEN_RESPONSE_SIZE, A_TELEGEN_KAFKA_TOPICS,
   A_TELEGEN_KAFKA_PARTITION_COUNT, A_TELEGEN_KAFKA_TOPIC_ID, A_TELEGEN_KAFKA_ACKS,
-  A_TELEGEN_KAFKA_HIGH_WATERMARK,
+  A_TELEGEN_KAFKA_HIGH_WATERMARK, A_TELEGEN_KAFKA_TRANSACTIONAL_ID,
 } from "../abi/attributes";
 import {
   begin, addBytes, addString, addInt, beginStrs, addStrsItem, endStrs, finish, orFlags,
@@ -94,6 +94,10 @@ export function emitExchange(stream: u32, x: Exchange, extraFlags: i32): void {
   if (x.groupLen >= 0) {
     addBytes(A_MESSAGING_CONSUMER_GROUP_NAME, changetype<usize>(x.group), <u32>x.groupLen);
     if (x.groupLen >= STR_CAP) orFlags(FLAG_TRUNCATED);
+  }
+  if (x.txnIdLen >= 0) {
+    addBytes(A_TELEGEN_KAFKA_TRANSACTIONAL_ID, changetype<usize>(x.txnId), <u32>x.txnIdLen);
+    if (x.txnIdLen >= STR_CAP) orFlags(FLAG_TRUNCATED);
   }
   if (x.clientIdLen >= STR_CAP) orFlags(FLAG_TRUNCATED);
   if (x.recordCount != NONE) addInt(A_MESSAGING_BATCH_MESSAGE_COUNT, x.recordCount);

@@ -225,6 +225,11 @@ function noteGroup(x: Exchange): void {
   if (sLen >= 0 && x.groupLen < 0) x.groupLen = copyStr(x.group, sPtr, sLen);
 }
 
+/** The transactional id just read (null or empty: an idempotent or plain producer, none reported). */
+function noteTxn(x: Exchange): void {
+  if (rOk && sLen > 0 && x.txnIdLen < 0) x.txnIdLen = copyStr(x.txnId, sPtr, sLen);
+}
+
 /** Reads a topic name (versions < idFrom) or a topic id (uuid, versions >= idFrom). */
 function readTopic(x: Exchange, ver: i32, idFrom: i32): void {
   if (ver >= idFrom) {
@@ -406,7 +411,15 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
     // OffsetDelete: then the topics and partitions whose committed offsets go
     if (key == API_OFFSET_DELETE) offsetFetchTopics(x, 0);
   } else if (key == API_TXN_OFFSET_COMMIT && v <= 5) txnOffsetCommitRequest(x, v);
-  else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 5) addPartitionsToTxnRequest(x, v);
+  else if ((key == API_INIT_PRODUCER_ID && v <= 6) || (key == API_END_TXN && v <= 5)) {
+    rdStr(); noteTxn(x);             // both open with the transactional id (InitProducerId: null without one)
+  } else if (key == API_ADD_OFFSETS_TO_TXN && v <= 4) {
+    rdStr(); noteTxn(x);
+    rdI64(); rdI16();                // producer id, epoch
+    rdStr(); noteGroup(x);           // the group whose offsets the transaction commits
+  } else if (key == API_DESCRIBE_TRANSACTIONS && v == 0) {
+    if (rdArrayLen() > 0) { rdStr(); noteTxn(x); }
+  } else if (key == API_ADD_PARTITIONS_TO_TXN && v <= 5) addPartitionsToTxnRequest(x, v);
   else if (key == API_ELECT_LEADERS && v <= 2) {
     if (v >= 1) rdI8();              // election type
     topicPartitions(x, 0, false, false); // null: every partition
@@ -461,7 +474,7 @@ function configResources(x: Exchange): void {
 }
 
 function produceRequest(x: Exchange, v: i32): void {
-  if (v >= 3) rdStr();             // transactional id
+  if (v >= 3) { rdStr(); noteTxn(x); }
   x.acks = rdI16();
   rdI32();                         // timeout
   const topics = rdArrayLen();
@@ -567,7 +580,7 @@ function committedOffsets(x: Exchange, v: i32, idFrom: i32, epoch: bool, timesta
 
 /** TxnOffsetCommit: the offsets a transaction commits for a group (always topic names). */
 function txnOffsetCommitRequest(x: Exchange, v: i32): void {
-  rdStr();                           // transactional id
+  rdStr(); noteTxn(x);
   rdStr(); noteGroup(x);
   rdI64(); rdI16();                  // producer id, epoch
   if (v >= 3) { rdI32(); rdStr(); rdStr(); } // generation id, member id, group instance id
@@ -578,14 +591,15 @@ function txnOffsetCommitRequest(x: Exchange, v: i32): void {
  *  (KIP-890) a broker batches several transactions, each with a verify-only flag. */
 function addPartitionsToTxnRequest(x: Exchange, v: i32): void {
   if (v <= 3) {
-    rdStr();                         // transactional id
+    rdStr(); noteTxn(x);
     rdI64(); rdI16();                // producer id, epoch
     topicPartitions(x, 0, false, false);
     return;
   }
   const txns = rdArrayLen();
   for (let t = 0; t < txns && rOk; t++) {
-    rdStr(); rdI64(); rdI16(); rdI8(); // transactional id, producer id, epoch, verify only
+    rdStr(); noteTxn(x);             // the first transaction's id
+    rdI64(); rdI16(); rdI8();        // producer id, epoch, verify only
     topicPartitions(x, 0, false, false);
     skipTagged();
   }
@@ -715,7 +729,11 @@ function findCoordinatorRequest(x: Exchange, v: i32): void {
     if (n > 0) { rdStr(); keyPtr = sPtr; keyLen = sLen; }
   }
   // Key type 0 = consumer group; 1 = transactional id (not a group).
-  if (rOk && keyType == 0 && keyLen >= 0) { sPtr = keyPtr; sLen = keyLen; noteGroup(x); }
+  if (rOk && keyLen >= 0) {
+    sPtr = keyPtr; sLen = keyLen;
+    if (keyType == 0) noteGroup(x);
+    else if (keyType == 1) noteTxn(x);
+  }
 }
 
 function createTopicsRequest(x: Exchange, v: i32): void {

@@ -227,6 +227,9 @@ export class Exchange {
   clientIdLen: i32 = -1;
   group: StaticArray<u8> = new StaticArray<u8>(STR_CAP);
   groupLen: i32 = -1;
+  // The producer's transactional id (transactions and FindCoordinator key type 1).
+  txnId: StaticArray<u8> = new StaticArray<u8>(STR_CAP);
+  txnIdLen: i32 = -1;
 
   // Distinct topic names: entries of u16 length + bytes.
   topics: StaticArray<u8> = new StaticArray<u8>(TOPICS_CAP);
@@ -256,7 +259,7 @@ export class Exchange {
   reset(): void {
     this.corr = 0; this.apiKey = -1; this.apiVersion = -1; this.tsStart = 0; this.tsEnd = 0;
     this.flags = 0; this.requestSize = NONE; this.responseSize = NONE; this.oneWay = false;
-    this.clientIdLen = -1; this.groupLen = -1;
+    this.clientIdLen = -1; this.groupLen = -1; this.txnIdLen = -1;
     this.topicsUsed = 0; this.topicCount = 0; this.hasTopicId = false;
     this.partitionCount = 0; this.partition = -1; this.partitionMixed = false;
     this.reqTopicCount = 0; this.reqPartitionCount = 0; this.inResponse = false;

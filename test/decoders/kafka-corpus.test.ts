@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import { corpusDir, repoRoot } from '../helpers/decoder';
-import { parseTsv, replayKafka, agree } from './kafka-oracle';
+import { parseTsv, replayKafka, agree, KAFKA_PORTS } from './kafka-oracle';
 import { FLAG_ERROR } from '../../decoders/abi/abi';
 
 execFileSync(process.execPath, [path.join(repoRoot, 'decoders', 'build.js'), 'kafka'], { stdio: 'ignore' });
@@ -92,14 +92,15 @@ const BEYOND_TSHARK: Array<Record<string, unknown>> = [
   // every reassignment (null topics), refused
   { ...op('list_partition_reassignments', 46, 0, 104), ...err(29, 'TOPIC_AUTHORIZATION_FAILED') },
   { ...op('write_txn_markers', 27, 1, 105), 'messaging.destination.name': 'wtm', 'messaging.destination.partition.id': '1', ...err(48, 'INVALID_TXN_STATE') },
-  { ...op('add_partitions_to_txn', 24, 3, 106), 'messaging.destination.name': 'apt', 'messaging.destination.partition.id': '0' },
+  { ...op('add_partitions_to_txn', 24, 3, 106), 'messaging.destination.name': 'apt', 'messaging.destination.partition.id': '0', 'telegen.kafka.transactional_id': 'txn-3' },
   // KIP-890 batches: one transaction with two partitions; two transactions, each to partition 2
-  { ...op('add_partitions_to_txn', 24, 4, 107), 'messaging.destination.name': 'apt', 'telegen.kafka.partition_count': 2 },
-  { ...op('add_partitions_to_txn', 24, 5, 108), 'messaging.destination.name': 'apt', 'telegen.kafka.topics': ['apt', 'apt2'],
+  // (the first transaction's id)
+  { ...op('add_partitions_to_txn', 24, 4, 107), 'messaging.destination.name': 'apt', 'telegen.kafka.partition_count': 2, 'telegen.kafka.transactional_id': 'txn-4' },
+  { ...op('add_partitions_to_txn', 24, 5, 108), 'messaging.destination.name': 'apt', 'telegen.kafka.topics': ['apt', 'apt2'], 'telegen.kafka.transactional_id': 'txn-5a',
     'messaging.destination.partition.id': '2', 'telegen.kafka.partition_count': 2, ...err(53, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED') },
   { ...op('describe_producers', 61, 0, 109), 'messaging.destination.name': 'dp', 'messaging.destination.partition.id': '4' },
   // the request names transactions only: the topic is the one the transaction writes to
-  { ...op('describe_transactions', 65, 0, 110), 'messaging.destination.name': 'dt', 'messaging.destination.partition.id': '0' },
+  { ...op('describe_transactions', 65, 0, 110), 'messaging.destination.name': 'dt', 'messaging.destination.partition.id': '0', 'telegen.kafka.transactional_id': 'txn-d' },
   op('list_transactions', 66, 0, 111),
   op('describe_cluster', 60, 0, 112),
   { ...op('describe_log_dirs', 35, 3, 113), 'messaging.destination.name': 'dld', 'messaging.destination.partition.id': '1' },
@@ -232,3 +233,29 @@ test('fuzz over real traffic: every capture re-chunked, bytes flipped, gaps inje
   assert.equal(h.inst.pendingBytes(), 0);
   assert.ok(h.inst.memoryBytes() < 8 * 1024 * 1024, `memory ${h.inst.memoryBytes()}`);
 });
+
+// telegen.kafka.transactional_id against tshark's kafka.transactional_id (and the coordinator key
+// of a FindCoordinator for a transaction, key type 1), request by request, in every capture. tshark
+// shows a null id as "[ Null ]" and Produce v9's (compact) null as ""; both are none.
+const haveTshark = spawnSync('tshark', ['-v'], { stdio: 'ignore' }).status === 0;
+// (synth-admin-new.pcap's are stated exactly above: tshark 4.0 reads its AddPartitionsToTxn v3+ with the v0 layout.)
+for (const file of [...shared, ...own]) {
+  test(`transactional ids agree with tshark: ${path.basename(file)}`, { skip: !haveTshark && 'tshark not installed' }, async () => {
+    const syn = execFileSync('tshark', ['-r', file, '-Y', 'tcp.flags.syn==1 && tcp.flags.ack==0', '-T', 'fields', '-e', 'tcp.dstport'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const ports = [...new Set([...KAFKA_PORTS, ...syn.split('\n').filter(Boolean).map(Number)])];
+    const out = execFileSync('tshark', ['-r', file, ...ports.flatMap((p) => ['-d', `tcp.port==${p},kafka`]), '-Y', 'kafka.request_key && !kafka.response_key', '-T', 'fields',
+      '-E', 'occurrence=f', '-e', 'kafka.correlation_id', '-e', 'kafka.request_key', '-e', 'kafka.transactional_id', '-e', 'kafka.coordinator_key', '-e', 'kafka.coordinator_type'],
+    { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'ignore'] });
+    const want: string[] = [];
+    for (const line of out.split('\n').filter(Boolean)) {
+      const [corr, key, txn, coordKey, coordType] = line.split('\t');
+      const id = key === '10' ? (coordType === '1' ? coordKey : '') : txn;
+      if (id && id !== '[ Null ]') want.push(`${corr}/${key}/${id}`);
+    }
+    const rep = await replayKafka(file, ports);
+    const got = rep.records.filter((r) => typeof r.attributes['telegen.kafka.transactional_id'] === 'string')
+      .map((r) => `${r.attributes['kafka.correlation_id']}/${r.attributes['kafka.api_key']}/${r.attributes['telegen.kafka.transactional_id']}`);
+    assert.deepEqual(got.sort(), want.sort());
+    if (path.basename(file) === 'heldout-txn.pcapng') assert.equal(want.length, 11);
+  });
+}

@@ -737,6 +737,7 @@ test('transactions: AddPartitionsToTxn v3 and TxnOffsetCommit v3 (flexible) name
     'messaging.client.id': 'txn-client',
     'messaging.destination.name': 'orders',
     'messaging.destination.partition.id': '2',
+    'telegen.kafka.transactional_id': 'tx-1',
     'kafka.error_code': 48,
     'error.type': 'INVALID_TXN_STATE',
     'telegen.request.size': add.length,
@@ -747,6 +748,7 @@ test('transactions: AddPartitionsToTxn v3 and TxnOffsetCommit v3 (flexible) name
     ...base(28, 3, 12, 'txn_offset_commit'),
     'messaging.client.id': 'txn-client',
     'messaging.consumer.group.name': 'billing',
+    'telegen.kafka.transactional_id': 'tx-1',
     'messaging.destination.name': 'ledger',
     'messaging.destination.partition.id': '7',
     'messaging.kafka.offset': 1234,
@@ -754,6 +756,35 @@ test('transactions: AddPartitionsToTxn v3 and TxnOffsetCommit v3 (flexible) name
     'telegen.response.size': commitResp.length,
   });
   assert.equal(h.records[1].flags, 0);
+});
+
+test('transactional id: every request naming one carries it (InitProducerId, FindCoordinator key type 1, AddOffsetsToTxn, EndTxn, Produce v3+, DescribeTransactions); null or empty carries none', () => {
+  const h = fresh();
+  const cases: Array<[number, number, boolean, Buffer, Buffer, string | null]> = [
+    // InitProducerId v1 with an id, v4 (flexible) with none (an idempotent producer)
+    [22, 1, false, new W().str('pay-tx').i32(60000).done(), new W().i32(0).i16(0).i64(7).i16(0).done(), 'pay-tx'],
+    [22, 4, true, new W().cstr(null).i32(60000).i64(-1).i16(-1).tag0().done(), new W().i32(0).i16(0).i64(8).i16(0).tag0().done(), null],
+    // FindCoordinator v2 for a transaction (key type 1), v4 for a group (key type 0)
+    [10, 2, false, new W().str('pay-tx').i8(1).done(), new W().i32(0).i16(0).str(null).i32(1).str('b').i32(9092).done(), 'pay-tx'],
+    [10, 4, true, new W().i8(0).carr(1).cstr('grp').tag0().done(), new W().i32(0).carr(0).tag0().done(), null],
+    // AddOffsetsToTxn v0: the transaction and the group whose offsets it commits
+    [25, 0, false, new W().str('pay-tx').i64(7).i16(0).str('grp').done(), new W().i32(0).i16(0).done(), 'pay-tx'],
+    // EndTxn v3 (flexible), committing
+    [26, 3, true, new W().cstr('pay-tx').i64(7).i16(0).i8(1).tag0().done(), new W().i32(0).i16(0).tag0().done(), 'pay-tx'],
+    // Produce v3 with an empty transactional id: none
+    [0, 3, false, new W().str('').i16(1).i32(1000).arr(0).done(), new W().arr(0).i32(0).done(), null],
+    // DescribeTransactions v0: the first id asked about
+    [65, 0, true, new W().carr(2).cstr('pay-tx').cstr('other-tx').tag0().done(), new W().i32(0).carr(0).tag0().done(), 'pay-tx'],
+  ];
+  cases.forEach(([api, v, flex, body, rbody], i) => {
+    h.inst.feed(1, REQ, request(api, v, 200 + i, 'c', body, flex), BigInt(2 * i + 1));
+    h.inst.feed(1, RESP, response(200 + i, rbody, flex), BigInt(2 * i + 2));
+  });
+  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.api_key'], r.attributes['telegen.kafka.transactional_id'] ?? null, r.flags]),
+    cases.map(([api, , , , , id]) => [api, id, 0]));
+  assert.equal(h.records[4].attributes['messaging.consumer.group.name'], 'grp');
+  assert.equal(h.records[3].attributes['messaging.consumer.group.name'], 'grp');
+  assert.equal(h.records[2].attributes['messaging.consumer.group.name'], undefined);
 });
 
 test('responses that open with their error code: AddOffsetsToTxn, EndTxn, ListGroups, SaslAuthenticate, DescribeGroups, DeleteGroups', () => {
