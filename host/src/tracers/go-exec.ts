@@ -66,8 +66,11 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
   // The kernel learns what the attacher knows: files looked at (no event on their next exec)
   // and the pids running hooked files (their exit is reported).
   let lastSync = 0;
+  let synced = -1;
   const sync = () => {
     lastSync = Date.now();
+    if (synced === attacher.version) return;
+    synced = attacher.version;
     const now = new Set<string>();
     const pids = new Set<number>();
     for (const [key, h] of attacher.binaries) {

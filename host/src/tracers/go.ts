@@ -40,9 +40,18 @@ function fileKey(p: string): string | null {
   }
 }
 
+function samePids(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class GoAttacher {
   /** dev:inode of every executable looked at (Go or not) → what was done. */
   readonly binaries = new Map<string, Hooked | null>();
+  /** Bumped whenever `binaries` or a binary's pids change: the exec watcher hands them to the
+   *  kernel only then, not by walking them every second. */
+  version = 0;
 
   /** `h2`: the go_http2 object (HTTP/2 header fields, gotrace/http2.ts), when loaded. */
   constructor(private readonly t: NativeUprobes, private readonly selfPid = process.pid, private readonly h2?: NativeUprobes) {}
@@ -51,6 +60,7 @@ export class GoAttacher {
   attachFile(file: string, key: string): Hooked | null {
     const t0 = process.hrtime.bigint();
     const g = analyzeForTls(file, [...GO_REQ_FUNCS, ...(this.h2 ? GO_H2_FUNCS : [])]);
+    this.version++;
     if (!g) {
       this.binaries.set(key, null);
       return null;
@@ -134,7 +144,7 @@ export class GoAttacher {
       if (!key) continue;
       let h = this.binaries.get(key);
       if (h === undefined) h = this.analyze(exe, exeLink, key);
-      if (h && !h.status.pids.includes(pid)) h.status.pids.push(pid);
+      if (h && !h.status.pids.includes(pid)) { h.status.pids.push(pid); this.version++; }
     }
   }
 
@@ -147,6 +157,7 @@ export class GoAttacher {
     } catch (e) {
       glog.warn({ exe, err: (e as Error).message }, 'analysis failed');
       this.binaries.set(key, null);
+      this.version++;
       return null;
     }
   }
@@ -171,18 +182,20 @@ export class GoAttacher {
       }
       const key = fileKey(exeLink);
       if (!key) continue;
-      live.set(key, [...(live.get(key) ?? []), Number(pid)]);
+      const l = live.get(key);
+      if (l) l.push(Number(pid)); else live.set(key, [Number(pid)]);
       if (!this.binaries.has(key)) this.analyze(exe, exeLink, key);
     }
     for (const [key, h] of this.binaries) {
       const p = live.get(key);
       if (p) {
-        if (h) h.status.pids = p;
+        if (h && !samePids(h.status.pids, p)) { h.status.pids = p; this.version++; }
         continue;
       }
       // Nobody runs it any more: remove its probes and forget it (a new exec re-analyzes).
       this.release(h);
       this.binaries.delete(key);
+      this.version++;
     }
   }
 
@@ -193,6 +206,7 @@ export class GoAttacher {
   detachAll(): void {
     for (const h of this.binaries.values()) this.release(h);
     this.binaries.clear();
+    this.version++;
   }
 }
 

@@ -54,6 +54,8 @@ interface NativeUprobeTracer {
 
 /** Files a process maps that may carry OpenSSL or nghttp2: its libssl and libnghttp2 copies (from /proc/PID/maps text). */
 export function libsslPaths(maps: string): string[] {
+  // Most processes map neither (and a node process maps ~400 lines): not split at all then.
+  if (maps.indexOf('/libssl.so') < 0 && maps.indexOf('/libnghttp2.so') < 0) return [];
   const out = new Set<string>();
   for (const line of maps.split('\n')) {
     const slash = line.indexOf('/');
@@ -350,19 +352,24 @@ export class TlsAttacher {
     for (const pid of pids) this.scanPid(pid);
   }
 
-  /** One process's executable and libssl copies. */
-  scanPid(pid: string | number): void {
+  /** One process's executable and libssl copies; `mapsOnly`: its libraries alone (a process
+   *  looked at since its exec runs the same executable). False when the process is gone. */
+  scanPid(pid: string | number, mapsOnly = false): boolean {
     this.pidScans++;
     const root = `/proc/${pid}/root`;
     try {
-      const exe = fs.readlinkSync(`/proc/${pid}/exe`);
-      if (!exe.endsWith(' (deleted)')) {
-        const key = fileKey(`/proc/${pid}/exe`);
-        if (key && !this.hooked.has(key)) this.attachFile(fs.existsSync(exe) && fileKey(exe) === key ? exe : `/proc/${pid}/exe`, key);
+      if (!mapsOnly) {
+        const exe = fs.readlinkSync(`/proc/${pid}/exe`);
+        if (!exe.endsWith(' (deleted)')) {
+          const key = fileKey(`/proc/${pid}/exe`);
+          if (key && !this.hooked.has(key)) this.attachFile(fs.existsSync(exe) && fileKey(exe) === key ? exe : `/proc/${pid}/exe`, key);
+        }
       }
       for (const lib of libsslPaths(fs.readFileSync(`/proc/${pid}/maps`, 'latin1'))) this.consider(lib, root);
+      return true;
     } catch {
       /* kernel threads have no exe; processes exit while we look */
+      return false;
     }
   }
 
@@ -399,21 +406,27 @@ function followExecs(attacher: TlsAttacher, tickMs: number, safetyMs: number): {
   let lastFull = Date.now();
   let missed = false;
   const timers = new Set<NodeJS.Timeout>();
-  const look = (pid: number) => {
+  const look = (pid: number, mapsOnly: boolean): boolean => {
     try {
-      attacher.scanPid(pid);
+      return attacher.scanPid(pid, mapsOnly);
     } catch (e) {
       tlog.error({ err: (e as Error).message, pid }, 'scan failed');
+      return false;
     }
+  };
+  // Follow-ups read the maps alone (the executable was looked at on the exec) and stop once the
+  // process is gone: most exec'd processes are short-lived commands.
+  const followUp = (pid: number, i: number) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (look(pid, true) && i + 1 < FOLLOW_UP_MS.length) followUp(pid, i + 1);
+    }, FOLLOW_UP_MS[i] - (i ? FOLLOW_UP_MS[i - 1] : 0));
+    t.unref();
+    timers.add(t);
   };
   const listener: ExecListener = {
     exec(pid) {
-      look(pid);
-      for (const ms of FOLLOW_UP_MS) {
-        const t = setTimeout(() => { timers.delete(t); look(pid); }, ms);
-        t.unref();
-        timers.add(t);
-      }
+      if (look(pid, false)) followUp(pid, 0);
     },
     missed() { missed = true; },
   };
