@@ -394,10 +394,11 @@ export class Discovery {
   private placeSockets(socks: Array<{ inode: number }>): void {
     const unknown = socks.filter((s) => !this.inodePid.has(s.inode));
     if (!unknown.length) return;
-    // Its owner may be a process the last scan saw and did not read yet.
-    for (const pid of this.seenOnce) { this.seenOnce.delete(pid); if (!this.procs.has(pid) && !this.noExe.has(pid)) this.readNew(pid, undefined); }
     const root = this.cfg.proc_root;
     if (unknown.some((s) => !this.unplaced.has(s.inode))) {
+      // A new socket's owner may be a process the last scan saw and did not read yet (a socket
+      // no walk could place is looked for in processes as they are read, below).
+      for (const pid of this.seenOnce) { this.seenOnce.delete(pid); if (!this.procs.has(pid) && !this.noExe.has(pid)) this.readNew(pid, undefined); }
       this.socketWalks++;
       this.inodePid.clear();
       this.walkedPids = new Set(this.procs.keys());
