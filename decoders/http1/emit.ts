@@ -81,17 +81,25 @@ export function emitExchange(stream: u32, ex: Exchange): void {
   bag.shrink();
 }
 
-// Decoder-private attribute (named in meta()): the request the next protocol continues, base64
-// (T_STR is UTF-8 and the request is bytes). The host feeds it to the next decoder and drops it.
+// Decoder-private attributes (named in meta()): the request the next protocol continues, base64
+// (T_STR is UTF-8 and the request is bytes) in pieces of H2C_PIECE bytes, one record field each
+// (FIELD_CAP); the host joins them, feeds them to the next decoder and drops them.
 export const P_UPGRADE_REQUEST = 1024;
-export const PRIVATE_ATTRS = '{"1024":"telegen.upgrade.request"}';
+export const PRIVATE_ATTRS = '{"1024":"telegen.upgrade.request","1025":"telegen.upgrade.request.1","1026":"telegen.upgrade.request.2","1027":"telegen.upgrade.request.3"}';
+const H2C_PIECE: i32 = 6144;
 
 /** KIND_UPGRADE; `request` (h2c) spans from the request's start, else the record is at `ts`. */
 export function emitUpgrade(stream: u32, tsStart: u64, ts: u64, nextPtr: usize, nextLen: u32, request: Uint8Array | null): void {
   begin(KIND_UPGRADE, 0, <u64>stream, tsStart, ts);
   addBytes(A_NETWORK_PROTOCOL_NAME, HTTP, 4);
   addBytes(A_TELEGEN_PROTOCOL_NEXT, nextPtr, nextLen);
-  if (request !== null) addBytes(P_UPGRADE_REQUEST, b64Buf, base64(request));
+  if (request !== null) {
+    // a piece is a multiple of 3 bytes: the base64 of the pieces joined is that of the whole
+    for (let at = 0, id = P_UPGRADE_REQUEST; at < request.length && id < P_UPGRADE_REQUEST + 4; at += H2C_PIECE, id++) {
+      const end = at + H2C_PIECE < request.length ? at + H2C_PIECE : request.length;
+      addBytes(id, b64Buf, base64(request.subarray(at, end)));
+    }
+  }
   finish();
 }
 

@@ -101,7 +101,6 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
       case PH_BODY_LEN:
       case PH_CHUNK_DATA: {
         const take: u32 = <i64>avail < ds.remaining ? avail : <u32>ds.remaining;
-        if (isReq && st.h2cReq !== null && ds.phase == PH_BODY_LEN) keepH2cBody(st, q, take);
         pos += take;
         ds.remaining -= <i64>take;
         addBody(st, isReq, take, take);
@@ -202,7 +201,11 @@ function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
     return PARSE_INVALID;
   }
   ex.wantsUpgrade = hUpgradePtr != 0;
-  keepH2cHead(st, ex, q, h);
+  st.h2cReq = null;
+  if (ex.wantsUpgrade && upgradeToken(hUpgradePtr, hUpgradeLen) == 3 && isH2c()) {
+    h2cBegin(st, q, <u32>lf);
+    h2cLines(st, q, from, h);
+  }
   ds.resetHead();
   st.queue.push(ex);
   exchangeQueued();
@@ -226,30 +229,6 @@ function frameRequest(st: State, stream: u32, ex: Exchange, cl: i64, te: bool, c
     endMessage(st, stream, true, ds.msgTs);
   }
   return 0;
-}
-
-/**
- * A request asking for h2c keeps a copy of itself: if the server switches, the request is the
- * new connection's stream 1 and the http2 decoder, which answers for that stream, needs it. Only
- * Content-Length bodies (chunked ones would need re-framing) and only up to H2C_REQUEST_CAP.
- */
-function keepH2cHead(st: State, ex: Exchange, q: usize, h: u32): void {
-  st.h2cReq = null;
-  if (!ex.wantsUpgrade || hTeSeen || upgradeToken(hUpgradePtr, hUpgradeLen) != 3 || !isH2c()) return;
-  const body: i64 = hContentLength > 0 ? hContentLength : 0;
-  if (<i64>h + body > <i64>H2C_REQUEST_CAP) return;
-  const buf = new Uint8Array(<i32>(<i64>h + body));
-  memory.copy(buf.dataStart, q, h);
-  st.h2cReq = buf;
-  st.h2cLen = <i32>h;
-}
-
-function keepH2cBody(st: State, q: usize, n: u32): void {
-  const buf = st.h2cReq!;
-  const room = buf.length - st.h2cLen;
-  const take = <i32>n < room ? <i32>n : room;
-  memory.copy(buf.dataStart + <usize>st.h2cLen, q, <usize>take);
-  st.h2cLen += take;
 }
 
 /** nextBuf holds "h2c" (after upgradeToken returned 3). */
@@ -299,7 +278,7 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
       if (nlen == 0) nlen = copyAscii("unknown");
     } else nlen = copyAscii("tunnel");
     const h2c = st.h2cReq;
-    if (status == 101 && nlen == 3 && isH2c() && h2c !== null && st.h2cLen == h2c.length && ex.wantsUpgrade) {
+    if (status == 101 && nlen == 3 && isH2c() && h2c !== null && ex.reqDone && ex.wantsUpgrade) {
       // h2c: the request continues as stream 1 of HTTP/2, whose response the http2 decoder
       // reads; it gets the request from the upgrade record and emits the exchange
       st.resp.resetHead();
@@ -307,7 +286,7 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
       removeExchange(st, ex);
       ex.fields.shrink();
       if (st.reqCur !== ex) releaseExchange(ex);
-      emitUpgrade(stream, ex.tsStart, ts, nextBuf, nlen, h2c);
+      emitUpgrade(stream, ex.tsStart, ts, nextBuf, nlen, h2cFinish(st, ex));
     } else {
       endMessage(st, stream, false, ts);
       emitUpgrade(stream, ts, ts, nextBuf, nlen, null);
@@ -363,6 +342,114 @@ function frameResponse(st: State, stream: u32, ex: Exchange, ts: u64, cl: i64, t
 }
 
 // ---------------------------------------------------------------------------------------------
+// h2c hand-over. A request asking for h2c keeps a copy of what HTTP/2 stream 1 needs of it: if
+// the server switches, the request is the new connection's stream 1 and the http2 decoder,
+// which answers for that stream, reads it (decoders/http2/upgrade.ts). The copy must fit one
+// record field once base64-encoded, so it holds the request line, then the fields HTTP/2 keeps
+// in order as long as they fit (a field too long is left out, the ones after it still taken),
+// then `:telegen-h1: SIZE BODY CUT` (written at the 101: the request's wire bytes, its body
+// bytes, 1 if a field was left out). The body is not copied, only counted: the request of any
+// size or framing (chunked too) keeps its stream-1 exchange.
+
+/** Room kept for the `:telegen-h1:` line and the empty line. */
+const H2C_TAIL: i32 = 64;
+
+/** Starts the copy with the request line of the head at q (its LF at lf). */
+function h2cBegin(st: State, q: usize, lf: u32): void {
+  st.h2cCut = false;
+  let e = lf;
+  if (e > 0 && <u32>load<u8>(q + <usize>e - 1) == 0x0d) e--;
+  const room = <u32>(H2C_REQUEST_CAP - H2C_TAIL) / 2;
+  const buf = new Uint8Array(H2C_REQUEST_CAP);
+  let n = e;
+  if (n > room) {
+    // a target of kilobytes: keep its start (method, path) and the version after it
+    let sp1: u32 = 0;
+    while (sp1 < e && load<u8>(q + <usize>sp1) != 0x20) sp1++;
+    if (sp1 + 16 > room || e < 9) { st.h2cReq = null; return; }
+    const keep = room - 9;
+    memory.copy(buf.dataStart, q, <usize>keep);
+    store<u8>(buf.dataStart + <usize>keep, 0x20);
+    memory.copy(buf.dataStart + <usize>keep + 1, q + <usize>e - 8, 8);
+    n = room;
+    st.h2cCut = true;
+  } else memory.copy(buf.dataStart, q, <usize>n);
+  store<u16>(buf.dataStart + <usize>n, 0x0a0d);
+  st.h2cReq = buf;
+  st.h2cLen = <i32>n + 2;
+}
+
+/** Adds the field lines of [from, to) at p that HTTP/2 keeps and that fit. */
+function h2cLines(st: State, p: usize, from: u32, to: u32): void {
+  const buf = st.h2cReq;
+  if (buf === null) return;
+  let i = from;
+  while (i < to) {
+    const lf = findLF(p, i, to);
+    if (lf < 0) break;
+    const ls = i;
+    let le = <u32>lf;
+    i = le + 1;
+    if (le > ls && <u32>load<u8>(p + <usize>le - 1) == 0x0d) le--;
+    if (le == ls) break;
+    const c0 = <u32>load<u8>(p + <usize>ls);
+    if (c0 == 0x20 || c0 == 0x09) { st.h2cCut = true; continue; } // obs-fold: not re-folded
+    let colon = ls;
+    while (colon < le && load<u8>(p + <usize>colon) != 0x3a) colon++;
+    if (h2cDropped(p + <usize>ls, colon - ls)) continue;
+    const n = <i32>(le - ls);
+    if (st.h2cLen + n + 2 > H2C_REQUEST_CAP - H2C_TAIL) { st.h2cCut = true; continue; }
+    memory.copy(buf.dataStart + <usize>st.h2cLen, p + <usize>ls, <usize>n);
+    store<u16>(buf.dataStart + <usize>(st.h2cLen + n), 0x0a0d);
+    st.h2cLen += n + 2;
+  }
+}
+
+/** Connection-specific fields HTTP/2 does not carry (RFC 9113 §8.2.2): not worth the room. */
+function h2cDropped(p: usize, n: u32): bool {
+  if (n == 7) return lowerIs(p, n, "upgrade");
+  if (n == 10) return lowerIs(p, n, "connection") || lowerIs(p, n, "keep-alive");
+  if (n == 14) return lowerIs(p, n, "http2-settings");
+  if (n == 16) return lowerIs(p, n, "proxy-connection");
+  if (n == 17) return lowerIs(p, n, "transfer-encoding");
+  return false;
+}
+
+function lowerIs(p: usize, n: u32, lit: string): bool {
+  for (let i: u32 = 0; i < n; i++) {
+    let c = <u32>load<u8>(p + <usize>i);
+    if (c - 0x41 < 26) c |= 0x20;
+    if (c != <u32>lit.charCodeAt(<i32>i)) return false;
+  }
+  return true;
+}
+
+/** Ends the copy with the request's sizes; the bytes handed over. */
+function h2cFinish(st: State, ex: Exchange): Uint8Array {
+  const buf = st.h2cReq!;
+  let o = buf.dataStart + <usize>st.h2cLen;
+  const tag = ":telegen-h1: ";
+  for (let i = 0; i < tag.length; i++) store<u8>(o + <usize>i, <u8>tag.charCodeAt(i));
+  o += <usize>tag.length;
+  o = putDecimal(o, ex.reqSize);
+  store<u8>(o++, 0x20);
+  o = putDecimal(o, ex.reqBodySize);
+  store<u8>(o++, 0x20);
+  store<u8>(o++, st.h2cCut ? 0x31 : 0x30);
+  store<u32>(o, 0x0a0d0a0d);
+  o += 4;
+  return buf.subarray(0, <i32>(o - buf.dataStart));
+}
+
+function putDecimal(o: usize, v: i64): usize {
+  if (v < 0) v = 0;
+  let n: usize = 1;
+  for (let t = v; t >= 10; t /= 10) n++;
+  for (let i = n; i > 0; i--) { store<u8>(o + i - 1, <u8>(0x30 + v % 10)); v /= 10; }
+  return o + n;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Header blocks longer than HEAD_SPILL: walked line by line as they arrive, so that the window
 // holds none of them when the capture limit cuts the block (a gap then keeps what was read).
 
@@ -385,8 +472,9 @@ function spillHead(st: State, q: usize, n: u32, isReq: bool): i32 {
       releaseExchange(ex);
       return PARSE_INVALID;
     }
-    // too long to be handed to the http2 decoder as an h2c stream 1 (H2C_REQUEST_CAP)
-    st.h2cReq = null;
+    // whether it asks for h2c is known only at its end (finishMore): copied meanwhile
+    h2cBegin(st, q, <u32>lf);
+    h2cLines(st, q, from, linesEnd);
     st.queue.push(ex);
     exchangeQueued();
     st.reqCur = ex;
@@ -466,6 +554,7 @@ function headMore(st: State, stream: u32, q: usize, n: u32, isReq: bool, ts: u64
       ds.holdLen = 0;
       if (isEmptyLine(hp, hl)) return finishMore(st, stream, isReq, ts, i);
       if (walkHeaders(hp, 0, hl, isReq, ex) < 0 || !mergeFraming(ds)) return PARSE_INVALID;
+      if (isReq) h2cLines(st, hp, 0, hl);
     }
     ds.holdLen = 0;
     ds.holdOver = false;
@@ -476,12 +565,14 @@ function headMore(st: State, stream: u32, q: usize, n: u32, isReq: bool, ts: u64
     if (lf < 0) break;
     if (isEmptyLine(q + <usize>ls, <u32>lf + 1 - ls)) {
       if (ls > i && (walkHeaders(q, i, ls, isReq, ex) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
+      if (isReq) h2cLines(st, q, i, ls);
       addHead(ex, isReq, <u32>lf + 1 - i);
       return finishMore(st, stream, isReq, ts, <u32>lf + 1);
     }
     ls = <u32>lf + 1;
   }
   if (ls > i && (walkHeaders(q, i, ls, isReq, ex) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
+  if (isReq) h2cLines(st, q, i, ls);
   holdLine(ds, q + <usize>ls, n - ls);
   addHead(ex, isReq, n - i);
   // the same bound as a block read whole (findHeadEnd)
@@ -495,6 +586,7 @@ function finishMore(st: State, stream: u32, isReq: bool, ts: u64, consumed: u32)
   const ex = changetype<Exchange>(ds.moreEx);
   const cl = ds.moreCL, te = ds.moreTe, chunkedLast = ds.moreChunkedLast, upgrade = ds.moreUpgrade;
   ds.resetHead();
+  if (isReq && !upgrade) st.h2cReq = null;
   const rc = isReq ? (ex.wantsUpgrade = upgrade, frameRequest(st, stream, ex, cl, te, chunkedLast))
     : frameResponse(st, stream, ex, ts, cl, te, chunkedLast);
   return rc < 0 ? rc : <i32>consumed;
@@ -606,7 +698,6 @@ export function gapStream(stream: u32, dir: i32, len: u32): i32 {
     case PH_BODY_LEN:
     case PH_CHUNK_DATA: {
       // inside a body of known remaining length: the lost bytes are body bytes we skip anyway
-      if (isReq) st.h2cReq = null;
       if (<i64>len > ds.remaining) return PARSE_INVALID;
       ds.remaining -= <i64>len;
       addBody(st, isReq, len, len);

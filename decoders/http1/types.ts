@@ -26,9 +26,10 @@ export const CHUNK_LINE_CAP: u32 = 4096;
 export const TRAILER_CAP: u32 = 65536;
 // Requests waiting for their response on one connection (pipelining depth).
 export const PENDING_CAP: i32 = 128;
-// Largest h2c upgrade request (head + body) handed to the http2 decoder: its base64 must fit one
-// record field (FIELD_CAP 8192); a larger one stays an HTTP/1.1 exchange answered by 101.
-export const H2C_REQUEST_CAP: i32 = 6144;
+// Largest copy of an h2c upgrade request handed to the http2 decoder (stitch.ts, h2cBegin), in
+// four record fields (emit.ts): more than a head the capture (16 KiB a read) holds whole.
+// Fields that do not fit are left out.
+export const H2C_REQUEST_CAP: i32 = 24576;
 // Captured request/response field bytes kept per exchange until it is emitted.
 export const BAG_CAP: i32 = 32768;
 const BAG_BASE: i32 = 512;
@@ -236,8 +237,10 @@ export class State {
   respCur: Exchange | null = null; // exchange whose response body is being read
   upgraded: bool = false;
   lastTs: u64 = 0;
-  /** Copy of a request asking for `Upgrade: h2c` (head, then body), handed to the http2
-   *  decoder if the server switches: it is that connection's stream 1 (RFC 7540 §3.2). */
+  /** What HTTP/2 stream 1 needs of a request asking for `Upgrade: h2c` (stitch.ts, h2cBegin),
+   *  handed to the http2 decoder if the server switches (RFC 7540 §3.2). */
   h2cReq: Uint8Array | null = null;
   h2cLen: i32 = 0;
+  /** A field (or the target's end) did not fit the copy. */
+  h2cCut: bool = false;
 }

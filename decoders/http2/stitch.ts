@@ -307,6 +307,12 @@ export function onUpgradeRequest(c: Conn, connId: u32, list: Uint8Array, bytes: 
   placeBlock(c, connId, s, DIR_REQUEST, list, true, ts);
 }
 
+/** The http1 decoder left fields of the h2c upgrade request out of what it handed over. */
+export function upgradeCut(c: Conn): void {
+  const s = getStream(c, 0, 1, 0, false);
+  if (s != null) s.truncated = true;
+}
+
 /** Body bytes of the h2c upgrade request. */
 export function onUpgradeBody(c: Conn, n: u32): void {
   const s = getStream(c, 0, 1, 0, false);

@@ -5,10 +5,10 @@
 // in the form HTTP/2 would have sent them (RFC 9113 §8.3.1, §8.2.2).
 import { PARSE_NEEDS_MORE } from "../abi/abi";
 import { Conn, DirState } from "./types";
-import { appendField, nameIs, onUpgradeRequest } from "./stitch";
+import { appendField, nameIs, onUpgradeRequest, onUpgradeBody, upgradeCut } from "./stitch";
 
-/** The largest request head taken (the http1 decoder hands over at most 6 KiB). */
-const HEAD_CAP: u32 = 16384;
+/** The largest request head taken (the http1 decoder hands over at most 24 KiB). */
+const HEAD_CAP: u32 = 24576;
 
 /** `TOKEN SP` at p: an HTTP/1.x request line begins (the preface starts "PRI *", never taken). */
 export function looksLikeRequest(p: usize, n: u32): bool {
@@ -78,6 +78,12 @@ export function upgradeRequest(c: Conn, connId: u32, d: DirState, p: usize, len:
   const authAt = at;
   let hasAuthority = false;
   let bodyLen: i64 = 0;
+  // the http1 decoder's copy ends with `:telegen-h1: SIZE BODY CUT` (no field name starts with
+  // ':' on the wire): the request's sizes, its body not following
+  let handed = false;
+  let wireSize: i64 = 0;
+  let handedBody: i64 = 0;
+  let cut = false;
   let q = eol + 2;
   while (q + 2 <= h) {
     let e = q;
@@ -85,7 +91,18 @@ export function upgradeRequest(c: Conn, connId: u32, d: DirState, p: usize, len:
     if (e == q) break; // the empty line
     let colon = q;
     while (colon < e && load<u8>(p + <usize>colon) != 0x3a) colon++;
-    if (colon < e && colon > q) {
+    if (colon == q && e - q > 13 && nameIs(p + <usize>q + 1, 10, "telegen-h1")) {
+      let k = q + 13;
+      let m = k;
+      while (m < e && load<u8>(p + <usize>m) != 0x20) m++;
+      wireSize = decimal(p + <usize>k, m - k);
+      k = m + 1;
+      m = k;
+      while (m < e && load<u8>(p + <usize>m) != 0x20) m++;
+      handedBody = decimal(p + <usize>k, m - k);
+      cut = m + 1 < e && load<u8>(p + <usize>m + 1) == 0x31;
+      handed = wireSize >= handedBody && handedBody >= 0 && wireSize < 0xffffffff;
+    } else if (colon < e && colon > q) {
       const np = p + <usize>q;
       const nl = colon - q;
       let vs = colon + 1;
@@ -106,6 +123,13 @@ export function upgradeRequest(c: Conn, connId: u32, d: DirState, p: usize, len:
       }
     }
     q = e + 2;
+  }
+  if (handed) {
+    onUpgradeRequest(c, connId, list.slice(0, at), <u32>(wireSize - handedBody), ts);
+    if (handedBody > 0) onUpgradeBody(c, <u32>handedBody);
+    if (cut) upgradeCut(c);
+    d.h1Body = 0;
+    return <i32>h;
   }
   onUpgradeRequest(c, connId, list.slice(0, at), h, ts);
   d.h1Body = bodyLen > 0 && bodyLen < 0xffffffff ? <u32>bodyLen : 0;

@@ -245,19 +245,52 @@ test('101 Switching Protocols to h2c: no HTTP/1 exchange, KIND_UPGRADE h2c carry
   assert.deepEqual([up.stream, up.tsStart, up.tsEnd], [4, 10n, 20n]);
   assert.deepEqual(up.attributes, {
     'network.protocol.name': 'http', 'telegen.protocol.next': 'h2c',
-    'telegen.upgrade.request': Buffer.from(req + 'hello', 'latin1').toString('base64'),
+    // what stream 1 needs: the request line, the fields HTTP/2 keeps, the sizes (the body is
+    // counted, not copied)
+    'telegen.upgrade.request': Buffer.from('POST /submit?x=1 HTTP/1.1\r\nHost: h2.example\r\nContent-Length: 5\r\n' +
+      `:telegen-h1: ${req.length + 5} 5 0\r\n\r\n`, 'latin1').toString('base64'),
   });
   assert.equal(h.inst.feed(4, REQ, b('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 21n), 'ignored');
 });
 
-test('h2c upgrade request too large to hand over (or chunked): the HTTP/1 exchange with its 101 stays', () => {
-  for (const body of ['Content-Length: 7000\r\n\r\n' + 'x'.repeat(7000), 'Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n']) {
-    const h = loadDecoder('http1');
-    h.inst.feed(4, REQ, b(`POST /big HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n${body}`), 10n);
-    h.inst.feed(4, RESP, b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'), 20n);
-    assert.deepEqual(h.records.map((r) => r.kind), [KIND_EXCHANGE, KIND_UPGRADE]);
-    assert.equal(h.records[0].attributes['http.response.status_code'], 101);
-    assert.deepEqual(h.records[1].attributes, { 'network.protocol.name': 'http', 'telegen.protocol.next': 'h2c' });
+/** The hand-over of an h2c upgrade (KIND_UPGRADE), decoded. */
+function handover(h: Harness): string {
+  const ups = h.records.filter((r) => r.kind === KIND_UPGRADE);
+  assert.equal(ups.length, 1);
+  const a = ups[0].attributes;
+  // in pieces of one record field each, joined by the host
+  const b64 = ['', '.1', '.2', '.3'].map((s) => a[`telegen.upgrade.request${s}`] ?? '').join('');
+  return Buffer.from(b64, 'base64').toString('latin1');
+}
+
+test('h2c upgrade requests of any size or framing are handed over: large body, chunked, 12 and 28 KiB of fields, a 14 KiB target', () => {
+  const big = 'y'.repeat(4000);
+  const six = ['X-1', 'X-2', 'X-3', 'X-4', 'X-5', 'X-6', 'X-7'].map((n) => `${n}: ${big}`);
+  const cases: Array<[string, string[], number, boolean]> = [
+    // [request, lines expected in the hand-over (before the sizes), body size, fields left out]
+    ['POST /big HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nContent-Length: 7000\r\n\r\n' + 'x'.repeat(7000),
+      ['POST /big HTTP/1.1', 'Host: h', 'Content-Length: 7000'], 7000, false],
+    ['POST /c HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+      ['POST /c HTTP/1.1', 'Host: h'], 3, false],
+    // 12 KiB of fields: walked in pieces (PH_HEAD_MORE), handed over in two record fields
+    [`GET /f HTTP/1.1\r\nHost: h\r\nX-A: ${big}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nX-B: ${big}\r\nX-C: ${big}\r\nAccept: */*\r\n\r\n`,
+      ['GET /f HTTP/1.1', 'Host: h', `X-A: ${big}`, `X-B: ${big}`, `X-C: ${big}`, 'Accept: */*'], 0, false],
+    // 28 KiB: the fields after the copy is full are left out, a small one after them still taken
+    [`GET /f HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n${six.join('\r\n')}\r\nAccept: */*\r\n\r\n`,
+      ['GET /f HTTP/1.1', 'Host: h', ...six.slice(0, 6), 'Accept: */*'], 0, true],
+    [`GET /${'p'.repeat(14000)}?q=1 HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n\r\n`,
+      [`GET /${'p'.repeat(12242)} HTTP/1.1`, 'Host: h'], 0, true],
+  ];
+  for (const [req, lines, body, cut] of cases) {
+    for (const split of [0, 1000, 9000]) {
+      const h = loadDecoder('http1');
+      const r = b(req);
+      if (split > 0 && split < r.length) h.inst.feed(4, REQ, r.subarray(0, split), 10n);
+      h.inst.feed(4, REQ, split > 0 && split < r.length ? r.subarray(split) : r, 11n);
+      h.inst.feed(4, RESP, b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'), 20n);
+      assert.deepEqual(h.records.map((x) => x.kind), [KIND_UPGRADE], `${req.slice(0, 20)} split ${split}`);
+      assert.equal(handover(h), lines.join('\r\n') + `\r\n:telegen-h1: ${r.length} ${body} ${cut ? 1 : 0}\r\n\r\n`);
+    }
   }
 });
 
@@ -272,7 +305,7 @@ test('upgrade request whose preface bytes arrive before the 101 is decided', () 
   assert.equal(h.inst.feed(5, REQ, b(req + 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 1n), 'ok');
   assert.equal(h.inst.feed(5, RESP, b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'), 2n), 'ok');
   assert.equal(h.records.map((r) => r.kind).join(), `${KIND_UPGRADE}`);
-  assert.equal(h.records[0].attributes['telegen.upgrade.request'], Buffer.from(req, 'latin1').toString('base64'));
+  assert.equal(handover(h), `GET / HTTP/1.1\r\nHost: h\r\n:telegen-h1: ${req.length} 0 0\r\n\r\n`);
   // the preface was held back, not consumed: the host hands it to the http2 decoder
   assert.equal(Buffer.from(h.inst.takePending(5, REQ)!).toString('latin1'), 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
   assert.equal(h.inst.feed(5, REQ, Buffer.from([0, 0, 0, 4, 1, 0, 0, 0, 0]), 3n), 'ignored');

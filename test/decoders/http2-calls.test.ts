@@ -66,7 +66,7 @@ function want(c: Call): Record<string, unknown> {
 const files = fs.readdirSync(testdata).filter((f) => f.endsWith('.expected-calls.tsv')).sort();
 
 test('self-recorded captures with per-call expectations are present', () => {
-  for (const need of ['h2c-apache', 'grpc-calls']) assert.ok(files.includes(`${need}.expected-calls.tsv`), need);
+  for (const need of ['h2c-apache', 'h2c-large', 'grpc-calls']) assert.ok(files.includes(`${need}.expected-calls.tsv`), need);
 });
 
 for (const tsv of files) {

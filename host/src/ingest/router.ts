@@ -63,8 +63,15 @@ export class Router {
       const next = rec.attributes['telegen.protocol.next'];
       if (typeof next === 'string') conn.switchTo = next;
       // request bytes (headers, credentials included) are for the next decoder only, never exported
-      const req = rec.attributes['telegen.upgrade.request'];
+      let req = rec.attributes['telegen.upgrade.request'];
       delete rec.attributes['telegen.upgrade.request'];
+      // a request over one record field comes in pieces (decoders/http1/emit.ts)
+      for (let i = 1; i < 4; i++) {
+        const more = rec.attributes[`telegen.upgrade.request.${i}`];
+        if (typeof more !== 'string') break;
+        delete rec.attributes[`telegen.upgrade.request.${i}`];
+        if (typeof req === 'string') req += more;
+      }
       if (typeof req === 'string') conn.switchRequest = { bytes: Buffer.from(req, 'base64'), ts: rec.tsStart };
     }
     this.sink(rec, conn, decoderName);
