@@ -14,7 +14,7 @@ import { KernelIngest } from './ingest/kernel';
 import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
 import { countStage, filterStage, sampleStage, sampledIn, redactStage, SpanIn } from './pipeline/stages';
 import { PipelineConfig } from './pipeline/config';
-import { planReload, ReloadPlan } from './config/reload';
+import { planReload, ReloadPlan, isGateKey } from './config/reload';
 import { activeDiscovery } from './discovery';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
 import { startApi } from './api/server';
@@ -28,7 +28,7 @@ import * as path from 'path';
 import { createSignals, Signals } from './signals';
 import { startMemoryTuning } from './memory';
 import { relieveHeapBeforeLoad } from './memory/native-heap';
-import { startOverloadGate } from './memory/overload';
+import { startOverloadGate, OverloadGate } from './memory/overload';
 import { collectMapFill, MapDesc, registerMaps } from './tracers/map-fill';
 import { correlateStage, CorrelateStage } from './correlate';
 import { Analytics } from './analytics';
@@ -272,6 +272,7 @@ export class Agent {
       pauseRing: this.socketTracer?.pause ? (p) => this.socketTracer?.pause?.(p) : undefined,
       collect: tuning.collect,
     });
+    this.gate = gate;
     this.stopMemoryTuning = () => { gate?.stop(); tuning(); };
     this.ready = true;
     alog.info({ tracers: this.tracers.map((t) => `${t.name}:${t.ok ? 'up' : 'down'}`), traces: this.queues.traces ? this.describeTarget() : 'disabled' }, 'telegen running');
@@ -280,6 +281,8 @@ export class Agent {
   /** filter → sample → redact → trace queue, and the sampling decision exemplars follow: built
    *  whole and swapped between two spans by reload() (one reference each, read per span). */
   private spanStages: SpanIn = () => undefined;
+  /** The overload gate, for reload() (undefined: nothing to shed or pause was configured at start). */
+  private gate?: OverloadGate;
   private exemplarKeep: (s: ReadableSpan) => boolean = () => true;
   private setSpanStages(p: PipelineConfig): void {
     const tracesQ = this.queues.traces;
@@ -295,7 +298,10 @@ export class Agent {
   reload(next: Config): ReloadPlan & { overridden: string[] } {
     const plan = planReload(this.cfg, next);
     const overridden = this.policy.redaction ? plan.live.filter((k) => k.startsWith('pipeline.redaction')) : [];
-    const live = plan.live.filter((k) => !overridden.includes(k));
+    let live = plan.live.filter((k) => !overridden.includes(k));
+    let restart = plan.restart;
+    // With no gate running (everything was off at start) there is nothing to update: a restart starts one.
+    if (!this.gate) { restart = [...restart, ...live.filter(isGateKey)]; live = live.filter((k) => !isGateKey(k)); }
     // First: a rule's regular expression that does not compile throws here, before anything changed.
     if (plan.live.includes('discovery.service_rules')) {
       try { activeDiscovery()?.setServiceRules(next.discovery.service_rules); } catch (e) { throw new Error(`discovery.service_rules: ${(e as Error).message}`); }
@@ -305,11 +311,15 @@ export class Agent {
       this.setSpanStages(next.pipeline);
       this.cfg.pipeline = next.pipeline;
     }
+    if (this.gate && live.some(isGateKey)) {
+      this.gate.update(next.agent);
+      this.cfg.agent = { ...next.agent, max_rss_mb: this.cfg.agent.max_rss_mb };
+    }
     if (next.log_level !== this.cfg.log_level) {
       setLogLevel(next.log_level);
       this.cfg.log_level = next.log_level;
     }
-    return { live, restart: plan.restart, overridden };
+    return { live, restart, overridden };
   }
 
   /** Everything is loaded and attached: keep only the capabilities run-time work needs (docs/security.md). */

@@ -89,11 +89,20 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
     await waitMetric(agent, (ms) => sum(ms, 'telegen_spans_sampled_out_total') - sampledOut1 >= 5, 60_000, 'still sampled out');
     assert.equal(served('/users/4').length, 0);
 
+    // The CPU budget applies to the running overload gate (reading pauses under load); the memory
+    // bound is named for a restart.
+    write(`log_level: info\npipeline:\n  redaction:\n    query_params: [session]\n  sampling:\n    ratio: 0\n${rule}agent:\n  max_cpu_percent: 2\n  max_rss_mb: 200\n`);
+    await hup('restart_needed');
+    assert.deepEqual((await waitFor(() => lines(agent, 'config reloaded')[2], 10_000)).applied, ['agent.max_cpu_percent']);
+    assert.deepEqual((await waitFor(() => lines(agent, 'config reload: these changed keys apply only after a restart')[1], 10_000)).restart_needed, ['agent.max_rss_mb']);
+    await load(srv.port, 200, 4, { path: '/users/5' });
+    await waitMetric(agent, (ms) => sum(ms, 'telegen_ingest_ring_paused_seconds_total', { reason: 'cpu_budget' }) > 0, 60_000, 'ring reading paused for the 2% budget');
+
     // Back to warn: the reload is counted, and its info line is no longer logged.
     write(`log_level: warn\npipeline:\n  redaction:\n    query_params: [session]\n  sampling:\n    ratio: 0\n${rule}`);
     await hup('applied');
     await new Promise((r) => setTimeout(r, 500)); // the line, were it logged, would be in by now
-    assert.equal(lines(agent, 'config reloaded').length, 2, 'a reload to warn logs no info line');
+    assert.equal(lines(agent, 'config reloaded').length, 3, 'a reload to warn logs no info line');
     assert.equal(await agent.stop(), 0);
   } finally {
     await srv.stop();

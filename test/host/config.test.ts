@@ -47,19 +47,19 @@ test('an OTLP setting the exporter cannot use is refused at start with its key',
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
 
-test('config reload plan: pipeline and log level apply live, everything else is named for a restart', () => {
+test('config reload plan: pipeline, log level and the CPU budget apply live, everything else (the memory bound too) is named for a restart', () => {
   const running = parseConfig({ otlp: { endpoint: 'a:4317' }, pipeline: { filter: { exclude_ports: [1] } } });
   const next = parseConfig({
     log_level: 'debug',
     otlp: { endpoint: 'b:4317' },
     api: { listen: '127.0.0.1:9999' },
-    agent: { max_cpu_percent: 25 },
+    agent: { max_cpu_percent: 25, max_rss_mb: 256 },
     tracers: { tls: { enabled: false } },
     pipeline: { filter: { exclude_ports: [1, 2] }, sampling: { ratio: 0.5 }, redaction: { headers: ['x-token'] } },
   });
   assert.deepEqual(planReload(running, next), {
-    live: ['log_level', 'pipeline.filter.exclude_ports', 'pipeline.sampling.ratio', 'pipeline.redaction.headers'],
-    restart: ['api.listen', 'agent.max_cpu_percent', 'tracers.tls.enabled', 'otlp.endpoint'],
+    live: ['log_level', 'agent.max_cpu_percent', 'pipeline.filter.exclude_ports', 'pipeline.sampling.ratio', 'pipeline.redaction.headers'],
+    restart: ['api.listen', 'agent.max_rss_mb', 'tracers.tls.enabled', 'otlp.endpoint'],
   });
   assert.deepEqual(planReload(running, parseConfig({ otlp: { endpoint: 'a:4317' }, pipeline: { filter: { exclude_ports: [1] } } })), { live: [], restart: [] });
 });

@@ -11,13 +11,19 @@ import { log } from '../log';
  *    spans (the chain is one function reference); the policy file's redaction section, when it
  *    has one, still wins over pipeline.redaction, as at start-up.
  *  - discovery.service_rules: known processes are named again and resources rebuilt per pid.
+ *  - agent.max_cpu_percent, agent.shed_export_backlog_percent: the running overload gate takes
+ *    them at its next tick (OverloadGate.update); with no gate running they need a restart.
  *  Restart: tracers.* (programs, maps and rings are sized and attached at start), api.* (the
  *  listening socket and its TLS), otlp.* and data_dir (the exporters own queues in flight; a swap
- *  that keeps them is not built yet), agent.* (the overload gate's budget, bound and tick are fixed
- *  when it starts), decoders.* (modules load at start; hot-swap has its own API), discovery.*
+ *  that keeps them is not built yet), agent.max_rss_mb (the memory bound and the idle collection's
+ *  compaction limit are set together at start), decoders.* (modules load at start; hot-swap has its own API), discovery.*
  *  (the rest: its scanners and watches start once), security.*, policy_file, service_name (the resource is
  *  built once). */
-export const LIVE_KEYS = ['log_level', 'pipeline.filter', 'pipeline.sampling', 'pipeline.redaction', 'discovery.service_rules'] as const;
+export const LIVE_KEYS = ['log_level', 'pipeline.filter', 'pipeline.sampling', 'pipeline.redaction', 'discovery.service_rules',
+  'agent.max_cpu_percent', 'agent.shed_export_backlog_percent'] as const;
+
+/** The overload gate's keys that apply live: only when a gate runs (Agent.reload). */
+export const isGateKey = (k: string): boolean => k.startsWith('agent.');
 
 /** Leaf paths whose values differ, e.g. `pipeline.sampling.ratio`; arrays compare whole. */
 export function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {

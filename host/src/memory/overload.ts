@@ -96,7 +96,8 @@ export class GateCadence {
   fast = true;
   private read = false;
   private quiet = 0;
-  constructor(private readonly always: boolean) {}
+  /** A budget is kept (fast ticks always); set again when a config reload changes the budget. */
+  constructor(public always: boolean) {}
   /** Records were read; true when this brings the fast ticks back. */
   onRead(): boolean {
     this.read = true;
@@ -250,13 +251,21 @@ class PausedTime {
 }
 
 /** Starts the gate; undefined when nothing is configured to shed or pause. */
-export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metrics: SelfMetrics, log: OverloadLog, hooks: GateHooks = {}): { stop: () => void } | undefined {
+export interface OverloadGate {
+  stop(): void;
+  /** Config reload: agent.max_cpu_percent and shed_export_backlog_percent apply from the next
+   *  tick (a new budget starts with an empty balance); max_rss_mb is not read (the bound and the
+   *  idle collection's compaction limit are set together at start). */
+  update(cfg: OverloadConfig): void;
+}
+
+export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metrics: SelfMetrics, log: OverloadLog, hooks: GateHooks = {}): OverloadGate | undefined {
   const { fill, pauseRing, collect } = hooks;
   const queuedBytes = hooks.queuedBytes ?? (() => 0);
   if (cfg.max_cpu_percent <= 0 && cfg.max_rss_mb <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0)) return undefined;
-  const budget = cfg.max_cpu_percent > 0 ? new CpuBudget(cfg.max_cpu_percent) : undefined;
+  let budget = cfg.max_cpu_percent > 0 ? new CpuBudget(cfg.max_cpu_percent) : undefined;
   const bound = cfg.max_rss_mb > 0 ? new MemoryBound(cfg.max_rss_mb * 2 ** 20) : undefined;
-  const tickMs = budget || bound ? BUDGET_TICK_MS : TICK_MS;
+  let tickMs = budget || bound ? BUDGET_TICK_MS : TICK_MS;
   const paused = [new PausedTime(), new PausedTime(), new PausedTime()];
   let ringPaused = false;
   let collections = 0;
@@ -366,6 +375,14 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     }
   });
   return {
+    update: (next: OverloadConfig) => {
+      cfg = { ...next, max_rss_mb: cfg.max_rss_mb };
+      if (next.max_cpu_percent !== (budget?.percent ?? 0)) budget = next.max_cpu_percent > 0 ? new CpuBudget(next.max_cpu_percent) : undefined;
+      cadence.always = !!budget;
+      const t = budget || bound ? BUDGET_TICK_MS : TICK_MS;
+      if (t !== tickMs && fast) { clearInterval(fast); tickMs = t; goFast(); } else tickMs = t;
+      if (budget && !fast) { cadence.onRead(); goFast(); }
+    },
     stop: () => {
       clearInterval(fast);
       clearInterval(slow);
