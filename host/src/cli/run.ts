@@ -30,6 +30,12 @@ export async function runCommand(args: Args): Promise<void> {
   setLogLevel(cfg.log_level);
   if (cfg.security.privilege_separation) return (await import('../security/privsep/loader')).runLoader(cfg, { kind: 'spawn' }, () => loadRunConfig(args).cfg);
   const agent = new Agent(cfg, resolved);
+  // Node's default for SIGHUP is to exit: one sent while the tracers attach (a reload sidecar
+  // firing early) is held and applied once the agent runs.
+  const cfgFile = typeof args.flags.config === 'string' ? args.flags.config : undefined;
+  let running = false;
+  let heldHup = false;
+  process.on('SIGHUP', () => { if (running) reloadConfig(agent, cfgFile, overrides); else heldHup = true; });
   try {
     await agent.start({ dropPrivileges: true });
   } catch (e) {
@@ -49,9 +55,9 @@ export async function runCommand(args: Args): Promise<void> {
     log.info({ signal: sig }, 'stopping: flushing queues');
     agent.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
-  const cfgFile = typeof args.flags.config === 'string' ? args.flags.config : undefined;
   countReloads(agent);
-  process.on('SIGHUP', () => reloadConfig(agent, cfgFile, overrides));
+  running = true;
+  if (heldHup) reloadConfig(agent, cfgFile, overrides);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
