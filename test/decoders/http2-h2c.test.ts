@@ -81,6 +81,30 @@ test('h2c: an upgrade request with a body counts it as stream 1 request body', (
   }
 });
 
+test('h2c: http1 hands over a chunked 20 KB POST with 10 KiB of fields; stream 1 has its method, path, sizes and HTTP/2 response', () => {
+  const big = 'z'.repeat(5000);
+  const head = `POST /upload?id=3 HTTP/1.1\r\nHost: web.example\r\nX-A: ${big}\r\nX-B: ${big}\r\nContent-Type: text/plain\r\n` +
+    'Transfer-Encoding: chunked\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n';
+  const body = '4e20\r\n' + 'b'.repeat(20000) + '\r\n0\r\n\r\n';
+  const h1 = loadDecoder('http1');
+  const wire = Buffer.from(head + body, 'latin1');
+  for (let at = 0; at < wire.length; at += 4096) h1.inst.feed(2, DIR_REQUEST, wire.subarray(at, at + 4096), 10n);
+  h1.inst.feed(2, DIR_RESPONSE, Buffer.from(SWITCH, 'latin1'), 20n);
+  assert.equal(h1.records.length, 1);
+  const a1 = h1.records[0].attributes;
+  // what the router does with the pieces (host/src/ingest/router.ts)
+  const handed = Buffer.from(['', '.1', '.2', '.3'].map((x) => a1[`telegen.upgrade.request${x}`] ?? '').join(''), 'base64');
+  const [, ...rest] = conversation();
+  const ex = exchanges(decode([handed, ...rest], 0));
+  const a = ex[0].attributes;
+  assert.deepEqual([a['telegen.http2.stream_id'], a['http.request.method'], a['url.path'], a['url.query'], a['server.address'], a['http.request.header.content-type'],
+    a['http.request.body.size'], a['telegen.request.size'], a['http.response.status_code'], a['http.response.body.size'], a['telegen.http2.h2c_upgrade'], a['telegen.truncated']],
+  [1, 'POST', '/upload', 'id=3', 'web.example', 'text/plain', 20000, wire.length, 200, 5, true, undefined]);
+  assert.deepEqual(pairs(ex[0], 'telegen.http2.request.headers').map(([n]) => n),
+    [':method', ':path', ':scheme', ':authority', 'x-a', 'x-b', 'content-type']);
+  assert.equal(ex[1].attributes['url.path'], '/big.txt');
+});
+
 test('h2c through the replay path: a preface sent before the 101 (held by http1) and a 101 alone in its segment', async () => {
   const conv = new Conv({ addr: '10.0.0.1', port: 40000 }, { addr: '10.0.0.2', port: 8080 });
   const [req, resp1, req3, resp3] = conversation();
