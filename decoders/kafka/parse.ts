@@ -27,12 +27,14 @@ let rEnd: usize = 0;     // end of the bytes present (message end or window end)
 let rMsgEnd: usize = 0;  // declared end of the message (may lie beyond the window)
 let rOk: bool = true;
 let rFlex: bool = false; // compact encodings + tagged fields (flexible versions)
+// The records that end the message run past the window: only (empty) tag sections follow them.
+let rTailUnseen: bool = false;
 // Last string read: pointer and length (-1 = null).
 let sPtr: usize = 0;
 let sLen: i32 = -1;
 
 export function readerInit(start: usize, present: usize, declared: usize, flex: bool): void {
-  rp = start; rEnd = present; rMsgEnd = declared; rOk = true; rFlex = flex;
+  rp = start; rEnd = present; rMsgEnd = declared; rOk = true; rFlex = flex; rTailUnseen = false;
 }
 export function readerOk(): bool { return rOk; }
 
@@ -119,7 +121,7 @@ export function rdBytesLen(): i64 {
   return n;
 }
 export function skipTagged(): void {
-  if (!rFlex || !rOk) return;
+  if (!rFlex || !rOk || rTailUnseen) return;
   const n = rdUvarint();
   for (let i: u32 = 0; i < n && rOk; i++) {
     rdUvarint();
@@ -315,6 +317,13 @@ function walkRecords(x: Exchange, n: i64): void {
       break;
     }
     q = next;
+  }
+  // Records past the window (a message larger than it): what follows them is unseen. When they
+  // end the message (the last partition; flexible versions then close with three tag sections,
+  // one byte each when empty), every value reported is known and the record is not FLAG_UNKNOWN.
+  if (declEnd > rEnd && rOk) {
+    const tail = rMsgEnd - declEnd;
+    if (tail == 0 || (rFlex && tail == 3)) { rp = rEnd; rTailUnseen = true; return; }
   }
   skip(n);
 }

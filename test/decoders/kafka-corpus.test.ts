@@ -259,3 +259,25 @@ for (const file of [...shared, ...own]) {
     if (path.basename(file) === 'heldout-txn.pcapng') assert.equal(want.length, 11);
   });
 }
+
+// heldout-sweep.pcapng (testdata/heldout/record-sweep.sh: kafkajs and kcat against the mock
+// cluster), beyond what tshark's TSV holds: a GZIP batch, a 280 KiB record (past the 256 KiB input
+// window) produced and fetched with exact counts and no FLAG_UNKNOWN (the records end both
+// messages), a rebalance (the first member's heartbeats answered REBALANCE_IN_PROGRESS, it joins
+// again), and Fetch answers that waited out max-wait empty.
+test('heldout-sweep.pcapng: gzip, a record past the window, a rebalance, empty fetches', async () => {
+  const rep = await replayKafka(path.join(repoRoot, 'decoders', 'kafka', 'testdata', 'heldout-sweep.pcapng'));
+  const pick = (op: string, client: string) => rep.records.filter((r) => r.attributes['messaging.operation.name'] === op && r.attributes['messaging.client.id'] === client);
+  const body = (r: (typeof rep.records)[number]) => [r.flags, r.attributes['messaging.destination.partition.id'] ?? null, r.attributes['messaging.batch.message_count'], r.attributes['messaging.message.body.size'], r.attributes['kafka.compression.codec']];
+  assert.deepEqual(pick('produce', 'sweep-gzip').map(body), [[0, null, 3, 206, 'gzip'], [0, '1', 1, 286792, 'none']]);
+  const bigFetch = pick('fetch', 'sweep-big').filter((r) => Number(r.attributes['messaging.message.body.size']) > 100000);
+  assert.deepEqual(bigFetch.map((r) => [r.flags, r.attributes['messaging.batch.message_count'], r.attributes['messaging.message.body.size']]), [[0, 1, 286792]]);
+  const m1 = rep.records.filter((r) => r.attributes['messaging.client.id'] === 'sweep-member-1' && r.attributes['messaging.consumer.group.name'] === 'sweep-group');
+  assert.equal(m1.filter((r) => r.attributes['messaging.operation.name'] === 'join_group').length, 2);
+  const rebalancing = m1.filter((r) => r.attributes['kafka.error_code'] === 27);
+  assert.ok(rebalancing.length >= 1 && rebalancing.every((r) => r.attributes['messaging.operation.name'] === 'heartbeat' && r.attributes['error.type'] === 'REBALANCE_IN_PROGRESS' && r.flags === FLAG_ERROR));
+  assert.equal(pick('join_group', 'sweep-member-2').length, 1);
+  const fetches = rep.records.filter((r) => r.attributes['messaging.operation.name'] === 'fetch' && /^sweep-member/.test(String(r.attributes['messaging.client.id'])));
+  assert.ok(fetches.length >= 20, `${fetches.length} fetches`);
+  assert.ok(fetches.every((r) => r.flags === 0 && r.attributes['messaging.batch.message_count'] === 0 && r.attributes['messaging.message.body.size'] === 0));
+});

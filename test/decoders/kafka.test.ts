@@ -546,8 +546,22 @@ test('a message larger than the input window: prefix decoded, rest skipped, next
   assert.equal(a['messaging.message.body.size'], big.length);
   assert.equal(a['kafka.compression.codec'], 'lz4');
   assert.equal(a['telegen.request.size'], req.length);
+  // the records end the message (flexible: then three empty tag sections): every value is known
+  assert.equal(h.records[0].flags, 0);
   assert.equal(h.records[1].attributes['kafka.correlation_id'], 2);
   assert.equal(h.records[1].attributes['messaging.destination.name'], 'split');
+});
+
+test('a produce larger than the window whose big records are not last: what follows them is unknown (FLAG_UNKNOWN)', () => {
+  const h = fresh();
+  // kafkajs-like v7: partition 1's 600 KB batch, then partition 0's small one beyond the window
+  const req = request(0, 7, 3, 'c', new W().str(null).i16(-1).i32(1000).arr(1).str('t').arr(2)
+    .i32(1).bytes(recordBatch(0, 1, 0, 600000)).i32(0).bytes(recordBatch(0, 3, 1, 100)).done(), false);
+  for (let i = 0; i < req.length; i += 100000) h.inst.feed(1, REQ, req.subarray(i, i + 100000), 1n);
+  h.inst.feed(1, RESP, response(3, new W().arr(1).str('t').arr(2).i32(1).i16(0).i64(0).i64(-1).i64(0).i32(0).i16(0).i64(0).i64(-1).i64(0).i32(0).done(), false), 2n);
+  const a = only(h);
+  assert.equal(a['messaging.batch.message_count'], 1);
+  assert.equal(h.records[0].flags & FLAG_UNKNOWN, FLAG_UNKNOWN);
 });
 
 test('a fetch response larger than the window: emitted when its last byte has passed', () => {
@@ -565,9 +579,10 @@ test('a fetch response larger than the window: emitted when its last byte has pa
   assert.equal(h.records[0].tsEnd, 100n + BigInt(Math.floor((resp.length - 1) / 100000) * 100000));
   assert.equal(a['telegen.kafka.high_watermark'], 150);
   assert.equal(a['messaging.message.body.size'], records.length);
-  // Both batch headers lie in the window (the second's body does not): both counted.
+  // Both batch headers lie in the window (the second's body does not): both counted, and as the
+  // records end the message nothing unseen is missing from the record.
   assert.equal(a['messaging.batch.message_count'], 150);
-  assert.equal(h.records[0].flags & FLAG_UNKNOWN, FLAG_UNKNOWN);
+  assert.equal(h.records[0].flags, 0);
 });
 
 // ---- resynchronisation, gaps, timeouts ---------------------------------------------------------
