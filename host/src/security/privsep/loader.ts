@@ -188,6 +188,10 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
   const user = resolveUser(sec.worker_user, sec.worker_group);
   const native = privsepNative();
   const pod = mode.kind === 'pod';
+  // Node exits on SIGHUP without a handler: one sent while the tracers load is held, handled below.
+  let heldHup = false;
+  let onHup = () => { heldHup = true; };
+  process.on('SIGHUP', () => onHup());
 
   if (!pod) {
     // The worker writes exports, the API token and its state here.
@@ -348,7 +352,7 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
   // SIGHUP: the loader reads the file (the worker may not be able to) and hands it, or why it was
   // refused, to the worker, which applies what can change live as `telegen run` does. What the
   // loader itself runs (tracers.*, security.*) needs a restart anyway; only its log level follows.
-  process.on('SIGHUP', () => {
+  onHup = () => {
     let msg: { op: 'reload'; config?: Config; error?: string };
     try {
       const next = reread ? reread() : cfg;
@@ -356,8 +360,9 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
       msg = { op: 'reload', config: next };
     } catch (e) { msg = { op: 'reload', error: (e as Error).message }; }
     if (workerSock && !workerSock.destroyed) workerSock.write(encodeFrame(msg));
-    else llog.warn('SIGHUP before the worker connected: nothing to reload');
-  });
+    else llog.warn('SIGHUP before the worker runs: not applied; send it again once the worker logs "worker running on the loader\'s fds"');
+  };
+  if (heldHup) onHup();
 }
 
 /** What attach requests are served with: the loader's TLS tracer, and the files hooked so far. */
