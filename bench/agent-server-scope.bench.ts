@@ -15,9 +15,7 @@ import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot } from './lib';
-
-interface Arm { name: string; root: string; env: Record<string, string> }
+import { agentArms, sameRoundRatios, spread, startTelegen, threadCpu, writeResult, repoRoot } from './lib';
 
 function startServer(): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
@@ -25,18 +23,6 @@ function startServer(): Promise<{ proc: ChildProcess; port: number }> {
     proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ proc, port: Number(m[1]) }); });
     proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
   });
-}
-
-function threadCpu(pid: number): { main: number; other: number } {
-  let main = 0, other = 0;
-  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
-    try { stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'); } catch { continue; }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const s = (Number(f[11]) + Number(f[12])) / 100;
-    if (Number(t) === pid) main += s; else other += s;
-  }
-  return { main, other };
 }
 
 function metricSum(text: string, name: string): number {
@@ -108,11 +94,7 @@ async function main(): Promise<void> {
   const warmSeconds = Number(process.env.BENCH_WARM_SECONDS ?? 10);
   const conns = 16;
   const gc = process.env.BENCH_GC === '1';
-  const arms: Arm[] = [{ name: 'this_tree', root: repoRoot, env: {} }];
-  if (process.env.BENCH_BASELINE) arms.push({ name: 'baseline', root: path.resolve(process.env.BENCH_BASELINE), env: {} });
-  for (const v of (process.env.BENCH_VARIANT_ENV ?? '').split(';;').map((s) => s.trim()).filter(Boolean)) {
-    arms.push({ name: `this+${v}`, root: repoRoot, env: Object.fromEntries(v.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string])) });
-  }
+  const arms = agentArms();
   const server = await startServer();
   process.once('exit', () => { if (server.proc.exitCode === null) server.proc.kill('SIGTERM'); });
   const script = path.join(os.tmpdir(), `telegen-wrk-scope-${process.pid}.lua`);
@@ -128,43 +110,29 @@ async function main(): Promise<void> {
     wrk(2);
     for (let r = 0; r < rounds; r++) {
       for (const arm of r % 2 ? [...arms].reverse() : arms) {
-        const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-scope-'));
-        const cfg = path.join(dataDir, 'config.json');
-        fs.writeFileSync(cfg, JSON.stringify({ tracers: { socket: { target_pid: server.proc.pid } } }));
-        const apiPort = 19000 + Math.floor(Math.random() * 1000);
-        const logFile = path.join(dataDir, 'agent.log');
-        const out = fs.openSync(logFile, 'a');
-        const agent = spawn(process.execPath, [...(gc ? ['--trace-gc-nvp'] : []), ...(process.env.BENCH_PERF ? ['--perf-basic-prof'] : []), path.join(arm.root, 'bin', 'telegen'), 'run', '--config', cfg, '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`],
-          { stdio: ['ignore', out, out], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000', ...arm.env } });
-        const orphan = () => { if (agent.exitCode === null) agent.kill('SIGKILL'); };
-        process.once('exit', orphan);
+        const agent = await startTelegen(arm, { tracers: { socket: { target_pid: server.proc.pid } } }, [...(gc ? ['--trace-gc-nvp'] : []), ...(process.env.BENCH_PERF ? ['--perf-basic-prof'] : [])], { TELEGEN_OTLP_FILE_KEEP: '1000' }, 'telegen-scope-');
+        const { apiPort, logFile } = agent;
         try {
-          let ready = false;
-          for (let i = 0; i < 600 && !ready; i++) {
-            try { ready = (await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok; } catch { /* starting */ }
-            if (!ready) await new Promise((res) => setTimeout(res, 100));
-          }
-          if (!ready) throw new Error(`agent ${arm.name} not ready: ${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
           await new Promise((res) => setTimeout(res, 2000));
-          const i0 = threadCpu(agent.pid!);
+          const i0 = threadCpu(agent.proc.pid!);
           const idleLog0 = fs.statSync(logFile).size;
           await new Promise((res) => setTimeout(res, idleSeconds * 1000));
-          const i1 = threadCpu(agent.pid!);
+          const i1 = threadCpu(agent.proc.pid!);
           const idleLog1 = fs.statSync(logFile).size;
           // Traffic before the measured run: without it the first seconds' JIT compiles of the
           // per-request path (TurboFan on V8's threads) are charged to the requests.
           if (warmSeconds > 0) { wrk(warmSeconds); await new Promise((res) => setTimeout(res, 2000)); }
           const m0 = await metrics(apiPort);
           const log0 = fs.statSync(logFile).size;
-          const t0 = threadCpu(agent.pid!);
+          const t0 = threadCpu(agent.proc.pid!);
           const prof = process.env.BENCH_PROFILE && arm.name === 'this_tree' && r === 0
-            ? profile(agent.pid!, seconds - 2, path.join(repoRoot, 'bench', 'results', 'tmp', `agent-server-scope-${Date.now()}.${process.env.BENCH_PROFILE === '1' ? 'cpuprofile' : 'heapprofile'}`), process.env.BENCH_PROFILE === '1' ? '' : process.env.BENCH_PROFILE as 'heap' | 'alloc') : undefined;
+            ? profile(agent.proc.pid!, seconds - 2, path.join(repoRoot, 'bench', 'results', 'tmp', `agent-server-scope-${Date.now()}.${process.env.BENCH_PROFILE === '1' ? 'cpuprofile' : 'heapprofile'}`), process.env.BENCH_PROFILE === '1' ? '' : process.env.BENCH_PROFILE as 'heap' | 'alloc') : undefined;
           // BENCH_PERF=FILE: perf record of every agent thread over the first round's wrk run of this tree.
           const perf = process.env.BENCH_PERF && arm.name === 'this_tree' && r === 0
-            ? spawn('perf', ['record', '-g', '-F', '2999', '-o', process.env.BENCH_PERF, '-p', String(agent.pid), '--', 'sleep', String(seconds - 2)], { stdio: 'ignore' }) : undefined;
+            ? spawn('perf', ['record', '-g', '-F', '2999', '-o', process.env.BENCH_PERF, '-p', String(agent.proc.pid), '--', 'sleep', String(seconds - 2)], { stdio: 'ignore' }) : undefined;
           const w = wrk(seconds);
           if (perf && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
-          const t1 = threadCpu(agent.pid!);
+          const t1 = threadCpu(agent.proc.pid!);
           const log1 = fs.statSync(logFile).size;
           await prof;
           await new Promise((res) => setTimeout(res, 1500)); // the last batches and the 1.5 s window
@@ -199,10 +167,7 @@ async function main(): Promise<void> {
           rows.push(row);
           process.stdout.write(JSON.stringify(row) + '\n');
         } finally {
-          await new Promise<void>((resolve) => { if (agent.exitCode !== null) resolve(); else { agent.once('exit', () => resolve()); agent.kill('SIGTERM'); } });
-          process.removeListener('exit', orphan);
-          fs.closeSync(out);
-          fs.rmSync(dataDir, { recursive: true, force: true });
+          await agent.stop();
         }
       }
     }
@@ -216,18 +181,9 @@ async function main(): Promise<void> {
     const keys = ['us_per_request', 'less_idle_us_per_request', 'idle_percent_of_a_core', 'main_us_per_request', 'other_us_per_request', 'rps', 'ring_records_per_request', 'server_spans_per_request', ...(gc ? ['promoted_bytes_per_request', 'promoted_bytes_per_request_less_idle', 'idle_promoted_bytes_per_s'] : [])];
     summary[arm.name] = { root: arm.root, env: arm.env, ...Object.fromEntries(keys.map((k) => [k, spread(mine.map((x) => Number(x[k])))])) };
   }
-  const ratios: Record<string, unknown> = {};
-  for (const arm of arms.slice(1)) {
-    const pairs: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      const a = rows.find((x) => x.round === r && x.arm === arm.name), b = rows.find((x) => x.round === r && x.arm === 'this_tree');
-      if (a && b) pairs.push(Number(a.us_per_request) / Number(b.us_per_request));
-    }
-    ratios[`${arm.name}_over_this_tree`] = spread(pairs);
-  }
   writeResult(process.env.BENCH_RESULT || 'agent-server-scope', {
     how: `wrk -t1 -c${conns} -d${seconds}s paced to ${rate} req/s against test/fixtures/http-server.js; agent config tracers.socket.target_pid = the server; ${idleSeconds} s idle after ready, then ${warmSeconds} s of the same traffic unmeasured (JIT warm-up); CPU of every agent thread over the wrk run; arms one at a time, order reversed every other round`,
-    summary, same_round_ratios: ratios, rows,
+    summary, same_round_ratios: sameRoundRatios(rows, arms, rounds, 'us_per_request'), rows,
   });
 }
 

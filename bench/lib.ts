@@ -1,5 +1,6 @@
 // Shared benchmark helpers: machine facts, robust stats, result files. Benchmarks report what
 // they measured (medians over rounds and the spread), never assert timings.
+import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -68,4 +69,80 @@ export function loadDecoder(treeDir: string, name: string, onRecord: () => void)
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { DecoderInstance } = require(path.join(treeDir, 'dist', 'host', 'src', 'decoders', 'instance'));
   return DecoderInstance.fromBytes(fs.readFileSync(path.join(treeDir, 'build', 'decoders', `${name}.wasm`)), { onRecord });
+}
+
+/** CPU seconds of every thread of `pid` from /proc/PID/task/TID/stat (utime + stime): the main
+ *  thread apart from the others (V8's helpers, libuv's pool). */
+export function threadCpu(pid: number): { main: number; other: number } {
+  let main = 0, other = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try { stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'); } catch { continue; }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const s = (Number(f[11]) + Number(f[12])) / 100;
+    if (Number(t) === pid) main += s; else other += s;
+  }
+  return { main, other };
+}
+
+export interface AgentArm { name: string; root: string; env: Record<string, string> }
+
+/** The arms of an A/B run: this tree; BENCH_BASELINE=DIR (a built worktree of an earlier
+ *  commit); BENCH_VARIANT_ENV='K=V …' (this tree with that agent environment; several separated
+ *  by ';;'). */
+export function agentArms(): AgentArm[] {
+  const arms: AgentArm[] = [{ name: 'this_tree', root: repoRoot, env: {} }];
+  if (process.env.BENCH_BASELINE) arms.push({ name: 'baseline', root: path.resolve(process.env.BENCH_BASELINE), env: {} });
+  for (const v of (process.env.BENCH_VARIANT_ENV ?? '').split(';;').map((s) => s.trim()).filter(Boolean)) {
+    arms.push({ name: `this+${v}`, root: repoRoot, env: Object.fromEntries(v.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string])) });
+  }
+  return arms;
+}
+
+/** Per arm, the spread of `arm's value / this tree's` over the rounds both ran. */
+export function sameRoundRatios(rows: Array<Record<string, unknown>>, arms: AgentArm[], rounds: number, key: string): Record<string, Spread> {
+  const ratios: Record<string, Spread> = {};
+  for (const arm of arms.slice(1)) {
+    const pairs: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const a = rows.find((x) => x.round === r && x.arm === arm.name), b = rows.find((x) => x.round === r && x.arm === 'this_tree');
+      if (a && b) pairs.push(Number(a[key]) / Number(b[key]));
+    }
+    ratios[`${arm.name}_over_this_tree`] = spread(pairs);
+  }
+  return ratios;
+}
+
+export interface RunningTelegen { proc: ChildProcess; apiPort: number; dataDir: string; logFile: string; stop(): Promise<void> }
+
+/** `telegen run` of an arm's tree in a fresh data dir with `config`, its output in DIR/agent.log;
+ *  resolves once /readyz answers. `stop` ends it (SIGTERM, waited for) and removes the dir. */
+export async function startTelegen(arm: AgentArm, config: object, nodeArgs: string[] = [], env: Record<string, string> = {}, dirPrefix = 'telegen-bench-'): Promise<RunningTelegen> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), dirPrefix));
+  const cfg = path.join(dataDir, 'config.json');
+  fs.writeFileSync(cfg, JSON.stringify(config));
+  const apiPort = 19000 + Math.floor(Math.random() * 1000);
+  const logFile = path.join(dataDir, 'agent.log');
+  const out = fs.openSync(logFile, 'a');
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(arm.root, 'bin', 'telegen'), 'run', '--config', cfg, '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`],
+    { stdio: ['ignore', out, out], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', ...env, ...arm.env } });
+  const orphan = () => { if (proc.exitCode === null) proc.kill('SIGKILL'); };
+  process.once('exit', orphan);
+  const stop = async () => {
+    await new Promise<void>((resolve) => { if (proc.exitCode !== null) resolve(); else { proc.once('exit', () => resolve()); proc.kill('SIGTERM'); } });
+    process.removeListener('exit', orphan);
+    fs.closeSync(out);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  let ready = false;
+  for (let i = 0; i < 600 && !ready; i++) {
+    try { ready = (await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok; } catch { /* starting */ }
+    if (!ready) await new Promise((res) => setTimeout(res, 100));
+  }
+  if (!ready) {
+    const tail = fs.readFileSync(logFile, 'utf8').slice(-2000);
+    await stop();
+    throw new Error(`agent ${arm.name} not ready: ${tail}`);
+  }
+  return { proc, apiPort, dataDir, logFile, stop };
 }
