@@ -5,6 +5,7 @@ import { applyReload, countReloads } from '../config/reload';
 import { resolveExportConfig, ExportConfigError } from '../export';
 import { Agent } from '../agent';
 import { log, setLogLevel } from '../log';
+import { takeEarlyHangup } from './hangup';
 
 /** The config `run` and `loader` start from: the file, then --data-dir/--api-listen (or their
  *  env vars) over it; export settings checked up front. */
@@ -36,6 +37,7 @@ export async function runCommand(args: Args): Promise<void> {
   let running = false;
   let heldHup = false;
   process.on('SIGHUP', () => { if (running) reloadConfig(agent, cfgFile, overrides); else heldHup = true; });
+  if (takeEarlyHangup()) heldHup = true;
   try {
     await agent.start({ dropPrivileges: true });
   } catch (e) {

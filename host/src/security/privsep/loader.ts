@@ -19,6 +19,7 @@ import { privsepNative, loaderSocketTracer, LoaderSocketTracer } from './native'
 import { encodeFrame, frameReader, parseRequest, policyRefusal, uprobeTargets, HostView, RateLimit, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply } from './protocol';
 import { fileKey, type RequestedTlsTracer } from '../../tracers/tls';
 import { describeProcess } from './describe';
+import { takeEarlyHangup } from '../../cli/hangup';
 
 const llog = log.child({ component: 'loader' });
 
@@ -192,6 +193,7 @@ export async function runLoader(cfg: Config, mode: LoaderMode = { kind: 'spawn' 
   let heldHup = false;
   let onHup = () => { heldHup = true; };
   process.on('SIGHUP', () => onHup());
+  if (takeEarlyHangup()) heldHup = true;
 
   if (!pod) {
     // The worker writes exports, the API token and its state here.
