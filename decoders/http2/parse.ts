@@ -401,7 +401,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
     }
     if (type == T_RST_STREAM && flen == 4) {
       if (len - p < FRAME_HEADER + 4) break;
-      onRst(c, connId, sid, be32(h + FRAME_HEADER), ts);
+      onRst(c, connId, ld(c, dir), sid, be32(h + FRAME_HEADER), ts);
       p += FRAME_HEADER + 4;
       continue;
     }

@@ -3,7 +3,7 @@
 import { DIR_REQUEST, FLAG_NO_RESPONSE } from "../abi/abi";
 import {
   Conn, H2Stream, GrpcDir, MAX_STREAMS, HEADER_LIST_CAP, GRPC_LENS_CAP, STREAM_TIMEOUT_NS,
-  HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS,
+  HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS, RST_WAIT_NS,
 } from "./types";
 import {
   fieldCount, fieldNamePtr, fieldNameLen, fieldValPtr, fieldValLen, fieldFlags, hpUnknown, hpTruncated,
@@ -247,6 +247,10 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
     s.respEnd = true;
     s.tsEnd = ts;
     finishStream(c, connId, s, 0);
+  } else if (dir != DIR_REQUEST && s.rstWait && s.respHdr != null) {
+    // the response to a stream the client reset: its status is what there is to have
+    s.tsEnd = ts;
+    finishStream(c, connId, s, 0);
   }
 }
 
@@ -415,11 +419,19 @@ export function onEndStream(c: Conn, connId: u32, dir: i32, sid: u32, ts: u64): 
   finishStream(c, connId, s, s.respHdr == null ? FLAG_NO_RESPONSE : 0);
 }
 
-export function onRst(c: Conn, connId: u32, sid: u32, code: u32, ts: u64): void {
+export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u64): void {
   const s = getStream(c, connId, sid, ts, false);
   if (s == null) return;
   s.rstCode = <i64>code;
   s.tsEnd = ts;
+  s.lastTs = ts;
+  if (dir == DIR_REQUEST && s.respHdr == null && !s.rstWait) {
+    // The client gave up (a gRPC deadline, a cancel) before any response: the server's answer
+    // may already be on its way (RFC 9113 §5.1, frames in flight), e.g. a Trailers-Only
+    // DEADLINE_EXCEEDED. Wait for it up to RST_WAIT_NS (expire) before reporting none.
+    s.rstWait = true;
+    return;
+  }
   finishStream(c, connId, s, s.respHdr == null ? FLAG_NO_RESPONSE : 0);
 }
 
@@ -467,6 +479,7 @@ export function expire(c: Conn, connId: u32, now: u64): void {
       if (now > s.heldSince && now - s.heldSince > HINT_WAIT_NS) { emit(c, connId, s, s.heldFlags); c.streams.delete(s.id); }
       continue;
     }
+    if (s.rstWait && now > s.lastTs && now - s.lastTs > RST_WAIT_NS) { finishStream(c, connId, s, FLAG_NO_RESPONSE); continue; }
     if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) finishStream(c, connId, s, FLAG_NO_RESPONSE);
   }
 }

@@ -47,6 +47,8 @@ export const HINT_SETS_MAX: i32 = 256;
 export const HINT_BYTES_MAX: i32 = 262144;
 /** How long a finished exchange waits for the hints that name its unknown fields. */
 export const HINT_WAIT_NS: u64 = 2_000_000_000;
+/** How long a stream the client reset before any response waits for one already in flight. */
+export const RST_WAIT_NS: u64 = 1_000_000_000;
 /** A stream without any frame for this long is expired by tick(). */
 export const STREAM_TIMEOUT_NS: u64 = 300_000_000_000;
 
@@ -95,6 +97,8 @@ export class H2Stream {
   hpackUnknown: bool = false; // ... because of HPACK state (telegen.hpack.unknown)
   truncated: bool = false;
   rstCode: i64 = -1;
+  /** Reset by the client before any response: finished by a response block, RST_WAIT_NS or close. */
+  rstWait: bool = false;
   reqBody: i64 = 0;
   respBody: i64 = 0;
   reqBytes: i64 = 0;
