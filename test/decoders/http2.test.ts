@@ -295,6 +295,32 @@ test('RST_STREAM: error code ends the exchange with FLAG_ERROR', () => {
   assert.equal(ex[1].flags & FLAG_ERROR, 0);
 });
 
+test('RST_STREAM from the client before any response: the response in flight completes it, else 1 s later or at close it has none', () => {
+  const h = fresh();
+  open(h, 1);
+  // a gRPC deadline: the client cancels, the server's Trailers-Only DEADLINE_EXCEEDED crosses it
+  h.inst.feed(1, REQ, Buffer.concat([headers(1, reqBlock('POST', '/pkg.Svc/Slow', 'h', [['content-type', 'application/grpc']])), data(1, grpcMsg(3), true), rst(1, 8)]), 10n);
+  assert.equal(exchanges(h).length, 0, 'waits for a response in flight');
+  h.inst.feed(1, RESP, headers(1, respBlock('200', [['content-type', 'application/grpc'], ['grpc-status', '4'], ['grpc-message', 'Deadline exceeded']]), true), 12n);
+  let ex = exchanges(h);
+  assert.equal(ex.length, 1);
+  assert.deepEqual([ex[0].attributes['http.response.status_code'], ex[0].attributes['rpc.grpc.status_code'], ex[0].attributes['telegen.http2.rst_stream.error'], ex[0].tsEnd],
+    [200, 4, 8, 12n]);
+  assert.equal(ex[0].flags & FLAG_NO_RESPONSE, 0);
+  // no response ever: reported without one once RST_WAIT_NS (1 s) passed by the source clock
+  h.inst.feed(1, REQ, Buffer.concat([headers(3, reqBlock('GET', '/gone', 'h'), true), rst(3, 8)]), 20n);
+  h.inst.tick(20n + 500_000_000n);
+  assert.equal(exchanges(h).length, 1);
+  h.inst.tick(20n + 1_500_000_000n);
+  ex = exchanges(h);
+  assert.equal(ex.length, 2);
+  assert.deepEqual([ex[1].attributes['url.path'], ex[1].attributes['error.type'], ex[1].flags, ex[1].tsEnd], ['/gone', 'CANCEL', FLAG_ERROR | FLAG_NO_RESPONSE, 20n]);
+  // or at close
+  h.inst.feed(1, REQ, Buffer.concat([headers(5, reqBlock('GET', '/closed', 'h'), true), rst(5, 8)]), 30n);
+  h.inst.closeStream(1);
+  assert.equal(exchanges(h).length, 3);
+});
+
 test('interim 1xx responses are skipped; PUSH_PROMISE creates a pushed exchange', () => {
   const h = fresh();
   open(h, 1);
