@@ -169,13 +169,15 @@ test('h2c through the running agent: curl --http2 and nghttp -u upgrade against 
     const B = `http://127.0.0.1:${port}`;
     // curl: one upgrade per connection (curl 7.88 fails a second request on a connection Apache
     // ends with GOAWAY right after the upgraded stream); nghttp: the upgrade, then a second stream
-    for (const url of [`${B}/index.html?via=curl`, `${B}/big.txt`]) {
-      assert.equal(execFileSync('curl', ['-sS', '--max-time', '20', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', url], { encoding: 'utf8' }), '2 200');
+    for (const url of [`${B}/index.html?via=curl`, `${B}/big.txt`, `${B}/index.html?via=big`]) {
+      // the last one: a 7 KiB field, more than the 6 KiB copy of the request http1 once handed over
+      const big = url.endsWith('big') ? ['-H', `x-big: ${'b'.repeat(7000)}`] : [];
+      assert.equal(execFileSync('curl', ['-sS', '--max-time', '20', '--http2', ...big, '-o', '/dev/null', '-w', '%{http_version} %{http_code}', url], { encoding: 'utf8' }), '2 200');
     }
     // the oracle for nghttp's streams is nghttp itself: the ids it opened and the statuses it got
     // (Apache may end the connection with GOAWAY before answering the second stream)
     const verbose = execFileSync('nghttp', ['-nuv', `${B}/index.html?via=nghttp`, `${B}/missing`], { encoding: 'utf8', timeout: 20_000 });
-    const want = ['1 GET /index.html?via=curl 200 2 h2c', '1 GET /big.txt 200 2 h2c', ...nghttpSaw(verbose, '/index.html?via=nghttp')];
+    const want = ['1 GET /index.html?via=curl 200 2 h2c', '1 GET /big.txt 200 2 h2c', '1 GET /index.html?via=big 200 2 h2c', ...nghttpSaw(verbose, '/index.html?via=nghttp')];
     const ours = (kind: number) => agent.spans().filter((s) => s.kind === kind && s.attributes['server.port'] === port).map(brief);
     const SERVER = 2, CLIENT = 3;
     for (const kind of [SERVER, CLIENT]) await waitFor(() => want.every((w) => ours(kind).includes(w)), 45_000).catch(() => undefined);
