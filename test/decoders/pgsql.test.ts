@@ -694,6 +694,26 @@ test('a gap that loses a whole Query: boundaries are found again, its answer is 
   assert.deepEqual(h.records.map((r) => [r.flags, r.attributes['db.query.text']]), [[0, 'select 1'], [FLAG_NO_REQUEST, undefined], [0, 'select 3']]);
 });
 
+test('a gap while the host holds the start of a message: the connection keeps its user and database, later exchanges decode', () => {
+  const h = connected();
+  // The first 9 bytes of a Query wait in the host for the rest (NEEDS_MORE); the capture then
+  // loses the rest of it. Before, the host reset the whole stream: the rest of the connection
+  // lost db.user/db.namespace and its answers their requests.
+  const q2 = serialize.query('select 2');
+  assert.equal(h.inst.feed(1, Q, q2.subarray(0, 9), 1000n), 'ok');
+  assert.equal(h.inst.gap(1, Q, q2.length - 9), 'ok');
+  assert.equal(h.inst.counters.gapResets, 0);
+  assert.equal(h.inst.counters.gapsAbsorbed, 1);
+  play(h, 1, [
+    [R, Buffer.concat([be.complete('SELECT 1'), be.ready()])],
+    [Q, serialize.query('select 3')],
+    [R, Buffer.concat([be.complete('SELECT 1'), be.ready()])],
+  ], 2000n);
+  const last = h.records[h.records.length - 1];
+  assert.deepEqual([last.flags, attrs(last)['db.query.text'], attrs(last)['telegen.db.user'], attrs(last)['db.namespace']], [0, 'select 3', 'alice', 'shop']);
+  assert.deepEqual(h.records.map((r) => r.flags), [FLAG_NO_REQUEST, 0], 'the lost query\'s answer is its own exchange, without a request');
+});
+
 test('a statement that is not SQL gets no operation name (span names stay low-cardinality)', () => {
   const h = connected();
   play(h, 1, [[Q, serialize.query('asdsdfdsf;')], [R, Buffer.concat([be.error('ERROR', '42601', 'syntax error at or near "asdsdfdsf"'), be.ready()])]]);

@@ -45,8 +45,13 @@ export function wasmFile(name: string): string {
   return name.includes('/') ? name : path.join(repoRoot, 'build', 'decoders', `${name}.wasm`);
 }
 
+/** Records whose decoder said it lost its place (FLAG_NO_REQUEST or FLAG_UNKNOWN: decoders/abi/abi.ts),
+ *  across every instance: a decoder that resynchronises instead of rejecting shows it noticed here. */
+let lostPlace = 0;
+const LOST_PLACE_FLAGS = 4 | 16;
+
 export function loadInstance(name: string, bytes: Uint8Array = fs.readFileSync(wasmFile(name))): DecoderInstance {
-  return DecoderInstance.fromBytes(bytes, { onRecord: () => undefined });
+  return DecoderInstance.fromBytes(bytes, { onRecord: (r) => { if (r.flags & LOST_PLACE_FLAGS) lostPlace++; } });
 }
 
 /** The parts a case fed, as a conversation the fuzzer can mutate again. */
@@ -159,7 +164,7 @@ export function makeCase(seed: Conversation, donor: Conversation, rng: Rng, muta
   return ops;
 }
 
-export interface Tally { cases: number; feeds: number; bytes: number; ok: number; invalid: number; overflow: number; ignored: number; gapResets: number; records: number }
+export interface Tally { cases: number; feeds: number; bytes: number; ok: number; invalid: number; overflow: number; ignored: number; gapResets: number; records: number; lostPlace: number }
 
 export interface RunOutcome { kind: string; message: string }
 
@@ -169,6 +174,7 @@ export interface RunOutcome { kind: string; message: string }
  */
 export function runCase(inst: DecoderInstance, stream: number, ops: Op[], tally?: Tally): RunOutcome | null {
   const c0 = { ...inst.counters };
+  const lost0 = lostPlace;
   let ts = 1_000_000n;
   try {
     for (const o of ops) {
@@ -194,7 +200,7 @@ export function runCase(inst: DecoderInstance, stream: number, ops: Op[], tally?
     return { kind: 'host-exception', message: (e as Error)?.stack ?? String(e) };
   }
   const c = inst.counters;
-  if (tally) { tally.cases++; tally.records += c.records - c0.records; }
+  if (tally) { tally.cases++; tally.records += c.records - c0.records; tally.lostPlace += lostPlace - lost0; }
   if (c.traps > c0.traps) return { kind: 'trap', message: inst.lastError ?? 'trap' };
   if (c.budgetExceeded > c0.budgetExceeded) return { kind: 'cpu-budget', message: inst.lastError ?? 'budget' };
   if (c.badRecords > c0.badRecords) return { kind: 'bad-record', message: inst.lastError ?? 'bad record' };
@@ -267,7 +273,7 @@ export function fuzzDecoder(name: string, seeds: Conversation[], ms: number, see
   for (const s of own.slice(0, 200)) { runCase(base, stream++, makeCase(s, s, new Rng(1), 0)); map.merge(countersOf(base, cov.sites)); }
   const seedCovered = map.covered();
   let inst = loadInstance(name, cov.bytes);
-  const tally: Tally = { cases: 0, feeds: 0, bytes: 0, ok: 0, invalid: 0, overflow: 0, ignored: 0, gapResets: 0, records: 0 };
+  const tally: Tally = { cases: 0, feeds: 0, bytes: 0, ok: 0, invalid: 0, overflow: 0, ignored: 0, gapResets: 0, records: 0, lostPlace: 0 };
   const crashes: DecoderReport['crashes'] = [];
   const seen = new Set<string>();
   const agg = { invalid: 0, overflows: 0, gapResets: 0 };

@@ -498,12 +498,16 @@ export class DecoderInstance {
     for (let i = from; i < to; i++) this.counters.bytes += b.bytes[i].length;
   }
 
-  /** Bytes of one direction were lost; the decoder absorbs the gap or the stream is reset. */
+  /** Bytes of one direction were lost; the decoder absorbs the gap or the stream is reset. Bytes
+   *  held for a message's rest (pending) are the start of what was lost: the decoder never consumed
+   *  them, so its gap is theirs plus the lost ones. Resetting the stream instead cost the rest of
+   *  the connection what it learnt at its start (pgsql: user, database; answers lost their requests). */
   gap(stream: number, dir: number, lost: number): FeedResult {
     const key = stream * 2 + dir;
-    const pendingLen = this.pending.get(key)?.length ?? 0;
+    const held = this.pending.get(key);
+    if (held) this.pending.delete(key);
     try {
-      if (pendingLen === 0 && this.ex.gap && this.ex.gap(stream, dir, lost) === GAP_ABSORBED) {
+      if (this.ex.gap && this.ex.gap(stream, dir, lost + (held?.length ?? 0)) === GAP_ABSORBED) {
         this.counters.gapsAbsorbed++;
         return 'ok';
       }
