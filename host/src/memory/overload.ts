@@ -88,6 +88,8 @@ export const BUDGET_TICK_MS = 50;
  *  (bench/README.md "Idle CPU, 2026-11-27 evening"). The first batch read brings the fast ticks
  *  back, so a burst is looked at within one fast tick of its first records, as before. */
 export const IDLE_TICK_MS = 1000;
+/** Between batches, RSS is read at most this often for the memory bound (see startOverloadGate). */
+export const MEMORY_CHECK_MS = 5;
 export const QUIET_TICKS = 20;
 
 /** When the gate ticks, apart from the timers: `fast` while records are read, a budget is kept or
@@ -358,7 +360,19 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     if ((ringPaused || target.shedReason >= 0 || !!bound?.paused) && cadence.onRead()) goFast();
   }, IDLE_TICK_MS);
   slow.unref();
-  target.onRead = () => { if (cadence.onRead()) goFast(); };
+  // A resumed reader decodes the ring's backlog a 4096-record batch per loop turn, each long
+  // enough to delay the next tick (the file trace queue grew ~7 MiB between two ticks in
+  // test/faults/shed.test.ts): the bound is also looked at after each batch, RSS read at most
+  // every MEMORY_CHECK_MS, so a pause does not wait for the timer.
+  let lastMemoryCheck = 0;
+  target.onRead = () => {
+    if (cadence.onRead()) goFast();
+    if (!bound || bound.paused) return;
+    const t = performance.now();
+    if (t - lastMemoryCheck < MEMORY_CHECK_MS) return;
+    lastMemoryCheck = t;
+    if (memoryNow() > bound.mark) tick();
+  };
   metrics.addCollector((m) => {
     const t = performance.now();
     for (let i = 0; i < SHED_REASONS.length; i++) {
