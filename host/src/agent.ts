@@ -225,7 +225,7 @@ export class Agent {
       if (!this.firstSpanLogged) { this.firstSpanLogged = true; alog.info({ name: span.name, decoder }, 'first span'); }
       if (decoder === 'dns') dnsMetrics.observe(span);
       spanIn(span, conn.meta);
-    }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold });
+    }, this.metrics, { detectThreshold: this.cfg.decoders.detect_threshold, listening: (port) => activeDiscovery()?.listensOn(port) ?? false });
     this.kernel = new KernelIngest(this.router, this.metrics);
     const kernel = this.kernel;
     this.correlate.correlator.mayServe = (pid) => kernel.mayServe(pid);

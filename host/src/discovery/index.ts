@@ -361,6 +361,12 @@ export class Discovery {
   private readonly seenOnce = new Set<number>();
   private procScans = 0;
 
+  /** Whether a socket of `transport` listens on `port` here, as of the last socket scan. */
+  listensOn(port: number, transport: 'tcp' | 'udp' = 'tcp'): boolean {
+    for (const s of this.services) if (s.port === port && s.transport === transport) return true;
+    return false;
+  }
+
   /** Listening sockets → owning process → recognised service; new decoder ports become hints. */
   scanSockets(): void {
     const socks = readListening(this.cfg.proc_root);

@@ -33,6 +33,10 @@ export interface RouterOptions {
   /** How many bytes to wait for before giving up on detecting a protocol. */
   detectWindow?: number;
   maxInvalidsPerConn?: number;
+  /** Whether a TCP port listens on this host (discovery's socket scan): a connection older than
+   *  the agent whose local port listens is the server's; one to a loopback port that listens, the
+   *  client's. Its bytes cannot always tell (inferRole). */
+  listening?: (port: number) => boolean;
 }
 
 export class Router {
@@ -102,8 +106,17 @@ export class Router {
     this.data(conn, (conn.meta.role === 'client') === egress, bytes, ts);
   }
 
-  /** A connection older than the agent: whichever side sends request-looking bytes is the client. */
+  /** A connection older than the agent: the side on a port that listens here is the server
+   *  (HTTP/2 frames without side evidence — WINDOW_UPDATE, PING — score 55 both ways and Kafka
+   *  reads them as a Produce header: a Go client that first read its server's frames became a
+   *  "server", test/gotrace/http2-late failed in CI); else whichever side sends request-looking
+   *  bytes is the client. */
   private inferRole(conn: Conn, egress: boolean, bytes: Uint8Array): boolean {
+    const m = conn.meta;
+    if (m.transport === 'tcp' && this.opts.listening) {
+      if (this.opts.listening(m.localPort)) { m.role = 'server'; return true; }
+      if (isLoopback(m.remoteAddr) && this.opts.listening(m.remotePort)) { m.role = 'client'; return true; }
+    }
     const port = Math.min(conn.meta.localPort, conn.meta.remotePort);
     for (const d of this.registry.candidates(port, conn.meta.transport, conn.meta.comm, conn.meta.pid)) {
       if (d.inst.detect(DIR_REQUEST, bytes) >= this.opts.detectThreshold) {
@@ -334,4 +347,9 @@ export class Router {
   }
 
   activeConnections(): number { return this.streams.size; }
+}
+
+/** 127.0.0.0/8 and ::1, also IPv4-mapped: a listening port there is this host's. */
+function isLoopback(addr: string): boolean {
+  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
 }
