@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <linux/if_link.h>
 #include <sys/mount.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -101,6 +102,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
                          InstanceMethod<&BpfObject::Maps>("maps"),
                          InstanceMethod<&BpfObject::RingOpen>("ringOpen"),
                          InstanceMethod<&BpfObject::RingPoll>("ringPoll"),
+                         InstanceMethod<&BpfObject::RingWatch>("ringWatch"),
                          InstanceMethod<&BpfObject::Close>("close"),
                      });
 }
@@ -341,7 +343,78 @@ Napi::Value BpfObject::RingPoll(const Napi::CallbackInfo &info) {
   return out;
 }
 
+struct BpfObject::Watch {
+  uv_poll_t poll;
+  int fd = -1;
+  BpfObject *owner = nullptr;
+};
+
+// ringWatch(cb): cb(ok) runs once, on the event loop, when the ring holds records (at once if it
+// does already); the caller drains and calls ringWatch again. A ring polled on a timer woke this
+// process every poll_ms for nothing while idle; the fd's poll (level-triggered: it reports
+// records committed before it was armed) wakes it when a producer's commit finds the consumer
+// caught up, i.e. on the first record after a drain. cb(false): the fd cannot be watched; the
+// caller polls on a timer instead. The handle does not keep the process alive (as the unref'd
+// timers it replaces did not).
+Napi::Value BpfObject::RingWatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!ring_) throw Napi::Error::New(env, "no ring open");
+  if (info[0].IsFunction()) watch_cb_ = Napi::Persistent(info[0].As<Napi::Function>());
+  if (watch_cb_.IsEmpty()) throw Napi::TypeError::New(env, "ringWatch needs a callback");
+  if (watch_ == nullptr) {
+    uv_loop_t *loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "no event loop");
+    auto *w = new Watch();
+    w->fd = fcntl(ring_->fd(), F_DUPFD_CLOEXEC, 0);
+    if (w->fd < 0) {
+      delete w;
+      throw Napi::Error::New(env, "dup ring fd: " + ErrStr(errno));
+    }
+    int err = uv_poll_init(loop, &w->poll, w->fd);
+    if (err != 0) {
+      close(w->fd);
+      delete w;
+      throw Napi::Error::New(env, std::string("watch ring fd: ") + uv_strerror(err));
+    }
+    w->poll.data = w;
+    w->owner = this;
+    uv_unref(reinterpret_cast<uv_handle_t *>(&w->poll));
+    watch_ = w;
+  }
+  int err = uv_poll_start(&watch_->poll, UV_READABLE, OnRingReady);
+  if (err != 0) throw Napi::Error::New(env, std::string("watch ring fd: ") + uv_strerror(err));
+  return env.Undefined();
+}
+
+void BpfObject::OnRingReady(uv_poll_t *h, int status, int) {
+  auto *w = static_cast<Watch *>(h->data);
+  uv_poll_stop(h);
+  BpfObject *self = w->owner;
+  if (self == nullptr || self->watch_cb_.IsEmpty()) return;
+  Napi::Env env = self->Env();
+  Napi::HandleScope scope(env);
+  try {
+    self->watch_cb_.MakeCallback(self->Value(), {Napi::Boolean::New(env, status >= 0)});
+  } catch (const Napi::Error &e) {
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+void BpfObject::StopWatch() {
+  watch_cb_.Reset();
+  Watch *w = watch_;
+  if (w == nullptr) return;
+  watch_ = nullptr;
+  w->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), [](uv_handle_t *h) {
+    auto *w = static_cast<Watch *>(h->data);
+    close(w->fd);
+    delete w;
+  });
+}
+
 void BpfObject::Teardown() {
+  StopWatch();
   DestroyLinks(std::move(links_), std::move(link_fds_));
   links_.clear();
   link_fds_.clear();

@@ -5,6 +5,7 @@
 // own, and gives JavaScript map access plus a polled ring buffer. Links are fds: a killed
 // process leaves no program behind.
 #include <napi.h>
+#include <uv.h>
 
 #include <memory>
 #include <string>
@@ -34,10 +35,16 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapCount(const Napi::CallbackInfo &info);
   Napi::Value RingOpen(const Napi::CallbackInfo &info);
   Napi::Value RingPoll(const Napi::CallbackInfo &info);
+  Napi::Value RingWatch(const Napi::CallbackInfo &info);
   Napi::Value Maps(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 
   void Teardown();
+  // The ring's fd watched on the event loop (uv_poll); the handle outlives this object until
+  // libuv's close callback ran.
+  struct Watch;
+  static void OnRingReady(uv_poll_t *h, int status, int events);
+  void StopWatch();
   int MapFd(Napi::Env env, const Napi::Value &name, unsigned *key_size, unsigned *value_size, bool *per_cpu);
 
   bpf_object *obj_ = nullptr;
@@ -47,6 +54,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   // Filled by the ring callback during RingPoll: records copied out (rings here carry rare events).
   std::vector<std::string> pending_;
   size_t pending_limit_ = 0;
+  Watch *watch_ = nullptr;
+  Napi::FunctionReference watch_cb_;
 };
 
 }  // namespace telegen

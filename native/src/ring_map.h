@@ -31,6 +31,7 @@ class RingMap {
   uint8_t *data() const { return data_; }
   uint64_t size() const { return size_; }
   uint64_t chunk() const { return chunk_; }
+  int fd() const { return fd_; }
   // The reserved range for whoever unmaps it later: the destructor then leaves it mapped (the
   // zero-copy reader's JS view owns it and may outlive this).
   void *TakeDataMapping(size_t *len);

@@ -19,6 +19,7 @@ interface NativeBpfObject {
   maps(): MapDesc[];
   ringOpen(map: string): void;
   ringPoll(max?: number): Buffer[];
+  ringWatch?(cb?: (ok: boolean) => void): void;
   close(): void;
 }
 
@@ -102,6 +103,33 @@ export class BpfObject {
   openRing(map: string): void { this.n.ringOpen(map); }
   /** Records committed so far (copied), at most `max`; never blocks. */
   pollRing(max = 4096): Buffer[] { return this.n.ringPoll(max); }
+
+  /** Runs `drain` when the ring holds records instead of on a timer: idle, nothing wakes the
+   *  agent. `delayMs` after the first record (0: on the next loop turn), so records that come
+   *  meanwhile are read in the same drain, as a `delayMs` poll read them: a busy ring is drained
+   *  no more often than before, and a record waits no longer. Falls back to polling every
+   *  `delayMs || fallbackMs` where the ring's fd cannot be watched. */
+  watchRing(drain: () => void, delayMs: number, fallbackMs = 100): { stop(): void } {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const poll = () => {
+      timer = setInterval(() => { if (!stopped) drain(); }, delayMs || fallbackMs);
+      timer.unref();
+    };
+    if (!this.n.ringWatch) { poll(); return { stop: () => { stopped = true; clearInterval(timer); } }; }
+    const run = () => {
+      timer = undefined;
+      if (stopped) return;
+      try { drain(); } finally { if (!stopped && !this.closed) this.n.ringWatch!(); }
+    };
+    const ready = (ok: boolean) => {
+      if (stopped) return;
+      if (!ok) { poll(); return; }
+      if (delayMs > 0) { timer = setTimeout(run, delayMs); timer.unref(); } else run();
+    };
+    this.n.ringWatch(ready);
+    return { stop: () => { stopped = true; clearTimeout(timer); clearInterval(timer); } };
+  }
 
   /** Publishes the tracer's kernel counters (ring drops included) on /metrics: one per-CPU array read. */
   collect(m: SelfMetrics, tracer: string, stats?: { map: string; names: string[] }): void {

@@ -12,6 +12,6 @@ export const fileioTracerSchema = z.object({
   cardinality_limit: z.number().int().min(1).max(1_000_000).default(2000).describe('Series per instrument (process × directory × operation [× error.type]) before new attribute sets share one series with otel.metric.overflow=true; series of exited processes are forgotten after their last export, which frees room'),
   directory_depth: z.number().int().min(1).max(64).default(3).describe('file.directory keeps at most this many leading path components (/var/lib/postgresql/15/main/base → /var/lib/postgresql), so per-file directories do not use up max_directories'),
   sweep_ms: z.number().int().min(100).max(600_000).default(10_000).describe('How often fd entries of processes that exited without closing are removed from the kernel map'),
-  poll_ms: z.number().int().min(10).max(10_000).default(100).describe('How often the ring of slow and failed operations is drained (the histograms are read at each metric collection)'),
+  poll_ms: z.number().int().min(10).max(10_000).default(100).describe('How long after its first record the ring of slow and failed operations is drained (its fd wakes the agent, nothing is polled while it is empty; records that come meanwhile are read together); the histograms are read at each metric collection'),
 }).strict();
 export type FileioTracerConfig = z.infer<typeof fileioTracerSchema>;

@@ -63,8 +63,9 @@ export const fileioTracer: TracerFactory = (ctx) => {
       if (recs.length < 8192) break;
     }
   };
-  const timer = setInterval(drain, cfg.poll_ms);
-  timer.unref();
+  // poll_ms after the first record, not every poll_ms: nothing wakes the agent while no slow or
+  // failed operation happens.
+  const watch = obj.watchRing(drain, cfg.poll_ms);
   // A process that exits (or execs) with files open never calls close: its fd entries would stay
   // until the map is full. Dead pids are found from user space; the kernel side stays one lookup.
   let swept = 0;
@@ -105,7 +106,7 @@ export const fileioTracer: TracerFactory = (ctx) => {
   const r: RunningTracer = {
     name: 'fileio',
     detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}`,
-    stop: () => { clearInterval(timer); clearInterval(sweeper); drain(); final = series.collect(); stopped = true; obj.close(); },
+    stop: () => { watch.stop(); clearInterval(sweeper); drain(); final = series.collect(); stopped = true; obj.close(); },
   };
   return r;
 };

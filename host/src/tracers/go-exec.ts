@@ -26,7 +26,12 @@ export function kernelFileKey(key: string): Buffer | undefined {
   return b;
 }
 
-export interface GoExecWatch { stop(): void; }
+export interface GoExecWatch {
+  /** Hands the files and pids the periodic scan found to the kernel (a no-op when the attacher
+   *  did not change): the exec watcher itself only runs when the ring has events. */
+  sync(): void;
+  stop(): void;
+}
 
 /** Who else wants the exec events (the TLS tracer: a new executable may map libssl). `exec` gets
  *  the pid of an executable the kernel saw for the first time; `missed` says the ring dropped
@@ -65,10 +70,8 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
 
   // The kernel learns what the attacher knows: files looked at (no event on their next exec)
   // and the pids running hooked files (their exit is reported).
-  let lastSync = 0;
   let synced = -1;
   const sync = () => {
-    lastSync = Date.now();
     if (synced === attacher.version) return;
     synced = attacher.version;
     const now = new Set<string>();
@@ -87,7 +90,18 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
   };
 
   let ringFull = 0;
-  let lastFullCheck = 0;
+  const fullKey = Buffer.alloc(4);
+  fullKey.writeUInt32LE(tg_go_exec_stat.TG_GO_EXEC_STAT_RING_FULL);
+  // One per-CPU slot read: drops fill the ring first, so a drain follows every drop and this
+  // look at each drain sees it.
+  const ringFullCount = () => {
+    const v = obj.lookup('go_exec_stats', fullKey);
+    let sum = 0;
+    if (v) for (let c = 0; c + 8 <= v.length; c += 8) sum += Number(v.readBigUInt64LE(c));
+    return sum;
+  };
+  // Runs when the ring holds events (watchRing: the ring's fd wakes the event loop), not on a
+  // timer: an idle host wakes nothing here, an exec is read on the next loop turn.
   const drain = () => {
     const held: number[] = [];
     const execd: number[] = [];
@@ -107,22 +121,13 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
       }
       if (recs.length < 1024) break;
     }
-    const now = Date.now();
-    if (now - lastFullCheck >= 1000) {
-      // Drops are rare and cost a full scan of every listener: one counter read a second.
-      lastFullCheck = now;
-      const full = obj.perCpuU64('go_exec_stats')[tg_go_exec_stat.TG_GO_EXEC_STAT_RING_FULL] ?? 0;
-      if (full !== ringFull) {
-        ringFull = full;
-        rescan = true;
-        for (const l of listeners) l.missed();
-      }
+    const full = ringFullCount();
+    if (full !== ringFull) {
+      ringFull = full;
+      rescan = true;
+      for (const l of listeners) l.missed();
     }
-    if (!rescan && !execd.length) {
-      // Files and pids the periodic scan found are handed to the kernel too.
-      if (now - lastSync >= 1000) sync();
-      return;
-    }
+    if (!rescan && !execd.length) return;
     try {
       if (rescan) attacher.scan(); else attacher.scanPids(execd);
       sync();
@@ -138,15 +143,16 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
     }
   };
   sync();
-  ringFull = obj.perCpuU64('go_exec_stats')[tg_go_exec_stat.TG_GO_EXEC_STAT_RING_FULL] ?? 0;
+  ringFull = ringFullCount();
   watching++;
-  const timer = setInterval(drain, cfg.exec_poll_ms);
-  timer.unref();
+  // exec_poll_ms only where the fd cannot be watched (an addon without ringWatch).
+  const watch = obj.watchRing(drain, 0, cfg.exec_poll_ms);
   ctx.metrics.addCollector((m) => obj.collect(m, 'go_exec', { map: 'go_exec_stats', names: STAT_NAMES }));
   elog.info({ hold: cfg.exec_hold }, 'exec-time attach on');
   return {
+    sync,
     stop(): void {
-      clearInterval(timer);
+      watch.stop();
       drain();
       watching--;
       obj.close();

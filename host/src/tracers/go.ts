@@ -246,6 +246,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
   const timer = setInterval(() => {
     try {
       attacher.scan();
+      exec?.sync();
     } catch (e) {
       glog.error({ err: (e as Error).message }, 'scan failed');
     }

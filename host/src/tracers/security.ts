@@ -105,8 +105,8 @@ export const securityTracer: TracerFactory = (ctx) => {
       if (recs.length < 4096) break;
     }
   };
-  const timer = setInterval(drain, cfg.poll_ms);
-  timer.unref();
+  // poll_ms after the first event, not every poll_ms: idle, nothing wakes the agent.
+  const watch = obj.watchRing(drain, cfg.poll_ms);
   const reloader = setInterval(reload, cfg.reload_ms);
   reloader.unref();
 
@@ -122,7 +122,7 @@ export const securityTracer: TracerFactory = (ctx) => {
     name: 'security',
     detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}; `
       + `${policy.rules.length} rules${off.length ? `, inactive here: ${off.map((x) => x.id).join(', ')}` : ''}`,
-    stop: () => { clearInterval(timer); clearInterval(reloader); drain(); stopped = true; obj.close(); },
+    stop: () => { watch.stop(); clearInterval(reloader); drain(); stopped = true; obj.close(); },
   };
   return r;
 };

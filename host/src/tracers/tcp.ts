@@ -108,8 +108,9 @@ export const tcpTracer: TracerFactory = (ctx) => {
     }
   };
   const series = startSeries(ctx, cfg, drain);
-  const timer = setInterval(drain, cfg.poll_ms);
-  timer.unref();
+  // Read poll_ms after the first event instead of every poll_ms: no wake-up while no connection
+  // opens or closes, the same batching and delay when they do.
+  const watch = obj.watchRing(drain, cfg.poll_ms);
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
     obj.collect(m, 'tcp', { map: 'tg_tcp_stats', names: STAT_NAMES });
@@ -121,7 +122,7 @@ export const tcpTracer: TracerFactory = (ctx) => {
     name: 'tcp',
     detail: describe(rep),
     stop: () => {
-      clearInterval(timer);
+      watch.stop();
       drain();
       stopped = true;
       obj.close();

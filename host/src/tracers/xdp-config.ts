@@ -9,6 +9,6 @@ export const xdpTracerSchema = z.object({
   sample_every: z.number().int().min(0).default(0).describe('Copy the headers of every Nth packet to a log record (0 = off)'),
   ring_bytes: z.number().int().min(1 << 12).max(1 << 28).default(1 << 18)
     .refine((n) => (n & (n - 1)) === 0, 'must be a power of two').describe('Header sample ring size in bytes (power of two)'),
-  poll_ms: z.number().int().min(10).max(10_000).default(250).describe('How often header samples are drained'),
+  poll_ms: z.number().int().min(10).max(10_000).default(250).describe('How long after the first header sample the sample ring is drained (its fd wakes the agent; samples that come meanwhile are read together)'),
 }).strict();
 export type XdpTracerConfig = z.infer<typeof xdpTracerSchema>;

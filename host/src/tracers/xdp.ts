@@ -90,7 +90,7 @@ export const xdpTracer: TracerFactory = (ctx) => {
     return packets.length ? [cumulativeMetric(PACKETS, packets), cumulativeMetric(BYTES, bytes)] : [];
   });
 
-  let timer: NodeJS.Timeout | undefined;
+  let watch: { stop(): void } | undefined;
   let samples = 0;
   if (cfg.sample_every > 0) {
     obj.openRing('tg_xdp_ring');
@@ -110,8 +110,8 @@ export const xdpTracer: TracerFactory = (ctx) => {
         });
       }
     };
-    timer = setInterval(drain, cfg.poll_ms);
-    timer.unref();
+    // poll_ms after the first sample, not every poll_ms.
+    watch = obj.watchRing(drain, cfg.poll_ms);
   }
   ctx.metrics.addCollector((m) => {
     if (stopped) return;
@@ -122,7 +122,7 @@ export const xdpTracer: TracerFactory = (ctx) => {
     name: 'xdp',
     detail: `attached on ${rep.attached.map((a) => a.split('@')[1]).join(', ')}${rep.failed.length ? `; failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}`,
     stop: () => {
-      if (timer) clearInterval(timer);
+      watch?.stop();
       stopped = true;
       obj.close();
     },
