@@ -9,7 +9,11 @@
 //
 // Each agent start first sits idle (BENCH_IDLE_SECONDS, default 10: discovery, /proc scans,
 // timers, metrics collection, the machine's other traffic) so the per-request share of the CPU
-// can be told from the background. BENCH_BASELINE=DIR (a built git worktree of an earlier commit:
+// can be told from the background. Then it traces BENCH_WARM_SECONDS (default 5) of fixed-rate
+// traffic to each server, unmeasured, and its backlog is consumed: a long-running agent's JIT and
+// caches are warm, and without this the first measured case (Node) paid V8's compiles (15-20 µs
+// per request on V8's threads in agent-server-scope). BENCH_WARM_SECONDS=0: as before (2026-11-27
+// rows). BENCH_BASELINE=DIR (a built git worktree of an earlier commit:
 // bpf, native, decoders, host) runs that tree's agent beside this tree's in every round, the order
 // alternating per round, same servers, same wrk settings: before/after in one run. BENCH_CASES=rate
 // leaves out the saturation cases. BENCH_VARIANT_ENV='K=V …' adds this tree once more with those
@@ -187,6 +191,7 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.BENCH_ROUNDS || 3);
   const seconds = Number(process.env.BENCH_SECONDS || 8);
   const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS || 10);
+  const warmSeconds = Number(process.env.BENCH_WARM_SECONDS ?? 5);
   const rate = Number(process.env.BENCH_RATE || 1000);
   const modes = (process.env.BENCH_CASES || 'rate,saturation').split(',') as Array<'rate' | 'saturation'>;
   const conns = 16;
@@ -222,6 +227,10 @@ async function main(): Promise<void> {
         const i1 = threadCpu(agent.pid!);
         const idleRate = { main: (i1.main - i0.main) / idleSeconds, other: (i1.other - i0.other) / idleSeconds };
         idle.get(tree.name)!.push({ total: (idleRate.main + idleRate.other) * 100, main: idleRate.main * 100, other: idleRate.other * 100 });
+        if (warmSeconds > 0) {
+          for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, warmSeconds, conns, rate);
+          await settle(apiPort);
+        }
         let counted = new Map<number, number>();
         for (const c of cases) {
           const m0 = perRequestCounters(await metricsText(apiPort));
@@ -307,7 +316,7 @@ async function main(): Promise<void> {
   };
   const here = perTree('this_tree');
   const result: Record<string, unknown> = {
-    workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, idle_seconds: idleSeconds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
+    workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, idle_seconds: idleSeconds, warm_seconds: warmSeconds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
     ...here,
     after_each_case: backlog,
     note: 'fixed-rate cases first, then saturation; each agent start first idles idle_seconds (its background CPU, subtracted in *_less_idle); after each case the agent is given up to 120 s to consume its backlog (after_each_case: how long, ring records dropped so far, export items dropped so far) before the next case, so each case is charged the CPU of its own traffic; server spans per request are counted per case over every rotated traces file; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',

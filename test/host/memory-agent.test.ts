@@ -27,7 +27,8 @@ test('burst with the receiver down: trace queue bytes stay under the cap, RSS re
   fs.writeFileSync(cfg, `tracers:\n  profile:\n    enabled: false\n  socket:\n    target_pid: ${srv.proc.pid}\n`);
   const agent = await startAgent({
     config: cfg,
-    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `127.0.0.1:${down}`, TELEGEN_OTLP_TRACES_QUEUE_BYTES: String(CAP) },
+    // No contention budget: the burst itself makes the host contended, and the queue must fill.
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `127.0.0.1:${down}`, TELEGEN_OTLP_TRACES_QUEUE_BYTES: String(CAP), TELEGEN_CONTENDED_CPU_PERCENT: '0' },
   });
   try {
     let maxQueue = 0;

@@ -2,12 +2,13 @@
 // under a burst: test/faults/shed.test.ts.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { backlogShedding, CpuBudget, GateCadence, JUDGE_MS, MemoryBound, overloadSchema, PAUSE_AT, QUIET_TICKS, RESUME_AT, SETTLE_MS } from '../../host/src/memory/overload';
+import { backlogShedding, Contention, CONTENDED_AT, CpuBudget, GateCadence, hostCpuReader, JUDGE_MS, MemoryBound, overloadSchema, parseCpuLine, PAUSE_AT, QUIET_TICKS, RESUME_AT, SETTLE_MS, startOverloadGate, UNCONTENDED_AT } from '../../host/src/memory/overload';
+import { SelfMetrics } from '../../host/src/metrics/self';
 import { parseConfig } from '../../host/src/config';
 
-test('defaults: no CPU budget, a 128 MiB memory bound, the file trace queue sheds above 90% of its cap', () => {
+test('defaults: no CPU budget, 10% of a core while the host CPU is contended, a 128 MiB memory bound, the file trace queue sheds above 90% of its cap', () => {
   const cfg = parseConfig({}).agent;
-  assert.deepEqual(cfg, { max_cpu_percent: 0, max_rss_mb: 128, shed_export_backlog_percent: 90 });
+  assert.deepEqual(cfg, { max_cpu_percent: 0, contended_cpu_percent: 10, max_rss_mb: 128, shed_export_backlog_percent: 90 });
   assert.throws(() => parseConfig({ agent: { max_cpu_pct: 5 } }), /agent: unknown key/);
   assert.throws(() => parseConfig({ agent: { max_rss_mb: -1 } }), /agent\.max_rss_mb/);
 });
@@ -123,4 +124,91 @@ test('gate cadence: fast ticks while records are read or the ring is held, slow 
   const b = new CpuBudget(25);
   const withBudget = new GateCadence(b.percent > 0);
   for (let i = 0; i < 3 * QUIET_TICKS; i++) assert.equal(withBudget.afterFastTick(false), true, 'a budget is charged every fast tick');
+});
+
+test('host CPU line: busy and total jiffies from /proc/stat\'s first line (idle and iowait are not busy)', () => {
+  const out = new Float64Array(2);
+  const line = Buffer.from('cpu  3636834 21634 1591881 8357400 12559 0 96000 7 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n');
+  assert.equal(parseCpuLine(line, line.length, out), true);
+  const total = 3636834 + 21634 + 1591881 + 8357400 + 12559 + 0 + 96000 + 7;
+  assert.deepEqual([...out], [total - 8357400 - 12559, total]);
+  assert.equal(parseCpuLine(Buffer.from('intr 1 2 3'), 10, out), false);
+  assert.equal(parseCpuLine(line, 12, out), false, 'a cut line is no reading');
+  // The real file, read twice through one descriptor: counts only grow.
+  const read = hostCpuReader();
+  assert.ok(read, '/proc/stat is readable');
+  const a = new Float64Array(2);
+  const b = new Float64Array(2);
+  assert.equal(read(a), true);
+  for (let x = 0, i = 0; i < 3e6; i++) x += i; // some CPU between the reads
+  assert.equal(read(b), true);
+  assert.ok(a[1] > 0 && a[0] <= a[1] && b[1] >= a[1] && b[0] >= a[0], `${a} then ${b}`);
+  assert.equal(hostCpuReader('/nonexistent/stat'), undefined);
+});
+
+test('host CPU contention: what everything but the agent uses, with hysteresis', () => {
+  const c = new Contention();
+  // 2 CPUs, 1 s = 200 jiffies a step. The first step only sets the baseline.
+  let busy = 0, total = 0, agent = 0;
+  const step = (busyShare: number, agentCores: number) => {
+    total += 200;
+    busy += Math.round(busyShare * 200);
+    agent += agentCores * 1e6;
+    return c.step(busy, total, agent);
+  };
+  assert.equal(step(0.1, 0), false);
+  // Busy 70% of the machine, but the agent itself is 0.6 of a core of it: others 40%.
+  assert.equal(step(0.7, 0.6), false);
+  assert.equal(c.othersShare.toFixed(2), '0.40');
+  // A saturated service: others at 85%.
+  assert.equal(step(0.95, 0.2), true);
+  assert.ok(c.othersShare >= CONTENDED_AT);
+  // Once contended, it stays so until others are under UNCONTENDED_AT (the agent's pauses move it).
+  assert.equal(step(0.6, 0.1), true, '55% of others: still contended');
+  assert.equal(step(0.5, 0.1), false, `45%: under ${UNCONTENDED_AT}`);
+  assert.equal(step(0.58, 0), false, `58%: not yet ${CONTENDED_AT} again`);
+  // A step with no time passed changes nothing.
+  assert.equal(c.step(busy, total, agent), false);
+});
+
+test('gate: a contended host gives the agent its contention budget (ring paused over it, counted), a free host takes it away', async () => {
+  // A host that reports 95% busy from the first window on, then 10%; the agent's own CPU is
+  // this process's (burnt below, far over 5% of a core).
+  let busyShare = 0.95;
+  let busy = 0, total = 0;
+  const hostCpu = (out: Float64Array) => { total += 200; busy += busyShare * 200; out[0] = busy; out[1] = total; return true; };
+  const pauses: boolean[] = [];
+  const target = { shedReason: -1, shedRecords: new Float64Array(4) };
+  const metrics = new SelfMetrics();
+  const logs: string[] = [];
+  const gate = startOverloadGate(overloadSchema.parse({ contended_cpu_percent: 5, max_rss_mb: 0 }), target, metrics,
+    { warn: (o, msg) => logs.push(JSON.stringify(o) + msg) }, { pauseRing: (p) => pauses.push(p), hostCpu });
+  assert.ok(gate);
+  const burn = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end); };
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    // First read sets the baseline, the next (≥1 s later) finds the host contended.
+    for (let i = 0; i < 30 && !pauses.includes(true); i++) { burn(40); await wait(60); }
+    assert.ok(pauses.includes(true), 'over 5% of a core on a contended host: the ring is paused');
+    let text = metrics.render();
+    assert.match(text, /^telegen_host_cpu_contended 1$/m);
+    assert.match(text, /^telegen_ingest_shedding\{reason="cpu_contention"\} 1$/m);
+    assert.match(logs.join('\n'), /"reason":"cpu_contention","contended_cpu_percent":5,"host_cpu_other_utilization":0\.\d+/);
+    assert.equal(target.shedReason, -1, 'a reader that pauses skips nothing');
+    // The host frees up: the budget goes at the next window and reading resumes.
+    busyShare = 0.1;
+    for (let i = 0; i < 40 && /^telegen_host_cpu_contended 1$/m.test(metrics.render()); i++) { burn(40); await wait(60); }
+    text = metrics.render();
+    assert.match(text, /^telegen_host_cpu_contended 0$/m);
+    // Burning on: no budget now, so the ring is not paused again.
+    const n = pauses.length;
+    for (let i = 0; i < 5; i++) { burn(40); await wait(60); }
+    assert.equal(pauses[pauses.length - 1], false, 'a free host: reading resumes');
+    assert.equal(pauses.length, n, 'and stays on');
+    const paused = Number(/^telegen_ingest_ring_paused_seconds_total\{reason="cpu_contention"\} (\S+)$/m.exec(text)?.[1]);
+    assert.ok(paused > 0, `paused time counted: ${paused}`);
+    assert.ok(Number(/^telegen_host_cpu_contended_seconds_total (\S+)$/m.exec(text)?.[1]) >= 0.9);
+  } finally {
+    gate!.stop();
+  }
 });

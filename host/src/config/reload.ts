@@ -11,7 +11,7 @@ import { log } from '../log';
  *    spans (the chain is one function reference); the policy file's redaction section, when it
  *    has one, still wins over pipeline.redaction, as at start-up.
  *  - discovery.service_rules: known processes are named again and resources rebuilt per pid.
- *  - agent.max_cpu_percent, agent.shed_export_backlog_percent: the running overload gate takes
+ *  - agent.max_cpu_percent, agent.contended_cpu_percent, agent.shed_export_backlog_percent: the running overload gate takes
  *    them at its next tick (OverloadGate.update); with no gate running they need a restart.
  *  Restart: tracers.* (programs, maps and rings are sized and attached at start), api.* (the
  *  listening socket and its TLS), otlp.* and data_dir (the exporters own queues in flight; a swap
@@ -20,7 +20,7 @@ import { log } from '../log';
  *  (the rest: its scanners and watches start once), security.*, policy_file, service_name (the resource is
  *  built once). */
 export const LIVE_KEYS = ['log_level', 'pipeline.filter', 'pipeline.sampling', 'pipeline.redaction', 'discovery.service_rules',
-  'agent.max_cpu_percent', 'agent.shed_export_backlog_percent'] as const;
+  'agent.max_cpu_percent', 'agent.contended_cpu_percent', 'agent.shed_export_backlog_percent'] as const;
 
 /** The overload gate's keys that apply live: only when a gate runs (Agent.reload). */
 export const isGateKey = (k: string): boolean => k.startsWith('agent.');

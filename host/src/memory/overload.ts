@@ -31,21 +31,32 @@
 //                  collection that cannot get under the mark raises it (MemoryBound). What a burst leaves on the heap is
 //                  garbage and in-flight spans (bench/README.md "After a burst"), so a pause is
 //                  what lets a collection free it while the burst lasts.
+//   cpu_contention the host's CPU is contended: the CPU the machine spent on everything but the
+//                  agent over the last second was at least CONTENDED_AT of all its cores (until it
+//                  is under UNCONTENDED_AT): the agent then keeps agent.contended_cpu_percent of a
+//                  core as a budget, like cpu_budget. A traced service at saturation keeps its
+//                  cores (the agent took 35-46% of a core there and cost it 5-10% of its
+//                  throughput, while SIGSTOPped it cost nothing: bench/README.md); on a machine
+//                  with CPU to spare the agent takes what its traffic needs, as without a budget.
+//                  The ring holds what is not read meanwhile (16 MB: ~15k HTTP exchanges), decoded
+//                  once the machine is no longer contended; beyond that the kernel drops, counted.
 //   export_backlog the trace queue of the file exporter holds more than
 //                  agent.shed_export_backlog_percent of its cap, until it is back under half of
 //                  that. Only for the file exporter: a local write falls behind only when the agent
 //                  is short of CPU, while an OTLP receiver outage must not stop the spans that feed
 //                  the RED metrics (that queue drops at its cap, counted, and memory stays bounded).
+import * as fs from 'fs';
 import * as v8 from 'v8';
 import { z } from 'zod';
 import type { SelfMetrics } from '../metrics/self';
 
-export const SHED_REASONS = ['cpu_budget', 'export_backlog', 'memory'] as const;
+export const SHED_REASONS = ['cpu_budget', 'export_backlog', 'memory', 'cpu_contention'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 const CPU = SHED_REASONS.indexOf('cpu_budget');
 const BACKLOG = SHED_REASONS.indexOf('export_backlog');
 const MEMORY = SHED_REASONS.indexOf('memory');
-const LOG_ORDER = [BACKLOG, MEMORY, CPU];
+const CONTENTION = SHED_REASONS.indexOf('cpu_contention');
+const LOG_ORDER = [BACKLOG, MEMORY, CPU, CONTENTION];
 
 const envNumber = (name: string, def: number): number => {
   const v = process.env[name];
@@ -58,6 +69,8 @@ export const MAX_RSS_MB = 128;
 export const overloadSchema = z.object({
   max_cpu_percent: z.number().min(0).max(10_000).default(envNumber('TELEGEN_MAX_CPU_PERCENT', 0))
     .describe('CPU budget of the agent, % of one core on average (user + system, every thread); while over it, the socket ring is not read (the kernel drops and counts what does not fit: telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_budget"}). 0 = no budget. Env: TELEGEN_MAX_CPU_PERCENT'),
+  contended_cpu_percent: z.number().min(0).max(10_000).default(envNumber('TELEGEN_CONTENDED_CPU_PERCENT', 10))
+    .describe('CPU budget of the agent, % of one core on average, kept only while the host CPU is contended (everything but the agent used at least 60% of all cores over the last second, until under 50%): a traced service at saturation keeps its cores; the socket ring holds what is not read meanwhile and the kernel drops and counts what does not fit (telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_contention"}; telegen_host_cpu_contended). 0 = never. Env: TELEGEN_CONTENDED_CPU_PERCENT'),
   max_rss_mb: z.number().min(0).max(1_048_576).default(envNumber('TELEGEN_MAX_RSS_MB', MAX_RSS_MB))
     .describe('Memory bound of the agent, MiB of RSS not counting what the OTLP export queues hold (they have their own caps, otlp.*.queue_bytes); near it the socket ring is not read and the heap is collected until the agent is back under (kernel drops counted in telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="memory"}). 0 = no bound. Env: TELEGEN_MAX_RSS_MB'),
   shed_export_backlog_percent: z.number().min(0).max(100).default(envNumber('TELEGEN_SHED_EXPORT_BACKLOG_PERCENT', 90))
@@ -91,6 +104,7 @@ export const IDLE_TICK_MS = 1000;
 /** Between batches, RSS is read at most this often for the memory bound (see startOverloadGate). */
 export const MEMORY_CHECK_MS = 5;
 export const QUIET_TICKS = 20;
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** When the gate ticks, apart from the timers: `fast` while records are read, a budget is kept or
  *  the gate holds the ring paused or sheds; after QUIET_TICKS fast ticks with none of that, slow. */
@@ -134,6 +148,10 @@ export function backlogShedding(cfg: OverloadConfig, fill: QueueFill | undefined
  *  than the budget, reading resumes within about this long of that work ending), in ms of budget. */
 const CREDIT_MS = 100;
 const DEBT_MS = 1000;
+/** The contention budget carries more: what a resumed reader sets off after it pauses (its spans'
+ *  export, collections) is most of what a small budget is spent on, and with a 1 s debt a 10%
+ *  budget averaged 18-22% of a core at saturation; the ring holds what waits meanwhile. */
+const CONTENDED_DEBT_MS = 5000;
 
 /** A CPU budget kept on average: `charge` credits the budget's share of the elapsed time, debits
  *  the CPU used, and says whether to pause (the balance is negative). Paused, the agent's CPU
@@ -144,15 +162,86 @@ export class CpuBudget {
   balance = 0;
   private readonly maxCredit: number;
   private readonly maxDebt: number;
-  constructor(readonly percent: number) {
+  constructor(readonly percent: number, debtMs = DEBT_MS) {
     this.maxCredit = (percent / 100) * CREDIT_MS * 1000;
-    this.maxDebt = (percent / 100) * DEBT_MS * 1000;
+    this.maxDebt = (percent / 100) * debtMs * 1000;
   }
   charge(usedMicros: number, elapsedMs: number): boolean {
     const b = this.balance + (this.percent / 100) * elapsedMs * 1000 - usedMicros;
     this.balance = Math.max(-this.maxDebt, Math.min(this.maxCredit, b));
     return this.balance < 0;
   }
+}
+
+/** The share of all cores that the machine spends on everything but the agent, at or over which
+ *  the host is contended, and under which it no longer is (hysteresis: the agent's own pauses
+ *  move it). A Node server and wrk at saturation on this 2-core machine use 83-88% of it with
+ *  nothing traced; at a fixed 1k req/s, ~15-25%. */
+export const CONTENDED_AT = 0.6;
+export const UNCONTENDED_AT = 0.5;
+/** How often the host's CPU is read: /proc/stat counts in 10 ms ticks per CPU, so a second is
+ *  what resolves a few percent. */
+export const CONTENTION_WINDOW_MS = 1000;
+/** /proc/stat's unit (USER_HZ, 100 on every Linux ABI), in µs. */
+const JIFFY_US = 10_000;
+
+/** Host CPU contention apart from where its numbers come from: `step` takes the machine's busy and
+ *  total CPU time (/proc/stat jiffies, all CPUs) and the agent's own CPU time (µs, every thread)
+ *  so far, and says whether the host is contended over the time since the last step. */
+export class Contention {
+  contended = false;
+  /** Share of all cores used by everything but the agent over the last window (-1: none yet). */
+  othersShare = -1;
+  private busy = -1;
+  private total = 0;
+  private agent = 0;
+  step(busyJiffies: number, totalJiffies: number, agentMicros: number): boolean {
+    const dTotal = totalJiffies - this.total;
+    if (this.busy >= 0 && dTotal > 0) {
+      const others = (busyJiffies - this.busy) / dTotal - (agentMicros - this.agent) / (dTotal * JIFFY_US);
+      this.othersShare = Math.max(0, others);
+      this.contended = this.othersShare >= (this.contended ? UNCONTENDED_AT : CONTENDED_AT);
+    }
+    if (dTotal > 0 || this.busy < 0) { this.busy = busyJiffies; this.total = totalJiffies; this.agent = agentMicros; }
+    return this.contended;
+  }
+}
+
+/** The machine's busy and total CPU time from /proc/stat's first line, read into one buffer kept
+ *  for the agent's life (no allocation per read: ~10 µs a read here). Undefined where /proc/stat
+ *  cannot be read (the contention budget is then never kept). */
+export function hostCpuReader(file = '/proc/stat'): ((out: Float64Array) => boolean) | undefined {
+  let fd: number;
+  try { fd = fs.openSync(file, 'r'); } catch { return undefined; }
+  const buf = Buffer.alloc(256);
+  return (out) => {
+    let n: number;
+    try { n = fs.readSync(fd, buf, 0, buf.length, 0); } catch { return false; }
+    return parseCpuLine(buf, n, out);
+  };
+}
+
+/** "cpu  user nice system idle iowait irq softirq steal ...": out[0] = busy, out[1] = total
+ *  jiffies (idle and iowait are not busy; guest time is already in user). */
+export function parseCpuLine(buf: Uint8Array, n: number, out: Float64Array): boolean {
+  if (n < 5 || buf[0] !== 0x63 || buf[1] !== 0x70 || buf[2] !== 0x75 || buf[3] !== 0x20) return false;
+  let i = 4;
+  let field = 0;
+  let total = 0;
+  let idle = 0;
+  while (i < n && field < 8) {
+    while (i < n && buf[i] === 0x20) i++;
+    if (i >= n || buf[i] === 0x0a) break;
+    let v = 0;
+    while (i < n && buf[i] >= 0x30 && buf[i] <= 0x39) v = v * 10 + (buf[i++] - 0x30);
+    total += v;
+    if (field === 3 || field === 4) idle += v;
+    field++;
+  }
+  if (field < 5) return false;
+  out[0] = total - idle;
+  out[1] = total;
+  return true;
 }
 
 /** Over this share of agent.max_rss_mb, reading pauses: what is in flight when it pauses (the
@@ -239,6 +328,9 @@ export interface GateHooks {
   pauseRing?: (paused: boolean) => void;
   /** One full collection (compacting when `compact`) and the native heap trim (memory/index.ts). */
   collect?: (compact: boolean) => void;
+  /** Reads the host's busy and total CPU jiffies into out[0], out[1] (tests); default /proc/stat.
+   *  null: none (the contention budget is never kept). */
+  hostCpu?: ((out: Float64Array) => boolean) | null;
 }
 
 /** Time the ring was paused for one reason; overlapping pauses count for each reason. */
@@ -264,11 +356,19 @@ export interface OverloadGate {
 export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metrics: SelfMetrics, log: OverloadLog, hooks: GateHooks = {}): OverloadGate | undefined {
   const { fill, pauseRing, collect } = hooks;
   const queuedBytes = hooks.queuedBytes ?? (() => 0);
-  if (cfg.max_cpu_percent <= 0 && cfg.max_rss_mb <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0)) return undefined;
+  if (cfg.max_cpu_percent <= 0 && cfg.max_rss_mb <= 0 && cfg.contended_cpu_percent <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0)) return undefined;
   let budget = cfg.max_cpu_percent > 0 ? new CpuBudget(cfg.max_cpu_percent) : undefined;
+  // The contention budget exists only while the host is contended (a new one, empty, each time).
+  const readHost = hooks.hostCpu !== undefined ? hooks.hostCpu : hostCpuReader();
+  const contention = new Contention();
+  const hostCpu = new Float64Array(2);
+  let contendedBudget: CpuBudget | undefined;
+  let lastHostRead = -Infinity;
+  let contendedSince = -1;
+  let contendedMs = 0;
   const bound = cfg.max_rss_mb > 0 ? new MemoryBound(cfg.max_rss_mb * 2 ** 20) : undefined;
   let tickMs = budget || bound ? BUDGET_TICK_MS : TICK_MS;
-  const paused = [new PausedTime(), new PausedTime(), new PausedTime()];
+  const paused = SHED_REASONS.map(() => new PausedTime());
   let ringPaused = false;
   let collections = 0;
   let u = process.cpuUsage();
@@ -277,7 +377,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   const logged = new Float64Array(SHED_REASONS.length);
   const loggedPaused = new Float64Array(SHED_REASONS.length);
   let lastLog = lastT;
-  const firstLogged = [false, false, false];
+  const firstLogged = SHED_REASONS.map(() => false);
   const report = (force: boolean) => {
     const t = performance.now();
     let changed = false;
@@ -297,11 +397,25 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     lastLog = t;
   };
   const memoryNow = () => process.memoryUsage.rss() - queuedBytes();
+  const over = SHED_REASONS.map(() => false);
+  const setContended = (on: boolean, t: number) => {
+    contention.contended = on;
+    contendedBudget = on ? new CpuBudget(cfg.contended_cpu_percent, CONTENDED_DEBT_MS) : undefined;
+    cadence.always = !!budget || on;
+    if (on) contendedSince = t;
+    else if (contendedSince >= 0) { contendedMs += t - contendedSince; contendedSince = -1; }
+  };
   const tick = () => {
     const t = performance.now();
     u = process.cpuUsage();
     const cpu = u.user + u.system;
     const overCpu = budget ? budget.charge(cpu - lastCpu, t - lastT) : false;
+    if (readHost && cfg.contended_cpu_percent > 0 && t - lastHostRead >= CONTENTION_WINDOW_MS) {
+      lastHostRead = t;
+      const was = contention.contended;
+      if (readHost(hostCpu) && contention.step(hostCpu[0], hostCpu[1], cpu) !== was) setContended(contention.contended, t);
+    }
+    const overContention = contendedBudget ? contendedBudget.charge(cpu - lastCpu, t - lastT) : false;
     lastCpu = cpu;
     lastT = t;
     let overMemory = false;
@@ -325,10 +439,15 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     }
     const backlog = backlogShedding(cfg, fill, target.shedReason === BACKLOG);
     // A backlog is named first: it is the cause an operator can act on.
-    const reason = backlog ? BACKLOG : overMemory ? MEMORY : overCpu ? CPU : -1;
-    const pause = !!pauseRing && (overMemory || overCpu);
+    const reason = backlog ? BACKLOG : overMemory ? MEMORY : overCpu ? CPU : overContention ? CONTENTION : -1;
+    const pause = !!pauseRing && (overMemory || overCpu || overContention);
+    over[CPU] = overCpu;
+    over[BACKLOG] = backlog;
+    over[MEMORY] = overMemory;
+    over[CONTENTION] = overContention;
     paused[CPU].set(pause && overCpu, t);
     paused[MEMORY].set(pause && overMemory, t);
+    paused[CONTENTION].set(pause && overContention, t);
     if (pause !== ringPaused) { ringPaused = pause; pauseRing?.(pause); }
     // Records are skipped for the backlog, and for the budget or the bound only when the reader
     // cannot pause.
@@ -336,10 +455,11 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     // The first overload of each reason is logged when it starts (DESIGN: log the first event),
     // later ones once a minute.
     for (const r of LOG_ORDER) {
-      if (firstLogged[r] || !(r === BACKLOG ? backlog : r === MEMORY ? overMemory : overCpu)) continue;
+      if (firstLogged[r] || !over[r]) continue;
       firstLogged[r] = true;
       const pausing = r !== BACKLOG && pause;
-      log.warn({ reason: SHED_REASONS[r], max_cpu_percent: cfg.max_cpu_percent || undefined, max_rss_mb: r === MEMORY ? cfg.max_rss_mb : undefined, rss_bytes: r === MEMORY ? process.memoryUsage.rss() : undefined, trace_queue_bytes: fill?.heldBytes, trace_queue_cap: fill?.capBytes },
+      log.warn({ reason: SHED_REASONS[r], max_cpu_percent: r === CPU ? cfg.max_cpu_percent : undefined,
+        contended_cpu_percent: r === CONTENTION ? cfg.contended_cpu_percent : undefined, host_cpu_other_utilization: r === CONTENTION ? round2(contention.othersShare) : undefined, max_rss_mb: r === MEMORY ? cfg.max_rss_mb : undefined, rss_bytes: r === MEMORY ? process.memoryUsage.rss() : undefined, trace_queue_bytes: fill?.heldBytes, trace_queue_cap: fill?.capBytes },
         pausing ? 'agent overloaded: ring reading paused, the kernel drops and counts what does not fit (telegen_bpf_ring_full_total)' : 'agent overloaded: skipping ring data records (counted per reason)');
     }
     report(false);
@@ -376,12 +496,18 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   metrics.addCollector((m) => {
     const t = performance.now();
     for (let i = 0; i < SHED_REASONS.length; i++) {
-      m.set('telegen_ingest_shed_records_total', 'Ring data records skipped before decoding because the agent was overloaded, by reason (cpu_budget: over agent.max_cpu_percent; export_backlog: the file trace queue near its cap; memory: over agent.max_rss_mb) when the ring reader cannot pause', target.shedRecords[i], { reason: SHED_REASONS[i] }, 'counter');
+      m.set('telegen_ingest_shed_records_total', 'Ring data records skipped before decoding because the agent was overloaded, by reason (cpu_budget: over agent.max_cpu_percent; export_backlog: the file trace queue near its cap; memory: over agent.max_rss_mb; cpu_contention: over agent.contended_cpu_percent while the host CPU is contended) when the ring reader cannot pause', target.shedRecords[i], { reason: SHED_REASONS[i] }, 'counter');
       m.set('telegen_ingest_shedding', 'Whether the agent sheds now (1) for this reason: skips ring data records, or (cpu_budget, memory) has paused reading the ring', target.shedReason === i || paused[i].since >= 0 ? 1 : 0, { reason: SHED_REASONS[i] });
     }
+    if (cfg.contended_cpu_percent > 0 && readHost) {
+      m.set('telegen_host_cpu_contended', 'Whether the host CPU is contended now (1): everything but the agent used at least 60% of all cores over the last second (until under 50%); the agent then keeps agent.contended_cpu_percent of a core', contention.contended ? 1 : 0);
+      m.set('telegen_host_cpu_contended_seconds_total', 'Time the host CPU was contended (see telegen_host_cpu_contended)', (contendedMs + (contendedSince >= 0 ? t - contendedSince : 0)) / 1000, {}, 'counter');
+      if (contention.othersShare >= 0) m.set('telegen_host_cpu_other_utilization', 'Share of all cores used by everything but the agent over the last second it was read', round2(contention.othersShare));
+      if (pauseRing) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget), agent.max_rss_mb (memory) or, while the host CPU was contended, agent.contended_cpu_percent (cpu_contention); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CONTENTION].seconds(t), { reason: 'cpu_contention' }, 'counter');
+    }
     if (pauseRing) {
-      if (budget) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget) or agent.max_rss_mb (memory); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CPU].seconds(t), { reason: 'cpu_budget' }, 'counter');
-      if (bound) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget) or agent.max_rss_mb (memory); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[MEMORY].seconds(t), { reason: 'memory' }, 'counter');
+      if (budget) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget), agent.max_rss_mb (memory) or, while the host CPU was contended, agent.contended_cpu_percent (cpu_contention); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CPU].seconds(t), { reason: 'cpu_budget' }, 'counter');
+      if (bound) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget), agent.max_rss_mb (memory) or, while the host CPU was contended, agent.contended_cpu_percent (cpu_contention); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[MEMORY].seconds(t), { reason: 'memory' }, 'counter');
     }
     if (bound) {
       m.set('telegen_agent_memory_bound_collections_total', 'Full collections run because the agent was over agent.max_rss_mb', collections, {}, 'counter');
@@ -392,6 +518,8 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     update: (next: OverloadConfig) => {
       cfg = { ...next, max_rss_mb: cfg.max_rss_mb };
       if (next.max_cpu_percent !== (budget?.percent ?? 0)) budget = next.max_cpu_percent > 0 ? new CpuBudget(next.max_cpu_percent) : undefined;
+      // A changed contention budget applies from the next contended second.
+      if (contention.contended) setContended(false, performance.now());
       cadence.always = !!budget;
       const t = budget || bound ? BUDGET_TICK_MS : TICK_MS;
       if (t !== tickMs && fast) { clearInterval(fast); tickMs = t; goFast(); } else tickMs = t;
