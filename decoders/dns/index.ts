@@ -13,7 +13,7 @@ export function meta(): usize {
 }
 
 export function detect(dir: i32, len: u32): i32 {
-  return confidence(input(), len);
+  return confidence(dir, input(), len);
 }
 
 export function parse(stream: u32, dir: i32, len: u32, ts: u64): i32 {

@@ -1,6 +1,7 @@
 // DNS message walking (RFC 1035 4.1, RFC 6891 OPT) and transport detection: walks (base, len)
 // with bounds checks on every read and records what stitching and emitting need in `msg`.
 // Nothing here allocates: results live in one reused Message and static buffers.
+import { DIR_RESPONSE } from "../abi/abi";
 import {
   HEADER_SIZE, MAX_NAME_WIRE, MAX_POINTER_HOPS, MODE_UDP, MODE_TCP, T_OPT,
 } from "./types";
@@ -274,10 +275,15 @@ export function classify(base: usize, len: u32): i32 {
   return CLASS_INVALID;
 }
 
-/** detect(): confidence 0-100 from a direction's first bytes. */
-export function confidence(base: usize, len: u32): i32 {
+/** detect(): confidence 0-100 from a direction's first bytes. The header's QR bit says which
+ *  side sent them (RFC 1035 4.1.1: 0 a query, 1 a response): a message of the other side scores
+ *  0, so the host can tell the sides of a connection older than the agent from any message. */
+export function confidence(dir: i32, base: usize, len: u32): i32 {
   const c = classify(base, len);
   if (c == CLASS_INVALID) return 0;
+  // classify() answers NEEDS_MORE past a header's length only for a length-prefixed one
+  const at: i32 = c == MODE_UDP ? 0 : len >= HEADER_SIZE + 2 ? 2 : -1;
+  if (at >= 0 && ((u16be(base + <usize>at + 2) & 0x8000) != 0) != (dir == DIR_RESPONSE)) return 0;
   if (c == CLASS_NEEDS_MORE) return len >= HEADER_SIZE + 2 ? 40 : 10;
   if (!msg.complete) return 50;
   return 90;

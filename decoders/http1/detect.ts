@@ -1,4 +1,9 @@
-// detect(): confidence that the first bytes of a direction are HTTP/1.x.
+// detect(): confidence that the first bytes of a direction are HTTP/1.x. The two directions start
+// differently (RFC 9112 §3, §4): a client sends a request line, a server a status line. The host
+// asks both directions of a connection whose side it does not know (a connection older than the
+// agent), so a status line must not pass as a request: read by the client, it would make the
+// client the server.
+import { DIR_RESPONSE } from "../abi/abi";
 import { DirState } from "./types";
 import { checkStartLine, isTchar, bytesAre } from "./parse";
 
@@ -20,14 +25,15 @@ function knownMethod(p: usize, n: u32): bool {
   return false;
 }
 
-export function detectHttp(p: usize, len: u32): i32 {
+export function detectHttp(dir: i32, p: usize, len: u32): i32 {
   if (len == 0) return 0;
-  // a status line?
-  probe.resetHead();
-  const rs = checkStartLine(probe, p, len, false);
-  if (rs == 1) return 95;
-  if (rs == 0 && len >= 5) return len >= 9 ? 80 : 60;
-  // a request line?
+  if (dir == DIR_RESPONSE) {
+    probe.resetHead();
+    const rs = checkStartLine(probe, p, len, false);
+    if (rs == 1) return 95;
+    if (rs == 0) return len >= 9 ? 80 : len >= 5 ? 60 : 10;
+    return 0;
+  }
   let m: u32 = 0;
   while (m < len && m < 32 && isTchar(<u32>load<u8>(p + <usize>m))) m++;
   if (m == 0) return 0;

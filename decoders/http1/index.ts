@@ -10,7 +10,7 @@ export function meta(): usize {
 }
 
 export function detect(dir: i32, len: u32): i32 {
-  return detectHttp(input(), len);
+  return detectHttp(dir, input(), len);
 }
 
 export function parse(stream: u32, dir: i32, len: u32, ts: u64): i32 {

@@ -171,6 +171,33 @@ export function plausibleRequest(p: usize, end: usize, strict: bool): bool {
   return true;
 }
 
+/** Whether the head of a Produce request (api key 0, version v) at p could be real: 1 yes, 0 no,
+ *  -1 the bytes end before it could tell. A response's int32 correlation id 0..12 reads as api
+ *  key 0 and a Produce version, so a young connection's responses pass the header checks; the
+ *  body's first fields are bounded by the protocol (Produce schema; acks is -1, 0 or 1, a topic
+ *  name 1..249 of [a-zA-Z0-9._-]), which a response's bytes seldom meet. */
+export function producePlausible(p: usize, end: usize, v: i32): i32 {
+  const declared = p + 4 + <usize>beI32(p);
+  readerInit(p + 12, end < declared ? end : declared, declared, false);
+  rdStrClassic(); // client id
+  if (isFlexible(API_PRODUCE, v)) { rFlex = true; skipTagged(); }
+  if (v >= 3) rdStr(); // transactional id
+  const acks = rdI16();
+  const timeout = rdI32();
+  const topics = rdArrayLen();
+  let name = true;
+  if (v < 13) {
+    rdStr();
+    name = sLen >= 1 && sLen <= 249;
+    for (let i: i32 = 0; name && i < sLen; i++) {
+      const c = load<u8>(sPtr + <usize>i);
+      name = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2e || c == 0x5f || c == 0x2d;
+    }
+  }
+  if (!rOk) return end < declared ? -1 : 0;
+  return acks >= -1 && acks <= 1 && timeout >= 0 && topics >= 1 && name ? 1 : 0;
+}
+
 // ---- exchange fields --------------------------------------------------------------------------
 
 export function copyStr(dst: StaticArray<u8>, ptr: usize, len: i32): i32 {

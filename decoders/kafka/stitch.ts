@@ -11,7 +11,7 @@ import {
 } from "./types";
 import {
   readerInit, readerOk, rdI16, rdI32, rdStrClassic, strPtr, strLen,
-  parseRequestBody, parseResponseBody, plausibleRequest, beI32, copyStr,
+  parseRequestBody, parseResponseBody, plausibleRequest, producePlausible, beI32, copyStr,
 } from "./parse";
 import { emitExchange } from "./emit";
 
@@ -316,6 +316,11 @@ export function detectBytes(dir: i32, len: i32): i32 {
     const key = <i32><i16>bswap<u16>(load<u16>(base + 4));
     const ver = <i32><i16>bswap<u16>(load<u16>(base + 6));
     if (!knownApi(key) || ver > maxVersion(key)) return 5;
+    if (key == API_PRODUCE) {
+      const pp = producePlausible(base, end, ver);
+      if (pp == 0) return 5;
+      if (pp < 0) return 40; // the head is cut off: not enough to tell it from a response
+    }
     if (<i64>size + 4 == <i64>len) return 90;
     if (<i64>size + 4 < <i64>len) return 80;
     return 60;

@@ -238,10 +238,18 @@ export function detectBytes(dir: i32, base: usize, len: i32): i32 {
   while (p < len) {
     const sz = frameSize(dir, base + <usize>p, len - p, MID_MAX_MSG_LEN);
     if (sz < 0) return 0;
+    if (len - p >= 6 && load<u8>(base + <usize>p) == 0x44 && !describeOrDataRow(dir, load<u8>(base + <usize>p + 5))) return 0;
     p += <i32>sz;
     n++;
     if (p > len) return n >= 2 ? 40 : 20;
   }
   return n >= 2 ? 70 : 40;
+}
+
+/** 'D' is Describe from the frontend (Byte1 'S' or 'P' first) and DataRow from the backend (Int16
+ *  column count first, at most 1664: the result-set column limit, docs "PostgreSQL Limits"): the
+ *  body's first byte tells which, so a run of DataRows does not also read as Describes. */
+@inline function describeOrDataRow(dir: i32, b: u8): bool {
+  return dir == DIR_REQUEST ? b == 0x53 || b == 0x50 : b <= 0x06;
 }
 

@@ -36,15 +36,35 @@ function argc(p: usize, end: usize): i32 {
   return <i32>parseInt64(p + 1, <usize>le);
 }
 
+/** Whether the bytes start with an array of bulk strings: the only form a command takes ("a
+ *  client sends the Redis server an array consisting of only bulk strings", RESP spec). A reply
+ *  may have that form too, so such bytes tell no side; any other value only a server sends.
+ *  Bytes that end early count as one. */
+function commandArray(p: usize, end: usize): bool {
+  if (load<u8>(p) != 42) return false;
+  const le = lineEnd(p + 1, end);
+  if (le < 0) return le == -1;
+  const n = parseInt64(p + 1, <usize>le);
+  if (n < 1) return false;
+  let q = <usize>le + 2;
+  for (let i: i64 = 0; i < n; i++) {
+    if (q >= end) return true;
+    if (load<u8>(q) != 36) return false;
+    const r = skipValue(q, end, 1);
+    if (r == NEED) return true;
+    if (r < 0) return false;
+    q = <usize>r;
+  }
+  return true;
+}
+
 export function detect(dir: u32, len: u32): i32 {
   const p = input();
   const end = p + len;
   if (len < 3) return 0;
-  const t = load<u8>(p);
   if (dir == DIR_REQUEST) {
-    if (t != 42) return 0; // clients send arrays of bulk strings
     const r = skipValue(p, end, 0);
-    return r == BAD ? 0 : (load<u8>(p + 1) >= 49 && load<u8>(p + 1) <= 57 ? 80 : 0);
+    return r != BAD && load<u8>(p + 1) >= 49 && load<u8>(p + 1) <= 57 && commandArray(p, end) ? 80 : 0;
   }
   return firstIsType(p, end) && skipValue(p, end, 0) != BAD ? 50 : 0;
 }

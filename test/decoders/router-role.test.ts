@@ -53,3 +53,35 @@ test('to a port that does not listen here (or to another host), the bytes decide
   plain.dataLocal(c, true, headers(5, idx(8)), 1000n);
   assert.equal(c.meta.role, 'server');
 });
+
+test('a response read first (the agent started while a request was in flight) makes the reader the client', () => {
+  const r = router(listens);
+  const a = r.open(late({ remoteAddr: '10.1.2.3', remotePort: 8080 }));
+  r.dataLocal(a, false, Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 1000n);
+  assert.equal(a.meta.role, 'client');
+  assert.equal(a.decoder?.name, 'http1');
+  // and the server that wrote it is the server
+  const b = r.open(late({ localPort: 8080, remoteAddr: '10.1.2.3', remotePort: 51000 }));
+  r.dataLocal(b, true, Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 1000n);
+  assert.equal(b.meta.role, 'server');
+  // a DNS answer over TCP read first: the QR bit says who sent it
+  const answer = Buffer.from('001d' + 'abcd8180000100000000000007' + '6578616d706c6503636f6d0000010001', 'hex');
+  const c = r.open(late({ remoteAddr: '10.1.2.3', remotePort: 53 }));
+  r.dataLocal(c, false, answer, 1000n);
+  assert.equal(c.meta.role, 'client');
+});
+
+test('bytes that read as either side decide nothing: the next read does', () => {
+  const r = router(listens);
+  const conn = r.open(late({ remoteAddr: '10.1.2.3', remotePort: 8443 }));
+  r.dataLocal(conn, false, controlFrames, 1000n); // WINDOW_UPDATE + PING: either side sends them
+  assert.equal(conn.meta.role, 'unknown');
+  r.dataLocal(conn, false, headers(5, idx(8)), 2000n); // a :status block read
+  assert.equal(conn.meta.role, 'client');
+  // Redis: a command is an array of bulk strings, and so may a reply be.
+  const redis = r.open(late({ remoteAddr: '10.1.2.3', remotePort: 6379 }));
+  r.dataLocal(redis, true, Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\nk\r\n'), 1000n);
+  assert.equal(redis.meta.role, 'unknown');
+  r.dataLocal(redis, false, Buffer.from('$1\r\nv\r\n'), 2000n); // a bulk string alone: only a reply
+  assert.equal(redis.meta.role, 'client');
+});

@@ -109,26 +109,31 @@ export class Router {
   /** A connection older than the agent: the side on a port that listens here is the server
    *  (HTTP/2 frames without side evidence — WINDOW_UPDATE, PING — score 55 both ways and Kafka
    *  reads them as a Produce header: a Go client that first read its server's frames became a
-   *  "server", test/gotrace/http2-late failed in CI); else whichever side sends request-looking
-   *  bytes is the client. */
+   *  "server", test/gotrace/http2-late failed in CI); else the bytes decide, but only bytes that
+   *  read as one side: if any candidate scores them as both a request and a response, they could
+   *  be that protocol from either side, so they decide nothing (this read is skipped, the next
+   *  one asked) — taking the first direction asked made a client that first read a response a
+   *  "server". Among candidates that do tell, the highest score wins. */
   private inferRole(conn: Conn, egress: boolean, bytes: Uint8Array): boolean {
     const m = conn.meta;
     if (m.transport === 'tcp' && this.opts.listening) {
       if (this.opts.listening(m.localPort)) { m.role = 'server'; return true; }
       if (isLoopback(m.remoteAddr) && this.opts.listening(m.remotePort)) { m.role = 'client'; return true; }
     }
-    const port = Math.min(conn.meta.localPort, conn.meta.remotePort);
-    for (const d of this.registry.candidates(port, conn.meta.transport, conn.meta.comm, conn.meta.pid)) {
-      if (d.inst.detect(DIR_REQUEST, bytes) >= this.opts.detectThreshold) {
-        conn.meta.role = egress ? 'client' : 'server';
-        return true;
-      }
-      if (d.inst.detect(DIR_RESPONSE, bytes) >= this.opts.detectThreshold) {
-        conn.meta.role = egress ? 'server' : 'client';
-        return true;
-      }
+    const min = this.opts.detectThreshold;
+    const port = Math.min(m.localPort, m.remotePort);
+    let best = 0;
+    let sentByClient = false;
+    for (const d of this.registry.candidates(port, m.transport, m.comm, m.pid)) {
+      const rq = d.inst.detect(DIR_REQUEST, bytes);
+      const rs = d.inst.detect(DIR_RESPONSE, bytes);
+      if (rq >= min && rs >= min) return false;
+      if (rq >= min && rq > best) { best = rq; sentByClient = true; }
+      if (rs >= min && rs > best) { best = rs; sentByClient = false; }
     }
-    return false;
+    if (best === 0) return false;
+    m.role = sentByClient === egress ? 'client' : 'server';
+    return true;
   }
 
   private buffer(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
