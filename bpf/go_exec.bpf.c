@@ -24,6 +24,7 @@ const volatile __u32 self_pid = 0;
 const volatile __u8 hold = 0;
 
 enum tg_go_exec_kind tg_anchor_go_exec_kind __attribute__((used));
+enum tg_go_exec_known_value tg_anchor_go_exec_known_value __attribute__((used));
 enum tg_go_exec_limits tg_anchor_go_exec_limits __attribute__((used));
 enum tg_go_exec_stat tg_anchor_go_exec_stat __attribute__((used));
 struct tg_go_exec_file tg_anchor_go_exec_file __attribute__((used));
@@ -89,7 +90,8 @@ int BPF_PROG(go_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		.ino = BPF_CORE_READ(ino, i_ino),
 		.dev = BPF_CORE_READ(ino, i_sb, s_dev),
 	};
-	if (bpf_map_lookup_elem(&go_exec_known, &f))
+	__u8 *known = bpf_map_lookup_elem(&go_exec_known, &f);
+	if (known && *known != TG_GO_EXEC_KNOWN_HOOKED)
 		return 0;
 	struct tg_go_exec_event *e = bpf_ringbuf_reserve(&go_exec_ring, sizeof(*e), 0);
 	if (!e) {
@@ -100,8 +102,8 @@ int BPF_PROG(go_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->ino = f.ino;
 	e->dev = f.dev;
 	e->pid = pid;
-	e->kind = TG_GO_EXEC_EXEC;
-	if (hold && !BPF_CORE_READ(p, signal, tty) && maybe_static_elf(bprm)) {
+	e->kind = known ? TG_GO_EXEC_HOOKED : TG_GO_EXEC_EXEC;
+	if (!known && hold && !BPF_CORE_READ(p, signal, tty) && maybe_static_elf(bprm)) {
 		/* Stop only what the host is sure to hear about: the event is already reserved. */
 		if (!bpf_send_signal(SIGSTOP)) {
 			e->held = 1;

@@ -7,6 +7,14 @@
 enum tg_go_exec_kind {
 	TG_GO_EXEC_EXEC = 1, /* an executable the host has not looked at yet */
 	TG_GO_EXEC_EXIT = 2, /* a watched process (one the host hooked) exited */
+	TG_GO_EXEC_HOOKED = 3, /* a process exec'd a file the host hooked: it joins that binary */
+};
+
+/* Values of go_exec_known: a looked-at file's exec is silent, a hooked one's is reported (so the
+ * host knows every process running a hooked file without walking /proc for it). */
+enum tg_go_exec_known_value {
+	TG_GO_EXEC_KNOWN_SILENT = 1,
+	TG_GO_EXEC_KNOWN_HOOKED = 2,
 };
 
 enum tg_go_exec_limits {

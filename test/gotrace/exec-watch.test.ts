@@ -1,7 +1,9 @@
 // The Go tracer's exec ring is read when the ring's fd says it holds events (BpfObject.watchRing),
 // not by a timer: the real go_exec object, attached, with the fallback poll set to an hour, must
 // still hand over the exec of a file it never saw, and its exit once the pid is watched; with a
-// delay, events that come meanwhile are read in one drain. Nothing here depends on how fast.
+// delay, events that come meanwhile are read in one drain. A file marked hooked in go_exec_known
+// reports every exec (a pid joining it: the attacher needs no /proc walk for it), one marked
+// looked-at none. Nothing here depends on how fast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'child_process';
@@ -9,7 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { BpfObject } from '../../host/src/tracers/bpf-object';
-import { tg_go_exec_event, tg_go_exec_kind } from '../../host/src/generated/go_exec-layout';
+import { tg_go_exec_event, tg_go_exec_kind, tg_go_exec_known_value } from '../../host/src/generated/go_exec-layout';
+import { kernelFileKey } from '../../host/src/tracers/go-exec';
 import { requireBpf } from '../helpers/agent';
 
 const HOUR = 3_600_000;
@@ -91,6 +94,36 @@ test('go_exec ring: with a delay, events that come before it ends are read in th
     while (!pids.every(has)) await new Promise<void>((res) => { wake = res; });
     const batch = batches.find((x) => x.some((e) => e.pid === pids[0]))!;
     assert.ok(batch.some((e) => e.pid === pids[1]), `both execs read in one drain: ${JSON.stringify(batches)}`);
+  } finally {
+    alive.stop();
+    watch.stop();
+    obj.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('go_exec ring: a looked-at file is silent, a hooked one reports each exec as a pid joining it', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-execwatch-'));
+  const obj = openExecRing();
+  const seen: Ev[] = [];
+  let wake: (() => void) | undefined;
+  const alive = keepAlive();
+  const watch = obj.watchRing(() => { seen.push(...read(obj)); wake?.(); }, 0, HOUR);
+  try {
+    const quiet = freshExecutable(dir, 'fresh-silent');
+    const hooked = freshExecutable(dir, 'fresh-hooked');
+    const mark = (f: string, v: number) => { const st = fs.statSync(f); obj.update('go_exec_known', kernelFileKey(`${st.dev}:${st.ino}`)!, Buffer.from([v])); };
+    mark(quiet, tg_go_exec_known_value.TG_GO_EXEC_KNOWN_SILENT);
+    mark(hooked, tg_go_exec_known_value.TG_GO_EXEC_KNOWN_HOOKED);
+    const q = spawnSync(quiet, ['0']).pid;
+    const h = [spawnSync(hooked, ['0']).pid, spawnSync(hooked, ['0']).pid];
+    // A fresh file after both: once its exec is read, everything before it was too (one ring, in order).
+    const last = spawnSync(freshExecutable(dir, 'fresh-last'), ['0']).pid;
+    while (!seen.some((e) => e.pid === last)) await new Promise<void>((res) => { wake = res; });
+    assert.ok(!seen.some((e) => e.pid === q), 'the exec of a looked-at file is not reported');
+    for (const p of h) assert.ok(seen.some((e) => e.pid === p && e.kind === tg_go_exec_kind.TG_GO_EXEC_HOOKED), `each exec of the hooked file is reported: ${JSON.stringify(seen)}`);
+    assert.ok(seen.some((e) => e.pid === last && e.kind === tg_go_exec_kind.TG_GO_EXEC_EXEC));
   } finally {
     alive.stop();
     watch.stop();

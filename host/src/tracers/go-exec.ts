@@ -6,7 +6,7 @@
 import { TracerContext } from '../agent';
 import { log } from '../log';
 import { BpfObject } from './bpf-object';
-import { tg_go_exec_event, tg_go_exec_kind, tg_go_exec_file, tg_go_exec_stat } from '../generated/go_exec-layout';
+import { tg_go_exec_event, tg_go_exec_kind, tg_go_exec_file, tg_go_exec_known_value, tg_go_exec_stat } from '../generated/go_exec-layout';
 import { statNames } from './map-fill';
 import type { GoAttacher } from './go';
 
@@ -64,12 +64,15 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
   }
   obj.openRing('go_exec_ring');
   const one = Buffer.from([1]);
-  const known = new Map<string, Buffer>();
+  const silent = Buffer.from([tg_go_exec_known_value.TG_GO_EXEC_KNOWN_SILENT]);
+  const reported = Buffer.from([tg_go_exec_known_value.TG_GO_EXEC_KNOWN_HOOKED]);
+  const known = new Map<string, { k: Buffer; hooked: boolean }>();
   const watched = new Set<number>();
   const pidKey = (p: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(p); return b; };
 
-  // The kernel learns what the attacher knows: files looked at (no event on their next exec)
-  // and the pids running hooked files (their exit is reported).
+  // The kernel learns what the attacher knows: files looked at (no event on their next exec, but
+  // for hooked files: that pid joins the binary) and the pids running hooked files (their exit
+  // is reported). So the attacher knows every process of a hooked file without a /proc walk.
   let synced = -1;
   const sync = () => {
     if (synced === attacher.version) return;
@@ -78,13 +81,15 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
     const pids = new Set<number>();
     for (const [key, h] of attacher.binaries) {
       now.add(key);
-      if (!known.has(key)) {
-        const k = kernelFileKey(key);
-        if (k) { obj.update('go_exec_known', k, one); known.set(key, k); }
+      const hooked = !!h?.status.instrumented;
+      const was = known.get(key);
+      if (was?.hooked !== hooked) {
+        const k = was?.k ?? kernelFileKey(key);
+        if (k) { obj.update('go_exec_known', k, hooked ? reported : silent); known.set(key, { k, hooked }); }
       }
       if (h?.status.instrumented) for (const p of h.status.pids) pids.add(p);
     }
-    for (const [key, k] of known) if (!now.has(key)) { obj.delete('go_exec_known', k); known.delete(key); }
+    for (const [key, { k }] of known) if (!now.has(key)) { obj.delete('go_exec_known', k); known.delete(key); }
     for (const p of pids) if (!watched.has(p)) { obj.update('go_exec_watch', pidKey(p), one); watched.add(p); }
     for (const p of watched) if (!pids.has(p)) { obj.delete('go_exec_watch', pidKey(p)); watched.delete(p); }
   };
@@ -105,6 +110,9 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
   const drain = () => {
     const held: number[] = [];
     const execd: number[] = [];
+    // Processes that exec'd a hooked file: only their pid is new (the TLS tracer's listeners
+    // looked at the file when it was first exec'd).
+    const joined: number[] = [];
     // A hooked process exited: only a walk of every process can tell whether another one (exec'd
     // from a file already looked at, so with no event) still runs the file before it is unhooked.
     let rescan = false;
@@ -113,7 +121,7 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
       for (const r of recs) {
         const kind = r[tg_go_exec_event.kind];
         const pid = r.readUInt32LE(tg_go_exec_event.pid);
-        if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) { watched.delete(pid); rescan = true; } else {
+        if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) { watched.delete(pid); rescan = true; } else if (kind === tg_go_exec_kind.TG_GO_EXEC_HOOKED) joined.push(pid); else {
           execd.push(pid);
           for (const l of listeners) l.exec(pid);
         }
@@ -127,9 +135,9 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
       rescan = true;
       for (const l of listeners) l.missed();
     }
-    if (!rescan && !execd.length) return;
+    if (!rescan && !execd.length && !joined.length) return;
     try {
-      if (rescan) attacher.scan(); else attacher.scanPids(execd);
+      if (rescan) attacher.scan(); else attacher.scanPids(joined.length ? [...execd, ...joined] : execd);
       sync();
     } catch (e) {
       elog.error({ err: (e as Error).message }, 'exec-time scan failed');

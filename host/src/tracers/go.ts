@@ -250,7 +250,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
     } catch (e) {
       glog.error({ err: (e as Error).message }, 'scan failed');
     }
-  }, cfg.rescan_ms);
+  }, exec ? cfg.safety_rescan_ms : cfg.rescan_ms);
   timer.unref();
   setGoStatusSource(() => attacher.status());
 
