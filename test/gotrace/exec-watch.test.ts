@@ -46,90 +46,76 @@ function freshExecutable(dir: string, name: string): string {
   return f;
 }
 
-test('go_exec ring: an exec and a watched exit wake the reader with no poll', { timeout: 60_000 }, async (t) => {
-  if (!requireBpf(t)) return;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-execwatch-'));
-  const obj = openExecRing();
-  const seen: Ev[] = [];
-  let drains = 0;
-  let wake: (() => void) | undefined;
-  const alive = keepAlive();
-  const watch = obj.watchRing(() => { drains++; seen.push(...read(obj)); wake?.(); }, 0, HOUR);
-  const until = async (what: string, ok: () => boolean) => {
-    while (!ok()) await new Promise<void>((res) => { wake = res; });
-    wake = undefined;
-    assert.ok(ok(), what);
-  };
-  try {
-    const child = spawn(freshExecutable(dir, 'fresh-a'), ['30'], { stdio: 'ignore' });
-    await until('the exec event arrives', () => seen.some((e) => e.kind === tg_go_exec_kind.TG_GO_EXEC_EXEC && e.pid === child.pid));
-    const pid = Buffer.alloc(4);
-    pid.writeUInt32LE(child.pid!);
-    obj.update('go_exec_watch', pid, Buffer.from([1]));
-    child.kill('SIGKILL');
-    await until('the watched pid\'s exit arrives', () => seen.some((e) => e.kind === tg_go_exec_kind.TG_GO_EXEC_EXIT && e.pid === child.pid));
-    assert.ok(drains >= 1);
-  } finally {
-    alive.stop();
-    watch.stop();
-    obj.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+interface Ring {
+  obj: BpfObject;
+  dir: string;
+  /** What each drain read, in order. */
+  batches: Ev[][];
+  /** Resolves once `ok` holds, looking again after each drain (no clock involved). */
+  until(ok: () => boolean): Promise<void>;
+}
 
-test('go_exec ring: with a delay, events that come before it ends are read in the same drain', { timeout: 60_000 }, async (t) => {
-  if (!requireBpf(t)) return;
+/** The real go_exec object watched with `delayMs` and an hour's fallback poll, torn down after. */
+async function withExecRing(delayMs: number, body: (r: Ring) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-execwatch-'));
   const obj = openExecRing();
   const batches: Ev[][] = [];
   let wake: (() => void) | undefined;
-  // Long enough that both execs (synchronous, one after the other) land inside it.
   const alive = keepAlive();
-  const watch = obj.watchRing(() => { batches.push(read(obj)); wake?.(); }, 3_000, HOUR);
+  const watch = obj.watchRing(() => { batches.push(read(obj)); wake?.(); }, delayMs, HOUR);
+  const until = async (ok: () => boolean) => { while (!ok()) await new Promise<void>((res) => { wake = res; }); };
   try {
-    const a = freshExecutable(dir, 'fresh-b');
-    const b = freshExecutable(dir, 'fresh-c');
-    const pids = [a, b].map((f) => spawnSync(f, ['0']).pid);
-    const has = (p: number) => batches.some((x) => x.some((e) => e.pid === p));
-    while (!pids.every(has)) await new Promise<void>((res) => { wake = res; });
-    const batch = batches.find((x) => x.some((e) => e.pid === pids[0]))!;
-    assert.ok(batch.some((e) => e.pid === pids[1]), `both execs read in one drain: ${JSON.stringify(batches)}`);
+    await body({ obj, dir, batches, until });
   } finally {
     alive.stop();
     watch.stop();
     obj.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const seen = (r: Ring, pid: number, kind: number) => r.batches.some((b) => b.some((e) => e.pid === pid && e.kind === kind));
+
+test('go_exec ring: an exec and a watched exit wake the reader with no poll', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  await withExecRing(0, async (r) => {
+    const child = spawn(freshExecutable(r.dir, 'fresh-a'), ['30'], { stdio: 'ignore' });
+    await r.until(() => seen(r, child.pid!, tg_go_exec_kind.TG_GO_EXEC_EXEC));
+    const pid = Buffer.alloc(4);
+    pid.writeUInt32LE(child.pid!);
+    r.obj.update('go_exec_watch', pid, Buffer.from([1]));
+    child.kill('SIGKILL');
+    await r.until(() => seen(r, child.pid!, tg_go_exec_kind.TG_GO_EXEC_EXIT));
+  });
+});
+
+test('go_exec ring: with a delay, events that come before it ends are read in the same drain', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  // Long enough that both execs (synchronous, one after the other) land inside it.
+  await withExecRing(3_000, async (r) => {
+    const pids = [freshExecutable(r.dir, 'fresh-b'), freshExecutable(r.dir, 'fresh-c')].map((f) => spawnSync(f, ['0']).pid);
+    await r.until(() => pids.every((p) => seen(r, p, tg_go_exec_kind.TG_GO_EXEC_EXEC)));
+    const batch = r.batches.find((x) => x.some((e) => e.pid === pids[0]))!;
+    assert.ok(batch.some((e) => e.pid === pids[1]), `both execs read in one drain: ${JSON.stringify(r.batches)}`);
+  });
 });
 
 test('go_exec ring: a looked-at file is silent, a hooked one reports each exec as a pid joining it', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-execwatch-'));
-  const obj = openExecRing();
-  const seen: Ev[] = [];
-  let wake: (() => void) | undefined;
-  const alive = keepAlive();
-  const watch = obj.watchRing(() => { seen.push(...read(obj)); wake?.(); }, 0, HOUR);
-  try {
-    const quiet = freshExecutable(dir, 'fresh-silent');
-    const hooked = freshExecutable(dir, 'fresh-hooked');
-    const mark = (f: string, v: number) => { const st = fs.statSync(f); obj.update('go_exec_known', kernelFileKey(`${st.dev}:${st.ino}`)!, Buffer.from([v])); };
+  await withExecRing(0, async (r) => {
+    const quiet = freshExecutable(r.dir, 'fresh-silent');
+    const hooked = freshExecutable(r.dir, 'fresh-hooked');
+    const mark = (f: string, v: number) => { const st = fs.statSync(f); r.obj.update('go_exec_known', kernelFileKey(`${st.dev}:${st.ino}`)!, Buffer.from([v])); };
     mark(quiet, tg_go_exec_known_value.TG_GO_EXEC_KNOWN_SILENT);
     mark(hooked, tg_go_exec_known_value.TG_GO_EXEC_KNOWN_HOOKED);
     const q = spawnSync(quiet, ['0']).pid;
     const h = [spawnSync(hooked, ['0']).pid, spawnSync(hooked, ['0']).pid];
     // A fresh file after both: once its exec is read, everything before it was too (one ring, in order).
-    const last = spawnSync(freshExecutable(dir, 'fresh-last'), ['0']).pid;
-    while (!seen.some((e) => e.pid === last)) await new Promise<void>((res) => { wake = res; });
-    assert.ok(!seen.some((e) => e.pid === q), 'the exec of a looked-at file is not reported');
-    for (const p of h) assert.ok(seen.some((e) => e.pid === p && e.kind === tg_go_exec_kind.TG_GO_EXEC_HOOKED), `each exec of the hooked file is reported: ${JSON.stringify(seen)}`);
-    assert.ok(seen.some((e) => e.pid === last && e.kind === tg_go_exec_kind.TG_GO_EXEC_EXEC));
-  } finally {
-    alive.stop();
-    watch.stop();
-    obj.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+    const last = spawnSync(freshExecutable(r.dir, 'fresh-last'), ['0']).pid;
+    await r.until(() => seen(r, last, tg_go_exec_kind.TG_GO_EXEC_EXEC));
+    assert.ok(!r.batches.some((b) => b.some((e) => e.pid === q)), 'the exec of a looked-at file is not reported');
+    for (const p of h) assert.ok(seen(r, p, tg_go_exec_kind.TG_GO_EXEC_HOOKED), `each exec of the hooked file is reported: ${JSON.stringify(r.batches)}`);
+  });
 });
 
 test('go_exec ring: the watch does not keep the process alive', { timeout: 60_000 }, (t) => {

@@ -342,10 +342,11 @@ export class Discovery {
   }
 
   /**
-   * The periodic scan. Under connection churn /proc/net/tcp lists every TIME_WAIT socket (tens of
-   * thousands) and one read costs the kernel and us tens of milliseconds of CPU: reads are spaced
-   * at least 50× their own CPU cost apart (at most 20 s), so the scan stays near 2% of a core
-   * however busy the node is.
+   * The periodic scan. Read from /proc/net (another proc_root, or no socket diag), under
+   * connection churn the table lists every TIME_WAIT socket (tens of thousands) and one read
+   * costs the kernel and us tens of milliseconds of CPU: reads are spaced at least 50× their own
+   * CPU cost apart (at most 20 s), so the scan stays near 2% of a core however busy the node is.
+   * The socket diag dump of listeners only costs microseconds, so this then leaves the interval.
    */
   private scanSocketsPaced(): void {
     if (Date.now() < this.socketScanDueAt) return;
