@@ -469,7 +469,9 @@ function blockSide(p: usize, n: u32): i32 {
 /**
  * Confidence that the first bytes of a direction are HTTP/2: the client preface is certain; a
  * server SETTINGS frame first is likely; otherwise a chain of plausible frames (a connection
- * older than us). HEADERS starting with :method/:path or :status tell the two sides apart.
+ * older than us). HEADERS starting with :method/:path or :status, frames of a pushed (even) stream,
+ * PUSH_PROMISE and SETTINGS_ENABLE_PUSH = 1 tell the two sides apart; other frames (PING,
+ * WINDOW_UPDATE, SETTINGS, RST_STREAM…) either side sends, so they score 55 or more both ways.
  */
 export function detectFrames(dir: i32, base: usize, len: u32): i32 {
   const m = prefaceMatch(base, len);
@@ -490,6 +492,15 @@ export function detectFrames(dir: i32, base: usize, len: u32): i32 {
     if (frames == 0) settingsFirst = type == T_SETTINGS && (flags & 1) == 0;
     const payload = base + <usize>q + FRAME_HEADER;
     if (type == T_PUSH_PROMISE) respEv++;
+    // Even streams are the server's (pushed, RFC 9113 5.1.1): the client never sends on them.
+    const sid = be32(base + <usize>q + 5) & 0x7fffffff;
+    if ((type == T_HEADERS || type == T_DATA) && (sid & 1) == 0) respEv++;
+    // SETTINGS_ENABLE_PUSH = 1 only a client sends (a server must not, RFC 9113 6.5.2).
+    if (type == T_SETTINGS && (flags & 1) == 0 && q + FRAME_HEADER + <u32>fl <= len) {
+      for (let o: u32 = 0; o + 6 <= <u32>fl; o += 6) {
+        if (((<u32>load<u8>(payload + o) << 8) | <u32>load<u8>(payload + o + 1)) == 2 && be32(payload + o + 2) == 1) reqEv++;
+      }
+    }
     if (type == T_HEADERS && q + FRAME_HEADER + <u32>fl <= len) {
       let off: u32 = 0;
       let pad: u32 = 0;

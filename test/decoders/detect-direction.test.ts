@@ -14,6 +14,7 @@ import { SelfMetrics } from '../../host/src/metrics/self';
 import { ConnMeta } from '../../host/src/model';
 import { replayFile, ReplayConn } from '../../host/src/replay';
 import { repoRoot, corpusDir, loadDecoder } from '../helpers/decoder';
+import { frame } from './http2-helpers';
 
 const THRESHOLD = 50;
 const corpus = path.join(corpusDir, 'pcap');
@@ -128,4 +129,21 @@ test('no read of any captured connection, seen by either side as the first of a 
   t.diagnostic(`${decided} of ${reads} reads decided a side, ${wrong.length} wrongly`);
   assert.ok(decided > 0, 'some reads decided');
   assert.deepEqual(wrong.slice(0, 20), [], `${wrong.length} of ${decided} decided reads (of ${reads}) took the wrong side`);
+});
+
+test('http2 without the preface: frames only one side sends decide, the rest read as either side', () => {
+  const d = loadDecoder('http2');
+  const both = (b: Buffer) => [d.inst.detect(DIR_REQUEST, b), d.inst.detect(DIR_RESPONSE, b)];
+  const setting = (id: number, v: number) => { const p = Buffer.alloc(6); p.writeUInt16BE(id, 0); p.writeUInt32BE(v, 2); return p; };
+  // SETTINGS_ENABLE_PUSH = 1: a server must not send it (RFC 9113 6.5.2)
+  const [rq, rs] = both(frame(4, 0, 0, setting(2, 1)));
+  assert.ok(rq >= THRESHOLD && rs < THRESHOLD, `ENABLE_PUSH=1 ${rq}/${rs}`);
+  // a pushed (even) stream's DATA: only the server sends on it (RFC 9113 5.1.1)
+  const [pq, ps] = both(frame(0, 0, 2, Buffer.from('pushed body')));
+  assert.ok(ps >= THRESHOLD && pq < THRESHOLD, `DATA on stream 2 ${pq}/${ps}`);
+  // DATA on a client stream, MAX_CONCURRENT_STREAMS, PING: either side
+  for (const b of [frame(0, 0, 1, Buffer.from('body')), frame(4, 0, 0, setting(3, 100)), frame(6, 0, 0, Buffer.alloc(8))]) {
+    const [a, c] = both(b);
+    assert.ok(a >= THRESHOLD && c >= THRESHOLD, `${b.subarray(0, 9).toString('hex')}: ${a}/${c}`);
+  }
 });
