@@ -14,6 +14,7 @@ import { KernelIngest } from './ingest/kernel';
 import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
 import { countStage, filterStage, sampleStage, sampledIn, redactStage, SpanIn } from './pipeline/stages';
 import { PipelineConfig } from './pipeline/config';
+import { mergeRedaction } from './pipeline/redact';
 import { planReload, ReloadPlan, isGateKey } from './config/reload';
 import { activeDiscovery } from './discovery';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
@@ -287,18 +288,16 @@ export class Agent {
   private setSpanStages(p: PipelineConfig): void {
     const tracesQ = this.queues.traces;
     const toExport = (s: ReadableSpan) => { tracesQ?.enqueue(s); };
-    const redaction = this.policy.redaction ?? p.redaction;
+    const redaction = mergeRedaction(this.policy.redaction, p.redaction);
     this.spanStages = filterStage(p.filter, this.metrics, sampleStage(p.sampling, this.metrics, redactStage(redaction, toExport)));
     this.exemplarKeep = sampledIn(p.sampling);
   }
 
   /** SIGHUP: applies what a changed config can change live (config/reload.ts says which keys and
-   *  why) and names the rest. `overridden`: pipeline.redaction keys changed while the policy file
-   *  has a redaction section, which wins (as at start-up). */
-  reload(next: Config): ReloadPlan & { overridden: string[] } {
+   *  why) and names the rest. */
+  reload(next: Config): ReloadPlan {
     const plan = planReload(this.cfg, next);
-    const overridden = this.policy.redaction ? plan.live.filter((k) => k.startsWith('pipeline.redaction')) : [];
-    let live = plan.live.filter((k) => !overridden.includes(k));
+    let live = plan.live;
     let restart = plan.restart;
     // With no gate running (everything was off at start) there is nothing to update: a restart starts one.
     if (!this.gate) { restart = [...restart, ...live.filter(isGateKey)]; live = live.filter((k) => !isGateKey(k)); }
@@ -319,7 +318,7 @@ export class Agent {
       setLogLevel(next.log_level);
       this.cfg.log_level = next.log_level;
     }
-    return { live, restart, overridden };
+    return { live, restart };
   }
 
   /** Everything is loaded and attached: keep only the capabilities run-time work needs (docs/security.md). */

@@ -18,12 +18,10 @@ const reloads = async (agent: RunningAgent, result: string) => sum(await metrics
 test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer key is named for a restart; an invalid file changes nothing', { timeout: 240_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-reload-'));
-  // The policy file's redaction section wins over pipeline.redaction: this one has none.
-  const policy = path.join(dir, 'policy.yaml');
-  fs.writeFileSync(policy, 'decoders: {}\n');
+  // The default policy (it has a redaction section): pipeline.redaction adds to it.
   const cfg = path.join(dir, 'telegen.yaml');
   const rule = 'discovery:\n  service_rules: [{ name: shop, cmdline: "http-server\\\\.js" }]\n';
-  const write = (extra: string) => fs.writeFileSync(cfg, `policy_file: ${policy}\ntracers:\n  profile:\n    enabled: false\n${extra}`);
+  const write = (extra: string) => fs.writeFileSync(cfg, `tracers:\n  profile:\n    enabled: false\n${extra}`);
   write('log_level: warn\n');
   const srv = await startServer(process.execPath, [fixture, '0']);
   const agent = await startAgent({ config: cfg });
@@ -52,9 +50,10 @@ test('SIGHUP: redaction, sampling and the log level apply live; a changed tracer
     const restart = await waitFor(() => lines(agent, 'config reload: these changed keys apply only after a restart')[0], 10_000);
     assert.deepEqual(restart.restart_needed, ['tracers.socket.capture_max']);
     assert.equal(await reloads(agent, 'applied'), 0);
-    assert.equal((await load(srv.port, 5, 1, { path: '/users/2?session=s3cret' })).filter((c) => c === 200).length, 5);
+    assert.equal((await load(srv.port, 5, 1, { path: '/users/2?session=s3cret&token=t0k' })).filter((c) => c === 200).length, 5);
     const masked = await waitFor(() => { const s = served('/users/2'); return s.length >= 5 && s; }, 60_000);
-    assert.ok(masked.every((s) => s.attributes['url.query'] === 'session=REDACTED'), JSON.stringify(masked.map((s) => s.attributes['url.query'])));
+    // The config's parameter and the default policy's (token) both.
+    assert.ok(masked.every((s) => s.attributes['url.query'] === 'session=REDACTED&token=REDACTED'), JSON.stringify(masked.map((s) => s.attributes['url.query'])));
     // The service rule names the server process that was running before the reload.
     assert.deepEqual([...new Set(masked.map((s) => s.resource?.['service.name']))], ['shop']);
     assert.ok(plain.every((s) => s.resource?.['service.name'] !== 'shop'));

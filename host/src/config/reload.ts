@@ -8,8 +8,8 @@ import { log } from '../log';
 /** Subtrees that apply live (Agent.reload), with why the others do not:
  *  - log_level: the loggers' level, read per call.
  *  - pipeline.filter / sampling / redaction: the span stages are rebuilt and swapped between two
- *    spans (the chain is one function reference); the policy file's redaction section, when it
- *    has one, still wins over pipeline.redaction, as at start-up.
+ *    spans (the chain is one function reference); redaction is the union of the policy file's
+ *    section (read at start) and pipeline.redaction, as at start-up.
  *  - discovery.service_rules: known processes are named again and resources rebuilt per pid.
  *  - agent.max_cpu_percent, agent.contended_cpu_percent, agent.shed_export_backlog_percent: the running overload gate takes
  *    them at its next tick (OverloadGate.update); with no gate running they need a restart.
@@ -72,7 +72,6 @@ export function applyReload(agent: Agent, source: string, load: () => Config): v
   }
   // Logged after the level changed: a reload to warn is quiet, as the user asked.
   log.info({ config: source, applied: r.live }, 'config reloaded');
-  if (r.overridden.length) log.warn({ config: source, keys: r.overridden, policy: 'redaction' }, 'config reload: these pipeline.redaction keys changed, but the policy file\'s redaction section applies instead');
   if (r.restart.length) log.warn({ config: source, restart_needed: r.restart }, 'config reload: these changed keys apply only after a restart');
   agent.metrics.inc(RELOADS, RELOADS_HELP, { result: r.restart.length ? 'restart_needed' : 'applied' });
 }

@@ -10,6 +10,21 @@ const SQL_SYSTEMS = new Set(['postgresql', 'mysql', 'mariadb', 'mssql', 'oracle.
 
 export interface Redactor { (attrs: Attributes): void }
 
+/** What is redacted when both the policy file and pipeline.redaction say something: their union.
+ *  The policy is the operator's floor and the config can only add to it, so a value is redacted
+ *  when either names it (before, a policy section replaced pipeline.redaction whole: the default
+ *  policy has one, so a header added in the config was exported as is). */
+export function mergeRedaction(policy: PipelineConfig['redaction'] | undefined, config: PipelineConfig['redaction']): PipelineConfig['redaction'] {
+  if (!policy) return config;
+  const union = (a: string[], b: string[]) => {
+    const seen = new Set<string>();
+    const out: string[] = [];
+    for (const x of [...a, ...b]) { const k = x.toLowerCase(); if (!seen.has(k)) { seen.add(k); out.push(x); } }
+    return out;
+  };
+  return { headers: union(policy.headers, config.headers), query_params: union(policy.query_params, config.query_params), sql_literals: policy.sql_literals || config.sql_literals };
+}
+
 export function makeRedactor(cfg: PipelineConfig['redaction']): Redactor {
   const headerKeys = new Set<string>();
   for (const h of cfg.headers) {
