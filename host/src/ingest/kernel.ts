@@ -124,15 +124,17 @@ export class KernelIngest {
     return k;
   }
 
-  /** The flow of one datagram; a new flow's role is its first datagram's direction: the side
-   *  that sends first is the client (dig, a resolver), one that receives first the server. */
-  private udpFlowFor(ring: Uint8Array, dv: DataView, info: number, egress: boolean, ts: bigint): KConn {
+  /** The flow of one datagram. A new flow's role is left to its bytes (Router.inferRole: DNS by
+   *  the QR bit): taking it from the first datagram's direction made a long-lived resolver
+   *  socket whose first datagram seen was an answer (the agent started between a query and its
+   *  answer) the "server" of its flow, and the server's flow the "client", for the flow's life. */
+  private udpFlowFor(ring: Uint8Array, dv: DataView, info: number, ts: bigint): KConn {
     const socket = dv.getBigUint64(info + tg_conn_info.conn_id, true);
     const key = udpFlowKey(ring, dv, info, socket);
     let k = this.udpFlows.get(key);
     if (k) { k.udp!.lastTs = ts; return k; }
     const meta = this.metaOf(ring, dv, info);
-    meta.role = egress ? 'client' : 'server';
+    meta.role = 'unknown';
     this.noteRole(meta.pid!, meta.role);
     k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid!, udp: { socket, key, lastTs: ts } };
     this.udpFlows.set(key, k);
@@ -314,7 +316,7 @@ export class KernelIngest {
     const ts = dv.getBigUint64(off + tg_data_event.ts_ns, true);
     this.lastTs = ts;
     const egress = ring[off + tg_data_event.dir] === tg_dir.TG_DIR_EGRESS;
-    const k = this.udpFlowFor(ring, dv, off + INFO_DATA, egress, ts);
+    const k = this.udpFlowFor(ring, dv, off + INFO_DATA, ts);
     k.conn.meta.tid = dv.getUint32(off + INFO_DATA + tg_conn_info.tid, true);
     const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
     if (plen > 0) this.router.dataLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
