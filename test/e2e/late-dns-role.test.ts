@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
-import { requireBpf, startAgent, waitFor, RunningAgent } from '../helpers/agent';
+import { outputOf, requireBpf, startAgentMidExchange, waitFor, RunningAgent } from '../helpers/agent';
 import { repoRoot } from '../helpers/decoder';
 
 const SERVER = 2;
@@ -54,13 +54,6 @@ s.connect(Number(process.argv[2]), '127.0.0.1', async () => {
 });
 `;
 
-function output(proc: ChildProcess): () => string {
-  let out = '';
-  proc.stdout?.on('data', (d) => { out += String(d); });
-  proc.stderr?.on('data', (d) => { out += String(d); });
-  return () => out;
-}
-
 const N = 5;
 
 test('UDP DNS flows whose first datagram seen is an answer: the later lookups are CLIENT spans of the resolver and SERVER spans of the server', { timeout: 150_000 }, async (t) => {
@@ -70,22 +63,14 @@ test('UDP DNS flows whose first datagram seen is an answer: the later lookups ar
   fs.writeFileSync(path.join(dir, 'client.js'), CLIENT_JS);
   fs.writeFileSync(path.join(dir, 'agent.yaml'), 'tracers:\n  profile: { enabled: false }\n');
   const server = spawn(process.execPath, ['server.js'], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-  const srvOut = output(server);
+  const srvOut = outputOf(server);
   let client: ChildProcess | undefined;
   let agent: RunningAgent | undefined;
   try {
     const port = Number(/listening (\d+)/.exec(await waitFor(() => srvOut().includes('listening') ? srvOut() : (server.exitCode !== null && Promise.reject(new Error(`server: ${srvOut()}`))), 15_000, 50))![1]);
     client = spawn(process.execPath, ['client.js', String(port)], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-    const cliOut = output(client);
-    const clientDone = (s: string) => waitFor(() => cliOut().includes(s) || (client!.exitCode !== null && Promise.reject(new Error(`client: ${cliOut()}`))), 60_000, 50);
-    await clientDone('slow sent');
-    await waitFor(() => srvOut().includes('held'), 15_000, 50);
-
-    agent = await startAgent({ config: path.join(dir, 'agent.yaml') });
-    server.stdin!.write('release\n'); // the first datagram of either flow the agent sees
-    await clientDone('slow done');
-    client.stdin!.write(`go ${N}\n`);
-    await clientDone('batch done');
+    // The answer the server sends then is the first datagram of either flow the agent sees.
+    ({ agent } = await startAgentMidExchange(server, srvOut, client, path.join(dir, 'agent.yaml'), N));
 
     const names = (kind: number, pid: number | undefined) => agent!.spans().filter((s) => s.kind === kind && s.attributes['process.pid'] === pid
       && String(s.attributes['dns.question.name']).startsWith('after')).map((s) => String(s.attributes['dns.question.name']));

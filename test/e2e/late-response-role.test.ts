@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
-import { requireBpf, startAgent, waitFor, freePort, FlatSpan, RunningAgent } from '../helpers/agent';
+import { outputOf, requireBpf, startAgentMidExchange, waitFor, freePort, FlatSpan, RunningAgent } from '../helpers/agent';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -51,13 +51,6 @@ const get = (p) => new Promise((ok, ko) => {
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
-function output(proc: ChildProcess): () => string {
-  let out = '';
-  proc.stdout?.on('data', (d) => { out += String(d); });
-  proc.stderr?.on('data', (d) => { out += String(d); });
-  return () => out;
-}
-
 const N = 8;
 
 test('a keep-alive client whose first bytes seen are a response, to a server the agent cannot see listening: later requests are CLIENT spans of the client', { timeout: 150_000 }, async (t) => {
@@ -70,22 +63,16 @@ test('a keep-alive client whose first bytes seen are a response, to a server the
   const port = await freePort();
   // unshare and nsenter exec their command: the child's pid is node's.
   const server = spawn('unshare', ['--net', '--', 'sh', '-c', `ip link set lo up && exec ${process.execPath} server.js ${port}`], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-  const srvOut = output(server);
+  const srvOut = outputOf(server);
   let client: ChildProcess | undefined;
   let agent: RunningAgent | undefined;
   try {
     await waitFor(() => srvOut().includes('listening') || (server.exitCode !== null && Promise.reject(new Error(`server: ${srvOut()}`))), 15_000, 50);
     client = spawn('nsenter', [`--net=/proc/${server.pid}/ns/net`, '--', process.execPath, 'client.js', String(port)], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-    const cliOut = output(client);
-    const clientDone = (s: string) => waitFor(() => cliOut().includes(s) || (client!.exitCode !== null && Promise.reject(new Error(`client: ${cliOut()}`))), 60_000, 50);
-    await clientDone('slow sent');
-    await waitFor(() => srvOut().includes('held'), 15_000, 50);
-
-    agent = await startAgent({ config: path.join(dir, 'agent.yaml') });
-    server.stdin!.write('release\n'); // the first bytes of this connection the agent sees
-    await clientDone('slow done');
-    client.stdin!.write(`go ${N}\n`);
-    await clientDone('batch done');
+    // The response the server writes then is the first bytes of this connection the agent sees.
+    const started = await startAgentMidExchange(server, srvOut, client, path.join(dir, 'agent.yaml'), N);
+    agent = started.agent;
+    const cliOut = started.cliOut;
     assert.match(cliOut(), /batch done sockets=1\b/, 'every request went over the one connection opened before the agent');
 
     const ofPort = (kind: number, pid: number | undefined) => agent!.spans().filter((s) => s.kind === kind && s.attributes['process.pid'] === pid

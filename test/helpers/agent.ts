@@ -186,6 +186,31 @@ export function curl(args: string[]): string {
   return execFileSync('curl', ['-sS', '--max-time', '20', ...args], { encoding: 'latin1', maxBuffer: 64 << 20 });
 }
 
+/** Everything a child writes to stdout and stderr so far (a script's progress lines). */
+export function outputOf(proc: ChildProcess): () => string {
+  let out = '';
+  proc.stdout?.on('data', (d) => { out += String(d); });
+  proc.stderr?.on('data', (d) => { out += String(d); });
+  return () => out;
+}
+
+/** A client script with an exchange held by its server (it prints "slow sent", the server "held"):
+ *  the agent starts while it is in flight, the server is told to "release" (the first bytes the
+ *  agent sees are its answer), then the client runs `n` more exchanges ("go n" → "batch done").
+ *  For connections and flows older than the agent (test/e2e/late-*). */
+export async function startAgentMidExchange(server: ChildProcess, srvOut: () => string, client: ChildProcess, config: string, n: number): Promise<{ agent: RunningAgent; cliOut: () => string }> {
+  const cliOut = outputOf(client);
+  const clientDone = (s: string) => waitFor(() => cliOut().includes(s) || (client.exitCode !== null && Promise.reject(new Error(`client: ${cliOut()}`))), 60_000, 50);
+  await clientDone('slow sent');
+  await waitFor(() => srvOut().includes('held'), 15_000, 50);
+  const agent = await startAgent({ config });
+  server.stdin!.write('release\n');
+  await clientDone('slow done');
+  client.stdin!.write(`go ${n}\n`);
+  await clientDone('batch done');
+  return { agent, cliOut };
+}
+
 export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000, every = 200): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
