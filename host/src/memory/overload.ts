@@ -176,7 +176,7 @@ export class CpuBudget {
 /** The share of all cores that the machine spends on everything but the agent, at or over which
  *  the host is contended, and under which it no longer is (hysteresis: the agent's own pauses
  *  move it). A Node server and wrk at saturation on this 2-core machine use 83-88% of it with
- *  nothing traced; at a fixed 1k req/s, ~15-25%. */
+ *  nothing traced; at 954 req/s, 7-17% (per-second samples, untraced). */
 export const CONTENDED_AT = 0.6;
 export const UNCONTENDED_AT = 0.5;
 /** How often the host's CPU is read: /proc/stat counts in 10 ms ticks per CPU, so a second is
