@@ -11,6 +11,7 @@
 #include "telegen.h"
 #include "socket.h"
 #include "common.h"
+#include "thread_call.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -74,24 +75,10 @@ enum call_kind {
 /* Messages reported per sendmmsg/recvmmsg: resolvers send A+AAAA in one call (glibc), dig one. */
 #define TG_MMSG_MAX 4
 
-struct call_args {
-	__u64 buf;  /* buffer or iovec array */
-	__u64 cnt;  /* buffer length or iovec count */
-	__u64 addr; /* user sockaddr of sendto/recvfrom/msg_name (UDP peer), 0 if none */
-	__u32 fd;
-	__u8 kind;  /* enum call_kind */
-	__u8 dir;   /* enum tg_dir */
-	__u16 _pad;
-};
-
 /* Enter → exit hand-off, stored on the thread itself: no hashing on the hot path, and the
- * kernel frees it with the thread, so a missed exit cannot leak. kind == 0: nothing saved. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct call_args);
-} tg_calls SEC(".maps");
+ * kernel frees it with the thread, so a missed exit cannot leak. kind == 0: nothing saved.
+ * The TLS tracer reads the thread's last data socket from it (thread_call.h). */
+TG_THREAD_CALLS_MAP(tg_calls);
 
 /* Records are variable-sized, so they are assembled here and copied with bpf_ringbuf_output.
  * Twice the limit so "offset < limit, size <= limit" is provably in bounds. A plain array
@@ -130,16 +117,22 @@ static __always_inline void count_output(long err)
 }
 
 /* Waking the reader costs the producing syscall an irq_work and a wake-up: only do it once
- * enough is waiting; the reader also polls every few ms, which bounds the latency. */
+ * enough is waiting; the reader also polls every few ms, which bounds the latency. Only the
+ * record that crosses the threshold wakes (`before`: what was waiting without it): while the
+ * reader is behind, it is awake anyway and further wake-ups would only cost the producers. */
+static __always_inline __u64 wakeup_flag_after(__u64 before, __u64 record_bytes)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return before < wakeup_bytes && before + record_bytes >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline __u64 wakeup_flag(__u64 record_bytes)
 {
 	if (!wakeup_bytes)
 		return 0;
-	/* Only the record that crosses the threshold wakes: while the reader is behind, it
-	 * is awake anyway and further wake-ups would only cost the producers. */
-	__u64 before = bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA);
-	return before < wakeup_bytes && before + record_bytes >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									       : BPF_RB_NO_WAKEUP;
+	return wakeup_flag_after(bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA), record_bytes);
 }
 
 static __always_inline struct file *fd_file(__u32 fd)
@@ -301,7 +294,7 @@ static __always_inline struct conn_state *track(struct conn_key *k, struct file 
 static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u64 addr, __u8 kind,
 				     __u8 dir)
 {
-	struct call_args *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0,
+	struct tg_thread_call *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!a)
 		return 0;
@@ -311,6 +304,10 @@ static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u64 addr,
 	a->fd = fd;
 	a->kind = kind;
 	a->dir = dir;
+	if (kind != CALL_CONNECT && kind != CALL_ACCEPT) {
+		a->data_fd = fd;
+		a->data_seq++;
+	}
 	return 0;
 }
 
@@ -476,7 +473,7 @@ int tg_in_close(struct trace_event_raw_sys_enter *ctx)
 #define COPY_FAULT TG_STAT_READ_FAULT
 #include "copy_user.h"
 
-static __always_inline void emit_data(struct conn_state *st, struct call_args *a, __u64 moved)
+static __always_inline void emit_data(struct conn_state *st, struct tg_thread_call *a, __u64 moved)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct scratch *s = bpf_map_lookup_elem(&tg_scratch, &cpu);
@@ -494,6 +491,14 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 	if (cap > TG_CAPTURE_LIMIT)
 		cap = TG_CAPTURE_LIMIT;
 	__u32 want = moved < cap ? moved : cap;
+	/* A ring that cannot take the record (the reader paused or behind) is seen before the
+	 * payload is copied from user memory: counted as the failed output would count it. The
+	 * 8 bytes are the ring's own record header. */
+	__u64 waiting = bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA);
+	if (waiting + sizeof(s->ev) + want + 8 > bpf_ringbuf_query(&tg_ring, BPF_RB_RING_SIZE)) {
+		stat_inc(TG_STAT_RING_FULL);
+		return;
+	}
 	__u32 got;
 	if (a->kind == CALL_IOV)
 		got = copy_iov(s->payload, a->buf, a->cnt, want);
@@ -521,12 +526,12 @@ static __always_inline void emit_data(struct conn_state *st, struct call_args *a
 
 	__u64 size = got;
 	CLAMP_REG(size, TG_CAPTURE_LIMIT);
-	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag(sizeof(s->ev) + size)));
+	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag_after(waiting, sizeof(s->ev) + size)));
 }
 
-static __always_inline struct call_args *take_call(struct call_args *out)
+static __always_inline struct tg_thread_call *take_call(struct tg_thread_call *out)
 {
-	struct call_args *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0, 0);
+	struct tg_thread_call *a = bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0, 0);
 	if (!a || !a->kind)
 		return NULL;
 	*out = *a;
@@ -537,7 +542,7 @@ static __always_inline struct call_args *take_call(struct call_args *out)
 static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_args a;
+	struct tg_thread_call a;
 
 	/* The kind check guards against an enter whose exit we missed (a program that failed
 	 * to attach): never read a connect()'s arguments as a buffer. */
@@ -557,7 +562,7 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 	/* ret messages moved; the kernel wrote each one's byte count into its msg_len. */
 	for (int i = 0; i < TG_MMSG_MAX; i++) {
 		struct mmsghdr m;
-		struct call_args one = { .fd = a.fd, .kind = CALL_IOV, .dir = a.dir };
+		struct tg_thread_call one = { .fd = a.fd, .kind = CALL_IOV, .dir = a.dir };
 
 		if (i >= ret || i >= a.cnt)
 			break;
@@ -608,7 +613,7 @@ int tg_out_recvmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx)
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u8 want_kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_args a;
+	struct tg_thread_call a;
 
 	if (!take_call(&a) || a.kind != want_kind)
 		return 0;

@@ -7,7 +7,8 @@
  * node's SSL objects sit on memory BIOs with no fd at all. Instead the same thread's socket
  * syscalls name it: a read/write inside the SSL call (socket BIO: curl, nghttp) is certain and
  * is remembered per SSL object; otherwise (memory BIO: node reads the ciphertext, then
- * decrypts it on the same thread) the last tracked socket the thread touched. The connection
+ * decrypts it on the same thread) the last tracked socket the thread touched. Both come from
+ * the socket tracer's per-thread store (tg_calls, shared by fd; thread_call.h). The connection
  * identity comes from the socket tracer's own map (tg_conns, shared by fd), and records go to
  * its ring (tg_ring, shared by fd) as tg_data_event with TG_DATA_TLS. */
 #include "vmlinux.h"
@@ -17,6 +18,7 @@
 #include "socket.h"
 #include "tls.h"
 #include "common.h"
+#include "thread_call.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -38,10 +40,9 @@ struct ssl_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 moved_ptr; /* size_t * of the _ex variants, else 0 */
-	__u32 fd;
+	__u32 seq;       /* the thread's data_seq at entry: changed at exit = a socket syscall ran inside */
 	__u8 op;
-	__u8 has_fd;     /* a socket syscall ran inside this call */
-	__u16 _pad;
+	__u8 _pad[3];
 };
 
 struct {
@@ -64,60 +65,16 @@ struct {
 	__type(value, __u32); /* fd */
 } tls_ssl_fd SEC(".maps");
 
-/* Last tracked socket fd a thread read or wrote. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TG_TLS_CALLS_MAX);
-	__type(key, __u64);
-	__type(value, __u32);
-} tls_last_fd SEC(".maps");
+/* The socket tracer's per-thread store, reused by fd (shareMaps): written by its syscall
+ * programs, only read here. */
+TG_THREAD_CALLS_MAP(tg_calls);
 
 TLS_EMIT_MAPS(tls_pos, tls_scratch)
 
-/* ---- the thread's socket syscalls ---- */
-
-static __always_inline int note_fd(__u64 fd)
+static __always_inline struct tg_thread_call *thread_calls(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32;
-	if (!pid_wanted(pid) || (__s64)fd < 0)
-		return 0;
-	/* Only sockets the socket tracer tracks: pipes, files and eventfds are not it. */
-	if (!tls_conn(pid, fd))
-		return 0;
-	__u32 f = fd;
-	bpf_map_update_elem(&tls_last_fd, &id, &f, BPF_ANY);
-	struct ssl_call *c = bpf_map_lookup_elem(&tls_calls, &id);
-	if (c) {
-		c->fd = f;
-		c->has_fd = 1;
-	}
-	return 0;
+	return bpf_task_storage_get(&tg_calls, bpf_get_current_task_btf(), 0, 0);
 }
-
-SEC("tracepoint/syscalls/sys_enter_read")
-int tls_sys_read(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int tls_sys_write(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int tls_sys_readv(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int tls_sys_writev(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int tls_sys_sendto(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tls_sys_recvfrom(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int tls_sys_sendmsg(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tls_sys_recvmsg(struct trace_event_raw_sys_enter *ctx) { return note_fd(ctx->args[0]); }
 
 /* ---- SSL_* ---- */
 
@@ -126,7 +83,8 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 moved_ptr, __u8
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!pid_wanted(id >> 32))
 		return 0;
-	struct ssl_call c = { .ssl = ssl, .buf = buf, .moved_ptr = moved_ptr, .op = op };
+	struct tg_thread_call *t = thread_calls();
+	struct ssl_call c = { .ssl = ssl, .buf = buf, .moved_ptr = moved_ptr, .seq = t ? t->data_seq : 0, .op = op };
 	bpf_map_update_elem(&tls_calls, &id, &c, BPF_ANY);
 	return 0;
 }
@@ -136,21 +94,21 @@ static __always_inline void emit(struct ssl_call *c, __u64 id, __u64 moved)
 	__u32 pid = id >> 32;
 	struct ssl_key sk = { .ssl = c->ssl, .pid = pid };
 	__u32 fd;
+	struct tg_thread_call *t = thread_calls();
 
-	if (c->has_fd) {
-		fd = c->fd;
+	if (t && t->data_seq != c->seq) {
+		fd = t->data_fd;
 		bpf_map_update_elem(&tls_ssl_fd, &sk, &fd, BPF_ANY);
 	} else {
 		__u32 *known = bpf_map_lookup_elem(&tls_ssl_fd, &sk);
 		if (known) {
 			fd = *known;
 		} else {
-			__u32 *last = bpf_map_lookup_elem(&tls_last_fd, &id);
-			if (!last) {
+			if (!t || !t->data_seq) {
 				stat_inc(TG_TLS_STAT_NO_CONN);
 				return;
 			}
-			fd = *last;
+			fd = t->data_fd;
 			/* Learned from reads only: a memory-BIO reader decrypts right after reading
 			 * the ciphertext, while its writer encrypts before writing. */
 			if (c->op == TLS_OP_READ)
@@ -288,10 +246,10 @@ static __always_inline int h2_session_conn(__u64 session, __u32 pid, __u64 id, b
 		return *fd;
 	if (!may_guess)
 		return -1;
-	__u32 *last = bpf_map_lookup_elem(&tls_last_fd, &id);
-	if (!last)
+	struct tg_thread_call *t = thread_calls();
+	if (!t || !t->data_seq)
 		return -1;
-	__u32 f = *last;
+	__u32 f = t->data_fd;
 	bpf_map_update_elem(&h2_session_fd, &k, &f, BPF_ANY);
 	return f;
 }
@@ -337,10 +295,10 @@ static __always_inline int h2_mem_recv_impl(struct pt_regs *ctx)
 	if (!pid_wanted(pid))
 		return 0;
 	__u64 session = PT_REGS_PARM1(ctx);
-	__u32 *last = bpf_map_lookup_elem(&tls_last_fd, &id);
-	if (last) {
+	struct tg_thread_call *t = thread_calls();
+	if (t && t->data_seq) {
 		struct h2_key k = { .session = session, .pid = pid };
-		__u32 f = *last;
+		__u32 f = t->data_fd;
 		bpf_map_update_elem(&h2_session_fd, &k, &f, BPF_ANY);
 	}
 	__u64 cookie = bpf_get_attach_cookie(ctx);

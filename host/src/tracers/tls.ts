@@ -466,7 +466,8 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const t = new Native();
   const rep = t.open(objectPath(), {
     rodata: { self_pid: ctx.selfPid ?? process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
-    shareMaps: ['tg_conns', 'tg_ring'],
+    // tg_calls: which socket the thread touched last, kept by the socket tracer's syscall programs.
+    shareMaps: ['tg_conns', 'tg_ring', 'tg_calls'],
   });
   for (const f of rep.failed) tlog.warn({ program: f.name, err: f.error }, 'program did not attach; TLS attribution falls back to known SSL objects');
   const attacher = new TlsAttacher(t, (f) => Native.nghttp2Layout(f), (f, fn) => Native.symbolOffset(f, fn));
@@ -487,7 +488,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const files = attacher.hookedFiles();
   return {
     name: 'tls',
-    detail: `${rep.attached.length} syscall programs; OpenSSL hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
+    detail: `OpenSSL hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
     attach(file, key, symbols) {
       if (attacher.hooked.has(key)) return { attached: 0, already: true };
       return { attached: attacher.attachFile(file, key, symbols), already: false };
