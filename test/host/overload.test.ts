@@ -187,9 +187,13 @@ test('gate: a contended host gives the agent its contention budget (ring paused 
   const burn = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end); };
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
   try {
-    // First read sets the baseline, the next (≥1 s later) finds the host contended.
-    for (let i = 0; i < 30 && !pauses.includes(true); i++) { burn(40); await wait(60); }
+    // First read sets the baseline, the next (≥ CONTENTION_ENTER_WINDOW_MS later) finds the host
+    // contended. Each turn takes at least 100 ms, so a host read once a second could not be seen
+    // contended in under 10 turns.
+    let turns = 0;
+    for (; turns < 30 && !pauses.includes(true); turns++) { burn(40); await wait(60); }
     assert.ok(pauses.includes(true), 'over 5% of a core on a contended host: the ring is paused');
+    assert.ok(turns < 10, `contention seen within a second of reading (${turns} turns of ≥100 ms)`);
     let text = metrics.render();
     assert.match(text, /^telegen_host_cpu_contended 1$/m);
     assert.match(text, /^telegen_ingest_shedding\{reason="cpu_contention"\} 1$/m);

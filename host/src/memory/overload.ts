@@ -32,8 +32,8 @@
 //                  garbage and in-flight spans (bench/README.md "After a burst"), so a pause is
 //                  what lets a collection free it while the burst lasts.
 //   cpu_contention the host's CPU is contended: the CPU the machine spent on everything but the
-//                  agent over the last second was at least CONTENDED_AT of all its cores (until it
-//                  is under UNCONTENDED_AT): the agent then keeps agent.contended_cpu_percent of a
+//                  agent over the last CONTENTION_ENTER_WINDOW_MS was at least CONTENDED_AT of all
+//                  its cores (until it is under UNCONTENDED_AT over CONTENTION_WINDOW_MS): the agent then keeps agent.contended_cpu_percent of a
 //                  core as a budget, like cpu_budget. A traced service at saturation keeps its
 //                  cores (the agent took 35-46% of a core there and cost it 5-10% of its
 //                  throughput, while SIGSTOPped it cost nothing: bench/README.md); on a machine
@@ -45,6 +45,7 @@
 //                  that. Only for the file exporter: a local write falls behind only when the agent
 //                  is short of CPU, while an OTLP receiver outage must not stop the spans that feed
 //                  the RED metrics (that queue drops at its cap, counted, and memory stays bounded).
+import { rssNow } from './rss';
 import * as fs from 'fs';
 import * as v8 from 'v8';
 import { z } from 'zod';
@@ -70,7 +71,7 @@ export const overloadSchema = z.object({
   max_cpu_percent: z.number().min(0).max(10_000).default(envNumber('TELEGEN_MAX_CPU_PERCENT', 0))
     .describe('CPU budget of the agent, % of one core on average (user + system, every thread); while over it, the socket ring is not read (the kernel drops and counts what does not fit: telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_budget"}). 0 = no budget. Env: TELEGEN_MAX_CPU_PERCENT'),
   contended_cpu_percent: z.number().min(0).max(10_000).default(envNumber('TELEGEN_CONTENDED_CPU_PERCENT', 10))
-    .describe('CPU budget of the agent, % of one core on average, kept only while the host CPU is contended (everything but the agent used at least 60% of all cores over the last second, until under 50%): a traced service at saturation keeps its cores; the socket ring holds what is not read meanwhile and the kernel drops and counts what does not fit (telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_contention"}; telegen_host_cpu_contended). 0 = never. Env: TELEGEN_CONTENDED_CPU_PERCENT'),
+    .describe('CPU budget of the agent, % of one core on average, kept only while the host CPU is contended (everything but the agent used at least 60% of all cores over the last 250 ms, until under 50% over a second): a traced service at saturation keeps its cores; the socket ring holds what is not read meanwhile and the kernel drops and counts what does not fit (telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="cpu_contention"}; telegen_host_cpu_contended). 0 = never. Env: TELEGEN_CONTENDED_CPU_PERCENT'),
   max_rss_mb: z.number().min(0).max(1_048_576).default(envNumber('TELEGEN_MAX_RSS_MB', MAX_RSS_MB))
     .describe('Memory bound of the agent, MiB of RSS not counting what the OTLP export queues hold (they have their own caps, otlp.*.queue_bytes); near it the socket ring is not read and the heap is collected until the agent is back under (kernel drops counted in telegen_bpf_ring_full_total; paused time: telegen_ingest_ring_paused_seconds_total{reason="memory"}). 0 = no bound. Env: TELEGEN_MAX_RSS_MB'),
   shed_export_backlog_percent: z.number().min(0).max(100).default(envNumber('TELEGEN_SHED_EXPORT_BACKLOG_PERCENT', 90))
@@ -179,9 +180,14 @@ export class CpuBudget {
  *  nothing traced; at 954 req/s, 7-17% (per-second samples, untraced). */
 export const CONTENDED_AT = 0.6;
 export const UNCONTENDED_AT = 0.5;
-/** How often the host's CPU is read: /proc/stat counts in 10 ms ticks per CPU, so a second is
- *  what resolves a few percent. */
+/** How often the host's CPU is read while contended: /proc/stat counts in 10 ms ticks per CPU, so
+ *  a second is what resolves a few percent, and the budget is not lifted on a short lull. */
 export const CONTENTION_WINDOW_MS = 1000;
+/** How often it is read while not contended, so a saturated host is seen sooner: until then the
+ *  agent reads at full speed (a whole window of a core at saturation: in an 8 s agent-overhead
+ *  case, 1 s of it was ~60% of what the contended agent used). 250 ms on 2 CPUs is 50 ticks, a 2%
+ *  resolution against a 60% threshold. */
+export const CONTENTION_ENTER_WINDOW_MS = 250;
 /** /proc/stat's unit (USER_HZ, 100 on every Linux ABI), in µs. */
 const JIFFY_US = 10_000;
 
@@ -396,7 +402,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
       'agent overloaded: ring data records skipped (telegen_ingest_shed_records_total) or the ring not read (telegen_ingest_ring_paused_seconds_total)');
     lastLog = t;
   };
-  const memoryNow = () => process.memoryUsage.rss() - queuedBytes();
+  const memoryNow = () => rssNow() - queuedBytes();
   const over = SHED_REASONS.map(() => false);
   const setContended = (on: boolean, t: number) => {
     contention.contended = on;
@@ -410,7 +416,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     u = process.cpuUsage();
     const cpu = u.user + u.system;
     const overCpu = budget ? budget.charge(cpu - lastCpu, t - lastT) : false;
-    if (readHost && cfg.contended_cpu_percent > 0 && t - lastHostRead >= CONTENTION_WINDOW_MS) {
+    if (readHost && cfg.contended_cpu_percent > 0 && t - lastHostRead >= (contention.contended ? CONTENTION_WINDOW_MS : CONTENTION_ENTER_WINDOW_MS)) {
       lastHostRead = t;
       const was = contention.contended;
       if (readHost(hostCpu) && contention.step(hostCpu[0], hostCpu[1], cpu) !== was) setContended(contention.contended, t);
@@ -500,7 +506,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
       m.set('telegen_ingest_shedding', 'Whether the agent sheds now (1) for this reason: skips ring data records, or (cpu_budget, memory) has paused reading the ring', target.shedReason === i || paused[i].since >= 0 ? 1 : 0, { reason: SHED_REASONS[i] });
     }
     if (cfg.contended_cpu_percent > 0 && readHost) {
-      m.set('telegen_host_cpu_contended', 'Whether the host CPU is contended now (1): everything but the agent used at least 60% of all cores over the last second (until under 50%); the agent then keeps agent.contended_cpu_percent of a core', contention.contended ? 1 : 0);
+      m.set('telegen_host_cpu_contended', 'Whether the host CPU is contended now (1): everything but the agent used at least 60% of all cores over the last 250 ms (until under 50% over a second); the agent then keeps agent.contended_cpu_percent of a core', contention.contended ? 1 : 0);
       m.set('telegen_host_cpu_contended_seconds_total', 'Time the host CPU was contended (see telegen_host_cpu_contended)', (contendedMs + (contendedSince >= 0 ? t - contendedSince : 0)) / 1000, {}, 'counter');
       if (contention.othersShare >= 0) m.set('telegen_host_cpu_other_utilization', 'Share of all cores used by everything but the agent over the last second it was read', round2(contention.othersShare));
       if (pauseRing) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget), agent.max_rss_mb (memory) or, while the host CPU was contended, agent.contended_cpu_percent (cpu_contention); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CONTENTION].seconds(t), { reason: 'cpu_contention' }, 'counter');
