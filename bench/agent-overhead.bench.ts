@@ -1,7 +1,9 @@
 // Overhead on a traced service: a Node HTTP server and nginx on loopback, each driven by wrk at a
 // fixed rate and at saturation, with the agent off and on (the default config: every tracer it
 // enables), alternating, several rounds, in one run. Reports throughput and p50/p99 latency ratios,
-// agent CPU per 1k req/s, agent RSS, and how many requests became server spans.
+// agent CPU per 1k req/s, the run time of its BPF programs per request (kernel.bpf_stats_enabled is
+// on while the bench runs: that CPU is spent in the traced processes, outside the agent's own),
+// agent RSS, and how many requests became server spans.
 //
 // Fixed rate: wrk has no rate option, but its Lua `delay()` hook pauses each connection between
 // requests; with C connections and a pause of C/RATE seconds the offered load is about RATE
@@ -23,7 +25,7 @@ import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf, bpfRunNsOf, enableBpfStats } from './lib';
 
 interface Server { name: string; proc: ChildProcess; port: number; stop(): void }
 
@@ -168,6 +170,9 @@ interface On {
   /** The same, less what the agent used idle over the same seconds (its background). */
   cpuPer1kLessIdle: number;
   mainThreadPer1k: number; otherThreadsPer1k: number;
+  /** Run time of the agent's BPF programs over the case (kernel.bpf_stats_enabled): CPU the
+   *  traced processes and the kernel spent in them, outside the agent's own. */
+  kernelBpfPer1k: number; kernelBpfUsPerRequest: number;
   /** Saturation only: the same run with the agent stopped (SIGSTOP): its BPF programs still run
    *  in every traced syscall, the ring fills and drops (counted), but the agent takes no CPU. */
   frozen?: WrkResult;
@@ -210,6 +215,9 @@ async function main(): Promise<void> {
   const spanShare = new Map<string, number[]>(trees.flatMap((t) => cases.map((c) => [`${t.name}:${c.server.name}_${c.mode}`, []] as [string, number[]])));
   const run = (c: Case) => wrk(`http://127.0.0.1:${c.server.port}/hello`, seconds, conns, c.mode === 'rate' ? rate : 0);
   for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, 2, conns, 0); // warm up (JIT, caches)
+  // The BPF side of the agent's cost runs in the traced processes: its programs' run time is
+  // counted while the bench runs (the untraced runs have no programs to count).
+  const restoreBpfStats = enableBpfStats();
   try {
     for (let r = 0; r < rounds; r++) {
       for (const c of cases) samples.get(c)!.push({ off: run(c), on: {} });
@@ -231,12 +239,15 @@ async function main(): Promise<void> {
           for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, warmSeconds, conns, rate);
           await settle(apiPort);
         }
-        let counted = new Map<number, number>();
+        // Spans of the warm-up traffic are not the first case's.
+        let counted = countSpans(dataDir);
         for (const c of cases) {
           const m0 = perRequestCounters(await metricsText(apiPort));
           const t0 = threadCpu(agent.pid!);
           const cpu0 = cpuSecondsOf(agent.pid!);
+          const bpf0 = bpfRunNsOf(agent.pid!);
           const res = run(c);
+          const bpf1 = bpfRunNsOf(agent.pid!);
           const cpu1 = cpuSecondsOf(agent.pid!);
           const t1 = threadCpu(agent.pid!);
           const per1k = (cpuSeconds: number) => (cpuSeconds / seconds) * 100 / (res.rps / 1000);
@@ -256,6 +267,8 @@ async function main(): Promise<void> {
             cpuPer1kLessIdle: per1k(cpu1 - cpu0 - (idleRate.main + idleRate.other) * seconds),
             mainThreadPer1k: per1k(t1.main - t0.main),
             otherThreadsPer1k: per1k(t1.other - t0.other),
+            kernelBpfPer1k: per1k((bpf1 - bpf0) / 1e9),
+            kernelBpfUsPerRequest: (bpf1 - bpf0) / 1000 / (res.requests || 1),
             perRequest,
           };
           const now = countSpans(dataDir);
@@ -278,6 +291,7 @@ async function main(): Promise<void> {
       process.stdout.write(`round ${r + 1}/${rounds} done (load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})\n`);
     }
   } finally {
+    restoreBpfStats();
     for (const s of servers) s.stop();
   }
   const perTree = (tree: string) => {
@@ -300,6 +314,11 @@ async function main(): Promise<void> {
         agent_cpu_percent_of_a_core_per_1k_rps_less_idle: spread(on.map((x) => x.cpuPer1kLessIdle)),
         main_thread_percent_per_1k_rps: spread(on.map((x) => x.mainThreadPer1k)),
         other_threads_percent_per_1k_rps: spread(on.map((x) => x.otherThreadsPer1k)),
+        // The agent's BPF programs, run in the traced processes' syscalls (and the machine's other
+        // traffic meanwhile), and the agent plus them: the whole CPU cost of tracing.
+        kernel_bpf_percent_of_a_core_per_1k_rps: spread(on.map((x) => x.kernelBpfPer1k)),
+        kernel_bpf_us_per_request: spread(on.map((x) => x.kernelBpfUsPerRequest)),
+        agent_plus_kernel_bpf_percent_of_a_core_per_1k_rps: spread(on.map((x) => x.cpuPer1k + x.kernelBpfPer1k)),
         per_request: Object.fromEntries(counters.map((k) => [k, spread(on.map((x) => x.perRequest[k]))])),
         // Per round, to tell rounds where other tenants' traffic reached the agent (more than ~5
         // ring records and 1 client span per request) from clean ones.
@@ -333,6 +352,7 @@ async function main(): Promise<void> {
       ratio[k] = {
         cpu_per_1k_baseline_over_this_tree: spread(pairs.map((x) => x.on[other].cpuPer1k / x.on.this_tree.cpuPer1k)),
         cpu_per_1k_less_idle_baseline_over_this_tree: spread(pairs.map((x) => x.on[other].cpuPer1kLessIdle / x.on.this_tree.cpuPer1kLessIdle)),
+        kernel_bpf_per_request_baseline_over_this_tree: spread(pairs.map((x) => x.on[other].kernelBpfUsPerRequest / x.on.this_tree.kernelBpfUsPerRequest)),
       };
     }
     result.baseline = { tree: trees[1].root, name: other, env: trees[1].env, ...base, same_round_ratios: ratio };

@@ -49,6 +49,41 @@ export function rssBytesOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/**
+ * Run time (ns) of the BPF programs a process holds open, summed once per program. BPF programs
+ * run in the context of the process whose syscall or packet fired them, so this is CPU the agent
+ * costs the traced services and the kernel, which is not in its own CPU. Counted only while
+ * kernel.bpf_stats_enabled is 1 (enableBpfStats); 0 for a process that is gone.
+ */
+export function bpfRunNsOf(pid: number): number {
+  const seen = new Set<string>();
+  let ns = 0;
+  let fds: string[];
+  try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { return 0; }
+  for (const fd of fds) {
+    let info: string;
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
+      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch { continue; } // closed meanwhile
+    const id = /^prog_id:\s+(\d+)/m.exec(info)?.[1];
+    const run = /^run_time_ns:\s+(\d+)/m.exec(info)?.[1];
+    if (!id || !run || seen.has(id)) continue;
+    seen.add(id);
+    ns += Number(run);
+  }
+  return ns;
+}
+
+/** Turns on the kernel's per-program run-time counters (two clock reads per program run while on);
+ *  the returned function puts the previous setting back. */
+export function enableBpfStats(): () => void {
+  const file = '/proc/sys/kernel/bpf_stats_enabled';
+  let before = '0';
+  try { before = fs.readFileSync(file, 'utf8').trim(); fs.writeFileSync(file, '1'); } catch { return () => undefined; }
+  return () => { try { fs.writeFileSync(file, before); } catch { /* best effort */ } };
+}
+
 /** CPU seconds (user + system, every thread of this process) spent running `fn`. On a shared,
  *  loaded machine wall time mostly measures the other tenants; CPU time is the cost. */
 export function cpuSecondsIn(fn: () => void): number {
