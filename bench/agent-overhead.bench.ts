@@ -3,7 +3,15 @@
 // enables), alternating, several rounds, in one run. Reports throughput and p50/p99 latency ratios,
 // agent CPU per 1k req/s, the run time of its BPF programs per request (kernel.bpf_stats_enabled is
 // on while the bench runs: that CPU is spent in the traced processes, outside the agent's own),
-// agent RSS, and how many requests became server spans.
+// agent RSS, and how many requests became server spans. The CPU of the server process and of wrk
+// is taken over every run too, so what tracing added in all (the agent plus their growth: BPF
+// programs run in their syscalls) is reported beside the agent's own figure.
+//
+// The peer (BENCH_PEER=none leaves it out): what a Node user runs instead, the OpenTelemetry JS
+// SDK's HTTP instrumentation in the server process (bench/fixtures/otel-sdk-preload.js, exporting
+// OTLP/HTTP to bench/fixtures/otlp-sink.js, which counts spans). It runs on the Node cases of every
+// round beside the untraced run, with no agent, and is reported under peer_otel_js_sdk with
+// same-round ratios to this tree.
 //
 // Fixed rate: wrk has no rate option, but its Lua `delay()` hook pauses each connection between
 // requests; with C connections and a pause of C/RATE seconds the offered load is about RATE
@@ -29,11 +37,37 @@ import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf, bpfRunNsOf, en
 
 interface Server { name: string; proc: ChildProcess; port: number; stop(): void }
 
-function startNode(): Promise<Server> {
+function startNode(name = 'node', args: string[] = [], env: Record<string, string> = {}): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ name: 'node', proc, port: Number(m[1]), stop: () => proc.kill('SIGTERM') }); });
-    proc.once('exit', (c) => reject(new Error(`node server exited ${c}`)));
+    const proc = spawn(process.execPath, [...args, path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    proc.stdout!.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve({ name, proc, port: Number(m[1]), stop: () => proc.kill('SIGTERM') }); });
+    proc.once('exit', (c) => reject(new Error(`${name} server exited ${c}`)));
+  });
+}
+
+interface Sink { proc: ChildProcess; port: number; count(): Promise<{ spans: number; requests: number; rejected: number; cpu_seconds: number }> }
+
+/** The OTLP/HTTP end of the in-process SDK peer (bench/fixtures/otlp-sink.js), a child process:
+ *  the bench's own process blocks while wrk runs. */
+function startSink(): Promise<Sink> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [path.join(repoRoot, 'bench', 'fixtures', 'otlp-sink.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    proc.stdout!.on('data', (d) => {
+      const m = /listening (\d+)/.exec(String(d));
+      // Asked again once when the sink closed an idle keep-alive socket at that instant.
+      const once = async () => (await fetch(`http://127.0.0.1:${m![1]}/count`)).json();
+      if (m) resolve({ proc, port: Number(m[1]), count: () => once().catch(async () => { await new Promise((r) => setTimeout(r, 200)); return once(); }) });
+    });
+    proc.once('exit', (c) => reject(new Error(`otlp sink exited ${c}`)));
+  });
+}
+
+/** A Node server instrumented in-process by the OpenTelemetry JS SDK (the peer a Node user would
+ *  run instead): the same http-server.js with bench/fixtures/otel-sdk-preload.js required first. */
+function startNodeWithSdk(sink: Sink): Promise<Server> {
+  return startNode('node_otel_sdk', ['--require', path.join(repoRoot, 'bench', 'fixtures', 'otel-sdk-preload.js')], {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${sink.port}/v1/traces`,
+    OTEL_SERVICE_NAME: 'bench-node',
   });
 }
 
@@ -112,9 +146,26 @@ async function settle(apiPort: number, capMs = Number(process.env.BENCH_SETTLE_S
   return { seconds: (Date.now() - t0) / 1000, ringFull: metricSum(text, 'telegen_bpf_ring_full_total'), exportDropped: metricSum(text, 'telegen_export_dropped_total') };
 }
 
-interface WrkResult { rps: number; p50ms: number; p99ms: number; requests: number }
+/** CPU seconds of a server: its process and its children (nginx's worker). */
+function serverCpuOf(server: Server): number {
+  const pid = server.proc.pid!;
+  let n = cpuSecondsOf(pid);
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    let kids = '';
+    try { kids = fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8'); } catch { continue; }
+    for (const k of kids.split(' ').filter(Boolean)) { try { n += cpuSecondsOf(Number(k)); } catch { /* exited */ } }
+  }
+  return n;
+}
 
-function wrk(url: string, seconds: number, conns: number, rate: number): WrkResult {
+interface WrkResult {
+  rps: number; p50ms: number; p99ms: number; requests: number;
+  /** CPU seconds of wrk itself (the shell's `times` of its children) and of the server process
+   *  over the run: with telegen on, its BPF programs run in both (their syscalls' system time). */
+  clientCpu: number; serverCpu: number;
+}
+
+function wrk(url: string, seconds: number, conns: number, rate: number, server?: Server): WrkResult {
   const args = ['-t1', `-c${conns}`, `-d${seconds}s`, '--latency'];
   let script: string | undefined;
   if (rate > 0) {
@@ -122,7 +173,10 @@ function wrk(url: string, seconds: number, conns: number, rate: number): WrkResu
     fs.writeFileSync(script, `function delay() return ${Math.max(1, Math.round((conns * 1000) / rate))} end\n`);
     args.push('-s', script);
   }
-  const r = spawnSync('wrk', [...args, url], { encoding: 'utf8' });
+  const s0 = server ? serverCpuOf(server) : 0;
+  // `times` after wrk prints the shell's children's user and system time: wrk's own CPU.
+  const r = spawnSync('sh', ['-c', 'wrk "$@" && times', 'sh', ...args, url], { encoding: 'utf8' });
+  const s1 = server ? serverCpuOf(server) : 0;
   if (script) fs.rmSync(script, { force: true });
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)![1]);
@@ -131,7 +185,9 @@ function wrk(url: string, seconds: number, conns: number, rate: number): WrkResu
     const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(r.stdout)!;
     return Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
   };
-  return { rps, p50ms: lat('50'), p99ms: lat('99'), requests };
+  const t = [...r.stdout.matchAll(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/g)];
+  const clientCpu = t.length >= 2 ? Number(t[1][1]) * 60 + Number(t[1][2]) + Number(t[1][3]) * 60 + Number(t[1][4]) : NaN;
+  return { rps, p50ms: lat('50'), p99ms: lat('99'), requests, clientCpu, serverCpu: s1 - s0 };
 }
 
 /** Server spans per server port in the agent's OTLP/JSON traces files (rotated ones included:
@@ -179,7 +235,10 @@ interface On {
   /** Ring records, spans by kind, exported trace items: per request of the case. */
   perRequest: Record<string, number>;
 }
-interface Sample { off: WrkResult; on: Record<string, On> }
+/** The in-process OpenTelemetry JS SDK on the Node server (no agent running): its cost is in the
+ *  server's own CPU, plus what it sends after wrk stops (flushCpu: the last batches). */
+interface PeerRun { res: WrkResult; flushCpu: number; spansPerRequest: number; sinkCpu: number; rejected: number }
+interface Sample { off: WrkResult; on: Record<string, On>; peer?: PeerRun }
 interface Tree { name: string; root: string; env?: Record<string, string> }
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -205,6 +264,32 @@ async function main(): Promise<void> {
   const variant = (process.env.BENCH_VARIANT_ENV ?? '').trim();
   if (variant) trees.push({ name: `this+${variant}`, root: repoRoot, env: Object.fromEntries(variant.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string])) });
   const servers = [await startNode(), await startNginx(18000 + (process.pid % 1000))];
+  // BENCH_PEER=none leaves out the in-process SDK arm (Node cases only: the peer a Node user has).
+  const withPeer = (process.env.BENCH_PEER ?? 'otel-sdk') !== 'none';
+  const sink = withPeer ? await startSink() : undefined;
+  const sdkServer = sink ? await startNodeWithSdk(sink) : undefined;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const runPeer = async (c: Case): Promise<PeerRun> => {
+    const before = await sink!.count();
+    const res = run(c, sdkServer);
+    const cpuAtEnd = serverCpuOf(sdkServer!);
+    // The batch span processor sends every 512 spans or 5 s: wait for the last batch (the count
+    // stops moving once it has reached the requests wrk completed, or after 8 s without change).
+    const t0 = Date.now();
+    let last = -1;
+    for (;;) {
+      await sleep(1000);
+      const n = (await sink!.count()).spans - before.spans;
+      if (n === last && (n >= res.requests || Date.now() - t0 > 8000)) break;
+      if (Date.now() - t0 > 30000) break;
+      last = n;
+    }
+    const after = await sink!.count();
+    return {
+      res, flushCpu: serverCpuOf(sdkServer!) - cpuAtEnd, spansPerRequest: (after.spans - before.spans) / (res.requests || 1),
+      sinkCpu: after.cpu_seconds - before.cpu_seconds, rejected: after.rejected - before.rejected,
+    };
+  };
   // Fixed-rate cases first, then saturation, with the agent's backlog consumed between cases: the
   // CPU a case is charged is the CPU its own traffic cost.
   const cases: Case[] = (['rate', 'saturation'] as const).filter((m) => modes.includes(m)).flatMap((mode) => servers.map((server) => ({ server, mode })));
@@ -213,14 +298,21 @@ async function main(): Promise<void> {
   const idle = new Map<string, Array<{ total: number; main: number; other: number }>>(trees.map((t) => [t.name, []]));
   const backlog: Array<{ tree: string; case: string; seconds: number; ringFull: number; exportDropped: number }> = [];
   const spanShare = new Map<string, number[]>(trees.flatMap((t) => cases.map((c) => [`${t.name}:${c.server.name}_${c.mode}`, []] as [string, number[]])));
-  const run = (c: Case) => wrk(`http://127.0.0.1:${c.server.port}/hello`, seconds, conns, c.mode === 'rate' ? rate : 0);
-  for (const s of servers) wrk(`http://127.0.0.1:${s.port}/hello`, 2, conns, 0); // warm up (JIT, caches)
+  const run = (c: Case, server = c.server) => wrk(`http://127.0.0.1:${server.port}/hello`, seconds, conns, c.mode === 'rate' ? rate : 0, server);
+  for (const s of sdkServer ? [...servers, sdkServer] : servers) wrk(`http://127.0.0.1:${s.port}/hello`, 2, conns, 0); // warm up (JIT, caches)
   // The BPF side of the agent's cost runs in the traced processes: its programs' run time is
   // counted while the bench runs (the untraced runs have no programs to count).
   const restoreBpfStats = enableBpfStats();
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const c of cases) samples.get(c)!.push({ off: run(c), on: {} });
+      for (const c of cases) {
+        // Untraced and in-process SDK runs back to back, which first alternating per round.
+        const peerHere = sdkServer && c.server.name === 'node';
+        const peerFirst = peerHere && r % 2 === 1 ? await runPeer(c) : undefined;
+        const off = run(c);
+        const peer = peerHere ? peerFirst ?? await runPeer(c) : undefined;
+        samples.get(c)!.push({ off, on: {}, peer });
+      }
       // Alternate which tree goes first: neither always meets the machine's state after the other.
       for (const tree of r % 2 ? [...trees].reverse() : trees) {
         const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-bench-'));
@@ -293,7 +385,14 @@ async function main(): Promise<void> {
   } finally {
     restoreBpfStats();
     for (const s of servers) s.stop();
+    sdkServer?.stop();
+    sink?.proc.kill('SIGTERM');
   }
+  // CPU seconds over a run as % of a core per 1k req/s of that run.
+  const per1kOf = (cpu: number, res: WrkResult) => (cpu / seconds) * 100 / (res.rps / 1000);
+  // Server + wrk, per 1k req/s: with telegen on this holds its BPF programs' run time, with the
+  // SDK the instrumentation and its exporter.
+  const serviceCpu = (res: WrkResult) => per1kOf(res.serverCpu + res.clientCpu, res);
   const perTree = (tree: string) => {
     const report: Record<string, unknown> = {};
     for (const c of cases) {
@@ -319,6 +418,13 @@ async function main(): Promise<void> {
         kernel_bpf_percent_of_a_core_per_1k_rps: spread(on.map((x) => x.kernelBpfPer1k)),
         kernel_bpf_us_per_request: spread(on.map((x) => x.kernelBpfUsPerRequest)),
         agent_plus_kernel_bpf_percent_of_a_core_per_1k_rps: spread(on.map((x) => x.cpuPer1k + x.kernelBpfPer1k)),
+        // What the service and its client (wrk) used per 1k req/s, untraced and traced, and what
+        // tracing added in all: their growth (BPF programs, cache effects) plus the agent.
+        untraced_server_cpu_percent_per_1k_rps: spread(v.map((x) => per1kOf(x.off.serverCpu, x.off))),
+        untraced_client_cpu_percent_per_1k_rps: spread(v.map((x) => per1kOf(x.off.clientCpu, x.off))),
+        traced_server_cpu_percent_per_1k_rps: spread(on.map((x) => per1kOf(x.res.serverCpu, x.res))),
+        traced_client_cpu_percent_per_1k_rps: spread(on.map((x) => per1kOf(x.res.clientCpu, x.res))),
+        added_cpu_percent_of_a_core_per_1k_rps: spread(v.map((x) => serviceCpu(x.on[tree].res) - serviceCpu(x.off) + x.on[tree].cpuPer1k)),
         per_request: Object.fromEntries(counters.map((k) => [k, spread(on.map((x) => x.perRequest[k]))])),
         // Per round, to tell rounds where other tenants' traffic reached the agent (more than ~5
         // ring records and 1 client span per request) from clean ones.
@@ -334,9 +440,40 @@ async function main(): Promise<void> {
     };
   };
   const here = perTree('this_tree');
+  // The in-process SDK beside the untraced server and this tree, same rounds (Node cases).
+  const peerReport: Record<string, unknown> = {};
+  for (const c of cases) {
+    const v = samples.get(c)!.filter((x) => x.peer);
+    if (!v.length) continue;
+    const added = (x: Sample) => serviceCpu(x.peer!.res) - serviceCpu(x.off);
+    const ours = v.filter((x) => x.on.this_tree);
+    const oursAdded = (x: Sample) => serviceCpu(x.on.this_tree.res) - serviceCpu(x.off) + x.on.this_tree.cpuPer1k;
+    peerReport[`${c.server.name}_${c.mode}`] = {
+      rps: spread(v.map((x) => x.peer!.res.rps)),
+      throughput_ratio_sdk_over_untraced: spread(v.map((x) => x.peer!.res.rps / x.off.rps)),
+      p50_latency_ratio: spread(v.map((x) => x.peer!.res.p50ms / x.off.p50ms)),
+      p99_latency_ratio: spread(v.map((x) => x.peer!.res.p99ms / x.off.p99ms)),
+      server_cpu_percent_per_1k_rps: spread(v.map((x) => per1kOf(x.peer!.res.serverCpu, x.peer!.res))),
+      client_cpu_percent_per_1k_rps: spread(v.map((x) => per1kOf(x.peer!.res.clientCpu, x.peer!.res))),
+      added_cpu_percent_of_a_core_per_1k_rps: spread(v.map(added)),
+      added_cpu_percent_of_a_core_per_1k_rps_last_batches_included: spread(v.map((x) => added(x) + per1kOf(x.peer!.flushCpu, x.peer!.res))),
+      server_spans_exported_per_request: spread(v.map((x) => x.peer!.spansPerRequest)),
+      export_requests_rejected: v.reduce((n, x) => n + x.peer!.rejected, 0),
+      sink_cpu_percent_per_1k_rps: spread(v.map((x) => per1kOf(x.peer!.sinkCpu, x.peer!.res))),
+      // Same-round ratios: > 1 means telegen costs the service less / keeps more throughput.
+      throughput_this_tree_over_sdk: spread(ours.map((x) => x.on.this_tree.res.rps / x.peer!.res.rps)),
+      added_cpu_sdk_over_this_tree: spread(ours.map((x) => added(x) / oursAdded(x))),
+    };
+  }
   const result: Record<string, unknown> = {
     workload: { tool: 'wrk', threads: 1, connections: conns, seconds, rounds, idle_seconds: idleSeconds, warm_seconds: warmSeconds, fixed_rate_rps: rate, targets: 'Node http server and nginx, GET /hello (keep-alive)', agent: 'telegen run, default config' },
     ...here,
+    ...(Object.keys(peerReport).length ? {
+      peer_otel_js_sdk: {
+        what: 'the Node server instrumented in-process: @opentelemetry/sdk-trace-node + instrumentation-http 0.215 (SDK 2.7), default batch span processor, OTLP/HTTP protobuf to a span-counting sink on 127.0.0.1 (bench/fixtures/otel-sdk-preload.js, otlp-sink.js); traces only (no meter provider); server spans only (wrk is not Node): telegen also makes client spans, RED metrics and service-graph edges',
+        cases: peerReport,
+      },
+    } : {}),
     after_each_case: backlog,
     note: 'fixed-rate cases first, then saturation; each agent start first idles idle_seconds (its background CPU, subtracted in *_less_idle); after each case the agent is given up to 120 s to consume its backlog (after_each_case: how long, ring records dropped so far, export items dropped so far) before the next case, so each case is charged the CPU of its own traffic; server spans per request are counted per case over every rotated traces file; wrk, the servers and the agent share the same 2 cores; at saturation every CPU second the agent uses is taken from the server or wrk. spans per request < 1 means the agent fell behind (ring drops are counted in /metrics)',
   };
