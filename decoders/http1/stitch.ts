@@ -11,6 +11,7 @@ import {
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
   exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, HEAD_SPILL, LINE_HOLD_CAP,
+  PH_CHUNK_LOST,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
@@ -63,6 +64,12 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
   if (st.upgraded) return PARSE_IGNORED;
   const isReq = dir == DIR_REQUEST;
   const ds = isReq ? st.req : st.resp;
+  // A client sends its next request once the response is in: one whose end was lost with its
+  // framing ended with the bytes seen before this request (pipelining clients are rare).
+  if (isReq && st.resp.phase == PH_CHUNK_LOST && st.req.phase == PH_HEAD && !st.req.msgStarted) {
+    st.resp.lostWin = 0;
+    endMessage(st, stream, false, st.resp.lostTs);
+  }
   ds.lastTs = ts;
   let pos: u32 = 0;
   while (pos < len) {
@@ -161,6 +168,28 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
         if (r < 0) { pos += <u32>(-r); return done(pos); }
         pos += <u32>r;
         ds.resetHead();
+        break;
+      }
+      case PH_CHUNK_LOST: {
+        // Bytes are consumed as they come (nothing held: a gap with bytes held resets the
+        // stream, and these bodies come as one gap per read); the last six live in lostWin.
+        let w = ds.lostWin;
+        let i: u32 = 0;
+        while (i < avail) {
+          w = ((w << 8) | <u64>load<u8>(q + <usize>i)) & 0xffffffffffff;
+          i++;
+          if (w == LAST_CHUNK_LINE) break;
+        }
+        pos += i;
+        ds.lostTs = ts;
+        if (w == LAST_CHUNK_LINE) {
+          addBody(st, isReq, i >= 5 ? i - 5 : 0, i);
+          ds.lostWin = 0;
+          endMessage(st, stream, isReq, ts);
+        } else {
+          ds.lostWin = w;
+          addBody(st, isReq, i, i);
+        }
         break;
       }
       case PH_WAIT_UPGRADE:
@@ -592,6 +621,11 @@ function finishMore(st: State, stream: u32, isReq: bool, ts: u64, consumed: u32)
   return rc < 0 ? rc : <i32>consumed;
 }
 
+/** LF "0" CRLF CRLF: a last chunk without extensions or trailers, at the start of a line. A
+ *  chunk's data could hold the same bytes; taking them as the end is the price of keeping the
+ *  exchange and the connection once the framing was lost (the record says UNKNOWN). */
+const LAST_CHUNK_LINE: u64 = 0x0a300d0a0d0a;
+
 /** PH_RESYNC: the offset of the first line that is a start line (at 0 or after an LF), or, when
  *  there is none, -(bytes to drop): all but a last line still incomplete (kept for the next call). */
 function resync(q: usize, n: u32, isReq: bool): i32 {
@@ -698,7 +732,7 @@ export function gapStream(stream: u32, dir: i32, len: u32): i32 {
     case PH_BODY_LEN:
     case PH_CHUNK_DATA: {
       // inside a body of known remaining length: the lost bytes are body bytes we skip anyway
-      if (<i64>len > ds.remaining) return PARSE_INVALID;
+      if (<i64>len > ds.remaining) return ds.phase == PH_CHUNK_DATA ? chunkFramingLost(st, stream, ds, isReq, len) : PARSE_INVALID;
       ds.remaining -= <i64>len;
       addBody(st, isReq, len, len);
       if (ds.remaining == 0) {
@@ -731,9 +765,36 @@ export function gapStream(stream: u32, dir: i32, len: u32): i32 {
     }
     case PH_RESYNC:
       return GAP_ABSORBED;
+    case PH_CHUNK_SIZE:
+    case PH_CHUNK_CRLF:
+    case PH_CHUNK_LOST:
+      return chunkFramingLost(st, stream, ds, isReq, len);
     default:
       return PARSE_INVALID;
   }
+}
+
+/** A gap across chunk boundaries (a read longer than the capture, holding several chunks, is the
+ *  usual one): what the lost chunk-size lines said is gone, so the rest of the body is skipped up
+ *  to its last chunk (PH_CHUNK_LOST). The exchange keeps its start, status and fields and ends
+ *  where the body does; its body size counts the lost framing too, so it is flagged UNKNOWN.
+ *  Lost bytes exactly as many as the body's end needs (the current chunk's rest, its CRLF,
+ *  "0" CRLF CRLF: a writev with more iovecs than the capture walks loses just these) end it here. */
+function chunkFramingLost(st: State, stream: u32, ds: DirState, isReq: bool, len: u32): i32 {
+  const ex = isReq ? st.reqCur : st.respCur;
+  if (ex === null) return PARSE_INVALID;
+  ex.flags |= FLAG_UNKNOWN;
+  const tail: i64 = ds.phase == PH_CHUNK_DATA ? ds.remaining + 7 : ds.phase == PH_CHUNK_CRLF ? 7 : ds.phase == PH_CHUNK_SIZE ? 5 : -1;
+  if (<i64>len == tail) {
+    addBody(st, isReq, ds.phase == PH_CHUNK_DATA ? <u32>ds.remaining : 0, len);
+    endMessage(st, stream, isReq, ds.lastTs);
+    return GAP_ABSORBED;
+  }
+  if (ds.phase != PH_CHUNK_LOST) ds.lostTs = ds.lastTs;
+  addBody(st, isReq, len, len);
+  ds.phase = PH_CHUNK_LOST;
+  ds.lostWin = 0x0a;
+  return GAP_ABSORBED;
 }
 
 export function tickStreams(now: u64): void {

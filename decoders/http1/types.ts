@@ -11,6 +11,7 @@ export const PH_BODY_CLOSE = 6;   // response body delimited by connection close
 export const PH_WAIT_UPGRADE = 7; // request asked to switch protocols; hold bytes until the response decides
 export const PH_HEAD_MORE = 8;    // a long header block, its start line and first lines already walked: the rest, line by line
 export const PH_RESYNC = 9;       // after a header block the capture cut: skip to the next start line
+export const PH_CHUNK_LOST = 10;  // a gap took chunk framing with it: skip to the last chunk (0 CRLF CRLF)
 
 // A header block larger than this is refused (the input window is 256 KiB; this keeps a hostile
 // 10 MB header block from costing more than one bounded scan).
@@ -199,6 +200,10 @@ export class DirState {
   scanPos: u32 = 0;
   trailerBytes: u32 = 0;
   lastTs: u64 = 0;
+  // PH_CHUNK_LOST: the last 6 bytes seen (the lost bytes' end counts as an LF), and when the
+  // last of the body's bytes known so far came
+  lostWin: u64 = 0;
+  lostTs: u64 = 0;
   // PH_HEAD_MORE: the exchange, what the lines walked so far said about framing, the cut line
   moreEx: Exchange | null = null;
   moreCL: i64 = -1;

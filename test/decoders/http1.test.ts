@@ -420,6 +420,103 @@ test('gap: absorbed in chunk data and close-delimited bodies, refused in headers
   assert.equal(y.inst.gap(1, REQ, 6), 'invalid', 'more bytes lost than the body had left');
 });
 
+// A read longer than the capture (16 KiB) holding several chunks is the usual gap in a chunked
+// body: the chunk-size lines it took are gone. Before, that reset the stream (the exchange ended
+// at the gap, and 16 such resets gave the connection up).
+test('gap across chunk boundaries: the body is skipped to its last chunk, the exchange ends there (UNKNOWN) and the connection goes on', () => {
+  const head = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const chunk = (n: number, c = 'x') => n.toString(16) + '\r\n' + c.repeat(n) + '\r\n';
+  const body = chunk(8192) + chunk(8192) + chunk(8192) + chunk(700);
+  const req = 'GET /stream HTTP/1.1\r\nHost: a\r\n\r\n';
+  // the terminator in the same read as the body's last bytes, and in a read of its own (Node's res.end())
+  for (const split of ['tail', 'alone'] as const) {
+    const h = loadDecoder('http1');
+    assert.equal(h.inst.feed(1, REQ, b(req), 10n), 'ok');
+    const first = head + body.slice(0, 16384 - head.length);
+    assert.equal(h.inst.feed(1, RESP, b(first), 20n), 'ok');
+    const lost = split === 'tail' ? body.length - (16384 - head.length) - 12 : body.length - (16384 - head.length);
+    assert.equal(h.inst.gap(1, RESP, lost), 'ok', 'a gap past the current chunk is absorbed');
+    assert.equal(h.records.length, 0, 'the body is not over yet');
+    assert.equal(h.inst.feed(1, RESP, b(split === 'tail' ? body.slice(-12) + '0\r\n\r\n' : '0\r\n\r\n'), 30n), 'ok');
+    assert.equal(h.records.length, 1);
+    const r = h.records[0];
+    assert.equal(r.flags, FLAG_UNKNOWN);
+    assert.equal(r.tsStart, 10n);
+    assert.equal(r.tsEnd, 30n, 'the exchange ends with its last chunk, not at the gap');
+    assert.equal(r.attributes['http.response.status_code'], 200);
+    assert.equal(r.attributes['telegen.response.size'], head.length + body.length + 5, 'wire bytes are exact');
+    assert.equal(h.inst.counters.gapResets, 0);
+    // the next exchange on the connection decodes exactly
+    assert.equal(h.inst.feed(1, REQ, b(req), 40n), 'ok');
+    assert.equal(h.inst.feed(1, RESP, b(head + chunk(5) + '0\r\n\r\n'), 50n), 'ok');
+    assert.equal(h.records.length, 2);
+    assert.equal(h.records[1].flags, 0);
+    assert.equal(h.records[1].attributes['http.response.body.size'], 5);
+  }
+
+  // one gap per read, a terminator split across reads, a chunk-size line held when the gap came
+  const h = loadDecoder('http1');
+  h.inst.feed(3, REQ, b(req), 1n);
+  h.inst.feed(3, RESP, b(head + '2000\r\n' + 'y'.repeat(100)), 2n);
+  assert.equal(h.inst.gap(3, RESP, 9000), 'ok');
+  for (let i = 0; i < 5; i++) {
+    assert.equal(h.inst.feed(3, RESP, b('z'.repeat(16384)), BigInt(3 + i)), 'ok');
+    assert.equal(h.inst.gap(3, RESP, 50_000), 'ok');
+  }
+  assert.equal(h.inst.feed(3, RESP, b('zz\r\n1'), 9n), 'ok', 'a chunk-size line cut by the read');
+  assert.equal(h.inst.gap(3, RESP, 70_000), 'ok');
+  assert.equal(h.inst.feed(3, RESP, b('abc\r\n0\r'), 10n), 'ok');
+  assert.equal(h.records.length, 0);
+  assert.equal(h.inst.feed(3, RESP, b('\n\r\n'), 11n), 'ok');
+  assert.equal(h.records.length, 1);
+  assert.equal(h.records[0].tsEnd, 11n);
+  assert.equal(h.records[0].flags, FLAG_UNKNOWN);
+  assert.equal(h.inst.counters.gapResets, 0);
+
+  // the last chunk lost in the gap too (a long read held the body's end): the client's next
+  // request ends the response, at the last bytes seen before it
+  const n = loadDecoder('http1');
+  n.inst.feed(5, REQ, b(req), 1n);
+  n.inst.feed(5, RESP, b(head + '4000\r\n' + 'q'.repeat(1000)), 2n);
+  assert.equal(n.inst.gap(5, RESP, 40_000), 'ok');
+  n.inst.feed(5, RESP, b('q'.repeat(16384)), 3n);
+  assert.equal(n.inst.gap(5, RESP, 30_000), 'ok');
+  assert.equal(n.records.length, 0);
+  n.inst.feed(5, REQ, b(req), 9n);
+  assert.equal(n.records.length, 1);
+  assert.equal(n.records[0].tsEnd, 3n);
+  assert.equal(n.records[0].flags, FLAG_UNKNOWN);
+  n.inst.feed(5, RESP, b(head + chunk(3) + '0\r\n\r\n'), 10n);
+  assert.equal(n.records.length, 2);
+  assert.equal(n.records[1].flags, 0);
+  assert.equal(n.records[1].attributes['http.response.body.size'], 3);
+
+  // a writev with more iovecs than the capture walks: exactly the body's end lost ("\r\n" after
+  // the chunk, "0\r\n\r\n"): the message ends at the gap, its body size exact
+  for (const [fed, lost] of [['5\r\nhello', 7], ['5\r\nhello\r\n', 5], ['5\r\nhel', 9]] as const) {
+    const w = loadDecoder('http1');
+    w.inst.feed(1, REQ, b(req), 1n);
+    assert.equal(w.inst.feed(1, RESP, b(head + fed), 2n), 'ok');
+    assert.equal(w.inst.gap(1, RESP, lost), 'ok');
+    assert.equal(w.records.length, 1, `${JSON.stringify(fed)} + ${lost} lost`);
+    assert.equal(w.records[0].tsEnd, 2n);
+    assert.equal(w.records[0].attributes['http.response.body.size'], 5);
+    assert.equal(w.records[0].attributes['telegen.response.size'], head.length + fed.length + lost);
+    assert.equal(w.inst.feed(1, REQ, b(req), 3n), 'ok');
+    assert.equal(w.inst.feed(1, RESP, b(OK), 4n), 'ok');
+    assert.equal(w.records.length, 2);
+  }
+
+  // the connection closing while the framing is lost: emitted at close, as before
+  const c = loadDecoder('http1');
+  c.inst.feed(1, REQ, b(req), 1n);
+  c.inst.feed(1, RESP, b(head + '10\r\nabc'), 2n);
+  assert.equal(c.inst.gap(1, RESP, 5000), 'ok');
+  c.inst.closeStream(1);
+  assert.equal(c.records.length, 1);
+  assert.equal(c.records[0].flags, FLAG_UNKNOWN);
+});
+
 test('a 10 MB header block is refused without trapping or growing memory', () => {
   const h = loadDecoder('http1');
   const mem0 = h.inst.memoryBytes();

@@ -82,6 +82,8 @@ test('HTTP/1.1 through the running agent: both sides, exact spans in traces.json
     assert.deepEqual(post.attributes['http.request.header.content-type'], ['text/plain'], 'headers are string[] per semantic conventions');
     const chunked = server.find((s) => s.attributes['url.path'] === '/chunked')!;
     assert.equal(chunked.attributes['http.response.body.size'], 'part one\npart two\nend\n'.length);
+    // Node writes the last two chunks and the end as one writev of 9 iovecs: all of them captured.
+    assert.equal(chunked.attributes['telegen.unknown'], undefined);
     assert.ok(chunked.end - chunked.start >= 15_000_000n, 'chunked response spans the server-side delay');
     const users = server.find((s) => s.attributes['url.path'] === '/users/42')!;
     assert.equal(users.name, 'GET /users/{id}');
@@ -100,6 +102,46 @@ test('HTTP/1.1 through the running agent: both sides, exact spans in traces.json
   } finally {
     await node.stop();
     await py.stop();
+    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+  }
+});
+
+// A streamed (chunked) response longer than one read's capture: the socket tracer keeps 16 KiB of
+// a read and reports the rest as lost, which takes chunk-size lines with it. Every exchange must
+// still be a span on both sides, end when its body ends, and the keep-alive connection must stay
+// decoded (before, each such response reset the stream, and the 16th gave the connection up).
+test('streamed chunked responses longer than the capture, 20 on one keep-alive connection: every one a span on both sides', { timeout: 120_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const agent = await startAgent();
+  const node = await startServer(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), '0']);
+  try {
+    const P = node.port;
+    // Node's fetch (undici: 64 KiB reads, keep-alive) in its own process, one request after another.
+    const fetched = spawnSync(process.execPath, ['-e', `
+      (async () => { let n = 0, bytes = 0; for (let i = 0; i < 20; i++) { const r = await fetch('http://127.0.0.1:${P}/stream/256'); bytes += (await r.arrayBuffer()).byteLength; n += r.status === 200; } process.stdout.write(n + ',' + bytes); })();
+    `], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(fetched.stdout, `20,${20 * 256 * 1024}`);
+    const streamed = (kind: number) => byPort(agent.spans(), P, kind).filter((s) => s.attributes['url.path'] === '/stream/256');
+    await waitFor(() => streamed(SERVER).length >= 20 && streamed(CLIENT).length >= 20, 30_000).catch(() => undefined);
+    const metrics = await (await agent.api('/metrics')).text();
+    assert.equal(await agent.stop(), 0);
+    for (const kind of [SERVER, CLIENT]) {
+      const spans = streamed(kind);
+      assert.equal(spans.length, 20, `${kind === SERVER ? 'server' : 'client'} spans`);
+      // The same response every time: its wire size is known exactly even where bytes were lost.
+      const sizes = new Set(spans.map((s) => s.attributes['telegen.response.size']));
+      assert.equal(sizes.size, 1, `one wire size: ${[...sizes]}`);
+      assert.ok(Number([...sizes][0]) > 256 * 1024, 'chunk framing on top of 256 KiB');
+      for (const s of spans) {
+        assert.equal(s.attributes['http.response.status_code'], 200);
+        assert.deepEqual(s.attributes['http.response.header.transfer-encoding'], ['chunked']);
+      }
+    }
+    // No stream was reset by a gap (the test's own /metrics response is decoded after this text).
+    const resets = [...metrics.matchAll(/^telegen_decoder_stream_resets_total\{decoder="http1"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    assert.equal(resets, 0, metrics.split('\n').filter((l) => l.includes('stream_resets')).join('\n'));
+  } finally {
+    await node.stop();
     if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
   }
 });
