@@ -33,7 +33,7 @@ import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf, bpfRunNsOf, enableBpfStats } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf, bpfRunNsOf, enableBpfStats, metricSum, metricsText, settle, countSpans } from './lib';
 
 interface Server { name: string; proc: ChildProcess; port: number; stop(): void }
 
@@ -109,43 +109,6 @@ async function startAgent(root: string, dataDir: string, apiPort: number, extraE
   throw new Error('agent did not become ready');
 }
 
-/** Sum of every sample of a metric family on /metrics (0 when absent). */
-function metricSum(text: string, name: string): number {
-  let n = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) n += Number(m[1]);
-  return n;
-}
-
-/** The agent's /metrics text; asked again once when the agent closed the keep-alive socket at that instant. */
-async function metricsText(apiPort: number): Promise<string> {
-  try {
-    return await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
-  } catch {
-    await new Promise((r) => setTimeout(r, 500));
-    return (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
-  }
-}
-
-/** Waits until the agent has consumed its backlog (records stop growing, trace queue empty), ≤120 s
- *  (BENCH_SETTLE_SECONDS: on a machine whose other tenants keep making traffic the records never
- *  stop growing, and a fixed-rate case leaves no backlog worth waiting for). */
-async function settle(apiPort: number, capMs = Number(process.env.BENCH_SETTLE_SECONDS || 120) * 1000): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
-  const t0 = Date.now();
-  let last = -1;
-  let text = '';
-  while (Date.now() - t0 < capMs) {
-    text = await metricsText(apiPort);
-    const records = metricSum(text, 'telegen_bpf_records_total');
-    const queued = metricSum(text, 'telegen_export_queue_items');
-    // The polls themselves are traced traffic (a few records each): settled is growth at that
-    // level with nothing queued.
-    if (last >= 0 && records - last <= 64 && queued === 0) break;
-    last = records;
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-  return { seconds: (Date.now() - t0) / 1000, ringFull: metricSum(text, 'telegen_bpf_ring_full_total'), exportDropped: metricSum(text, 'telegen_export_dropped_total') };
-}
-
 /** CPU seconds of a server: its process and its children (nginx's worker). */
 function serverCpuOf(server: Server): number {
   const pid = server.proc.pid!;
@@ -188,22 +151,6 @@ function wrk(url: string, seconds: number, conns: number, rate: number, server?:
   const t = [...r.stdout.matchAll(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/g)];
   const clientCpu = t.length >= 2 ? Number(t[1][1]) * 60 + Number(t[1][2]) + Number(t[1][3]) * 60 + Number(t[1][4]) : NaN;
   return { rps, p50ms: lat('50'), p99ms: lat('99'), requests, clientCpu, serverCpu: s1 - s0 };
-}
-
-/** Server spans per server port in the agent's OTLP/JSON traces files (rotated ones included:
- *  a saturation case fills the 100 MB file several times). */
-function countSpans(dataDir: string): Map<number, number> {
-  const n = new Map<number, number>();
-  const files = fs.readdirSync(dataDir).filter((f) => /^traces\.jsonl(\.\d+)?$/.test(f)).map((f) => path.join(dataDir, f));
-  for (const file of files) for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line) continue;
-    for (const rs of JSON.parse(line).resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) {
-      if (s.kind !== 2) continue;
-      const a = (s.attributes ?? []).find((x: { key: string }) => x.key === 'server.port');
-      if (a) n.set(Number(a.value.intValue), (n.get(Number(a.value.intValue)) ?? 0) + 1);
-    }
-  }
-  return n;
 }
 
 /** CPU seconds of the process's main thread (JS, the event loop) and of all its other threads

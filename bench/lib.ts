@@ -181,3 +181,56 @@ export async function startTelegen(arm: AgentArm, config: object, nodeArgs: stri
   }
   return { proc, apiPort, dataDir, logFile, stop };
 }
+
+/** Sum of every sample of a metric family on /metrics (0 when absent). */
+export function metricSum(text: string, name: string): number {
+  let n = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) n += Number(m[1]);
+  return n;
+}
+
+/** The agent's /metrics text; asked again once when the agent closed the keep-alive socket at that instant. */
+export async function metricsText(apiPort: number): Promise<string> {
+  try {
+    return await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  } catch {
+    await new Promise((r) => setTimeout(r, 500));
+    return (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  }
+}
+
+/** Waits until the agent has consumed its backlog (records stop growing, trace queue empty), ≤120 s
+ *  (BENCH_SETTLE_SECONDS: on a machine whose other tenants keep making traffic the records never
+ *  stop growing, and a fixed-rate case leaves no backlog worth waiting for). */
+export async function settle(apiPort: number, capMs = Number(process.env.BENCH_SETTLE_SECONDS || 120) * 1000): Promise<{ seconds: number; ringFull: number; exportDropped: number }> {
+  const t0 = Date.now();
+  let last = -1;
+  let text = '';
+  while (Date.now() - t0 < capMs) {
+    text = await metricsText(apiPort);
+    const records = metricSum(text, 'telegen_bpf_records_total');
+    const queued = metricSum(text, 'telegen_export_queue_items');
+    // The polls themselves are traced traffic (a few records each): settled is growth at that
+    // level with nothing queued.
+    if (last >= 0 && records - last <= 64 && queued === 0) break;
+    last = records;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  return { seconds: (Date.now() - t0) / 1000, ringFull: metricSum(text, 'telegen_bpf_ring_full_total'), exportDropped: metricSum(text, 'telegen_export_dropped_total') };
+}
+
+/** Spans of one kind (default 2, SERVER) per server port in the agent's OTLP/JSON traces files (rotated ones included:
+ *  a saturation case fills the 100 MB file several times). */
+export function countSpans(dataDir: string, kind = 2): Map<number, number> {
+  const n = new Map<number, number>();
+  const files = fs.readdirSync(dataDir).filter((f) => /^traces\.jsonl(\.\d+)?$/.test(f)).map((f) => path.join(dataDir, f));
+  for (const file of files) for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    for (const rs of JSON.parse(line).resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) {
+      if (s.kind !== kind) continue;
+      const a = (s.attributes ?? []).find((x: { key: string }) => x.key === 'server.port');
+      if (a) n.set(Number(a.value.intValue), (n.get(Number(a.value.intValue)) ?? 0) + 1);
+    }
+  }
+  return n;
+}
