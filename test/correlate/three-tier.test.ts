@@ -261,8 +261,9 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
   await page.locator('svg#graph g.node[data-id="frontend"]').waitFor({ timeout: 20_000 });
   await page.locator('svg#graph g.node[data-id="backend"]').waitFor();
   await page.locator('svg#graph [data-edge="frontend->backend"]').first().click();
-  await page.locator('#traces .trace').first().waitFor({ timeout: 20_000 });
-  const listed = await page.locator('#traces .trace').evaluateAll((els) => els.map((e) => e.getAttribute('data-trace')));
+  // The list is marked with its edge once the edge's traces replaced the latest ones.
+  await page.locator('#traces[data-edge="frontend->backend"] .trace').first().waitFor({ timeout: 20_000 });
+  const listed = await page.locator('#traces[data-edge="frontend->backend"] .trace').evaluateAll((els) => els.map((e) => e.getAttribute('data-trace')));
   assert.deepEqual(new Set(listed), new Set(fServers.map((s) => s.traceId)));
   assert.equal(await page.locator('#traces-title').textContent(), 'Traces through frontend → backend');
   await page.locator('#red .chart[data-service="backend"]').waitFor();

@@ -99,8 +99,13 @@ function drawTraces(list){
         '<div class="lane"><div class="bar" style="left:'+l+'%;width:'+w+'%" title="'+esc(fmtS(s.durationMs/1000))+' '+esc(s.correlation||'')+'"></div></div></div>'}).join('')+'</div>'}).join('');
 }
 async function showEdge(id,c,s){
+  // The list under the new title is emptied at once and marked with its edge only once filled, so
+  // what is shown never belongs to another selection (a slow reply to an earlier click is dropped).
   selected=id;document.getElementById('traces-title').textContent='Traces through '+c+' \\u2192 '+s;
-  var r=await (await fetch('/api/traces?limit=20&edge='+encodeURIComponent(id))).json();drawTraces(r.traces);
+  var box=document.getElementById('traces');box.removeAttribute('data-edge');box.innerHTML='<div class="muted">loading\\u2026</div>';
+  var r=await (await fetch('/api/traces?limit=20&edge='+encodeURIComponent(id))).json();
+  if(selected!==id)return;
+  drawTraces(r.traces);box.setAttribute('data-edge',id);
   document.querySelectorAll('#graph .edge').forEach(function(p){p.classList.toggle('sel',p.getAttribute('data-e')===id)});
 }
 function drawRed(t){
