@@ -474,10 +474,16 @@ int tg_in_close(struct trace_event_raw_sys_enter *ctx)
 
 #define COPY_LIMIT TG_CAPTURE_LIMIT
 #define COPY_IOV_MAX TG_IOV_MAX
+#define COPY_IOV_LOOP_MAX TG_IOV_LOOP_MAX
 #define COPY_FAULT TG_STAT_READ_FAULT
 #include "copy_user.h"
 
-static __always_inline void emit_data(struct conn_state *st, struct tg_thread_call *a, __u64 moved)
+/* How a data exit walks iovecs: it takes (buf, len) calls only, or walks iovecs with bpf_loop,
+ * or unrolled (the twin loaded where the kernel has no bpf_loop; the loader picks one). */
+enum iov_walk { WALK_NONE, WALK_LOOP, WALK_UNROLLED };
+
+static __always_inline void emit_data(struct conn_state *st, struct tg_thread_call *a, __u64 moved,
+				      enum iov_walk walk)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct scratch *s = bpf_map_lookup_elem(&tg_scratch, &cpu);
@@ -504,7 +510,9 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 		return;
 	}
 	__u32 got;
-	if (a->kind == CALL_IOV)
+	if (a->kind == CALL_IOV && walk == WALK_LOOP)
+		got = copy_iov_loop(s->payload, a->buf, a->cnt, want);
+	else if (a->kind == CALL_IOV)
 		got = copy_iov(s->payload, a->buf, a->cnt, want);
 	else
 		got = copy_user(s->payload, 0, a->buf, want);
@@ -543,14 +551,14 @@ static __always_inline struct tg_thread_call *take_call(struct tg_thread_call *o
 	return out;
 }
 
-static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx, __u8 kind, enum iov_walk walk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tg_thread_call a;
 
 	/* The kind check guards against an enter whose exit we missed (a program that failed
-	 * to attach): never read a connect()'s arguments as a buffer. */
-	if (!take_call(&a) || (a.kind != CALL_BUF && a.kind != CALL_IOV && a.kind != CALL_MMSG))
+	 * to attach): never read a connect()'s arguments as a buffer, nor a read's as iovecs. */
+	if (!take_call(&a) || a.kind != kind)
 		return 0;
 	long ret = ctx->ret;
 	if (ret <= 0)
@@ -559,8 +567,8 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
 	if (!st)
 		return 0;
-	if (a.kind != CALL_MMSG) {
-		emit_data(st, &a, ret);
+	if (kind != CALL_MMSG) {
+		emit_data(st, &a, ret, walk);
 		return 0;
 	}
 	/* ret messages moved; the kernel wrote each one's byte count into its msg_len. */
@@ -579,40 +587,43 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx)
 		one.buf = (__u64)m.msg_hdr.msg_iov;
 		one.cnt = m.msg_hdr.msg_iovlen;
 		one.addr = (__u64)m.msg_hdr.msg_name;
-		emit_data(st, &one, m.msg_len);
+		emit_data(st, &one, m.msg_len, walk);
 	}
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
-int tg_out_read(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+int tg_out_read(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_BUF, WALK_NONE); }
 
 SEC("tracepoint/syscalls/sys_exit_write")
-int tg_out_write(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
-
-SEC("tracepoint/syscalls/sys_exit_readv")
-int tg_out_readv(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
-
-SEC("tracepoint/syscalls/sys_exit_writev")
-int tg_out_writev(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+int tg_out_write(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_BUF, WALK_NONE); }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
-int tg_out_sendto(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+int tg_out_sendto(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_BUF, WALK_NONE); }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int tg_out_recvfrom(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+int tg_out_recvfrom(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_BUF, WALK_NONE); }
 
-SEC("tracepoint/syscalls/sys_exit_sendmmsg")
-int tg_out_sendmmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+/* The iovec calls, each twice: tg_out_X walks with bpf_loop, tg_out_X_unrolled (same
+ * tracepoint) walks TG_IOV_MAX iovecs unrolled; the loader loads one of the two. */
+#define IOV_EXIT(name, kind)								\
+	SEC("tracepoint/syscalls/sys_exit_" #name)					\
+	int tg_out_##name(struct trace_event_raw_sys_exit *ctx)			\
+	{										\
+		return data_exit(ctx, kind, WALK_LOOP);					\
+	}										\
+	SEC("tracepoint/syscalls/sys_exit_" #name)					\
+	int tg_out_##name##_unrolled(struct trace_event_raw_sys_exit *ctx)		\
+	{										\
+		return data_exit(ctx, kind, WALK_UNROLLED);				\
+	}
 
-SEC("tracepoint/syscalls/sys_exit_recvmmsg")
-int tg_out_recvmmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
-
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int tg_out_sendmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
-
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int tg_out_recvmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx); }
+IOV_EXIT(readv, CALL_IOV)
+IOV_EXIT(writev, CALL_IOV)
+IOV_EXIT(sendmsg, CALL_IOV)
+IOV_EXIT(recvmsg, CALL_IOV)
+IOV_EXIT(sendmmsg, CALL_MMSG)
+IOV_EXIT(recvmmsg, CALL_MMSG)
 
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u8 want_kind)
 {

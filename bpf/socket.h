@@ -7,10 +7,12 @@
 enum tg_socket_limits {
 	TG_CAPTURE_LIMIT = 32768,       /* largest capture_max; power of two (verifier masks) */
 	TG_CAPTURE_DEFAULT = 16384,     /* payload bytes kept per syscall by default */
-	TG_IOV_MAX = 10,                /* iovecs walked per readv/writev/sendmsg/recvmsg: Node writes
-	                                 * a chunk as 4 and gathers queued writes into one writev (9 for
-	                                 * two chunks and the last); the verifier takes ~1.5 s more than
-	                                 * for 8, ~6 s more for 13; 16 did not load in 90 s */
+	TG_IOV_LOOP_MAX = 1024,         /* iovecs walked per readv/writev/sendmsg/recvmsg with bpf_loop
+	                                 * (kernel 5.17+): UIO_MAXIOV, every iovec a call can take */
+	TG_IOV_MAX = 10,                /* iovecs walked unrolled, where the kernel has no bpf_loop: Node
+	                                 * writes a chunk as 4 and gathers queued writes into one writev
+	                                 * (9 for two chunks and the last); the verifier takes ~1.5 s more
+	                                 * than for 8, ~6 s more for 13; 16 did not load in 90 s */
 	TG_CONN_MAX_DEFAULT = 1048576,  /* tracked connections (LRU) */
 	TG_RING_BYTES_DEFAULT = 16777216,
 	TG_WAKEUP_BYTES_DEFAULT = 65536, /* committed bytes that wake the reader at once */

@@ -2,8 +2,9 @@
 /* User bytes into a record's payload, from one buffer or an iovec array (write/writev and the
  * socket calls): the socket and logs tracers copy alike. The includer defines COPY_LIMIT (the
  * most bytes kept, a power of two; the payload holds twice that so "offset < limit, size <=
- * limit" is provably in bounds), COPY_IOV_MAX (iovecs walked) and COPY_FAULT (the stat counted
- * by stat_inc() when user memory cannot be read). */
+ * limit" is provably in bounds), COPY_IOV_MAX (iovecs walked unrolled), COPY_FAULT (the stat
+ * counted by stat_inc() when user memory cannot be read) and, for the bpf_loop walk,
+ * COPY_IOV_LOOP_MAX. */
 #ifndef TELEGEN_COPY_USER_H
 #define TELEGEN_COPY_USER_H
 
@@ -54,5 +55,49 @@ static __always_inline __u32 copy_iov(__u8 *buf, __u64 iovp, __u64 iovcnt, __u32
 	}
 	return got;
 }
+
+#ifdef COPY_IOV_LOOP_MAX
+/* The same walk as a bpf_loop (kernel 5.17+): the step is verified once, not once per iovec,
+ * so every iovec a syscall can take (COPY_IOV_LOOP_MAX, UIO_MAXIOV) is walked. Unrolled, each
+ * iovec multiplies the verifier's work: past ~13 the socket tracer no longer loads in time. */
+struct copy_iov_walk {
+	__u8 *buf;
+	__u64 iovp;
+	__u64 iovcnt;
+	__u32 want;
+	__u32 got;
+};
+
+static long copy_iov_step(__u64 i, struct copy_iov_walk *w)
+{
+	struct iovec iov;
+	__u32 got = w->got, want = w->want;
+
+	if (i >= w->iovcnt || got >= want)
+		return 1;
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(w->iovp + i * sizeof(iov)))) {
+		stat_inc(COPY_FAULT);
+		return 1;
+	}
+	__u64 n = iov.iov_len;
+	if (n > want - got)
+		n = want - got;
+	if (n == 0)
+		return 0;
+	/* copy_user masks the offset and clamps the size itself: what the verifier knows of
+	 * w->got here is only that it is a number. */
+	__u32 c = copy_user(w->buf, got, (__u64)iov.iov_base, n);
+	w->got = got + c;
+	return c != n;
+}
+
+static __always_inline __u32 copy_iov_loop(__u8 *buf, __u64 iovp, __u64 iovcnt, __u32 want)
+{
+	struct copy_iov_walk w = { .buf = buf, .iovp = iovp, .iovcnt = iovcnt, .want = want, .got = 0 };
+
+	bpf_loop(iovcnt < COPY_IOV_LOOP_MAX ? iovcnt : COPY_IOV_LOOP_MAX, copy_iov_step, &w, 0);
+	return w.got;
+}
+#endif
 
 #endif /* TELEGEN_COPY_USER_H */

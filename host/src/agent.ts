@@ -61,7 +61,7 @@ const alog = log.child({ component: 'agent' });
 
 export interface TracerStatus { name: string; ok: boolean; detail: string }
 
-interface NativeTracer { close(): void; pause?(paused: boolean): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; maps?(): MapDesc[]; report: { attached: string[]; failed: Array<{ name: string; error: string }> } }
+interface NativeTracer { close(): void; pause?(paused: boolean): void; stats(): Record<string, number>; mapStats?(): { conns: number; connMax: number }; maps?(): MapDesc[]; report: { attached: string[]; failed: Array<{ name: string; error: string }>; iovMax?: number } }
 
 export interface StartOptions {
   /** The CLI's `run` (not an embedding process such as a bench) ends start-up holding only the
@@ -345,14 +345,14 @@ export class Agent {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const native = require('./native') as typeof import('./native');
       const t = (open ?? native.openSocketTracer)({
-        ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid,
+        ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid, iovWalk: sc.iov_walk,
       }, (ring, index, count) => this.kernel.onBatch(ring, index, count));
       this.socketTracer = t as unknown as NativeTracer;
       const st = this.socketTracer;
       if (st.maps) this.untrackSocketMaps = registerMaps('socket', () => st.maps!());
       const rep = this.socketTracer.report;
       for (const f of rep.failed) alog.warn({ tracer: 'socket', program: f.name, err: f.error }, 'program did not attach; the rest keep running');
-      this.tracers.push({ name: 'socket', ok: rep.attached.length > 0, detail: `${rep.attached.length} programs attached${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}` });
+      this.tracers.push({ name: 'socket', ok: rep.attached.length > 0, detail: `${rep.attached.length} programs attached${rep.iovMax ? `, ${rep.iovMax} iovecs walked per call` : ''}${rep.failed.length ? `, ${rep.failed.length} failed: ${rep.failed.map((f) => f.name).join(', ')}` : ''}` });
     } catch (e) {
       const msg = (e as Error).message;
       alog.error({ tracer: 'socket', err: msg }, 'socket tracer could not start; run `telegen doctor`');

@@ -59,6 +59,9 @@ struct Options {
   uint32_t wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT;
   // false: load and attach only; the ring is drained elsewhere (privilege separation's worker).
   bool drain = true;
+  // How the iovec calls' exits walk iovecs: "auto" (bpf_loop where the kernel has it), "loop",
+  // "unrolled" (TG_IOV_MAX iovecs; what kernels before 5.17 get).
+  std::string iov_walk = "auto";
 };
 
 uint64_t NumberOpt(Napi::Object o, const char *key, uint64_t def, uint64_t min, uint64_t max) {
@@ -92,6 +95,13 @@ Options ParseOptions(Napi::Env env, Napi::Value v) {
   o.wakeup_bytes = NumberOpt(obj, "wakeupBytes", std::min<uint64_t>(o.wakeup_bytes, o.ring_bytes / 4), 0, o.ring_bytes / 2);
   Napi::Value drain = obj.Get("drain");
   if (drain.IsBoolean()) o.drain = drain.As<Napi::Boolean>();
+  Napi::Value walk = obj.Get("iovWalk");
+  if (!walk.IsUndefined() && !walk.IsNull()) {
+    std::string w = walk.IsString() ? walk.As<Napi::String>().Utf8Value() : "";
+    if (w != "auto" && w != "loop" && w != "unrolled")
+      throw Napi::TypeError::New(env, "iovWalk must be \"auto\", \"loop\" or \"unrolled\"");
+    o.iov_walk = w;
+  }
   return o;
 }
 
@@ -143,6 +153,25 @@ socket_bpf *LoadSkeleton(const Options &o, const std::set<std::string> &disabled
   }
   return s;
 }
+
+const char kUnrolled[] = "_unrolled";
+
+// The twin of an iovec call's exit: "tg_out_writev" <-> "tg_out_writev_unrolled"; "" if none.
+std::string TwinOf(const std::string &name, const std::set<std::string> &all) {
+  const size_t n = sizeof(kUnrolled) - 1;
+  std::string t = name.size() > n && name.compare(name.size() - n, n, kUnrolled) == 0
+                      ? name.substr(0, name.size() - n)
+                      : name + kUnrolled;
+  return all.count(t) ? t : "";
+}
+
+bool IsUnrolled(const std::string &name) {
+  const size_t n = sizeof(kUnrolled) - 1;
+  return name.size() > n && name.compare(name.size() - n, n, kUnrolled) == 0;
+}
+
+// bpf_loop (5.17+) walks every iovec; without it the unrolled twins load instead.
+bool KernelHasBpfLoop() { return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1; }
 
 std::vector<std::string> ProgramNames() {
   std::vector<std::string> names;
@@ -210,33 +239,51 @@ Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
   EnsureTracefs(&mounted);
 
   std::string err;
+  std::vector<std::string> names = ProgramNames();
+  std::set<std::string> all(names.begin(), names.end());
+  // One of each iovec exit's twins: the bpf_loop walk where the kernel has it.
+  bool loop = o.iov_walk == "loop" || (o.iov_walk == "auto" && KernelHasBpfLoop());
   std::set<std::string> disabled;
+  for (const std::string &n : names)
+    if (!TwinOf(n, all).empty() && IsUnrolled(n) == loop) disabled.insert(n);
   socket_bpf *skel = LoadSkeleton(o, disabled, &err);
   if (!skel) {
     // libbpf loads all programs or none. Find the ones this kernel rejects, one at a time
-    // with tiny maps, and load the rest: one bad program must not take the tracer down.
+    // with tiny maps, and load the rest: one bad program must not take the tracer down. A
+    // bpf_loop exit the kernel refuses is replaced by its unrolled twin when that loads.
     std::string first_err = err;
     Options probe = o;
     probe.conn_max = 64;
     probe.ring_bytes = sysconf(_SC_PAGESIZE);
-    std::vector<std::string> names = ProgramNames();
-    for (const std::string &n : names) {
-      std::set<std::string> others;
-      for (const std::string &m : names)
-        if (m != n) others.insert(m);
+    auto loads_alone = [&](const std::string &n, std::string *perr) {
+      std::set<std::string> others(all);
+      others.erase(n);
+      socket_bpf *one = LoadSkeleton(probe, others, perr);
+      if (one) socket_bpf__destroy(one);
+      return one != nullptr;
+    };
+    std::set<std::string> chosen;
+    for (const std::string &n : names)
+      if (!disabled.count(n)) chosen.insert(n);
+    for (const std::string &n : chosen) {
       std::string perr;
-      socket_bpf *one = LoadSkeleton(probe, others, &perr);
-      if (one) {
-        socket_bpf__destroy(one);
-      } else {
-        disabled.insert(n);
-        add_failed(n, perr);
+      if (loads_alone(n, &perr)) continue;
+      disabled.insert(n);
+      std::string twin = TwinOf(n, all), terr;
+      if (!twin.empty() && !IsUnrolled(n) && loads_alone(twin, &terr)) {
+        disabled.erase(twin);
+        continue;
       }
+      add_failed(n, perr);
     }
     if (disabled.size() < names.size()) skel = LoadSkeleton(o, disabled, &err);
     if (!skel) throw Napi::Error::New(env, "socket tracer did not load: " + first_err);
   }
   skel_ = skel;
+  // What the loaded iovec exits walk: TG_IOV_LOOP_MAX only if every one of them uses bpf_loop.
+  uint32_t iov_max = TG_IOV_LOOP_MAX;
+  for (const std::string &n : names)
+    if (IsUnrolled(n) && !disabled.count(n)) iov_max = TG_IOV_MAX;
 
   Napi::Array attached = Napi::Array::New(env);
   Napi::Array prog_ids = Napi::Array::New(env);
@@ -286,6 +333,7 @@ Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
   report.Set("selfPid", o.self_pid);
   report.Set("targetPid", o.target_pid);
   report.Set("wakeupBytes", o.wakeup_bytes);
+  report.Set("iovMax", iov_max);
   return report;
 }
 

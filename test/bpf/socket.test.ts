@@ -528,6 +528,73 @@ test('socket tracer: writev/sendmsg/sendto/write and readv/recvmsg/recvfrom/read
   }
 });
 
+// Many iovecs per call: writev of 300 and of 1024 (IOV_MAX) buffers, sendmsg of 64; read back
+// with readv and recvmsg into 400 and 200 small buffers. Prints each call's byte count.
+const PY_MANY_IOV = `
+import os, socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+fd = s.fileno()
+sent = [os.writev(fd, [b'%04d' % i * 5 for i in range(300)]),
+        os.writev(fd, [b'%03dx' % (i % 1000) * 2 for i in range(1024)]),
+        s.sendmsg([b'm%02d' % i * 16 + b'!!' for i in range(64)])]
+total, got = sum(sent), 0
+while got < total:
+    n = os.readv(fd, [bytearray(16) for _ in range(400)]) if got % 2 == 0 else s.recvmsg_into([bytearray(16) for _ in range(200)])[0]
+    got += n
+print(' '.join(map(str, sent)), flush=True)
+s.close()
+`;
+
+for (const walk of ['auto', 'unrolled'] as const) {
+  test(`socket tracer: writev/sendmsg/readv/recvmsg with hundreds of iovecs (iovWalk ${walk})`, { timeout: 60_000 }, async (t) => {
+    if (!requireBpf(t)) return;
+    const { child: server, port } = await startEcho();
+    const events: Ev[] = [];
+    let tracer: SocketTracer | undefined;
+    let pyPid = -1;
+    try {
+      tracer = openSocketTracer({ connMax: 4096, iovWalk: walk }, (ring, index, count) => collect(ring, index, count, (pid) => pid === pyPid, events));
+      // This kernel has bpf_loop (6.18): auto walks every iovec a call can take.
+      assert.equal(tracer.report.iovMax, walk === 'auto' ? tg_socket_limits.TG_IOV_LOOP_MAX : tg_socket_limits.TG_IOV_MAX);
+      assert.ok(tracer.report.attached.includes(walk === 'auto' ? 'tg_out_writev' : 'tg_out_writev_unrolled'));
+      assert.ok(!tracer.report.attached.includes(walk === 'auto' ? 'tg_out_writev_unrolled' : 'tg_out_writev'));
+      const child = spawn('/usr/bin/python3', ['-c', PY_MANY_IOV, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      pyPid = child.pid!;
+      const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+      assert.deepEqual(line.toString().trim().split(' ').map(Number), [6000, 8192, 3200]);
+      const open = () => events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN && e.proto === tg_proto.TG_PROTO_TCP);
+      await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === open()?.connId), 10_000);
+      const id = open()!.connId;
+      const out = events.filter((e) => e.type === tg_event_type.TG_EV_DATA && e.connId === id && e.dir === tg_dir.TG_DIR_EGRESS);
+      const want = [
+        Buffer.from(Array.from({ length: 300 }, (_, i) => String(i).padStart(4, '0').repeat(5)).join('')),
+        Buffer.from(Array.from({ length: 1024 }, (_, i) => `${String(i % 1000).padStart(3, '0')}x`.repeat(2)).join('')),
+        Buffer.from(Array.from({ length: 64 }, (_, i) => `m${String(i).padStart(2, '0')}`.repeat(16) + '!!').join('')),
+      ];
+      assert.deepEqual(out.map((e) => e.origLen), want.map((b) => b.length));
+      const inb = events.filter((e) => e.type === tg_event_type.TG_EV_DATA && e.connId === id && e.dir === tg_dir.TG_DIR_INGRESS);
+      assert.equal(inb.reduce((a, e) => a + e.origLen, 0), 6000 + 8192 + 3200);
+      if (walk === 'auto') {
+        // Every byte of every call, in one record per call.
+        for (let i = 0; i < 3; i++) assert.ok(out[i].payload.equals(want[i]) && !out[i].truncated, `egress call ${i} whole`);
+        assert.ok(Buffer.concat(inb.map((e) => e.payload)).equals(Buffer.concat(want)), 'ingress whole');
+        assert.ok(inb.every((e) => !e.truncated && e.len === e.origLen));
+      } else {
+        // The first TG_IOV_MAX buffers of each call, marked truncated; positions still exact.
+        const n = tg_socket_limits.TG_IOV_MAX;
+        assert.ok(out[0].payload.equals(want[0].subarray(0, n * 20)) && out[0].truncated);
+        assert.ok(out[1].payload.equals(want[1].subarray(0, n * 8)) && out[1].truncated);
+        assert.ok(out[2].payload.equals(want[2].subarray(0, n * 50)) && out[2].truncated);
+        assert.deepEqual(out.map((e) => e.pos), [0, 6000, 14192]);
+        assert.ok(inb.every((e) => e.len <= n * 16));
+      }
+    } finally {
+      tracer?.close();
+      server.kill('SIGKILL');
+    }
+  });
+}
+
 test('socket tracer: a connection older than the tracer is picked up lazily; targetPid filters', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const { child: server, port } = await startEcho();
@@ -582,7 +649,12 @@ test('socket tracer: records wrapping around a small ring arrive intact and in o
     // The client prints 'done' before it closes: an empty ring at that moment does not mean the
     // close was already traced, so wait for the close itself (it can only be missing when the
     // ring was full, which the assertions below allow for).
-    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE) || (tracer!.stats().ring_full > 0 && tracer!.stats().ringPendingBytes === 0), 20_000);
+    // The TCP connection's close, not the client's earlier UDP socket's.
+    const tcpClosed = () => {
+      const o = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN);
+      return o !== undefined && events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === o.connId);
+    };
+    await waitFor(() => tcpClosed() || (tracer!.stats().ring_full > 0 && tracer!.stats().ringPendingBytes === 0), 20_000);
     const st = tracer.stats();
     t.diagnostic(`stats ${JSON.stringify(st)}; ${ringTraffic} bytes through a ${ringBytes}-byte ring`);
     assert.ok(ringTraffic > ringBytes, 'the ring wrapped');
@@ -658,7 +730,12 @@ test('socket tracer: only a window of the ring is resident; records straddling i
     // The client prints 'done' before it closes: an empty ring at that moment does not mean the
     // close was already traced, so wait for the close itself (it can only be missing when the
     // ring was full, which the assertions below allow for).
-    await waitFor(() => events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE) || (tracer!.stats().ring_full > 0 && tracer!.stats().ringPendingBytes === 0), 20_000);
+    // The TCP connection's close, not the client's earlier UDP socket's.
+    const tcpClosed = () => {
+      const o = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN);
+      return o !== undefined && events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === o.connId);
+    };
+    await waitFor(() => tcpClosed() || (tracer!.stats().ring_full > 0 && tracer!.stats().ringPendingBytes === 0), 20_000);
     const st = tracer.stats();
     // The mapping is 2 x 128 KiB of address space; what the reader keeps resident between
     // batches is its two position pages and the chunk it reads next.
@@ -721,6 +798,27 @@ test('socket tracer: a program that fails to load or attach is reported, the oth
     server.kill('SIGKILL');
     const live = liveProgIds();
     assert.ok(ids.every((id) => !live.has(id)));
+  }
+});
+
+test('socket tracer: a bpf_loop exit the kernel refuses is replaced by its unrolled twin, not reported lost', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const saved = process.env.TELEGEN_FAULT_INJECT;
+  let tracer: SocketTracer | undefined;
+  try {
+    process.env.TELEGEN_FAULT_INJECT = 'load:tg_out_writev';
+    tracer = openSocketTracer({ connMax: 4096 }, () => undefined);
+    delete process.env.TELEGEN_FAULT_INJECT;
+    const r = tracer.report;
+    assert.deepEqual(r.failed, []);
+    assert.ok(r.attached.includes('tg_out_writev_unrolled') && !r.attached.includes('tg_out_writev'));
+    assert.ok(r.attached.includes('tg_out_sendmsg') && !r.attached.includes('tg_out_sendmsg_unrolled'), 'the other exits keep bpf_loop');
+    assert.equal(r.attached.length, EXPECTED_PROGRAMS.length);
+    assert.equal(r.iovMax, tg_socket_limits.TG_IOV_MAX, 'one call walks only 10 iovecs now');
+  } finally {
+    if (saved === undefined) delete process.env.TELEGEN_FAULT_INJECT;
+    else process.env.TELEGEN_FAULT_INJECT = saved;
+    tracer?.close();
   }
 });
 

@@ -35,6 +35,8 @@ test('HTTP/1.1 through the running agent: both sides, exact spans in traces.json
     curl([`${base}/hello`, `${base}/users/42`, `${base}/status/404`]);
     assert.equal(curl(['-o', '/dev/null', '-w', '%{http_code}', `${base}/status/500`]), '500');
     assert.match(curl([`${base}/chunked`]), /part two/);
+    // Head and 60 chunks corked into one writev of 241 iovecs.
+    assert.equal(curl([`${base}/pieces/60`]).length, 60 * 11);
     assert.equal(curl(['-o', '/dev/null', '-w', '%{size_download}', `${base}/big`]), String(2 * 1024 * 1024));
     const body = 'x'.repeat(10_000);
     assert.equal(curl(['-X', 'POST', '-H', 'content-type: text/plain', '--data-binary', body, `${base}/echo?a=1&password=hunter2`]).length, 10_000);
@@ -53,7 +55,7 @@ test('HTTP/1.1 through the running agent: both sides, exact spans in traces.json
     assert.equal(curl([`http://127.0.0.1:${pyPort}/file.txt`]), 'python served this\n');
 
     const expectedServer = [
-      'GET /hello 200', 'GET /users/42 200', 'GET /status/404 404', 'GET /status/500 500', 'GET /chunked 200', 'GET /big 200',
+      'GET /hello 200', 'GET /users/42 200', 'GET /status/404 404', 'GET /status/500 500', 'GET /chunked 200', 'GET /pieces/60 200', 'GET /big 200',
       'POST /echo?a=1&password=REDACTED 201', 'GET /hello 200', 'GET /users/7 200', 'GET /status/204 204', 'GET /hello 200', 'GET /users/9 200',
     ].sort();
     await waitFor(() => byPort(agent.spans(), P, SERVER).length >= expectedServer.length && byPort(agent.spans(), pyPort, SERVER).length >= 1, 20_000);
@@ -85,12 +87,20 @@ test('HTTP/1.1 through the running agent: both sides, exact spans in traces.json
     // Node writes the last two chunks and the end as one writev of 9 iovecs: all of them captured.
     assert.equal(chunked.attributes['telegen.unknown'], undefined);
     assert.ok(chunked.end - chunked.start >= 15_000_000n, 'chunked response spans the server-side delay');
+    // All 241 iovecs walked (bpf_loop): the body's exact size and its end, nothing unknown.
+    const pieces = server.find((s) => s.attributes['url.path'] === '/pieces/60')!;
+    assert.equal(pieces.attributes['http.response.body.size'], 60 * 11);
+    assert.equal(pieces.attributes['telegen.unknown'], undefined);
+    assert.equal(pieces.attributes['telegen.truncated'], undefined);
     const users = server.find((s) => s.attributes['url.path'] === '/users/42')!;
     assert.equal(users.name, 'GET /users/{id}');
 
     // the connecting side: curl's client spans
     const client = byPort(spans, P, CLIENT).filter((s) => s.attributes['process.executable.name'] === 'curl');
-    assert.deepEqual(client.map(summary).sort(), ['GET /hello 200', 'GET /users/42 200', 'GET /status/404 404', 'GET /status/500 500', 'GET /chunked 200', 'GET /big 200', 'POST /echo?a=1&password=REDACTED 201'].sort());
+    assert.deepEqual(client.map(summary).sort(), ['GET /hello 200', 'GET /users/42 200', 'GET /status/404 404', 'GET /status/500 500', 'GET /chunked 200', 'GET /pieces/60 200', 'GET /big 200', 'POST /echo?a=1&password=REDACTED 201'].sort());
+    const curlPieces = client.find((c) => c.attributes['url.path'] === '/pieces/60')!;
+    assert.equal(curlPieces.attributes['http.response.body.size'], 60 * 11);
+    assert.equal(curlPieces.attributes['telegen.unknown'], undefined);
     for (const c of client) assert.equal(c.status.code === 2, (c.attributes['http.response.status_code'] as number) >= 400, 'client spans are errors for 4xx and 5xx');
     const nodeClient = byPort(spans, P, CLIENT).filter((s) => s.attributes['process.executable.name'] === 'node');
     assert.ok(nodeClient.map(summary).includes('GET /users/9 200'), 'fetch() client spans');

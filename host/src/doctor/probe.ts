@@ -51,12 +51,12 @@ export function tracefsDir(): string | null {
 
 function read(p: string): string | undefined { try { return fs.readFileSync(p, 'utf8').trim(); } catch { return undefined; } }
 
-function bpftoolProbe(): { programTypes: Record<string, boolean>; mapTypes: Record<string, boolean> } {
+function bpftoolProbe(): { programTypes: Record<string, boolean>; mapTypes: Record<string, boolean>; tracepointHelpers?: string[] } {
   try {
     const out = execFileSync('bpftool', ['feature', 'probe', 'kernel', 'unprivileged', '-j'].filter((a) => a !== 'unprivileged'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20000 });
     const j = JSON.parse(out);
     const strip = (o: Record<string, boolean>, suffix: string) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k.replace(/^have_/, '').replace(suffix, ''), v]));
-    return { programTypes: strip(j.program_types, '_prog_type'), mapTypes: strip(j.map_types, '_map_type') };
+    return { programTypes: strip(j.program_types, '_prog_type'), mapTypes: strip(j.map_types, '_map_type'), tracepointHelpers: j.helpers?.tracepoint_available_helpers };
   } catch { return { programTypes: {}, mapTypes: {} }; }
 }
 
@@ -95,7 +95,7 @@ export function ensureMounts(): string[] {
 
 export function probeFeatures(): Features {
   const tfs = tracefsDir();
-  const { programTypes, mapTypes } = process.getuid?.() === 0 ? bpftoolProbe() : { programTypes: {}, mapTypes: {} };
+  const { programTypes, mapTypes, tracepointHelpers } = process.getuid?.() === 0 ? bpftoolProbe() : { programTypes: {}, mapTypes: {}, tracepointHelpers: undefined };
   const lockRaw = read('/sys/kernel/security/lockdown');
   const lockdown = lockRaw ? (/\[(\w+)\]/.exec(lockRaw)?.[1] ?? lockRaw) : 'none (no lockdown LSM)';
   const attach: Features['attach'] = {};
@@ -112,6 +112,9 @@ export function probeFeatures(): Features {
   attach.tc = { ok: !!programTypes.sched_cls, detail: 'tc/clsact classifier' };
   attach.cgroup_skb = { ok: !!programTypes.cgroup_skb, detail: 'cgroup_skb program type' };
   attach.sockops = { ok: !!programTypes.sock_ops, detail: 'sock_ops program type' };
+  // An upgrade, not a need: without it the socket tracer walks the first 10 iovecs of a call.
+  const loop = tracepointHelpers?.includes('bpf_loop');
+  attach.bpf_loop = { ok: !!loop, detail: loop ? 'bpf_loop helper: the socket tracer walks every iovec of readv/writev/sendmsg/recvmsg (1024)' : tracepointHelpers ? 'no bpf_loop helper (kernel < 5.17): the socket tracer walks the first 10 iovecs of a call' : 'needs root to probe' };
   return {
     kernel: os.release(),
     arch: os.arch(),

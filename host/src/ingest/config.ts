@@ -8,4 +8,6 @@ export const socketTracerSchema = z.object({
   capture_max: z.number().int().min(64).max(32768).default(16384).describe('Payload bytes captured per syscall'),
   conn_max: z.number().int().min(1024).max(1 << 22).default(1 << 20).describe('Connections tracked in the kernel LRU hash'),
   target_pid: z.number().int().min(0).default(0).describe('Trace only this process (0 = every process)'),
+  iov_walk: z.enum(['auto', 'loop', 'unrolled']).default('auto')
+    .describe('How readv/writev/sendmsg/recvmsg buffers are walked: bpf_loop over every iovec (kernel 5.17+), or the first 10 unrolled; auto = bpf_loop where the kernel has it'),
 }).strict();

@@ -17,6 +17,9 @@ export interface SocketTracerOptions {
   /** Bytes waiting in the ring that wake the reader at once; below that it polls every
    *  TG_POLL_MS_DEFAULT ms (default TG_WAKEUP_BYTES_DEFAULT; 0 = wake on every record). */
   wakeupBytes?: number;
+  /** readv/writev/sendmsg/recvmsg: iovecs walked with bpf_loop (every one, TG_IOV_LOOP_MAX) or
+   *  unrolled (the first TG_IOV_MAX); 'auto' (default) = bpf_loop where the kernel has it. */
+  iovWalk?: 'auto' | 'loop' | 'unrolled';
   /** Called with whatever onBatch throws; the batch is released regardless. */
   onError?: (err: unknown) => void;
 }
@@ -34,6 +37,8 @@ export interface AttachReport {
   selfPid: number;
   targetPid: number;
   wakeupBytes: number;
+  /** Iovecs the loaded exits walk per call: TG_IOV_LOOP_MAX with bpf_loop, else TG_IOV_MAX. */
+  iovMax: number;
 }
 
 /**
@@ -147,6 +152,7 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
       selfPid: opts.selfPid ?? process.pid,
       targetPid: opts.targetPid ?? 0,
       wakeupBytes: opts.wakeupBytes,
+      iovWalk: opts.iovWalk,
     },
     (count: number) => {
       try {
