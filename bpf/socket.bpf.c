@@ -72,7 +72,8 @@ enum call_kind {
 	CALL_MMSG = 5,    /* (mmsghdr vector, vlen): sendmmsg/recvmmsg, one event per message */
 };
 
-/* Messages reported per sendmmsg/recvmmsg: resolvers send A+AAAA in one call (glibc), dig one. */
+/* Messages reported per sendmmsg/recvmmsg by the unrolled exits: resolvers send A+AAAA in one
+ * call (glibc), dig one. With bpf_loop every message is (TG_MMSG_LOOP_MAX). */
 #define TG_MMSG_MAX 4
 
 /* Enter → exit hand-off, stored on the thread itself: no hashing on the hot path, and the
@@ -551,6 +552,37 @@ static __always_inline struct tg_thread_call *take_call(struct tg_thread_call *o
 	return out;
 }
 
+/* sendmmsg/recvmmsg with bpf_loop: one step per message, every message the call moved. */
+struct mmsg_walk {
+	struct conn_state *st;
+	__u64 vec;
+	__u64 n;
+	__u32 fd;
+	__u8 dir;
+	__u8 _pad[3];
+};
+
+static long mmsg_step(__u64 i, struct mmsg_walk *w)
+{
+	struct conn_state *st = w->st;
+	struct mmsghdr m;
+	struct tg_thread_call one = { .fd = w->fd, .kind = CALL_IOV, .dir = w->dir };
+
+	if (i >= w->n || !st)
+		return 1;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(w->vec + i * sizeof(m)))) {
+		stat_inc(TG_STAT_READ_FAULT);
+		return 1;
+	}
+	if (!m.msg_len)
+		return 0;
+	one.buf = (__u64)m.msg_hdr.msg_iov;
+	one.cnt = m.msg_hdr.msg_iovlen;
+	one.addr = (__u64)m.msg_hdr.msg_name;
+	emit_data(st, &one, m.msg_len, WALK_LOOP);
+	return 0;
+}
+
 static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx, __u8 kind, enum iov_walk walk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -572,6 +604,12 @@ static __always_inline int data_exit(struct trace_event_raw_sys_exit *ctx, __u8 
 		return 0;
 	}
 	/* ret messages moved; the kernel wrote each one's byte count into its msg_len. */
+	if (walk == WALK_LOOP) {
+		struct mmsg_walk w = { .st = st, .vec = a.buf, .n = ret < a.cnt ? ret : a.cnt, .fd = a.fd, .dir = a.dir };
+
+		bpf_loop(w.n < TG_MMSG_LOOP_MAX ? w.n : TG_MMSG_LOOP_MAX, mmsg_step, &w, 0);
+		return 0;
+	}
 	for (int i = 0; i < TG_MMSG_MAX; i++) {
 		struct mmsghdr m;
 		struct tg_thread_call one = { .fd = a.fd, .kind = CALL_IOV, .dir = a.dir };

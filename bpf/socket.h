@@ -9,6 +9,8 @@ enum tg_socket_limits {
 	TG_CAPTURE_DEFAULT = 16384,     /* payload bytes kept per syscall by default */
 	TG_IOV_LOOP_MAX = 1024,         /* iovecs walked per readv/writev/sendmsg/recvmsg with bpf_loop
 	                                 * (kernel 5.17+): UIO_MAXIOV, every iovec a call can take */
+	TG_MMSG_LOOP_MAX = 1024,        /* messages reported per sendmmsg/recvmmsg with bpf_loop (the
+	                                 * kernel caps vlen at UIO_MAXIOV); unrolled: 4 */
 	TG_IOV_MAX = 10,                /* iovecs walked unrolled, where the kernel has no bpf_loop: Node
 	                                 * writes a chunk as 4 and gathers queued writes into one writev
 	                                 * (9 for two chunks and the last); the verifier takes ~1.5 s more

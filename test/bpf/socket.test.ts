@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, execFileSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { once } from 'node:events';
 import { openSocketTracer, nativeAddonPath, SocketTracer } from '../../host/src/native/index';
 import * as ev from '../../host/src/native/events';
@@ -800,6 +802,37 @@ test('socket tracer: a program that fails to load or attach is reported, the oth
     assert.ok(ids.every((id) => !live.has(id)));
   }
 });
+
+for (const walk of ['auto', 'unrolled'] as const) {
+  test(`socket tracer: sendmmsg/recvmmsg of 20 datagrams (iovWalk ${walk})`, { timeout: 60_000 }, async (t) => {
+    if (!requireBpf(t)) return;
+    const bin = path.join(os.tmpdir(), `telegen-udp-mmsg-${process.pid}`);
+    execFileSync('gcc', ['-O1', '-Wall', '-o', bin, path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'mmsg', 'udp-mmsg.c')]);
+    const events: Ev[] = [];
+    let tracer: SocketTracer | undefined;
+    let cpid = -1;
+    try {
+      tracer = openSocketTracer({ connMax: 4096, iovWalk: walk }, (ring, index, count) => collect(ring, index, count, (pid) => pid === cpid, events));
+      const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+      cpid = child.pid!;
+      const [out] = (await once(child.stdout!, 'data')) as [Buffer];
+      assert.equal(out.toString().trim(), 'sent 20 received 20');
+      const data = (dir: number) => events.filter((e) => e.type === tg_event_type.TG_EV_DATA && e.proto === tg_proto.TG_PROTO_UDP && e.dir === dir);
+      const reported = walk === 'auto' ? 20 : 4;
+      await waitFor(() => data(tg_dir.TG_DIR_EGRESS).length >= reported && data(tg_dir.TG_DIR_INGRESS).length >= reported, 5000);
+      await new Promise((r) => setTimeout(r, 200));
+      const want = Array.from({ length: reported }, (_, i) => `dgram-${String(i).padStart(2, '0')}:payload-${String(i).padStart(2, '0')}`);
+      // One record per datagram, both iovecs of each joined, in order; the unrolled exits report 4.
+      assert.deepEqual(data(tg_dir.TG_DIR_EGRESS).map((e) => e.payload.toString()), want);
+      assert.deepEqual(data(tg_dir.TG_DIR_INGRESS).map((e) => e.payload.toString()), want);
+      const rx = data(tg_dir.TG_DIR_INGRESS)[0], tx = data(tg_dir.TG_DIR_EGRESS)[0];
+      assert.equal(rx.lport, tx.rport, 'the receiver\'s port is the sender\'s peer');
+    } finally {
+      tracer?.close();
+      fs.rmSync(bin, { force: true });
+    }
+  });
+}
 
 test('socket tracer: a bpf_loop exit the kernel refuses is replaced by its unrolled twin, not reported lost', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
