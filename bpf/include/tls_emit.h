@@ -48,7 +48,7 @@ struct tls_emit_scratch {
 	} pos_map SEC(".maps");                                  \
 	struct {                                                 \
 		__uint(type, BPF_MAP_TYPE_ARRAY);                \
-		__uint(max_entries, 256);                        \
+		__uint(max_entries, 256); /* sized to the CPUs */ \
 		__type(key, __u32);                              \
 		__type(value, struct tls_emit_scratch);          \
 	} scratch_map SEC(".maps");

@@ -39,6 +39,21 @@ void DestroyLinks(std::vector<bpf_link *> links, std::vector<int> fds) {
   for (auto &t : pool) t.join();
 }
 
+void SizeScratchMaps(bpf_object *obj, const std::vector<std::string> &keep) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return;
+  const std::string suffix = "_scratch";
+  bpf_map *m;
+  bpf_object__for_each_map(m, obj) {
+    const std::string name = bpf_map__name(m);
+    if (bpf_map__type(m) != BPF_MAP_TYPE_ARRAY || name.size() <= suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    if (std::find(keep.begin(), keep.end(), name) != keep.end()) continue;
+    if (bpf_map__max_entries(m) > static_cast<uint32_t>(ncpu)) bpf_map__set_max_entries(m, ncpu);
+  }
+}
+
 bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err) {
   bpf_map *rodata = nullptr;
   bpf_map *m;

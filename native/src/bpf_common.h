@@ -18,6 +18,11 @@ std::string ErrStr(int err);
 // through the object's BTF so no offsets are hard-coded on this side.
 bool SetRodata(bpf_object *obj, const std::string &name, double value, std::string *err);
 
+// "*_scratch" arrays hold one record per CPU, indexed by bpf_get_smp_processor_id(): declared for
+// 256 CPUs, sized to the possible ones before load (a 32 KiB slot each is kernel memory charged to
+// the loading process's memory cgroup: 8 MiB per map otherwise). Names in `keep` are left alone.
+void SizeScratchMaps(bpf_object *obj, const std::vector<std::string> &keep = {});
+
 // libbpf finds tracepoint ids under tracefs: mounts it where this mount namespace lacks it.
 void EnsureTracefs();
 

@@ -59,6 +59,9 @@ bpf_object *OpenAndLoad(const LoadSpec &spec, const std::set<std::string> &disab
              bpf_map__type(m) != BPF_MAP_TYPE_ARRAY) bpf_map__set_max_entries(m, 64);
     (void)ncpu;
   }
+  std::vector<std::string> sized;
+  for (auto &kv : spec.max_entries) sized.push_back(kv.first);
+  SizeScratchMaps(obj, sized);
   bpf_program *p;
   bpf_object__for_each_program(p, obj) {
     if (disabled.count(bpf_program__name(p))) bpf_program__set_autoload(p, false);

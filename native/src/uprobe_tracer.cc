@@ -128,6 +128,7 @@ Napi::Value UprobeTracer::Open(const Napi::CallbackInfo &info) {
         if (e) fail("reuse map " + n + ": " + ErrStr(e));
       }
     }
+    SizeScratchMaps(obj);
     bool any_multi = false;
     bpf_program *mp;
     bpf_object__for_each_program(mp, obj) {

@@ -117,14 +117,19 @@ process.once('exit', (code) => {
   for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-export async function startAgent(opts: { env?: Record<string, string>; config?: string } = {}): Promise<RunningAgent> {
+export async function startAgent(opts: { env?: Record<string, string>; config?: string; cgroupProcs?: string } = {}): Promise<RunningAgent> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-e2e-'));
   dataDirs.push(dataDir);
   const apiPort = await freePort();
   const args = [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`];
   if (opts.config) args.push('--config', opts.config);
   const logs: string[] = [];
-  const proc = spawn(process.execPath, args, {
+  // cgroupProcs: the agent joins that cgroup (its cgroup.procs file) before node starts, so
+  // everything it allocates, BPF maps included, is charged there.
+  const [cmd, argv] = opts.cgroupProcs
+    ? ['/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', opts.cgroupProcs, process.execPath, ...args]]
+    : [process.execPath, args];
+  const proc = spawn(cmd, argv, {
     env: { ...process.env, TELEGEN_OTLP_FLUSH_INTERVAL_MS: '200', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

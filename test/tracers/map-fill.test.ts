@@ -94,6 +94,32 @@ test('every tracer map reports fill and capacity, every ring its drops, after re
       if (!maps[tr].some((m) => m.type === RINGBUF) || tr === 'profile') continue; // profile: telegen_profile_* counters
       assert.match(prom, new RegExp(`^telegen_bpf_\\w*ring_full_total\\{tracer="${tr}"\\} \\d+$`, 'm'), `${tr} ring drops on /metrics`);
     }
+
+    // Kernel memory of the maps the agent holds, against bpftool's bytes_memlock of the same map ids.
+    const ids = new Set<number>();
+    for (const fd of fs.readdirSync(`/proc/${agent.proc.pid}/fd`)) {
+      try {
+        if (fs.readlinkSync(`/proc/${agent.proc.pid}/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
+        ids.add(Number(/^map_id:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${agent.proc.pid}/fdinfo/${fd}`, 'utf8'))![1]));
+      } catch { /* closed meanwhile */ }
+    }
+    const shown = JSON.parse(execFileSync('bpftool', ['map', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ id: number; name?: string; bytes_memlock: number; max_entries: number }>;
+    const mine = shown.filter((m) => ids.has(m.id));
+    const want = mine.reduce((a, m) => a + m.bytes_memlock, 0);
+    let got = 0;
+    await waitFor(async () => {
+      got = Number(/^telegen_bpf_map_memory_bytes (\d+)$/m.exec(await (await agent.api('/metrics')).text())?.[1] ?? NaN);
+      return got === want;
+    }, 15_000).catch(() => assert.fail(`telegen_bpf_map_memory_bytes ${got}, bpftool ${want}`));
+    t.diagnostic(`BPF maps held: ${mine.length}, ${(want / 2 ** 20).toFixed(1)} MiB of kernel memory`);
+    // The per-CPU scratch arrays are sized to the possible CPUs, not the 256 declared.
+    const possible = fs.readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split(',')
+      .reduce((a, r) => { const [lo, hi] = r.split('-').map(Number); return a + (hi === undefined ? 1 : hi - lo + 1); }, 0);
+    for (const name of ['tls_scratch', 'go_scratch', 'tg_scratch']) {
+      const m = mine.find((x) => x.name === name);
+      assert.ok(m, `${name} held by the agent`);
+      assert.equal(m.max_entries, possible, `${name} has one slot per possible CPU`);
+    }
   } finally {
     holder.kill('SIGKILL');
     await server.stop();

@@ -3,6 +3,7 @@
 // scrape time). One read of a bpf_map iterator (bpf/mapfill.bpf.c) returns every map's element
 // count from the kernel's own counter, whatever the map's size; where that kfunc is missing, keys
 // are walked with a per-tick time budget so a 1M-entry LRU never stalls the event loop.
+import * as fs from 'fs';
 import { loadNative } from '../native';
 import { SelfMetrics } from '../metrics/self';
 import { log } from '../log';
@@ -62,8 +63,36 @@ function counts(ids: number[]): Map<number, number> {
   return out;
 }
 
+let mapMemory: { bytes: number; maps: number } | undefined;
+
+/**
+ * Kernel memory of the BPF maps this process holds open (each map once, by its fdinfo `memlock`):
+ * since Linux 5.11 it is charged to the process's memory cgroup, so a container limit must hold
+ * it beside the RSS (the 1 Mi-entry connection LRU alone is ~176 MiB). Not in RSS.
+ */
+export function bpfMapMemory(pid: number | 'self' = 'self'): { bytes: number; maps: number } {
+  const seen = new Set<string>();
+  let bytes = 0;
+  let fds: string[];
+  try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { return { bytes: 0, maps: 0 }; }
+  for (const fd of fds) {
+    let info: string;
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
+      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch { continue; } // closed meanwhile
+    const id = /^map_id:\s+(\d+)/m.exec(info)?.[1];
+    const mem = /^memlock:\s+(\d+)/m.exec(info)?.[1];
+    if (!id || !mem || seen.has(id)) continue;
+    seen.add(id);
+    bytes += Number(mem);
+  }
+  return { bytes, maps: seen.size };
+}
+
 /** One sampling pass over every registered object: each map id reported once, by its first owner. */
 export function sampleMapFill(): void {
+  try { mapMemory = bpfMapMemory(); } catch { /* next tick */ }
   const maps: Array<{ tracer: string; d: MapDesc }> = [];
   const seen = new Set<number>();
   for (const s of sources) {
@@ -110,6 +139,10 @@ export function collectMapFill(m: SelfMetrics): void {
   for (const s of samples) {
     m.set('telegen_bpf_map_entries', 'Entries in a tracer BPF map (sampled every 5 s)', s.entries, { tracer: s.tracer, map: s.map });
     m.set('telegen_bpf_map_capacity', 'max_entries of a tracer BPF map', s.capacity, { tracer: s.tracer, map: s.map });
+  }
+  if (mapMemory) {
+    m.set('telegen_bpf_map_memory_bytes', 'Kernel memory of the BPF maps this process holds (fdinfo memlock; charged to its memory cgroup, not in RSS)', mapMemory.bytes);
+    m.set('telegen_bpf_maps', 'BPF maps this process holds', mapMemory.maps);
   }
   if (iteratorError) m.set('telegen_bpf_map_fill_walked', 'Map fill comes from paced key walks (1) instead of the kernel element counters (0)', 1);
 }
