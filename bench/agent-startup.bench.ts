@@ -8,28 +8,15 @@
 // tree; BENCH_BASELINE=DIR (a built worktree of an earlier commit); BENCH_VARIANT_ENV='K=V …'.
 // BENCH_CONFIG='{"tracers":{"socket":{"iov_walk":"unrolled"}}}' adds this tree with that config as
 // one more arm. BENCH_ROUNDS (default 5).
-import * as fs from 'fs';
+import { bpfFdinfo } from '../host/src/native/fdinfo';
 import { AgentArm, agentArms, cpuSecondsOf, metricsText, metricSum, sameRoundRatios, spread, startTelegen, writeResult } from './lib';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sum of `verified_insns` over the distinct BPF programs a process holds open. */
 function verifiedInsnsOf(pid: number): { programs: number; insns: number } {
-  const seen = new Set<string>();
-  let insns = 0;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    let info: string;
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
-      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-    } catch { continue; }
-    const id = /^prog_id:\s+(\d+)/m.exec(info)?.[1];
-    const n = /^verified_insns:\s+(\d+)/m.exec(info)?.[1];
-    if (!id || seen.has(id)) continue;
-    seen.add(id);
-    insns += Number(n ?? 0);
-  }
-  return { programs: seen.size, insns };
+  const progs = bpfFdinfo(pid, 'prog');
+  return { programs: progs.length, insns: progs.reduce((a, p) => a + Number(p.verified_insns ?? 0), 0) };
 }
 
 async function main(): Promise<void> {

@@ -4,6 +4,7 @@ import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { bpfFdinfo } from '../host/src/native/fdinfo';
 
 export const repoRoot = path.resolve(__dirname, '..', '..');
 
@@ -56,23 +57,7 @@ export function rssBytesOf(pid: number): number {
  * kernel.bpf_stats_enabled is 1 (enableBpfStats); 0 for a process that is gone.
  */
 export function bpfRunNsOf(pid: number): number {
-  const seen = new Set<string>();
-  let ns = 0;
-  let fds: string[];
-  try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { return 0; }
-  for (const fd of fds) {
-    let info: string;
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
-      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-    } catch { continue; } // closed meanwhile
-    const id = /^prog_id:\s+(\d+)/m.exec(info)?.[1];
-    const run = /^run_time_ns:\s+(\d+)/m.exec(info)?.[1];
-    if (!id || !run || seen.has(id)) continue;
-    seen.add(id);
-    ns += Number(run);
-  }
-  return ns;
+  return bpfFdinfo(pid, 'prog').reduce((a, p) => a + Number(p.run_time_ns ?? 0), 0);
 }
 
 /** Turns on the kernel's per-program run-time counters (two clock reads per program run while on);

@@ -3,8 +3,8 @@
 // scrape time). One read of a bpf_map iterator (bpf/mapfill.bpf.c) returns every map's element
 // count from the kernel's own counter, whatever the map's size; where that kfunc is missing, keys
 // are walked with a per-tick time budget so a 1M-entry LRU never stalls the event loop.
-import * as fs from 'fs';
 import { loadNative } from '../native';
+import { bpfFdinfo } from '../native/fdinfo';
 import { SelfMetrics } from '../metrics/self';
 import { log } from '../log';
 
@@ -71,23 +71,8 @@ let mapMemory: { bytes: number; maps: number } | undefined;
  * it beside the RSS (the 1 Mi-entry connection LRU alone is ~176 MiB). Not in RSS.
  */
 export function bpfMapMemory(pid: number | 'self' = 'self'): { bytes: number; maps: number } {
-  const seen = new Set<string>();
-  let bytes = 0;
-  let fds: string[];
-  try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { return { bytes: 0, maps: 0 }; }
-  for (const fd of fds) {
-    let info: string;
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
-      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-    } catch { continue; } // closed meanwhile
-    const id = /^map_id:\s+(\d+)/m.exec(info)?.[1];
-    const mem = /^memlock:\s+(\d+)/m.exec(info)?.[1];
-    if (!id || !mem || seen.has(id)) continue;
-    seen.add(id);
-    bytes += Number(mem);
-  }
-  return { bytes, maps: seen.size };
+  const maps = bpfFdinfo(pid, 'map');
+  return { bytes: maps.reduce((a, m) => a + Number(m.memlock ?? 0), 0), maps: maps.length };
 }
 
 /** One sampling pass over every registered object: each map id reported once, by its first owner. */
