@@ -113,7 +113,11 @@ test('DNS through the running agent: dig ↔ dnsmasq over UDP and TCP, both side
     assert.ok(last('dns.lookups.duration', { 'dns.name.suffix': 'example.test', 'dns.side': 'client' }) >= 5);
     // The semconv dns.lookup.duration (RED, per question name) is there too, and no metric name is
     // exported twice under one scope in a collection: a collector would see conflicting definitions.
-    assert.ok(metricPoints(agent.dataDir, 'dns.lookup.duration').some((p) => p.attrs['dns.question.name'] === 'example.test'), 'RED dns.lookup.duration per question name');
+    // RED series are fed by the correlated span, after the decoder fed dns.lookups: the collection
+    // read above may predate them.
+    const red = () => metricPoints(agent.dataDir, 'dns.lookup.duration').some((p) => p.attrs['dns.question.name'] === 'example.test');
+    await waitFor(red, 20_000).catch(() => undefined);
+    assert.ok(red(), 'RED dns.lookup.duration per question name');
     for (const line of fs.readFileSync(path.join(agent.dataDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())) {
       for (const rm of JSON.parse(line).resourceMetrics ?? []) {
         const seen = new Set<string>();
