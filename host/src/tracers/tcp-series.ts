@@ -104,6 +104,18 @@ export function rawKey(b: Buffer, type: number, pid: number): string {
 
 const attrKey = (a: Attributes): string => JSON.stringify(a);
 
+/** Closed sockets remembered for the reset that may follow each one at once (same CPU, next
+ *  record); a bound, not a window: concurrent closes on other CPUs interleave only a few. */
+const RECENT_CLOSES = 1024;
+
+/** Both ends of a socket as one string of 16-bit units: ports, then local and remote address. */
+function tupleKey(b: Buffer): string {
+  const l = L.laddr, r = L.raddr;
+  return String.fromCharCode(b.readUInt16LE(L.lport), b.readUInt16LE(L.rport),
+    u16(b, l), u16(b, l + 2), u16(b, l + 4), u16(b, l + 6), u16(b, l + 8), u16(b, l + 10), u16(b, l + 12), u16(b, l + 14),
+    u16(b, r), u16(b, r + 2), u16(b, r + 4), u16(b, r + 6), u16(b, r + 8), u16(b, r + 10), u16(b, r + 12), u16(b, r + 14));
+}
+
 function bucketOf(bounds: number[], v: number): number {
   let i = 0;
   while (i < bounds.length && bounds[i] < v) i++;
@@ -121,6 +133,8 @@ export class TcpSeries {
   private readonly procs = new Map<number, string>();
   forgotten = 0;
   private readonly ports: Set<number> | undefined;
+  /** 4-tuple → owner of the sockets closed last (see rememberClose), oldest first. */
+  private readonly recentCloses = new Map<string, { role: number; pid: number; comm: Buffer }>();
 
   constructor(limit: number, ports: number[] = [], private readonly startTimeOf: (pid: number) => string = readStartTime, private readonly now: () => HrTime = () => hrTime()) {
     this.limits = TCP_INSTRUMENTS.map((inst) => new SeriesLimit<Acc, { slot: Slot; conn: Conn }>(limit, (_key, overflow, { slot: s, conn }) => {
@@ -135,6 +149,8 @@ export class TcpSeries {
   /** One kernel event (a tg_tcp_event record, read in place). */
   record(b: Buffer): void {
     const type = b.readUInt32LE(L.type);
+    if (type === EV.TG_TCP_CLOSE) this.rememberClose(b);
+    else if (type === EV.TG_TCP_RESET_TX && !b[L.role]) b = this.ownerOfReset(b);
     if (this.ports && !this.ports.has(eventPort(b, type))) return;
     const pid = b.readUInt32LE(L.pid);
     const raw = rawKey(b, type, pid);
@@ -162,6 +178,30 @@ export class TcpSeries {
       case EV.TG_TCP_RESET_RX: this.add(c, S_RESET_RX, 1); break;
       case EV.TG_TCP_RESET_TX: this.add(c, S_RESET_TX, 1); break;
     }
+  }
+
+  /** A reset sent while a socket is closed (close() with unread data, SO_LINGER 0, abort) goes
+   *  out after its CLOSE transition, when the kernel program no longer holds the connection: the
+   *  record has no role and no process, and its local port, which a reset to a closed port names,
+   *  is here a client's ephemeral one. The socket's close is the record just before it in the
+   *  ring, so recent closes are kept by 4-tuple to name the reset's owner. */
+  private rememberClose(b: Buffer): void {
+    const k = tupleKey(b);
+    this.recentCloses.delete(k);
+    this.recentCloses.set(k, { role: b[L.role], pid: b.readUInt32LE(L.pid), comm: Buffer.from(b.subarray(L.comm, L.comm + 16)) });
+    if (this.recentCloses.size > RECENT_CLOSES) this.recentCloses.delete(this.recentCloses.keys().next().value!);
+  }
+
+  private ownerOfReset(b: Buffer): Buffer {
+    const k = tupleKey(b);
+    const c = this.recentCloses.get(k);
+    if (!c) return b;
+    this.recentCloses.delete(k);
+    const own = Buffer.from(b);
+    own[L.role] = c.role;
+    own.writeUInt32LE(c.pid, L.pid);
+    c.comm.copy(own, L.comm);
+    return own;
   }
 
   private newConn(raw: string, b: Buffer, type: number, pid: number): Conn {
