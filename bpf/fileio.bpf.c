@@ -11,6 +11,7 @@
  * closing are swept from user space. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "fileio.h"
 #include "common.h"
 
@@ -51,6 +52,7 @@ struct fd_key {
 struct file_ent {
 	char path[TG_FILEIO_PATH_LEN];
 	__u64 dir_id; /* the directory cut from path at openat */
+	__u64 inode;  /* the opened file's inode: the fd still names this file while they match */
 };
 
 struct inflight {
@@ -121,6 +123,21 @@ struct {
 
 TG_STATS_NOPREEMPT(tg_fileio_stats, TG_FILEIO_STAT_MAX)
 
+/* The inode behind one of the current process's fds (0 when the fd is not open). */
+static __always_inline __u64 fd_inode(__u64 fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	return (__u64)BPF_CORE_READ(f, f_inode);
+}
+
 static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -129,8 +146,16 @@ static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 		return 0;
 	if (need_fd) {
 		struct fd_key k = { .pid = pid, .fd = arg };
-		if (!bpf_map_lookup_elem(&tg_fileio_files, &k))
+		struct file_ent *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
+		if (!fp)
 			return 0;
+		/* An fd can stop naming the file without a close(): exec closes O_CLOEXEC fds, and
+		 * close_range or dup2 over it do the same. Its number then comes back as a socket or a
+		 * pipe, whose I/O is no file I/O of that path. */
+		if (fp->inode != fd_inode(arg)) {
+			bpf_map_delete_elem(&tg_fileio_files, &k);
+			return 0;
+		}
 	}
 	struct inflight f = { .ts = bpf_ktime_get_ns(), .arg = arg, .op = op };
 	bpf_map_update_elem(&tg_fileio_inflight, &tid, &f, BPF_ANY);
@@ -314,6 +339,7 @@ static __always_inline int leave(long ret)
 		path = s->f.path;
 		if (ret >= 0) {
 			struct fd_key k = { .pid = pid, .fd = ret };
+			s->f.inode = fd_inode(ret);
 			if (bpf_map_update_elem(&tg_fileio_files, &k, &s->f, BPF_ANY))
 				stat_inc(TG_FILEIO_STAT_MAP_FULL);
 		}

@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'net';
-import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawn, execFileSync } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, waitFor } from '../helpers/agent';
 import { latestMetrics, pointsWhere, sumWhere, tracerConfig } from './helpers';
@@ -55,5 +58,70 @@ test('tcp: resets a client sends while closing (unread data, SO_LINGER 0) carry 
   } finally {
     server.close();
     assert.equal(await agent.stop(), 0);
+  }
+});
+
+// Opens four files close-on-exec and writes nothing to them, then execs itself: the new image's
+// socket pair and pipe get the fd numbers the files had. Then it writes 3 times to a file it opens.
+const EXEC_FDS_C = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+  char buf[1000];
+  memset(buf, 'x', sizeof buf);
+  if (argc > 2) {
+    int sv[2], p[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(p)) return 2;
+    for (int i = 0; i < 10; i++) {
+      if (write(sv[0], buf, 1000) != 1000 || read(sv[1], buf, 1000) != 1000) return 3;
+      if (write(p[1], buf, 1000) != 1000 || read(p[0], buf, 1000) != 1000) return 4;
+    }
+    char n[512];
+    snprintf(n, sizeof n, "%s/after", argv[1]);
+    int fd = open(n, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    for (int i = 0; i < 3; i++) if (write(fd, buf, 100) != 100) return 5;
+    close(fd);
+    printf("%d %d %d %d %d\\n", getpid(), sv[0], sv[1], p[0], p[1]);
+    return 0;
+  }
+  for (int i = 0; i < 4; i++) {
+    char n[512];
+    snprintf(n, sizeof n, "%s/cloexec-%d", argv[1], i);
+    if (open(n, O_CREAT | O_WRONLY | O_CLOEXEC, 0644) < 0) return 6;
+  }
+  execl(argv[0], argv[0], argv[1], "child", (char *)0);
+  return 7;
+}
+`;
+
+test('fileio: after exec, the socket and pipe that reuse the fds of close-on-exec files are not counted as file I/O of their directory', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgqa-exec-'));
+  const bin = path.join(dir, 'exec-fds');
+  execFileSync('gcc', ['-O1', '-o', bin, '-x', 'c', '-'], { input: EXEC_FDS_C });
+  const data = path.join(dir, 'data');
+  fs.mkdirSync(data);
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50 } }), env: ENV });
+  try {
+    const [pid, ...fds] = execFileSync(bin, [data], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    // The fds the socket pair and pipe got are among the ones the four files had.
+    assert.ok(fds.some((fd) => fd >= 3 && fd <= 6), `fds ${fds}`);
+    const where = (op: string) => ({ 'process.pid': pid, 'file.directory': data, 'telegen.file.operation': op });
+    const count = (m: Map<string, unknown>, op: string) => pointsWhere(m as ReturnType<typeof latestMetrics>, 'telegen.file.operation.duration', where(op)).reduce((n, p) => n + (p.count ?? 0), 0);
+    await waitFor(() => count(latestMetrics(agent.dataDir), 'write') >= 3, 30_000);
+    await new Promise((res) => setTimeout(res, 2500));
+    const m = latestMetrics(agent.dataDir);
+    assert.equal(count(m, 'open'), 5);
+    assert.equal(count(m, 'write'), 3, 'only the writes to the file opened after exec');
+    assert.equal(count(m, 'read'), 0, 'the socket and pipe reads are no file reads');
+    assert.equal(count(m, 'close'), 1);
+    const size = pointsWhere(m, 'telegen.file.operation.size', where('write'));
+    assert.equal(size.reduce((n, p) => n + (p.sum ?? 0), 0), 300);
+  } finally {
+    assert.equal(await agent.stop(), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
