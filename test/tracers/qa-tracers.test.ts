@@ -10,6 +10,9 @@ import { spawn, execFileSync } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, waitFor } from '../helpers/agent';
 import { latestMetrics, pointsWhere, sumWhere, tracerConfig } from './helpers';
+import { Profiler } from '../../host/src/profile/profiler';
+import { profileSchema } from '../../host/src/profile/config';
+import { ProfileSample } from '../../host/src/profile/model';
 
 const ENV = { TELEGEN_METRICS_INTERVAL_MS: '1000' };
 
@@ -122,6 +125,53 @@ test('fileio: after exec, the socket and pipe that reuse the fds of close-on-exe
     assert.equal(size.reduce((n, p) => n + (p.sum ?? 0), 0), 300);
   } finally {
     assert.equal(await agent.stop(), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const HOT_LOOP_C = `
+volatile unsigned long sink;
+__attribute__((noinline)) void qa_burn(void) { for (unsigned long i = 0; i < 4000000; i++) sink += i * 7; }
+int main(void) { for (;;) qa_burn(); }
+`;
+
+test('profile: a stripped copy of a binary profiled first does not hide the symbols of the unstripped binary (same build-id) profiled later', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgqa-prof-'));
+  const full = path.join(dir, 'qa-hot');
+  const stripped = path.join(dir, 'qa-hot-stripped');
+  execFileSync('gcc', ['-O0', '-fno-omit-frame-pointer', '-o', full, '-x', 'c', '-'], { input: HOT_LOOP_C });
+  fs.copyFileSync(full, stripped);
+  execFileSync('strip', ['--strip-all', stripped]);
+  // The unstripped one waits stopped (as a shell that execs it once continued): no sample of it
+  // may reach the symbolizer before the stripped copy's.
+  const a = spawn(stripped, [], { stdio: 'ignore' });
+  const b = spawn('sh', ['-c', `kill -STOP $$; exec ${full}`], { stdio: 'ignore' });
+  await waitFor(() => /^State:\s+T/m.test(fs.readFileSync(`/proc/${b.pid}/status`, 'utf8')), 10_000, 20);
+  const cfg = profileSchema.parse({ enabled: true, frequency_hz: 499, interval_ms: 600_000, pids: [a.pid!, b.pid!], pprof: { enabled: false } });
+  const p = new Profiler({ cfg, dataDir: dir, keepSamples: true });
+  const leaves = (ss: ProfileSample[], pid: number) => {
+    const out = new Map<string, number>();
+    for (const s of ss) if (s.pid === pid && s.stack.length) { const n = s.stack[s.stack.length - 1].name; out.set(n, (out.get(n) ?? 0) + s.count); }
+    return [...out.entries()].sort((x, y) => y[1] - x[1]);
+  };
+  try {
+    await p.drainNow(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    const first = await p.drainNow(true);
+    const strippedLeaves = leaves(first!.samples, a.pid!);
+    assert.match(strippedLeaves[0]?.[0] ?? '', /^qa-hot-stripped\+0x[0-9a-f]+$/, JSON.stringify(strippedLeaves));
+    a.kill('SIGSTOP');
+    b.kill('SIGCONT');
+    await waitFor(() => fs.readlinkSync(`/proc/${b.pid}/exe`) === full, 10_000, 20);
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = await p.drainNow(true);
+    const fullLeaves = leaves(second!.samples, b.pid!);
+    assert.equal(fullLeaves[0]?.[0], 'qa_burn', JSON.stringify(fullLeaves));
+  } finally {
+    await p.close();
+    a.kill('SIGKILL');
+    b.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

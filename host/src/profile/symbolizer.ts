@@ -194,7 +194,9 @@ export class Symbolizer {
     const id = info.buildId || fkey;
     this.fileIds.set(fkey, id);
     const cached = this.elfByBuildId.get(id);
-    if (cached) return cached;
+    // One build-id is one build, but a stripped copy of it has no .symtab: whichever file was
+    // read first must not hide the names a richer copy (the unstripped binary) brings later.
+    if (cached && cached.symbols.names.length >= info.symbols.names.length) return cached;
     this.elfByBuildId.set(id, info, Math.max(1, info.symbols.names.length));
     return info;
   }
