@@ -7,7 +7,9 @@
  * Rules are evaluated in user space (policies/security, a YAML file per rule set); the kernel
  * side only drops what no rule could ever want (the agent itself, loopback connects, ptrace
  * peeks, bpf() map reads, opens outside the watched prefixes), because those are by far the
- * most frequent calls. */
+ * most frequent calls. An open is matched by the path it resolved to (dentries and mounts of the
+ * opened file), not by the name passed, which can be relative or go through symlinks; a failed
+ * open has no file and is matched by its name. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -314,6 +316,137 @@ static __always_inline int watched(const char *path)
 	return 0;
 }
 
+/* The path an open resolved to, rebuilt from the file's dentries and mounts. The name a process
+ * passes can be relative, hold "//", "." or "..", or go through symlinks: a watched file is
+ * watched by what it is, not by how it was named. */
+#define RESOLVE_DEPTH 16
+#define RESOLVE_MASK 255
+
+struct resolve {
+	const unsigned char *names[RESOLVE_DEPTH]; /* leaf first */
+	__u32 lens[RESOLVE_DEPTH];
+	__u32 n;
+	__u32 o;
+	struct dentry *d;
+	struct mount *m;
+	char buf[2 * (RESOLVE_MASK + 1)];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct resolve);
+} tg_sec_resolve SEC(".maps");
+
+/* bpf_loop's context must live on the stack: it points to the per-CPU work area. */
+struct resolve_ctx {
+	struct resolve *r;
+};
+
+static long up_step(__u32 i, void *arg)
+{
+	struct resolve *r = ((struct resolve_ctx *)arg)->r;
+	struct dentry *d = r->d;
+	struct mount *m = r->m;
+	if (d == BPF_CORE_READ(m, mnt.mnt_root) || d == BPF_CORE_READ(d, d_parent)) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m)
+			return 1; /* the root of the mount tree */
+		r->d = BPF_CORE_READ(m, mnt_mountpoint);
+		r->m = parent;
+		return 0;
+	}
+	__u32 n = r->n;
+	if (n >= RESOLVE_DEPTH)
+		return 1;
+	r->names[n & (RESOLVE_DEPTH - 1)] = BPF_CORE_READ(d, d_name.name);
+	r->lens[n & (RESOLVE_DEPTH - 1)] = BPF_CORE_READ(d, d_name.len);
+	r->n = n + 1;
+	r->d = BPF_CORE_READ(d, d_parent);
+	return 0;
+}
+
+static long down_step(__u32 i, void *arg)
+{
+	struct resolve *r = ((struct resolve_ctx *)arg)->r;
+	if (i >= r->n)
+		return 1;
+	/* i < n <= RESOLVE_DEPTH: the mask changes nothing but bounds the index for the verifier. */
+	__u32 k = (r->n - 1 - i) & (RESOLVE_DEPTH - 1);
+	__u32 o = r->o;
+	if (o >= TG_SECURITY_PATH_LEN)
+		return 1;
+	r->buf[o & RESOLVE_MASK] = '/';
+	o++;
+	__u32 len = r->lens[k];
+	if (len > TG_SECURITY_PATH_LEN)
+		len = TG_SECURITY_PATH_LEN;
+	bpf_probe_read_kernel(&r->buf[o & RESOLVE_MASK], len & (TG_SECURITY_PATH_LEN * 2 - 1), r->names[k]);
+	r->o = o + len;
+	return 0;
+}
+
+/* Writes the resolved path of the current process's fd into out (NUL-terminated, cut at the
+ * buffer); 0 when the fd or its dentries cannot be read. */
+static __always_inline int resolve_fd(long fd, char *out)
+{
+	__u32 zero = 0;
+	struct resolve *r = bpf_map_lookup_elem(&tg_sec_resolve, &zero);
+	if (!r)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	r->d = BPF_CORE_READ(f, f_path.dentry);
+	r->m = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+	r->n = 0;
+	r->o = 0;
+	struct resolve_ctx c = { .r = r };
+	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
+	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
+	__u32 o = r->o;
+	if (!o)
+		r->buf[o++] = '/';
+	r->buf[o & RESOLVE_MASK] = 0;
+	bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
+	out[TG_SECURITY_PATH_LEN - 1] = 0;
+	return 1;
+}
+
+/* openat/openat2 return: a failed open reports the name as given (when watched: nothing else
+ * names the file); a successful one reports where it led, when that is watched. */
+static __always_inline int finish_open(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *f = bpf_map_lookup_elem(&tg_sec_inflight, &tid);
+	if (ret < 0)
+		return f ? finish(ret) : 0;
+	if (is_self())
+		return 0;
+	if (f)
+		bpf_map_delete_elem(&tg_sec_inflight, &tid);
+	struct inflight *s = scratch(TG_SECURITY_OPENAT);
+	if (!s || !resolve_fd(ret, s->path) || !watched(s->path))
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[ret]);
+	/* The flags as opened (O_CREAT and O_TRUNC are not kept: a created or truncated file is
+	 * opened for writing anyway). */
+	s->args[2] = BPF_CORE_READ(file, f_flags);
+	begin(s);
+	return finish(ret);
+}
+
 static __always_inline int enter_open(const void *upath, __u64 flags)
 {
 	if (is_self())
@@ -333,7 +466,12 @@ int tg_sec_in_openat(struct trace_event_raw_sys_enter *ctx)
 {
 	return enter_open((const void *)ctx->args[1], ctx->args[2]);
 }
-EXIT(openat)
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int tg_sec_out_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish_open(ctx->ret);
+}
 
 SEC("tracepoint/syscalls/sys_enter_openat2")
 int tg_sec_in_openat2(struct trace_event_raw_sys_enter *ctx)
@@ -342,7 +480,12 @@ int tg_sec_in_openat2(struct trace_event_raw_sys_enter *ctx)
 	bpf_probe_read_user(&flags, sizeof(flags), (const void *)ctx->args[2]);
 	return enter_open((const void *)ctx->args[1], flags);
 }
-EXIT(openat2)
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int tg_sec_out_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish_open(ctx->ret);
+}
 
 SEC("tracepoint/syscalls/sys_enter_connect")
 int tg_sec_in_connect(struct trace_event_raw_sys_enter *ctx)

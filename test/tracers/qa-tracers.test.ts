@@ -9,7 +9,7 @@ import * as path from 'path';
 import { spawn, execFileSync } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, waitFor } from '../helpers/agent';
-import { latestMetrics, pointsWhere, sumWhere, tracerConfig } from './helpers';
+import { latestMetrics, pointsWhere, readLogs, sumWhere, tracerConfig } from './helpers';
 import { Profiler } from '../../host/src/profile/profiler';
 import { profileSchema } from '../../host/src/profile/config';
 import { ProfileSample } from '../../host/src/profile/model';
@@ -172,6 +172,58 @@ test('profile: a stripped copy of a binary profiled first does not hide the symb
     await p.close();
     a.kill('SIGKILL');
     b.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs a command to completion in `cwd`; its pid and exit code. */
+async function runIn(cwd: string, cmd: string, args: string[]): Promise<{ pid: number; code: number | null }> {
+  const p = spawn(cmd, args, { cwd, stdio: 'ignore' });
+  const [code] = await once(p, 'exit') as [number | null];
+  return { pid: p.pid!, code };
+}
+
+test('security: a watched file opened by a relative name, through "//", "." or "..", or through a symlink raises the alert, with the path it resolved to', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgqa-sec-'));
+  const policyDir = path.join(dir, 'policy');
+  for (const d of [policyDir, path.join(dir, 'vault'), path.join(dir, 'other')]) fs.mkdirSync(d);
+  const secret = path.join(dir, 'vault', 'secret');
+  fs.writeFileSync(secret, 'token\n');
+  fs.writeFileSync(path.join(dir, 'other', 'plain'), 'nothing\n');
+  fs.symlinkSync(secret, path.join(dir, 'file-link'));
+  fs.symlinkSync(path.join(dir, 'vault'), path.join(dir, 'dir-link'));
+  fs.writeFileSync(path.join(policyDir, 'rules.yaml'), `rules:
+  - { id: qa-vault-read, description: vault read, event: open, severity: warn, match: { path_prefix: ["${dir}/vault/"], access: read } }
+`);
+  const agent = await startAgent({ config: tracerConfig({ security: { enabled: true, policy_dir: policyDir, poll_ms: 50 } }) });
+  try {
+    const reads = [
+      await runIn(dir, 'cat', [secret]), // the name the rule names: fired before too
+      await runIn(dir, 'cat', ['vault/secret']),
+      await runIn(path.join(dir, 'vault'), 'cat', ['secret']),
+      await runIn(path.join(dir, 'other'), 'cat', ['../vault/secret']),
+      await runIn(dir, 'cat', [`${dir}//vault/secret`]),
+      await runIn(dir, 'cat', [`${dir}/vault/./secret`]),
+      await runIn(dir, 'cat', [`${dir}/other/../vault/secret`]),
+      await runIn(dir, 'cat', [path.join(dir, 'file-link')]),
+      await runIn(dir, 'cat', [path.join(dir, 'dir-link', 'secret')]),
+    ];
+    const benign = await runIn(path.join(dir, 'vault'), 'cat', ['../other/plain']);
+    for (const r of [...reads, benign]) assert.equal(r.code, 0);
+    const alerts = () => readLogs(agent.dataDir).filter((l) => l.attributes['telegen.security.rule.id'] === 'qa-vault-read');
+    await waitFor(() => reads.every((r) => alerts().some((l) => l.attributes['process.pid'] === r.pid)), 30_000).catch(() => {
+      throw new Error(`alerts for ${alerts().map((l) => `${l.attributes['process.pid']} ${l.attributes['file.path']}`).join(', ')} of ${reads.map((r) => r.pid).join(', ')}`);
+    });
+    await new Promise((res) => setTimeout(res, 1000));
+    const all = alerts();
+    for (const r of reads) {
+      const mine = all.filter((l) => l.attributes['process.pid'] === r.pid);
+      assert.deepEqual(mine.map((l) => [l.attributes['file.path'], l.attributes['process.executable.name']]), [[secret, 'cat']], `pid ${r.pid}`);
+    }
+    assert.equal(all.filter((l) => l.attributes['process.pid'] === benign.pid).length, 0);
+  } finally {
+    assert.equal(await agent.stop(), 0);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
