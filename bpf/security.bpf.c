@@ -323,11 +323,13 @@ static __always_inline int watched(const char *path)
 #define RESOLVE_MASK 255
 
 struct resolve {
-	const unsigned char *names[RESOLVE_DEPTH]; /* leaf first */
-	__u32 lens[RESOLVE_DEPTH];
-	__u32 n;
-	__u32 o;
+	struct dentry *ds[RESOLVE_DEPTH]; /* leaf first */
+	__u32 n;    /* dentries in ds */
+	__u32 next; /* components written to buf so far (root first) */
+	__u32 o;    /* bytes in buf */
+	__u32 _pad;
 	struct dentry *d;
+	struct dentry *root; /* the root dentry of m */
 	struct mount *m;
 	char buf[2 * (RESOLVE_MASK + 1)];
 };
@@ -344,51 +346,84 @@ struct resolve_ctx {
 	struct resolve *r;
 };
 
+/* One dentry up (one read per component: names are read only on the way down, and only while
+ * the path can still match). */
 static long up_step(__u32 i, void *arg)
 {
 	struct resolve *r = ((struct resolve_ctx *)arg)->r;
 	struct dentry *d = r->d;
-	struct mount *m = r->m;
-	if (d == BPF_CORE_READ(m, mnt.mnt_root) || d == BPF_CORE_READ(d, d_parent)) {
-		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		if (parent == m)
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == r->root || d == parent) {
+		struct mount *m = r->m;
+		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
+		if (pm == m)
 			return 1; /* the root of the mount tree */
 		r->d = BPF_CORE_READ(m, mnt_mountpoint);
-		r->m = parent;
+		r->m = pm;
+		r->root = BPF_CORE_READ(pm, mnt.mnt_root);
 		return 0;
 	}
 	__u32 n = r->n;
 	if (n >= RESOLVE_DEPTH)
 		return 1;
-	r->names[n & (RESOLVE_DEPTH - 1)] = BPF_CORE_READ(d, d_name.name);
-	r->lens[n & (RESOLVE_DEPTH - 1)] = BPF_CORE_READ(d, d_name.len);
+	r->ds[n & (RESOLVE_DEPTH - 1)] = d;
 	r->n = n + 1;
-	r->d = BPF_CORE_READ(d, d_parent);
+	r->d = parent;
 	return 0;
 }
 
+/* Appends the next component (root first) to buf. */
 static long down_step(__u32 i, void *arg)
 {
 	struct resolve *r = ((struct resolve_ctx *)arg)->r;
-	if (i >= r->n)
+	__u32 next = r->next;
+	if (next >= r->n)
 		return 1;
-	/* i < n <= RESOLVE_DEPTH: the mask changes nothing but bounds the index for the verifier. */
-	__u32 k = (r->n - 1 - i) & (RESOLVE_DEPTH - 1);
+	/* next < n <= RESOLVE_DEPTH: the mask changes nothing but bounds the index for the verifier. */
+	__u32 k = (r->n - 1 - next) & (RESOLVE_DEPTH - 1);
 	__u32 o = r->o;
 	if (o >= TG_SECURITY_PATH_LEN)
 		return 1;
+	struct qstr q = {};
+	bpf_probe_read_kernel(&q, sizeof(q), &r->ds[k]->d_name);
 	r->buf[o & RESOLVE_MASK] = '/';
 	o++;
-	__u32 len = r->lens[k];
+	__u32 len = q.len;
 	if (len > TG_SECURITY_PATH_LEN)
 		len = TG_SECURITY_PATH_LEN;
-	bpf_probe_read_kernel(&r->buf[o & RESOLVE_MASK], len & (TG_SECURITY_PATH_LEN * 2 - 1), r->names[k]);
+	bpf_probe_read_kernel(&r->buf[o & RESOLVE_MASK], len & (TG_SECURITY_PATH_LEN * 2 - 1), q.name);
 	r->o = o + len;
+	r->next = next + 1;
+	return 0;
+}
+
+/* Whether some watched prefix agrees with the first o bytes of buf (it may still match). */
+static __always_inline int may_match(const char *buf, __u32 o)
+{
+	for (__u32 i = 0; i < TG_SECURITY_PREFIXES; i++) {
+		__u32 k = i;
+		struct tg_security_prefix *p = bpf_map_lookup_elem(&tg_sec_prefixes, &k);
+		if (!p || !p->len)
+			continue;
+		__u32 len = p->len < o ? p->len : o;
+		int same = 1;
+		for (__u32 j = 0; j < TG_SECURITY_PREFIX_LEN; j++) {
+			if (j >= len)
+				break;
+			if (buf[j] != p->prefix[j]) {
+				same = 0;
+				break;
+			}
+		}
+		if (same)
+			return 1;
+	}
 	return 0;
 }
 
 /* Writes the resolved path of the current process's fd into out (NUL-terminated, cut at the
- * buffer); 0 when the fd or its dentries cannot be read. */
+ * buffer); 0 when the fd cannot be read or when its first component already rules out every
+ * watched prefix (most opens: /usr, /proc, /tmp … stop there). */
 static __always_inline int resolve_fd(long fd, char *out)
 {
 	__u32 zero = 0;
@@ -407,10 +442,15 @@ static __always_inline int resolve_fd(long fd, char *out)
 	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
 	r->d = BPF_CORE_READ(f, f_path.dentry);
 	r->m = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+	r->root = BPF_CORE_READ(vm, mnt_root);
 	r->n = 0;
+	r->next = 0;
 	r->o = 0;
 	struct resolve_ctx c = { .r = r };
 	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
+	bpf_loop(1, down_step, &c, 0);
+	if (!may_match(r->buf, r->o))
+		return 0;
 	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
 	__u32 o = r->o;
 	if (!o)
