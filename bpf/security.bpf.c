@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Security monitor from tracepoints only (no LSM hooks, no kprobes): sched_process_exec for every
  * exec (file, argv, ancestry), and syscall enter/exit pairs for the calls rules look at — the
- * set*id family, capset, ptrace attach, bpf() loads, module loading, mount, openat/openat2 under
+ * set*id family, capset, ptrace attach, bpf() loads, module loading, mount, open/openat/openat2 under
  * watched prefixes, and connect to non-loopback addresses. Enter keeps the arguments (user memory
  * is only safe to read there), exit adds the result, so a record says whether the call worked.
  * Rules are evaluated in user space (policies/security, a YAML file per rule set); the kernel
@@ -463,7 +463,7 @@ static __always_inline int resolve_fd(long fd, char *out)
 
 /* openat/openat2 return: a failed open reports the name as given (when watched: nothing else
  * names the file); a successful one reports where it led, when that is watched. */
-static __always_inline int finish_open(long ret)
+static __always_inline int finish_open(long ret, __u32 call)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *f = bpf_map_lookup_elem(&tg_sec_inflight, &tid);
@@ -473,7 +473,7 @@ static __always_inline int finish_open(long ret)
 		return 0;
 	if (f)
 		bpf_map_delete_elem(&tg_sec_inflight, &tid);
-	struct inflight *s = scratch(TG_SECURITY_OPENAT);
+	struct inflight *s = scratch(call);
 	if (!s || !resolve_fd(ret, s->path) || !watched(s->path))
 		return 0;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
@@ -487,11 +487,11 @@ static __always_inline int finish_open(long ret)
 	return finish(ret);
 }
 
-static __always_inline int enter_open(const void *upath, __u64 flags)
+static __always_inline int enter_open(const void *upath, __u64 flags, __u32 call)
 {
 	if (is_self())
 		return 0;
-	struct inflight *f = scratch(TG_SECURITY_OPENAT);
+	struct inflight *f = scratch(call);
 	if (!f)
 		return 0;
 	bpf_probe_read_user_str(f->path, sizeof(f->path), upath);
@@ -504,13 +504,26 @@ static __always_inline int enter_open(const void *upath, __u64 flags)
 SEC("tracepoint/syscalls/sys_enter_openat")
 int tg_sec_in_openat(struct trace_event_raw_sys_enter *ctx)
 {
-	return enter_open((const void *)ctx->args[1], ctx->args[2]);
+	return enter_open((const void *)ctx->args[1], ctx->args[2], TG_SECURITY_OPENAT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int tg_sec_out_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return finish_open(ctx->ret);
+	return finish_open(ctx->ret, TG_SECURITY_OPENAT);
+}
+
+/* glibc opens with openat, but musl (Alpine images, static tools) calls open(2) on x86-64. */
+SEC("tracepoint/syscalls/sys_enter_open")
+int tg_sec_in_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_open((const void *)ctx->args[0], ctx->args[1], TG_SECURITY_OPEN);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int tg_sec_out_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish_open(ctx->ret, TG_SECURITY_OPEN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat2")
@@ -518,13 +531,13 @@ int tg_sec_in_openat2(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 flags = 0; /* struct open_how starts with the flags */
 	bpf_probe_read_user(&flags, sizeof(flags), (const void *)ctx->args[2]);
-	return enter_open((const void *)ctx->args[1], flags);
+	return enter_open((const void *)ctx->args[1], flags, TG_SECURITY_OPENAT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int tg_sec_out_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return finish_open(ctx->ret);
+	return finish_open(ctx->ret, TG_SECURITY_OPENAT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

@@ -25,7 +25,8 @@ enum tg_security_call {
 	TG_SECURITY_MOUNT = 13,
 	TG_SECURITY_OPENAT = 14,
 	TG_SECURITY_CONNECT = 15,
-	TG_SECURITY_CALL_MAX = 16,
+	TG_SECURITY_OPEN = 16, /* open(2): what musl's open() calls on x86-64 (Alpine images) */
+	TG_SECURITY_CALL_MAX = 17,
 };
 
 enum tg_security_stat {

@@ -19,6 +19,7 @@ export const CALLS: Record<number, { kind: EventKind; syscall: string }> = {
   [C.TG_SECURITY_FINIT_MODULE]: { kind: 'module', syscall: 'finit_module' },
   [C.TG_SECURITY_MOUNT]: { kind: 'mount', syscall: 'mount' },
   [C.TG_SECURITY_OPENAT]: { kind: 'open', syscall: 'openat' },
+  [C.TG_SECURITY_OPEN]: { kind: 'open', syscall: 'open' },
   [C.TG_SECURITY_CONNECT]: { kind: 'connect', syscall: 'connect' },
 };
 
@@ -32,7 +33,7 @@ export const KIND_PROGRAMS: Record<EventKind, string[][]> = {
   bpf: [['tg_sec_in_bpf', 'tg_sec_out_bpf']],
   module: ['init_module', 'finit_module'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
   mount: [['tg_sec_in_mount', 'tg_sec_out_mount']],
-  open: ['openat', 'openat2'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
+  open: ['openat', 'openat2', 'open'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
   connect: [['tg_sec_in_connect', 'tg_sec_out_connect']],
 };
 
