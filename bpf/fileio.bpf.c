@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* File I/O tracer from syscall tracepoints: openat remembers fd → (path, directory) for the files
- * opened while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed (enter →
- * exit). Every operation is counted here, in a cumulative histogram per process, directory and
+/* File I/O tracer from syscall tracepoints: openat (and open) remembers fd → (path, directory) for
+ * the files opened while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed
+ * (enter → exit). Every operation is counted here, in a cumulative histogram per process, directory and
  * operation (tg_fileio_hists), which user space reads at each metric collection: at tens of
  * thousands of operations per second one ring record each cost the agent more CPU than it had.
  * The ring carries only what needs the single operation: slow ones (>= slow_ns, logged with their
@@ -384,6 +384,12 @@ SEC("tracepoint/syscalls/sys_enter_openat")
 int tg_fio_in_openat(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_OPEN, ctx->args[1], 0); }
 SEC("tracepoint/syscalls/sys_exit_openat")
 int tg_fio_out_openat(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+/* glibc opens with openat, but musl (Alpine images, static tools) calls open(2) on x86-64: its
+ * files would have no fd entry, so none of their I/O would count. */
+SEC("tracepoint/syscalls/sys_enter_open")
+int tg_fio_in_open(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_OPEN, ctx->args[0], 0); }
+SEC("tracepoint/syscalls/sys_exit_open")
+int tg_fio_out_open(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
 SEC("tracepoint/syscalls/sys_enter_read")
 int tg_fio_in_read(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_READ, ctx->args[0], 1); }
 SEC("tracepoint/syscalls/sys_exit_read")

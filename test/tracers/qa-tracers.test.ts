@@ -233,3 +233,29 @@ test('security: a watched file opened by a relative name, through "//", "." or "
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('fileio: files opened with open(2) (musl\'s open() on x86-64) are traced like openat ones', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  if (process.arch !== 'x64') { t.skip('open(2) is an x86-64 syscall'); return; }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgqa-open-'));
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50 } }), env: ENV });
+  try {
+    const script = `import ctypes, os, sys
+fd = ctypes.CDLL(None, use_errno=True).syscall(2, sys.argv[1].encode(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+assert fd >= 0
+for _ in range(3): os.write(fd, b'x' * 100)
+os.close(fd)
+print(os.getpid())`;
+    const pid = Number(execFileSync('/usr/bin/python3', ['-c', script, path.join(dir, 'legacy.bin')], { encoding: 'utf8' }).trim());
+    const where = (op: string) => ({ 'process.pid': pid, 'file.directory': dir, 'telegen.file.operation': op });
+    const count = (m: ReturnType<typeof latestMetrics>, op: string) => pointsWhere(m, 'telegen.file.operation.duration', where(op)).reduce((n, p) => n + (p.count ?? 0), 0);
+    await waitFor(() => count(latestMetrics(agent.dataDir), 'close') >= 1, 30_000);
+    await new Promise((res) => setTimeout(res, 2500));
+    const m = latestMetrics(agent.dataDir);
+    assert.deepEqual(['open', 'write', 'close'].map((op) => count(m, op)), [1, 3, 1]);
+    assert.equal(pointsWhere(m, 'telegen.file.operation.size', where('write')).reduce((n, p) => n + (p.sum ?? 0), 0), 300);
+  } finally {
+    assert.equal(await agent.stop(), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
