@@ -11,7 +11,7 @@ import {
   Stream, PH_INIT, PH_AUTH, PH_MID, PH_CANCEL, CODE_SSL_REQUEST, CODE_GSSENC_REQUEST, CODE_CANCEL_REQUEST,
   MAX_MSG_LEN, MID_MAX_MSG_LEN, BIG_MSG, BIG_HEAD,
 } from "./types";
-import { onStartup, onCancel, onRequest, onResponse, onSkippedRequest } from "./stitch";
+import { onStartup, onCancel, onRequest, onResponse, onSkippedRequest, onResponseGap } from "./stitch";
 import { emitUpgrade } from "./emit";
 
 // Message type tables: 0 unknown, 1 variable length, 2 exactly 4 (no body), 3 'Z' (5),
@@ -214,7 +214,7 @@ export function parseGap(st: Stream, dir: i32, lost: u32): void {
     return;
   }
   if (req) { st.reqSkip = 0; st.reqAligned = false; st.reqTrusted = false; }
-  else { st.respSkip = 0; st.respAligned = false; st.respTrusted = false; }
+  else { st.respSkip = 0; st.respAligned = false; st.respTrusted = false; onResponseGap(st); }
   if (st.phase == PH_INIT || st.phase == PH_AUTH) st.phase = PH_MID;
 }
 

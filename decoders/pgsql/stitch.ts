@@ -170,6 +170,56 @@ function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
   return null;
 }
 
+// ---------------------------------------------------------------- lost response bytes
+
+/** Backend bytes were lost (the kernel ring overflowed): what answered the pending operations may
+ *  be gone — some rows, or their CommandComplete and ReadyForQuery. Each is marked: its record
+ *  says FLAG_UNKNOWN, and its CommandComplete is checked against its SQL (afterGap). */
+export function onResponseGap(st: Stream): void {
+  for (let i = 0; i < st.count; i++) { const o = st.at(i); o.gapped = true; o.unknown = true; }
+}
+
+/** Whether the op's first SQL keyword (db.operation.name) is the tag's first word, ASCII case
+ *  folded; true when the op has no known keyword (nothing to contradict). */
+function sameCommand(o: Op, tag: usize, w: i32): bool {
+  if (!o.namingKnown || o.opLen <= 0) return true;
+  if (o.opLen != w) return false;
+  const q = o.text.ptr() + <usize>o.opOff;
+  for (let i = 0; i < w; i++) {
+    let c = <i32>load<u8>(q + <usize>i);
+    if (c >= 0x61 && c <= 0x7a) c -= 0x20;
+    if (c != <i32>load<u8>(tag + <usize>i)) return false;
+  }
+  return true;
+}
+
+/**
+ * A CommandComplete after lost backend bytes, for `t` (the first query-like op, pending at the
+ * loss): when its tag names another command than t's SQL and a later pending op's SQL is that
+ * command, t's own CommandComplete and ReadyForQuery were among the lost bytes (node-postgres
+ * reading 100k rows while the ring overflowed: the next query's "UNLISTEN" tag was t's, with
+ * the rows counted before the loss). The ops in front end unanswered (FLAG_NO_RESPONSE |
+ * FLAG_UNKNOWN, at this read) and the later op takes the tag. Otherwise t keeps it.
+ */
+function afterGap(stream: u32, st: Stream, t: Op, tag: usize, tagLen: i32, ts: u64): Op {
+  let w = 0;
+  while (w < tagLen && load<u8>(tag + <usize>w) != 0x20) w++;
+  if (w == 0 || sameCommand(t, tag, w)) return t;
+  let at = -1;
+  for (let i = 1; i < st.count; i++) {
+    const o = st.at(i);
+    const k = o.kind;
+    if ((k == OP_QUERY || k == OP_EXECUTE || k == OP_FUNC) && o.namingKnown && o.opLen > 0 && sameCommand(o, tag, w)) { at = i; break; }
+  }
+  if (at < 0) return t;
+  for (let j = 0; j < at; j++) { abandon(stream, st, st.front(), FLAG_NO_RESPONSE | FLAG_UNKNOWN, ts); st.pop(); }
+  // Its answer is the one that follows the loss: whole.
+  const o = st.front();
+  o.gapped = false;
+  o.unknown = false;
+  return o;
+}
+
 // ---------------------------------------------------------------- frontend
 
 /**
@@ -620,7 +670,8 @@ function onAuth(st: Stream, p: usize, n: i32): void {
       break;
     }
     case 0x43: {                                                 // 'C' CommandComplete
-      const t = execTarget(stream, st, ts);
+      const t0 = execTarget(stream, st, ts);
+      const t = t0 != null && t0.gapped ? afterGap(stream, st, t0, p, cstrLen(p, end), ts) : t0;
       if (t == null) {
         if (!st.orphanOpen) { emitOrphanTag(stream, st, ts, ts, p, cstrLen(p, end), 0); break; }
         const o = st.orphan;

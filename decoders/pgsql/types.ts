@@ -133,6 +133,7 @@ export class Op {
   skipped: bool = false;        // EXECUTE the server skipped: an earlier message of its batch failed
   empty: bool = false;          // EmptyQueryResponse
   unknown: bool = false;        // something about it could not be known (e.g. statement parsed before we joined)
+  gapped: bool = false;         // pending when response bytes were lost: its answer may be gone (stitch.ts onResponseGap)
   noExecuteInBatch: bool = false; // PARSE: no Execute follows before the batch's Sync
   opOff: i32 = 0;               // EXECUTE: naming copied from its statement (namingKnown),
   opLen: i32 = 0;               // as offsets into text
@@ -171,6 +172,7 @@ export class Op {
     this.skipped = false;
     this.empty = false;
     this.unknown = false;
+    this.gapped = false;
     this.noExecuteInBatch = false;
     this.namingKnown = false;
   }

@@ -5,13 +5,15 @@ import * as os from 'os';
 import * as http from 'http';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Config } from './config';
-import { FLAG_NO_REQUEST } from '../../decoders/abi/abi';
+import { FLAG_NO_REQUEST, KIND_EVENT } from '../../decoders/abi/abi';
 import { log, setLogLevel } from './log';
 import { SelfMetrics } from './metrics/self';
 import { DecoderRegistry, defaultDecodersDir } from './decoders/registry';
 import { Router } from './ingest/router';
 import { KernelIngest } from './ingest/kernel';
 import { recordToSpan, monotonicClock, SpanClock } from './pipeline/spans';
+import { recordToLog } from './pipeline/events';
+import { LineBudget } from './logs/limit';
 import { countStage, filterStage, sampleStage, sampledIn, redactStage, SpanIn } from './pipeline/stages';
 import { PipelineConfig } from './pipeline/config';
 import { mergeRedaction } from './pipeline/redact';
@@ -217,7 +219,18 @@ export class Agent {
     this.registry.loadDir(this.cfg.decoders.dir ?? defaultDecodersDir(), this.cfg.decoders.disabled);
     this.registry.addPortHints(this.cfg.decoders.ports);
     const dnsMetrics = new DnsMetrics(this.signals.meter);
+    // Protocol events (PostgreSQL notices and notifications, HTTP/2 protocol problems) are log
+    // records; a process sending them in a loop is held to 100 a second (as log lines are).
+    const eventBudget = new LineBudget(100);
     this.router = new Router(this.registry, (rec, conn, decoder) => {
+      if (rec.kind === KIND_EVENT) {
+        const logs = this.queues.logs;
+        if (!logs) return;
+        if (!eventBudget.take(conn.meta.pid ?? 0)) { this.metrics.inc('telegen_protocol_events_dropped_total', 'Protocol events over the per-process rate (no log record)', { decoder }); return; }
+        const l = recordToLog(rec, conn.meta, decoder, clock);
+        if (l) { logs.enqueue(l); this.metrics.inc('telegen_protocol_events_total', 'Protocol events exported as log records', { decoder }); }
+        return;
+      }
       const span = recordToSpan(rec, conn.meta, decoder, { clock, hostName });
       if (!span) {
         if (rec.flags & FLAG_NO_REQUEST) this.metrics.inc('telegen_exchanges_without_request_total', 'Responses whose request was never seen (no span)', { decoder });

@@ -1,4 +1,5 @@
-// DNS metrics from DNS spans (issue 5): lookups, latency, NXDOMAIN/SERVFAIL, per name suffix.
+// DNS metrics from DNS spans (issue 5): lookups, latency, failures (NXDOMAIN, SERVFAIL, REFUSED,
+// no answer …), per name suffix.
 // Cardinality is bounded twice: a suffix is the name's last two labels, and past MAX_SUFFIXES
 // distinct suffixes every new one is counted under OVERFLOW (names are attacker-controlled).
 import { Meter, Counter, Histogram, SpanKind } from '@opentelemetry/api';
@@ -6,6 +7,9 @@ import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 
 export const MAX_SUFFIXES = 1000;
 export const OVERFLOW = '_other';
+/** What dns.lookups.failed counts: a name that does not exist, the server's failures (the span
+ *  errors: decoders/dns/README.md) and a query nobody answered — a timeout is a failed lookup. */
+const FAILED = new Set(['NXDOMAIN', 'SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP', 'NO_RESPONSE']);
 
 /** `a.b.example.com.` → `example.com`; case folded; the root is `.`. */
 export function nameSuffix(name: string): string {
@@ -22,7 +26,7 @@ export class DnsMetrics {
 
   constructor(meter: Meter) {
     this.lookups = meter.createCounter('dns.lookups', { description: 'DNS exchanges seen, per name suffix, response code and side', unit: '{lookup}' });
-    this.failed = meter.createCounter('dns.lookups.failed', { description: 'DNS exchanges answered NXDOMAIN or SERVFAIL', unit: '{lookup}' });
+    this.failed = meter.createCounter('dns.lookups.failed', { description: 'DNS exchanges answered NXDOMAIN, SERVFAIL, REFUSED, FORMERR or NOTIMP, or not answered (NO_RESPONSE)', unit: '{lookup}' });
     this.duration = meter.createHistogram('dns.lookups.duration', { description: 'Query to response time of DNS exchanges, per name suffix and side (the semconv dns.lookup.duration comes from the RED metrics, per question name)', unit: 's' });
   }
 
@@ -45,7 +49,7 @@ export class DnsMetrics {
       'dns.side': span.kind === SpanKind.SERVER ? 'server' : 'client',
     };
     this.lookups.add(1, attrs);
-    if (attrs['dns.response_code'] === 'NXDOMAIN' || attrs['dns.response_code'] === 'SERVFAIL') this.failed.add(1, attrs);
+    if (FAILED.has(attrs['dns.response_code'])) this.failed.add(1, attrs);
     if (typeof rcode === 'string') {
       const [s, ns] = span.duration;
       this.duration.record(s + ns / 1e9, { 'dns.name.suffix': attrs['dns.name.suffix'], 'dns.side': attrs['dns.side'] });

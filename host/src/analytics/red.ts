@@ -69,10 +69,14 @@ const I = {
 const INSTRUMENT_COUNT = 7;
 const ROWS: InstrumentInfo & { bounds: number[] } = { name: ROWS_INSTRUMENT, unit: '{row}', description: 'Actual number of records returned by the database operation.', kind: 'histogram', bounds: ROWS_BUCKETS };
 
-/** Which semconv instrument a span feeds. */
+/** Which semconv instrument a span feeds. The database, messaging and DNS instruments measure
+ *  clients (`db.client.*`, `messaging.client.*`, a lookup): the other side's spans (the database
+ *  backend, the broker, the DNS server answering) feed none — they counted every query twice
+ *  when both ends run here, and under the server's own service.name as if it were the client. */
 function instrumentOf(a: Attributes, server: boolean): RedInstrument | undefined {
   if (a['rpc.system']) return server ? I.rpcServer : I.rpcClient;
   if (a['http.request.method']) return server ? I.httpServer : I.httpClient;
+  if (server) return undefined;
   if (a['db.system.name']) return I.db;
   if (a['messaging.system']) return I.messaging;
   if (a['dns.question.name'] !== undefined) return I.dns;
@@ -169,7 +173,14 @@ export class RedStore {
     const a = s.attributes;
     const server = s.kind === SpanKind.SERVER;
     const inst = instrumentOf(a, server);
-    if (!inst) return;
+    if (!inst) {
+      // A database or broker SERVER span still counts in its service's topology timeline.
+      if (server && (a['db.system.name'] || a['messaging.system'] || a['dns.question.name'] !== undefined)) {
+        const svc = this.service(String(s.resource.attributes['service.name'] ?? 'unknown'), a['process.pid']);
+        slotAdd(svc.slots, this.now(), s.status.code === SpanStatusCode.ERROR, s.duration[0] + s.duration[1] / 1e9);
+      }
+      return;
+    }
     const err = s.status.code === SpanStatusCode.ERROR;
     const errType = err ? errorType(a) : undefined;
     const t = this.now();
@@ -323,7 +334,14 @@ export class RedStore {
       if (points.length) out.push(cumulativeMetric(inst.info, points));
     }
     if (rows.length) out.push(cumulativeMetric(ROWS, rows));
-    for (const svc of this.services.values()) if (!svc.byInst.some((m) => m)) this.services.delete(svc.name);
+    // A service without series stays while its timeline has recent slots (a database or broker
+    // whose SERVER spans feed no client instrument).
+    const slotsFrom = t - SLOTS * SLOT_MS;
+    for (const svc of this.services.values()) {
+      if (svc.byInst.some((m) => m)) continue;
+      const last = svc.slots[svc.slots.length - 1];
+      if (!last || last.t < slotsFrom || exited.has(svc)) this.services.delete(svc.name);
+    }
     return out;
   }
 

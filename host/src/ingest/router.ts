@@ -170,7 +170,7 @@ export class Router {
     if (this.batching && conn.state === 'bound' && this.hold(conn, fromClient, bytes, ts)) return;
     this.flush();
     if (conn.state === 'detecting') {
-      if (!this.bind(conn, fromClient, bytes)) {
+      if (!this.bind(conn, fromClient, this.directionBytes(conn, fromClient, bytes))) {
         this.buffer(conn, fromClient, bytes, ts);
         return;
       }
@@ -180,6 +180,22 @@ export class Router {
       for (const e of early) this.feed(conn, e.fromClient, e.bytes, e.ts);
     }
     this.feed(conn, fromClient, bytes, ts);
+  }
+
+  /** What detect() is asked about: this direction's bytes so far (the reads held while detecting,
+   *  then this one), not the read alone. A server that reads a length prefix and then the rest
+   *  (a Kafka broker reads the 4-byte size, then the request; librdkafka's mock the 12-byte
+   *  header, then the client id) never had a read that alone looks like a request: its side of
+   *  every connection went undecoded. Bounded by the detect window (buffer()). */
+  private directionBytes(conn: Conn, fromClient: boolean, bytes: Uint8Array): Uint8Array {
+    let n = 0;
+    for (const e of conn.early) if (e.fromClient === fromClient) n += e.bytes.length;
+    if (n === 0) return bytes;
+    const out = new Uint8Array(n + bytes.length);
+    let at = 0;
+    for (const e of conn.early) if (e.fromClient === fromClient) { out.set(e.bytes, at); at += e.bytes.length; }
+    out.set(bytes, at);
+    return out;
   }
 
   private bind(conn: Conn, fromClient: boolean, bytes: Uint8Array): boolean {
