@@ -240,6 +240,119 @@ static __always_inline __u64 cut_dir(struct scratch *s)
 	return c.h_done == TG_FILEIO_DIR_OTHER ? 1 : c.h_done;
 }
 
+/* A relative name says nothing of its directory (PostgreSQL opens everything relative to its
+ * data directory): once openat succeeded, the opened file's dentries and mounts give its
+ * absolute path. */
+#define RESOLVE_DEPTH 16
+#define RESOLVE_MASK 255
+
+struct resolve {
+	struct dentry *ds[RESOLVE_DEPTH]; /* leaf first */
+	__u32 n;
+	__u32 next;
+	__u32 o;
+	__u32 _pad;
+	struct dentry *d;
+	struct dentry *root; /* the root dentry of m */
+	struct mount *m;
+	char buf[2 * (RESOLVE_MASK + 1)];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct resolve);
+} tg_fileio_resolve SEC(".maps");
+
+/* bpf_loop's context must live on the stack: it points to the per-CPU work area. */
+struct resolve_ctx {
+	struct resolve *r;
+};
+
+static long up_step(__u32 i, void *arg)
+{
+	struct resolve *r = ((struct resolve_ctx *)arg)->r;
+	struct dentry *d = r->d;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == r->root || d == parent) {
+		struct mount *m = r->m;
+		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
+		if (pm == m)
+			return 1; /* the root of the mount tree */
+		r->d = BPF_CORE_READ(m, mnt_mountpoint);
+		r->m = pm;
+		r->root = BPF_CORE_READ(pm, mnt.mnt_root);
+		return 0;
+	}
+	__u32 n = r->n;
+	if (n >= RESOLVE_DEPTH)
+		return 1;
+	r->ds[n & (RESOLVE_DEPTH - 1)] = d;
+	r->n = n + 1;
+	r->d = parent;
+	return 0;
+}
+
+static long down_step(__u32 i, void *arg)
+{
+	struct resolve *r = ((struct resolve_ctx *)arg)->r;
+	__u32 next = r->next;
+	if (next >= r->n)
+		return 1;
+	/* next < n <= RESOLVE_DEPTH: the mask changes nothing but bounds the index for the verifier. */
+	__u32 k = (r->n - 1 - next) & (RESOLVE_DEPTH - 1);
+	__u32 o = r->o;
+	if (o >= TG_FILEIO_PATH_LEN)
+		return 1;
+	struct qstr q = {};
+	bpf_probe_read_kernel(&q, sizeof(q), &r->ds[k]->d_name);
+	r->buf[o & RESOLVE_MASK] = '/';
+	o++;
+	__u32 len = q.len;
+	if (len > TG_FILEIO_PATH_LEN)
+		len = TG_FILEIO_PATH_LEN;
+	bpf_probe_read_kernel(&r->buf[o & RESOLVE_MASK], len & (TG_FILEIO_PATH_LEN * 2 - 1), q.name);
+	r->o = o + len;
+	r->next = next + 1;
+	return 0;
+}
+
+/* The absolute path of the current process's fd into out (cut at TG_FILEIO_PATH_LEN); out is
+ * left alone when the fd cannot be read. */
+static __always_inline void resolve_fd(long fd, char *out)
+{
+	__u32 zero = 0;
+	struct resolve *r = bpf_map_lookup_elem(&tg_fileio_resolve, &zero);
+	if (!r)
+		return;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return;
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	r->d = BPF_CORE_READ(f, f_path.dentry);
+	r->m = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+	r->root = BPF_CORE_READ(vm, mnt_root);
+	r->n = 0;
+	r->next = 0;
+	r->o = 0;
+	struct resolve_ctx c = { .r = r };
+	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
+	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
+	__u32 o = r->o;
+	if (!o)
+		r->buf[o++] = '/';
+	r->buf[o & RESOLVE_MASK] = 0;
+	bpf_probe_read_kernel(out, TG_FILEIO_PATH_LEN, r->buf);
+	out[TG_FILEIO_PATH_LEN - 1] = 0;
+}
+
 /* The directory's id, interned in tg_fileio_dirs (TG_FILEIO_DIR_OTHER once it is full). */
 static __always_inline __u64 intern_dir(struct scratch *s)
 {
@@ -333,6 +446,8 @@ static __always_inline int leave(long ret)
 	if (in.op == TG_FILEIO_OPEN) {
 		s->f.path[0] = 0;
 		bpf_probe_read_user_str(s->f.path, sizeof(s->f.path), (const void *)in.arg);
+		if (s->f.path[0] && s->f.path[0] != '/' && ret >= 0)
+			resolve_fd(ret, s->f.path);
 		if (pseudo_fs(s->f.path))
 			return 0;
 		dir_id = s->f.dir_id = intern_dir(s);

@@ -259,3 +259,38 @@ print(os.getpid())`;
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('fileio: a file opened by a relative name (as PostgreSQL opens its data files) is counted under its real directory', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgqa-rel-'));
+  fs.mkdirSync(path.join(dir, 'base', 'db'), { recursive: true });
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50, directory_depth: 4 } }), env: ENV });
+  try {
+    // cwd = dir; "base/db/1259" is a relative name, "missing" a relative name that fails.
+    const script = `import os
+fd = os.open('base/db/1259', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+for _ in range(2): os.write(fd, b'y' * 8192)
+os.close(fd)
+try: os.open('missing', os.O_RDONLY)
+except FileNotFoundError: pass
+print(os.getpid())`;
+    const pid = Number(execFileSync('/usr/bin/python3', ['-c', script], { cwd: dir, encoding: 'utf8' }).trim());
+    const real = path.join(dir, 'base', 'db');
+    const at = (d: string, op: string) => ({ 'process.pid': pid, 'file.directory': d, 'telegen.file.operation': op });
+    const count = (m: ReturnType<typeof latestMetrics>, d: string, op: string) => pointsWhere(m, 'telegen.file.operation.duration', at(d, op)).reduce((n, p) => n + (p.count ?? 0), 0);
+    await waitFor(() => count(latestMetrics(agent.dataDir), real, 'close') >= 1, 30_000).catch(() => {
+      const dirs = new Set(pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.duration', { 'process.pid': pid }).map((p) => p.attributes['file.directory']));
+      throw new Error(`directories of ${pid}: ${[...dirs].join(', ')}`);
+    });
+    await new Promise((res) => setTimeout(res, 2500));
+    const m = latestMetrics(agent.dataDir);
+    assert.deepEqual(['open', 'write', 'close'].map((op) => count(m, real, op)), [1, 2, 1]);
+    assert.equal(count(m, '(relative)', 'write'), 0);
+    // A relative name that opened nothing has no file to resolve: it stays "(relative)".
+    const failed = pointsWhere(m, 'telegen.file.operation.errors', at('(relative)', 'open'));
+    assert.deepEqual(failed.map((p) => [p.attributes['error.type'], p.value]), [['ENOENT', 1]]);
+  } finally {
+    assert.equal(await agent.stop(), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
