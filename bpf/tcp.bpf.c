@@ -5,6 +5,8 @@
  * handler needs the socket itself (byte counts, srtt); classic tracepoints where the record already
  * holds the addresses: tcp_send_reset (a reset for a closed port has no socket) and
  * tcp_retransmit_skb (its format is stable ABI, while its BTF prototype grew an argument in 6.x).
+ * A server connection completes in softirq, where no process owns it yet: the accept()/accept4()
+ * that returns it names its process, and its open is reported then.
  * Per-connection results go to a small ring (one record per open/close/retransmit/reset); RTT
  * samples are folded into per-CPU log2 histograms here, because tcp_probe fires on every ACK. */
 #include "vmlinux.h"
@@ -39,7 +41,8 @@ struct conn {
 	__u64 recv_base;
 	__u32 pid;
 	__u8 role;
-	__u8 _pad[3];
+	__u8 opened; /* its OPEN record was sent (a server's waits for accept(), see tg_tcp_accept) */
+	__u8 _pad[2];
 	char comm[16];
 };
 
@@ -178,6 +181,19 @@ static __always_inline void set_current(struct conn *c)
 	bpf_get_current_comm(c->comm, sizeof(c->comm));
 }
 
+static __always_inline void emit_open(const struct sock *sk, struct conn *c, __u64 now)
+{
+	c->opened = 1;
+	struct tg_tcp_event *e = reserve(TG_TCP_OPEN);
+	if (!e)
+		return;
+	fill_addrs(e, sk);
+	fill_conn(e, c);
+	e->state = S_ESTABLISHED;
+	e->duration_ns = now - c->start_ns; /* client: handshake time; server: time until accepted */
+	bpf_ringbuf_submit(e, 0);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
 {
@@ -200,28 +216,19 @@ int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
 	struct conn *c = bpf_map_lookup_elem(&tg_tcp_conns, &key);
 	if (newstate == S_ESTABLISHED) {
 		if (oldstate == S_SYN_RECV) {
-			/* Passive open completes in softirq: whoever runs now is not the owner. */
+			/* Passive open completes in softirq: whoever runs now is not the owner. Its OPEN
+			 * waits for the process that accepts it (or for its close, if none does). */
 			struct conn n = { .start_ns = now, .established_ns = now, .role = TG_TCP_ROLE_SERVER };
 			set_base(&n, sk);
-			if (bpf_map_update_elem(&tg_tcp_conns, &key, &n, BPF_ANY)) {
+			if (bpf_map_update_elem(&tg_tcp_conns, &key, &n, BPF_ANY))
 				stat_inc(TG_TCP_STAT_MAP_FULL);
-				return 0;
-			}
-			c = bpf_map_lookup_elem(&tg_tcp_conns, &key);
-		} else if (c) {
-			c->established_ns = now;
-			set_base(c, sk);
+			return 0;
 		}
 		if (!c)
 			return 0;
-		struct tg_tcp_event *e = reserve(TG_TCP_OPEN);
-		if (!e)
-			return 0;
-		fill_addrs(e, sk);
-		fill_conn(e, c);
-		e->state = newstate;
-		e->duration_ns = now - c->start_ns; /* handshake time */
-		bpf_ringbuf_submit(e, 0);
+		c->established_ns = now;
+		set_base(c, sk);
+		emit_open(sk, c, now);
 		return 0;
 	}
 	if (!c)
@@ -235,6 +242,8 @@ int BPF_PROG(tg_tcp_state, const struct sock *sk, int oldstate, int newstate)
 	if (newstate != S_CLOSE)
 		return 0;
 
+	if (c->established_ns && !c->opened)
+		emit_open(sk, c, now); /* a server connection nobody accepted */
 	struct tg_tcp_event *e = reserve(c->established_ns ? TG_TCP_CLOSE : TG_TCP_FAIL);
 	if (e) {
 		fill_addrs(e, sk);
@@ -340,4 +349,42 @@ int tg_tcp_reset_tx(struct trace_event_raw_tcp_send_reset *ctx)
 		fill_conn(e, bpf_map_lookup_elem(&tg_tcp_conns, &key));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+/* accept()/accept4() return the new connection's fd in the process that owns it: a server
+ * connection gets its process, and its OPEN record goes out with it. */
+static __always_inline int accepted(long fd)
+{
+	if (fd < 0 || (self_pid && (bpf_get_current_pid_tgid() >> 32) == self_pid))
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u64 key = (__u64)sk;
+	struct conn *c = bpf_map_lookup_elem(&tg_tcp_conns, &key);
+	if (!c || c->opened || c->role != TG_TCP_ROLE_SERVER)
+		return 0;
+	set_current(c);
+	emit_open(sk, c, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tg_tcp_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tg_tcp_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx->ret);
 }

@@ -294,3 +294,46 @@ print(os.getpid())`;
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// A server that accepts and keeps each connection (never closing it itself), and prints its pid.
+const HOLD_SERVER = `
+import os, socket, sys
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(16)
+print(os.getpid(), s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+`;
+
+test('tcp: a server connection\'s open (and, when the client resets it, its close) carry the process that accepted it', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const server = spawn('/usr/bin/python3', ['-c', HOLD_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = await once(server.stdout!, 'data') as [Buffer];
+    const [serverPid, port] = String(line).trim().split(' ').map(Number);
+    const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50, ports: [port] } }), env: ENV });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = net.connect(port, '127.0.0.1');
+        await once(c, 'connect');
+        await new Promise((res) => setTimeout(res, 100)); // accepted meanwhile
+        c.resetAndDestroy();
+        await once(c, 'close');
+      }
+      const srv = { 'server.port': port, 'telegen.tcp.role': 'server' };
+      await waitFor(() => sumWhere(latestMetrics(agent.dataDir), 'telegen.tcp.connection.closes', srv) >= 3, 30_000);
+      await new Promise((res) => setTimeout(res, 2500));
+      const m = latestMetrics(agent.dataDir);
+      const who = (name: string) => pointsWhere(m, name, srv).map((p) => [p.attributes['process.pid'], p.attributes['process.executable.name'], p.value]);
+      assert.deepEqual(who('telegen.tcp.connection.opens'), [[serverPid, 'python3', 3]]);
+      // The reset closed each connection in softirq, with no process to see: the accept named it.
+      assert.deepEqual(who('telegen.tcp.connection.closes'), [[serverPid, 'python3', 3]]);
+      assert.equal(sumWhere(m, 'telegen.tcp.connections.active', srv), 0);
+    } finally {
+      assert.equal(await agent.stop(), 0);
+    }
+  } finally {
+    server.kill('SIGKILL');
+  }
+});
