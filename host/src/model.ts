@@ -17,6 +17,11 @@ export interface ConnMeta {
   connId?: bigint;
   /** Replay: the capture has no "local" side; client/server are the two ends. */
   observer?: 'capture';
+  /** Source-clock time the connection was closed (its close event), set before the decoder's
+   *  close(): an exchange still unanswered then waited until that moment (pipeline/spans.ts). */
+  closedTs?: bigint;
+  /** Its bytes are the plaintext a TLS library handed the TLS or Go tracer: HTTP on it is https. */
+  tls?: boolean;
   /** What the span builder and the correlator derive once per connection (pipeline/spans.ts,
    *  correlate/index.ts): fields, where WeakMaps cost an entry and GC ephemeron work per connection. */
   spanCache?: unknown;

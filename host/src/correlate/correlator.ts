@@ -1,7 +1,8 @@
 // Joins isolated spans into traces (see docs/correlation.md for what holds exactly):
 //  - header: a SERVER span whose request carried traceparent/b3 keeps that parent;
-//  - socket: a SERVER span without header context whose 4-tuple matches a CLIENT span of another
-//    traced process on this node, overlapping in time, becomes that client span's child;
+//  - socket: a SERVER span without header context whose 4-tuple (and HTTP/2 stream id) matches a
+//    CLIENT span of another traced process on this node, overlapping in time, becomes that client
+//    span's child;
 //  - thread/time: a CLIENT span lying within a SERVER span of the same pid becomes its child —
 //    exact when one candidate ran on the same thread, approximate (one candidate in flight) else;
 //    with several candidates it stays a root marked telegen.correlation=ambiguous;
@@ -69,6 +70,8 @@ interface Node {
 }
 
 const PRUNE_EVERY_MS = 1000;
+/** How long before a CLIENT span's start the SERVER span of its exchange may have ended (see add). */
+const READ_ORDER_SLACK_NS = 5e6;
 
 export function ns(t: [number, number]): bigint { return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]); }
 
@@ -149,41 +152,50 @@ export class Correlator {
     };
     const t = this.now();
     this.pending.add(n);
+    // The socket-link key: the 4-tuple, and the HTTP/2 stream id where the exchange is one stream
+    // of a multiplexed connection (both ends number a stream alike). Concurrent streams overlap
+    // in time: time alone paired a server span with another stream's client span.
+    const sid = conn.tuple ? span.attributes['telegen.http2.stream_id'] : undefined;
+    const key = conn.tuple && sid !== undefined ? `${conn.tuple}#${sid}` : conn.tuple;
     if (n.kind === SpanKind.SERVER) {
       if (conn.pid !== undefined) push(this.servers, conn.pid, n);
       if (span.parentSpanContext) {
         this.decide(n, undefined, span.parentSpanContext, 'header');
       } else {
-        const c = conn.tuple ? this.matchClient(n) : undefined;
+        const c = key ? this.matchClient(n, key) : undefined;
         if (c) this.decide(n, c, undefined, 'socket');
-        else if (conn.tuple && conn.peerLocal && (this.peerMayBeTraced === undefined || this.peerMayBeTraced())) {
+        else if (key && conn.peerLocal && (this.peerMayBeTraced === undefined || this.peerMayBeTraced())) {
           n.deadline = t + this.cfg.socketSlackMs;
-          push(this.serversByTuple, conn.tuple, n);
+          push(this.serversByTuple, key, n);
         } else this.decide(n, undefined, undefined, 'root');
       }
     } else if (n.kind === SpanKind.CLIENT) {
       if (this.goParent && conn.connId !== undefined) n.goParent ??= this.goParent(conn.connId, ns(span.startTime));
-      if (conn.tuple) {
+      if (key) {
         // A server span of the same connection may already be waiting for us. Decided ones leave
         // the list as we pass: on a keep-alive connection it would otherwise hold every exchange
         // of the last second and make each span's lookup linear in the connection's rate.
-        const ws = this.serversByTuple.get(conn.tuple);
+        const ws = this.serversByTuple.get(key);
         if (ws) {
-          let w = 0;
-          for (let i = 0; i < ws.length; i++) {
+          // The first waiting server span overlapping ours; else the one that ended last within
+          // READ_ORDER_SLACK_NS before our start (stamps are taken when a call returns: a TLS
+          // client's request is stamped when SSL_write's uretprobe runs, which on a busy machine
+          // came after the server had read, answered and ended its span).
+          let pick: Node | undefined, near: Node | undefined;
+          for (let i = 0; i < ws.length && !pick; i++) {
             const s = ws[i];
             if (s.parentDecided) continue;
-            if (!n.linkedServer && overlaps(n, s)) {
-              n.linkedServer = s;
-              this.decide(s, n, undefined, 'socket');
-              continue;
-            }
-            ws[w++] = s;
+            if (overlaps(n, s)) pick = s;
+            else if (s.end < n.start && n.start - s.end <= READ_ORDER_SLACK_NS && (!near || s.end > near.end)) near = s;
           }
-          if (w === 0) this.serversByTuple.delete(conn.tuple); else ws.length = w;
+          pick ??= near;
+          if (pick) { n.linkedServer = pick; this.decide(pick, n, undefined, 'socket'); }
+          let w = 0;
+          for (let i = 0; i < ws.length; i++) if (!ws[i].parentDecided) ws[w++] = ws[i];
+          if (w === 0) this.serversByTuple.delete(key); else ws.length = w;
         }
         // Only a client span no server span has claimed can be claimed later.
-        if (!n.linkedServer) push(this.clients, conn.tuple, n);
+        if (!n.linkedServer) push(this.clients, key, n);
       }
       if (conn.pid === undefined) this.decide(n, undefined, undefined, 'root');
       else if (this.mayServe && !this.mayServe(conn.pid) && !this.servers.has(conn.pid)) this.decideByTime(n);
@@ -241,8 +253,8 @@ export class Correlator {
     return pick.ctx ? { traceId: pick.ctx.traceId, spanId: pick.ctx.spanId } : 'pending';
   }
 
-  private matchClient(s: Node): Node | undefined {
-    const list = this.clients.get(s.conn.tuple!);
+  private matchClient(s: Node, key: string): Node | undefined {
+    const list = this.clients.get(key);
     if (!list) return undefined;
     for (let i = 0; i < list.length; i++) {
       const c = list[i];
@@ -250,7 +262,7 @@ export class Correlator {
       c.linkedServer = s;
       // Claimed: it leaves the list, which so holds only the connection's unanswered client spans.
       list.splice(i, 1);
-      if (!list.length) this.clients.delete(s.conn.tuple!);
+      if (!list.length) this.clients.delete(key);
       return c;
     }
     return undefined;

@@ -115,6 +115,7 @@ export class KernelIngest {
     let k = this.conns.get(id);
     if (k) return k;
     const meta = this.metaOf(ring, dv, info);
+    if (id & TLS_STREAM) meta.tls = true;
     this.noteRole(meta.pid!, meta.role);
     k = { conn: this.router.open(meta), next: [-1, -1], pid: meta.pid! };
     this.conns.set(id, k);
@@ -168,21 +169,24 @@ export class KernelIngest {
     return this.serving.get(pid) ?? true;
   }
 
-  private dropUdp(k: KConn): void {
+  private dropUdp(k: KConn, closedTs?: bigint): void {
     const u = k.udp!;
+    // The socket's close (or its process's exit): a query still unanswered then waited until it.
+    if (closedTs !== undefined) k.conn.meta.closedTs = closedTs;
     this.router.close(k.conn);
     this.udpFlows.delete(u.key);
     const set = this.udpBySocket.get(u.socket);
     if (set) { set.delete(u.key); if (!set.size) this.udpBySocket.delete(u.socket); }
   }
 
-  private dropSocketFlows(socket: bigint): void {
+  private dropSocketFlows(socket: bigint, closedTs?: bigint): void {
     const set = this.udpBySocket.get(socket);
     if (!set) return;
-    for (const key of [...set]) { const k = this.udpFlows.get(key); if (k) this.dropUdp(k); }
+    for (const key of [...set]) { const k = this.udpFlows.get(key); if (k) this.dropUdp(k, closedTs); }
   }
 
-  private drop(id: bigint, k: KConn): void {
+  private drop(id: bigint, k: KConn, closedTs?: bigint): void {
+    if (closedTs !== undefined) k.conn.meta.closedTs = closedTs;
     this.router.close(k.conn);
     this.conns.delete(id);
     if (id & TLS_STREAM) this.tlsConns.delete(id ^ TLS_STREAM);
@@ -217,20 +221,22 @@ export class KernelIngest {
       } else if (type === tg_event_type.TG_EV_CONN_CLOSE) {
         if (len < tg_conn_event.size) continue;
         const id = dv.getBigUint64(off + INFO_CONN + tg_conn_info.conn_id, true);
+        const ts = dv.getBigUint64(off + tg_conn_event.ts_ns, true);
         const k = this.conns.get(id);
-        if (k) this.drop(id, k);
-        this.dropSocketFlows(id);
+        if (k) this.drop(id, k, ts);
+        this.dropSocketFlows(id, ts);
         const t = this.conns.get(id | TLS_STREAM);
-        if (t) this.drop(id | TLS_STREAM, t);
+        if (t) this.drop(id | TLS_STREAM, t, ts);
         this.tlsConns.delete(id);
       } else if (type === tg_event_type.TG_EV_PROC_EXIT) {
         if (len < tg_conn_event.size) continue;
         const pid = dv.getUint32(off + INFO_CONN + tg_conn_info.pid, true);
-        for (const id of this.byPid.get(pid) ?? []) { const k = this.conns.get(id); if (k) this.drop(id, k); }
+        const ts = dv.getBigUint64(off + tg_conn_event.ts_ns, true);
+        for (const id of this.byPid.get(pid) ?? []) { const k = this.conns.get(id); if (k) this.drop(id, k, ts); }
         this.byPid.delete(pid);
         this.serving.delete(pid);
         this.calling.delete(pid);
-        for (const k of [...this.udpFlows.values()]) if (k.pid === pid) this.dropUdp(k);
+        for (const k of [...this.udpFlows.values()]) if (k.pid === pid) this.dropUdp(k, ts);
         forgetProcess(pid);
       } else if (type === tg_event_type.TG_EV_CONN_OPEN) {
         if (len < tg_conn_event.size) continue;

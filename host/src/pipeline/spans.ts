@@ -136,6 +136,8 @@ function compact(v: string[]): string[] {
 const NO_LINKS: ReadableSpan['links'] = Object.freeze([]) as unknown as ReadableSpan['links'];
 const NO_EVENTS: ReadableSpan['events'] = Object.freeze([]) as unknown as ReadableSpan['events'];
 const STATUS_UNSET: ReadableSpan['status'] = Object.freeze({ code: SpanStatusCode.UNSET });
+/** gRPC status codes that make a SERVER span an error (semantic conventions, gRPC). */
+const GRPC_SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
 
 /** "METHOD route" names, one string per pair: a concatenation per span was garbage, and a fresh
  *  string for every exporter and view that reads the name. */
@@ -170,6 +172,16 @@ function spanName(a: Attributes, protocol: string): string {
   }
   if (a['dns.question.name'] !== undefined) return `DNS ${a['dns.question.type'] ?? ''} ${a['dns.question.name']}`.replace(/\s+/g, ' ').trim();
   return protocol;
+}
+
+/** scheme://host[:port]/path[?query] of an HTTP request (the port left out when it is the
+ *  scheme's default), or undefined when the target is not a path (CONNECT, OPTIONS *). */
+function urlFull(a: Attributes): string | undefined {
+  const path = a['url.path'], host = a['server.address'], scheme = a['url.scheme'];
+  if (typeof path !== 'string' || path.charCodeAt(0) !== 0x2f || typeof host !== 'string' || !host || typeof scheme !== 'string') return undefined;
+  const port = a['server.port'], q = a['url.query'];
+  const p = typeof port === 'number' && !(port === 80 && scheme === 'http') && !(port === 443 && scheme === 'https') ? `:${port}` : '';
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}${p}${path}${typeof q === 'string' ? `?${q}` : ''}`;
 }
 
 function isIPv6(addr: string): boolean { return addr.includes(':') && !addr.startsWith('::ffff:'); }
@@ -283,6 +295,21 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   a['network.transport'] = conn.transport;
   a['network.type'] = c.type;
   if (typeof a['url.path'] === 'string' && a['http.route'] === undefined) a['http.route'] = templateRoute(a['url.path'] as string);
+  if (a['http.request.method'] !== undefined) {
+    // Required by the HTTP semantic conventions: url.scheme (server spans; HTTP/2 sends it as
+    // :scheme, HTTP/1 only in a proxy's absolute-form target) and url.full (client spans).
+    if (a['url.scheme'] === undefined) a['url.scheme'] = conn.tls ? 'https' : 'http';
+    if (kind === SpanKind.CLIENT && a['url.full'] === undefined && a['rpc.system'] === undefined) {
+      const full = urlFull(a);
+      if (full !== undefined) a['url.full'] = full;
+    }
+  }
+  // A Kafka produce, fetch or commit over several topics (kafkajs sendBatch to t1 and t2): no one
+  // topic is every message's destination, and semconv sets messaging.destination.name only then —
+  // the decoder's first topic named the span "produce t1" and counted t2's messages under t1 in
+  // messaging.client.operation.duration. telegen.kafka.topics lists them all.
+  const topics = a['telegen.kafka.topics'];
+  if (Array.isArray(topics) && topics.length > 1 && a['messaging.operation.type'] !== undefined) delete a['messaging.destination.name'];
   if (rec.flags & FLAG_NO_RESPONSE) a['telegen.no_response'] = true;
   if (rec.flags & FLAG_NO_REQUEST) a['telegen.no_request'] = true;
   if (rec.flags & FLAG_TRUNCATED) a['telegen.truncated'] = true;
@@ -309,10 +336,32 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
 
   let status: { code: SpanStatusCode; message?: string } = STATUS_UNSET;
   const http = a['http.response.status_code'];
+  const grpc = a['rpc.grpc.status_code'];
   if (rec.flags & FLAG_ERROR) status = { code: SpanStatusCode.ERROR };
   else if (typeof http === 'number' && kind === SpanKind.CLIENT && http >= 400) status = { code: SpanStatusCode.ERROR };
-  if (status.code === SpanStatusCode.ERROR) {
-    const grpc = a['rpc.grpc.status_code'];
+  else if (http === undefined && kind === SpanKind.CLIENT && (rec.flags & FLAG_NO_RESPONSE) && conn.closedTs !== undefined && a['http.request.method'] !== undefined) {
+    // An HTTP request its connection closed on before any response failed for its client. Its
+    // server span stays unset: no status was sent, as for a client's abort. (Unanswered for the
+    // decoder's timeout, or in flight when the agent stops, a request may still be answered —
+    // a long poll: no error.)
+    status = { code: SpanStatusCode.ERROR, message: 'no response' };
+    a['error.type'] ??= 'no_response';
+  } else if ((rec.flags & FLAG_NO_RESPONSE) && a['dns.question.name'] !== undefined && a['dns.response_code'] === undefined) {
+    // A DNS query nobody answered (until its socket closed, or for the decoder's 5 s) is a lookup
+    // that timed out: it was an unset-status span of 0 s, and fed dns.lookup.duration as a
+    // successful instant lookup.
+    status = { code: SpanStatusCode.ERROR, message: 'DNS no response' };
+    a['error.type'] ??= 'timeout';
+  }
+  // gRPC server spans: only the status codes that say the server failed are errors (semantic
+  // conventions, gRPC: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS);
+  // NOT_FOUND, INVALID_ARGUMENT, CANCELLED… are the caller's, errors on its client span only.
+  if (status.code === SpanStatusCode.ERROR && kind === SpanKind.SERVER && typeof grpc === 'number' && grpc !== 0
+    && !GRPC_SERVER_ERRORS.has(grpc) && !(typeof http === 'number' && http >= 500)) {
+    status = STATUS_UNSET;
+    if (a['error.type'] === String(grpc)) delete a['error.type'];
+  }
+  if (status.code === SpanStatusCode.ERROR && status.message === undefined) {
     if (grpc !== undefined && grpc !== 0) status.message = String(a['rpc.grpc.status_message'] ?? `gRPC status ${grpc}`);
     else if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
     else if (a['db.response.status_code'] !== undefined) status.message = String(a['error.message'] ?? `SQLSTATE ${a['db.response.status_code']}`);
@@ -320,6 +369,10 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     else if (a['kafka.error_code'] !== undefined) status.message = `Kafka error ${a['kafka.error_code']}`;
   }
 
-  times(opts.clock, rec.tsStart, rec.tsEnd);
+  // An exchange still unanswered when its connection closed waited until the close: it ends there
+  // (at its last byte it looked instant, and its client and server spans did not even overlap).
+  const closed = conn.closedTs;
+  const tsEnd = closed !== undefined && (rec.flags & FLAG_NO_RESPONSE) && closed > rec.tsEnd ? closed : rec.tsEnd;
+  times(opts.clock, rec.tsStart, tsEnd);
   return new PipelineSpan(spanName(a, protocol), kind, ctx, parent, spanStart, spanEnd, spanDuration, status, a, resourceFor(resAttrs));
 }
