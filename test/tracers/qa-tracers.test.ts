@@ -310,8 +310,11 @@ test('tcp: a server connection\'s open (and, when the client resets it, its clos
   if (!requireBpf(t)) return;
   const server = spawn('/usr/bin/python3', ['-c', HOLD_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const [line] = await once(server.stdout!, 'data') as [Buffer];
-    const [serverPid, port] = String(line).trim().split(' ').map(Number);
+    let out = '';
+    server.stdout!.on('data', (d) => { out += d; });
+    await waitFor(() => out.includes('\n'), 10_000, 20);
+    const [serverPid, port] = out.trim().split(' ').map(Number);
+    assert.ok(serverPid > 0 && port > 0, `server said ${JSON.stringify(out)}`);
     const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50, ports: [port] } }), env: ENV });
     try {
       for (let i = 0; i < 3; i++) {
