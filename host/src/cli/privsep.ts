@@ -5,6 +5,7 @@
 import { Args } from './main';
 import { ConfigError } from '../config';
 import { loadRunConfig } from './run';
+import { checkPrivileges } from './preflight';
 
 function socketFlag(args: Args, cmd: string): string {
   const s = args.flags.socket;
@@ -15,6 +16,8 @@ function socketFlag(args: Args, cmd: string): string {
 export async function loaderCommand(args: Args): Promise<void> {
   const socket = socketFlag(args, 'loader');
   const { cfg } = loadRunConfig(args);
+  // Without CAP_BPF the loader's first tracer failed with libbpf's "Couldn't load trivial BPF program".
+  checkPrivileges(cfg, undefined, undefined, 'loader');
   return (await import('../security/privsep/loader')).runLoader(cfg, { kind: 'pod', socket }, () => loadRunConfig(args).cfg);
 }
 

@@ -5,6 +5,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { Args } from './main';
 import { replayFile, ReplayConn } from '../replay';
+import type { ReplayStats } from '../replay/types';
 import { DecoderRegistry, defaultDecodersDir } from '../decoders/registry';
 import { Router, Conn } from '../ingest/router';
 import { SelfMetrics } from '../metrics/self';
@@ -85,19 +86,38 @@ export async function replayToSpans(file: string, opts: { decodersDir?: string; 
 export async function replayCommand(args: Args): Promise<number> {
   const file = args._[0];
   if (!file) throw userError('replay needs a capture file: telegen replay FILE.pcap');
-  if (!fs.existsSync(file)) throw userError(`capture ${file} does not exist`);
+  if (args._.length > 1) throw userError(`replay takes one capture file, not ${args._.length} (${args._.join(' ')}): run it once per file`);
   const format = (args.flags.format as string) ?? 'jsonl';
   if (format !== 'jsonl' && format !== 'otlp') throw userError(`--format must be jsonl or otlp, not "${format}"`);
+  if (!fs.existsSync(file)) throw userError(`capture ${file} does not exist`);
+  if (fs.statSync(file).isDirectory()) throw userError(`capture ${file} is a directory: give one .pcap or .pcapng file`);
   // `telegen replay FILE | head` closes the pipe early: that is the reader being done, not an error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
-  const res = await replayToSpans(file, {
-    decodersDir: typeof args.flags.decoders === 'string' ? args.flags.decoders : undefined,
-    onSpan: format === 'jsonl' ? (s) => { process.stdout.write(spanToJsonLine(s) + '\n'); } : undefined,
-  });
-  if (format === 'otlp' && res.spans.length) {
-    const bytes = JsonTraceSerializer.serializeRequest(res.spans);
-    if (bytes) process.stdout.write(Buffer.from(bytes).toString('utf8') + '\n');
+  let res: ReplayResult;
+  try {
+    res = await replayToSpans(file, {
+      decodersDir: typeof args.flags.decoders === 'string' ? args.flags.decoders : undefined,
+      onSpan: format === 'jsonl' ? (s) => { process.stdout.write(spanToJsonLine(s) + '\n'); } : undefined,
+    });
+  } catch (e) {
+    // The readers name the file in what they throw (not a capture, truncated header, gzip, …):
+    // that is about the input, one sentence; anything else stays a bug with its stack logged.
+    const err = e as Error;
+    if (typeof err?.message === 'string' && err.message.startsWith(`${file}: `)) throw userError(err.message);
+    throw e;
   }
-  process.stderr.write(`telegen replay: ${res.spans.length} spans from ${file}\n`);
+  if (format === 'otlp') {
+    // An empty capture is still one (empty) request, so a consumer parsing stdout always gets JSON.
+    const bytes = res.spans.length ? JsonTraceSerializer.serializeRequest(res.spans) : undefined;
+    process.stdout.write((bytes ? Buffer.from(bytes).toString('utf8') : '{"resourceSpans":[]}') + '\n');
+  }
+  process.stderr.write(`telegen replay: ${res.spans.length} spans from ${file}${describeStats(res.stats as ReplayStats)}\n`);
   return 0;
+}
+
+/** What the capture held, so "0 spans" says whether there was traffic at all. */
+export function describeStats(st: ReplayStats | undefined): string {
+  if (!st || typeof st.packets !== 'number') return '';
+  const skipped = Object.entries(st.skipped ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
+  return ` (${st.format}: ${st.packets} packets, ${st.tcpConns} TCP and ${st.udpConns} UDP flows, ${st.payloadBytes} payload bytes${st.gaps ? `, ${st.gaps} gaps` : ''}${skipped.length ? `; skipped: ${skipped.join(', ')}` : ''})`;
 }

@@ -54,24 +54,88 @@ export class ConfigError extends Error {
   constructor(message: string) { super(message); this.name = 'ConfigError'; }
 }
 
-/** One line per problem: `tracers.socket.capture_max: Number must be less than or equal to 65536`. */
-export function formatZodError(err: z.ZodError, source: string): string {
+/** The object schema at `at` inside `schema` (through defaults, optionals and refinements). */
+function objectAt(schema: z.ZodTypeAny, at: Array<string | number>): z.AnyZodObject | undefined {
+  let s: z.ZodTypeAny | undefined = schema;
+  const unwrap = (t: z.ZodTypeAny): z.ZodTypeAny => {
+    for (;;) {
+      if (t instanceof z.ZodDefault) t = t._def.innerType;
+      else if (t instanceof z.ZodOptional || t instanceof z.ZodNullable) t = t.unwrap();
+      else if (t instanceof z.ZodEffects) t = t.innerType();
+      else return t;
+    }
+  };
+  for (const k of at) {
+    s = unwrap(s);
+    if (s instanceof z.ZodObject) s = (s.shape as Record<string, z.ZodTypeAny>)[String(k)];
+    else if (s instanceof z.ZodArray) s = s.element;
+    else if (s instanceof z.ZodRecord) s = s.valueSchema;
+    else return undefined;
+    if (!s) return undefined;
+  }
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? s : undefined;
+}
+
+/** Where a value came from when it was not the file: `api.listen` → `--api-listen`. */
+export type ConfigOrigins = Record<string, string>;
+
+/** Keys whose default is read from an environment variable (the schema's .default(env …)). */
+export const ENV_DEFAULTS: Record<string, string> = {
+  data_dir: 'TELEGEN_DATA_DIR',
+  log_level: 'TELEGEN_LOG_LEVEL',
+  'agent.max_cpu_percent': 'TELEGEN_MAX_CPU_PERCENT',
+  'agent.contended_cpu_percent': 'TELEGEN_CONTENDED_CPU_PERCENT',
+  'agent.max_rss_mb': 'TELEGEN_MAX_RSS_MB',
+  'agent.shed_export_backlog_percent': 'TELEGEN_SHED_EXPORT_BACKLOG_PERCENT',
+};
+
+/** One line per problem: `tracers.socket.capture_max: Number must be less than or equal to 65536`.
+ *  With `schema`, an unknown key is listed with the keys allowed there (as otlp.* always was);
+ *  with `origins`, a value set by a flag or an environment variable says so. */
+export function formatZodError(err: z.ZodError, source: string, schema?: z.ZodTypeAny, origins: ConfigOrigins = {}): string {
   const lines = err.issues.map((i) => {
     const where = i.path.length ? i.path.join('.') : '(top level)';
-    if (i.code === 'unrecognized_keys') return `${where}: unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (i.code === 'invalid_enum_value') return `${where}: "${String(i.received)}" is not allowed; use one of ${i.options.map(String).join(', ')}`;
-    return `${where}: ${i.message}`;
+    const from = origins[i.path.join('.')] ? ` (set by ${origins[i.path.join('.')]})` : '';
+    if (i.code === 'unrecognized_keys') {
+      const obj = schema ? objectAt(schema, i.path) : undefined;
+      const allowed = obj ? ` (allowed: ${Object.keys(obj.shape).join(', ')})` : '';
+      return `${where}: unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}${allowed}`;
+    }
+    if (i.code === 'invalid_enum_value') return `${where}${from}: "${String(i.received)}" is not allowed; use one of ${i.options.map(String).join(', ')}`;
+    return `${where}${from}: ${i.message}`;
   });
   return `invalid config ${source}:\n  ${lines.join('\n  ')}`;
 }
 
-export function parseConfig(raw: unknown, source = '(inline)'): Config {
+export function parseConfig(raw: unknown, source = '(inline)', origins: ConfigOrigins = {}): Config {
   const r = configSchema.safeParse(raw ?? {});
-  if (!r.success) throw new ConfigError(formatZodError(r.error, source));
+  if (!r.success) throw new ConfigError(formatZodError(r.error, source, configSchema, origins));
   return r.data;
 }
 
-export function loadConfig(file?: string, overrides: Record<string, unknown> = {}): Config {
+/** Numeric environment defaults that are not numbers were ignored (TELEGEN_MAX_RSS_MB=abc ran
+ *  with 128): refuse them, naming the variable and the key it sets. */
+export function checkEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
+  for (const [key, name] of Object.entries(ENV_DEFAULTS)) {
+    const v = env[name];
+    if (v === undefined || v === '' || !key.startsWith('agent.')) continue;
+    if (!Number.isFinite(Number(v))) throw new ConfigError(`${name}: "${v}" is not a number (it sets ${key})`);
+  }
+}
+
+function hasPath(o: unknown, p: string[]): boolean {
+  let cur = o;
+  for (const k of p) {
+    if (!cur || typeof cur !== 'object' || !(k in (cur as Record<string, unknown>))) return false;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return true;
+}
+
+/** The file, then `overrides` over it. `overrideOrigins` names the flag (or variable) behind each
+ *  overridden key, so a bad `--api-listen` is not reported as a bad "(defaults)". */
+export function loadConfig(file?: string, overrides: Record<string, unknown> = {}, overrideOrigins: ConfigOrigins = {}): Config {
   let raw: Record<string, unknown> = {};
   if (file) {
     let text: string;
@@ -79,7 +143,12 @@ export function loadConfig(file?: string, overrides: Record<string, unknown> = {
     try { raw = (path.extname(file) === '.json' ? JSON.parse(text) : YAML.parse(text)) ?? {}; } catch (e) { throw new ConfigError(`config ${file} is not valid ${path.extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`); }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config ${file} must be a mapping at the top level`);
   }
-  return parseConfig(deepMerge(raw, overrides), file ?? '(defaults)');
+  checkEnvDefaults();
+  // A key the file does not set took its default from the environment: say which variable.
+  const origins: ConfigOrigins = {};
+  for (const [key, name] of Object.entries(ENV_DEFAULTS)) if (process.env[name] && !hasPath(raw, key.split('.'))) origins[key] = `${name}=${process.env[name]}`;
+  Object.assign(origins, overrideOrigins);
+  return parseConfig(deepMerge(raw, overrides), file ?? '(defaults: no --config file)', origins);
 }
 
 function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
