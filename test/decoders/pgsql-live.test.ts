@@ -13,6 +13,7 @@ import { spawn, execFileSync, ChildProcess } from 'child_process';
 import { decodeCapture, oracleFromCapture, decoded, compare } from './pgsql-util';
 import { DecodedRecord } from '../../host/src/decoders/records';
 import { signalPid } from '../helpers/signal';
+import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'Live-T3st-Pa55word';
@@ -75,23 +76,6 @@ async function stopServer(s: Server): Promise<void> {
   fs.rmSync(s.dir, { recursive: true, force: true });
 }
 
-async function startCapture(port: number, file: string): Promise<ChildProcess> {
-  // -B 64: pgbench -i streams 100k rows of COPY at loopback speed; the default 2 MB capture
-  // buffer can drop segments of it (seen once in CI as one invalid parse).
-  const p = spawn('tshark', ['-i', 'lo', '-B', '64', '-w', file, '-f', `tcp port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr!.on('data', (d) => { err += d.toString(); });
-  await waitFor(() => /Capturing on/.test(err) || p.exitCode !== null, 20_000, 'tshark to start capturing');
-  if (p.exitCode !== null) throw new Error(`tshark failed: ${err}`);
-  return p;
-}
-
-async function stopCapture(p: ChildProcess): Promise<void> {
-  await new Promise((r) => setTimeout(r, 500)); // let the last packets reach the file
-  if (p.pid) try { process.kill(p.pid, 'SIGINT'); } catch { /* gone */ }
-  await exited(p, 15_000);
-}
-
 const PSQL_SCRIPT = `
 CREATE TABLE items (id int PRIMARY KEY, name text);
 INSERT INTO items VALUES (1, 'one'), (2, 'two');
@@ -133,14 +117,11 @@ test('pgsql live: PostgreSQL 15 with psql, pgbench and node-postgres agrees with
   const server = await startServer();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-pgcap-'));
   const pcap = path.join(work, 'live.pcap');
-  let cap: ChildProcess | undefined;
+  let cap: Capture | undefined;
   try {
-    cap = await startCapture(server.port, pcap);
-    // tshark says "Capturing on" before its capture reliably sees the first packets: once in CI
-    // the psql connection's startup was missing from the file. A throwaway connection first
-    // (whatever part of it is captured, tshark and the decoder see the same bytes).
-    await new Promise((r) => setTimeout(r, 500));
-    run('psql', ['-X', '-q', '-c', 'SELECT 1'], server.port);
+    // -B 64: pgbench -i streams 100k rows of COPY at loopback speed; the default 2 MB capture
+    // buffer can drop segments of it (seen once in CI as one invalid parse).
+    cap = await startLoCapture(pcap, `tcp port ${server.port}`, server.port, 64);
     const script = path.join(work, 'script.sql');
     fs.writeFileSync(script, PSQL_SCRIPT);
     run('psql', ['-X', '-q', '-f', script], server.port);
@@ -151,7 +132,7 @@ test('pgsql live: PostgreSQL 15 with psql, pgbench and node-postgres agrees with
     fs.writeFileSync(pipe, '\\startpipeline\nSELECT 1 AS pipelined;\nSELECT abalance FROM pgbench_accounts WHERE aid = 7;\nUPDATE pgbench_branches SET bbalance = bbalance WHERE bid = 1;\n\\endpipeline\n');
     run('pgbench', ['-M', 'extended', '-t', '5', '-c', '1', '-n', '-f', pipe], server.port);
     await nodePg(server.port);
-    await stopCapture(cap);
+    await stopLoCapture(cap);
     cap = undefined;
     if (process.env.TELEGEN_PGSQL_KEEP) fs.copyFileSync(pcap, process.env.TELEGEN_PGSQL_KEEP);
 
@@ -202,7 +183,7 @@ test('pgsql live: PostgreSQL 15 with psql, pgbench and node-postgres agrees with
     assert.deepEqual(byText('SELECT 1 / $1::int').map((r) => [r.flags, r.attributes['db.response.status_code'], r.attributes['telegen.db.severity']]), [[1, '22012', 'ERROR']]);
     assert.deepEqual(byText('SELECT $1::int + 1 AS two').map((r) => [r.attributes['telegen.db.command_tag'], r.attributes['telegen.db.application_name']]), [['SELECT 1', 'telegen-live']]);
   } finally {
-    if (cap) await stopCapture(cap);
+    if (cap) await stopLoCapture(cap);
     await stopServer(server);
     fs.rmSync(work, { recursive: true, force: true });
   }

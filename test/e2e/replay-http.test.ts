@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawn, spawnSync, execFileSync } from 'child_process';
+import { spawnSync, execFileSync } from 'child_process';
 import { repoRoot, corpusDir } from '../helpers/decoder';
 import { startServer, curl, freePort } from '../helpers/agent';
 import { Conv, SYN, ACK, PSH } from '../replay/build';
+import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
 
 interface JsonSpan { name: string; kind: string; status: string; startTimeUnixNano: string; endTimeUnixNano: string; attributes: Record<string, unknown> }
 
@@ -105,18 +106,14 @@ test('replay of traffic recorded here with tshark on lo agrees with tshark', { t
   const server = await startServer(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), String(await freePort())]);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-cap-'));
   const file = path.join(tmp, 'lo.pcapng');
-  const cap = spawn('tshark', ['-i', 'lo', '-w', file, '-f', `tcp port ${server.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let capErr = '';
-  cap.stderr!.on('data', (d) => { capErr += String(d); });
+  let cap: Capture | undefined;
   try {
-    for (let i = 0; i < 100 && !/Capturing on/.test(capErr); i++) await new Promise((r) => setTimeout(r, 100));
+    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
     const base = `http://127.0.0.1:${server.port}`;
     curl([`${base}/hello`, `${base}/users/5?x=1`, `${base}/status/500`, `${base}/chunked`]);
     curl(['-X', 'POST', '--data-binary', 'abc=def', `${base}/echo`]);
-    await new Promise((r) => setTimeout(r, 500));
   } finally {
-    cap.kill('SIGINT');
-    await new Promise((r) => cap.once('exit', r));
+    if (cap) await stopLoCapture(cap);
     await server.stop();
   }
   const tsv = execFileSync('tshark', ['-r', file, '-Y', 'http', '-T', 'fields', '-E', 'header=y', '-E', 'separator=/t', '-E', 'occurrence=a', '-E', 'aggregator=|',

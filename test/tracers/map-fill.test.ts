@@ -103,13 +103,21 @@ test('every tracer map reports fill and capacity, every ring its drops, after re
         ids.add(Number(/^map_id:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${agent.proc.pid}/fdinfo/${fd}`, 'utf8'))![1]));
       } catch { /* closed meanwhile */ }
     }
-    const shown = JSON.parse(execFileSync('bpftool', ['map', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ id: number; name?: string; bytes_memlock: number; max_entries: number }>;
-    const mine = shown.filter((m) => ids.has(m.id));
-    const want = mine.reduce((a, m) => a + m.bytes_memlock, 0);
+    // Maps allocated per element (the file I/O tracer's directory names, the LRUs) grow while
+    // the agent runs: bpftool is read before and after /metrics, and they must agree when the
+    // maps did not change in between.
+    type Shown = Array<{ id: number; name?: string; bytes_memlock: number; max_entries: number }>;
+    const held = (): Shown => (JSON.parse(execFileSync('bpftool', ['map', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Shown).filter((m) => ids.has(m.id));
+    const sum = (maps: Shown) => maps.reduce((a, m) => a + m.bytes_memlock, 0);
+    let mine = held();
+    let want = sum(mine);
     let got = 0;
     await waitFor(async () => {
+      const before = sum(held());
       got = Number(/^telegen_bpf_map_memory_bytes (\d+)$/m.exec(await (await agent.api('/metrics')).text())?.[1] ?? NaN);
-      return got === want;
+      mine = held();
+      want = sum(mine);
+      return before === want && got === want;
     }, 15_000).catch(() => assert.fail(`telegen_bpf_map_memory_bytes ${got}, bpftool ${want}`));
     t.diagnostic(`BPF maps held: ${mine.length}, ${(want / 2 ** 20).toFixed(1)} MiB of kernel memory`);
     // The per-CPU scratch arrays are sized to the possible CPUs, not the 256 declared.
