@@ -17,6 +17,9 @@ export interface ConnMeta {
   connId?: bigint;
   /** Replay: the capture has no "local" side; client/server are the two ends. */
   observer?: 'capture';
+  /** Replay: the capture began after the handshake, so client and server were guessed from the
+   *  ports; the first bytes that read as one side only may swap them (ingest/router.ts). */
+  roleGuessed?: boolean;
   /** Source-clock time the connection was closed (its close event), set before the decoder's
    *  close(): an exchange still unanswered then waited until that moment (pipeline/spans.ts). */
   closedTs?: bigint;

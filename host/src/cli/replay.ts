@@ -57,7 +57,7 @@ export async function replayToSpans(file: string, opts: { decodersDir?: string; 
   const stats = await replayFile(file, {
     onOpen(c: ReplayConn) {
       const meta: ConnMeta = {
-        role: 'client', observer: 'capture', transport: c.transport,
+        role: 'client', observer: 'capture', transport: c.transport, roleGuessed: !c.roleKnown,
         localAddr: c.client.addr, localPort: c.client.port, remoteAddr: c.server.addr, remotePort: c.server.port,
       };
       conns.set(c.id, router.open(meta));

@@ -220,6 +220,11 @@ export class DecoderRegistry {
     return true;
   }
 
+  /** Whether `name` is hinted for this server port (config decoders.ports or the module's own). */
+  hintedFor(name: string, port: number): boolean {
+    return this.byPort.get(port)?.includes(name) ?? false;
+  }
+
   /** Active decoders to try for a connection: port-hinted ones first, then the rest. */
   candidates(serverPort: number, transport: 'tcp' | 'udp', exe?: string, pid?: number): LoadedDecoder[] {
     const hinted = this.byPort.get(serverPort) ?? [];

@@ -24,7 +24,15 @@ export interface Conn {
   /** The request the next protocol continues (h2c: stream 1), fed to it before anything else. */
   switchRequest?: { bytes: Uint8Array; ts: bigint };
   lastTs: bigint;
+  /** The source's client/server were the wrong way round (meta.roleGuessed): its directions are
+   *  swapped on the way in. */
+  flipped?: boolean;
 }
+
+/** A decoder hinted for the connection's server port binds on one well-formed message, which
+ *  scores less than a handshake or several messages (pgsql: 40 for one typed message): a capture
+ *  of a single exchange on 5432 is PostgreSQL. */
+const HINTED_THRESHOLD = 40;
 
 export type RecordSink = (rec: DecodedRecord, conn: Conn, decoder: string) => void;
 
@@ -120,11 +128,11 @@ export class Router {
       if (this.opts.listening(m.localPort)) { m.role = 'server'; return true; }
       if (isLoopback(m.remoteAddr) && this.opts.listening(m.remotePort)) { m.role = 'client'; return true; }
     }
-    const min = this.opts.detectThreshold;
     const port = Math.min(m.localPort, m.remotePort);
     let best = 0;
     let sentByClient = false;
     for (const d of this.registry.candidates(port, m.transport, m.comm, m.pid)) {
+      const min = Math.min(this.threshold(d, m.localPort), this.threshold(d, m.remotePort));
       const rq = d.inst.detect(DIR_REQUEST, bytes);
       const rs = d.inst.detect(DIR_RESPONSE, bytes);
       if (rq >= min && rs >= min) return false;
@@ -167,12 +175,17 @@ export class Router {
   data(conn: Conn, fromClient: boolean, bytes: Uint8Array, ts: bigint): void {
     conn.lastTs = ts;
     if (conn.state === 'ignored') return;
+    if (conn.flipped) fromClient = !fromClient;
     if (this.batching && conn.state === 'bound' && this.hold(conn, fromClient, bytes, ts)) return;
     this.flush();
     if (conn.state === 'detecting') {
-      if (!this.bind(conn, fromClient, this.directionBytes(conn, fromClient, bytes))) {
-        this.buffer(conn, fromClient, bytes, ts);
-        return;
+      const sofar = this.directionBytes(conn, fromClient, bytes);
+      if (!this.bind(conn, fromClient, sofar)) {
+        if (!conn.meta.roleGuessed || !this.bindFlipped(conn, fromClient, sofar)) {
+          this.buffer(conn, fromClient, bytes, ts);
+          return;
+        }
+        fromClient = !fromClient;
       }
       const early = conn.early;
       conn.early = [];
@@ -198,6 +211,12 @@ export class Router {
     return out;
   }
 
+  /** The score a decoder needs to bind to a connection with this server port. */
+  private threshold(d: LoadedDecoder, serverPort: number): number {
+    const t = this.opts.detectThreshold;
+    return t > HINTED_THRESHOLD && this.registry.hintedFor(d.name, serverPort) ? HINTED_THRESHOLD : t;
+  }
+
   private bind(conn: Conn, fromClient: boolean, bytes: Uint8Array): boolean {
     const dir = fromClient ? DIR_REQUEST : DIR_RESPONSE;
     const { serverPort } = ends(conn.meta);
@@ -205,15 +224,48 @@ export class Router {
     let bestScore = 0;
     for (const d of this.registry.candidates(serverPort, conn.meta.transport, conn.meta.comm, conn.meta.pid)) {
       const s = d.inst.detect(dir, bytes);
-      if (s > bestScore) { best = d; bestScore = s; }
+      if (s >= this.threshold(d, serverPort) && s > bestScore) { best = d; bestScore = s; }
       if (s >= 100) break;
     }
-    if (!best || bestScore < this.opts.detectThreshold) return false;
+    if (!best) return false;
+    this.bindTo(conn, best);
+    return true;
+  }
+
+  /** A connection whose ends were guessed (a capture without the handshake), whose bytes did not
+   *  read as its guessed side: if they read as the other side only (a decoder scores them as
+   *  that side and not as this one; the server is then the other end, with that end's port
+   *  hints), the ends were the wrong way round. Swaps them and binds. */
+  private bindFlipped(conn: Conn, fromClient: boolean, bytes: Uint8Array): boolean {
+    const m = conn.meta;
+    const dir = fromClient ? DIR_REQUEST : DIR_RESPONSE;
+    const other = fromClient ? DIR_RESPONSE : DIR_REQUEST;
+    const { clientPort } = ends(m); // the server's port once swapped
+    let best: LoadedDecoder | undefined;
+    let bestScore = 0;
+    for (const d of this.registry.candidates(clientPort, m.transport, m.comm, m.pid)) {
+      const need = this.threshold(d, clientPort);
+      const s = d.inst.detect(other, bytes);
+      if (s < need || s <= bestScore) continue;
+      if (d.inst.detect(dir, bytes) >= need) return false; // either side: it tells nothing
+      best = d; bestScore = s;
+    }
+    if (!best) return false;
+    conn.flipped = true;
+    const addr = m.localAddr, port = m.localPort;
+    m.localAddr = m.remoteAddr; m.localPort = m.remotePort;
+    m.remoteAddr = addr; m.remotePort = port;
+    for (const e of conn.early) e.fromClient = !e.fromClient;
+    this.metrics.inc('telegen_connections_ends_swapped_total', 'Capture connections without a handshake whose bytes showed the ports had guessed client and server the wrong way round', { decoder: best.name });
+    this.bindTo(conn, best);
+    return true;
+  }
+
+  private bindTo(conn: Conn, best: LoadedDecoder): void {
     conn.decoder = best;
     conn.state = 'bound';
     this.registry.bound(best, 1);
     this.metrics.inc('telegen_connections_bound_total', 'Connections bound to a decoder', { decoder: best.name });
-    return true;
   }
 
   /** Holds a read for a batch call when its decoder takes batches. */
@@ -323,6 +375,7 @@ export class Router {
 
   gap(conn: Conn, fromClient: boolean, lost: number): void {
     this.flush();
+    if (conn.flipped) fromClient = !fromClient;
     this.metrics.inc('telegen_stream_gap_bytes_total', 'Stream bytes never captured (capture limit, ring full)', undefined, lost);
     if (conn.state !== 'bound') {
       if (conn.state === 'detecting') this.ignore(conn, 'gap_before_detect');
