@@ -143,6 +143,22 @@ void RingReader::Stop() {
   index_view_.Reset();
 }
 
+bool RingReader::DrainAll() {
+  if (stopped_ || draining_ || !map_) return true;
+  paused_ = false;
+  std::shared_ptr<bool> alive = alive_;
+  // Nothing new arrives (links are gone), so this ends; the bound is only a guard.
+  for (int i = 0; i < 1 << 20; i++) {
+    if (stopped_ || !map_) return true;
+    uint64_t before = map_->Consumer();
+    if (before == map_->Producer()) return true;
+    Drain();
+    if (!*alive) return false;
+    if (stopped_ || !map_ || map_->Consumer() == before) return true;
+  }
+  return true;
+}
+
 uint64_t RingReader::PendingBytes() const {
   if (!map_) return 0;
   return map_->Producer() - map_->Consumer();

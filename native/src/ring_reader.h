@@ -38,6 +38,11 @@ class RingReader {
   // Stops watching the ring and unmaps the consumer page. JS views are detached so a stale
   // reference reads nothing instead of faulting. Must run on the JS thread (a handler may call it).
   void Stop();
+  // Reads what the ring still holds, batch after batch, to its end (paused or not): called once
+  // the programs are detached, so a stopping agent decodes everything captured before the stop
+  // instead of losing the last records. Returns false when the handler closed the tracer (the
+  // reader is gone: the caller must not touch it). Must run on the JS thread.
+  bool DrainAll();
 
   uint64_t Batches() const { return batches_; }
   uint64_t Records() const { return records_; }

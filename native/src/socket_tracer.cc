@@ -201,6 +201,7 @@ Napi::Function SocketTracer::Init(Napi::Env env) {
                          InstanceMethod<&SocketTracer::MapStats>("mapStats"),
                          InstanceMethod<&SocketTracer::Maps>("maps"),
                          InstanceMethod<&SocketTracer::Close>("close"),
+                         InstanceMethod<&SocketTracer::Detach>("detach"),
                          InstanceMethod<&SocketTracer::MapFds>("mapFds"),
                          InstanceMethod<&SocketTracer::SetPaused>("setPaused"),
                          InstanceAccessor<&SocketTracer::GetRing>("ring"),
@@ -402,7 +403,21 @@ Napi::Value SocketTracer::MapFds(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// detach(): capture stops (the programs are detached); what the ring holds then is handed to the
+// handler, batch after batch, to its end: a stopping agent decodes what was captured before the
+// stop instead of dropping it (SIGTERM flushes). close() does this first too.
+Napi::Value SocketTracer::Detach(const Napi::CallbackInfo &info) {
+  DestroyLinks(std::move(links_));
+  links_.clear();
+  // false: a handler closed the tracer during the drain and tore it down itself.
+  if (reader_) reader_->DrainAll();
+  return info.Env().Undefined();
+}
+
 Napi::Value SocketTracer::Close(const Napi::CallbackInfo &info) {
+  DestroyLinks(std::move(links_));
+  links_.clear();
+  if (reader_ && !reader_->DrainAll()) return info.Env().Undefined();
   Teardown();
   return info.Env().Undefined();
 }

@@ -27,6 +27,7 @@ class SocketTracer : public Napi::ObjectWrap<SocketTracer> {
   Napi::Value MapStats(const Napi::CallbackInfo &info);
   Napi::Value Maps(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
+  Napi::Value Detach(const Napi::CallbackInfo &info);
   Napi::Value MapFds(const Napi::CallbackInfo &info);
   Napi::Value GetRing(const Napi::CallbackInfo &info);
   Napi::Value GetIndex(const Napi::CallbackInfo &info);

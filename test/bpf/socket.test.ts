@@ -384,6 +384,35 @@ test('socket tracer: paused, the reader reads nothing and the kernel counts what
   }
 });
 
+test('close(): what the ring holds when capture stops is read to its end, paused or not (SIGTERM loses nothing captured)', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { child: server, port } = await startServer();
+  let tracer: SocketTracer | undefined;
+  let seen = 0;
+  try {
+    tracer = openSocketTracer({ connMax: 1024, ringBytes: 1 << 20, captureMax: 4096, targetPid: server.pid! }, (_ring, _index, count) => { seen += count; });
+    await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/`]);
+    await waitFor(() => seen > 0, 5000);
+    // Paused (as the agent's CPU budget pauses it): five more exchanges wait in the ring.
+    tracer.pause(true);
+    const before = seen;
+    for (let i = 0; i < 5; i++) await curl(['-o', '/dev/null', `http://127.0.0.1:${port}/`]);
+    await new Promise((r) => setTimeout(r, 200));
+    const pending = tracer.stats().ringPendingBytes;
+    assert.equal(seen, before, 'nothing read while paused');
+    assert.ok(pending > 0, 'the ring holds the five exchanges');
+    assert.equal(tracer.stats().ring_full, 0);
+    tracer.close();
+    // Each exchange: at least the request and response records on the server's socket.
+    assert.ok(seen - before >= 10, `records handed over by close(): ${seen - before} (${pending} bytes were pending)`);
+    assert.equal(tracer.stats().records, seen, 'the kept totals count the final drain');
+    assert.equal(tracer.stats().ringPendingBytes, 0);
+  } finally {
+    tracer?.close();
+    server.kill('SIGKILL');
+  }
+});
+
 test('socket tracer: SIGKILL of the loading process leaves no programs behind', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const script = `

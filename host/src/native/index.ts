@@ -90,6 +90,8 @@ interface NativeSocketTracer {
   stats(): { kernel: number[]; batches: number; records: number; ringPendingBytes: number };
   mapStats(): SocketTracerMapStats;
   maps(): Array<{ name: string; id: number; type: number; maxEntries: number }>;
+  /** Detaches the programs, then hands what the ring holds to the handler, to its end. */
+  detach(): void;
   close(): void;
   setPaused(paused: boolean): void;
   readonly ring: Uint8Array | null;
@@ -183,6 +185,9 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
     pause: (paused) => { if (!closed) native.setPaused(paused); },
     close(): void {
       if (closed) return;
+      // Capture stops and the ring is read to its end first (its records reach the handler now),
+      // so the totals kept below count them.
+      native.detach();
       closed = true;
       // Kept so a last metrics flush after close still reports the totals.
       final = this.stats();
