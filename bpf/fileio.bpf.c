@@ -243,20 +243,8 @@ static __always_inline __u64 cut_dir(struct scratch *s)
 /* A relative name says nothing of its directory (PostgreSQL opens everything relative to its
  * data directory): once openat succeeded, the opened file's dentries and mounts give its
  * absolute path. */
-#define RESOLVE_DEPTH 16
-#define RESOLVE_MASK 255
-
-struct resolve {
-	struct dentry *ds[RESOLVE_DEPTH]; /* leaf first */
-	__u32 n;
-	__u32 next;
-	__u32 o;
-	__u32 _pad;
-	struct dentry *d;
-	struct dentry *root; /* the root dentry of m */
-	struct mount *m;
-	char buf[2 * (RESOLVE_MASK + 1)];
-};
+#define RESOLVE_PATH_LEN TG_FILEIO_PATH_LEN
+#include "resolve_path.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -264,59 +252,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct resolve);
 } tg_fileio_resolve SEC(".maps");
-
-/* bpf_loop's context must live on the stack: it points to the per-CPU work area. */
-struct resolve_ctx {
-	struct resolve *r;
-};
-
-static long up_step(__u32 i, void *arg)
-{
-	struct resolve *r = ((struct resolve_ctx *)arg)->r;
-	struct dentry *d = r->d;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (d == r->root || d == parent) {
-		struct mount *m = r->m;
-		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
-		if (pm == m)
-			return 1; /* the root of the mount tree */
-		r->d = BPF_CORE_READ(m, mnt_mountpoint);
-		r->m = pm;
-		r->root = BPF_CORE_READ(pm, mnt.mnt_root);
-		return 0;
-	}
-	__u32 n = r->n;
-	if (n >= RESOLVE_DEPTH)
-		return 1;
-	r->ds[n & (RESOLVE_DEPTH - 1)] = d;
-	r->n = n + 1;
-	r->d = parent;
-	return 0;
-}
-
-static long down_step(__u32 i, void *arg)
-{
-	struct resolve *r = ((struct resolve_ctx *)arg)->r;
-	__u32 next = r->next;
-	if (next >= r->n)
-		return 1;
-	/* next < n <= RESOLVE_DEPTH: the mask changes nothing but bounds the index for the verifier. */
-	__u32 k = (r->n - 1 - next) & (RESOLVE_DEPTH - 1);
-	__u32 o = r->o;
-	if (o >= TG_FILEIO_PATH_LEN)
-		return 1;
-	struct qstr q = {};
-	bpf_probe_read_kernel(&q, sizeof(q), &r->ds[k]->d_name);
-	r->buf[o & RESOLVE_MASK] = '/';
-	o++;
-	__u32 len = q.len;
-	if (len > TG_FILEIO_PATH_LEN)
-		len = TG_FILEIO_PATH_LEN;
-	bpf_probe_read_kernel(&r->buf[o & RESOLVE_MASK], len & (TG_FILEIO_PATH_LEN * 2 - 1), q.name);
-	r->o = o + len;
-	r->next = next + 1;
-	return 0;
-}
 
 /* The absolute path of the current process's fd into out (cut at TG_FILEIO_PATH_LEN); out is
  * left alone when the fd cannot be read. */
