@@ -102,6 +102,20 @@ test('RED and service-graph points equal what sdk-metrics instruments give for t
   db.record(0.001, { 'service.name': 'shop', ...pg, 'error.type': '42P01' });
   an.observe(span(SpanKind.CLIENT, 4, { 'messaging.system': 'kafka', 'messaging.operation.name': 'send', 'messaging.destination.name': 'orders', 'server.address': '127.0.0.1', 'server.port': 9092 }));
   msg.record(0.004, { 'service.name': 'shop', 'messaging.system': 'kafka', 'messaging.operation.name': 'send', 'messaging.destination.name': 'orders', 'server.address': '127.0.0.1', 'server.port': 9092 });
+  // Messages sent and consumed: a client's Produce requests and Fetch responses, failed sends
+  // included (under their error.type); a span without a count or of another type adds none.
+  const sent = meter.createCounter('messaging.client.sent.messages', { unit: '{message}', description: 'Number of messages producer attempted to send to the broker.' });
+  const consumed = meter.createCounter('messaging.client.consumed.messages', { unit: '{message}', description: 'Number of messages that were delivered to the application.' });
+  const kafkaEdges: boolean[] = [];
+  const kafka = { 'messaging.system': 'kafka', 'messaging.destination.name': 'orders', 'server.address': '127.0.0.1', 'server.port': 9092 };
+  for (const [op, type, n, err] of [['produce', 'send', 5, false], ['produce', 'send', 7, false], ['produce', 'send', 2, true], ['fetch', 'receive', 3, false], ['fetch', 'receive', 0, false], ['metadata', undefined, 9, false]] as const) {
+    const a: Attributes = { ...kafka, 'messaging.operation.name': op, 'messaging.batch.message_count': n, ...(type ? { 'messaging.operation.type': type } : {}), ...(err ? { 'error.type': 'NOT_LEADER_OR_FOLLOWER' } : {}) };
+    an.observe(span(SpanKind.CLIENT, 2, a, { error: err }));
+    const l = { 'service.name': 'shop', ...kafka, 'messaging.operation.name': op, ...(err ? { 'error.type': 'NOT_LEADER_OR_FOLLOWER' } : {}) };
+    msg.record(0.002, l);
+    if (type === 'send') sent.add(n, l); else if (type === 'receive') consumed.add(n, l);
+    kafkaEdges.push(err);
+  }
   an.observe(span(SpanKind.CLIENT, 0.7, { 'dns.question.name': 'example.com', 'server.address': '127.0.0.53' }));
   dns.record(0.0007, { 'service.name': 'shop', 'dns.question.name': 'example.com', 'server.address': '127.0.0.53' });
   // An HTTP call to a traced server: one edge with client and server durations.
@@ -130,6 +144,7 @@ test('RED and service-graph points equal what sdk-metrics instruments give for t
   for (const ms of [2, 4, 6]) virtual('postgresql 127.0.0.1:5432', 'database', ms);
   virtual('postgresql 127.0.0.1:5432', 'database', 1, true);
   virtual('kafka 127.0.0.1:9092', 'messaging_system', 4);
+  for (const failed of kafkaEdges) virtual('kafka 127.0.0.1:9092', 'messaging_system', 2, failed);
   virtual('dns 127.0.0.53', 'virtual_node', 0.7);
 
   const got = await collect(ours);

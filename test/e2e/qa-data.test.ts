@@ -290,6 +290,17 @@ test('live Kafka: the mock broker (reads a request in two parts) has its SERVER 
     // The batch's produce is one series without a destination, not one of qa-t1.
     const produces = msg().filter((p) => p.attrs['service.name'] === 'node' && p.attrs['messaging.operation.name'] === 'produce');
     assert.deepEqual([...new Set(produces.map((p) => p.attrs['messaging.destination.name']))], [undefined]);
+    // messaging.client.sent.messages / consumed.messages: kcat sent 2 to qa-t1 and consumed them;
+    // node sent 3 in one batch (no single destination); the broker, which received all five, none.
+    const last = (name: string, match: Record<string, unknown>) => lastValue(agent.dataDir, name, { 'server.port': port, ...match });
+    const counts = () => [
+      last('messaging.client.sent.messages', { 'service.name': 'kcat', 'messaging.destination.name': 'qa-t1', 'messaging.operation.name': 'produce' }),
+      last('messaging.client.consumed.messages', { 'service.name': 'kcat', 'messaging.destination.name': 'qa-t1', 'messaging.operation.name': 'fetch' }),
+      last('messaging.client.sent.messages', { 'service.name': 'node', 'messaging.operation.name': 'produce' }),
+    ];
+    await waitFor(() => counts().join() === '2,2,3', 20_000).catch(() => undefined);
+    assert.deepEqual(counts(), [2, 2, 3]);
+    assert.deepEqual(metricPoints(agent.dataDir, 'messaging.client.sent.messages').filter((p) => p.attrs['service.name'] === 'mock-broker'), []);
   } finally {
     broker.kill('SIGTERM');
     await new Promise<void>((r) => { if (broker.exitCode !== null) return r(); broker.once('exit', () => r()); setTimeout(r, 5000).unref(); });

@@ -1,4 +1,5 @@
-// RED series (semconv duration histograms per service, plus db.client.response.returned_rows),
+// RED series (semconv duration histograms per service, plus db.client.response.returned_rows and
+// messaging.client.sent.messages / consumed.messages),
 // aggregated here and turned into cumulative points at each collection (signals.addProducer).
 //
 // Per span: which instrument, a key built from the attribute values it keeps (no attribute object,
@@ -68,6 +69,11 @@ const I = {
 };
 const INSTRUMENT_COUNT = 7;
 const ROWS: InstrumentInfo & { bounds: number[] } = { name: ROWS_INSTRUMENT, unit: '{row}', description: 'Actual number of records returned by the database operation.', kind: 'histogram', bounds: ROWS_BUCKETS };
+/** Semconv messaging counters, fed by messaging.batch.message_count of the client's operations:
+ *  a Produce request's records (send), a Fetch response's (receive). They keep the duration
+ *  series' attributes (and its error.type: semconv counts the messages of failed sends too). */
+const SENT: InstrumentInfo = { name: 'messaging.client.sent.messages', unit: '{message}', description: 'Number of messages producer attempted to send to the broker.', kind: 'counter' };
+const CONSUMED: InstrumentInfo = { name: 'messaging.client.consumed.messages', unit: '{message}', description: 'Number of messages that were delivered to the application.', kind: 'counter' };
 
 /** Which semconv instrument a span feeds. The database, messaging and DNS instruments measure
  *  clients (`db.client.*`, `messaging.client.*`, a lookup): the other side's spans (the database
@@ -121,6 +127,9 @@ export interface RedSeries {
   hist: Hist;
   exemplars: BucketExemplars;
   rows?: Hist;
+  /** Messages sent / consumed (messaging series only, once a span carried a count). */
+  sent?: number;
+  consumed?: number;
 }
 
 interface ServiceRed {
@@ -208,6 +217,13 @@ export class RedStore {
     if (inst === I.db) {
       const n = a['db.response.returned_rows'];
       if (typeof n === 'number' && n >= 0) histAdd(ser.rows ??= newHist(ROWS_BUCKETS), bucketOf(ROWS_BUCKETS, n), n);
+    } else if (inst === I.messaging) {
+      const n = a['messaging.batch.message_count'];
+      if (typeof n === 'number' && n >= 0) {
+        const op = a['messaging.operation.type'];
+        if (op === 'send') ser.sent = (ser.sent ?? 0) + n;
+        else if (op === 'receive') ser.consumed = (ser.consumed ?? 0) + n;
+      }
     }
     if (server) slotAdd(svc.slots, t, err, sec);
   }
@@ -303,8 +319,8 @@ export class RedStore {
     for (const m of svc.byInst) if (m) yield* m.values();
   }
 
-  /** Cumulative points of every series (duration, then returned rows); then forgets the series
-   *  whose final values these points carry. */
+  /** Cumulative points of every series (duration, then returned rows, messages sent and
+   *  consumed); then forgets the series whose final values these points carry. */
   collect(): MetricData[] {
     const t = this.now();
     const end = hrTime();
@@ -314,11 +330,15 @@ export class RedStore {
     this.epoch++;
     const out: MetricData[] = [];
     const rows: object[] = [];
+    const sent: object[] = [];
+    const consumed: object[] = [];
     for (const inst of this.used) {
       const points: object[] = [];
       const visit = (ser: RedSeries, gone: boolean): boolean => {
         points.push(histPoint(ser.hist, inst.info.bounds, ser.attributes, ser.start, end));
         if (ser.rows) rows.push(histPoint(ser.rows, ROWS.bounds, ser.attributes, ser.start, end));
+        if (ser.sent !== undefined) sent.push({ attributes: ser.attributes, startTime: ser.start, endTime: end, value: ser.sent });
+        if (ser.consumed !== undefined) consumed.push({ attributes: ser.attributes, startTime: ser.start, endTime: end, value: ser.consumed });
         if (!gone && ser.lastAt >= idleBefore) return false;
         this.forgotten++;
         return true;
@@ -334,6 +354,8 @@ export class RedStore {
       if (points.length) out.push(cumulativeMetric(inst.info, points));
     }
     if (rows.length) out.push(cumulativeMetric(ROWS, rows));
+    if (sent.length) out.push(cumulativeMetric(SENT, sent));
+    if (consumed.length) out.push(cumulativeMetric(CONSUMED, consumed));
     // A service without series stays while its timeline has recent slots (a database or broker
     // whose SERVER spans feed no client instrument).
     const slotsFrom = t - SLOTS * SLOT_MS;
