@@ -55,6 +55,9 @@ export interface RunningTracer {
   name: string;
   /** One line for /api/status and the log, e.g. "4 programs attached on lo". */
   detail: string;
+  /** For a tracer switched on and off at run time (the profiler's PUT /api/profile/enabled):
+   *  whether it runs now, and its line, read at each /api/status and metric collection. */
+  state?(): { ok: boolean; detail: string };
   stop(): Promise<void> | void;
 }
 export type TracerFactory = (ctx: TracerContext) => Promise<RunningTracer | null> | RunningTracer | null;
@@ -392,7 +395,7 @@ export class Agent {
         const t = await factory({ cfg: this.cfg, signals: this.signals, metrics: this.metrics, agent: this });
         if (!t) { this.tracers.push({ name, ok: false, detail: 'disabled in config' }); continue; }
         this.extraTracers.push(t);
-        this.tracers.push({ name, ok: true, detail: t.detail });
+        this.tracers.push({ name, ok: true, detail: t.detail, ...t.state?.() });
       } catch (e) {
         const msg = (e as Error).message;
         alog.error({ tracer: name, err: msg }, 'tracer could not start; the others keep running (see telegen doctor)');
@@ -401,8 +404,18 @@ export class Agent {
     }
   }
 
+  /** Brings the entries of tracers switched at run time up to date. */
+  private refreshTracers(): void {
+    for (const t of this.extraTracers) {
+      if (!t.state) continue;
+      const i = this.tracers.findIndex((x) => x.name === t.name);
+      if (i >= 0) this.tracers[i] = { name: t.name, ...t.state() };
+    }
+  }
+
   private collect(m: SelfMetrics): void {
     collectMapFill(m);
+    this.refreshTracers();
     for (const t of this.tracers) m.set('telegen_tracer_up', 'Whether a tracer is running (1) or not (0)', t.ok ? 1 : 0, { tracer: t.name });
     if (this.socketTracer) {
       const s = this.socketTracer.stats();
@@ -434,6 +447,7 @@ export class Agent {
   }
 
   status(): Record<string, unknown> {
+    this.refreshTracers();
     return {
       pid: process.pid,
       uptimeSeconds: (Date.now() - this.started) / 1000,

@@ -66,12 +66,25 @@ test('agent: switched on through the API while off in the config; OTLP profiles,
     // Nothing loaded until asked for.
     const st0 = await status();
     assert.deepEqual([st0.enabled, st0.attached, st0.attach, st0.stats.attaches], [false, false, null, 0]);
+    // /api/status and telegen_tracer_up follow the switch (they said "running" while it was off).
+    const tracerState = async () => {
+      const st = await (await agent.api('/api/status')).json() as { tracers: Array<{ name: string; ok: boolean; detail: string }> };
+      const prom = await (await agent.api('/metrics')).text();
+      const row = st.tracers.find((x) => x.name === 'profile')!;
+      return { ok: row.ok, detail: row.detail, up: /^telegen_tracer_up\{tracer="profile"\} (\d)/m.exec(prom)?.[1] };
+    };
+    const off0 = await tracerState();
+    assert.deepEqual([off0.ok, off0.up], [false, '0'], JSON.stringify(off0));
+    assert.match(off0.detail, /off in the config/);
     assert.equal((await put('/api/profile/enabled', { enabled: true }, false)).status, 401);
     const on = await put('/api/profile/enabled', { enabled: true });
     assert.equal(on.status, 200, await on.clone().text());
     const stOn = await status();
     assert.deepEqual([stOn.enabled, stOn.attached, stOn.stats.attaches], [true, true, 1]);
     const firstProg = stOn.attach!.progId;
+    const on1 = await tracerState();
+    assert.deepEqual([on1.ok, on1.up], [true, '1'], JSON.stringify(on1));
+    assert.match(on1.detail, /^199 Hz on \d+\/\d+ CPUs/);
     assert.ok(bpftoolHasProg(firstProg), 'the sampler program is loaded after the switch-on');
     // Re-targeted to the burner by service and the request server by pid; the requests (three
     // pairs, two in flight at once on two threads, each burning 200 ms of CPU in burn_request on
@@ -190,6 +203,9 @@ test('agent: switched on through the API while off in the config; OTLP profiles,
     assert.equal(st1.enabled, false);
     assert.equal(st1.attached, false);
     assert.equal(bpftoolHasProg(firstProg), false, 'the sampler program is gone after the switch-off');
+    const off1 = await tracerState();
+    assert.deepEqual([off1.ok, off1.up], [false, '0'], JSON.stringify(off1));
+    assert.match(off1.detail, /switched off/);
     assert.ok(st1.stats.drainedSamples > 0 && st1.stats.samples >= st1.stats.drainedSamples, JSON.stringify(st1.stats));
     await new Promise((res) => setTimeout(res, 2500)); // more than two drain intervals
     const st2 = await status();

@@ -132,12 +132,18 @@ export const profileTracer: TracerFactory = (ctx) => {
   });
   // The kernel side loads and unloads with PUT /api/profile/enabled: its maps are found by name.
   const untrack = registerMaps('profile', ownMapsByPrefix('tg_prof_'));
-  const r = p.report();
+  // Off (in the config or switched off at run time) is not running: /api/status and
+  // telegen_tracer_up said "running" for a profiler that sampled nothing.
+  const state = () => {
+    const r = p.report();
+    if (!p.isEnabled() || !r) return { ok: false, detail: `${r ? 'switched off' : 'off in the config'} (PUT /api/profile/enabled switches it on)` };
+    const where = `${cfg.frequency_hz} Hz on ${r.attached.length}/${r.cpus} CPUs${r.failed.length ? ` (${r.failed.map((f) => `cpu${f.cpu}: ${f.error}`).join('; ')})` : ''}`;
+    return { ok: r.attached.length > 0, detail: where };
+  };
   return {
     name: 'profile',
-    detail: r
-      ? `${cfg.frequency_hz} Hz on ${r.attached.length}/${r.cpus} CPUs${r.failed.length ? ` (${r.failed.map((f) => `cpu${f.cpu}: ${f.error}`).join('; ')})` : ''}`
-      : 'off in the config (PUT /api/profile/enabled switches it on)',
+    detail: state().detail,
+    state,
     stop: async () => {
       untap?.();
       untrack();
