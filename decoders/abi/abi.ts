@@ -25,6 +25,10 @@ export const FLAG_NO_RESPONSE = 2;  // request seen, response never came (closed
 export const FLAG_NO_REQUEST = 4;   // response seen without its request (joined mid-stream)
 export const FLAG_TRUNCATED = 8;    // some field values were cut to the field cap
 export const FLAG_UNKNOWN = 16;     // some values could not be known (lost bytes, missed state)
+// With FLAG_NO_RESPONSE: the decoder gave up waiting (tick) while the connection was still open;
+// ts_end is that tick's `now`, the last moment it was known to be unanswered. A close() or an
+// eviction is not a timeout: the host cannot tell them apart from the end time alone.
+export const FLAG_TIMEOUT = 32;
 
 // Field value types.
 export const T_STR = 0;   // UTF-8 bytes

@@ -40,9 +40,9 @@ const SHOWN_FLAGS: u32 = 0x87b0;
 
 /** One exchange record. `q` is the query (null: response without its query); `withResponse`
  *  says `msg` holds the response (false: the query got none). */
-export function emitExchange(stream: u32, q: Pending | null, withResponse: bool, tsStart: u64, tsEnd: u64): void {
+export function emitExchange(stream: u32, q: Pending | null, withResponse: bool, tsStart: u64, tsEnd: u64, extraFlags: i32 = 0): void {
   const m = msg;
-  let flags: i32 = 0;
+  let flags: i32 = extraFlags;
   if (q === null) flags |= FLAG_NO_REQUEST;
   if (!withResponse) flags |= FLAG_NO_RESPONSE;
   const rcode = withResponse ? m.rcode : 0;

@@ -8,6 +8,7 @@ import {
 import { warn } from "../abi/emit";
 import { msg, walkMessage, readName, nameScratch, namePtr, nameLen, u16be } from "./message";
 import { emitExchange } from "./emit";
+import { FLAG_TIMEOUT } from "../abi/abi";
 
 export const streams = new Map<u32, StreamState>();
 // Pending slots live in one decoder-wide table (a burst on one stream does not pin memory there)
@@ -160,7 +161,8 @@ function onQuery(st: StreamState, stream: u32, tsStart: u64): void {
   if (st.count >= MAX_PENDING) {
     const o = popOldest(st);
     const oldest = slotAt(o);
-    emitExchange(stream, oldest, false, oldest.tsStart, oldest.tsStart);
+    // unanswered until this query pushed it out
+    emitExchange(stream, oldest, false, oldest.tsStart, tsStart);
     release(o);
   }
   if (liveTotal >= MAX_PENDING_TOTAL) {
@@ -237,7 +239,8 @@ function sweepIdle(now: u64, emptyOnly: bool): void {
     while (!emptyOnly && st.head >= 0) {
       const p = slotAt(st.head);
       if (now < p.tsStart || now - p.tsStart < QUERY_TIMEOUT_NS) break;
-      emitExchange(stream, p, false, p.tsStart, p.tsStart);
+      // still unanswered at `now`: the lookup lasted (at least) until then
+      emitExchange(stream, p, false, p.tsStart, now, FLAG_TIMEOUT);
       release(popOldest(st));
     }
     if (st.count > 0 || st.partial0 || st.partial1) continue;

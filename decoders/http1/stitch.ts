@@ -3,7 +3,7 @@
 // the next final response answers the oldest one.
 import {
   PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED, DIR_REQUEST, GAP_ABSORBED,
-  FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN, FLAG_TRUNCATED,
+  FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN, FLAG_TRUNCATED, FLAG_TIMEOUT,
 } from "../abi/abi";
 import { A_HTTP_REQUEST_HEADER_UPGRADE } from "../abi/attributes";
 import {
@@ -693,13 +693,14 @@ function removeExchange(st: State, ex: Exchange): void {
   if (i >= 0) exchangesDequeued(1);
 }
 
-/** Emits every exchange still waiting, with `flags` added. */
-function flushAll(st: State, stream: u32, flags: i32): void {
+/** Emits every exchange still waiting, with `flags` added; one not ended yet ends at `end`
+ *  (the tick that gave up on it), or at the connection's last byte when `end` is 0. */
+function flushAll(st: State, stream: u32, flags: i32, end: u64 = 0): void {
   const q = st.queue;
   for (let i = 0; i < q.length; i++) {
     const ex = q[i];
     ex.flags |= flags;
-    if (ex.tsEnd == 0) ex.tsEnd = st.lastTs;
+    if (ex.tsEnd == 0) ex.tsEnd = end != 0 ? end : st.lastTs;
     emitExchange(stream, ex);
     if (ex !== st.reqCur && ex !== st.respCur) releaseExchange(ex);
   }
@@ -806,9 +807,10 @@ export function tickStreams(now: u64): void {
     if (q.length > 0) {
       const head = q[0];
       if (!head.hasResponse && head.tsStart + EXCHANGE_TIMEOUT_NS < now) {
-        // the oldest request went unanswered: give up on everything waiting behind it too
+        // the oldest request went unanswered: give up on everything waiting behind it too. All
+        // were still unanswered at `now`: they last until then (a hung request is not instant).
         st.reqCur = null;
-        flushAll(st, k, FLAG_NO_RESPONSE);
+        flushAll(st, k, FLAG_NO_RESPONSE | FLAG_TIMEOUT, now);
       }
     } else if (st.lastTs + IDLE_STATE_NS < now && idle(st.req) && idle(st.resp) && st.respCur === null) {
       // a connection whose close we never saw; nothing is lost by forgetting it at a boundary

@@ -1,6 +1,6 @@
 // Stream ↔ exchange: HEADERS blocks become a stream's request, response and trailers; DATA is
 // counted (and split into gRPC messages); END_STREAM on the response or RST_STREAM ends it.
-import { DIR_REQUEST, FLAG_NO_RESPONSE } from "../abi/abi";
+import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_TIMEOUT } from "../abi/abi";
 import {
   Conn, H2Stream, GrpcDir, MAX_STREAMS, HEADER_LIST_CAP, GRPC_LENS_CAP, STREAM_TIMEOUT_NS,
   HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS, RST_WAIT_NS,
@@ -168,7 +168,7 @@ export function onHint(c: Conn, connId: u32, sid: u32): void {
 function getStream(c: Conn, connId: u32, sid: u32, ts: u64, create: bool): H2Stream | null {
   if (c.streams.has(sid)) return c.streams.get(sid);
   if (!create) return null;
-  if (c.streams.size >= MAX_STREAMS) evictOldest(c, connId);
+  if (c.streams.size >= MAX_STREAMS) evictOldest(c, connId, ts);
   const s = new H2Stream();
   s.id = sid;
   s.tsStart = ts;
@@ -177,14 +177,18 @@ function getStream(c: Conn, connId: u32, sid: u32, ts: u64, create: bool): H2Str
   return s;
 }
 
-function evictOldest(c: Conn, connId: u32): void {
+/** The oldest stream makes room: not ended, it was still open when this new stream (at `ts`)
+ *  pushed it out, and ends there. */
+function evictOldest(c: Conn, connId: u32, ts: u64): void {
   const keys = c.streams.keys();
   let oldest: H2Stream | null = null;
   for (let i = 0; i < keys.length; i++) {
     const s = c.streams.get(keys[i]);
     if (oldest == null || s.lastTs < oldest.lastTs) oldest = s;
   }
-  if (oldest != null) finishStream(c, connId, oldest, oldest.respHdr == null ? FLAG_NO_RESPONSE : 0);
+  if (oldest == null) return;
+  if (oldest.tsEnd == 0 && ts > oldest.lastTs) oldest.tsEnd = ts;
+  finishStream(c, connId, oldest, oldest.respHdr == null ? FLAG_NO_RESPONSE : 0);
 }
 
 function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void {
@@ -480,7 +484,12 @@ export function expire(c: Conn, connId: u32, now: u64): void {
       continue;
     }
     if (s.rstWait && now > s.lastTs && now - s.lastTs > RST_WAIT_NS) { finishStream(c, connId, s, FLAG_NO_RESPONSE); continue; }
-    if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) finishStream(c, connId, s, FLAG_NO_RESPONSE);
+    if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) {
+      // Given up while the connection is open: it was still unfinished at `now`, and lasts until
+      // then. (A reset stream above ended at its RST_STREAM: a cancel, not a timeout.)
+      s.tsEnd = now;
+      finishStream(c, connId, s, FLAG_NO_RESPONSE | FLAG_TIMEOUT);
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // key/version by correlation id (responses carry only the id), and emits one record per pair.
 import {
   PARSE_NEEDS_MORE, PARSE_INVALID, DIR_REQUEST, GAP_ABSORBED,
-  FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN,
+  FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT,
 } from "../abi/abi";
 import { input, INPUT_CAP } from "../abi/window";
 import {
@@ -98,8 +98,9 @@ function handleRequest(stream: u32, st: StreamState, p: usize, avail: usize, tsS
     return;
   }
   if (st.inflight.length >= MAX_PENDING) {
+    // No longer waited for: unanswered at least until this request, the one that pushed it out.
     const old = st.inflight.shift();
-    old.tsEnd = old.tsStart;
+    old.tsEnd = tsStart;
     flushOne(stream, st, old, FLAG_NO_RESPONSE);
   }
   st.inflight.push(x);
@@ -136,9 +137,10 @@ function handleResponse(stream: u32, st: StreamState, p: usize, avail: usize, ts
     return;
   }
   // Kafka answers in request order on a connection: older unanswered requests never will be.
+  // They waited until this answer began: it showed theirs were not coming.
   for (let i = 0; i < idx; i++) {
     const old = st.inflight.shift();
-    old.tsEnd = old.tsStart;
+    old.tsEnd = tsStart;
     flushOne(stream, st, old, FLAG_NO_RESPONSE);
   }
   const x = st.inflight.shift();
@@ -299,8 +301,9 @@ export function tickAll(now: u64): void {
       const x = unchecked(st.inflight[0]);
       if (now <= x.tsStart || now - x.tsStart < PENDING_TIMEOUT_NS) break;
       st.inflight.shift();
-      x.tsEnd = x.tsStart;
-      flushOne(stream, st, x, FLAG_NO_RESPONSE);
+      // Still unanswered at `now`: it lasts that long (at its start it read as the fastest request).
+      x.tsEnd = now;
+      flushOne(stream, st, x, FLAG_NO_RESPONSE | FLAG_TIMEOUT);
     }
   }
 }

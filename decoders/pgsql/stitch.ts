@@ -12,7 +12,7 @@
 //     server skips them), nothing else of it is queued;
 //   - the startup (StartupMessage … ReadyForQuery or the error that ends it) is one exchange,
 //     db.operation.name "STARTUP"; a CancelRequest is one exchange "CANCEL".
-import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from "../abi/abi";
+import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT } from "../abi/abi";
 import {
   Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
   OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
@@ -111,9 +111,10 @@ function abandon(stream: u32, st: Stream, op: Op, flags: i32, ts: u64): void {
 
 function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
   if (st.count >= MAX_OPS) {
-    // A peer that never answers: the oldest operation is given up, memory stays bounded.
+    // A peer that never answers: the oldest operation is given up, memory stays bounded. It was
+    // unanswered until this operation pushed it out.
     const old = st.front();
-    abandon(stream, st, old, FLAG_NO_RESPONSE | FLAG_UNKNOWN, old.ts);
+    abandon(stream, st, old, FLAG_NO_RESPONSE | FLAG_UNKNOWN, ts);
     st.pop();
   }
   return st.push(kind, ts);
@@ -753,12 +754,14 @@ export function expire(now: u64): void {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     const st = streams.get(id);
+    // Given up with the connection open: still unanswered at `now`, so they last until then (a
+    // hung statement is not the fastest one in db.client.operation.duration).
     while (st.count > 0 && now > st.front().ts && now - st.front().ts > TIMEOUT_NS) {
       const op = st.front();
-      abandon(id, st, op, FLAG_NO_RESPONSE, op.ts);
+      abandon(id, st, op, FLAG_NO_RESPONSE | FLAG_TIMEOUT, now);
       st.pop();
     }
-    if (st.startupOpen && now > st.startup.ts && now - st.startup.ts > TIMEOUT_NS) emitStartup(id, st, FLAG_NO_RESPONSE, st.startup.ts);
+    if (st.startupOpen && now > st.startup.ts && now - st.startup.ts > TIMEOUT_NS) emitStartup(id, st, FLAG_NO_RESPONSE | FLAG_TIMEOUT, now);
   }
 }
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadDecoder, Harness } from '../helpers/decoder';
 import {
-  KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, DIR_REQUEST, DIR_RESPONSE,
+  KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT, DIR_REQUEST, DIR_RESPONSE,
 } from '../../decoders/abi/abi';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const dnsPacket: any = require('dns-packet');
@@ -241,7 +241,8 @@ test('response without its query, queries unanswered at close and after the time
   assert.equal(h.records.length, 1, 'not yet 5 s old');
   h.inst.tick(6000n * MS);
   assert.equal(h.records.length, 2);
-  assert.equal(h.records[1].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[1].flags, FLAG_NO_RESPONSE | FLAG_TIMEOUT);
+  assert.equal(h.records[1].tsEnd, 6000n * MS, 'the lookup waited until the decoder gave up');
   assert.equal(h.records[1].attributes['dns.question.name'], 'slow.example');
   assert.equal(h.records[1].attributes['dns.response_code'], undefined);
   assert.equal(h.records[1].attributes['telegen.dns.flags'], 'rd');
@@ -251,6 +252,15 @@ test('response without its query, queries unanswered at close and after the time
   assert.equal(h.records[2].attributes['dns.question.name'], 'later.example');
   h.inst.closeStream(2);
   assert.equal(h.records.length, 3, 'close frees the state');
+});
+
+test('the 64-query cap: a query pushed out unanswered ends where the query that pushed it out began', () => {
+  const h = loadDecoder('dns');
+  for (let i = 0; i < 64; i++) h.inst.feed(1, DIR_REQUEST, query(100 + i, `q${i}.example`), 1_000n + BigInt(i));
+  assert.equal(h.records.length, 0);
+  h.inst.feed(1, DIR_REQUEST, query(300, 'last.example'), 9_000n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['dns.question.name'], r.flags, r.tsStart, r.tsEnd]),
+    [['q0.example', FLAG_NO_RESPONSE, 1_000n, 9_000n]]);
 });
 
 test('matching: same id for another question is not an answer; 0x20 case differences are', () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadDecoder, Harness } from '../helpers/decoder';
 import {
-  KIND_EXCHANGE, KIND_UPGRADE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TRUNCATED,
+  KIND_EXCHANGE, KIND_UPGRADE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TRUNCATED, FLAG_TIMEOUT,
   DIR_REQUEST as REQ, DIR_RESPONSE as RESP,
 } from '../../decoders/abi/abi';
 
@@ -652,8 +652,23 @@ test('tick() expires requests that never got an answer', () => {
   assert.equal(h.records.length, 0);
   h.inst.tick(62_000_000_000n);
   assert.equal(h.records.length, 1);
-  assert.equal(h.records[0].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[0].flags, FLAG_NO_RESPONSE | FLAG_TIMEOUT);
   assert.equal(h.records[0].attributes['url.path'], '/slow');
+  // It waited until the decoder gave up: 61 s, not the 0 s of its last byte.
+  assert.deepEqual([h.records[0].tsStart, h.records[0].tsEnd], [1_000_000_000n, 62_000_000_000n]);
+});
+
+test('tick(): pipelined requests behind the timed-out one end at the same tick; close keeps the last byte', () => {
+  const h = loadDecoder('http1');
+  h.inst.feed(1, REQ, b('GET /a HTTP/1.1\r\nHost: t\r\n\r\n'), 1_000_000_000n);
+  h.inst.feed(1, REQ, b('GET /b HTTP/1.1\r\nHost: t\r\n\r\n'), 5_000_000_000n);
+  h.inst.tick(70_000_000_000n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['url.path'], r.flags, r.tsEnd]),
+    [['/a', FLAG_NO_RESPONSE | FLAG_TIMEOUT, 70_000_000_000n], ['/b', FLAG_NO_RESPONSE | FLAG_TIMEOUT, 70_000_000_000n]]);
+  const c = loadDecoder('http1');
+  c.inst.feed(1, REQ, b('GET /c HTTP/1.1\r\nHost: t\r\n\r\n'), 1_000_000_000n);
+  c.inst.closeStream(1);
+  assert.deepEqual(c.records.map((r) => [r.flags, r.tsEnd]), [[FLAG_NO_RESPONSE, 1_000_000_000n]]);
 });
 
 test('header details: case-insensitive names, obs-fold, absolute-form, IPv6 host, b3', () => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadDecoder, Harness } from '../helpers/decoder';
 import {
-  DIR_REQUEST, DIR_RESPONSE, FLAG_ERROR, FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN,
+  DIR_REQUEST, DIR_RESPONSE, FLAG_ERROR, FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN, FLAG_TIMEOUT,
 } from '../../decoders/abi/abi';
 import {
   PREFACE, hex, frame, T, F, settings, lit, litInc, litIncIdx, idx, sizeUpdate, headers, data, rst, grpcMsg,
@@ -345,12 +345,15 @@ test('close flushes open streams with FLAG_NO_RESPONSE; tick expires idle ones',
   h.inst.feed(1, REQ, headers(1, reqBlock('GET', '/never', 'h'), true), 10n);
   h.inst.tick(10n + 301_000_000_000n);
   assert.equal(exchanges(h).length, 1);
-  assert.equal(exchanges(h)[0].flags & FLAG_NO_RESPONSE, FLAG_NO_RESPONSE);
+  assert.equal(exchanges(h)[0].flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT), FLAG_NO_RESPONSE | FLAG_TIMEOUT);
+  // It was still open when the decoder gave up: it lasts until then.
+  assert.equal(exchanges(h)[0].tsEnd, 10n + 301_000_000_000n);
   h.inst.feed(1, REQ, headers(3, reqBlock('GET', '/open', 'h'), true), 20n);
   h.inst.closeStream(1);
   assert.equal(exchanges(h).length, 2);
   assert.equal(exchanges(h)[1].attributes['url.path'], '/open');
   assert.ok(exchanges(h)[1].flags & FLAG_NO_RESPONSE);
+  assert.equal(exchanges(h)[1].flags & FLAG_TIMEOUT, 0, 'a close is no timeout');
 });
 
 // ---------------------------------------------------------------- gRPC
@@ -629,6 +632,18 @@ test('hostile: many streams never answered stay bounded (oldest flushed)', () =>
   assert.ok(exchanges(h).length >= 2000 - 256);
   h.inst.closeStream(1);
   assert.equal(exchanges(h).length, 2000);
+});
+
+test('the 256-stream cap: a stream pushed out unanswered ends where the stream that pushed it out began', () => {
+  const h = fresh();
+  open(h, 1);
+  for (let i = 0; i < 256; i++) h.inst.feed(1, REQ, headers(1 + 2 * i, Buffer.concat([idx(2), idx(4)]), true), 100n + BigInt(i));
+  assert.equal(exchanges(h).length, 0);
+  h.inst.feed(1, REQ, headers(1 + 2 * 256, Buffer.concat([idx(2), idx(4)]), true), 9_000n);
+  const ex = exchanges(h);
+  assert.equal(ex.length, 1);
+  assert.deepEqual([ex[0].attributes['telegen.http2.stream_id'], ex[0].flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT), ex[0].tsStart, ex[0].tsEnd],
+    [1, FLAG_NO_RESPONSE, 100n, 9_000n]);
 });
 
 test('fuzz: mutated and random input never traps, memory stays bounded', () => {

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as path from 'path';
 import { loadDecoder, repoRoot, Harness } from '../helpers/decoder';
-import { FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN } from '../../decoders/abi/abi';
+import { FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT } from '../../decoders/abi/abi';
 import { W, request, response, recordBatch, kafkajs, REQ, RESP, base } from './kafka-helpers';
 
 execFileSync(process.execPath, [path.join(repoRoot, 'decoders', 'build.js'), 'kafka'], { stdio: 'ignore' });
@@ -628,15 +628,38 @@ test('gap inside a skipped large message is absorbed; a gap elsewhere resynchron
   assert.deepEqual(h.records.map((x) => [x.attributes['kafka.correlation_id'], x.flags]), [[5, 0], [6, 0]]);
 });
 
-test('tick expires unanswered requests; close flushes the rest', () => {
+test('tick expires unanswered requests, ending them at the tick (timed out); close flushes the rest', () => {
   const h = fresh();
   const hb = (c: number) => request(12, 4, c, 'hb', new W().cstr('g').i32(1).cstr('m').cstr(null).tag0().done(), true);
   h.inst.feed(1, REQ, hb(1), 1_000_000_000n);
   h.inst.feed(1, REQ, hb(2), 20_000_000_000n);
+  h.inst.tick(30_000_000_000n);
+  assert.equal(h.records.length, 0, 'not yet 30 s old');
   h.inst.tick(32_000_000_000n);
-  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.correlation_id'], r.flags]), [[1, FLAG_NO_RESPONSE]]);
+  // Still unanswered at the tick: it lasted 31 s, not 0 s (the fastest request of the histogram).
+  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.correlation_id'], r.flags, r.tsStart, r.tsEnd]),
+    [[1, FLAG_NO_RESPONSE | FLAG_TIMEOUT, 1_000_000_000n, 32_000_000_000n]]);
   h.inst.closeStream(1);
-  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.correlation_id'], r.flags]), [[1, FLAG_NO_RESPONSE], [2, FLAG_NO_RESPONSE]]);
+  // At close the decoder knows no more than the request (the host ends it at the close it saw).
+  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.correlation_id'], r.flags, r.tsEnd]),
+    [[1, FLAG_NO_RESPONSE | FLAG_TIMEOUT, 32_000_000_000n], [2, FLAG_NO_RESPONSE, 20_000_000_000n]]);
+});
+
+test('an unanswered request skipped by a later answer ends where that answer began; one pushed out by the 64-request cap where the request that pushed it began', () => {
+  const h = fresh();
+  const hb = (c: number) => request(12, 4, c, 'hb', new W().cstr('g').i32(1).cstr('m').cstr(null).tag0().done(), true);
+  const hbResp = (c: number) => response(c, new W().i32(0).i16(0).tag0().done(), true);
+  h.inst.feed(1, REQ, hb(1), 1_000n);
+  h.inst.feed(1, REQ, hb(2), 2_000n);
+  h.inst.feed(1, RESP, hbResp(2), 9_000n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.correlation_id'], r.flags, r.tsStart, r.tsEnd]),
+    [[1, FLAG_NO_RESPONSE, 1_000n, 9_000n], [2, 0, 2_000n, 9_000n]]);
+  h.records.length = 0;
+  for (let c = 10; c < 74; c++) h.inst.feed(2, REQ, hb(c), BigInt(c) * 1_000n);
+  assert.equal(h.records.length, 0);
+  h.inst.feed(2, REQ, hb(74), 74_000n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['kafka.correlation_id'], r.flags, r.tsStart, r.tsEnd]),
+    [[10, FLAG_NO_RESPONSE, 10_000n, 74_000n]]);
 });
 
 // ---- hostile input ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { Harness } from '../helpers/decoder';
 import { DecodedRecord } from '../../host/src/decoders/records';
 import { be, fresh, play, exchanges, msg, i32, cstr, Step, DIR_REQ as Q, DIR_RESP as R } from './pgsql-util';
 
-const FLAG_ERROR = 1, FLAG_NO_RESPONSE = 2, FLAG_NO_REQUEST = 4, FLAG_TRUNCATED = 8, FLAG_UNKNOWN = 16;
+const FLAG_ERROR = 1, FLAG_NO_RESPONSE = 2, FLAG_NO_REQUEST = 4, FLAG_TRUNCATED = 8, FLAG_UNKNOWN = 16, FLAG_TIMEOUT = 32;
 const BASE = { 'db.system.name': 'postgresql', 'network.protocol.name': 'postgresql' };
 const CONN = { ...BASE, 'db.namespace': 'shop', 'telegen.db.user': 'alice', 'telegen.db.application_name': 'billing' };
 
@@ -513,7 +513,19 @@ test('tick: an operation unanswered for 5 minutes expires with FLAG_NO_RESPONSE'
   assert.equal(h.records.length, 0);
   h.inst.tick(1_000_000_000n + 301_000_000_000n);
   assert.equal(h.records.length, 1);
-  assert.equal(h.records[0].flags, FLAG_NO_RESPONSE);
+  assert.equal(h.records[0].flags, FLAG_NO_RESPONSE | FLAG_TIMEOUT);
+  // Unanswered for 301 s when the decoder gave up: it lasts that long, not 0 s.
+  assert.equal(h.records[0].tsEnd, 1_000_000_000n + 301_000_000_000n);
+});
+
+test('the 128-operation cap: an operation pushed out unanswered ends where the one that pushed it out began', () => {
+  const h = connected();
+  h.records.length = 0;
+  for (let i = 0; i < 128; i++) h.inst.feed(1, Q, serialize.query(`select ${i}`), 1_000n + BigInt(i));
+  assert.equal(h.records.length, 0);
+  h.inst.feed(1, Q, serialize.query('select 128'), 9_000n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['db.query.text'], r.flags, r.tsStart, r.tsEnd]),
+    [['select 0', FLAG_NO_RESPONSE | FLAG_UNKNOWN, 1_000n, 9_000n]]);
 });
 
 test('startup closed before authentication completes (psql asking for a password): NO_RESPONSE', () => {

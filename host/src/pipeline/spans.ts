@@ -4,7 +4,7 @@ import { Attributes, SpanKind, SpanStatusCode, SpanContext, TraceFlags, HrTime }
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import { TraceState } from '@opentelemetry/core';
-import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_TRUNCATED, FLAG_UNKNOWN } from '../../../decoders/abi/abi';
+import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_TRUNCATED, FLAG_UNKNOWN, FLAG_TIMEOUT } from '../../../decoders/abi/abi';
 import { DecodedRecord, AttrValue, ownAttributes } from '../decoders/records';
 import { ConnMeta, ends } from '../model';
 import { discovery } from '../discovery';
@@ -337,19 +337,26 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   let status: { code: SpanStatusCode; message?: string } = STATUS_UNSET;
   const http = a['http.response.status_code'];
   const grpc = a['rpc.grpc.status_code'];
-  if (rec.flags & FLAG_ERROR) status = { code: SpanStatusCode.ERROR };
+  if ((rec.flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT)) === (FLAG_NO_RESPONSE | FLAG_TIMEOUT)) {
+    // The decoder gave up waiting with the connection open (every protocol, both sides): the
+    // client waited its whole timeout for nothing, and the server is the one that never answered.
+    // It lasts until the decoder gave up (the record's end), not 0 s: a hung request read as the
+    // fastest one in the duration histograms.
+    status = { code: SpanStatusCode.ERROR, message: 'no response before the timeout' };
+    a['error.type'] ??= 'timeout';
+  } else if (rec.flags & FLAG_ERROR) status = { code: SpanStatusCode.ERROR };
   else if (typeof http === 'number' && kind === SpanKind.CLIENT && http >= 400) status = { code: SpanStatusCode.ERROR };
   else if (http === undefined && kind === SpanKind.CLIENT && (rec.flags & FLAG_NO_RESPONSE) && conn.closedTs !== undefined && a['http.request.method'] !== undefined) {
     // An HTTP request its connection closed on before any response failed for its client. Its
-    // server span stays unset: no status was sent, as for a client's abort. (Unanswered for the
-    // decoder's timeout, or in flight when the agent stops, a request may still be answered —
-    // a long poll: no error.)
+    // server span stays unset: no status was sent, and who closed is not known (a client's abort
+    // is not the server's failure). In flight when the agent stops, a request may still be
+    // answered: no error.
     status = { code: SpanStatusCode.ERROR, message: 'no response' };
     a['error.type'] ??= 'no_response';
   } else if ((rec.flags & FLAG_NO_RESPONSE) && a['dns.question.name'] !== undefined && a['dns.response_code'] === undefined) {
-    // A DNS query nobody answered (until its socket closed, or for the decoder's 5 s) is a lookup
-    // that timed out: it was an unset-status span of 0 s, and fed dns.lookup.duration as a
-    // successful instant lookup.
+    // A DNS query nobody answered (until its socket closed, or pushed out by the pending cap; the
+    // decoder's 5 s are FLAG_TIMEOUT, above) is a lookup that timed out: it was an unset-status
+    // span of 0 s, and fed dns.lookup.duration as a successful instant lookup.
     status = { code: SpanStatusCode.ERROR, message: 'DNS no response' };
     a['error.type'] ??= 'timeout';
   }
