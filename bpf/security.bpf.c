@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Security monitor from tracepoints only (no LSM hooks, no kprobes): sched_process_exec for every
  * exec (file, argv, ancestry), and syscall enter/exit pairs for the calls rules look at — the
- * set*id family, capset, ptrace attach, bpf() loads, module loading, mount, open/openat/openat2 under
- * watched prefixes, and connect to non-loopback addresses. Enter keeps the arguments (user memory
+ * set*id family, capset, ptrace attach, bpf() loads, module loading, mount, open/openat/openat2 and
+ * path changes (rename, link, unlink, chmod, …) under watched prefixes, and connect to non-loopback addresses. Enter keeps the arguments (user memory
  * is only safe to read there), exit adds the result, so a record says whether the call worked.
  * Rules are evaluated in user space (policies/security, a YAML file per rule set); the kernel
  * side only drops what no rule could ever want (the agent itself, loopback connects, ptrace
  * peeks, bpf() map reads, opens outside the watched prefixes), because those are by far the
  * most frequent calls. An open is matched by the path it resolved to (dentries and mounts of the
  * opened file), not by the name passed, which can be relative or go through symlinks; a failed
- * open has no file and is matched by its name. */
+ * open has no file and is matched by its name. The calls that change a watched path without an
+ * open there (rename, link, symlink, unlink, chmod, chown, truncate) are reported when they
+ * succeeded, on the path they changed, walked again through the dentry cache (walk_name.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "security.h"
 #include "common.h"
+#include "walk_name.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -28,6 +31,7 @@ struct tg_security_event *tg_anchor_security_event __attribute__((used));
 struct tg_security_prefix *tg_anchor_security_prefix __attribute__((used));
 enum tg_security_call tg_anchor_security_call __attribute__((used));
 enum tg_security_stat tg_anchor_security_stat __attribute__((used));
+enum tg_security_flags tg_anchor_security_flags __attribute__((used));
 enum tg_security_limits tg_anchor_security_limits __attribute__((used));
 
 /* A call between enter and exit: what enter read, keyed by thread. */
@@ -39,6 +43,12 @@ struct inflight {
 	__u8 addr[16];
 	char path[TG_SECURITY_PATH_LEN];
 	char extra[TG_SECURITY_EXTRA_LEN];
+	/* file changes: the names as passed ([0] the path changed, [1] the source), what they are
+	 * relative to, their length with the NUL (as read) and how the last component is taken */
+	__s32 dfd[2];
+	__s32 nlen[2];
+	__u32 follow[2]; /* enum name_mode */
+	char names[2][WALK_LEN];
 };
 
 /* LRU: a thread killed inside a call never runs its exit, and its entry must not stay. */
@@ -510,3 +520,226 @@ int tg_sec_in_connect(struct trace_event_raw_sys_enter *ctx)
 	return begin(f);
 }
 EXIT(connect)
+
+/* ---- Calls that change a path without opening it (rename, link, symlink, unlink, chmod, chown,
+ * truncate). The name passed is walked again from its directory (walk_name.h) once the call has
+ * succeeded: the path reported and filtered on is the file the call changed, however it was
+ * named. A name that cannot be walked is sent as given, flagged, whatever its prefix: user space
+ * cannot rule it out either. */
+
+#define AT_FDCWD -100
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_SYMLINK_FOLLOW 0x400
+
+enum name_mode {
+	NAME_NONE = 0,
+	NAME_LEAF = 1,   /* the last component is the entry itself (rename, link, unlink, lchown) */
+	NAME_FOLLOW = 2, /* a symlink as last component is followed (chmod, chown, truncate) */
+	NAME_RAW = 3,    /* kept as given (a symlink's target) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk);
+} tg_sec_walk SEC(".maps");
+
+static __always_inline struct mount *real_mount(struct vfsmount *vm)
+{
+	return (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* The absolute path of name i of f (NUL-terminated in out, cut at TG_SECURITY_PATH_LEN); 0 when
+ * it cannot be walked. */
+static __always_inline int resolve_name(struct inflight *f, int i, char *out)
+{
+	__u32 zero = 0;
+	struct walk *w = bpf_map_lookup_elem(&tg_sec_walk, &zero);
+	struct resolve *r = bpf_map_lookup_elem(&tg_sec_resolve, &zero);
+	if (!w || !r)
+		return 0;
+	i &= 1;
+	__s32 nlen = f->nlen[i];
+	if (nlen <= 0 || nlen >= WALK_LEN)
+		return 0; /* unreadable, or longer than what was kept */
+	bpf_probe_read_kernel(w->s, WALK_LEN, f->names[i]);
+	w->len = nlen - 1;
+	w->pos = 0;
+	w->e = 0;
+	w->q = 0;
+	w->last = 0;
+	w->links = 0;
+	w->state = WALK_NEXT;
+	w->follow_last = f->follow[i] == NAME_FOLLOW;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fs_struct *fs = BPF_CORE_READ(t, fs);
+	w->rootd = BPF_CORE_READ(fs, root.dentry);
+	w->rootm = real_mount(BPF_CORE_READ(fs, root.mnt));
+	long dfd = f->dfd[i];
+	if (w->len && w->s[0] == '/') {
+		w->d = w->rootd;
+		w->m = w->rootm;
+	} else if (dfd == AT_FDCWD) {
+		w->d = BPF_CORE_READ(fs, pwd.dentry);
+		w->m = real_mount(BPF_CORE_READ(fs, pwd.mnt));
+	} else {
+		struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+		if (!fdt || dfd < 0 || dfd >= BPF_CORE_READ(fdt, max_fds))
+			return 0;
+		struct file **fds = BPF_CORE_READ(fdt, fd);
+		struct file *file = NULL;
+		bpf_probe_read_kernel(&file, sizeof(file), &fds[dfd]);
+		if (!file)
+			return 0;
+		w->d = BPF_CORE_READ(file, f_path.dentry);
+		w->m = real_mount(BPF_CORE_READ(file, f_path.mnt));
+	}
+	struct walk_ctx wc = { .w = w };
+	bpf_loop(WALK_STEPS, walk_step, &wc, 0);
+	if (w->state != WALK_DONE)
+		return 0;
+
+	r->d = w->d;
+	r->m = w->m;
+	struct mount *wm = w->m;
+	r->root = BPF_CORE_READ(wm, mnt.mnt_root);
+	r->n = 0;
+	r->next = 0;
+	r->o = 0;
+	struct resolve_ctx c = { .r = r };
+	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
+	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
+	__u32 o = r->o;
+	if (!w->follow_last && o < RESOLVE_PATH_LEN) {
+		/* the leaf, which the walk did not enter: its directory's path + "/" + its name */
+		__u32 p = w->pos;
+		__u64 clen = w->e - w->pos;
+		/* the mask must stay in the code: the verifier bounds the size by it */
+		barrier_var(clen);
+		clen &= WALK_COMP - 1;
+		r->buf[o & RESOLVE_MASK] = '/';
+		o++;
+		bpf_probe_read_kernel(&r->buf[o & RESOLVE_MASK], clen, &w->s[p & WALK_MASK]);
+		o += clen;
+	}
+	if (!o)
+		r->buf[o++] = '/';
+	barrier_var(o);
+	r->buf[o & RESOLVE_MASK] = 0;
+	bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
+	out[TG_SECURITY_PATH_LEN - 1] = 0; /* longer: cut */
+	return 1;
+}
+
+static __always_inline void keep_name(struct inflight *f, int i, long dfd, const void *uname, __u32 mode)
+{
+	i &= 1;
+	f->dfd[i] = dfd;
+	f->follow[i] = mode;
+	f->nlen[i] = bpf_probe_read_user_str(f->names[i], WALK_LEN, uname);
+}
+
+/* name 0 is the path changed, name 1 (mode NAME_NONE: none) the source. */
+static __always_inline int enter_change(__u32 call, long dfd0, const void *n0, __u32 m0, long dfd1, const void *n1,
+					__u32 m1, __u64 a0, __u64 a1, __u64 flags)
+{
+	if (is_self())
+		return 0;
+	struct inflight *f = scratch(call);
+	if (!f)
+		return 0;
+	keep_name(f, 0, dfd0, n0, m0);
+	if (m1 != NAME_NONE)
+		keep_name(f, 1, dfd1, n1, m1);
+	f->args[0] = a0;
+	f->args[1] = a1;
+	f->args[2] = flags;
+	return begin(f);
+}
+
+static __always_inline int finish_change(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *f = bpf_map_lookup_elem(&tg_sec_inflight, &tid);
+	if (!f)
+		return 0;
+	/* only what happened: a failed rename or chmod changed nothing */
+	if (ret != 0)
+		goto out;
+	struct tg_security_event *e = bpf_ringbuf_reserve(&tg_sec_ring, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TG_SECURITY_STAT_RING_FULL);
+		goto out;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	int report = 0;
+	if (!resolve_name(f, 0, e->path)) {
+		bpf_probe_read_kernel_str(e->path, sizeof(e->path), f->names[0]);
+		e->flags |= TG_SECURITY_F_UNRESOLVED;
+		report = 1;
+	} else if (watched(e->path)) {
+		report = 1;
+	}
+	if (f->follow[1] == NAME_RAW) {
+		bpf_probe_read_kernel_str(e->extra, sizeof(e->extra), f->names[1]);
+	} else if (f->follow[1] != NAME_NONE) {
+		/* rename from a watched place removes the watched file; a link from one exposes it */
+		if (!resolve_name(f, 1, e->extra)) {
+			bpf_probe_read_kernel_str(e->extra, sizeof(e->extra), f->names[1]);
+			e->flags |= TG_SECURITY_F_SOURCE_UNRESOLVED;
+			report = 1;
+		} else if (watched(e->extra)) {
+			report = 1;
+		}
+	}
+	if (!report) {
+		bpf_ringbuf_discard(e, 0);
+		goto out;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	fill_task(e);
+	e->call = f->call;
+	e->ret = ret;
+	__builtin_memcpy(e->args, f->args, sizeof(e->args));
+	submit(e);
+out:
+	bpf_map_delete_elem(&tg_sec_inflight, &tid);
+	return 0;
+}
+
+#define CHANGE(sys, call, dfd0, n0, m0, dfd1, n1, m1, a0, a1, fl)                \
+	SEC("tracepoint/syscalls/sys_enter_" #sys)                              \
+	int tg_sec_in_##sys(struct trace_event_raw_sys_enter *ctx)              \
+	{                                                                       \
+		return enter_change(call, dfd0, (const void *)(n0), m0, dfd1,   \
+				    (const void *)(n1), m1, a0, a1, fl);        \
+	}                                                                       \
+	SEC("tracepoint/syscalls/sys_exit_" #sys)                               \
+	int tg_sec_out_##sys(struct trace_event_raw_sys_exit *ctx)              \
+	{                                                                       \
+		return finish_change(ctx->ret);                                 \
+	}
+
+#define A(i) BPF_CORE_READ(ctx, args[i])
+/* The follow mode of *at calls that take AT_SYMLINK_NOFOLLOW. */
+#define NOFOLLOW(fl) (((fl) & AT_SYMLINK_NOFOLLOW) ? NAME_LEAF : NAME_FOLLOW)
+
+CHANGE(rename, TG_SECURITY_RENAME, AT_FDCWD, A(1), NAME_LEAF, AT_FDCWD, A(0), NAME_LEAF, 0, 0, 0)
+CHANGE(renameat, TG_SECURITY_RENAMEAT, A(2), A(3), NAME_LEAF, A(0), A(1), NAME_LEAF, 0, 0, 0)
+CHANGE(renameat2, TG_SECURITY_RENAMEAT2, A(2), A(3), NAME_LEAF, A(0), A(1), NAME_LEAF, 0, 0, A(4))
+CHANGE(link, TG_SECURITY_LINK, AT_FDCWD, A(1), NAME_LEAF, AT_FDCWD, A(0), NAME_LEAF, 0, 0, 0)
+CHANGE(linkat, TG_SECURITY_LINKAT, A(2), A(3), NAME_LEAF, A(0), A(1),
+       (A(4) & AT_SYMLINK_FOLLOW) ? NAME_FOLLOW : NAME_LEAF, 0, 0, A(4))
+CHANGE(symlink, TG_SECURITY_SYMLINK, AT_FDCWD, A(1), NAME_LEAF, 0, A(0), NAME_RAW, 0, 0, 0)
+CHANGE(symlinkat, TG_SECURITY_SYMLINKAT, A(1), A(2), NAME_LEAF, 0, A(0), NAME_RAW, 0, 0, 0)
+CHANGE(unlink, TG_SECURITY_UNLINK, AT_FDCWD, A(0), NAME_LEAF, 0, 0, NAME_NONE, 0, 0, 0)
+CHANGE(unlinkat, TG_SECURITY_UNLINKAT, A(0), A(1), NAME_LEAF, 0, 0, NAME_NONE, 0, 0, A(2))
+CHANGE(rmdir, TG_SECURITY_RMDIR, AT_FDCWD, A(0), NAME_LEAF, 0, 0, NAME_NONE, 0, 0, 0)
+CHANGE(chmod, TG_SECURITY_CHMOD, AT_FDCWD, A(0), NAME_FOLLOW, 0, 0, NAME_NONE, A(1), 0, 0)
+CHANGE(fchmodat, TG_SECURITY_FCHMODAT, A(0), A(1), NAME_FOLLOW, 0, 0, NAME_NONE, A(2), 0, 0)
+CHANGE(fchmodat2, TG_SECURITY_FCHMODAT2, A(0), A(1), NOFOLLOW(A(3)), 0, 0, NAME_NONE, A(2), 0, A(3))
+CHANGE(chown, TG_SECURITY_CHOWN, AT_FDCWD, A(0), NAME_FOLLOW, 0, 0, NAME_NONE, A(1), A(2), 0)
+CHANGE(lchown, TG_SECURITY_LCHOWN, AT_FDCWD, A(0), NAME_LEAF, 0, 0, NAME_NONE, A(1), A(2), 0)
+CHANGE(fchownat, TG_SECURITY_FCHOWNAT, A(0), A(1), NOFOLLOW(A(4)), 0, 0, NAME_NONE, A(2), A(3), A(4))
+CHANGE(truncate, TG_SECURITY_TRUNCATE, AT_FDCWD, A(0), NAME_FOLLOW, 0, 0, NAME_NONE, A(1), 0, 0)

@@ -26,7 +26,31 @@ enum tg_security_call {
 	TG_SECURITY_OPENAT = 14,
 	TG_SECURITY_CONNECT = 15,
 	TG_SECURITY_OPEN = 16, /* open(2): what musl's open() calls on x86-64 (Alpine images) */
-	TG_SECURITY_CALL_MAX = 17,
+	/* Calls that change what a watched path names without opening it (rule event file_change). */
+	TG_SECURITY_RENAME = 17,
+	TG_SECURITY_RENAMEAT = 18,
+	TG_SECURITY_RENAMEAT2 = 19,
+	TG_SECURITY_LINK = 20,
+	TG_SECURITY_LINKAT = 21,
+	TG_SECURITY_SYMLINK = 22,
+	TG_SECURITY_SYMLINKAT = 23,
+	TG_SECURITY_UNLINK = 24,
+	TG_SECURITY_UNLINKAT = 25,
+	TG_SECURITY_RMDIR = 26,
+	TG_SECURITY_CHMOD = 27,
+	TG_SECURITY_FCHMODAT = 28,
+	TG_SECURITY_FCHMODAT2 = 29,
+	TG_SECURITY_CHOWN = 30,
+	TG_SECURITY_LCHOWN = 31,
+	TG_SECURITY_FCHOWNAT = 32,
+	TG_SECURITY_TRUNCATE = 33,
+	TG_SECURITY_CALL_MAX = 34,
+};
+
+/* tg_security_event.flags */
+enum tg_security_flags {
+	TG_SECURITY_F_UNRESOLVED = 1,        /* path is the name as given: it could not be walked */
+	TG_SECURITY_F_SOURCE_UNRESOLVED = 2, /* the same for the source (extra) */
 };
 
 enum tg_security_stat {
@@ -61,15 +85,21 @@ struct tg_security_event {
 	__u32 _pad0;
 	__u64 ts_ns;
 	__s64 ret; /* the syscall's return value (exec: 0) */
-	__u64 args[4]; /* the call's numeric arguments as passed (connect: none, see addr/port) */
+	/* the call's numeric arguments as passed (connect: none, see addr/port; file changes:
+	 * chmod [mode], chown [uid, gid], truncate [length], and the AT_* flags in args[2]) */
+	__u64 args[4];
 	__u8 addr[16]; /* connect: IPv4 as ::ffff:a.b.c.d */
 	__u16 port;    /* connect: host byte order */
 	__u16 family;
-	__u32 _pad1;
+	__u32 flags; /* enum tg_security_flags */
 	char comm[16];
 	char pcomm[TG_SECURITY_ANCESTORS][16];
-	char path[TG_SECURITY_PATH_LEN];   /* exec: the file; openat: the path; mount: the target */
-	char extra[TG_SECURITY_EXTRA_LEN]; /* exec: argv; mount: source NUL fstype */
+	/* exec: the file; openat: the path; mount: the target; file changes: the path changed
+	 * (rename, link, symlink: the new name) */
+	char path[TG_SECURITY_PATH_LEN];
+	/* exec: argv; mount: source NUL fstype; rename, link: the source path; symlink: the target
+	 * as given */
+	char extra[TG_SECURITY_EXTRA_LEN];
 };
 
 #endif /* TELEGEN_SECURITY_H */

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { repoRoot } from '../helpers/decoder';
 import { loadPolicy, PolicyError, Rule, ruleSchema } from '../../host/src/secmon/policy';
-import { SecurityEvent, targetIds } from '../../host/src/secmon/event';
+import { SecurityEvent, targetIds, fileOperation } from '../../host/src/secmon/event';
 import { matches } from '../../host/src/secmon/match';
 import { RuleLimiter } from '../../host/src/secmon/limit';
 
@@ -43,7 +43,7 @@ test('secmon: invalid files are refused with file, rule path and reason', () => 
     return true;
   });
   const many = policyDir({ 'p.yaml': `rules:\n${Array.from({ length: 9 }, (_, i) => `  - { id: p${i}, description: d, event: open, match: { path_prefix: [/d${i}/] } }`).join('\n')}\n` });
-  assert.throws(() => loadPolicy(many), /9 distinct open path_prefix values; the kernel filter holds 8/);
+  assert.throws(() => loadPolicy(many), /9 distinct open and file_change path_prefix values; the kernel filter holds 8/);
 });
 
 test('secmon: matching by names, parent, ids, access, destination and result', () => {
@@ -70,4 +70,27 @@ test('secmon: rate limit lets a burst through, counts the rest, reports them on 
   assert.deepEqual([l.take(0), l.take(0), l.take(0), l.take(10)], [0, 0, undefined, undefined]);
   assert.equal(l.take(1010), 2, 'one token back after a second; two were suppressed before it');
   assert.equal(l.suppressed, 2);
+});
+
+test('secmon: file_change rules need a prefix, pick operations, and match a rename or link at either end', () => {
+  assert.throws(() => rule({ event: 'file_change' }), /a file_change rule needs match\.path_prefix/);
+  assert.throws(() => rule({ event: 'file_change', match: { path_prefix: ['/etc/'], operation: ['move'] } }));
+  const etc = rule({ event: 'file_change', match: { path_prefix: ['/etc/'] } });
+  const chmodOnly = rule({ event: 'file_change', match: { path_prefix: ['/etc/'], operation: ['chmod'] } });
+  const mvIn = ev({ kind: 'file_change', syscall: 'renameat2', path: '/etc/cron.d/x', extra: ['/tmp/x'] });
+  const mvOut = ev({ kind: 'file_change', syscall: 'rename', path: '/tmp/shadow', extra: ['/etc/shadow'] });
+  const symlinkOut = ev({ kind: 'file_change', syscall: 'symlinkat', path: '/tmp/s', extra: ['/etc/shadow'] });
+  const rmdir = ev({ kind: 'file_change', syscall: 'unlinkat', path: '/etc/d', args: [0n, 0n, 0x200n, 0n] });
+  assert.equal(fileOperation(rmdir), 'rmdir');
+  assert.equal(matches(etc, mvIn), true);
+  assert.equal(matches(etc, mvOut), true, 'a file moved out of /etc is gone from it');
+  assert.equal(matches(etc, symlinkOut), false, "a symlink's target as given is not a path changed");
+  assert.equal(matches(chmodOnly, mvIn), false);
+  assert.equal(matches(chmodOnly, ev({ kind: 'file_change', syscall: 'fchmodat', path: '/etc/x' })), true);
+  assert.equal(matches(etc, ev({ kind: 'file_change', syscall: 'unlink', path: 'a/very/long/name', unresolved: true })), true, 'unresolved: cannot be ruled out');
+  assert.equal(matches(etc, ev({ kind: 'file_change', syscall: 'unlink', path: '/tmp/x' })), false);
+  // the shipped policy watches rename/link/unlink/chmod/chown under /etc as well as writes
+  const shipped = loadPolicy(path.join(repoRoot, 'policies', 'security'));
+  assert.ok(shipped.rules.some((r) => matches(r, { ...mvIn, comm: 'mv' })));
+  assert.ok(shipped.rules.some((r) => matches(r, ev({ kind: 'file_change', syscall: 'fchownat', path: '/etc/sudoers', comm: 'chown' }))));
 });

@@ -19,10 +19,10 @@ import type { FlatLog } from '../helpers/otlp-receiver';
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures');
 
 /** Runs a command to completion; returns its pid and stdout. */
-async function run(cmd: string, args: string[], input?: string): Promise<{ pid: number; out: string; code: number | null }> {
+async function run(cmd: string, args: string[], input?: string, cwd?: string): Promise<{ pid: number; out: string; code: number | null }> {
   // No stdin unless there is input: a child that exits before reading it would make the write
   // fail with EPIPE after the test moved on.
-  const p = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
+  const p = spawn(cmd, args, { cwd, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
   let out = '';
   p.stdout!.on('data', (d) => { out += d; });
   if (input !== undefined) {
@@ -101,7 +101,7 @@ test('security: each rule fires once for the real action, never for its benign t
     const moduleTracepoints = fs.existsSync('/sys/kernel/tracing/events/syscalls/sys_enter_finit_module');
     if (!moduleTracepoints) {
       // This kernel has no module support, so the module programs cannot attach: said once, the rest run.
-      assert.match(sec.detail, /^29 programs attached, 4 failed: tg_sec_in_init_module, tg_sec_out_init_module, tg_sec_in_finit_module, tg_sec_out_finit_module; 10 rules, inactive here: t-module$/);
+      assert.match(sec.detail, /^63 programs attached, 4 failed: tg_sec_in_init_module, tg_sec_out_init_module, tg_sec_in_finit_module, tg_sec_out_finit_module; 10 rules, inactive here: t-module$/);
       assert.ok(agent.logs.join('').includes('rule inactive'), 'one log line for the inactive rule');
     }
 
@@ -238,6 +238,97 @@ test('security: each rule fires once for the real action, never for its benign t
     assert.match(prom, /telegen_tracer_up\{tracer="security"\} 1/);
   } finally {
     fs.rmSync(pin, { force: true });
+    assert.equal(await agent.stop(), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Putting a file into a watched place without opening it there: mv, ln, ln -s, and rm, chmod,
+// chown, truncate(2) of a watched file. Each gives one record naming the path the kernel changed —
+// also when the name is relative, holds "..", "//" or "." or goes through a symlinked directory —
+// and the source for mv/ln (a file moved out of the watched place too); the same operations
+// outside it give none.
+test('security: file changes without open (rename, link, symlink, unlink, chmod, chown, truncate) alert on the path they changed', { timeout: 120_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgsec-'));
+  const policyDir = path.join(dir, 'policy');
+  const etc = path.join(dir, 'etc');
+  const out = path.join(dir, 'out');
+  for (const d of [policyDir, etc, path.join(etc, 'cron.d'), out]) fs.mkdirSync(d);
+  for (const f of ['x1', 'x2', 'x4', 'out/x3', 'out/b1', 'out/b2', 'out/b3', 'etc/rm-me', 'etc/mode', 'etc/owner', 'etc/trunc', 'etc/leave']) fs.writeFileSync(path.join(dir, f), 'data\n');
+  fs.symlinkSync(etc, path.join(dir, 'lnk')); // /tmp/…/lnk → /tmp/…/etc, made before the agent runs
+  fs.writeFileSync(path.join(policyDir, 'rules.yaml'), `rules:
+  - id: t-etc-change
+    description: change under the test etc
+    event: file_change
+    match: { path_prefix: ["${etc}/"] }
+    rate_limit: { per_second: 100, burst: 100 }
+  - id: t-etc-chmod
+    description: chmod under the test etc
+    event: file_change
+    severity: error
+    match: { path_prefix: ["${etc}/"], operation: [chmod] }
+`);
+  const agent = await startAgent({ config: tracerConfig({ security: { enabled: true, policy_dir: policyDir, reload_ms: 200, poll_ms: 50 } }) });
+  try {
+    const ok = async (r: Promise<{ pid: number; code: number | null }>) => { const x = await r; assert.equal(x.code, 0); return x.pid; };
+    const mv = await ok(run('mv', [path.join(dir, 'x1'), path.join(etc, 'cron.d', 'x1')]));
+    const ln = await ok(run('ln', [path.join(dir, 'x2'), path.join(etc, 'x2')]));
+    const sym = await ok(run('ln', ['-s', '/nowhere', path.join(etc, 's1')]));
+    const rm = await ok(run('rm', [path.join(etc, 'rm-me')]));
+    const chmod = await ok(run('chmod', ['600', path.join(etc, 'mode')]));
+    const chown = await ok(run('chown', ['65534:65534', path.join(etc, 'owner')]));
+    const trunc = await ok(run('/usr/bin/python3', ['-c', `import os; os.truncate(${JSON.stringify(path.join(etc, 'trunc'))}, 0)`]));
+    // Named relative to the cwd, with "..", "//" and "."; through a symlinked directory.
+    const rel = await ok(run('mv', ['x3', '..//etc/./cron.d/../x3'], undefined, out));
+    const viaLink = await ok(run('mv', [path.join(dir, 'x4'), path.join(dir, 'lnk', 'x4')]));
+    const relChmod = await ok(run('chmod', ['640', '../lnk/mode'], undefined, out));
+    // Out of the watched place: the source is watched.
+    const moveOut = await ok(run('mv', [path.join(etc, 'leave'), path.join(out, 'leave')]));
+    // Benign twins: the same operations outside the prefix.
+    const benign = [
+      await ok(run('mv', [path.join(out, 'b1'), path.join(out, 'b1.moved')])),
+      await ok(run('ln', [path.join(out, 'b2'), path.join(out, 'b2.link')])),
+      await ok(run('ln', ['-s', etc, path.join(out, 'b.sym')])),
+      await ok(run('rm', [path.join(out, 'b3')])),
+      await ok(run('chmod', ['600', path.join(out, 'b2')])),
+      await ok(run('chown', ['65534:65534', path.join(out, 'b2')])),
+      await ok(run('mv', ['b1.moved', '../out/./b1.back'], undefined, out)),
+    ];
+
+    const mine = () => readLogs(agent.dataDir).filter((l) => String(l.attributes['telegen.security.rule.id'] ?? '').startsWith('t-'));
+    const expected = [mv, ln, sym, rm, chmod, chown, trunc, rel, viaLink, relChmod, moveOut];
+    await waitFor(() => expected.every((pid) => mine().some((l) => l.attributes['process.pid'] === pid)), 30_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const logs = mine();
+    const of = (pid: number, rule = 't-etc-change') => logs.filter((l) => l.attributes['process.pid'] === pid && l.attributes['telegen.security.rule.id'] === rule);
+    const one = (pid: number, op: string, file: string, more: Record<string, unknown> = {}) => {
+      const l = of(pid);
+      assert.equal(l.length, 1, `${op} pid ${pid}: ${JSON.stringify(logs.filter((x) => x.attributes['process.pid'] === pid))}`);
+      const a = l[0].attributes;
+      assert.deepEqual([a['telegen.security.event'], a['telegen.file.operation'], a['file.path'], a['telegen.security.result']], ['file_change', op, file, 'success']);
+      for (const [k, v] of Object.entries(more)) assert.equal(a[k], v, `${op}: ${k}`);
+      assert.equal(a['telegen.file.path_unresolved'], undefined);
+      return l[0];
+    };
+    one(mv, 'rename', path.join(etc, 'cron.d', 'x1'), { 'telegen.file.source.path': path.join(dir, 'x1') });
+    one(ln, 'link', path.join(etc, 'x2'), { 'telegen.file.source.path': path.join(dir, 'x2') });
+    one(sym, 'symlink', path.join(etc, 's1'), { 'file.symbolic_link.target_path': '/nowhere' });
+    one(rm, 'unlink', path.join(etc, 'rm-me'));
+    one(chmod, 'chmod', path.join(etc, 'mode'), { 'file.mode': '0600' });
+    one(chown, 'chown', path.join(etc, 'owner'), { 'file.owner.id': '65534', 'file.group.id': '65534' });
+    one(trunc, 'truncate', path.join(etc, 'trunc'), { 'file.size': 0 });
+    one(rel, 'rename', path.join(etc, 'x3'), { 'telegen.file.source.path': path.join(out, 'x3') });
+    one(viaLink, 'rename', path.join(etc, 'x4'), { 'telegen.file.source.path': path.join(dir, 'x4') });
+    one(relChmod, 'chmod', path.join(etc, 'mode'), { 'file.mode': '0640' });
+    one(moveOut, 'rename', path.join(out, 'leave'), { 'telegen.file.source.path': path.join(etc, 'leave') });
+    // operation: [chmod] selects only the chmods
+    assert.deepEqual(logs.filter((l) => l.attributes['telegen.security.rule.id'] === 't-etc-chmod').map((l) => l.attributes['process.pid']).sort(), [chmod, relChmod].sort());
+    assert.equal(of(chmod, 't-etc-chmod')[0].severityText, 'ERROR');
+    assert.match(String(of(mv)[0].body), new RegExp(`rename ${path.join(dir, 'x1')} to ${path.join(etc, 'cron.d', 'x1')}$`));
+    for (const pid of benign) assert.deepEqual(logs.filter((l) => l.attributes['process.pid'] === pid), [], `no record for benign pid ${pid}`);
+    assert.equal(logs.length, expected.length + 2, 'nothing else');
+  } finally {
     assert.equal(await agent.stop(), 0);
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,8 +1,8 @@
 // Kernel records of bpf/security.bpf.c → SecurityEvent: the call grouped into the event kind the
 // rules name, with its process, ancestry and arguments decoded.
 import { addrText, cString } from '../tracers/bpf-object';
-import { tg_security_event as L, tg_security_call as C, tg_security_limits as LIM } from '../generated/security-layout';
-import type { EventKind } from './policy';
+import { tg_security_event as L, tg_security_call as C, tg_security_limits as LIM, tg_security_flags as F } from '../generated/security-layout';
+import type { EventKind, FileOperation } from './policy';
 
 export const CALLS: Record<number, { kind: EventKind; syscall: string }> = {
   [C.TG_SECURITY_EXEC]: { kind: 'exec', syscall: 'execve' },
@@ -21,7 +21,37 @@ export const CALLS: Record<number, { kind: EventKind; syscall: string }> = {
   [C.TG_SECURITY_OPENAT]: { kind: 'open', syscall: 'openat' },
   [C.TG_SECURITY_OPEN]: { kind: 'open', syscall: 'open' },
   [C.TG_SECURITY_CONNECT]: { kind: 'connect', syscall: 'connect' },
+  [C.TG_SECURITY_RENAME]: { kind: 'file_change', syscall: 'rename' },
+  [C.TG_SECURITY_RENAMEAT]: { kind: 'file_change', syscall: 'renameat' },
+  [C.TG_SECURITY_RENAMEAT2]: { kind: 'file_change', syscall: 'renameat2' },
+  [C.TG_SECURITY_LINK]: { kind: 'file_change', syscall: 'link' },
+  [C.TG_SECURITY_LINKAT]: { kind: 'file_change', syscall: 'linkat' },
+  [C.TG_SECURITY_SYMLINK]: { kind: 'file_change', syscall: 'symlink' },
+  [C.TG_SECURITY_SYMLINKAT]: { kind: 'file_change', syscall: 'symlinkat' },
+  [C.TG_SECURITY_UNLINK]: { kind: 'file_change', syscall: 'unlink' },
+  [C.TG_SECURITY_UNLINKAT]: { kind: 'file_change', syscall: 'unlinkat' },
+  [C.TG_SECURITY_RMDIR]: { kind: 'file_change', syscall: 'rmdir' },
+  [C.TG_SECURITY_CHMOD]: { kind: 'file_change', syscall: 'chmod' },
+  [C.TG_SECURITY_FCHMODAT]: { kind: 'file_change', syscall: 'fchmodat' },
+  [C.TG_SECURITY_FCHMODAT2]: { kind: 'file_change', syscall: 'fchmodat2' },
+  [C.TG_SECURITY_CHOWN]: { kind: 'file_change', syscall: 'chown' },
+  [C.TG_SECURITY_LCHOWN]: { kind: 'file_change', syscall: 'lchown' },
+  [C.TG_SECURITY_FCHOWNAT]: { kind: 'file_change', syscall: 'fchownat' },
+  [C.TG_SECURITY_TRUNCATE]: { kind: 'file_change', syscall: 'truncate' },
 };
+
+/** The syscalls of each file_change operation (unlinkat is rmdir with AT_REMOVEDIR: see fileOperation). */
+const FILE_SYSCALLS: Record<FileOperation, string[]> = {
+  rename: ['rename', 'renameat', 'renameat2'],
+  link: ['link', 'linkat'],
+  symlink: ['symlink', 'symlinkat'],
+  unlink: ['unlink', 'unlinkat'],
+  rmdir: ['rmdir'],
+  chmod: ['chmod', 'fchmodat', 'fchmodat2'],
+  chown: ['chown', 'lchown', 'fchownat'],
+  truncate: ['truncate'],
+};
+const OPERATION_OF = new Map(Object.entries(FILE_SYSCALLS).flatMap(([op, calls]) => calls.map((c) => [c, op as FileOperation])));
 
 /** The BPF programs each event kind comes from (a kind whose programs did not attach is inactive). */
 export const KIND_PROGRAMS: Record<EventKind, string[][]> = {
@@ -34,6 +64,7 @@ export const KIND_PROGRAMS: Record<EventKind, string[][]> = {
   module: ['init_module', 'finit_module'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
   mount: [['tg_sec_in_mount', 'tg_sec_out_mount']],
   open: ['openat', 'openat2', 'open'].map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
+  file_change: Object.values(FILE_SYSCALLS).flat().map((s) => [`tg_sec_in_${s}`, `tg_sec_out_${s}`]),
   connect: [['tg_sec_in_connect', 'tg_sec_out_connect']],
 };
 
@@ -58,9 +89,12 @@ export interface SecurityEvent {
   comm: string;
   ancestors: Ancestor[];
   path: string;
-  /** exec: argv; mount: [source, fstype]; module: [params] */
+  /** exec: argv; mount: [source, fstype]; module: [params]; file_change: [source path] (rename,
+   *  link) or [symlink target as given] */
   extra: string[];
   address?: string; port?: number;
+  /** file_change: the kernel could not walk the name (path, source) and sent it as given */
+  unresolved?: boolean; sourceUnresolved?: boolean;
 }
 
 function nulList(b: Buffer, off: number, len: number): string[] {
@@ -98,7 +132,25 @@ export function parseSecurityEvent(b: Buffer): SecurityEvent | undefined {
     path: cString(b, L.path, LIM.TG_SECURITY_PATH_LEN), extra,
   };
   if (c.kind === 'connect') { ev.address = addrText(b, L.addr); ev.port = b.readUInt16LE(L.port); }
+  if (c.kind === 'file_change') {
+    const flags = b.readUInt32LE(L.flags);
+    ev.unresolved = (flags & F.TG_SECURITY_F_UNRESOLVED) !== 0;
+    ev.sourceUnresolved = (flags & F.TG_SECURITY_F_SOURCE_UNRESOLVED) !== 0;
+  }
   return ev;
+}
+
+const AT_REMOVEDIR = 0x200;
+/** file_change: what the call did (unlinkat with AT_REMOVEDIR removes a directory). */
+export function fileOperation(ev: SecurityEvent): FileOperation | undefined {
+  if (ev.syscall === 'unlinkat' && (Number(ev.args[2] & 0xffffffffn) & AT_REMOVEDIR)) return 'rmdir';
+  return OPERATION_OF.get(ev.syscall);
+}
+
+/** file_change: the path the file came from (rename, link), whose loss or exposure also matters. */
+export function sourcePath(ev: SecurityEvent): string | undefined {
+  const op = fileOperation(ev);
+  return op === 'rename' || op === 'link' ? ev.extra[0] : undefined;
 }
 
 /** setuid/setgid family: the ids asked for, without the -1 that means "unchanged". */

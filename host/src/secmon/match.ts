@@ -1,7 +1,7 @@
 // Rule ↔ event: every condition a rule states must hold (pure; called once per rule per event).
 import * as path from 'path';
 import { Rule, parseCidr } from './policy';
-import { SecurityEvent, targetIds, openAccess, succeeded } from './event';
+import { SecurityEvent, targetIds, openAccess, succeeded, fileOperation, sourcePath } from './event';
 import * as net from 'net';
 
 const cidrCache = new Map<string, net.BlockList>();
@@ -17,6 +17,19 @@ export function processNames(ev: SecurityEvent): string[] {
   return ev.kind === 'exec' && ev.path ? [ev.comm, path.basename(ev.path)] : [ev.comm];
 }
 
+/** The paths a path_prefix is checked against: a rename or link matters at either end. */
+function eventPaths(ev: SecurityEvent): string[] {
+  const src = sourcePath(ev);
+  return src ? [ev.path, src] : [ev.path];
+}
+
+/** A file change the kernel could not walk (a name longer than it keeps, a symlink whose target
+ *  is not in the inode) may have changed any path: every prefix matches rather than none. */
+function pathMatches(ev: SecurityEvent, prefixes: string[]): boolean {
+  if (ev.unresolved || (ev.sourceUnresolved && sourcePath(ev) !== undefined)) return true;
+  return eventPaths(ev).some((p) => p && prefixes.some((x) => p.startsWith(x)));
+}
+
 export function matches(rule: Rule, ev: SecurityEvent): boolean {
   if (rule.event !== ev.kind) return false;
   const m = rule.match;
@@ -25,8 +38,9 @@ export function matches(rule: Rule, ev: SecurityEvent): boolean {
   if (m.not_executable && names.some((n) => m.not_executable!.includes(n))) return false;
   if (m.parent_executable && !(ev.ancestors[0] && m.parent_executable.includes(ev.ancestors[0].name))) return false;
   if (m.ancestor_executable && !ev.ancestors.some((a) => m.ancestor_executable!.includes(a.name))) return false;
-  if (m.path_prefix && !(ev.path && m.path_prefix.some((p) => ev.path.startsWith(p)))) return false;
+  if (m.path_prefix && !pathMatches(ev, m.path_prefix)) return false;
   if (m.access && m.access !== 'any' && !(ev.kind === 'open' && openAccess(ev) === m.access)) return false;
+  if (m.operation && !m.operation.includes(fileOperation(ev)!)) return false;
   if (m.uid && !m.uid.includes(ev.uid)) return false;
   if (m.not_uid && m.not_uid.includes(ev.uid)) return false;
   if (m.target_id && !targetIds(ev).some((id) => m.target_id!.includes(id))) return false;

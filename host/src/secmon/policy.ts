@@ -7,8 +7,13 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { tg_security_limits as LIM } from '../generated/security-layout';
 
-export const EVENT_KINDS = ['exec', 'setuid', 'setgid', 'capset', 'ptrace', 'bpf', 'module', 'mount', 'open', 'connect'] as const;
+export const EVENT_KINDS = ['exec', 'setuid', 'setgid', 'capset', 'ptrace', 'bpf', 'module', 'mount', 'open', 'file_change', 'connect'] as const;
 export type EventKind = typeof EVENT_KINDS[number];
+/** What a file_change event did to its path (rename and link: the path is the new name). */
+export const FILE_OPERATIONS = ['rename', 'link', 'symlink', 'unlink', 'rmdir', 'chmod', 'chown', 'truncate'] as const;
+export type FileOperation = typeof FILE_OPERATIONS[number];
+/** Kinds filtered by path prefix in the kernel: their rules must name one. */
+export const PATH_KINDS: readonly EventKind[] = ['open', 'file_change'];
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an address/prefix such as 10.0.0.0/8 or fc00::/7');
 const ids = z.array(z.number().int().min(0).max(0xffffffff));
@@ -18,8 +23,9 @@ const matchSchema = z.object({
   not_executable: z.array(z.string().min(1)).optional().describe('…and none of these'),
   parent_executable: z.array(z.string().min(1)).optional().describe("The parent's name is one of these"),
   ancestor_executable: z.array(z.string().min(1)).optional().describe('Any of the reported ancestors is one of these'),
-  path_prefix: z.array(z.string().min(1).max(LIM.TG_SECURITY_PREFIX_LEN)).optional().describe('open: the opened path; exec: the file; mount: the target'),
+  path_prefix: z.array(z.string().min(1).max(LIM.TG_SECURITY_PREFIX_LEN)).optional().describe('open: the opened path; file_change: the path changed or, for rename/link, their source; exec: the file; mount: the target'),
   access: z.enum(['read', 'write', 'any']).optional().describe('open: write = O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND'),
+  operation: z.array(z.enum(FILE_OPERATIONS)).min(1).optional().describe('file_change: the operation is one of these (all when absent)'),
   uid: ids.optional().describe("The caller's real uid is one of these"),
   not_uid: ids.optional().describe("The caller's real uid is none of these"),
   target_id: ids.optional().describe('setuid/setgid: one of the ids asked for is one of these'),
@@ -38,8 +44,8 @@ export const ruleSchema = z.object({
     per_second: z.number().positive().default(5),
     burst: z.number().int().min(1).default(20),
   }).strict().default({}).describe('Records per second per rule; the rest are counted as suppressed'),
-}).strict().refine((r) => r.event !== 'open' || (r.match.path_prefix?.length ?? 0) > 0,
-  { message: 'an open rule needs match.path_prefix (opens are filtered by prefix in the kernel)', path: ['match', 'path_prefix'] });
+}).strict().refine((r) => !PATH_KINDS.includes(r.event) || (r.match.path_prefix?.length ?? 0) > 0,
+  (r) => ({ message: `${r.event === 'open' ? 'an' : 'a'} ${r.event} rule needs match.path_prefix (${r.event === 'open' ? 'opens' : 'file changes'} are filtered by prefix in the kernel)`, path: ['match', 'path_prefix'] }));
 
 export const policyFileSchema = z.object({ rules: z.array(ruleSchema).default([]) }).strict();
 
@@ -47,7 +53,7 @@ export type Rule = z.infer<typeof ruleSchema>;
 
 export interface Policy {
   rules: Rule[];
-  /** Distinct path prefixes of the open rules: the kernel-side filter. */
+  /** Distinct path prefixes of the open and file_change rules: the kernel-side filter. */
   prefixes: string[];
   files: string[];
 }
@@ -94,10 +100,10 @@ export function loadPolicy(dir: string): Policy {
     }
   }
   // A prefix inside another one adds nothing to the kernel filter (the rule still checks its own).
-  const all = [...new Set(rules.filter((r) => r.event === 'open').flatMap((r) => r.match.path_prefix ?? []))];
+  const all = [...new Set(rules.filter((r) => PATH_KINDS.includes(r.event)).flatMap((r) => r.match.path_prefix ?? []))];
   const prefixes = all.filter((p) => !all.some((q) => q !== p && p.startsWith(q)));
   if (prefixes.length > LIM.TG_SECURITY_PREFIXES) {
-    problems.push(`${dir}: ${prefixes.length} distinct open path_prefix values; the kernel filter holds ${LIM.TG_SECURITY_PREFIXES} (use shorter common prefixes)`);
+    problems.push(`${dir}: ${prefixes.length} distinct open and file_change path_prefix values; the kernel filter holds ${LIM.TG_SECURITY_PREFIXES} (use shorter common prefixes)`);
   }
   if (problems.length) throw new PolicyError(`invalid security policy:\n  ${problems.join('\n  ')}`);
   return { rules, prefixes, files };

@@ -3,7 +3,7 @@
 import { AnyValueMap, LogRecord, SeverityNumber } from '@opentelemetry/api-logs';
 import * as os from 'os';
 import { Rule } from './policy';
-import { SecurityEvent, targetIds, openAccess, succeeded, PTRACE_REQUEST, BPF_COMMAND } from './event';
+import { SecurityEvent, targetIds, openAccess, succeeded, fileOperation, sourcePath, PTRACE_REQUEST, BPF_COMMAND } from './event';
 
 const SEVERITY: Record<Rule['severity'], [SeverityNumber, string]> = {
   info: [SeverityNumber.INFO, 'INFO'], warn: [SeverityNumber.WARN, 'WARN'],
@@ -20,6 +20,11 @@ function what(ev: SecurityEvent): string {
     case 'module': return ev.syscall;
     case 'mount': return `mount ${ev.extra[0] ?? ''} on ${ev.path} type ${ev.extra[1] ?? ''}`;
     case 'open': return `open ${ev.path} for ${openAccess(ev)}`;
+    case 'file_change': {
+      const src = sourcePath(ev);
+      const op = fileOperation(ev);
+      return op === 'symlink' ? `symlink ${ev.path} -> ${ev.extra[0] ?? ''}` : `${op} ${src !== undefined ? `${src} to ` : ''}${ev.path}`;
+    }
     case 'connect': return `connect ${ev.address}:${ev.port}`;
     default: return ev.syscall;
   }
@@ -70,6 +75,24 @@ export function securityLogRecord(rule: Rule, ev: SecurityEvent, suppressed: num
       a['file.path'] = ev.path;
       a['telegen.file.access'] = openAccess(ev);
       break;
+    case 'file_change': {
+      const op = fileOperation(ev);
+      a['file.path'] = ev.path;
+      a['telegen.file.operation'] = op ?? ev.syscall;
+      const src = sourcePath(ev);
+      if (src !== undefined) a['telegen.file.source.path'] = src;
+      if (op === 'symlink') a['file.symbolic_link.target_path'] = ev.extra[0] ?? '';
+      if (op === 'chmod') a['file.mode'] = (Number(ev.args[0]) & 0o7777).toString(8).padStart(4, '0');
+      if (op === 'chown') {
+        // -1 leaves the id unchanged
+        const uid = Number(BigInt.asUintN(32, ev.args[0])), gid = Number(BigInt.asUintN(32, ev.args[1]));
+        if (uid !== 0xffffffff) a['file.owner.id'] = String(uid);
+        if (gid !== 0xffffffff) a['file.group.id'] = String(gid);
+      }
+      if (op === 'truncate') a['file.size'] = Number(ev.args[0]);
+      if (ev.unresolved || ev.sourceUnresolved) a['telegen.file.path_unresolved'] = true;
+      break;
+    }
     case 'connect':
       a['server.address'] = ev.address ?? '';
       a['server.port'] = ev.port ?? 0;
