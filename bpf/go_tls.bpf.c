@@ -66,8 +66,9 @@ static __always_inline void emit(const struct go_call *c, __u64 id, __u64 moved)
 		stat_inc(TG_TLS_STAT_NO_CONN);
 		return;
 	}
+	/* Called at Write's entry (go_enter) and Read's RETs: each stamped when its bytes are there. */
 	tls_emit(&go_tls_pos, &go_scratch, ci, id, c->op == GO_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved,
-		 capture_max);
+		 capture_max, bpf_ktime_get_ns());
 }
 
 static __always_inline int go_enter(struct pt_regs *ctx, __u8 op)

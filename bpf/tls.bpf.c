@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* TLS plaintext: uprobes on OpenSSL's SSL_read/SSL_write/SSL_read_ex/SSL_write_ex (libssl.so.3
  * and binaries that link OpenSSL statically and export it, such as node). The entry remembers
- * the buffer, the return copies what actually moved.
+ * the buffer and the time, the return copies what actually moved: a write is stamped at its entry,
+ * a read at its return.
  *
  * Which socket? Reading the fd out of the SSL object needs per-version struct offsets, and
  * node's SSL objects sit on memory BIOs with no fd at all. Instead the same thread's socket
@@ -43,6 +44,7 @@ struct ssl_call {
 	__u32 seq;       /* the thread's data_seq at entry: changed at exit = a socket syscall ran inside */
 	__u8 op;
 	__u8 _pad[3];
+	__u64 ts;        /* bpf_ktime_get_ns() at entry: a write's stamp (tls_emit) */
 };
 
 struct {
@@ -84,7 +86,8 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 moved_ptr, __u8
 	if (!pid_wanted(id >> 32))
 		return 0;
 	struct tg_thread_call *t = thread_calls();
-	struct ssl_call c = { .ssl = ssl, .buf = buf, .moved_ptr = moved_ptr, .seq = t ? t->data_seq : 0, .op = op };
+	struct ssl_call c = { .ssl = ssl, .buf = buf, .moved_ptr = moved_ptr, .seq = t ? t->data_seq : 0, .op = op,
+			      .ts = bpf_ktime_get_ns() };
 	bpf_map_update_elem(&tls_calls, &id, &c, BPF_ANY);
 	return 0;
 }
@@ -120,8 +123,11 @@ static __always_inline void emit(struct ssl_call *c, __u64 id, __u64 moved)
 		stat_inc(TG_TLS_STAT_NO_CONN);
 		return;
 	}
-	tls_emit(&tls_pos, &tls_scratch, ci, id, c->op == TLS_OP_READ ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved,
-		 capture_max);
+	/* A write is stamped when it began: with a socket BIO (curl) the ciphertext leaves inside the
+	 * call, and on a busy machine the peer read, answered and its span ended before the return. */
+	bool rd = c->op == TLS_OP_READ;
+	tls_emit(&tls_pos, &tls_scratch, ci, id, rd ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved, capture_max,
+		 rd ? bpf_ktime_get_ns() : c->ts);
 }
 
 static __always_inline int ssl_exit(struct pt_regs *ctx)

@@ -83,7 +83,7 @@ struct tg_data_event {
 	__u8 truncated;  /* 1 when the syscall moved more bytes than were captured */
 	__u8 flags;      /* enum tg_data_flags */
 	__u8 _pad0;
-	__u64 ts_ns;     /* bpf_ktime_get_ns() at syscall exit (TLS: at SSL_* return) */
+	__u64 ts_ns;     /* bpf_ktime_get_ns() at syscall exit (TLS plaintext: a read at its return, a write at its entry) */
 	__u64 pos;       /* byte position of payload[0] in this direction of the stream */
 	__u32 len;       /* bytes of payload that follow this struct */
 	__u32 orig_len;  /* bytes the syscall actually moved */

@@ -70,16 +70,18 @@ static __always_inline struct tg_conn_info *tls_conn(__u32 pid, __s64 fd)
 	return bpf_map_lookup_elem(&tg_conns, &k);
 }
 
-/* The record head: `len` payload bytes follow, of `orig_len` that moved, on `ci` by thread `id`. */
+/* The record head: `len` payload bytes follow, of `orig_len` that moved, on `ci` by thread `id`,
+ * stamped `ts` (bpf_ktime_get_ns()). */
 static __always_inline void tls_event_head(struct tg_data_event *ev, const struct tg_conn_info *ci, __u64 id,
-					   __u8 dir, __u8 flags, __u8 truncated, __u64 pos, __u32 len, __u32 orig_len)
+					   __u8 dir, __u8 flags, __u8 truncated, __u64 pos, __u32 len, __u32 orig_len,
+					   __u64 ts)
 {
 	ev->type = TG_EV_DATA;
 	ev->dir = dir;
 	ev->truncated = truncated;
 	ev->flags = flags;
 	ev->_pad0 = 0;
-	ev->ts_ns = bpf_ktime_get_ns();
+	ev->ts_ns = ts;
 	ev->pos = pos;
 	ev->len = len;
 	ev->orig_len = orig_len;
@@ -88,9 +90,12 @@ static __always_inline void tls_event_head(struct tg_data_event *ev, const struc
 }
 
 /* `moved` bytes at user address `buf` went over `ci` in direction `dir` on thread `id`; at most
- * `cap` of them (the rodata capture_max) are kept. */
+ * `cap` of them (the rodata capture_max) are kept. `ts` is when the call began for a write (its
+ * bytes may reach the peer, and be answered, before the call returns: a client span stamped at
+ * the return could start after its server span ended) and when it returned for a read (the
+ * bytes are only there then). */
 static __always_inline void tls_emit(void *pos_map, void *scratch_map, const struct tg_conn_info *ci,
-				     __u64 id, __u8 dir, __u64 buf, __u64 moved, __u32 cap)
+				     __u64 id, __u8 dir, __u64 buf, __u64 moved, __u32 cap, __u64 ts)
 {
 	__u64 cid = ci->conn_id;
 	__u64 *pos = bpf_map_lookup_elem(pos_map, &cid);
@@ -119,7 +124,7 @@ static __always_inline void tls_emit(void *pos_map, void *scratch_map, const str
 		got = 0;
 	}
 	tls_event_head(&s->ev, ci, id, dir, TG_DATA_TLS, got < moved, at, got,
-		       moved > 0xffffffffULL ? 0xffffffffU : moved);
+		       moved > 0xffffffffULL ? 0xffffffffU : moved, ts);
 	if (got < moved)
 		stat_inc(TG_TLS_STAT_TRUNCATED);
 	__u64 size = got;
@@ -162,7 +167,7 @@ static __always_inline void tls_h2_field_emit(struct tls_h2_scratch *s, __u64 id
 	f->value_len = vl;
 	__u64 size = sizeof(*f) + nl + vl;
 	CLAMP_REG(size, TLS_H2_FIELD_MAX);
-	tls_event_head(&s->ev, ci, id, dir, TG_DATA_H2_FIELD, cut, 0, size, size);
+	tls_event_head(&s->ev, ci, id, dir, TG_DATA_H2_FIELD, cut, 0, size, size, bpf_ktime_get_ns());
 	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
 		stat_inc(TG_TLS_STAT_RING_FULL);
 	else

@@ -70,7 +70,9 @@ interface Node {
 }
 
 const PRUNE_EVERY_MS = 1000;
-/** How long before a CLIENT span's start the SERVER span of its exchange may have ended (see add). */
+/** How long before a CLIENT span's start the SERVER span of its exchange may have ended (see add):
+ *  plain-socket writes are stamped at syscall exit. TLS plaintext writes are stamped at their entry
+ *  (bpf/tls.bpf.c) and need none; test/tls/write-stamp checks that both kinds still link. */
 const READ_ORDER_SLACK_NS = 5e6;
 
 export function ns(t: [number, number]): bigint { return BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]); }
@@ -178,9 +180,9 @@ export class Correlator {
         const ws = this.serversByTuple.get(key);
         if (ws) {
           // The first waiting server span overlapping ours; else the one that ended last within
-          // READ_ORDER_SLACK_NS before our start (stamps are taken when a call returns: a TLS
-          // client's request is stamped when SSL_write's uretprobe runs, which on a busy machine
-          // came after the server had read, answered and ended its span).
+          // READ_ORDER_SLACK_NS before our start (a plain socket's request is stamped at the
+          // write's syscall exit, which a client descheduled in between can reach after the
+          // server read, answered and ended its span; TLS writes are stamped at SSL_write's entry).
           let pick: Node | undefined, near: Node | undefined;
           for (let i = 0; i < ws.length && !pick; i++) {
             const s = ws[i];
