@@ -59,6 +59,13 @@ test('the loader container\'s memory limit holds the agent\'s BPF maps: every tr
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
   try {
     agent = await startAgent({ cgroupProcs: cg.procs });
+    // The profiler is off in the config until asked for (PUT /api/profile/enabled); switched on,
+    // its maps are charged here too and must fit beside the others.
+    const token = fs.readFileSync(path.join(agent.dataDir, 'api-token'), 'utf8').trim();
+    const on = await fetch(`http://127.0.0.1:${agent.apiPort}/api/profile/enabled`, {
+      method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ enabled: true }),
+    });
+    assert.equal(on.status, 200, await on.clone().text());
     const st = await (await agent.api('/api/status')).json() as { tracers: Array<{ name: string; ok: boolean; detail: string }> };
     for (const name of ['socket', 'tls', 'tcp', 'go', 'profile']) {
       const tr = st.tracers.find((x) => x.name === name);
