@@ -127,6 +127,20 @@ test('gRPC status per semconv: server spans are errors only for the server\'s fa
   assert.equal(recordToSpan(rec(FLAG_ERROR, g5), conn('server'), 'http2', { clock: identityClock })!.status.code, SpanStatusCode.ERROR);
 });
 
+test('error status messages name the code: gRPC status names without grpc-message, Kafka error names', () => {
+  const grpc = (code: number, extra: Record<string, unknown> = {}) => ({ 'http.request.method': 'POST', 'url.path': '/pkg.Svc/M', 'rpc.system': 'grpc',
+    'http.response.status_code': 200, 'rpc.grpc.status_code': code, 'error.type': String(code), 'network.protocol.version': '2', ...extra });
+  const msg = (attrs: Record<string, unknown>, role: 'client' | 'server' = 'client', proto = 'http2') => recordToSpan(rec(FLAG_ERROR, attrs), conn(role), proto, { clock: identityClock })!.status.message;
+  assert.equal(msg(grpc(4)), 'gRPC status DEADLINE_EXCEEDED (4)');
+  assert.equal(msg(grpc(14), 'server'), 'gRPC status UNAVAILABLE (14)');
+  assert.equal(msg(grpc(16)), 'gRPC status UNAUTHENTICATED (16)');
+  assert.equal(msg(grpc(99)), 'gRPC status 99', 'a code outside the table keeps its number');
+  assert.equal(msg(grpc(5, { 'rpc.grpc.status_message': 'no such user' })), 'no such user', 'the server\'s own message wins');
+  const kafka = (code: number, type: string) => ({ 'messaging.system': 'kafka', 'messaging.operation.name': 'send', 'kafka.error_code': code, 'error.type': type });
+  assert.equal(msg(kafka(3, 'UNKNOWN_TOPIC_OR_PARTITION'), 'client', 'kafka'), 'Kafka error UNKNOWN_TOPIC_OR_PARTITION (3)');
+  assert.equal(msg(kafka(5120, '5120'), 'client', 'kafka'), 'Kafka error 5120');
+});
+
 test('an HTTP request its connection closed on before any response: ends at the close, client error no_response, server unset', () => {
   const req = { 'http.request.method': 'GET', 'url.path': '/slow', 'url.query': 'a=1', 'server.address': '127.0.0.1', 'network.protocol.version': '1.1' };
   const closedTs = 300_000_000n;

@@ -139,6 +139,24 @@ const STATUS_UNSET: ReadableSpan['status'] = Object.freeze({ code: SpanStatusCod
 /** gRPC status codes that make a SERVER span an error (semantic conventions, gRPC). */
 const GRPC_SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
 
+/** gRPC status code names (grpc/doc/statuscodes.md): a status message "gRPC status 14" sent the
+ *  reader to a table; the name is what their logs and the gRPC libraries print. */
+const GRPC_STATUS_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND',
+  'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE',
+  'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+
+/** The status message of a gRPC error without grpc-message: its name (and number). */
+function grpcStatusMessage(code: unknown): string {
+  const name = typeof code === 'number' ? GRPC_STATUS_NAMES[code] : undefined;
+  return name ? `gRPC status ${name} (${code})` : `gRPC status ${String(code)}`;
+}
+
+/** A Kafka error's status message: the decoder already put the protocol's name for the code in
+ *  error.type (the number where the code is unknown to it). */
+function kafkaStatusMessage(code: unknown, errorType: unknown): string {
+  return typeof errorType === 'string' && errorType !== String(code) ? `Kafka error ${errorType} (${String(code)})` : `Kafka error ${String(code)}`;
+}
+
 /** "METHOD route" names, one string per pair: a concatenation per span was garbage, and a fresh
  *  string for every exporter and view that reads the name. */
 const httpNames = new Map<string, Map<string, string>>();
@@ -369,11 +387,11 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     if (a['error.type'] === String(grpc)) delete a['error.type'];
   }
   if (status.code === SpanStatusCode.ERROR && status.message === undefined) {
-    if (grpc !== undefined && grpc !== 0) status.message = String(a['rpc.grpc.status_message'] ?? `gRPC status ${grpc}`);
+    if (grpc !== undefined && grpc !== 0) status.message = a['rpc.grpc.status_message'] !== undefined ? String(a['rpc.grpc.status_message']) : grpcStatusMessage(grpc);
     else if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
     else if (a['db.response.status_code'] !== undefined) status.message = String(a['error.message'] ?? `SQLSTATE ${a['db.response.status_code']}`);
     else if (a['dns.response_code'] !== undefined) status.message = `DNS ${a['dns.response_code']}`;
-    else if (a['kafka.error_code'] !== undefined) status.message = `Kafka error ${a['kafka.error_code']}`;
+    else if (a['kafka.error_code'] !== undefined) status.message = kafkaStatusMessage(a['kafka.error_code'], a['error.type']);
   }
 
   // An exchange still unanswered when its connection closed waited until the close: it ends there
