@@ -261,25 +261,11 @@ static __always_inline void resolve_fd(long fd, char *out)
 	struct resolve *r = bpf_map_lookup_elem(&tg_fileio_resolve, &zero);
 	if (!r)
 		return;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	struct file *f = current_fd_file(fd);
 	if (!f)
 		return;
-	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
-	r->d = BPF_CORE_READ(f, f_path.dentry);
-	r->m = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
-	r->root = BPF_CORE_READ(vm, mnt_root);
-	r->n = 0;
-	r->next = 0;
-	r->o = 0;
-	struct resolve_ctx c = { .r = r };
-	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
-	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
+	resolve_up(r, BPF_CORE_READ(f, f_path.dentry), real_mount(BPF_CORE_READ(f, f_path.mnt)));
+	resolve_down(r, RESOLVE_DEPTH);
 	__u32 o = r->o;
 	if (!o)
 		r->buf[o++] = '/';

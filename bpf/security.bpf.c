@@ -372,28 +372,14 @@ static __always_inline int resolve_fd(long fd, char *out)
 	struct resolve *r = bpf_map_lookup_elem(&tg_sec_resolve, &zero);
 	if (!r)
 		return 0;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	struct file *f = current_fd_file(fd);
 	if (!f)
 		return 0;
-	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
-	r->d = BPF_CORE_READ(f, f_path.dentry);
-	r->m = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
-	r->root = BPF_CORE_READ(vm, mnt_root);
-	r->n = 0;
-	r->next = 0;
-	r->o = 0;
-	struct resolve_ctx c = { .r = r };
-	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
-	bpf_loop(1, down_step, &c, 0);
+	resolve_up(r, BPF_CORE_READ(f, f_path.dentry), real_mount(BPF_CORE_READ(f, f_path.mnt)));
+	resolve_down(r, 1);
 	if (!may_match(r->buf, r->o))
 		return 0;
-	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
+	resolve_down(r, RESOLVE_DEPTH);
 	__u32 o = r->o;
 	if (!o)
 		r->buf[o++] = '/';
@@ -545,11 +531,6 @@ struct {
 	__type(value, struct walk);
 } tg_sec_walk SEC(".maps");
 
-static __always_inline struct mount *real_mount(struct vfsmount *vm)
-{
-	return (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
-}
-
 /* The absolute path of name i of f (NUL-terminated in out, cut at TG_SECURITY_PATH_LEN); 0 when
  * it cannot be walked. */
 static __always_inline int resolve_name(struct inflight *f, int i, char *out)
@@ -584,12 +565,7 @@ static __always_inline int resolve_name(struct inflight *f, int i, char *out)
 		w->d = BPF_CORE_READ(fs, pwd.dentry);
 		w->m = real_mount(BPF_CORE_READ(fs, pwd.mnt));
 	} else {
-		struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-		if (!fdt || dfd < 0 || dfd >= BPF_CORE_READ(fdt, max_fds))
-			return 0;
-		struct file **fds = BPF_CORE_READ(fdt, fd);
-		struct file *file = NULL;
-		bpf_probe_read_kernel(&file, sizeof(file), &fds[dfd]);
+		struct file *file = current_fd_file(dfd);
 		if (!file)
 			return 0;
 		w->d = BPF_CORE_READ(file, f_path.dentry);
@@ -600,16 +576,8 @@ static __always_inline int resolve_name(struct inflight *f, int i, char *out)
 	if (w->state != WALK_DONE)
 		return 0;
 
-	r->d = w->d;
-	r->m = w->m;
-	struct mount *wm = w->m;
-	r->root = BPF_CORE_READ(wm, mnt.mnt_root);
-	r->n = 0;
-	r->next = 0;
-	r->o = 0;
-	struct resolve_ctx c = { .r = r };
-	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
-	bpf_loop(RESOLVE_DEPTH, down_step, &c, 0);
+	resolve_up(r, w->d, w->m);
+	resolve_down(r, RESOLVE_DEPTH);
 	__u32 o = r->o;
 	if (!w->follow_last && o < RESOLVE_PATH_LEN) {
 		/* the leaf, which the walk did not enter: its directory's path + "/" + its name */

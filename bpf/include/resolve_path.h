@@ -81,4 +81,44 @@ static long down_step(__u32 i, void *arg)
 	return 0;
 }
 
+/* struct vfsmount is embedded in struct mount (fs/mount.h): the mount that holds it. */
+static __always_inline struct mount *real_mount(struct vfsmount *vm)
+{
+	return (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* The current process's open file at fd, or NULL. */
+static __always_inline struct file *current_fd_file(long fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* Starts at dentry d of mount m and climbs to the root of the mount tree (r->ds, leaf first);
+ * nothing is written to buf yet. */
+static __always_inline void resolve_up(struct resolve *r, struct dentry *d, struct mount *m)
+{
+	r->d = d;
+	r->m = m;
+	r->root = BPF_CORE_READ(m, mnt.mnt_root);
+	r->n = 0;
+	r->next = 0;
+	r->o = 0;
+	struct resolve_ctx c = { .r = r };
+	bpf_loop(RESOLVE_DEPTH + 8, up_step, &c, 0);
+}
+
+/* Writes up to `components` more components (root first) after what buf holds. */
+static __always_inline void resolve_down(struct resolve *r, __u32 components)
+{
+	struct resolve_ctx c = { .r = r };
+	bpf_loop(components, down_step, &c, 0);
+}
+
 #endif
