@@ -1,6 +1,6 @@
 // Stream ↔ exchange: HEADERS blocks become a stream's request, response and trailers; DATA is
 // counted (and split into gRPC messages); END_STREAM on the response or RST_STREAM ends it.
-import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_TIMEOUT } from "../abi/abi";
+import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_TIMEOUT, FLAG_UNKNOWN } from "../abi/abi";
 import {
   Conn, H2Stream, GrpcDir, MAX_STREAMS, HEADER_LIST_CAP, GRPC_LENS_CAP, STREAM_TIMEOUT_NS,
   HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS, RST_WAIT_NS,
@@ -486,9 +486,11 @@ export function expire(c: Conn, connId: u32, now: u64): void {
     if (s.rstWait && now > s.lastTs && now - s.lastTs > RST_WAIT_NS) { finishStream(c, connId, s, FLAG_NO_RESPONSE); continue; }
     if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) {
       // Given up while the connection is open: it was still unfinished at `now`, and lasts until
-      // then. (A reset stream above ended at its RST_STREAM: a cancel, not a timeout.)
+      // then. (A reset stream above ended at its RST_STREAM: a cancel, not a timeout.) A stream
+      // whose response had begun is a long-lived one gone quiet (a server-streaming or bidi gRPC
+      // call, a watch, a long poll): answered, not timed out, only its end unseen (FLAG_UNKNOWN).
       s.tsEnd = now;
-      finishStream(c, connId, s, FLAG_NO_RESPONSE | FLAG_TIMEOUT);
+      finishStream(c, connId, s, s.respHdr != null ? FLAG_UNKNOWN : FLAG_NO_RESPONSE | FLAG_TIMEOUT);
     }
   }
 }

@@ -348,12 +348,21 @@ test('close flushes open streams with FLAG_NO_RESPONSE; tick expires idle ones',
   assert.equal(exchanges(h)[0].flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT), FLAG_NO_RESPONSE | FLAG_TIMEOUT);
   // It was still open when the decoder gave up: it lasts until then.
   assert.equal(exchanges(h)[0].tsEnd, 10n + 301_000_000_000n);
-  h.inst.feed(1, REQ, headers(3, reqBlock('GET', '/open', 'h'), true), 20n);
-  h.inst.closeStream(1);
+  // A stream answered with HEADERS and then quiet (a server-streaming call, a watch) is not a
+  // timeout: answered, its end unseen.
+  h.inst.feed(1, REQ, headers(3, reqBlock('POST', '/w.Watch/Changes', 'h', [['content-type', 'application/grpc']])), 400_000_000_000n);
+  h.inst.feed(1, RESP, headers(3, respBlock('200', [['content-type', 'application/grpc']])), 400_000_000_100n);
+  h.inst.tick(400_000_000_100n + 301_000_000_000n);
   assert.equal(exchanges(h).length, 2);
-  assert.equal(exchanges(h)[1].attributes['url.path'], '/open');
-  assert.ok(exchanges(h)[1].flags & FLAG_NO_RESPONSE);
-  assert.equal(exchanges(h)[1].flags & FLAG_TIMEOUT, 0, 'a close is no timeout');
+  const w = exchanges(h)[1];
+  assert.deepEqual([w.attributes['url.path'], w.attributes['http.response.status_code'], w.flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT | FLAG_UNKNOWN), w.tsEnd],
+    ['/w.Watch/Changes', 200, FLAG_UNKNOWN, 400_000_000_100n + 301_000_000_000n]);
+  h.inst.feed(1, REQ, headers(5, reqBlock('GET', '/open', 'h'), true), 800_000_000_000n);
+  h.inst.closeStream(1);
+  assert.equal(exchanges(h).length, 3);
+  assert.equal(exchanges(h)[2].attributes['url.path'], '/open');
+  assert.ok(exchanges(h)[2].flags & FLAG_NO_RESPONSE);
+  assert.equal(exchanges(h)[2].flags & FLAG_TIMEOUT, 0, 'a close is no timeout');
 });
 
 // ---------------------------------------------------------------- gRPC
