@@ -1,7 +1,8 @@
-// TLS plaintext tracer: uprobes on OpenSSL's SSL_read/SSL_write/SSL_read_ex/SSL_write_ex
-// (bpf/tls.bpf.c). Its records go into the socket tracer's ring as TG_DATA_TLS data events, so
-// HTTPS and gRPC over TLS reach the same router and decoders as cleartext (host/src/ingest/
-// kernel.ts routes the plaintext as the connection's stream and drops its ciphertext).
+// TLS plaintext tracer: uprobes on OpenSSL's SSL_read/SSL_write/SSL_read_ex/SSL_write_ex and on
+// the SSL BIO's read/write, which call none of them (tls-bio.ts; bpf/tls.bpf.c). Its records go
+// into the socket tracer's ring as TG_DATA_TLS data events, so HTTPS and gRPC over TLS reach the
+// same router and decoders as cleartext (host/src/ingest/kernel.ts routes the plaintext as the
+// connection's stream and drops its ciphertext).
 //
 // A uprobe hooks a file (inode), not a process: once libssl.so.3 or the node binary is hooked,
 // every process running it — started before or after — is covered. New binaries (another libssl
@@ -15,6 +16,7 @@ import { loadNative, nativeAddonPath } from '../native';
 import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
 import { MapDesc, statNames, trackTracerObject } from './map-fill';
 import { ExecListener, goExecActive, offGoExec, onGoExec } from './go-exec';
+import { sslBioFuncs, SslBioFuncs } from './tls-bio';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -201,8 +203,47 @@ export class TlsAttacher {
         tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
       }
     }
-    if (handles.length) tlog.info({ file, functions: handles.length / 2 }, 'OpenSSL hooked');
+    const functions = handles.length / 2;
+    // The SSL BIO's own read/write: the only place its plaintext passes (tls-bio.ts).
+    const bio = functions && (!only || only.has('SSL_write')) ? this.attachSslBio(file) : [];
+    handles.push(...bio);
+    if (handles.length) tlog.info({ file, functions, sslBio: bio.length > 0 }, 'OpenSSL hooked');
     return handles;
+  }
+
+  private attachSslBio(file: string): number[] {
+    let f: SslBioFuncs | null;
+    try {
+      f = sslBioFuncs(file);
+    } catch (e) {
+      f = null;
+      tlog.warn({ file, err: (e as Error).message }, 'SSL BIO functions not read');
+    }
+    if (!f) return [];
+    const handles: number[] = [];
+    for (const [off, prog] of [[f.read, 'tls_read_ex_enter'], [f.write, 'tls_write_ex_enter']] as const) {
+      let enter = -1;
+      try {
+        enter = this.attachAt(prog, file, off, false);
+        handles.push(this.attachAt(EXIT_PROG, file, off, true), enter);
+      } catch (e) {
+        // An entry without its return would only leave stale calls behind.
+        if (enter >= 0) this.t.detach(enter);
+        tlog.warn({ file, offset: off, err: (e as Error).message }, 'SSL BIO function not hooked: plaintext through BIO_f_ssl stays unseen');
+      }
+    }
+    return handles;
+  }
+
+  /** A uprobe at a file offset; the `_multi` twin when the kernel refuses a perf-event uprobe
+   *  (after the capability drop, see attachLate). */
+  private attachAt(prog: string, file: string, offset: number, ret: boolean): number {
+    try {
+      return this.t.attachUprobe(prog, file, offset, ret, -1, 0);
+    } catch (e) {
+      if (!/Permission denied/.test((e as Error).message)) throw e;
+      return this.t.attachUprobe(`${prog}_multi`, file, offset, ret, -1, 0);
+    }
   }
 
   /** A library file's callback offsets inside nghttp2_session, for finding applications'
