@@ -100,23 +100,34 @@ function methodAt(img: Image, vaddr: number): { read: number; write: number } | 
   return read < 0 || write < 0 ? undefined : { read, write };
 }
 
-/** Virtual address of an exported function (.dynsym), or -1. */
+/** Virtual address of an exported function (.dynsym), or -1. Read in pieces: node's symbol
+ *  tables are 7 MB, and this runs in the loader, under its memory limit. */
 function dynamicSymbol(elf: ElfFile, name: string): number {
   const symtab = section(elf, '.dynsym');
   const strtab = section(elf, '.dynstr');
   if (!symtab || !strtab) return -1;
-  const syms = sectionBytes(elf, symtab);
-  const strs = sectionBytes(elf, strtab);
+  const CHUNK = 1 << 20;
+  // Every place the name ends a string (the linker may share a longer name's tail).
   const want = Buffer.from(name + '\0', 'latin1');
+  const names = new Set<number>();
+  for (let pos = 0; pos < strtab.size; pos += CHUNK - want.length) {
+    const b = readAt(elf.fd, strtab.offset + pos, Math.min(CHUNK, strtab.size - pos));
+    for (let i = b.indexOf(want); i >= 0; i = b.indexOf(want, i + 1)) names.add(pos + i);
+    if (pos + b.length >= strtab.size) break;
+  }
+  if (!names.size) return -1;
   const ent = elf.is64 ? 24 : 16;
-  for (let o = 0; o + ent <= syms.length; o += ent) {
-    const nameOff = elf.le ? syms.readUInt32LE(o) : syms.readUInt32BE(o);
-    if (nameOff + want.length > strs.length || strs.compare(want, 0, want.length, nameOff, nameOff + want.length) !== 0) continue;
-    const shndx = elf.le ? syms.readUInt16LE(elf.is64 ? o + 6 : o + 14) : syms.readUInt16BE(elf.is64 ? o + 6 : o + 14);
-    if (shndx === 0) continue; // imported, not defined here
-    return elf.is64
-      ? Number(elf.le ? syms.readBigUInt64LE(o + 8) : syms.readBigUInt64BE(o + 8))
-      : (elf.le ? syms.readUInt32LE(o + 4) : syms.readUInt32BE(o + 4));
+  const per = Math.floor(CHUNK / ent) * ent;
+  for (let pos = 0; pos < symtab.size; pos += per) {
+    const syms = readAt(elf.fd, symtab.offset + pos, Math.min(per, symtab.size - pos));
+    for (let o = 0; o + ent <= syms.length; o += ent) {
+      if (!names.has(elf.le ? syms.readUInt32LE(o) : syms.readUInt32BE(o))) continue;
+      const shndx = elf.le ? syms.readUInt16LE(elf.is64 ? o + 6 : o + 14) : syms.readUInt16BE(elf.is64 ? o + 6 : o + 14);
+      if (shndx === 0) continue; // imported, not defined here
+      return elf.is64
+        ? Number(elf.le ? syms.readBigUInt64LE(o + 8) : syms.readBigUInt64BE(o + 8))
+        : (elf.le ? syms.readUInt32LE(o + 4) : syms.readUInt32BE(o + 4));
+    }
   }
   return -1;
 }
