@@ -187,6 +187,37 @@ test('traces.jsonl: attribute values repeated, changed and alternating from span
   for (let i = 0; i < batches.length; i++) assert.equal(lines[i], Buffer.from(JsonTraceSerializer.serializeRequest(batches[i])!).toString('utf8'), `line ${i}`);
 });
 
+test('traces.jsonl: one-string header lists repeated, changed, retyped, and span times in one second or across seconds (the writer keeps their bytes) are still the official serializer bytes', async () => {
+  const dir = tmpdir();
+  const exp = createFileTraceExporter(dir, { maxBytes: 1 << 30, keep: 0 });
+  const ct = 'http.response.header.content-type';
+  // Each list is a fresh array, as the decoder makes one per record.
+  const lists: Array<Record<string, unknown>> = [
+    { [ct]: ['application/json'] },
+    { [ct]: ['application/json'] },
+    { [ct]: ['application/json'] },
+    { [ct]: 'application/json' },
+    { [ct]: ['application/json'] },
+    { [ct]: ['application/json', 'text/plain'] },
+    { [ct]: ['application/json'] },
+    { [ct]: ['text/html; charset=\u00e9"'] },
+    { [ct]: ['text/html; charset=\u00e9"'] },
+    { [ct]: [''] },
+    { [ct]: [] },
+    { [ct]: ['application/json'] },
+  ];
+  // Times: the same second with nanoseconds that need leading zeros, then other seconds and back.
+  const times: Array<[number, number]> = [[1_700_000_000, 5], [1_700_000_000, 999_999_999], [1_700_000_000, 0], [1_700_000_001, 10_000_000],
+    [9, 120], [1_700_000_000, 100_000_000], [1_700_000_000, 1], [2 ** 40, 7], [1_700_000_000, 99], [1_700_000_000, 123_456_789], [1_700_000_000, 990_000_000], [1_700_000_000, 50]];
+  const batch = lists.map((a, i) => ({ ...makeSpan(70 + i, { attrs: a as Record<string, string[]> }), startTime: times[i], endTime: times[(i + 3) % times.length] }));
+  for (const b of [batch, [...batch].reverse()]) assert.deepEqual(await exp.export(b), { code: 'success' });
+  await exp.shutdown();
+  const lines = readLines(path.join(dir, 'traces.jsonl'));
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0], Buffer.from(JsonTraceSerializer.serializeRequest(batch)!).toString('utf8'));
+  assert.equal(lines[1], Buffer.from(JsonTraceSerializer.serializeRequest([...batch].reverse())!).toString('utf8'));
+});
+
 test('jsonPieces joined is JSON.stringify at every depth (omitted values, nulls, empty containers, toJSON)', () => {
   const v = { a: [1, undefined, () => 0, null, { b: 'x"\n', c: undefined }], e: {}, f: [], g: new Date(0), h: { i: [[{ j: 'é' }]] }, k: NaN };
   for (let d = 0; d <= 6; d++) assert.equal(jsonPieces(v, d, []).join(''), JSON.stringify(v), `depth ${d}`);

@@ -111,24 +111,49 @@ export class JsonWriter {
     const s = Math.trunc(t[0]);
     const ns = Math.trunc(t[1]);
     if (s > 0 && ns >= 0 && ns < 1e9 && Number.isSafeInteger(s)) {
-      this.byte(0x22);
-      this.uint(s);
+      // A batch's spans start and end within a few seconds: the quote and seconds' digits are
+      // copied from the last time written, not divided out again (twice per span).
+      if (s !== lastSec) {
+        const at = this.pos;
+        this.byte(0x22);
+        this.uint(s);
+        lastSec = s;
+        secLen = this.pos - at;
+        for (let i = 0; i < secLen; i++) secBytes[i] = this.buf[at + i];
+      } else {
+        this.ensure(secLen);
+        const b = this.buf;
+        let p = this.pos;
+        for (let i = 0; i < secLen; i++) b[p++] = secBytes[i];
+        this.pos = p;
+      }
       this.ensure(10);
       const b = this.buf;
       let p = this.pos + 9;
       this.pos = p;
+      // Nine digits, two per division: four pairs and the leading digit (ns < 1e9).
       let v = ns;
-      for (let k = 0; k < 9; k++) {
-        const q = Math.floor(v / 10);
-        b[--p] = 0x30 + (v - q * 10);
+      for (let k = 0; k < 4; k++) {
+        const q = Math.floor(v / 100);
+        const r = (v - q * 100) << 1;
+        b[--p] = DIGIT_PAIRS[r + 1];
+        b[--p] = DIGIT_PAIRS[r];
         v = q;
       }
+      b[--p] = 0x30 + v;
       b[this.pos++] = 0x22;
     } else {
       this.ascii(`"${BigInt(s) * 1_000_000_000n + BigInt(ns)}"`);
     }
   }
 }
+
+/** time()'s last seconds value and its bytes (the opening quote and the digits). */
+let lastSec = -1;
+let secLen = 0;
+const secBytes = new Uint8Array(24);
+/** "00" to "99" as ASCII byte pairs. */
+const DIGIT_PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 0x30 + (i & 1 ? (i >> 1) % 10 : Math.floor((i >> 1) / 10)));
 
 const SHORT_ESCAPES: Record<number, number> = { 0x08: 0x62, 0x09: 0x74, 0x0a: 0x6e, 0x0c: 0x66, 0x0d: 0x72 };
 
@@ -196,8 +221,10 @@ interface KeyEntry {
   /** Bytes [0, head) the key part, then the cached value part. */
   bytes: Uint8Array;
   head: number;
-  /** The key's last value (string, number or boolean), cached or not. */
+  /** The key's last value (string, number or boolean), cached or not; for a one-string list
+   *  (a header's values: content-type, transfer-encoding…), that string, with `list` set. */
   last: unknown;
+  list: boolean;
   /** Views of the key part and of key and value, and the same without the leading comma:
    *  copied by TypedArray set (a memmove) instead of a byte loop. */
   key: Uint8Array;
@@ -222,7 +249,7 @@ function keyEntry(key: string): KeyEntry | null | undefined {
   if (scratch.pos > ENTRY_BYTES / 2) { keyEntries.set(key, null); return null; }
   const bytes = new Uint8Array(ENTRY_BYTES);
   bytes.set(scratch.buf.subarray(0, scratch.pos));
-  const made: KeyEntry = { bytes, head: scratch.pos, last: undefined, key: bytes.subarray(0, scratch.pos), keyFirst: bytes.subarray(1, scratch.pos), full: undefined, fullFirst: undefined };
+  const made: KeyEntry = { bytes, head: scratch.pos, last: undefined, list: false, key: bytes.subarray(0, scratch.pos), keyFirst: bytes.subarray(1, scratch.pos), full: undefined, fullFirst: undefined };
   keyEntries.set(key, made);
   return made;
 }
@@ -248,18 +275,26 @@ function attributes(w: JsonWriter, attrs: Readonly<Record<string, unknown>> | un
         w.ascii(',"value":');
         anyValue(w, v);
         w.byte(0x7d);
-      } else if (v === e.last && e.full !== undefined) {
+        first = false;
+        continue;
+      }
+      // A one-string list compares by its string: the decoder makes a fresh list per record.
+      const t = typeof v;
+      const list = t === 'object' && Array.isArray(v) && v.length === 1 && typeof v[0] === 'string';
+      const cmp = list ? (v as string[])[0] : v;
+      if (cmp === e.last && list === e.list && e.full !== undefined) {
         copyOut(w, first ? e.fullFirst! : e.full);
       } else {
         copyOut(w, first ? e.keyFirst : e.key);
         const at = w.pos;
         anyValue(w, v);
         w.byte(0x7d);
-        // A primitive seen twice in a row is kept (its bytes depend on its value alone); one
-        // that changes every time (paths, ids, times) costs a comparison, never a copy.
-        const t = typeof v;
-        const repeat = v === e.last && (t === 'string' || t === 'number' || t === 'boolean');
-        e.last = v;
+        // A primitive (or one-string list) seen twice in a row is kept (its bytes depend on its
+        // value alone); one that changes every time (paths, ids, times) costs a comparison,
+        // never a copy.
+        const repeat = cmp === e.last && list === e.list && (list || t === 'string' || t === 'number' || t === 'boolean');
+        e.last = cmp;
+        e.list = list;
         e.full = e.fullFirst = undefined;
         const n = w.pos - at;
         if (repeat && e.head + n <= ENTRY_BYTES) {
