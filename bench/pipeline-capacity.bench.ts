@@ -199,9 +199,13 @@ async function runAgent(ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult
   const off = { enabled: false };
   const cfg = parseConfig({
     data_dir: dataDir, api: { enabled: false },
+    // The capture itself (~150 MB) lives in this process's RSS, and the replay outruns the file
+    // writer: the memory bound and the export-backlog shed would skip records, so both are off and
+    // the trace queue holds the whole replay (every span is built and written in the measured pass).
+    agent: { max_rss_mb: 0, shed_export_backlog_percent: 0, contended_cpu_percent: 0 },
     tracers: { socket: off, profile: off, tls: off, tcp: off, xdp: off, fileio: off, go: off },
   });
-  const agent = new Agent(cfg, resolveExportConfig({}, {}));
+  const agent = new Agent(cfg, resolveExportConfig({ traces: { queue_bytes: 1024 * 1024 * 1024 } }, {}));
   await agent.start();
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
@@ -215,13 +219,43 @@ async function runAgent(ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult
   return { seconds, wall, spans };
 }
 
+/** BENCH_PROFILE=FILE (with BENCH_CHILD): a V8 CPU profile of the measured pass only (not the
+ *  warm-up), 100 µs sampling, written as FILE (.cpuprofile, for Chrome DevTools); FILE ending in
+ *  .heapprofile: a sampling heap profile instead (4 KiB, objects collected by minor and major GCs
+ *  included: the garbage per record is what it is for). */
+async function startProfile(): Promise<(file: string) => Promise<void>> {
+  const { Session } = await import('inspector');
+  const session = new Session();
+  session.connect();
+  const post = (m: string, p?: object) => new Promise<any>((res, rej) => session.post(m, p ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  if (process.env.BENCH_PROFILE!.endsWith('.heapprofile')) {
+    await post('HeapProfiler.enable');
+    await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    return async (file) => {
+      const { profile } = await post('HeapProfiler.stopSampling');
+      fs.writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    };
+  }
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 100 });
+  await post('Profiler.start');
+  return async (file) => {
+    const { profile } = await post('Profiler.stop');
+    fs.writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 /** BENCH_CHILD=depth: one warm-up and one measured pass, the result as a JSON line. */
 async function child(depth: Depth): Promise<void> {
   const cap = load(process.env.BENCH_CAPTURE!);
   const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
   const idx = batches(cap);
   await runHandWired(cap, 'spans', ring, idx);
+  const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : undefined;
   const res = depth === 'agent' ? await runAgent(ring, idx) : await runHandWired(cap, depth, ring, idx);
+  if (stopProfile) await stopProfile(process.env.BENCH_PROFILE!);
   process.stdout.write(`RESULT ${JSON.stringify({ ...res, records: cap.offs.length, requests: cap.requests })}\n`);
 }
 
@@ -277,7 +311,7 @@ async function againstBaseline(baseline: string): Promise<void> {
   };
   const ratio: Record<string, unknown> = {};
   for (const d of only) ratio[d] = spread(ns.before[d].map((b, i) => b / ns.after[d][i]));
-  writeResult('pipeline-capacity', {
+  writeResult(resultName(), {
     workload: {
       recorded: 'socket tracer ring records of test/fixtures/http-server.js and http-load.js (keep-alive and fresh connections, GET /users/N)',
       records, requests, rounds, baseline,
@@ -289,6 +323,10 @@ async function againstBaseline(baseline: string): Promise<void> {
     note: 'depth = pipeline up to and including that stage; CPU time of the pass\'s own process (user + system: GC and file-write threads included), after a warm-up pass; stage_ns_per_record = its median minus the previous depth\'s. spans_per_request counts client + server spans (2.0 = none lost).',
   });
 }
+
+/** BENCH_RESULT_NAME: write bench/results/<name>.json instead of pipeline-capacity.json, so an A/B
+ *  run or a recording does not overwrite the kept result. */
+function resultName(): string { return process.env.BENCH_RESULT_NAME || 'pipeline-capacity'; }
 
 async function main(): Promise<void> {
   if (process.env.BENCH_CHILD) return child(process.env.BENCH_CHILD as Depth);
@@ -332,7 +370,7 @@ async function main(): Promise<void> {
     };
     prev = s.median;
   }
-  writeResult('pipeline-capacity', {
+  writeResult(resultName(), {
     workload: {
       recorded: 'socket tracer ring records of test/fixtures/http-server.js and http-load.js (keep-alive and fresh connections, GET /users/N)',
       records: cap.offs.length, requests: cap.requests, bytes: cap.buf.length, rounds,
