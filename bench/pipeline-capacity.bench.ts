@@ -247,15 +247,48 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
   };
 }
 
+/** BENCH_WRITER_BASELINE=DIR (with BENCH_CHILD=agent): the traces.jsonl writer of this tree and
+ *  of DIR (a built tree) on every batch the agent exports, 3 passes each per batch, order
+ *  alternating per batch, each into its own reused buffer; prints ns per span of each, and
+ *  whether every batch's bytes were the same (the spans are the agent's, so this is what
+ *  the file gets). The agent's own write is not timed. */
+function writerAB(dir: string): () => void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const here = require('../host/src/export/traces-json') as typeof import('../host/src/export/traces-json');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const base = require(path.join(path.resolve(dir), 'dist', 'host', 'src', 'export', 'traces-json.js')) as typeof here;
+  const own = here.writeTracesRequestJson;
+  const wa = new here.JsonWriter(), wb = new base.JsonWriter();
+  let ta = 0, tb = 0, spans = 0, batches = 0, differ = 0;
+  (here as { writeTracesRequestJson: typeof own }).writeTracesRequestJson = (w, batch) => {
+    own(w, batch);
+    batches++;
+    for (let r = 0; r < 3; r++) {
+      for (const k of (batches + r) % 2 ? [0, 1] : [1, 0]) {
+        const t0 = process.hrtime.bigint();
+        if (k) { wa.pos = 0; own(wa, batch); } else { wb.pos = 0; base.writeTracesRequestJson(wb, batch); }
+        const d = Number(process.hrtime.bigint() - t0);
+        // The first 20 batches warm both up.
+        if (batches > 20) { if (k) ta += d; else tb += d; }
+      }
+    }
+    if (batches > 20) spans += batch.length;
+    if (Buffer.compare(wa.buf.subarray(0, wa.pos), wb.buf.subarray(0, wb.pos)) !== 0) differ++;
+  };
+  return () => process.stdout.write(`WRITER ${JSON.stringify({ ns_per_span: Math.round(ta / 3 / spans), baseline_ns_per_span: Math.round(tb / 3 / spans), ratio_baseline_over_this: +(tb / ta).toFixed(3), batches, batches_differing: differ })}\n`);
+}
+
 /** BENCH_CHILD=depth: one warm-up and one measured pass, the result as a JSON line. */
 async function child(depth: Depth): Promise<void> {
   const cap = load(process.env.BENCH_CAPTURE!);
   const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
   const idx = batches(cap);
   await runHandWired(cap, 'spans', ring, idx);
+  const writerReport = depth === 'agent' && process.env.BENCH_WRITER_BASELINE ? writerAB(process.env.BENCH_WRITER_BASELINE) : undefined;
   const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : undefined;
   const res = depth === 'agent' ? await runAgent(ring, idx) : await runHandWired(cap, depth, ring, idx);
   if (stopProfile) await stopProfile(process.env.BENCH_PROFILE!);
+  writerReport?.();
   process.stdout.write(`RESULT ${JSON.stringify({ ...res, records: cap.offs.length, requests: cap.requests })}\n`);
 }
 
