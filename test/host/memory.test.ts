@@ -114,7 +114,8 @@ test('idle collection: a quiet process whose heap grew gets one full collection,
   assert.equal(shouldCollect(50_000, 10_000, 200 * 2 ** 20, 20 * 2 ** 20), true);
   assert.equal(shouldCollect(600_000, 10_000, 200 * 2 ** 20, 20 * 2 ** 20), false);
   assert.equal(shouldCollect(0, 10_000, 20 * 2 ** 20 + GROWN_BYTES, 20 * 2 ** 20), false);
-  assert.equal(idleGcIntervalMs({}), 10_000);
+  assert.equal(idleGcIntervalMs({}), 2_000);
+  assert.equal(idleGcIntervalMs({ TELEGEN_IDLE_GC_MS: '10000' }), 10_000);
   assert.equal(idleGcIntervalMs({ TELEGEN_IDLE_GC_MS: '0' }), 0);
 });
 
