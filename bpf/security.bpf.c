@@ -522,6 +522,7 @@ enum name_mode {
 	NAME_LEAF = 1,   /* the last component is the entry itself (rename, link, unlink, lchown) */
 	NAME_FOLLOW = 2, /* a symlink as last component is followed (chmod, chown, truncate) */
 	NAME_RAW = 3,    /* kept as given (a symlink's target) */
+	NAME_FD = 4,     /* no name: the open file at fd dfd (fchmod, fchown, ftruncate) */
 };
 
 struct {
@@ -541,6 +542,21 @@ static __always_inline int resolve_name(struct inflight *f, int i, char *out)
 	if (!w || !r)
 		return 0;
 	i &= 1;
+	if (f->follow[i] == NAME_FD) {
+		struct file *file = current_fd_file(f->dfd[i]);
+		if (!file)
+			return 0;
+		resolve_up(r, BPF_CORE_READ(file, f_path.dentry), real_mount(BPF_CORE_READ(file, f_path.mnt)));
+		resolve_down(r, RESOLVE_DEPTH);
+		__u32 o = r->o;
+		if (!o)
+			r->buf[o++] = '/';
+		barrier_var(o);
+		r->buf[o & RESOLVE_MASK] = 0;
+		bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
+		out[TG_SECURITY_PATH_LEN - 1] = 0;
+		return 1;
+	}
 	__s32 nlen = f->nlen[i];
 	if (nlen <= 0 || nlen >= WALK_LEN)
 		return 0; /* unreadable, or longer than what was kept */
@@ -605,6 +621,12 @@ static __always_inline void keep_name(struct inflight *f, int i, long dfd, const
 	i &= 1;
 	f->dfd[i] = dfd;
 	f->follow[i] = mode;
+	if (mode == NAME_FD) {
+		/* what is sent if the fd is gone by the exit (closed by another thread) */
+		__builtin_memcpy(f->names[i], "<fd>", 5);
+		f->nlen[i] = 5;
+		return;
+	}
 	f->nlen[i] = bpf_probe_read_user_str(f->names[i], WALK_LEN, uname);
 }
 
@@ -711,3 +733,11 @@ CHANGE(chown, TG_SECURITY_CHOWN, AT_FDCWD, A(0), NAME_FOLLOW, 0, 0, NAME_NONE, A
 CHANGE(lchown, TG_SECURITY_LCHOWN, AT_FDCWD, A(0), NAME_LEAF, 0, 0, NAME_NONE, A(1), A(2), 0)
 CHANGE(fchownat, TG_SECURITY_FCHOWNAT, A(0), A(1), NOFOLLOW(A(4)), 0, 0, NAME_NONE, A(2), A(3), A(4))
 CHANGE(truncate, TG_SECURITY_TRUNCATE, AT_FDCWD, A(0), NAME_FOLLOW, 0, 0, NAME_NONE, A(1), 0, 0)
+/* mode: the new entry's type and permissions (mknod: S_IFIFO, S_IFCHR, …); dev: a device's number */
+CHANGE(mkdir, TG_SECURITY_MKDIR, AT_FDCWD, A(0), NAME_LEAF, 0, 0, NAME_NONE, A(1), 0, 0)
+CHANGE(mkdirat, TG_SECURITY_MKDIRAT, A(0), A(1), NAME_LEAF, 0, 0, NAME_NONE, A(2), 0, 0)
+CHANGE(mknod, TG_SECURITY_MKNOD, AT_FDCWD, A(0), NAME_LEAF, 0, 0, NAME_NONE, A(1), A(2), 0)
+CHANGE(mknodat, TG_SECURITY_MKNODAT, A(0), A(1), NAME_LEAF, 0, 0, NAME_NONE, A(2), A(3), 0)
+CHANGE(fchmod, TG_SECURITY_FCHMOD, A(0), 0, NAME_FD, 0, 0, NAME_NONE, A(1), 0, 0)
+CHANGE(fchown, TG_SECURITY_FCHOWN, A(0), 0, NAME_FD, 0, 0, NAME_NONE, A(1), A(2), 0)
+CHANGE(ftruncate, TG_SECURITY_FTRUNCATE, A(0), 0, NAME_FD, 0, 0, NAME_NONE, A(1), 0, 0)

@@ -44,7 +44,15 @@ enum tg_security_call {
 	TG_SECURITY_LCHOWN = 31,
 	TG_SECURITY_FCHOWNAT = 32,
 	TG_SECURITY_TRUNCATE = 33,
-	TG_SECURITY_CALL_MAX = 34,
+	TG_SECURITY_MKDIR = 34,
+	TG_SECURITY_MKDIRAT = 35,
+	TG_SECURITY_MKNOD = 36,
+	TG_SECURITY_MKNODAT = 37,
+	/* on an open file: a file opened read-only can still have its mode or owner changed */
+	TG_SECURITY_FCHMOD = 38,
+	TG_SECURITY_FCHOWN = 39,
+	TG_SECURITY_FTRUNCATE = 40,
+	TG_SECURITY_CALL_MAX = 41,
 };
 
 /* tg_security_event.flags */

@@ -101,7 +101,7 @@ test('security: each rule fires once for the real action, never for its benign t
     const moduleTracepoints = fs.existsSync('/sys/kernel/tracing/events/syscalls/sys_enter_finit_module');
     if (!moduleTracepoints) {
       // This kernel has no module support, so the module programs cannot attach: said once, the rest run.
-      assert.match(sec.detail, /^63 programs attached, 4 failed: tg_sec_in_init_module, tg_sec_out_init_module, tg_sec_in_finit_module, tg_sec_out_finit_module; 10 rules, inactive here: t-module$/);
+      assert.match(sec.detail, /^77 programs attached, 4 failed: tg_sec_in_init_module, tg_sec_out_init_module, tg_sec_in_finit_module, tg_sec_out_finit_module; 10 rules, inactive here: t-module$/);
       assert.ok(agent.logs.join('').includes('rule inactive'), 'one log line for the inactive rule');
     }
 
@@ -248,14 +248,14 @@ test('security: each rule fires once for the real action, never for its benign t
 // also when the name is relative, holds "..", "//" or "." or goes through a symlinked directory —
 // and the source for mv/ln (a file moved out of the watched place too); the same operations
 // outside it give none.
-test('security: file changes without open (rename, link, symlink, unlink, chmod, chown, truncate) alert on the path they changed', { timeout: 120_000 }, async (t) => {
+test('security: file changes without open (rename, link, symlink, unlink, mkdir, mknod, chmod, chown, truncate, and fchmod/fchown/ftruncate on an open file) alert on the path they changed', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgsec-'));
   const policyDir = path.join(dir, 'policy');
   const etc = path.join(dir, 'etc');
   const out = path.join(dir, 'out');
   for (const d of [policyDir, etc, path.join(etc, 'cron.d'), out]) fs.mkdirSync(d);
-  for (const f of ['x1', 'x2', 'x4', 'out/x3', 'out/b1', 'out/b2', 'out/b3', 'etc/rm-me', 'etc/mode', 'etc/owner', 'etc/trunc', 'etc/leave']) fs.writeFileSync(path.join(dir, f), 'data\n');
+  for (const f of ['x1', 'x2', 'x4', 'out/x3', 'out/b1', 'out/b2', 'out/b3', 'etc/rm-me', 'etc/mode', 'etc/owner', 'etc/trunc', 'etc/leave', 'etc/fmode', 'etc/fowner', 'etc/ftrunc', 'out/b4']) fs.writeFileSync(path.join(dir, f), 'data\n');
   fs.symlinkSync(etc, path.join(dir, 'lnk')); // /tmp/…/lnk → /tmp/…/etc, made before the agent runs
   fs.writeFileSync(path.join(policyDir, 'rules.yaml'), `rules:
   - id: t-etc-change
@@ -279,6 +279,15 @@ test('security: file changes without open (rename, link, symlink, unlink, chmod,
     const chmod = await ok(run('chmod', ['600', path.join(etc, 'mode')]));
     const chown = await ok(run('chown', ['65534:65534', path.join(etc, 'owner')]));
     const trunc = await ok(run('/usr/bin/python3', ['-c', `import os; os.truncate(${JSON.stringify(path.join(etc, 'trunc'))}, 0)`]));
+    const py = (code: string) => ok(run('/usr/bin/python3', ['-c', `import os, stat\n${code}`]));
+    const mkd = await ok(run('mkdir', [path.join(etc, 'newdir')]));
+    const mkdAt = await py(`fd = os.open(${JSON.stringify(etc)}, os.O_RDONLY | os.O_DIRECTORY); os.mkdir('subdir', 0o700, dir_fd=fd)`);
+    const fifo = await ok(run('mkfifo', [path.join(etc, 'fifo')]));
+    const chr = await py(`os.mknod(${JSON.stringify(path.join(etc, 'null2'))}, 0o600 | stat.S_IFCHR, os.makedev(1, 3))`);
+    // On a file opened read-only (no write open to alert on), then written through an fd.
+    const fchmod = await py(`fd = os.open(${JSON.stringify(path.join(etc, 'fmode'))}, os.O_RDONLY); os.fchmod(fd, 0o640)`);
+    const fchown = await py(`fd = os.open(${JSON.stringify(path.join(etc, 'fowner'))}, os.O_RDONLY); os.fchown(fd, 65534, -1)`);
+    const ftrunc = await py(`fd = os.open(${JSON.stringify(path.join(etc, 'ftrunc'))}, os.O_WRONLY); os.ftruncate(fd, 3)`);
     // Named relative to the cwd, with "..", "//" and "."; through a symlinked directory.
     const rel = await ok(run('mv', ['x3', '..//etc/./cron.d/../x3'], undefined, out));
     const viaLink = await ok(run('mv', [path.join(dir, 'x4'), path.join(dir, 'lnk', 'x4')]));
@@ -294,10 +303,12 @@ test('security: file changes without open (rename, link, symlink, unlink, chmod,
       await ok(run('chmod', ['600', path.join(out, 'b2')])),
       await ok(run('chown', ['65534:65534', path.join(out, 'b2')])),
       await ok(run('mv', ['b1.moved', '../out/./b1.back'], undefined, out)),
+      await ok(run('mkdir', [path.join(out, 'd1')])),
+      await py(`fd = os.open(${JSON.stringify(path.join(out, 'b4'))}, os.O_RDWR); os.fchmod(fd, 0o600); os.fchown(fd, 65534, -1); os.ftruncate(fd, 1)`),
     ];
 
     const mine = () => readLogs(agent.dataDir).filter((l) => String(l.attributes['telegen.security.rule.id'] ?? '').startsWith('t-'));
-    const expected = [mv, ln, sym, rm, chmod, chown, trunc, rel, viaLink, relChmod, moveOut];
+    const expected = [mv, ln, sym, rm, chmod, chown, trunc, rel, viaLink, relChmod, moveOut, mkd, mkdAt, fifo, chr, fchmod, fchown, ftrunc];
     await waitFor(() => expected.every((pid) => mine().some((l) => l.attributes['process.pid'] === pid)), 30_000);
     await new Promise((r) => setTimeout(r, 1500));
     const logs = mine();
@@ -322,12 +333,19 @@ test('security: file changes without open (rename, link, symlink, unlink, chmod,
     one(viaLink, 'rename', path.join(etc, 'x4'), { 'telegen.file.source.path': path.join(dir, 'x4') });
     one(relChmod, 'chmod', path.join(etc, 'mode'), { 'file.mode': '0640' });
     one(moveOut, 'rename', path.join(out, 'leave'), { 'telegen.file.source.path': path.join(etc, 'leave') });
+    one(mkd, 'mkdir', path.join(etc, 'newdir'), { 'file.mode': '0777' });
+    one(mkdAt, 'mkdir', path.join(etc, 'subdir'), { 'file.mode': '0700' });
+    one(fifo, 'mknod', path.join(etc, 'fifo'), { 'telegen.file.type': 'fifo', 'file.mode': '0666' });
+    one(chr, 'mknod', path.join(etc, 'null2'), { 'telegen.file.type': 'character_device', 'telegen.file.device': '1:3', 'file.mode': '0600' });
+    one(fchmod, 'chmod', path.join(etc, 'fmode'), { 'file.mode': '0640', 'telegen.security.syscall': 'fchmod' });
+    one(fchown, 'chown', path.join(etc, 'fowner'), { 'file.owner.id': '65534', 'file.group.id': undefined });
+    one(ftrunc, 'truncate', path.join(etc, 'ftrunc'), { 'file.size': 3 });
     // operation: [chmod] selects only the chmods
-    assert.deepEqual(logs.filter((l) => l.attributes['telegen.security.rule.id'] === 't-etc-chmod').map((l) => l.attributes['process.pid']).sort(), [chmod, relChmod].sort());
+    assert.deepEqual(logs.filter((l) => l.attributes['telegen.security.rule.id'] === 't-etc-chmod').map((l) => l.attributes['process.pid']).sort(), [chmod, relChmod, fchmod].sort());
     assert.equal(of(chmod, 't-etc-chmod')[0].severityText, 'ERROR');
     assert.match(String(of(mv)[0].body), new RegExp(`rename ${path.join(dir, 'x1')} to ${path.join(etc, 'cron.d', 'x1')}$`));
     for (const pid of benign) assert.deepEqual(logs.filter((l) => l.attributes['process.pid'] === pid), [], `no record for benign pid ${pid}`);
-    assert.equal(logs.length, expected.length + 2, 'nothing else');
+    assert.equal(logs.length, expected.length + 3, 'nothing else');
   } finally {
     assert.equal(await agent.stop(), 0);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -38,6 +38,13 @@ export const CALLS: Record<number, { kind: EventKind; syscall: string }> = {
   [C.TG_SECURITY_LCHOWN]: { kind: 'file_change', syscall: 'lchown' },
   [C.TG_SECURITY_FCHOWNAT]: { kind: 'file_change', syscall: 'fchownat' },
   [C.TG_SECURITY_TRUNCATE]: { kind: 'file_change', syscall: 'truncate' },
+  [C.TG_SECURITY_MKDIR]: { kind: 'file_change', syscall: 'mkdir' },
+  [C.TG_SECURITY_MKDIRAT]: { kind: 'file_change', syscall: 'mkdirat' },
+  [C.TG_SECURITY_MKNOD]: { kind: 'file_change', syscall: 'mknod' },
+  [C.TG_SECURITY_MKNODAT]: { kind: 'file_change', syscall: 'mknodat' },
+  [C.TG_SECURITY_FCHMOD]: { kind: 'file_change', syscall: 'fchmod' },
+  [C.TG_SECURITY_FCHOWN]: { kind: 'file_change', syscall: 'fchown' },
+  [C.TG_SECURITY_FTRUNCATE]: { kind: 'file_change', syscall: 'ftruncate' },
 };
 
 /** The syscalls of each file_change operation (unlinkat is rmdir with AT_REMOVEDIR: see fileOperation). */
@@ -47,9 +54,11 @@ const FILE_SYSCALLS: Record<FileOperation, string[]> = {
   symlink: ['symlink', 'symlinkat'],
   unlink: ['unlink', 'unlinkat'],
   rmdir: ['rmdir'],
-  chmod: ['chmod', 'fchmodat', 'fchmodat2'],
-  chown: ['chown', 'lchown', 'fchownat'],
-  truncate: ['truncate'],
+  mkdir: ['mkdir', 'mkdirat'],
+  mknod: ['mknod', 'mknodat'],
+  chmod: ['chmod', 'fchmodat', 'fchmodat2', 'fchmod'],
+  chown: ['chown', 'lchown', 'fchownat', 'fchown'],
+  truncate: ['truncate', 'ftruncate'],
 };
 const OPERATION_OF = new Map(Object.entries(FILE_SYSCALLS).flatMap(([op, calls]) => calls.map((c) => [c, op as FileOperation])));
 

@@ -10,7 +10,7 @@ import { tg_security_limits as LIM } from '../generated/security-layout';
 export const EVENT_KINDS = ['exec', 'setuid', 'setgid', 'capset', 'ptrace', 'bpf', 'module', 'mount', 'open', 'file_change', 'connect'] as const;
 export type EventKind = typeof EVENT_KINDS[number];
 /** What a file_change event did to its path (rename and link: the path is the new name). */
-export const FILE_OPERATIONS = ['rename', 'link', 'symlink', 'unlink', 'rmdir', 'chmod', 'chown', 'truncate'] as const;
+export const FILE_OPERATIONS = ['rename', 'link', 'symlink', 'unlink', 'rmdir', 'mkdir', 'mknod', 'chmod', 'chown', 'truncate'] as const;
 export type FileOperation = typeof FILE_OPERATIONS[number];
 /** Kinds filtered by path prefix in the kernel: their rules must name one. */
 export const PATH_KINDS: readonly EventKind[] = ['open', 'file_change'];

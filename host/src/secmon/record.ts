@@ -11,6 +11,17 @@ const SEVERITY: Record<Rule['severity'], [SeverityNumber, string]> = {
 };
 const ERRNO = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
+const S_IFMT = 0o170000;
+const NODE_TYPES: Record<number, string> = { 0: 'file', 0o100000: 'file', 0o020000: 'character_device', 0o060000: 'block_device', 0o010000: 'fifo', 0o140000: 'socket' };
+/** mknod's mode names what it creates (0 is a regular file, as S_IFREG). */
+function nodeType(mode: number): string {
+  return NODE_TYPES[mode & S_IFMT] ?? `0${((mode & S_IFMT) >>> 0).toString(8)}`;
+}
+/** mknod's dev as the kernel decodes it (new_decode_dev): "major:minor". */
+function deviceNumber(dev: number): string {
+  return `${(dev & 0xfff00) >>> 8}:${((dev & 0xff) | ((dev >>> 12) & 0xfff00)) >>> 0}`;
+}
+
 function what(ev: SecurityEvent): string {
   switch (ev.kind) {
     case 'exec': return `exec ${ev.extra.length ? ev.extra.join(' ') : ev.path}`;
@@ -82,7 +93,12 @@ export function securityLogRecord(rule: Rule, ev: SecurityEvent, suppressed: num
       const src = sourcePath(ev);
       if (src !== undefined) a['telegen.file.source.path'] = src;
       if (op === 'symlink') a['file.symbolic_link.target_path'] = ev.extra[0] ?? '';
-      if (op === 'chmod') a['file.mode'] = (Number(ev.args[0]) & 0o7777).toString(8).padStart(4, '0');
+      if (op === 'chmod' || op === 'mkdir' || op === 'mknod') a['file.mode'] = (Number(ev.args[0]) & 0o7777).toString(8).padStart(4, '0');
+      if (op === 'mknod') {
+        const type = nodeType(Number(ev.args[0]));
+        a['telegen.file.type'] = type;
+        if (type === 'character_device' || type === 'block_device') a['telegen.file.device'] = deviceNumber(Number(ev.args[1]));
+      }
       if (op === 'chown') {
         // -1 leaves the id unchanged
         const uid = Number(BigInt.asUintN(32, ev.args[0])), gid = Number(BigInt.asUintN(32, ev.args[1]));
