@@ -4,7 +4,7 @@
 import { PARSE_NEEDS_MORE, PARSE_INVALID, DIR_REQUEST } from "../abi/abi";
 import { input, metaBlock } from "../abi/window";
 import { skipValue, lineEnd, parseInt64, firstIsType, NEED, BAD } from "./parse";
-import { push, reply, closeStream } from "./stitch";
+import { push, reply, closeStream, tickStreams } from "./stitch";
 export { abi_version, input, input_cap } from "../abi/window";
 
 export function meta(): usize {
@@ -100,4 +100,4 @@ export function parse(stream: u32, dir: u32, len: u32, ts: u64): i32 {
 }
 
 export function close(stream: u32): void { closeStream(stream); }
-export function tick(now: u64): void {}
+export function tick(now: u64): void { tickStreams(now); }
