@@ -290,10 +290,11 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
     addHeader(resp, "content-encoding", A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING);
     addHeader(resp, "set-cookie", A_HTTP_RESPONSE_HEADER_SET_COOKIE);
   }
-  addInt(A_HTTP_REQUEST_BODY_SIZE, s.reqBody);
-  if (resp != null || s.respBody > 0) addInt(A_HTTP_RESPONSE_BODY_SIZE, s.respBody);
-  addInt(A_TELEGEN_REQUEST_SIZE, s.reqBytes);
-  addInt(A_TELEGEN_RESPONSE_SIZE, s.respBytes);
+  // sizes a gap made unknowable are left out, not reported short (types.ts H2Stream.reqBodyLost)
+  if (!s.reqBodyLost) addInt(A_HTTP_REQUEST_BODY_SIZE, s.reqBody);
+  if (!s.respBodyLost && (resp != null || s.respBody > 0)) addInt(A_HTTP_RESPONSE_BODY_SIZE, s.respBody);
+  if (!s.reqSizeLost) addInt(A_TELEGEN_REQUEST_SIZE, s.reqBytes);
+  if (!s.respSizeLost) addInt(A_TELEGEN_RESPONSE_SIZE, s.respBytes);
   if (s.grpc) {
     addString(A_RPC_SYSTEM, "grpc");
     // grpc-status: in the trailers, or in the only response block (Trailers-Only).

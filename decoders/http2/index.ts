@@ -36,7 +36,7 @@ export function parse(stream: u32, dir: i32, len: u32, ts: u64): i32 {
 
 export function gap(stream: u32, dir: i32, len: u32): i32 {
   if (dir != 0 && dir != 1) return -2;
-  gapDir(conn(stream), dir, len);
+  gapDir(conn(stream), stream, dir, len);
   return GAP_ABSORBED;
 }
 

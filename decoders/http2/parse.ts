@@ -9,7 +9,7 @@ import {
 import {
   decodeBlock, resetFields, markUnknown, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
 } from "./hpack";
-import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost, onUpgradeBody } from "./stitch";
+import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost, onBlockCut, onUpgradeBody } from "./stitch";
 import { looksLikeRequest, upgradeRequest, switchingHead } from "./upgrade";
 import { emitEvent, h2ErrorName } from "./emit";
 import { INPUT_CAP } from "../abi/window";
@@ -288,6 +288,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
     }
   }
   d.sawBytes = true;
+  d.partType = 0; // the host hands a frame we stopped inside back to us whole, or reports it lost
   while (true) {
     if (d.skip > 0) {
       const avail = len - p;
@@ -388,7 +389,10 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
         d.skip = flen;
         continue;
       }
-      if (len - p < FRAME_HEADER + flen) break;
+      if (len - p < FRAME_HEADER + flen) {
+        keepPartial(d, type, flags, sid, h + FRAME_HEADER, len - p - FRAME_HEADER, flen, ts);
+        break;
+      }
       headerFrame(c, connId, d, dir, type, flags, sid, h + FRAME_HEADER, flen, ts);
       p += FRAME_HEADER + flen;
       continue;
@@ -421,16 +425,98 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
   return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
 }
 
+/** Keeps the start of a header frame the window ends inside (see DirState.partType). */
+function keepPartial(d: DirState, type: u8, flags: u8, sid: u32, p: usize, avail: u32, flen: u32, ts: u64): void {
+  if (avail > flen) avail = flen;
+  d.partType = type;
+  d.partFlags = flags;
+  d.partStream = sid;
+  d.partFlen = flen;
+  d.partTs = ts;
+  let b = d.partBuf;
+  if (b == null || <u32>b.length < avail) {
+    b = new Uint8Array(<i32>(avail < 4096 ? 4096 : avail));
+    d.partBuf = b;
+  }
+  if (avail > 0) memory.copy(b.dataStart, p, avail);
+  d.partLen = avail;
+}
+
+/**
+ * The rest of a header block was lost (a write or read longer than the capture limit cuts the
+ * frames after its first capture_max bytes): the fields decoded from what was captured are the
+ * block's (pseudo-header fields come first, RFC 9113 §8.3), the others and the table are unknown.
+ * Without this the stream had no request (no span at all) or no response.
+ */
+function cutBlock(c: Conn, connId: u32, d: DirState, dir: i32): void {
+  const pt = d.partType;
+  d.partType = 0;
+  if (pt == T_HEADERS || pt == T_PUSH_PROMISE) {
+    if (d.blockActive) return; // a block interrupted by another: lost, as when parsed whole
+    const buf = d.partBuf!;
+    const n = d.partLen;
+    const flags = d.partFlags;
+    let off: u32 = 0;
+    let pad: u32 = 0;
+    if (flags & F_PADDED) {
+      if (n < 1) return;
+      pad = <u32>load<u8>(buf.dataStart);
+      off = 1;
+    }
+    let promised: u32 = 0;
+    if (pt == T_HEADERS) {
+      if (flags & F_PRIORITY) off += 5;
+    } else {
+      if (off + 4 > n) return;
+      promised = be32(buf.dataStart + <usize>off) & 0x7fffffff;
+      off += 4;
+    }
+    if (off + pad > d.partFlen || off > n) return;
+    const fragEnd = n < d.partFlen - pad ? n : d.partFlen - pad;
+    d.blockActive = true;
+    d.blockType = pt;
+    d.blockStream = d.partStream;
+    d.blockPromised = promised;
+    d.blockEndStream = pt == T_HEADERS && (flags & F_END_STREAM) != 0;
+    d.blockBytes = FRAME_HEADER + d.partFlen;
+    d.blockFrames = 1;
+    d.blockLen = 0;
+    d.blockDropped = false;
+    d.blockTs = d.partTs;
+    if (!appendBlock(d, buf.dataStart + <usize>off, fragEnd - off)) d.blockDropped = true;
+  } else if (pt == T_CONTINUATION) {
+    if (!d.blockActive || d.partStream != d.blockStream) return;
+    d.blockFrames++;
+    d.blockBytes += FRAME_HEADER + d.partFlen;
+    if (!d.blockDropped && !appendBlock(d, d.partBuf!.dataStart, d.partLen)) d.blockDropped = true;
+  } else if (!d.blockActive) {
+    return;
+  }
+  if (d.blockDropped || d.blockLen == 0) {
+    resetFields(true);
+  } else {
+    // Cut by the capture, not by the peer: no hpack event; the last field is usually cut.
+    decodeBlock(d.hpack, d.blockBuf!.dataStart, d.blockLen);
+    markUnknown();
+  }
+  hpackLost(d.hpack);
+  const sid = d.blockStream;
+  const push = d.blockType == T_PUSH_PROMISE;
+  dispatchBlock(c, connId, d, dir, d.blockTs);
+  if (!push) onBlockCut(c, ld(c, dir), sid);
+}
+
 /** Bytes of one direction were lost. Inside a DATA payload or a skipped frame we stay in step. */
-export function gapDir(c: Conn, dir: i32, lost: u32): void {
+export function gapDir(c: Conn, connId: u32, dir: i32, lost: u32): void {
   const d = c.dirs[dir];
   if (d.skip >= lost) { d.skip -= lost; return; }
   if (d.dataActive && !d.dataPadPending && d.dataContent + d.dataPad >= lost) {
-    onDataLost(c, ld(c, dir), d.dataStream);
+    onDataLost(c, ld(c, dir), d.dataStream, d.dataContent < lost ? d.dataContent : lost);
     if (d.dataContent >= lost) d.dataContent -= lost;
     else { d.dataPad -= lost - d.dataContent; d.dataContent = 0; }
     return;
   }
+  if (d.partType != 0 || d.blockActive) cutBlock(c, connId, d, dir);
   lose(c, d, dir);
   onLost(c, ld(c, dir));
   d.skip = 0;

@@ -442,13 +442,34 @@ export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u
 /** Bytes of one direction were lost: gRPC framing of open streams is unknown from here. */
 export function onLost(c: Conn, dir: i32): void {
   const keys = c.streams.keys();
-  for (let i = 0; i < keys.length; i++) grpcLost(c.streams.get(keys[i]), dir);
+  for (let i = 0; i < keys.length; i++) {
+    const s = c.streams.get(keys[i]);
+    grpcLost(s, dir);
+    // its side still open: some of the lost frames may have been its DATA
+    if (dir == DIR_REQUEST) {
+      if (!s.reqEnd) { s.reqBodyLost = true; s.reqSizeLost = true; }
+    } else if (!s.respEnd) {
+      s.respBodyLost = true;
+      s.respSizeLost = true;
+    }
+  }
 }
 
-/** Bytes inside a DATA payload of stream sid were lost: its gRPC framing is unknown. */
-export function onDataLost(c: Conn, dir: i32, sid: u32): void {
+/** The header block of stream sid was cut by lost bytes (parse.ts cutBlock): frames of unknown
+ *  length followed it. */
+export function onBlockCut(c: Conn, dir: i32, sid: u32): void {
   const s = getStream(c, 0, sid, 0, false);
-  if (s != null) grpcLost(s, dir);
+  if (s == null) return;
+  if (dir == DIR_REQUEST) s.reqSizeLost = true; else s.respSizeLost = true;
+}
+
+/** `content` bytes inside a DATA payload of stream sid were lost: the frame header gave its
+ *  length, so the body size stays exact; its gRPC framing is unknown. */
+export function onDataLost(c: Conn, dir: i32, sid: u32, content: u32): void {
+  const s = getStream(c, 0, sid, 0, false);
+  if (s == null) return;
+  grpcLost(s, dir);
+  if (dir == DIR_REQUEST) s.reqBody += content; else s.respBody += content;
 }
 
 function grpcLost(s: H2Stream, dir: i32): void {

@@ -103,6 +103,14 @@ export class H2Stream {
   respBody: i64 = 0;
   reqBytes: i64 = 0;
   respBytes: i64 = 0;
+  /** Bytes of the request (response) direction were lost outside a DATA payload while this
+   *  stream's side was open (a write or read longer than capture_max): frames of unknown length
+   *  went by, so its body size and frame bytes are not known and are not reported. */
+  reqBodyLost: bool = false;
+  respBodyLost: bool = false;
+  /** Frame bytes unknown, the body known (a header block cut by lost bytes, END_STREAM on it). */
+  reqSizeLost: bool = false;
+  respSizeLost: bool = false;
   grpc: bool = false;
   /** content-type unknown (dynamic table entry we never saw): frame speculatively, decide at the end. */
   grpcMaybe: bool = false;
@@ -175,6 +183,16 @@ export class DirState {
   blockFrames: u32 = 0;
   blockDropped: bool = false;           // too large / flood: drained, not decoded
   blockTs: u64 = 0;
+  /** A header frame (HEADERS, PUSH_PROMISE, CONTINUATION) the window ended inside: its header and
+   *  the payload bytes we had, kept until the next parse (which sees it again) or a gap (the rest of
+   *  it was never captured: a read or write longer than capture_max). 0 = none. */
+  partType: u8 = 0;
+  partFlags: u8 = 0;
+  partStream: u32 = 0;
+  partFlen: u32 = 0;
+  partTs: u64 = 0;
+  partBuf: Uint8Array | null = null;
+  partLen: u32 = 0;
   sawPreface: bool = false;
   sawBytes: bool = false;
   /** The client side began with an h2c upgrade request (upgrade.ts) ... */
