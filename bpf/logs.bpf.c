@@ -115,10 +115,13 @@ static __always_inline int enter(__u64 fd, __u64 buf, __u64 cnt, __u16 kind)
 
 #define COPY_LIMIT TG_LOGS_DATA_MAX
 #define COPY_IOV_MAX TG_LOGS_IOV_MAX
+#define COPY_IOV_LOOP_MAX TG_LOGS_IOV_LOOP_MAX
 #define COPY_FAULT TG_LOGS_STAT_READ_FAULT
 #include "copy_user.h"
 
-static __always_inline int leave(long ret)
+/* loop: writev's iovecs are walked with bpf_loop (5.17+), every one the call took; otherwise
+ * the first TG_LOGS_IOV_MAX unrolled (the twin the host attaches where bpf_loop is missing). */
+static __always_inline int leave(long ret, int loop)
 {
 	struct pending *p = bpf_task_storage_get(&tg_logs_calls, bpf_get_current_task_btf(), 0, 0);
 	if (!p || !p->kind)
@@ -136,7 +139,13 @@ static __always_inline int leave(long ret)
 	if (cap > TG_LOGS_DATA_MAX)
 		cap = TG_LOGS_DATA_MAX;
 	__u32 want = (__u64)ret < cap ? (__u32)ret : cap;
-	__u32 got = in.kind == CALL_WRITEV ? copy_iov(s->data, in.buf, in.cnt, want) : copy_user(s->data, 0, in.buf, want);
+	__u32 got;
+	if (in.kind != CALL_WRITEV)
+		got = copy_user(s->data, 0, in.buf, want);
+	else if (loop)
+		got = copy_iov_loop(s->data, in.buf, in.cnt, want);
+	else
+		got = copy_iov(s->data, in.buf, in.cnt, want);
 	if (got < (__u64)ret)
 		stat_inc(TG_LOGS_STAT_TRUNCATED);
 
@@ -223,7 +232,7 @@ int tg_logs_in_write(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_write")
 int tg_logs_out_write(struct trace_event_raw_sys_exit *ctx)
 {
-	return leave(ctx->ret);
+	return leave(ctx->ret, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -232,8 +241,16 @@ int tg_logs_in_writev(struct trace_event_raw_sys_enter *ctx)
 	return enter(ctx->args[0], ctx->args[1], ctx->args[2], CALL_WRITEV);
 }
 
+/* Node's stdout to a pipe writes what piled up while the pipe was full as one writev of many
+ * iovecs (one per console.log); bpf_loop walks them all. */
 SEC("tracepoint/syscalls/sys_exit_writev")
 int tg_logs_out_writev(struct trace_event_raw_sys_exit *ctx)
 {
-	return leave(ctx->ret);
+	return leave(ctx->ret, 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tg_logs_out_writev_unrolled(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx->ret, 0);
 }

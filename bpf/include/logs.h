@@ -12,8 +12,10 @@
 enum tg_logs_limits {
 	/* Bytes of one write() kept at most (the capture_max setting is clamped to this). */
 	TG_LOGS_DATA_MAX = 4096,
-	/* writev(): iovecs read at most. */
+	/* writev(): iovecs read at most where the kernel has no bpf_loop (unrolled)… */
 	TG_LOGS_IOV_MAX = 8,
+	/* …and with it (UIO_MAXIOV: every iovec a writev can take). */
+	TG_LOGS_IOV_LOOP_MAX = 1024,
 	TG_LOGS_PIDS_MAX_DEFAULT = 4096,
 	TG_LOGS_COMMS_MAX = 64,
 	TG_LOGS_RING_BYTES_DEFAULT = 4194304,

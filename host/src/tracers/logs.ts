@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import { TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
-import { BpfObject, cString } from './bpf-object';
+import { BpfObject, AttachReport, cString } from './bpf-object';
 import { tg_logs_event as L, tg_logs_stat } from '../generated/logs-layout';
 import { LineAssembler, LogWrite } from '../logs/lines';
 import { LineBudget } from '../logs/limit';
@@ -32,10 +32,23 @@ export function parseLogWrite(b: Buffer): LogWrite {
 function u32(n: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; }
 function commKey(name: string): Buffer { const b = Buffer.alloc(16); b.write(name.slice(0, 15), 'latin1'); return b; }
 const ONE = Buffer.from([1]);
+const WRITEV_LOOP = 'tg_logs_out_writev', WRITEV_UNROLLED = 'tg_logs_out_writev_unrolled';
 
 interface Hooks {
   correlate?: { logLink(pid: number, tid: number | undefined, ts: bigint): TraceLink | 'pending' | undefined; correlator?: { serverPids?(): Iterable<number> } };
   clock?: SpanClock;
+}
+
+/** Attaches logs.bpf.c's programs. writev's exit comes twice: walking every iovec with bpf_loop,
+ *  or the first 8 unrolled where the kernel has no bpf_loop (5.17+) and the loop twin did not
+ *  load, which is then no failure. */
+export function attachLogPrograms(obj: BpfObject): AttachReport {
+  const loop = obj.programs.includes(WRITEV_LOOP);
+  if (!loop) {
+    const i = obj.report.failed.findIndex((f) => f.name === WRITEV_LOOP);
+    if (i >= 0) { llog.info({ err: obj.report.failed[i].error }, 'writev: first 8 iovecs only (no bpf_loop)'); obj.report.failed.splice(i, 1); }
+  }
+  return obj.attachAll(obj.programs.filter((p) => p !== (loop ? WRITEV_UNROLLED : WRITEV_LOOP)));
 }
 
 export const logsTracer: TracerFactory = (ctx) => {
@@ -60,7 +73,7 @@ export const logsTracer: TracerFactory = (ctx) => {
   for (const pid of cfg.pids) capture(pid);
   for (const c of cfg.comms) obj.update('tg_logs_comms', commKey(c), ONE);
 
-  const rep = obj.attachAll();
+  const rep = attachLogPrograms(obj);
   for (const f of rep.failed) llog.warn({ program: f.name, err: f.error }, 'program did not attach; the rest keep running');
   if (!rep.attached.length) { obj.close(); throw new Error(`no log capture program attached: ${rep.failed.map((f) => `${f.name}: ${f.error}`).join('; ')}`); }
   obj.openRing('tg_logs_ring');
