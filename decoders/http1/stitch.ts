@@ -55,6 +55,9 @@ function forget(stream: u32): void {
 
 @inline function done(pos: u32): i32 { return pos > 0 ? <i32>pos : PARSE_NEEDS_MORE; }
 
+/** The byte at p can start a request line (a method is an uppercase token in practice). */
+@inline function startsToken(p: usize): bool { return <u32>load<u8>(p) - 0x41 < 26; }
+
 /** Parses one direction's bytes in the window; returns bytes consumed or a ParseState. */
 export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64): i32 {
   const sto = stateOf(stream);
@@ -69,6 +72,19 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
   if (isReq && st.resp.phase == PH_CHUNK_LOST && st.req.phase == PH_HEAD && !st.req.msgStarted) {
     st.resp.lostWin = 0;
     endMessage(st, stream, false, st.resp.lostTs);
+  }
+  // The same for a Content-Length body of which not one byte came after its head: the server
+  // sent it by a call the capture does not see (nginx's static files: head by writev, body by
+  // sendfile), and the client, asking again, has it all. Waiting for it would take the next
+  // response's head as body and lose that exchange. It ends at the head's last byte.
+  if (isReq && st.resp.phase == PH_BODY_LEN && st.req.phase == PH_HEAD && !st.req.msgStarted && len > 0 && startsToken(p)) {
+    const ex = st.respCur;
+    if (ex !== null && ex.respBodySize == 0) {
+      ex.respBodySize += st.resp.remaining;
+      ex.respSize += st.resp.remaining;
+      st.resp.remaining = 0;
+      endMessage(st, stream, false, st.resp.lastTs);
+    }
   }
   ds.lastTs = ts;
   let pos: u32 = 0;

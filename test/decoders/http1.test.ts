@@ -396,6 +396,39 @@ test('a 2 MB body fed in pieces, and the same with part of it lost (gap)', () =>
   assert.equal(g.records[1].attributes['url.path'], '/next');
 });
 
+test('keep-alive with bodies sent by sendfile (nginx static files): each next request ends the unseen body, no exchange lost', () => {
+  // What the socket tracer shows of nginx (sendfile on) serving 3 files on one connection: each
+  // response head (writev), never its body (sendfile is not captured), then the next request.
+  const head = (status: string, len: number, extra = '') => b(`HTTP/1.1 ${status}\r\nServer: nginx/1.22.1\r\nDate: Sun, 29 Nov 2026 03:31:59 GMT\r\n` +
+    `Content-Type: application/octet-stream\r\nContent-Length: ${len}\r\nLast-Modified: Sun, 29 Nov 2026 03:31:58 GMT\r\nConnection: keep-alive\r\n${extra}Accept-Ranges: bytes\r\n\r\n`);
+  const get = (path: string, extra = '') => b(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:18081\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n${extra}\r\n`);
+  const h = loadDecoder('http1');
+  const heads = [head('200 OK', 12), head('200 OK', 5_000_000), head('206 Partial Content', 100, 'Content-Range: bytes 100-199/5000000\r\n'), head('200 OK', 12)];
+  const paths = ['/small.txt', '/big.bin', '/big.bin', '/small.txt'];
+  for (let i = 0; i < 4; i++) {
+    assert.equal(h.inst.feed(3, REQ, get(paths[i], i === 2 ? 'Range: bytes=100-199\r\n' : ''), BigInt(100 * i + 10)), 'ok');
+    assert.equal(h.inst.feed(3, RESP, heads[i], BigInt(100 * i + 20)), 'ok');
+  }
+  // the last one: the client closed after it (nothing tells whether the body went out)
+  h.inst.closeStream(3);
+  const ex = exchanges(h);
+  assert.deepEqual(ex.map((r) => [r.attributes['url.path'], r.attributes['http.response.status_code'], r.attributes['http.response.body.size'], r.flags]), [
+    ['/small.txt', 200, 12, 0],
+    ['/big.bin', 200, 5_000_000, 0],
+    ['/big.bin', 206, 100, 0],
+    ['/small.txt', 200, 0, FLAG_UNKNOWN],
+  ]);
+  assert.equal(ex[1].attributes['telegen.response.size'], heads[1].length + 5_000_000);
+  assert.deepEqual(ex.map((r) => [r.tsStart, r.tsEnd]).slice(0, 3), [[10n, 20n], [110n, 120n], [210n, 220n]], 'each ends at its head, the last byte seen');
+
+  // A pipelining client (requests sent before the response head) still waits for the body.
+  const p = loadDecoder('http1');
+  p.inst.feed(4, REQ, Buffer.concat([get('/a'), get('/b')]), 1n);
+  p.inst.feed(4, RESP, head('200 OK', 5), 2n);
+  p.inst.feed(4, RESP, Buffer.concat([b('hello'), head('200 OK', 3), b('abc')]), 3n);
+  assert.deepEqual(exchanges(p).map((r) => [r.attributes['url.path'], r.attributes['http.response.body.size'], r.flags]), [['/a', 5, 0], ['/b', 3, 0]]);
+});
+
 test('gap: absorbed in chunk data and close-delimited bodies, refused in headers or past the body', () => {
   const h = loadDecoder('http1');
   h.inst.feed(1, REQ, b('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), 1n);
