@@ -68,6 +68,21 @@ export function redactQuery(query: string, params: Set<string>): string {
   }).join('&');
 }
 
+// Where a '-' is a sign, not a subtraction: after an operator, an opening bracket, a comma, the
+// start, or a keyword that an expression follows.
+const SIGN_AFTER = /(?:^|[-+*/<>=~!@#%^&|`(,[]|\b(?:select|where|and|or|not|when|then|else|return|returning|by|limit|offset|in|is|between|values|set|on|having|case|like|any|all|array)\s*)$/i;
+
+/** A number's sign is part of its literal, as PostgreSQL's grammar folds `- 1234` into one constant
+ *  (pg_stat_statements shows pgbench's `abalance + :delta` as `abalance + $1`): `x = -1` → `x = ?`.
+ *  Without this, pgbench's one UPDATE was two statements, `+ ?` and `+ -?`, by the delta's sign. */
+function dropUnaryMinus(out: string): string {
+  let k = out.length;
+  while (k > 0 && (out[k - 1] === ' ' || out[k - 1] === '\t' || out[k - 1] === '\n' || out[k - 1] === '\r')) k--;
+  if (k === 0 || out[k - 1] !== '-') return out;
+  const before = out.slice(0, k - 1).trimEnd();
+  return SIGN_AFTER.test(before) ? out.slice(0, k - 1) : out;
+}
+
 /**
  * Replaces SQL literals by `?`: quoted strings ('…' with '' escapes, E'…' with backslash escapes,
  * $tag$…$tag$ dollar quotes), numbers not part of identifiers, and leaves identifiers, keywords,
@@ -110,7 +125,7 @@ export function redactSqlLiterals(sql: string): string {
     if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(sql[i + 1] ?? ''))) {
       if (i > 0 && isIdent(sql[i - 1])) { out += c; i++; continue; }
       const m = /^(?:0[xX][0-9A-Fa-f]+|\d*\.?\d+(?:[eE][+-]?\d+)?)/.exec(sql.slice(i));
-      if (m) { out += '?'; i += m[0].length; continue; }
+      if (m) { out = dropUnaryMinus(out) + '?'; i += m[0].length; continue; }
     }
     out += c;
     i++;
