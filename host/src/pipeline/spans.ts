@@ -138,6 +138,8 @@ const NO_EVENTS: ReadableSpan['events'] = Object.freeze([]) as unknown as Readab
 const STATUS_UNSET: ReadableSpan['status'] = Object.freeze({ code: SpanStatusCode.UNSET });
 /** gRPC status codes that make a SERVER span an error (semantic conventions, gRPC). */
 const GRPC_SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
+/** RST_STREAM error code CANCEL (RFC 9113 §7). */
+const RST_CANCEL = 8;
 
 /** gRPC status code names (grpc/doc/statuscodes.md): a status message "gRPC status 14" sent the
  *  reader to a table; the name is what their logs and the gRPC libraries print. */
@@ -386,6 +388,15 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     status = STATUS_UNSET;
     if (a['error.type'] === String(grpc)) delete a['error.type'];
   }
+  // A gRPC call the client cancelled (a cancel, a deadline it gave up at) ends with RST_STREAM
+  // CANCEL and no grpc-status: the gRPC protocol maps it to CANCELLED, the caller's (the server's
+  // library reports CANCELLED too), so not the server span's error. Its client span stays one.
+  const rst = a['telegen.http2.rst_stream.error'];
+  if (status.code === SpanStatusCode.ERROR && kind === SpanKind.SERVER && a['rpc.system'] === 'grpc' && grpc === undefined
+    && rst === RST_CANCEL && !(typeof http === 'number' && http >= 500)) {
+    status = STATUS_UNSET;
+    if (a['error.type'] === 'CANCEL') delete a['error.type'];
+  }
   if (status.code === SpanStatusCode.ERROR && status.message === undefined) {
     if (grpc !== undefined && grpc !== 0) status.message = a['rpc.grpc.status_message'] !== undefined ? String(a['rpc.grpc.status_message']) : grpcStatusMessage(grpc);
     else if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
@@ -396,8 +407,9 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
 
   // An exchange still unanswered when its connection closed waited until the close: it ends there
   // (at its last byte it looked instant, and its client and server spans did not even overlap).
+  // An HTTP/2 stream reset by RST_STREAM ended there, whenever its connection closed after.
   const closed = conn.closedTs;
-  const tsEnd = closed !== undefined && (rec.flags & FLAG_NO_RESPONSE) && closed > rec.tsEnd ? closed : rec.tsEnd;
+  const tsEnd = closed !== undefined && (rec.flags & FLAG_NO_RESPONSE) && closed > rec.tsEnd && rst === undefined ? closed : rec.tsEnd;
   times(opts.clock, rec.tsStart, tsEnd);
   return new PipelineSpan(spanName(a, protocol), kind, ctx, parent, spanStart, spanEnd, spanDuration, status, a, resourceFor(resAttrs));
 }
