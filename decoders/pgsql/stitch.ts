@@ -15,7 +15,7 @@
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT } from "../abi/abi";
 import {
   Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_AUTH, PH_READY, MAX_OPS, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
+  OP_STARTUP, PH_AUTH, PH_READY, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
 } from "./types";
 import { emitQuery, emitOrphanTag, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
@@ -110,7 +110,7 @@ function abandon(stream: u32, st: Stream, op: Op, flags: i32, ts: u64): void {
 }
 
 function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
-  if (st.count >= MAX_OPS) {
+  if (!st.hasRoom()) {
     // A peer that never answers: the oldest operation is given up, memory stays bounded. It was
     // unanswered until this operation pushed it out.
     const old = st.front();
@@ -152,9 +152,37 @@ function pushOp(stream: u32, st: Stream, kind: u8, ts: u64): Op {
       st.pop();
       return op;
     }
-    if (isTerminal(k)) return null;
+    if (isTerminal(k)) return st.front().gapped ? matchPastGap(stream, st, kind, ts) : null;
   }
   return null;
+}
+
+/**
+ * After lost backend bytes, a ParseComplete/BindComplete/… that no op before the next query-like
+ * op expects answers a later one: the lost bytes held the answers in front of it (CommandCompletes,
+ * the batch's ReadyForQuery). node-postgres reading a 1000-row pipeline's answers in 64 KiB reads,
+ * each captured to its first 16 KiB (tracers.socket.capture_max), lost the last rows' answers and
+ * the ReadyForQuery; the next batch's ParseComplete found no Parse in front of the old batch's
+ * Execute and went unmatched, its 23505 landed on an old row and its 1000 rows stayed pending
+ * until the close. The op of that kind in this batch or the next (past one Sync), every op in
+ * front of it pending when the bytes were lost, takes it; those in front lost their answers
+ * (FLAG_NO_RESPONSE | FLAG_UNKNOWN, as afterGap). Otherwise nothing matches, as before.
+ */
+function matchPastGap(stream: u32, st: Stream, kind: u8, ts: u64): Op | null {
+  let syncs = 0;
+  let at = -1;
+  for (let i = 0; i < st.count; i++) {
+    const o = st.at(i);
+    if (o.kind == kind) { at = i; break; }
+    if (!o.gapped) return null;
+    if (o.kind == OP_QUERY || o.kind == OP_FUNC) return null;
+    if (o.kind == OP_SYNC && ++syncs > 1) return null;
+  }
+  if (at < 0) return null;
+  for (let j = 0; j < at; j++) { abandon(stream, st, st.front(), FLAG_NO_RESPONSE | FLAG_UNKNOWN, ts); st.pop(); }
+  const op = st.front();
+  st.pop();
+  return op;
 }
 
 /** The op DataRow/CommandComplete/COPY messages belong to: the first query-like op. */

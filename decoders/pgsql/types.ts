@@ -27,7 +27,17 @@ export const OP_FUNC: u8 = 8;     // 'F' function call → FunctionCallResponse,
 export const OP_STARTUP: u8 = 9;  // not queued: the connection's startup exchange
 
 // Bounds that keep memory per stream fixed whatever the peer sends.
-export const MAX_OPS: i32 = 128;          // pending frontend operations awaiting their answers
+export const MAX_OPS: i32 = 128;          // pending frontend operations any stream may queue
+// A pipelining client (libpq pipeline mode, node-postgres' connection, JDBC executeBatch) sends a
+// whole batch before reading an answer: 1000 rows as Bind+Execute are 2000 operations, and at 128
+// all but the last 64 rows were reported unanswered. A stream may queue up to MAX_OPS_PIPELINED
+// while the operations queued past MAX_OPS by all streams stay within SPARE_OPS (~300 B each
+// plus their SQL: the module's memory is 32 MiB); its ring goes back to MAX_OPS when it drains.
+export const MAX_OPS_PIPELINED: i32 = 4096;
+export const SPARE_OPS: i32 = 16384;
+let spareOpsUsed: i32 = 0;
+/** Ring slots past MAX_OPS held by all streams (tests, bench). */
+export function spareOpsInUse(): i32 { return spareOpsUsed; }
 export const MAX_STMTS: i32 = 256;        // remembered named prepared statements
 export const MAX_PORTALS: i32 = 64;       // remembered named portals
 export const TEXT_CAP: i32 = 8192;        // longest query text / field kept (the emit field cap)
@@ -412,15 +422,26 @@ export class Stream {
     return changetype<Op>(this.ops[(this.head + i) % this.ops.length]);
   }
 
-  /** Appends an operation (reusing a pooled Op); the caller handles a full ring first. */
+  /** Whether one more operation fits: the ring has a free slot or may grow (to MAX_OPS freely,
+   *  past it while the decoder-wide SPARE_OPS allow). */
+  hasRoom(): bool {
+    const n = this.ops.length;
+    if (this.count < n || n < MAX_OPS) return true;
+    if (n >= MAX_OPS_PIPELINED) return false;
+    // Growing n → 2n past MAX_OPS takes n more spare slots (n ≥ MAX_OPS here).
+    return spareOpsUsed + n <= SPARE_OPS;
+  }
+
+  /** Appends an operation (reusing a pooled Op); the caller checks hasRoom() first. */
   push(kind: u8, ts: u64): Op {
-    if (this.count == this.ops.length && this.ops.length < MAX_OPS) {
+    if (this.count == this.ops.length && this.hasRoom()) {
       // Unroll into a ring twice as large (the Op objects move along and stay reusable).
       const n = this.ops.length;
       const bigger = new StaticArray<Op | null>(n * 2);
       for (let i = 0; i < n; i++) bigger[i] = this.ops[(this.head + i) % n];
       this.ops = bigger;
       this.head = 0;
+      if (n >= MAX_OPS) spareOpsUsed += n;
     }
     const slot = (this.head + this.count) % this.ops.length;
     let op = this.ops[slot];
@@ -438,6 +459,17 @@ export class Stream {
     this.count--;
     // Back to the first slots whenever the queue drains: a stream only ever allocates as many
     // Op objects as it has operations in flight at once.
-    if (this.count == 0) this.head = 0;
+    if (this.count == 0) {
+      this.head = 0;
+      // A drained pipeline's ring goes back to MAX_OPS slots: its spare slots (and their Ops) are
+      // for the next batch of any stream.
+      const n = this.ops.length;
+      if (n > MAX_OPS) {
+        const kept = new StaticArray<Op | null>(MAX_OPS);
+        for (let i = 0; i < MAX_OPS; i++) kept[i] = this.ops[i];
+        this.ops = kept;
+        spareOpsUsed -= n - MAX_OPS;
+      }
+    }
   }
 }

@@ -518,14 +518,30 @@ test('tick: an operation unanswered for 5 minutes expires with FLAG_NO_RESPONSE'
   assert.equal(h.records[0].tsEnd, 1_000_000_000n + 301_000_000_000n);
 });
 
-test('the 128-operation cap: an operation pushed out unanswered ends where the one that pushed it out began', () => {
+test('the operation cap: 4096 pending per stream while the decoder-wide spare room lasts, else 128; one pushed out unanswered ends where the one that pushed it out began', () => {
   const h = connected();
   h.records.length = 0;
-  for (let i = 0; i < 128; i++) h.inst.feed(1, Q, serialize.query(`select ${i}`), 1_000n + BigInt(i));
+  const fill = (stream: number, n: number) => { for (let i = 0; i < n; i++) h.inst.feed(stream, Q, serialize.query(`select ${i}`), 1_000n + BigInt(i)); };
+  // A pipelining client's 2000-row batch (Bind + Execute each) fits one stream.
+  fill(1, 4096);
   assert.equal(h.records.length, 0);
-  h.inst.feed(1, Q, serialize.query('select 128'), 9_000n);
+  h.inst.feed(1, Q, serialize.query('select 4096'), 9_000n);
   assert.deepEqual(h.records.map((r) => [r.attributes['db.query.text'], r.flags, r.tsStart, r.tsEnd]),
     [['select 0', FLAG_NO_RESPONSE | FLAG_UNKNOWN, 1_000n, 9_000n]]);
+  // Past 128, streams share 16384 spare slots (a ring doubles: 3968 for a stream at 4096): four
+  // streams at 4096 leave 512 for a fifth, which pushes out its oldest at the 513th.
+  for (const s of [2, 3, 4]) { play(h, s, [[Q, serialize.startup({ user: 'u', database: 'd' })], [R, Buffer.concat([be.authOk(), be.ready()])]]); fill(s, 4096); }
+  play(h, 5, [[Q, serialize.startup({ user: 'u', database: 'd' })], [R, Buffer.concat([be.authOk(), be.ready()])]]);
+  h.records.length = 0;
+  fill(5, 512);
+  assert.equal(h.records.length, 0);
+  h.inst.feed(5, Q, serialize.query('select 512'), 9_000n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['db.query.text'], r.flags]), [['select 0', FLAG_NO_RESPONSE | FLAG_UNKNOWN]]);
+  // A drained stream gives its spare slots back: answered, stream 2's ring is 128 again.
+  h.inst.feed(2, R, Buffer.concat(Array.from({ length: 4096 }, () => Buffer.concat([be.complete('SELECT 1'), be.ready()]))), 10_000n);
+  h.records.length = 0;
+  fill(5, 2048);
+  assert.equal(h.records.length, 0, 'stream 5 grew into the slots stream 2 gave back');
 });
 
 test('startup closed before authentication completes (psql asking for a password): NO_RESPONSE', () => {
