@@ -488,11 +488,18 @@ export function flushAll(c: Conn, connId: u32): void {
   const keys = c.streams.keys();
   for (let i = 0; i < keys.length; i++) {
     const s = c.streams.get(keys[i]);
-    emit(c, connId, s, s.held ? s.heldFlags : s.respEnd ? 0 : FLAG_NO_RESPONSE);
+    emit(c, connId, s, s.held ? s.heldFlags : s.respEnd ? 0 : unanswered(s, FLAG_NO_RESPONSE));
   }
   c.streams.clear();
   c.hints.clear();
   c.hintBytes = 0;
+}
+
+/** An exchange whose response end we did not see: no response — unless bytes of the response
+ *  direction were lost while it was open (capture limit, ring full), which may have held it: then
+ *  whether it was answered is unknown (FLAG_UNKNOWN), not a failure. */
+function unanswered(s: H2Stream, flags: i32): i32 {
+  return s.respBodyLost ? FLAG_UNKNOWN : flags;
 }
 
 export function expire(c: Conn, connId: u32, now: u64): void {
@@ -504,14 +511,14 @@ export function expire(c: Conn, connId: u32, now: u64): void {
       if (now > s.heldSince && now - s.heldSince > HINT_WAIT_NS) { emit(c, connId, s, s.heldFlags); c.streams.delete(s.id); }
       continue;
     }
-    if (s.rstWait && now > s.lastTs && now - s.lastTs > RST_WAIT_NS) { finishStream(c, connId, s, FLAG_NO_RESPONSE); continue; }
+    if (s.rstWait && now > s.lastTs && now - s.lastTs > RST_WAIT_NS) { finishStream(c, connId, s, unanswered(s, FLAG_NO_RESPONSE)); continue; }
     if (now > s.lastTs && now - s.lastTs > STREAM_TIMEOUT_NS) {
       // Given up while the connection is open: it was still unfinished at `now`, and lasts until
       // then. (A reset stream above ended at its RST_STREAM: a cancel, not a timeout.) A stream
       // whose response had begun is a long-lived one gone quiet (a server-streaming or bidi gRPC
       // call, a watch, a long poll): answered, not timed out, only its end unseen (FLAG_UNKNOWN).
       s.tsEnd = now;
-      finishStream(c, connId, s, s.respHdr != null ? FLAG_UNKNOWN : FLAG_NO_RESPONSE | FLAG_TIMEOUT);
+      finishStream(c, connId, s, s.respHdr != null ? FLAG_UNKNOWN : unanswered(s, FLAG_NO_RESPONSE | FLAG_TIMEOUT));
     }
   }
 }
