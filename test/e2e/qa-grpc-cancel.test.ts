@@ -6,7 +6,9 @@
 //  - a unary call cancelled before any response, on a connection closed within RST_WAIT (1 s)
 //    after, lasted until that close on both spans (474 ms for a call cancelled at 200 ms; tshark: RST_STREAM
 //    at +201 ms, FIN at +472 ms): the host stretched "unanswered at close" exchanges to the close,
-//    though the stream had ended at its RST_STREAM.
+//    though the stream had ended at its RST_STREAM;
+//  - a client span of a stream reset after its 200 header block (a server stream cancelled) had the
+//    status message "HTTP 200".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -45,6 +47,12 @@ test('rule: a gRPC stream reset with CANCEL and no grpc-status — server span u
   assert.equal(cli.status.code, SpanStatusCode.ERROR);
   assert.equal(cli.attributes['error.type'], 'CANCEL');
   assert.equal(cli.duration[0] * 1e9 + cli.duration[1], 1_000_000, 'client span ends at the RST_STREAM');
+  assert.equal(cli.status.message, 'RST_STREAM CANCEL');
+  // a server stream cancelled after its 200 header block: failed by the reset, not by "HTTP 200"
+  const streamed = recordToSpan(rec(FLAG_ERROR, { ...cancelled, 'http.response.status_code': 200 }), conn('client'), 'http2', { clock: identityClock })!;
+  assert.equal(streamed.status.code, SpanStatusCode.ERROR);
+  assert.equal(streamed.status.message, 'RST_STREAM CANCEL');
+  assert.equal(streamed.attributes['error.type'], 'CANCEL');
   // what stays an error on the server: a reset by the server's own failure, a server-fault status
   const internal = recordToSpan(rec(FLAG_ERROR | FLAG_NO_RESPONSE, { ...cancelled, 'telegen.http2.rst_stream.error': 2, 'error.type': 'INTERNAL_ERROR' }), conn('server'), 'http2', { clock: identityClock })!;
   assert.equal(internal.status.code, SpanStatusCode.ERROR);
@@ -117,6 +125,7 @@ test('grpc-js calls the client cancels: server spans unset, client spans CANCEL 
       assert.equal(srv[0].attributes['error.type'], undefined);
       assert.equal(cli[0].status.code, 2, `${method}: the client span is an error`);
       assert.equal(cli[0].attributes['error.type'], 'CANCEL');
+      assert.equal(cli[0].status.message, 'RST_STREAM CANCEL', `${method}: the client span's status message names the reset`);
       assert.equal(srv[0].parentSpanId, cli[0].spanId);
     }
     // the cancelled unary call ended at the cancel, 600 ms before the channel closed

@@ -399,6 +399,8 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   }
   if (status.code === SpanStatusCode.ERROR && status.message === undefined) {
     if (grpc !== undefined && grpc !== 0) status.message = a['rpc.grpc.status_message'] !== undefined ? String(a['rpc.grpc.status_message']) : grpcStatusMessage(grpc);
+    // a stream reset after a 200 header block failed by its RST_STREAM, not by "HTTP 200"
+    else if (rst !== undefined && rst !== 0 && typeof a['error.type'] === 'string' && !(typeof http === 'number' && http >= 400)) status.message = `RST_STREAM ${a['error.type']}`;
     else if (typeof http === 'number') { status.message = `HTTP ${http}`; a['error.type'] ??= String(http); }
     else if (a['db.response.status_code'] !== undefined) status.message = String(a['error.message'] ?? `SQLSTATE ${a['db.response.status_code']}`);
     else if (a['dns.response_code'] !== undefined) status.message = `DNS ${a['dns.response_code']}`;
