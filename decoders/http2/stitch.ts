@@ -426,6 +426,10 @@ export function onEndStream(c: Conn, connId: u32, dir: i32, sid: u32, ts: u64): 
 export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u64): void {
   const s = getStream(c, connId, sid, ts, false);
   if (s == null) return;
+  // Already ended and only waiting for hints (finishStream): its outcome is known, as for a
+  // stream already reported; a reset after it (grpc-js resets a call its deadline timer ended
+  // even when the server's DEADLINE_EXCEEDED came first) is not the exchange's error.
+  if (s.held) return;
   s.rstCode = <i64>code;
   s.tsEnd = ts;
   s.lastTs = ts;
