@@ -206,6 +206,7 @@ function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void 
 
 function emit(c: Conn, connId: u32, s: H2Stream, flags: i32): void {
   for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, true);
+  if (s.lateRst >= 0 && s.unknownBlocks > 0 && s.rstCode < 0) s.rstCode = s.lateRst;
   emitExchange(connId, s, flags);
   forgetHints(c, s.id);
 }
@@ -426,10 +427,11 @@ export function onEndStream(c: Conn, connId: u32, dir: i32, sid: u32, ts: u64): 
 export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u64): void {
   const s = getStream(c, connId, sid, ts, false);
   if (s == null) return;
-  // Already ended and only waiting for hints (finishStream): its outcome is known, as for a
-  // stream already reported; a reset after it (grpc-js resets a call its deadline timer ended
-  // even when the server's DEADLINE_EXCEEDED came first) is not the exchange's error.
-  if (s.held) return;
+  // Already ended and only waiting for hints (finishStream): once they name its fields its
+  // outcome is known, as for a stream already reported, and a reset after it (grpc-js resets a
+  // call its deadline timer ended even when the server's DEADLINE_EXCEEDED came first) is not the
+  // exchange's error; if they never do, the reset is what we know (emit()).
+  if (s.held) { if (s.lateRst < 0) s.lateRst = <i64>code; return; }
   s.rstCode = <i64>code;
   s.tsEnd = ts;
   s.lastTs = ts;

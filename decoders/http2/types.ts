@@ -97,6 +97,9 @@ export class H2Stream {
   hpackUnknown: bool = false; // ... because of HPACK state (telegen.hpack.unknown)
   truncated: bool = false;
   rstCode: i64 = -1;
+  /** RST_STREAM that came while the ended exchange waited for hints (onRst): applied only if
+   *  the hints never named its fields. */
+  lateRst: i64 = -1;
   /** Reset by the client before any response: finished by a response block, RST_WAIT_NS or close. */
   rstWait: bool = false;
   reqBody: i64 = 0;

@@ -57,3 +57,20 @@ test('a reset after the response ended, while its fields wait for hints, is not 
   assert.equal(span.status.message, 'Deadline exceeded');
   assert.equal(span.attributes['error.type'], '4');
 });
+
+test('the same reset when the hints never name the fields: reported as before, a CANCEL error at the hint wait\'s end', () => {
+  const h = loadDecoder('http2');
+  h.inst.feed(1, REQ, Buffer.concat([PREFACE, settings()]), 1n);
+  h.inst.feed(1, RESP, settings(), 2n);
+  assert.equal(h.inst.gap(1, RESP, 300), 'ok');
+  hints(h, REQ, 9, 0, [[':method', 'POST'], [':scheme', 'http'], [':path', '/qa.Svc/Slow'], [':authority', 'svc'], ['content-type', 'application/grpc']], 5n);
+  h.inst.feed(1, REQ, Buffer.concat([headers(9, reqBlock('POST', '/qa.Svc/Slow', 'svc', [['content-type', 'application/grpc']])), data(9, grpcMsg(2), true)]), 10n);
+  h.inst.feed(1, RESP, headers(9, Buffer.concat([idx(8), idx(62), idx(63)]), true), 20n);
+  h.inst.feed(1, REQ, rst(9, 8), 21n);
+  h.inst.tick(21n + 3_000_000_000n); // past HINT_WAIT_NS: no hint came
+  const [ex] = exchanges(h);
+  assert.ok(ex, 'reported when the hint wait ended');
+  assert.equal(ex.attributes['rpc.grpc.status_code'], undefined, 'the status stays unknown');
+  assert.equal(ex.attributes['telegen.http2.rst_stream.error'], 8);
+  assert.equal(ex.attributes['error.type'], 'CANCEL');
+});
