@@ -11,13 +11,10 @@
 //    status message "HTTP 200".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { spawn } from 'child_process';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { repoRoot } from '../helpers/decoder';
-import { requireBpf, startAgent, waitFor, freePort, outputOf } from '../helpers/agent';
+import { requireBpf, withPeers } from '../helpers/agent';
 import { recordToSpan, identityClock } from '../../host/src/pipeline/spans';
 import { ConnMeta } from '../../host/src/model';
 import { KIND_EXCHANGE, FLAG_ERROR, FLAG_NO_RESPONSE } from '../../decoders/abi/abi';
@@ -95,27 +92,13 @@ if (process.argv[2] === 'server') {
 
 test('grpc-js calls the client cancels: server spans unset, client spans CANCEL errors, a cancelled unary call ends at its cancel', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qa-grpc-cancel-'));
-  const script = path.join(dir, 'peers.js');
-  fs.writeFileSync(script, PEERS(path.join(repoRoot, 'node_modules', '@grpc', 'grpc-js')));
-  const agent = await startAgent();
-  const port = await freePort();
-  const server = spawn(process.execPath, [script, 'server', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srvOut = outputOf(server);
-  try {
-    await waitFor(() => srvOut().includes('listening'), 15_000);
-    const client = spawn(process.execPath, [script, 'client', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const cliOut = outputOf(client);
-    await waitFor(() => client.exitCode !== null, 30_000);
-    const m = /done (\d+) (\d+) (\d+) (\d+)/.exec(cliOut());
-    assert.ok(m, `client: ${cliOut()}`);
+  const script = PEERS(path.join(repoRoot, 'node_modules', '@grpc', 'grpc-js'));
+  await withPeers({ script, mode: 'client', minSpans: 4, keep: (s) => s.attributes['rpc.system'] === 'grpc' }, ({ clientOutput, spans }) => {
+    const m = /done (\d+) (\d+) (\d+) (\d+)/.exec(clientOutput);
+    assert.ok(m, `client: ${clientOutput}`);
     assert.deepEqual([Number(m![1]), Number(m![2])], [1, 1], 'grpc-js saw CANCELLED (1) for both calls');
     const cancelAtNs = BigInt(m![3]) * 1_000_000n;
     const closeAtNs = BigInt(m![4]) * 1_000_000n;
-    const mine = () => agent.spans().filter((s) => s.attributes['server.port'] === port && s.attributes['rpc.system'] === 'grpc');
-    await waitFor(() => mine().length >= 4, 30_000).catch(() => undefined);
-    assert.equal(await agent.stop(), 0);
-    const spans = mine();
     for (const method of ['Ticks', 'Slow']) {
       const srv = spans.filter((s) => s.attributes['rpc.method'] === method && s.kind === SERVER);
       const cli = spans.filter((s) => s.attributes['rpc.method'] === method && s.kind === CLIENT);
@@ -133,9 +116,5 @@ test('grpc-js calls the client cancels: server spans unset, client spans CANCEL 
     for (const s of spans.filter((x) => x.attributes['rpc.method'] === 'Slow')) {
       assert.ok(s.end < half, `Slow ${s.kind === SERVER ? 'server' : 'client'} span ends at its RST_STREAM (${(s.end - cancelAtNs) / 1_000_000n} ms after the cancel, the close ${(closeAtNs - cancelAtNs) / 1_000_000n} ms after it)`);
     }
-  } finally {
-    server.kill('SIGTERM');
-    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -6,11 +6,7 @@
 // block holds the pseudo-header fields; the exchange is now reported with them, marked unknown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { spawn } from 'child_process';
-import { requireBpf, startAgent, waitFor, freePort, outputOf } from '../helpers/agent';
+import { requireBpf, withPeers } from '../helpers/agent';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -51,23 +47,8 @@ if (mode === 'server') {
 
 test('HTTP/2: a 100 KB header list (longer than the capture of one write or read) still has its client and server span, linked', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qa-h2-capture-'));
-  const script = path.join(dir, 'peers.js');
-  fs.writeFileSync(script, PEERS);
-  const agent = await startAgent();
-  const port = await freePort();
-  const server = spawn(process.execPath, [script, 'server', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srvOut = outputOf(server);
-  try {
-    await waitFor(() => srvOut().includes('listening'), 15_000);
-    const client = spawn(process.execPath, [script, 'client', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const cliOut = outputOf(client);
-    await waitFor(() => client.exitCode !== null, 30_000);
-    assert.match(cliOut(), /done 201 200/, 'the peers completed both requests');
-    const mine = () => agent.spans().filter((s) => s.attributes['server.port'] === port);
-    await waitFor(() => mine().length >= 4, 30_000).catch(() => undefined);
-    assert.equal(await agent.stop(), 0);
-    const spans = mine();
+  await withPeers({ script: PEERS, mode: 'client', minSpans: 4 }, ({ clientOutput, spans }) => {
+    assert.match(clientOutput, /done 201 200/, 'the peers completed both requests');
     const of = (p: string, kind: number) => spans.filter((s) => s.attributes['url.path'] === p && s.kind === kind);
     for (const p of ['/big-headers', '/after']) {
       assert.equal(of(p, CLIENT).length, 1, `${p}: one client span (got ${spans.map((s) => `${s.kind} ${s.name}`).join(', ')})`);
@@ -86,11 +67,7 @@ test('HTTP/2: a 100 KB header list (longer than the capture of one write or read
     assert.equal(s.parentSpanId, c.spanId, 'the server span is the child of the client span of its stream');
     assert.equal(s.status.code, 0);
     assert.equal(c.status.code, 0);
-  } finally {
-    server.kill('SIGTERM');
-    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // The same cut inside response and request bodies: Node reads 64 KiB at a time, of which 16 KiB are
@@ -100,23 +77,8 @@ test('HTTP/2: a 100 KB header list (longer than the capture of one write or read
 // frame header gave its length); a gap across frames leaves it unknown: not reported.
 test('HTTP/2: body sizes cut by the capture limit are exact or absent, never short', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qa-h2-capture-'));
-  const script = path.join(dir, 'peers.js');
-  fs.writeFileSync(script, PEERS);
-  const agent = await startAgent();
-  const port = await freePort();
-  const server = spawn(process.execPath, [script, 'server', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srvOut = outputOf(server);
-  try {
-    await waitFor(() => srvOut().includes('listening'), 15_000);
-    const client = spawn(process.execPath, [script, 'bodies', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const cliOut = outputOf(client);
-    await waitFor(() => client.exitCode !== null, 30_000);
-    assert.match(cliOut(), /done 200 200/, 'the peers completed both requests');
-    const mine = () => agent.spans().filter((s) => s.attributes['server.port'] === port);
-    await waitFor(() => mine().length >= 4, 30_000).catch(() => undefined);
-    assert.equal(await agent.stop(), 0);
-    const spans = mine();
+  await withPeers({ script: PEERS, mode: 'bodies', minSpans: 4 }, ({ clientOutput, spans }) => {
+    assert.match(clientOutput, /done 200 200/, 'the peers completed both requests');
     const want: Array<[string, string, number]> = [['/download', 'http.response.body.size', 200000], ['/upload', 'http.request.body.size', 1000000]];
     for (const [p, attr, size] of want) {
       for (const kind of [CLIENT, SERVER]) {
@@ -127,9 +89,5 @@ test('HTTP/2: body sizes cut by the capture limit are exact or absent, never sho
         assert.equal(got[0].attributes['http.response.status_code'], 200);
       }
     }
-  } finally {
-    server.kill('SIGTERM');
-    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

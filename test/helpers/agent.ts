@@ -225,3 +225,32 @@ export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | u
     await new Promise((r) => setTimeout(r, every));
   }
 }
+
+/** A two-peer script under the live agent: `node SCRIPT server PORT` until it prints
+ *  "listening", then `node SCRIPT MODE PORT` to its exit; the agent is stopped (exit 0 asserted)
+ *  once `minSpans` of the spans on PORT that `keep` accepts are out, and `check` gets them with
+ *  the client's output. Every process and the script's directory are gone after. */
+export async function withPeers(opts: { script: string; mode: string; minSpans: number; keep?: (s: FlatSpan) => boolean },
+  check: (r: { port: number; clientOutput: string; spans: FlatSpan[] }) => void | Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-peers-'));
+  const script = path.join(dir, 'peers.js');
+  fs.writeFileSync(script, opts.script);
+  const agent = await startAgent();
+  const port = await freePort();
+  const server = spawn(process.execPath, [script, 'server', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const srvOut = outputOf(server);
+  try {
+    await waitFor(() => srvOut().includes('listening'), 15_000);
+    const client = spawn(process.execPath, [script, opts.mode, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cliOut = outputOf(client);
+    await waitFor(() => client.exitCode !== null, 30_000);
+    const mine = () => agent.spans().filter((s) => s.attributes['server.port'] === port && (!opts.keep || opts.keep(s)));
+    await waitFor(() => mine().length >= opts.minSpans, 30_000).catch(() => undefined);
+    if (await agent.stop() !== 0) throw new Error('the agent did not exit 0');
+    await check({ port, clientOutput: cliOut(), spans: mine() });
+  } finally {
+    server.kill('SIGTERM');
+    if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
