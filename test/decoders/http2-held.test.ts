@@ -9,26 +9,11 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { loadDecoder, Harness } from '../helpers/decoder';
+import { loadDecoder } from '../helpers/decoder';
 import { DIR_REQUEST as REQ, DIR_RESPONSE as RESP } from '../../decoders/abi/abi';
-import { PREFACE, settings, headers, data, rst, grpcMsg, reqBlock, idx, exchanges } from './http2-helpers';
+import { PREFACE, settings, headers, data, rst, grpcMsg, reqBlock, idx, exchanges, hint, hints } from './http2-helpers';
 import { recordToSpan, identityClock } from '../../host/src/pipeline/spans';
 import { ConnMeta } from '../../host/src/model';
-
-/** One hint: struct tg_tls_h2_field (bpf/include/tls.h) + name + value. */
-function hint(sid: number, block: 0 | 1, name: string, value: string): Buffer {
-  const n = Buffer.from(name);
-  const v = Buffer.from(value);
-  const h = Buffer.alloc(12);
-  h.writeUInt32LE(sid, 0);
-  h[4] = block;
-  h.writeUInt16LE(n.length, 6);
-  h.writeUInt32LE(v.length, 8);
-  return Buffer.concat([h, n, v]);
-}
-const hints = (h: Harness, dir: number, sid: number, block: 0 | 1, fields: Array<[string, string]>, ts: bigint) => {
-  for (const [n, v] of fields) assert.equal(h.inst.hint(1, dir, hint(sid, block, n, v), ts), 'ok');
-};
 
 test('a reset after the response ended, while its fields wait for hints, is not the exchange\'s outcome', () => {
   const h = loadDecoder('http2');

@@ -1,5 +1,6 @@
 // Shared by the http2 tests: frame builders and a decoder of our records into the form tshark
 // prints (header name/value lists, :method/:path/:authority/:status, gRPC message lengths).
+import * as assert from 'node:assert/strict';
 import { Harness } from '../helpers/decoder';
 import { DecodedRecord } from '../../host/src/decoders/records';
 import { KIND_EXCHANGE, KIND_EVENT } from '../../decoders/abi/abi';
@@ -132,4 +133,21 @@ export function toTshark(recs: DecodedRecord[]): TsharkView[] {
 export function feedConversation(h: Harness, stream: number, parts: Array<[0 | 1, Buffer]>, ts0 = 1_000_000n): void {
   let ts = ts0;
   for (const [dir, b] of parts) { h.inst.feed(stream, dir, b, ts); ts += 1000n; }
+}
+
+/** One hint: struct tg_tls_h2_field (bpf/include/tls.h) + name + value. */
+export function hint(sid: number, block: 0 | 1, name: string, value: string): Buffer {
+  const n = Buffer.from(name);
+  const v = Buffer.from(value);
+  const h = Buffer.alloc(12);
+  h.writeUInt32LE(sid, 0);
+  h[4] = block;
+  h.writeUInt16LE(n.length, 6);
+  h.writeUInt32LE(v.length, 8);
+  return Buffer.concat([h, n, v]);
+}
+
+/** Hands the fields to stream `sid`'s decoder as the TLS tracer would (each accepted). */
+export function hints(h: Harness, dir: number, sid: number, block: 0 | 1, fields: Array<[string, string]>, ts: bigint): void {
+  for (const [n, v] of fields) assert.equal(h.inst.hint(1, dir, hint(sid, block, n, v), ts), 'ok');
 }

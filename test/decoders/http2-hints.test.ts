@@ -4,22 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadDecoder, Harness } from '../helpers/decoder';
 import { DIR_REQUEST as REQ, DIR_RESPONSE as RESP, FLAG_UNKNOWN } from '../../decoders/abi/abi';
-import { exchanges, pairs, headers, data, grpcMsg, idx, lit } from './http2-helpers';
-
-/** One hint: struct tg_tls_h2_field (bpf/include/tls.h) + name + value. */
-function hint(sid: number, block: 0 | 1, name: string, value: string): Buffer {
-  const n = Buffer.from(name);
-  const v = Buffer.from(value);
-  const h = Buffer.alloc(12);
-  h.writeUInt32LE(sid, 0);
-  h[4] = block;
-  h.writeUInt16LE(n.length, 6);
-  h.writeUInt32LE(v.length, 8);
-  return Buffer.concat([h, n, v]);
-}
-const hints = (hh: Harness, dir: number, sid: number, block: 0 | 1, fields: Array<[string, string]>, ts: bigint) => {
-  for (const [n, v] of fields) assert.equal(hh.inst.hint(1, dir, hint(sid, block, n, v), ts), 'ok');
-};
+import { exchanges, pairs, headers, data, grpcMsg, idx, lit, hint, hints } from './http2-helpers';
 
 // A connection older than the agent: :path, content-type and grpc-status are dynamic-table
 // references inserted before we looked (indices 62, 63); the rest is static or literal.
