@@ -18,7 +18,8 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import { serialize } from 'pg-protocol';
 import { SpanKind, SpanStatusCode, Attributes } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { requireBpf, startAgent, waitFor, freePort } from '../helpers/agent';
+import { requireBpf, startAgent, waitFor } from '../helpers/agent';
+import { initPostgres, PG_BIN } from '../helpers/postgres';
 import { loadDecoder, repoRoot } from '../helpers/decoder';
 import { be, DIR_REQ, DIR_RESP } from '../decoders/pgsql-util';
 import { FLAG_NO_RESPONSE, FLAG_UNKNOWN } from '../../decoders/abi/abi';
@@ -309,7 +310,6 @@ test('live Kafka: the mock broker (reads a request in two parts) has its SERVER 
   }
 });
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 
 interface LogRec { scope: string; severityText?: string; severityNumber?: number; body: unknown; attrs: Record<string, unknown>; resource: Record<string, unknown> }
 function logRecords(dataDir: string): LogRec[] {
@@ -337,18 +337,11 @@ function logRecords(dataDir: string): LogRec[] {
 test('live PostgreSQL: NOTICE/WARNING and LISTEN/NOTIFY reach logs.jsonl (they were dropped); postgres feeds no db client metric', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
   if (!fs.existsSync(path.join(PG_BIN, 'postgres'))) { t.skip('postgresql-15 not installed'); return; }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-qa-pg-'));
-  fs.chmodSync(dir, 0o755);
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=trust', '--auth-local=trust', '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
+  const pg = await initPostgres('telegen-qa-pg-');
+  const port = pg.port;
   const agent = await startAgent({ env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
-  const pg = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
   try {
-    await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 30_000);
+    await pg.start();
     const psql = (db: string, sql: string) => spawnSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', db, '-X', '-q', '-A', '-t', '-c', sql], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(psql('postgres', 'CREATE DATABASE qa_shop').status, 0);
     const raised = psql('qa_shop', "DO $$BEGIN RAISE NOTICE 'qa notice %', 41 + 1; RAISE WARNING 'qa warning'; END$$");
@@ -394,10 +387,7 @@ test('live PostgreSQL: NOTICE/WARNING and LISTEN/NOTIFY reach logs.jsonl (they w
     const services = [...new Set(db().map((p) => String(p.attrs['service.name'])))].sort();
     assert.deepEqual(services, ['node', 'psql'], JSON.stringify(services));
   } finally {
-    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : pg.pid!;
-    try { process.kill(pid, 'SIGINT'); } catch { /* gone */ }
-    await new Promise<void>((r) => { if (pg.exitCode !== null) return r(); pg.once('exit', () => r()); setTimeout(r, 20_000).unref(); });
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pg.stop();
     assert.equal(await agent.stop(), 0);
   }
 });

@@ -10,17 +10,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { execFileSync, spawn } from 'child_process';
-import { requireBpf, startAgent, waitFor, freePort, FlatSpan } from '../helpers/agent';
+import { execFileSync } from 'child_process';
+import { requireBpf, startAgent, waitFor, FlatSpan } from '../helpers/agent';
+import { initPostgres, PG_BIN } from '../helpers/postgres';
 import { startLoCapture, stopLoCapture } from '../helpers/capture';
 import { serialize } from 'pg-protocol';
 import { repoRoot, loadDecoder } from '../helpers/decoder';
 import { be, DIR_REQ, DIR_RESP } from '../decoders/pgsql-util';
 import { FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_UNKNOWN } from '../../decoders/abi/abi';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const SERVER = 2;
 const CLIENT = 3;
 const ROWS = 1000;
@@ -69,20 +68,13 @@ function summary(spans: FlatSpan[]): Record<string, number> {
 test(`live PostgreSQL: a ${ROWS}-row pipelined INSERT is ${ROWS} answered spans, a failing one 1 error and ${ROWS - 1} aborted, as tshark lists them`, { timeout: 240_000 }, async (t) => {
   if (!requireBpf(t)) return;
   if (!fs.existsSync(path.join(PG_BIN, 'postgres')) || !fs.existsSync('/usr/bin/tshark')) { t.skip('postgresql-15 and tshark needed'); return; }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-qa-pipe-'));
-  fs.chmodSync(dir, 0o755);
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=trust', '--auth-local=trust', '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
+  const pg = await initPostgres('telegen-qa-pipe-');
+  const port = pg.port;
   // The shared test machine is often contended: the contention budget would only delay the spans.
   const agent = await startAgent({ env: { TELEGEN_CONTENDED_CPU_PERCENT: '0' } });
-  const pg = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
-  const pcap = path.join(dir, 'pipe.pcapng');
+  const pcap = path.join(pg.dir, 'pipe.pcapng');
   try {
-    await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 30_000);
+    await pg.start();
     const cap = await startLoCapture(pcap, `tcp port ${port}`, port);
     let out: string;
     try {
@@ -125,10 +117,7 @@ test(`live PostgreSQL: a ${ROWS}-row pipelined INSERT is ${ROWS} answered spans,
       }
     }
   } finally {
-    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : pg.pid!;
-    try { process.kill(pid, 'SIGINT'); } catch { /* gone */ }
-    await new Promise<void>((r) => { if (pg.exitCode !== null) return r(); pg.once('exit', () => r()); setTimeout(r, 20_000).unref(); });
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pg.stop();
     assert.equal(await agent.stop(), 0);
   }
 });
