@@ -18,7 +18,11 @@ export function parse(stream: u32, dir: i32, len: u32, ts: u64): i32 {
 }
 
 export function gap(stream: u32, dir: i32, len: u32): i32 {
-  return gapStream(stream, dir, len);
+  return gapStream(stream, dir, len, 0);
+}
+
+export function gap_at(stream: u32, dir: i32, len: u32, ts: u64): i32 {
+  return gapStream(stream, dir, len, ts);
 }
 
 export function close(stream: u32): void {

@@ -739,12 +739,15 @@ export function closeStream(stream: u32): void {
   forget(stream);
 }
 
-export function gapStream(stream: u32, dir: i32, len: u32): i32 {
+/** `ts` (0: not known) is when the lost bytes had moved: a body sent by sendfile ends with its
+ *  last sendfile, not at its head. */
+export function gapStream(stream: u32, dir: i32, len: u32, ts: u64): i32 {
   if (!streams.has(stream)) return PARSE_INVALID;
   const st = streams.get(stream);
   if (st.upgraded) return GAP_ABSORBED;
   const isReq = dir == DIR_REQUEST;
   const ds = isReq ? st.req : st.resp;
+  if (ts > ds.lastTs) ds.lastTs = ts;
   switch (ds.phase) {
     case PH_BODY_LEN:
     case PH_CHUNK_DATA: {

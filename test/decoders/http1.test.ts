@@ -429,6 +429,33 @@ test('keep-alive with bodies sent by sendfile (nginx static files): each next re
   assert.deepEqual(exchanges(p).map((r) => [r.attributes['url.path'], r.attributes['http.response.body.size'], r.flags]), [['/a', 5, 0], ['/b', 3, 0]]);
 });
 
+test('bodies sent by sendfile come as gaps with their syscall\'s time: each exchange ends at its last sendfile with its exact body size', () => {
+  // What the socket tracer reports of nginx (sendfile on) and Go's ServeContent on one keep-alive
+  // connection: a head (writev), then the body as sendfile records without payload (gap_at).
+  const h = loadDecoder('http1');
+  const get = (p: string) => b(`GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  const head = (len: number) => b(`HTTP/1.1 200 OK\r\nContent-Length: ${len}\r\n\r\n`);
+  h.inst.feed(5, REQ, get('/3mb'), 10n);
+  h.inst.feed(5, RESP, head(3_000_000), 20n);
+  assert.equal(h.inst.gap(5, RESP, 2_000_000, 30n), 'ok');
+  assert.equal(h.records.length, 0, 'a million bytes still to come');
+  assert.equal(h.inst.gap(5, RESP, 1_000_000, 40n), 'ok');
+  // Go: the head and the first 512 bytes by write, the rest by sendfile
+  h.inst.feed(5, REQ, get('/go'), 50n);
+  h.inst.feed(5, RESP, Buffer.concat([head(10_240), Buffer.alloc(512, 0x61)]), 60n);
+  assert.equal(h.inst.gap(5, RESP, 10_240 - 512, 70n), 'ok');
+  // the last one on the connection: complete before the close
+  h.inst.feed(5, REQ, get('/10k'), 80n);
+  h.inst.feed(5, RESP, head(10_240), 90n);
+  assert.equal(h.inst.gap(5, RESP, 10_240, 100n), 'ok');
+  h.inst.closeStream(5);
+  assert.deepEqual(exchanges(h).map((r) => [r.attributes['url.path'], r.attributes['http.response.body.size'], r.flags, r.tsStart, r.tsEnd]), [
+    ['/3mb', 3_000_000, 0, 10n, 40n],
+    ['/go', 10_240, 0, 50n, 70n],
+    ['/10k', 10_240, 0, 80n, 100n],
+  ]);
+});
+
 test('gap: absorbed in chunk data and close-delimited bodies, refused in headers or past the body', () => {
   const h = loadDecoder('http1');
   h.inst.feed(1, REQ, b('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), 1n);

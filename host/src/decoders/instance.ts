@@ -102,6 +102,7 @@ interface Exports {
   close(stream: number): void;
   tick(now: bigint): void;
   gap?(stream: number, dir: number, len: number): number;
+  gap_at?(stream: number, dir: number, len: number, ts: bigint): number;
   hint?(stream: number, dir: number, len: number, ts: bigint): number;
   parse_batch?(count: number): number;
   records?(): number;
@@ -501,13 +502,17 @@ export class DecoderInstance {
   /** Bytes of one direction were lost; the decoder absorbs the gap or the stream is reset. Bytes
    *  held for a message's rest (pending) are the start of what was lost: the decoder never consumed
    *  them, so its gap is theirs plus the lost ones. Resetting the stream instead cost the rest of
-   *  the connection what it learnt at its start (pgsql: user, database; answers lost their requests). */
-  gap(stream: number, dir: number, lost: number): FeedResult {
+   *  the connection what it learnt at its start (pgsql: user, database; answers lost their requests).
+   *  `ts`: when the syscall that moved the lost bytes returned (sendfile/splice, a read cut to the
+   *  capture limit), 0n when not known (a ring overflow); a module with `gap_at` gets it. */
+  gap(stream: number, dir: number, lost: number, ts = 0n): FeedResult {
     const key = stream * 2 + dir;
     const held = this.pending.get(key);
     if (held) this.pending.delete(key);
     try {
-      if (this.ex.gap && this.ex.gap(stream, dir, lost + (held?.length ?? 0)) === GAP_ABSORBED) {
+      const len = lost + (held?.length ?? 0);
+      const r = this.ex.gap_at ? this.ex.gap_at(stream, dir, len, ts) : this.ex.gap ? this.ex.gap(stream, dir, len) : -1;
+      if (r === GAP_ABSORBED) {
         this.counters.gapsAbsorbed++;
         return 'ok';
       }

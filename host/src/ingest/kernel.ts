@@ -294,11 +294,13 @@ export class KernelIngest {
     const conn = k.conn;
     const fromClientKnown = conn.meta.role !== 'unknown';
     const fromClient = (conn.meta.role === 'client') === egress;
-    // Positions tell us about bytes the kernel never delivered (ring full, capture limit).
+    // Positions tell us about bytes the kernel never delivered (ring full): lost some time before
+    // this record. A record's own uncaptured bytes (past the capture limit; all of a sendfile's
+    // or splice's, which carry none) had moved when its syscall returned, at ts.
     if (k.next[d] >= 0 && pos > k.next[d] && fromClientKnown) this.router.gap(conn, fromClient, pos - k.next[d]);
     k.next[d] = pos + orig;
     if (plen > 0) this.router.dataLocal(conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
-    if (orig > plen && conn.meta.role !== 'unknown') this.router.gap(conn, (conn.meta.role === 'client') === egress, orig - plen);
+    if (orig > plen && conn.meta.role !== 'unknown') this.router.gap(conn, (conn.meta.role === 'client') === egress, orig - plen, ts);
   }
 
   /** A header field the process's HTTP/2 library decoded or encoded (bpf/tls.bpf.c): a hint

@@ -373,15 +373,17 @@ export class Router {
     return r === 'ok';
   }
 
-  gap(conn: Conn, fromClient: boolean, lost: number): void {
+  /** `lost` bytes of one direction were not captured; `ts` is when the syscall that moved them
+   *  returned when that is known (a sendfile, a read cut to the capture limit), else 0n. */
+  gap(conn: Conn, fromClient: boolean, lost: number, ts = 0n): void {
     this.flush();
     if (conn.flipped) fromClient = !fromClient;
-    this.metrics.inc('telegen_stream_gap_bytes_total', 'Stream bytes never captured (capture limit, ring full)', undefined, lost);
+    this.metrics.inc('telegen_stream_gap_bytes_total', 'Stream bytes never captured (capture limit, ring full, sendfile/splice)', undefined, lost);
     if (conn.state !== 'bound') {
       if (conn.state === 'detecting') this.ignore(conn, 'gap_before_detect');
       return;
     }
-    const r = conn.decoder!.inst.gap(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost);
+    const r = conn.decoder!.inst.gap(conn.stream, fromClient ? DIR_REQUEST : DIR_RESPONSE, lost, ts);
     if (r !== 'ok') this.onProblem(conn, r);
   }
 
