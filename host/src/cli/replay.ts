@@ -74,9 +74,11 @@ export async function replayToSpans(file: string, opts: { decodersDir?: string; 
       const conn = conns.get(c.id);
       if (conn) router.gap(conn, fromClient, lost);
     },
-    onClose(c) {
+    onClose(c, ts) {
       const conn = conns.get(c.id);
-      if (conn) { router.close(conn); conns.delete(c.id); }
+      // As the live agent does (ingest/kernel.ts): an exchange still unanswered at the close
+      // waited until it, so its span ends there and not at its own request (0 s).
+      if (conn) { conn.meta.closedTs = ts; router.close(conn); conns.delete(c.id); }
     },
   });
   for (const conn of conns.values()) router.close(conn);
