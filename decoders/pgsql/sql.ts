@@ -171,6 +171,10 @@ const COMMANDS: string[] = [
   "MOVE", "CLOSE", "CREATE", "ALTER", "DROP", "TRUNCATE", "COPY", "GRANT", "REVOKE", "SET", "RESET", "SHOW",
   "LISTEN", "UNLISTEN", "NOTIFY", "LOCK", "VACUUM", "ANALYZE", "ANALYSE", "EXPLAIN", "CLUSTER", "REINDEX",
   "REFRESH", "CHECKPOINT", "DISCARD", "DO", "CALL", "COMMENT", "LOAD", "IMPORT", "REASSIGN", "SECURITY",
+  // the replication protocol's commands (a walsender connection: pg_recvlogical, pg_basebackup,
+  // standbys, logical subscribers)
+  "IDENTIFY_SYSTEM", "TIMELINE_HISTORY", "CREATE_REPLICATION_SLOT", "DROP_REPLICATION_SLOT",
+  "ALTER_REPLICATION_SLOT", "READ_REPLICATION_SLOT", "START_REPLICATION", "BASE_BACKUP", "UPLOAD_MANIFEST",
 ];
 
 function isCommand(p: usize, n: i32): bool {
