@@ -16,9 +16,11 @@ export const TSV_FIELDS = [
   'dns.ns', 'dns.txt', 'dns.mx.mail_exchange', 'dns.srv.target', 'dns.ptr.domain_name',
 ];
 
-/** The same tshark invocation that made the corpus' *.expected.tsv. */
+/** The tshark invocation that made the corpus' *.expected.tsv, without the DNS messages quoted
+ *  inside ICMP errors (a query to a closed port comes back in a port-unreachable: not a message
+ *  anyone received, and no corpus capture has one). */
 export function tsharkTsv(pcap: string, decodeAs: string[] = []): string {
-  const args = ['-r', pcap, ...decodeAs.flatMap((d) => ['-d', d]), '-Y', 'dns', '-T', 'fields', '-E', 'header=y', '-E', 'separator=/t',
+  const args = ['-r', pcap, ...decodeAs.flatMap((d) => ['-d', d]), '-Y', 'dns && !icmp && !icmpv6', '-T', 'fields', '-E', 'header=y', '-E', 'separator=/t',
     '-E', 'occurrence=a', '-E', 'aggregator=|', '-E', 'quote=n', ...TSV_FIELDS.flatMap((f) => ['-e', f])];
   return execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 }
@@ -27,10 +29,19 @@ const RCODES: Record<string, string> = {
   0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET',
   8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
 };
+// IANA RR TYPE mnemonics, as tshark names them in dns.qry.type / dns.resp.type.
 const TYPES: Record<string, string> = {
-  1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 29: 'LOC', 33: 'SRV', 35: 'NAPTR',
-  39: 'DNAME', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 64: 'SVCB', 65: 'HTTPS',
-  251: 'IXFR', 252: 'AXFR', 255: 'ANY', 257: 'CAA',
+  1: 'A', 2: 'NS', 3: 'MD', 4: 'MF', 5: 'CNAME', 6: 'SOA', 7: 'MB', 8: 'MG', 9: 'MR', 10: 'NULL', 11: 'WKS',
+  12: 'PTR', 13: 'HINFO', 14: 'MINFO', 15: 'MX', 16: 'TXT', 17: 'RP', 18: 'AFSDB', 19: 'X25', 20: 'ISDN', 21: 'RT',
+  22: 'NSAP', 23: 'NSAP-PTR', 24: 'SIG', 25: 'KEY', 26: 'PX', 27: 'GPOS', 28: 'AAAA', 29: 'LOC', 30: 'NXT',
+  31: 'EID', 32: 'NIMLOC', 33: 'SRV', 34: 'ATMA', 35: 'NAPTR', 36: 'KX', 37: 'CERT', 38: 'A6', 39: 'DNAME',
+  40: 'SINK', 41: 'OPT', 42: 'APL', 43: 'DS', 44: 'SSHFP', 45: 'IPSECKEY', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY',
+  49: 'DHCID', 50: 'NSEC3', 51: 'NSEC3PARAM', 52: 'TLSA', 53: 'SMIMEA', 55: 'HIP', 56: 'NINFO', 57: 'RKEY',
+  58: 'TALINK', 59: 'CDS', 60: 'CDNSKEY', 61: 'OPENPGPKEY', 62: 'CSYNC', 63: 'ZONEMD', 64: 'SVCB', 65: 'HTTPS',
+  99: 'SPF', 100: 'UINFO', 101: 'UID', 102: 'GID', 103: 'UNSPEC', 104: 'NID', 105: 'L32', 106: 'L64', 107: 'LP',
+  108: 'EUI48', 109: 'EUI64', 249: 'TKEY', 250: 'TSIG', 251: 'IXFR', 252: 'AXFR', 253: 'MAILB', 254: 'MAILA',
+  255: 'ANY', 256: 'URI', 257: 'CAA', 258: 'AVC', 259: 'DOA', 260: 'AMTRELAY', 261: 'RESINFO', 32768: 'TA',
+  32769: 'DLV',
 };
 export const typeName = (n: string): string => TYPES[n] ?? `TYPE${n}`;
 
