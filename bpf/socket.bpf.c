@@ -2,7 +2,8 @@
 /* Socket tracer: TCP payload and connection lifecycle, and UDP datagrams, from syscall
  * tracepoints only (this kernel family has no kprobes and refuses fentry). Enter handlers
  * remember the user buffer, exit handlers know how many bytes moved and copy them from user
- * memory. A UDP socket is tracked like a TCP one (by pid+fd, lazily, role unknown); each
+ * memory; sendfile/splice move bytes inside the kernel, so their records carry the count
+ * without payload. A UDP socket is tracked like a TCP one (by pid+fd, lazily, role unknown); each
  * datagram's event carries its own peer, and the host splits the socket into flows by peer. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -70,6 +71,8 @@ enum call_kind {
 	CALL_CONNECT = 3,
 	CALL_ACCEPT = 4,
 	CALL_MMSG = 5,    /* (mmsghdr vector, vlen): sendmmsg/recvmmsg, one event per message */
+	CALL_NOCOPY = 6,  /* sendfile/splice: the kernel moved the bytes, none passed through user
+			   * memory: a record without payload, so positions stay true */
 };
 
 /* Messages reported per sendmmsg/recvmmsg by the unrolled exits: resolvers send A+AAAA in one
@@ -316,30 +319,36 @@ static __always_inline int save_call(__u32 fd, __u64 buf, __u64 cnt, __u64 addr,
 	return 0;
 }
 
+/* Whether fd is a TCP/UDP socket this tracer follows, tracking it now if it was not seen
+ * opening (a connection older than the agent). */
+static __always_inline bool data_fd_tracked(__u32 pid, __u64 fd)
+{
+	if ((__s64)fd < 0)
+		return false;
+	struct file *f = fd_file(fd);
+	if (!f)
+		return false;
+	struct conn_key k = { .pid = pid, .fd = fd };
+	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
+	if (st && st->file == (__u64)f)
+		return true;
+	/* Not seen opening: a connection older than the agent, or the fd now holds something
+	 * else. */
+	struct sock *sk = file_inet_sock(f, false);
+	if (!sk) {
+		if (st)
+			bpf_map_delete_elem(&tg_conns, &k);
+		return false;
+	}
+	return track(&k, f, sk, TG_ROLE_UNKNOWN) != NULL;
+}
+
 static __always_inline int data_enter(__u64 fd, __u64 buf, __u64 cnt, __u64 addr, __u8 kind,
 				      __u8 dir)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	if (!pid_wanted(pid) || (__s64)fd < 0 || cnt == 0)
+	if (!pid_wanted(pid) || cnt == 0 || !data_fd_tracked(pid, fd))
 		return 0;
-
-	struct file *f = fd_file(fd);
-	if (!f)
-		return 0;
-	struct conn_key k = { .pid = pid, .fd = fd };
-	struct conn_state *st = bpf_map_lookup_elem(&tg_conns, &k);
-	if (!st || st->file != (__u64)f) {
-		/* Not seen opening: a connection older than the agent, or the fd now holds
-		 * something else. */
-		struct sock *sk = file_inet_sock(f, false);
-		if (!sk) {
-			if (st)
-				bpf_map_delete_elem(&tg_conns, &k);
-			return 0;
-		}
-		if (!track(&k, f, sk, TG_ROLE_UNKNOWN))
-			return 0;
-	}
 	return save_call(fd, buf, cnt, addr, kind, dir);
 }
 
@@ -425,6 +434,34 @@ int tg_in_recvmsg(struct trace_event_raw_sys_enter *ctx)
 	return msg_enter(ctx->args[0], ctx->args[1], ctx->args[2], TG_DIR_INGRESS);
 }
 
+/* sendfile(out_fd, in_fd, offset, count): the file's bytes go out on out_fd inside the kernel
+ * (nginx's static files; Go's io.Copy from an *os.File to a TCPConn). in_fd is never a socket:
+ * sendfile reads regular files and block devices only. copy_file_range moves bytes between
+ * regular files only: nothing for this tracer. */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int tg_in_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return data_enter(ctx->args[0], 0, ctx->args[3], 0, CALL_NOCOPY, TG_DIR_EGRESS);
+}
+
+/* splice(fd_in, off_in, fd_out, off_out, len, flags): one end is a pipe. A socket as fd_out
+ * sends (a proxy or file server splicing out of a pipe), as fd_in receives (a proxy splicing
+ * a socket's bytes into a pipe). */
+SEC("tracepoint/syscalls/sys_enter_splice")
+int tg_in_splice(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 fd_in = ctx->args[0], fd_out = ctx->args[2], len = ctx->args[4];
+
+	if (!pid_wanted(pid) || len == 0)
+		return 0;
+	if (data_fd_tracked(pid, fd_out))
+		return save_call(fd_out, 0, len, 0, CALL_NOCOPY, TG_DIR_EGRESS);
+	if (data_fd_tracked(pid, fd_in))
+		return save_call(fd_in, 0, len, 0, CALL_NOCOPY, TG_DIR_INGRESS);
+	return 0;
+}
+
 static __always_inline int lifecycle_enter(__u64 fd, __u8 kind)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
@@ -502,6 +539,8 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 	if (cap > TG_CAPTURE_LIMIT)
 		cap = TG_CAPTURE_LIMIT;
 	__u32 want = moved < cap ? moved : cap;
+	if (a->kind == CALL_NOCOPY)
+		want = 0;
 	/* A ring that cannot take the record (the reader paused or behind) is seen before the
 	 * payload is copied from user memory: counted as the failed output would count it. The
 	 * 8 bytes are the ring's own record header. */
@@ -510,12 +549,12 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 		stat_inc(TG_STAT_RING_FULL);
 		return;
 	}
-	__u32 got;
+	__u32 got = 0;
 	if (a->kind == CALL_IOV && walk == WALK_LOOP)
 		got = copy_iov_loop(s->payload, a->buf, a->cnt, want);
 	else if (a->kind == CALL_IOV)
 		got = copy_iov(s->payload, a->buf, a->cnt, want);
-	else
+	else if (a->kind != CALL_NOCOPY)
 		got = copy_user(s->payload, 0, a->buf, want);
 
 	s->ev.type = TG_EV_DATA;
@@ -534,7 +573,7 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 		if (sk)
 			udp_ends(&s->ev.conn, sk, a->addr);
 	}
-	if (got < moved)
+	if (got < moved && a->kind != CALL_NOCOPY)
 		stat_inc(TG_STAT_TRUNCATED);
 
 	__u64 size = got;
@@ -641,6 +680,14 @@ int tg_out_sendto(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, 
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int tg_out_recvfrom(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_BUF, WALK_NONE); }
+
+/* sendfile/splice: ret bytes moved, none copied: the record says where and how many (len 0,
+ * orig_len ret, truncated), and the host reports them to the decoder as a gap. */
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int tg_out_sendfile64(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_NOCOPY, WALK_NONE); }
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int tg_out_splice(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx, CALL_NOCOPY, WALK_NONE); }
 
 /* The iovec calls, each twice: tg_out_X walks with bpf_loop, tg_out_X_unrolled (same
  * tracepoint) walks TG_IOV_MAX iovecs unrolled; the loader loads one of the two. */

@@ -10,7 +10,7 @@ import { openSocketTracer, nativeAddonPath, SocketTracer } from '../../host/src/
 import * as ev from '../../host/src/native/events';
 import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_limits, tg_proto } from '../../host/src/generated/layout';
 
-const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg']
+const EXPECTED_PROGRAMS = ['connect', 'accept', 'accept4', 'read', 'write', 'readv', 'writev', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'sendfile64', 'splice']
   .flatMap((s) => [`tg_in_${s}`, `tg_out_${s}`])
   .concat('tg_in_close', 'tg_proc_exit');
 
@@ -625,6 +625,97 @@ for (const walk of ['auto', 'unrolled'] as const) {
     }
   });
 }
+
+// One Python process, both ends of one loopback connection: the server thread sends N file bytes
+// with sendfile, M more spliced from the file through a pipe, then "end" with send; the client
+// reads K bytes with recv, splices the rest of the file's bytes into a pipe (to /dev/null), then
+// reads "end". No file byte passes through user memory on the sending side.
+const PY_SENDFILE = `
+import os, socket, sys, threading
+path, N, M, K = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ls = socket.socket()
+ls.bind(('127.0.0.1', 0))
+ls.listen(1)
+cli = socket.create_connection(ls.getsockname())
+srv, _ = ls.accept()
+def serve():
+    fd = os.open(path, os.O_RDONLY)
+    off = 0
+    while off < N:
+        off += os.sendfile(srv.fileno(), fd, off, N - off)
+    r, w = os.pipe()
+    while off < N + M:
+        k = os.splice(fd, w, N + M - off, offset_src=off)
+        off += k
+        while k:
+            k -= os.splice(r, srv.fileno(), k)
+    srv.sendall(b'end')
+th = threading.Thread(target=serve)
+th.start()
+got = b''
+while len(got) < K:
+    got += cli.recv(K - len(got))
+r, w = os.pipe()
+null = os.open('/dev/null', os.O_WRONLY)
+left = N + M - K
+while left:
+    k = os.splice(cli.fileno(), w, min(left, 65536))
+    left -= k
+    while k:
+        k -= os.splice(r, null, k)
+tail = b''
+while len(tail) < 3:
+    tail += cli.recv(3 - len(tail))
+th.join()
+print('done', got == open(path, 'rb').read(K), tail.decode(), flush=True)
+`;
+
+test('socket tracer: sendfile and splice move bytes without payload records: positions and totals stay exact, the bytes after them land where the wire has them', { timeout: 60_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-sendfile-'));
+  const file = path.join(dir, 'f.bin');
+  const [N, M, K] = [300_000, 100_000, 1000];
+  fs.writeFileSync(file, Buffer.alloc(N + M, 'sendfile-bytes;'));
+  const events: Ev[] = [];
+  let tracer: SocketTracer | undefined;
+  let pyPid = -1;
+  try {
+    tracer = openSocketTracer({ connMax: 4096 }, (ring, index, count) => collect(ring, index, count, (pid) => pid === pyPid, events));
+    assert.ok(['tg_in_sendfile64', 'tg_out_sendfile64', 'tg_in_splice', 'tg_out_splice'].every((p) => tracer!.report.attached.includes(p)), 'sendfile64 and splice hooked');
+    const py = spawn('python3', ['-c', PY_SENDFILE, file, String(N), String(M), String(K)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    pyPid = py.pid!;
+    let out = '';
+    py.stdout!.on('data', (d) => { out += String(d); });
+    await once(py, 'exit');
+    assert.equal(out.trim(), 'done True end');
+    await waitFor(() => events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE).length >= 2, 5000);
+
+    const srv = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN && e.role === tg_role.TG_ROLE_SERVER)!;
+    const cli = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN && e.role === tg_role.TG_ROLE_CLIENT)!;
+    assert.ok(srv && cli);
+    const s = streams(events); // asserts every stream contiguous from 0
+    const out1 = s.get(`${srv.connId}/${tg_dir.TG_DIR_EGRESS}`)!;
+    const in1 = s.get(`${cli.connId}/${tg_dir.TG_DIR_INGRESS}`)!;
+    assert.equal(out1.total, N + M + 3, 'server egress: every byte the calls moved');
+    assert.equal(in1.total, N + M + 3, 'client ingress: every byte the calls moved');
+    // sendfile and splice: records with the count and no payload, marked truncated
+    const noPayload = (list: Ev[]) => list.filter((e) => e.len === 0);
+    for (const e of [...noPayload(out1.events), ...noPayload(in1.events)]) assert.ok(e.truncated && e.origLen > 0 && e.payload.length === 0);
+    assert.equal(noPayload(out1.events).reduce((a, e) => a + e.origLen, 0), N + M, 'the file bytes: sendfile then splice out');
+    assert.equal(noPayload(in1.events).reduce((a, e) => a + e.origLen, 0), N + M - K, 'spliced in from the socket');
+    const last = out1.events[out1.events.length - 1];
+    assert.deepEqual([last.pos, last.payload.toString()], [N + M, 'end'], 'the send after them at its wire position');
+    const lastIn = in1.events[in1.events.length - 1];
+    assert.equal(lastIn.pos + lastIn.origLen, N + M + 3);
+    assert.ok(lastIn.payload.toString().endsWith('end'));
+    assert.deepEqual(Buffer.concat(in1.events.filter((e) => e.pos < K).map((e) => e.payload)).subarray(0, K), Buffer.alloc(N + M, 'sendfile-bytes;').subarray(0, K), 'the bytes read by recv');
+    const close = events.find((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === srv.connId)!;
+    assert.deepEqual([close.bytesSent, close.bytesRecv], [N + M + 3, 0], 'the totals at close count them');
+  } finally {
+    tracer?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('socket tracer: a connection older than the tracer is picked up lazily; targetPid filters', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
