@@ -11,6 +11,15 @@
 //    stage's cost. Batches yield to the event loop in between, as ring batches do in the agent.
 // It also reports spans per request of the recorded load (client + server: 2.0 when nothing is lost).
 //
+// The hand-wired depths tick the correlator every 100 ms of the capture's own clock (its wall
+// timer stopped: a replay runs many times faster than the recording, and a 100 ms wall timer held
+// spans for seconds of capture time and made the pass shed over maxPending), and tell it which
+// processes may serve (KernelIngest.mayServe) as the agent does. BENCH_BATCH=N: records per batch
+// (default 4096, the ring reader's most; ~200 at 1k req/s with the 40 ms poll).
+// BENCH_DIGEST=1 (hand-wired depths): a digest of the correlated output (every span's trace,
+// parent, remote flag and mode, ids renamed to the order spans entered correlation) in the
+// RESULT line, and the A/B says whether both trees' digests match (not a timed run).
+//
 // BENCH_BASELINE=DIR (a built git worktree of an earlier commit, with BENCH_CAPTURE): before/after
 // on the same bytes and the same bench source. This compiled bench is copied into DIR/dist/bench
 // and every (depth, tree) pass runs in a fresh process (warm-up pass, then the measured one),
@@ -40,7 +49,7 @@ import { KIND_EXCHANGE, FLAG_NO_REQUEST } from '../decoders/abi/abi';
 
 interface Capture { buf: Buffer; offs: number[]; lens: number[]; requests: number }
 
-const MAX_BATCH = 4096;
+const MAX_BATCH = Number(process.env.BENCH_BATCH || 4096);
 
 function startServer(): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
@@ -128,7 +137,30 @@ const DEPTHS: Depth[] = ['decode', 'spans', 'correlate', 'analytics', 'agent'];
 
 /** seconds: CPU time of this process (user + system) — on a shared, loaded machine wall time
  *  mostly measures the other tenants; wall: elapsed time. */
-interface RunResult { seconds: number; wall: number; spans: number }
+interface RunResult { seconds: number; wall: number; spans: number; digest?: string }
+
+/** BENCH_DIGEST: what correlation decided, without the random ids (see the head comment). */
+function outputDigest(): { added(s: ReadableSpan): void; out(s: ReadableSpan): void; digest(): string } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const crypto = require('crypto') as typeof import('crypto');
+  const spanIdx = new Map<string, number>();
+  const traceIdx = new Map<string, number>();
+  const lines: string[] = [];
+  let n = 0;
+  const sp = (id: string) => { const i = spanIdx.get(id); return i === undefined ? `x${id}` : String(i); };
+  const tr = (id: string) => { const i = traceIdx.get(id); return i === undefined ? `x${id}` : `t${i}`; };
+  return {
+    added(s) { const c = s.spanContext(); spanIdx.set(c.spanId, n); if (!traceIdx.has(c.traceId)) traceIdx.set(c.traceId, n); n++; },
+    out(s) {
+      const c = s.spanContext(), p = s.parentSpanContext;
+      lines.push(`${sp(c.spanId)} ${tr(c.traceId)} ${p ? `${sp(p.spanId)} ${tr(p.traceId)} ${p.isRemote ? 'r' : 'l'}` : '-'} ${s.attributes['telegen.correlation']} ${s.links.length}`);
+    },
+    digest() {
+      const h = (l: string[]) => crypto.createHash('sha256').update(l.join('\n')).digest('hex').slice(0, 16);
+      return `${lines.length} spans, ordered ${h(lines)}, as a set ${h([...lines].sort())}`;
+    },
+  };
+}
 
 class PullReader extends MetricReader {
   protected async onForceFlush(): Promise<void> { /* pull only */ }
@@ -157,32 +189,40 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
   const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
   const meter = benchMeter();
   const analytics = new Analytics(meter.sink, {}, nowMs);
-  const last = (_s: ReadableSpan) => { spans++; };
+  const dig = process.env.BENCH_DIGEST ? outputDigest() : undefined;
+  const last = dig ? (s: ReadableSpan) => { spans++; dig.out(s); } : (_s: ReadableSpan) => { spans++; };
   const correlate = correlateStage({}, depth === 'analytics' ? analytics.tap(last) : last, nowMs);
+  // Ticked on the capture's clock below, as the agent's 100 ms timer ticks it live (stop() clears
+  // the wall timer; nothing is held yet, so its flush does nothing).
+  correlate.stop();
   let router: Router | undefined;
   const sink: RecordSink = (rec, conn, decoder) => {
     if (depth === 'decode') { if (rec.kind === KIND_EXCHANGE && !(rec.flags & FLAG_NO_REQUEST)) spans++; return; }
     const span = recordToSpan(rec, conn.meta, decoder, { clock });
     if (!span) return;
     if (depth === 'spans') { spans++; return; }
+    dig?.added(span);
     correlate(span, conn.meta);
   };
   const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
   registry.loadDir(defaultDecodersDir());
   router = new Router(registry, sink, metrics, { detectThreshold: 60 });
   kernel = new KernelIngest(router, metrics);
-  // The correlator ticks on its own timer (100 ms, as in the agent); analytics' tick is the agent's.
-  let nextAnalytics = 0;
+  const k = kernel;
+  correlate.correlator.mayServe = (pid) => k.mayServe(pid);
+  // The correlator ticks every 100 ms, analytics every 500 ms, both of the capture's clock.
+  let nextAnalytics = 0, nextTick = 0;
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
   for (const b of idx) {
     kernel.onBatch(ring, b, b.length / 2);
     const t = nowMs();
+    if (t >= nextTick) { correlate.correlator.tick(); nextTick = t + 100; }
     if (t >= nextAnalytics) { analytics.tick(); nextAnalytics = t + 500; }
     await yieldLoop();
   }
   for (const conn of [...router.streams.values()]) router.close(conn);
-  correlate.stop();
+  correlate.flush();
   analytics.flush();
   // One metrics collection, as the agent makes every interval.
   if (depth === 'analytics') await meter.collect();
@@ -190,7 +230,7 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
   const cu = process.cpuUsage(c0);
   const seconds = (cu.user + cu.system) / 1e6;
   void c;
-  return { seconds, wall, spans };
+  return { seconds, wall, spans, digest: dig?.digest() };
 }
 
 /** The real Agent (tracers off, API off, export to OTLP/JSON files), fed the same batches. */
@@ -278,8 +318,107 @@ function writerAB(dir: string): () => void {
   return () => process.stdout.write(`WRITER ${JSON.stringify({ ns_per_span: Math.round(ta / 3 / spans), baseline_ns_per_span: Math.round(tb / 3 / spans), ratio_baseline_over_this: +(tb / ta).toFixed(3), batches, batches_differing: differ })}\n`);
 }
 
+/**
+ * BENCH_CORRELATOR_BASELINE=DIR (BENCH_CHILD=correlate): the correlation stage of this tree and of
+ * DIR (a built tree) side by side in one replay, as writerAB does for the writer. The spans of
+ * each ring batch are collected; then each tree's correlateStage (ticked every 100 ms of the
+ * capture's clock, told which processes may serve) gets its own copy of them (made before the
+ * timed part; attributes copied in order, so both trees' copies share hidden classes) and is
+ * timed over the batch (wall ns of the calls, the order alternating per batch; a young-generation
+ * collection before each side's turn, so each side's run rarely holds one: the mutator's cost,
+ * not what the GC makes of what it keeps). Prints ns per span of each, per-round medians over
+ * BENCH_ROUNDS passes of the capture, and whether both trees' outputs (outputDigest) match.
+ */
+async function correlatorAB(dir: string): Promise<void> {
+  type SpansMod = typeof import('../host/src/pipeline/spans');
+  type CorrMod = typeof import('../host/src/correlate');
+  type PSpan = import('../host/src/pipeline/spans').PipelineSpan;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const own = { spans: require('../host/src/pipeline/spans') as SpansMod, corr: require('../host/src/correlate') as CorrMod };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const base = { spans: require(path.join(path.resolve(dir), 'dist', 'host', 'src', 'pipeline', 'spans.js')) as SpansMod, corr: require(path.join(path.resolve(dir), 'dist', 'host', 'src', 'correlate', 'index.js')) as CorrMod };
+  const cap = load(process.env.BENCH_CAPTURE!);
+  const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
+  const idx = batches(cap);
+  const copy = (S: SpansMod['PipelineSpan'], s: PSpan) => {
+    const a: Record<string, unknown> = {};
+    const o = s.attributes as Record<string, unknown>;
+    for (const key in o) a[key] = o[key];
+    return new S(s.name, s.kind, { traceId: s.ctx.traceId, spanId: s.ctx.spanId, traceFlags: s.ctx.traceFlags }, s.parentSpanContext, s.startTime, s.endTime, s.duration, s.status, a as import('@opentelemetry/api').Attributes, s.resource);
+  };
+  const rounds = Number(process.env.BENCH_ROUNDS || 5);
+  const per: { after: number[]; before: number[]; ratio: number[]; load: number[] } = { after: [], before: [], ratio: [], load: [] };
+  const digests: Record<string, Set<string>> = { after: new Set(), before: new Set() };
+  let nSpans = 0;
+  for (let r = -1; r < rounds; r++) { // round -1 warms both up
+    const metrics = new SelfMetrics();
+    const clock = monotonicClock();
+    let kernel: KernelIngest | undefined;
+    const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
+    const batch: Array<{ span: PSpan; meta: import('../host/src/model').ConnMeta; tid: number | undefined; now: number; tick: boolean }> = [];
+    let nextTick = 0;
+    let router: Router | undefined;
+    const sink: RecordSink = (rec, conn, decoder) => {
+      const span = recordToSpan(rec, conn.meta, decoder, { clock }) as PSpan | undefined;
+      if (!span) return;
+      const now = nowMs();
+      // The agent's 100 ms timer, on the capture's clock, before this span.
+      const tick = now >= nextTick;
+      if (tick) nextTick = now + 100;
+      batch.push({ span, meta: conn.meta, tid: conn.meta.tid, now, tick });
+    };
+    const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
+    registry.loadDir(defaultDecodersDir());
+    router = new Router(registry, sink, metrics, { detectThreshold: 60 });
+    kernel = new KernelIngest(router, metrics);
+    const k = kernel;
+    const sides = [{ name: 'after', m: own, ns: 0, dig: outputDigest() }, { name: 'before', m: base, ns: 0, dig: outputDigest() }].map((side) => {
+      let now = 0;
+      const stage = side.m.corr.correlateStage({}, (s) => side.dig.out(s), () => now);
+      stage.stop();
+      stage.correlator.mayServe = (pid) => k.mayServe(pid);
+      return { ...side, stage, setNow: (t: number) => { now = t; } };
+    });
+    const gc = (global as { gc?: (o?: object) => void }).gc;
+    const run = (side: typeof sides[0], copies: PSpan[]) => {
+      gc?.({ type: 'minor' });
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i];
+        side.setNow(e.now);
+        if (e.tick) side.stage.correlator.tick();
+        e.meta.tid = e.tid;
+        side.stage(copies[i], e.meta);
+      }
+      side.ns += Number(process.hrtime.bigint() - t0);
+    };
+    let b = 0;
+    nSpans = 0;
+    for (const ix of idx) {
+      kernel.onBatch(ring, ix, ix.length / 2);
+      const copies = sides.map((side) => batch.map((e) => copy(side.m.spans.PipelineSpan, e.span)));
+      // Digests (untimed): spans in the order they entered correlation.
+      for (let j = 0; j < 2; j++) for (const c of copies[j]) sides[j].dig.added(c);
+      for (const j of b++ % 2 ? [1, 0] : [0, 1]) run(sides[j], copies[j]);
+      nSpans += batch.length;
+      batch.length = 0;
+      await yieldLoop();
+    }
+    for (const conn of [...router.streams.values()]) router.close(conn);
+    for (const side of sides) { const t0 = process.hrtime.bigint(); side.stage.flush(); side.ns += Number(process.hrtime.bigint() - t0); }
+    for (const side of sides) digests[side.name].add(side.dig.digest());
+    if (r < 0) continue;
+    const a = sides[0].ns / nSpans, bf = sides[1].ns / nSpans;
+    per.after.push(a); per.before.push(bf); per.ratio.push(bf / a); per.load.push(os.loadavg()[0]);
+    process.stdout.write(`round ${r}: after ${a.toFixed(0)}, before ${bf.toFixed(0)} ns per span (${(bf / a).toFixed(3)}), load ${os.loadavg()[0].toFixed(1)}\n`);
+  }
+  const d = (n: string) => [...digests[n]];
+  process.stdout.write(`RESULT ${JSON.stringify({ correlator: { spans: nSpans, after_ns_per_span: spread(per.after), before_ns_per_span: spread(per.before), ratio_before_over_after: spread(per.ratio), load_average: spread(per.load), digests: { after: d('after'), before: d('before') }, output_identical: digests.after.size === 1 && d('after')[0] === d('before')[0] }, records: cap.offs.length, requests: cap.requests })}\n`);
+}
+
 /** BENCH_CHILD=depth: one warm-up and one measured pass, the result as a JSON line. */
 async function child(depth: Depth): Promise<void> {
+  if (depth === 'correlate' && process.env.BENCH_CORRELATOR_BASELINE) return correlatorAB(process.env.BENCH_CORRELATOR_BASELINE);
   const cap = load(process.env.BENCH_CAPTURE!);
   const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
   const idx = batches(cap);
@@ -318,6 +457,7 @@ async function againstBaseline(baseline: string): Promise<void> {
   const ns: Record<string, Record<string, number[]>> = { after: {}, before: {} };
   const spr: Record<string, Record<string, number[]>> = { after: {}, before: {} };
   const loads: number[] = [];
+  const digests: Record<string, Set<string>> = {};
   let records = 0, requests = 0;
   for (let r = 0; r < rounds; r++) {
     for (const d of only) {
@@ -328,7 +468,8 @@ async function againstBaseline(baseline: string): Promise<void> {
         const v = (res.seconds * 1e9) / res.records;
         (ns[side.name][d] ??= []).push(v);
         (spr[side.name][d] ??= []).push(res.spans / res.requests);
-        process.stdout.write(`round ${r} ${side.name} ${d}: ${v.toFixed(0)} CPU ns/record, ${res.spans} spans, load ${os.loadavg()[0].toFixed(1)}\n`);
+        if (res.digest) (digests[`${side.name} ${d}`] ??= new Set()).add(res.digest);
+        process.stdout.write(`round ${r} ${side.name} ${d}: ${v.toFixed(0)} CPU ns/record, ${res.spans} spans, load ${os.loadavg()[0].toFixed(1)}${res.digest ? `, output ${res.digest}` : ''}\n`);
       }
     }
   }
@@ -353,6 +494,10 @@ async function againstBaseline(baseline: string): Promise<void> {
     after: perSide('after'),
     before: perSide('before'),
     ratio_before_over_after: ratio,
+    ...(Object.keys(digests).length ? {
+      output_digests: Object.fromEntries(Object.entries(digests).map(([k, v]) => [k, [...v]])),
+      output_identical: only.every((d) => digests[`after ${d}`]?.size === 1 && digests[`before ${d}`]?.size === 1 && [...digests[`after ${d}`]][0] === [...digests[`before ${d}`]][0]),
+    } : {}),
     note: 'depth = pipeline up to and including that stage; CPU time of the pass\'s own process (user + system: GC and file-write threads included), after a warm-up pass; stage_ns_per_record = its median minus the previous depth\'s. spans_per_request counts client + server spans (2.0 = none lost).',
   });
 }
