@@ -433,16 +433,25 @@ export function setAuthority(ex: Exchange, p: usize, n: u32): void {
   hHostSet = true;
 }
 
-/** Walks the header lines [from, end) of a complete block. Captured values go to ex.fields
- *  (request or response names per isReq); framing facts to the h* globals. 0 or PARSE_INVALID. */
-export function walkHeaders(p: usize, from: u32, end: u32, isReq: bool, ex: Exchange): i32 {
+/** Whether the last field line walked was captured: an obs-fold line at the start of the next
+ *  walk of the same block (`cont`, a block walked as it arrives) continues it. */
+let hLastCaptured = false;
+
+/** A line of the block was skipped unwalked (too long to hold): a fold after it continues nothing. */
+export function foldBreak(): void { hLastCaptured = false; }
+
+/** Walks the header lines [from, end) of a complete block, or with `cont` the next lines of a
+ *  block walked as it arrives. Captured values go to ex.fields (request or response names per
+ *  isReq); framing facts to the h* globals. 0 or PARSE_INVALID. */
+export function walkHeaders(p: usize, from: u32, end: u32, isReq: bool, ex: Exchange, cont: bool = false): i32 {
   hContentLength = -1;
   hTeSeen = false;
   hChunkedLast = false;
   hUpgradePtr = 0;
   hUpgradeLen = 0;
   hExpectContinue = false;
-  let lastCaptured = false;
+  let lastCaptured = cont && hLastCaptured;
+  hLastCaptured = false;
   let i = from;
   while (i < end) {
     const lf = findLF(p, i, end);
@@ -492,6 +501,7 @@ export function walkHeaders(p: usize, from: u32, end: u32, isReq: bool, ex: Exch
     ex.fields.add(id, vp, vn);
     lastCaptured = true;
   }
+  hLastCaptured = lastCaptured;
   return 0;
 }
 

@@ -10,11 +10,11 @@ import {
   State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
-  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, HEAD_SPILL, LINE_HOLD_CAP,
+  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, LINE_HOLD_CAP,
   PH_CHUNK_LOST,
 } from "./types";
 import {
-  checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, walkStatusLine, gRespMinor,
+  checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, foldBreak, walkStatusLine, gRespMinor,
   parseChunkLine, parseTrailerLine, gLineLen, hContentLength, hTeSeen, hChunkedLast,
   hUpgradePtr, hUpgradeLen, requestLineOk, statusLineOk, namesKnownField,
 } from "./parse";
@@ -108,7 +108,7 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
         const h = findHeadEnd(ds, q, avail);
         if (h < 0) return PARSE_INVALID;
         if (h == 0) {
-          if (avail >= HEAD_SPILL && ds.slDone) {
+          if (ds.slDone) {
             const r = spillHead(st, q, avail, isReq);
             if (r < 0) return r;
             if (r > 0) { pos += avail; break; }
@@ -181,7 +181,7 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
       }
       case PH_RESYNC: {
         const r = resync(q, avail, isReq);
-        if (r < 0) { pos += <u32>(-r); return done(pos); }
+        if (r < 0) { pos += <u32>(-1 - r); return done(pos); }
         pos += <u32>r;
         ds.resetHead();
         break;
@@ -495,8 +495,9 @@ function putDecimal(o: usize, v: i64): usize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Header blocks longer than HEAD_SPILL: walked line by line as they arrive, so that the window
-// holds none of them when the capture limit cuts the block (a gap then keeps what was read).
+// Header blocks not ended in the bytes at hand: walked line by line as they arrive, so that the
+// window holds none of them when the capture cuts the block (a gap then keeps what was read). Not
+// only long ones: a capture with a short snaplen (tcpdump -s 200) cuts heads of a few hundred bytes.
 
 /** Starts PH_HEAD_MORE for the block at [q, q+n) (start line complete, no empty line yet).
  *  1: spilled; 0: left to the whole-block path (interim, 101, tunnels, caps); PARSE_INVALID. */
@@ -593,12 +594,13 @@ function headMore(st: State, stream: u32, q: usize, n: u32, isReq: bool, ts: u64
     if (ds.holdOver) {
       // a line longer than LINE_HOLD_CAP: not in the record; if it was a field we read, say so
       if (namesKnownField(changetype<usize>(ds.hold), ds.holdLen)) ex.fields.truncated = true;
+      foldBreak();
     } else {
       const hp = changetype<usize>(ds.hold);
       const hl = ds.holdLen;
       ds.holdLen = 0;
       if (isEmptyLine(hp, hl)) return finishMore(st, stream, isReq, ts, i);
-      if (walkHeaders(hp, 0, hl, isReq, ex) < 0 || !mergeFraming(ds)) return PARSE_INVALID;
+      if (walkHeaders(hp, 0, hl, isReq, ex, true) < 0 || !mergeFraming(ds)) return PARSE_INVALID;
       if (isReq) h2cLines(st, hp, 0, hl);
     }
     ds.holdLen = 0;
@@ -609,14 +611,14 @@ function headMore(st: State, stream: u32, q: usize, n: u32, isReq: bool, ts: u64
     const lf = findLF(q, ls, n);
     if (lf < 0) break;
     if (isEmptyLine(q + <usize>ls, <u32>lf + 1 - ls)) {
-      if (ls > i && (walkHeaders(q, i, ls, isReq, ex) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
+      if (ls > i && (walkHeaders(q, i, ls, isReq, ex, true) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
       if (isReq) h2cLines(st, q, i, ls);
       addHead(ex, isReq, <u32>lf + 1 - i);
       return finishMore(st, stream, isReq, ts, <u32>lf + 1);
     }
     ls = <u32>lf + 1;
   }
-  if (ls > i && (walkHeaders(q, i, ls, isReq, ex) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
+  if (ls > i && (walkHeaders(q, i, ls, isReq, ex, true) < 0 || !mergeFraming(ds))) return PARSE_INVALID;
   if (isReq) h2cLines(st, q, i, ls);
   holdLine(ds, q + <usize>ls, n - ls);
   addHead(ex, isReq, n - i);
@@ -643,20 +645,22 @@ function finishMore(st: State, stream: u32, isReq: bool, ts: u64, consumed: u32)
 const LAST_CHUNK_LINE: u64 = 0x0a300d0a0d0a;
 
 /** PH_RESYNC: the offset of the first line that is a start line (at 0 or after an LF), or, when
- *  there is none, -(bytes to drop): all but a last line still incomplete (kept for the next call). */
+ *  there is none, -1 - (bytes to drop): all but a last line still incomplete (kept for the next
+ *  call). The -1 keeps "drop nothing" apart from "a start line at 0": bytes without an LF after a
+ *  cut head (the rest of an upload) were once taken for a start line and reset the stream. */
 function resync(q: usize, n: u32, isReq: bool): i32 {
   let j: u32 = 0;
   while (j < n) {
     const lf = findLF(q, j, n);
     if (lf < 0) {
       // an incomplete last line may be a start line: kept unless already too long for one
-      return -(<i32>(n - j < 8192 ? j : n));
+      return -1 - <i32>(n - j < 8192 ? j : n);
     }
     const p = q + <usize>j;
     if (isReq ? requestLineOk(p, <u32>lf - j) : statusLineOk(p, <u32>lf - j)) return <i32>j;
     j = <u32>lf + 1;
   }
-  return -(<i32>n);
+  return -1 - <i32>n;
 }
 
 function copyAscii(s: string): u32 {

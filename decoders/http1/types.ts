@@ -16,10 +16,6 @@ export const PH_CHUNK_LOST = 10;  // a gap took chunk framing with it: skip to t
 // A header block larger than this is refused (the input window is 256 KiB; this keeps a hostile
 // 10 MB header block from costing more than one bounded scan).
 export const HEADER_CAP: u32 = 65536;
-/** A header block not ended after this many bytes is walked as far as it goes and the window let
- *  go (PH_HEAD_MORE): the agent captures at most 16 KiB per read (bpf/socket.h), so a longer
- *  block is followed by a gap, and a gap with bytes held in the window resets the stream. */
-export const HEAD_SPILL: u32 = 8192;
 /** The part of a header line cut by a read boundary kept for the next read (PH_HEAD_MORE). */
 export const LINE_HOLD_CAP: u32 = 8192;
 // Chunk-size line including extensions; trailer section in total.
