@@ -6,7 +6,7 @@ import {
 } from "../abi/abi";
 import { input, INPUT_CAP } from "../abi/window";
 import {
-  Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, ONE_WAY_KEPT, MAX_GARBAGE, PENDING_TIMEOUT_NS,
+  Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, ONE_WAY_KEPT, MAX_GARBAGE, PENDING_TIMEOUT_NS, HEAD_CAP,
   API_PRODUCE, API_SASL_HANDSHAKE, requestHeaderVersion, knownApi, maxVersion, responseHeaderVersion,
 } from "./types";
 import {
@@ -168,6 +168,8 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   const base = input();
   const end = base + <usize>len;
   let p = base;
+  // The bytes held for an incomplete message come again at the start of this read.
+  if (isReq) st.headHaveReq = 0; else st.headHaveResp = 0;
 
   // The rest of a message larger than the window: discard, then finish its exchange.
   let skipLeft = isReq ? st.skipReq : st.skipResp;
@@ -251,6 +253,7 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
       p = end;
       break;
     }
+    keepHead(st, isReq, p, end - p, <i64>total, tsStart);
     break;
   }
   // Bytes left for the next call start a message: remember when its first byte was seen.
@@ -263,9 +266,53 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   return <i32>(p - base);
 }
 
+/** Keeps the start of an incomplete message (see StreamState.headReq). */
+function keepHead(st: StreamState, isReq: bool, p: usize, have: usize, total: i64, tsStart: u64): void {
+  let buf = isReq ? st.headReq : st.headResp;
+  if (buf === null) {
+    buf = new StaticArray<u8>(HEAD_CAP);
+    if (isReq) st.headReq = buf; else st.headResp = buf;
+  }
+  const n = have < <usize>HEAD_CAP ? have : <usize>HEAD_CAP;
+  memory.copy(changetype<usize>(buf), p, n);
+  if (isReq) { st.headHaveReq = <i64>have; st.headTotalReq = total; st.headTsReq = tsStart; }
+  else { st.headHaveResp = <i64>have; st.headTotalResp = total; st.headTsResp = tsStart; }
+}
+
 export function gapStream(stream: u32, dir: i32, len: i32): i32 {
   const st = stateFor(stream);
   const isReq = dir == DIR_REQUEST;
+  const held = isReq ? st.headHaveReq : st.headHaveResp;
+  if (held > 0 && <i64>len >= held) {
+    // The host held the start of a message and the rest (or more) was lost: decode what its
+    // start holds (header, client id, topics; FLAG_UNKNOWN past it), as tshark does with a
+    // segment cut by the snaplen, and stay in step when the gap ends where the message ends or
+    // inside it (the rest is skipped as it arrives).
+    const total = isReq ? st.headTotalReq : st.headTotalResp;
+    const buf = isReq ? st.headReq! : st.headResp!;
+    const ts = isReq ? st.headTsReq : st.headTsResp;
+    const avail: usize = held < <i64>HEAD_CAP ? <usize>held : <usize>HEAD_CAP;
+    if (isReq) { st.headHaveReq = 0; st.partialTsReq = 0; } else { st.headHaveResp = 0; st.partialTsResp = 0; }
+    const p = changetype<usize>(buf);
+    if (isReq) handleRequest(stream, st, p, avail, ts, ts, false);
+    else handleResponse(stream, st, p, avail, ts, ts, false);
+    const x = isReq ? st.deferredReq : st.deferredResp;
+    if (x !== null) x.flags |= FLAG_UNKNOWN;
+    if (isReq && avail >= 12 && st.inflight.length > 0) {
+      const last = unchecked(st.inflight[st.inflight.length - 1]);
+      if (last.corr == beI32(p + 8)) last.flags |= FLAG_UNKNOWN;
+    }
+    const rest = total - <i64>len;
+    if (rest > 0) {
+      if (isReq) st.skipReq = rest; else st.skipResp = rest;
+      return GAP_ABSORBED;
+    }
+    finishDeferred(stream, st, dir, 0, FLAG_UNKNOWN);
+    if (rest == 0) return GAP_ABSORBED;
+    if (isReq) { st.desyncReq = true; st.startedReq = true; } else { st.desyncResp = true; st.startedResp = true; }
+    return GAP_ABSORBED;
+  }
+  if (isReq) st.headHaveReq = 0; else st.headHaveResp = 0;
   const skipLeft = isReq ? st.skipReq : st.skipResp;
   if (skipLeft >= <i64>len) {
     // The lost bytes were inside a message we were discarding anyway.

@@ -607,7 +607,8 @@ test('gap inside a skipped large message is absorbed; a gap elsewhere resynchron
   h.inst.feed(1, RESP, response(1, new W().arr(1).str('gt').arr(1).i32(0).i16(0).i64(0).i64(-1).i32(0).done(), false), 3n);
   h.inst.feed(1, RESP, r, 4n);
   assert.deepEqual(h.records.map((x) => x.attributes['kafka.correlation_id']), [1, 2]);
-  // Lost bytes in the middle of a normal request: the decoder finds the next header.
+  // Lost bytes in the middle of a normal request: the decoder kept the 20 bytes the host held (its
+  // header), decodes them as the request cut short and skips the rest of it as it comes.
   h.records.length = 0;
   const [q3, r3] = await produceExchange(3);
   const [q4, r4] = await produceExchange(4);
@@ -616,7 +617,17 @@ test('gap inside a skipped large message is absorbed; a gap elsewhere resynchron
   assert.equal(h.inst.gap(1, REQ, 10), 'ok');
   h.inst.feed(1, REQ, Buffer.concat([q3.subarray(30), q4]), 6n);
   h.inst.feed(1, RESP, Buffer.concat([r3, r4]), 7n);
-  assert.deepEqual(h.records.map((x) => [x.attributes['kafka.correlation_id'], x.flags]), [[3, FLAG_NO_REQUEST], [4, 0]]);
+  assert.deepEqual(h.records.map((x) => [x.attributes['kafka.correlation_id'], x.attributes['kafka.api_key'], x.flags]), [[3, 0, FLAG_UNKNOWN], [4, 0, 0]]);
+  // A gap that runs past the held message's end also took the next one's start: the next header is looked for.
+  h.records.length = 0;
+  const [q7, r7] = await produceExchange(7);
+  const [q8, r8] = await produceExchange(8);
+  const [q9, r9] = await produceExchange(9);
+  h.inst.feed(1, REQ, q7.subarray(0, 20), 11n);
+  assert.equal(h.inst.gap(1, REQ, q7.length - 20 + 10), 'ok');
+  h.inst.feed(1, REQ, Buffer.concat([q8.subarray(10), q9]), 12n);
+  h.inst.feed(1, RESP, Buffer.concat([r7, r8, r9]), 13n);
+  assert.deepEqual(h.records.map((x) => [x.attributes['kafka.correlation_id'], x.flags]), [[7, FLAG_UNKNOWN], [8, FLAG_NO_REQUEST], [9, 0]]);
   // With nothing held by the host, gap() is the decoder's: it absorbs and resyncs.
   h.records.length = 0;
   const [q5, r5] = await produceExchange(5);
