@@ -266,10 +266,17 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   return <i32>(p - base);
 }
 
+// Head buffers in use by all streams: at most HEAD_BUFFERS (4 MiB); past that a stream without
+// one loses a cut message whole, as before.
+const HEAD_BUFFERS: i32 = 1024;
+let headBuffers: i32 = 0;
+
 /** Keeps the start of an incomplete message (see StreamState.headReq). */
 function keepHead(st: StreamState, isReq: bool, p: usize, have: usize, total: i64, tsStart: u64): void {
   let buf = isReq ? st.headReq : st.headResp;
   if (buf === null) {
+    if (headBuffers >= HEAD_BUFFERS) return;
+    headBuffers++;
     buf = new StaticArray<u8>(HEAD_CAP);
     if (isReq) st.headReq = buf; else st.headResp = buf;
   }
@@ -336,6 +343,8 @@ export function closeStream(stream: u32): void {
     x.tsEnd = x.tsStart;
     flushOne(stream, st, x, FLAG_NO_RESPONSE);
   }
+  if (st.headReq !== null) headBuffers--;
+  if (st.headResp !== null) headBuffers--;
   states.delete(stream);
 }
 
