@@ -120,7 +120,11 @@ function withContext(s: ReadableSpan, ctx: SpanContext, parent: SpanContext | un
 }
 
 export class Correlator {
-  private pending = new Set<Node>();
+  /** Held spans, oldest first; emitted ones (span undefined) are dropped as tick and shed walk it.
+   *  A Set cost an identity hash, an insert and a delete per span: ~11% of the correlator's own
+   *  time in the bench's side-by-side replay (bench/README.md, 2026-11-29). */
+  private queue: Node[] = [];
+  private held = 0;
   /** SERVER spans per pid (pending or emitted) kept windowMs*2 after their end, for parent lookup. */
   private servers = new Map<number, Node[]>();
   /** CLIENT spans by 4-tuple not yet claimed by a server span (pending or emitted), for socket linking. */
@@ -145,7 +149,7 @@ export class Correlator {
 
   constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
 
-  get size(): number { return this.pending.size; }
+  get size(): number { return this.held; }
 
   add(span: ReadableSpan, conn: SpanConn): void {
     const n: Node = {
@@ -153,7 +157,10 @@ export class Correlator {
       parentDecided: false, mode: 'root',
     };
     const t = this.now();
-    this.pending.add(n);
+    this.queue.push(n);
+    this.held++;
+    // Without ticks (a bare Correlator) the queue would keep every emitted node.
+    if (this.queue.length >= 4096 && this.queue.length > 4 * this.held) this.compact();
     // The socket-link key: the 4-tuple, and the HTTP/2 stream id where the exchange is one stream
     // of a multiplexed connection (both ends number a stream alike). Concurrent streams overlap
     // in time: time alone paired a server span with another stream's client span.
@@ -205,17 +212,26 @@ export class Correlator {
     } else {
       this.decide(n, undefined, undefined, 'root');
     }
-    if (this.pending.size > this.cfg.maxPending) this.shed();
+    if (this.held > this.cfg.maxPending) this.shed();
   }
 
   /** Decides every span whose deadline passed; call periodically. */
   tick(): void {
     const t = this.now();
-    // Deciding only deletes from `pending` (never adds): the set can be walked in place.
-    for (const n of this.pending) {
-      if (n.parentDecided || n.deadline > t) continue;
-      this.decideByTime(n);
+    // Deciding only emits (never adds): the queue is walked and compacted in place. Nodes emitted
+    // meanwhile are skipped when reached, or dropped on the next walk if already passed.
+    const q = this.queue;
+    let w = 0;
+    for (let i = 0; i < q.length; i++) {
+      const n = q[i];
+      if (!n.span) continue;
+      if (!n.parentDecided && n.deadline <= t) {
+        this.decideByTime(n);
+        if (!n.span) continue;
+      }
+      q[w++] = n;
     }
+    q.length = w;
     // The lookup lists keep spans for seconds: pruning them once a second is plenty, and each
     // pass walks every list (one per connection), which at 10 passes a second cost more than
     // correlating itself.
@@ -224,9 +240,11 @@ export class Correlator {
 
   /** Decides and emits everything (shutdown). */
   flush(): void {
-    for (const n of [...this.pending]) if (!n.parentDecided) this.decideByTime(n);
+    this.compact();
+    for (const n of [...this.queue]) if (!n.parentDecided) this.decideByTime(n);
     // Anything still held waits on a parent that is itself held: cannot happen, but never lose spans.
-    for (const n of [...this.pending]) if (!n.ctx) this.emit(n, 'overflow', undefined);
+    for (const n of [...this.queue]) if (!n.ctx) this.emit(n, 'overflow', undefined);
+    this.compact();
   }
 
   /** Processes that served a request recently (log capture selects them). */
@@ -336,7 +354,7 @@ export class Correlator {
     } else ctx = span instanceof PipelineSpan ? own : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
     n.ctx = ctx;
     n.mode = mode;
-    this.pending.delete(n);
+    this.held--;
     this.stats.emitted++;
     this.stats[mode]++;
     const parentForSpan = parentCtx ? { traceId: parentCtx.traceId, spanId: parentCtx.spanId, traceFlags: parentCtx.traceFlags, isRemote: mode === 'header' || mode === 'socket' } : undefined;
@@ -349,19 +367,33 @@ export class Correlator {
   }
 
   /** Over the memory bound: decide the oldest held spans now with what is known, down to 1/16
-   *  under the bound. Each pass starts a Set iterator, and one on a set that deletes at its front
-   *  skips every deleted entry V8 has not compacted yet (thousands): shedding one span per added
-   *  span made that skip ~8% of the agent's CPU once the bound was reached. */
+   *  under the bound. (A Set walked here skipped every entry deleted at its front that V8 had not
+   *  compacted yet: one shed per added span made that ~8% of the agent's CPU.) */
   private shed(): void {
-    const excess = this.pending.size - (this.cfg.maxPending - Math.floor(this.cfg.maxPending / 16));
+    const excess = this.held - (this.cfg.maxPending - Math.floor(this.cfg.maxPending / 16));
     let i = 0;
-    // Walked in place (oldest first): a copy of the whole set per added span made a burst over
-    // maxPending quadratic.
-    for (const n of this.pending) {
+    // Walked and compacted in place (oldest first): a copy of the whole queue per added span made
+    // a burst over maxPending quadratic.
+    const q = this.queue;
+    let w = 0, j = 0;
+    for (; j < q.length; j++) {
+      const n = q[j];
+      if (!n.span) continue;
       if (i++ >= excess) break;
       if (!n.parentDecided) this.decideByTime(n);
       else if (!n.ctx) { this.detach(n); this.emit(n, 'overflow', undefined); }
+      if (n.span) q[w++] = n;
     }
+    for (; j < q.length; j++) q[w++] = q[j];
+    q.length = w;
+  }
+
+  /** Drops emitted nodes from the queue. */
+  private compact(): void {
+    const q = this.queue;
+    let w = 0;
+    for (let i = 0; i < q.length; i++) if (q[i].span) q[w++] = q[i];
+    q.length = w;
   }
 
   private detach(n: Node): void {
