@@ -3,7 +3,7 @@ import { metaBlock, input } from "../abi/window";
 import { GAP_ABSORBED, PARSE_NEEDS_MORE, PARSE_IGNORED } from "../abi/abi";
 import { warn } from "../abi/emit";
 import { parseBatch } from "../abi/batch";
-import { parseInput, parseGap, detectBytes } from "./parse";
+import { parseInput, parseGap, detectBytes, releaseHeads } from "./parse";
 import { streams, closeStream, expire } from "./stitch";
 import { Stream } from "./types";
 
@@ -89,7 +89,7 @@ function lookupStream(stream: u32): Stream | null {
 
 export function gap(stream: u32, dir: i32, len: u32): i32 {
   if (!streams.has(stream)) return GAP_ABSORBED;
-  parseGap(streams.get(stream), dir, len);
+  parseGap(stream, streams.get(stream), dir, len);
   return GAP_ABSORBED;
 }
 
@@ -103,6 +103,7 @@ export function close(stream: u32): void {
   if (lastId == stream) lastSt = null;
   const st = closeStream(stream, lastTs);
   if (st != null && pooled < POOL_CAP && st.recyclable) { st.recycle(); pool[pooled++] = st; }
+  else if (st != null) releaseHeads(st);
   afterCall((++closes & (CLOSES_PER_COLLECT - 1)) == 0);
 }
 

@@ -9,7 +9,7 @@
 import { DIR_REQUEST, DIR_RESPONSE, PARSE_NEEDS_MORE, PARSE_INVALID, PARSE_IGNORED } from "../abi/abi";
 import {
   Stream, PH_INIT, PH_AUTH, PH_MID, PH_CANCEL, CODE_SSL_REQUEST, CODE_GSSENC_REQUEST, CODE_CANCEL_REQUEST,
-  MAX_MSG_LEN, MID_MAX_MSG_LEN, BIG_MSG, BIG_HEAD,
+  MAX_MSG_LEN, MID_MAX_MSG_LEN, BIG_MSG, BIG_HEAD, HEAD_CAP,
 } from "./types";
 import { onStartup, onCancel, onRequest, onResponse, onSkippedRequest, onResponseGap } from "./stitch";
 import { emitUpgrade } from "./emit";
@@ -129,6 +129,8 @@ export function parseInput(stream: u32, st: Stream, dir: i32, base: usize, len: 
   if (len <= 0) return PARSE_NEEDS_MORE;
   let p: i32 = 0;
   const req = dir == DIR_REQUEST;
+  // The bytes held for an incomplete message come again at the start of this read.
+  if (req) st.headHaveReq = 0; else st.headHaveResp = 0;
   // The tail of a big message decoded from its head.
   const skip = req ? st.reqSkip : st.respSkip;
   if (skip > 0) {
@@ -185,7 +187,7 @@ export function parseInput(stream: u32, st: Stream, dir: i32, base: usize, len: 
     const avail = len - p;
     const whole = total <= <i64>avail;
     // A big message is decoded from its head; what is left of it is skipped as it arrives.
-    if (!whole && !(<u32>total > BIG_MSG && avail >= 5 + BIG_HEAD)) break;
+    if (!whole && !(<u32>total > BIG_MSG && avail >= 5 + BIG_HEAD)) { keepHead(st, req, at, avail, total, ts); break; }
     const body = whole ? <i32>full - 4 : avail - 5;
     // One call site each: onResponse is inlined (a call and its fuel check per message cost
     // about as much as the dispatch itself).
@@ -205,13 +207,62 @@ function saveAlign(st: Stream, req: bool, aligned: bool, trusted: bool): void {
   else { st.respAligned = aligned; st.respTrusted = trusted && aligned; }
 }
 
-/** Bytes lost: inside a skipped tail they cost nothing; elsewhere boundaries must be found again. */
-export function parseGap(st: Stream, dir: i32, lost: u32): void {
+// Head buffers in use by all streams: at most HEAD_BUFFERS (2 MiB); past that a stream without
+// one loses a cut message whole, as before.
+const HEAD_BUFFERS: i32 = 1024;
+export let headBuffers: i32 = 0;
+
+/** Keeps the start of an incomplete message (see Stream.headReq). */
+function keepHead(st: Stream, req: bool, at: usize, avail: i32, total: i64, ts: u64): void {
+  let buf = req ? st.headReq : st.headResp;
+  if (buf === null) {
+    if (headBuffers >= HEAD_BUFFERS) return;
+    headBuffers++;
+    buf = new StaticArray<u8>(HEAD_CAP);
+    if (req) st.headReq = buf; else st.headResp = buf;
+  }
+  memory.copy(changetype<usize>(buf), at, <usize>(avail < HEAD_CAP ? avail : HEAD_CAP));
+  if (req) { st.headHaveReq = avail; st.headTotalReq = total; st.headTsReq = ts; }
+  else { st.headHaveResp = avail; st.headTotalResp = total; st.headTsResp = ts; }
+}
+
+/** A stream object is dropped (not pooled): its head buffers are no longer in use. */
+export function releaseHeads(st: Stream): void {
+  if (st.headReq !== null) { headBuffers--; st.headReq = null; }
+  if (st.headResp !== null) { headBuffers--; st.headResp = null; }
+}
+
+/** Bytes lost: inside a skipped tail they cost nothing; a message whose start the host held (its
+ *  rest lost: a segment cut by the snaplen) is decoded from that start, as tshark decodes a cut
+ *  segment, and the stream stays in step when the loss ends inside or at the end of it; elsewhere
+ *  boundaries must be found again. */
+export function parseGap(stream: u32, st: Stream, dir: i32, lost: u32): void {
   const req = dir == DIR_REQUEST;
-  const skip = req ? st.reqSkip : st.respSkip;
-  if (skip >= lost) {
-    if (req) st.reqSkip -= lost; else st.respSkip -= lost;
+  const held = req ? st.headHaveReq : st.headHaveResp;
+  if (req) st.headHaveReq = 0; else st.headHaveResp = 0;
+  const heldTotal = req ? st.headTotalReq : st.headTotalResp;
+  // Only when the loss ends inside or at the end of the held message (a segment cut by the
+  // snaplen): a loss past it took more messages, and the recovery below reads the answers after
+  // it (a cut CommandComplete read as a whole one would give its operation a wrong tag).
+  if (held >= 5 && <i64>lost >= <i64>held && heldTotal >= <i64>lost && !st.tls) {
+    const buf = req ? st.headReq! : st.headResp!;
+    const at = changetype<usize>(buf);
+    const ts = req ? st.headTsReq : st.headTsResp;
+    const avail = held < HEAD_CAP ? held : HEAD_CAP;
+    const type = load<u8>(at);
+    const full = <u32>(heldTotal - 1);
+    if (req) onRequest(stream, st, type, at + 5, avail - 5, full, ts);
+    else if (type == 0x43) onResponseGap(st); // a cut tag is no tag: what is pending is unknown
+    else onResponse(stream, st, type, at + 5, avail - 5, full, ts);
+    const rest = heldTotal - <i64>lost;
+    if (rest > 0) { if (req) st.reqSkip = <u32>rest; else st.respSkip = <u32>rest; }
     return;
+  } else {
+    const skip = req ? st.reqSkip : st.respSkip;
+    if (skip >= lost) {
+      if (req) st.reqSkip -= lost; else st.respSkip -= lost;
+      return;
+    }
   }
   if (req) { st.reqSkip = 0; st.reqAligned = false; st.reqTrusted = false; }
   else { st.respSkip = 0; st.respAligned = false; st.respTrusted = false; onResponseGap(st); }

@@ -48,6 +48,7 @@ export const MAX_MSG_LEN: u32 = 0x40000000; // PostgreSQL refuses messages of 1 
 export const MID_MAX_MSG_LEN: u32 = 0x01000000; // plausibility bound while hunting for boundaries
 export const BIG_MSG: u32 = 65536;        // larger messages are decoded from their head and skipped
 export const BIG_HEAD: i32 = 16384;       // how much of a big message's head is decoded
+export const HEAD_CAP: i32 = 2048;        // bytes kept of an incomplete message's start
 export const TIMEOUT_NS: u64 = 300_000_000_000; // an operation unanswered this long is expired
 
 // Shared by every empty Bytes: never written (capacity 0), so a fresh Bytes allocates nothing.
@@ -323,6 +324,17 @@ export class Stream {
   respTrusted: bool = false;
   reqSkip: u32 = 0;            // bytes left of a big message decoded from its head
   respSkip: u32 = 0;
+  // The start of a message still incomplete at the end of the last read (the host holds those
+  // bytes for the next one): its first HEAD_CAP bytes, how many were held, its size and when it
+  // began. A gap right after them (a segment cut by the snaplen) decodes what the head holds.
+  headReq: StaticArray<u8> | null = null;
+  headResp: StaticArray<u8> | null = null;
+  headHaveReq: i32 = 0;
+  headHaveResp: i32 = 0;
+  headTotalReq: i64 = 0;
+  headTotalResp: i64 = 0;
+  headTsReq: u64 = 0;
+  headTsResp: u64 = 0;
 
   // Startup facts, kept for every exchange of the connection.
   user: Bytes = new Bytes();
@@ -377,6 +389,8 @@ export class Stream {
     this.respTrusted = false;
     this.reqSkip = 0;
     this.respSkip = 0;
+    this.headHaveReq = 0;
+    this.headHaveResp = 0;
     this.user.clear();
     this.database.clear();
     this.appName.clear();

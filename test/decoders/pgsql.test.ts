@@ -739,7 +739,9 @@ test('a gap while the host holds the start of a message: the connection keeps it
   ], 2000n);
   const last = h.records[h.records.length - 1];
   assert.deepEqual([last.flags, attrs(last)['db.query.text'], attrs(last)['telegen.db.user'], attrs(last)['db.namespace']], [0, 'select 3', 'alice', 'shop']);
-  assert.deepEqual(h.records.map((r) => r.flags), [FLAG_NO_REQUEST, 0], 'the lost query\'s answer is its own exchange, without a request');
+  // The 9 held bytes are the Query's start: decoded as the query cut short (as tshark decodes a
+  // segment cut by the snaplen), and its answer is its own.
+  assert.deepEqual(h.records.map((r) => [r.flags, attrs(r)['db.query.text'], attrs(r)['telegen.db.command_tag']]), [[FLAG_TRUNCATED, 'sele', 'SELECT 1'], [0, 'select 3', 'SELECT 1']]);
 });
 
 test('a statement that is not SQL gets no operation name (span names stay low-cardinality)', () => {
