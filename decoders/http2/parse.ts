@@ -93,6 +93,24 @@ function hunt(base: usize, from: u32, len: u32, maxLen: u32): i64 {
   return -(<i64>keep + 1);
 }
 
+/**
+ * A HEADERS frame header at p, right after lost bytes, whose block begins with a pseudo-header
+ * field of this direction's side (:method/:path/:authority/:scheme from the client, :status from
+ * the server, RFC 9113 §8.3): taken as a frame boundary though no second header confirms it.
+ */
+function headersAfterGap(c: Conn, dir: i32, p: usize, n: u32, maxLen: u32): bool {
+  if (c.swap < 0) return false;
+  const fl = plausibleHeader(p, maxLen);
+  if (fl < 0 || load<u8>(p + 3) != T_HEADERS) return false;
+  const flags = <u32>load<u8>(p + 4);
+  let off: u32 = FRAME_HEADER;
+  if (flags & F_PADDED) off += 1;
+  if (flags & F_PRIORITY) off += 5;
+  if (off >= n || off >= FRAME_HEADER + <u32>fl) return false;
+  const avail = (n < FRAME_HEADER + <u32>fl ? n : FRAME_HEADER + <u32>fl) - off;
+  return blockSide(p + <usize>off, avail) == (ld(c, dir) == DIR_REQUEST ? 1 : 2);
+}
+
 /** HPACK state of this direction is lost: forget the table and any half-assembled block. */
 function lose(c: Conn, d: DirState, dir: i32): void {
   hpackLost(d.hpack);
@@ -336,7 +354,14 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
     }
     if (d.mode == M_HUNT) {
       const maxLen = d.maxFrame < 65536 ? d.maxFrame : 65536;
-      const q = hunt(base, p, len, maxLen);
+      let q = hunt(base, p, len, maxLen);
+      if (d.afterGap && len - p >= FRAME_HEADER) {
+        // The first bytes after lost ones: a capture cut to a short snaplen (or a read cut to the
+        // capture limit) loses each packet's tail, so the next frame header is often followed by
+        // no whole frame, and the chain hunt() wants never comes before the next loss.
+        if (q == -(<i64>p + 1) && headersAfterGap(c, dir, base + <usize>p, len - p, maxLen)) q = <i64>p;
+        d.afterGap = false;
+      }
       if (q < 0) {
         const to = <u32>(-q - 1);
         d.huntBytes += to - p;
@@ -522,6 +547,7 @@ export function gapDir(c: Conn, connId: u32, dir: i32, lost: u32): void {
   d.skip = 0;
   d.dataActive = false;
   d.mode = M_HUNT;
+  d.afterGap = true;
 }
 
 /** Request (1) or response (2) evidence from the first field of a header block, 0 if none. */

@@ -204,6 +204,8 @@ export class DirState {
   h1Body: u32 = 0;
   everSynced: bool = false;             // a frame boundary was ever found in this direction
   huntBytes: u32 = 0;                   // bytes skipped while looking for one
+  /** Lost bytes ended here and nothing after them was looked at yet (gapDir, parseFrames). */
+  afterGap: bool = false;
 }
 
 export class Conn {
