@@ -327,7 +327,8 @@ function writerAB(dir: string): () => void {
  * timed over the batch (wall ns of the calls, the order alternating per batch; a young-generation
  * collection before each side's turn, so each side's run rarely holds one: the mutator's cost,
  * not what the GC makes of what it keeps). Prints ns per span of each, per-round medians over
- * BENCH_ROUNDS passes of the capture, and whether both trees' outputs (outputDigest) match.
+ * BENCH_ROUNDS passes of the capture, and with BENCH_DIGEST whether both trees' outputs
+ * (outputDigest, computed inside the timed calls then) match.
  */
 async function correlatorAB(dir: string): Promise<void> {
   type SpansMod = typeof import('../host/src/pipeline/spans');
@@ -374,7 +375,7 @@ async function correlatorAB(dir: string): Promise<void> {
     const k = kernel;
     const sides = [{ name: 'after', m: own, ns: 0, dig: outputDigest() }, { name: 'before', m: base, ns: 0, dig: outputDigest() }].map((side) => {
       let now = 0;
-      const stage = side.m.corr.correlateStage({}, (s) => side.dig.out(s), () => now);
+      const stage = side.m.corr.correlateStage({}, process.env.BENCH_DIGEST ? (s) => side.dig.out(s) : () => { /* timed: no digest */ }, () => now);
       stage.stop();
       stage.correlator.mayServe = (pid) => k.mayServe(pid);
       return { ...side, stage, setNow: (t: number) => { now = t; } };
@@ -398,7 +399,7 @@ async function correlatorAB(dir: string): Promise<void> {
       kernel.onBatch(ring, ix, ix.length / 2);
       const copies = sides.map((side) => batch.map((e) => copy(side.m.spans.PipelineSpan, e.span)));
       // Digests (untimed): spans in the order they entered correlation.
-      for (let j = 0; j < 2; j++) for (const c of copies[j]) sides[j].dig.added(c);
+      if (process.env.BENCH_DIGEST) for (let j = 0; j < 2; j++) for (const c of copies[j]) sides[j].dig.added(c);
       for (const j of b++ % 2 ? [1, 0] : [0, 1]) run(sides[j], copies[j]);
       nSpans += batch.length;
       batch.length = 0;
@@ -406,19 +407,101 @@ async function correlatorAB(dir: string): Promise<void> {
     }
     for (const conn of [...router.streams.values()]) router.close(conn);
     for (const side of sides) { const t0 = process.hrtime.bigint(); side.stage.flush(); side.ns += Number(process.hrtime.bigint() - t0); }
-    for (const side of sides) digests[side.name].add(side.dig.digest());
+    if (process.env.BENCH_DIGEST) for (const side of sides) digests[side.name].add(side.dig.digest());
     if (r < 0) continue;
     const a = sides[0].ns / nSpans, bf = sides[1].ns / nSpans;
     per.after.push(a); per.before.push(bf); per.ratio.push(bf / a); per.load.push(os.loadavg()[0]);
     process.stdout.write(`round ${r}: after ${a.toFixed(0)}, before ${bf.toFixed(0)} ns per span (${(bf / a).toFixed(3)}), load ${os.loadavg()[0].toFixed(1)}\n`);
   }
   const d = (n: string) => [...digests[n]];
-  process.stdout.write(`RESULT ${JSON.stringify({ correlator: { spans: nSpans, after_ns_per_span: spread(per.after), before_ns_per_span: spread(per.before), ratio_before_over_after: spread(per.ratio), load_average: spread(per.load), digests: { after: d('after'), before: d('before') }, output_identical: digests.after.size === 1 && d('after')[0] === d('before')[0] }, records: cap.offs.length, requests: cap.requests })}\n`);
+  process.stdout.write(`RESULT ${JSON.stringify({ correlator: { spans: nSpans, after_ns_per_span: spread(per.after), before_ns_per_span: spread(per.before), ratio_before_over_after: spread(per.ratio), load_average: spread(per.load), digests: { after: d('after'), before: d('before') }, output_identical: process.env.BENCH_DIGEST ? digests.after.size === 1 && d('after')[0] === d('before')[0] : 'not checked (BENCH_DIGEST)' }, records: cap.offs.length, requests: cap.requests })}\n`);
+}
+
+/**
+ * BENCH_ANALYTICS_BASELINE=DIR (BENCH_CHILD=analytics): analytics of this tree and of DIR (a built
+ * tree) side by side in one replay: the correlated spans of each ring batch (this tree's
+ * correlator) go to both trees' Analytics.observe (it does not change them, so both get the same
+ * objects), timed per batch (wall ns, the order alternating per batch, a young-generation
+ * collection before each side's turn), each ticked every 500 ms of the capture's clock. Prints ns
+ * per span of each per round (BENCH_ROUNDS passes), and whether both trees answer the same at the
+ * end: topology, the latest 500 traces and each edge's traces (the API's views).
+ */
+async function analyticsAB(dir: string): Promise<void> {
+  type AnMod = typeof import('../host/src/analytics');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mods = [require('../host/src/analytics') as AnMod, require(path.join(path.resolve(dir), 'dist', 'host', 'src', 'analytics', 'index.js')) as AnMod];
+  const cap = load(process.env.BENCH_CAPTURE!);
+  const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
+  const idx = batches(cap);
+  const gc = (global as { gc?: (o?: object) => void }).gc;
+  const rounds = Number(process.env.BENCH_ROUNDS || 5);
+  const per = { after: [] as number[], before: [] as number[], ratio: [] as number[], load: [] as number[] };
+  // Per round (trace ids are random, so each pass answers differently; both trees see the same spans).
+  const answers: string[][] = [[], []];
+  let nSpans = 0;
+  for (let r = -1; r < rounds; r++) { // round -1 warms both up
+    const metrics = new SelfMetrics();
+    const clock = monotonicClock();
+    let kernel: KernelIngest | undefined;
+    const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
+    const batch: ReadableSpan[] = [];
+    const correlate = correlateStage({}, (s) => { batch.push(s); }, nowMs);
+    correlate.stop();
+    let router: Router | undefined;
+    const sink: RecordSink = (rec, conn, decoder) => {
+      const span = recordToSpan(rec, conn.meta, decoder, { clock });
+      if (span) correlate(span, conn.meta);
+    };
+    const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
+    registry.loadDir(defaultDecodersDir());
+    router = new Router(registry, sink, metrics, { detectThreshold: 60 });
+    kernel = new KernelIngest(router, metrics);
+    const k = kernel;
+    correlate.correlator.mayServe = (pid) => k.mayServe(pid);
+    const sides = mods.map((m) => ({ an: new m.Analytics(benchMeter().sink, {}, nowMs), ns: 0, nextTick: 0 }));
+    const run = (side: typeof sides[0]) => {
+      gc?.({ type: 'minor' });
+      const t0 = process.hrtime.bigint();
+      const t = nowMs();
+      for (let i = 0; i < batch.length; i++) side.an.observe(batch[i]);
+      if (t >= side.nextTick) { side.an.tick(); side.nextTick = t + 500; }
+      side.ns += Number(process.hrtime.bigint() - t0);
+    };
+    let b = 0, nextTick = 0;
+    nSpans = 0;
+    const drain = () => {
+      for (const j of b++ % 2 ? [1, 0] : [0, 1]) run(sides[j]);
+      nSpans += batch.length;
+      batch.length = 0;
+    };
+    for (const ix of idx) {
+      kernel.onBatch(ring, ix, ix.length / 2);
+      const t = nowMs();
+      if (t >= nextTick) { correlate.correlator.tick(); nextTick = t + 100; }
+      drain();
+      await yieldLoop();
+    }
+    for (const conn of [...router.streams.values()]) router.close(conn);
+    correlate.flush();
+    drain();
+    for (const side of sides) { const t0 = process.hrtime.bigint(); side.an.flush(); side.ns += Number(process.hrtime.bigint() - t0); }
+    sides.forEach((side, j) => {
+      const topo = side.an.topology() as { edges: Array<{ id: string }> };
+      const views = [side.an.tracesQuery(new URLSearchParams('limit=500')), ...topo.edges.map((e) => side.an.tracesQuery(new URLSearchParams({ edge: e.id, limit: '500' })))];
+      answers[j].push(require('crypto').createHash('sha256').update(JSON.stringify([topo, views])).digest('hex').slice(0, 16));
+    });
+    if (r < 0) continue;
+    const a = sides[0].ns / nSpans, bf = sides[1].ns / nSpans;
+    per.after.push(a); per.before.push(bf); per.ratio.push(bf / a); per.load.push(os.loadavg()[0]);
+    process.stdout.write(`round ${r}: after ${a.toFixed(0)}, before ${bf.toFixed(0)} ns per span (${(bf / a).toFixed(3)}), load ${os.loadavg()[0].toFixed(1)}\n`);
+  }
+  process.stdout.write(`RESULT ${JSON.stringify({ analytics: { spans: nSpans, after_ns_per_span: spread(per.after), before_ns_per_span: spread(per.before), ratio_before_over_after: spread(per.ratio), load_average: spread(per.load), answers: { after: answers[0], before: answers[1] }, answers_identical: answers[0].every((a, i) => a === answers[1][i]) }, records: cap.offs.length, requests: cap.requests })}\n`);
 }
 
 /** BENCH_CHILD=depth: one warm-up and one measured pass, the result as a JSON line. */
 async function child(depth: Depth): Promise<void> {
   if (depth === 'correlate' && process.env.BENCH_CORRELATOR_BASELINE) return correlatorAB(process.env.BENCH_CORRELATOR_BASELINE);
+  if (depth === 'analytics' && process.env.BENCH_ANALYTICS_BASELINE) return analyticsAB(process.env.BENCH_ANALYTICS_BASELINE);
   const cap = load(process.env.BENCH_CAPTURE!);
   const ring = new Uint8Array(cap.buf.buffer, cap.buf.byteOffset, cap.buf.byteLength);
   const idx = batches(cap);
