@@ -137,9 +137,13 @@ export class FlowTable {
     flow.lastTs = ts;
     const fromClient = sk === flow.clientKey;
     if (f.cut > 0) {
-      // Half a datagram is useless to a message decoder: report the whole datagram as lost.
+      // The captured start of the datagram, then its lost rest: a DNS answer cut by the snaplen
+      // still holds its header and question (id, rcode, name, type: what tshark reads from it),
+      // and the decoder flags what ran past its end. Reported whole as lost, the answered query
+      // read as unanswered (a timeout error).
       this.stats.snaplenCut++;
-      flow.gap(fromClient, f.payEnd - f.payOff + f.cut, ts);
+      if (f.payEnd > f.payOff) flow.data(fromClient, f.buf.subarray(f.payOff, f.payEnd), ts);
+      flow.gap(fromClient, f.cut, ts);
       return;
     }
     flow.data(fromClient, f.buf.subarray(f.payOff, f.payEnd), ts);
