@@ -1,7 +1,7 @@
 // DNS decoder (UDP and TCP, RFC 1035 / 6891 / 7766): ABI exports only.
 import { GAP_ABSORBED, PARSE_INVALID } from "../abi/abi";
 import { input, metaBlock } from "../abi/window";
-import { parseStream } from "./parse";
+import { parseStream, tcpGap } from "./parse";
 import { confidence } from "./message";
 import { findState, closeStream, expire } from "./stitch";
 import { MODE_UDP } from "./types";
@@ -24,6 +24,7 @@ export function parse(stream: u32, dir: i32, len: u32, ts: u64): i32 {
 export function gap(stream: u32, dir: i32, len: u32): i32 {
   const st = findState(stream);
   if (st !== null && st.mode == MODE_UDP) return GAP_ABSORBED;
+  if (st !== null && st.mode != MODE_UDP && tcpGap(stream, st, dir, len)) return GAP_ABSORBED;
   return PARSE_INVALID;
 }
 

@@ -1,9 +1,9 @@
 // DNS framing: a UDP datagram is one message, consumed whole; TCP prefixes each message with a
 // u16 length (RFC 1035 4.2.2, RFC 7766) and may carry several per read or split one across reads.
 import { PARSE_NEEDS_MORE, PARSE_INVALID, DIR_REQUEST } from "../abi/abi";
-import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, StreamState } from "./types";
+import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, HEAD_CAP, StreamState } from "./types";
 import { classify, u16be, CLASS_NEEDS_MORE, CLASS_INVALID } from "./message";
-import { findState, newState, dropState, onMessage } from "./stitch";
+import { findState, newState, dropState, onMessage, headBufOf } from "./stitch";
 
 @inline function partialOf(st: StreamState, dir: i32): bool {
   return dir == DIR_REQUEST ? st.partial0 : st.partial1;
@@ -21,6 +21,17 @@ import { findState, newState, dropState, onMessage } from "./stitch";
   if (!partialOf(st, dir)) setPartial(st, dir, true, ts);
 }
 
+/** Keeps the start of an incomplete TCP message (StreamState.headBuf). */
+function keepHead(st: StreamState, dir: i32, at: usize, have: u32, total: u32, ts: u64): void {
+  const buf = headBufOf(st);
+  if (buf == 0) return;
+  memory.copy(buf, at, <usize>(have < HEAD_CAP ? have : HEAD_CAP));
+  st.headDir = dir;
+  st.headHave = have;
+  st.headTotal = total;
+  st.headTs = ts;
+}
+
 export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u64): i32 {
   const found = findState(stream);
   const known = found !== null;
@@ -32,6 +43,8 @@ export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u6
     const c = classify(base, len);
     if (c == CLASS_NEEDS_MORE) {
       holdPartial(st, dir, ts);
+      // a length then a plausible header: a TCP message's start (classify)
+      if (len >= HEADER_SIZE + 2) keepHead(st, dir, base, len, 2 + u16be(base), partialTsOf(st, dir));
       return PARSE_NEEDS_MORE;
     }
     if (c == CLASS_INVALID) {
@@ -51,11 +64,23 @@ export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u6
 
   // TCP
   let p: u32 = 0;
+  // The rest of a message decoded from its start when the capture lost its middle (tcpGap).
+  const skip = dir == DIR_REQUEST ? st.skip0 : st.skip1;
+  if (skip > 0) {
+    p = skip < len ? skip : len;
+    if (dir == DIR_REQUEST) st.skip0 = skip - p; else st.skip1 = skip - p;
+    if (p == len) return <i32>len;
+  }
+  // The bytes held for an incomplete message come again at the start of this read.
+  if (st.headDir == dir) st.headHave = 0;
   let start = partialOf(st, dir) ? partialTsOf(st, dir) : ts;
   while (len - p >= 2) {
     const n = u16be(base + <usize>p);
     if (n < HEADER_SIZE) return PARSE_INVALID; // no DNS message is shorter: framing is lost
-    if (p + 2 + n > len) break;
+    if (p + 2 + n > len) {
+      keepHead(st, dir, base + <usize>p, len - p, 2 + n, p == 0 ? start : ts);
+      break;
+    }
     onMessage(st, stream, base + <usize>p + 2, n, start, ts);
     setPartial(st, dir, false, 0);
     start = ts;
@@ -63,4 +88,23 @@ export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u6
   }
   if (p < len) holdPartial(st, dir, ts);
   return p > 0 ? <i32>p : PARSE_NEEDS_MORE;
+}
+
+/**
+ * TCP bytes lost. When the host held the start of a message and the loss ends inside it or at its
+ * end (a segment cut by the snaplen), that start is decoded as the message cut short (sections past
+ * it are FLAG_UNKNOWN, as with a cut datagram), the rest of it is skipped as it comes and the
+ * framing holds. Otherwise the framing is lost: false.
+ */
+export function tcpGap(stream: u32, st: StreamState, dir: i32, lost: u32): bool {
+  const held = st.headDir == dir ? st.headHave : 0;
+  if (held < 2 + HEADER_SIZE || lost < held || lost > st.headTotal) return false;
+  st.headHave = 0;
+  st.mode = MODE_TCP; // a stream cut in its first message: that message was length-prefixed
+  const avail = held < HEAD_CAP ? held : HEAD_CAP;
+  onMessage(st, stream, st.headBuf + 2, avail - 2, st.headTs, st.headTs);
+  setPartial(st, dir, false, 0);
+  const rest = st.headTotal - lost;
+  if (dir == DIR_REQUEST) st.skip0 = rest; else st.skip1 = rest;
+  return true;
 }

@@ -3,7 +3,7 @@
 // capture taken on the server side stitches the same way as one taken on the client.
 import {
   StreamState, Pending, MAX_PENDING, MAX_PENDING_TOTAL, MAX_STREAMS, MAX_QUERY_OPTIONS,
-  QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR, T_ANY, T_CNAME,
+  QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR, T_ANY, T_CNAME, HEAD_CAP, HEAD_BUFFERS,
 } from "./types";
 import { warn } from "../abi/emit";
 import { msg, walkMessage, readName, nameScratch, namePtr, nameLen, u16be } from "./message";
@@ -83,10 +83,23 @@ export function newState(stream: u32): StreamState | null {
   return st;
 }
 
+export let headBuffers: i32 = 0;
+
+/** A stream's head buffer (types.ts StreamState.headBuf), made on first need; 0 past the bound. */
+export function headBufOf(st: StreamState): usize {
+  if (st.headBuf == 0 && headBuffers < HEAD_BUFFERS) {
+    st.headBuf = heap.alloc(<usize>HEAD_CAP);
+    headBuffers++;
+  }
+  return st.headBuf;
+}
+
 export function dropState(stream: u32): void {
   if (lastStream == stream) lastState = null;
   if (!streams.has(stream)) return;
-  heap.free(changetype<usize>(streams.get(stream)));
+  const old = streams.get(stream);
+  if (old.headBuf != 0) { heap.free(old.headBuf); headBuffers--; }
+  heap.free(changetype<usize>(old));
   streams.delete(stream);
 }
 

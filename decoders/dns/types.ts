@@ -89,4 +89,21 @@ export const F_CD: u16 = 0x0010;
   head: i32 = -1;
   tail: i32 = -1;
   count: i32 = 0;
+  // TCP: the start of a message still incomplete at the end of the last read (the host holds
+  // those bytes): up to HEAD_CAP of them in headBuf (heap, 0 until first needed), how many were
+  // held, the message's framed size (2 + length) and its first byte's time. A gap right after
+  // them (a segment cut by the snaplen) decodes the message cut short; skip0/skip1: bytes of it
+  // still to come, discarded.
+  headBuf: usize = 0;
+  headDir: i32 = 0;
+  headHave: u32 = 0;
+  headTotal: u32 = 0;
+  headTs: u64 = 0;
+  skip0: u32 = 0;
+  skip1: u32 = 0;
 }
+
+/** Bytes kept of an incomplete TCP message's start (header, question, the first answers). */
+export const HEAD_CAP: u32 = 2048;
+/** Head buffers in use by all streams at most (1 MiB); past that a cut message is lost as before. */
+export const HEAD_BUFFERS: i32 = 512;
