@@ -207,9 +207,9 @@ function saveAlign(st: Stream, req: bool, aligned: bool, trusted: bool): void {
   else { st.respAligned = aligned; st.respTrusted = trusted && aligned; }
 }
 
-// Head buffers in use by all streams: at most HEAD_BUFFERS (2 MiB); past that a stream without
+// Head buffers in use by all streams: at most HEAD_BUFFERS (256 of 8.25 KiB); past that a stream without
 // one loses a cut message whole, as before.
-const HEAD_BUFFERS: i32 = 1024;
+const HEAD_BUFFERS: i32 = 256;
 export let headBuffers: i32 = 0;
 
 /** Keeps the start of an incomplete message (see Stream.headReq). */

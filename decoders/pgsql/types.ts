@@ -48,7 +48,7 @@ export const MAX_MSG_LEN: u32 = 0x40000000; // PostgreSQL refuses messages of 1 
 export const MID_MAX_MSG_LEN: u32 = 0x01000000; // plausibility bound while hunting for boundaries
 export const BIG_MSG: u32 = 65536;        // larger messages are decoded from their head and skipped
 export const BIG_HEAD: i32 = 16384;       // how much of a big message's head is decoded
-export const HEAD_CAP: i32 = 2048;        // bytes kept of an incomplete message's start
+export const HEAD_CAP: i32 = TEXT_CAP + 256; // bytes kept of an incomplete message's start (a whole query text)
 export const TIMEOUT_NS: u64 = 300_000_000_000; // an operation unanswered this long is expired
 
 // Shared by every empty Bytes: never written (capacity 0), so a fresh Bytes allocates nothing.
