@@ -33,6 +33,7 @@ export const P_PUSHED = 1031;
 export const P_HPACK_RECOVERED = 1032;
 export const P_H2C_UPGRADE = 1033;
 export const P_RESPONSE_INFORMATIONAL = 1034;
+export const P_ENDS_SWAPPED = 1035;
 
 export const PRIVATE_ATTRS =
   '{"1024":"telegen.http2.request.headers","1025":"telegen.http2.response.headers",' +
@@ -40,7 +41,7 @@ export const PRIVATE_ATTRS =
   '"1028":"telegen.http2.rst_stream.error","1029":"telegen.rpc.request.message_lengths",' +
   '"1030":"telegen.rpc.response.message_lengths","1031":"telegen.http2.pushed",' +
   '"1032":"telegen.hpack.recovered","1033":"telegen.http2.h2c_upgrade",' +
-  '"1034":"telegen.http2.response.informational"}';
+  '"1034":"telegen.http2.response.informational","1035":"telegen.ends.swapped"}';
 
 // ---- serialised header lists (layout in stitch.ts) ----
 
@@ -225,7 +226,9 @@ function inferGrpc(s: H2Stream): bool {
   return slashes == 2 && load<u8>(p + <usize>n - 1) != 0x2f;
 }
 
-export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
+/** `swapped`: the connection was joined mid-way and its first header block showed the host's
+ *  client/server guess backwards (parse.ts dispatchBlock); the host then swaps the span's ends. */
+export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped: bool = false): void {
   if (!s.grpc && inferGrpc(s)) s.grpc = true;
   let flags = extraFlags;
   const req = s.reqHdr;
@@ -332,6 +335,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32): void {
   if (s.recovered) addBool(P_HPACK_RECOVERED, true);
   if (s.pushed) addBool(P_PUSHED, true);
   if (s.h2c) addBool(P_H2C_UPGRADE, true);
+  if (swapped) addBool(P_ENDS_SWAPPED, true);
   addList(P_REQUEST_HEADERS, req);
   addList(P_RESPONSE_HEADERS, resp);
   addList(P_REQUEST_TRAILERS, s.reqTrl);

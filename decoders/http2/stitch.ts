@@ -207,7 +207,7 @@ function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void 
 function emit(c: Conn, connId: u32, s: H2Stream, flags: i32): void {
   for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, true);
   if (s.lateRst >= 0 && s.unknownBlocks > 0 && s.rstCode < 0) s.rstCode = s.lateRst;
-  emitExchange(connId, s, flags);
+  emitExchange(connId, s, flags, c.swap == 1);
   forgetHints(c, s.id);
 }
 

@@ -27,6 +27,8 @@ export interface Conn {
   /** The source's client/server were the wrong way round (meta.roleGuessed): its directions are
    *  swapped on the way in. */
   flipped?: boolean;
+  /** A decoder reading both directions found the ends backwards (records with telegen.ends.swapped). */
+  endsSwapped?: boolean;
 }
 
 /** A decoder hinted for the connection's server port binds on one well-formed message, which
@@ -85,6 +87,18 @@ export class Router {
         if (typeof req === 'string') req += more;
       }
       if (typeof req === 'string') conn.switchRequest = { bytes: Buffer.from(req, 'base64'), ts: rec.tsStart };
+    }
+    if (rec.attributes['telegen.ends.swapped'] !== undefined) {
+      delete rec.attributes['telegen.ends.swapped'];
+      // The guessed ends were backwards and the decoder (http2: the first block with :status or
+      // :method) read its streams the other way round: the span's client and server follow it.
+      if (conn.meta.roleGuessed && !conn.endsSwapped) {
+        conn.endsSwapped = true;
+        const m = conn.meta, addr = m.localAddr, port = m.localPort;
+        m.localAddr = m.remoteAddr; m.localPort = m.remotePort;
+        m.remoteAddr = addr; m.remotePort = port;
+        this.metrics.inc('telegen_connections_ends_swapped_total', 'Capture connections without a handshake whose bytes showed the ports had guessed client and server the wrong way round', { decoder: decoderName });
+      }
     }
     this.sink(rec, conn, decoderName);
   }
