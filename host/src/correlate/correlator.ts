@@ -127,6 +127,9 @@ export class Correlator {
   private held = 0;
   /** SERVER spans per pid (pending or emitted) kept windowMs*2 after their end, for parent lookup. */
   private servers = new Map<number, Node[]>();
+  /** Each `servers` list's end times, in step with it: prune reads these (contiguous doubles)
+   *  and touches a node only when it may go, not all ~6 s of nodes of the pid every second. */
+  private serverEnds = new Map<number, number[]>();
   /** CLIENT spans by 4-tuple not yet claimed by a server span (pending or emitted), for socket linking. */
   private clients = new Map<string, Node[]>();
   /** SERVER spans waiting for their socket client, by 4-tuple. */
@@ -167,7 +170,7 @@ export class Correlator {
     const sid = conn.tuple ? span.attributes['telegen.http2.stream_id'] : undefined;
     const key = conn.tuple && sid !== undefined ? `${conn.tuple}#${sid}` : conn.tuple;
     if (n.kind === SpanKind.SERVER) {
-      if (conn.pid !== undefined) push(this.servers, conn.pid, n);
+      if (conn.pid !== undefined) { push(this.servers, conn.pid, n); push(this.serverEnds, conn.pid, n.end); }
       if (span.parentSpanContext) {
         this.decide(n, undefined, span.parentSpanContext, 'header');
       } else {
@@ -410,7 +413,15 @@ export class Correlator {
         if (w === 0) m.delete(k); else list.length = w;
       }
     };
-    drop(this.servers as Map<string | number, Node[]>);
+    for (const [k, list] of this.servers) {
+      const ends = this.serverEnds.get(k)!;
+      let w = 0;
+      for (let i = 0; i < list.length; i++) {
+        const e = ends[i];
+        if (e >= horizon || !list[i].ctx) { if (w !== i) { list[w] = list[i]; ends[w] = e; } w++; }
+      }
+      if (w === 0) { this.servers.delete(k); this.serverEnds.delete(k); } else { list.length = w; ends.length = w; }
+    }
     drop(this.clients as Map<string | number, Node[]>);
     for (const [k, list] of this.serversByTuple) {
       let w = 0;
