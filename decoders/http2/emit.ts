@@ -228,6 +228,17 @@ function inferGrpc(s: H2Stream): bool {
 
 /** `swapped`: the connection was joined mid-way and its first header block showed the host's
  *  client/server guess backwards (parse.ts dispatchBlock); the host then swaps the span's ends. */
+/** The gRPC status a client reports for an HTTP status without grpc-status (gRPC
+ *  doc/http-grpc-status-mapping.md). */
+function grpcFromHttp(st: i64): i64 {
+  if (st == 400) return 13; // INTERNAL
+  if (st == 401) return 16; // UNAUTHENTICATED
+  if (st == 403) return 7;  // PERMISSION_DENIED
+  if (st == 404) return 12; // UNIMPLEMENTED
+  if (st == 429 || st == 502 || st == 503 || st == 504) return 14; // UNAVAILABLE
+  return 2;                 // UNKNOWN
+}
+
 export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped: bool = false): void {
   if (!s.grpc && inferGrpc(s)) s.grpc = true;
   let flags = extraFlags;
@@ -312,6 +323,18 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
       }
       const mo = findHeader(src!, "grpc-message");
       if (mo >= 0) addPercentDecoded(A_RPC_GRPC_STATUS_MESSAGE, listValPtr(src!, mo), listValLen(src!, mo));
+    } else if (resp != null) {
+      // No grpc-status, a final HTTP status other than 200 (a proxy or a server that is no gRPC
+      // server answered): the client takes its status from the HTTP one (gRPC
+      // http-grpc-status-mapping.md; grpc-js: 503 -> UNAVAILABLE, 404 -> UNIMPLEMENTED).
+      const so = findHeader(resp, ":status");
+      const st = so >= 0 ? parseDec(listValPtr(resp, so), listValLen(resp, so)) : -1;
+      if (st >= 200 && st != 200) {
+        const gs = grpcFromHttp(st);
+        addInt(A_RPC_GRPC_STATUS_CODE, gs);
+        isError = true;
+        errorType = gs.toString();
+      }
     }
     const gq = s.gReq;
     const gr = s.gResp;
