@@ -405,8 +405,11 @@ function h2cBegin(st: State, q: usize, lf: u32): void {
   let e = lf;
   if (e > 0 && <u32>load<u8>(q + <usize>e - 1) == 0x0d) e--;
   const room = <u32>(H2C_REQUEST_CAP - H2C_TAIL) / 2;
-  const buf = new Uint8Array(H2C_REQUEST_CAP);
   let n = e;
+  // Every request head cut across reads starts a copy (whether it asks for h2c is known at its
+  // end): start small, grown as lines come (h2cLines), so slow heads on many connections do not
+  // each hold H2C_REQUEST_CAP.
+  const buf = new Uint8Array(n > room ? H2C_REQUEST_CAP : min(<i32>n + 2 + H2C_TAIL + 1024, H2C_REQUEST_CAP));
   if (n > room) {
     // a target of kilobytes: keep its start (method, path) and the version after it
     let sp1: u32 = 0;
@@ -426,7 +429,7 @@ function h2cBegin(st: State, q: usize, lf: u32): void {
 
 /** Adds the field lines of [from, to) at p that HTTP/2 keeps and that fit. */
 function h2cLines(st: State, p: usize, from: u32, to: u32): void {
-  const buf = st.h2cReq;
+  let buf = st.h2cReq;
   if (buf === null) return;
   let i = from;
   while (i < to) {
@@ -444,6 +447,13 @@ function h2cLines(st: State, p: usize, from: u32, to: u32): void {
     if (h2cDropped(p + <usize>ls, colon - ls)) continue;
     const n = <i32>(le - ls);
     if (st.h2cLen + n + 2 > H2C_REQUEST_CAP - H2C_TAIL) { st.h2cCut = true; continue; }
+    const need = st.h2cLen + n + 2 + H2C_TAIL;
+    if (need > buf.length) {
+      const nb = new Uint8Array(min(max(need, buf.length * 2), H2C_REQUEST_CAP));
+      memory.copy(nb.dataStart, buf.dataStart, <usize>st.h2cLen);
+      buf = nb;
+      st.h2cReq = nb;
+    }
     memory.copy(buf.dataStart + <usize>st.h2cLen, p + <usize>ls, <usize>n);
     store<u16>(buf.dataStart + <usize>(st.h2cLen + n), 0x0a0d);
     st.h2cLen += n + 2;
