@@ -259,6 +259,85 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     case T_SVCB: case T_HTTPS: {
       return putSvcb(rd, end);
     }
+    case 13: {
+      // HINFO (RFC 1035 3.3.2): "cpu" "os"
+      const r = putCharString(rd, end, true);
+      if (r < 0) return false;
+      putByte(32);
+      return putCharString(<u32>r, end, true) == <i32>end;
+    }
+    case 43: case 59: {
+      // DS, CDS (RFC 4034 5.3): key tag, algorithm, digest type, digest in hex
+      if (rdlen < 5) return false;
+      putDec(u16be(p));
+      putByte(32);
+      putDec(load<u8>(p + 2));
+      putByte(32);
+      putDec(load<u8>(p + 3));
+      putByte(32);
+      putHexBytes(p + 4, rdlen - 4);
+      return true;
+    }
+    case 44: {
+      // SSHFP (RFC 4255 3.2): algorithm, fingerprint type, fingerprint in hex
+      if (rdlen < 3) return false;
+      putDec(load<u8>(p));
+      putByte(32);
+      putDec(load<u8>(p + 1));
+      putByte(32);
+      putHexBytes(p + 2, rdlen - 2);
+      return true;
+    }
+    case 48: case 60: {
+      // DNSKEY, CDNSKEY (RFC 4034 2.2): flags, protocol, algorithm, public key in base64
+      if (rdlen < 5) return false;
+      putDec(u16be(p));
+      putByte(32);
+      putDec(load<u8>(p + 2));
+      putByte(32);
+      putDec(load<u8>(p + 3));
+      putByte(32);
+      putBase64(p + 4, rdlen - 4);
+      return true;
+    }
+    case 51: {
+      // NSEC3PARAM (RFC 5155 4.3): algorithm, flags, iterations, salt in hex ('-' when empty)
+      if (rdlen < 5) return false;
+      const saltLen = <u32>load<u8>(p + 4);
+      if (5 + saltLen != rdlen) return false;
+      putDec(load<u8>(p));
+      putByte(32);
+      putDec(load<u8>(p + 1));
+      putByte(32);
+      putDec(u16be(p + 2));
+      putByte(32);
+      if (saltLen == 0) putByte(45); else putHexBytes(p + 5, saltLen);
+      return true;
+    }
+    case 52: case 53: {
+      // TLSA, SMIMEA (RFC 6698 2.2, RFC 8162): usage, selector, matching type, data in hex
+      if (rdlen < 4) return false;
+      putDec(load<u8>(p));
+      putByte(32);
+      putDec(load<u8>(p + 1));
+      putByte(32);
+      putDec(load<u8>(p + 2));
+      putByte(32);
+      putHexBytes(p + 3, rdlen - 3);
+      return true;
+    }
+    case 256: {
+      // URI (RFC 7553 4.4): priority, weight, "target" (the rest of the RDATA)
+      if (rdlen < 5) return false;
+      putDec(u16be(p));
+      putByte(32);
+      putDec(u16be(p + 2));
+      putByte(32);
+      putByte(34);
+      putChars(p + 4, rdlen - 4, true);
+      putByte(34);
+      return true;
+    }
   }
   return false;
 }

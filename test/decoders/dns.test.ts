@@ -108,7 +108,10 @@ test('answers of each RR type in presentation form, agreeing with dns-packet', (
     ['CAA', [{ type: 'CAA', name: 'example.com', data: { flags: 128, tag: 'issue', value: 'letsencrypt.org' } }], ['128 issue "letsencrypt.org"']],
     ['NAPTR', [{ type: 'NAPTR', name: 'example.com', data: { order: 100, preference: 10, flags: 'S', services: 'SIP+D2U', regexp: '', replacement: '_sip._udp.example.com' } }],
       ['100 10 "S" "SIP+D2U" "" _sip._udp.example.com']],
-    ['DS', [{ type: 'DS', name: 'example.com', data: { keyTag: 1, algorithm: 8, digestType: 2, digest: Buffer.from('abcd', 'hex') } }], ['\\# 6 00010802abcd']],
+    ['DS', [{ type: 'DS', name: 'example.com', data: { keyTag: 1, algorithm: 8, digestType: 2, digest: Buffer.from('abcd', 'hex') } }], ['1 8 2 abcd']],
+    ['DNSKEY', [{ type: 'DNSKEY', name: 'example.com', data: { flags: 257, algorithm: 13, key: Buffer.from('abcdef', 'hex') } }], ['257 3 13 q83v']],
+    ['HINFO', [{ type: 'HINFO', name: 'example.com', data: { cpu: 'x86', os: 'Linux' } }], ['"x86" "Linux"']],
+    ['SSHFP', [{ type: 'SSHFP', name: 'example.com', data: { algorithm: 4, hash: 1, fingerprint: '0123456789abcdef0123456789abcdef01234567' } }], ['4 1 0123456789abcdef0123456789abcdef01234567']],
   ];
   for (const [type, answers, expected] of cases) {
     const qname = type === 'PTR' ? '1.2.0.192.in-addr.arpa' : type === 'SRV' ? '_sip._udp.example.com' : 'example.com';
