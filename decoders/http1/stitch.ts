@@ -10,7 +10,7 @@ import {
   State, DirState, Exchange, PH_HEAD, PH_BODY_LEN, PH_CHUNK_SIZE, PH_CHUNK_DATA, PH_CHUNK_CRLF,
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
-  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, LINE_HOLD_CAP,
+  exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, LINE_HOLD_CAP, HOLD_SMALL,
   PH_CHUNK_LOST,
 } from "./types";
 import {
@@ -409,7 +409,7 @@ function h2cBegin(st: State, q: usize, lf: u32): void {
   // Every request head cut across reads starts a copy (whether it asks for h2c is known at its
   // end): start small, grown as lines come (h2cLines), so slow heads on many connections do not
   // each hold H2C_REQUEST_CAP.
-  const buf = new Uint8Array(n > room ? H2C_REQUEST_CAP : min(<i32>n + 2 + H2C_TAIL + 1024, H2C_REQUEST_CAP));
+  const buf = new Uint8Array(n > room ? H2C_REQUEST_CAP : min(<i32>n + 2 + H2C_TAIL + 256, H2C_REQUEST_CAP));
   if (n > room) {
     // a target of kilobytes: keep its start (method, path) and the version after it
     let sp1: u32 = 0;
@@ -574,9 +574,20 @@ function holdLine(ds: DirState, p: usize, n: u32): void {
   holdCopy(ds, p, n);
 }
 
+/** The hold grows with the line (up to LINE_HOLD_CAP) and a grown one goes at the head's end
+ *  (resetHead): any head cut across reads holds its cut line here, on every connection. */
 function holdCopy(ds: DirState, p: usize, n: u32): void {
   let h = ds.hold;
-  if (h === null) { h = new StaticArray<u8>(<i32>LINE_HOLD_CAP); ds.hold = h; }
+  const need = ds.holdLen + n;
+  if (h === null || <u32>h.length < need) {
+    let cap: u32 = h === null ? HOLD_SMALL : <u32>h.length * 2;
+    while (cap < need) cap <<= 1;
+    if (cap > LINE_HOLD_CAP) cap = LINE_HOLD_CAP;
+    const nh = new StaticArray<u8>(<i32>cap);
+    if (h !== null && ds.holdLen > 0) memory.copy(changetype<usize>(nh), changetype<usize>(h), <usize>ds.holdLen);
+    h = nh;
+    ds.hold = h;
+  }
   memory.copy(changetype<usize>(h) + <usize>ds.holdLen, p, n);
   ds.holdLen += n;
 }

@@ -18,6 +18,8 @@ export const PH_CHUNK_LOST = 10;  // a gap took chunk framing with it: skip to t
 export const HEADER_CAP: u32 = 65536;
 /** The part of a header line cut by a read boundary kept for the next read (PH_HEAD_MORE). */
 export const LINE_HOLD_CAP: u32 = 8192;
+/** Its first allocation; a hold grown past it is let go when the head ends. */
+export const HOLD_SMALL: u32 = 256;
 // Chunk-size line including extensions; trailer section in total.
 export const CHUNK_LINE_CAP: u32 = 4096;
 export const TRAILER_CAP: u32 = 65536;
@@ -206,7 +208,7 @@ export class DirState {
   moreTe: bool = false;
   moreChunkedLast: bool = false;
   moreUpgrade: bool = false;
-  hold: StaticArray<u8> | null = null; // LINE_HOLD_CAP bytes, allocated on first use
+  hold: StaticArray<u8> | null = null; // a cut header line: HOLD_SMALL bytes first, grown up to LINE_HOLD_CAP
   holdLen: u32 = 0;
   holdOver: bool = false;   // the held line ran past LINE_HOLD_CAP: it is skipped, not walked
 
@@ -226,6 +228,8 @@ export class DirState {
     this.moreUpgrade = false;
     this.holdLen = 0;
     this.holdOver = false;
+    const h = this.hold;
+    if (h !== null && <u32>h.length > HOLD_SMALL) this.hold = null;
   }
 }
 
