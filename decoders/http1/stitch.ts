@@ -75,7 +75,8 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
   }
   // The same for a Content-Length body of which not one byte came after its head: the server
   // sent it by a call the capture does not see (nginx's static files: head by writev, body by
-  // sendfile), and the client, asking again, has it all. Waiting for it would take the next
+  // sendfile, on an agent whose socket object predates its sendfile hooks; io_uring sends;
+  // kTLS sendfile), and the client, asking again, has it all. Waiting for it would take the next
   // response's head as body and lose that exchange. It ends at the head's last byte.
   if (isReq && st.resp.phase == PH_BODY_LEN && st.req.phase == PH_HEAD && !st.req.msgStarted && len > 0 && startsToken(p)) {
     const ex = st.respCur;

@@ -1,8 +1,10 @@
 // nginx serving static files (sendfile on, its default in Debian's config) through the running
-// agent. nginx writes a response head with writev and the file with sendfile, which the socket
-// tracer does not capture: the server side sees heads without bodies. Until the http1 decoder
-// ended such a body at the client's next request, the next response head was taken as body and
-// every other request of a keep-alive connection lost its server span's status (no_response).
+// agent. nginx writes a response head with writev and the file with sendfile. The socket tracer
+// hooks sendfile64 and splice (eae6789): their bytes reach the decoder as a gap of the size moved,
+// so a body ends at its last sendfile with its exact size (test/e2e/qa-sendfile). Before that, and
+// still on an agent whose object lacks those hooks, the http1 decoder ends such a body at the
+// client's next request; without either, the next response head was taken as body and every
+// other request of a keep-alive connection lost its server span's status (no_response).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
