@@ -152,6 +152,16 @@ function putGeneric(p: usize, n: u32): void {
 }
 
 /** A name inside RDATA (compression allowed, as in practice); -1 when malformed or outside it. */
+/** DS/CDS and DNSKEY/CDNSKEY start alike: a 16-bit field, two octets, each followed by a space. */
+function putU16U8U8(p: usize): void {
+  putDec(u16be(p));
+  putByte(32);
+  putDec(load<u8>(p + 2));
+  putByte(32);
+  putDec(load<u8>(p + 3));
+  putByte(32);
+}
+
 function putRdataName(off: u32, limit: u32): i32 {
   const r = readName(msg.base, msg.len, off, nameScratch);
   if (r < 0 || <u32>r > limit) return -1;
@@ -269,12 +279,7 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     case 43: case 59: {
       // DS, CDS (RFC 4034 5.3): key tag, algorithm, digest type, digest in hex
       if (rdlen < 5) return false;
-      putDec(u16be(p));
-      putByte(32);
-      putDec(load<u8>(p + 2));
-      putByte(32);
-      putDec(load<u8>(p + 3));
-      putByte(32);
+      putU16U8U8(p);
       putHexBytes(p + 4, rdlen - 4);
       return true;
     }
@@ -291,12 +296,7 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     case 48: case 60: {
       // DNSKEY, CDNSKEY (RFC 4034 2.2): flags, protocol, algorithm, public key in base64
       if (rdlen < 5) return false;
-      putDec(u16be(p));
-      putByte(32);
-      putDec(load<u8>(p + 2));
-      putByte(32);
-      putDec(load<u8>(p + 3));
-      putByte(32);
+      putU16U8U8(p);
       putBase64(p + 4, rdlen - 4);
       return true;
     }
