@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawn, spawnSync, execFileSync } from 'child_process';
+import { spawnSync, execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import { requireBpf, startAgent, waitFor, freePort } from '../helpers/agent';
+import { startNginx } from '../helpers/nginx';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -29,27 +30,12 @@ test('nginx static files with sendfile: one curl connection, 7 requests (200, 5 
   fs.writeFileSync(path.join(www, 'big.bin'), randomBytes(5_000_000));
   fs.writeFileSync(path.join(www, 'text.html'), 'abcdefgh'.repeat(4000));
   const port = await freePort();
-  const tmpPaths = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((d) => `${d}_temp_path ${path.join(dir, d)};`).join(' ');
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-daemon off;
-events { worker_connections 64; }
-http {
-  access_log off;
-  ${tmpPaths}
-  types { text/plain txt; text/html html; application/octet-stream bin; }
-  sendfile on;
-  server {
+  const agent = await startAgent();
+  const nginx = startNginx(dir, 'text/plain txt; text/html html; application/octet-stream bin;', `server {
     listen 127.0.0.1:${port};
     root ${www};
     location /gz/ { alias ${www}/; gzip on; gzip_types text/html; gzip_min_length 10; }
-  }
-}
-`);
-  const agent = await startAgent();
-  const nginx = spawn('nginx', ['-e', path.join(dir, 'error.log'), '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
+  }`);
   try {
     const base = `http://127.0.0.1:${port}`;
     await waitFor(() => spawnSync('curl', ['-sf', '-o', '/dev/null', `${base}/small.txt?warm=1`]).status === 0, 10_000);

@@ -14,6 +14,7 @@ import { spawn, spawnSync, execFileSync, ChildProcess } from 'child_process';
 import { randomBytes } from 'crypto';
 import { requireBpf, startAgent, waitFor, freePort, FlatSpan } from '../helpers/agent';
 import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { startNginx } from '../helpers/nginx';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -170,23 +171,8 @@ test('sendfile and splice bodies (nginx sendfile on, Go FileServer/ServeContent,
   fs.writeFileSync(path.join(dir, 'splice_server.py'), PY_SPLICE);
 
   const [nport, gport, mport, sport] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const tmpPaths = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((d) => `${d}_temp_path ${path.join(dir, d)};`).join(' ');
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-daemon off;
-events { worker_connections 64; }
-http {
-  access_log off;
-  ${tmpPaths}
-  types { text/plain txt; application/octet-stream bin; }
-  sendfile on;
-  server { listen 127.0.0.1:${nport}; root ${www}; }
-}
-`);
   const procs: ChildProcess[] = [];
-  procs.push(spawn('nginx', ['-e', path.join(dir, 'error.log'), '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' }));
+  procs.push(startNginx(dir, 'text/plain txt; application/octet-stream bin;', `server { listen 127.0.0.1:${nport}; root ${www}; }`));
   procs.push(spawn(path.join(dir, 'gosrv-bin'), [www, String(gport), String(mport)], { stdio: 'ignore' }));
   procs.push(spawn('python3', [path.join(dir, 'splice_server.py'), www, String(sport)], { stdio: 'ignore' }));
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
