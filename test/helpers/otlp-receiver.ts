@@ -319,84 +319,77 @@ export interface FlatMetric {
 type Obj = Record<string, unknown>;
 const arr = (x: unknown): Obj[] => (Array.isArray(x) ? (x as Obj[]) : []);
 
-export function flattenSpans(req: Obj): FlatSpan[] {
-  const out: FlatSpan[] = [];
-  for (const rs of arr(req.resourceSpans)) {
-    const resource = attrsToJs((rs.resource as Obj | undefined)?.attributes as KeyValue[]);
-    for (const ss of arr(rs.scopeSpans)) {
-      const sc = (ss.scope as Obj | undefined) ?? {};
-      for (const s of arr(ss.spans)) {
-        const st = (s.status as Obj | undefined) ?? {};
-        out.push({
-          traceId: s.traceId as string,
-          spanId: s.spanId as string,
-          parentSpanId: (s.parentSpanId as string) || undefined,
-          name: s.name as string,
-          kind: (s.kind as number) ?? 0,
-          startTimeUnixNano: String(s.startTimeUnixNano ?? '0'),
-          endTimeUnixNano: String(s.endTimeUnixNano ?? '0'),
-          status: { code: (st.code as number) ?? 0, message: (st.message as string) || undefined },
-          attributes: attrsToJs(s.attributes as KeyValue[]),
-          events: arr(s.events).map((e) => ({ name: e.name as string, timeUnixNano: String(e.timeUnixNano ?? '0'), attributes: attrsToJs(e.attributes as KeyValue[]) })),
-          links: arr(s.links).map((l) => ({ traceId: l.traceId as string, spanId: l.spanId as string, attributes: attrsToJs(l.attributes as KeyValue[]) })),
-          resource,
-          scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
-          flags: s.flags as number | undefined,
-        });
-      }
+type Scope = { name: string; version?: string };
+type Scoped = { item: Obj; resource: Record<string, unknown>; scope: () => Scope };
+
+/** Each item of an Export*ServiceRequest with its resource's attributes and its scope: every signal
+ *  nests resource → scope → items the same way, under its own field names. */
+function scoped(req: Obj, resources: string, scopes: string, items: string): Scoped[] {
+  const out: Scoped[] = [];
+  for (const r of arr(req[resources])) {
+    const resource = attrsToJs((r.resource as Obj | undefined)?.attributes as KeyValue[]);
+    for (const s of arr(r[scopes])) {
+      const sc = (s.scope as Obj | undefined) ?? {};
+      // One object per item: a test that edits one item's scope edits only that one.
+      const scope = (): Scope => ({ name: (sc.name as string) ?? '', version: (sc.version as string) || undefined });
+      for (const item of arr(s[items])) out.push({ item, resource, scope });
     }
   }
   return out;
+}
+
+export function flattenSpans(req: Obj): FlatSpan[] {
+  return scoped(req, 'resourceSpans', 'scopeSpans', 'spans').map(({ item: s, resource, scope }) => {
+    const st = (s.status as Obj | undefined) ?? {};
+    return {
+      traceId: s.traceId as string,
+      spanId: s.spanId as string,
+      parentSpanId: (s.parentSpanId as string) || undefined,
+      name: s.name as string,
+      kind: (s.kind as number) ?? 0,
+      startTimeUnixNano: String(s.startTimeUnixNano ?? '0'),
+      endTimeUnixNano: String(s.endTimeUnixNano ?? '0'),
+      status: { code: (st.code as number) ?? 0, message: (st.message as string) || undefined },
+      attributes: attrsToJs(s.attributes as KeyValue[]),
+      events: arr(s.events).map((e) => ({ name: e.name as string, timeUnixNano: String(e.timeUnixNano ?? '0'), attributes: attrsToJs(e.attributes as KeyValue[]) })),
+      links: arr(s.links).map((l) => ({ traceId: l.traceId as string, spanId: l.spanId as string, attributes: attrsToJs(l.attributes as KeyValue[]) })),
+      resource,
+      scope: scope(),
+      flags: s.flags as number | undefined,
+    };
+  });
 }
 
 export function flattenLogs(req: Obj): FlatLog[] {
-  const out: FlatLog[] = [];
-  for (const rl of arr(req.resourceLogs)) {
-    const resource = attrsToJs((rl.resource as Obj | undefined)?.attributes as KeyValue[]);
-    for (const sl of arr(rl.scopeLogs)) {
-      const sc = (sl.scope as Obj | undefined) ?? {};
-      for (const r of arr(sl.logRecords)) {
-        out.push({
-          timeUnixNano: r.timeUnixNano as string | undefined,
-          observedTimeUnixNano: r.observedTimeUnixNano as string | undefined,
-          severityNumber: r.severityNumber as number | undefined,
-          severityText: r.severityText as string | undefined,
-          body: anyValueToJs(r.body as AnyValue | undefined),
-          eventName: (r.eventName as string) || undefined,
-          attributes: attrsToJs(r.attributes as KeyValue[]),
-          traceId: (r.traceId as string) || undefined,
-          spanId: (r.spanId as string) || undefined,
-          resource,
-          scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
-        });
-      }
-    }
-  }
-  return out;
+  return scoped(req, 'resourceLogs', 'scopeLogs', 'logRecords').map(({ item: r, resource, scope }) => ({
+    timeUnixNano: r.timeUnixNano as string | undefined,
+    observedTimeUnixNano: r.observedTimeUnixNano as string | undefined,
+    severityNumber: r.severityNumber as number | undefined,
+    severityText: r.severityText as string | undefined,
+    body: anyValueToJs(r.body as AnyValue | undefined),
+    eventName: (r.eventName as string) || undefined,
+    attributes: attrsToJs(r.attributes as KeyValue[]),
+    traceId: (r.traceId as string) || undefined,
+    spanId: (r.spanId as string) || undefined,
+    resource,
+    scope: scope(),
+  }));
 }
 
 export function flattenMetrics(req: Obj): FlatMetric[] {
-  const out: FlatMetric[] = [];
-  for (const rm of arr(req.resourceMetrics)) {
-    const resource = attrsToJs((rm.resource as Obj | undefined)?.attributes as KeyValue[]);
-    for (const sm of arr(rm.scopeMetrics)) {
-      const sc = (sm.scope as Obj | undefined) ?? {};
-      for (const m of arr(sm.metrics)) {
-        const type = ['sum', 'gauge', 'histogram', 'exponentialHistogram', 'summary'].find((t) => t in m) ?? 'unknown';
-        const data = (m[type] as Obj | undefined) ?? {};
-        out.push({
-          name: m.name as string,
-          description: (m.description as string) || undefined,
-          unit: (m.unit as string) || undefined,
-          type,
-          dataPoints: arr(data.dataPoints).map((dp) => ({ ...dp, attributes: attrsToJs(dp.attributes as KeyValue[]) })),
-          resource,
-          scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
-        });
-      }
-    }
-  }
-  return out;
+  return scoped(req, 'resourceMetrics', 'scopeMetrics', 'metrics').map(({ item: m, resource, scope }) => {
+    const type = ['sum', 'gauge', 'histogram', 'exponentialHistogram', 'summary'].find((t) => t in m) ?? 'unknown';
+    const data = (m[type] as Obj | undefined) ?? {};
+    return {
+      name: m.name as string,
+      description: (m.description as string) || undefined,
+      unit: (m.unit as string) || undefined,
+      type,
+      dataPoints: arr(data.dataPoints).map((dp) => ({ ...dp, attributes: attrsToJs(dp.attributes as KeyValue[]) })),
+      resource,
+      scope: scope(),
+    };
+  });
 }
 
 export interface FlatProfileSample {
@@ -436,37 +429,29 @@ export function flattenProfiles(req: Obj): FlatProfileSample[] {
     return o;
   };
   const vt = (v: unknown): [string, string] => [str((v as Obj | undefined)?.typeStrindex), str((v as Obj | undefined)?.unitStrindex)];
-  const out: FlatProfileSample[] = [];
-  for (const rp of arr(req.resourceProfiles)) {
-    const resource = attrsToJs((rp.resource as Obj | undefined)?.attributes as KeyValue[]);
-    for (const sp of arr(rp.scopeProfiles)) {
-      const sc = (sp.scope as Obj | undefined) ?? {};
-      for (const p of arr(sp.profiles)) {
-        for (const smp of arr(p.samples)) {
-          const locIdx = ((stacks[Number(smp.stackIndex ?? 0)] ?? {}).locationIndices as number[] | undefined) ?? [];
-          const locs = locIdx.map((i) => locations[i] ?? {});
-          const link = smp.linkIndex ? links[Number(smp.linkIndex)] : undefined;
-          out.push({
-            resource,
-            scope: { name: (sc.name as string) ?? '', version: (sc.version as string) || undefined },
-            profileId: String(p.profileId ?? ''),
-            timeUnixNano: String(p.timeUnixNano ?? '0'),
-            durationNano: String(p.durationNano ?? '0'),
-            period: String(p.period ?? '0'),
-            sampleType: vt(p.sampleType),
-            periodType: vt(p.periodType),
-            stack: locs.map((l) => str((functions[Number((arr(l.lines)[0] ?? {}).functionIndex ?? 0)] ?? {}).nameStrindex)),
-            modules: locs.map((l) => str((mappings[Number(l.mappingIndex ?? 0)] ?? {}).filenameStrindex)),
-            frameAttributes: locs.map((l) => attrsOf(l.attributeIndices)),
-            values: ((smp.values as unknown[] | undefined) ?? []).map(Number),
-            attributes: attrsOf(smp.attributeIndices),
-            ...(link ? { link: { traceId: String(link.traceId ?? ''), spanId: String(link.spanId ?? '') } } : {}),
-          });
-        }
-      }
-    }
-  }
-  return out;
+  return scoped(req, 'resourceProfiles', 'scopeProfiles', 'profiles').flatMap(({ item: p, resource, scope }) =>
+    arr(p.samples).map((smp): FlatProfileSample => {
+      const locIdx = ((stacks[Number(smp.stackIndex ?? 0)] ?? {}).locationIndices as number[] | undefined) ?? [];
+      const locs = locIdx.map((i) => locations[i] ?? {});
+      const link = smp.linkIndex ? links[Number(smp.linkIndex)] : undefined;
+      return {
+        resource,
+        scope: scope(),
+        profileId: String(p.profileId ?? ''),
+        timeUnixNano: String(p.timeUnixNano ?? '0'),
+        durationNano: String(p.durationNano ?? '0'),
+        period: String(p.period ?? '0'),
+        sampleType: vt(p.sampleType),
+        periodType: vt(p.periodType),
+        stack: locs.map((l) => str((functions[Number((arr(l.lines)[0] ?? {}).functionIndex ?? 0)] ?? {}).nameStrindex)),
+        modules: locs.map((l) => str((mappings[Number(l.mappingIndex ?? 0)] ?? {}).filenameStrindex)),
+        frameAttributes: locs.map((l) => attrsOf(l.attributeIndices)),
+        values: ((smp.values as unknown[] | undefined) ?? []).map(Number),
+        attributes: attrsOf(smp.attributeIndices),
+        ...(link ? { link: { traceId: String(link.traceId ?? ''), spanId: String(link.spanId ?? '') } } : {}),
+      };
+    }),
+  );
 }
 
 // ---- failure modes -------------------------------------------------------------------------------
@@ -557,6 +542,16 @@ function retryStatusBin(code: number, message: string, delayMs: number): Buffer 
   return Buffer.from(Status.encode(Status.create({ code, message, details: [{ typeUrl: 'type.googleapis.com/google.rpc.RetryInfo', value: info }] })).finish());
 }
 
+/** How one transport says each answer. */
+interface Reply {
+  /** Keep the request; answer success with `response` (an Export*ServiceResponse). */
+  accept(response: Buffer): void;
+  /** Refuse for good: gRPC INVALID_ARGUMENT / HTTP 400. */
+  refuse(message: string): void;
+  /** Refuse for now: RESOURCE_EXHAUSTED / 429 when throttling, else UNAVAILABLE / 503. */
+  later(throttle: boolean, retryAfterMs?: number): void;
+}
+
 class Receiver implements OtlpReceiver {
   readonly requests: Record<OtlpSignal, Obj[]> = { traces: [], metrics: [], logs: [], profiles: [] };
   readonly attempts: Attempt[] = [];
@@ -616,6 +611,28 @@ class Receiver implements OtlpReceiver {
     return m;
   }
 
+  /** Records a request and answers it as the mode says: the same rules on both transports, which
+   *  differ only in how they say it. */
+  private answer(signal: OtlpSignal, headers: Record<string, string>, bytes: number, body: () => Uint8Array, reply: Reply): void {
+    const mode = this.takeMode();
+    this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes });
+    const accept = () => reply.accept(mode.kind === 'partial' ? partialSuccessBin(mode.rejected, mode.message) : Buffer.from(codecs[signal].res.encode({}).finish()));
+    switch (mode.kind) {
+      case 'ok':
+      case 'partial':
+        return accept();
+      case 'slow':
+        setTimeout(accept, mode.delayMs);
+        return;
+      case 'permanent':
+        this.noteRejected(signal, body);
+        return reply.refuse(mode.message ?? 'rejected by test receiver');
+      case 'unavailable':
+      case 'throttle':
+        return reply.later(mode.kind === 'throttle', mode.retryAfterMs);
+    }
+  }
+
   async waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (!pred()) {
@@ -649,30 +666,19 @@ class Receiver implements OtlpReceiver {
         Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
           const headers: Record<string, string> = {};
           for (const [k, v] of Object.entries(call.metadata.getMap())) headers[k.toLowerCase()] = String(v);
-          const mode = this.takeMode();
-          this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes: call.request.length });
-          const accept = () => {
-            if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, call.request));
-            cb(null, mode.kind === 'partial' ? partialSuccessBin(mode.rejected, mode.message) : Buffer.from(c.res.encode({}).finish()));
-          };
-          switch (mode.kind) {
-            case 'ok':
-            case 'partial':
-              return accept();
-            case 'slow':
-              setTimeout(accept, mode.delayMs);
-              return;
-            case 'permanent':
-              this.noteRejected(signal, () => call.request);
-              return cb({ code: grpc.status.INVALID_ARGUMENT, details: mode.message ?? 'rejected by test receiver' });
-            case 'unavailable':
-            case 'throttle': {
-              const code = mode.kind === 'throttle' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.UNAVAILABLE;
+          this.answer(signal, headers, call.request.length, () => call.request, {
+            accept: (response) => {
+              if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, call.request));
+              cb(null, response);
+            },
+            refuse: (message) => cb({ code: grpc.status.INVALID_ARGUMENT, details: message }),
+            later: (throttle, retryAfterMs) => {
+              const code = throttle ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.UNAVAILABLE;
               const metadata = new grpc.Metadata();
-              if (mode.retryAfterMs !== undefined) metadata.set(GRPC_STATUS_DETAILS, retryStatusBin(code, 'try later', mode.retryAfterMs));
-              return cb({ code, details: 'try later', metadata });
-            }
-          }
+              if (retryAfterMs !== undefined) metadata.set(GRPC_STATUS_DETAILS, retryStatusBin(code, 'try later', retryAfterMs));
+              cb({ code, details: 'try later', metadata });
+            },
+          });
         },
       });
     }
@@ -703,38 +709,25 @@ class Receiver implements OtlpReceiver {
         const raw = Buffer.concat(chunks);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(',') : String(v);
-        const mode = this.takeMode();
-        this.attempts.push({ signal, at: Date.now(), result: mode.kind, headers, bytes: raw.length });
-        const accept = () => {
-          let body: Buffer;
-          try {
-            body = headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw;
-            if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, body));
-          } catch (e) {
-            res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
-            return;
-          }
-          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(mode.kind === 'partial' ? partialSuccessBin(mode.rejected, mode.message) : Buffer.from(codecs[signal].res.encode({}).finish()));
-        };
-        switch (mode.kind) {
-          case 'ok':
-          case 'partial':
-            return accept();
-          case 'slow':
-            setTimeout(accept, mode.delayMs);
-            return;
-          case 'permanent':
-            this.noteRejected(signal, () => (headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw));
-            res.writeHead(400, { 'content-type': 'text/plain' }).end(mode.message ?? 'rejected by test receiver');
-            return;
-          case 'unavailable':
-          case 'throttle': {
+        const body = () => (headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw);
+        this.answer(signal, headers, raw.length, body, {
+          accept: (response) => {
+            try {
+              const b = body();
+              if (this.decode) this.requests[signal].push(decodeOtlpRequest(signal, b));
+            } catch (e) {
+              res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
+              return;
+            }
+            res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(response);
+          },
+          refuse: (message) => res.writeHead(400, { 'content-type': 'text/plain' }).end(message),
+          later: (throttle, retryAfterMs) => {
             const h: Record<string, string> = { 'content-type': 'text/plain' };
-            if (mode.retryAfterMs !== undefined) h['retry-after'] = String(Math.ceil(mode.retryAfterMs / 1000));
-            res.writeHead(mode.kind === 'throttle' ? 429 : 503, h).end('try later');
-            return;
-          }
-        }
+            if (retryAfterMs !== undefined) h['retry-after'] = String(Math.ceil(retryAfterMs / 1000));
+            res.writeHead(throttle ? 429 : 503, h).end('try later');
+          },
+        });
       });
     };
     const tls = this.tls;
