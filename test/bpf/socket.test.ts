@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { once } from 'node:events';
-import { openSocketTracer, nativeAddonPath, SocketTracer } from '../../host/src/native/index';
+import { openSocketTracer, nativeAddonPath, SocketTracer, SocketTracerOptions, BatchHandler } from '../../host/src/native/index';
 import * as ev from '../../host/src/native/events';
 import { tg_data_event, tg_conn_info, tg_event_type, tg_dir, tg_role, tg_socket_limits, tg_proto } from '../../host/src/generated/layout';
 
@@ -111,11 +111,14 @@ const s = http.createServer((req, res) => {
 s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
 `;
 
-async function startServer(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs a node script that prints its listening port; resolves once it listens. */
+async function startNode(script: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   return { child, port: Number(line.toString().trim()) };
 }
+
+const startServer = () => startNode(SERVER);
 
 function curl(args: string[]): Promise<{ pid: number; stdout: string }> {
   return new Promise((resolve, reject) => {
@@ -137,6 +140,28 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 function liveProgIds(): Set<number> {
   const out = execFileSync('bpftool', ['prog', 'show', '-j'], { maxBuffer: 64 << 20 }).toString();
   return new Set((JSON.parse(out) as { id: number }[]).map((p) => p.id));
+}
+
+/** Opens the tracer with TELEGEN_FAULT_INJECT set to `faults` (the native loader reads it at
+ *  open()), and puts the variable back as it was. */
+function openWithFaults(faults: string, opts: SocketTracerOptions, onBatch: BatchHandler): SocketTracer {
+  const saved = process.env.TELEGEN_FAULT_INJECT;
+  process.env.TELEGEN_FAULT_INJECT = faults;
+  try {
+    return openSocketTracer(opts, onBatch);
+  } finally {
+    if (saved === undefined) delete process.env.TELEGEN_FAULT_INJECT;
+    else process.env.TELEGEN_FAULT_INJECT = saved;
+  }
+}
+
+/** Closes the tracer and kills the server, then asserts none of the tracer's programs is left in the kernel. */
+function closeLeavingNoPrograms(tracer: SocketTracer | undefined, server: ChildProcess): void {
+  const ids = tracer?.report.progIds ?? [];
+  tracer?.close();
+  server.kill('SIGKILL');
+  const live = liveProgIds();
+  assert.ok(ids.every((id) => !live.has(id)));
 }
 
 /** Per (conn, dir): ordered, contiguous from 0, and the stream bytes when nothing was cut. */
@@ -347,11 +372,7 @@ test('socket tracer: a record that does not fit is counted, never silently lost'
     assert.ok(st.ring_full > 0, 'ring_full counted');
     assert.ok(seen > 0);
   } finally {
-    const ids = tracer?.report.progIds ?? [];
-    tracer?.close();
-    server.kill('SIGKILL');
-    const live = liveProgIds();
-    assert.ok(ids.every((id) => !live.has(id)));
+    closeLeavingNoPrograms(tracer, server);
   }
 });
 
@@ -489,11 +510,7 @@ const s = net.createServer((c) => c.pipe(c));
 s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
 `;
 
-async function startEcho(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['-e', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  return { child, port: Number(line.toString().trim()) };
-}
+const startEcho = () => startNode(ECHO_SERVER);
 
 function pyClient(port: number, mode: 'all' | 'wait' | 'loop' | 'exit'): { child: ChildProcess; lines: AsyncIterator<string> } {
   const child = spawn('/usr/bin/python3', ['-c', PY_CLIENT, String(port), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -507,6 +524,20 @@ async function expectLine(lines: AsyncIterator<string>, want: string): Promise<v
 }
 
 const SENT = 'alpha-beta-gamma-delta-epsilon-zeta-' + 'eta-'.repeat(25);
+/** What the client sends (and the echo server returns) in 'loop' mode. */
+const LOOP_SENT = Buffer.from(Array.from({ length: 300 }, (_, i) => String(i).padStart(4, '0').repeat(250)).join(''));
+
+/** The client prints 'done' before it closes: an empty ring at that moment does not mean the close
+ *  was already traced, so wait for the close itself, of the TCP connection, not of the client's
+ *  earlier UDP socket (it can only be missing when the ring was full and has drained, which the
+ *  callers' assertions allow for). */
+async function waitForTcpClose(events: Ev[], tracer: SocketTracer): Promise<void> {
+  const tcpClosed = () => {
+    const o = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN);
+    return o !== undefined && events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === o.connId);
+  };
+  await waitFor(() => tcpClosed() || (tracer.stats().ring_full > 0 && tracer.stats().ringPendingBytes === 0), 20_000);
+}
 
 test('socket tracer: writev/sendmsg/sendto/write and readv/recvmsg/recvfrom/read; peeks, UDP, unix sockets and files ignored', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
@@ -551,11 +582,7 @@ test('socket tracer: writev/sendmsg/sendto/write and readv/recvmsg/recvfrom/read
     assert.equal(out.events[1].payload.toString(), 'delta-epsilon-');
     assert.equal(out.events[2].payload.toString(), 'zeta-');
   } finally {
-    const ids = tracer?.report.progIds ?? [];
-    tracer?.close();
-    server.kill('SIGKILL');
-    const live = liveProgIds();
-    assert.ok(ids.every((id) => !live.has(id)));
+    closeLeavingNoPrograms(tracer, server);
   }
 });
 
@@ -768,15 +795,7 @@ test('socket tracer: records wrapping around a small ring arrive intact and in o
     const py = pyClient(port, 'loop');
     pyPid = py.child.pid!;
     await expectLine(py.lines, 'done');
-    // The client prints 'done' before it closes: an empty ring at that moment does not mean the
-    // close was already traced, so wait for the close itself (it can only be missing when the
-    // ring was full, which the assertions below allow for).
-    // The TCP connection's close, not the client's earlier UDP socket's.
-    const tcpClosed = () => {
-      const o = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN);
-      return o !== undefined && events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === o.connId);
-    };
-    await waitFor(() => tcpClosed() || (tracer!.stats().ring_full > 0 && tracer!.stats().ringPendingBytes === 0), 20_000);
+    await waitForTcpClose(events, tracer);
     const st = tracer.stats();
     t.diagnostic(`stats ${JSON.stringify(st)}; ${ringTraffic} bytes through a ${ringBytes}-byte ring`);
     assert.ok(ringTraffic > ringBytes, 'the ring wrapped');
@@ -784,9 +803,7 @@ test('socket tracer: records wrapping around a small ring arrive intact and in o
     // such records are counted (ring_full). Every record that did arrive must be exact.
     const open = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN)!;
     assert.ok(open);
-    let expect = '';
-    for (let i = 0; i < 300; i++) expect += String(i).padStart(4, '0').repeat(250);
-    const want = Buffer.from(expect);
+    const want = LOOP_SENT;
     let checked = 0;
     for (const dir of [tg_dir.TG_DIR_EGRESS, tg_dir.TG_DIR_INGRESS]) {
       let last = -1;
@@ -849,15 +866,7 @@ test('socket tracer: only a window of the ring is resident; records straddling i
     });
     const py = pyClient(port, 'loop');
     await expectLine(py.lines, 'done');
-    // The client prints 'done' before it closes: an empty ring at that moment does not mean the
-    // close was already traced, so wait for the close itself (it can only be missing when the
-    // ring was full, which the assertions below allow for).
-    // The TCP connection's close, not the client's earlier UDP socket's.
-    const tcpClosed = () => {
-      const o = events.find((e) => e.type === tg_event_type.TG_EV_CONN_OPEN);
-      return o !== undefined && events.some((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE && e.connId === o.connId);
-    };
-    await waitFor(() => tcpClosed() || (tracer!.stats().ring_full > 0 && tracer!.stats().ringPendingBytes === 0), 20_000);
+    await waitForTcpClose(events, tracer);
     const st = tracer.stats();
     // The mapping is 2 x 128 KiB of address space; what the reader keeps resident between
     // batches is its two position pages and the chunk it reads next.
@@ -868,9 +877,7 @@ test('socket tracer: only a window of the ring is resident; records straddling i
     t.diagnostic(`${events.length} records, ${laps.toFixed(1)} laps, ${straddlers.length} straddling the end, ring_full ${st.ring_full}`);
     assert.ok(laps > 1, 'the ring wrapped');
     assert.ok(straddlers.some((e) => e.type === tg_event_type.TG_EV_DATA), 'a data record straddled the end of the ring');
-    let expect = '';
-    for (let i = 0; i < 300; i++) expect += String(i).padStart(4, '0').repeat(250);
-    const want = Buffer.from(expect);
+    const want = LOOP_SENT;
     for (const e of events) {
       if (e.type !== tg_event_type.TG_EV_DATA) continue;
       assert.deepEqual(e.payload, want.subarray(e.pos, e.pos + e.len), `payload at ${e.pos}${e.off + e.recLen > ringBytes ? ' (straddling)' : ''}`);
@@ -893,12 +900,9 @@ test('socket tracer: a program that fails to load or attach is reported, the oth
   const { child: server, port } = await startServer();
   const events: Ev[] = [];
   let tracer: SocketTracer | undefined;
-  const saved = process.env.TELEGEN_FAULT_INJECT;
   try {
-    // The native loader reads this at open(): a real verifier rejection and a failed attach.
-    process.env.TELEGEN_FAULT_INJECT = 'load:tg_in_close,attach:tg_out_accept4';
-    tracer = openSocketTracer({ connMax: 4096 }, (ring, index, count) => collect(ring, index, count, (_pid, comm) => comm === 'curl', events));
-    delete process.env.TELEGEN_FAULT_INJECT;
+    // A real verifier rejection and a failed attach.
+    tracer = openWithFaults('load:tg_in_close,attach:tg_out_accept4', { connMax: 4096 }, (ring, index, count) => collect(ring, index, count, (_pid, comm) => comm === 'curl', events));
     const r = tracer.report;
     t.diagnostic(`failed: ${r.failed.map((f) => `${f.name}: ${f.error.split('\n')[0]}`).join('; ')}`);
     assert.deepEqual(r.failed.map((f) => f.name).sort(), ['tg_in_close', 'tg_out_accept4']);
@@ -913,13 +917,7 @@ test('socket tracer: a program that fails to load or attach is reported, the oth
     assert.ok(events.some((e) => e.type === tg_event_type.TG_EV_DATA && e.dir === tg_dir.TG_DIR_EGRESS && e.payload.toString().startsWith('GET /hello ')));
     assert.equal(events.filter((e) => e.type === tg_event_type.TG_EV_CONN_CLOSE).length, 0, 'close is the program that did not load');
   } finally {
-    if (saved === undefined) delete process.env.TELEGEN_FAULT_INJECT;
-    else process.env.TELEGEN_FAULT_INJECT = saved;
-    const ids = tracer?.report.progIds ?? [];
-    tracer?.close();
-    server.kill('SIGKILL');
-    const live = liveProgIds();
-    assert.ok(ids.every((id) => !live.has(id)));
+    closeLeavingNoPrograms(tracer, server);
   }
 });
 
@@ -956,12 +954,9 @@ for (const walk of ['auto', 'unrolled'] as const) {
 
 test('socket tracer: a bpf_loop exit the kernel refuses is replaced by its unrolled twin, not reported lost', { timeout: 60_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const saved = process.env.TELEGEN_FAULT_INJECT;
   let tracer: SocketTracer | undefined;
   try {
-    process.env.TELEGEN_FAULT_INJECT = 'load:tg_out_writev';
-    tracer = openSocketTracer({ connMax: 4096 }, () => undefined);
-    delete process.env.TELEGEN_FAULT_INJECT;
+    tracer = openWithFaults('load:tg_out_writev', { connMax: 4096 }, () => undefined);
     const r = tracer.report;
     assert.deepEqual(r.failed, []);
     assert.ok(r.attached.includes('tg_out_writev_unrolled') && !r.attached.includes('tg_out_writev'));
@@ -969,8 +964,6 @@ test('socket tracer: a bpf_loop exit the kernel refuses is replaced by its unrol
     assert.equal(r.attached.length, EXPECTED_PROGRAMS.length);
     assert.equal(r.iovMax, tg_socket_limits.TG_IOV_MAX, 'one call walks only 10 iovecs now');
   } finally {
-    if (saved === undefined) delete process.env.TELEGEN_FAULT_INJECT;
-    else process.env.TELEGEN_FAULT_INJECT = saved;
     tracer?.close();
   }
 });
