@@ -1,5 +1,5 @@
 // OTLP gRPC and HTTP/protobuf exports, decoded by a real receiver with the official protos.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as zlib from 'node:zlib';
@@ -14,28 +14,10 @@ import {
 } from '../../host/src/export';
 import { gzipBody } from '../../host/src/export/otlp-transport';
 import { encodeLogsRequest } from '../../host/src/export/logs-proto';
-import { decodeOtlpRequest, startReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
-import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
+import { decodeOtlpRequest } from '../helpers/otlp-receiver';
+import { envFor, expectedFlatSpan, makeLog, makeMetrics, makeSpan, receiversStoppedAfter, RESOURCE_ATTRS, scope } from './fixtures';
 
-const receivers: OtlpReceiver[] = [];
-after(async () => {
-  for (const r of receivers) await r.stop();
-});
-async function receiver(protocol: 'grpc' | 'http'): Promise<OtlpReceiver> {
-  const r = await startReceiver({ protocol });
-  receivers.push(r);
-  return r;
-}
-
-function envFor(r: OtlpReceiver, compression: 'gzip' | 'none'): Record<string, string> {
-  return {
-    OTEL_EXPORTER_OTLP_ENDPOINT: r.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: r.protocol === 'grpc' ? 'grpc' : 'http/protobuf',
-    OTEL_EXPORTER_OTLP_COMPRESSION: compression,
-    OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=team%20a',
-    OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
-  };
-}
+const receiver = receiversStoppedAfter();
 
 for (const protocol of ['grpc', 'http'] as const) {
   for (const compression of ['gzip', 'none'] as const) {

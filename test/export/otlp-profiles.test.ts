@@ -2,7 +2,7 @@
 // decodes with the opentelemetry-proto v1.8.0 profiles messages: the profiler's own OTLP builder
 // (profile/otlp.ts) → export queue → wire → decoded samples with their stacks resolved through the
 // dictionary.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
   createExportQueues,
@@ -12,21 +12,14 @@ import {
   resolveExportConfig,
   shutdownExportQueues,
 } from '../../host/src/export';
-import { freePort, startReceiver, decodeOtlpRequest, flattenProfiles, type OtlpReceiver } from '../helpers/otlp-receiver';
+import { freePort, decodeOtlpRequest, flattenProfiles } from '../helpers/otlp-receiver';
+import { envFor, receiversStoppedAfter } from './fixtures';
 import { toOtlpProfiles } from '../../host/src/profile/otlp';
 import type { IntervalProfile } from '../../host/src/profile/model';
 import type { Frame } from '../../host/src/profile/symbolizer';
 import type { ProcessInfo } from '../../host/src/profile/process';
 
-const receivers: OtlpReceiver[] = [];
-after(async () => {
-  for (const r of receivers) await r.stop();
-});
-async function receiver(protocol: 'grpc' | 'http', port?: number): Promise<OtlpReceiver> {
-  const r = await startReceiver({ protocol, port });
-  receivers.push(r);
-  return r;
-}
+const receiver = receiversStoppedAfter();
 
 const fr = (name: string, module: string, kind: Frame['kind'] = 'native', buildId = ''): Frame => ({ name, module, kind, buildId, unresolved: false });
 const MAIN = fr('main', '/usr/bin/shop', 'native', 'deadbeef');
@@ -86,16 +79,6 @@ function expected(k: number) {
       link: { traceId: 'ab'.repeat(16), spanId: String(k).padStart(2, '0').repeat(8) },
     },
   ];
-}
-
-function envFor(r: OtlpReceiver, compression: 'gzip' | 'none'): Record<string, string> {
-  return {
-    OTEL_EXPORTER_OTLP_ENDPOINT: r.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: r.protocol === 'grpc' ? 'grpc' : 'http/protobuf',
-    OTEL_EXPORTER_OTLP_COMPRESSION: compression,
-    OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=team%20a',
-    OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
-  };
 }
 
 test('the encoder writes what the official messages decode: every field type, ids, negative and 64-bit values', () => {
