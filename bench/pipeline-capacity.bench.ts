@@ -38,7 +38,7 @@ import { DecoderRegistry, defaultDecodersDir } from '../host/src/decoders/regist
 import { Router, RecordSink } from '../host/src/ingest/router';
 import { KernelIngest } from '../host/src/ingest/kernel';
 import { SelfMetrics } from '../host/src/metrics/self';
-import { recordToSpan, monotonicClock } from '../host/src/pipeline/spans';
+import { recordToSpan, monotonicClock, SpanClock } from '../host/src/pipeline/spans';
 import { correlateStage } from '../host/src/correlate';
 import { Analytics } from '../host/src/analytics';
 import { Agent } from '../host/src/agent';
@@ -180,13 +180,32 @@ function benchMeter(): { sink: ReturnType<MeterProvider['getMeter']> & { addProd
   return { sink, collect: async () => { await reader.collect(); } };
 }
 
-/** The pipeline up to `depth`, wired like host/src/agent.ts; the source clock drives the timers. */
-async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult> {
+/** Decoders → router → KernelIngest, wired as host/src/agent.ts wires them, for one replay pass:
+ *  `nowMs` reads the capture's clock (its last record's time) once records flow, so the stages'
+ *  timers run on capture time. connect() builds the chain around the stage that takes the records. */
+function replayFront(): { clock: SpanClock; nowMs: () => number; connect(sink: RecordSink): { router: Router; kernel: KernelIngest } } {
   const metrics = new SelfMetrics();
-  let spans = 0;
   const clock = monotonicClock();
   let kernel: KernelIngest | undefined;
   const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
+  return {
+    clock,
+    nowMs,
+    connect(sink) {
+      let router: Router | undefined;
+      const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
+      registry.loadDir(defaultDecodersDir());
+      router = new Router(registry, sink, metrics, { detectThreshold: 60 });
+      kernel = new KernelIngest(router, metrics);
+      return { router, kernel };
+    },
+  };
+}
+
+/** The pipeline up to `depth`, wired like host/src/agent.ts; the source clock drives the timers. */
+async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uint32Array[]): Promise<RunResult> {
+  let spans = 0;
+  const { clock, nowMs, connect } = replayFront();
   const meter = benchMeter();
   const analytics = new Analytics(meter.sink, {}, nowMs);
   const dig = process.env.BENCH_DIGEST ? outputDigest() : undefined;
@@ -195,7 +214,6 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
   // Ticked on the capture's clock below, as the agent's 100 ms timer ticks it live (stop() clears
   // the wall timer; nothing is held yet, so its flush does nothing).
   correlate.stop();
-  let router: Router | undefined;
   const sink: RecordSink = (rec, conn, decoder) => {
     if (depth === 'decode') { if (rec.kind === KIND_EXCHANGE && !(rec.flags & FLAG_NO_REQUEST)) spans++; return; }
     const span = recordToSpan(rec, conn.meta, decoder, { clock });
@@ -204,12 +222,8 @@ async function runHandWired(c: Capture, depth: Depth, ring: Uint8Array, idx: Uin
     dig?.added(span);
     correlate(span, conn.meta);
   };
-  const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
-  registry.loadDir(defaultDecodersDir());
-  router = new Router(registry, sink, metrics, { detectThreshold: 60 });
-  kernel = new KernelIngest(router, metrics);
-  const k = kernel;
-  correlate.correlator.mayServe = (pid) => k.mayServe(pid);
+  const { router, kernel } = connect(sink);
+  correlate.correlator.mayServe = (pid) => kernel.mayServe(pid);
   // The correlator ticks every 100 ms, analytics every 500 ms, both of the capture's clock.
   let nextAnalytics = 0, nextTick = 0;
   const t0 = process.hrtime.bigint();
@@ -352,13 +366,9 @@ async function correlatorAB(dir: string): Promise<void> {
   const digests: Record<string, Set<string>> = { after: new Set(), before: new Set() };
   let nSpans = 0;
   for (let r = -1; r < rounds; r++) { // round -1 warms both up
-    const metrics = new SelfMetrics();
-    const clock = monotonicClock();
-    let kernel: KernelIngest | undefined;
-    const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
+    const { clock, nowMs, connect } = replayFront();
     const batch: Array<{ span: PSpan; meta: import('../host/src/model').ConnMeta; tid: number | undefined; now: number; tick: boolean }> = [];
     let nextTick = 0;
-    let router: Router | undefined;
     const sink: RecordSink = (rec, conn, decoder) => {
       const span = recordToSpan(rec, conn.meta, decoder, { clock }) as PSpan | undefined;
       if (!span) return;
@@ -368,16 +378,12 @@ async function correlatorAB(dir: string): Promise<void> {
       if (tick) nextTick = now + 100;
       batch.push({ span, meta: conn.meta, tid: conn.meta.tid, now, tick });
     };
-    const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
-    registry.loadDir(defaultDecodersDir());
-    router = new Router(registry, sink, metrics, { detectThreshold: 60 });
-    kernel = new KernelIngest(router, metrics);
-    const k = kernel;
+    const { router, kernel } = connect(sink);
     const sides = [{ name: 'after', m: own, ns: 0, dig: outputDigest() }, { name: 'before', m: base, ns: 0, dig: outputDigest() }].map((side) => {
       let now = 0;
       const stage = side.m.corr.correlateStage({}, process.env.BENCH_DIGEST ? (s) => side.dig.out(s) : () => { /* timed: no digest */ }, () => now);
       stage.stop();
-      stage.correlator.mayServe = (pid) => k.mayServe(pid);
+      stage.correlator.mayServe = (pid) => kernel.mayServe(pid);
       return { ...side, stage, setNow: (t: number) => { now = t; } };
     });
     const gc = (global as { gc?: (o?: object) => void }).gc;
@@ -440,24 +446,16 @@ async function analyticsAB(dir: string): Promise<void> {
   const answers: string[][] = [[], []];
   let nSpans = 0;
   for (let r = -1; r < rounds; r++) { // round -1 warms both up
-    const metrics = new SelfMetrics();
-    const clock = monotonicClock();
-    let kernel: KernelIngest | undefined;
-    const nowMs = () => (kernel && kernel.lastTs > 0n ? Number(clock.toEpochNs(kernel.lastTs) / 1_000_000n) : Date.now());
+    const { clock, nowMs, connect } = replayFront();
     const batch: ReadableSpan[] = [];
     const correlate = correlateStage({}, (s) => { batch.push(s); }, nowMs);
     correlate.stop();
-    let router: Router | undefined;
     const sink: RecordSink = (rec, conn, decoder) => {
       const span = recordToSpan(rec, conn.meta, decoder, { clock });
       if (span) correlate(span, conn.meta);
     };
-    const registry = new DecoderRegistry({ onRecord: (rec, inst) => router!.onRecord(rec, inst.meta.name) });
-    registry.loadDir(defaultDecodersDir());
-    router = new Router(registry, sink, metrics, { detectThreshold: 60 });
-    kernel = new KernelIngest(router, metrics);
-    const k = kernel;
-    correlate.correlator.mayServe = (pid) => k.mayServe(pid);
+    const { router, kernel } = connect(sink);
+    correlate.correlator.mayServe = (pid) => kernel.mayServe(pid);
     const sides = mods.map((m) => ({ an: new m.Analytics(benchMeter().sink, {}, nowMs), ns: 0, nextTick: 0 }));
     const run = (side: typeof sides[0]) => {
       gc?.({ type: 'minor' });
