@@ -1,9 +1,10 @@
 // DNS framing: a UDP datagram is one message, consumed whole; TCP prefixes each message with a
 // u16 length (RFC 1035 4.2.2, RFC 7766) and may carry several per read or split one across reads.
 import { PARSE_NEEDS_MORE, PARSE_INVALID, DIR_REQUEST } from "../abi/abi";
-import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, HEAD_CAP, StreamState } from "./types";
+import { MODE_UNKNOWN, MODE_UDP, MODE_TCP, HEADER_SIZE, StreamState } from "./types";
 import { classify, u16be, CLASS_NEEDS_MORE, CLASS_INVALID } from "./message";
-import { findState, newState, dropState, onMessage, headBufOf } from "./stitch";
+import { findState, newState, dropState, onMessage, heads } from "./stitch";
+import { held, forget, headBytes, Head } from "../abi/head";
 
 @inline function partialOf(st: StreamState, dir: i32): bool {
   return dir == DIR_REQUEST ? st.partial0 : st.partial1;
@@ -21,15 +22,12 @@ import { findState, newState, dropState, onMessage, headBufOf } from "./stitch";
   if (!partialOf(st, dir)) setPartial(st, dir, true, ts);
 }
 
-/** Keeps the start of an incomplete TCP message (StreamState.headBuf). */
+/** Keeps the start of an incomplete TCP message (StreamState.headKept). */
 function keepHead(st: StreamState, dir: i32, at: usize, have: u32, total: u32, ts: u64): void {
-  const buf = headBufOf(st);
-  if (buf == 0) return;
-  memory.copy(buf, at, <usize>(have < HEAD_CAP ? have : HEAD_CAP));
+  const head = heads.keep(st.headKept, at, <i64>have, <i64>total, ts);
+  if (head == 0) return;
+  st.headKept = head;
   st.headDir = dir;
-  st.headHave = have;
-  st.headTotal = total;
-  st.headTs = ts;
 }
 
 export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u64): i32 {
@@ -72,7 +70,7 @@ export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u6
     if (p == len) return <i32>len;
   }
   // The bytes held for an incomplete message come again at the start of this read.
-  if (st.headDir == dir) st.headHave = 0;
+  if (st.headDir == dir) forget(st.headKept);
   let start = partialOf(st, dir) ? partialTsOf(st, dir) : ts;
   while (len - p >= 2) {
     const n = u16be(base + <usize>p);
@@ -97,14 +95,18 @@ export function parseStream(stream: u32, dir: i32, base: usize, len: u32, ts: u6
  * framing holds. Otherwise the framing is lost: false.
  */
 export function tcpGap(stream: u32, st: StreamState, dir: i32, lost: u32): bool {
-  const held = st.headDir == dir ? st.headHave : 0;
-  if (held < 2 + HEADER_SIZE || lost < held || lost > st.headTotal) return false;
-  st.headHave = 0;
+  const have = st.headDir == dir ? held(st.headKept) : 0;
+  if (have < <i64>(2 + HEADER_SIZE)) return false;
+  const h = changetype<Head>(st.headKept);
+  const total = h.total;
+  if (<i64>lost < have || <i64>lost > total) return false;
+  const ts = h.ts;
+  const kept = <u32>heads.kept(have);
+  forget(st.headKept);
   st.mode = MODE_TCP; // a stream cut in its first message: that message was length-prefixed
-  const avail = held < HEAD_CAP ? held : HEAD_CAP;
-  onMessage(st, stream, st.headBuf + 2, avail - 2, st.headTs, st.headTs);
+  onMessage(st, stream, headBytes(st.headKept) + 2, kept - 2, ts, ts);
   setPartial(st, dir, false, 0);
-  const rest = st.headTotal - lost;
+  const rest = <u32>(total - <i64>lost);
   if (dir == DIR_REQUEST) st.skip0 = rest; else st.skip1 = rest;
   return true;
 }

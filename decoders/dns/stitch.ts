@@ -6,6 +6,7 @@ import {
   QUERY_TIMEOUT_NS, IDLE_STREAM_NS, F_QR, T_ANY, T_CNAME, HEAD_CAP, HEAD_BUFFERS,
 } from "./types";
 import { warn } from "../abi/emit";
+import { HeadPool } from "../abi/head";
 import { msg, walkMessage, readName, nameScratch, namePtr, nameLen, u16be } from "./message";
 import { emitExchange } from "./emit";
 import { FLAG_TIMEOUT } from "../abi/abi";
@@ -83,22 +84,14 @@ export function newState(stream: u32): StreamState | null {
   return st;
 }
 
-export let headBuffers: i32 = 0;
-
-/** A stream's head buffer (types.ts StreamState.headBuf), made on first need; 0 past the bound. */
-export function headBufOf(st: StreamState): usize {
-  if (st.headBuf == 0 && headBuffers < HEAD_BUFFERS) {
-    st.headBuf = heap.alloc(<usize>HEAD_CAP);
-    headBuffers++;
-  }
-  return st.headBuf;
-}
+/** Kept starts of TCP messages (types.ts StreamState.headKept). */
+export const heads = new HeadPool(<i64>HEAD_CAP, HEAD_BUFFERS);
 
 export function dropState(stream: u32): void {
   if (lastStream == stream) lastState = null;
   if (!streams.has(stream)) return;
   const old = streams.get(stream);
-  if (old.headBuf != 0) { heap.free(old.headBuf); headBuffers--; }
+  heads.free(old.headKept);
   heap.free(changetype<usize>(old));
   streams.delete(stream);
 }

@@ -90,15 +90,11 @@ export const F_CD: u16 = 0x0010;
   tail: i32 = -1;
   count: i32 = 0;
   // TCP: the start of a message still incomplete at the end of the last read (the host holds
-  // those bytes): up to HEAD_CAP of them in headBuf (heap, 0 until first needed), how many were
-  // held, the message's framed size (2 + length) and its first byte's time. A gap right after
-  // them (a segment cut by the snaplen) decodes the message cut short; skip0/skip1: bytes of it
-  // still to come, discarded.
-  headBuf: usize = 0;
+  // those bytes), kept in a Head of abi/head.ts (0 until first needed) for direction headDir; its
+  // total is the message's framed size (2 + length). A gap right after them (a segment cut by the
+  // snaplen) decodes the message cut short; skip0/skip1: bytes of it still to come, discarded.
+  headKept: usize = 0;
   headDir: i32 = 0;
-  headHave: u32 = 0;
-  headTotal: u32 = 0;
-  headTs: u64 = 0;
   skip0: u32 = 0;
   skip1: u32 = 0;
 }

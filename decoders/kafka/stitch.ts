@@ -5,6 +5,7 @@ import {
   FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT,
 } from "../abi/abi";
 import { input, INPUT_CAP } from "../abi/window";
+import { HeadPool, Head, held, forget, headBytes } from "../abi/head";
 import {
   Exchange, StreamState, MAX_MESSAGE, MAX_PENDING, ONE_WAY_KEPT, MAX_GARBAGE, PENDING_TIMEOUT_NS, HEAD_CAP,
   API_PRODUCE, API_SASL_HANDSHAKE, requestHeaderVersion, knownApi, maxVersion, responseHeaderVersion,
@@ -169,7 +170,7 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   const end = base + <usize>len;
   let p = base;
   // The bytes held for an incomplete message come again at the start of this read.
-  if (isReq) st.headHaveReq = 0; else st.headHaveResp = 0;
+  forget(isReq ? st.headReq : st.headResp);
 
   // The rest of a message larger than the window: discard, then finish its exchange.
   let skipLeft = isReq ? st.skipReq : st.skipResp;
@@ -266,41 +267,32 @@ export function parseStream(stream: u32, dir: i32, len: i32, ts: u64): i32 {
   return <i32>(p - base);
 }
 
-// Head buffers in use by all streams: at most HEAD_BUFFERS (4 MiB); past that a stream without
-// one loses a cut message whole, as before.
-const HEAD_BUFFERS: i32 = 1024;
-let headBuffers: i32 = 0;
+// Kept starts of incomplete messages (StreamState.headReq/headResp): at most 1024 of 4 KiB; past
+// that a stream without one loses a cut message whole, as before.
+const heads = new HeadPool(<i64>HEAD_CAP, 1024);
 
 /** Keeps the start of an incomplete message (see StreamState.headReq). */
 function keepHead(st: StreamState, isReq: bool, p: usize, have: usize, total: i64, tsStart: u64): void {
-  let buf = isReq ? st.headReq : st.headResp;
-  if (buf === null) {
-    if (headBuffers >= HEAD_BUFFERS) return;
-    headBuffers++;
-    buf = new StaticArray<u8>(HEAD_CAP);
-    if (isReq) st.headReq = buf; else st.headResp = buf;
-  }
-  const n = have < <usize>HEAD_CAP ? have : <usize>HEAD_CAP;
-  memory.copy(changetype<usize>(buf), p, n);
-  if (isReq) { st.headHaveReq = <i64>have; st.headTotalReq = total; st.headTsReq = tsStart; }
-  else { st.headHaveResp = <i64>have; st.headTotalResp = total; st.headTsResp = tsStart; }
+  if (isReq) st.headReq = heads.keep(st.headReq, p, <i64>have, total, tsStart);
+  else st.headResp = heads.keep(st.headResp, p, <i64>have, total, tsStart);
 }
 
 export function gapStream(stream: u32, dir: i32, len: i32): i32 {
   const st = stateFor(stream);
   const isReq = dir == DIR_REQUEST;
-  const held = isReq ? st.headHaveReq : st.headHaveResp;
-  if (held > 0 && <i64>len >= held) {
+  const head = isReq ? st.headReq : st.headResp;
+  const have = held(head);
+  forget(head);
+  if (have > 0 && <i64>len >= have) {
     // The host held the start of a message and the rest (or more) was lost: decode what its
     // start holds (header, client id, topics; FLAG_UNKNOWN past it), as tshark does with a
     // segment cut by the snaplen, and stay in step when the gap ends where the message ends or
     // inside it (the rest is skipped as it arrives).
-    const total = isReq ? st.headTotalReq : st.headTotalResp;
-    const buf = isReq ? st.headReq! : st.headResp!;
-    const ts = isReq ? st.headTsReq : st.headTsResp;
-    const avail: usize = held < <i64>HEAD_CAP ? <usize>held : <usize>HEAD_CAP;
-    if (isReq) { st.headHaveReq = 0; st.partialTsReq = 0; } else { st.headHaveResp = 0; st.partialTsResp = 0; }
-    const p = changetype<usize>(buf);
+    const total = changetype<Head>(head).total;
+    const ts = changetype<Head>(head).ts;
+    const avail = <usize>heads.kept(have);
+    if (isReq) st.partialTsReq = 0; else st.partialTsResp = 0;
+    const p = headBytes(head);
     if (isReq) handleRequest(stream, st, p, avail, ts, ts, false);
     else handleResponse(stream, st, p, avail, ts, ts, false);
     const x = isReq ? st.deferredReq : st.deferredResp;
@@ -319,7 +311,6 @@ export function gapStream(stream: u32, dir: i32, len: i32): i32 {
     if (isReq) { st.desyncReq = true; st.startedReq = true; } else { st.desyncResp = true; st.startedResp = true; }
     return GAP_ABSORBED;
   }
-  if (isReq) st.headHaveReq = 0; else st.headHaveResp = 0;
   const skipLeft = isReq ? st.skipReq : st.skipResp;
   if (skipLeft >= <i64>len) {
     // The lost bytes were inside a message we were discarding anyway.
@@ -343,8 +334,8 @@ export function closeStream(stream: u32): void {
     x.tsEnd = x.tsStart;
     flushOne(stream, st, x, FLAG_NO_RESPONSE);
   }
-  if (st.headReq !== null) headBuffers--;
-  if (st.headResp !== null) headBuffers--;
+  heads.free(st.headReq);
+  heads.free(st.headResp);
   states.delete(stream);
 }
 

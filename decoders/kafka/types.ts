@@ -300,17 +300,11 @@ export class StreamState {
   saslRaw: bool = false;
   saslResponses: i32 = 0;
   // The start of a message still incomplete at the end of the last read (the host holds those
-  // bytes for the next one): its first HEAD_CAP bytes, how many bytes of it were held, its size
-  // and when it began. A gap right after them (a snaplen cut, lost segments) decodes what the head
-  // holds instead of losing the whole message. headHave 0: none.
-  headReq: StaticArray<u8> | null = null;
-  headResp: StaticArray<u8> | null = null;
-  headHaveReq: i64 = 0;
-  headHaveResp: i64 = 0;
-  headTotalReq: i64 = 0;
-  headTotalResp: i64 = 0;
-  headTsReq: u64 = 0;
-  headTsResp: u64 = 0;
+  // bytes for the next one), kept in a Head of abi/head.ts (0 until first needed). A gap right
+  // after them (a snaplen cut, lost segments) decodes what the head holds instead of losing the
+  // whole message.
+  headReq: usize = 0;
+  headResp: usize = 0;
 }
 
 /** Bytes kept of an incomplete message's start (header, client id, the first topics). */

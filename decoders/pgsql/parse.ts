@@ -13,6 +13,7 @@ import {
 } from "./types";
 import { onStartup, onCancel, onRequest, onResponse, onSkippedRequest, onResponseGap } from "./stitch";
 import { emitUpgrade } from "./emit";
+import { HeadPool, Head, held, forget, headBytes } from "../abi/head";
 
 // Message type tables: 0 unknown, 1 variable length, 2 exactly 4 (no body), 3 'Z' (5),
 // 4 'K' BackendKeyData (12..264: protocol 3.2 allows longer keys), 5 'R' (>= 8).
@@ -130,7 +131,7 @@ export function parseInput(stream: u32, st: Stream, dir: i32, base: usize, len: 
   let p: i32 = 0;
   const req = dir == DIR_REQUEST;
   // The bytes held for an incomplete message come again at the start of this read.
-  if (req) st.headHaveReq = 0; else st.headHaveResp = 0;
+  forget(req ? st.headReq : st.headResp);
   // The tail of a big message decoded from its head.
   const skip = req ? st.reqSkip : st.respSkip;
   if (skip > 0) {
@@ -207,29 +208,22 @@ function saveAlign(st: Stream, req: bool, aligned: bool, trusted: bool): void {
   else { st.respAligned = aligned; st.respTrusted = trusted && aligned; }
 }
 
-// Head buffers in use by all streams: at most HEAD_BUFFERS (256 of 8.25 KiB); past that a stream without
-// one loses a cut message whole, as before.
-const HEAD_BUFFERS: i32 = 256;
-export let headBuffers: i32 = 0;
+// Kept starts of incomplete messages (Stream.headReq/headResp): at most 256 of 8.25 KiB; past
+// that a stream without one loses a cut message whole, as before.
+const heads = new HeadPool(<i64>HEAD_CAP, 256);
 
 /** Keeps the start of an incomplete message (see Stream.headReq). */
 function keepHead(st: Stream, req: bool, at: usize, avail: i32, total: i64, ts: u64): void {
-  let buf = req ? st.headReq : st.headResp;
-  if (buf === null) {
-    if (headBuffers >= HEAD_BUFFERS) return;
-    headBuffers++;
-    buf = new StaticArray<u8>(HEAD_CAP);
-    if (req) st.headReq = buf; else st.headResp = buf;
-  }
-  memory.copy(changetype<usize>(buf), at, <usize>(avail < HEAD_CAP ? avail : HEAD_CAP));
-  if (req) { st.headHaveReq = avail; st.headTotalReq = total; st.headTsReq = ts; }
-  else { st.headHaveResp = avail; st.headTotalResp = total; st.headTsResp = ts; }
+  if (req) st.headReq = heads.keep(st.headReq, at, <i64>avail, total, ts);
+  else st.headResp = heads.keep(st.headResp, at, <i64>avail, total, ts);
 }
 
 /** A stream object is dropped (not pooled): its head buffers are no longer in use. */
 export function releaseHeads(st: Stream): void {
-  if (st.headReq !== null) { headBuffers--; st.headReq = null; }
-  if (st.headResp !== null) { headBuffers--; st.headResp = null; }
+  heads.free(st.headReq);
+  heads.free(st.headResp);
+  st.headReq = 0;
+  st.headResp = 0;
 }
 
 /** Bytes lost: inside a skipped tail they cost nothing; a message whose start the host held (its
@@ -238,17 +232,17 @@ export function releaseHeads(st: Stream): void {
  *  boundaries must be found again. */
 export function parseGap(stream: u32, st: Stream, dir: i32, lost: u32): void {
   const req = dir == DIR_REQUEST;
-  const held = req ? st.headHaveReq : st.headHaveResp;
-  if (req) st.headHaveReq = 0; else st.headHaveResp = 0;
-  const heldTotal = req ? st.headTotalReq : st.headTotalResp;
+  const head = req ? st.headReq : st.headResp;
+  const have = held(head);
+  forget(head);
   // Only when the loss ends inside or at the end of the held message (a segment cut by the
   // snaplen): a loss past it took more messages, and the recovery below reads the answers after
   // it (a cut CommandComplete read as a whole one would give its operation a wrong tag).
-  if (held >= 5 && <i64>lost >= <i64>held && heldTotal >= <i64>lost && !st.tls) {
-    const buf = req ? st.headReq! : st.headResp!;
-    const at = changetype<usize>(buf);
-    const ts = req ? st.headTsReq : st.headTsResp;
-    const avail = held < HEAD_CAP ? held : HEAD_CAP;
+  const heldTotal = have > 0 ? changetype<Head>(head).total : 0;
+  if (have >= 5 && <i64>lost >= have && heldTotal >= <i64>lost && !st.tls) {
+    const at = headBytes(head);
+    const ts = changetype<Head>(head).ts;
+    const avail = <i32>heads.kept(have);
     const type = load<u8>(at);
     const full = <u32>(heldTotal - 1);
     if (req) onRequest(stream, st, type, at + 5, avail - 5, full, ts);

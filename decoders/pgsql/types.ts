@@ -1,6 +1,7 @@
 // PostgreSQL frontend/backend protocol 3.0: per-stream state, pending frontend operations and
 // small reusable byte buffers. Everything here is allocated per stream (or per named prepared
 // statement) and reused; nothing is allocated per message on the hot path.
+import { forget } from "../abi/head";
 
 // Special request codes sent in place of a protocol version in an untyped first message.
 export const CODE_SSL_REQUEST: u32 = 80877103;
@@ -325,16 +326,10 @@ export class Stream {
   reqSkip: u32 = 0;            // bytes left of a big message decoded from its head
   respSkip: u32 = 0;
   // The start of a message still incomplete at the end of the last read (the host holds those
-  // bytes for the next one): its first HEAD_CAP bytes, how many were held, its size and when it
-  // began. A gap right after them (a segment cut by the snaplen) decodes what the head holds.
-  headReq: StaticArray<u8> | null = null;
-  headResp: StaticArray<u8> | null = null;
-  headHaveReq: i32 = 0;
-  headHaveResp: i32 = 0;
-  headTotalReq: i64 = 0;
-  headTotalResp: i64 = 0;
-  headTsReq: u64 = 0;
-  headTsResp: u64 = 0;
+  // bytes for the next one), kept in a Head of abi/head.ts (0 until first needed): a gap right
+  // after them (a segment cut by the snaplen) decodes what the head holds.
+  headReq: usize = 0;
+  headResp: usize = 0;
 
   // Startup facts, kept for every exchange of the connection.
   user: Bytes = new Bytes();
@@ -389,8 +384,8 @@ export class Stream {
     this.respTrusted = false;
     this.reqSkip = 0;
     this.respSkip = 0;
-    this.headHaveReq = 0;
-    this.headHaveResp = 0;
+    forget(this.headReq);
+    forget(this.headResp);
     this.user.clear();
     this.database.clear();
     this.appName.clear();
