@@ -132,6 +132,24 @@ function is(kw: string): bool {
   return tokKind == TK_PUNCT && <u32>load<u8>(tokStart) == ch;
 }
 
+// Parentheses open at the current token (nextInStatement).
+let parenDepth = 0;
+
+/** Moves to the next token that is not punctuation, counting parentheses in `parenDepth`;
+ *  false at the end of the text or of the statement (';'). */
+function nextInStatement(): bool {
+  for (;;) {
+    next();
+    if (tokKind == TK_END) return false;
+    if (tokKind != TK_PUNCT) return true;
+    const c = <u32>load<u8>(tokStart);
+    if (c == 40) parenDepth++;
+    else if (c == 41) parenDepth--;
+    else if (c == 59) return false;
+  }
+  return false;
+}
+
 /** First keyword, upper-cased, into opBuf/opLen (0 when the text does not start with a word). */
 export function operationName(ptr: usize, len: i32): void {
   lexPos = ptr;
@@ -142,18 +160,10 @@ export function operationName(ptr: usize, len: i32): void {
   if (tokKind != TK_WORD) return;
   if (is("WITH")) {
     // A common table expression: the statement is named by the keyword after the CTE list.
-    let depth = 0;
+    parenDepth = 0;
     for (;;) {
-      next();
-      if (tokKind == TK_END) return;
-      if (tokKind == TK_PUNCT) {
-        const c = <u32>load<u8>(tokStart);
-        if (c == 40) depth++;
-        else if (c == 41) depth--;
-        else if (c == 59) return;
-        continue;
-      }
-      if (depth == 0 && (is("SELECT") || is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE") || is("VALUES") || is("TABLE"))) break;
+      if (!nextInStatement()) return;
+      if (parenDepth == 0 && (is("SELECT") || is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE") || is("VALUES") || is("TABLE"))) break;
     }
   }
   const n = <i32>(tokEnd - tokStart);
@@ -227,20 +237,7 @@ function restIsSingleTable(allowAlias: bool): bool {
              !is("INNER") && !is("LEFT") && !is("RIGHT") && !is("FULL")) { next(); }
   }
   if (isPunct(44)) return false;       // ',' a second table
-  let depth = 0;
-  for (;;) {
-    if (tokKind == TK_END) return true;
-    if (tokKind == TK_PUNCT) {
-      const c = <u32>load<u8>(tokStart);
-      if (c == 40) depth++;
-      else if (c == 41) depth--;
-      else if (c == 59 && depth <= 0) { next(); return tokKind == TK_END; } // only a trailing ';'
-    } else if (is("JOIN") || is("FROM") || is("UNION") || is("INTERSECT") || is("EXCEPT") || is("USING")) {
-      return false;
-    }
-    next();
-  }
-  return true;
+  return onlyOneStatement(true);
 }
 
 function isClauseKeyword(): bool {
@@ -249,8 +246,9 @@ function isClauseKeyword(): bool {
          is("ON") || is("DEFAULT") || is("SELECT") || is("OVERRIDING") || is("TO") || is("WITH") || is("LIMIT");
 }
 
-/** Single-statement tail check for statements whose target table is unambiguous. */
-function onlyOneStatement(): bool {
+/** Tail check from the current token: true when one statement ends here (a trailing ';' at most).
+ *  With `oneTable`, false too at a keyword that brings in another table or statement. */
+function onlyOneStatement(oneTable: bool): bool {
   let depth = 0;
   for (;;) {
     if (tokKind == TK_END) return true;
@@ -258,7 +256,9 @@ function onlyOneStatement(): bool {
       const c = <u32>load<u8>(tokStart);
       if (c == 40) depth++;
       else if (c == 41) depth--;
-      else if (c == 59 && depth <= 0) { next(); return tokKind == TK_END; }
+      else if (c == 59 && depth <= 0) { next(); return tokKind == TK_END; } // only a trailing ';'
+    } else if (oneTable && (is("JOIN") || is("FROM") || is("UNION") || is("INTERSECT") || is("EXCEPT") || is("USING"))) {
+      return false;
     }
     next();
   }
@@ -273,18 +273,10 @@ export function collectionName(ptr: usize, len: i32): void {
   next();
   if (is("SELECT")) {
     // The table after the first top-level FROM, when it is the only table of the statement.
-    let depth = 0;
+    parenDepth = 0;
     for (;;) {
-      next();
-      if (tokKind == TK_END) return;
-      if (tokKind == TK_PUNCT) {
-        const c = <u32>load<u8>(tokStart);
-        if (c == 40) depth++;
-        else if (c == 41) depth--;
-        else if (c == 59) return;
-        continue;
-      }
-      if (is("FROM")) { if (depth != 0) return; break; }
+      if (!nextInStatement()) return;
+      if (is("FROM")) { if (parenDepth != 0) return; break; }
       if (is("UNION") || is("INTERSECT") || is("EXCEPT")) return;
     }
     next();
@@ -332,6 +324,6 @@ export function collectionName(ptr: usize, len: i32): void {
   }
   if (!ok) { collLen = 0; return; }
   const keepStart = collStart, keepLen = collLen;
-  if (!onlyOneStatement()) { collLen = 0; return; }
+  if (!onlyOneStatement(false)) { collLen = 0; return; }
   collStart = keepStart; collLen = keepLen;
 }
