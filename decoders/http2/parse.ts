@@ -9,7 +9,7 @@ import {
 import {
   decodeBlock, resetFields, markUnknown, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
 } from "./hpack";
-import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onLost, onDataLost, onBlockCut, onUpgradeBody } from "./stitch";
+import { onHeaders, onPushPromise, onDataFrame, onData, onEndStream, onRst, onGoaway, onLost, onDataLost, onBlockCut, onUpgradeBody } from "./stitch";
 import { looksLikeRequest, upgradeRequest, switchingHead } from "./upgrade";
 import { emitEvent, h2ErrorName } from "./emit";
 import { INPUT_CAP } from "../abi/window";
@@ -438,6 +438,7 @@ export function parseFrames(c: Conn, connId: u32, dir: i32, base: usize, len: u3
       if (len - p < FRAME_HEADER + 8) break;
       const code = be32(h + FRAME_HEADER + 4);
       if (code != 0) emitEvent(c, connId, ts, "http2.goaway", h2ErrorName(code), 0);
+      onGoaway(c, connId, ld(c, dir), be32(h + FRAME_HEADER) & 0x7fffffff, ts);
       p += FRAME_HEADER + 8;
       d.skip = flen - 8; // debug data
       continue;

@@ -248,6 +248,11 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
     unchecked(s.want[slot] = fieldCount > 0 && !serTruncated ? fieldCount : -1);
     fillFromHints(c, s, slot, false);
   }
+  if (dir == DIR_REQUEST && slot == 0 && refusable(c, s)) {
+    // opened after the server's GOAWAY, above its last stream id: refused unprocessed (onGoaway)
+    refuse(c, connId, s, ts);
+    return;
+  }
   if (dir != DIR_REQUEST && endStream) {
     s.respEnd = true;
     s.tsEnd = ts;
@@ -443,6 +448,41 @@ export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u
     return;
   }
   finishStream(c, connId, s, s.respHdr == null ? FLAG_NO_RESPONSE : 0);
+}
+
+/** RST_STREAM's REFUSED_STREAM (RFC 9113 §7): what a stream a GOAWAY leaves unprocessed is closed with. */
+const REFUSED_STREAM: i64 = 7;
+
+/**
+ * GOAWAY from the server (RFC 9113 §6.8): the streams the client opened above `last` were not
+ * processed and are closed; the client may retry them on another connection. Its HTTP/2 library
+ * closes them at once as refused (nghttp2 and Node: "Stream closed with error code
+ * NGHTTP2_REFUSED_STREAM"), so they end here, REFUSED_STREAM, not at the connection's close as
+ * unanswered (a Node server's goaway() with two more requests in flight: both lasted until the
+ * close, no error). Streams the client opens after it, above `last`, are refused in onHeaders.
+ * The last stream id never grows between GOAWAYs (§6.8), so the lowest one stands. A client's
+ * GOAWAY (about pushed streams, which it may still be sent) changes nothing here.
+ */
+export function onGoaway(c: Conn, connId: u32, dir: i32, last: u32, ts: u64): void {
+  if (dir == DIR_REQUEST || last >= c.goawayLast) return;
+  c.goawayLast = last;
+  const keys = c.streams.keys();
+  for (let i = 0; i < keys.length; i++) {
+    const s = c.streams.get(keys[i]);
+    if (refusable(c, s)) refuse(c, connId, s, ts);
+  }
+}
+
+/** A client stream above the server's GOAWAY last stream id, not answered nor reset. */
+function refusable(c: Conn, s: H2Stream): bool {
+  return (s.id & 1) == 1 && s.id > c.goawayLast && !s.held && !s.rstWait && s.respHdr == null;
+}
+
+function refuse(c: Conn, connId: u32, s: H2Stream, ts: u64): void {
+  s.rstCode = REFUSED_STREAM;
+  if (ts > s.tsStart) s.tsEnd = ts; else s.tsEnd = s.tsStart;
+  s.lastTs = s.tsEnd;
+  finishStream(c, connId, s, FLAG_NO_RESPONSE);
 }
 
 /** Bytes of one direction were lost: gRPC framing of open streams is unknown from here. */

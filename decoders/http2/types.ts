@@ -222,4 +222,6 @@ export class Conn {
   hinted: bool = false;
   hints: Map<u32, HintSet> = new Map<u32, HintSet>();
   hintBytes: i32 = 0;
+  /** The last stream id of the server's GOAWAY (stitch.ts onGoaway; none: u32 max). */
+  goawayLast: u32 = 0xffffffff;
 }
