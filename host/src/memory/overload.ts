@@ -46,6 +46,7 @@
 //                  is short of CPU, while an OTLP receiver outage must not stop the spans that feed
 //                  the RED metrics (that queue drops at its cap, counted, and memory stays bounded).
 import { rssNow } from './rss';
+import { IngestPace, paceBytes, PACE_CHECK_MS } from './pace';
 import * as fs from 'fs';
 import * as v8 from 'v8';
 import { z } from 'zod';
@@ -337,6 +338,11 @@ export interface GateHooks {
   /** Reads the host's busy and total CPU jiffies into out[0], out[1] (tests); default /proc/stat.
    *  null: none (the contention budget is never kept). */
   hostCpu?: ((out: Float64Array) => boolean) | null;
+  /** Ingest pacing mark over the file trace queue (`fill`), bytes (memory/pace.ts); default
+   *  paceBytes() (TELEGEN_INGEST_PACE_BYTES), 0 = never. */
+  paceBytes?: number;
+  /** The longest a paced ring stays paused (tests); default PACE_MAX_MS. */
+  paceMaxMs?: number;
 }
 
 /** Time the ring was paused for one reason; overlapping pauses count for each reason. */
@@ -362,7 +368,9 @@ export interface OverloadGate {
 export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metrics: SelfMetrics, log: OverloadLog, hooks: GateHooks = {}): OverloadGate | undefined {
   const { fill, pauseRing, collect } = hooks;
   const queuedBytes = hooks.queuedBytes ?? (() => 0);
-  if (cfg.max_cpu_percent <= 0 && cfg.max_rss_mb <= 0 && cfg.contended_cpu_percent <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0)) return undefined;
+  // Pacing needs a reader that can pause and the file exporter's queue (memory/pace.ts).
+  const paceMark = fill && pauseRing ? hooks.paceBytes ?? paceBytes() : 0;
+  if (cfg.max_cpu_percent <= 0 && cfg.max_rss_mb <= 0 && cfg.contended_cpu_percent <= 0 && (!fill || cfg.shed_export_backlog_percent <= 0) && paceMark <= 0) return undefined;
   let budget = cfg.max_cpu_percent > 0 ? new CpuBudget(cfg.max_cpu_percent) : undefined;
   // The contention budget exists only while the host is contended (a new one, empty, each time).
   const readHost = hooks.hostCpu !== undefined ? hooks.hostCpu : hostCpuReader();
@@ -376,6 +384,19 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   let tickMs = budget || bound ? BUDGET_TICK_MS : TICK_MS;
   const paused = SHED_REASONS.map(() => new PausedTime());
   let ringPaused = false;
+  /** The ring is paused for the budget, the bound or contention; it is also paused while paced. */
+  let overloadPaused = false;
+  const pace = paceMark > 0 ? new IngestPace(paceMark, hooks.paceMaxMs) : undefined;
+  let paceTimer: NodeJS.Timeout | undefined;
+  const applyRing = () => {
+    const p = overloadPaused || !!pace?.paused;
+    if (p !== ringPaused) { ringPaused = p; pauseRing?.(p); }
+  };
+  const paceCheck = () => {
+    paceTimer = undefined;
+    if (!pace!.check(fill!.heldBytes, performance.now())) { paceTimer = setTimeout(paceCheck, PACE_CHECK_MS); paceTimer.unref(); return; }
+    applyRing();
+  };
   let collections = 0;
   let u = process.cpuUsage();
   let lastCpu = u.user + u.system;
@@ -454,7 +475,8 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     paused[CPU].set(pause && overCpu, t);
     paused[MEMORY].set(pause && overMemory, t);
     paused[CONTENTION].set(pause && overContention, t);
-    if (pause !== ringPaused) { ringPaused = pause; pauseRing?.(pause); }
+    overloadPaused = pause;
+    applyRing();
     // Records are skipped for the backlog, and for the budget or the bound only when the reader
     // cannot pause.
     target.shedReason = backlog ? BACKLOG : pause ? -1 : reason;
@@ -475,7 +497,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   let fast: NodeJS.Timeout | undefined;
   const fastTick = () => {
     tick();
-    if (!cadence.afterFastTick(ringPaused || target.shedReason >= 0 || !!bound?.paused) && fast) { clearInterval(fast); fast = undefined; }
+    if (!cadence.afterFastTick(overloadPaused || target.shedReason >= 0 || !!bound?.paused) && fast) { clearInterval(fast); fast = undefined; }
   };
   const goFast = () => { fast = setInterval(fastTick, tickMs); fast.unref(); };
   goFast();
@@ -483,7 +505,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     if (cadence.fast) return;
     tick();
     // Paused or shedding (a backlog, memory grown while idle): looked at fast again.
-    if ((ringPaused || target.shedReason >= 0 || !!bound?.paused) && cadence.onRead()) goFast();
+    if ((overloadPaused || target.shedReason >= 0 || !!bound?.paused) && cadence.onRead()) goFast();
   }, IDLE_TICK_MS);
   slow.unref();
   // A resumed reader decodes the ring's backlog a 4096-record batch per loop turn, each long
@@ -493,6 +515,12 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   let lastMemoryCheck = 0;
   target.onRead = () => {
     if (cadence.onRead()) goFast();
+    // Paced: the next batch is read once the exporter has taken this one's spans (memory/pace.ts).
+    if (pace && pace.afterBatch(fill!.heldBytes, performance.now())) {
+      applyRing();
+      paceTimer = setTimeout(paceCheck, PACE_CHECK_MS);
+      paceTimer.unref();
+    }
     if (!bound || bound.paused) return;
     const t = performance.now();
     if (t - lastMemoryCheck < MEMORY_CHECK_MS) return;
@@ -514,6 +542,10 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     if (pauseRing) {
       if (budget) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget), agent.max_rss_mb (memory) or, while the host CPU was contended, agent.contended_cpu_percent (cpu_contention); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[CPU].seconds(t), { reason: 'cpu_budget' }, 'counter');
       if (bound) m.set('telegen_ingest_ring_paused_seconds_total', 'Time the socket ring was not read because the agent was over agent.max_cpu_percent (cpu_budget), agent.max_rss_mb (memory) or, while the host CPU was contended, agent.contended_cpu_percent (cpu_contention); the kernel counts what it dropped meanwhile in telegen_bpf_ring_full_total', paused[MEMORY].seconds(t), { reason: 'memory' }, 'counter');
+    }
+    if (pace) {
+      m.set('telegen_ingest_paced_total', 'Times the socket ring was not read after a batch because the file trace queue held more than the pacing mark (TELEGEN_INGEST_PACE_BYTES): the next batch is read once the exporter has taken most of it, so a ring backlog is not decoded into spans all at once', pace.pauses, {}, 'counter');
+      m.set('telegen_ingest_paced_seconds_total', 'Time the socket ring was not read for pacing (see telegen_ingest_paced_total)', pace.seconds(t), {}, 'counter');
     }
     if (bound) {
       m.set('telegen_agent_memory_bound_collections_total', 'Full collections run because the agent was over agent.max_rss_mb', collections, {}, 'counter');
@@ -537,6 +569,9 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
       target.onRead = undefined;
       const t = performance.now();
       for (const p of paused) p.set(false, t);
+      clearTimeout(paceTimer);
+      pace?.end(t);
+      overloadPaused = false;
       if (ringPaused) { ringPaused = false; pauseRing?.(false); }
       target.shedReason = -1;
       report(true);
