@@ -3,7 +3,7 @@
 // exactly one replica, that 3 → 4 replicas moves few targets, and what arrives over OTLP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, ChildProcess } from 'child_process';
+import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
@@ -12,9 +12,8 @@ import { repoRoot } from '../helpers/decoder';
 import { startReceiver, freePort, FlatMetric } from '../helpers/otlp-receiver';
 import { ownerOf, replicaIdentity } from '../../host/src/collect/shard';
 import { parsePromText } from '../../host/src/collect/prom-text';
-import { signalPid } from '../helpers/signal';
+import { initPostgres, PG_BIN } from '../helpers/postgres';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'collect-test-pw';
 const N_TARGETS = 100;
 
@@ -116,34 +115,6 @@ async function waitFor(pred: () => boolean | Promise<boolean>, ms: number, what:
   throw new Error(`timed out waiting for ${what}`);
 }
 
-interface Pg { dir: string; port: number; proc: ChildProcess; pid: number }
-
-async function startPg(): Promise<Pg> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-collect-pg-'));
-  fs.chmodSync(dir, 0o755);
-  const pw = path.join(dir, 'pw');
-  fs.writeFileSync(pw, PASSWORD + '\n');
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=scram-sha-256', '--auth-local=trust', `--pwfile=${pw}`, '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
-  const proc = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off', '-c', 'shared_preload_libraries=pg_stat_statements'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
-  await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 60_000, 'postgres to accept connections');
-  return { dir, port, proc, pid: Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) };
-}
-
-async function stopPg(s: Pg): Promise<void> {
-  try { signalPid(s.pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
-  await new Promise<void>((resolve) => {
-    if (s.proc.exitCode !== null) return resolve();
-    const t = setTimeout(() => { try { signalPid(s.pid, 'SIGKILL'); } catch { /* not a live postgres pid */ } resolve(); }, 20_000);
-    s.proc.once('exit', () => { clearTimeout(t); resolve(); });
-  });
-  fs.rmSync(s.dir, { recursive: true, force: true });
-}
-
 async function pgQuery(port: number, sqls: string[]): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Client } = require('pg');
@@ -201,7 +172,8 @@ test('three replicas poll 100 Prometheus targets and PostgreSQL, each exactly on
   }
   const farm = await startFarm();
   const rx = await startReceiver({ protocol: 'grpc' });
-  const pg = await startPg();
+  const pg = await initPostgres('telegen-collect-pg-', { password: PASSWORD, settings: ['shared_preload_libraries=pg_stat_statements'] });
+  await pg.start();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-collect-cfg-'));
   let replicas: Replica[] = [];
   try {
@@ -294,7 +266,7 @@ test('three replicas poll 100 Prometheus targets and PostgreSQL, each exactly on
     throw e;
   } finally {
     if (replicas.length) await stopReplicas(replicas);
-    await stopPg(pg);
+    await pg.stop();
     await rx.stop();
     await farm.stop();
     fs.rmSync(tmp, { recursive: true, force: true });

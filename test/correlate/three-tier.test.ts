@@ -6,16 +6,14 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { spawn, execFileSync, ChildProcess } from 'child_process';
+import { spawn, ChildProcess } from 'child_process';
 import { requireBpf, startAgent, startServer, freePort, waitFor, curl, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { repoRoot } from '../helpers/decoder';
 import { readLogs } from '../tracers/helpers';
-import { signalPid } from '../helpers/signal';
+import { initPostgres } from '../helpers/postgres';
 import { flattenMetrics } from '../helpers/otlp-receiver';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'telegen-three-tier';
 const FIX = path.join(repoRoot, 'test', 'fixtures', 'three-tier');
 const OUT = path.join(repoRoot, 'test', 'output');
@@ -27,29 +25,6 @@ function exited(p: ChildProcess, ms: number): Promise<void> {
     const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } resolve(); }, ms);
     p.once('exit', () => { clearTimeout(t); resolve(); });
   });
-}
-
-async function startPostgres(): Promise<{ port: number; stop(): Promise<void> }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-3t-pg-'));
-  fs.chmodSync(dir, 0o755);
-  fs.writeFileSync(path.join(dir, 'pw'), PASSWORD + '\n');
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=scram-sha-256', '--auth-local=trust', `--pwfile=${path.join(dir, 'pw')}`, '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
-  const proc = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
-  await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 30_000);
-  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-  return {
-    port,
-    stop: async () => {
-      try { signalPid(pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
-      await exited(proc, 20_000);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 async function startDnsmasq(): Promise<{ port: number; stop(): Promise<void> }> {
@@ -71,7 +46,8 @@ test('three tiers on loopback: one trace per request, service graph, RED, page',
   const cleanups: Array<() => Promise<void> | void> = [];
   t.after(async () => { for (const c of cleanups.reverse()) await c(); });
 
-  const pg = await startPostgres();
+  const pg = await initPostgres('telegen-3t-pg-', { password: PASSWORD });
+  await pg.start();
   cleanups.push(() => pg.stop());
   const dns = await startDnsmasq();
   cleanups.push(() => dns.stop());

@@ -3,40 +3,23 @@
 // running agent puts those facts on the spans their traffic produces.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, execFileSync, ChildProcess } from 'child_process';
+import { spawn, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { startAgent, startServer, Served, freePort, waitFor, requireBpf, curl } from '../helpers/agent';
 import { Discovery } from '../../host/src/discovery';
 import { readGoBuildInfo } from '../../host/src/discovery/elf';
-import { signalPid } from '../helpers/signal';
+import { initPostgres, PgCluster, PG_BIN } from '../helpers/postgres';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PASSWORD = 'discovery-pw';
 const havePg = process.getuid?.() === 0 && fs.existsSync(path.join(PG_BIN, 'postgres')) && fs.existsSync('/usr/bin/psql');
 const haveGo = fs.existsSync('/usr/bin/go');
 
-interface Pg { dir: string; port: number; proc: ChildProcess; pid: number }
-let pg: Pg | undefined;
+let pg: PgCluster | undefined;
 let nodeSrv: Served; let pySrv: Served; let goSrv: Served | undefined;
 let goBin = ''; let goVersion = '';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-disc-'));
-
-async function startPg(): Promise<Pg> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-pg-'));
-  fs.chmodSync(dir, 0o755);
-  fs.writeFileSync(path.join(dir, 'pw'), PASSWORD + '\n');
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=scram-sha-256', '--auth-local=trust', `--pwfile=${path.join(dir, 'pw')}`, '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
-  const proc = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
-  await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 60_000);
-  return { dir, port, proc, pid: Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) };
-}
 
 function buildGo(): void {
   const src = path.join(tmp, 'gohello');
@@ -67,7 +50,11 @@ func main() {
 }
 
 before(async () => {
-  if (havePg) pg = await startPg();
+  if (havePg) {
+    const c = await initPostgres('telegen-pg-', { password: PASSWORD });
+    await c.start();
+    pg = c;
+  }
   const nodeJs = path.join(tmp, 'server.js');
   fs.writeFileSync(nodeJs, `require('http').createServer((q, s) => s.end('hello from node')).listen(0, '127.0.0.1', function () { console.log('listening ' + this.address().port); });`);
   nodeSrv = await startServerEnv(process.execPath, [nodeJs], { OTEL_SERVICE_NAME: 'shop-frontend', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test,service.version=1.2.3' });
@@ -85,11 +72,7 @@ async function startServerEnv(cmd: string, args: string[], env: Record<string, s
 
 after(async () => {
   await nodeSrv?.stop(); await pySrv?.stop(); await goSrv?.stop();
-  if (pg) {
-    try { signalPid(pg.pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
-    await new Promise<void>((r) => { if (pg!.proc.exitCode !== null) r(); else { pg!.proc.once('exit', () => r()); setTimeout(r, 20_000).unref(); } });
-    fs.rmSync(pg.dir, { recursive: true, force: true });
-  }
+  await pg?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

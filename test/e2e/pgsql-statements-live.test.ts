@@ -5,14 +5,11 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { execFileSync, spawn } from 'child_process';
-import { requireBpf, startAgent, waitFor, freePort } from '../helpers/agent';
+import { execFileSync } from 'child_process';
+import { requireBpf, startAgent, waitFor } from '../helpers/agent';
 import { startReceiver, type FlatMetric } from '../helpers/otlp-receiver';
-import { signalPid } from '../helpers/signal';
-
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+import { initPostgres, PG_BIN } from '../helpers/postgres';
 
 type Point = Record<string, unknown> & { attributes: Record<string, unknown> };
 
@@ -35,12 +32,8 @@ test('PostgreSQL statement metrics through the agent: psql and node-postgres ↔
   if (!requireBpf(t)) return;
   if (!fs.existsSync(path.join(PG_BIN, 'postgres'))) { t.skip('postgresql-15 not installed'); return; }
   const receiver = await startReceiver({ protocol: 'grpc' });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-pgstmt-'));
-  fs.chmodSync(dir, 0o755);
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=trust', '--auth-local=trust', '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
+  const pg = await initPostgres('telegen-pgstmt-');
+  const port = pg.port;
   const agent = await startAgent({
     env: {
       TELEGEN_METRICS_INTERVAL_MS: '1000',
@@ -48,11 +41,8 @@ test('PostgreSQL statement metrics through the agent: psql and node-postgres ↔
       OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'grpc',
     },
   });
-  const pg = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
   try {
-    await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 30_000);
+    await pg.start();
     const psql = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-A', '-t', '-c', sql], { encoding: 'utf8', timeout: 30_000 });
     psql('CREATE TABLE items (id int PRIMARY KEY, name text)');
     psql("INSERT INTO items VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')");
@@ -100,10 +90,7 @@ test('PostgreSQL statement metrics through the agent: psql and node-postgres ↔
     assert.equal(rowsOf('SELECT name FROM items WHERE id = $1'), 3, 'id 4 returned no row');
     assert.equal(rowsOf('SELECT id FROM items WHERE id > ? ORDER BY id'), 3);
   } finally {
-    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : pg.pid!;
-    try { signalPid(pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
-    await new Promise<void>((r) => { if (pg.exitCode !== null) return r(); pg.once('exit', () => r()); setTimeout(r, 20_000).unref(); });
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pg.stop();
     assert.equal(await agent.stop(), 0);
     await receiver.stop();
   }

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan, freePort } from '../helpers/agent';
-import { signalPid } from '../helpers/signal';
+import { initPostgres, PG_BIN } from '../helpers/postgres';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -135,24 +135,14 @@ test('DNS through the running agent: dig ↔ dnsmasq over UDP and TCP, both side
   }
 });
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
-
 test('PostgreSQL through the running agent: psql and node-postgres ↔ postgres 15, both sides', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
   if (!fs.existsSync(path.join(PG_BIN, 'postgres'))) { t.skip('postgresql-15 not installed'); return; }
-  const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'telegen-pg-'));
-  fs.chmodSync(dir, 0o755);
-  execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'initdb'), '-D', path.join(dir, 'data'), '-U', 'postgres',
-    '--auth-host=trust', '--auth-local=trust', '--no-sync'], { stdio: 'ignore' });
-  const port = await freePort();
+  const pg = await initPostgres('telegen-pg-');
+  const port = pg.port;
   const agent = await startAgent();
-  const { spawn } = await import('child_process');
-  const pg = spawn('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'postgres'), '-D', path.join(dir, 'data'), '-k', dir, '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'ssl=off'], { stdio: 'ignore' });
-  const pidFile = path.join(dir, 'data', 'postmaster.pid');
   try {
-    await waitFor(() => fs.existsSync(pidFile) && /ready/.test(fs.readFileSync(pidFile, 'utf8').split('\n')[7] ?? ''), 30_000);
+    await pg.start();
     const psql = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-A', '-t', '-c', sql], { encoding: 'utf8', timeout: 30_000 });
     psql('CREATE TABLE users (id int PRIMARY KEY, name text)');
     psql("INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')");
@@ -196,10 +186,7 @@ test('PostgreSQL through the running agent: psql and node-postgres ↔ postgres 
       assert.equal(failed[0].attributes['db.query.text'], 'SELECT * FROM no_such_table');
     }
   } finally {
-    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]) : pg.pid!;
-    try { signalPid(pid, 'SIGINT'); } catch { /* not a live postgres pid */ }
-    await new Promise<void>((r) => { if (pg.exitCode !== null) return r(); pg.once('exit', () => r()); setTimeout(r, 20_000).unref(); });
-    fs.rmSync(dir, { recursive: true, force: true });
+    await pg.stop();
     assert.equal(await agent.stop(), 0);
   }
 });
