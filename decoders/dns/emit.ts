@@ -326,6 +326,32 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
       putHexBytes(p + 3, rdlen - 3);
       return true;
     }
+    case 29: {
+      // LOC (RFC 1876 3): latitude, longitude, altitude, size, horizontal and vertical precision,
+      // written as the zone file and dig write them: "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m"
+      if (rdlen != 16 || load<u8>(p) != 0) return false; // version 0 is the only one defined
+      for (let i: usize = 1; i < 4; i++) {
+        const b = <u32>load<u8>(p + i);
+        if ((b >> 4) > 9 || (b & 15) > 9) return false;   // mantissa and power of ten are digits
+      }
+      if (!putLocAngle(u32be(p + 4), 90, 78, 83)) return false;  // N, S
+      putByte(32);
+      if (!putLocAngle(u32be(p + 8), 180, 69, 87)) return false; // E, W
+      putByte(32);
+      // Altitude in centimetres above a base 100 000 m below the WGS 84 reference spheroid.
+      const alt = <i64>u32be(p + 12) - 10000000;
+      if (alt < 0) putByte(45);
+      putCentimetres(<u64>(alt < 0 ? -alt : alt));
+      for (let i: usize = 1; i < 4; i++) {
+        putByte(32);
+        // size, precisions: mantissa * 10^exponent centimetres; whole metres from 1 m (dig's form)
+        const b = <u32>load<u8>(p + i);
+        let cm = <u64>(b >> 4);
+        for (let e: u32 = 0; e < (b & 15); e++) cm *= 10;
+        if ((b & 15) >= 2) { putDec(cm / 100); putByte(109); } else putCentimetres(cm);
+      }
+      return true;
+    }
     case 256: {
       // URI (RFC 7553 4.4): priority, weight, "target" (the rest of the RDATA)
       if (rdlen < 5) return false;
@@ -340,6 +366,41 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     }
   }
   return false;
+}
+
+/** A LOC latitude or longitude (thousandths of an arc second, 2^31 at the equator or prime
+ *  meridian): "degrees minutes seconds.mmm" and the hemisphere letter; false past `maxDeg`. */
+function putLocAngle(v: u32, maxDeg: u32, pos: u32, neg: u32): bool {
+  const north = v >= 0x80000000;
+  let ms = north ? v - 0x80000000 : 0x80000000 - v;
+  const frac = ms % 1000;
+  ms /= 1000;
+  const sec = ms % 60;
+  ms /= 60;
+  const min = ms % 60;
+  const deg = ms / 60;
+  if (deg > maxDeg || (deg == maxDeg && (min | sec | frac) != 0)) return false;
+  putDec(deg);
+  putByte(32);
+  putDec(min);
+  putByte(32);
+  putDec(sec);
+  putByte(46);
+  putByte(48 + frac / 100);
+  putByte(48 + frac / 10 % 10);
+  putByte(48 + frac % 10);
+  putByte(32);
+  putByte(north ? pos : neg);
+  return true;
+}
+
+/** Centimetres as metres with two decimals and the unit: "2.00m". */
+function putCentimetres(cm: u64): void {
+  putDec(cm / 100);
+  putByte(46);
+  putByte(48 + <u32>(cm % 100 / 10));
+  putByte(48 + <u32>(cm % 10));
+  putByte(109);
 }
 
 /** RFC 9460 2.1: SvcPriority TargetName SvcParams (key=value, space separated). */

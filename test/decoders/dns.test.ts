@@ -159,6 +159,25 @@ test('HTTPS and SVCB: priority, target and parameters', () => {
     ['1 a.example key3="\\001"']);
 });
 
+test('LOC (RFC 1876) as dig writes it: degrees minutes seconds.mmm, hemisphere, metres', () => {
+  // RDATA and text both from dig 9.18 (+unknownformat, then plain) against unbound 1.17 serving
+  // these zone lines; were RFC 3597 \\# hex.
+  const cases: Array<[string, string]> = [
+    ['000016138B3CF018810CBCE0009895B8', '52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m'],
+    ['0033161389172DD070BE15F000988D20', '42 21 54.000 N 71 6 18.000 W -24.00m 30m 10000m 10m'],
+    ['00121613791B7D2898E6486800989A68', '32 7 19.000 S 116 2 25.000 E 10.00m 1m 10000m 10m'],
+    ['00122572800001F48000000000989B52', '0 0 0.500 N 0 0 0.000 E 12.34m 1m 2000m 7m'],
+    ['009952516CB0270059604E00FFFFFFFF', '90 0 0.000 S 180 0 0.000 W 42849672.95m 90000000m 5m 0.50m'],
+    // version 1 is not defined, 0xA0 is no digit pair, 91 degrees is no latitude: RFC 3597
+    ['010016138B3CF018810CBCE0009895B8', '\\# 16 010016138b3cf018810cbce0009895b8'],
+    ['00A016138B3CF018810CBCE0009895B8', '\\# 16 00a016138b3cf018810cbce0009895b8'],
+    ['000016139386C780810CBCE0009895B8', '\\# 16 000016139386c780810cbce0009895b8'],
+  ];
+  for (const [hex, text] of cases) {
+    assert.deepEqual(answersOf('LOC', [{ type: 'UNKNOWN_29', name: 'example.com', data: Buffer.from(hex, 'hex') }]), [text], hex);
+  }
+});
+
 test('response codes: NXDOMAIN is an answer, SERVFAIL/REFUSED/FORMERR/NOTIMP are failures', () => {
   const rcodes: Array<[string, boolean]> = [['NXDOMAIN', false], ['SERVFAIL', true], ['REFUSED', true], ['FORMERR', true], ['NOTIMP', true], ['YXDOMAIN', false], ['NOERROR', false]];
   for (const [rcode, failure] of rcodes) {
