@@ -20,7 +20,7 @@ import { mergeRedaction } from './pipeline/redact';
 import { planReload, ReloadPlan, isGateKey } from './config/reload';
 import { activeDiscovery } from './discovery';
 import { ResolvedExportConfig, createExportQueues, shutdownExportQueues, renderExportMetrics, ExportQueues } from './export';
-import { startApi } from './api/server';
+import { startApi, loadApiToken } from './api/server';
 import { dropToRuntimeCapabilities, effectiveCapabilities } from './security/caps';
 import { ensureMounts } from './doctor/probe';
 import { Policy, loadPolicy, checkHotSwap, PolicyRefusal } from './decoders/policy';
@@ -107,17 +107,6 @@ export class Agent {
   constructor(readonly cfg: Config, readonly exportCfg: ResolvedExportConfig) {
     const file = cfg.policy_file ?? process.env.TELEGEN_POLICY_FILE ?? path.join(installRoot(), 'policies', 'default.yaml');
     this.policy = loadPolicy(fs.existsSync(file) || cfg.policy_file ? file : undefined);
-  }
-
-  /** Mutating API calls need a bearer token; without a configured one we make one only root can read. */
-  private loadToken(): string {
-    const f = this.cfg.api.token_file ?? process.env.TELEGEN_API_TOKEN_FILE;
-    if (f) return fs.readFileSync(f, 'utf8').trim();
-    const t = crypto.randomBytes(24).toString('base64url');
-    const out = path.join(this.cfg.data_dir, 'api-token');
-    fs.writeFileSync(out, t + '\n', { mode: 0o600 });
-    fs.chmodSync(out, 0o600);
-    return t;
   }
 
   /** Hot-swap: policy first (signature / allowlist), then ABI verification and load. */
@@ -262,7 +251,7 @@ export class Agent {
     if (this.policy.hot_swap.watch_dir) this.watchDir(this.policy.hot_swap.watch_dir);
 
     if (this.cfg.api.enabled) {
-      this.apiToken = this.loadToken();
+      this.apiToken = loadApiToken(this.cfg.api.token_file, this.cfg.data_dir);
       this.api = await startApi(this.cfg.api.listen, {
         metrics: { render: () => this.metrics.render() + renderExportMetrics(this.queues) },
         registry: this.registry,

@@ -5,6 +5,7 @@ import * as http from 'http';
 import * as https from 'https';
 import * as fs from 'fs';
 import * as crypto from 'crypto';
+import * as path from 'path';
 import { DecoderRegistry } from '../decoders/registry';
 import { log } from '../log';
 import { PAGE_HTML } from './page';
@@ -53,6 +54,18 @@ function send(res: http.ServerResponse, code: number, body: string, type = 'appl
   res.end(body);
 }
 const json = (res: http.ServerResponse, code: number, o: unknown) => send(res, code, JSON.stringify(o));
+
+/** Mutating API calls need a bearer token: the one in `tokenFile` (or TELEGEN_API_TOKEN_FILE); without
+ *  one, a new random token in DATA_DIR/api-token that only root can read, where the CLI looks. */
+export function loadApiToken(tokenFile: string | undefined, dataDir: string): string {
+  const f = tokenFile ?? process.env.TELEGEN_API_TOKEN_FILE;
+  if (f) return fs.readFileSync(f, 'utf8').trim();
+  const t = crypto.randomBytes(24).toString('base64url');
+  const out = path.join(dataDir, 'api-token');
+  fs.writeFileSync(out, t + '\n', { mode: 0o600 });
+  fs.chmodSync(out, 0o600);
+  return t;
+}
 
 export function tokenOk(req: http.IncomingMessage, token: string): boolean {
   const h = req.headers.authorization ?? '';

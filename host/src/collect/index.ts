@@ -3,8 +3,6 @@
 // it owns by rendezvous hashing (shard.ts), so N replicas split the work without talking.
 import * as fs from 'fs';
 import * as http from 'http';
-import * as crypto from 'crypto';
-import * as path from 'path';
 import { HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
@@ -22,6 +20,7 @@ import { pollPrometheus } from './prometheus';
 import { pollPostgres } from './postgres';
 import { pollKafka } from './kafka';
 import { startCollectApi } from './api';
+import { loadApiToken } from '../api/server';
 
 const clog = log.child({ component: 'collect' });
 
@@ -94,7 +93,7 @@ export class Collector {
     });
 
     if (this.cfg.api.enabled) {
-      this.token = this.loadToken();
+      this.token = loadApiToken(this.cfg.api.token_file, this.cfg.data_dir);
       this.api = await startCollectApi(this.cfg.api, {
         token: this.token,
         ready: () => this.firstRoundDone,
@@ -106,16 +105,6 @@ export class Collector {
     const round = () => { void this.round(); };
     round();
     this.timer = setInterval(round, iv);
-  }
-
-  private loadToken(): string {
-    const f = this.cfg.api.token_file ?? process.env.TELEGEN_API_TOKEN_FILE;
-    if (f) return fs.readFileSync(f, 'utf8').trim();
-    const t = crypto.randomBytes(24).toString('base64url');
-    const out = path.join(this.cfg.data_dir, 'api-token');
-    fs.writeFileSync(out, t + '\n', { mode: 0o600 });
-    fs.chmodSync(out, 0o600);
-    return t;
   }
 
   /** Polls every owned target not still busy from the last round, `concurrency` at a time. */
