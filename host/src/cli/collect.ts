@@ -1,12 +1,11 @@
 // `telegen collect`: collector mode (no eBPF). Polls the configured targets this replica owns
 // and exports them as OTLP metrics; SIGTERM flushes and exits 0.
-import { Args } from './main';
+import { Args, exitOnStopSignals } from './main';
 import { ConfigError } from '../config';
 import { resolveExportConfig, ExportConfigError } from '../export';
 import { loadCollectConfig } from '../collect/config';
 import { replicaIdentity } from '../collect/shard';
 import { Collector } from '../collect';
-import { log } from '../log';
 import { apiSchema } from '../api/config';
 import { checkApiAddress, checkDataDir } from './preflight';
 
@@ -42,13 +41,5 @@ export async function collectCommand(args: Args): Promise<void> {
   if (cfg.api.enabled) await checkApiAddress(cfg.api.listen, listen ? (flagListen ? '--api-listen' : 'TELEGEN_API_LISTEN') : 'api.listen');
   const c = new Collector(cfg, resolved, id);
   await c.start();
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping: flushing queues');
-    c.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnStopSignals(() => c.stop());
 }

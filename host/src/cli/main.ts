@@ -69,6 +69,20 @@ function usageOf(cmd: string | undefined): string {
   return line ? `usage:\n${line}\n` : USAGE;
 }
 
+/** The long-running commands (run, collect) on SIGTERM or SIGINT: stop() once (a second signal
+ *  while it flushes is ignored), then exit 0, or 1 when stopping failed. */
+export function exitOnStopSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping: flushing queues');
+    stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
 export async function main(argv: string[]): Promise<void> {
   const cmd = argv[0] === undefined || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h' ? undefined : argv[0];
   if (cmd === undefined) {

@@ -1,5 +1,5 @@
 // `telegen run`: the agent on its embedded default (OTLP/JSON files + API on 127.0.0.1).
-import { Args } from './main';
+import { Args, exitOnStopSignals } from './main';
 import { loadConfig, ConfigError } from '../config';
 import { applyReload, countReloads } from '../config/reload';
 import { resolveExportConfig, ExportConfigError } from '../export';
@@ -57,18 +57,10 @@ export async function runCommand(args: Args): Promise<void> {
     await Promise.race([agent.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
     process.exit(1);
   }
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping: flushing queues');
-    agent.stop().then(() => process.exit(0), (e) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
-  };
   countReloads(agent);
   running = true;
   if (heldHup) reloadConfig(agent, cfgFile, overrides);
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnStopSignals(() => agent.stop());
 }
 
 /** SIGHUP: the file is loaded and validated as at start (an invalid one never replaces the running
