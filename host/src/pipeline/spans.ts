@@ -175,10 +175,14 @@ function httpName(method: string, route: string): string {
   return n;
 }
 
+/** The HTTP methods the semantic conventions know (RFC 9110, PATCH of RFC 5789, QUERY); any
+ *  other, or one in another case (methods are case-sensitive), is `_OTHER`. */
+const HTTP_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
+
 function spanName(a: Attributes, protocol: string): string {
   if (a['rpc.system'] && a['rpc.service']) return `${a['rpc.service']}/${a['rpc.method'] ?? '*'}`;
   if (a['http.request.method']) {
-    const m = a['http.request.method'], r = a['http.route'];
+    const m = a['http.request.method'] === '_OTHER' ? 'HTTP' : a['http.request.method'], r = a['http.route'];
     if (!r) return String(m);
     return typeof m === 'string' && typeof r === 'string' ? httpName(m, r) : `${m} ${r}`;
   }
@@ -316,6 +320,12 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   a['network.type'] = c.type;
   if (typeof a['url.path'] === 'string' && a['http.route'] === undefined) a['http.route'] = templateRoute(a['url.path'] as string);
   if (a['http.request.method'] !== undefined) {
+    // semconv: a method it does not know is `_OTHER`, the method as sent is
+    // http.request.method_original, and the span is named HTTP. WebDAV's PROPFIND, PURGE, a
+    // scanner's invented ones were each a span name and an http.*.request.duration series of
+    // their own (unbounded: any token is a method on the wire).
+    const m = a['http.request.method'];
+    if (typeof m === 'string' && !HTTP_METHODS.has(m)) { a['http.request.method_original'] = m; a['http.request.method'] = '_OTHER'; }
     // Required by the HTTP semantic conventions: url.scheme (server spans; HTTP/2 sends it as
     // :scheme, HTTP/1 only in a proxy's absolute-form target) and url.full (client spans).
     if (a['url.scheme'] === undefined) a['url.scheme'] = conn.tls ? 'https' : 'http';
