@@ -5,7 +5,7 @@ import {
   A_DNS_RESPONSE_CODE, A_DNS_ANSWERS, A_TELEGEN_DNS_ID, A_TELEGEN_DNS_ANSWER_COUNT,
   A_TELEGEN_DNS_TRUNCATED, A_TELEGEN_DNS_AUTHORITY_COUNT, A_TELEGEN_DNS_ADDITIONAL_COUNT,
   A_TELEGEN_DNS_EDNS_UDP_PAYLOAD_SIZE, A_TELEGEN_DNS_OPCODE, A_TELEGEN_DNS_FLAGS,
-  A_TELEGEN_DNS_EDNS_DO, A_TELEGEN_DNS_EDNS_OPTIONS,
+  A_TELEGEN_DNS_EDNS_DO, A_TELEGEN_DNS_EDNS_OPTIONS, A_TELEGEN_DNS_EDE_INFO_CODE, A_TELEGEN_DNS_EDE_EXTRA_TEXT,
 } from "../abi/attributes";
 import { begin, finish, orFlags, addBytes, addInt, addBool, beginStrs, addStrsItem, endStrs } from "../abi/emit";
 import {
@@ -82,6 +82,16 @@ export function emitExchange(stream: u32, q: Pending | null, withResponse: bool,
     addInt(A_TELEGEN_DNS_AUTHORITY_COUNT, m.ns);
     addInt(A_TELEGEN_DNS_ADDITIONAL_COUNT, m.ar);
     addBool(A_TELEGEN_DNS_TRUNCATED, (m.flags & F_TC) != 0);
+    // Why the server answered as it did (RFC 8914: 18 Prohibited, 6 DNSSEC Bogus, 22 No
+    // Reachable Authority, ...): the server's words, never the query's.
+    if (m.edeCode >= 0) {
+      addInt(A_TELEGEN_DNS_EDE_INFO_CODE, m.edeCode);
+      if (m.edeTextLen > 0) {
+        textReset();
+        putChars(m.edeText, m.edeTextLen, false);
+        addText(A_TELEGEN_DNS_EDE_EXTRA_TEXT);
+      }
+    }
   }
 
   // EDNS as the client asked (payload size, DO, options); the server's when the query is unseen.

@@ -45,6 +45,10 @@ const MAX_MSG_OPTIONS: i32 = 16;
   doBit: bool = false;
   optionCount: i32 = 0;
   options: usize = memory.data(MAX_MSG_OPTIONS * 2); // u16 option codes
+  // The first Extended DNS Error option (RFC 8914): its INFO-CODE (-1: none) and EXTRA-TEXT.
+  edeCode: i32 = -1;
+  edeText: usize = 0;
+  edeTextLen: u32 = 0;
 
   @inline get opcode(): u32 { return (this.flags >> 11) & 0xf; }
   /** RCODE with the OPT record's upper 8 bits (RFC 6891 6.1.3). */
@@ -174,6 +178,7 @@ export function walkMessage(base: usize, len: u32): bool {
   m.extRcode = 0;
   m.doBit = false;
   m.optionCount = 0;
+  m.edeCode = -1;
   if (len < HEADER_SIZE) return false;
   m.id = u16be(base);
   m.flags = u16be(base + 2);
@@ -232,6 +237,11 @@ function readOpt(rr: usize, rdata: usize, rdlen: u32): void {
     const code = u16be(rdata + p);
     const olen = u16be(rdata + p + 2);
     if (p + 4 + olen > rdlen) break;
+    if (code == 15 && olen >= 2 && m.edeCode < 0) {
+      m.edeCode = <i32>u16be(rdata + p + 4);
+      m.edeText = rdata + <usize>p + 6;
+      m.edeTextLen = olen - 2;
+    }
     if (m.optionCount < MAX_MSG_OPTIONS) {
       store<u16>(m.options + (<usize>m.optionCount << 1), <u16>code);
       m.optionCount++;

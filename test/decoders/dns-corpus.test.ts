@@ -91,6 +91,7 @@ for (const file of fs.existsSync(testdata) ? fs.readdirSync(testdata).filter((f)
     if (file.startsWith('heldout-mdns')) checkMdns(res.exchanges);
     if (file.startsWith('heldout-sweep')) checkSweep(res.exchanges);
     if (file.startsWith('heldout-unbound')) checkUnbound(res.exchanges);
+    if (file.startsWith('heldout-ede')) checkEde(res.exchanges, path.join(testdata, file));
   });
 }
 
@@ -122,6 +123,31 @@ function checkUnbound(ex: DecodedRecord[]): void {
   assert.deepEqual(of('www.sig.test', 'A').map(rc).filter((x) => x[0] !== 'NOERROR'), [['BADVERS', null, 0], ['NOTIMP', 'STATUS', FLAG_ERROR]]);
   assert.deepEqual(of('foo.refused.test', 'A').map(rc), [['REFUSED', null, FLAG_ERROR]]);
   assert.ok(of('foo.dead.test', 'A').every((r) => r.flags === FLAG_NO_RESPONSE), 'the closed forwarder never answers');
+}
+
+/**
+ * heldout-ede (testdata/heldout/record-ede.sh): unbound 1.17 with ede: yes refusing 127.0.0.0/8
+ * answers REFUSED with Extended DNS Error 18 (Prohibited, RFC 8914) over UDP and TCP; the other
+ * instance's answers carry none. The info code is the one tshark reads (dns.opt.ext_error.info_code).
+ */
+function checkEde(ex: DecodedRecord[], pcap: string): void {
+  const brief = ex.map((r) => [r.attributes['dns.question.name'], r.attributes['dns.response_code'], r.attributes['telegen.dns.ede.info_code'] ?? null,
+    r.attributes['telegen.dns.ede.extra_text'] ?? null, r.attributes['error.type'] ?? null]);
+  assert.deepEqual(brief, [
+    ['www.ede.test', 'REFUSED', 18, null, 'REFUSED'],
+    ['blocked.ede.test', 'REFUSED', 18, null, 'REFUSED'],
+    ['www.ede.test', 'REFUSED', 18, null, 'REFUSED'],
+    ['www.ede.test', 'NOERROR', null, null, null],
+    ['nx.ede.test', 'NXDOMAIN', null, null, null],
+  ]);
+  if (!haveTshark) return;
+  const out = execFileSync('tshark', ['-r', pcap, '-d', 'udp.port==15371,dns', '-d', 'tcp.port==15371,dns', '-d', 'udp.port==15372,dns',
+    '-Y', 'dns.flags.response==1', '-T', 'fields', '-e', 'dns.id', '-e', 'dns.opt.ext_error.info_code'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  for (const line of out.split('\n').filter(Boolean)) {
+    const [id, code] = line.split('\t');
+    const rec = ex.find((r) => r.attributes['telegen.dns.id'] === Number(id));
+    assert.equal(rec?.attributes['telegen.dns.ede.info_code'], code ? Number(code) : undefined, `response ${id}`);
+  }
 }
 
 /**

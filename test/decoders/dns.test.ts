@@ -178,6 +178,25 @@ test('LOC (RFC 1876) as dig writes it: degrees minutes seconds.mmm, hemisphere, 
   }
 });
 
+test('Extended DNS Errors (RFC 8914): the first EDE option\'s info code and extra text', () => {
+  const ede = (code: number, text: string) => ({ code: 15, data: Buffer.concat([Buffer.from([code >> 8, code & 255]), Buffer.from(text)]) });
+  const r = dnsPacket.encode({
+    type: 'response', id: 5, flags: dnsPacket.RECURSION_DESIRED | 2, questions: [{ type: 'A', name: 'bogus.example' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options: [ede(6, 'validation failure <bogus.example. A IN>: no signatures'), ede(22, 'later')] }],
+  });
+  const rec = udpExchange(query(5, 'bogus.example'), r);
+  assert.equal(rec.attributes['dns.response_code'], 'SERVFAIL');
+  assert.equal(rec.attributes['error.type'], 'SERVFAIL');
+  assert.equal(rec.attributes['telegen.dns.ede.info_code'], 6);
+  assert.equal(rec.attributes['telegen.dns.ede.extra_text'], 'validation failure <bogus.example. A IN>: no signatures');
+  // A code alone (unbound's 18 Prohibited); an option too short for a code is not one.
+  const alone = dnsPacket.encode({ type: 'response', id: 6, flags: 5, questions: [{ type: 'A', name: 'x.example' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options: [{ code: 15, data: Buffer.from([0]) }, ede(18, '')] }] });
+  const rec2 = udpExchange(query(6, 'x.example'), alone);
+  assert.equal(rec2.attributes['telegen.dns.ede.info_code'], 18);
+  assert.equal(rec2.attributes['telegen.dns.ede.extra_text'], undefined);
+});
+
 test('response codes: NXDOMAIN is an answer, SERVFAIL/REFUSED/FORMERR/NOTIMP are failures', () => {
   const rcodes: Array<[string, boolean]> = [['NXDOMAIN', false], ['SERVFAIL', true], ['REFUSED', true], ['FORMERR', true], ['NOTIMP', true], ['YXDOMAIN', false], ['NOERROR', false]];
   for (const [rcode, failure] of rcodes) {
