@@ -1,7 +1,7 @@
 // Struct offsets the goroutine-aware net/http probes follow (bpf/go_tls.bpf.c, "Goroutine-aware
 // requests"), keyed by Go version like the crypto/tls row in offsets.ts and generated the same
 // way: scripts/go-offsets/main.go prints them as its "http" object from its own DWARF.
-import { GoOffsets, rowFor } from './offsets';
+import { GoOffsets, OffsetRow, rowFor } from './offsets';
 
 export interface GoHttpOffsets {
   /** net/http.response.conn (*http.conn). */
@@ -18,9 +18,7 @@ export interface GoHttpOffsets {
   persistConnTlsState: number;
 }
 
-interface Row { from: [number, number]; to: [number, number]; offsets: GoHttpOffsets; generatedFrom: string }
-
-export const GO_HTTP_OFFSETS: Row[] = [
+export const GO_HTTP_OFFSETS: OffsetRow<GoHttpOffsets>[] = [
   // Generated from go1.19.8 (Debian 12). The fields followed lead their structs or sit behind
   // fields that did not change in 1.17–1.22 by the release notes; only 1.19 was measured here.
   // A wrong server-side row fails the probe's own check (response.conn.server == the Server).

@@ -3,7 +3,7 @@
 // reach the http2 decoder as hints, so connections opened before the agent (whose HPACK dynamic
 // table we never saw) still get :method, :path, :authority and the rest.
 import { GoBinary } from './analyze';
-import { goMinor } from './offsets';
+import { OffsetRow, rowFor } from './offsets';
 
 /** Offsets into net/http's bundled HTTP/2 structs (scripts/go-offsets: `go-offsets http2`). */
 export interface H2Offsets {
@@ -20,11 +20,9 @@ export interface H2Offsets {
   clientConnTconnData: number;
 }
 
-interface Row { from: [number, number]; to: [number, number]; offsets: H2Offsets; generatedFrom: string }
-
 /** Only what was generated: clientStream changed shape in the go1.18 transport rewrite, and a
  *  wrong stream id or socket would put one request's fields on another. */
-export const GO_H2_OFFSETS: Row[] = [
+export const GO_H2_OFFSETS: OffsetRow<H2Offsets>[] = [
   {
     from: [1, 19], to: [1, 19], generatedFrom: 'go1.19.8',
     offsets: { frameStreamId: 8, resHeadersStreamId: 0, serverConnConnData: 24, clientStreamCc: 0, clientStreamId: 40, clientConnTconnData: 16 },
@@ -32,10 +30,7 @@ export const GO_H2_OFFSETS: Row[] = [
 ];
 
 export function h2OffsetsFor(version: string): H2Offsets | undefined {
-  const v = goMinor(version);
-  if (!v) return undefined;
-  const n = v[0] * 1000 + v[1];
-  return GO_H2_OFFSETS.find((r) => n >= r.from[0] * 1000 + r.from[1] && n <= r.to[0] * 1000 + r.to[1])?.offsets;
+  return rowFor(GO_H2_OFFSETS, version);
 }
 
 type Ctx = (o: H2Offsets) => [number, number];

@@ -16,10 +16,12 @@ export interface GoOffsets {
   gGoid: number;
 }
 
-interface Row { from: [number, number]; to: [number, number]; offsets: GoOffsets; generatedFrom: string }
+/** One row of an offsets table: the offsets of go1.MINOR `from` through `to` (inclusive), and the
+ *  toolchain they were generated from. */
+export interface OffsetRow<T> { from: [number, number]; to: [number, number]; offsets: T; generatedFrom: string }
 
 /** Inclusive ranges of go1.MINOR; one row per layout change. */
-export const GO_OFFSETS: Row[] = [
+export const GO_OFFSETS: OffsetRow<GoOffsets>[] = [
   // Generated from go1.19.8 (Debian 12). The same layout holds from 1.17 (register ABI) by the
   // sources: tls.Conn starts with `conn net.Conn`, net.TCPConn{conn{fd *netFD}}, netFD{pfd
   // poll.FD}, poll.FD{fdmu fdMutex (16 bytes), Sysfd}, and runtime.g's fields before goid did
