@@ -16,7 +16,7 @@ import {
 import { msg, nameScratch, namePtr, nameLen, readName, skipName, u16be, u32be, answerAt, MAX_ANSWER_AT } from "./message";
 import {
   textBuf, textLen, textCut, textReset, textRewind, putByte, putAscii, putDec, putHexBytes, putIPv4, putIPv6,
-  putName, putChars, putBase64, mnemonic, M_TYPE, M_RCODE, M_OPCODE, M_OPTION, M_FLAGS,
+  putName, putChars, putBase64, putType, mnemonic, M_TYPE, M_RCODE, M_OPCODE, M_OPTION, M_FLAGS,
 } from "./present";
 
 function isFailure(rcode: u32): bool {
@@ -336,6 +336,30 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
       putHexBytes(p + 3, rdlen - 3);
       return true;
     }
+    case T_RRSIG: {
+      // RRSIG (RFC 4034 3.2): type covered, algorithm, labels, original TTL, expiration and
+      // inception (YYYYMMDDHHmmSS, UTC), key tag, signer's name, signature in base64
+      if (rdlen < 19) return false;
+      putType(u16be(p));
+      putByte(32);
+      putDec(load<u8>(p + 2));
+      putByte(32);
+      putDec(load<u8>(p + 3));
+      putByte(32);
+      putDec(u32be(p + 4));
+      putByte(32);
+      putSigTime(u32be(p + 8));
+      putByte(32);
+      putSigTime(u32be(p + 12));
+      putByte(32);
+      putDec(u16be(p + 16));
+      putByte(32);
+      const r = putRdataName(rd + 18, end);
+      if (r < 0 || <u32>r >= end) return false;
+      putByte(32);
+      putBase64(base + <usize>r, end - <u32>r);
+      return true;
+    }
     case 29: {
       // LOC (RFC 1876 3): latitude, longitude, altitude, size, horizontal and vertical precision,
       // written as the zone file and dig write them: "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m"
@@ -376,6 +400,34 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     }
   }
   return false;
+}
+
+/** An RRSIG time, seconds since 1970-01-01 UTC, as YYYYMMDDHHmmSS (RFC 4034 3.2). */
+function putSigTime(t: u32): void {
+  const days = <i32>(t / 86400);
+  let sec = t % 86400;
+  // The civil date of a day count (proleptic Gregorian calendar, eras of 400 years from 0000-03-01).
+  const z = days + 719468;
+  const era = z / 146097;
+  const doe = z - era * 146097;
+  const yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const mp = (5 * doy + 2) / 153;
+  const day = doy - (153 * mp + 2) / 5 + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  putDec(<u64>year);
+  put2(<u32>month);
+  put2(<u32>day);
+  put2(sec / 3600);
+  sec %= 3600;
+  put2(sec / 60);
+  put2(sec % 60);
+}
+
+@inline function put2(v: u32): void {
+  putByte(48 + v / 10);
+  putByte(48 + v % 10);
 }
 
 /** A LOC latitude or longitude (thousandths of an arc second, 2^31 at the equator or prime

@@ -119,6 +119,12 @@ function checkUnbound(ex: DecodedRecord[]): void {
   assert.match(first('sig.test', 'DNSKEY'), /^25[67] 3 13 [A-Za-z0-9+/]{86}==$/);
   assert.equal(first('loc.sig.test', 'LOC'), '52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m');
   assert.deepEqual(of('svc2.sig.test', 'SVCB')[0].attributes['dns.answers'], ['2 www.sig.test alpn=h2 port=443']);
+  // ANY with DNSSEC: the RRSIGs in RFC 4034 presentation (were \\# hex); tshark: type covered 6/15, algorithm 13,
+  // labels 2, TTL 300, expiration Dec 27 2026 07:40:32 UTC, inception Nov 29 2026 07:40:32 UTC, key tag 2064, signer sig.test
+  const any = of('sig.test', 'ANY')[0].attributes['dns.answers'] as string[];
+  assert.deepEqual(any.filter((a) => /^(SOA|MX) /.test(a)).map((a) => a.split(' ').slice(0, 8).join(' ')), [
+    'SOA 13 2 300 20261227074032 20261129074032 2064 sig.test', 'MX 13 2 300 20261227074032 20261129074032 2064 sig.test']);
+  assert.equal(any[1].split(' ')[8], Buffer.from('8ed84d75defd88da4cbf702bfd98ab9d4ae8c473fef619a8872a1d1339471f4a3d3b586bcfd2344b96e604b183e29ae575e3ee87ec4f6e7d6e6795f44279141a', 'hex').toString('base64'));
   const rc = (r: DecodedRecord) => [r.attributes['dns.response_code'] ?? null, r.attributes['telegen.dns.opcode'] ?? null, r.flags];
   assert.deepEqual(of('www.sig.test', 'A').map(rc).filter((x) => x[0] !== 'NOERROR'), [['BADVERS', null, 0], ['NOTIMP', 'STATUS', FLAG_ERROR]]);
   assert.deepEqual(of('foo.refused.test', 'A').map(rc), [['REFUSED', null, FLAG_ERROR]]);

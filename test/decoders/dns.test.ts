@@ -197,6 +197,21 @@ test('Extended DNS Errors (RFC 8914): the first EDE option\'s info code and extr
   assert.equal(rec2.attributes['telegen.dns.ede.extra_text'], undefined);
 });
 
+test('RRSIG (RFC 4034 3.2) when asked for: covered type, algorithm, labels, TTL, UTC times, key tag, signer, base64', () => {
+  // Times as YYYYMMDDHHmmSS in UTC: the epoch, a leap day, the last second a u32 holds (dates from JS Date).
+  const stamp = (t: number) => new Date(t * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  for (const [expiration, inception] of [[1709210096, 0], [4294967295, 951782400]]) {
+    const sig = Buffer.from('0123456789abcdef', 'hex');
+    const rr = { type: 'RRSIG', name: 'example.com', ttl: 300, data: { typeCovered: 'A', algorithm: 13, labels: 2, originalTTL: 3600, expiration, inception, keyTag: 12345, signersName: 'example.com', signature: sig } };
+    const got = answersOf('RRSIG', [rr]);
+    assert.deepEqual(got, [`A 13 2 3600 ${stamp(expiration)} ${stamp(inception)} 12345 example.com ASNFZ4mrze8=`]);
+  }
+  assert.equal(new Date(1709210096 * 1000).toISOString(), '2024-02-29T12:34:56.000Z');
+  // Answering an A question, the RRSIG proves the answer and is left out.
+  const rrA = { type: 'RRSIG', name: 'example.com', data: { typeCovered: 'A', algorithm: 13, labels: 2, originalTTL: 60, expiration: 2, inception: 1, keyTag: 1, signersName: 'example.com', signature: Buffer.alloc(4) } };
+  assert.deepEqual(answersOf('A', [{ type: 'A', name: 'example.com', data: '192.0.2.1' }, rrA]), ['192.0.2.1']);
+});
+
 test('response codes: NXDOMAIN is an answer, SERVFAIL/REFUSED/FORMERR/NOTIMP are failures', () => {
   const rcodes: Array<[string, boolean]> = [['NXDOMAIN', false], ['SERVFAIL', true], ['REFUSED', true], ['FORMERR', true], ['NOTIMP', true], ['YXDOMAIN', false], ['NOERROR', false]];
   for (const [rcode, failure] of rcodes) {
