@@ -23,8 +23,11 @@ export const HOLD_SMALL: u32 = 256;
 // Chunk-size line including extensions; trailer section in total.
 export const CHUNK_LINE_CAP: u32 = 4096;
 export const TRAILER_CAP: u32 = 65536;
-// Requests waiting for their response on one connection (pipelining depth).
-export const PENDING_CAP: i32 = 128;
+// Requests waiting for their response on one connection (pipelining depth). A pipelining client
+// writes its whole window of requests before the first response: h2load --h1 -m 300 sends 300 in
+// one write, which at 128 reset the connection. An exchange waiting takes ~0.7 KiB (BAG_BASE and
+// the object), so one connection at the cap holds ~0.7 MiB of the 8192 all may (LIVE_EXCHANGE_CAP).
+export const PENDING_CAP: i32 = 1024;
 // Largest copy of an h2c upgrade request handed to the http2 decoder (stitch.ts, h2cBegin), in
 // four record fields (emit.ts): more than a head the capture (16 KiB a read) holds whole.
 // Fields that do not fit are left out.
