@@ -103,6 +103,15 @@ export class BpfObject {
   openRing(map: string): void { this.n.ringOpen(map); }
   /** Records committed so far (copied), at most `max`; never blocks. */
   pollRing(max = 4096): Buffer[] { return this.n.ringPoll(max); }
+  /** Hands every record the ring holds to `onRecord`, `batch` at a time, until a read comes back
+   *  short: what arrives while it reads is read too, and an empty ring costs one poll. */
+  drainRing(onRecord: (r: Buffer) => void, batch = 4096): void {
+    for (;;) {
+      const recs = this.pollRing(batch);
+      for (const r of recs) onRecord(r);
+      if (recs.length < batch) break;
+    }
+  }
 
   /** Runs `drain` when the ring holds records instead of on a timer: idle, nothing wakes the
    *  agent. `delayMs` after the first record (0: on the next loop turn), so records that come

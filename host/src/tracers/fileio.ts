@@ -56,13 +56,7 @@ export const fileioTracer: TracerFactory = (ctx) => {
       },
     });
   };
-  const drain = () => {
-    for (;;) {
-      const recs = obj.pollRing(8192);
-      for (const r of recs) onRecord(r);
-      if (recs.length < 8192) break;
-    }
-  };
+  const drain = () => obj.drainRing(onRecord, 8192);
   // poll_ms after the first record, not every poll_ms: nothing wakes the agent while no slow or
   // failed operation happens.
   const watch = obj.watchRing(drain, cfg.poll_ms);

@@ -116,19 +116,15 @@ export function openGoExec(ctx: TracerContext, attacher: GoAttacher): GoExecWatc
     // A hooked process exited: only a walk of every process can tell whether another one (exec'd
     // from a file already looked at, so with no event) still runs the file before it is unhooked.
     let rescan = false;
-    for (;;) {
-      const recs = obj.pollRing(1024);
-      for (const r of recs) {
-        const kind = r[tg_go_exec_event.kind];
-        const pid = r.readUInt32LE(tg_go_exec_event.pid);
-        if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) { watched.delete(pid); rescan = true; } else if (kind === tg_go_exec_kind.TG_GO_EXEC_HOOKED) joined.push(pid); else {
-          execd.push(pid);
-          for (const l of listeners) l.exec(pid);
-        }
-        if (r[tg_go_exec_event.held]) held.push(pid);
+    obj.drainRing((r) => {
+      const kind = r[tg_go_exec_event.kind];
+      const pid = r.readUInt32LE(tg_go_exec_event.pid);
+      if (kind === tg_go_exec_kind.TG_GO_EXEC_EXIT) { watched.delete(pid); rescan = true; } else if (kind === tg_go_exec_kind.TG_GO_EXEC_HOOKED) joined.push(pid); else {
+        execd.push(pid);
+        for (const l of listeners) l.exec(pid);
       }
-      if (recs.length < 1024) break;
-    }
+      if (r[tg_go_exec_event.held]) held.push(pid);
+    }, 1024);
     const full = ringFullCount();
     if (full !== ringFull) {
       ringFull = full;

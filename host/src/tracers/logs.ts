@@ -96,11 +96,7 @@ export const logsTracer: TracerFactory = (ctx) => {
 
   let writes = 0;
   const drain = () => {
-    for (;;) {
-      const recs = obj.pollRing(4096);
-      for (const r of recs) { if (r.length >= L.size) { lines.push(parseLogWrite(r)); writes++; } }
-      if (recs.length < 4096) break;
-    }
+    obj.drainRing((r) => { if (r.length >= L.size) { lines.push(parseLogWrite(r)); writes++; } });
     const now = process.hrtime.bigint();
     lines.tick(now);
     link.tick(clock.toEpochNs(now));

@@ -98,13 +98,7 @@ export const securityTracer: TracerFactory = (ctx) => {
       ctx.signals.logger.emit(securityLogRecord(rule, ev, suppressed));
     }
   };
-  const drain = () => {
-    for (;;) {
-      const recs = obj.pollRing(4096);
-      for (const r of recs) onEvent(r);
-      if (recs.length < 4096) break;
-    }
-  };
+  const drain = () => obj.drainRing(onEvent);
   // poll_ms after the first event, not every poll_ms: idle, nothing wakes the agent.
   const watch = obj.watchRing(drain, cfg.poll_ms);
   const reloader = setInterval(reload, cfg.reload_ms);

@@ -101,11 +101,7 @@ export const tcpTracer: TracerFactory = (ctx) => {
   let stopped = false;
   const drain = () => {
     if (stopped) return;
-    for (;;) {
-      const recs = obj.pollRing(4096);
-      for (const r of recs) { series.record(r); handled++; }
-      if (recs.length < 4096) break;
-    }
+    obj.drainRing((r) => { series.record(r); handled++; });
   };
   const series = startSeries(ctx, cfg, drain);
   // Read poll_ms after the first event instead of every poll_ms: no wake-up while no connection
