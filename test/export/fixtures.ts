@@ -1,43 +1,16 @@
 // Hand-built telemetry items for the export tests: ReadableSpans, ReadableLogRecords and
-// ResourceMetrics with exact, known content; and the receivers and exporter environment of the
-// OTLP wire tests.
-import { after } from 'node:test';
+// ResourceMetrics with exact, known content.
 import { SpanKind, SpanStatusCode, ValueType, type HrTime } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality, DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { startReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
 
 export const RESOURCE_ATTRS = { 'service.name': 'checkout', 'host.name': 'node-1', 'telegen.test': true };
 export const resource = resourceFromAttributes(RESOURCE_ATTRS);
 export const scope = { name: 'telegen', version: '0.1.0' };
 
 export const hex = (n: number, bytes: number) => n.toString(16).padStart(bytes * 2, '0');
-
-/** A receiver starter for one test file: every receiver it starts is stopped after the file's tests. */
-export function receiversStoppedAfter(): (protocol: 'grpc' | 'http', port?: number) => Promise<OtlpReceiver> {
-  const started: OtlpReceiver[] = [];
-  after(async () => {
-    for (const r of started) await r.stop();
-  });
-  return async (protocol, port) => {
-    const r = await startReceiver({ protocol, port });
-    started.push(r);
-    return r;
-  };
-}
-
-/** The standard OTLP exporter variables aimed at `r`, with a header the tests look for at the receiver. */
-export function envFor(r: OtlpReceiver, compression: 'gzip' | 'none'): Record<string, string> {
-  return {
-    OTEL_EXPORTER_OTLP_ENDPOINT: r.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: r.protocol === 'grpc' ? 'grpc' : 'http/protobuf',
-    OTEL_EXPORTER_OTLP_COMPRESSION: compression,
-    OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=team%20a',
-    OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
-  };
-}
 
 /** Span i: trace id …i, span id …i, server span GET /items/i, status from `status`. */
 export function makeSpan(i: number, extra: Partial<{ status: number; attrs: Record<string, string | number | boolean | string[]>; parent: string }> = {}): ReadableSpan {

@@ -14,8 +14,8 @@ import {
 } from '../../host/src/export';
 import { gzipBody } from '../../host/src/export/otlp-transport';
 import { encodeLogsRequest } from '../../host/src/export/logs-proto';
-import { decodeOtlpRequest } from '../helpers/otlp-receiver';
-import { envFor, expectedFlatSpan, makeLog, makeMetrics, makeSpan, receiversStoppedAfter, RESOURCE_ATTRS, scope } from './fixtures';
+import { decodeOtlpRequest, envFor, receiversStoppedAfter } from '../helpers/otlp-receiver';
+import { expectedFlatSpan, makeLog, makeMetrics, makeSpan, RESOURCE_ATTRS, scope } from './fixtures';
 
 const receiver = receiversStoppedAfter();
 

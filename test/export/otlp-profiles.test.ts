@@ -12,8 +12,7 @@ import {
   resolveExportConfig,
   shutdownExportQueues,
 } from '../../host/src/export';
-import { freePort, decodeOtlpRequest, flattenProfiles } from '../helpers/otlp-receiver';
-import { envFor, receiversStoppedAfter } from './fixtures';
+import { freePort, decodeOtlpRequest, flattenProfiles, envFor, receiversStoppedAfter } from '../helpers/otlp-receiver';
 import { toOtlpProfiles } from '../../host/src/profile/otlp';
 import type { IntervalProfile } from '../../host/src/profile/model';
 import type { Frame } from '../../host/src/profile/symbolizer';

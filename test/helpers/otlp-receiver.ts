@@ -19,6 +19,7 @@
 // against a real socket: UNAVAILABLE/503, RESOURCE_EXHAUSTED/429 with a retry delay (gRPC
 // google.rpc.RetryInfo in grpc-status-details-bin; HTTP Retry-After), INVALID_ARGUMENT/400, slow
 // responses, and stop()/restart() on the same port.
+import { after } from 'node:test';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as zlib from 'node:zlib';
@@ -780,6 +781,30 @@ export async function startReceiver(opts: StartOptions): Promise<OtlpReceiver> {
   const r = new Receiver(opts.protocol, opts.tls, opts.decode ?? true);
   await r.start(opts.port ?? 0);
   return r;
+}
+
+/** A receiver starter for one test file: every receiver it starts is stopped after the file's tests. */
+export function receiversStoppedAfter(): (protocol: 'grpc' | 'http', port?: number) => Promise<OtlpReceiver> {
+  const started: OtlpReceiver[] = [];
+  after(async () => {
+    for (const r of started) await r.stop();
+  });
+  return async (protocol, port) => {
+    const r = await startReceiver({ protocol, port });
+    started.push(r);
+    return r;
+  };
+}
+
+/** The standard OTLP exporter variables aimed at `r`, with a header the tests look for at the receiver. */
+export function envFor(r: OtlpReceiver, compression: 'gzip' | 'none'): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: r.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: r.protocol === 'grpc' ? 'grpc' : 'http/protobuf',
+    OTEL_EXPORTER_OTLP_COMPRESSION: compression,
+    OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=team%20a',
+    OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
+  };
 }
 
 /** A free 127.0.0.1 port (bound then released), for "receiver down at start" tests. */
