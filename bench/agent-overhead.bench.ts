@@ -33,7 +33,7 @@ import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf, bpfRunNsOf, enableBpfStats, metricSum, metricsText, settle, countSpans } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsOf, rssBytesOf, bpfRunNsOf, enableBpfStats, metricSum, metricsText, settle, countSpans, untilReady } from './lib';
 
 interface Server { name: string; proc: ChildProcess; port: number; stop(): void }
 
@@ -99,14 +99,9 @@ http {
   return { name: 'nginx', proc, port, stop: () => { proc.kill('SIGQUIT'); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
 
-async function startAgent(root: string, dataDir: string, apiPort: number, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
+function startAgent(root: string, dataDir: string, apiPort: number, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [path.join(root, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`], { stdio: ['ignore', fs.openSync(path.join(dataDir, 'agent.log'), 'a'), fs.openSync(path.join(dataDir, 'agent.log'), 'a')], env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_OTLP_FILE_KEEP: '1000', ...extraEnv } });
-  for (let i = 0; i < 600; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  throw new Error('agent did not become ready');
+  return untilReady(proc, apiPort, 600);
 }
 
 /** CPU seconds of a server: its process and its children (nginx's worker). */

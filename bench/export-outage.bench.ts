@@ -7,7 +7,6 @@
 // what was delivered, and the RSS after. Nothing here asserts; the result file says whether RSS
 // stayed under the caps plus the starting RSS.
 import { fork } from 'child_process';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -17,18 +16,10 @@ import * as v8 from 'v8';
 import { createExportQueues, resolveExportConfig, shutdownExportQueues, type ExportQueues } from '../host/src/export';
 import { startMemoryTuning } from '../host/src/memory';
 import { makeLog, makeMetrics, makeSpan } from '../test/export/fixtures';
-import { writeResult } from './lib';
+import { writeResult, freePort } from './lib';
 
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function metrics(points: number, seed: number): ResourceMetrics {
   const m = makeMetrics(seed);

@@ -9,8 +9,7 @@ import { spawn, execFileSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as net from 'net';
-import { spread, writeResult, repoRoot, cpuSecondsOf } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsOf, freePort, tracersOnlyConfig, untilReady } from './lib';
 
 const scale = Number(process.env.BENCH_SCALE || 1);
 const N = Math.max(100, Math.round(4000 * scale));
@@ -32,36 +31,13 @@ function pki(dir: string): { ca: string; cert: string; key: string } {
 }
 
 function configFile(dir: string, goOn: boolean): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { configSchema } = require('../host/src/config') as typeof import('../host/src/config');
-  const known = Object.keys((configSchema.shape.tracers as unknown as { _def: { innerType: { shape: Record<string, unknown> } } })._def.innerType.shape);
-  const file = path.join(dir, `config-${goOn ? 'go' : 'socket'}.json`);
-  const tracers: Record<string, unknown> = Object.fromEntries(known.map((k) => [k, { enabled: false }]));
-  tracers.socket = { enabled: true };
-  tracers.go = { enabled: goOn, rescan_ms: 200 };
-  fs.writeFileSync(file, JSON.stringify({ tracers }));
-  return file;
+  return tracersOnlyConfig(dir, { socket: { enabled: true }, go: { enabled: goOn, rescan_ms: 200 } }, `config-${goOn ? 'go' : 'socket'}.json`);
 }
 
-/** A port nobody listens on now (a random one can be another agent's: the machine is shared). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
-
-async function startAgent(dataDir: string, config: string, apiPort: number): Promise<ChildProcess> {
+function startAgent(dataDir: string, config: string, apiPort: number): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`, '--config', config],
     { stdio: 'ignore', env: { ...process.env, TELEGEN_LOG_LEVEL: 'warn', TELEGEN_DROP_CAPABILITIES: '0' } });
-  for (let i = 0; i < 1200; i++) {
-    if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}`);
-    try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  throw new Error('agent did not become ready');
+  return untilReady(proc, apiPort, 1200);
 }
 
 async function startServer(bin: string, k: { cert: string; key: string }): Promise<{ proc: ChildProcess; port: number }> {

@@ -2,6 +2,7 @@
 // they measured (medians over rounds and the spread), never assert timings.
 import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { bpfFdinfo } from '../host/src/native/fdinfo';
@@ -131,6 +132,38 @@ export function sameRoundRatios(rows: Array<Record<string, unknown>>, arms: Agen
     ratios[`${arm.name}_over_this_tree`] = spread(pairs);
   }
   return ratios;
+}
+
+/** A port nobody listens on now (a random one can be another agent's: the machine is shared). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** A config file `name` in `dir` with every tracer off but `tracers` (the socket tracer too unless
+ *  named), so a run measures only those. */
+export function tracersOnlyConfig(dir: string, tracers: Record<string, unknown>, name = 'config.json'): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { configSchema } = require('../host/src/config') as typeof import('../host/src/config');
+  const known = Object.keys((configSchema.shape.tracers as unknown as { _def: { innerType: { shape: Record<string, unknown> } } })._def.innerType.shape);
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, JSON.stringify({ tracers: { ...Object.fromEntries(known.map((k) => [k, { enabled: false }])), ...tracers } }));
+  return file;
+}
+
+/** Resolves with `agent` once its /readyz answers (polled every 100 ms, `tries` times); one that
+ *  exits first is an error, one not ready by then is killed and an error. */
+export async function untilReady(agent: ChildProcess, apiPort: number, tries: number): Promise<ChildProcess> {
+  for (let i = 0; i < tries; i++) {
+    if (agent.exitCode !== null) throw new Error(`agent exited ${agent.exitCode}`);
+    try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return agent; } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  agent.kill('SIGKILL');
+  throw new Error('agent did not become ready');
 }
 
 export interface RunningTelegen { proc: ChildProcess; apiPort: number; dataDir: string; logFile: string; stop(): Promise<void> }

@@ -10,7 +10,7 @@ import { spawn, spawnSync, execFileSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spread, writeResult, repoRoot, cpuSecondsOf } from './lib';
+import { spread, writeResult, repoRoot, cpuSecondsOf, tracersOnlyConfig, untilReady } from './lib';
 
 interface Workload { mode: 'write' | 'open' | 'connect' | 'exec'; n: number }
 interface Case { tracer: string; config: Record<string, unknown>; workloads: Workload[]; events: RegExp; drops: RegExp }
@@ -31,27 +31,14 @@ const CASES: Case[] = [
 ];
 
 /** Only this tracer on (the socket tracer too is off), so the ratio is the tracer's own cost. */
-function configFile(dir: string, tracers: Record<string, unknown>): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { configSchema } = require('../host/src/config') as typeof import('../host/src/config');
-  const known = Object.keys((configSchema.shape.tracers as unknown as { _def: { innerType: { shape: Record<string, unknown> } } })._def.innerType.shape);
-  const file = path.join(dir, 'config.json');
-  fs.writeFileSync(file, JSON.stringify({ tracers: { ...Object.fromEntries(known.map((k) => [k, { enabled: false }])), ...tracers } }));
-  return file;
-}
+const configFile = (dir: string, tracers: Record<string, unknown>) => tracersOnlyConfig(dir, tracers);
 
-async function startAgent(tree: string, dataDir: string, config: string, apiPort: number): Promise<ChildProcess> {
+function startAgent(tree: string, dataDir: string, config: string, apiPort: number): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [path.join(tree, 'bin', 'telegen'), 'run', '--data-dir', dataDir, '--api-listen', `127.0.0.1:${apiPort}`, '--config', config],
     // A metric collection every 2 s (default 15 s): it falls inside the measured loops, and the
     // counters read after them include what the last collection turned into points.
     { stdio: 'ignore', env: { TELEGEN_METRICS_INTERVAL_MS: '2000', ...process.env, TELEGEN_LOG_LEVEL: 'warn' } });
-  for (let i = 0; i < 900; i++) {
-    if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}`);
-    try { if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) return proc; } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  throw new Error('agent did not become ready');
+  return untilReady(proc, apiPort, 900);
 }
 
 interface Took { wall: number; cpu: number }
