@@ -85,6 +85,17 @@ export function run(cmd: string, args: string[], env?: Record<string, string>): 
   return p;
 }
 
+/** Runs `exe`, gives it 200 ms to get going, profiles it for `ms`, then kills it. */
+export async function profileRunning(exe: string, ms: number, dataDir = tmp): Promise<{ iv: IntervalProfile; p: Profiler; pid: number }> {
+  const child = run(exe, []);
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    return { ...(await profileOf(child.pid!, ms, dataDir)), pid: child.pid! };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 /** Profiles one pid for `ms` and returns the interval (drained while it still runs). */
 export async function profileOf(pid: number, ms: number, dataDir = tmp): Promise<{ iv: IntervalProfile; p: Profiler }> {
   const cfg = profileSchema.parse({ enabled: true, frequency_hz: 499, interval_ms: 600_000, pids: [pid], pprof: { enabled: true } });

@@ -15,17 +15,14 @@ import { profileSchema } from '../../host/src/profile/config';
 import { IntervalProfile, inclusiveShare, ProfileSample } from '../../host/src/profile/model';
 import { readElfFile, fileOffsetToVaddr, lookupSymbol } from '../../host/src/profile/elf';
 
-import { HOT_C, SYSCALL_C, dir, build, run, profileOf, total, leafShare } from './helpers';
+import { HOT_C, SYSCALL_C, dir, build, run, profileOf, profileRunning, total, leafShare } from './helpers';
 test('C program: burn_hot (~80% of its CPU) leads the profile; only the target pid is sampled', async (t) => {
   if (!requireBpf(t)) return;
   const exe = build('hot', HOT_C);
-  const child = run(exe, []);
-  await new Promise((r) => setTimeout(r, 200));
-  const { iv } = await profileOf(child.pid!, 3000);
-  child.kill('SIGKILL');
+  const { iv, pid } = await profileRunning(exe, 3000);
   const n = total(iv.samples);
   assert.ok(n >= 50, `expected samples of the busy child, got ${n}`);
-  assert.deepEqual([...new Set(iv.samples.map((s) => s.pid))], [child.pid]);
+  assert.deepEqual([...new Set(iv.samples.map((s) => s.pid))], [pid]);
   const hot = inclusiveShare(iv.samples, 'burn_hot');
   const cold = inclusiveShare(iv.samples, 'burn_cold');
   assert.ok(hot >= 0.6, `burn_hot share ${hot.toFixed(2)} of ${n} samples`);
@@ -44,10 +41,7 @@ test('stripped C program: frames stay visible as module+offset, and the offset l
   fs.copyFileSync(withSyms, exe);
   execFileSync('strip', ['--strip-all', exe]);
   fs.chmodSync(exe, 0o755);
-  const child = run(exe, []);
-  await new Promise((r) => setTimeout(r, 200));
-  const { iv } = await profileOf(child.pid!, 2500);
-  child.kill('SIGKILL');
+  const { iv } = await profileRunning(exe, 2500);
   const share = leafShare(iv.samples, /^hot2-stripped\+0x[0-9a-f]+$/);
   assert.ok(share >= 0.6, `module+offset leaf share ${share.toFixed(2)}`);
   // Map the leaf offsets back through the unstripped twin: most of them are in burn_hot.
@@ -68,10 +62,7 @@ test('stripped C program: frames stay visible as module+offset, and the offset l
 test('syscall-heavy loop: kernel frames appear above the user stack', async (t) => {
   if (!requireBpf(t)) return;
   const exe = build('sys', SYSCALL_C);
-  const child = run(exe, []);
-  await new Promise((r) => setTimeout(r, 200));
-  const { iv } = await profileOf(child.pid!, 2500);
-  child.kill('SIGKILL');
+  const { iv } = await profileRunning(exe, 2500);
   const kernelShare = iv.samples.filter((s) => s.stack.some((f) => f.kind === 'kernel')).reduce((a, s) => a + s.count, 0) / Math.max(1, total(iv.samples));
   assert.ok(kernelShare >= 0.3, `samples with kernel frames: ${kernelShare.toFixed(2)}`);
   const kernelNames = new Set(iv.samples.flatMap((s) => s.stack.filter((f) => f.kind === 'kernel').map((f) => f.name)));
@@ -132,11 +123,8 @@ function topLeaves(ss: ProfileSample[]): string {
 test('pprof files decode with pprof-format and name burn_hot', async (t) => {
   if (!requireBpf(t)) return;
   const exe = build('hot3', HOT_C);
-  const child = run(exe, []);
   const out = fs.mkdtempSync(path.join(dir(), 'data-'));
-  await new Promise((r) => setTimeout(r, 200));
-  await profileOf(child.pid!, 2000, out);
-  child.kill('SIGKILL');
+  const { pid } = await profileRunning(exe, 2000, out);
   const files = fs.readdirSync(path.join(out, 'pprof')).filter((f) => f.endsWith('.pb.gz'));
   assert.ok(files.length >= 1, 'a pprof file was written');
   const prof = Profile.decode(gunzipSync(fs.readFileSync(path.join(out, 'pprof', files[files.length - 1]))));
@@ -152,6 +140,6 @@ test('pprof files decode with pprof-format and name burn_hot', async (t) => {
     assert.equal(Number(s.value[1]), Number(s.value[0]) * Math.round(1e9 / 499));
   }
   assert.ok(all > 0 && hot / all >= 0.6, `pprof burn_hot ${hot}/${all}`);
-  assert.ok(prof.sample[0].label.some((l) => str[Number(l.key)] === 'pid' && Number(l.num) === child.pid));
+  assert.ok(prof.sample[0].label.some((l) => str[Number(l.key)] === 'pid' && Number(l.num) === pid));
 });
 
