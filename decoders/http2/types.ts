@@ -31,8 +31,15 @@ export const HPACK_HARD_CAP: u32 = 65536;
 export const BLOCK_CAP: u32 = 131072;
 /** CONTINUATION frames tolerated for one block before it is treated as a flood. */
 export const CONTINUATION_CAP: u32 = 1024;
-/** Open HTTP/2 streams tracked per connection; the oldest is flushed beyond this. */
-export const MAX_STREAMS: i32 = 256;
+/** Open HTTP/2 streams tracked per connection; the oldest is flushed beyond this. Servers that
+ *  set no SETTINGS_MAX_CONCURRENT_STREAMS (Node, grpc-go, Envoy) let a client keep hundreds open:
+ *  h2load -m 300 against Node had 300 in flight, and at 256 none of 600 exchanges kept its status.
+ *  Their header lists are bounded together by STREAM_LISTS_CAP. */
+export const MAX_STREAMS: i32 = 1024;
+/** Serialised header-list bytes the open streams of one connection may hold; past it the oldest
+ *  stream is flushed (a typical request's list is ~100-300 bytes; a hostile 16 KiB one per stream
+ *  would otherwise take 16 MiB at MAX_STREAMS). */
+export const STREAM_LISTS_CAP: i32 = 1 << 20;
 /** Serialised header list kept per block (names and values); longer lists are cut. */
 export const HEADER_LIST_CAP: i32 = 16384;
 /** gRPC message lengths remembered per direction of one call. */
@@ -130,6 +137,8 @@ export class H2Stream {
   held: bool = false;
   heldFlags: i32 = 0;
   heldSince: u64 = 0;
+  /** Bytes of the header lists stored for it (counted in Conn.listBytes). */
+  listBytes: i32 = 0;
 }
 
 /** Header fields of one stream as the peer's HTTP/2 library decoded or encoded them (uprobes),
@@ -222,6 +231,8 @@ export class Conn {
   hinted: bool = false;
   hints: Map<u32, HintSet> = new Map<u32, HintSet>();
   hintBytes: i32 = 0;
+  /** Header-list bytes of the open streams (H2Stream.listBytes; STREAM_LISTS_CAP). */
+  listBytes: i32 = 0;
   /** The last stream id of the server's GOAWAY (stitch.ts onGoaway; none: u32 max). */
   goawayLast: u32 = 0xffffffff;
 }

@@ -638,21 +638,50 @@ test('hostile: many streams never answered stay bounded (oldest flushed)', () =>
   for (let i = 0; i < 2000; i++) parts.push(headers(1 + 2 * i, Buffer.concat([idx(2), idx(4)]), true));
   h.inst.feed(1, REQ, Buffer.concat(parts), 10n);
   noTrap(h);
-  assert.ok(exchanges(h).length >= 2000 - 256);
+  assert.equal(exchanges(h).length, 2000 - 1024);
   h.inst.closeStream(1);
   assert.equal(exchanges(h).length, 2000);
 });
 
-test('the 256-stream cap: a stream pushed out unanswered ends where the stream that pushed it out began', () => {
+test('the 1024-stream cap: a stream pushed out unanswered ends where the stream that pushed it out began, answered or not unknown', () => {
   const h = fresh();
   open(h, 1);
-  for (let i = 0; i < 256; i++) h.inst.feed(1, REQ, headers(1 + 2 * i, Buffer.concat([idx(2), idx(4)]), true), 100n + BigInt(i));
+  for (let i = 0; i < 1024; i++) h.inst.feed(1, REQ, headers(1 + 2 * i, Buffer.concat([idx(2), idx(4)]), true), 100n + BigInt(i));
   assert.equal(exchanges(h).length, 0);
-  h.inst.feed(1, REQ, headers(1 + 2 * 256, Buffer.concat([idx(2), idx(4)]), true), 9_000n);
+  h.inst.feed(1, REQ, headers(1 + 2 * 1024, Buffer.concat([idx(2), idx(4)]), true), 9_000n);
   const ex = exchanges(h);
   assert.equal(ex.length, 1);
-  assert.deepEqual([ex[0].attributes['telegen.http2.stream_id'], ex[0].flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT), ex[0].tsStart, ex[0].tsEnd],
-    [1, FLAG_NO_RESPONSE, 100n, 9_000n]);
+  assert.deepEqual([ex[0].attributes['telegen.http2.stream_id'], ex[0].flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT | FLAG_UNKNOWN), ex[0].tsStart, ex[0].tsEnd],
+    [1, FLAG_UNKNOWN, 100n, 9_000n]);
+});
+
+test('over the stream cap, the responses to flushed streams push out no stream still waiting (1100 in flight: 1024 answered)', () => {
+  const h = fresh();
+  open(h, 1);
+  const reqs: Buffer[] = [], resps: Buffer[] = [];
+  for (let i = 0; i < 1100; i++) {
+    reqs.push(headers(1 + 2 * i, Buffer.concat([idx(2), idx(4)]), true));
+    resps.push(headers(1 + 2 * i, idx(8), true)); // :status 200
+  }
+  h.inst.feed(1, REQ, Buffer.concat(reqs), 10n);
+  h.inst.feed(1, RESP, Buffer.concat(resps), 20n);
+  noTrap(h);
+  const ex = exchanges(h).filter((r) => !(r.flags & FLAG_NO_REQUEST));
+  assert.equal(ex.filter((r) => r.attributes['http.response.status_code'] === 200).length, 1024);
+  assert.equal(ex.filter((r) => r.flags & FLAG_UNKNOWN).length, 76);
+  assert.equal(ex.filter((r) => r.flags & FLAG_NO_RESPONSE).length, 0);
+});
+
+test('the header lists of one connection\'s open streams are bounded (1 MiB): 12 KiB requests flush the oldest', () => {
+  const h = fresh();
+  open(h, 1);
+  const big = 'v'.repeat(12000);
+  for (let i = 0; i < 200; i++) h.inst.feed(1, REQ, headers(1 + 2 * i, Buffer.concat([idx(2), idx(4), lit('x-big', big)]), true), 100n + BigInt(i));
+  noTrap(h);
+  const flushed = exchanges(h).length;
+  assert.ok(flushed >= 200 - 88 && flushed <= 200 - 80, `${flushed} flushed`);
+  h.inst.closeStream(1);
+  assert.equal(exchanges(h).length, 200);
 });
 
 test('fuzz: mutated and random input never traps, memory stays bounded', () => {
