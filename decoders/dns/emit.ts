@@ -360,6 +360,32 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
       putBase64(base + <usize>r, end - <u32>r);
       return true;
     }
+    case 47: {
+      // NSEC (RFC 4034 4.2): next domain name, then the types of the bitmap
+      const r = putRdataName(rd, end);
+      if (r < 0) return false;
+      return putTypeBitmap(base + <usize>r, end - <u32>r);
+    }
+    case 50: {
+      // NSEC3 (RFC 5155 3.3): algorithm, flags, iterations, salt in hex ('-' when empty), next
+      // hashed owner in base32hex without padding, then the types of the bitmap
+      if (rdlen < 6) return false;
+      const saltLen = <u32>load<u8>(p + 4);
+      if (saltLen + 6 > rdlen) return false;
+      const hashLen = <u32>load<u8>(p + 5 + <usize>saltLen);
+      const types = saltLen + hashLen + 6;
+      if (hashLen == 0 || types > rdlen) return false;
+      putDec(load<u8>(p));
+      putByte(32);
+      putDec(load<u8>(p + 1));
+      putByte(32);
+      putDec(u16be(p + 2));
+      putByte(32);
+      if (saltLen == 0) putByte(45); else putHexBytes(p + 5, saltLen);
+      putByte(32);
+      putBase32Hex(p + 6 + <usize>saltLen, hashLen);
+      return putTypeBitmap(p + <usize>types, rdlen - types);
+    }
     case 29: {
       // LOC (RFC 1876 3): latitude, longitude, altitude, size, horizontal and vertical precision,
       // written as the zone file and dig write them: "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m"
@@ -400,6 +426,50 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     }
   }
   return false;
+}
+
+/** An NSEC/NSEC3 type bitmap (RFC 4034 4.1.2): windows in increasing order, each a window
+ *  number, a length of 1-32 and that many bytes whose bits, most significant first, are the types
+ *  window * 256 + 0..255 present; each type written after a space. False when malformed. */
+function putTypeBitmap(p: usize, n: u32): bool {
+  let q: u32 = 0;
+  let last: i32 = -1;
+  while (q < n) {
+    if (q + 2 > n) return false;
+    const window = <i32>load<u8>(p + <usize>q);
+    const len = <u32>load<u8>(p + <usize>q + 1);
+    if (window <= last || len == 0 || len > 32 || q + 2 + len > n) return false;
+    last = window;
+    for (let i: u32 = 0; i < len; i++) {
+      const b = <u32>load<u8>(p + <usize>(q + 2 + i));
+      for (let bit: u32 = 0; bit < 8; bit++) {
+        if ((b & (0x80 >> bit)) == 0) continue;
+        putByte(32);
+        putType(<u32>window * 256 + i * 8 + bit);
+      }
+    }
+    q += 2 + len;
+  }
+  return true;
+}
+
+/** Base32 with the extended hex alphabet (RFC 4648 7), lower case, no padding (RFC 5155 3.3). */
+function putBase32Hex(p: usize, n: u32): void {
+  let acc: u32 = 0;
+  let bits: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    acc = (acc << 8) | <u32>load<u8>(p + <usize>i);
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      putByte(b32Digit((acc >> bits) & 31));
+    }
+  }
+  if (bits > 0) putByte(b32Digit((acc << (5 - bits)) & 31));
+}
+
+@inline function b32Digit(v: u32): u32 {
+  return v < 10 ? 48 + v : 87 + v; // 0-9, a-v
 }
 
 /** An RRSIG time, seconds since 1970-01-01 UTC, as YYYYMMDDHHmmSS (RFC 4034 3.2). */

@@ -212,6 +212,25 @@ test('RRSIG (RFC 4034 3.2) when asked for: covered type, algorithm, labels, TTL,
   assert.deepEqual(answersOf('A', [{ type: 'A', name: 'example.com', data: '192.0.2.1' }, rrA]), ['192.0.2.1']);
 });
 
+test('NSEC and NSEC3 (RFC 4034 4.2, RFC 5155 3.3): next name or hashed owner, then the types of the bitmap', () => {
+  // RDATA from dig 9.18 +unknownformat against unbound 1.17 serving these records; the text is
+  // dig's but for names without the final dot and hex/base32hex in lower case (as DS, NSEC3PARAM).
+  const cases: Array<[string, string, string]> = [
+    ['NSEC', '01620474657374000006400100000003041B000000000000000000000000000000000000000000000000000020', 'b.test A MX RRSIG NSEC TYPE1234'],
+    ['NSEC', '047465737400010140', 'test CAA'],
+    ['NSEC3', '0101000C04AABBCCDD1417F3DF17B2B2ADAEF615257DE4D2020B80AC6C7D0006400000000002', '1 1 12 aabbccdd 2vptu5timamqttgl4luu9kg21e0aor3t A RRSIG'],
+    ['NSEC3', '010000000014' + '00'.repeat(20) + '000722000000000090', '1 0 0 - 00000000000000000000000000000000 NS SOA DNSKEY NSEC3PARAM'],
+    // windows out of order, a zero-length window: RFC 3597
+    ['NSEC', '0162000101400001014000', '\\# 11 0162000101400001014000'],
+    ['NSEC', '01620000000000', '\\# 7 01620000000000'],
+  ];
+  for (const [type, hex, text] of cases) {
+    const data = Buffer.from(hex, 'hex');
+    const want = text.startsWith('\\#') ? `\\# ${data.length} ${data.toString('hex')}` : text;
+    assert.deepEqual(answersOf(type, [{ type: `UNKNOWN_${type === 'NSEC' ? 47 : 50}`, name: 'example.com', data }]), [want], hex);
+  }
+});
+
 test('response codes: NXDOMAIN is an answer, SERVFAIL/REFUSED/FORMERR/NOTIMP are failures', () => {
   const rcodes: Array<[string, boolean]> = [['NXDOMAIN', false], ['SERVFAIL', true], ['REFUSED', true], ['FORMERR', true], ['NOTIMP', true], ['YXDOMAIN', false], ['NOERROR', false]];
   for (const [rcode, failure] of rcodes) {
