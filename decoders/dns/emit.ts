@@ -315,13 +315,7 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
       if (rdlen < 5) return false;
       const saltLen = <u32>load<u8>(p + 4);
       if (5 + saltLen != rdlen) return false;
-      putDec(load<u8>(p));
-      putByte(32);
-      putDec(load<u8>(p + 1));
-      putByte(32);
-      putDec(u16be(p + 2));
-      putByte(32);
-      if (saltLen == 0) putByte(45); else putHexBytes(p + 5, saltLen);
+      putNsec3Params(p, saltLen);
       return true;
     }
     case 52: case 53: {
@@ -375,13 +369,7 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
       const hashLen = <u32>load<u8>(p + 5 + <usize>saltLen);
       const types = saltLen + hashLen + 6;
       if (hashLen == 0 || types > rdlen) return false;
-      putDec(load<u8>(p));
-      putByte(32);
-      putDec(load<u8>(p + 1));
-      putByte(32);
-      putDec(u16be(p + 2));
-      putByte(32);
-      if (saltLen == 0) putByte(45); else putHexBytes(p + 5, saltLen);
+      putNsec3Params(p, saltLen);
       putByte(32);
       putBase32Hex(p + 6 + <usize>saltLen, hashLen);
       return putTypeBitmap(p + <usize>types, rdlen - types);
@@ -426,6 +414,18 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     }
   }
   return false;
+}
+
+/** NSEC3 and NSEC3PARAM start alike (RFC 5155 3.3, 4.3): algorithm, flags, iterations, salt in
+ *  hex ('-' when empty). */
+function putNsec3Params(p: usize, saltLen: u32): void {
+  putDec(load<u8>(p));
+  putByte(32);
+  putDec(load<u8>(p + 1));
+  putByte(32);
+  putDec(u16be(p + 2));
+  putByte(32);
+  if (saltLen == 0) putByte(45); else putHexBytes(p + 5, saltLen);
 }
 
 /** An NSEC/NSEC3 type bitmap (RFC 4034 4.1.2): windows in increasing order, each a window
