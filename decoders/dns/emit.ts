@@ -209,13 +209,14 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
     case T_NS: case T_MD: case T_MF: case T_CNAME: case T_MB: case T_MG: case T_MR: case T_PTR: case T_DNAME: {
       return putRdataName(rd, end) == <i32>end;
     }
-    case T_MX: {
+    case T_MX: case 18: case 21: case 36: {
+      // MX; AFSDB (RFC 1183 1), RT (1183 3.3), KX (RFC 2230): a 16-bit number, then a name
       if (rdlen < 3) return false;
       putDec(u16be(p));
       putByte(32);
       return putRdataName(rd + 2, end) == <i32>end;
     }
-    case T_TXT: {
+    case T_TXT: case 99: { // SPF (RFC 4408 3.1.1): TXT's form
       // The character-strings of one TXT RR read as one text (RFC 7208 3.3, RFC 6376 3.6.2.2).
       let q = rd;
       while (q < end) {
@@ -352,6 +353,48 @@ function putRdata(type: u32, rd: u32, rdlen: u32): bool {
       if (r < 0 || <u32>r >= end) return false;
       putByte(32);
       putBase64(base + <usize>r, end - <u32>r);
+      return true;
+    }
+    case 14: case 17: {
+      // MINFO (RFC 1035 3.3.7), RP (RFC 1183 2.2): two names
+      const r = putRdataName(rd, end);
+      if (r < 0) return false;
+      putByte(32);
+      return putRdataName(<u32>r, end) == <i32>end;
+    }
+    case 49: case 61: {
+      // DHCID (RFC 4701 3.6), OPENPGPKEY (RFC 7929 2.3): the RDATA in base64
+      if (rdlen == 0) return false;
+      putBase64(p, rdlen);
+      return true;
+    }
+    case 108: case 109: {
+      // EUI48, EUI64 (RFC 7043 3.2, 4.2): hex pairs joined by '-'
+      if (rdlen != (type == 108 ? 6 : 8)) return false;
+      for (let i: u32 = 0; i < rdlen; i++) {
+        if (i > 0) putByte(45);
+        putHexBytes(p + <usize>i, 1);
+      }
+      return true;
+    }
+    case 62: {
+      // CSYNC (RFC 7477 2.1.1): SOA serial, flags, then the types of the bitmap
+      if (rdlen < 6) return false;
+      putDec(u32be(p));
+      putByte(32);
+      putDec(u16be(p + 4));
+      return putTypeBitmap(p + 6, rdlen - 6);
+    }
+    case 63: {
+      // ZONEMD (RFC 8976 2.3): serial, scheme, hash algorithm, digest in hex
+      if (rdlen < 7) return false;
+      putDec(u32be(p));
+      putByte(32);
+      putDec(load<u8>(p + 4));
+      putByte(32);
+      putDec(load<u8>(p + 5));
+      putByte(32);
+      putHexBytes(p + 6, rdlen - 6);
       return true;
     }
     case 47: {

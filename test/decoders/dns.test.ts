@@ -231,6 +231,32 @@ test('NSEC and NSEC3 (RFC 4034 4.2, RFC 5155 3.3): next name or hashed owner, th
   }
 });
 
+test('RP, MINFO, AFSDB, RT, KX, SPF, OPENPGPKEY, DHCID, EUI48, EUI64, ZONEMD, CSYNC in their RFCs\' presentation', () => {
+  // RDATA from dig 9.18 +unknownformat against unbound 1.17 serving these records, the text as dig
+  // printed it (names without the final dot, hex in lower case as elsewhere here); were \\# hex.
+  const cases: Array<[string, number, string, string]> = [
+    ['RP', 17, '0561646D696E02727004746573740003747874027270047465737400', 'admin.rp.test txt.rp.test'],
+    ['MINFO', 14, '05726D61696C02727004746573740005656D61696C027270047465737400', 'rmail.rp.test email.rp.test'],
+    ['AFSDB', 18, '000103616673027270047465737400', '1 afs.rp.test'],
+    ['RT', 21, '000A0572656C6179027270047465737400', '10 relay.rp.test'],
+    ['KX', 36, '000A026B78027270047465737400', '10 kx.rp.test'],
+    // dig: '"v=spf1 ip4:192.0.2.0/24" " -all"'; the strings of one RR read as one text, as TXT here
+    ['SPF', 99, '17763D73706631206970343A3139322E302E322E302F323405202D616C6C', 'v=spf1 ip4:192.0.2.0/24 -all'],
+    ['OPENPGPKEY', 61, '010203040506070809', 'AQIDBAUGBwgJ'],
+    ['DHCID', 49, '000201636FC0B8271C82825BB1AC5C41CF5351AA69B4FEBD94E8F17CDB95000DA48C40', 'AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA='],
+    ['EUI48', 108, '00005E00532A', '00-00-5e-00-53-2a'],
+    ['EUI64', 109, '00005EEF1000002A', '00-00-5e-ef-10-00-00-2a'],
+    ['ZONEMD', 63, '7848B78C0101FEBE3D4CE2EC2FFA4BA99D46CD69D6D29711E55217057BEE7EB1A7B641A47BA7FED2DD5B97AE499FAFA4F22C6BD647DE',
+      '2018031500 1 1 febe3d4ce2ec2ffa4ba99d46cd69d6d29711e55217057bee7eb1a7b641a47ba7fed2dd5b97ae499fafa4f22c6bd647de'],
+    ['CSYNC', 62, '000000420003000460000008', '66 3 A NS AAAA'],
+    // an EUI48 of 7 bytes is none: RFC 3597
+    ['EUI48', 108, '00005E00532A00', '\\# 7 00005e00532a00'],
+  ];
+  for (const [type, code, hex, text] of cases) {
+    assert.deepEqual(answersOf(type, [{ type: `UNKNOWN_${code}`, name: 'example.com', data: Buffer.from(hex, 'hex') }]), [text], type);
+  }
+});
+
 test('response codes: NXDOMAIN is an answer, SERVFAIL/REFUSED/FORMERR/NOTIMP are failures', () => {
   const rcodes: Array<[string, boolean]> = [['NXDOMAIN', false], ['SERVFAIL', true], ['REFUSED', true], ['FORMERR', true], ['NOTIMP', true], ['YXDOMAIN', false], ['NOERROR', false]];
   for (const [rcode, failure] of rcodes) {
