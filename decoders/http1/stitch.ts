@@ -11,7 +11,7 @@ import {
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
   exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, LINE_HOLD_CAP, HOLD_SMALL,
-  PH_CHUNK_LOST,
+  PH_CHUNK_LOST, heldTake, heldGive, holdCounted,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, foldBreak, walkStatusLine, gRespMinor,
@@ -49,6 +49,14 @@ function stateOf(stream: u32): State | null {
 }
 
 function forget(stream: u32): void {
+  if (streams.has(stream)) {
+    const st = streams.get(stream);
+    // what its cut heads held goes with it (HELD_BUDGET)
+    const a = st.req.hold, b = st.resp.hold;
+    if (a !== null) heldGive(holdCounted(a.length));
+    if (b !== null) heldGive(holdCounted(b.length));
+    setH2c(st, null);
+  }
   streams.delete(stream);
   if (lastId == stream) lastState = null;
 }
@@ -247,7 +255,7 @@ function onRequestHead(st: State, stream: u32, q: usize, h: u32): i32 {
     return PARSE_INVALID;
   }
   ex.wantsUpgrade = hUpgradePtr != 0;
-  st.h2cReq = null;
+  setH2c(st, null);
   if (ex.wantsUpgrade && upgradeToken(hUpgradePtr, hUpgradeLen) == 3 && isH2c()) {
     h2cBegin(st, q, <u32>lf);
     h2cLines(st, q, from, h);
@@ -337,7 +345,7 @@ function onResponseHead(st: State, stream: u32, q: usize, h: u32, ts: u64): i32 
       endMessage(st, stream, false, ts);
       emitUpgrade(stream, ts, ts, nextBuf, nlen, null);
     }
-    st.h2cReq = null;
+    setH2c(st, null);
     st.upgraded = true;
     flushAll(st, stream, FLAG_NO_RESPONSE);
     return 0;
@@ -410,12 +418,16 @@ function h2cBegin(st: State, q: usize, lf: u32): void {
   // Every request head cut across reads starts a copy (whether it asks for h2c is known at its
   // end): start small, grown as lines come (h2cLines), so slow heads on many connections do not
   // each hold H2C_REQUEST_CAP.
-  const buf = new Uint8Array(n > room ? H2C_REQUEST_CAP : min(<i32>n + 2 + H2C_TAIL + 256, H2C_REQUEST_CAP));
+  const size = n > room ? H2C_REQUEST_CAP : min(<i32>n + 2 + H2C_TAIL + 256, H2C_REQUEST_CAP);
+  const old = st.h2cReq;
+  if (!heldTake(<i64>size - <i64>(old === null ? 0 : old.length))) { setH2c(st, null); return; }
+  st.h2cReq = null;
+  const buf = new Uint8Array(size);
   if (n > room) {
     // a target of kilobytes: keep its start (method, path) and the version after it
     let sp1: u32 = 0;
     while (sp1 < e && load<u8>(q + <usize>sp1) != 0x20) sp1++;
-    if (sp1 + 16 > room || e < 9) { st.h2cReq = null; return; }
+    if (sp1 + 16 > room || e < 9) { heldGive(<i64>size); return; }
     const keep = room - 9;
     memory.copy(buf.dataStart, q, <usize>keep);
     store<u8>(buf.dataStart + <usize>keep, 0x20);
@@ -450,7 +462,10 @@ function h2cLines(st: State, p: usize, from: u32, to: u32): void {
     if (st.h2cLen + n + 2 > H2C_REQUEST_CAP - H2C_TAIL) { st.h2cCut = true; continue; }
     const need = st.h2cLen + n + 2 + H2C_TAIL;
     if (need > buf.length) {
-      const nb = new Uint8Array(min(max(need, buf.length * 2), H2C_REQUEST_CAP));
+      const size = min(max(need, buf.length * 2), H2C_REQUEST_CAP);
+      // past the decoder's budget for cut heads the field is left out, as past H2C_REQUEST_CAP
+      if (!heldTake(<i64>(size - buf.length))) { st.h2cCut = true; continue; }
+      const nb = new Uint8Array(size);
       memory.copy(nb.dataStart, buf.dataStart, <usize>st.h2cLen);
       buf = nb;
       st.h2cReq = nb;
@@ -566,24 +581,24 @@ function mergeFraming(ds: DirState): bool {
 /** Keeps the start of a header line cut by the end of the bytes (a line too long is skipped). */
 function holdLine(ds: DirState, p: usize, n: u32): void {
   if (n == 0 || ds.holdOver) return;
-  if (ds.holdLen + n > LINE_HOLD_CAP) {
+  if (ds.holdLen + n > LINE_HOLD_CAP || !holdCopy(ds, p, n)) {
     // what is held (the line's start, its name) says whether the line mattered
     ds.holdOver = true;
     if (ds.holdLen == 0) holdCopy(ds, p, n < 64 ? n : 64);
-    return;
   }
-  holdCopy(ds, p, n);
 }
 
 /** The hold grows with the line (up to LINE_HOLD_CAP) and a grown one goes at the head's end
  *  (resetHead): any head cut across reads holds its cut line here, on every connection. */
-function holdCopy(ds: DirState, p: usize, n: u32): void {
+function holdCopy(ds: DirState, p: usize, n: u32): bool {
   let h = ds.hold;
   const need = ds.holdLen + n;
   if (h === null || <u32>h.length < need) {
     let cap: u32 = h === null ? HOLD_SMALL : <u32>h.length * 2;
     while (cap < need) cap <<= 1;
     if (cap > LINE_HOLD_CAP) cap = LINE_HOLD_CAP;
+    // the decoder's budget for cut heads (HELD_BUDGET): past it the line is skipped as a long one
+    if (!heldTake(holdCounted(<i32>cap) - (h === null ? 0 : holdCounted(h.length)))) return false;
     const nh = new StaticArray<u8>(<i32>cap);
     if (h !== null && ds.holdLen > 0) memory.copy(changetype<usize>(nh), changetype<usize>(h), <usize>ds.holdLen);
     h = nh;
@@ -591,6 +606,15 @@ function holdCopy(ds: DirState, p: usize, n: u32): void {
   }
   memory.copy(changetype<usize>(h) + <usize>ds.holdLen, p, n);
   ds.holdLen += n;
+  return true;
+}
+
+/** st.h2cReq = buf, the difference in bytes counted against HELD_BUDGET (null always fits). */
+function setH2c(st: State, buf: Uint8Array | null): bool {
+  const old = st.h2cReq;
+  if (!heldTake(<i64>(buf === null ? 0 : buf.length) - <i64>(old === null ? 0 : old.length))) return false;
+  st.h2cReq = buf;
+  return true;
 }
 
 @inline function isEmptyLine(p: usize, n: u32): bool {
@@ -655,7 +679,7 @@ function finishMore(st: State, stream: u32, isReq: bool, ts: u64, consumed: u32)
   const ex = changetype<Exchange>(ds.moreEx);
   const cl = ds.moreCL, te = ds.moreTe, chunkedLast = ds.moreChunkedLast, upgrade = ds.moreUpgrade;
   ds.resetHead();
-  if (isReq && !upgrade) st.h2cReq = null;
+  if (isReq && !upgrade) setH2c(st, null);
   const rc = isReq ? (ex.wantsUpgrade = upgrade, frameRequest(st, stream, ex, cl, te, chunkedLast))
     : frameResponse(st, stream, ex, ts, cl, te, chunkedLast);
   return rc < 0 ? rc : <i32>consumed;
@@ -800,7 +824,7 @@ export function gapStream(stream: u32, dir: i32, len: u32, ts: u64): i32 {
       addHead(ex, isReq, len);
       ds.resetHead();
       if (isReq) {
-        st.h2cReq = null;
+        setH2c(st, null);
         ex.wantsUpgrade = false;
         endMessage(st, stream, true, ds.msgTs);
       } else {

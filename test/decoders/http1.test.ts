@@ -845,6 +845,40 @@ test('an early response (before the request body ended) completes the exchange',
   assert.equal(h.records[1].tsStart, 3n);
 });
 
+test('hostile load: heads cut across reads on many connections stay within the decoder\'s budget, no trap; closing gives it back', () => {
+  // 6000 connections each in a 7 KiB header line cut by a read boundary (a slow client, a big
+  // cookie at the capture's edge), then 3000 each in a 21 KiB head of 700-byte lines (the h2c
+  // copy grows with them): the cut lines and copies took 26 and 28 MiB and trapped the module at
+  // connection 3326 and 894, which resets every connection it decodes.
+  const h = loadDecoder('http1');
+  for (let s = 0; s < 6000; s++) {
+    h.inst.feed(s, REQ, b('GET /slow HTTP/1.1\r\nHost: x\r\nX-Long: '), 1n);
+    h.inst.feed(s, REQ, b('a'.repeat(7000)), 2n);
+  }
+  assert.equal(h.inst.counters.traps, 0);
+  for (let s = 6000; s < 9000; s++) {
+    h.inst.feed(s, REQ, b('GET /many HTTP/1.1\r\n'), 1n);
+    for (let i = 0; i < 30; i++) h.inst.feed(s, REQ, b(`X-Field-${i}: ${'v'.repeat(700)}\r\n`), 2n);
+  }
+  assert.equal(h.inst.counters.traps, 0);
+  assert.ok(h.inst.memoryBytes() <= 32 * 1024 * 1024);
+  assert.ok(h.logs.some((l) => /budget for heads cut across reads/.test(l)), h.logs.join('\n'));
+  // the first connections still end their heads and get their responses
+  h.inst.feed(0, REQ, b('\r\n\r\n'), 3n);
+  h.inst.feed(0, RESP, b('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 4n);
+  assert.deepEqual(h.records.map((r) => [r.attributes['url.path'], r.attributes['http.response.status_code']]), [['/slow', 200]]);
+  for (let s = 0; s < 9000; s++) h.inst.closeStream(s);
+  // everything given back: a 7 KiB User-Agent cut across reads is held whole again
+  const ua = 'u'.repeat(7000);
+  h.inst.feed(9001, REQ, b('GET /after HTTP/1.1\r\nHost: x\r\nUser-Agent: '), 5n);
+  h.inst.feed(9001, REQ, b(ua), 6n);
+  h.inst.feed(9001, REQ, b('\r\n\r\n'), 7n);
+  h.inst.feed(9001, RESP, b('HTTP/1.1 204 No Content\r\n\r\n'), 8n);
+  const last = h.records[h.records.length - 1];
+  assert.deepEqual([last.attributes['url.path'], last.attributes['user_agent.original'], last.flags & FLAG_TRUNCATED], ['/after', ua, 0]);
+  assert.equal(h.inst.counters.traps, 0);
+});
+
 test('hostile load: many connections with big pipelined headers stay within memory, no trap', () => {
   const h = loadDecoder('http1');
   const big = 'GET /c HTTP/1.1\r\nHost: m\r\nCookie: ' + 'k'.repeat(30000) + '\r\n\r\n';
