@@ -486,7 +486,9 @@ const REFUSED_STREAM: i64 = 7;
  * GOAWAY (about pushed streams, which it may still be sent) changes nothing here.
  */
 export function onGoaway(c: Conn, connId: u32, dir: i32, last: u32, ts: u64): void {
-  if (dir == DIR_REQUEST || last >= c.goawayLast) return;
+  // which side sent it must be known: a client's GOAWAY (Node's close() sends last stream 0)
+  // read as the server's would refuse every open stream
+  if (c.swap < 0 || dir == DIR_REQUEST || last >= c.goawayLast) return;
   c.goawayLast = last;
   const keys = c.streams.keys();
   for (let i = 0; i < keys.length; i++) {

@@ -684,6 +684,26 @@ test('the header lists of one connection\'s open streams are bounded (1 MiB): 12
   assert.equal(exchanges(h).length, 200);
 });
 
+test('GOAWAY (RFC 9113 §6.8): client streams above the server\'s last stream id end at it, refused; a client\'s GOAWAY refuses nothing', () => {
+  const goaway = (last: number, code = 0) => frame(T.GOAWAY, 0, 0, Buffer.from([last >>> 24, (last >>> 16) & 255, (last >>> 8) & 255, last & 255, 0, 0, 0, code]));
+  const h = fresh();
+  open(h, 1);
+  for (const sid of [1, 3, 5]) h.inst.feed(1, REQ, headers(sid, Buffer.concat([idx(2), idx(4)]), true), 10n + BigInt(sid));
+  h.inst.feed(1, REQ, goaway(0), 20n); // the client's: about pushed streams only
+  assert.equal(exchanges(h).length, 0);
+  h.inst.feed(1, RESP, goaway(1), 30n);
+  h.inst.feed(1, REQ, headers(7, Buffer.concat([idx(2), idx(4)]), true), 40n); // opened before it saw the GOAWAY
+  h.inst.feed(1, RESP, headers(1, idx(8), true), 50n);
+  const got = exchanges(h).map((r) => [r.attributes['telegen.http2.stream_id'], r.attributes['http.response.status_code'], r.attributes['error.type'],
+    r.flags & (FLAG_NO_RESPONSE | FLAG_ERROR), r.tsEnd]);
+  assert.deepEqual(got, [
+    [3, undefined, 'REFUSED_STREAM', FLAG_NO_RESPONSE | FLAG_ERROR, 30n],
+    [5, undefined, 'REFUSED_STREAM', FLAG_NO_RESPONSE | FLAG_ERROR, 30n],
+    [7, undefined, 'REFUSED_STREAM', FLAG_NO_RESPONSE | FLAG_ERROR, 40n],
+    [1, 200, undefined, 0, 50n],
+  ]);
+});
+
 test('fuzz: mutated and random input never traps, memory stays bounded', () => {
   const h = fresh();
   let seed = 12345;
