@@ -7,19 +7,25 @@
 // is done. After each resume (the contention budget, the memory bound) the reader took 3-5
 // batches in ~100 ms and the queue held 4096-12801 spans (12-29 MiB by its estimate): every one of
 // them outlived two young collections, was promoted, and the old space grew by ~7 MiB per resume
-// to 40 MiB committed, RSS 107-112 MiB. Paused while the queue is over PACE_BYTES, the reader takes
-// the next batch only once the exporter has taken the last one: the work per span is the same
-// (what the agent cannot decode still waits in, or is dropped and counted by, the ring), but the
-// spans in flight are about one batch's.
+// to 40 MiB committed, RSS 107-112 MiB. Paused while the queue is over the mark, the reader takes
+// the next batch only once the exporter has taken the last one (what is not read meanwhile waits
+// in, or is dropped and counted by, the ring), so the spans in flight are about one batch's.
 //
 // File exporter only, like export_backlog shedding (memory/overload.ts): a local write falls
 // behind only while the agent is busy, and resumes within ms. An OTLP queue waits on a receiver
 // that may be down for minutes, and must keep taking spans for the RED metrics meanwhile.
 // A pause lasts at most PACE_MAX_MS (a stuck write does not stop reading).
+//
+// Off by default: measured (bench/README.md "Burst peak", 6 rounds alternating, load 5-8) it
+// took 3 MiB off the burst's peak RSS alone (108.2 vs 111.1) and 6-8 MiB with the correlator's
+// server nodes kept 1.5 s instead of 6 (99.8-99.9 vs 105.6-108), but the agent made 13-20% fewer
+// spans per second of the burst under the contention budget (the ring, read one batch at a time,
+// is full more of the time: where the kernel drops falls differently). Issue 12 asks for the peak
+// without fewer spans. TELEGEN_INGEST_PACE_BYTES=2097152 turns it on.
 
 /** Trace queue bytes (its own estimate, ~3 KB a span for HTTP) over which reading pauses after a
- *  batch (TELEGEN_INGEST_PACE_BYTES; 0 = never). */
-export const PACE_BYTES = 2 * 2 ** 20;
+ *  batch (TELEGEN_INGEST_PACE_BYTES; 0 = never, the default). 2 MiB is the value measured. */
+export const PACE_BYTES = 0;
 /** A paced ring is read again at most this long after the pause, whatever the queue holds. */
 export const PACE_MAX_MS = 100;
 /** While paced, the queue is looked at this often. */
