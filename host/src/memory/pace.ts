@@ -19,9 +19,10 @@
 // Off by default: measured (bench/README.md "Burst peak", 6 rounds alternating, load 5-8) it
 // took 3 MiB off the burst's peak RSS alone (108.2 vs 111.1) and 6-8 MiB with the correlator's
 // server nodes kept 1.5 s instead of 6 (99.8-99.9 vs 105.6-108), but the agent made 13-20% fewer
-// spans per second of the burst under the contention budget (the ring, read one batch at a time,
-// is full more of the time: where the kernel drops falls differently). Issue 12 asks for the peak
-// without fewer spans. TELEGEN_INGEST_PACE_BYTES=2097152 turns it on.
+// spans per second of the burst under the contention budget: it read more ring records for
+// fewer spans (3.2-3.5 records a span vs 2.3-2.5). Read a batch at a time the ring stays full and
+// the kernel's drops fall inside exchanges; drained whole at each resume, it takes the next ones
+// complete. Issue 12 asks for the peak without fewer spans. TELEGEN_INGEST_PACE_BYTES=2097152 turns it on.
 
 /** Trace queue bytes (its own estimate, ~3 KB a span for HTTP) over which reading pauses after a
  *  batch (TELEGEN_INGEST_PACE_BYTES; 0 = never, the default). 2 MiB is the value measured. */
