@@ -52,6 +52,13 @@ export class GoAttacher {
   /** Bumped whenever `binaries` or a binary's pids change: the exec watcher hands them to the
    *  kernel only then, not by walking them every second. */
   version = 0;
+  /** An open fd on each file of `binaries` found through a process: it keeps the inode in use
+   *  while it is a key here and in the kernel's go_exec_known. Without it, a file deleted after
+   *  it was looked at (a short-lived tool, a replaced binary) freed its inode number, ext4 gave
+   *  it to the next new file at once, and a Go server exec'd from that file matched the old
+   *  "not Go" entry: no exec event, no hold, no probes until the next full scan (30 s), so its
+   *  first requests were untraced. Closed when the entry goes (scan: no process runs it). */
+  private readonly pins = new Map<string, number>();
 
   /** `h2`: the go_http2 object (HTTP/2 header fields, gotrace/http2.ts), when loaded. */
   constructor(private readonly t: NativeUprobes, private readonly selfPid = process.pid, private readonly h2?: NativeUprobes) {}
@@ -118,6 +125,25 @@ export class GoAttacher {
     }
   }
 
+  private pin(exeLink: string, key: string): void {
+    if (this.pins.has(key)) return;
+    try {
+      const fd = fs.openSync(exeLink, fs.constants.O_RDONLY);
+      const st = fs.fstatSync(fd);
+      // The process may have exec'd again since its key was read: pin only the file named.
+      if (`${st.dev}:${st.ino}` === key) this.pins.set(key, fd); else fs.closeSync(fd);
+    } catch {
+      // Exited, or not openable: unpinned, as before (the next full scan corrects a stale key).
+    }
+  }
+
+  private unpin(key: string): void {
+    const fd = this.pins.get(key);
+    if (fd === undefined) return;
+    this.pins.delete(key);
+    try { fs.closeSync(fd); } catch { /* already closed */ }
+  }
+
   private release(h: Hooked | null): void {
     if (!h) return;
     for (const x of h.handles) this.t.detach(x);
@@ -152,6 +178,7 @@ export class GoAttacher {
   private analyze(exe: string, exeLink: string, key: string): Hooked | null {
     // A process in another mount namespace names its file from its own root: use the link.
     const direct = !exe.endsWith(' (deleted)') && fileKey(exe) === key;
+    this.pin(exeLink, key);
     try {
       return this.attachFile(direct ? exe : exeLink, key);
     } catch (e) {
@@ -195,6 +222,7 @@ export class GoAttacher {
       // Nobody runs it any more: remove its probes and forget it (a new exec re-analyzes).
       this.release(h);
       this.binaries.delete(key);
+      this.unpin(key);
       this.version++;
     }
   }
@@ -206,6 +234,7 @@ export class GoAttacher {
   detachAll(): void {
     for (const h of this.binaries.values()) this.release(h);
     this.binaries.clear();
+    for (const key of [...this.pins.keys()]) this.unpin(key);
     this.version++;
   }
 }
