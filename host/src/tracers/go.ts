@@ -111,17 +111,27 @@ export class GoAttacher {
     return h;
   }
 
-  /** A perf-event uprobe, or — when the kernel refuses it (after the agent dropped to its
-   *  run-time capabilities, perf-event uprobes need CAP_SYS_ADMIN here) — the program's
-   *  uprobe_multi twin at the same offset. */
+  /** The program's uprobe_multi twin where the kernel has them (6.6+), else a perf-event uprobe.
+   *  A perf-event uprobe's close holds the kernel's global event_mutex through a tasks-trace RCU
+   *  grace period (perf_uprobe_destroy): every agent on the host detaches them one at a time,
+   *  and with four agents stopping at once none had exited 60 s after SIGTERM (all their
+   *  threads in perf_uprobe_destroy). A uprobe_multi link's release waits without that lock, so
+   *  concurrent releases share grace periods. Perf-event uprobes also need CAP_SYS_ADMIN after
+   *  the capability drop, where the twin is the only way. */
   private attach(prog: string, file: string, offset: number, cookie: number, t = this.t): number {
-    if (this.multiOnly) return t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+    let multiErr: Error | undefined;
+    if (!this.noMulti) {
+      try {
+        return t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+      } catch (e) {
+        // Loaded without its twins (a kernel without uprobe_multi): perf-event uprobes from now on.
+        if (/^no program /.test((e as Error).message)) this.noMulti = true; else multiErr = e as Error;
+      }
+    }
     try {
       return t.attachUprobe(prog, file, offset, false, -1, cookie);
     } catch (e) {
-      if (!/Permission denied/.test((e as Error).message)) throw e;
-      this.multiOnly = true;
-      return t.attachUprobe(`${prog}_multi`, file, offset, false, -1, cookie);
+      throw multiErr ?? e;
     }
   }
 
@@ -150,7 +160,8 @@ export class GoAttacher {
     for (const x of h.h2Handles) this.h2?.detach(x);
   }
 
-  private multiOnly = false;
+  /** The object was loaded without the uprobe_multi twins (kernel < 6.6). */
+  private noMulti = false;
 
   /** The executables of `pids` (just exec'd): new ones are analyzed and hooked, and the pids are
    *  added to their binaries. Only these pids are read: an exec storm (a build starting tens of

@@ -171,16 +171,12 @@ export class TlsAttacher {
     return handles.length;
   }
 
-  /** Attaches by name; when the kernel refuses a perf-event uprobe (after the capability drop,
-   *  see attachLate), the `_multi` twin at the symbol's file offset. */
+  /** Attaches at the symbol's file offset (attachAt: the `_multi` twin first), or by name as a
+   *  perf-event uprobe when the offset is not known. */
   private attachNamed(prog: string, file: string, func: string, ret: boolean, cookie = 0): number {
-    try {
-      return this.t.attachUprobe(prog, file, func, ret, -1, cookie);
-    } catch (e) {
-      const off = /Permission denied/.test((e as Error).message) && this.symbolOffset ? this.symbolOffset(file, func) : -1;
-      if (off < 0) throw e;
-      return this.t.attachUprobe(`${prog}_multi`, file, off, ret, -1, cookie);
-    }
+    const off = this.symbolOffset ? this.symbolOffset(file, func) : -1;
+    if (off >= 0) return this.attachAt(prog, file, off, ret, cookie);
+    return this.t.attachUprobe(prog, file, func, ret, -1, cookie);
   }
 
   private attachSsl(file: string, only?: ReadonlySet<string>): number[] {
@@ -235,16 +231,30 @@ export class TlsAttacher {
     return handles;
   }
 
-  /** A uprobe at a file offset; the `_multi` twin when the kernel refuses a perf-event uprobe
-   *  (after the capability drop, see attachLate). */
-  private attachAt(prog: string, file: string, offset: number, ret: boolean): number {
+  /** A uprobe at a file offset: the program's uprobe_multi twin where the kernel has them (6.6+),
+   *  else a perf-event uprobe. A perf-event uprobe's close holds the kernel's global event_mutex
+   *  through a tasks-trace RCU grace period (perf_uprobe_destroy), so every agent on the host
+   *  detached them one at a time: with four agents stopping at once none had exited 60 s after
+   *  SIGTERM, every thread in perf_uprobe_destroy. A uprobe_multi link's release waits without
+   *  that lock, and concurrent releases share grace periods. After the capability drop the kernel
+   *  creates perf-event uprobes for CAP_SYS_ADMIN only: there the twin is the only way. */
+  private attachAt(prog: string, file: string, offset: number, ret: boolean, cookie = 0): number {
+    let multiErr: Error | undefined;
+    if (!this.noMulti) {
+      try {
+        return this.t.attachUprobe(`${prog}_multi`, file, offset, ret, -1, cookie);
+      } catch (e) {
+        // Loaded without its twins (a kernel without uprobe_multi): perf-event uprobes from now on.
+        if (/^no program /.test((e as Error).message)) this.noMulti = true; else multiErr = e as Error;
+      }
+    }
     try {
-      return this.t.attachUprobe(prog, file, offset, ret, -1, 0);
+      return this.t.attachUprobe(prog, file, offset, ret, -1, cookie);
     } catch (e) {
-      if (!/Permission denied/.test((e as Error).message)) throw e;
-      return this.t.attachUprobe(`${prog}_multi`, file, offset, ret, -1, 0);
+      throw multiErr ? new Error(`${(e as Error).message}; ${multiErr.message}`) : e;
     }
   }
+  private noMulti = false;
 
   /** A library file's callback offsets inside nghttp2_session, for finding applications'
    *  header callbacks (0: unknown, e.g. an executable, which cannot be loaded to look). */
@@ -342,18 +352,9 @@ export class TlsAttacher {
   }
   private readonly seenCbs = new Set<string>();
 
-  /** A uprobe found after start-up: a perf-event uprobe, else (after the capability drop this
-   *  kernel creates those for CAP_SYS_ADMIN only) the program's uprobe_multi twin. */
+  /** A uprobe found after start-up (attachAt: the uprobe_multi twin first). */
   private attachLate(prog: string, file: string, offset: number): number {
-    try {
-      return this.t.attachUprobe(prog, file, offset, false);
-    } catch (e) {
-      try {
-        return this.t.attachUprobe(`${prog}_multi`, file, offset, false);
-      } catch (e2) {
-        throw new Error(`${(e as Error).message}; ${(e2 as Error).message}`);
-      }
-    }
+    return this.attachAt(prog, file, offset, false);
   }
 
   constructor(
