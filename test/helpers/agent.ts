@@ -156,7 +156,12 @@ export async function startAgent(opts: { env?: Record<string, string>; config?: 
     proc, dataDir, apiPort, logs, api,
     stop: () => new Promise((resolve) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode); // killed by a signal: exitCode stays null and "exit" never fires again
-      const t = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      // A guard against a hung agent: what it logged last goes with the failure (the assertion
+      // alone says only "null !== 0").
+      const t = setTimeout(() => {
+        process.stderr.write(`agent pid ${proc.pid} still stopping 20 s after SIGTERM: killed; its last log lines:\n${logs.join('').slice(-4000)}\n`);
+        proc.kill('SIGKILL');
+      }, 20_000);
       proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
       proc.kill('SIGTERM');
     }),
