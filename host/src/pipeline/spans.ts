@@ -209,6 +209,12 @@ function urlFull(a: Attributes): string | undefined {
 }
 
 function isIPv6(addr: string): boolean { return addr.includes(':') && !addr.startsWith('::ffff:'); }
+/** IPv4 224.0.0.0/4 or IPv6 ff00::/8 (addresses as unmapV4 leaves them). */
+function isMulticast(addr: string): boolean {
+  if (addr.includes(':')) return /^ff/i.test(addr);
+  const first = Number(addr.slice(0, addr.indexOf('.')));
+  return first >= 224 && first <= 239;
+}
 
 export function unmapV4(addr: string): string { return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr; }
 
@@ -367,7 +373,15 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   let status: { code: SpanStatusCode; message?: string } = STATUS_UNSET;
   const http = a['http.response.status_code'];
   const grpc = a['rpc.grpc.status_code'];
-  if ((rec.flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT)) === (FLAG_NO_RESPONSE | FLAG_TIMEOUT)) {
+  const dnsUnanswered = (rec.flags & FLAG_NO_RESPONSE) !== 0 && a['dns.question.name'] !== undefined && a['dns.response_code'] === undefined;
+  if (dnsUnanswered && isMulticast(c.serverAddr)) {
+    // A multicast lookup (mDNS to 224.0.0.251/ff02::fb, LLMNR to 224.0.0.252/ff02::1:3) that no
+    // host answered: silence is how those protocols say "nobody has this name" (RFC 6762 6: only
+    // a responder with the name answers; RFC 4795 2.1: the sender "MUST anticipate receiving no
+    // replies"), not a failure, so no error status or error.type (semconv: only when the
+    // operation failed). telegen.no_response says no answer came; it lasts until the decoder gave
+    // up or the socket closed, as any unanswered query.
+  } else if ((rec.flags & (FLAG_NO_RESPONSE | FLAG_TIMEOUT)) === (FLAG_NO_RESPONSE | FLAG_TIMEOUT)) {
     // The decoder gave up waiting with the connection open (every protocol, both sides): the
     // client waited its whole timeout for nothing, and the server is the one that never answered.
     // It lasts until the decoder gave up (the record's end), not 0 s: a hung request read as the
@@ -383,7 +397,13 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
     // answered: no error.
     status = { code: SpanStatusCode.ERROR, message: 'no response' };
     a['error.type'] ??= 'no_response';
-  } else if ((rec.flags & FLAG_NO_RESPONSE) && a['dns.question.name'] !== undefined && a['dns.response_code'] === undefined) {
+  } else if (dnsUnanswered && conn.transport === 'tcp' && conn.closedTs !== undefined) {
+    // A query over TCP whose connection closed before its answer (dnsmasq closing a kept-open
+    // connection when it cannot forward the next query; a server restart): the connection ended
+    // it, not a wait, so the value HTTP uses for a request closed on before its response.
+    status = { code: SpanStatusCode.ERROR, message: 'connection closed before the response' };
+    a['error.type'] ??= 'no_response';
+  } else if (dnsUnanswered) {
     // A DNS query nobody answered (until its socket closed, or pushed out by the pending cap; the
     // decoder's 5 s are FLAG_TIMEOUT, above) is a lookup that timed out: it was an unset-status
     // span of 0 s, and fed dns.lookup.duration as a successful instant lookup.
