@@ -217,10 +217,21 @@ export function parseStream(stream: u32, dir: i32, p: usize, len: u32, ts: u64):
         }
         break;
       }
-      case PH_WAIT_UPGRADE:
+      case PH_WAIT_UPGRADE: {
         // the request asked to switch protocols: until the response decides, what follows may
-        // be the new protocol; keep it unconsumed
-        return done(pos);
+        // be the new protocol; keep it unconsumed. But a whole HTTP/1.x request line (no next
+        // protocol starts with one: websocket frames, the h2c preface "PRI * HTTP/2.0") is a plain
+        // request the client pipelined, for a server that may decline (RFC 9110 §7.8): read it
+        // now. Held, it was read only with the client's next write, its response meanwhile taken
+        // for one without request and the next response paired with it (Go net/http answering
+        // /ws 200 and /next: /next got /third's response, /third none). Not after CONNECT: a
+        // tunnel may carry HTTP/1 itself.
+        const lf = findLF(q, 0, avail);
+        const n = st.queue.length;
+        if (lf < 0 || n == 0 || st.queue[n - 1].isConnect || !requestLineOk(q, <u32>lf)) return done(pos);
+        ds.resetHead();
+        break;
+      }
       default:
         return PARSE_INVALID;
     }
