@@ -4,11 +4,14 @@
 // distinct suffixes every new one is counted under OVERFLOW (names are attacker-controlled).
 import { Meter, Counter, Histogram, SpanKind } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { isMulticast } from '../pipeline/spans';
 
 export const MAX_SUFFIXES = 1000;
 export const OVERFLOW = '_other';
 /** What dns.lookups.failed counts: a name that does not exist, the server's failures (the span
- *  errors: decoders/dns/README.md) and a query nobody answered — a timeout is a failed lookup. */
+ *  errors: decoders/dns/README.md) and a query nobody answered — a timeout is a failed lookup.
+ *  Not a multicast query nobody answered (mDNS, LLMNR): there silence says no host has the name,
+ *  as the span says (no error status, pipeline/spans). */
 const FAILED = new Set(['NXDOMAIN', 'SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP', 'NO_RESPONSE']);
 
 /** `a.b.example.com.` → `example.com`; case folded; the root is `.`. */
@@ -49,7 +52,8 @@ export class DnsMetrics {
       'dns.side': span.kind === SpanKind.SERVER ? 'server' : 'client',
     };
     this.lookups.add(1, attrs);
-    if (FAILED.has(attrs['dns.response_code'])) this.failed.add(1, attrs);
+    const silentMulticast = rcode === undefined && isMulticast(String(span.attributes['server.address'] ?? ''));
+    if (FAILED.has(attrs['dns.response_code']) && !silentMulticast) this.failed.add(1, attrs);
     if (typeof rcode === 'string') {
       const [s, ns] = span.duration;
       this.duration.record(s + ns / 1e9, { 'dns.name.suffix': attrs['dns.name.suffix'], 'dns.side': attrs['dns.side'] });

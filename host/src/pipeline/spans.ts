@@ -210,7 +210,7 @@ function urlFull(a: Attributes): string | undefined {
 
 function isIPv6(addr: string): boolean { return addr.includes(':') && !addr.startsWith('::ffff:'); }
 /** IPv4 224.0.0.0/4 or IPv6 ff00::/8 (addresses as unmapV4 leaves them). */
-function isMulticast(addr: string): boolean {
+export function isMulticast(addr: string): boolean {
   if (addr.includes(':')) return /^ff/i.test(addr);
   const first = Number(addr.slice(0, addr.indexOf('.')));
   return first >= 224 && first <= 239;
