@@ -7,9 +7,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawnSync, execFileSync } from 'child_process';
 import { repoRoot, corpusDir } from '../helpers/decoder';
-import { startServer, curl, freePort } from '../helpers/agent';
+import { curl } from '../helpers/agent';
 import { Conv, SYN, ACK, PSH } from '../replay/build';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo } from '../helpers/capture';
 
 interface JsonSpan { name: string; kind: string; status: string; startTimeUnixNano: string; endTimeUnixNano: string; attributes: Record<string, unknown> }
 
@@ -98,24 +98,12 @@ test('replay piped into a reader that stops early (`| head -1`) exits 0 without 
 });
 
 test('replay of traffic recorded here with tshark on lo agrees with tshark', { timeout: 60_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'http-server.js'), String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-cap-'));
-  const file = path.join(tmp, 'lo.pcapng');
-  let cap: Capture | undefined;
-  try {
-    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
-    const base = `http://127.0.0.1:${server.port}`;
+  if (!rootForCapture(t)) return;
+  const { file } = await recordOnLo(t, { prefix: 'telegen-cap-', file: 'lo.pcapng', servers: [{ argv: [process.execPath, path.join(repoRoot, 'test', 'fixtures', 'http-server.js')] }] }, (port) => {
+    const base = `http://127.0.0.1:${port}`;
     curl([`${base}/hello`, `${base}/users/5?x=1`, `${base}/status/500`, `${base}/chunked`]);
     curl(['-X', 'POST', '--data-binary', 'abc=def', `${base}/echo`]);
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  });
   const tsv = execFileSync('tshark', ['-r', file, '-Y', 'http', '-T', 'fields', '-E', 'header=y', '-E', 'separator=/t', '-E', 'occurrence=a', '-E', 'aggregator=|',
     '-e', 'frame.number', '-e', 'http.request.method', '-e', 'http.request.uri', '-e', 'http.response.code', '-e', 'http.host'], { encoding: 'utf8' });
   const expected = fromTsv(tsv);

@@ -8,6 +8,10 @@
 import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import type { TestContext } from 'node:test';
+import { startServer, freePort, Served } from './agent';
 
 export interface Capture { proc: ChildProcess; done: Promise<void> }
 
@@ -61,4 +65,45 @@ export async function stopLoCapture(c: Capture): Promise<void> {
     if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
   }
   await Promise.race([c.done, sleep(15_000)]);
+}
+
+/** Whether the test may capture on lo: as root, yes; otherwise it skips, but under CI (which runs
+ *  as root) it fails, so that a lost privilege never passes as a skipped test. */
+export function rootForCapture(t: TestContext): boolean {
+  if (process.getuid?.() === 0) return true;
+  if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
+  t.skip('capturing on lo needs root');
+  return false;
+}
+
+/** A server to record: argv without its port, which is appended (a free one unless given); it
+ *  prints `listening <port>` when ready. */
+export interface LoServer { argv: string[]; port?: number }
+export const nodeServer = (js: string, port?: number): LoServer => ({ argv: [process.execPath, '-e', js], port });
+export const pythonServer = (py: string): LoServer => ({ argv: ['python3', '-c', py] });
+
+export interface LoRecording<T> { file: string; tmp: string; ports: number[]; port: number; out: T }
+
+/** Starts `servers`, captures their ports on lo into `tmp`/`file` while `traffic` runs (the first
+ *  server's port probes the capture), then stops capture and servers, failed or not. `tmp` (a new
+ *  dir for the pcapng and whatever the test derives from it) is removed when the test ends. */
+export async function recordOnLo<T>(t: TestContext, opts: { prefix: string; file: string; servers: LoServer[] }, traffic: (port: number, ports: number[]) => T | Promise<T>): Promise<LoRecording<T>> {
+  const started: Served[] = [];
+  try {
+    for (const s of opts.servers) started.push(await startServer(s.argv[0], [...s.argv.slice(1), String(s.port ?? await freePort())]));
+    const ports = started.map((s) => s.port);
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), opts.prefix));
+    t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    const file = path.join(tmp, opts.file);
+    let cap: Capture | undefined;
+    try {
+      cap = await startLoCapture(file, ports.map((p) => `tcp port ${p}`).join(' or '), ports[0]);
+      const out = await traffic(ports[0], ports);
+      return { file, tmp, ports, port: ports[0], out };
+    } finally {
+      if (cap) await stopLoCapture(cap);
+    }
+  } finally {
+    for (const s of started) await s.stop();
+  }
 }

@@ -7,13 +7,9 @@
 // was even a gRPC call without error on both sides).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { repoRoot } from '../helpers/decoder';
-import { startServer, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans } from '../../host/src/cli/replay';
 
 // The HTTP status per method; Unary also carries a grpc-status of its own (it wins).
@@ -53,27 +49,13 @@ const out = {};
 `;
 
 test('gRPC calls answered with an HTTP error and no grpc-status: rpc.grpc.status_code is the status the grpc-js client reports', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-grpc-http-'));
-  const file = path.join(tmp, 'calls.pcapng');
-  let cap: Capture | undefined;
-  let reported: Record<string, number> = {};
-  try {
-    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
-    reported = JSON.parse(execFileSync(process.execPath, ['-e', clientJs, String(server.port), repoRoot], { encoding: 'utf8' }));
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  if (!rootForCapture(t)) return;
+  const { file, port, out: reported } = await recordOnLo(t, { prefix: 'telegen-grpc-http-', file: 'calls.pcapng', servers: [nodeServer(serverJs)] },
+    (p) => JSON.parse(execFileSync(process.execPath, ['-e', clientJs, String(p), repoRoot], { encoding: 'utf8' })) as Record<string, number>);
   // what grpc-js said (the mapping: 503, 429 UNAVAILABLE; 404 UNIMPLEMENTED; 401 UNAUTHENTICATED; a grpc-status wins)
   assert.deepEqual(reported, { Unary: 5, Fail: 14, ClientStream: 14, ServerStream: 12, Bidi: 16 });
   // tshark: every call has its :status, and only Unary's answer a grpc-status
-  const tsv = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${server.port},http2`, '-Y', 'http2.headers.status', '-T', 'fields', '-e', 'http2.headers.status', '-e', 'http2.header.name'], { encoding: 'utf8' });
+  const tsv = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${port},http2`, '-Y', 'http2.headers.status', '-T', 'fields', '-e', 'http2.headers.status', '-e', 'http2.header.name'], { encoding: 'utf8' });
   const rows = tsv.split('\n').filter(Boolean);
   assert.deepEqual(rows.map((r) => r.split('\t')[0]).sort(), ['200', '401', '404', '429', '503']);
   assert.equal(rows.filter((r) => r.includes('grpc-status')).length, 1);
@@ -81,5 +63,4 @@ test('gRPC calls answered with an HTTP error and no grpc-status: rpc.grpc.status
   const got: Record<string, unknown> = {};
   for (const s of spans) got[String(s.attributes['rpc.method'])] = s.attributes['rpc.grpc.status_code'];
   assert.deepEqual(got, reported);
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

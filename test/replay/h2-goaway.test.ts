@@ -8,12 +8,8 @@
 // closed (after the first response), no error, as if the server had kept them waiting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans, spanToJsonLine } from '../../host/src/cli/replay';
 
 const serverJs = `
@@ -48,30 +44,16 @@ for (const p of ['/drain', '/after1', '/after2']) {
 `;
 
 test('replay of an HTTP/2 GOAWAY with requests in flight: the streams above its last stream id end at it, refused (REFUSED_STREAM), as the client reports them', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-goaway-'));
-  const file = path.join(tmp, 'goaway.pcapng');
-  let cap: Capture | undefined;
-  let client: Record<string, string | number> = {};
-  try {
-    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
-    client = JSON.parse(execFileSync(process.execPath, ['-e', clientJs, String(server.port)], { encoding: 'utf8', timeout: 20_000 }));
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  if (!rootForCapture(t)) return;
+  const { file, port, out: client } = await recordOnLo(t, { prefix: 'telegen-goaway-', file: 'goaway.pcapng', servers: [nodeServer(serverJs)] },
+    (p) => JSON.parse(execFileSync(process.execPath, ['-e', clientJs, String(p)], { encoding: 'utf8', timeout: 20_000 })) as Record<string, string | number>);
   // the real client: the first request answered, the two after the GOAWAY refused
   assert.equal(client['/drain'], 200);
   assert.match(String(client['/after1']), /REFUSED_STREAM/);
   assert.match(String(client['/after2']), /REFUSED_STREAM/);
 
   // tshark: the server's GOAWAY names stream 1 as the last it processes; when it was sent
-  const goaways = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${server.port},http2`, '-Y', `tcp.srcport == ${server.port} && http2.type == 7`,
+  const goaways = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${port},http2`, '-Y', `tcp.srcport == ${port} && http2.type == 7`,
     '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'http2.goaway.last_stream_id'], { encoding: 'utf8' }).split('\n').filter(Boolean).map((l) => l.split('\t'));
   assert.ok(goaways.length >= 1, 'the server sent GOAWAY');
   assert.equal(goaways[0][1].split(',')[0], '1');
@@ -88,5 +70,4 @@ test('replay of an HTTP/2 GOAWAY with requests in flight: the streams above its 
   // refused at the GOAWAY, not stretched to the connection's close after the first response
   for (const s of got.slice(0, 2)) assert.equal(BigInt(s.endTimeUnixNano), goawayNs, `${String(s.attributes['url.path'])} ends at the GOAWAY`);
   assert.ok(BigInt(got[2].endTimeUnixNano) > goawayNs);
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

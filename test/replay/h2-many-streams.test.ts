@@ -7,12 +7,8 @@
 // responses to flushed streams push out nothing, and flushed streams are unknown, not unanswered.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans, spanToJsonLine } from '../../host/src/cli/replay';
 
 const serverJs = `
@@ -24,29 +20,13 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 test('replay of h2load -m 300 and -m 1100 on one HTTP/2 connection each: every exchange under 1024 in flight keeps its status; over it none is called unanswered', { timeout: 120_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-h2-streams-'));
-  const file = path.join(tmp, 'streams.pcapng');
-  let cap: Capture | undefined;
-  const outs: string[] = [];
-  try {
-    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
-    for (const [m, n] of [[300, 600], [1100, 2200]]) {
-      outs.push(execFileSync('h2load', ['-n', String(n), '-c', '1', '-m', String(m), `http://127.0.0.1:${server.port}/m${m}`], { encoding: 'utf8', timeout: 60_000 }));
-    }
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  if (!rootForCapture(t)) return;
+  const { file, port, out: outs } = await recordOnLo(t, { prefix: 'telegen-h2-streams-', file: 'streams.pcapng', servers: [nodeServer(serverJs)] },
+    (p) => [[300, 600], [1100, 2200]].map(([m, n]) => execFileSync('h2load', ['-n', String(n), '-c', '1', '-m', String(m), `http://127.0.0.1:${p}/m${m}`], { encoding: 'utf8', timeout: 60_000 })));
   assert.match(outs[0], /600 succeeded/, outs[0]);
   assert.match(outs[1], /2200 succeeded/, outs[1]);
   // tshark: every stream of both connections answered 200
-  const statuses = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${server.port},http2`, '-Y', 'http2.headers.status', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|', '-e', 'http2.headers.status'], { encoding: 'utf8' })
+  const statuses = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${port},http2`, '-Y', 'http2.headers.status', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|', '-e', 'http2.headers.status'], { encoding: 'utf8' })
     .split('\n').filter(Boolean).flatMap((l) => l.split('|'));
   assert.equal(statuses.filter((s) => s === '200').length, 2800);
 
@@ -67,5 +47,4 @@ test('replay of h2load -m 300 and -m 1100 on one HTTP/2 connection each: every e
   assert.equal(answered + unknown, 2200, JSON.stringify([...count]));
   assert.ok(answered >= 1024, `${answered} answered`);
   assert.equal(count.size, unknown > 0 ? 3 : 2, JSON.stringify([...count]));
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -7,15 +7,12 @@
 // own: any token is a method on the wire, so a scanner made them without bound.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer, curl, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { curl } from '../helpers/agent';
+import { rootForCapture, recordOnLo, nodeServer, pythonServer } from '../helpers/capture';
 import { replayToSpans, spanToJsonLine } from '../../host/src/cli/replay';
 
-const pythonServer = `
+const pyServer = `
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 class H(BaseHTTPRequestHandler):
@@ -44,30 +41,16 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 test('replay: HTTP/1.1 and HTTP/2 methods the semantic conventions do not know are _OTHER with http.request.method_original, spans named HTTP', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const h1 = await startServer('python3', ['-c', pythonServer, String(await freePort())]);
-  const h2 = await startServer(process.execPath, ['-e', h2Server, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-methods-'));
-  const file = path.join(tmp, 'methods.pcapng');
-  let cap: Capture | undefined;
+  if (!rootForCapture(t)) return;
   const h1Methods = ['GET', 'PATCH', 'PURGE', 'PROPFIND', 'get', 'FOO'];
   const h2Methods = ['DELETE', 'FOO', 'MKCOL'];
-  try {
-    cap = await startLoCapture(file, `tcp port ${h1.port} or tcp port ${h2.port}`, h1.port);
-    for (const m of h1Methods) assert.equal(curl(['-X', m, `http://127.0.0.1:${h1.port}/m/${m}`]), `${m} /m/${m}`);
-    for (const m of h2Methods) assert.equal(curl(['--http2-prior-knowledge', '-X', m, `http://127.0.0.1:${h2.port}/m/${m}`]), `${m} /m/${m}`);
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await h1.stop();
-    await h2.stop();
-  }
+  const { file, ports: [, h2Port] } = await recordOnLo(t, { prefix: 'telegen-methods-', file: 'methods.pcapng', servers: [pythonServer(pyServer), nodeServer(h2Server)] }, (h1Port, [, h2]) => {
+    for (const m of h1Methods) assert.equal(curl(['-X', m, `http://127.0.0.1:${h1Port}/m/${m}`]), `${m} /m/${m}`);
+    for (const m of h2Methods) assert.equal(curl(['--http2-prior-knowledge', '-X', m, `http://127.0.0.1:${h2}/m/${m}`]), `${m} /m/${m}`);
+  });
   // tshark reads the HTTP/2 methods from the HEADERS blocks (its HTTP/1 dissector knows methods
   // from a list and skips PURGE, `get` and FOO)
-  const tsharkH2 = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${h2.port},http2`, '-Y', 'http2.headers.method', '-T', 'fields', '-e', 'http2.headers.method'], { encoding: 'utf8' })
+  const tsharkH2 = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${h2Port},http2`, '-Y', 'http2.headers.method', '-T', 'fields', '-e', 'http2.headers.method'], { encoding: 'utf8' })
     .split('\n').filter(Boolean).sort();
   assert.deepEqual(tsharkH2, [...h2Methods].sort());
 
@@ -86,5 +69,4 @@ test('replay: HTTP/1.1 and HTTP/2 methods the semantic conventions do not know a
     ['2', '/m/FOO', '_OTHER', 'FOO', 'HTTP /m/FOO', 200],
     ['2', '/m/MKCOL', '_OTHER', 'MKCOL', 'HTTP /m/MKCOL', 200],
   ]);
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

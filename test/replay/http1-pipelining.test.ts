@@ -6,12 +6,8 @@
 // the rest unanswered.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans, spanToJsonLine } from '../../host/src/cli/replay';
 
 const serverJs = `
@@ -22,27 +18,13 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 test('replay of h2load --h1 -m 300 (300 pipelined requests per write): every exchange has its status, as h2load and tshark count them', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-pipeline-'));
-  const file = path.join(tmp, 'pipeline.pcapng');
-  let cap: Capture | undefined;
-  let out = '';
-  try {
-    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
-    out = execFileSync('h2load', ['--h1', '-n', '600', '-c', '1', '-m', '300', `http://127.0.0.1:${server.port}/deep?d=300`], { encoding: 'utf8', timeout: 60_000 });
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  if (!rootForCapture(t)) return;
+  const { file, port, out } = await recordOnLo(t, { prefix: 'telegen-pipeline-', file: 'pipeline.pcapng', servers: [nodeServer(serverJs)] },
+    (p) => execFileSync('h2load', ['--h1', '-n', '600', '-c', '1', '-m', '300', `http://127.0.0.1:${p}/deep?d=300`], { encoding: 'utf8', timeout: 60_000 }));
   assert.match(out, /600 succeeded/, out);
   assert.match(out, /status codes: 600 2xx/, out);
   // tshark reads 600 requests and 600 responses on the one connection
-  const count = (field: string) => execFileSync('tshark', ['-r', file, '-d', `tcp.port==${server.port},http`, '-Y', field, '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|', '-e', field], { encoding: 'utf8' })
+  const count = (field: string) => execFileSync('tshark', ['-r', file, '-d', `tcp.port==${port},http`, '-Y', field, '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|', '-e', field], { encoding: 'utf8' })
     .split('\n').filter(Boolean).flatMap((l) => l.split('|')).filter(Boolean);
   const codes = count('http.response.code');
   assert.equal(count('http.request.uri').length, 600);
@@ -58,5 +40,4 @@ test('replay of h2load --h1 -m 300 (300 pipelined requests per write): every exc
     shape.set(k, (shape.get(k) ?? 0) + 1);
   }
   assert.deepEqual([...shape], [[JSON.stringify(['GET', '/deep', 'd=300', 200, 11, false, 'UNSET']), 600]]);
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -7,15 +7,11 @@
 // one without a request, /next got /third's response and /third none (reported unanswered).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer, pythonServer } from '../helpers/capture';
 import { replayToSpans, spanToJsonLine } from '../../host/src/cli/replay';
 
-const pythonServer = `
+const pyServer = `
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 class H(BaseHTTPRequestHandler):
@@ -54,24 +50,11 @@ s.close()
 `;
 
 test('replay of a declined WebSocket upgrade with a request pipelined behind it: each request has its own response, as tshark pairs them', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer('python3', ['-c', pythonServer, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-upgrade-declined-'));
-  const file = path.join(tmp, 'declined.pcapng');
-  let cap: Capture | undefined;
-  try {
-    cap = await startLoCapture(file, `tcp port ${server.port}`, server.port);
-    assert.equal(execFileSync('python3', ['-c', client, String(server.port)], { encoding: 'utf8', timeout: 20_000 }).trim(), '3');
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  if (!rootForCapture(t)) return;
+  const { file, port } = await recordOnLo(t, { prefix: 'telegen-upgrade-declined-', file: 'declined.pcapng', servers: [pythonServer(pyServer)] },
+    (p) => assert.equal(execFileSync('python3', ['-c', client, String(p)], { encoding: 'utf8', timeout: 20_000 }).trim(), '3'));
   // tshark: three requests, three 200 responses on the one connection
-  const tsv = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${server.port},http`, '-Y', 'http', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
+  const tsv = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${port},http`, '-Y', 'http', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
     '-e', 'http.request.uri', '-e', 'http.response.code', '-e', 'http.file_data'], { encoding: 'utf8' });
   const uris: string[] = [], codes: string[] = [];
   for (const line of tsv.split('\n').filter(Boolean)) {
@@ -91,5 +74,4 @@ test('replay of a declined WebSocket upgrade with a request pipelined behind it:
     ['/next', 200, 'GET /next'.length, false],
     ['/third', 200, 'GET /third'.length, false],
   ]);
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

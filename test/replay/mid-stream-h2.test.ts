@@ -8,13 +8,10 @@
 // decoder marks such records and the host swaps the span's ends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as net from 'net';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans } from '../../host/src/cli/replay';
 
 const serverJs = `
@@ -50,35 +47,20 @@ async function highPort(): Promise<number> {
 }
 
 test('replay of HTTP/2 joined mid-connection, server port above the client\'s: spans name the real client and server', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await highPort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-mid-h2-'));
-  const full = path.join(tmp, 'full.pcapng'), mid = path.join(tmp, 'mid.pcapng');
-  let cap: Capture | undefined;
-  let clientPort = 0;
-  try {
-    cap = await startLoCapture(full, `tcp port ${server.port}`, server.port);
-    const out = execFileSync(process.execPath, ['-e', clientJs, String(server.port)], { encoding: 'utf8' });
-    clientPort = Number(/local (\d+)/.exec(out)![1]);
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
-  assert.ok(clientPort < server.port, `client port ${clientPort} below the server's ${server.port}`);
+  if (!rootForCapture(t)) return;
+  const { file: full, tmp, port, out: clientPort } = await recordOnLo(t, { prefix: 'telegen-mid-h2-', file: 'full.pcapng', servers: [nodeServer(serverJs, await highPort())] },
+    (p) => Number(/local (\d+)/.exec(execFileSync(process.execPath, ['-e', clientJs, String(p)], { encoding: 'utf8' }))![1]));
+  const mid = path.join(tmp, 'mid.pcapng');
+  assert.ok(clientPort < port, `client port ${clientPort} below the server's ${port}`);
   // the capture begins after the first response: no handshake, no preface, no SETTINGS
-  const first = execFileSync('tshark', ['-r', full, '-d', `tcp.port==${server.port},http2`, '-Y', `tcp.srcport == ${server.port} && http2.headers.status`, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' })
+  const first = execFileSync('tshark', ['-r', full, '-d', `tcp.port==${port},http2`, '-Y', `tcp.srcport == ${port} && http2.headers.status`, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' })
     .split('\n').filter(Boolean).map(Number)[0];
   assert.ok(first > 0, 'the first response is in the capture');
   execFileSync('editcap', ['-r', full, mid, `${first + 1}-1000000`]);
   const { spans } = await replayToSpans(mid);
   const got = spans.map((s) => [s.attributes['url.path'], s.attributes['http.response.status_code'], s.attributes['client.port'], s.attributes['server.port'], s.attributes['telegen.ends.swapped']]);
   assert.deepEqual(got, [
-    ['/two', 200, clientPort, server.port, undefined],
-    ['/three', 404, clientPort, server.port, undefined],
+    ['/two', 200, clientPort, port, undefined],
+    ['/three', 404, clientPort, port, undefined],
   ]);
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -11,12 +11,9 @@
 // frame boundary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { startServer, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans } from '../../host/src/cli/replay';
 
 const serverJs = `
@@ -35,35 +32,24 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 test('replay of HTTP/2 cut to 200 bytes a packet: every stream whose :status tshark reads has it', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-snaplen-h2-'));
-  const full = path.join(tmp, 'full.pcapng'), cut = path.join(tmp, 'cut.pcapng');
-  let cap: Capture | undefined;
-  try {
-    cap = await startLoCapture(full, `tcp port ${server.port}`, server.port);
-    const base = `http://127.0.0.1:${server.port}`;
+  if (!rootForCapture(t)) return;
+  const { file: full, tmp, port } = await recordOnLo(t, { prefix: 'telegen-snaplen-h2-', file: 'full.pcapng', servers: [nodeServer(serverJs)] }, (p) => {
+    const base = `http://127.0.0.1:${p}`;
     const out = execFileSync('h2load', ['-c', '2', '-m', '10', '-n', '60', `${base}/a`, `${base}/missing`, `${base}/b`], { encoding: 'utf8' });
     assert.match(out, /60 done, 40 succeeded, 20 failed/); // the 404s count as failed
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  });
+  const cut = path.join(tmp, 'cut.pcapng');
   execFileSync('editcap', ['-s', '200', full, cut]);
   // tshark's :status per connection (client port) and stream, from the packets that hold them, for
   // the streams whose request it reads too (a response without its request is no span of ours)
-  const tsv = execFileSync('tshark', ['-r', cut, '-d', `tcp.port==${server.port},http2`, '-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
+  const tsv = execFileSync('tshark', ['-r', cut, '-d', `tcp.port==${port},http2`, '-Y', 'http2.type == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
     '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'http2.streamid', '-e', 'http2.type', '-e', 'http2.headers.method', '-e', 'http2.headers.status'], { encoding: 'utf8' });
   const asked = new Set<string>();
   const want = new Map<string, number>();
   for (const line of tsv.split('\n').filter(Boolean)) {
     const [src, dst, sids, types, methods, statuses] = line.split('\t');
     const headerSids = sids.split('|').filter((_, i) => types.split('|')[i] === '1');
-    if (Number(dst) === server.port) methods.split('|').filter(Boolean).forEach((_, i) => asked.add(`${src}/${headerSids[i]}`));
+    if (Number(dst) === port) methods.split('|').filter(Boolean).forEach((_, i) => asked.add(`${src}/${headerSids[i]}`));
     else statuses.split('|').filter(Boolean).forEach((st, i) => want.set(`${dst}/${headerSids[i]}`, Number(st)));
   }
   for (const k of [...want.keys()]) if (!asked.has(k)) want.delete(k);
@@ -73,5 +59,4 @@ test('replay of HTTP/2 cut to 200 bytes a packet: every stream whose :status tsh
   assert.ok(want.size >= 2, `tshark read ${want.size} statuses from the cut packets`);
   const mine = [...want.keys()].map((k) => `${k} ${String(got.get(k))}`);
   assert.deepEqual(mine, [...want].map(([k, v]) => `${k} ${v}`), 'the status of every stream tshark reads one for');
-  fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -10,13 +10,11 @@
 // taken for a start line, which reset the connection again (POST /upload: no 200).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { repoRoot } from '../helpers/decoder';
-import { startServer, curl, freePort } from '../helpers/agent';
-import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { curl } from '../helpers/agent';
+import { rootForCapture, recordOnLo, nodeServer } from '../helpers/capture';
 import { replayToSpans } from '../../host/src/cli/replay';
 
 const PAD = 'p'.repeat(300);
@@ -38,18 +36,9 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 test('replay of a capture cut to 200 bytes a packet: every exchange keeps method, target and status (telegen.truncated), as tshark names them', { timeout: 90_000 }, async (t) => {
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('capturing on lo needs root');
-    t.skip('capturing on lo needs root');
-    return;
-  }
-  const server = await startServer(process.execPath, ['-e', serverJs, String(await freePort())]);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-snaplen-'));
-  const full = path.join(tmp, 'full.pcapng'), cut = path.join(tmp, 'cut.pcapng');
-  let cap: Capture | undefined;
-  try {
-    cap = await startLoCapture(full, `tcp port ${server.port}`, server.port);
-    const base = `http://127.0.0.1:${server.port}`;
+  if (!rootForCapture(t)) return;
+  const { file: full, tmp, port } = await recordOnLo(t, { prefix: 'telegen-snaplen-', file: 'full.pcapng', servers: [nodeServer(serverJs)] }, (p) => {
+    const base = `http://127.0.0.1:${p}`;
     const pad = ['-H', `x-pad: ${PAD}`];
     // one connection, three exchanges: a Content-Length body, a 204, a chunked body
     assert.equal(curl([...pad, `${base}/padded?x=1`, `${base}/nocontent`, `${base}/chunked`]).length, 1000 + 22);
@@ -57,10 +46,8 @@ test('replay of a capture cut to 200 bytes a packet: every exchange keeps method
     assert.equal(curl([...pad, '-H', 'Expect: 100-continue', '--data-binary', 'x'.repeat(5000), `${base}/upload`]), 'got 5000');
     // the same without Expect: the body follows the cut head at once
     assert.equal(curl([...pad, '-H', 'Expect:', '--data-binary', 'y'.repeat(3000), `${base}/upload`]), 'got 3000');
-  } finally {
-    if (cap) await stopLoCapture(cap);
-    await server.stop();
-  }
+  });
+  const cut = path.join(tmp, 'cut.pcapng');
   execFileSync('editcap', ['-s', '200', full, cut]);
   const { spans } = await replayToSpans(cut);
   const got = spans.map((s) => s.attributes)
@@ -74,7 +61,7 @@ test('replay of a capture cut to 200 bytes a packet: every exchange keeps method
     ['POST', '/upload', 200, true],
   ]);
   // tshark (the independent decoder) reads the same requests and final statuses from the cut packets
-  const tsv = execFileSync('tshark', ['-r', cut, '-d', `tcp.port==${server.port},http`, '-Y', 'http', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
+  const tsv = execFileSync('tshark', ['-r', cut, '-d', `tcp.port==${port},http`, '-Y', 'http', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|',
     '-e', 'http.request.method', '-e', 'http.request.uri', '-e', 'http.response.code'], { encoding: 'utf8' });
   const requests: string[] = [], codes: number[] = [];
   for (const line of tsv.split('\n').filter(Boolean)) {
@@ -85,5 +72,4 @@ test('replay of a capture cut to 200 bytes a packet: every exchange keeps method
   }
   assert.deepEqual(got.map((g) => `${g[0]} ${g[1]}`).sort(), requests.sort(), 'requests as tshark reads them');
   assert.deepEqual(got.map((g) => g[2]).sort(), codes.sort(), 'final statuses as tshark reads them');
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
