@@ -6,7 +6,7 @@
 // field marked unknown, never another entry's value. Our table keeps only the newest entries, and
 // HPACK numbers entries from the newest, so every entry we hold keeps its true index.
 import {
-  HpackTable, HPACK_HARD_CAP, HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HF_NEVER_INDEXED,
+  HpackTable, HPACK_HARD_CAP, HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HF_NEVER_INDEXED, tableTake, tableGive,
 } from "./types";
 import { buildHuffman, huffmanDecode } from "./huffman";
 
@@ -140,10 +140,51 @@ export function hpackLost(t: HpackTable): void {
   t.head = 0;
   t.joined = true;
   t.sizeUnknown = true;
+  hpackRelease(t);
 }
 
-function growRing(t: HpackTable): void {
+/** Storage the table grew beyond its first buffers (counted in TABLE_BUDGET). */
+export function hpackHeld(t: HpackTable): i64 {
+  return <i64>(t.buf.length - 1024) + <i64>(t.ringCap - 64) * 16;
+}
+
+/** An empty table gives what it grew back to the decoder's budget (a closed connection, lost state). */
+export function hpackRelease(t: HpackTable): void {
+  if (t.count != 0) return;
+  const held = hpackHeld(t);
+  if (held == 0) return;
+  tableGive(held);
+  t.buf = new Uint8Array(1024);
+  t.ring = new StaticArray<u32>(64 * 4);
+  t.ringCap = 64;
+  t.head = 0;
+  t.end = 0;
+}
+
+/** Past TABLE_BUDGET the oldest entry we mirror goes while the peer keeps it: from now on an index
+ *  beyond the entries we hold is one of those (lookup reports it unknown). */
+function budgetEvict(t: HpackTable): void {
+  t.joined = true;
+  evictOldest(t);
+}
+
+/** Moves the live bytes (oldest entry .. end) to the front of the buffer. */
+function compact(t: HpackTable): void {
+  if (t.count == 0) { t.end = 0; return; }
+  const base = unchecked(t.ring[ringAt(t, t.count - 1)]);
+  if (base == 0) return;
+  const b = t.buf.dataStart;
+  memory.copy(b, b + <usize>base, t.end - base);
+  for (let k: u32 = 0; k < t.count; k++) {
+    const r = ringAt(t, k);
+    unchecked(t.ring[r] = t.ring[r] - base);
+  }
+  t.end -= base;
+}
+
+function growRing(t: HpackTable): bool {
   const cap = t.ringCap * 2;
+  if (!tableTake(<i64>(cap - t.ringCap) * 16)) return false;
   const nr = new StaticArray<u32>(<i32>(cap * 4));
   // Oldest first at 0 .. newest at count-1.
   for (let k: u32 = 0; k < t.count; k++) {
@@ -157,6 +198,7 @@ function growRing(t: HpackTable): void {
   t.ring = nr;
   t.ringCap = cap;
   t.head = t.count == 0 ? cap - 1 : t.count - 1;
+  return true;
 }
 
 function insert(t: HpackTable, np: usize, nl: u32, vp: usize, vl: u32, flags: u32): void {
@@ -168,30 +210,33 @@ function insert(t: HpackTable, np: usize, nl: u32, vp: usize, vl: u32, flags: u3
     return;
   }
   evictTo(t, max - esize);
-  if (t.count + 1 > t.ringCap) growRing(t);
+  if (t.count + 1 > t.ringCap && !growRing(t)) {
+    // past the decoder's budget the ring holds what it has room for: the newest entries
+    budgetEvict(t);
+  }
   const n = nl + vl;
   if (t.count == 0) t.end = 0;
   if (t.end + n > <u32>t.buf.length) {
-    // Move the live bytes (oldest entry .. end) to the front.
-    if (t.count > 0) {
-      const base = unchecked(t.ring[ringAt(t, t.count - 1)]);
-      if (base > 0) {
-        const b = t.buf.dataStart;
-        memory.copy(b, b + <usize>base, t.end - base);
-        for (let k: u32 = 0; k < t.count; k++) {
-          const r = ringAt(t, k);
-          unchecked(t.ring[r] = t.ring[r] - base);
-        }
-        t.end -= base;
-      }
-    }
+    compact(t);
     // Keep at least half the buffer free after a compaction, so compactions stay amortised O(1).
     if ((t.end + n) * 2 > <u32>t.buf.length) {
       let cap = <u32>t.buf.length * 2;
       while (cap < (t.end + n) * 2) cap *= 2;
-      const nb = new Uint8Array(<i32>cap);
-      memory.copy(nb.dataStart, t.buf.dataStart, t.end);
-      t.buf = nb;
+      if (tableTake(<i64>cap - <i64>t.buf.length)) {
+        const nb = new Uint8Array(<i32>cap);
+        memory.copy(nb.dataStart, t.buf.dataStart, t.end);
+        t.buf = nb;
+      } else {
+        // Past the decoder's budget the buffer we have keeps the newest entries that fit it; an
+        // entry larger than the whole buffer is not kept (index 62 is then unknown, not stale).
+        if (n > <u32>t.buf.length) {
+          t.joined = true;
+          while (t.count > 0) evictOldest(t);
+          return;
+        }
+        while (t.count > 0 && t.end - unchecked(t.ring[ringAt(t, t.count - 1)]) + n > <u32>t.buf.length) budgetEvict(t);
+        compact(t);
+      }
     }
   }
   const dst = t.buf.dataStart + <usize>t.end;
@@ -220,7 +265,10 @@ function sizeUpdate(t: HpackTable, v: u32): void {
   t.maxSize = m;
   t.sizeUnknown = false;
   evictTo(t, m);
-  if (v == 0) t.joined = false; // the peer's table is empty too: fully known again
+  if (v == 0) {
+    t.joined = false; // the peer's table is empty too: fully known again
+    hpackRelease(t);
+  }
 }
 
 /** Sets SETTINGS_HEADER_TABLE_SIZE announced by the peer that decodes this direction. */

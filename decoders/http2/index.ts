@@ -3,7 +3,7 @@ export { abi_version, input, input_cap } from "../abi/window";
 import { input as inputPtr, metaBlock } from "../abi/window";
 import { GAP_ABSORBED } from "../abi/abi";
 import { Conn } from "./types";
-import { parseFrames, gapDir, detectFrames } from "./parse";
+import { parseFrames, gapDir, detectFrames, releaseConn } from "./parse";
 import { flushAll, expire, onHint } from "./stitch";
 import { takeHint } from "./hint";
 import { PRIVATE_ATTRS } from "./emit";
@@ -53,7 +53,9 @@ export function hint(stream: u32, dir: i32, len: u32, ts: u64): i32 {
 
 export function close(stream: u32): void {
   if (!conns.has(stream)) return;
-  flushAll(conns.get(stream), stream);
+  const c = conns.get(stream);
+  flushAll(c, stream);
+  releaseConn(c);
   conns.delete(stream);
 }
 

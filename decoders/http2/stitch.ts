@@ -3,7 +3,7 @@
 import { DIR_REQUEST, FLAG_NO_RESPONSE, FLAG_TIMEOUT, FLAG_UNKNOWN } from "../abi/abi";
 import {
   Conn, H2Stream, GrpcDir, MAX_STREAMS, STREAM_LISTS_CAP, HEADER_LIST_CAP, GRPC_LENS_CAP, STREAM_TIMEOUT_NS,
-  HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS, RST_WAIT_NS,
+  HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HINT_WAIT_NS, RST_WAIT_NS, STREAM_COST, LIST_FLOOR, streamsAdd, streamsOver, streamsPast,
 } from "./types";
 import {
   fieldCount, fieldNamePtr, fieldNameLen, fieldValPtr, fieldValLen, fieldFlags, hpUnknown, hpTruncated,
@@ -38,14 +38,14 @@ export function nameIs(p: usize, n: u32, s: string): bool {
 
 /** Serialises the field list of the block just decoded; sets `serTruncated` when cut. */
 let serTruncated = false;
-function serialise(): Uint8Array {
+function serialise(cap: i32 = HEADER_LIST_CAP): Uint8Array {
   serTruncated = false;
   let total: i32 = 0;
   let n = 0;
   for (; n < fieldCount; n++) {
     const vl = isSecret(fieldNamePtr(n), fieldNameLen(n)) ? REDACTED.length : <i32>fieldValLen(n);
     const sz = 9 + <i32>fieldNameLen(n) + vl;
-    if (total + sz > HEADER_LIST_CAP) { serTruncated = true; break; }
+    if (total + sz > cap) { serTruncated = true; break; }
     total += sz;
   }
   const out = new Uint8Array(total);
@@ -169,12 +169,27 @@ function getStream(c: Conn, connId: u32, sid: u32, ts: u64, create: bool): H2Str
   if (c.streams.has(sid)) return c.streams.get(sid);
   if (!create) return null;
   if (c.streams.size >= MAX_STREAMS) evictOldest(c, connId, ts);
+  else if (c.streams.size > 0 && streamsOver()) {
+    // past the decoder's STREAMS_BUDGET a connection makes room from its own streams
+    streamsPast();
+    evictOldest(c, connId, ts);
+  }
   const s = new H2Stream();
   s.id = sid;
   s.tsStart = ts;
   s.lastTs = ts;
   c.streams.set(sid, s);
+  streamsAdd(STREAM_COST);
   return s;
+}
+
+/** Before a list is stored for s: past STREAMS_BUDGET the connection's other streams make room
+ *  (least recently active first); with none left, the list is cut to LIST_FLOOR bytes. */
+function listRoom(c: Conn, connId: u32, s: H2Stream, ts: u64): i32 {
+  if (!streamsOver()) return HEADER_LIST_CAP;
+  streamsPast();
+  for (let n = c.streams.size * 2; n > 0 && streamsOver() && c.streams.size > 1; n--) evictOldest(c, connId, ts, s);
+  return streamsOver() ? LIST_FLOOR : HEADER_LIST_CAP;
 }
 
 /** The oldest stream makes room: not ended, it was still open when this new stream (at `ts`)
@@ -208,6 +223,7 @@ function finishStream(c: Conn, connId: u32, s: H2Stream, extraFlags: i32): void 
 
 function dropStream(c: Conn, s: H2Stream): void {
   c.listBytes -= s.listBytes;
+  streamsAdd(-(<i64>s.listBytes + STREAM_COST));
   c.streams.delete(s.id);
 }
 
@@ -216,6 +232,7 @@ function dropStream(c: Conn, s: H2Stream): void {
 function countList(c: Conn, connId: u32, s: H2Stream, n: i32, ts: u64): void {
   s.listBytes += n;
   c.listBytes += n;
+  streamsAdd(n);
   // bounded: a stream waiting for hints is held by its first flush and dropped by the next
   for (let n = c.streams.size * 2; n > 0 && c.listBytes > STREAM_LISTS_CAP && c.streams.size > 1; n--) evictOldest(c, connId, ts, s);
 }
@@ -255,10 +272,11 @@ export function onHeaders(c: Conn, connId: u32, dir: i32, sid: u32, endStream: b
   // A response to a stream we no longer hold (flushed to make room) has no request: no span. It
   // must not push out a stream still waiting for its own response: that one's answer would then
   // find no stream either, and so on, until no response of the connection met its request.
-  const s = getStream(c, connId, sid, ts, dir == DIR_REQUEST || c.streams.size < MAX_STREAMS);
+  // Past the decoder's STREAMS_BUDGET such a response is not kept either (no span is made of it).
+  const s = getStream(c, connId, sid, ts, dir == DIR_REQUEST || (c.streams.size < MAX_STREAMS && !streamsOver()));
   if (s == null) return;
   s.lastTs = ts;
-  const list = serialise();
+  const list = serialise(listRoom(c, connId, s, ts));
   countList(c, connId, s, list.length, ts);
   if (hpTruncated || serTruncated) s.truncated = true;
   if (dir == DIR_REQUEST) s.reqBytes += bytes; else s.respBytes += bytes;
@@ -360,7 +378,7 @@ export function onUpgradeBody(c: Conn, n: u32): void {
 export function onPushPromise(c: Conn, connId: u32, promised: u32, bytes: u32, ts: u64): void {
   const s = getStream(c, connId, promised, ts, true)!;
   s.lastTs = ts;
-  s.reqHdr = serialise();
+  s.reqHdr = serialise(listRoom(c, connId, s, ts));
   countList(c, connId, s, s.reqHdr!.length, ts);
   if (hpUnknown) { s.unknown = true; s.hpackUnknown = true; }
   if (hpTruncated || serTruncated) s.truncated = true;
@@ -560,6 +578,7 @@ export function flushAll(c: Conn, connId: u32): void {
     const s = c.streams.get(keys[i]);
     emit(c, connId, s, s.held ? s.heldFlags : s.respEnd ? 0 : unanswered(s, FLAG_NO_RESPONSE));
   }
+  streamsAdd(-(<i64>c.listBytes + <i64>c.streams.size * STREAM_COST));
   c.streams.clear();
   c.listBytes = 0;
   c.hints.clear();

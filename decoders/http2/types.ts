@@ -1,4 +1,5 @@
 // HTTP/2 (RFC 9113) and HPACK (RFC 7541) constants and the per-connection state of the decoder.
+import { warn } from "../abi/emit";
 
 // Frame types (RFC 9113 §6).
 export const T_DATA: u8 = 0;
@@ -58,6 +59,54 @@ export const HINT_WAIT_NS: u64 = 2_000_000_000;
 export const RST_WAIT_NS: u64 = 1_000_000_000;
 /** A stream without any frame for this long is expired by tick(). */
 export const STREAM_TIMEOUT_NS: u64 = 300_000_000_000;
+
+// Decoder-wide budgets: the limits above are per connection, and one module decodes every
+// connection within its 32 MiB. 20 connections that each filled both 64 KiB tables (in blocks
+// reassembled from CONTINUATION frames) and held 860 open streams with 1.1 KB header lists trapped
+// the module at the 21st, which resets every connection it decodes.
+/** HPACK table storage beyond each table's first TABLE_BASE bytes, plus header blocks being
+ *  reassembled and header frames kept across reads (parse.ts), on all connections. Past it a table
+ *  keeps only its newest entries that fit what it already has (HPACK numbers entries from the
+ *  newest: the ones kept keep their true index; older ones become unknown, never wrong) and a
+ *  block that cannot be reassembled is dropped as one too large (HPACK state lost, fields unknown). */
+const TABLE_BUDGET: i64 = 4 << 20;
+/** What a table holds before it counts: its first entry buffer and metadata ring (HpackTable). */
+export const TABLE_BASE: i32 = 1024 + 64 * 16;
+/** Open streams (STREAM_COST each) and their stored header lists, on all connections. Past it the
+ *  connection adding a stream or a list flushes its own least recently active streams (as past
+ *  STREAM_LISTS_CAP); one that holds no other keeps a list of at most LIST_FLOOR bytes, TRUNCATED. */
+const STREAMS_BUDGET: i64 = 6 << 20;
+/** What an open stream costs besides its header lists (H2Stream, its map entry). */
+export const STREAM_COST: i32 = 256;
+/** The header list a stream keeps while the decoder is past STREAMS_BUDGET and its connection
+ *  holds no other stream to flush (pseudo-header fields come first, RFC 9113 §8.3). */
+export const LIST_FLOOR: i32 = 1024;
+let tableBytes: i64 = 0;
+let tableRefusals: i64 = 0;
+let streamBytes: i64 = 0;
+let streamCuts: i64 = 0;
+/** Whether `grow` more bytes of table or block storage fit TABLE_BUDGET; if so they are counted. */
+export function tableTake(grow: i64): bool {
+  if (grow > 0 && tableBytes + grow > TABLE_BUDGET) {
+    if (tableRefusals++ == 0) warn("http2: budget for HPACK tables and header blocks reached; tables keep only their newest entries (older ones unknown) until connections close");
+    return false;
+  }
+  tableBytes += grow;
+  return true;
+}
+export function tableGive(n: i64): void { tableBytes -= n; }
+export function tableInUse(): i64 { return tableBytes; }
+export function tableRefused(): i64 { return tableRefusals; }
+/** Counts open-stream bytes (negative: given back). */
+export function streamsAdd(n: i64): void { streamBytes += n; }
+/** Whether the open streams of all connections are past STREAMS_BUDGET. */
+export function streamsOver(): bool { return streamBytes > STREAMS_BUDGET; }
+/** Past STREAMS_BUDGET a stream was flushed early or a list cut to LIST_FLOOR: logged once. */
+export function streamsPast(): void {
+  if (streamCuts++ == 0) warn("http2: budget for open streams and their header lists reached; connections flush their oldest streams (a connection with none keeps lists cut to 1 KiB, TRUNCATED) until others end");
+}
+export function streamsPastCount(): i64 { return streamCuts; }
+export function streamsInUse(): i64 { return streamBytes; }
 
 // Direction framing modes.
 export const M_START: u8 = 0;  // nothing seen yet

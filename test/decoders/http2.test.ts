@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadDecoder, Harness } from '../helpers/decoder';
 import {
-  DIR_REQUEST, DIR_RESPONSE, FLAG_ERROR, FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN, FLAG_TIMEOUT,
+  DIR_REQUEST, DIR_RESPONSE, FLAG_ERROR, FLAG_NO_REQUEST, FLAG_NO_RESPONSE, FLAG_UNKNOWN, FLAG_TIMEOUT, FLAG_TRUNCATED,
 } from '../../decoders/abi/abi';
 import {
   PREFACE, hex, frame, T, F, settings, lit, litInc, litIncIdx, idx, sizeUpdate, headers, data, rst, grpcMsg,
@@ -829,4 +829,74 @@ test('a direction that never shows one frame in 1 MiB is refused (misdetected, n
   h2.inst.feed(1, REQ, headers(3, reqBlock('GET', '/back', 'h'), true), 100n);
   h2.inst.feed(1, RESP, headers(3, respBlock('200'), true), 101n);
   assert.equal(exchanges(h2).at(-1)?.attributes['url.path'], '/back');
+});
+
+test('hostile load: many connections with full 64 KiB HPACK tables and 1 MiB of open streams\' lists stay within decoder-wide budgets, no trap; closing gives them back', () => {
+  // Each connection: both peers allow 64 KiB tables (SETTINGS_HEADER_TABLE_SIZE) and fill them
+  // with 60 entries of 1 KB in a block split over CONTINUATION frames, then 860 streams stay
+  // open with 1.1 KB header lists each (under the per-connection caps of 1024 streams, 1 MiB).
+  // Before the budgets the module trapped at the 21st connection (its 32 MiB; again at the 41st),
+  // and a trap resets every connection it decodes.
+  const N = 60;
+  const fill = (tag: string): Buffer => Buffer.concat(Array.from({ length: 60 }, (_, i) => litInc(`x-${tag}-${i}`, String(i % 10).repeat(1000))));
+  const inFrames = (sid: number, block: Buffer, endStream: boolean): Buffer => {
+    const parts: Buffer[] = [];
+    for (let o = 0; o < block.length; o += 16000) {
+      const last = o + 16000 >= block.length;
+      parts.push(frame(o === 0 ? T.HEADERS : T.CONT, (last ? F.END_HEADERS : 0) | (o === 0 && endStream ? F.END_STREAM : 0), sid, block.subarray(o, o + 16000)));
+    }
+    return Buffer.concat(parts);
+  };
+  const openFull = (h: Harness, s: number, streams: number, ts: bigint): void => {
+    h.inst.feed(s, REQ, Buffer.concat([PREFACE, settings([[1, 65536]])]), ts);
+    h.inst.feed(s, RESP, settings([[1, 65536]]), ts);
+    h.inst.feed(s, REQ, inFrames(1, Buffer.concat([sizeUpdate(65536), reqBlock('GET', '/fill', 'h'), fill('q')]), true), ts);
+    h.inst.feed(s, RESP, inFrames(1, Buffer.concat([sizeUpdate(65536), lit(':status', '200'), fill('r')]), false), ts);
+    const reqs: Buffer[] = [];
+    for (let i = 0; i < streams; i++) reqs.push(headers(3 + 2 * i, Buffer.concat([idx(2), idx(4), lit('x-list', 'l'.repeat(1100))]), true));
+    h.inst.feed(s, REQ, Buffer.concat(reqs), ts);
+  };
+  const h = fresh();
+  for (let s = 1; s <= N; s++) openFull(h, s, 860, BigInt(s) * 1000n);
+  noTrap(h);
+  assert.ok(h.inst.memoryBytes() <= 32 * 1024 * 1024);
+  assert.ok(h.logs.some((l) => /http2: budget/.test(l)), h.logs.join('\n'));
+  // the last connection's tables could not be kept: its 60 KB block was not reassembled (HPACK
+  // state lost), and of 36 entries of 400 bytes it inserts later its tables keep the newest that
+  // fit the room they have: a field from an entry not held is unknown, never another one's
+  const many = (tag: string): Buffer => Buffer.concat(Array.from({ length: 36 }, (_, i) => litInc(`x-${tag}${i}`, String(i % 10).repeat(400))));
+  const ref = Buffer.concat([idx(62), ...Array.from({ length: 36 }, (_, k) => litIdx(63 + k, `${k}`))]);
+  const want = (tag: string): Array<[string, string]> => [[`x-${tag}35`, '5'.repeat(400)],
+    ...Array.from({ length: 35 }, (_, k): [string, string] => [`x-${tag}${34 - k}`, `${k}`]), [`x-${tag}-59`, '35']];
+  h.inst.feed(N, REQ, headers(5001, Buffer.concat([idx(2), idx(4), many('q')]), true), 90_000n);
+  h.inst.feed(N, RESP, headers(5001, Buffer.concat([idx(8), many('r')]), true), 90_001n);
+  h.inst.feed(N, REQ, headers(5003, Buffer.concat([idx(2), idx(4), ref]), true), 90_002n);
+  h.inst.feed(N, RESP, headers(5003, Buffer.concat([idx(8), ref]), true), 90_003n);
+  const probe = exchanges(h).at(-1)!;
+  for (const [list, tag, skip] of [['telegen.http2.request.headers', 'q', 2], ['telegen.http2.response.headers', 'r', 1]] as const) {
+    const got = pairs(probe, list).slice(skip);
+    const w = want(tag);
+    assert.equal(got.length, w.length);
+    got.forEach(([n, v], i) => assert.ok(n === w[i][0] ? v === w[i][1] : n === '<unknown>' && (v === w[i][1] || v === ''), `${list} ${i}: ${n}`));
+    assert.deepEqual(got[0], w[0]); // the newest entry is held
+    const firstUnknown = got.findIndex(([n]) => n === '<unknown>');
+    assert.ok(firstUnknown > 0 && firstUnknown < 36, `${firstUnknown}`); // some of the 36 were not kept ...
+    assert.ok(got.slice(firstUnknown).every(([n]) => n === '<unknown>')); // ... the oldest ones
+  }
+  assert.deepEqual([probe.flags & FLAG_UNKNOWN, probe.attributes['telegen.hpack.unknown']], [FLAG_UNKNOWN, true]);
+  for (let s = 1; s <= N; s++) h.inst.closeStream(s);
+  noTrap(h);
+  // all given back: one more such connection keeps both full tables and every stream's list
+  const before = exchanges(h).length;
+  openFull(h, N + 1, 860, 100_000n);
+  h.inst.feed(N + 1, REQ, headers(5001, Buffer.concat([idx(2), idx(4), idx(62), idx(62 + 59)]), true), 100_001n);
+  h.inst.feed(N + 1, RESP, headers(5001, Buffer.concat([idx(8), idx(62), idx(62 + 59)]), true), 100_002n);
+  const last = exchanges(h).at(-1)!;
+  assert.deepEqual(pairs(last, 'telegen.http2.request.headers').slice(2), [['x-q-59', '9'.repeat(1000)], ['x-q-0', '0'.repeat(1000)]]);
+  assert.deepEqual(pairs(last, 'telegen.http2.response.headers').slice(1), [['x-r-59', '9'.repeat(1000)], ['x-r-0', '0'.repeat(1000)]]);
+  assert.equal(last.flags & (FLAG_UNKNOWN | FLAG_TRUNCATED), 0);
+  assert.equal(exchanges(h).length, before + 1); // no stream of it was flushed early
+  h.inst.closeStream(N + 1);
+  assert.equal(exchanges(h).length, before + 1 + 861);
+  noTrap(h);
 });
