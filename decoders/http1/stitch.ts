@@ -11,7 +11,7 @@ import {
   PH_TRAILERS, PH_BODY_CLOSE, PH_WAIT_UPGRADE, PENDING_CAP, TRAILER_CAP, EXCHANGE_TIMEOUT_NS,
   IDLE_STATE_NS, takeExchange, releaseExchange, LIVE_EXCHANGE_CAP, STREAM_CAP, liveExchanges,
   exchangeQueued, exchangesDequeued, H2C_REQUEST_CAP, HEADER_CAP, PH_HEAD_MORE, PH_RESYNC, LINE_HOLD_CAP, HOLD_SMALL,
-  PH_CHUNK_LOST, heldTake, heldGive, holdCounted,
+  PH_CHUNK_LOST, HELD, holdCounted,
 } from "./types";
 import {
   checkStartLine, findHeadEnd, findLF, walkRequestLine, walkHeaders, foldBreak, walkStatusLine, gRespMinor,
@@ -51,10 +51,10 @@ function stateOf(stream: u32): State | null {
 function forget(stream: u32): void {
   if (streams.has(stream)) {
     const st = streams.get(stream);
-    // what its cut heads held goes with it (HELD_BUDGET)
+    // what its cut heads held goes with it (HELD)
     const a = st.req.hold, b = st.resp.hold;
-    if (a !== null) heldGive(holdCounted(a.length));
-    if (b !== null) heldGive(holdCounted(b.length));
+    if (a !== null) HELD.give(holdCounted(a.length));
+    if (b !== null) HELD.give(holdCounted(b.length));
     setH2c(st, null);
   }
   streams.delete(stream);
@@ -431,14 +431,14 @@ function h2cBegin(st: State, q: usize, lf: u32): void {
   // each hold H2C_REQUEST_CAP.
   const size = n > room ? H2C_REQUEST_CAP : min(<i32>n + 2 + H2C_TAIL + 256, H2C_REQUEST_CAP);
   const old = st.h2cReq;
-  if (!heldTake(<i64>size - <i64>(old === null ? 0 : old.length))) { setH2c(st, null); return; }
+  if (!HELD.take(<i64>size - <i64>(old === null ? 0 : old.length))) { setH2c(st, null); return; }
   st.h2cReq = null;
   const buf = new Uint8Array(size);
   if (n > room) {
     // a target of kilobytes: keep its start (method, path) and the version after it
     let sp1: u32 = 0;
     while (sp1 < e && load<u8>(q + <usize>sp1) != 0x20) sp1++;
-    if (sp1 + 16 > room || e < 9) { heldGive(<i64>size); return; }
+    if (sp1 + 16 > room || e < 9) { HELD.give(<i64>size); return; }
     const keep = room - 9;
     memory.copy(buf.dataStart, q, <usize>keep);
     store<u8>(buf.dataStart + <usize>keep, 0x20);
@@ -475,7 +475,7 @@ function h2cLines(st: State, p: usize, from: u32, to: u32): void {
     if (need > buf.length) {
       const size = min(max(need, buf.length * 2), H2C_REQUEST_CAP);
       // past the decoder's budget for cut heads the field is left out, as past H2C_REQUEST_CAP
-      if (!heldTake(<i64>(size - buf.length))) { st.h2cCut = true; continue; }
+      if (!HELD.take(<i64>(size - buf.length))) { st.h2cCut = true; continue; }
       const nb = new Uint8Array(size);
       memory.copy(nb.dataStart, buf.dataStart, <usize>st.h2cLen);
       buf = nb;
@@ -608,8 +608,8 @@ function holdCopy(ds: DirState, p: usize, n: u32): bool {
     let cap: u32 = h === null ? HOLD_SMALL : <u32>h.length * 2;
     while (cap < need) cap <<= 1;
     if (cap > LINE_HOLD_CAP) cap = LINE_HOLD_CAP;
-    // the decoder's budget for cut heads (HELD_BUDGET): past it the line is skipped as a long one
-    if (!heldTake(holdCounted(<i32>cap) - (h === null ? 0 : holdCounted(h.length)))) return false;
+    // the decoder's budget for cut heads (HELD): past it the line is skipped as a long one
+    if (!HELD.take(holdCounted(<i32>cap) - (h === null ? 0 : holdCounted(h.length)))) return false;
     const nh = new StaticArray<u8>(<i32>cap);
     if (h !== null && ds.holdLen > 0) memory.copy(changetype<usize>(nh), changetype<usize>(h), <usize>ds.holdLen);
     h = nh;
@@ -620,10 +620,10 @@ function holdCopy(ds: DirState, p: usize, n: u32): bool {
   return true;
 }
 
-/** st.h2cReq = buf, the difference in bytes counted against HELD_BUDGET (null always fits). */
+/** st.h2cReq = buf, the difference in bytes counted against HELD (null always fits). */
 function setH2c(st: State, buf: Uint8Array | null): bool {
   const old = st.h2cReq;
-  if (!heldTake(<i64>(buf === null ? 0 : buf.length) - <i64>(old === null ? 0 : old.length))) return false;
+  if (!HELD.take(<i64>(buf === null ? 0 : buf.length) - <i64>(old === null ? 0 : old.length))) return false;
   st.h2cReq = buf;
   return true;
 }

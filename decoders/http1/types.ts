@@ -1,5 +1,5 @@
 // Per-connection state of the HTTP/1 decoder. One State per stream; one Exchange per request.
-import { warn } from "../abi/emit";
+import { Budget } from "../abi/budget";
 
 // What a direction's parser expects next.
 export const PH_HEAD = 0;         // start line + header block (needs the whole block in the window)
@@ -45,23 +45,9 @@ export const LIVE_EXCHANGE_CAP: i32 = 8192;
 // 7 KiB header line, or 894 each in a 21 KiB head of 700-byte lines, trapped the module (its 32 MiB),
 // which resets every connection it decodes. Past it a cut line is skipped (as one over
 // LINE_HOLD_CAP, flagging its exchange TRUNCATED if it named a field read) and an h2c copy leaves
-// fields out (CUT); logged once, counted in heldRefused().
-const HELD_BUDGET: i64 = 4 << 20;
-let heldBytes: i64 = 0;
-let heldRefusals: i64 = 0;
-/** Whether `grow` more held bytes fit the budget; if so they are counted. */
-export function heldTake(grow: i64): bool {
-  if (grow > 0 && heldBytes + grow > HELD_BUDGET) {
-    if (heldRefusals++ == 0) warn("http1: budget for heads cut across reads reached; long cut lines are skipped until others end");
-    return false;
-  }
-  heldBytes += grow;
-  return true;
-}
-export function heldGive(n: i64): void { heldBytes -= n; }
-export function heldInUse(): i64 { return heldBytes; }
-export function heldRefused(): i64 { return heldRefusals; }
-/** What a hold of `cap` bytes counts against HELD_BUDGET. */
+// fields out (CUT); logged once, counted in HELD.refused.
+export const HELD = new Budget(4 << 20, "http1: budget for heads cut across reads reached; long cut lines are skipped until others end");
+/** What a hold of `cap` bytes counts against HELD. */
 @inline export function holdCounted(cap: i32): i64 { return cap > <i32>HOLD_SMALL ? <i64>(cap - <i32>HOLD_SMALL) : 0; }
 export const STREAM_CAP: i32 = 16384;
 let bagExtra: i64 = 0;
@@ -256,7 +242,7 @@ export class DirState {
     this.holdLen = 0;
     this.holdOver = false;
     const h = this.hold;
-    if (h !== null && <u32>h.length > HOLD_SMALL) { heldGive(holdCounted(h.length)); this.hold = null; }
+    if (h !== null && <u32>h.length > HOLD_SMALL) { HELD.give(holdCounted(h.length)); this.hold = null; }
   }
 }
 

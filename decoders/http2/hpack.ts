@@ -6,7 +6,7 @@
 // field marked unknown, never another entry's value. Our table keeps only the newest entries, and
 // HPACK numbers entries from the newest, so every entry we hold keeps its true index.
 import {
-  HpackTable, HPACK_HARD_CAP, HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HF_NEVER_INDEXED, tableTake, tableGive,
+  HpackTable, HPACK_HARD_CAP, HF_NAME_UNKNOWN, HF_VALUE_UNKNOWN, HF_NEVER_INDEXED, TABLES,
 } from "./types";
 import { buildHuffman, huffmanDecode } from "./huffman";
 
@@ -143,7 +143,7 @@ export function hpackLost(t: HpackTable): void {
   hpackRelease(t);
 }
 
-/** Storage the table grew beyond its first buffers (counted in TABLE_BUDGET). */
+/** Storage the table grew beyond its first buffers (counted in TABLES). */
 export function hpackHeld(t: HpackTable): i64 {
   return <i64>(t.buf.length - 1024) + <i64>(t.ringCap - 64) * 16;
 }
@@ -153,7 +153,7 @@ export function hpackRelease(t: HpackTable): void {
   if (t.count != 0) return;
   const held = hpackHeld(t);
   if (held == 0) return;
-  tableGive(held);
+  TABLES.give(held);
   t.buf = new Uint8Array(1024);
   t.ring = new StaticArray<u32>(64 * 4);
   t.ringCap = 64;
@@ -161,7 +161,7 @@ export function hpackRelease(t: HpackTable): void {
   t.end = 0;
 }
 
-/** Past TABLE_BUDGET the oldest entry we mirror goes while the peer keeps it: from now on an index
+/** Past TABLES the oldest entry we mirror goes while the peer keeps it: from now on an index
  *  beyond the entries we hold is one of those (lookup reports it unknown). */
 function budgetEvict(t: HpackTable): void {
   t.joined = true;
@@ -184,7 +184,7 @@ function compact(t: HpackTable): void {
 
 function growRing(t: HpackTable): bool {
   const cap = t.ringCap * 2;
-  if (!tableTake(<i64>(cap - t.ringCap) * 16)) return false;
+  if (!TABLES.take(<i64>(cap - t.ringCap) * 16)) return false;
   const nr = new StaticArray<u32>(<i32>(cap * 4));
   // Oldest first at 0 .. newest at count-1.
   for (let k: u32 = 0; k < t.count; k++) {
@@ -222,7 +222,7 @@ function insert(t: HpackTable, np: usize, nl: u32, vp: usize, vl: u32, flags: u3
     if ((t.end + n) * 2 > <u32>t.buf.length) {
       let cap = <u32>t.buf.length * 2;
       while (cap < (t.end + n) * 2) cap *= 2;
-      if (tableTake(<i64>cap - <i64>t.buf.length)) {
+      if (TABLES.take(<i64>cap - <i64>t.buf.length)) {
         const nb = new Uint8Array(<i32>cap);
         memory.copy(nb.dataStart, t.buf.dataStart, t.end);
         t.buf = nb;

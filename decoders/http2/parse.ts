@@ -5,7 +5,7 @@ import {
   Conn, DirState, T_DATA, T_HEADERS, T_PRIORITY, T_RST_STREAM, T_SETTINGS, T_PUSH_PROMISE, T_PING,
   T_GOAWAY, T_WINDOW_UPDATE, T_CONTINUATION, F_END_STREAM, F_ACK, F_END_HEADERS, F_PADDED, F_PRIORITY,
   FRAME_HEADER, PREFACE_LEN, M_START, M_SYNC, M_HUNT, BLOCK_CAP, CONTINUATION_CAP, DEFAULT_MAX_FRAME, HUNT_GIVE_UP,
-  tableTake, tableGive,
+  TABLES,
 } from "./types";
 import {
   decodeBlock, resetFields, markUnknown, hpackLost, hpackSetLimit, hpWarn, HP_OK, W_INDEX_RANGE, W_SIZE_LIMIT, W_SIZE_BOMB, W_FIELDS,
@@ -157,24 +157,24 @@ function dispatchBlock(c: Conn, connId: u32, d: DirState, dir: i32, ts: u64): vo
 }
 
 /** A reassembly buffer grown past 4 KiB goes after its block (a big block is rare; kept, one per
- *  direction of every connection, they would hold the decoder's TABLE_BUDGET). */
+ *  direction of every connection, they would hold the decoder's TABLES). */
 function freeBlock(d: DirState): void {
   const b = d.blockBuf;
-  if (b !== null && b.length > 4096 && !d.blockActive) { tableGive(<i64>b.length); d.blockBuf = null; }
+  if (b !== null && b.length > 4096 && !d.blockActive) { TABLES.give(<i64>b.length); d.blockBuf = null; }
 }
 
-/** Buffers of a closing connection go back to the decoder's TABLE_BUDGET. */
+/** Buffers of a closing connection go back to the decoder's TABLES. */
 export function releaseConn(c: Conn): void {
   for (let i = 0; i < 2; i++) {
     const d = c.dirs[i];
     const b = d.blockBuf, pb = d.partBuf;
-    if (b !== null) { tableGive(<i64>b.length); d.blockBuf = null; }
-    if (pb !== null) { tableGive(<i64>pb.length); d.partBuf = null; }
+    if (b !== null) { TABLES.give(<i64>b.length); d.blockBuf = null; }
+    if (pb !== null) { TABLES.give(<i64>pb.length); d.partBuf = null; }
     hpackLost(d.hpack);
   }
 }
 
-/** The last appendBlock that failed did so for the decoder's TABLE_BUDGET, not BLOCK_CAP. */
+/** The last appendBlock that failed did so for the decoder's TABLES, not BLOCK_CAP. */
 let appendBudget = false;
 
 function appendBlock(d: DirState, ptr: usize, n: u32): bool {
@@ -185,7 +185,7 @@ function appendBlock(d: DirState, ptr: usize, n: u32): bool {
     let cap: u32 = b == null ? 4096 : <u32>b.length * 2;
     while (cap < d.blockLen + n) cap *= 2;
     // past the decoder's budget the block is dropped as one too large (HPACK state lost)
-    if (!tableTake(<i64>cap - <i64>(b == null ? 0 : b.length))) { appendBudget = true; return false; }
+    if (!TABLES.take(<i64>cap - <i64>(b == null ? 0 : b.length))) { appendBudget = true; return false; }
     const nb = new Uint8Array(<i32>cap);
     if (b != null && d.blockLen > 0) memory.copy(nb.dataStart, b.dataStart, d.blockLen);
     d.blockBuf = nb;
@@ -490,7 +490,7 @@ function keepPartial(d: DirState, type: u8, flags: u8, sid: u32, p: usize, avail
   if (b == null || <u32>b.length < avail) {
     const cap = avail < 4096 ? 4096 : avail;
     // past the decoder's budget nothing is kept: if the rest is lost, so is the block (gapDir)
-    if (!tableTake(<i64>cap - <i64>(b == null ? 0 : b.length))) { d.partType = 0; return; }
+    if (!TABLES.take(<i64>cap - <i64>(b == null ? 0 : b.length))) { d.partType = 0; return; }
     b = new Uint8Array(<i32>cap);
     d.partBuf = b;
   }

@@ -1,5 +1,6 @@
 // HTTP/2 (RFC 9113) and HPACK (RFC 7541) constants and the per-connection state of the decoder.
 import { warn } from "../abi/emit";
+import { Budget } from "../abi/budget";
 
 // Frame types (RFC 9113 §6).
 export const T_DATA: u8 = 0;
@@ -69,7 +70,7 @@ export const STREAM_TIMEOUT_NS: u64 = 300_000_000_000;
  *  keeps only its newest entries that fit what it already has (HPACK numbers entries from the
  *  newest: the ones kept keep their true index; older ones become unknown, never wrong) and a
  *  block that cannot be reassembled is dropped as one too large (HPACK state lost, fields unknown). */
-const TABLE_BUDGET: i64 = 4 << 20;
+export const TABLES = new Budget(4 << 20, "http2: budget for HPACK tables and header blocks reached; tables keep only their newest entries (older ones unknown) until connections close");
 /** What a table holds before it counts: its first entry buffer and metadata ring (HpackTable). */
 export const TABLE_BASE: i32 = 1024 + 64 * 16;
 /** Open streams (STREAM_COST each) and their stored header lists, on all connections. Past it the
@@ -81,22 +82,8 @@ export const STREAM_COST: i32 = 256;
 /** The header list a stream keeps while the decoder is past STREAMS_BUDGET and its connection
  *  holds no other stream to flush (pseudo-header fields come first, RFC 9113 §8.3). */
 export const LIST_FLOOR: i32 = 1024;
-let tableBytes: i64 = 0;
-let tableRefusals: i64 = 0;
 let streamBytes: i64 = 0;
 let streamCuts: i64 = 0;
-/** Whether `grow` more bytes of table or block storage fit TABLE_BUDGET; if so they are counted. */
-export function tableTake(grow: i64): bool {
-  if (grow > 0 && tableBytes + grow > TABLE_BUDGET) {
-    if (tableRefusals++ == 0) warn("http2: budget for HPACK tables and header blocks reached; tables keep only their newest entries (older ones unknown) until connections close");
-    return false;
-  }
-  tableBytes += grow;
-  return true;
-}
-export function tableGive(n: i64): void { tableBytes -= n; }
-export function tableInUse(): i64 { return tableBytes; }
-export function tableRefused(): i64 { return tableRefusals; }
 /** Counts open-stream bytes (negative: given back). */
 export function streamsAdd(n: i64): void { streamBytes += n; }
 /** Whether the open streams of all connections are past STREAMS_BUDGET. */
