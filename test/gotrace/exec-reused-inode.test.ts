@@ -8,9 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as https from 'https';
 import { startAgent, waitFor } from '../helpers/agent';
-import { goTlsFixtures, agentGoStatus } from './helpers';
+import { goTlsFixtures, agentGoStatus, startGoTlsServer, httpsGetBody } from './helpers';
 
 const SERVER = 2;
 
@@ -37,20 +36,11 @@ test('exec-time attach: a Go server in a new file where a deleted non-Go executa
     fs.copyFileSync(srv.stripped, fresh);
     fs.chmodSync(fresh, 0o755);
     t.diagnostic(`deleted tool inode ${toolIno}, new server inode ${fs.statSync(fresh).ino}`);
-    const proc = spawn(fresh, [pki.cert, pki.key], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = startGoTlsServer(fresh, pki);
+    const proc = started.proc;
     server = proc;
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      proc.stdout!.on('data', (d) => { out += String(d); const m = /listening (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
-      proc.once('exit', (c) => reject(new Error(`server exited ${c}: ${out}`)));
-    });
-    const body = await new Promise<string>((resolve, reject) => {
-      https.get({ host: '127.0.0.1', port, path: '/hello', servername: 'localhost', ca: fs.readFileSync(pki.ca), agent: false }, (r) => {
-        let b = '';
-        r.on('data', (d) => { b += String(d); });
-        r.on('end', () => resolve(b));
-      }).on('error', reject);
-    });
+    const port = await started.port;
+    const body = await httpsGetBody(port, '/hello', pki);
     assert.match(body, /hello from go HTTP\/1\.1 \/hello/);
     await waitFor(() => agent.spans().some((x) => x.kind === SERVER && x.attributes['process.pid'] === proc.pid && x.attributes['url.path'] === '/hello'), 30_000)
       .catch(() => assert.fail(`the first request to the new server is not traced: ${JSON.stringify(agent.spans().filter((x) => x.attributes['server.port'] === port))}`));

@@ -1,6 +1,7 @@
 // Builds the Go test programs (test/fixtures/go/*.go) with the installed toolchain, stripped
 // (-ldflags=-s -w: no symbol table, no DWARF) and not, into a temporary directory.
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
+import * as https from 'https';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -81,4 +82,26 @@ export async function goKernelCounters(apiPort: number): Promise<Record<string, 
 export async function agentGoStatus(apiPort: number): Promise<import('../../host/src/gotrace/status').GoBinaryStatus[]> {
   const r = await fetch(`http://127.0.0.1:${apiPort}/api/discovery`, { signal: AbortSignal.timeout(15_000) });
   return ((await r.json()) as { goInstrumentation: import('../../host/src/gotrace/status').GoBinaryStatus[] | null }).goInstrumentation ?? [];
+}
+
+/** Starts the Go TLS server fixture at `exe` (it prints `listening PORT`); the port once it listens. */
+export function startGoTlsServer(exe: string, pki: Pki): { proc: import('child_process').ChildProcess; port: Promise<number> } {
+  const proc = spawn(exe, [pki.cert, pki.key], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = new Promise<number>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d) => { out += String(d); const m = /listening (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    proc.once('exit', (c) => reject(new Error(`server ${path.basename(exe)} exited ${c}: ${out}`)));
+  });
+  return { proc, port };
+}
+
+/** GET `p` over TLS from the Go server on `port` (certificate for localhost, our CA); the body. */
+export function httpsGetBody(port: number, p: string, pki: Pki): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: p, servername: 'localhost', ca: fs.readFileSync(pki.ca), agent: false }, (r) => {
+      let b = '';
+      r.on('data', (d) => { b += String(d); });
+      r.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
 }

@@ -7,10 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as https from 'https';
 import { spawn, execFileSync, ChildProcess } from 'child_process';
 import { startAgent, startServer, waitFor, FlatSpan, Served } from '../helpers/agent';
-import { goTlsFixtures, goVersion, agentGoStatus, goKernelCounters, requireGo } from './helpers';
+import { goTlsFixtures, goVersion, agentGoStatus, goKernelCounters, requireGo, startGoTlsServer, httpsGetBody } from './helpers';
 import * as os from 'os';
 import { h2OffsetsFor, GO_H2_OFFSETS } from '../../host/src/gotrace/http2';
 import { kernelFileKey } from '../../host/src/tracers/go-exec';
@@ -109,21 +108,10 @@ test('Go HTTP/2: header fields from Go HPACK code on connections older than the 
     const fresh = `${pki.dir}/server-fresh`;
     fs.copyFileSync(srv.stripped, fresh);
     fs.chmodSync(fresh, 0o755);
-    const proc = spawn(fresh, [pki.cert, pki.key], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const started = new Promise<number>((resolve, reject) => {
-      let out = '';
-      proc.stdout!.on('data', (d) => { out += String(d); const m = /listening (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
-      proc.once('exit', (c) => reject(new Error(`fresh server exited ${c}: ${out}`)));
-    });
+    const { proc, port: started } = startGoTlsServer(fresh, pki);
     servers.push({ proc, port: 0, stop: async () => { if (proc.exitCode === null && proc.signalCode === null) { const e = new Promise((r) => proc.once('exit', r)); proc.kill('SIGKILL'); await e; } } });
     const port = await started;
-    const body = await new Promise<string>((resolve, reject) => {
-      https.get({ host: '127.0.0.1', port, path: '/hello', servername: 'localhost', ca: fs.readFileSync(pki.ca), agent: false }, (r) => {
-        let b = '';
-        r.on('data', (d) => { b += String(d); });
-        r.on('end', () => resolve(b));
-      }).on('error', reject);
-    });
+    const body = await httpsGetBody(port, '/hello', pki);
     assert.match(body, /hello from go HTTP\/1\.1 \/hello/);
     const first = await waitFor(() => a.spans().find((x) => x.kind === SERVER && x.attributes['process.pid'] === proc.pid && x.attributes['url.path'] === '/hello'), 30_000)
       .catch(() => assert.fail(`the first request to the server started after the agent is not traced: ${JSON.stringify(a.spans().filter((x) => x.attributes['server.port'] === port))}`));
