@@ -14,6 +14,7 @@ import { SpanContext, SpanKind } from '@opentelemetry/api';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { GoParent } from '../gotrace/links';
 import { PipelineSpan } from '../pipeline/spans';
+import { EmittedServers } from './emitted';
 
 export interface CorrelateConfig {
   /** How long after a CLIENT span ends we wait for its enclosing SERVER span to finish. */
@@ -67,6 +68,8 @@ interface Node {
   waiting?: Node[];
   /** Server spans linked to this client span over a socket (never its in-process parent). */
   linkedServer?: Node;
+  /** Order of addition: names a SERVER span once only its columns in `emitted` are left. */
+  seq: number;
 }
 
 const PRUNE_EVERY_MS = 1000;
@@ -125,11 +128,14 @@ export class Correlator {
    *  time in the bench's side-by-side replay (bench/README.md, 2026-11-29). */
   private queue: Node[] = [];
   private held = 0;
-  /** SERVER spans per pid (pending or emitted) kept windowMs*2 after their end, for parent lookup. */
+  /** SERVER spans per pid not emitted when added (waiting for their socket client or for their
+   *  parent), for parent and log lookup; once emitted they are in `emitted` and skipped here,
+   *  and leave at the next prune. */
   private servers = new Map<number, Node[]>();
-  /** Each `servers` list's end times, in step with it: prune reads these (contiguous doubles)
-   *  and touches a node only when it may go, not all ~6 s of nodes of the pid every second. */
-  private serverEnds = new Map<number, number[]>();
+  /** Emitted SERVER spans per pid, kept max(windowMs, socketSlackMs)*4 after their end for the
+   *  lookups (CLIENT spans that arrive late, log lines): in typed columns, not Node objects. */
+  private emitted = new Map<number, EmittedServers>();
+  private seq = 0;
   /** CLIENT spans by 4-tuple not yet claimed by a server span (pending or emitted), for socket linking. */
   private clients = new Map<string, Node[]>();
   /** SERVER spans waiting for their socket client, by 4-tuple. */
@@ -154,10 +160,19 @@ export class Correlator {
 
   get size(): number { return this.held; }
 
+  /** What the lookups keep: Node objects in their lists (spans not emitted yet, and emitted ones
+   *  until the next prune) and emitted SERVER spans held as columns. */
+  get retained(): { lookupNodes: number; emittedServers: number } {
+    let lookupNodes = 0, emittedServers = 0;
+    for (const m of [this.servers, this.clients, this.serversByTuple] as Array<Map<unknown, Node[]>>) for (const l of m.values()) lookupNodes += l.length;
+    for (const e of this.emitted.values()) emittedServers += e.size;
+    return { lookupNodes, emittedServers };
+  }
+
   add(span: ReadableSpan, conn: SpanConn): void {
     const n: Node = {
       span, conn, tid: conn.tid, goParent: conn.goParent, kind: span.kind, start: this.time.rel(span.startTime), end: this.time.rel(span.endTime), deadline: 0,
-      parentDecided: false, mode: 'root',
+      parentDecided: false, mode: 'root', seq: this.seq++,
     };
     const t = this.now();
     this.queue.push(n);
@@ -170,7 +185,6 @@ export class Correlator {
     const sid = conn.tuple ? span.attributes['telegen.http2.stream_id'] : undefined;
     const key = conn.tuple && sid !== undefined ? `${conn.tuple}#${sid}` : conn.tuple;
     if (n.kind === SpanKind.SERVER) {
-      if (conn.pid !== undefined) { push(this.servers, conn.pid, n); push(this.serverEnds, conn.pid, n.end); }
       if (span.parentSpanContext) {
         this.decide(n, undefined, span.parentSpanContext, 'header');
       } else {
@@ -181,6 +195,8 @@ export class Correlator {
           push(this.serversByTuple, key, n);
         } else this.decide(n, undefined, undefined, 'root');
       }
+      // Emitted already (most): emit put it in `emitted`.
+      if (!n.ctx && conn.pid !== undefined) push(this.servers, conn.pid, n);
     } else if (n.kind === SpanKind.CLIENT) {
       if (this.goParent && conn.connId !== undefined) n.goParent ??= this.goParent(conn.connId, ns(span.startTime));
       if (key) {
@@ -210,7 +226,7 @@ export class Correlator {
         if (!n.linkedServer) push(this.clients, key, n);
       }
       if (conn.pid === undefined) this.decide(n, undefined, undefined, 'root');
-      else if (this.mayServe && !this.mayServe(conn.pid) && !this.servers.has(conn.pid)) this.decideByTime(n);
+      else if (this.mayServe && !this.mayServe(conn.pid) && !this.servers.has(conn.pid) && !this.emitted.has(conn.pid)) this.decideByTime(n);
       else n.deadline = t + this.cfg.windowMs;
     } else {
       this.decide(n, undefined, undefined, 'root');
@@ -251,7 +267,11 @@ export class Correlator {
   }
 
   /** Processes that served a request recently (log capture selects them). */
-  serverPids(): Iterable<number> { return this.servers.keys(); }
+  serverPids(): Iterable<number> {
+    const pids = new Set(this.emitted.keys());
+    for (const p of this.servers.keys()) pids.add(p);
+    return pids;
+  }
 
   /** Trace context of the request in flight in (pid, tid) at epoch ns `ts`, for log producers. */
   logContext(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | undefined {
@@ -266,14 +286,27 @@ export class Correlator {
    * "the only request in flight" being another.
    */
   logLink(pid: number, tid: number | undefined, ts: bigint): { traceId: string; spanId: string } | 'pending' | undefined {
-    const list = this.servers.get(pid);
-    if (!list) return undefined;
+    const list = this.servers.get(pid), done = this.emitted.get(pid);
+    if (!list && !done) return undefined;
     const t = this.time.relFromNs(ts);
-    const cands = list.filter((s) => s.start <= t && t <= s.end);
-    const same = tid === undefined ? [] : cands.filter((s) => s.tid === tid);
-    const pick = same.length === 1 ? same[0] : cands.length === 1 ? cands[0] : undefined;
-    if (!pick) return undefined;
-    return pick.ctx ? { traceId: pick.ctx.traceId, spanId: pick.ctx.spanId } : 'pending';
+    // Counted over both: a Node is a request not emitted yet, a number its position in `done`.
+    let nCands = 0, nSame = 0, cand: Node | number | undefined, sameOne: Node | number | undefined;
+    if (list) for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (s.ctx || s.start > t || t > s.end) continue;
+      nCands++; cand ??= s;
+      if (tid !== undefined && s.tid === tid) { nSame++; sameOne ??= s; }
+    }
+    if (done) for (let i = done.first; i < done.end; i++) {
+      if (done.start(i) > t || t > done.endOf(i)) continue;
+      nCands++; cand ??= i;
+      if (tid !== undefined && done.tidOf(i) === tid) { nSame++; sameOne ??= i; }
+    }
+    const pick = nSame === 1 ? sameOne : nCands === 1 ? cand : undefined;
+    if (pick === undefined) return undefined;
+    if (typeof pick !== 'number') return 'pending';
+    const ctx = done!.ctx(pick);
+    return { traceId: ctx.traceId, spanId: ctx.spanId };
   }
 
   private matchClient(s: Node, key: string): Node | undefined {
@@ -293,36 +326,75 @@ export class Correlator {
 
   private decideByTime(n: Node): void {
     if (n.kind !== SpanKind.CLIENT) { this.decide(n, undefined, undefined, 'root'); return; }
-    const list = this.servers.get(n.conn.pid!);
+    const list = this.servers.get(n.conn.pid!), done = this.emitted.get(n.conn.pid!);
     const gp = n.goParent;
     // No server span in that process (a client-only process, most client spans at 1k req/s):
     // root, without the candidate arrays below.
-    if (!list || !list.length) { this.decide(n, undefined, undefined, 'root'); return; }
+    if ((!list || !list.length) && (!done || !done.size)) { this.decide(n, undefined, undefined, 'root'); return; }
+    // Server spans not emitted yet are Nodes in `list` (emitted ones there are skipped: they are
+    // in `done`); emitted ones are positions in `done`, never ancestors of n (emitted first).
     // Exact whatever runs concurrently: the request on that connection in flight at that time
     // (requests on one HTTP/1 connection are sequential). Not found (its span not decoded, or
     // too late): the rules below.
-    const at = gp ? this.time.relFromNs(gp.at) : 0;
-    const byGoroutine = gp && list.find((s) => s.conn.connId === gp.connId && s.start <= at && at <= s.end);
-    if (byGoroutine && !this.isAncestor(n, byGoroutine)) { this.decide(n, byGoroutine, undefined, 'goroutine'); return; }
+    if (gp) {
+      const at = this.time.relFromNs(gp.at);
+      const live = list?.find((s) => !s.ctx && s.conn.connId === gp.connId && s.start <= at && at <= s.end);
+      if (live) {
+        if (!this.isAncestor(n, live)) { this.decide(n, live, undefined, 'goroutine'); return; }
+      } else if (done) {
+        for (let i = done.first; i < done.end; i++) {
+          if (done.connIs(i, gp.connId) && done.start(i) <= at && at <= done.endOf(i)) { this.decideOnEmitted(n, done, i, 'goroutine'); return; }
+        }
+      }
+    }
     // Counted first: arrays only when several candidates need the innermost one.
     const tid = n.tid;
-    let nCands = 0, nSame = 0, cand: Node | undefined, sameOne: Node | undefined;
-    for (let i = 0; i < list.length; i++) {
+    const linked = n.linkedServer ? n.linkedServer.seq : -1;
+    let nCands = 0, nSame = 0, cand: Node | number | undefined, sameOne: Node | number | undefined;
+    if (list) for (let i = 0; i < list.length; i++) {
       const s = list[i];
-      if (s === n.linkedServer || s.start > n.start || n.end > s.end || this.isAncestor(n, s)) continue;
+      if (s.ctx || s === n.linkedServer || s.start > n.start || n.end > s.end || this.isAncestor(n, s)) continue;
       nCands++; cand ??= s;
       if (tid !== undefined && s.tid === tid) { nSame++; sameOne ??= s; }
     }
-    if (nSame === 1) this.decide(n, sameOne, undefined, 'thread');
-    else if (nSame === 0 && nCands === 1) this.decide(n, cand, undefined, 'time');
+    if (done) for (let i = done.first; i < done.end; i++) {
+      if (done.seq(i) === linked || done.start(i) > n.start || n.end > done.endOf(i)) continue;
+      nCands++; cand ??= i;
+      if (tid !== undefined && done.tidOf(i) === tid) { nSame++; sameOne ??= i; }
+    }
+    if (nSame === 1) this.decideOn(n, done, sameOne!, 'thread');
+    else if (nSame === 0 && nCands === 1) this.decideOn(n, done, cand!, 'time');
     else if (nCands === 0) this.decide(n, undefined, undefined, 'root');
     else {
-      const cands = list.filter((s) => s !== n.linkedServer && s.start <= n.start && n.end <= s.end && !this.isAncestor(n, s));
-      const same = tid === undefined ? [] : cands.filter((s) => s.tid === tid);
-      const inner = innermost(same.length ? same : cands);
-      if (inner) this.decide(n, inner, undefined, same.length ? 'thread' : 'time');
+      const cands: Array<Node | number> = [], same: Array<Node | number> = [];
+      if (list) for (const s of list) {
+        if (s.ctx || s === n.linkedServer || s.start > n.start || n.end > s.end || this.isAncestor(n, s)) continue;
+        cands.push(s);
+        if (tid !== undefined && s.tid === tid) same.push(s);
+      }
+      if (done) for (let i = done.first; i < done.end; i++) {
+        if (done.seq(i) === linked || done.start(i) > n.start || n.end > done.endOf(i)) continue;
+        cands.push(i);
+        if (tid !== undefined && done.tidOf(i) === tid) same.push(i);
+      }
+      const inner = innermost(same.length ? same : cands, done);
+      if (inner !== undefined) this.decideOn(n, done, inner, same.length ? 'thread' : 'time');
       else this.decide(n, undefined, undefined, 'ambiguous');
     }
+  }
+
+  /** decide() onto a server span not emitted yet (a Node) or emitted (its position in `done`). */
+  private decideOn(n: Node, done: EmittedServers | undefined, parent: Node | number, mode: Mode): void {
+    if (typeof parent === 'number') this.decideOnEmitted(n, done!, parent, mode);
+    else this.decide(n, parent, undefined, mode);
+  }
+
+  /** decide() onto an emitted server span: its context is final, so n goes out now. */
+  private decideOnEmitted(n: Node, done: EmittedServers, i: number, mode: Mode): void {
+    n.parentDecided = true;
+    n.parent = undefined;
+    n.mode = mode;
+    this.emit(n, mode, done.ctx(i));
   }
 
   /** Whether `a` is an ancestor of `b` already (would make a cycle). */
@@ -357,6 +429,11 @@ export class Correlator {
     } else ctx = span instanceof PipelineSpan ? own : { traceId: own.traceId, spanId: own.spanId, traceFlags: own.traceFlags };
     n.ctx = ctx;
     n.mode = mode;
+    if (n.kind === SpanKind.SERVER && n.conn.pid !== undefined) {
+      let e = this.emitted.get(n.conn.pid);
+      if (!e) this.emitted.set(n.conn.pid, e = new EmittedServers());
+      e.add(n.start, n.end, n.seq, n.tid, n.conn.connId, ctx);
+    }
     this.held--;
     this.stats.emitted++;
     this.stats[mode]++;
@@ -413,14 +490,15 @@ export class Correlator {
         if (w === 0) m.delete(k); else list.length = w;
       }
     };
+    // Emitted server spans are in `emitted` from their emission on.
     for (const [k, list] of this.servers) {
-      const ends = this.serverEnds.get(k)!;
       let w = 0;
-      for (let i = 0; i < list.length; i++) {
-        const e = ends[i];
-        if (e >= horizon || !list[i].ctx) { if (w !== i) { list[w] = list[i]; ends[w] = e; } w++; }
-      }
-      if (w === 0) { this.servers.delete(k); this.serverEnds.delete(k); } else { list.length = w; ends.length = w; }
+      for (let i = 0; i < list.length; i++) if (!list[i].ctx) list[w++] = list[i];
+      if (w === 0) this.servers.delete(k); else list.length = w;
+    }
+    for (const [k, e] of this.emitted) {
+      e.prune(horizon);
+      if (!e.size) this.emitted.delete(k);
     }
     drop(this.clients as Map<string | number, Node[]>);
     for (const [k, list] of this.serversByTuple) {
@@ -443,10 +521,12 @@ function overlaps(a: Node, b: Node): boolean { return a.start <= b.end && b.star
  * Among enclosing candidates, one that every other encloses (a strict nesting chain) is the
  * innermost; concurrent, non-nested requests have none — that is the ambiguous case.
  */
-function innermost(cands: Node[]): Node | undefined {
-  let best: Node | undefined;
-  for (const c of cands) if (!best || c.start >= best.start) best = c;
-  if (!best) return undefined;
-  for (const c of cands) if (c !== best && !(c.start <= best.start && best.end <= c.end)) return undefined;
+function innermost(cands: Array<Node | number>, done: EmittedServers | undefined): Node | number | undefined {
+  const start = (c: Node | number) => typeof c === 'number' ? done!.start(c) : c.start;
+  const end = (c: Node | number) => typeof c === 'number' ? done!.endOf(c) : c.end;
+  let best: Node | number | undefined;
+  for (const c of cands) if (best === undefined || start(c) >= start(best)) best = c;
+  if (best === undefined) return undefined;
+  for (const c of cands) if (c !== best && !(start(c) <= start(best) && end(best) <= end(c))) return undefined;
   return best;
 }
