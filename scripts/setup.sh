@@ -10,6 +10,8 @@ APT_PACKAGES=(
   # tests: real peers and the independent oracle
   tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps libcap2-bin openssl
   redis-server redis-tools
+  # GnuTLS test: Debian's GnuTLS programs (wget, git-remote-https via libcurl3-gnutls, gnutls-cli/-serv)
+  wget git gnutls-bin
   # discovery test: a Go binary built in the test (.go.buildinfo)
   golang-go
   # page test: headless Chromium driven by playwright-core

@@ -1,10 +1,11 @@
-// TLS plaintext tracer: uprobes on OpenSSL's SSL_read/SSL_write/SSL_read_ex/SSL_write_ex and on
-// the SSL BIO's read/write, which call none of them (tls-bio.ts; bpf/tls.bpf.c). Its records go
+// TLS plaintext tracer: uprobes on OpenSSL's SSL_read/SSL_write/SSL_read_ex/SSL_write_ex, on
+// the SSL BIO's read/write, which call none of them (tls-bio.ts), and on GnuTLS's
+// gnutls_record_send/recv (bpf/tls.bpf.c). Its records go
 // into the socket tracer's ring as TG_DATA_TLS data events, so HTTPS and gRPC over TLS reach the
 // same router and decoders as cleartext (host/src/ingest/kernel.ts routes the plaintext as the
 // connection's stream and drops its ciphertext).
 //
-// A uprobe hooks a file (inode), not a process: once libssl.so.3 or the node binary is hooked,
+// A uprobe hooks a file (inode), not a process: once libssl.so.3, libgnutls.so.30 or the node binary is hooked,
 // every process running it — started before or after — is covered. New binaries (another libssl
 // copy, a container's, a static binary) are found from the Go tracer's exec events (only the new
 // process's maps are read: followExecs); a full /proc scan is the slow safety net.
@@ -28,6 +29,21 @@ export const SSL_FUNCS: ReadonlyArray<[string, string]> = [
   ['SSL_read_ex', 'tls_read_ex_enter'],
 ];
 const EXIT_PROG = 'tls_exit';
+
+/** GnuTLS's record API (gnutls/gnutls.h): `ssize_t f(gnutls_session_t, data, size_t, …)`, the
+ *  count moved or a negative error (GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED…), 0 at the peer's close
+ *  — SSL_read/SSL_write's shape, so the same programs serve (the return is read as an int: one
+ *  call moves at most one record). The session pointer keys the socket as the SSL* does; GnuTLS's
+ *  own socket push/pull (and libcurl's, wget's) run inside the call, on the caller's thread.
+ *  gnutls_record_send jumps to gnutls_record_send2 (3.6.3+): the inner return takes the call,
+ *  emitted once. The first is looked up first: a file without it carries no GnuTLS. */
+export const GNUTLS_FUNCS: ReadonlyArray<[string, string]> = [
+  ['gnutls_record_send', 'tls_write_enter'],
+  ['gnutls_record_send2', 'tls_write_enter'],
+  ['gnutls_record_send_range', 'tls_write_enter'],
+  ['gnutls_record_recv', 'tls_read_enter'],
+  ['gnutls_record_recv_seq', 'tls_read_enter'],
+];
 
 /** nghttp2's exported API: [function, entry program, return program?]. The first is looked up
  *  first: a file without it carries no nghttp2. */
@@ -54,22 +70,24 @@ interface NativeUprobeTracer {
   close(): void;
 }
 
-/** Files a process maps that may carry OpenSSL or nghttp2: its libssl and libnghttp2 copies (from /proc/PID/maps text). */
+/** Files a process maps that may carry OpenSSL, GnuTLS or nghttp2: its libssl, libgnutls and
+ *  libnghttp2 copies (from /proc/PID/maps text). */
 export function libsslPaths(maps: string): string[] {
-  // Most processes map neither (and a node process maps ~400 lines): not split at all then.
-  if (maps.indexOf('/libssl.so') < 0 && maps.indexOf('/libnghttp2.so') < 0) return [];
+  // Most processes map none (and a node process maps ~400 lines): not split at all then.
+  if (maps.indexOf('/libssl.so') < 0 && maps.indexOf('/libnghttp2.so') < 0 && maps.indexOf('/libgnutls.so') < 0) return [];
   const out = new Set<string>();
   for (const line of maps.split('\n')) {
     const slash = line.indexOf('/');
     if (slash < 0) continue;
     const p = line.slice(slash);
-    if (/\/lib(ssl|nghttp2)\.so[.\d]*$/.test(p)) out.add(p);
+    if (/\/lib(ssl|nghttp2|gnutls)\.so[.\d]*$/.test(p)) out.add(p);
   }
   return [...out];
 }
 
 const LIBSSL_NAME = /^libssl\.so(\.\d+)*$/;
 const LIBNGHTTP2_NAME = /^libnghttp2\.so(\.\d+)*$/;
+export const LIBGNUTLS_NAME = /^libgnutls\.so(\.\d+)*$/;
 
 /** The dynamic linker's default directories, searched even when ld.so.conf does not list them. */
 const DEFAULT_LIB_DIRS = ['/lib', '/usr/lib', '/lib64', '/usr/lib64'];
@@ -163,10 +181,11 @@ export class TlsAttacher {
   /** Processes looked at (a full scan looks at all of them). */
   pidScans = 0;
 
-  /** Hooks every SSL_* and nghttp2 function `file` exports (only the SSL_* functions named in
-   *  `only`, when given: a request names what it wants); returns how many were hooked. */
+  /** Hooks every SSL_*, gnutls_record_* and nghttp2 function `file` exports (only the TLS
+   *  functions named in `only`, when given: a request names what it wants); returns how many
+   *  were hooked. */
   attachFile(file: string, key: string, only?: ReadonlySet<string>): number {
-    const handles = [...this.attachSsl(file, only), ...(only ? [] : this.attachNghttp2(file))];
+    const handles = [...this.attachSsl(file, only), ...this.attachGnutls(file, only), ...(only ? [] : this.attachNghttp2(file))];
     this.hooked.set(key, { path: file, handles });
     return handles.length;
   }
@@ -204,6 +223,31 @@ export class TlsAttacher {
     const bio = functions && (!only || only.has('SSL_write')) ? this.attachSslBio(file) : [];
     handles.push(...bio);
     if (handles.length) tlog.info({ file, functions, sslBio: bio.length > 0 }, 'OpenSSL hooked');
+    return handles;
+  }
+
+  /** GnuTLS's record functions: the OpenSSL entry programs and the shared return program. */
+  private attachGnutls(file: string, only?: ReadonlySet<string>): number[] {
+    const handles: number[] = [];
+    const names: string[] = [];
+    for (const [i, [func, prog]] of GNUTLS_FUNCS.entries()) {
+      if (only && !only.has(func)) continue;
+      let enter: number;
+      try {
+        enter = this.attachNamed(prog, file, func, false);
+      } catch {
+        if (i === 0) break; // no gnutls_record_send: no GnuTLS here (most files)
+        continue; // send2 is 3.6.3+, the others may be missing from a trimmed build
+      }
+      try {
+        handles.push(enter, this.attachNamed(EXIT_PROG, file, func, true));
+        names.push(func);
+      } catch (e) {
+        this.t.detach(enter);
+        tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
+      }
+    }
+    if (names.length) tlog.info({ file, functions: names }, 'GnuTLS hooked');
     return handles;
   }
 
@@ -374,9 +418,9 @@ export class TlsAttacher {
     }
   }
 
-  /** The libssl and libnghttp2 copies the dynamic linker would load (symlinks resolve to one inode). */
+  /** The libssl, libgnutls and libnghttp2 copies the dynamic linker would load (symlinks resolve to one inode). */
   scanSystem(): void {
-    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
+    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBGNUTLS_NAME), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
       const key = fileKey(lib);
       if (key && !this.hooked.has(key)) this.attachFile(fs.realpathSync(lib), key);
     }
@@ -530,7 +574,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const files = attacher.hookedFiles();
   return {
     name: 'tls',
-    detail: `OpenSSL hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
+    detail: `OpenSSL/GnuTLS hooked in ${files.length} file(s): ${files.map((f) => path.basename(f)).join(', ') || 'none yet'}`,
     attach(file, key, symbols) {
       if (attacher.hooked.has(key)) return { attached: 0, already: true };
       return { attached: attacher.attachFile(file, key, symbols), already: false };
