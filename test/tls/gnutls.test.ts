@@ -1,6 +1,6 @@
 // GnuTLS plaintext: uprobes on libgnutls.so.30's gnutls_record_send/recv (host/src/tracers/tls.ts
 // GNUTLS_FUNCS, the OpenSSL programs of bpf/tls.bpf.c). Real GnuTLS programs as Debian ships them:
-// wget, git over https (git-remote-https → libcurl-gnutls, non-blocking: GNUTLS_E_AGAIN returns)
+// wget, git over https (git-remote-https → libcurl-gnutls, non-blocking; it polls before reading),
 // gnutls-cli and a small ctypes client (the edges: E_AGAIN, 1 MiB in one send, 0 at close) as
 // clients of a Node https server; gnutls-serv --http as a server of curl (OpenSSL) and wget.
 // Before, a GnuTLS peer produced no span at all (ciphertext only).
@@ -26,8 +26,8 @@ function has(cmd: string): boolean {
 }
 
 // /big: 1 MiB, many records (GnuTLS moves at most one 16 KiB record per call). /info/refs (git's
-// first request): the head, then the body 300 ms later, so libcurl's non-blocking reads in
-// between get GNUTLS_E_AGAIN — the span must still be one request with the whole body.
+// first request): the head, then the body 300 ms later in a record of its own (libcurl polls the
+// non-blocking socket in between) — the span must still be one request with the whole body.
 const SERVER_JS = `
 const https = require('https'); const fs = require('fs');
 const srv = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) }, (req, res) => {
@@ -187,7 +187,7 @@ test('GnuTLS clients (wget, git/libcurl-gnutls, gnutls-cli) and gnutls-serv: pla
     const bigSpan = spans.find((s) => s.kind === CLIENT && s.attributes['url.path'] === '/big')!;
     assert.equal(bigSpan.attributes['http.response.body.size'], BIG, 'every record of the 1 MiB answer reached the decoder');
     const refs = spans.find((s) => s.kind === CLIENT && s.attributes['url.path'] === '/repo.git/info/refs')!;
-    assert.equal(refs.attributes['http.response.body.size'], 9, 'the body after the E_AGAIN reads');
+    assert.equal(refs.attributes['http.response.body.size'], 9, 'the body read 300 ms after the head');
     // The Node server's own spans (OpenSSL): each client span has its server span, nothing else.
     const srv = spans.filter((s) => s.kind === SERVER);
     assert.deepEqual(srv.map(summary).sort(), [...expected].sort());
