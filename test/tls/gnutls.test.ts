@@ -1,14 +1,14 @@
 // GnuTLS plaintext: uprobes on libgnutls.so.30's gnutls_record_send/recv (host/src/tracers/tls.ts
 // GNUTLS_FUNCS, the OpenSSL programs of bpf/tls.bpf.c). Real GnuTLS programs as Debian ships them:
 // wget, git over https (git-remote-https → libcurl-gnutls, non-blocking; it polls before reading),
-// gnutls-cli and a small ctypes client (the edges: E_AGAIN, 1 MiB in one send, 0 at close) as
+// apt's https method, gnutls-cli and a small ctypes client (the edges: E_AGAIN, 1 MiB in one send, 0 at close) as
 // clients of a Node https server; gnutls-serv --http as a server of curl (OpenSSL) and wget.
 // Before, a GnuTLS peer produced no span at all (ciphertext only).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawnSync, execFileSync } from 'child_process';
+import { spawn, spawnSync, execFileSync } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan } from '../helpers/agent';
 import { makePki } from './tls-helpers';
 import { libsslPaths, systemLibssl, LIBGNUTLS_NAME } from '../../host/src/tracers/tls';
@@ -114,6 +114,22 @@ wget -q -O /dev/null --ca-certificate="$1/ca.pem" https://127.0.0.1:4443/from/wg
 kill $srv
 `;
 
+const APT_HTTPS = '/usr/lib/apt/methods/https';
+
+/** One file fetched by apt's https method (libgnutls), spoken to in apt's method protocol on its
+ *  stdin, which must stay open until the answer (the method exits at its end). */
+async function aptFetch(uri: string, ca: string, file: string): Promise<{ pid: number; out: string }> {
+  const m = spawn(APT_HTTPS, [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  m.stdout.on('data', (d) => { out += String(d); });
+  m.stderr.on('data', (d) => { out += String(d); });
+  m.stdin.write(`601 Configuration\nConfig-Item: Acquire::https::CaInfo=${ca}\n\n600 URI Acquire\nURI: ${uri}\nFilename: ${file}\n\n`);
+  await waitFor(() => /^(201 URI Done|400 URI Failure)/m.test(out), 30_000).catch(() => undefined);
+  m.stdin.end();
+  await new Promise((r) => { if (m.exitCode !== null) r(null); else m.once('exit', r); });
+  return { pid: m.pid!, out };
+}
+
 test('GnuTLS library and process maps: libgnutls is named like libssl', () => {
   assert.deepEqual(libsslPaths('7f00-7f10 r-xp 00000000 08:01 42 /usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3\n'), ['/usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3']);
   assert.ok(!LIBGNUTLS_NAME.test('libgnutls-openssl.so.27') && !LIBGNUTLS_NAME.test('libgnutlsxx.so.30'));
@@ -122,7 +138,7 @@ test('GnuTLS library and process maps: libgnutls is named like libssl', () => {
 
 test('GnuTLS clients (wget, git/libcurl-gnutls, gnutls-cli) and gnutls-serv: plaintext spans', { timeout: 240_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const missing = ['wget', 'git', 'gnutls-cli', 'gnutls-serv', 'unshare', 'python3'].filter((c) => !has(c));
+  const missing = ['wget', 'git', 'gnutls-cli', 'gnutls-serv', 'unshare', 'python3', APT_HTTPS].filter((c) => !has(c));
   if (missing.length) {
     if (process.env.CI) assert.fail(`missing ${missing.join(', ')} (scripts/setup.sh installs them)`);
     t.skip(`needs ${missing.join(', ')}`);
@@ -158,6 +174,10 @@ test('GnuTLS clients (wget, git/libcurl-gnutls, gnutls-cli) and gnutls-serv: pla
     const calls = /^sends (\d+) max (\d+) agains (\d+)\n/.exec(py.stdout)!;
     assert.ok(Number(calls[1]) >= BIG / 16384 && Number(calls[2]) <= 16384, `one record per gnutls_record_send: ${calls[0]}`);
     assert.match(py.stdout, /\r\n\r\nb\r\ngot 1048576\r\n0\r\n\r\n$/);
+    // apt's https transport
+    const apt = await aptFetch(`${base}/apt/InRelease`, pki.ca, path.join(pki.dir, 'apt-out'));
+    assert.match(apt.out, /^201 URI Done/m, apt.out);
+    assert.equal(fs.readFileSync(path.join(pki.dir, 'apt-out'), 'latin1'), 'hello over tls /apt/InRelease');
     // gnutls-cli: the request on stdin; the server closes after its answer (HTTP/1.0)
     const cli = spawnSync('gnutls-cli', ['--x509cafile', pki.ca, '-p', String(P), 'localhost'],
       { input: 'GET /gnutls-cli HTTP/1.0\r\nHost: localhost\r\n\r\n', encoding: 'latin1', timeout: 30_000 });
@@ -170,7 +190,7 @@ test('GnuTLS clients (wget, git/libcurl-gnutls, gnutls-cli) and gnutls-serv: pla
     assert.match(ns.stdout, /wget ok\n/);
     const servPid = Number(/gnutls-serv (\d+)/.exec(ns.stdout)![1]);
 
-    const expected = ['GET /wget/one 200', 'GET /big 200', 'GET /repo.git/info/refs 404', 'POST /gnutls/upload 200', 'GET /gnutls-cli 200'];
+    const expected = ['GET /wget/one 200', 'GET /big 200', 'GET /repo.git/info/refs 404', 'POST /gnutls/upload 200', 'GET /apt/InRelease 200', 'GET /gnutls-cli 200'];
     const onPort = (port: number) => agent.spans().filter((s) => s.attributes['server.port'] === port);
     await waitFor(() => onPort(P).filter((s) => s.kind === CLIENT).length >= expected.length && onPort(4443).length >= 4, 30_000).catch(() => undefined);
     assert.equal(await agent.stop(), 0);
@@ -181,6 +201,7 @@ test('GnuTLS clients (wget, git/libcurl-gnutls, gnutls-cli) and gnutls-serv: pla
     // the name is the thread's comm: git-remote-https cut to 15 characters
     assert.deepEqual(byExe('git-remote-http'), ['GET /repo.git/info/refs 404'], 'git over https (libcurl-gnutls) client span');
     assert.deepEqual(byExe('gnutls-cli'), ['GET /gnutls-cli 200'], 'gnutls-cli client span');
+    assert.deepEqual(spans.filter((s) => s.kind === CLIENT && s.attributes['process.pid'] === apt.pid).map(summary), ['GET /apt/InRelease 200'], "apt's https method");
     const upload = spans.filter((s) => s.kind === CLIENT && s.attributes['process.pid'] === py.pid);
     assert.deepEqual(upload.map(summary), ['POST /gnutls/upload 200'], 'the ctypes client: one span, nothing from its E_AGAIN reads');
     assert.equal(upload[0].attributes['http.request.body.size'], BIG, 'every 16 KiB record of the request body');
