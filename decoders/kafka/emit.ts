@@ -20,6 +20,9 @@ import {
 
 const KAFKA = "kafka";
 
+/** Private attribute (meta().attributes in index.ts): EndTxn's outcome, "commit" or "abort". */
+export const A_TELEGEN_KAFKA_TRANSACTION_RESULT: i32 = 1024;
+
 // Kafka's Uuid.toString(): URL-safe base64 without padding (22 characters).
 const B64: usize = memory.data<u8>([
   65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90,
@@ -99,6 +102,7 @@ export function emitExchange(stream: u32, x: Exchange, extraFlags: i32): void {
     addBytes(A_TELEGEN_KAFKA_TRANSACTIONAL_ID, changetype<usize>(x.txnId), <u32>x.txnIdLen);
     if (x.txnIdLen >= STR_CAP) orFlags(FLAG_TRUNCATED);
   }
+  if (x.txnResult >= 0) addString(A_TELEGEN_KAFKA_TRANSACTION_RESULT, x.txnResult == 1 ? "commit" : "abort");
   if (x.clientIdLen >= STR_CAP) orFlags(FLAG_TRUNCATED);
   if (x.recordCount != NONE) addInt(A_MESSAGING_BATCH_MESSAGE_COUNT, x.recordCount);
   if (x.bodySize != NONE) addInt(A_MESSAGING_MESSAGE_BODY_SIZE, x.bodySize);

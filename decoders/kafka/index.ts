@@ -4,7 +4,7 @@ import { metaBlock } from "../abi/window";
 import { parseStream, gapStream, closeStream, tickAll, detectBytes } from "./stitch";
 
 export function meta(): usize {
-  return metaBlock('{"name":"kafka","version":"0.1.0","protocols":["kafka"],"ports":[9092],"transport":"tcp"}');
+  return metaBlock('{"name":"kafka","version":"0.1.0","protocols":["kafka"],"ports":[9092],"transport":"tcp","attributes":{"1024":"telegen.kafka.transaction_result"}}');
 }
 
 export function detect(dir: i32, len: i32): i32 {

@@ -449,6 +449,11 @@ export function parseRequestBody(x: Exchange, headerTagged: bool): void {
   } else if (key == API_TXN_OFFSET_COMMIT && v <= 5) txnOffsetCommitRequest(x, v);
   else if ((key == API_INIT_PRODUCER_ID && v <= 6) || (key == API_END_TXN && v <= 5)) {
     rdStr(); noteTxn(x);             // both open with the transactional id (InitProducerId: null without one)
+    if (key == API_END_TXN) {
+      rdI64(); rdI16();              // producer id, epoch
+      const committed = rdI8();      // Committed (bool): commit or abort, the one thing that tells them apart
+      if (rOk) x.txnResult = committed != 0 ? 1 : 0;
+    }
   } else if (key == API_ADD_OFFSETS_TO_TXN && v <= 4) {
     rdStr(); noteTxn(x);
     rdI64(); rdI16();                // producer id, epoch

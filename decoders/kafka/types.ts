@@ -230,6 +230,8 @@ export class Exchange {
   // The producer's transactional id (transactions and FindCoordinator key type 1).
   txnId: StaticArray<u8> = new StaticArray<u8>(STR_CAP);
   txnIdLen: i32 = -1;
+  // EndTxn's Committed: 1 commit, 0 abort, -1 not an EndTxn (or not read).
+  txnResult: i32 = -1;
 
   // Distinct topic names: entries of u16 length + bytes.
   topics: StaticArray<u8> = new StaticArray<u8>(TOPICS_CAP);
@@ -259,7 +261,7 @@ export class Exchange {
   reset(): void {
     this.corr = 0; this.apiKey = -1; this.apiVersion = -1; this.tsStart = 0; this.tsEnd = 0;
     this.flags = 0; this.requestSize = NONE; this.responseSize = NONE; this.oneWay = false;
-    this.clientIdLen = -1; this.groupLen = -1; this.txnIdLen = -1;
+    this.clientIdLen = -1; this.groupLen = -1; this.txnIdLen = -1; this.txnResult = -1;
     this.topicsUsed = 0; this.topicCount = 0; this.hasTopicId = false;
     this.partitionCount = 0; this.partition = -1; this.partitionMixed = false;
     this.reqTopicCount = 0; this.reqPartitionCount = 0; this.inResponse = false;

@@ -837,6 +837,24 @@ test('transactional id: every request naming one carries it (InitProducerId, Fin
   assert.equal(h.records[2].attributes['messaging.consumer.group.name'], undefined);
 });
 
+test('EndTxn says whether the transaction committed or aborted (telegen.kafka.transaction_result), v1 and v3 (flexible); a cut body says nothing', () => {
+  const h = fresh();
+  const cases: Array<[number, boolean, Buffer, string | undefined]> = [
+    [1, false, new W().str('tx-1').i64(7).i16(0).i8(1).done(), 'commit'],
+    [1, false, new W().str('tx-1').i64(7).i16(0).i8(0).done(), 'abort'],
+    [3, true, new W().cstr('tx-1').i64(7).i16(1).i8(0).tag0().done(), 'abort'],
+    [3, true, new W().cstr('tx-1').i64(7).i16(1).i8(1).tag0().done(), 'commit'],
+    // cut before Committed: no result
+    [1, false, new W().str('tx-1').i64(7).done(), undefined],
+  ];
+  cases.forEach(([v, flex, body], i) => {
+    h.inst.feed(1, REQ, request(26, v, 300 + i, 'c', body, flex), BigInt(2 * i + 1));
+    h.inst.feed(1, RESP, response(300 + i, flex ? new W().i32(0).i16(0).tag0().done() : new W().i32(0).i16(0).done(), flex), BigInt(2 * i + 2));
+  });
+  assert.deepEqual(h.records.map((r) => r.attributes['telegen.kafka.transaction_result']), cases.map((c) => c[3]));
+  for (const r of h.records) assert.equal(r.attributes['telegen.kafka.transactional_id'], 'tx-1');
+});
+
 test('responses that open with their error code: AddOffsetsToTxn, EndTxn, ListGroups, SaslAuthenticate, DescribeGroups, DeleteGroups', () => {
   const h = fresh();
   const cases: Array<[number, number, boolean, Buffer, Buffer, number]> = [
