@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { policyRefusal, parseRequest, uprobeTargets, RateLimit, HostView, Request, UPROBE_POLICY } from '../../host/src/security/privsep/protocol';
-import { connOpenPids } from '../../host/src/security/privsep/requests';
+import { connOpenPids, TLS_SYMBOLS } from '../../host/src/security/privsep/requests';
 import { otelEnv, DESCRIBE_LIMITS } from '../../host/src/security/privsep/describe';
-import { SSL_FUNCS } from '../../host/src/tracers/tls';
+import { SSL_FUNCS, GNUTLS_FUNCS } from '../../host/src/tracers/tls';
 import { tg_conn_event, tg_conn_info, tg_data_event, tg_event_type } from '../../host/src/generated/layout';
 
 const LIB = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
@@ -67,8 +67,26 @@ test('list_targets names the policy\'s libraries the process maps and its execut
   assert.ok('ok' in r && r.error === 'malformed', 'no extra keys');
 });
 
-test('the policy allows exactly the SSL functions the TLS tracer attaches', () => {
-  assert.deepEqual([...UPROBE_POLICY.tls.symbols].sort(), SSL_FUNCS.map(([f]) => f).sort());
+test('the policy allows exactly the OpenSSL and GnuTLS functions the TLS tracer attaches, and the worker asks for them', () => {
+  const all = [...SSL_FUNCS, ...GNUTLS_FUNCS].map(([f]) => f).sort();
+  assert.deepEqual([...UPROBE_POLICY.tls.symbols].sort(), all);
+  assert.deepEqual([...TLS_SYMBOLS].sort(), all);
+});
+
+test('policy: a container\'s own libgnutls copy is a target and its record functions may be hooked', () => {
+  // wget, git-remote-https (libcurl3-gnutls), apt: their plaintext passes gnutls_record_*.
+  const GNUTLS = '/var/lib/containers/app/usr/lib/x86_64-linux-gnu/libgnutls.so.30';
+  const h = host({ [GNUTLS]: 11 }, {
+    mappedFiles: (pid) => (pid === 42 ? [EXE, GNUTLS, '/usr/lib/x86_64-linux-gnu/libc.so.6'] : []),
+    mappedInodes: (pid, file) => (pid === 42 && file === GNUTLS ? [11] : []),
+  });
+  assert.deepEqual(uprobeTargets('tls', 42, h).sort(), [EXE, GNUTLS].sort());
+  assert.equal(policyRefusal(req({ library: GNUTLS, symbols: ['gnutls_record_send', 'gnutls_record_recv'] }), h), null);
+  assert.match(policyRefusal(req({ library: GNUTLS, symbols: ['gnutls_record_recv', 'gnutls_global_init'] }), h) ?? '', /symbol\(s\) gnutls_global_init not allowed/);
+  // the whole list the worker sends fits the request's bound
+  const whole = parseRequest(Buffer.from(JSON.stringify({ op: 'attach_uprobe', id: 1, tracer: 'tls', pid: 42, library: GNUTLS, symbols: TLS_SYMBOLS })));
+  assert.ok(!('ok' in whole), JSON.stringify(whole));
+  assert.equal(policyRefusal(whole, h), null);
 });
 
 test('describe_process: only an existing, non-telegen pid; no other field accepted', () => {

@@ -4,7 +4,7 @@
 // refused with a reason otherwise. Pure functions; the loader supplies the host lookups.
 import * as path from 'path';
 import { z } from 'zod';
-import { SSL_FUNCS } from '../../tracers/tls';
+import { SSL_FUNCS, GNUTLS_FUNCS } from '../../tracers/tls';
 
 /** A request never needs more; anything longer is refused before parsing. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -41,12 +41,13 @@ export function frameReader(max: number, onFrame: (body: Buffer) => void, onOver
 }
 
 /** Uprobe targets each tracer may ask for: library file names, whether the process's own
- *  executable may be hooked (node links OpenSSL statically), and the functions. */
+ *  executable may be hooked (node links OpenSSL statically), and the functions: OpenSSL's and
+ *  GnuTLS's record functions (a container's own libgnutls copy is hooked only on request). */
 export const UPROBE_POLICY: Record<string, { library: RegExp; executable: boolean; symbols: ReadonlySet<string> }> = {
   tls: {
-    library: /^libssl\.so(\.\d+)*$/,
+    library: /^lib(ssl|gnutls)\.so(\.\d+)*$/,
     executable: true,
-    symbols: new Set(SSL_FUNCS.map(([f]) => f)),
+    symbols: new Set([...SSL_FUNCS, ...GNUTLS_FUNCS].map(([f]) => f)),
   },
 };
 

@@ -4,7 +4,7 @@
 import * as net from 'net';
 import { log } from '../../log';
 import { tg_conn_event, tg_conn_info, tg_event_type } from '../../generated/layout';
-import { SSL_FUNCS } from '../../tracers/tls';
+import { SSL_FUNCS, GNUTLS_FUNCS } from '../../tracers/tls';
 import { encodeFrame, Reply } from './protocol';
 
 const rlog = log.child({ component: 'worker.requests' });
@@ -46,7 +46,8 @@ export function connOpenPids(ring: Uint8Array, index: Uint32Array, count: number
   }
 }
 
-const TLS_SYMBOLS = SSL_FUNCS.map(([f]) => f);
+/** What the worker asks to hook in each file: the loader attaches those the file exports. */
+export const TLS_SYMBOLS = [...SSL_FUNCS, ...GNUTLS_FUNCS].map(([f]) => f);
 /** Pids remembered as asked for; past this the set restarts (pids are reused anyway). */
 const SEEN_MAX = 65_536;
 
