@@ -12,6 +12,8 @@ APT_PACKAGES=(
   redis-server redis-tools
   # GnuTLS test: Debian's GnuTLS programs (wget, git-remote-https via libcurl3-gnutls, gnutls-cli/-serv)
   wget git gnutls-bin
+  # DNS over TLS / HTTPS tests: unbound (tls-port, https-port) and kdig (GnuTLS DoT client with SSLKEYLOGFILE)
+  unbound knot-dnsutils
   # discovery test: a Go binary built in the test (.go.buildinfo)
   golang-go
   # page test: headless Chromium driven by playwright-core

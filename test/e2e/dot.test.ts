@@ -1,0 +1,101 @@
+// DNS over TLS (RFC 7858: TCP, the 2-byte length prefix inside TLS) through the running agent:
+// unbound serving tls-port on 127.0.0.1, queried by dig +tls (BIND, OpenSSL: several queries on
+// one kept-open connection, an NXDOMAIN, a 26 KB TXT answer) and by kdig +tls (Knot, GnuTLS),
+// whose SSLKEYLOGFILE lets tshark decrypt its connections: the oracle for unbound's spans of them.
+// Expected: the DNS spans DNS over TCP gives — question, type, rcode, answers — on both sides for
+// dig, on unbound's side for kdig (its own side needs the GnuTLS tracer). Over TLS the 26 KB
+// answer arrives whole (over plain TCP the socket tracer's capture limit cuts it).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'path';
+import { execFileSync, spawnSync } from 'child_process';
+import { requireBpf, startAgent, waitFor, FlatSpan } from '../helpers/agent';
+import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
+import { startUnbound, haveUnbound, BIG_TXT, Unbound } from './dot-unbound';
+
+const SERVER = 2;
+const CLIENT = 3;
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+function brief(s: FlatSpan): string {
+  const a = s.attributes;
+  const answers = ((a['dns.answers'] as string[] | undefined) ?? []);
+  return `${a['dns.question.name']} ${a['dns.question.type']} ${a['dns.response_code']} [${answers.length > 3 ? `${answers.length} answers` : answers.join(',')}]`;
+}
+
+/** kdig's DNS messages as tshark decrypts them: one line per answered query, keyed by id. */
+function oracle(pcap: string, port: number, keylog: string): Map<number, string> {
+  const out = execFileSync('tshark', ['-r', pcap, '-o', `tls.keylog_file:${keylog}`, '-d', `tcp.port==${port},tls`, '-d', `tls.port==${port},dns`,
+    '-Y', 'dns.flags.response == 1', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,',
+    '-e', 'dns.id', '-e', 'dns.qry.name', '-e', 'dns.qry.type', '-e', 'dns.flags.rcode', '-e', 'dns.a', '-e', 'dns.aaaa'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const types: Record<string, string> = { 1: 'A', 28: 'AAAA', 16: 'TXT' };
+  const rcodes: Record<string, string> = { 0: 'NOERROR', 3: 'NXDOMAIN' };
+  const m = new Map<number, string>();
+  for (const l of out.split('\n').filter((x) => x.trim())) {
+    const [id, name, type, rcode, a, aaaa] = l.split('\t');
+    m.set(Number(id), `${name} ${types[type] ?? type} ${rcodes[rcode] ?? rcode} [${[a, aaaa].filter(Boolean).join(',')}]`);
+  }
+  return m;
+}
+
+test('DNS over TLS through the running agent: dig +tls and kdig +tls against unbound, both sides, as tshark decrypts kdig\'s', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  if (!haveUnbound() || !has('kdig') || !has('tshark')) {
+    if (process.env.CI === 'true') throw new Error('needs unbound, knot-dnsutils (kdig) and tshark');
+    t.skip('needs unbound, knot-dnsutils (kdig) and tshark');
+    return;
+  }
+  const agent = await startAgent();
+  let ub: Unbound | undefined;
+  let cap: Capture | undefined;
+  try {
+    ub = await startUnbound();
+    const port = ub.tls;
+    const pcap = path.join(ub.pki.dir, 'dot.pcapng');
+    const keylog = path.join(ub.pki.dir, 'kdig-keys.txt');
+    cap = await startLoCapture(pcap, `tcp port ${port}`, port);
+    const dig = (args: string[]) => execFileSync('dig', ['@127.0.0.1', '-p', String(port), '+tls', '+tries=1', '+time=10', ...args], { encoding: 'utf8', timeout: 30_000 });
+    // Two queries on one connection (+keepopen), then an NXDOMAIN, then the big answer.
+    assert.equal(dig(['+keepopen', '+short', 'www.example.test', 'A', 'www.example.test', 'AAAA']).trim(), '10.1.2.3\nfd00::7');
+    assert.match(dig(['nx.example.test', 'A']), /status: NXDOMAIN/);
+    assert.match(dig(['big.example.test', 'TXT']), /ANSWER: 120,/);
+    const kdig = spawnSync('kdig', ['@127.0.0.1', '-p', String(port), '+tls', '+short', 'www.example.test', 'A', 'nope.example.test', 'AAAA'],
+      { encoding: 'utf8', timeout: 30_000, env: { ...process.env, SSLKEYLOGFILE: keylog } });
+    assert.equal(kdig.status, 0, kdig.stderr);
+    await stopLoCapture(cap);
+    cap = undefined;
+
+    const kdigWant = oracle(pcap, port, keylog);
+    assert.deepEqual([...kdigWant.values()].sort(), ['nope.example.test AAAA NXDOMAIN []', 'www.example.test A NOERROR [10.1.2.3]'], 'tshark decrypted kdig\'s two queries');
+
+    const onPort = () => agent.spans().filter((s) => s.attributes['network.protocol.name'] === 'dns' && s.attributes['server.port'] === port);
+    const digWant = ['big.example.test TXT NOERROR [120 answers]', 'nx.example.test A NXDOMAIN []', 'www.example.test A NOERROR [10.1.2.3]', 'www.example.test AAAA NOERROR [fd00::7]'];
+    await waitFor(() => onPort().filter((s) => s.kind === SERVER).length >= 6 && onPort().filter((s) => s.kind === CLIENT && s.attributes['process.executable.name'] === 'dig').length >= 4, 30_000)
+      .catch(() => undefined);
+    const spans = onPort();
+    const dump = JSON.stringify(spans.map((s) => [s.kind, s.attributes['process.executable.name'], brief(s)]));
+    const digClient = spans.filter((s) => s.kind === CLIENT && s.attributes['process.executable.name'] === 'dig');
+    assert.deepEqual(digClient.map(brief).sort(), digWant, dump);
+    const server = spans.filter((s) => s.kind === SERVER);
+    for (const s of server) assert.equal(s.attributes['process.executable.name'], 'unbound');
+    // unbound's spans: dig's four and kdig's two, those exactly as tshark read them (by message id).
+    assert.equal(server.length, 6, dump);
+    const byId = new Map(server.map((s) => [Number(s.attributes['telegen.dns.id']), s]));
+    for (const [id, want] of kdigWant) assert.equal(byId.get(id) && brief(byId.get(id)!), want, `kdig id ${id}: ${dump}`);
+    const digIds = new Set(digClient.map((s) => Number(s.attributes['telegen.dns.id'])));
+    assert.deepEqual(server.filter((s) => digIds.has(Number(s.attributes['telegen.dns.id']))).map(brief).sort(), digWant, dump);
+    // The 26 KB answer, whole on both sides: every TXT string, nothing cut.
+    for (const s of spans.filter((x) => x.attributes['dns.question.name'] === 'big.example.test')) {
+      assert.deepEqual([...(s.attributes['dns.answers'] as string[])].sort(), BIG_TXT, `kind ${s.kind}`);
+      assert.equal(s.attributes['telegen.unknown'], undefined);
+    }
+    for (const s of spans) {
+      assert.equal(s.attributes['server.address'], '127.0.0.1');
+      assert.equal(s.status.code ?? 0, 0, brief(s)); // NXDOMAIN is an answer (decoders/dns/README.md)
+    }
+  } finally {
+    if (cap) await stopLoCapture(cap);
+    if (ub) await ub.stop();
+    assert.equal(await agent.stop(), 0);
+  }
+});
