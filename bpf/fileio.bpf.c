@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* File I/O tracer from syscall tracepoints: openat (and open) remembers fd → (path, directory) for
  * the files opened while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed
- * (enter → exit). Every operation is counted here, in a cumulative histogram per process, directory and
+ * (enter → exit), the vectored calls as their plain operation (readv → read, writev → write,
+ * preadv/preadv2 → pread, pwritev/pwritev2 → pwrite) and fdatasync as fsync. dup/dup2/dup3 and
+ * fcntl(F_DUPFD*) give the new fd the entry of the old one: a shell's `cmd > file` opens the file
+ * and dup2()s it onto fd 1 before the exec, so that is how a program's stdout reaches a file. Every operation is counted here, in a cumulative histogram per process, directory and
  * operation (tg_fileio_hists), which user space reads at each metric collection: at tens of
  * thousands of operations per second one ring record each cost the agent more CPU than it had.
  * The ring carries only what needs the single operation: slow ones (>= slow_ns, logged with their
@@ -54,6 +57,9 @@ struct file_ent {
 	__u64 dir_id; /* the directory cut from path at openat */
 	__u64 inode;  /* the opened file's inode: the fd still names this file while they match */
 };
+
+/* Not an operation of enum tg_fileio_op: a dup whose new fd takes the old fd's entry. */
+#define OP_DUP 0x100
 
 struct inflight {
 	__u64 ts;
@@ -348,6 +354,24 @@ static __always_inline void count(struct scratch *s, __u32 pid, __u32 op, __u64 
 	stat_inc(TG_FILEIO_STAT_EVENTS);
 }
 
+/* After dup/dup2/dup3/fcntl(F_DUPFD*) returned `ret`: the new fd names what the old one names, so
+ * it gets the old one's entry (its directory, path and inode); when the old fd is no file traced
+ * here, an entry the new fd number had is gone (dup2 closed that file). */
+static __always_inline int dup_done(__u32 pid, __u64 oldfd, long ret)
+{
+	if (ret < 0 || ret == (long)oldfd)
+		return 0;
+	struct fd_key ok = { .pid = pid, .fd = oldfd }, nk = { .pid = pid, .fd = ret };
+	struct file_ent *fp = bpf_map_lookup_elem(&tg_fileio_files, &ok);
+	if (fp && fp->inode == fd_inode(ret)) {
+		if (bpf_map_update_elem(&tg_fileio_files, &nk, fp, BPF_ANY))
+			stat_inc(TG_FILEIO_STAT_MAP_FULL);
+	} else {
+		bpf_map_delete_elem(&tg_fileio_files, &nk);
+	}
+	return 0;
+}
+
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -357,6 +381,8 @@ static __always_inline int leave(long ret)
 		return 0;
 	struct inflight in = *f;
 	bpf_map_delete_elem(&tg_fileio_inflight, &tid);
+	if (in.op == OP_DUP)
+		return dup_done(pid, in.arg, ret);
 	__u64 lat = bpf_ktime_get_ns() - in.ts;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&tg_fileio_scratch, &zero);
@@ -446,6 +472,60 @@ SEC("tracepoint/syscalls/sys_enter_fsync")
 int tg_fio_in_fsync(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_FSYNC, ctx->args[0], 1); }
 SEC("tracepoint/syscalls/sys_exit_fsync")
 int tg_fio_out_fsync(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+/* The vectored calls move bytes like their plain forms: counted as read/write/pread/pwrite. */
+SEC("tracepoint/syscalls/sys_enter_readv")
+int tg_fio_in_readv(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_READ, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int tg_fio_out_readv(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tg_fio_in_writev(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_WRITE, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tg_fio_out_writev(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_preadv")
+int tg_fio_in_preadv(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_PREAD, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_preadv")
+int tg_fio_out_preadv(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_pwritev")
+int tg_fio_in_pwritev(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_PWRITE, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_pwritev")
+int tg_fio_out_pwritev(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_preadv2")
+int tg_fio_in_preadv2(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_PREAD, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_preadv2")
+int tg_fio_out_preadv2(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_pwritev2")
+int tg_fio_in_pwritev2(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_PWRITE, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_pwritev2")
+int tg_fio_out_pwritev2(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+/* PostgreSQL's WAL default on Linux (wal_sync_method=fdatasync), SQLite's, most databases'. */
+SEC("tracepoint/syscalls/sys_enter_fdatasync")
+int tg_fio_in_fdatasync(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_FSYNC, ctx->args[0], 1); }
+SEC("tracepoint/syscalls/sys_exit_fdatasync")
+int tg_fio_out_fdatasync(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+/* Every dup, whether or not the old fd is traced: dup2/dup3 onto a traced fd close its file. */
+SEC("tracepoint/syscalls/sys_enter_dup")
+int tg_fio_in_dup(struct trace_event_raw_sys_enter *ctx) { return enter(OP_DUP, ctx->args[0], 0); }
+SEC("tracepoint/syscalls/sys_exit_dup")
+int tg_fio_out_dup(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int tg_fio_in_dup2(struct trace_event_raw_sys_enter *ctx) { return enter(OP_DUP, ctx->args[0], 0); }
+SEC("tracepoint/syscalls/sys_exit_dup2")
+int tg_fio_out_dup2(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int tg_fio_in_dup3(struct trace_event_raw_sys_enter *ctx) { return enter(OP_DUP, ctx->args[0], 0); }
+SEC("tracepoint/syscalls/sys_exit_dup3")
+int tg_fio_out_dup3(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+SEC("tracepoint/syscalls/sys_enter_fcntl")
+int tg_fio_in_fcntl(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[1] != F_DUPFD && ctx->args[1] != F_DUPFD_CLOEXEC)
+		return 0;
+	return enter(OP_DUP, ctx->args[0], 0);
+}
+SEC("tracepoint/syscalls/sys_exit_fcntl")
+int tg_fio_out_fcntl(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
 SEC("tracepoint/syscalls/sys_enter_close")
 int tg_fio_in_close(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_CLOSE, ctx->args[0], 1); }
 SEC("tracepoint/syscalls/sys_exit_close")

@@ -9,6 +9,8 @@ APT_PACKAGES=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ python3
   # tests: real peers and the independent oracle
   tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps libcap2-bin openssl
+  # file I/O and security tests: strace -f -y is the oracle of which syscalls ran on which file
+  strace
   redis-server redis-tools
   # GnuTLS test: Debian's GnuTLS programs (wget, git-remote-https via libcurl3-gnutls, gnutls-cli/-serv)
   wget git gnutls-bin

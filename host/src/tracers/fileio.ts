@@ -1,5 +1,6 @@
-// File I/O tracer: bpf/fileio.bpf.c times openat/read/write/pread64/pwrite64/fsync/close on files
-// opened while tracing (fd → path and directory kept in the kernel) and counts every operation in
+// File I/O tracer: bpf/fileio.bpf.c times openat/read/write/pread64/pwrite64/fsync/close (and the
+// vectored calls and fdatasync, as their plain operation) on files opened while tracing (fd → path
+// and directory kept in the kernel, following dup/dup2/dup3/F_DUPFD) and counts every operation in
 // kernel histograms per process, directory and operation, which fileio-series.ts turns into the
 // latency and size histograms at each metric collection. The ring carries only operations slower
 // than slow_ms (logged) and failed ones (counted by errno).

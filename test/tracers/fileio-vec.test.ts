@@ -1,0 +1,87 @@
+// File I/O tracer against strace, the independent oracle (-f -y names the file behind every fd):
+// bytes moved with readv/writev/preadv/pwritev(2) and fdatasync are counted as read/write/pread/
+// pwrite/fsync, and I/O through an fd made by dup, dup2, dup3 or fcntl(F_DUPFD*) counts for the
+// file it names — which is how a shell's `cmd > file` (open, dup2 onto fd 1, exec) writes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { execFileSync } from 'child_process';
+import { requireBpf, startAgent, waitFor } from '../helpers/agent';
+import { latestMetrics, pointsWhere, tracerConfig } from './helpers';
+
+const FIXTURE = path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'file-vec-dup.c');
+const OP: Record<string, string> = {
+  openat: 'open', read: 'read', readv: 'read', write: 'write', writev: 'write', pread64: 'pread', preadv: 'pread', preadv2: 'pread',
+  pwrite64: 'pwrite', pwritev: 'pwrite', pwritev2: 'pwrite', fsync: 'fsync', fdatasync: 'fsync', close: 'close',
+};
+const TRACE = [...Object.keys(OP), 'dup', 'dup2', 'dup3', 'fcntl'].join(',');
+
+/** pid → operation → [calls, bytes] of every call strace saw on a file under `dir`. */
+function straceCounts(file: string, dir: string): Map<number, Record<string, [number, number]>> {
+  const out = new Map<number, Record<string, [number, number]>>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    // 123 writev(3</tmp/x/vec.bin>, [...], 2) = 2000     123 openat(AT_FDCWD</tmp>, "/tmp/x/f", ...) = 3</tmp/x/f>
+    const m = /^(\d+) (\w+)\((\w+)<([^>]*)>.*\)\s+= (-?\d+)(?:<([^>]*)>)?/.exec(line);
+    if (!m || !OP[m[2]]) continue;
+    const [, pid, sys, , fdPath, ret, retPath] = m;
+    const p = sys === 'openat' ? retPath : fdPath;
+    if (!p?.startsWith(`${dir}/`)) continue;
+    const ops = out.get(Number(pid)) ?? {};
+    const c = (ops[OP[sys]] ??= [0, 0]);
+    c[0]++;
+    if (!['open', 'close', 'fsync'].includes(OP[sys])) c[1] += Number(ret);
+    out.set(Number(pid), ops);
+  }
+  return out;
+}
+
+test('fileio: vectored reads/writes, fdatasync, and I/O through dup/dup2/dup3/F_DUPFD fds (shell redirection) equal strace\'s', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-vec-'));
+  const bin = path.join(tmp, 'vec');
+  execFileSync('gcc', ['-O1', '-o', bin, FIXTURE]);
+  const dir = path.join(tmp, 'data');
+  fs.mkdirSync(dir);
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50 } }), env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
+  try {
+    const trace = path.join(tmp, 'strace.txt');
+    const strace = (args: string[]) => execFileSync('strace', ['-f', '-y', '-qq', '-o', trace, '-e', `trace=${TRACE}`, ...args], { encoding: 'utf8' });
+    strace([bin, dir]);
+    const vec = straceCounts(trace, dir);
+    // bash: a loop's output redirected (open, fcntl F_DUPFD to save fd 1, dup2 onto 1, writes,
+    // dup2 back), then `exec > file` and exec of /bin/echo, whose write goes to fd 1.
+    strace(['bash', '-c', 'for i in 1 2 3; do echo line$i; done > "$1"; echo not-a-file; exec > "$2"; exec /bin/echo done', '_', path.join(dir, 'loop'), path.join(dir, 'ex')]);
+    const sh = straceCounts(trace, dir);
+    assert.equal(vec.size, 1);
+    assert.equal(sh.size, 1);
+    // What strace saw, so the oracle itself is as planned.
+    assert.deepEqual([...vec.values()][0], { open: [1, 0], write: [10, 8237], pwrite: [6, 8005], fsync: [2, 0], read: [3, 1500], pread: [3, 1100], close: [5, 0] });
+    assert.deepEqual([...sh.values()][0], { open: [2, 0], write: [4, 23], close: [3, 0] });
+    const expect = new Map([...vec, ...sh]);
+
+    const agentCounts = (pid: number) => {
+      const m = latestMetrics(agent.dataDir);
+      const got: Record<string, [number, number]> = {};
+      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) {
+        const op = String(p.attributes['telegen.file.operation']);
+        const c = (got[op] ??= [0, 0]);
+        c[0] += p.count ?? 0;
+      }
+      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
+      return got;
+    };
+    const total = (r: Record<string, [number, number]>) => Object.values(r).reduce((n, [c]) => n + c, 0);
+    await waitFor(() => [...expect].every(([pid, ops]) => total(agentCounts(pid)) >= total(ops)), 30_000).catch(() => { /* compared below */ });
+    await new Promise((r) => setTimeout(r, 2500));
+    for (const [pid, ops] of expect) assert.deepEqual(agentCounts(pid), ops, `pid ${pid}`);
+    // The exec'd echo's write and close are its own (same pid, new comm).
+    const [shPid] = sh.keys();
+    const echo = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', { 'process.pid': shPid, 'file.directory': dir, 'process.executable.name': 'echo' });
+    assert.deepEqual(echo.map((p) => [p.attributes['telegen.file.operation'], p.count, p.sum]), [['write', 1, 5]]);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
