@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* TCP metrics from tracepoints only (no kprobes, no fentry on this kernel family):
  * sock/inet_sock_set_state gives the lifecycle (open, close, failed connect), tcp_probe the RTT
- * samples, tcp_retransmit_skb / tcp_receive_reset / tcp_send_reset the trouble. tp_btf where the
+ * samples, tcp_retransmit_skb / tcp_retransmit_synack / tcp_receive_reset / tcp_send_reset the trouble. tp_btf where the
  * handler needs the socket itself (byte counts, srtt); classic tracepoints where the record already
  * holds the addresses: tcp_send_reset (a reset for a closed port has no socket) and
  * tcp_retransmit_skb (its format is stable ABI, while its BTF prototype grew an argument in 6.x).
@@ -306,6 +306,41 @@ int tg_tcp_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 	e->state = ctx->state;
 	__u64 key = (__u64)ctx->skaddr;
 	fill_conn(e, bpf_map_lookup_elem(&tg_tcp_conns, &key));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* A SYN-ACK resent for a connection still in the listener's queue (its first was lost, or the
+ * client resent its SYN): tcp_rtx_synack counts it in TcpRetransSegs like any resent segment but
+ * never passes tcp_retransmit_skb. The connection has no socket of its own yet (skaddr is the
+ * listener): the server role and both ends, no process (none has accepted it). */
+SEC("tracepoint/tcp/tcp_retransmit_synack")
+int tg_tcp_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
+{
+	struct tg_tcp_event *e = reserve(TG_TCP_RETRANS);
+	if (!e)
+		return 0;
+	/* The request's own ends: the record's family (and so which of its address fields hold the
+	 * ends) is the listener's, AF_INET6 for a dual-stack (::) one, while an IPv4 client's request
+	 * holds IPv4 addresses only. */
+	const struct sock_common *rc = &((const struct request_sock *)ctx->req)->__req_common;
+	__u16 family = BPF_CORE_READ(rc, skc_family);
+	e->family = family;
+	e->lport = ctx->sport;
+	e->rport = ctx->dport;
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->laddr, rc, skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, rc, skc_v6_daddr);
+	} else {
+		__u32 l = BPF_CORE_READ(rc, skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(rc, skc_daddr);
+		e->laddr[10] = 0xff; e->laddr[11] = 0xff;
+		e->raddr[10] = 0xff; e->raddr[11] = 0xff;
+		__builtin_memcpy(&e->laddr[12], &l, 4);
+		__builtin_memcpy(&e->raddr[12], &r, 4);
+	}
+	e->state = S_SYN_RECV;
+	e->role = TG_TCP_ROLE_SERVER;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -19,7 +19,7 @@ async function tcpUp(api: (p: string) => Promise<Response>): Promise<void> {
   const st = await (await api('/api/status')).json() as { tracers: Array<{ name: string; ok: boolean; detail: string }> };
   const t = st.tracers.find((x) => x.name === 'tcp');
   assert.ok(t?.ok, `tcp tracer up: ${JSON.stringify(t)}`);
-  assert.match(t!.detail, /^7 programs attached$/);
+  assert.match(t!.detail, /^8 programs attached$/);
 }
 
 /** One connection: client sends `up` bytes, server answers `down` bytes, client closes, server closes. */

@@ -12,7 +12,7 @@ import { TcpSeries, TCP_INSTRUMENTS } from './tcp-series';
 import { tg_tcp_stat } from '../generated/tcp-layout';
 
 const tlog = log.child({ component: 'tracer.tcp' });
-const PROGRAMS = ['tg_tcp_state', 'tg_tcp_probe', 'tg_tcp_retransmit', 'tg_tcp_reset_rx', 'tg_tcp_reset_tx', 'tg_tcp_accept4', 'tg_tcp_accept'];
+const PROGRAMS = ['tg_tcp_state', 'tg_tcp_probe', 'tg_tcp_retransmit', 'tg_tcp_retransmit_synack', 'tg_tcp_reset_rx', 'tg_tcp_reset_tx', 'tg_tcp_accept4', 'tg_tcp_accept'];
 const STAT_NAMES = Object.keys(tg_tcp_stat).filter((k) => k !== 'TG_TCP_STAT_MAX')
   .sort((a, b) => tg_tcp_stat[a as keyof typeof tg_tcp_stat] - tg_tcp_stat[b as keyof typeof tg_tcp_stat])
   .map((k) => `tcp_${k.slice('TG_TCP_STAT_'.length).toLowerCase()}`);
