@@ -221,6 +221,20 @@ export function emitCancel(stream: u32, st: Stream, pid: i64, ts: u64): void {
   finish();
 }
 
+/** The server refused SSLRequest/GSSENCRequest ('N') and the connection closed before a
+ *  StartupMessage: the client required encryption (libpq: "server does not support SSL, but SSL
+ *  was required"). A failed STARTUP, from the request to the refusal. */
+export function emitEncRefused(stream: u32, st: Stream, gss: bool, tsStart: u64, tsEnd: u64): void {
+  begin(KIND_EXCHANGE, FLAG_ERROR, <u64>stream, tsStart, tsEnd < tsStart ? tsStart : tsEnd);
+  common(st);
+  addString(A_DB_OPERATION_NAME, "STARTUP");
+  addString(A_ERROR_TYPE, gss ? "gssenc_refused" : "ssl_refused");
+  addString(A_ERROR_MESSAGE, gss
+    ? "the server refused GSSAPI encryption and the connection closed before a StartupMessage"
+    : "the server refused SSL and the connection closed before a StartupMessage");
+  finish();
+}
+
 /** The server accepted SSLRequest/GSSENCRequest: the rest of the stream is encrypted. */
 export function emitUpgrade(stream: u32, st: Stream, tsStart: u64, tsEnd: u64, gss: bool): void {
   begin(KIND_UPGRADE, 0, <u64>stream, tsStart, tsEnd);

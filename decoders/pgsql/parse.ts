@@ -149,8 +149,9 @@ export function parseInput(stream: u32, st: Stream, dir: i32, base: usize, len: 
       st.tls = true;
       return PARSE_IGNORED;
     }
+    if (b == 0x4e) { st.encRefused = st.encWait; st.encRefusedTs = ts; }
     st.encWait = 0;
-    if (b == 0x4e) { p++; if (p >= len) return p; } // 'N': the plain StartupMessage follows
+    if (b == 0x4e) { p++; if (p >= len) return p; } // 'N': the plain StartupMessage follows (or the client gives up)
   }
   if (req && st.phase == PH_INIT) {
     const r = parseUntyped(stream, st, base, p, len, ts);

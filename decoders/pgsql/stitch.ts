@@ -15,9 +15,9 @@
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT } from "../abi/abi";
 import {
   Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_AUTH, PH_READY, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
+  OP_STARTUP, PH_INIT, PH_AUTH, PH_READY, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
 } from "./types";
-import { emitQuery, emitOrphanTag, emitStartup, emitCancel, emitNotice, emitNotification } from "./emit";
+import { emitQuery, emitOrphanTag, emitStartup, emitCancel, emitNotice, emitNotification, emitEncRefused } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
 
 // Naming by SQL text, shared by every stream: applications send the same few statements on every
@@ -288,6 +288,7 @@ export function onStartup(st: Stream, p: usize, n: i32, ts: u64): void {
   st.startup.reset(OP_STARTUP, st.encTs != 0 ? st.encTs : ts);
   st.startupOpen = true;
   st.encTs = 0;
+  st.encRefused = 0;
 }
 
 export function onCancel(stream: u32, st: Stream, p: usize, ts: u64): void {
@@ -772,6 +773,9 @@ export function closeStream(stream: u32, ts: u64): Stream | null {
   }
   if (st.deferredPending) { st.deferredPending = false; emitQuery(stream, st, st.deferred, 0, st.deferred.tsEnd); }
   if (st.startupOpen) emitStartup(stream, st, FLAG_NO_RESPONSE, st.startup.ts);
+  // Encryption refused and the connection gone before any StartupMessage: a client that requires
+  // it (sslmode=require, gssencmode=require) against a server without it. Its only trace.
+  if (st.encRefused != 0 && st.phase == PH_INIT && !st.tls) emitEncRefused(stream, st, st.encRefused == 2, st.encTs, st.encRefusedTs);
   flushOrphan(stream, st, ts);
   streams.delete(stream);
   return st;

@@ -319,6 +319,9 @@ export class Stream {
   tls: bool = false;
   encWait: u8 = 0;             // 1: SSLRequest, 2: GSSENCRequest awaiting its one-byte answer
   encTs: u64 = 0;
+  // The server refused it ('N', 1 SSL, 2 GSSAPI) at encRefusedTs, and no StartupMessage came yet.
+  encRefused: u8 = 0;
+  encRefusedTs: u64 = 0;
   reqAligned: bool = false;    // request bytes are at a message boundary we trust
   respAligned: bool = false;
   reqTrusted: bool = false;    // aligned from the very start of the stream: a bad header is fatal
@@ -378,6 +381,8 @@ export class Stream {
     this.tls = false;
     this.encWait = 0;
     this.encTs = 0;
+    this.encRefused = 0;
+    this.encRefusedTs = 0;
     this.reqAligned = false;
     this.respAligned = false;
     this.reqTrusted = false;

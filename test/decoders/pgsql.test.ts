@@ -153,6 +153,27 @@ test('GSSENCRequest answered N then a plain startup', () => {
   assert.equal(h.records[0].attributes['db.operation.name'], 'STARTUP');
 });
 
+test('SSLRequest or GSSENCRequest answered N, then closed before any StartupMessage: one failed STARTUP (the client required encryption)', () => {
+  for (const [code, type] of [[80877103, 'ssl_refused'], [80877104, 'gssenc_refused']] as const) {
+    const h = fresh();
+    play(h, 1, [[Q, Buffer.concat([i32(8), i32(code)])], [R, be.sslNo()]]);
+    assert.equal(h.records.length, 0);
+    h.inst.closeStream(1);
+    assert.deepEqual(h.records.map((r) => [r.kind, r.flags & FLAG_ERROR, r.attributes['db.operation.name'], r.attributes['error.type'], r.tsStart, r.tsEnd]),
+      [[1, FLAG_ERROR, 'STARTUP', type, 1000n, 2000n]]);
+  }
+  // Refused, then the plain startup: only that startup, at close too.
+  const h = fresh();
+  play(h, 1, [[Q, Buffer.concat([i32(8), i32(80877103)])], [R, be.sslNo()], ...startupSteps()]);
+  h.inst.closeStream(1);
+  assert.deepEqual(h.records.map((r) => [r.attributes['db.operation.name'], r.attributes['error.type']]), [['STARTUP', undefined]]);
+  // Accepted ('S'): the upgrade only, nothing at close.
+  const t = fresh();
+  play(t, 1, [[Q, Buffer.concat([i32(8), i32(80877103)])], [R, Buffer.from('S')]]);
+  t.inst.closeStream(1);
+  assert.deepEqual(t.records.map((r) => [r.kind, r.attributes['telegen.protocol.next']]), [[3, 'tls']]);
+});
+
 test('simple query: text, operation, collection, rows, tag; span from Query to ReadyForQuery', () => {
   const h = connected();
   play(h, 1, [

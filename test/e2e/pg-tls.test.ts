@@ -6,7 +6,9 @@
 // TLS), query texts, SQLSTATEs — on both sides, and nothing made of ciphertext. tshark decrypts the
 // node-postgres connection with node's --tls-keylog and is the oracle for it (libpq 15 writes no
 // key log). Then sslmode=prefer against a server with ssl=off: SSLRequest answered 'N', the
-// startup follows in cleartext on the same connection, tshark reading all of it.
+// startup follows in cleartext on the same connection, tshark reading all of it; and clients that
+// require TLS there (psql sslmode=require, node-postgres ssl: true), which close after the 'N': one
+// failed STARTUP each (error.type ssl_refused) — before, such a connection left no span at all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -153,7 +155,7 @@ test('PostgreSQL over TLS (sslmode=require): psql and node-postgres spans on bot
   }
 });
 
-test('PostgreSQL sslmode=prefer against ssl=off: SSLRequest answered N, then the cleartext startup; both sides as tshark reads them', { timeout: 180_000 }, async (t) => {
+test('PostgreSQL against ssl=off: sslmode=prefer goes on in cleartext after the N, both sides as tshark reads them; sslmode=require gives a failed STARTUP', { timeout: 180_000 }, async (t) => {
   if (!needs(t)) return;
   const pg = await initPostgres('telegen-pg-prefer-', { password: 'pw-tls' });
   const agent = await startAgent();
@@ -168,6 +170,11 @@ test('PostgreSQL sslmode=prefer against ssl=off: SSLRequest answered N, then the
     assert.equal(r.stdout.trim(), 'off', r.stderr);
     const node = spawnSync(process.execPath, ['-e', NODE_CLIENT(pg.port, false)], { encoding: 'utf8', timeout: 30_000, cwd: repoRoot });
     assert.equal(node.stdout, '2,3,2,42P01', node.stderr);
+    // Clients that require TLS give up after the 'N': psql sslmode=require, node-postgres ssl: true.
+    const strict = spawnSync('psql', [`host=127.0.0.1 port=${pg.port} user=postgres dbname=postgres sslmode=require`, '-X', '-c', 'SELECT 1'], { encoding: 'utf8', timeout: 30_000 });
+    assert.match(strict.stderr, /server does not support SSL, but SSL was required/);
+    const nodeStrict = spawnSync(process.execPath, ['-e', NODE_CLIENT(pg.port, true)], { encoding: 'utf8', timeout: 30_000, cwd: repoRoot });
+    assert.match(nodeStrict.stdout, /^failed: The server does not support SSL connections/);
     await stopLoCapture(cap);
     cap = undefined;
     const oracle = tsharkPg(pcap, pg.port);
@@ -182,6 +189,8 @@ test('PostgreSQL sslmode=prefer against ssl=off: SSLRequest answered N, then the
       'STARTUP |  |  | ', 'CREATE | CREATE TABLE t (n int) |  | ', 'INSERT | INSERT INTO t VALUES (?), (?) |  | 2', 'SHOW | SHOW ssl |  | 1',
       'STARTUP |  |  | ', 'SELECT | SELECT n FROM t WHERE n = $1 |  | 1', 'SELECT | SELECT n FROM t WHERE n = $1 |  | 1',
       'SELECT | SELECT n FROM t ORDER BY n |  | 2', 'SELECT | SELECT * FROM no_such_table | 42P01 | ',
+      // the two that required TLS: a failed STARTUP each, from the SSLRequest to the 'N'
+      'STARTUP |  |  | ', 'STARTUP |  |  | ',
     ];
     for (const kind of [CLIENT, SERVER]) {
       await waitFor(() => spans(kind).length >= want.length, 30_000).catch(() => undefined);
@@ -191,6 +200,14 @@ test('PostgreSQL sslmode=prefer against ssl=off: SSLRequest answered N, then the
       const startup = all.find((s) => s.attributes['telegen.db.application_name'] === 'tls-psql' && s.name === 'STARTUP')!;
       assert.equal(startup.attributes['db.namespace'], 'postgres');
       assert.equal(startup.attributes['telegen.db.auth.method'], 'SCRAM-SHA-256');
+      const refused = all.slice(-2);
+      for (const s of refused) {
+        assert.equal(s.status.code, 2);
+        assert.equal(s.attributes['error.type'], 'ssl_refused');
+        assert.equal(s.attributes['db.namespace'], undefined); // no StartupMessage: no database, no user
+      }
+      if (kind === CLIENT) assert.deepEqual(refused.map((s) => s.attributes['process.pid']), [strict.pid, nodeStrict.pid]);
+      for (const s of all.slice(0, -2)) assert.equal(s.status.code ?? 0, s.attributes['db.response.status_code'] ? 2 : 0, brief(s));
     }
   } finally {
     if (cap) await stopLoCapture(cap);
