@@ -93,8 +93,24 @@ function shortValue(buf: Buffer, v: number, n: number, id: number, cache: Array<
 // The attributes object of a record: built by a constructor, so V8 gives it in-object room for the
 // fields that follow (a literal `{}` has 4 and spills the rest to a growing store: DNS records carry
 // 14). Same prototype as a literal: to any consumer it is a plain object.
-const Attributes = function Attributes(this: Record<string, AttrValue>) { /* filled by readRecord */ } as unknown as { new(): Record<string, AttrValue> };
-Attributes.prototype = Object.prototype;
+//
+// Room for what comes after the decoder's fields: a span's builder adds up to ~14 (addresses,
+// ports, transport, route, scheme, process, thread; pipeline/spans.ts) and correlation one or two.
+// V8 sizes a constructor's objects by the `this.x =` stores its source holds (then trims, after a
+// few objects, to what they used): SPAN_ROOM stores that never run (the guard is never true) make
+// that room in-object. Without it (literals) every span's attributes spilled its 12-13 added
+// properties into an out-of-object store that V8 grows 3 slots at a time, a new store each time:
+// on a replay of wrk's GET /hello at 1k req/s, 160 bytes a span more allocated in all.
+const SPAN_ROOM = 16;
+const ROOM_STORES = `if (room === null) { ${Array.from({ length: SPAN_ROOM }, (_, i) => `this.room${i} = 0;`).join(' ')} }`;
+/** A constructor (Object.prototype: to any consumer a plain object) whose body is `body` (reading
+ *  its argument `v`), plus the never-run room stores. */
+function roomyConstructor(body: string): { new(v?: unknown): Record<string, AttrValue> } {
+  const F = new Function('v', 'room', `${body} ${ROOM_STORES}`) as unknown as { new(v?: unknown): Record<string, AttrValue>; prototype: object };
+  F.prototype = Object.prototype;
+  return F;
+}
+const Attributes = roomyConstructor('/* filled by readRecord */');
 
 // Whole attribute sets repeat as well: a connection's exchanges of one statement differ in their
 // header (times, stream) but often not in one field byte (same query, tag and row count). A
@@ -126,8 +142,9 @@ class FieldSets {
   readonly copiers: Array<Copier | undefined> = new Array<Copier | undefined>(SET_SLOTS).fill(undefined);
 }
 
-// A copy of a template (a span's, or a record of another kind): an object literal with the template's names as constant
-// keys is built from V8's literal boilerplate (~19 ns for 5-9 fields, measured stand-alone) where
+// A copy of a template (a span's, or a record of another kind): a constructor storing the
+// template's names as constant keys (a literal's boilerplate was ~19 ns for 5-9 fields, measured
+// stand-alone, but has no room for a span's additions: roomyConstructor above) where
 // Object.assign defines each property (~78 ns) and a spread's site goes megamorphic (~93 ns). One
 // copier per list of names (a decoder has a handful), compiled once, shared by every reader; the
 // names are JSON-quoted, so no name (a decoder's private ones included) is read as code. Past
@@ -142,8 +159,9 @@ function copierOf(t: Record<string, AttrValue>): Copier {
   let c = copiers.get(key);
   if (c !== undefined) return c;
   if (copiers.size >= COPIERS_MAX) return assignCopy;
-  const body = names.map((n) => `${JSON.stringify(n)}: t[${JSON.stringify(n)}]`).join(', ');
-  c = new Function('t', `return { ${body} };`) as Copier;
+  if (names.includes('__proto__')) return assignCopy;
+  const F = roomyConstructor(names.map((n) => `this[${JSON.stringify(n)}] = v[${JSON.stringify(n)}];`).join(' '));
+  c = (t) => new F(t);
   copiers.set(key, c);
   return c;
 }
@@ -330,11 +348,12 @@ function header(m: MemView, ptr: number, attributes: Record<string, AttrValue>):
 // A decoder's records come in a few shapes (the same attribute ids in the same order: an HTTP GET
 // answered with a Content-Length, a POST, ...). Adding a record's fields one by one to an empty
 // object is a keyed store per field that walks V8's map transitions (most of readRecord's time
-// on HTTP records, 14 fields); a literal with the shape's names as constant keys is built from
-// its boilerplate at once. So the values are decoded into a scratch array and, for a shape seen
-// before, handed to that shape's builder: one per list of names, compiled on its second sighting
-// (JSON-quoted names: none is read as code), shared by every reader, at most BUILDERS_MAX (then
-// the generic path). Same object as before: the same names in the same order, the same values.
+// on HTTP records, 14 fields); a constructor storing the shape's names as constant keys runs
+// monomorphic stores into in-object room (roomyConstructor). So the values are decoded into a
+// scratch array and, for a shape seen before, handed to that shape's builder: one per list of
+// names, compiled on its second sighting (JSON-quoted names: none is read as code), shared by every
+// reader, at most BUILDERS_MAX (then the generic path). Same object as before: the same names in
+// the same order, the same values.
 type Builder = (v: AttrValue[]) => Record<string, AttrValue>;
 const BUILDERS_MAX = 512;
 const SHAPE_SLOTS = 256;
@@ -347,8 +366,11 @@ function builderOf(names: string[]): Builder | null {
   if (b !== undefined) return b;
   if (builders.size >= BUILDERS_MAX) return null;
   // A repeated name: its first place, its last value; the generic path does exactly that.
-  b = new Set(names).size !== names.length || names.includes('__proto__') ? null
-    : new Function('v', `return { ${names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ')} };`) as Builder;
+  if (new Set(names).size !== names.length || names.includes('__proto__')) b = null;
+  else {
+    const F = roomyConstructor(names.map((n, i) => `this[${JSON.stringify(n)}] = v[${i}];`).join(' '));
+    b = (v) => new F(v);
+  }
   builders.set(key, b);
   return b;
 }
