@@ -125,10 +125,12 @@ function spanAttributes(attrs: Record<string, unknown>): Attributes {
   return a;
 }
 
-/** A string list (header values) with room for exactly its items: the record's lists grow by
- *  push from empty, which reserves 17 slots — ~150 bytes per list that a held span kept alive. */
+/** A string list (header values) with room for exactly its items: a list of several grew by push,
+ *  which reserves 17 slots — ~150 bytes per list that a held span kept alive. A list of one is
+ *  already exact (records.ts makes it `[s]`, pushing only from the second item on): copying it was
+ *  garbage on every span (two response headers a GET). */
 function compact(v: string[]): string[] {
-  return v.length === 1 ? [v[0]] : v.slice();
+  return v.length === 1 ? v : v.slice();
 }
 
 // Shared by every span that has no links, events or status: held spans are what the correlator's
@@ -204,9 +206,17 @@ function urlFull(a: Attributes): string | undefined {
   const path = a['url.path'], host = a['server.address'], scheme = a['url.scheme'];
   if (typeof path !== 'string' || path.charCodeAt(0) !== 0x2f || typeof host !== 'string' || !host || typeof scheme !== 'string') return undefined;
   const port = a['server.port'], q = a['url.query'];
+  // A client's calls repeat their URL (a poller, a load generator, a health check): the last one
+  // is handed out again, the same string, instead of four concatenations (and, for the exporter,
+  // a fresh string to compare with the value it wrote last).
+  if (path === lastUrl.path && host === lastUrl.host && scheme === lastUrl.scheme && port === lastUrl.port && q === lastUrl.query) return lastUrl.full;
   const p = typeof port === 'number' && !(port === 80 && scheme === 'http') && !(port === 443 && scheme === 'https') ? `:${port}` : '';
-  return `${scheme}://${host.includes(':') ? `[${host}]` : host}${p}${path}${typeof q === 'string' ? `?${q}` : ''}`;
+  const full = `${scheme}://${host.includes(':') ? `[${host}]` : host}${p}${path}${typeof q === 'string' ? `?${q}` : ''}`;
+  lastUrl.path = path; lastUrl.host = host; lastUrl.scheme = scheme; lastUrl.port = port; lastUrl.query = q; lastUrl.full = full;
+  return full;
 }
+/** urlFull's last inputs and result (`path` undefined: none yet; inputs compared with ===). */
+const lastUrl: { path: string | undefined; host: string; scheme: string; port: unknown; query: unknown; full: string } = { path: undefined, host: '', scheme: '', port: undefined, query: undefined, full: '' };
 
 function isIPv6(addr: string): boolean { return addr.includes(':') && !addr.startsWith('::ffff:'); }
 /** IPv4 224.0.0.0/4 or IPv6 ff00::/8 (addresses as unmapV4 leaves them). */
