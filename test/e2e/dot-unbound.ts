@@ -51,3 +51,24 @@ export async function startUnbound(opts: { https?: boolean } = {}): Promise<Unbo
     async stop() { await served.stop(); fs.rmSync(pki.dir, { recursive: true, force: true }); },
   };
 }
+
+/** A second unbound, a resolver on its own port (UDP/TCP) forwarding everything over DNS over TLS
+ *  (forward-tls-upstream) to `upstream`, verifying its certificate (CA, name localhost): the
+ *  common DoT client, a resolver talking to its upstream. */
+export async function startForwarder(upstream: Unbound): Promise<{ served: Served; port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const conf = path.join(upstream.pki.dir, 'forwarder.conf');
+  fs.writeFileSync(conf, [
+    'server:',
+    '  verbosity: 1', `  interface: 127.0.0.1@${port}`, '  do-daemonize: no', '  chroot: ""', '  username: ""',
+    `  directory: ${upstream.pki.dir}`, '  pidfile: ""', '  use-syslog: no', '  logfile: ""', '  do-ip6: no',
+    '  access-control: 127.0.0.0/8 allow', '  do-not-query-localhost: no', `  tls-cert-bundle: ${upstream.pki.ca}`,
+    '  module-config: "iterator"',
+    // .test is a special-use name unbound answers itself unless told not to (RFC 6761)
+    '  local-zone: "test." nodefault',
+    'forward-zone:', '  name: "."', '  forward-tls-upstream: yes', `  forward-addr: 127.0.0.1@${upstream.tls}#localhost`,
+    'remote-control:', '  control-enable: no',
+  ].join('\n') + '\n');
+  const served = await startServer('unbound', ['-d', '-c', conf], { port, readyPattern: /start of service/ });
+  return { served, port, stop: () => served.stop() };
+}

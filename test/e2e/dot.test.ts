@@ -1,7 +1,8 @@
 // DNS over TLS (RFC 7858: TCP, the 2-byte length prefix inside TLS) through the running agent:
 // unbound serving tls-port on 127.0.0.1, queried by dig +tls (BIND, OpenSSL: several queries on
 // one kept-open connection, an NXDOMAIN, a 26 KB TXT answer) and by kdig +tls (Knot, GnuTLS),
-// whose SSLKEYLOGFILE lets tshark decrypt its connections: the oracle for both sides of them.
+// whose SSLKEYLOGFILE lets tshark decrypt its connections: the oracle for both sides of them; and by
+// a second unbound forwarding over TLS (forward-tls-upstream), the resolver-to-upstream DoT client.
 // Expected: the DNS spans DNS over TCP gives — question, type, rcode, answers — on both sides (kdig's
 // own through the GnuTLS tracer). Over TLS the 26 KB answer arrives whole (over plain TCP the
 // socket tracer's capture limit cuts it).
@@ -11,7 +12,7 @@ import * as path from 'path';
 import { execFileSync, spawnSync } from 'child_process';
 import { requireBpf, startAgent, waitFor, FlatSpan } from '../helpers/agent';
 import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
-import { startUnbound, haveUnbound, BIG_TXT, Unbound } from './dot-unbound';
+import { startUnbound, startForwarder, haveUnbound, BIG_TXT, Unbound } from './dot-unbound';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -48,6 +49,7 @@ test('DNS over TLS through the running agent: dig +tls and kdig +tls against unb
   const agent = await startAgent();
   let ub: Unbound | undefined;
   let cap: Capture | undefined;
+  let fwdPid = 0;
   try {
     ub = await startUnbound();
     const port = ub.tls;
@@ -59,6 +61,14 @@ test('DNS over TLS through the running agent: dig +tls and kdig +tls against unb
     assert.equal(dig(['+keepopen', '+short', 'www.example.test', 'A', 'www.example.test', 'AAAA']).trim(), '10.1.2.3\nfd00::7');
     assert.match(dig(['nx.example.test', 'A']), /status: NXDOMAIN/);
     assert.match(dig(['big.example.test', 'TXT']), /ANSWER: 120,/);
+    // A resolver forwarding over TLS: dig asks it over UDP, it asks unbound over DoT.
+    const fwd = await startForwarder(ub);
+    fwdPid = fwd.served.proc.pid!;
+    const viaFwd = (name: string) => execFileSync('dig', ['@127.0.0.1', '-p', String(fwd.port), '+tries=1', '+time=10', '+short', name, 'A'], { encoding: 'utf8', timeout: 30_000 });
+    try {
+      assert.equal(viaFwd('fwd.example.test').trim(), '');
+      assert.equal(viaFwd('www.example.test').trim(), '10.1.2.3');
+    } finally { await fwd.stop(); }
     const kdig = spawnSync('kdig', ['@127.0.0.1', '-p', String(port), '+tls', '+short', 'www.example.test', 'A', 'nope.example.test', 'AAAA'],
       { encoding: 'utf8', timeout: 30_000, env: { ...process.env, SSLKEYLOGFILE: keylog } });
     assert.equal(kdig.status, 0, kdig.stderr);
@@ -70,7 +80,7 @@ test('DNS over TLS through the running agent: dig +tls and kdig +tls against unb
 
     const onPort = () => agent.spans().filter((s) => s.attributes['network.protocol.name'] === 'dns' && s.attributes['server.port'] === port);
     const digWant = ['big.example.test TXT NOERROR [120 answers]', 'nx.example.test A NXDOMAIN []', 'www.example.test A NOERROR [10.1.2.3]', 'www.example.test AAAA NOERROR [fd00::7]'];
-    await waitFor(() => onPort().filter((s) => s.kind === SERVER).length >= 6 && onPort().filter((s) => s.kind === CLIENT).length >= 6, 30_000)
+    await waitFor(() => onPort().filter((s) => s.kind === SERVER).length >= 8 && onPort().filter((s) => s.kind === CLIENT).length >= 8, 30_000)
       .catch(() => undefined);
     const spans = onPort();
     const dump = JSON.stringify(spans.map((s) => [s.kind, s.attributes['process.executable.name'], brief(s)]));
@@ -78,13 +88,26 @@ test('DNS over TLS through the running agent: dig +tls and kdig +tls against unb
     assert.deepEqual(digClient.map(brief).sort(), digWant, dump);
     const server = spans.filter((s) => s.kind === SERVER);
     for (const s of server) assert.equal(s.attributes['process.executable.name'], 'unbound');
-    // unbound's spans: dig's four and kdig's two, those exactly as tshark read them (by message id).
-    assert.equal(server.length, 6, dump);
+    // unbound's spans: dig's four, the forwarder's two and kdig's two, kdig's exactly as tshark read
+    // them (by message id).
+    assert.equal(server.length, 8, dump);
     const byId = new Map(server.map((s) => [Number(s.attributes['telegen.dns.id']), s]));
     for (const [id, want] of kdigWant) assert.equal(byId.get(id) && brief(byId.get(id)!), want, `kdig id ${id}: ${dump}`);
     // kdig's own side, through the GnuTLS tracer (1d96308): the same two, by message id.
     const kdigClient = spans.filter((s) => s.kind === CLIENT && s.attributes['process.executable.name'] === 'kdig');
     assert.deepEqual(kdigClient.map((s) => `${s.attributes['telegen.dns.id']} ${brief(s)}`).sort(), [...kdigWant].map(([id, w]) => `${id} ${w}`).sort(), dump);
+    // The forwarder's side: a DoT client span per question it forwarded, each in the trace of the
+    // UDP question it was answering, and unbound's server span of it.
+    const fwdClient = spans.filter((s) => s.kind === CLIENT && s.attributes['process.pid'] === fwdPid);
+    assert.deepEqual(fwdClient.map(brief).sort(), ['fwd.example.test A NXDOMAIN []', 'www.example.test A NOERROR [10.1.2.3]'], dump);
+    const all = agent.spans();
+    for (const s of fwdClient) {
+      const asked = all.find((x) => x.kind === SERVER && x.attributes['process.pid'] === fwdPid && x.attributes['dns.question.name'] === s.attributes['dns.question.name']);
+      assert.ok(asked, `the forwarder's UDP server span for ${brief(s)}`);
+      assert.equal(s.traceId, asked.traceId, `${brief(s)} in the trace of the question it answers`);
+    }
+    const fwdIds = new Set(fwdClient.map((s) => Number(s.attributes['telegen.dns.id'])));
+    assert.deepEqual(server.filter((s) => fwdIds.has(Number(s.attributes['telegen.dns.id']))).map(brief).sort(), fwdClient.map(brief).sort(), dump);
     const digIds = new Set(digClient.map((s) => Number(s.attributes['telegen.dns.id'])));
     assert.deepEqual(server.filter((s) => digIds.has(Number(s.attributes['telegen.dns.id']))).map(brief).sort(), digWant, dump);
     // The 26 KB answer, whole on both sides: every TXT string, nothing cut.
