@@ -58,6 +58,10 @@ function udpFlowKey(ring: Uint8Array, dv: DataView, info: number, socket: bigint
 
 export class KernelIngest {
   private readonly conns = new Map<bigint, KConn>();
+  /** The plaintext (non-TLS) streams of `conns` again, by their id as a number (ids are counters:
+   *  exact below 2^53). A data record finds its connection here from two 32-bit words: no BigInt
+   *  of its id and no BigInt-keyed lookups (tlsConns, conns), which hash the BigInt each time. */
+  private readonly byNum = new Map<number, KConn>();
   /** Connections per process: exit() closes every fd without close() events. */
   private readonly byPid = new Map<number, Set<bigint>>();
   /** Connections whose plaintext the TLS tracer delivers: their ciphertext is dropped. */
@@ -190,6 +194,7 @@ export class KernelIngest {
     this.router.close(k.conn);
     this.conns.delete(id);
     if (id & TLS_STREAM) this.tlsConns.delete(id ^ TLS_STREAM);
+    else this.byNum.delete(Number(id));
     const set = this.byPid.get(k.pid);
     if (set) { set.delete(id); if (!set.size) this.byPid.delete(k.pid); }
   }
@@ -265,21 +270,31 @@ export class KernelIngest {
 
   private onData(ring: Uint8Array, dv: DataView, off: number, len: number): void {
     if (ring[off + INFO_DATA + tg_conn_info.proto] === tg_proto.TG_PROTO_UDP) { this.onDatagram(ring, dv, off, len); return; }
-    const raw = dv.getBigUint64(off + INFO_DATA + tg_conn_info.conn_id, true);
-    if (ring[off + tg_data_event.flags] & tg_data_flags.TG_DATA_H2_FIELD) { this.onHint(ring, dv, off, len, raw); return; }
-    let key = raw;
-    if (ring[off + tg_data_event.flags] & tg_data_flags.TG_DATA_TLS) {
-      key = raw | TLS_STREAM;
-      if (!this.tlsConns.has(raw)) {
-        // From now on this connection is read as plaintext: its ciphertext stream ends here.
-        this.tlsConns.add(raw);
-        const c = this.conns.get(raw);
-        if (c) this.drop(raw, c);
+    const flags = ring[off + tg_data_event.flags];
+    // A plaintext stream already known (nearly every record): by its id's words. A stream in
+    // byNum is never one whose connection turned TLS (that drop() removed it), so the tlsConns
+    // test below would have let it through.
+    const hi = dv.getUint32(off + INFO_DATA + tg_conn_info.conn_id + 4, true);
+    const num = hi < 0x200000 ? dv.getUint32(off + INFO_DATA + tg_conn_info.conn_id, true) + hi * 2 ** 32 : -1;
+    let k = num >= 0 && !(flags & (tg_data_flags.TG_DATA_H2_FIELD | tg_data_flags.TG_DATA_TLS)) ? this.byNum.get(num) : undefined;
+    if (k === undefined) {
+      const raw = dv.getBigUint64(off + INFO_DATA + tg_conn_info.conn_id, true);
+      if (flags & tg_data_flags.TG_DATA_H2_FIELD) { this.onHint(ring, dv, off, len, raw); return; }
+      let key = raw;
+      if (flags & tg_data_flags.TG_DATA_TLS) {
+        key = raw | TLS_STREAM;
+        if (!this.tlsConns.has(raw)) {
+          // From now on this connection is read as plaintext: its ciphertext stream ends here.
+          this.tlsConns.add(raw);
+          const c = this.conns.get(raw);
+          if (c) this.drop(raw, c);
+        }
+      } else if (this.tlsConns.has(raw)) {
+        return;
       }
-    } else if (this.tlsConns.has(raw)) {
-      return;
+      k = this.connFor(ring, dv, off + INFO_DATA, key);
+      if (key === raw && num >= 0) this.byNum.set(num, k);
     }
-    const k = this.connFor(ring, dv, off + INFO_DATA, key);
     // The thread of this syscall, not of the connection's first one: an exchange's span carries
     // the thread that completed it (thread-per-request servers hand sockets to worker threads).
     k.conn.meta.tid = dv.getUint32(off + INFO_DATA + tg_conn_info.tid, true);
