@@ -29,6 +29,7 @@
 // leaves out the saturation cases. BENCH_VARIANT_ENV='K=V …' adds this tree once more with those
 // environment variables for its agent (e.g. TELEGEN_MAX_CPU_PERCENT=50), named `this+K=V …`; in
 // the result its figures are under `baseline` (with its `env`). BENCH_RESULT names the result file.
+// BENCH_SERVERS=node or nginx: that server's cases only.
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -205,7 +206,13 @@ async function main(): Promise<void> {
   if (process.env.BENCH_BASELINE) trees.push({ name: 'baseline', root: path.resolve(process.env.BENCH_BASELINE) });
   const variant = (process.env.BENCH_VARIANT_ENV ?? '').trim();
   if (variant) trees.push({ name: `this+${variant}`, root: repoRoot, env: Object.fromEntries(variant.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string])) });
-  const servers = [await startNode(), await startNginx(18000 + (process.pid % 1000))];
+  // BENCH_SERVERS=node (or nginx): one server's cases only (an A/B of the agent's per-request path
+  // in half the time); default both.
+  const serverNames = (process.env.BENCH_SERVERS || 'node,nginx').split(',');
+  const servers = [
+    ...(serverNames.includes('node') ? [await startNode()] : []),
+    ...(serverNames.includes('nginx') ? [await startNginx(18000 + (process.pid % 1000))] : []),
+  ];
   // BENCH_PEER=none leaves out the in-process SDK arm (Node cases only: the peer a Node user has).
   const withPeer = (process.env.BENCH_PEER ?? 'otel-sdk') !== 'none';
   const sink = withPeer ? await startSink() : undefined;
