@@ -127,28 +127,6 @@ static __always_inline void submit(struct tg_security_event *e)
 	stat_inc(TG_SECURITY_STAT_EVENTS);
 }
 
-SEC("tracepoint/sched/sched_process_exec")
-int tg_sec_exec(struct trace_event_raw_sched_process_exec *ctx)
-{
-	if (is_self())
-		return 0;
-	struct tg_security_event *e = reserve();
-	if (!e)
-		return 0;
-	e->call = TG_SECURITY_EXEC;
-	unsigned int off = ctx->__data_loc_filename & 0xFFFF;
-	bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
-	/* The new image's argv, as the kernel just copied it onto the new stack. */
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	unsigned long start = BPF_CORE_READ(t, mm, arg_start);
-	unsigned long n = BPF_CORE_READ(t, mm, arg_end) - start;
-	if (n > TG_SECURITY_EXTRA_LEN)
-		n = TG_SECURITY_EXTRA_LEN;
-	bpf_probe_read_user(e->extra, n & (2 * TG_SECURITY_EXTRA_LEN - 1), (const void *)start);
-	submit(e);
-	return 0;
-}
-
 static __always_inline struct inflight *scratch(__u32 call)
 {
 	__u32 k = 0;
@@ -387,6 +365,59 @@ static __always_inline int resolve_fd(long fd, char *out)
 	bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
 	out[TG_SECURITY_PATH_LEN - 1] = 0;
 	return 1;
+}
+
+/* The whole path of a dentry on a mount into out (NUL-terminated, cut at the buffer). A file
+ * with no directory (its own parent, not its mount's root: a memfd, other anonymous files) is
+ * "/" and its name, "/memfd:NAME" as /proc/PID/exe names a memfd. */
+static __always_inline void resolve_into(struct resolve *r, struct dentry *d, struct vfsmount *mnt, char *out)
+{
+	if (BPF_CORE_READ(d, d_parent) == d && d != BPF_CORE_READ(mnt, mnt_root)) {
+		out[0] = '/';
+		bpf_probe_read_kernel_str(out + 1, TG_SECURITY_PATH_LEN - 1, BPF_CORE_READ(d, d_name.name));
+		return;
+	}
+	resolve_up(r, d, real_mount(mnt));
+	resolve_down(r, RESOLVE_DEPTH);
+	__u32 o = r->o;
+	if (!o)
+		r->buf[o++] = '/';
+	r->buf[o & RESOLVE_MASK] = 0;
+	bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
+	out[TG_SECURITY_PATH_LEN - 1] = 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int tg_sec_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	if (is_self())
+		return 0;
+	struct tg_security_event *e = reserve();
+	if (!e)
+		return 0;
+	e->call = TG_SECURITY_EXEC;
+	unsigned int off = ctx->__data_loc_filename & 0xFFFF;
+	bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
+	/* The new image's argv, as the kernel just copied it onto the new stack. */
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	unsigned long start = BPF_CORE_READ(t, mm, arg_start);
+	unsigned long n = BPF_CORE_READ(t, mm, arg_end) - start;
+	if (n > TG_SECURITY_EXTRA_LEN)
+		n = TG_SECURITY_EXTRA_LEN;
+	bpf_probe_read_user(e->extra, n & (2 * TG_SECURITY_EXTRA_LEN - 1), (const void *)start);
+	/* What runs and where a relative name led: rules watch a file by what it is, as for opens
+	 * (./x, a symlink elsewhere, execveat(dirfd, "x"), fexecve's /dev/fd/N, a memfd). */
+	__u32 zero = 0;
+	struct resolve *r = bpf_map_lookup_elem(&tg_sec_resolve, &zero);
+	if (r) {
+		struct file *exe = BPF_CORE_READ(t, mm, exe_file);
+		if (exe)
+			resolve_into(r, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), e->exe);
+		if (e->path[0] && e->path[0] != '/')
+			resolve_into(r, BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), e->cwd);
+	}
+	submit(e);
+	return 0;
 }
 
 /* openat/openat2 return: a failed open reports the name as given (when watched: nothing else

@@ -108,6 +108,11 @@ struct tg_security_event {
 	/* exec: argv; mount: source NUL fstype; rename, link: the source path; symlink: the target
 	 * as given */
 	char extra[TG_SECURITY_EXTRA_LEN];
+	/* exec: the file the new image runs (its mm's exe_file, a script's interpreter), rebuilt from
+	 * its dentries and mounts: symlinks, relative names and execveat/fexecve's /dev/fd/N resolved */
+	char exe[TG_SECURITY_PATH_LEN];
+	/* exec of a relative name: the working directory it was relative to (resolved the same way) */
+	char cwd[TG_SECURITY_PATH_LEN];
 };
 
 #endif /* TELEGEN_SECURITY_H */

@@ -1,5 +1,6 @@
 // Kernel records of bpf/security.bpf.c → SecurityEvent: the call grouped into the event kind the
 // rules name, with its process, ancestry and arguments decoded.
+import * as path from 'path';
 import { addrText, cString } from '../tracers/bpf-object';
 import { tg_security_event as L, tg_security_call as C, tg_security_limits as LIM, tg_security_flags as F } from '../generated/security-layout';
 import type { EventKind, FileOperation } from './policy';
@@ -97,7 +98,10 @@ export interface SecurityEvent {
   args: bigint[];
   comm: string;
   ancestors: Ancestor[];
+  /** exec: the file as named, made absolute from the caller's working directory when relative */
   path: string;
+  /** exec: the file the new image runs, resolved from its dentries (a script's interpreter) */
+  exe?: string;
   /** exec: argv; mount: [source, fstype]; module: [params]; file_change: [source path] (rename,
    *  link) or [symlink target as given] */
   extra: string[];
@@ -141,6 +145,12 @@ export function parseSecurityEvent(b: Buffer): SecurityEvent | undefined {
     path: cString(b, L.path, LIM.TG_SECURITY_PATH_LEN), extra,
   };
   if (c.kind === 'connect') { ev.address = addrText(b, L.addr); ev.port = b.readUInt16LE(L.port); }
+  if (c.kind === 'exec') {
+    const exe = cString(b, L.exe, LIM.TG_SECURITY_PATH_LEN);
+    if (exe) ev.exe = exe;
+    const cwd = cString(b, L.cwd, LIM.TG_SECURITY_PATH_LEN);
+    if (cwd && ev.path && !ev.path.startsWith('/')) ev.path = path.posix.join(cwd, ev.path);
+  }
   if (c.kind === 'file_change') {
     const flags = b.readUInt32LE(L.flags);
     ev.unresolved = (flags & F.TG_SECURITY_F_UNRESOLVED) !== 0;

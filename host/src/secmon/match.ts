@@ -14,11 +14,14 @@ function inCidr(addr: string, cidr: string): boolean {
 
 /** The names a process answers to: its comm and, for exec, the executed file's name. */
 export function processNames(ev: SecurityEvent): string[] {
-  return ev.kind === 'exec' && ev.path ? [ev.comm, path.basename(ev.path)] : [ev.comm];
+  if (ev.kind !== 'exec') return [ev.comm];
+  return [ev.comm, ...[ev.path, ev.exe].filter((p): p is string => !!p).map((p) => path.basename(p))];
 }
 
-/** The paths a path_prefix is checked against: a rename or link matters at either end. */
+/** The paths a path_prefix is checked against: a rename or link matters at either end, an exec
+ *  by the name it was given (made absolute) and by the file that runs. */
 function eventPaths(ev: SecurityEvent): string[] {
+  if (ev.kind === 'exec') return ev.exe ? [ev.path, ev.exe] : [ev.path];
   const src = sourcePath(ev);
   return src ? [ev.path, src] : [ev.path];
 }

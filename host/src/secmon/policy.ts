@@ -19,11 +19,11 @@ const cidr = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an ad
 const ids = z.array(z.number().int().min(0).max(0xffffffff));
 
 const matchSchema = z.object({
-  executable: z.array(z.string().min(1)).optional().describe('Process name (comm, or the executed file name for exec) is one of these'),
+  executable: z.array(z.string().min(1)).optional().describe('Process name (comm, or for exec the executed file\'s name as named or as resolved) is one of these'),
   not_executable: z.array(z.string().min(1)).optional().describe('…and none of these'),
   parent_executable: z.array(z.string().min(1)).optional().describe("The parent's name is one of these"),
   ancestor_executable: z.array(z.string().min(1)).optional().describe('Any of the reported ancestors is one of these'),
-  path_prefix: z.array(z.string().min(1).max(LIM.TG_SECURITY_PREFIX_LEN)).optional().describe('open: the opened path; file_change: the path changed or, for rename/link, their source; exec: the file; mount: the target'),
+  path_prefix: z.array(z.string().min(1).max(LIM.TG_SECURITY_PREFIX_LEN)).optional().describe('open: the opened path; file_change: the path changed or, for rename/link, their source; exec: the file as named (absolute) or the file that runs (symlinks, /dev/fd/N resolved; /memfd:NAME); mount: the target'),
   access: z.enum(['read', 'write', 'any']).optional().describe('open: write = O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND'),
   operation: z.array(z.enum(FILE_OPERATIONS)).min(1).optional().describe('file_change: the operation is one of these (all when absent)'),
   uid: ids.optional().describe("The caller's real uid is one of these"),

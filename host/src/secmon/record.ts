@@ -61,6 +61,7 @@ export function securityLogRecord(rule: Rule, ev: SecurityEvent, suppressed: num
   switch (ev.kind) {
     case 'exec':
       a['process.executable.path'] = ev.path;
+      if (ev.exe) a['telegen.exec.resolved_path'] = ev.exe;
       a['process.command_args'] = ev.extra;
       a['process.command_line'] = ev.extra.join(' ');
       break;
