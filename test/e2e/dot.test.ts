@@ -5,7 +5,8 @@
 // a second unbound forwarding over TLS (forward-tls-upstream), the resolver-to-upstream DoT client.
 // Expected: the DNS spans DNS over TCP gives — question, type, rcode, answers — on both sides (kdig's
 // own through the GnuTLS tracer). Over TLS the 26 KB answer arrives whole (over plain TCP the
-// socket tracer's capture limit cuts it).
+// socket tracer's capture limit cuts it). Then a resolver's DoT connection opened before the agent
+// (the usual case: it is kept open): queries on it later get both spans.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'path';
@@ -123,5 +124,46 @@ test('DNS over TLS through the running agent: dig +tls and kdig +tls against unb
     if (cap) await stopLoCapture(cap);
     if (ub) await ub.stop();
     assert.equal(await agent.stop(), 0);
+  }
+});
+
+test('DNS over TLS on a connection opened before the agent: a resolver\'s kept-open upstream connection, both sides', { timeout: 120_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  if (!haveUnbound()) {
+    if (process.env.CI === 'true') throw new Error('needs unbound');
+    t.skip('needs unbound');
+    return;
+  }
+  const ub = await startUnbound();
+  let fwd: Awaited<ReturnType<typeof startForwarder>> | undefined;
+  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  try {
+    fwd = await startForwarder(ub);
+    const ask = (name: string) => execFileSync('dig', ['@127.0.0.1', '-p', String(fwd!.port), '+tries=1', '+time=10', '+short', name, 'A'], { encoding: 'utf8', timeout: 30_000 }).trim();
+    assert.equal(ask('www.example.test'), '10.1.2.3');
+    // The forwarder's DoT connection, open before the agent: its local port.
+    const ss = execFileSync('ss', ['-Htn', 'state', 'established', `dst 127.0.0.1:${ub.tls}`], { encoding: 'utf8' });
+    const ports = [...ss.matchAll(/127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/g)].map((m) => Number(m[1]));
+    assert.equal(ports.length, 1, ss);
+    agent = await startAgent();
+    for (const n of ['a1', 'a2', 'a3']) assert.equal(ask(`${n}.example.test`), '');
+    const dot = () => agent!.spans().filter((s) => s.attributes['network.protocol.name'] === 'dns' && s.attributes['server.port'] === ub.tls);
+    await waitFor(() => dot().length >= 6, 30_000).catch(() => undefined);
+    const spans = dot();
+    const dump = JSON.stringify(spans.map((s) => [s.kind, s.attributes['process.pid'], brief(s), s.attributes['network.peer.port']]));
+    const want = ['a1.example.test A NXDOMAIN []', 'a2.example.test A NXDOMAIN []', 'a3.example.test A NXDOMAIN []'];
+    const client = spans.filter((s) => s.kind === CLIENT);
+    const server = spans.filter((s) => s.kind === SERVER);
+    assert.deepEqual(client.map(brief).sort(), want, dump);
+    assert.deepEqual(server.map(brief).sort(), want, dump);
+    for (const s of client) assert.equal(s.attributes['process.pid'], fwd.served.proc.pid);
+    for (const s of server) {
+      assert.equal(s.attributes['process.pid'], ub.served.proc.pid);
+      assert.equal(s.attributes['network.peer.port'], ports[0], 'the connection opened before the agent');
+    }
+  } finally {
+    if (fwd) await fwd.stop();
+    await ub.stop();
+    if (agent) assert.equal(await agent.stop(), 0);
   }
 });
