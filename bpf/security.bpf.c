@@ -85,7 +85,32 @@ static __always_inline int is_self(void)
 	return (bpf_get_current_pid_tgid() >> 32) == self_pid;
 }
 
-/* Who did it: the thread, its credentials after the call, and its ancestry by real parent. */
+/* kernfs_node's parent before Linux 6.15 renamed it __parent. */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+/* The caller's cgroup v2 id and the names of its directory and its parent's. */
+static __always_inline void fill_cgroup(struct tg_security_event *e, struct task_struct *t)
+{
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	struct kernfs_node *kn = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn);
+	if (!kn)
+		return;
+	bpf_probe_read_kernel_str(e->cgroup[1], TG_SECURITY_CGROUP_NAME_LEN, BPF_CORE_READ(kn, name));
+	struct kernfs_node *p = kn_parent(kn);
+	if (p)
+		bpf_probe_read_kernel_str(e->cgroup[0], TG_SECURITY_CGROUP_NAME_LEN, BPF_CORE_READ(p, name));
+}
+
+/* Who did it: the thread, its credentials after the call, its cgroup and its ancestry by real parent. */
 static __always_inline void fill_task(struct tg_security_event *e)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -95,6 +120,7 @@ static __always_inline void fill_task(struct tg_security_event *e)
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	e->euid = BPF_CORE_READ(t, cred, euid.val);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	fill_cgroup(e, t);
 	struct task_struct *p = t;
 #pragma unroll
 	for (int i = 0; i < TG_SECURITY_ANCESTORS; i++) {

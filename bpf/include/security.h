@@ -74,6 +74,7 @@ enum tg_security_limits {
 	TG_SECURITY_EXTRA_LEN = 256,   /* exec: argv, NUL-separated; mount: source NUL fstype */
 	TG_SECURITY_PREFIXES = 8,      /* watched path prefixes for openat (from the open rules) */
 	TG_SECURITY_PREFIX_LEN = 60,
+	TG_SECURITY_CGROUP_NAME_LEN = 88, /* a cgroup directory's name (cri-containerd-<64 hex>.scope is 85; the record stays within the 1 KiB memset limit) */
 	TG_SECURITY_RING_BYTES_DEFAULT = 4194304,
 };
 
@@ -113,6 +114,11 @@ struct tg_security_event {
 	char exe[TG_SECURITY_PATH_LEN];
 	/* exec of a relative name: the working directory it was relative to (resolved the same way) */
 	char cwd[TG_SECURITY_PATH_LEN];
+	/* the caller's cgroup (v2): its id, its directory's name and its parent's ([0] parent,
+	 * [1] leaf), where container runtimes put the container id and Kubernetes the pod uid;
+	 * read in the kernel, so a process that exits at once still names its container */
+	__u64 cgroup_id;
+	char cgroup[2][TG_SECURITY_CGROUP_NAME_LEN];
 };
 
 #endif /* TELEGEN_SECURITY_H */

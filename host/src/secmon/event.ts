@@ -102,6 +102,8 @@ export interface SecurityEvent {
   path: string;
   /** exec: the file the new image runs, resolved from its dentries (a script's interpreter) */
   exe?: string;
+  /** The caller's cgroup v2 directory as the kernel named it: its parent's name and its own */
+  cgroup?: { parent: string; name: string };
   /** exec: argv; mount: [source, fstype]; module: [params]; file_change: [source path] (rename,
    *  link) or [symlink target as given] */
   extra: string[];
@@ -144,6 +146,8 @@ export function parseSecurityEvent(b: Buffer): SecurityEvent | undefined {
     ret: Number(b.readBigInt64LE(L.ret)), args, comm: cString(b, L.comm, 16), ancestors,
     path: cString(b, L.path, LIM.TG_SECURITY_PATH_LEN), extra,
   };
+  const cgName = cString(b, L.cgroup + LIM.TG_SECURITY_CGROUP_NAME_LEN, LIM.TG_SECURITY_CGROUP_NAME_LEN);
+  if (cgName) ev.cgroup = { parent: cString(b, L.cgroup, LIM.TG_SECURITY_CGROUP_NAME_LEN), name: cgName };
   if (c.kind === 'connect') { ev.address = addrText(b, L.addr); ev.port = b.readUInt16LE(L.port); }
   if (c.kind === 'exec') {
     const exe = cString(b, L.exe, LIM.TG_SECURITY_PATH_LEN);

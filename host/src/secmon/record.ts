@@ -4,6 +4,15 @@ import { AnyValueMap, LogRecord, SeverityNumber } from '@opentelemetry/api-logs'
 import * as os from 'os';
 import { Rule } from './policy';
 import { SecurityEvent, targetIds, openAccess, succeeded, fileOperation, sourcePath, PTRACE_REQUEST, BPF_COMMAND } from './event';
+import { CgroupFacts, parseCgroupPath, readCgroup } from '../discovery/cgroup';
+
+/** The caller's container: from the cgroup the kernel named with the event (a process that
+ *  exited at once still has it), else from /proc/PID/cgroup while the process lives (cgroup v1
+ *  hierarchies, where runtimes may leave the v2 cgroup at the root). */
+function containerOf(ev: SecurityEvent): CgroupFacts {
+  const k = ev.cgroup ? parseCgroupPath(`/${ev.cgroup.parent}/${ev.cgroup.name}`) : {};
+  return k.containerId ? k : { ...readCgroup(ev.pid), ...(k.podUid ? { podUid: k.podUid } : {}) };
+}
 
 const SEVERITY: Record<Rule['severity'], [SeverityNumber, string]> = {
   info: [SeverityNumber.INFO, 'INFO'], warn: [SeverityNumber.WARN, 'WARN'],
@@ -58,6 +67,10 @@ export function securityLogRecord(rule: Rule, ev: SecurityEvent, suppressed: num
   };
   if (!ok) a['error.type'] = ERRNO.get(-ev.ret) ?? String(-ev.ret);
   if (ev.ancestors[0]) { a['process.parent_pid'] = ev.ancestors[0].pid; a['telegen.process.parent.executable.name'] = ev.ancestors[0].name; }
+  const ctr = containerOf(ev);
+  if (ctr.containerId) a['container.id'] = ctr.containerId;
+  if (ctr.runtime) a['container.runtime'] = ctr.runtime;
+  if (ctr.podUid) a['k8s.pod.uid'] = ctr.podUid;
   switch (ev.kind) {
     case 'exec':
       a['process.executable.path'] = ev.path;
