@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Application log capture: write()/writev() on fd 1 and 2 by selected processes (a pid in
- * tg_logs_pids, or a process whose name is in tg_logs_comms; the host fills both). The buffer is
+ * tg_logs_pids, or a process whose name is in tg_logs_comms; the host fills both) and by the
+ * processes they fork, to the stdout/stderr those inherited (tg_logs_heirs). The buffer is
  * remembered at syscall entry and read at exit, so only bytes the kernel accepted are reported
  * (a non-blocking stdout that returns EAGAIN is retried by the program and must not appear
  * twice). Its own object, apart from the socket tracer, so it can be switched off alone. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "logs.h"
 #include "common.h"
 
@@ -63,6 +65,21 @@ struct {
 	__type(value, struct pending);
 } tg_logs_calls SEC(".maps");
 
+/* A process forked by a selected one (PostgreSQL's backends, forked by the postmaster that
+ * accepted; a shell-out): the stdout and stderr it inherited, the only files it writes logs to.
+ * A child whose stdout the parent made a pipe before exec writes data to the parent there. */
+struct heir {
+	__u64 out; /* struct file * of fd 1 and 2 at fork (0: none) */
+	__u64 err;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TG_LOGS_PIDS_MAX_DEFAULT);
+	__type(key, __u32);
+	__type(value, struct heir);
+} tg_logs_heirs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -95,12 +112,60 @@ static __always_inline int wanted(__u32 pid)
 	return bpf_map_lookup_elem(&tg_logs_comms, &k) != 0;
 }
 
+/* The struct file behind one of the current process's fds (0 when it is not open). */
+static __always_inline __u64 fd_file(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return (__u64)f;
+}
+
+/* An heir's write counts when it goes to the file it inherited on that fd. */
+static __always_inline int heir_writes_log(__u32 pid, __u32 fd)
+{
+	struct heir *h = bpf_map_lookup_elem(&tg_logs_heirs, &pid);
+	if (!h)
+		return 0;
+	__u64 f = fd_file(fd);
+	return f && f == (fd == 1 ? h->out : h->err);
+}
+
+/* fork/clone of a new process (not a thread) by a selected process or an heir: the child is an
+ * heir of the stdout/stderr its parent logs to (an heir's own inherited ones). Runs in the parent. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(tg_logs_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	if (BPF_CORE_READ(child, tgid) != cpid)
+		return 0;
+	__u32 ppid = BPF_CORE_READ(parent, tgid);
+	struct heir h = {};
+	struct heir *ph = bpf_map_lookup_elem(&tg_logs_heirs, &ppid);
+	if (ph) {
+		h = *ph;
+	} else if (wanted(ppid)) {
+		h.out = fd_file(1);
+		h.err = fd_file(2);
+	} else {
+		return 0;
+	}
+	if (bpf_map_update_elem(&tg_logs_heirs, &cpid, &h, BPF_ANY))
+		stat_inc(TG_LOGS_STAT_PIDS_FULL);
+	return 0;
+}
+
 static __always_inline int enter(__u64 fd, __u64 buf, __u64 cnt, __u16 kind)
 {
 	/* Most writes are not to stdout/stderr: one compare, no map lookup. */
 	if (fd != 1 && fd != 2)
 		return 0;
-	if (!wanted(bpf_get_current_pid_tgid() >> 32))
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!wanted(pid) && !heir_writes_log(pid, fd))
 		return 0;
 	struct pending *p = bpf_task_storage_get(&tg_logs_calls, bpf_get_current_task_btf(), 0,
 						 BPF_LOCAL_STORAGE_GET_F_CREATE);

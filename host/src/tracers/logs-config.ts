@@ -6,7 +6,7 @@ export const logsTracerSchema = z.object({
   services: z.boolean().default(true).describe('Capture every process that accepts a TCP connection (selected in the kernel at accept), and those seen serving requests on older connections'),
   comms: z.array(z.string().min(1).max(15)).max(64).default([]).describe('Also capture processes with these names (as in /proc/PID/comm), from their first write'),
   pids: z.array(z.number().int().min(1)).max(1024).default([]).describe('Also capture these process ids'),
-  processes_max: z.number().int().min(16).max(1 << 20).default(4096).describe('Processes captured at once (kernel pid map size); beyond, new services are not added and that is counted'),
+  processes_max: z.number().int().min(16).max(1 << 20).default(4096).describe('Processes captured at once (kernel pid map size; the children they fork, selected at fork for their inherited stdout/stderr, have a map of this size too); beyond, new services are not added and that is counted'),
   capture_max: z.number().int().min(64).max(4096).default(1024).describe('Bytes of one write kept; longer writes are cut and marked telegen.log.truncated'),
   max_line_bytes: z.number().int().min(64).max(65536).default(8192).describe('A line assembled from several writes is cut (and emitted) at this length'),
   lines_per_second: z.number().int().min(1).max(1_000_000).default(200).describe('Lines per process per second exported at most; the rest are counted on /metrics and dropped'),

@@ -3,7 +3,9 @@
 // they were printed in is known and linked to it (logs/link, through the correlation layer's
 // logContext), and queued as OTLP log records with the process's resource (logs/record).
 // Selection: pids from config, process names (kernel-side), and — with `services` — every process
-// that accepts a TCP connection (kernel-side) or was seen serving requests (docs/correlation.md).
+// that accepts a TCP connection (kernel-side) or was seen serving requests (docs/correlation.md);
+// the processes those fork are selected in the kernel for what they write to the stdout/stderr
+// they inherited.
 import * as fs from 'fs';
 import { TracerFactory, RunningTracer } from '../agent';
 import { log } from '../log';
@@ -57,7 +59,7 @@ export const logsTracer: TracerFactory = (ctx) => {
   const logsQ = ctx.agent.queues?.logs;
   const obj = new BpfObject('logs', {
     rodata: { self_pid: process.pid, capture_max: cfg.capture_max, select_servers: cfg.services ? 1 : 0 },
-    maxEntries: { tg_logs_pids: cfg.processes_max, tg_logs_ring: cfg.ring_bytes },
+    maxEntries: { tg_logs_pids: cfg.processes_max, tg_logs_heirs: cfg.processes_max, tg_logs_ring: cfg.ring_bytes },
   });
   const hooks = ctx.agent as unknown as Hooks;
   // The agent's clock: spans and lines must map kernel time to epoch with the same offset, or a
@@ -118,6 +120,8 @@ export const logsTracer: TracerFactory = (ctx) => {
       captured.delete(pid);
       obj.delete('tg_logs_pids', k);
     }
+    // Children of selected processes (selected in the kernel at fork) that exited.
+    for (const [k] of obj.entries('tg_logs_heirs')) if (!fs.existsSync(`/proc/${k.readUInt32LE(0)}`)) obj.delete('tg_logs_heirs', k);
   }, 10_000);
   prune.unref();
 
