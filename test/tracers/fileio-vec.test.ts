@@ -85,3 +85,38 @@ test('fileio: vectored reads/writes, fdatasync, and I/O through dup/dup2/dup3/F_
     assert.equal(await agent.stop(), 0);
   }
 });
+
+test('fileio: dd with O_DIRECT (oflag/iflag=direct) and conv=fdatasync, its files dup2()ed onto fd 0/1, equals strace', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  // /var/tmp is not tmpfs on most hosts: O_DIRECT goes to the block device. Its files sit right
+  // in dir, which has the 3 components file.directory keeps (directory_depth).
+  const dir = fs.mkdtempSync(path.join(fs.existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir(), 'tgfio-dd-'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-dd-strace-'));
+  const out = path.join(dir, 'out');
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50 } }), env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
+  try {
+    const trace = path.join(tmp, 'strace.txt');
+    const strace = (args: string[]) => execFileSync('strace', ['-f', '-y', '-qq', '-o', trace, '-e', `trace=${TRACE}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    strace(['dd', 'if=/dev/zero', `of=${out}`, 'bs=4096', 'count=8', 'oflag=direct', 'conv=fdatasync']);
+    const w = straceCounts(trace, dir);
+    strace(['dd', `if=${out}`, 'of=/dev/null', 'bs=8192', 'iflag=direct']);
+    const r = straceCounts(trace, dir);
+    assert.deepEqual([...w.values()], [{ open: [1, 0], write: [8, 32768], fsync: [1, 0], close: [2, 0] }]);
+    assert.deepEqual([...r.values()], [{ open: [1, 0], read: [5, 32768], close: [2, 0] }]);
+    const expect = new Map([...w, ...r]);
+    const agentCounts = (pid: number) => {
+      const m = latestMetrics(agent.dataDir);
+      const got: Record<string, [number, number]> = {};
+      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
+      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
+      return got;
+    };
+    await waitFor(() => [...expect.keys()].every((pid) => (agentCounts(pid).close?.[0] ?? 0) >= 2), 30_000).catch(() => { /* compared below */ });
+    await new Promise((res) => setTimeout(res, 2500));
+    for (const [pid, ops] of expect) assert.deepEqual(agentCounts(pid), ops, `dd pid ${pid}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
