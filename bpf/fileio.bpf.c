@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* File I/O tracer from syscall tracepoints: openat (and open) remembers fd → (path, directory) for
- * the files opened while tracing; read/write/pread64/pwrite64/fsync/close on those fds are timed
+ * the files opened while tracing (and openat2); read/write/pread64/pwrite64/fsync/close on those fds are timed
  * (enter → exit), the vectored calls as their plain operation (readv → read, writev → write,
  * preadv/preadv2 → pread, pwritev/pwritev2 → pwrite) and fdatasync as fsync. dup/dup2/dup3 and
  * fcntl(F_DUPFD*) give the new fd the entry of the old one: a shell's `cmd > file` opens the file
@@ -452,6 +452,11 @@ SEC("tracepoint/syscalls/sys_enter_open")
 int tg_fio_in_open(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_OPEN, ctx->args[0], 0); }
 SEC("tracepoint/syscalls/sys_exit_open")
 int tg_fio_out_open(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
+/* openat2(dfd, name, how, size): systemd and container runtimes (RESOLVE_IN_ROOT) open with it. */
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int tg_fio_in_openat2(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_OPEN, ctx->args[1], 0); }
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int tg_fio_out_openat2(struct trace_event_raw_sys_exit *ctx) { return leave(ctx->ret); }
 SEC("tracepoint/syscalls/sys_enter_read")
 int tg_fio_in_read(struct trace_event_raw_sys_enter *ctx) { return enter(TG_FILEIO_READ, ctx->args[0], 1); }
 SEC("tracepoint/syscalls/sys_exit_read")

@@ -13,7 +13,7 @@ import { latestMetrics, pointsWhere, tracerConfig } from './helpers';
 
 const FIXTURE = path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'file-vec-dup.c');
 const OP: Record<string, string> = {
-  openat: 'open', read: 'read', readv: 'read', write: 'write', writev: 'write', pread64: 'pread', preadv: 'pread', preadv2: 'pread',
+  openat: 'open', openat2: 'open', read: 'read', readv: 'read', write: 'write', writev: 'write', pread64: 'pread', preadv: 'pread', preadv2: 'pread',
   pwrite64: 'pwrite', pwritev: 'pwrite', pwritev2: 'pwrite', fsync: 'fsync', fdatasync: 'fsync', close: 'close',
 };
 const TRACE = [...Object.keys(OP), 'dup', 'dup2', 'dup3', 'fcntl'].join(',');
@@ -26,7 +26,7 @@ function straceCounts(file: string, dir: string): Map<number, Record<string, [nu
     const m = /^(\d+) (\w+)\((\w+)<([^>]*)>.*\)\s+= (-?\d+)(?:<([^>]*)>)?/.exec(line);
     if (!m || !OP[m[2]]) continue;
     const [, pid, sys, , fdPath, ret, retPath] = m;
-    const p = sys === 'openat' ? retPath : fdPath;
+    const p = sys.startsWith('openat') ? retPath : fdPath;
     if (!p?.startsWith(`${dir}/`)) continue;
     const ops = out.get(Number(pid)) ?? {};
     const c = (ops[OP[sys]] ??= [0, 0]);
@@ -114,6 +114,45 @@ test('fileio: dd with O_DIRECT (oflag/iflag=direct) and conv=fdatasync, its file
     await waitFor(() => [...expect.keys()].every((pid) => (agentCounts(pid).close?.[0] ?? 0) >= 2), 30_000).catch(() => { /* compared below */ });
     await new Promise((res) => setTimeout(res, 2500));
     for (const [pid, ops] of expect) assert.deepEqual(agentCounts(pid), ops, `dd pid ${pid}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
+
+// openat2(2) (no libc wrapper in glibc 2.36: the raw syscall), then 3 writes and a close.
+const OPENAT2_PY = `
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+how = struct.pack('QQQ', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, 0)
+fd = libc.syscall(437 if os.uname().machine == 'x86_64' else 437, -100, sys.argv[1].encode(), how, len(how))
+if fd < 0: sys.exit('openat2: ' + os.strerror(ctypes.get_errno()))
+for i in range(3): os.write(fd, b'z' * 100)
+os.close(fd)
+`;
+
+test('fileio: a file opened with openat2 is traced like an openat one, as strace counts it', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-oa2-'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-oa2-strace-'));
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50 } }), env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
+  try {
+    const trace = path.join(tmp, 'strace.txt');
+    execFileSync('strace', ['-f', '-y', '-qq', '-o', trace, '-e', `trace=${TRACE}`, 'python3', '-c', OPENAT2_PY, path.join(dir, 'f')]);
+    const seen = straceCounts(trace, dir);
+    assert.deepEqual([...seen.values()], [{ open: [1, 0], write: [3, 300], close: [1, 0] }]);
+    const [[pid, ops]] = [...seen];
+    const agentCounts = () => {
+      const m = latestMetrics(agent.dataDir);
+      const got: Record<string, [number, number]> = {};
+      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
+      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
+      return got;
+    };
+    await waitFor(() => (agentCounts().close?.[0] ?? 0) >= 1, 30_000).catch(() => { /* compared below */ });
+    await new Promise((res) => setTimeout(res, 2500));
+    assert.deepEqual(agentCounts(), ops);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });

@@ -77,7 +77,7 @@ test('fileio: exact operations, sizes and errors per process and directory; slow
     const st = await (await agent.api('/api/status')).json() as { tracers: Array<{ name: string; ok: boolean; detail: string }> };
     const fio = st.tracers.find((x) => x.name === 'fileio');
     assert.ok(fio?.ok, JSON.stringify(fio));
-    assert.equal(fio!.detail, '38 programs attached');
+    assert.equal(fio!.detail, '40 programs attached');
     fs.mkdirSync(path.join(dir, 'sub'));
     sh('mkfifo', [path.join(dir, 'fifo')]);
 

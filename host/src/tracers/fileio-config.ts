@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { tg_fileio_limits as LIM } from '../generated/fileio-layout';
 
 export const fileioTracerSchema = z.object({
-  enabled: z.boolean().default(false).describe('File I/O latency and sizes per process and directory (open/openat, read/readv, write/writev, pread64/preadv/preadv2, pwrite64/pwritev/pwritev2, fsync/fdatasync, close; fds made by dup/dup2/dup3/F_DUPFD count for their file); off by default because it sees every process on the host'),
+  enabled: z.boolean().default(false).describe('File I/O latency and sizes per process and directory (open/openat/openat2, read/readv, write/writev, pread64/preadv/preadv2, pwrite64/pwritev/pwritev2, fsync/fdatasync, close; fds made by dup/dup2/dup3/F_DUPFD count for their file); off by default because it sees every process on the host'),
   files_max: z.number().int().min(1024).max(1 << 22).default(LIM.TG_FILEIO_FILES_MAX_DEFAULT).describe('Open files (fd → path) tracked at once in the kernel'),
   ring_bytes: z.number().int().min(1 << 12).max(1 << 28).default(LIM.TG_FILEIO_RING_BYTES_DEFAULT)
     .refine((n) => (n & (n - 1)) === 0, 'must be a power of two').describe('Ring size in bytes (power of two) for slow and failed operations (every other one is only counted in the kernel histograms); a full ring is counted on /metrics'),
