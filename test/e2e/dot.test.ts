@@ -119,7 +119,11 @@ test('DNS over TLS through the running agent: dig +tls and kdig +tls against unb
     for (const s of spans) {
       assert.equal(s.attributes['server.address'], '127.0.0.1');
       assert.equal(s.status.code ?? 0, 0, brief(s)); // NXDOMAIN is an answer (decoders/dns/README.md)
+      assert.equal(s.attributes['tls.established'], true, `DoT: ${brief(s)} says it was encrypted`);
     }
+    // The forwarder's UDP questions were not.
+    for (const s of all.filter((x) => x.kind === SERVER && x.attributes['process.pid'] === fwdPid && x.attributes['network.transport'] === 'udp'))
+      assert.equal(s.attributes['tls.established'], undefined, brief(s));
   } finally {
     if (cap) await stopLoCapture(cap);
     if (ub) await ub.stop();

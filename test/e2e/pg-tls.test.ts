@@ -140,6 +140,7 @@ test('PostgreSQL over TLS (sslmode=require): psql and node-postgres spans on bot
         assert.equal(s.attributes['db.namespace'], 'postgres');
         assert.equal(s.attributes['telegen.db.user'], 'postgres');
         assert.equal(s.attributes['process.executable.name'], kind === CLIENT ? (fromNode.includes(s) ? 'node' : 'psql') : 'postgres');
+        assert.equal(s.attributes['tls.established'], true, 'the span says its connection was encrypted');
       }
       // libpq binds SCRAM to the TLS channel; node-postgres does not by default.
       for (const s of fromPsql.filter((x) => x.name === 'STARTUP')) assert.equal(s.attributes['telegen.db.auth.method'], 'SCRAM-SHA-256-PLUS');
@@ -208,6 +209,7 @@ test('PostgreSQL against ssl=off: sslmode=prefer goes on in cleartext after the 
       }
       if (kind === CLIENT) assert.deepEqual(refused.map((s) => s.attributes['process.pid']), [strict.pid, nodeStrict.pid]);
       for (const s of all.slice(0, -2)) assert.equal(s.status.code ?? 0, s.attributes['db.response.status_code'] ? 2 : 0, brief(s));
+      for (const s of all) assert.equal(s.attributes['tls.established'], undefined, 'cleartext: no TLS claimed');
     }
   } finally {
     if (cap) await stopLoCapture(cap);

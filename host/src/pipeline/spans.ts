@@ -356,6 +356,10 @@ export function recordToSpan(rec: DecodedRecord, conn: ConnMeta, protocol: strin
   // messaging.client.operation.duration. telegen.kafka.topics lists them all.
   const topics = a['telegen.kafka.topics'];
   if (Array.isArray(topics) && topics.length > 1 && a['messaging.operation.type'] !== undefined) delete a['messaging.destination.name'];
+  // Plaintext from a TLS library's hooks (OpenSSL, GnuTLS, Go): the handshake succeeded. HTTP
+  // says so with url.scheme; a PostgreSQL, DNS (DoT) or Kafka span had nothing to tell an
+  // encrypted connection from a cleartext one.
+  if (conn.tls) a['tls.established'] = true;
   if (rec.flags & FLAG_NO_RESPONSE) a['telegen.no_response'] = true;
   if (rec.flags & FLAG_NO_REQUEST) a['telegen.no_request'] = true;
   if (rec.flags & FLAG_TRUNCATED) a['telegen.truncated'] = true;
