@@ -238,6 +238,8 @@ function countList(c: Conn, connId: u32, s: H2Stream, n: i32, ts: u64): void {
 }
 
 function emit(c: Conn, connId: u32, s: H2Stream, flags: i32): void {
+  // request bytes lost after its request ended, and no response end seen: a reset may have been in them
+  if (s.reqLostAfterEnd && !s.respEnd) s.unknown = true;
   for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, true);
   if (s.lateRst >= 0 && s.unknownBlocks > 0 && s.rstCode < 0) s.rstCode = s.lateRst;
   emitExchange(connId, s, flags, c.swap == 1);
@@ -477,9 +479,16 @@ export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u
   // call its deadline timer ended even when the server's DEADLINE_EXCEEDED came first) is not the
   // exchange's error; if they never do, the reset is what we know (emit()).
   if (s.held) { if (s.lateRst < 0) s.lateRst = <i64>code; return; }
-  s.rstCode = <i64>code;
   s.tsEnd = ts;
   s.lastTs = ts;
+  if (dir == DIR_REQUEST && s.respHdr != null && s.respBodyLost && !s.respEnd) {
+    // The response had begun and its end may have been in lost bytes (a write longer than the
+    // capture: curl resets such a stream with STREAM_CLOSED after reading all of it): whether
+    // the client cancelled it or it had ended is unknown, not an error.
+    finishStream(c, connId, s, FLAG_UNKNOWN);
+    return;
+  }
+  s.rstCode = <i64>code;
   if (dir == DIR_REQUEST && s.respHdr == null && !s.rstWait) {
     // The client gave up (a gRPC deadline, a cancel) before any response: the server's answer
     // may already be on its way (RFC 9113 §5.1, frames in flight), e.g. a Trailers-Only
@@ -532,14 +541,21 @@ export function onLost(c: Conn, dir: i32): void {
   const keys = c.streams.keys();
   for (let i = 0; i < keys.length; i++) {
     const s = c.streams.get(keys[i]);
-    grpcLost(s, dir);
-    // its side still open: some of the lost frames may have been its DATA
+    // A side that had ended (END_STREAM seen) sends no more DATA or headers on the stream (RFC
+    // 9113 §5.1): the lost frames were other streams'. Only a client's RST_STREAM may still have
+    // been among them: that matters only if no response completes the exchange (emit()).
     if (dir == DIR_REQUEST) {
-      if (!s.reqEnd) { s.reqBodyLost = true; s.reqSizeLost = true; }
-    } else if (!s.respEnd) {
+      if (s.reqEnd) { s.reqLostAfterEnd = true; continue; }
+      s.reqBodyLost = true;
+      s.reqSizeLost = true;
+    } else {
+      if (s.respEnd) continue;
       s.respBodyLost = true;
       s.respSizeLost = true;
     }
+    // its side still open: some of the lost frames may have been its DATA, or its end
+    s.unknown = true;
+    grpcLost(s, dir);
   }
 }
 
@@ -552,7 +568,8 @@ export function onBlockCut(c: Conn, dir: i32, sid: u32): void {
 }
 
 /** `content` bytes inside a DATA payload of stream sid were lost: the frame header gave its
- *  length, so the body size stays exact; its gRPC framing is unknown. */
+ *  length, so the body size stays exact and the frame after it is in step; its gRPC framing is
+ *  unknown (a plain HTTP exchange stays exact). */
 export function onDataLost(c: Conn, dir: i32, sid: u32, content: u32): void {
   const s = getStream(c, 0, sid, 0, false);
   if (s == null) return;
@@ -560,8 +577,10 @@ export function onDataLost(c: Conn, dir: i32, sid: u32, content: u32): void {
   if (dir == DIR_REQUEST) s.reqBody += content; else s.respBody += content;
 }
 
+/** gRPC message framing of one side of s is unknown from here; for a stream that is no gRPC
+ *  call nothing it reports came from its body but the size. */
 function grpcLost(s: H2Stream, dir: i32): void {
-  s.unknown = true;
+  if (s.grpc || s.grpcMaybe) s.unknown = true;
   if (dir == DIR_REQUEST) {
     if (s.gReq == null) s.gReq = new GrpcDir();
     s.gReq!.lost = true;

@@ -154,6 +154,8 @@ export class H2Stream {
    *  went by, so its body size and frame bytes are not known and are not reported. */
   reqBodyLost: bool = false;
   respBodyLost: bool = false;
+  /** Request-direction bytes were lost after this stream's request had ended (stitch.ts onLost). */
+  reqLostAfterEnd: bool = false;
   /** Frame bytes unknown, the body known (a header block cut by lost bytes, END_STREAM on it). */
   reqSizeLost: bool = false;
   respSizeLost: bool = false;
