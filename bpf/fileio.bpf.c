@@ -17,6 +17,7 @@
 #include <bpf/bpf_core_read.h>
 #include "fileio.h"
 #include "common.h"
+#include "fd_file.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -132,13 +133,7 @@ TG_STATS_NOPREEMPT(tg_fileio_stats, TG_FILEIO_STAT_MAX)
 /* The inode behind one of the current process's fds (0 when the fd is not open). */
 static __always_inline __u64 fd_inode(__u64 fd)
 {
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	struct file *f = current_fd_file(fd);
 	if (!f)
 		return 0;
 	return (__u64)BPF_CORE_READ(f, f_inode);

@@ -11,6 +11,7 @@
 #include <bpf/bpf_tracing.h>
 #include "logs.h"
 #include "common.h"
+#include "fd_file.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -115,14 +116,7 @@ static __always_inline int wanted(__u32 pid)
 /* The struct file behind one of the current process's fds (0 when it is not open). */
 static __always_inline __u64 fd_file(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return (__u64)f;
+	return (__u64)current_fd_file(fd);
 }
 
 /* An heir's write counts when it goes to the file it inherited on that fd. */
@@ -245,13 +239,7 @@ static __always_inline int leave(long ret, int loop)
 /* Whether fd of the current process is a TCP (inet stream) socket. */
 static __always_inline int is_inet_stream(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	struct file *f = current_fd_file(fd);
 	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(f, private_data);

@@ -15,6 +15,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "tcp.h"
+#include "fd_file.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -392,13 +393,7 @@ static __always_inline int accepted(long fd)
 {
 	if (fd < 0 || (self_pid && (bpf_get_current_pid_tgid() >> 32) == self_pid))
 		return 0;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	struct file *f = current_fd_file(fd);
 	if (!f)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(f, private_data);

@@ -6,6 +6,8 @@
 #ifndef TELEGEN_RESOLVE_PATH_H
 #define TELEGEN_RESOLVE_PATH_H
 
+#include "fd_file.h"
+
 #ifndef RESOLVE_PATH_LEN
 #error "define RESOLVE_PATH_LEN before including resolve_path.h"
 #endif
@@ -85,19 +87,6 @@ static long down_step(__u32 i, void *arg)
 static __always_inline struct mount *real_mount(struct vfsmount *vm)
 {
 	return (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
-}
-
-/* The current process's open file at fd, or NULL. */
-static __always_inline struct file *current_fd_file(long fd)
-{
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return f;
 }
 
 /* Starts at dentry d of mount m and climbs to the root of the mount tree (r->ds, leaf first);
