@@ -267,12 +267,7 @@ static __always_inline void resolve_fd(long fd, char *out)
 		return;
 	resolve_up(r, BPF_CORE_READ(f, f_path.dentry), real_mount(BPF_CORE_READ(f, f_path.mnt)));
 	resolve_down(r, RESOLVE_DEPTH);
-	__u32 o = r->o;
-	if (!o)
-		r->buf[o++] = '/';
-	r->buf[o & RESOLVE_MASK] = 0;
-	bpf_probe_read_kernel(out, TG_FILEIO_PATH_LEN, r->buf);
-	out[TG_FILEIO_PATH_LEN - 1] = 0;
+	resolve_copy_out(r, out);
 }
 
 /* The directory's id, interned in tg_fileio_dirs (TG_FILEIO_DIR_OTHER once it is full). */

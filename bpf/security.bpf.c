@@ -384,12 +384,7 @@ static __always_inline int resolve_fd(long fd, char *out)
 	if (!may_match(r->buf, r->o))
 		return 0;
 	resolve_down(r, RESOLVE_DEPTH);
-	__u32 o = r->o;
-	if (!o)
-		r->buf[o++] = '/';
-	r->buf[o & RESOLVE_MASK] = 0;
-	bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
-	out[TG_SECURITY_PATH_LEN - 1] = 0;
+	resolve_copy_out(r, out);
 	return 1;
 }
 
@@ -405,12 +400,7 @@ static __always_inline void resolve_into(struct resolve *r, struct dentry *d, st
 	}
 	resolve_up(r, d, real_mount(mnt));
 	resolve_down(r, RESOLVE_DEPTH);
-	__u32 o = r->o;
-	if (!o)
-		r->buf[o++] = '/';
-	r->buf[o & RESOLVE_MASK] = 0;
-	bpf_probe_read_kernel(out, TG_SECURITY_PATH_LEN, r->buf);
-	out[TG_SECURITY_PATH_LEN - 1] = 0;
+	resolve_copy_out(r, out);
 }
 
 SEC("tracepoint/sched/sched_process_exec")

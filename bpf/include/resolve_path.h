@@ -110,4 +110,16 @@ static __always_inline void resolve_down(struct resolve *r, __u32 components)
 	bpf_loop(components, down_step, &c, 0);
 }
 
+/* What resolve_down wrote in r->buf into out (RESOLVE_PATH_LEN bytes, NUL-terminated; "/" for
+ * the root itself). */
+static __always_inline void resolve_copy_out(struct resolve *r, char *out)
+{
+	__u32 o = r->o;
+	if (!o)
+		r->buf[o++] = '/';
+	r->buf[o & RESOLVE_MASK] = 0;
+	bpf_probe_read_kernel(out, RESOLVE_PATH_LEN, r->buf);
+	out[RESOLVE_PATH_LEN - 1] = 0;
+}
+
 #endif
