@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, spawnSync, execFileSync } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan } from '../helpers/agent';
-import { makePki } from './tls-helpers';
+import { tlsScratch } from './tls-helpers';
 import { libsslPaths, systemLibssl, LIBGNUTLS_NAME } from '../../host/src/tracers/tls';
 
 const SERVER = 2;
@@ -146,12 +146,8 @@ test('GnuTLS clients (wget, git/libcurl-gnutls, gnutls-cli) and gnutls-serv: pla
   }
   // Debian's wget is a GnuTLS build; without that this test would prove nothing.
   assert.match(execFileSync('ldd', ['/usr/bin/wget'], { encoding: 'utf8' }), /libgnutls\.so\.30/);
-  const pki = makePki();
-  const srvFile = path.join(pki.dir, 'server.js');
-  fs.writeFileSync(srvFile, SERVER_JS);
-  fs.writeFileSync(path.join(pki.dir, 'run.sh'), NETNS_SH);
-  const cfg = path.join(pki.dir, 'agent.yaml');
-  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n');
+  const { pki, file, cfg } = tlsScratch({ 'server.js': SERVER_JS, 'run.sh': NETNS_SH });
+  const srvFile = file('server.js');
   const agent = await startAgent({ config: cfg });
   const server = await startServer(process.execPath, [srvFile, pki.key, pki.cert]);
   try {

@@ -12,7 +12,7 @@ import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan } from '../helpers/agent';
 import { repoRoot } from '../helpers/decoder';
-import { makePki } from './tls-helpers';
+import { tlsScratch } from './tls-helpers';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -71,13 +71,8 @@ function lineWaiter(proc: ChildProcess): { out: () => string; until(re: RegExp, 
 
 test('gRPC over TLS on a connection older than the agent: methods named by the nghttp2 uprobes', { timeout: 150_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const pki = makePki();
-  const srvFile = path.join(pki.dir, 'server.js');
-  const cliFile = path.join(pki.dir, 'client.js');
-  fs.writeFileSync(srvFile, SERVER_JS);
-  fs.writeFileSync(cliFile, CLIENT_JS);
-  const cfg = path.join(pki.dir, 'agent.yaml');
-  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n');
+  const { pki, file, cfg } = tlsScratch({ 'server.js': SERVER_JS, 'client.js': CLIENT_JS });
+  const [srvFile, cliFile] = [file('server.js'), file('client.js')];
   const server = await startServer(process.execPath, [srvFile, pki.key, pki.cert]);
   const client = spawn(process.execPath, [cliFile, String(server.port), pki.ca], { stdio: ['pipe', 'pipe', 'pipe'] });
   const cl = lineWaiter(client);

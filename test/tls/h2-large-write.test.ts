@@ -16,7 +16,7 @@ import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan } from '../helpers/agent';
 import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
-import { makePki } from './tls-helpers';
+import { tlsScratch } from './tls-helpers';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -62,13 +62,8 @@ function brief(s: FlatSpan): string {
 
 test('HTTP/2 over TLS: a 40 KB answer in one SSL_write (over the 16 KiB capture) keeps its spans, and the exchanges after it stay exact', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const pki = makePki();
-  const srvFile = path.join(pki.dir, 'server.js');
-  const cliFile = path.join(pki.dir, 'client.js');
-  fs.writeFileSync(srvFile, SERVER_JS);
-  fs.writeFileSync(cliFile, CLIENT_JS);
-  const cfg = path.join(pki.dir, 'agent.yaml');
-  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n');
+  const { pki, file, cfg } = tlsScratch({ 'server.js': SERVER_JS, 'client.js': CLIENT_JS });
+  const [srvFile, cliFile] = [file('server.js'), file('client.js')];
   const agent = await startAgent({ config: cfg });
   const server = await startServer(process.execPath, [srvFile, pki.key, pki.cert]);
   let cap: Capture | undefined;

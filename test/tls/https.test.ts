@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import { spawnSync } from 'child_process';
 import { requireBpf, startAgent, startServer, curl, waitFor, FlatSpan } from '../helpers/agent';
-import { makePki } from './tls-helpers';
+import { tlsScratch } from './tls-helpers';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -29,12 +29,8 @@ srv.listen(0, '127.0.0.1', () => console.log('listening ' + srv.address().port))
 
 test('HTTPS (self-made CA): curl and a Node client against a Node https server, plaintext spans', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
-  const pki = makePki();
-  const srvFile = `${pki.dir}/server.js`;
-  fs.writeFileSync(srvFile, SERVER_JS);
-  // The profiler is another tracer's concern and costs this shared machine CPU: left out here.
-  const cfg = `${pki.dir}/agent.yaml`;
-  fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n');
+  const { pki, file, cfg } = tlsScratch({ 'server.js': SERVER_JS });
+  const srvFile = file('server.js');
   const agent = await startAgent({ config: cfg });
   const server = await startServer(process.execPath, [srvFile, pki.key, pki.cert]);
   try {

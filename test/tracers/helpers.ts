@@ -3,7 +3,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
+import { once } from 'events';
 import { flattenMetrics, flattenLogs, FlatLog } from '../helpers/otlp-receiver';
 
 export interface Point { attributes: Record<string, unknown>; value: number; count?: number; sum?: number; start?: string }
@@ -110,6 +111,66 @@ export function tracerConfig(tracers: Record<string, unknown>): string {
 
 export function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** A kernel counter of network namespace `ns` as nstat reads it (absolute, zeros included). */
+export function nstat(ns: string, name: string): number {
+  return Number(new RegExp(`${name}\\s+(\\d+)`).exec(sh('ip', ['netns', 'exec', ns, 'nstat', '-asz', name]))?.[1]);
+}
+
+export interface VethPair { nsA: string; nsB: string; devA: string; devB: string; addrA: string; addrB: string; up(): void; del(): void }
+
+/** Namespaces `${tag}a` and `${tag}b` joined by veth `${tag}x` (in a, `${net}.1`) and `${tag}y`
+ *  (in b, `${net}.2`, unaddressed with `bAddress: false`). Nothing exists before up() (which
+ *  first removes what a crashed run left); del() removes both namespaces, and with them the pair. */
+export function vethPair(tag: string, net: string, opts: { bAddress?: boolean } = {}): VethPair {
+  const v: VethPair = {
+    nsA: `${tag}a`, nsB: `${tag}b`, devA: `${tag}x`, devB: `${tag}y`, addrA: `${net}.1`, addrB: `${net}.2`,
+    up() {
+      v.del();
+      sh('ip', ['netns', 'add', v.nsA]);
+      sh('ip', ['netns', 'add', v.nsB]);
+      sh('ip', ['link', 'add', v.devA, 'netns', v.nsA, 'type', 'veth', 'peer', 'name', v.devB, 'netns', v.nsB]);
+      sh('ip', ['-n', v.nsA, 'addr', 'add', `${v.addrA}/24`, 'dev', v.devA]);
+      if (opts.bAddress !== false) sh('ip', ['-n', v.nsB, 'addr', 'add', `${v.addrB}/24`, 'dev', v.devB]);
+      for (const [ns, dev] of [[v.nsA, v.devA], [v.nsB, v.devB]]) {
+        sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+        sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      }
+    },
+    del() { for (const ns of [v.nsA, v.nsB]) { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ } } },
+  };
+  return v;
+}
+
+/** Compiles fixtures/drop-first-n.bpf.c with `defines` (DROP_PORT, DROP_COUNT…) into `dir` and
+ *  attaches it, direct-action, on `dev`'s ingress in `ns` (tc clsact). */
+export function attachDropFilter(ns: string, dev: string, dir: string, defines: string[]): void {
+  const obj = path.join(dir, 'drop.o');
+  sh('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`,
+    ...defines.map((d) => `-D${d}`), '-c', path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'drop-first-n.bpf.c'), '-o', obj]);
+  sh('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
+  sh('ip', ['netns', 'exec', ns, 'tc', 'filter', 'add', 'dev', dev, 'ingress', 'bpf', 'direct-action', 'obj', obj, 'sec', 'tc']);
+}
+
+/** One exchange between namespaces: a node server in `srvNs` on `listenHost`:`port` answers 'ok'
+ *  and ends each connection once data came; a node client in `cliNs` connects to `connectHost`,
+ *  writes 100 bytes and must read 'ok' and exit 0 (asserted by the caller from the result). */
+export async function nsExchange(cliNs: string, srvNs: string, port: number, listenHost: string, connectHost: string): Promise<{ code: number | null; out: string }> {
+  const srv = spawn('ip', ['netns', 'exec', srvNs, process.execPath, '-e', `
+    require('net').createServer((s) => { s.on('data', () => s.end('ok')); }).listen(${port}, '${listenHost}', () => console.log('listening'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await once(srv.stdout!, 'data');
+    const cli = spawn('ip', ['netns', 'exec', cliNs, process.execPath, '-e', `
+      const c = require('net').connect(${port}, '${connectHost}', () => c.write('x'.repeat(100)));
+      c.on('data', (d) => process.stdout.write(d)); c.on('end', () => c.end());`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    cli.stdout!.on('data', (d) => { out += d; });
+    const [code] = await once(cli, 'exit') as [number | null];
+    return { code, out };
+  } finally {
+    srv.kill('SIGKILL');
+  }
 }
 
 /** The maps a compiled BPF object declares (name and BPF_MAP_TYPE_* number), read from its BTF

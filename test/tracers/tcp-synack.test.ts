@@ -9,47 +9,33 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawn, execFileSync } from 'child_process';
+import { spawn } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, waitFor } from '../helpers/agent';
-import { latestMetrics, pointsWhere, sumWhere, tracerConfig, sh } from './helpers';
-
-const nstat = (ns: string, name: string) => Number(new RegExp(`${name}\\s+(\\d+)`).exec(sh('ip', ['netns', 'exec', ns, 'nstat', '-asz', name]))?.[1]);
+import { latestMetrics, pointsWhere, sumWhere, tracerConfig, sh, nstat, vethPair, attachDropFilter, nsExchange } from './helpers';
 
 test('tcp: SYN-ACKs a server resends (its first ones lost) are counted as its retransmits, as the kernel and a capture count them', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const tag = `tgs${process.pid % 100000}`;
-  const [nsA, nsB] = [`${tag}a`, `${tag}b`];
+  const pair = vethPair(tag, '10.231.9');
+  const { nsA, nsB } = pair;
   const port = 6000 + (process.pid % 1000);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-tcp-synack-'));
   let dumpcap: ReturnType<typeof spawn> | undefined;
   const cleanup = () => {
     if (dumpcap?.exitCode === null) dumpcap.kill('SIGKILL');
-    for (const ns of [nsA, nsB]) { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ } }
+    pair.del();
   };
-  cleanup();
   const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50, ports: [port] } }), env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
   try {
-    sh('ip', ['netns', 'add', nsA]);
-    sh('ip', ['netns', 'add', nsB]);
-    sh('ip', ['link', 'add', `${tag}x`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}y`, 'netns', nsB]);
-    sh('ip', ['-n', nsA, 'addr', 'add', '10.231.9.1/24', 'dev', `${tag}x`]);
-    sh('ip', ['-n', nsB, 'addr', 'add', '10.231.9.2/24', 'dev', `${tag}y`]);
-    for (const [ns, dev] of [[nsA, `${tag}x`], [nsB, `${tag}y`]]) {
-      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
-      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
-    const obj = path.join(tmp, 'drop.o');
-    sh('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`,
-      `-DDROP_PORT=${port}`, '-DDROP_COUNT=2', '-DDROP_SYNACK', '-c', path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'drop-first-n.bpf.c'), '-o', obj]);
-    sh('ip', ['netns', 'exec', nsA, 'tc', 'qdisc', 'add', 'dev', `${tag}x`, 'clsact']);
-    sh('ip', ['netns', 'exec', nsA, 'tc', 'filter', 'add', 'dev', `${tag}x`, 'ingress', 'bpf', 'direct-action', 'obj', obj, 'sec', 'tc']);
+    pair.up();
+    attachDropFilter(nsA, pair.devA, tmp, [`DROP_PORT=${port}`, 'DROP_COUNT=2', 'DROP_SYNACK']);
     // dumpcap writes to a pipe, flushed per packet: connects to a closed port until one is in it say
     // the capture is live
     // ("Capturing on" comes before it reliably holds the next packets: test/helpers/capture.ts).
     const pcap = path.join(tmp, 'server.pcapng');
     const file = fs.createWriteStream(pcap);
-    dumpcap = spawn('ip', ['netns', 'exec', nsB, 'dumpcap', '-q', '-i', `${tag}y`, '-f', `tcp port ${port} or tcp port ${port + 1}`, '-w', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    dumpcap = spawn('ip', ['netns', 'exec', nsB, 'dumpcap', '-q', '-i', pair.devB, '-f', `tcp port ${port} or tcp port ${port + 1}`, '-w', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let capErr = '', capBytes = 0;
     dumpcap.stdout!.on('data', (d: Buffer) => { capBytes += d.length; });
     dumpcap.stdout!.pipe(file);
@@ -68,16 +54,7 @@ test('tcp: SYN-ACKs a server resends (its first ones lost) are counted as its re
     };
     const knocks = () => frames(`tcp.dstport == ${port + 1}`);
 
-    const srv = spawn('ip', ['netns', 'exec', nsB, process.execPath, '-e', `
-      require('net').createServer((s) => { s.on('data', () => s.end('ok')); }).listen(${port}, '::', () => console.log('listening'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await once(srv.stdout!, 'data');
-    const cli = spawn('ip', ['netns', 'exec', nsA, process.execPath, '-e', `
-      const c = require('net').connect(${port}, '10.231.9.2', () => c.write('x'.repeat(100)));
-      c.on('data', (d) => process.stdout.write(d)); c.on('end', () => c.end());`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    cli.stdout!.on('data', (d) => { out += d; });
-    const [code] = await once(cli, 'exit');
-    srv.kill('SIGKILL');
+    const { code, out } = await nsExchange(nsA, nsB, port, '::', pair.addrB);
     assert.equal(code, 0);
     assert.equal(out, 'ok');
     // The capture delivers packets in order but in blocks: once a knock made after the connection

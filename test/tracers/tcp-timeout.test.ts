@@ -4,30 +4,24 @@
 // a retransmit; the namespace's own TcpAttemptFails and TcpRetransSegs (nstat) are the oracle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'child_process';
+import { spawn } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, waitFor } from '../helpers/agent';
-import { latestMetrics, pointsWhere, sumWhere, tracerConfig, sh } from './helpers';
-
-const nstat = (ns: string, name: string) => Number(new RegExp(`${name}\\s+(\\d+)`).exec(sh('ip', ['netns', 'exec', ns, 'nstat', '-asz', name]))?.[1]);
+import { latestMetrics, pointsWhere, sumWhere, tracerConfig, sh, nstat, vethPair } from './helpers';
 
 test('tcp: connects that time out unanswered are failures of the client process, their resent SYNs retransmits, as the kernel counts them', { timeout: 90_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const tag = `tgt${process.pid % 100000}`;
-  const [nsA, nsB] = [`${tag}a`, `${tag}b`];
+  // b's end has no address: the SYNs go out and nobody answers them.
+  const pair = vethPair(tag, '10.231.11', { bAddress: false });
+  const { nsA } = pair;
   const port = 7000 + (process.pid % 1000);
-  const cleanup = () => { for (const ns of [nsA, nsB]) { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ } } };
-  cleanup();
+  const cleanup = () => pair.del();
   const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50, ports: [port] } }), env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
   try {
-    sh('ip', ['netns', 'add', nsA]);
-    sh('ip', ['netns', 'add', nsB]);
-    sh('ip', ['link', 'add', `${tag}x`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}y`, 'netns', nsB]);
-    sh('ip', ['-n', nsA, 'addr', 'add', '10.231.11.1/24', 'dev', `${tag}x`]);
-    sh('ip', ['-n', nsA, 'link', 'set', `${tag}x`, 'up']);
-    sh('ip', ['-n', nsB, 'link', 'set', `${tag}y`, 'up']);
+    pair.up();
     // A static neighbour: no ARP to wait for, the SYNs go out and nobody answers them.
-    sh('ip', ['-n', nsA, 'neigh', 'add', '10.231.11.2', 'lladdr', '02:00:00:00:00:02', 'dev', `${tag}x`, 'nud', 'permanent']);
+    sh('ip', ['-n', nsA, 'neigh', 'add', pair.addrB, 'lladdr', '02:00:00:00:00:02', 'dev', pair.devA, 'nud', 'permanent']);
     // The kernel gives up after one resent SYN (tcp_syn_retries=1 in this namespace: ~3 s), and
     // the connects fail with ETIMEDOUT: three at once.
     sh('ip', ['netns', 'exec', nsA, 'sysctl', '-qw', 'net.ipv4.tcp_syn_retries=1']);

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { spawn, execFileSync } from 'child_process';
 import { once } from 'events';
 import { requireBpf, startAgent, freePort, waitFor } from '../helpers/agent';
-import { latestMetrics, sumWhere, pointsWhere, tracerConfig, sh, collections, Point } from './helpers';
+import { latestMetrics, sumWhere, pointsWhere, tracerConfig, sh, collections, Point, vethPair, attachDropFilter, nsExchange } from './helpers';
 
 const ENV = { TELEGEN_METRICS_INTERVAL_MS: '1000' };
 
@@ -208,43 +208,20 @@ test('tcp: opens, closes, bytes, RTT by peer and process; refused connects count
 test('tcp: retransmissions made by dropping 3 segments on a veth pair are counted exactly, by peer and process', { timeout: 120_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const tag = `tg8${process.pid % 100000}`;
-  const [nsA, nsB] = [`${tag}a`, `${tag}b`];
+  const pair = vethPair(tag, '10.231.7');
+  const { nsA, nsB } = pair;
   const port = 5000 + (process.pid % 1000);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-tcp-drop-'));
-  const cleanup = () => {
-    for (const ns of [nsA, nsB]) { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ } }
-  };
-  cleanup();
+  const cleanup = () => pair.del();
   const agent = await startAgent({ config: tracerConfig({ tcp: { enabled: true, poll_ms: 50 } }), env: ENV });
   try {
     await tcpUp(agent.api);
-    sh('ip', ['netns', 'add', nsA]);
-    sh('ip', ['netns', 'add', nsB]);
-    sh('ip', ['link', 'add', `${tag}x`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}y`, 'netns', nsB]);
-    sh('ip', ['-n', nsA, 'addr', 'add', '10.231.7.1/24', 'dev', `${tag}x`]);
-    sh('ip', ['-n', nsB, 'addr', 'add', '10.231.7.2/24', 'dev', `${tag}y`]);
-    for (const [ns, dev] of [[nsA, `${tag}x`], [nsB, `${tag}y`]]) {
-      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
-      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
-    const obj = path.join(tmp, 'drop.o');
-    sh('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`,
-      `-DDROP_PORT=${port}`, '-DDROP_COUNT=3', '-c', path.join(__dirname, '..', '..', '..', 'test', 'tracers', 'fixtures', 'drop-first-n.bpf.c'), '-o', obj]);
+    pair.up();
     // On the receiver's ingress: a drop on the sender's own egress is a local send error, which
     // TCP retries as a first transmission, not a retransmission (TcpRetransSegs stays 0).
-    sh('ip', ['netns', 'exec', nsB, 'tc', 'qdisc', 'add', 'dev', `${tag}y`, 'clsact']);
-    sh('ip', ['netns', 'exec', nsB, 'tc', 'filter', 'add', 'dev', `${tag}y`, 'ingress', 'bpf', 'direct-action', 'obj', obj, 'sec', 'tc']);
+    attachDropFilter(nsB, pair.devB, tmp, [`DROP_PORT=${port}`, 'DROP_COUNT=3']);
 
-    const srv = spawn('ip', ['netns', 'exec', nsB, process.execPath, '-e', `
-      require('net').createServer((s) => { s.on('data', () => s.end('ok')); }).listen(${port}, '10.231.7.2', () => console.log('listening'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await once(srv.stdout!, 'data');
-    const cli = spawn('ip', ['netns', 'exec', nsA, process.execPath, '-e', `
-      const c = require('net').connect(${port}, '10.231.7.2', () => c.write('x'.repeat(100)));
-      c.on('data', (d) => process.stdout.write(d)); c.on('end', () => c.end());`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    cli.stdout!.on('data', (d) => { out += d; });
-    const [code] = await once(cli, 'exit');
-    srv.kill('SIGKILL');
+    const { code, out } = await nsExchange(nsA, nsB, port, pair.addrB, pair.addrB);
     assert.equal(code, 0);
     assert.equal(out, 'ok');
     // By id, through the filter's program: other runs may have a map of the same name loaded.
