@@ -15,7 +15,7 @@ import {
 } from "../abi/emit";
 import {
   Exchange, NONE, API_NAMES, ERROR_NAMES, CODEC_NAMES, STR_CAP, knownApi,
-  API_PRODUCE, API_FETCH, API_OFFSET_COMMIT, API_API_VERSIONS,
+  API_PRODUCE, API_FETCH, API_OFFSET_COMMIT, API_TXN_OFFSET_COMMIT, API_API_VERSIONS,
 } from "./types";
 
 const KAFKA = "kafka";
@@ -64,7 +64,9 @@ export function emitExchange(stream: u32, x: Exchange, extraFlags: i32): void {
     addString(A_MESSAGING_OPERATION_NAME, API_NAMES[x.apiKey]);
     if (x.apiKey == API_PRODUCE) addString(A_MESSAGING_OPERATION_TYPE, "send");
     else if (x.apiKey == API_FETCH) addString(A_MESSAGING_OPERATION_TYPE, "receive");
-    else if (x.apiKey == API_OFFSET_COMMIT) addString(A_MESSAGING_OPERATION_TYPE, "settle");
+    // A transaction's offset commit settles the consumed messages as OffsetCommit does; it
+    // only takes effect when the transaction commits.
+    else if (x.apiKey == API_OFFSET_COMMIT || x.apiKey == API_TXN_OFFSET_COMMIT) addString(A_MESSAGING_OPERATION_TYPE, "settle");
   }
   if (x.apiKey >= 0) {
     addInt(A_KAFKA_API_KEY, x.apiKey);

@@ -395,7 +395,7 @@ test('DescribeGroups, DeleteGroups, TxnOffsetCommit name the group; DeleteTopics
   a = one(42, 1, false, new W().arr(1).str('old-group').done(), new W().i32(0).arr(0).done());
   assert.deepEqual([a['messaging.operation.name'], a['messaging.consumer.group.name']], ['delete_groups', 'old-group']);
   a = one(28, 3, true, new W().cstr('txn').cstr('tx-group').i64(1).i16(0).i32(-1).cstr('').cstr(null).carr(0).tag0().done(), new W().i32(0).carr(0).tag0().done());
-  assert.deepEqual([a['messaging.operation.name'], a['messaging.consumer.group.name']], ['txn_offset_commit', 'tx-group']);
+  assert.deepEqual([a['messaging.operation.name'], a['messaging.consumer.group.name'], a['messaging.operation.type']], ['txn_offset_commit', 'tx-group', 'settle']);
   a = one(20, 6, true, new W().carr(1).cstr(null).uuid(TOPIC_ID).tag0().i32(1000).tag0().done(), new W().i32(0).carr(0).tag0().done());
   assert.deepEqual([a['messaging.operation.name'], a['telegen.kafka.topic_id']], ['delete_topics', Buffer.from(TOPIC_ID, 'hex').toString('base64url')]);
   a = one(20, 3, false, new W().arr(2).str('gone-1').str('gone-2').i32(1000).done(), new W().i32(0).arr(0).done());
@@ -796,6 +796,7 @@ test('transactions: AddPartitionsToTxn v3 and TxnOffsetCommit v3 (flexible) name
   assert.equal(h.records[0].flags, FLAG_ERROR);
   assert.deepEqual(h.records[1].attributes, {
     ...base(28, 3, 12, 'txn_offset_commit'),
+    'messaging.operation.type': 'settle',
     'messaging.client.id': 'txn-client',
     'messaging.consumer.group.name': 'billing',
     'telegen.kafka.transactional_id': 'tx-1',
