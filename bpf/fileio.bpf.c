@@ -8,16 +8,21 @@
  * operation (tg_fileio_hists), which user space reads at each metric collection: at tens of
  * thousands of operations per second one ring record each cost the agent more CPU than it had.
  * The ring carries only what needs the single operation: slow ones (>= slow_ns, logged with their
- * path) and failed ones (counted by errno). Sockets, pipes and files opened before the tracer
- * started have no fd entry and cost one hash lookup. Paths under /proc, /sys and /dev are skipped
- * at open: they are kernel interfaces, not file data. Entries of processes that exit without
- * closing are swept from user space. */
+ * path) and failed ones (counted by errno). An fd with no entry whose first operation finds a
+ * regular file behind it (inherited across fork/exec, as `exec >>log` leaves it to a shell's
+ * children, or opened before the tracer started) gets its entry then (adopt); sockets and pipes
+ * stay without one and cost a hash lookup and the fd's inode mode. Paths under /proc, /sys and
+ * /dev are skipped at open: they are kernel interfaces, not file data. Entries of processes that
+ * exit without closing are swept from user space. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "fileio.h"
 #include "common.h"
 #include "fd_file.h"
+#include <linux/magic.h>
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -57,6 +62,8 @@ struct file_ent {
 	char path[TG_FILEIO_PATH_LEN];
 	__u64 dir_id; /* the directory cut from path at openat */
 	__u64 inode;  /* the opened file's inode: the fd still names this file while they match */
+	__u32 untraced; /* an adopted fd under /dev (tmpfs): looked up once, never counted */
+	__u32 _pad;
 };
 
 /* Not an operation of enum tg_fileio_op: a dup whose new fd takes the old fd's entry. */
@@ -139,6 +146,8 @@ static __always_inline __u64 fd_inode(__u64 fd)
 	return (__u64)BPF_CORE_READ(f, f_inode);
 }
 
+static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f);
+
 static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -148,13 +157,23 @@ static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 	if (need_fd) {
 		struct fd_key k = { .pid = pid, .fd = arg };
 		struct file_ent *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
-		if (!fp)
-			return 0;
+		/* A BTF pointer: its fields are plain loads, not helper calls. */
+		struct file *f = bpf_rdonly_cast(current_fd_file(arg), bpf_core_type_id_kernel(struct file));
 		/* An fd can stop naming the file without a close(): exec closes O_CLOEXEC fds, and
 		 * close_range or dup2 over it do the same. Its number then comes back as a socket or a
 		 * pipe, whose I/O is no file I/O of that path. */
-		if (fp->inode != fd_inode(arg)) {
+		if (fp && fp->inode != (__u64)(f ? f->f_inode : 0)) {
 			bpf_map_delete_elem(&tg_fileio_files, &k);
+			fp = NULL;
+		}
+		if (!fp) {
+			/* No open seen by this process: the fd came with fork/exec (`exec >>log` in a
+			 * shell, then its children's writes) or was opened before the agent. */
+			if (!f || !adopt(pid, arg, f))
+				return 0;
+		} else if (fp->untraced) {
+			if (op == TG_FILEIO_CLOSE)
+				bpf_map_delete_elem(&tg_fileio_files, &k);
 			return 0;
 		}
 	}
@@ -254,16 +273,13 @@ struct {
 	__type(value, struct resolve);
 } tg_fileio_resolve SEC(".maps");
 
-/* The absolute path of the current process's fd into out (cut at TG_FILEIO_PATH_LEN); out is
- * left alone when the fd cannot be read. */
-static __always_inline void resolve_fd(long fd, char *out)
+/* The absolute path of an open file into out (cut at TG_FILEIO_PATH_LEN); out is left alone
+ * when f is NULL. */
+static __always_inline void resolve_file(struct file *f, char *out)
 {
 	__u32 zero = 0;
 	struct resolve *r = bpf_map_lookup_elem(&tg_fileio_resolve, &zero);
-	if (!r)
-		return;
-	struct file *f = current_fd_file(fd);
-	if (!f)
+	if (!r || !f)
 		return;
 	resolve_up(r, BPF_CORE_READ(f, f_path.dentry), real_mount(BPF_CORE_READ(f, f_path.mnt)));
 	resolve_down(r, RESOLVE_DEPTH);
@@ -282,6 +298,45 @@ static __always_inline __u64 intern_dir(struct scratch *s)
 		return TG_FILEIO_DIR_OTHER;
 	}
 	return h;
+}
+
+#ifndef S_IFMT
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#endif
+
+/* First use of an fd with no entry: a regular file gets one, as if its open had been seen (path
+ * from its dentries, directory interned), and is counted from this operation on. Everything else
+ * costs these few reads on every operation, without an entry that would fill the map with every
+ * socket and pipe: pipes, sockets and ttys (not regular files), and the kernel's interfaces, which
+ * the open path skips by name. Returns whether the operation counts. */
+static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f)
+{
+	struct inode *ino = f->f_inode;
+	if ((ino->i_mode & S_IFMT) != S_IFREG)
+		return 0;
+	switch (ino->i_sb->s_magic) {
+	case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC:
+	case DEBUGFS_MAGIC: case TRACEFS_MAGIC: case SECURITYFS_MAGIC: case BPF_FS_MAGIC:
+		return 0;
+	}
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&tg_fileio_scratch, &zero);
+	if (!s)
+		return 0;
+	s->f.path[0] = 0;
+	resolve_file(f, s->f.path);
+	/* /dev/shm is tmpfs: only its name says it is no file data (as at open). */
+	s->f.untraced = pseudo_fs(s->f.path);
+	s->f._pad = 0;
+	s->f.inode = (__u64)ino;
+	s->f.dir_id = s->f.untraced ? TG_FILEIO_DIR_OTHER : intern_dir(s);
+	struct fd_key k = { .pid = pid, .fd = fd };
+	if (bpf_map_update_elem(&tg_fileio_files, &k, &s->f, BPF_ANY)) {
+		stat_inc(TG_FILEIO_STAT_MAP_FULL);
+		return 0;
+	}
+	return !s->f.untraced;
 }
 
 static __always_inline void hist_add(struct tg_fileio_hist *h, __u32 op, __u64 lat, long ret)
@@ -384,9 +439,11 @@ static __always_inline int leave(long ret)
 		s->f.path[0] = 0;
 		bpf_probe_read_user_str(s->f.path, sizeof(s->f.path), (const void *)in.arg);
 		if (s->f.path[0] && s->f.path[0] != '/' && ret >= 0)
-			resolve_fd(ret, s->f.path);
+			resolve_file(current_fd_file(ret), s->f.path);
 		if (pseudo_fs(s->f.path))
 			return 0;
+		s->f.untraced = 0;
+		s->f._pad = 0;
 		dir_id = s->f.dir_id = intern_dir(s);
 		path = s->f.path;
 		if (ret >= 0) {

@@ -6,14 +6,20 @@
 #ifndef TELEGEN_FD_FILE_H
 #define TELEGEN_FD_FILE_H
 
-/* The current process's open file at fd, or NULL. */
+/* The current process's open file at fd, or NULL. The task pointer is a BTF one, so the walk to
+ * the fd array is plain loads (the verifier makes them fault-safe) and only the indexed slot needs
+ * the helper: fileio runs this on every read/write of an fd it has no entry for, where 5 helper
+ * calls took 2/3 of the program's time. */
 static __always_inline struct file *current_fd_file(long fd)
 {
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct files_struct *files = t->files;
+	if (!files)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct fdtable *fdt = files->fdt;
+	if (!fdt || fd < 0 || fd >= fdt->max_fds)
+		return NULL;
+	struct file **fds = fdt->fd;
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;

@@ -22,8 +22,9 @@ const TRACE = [...Object.keys(OP), 'dup', 'dup2', 'dup3', 'fcntl'].join(',');
 function straceCounts(file: string, dir: string): Map<number, Record<string, [number, number]>> {
   const out = new Map<number, Record<string, [number, number]>>();
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    // 123 writev(3</tmp/x/vec.bin>, [...], 2) = 2000     123 openat(AT_FDCWD</tmp>, "/tmp/x/f", ...) = 3</tmp/x/f>
-    const m = /^(\d+) (\w+)\((\w+)<([^>]*)>.*\)\s+= (-?\d+)(?:<([^>]*)>)?/.exec(line);
+    // "123 writev(3</tmp/x/vec.bin>, [...], 2) = 2000", "123 openat(AT_FDCWD</tmp>, "/tmp/x/f", ...) = 3</tmp/x/f>";
+    // strace pads a pid below 10000 to 5 columns ("4197  write(...").
+    const m = /^(\d+) +(\w+)\((\w+)<([^>]*)>.*\)\s+= (-?\d+)(?:<([^>]*)>)?/.exec(line);
     if (!m || !OP[m[2]]) continue;
     const [, pid, sys, , fdPath, ret, retPath] = m;
     const p = sys.startsWith('openat') ? retPath : fdPath;
@@ -153,6 +154,45 @@ test('fileio: a file opened with openat2 is traced like an openat one, as strace
     await waitFor(() => (agentCounts().close?.[0] ?? 0) >= 1, 30_000).catch(() => { /* compared below */ });
     await new Promise((res) => setTimeout(res, 2500));
     assert.deepEqual(agentCounts(), ops);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
+
+test('fileio: I/O on fds a shell\'s children inherit (`exec >>log; date; date`, `exec <in; cat`) counts for each child and its file, as strace counts it', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-inh-'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-inh-strace-'));
+  fs.writeFileSync(path.join(dir, 'in'), 'x'.repeat(3000));
+  const agent = await startAgent({ config: tracerConfig({ fileio: { enabled: true, max_directories: 100_000, poll_ms: 50 } }), env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
+  try {
+    const trace = path.join(tmp, 'strace.txt');
+    // The children open nothing: date writes to fd 1, cat reads fd 0 and writes fd 1, all opened
+    // by the shell before the fork.
+    execFileSync('strace', ['-f', '-y', '-qq', '-o', trace, '-e', `trace=${TRACE}`, 'sh', '-c', 'exec >>"$1"; date; date; exec <"$2"; cat', '_', path.join(dir, 'log'), path.join(dir, 'in')]);
+    const seen = straceCounts(trace, dir);
+    // What strace saw, so the oracle itself is as planned: the shell only opens, the 3 children
+    // only move bytes and close what they inherited.
+    const children = [...seen].filter(([, ops]) => !ops.open);
+    assert.equal(children.length, 3, JSON.stringify([...seen]));
+    assert.deepEqual(children.map(([, ops]) => Object.keys(ops).sort()), [['close', 'write'], ['close', 'write'], ['close', 'read', 'write']]);
+    assert.equal(children[2][1].read[1], 3000);
+    const agentCounts = (pid: number) => {
+      const m = latestMetrics(agent.dataDir);
+      const got: Record<string, [number, number]> = {};
+      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
+      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
+      return got;
+    };
+    await waitFor(() => children.every(([pid]) => (agentCounts(pid).close?.[0] ?? 0) >= 1), 30_000).catch(() => { /* compared below */ });
+    await new Promise((res) => setTimeout(res, 2500));
+    for (const [pid, ops] of seen) assert.deepEqual(agentCounts(pid), ops, `pid ${pid}`);
+    // Each child under its own name.
+    const [datePid] = children[0];
+    const w = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', { 'process.pid': datePid, 'file.directory': dir });
+    assert.deepEqual(w.map((p) => [p.attributes['telegen.file.operation'], p.attributes['process.executable.name']]), [['write', 'date']]);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
