@@ -4,7 +4,9 @@
  * processes they fork, to the stdout/stderr those inherited (tg_logs_heirs). The buffer is
  * remembered at syscall entry and read at exit, so only bytes the kernel accepted are reported
  * (a non-blocking stdout that returns EAGAIN is retried by the program and must not appear
- * twice). Its own object, apart from the socket tracer, so it can be switched off alone. */
+ * twice). A network socket on fd 1/2 is no log (an inetd-style service's connection); a Unix one
+ * is (journald's stream). Its own object, apart from the socket tracer, so it can be switched off
+ * alone. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -153,6 +155,44 @@ int BPF_PROG(tg_logs_fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
+#ifndef S_IFMT
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#endif
+#ifndef AF_INET
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#endif
+
+/* The socket behind f, or NULL when f is no socket. */
+static __always_inline struct socket *file_socket(struct file *f)
+{
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return BPF_CORE_READ(f, private_data);
+}
+
+/* Whether fd of the current process is a TCP (inet stream) socket. */
+static __always_inline int is_inet_stream(__u32 fd)
+{
+	struct socket *sock = file_socket(current_fd_file(fd));
+	if (!sock || BPF_CORE_READ(sock, type) != 1 /* SOCK_STREAM */)
+		return 0;
+	__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6;
+}
+
+/* An inetd-style service (systemd's Accept=yes, inetd, socat's EXEC with nofork) has its
+ * connection on fd 0 and 1: what it writes there is its protocol, not a log. Only a Unix socket
+ * on fd 1/2 is a log stream: journald's (systemd's StandardOutput=journal) or a parent's stdio
+ * (libuv, so Node's child_process, makes them socketpairs). */
+static __always_inline int is_network_socket(__u32 fd)
+{
+	struct socket *sock = file_socket(current_fd_file(fd));
+	return sock && BPF_CORE_READ(sock, sk, __sk_common.skc_family) != AF_UNIX;
+}
+
 static __always_inline int enter(__u64 fd, __u64 buf, __u64 cnt, __u16 kind)
 {
 	/* Most writes are not to stdout/stderr: one compare, no map lookup. */
@@ -160,6 +200,8 @@ static __always_inline int enter(__u64 fd, __u64 buf, __u64 cnt, __u16 kind)
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (!wanted(pid) && !heir_writes_log(pid, fd))
+		return 0;
+	if (is_network_socket(fd))
 		return 0;
 	struct pending *p = bpf_task_storage_get(&tg_logs_calls, bpf_get_current_task_btf(), 0,
 						 BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -225,28 +267,6 @@ static __always_inline int leave(long ret, int loop)
 	else
 		stat_inc(TG_LOGS_STAT_EVENTS);
 	return 0;
-}
-
-#ifndef S_IFMT
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
-#endif
-#ifndef AF_INET
-#define AF_INET 2
-#define AF_INET6 10
-#endif
-
-/* Whether fd of the current process is a TCP (inet stream) socket. */
-static __always_inline int is_inet_stream(__u32 fd)
-{
-	struct file *f = current_fd_file(fd);
-	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return 0;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	if (!sock || BPF_CORE_READ(sock, type) != 1 /* SOCK_STREAM */)
-		return 0;
-	__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
-	return family == AF_INET || family == AF_INET6;
 }
 
 static __always_inline int accepted(long ret)

@@ -11,6 +11,8 @@ APT_PACKAGES=(
   tshark curl dnsutils dnsmasq-base nghttp2-client nghttp2-server postgresql librdkafka-dev kcat wrk iproute2 procps libcap2-bin openssl
   # file I/O and security tests: strace -f -y is the oracle of which syscalls ran on which file
   strace
+  # logs inetd test: systemd-socket-activate (--inetd -a: the connection on the service's stdin/stdout)
+  systemd
   redis-server redis-tools
   # GnuTLS test: Debian's GnuTLS programs (wget, git-remote-https via libcurl3-gnutls, gnutls-cli/-serv)
   wget git gnutls-bin
