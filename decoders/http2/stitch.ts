@@ -240,6 +240,9 @@ function countList(c: Conn, connId: u32, s: H2Stream, n: i32, ts: u64): void {
 function emit(c: Conn, connId: u32, s: H2Stream, flags: i32): void {
   // request bytes lost after its request ended, and no response end seen: a reset may have been in them
   if (s.reqLostAfterEnd && !s.respEnd) s.unknown = true;
+  // bytes lost while a side was open, and its end not seen after them (or the response's
+  // headers not seen: they may have been among them)
+  if ((s.reqBodyLost && !s.reqEnd) || (s.respBodyLost && (!s.respEnd || s.respHdr == null))) s.unknown = true;
   for (let slot = 0; slot < 4; slot++) fillFromHints(c, s, slot, true);
   if (s.lateRst >= 0 && s.unknownBlocks > 0 && s.rstCode < 0) s.rstCode = s.lateRst;
   emitExchange(connId, s, flags, c.swap == 1);
@@ -468,7 +471,7 @@ export function onEndStream(c: Conn, connId: u32, dir: i32, sid: u32, ts: u64): 
   if (dir == DIR_REQUEST) { s.reqEnd = true; return; }
   s.respEnd = true;
   s.tsEnd = ts;
-  finishStream(c, connId, s, s.respHdr == null ? FLAG_NO_RESPONSE : 0);
+  finishStream(c, connId, s, s.respHdr == null ? unanswered(s, FLAG_NO_RESPONSE) : 0);
 }
 
 export function onRst(c: Conn, connId: u32, dir: i32, sid: u32, code: u32, ts: u64): void {
@@ -553,8 +556,9 @@ export function onLost(c: Conn, dir: i32): void {
       s.respBodyLost = true;
       s.respSizeLost = true;
     }
-    // its side still open: some of the lost frames may have been its DATA, or its end
-    s.unknown = true;
+    // Its side still open: some of the lost frames may have been its DATA (sizes left out), or
+    // its end — unknown only if no END_STREAM of that side comes after them (emit()): the TLS
+    // tracer keeps the tail of a long write, where it usually is.
     grpcLost(s, dir);
   }
 }
