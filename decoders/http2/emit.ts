@@ -255,6 +255,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
   addInt(A_TELEGEN_HTTP2_STREAM_ID, <i64>s.id);
   let isError = false;
   let errorType: string | null = null;
+  let grpcFailed = false;
   if (req != null) {
     addHeader(req, ":method", A_HTTP_REQUEST_METHOD);
     const po = findHeader(req, ":path");
@@ -319,7 +320,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
       const gs = parseDec(listValPtr(src!, go), listValLen(src!, go));
       if (gs >= 0) {
         addInt(A_RPC_GRPC_STATUS_CODE, gs);
-        if (gs != 0) { isError = true; errorType = gs.toString(); }
+        if (gs != 0) { isError = true; errorType = gs.toString(); grpcFailed = true; }
       }
       const mo = findHeader(src!, "grpc-message");
       if (mo >= 0) addPercentDecoded(A_RPC_GRPC_STATUS_MESSAGE, listValPtr(src!, mo), listValLen(src!, mo));
@@ -334,6 +335,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
         addInt(A_RPC_GRPC_STATUS_CODE, gs);
         isError = true;
         errorType = gs.toString();
+        grpcFailed = true;
       }
     }
     const gq = s.gReq;
@@ -347,7 +349,10 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
   }
   if (s.rstCode >= 0) {
     addInt(P_RST_STREAM_ERROR, s.rstCode);
-    if (s.rstCode != 0) { isError = true; errorType = h2ErrorName(<u32>s.rstCode); }
+    // A failed grpc-status that came with the reset (it crossed the client's RST_STREAM CANCEL:
+    // its deadline timer and the server's own DEADLINE_EXCEEDED) is what both libraries report:
+    // error.type names the status, as for any failed call, not the reset.
+    if (s.rstCode != 0) { isError = true; if (!grpcFailed) errorType = h2ErrorName(<u32>s.rstCode); }
   }
   if (isError) {
     flags |= FLAG_ERROR;
