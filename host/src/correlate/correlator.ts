@@ -42,34 +42,48 @@ export interface SpanConn {
 
 export type Mode = 'header' | 'socket' | 'goroutine' | 'thread' | 'time' | 'ambiguous' | 'root' | 'overflow';
 
-interface Node {
+/** A held span. Every field is set in the constructor: the ones a literal lacked (parent, ctx,
+ *  linkedServer, waiting) were added later to each node, each time into an out-of-object
+ *  property store that grew. */
+class Node {
   /** Until emitted: the lookup lists keep a node for seconds after, and holding the span (its
    *  attributes, times, resource refs) that long made every held span survive the young GC. */
   span: ReadableSpan | undefined;
-  /** Connection facts: may be shared by every span of the connection (read, never written). */
-  conn: SpanConn;
   /** The exchange's own: conn.tid when added, and the goroutine link of a CLIENT span. */
   tid: number | undefined;
   goParent: GoParent | undefined;
-  kind: SpanKind;
-  /** TimeBase.rel of the span's start and end. */
-  start: number;
-  end: number;
-  /** Wall-clock deadline (ms) by which this span's parent must be decided. */
-  deadline: number;
-  parentDecided: boolean;
+  readonly kind: SpanKind;
+  /** Wall-clock deadline by which this span's parent must be decided: ms since the correlator's
+   *  `epochMs`, a small integer, where an epoch ms count is a double the node keeps boxed. */
+  deadline = 0;
+  parentDecided = false;
   /** Until emitted (then every ancestor is emitted too, and no cycle can go through it): the
    *  lookup lists keep emitted nodes for seconds, and each one kept its ancestors alive. */
-  parent?: Node;
-  mode: Mode;
+  parent: Node | undefined = undefined;
+  mode: Mode = 'root';
   /** Final context once emitted. */
-  ctx?: SpanContext;
-  /** Children decided onto this node before it was emitted (made on the first). */
-  waiting?: Node[];
+  ctx: SpanContext | undefined = undefined;
+  /** Children decided onto this node before it was emitted, in that order: the first one here,
+   *  the others in `waitingMore` (an array for each parent with one child was most of them). */
+  waiting: Node | undefined = undefined;
+  waitingMore: Node[] | undefined = undefined;
   /** Server spans linked to this client span over a socket (never its in-process parent). */
-  linkedServer?: Node;
-  /** Order of addition: names a SERVER span once only its columns in `emitted` are left. */
-  seq: number;
+  linkedServer: Node | undefined = undefined;
+  constructor(
+    span: ReadableSpan,
+    /** Connection facts: may be shared by every span of the connection (read, never written). */
+    readonly conn: SpanConn,
+    /** TimeBase.rel of the span's start and end. */
+    readonly start: number,
+    readonly end: number,
+    /** Order of addition: names a SERVER span once only its columns in `emitted` are left. */
+    readonly seq: number,
+  ) {
+    this.span = span;
+    this.tid = conn.tid;
+    this.goParent = conn.goParent;
+    this.kind = span.kind;
+  }
 }
 
 const PRUNE_EVERY_MS = 1000;
@@ -156,7 +170,11 @@ export class Correlator {
    *  export batch, the span outlived two young collections. */
   peerMayBeTraced?: () => boolean;
 
-  constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {}
+  private readonly epochMs: number;
+
+  constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {
+    this.epochMs = now();
+  }
 
   get size(): number { return this.held; }
 
@@ -170,11 +188,8 @@ export class Correlator {
   }
 
   add(span: ReadableSpan, conn: SpanConn): void {
-    const n: Node = {
-      span, conn, tid: conn.tid, goParent: conn.goParent, kind: span.kind, start: this.time.rel(span.startTime), end: this.time.rel(span.endTime), deadline: 0,
-      parentDecided: false, mode: 'root', seq: this.seq++,
-    };
-    const t = this.now();
+    const n = new Node(span, conn, this.time.rel(span.startTime), this.time.rel(span.endTime), this.seq++);
+    const t = this.now() - this.epochMs;
     this.queue.push(n);
     this.held++;
     // Without ticks (a bare Correlator) the queue would keep every emitted node.
@@ -220,7 +235,9 @@ export class Correlator {
           if (pick) { n.linkedServer = pick; this.decide(pick, n, undefined, 'socket'); }
           let w = 0;
           for (let i = 0; i < ws.length; i++) if (!ws[i].parentDecided) ws[w++] = ws[i];
-          if (w === 0) this.serversByTuple.delete(key); else ws.length = w;
+          // Kept when empty (prune drops it): the connection's next exchange reuses it, where a
+          // delete and a new one-item array per exchange were garbage and Map shrinking.
+          truncate(ws, w);
         }
         // Only a client span no server span has claimed can be claimed later.
         if (!n.linkedServer) push(this.clients, key, n);
@@ -236,7 +253,7 @@ export class Correlator {
 
   /** Decides every span whose deadline passed; call periodically. */
   tick(): void {
-    const t = this.now();
+    const now = this.now(), t = now - this.epochMs;
     // Deciding only emits (never adds): the queue is walked and compacted in place. Nodes emitted
     // meanwhile are skipped when reached, or dropped on the next walk if already passed.
     const q = this.queue;
@@ -250,11 +267,11 @@ export class Correlator {
       }
       q[w++] = n;
     }
-    q.length = w;
+    truncate(q, w);
     // The lookup lists keep spans for seconds: pruning them once a second is plenty, and each
     // pass walks every list (one per connection), which at 10 passes a second cost more than
     // correlating itself.
-    if (t - this.prunedAt >= PRUNE_EVERY_MS || t < this.prunedAt) { this.prunedAt = t; this.prune(t); }
+    if (now - this.prunedAt >= PRUNE_EVERY_MS || now < this.prunedAt) { this.prunedAt = now; this.prune(now); }
   }
 
   /** Decides and emits everything (shutdown). */
@@ -317,8 +334,9 @@ export class Correlator {
       if (c.linkedServer || c.conn.pid === s.conn.pid || !overlaps(c, s)) continue;
       c.linkedServer = s;
       // Claimed: it leaves the list, which so holds only the connection's unanswered client spans.
-      list.splice(i, 1);
-      if (!list.length) this.clients.delete(key);
+      // Moved down in place (splice made an array of what it removed), kept when empty as above.
+      for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j];
+      list.pop();
       return c;
     }
     return undefined;
@@ -338,7 +356,13 @@ export class Correlator {
     // too late): the rules below.
     if (gp) {
       const at = this.time.relFromNs(gp.at);
-      const live = list?.find((s) => !s.ctx && s.conn.connId === gp.connId && s.start <= at && at <= s.end);
+      // A loop, not find(): a closure here made every call allocate the function's context, Go
+      // or not (~40 B for each client span decided by time).
+      let live: Node | undefined;
+      if (list) for (let i = 0; i < list.length && !live; i++) {
+        const s = list[i];
+        if (!s.ctx && s.conn.connId === gp.connId && s.start <= at && at <= s.end) live = s;
+      }
       if (live) {
         if (!this.isAncestor(n, live)) { this.decide(n, live, undefined, 'goroutine'); return; }
       } else if (done) {
@@ -410,7 +434,8 @@ export class Correlator {
     n.mode = mode;
     if (!parent) this.emit(n, mode, remote);
     else if (parent.ctx) this.emit(n, mode, parent.ctx);
-    else (parent.waiting ??= []).push(n);
+    else if (!parent.waiting && !parent.waitingMore) parent.waiting = n;
+    else (parent.waitingMore ??= []).push(n);
   }
 
   private emit(n: Node, mode: Mode, parentCtx: SpanContext | undefined): void {
@@ -421,7 +446,15 @@ export class Correlator {
     // A pipeline root keeps its own context object ({traceId, spanId, traceFlags}): the lookup
     // lists hold `ctx` for seconds, a copy per span was one more object each.
     let ctx: SpanContext;
-    if (parentCtx) {
+    if (parentCtx && span instanceof PipelineSpan && own.traceState === undefined && !Object.isFrozen(own)) {
+      // A pipeline span's context is its own (spans.ts makes one per span) and nothing has read
+      // it as final yet: finished in place, one object less per child span.
+      const w = own as Writable<SpanContext>;
+      w.traceId = parentCtx.traceId;
+      w.traceFlags = parentCtx.traceFlags & 1;
+      if (parentCtx.traceState) w.traceState = parentCtx.traceState;
+      ctx = own;
+    } else if (parentCtx) {
       // traceState set after, not spread from a conditional literal: no object literal and
       // no clone per child span.
       ctx = { traceId: parentCtx.traceId, spanId: own.spanId, traceFlags: parentCtx.traceFlags & 1 };
@@ -440,10 +473,10 @@ export class Correlator {
     const parentForSpan = parentCtx ? { traceId: parentCtx.traceId, spanId: parentCtx.spanId, traceFlags: parentCtx.traceFlags, isRemote: mode === 'header' || mode === 'socket' } : undefined;
     this.out(withContext(span, ctx, parentForSpan, mode));
     n.parent = undefined;
-    const w = n.waiting;
-    if (!w) return;
-    n.waiting = undefined;
-    for (const c of w) this.emit(c, c.mode, ctx);
+    const w1 = n.waiting, w = n.waitingMore;
+    n.waiting = n.waitingMore = undefined;
+    if (w1) this.emit(w1, w1.mode, ctx);
+    if (w) for (let i = 0; i < w.length; i++) this.emit(w[i], w[i].mode, ctx);
   }
 
   /** Over the memory bound: decide the oldest held spans now with what is known, down to 1/16
@@ -465,7 +498,7 @@ export class Correlator {
       if (n.span) q[w++] = n;
     }
     for (; j < q.length; j++) q[w++] = q[j];
-    q.length = w;
+    truncate(q, w);
   }
 
   /** Drops emitted nodes from the queue. */
@@ -473,11 +506,14 @@ export class Correlator {
     const q = this.queue;
     let w = 0;
     for (let i = 0; i < q.length; i++) if (q[i].span) q[w++] = q[i];
-    q.length = w;
+    truncate(q, w);
   }
 
   private detach(n: Node): void {
-    if (n.parent?.waiting) n.parent.waiting = n.parent.waiting.filter((x) => x !== n);
+    const p = n.parent;
+    if (!p) return;
+    if (p.waiting === n) p.waiting = undefined;
+    if (p.waitingMore) p.waitingMore = p.waitingMore.filter((x) => x !== n);
   }
 
   private prune(t: number): void {
@@ -487,14 +523,14 @@ export class Correlator {
       for (const [k, list] of m) {
         let w = 0;
         for (let i = 0; i < list.length; i++) { const n = list[i]; if (n.end >= horizon || !n.ctx) list[w++] = n; }
-        if (w === 0) m.delete(k); else list.length = w;
+        if (w === 0) m.delete(k); else truncate(list, w);
       }
     };
     // Emitted server spans are in `emitted` from their emission on.
     for (const [k, list] of this.servers) {
       let w = 0;
       for (let i = 0; i < list.length; i++) if (!list[i].ctx) list[w++] = list[i];
-      if (w === 0) this.servers.delete(k); else list.length = w;
+      if (w === 0) this.servers.delete(k); else truncate(list, w);
     }
     for (const [k, e] of this.emitted) {
       e.prune(horizon);
@@ -504,9 +540,18 @@ export class Correlator {
     for (const [k, list] of this.serversByTuple) {
       let w = 0;
       for (let i = 0; i < list.length; i++) if (!list[i].parentDecided) list[w++] = list[i];
-      if (w === 0) this.serversByTuple.delete(k); else list.length = w;
+      if (w === 0) this.serversByTuple.delete(k); else truncate(list, w);
     }
   }
+}
+
+/** Cuts `list` to its first `w` entries. Setting the length gives the array's backing store back
+ *  (all of it at 0), and the next pushes allocate a new one and copy: ~150 B for every exchange
+ *  of a connection's one-item list, and the queue regrown every tick. pop() keeps the store; a
+ *  long tail (a burst's) is still given back. */
+function truncate<T>(list: T[], w: number): void {
+  if (list.length - w > 1024) list.length = w;
+  else while (list.length > w) list.pop();
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
