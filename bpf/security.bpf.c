@@ -429,8 +429,9 @@ int tg_sec_exec(struct trace_event_raw_sched_process_exec *ctx)
 		struct file *exe = BPF_CORE_READ(t, mm, exe_file);
 		if (exe)
 			resolve_into(r, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), e->exe);
-		if (e->path[0] && e->path[0] != '/')
-			resolve_into(r, BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), e->cwd);
+		/* Always: a relative name may be the file's (./x) or, for an interpreter, its
+		 * script's (sh x.sh), which user space finds in argv. */
+		resolve_into(r, BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt), e->cwd);
 	}
 	submit(e);
 	return 0;

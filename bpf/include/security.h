@@ -112,7 +112,8 @@ struct tg_security_event {
 	/* exec: the file the new image runs (its mm's exe_file, a script's interpreter), rebuilt from
 	 * its dentries and mounts: symlinks, relative names and execveat/fexecve's /dev/fd/N resolved */
 	char exe[TG_SECURITY_PATH_LEN];
-	/* exec of a relative name: the working directory it was relative to (resolved the same way) */
+	/* exec: the working directory relative names (the file's, a script's in argv) are relative to
+	 * (resolved the same way) */
 	char cwd[TG_SECURITY_PATH_LEN];
 	/* the caller's cgroup (v2): its id, its directory's name and its parent's ([0] parent,
 	 * [1] leaf), where container runtimes put the container id and Kubernetes the pod uid;

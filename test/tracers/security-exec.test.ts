@@ -3,7 +3,8 @@
 // execveat(dirfd, name), fexecve(fd), as a shebang script run by a relative name — and a memfd
 // copy of it is executed (fileless); each must raise the rule, with the path it resolved to. The
 // oracle is what the test ran (pid of each exec, file it executed); benign execs outside the
-// directory raise nothing.
+// directory raise nothing. A script given to its interpreter (sh x.sh) is executed as surely: it
+// matches by its path too, while code given inline (sh -c, python3 -c) names no script.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -80,6 +81,61 @@ test('security: exec rules match the file executed however it was named (relativ
     assert.equal(rel['process.executable.path'], payload);
     const m = forPid(memfd);
     assert.deepEqual(m.map((l) => [l.attributes['telegen.security.rule.id'], l.attributes['telegen.exec.resolved_path']]), [['t-exec-memfd', '/memfd:tg-fileless']], JSON.stringify(readLogs(agent.dataDir).filter((l) => l.attributes['process.pid'] === memfd).map((l) => l.attributes)));
+    for (const pid of benign) assert.deepEqual(forPid(pid), [], `benign exec ${pid}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    assert.equal(await agent.stop(), 0);
+  }
+});
+
+test('security: a script run through its interpreter (sh x.sh, bash -e -- /abs/x.sh, python3 -u x.py, perl -w x.pl) matches exec rules on the script\'s path, named as telegen.exec.script_path; an interpreter given code inline does not', { timeout: 90_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tgsec-script-')));
+  const watched = path.join(tmp, 'watched');
+  const other = path.join(tmp, 'other');
+  const policyDir = path.join(tmp, 'policy');
+  for (const d of [watched, other, policyDir]) fs.mkdirSync(d);
+  // Not executable: an interpreter reads them, nothing execs them.
+  fs.writeFileSync(path.join(watched, 'job.sh'), 'exit 0\n');
+  fs.writeFileSync(path.join(watched, 'tool.py'), 'import sys\nsys.exit(0)\n');
+  fs.writeFileSync(path.join(watched, 'x.pl'), 'exit 0;\n');
+  fs.writeFileSync(path.join(other, 'job.sh'), 'exit 0\n');
+  fs.writeFileSync(path.join(policyDir, 'rules.yaml'), `rules:
+  - id: t-script-watched
+    description: a script of the watched directory run
+    event: exec
+    match: { path_prefix: ["${watched}/"] }
+    rate_limit: { per_second: 100, burst: 100 }
+  - id: t-script-by-name
+    description: tool.py run by any means
+    event: exec
+    match: { executable: ["tool.py"] }
+`);
+  const agent = await startAgent({ config: tracerConfig({ security: { enabled: true, policy_dir: policyDir, reload_ms: 200, poll_ms: 50 } }) });
+  try {
+    // Benign first: the watched runs are reported after them, so nothing more comes for these.
+    const benign = [
+      await run('sh', ['-c', 'exit 0', path.join(watched, 'job.sh')]), // the file is only $0
+      await run('python3', ['-c', 'pass', path.join(watched, 'tool.py')]), // sys.argv[1]
+      await run('sh', ['job.sh'], other),
+    ];
+    const ran: Array<[string, number, string]> = [
+      ['sh relative', await run('sh', ['job.sh'], watched), path.join(watched, 'job.sh')],
+      ['bash -e --', await run('bash', ['-e', '--', path.join(watched, 'job.sh')]), path.join(watched, 'job.sh')],
+      ['python3 -u', await run('python3', ['-u', 'watched/tool.py'], tmp), path.join(watched, 'tool.py')],
+      ['perl -w', await run('perl', ['-w', path.join(watched, 'x.pl')]), path.join(watched, 'x.pl')],
+    ];
+    const alerts = () => readLogs(agent.dataDir).filter((l) => String(l.attributes['telegen.security.rule.id'] ?? '').startsWith('t-script-'));
+    const forPid = (pid: number) => alerts().filter((l) => l.attributes['process.pid'] === pid);
+    await waitFor(() => ran.every(([, pid]) => forPid(pid).length > 0) && forPid(ran[2][1]).length === 2, 20_000).catch(() => { /* asserted below */ });
+    for (const [how, pid, script] of ran) {
+      const l = forPid(pid);
+      const want = how.startsWith('python3') ? ['t-script-by-name', 't-script-watched'] : ['t-script-watched'];
+      assert.deepEqual(l.map((x) => x.attributes['telegen.security.rule.id']).sort(), want, `${how}: ${JSON.stringify(alerts().map((x) => x.attributes))}`);
+      assert.equal(l[0].attributes['telegen.exec.script_path'], script, how);
+      // The exec itself is the interpreter's.
+      assert.ok(!String(l[0].attributes['process.executable.path']).startsWith(watched), how);
+    }
     for (const pid of benign) assert.deepEqual(forPid(pid), [], `benign exec ${pid}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

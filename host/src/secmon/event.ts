@@ -102,6 +102,10 @@ export interface SecurityEvent {
   path: string;
   /** exec: the file the new image runs, resolved from its dentries (a script's interpreter) */
   exe?: string;
+  /** exec of an interpreter (shell, python, perl, …): the script argv gives it to run, made
+   *  absolute from the caller's working directory (`sh /tmp/x.sh` runs /tmp/x.sh as surely as
+   *  `/tmp/x.sh` does) */
+  scriptPath?: string;
   /** The caller's cgroup v2 directory as the kernel named it: its parent's name and its own */
   cgroup?: { parent: string; name: string };
   /** exec: argv; mount: [source, fstype]; module: [params]; file_change: [source path] (rename,
@@ -154,6 +158,8 @@ export function parseSecurityEvent(b: Buffer): SecurityEvent | undefined {
     if (exe) ev.exe = exe;
     const cwd = cString(b, L.cwd, LIM.TG_SECURITY_PATH_LEN);
     if (cwd && ev.path && !ev.path.startsWith('/')) ev.path = path.posix.join(cwd, ev.path);
+    const script = scriptArgument(ev);
+    if (script) ev.scriptPath = script.startsWith('/') ? path.posix.normalize(script) : cwd ? path.posix.join(cwd, script) : undefined;
   }
   if (c.kind === 'file_change') {
     const flags = b.readUInt32LE(L.flags);
@@ -161,6 +167,63 @@ export function parseSecurityEvent(b: Buffer): SecurityEvent | undefined {
     ev.sourceUnresolved = (flags & F.TG_SECURITY_F_SOURCE_UNRESOLVED) !== 0;
   }
   return ev;
+}
+
+/** How an interpreter's command line names the program it runs: option letters after which the
+ *  program is not a file (an argument or stdin: sh -c, python -m, perl -e), option letters whose
+ *  value is the next argument when not attached (bash -o, python -W), php's -f (the value is the
+ *  file), and the long forms of both. Anything else before the first operand is an option. */
+interface Interpreter { inline: string; takes: string; file?: string; longInline?: string[]; longTakes?: string[]; plus?: boolean }
+const SHELL: Interpreter = { inline: 'cs', takes: 'oO', longTakes: ['--rcfile', '--init-file'], plus: true };
+const INTERPRETERS: Array<[RegExp, Interpreter]> = [
+  [/^(?:ba|da|z|k|mk|a|y|po)?sh$/, SHELL],
+  [/^python[0-9.]*$/, { inline: 'cm', takes: 'WX', longInline: ['--check-hash-based-pycs'] }],
+  [/^perl[0-9.]*$/, { inline: 'eE', takes: 'I' }],
+  [/^ruby[0-9.]*$/, { inline: 'e', takes: 'IrC' }],
+  [/^(?:node|nodejs)$/, { inline: 'ep', takes: 'r', longInline: ['--eval', '--print'], longTakes: ['--require', '--import', '--loader', '--experimental-loader', '--input-type'] }],
+  [/^php[0-9.]*$/, { inline: 'rR', takes: 'cdz', file: 'f' }],
+  [/^lua[0-9.]*$/, { inline: 'e', takes: 'l' }],
+  [/^tclsh[0-9.]*$/, { inline: '', takes: '' }],
+];
+
+function interpreterOf(ev: SecurityEvent): Interpreter | undefined {
+  // The resolved file first (dash behind /bin/sh, python3.11 behind python3); busybox by argv[0].
+  for (const p of [ev.exe, ev.path, ev.extra[0]]) {
+    if (!p) continue;
+    const name = path.posix.basename(p);
+    const hit = INTERPRETERS.find(([re]) => re.test(name));
+    if (hit) return hit[1];
+  }
+  return undefined;
+}
+
+/** exec: the script an interpreter was given on its command line (as written), if it was given one. */
+export function scriptArgument(ev: SecurityEvent): string | undefined {
+  const it = interpreterOf(ev);
+  if (!it) return undefined;
+  const argv = ev.extra;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return argv[i + 1] || undefined;
+    if (a === '-' || a === '') return undefined;
+    if (a.startsWith('--')) {
+      const [name, value] = a.split('=', 2);
+      if (it.longInline?.includes(name)) return undefined;
+      if (value === undefined && it.longTakes?.includes(name)) i++;
+      continue;
+    }
+    if (a[0] !== '-' && !(it.plus && a[0] === '+')) return a;
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j];
+      if (it.inline.includes(c)) return undefined;
+      if (it.file?.includes(c)) return a.slice(j + 1) || argv[i + 1] || undefined;
+      if (it.takes.includes(c)) {
+        if (j === a.length - 1) i++;
+        break;
+      }
+    }
+  }
+  return undefined;
 }
 
 const AT_REMOVEDIR = 0x200;

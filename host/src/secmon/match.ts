@@ -12,16 +12,18 @@ function inCidr(addr: string, cidr: string): boolean {
   return fam !== 0 && b.check(addr, fam === 4 ? 'ipv4' : 'ipv6');
 }
 
-/** The names a process answers to: its comm and, for exec, the executed file's name. */
+/** The names a process answers to: its comm and, for exec, the executed file's name (and the
+ *  script's, when an interpreter was given one). */
 export function processNames(ev: SecurityEvent): string[] {
   if (ev.kind !== 'exec') return [ev.comm];
-  return [ev.comm, ...[ev.path, ev.exe].filter((p): p is string => !!p).map((p) => path.basename(p))];
+  return [ev.comm, ...[ev.path, ev.exe, ev.scriptPath].filter((p): p is string => !!p).map((p) => path.basename(p))];
 }
 
 /** The paths a path_prefix is checked against: a rename or link matters at either end, an exec
- *  by the name it was given (made absolute) and by the file that runs. */
+ *  by the name it was given (made absolute), by the file that runs and by the script an
+ *  interpreter was given. */
 function eventPaths(ev: SecurityEvent): string[] {
-  if (ev.kind === 'exec') return ev.exe ? [ev.path, ev.exe] : [ev.path];
+  if (ev.kind === 'exec') return [ev.path, ev.exe, ev.scriptPath].filter((p): p is string => !!p);
   const src = sourcePath(ev);
   return src ? [ev.path, src] : [ev.path];
 }

@@ -75,6 +75,7 @@ export function securityLogRecord(rule: Rule, ev: SecurityEvent, suppressed: num
     case 'exec':
       a['process.executable.path'] = ev.path;
       if (ev.exe) a['telegen.exec.resolved_path'] = ev.exe;
+      if (ev.scriptPath) a['telegen.exec.script_path'] = ev.scriptPath;
       a['process.command_args'] = ev.extra;
       a['process.command_line'] = ev.extra.join(' ');
       break;
