@@ -38,6 +38,15 @@ function straceCounts(file: string, dir: string): Map<number, Record<string, [nu
   return out;
 }
 
+/** operation → [calls, bytes] the agent exported for one process under `dir`. */
+function agentCounts(dataDir: string, pid: number, dir: string): Record<string, [number, number]> {
+  const m = latestMetrics(dataDir);
+  const got: Record<string, [number, number]> = {};
+  for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
+  for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
+  return got;
+}
+
 test('fileio: vectored reads/writes, fdatasync, and I/O through dup/dup2/dup3/F_DUPFD fds (shell redirection) equal strace\'s', { timeout: 90_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tgfio-vec-'));
@@ -62,21 +71,10 @@ test('fileio: vectored reads/writes, fdatasync, and I/O through dup/dup2/dup3/F_
     assert.deepEqual([...sh.values()][0], { open: [2, 0], write: [4, 23], close: [3, 0] });
     const expect = new Map([...vec, ...sh]);
 
-    const agentCounts = (pid: number) => {
-      const m = latestMetrics(agent.dataDir);
-      const got: Record<string, [number, number]> = {};
-      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) {
-        const op = String(p.attributes['telegen.file.operation']);
-        const c = (got[op] ??= [0, 0]);
-        c[0] += p.count ?? 0;
-      }
-      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
-      return got;
-    };
     const total = (r: Record<string, [number, number]>) => Object.values(r).reduce((n, [c]) => n + c, 0);
-    await waitFor(() => [...expect].every(([pid, ops]) => total(agentCounts(pid)) >= total(ops)), 30_000).catch(() => { /* compared below */ });
+    await waitFor(() => [...expect].every(([pid, ops]) => total(agentCounts(agent.dataDir, pid, dir)) >= total(ops)), 30_000).catch(() => { /* compared below */ });
     await new Promise((r) => setTimeout(r, 2500));
-    for (const [pid, ops] of expect) assert.deepEqual(agentCounts(pid), ops, `pid ${pid}`);
+    for (const [pid, ops] of expect) assert.deepEqual(agentCounts(agent.dataDir, pid, dir), ops, `pid ${pid}`);
     // The exec'd echo's write and close are its own (same pid, new comm).
     const [shPid] = sh.keys();
     const echo = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', { 'process.pid': shPid, 'file.directory': dir, 'process.executable.name': 'echo' });
@@ -105,16 +103,9 @@ test('fileio: dd with O_DIRECT (oflag/iflag=direct) and conv=fdatasync, its file
     assert.deepEqual([...w.values()], [{ open: [1, 0], write: [8, 32768], fsync: [1, 0], close: [2, 0] }]);
     assert.deepEqual([...r.values()], [{ open: [1, 0], read: [5, 32768], close: [2, 0] }]);
     const expect = new Map([...w, ...r]);
-    const agentCounts = (pid: number) => {
-      const m = latestMetrics(agent.dataDir);
-      const got: Record<string, [number, number]> = {};
-      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
-      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
-      return got;
-    };
-    await waitFor(() => [...expect.keys()].every((pid) => (agentCounts(pid).close?.[0] ?? 0) >= 2), 30_000).catch(() => { /* compared below */ });
+    await waitFor(() => [...expect.keys()].every((pid) => (agentCounts(agent.dataDir, pid, dir).close?.[0] ?? 0) >= 2), 30_000).catch(() => { /* compared below */ });
     await new Promise((res) => setTimeout(res, 2500));
-    for (const [pid, ops] of expect) assert.deepEqual(agentCounts(pid), ops, `dd pid ${pid}`);
+    for (const [pid, ops] of expect) assert.deepEqual(agentCounts(agent.dataDir, pid, dir), ops, `dd pid ${pid}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
@@ -144,16 +135,9 @@ test('fileio: a file opened with openat2 is traced like an openat one, as strace
     const seen = straceCounts(trace, dir);
     assert.deepEqual([...seen.values()], [{ open: [1, 0], write: [3, 300], close: [1, 0] }]);
     const [[pid, ops]] = [...seen];
-    const agentCounts = () => {
-      const m = latestMetrics(agent.dataDir);
-      const got: Record<string, [number, number]> = {};
-      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
-      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
-      return got;
-    };
-    await waitFor(() => (agentCounts().close?.[0] ?? 0) >= 1, 30_000).catch(() => { /* compared below */ });
+    await waitFor(() => (agentCounts(agent.dataDir, pid, dir).close?.[0] ?? 0) >= 1, 30_000).catch(() => { /* compared below */ });
     await new Promise((res) => setTimeout(res, 2500));
-    assert.deepEqual(agentCounts(), ops);
+    assert.deepEqual(agentCounts(agent.dataDir, pid, dir), ops);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
@@ -179,16 +163,9 @@ test('fileio: I/O on fds a shell\'s children inherit (`exec >>log; date; date`, 
     assert.equal(children.length, 3, JSON.stringify([...seen]));
     assert.deepEqual(children.map(([, ops]) => Object.keys(ops).sort()), [['close', 'write'], ['close', 'write'], ['close', 'read', 'write']]);
     assert.equal(children[2][1].read[1], 3000);
-    const agentCounts = (pid: number) => {
-      const m = latestMetrics(agent.dataDir);
-      const got: Record<string, [number, number]> = {};
-      for (const p of pointsWhere(m, 'telegen.file.operation.duration', { 'process.pid': pid, 'file.directory': dir })) (got[String(p.attributes['telegen.file.operation'])] ??= [0, 0])[0] += p.count ?? 0;
-      for (const p of pointsWhere(m, 'telegen.file.operation.size', { 'process.pid': pid, 'file.directory': dir })) got[String(p.attributes['telegen.file.operation'])][1] += p.sum ?? 0;
-      return got;
-    };
-    await waitFor(() => children.every(([pid]) => (agentCounts(pid).close?.[0] ?? 0) >= 1), 30_000).catch(() => { /* compared below */ });
+    await waitFor(() => children.every(([pid]) => (agentCounts(agent.dataDir, pid, dir).close?.[0] ?? 0) >= 1), 30_000).catch(() => { /* compared below */ });
     await new Promise((res) => setTimeout(res, 2500));
-    for (const [pid, ops] of seen) assert.deepEqual(agentCounts(pid), ops, `pid ${pid}`);
+    for (const [pid, ops] of seen) assert.deepEqual(agentCounts(agent.dataDir, pid, dir), ops, `pid ${pid}`);
     // Each child under its own name.
     const [datePid] = children[0];
     const w = pointsWhere(latestMetrics(agent.dataDir), 'telegen.file.operation.size', { 'process.pid': datePid, 'file.directory': dir });
