@@ -123,6 +123,17 @@ function wrkFixedRate(port: number, seconds: number, paced = true): ChildProcess
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The kernel's high-water mark of the agent's RSS (VmHWM), MiB: every page it held at once, also
+ *  between samples (a compacting collection's copy lasts 0.1-0.2 s, which 1 s samples miss). */
+function hwmMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : 0;
+}
+/** Starts a new high-water mark at the current RSS (clear_refs 5, Linux 4.0+). */
+function resetHwm(pid: number): void {
+  try { fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* an older kernel: the mark since start */ }
+}
+
 /** Medians of the samples taken over `seconds`, one every SAMPLE_MS. */
 async function sampleFor(pid: number, port: number, seconds: number): Promise<Record<string, number>> {
   const samples: Array<Record<string, number>> = [];
@@ -150,6 +161,7 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     const idle = await sampleFor(agent.proc.pid!, agent.port, IDLE_S / 2);
     // Spans per request (server scope: one server span each): what a setting costs in spans.
     const spans0 = (await agentMetrics(agent.port)).spans ?? 0;
+    resetHwm(agent.proc.pid!);
     const w = wrkFixedRate(server.port, WARM_S + MEASURE_S + 5);
     let out = '';
     w.stdout!.on('data', (d) => { out += d; });
@@ -162,7 +174,10 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     await sleep(3000); // the correlator's hold and the file exporter's batch
     const spans1 = (await agentMetrics(agent.port)).spans ?? 0;
     load.spans_per_request = Math.round(((spans1 - spans0) / (Number(/(\d+) requests in/.exec(out)?.[1]) || 1)) * 1000) / 1000;
+    // Over warm-up, the fixed rate and the 3 s after it.
+    load.hwm = hwmMiB(agent.proc.pid!);
     if (!BURST_S) return { idle, load, rps };
+    resetHwm(agent.proc.pid!);
     const bcpu0 = cpuSecondsOf(agent.proc.pid!), bt0 = Date.now();
     const b = wrkFixedRate(server.port, BURST_S, false);
     let bout = '';
@@ -185,8 +200,11 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     // 5 s into the quiet: the ring's backlog is decoded by then, the burst's garbage may not be.
     await sleep(5000);
     burstEnd.rss_5s_after = breakdown(agent.proc.pid!).rss;
+    // Over the burst and the first 5 s after it, where the ring's backlog is decoded.
+    burstEnd.hwm = hwmMiB(agent.proc.pid!);
     await sleep(Math.max(0, (AFTER_S / 2) * 1000 - 5000));
     const after = await sampleFor(agent.proc.pid!, agent.port, AFTER_S / 2);
+    after.hwm = hwmMiB(agent.proc.pid!);
     const burstRequests = Number(/(\d+) requests in/.exec(bout)?.[1]) || 1;
     burstEnd.spans_per_request = Math.round((((after.spans ?? 0) - spans1) / burstRequests) * 1000) / 1000;
     after.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - qcpu0) / ((Date.now() - qt0) / 1000)) * 1000) / 10;
@@ -233,7 +251,8 @@ async function main(): Promise<void> {
         const { idle, load } = m as Required<Run>;
         process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${idle.rss} pss ${idle.pss}, ${RATE} req/s (${m.rps}) rss ${load.rss} pss ${load.pss} MiB; cpu ${load.agent_cpu_percent_of_a_core}%, rings ${load.bpf_rings_rss}, anon ${load.rss_anon}, V8 heap used ${load.v8_heap_used}, queues ${load.export_queues}`
           + `, spans/request ${load.spans_per_request}`
-          + (m.after ? `; burst (${m.burst_rps} req/s) peak rss ${m.burst_end!.peak_rss}, 5 s after ${m.burst_end!.rss_5s_after}, spans/request ${m.burst_end!.spans_per_request}, queues ${m.burst_end!.peak_export_queues}, cpu ${m.burst_end!.agent_cpu_percent_of_a_core}%, shed ${m.burst_end!.shed_records}, export dropped ${m.burst_end!.export_dropped}, end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
+          + `, hwm ${load.hwm}`
+          + (m.after ? `; burst (${m.burst_rps} req/s) peak rss ${m.burst_end!.peak_rss}, hwm ${m.burst_end!.hwm} (to the end ${m.after.hwm}), 5 s after ${m.burst_end!.rss_5s_after}, spans/request ${m.burst_end!.spans_per_request}, queues ${m.burst_end!.peak_export_queues}, cpu ${m.burst_end!.agent_cpu_percent_of_a_core}%, shed ${m.burst_end!.shed_records}, export dropped ${m.burst_end!.export_dropped}, end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
       }
     }
   } finally {
@@ -243,7 +262,7 @@ async function main(): Promise<void> {
     workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, burst_s: BURST_S, after_s: AFTER_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
     loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
     trees: Object.fromEntries(trees.map(([n, d, env]) => [n, { dir: d, env, ...summarize(runs.get(n)!) }])),
-    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation), with peak_rss / peak_export_queues (sampled every second during the burst), rss_5s_after (one sample 5 s into the quiet), spans_per_request (spans made from the start of the burst to the after window over the burst requests; load.spans_per_request: over the fixed-rate requests, 3 s after it) and the agent CPU over the burst; after_burst = the second half of BENCH_AFTER_S of quiet after it. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
+    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation), with peak_rss / peak_export_queues (sampled every second during the burst), hwm (the high-water mark of RSS the kernel keeps, VmHWM, reset right before the burst, read 5 s after it), rss_5s_after (one sample 5 s into the quiet), spans_per_request (spans made from the start of the burst to the after window over the burst requests; load.spans_per_request: over the fixed-rate requests, 3 s after it; load.hwm: VmHWM reset when wrk starts, read 3 s after it ends; after_burst.hwm: VmHWM from right before the burst to the end of the quiet) and the agent CPU over the burst; after_burst = the second half of BENCH_AFTER_S of quiet after it. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
   });
 }
 
