@@ -8,24 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
 import { requireBpf, startAgent, startServer, waitFor, FlatSpan } from '../helpers/agent';
-import { repoRoot } from '../helpers/decoder';
-import { tlsScratch } from './tls-helpers';
+import { tlsScratch, GRPC_ECHO_JS } from './tls-helpers';
 
 const SERVER = 2;
 const CLIENT = 3;
-const PROTO = path.join(repoRoot, 'decoders', 'http2', 'testdata', 'record', 'echo.proto');
-const GRPC = path.join(repoRoot, 'node_modules', '@grpc', 'grpc-js');
-const LOADER = path.join(repoRoot, 'node_modules', '@grpc', 'proto-loader');
-
-const COMMON = `
-const grpc = require(${JSON.stringify(GRPC)}); const loader = require(${JSON.stringify(LOADER)}); const fs = require('fs');
-const Echo = grpc.loadPackageDefinition(loader.loadSync(${JSON.stringify(PROTO)}, { keepCase: true })).telegen.test.Echo;
-`;
-
-const SERVER_JS = COMMON + `
+const SERVER_JS = GRPC_ECHO_JS + `
 const server = new grpc.Server();
 server.addService(Echo.service, {
   Unary: (call, cb) => cb(null, { text: 'echo:' + call.request.text, n: call.request.n }),
@@ -40,7 +29,7 @@ server.bindAsync('127.0.0.1:0', creds, (err, port) => { if (err) throw err; cons
 
 // One round of every call kind, in this order; prints each method as it completes. A line on
 // stdin starts the next rounds.
-const CLIENT_JS = COMMON + `
+const CLIENT_JS = GRPC_ECHO_JS + `
 const c = new Echo('127.0.0.1:' + process.argv[2], grpc.credentials.createSsl(fs.readFileSync(process.argv[3])), { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' });
 const unary = (m, msg) => new Promise((res) => c[m](msg, () => res()));
 async function round() {

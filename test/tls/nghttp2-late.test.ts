@@ -7,11 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as path from 'path';
-import { spawn, execFileSync, ChildProcess } from 'child_process';
-import { requireBpf, startAgent, waitFor, freePort, FlatSpan } from '../helpers/agent';
-import { makePki } from './tls-helpers';
+import { spawn, execFileSync } from 'child_process';
+import { requireBpf, startAgent, waitFor, outputOf, FlatSpan } from '../helpers/agent';
+import { makePki, startNghttpd } from './tls-helpers';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -37,24 +36,6 @@ let batches = 0;
 
 const N = 20;
 
-function output(proc: ChildProcess): () => string {
-  let out = '';
-  proc.stdout?.on('data', (d) => { out += String(d); });
-  proc.stderr?.on('data', (d) => { out += String(d); });
-  return () => out;
-}
-
-async function listening(port: number, proc: ChildProcess, out: () => string): Promise<void> {
-  await waitFor(() => {
-    if (proc.exitCode !== null) throw new Error(`nghttpd exited: ${out()}`);
-    return new Promise<boolean>((res) => {
-      const c = net.connect(port, '127.0.0.1');
-      c.once('connect', () => { c.destroy(); res(true); });
-      c.once('error', () => res(false));
-    });
-  }, 15_000, 100);
-}
-
 test('nghttpd + node client opened before the agent, nghttp after it: header fields from nghttp2 memory', { timeout: 150_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const pki = makePki();
@@ -65,14 +46,12 @@ test('nghttpd + node client opened before the agent, nghttp after it: header fie
   fs.writeFileSync(cliFile, CLIENT_JS);
   const cfg = path.join(pki.dir, 'agent.yaml');
   fs.writeFileSync(cfg, 'tracers:\n  profile: { enabled: false }\n');
-  const port = await freePort();
-  const nghttpd = spawn('nghttpd', ['-a', '127.0.0.1', '-d', docs, String(port), pki.key, pki.cert], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srvOut = output(nghttpd);
+  const served = await startNghttpd(pki, docs);
+  const { port, proc: nghttpd } = served;
   const client = spawn(process.execPath, [cliFile, String(port), pki.ca], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const cliOut = output(client);
+  const cliOut = outputOf(client);
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
   try {
-    await listening(port, nghttpd, srvOut);
     await waitFor(() => /before-agent done/.test(cliOut()) || (client.exitCode !== null && Promise.reject(new Error(cliOut()))), 30_000, 50);
     // Header callbacks are found while the agent runs, after its capability drop: they are
     // hooked through uprobe_multi links (bpf/tls.md), which need no CAP_SYS_ADMIN.

@@ -1,8 +1,11 @@
 // Self-made CA and a server certificate for 127.0.0.1/localhost, made with the openssl CLI.
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
+import { freePort, outputOf, waitFor, Served } from '../helpers/agent';
+import { repoRoot } from '../helpers/decoder';
 
 export interface Pki { dir: string; ca: string; cert: string; key: string }
 
@@ -30,3 +33,31 @@ export function tlsScratch(files: Record<string, string> = {}, config = TLS_TEST
   fs.writeFileSync(cfg, config);
   return { pki, file, cfg };
 }
+
+/** nghttpd (libnghttp2 and the system's libssl) serving `docs` over TLS on 127.0.0.1 with the PKI's
+ *  certificate, `args` before the port (e.g. --trailer); resolves once it accepts connections (it
+ *  prints nothing when it listens). */
+export async function startNghttpd(pki: Pki, docs: string, args: string[] = []): Promise<Served> {
+  const port = await freePort();
+  const proc = spawn('nghttpd', [...args, '-a', '127.0.0.1', '-d', docs, String(port), pki.key, pki.cert], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = outputOf(proc);
+  await waitFor(() => {
+    if (proc.exitCode !== null) throw new Error(`nghttpd exited: ${out()}`);
+    return new Promise<boolean>((res) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => { c.destroy(); res(true); });
+      c.once('error', () => res(false));
+    });
+  }, 15_000, 100);
+  return {
+    proc, port,
+    stop: () => new Promise((resolve) => { if (proc.exitCode !== null || proc.signalCode !== null) return resolve(); proc.once('exit', () => resolve()); proc.kill('SIGTERM'); }),
+  };
+}
+
+/** The start of a grpc-js script: `grpc`, `fs` and `Echo`, the service of
+ *  decoders/http2/testdata/record/echo.proto (Unary, ClientStream, ServerStream, Bidi, Fail). */
+export const GRPC_ECHO_JS = `
+const grpc = require(${JSON.stringify(path.join(repoRoot, 'node_modules', '@grpc', 'grpc-js'))}); const loader = require(${JSON.stringify(path.join(repoRoot, 'node_modules', '@grpc', 'proto-loader'))}); const fs = require('fs');
+const Echo = grpc.loadPackageDefinition(loader.loadSync(${JSON.stringify(path.join(repoRoot, 'decoders', 'http2', 'testdata', 'record', 'echo.proto'))}, { keepCase: true })).telegen.test.Echo;
+`;
