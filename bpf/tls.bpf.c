@@ -25,6 +25,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 TG_PID_FILTER
 const volatile __u32 capture_max = TG_TLS_CAPTURE_LIMIT;
+/* Bytes kept from the end of a call longer than capture_max (tls_emit_tail); 0: none. */
+const volatile __u32 capture_tail = TG_TLS_TAIL_LIMIT;
 
 enum tg_tls_limits tg_anchor_tls_limits __attribute__((used));
 enum tg_tls_stat tg_anchor_tls_stat __attribute__((used));
@@ -126,8 +128,8 @@ static __always_inline void emit(struct ssl_call *c, __u64 id, __u64 moved)
 	/* A write is stamped when it began: with a socket BIO (curl) the ciphertext leaves inside the
 	 * call, and on a busy machine the peer read, answered and its span ended before the return. */
 	bool rd = c->op == TLS_OP_READ;
-	tls_emit(&tls_pos, &tls_scratch, ci, id, rd ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved, capture_max,
-		 rd ? bpf_ktime_get_ns() : c->ts);
+	tls_emit_tail(&tls_pos, &tls_scratch, ci, id, rd ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved, capture_max,
+		      capture_tail, rd ? bpf_ktime_get_ns() : c->ts);
 }
 
 static __always_inline int ssl_exit(struct pt_regs *ctx)

@@ -10,6 +10,7 @@ enum tg_tls_limits {
 	TG_TLS_H2_VALUE_MAX = 4096,   /* header field value bytes kept (longer: cut, truncated = 1) */
 	TG_TLS_H2_NV_MAX = 64,        /* fields of one nghttp2_submit_* call read */
 	TG_TLS_CAPTURE_LIMIT = 16384, /* plaintext kept per SSL_read/SSL_write (one TLS record) */
+	TG_TLS_TAIL_LIMIT = 16384,    /* ... and of a longer call, from its end (tls_emit_tail) */
 	TG_TLS_CALLS_MAX = 16384,     /* threads inside an SSL_* call at once */
 	TG_TLS_SSL_MAX = 65536,       /* SSL objects whose socket fd is known */
 };
@@ -25,7 +26,8 @@ enum tg_tls_stat {
 	TG_TLS_STAT_H2_FIELDS = 5,  /* HTTP/2 header fields written (nghttp2 or Go HPACK uprobes) */
 	TG_TLS_STAT_H2_NO_CONN = 6, /* ... whose connection could not be named: dropped */
 	TG_TLS_STAT_LINKS = 7,      /* Go only: goroutine links (TG_EV_GO_LINK) written */
-	TG_TLS_STAT_MAX = 8,
+	TG_TLS_STAT_TAILS = 8,      /* tail records of calls longer than capture_max (tls_emit_tail) */
+	TG_TLS_STAT_MAX = 9,
 };
 
 /* Blocks an HTTP/2 header field belongs to. */

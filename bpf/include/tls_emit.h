@@ -90,12 +90,20 @@ static __always_inline void tls_event_head(struct tg_data_event *ev, const struc
 }
 
 /* `moved` bytes at user address `buf` went over `ci` in direction `dir` on thread `id`; at most
- * `cap` of them (the rodata capture_max) are kept. `ts` is when the call began for a write (its
- * bytes may reach the peer, and be answered, before the call returns: a client span stamped at
- * the return could start after its server span ended) and when it returned for a read (the
- * bytes are only there then). */
-static __always_inline void tls_emit(void *pos_map, void *scratch_map, const struct tg_conn_info *ci,
-				     __u64 id, __u8 dir, __u64 buf, __u64 moved, __u32 cap, __u64 ts)
+ * `cap` of them (the rodata capture_max) are kept from the start and, of a longer call, up to `tail`
+ * more from its end, as a second record. `ts` is when the call began for a write (its bytes may
+ * reach the peer, and be answered, before the call returns: a client span stamped at the return
+ * could start after its server span ended) and when it returned for a read (the bytes are only
+ * there then).
+ *
+ * Why the tail: one long write often holds several protocol messages (node's res.end() of 40 KB
+ * over HTTP/2 is HEADERS and three DATA frames in one SSL_write), and what ends the exchange (the
+ * END_STREAM frame, gRPC trailers) is at the end. The head record's orig_len then stops where the
+ * tail begins, so the host reports exactly the bytes between them as lost (with `ts`), and the tail
+ * record continues at its own position: the decoder sees [head][gap][tail] and finds the frames of
+ * the tail. Each call writes at most cap + tail bytes of payload into the ring. */
+static __always_inline void tls_emit_tail(void *pos_map, void *scratch_map, const struct tg_conn_info *ci,
+					  __u64 id, __u8 dir, __u64 buf, __u64 moved, __u32 cap, __u32 tail, __u64 ts)
 {
 	__u64 cid = ci->conn_id;
 	__u64 *pos = bpf_map_lookup_elem(pos_map, &cid);
@@ -116,7 +124,14 @@ static __always_inline void tls_emit(void *pos_map, void *scratch_map, const str
 	}
 	if (cap > TG_TLS_CAPTURE_LIMIT)
 		cap = TG_TLS_CAPTURE_LIMIT;
+	if (tail > TG_TLS_TAIL_LIMIT)
+		tail = TG_TLS_TAIL_LIMIT;
 	__u64 want = moved < cap ? moved : cap;
+	__u64 tail_len = 0;
+	if (moved > cap)
+		tail_len = moved - cap < tail ? moved - cap : tail;
+	/* the head record stands for everything before the tail: its uncaptured rest is the gap */
+	__u64 head_span = moved - tail_len;
 	CLAMP_REG(want, TG_TLS_CAPTURE_LIMIT);
 	__u64 got = want;
 	if (want && bpf_probe_read_user(s->payload, want, (void *)buf)) {
@@ -124,7 +139,7 @@ static __always_inline void tls_emit(void *pos_map, void *scratch_map, const str
 		got = 0;
 	}
 	tls_event_head(&s->ev, ci, id, dir, TG_DATA_TLS, got < moved, at, got,
-		       moved > 0xffffffffULL ? 0xffffffffU : moved, ts);
+		       head_span > 0xffffffffULL ? 0xffffffffU : head_span, ts);
 	if (got < moved)
 		stat_inc(TG_TLS_STAT_TRUNCATED);
 	__u64 size = got;
@@ -133,6 +148,29 @@ static __always_inline void tls_emit(void *pos_map, void *scratch_map, const str
 		stat_inc(TG_TLS_STAT_RING_FULL);
 	else
 		stat_inc(TG_TLS_STAT_EVENTS);
+	if (!tail_len)
+		return;
+
+	CLAMP_REG(tail_len, TG_TLS_TAIL_LIMIT);
+	got = tail_len;
+	if (bpf_probe_read_user(s->payload, tail_len, (void *)(buf + moved - tail_len))) {
+		stat_inc(TG_TLS_STAT_READ_FAULT);
+		got = 0;
+	}
+	tls_event_head(&s->ev, ci, id, dir, TG_DATA_TLS, got < tail_len, at + moved - tail_len, got, tail_len, ts);
+	size = got;
+	CLAMP_REG(size, TG_TLS_TAIL_LIMIT);
+	if (bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, 0))
+		stat_inc(TG_TLS_STAT_RING_FULL);
+	else
+		stat_inc(TG_TLS_STAT_TAILS);
+}
+
+/* The head only (Go's crypto/tls tracer: a Read is one record, a Write is emitted at its entry). */
+static __always_inline void tls_emit(void *pos_map, void *scratch_map, const struct tg_conn_info *ci,
+				     __u64 id, __u8 dir, __u64 buf, __u64 moved, __u32 cap, __u64 ts)
+{
+	tls_emit_tail(pos_map, scratch_map, ci, id, dir, buf, moved, cap, 0, ts);
 }
 
 /* One HTTP/2 header field (name/nl, value/vl in user memory) of stream `sid`, header block

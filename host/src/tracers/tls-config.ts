@@ -7,5 +7,7 @@ export const tlsTracerSchema = z.object({
   safety_rescan_ms: z.number().int().min(200).max(3_600_000).default(30_000)
     .describe('With exec events (Go tracer on), new processes are looked at when they exec and full /proc scans only run this often (and at once when the exec ring dropped events)'),
   capture_max: z.number().int().min(1).max(16384).default(16384).describe('Plaintext bytes kept per SSL_read/SSL_write (gnutls_record_recv/send: one record, at most 16384, per call)'),
+  capture_tail: z.number().int().min(0).max(16384).default(16384)
+    .describe('Of a call longer than capture_max, plaintext bytes also kept from its end, the bytes between reported lost: one write often ends with what closes an exchange (an HTTP/2 END_STREAM frame, gRPC trailers). 0 keeps the head only'),
 }).strict();
 export type TlsTracerConfig = z.infer<typeof tlsTracerSchema>;

@@ -551,7 +551,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const Native = (loadNative() as unknown as { UprobeTracer: (new () => NativeUprobeTracer) & { nghttp2Layout(file: string): { onHeader: number; onHeader2: number }; symbolOffset(file: string, func: string): number } }).UprobeTracer;
   const t = new Native();
   const rep = t.open(objectPath(), {
-    rodata: { self_pid: ctx.selfPid ?? process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max },
+    rodata: { self_pid: ctx.selfPid ?? process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0, capture_max: cfg.capture_max, capture_tail: cfg.capture_tail },
     // tg_calls: which socket the thread touched last, kept by the socket tracer's syscall programs.
     shareMaps: ['tg_conns', 'tg_ring', 'tg_calls'],
   });
