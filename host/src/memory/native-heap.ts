@@ -38,7 +38,30 @@ export function startReliefEnabled(env: NodeJS.ProcessEnv = process.env): boolea
   return env.TELEGEN_START_RELIEF !== '0';
 }
 
-let relieve: (() => boolean) | null | undefined;
+let relief: (() => boolean) | null | undefined;
+/** The addon's relieveHeap (a critical memory-pressure notification to V8, then malloc_trim);
+ *  undefined without the addon. V8's collection for it evacuates only fragmented pages, into the
+ *  free space the same collection made, so it compacts without copying the whole old space to new
+ *  pages first: on a 28 MiB old space holding 16 MiB live (test heap, one process) its RSS
+ *  high-water mark rose 0.5-1.3 MiB against 14-16 MiB for gc() with --compact-on-every-full-gc,
+ *  both leaving 17 MiB of old space, in 74-128 ms against 48-61. */
+export function nativeRelief(): (() => boolean) | undefined {
+  if (relief === undefined) {
+    relief = null;
+    try {
+      const n = loadNative() as unknown as { relieveHeap?: () => boolean };
+      if (typeof n.relieveHeap === 'function') relief = n.relieveHeap;
+    } catch { /* replay and doctor run without the addon */ }
+  }
+  return relief ?? undefined;
+}
+
+/** Whether the idle collection uses nativeRelief() where the addon has it
+ *  (TELEGEN_COLLECT_RELIEF; 0 = gc() compacting every page, as before). */
+export function collectReliefEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.TELEGEN_COLLECT_RELIEF !== '0';
+}
+
 let rssAfterRelief = 0;
 /** Below this growth since the last relief (after a tracer disabled in config, a small one) the
  *  next one would free little: skipped. */
@@ -52,15 +75,7 @@ const RELIEF_MIN_GROWTH_BYTES = 2 << 20;
  * only (a tracer hooking a process at run time must not pause the agent). No-op without the addon.
  */
 export function relieveHeapBeforeLoad(): void {
-  if (relieve === undefined) {
-    relieve = null;
-    if (startReliefEnabled()) {
-      try {
-        const n = loadNative() as unknown as { relieveHeap?: () => boolean };
-        if (typeof n.relieveHeap === 'function') relieve = n.relieveHeap;
-      } catch { /* replay and doctor run without the addon */ }
-    }
-  }
+  const relieve = startReliefEnabled() ? nativeRelief() : undefined;
   if (!relieve) return;
   if (rssAfterRelief && process.memoryUsage.rss() < rssAfterRelief + RELIEF_MIN_GROWTH_BYTES) return;
   relieve();
