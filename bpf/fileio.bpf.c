@@ -22,8 +22,6 @@
 #include "fd_file.h"
 #include <linux/magic.h>
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 TG_PID_FILTER
@@ -146,7 +144,7 @@ static __always_inline __u64 fd_inode(__u64 fd)
 	return (__u64)BPF_CORE_READ(f, f_inode);
 }
 
-static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f);
+static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f, struct inode *ino);
 
 static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 {
@@ -157,19 +155,19 @@ static __always_inline int enter(__u32 op, __u64 arg, int need_fd)
 	if (need_fd) {
 		struct fd_key k = { .pid = pid, .fd = arg };
 		struct file_ent *fp = bpf_map_lookup_elem(&tg_fileio_files, &k);
-		/* A BTF pointer: its fields are plain loads, not helper calls. */
-		struct file *f = bpf_rdonly_cast(current_fd_file(arg), bpf_core_type_id_kernel(struct file));
+		struct file *f = current_fd_file(arg);
+		__u64 inode = f ? (__u64)BPF_CORE_READ(f, f_inode) : 0;
 		/* An fd can stop naming the file without a close(): exec closes O_CLOEXEC fds, and
 		 * close_range or dup2 over it do the same. Its number then comes back as a socket or a
 		 * pipe, whose I/O is no file I/O of that path. */
-		if (fp && fp->inode != (__u64)(f ? f->f_inode : 0)) {
+		if (fp && fp->inode != inode) {
 			bpf_map_delete_elem(&tg_fileio_files, &k);
 			fp = NULL;
 		}
 		if (!fp) {
 			/* No open seen by this process: the fd came with fork/exec (`exec >>log` in a
 			 * shell, then its children's writes) or was opened before the agent. */
-			if (!f || !adopt(pid, arg, f))
+			if (!inode || !adopt(pid, arg, f, (struct inode *)inode))
 				return 0;
 		} else if (fp->untraced) {
 			if (op == TG_FILEIO_CLOSE)
@@ -310,12 +308,11 @@ static __always_inline __u64 intern_dir(struct scratch *s)
  * costs these few reads on every operation, without an entry that would fill the map with every
  * socket and pipe: pipes, sockets and ttys (not regular files), and the kernel's interfaces, which
  * the open path skips by name. Returns whether the operation counts. */
-static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f)
+static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f, struct inode *ino)
 {
-	struct inode *ino = f->f_inode;
-	if ((ino->i_mode & S_IFMT) != S_IFREG)
+	if ((BPF_CORE_READ(ino, i_mode) & S_IFMT) != S_IFREG)
 		return 0;
-	switch (ino->i_sb->s_magic) {
+	switch (BPF_CORE_READ(ino, i_sb, s_magic)) {
 	case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC:
 	case DEBUGFS_MAGIC: case TRACEFS_MAGIC: case SECURITYFS_MAGIC: case BPF_FS_MAGIC:
 		return 0;
