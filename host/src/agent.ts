@@ -275,7 +275,8 @@ export class Agent {
     const gate = startOverloadGate(this.cfg.agent, this.kernel, this.metrics, alog, {
       fill: this.exportCfg.traces.mode === 'file' ? q.traces : undefined,
       queuedBytes: () => otlpHeld(q.traces, this.exportCfg.traces.mode) + otlpHeld(q.metrics, this.exportCfg.metrics.mode) + otlpHeld(q.logs, this.exportCfg.logs.mode) + otlpHeld(q.profiles, this.exportCfg.profiles.mode),
-      pauseRing: this.socketTracer?.pause ? (p) => this.socketTracer?.pause?.(p) : undefined,
+      // The correlator's deadlines stop with the ring: what it holds waits for records still in it.
+      pauseRing: this.socketTracer?.pause ? (p) => { this.socketTracer?.pause?.(p); this.correlate?.correlator.inputPaused(p); } : undefined,
       collect: tuning.collect,
     });
     this.gate = gate;

@@ -53,8 +53,9 @@ class Node {
   tid: number | undefined;
   goParent: GoParent | undefined;
   readonly kind: SpanKind;
-  /** Wall-clock deadline by which this span's parent must be decided: ms since the correlator's
-   *  `epochMs`, a small integer, where an epoch ms count is a double the node keeps boxed. */
+  /** When this span's parent may be decided (see `due`), on the correlator's input clock (ms since
+   *  `epochMs`, stopped while the input is paused): a small integer, where an epoch ms count is a
+   *  double the node keeps boxed. */
   deadline = 0;
   parentDecided = false;
   /** Until emitted (then every ancestor is emitted too, and no cycle can go through it): the
@@ -171,10 +172,47 @@ export class Correlator {
   peerMayBeTraced?: () => boolean;
 
   private readonly epochMs: number;
+  /** The input clock: `now` less the time the input was paused (inputPaused). */
+  private pausedMs = 0;
+  private pausedAt = -1;
+  /** Input clock when a span was last added, and the latest end of any span added (TimeBase.rel):
+   *  how far the input has been read, whatever the wall clock says. */
+  private lastAddAt = 0;
+  private inputEnd = -Infinity;
 
   constructor(private readonly cfg: CorrelateConfig, private readonly out: (s: ReadableSpan) => void, private readonly now: () => number = Date.now) {
     this.epochMs = now();
   }
+
+  /** Called by the agent when it stops and resumes reading the socket ring (overload gate, ingest
+   *  pacing): the spans still in the ring are not late, so the time paused does not count toward
+   *  any held span's deadline. */
+  inputPaused(paused: boolean): void {
+    const raw = this.now() - this.epochMs;
+    if (paused && this.pausedAt < 0) this.pausedAt = raw;
+    else if (!paused && this.pausedAt >= 0) { this.pausedMs += Math.max(0, raw - this.pausedAt); this.pausedAt = -1; }
+  }
+
+  private inputClock(): number {
+    const raw = this.now() - this.epochMs;
+    return raw - this.pausedMs - (this.pausedAt >= 0 ? Math.max(0, raw - this.pausedAt) : 0);
+  }
+
+  /**
+   * Whether a held span whose deadline passed is decided now. The other side of its exchange (a
+   * server span's client, a client span's enclosing server) is read after it, within its wait of
+   * span time — not of wall time: behind a ring paused or a backlog being read, a server span
+   * waited out its 500 ms before its client's record, already in the ring, was read, and both
+   * stayed roots (test/tls/write-stamp "HTTPS under load", 4 of 18 runs). So: decided once the
+   * input has moved that far past its end, or once nothing has been read for that long (an idle
+   * input has nothing more to give), and at the latest after the lookups' own horizon.
+   */
+  private due(n: Node, t: number): boolean {
+    const wait = n.kind === SpanKind.SERVER ? this.cfg.socketSlackMs : this.cfg.windowMs;
+    return this.inputEnd >= n.end + wait * 1e6 || t - this.lastAddAt >= wait || t - n.deadline >= this.keepMs();
+  }
+
+  private keepMs(): number { return Math.max(this.cfg.windowMs, this.cfg.socketSlackMs) * 4; }
 
   get size(): number { return this.held; }
 
@@ -189,7 +227,9 @@ export class Correlator {
 
   add(span: ReadableSpan, conn: SpanConn): void {
     const n = new Node(span, conn, this.time.rel(span.startTime), this.time.rel(span.endTime), this.seq++);
-    const t = this.now() - this.epochMs;
+    const t = this.inputClock();
+    this.lastAddAt = t;
+    if (n.end > this.inputEnd) this.inputEnd = n.end;
     this.queue.push(n);
     this.held++;
     // Without ticks (a bare Correlator) the queue would keep every emitted node.
@@ -253,7 +293,7 @@ export class Correlator {
 
   /** Decides every span whose deadline passed; call periodically. */
   tick(): void {
-    const now = this.now(), t = now - this.epochMs;
+    const now = this.now(), t = this.inputClock();
     // Deciding only emits (never adds): the queue is walked and compacted in place. Nodes emitted
     // meanwhile are skipped when reached, or dropped on the next walk if already passed.
     const q = this.queue;
@@ -261,7 +301,7 @@ export class Correlator {
     for (let i = 0; i < q.length; i++) {
       const n = q[i];
       if (!n.span) continue;
-      if (!n.parentDecided && n.deadline <= t) {
+      if (!n.parentDecided && n.deadline <= t && this.due(n, t)) {
         this.decideByTime(n);
         if (!n.span) continue;
       }
@@ -517,7 +557,7 @@ export class Correlator {
   }
 
   private prune(t: number): void {
-    const keepNs = Math.max(this.cfg.windowMs, this.cfg.socketSlackMs) * 4 * 1e6;
+    const keepNs = this.keepMs() * 1e6;
     const horizon = this.time.relFromMs(t) - keepNs;
     const drop = (m: Map<string | number, Node[]>) => {
       for (const [k, list] of m) {
