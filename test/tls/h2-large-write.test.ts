@@ -123,11 +123,13 @@ test('HTTP/2 over TLS: a 40 KB answer in one SSL_write (over the 16 KiB capture)
       assert.equal(srv(p).attributes['http.response.header.content-type'], 'text/plain', `${p}: ${dump}`);
     }
     // three DATA frames: the lost bytes held a frame header, so the body size is left out — never
-    // reported short or unanswered; the END_STREAM after them ends the exchange (not unknown)
+    // reported short or unanswered. The node client waits for the END_STREAM after them, which
+    // ends the exchange (not unknown); curl, once it has content-length's bytes, may reset the
+    // stream before node sent it (the server reads the RST_STREAM first): unknown then, no error
     for (const p of ['/big/1', '/big/2', '/big/3', '/big/4']) {
       assert.equal(srv(p).attributes['http.response.body.size'], undefined, `${p}: ${dump}`);
       assert.equal(srv(p).status.code ?? 0, 0, `${p}: ${dump}`);
-      assert.equal(srv(p).attributes['telegen.unknown'], undefined, `${p}: ${dump}`);
+      if (p === '/big/3' || p === '/big/4') assert.equal(srv(p).attributes['telegen.unknown'], undefined, `${p}: ${dump}`);
     }
     // HTTP/1.1: the bytes lost are inside a body whose Content-Length the head gave: every
     // exchange is whole, sizes exact, and the next request on the connection decodes
