@@ -60,7 +60,7 @@ struct file_ent {
 	char path[TG_FILEIO_PATH_LEN];
 	__u64 dir_id; /* the directory cut from path at openat */
 	__u64 inode;  /* the opened file's inode: the fd still names this file while they match */
-	__u32 untraced; /* an adopted fd under /dev (tmpfs): looked up once, never counted */
+	__u32 untraced; /* counts nothing: an adopted fd under /dev (tmpfs), or one being adopted */
 	__u32 _pad;
 };
 
@@ -321,19 +321,27 @@ static __always_inline int adopt(__u32 pid, __u64 fd, struct file *f, struct ino
 	struct scratch *s = bpf_map_lookup_elem(&tg_fileio_scratch, &zero);
 	if (!s)
 		return 0;
+	/* The slot first: with the map full, every operation on the fd comes back here, and a
+	 * failed insert costs far less than the path walk. Until filled, the entry counts nothing. */
+	struct fd_key k = { .pid = pid, .fd = fd };
 	s->f.path[0] = 0;
-	resolve_file(f, s->f.path);
-	/* /dev/shm is tmpfs: only its name says it is no file data (as at open). */
-	s->f.untraced = pseudo_fs(s->f.path);
+	s->f.untraced = 1;
 	s->f._pad = 0;
 	s->f.inode = (__u64)ino;
-	s->f.dir_id = s->f.untraced ? TG_FILEIO_DIR_OTHER : intern_dir(s);
-	struct fd_key k = { .pid = pid, .fd = fd };
+	s->f.dir_id = TG_FILEIO_DIR_OTHER;
 	if (bpf_map_update_elem(&tg_fileio_files, &k, &s->f, BPF_ANY)) {
 		stat_inc(TG_FILEIO_STAT_MAP_FULL);
 		return 0;
 	}
-	return !s->f.untraced;
+	resolve_file(f, s->f.path);
+	/* /dev/shm is tmpfs: only its name says it is no file data (as at open). */
+	s->f.untraced = pseudo_fs(s->f.path);
+	if (s->f.untraced)
+		return 0;
+	s->f.dir_id = intern_dir(s);
+	if (bpf_map_update_elem(&tg_fileio_files, &k, &s->f, BPF_EXIST))
+		return 0; /* closed by another thread meanwhile */
+	return 1;
 }
 
 static __always_inline void hist_add(struct tg_fileio_hist *h, __u32 op, __u64 lat, long ret)
