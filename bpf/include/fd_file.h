@@ -8,8 +8,8 @@
 
 /* The current process's open file at fd, or NULL. The task pointer is a BTF one, so the walk to
  * the fd array is plain loads (the verifier makes them fault-safe) and only the indexed slot needs
- * the helper: fileio runs this on every read/write of an fd it has no entry for, where 5 helper
- * calls took 2/3 of the program's time. */
+ * the helper: fileio runs this on every read/write of an fd it has no entry for, where the 5
+ * helper calls of a BPF_CORE_READ walk cost ~100 ns more per call. */
 static __always_inline struct file *current_fd_file(long fd)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
