@@ -342,3 +342,64 @@ test('a process that may serve (or has served) keeps its client spans for the wi
   h.advance(DEFAULT_CORRELATE.windowMs + 1);
   assert.equal(parentOf(h.by('SELECT 2')), id(h.by('GET /2')));
 });
+
+// Deadlines of held spans count input, not wall time: a server span waits for its client span
+// while the client's record is still in the ring (read behind a backlog, or the ring paused by the
+// overload gate), which test/tls/write-stamp "HTTPS under load" hit in 4 of 18 runs: both roots.
+const LAG_TUPLE = '127.0.0.1|40000|127.0.0.1|8443';
+const lagServer: SpanConn = { pid: 2, tid: 2, tuple: LAG_TUPLE, peerLocal: true };
+const lagClient: SpanConn = { pid: 1, tid: 1, tuple: LAG_TUPLE };
+/** A span of another connection, decided at once (remote peer): input read, nothing held. */
+const otherConn = (i: number, endMs: number): [ReadableSpan, SpanConn] =>
+  [span(`other ${i}`, SpanKind.SERVER, endMs - 1, endMs), { pid: 5, tid: 5, tuple: `10.0.0.9|${i}|10.0.0.1|80`, peerLocal: false }];
+/** The clock moved `ms` with a tick every 100 ms, as the agent's timer ticks. */
+function advanceTicking(h: ReturnType<typeof harness>, ms: number): void {
+  for (let d = 0; d < ms; d += 100) h.advance(Math.min(100, ms - d));
+}
+
+test('behind a backlog: the server span waits past 500 ms of wall time for a client span its input has not reached yet', () => {
+  const h = harness();
+  h.c.add(span('GET /s', SpanKind.SERVER, 100, 110), lagServer);
+  // 900 ms of wall time reading spans that ended within 100 ms after it: the input is behind.
+  for (let i = 0; i < 9; i++) { h.c.add(...otherConn(i, 111 + 10 * i)); advanceTicking(h, 100); }
+  h.c.add(span('GET', SpanKind.CLIENT, 95, 120), lagClient);
+  advanceTicking(h, DEFAULT_CORRELATE.windowMs + 100);
+  assert.equal(h.by('GET /s').attributes['telegen.correlation'], 'socket');
+  assert.equal(h.by('GET /s').parentSpanContext?.spanId, h.by('GET').spanContext().spanId);
+});
+
+test('the input moving 500 ms of span time past a server span without its client decides it a root, however fast it was read', () => {
+  const h = harness();
+  h.c.add(span('GET /s', SpanKind.SERVER, 100, 110), lagServer);
+  for (let i = 0; i < 7; i++) { h.c.add(...otherConn(i, 400)); advanceTicking(h, 100); }
+  assert.equal(h.out.filter((s) => s.name === 'GET /s').length, 0, 'the input is at 400 ms: held');
+  h.c.add(...otherConn(7, 611));
+  advanceTicking(h, 100);
+  assert.equal(h.by('GET /s').attributes['telegen.correlation'], 'root');
+});
+
+test('a paused input: the server span waits out the pause for its client span, then links', () => {
+  const h = harness();
+  h.c.add(span('GET /s', SpanKind.SERVER, 100, 110), lagServer);
+  h.c.inputPaused(true);
+  advanceTicking(h, 3000);
+  assert.equal(h.out.length, 0, 'nothing decided while the ring is not read');
+  h.c.inputPaused(false);
+  h.c.add(span('GET', SpanKind.CLIENT, 95, 120), lagClient);
+  advanceTicking(h, DEFAULT_CORRELATE.windowMs + 100);
+  assert.equal(h.by('GET /s').parentSpanContext?.spanId, h.by('GET').spanContext().spanId);
+  // After the pause, an idle input decides as before: socketSlackMs after the last span read.
+  h.c.add(span('lonely', SpanKind.SERVER, 5000, 5001), lagServer);
+  advanceTicking(h, DEFAULT_CORRELATE.socketSlackMs + 100);
+  assert.equal(h.by('lonely').attributes['telegen.correlation'], 'root');
+});
+
+test('held at most the lookups\' horizon when spans keep coming that never move the input past it', () => {
+  const h = harness();
+  h.c.add(span('GET /s', SpanKind.SERVER, 100, 110), lagServer);
+  let i = 0;
+  while (!h.out.some((s) => s.name === 'GET /s') && i < 200) { h.c.add(...otherConn(i, 111)); advanceTicking(h, 100); i++; }
+  const keep = Math.max(DEFAULT_CORRELATE.windowMs, DEFAULT_CORRELATE.socketSlackMs) * 4;
+  assert.equal(h.by('GET /s').attributes['telegen.correlation'], 'root');
+  assert.ok(i * 100 >= DEFAULT_CORRELATE.socketSlackMs + keep && i * 100 <= DEFAULT_CORRELATE.socketSlackMs + keep + 200, `decided after ${i * 100} ms`);
+});
