@@ -599,7 +599,9 @@ export function flushAll(c: Conn, connId: u32): void {
   const keys = c.streams.keys();
   for (let i = 0; i < keys.length; i++) {
     const s = c.streams.get(keys[i]);
-    emit(c, connId, s, s.held ? s.heldFlags : s.respEnd ? 0 : unanswered(s, FLAG_NO_RESPONSE));
+    // A response that began (final HEADERS) and was cut by the close was answered, its end
+    // unseen: FLAG_UNKNOWN, as at the idle timeout and as http1 reports a body cut by the close.
+    emit(c, connId, s, s.held ? s.heldFlags : s.respEnd ? 0 : s.respHdr != null ? FLAG_UNKNOWN : unanswered(s, FLAG_NO_RESPONSE));
   }
   streamsAdd(-(<i64>c.listBytes + <i64>c.streams.size * STREAM_COST));
   c.streams.clear();
