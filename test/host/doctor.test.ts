@@ -13,7 +13,7 @@ test('doctor --json reports kernel features and tracer verdicts found on this ma
   assert.equal(j.features.kernel, require('os').release());
   assert.equal(typeof j.features.btf, 'boolean');
   const names = j.tracers.map((x: { name: string }) => x.name);
-  assert.deepEqual(names, ['socket', 'tcp', 'xdp', 'profile', 'fileio', 'logs', 'security', 'tls-uprobes', 'go']);
+  assert.deepEqual(names, ['socket', 'tcp', 'xdp', 'profile', 'fileio', 'logs', 'security', 'tls', 'go']);
   for (const k of ['tracepoint', 'raw_tp', 'tp_btf', 'kprobe', 'fentry', 'uprobe', 'perf_event', 'xdp', 'tc']) assert.ok(k in j.features.attach, `attach type ${k} reported`);
   if (process.getuid?.() !== 0) { t.diagnostic('not root: verdicts say so'); assert.ok(j.tracers.every((x: { canRun: boolean }) => !x.canRun)); return; }
   // This kernel (checked by hand): no kprobe PMU, tracing programs refused, syscall tracepoints work.
@@ -64,4 +64,34 @@ test('doctor names the security rules that cannot fire on this kernel, and why',
   assert.match(text.stdout, new RegExp(`security rules \\(${dir.replace(/[/.-]/g, '\\$&')}\\):\\n  ${moduleActive ? 3 : 2} of 3 can fire here`));
   if (!moduleActive) assert.match(text.stdout, /inactive module-load\s+\(module\) — no tracepoint/);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('doctor: an attach type no tracer uses is not a MISS, tp_btf is named where tracers need it, and each tracer says whether the config turns it on', () => {
+  const fs = require('fs') as typeof import('fs');
+  const os = require('os') as typeof import('os');
+  const r = telegen(['doctor']);
+  assert.equal(r.status, 0, r.stderr);
+  // kprobe and fentry are absent or refused on this kernel; the agent never uses either (README).
+  for (const k of ['kprobe', 'fentry']) {
+    assert.doesNotMatch(r.stdout, new RegExp(`MISS attach:${k} `), `${k} is no fault`);
+    if (!JSON.parse(telegen(['doctor', '--json']).stdout).features.attach[k].ok) {
+      assert.match(r.stdout, new RegExp(`none attach:${k} .*\\n\\s+→ not needed: no telegen tracer uses ${k === 'kprobe' ? 'kprobes' : 'fentry'}`));
+    }
+  }
+  // The default config: fileio is off, socket on; "can run" alone read as running.
+  assert.match(r.stdout, /^  can run  socket +on in the config$/m);
+  assert.match(r.stdout, /^  \S.{7} fileio +off in the config \(tracers\.fileio\.enabled\)/m);
+  assert.match(r.stdout, /^  \S.{7} xdp +on, but attached to no interface \(tracers\.xdp\.interfaces\)/m);
+  const j = JSON.parse(telegen(['doctor', '--json']).stdout) as { tracers: Array<{ name: string; needs: string[]; config: { on: boolean } }> };
+  assert.deepEqual(j.tracers.find((x) => x.name === 'tcp')!.needs, ['tracepoint', 'tp_btf'], 'tcp.bpf.c attaches tp_btf programs');
+  assert.equal(j.tracers.find((x) => x.name === 'fileio')!.config.on, false);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telegen-doctor-cfg-'));
+  const cfg = path.join(dir, 'c.yaml');
+  fs.writeFileSync(cfg, 'tracers:\n  fileio: { enabled: true }\n  tcp: { enabled: false }\n');
+  const withCfg = telegen(['doctor', '--config', cfg]);
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(withCfg.status, 0, withCfg.stderr);
+  assert.match(withCfg.stdout, new RegExp(`\\(on/off as \`telegen run\` would start them with ${cfg.replace(/[/.-]/g, '\\$&')}\\)`));
+  assert.match(withCfg.stdout, /^  \S.{7} fileio +on in the config/m);
+  assert.match(withCfg.stdout, /^  \S.{7} tcp +off in the config \(tracers\.tcp\.enabled\)/m);
 });

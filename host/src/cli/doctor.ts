@@ -6,27 +6,38 @@ import { discoverySummary } from '../discovery/summary';
 import { capabilityReport, effectiveCapabilities } from '../security/caps';
 import { inspectGoProcesses } from '../gotrace/probes';
 import { securityRuleVerdicts, RuleVerdict } from '../doctor/security-rules';
-import { loadConfig } from '../config';
+import { loadConfig, Config } from '../config';
 import { installRoot } from '../paths';
 import * as path from 'path';
 
 /** The security monitor's rule directory as `telegen run` would resolve it (config, env, install default). */
-function policyDir(args: Args): string {
-  const cfg = typeof args.flags.config === 'string' ? loadConfig(args.flags.config).tracers.security.policy_dir : undefined;
-  return cfg ?? process.env.TELEGEN_SECURITY_POLICY_DIR ?? path.join(installRoot(), 'policies', 'security');
+function policyDir(cfg: Config, fromFile: boolean): string {
+  return (fromFile ? cfg.tracers.security.policy_dir : undefined) ?? process.env.TELEGEN_SECURITY_POLICY_DIR ?? path.join(installRoot(), 'policies', 'security');
+}
+
+/** Whether `telegen run` on this config starts the tracer: "can run" alone read as "runs", for
+ *  fileio, security and logs too, which are off unless switched on. */
+export function configState(cfg: Config, tracer: string): { on: boolean; note: string } {
+  const t = (cfg.tracers as Record<string, { enabled?: boolean; interfaces?: string[] } | undefined>)[tracer];
+  if (!t) return { on: false, note: 'not in the config' };
+  if (!t.enabled) return { on: false, note: `off in the config (tracers.${tracer}.enabled)` };
+  if (tracer === 'xdp' && !t.interfaces?.length) return { on: false, note: 'on, but attached to no interface (tracers.xdp.interfaces)' };
+  return { on: true, note: 'on in the config' };
 }
 
 export async function doctorCommand(args: Args): Promise<number> {
+  const fromFile = typeof args.flags.config === 'string';
+  const cfg = loadConfig(fromFile ? args.flags.config as string : undefined);
   const f = probeFeatures();
   const checks = doctorChecks(f);
-  const tracers = tracerVerdicts(f);
+  const tracers = tracerVerdicts(f).map((t) => ({ ...t, config: configState(cfg, t.name) }));
   const caps = capabilityReport(effectiveCapabilities());
   // Discovery without timers or network: one /proc and socket scan.
   const d = new Discovery({});
   d.scanProcs();
   d.scanSockets();
   const go = inspectGoProcesses();
-  const dir = policyDir(args);
+  const dir = policyDir(cfg, fromFile);
   let rules: RuleVerdict[] | { error: string };
   try { rules = securityRuleVerdicts(dir, f.tracefs); } catch (e) { rules = { error: (e as Error).message }; }
   if (args.flags.json) {
@@ -35,9 +46,14 @@ export async function doctorCommand(args: Args): Promise<number> {
   }
   const w = (s: string) => process.stdout.write(s + '\n');
   w(`telegen doctor — kernel ${f.kernel}, ${f.root ? 'root' : 'not root'}`);
-  for (const c of checks) w(`  ${c.ok ? 'ok  ' : 'MISS'} ${c.name.padEnd(18)} ${c.detail}${!c.ok && c.fix ? `\n         → ${c.fix}` : ''}`);
+  for (const c of checks) {
+    const mark = c.ok ? 'ok  ' : c.unused ? 'none' : 'MISS';
+    const next = c.ok ? undefined : c.unused ?? c.fix;
+    w(`  ${mark} ${c.name.padEnd(18)} ${c.detail}${next ? `\n         → ${next}` : ''}`);
+  }
   w('tracers:');
-  for (const t of tracers) w(`  ${t.canRun ? 'can run ' : 'cannot  '} ${t.name.padEnd(12)}${t.why ? ` — ${t.why}` : ''}`);
+  for (const t of tracers) w(`  ${t.canRun ? (t.partly ? 'partly  ' : 'can run ') : 'cannot  '} ${t.name.padEnd(9)} ${t.config.note}${t.why ? ` — ${t.why}` : t.partly ? ` — ${t.partly}` : ''}`);
+  w(`  (on/off as \`telegen run\` would start them with ${fromFile ? args.flags.config : 'the default config (no --config)'})`);
   w(`security rules (${dir}):`);
   if (!Array.isArray(rules)) w(`  cannot read: ${rules.error}`);
   else {

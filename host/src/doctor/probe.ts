@@ -6,7 +6,7 @@ import { execFileSync } from 'child_process';
 import * as path from 'path';
 import { installRoot } from '../paths';
 
-export interface Check { name: string; ok: boolean; detail: string; fix?: string }
+export interface Check { name: string; ok: boolean; detail: string; fix?: string; /** Set when no tracer needs it: its absence is no fault. */ unused?: string }
 
 export interface Features {
   kernel: string;
@@ -131,21 +131,35 @@ export function probeFeatures(): Features {
   };
 }
 
-export interface TracerVerdict { name: string; canRun: boolean; needs: string[]; why?: string }
+export interface TracerVerdict { name: string; canRun: boolean; needs: string[]; why?: string; /** Runs, but without what `partly` says. */ partly?: string }
+
+/** Attach types no tracer uses: missing here costs nothing, and a bare MISS read as a fault (the
+ *  README's promise is that the agent runs on kernels without kprobes or fentry). */
+export const UNUSED_ATTACH: Record<string, string> = {
+  kprobe: 'not needed: no telegen tracer uses kprobes (syscall tracepoints, tp_btf and uprobes only)',
+  fentry: 'not needed: no telegen tracer uses fentry/fexit',
+  raw_tp: 'not needed: no telegen tracer uses raw tracepoints',
+  tc: 'not needed: no telegen tracer uses tc classifiers',
+  cgroup_skb: 'not needed: no telegen tracer uses cgroup_skb programs',
+  sockops: 'not needed: no telegen tracer uses sock_ops programs',
+};
 
 /** Which tracers this kernel can run, and one sentence for each one that cannot. */
 export function tracerVerdicts(f: Features): TracerVerdict[] {
   const capOk = f.root || f.capabilities.includes('SYS_ADMIN') || (f.capabilities.includes('BPF') && f.capabilities.includes('PERFMON'));
   const v = (name: string, needs: string[], ok: boolean, why: string): TracerVerdict => ({ name, needs, canRun: capOk && ok, why: !capOk ? 'run as root or grant CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN on kernels before 5.8)' : ok ? undefined : why });
+  // tcp.bpf.c's connection state, RTT and reset programs and logs.bpf.c's fork follow-up are
+  // tp_btf; each program attaches on its own, so without tp_btf those tracers run with less.
+  const partly = (t: TracerVerdict, missing: string): TracerVerdict => (t.canRun && !f.attach.tp_btf?.ok ? { ...t, partly: missing } : t);
   return [
     v('socket', ['tracepoint', 'ringbuf', 'btf'], f.attach.tracepoint.ok && !!f.mapTypes.ringbuf && f.btf, f.btf ? (f.tracefs ? 'syscall tracepoints are unavailable' : 'mount tracefs: mount -t tracefs tracefs /sys/kernel/tracing') : 'the kernel has no BTF (/sys/kernel/btf/vmlinux): use a kernel built with CONFIG_DEBUG_INFO_BTF=y'),
-    v('tcp', ['tracepoint'], f.attach.tracepoint.ok, 'classic tracepoints are unavailable'),
+    partly(v('tcp', ['tracepoint', 'tp_btf'], f.attach.tracepoint.ok, 'classic tracepoints are unavailable'), 'without tp_btf only retransmits and sent resets are counted: no connection opens, closes, durations, RTT or received resets'),
     v('xdp', ['xdp'], f.attach.xdp.ok, 'XDP programs do not load here'),
     v('profile', ['perf_event'], f.attach.perf_event.ok, 'perf_event programs do not load here'),
     v('fileio', ['tracepoint'], f.attach.tracepoint.ok, 'syscall tracepoints are unavailable'),
-    v('logs', ['tracepoint', 'ringbuf'], f.attach.tracepoint.ok && !!f.mapTypes.ringbuf, 'syscall tracepoints or ring buffers are unavailable'),
+    partly(v('logs', ['tracepoint', 'ringbuf', 'tp_btf'], f.attach.tracepoint.ok && !!f.mapTypes.ringbuf, 'syscall tracepoints or ring buffers are unavailable'), 'without tp_btf the children a traced process forks are not followed'),
     v('security', ['tracepoint'], f.attach.tracepoint.ok, 'syscall tracepoints are unavailable'),
-    v('tls-uprobes', ['uprobe'], f.attach.uprobe.ok, 'uprobes are unavailable'),
+    v('tls', ['uprobe'], f.attach.uprobe.ok, 'uprobes are unavailable'),
     v('go', ['uprobe'], f.attach.uprobe.ok, 'uprobes are unavailable'),
   ];
 }
@@ -158,6 +172,6 @@ export function doctorChecks(f: Features): Check[] {
   c.push({ name: 'tracefs', ok: !!f.tracefs, detail: f.tracefs ?? 'not mounted', fix: 'mount -t tracefs tracefs /sys/kernel/tracing (telegen run does this itself as root)' });
   c.push({ name: 'bpffs', ok: f.bpffs, detail: f.bpffs ? 'mounted' : 'not mounted', fix: 'mount -t bpf bpf /sys/fs/bpf (telegen run does this itself as root)' });
   c.push({ name: 'lockdown', ok: f.lockdown !== 'confidentiality', detail: f.lockdown, fix: 'lockdown=confidentiality forbids reading kernel memory from BPF: boot with lockdown=integrity or none' });
-  for (const [k, a] of Object.entries(f.attach)) c.push({ name: `attach:${k}`, ok: a.ok, detail: a.detail });
+  for (const [k, a] of Object.entries(f.attach)) c.push({ name: `attach:${k}`, ok: a.ok, detail: a.detail, ...(UNUSED_ATTACH[k] ? { unused: UNUSED_ATTACH[k] } : {}) });
   return c;
 }
