@@ -29,7 +29,7 @@ td,th{padding:4px 8px;border-bottom:1px solid #2a3340;text-align:left;font-varia
 #red{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#121820;border:1px solid #2a3340;border-radius:6px;padding:8px;width:330px}
 .chart svg{width:310px;height:60px}.muted{color:#8b949e}
 ${FLAME_CSS}</style></head><body>
-<header><h1>telegen</h1><div id="status">loading…</div></header>
+<header><h1>telegen</h1><div id="status">loading…</div><div id="drops"></div></header>
 <main>
 <h2>Service graph</h2>
 <div id="graphbox"><svg id="graph" role="img" aria-label="service graph"></svg></div>
@@ -129,7 +129,10 @@ async function refresh(){
     var t=await (await fetch('/api/topology')).json();drawGraph(t);drawRed(t);
     if(!selected){var r=await (await fetch('/api/traces?limit=10')).json();if(!selected)drawTraces(r.traces)}
     var st=await (await fetch('/api/status')).json();
+    var dr=st.drops||{total:0,nonzero:[]};var de=document.getElementById('drops');
     document.getElementById('status').textContent='up '+Math.round(st.uptimeSeconds||0)+' s · '+(st.exportTarget||'');
+    de.className=dr.total?'bad':'ok';
+    de.textContent=dr.total?'lost: '+dr.nonzero.map(function(d){var l=Object.keys(d.labels).map(function(k){return d.labels[k]}).join(' ');return d.metric.replace(/^telegen_|_total$/g,'')+(l?' ('+l+')':'')+' '+d.value}).join(' · '):'nothing lost (ring, shedding, export)';
     document.getElementById('tracers').innerHTML='<tr><th>tracer</th><th>state</th><th>detail</th></tr>'+
       (st.tracers||[]).map(function(x){return '<tr><td>'+esc(x.name)+'</td><td class="'+(x.ok?'ok':'bad')+'">'+(x.ok?'running':'not running')+'</td><td>'+esc(x.detail||'')+'</td></tr>'}).join('');
     var ds=await (await fetch('/api/decoders')).json();

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { DecoderRegistry } from '../decoders/registry';
 import { log } from '../log';
 import { PAGE_HTML } from './page';
+import { dropSummary } from './drops';
 import { activeDiscovery } from '../discovery';
 
 const alog = log.child({ component: 'api' });
@@ -145,7 +146,7 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
         switch (p) {
           case '/metrics': return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4');
           case '/api/decoders': return json(res, 200, decoderList(deps.registry));
-          case '/api/status': return json(res, 200, deps.status());
+          case '/api/status': return json(res, 200, { ...deps.status(), drops: dropSummary(deps.metrics.render()) });
           case '/api/discovery': { const d = activeDiscovery(); return d ? json(res, 200, d.snapshot({ features: url.searchParams.get('bpf') === '1' })) : json(res, 404, { error: 'discovery disabled' }); }
           case '/api/topology': return deps.analytics ? json(res, 200, deps.analytics.topology()) : json(res, 404, { error: 'analytics disabled' });
           case '/api/traces': return deps.analytics ? json(res, 200, deps.analytics.tracesQuery(url.searchParams)) : json(res, 404, { error: 'analytics disabled' });
