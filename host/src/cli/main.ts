@@ -41,6 +41,11 @@ export function parseArgs(argv: string[], spec?: FlagSpec, command?: string): Ar
     const a = argv[i];
     if (a === '-h') { out.flags.help = true; continue; }
     if (a === '--') { out._.push(...argv.slice(i + 1)); break; }
+    // `-d DIR` was "unexpected arguments "-d" "DIR"": there are no short flags but -h.
+    if (spec && /^-[^-]/.test(a)) {
+      const known = Object.keys(spec).map((f) => `--${f}`).join(', ');
+      throw new UsageError(`unknown flag ${a}: flags are long, --name VALUE${known ? ` (telegen ${command} takes ${known})` : ''}`, command);
+    }
     if (a.startsWith('--') && a.length > 2) {
       const eq = a.indexOf('=');
       const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
@@ -62,11 +67,39 @@ export function parseArgs(argv: string[], spec?: FlagSpec, command?: string): Ar
   return out;
 }
 
-function usageOf(cmd: string | undefined): string {
+/** `telegen COMMAND --help` beyond the usage line: what the command does and each flag's default
+ *  (`run --help` gave the usage line alone: where the output goes and the API address were in
+ *  the README only). */
+const DETAILS: Record<string, string> = {
+  run: `The agent: traces this host's sockets (root or CAP_BPF + CAP_PERFMON) and exports spans, metrics and logs.
+  --config FILE           YAML or JSON; every key has a default (README "Configuration")
+  --data-dir DIR          where traces.jsonl, metrics.jsonl, logs.jsonl (without an OTLP endpoint),
+                          api-token and telegen.pid go; default data_dir /var/lib/telegen (env TELEGEN_DATA_DIR)
+  --api-listen HOST:PORT  the HTTP API and page; default api.listen 127.0.0.1:9464 (env TELEGEN_API_LISTEN)
+OTLP export instead of files: otlp.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT. SIGTERM/SIGINT flush and exit 0;
+SIGHUP re-reads --config. Check this machine first with: telegen doctor
+`,
+  replay: `Decodes a capture (no root needed) and prints one span per line on stdout; a summary on stderr.
+  --format jsonl|otlp     one JSON span per line (default), or one OTLP/JSON request
+  --decoders DIR          .wasm decoders to use instead of the built-in ones
+`,
+  doctor: `What this kernel and process offer, which tracers can run, and which of them the config turns on.
+  --json                  the same as one JSON document
+  --config FILE           the config \`telegen run\` would use (default: the built-in defaults)
+`,
+  collect: `Collector mode, no eBPF: polls the targets in the config's collect: section and exports OTLP metrics.
+  --config FILE           with collect.targets (README "Collector mode")
+  --replica-index N --replicas N   this replica's ordinal and the count (else TELEGEN_REPLICA_INDEX, TELEGEN_REPLICAS)
+  --data-dir DIR, --api-listen HOST:PORT   as for telegen run
+`,
+};
+
+function usageOf(cmd: string | undefined, withDetails = false): string {
   if (!cmd) return USAGE;
   if (cmd === 'decoders') return require('./decoders').USAGE as string;
   const line = USAGE.split('\n').find((l) => l.startsWith(`  telegen ${cmd} `) || l === `  telegen ${cmd}`);
-  return line ? `usage:\n${line}\n` : USAGE;
+  if (!line) return USAGE;
+  return `usage:\n${line}\n${withDetails && DETAILS[cmd] ? DETAILS[cmd] : ''}`;
 }
 
 /** The long-running commands (run, collect) on SIGTERM or SIGINT: stop() once (a second signal
@@ -88,7 +121,7 @@ export async function main(argv: string[]): Promise<void> {
   if (cmd === undefined) {
     // `telegen help run` / `telegen --help run`: that command's usage.
     const topic = argv[1];
-    process.stdout.write(topic && COMMAND_FLAGS[topic] ? usageOf(topic) : USAGE);
+    process.stdout.write(topic && COMMAND_FLAGS[topic] ? usageOf(topic, true) : USAGE);
     return;
   }
   if (!COMMAND_FLAGS[cmd]) {
@@ -105,7 +138,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   // `telegen run --help` printed nothing and started the agent; `collect --help` started a collector.
-  if (args.flags.help) { process.stdout.write(usageOf(cmd)); return; }
+  if (args.flags.help) { process.stdout.write(usageOf(cmd, true)); return; }
   if (args._.length && !['replay', 'decoders'].includes(cmd)) {
     process.stderr.write(`telegen ${cmd}: unexpected argument${args._.length > 1 ? 's' : ''} ${args._.map((a) => `"${a}"`).join(' ')} (flags are --name VALUE)\n${usageOf(cmd)}`);
     process.exitCode = 2;

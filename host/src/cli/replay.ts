@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { Args } from './main';
+import { Args, UsageError } from './main';
 import { replayFile, ReplayConn } from '../replay';
 import type { ReplayStats } from '../replay/types';
 import { DecoderRegistry, defaultDecodersDir } from '../decoders/registry';
@@ -87,8 +87,9 @@ export async function replayToSpans(file: string, opts: { decodersDir?: string; 
 
 export async function replayCommand(args: Args): Promise<number> {
   const file = args._[0];
-  if (!file) throw userError('replay needs a capture file: telegen replay FILE.pcap');
-  if (args._.length > 1) throw userError(`replay takes one capture file, not ${args._.length} (${args._.join(' ')}): run it once per file`);
+  // No file or a second one is a wrong command line (a stray argument): usage and exit 2.
+  if (!file) throw new UsageError('needs a capture file: telegen replay FILE.pcap', 'replay');
+  if (args._.length > 1) throw new UsageError(`takes one capture file, not ${args._.length} (${args._.join(' ')}): run it once per file`, 'replay');
   const format = (args.flags.format as string) ?? 'jsonl';
   if (format !== 'jsonl' && format !== 'otlp') throw userError(`--format must be jsonl or otlp, not "${format}"`);
   if (!fs.existsSync(file)) throw userError(`capture ${file} does not exist`);
