@@ -90,6 +90,29 @@ function addHeader(list: Uint8Array | null, name: string, id: i32): void {
   if (off >= 0) addBytes(id, listValPtr(list, off), listValLen(list, off));
 }
 
+/** `http.request.header.<key>` / `http.response.header.<key>` are string[] in the semantic
+ *  conventions (as HTTP/1 emits them): every field of that name in arrival order, so a repeated
+ *  tracestate or a cookie split into several fields (RFC 9113 §8.2.3) is not cut to its first. */
+function addHeaderList(list: Uint8Array | null, name: string, id: i32): void {
+  if (list == null) return;
+  const base = list.dataStart;
+  const end = <u32>list.length;
+  let o: u32 = 0;
+  let open = false;
+  while (o + 9 <= end) {
+    const flags = load<u8>(base + <usize>o);
+    const nl = load<u32>(base + <usize>o + 1);
+    const vo = o + 5 + nl;
+    const vl = load<u32>(base + <usize>vo);
+    if ((flags & (HF_NAME_UNKNOWN | HF_VALUE_UNKNOWN)) == 0 && nameEq(base + <usize>o + 5, nl, name)) {
+      if (!open) { beginStrs(id); open = true; }
+      addStrsItem(base + <usize>vo + 4, vl);
+    }
+    o = vo + 4 + vl;
+  }
+  if (open) endStrs();
+}
+
 const UNKNOWN_NAME = "<unknown>";
 function addList(id: i32, list: Uint8Array | null): void {
   if (list == null) return;
@@ -278,19 +301,19 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
     }
     addHeader(req, ":scheme", A_URL_SCHEME);
     addAuthority(req);
-    addHeader(req, "content-type", A_HTTP_REQUEST_HEADER_CONTENT_TYPE);
+    addHeaderList(req, "content-type", A_HTTP_REQUEST_HEADER_CONTENT_TYPE);
     addHeader(req, "user-agent", A_USER_AGENT_ORIGINAL);
-    addHeader(req, "traceparent", A_HTTP_REQUEST_HEADER_TRACEPARENT);
-    addHeader(req, "tracestate", A_HTTP_REQUEST_HEADER_TRACESTATE);
-    addHeader(req, "b3", A_HTTP_REQUEST_HEADER_B3);
-    addHeader(req, "x-b3-traceid", A_HTTP_REQUEST_HEADER_X_B3_TRACEID);
-    addHeader(req, "x-b3-spanid", A_HTTP_REQUEST_HEADER_X_B3_SPANID);
-    addHeader(req, "x-b3-sampled", A_HTTP_REQUEST_HEADER_X_B3_SAMPLED);
-    addHeader(req, "x-b3-parentspanid", A_HTTP_REQUEST_HEADER_X_B3_PARENTSPANID);
+    addHeaderList(req, "traceparent", A_HTTP_REQUEST_HEADER_TRACEPARENT);
+    addHeaderList(req, "tracestate", A_HTTP_REQUEST_HEADER_TRACESTATE);
+    addHeaderList(req, "b3", A_HTTP_REQUEST_HEADER_B3);
+    addHeaderList(req, "x-b3-traceid", A_HTTP_REQUEST_HEADER_X_B3_TRACEID);
+    addHeaderList(req, "x-b3-spanid", A_HTTP_REQUEST_HEADER_X_B3_SPANID);
+    addHeaderList(req, "x-b3-sampled", A_HTTP_REQUEST_HEADER_X_B3_SAMPLED);
+    addHeaderList(req, "x-b3-parentspanid", A_HTTP_REQUEST_HEADER_X_B3_PARENTSPANID);
     // present as REDACTED (see stitch.ts), so the span still says the request carried them
-    addHeader(req, "authorization", A_HTTP_REQUEST_HEADER_AUTHORIZATION);
-    addHeader(req, "proxy-authorization", A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION);
-    addHeader(req, "cookie", A_HTTP_REQUEST_HEADER_COOKIE);
+    addHeaderList(req, "authorization", A_HTTP_REQUEST_HEADER_AUTHORIZATION);
+    addHeaderList(req, "proxy-authorization", A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION);
+    addHeaderList(req, "cookie", A_HTTP_REQUEST_HEADER_COOKIE);
   }
   if (resp != null) {
     const so = findHeader(resp, ":status");
@@ -301,9 +324,9 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
         if (st >= 500) { isError = true; errorType = st.toString(); }
       }
     }
-    addHeader(resp, "content-type", A_HTTP_RESPONSE_HEADER_CONTENT_TYPE);
-    addHeader(resp, "content-encoding", A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING);
-    addHeader(resp, "set-cookie", A_HTTP_RESPONSE_HEADER_SET_COOKIE);
+    addHeaderList(resp, "content-type", A_HTTP_RESPONSE_HEADER_CONTENT_TYPE);
+    addHeaderList(resp, "content-encoding", A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING);
+    addHeaderList(resp, "set-cookie", A_HTTP_RESPONSE_HEADER_SET_COOKIE);
   }
   // sizes a gap made unknowable are left out, not reported short (types.ts H2Stream.reqBodyLost)
   if (!s.reqBodyLost) addInt(A_HTTP_REQUEST_BODY_SIZE, s.reqBody);

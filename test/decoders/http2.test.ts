@@ -170,10 +170,11 @@ function checkSimple(h: Harness): void {
   assert.equal(a['server.address'], 'example.com');
   assert.equal(a['server.port'], 8443);
   assert.equal(a['http.response.status_code'], 201);
-  assert.equal(a['http.request.header.content-type'], 'application/json');
-  assert.equal(a['http.response.header.content-type'], 'application/json');
+  // string[] as semconv says and HTTP/1 emits (a field may repeat)
+  assert.deepEqual(a['http.request.header.content-type'], ['application/json']);
+  assert.deepEqual(a['http.response.header.content-type'], ['application/json']);
   assert.equal(a['user_agent.original'], 'test/1.0');
-  assert.equal(a['http.request.header.traceparent'], '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  assert.deepEqual(a['http.request.header.traceparent'], ['00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']);
   assert.equal(a['http.request.body.size'], 7);
   assert.equal(a['http.response.body.size'], 18);
   assert.equal(a['network.protocol.name'], 'http');
@@ -740,6 +741,18 @@ test('toTshark helper: our records in tshark-comparable form', () => {
   assert.equal(v[0].blocks.length, 3);
 });
 
+test('a header field that repeats (tracestate twice, a cookie split per RFC 9113 §8.2.3) is every value in order, as HTTP/1 gives it', () => {
+  const h = fresh();
+  open(h, 1);
+  h.inst.feed(1, REQ, headers(1, reqBlock('GET', '/t', 'h', [['tracestate', 'a=1'], ['cookie', 'x=1'], ['tracestate', 'b=2'], ['cookie', 'y=2']]), true), 10n);
+  h.inst.feed(1, RESP, headers(1, respBlock('200', [['set-cookie', 'p=1'], ['set-cookie', 'q=2']]), true), 20n);
+  const a = exchanges(h)[0].attributes;
+  assert.deepEqual(a['http.request.header.tracestate'], ['a=1', 'b=2']);
+  assert.deepEqual(a['http.request.header.cookie'], ['REDACTED', 'REDACTED']);
+  assert.deepEqual(a['http.response.header.set-cookie'], ['REDACTED', 'REDACTED']);
+  assert.equal(a['http.request.header.traceparent'], undefined);
+});
+
 test('credentials (authorization, cookie, set-cookie) never leave the decoder in raw header lists', () => {
   const h = fresh();
   open(h, 1);
@@ -748,8 +761,8 @@ test('credentials (authorization, cookie, set-cookie) never leave the decoder in
   const ex = exchanges(h)[0];
   assert.deepEqual(pairs(ex, 'telegen.http2.request.headers').slice(4), [['authorization', 'REDACTED'], ['cookie', 'REDACTED'], ['x-ok', 'visible']]);
   assert.deepEqual(pairs(ex, 'telegen.http2.response.headers'), [[':status', '200'], ['set-cookie', 'REDACTED']]);
-  assert.equal(ex.attributes['http.request.header.authorization'], 'REDACTED');
-  assert.equal(ex.attributes['http.response.header.set-cookie'], 'REDACTED');
+  assert.deepEqual(ex.attributes['http.request.header.authorization'], ['REDACTED']);
+  assert.deepEqual(ex.attributes['http.response.header.set-cookie'], ['REDACTED']);
   assert.ok(!JSON.stringify(h.records, (_k, v) => typeof v === 'bigint' ? String(v) : v).includes('s3cr3t'));
 });
 

@@ -91,7 +91,7 @@ test('DNS over HTTPS through the running agent: dig +https/+https-get and curl a
     const [digPost, digGet] = [digSpans.find((s) => s.attributes['http.request.method'] === 'POST'), digSpans.find((s) => s.attributes['http.request.method'] === 'GET')];
     assert.ok(digPost && digGet, dump);
     assert.equal(brief(digPost), 'POST /dns-query 200 application/dns-message');
-    assert.equal(digPost.attributes['http.request.header.content-type'], 'application/dns-message');
+    assert.deepEqual(digPost.attributes['http.request.header.content-type'], ['application/dns-message']);
     // dig's GET carries its query as base64url in ?dns= (RFC 8484 §4.1): an AAAA question.
     const dns = Buffer.from(String(digGet.attributes['url.query']).replace(/^dns=/, ''), 'base64url');
     assert.equal(dns.readUInt16BE(12 + 'www.example.test'.length + 2), 28, String(digGet.attributes['url.query'])); // QTYPE after the name

@@ -120,7 +120,7 @@ test('HTTP/2 over TLS: a 40 KB answer in one SSL_write (over the 16 KiB capture)
     for (const p of ['/small/1', '/missing/1', '/small/3', '/small/4']) {
       assert.equal(srv(p).attributes['telegen.unknown'], undefined, `${p}: ${dump}`);
       assert.equal(srv(p).attributes['http.response.body.size'], p === '/missing/1' ? 16 : 14, `${p}: ${dump}`);
-      assert.equal(srv(p).attributes['http.response.header.content-type'], 'text/plain', `${p}: ${dump}`);
+      assert.deepEqual(srv(p).attributes['http.response.header.content-type'], ['text/plain'], `${p}: ${dump}`);
     }
     // three DATA frames: the lost bytes held a frame header, so the body size is left out — never
     // reported short or unanswered. The node client waits for the END_STREAM after them, which

@@ -108,7 +108,7 @@ test('nghttpd + node client opened before the agent, nghttp after it: header fie
     // (nghttpd's server header, content-type) from node's OnHeaderCallback.
     const node = nodeSpans();
     for (const s of node) assert.match(String(s.attributes['url.path']), /^\/r[01]\.txt$/);
-    const nodeNamed = node.filter((s) => authority(s) === `localhost:${port}` && s.attributes['http.response.header.content-type'] === 'text/plain');
+    const nodeNamed = node.filter((s) => authority(s) === `localhost:${port}` && String(s.attributes['http.response.header.content-type']) === 'text/plain');
     t.diagnostic(`node client: ${nodeNamed.length}/${N} late requests with :authority and the response content-type`);
     assert.ok(nodeNamed.length >= enough, `node client: ${nodeNamed.length} of ${N} (spans ${node.length}): ${JSON.stringify(node[node.length - 1]?.attributes)}`);
     // nghttp's own connection: complete, and nothing contradicts the wire.
