@@ -3,9 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
+import * as net from 'net';
 import { SelfMetrics } from '../../host/src/metrics/self';
 import { dropSummary } from '../../host/src/api/drops';
-import { requireBpf, startAgent } from '../helpers/agent';
+import { requireBpf, startAgent, waitFor } from '../helpers/agent';
 
 test('drops: the loss counters of /metrics with a value, by metric and labels; other counters and zeros are not losses', () => {
   const m = new SelfMetrics();
@@ -50,6 +51,30 @@ test('a running agent: /api/status says what was lost, and the page header says 
       else assert.match(text, /^lost: \w+/);
     } finally { await browser.close(); }
   } finally {
+    assert.equal(await agent.stop(), 0);
+  }
+});
+
+test('a running agent: the discovery row of /api/status counts listening sockets as they are now, not at start', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const agent = await startAgent();
+  const servers: net.Server[] = [];
+  try {
+    const sockets = async () => {
+      const st = await (await agent.api('/api/status')).json() as { tracers: Array<{ name: string; detail: string }> };
+      return Number(/(\d+) listening sockets/.exec(st.tracers.find((x) => x.name === 'discovery')!.detail)![1]);
+    };
+    const before = await sockets();
+    // Five new listeners: other tests' servers may close meanwhile, but not five of them at once.
+    for (let i = 0; i < 5; i++) {
+      const s = net.createServer();
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+      servers.push(s);
+    }
+    const after = await waitFor(async () => ((await sockets()) >= before + 5 ? sockets() : undefined), 60_000).catch(() => sockets());
+    assert.ok(after >= before + 5, `listening sockets ${before} at first, ${after} after 5 more listeners`);
+  } finally {
+    for (const s of servers) s.close();
     assert.equal(await agent.stop(), 0);
   }
 });

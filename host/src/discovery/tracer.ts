@@ -16,10 +16,15 @@ export async function startDiscovery(ctx: Parameters<TracerFactory>[0], describe
   setDiscovery(d);
   await d.start();
   if (cfg?.port_hints !== false && Object.keys(d.portHints).length) ctx.agent.registry.addPortHints(d.portHints);
-  const where = [d.cloud.provider ? `cloud ${d.cloud.provider}` : 'no cloud', d.pods ? 'watching pods' : d.k8s.inCluster ? 'in cluster' : 'not in Kubernetes'];
+  // Read at each /api/status: counted once at start, the page showed the start-up counts for good.
+  const detail = () => {
+    const where = [d.cloud.provider ? `cloud ${d.cloud.provider}` : 'no cloud', d.pods ? 'watching pods' : d.k8s.inCluster ? 'in cluster' : 'not in Kubernetes'];
+    return `${d.procs.size} processes, ${d.services.length} listening sockets, ${where.join(', ')}`;
+  };
   return {
     name: 'discovery',
-    detail: `${d.procs.size} processes, ${d.services.length} listening sockets, ${where.join(', ')}`,
+    detail: detail(),
+    state: () => ({ ok: true, detail: detail() }),
     stop: () => { d.stop(); setDiscovery(undefined); },
   };
 }
