@@ -14,7 +14,7 @@ test('redaction: the policy and pipeline.redaction are merged (a value is redact
   const cfg = parseConfig({ pipeline: { redaction: { headers: ['X-Api-Key'], query_params: ['session'], sql_literals: false } } }).pipeline.redaction;
   const merged = mergeRedaction(policy, cfg);
   const attrs: Record<string, unknown> = {
-    'http.request.header.x-api-key': ['k3y'],
+    'http.request.header.x-api-key': ['k3y', 'k4y'],
     'http.request.header.authorization': ['Bearer abc'],
     'http.request.header.accept': ['*/*'],
     'url.query': 'session=s1&token=t2&page=3',
@@ -22,8 +22,8 @@ test('redaction: the policy and pipeline.redaction are merged (a value is redact
     'db.query.text': "SELECT * FROM users WHERE name = 'bob'",
   };
   makeRedactor(merged)(attrs as never);
-  assert.equal(attrs['http.request.header.x-api-key'], REDACTED, 'added by the config');
-  assert.equal(attrs['http.request.header.authorization'], REDACTED, 'kept from the policy');
+  assert.deepEqual(attrs['http.request.header.x-api-key'], [REDACTED, REDACTED], 'added by the config; still a string[]');
+  assert.deepEqual(attrs['http.request.header.authorization'], [REDACTED], 'kept from the policy');
   assert.deepEqual(attrs['http.request.header.accept'], ['*/*']);
   assert.equal(attrs['url.query'], 'session=REDACTED&token=REDACTED&page=3');
   assert.equal(attrs['db.query.text'], 'SELECT * FROM users WHERE name = ?', 'the policy keeps SQL literals redacted though the config turned them off');

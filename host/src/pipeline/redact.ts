@@ -39,7 +39,9 @@ export function makeRedactor(cfg: PipelineConfig['redaction']): Redactor {
     // for…in: no key array per span (every span passes here). Only keys ending in "s" can be a
     // header list, so the suffix tests run for few of them.
     for (const k in attrs) {
-      if (headerKeys.has(k)) attrs[k] = REDACTED;
+      // A header list stays a list (semconv string[]; the decoders redact credentials so too),
+      // one REDACTED per value: the count of fields is not a secret, the type should not change.
+      if (headerKeys.has(k)) { const v = attrs[k]; attrs[k] = Array.isArray(v) ? v.map(() => REDACTED) : REDACTED; }
       // Decoder-private flat header lists [name, value, name, value, …] (HTTP/2 header blocks).
       else if (k.charCodeAt(k.length - 1) === 0x73 && (k.endsWith('.headers') || k.endsWith('.trailers')) && Array.isArray(attrs[k])) {
         const l = attrs[k] as string[];
