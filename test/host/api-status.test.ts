@@ -41,6 +41,9 @@ test('a running agent: /api/status says what was lost, and the page header says 
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
     try {
       const page = await browser.newPage();
+      // The page loads with no failed request in its console (the browser's /favicon.ico was a 404).
+      const consoleErrors: string[] = [];
+      page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
       await page.goto(`http://127.0.0.1:${agent.apiPort}/`);
       const drops = page.locator('#drops');
       await drops.filter({ hasText: /nothing lost|lost: / }).waitFor({ timeout: 30_000 });
@@ -49,6 +52,8 @@ test('a running agent: /api/status says what was lost, and the page header says 
       const now = await (await agent.api('/api/status')).json() as { drops: { total: number } };
       if (now.drops.total === 0 && /nothing lost/.test(text)) assert.equal(await drops.getAttribute('class'), 'ok');
       else assert.match(text, /^lost: \w+/);
+      assert.deepEqual(consoleErrors, []);
+      assert.equal((await agent.api('/favicon.ico')).status, 204);
     } finally { await browser.close(); }
   } finally {
     assert.equal(await agent.stop(), 0);

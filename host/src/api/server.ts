@@ -151,6 +151,8 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
           case '/api/topology': return deps.analytics ? json(res, 200, deps.analytics.topology()) : json(res, 404, { error: 'analytics disabled' });
           case '/api/traces': return deps.analytics ? json(res, 200, deps.analytics.tracesQuery(url.searchParams)) : json(res, 404, { error: 'analytics disabled' });
           case '/': return send(res, 200, PAGE_HTML, 'text/html; charset=utf-8');
+          // Every browser asks for it: a 404 put an error in the page's console on each load.
+          case '/favicon.ico': res.writeHead(204, { 'cache-control': 'max-age=86400' }); return res.end();
           default: return json(res, 404, { error: 'not found' });
         }
       }
