@@ -32,6 +32,13 @@ test('a running agent: /api/status says what was lost, and the page header says 
     assert.ok(st.drops, 'status has drops');
     assert.equal(typeof st.drops.total, 'number');
     assert.ok(Array.isArray(st.drops.nonzero));
+    // A typo in /api/traces' parameters is a 400 naming it (it answered as if there were no traffic).
+    for (const [q, re] of [['limit=abc', /^limit must be a whole number from 1/], ['limit=0', /^limit must be/], ['edge=curl', /^edge must be CLIENT->SERVER/]] as const) {
+      const r = await agent.api(`/api/traces?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.match(((await r.json()) as { error: string }).error, re, q);
+    }
+    assert.equal((await agent.api('/api/traces?limit=3&edge=a->b')).status, 200);
     if (!fs.existsSync('/usr/bin/chromium')) {
       if (process.env.CI === 'true') throw new Error('chromium not installed (scripts/setup.sh)');
       t.diagnostic('chromium not installed: page check skipped');

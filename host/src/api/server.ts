@@ -101,6 +101,16 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | 'too
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
+/** ?limit=abc or ?limit=0 answered the default 20 traces and ?edge=curl (no arrow) an empty list:
+ *  both read as "no traffic" rather than as a typo. */
+export function badTracesQuery(q: URLSearchParams): string | undefined {
+  const limit = q.get('limit');
+  if (limit !== null && !/^[1-9]\d*$/.test(limit)) return `limit must be a whole number from 1 (at most 500 are returned), not "${limit}"`;
+  const edge = q.get('edge');
+  if (edge !== null && !/^.+->.+$/.test(edge)) return `edge must be CLIENT->SERVER (an edge id of /api/topology), not "${edge}"`;
+  return undefined;
+}
+
 /** Routes a tracer adds while it runs (e.g. /api/profile). Checked after the token check, so
  *  a mutating one is always token-guarded; its body is capped at 64 KiB. */
 export interface ApiRoute {
@@ -149,7 +159,11 @@ export function startApi(listen: string, deps: ApiDeps): Promise<http.Server> {
           case '/api/status': return json(res, 200, { ...deps.status(), drops: dropSummary(deps.metrics.render()) });
           case '/api/discovery': { const d = activeDiscovery(); return d ? json(res, 200, d.snapshot({ features: url.searchParams.get('bpf') === '1' })) : json(res, 404, { error: 'discovery disabled' }); }
           case '/api/topology': return deps.analytics ? json(res, 200, deps.analytics.topology()) : json(res, 404, { error: 'analytics disabled' });
-          case '/api/traces': return deps.analytics ? json(res, 200, deps.analytics.tracesQuery(url.searchParams)) : json(res, 404, { error: 'analytics disabled' });
+          case '/api/traces': {
+            if (!deps.analytics) return json(res, 404, { error: 'analytics disabled' });
+            const bad = badTracesQuery(url.searchParams);
+            return bad ? json(res, 400, { error: bad }) : json(res, 200, deps.analytics.tracesQuery(url.searchParams));
+          }
           case '/': return send(res, 200, PAGE_HTML, 'text/html; charset=utf-8');
           // Every browser asks for it: a 404 put an error in the page's console on each load.
           case '/favicon.ico': res.writeHead(204, { 'cache-control': 'max-age=86400' }); return res.end();
