@@ -403,3 +403,14 @@ test('held at most the lookups\' horizon when spans keep coming that never move 
   assert.equal(h.by('GET /s').attributes['telegen.correlation'], 'root');
   assert.ok(i * 100 >= DEFAULT_CORRELATE.socketSlackMs + keep && i * 100 <= DEFAULT_CORRELATE.socketSlackMs + keep + 200, `decided after ${i * 100} ms`);
 });
+
+test('a ring paused for good (the contended budget on a busy host) still decides a held span after the lookups\' horizon of wall time', () => {
+  const h = harness();
+  h.c.add(span('GET /s', SpanKind.SERVER, 100, 110), lagServer);
+  h.c.inputPaused(true);
+  const keep = Math.max(DEFAULT_CORRELATE.windowMs, DEFAULT_CORRELATE.socketSlackMs) * 4;
+  let waited = 0;
+  while (!h.out.some((s) => s.name === 'GET /s') && waited < 60_000) { advanceTicking(h, 100); waited += 100; }
+  assert.equal(h.by('GET /s').attributes['telegen.correlation'], 'root');
+  assert.ok(waited >= DEFAULT_CORRELATE.socketSlackMs + keep && waited <= DEFAULT_CORRELATE.socketSlackMs + keep + 200, `decided after ${waited} ms`);
+});

@@ -38,7 +38,11 @@ test('a request head and a response head over 16 KiB through the agent: spans wi
     // another: the 20 KiB response head, then one more request
     assert.match(curl([`${base}/cookie`, `${base}/after-cookie`]), /body of \/cookie\nbody of \/after-cookie/);
     const mine = (): FlatSpan[] => agent.spans().filter((s) => s.kind === SERVER && s.attributes['server.port'] === server.port);
-    await waitFor(() => mine().length >= 5, 20_000);
+    await waitFor(() => mine().length >= 5, 20_000).catch((e: Error) => {
+      // What was there and what the agent said (overload, pauses): a missing span is otherwise silent.
+      const seen = agent.spans().map((s) => `${s.kind} ${s.attributes['url.path']} ${s.attributes['server.port']}`);
+      throw new Error(`${e.message}: spans ${JSON.stringify(seen)}; agent log tail ${agent.logs.slice(-15).join('\n')}`);
+    });
     await agent.stop();
     const conn = (p: string) => mine().find((s) => s.attributes['url.path'] === p)?.attributes['client.port'];
     assert.deepEqual([conn('/after'), conn('/missing')], [conn('/padded'), conn('/padded')], 'one connection');

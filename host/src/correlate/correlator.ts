@@ -57,6 +57,9 @@ class Node {
    *  `epochMs`, stopped while the input is paused): a small integer, where an epoch ms count is a
    *  double the node keeps boxed. */
   deadline = 0;
+  /** The same deadline in wall time (ms since `epochMs`): the bound on how long a paused input
+   *  may hold it (see `due`). */
+  wallDeadline = 0;
   parentDecided = false;
   /** Until emitted (then every ancestor is emitted too, and no cycle can go through it): the
    *  lookup lists keep emitted nodes for seconds, and each one kept its ancestors alive. */
@@ -205,7 +208,9 @@ export class Correlator {
    * waited out its 500 ms before its client's record, already in the ring, was read, and both
    * stayed roots (test/tls/write-stamp "HTTPS under load", 4 of 18 runs). So: decided once the
    * input has moved that far past its end, or once nothing has been read for that long (an idle
-   * input has nothing more to give), and at the latest after the lookups' own horizon.
+   * input has nothing more to give), and at the latest after the lookups' own horizon. That
+   * horizon also bounds wall time (tick): a gate that keeps the ring mostly paused (the contended
+   * budget on a busy host) stopped the input clock for good and held spans indefinitely.
    */
   private due(n: Node, t: number): boolean {
     const wait = n.kind === SpanKind.SERVER ? this.cfg.socketSlackMs : this.cfg.windowMs;
@@ -247,6 +252,7 @@ export class Correlator {
         if (c) this.decide(n, c, undefined, 'socket');
         else if (key && conn.peerLocal && (this.peerMayBeTraced === undefined || this.peerMayBeTraced())) {
           n.deadline = t + this.cfg.socketSlackMs;
+          n.wallDeadline = this.now() - this.epochMs + this.cfg.socketSlackMs;
           push(this.serversByTuple, key, n);
         } else this.decide(n, undefined, undefined, 'root');
       }
@@ -284,7 +290,7 @@ export class Correlator {
       }
       if (conn.pid === undefined) this.decide(n, undefined, undefined, 'root');
       else if (this.mayServe && !this.mayServe(conn.pid) && !this.servers.has(conn.pid) && !this.emitted.has(conn.pid)) this.decideByTime(n);
-      else n.deadline = t + this.cfg.windowMs;
+      else { n.deadline = t + this.cfg.windowMs; n.wallDeadline = this.now() - this.epochMs + this.cfg.windowMs; }
     } else {
       this.decide(n, undefined, undefined, 'root');
     }
@@ -293,7 +299,7 @@ export class Correlator {
 
   /** Decides every span whose deadline passed; call periodically. */
   tick(): void {
-    const now = this.now(), t = this.inputClock();
+    const now = this.now(), t = this.inputClock(), raw = now - this.epochMs;
     // Deciding only emits (never adds): the queue is walked and compacted in place. Nodes emitted
     // meanwhile are skipped when reached, or dropped on the next walk if already passed.
     const q = this.queue;
@@ -301,7 +307,7 @@ export class Correlator {
     for (let i = 0; i < q.length; i++) {
       const n = q[i];
       if (!n.span) continue;
-      if (!n.parentDecided && n.deadline <= t && this.due(n, t)) {
+      if (!n.parentDecided && ((n.deadline <= t && this.due(n, t)) || raw - n.wallDeadline >= this.keepMs())) {
         this.decideByTime(n);
         if (!n.span) continue;
       }
