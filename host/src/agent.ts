@@ -264,6 +264,8 @@ export class Agent {
         rollback: (name) => this.rollback(name),
         analytics: this.analytics,
       });
+      const where = this.api.address();
+      if (where && typeof where === 'object') this.router.setAgentApi(where.address, where.port);
       alog.info({ listen: this.cfg.api.listen }, 'API listening');
     }
     if (opts.dropPrivileges) this.dropPrivileges();

@@ -47,6 +47,11 @@ export interface RouterOptions {
    *  the agent whose local port listens is the server's; one to a loopback port that listens, the
    *  client's. Its bytes cannot always tell (inferRole). */
   listening?: (port: number) => boolean;
+  /** The agent's own API (address, port), once it listens. Its page polls it every second and a
+   *  client's side of that traffic (the browser, curl) is not the user's application: it filled
+   *  the latest traces and put the agent in the service graph as an external node. Its server
+   *  side is the agent's own process, which the kernel tracer leaves out already. */
+  agentApi?: { addr: string; port: number };
 }
 
 export class Router {
@@ -65,6 +70,9 @@ export class Router {
     private readonly metrics: SelfMetrics,
     private readonly opts: RouterOptions,
   ) {}
+
+  /** The agent's API listens there from now on (RouterOptions.agentApi). */
+  setAgentApi(addr: string, port: number): void { this.opts.agentApi = { addr, port }; }
 
   /** Called by the registry hooks for every record any decoder emits. */
   onRecord(rec: DecodedRecord, decoderName: string): void {
@@ -110,6 +118,8 @@ export class Router {
     this.nextStream = (id + 1) >>> 0;
     const conn: Conn = { stream: id, meta, state: 'detecting', early: [], earlyBytes: 0, invalids: 0, lastTs: 0n };
     this.streams.set(id, conn);
+    const api = this.opts.agentApi;
+    if (api && meta.remotePort === api.port && meta.transport === 'tcp' && meta.observer === undefined && reachesApi(meta.remoteAddr, api.addr)) this.ignore(conn, 'agent_api');
     return conn;
   }
 
@@ -437,6 +447,15 @@ export class Router {
   }
 
   activeConnections(): number { return this.streams.size; }
+}
+
+/** Whether a connection to `addr` (on the API's port) is one to the agent's API listening on
+ *  `listen`: the same address, or loopback when it listens on loopback or every address. A
+ *  remote host's port of the same number is not the agent's. */
+function reachesApi(addr: string, listen: string): boolean {
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  if (a === listen) return true;
+  return isLoopback(addr) && (isLoopback(listen) || listen === '0.0.0.0' || listen === '::' || listen === '');
 }
 
 /** 127.0.0.0/8 and ::1, also IPv4-mapped: a listening port there is this host's. */
