@@ -1,4 +1,4 @@
-// dns.lookups / dns.lookups.failed as a reader collects them: a unicast query nobody answered is a
+// telegen.dns.lookups / telegen.dns.lookups.failed as a reader collects them: a unicast query nobody answered is a
 // failed lookup; a multicast one (mDNS, LLMNR) is not — its span has no error either (6f2bdfb),
 // and silence is how those protocols say no host has the name (RFC 6762 §6, RFC 4795 §2.1).
 import { test } from 'node:test';
@@ -24,7 +24,7 @@ async function sums(r: PullReader, name: string): Promise<Record<string, number>
   const ms: MetricData[] = (await r.collect()).resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
   const out: Record<string, number> = {};
   for (const p of ms.find((m) => m.descriptor.name === name)?.dataPoints ?? []) {
-    const k = `${p.attributes['dns.name.suffix']} ${p.attributes['dns.response_code']}`;
+    const k = `${p.attributes['telegen.dns.name.suffix']} ${p.attributes['dns.response_code']}`;
     out[k] = (out[k] ?? 0) + (p.value as number);
   }
   return out;
@@ -40,8 +40,8 @@ test('an unanswered multicast lookup is counted as a lookup, not as a failed one
   dns.observe(span({ 'dns.question.name': 'gone.example.com', 'server.address': '127.0.0.53', 'dns.response_code': 'NXDOMAIN' }, true));
   // A multicast answer with an rcode counts as any answer would.
   dns.observe(span({ 'dns.question.name': 'bad.local', 'server.address': '224.0.0.251', 'dns.response_code': 'REFUSED' }, true));
-  assert.deepEqual(await sums(r, 'dns.lookups'), {
+  assert.deepEqual(await sums(r, 'telegen.dns.lookups'), {
     'printer.local NO_RESPONSE': 2, 'nas NO_RESPONSE': 1, 'c.test NO_RESPONSE': 1, 'example.com NXDOMAIN': 1, 'bad.local REFUSED': 1,
   });
-  assert.deepEqual(await sums(r, 'dns.lookups.failed'), { 'c.test NO_RESPONSE': 1, 'example.com NXDOMAIN': 1, 'bad.local REFUSED': 1 });
+  assert.deepEqual(await sums(r, 'telegen.dns.lookups.failed'), { 'c.test NO_RESPONSE': 1, 'example.com NXDOMAIN': 1, 'bad.local REFUSED': 1 });
 });

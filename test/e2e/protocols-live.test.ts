@@ -99,21 +99,21 @@ test('DNS through the running agent: dig ↔ dnsmasq over UDP and TCP, both side
     for (const s of dnsSpans(spans, SERVER, 'example.test')) assert.equal(s.attributes['process.executable.name'] ?? s.attributes['process.command'] ?? 'dnsmasq', 'dnsmasq');
 
     // DNS metrics: lookups per suffix and outcome, latency histogram, NXDOMAIN counts.
-    await waitFor(() => metricPoints(agent.dataDir, 'dns.lookups').length > 0 && metricPoints(agent.dataDir, 'dns.lookups.duration').length > 0, 20_000);
+    await waitFor(() => metricPoints(agent.dataDir, 'telegen.dns.lookups').length > 0 && metricPoints(agent.dataDir, 'telegen.dns.lookups.duration').length > 0, 20_000);
     const last = (name: string, match: Record<string, unknown>) => {
       const pts = metricPoints(agent.dataDir, name).filter((p) => Object.entries(match).every(([k, v]) => p.attrs[k] === v));
       return pts.length ? Math.max(...pts.map((p) => p.value)) : 0;
     };
-    await waitFor(() => last('dns.lookups', { 'dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'dns.side': 'client' }) === 1, 20_000).catch(() => undefined);
-    assert.equal(last('dns.lookups', { 'dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'dns.side': 'client' }), 1);
-    assert.equal(last('dns.lookups', { 'dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'dns.side': 'server' }), 1);
-    assert.equal(last('dns.lookups.failed', { 'dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'dns.side': 'client' }), 1);
+    await waitFor(() => last('telegen.dns.lookups', { 'telegen.dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'telegen.dns.side': 'client' }) === 1, 20_000).catch(() => undefined);
+    assert.equal(last('telegen.dns.lookups', { 'telegen.dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'telegen.dns.side': 'client' }), 1);
+    assert.equal(last('telegen.dns.lookups', { 'telegen.dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'telegen.dns.side': 'server' }), 1);
+    assert.equal(last('telegen.dns.lookups.failed', { 'telegen.dns.name.suffix': 'nx.test', 'dns.response_code': 'NXDOMAIN', 'telegen.dns.side': 'client' }), 1);
     // example.test: A, AAAA, tcp A, big TXT over UDP and TCP
-    assert.equal(last('dns.lookups', { 'dns.name.suffix': 'example.test', 'dns.response_code': 'NOERROR', 'dns.side': 'client' }), 5);
-    assert.ok(last('dns.lookups.duration', { 'dns.name.suffix': 'example.test', 'dns.side': 'client' }) >= 5);
+    assert.equal(last('telegen.dns.lookups', { 'telegen.dns.name.suffix': 'example.test', 'dns.response_code': 'NOERROR', 'telegen.dns.side': 'client' }), 5);
+    assert.ok(last('telegen.dns.lookups.duration', { 'telegen.dns.name.suffix': 'example.test', 'telegen.dns.side': 'client' }) >= 5);
     // The semconv dns.lookup.duration (RED, per question name) is there too, and no metric name is
     // exported twice under one scope in a collection: a collector would see conflicting definitions.
-    // RED series are fed by the correlated span, after the decoder fed dns.lookups: the collection
+    // RED series are fed by the correlated span, after the decoder fed telegen.dns.lookups: the collection
     // read above may predate them.
     const red = () => metricPoints(agent.dataDir, 'dns.lookup.duration').some((p) => p.attrs['dns.question.name'] === 'example.test');
     await waitFor(red, 20_000).catch(() => undefined);

@@ -3,7 +3,7 @@
 //  1. Kafka server side: a broker that reads a request's size (or header) first and the rest in a
 //     second read was never detected — every connection's server half went undecoded (router).
 //  2. DNS queries nobody answers: 0 s spans with an unset status, counted in dns.lookup.duration
-//     as successful instant lookups and not in dns.lookups.failed (pipeline/spans, kernel UDP close).
+//     as successful instant lookups and not in telegen.dns.lookups.failed (pipeline/spans, kernel UDP close).
 //  3. db/messaging/dns client instruments fed by SERVER spans (postgres, dnsmasq, the broker).
 //  4. pgsql: backend bytes lost (ring overflow) took the next query's CommandComplete as the answer
 //     of the query whose end was lost ("UNLISTEN" as the tag of a 100k-row SELECT, its rows cut).
@@ -217,7 +217,7 @@ test('live DNS: a lookup nobody answers is a failed span lasting until the clien
     assert.equal(lastPt.attrs['error.type'], 'timeout');
     assert.equal(lastPt.value, 2);
     assert.ok((lastPt.sum ?? 0) >= 1.8, `sum ${lastPt.sum}`);
-    assert.ok(lastValue(agent.dataDir, 'dns.lookups.failed', { 'dns.name.suffix': 'timeout.test', 'dns.response_code': 'NO_RESPONSE', 'dns.side': 'client' }) >= 2);
+    assert.ok(lastValue(agent.dataDir, 'telegen.dns.lookups.failed', { 'telegen.dns.name.suffix': 'timeout.test', 'dns.response_code': 'NO_RESPONSE', 'telegen.dns.side': 'client' }) >= 2);
     assert.equal(metricPoints(agent.dataDir, 'dns.lookup.duration').filter((p) => p.attrs['service.name'] === 'dnsmasq' && p.attrs['dns.question.name'] === 'www.ok.test').length, 0,
       'dnsmasq answering is not a lookup of its own');
     assert.ok(metricPoints(agent.dataDir, 'dns.lookup.duration').some((p) => p.attrs['service.name'] === 'getent' && p.attrs['dns.question.name'] === 'www.ok.test'));
