@@ -81,7 +81,7 @@ export class Collector {
     })] : [];
     this.provider = new MeterProvider({ resource, readers });
     const meter = this.provider.getMeter('telegen.collect', agentVersion());
-    meter.createObservableGauge('telegen.collect.target.up', { description: 'Whether the last poll of a target succeeded (1) or not (0)' })
+    meter.createObservableGauge('telegen.collect.target.up', { description: 'Whether the last poll of a target succeeded (1) or not (0)', unit: '1' })
       .addCallback((r) => { for (const s of this.state.values()) r.observe(s.up ? 1 : 0, { [TARGET_ID]: s.id, [TARGET_TYPE]: s.type }); });
 
     this.metrics.addCollector((m) => {

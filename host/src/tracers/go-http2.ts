@@ -35,7 +35,7 @@ export function openGoHttp2(ctx: TracerContext): GoHttp2 | null {
     rodata: { self_pid: process.pid, target_pid: ctx.cfg.tracers.socket.target_pid ?? 0 },
     shareMaps: ['tg_conns', 'tg_ring'],
   });
-  const counter = ctx.signals.meter.createObservableCounter('telegen.go.http2.fields', { description: 'HTTP/2 header fields read from Go HPACK code (fields written, no connection, faults, ring full)' });
+  const counter = ctx.signals.meter.createObservableCounter('telegen.go.http2.fields', { description: 'HTTP/2 header fields read from Go HPACK code (fields written, no connection, faults, ring full)', unit: '{field}' });
   counter.addCallback((r) => {
     const v = t.stats('go_h2_stats');
     for (const { name, index } of STATS) r.observe(v[index] ?? 0, { 'telegen.counter': name });

@@ -294,7 +294,7 @@ export const goTracer: TracerFactory = (ctx: TracerContext): RunningTracer | nul
   timer.unref();
   setGoStatusSource(() => attacher.status());
 
-  const counter = ctx.signals.meter.createObservableCounter('telegen.go.tls.records', { description: 'Go TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated, goroutine links)' });
+  const counter = ctx.signals.meter.createObservableCounter('telegen.go.tls.records', { description: 'Go TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated, goroutine links)', unit: '{record}' });
   counter.addCallback((r) => {
     const v = t.stats('go_tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });

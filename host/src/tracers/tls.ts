@@ -565,7 +565,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   cbTimer.unref();
 
   const meter = ctx.signals.meter;
-  const gauge = meter.createObservableCounter('telegen.tls.records', { description: 'TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)' });
+  const gauge = meter.createObservableCounter('telegen.tls.records', { description: 'TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)', unit: '{record}' });
   gauge.addCallback((r) => {
     const v = t.stats('tls_stats');
     for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
