@@ -113,6 +113,17 @@ function addHeaderList(list: Uint8Array | null, name: string, id: i32): void {
   if (open) endStrs();
 }
 
+/** The request/response fields exported as http.*.header.<name>. Credentials are present as
+ *  REDACTED (see stitch.ts), so the span still says the request carried them. */
+const REQ_LIST_NAMES: string[] = ["content-type", "traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid",
+  "x-b3-sampled", "x-b3-parentspanid", "authorization", "proxy-authorization", "cookie"];
+const REQ_LIST_IDS: i32[] = [A_HTTP_REQUEST_HEADER_CONTENT_TYPE, A_HTTP_REQUEST_HEADER_TRACEPARENT, A_HTTP_REQUEST_HEADER_TRACESTATE,
+  A_HTTP_REQUEST_HEADER_B3, A_HTTP_REQUEST_HEADER_X_B3_TRACEID, A_HTTP_REQUEST_HEADER_X_B3_SPANID, A_HTTP_REQUEST_HEADER_X_B3_SAMPLED,
+  A_HTTP_REQUEST_HEADER_X_B3_PARENTSPANID, A_HTTP_REQUEST_HEADER_AUTHORIZATION, A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION,
+  A_HTTP_REQUEST_HEADER_COOKIE];
+const RESP_LIST_NAMES: string[] = ["content-type", "content-encoding", "set-cookie"];
+const RESP_LIST_IDS: i32[] = [A_HTTP_RESPONSE_HEADER_CONTENT_TYPE, A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING, A_HTTP_RESPONSE_HEADER_SET_COOKIE];
+
 const UNKNOWN_NAME = "<unknown>";
 function addList(id: i32, list: Uint8Array | null): void {
   if (list == null) return;
@@ -301,19 +312,8 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
     }
     addHeader(req, ":scheme", A_URL_SCHEME);
     addAuthority(req);
-    addHeaderList(req, "content-type", A_HTTP_REQUEST_HEADER_CONTENT_TYPE);
     addHeader(req, "user-agent", A_USER_AGENT_ORIGINAL);
-    addHeaderList(req, "traceparent", A_HTTP_REQUEST_HEADER_TRACEPARENT);
-    addHeaderList(req, "tracestate", A_HTTP_REQUEST_HEADER_TRACESTATE);
-    addHeaderList(req, "b3", A_HTTP_REQUEST_HEADER_B3);
-    addHeaderList(req, "x-b3-traceid", A_HTTP_REQUEST_HEADER_X_B3_TRACEID);
-    addHeaderList(req, "x-b3-spanid", A_HTTP_REQUEST_HEADER_X_B3_SPANID);
-    addHeaderList(req, "x-b3-sampled", A_HTTP_REQUEST_HEADER_X_B3_SAMPLED);
-    addHeaderList(req, "x-b3-parentspanid", A_HTTP_REQUEST_HEADER_X_B3_PARENTSPANID);
-    // present as REDACTED (see stitch.ts), so the span still says the request carried them
-    addHeaderList(req, "authorization", A_HTTP_REQUEST_HEADER_AUTHORIZATION);
-    addHeaderList(req, "proxy-authorization", A_HTTP_REQUEST_HEADER_PROXY_AUTHORIZATION);
-    addHeaderList(req, "cookie", A_HTTP_REQUEST_HEADER_COOKIE);
+    for (let i = 0; i < REQ_LIST_NAMES.length; i++) addHeaderList(req, REQ_LIST_NAMES[i], REQ_LIST_IDS[i]);
   }
   if (resp != null) {
     const so = findHeader(resp, ":status");
@@ -324,9 +324,7 @@ export function emitExchange(connId: u32, s: H2Stream, extraFlags: i32, swapped:
         if (st >= 500) { isError = true; errorType = st.toString(); }
       }
     }
-    addHeaderList(resp, "content-type", A_HTTP_RESPONSE_HEADER_CONTENT_TYPE);
-    addHeaderList(resp, "content-encoding", A_HTTP_RESPONSE_HEADER_CONTENT_ENCODING);
-    addHeaderList(resp, "set-cookie", A_HTTP_RESPONSE_HEADER_SET_COOKIE);
+    for (let i = 0; i < RESP_LIST_NAMES.length; i++) addHeaderList(resp, RESP_LIST_NAMES[i], RESP_LIST_IDS[i]);
   }
   // sizes a gap made unknowable are left out, not reported short (types.ts H2Stream.reqBodyLost)
   if (!s.reqBodyLost) addInt(A_HTTP_REQUEST_BODY_SIZE, s.reqBody);
