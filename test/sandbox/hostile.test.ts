@@ -147,3 +147,15 @@ test('the metered module restores the budget on every call from the host, never 
   ex.g();
   assert.equal(ex.telegen_fuel.value, 999);
 });
+
+test('four hostile swaps in a row, each quarantined while a connection stays bound to it: http1 falls back to the good version every time', () => {
+  const reg = new DecoderRegistry({ onRecord: () => undefined }, parsePolicy({ sandbox: { limits: { ...policyLimits(), fuel_per_call: 5_000_000 } } }));
+  reg.loadFile(wasmPath('http1'));
+  for (const kind of ['trap', 'loop', 'bomb', 'badrecords'] as const) {
+    const f = buildHostile(kind);
+    const bad = reg.add(fs.readFileSync(f), f, 'test');
+    reg.bound(bad, 1); // an idle connection bound to it: it leaves only when it next sends or closes
+    reg.quarantine(bad, 'test');
+    assert.equal(reg.get('http1')?.version, '1.0.0', `after ${kind}: traffic falls back to the good http1`);
+  }
+});

@@ -119,11 +119,18 @@ export class DecoderRegistry {
     this.emit(s, d);
   }
 
-  /** Drops the oldest versions beyond KEEP_VERSIONS that no stream uses any more. */
+  /** Drops the oldest versions beyond KEEP_VERSIONS that no stream uses any more: quarantined
+   *  ones first, and never the newest good one that is not active — quarantine's fallback. Four
+   *  hostile swaps in a row, each quarantined while connections stayed bound to it, left the good
+   *  version the oldest unused one: it was dropped, and the fourth quarantine had nothing to fall
+   *  back to (http1 went untraced; e2e/sandbox-live failed in a clean-clone CI). */
   private trim(name: string): void {
     const list = this.versions.get(name)!;
     while (list.length > KEEP_VERSIONS) {
-      const i = list.findIndex((x) => x.state !== 'active' && x.streams === 0);
+      const cur = this.decoders.get(name);
+      const fallback = [...list].reverse().find((x) => x !== cur && x.state !== 'quarantined');
+      let i = list.findIndex((x) => x.state === 'quarantined' && x.streams === 0);
+      if (i < 0) i = list.findIndex((x) => x.state !== 'active' && x.state !== 'quarantined' && x !== fallback && x.streams === 0);
       if (i < 0) break;
       this.setState(list[i], 'retired');
       list.splice(i, 1);
@@ -170,7 +177,7 @@ export class DecoderRegistry {
   /** Called when a stream binds to / leaves a version. */
   bound(d: LoadedDecoder, delta: 1 | -1): void {
     d.streams += delta;
-    if (d.streams === 0 && d.state === 'draining') this.trim(d.name);
+    if (d.streams === 0 && (d.state === 'draining' || d.state === 'quarantined')) this.trim(d.name);
   }
 
   private reindex(): void {
