@@ -287,6 +287,7 @@ class RingConsumer : public Napi::ObjectWrap<RingConsumer> {
     return DefineClass(env, "RingConsumer",
                        {InstanceMethod<&RingConsumer::Stats>("stats"), InstanceMethod<&RingConsumer::Close>("close"),
                         InstanceMethod<&RingConsumer::SetPaused>("setPaused"),
+                        InstanceMethod<&RingConsumer::SetMaxBatch>("setMaxBatch"),
                         InstanceAccessor<&RingConsumer::Ring>("ring"), InstanceAccessor<&RingConsumer::Index>("index")});
   }
   explicit RingConsumer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<RingConsumer>(info) {
@@ -320,6 +321,10 @@ class RingConsumer : public Napi::ObjectWrap<RingConsumer> {
   }
   Napi::Value SetPaused(const Napi::CallbackInfo &info) {
     if (reader_) reader_->SetPaused(info.Length() > 0 && info[0].ToBoolean().Value());
+    return info.Env().Undefined();
+  }
+  Napi::Value SetMaxBatch(const Napi::CallbackInfo &info) {
+    if (reader_ && info.Length() > 0 && info[0].IsNumber()) reader_->SetMaxBatch(info[0].As<Napi::Number>().Uint32Value());
     return info.Env().Undefined();
   }
   Napi::Value Ring(const Napi::CallbackInfo &info) { return reader_ ? reader_->RingView(info.Env()) : info.Env().Null(); }

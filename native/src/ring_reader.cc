@@ -183,7 +183,7 @@ void RingReader::Drain() {
   if (stopped_ || draining_ || paused_ || !map_) return;
   uint64_t start = map_->Consumer();
   uint32_t count = 0;
-  uint64_t cons = map_->Walk(start, map_->Producer(), kMaxBatch, [this, &count](uint64_t off, uint32_t len) {
+  uint64_t cons = map_->Walk(start, map_->Producer(), max_batch_, [this, &count](uint64_t off, uint32_t len) {
     index_[2 * count] = static_cast<uint32_t>(off);
     index_[2 * count + 1] = len;
     count++;

@@ -35,6 +35,11 @@ class RingReader {
   // the agent's CPU budget. Must run on the JS thread.
   void SetPaused(bool paused);
   bool Paused() const { return paused_; }
+  // Caps the records handed to JS per call (1..kMaxBatch). Every span a batch creates is alive
+  // until the call returns, so after a resume over a full ring a 4096-record call keeps ~2,000
+  // spans reachable across a scavenge and V8 promotes them: smaller calls let them die young.
+  void SetMaxBatch(uint32_t n) { max_batch_ = n < 1 ? 1 : (n > kMaxBatch ? kMaxBatch : n); }
+  uint32_t MaxBatch() const { return max_batch_; }
   // Stops watching the ring and unmaps the consumer page. JS views are detached so a stale
   // reference reads nothing instead of faulting. Must run on the JS thread (a handler may call it).
   void Stop();
@@ -82,6 +87,7 @@ class RingReader {
   Napi::Reference<Napi::Uint8Array> ring_view_;
   Napi::Reference<Napi::Uint32Array> index_view_;
   uint32_t poll_ms_ = TG_POLL_MS_DEFAULT;
+  uint32_t max_batch_ = kMaxBatch;
   uint64_t batches_ = 0;
   uint64_t records_ = 0;
 };

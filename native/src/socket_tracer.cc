@@ -204,6 +204,7 @@ Napi::Function SocketTracer::Init(Napi::Env env) {
                          InstanceMethod<&SocketTracer::Detach>("detach"),
                          InstanceMethod<&SocketTracer::MapFds>("mapFds"),
                          InstanceMethod<&SocketTracer::SetPaused>("setPaused"),
+                         InstanceMethod<&SocketTracer::SetMaxBatch>("setMaxBatch"),
                          InstanceAccessor<&SocketTracer::GetRing>("ring"),
                          InstanceAccessor<&SocketTracer::GetIndex>("index"),
                      });
@@ -429,6 +430,12 @@ Napi::Value SocketTracer::GetRing(const Napi::CallbackInfo &info) {
 // setPaused(paused): the ring is not read while paused (see RingReader::SetPaused).
 Napi::Value SocketTracer::SetPaused(const Napi::CallbackInfo &info) {
   if (reader_) reader_->SetPaused(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// setMaxBatch(n): at most n records per handler call (see RingReader::SetMaxBatch).
+Napi::Value SocketTracer::SetMaxBatch(const Napi::CallbackInfo &info) {
+  if (reader_ && info.Length() > 0 && info[0].IsNumber()) reader_->SetMaxBatch(info[0].As<Napi::Number>().Uint32Value());
   return info.Env().Undefined();
 }
 

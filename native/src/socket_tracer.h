@@ -32,6 +32,7 @@ class SocketTracer : public Napi::ObjectWrap<SocketTracer> {
   Napi::Value GetRing(const Napi::CallbackInfo &info);
   Napi::Value GetIndex(const Napi::CallbackInfo &info);
   Napi::Value SetPaused(const Napi::CallbackInfo &info);
+  Napi::Value SetMaxBatch(const Napi::CallbackInfo &info);
 
   void Teardown();
 

@@ -94,6 +94,8 @@ interface NativeSocketTracer {
   detach(): void;
   close(): void;
   setPaused(paused: boolean): void;
+  /** At most n records (1..4096) per handler call. */
+  setMaxBatch(n: number): void;
   readonly ring: Uint8Array | null;
   readonly index: Uint32Array | null;
 }

@@ -16,6 +16,7 @@ export interface PrivsepNative {
     readonly index: Uint32Array | null;
     stats(): { batches: number; records: number; ringPendingBytes: number };
     setPaused(paused: boolean): void;
+    setMaxBatch(n: number): void;
     close(): void;
   };
 }
