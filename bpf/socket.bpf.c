@@ -28,6 +28,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by the loader before load. */
 TG_PID_FILTER
 const volatile __u32 capture_max = TG_CAPTURE_DEFAULT;
+/* Bytes kept from the end of a TCP call longer than capture_max, as a second record; 0: none. */
+const volatile __u32 capture_tail = TG_CAPTURE_TAIL_DEFAULT;
 const volatile __u32 wakeup_bytes = TG_WAKEUP_BYTES_DEFAULT; /* 0: wake on every record */
 
 /* Anchors: user space reads these types from BTF (scripts/gen-layout.js), so they must be
@@ -520,6 +522,26 @@ int tg_in_close(struct trace_event_raw_sys_enter *ctx)
  * or unrolled (the twin loaded where the kernel has no bpf_loop; the loader picks one). */
 enum iov_walk { WALK_NONE, WALK_LOOP, WALK_UNROLLED };
 
+/* Why a tail: one long write often holds several protocol messages (a gRPC server's 300 KB
+ * response is its DATA frames and the trailers' HEADERS in one sendmsg), and what ends the exchange
+ * is at the end; a long read likewise ends with the frames that followed a big message. Of a TCP
+ * call longer than capture_max, up to capture_tail bytes from its end become a second record: the
+ * head record's orig_len stops where the tail begins, so the host reports exactly the bytes between
+ * as lost and the decoder sees [head][gap][tail] (as bpf/include/tls_emit.h does for plaintext).
+ * Not for UDP (a datagram is a unit: its end is no stream position) nor sendfile/splice (no
+ * payload), and not with the unrolled iovec walk, which cannot reach a long call's last iovecs. */
+static __always_inline __u64 tail_of(struct conn_state *st, struct tg_thread_call *a, __u64 moved, __u32 cap,
+				     enum iov_walk walk)
+{
+	__u32 tail = capture_tail;
+	if (!tail || moved <= cap || st->info.proto != IPPROTO_TCP || a->kind == CALL_NOCOPY ||
+	    (a->kind == CALL_IOV && walk != WALK_LOOP))
+		return 0;
+	if (tail > TG_CAPTURE_LIMIT)
+		tail = TG_CAPTURE_LIMIT;
+	return moved - cap < tail ? moved - cap : tail;
+}
+
 static __always_inline void emit_data(struct conn_state *st, struct tg_thread_call *a, __u64 moved,
 				      enum iov_walk walk)
 {
@@ -541,11 +563,13 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 	__u32 want = moved < cap ? moved : cap;
 	if (a->kind == CALL_NOCOPY)
 		want = 0;
+	__u64 tail_len = tail_of(st, a, moved, cap, walk);
 	/* A ring that cannot take the record (the reader paused or behind) is seen before the
 	 * payload is copied from user memory: counted as the failed output would count it. The
 	 * 8 bytes are the ring's own record header. */
+	__u64 ring_size = bpf_ringbuf_query(&tg_ring, BPF_RB_RING_SIZE);
 	__u64 waiting = bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA);
-	if (waiting + sizeof(s->ev) + want + 8 > bpf_ringbuf_query(&tg_ring, BPF_RB_RING_SIZE)) {
+	if (waiting + sizeof(s->ev) + want + 8 > ring_size) {
 		stat_inc(TG_STAT_RING_FULL);
 		return;
 	}
@@ -557,6 +581,8 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 	else if (a->kind != CALL_NOCOPY)
 		got = copy_user(s->payload, 0, a->buf, want);
 
+	/* The head stands for every byte before the tail: its uncaptured rest is the gap. */
+	__u64 head_span = moved - tail_len;
 	s->ev.type = TG_EV_DATA;
 	s->ev.dir = dir;
 	s->ev.truncated = got < moved;
@@ -565,7 +591,7 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 	s->ev.ts_ns = bpf_ktime_get_ns();
 	s->ev.pos = pos;
 	s->ev.len = got;
-	s->ev.orig_len = moved > 0xffffffffULL ? 0xffffffffU : moved;
+	s->ev.orig_len = head_span > 0xffffffffULL ? 0xffffffffU : head_span;
 	s->ev.conn = st->info;
 	s->ev.conn.tid = (__u32)bpf_get_current_pid_tgid();
 	if (st->info.proto == IPPROTO_UDP) {
@@ -578,7 +604,32 @@ static __always_inline void emit_data(struct conn_state *st, struct tg_thread_ca
 
 	__u64 size = got;
 	CLAMP_REG(size, TG_CAPTURE_LIMIT);
-	count_output(bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag_after(waiting, sizeof(s->ev) + size)));
+	long err = bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag_after(waiting, sizeof(s->ev) + size));
+	count_output(err);
+	if (!tail_len)
+		return;
+
+	/* The record just written is in the ring (or was refused): what waits now includes it. */
+	waiting = bpf_ringbuf_query(&tg_ring, BPF_RB_AVAIL_DATA);
+	if (waiting + sizeof(s->ev) + tail_len + 8 > ring_size) {
+		stat_inc(TG_STAT_RING_FULL);
+		return;
+	}
+	CLAMP_REG(tail_len, TG_CAPTURE_LIMIT);
+	if (a->kind == CALL_IOV && walk == WALK_LOOP)
+		got = copy_iov_loop_from(s->payload, a->buf, a->cnt, moved - tail_len, tail_len);
+	else
+		got = copy_user(s->payload, 0, a->buf + moved - tail_len, tail_len);
+	s->ev.truncated = got < tail_len;
+	s->ev.pos = pos + moved - tail_len;
+	s->ev.len = got;
+	s->ev.orig_len = tail_len;
+	size = got;
+	CLAMP_REG(size, TG_CAPTURE_LIMIT);
+	err = bpf_ringbuf_output(&tg_ring, s, sizeof(s->ev) + size, wakeup_flag_after(waiting, sizeof(s->ev) + size));
+	count_output(err);
+	if (!err)
+		stat_inc(TG_STAT_TAILS);
 }
 
 static __always_inline struct tg_thread_call *take_call(struct tg_thread_call *out)

@@ -7,6 +7,8 @@
 enum tg_socket_limits {
 	TG_CAPTURE_LIMIT = 32768,       /* largest capture_max; power of two (verifier masks) */
 	TG_CAPTURE_DEFAULT = 16384,     /* payload bytes kept per syscall by default */
+	TG_CAPTURE_TAIL_DEFAULT = 16384, /* ... and of a longer TCP call, from its end (capture_tail;
+	                                  * at most TG_CAPTURE_LIMIT) */
 	TG_IOV_LOOP_MAX = 1024,         /* iovecs walked per readv/writev/sendmsg/recvmsg with bpf_loop
 	                                 * (kernel 5.17+): UIO_MAXIOV, every iovec a call can take */
 	TG_MMSG_LOOP_MAX = 1024,        /* messages reported per sendmmsg/recvmmsg with bpf_loop (the

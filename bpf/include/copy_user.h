@@ -64,6 +64,7 @@ struct copy_iov_walk {
 	__u8 *buf;
 	__u64 iovp;
 	__u64 iovcnt;
+	__u64 skip; /* bytes passed over before copying: a call's tail starts inside an iovec */
 	__u32 want;
 	__u32 got;
 };
@@ -79,24 +80,39 @@ static long copy_iov_step(__u64 i, struct copy_iov_walk *w)
 		stat_inc(COPY_FAULT);
 		return 1;
 	}
-	__u64 n = iov.iov_len;
+	__u64 n = iov.iov_len, base = (__u64)iov.iov_base;
+	if (w->skip) {
+		if (n <= w->skip) {
+			w->skip -= n;
+			return 0;
+		}
+		base += w->skip;
+		n -= w->skip;
+		w->skip = 0;
+	}
 	if (n > want - got)
 		n = want - got;
 	if (n == 0)
 		return 0;
 	/* copy_user masks the offset and clamps the size itself: what the verifier knows of
 	 * w->got here is only that it is a number. */
-	__u32 c = copy_user(w->buf, got, (__u64)iov.iov_base, n);
+	__u32 c = copy_user(w->buf, got, base, n);
 	w->got = got + c;
 	return c != n;
 }
 
-static __always_inline __u32 copy_iov_loop(__u8 *buf, __u64 iovp, __u64 iovcnt, __u32 want)
+/* Up to `want` bytes of the iovecs from byte `skip` of their concatenation on. */
+static __always_inline __u32 copy_iov_loop_from(__u8 *buf, __u64 iovp, __u64 iovcnt, __u64 skip, __u32 want)
 {
-	struct copy_iov_walk w = { .buf = buf, .iovp = iovp, .iovcnt = iovcnt, .want = want, .got = 0 };
+	struct copy_iov_walk w = { .buf = buf, .iovp = iovp, .iovcnt = iovcnt, .skip = skip, .want = want, .got = 0 };
 
 	bpf_loop(iovcnt < COPY_IOV_LOOP_MAX ? iovcnt : COPY_IOV_LOOP_MAX, copy_iov_step, &w, 0);
 	return w.got;
+}
+
+static __always_inline __u32 copy_iov_loop(__u8 *buf, __u64 iovp, __u64 iovcnt, __u32 want)
+{
+	return copy_iov_loop_from(buf, iovp, iovcnt, 0, want);
 }
 #endif
 

@@ -25,6 +25,8 @@ enum tg_event_type {
 	/* A Go program's outgoing HTTP call belongs to the server request in flight on its
 	 * goroutine or an ancestor goroutine (bpf/go_tls.bpf.c): struct tg_go_link_event. */
 	TG_EV_GO_LINK = 5,
+	/* A TLS handshake failed (bpf/tls.bpf.c): struct tg_tls_handshake_event (tls.h). */
+	TG_EV_TLS_HANDSHAKE = 6,
 };
 
 /* tg_data_event.flags */
@@ -121,6 +123,7 @@ enum tg_stat {
 	TG_STAT_CONN_OPEN = 3,
 	TG_STAT_CONN_CLOSE = 4,
 	TG_STAT_READ_FAULT = 5,  /* bpf_probe_read_user failed */
+	TG_STAT_TAILS = 6,       /* of the events: tail records of calls longer than capture_max */
 	TG_STAT_MAX = 8,
 };
 

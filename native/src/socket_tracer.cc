@@ -53,6 +53,7 @@ std::string TakeLog(size_t tail = 1500) {
 struct Options {
   uint64_t ring_bytes = TG_RING_BYTES_DEFAULT;
   uint32_t capture_max = TG_CAPTURE_DEFAULT;
+  uint32_t capture_tail = TG_CAPTURE_TAIL_DEFAULT;
   uint32_t conn_max = TG_CONN_MAX_DEFAULT;
   uint32_t self_pid = 0;
   uint32_t target_pid = 0;
@@ -88,6 +89,7 @@ Options ParseOptions(Napi::Env env, Napi::Value v) {
   while (p2 < ring) p2 <<= 1;
   o.ring_bytes = p2;
   o.capture_max = NumberOpt(obj, "captureMax", o.capture_max, 1, TG_CAPTURE_LIMIT);
+  o.capture_tail = NumberOpt(obj, "captureTail", o.capture_tail, 0, TG_CAPTURE_LIMIT);
   o.conn_max = NumberOpt(obj, "connMax", o.conn_max, 1, 1U << 26);
   o.self_pid = NumberOpt(obj, "selfPid", o.self_pid, 0, UINT32_MAX);
   o.target_pid = NumberOpt(obj, "targetPid", o.target_pid, 0, UINT32_MAX);
@@ -133,6 +135,7 @@ socket_bpf *LoadSkeleton(const Options &o, const std::set<std::string> &disabled
   s->rodata->self_pid = o.self_pid;
   s->rodata->target_pid = o.target_pid;
   s->rodata->capture_max = o.capture_max;
+  s->rodata->capture_tail = o.capture_tail;
   s->rodata->wakeup_bytes = o.wakeup_bytes;
   int ncpu = libbpf_num_possible_cpus();
   bpf_map__set_max_entries(s->maps.tg_conns, o.conn_max);
@@ -331,6 +334,7 @@ Napi::Value SocketTracer::Open(const Napi::CallbackInfo &info) {
   report.Set("mounted", mounted_js);
   report.Set("ringBytes", Napi::Number::New(env, static_cast<double>(o.ring_bytes)));
   report.Set("captureMax", o.capture_max);
+  report.Set("captureTail", o.capture_tail);
   report.Set("connMax", o.conn_max);
   report.Set("selfPid", o.self_pid);
   report.Set("targetPid", o.target_pid);
