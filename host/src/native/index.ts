@@ -8,6 +8,9 @@ export interface SocketTracerOptions {
   ringBytes?: number;
   /** Payload bytes captured per syscall, 1..TG_CAPTURE_LIMIT (default 16384). */
   captureMax?: number;
+  /** Of a TCP call longer than captureMax, bytes also kept from its end as a second record,
+   *  0..TG_CAPTURE_LIMIT (default TG_CAPTURE_TAIL_DEFAULT; 0 = the head only). */
+  captureTail?: number;
   /** Connections tracked at once in the kernel LRU (default 1 Mi). */
   connMax?: number;
   /** Process whose traffic is never traced (default: this process). */
@@ -33,6 +36,7 @@ export interface AttachReport {
   mounted: string[];
   ringBytes: number;
   captureMax: number;
+  captureTail: number;
   connMax: number;
   selfPid: number;
   targetPid: number;
@@ -152,6 +156,7 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
     {
       ringBytes: opts.ringBytes,
       captureMax: opts.captureMax,
+      captureTail: opts.captureTail,
       connMax: opts.connMax,
       selfPid: opts.selfPid ?? process.pid,
       targetPid: opts.targetPid ?? 0,

@@ -117,7 +117,7 @@ async function loadForWorker(cfg: Config, workerPid: number): Promise<Loaded> {
     const sc = cfg.tracers.socket;
     try {
       out.tracer = loaderSocketTracer();
-      const report = out.tracer.open({ ringBytes: sc.ring_bytes, captureMax: sc.capture_max, connMax: sc.conn_max, selfPid: workerPid, targetPid: sc.target_pid, iovWalk: sc.iov_walk, drain: false }, () => undefined);
+      const report = out.tracer.open({ ringBytes: sc.ring_bytes, captureMax: sc.capture_max, captureTail: sc.capture_tail, connMax: sc.conn_max, selfPid: workerPid, targetPid: sc.target_pid, iovWalk: sc.iov_walk, drain: false }, () => undefined);
       const m = out.tracer.mapFds();
       out.fds = HANDED_FDS.map((k) => m[k]);
       out.socketState = { ok: true, report, fds: HANDED_FDS };
