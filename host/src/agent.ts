@@ -353,7 +353,7 @@ export class Agent {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const native = require('./native') as typeof import('./native');
       const t = (open ?? native.openSocketTracer)({
-        ringBytes: sc.ring_bytes, captureMax: sc.capture_max, captureTail: sc.capture_tail, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid, iovWalk: sc.iov_walk,
+        ringBytes: sc.ring_bytes, captureMax: sc.capture_max, captureTail: sc.capture_tail, connMax: sc.conn_max, selfPid: process.pid, targetPid: sc.target_pid, iovWalk: sc.iov_walk, maxBatch: sc.max_batch,
       }, (ring, index, count) => this.kernel.onBatch(ring, index, count));
       this.socketTracer = t as unknown as NativeTracer;
       const st = this.socketTracer;

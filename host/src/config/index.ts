@@ -88,6 +88,7 @@ export const ENV_DEFAULTS: Record<string, string> = {
   'agent.contended_cpu_percent': 'TELEGEN_CONTENDED_CPU_PERCENT',
   'agent.max_rss_mb': 'TELEGEN_MAX_RSS_MB',
   'agent.shed_export_backlog_percent': 'TELEGEN_SHED_EXPORT_BACKLOG_PERCENT',
+  'tracers.socket.max_batch': 'TELEGEN_RING_MAX_BATCH',
 };
 
 /** One line per problem: `tracers.socket.capture_max: Number must be less than or equal to 65536`.
@@ -119,7 +120,7 @@ export function parseConfig(raw: unknown, source = '(inline)', origins: ConfigOr
 export function checkEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
   for (const [key, name] of Object.entries(ENV_DEFAULTS)) {
     const v = env[name];
-    if (v === undefined || v === '' || !key.startsWith('agent.')) continue;
+    if (v === undefined || v === '' || !(key.startsWith('agent.') || key === 'tracers.socket.max_batch')) continue;
     if (!Number.isFinite(Number(v))) throw new ConfigError(`${name}: "${v}" is not a number (it sets ${key})`);
   }
 }

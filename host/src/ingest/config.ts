@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { envNumber } from '../memory/overload';
+
+/** Records the native reader hands one ring handler call at most (its own cap is 4096). */
+export const MAX_BATCH = 4096;
 
 export const socketTracerSchema = z.object({
   enabled: z.boolean().default(true).describe('Capture socket payloads with syscall tracepoints. Env: TELEGEN_SOCKET_ENABLED'),
@@ -12,4 +16,6 @@ export const socketTracerSchema = z.object({
   target_pid: z.number().int().min(0).default(0).describe('Trace only this process (0 = every process)'),
   iov_walk: z.enum(['auto', 'loop', 'unrolled']).default('auto')
     .describe('How readv/writev/sendmsg/recvmsg buffers are walked: bpf_loop over every iovec (kernel 5.17+), or the first 10 unrolled; auto = bpf_loop where the kernel has it'),
+  max_batch: z.number().int().min(1).max(4096).default(envNumber('TELEGEN_RING_MAX_BATCH', MAX_BATCH))
+    .describe('Ring records handed to one ingest call at most (1..4096): every span a call builds stays reachable until it returns, so a reader resuming over a full ring builds fewer spans at once with a smaller value; more calls cost more per record. Env: TELEGEN_RING_MAX_BATCH'),
 }).strict();

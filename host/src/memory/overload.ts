@@ -60,7 +60,8 @@ const MEMORY = SHED_REASONS.indexOf('memory');
 const CONTENTION = SHED_REASONS.indexOf('cpu_contention');
 const LOG_ORDER = [BACKLOG, MEMORY, CPU, CONTENTION];
 
-const envNumber = (name: string, def: number): number => {
+/** A numeric config default from the environment; unset, empty or not a number: `def`. */
+export const envNumber = (name: string, def: number): number => {
   const v = process.env[name];
   return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : def;
 };

@@ -23,6 +23,8 @@ export interface SocketTracerOptions {
   /** readv/writev/sendmsg/recvmsg: iovecs walked with bpf_loop (every one, TG_IOV_LOOP_MAX) or
    *  unrolled (the first TG_IOV_MAX); 'auto' (default) = bpf_loop where the kernel has it. */
   iovWalk?: 'auto' | 'loop' | 'unrolled';
+  /** Records one onBatch call gets at most, 1..4096 (default 4096): tracers.socket.max_batch. */
+  maxBatch?: number;
   /** Called with whatever onBatch throws; the batch is released regardless. */
   onError?: (err: unknown) => void;
 }
@@ -173,9 +175,10 @@ export function openSocketTracer(opts: SocketTracerOptions, onBatch: BatchHandle
       }
     },
   );
-  // The first batch can only run after this synchronous code: the views are set by then.
+  // The first batch can only run after this synchronous code: the views and the cap are set by then.
   ring = native.ring ?? ring;
   index = native.index ?? index;
+  if (opts.maxBatch !== undefined) native.setMaxBatch(opts.maxBatch);
 
   let final: SocketTracerStats | undefined;
   return {

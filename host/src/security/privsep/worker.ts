@@ -46,6 +46,7 @@ export function adoptSocketTracer(native: PrivsepNative, hello: Hello, fds: numb
   });
   ring = consumer.ring ?? ring;
   index = consumer.index ?? index;
+  if (opts.maxBatch !== undefined) consumer.setMaxBatch(opts.maxBatch);
   let final: SocketTracerStats | undefined;
   return {
     report: s.report,
