@@ -32,6 +32,10 @@ enum tg_tls_limits tg_anchor_tls_limits __attribute__((used));
 enum tg_tls_stat tg_anchor_tls_stat __attribute__((used));
 enum tg_tls_h2_block tg_anchor_tls_h2_block __attribute__((used));
 struct tg_tls_h2_field tg_anchor_tls_h2_field __attribute__((used));
+struct tg_tls_handshake_event tg_anchor_tls_handshake_event __attribute__((used));
+enum tg_tls_record tg_anchor_tls_record __attribute__((used));
+enum tg_tls_hs_outcome tg_anchor_tls_hs_outcome __attribute__((used));
+enum tg_tls_library tg_anchor_tls_library __attribute__((used));
 
 TG_STATS(tls_stats, TG_TLS_STAT_MAX)
 
@@ -94,42 +98,236 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 moved_ptr, __u8
 	return 0;
 }
 
-static __always_inline void emit(struct ssl_call *c, __u64 id, __u64 moved)
-{
-	__u32 pid = id >> 32;
-	struct ssl_key sk = { .ssl = c->ssl, .pid = pid };
-	__u32 fd;
-	struct tg_thread_call *t = thread_calls();
+enum sock_guess {
+	SOCK_KNOWN = 0, /* only a socket the call itself used, or the one remembered for the object */
+	SOCK_GUESS = 1, /* else the thread's last socket (a memory-BIO writer encrypts before it writes) */
+	SOCK_LEARN = 2, /* ... and remember it (a memory-BIO reader decrypts right after its read) */
+};
 
-	if (t && t->data_seq != c->seq) {
+/* The socket of object `ssl` for a call that began at the thread's data_seq `seq`, or -1. */
+static __always_inline __s64 ssl_socket(__u64 ssl, __u32 pid, __u32 seq, int guess)
+{
+	struct ssl_key sk = { .ssl = ssl, .pid = pid };
+	struct tg_thread_call *t = thread_calls();
+	__u32 fd;
+
+	if (t && t->data_seq != seq) {
 		fd = t->data_fd;
 		bpf_map_update_elem(&tls_ssl_fd, &sk, &fd, BPF_ANY);
-	} else {
-		__u32 *known = bpf_map_lookup_elem(&tls_ssl_fd, &sk);
-		if (known) {
-			fd = *known;
-		} else {
-			if (!t || !t->data_seq) {
-				stat_inc(TG_TLS_STAT_NO_CONN);
-				return;
-			}
-			fd = t->data_fd;
-			/* Learned from reads only: a memory-BIO reader decrypts right after reading
-			 * the ciphertext, while its writer encrypts before writing. */
-			if (c->op == TLS_OP_READ)
-				bpf_map_update_elem(&tls_ssl_fd, &sk, &fd, BPF_ANY);
-		}
+		return fd;
 	}
-	struct tg_conn_info *ci = tls_conn(pid, fd);
+	__u32 *known = bpf_map_lookup_elem(&tls_ssl_fd, &sk);
+	if (known)
+		return *known;
+	if (guess == SOCK_KNOWN || !t || !t->data_seq)
+		return -1;
+	fd = t->data_fd;
+	if (guess == SOCK_LEARN)
+		bpf_map_update_elem(&tls_ssl_fd, &sk, &fd, BPF_ANY);
+	return fd;
+}
+
+static __always_inline void emit(struct ssl_call *c, __u64 id, __u64 moved)
+{
+	bool rd = c->op == TLS_OP_READ;
+	struct tg_conn_info *ci = tls_conn(id >> 32, ssl_socket(c->ssl, id >> 32, c->seq, rd ? SOCK_LEARN : SOCK_GUESS));
 	if (!ci) {
 		stat_inc(TG_TLS_STAT_NO_CONN);
 		return;
 	}
 	/* A write is stamped when it began: with a socket BIO (curl) the ciphertext leaves inside the
 	 * call, and on a busy machine the peer read, answered and its span ended before the return. */
-	bool rd = c->op == TLS_OP_READ;
 	tls_emit_tail(&tls_pos, &tls_scratch, ci, id, rd ? TG_DIR_INGRESS : TG_DIR_EGRESS, c->buf, moved, capture_max,
 		      capture_tail, rd ? bpf_ktime_get_ns() : c->ts);
+}
+
+/* ---- Handshakes ----
+ * A handshake that fails leaves no plaintext, so nothing above sees it. The object's handshake is
+ * followed from its start (SSL_set_connect_state/SSL_set_accept_state, a handshake call) to its
+ * first plaintext byte, when its entry in hs_state goes: the common case costs one lookup per
+ * plaintext call. It is reported failed when
+ *  - a call that may handshake returns failure and raised an error on the way (OpenSSL's
+ *    ERR_vset_error, which every SSLfatal and ERR_raise reaches: the error queue is what
+ *    SSL_get_error reads to say SSL_ERROR_SSL instead of WANT_READ/WANT_WRITE), or
+ *    SSL_do_handshake returned 0, or GnuTLS returned a fatal code — a non-blocking handshake's
+ *    WANT_READ/WANT_WRITE (GNUTLS_E_AGAIN) raises none and is no failure;
+ *  - the object is freed with its handshake unfinished (the peer closed or reset: no error is
+ *    raised for that), or finished with a certificate that did not verify and never used (node
+ *    verifies after OpenSSL's handshake, then destroys the socket).
+ * Node's TLS does its handshake inside SSL_read/SSL_write, never calling SSL_do_handshake: those
+ * calls count as handshake calls while the object has no plaintext yet.
+ *
+ * Whether a handshake finished and the verify result are fields of the SSL object: the host reads
+ * their offsets out of SSL_in_init and SSL_get_verify_result (each one load from the object) of
+ * the file and passes them as the attach cookie (in_init << 32 | verify_result); 0: unknown. */
+
+enum { HS_EXPLICIT = 1, HS_DONE = 2, HS_UNVERIFIED = 4 };
+
+struct hs_call {
+	__u64 ssl;
+	__u64 ts;
+	__u32 seq;
+	__u8 side; /* enum tg_role: SSL_connect, SSL_accept; 0 for SSL_do_handshake, gnutls_handshake */
+	__u8 lib;  /* enum tg_tls_library */
+	__u8 _pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_CALLS_MAX);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct hs_call);
+} hs_calls SEC(".maps");
+
+struct hs_state {
+	__u64 start_ns;
+	__u8 side;     /* enum tg_role, from the calls */
+	__u8 lib;
+	__u8 flags;    /* HS_EXPLICIT: a handshake function ran; HS_DONE: one returned success */
+	__u8 has_conn;
+	__u32 _pad;
+	struct tg_conn_info conn; /* kept: a failure may be seen after the socket closed */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_HS_MAX);
+	__type(key, struct ssl_key);
+	__type(value, struct hs_state);
+} hs_state SEC(".maps");
+
+/* The first error a thread's call in flight raised (OpenSSL's ERR_vset_error). */
+struct hs_err {
+	__u64 call_ts; /* entry time of that call: an error of an earlier call does not count */
+	__u32 lib;
+	__u32 reason;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TG_TLS_CALLS_MAX);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct hs_err);
+} hs_errs SEC(".maps");
+
+#define ERR_LIB_SSL 20
+
+static __always_inline void hs_begin(__u64 ssl, __u32 pid, __u8 side, __u8 lib, __u8 flags, bool fresh)
+{
+	struct ssl_key sk = { .ssl = ssl, .pid = pid };
+	struct hs_state *st = fresh ? NULL : bpf_map_lookup_elem(&hs_state, &sk);
+	if (st) {
+		if (!st->side)
+			st->side = side;
+		st->flags |= flags;
+		return;
+	}
+	struct hs_state n = { .start_ns = bpf_ktime_get_ns(), .side = side, .lib = lib, .flags = flags };
+	bpf_map_update_elem(&hs_state, &sk, &n, BPF_ANY);
+}
+
+static __always_inline void hs_note_conn(struct hs_state *st, __u32 pid, __s64 fd)
+{
+	if (st->has_conn)
+		return;
+	struct tg_conn_info *ci = tls_conn(pid, fd);
+	if (!ci)
+		return;
+	st->conn = *ci;
+	st->has_conn = 1;
+}
+
+static __always_inline __u8 hs_side(struct hs_state *st)
+{
+	return st->has_conn && st->conn.role ? st->conn.role : st->side;
+}
+
+static __always_inline void hs_count(__u32 ok_or_failed, __u8 side)
+{
+	stat_inc(ok_or_failed + (side == TG_ROLE_CLIENT ? 0 : side == TG_ROLE_SERVER ? 1 : 2));
+}
+
+/* One TG_EV_TLS_HANDSHAKE record. */
+static __always_inline void hs_record(struct hs_state *st, __u64 id, __u8 outcome, __s32 ret, struct hs_err *e,
+				      __s32 verify)
+{
+	__u8 side = hs_side(st);
+	struct tg_tls_handshake_event *ev = bpf_ringbuf_reserve(&tg_ring, sizeof(*ev), 0);
+	if (ev) {
+		ev->type = TG_EV_TLS_HANDSHAKE;
+		ev->outcome = outcome;
+		ev->library = st->lib;
+		ev->side = side;
+		ev->has_conn = st->has_conn;
+		ev->start_ns = st->start_ns;
+		ev->ts_ns = bpf_ktime_get_ns();
+		ev->ret = ret;
+		ev->err_lib = e ? e->lib : 0;
+		ev->err_reason = e ? e->reason : 0;
+		ev->verify = verify;
+		ev->conn = st->conn;
+		if (!st->has_conn) {
+			ev->conn.pid = id >> 32;
+			ev->conn.cgroup_id = bpf_get_current_cgroup_id();
+			bpf_get_current_comm(ev->conn.comm, sizeof(ev->conn.comm));
+		}
+		ev->conn.tid = (__u32)id;
+		bpf_ringbuf_submit(ev, 0);
+	} else {
+		stat_inc(TG_TLS_STAT_RING_FULL);
+	}
+}
+
+/* A failure: its record, its count; the object's handshake is then over for us. */
+static __always_inline void hs_report(struct hs_state *st, struct ssl_key *sk, __u64 id, __u8 outcome, __s32 ret,
+				      struct hs_err *e, __s32 verify)
+{
+	hs_record(st, id, outcome, ret, e, verify);
+	hs_count(TG_TLS_STAT_HS_FAILED_CLIENT, hs_side(st));
+	bpf_map_delete_elem(&hs_state, sk);
+}
+
+static __always_inline struct hs_err *hs_error_of(__u64 id, __u64 call_ts)
+{
+	struct hs_err *e = bpf_map_lookup_elem(&hs_errs, &id);
+	return e && e->call_ts == call_ts ? e : NULL;
+}
+
+/* A field of the SSL object at the offset in the cookie's half (`hi`), or -1 when unknown. */
+static __always_inline __s32 ssl_field(__u64 ssl, __u64 cookie, bool hi)
+{
+	__u32 off = hi ? cookie >> 32 : (__u32)cookie;
+	__s32 v;
+	if (!off || bpf_probe_read_user(&v, sizeof(v), (void *)(ssl + off)))
+		return -1;
+	return v;
+}
+
+/* Plaintext moved: the handshake completed and the connection is in use. */
+static __always_inline void hs_used(__u64 ssl, __u32 pid)
+{
+	struct ssl_key sk = { .ssl = ssl, .pid = pid };
+	struct hs_state *st = bpf_map_lookup_elem(&hs_state, &sk);
+	if (!st)
+		return;
+	if (st->flags & HS_UNVERIFIED)
+		hs_record(st, bpf_get_current_pid_tgid(), TG_TLS_HS_USED, 0, NULL, 0);
+	hs_count(TG_TLS_STAT_HS_OK_CLIENT, hs_side(st));
+	bpf_map_delete_elem(&hs_state, &sk);
+}
+
+/* A read or write that failed on an object with no plaintext yet (node handshakes inside them). */
+static __always_inline void hs_io_failed(struct ssl_call *c, __u64 id, __s32 ret, __u64 cookie)
+{
+	__u32 pid = id >> 32;
+	struct ssl_key sk = { .ssl = c->ssl, .pid = pid };
+	struct hs_state *st = bpf_map_lookup_elem(&hs_state, &sk);
+	if (!st)
+		return;
+	hs_note_conn(st, pid, ssl_socket(c->ssl, pid, c->seq, c->op == TLS_OP_READ ? SOCK_LEARN : SOCK_GUESS));
+	struct hs_err *e = hs_error_of(id, c->ts);
+	if (e)
+		hs_report(st, &sk, id, TG_TLS_HS_FATAL, ret, e, ssl_field(c->ssl, cookie, false));
 }
 
 static __always_inline int ssl_exit(struct pt_regs *ctx)
@@ -145,19 +343,28 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	__u64 moved;
 	if (c.moved_ptr) {
 		/* SSL_read_ex/SSL_write_ex: 1 on success, the count through the pointer. */
-		if ((int)ret != 1)
+		if ((int)ret != 1) {
+			hs_io_failed(&c, id, (int)ret, bpf_get_attach_cookie(ctx));
 			return 0;
+		}
 		if (bpf_probe_read_user(&moved, sizeof(moved), (void *)c.moved_ptr)) {
 			stat_inc(TG_TLS_STAT_READ_FAULT);
 			return 0;
 		}
 	} else {
-		if ((int)ret <= 0)
+		if ((int)ret <= 0) {
+			hs_io_failed(&c, id, (int)ret, bpf_get_attach_cookie(ctx));
 			return 0;
+		}
 		moved = (int)ret;
 	}
 	if (moved == 0)
 		return 0;
+	/* Plaintext read: the peer is talking to us, the handshake is done with. A write is not
+	 * enough: node writes the request it holds the moment OpenSSL's handshake ends, and its
+	 * verification (after that) may still throw the connection away. */
+	if (c.op == TLS_OP_READ)
+		hs_used(c.ssl, id >> 32);
 	emit(&c, id, moved);
 	return 0;
 }
@@ -176,6 +383,197 @@ int tls_exit(struct pt_regs *ctx) { return ssl_exit(ctx); }
 
 SEC("uprobe")
 int tls_exit_multi(struct pt_regs *ctx) { return ssl_exit(ctx); }
+
+/* SSL_do_handshake, SSL_connect, SSL_accept (both jump to SSL_do_handshake: the first entry's
+ * call stays, the inner return takes it), gnutls_handshake. */
+static __always_inline int hs_enter(struct pt_regs *ctx, __u8 side, __u8 lib)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if (!pid_wanted(pid))
+		return 0;
+	__u64 ssl = PT_REGS_PARM1(ctx);
+	struct hs_call *prev = bpf_map_lookup_elem(&hs_calls, &id);
+	if (prev && prev->ssl == ssl) {
+		if (!prev->side)
+			prev->side = side;
+		return 0;
+	}
+	/* A handshake call on an established connection (a renegotiation, a caller that calls
+	 * SSL_do_handshake before each use) returns at once: not a handshake to follow. */
+	if (lib == TG_TLS_LIB_OPENSSL && ssl_field(ssl, bpf_get_attach_cookie(ctx), true) == 0)
+		return 0;
+	struct tg_thread_call *t = thread_calls();
+	struct hs_call c = { .ssl = ssl, .ts = bpf_ktime_get_ns(), .seq = t ? t->data_seq : 0, .side = side, .lib = lib };
+	bpf_map_update_elem(&hs_calls, &id, &c, BPF_ANY);
+	hs_begin(ssl, pid, side, lib, HS_EXPLICIT, false);
+	return 0;
+}
+
+TG_UPROBE_PAIR(tls_hs_enter, hs_enter(ctx, TG_ROLE_UNKNOWN, TG_TLS_LIB_OPENSSL))
+TG_UPROBE_PAIR(tls_hs_connect, hs_enter(ctx, TG_ROLE_CLIENT, TG_TLS_LIB_OPENSSL))
+TG_UPROBE_PAIR(tls_hs_accept, hs_enter(ctx, TG_ROLE_SERVER, TG_TLS_LIB_OPENSSL))
+TG_UPROBE_PAIR(gnutls_hs_enter, hs_enter(ctx, TG_ROLE_UNKNOWN, TG_TLS_LIB_GNUTLS))
+
+/* GnuTLS codes that leave a handshake going (gnutls_error_is_fatal() is 0 for them). */
+static __always_inline bool gnutls_fatal(int ret)
+{
+	switch (ret) {
+	case -28: /* GNUTLS_E_AGAIN */
+	case -52: /* GNUTLS_E_INTERRUPTED */
+	case -16: /* GNUTLS_E_WARNING_ALERT_RECEIVED */
+	case -37: /* GNUTLS_E_REHANDSHAKE */
+	case -38: /* GNUTLS_E_GOT_APPLICATION_DATA */
+	case -7:  /* GNUTLS_E_LARGE_PACKET */
+		return false;
+	}
+	return true;
+}
+
+static __always_inline int hs_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	struct hs_call *p = bpf_map_lookup_elem(&hs_calls, &id);
+	if (!p)
+		return 0;
+	struct hs_call c = *p;
+	bpf_map_delete_elem(&hs_calls, &id);
+	int ret = (int)PT_REGS_RC(ctx);
+	struct ssl_key sk = { .ssl = c.ssl, .pid = pid };
+	struct hs_state *st = bpf_map_lookup_elem(&hs_state, &sk);
+	if (!st)
+		return 0;
+	hs_note_conn(st, pid, ssl_socket(c.ssl, pid, c.seq, SOCK_KNOWN));
+	if (c.lib == TG_TLS_LIB_GNUTLS) {
+		if (ret == 0)
+			st->flags |= HS_DONE;
+		else if (gnutls_fatal(ret))
+			hs_report(st, &sk, id, TG_TLS_HS_FATAL, ret, NULL, -1);
+		return 0;
+	}
+	if (ret == 1) {
+		st->flags |= HS_DONE;
+		return 0;
+	}
+	/* -1 without an error: WANT_READ/WANT_WRITE of a non-blocking handshake (or an I/O error,
+	 * which the object's free reports). 0: "shut down controlled", a failure either way. */
+	struct hs_err *e = hs_error_of(id, c.ts);
+	if (e || ret == 0)
+		hs_report(st, &sk, id, TG_TLS_HS_FATAL, ret, e, ssl_field(c.ssl, bpf_get_attach_cookie(ctx), false));
+	return 0;
+}
+
+SEC("uretprobe")
+int tls_hs_exit(struct pt_regs *ctx) { return hs_exit(ctx); }
+
+SEC("uprobe")
+int tls_hs_exit_multi(struct pt_regs *ctx) { return hs_exit(ctx); }
+
+/* SSL_set_connect_state/SSL_set_accept_state: a new handshake begins on the object (an address
+ * freed and reused starts afresh). Node calls nothing else before its SSL_read/SSL_write. */
+static __always_inline int hs_set_state(struct pt_regs *ctx, __u8 side)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (pid_wanted(pid))
+		hs_begin(PT_REGS_PARM1(ctx), pid, side, TG_TLS_LIB_OPENSSL, 0, true);
+	return 0;
+}
+
+TG_UPROBE_PAIR(tls_hs_set_connect, hs_set_state(ctx, TG_ROLE_CLIENT))
+TG_UPROBE_PAIR(tls_hs_set_accept, hs_set_state(ctx, TG_ROLE_SERVER))
+
+/* SSL_free, gnutls_deinit: the object's last chance to say how its handshake ended. */
+static __always_inline int hs_free(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	struct ssl_key sk = { .ssl = PT_REGS_PARM1(ctx), .pid = pid };
+	/* The address may hold another object next: its socket is learned again. */
+	bpf_map_delete_elem(&tls_ssl_fd, &sk);
+	struct hs_state *st = bpf_map_lookup_elem(&hs_state, &sk);
+	if (!st)
+		return 0;
+	/* Nothing went over a socket we know (an object set up, then its TCP connect failed). */
+	if (!st->has_conn) {
+		bpf_map_delete_elem(&hs_state, &sk);
+		return 0;
+	}
+	/* The caller was told its peer's certificate did not verify: the host decides at the close. */
+	if (st->flags & HS_UNVERIFIED) {
+		bpf_map_delete_elem(&hs_state, &sk);
+		return 0;
+	}
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__s32 in_init = st->lib == TG_TLS_LIB_OPENSSL ? ssl_field(sk.ssl, cookie, true) : -1;
+	__s32 verify = st->lib == TG_TLS_LIB_OPENSSL ? ssl_field(sk.ssl, cookie, false) : -1;
+	bool done = in_init >= 0 ? in_init == 0 : (st->flags & HS_DONE) != 0;
+	if (done && verify > 0)
+		hs_report(st, &sk, id, TG_TLS_HS_REJECTED, 0, NULL, verify);
+	else if (done)
+		hs_used(sk.ssl, pid);
+	else if (in_init >= 0 || (st->flags & HS_EXPLICIT))
+		hs_report(st, &sk, id, TG_TLS_HS_INCOMPLETE, 0, NULL, verify);
+	else
+		bpf_map_delete_elem(&hs_state, &sk);
+	return 0;
+}
+
+TG_UPROBE_PAIR(tls_hs_free, hs_free(ctx))
+
+/* SSL_get_verify_result(ssl): what it returns is the field the cookie locates, read at the entry. */
+static __always_inline int hs_verify(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+	if (!pid_wanted(pid))
+		return 0;
+	struct ssl_key sk = { .ssl = PT_REGS_PARM1(ctx), .pid = pid };
+	struct hs_state *st = bpf_map_lookup_elem(&hs_state, &sk);
+	if (!st || !st->has_conn || (st->flags & HS_UNVERIFIED))
+		return 0;
+	__s32 verify = ssl_field(sk.ssl, bpf_get_attach_cookie(ctx), false);
+	if (verify <= 0)
+		return 0;
+	st->flags |= HS_UNVERIFIED;
+	hs_record(st, id, TG_TLS_HS_UNVERIFIED, 0, NULL, verify);
+	return 0;
+}
+
+TG_UPROBE_PAIR(tls_hs_verify, hs_verify(ctx))
+
+/* ERR_vset_error(lib, reason, fmt, args): OpenSSL's error queue, written by ERR_set_error and
+ * SSLfatal alike. The first ERR_LIB_SSL error of the thread's TLS call in flight is kept for that
+ * call. Any other error of any process returns after a lookup or two. */
+static __always_inline int err_raised(struct pt_regs *ctx)
+{
+	/* Only the TLS layer's own: OpenSSL 3 raises, then pops, errors of other libraries inside a
+	 * handshake that goes on (decoding the peer's public key tries its decoders one by one), and
+	 * a fatal handshake error is always raised as ERR_LIB_SSL (SSLfatal). */
+	if ((__u32)PT_REGS_PARM1(ctx) != ERR_LIB_SSL)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!pid_wanted(id >> 32))
+		return 0;
+	__u64 call_ts;
+	struct hs_call *h = bpf_map_lookup_elem(&hs_calls, &id);
+	if (h) {
+		call_ts = h->ts;
+	} else {
+		struct ssl_call *c = bpf_map_lookup_elem(&tls_calls, &id);
+		if (!c)
+			return 0;
+		call_ts = c->ts;
+	}
+	struct hs_err *e = bpf_map_lookup_elem(&hs_errs, &id);
+	if (e && e->call_ts == call_ts)
+		return 0;
+	struct hs_err n = { .call_ts = call_ts, .lib = ERR_LIB_SSL, .reason = (__u32)PT_REGS_PARM2(ctx) };
+	bpf_map_update_elem(&hs_errs, &id, &n, BPF_ANY);
+	return 0;
+}
+
+TG_UPROBE_PAIR(tls_err_raised, err_raised(ctx))
 
 /* ---- HTTP/2 header fields from nghttp2 ----
  * HPACK's dynamic table is connection state: a connection older than the agent references

@@ -2,6 +2,7 @@
 // calls. Reads fields by the BTF-generated offsets; connection strings are built once per
 // connection, not per event.
 import { tg_data_event, tg_conn_event, tg_conn_info, tg_go_link_event, tg_event_type, tg_dir, tg_role, tg_data_flags, tg_proto } from '../generated/layout';
+import { tg_tls_handshake_event, tg_tls_record } from '../generated/tls-layout';
 import { Router, Conn } from './router';
 import { ConnMeta, Role } from '../model';
 import { SelfMetrics } from '../metrics/self';
@@ -87,6 +88,10 @@ export class KernelIngest {
   onRead?: () => void;
   /** Where TG_EV_GO_LINK records go (the Go tracer sets it: gotrace/links.ts); dropped without. */
   goLinks?: { add(connId: bigint, tsNs: bigint, parentConnId: bigint, parentTsNs: bigint): void };
+  /** Where TG_EV_TLS_HANDSHAKE records go (the TLS tracer sets it: tracers/tls-handshake.ts), with
+   *  the connection as the kernel named it and the decoder its cleartext bytes were bound to
+   *  (PostgreSQL's SSLRequest precedes the handshake); dropped without. */
+  tlsHandshake?: (dv: DataView, off: number, conn: ConnMeta, decoder: string | undefined) => void;
 
   constructor(private readonly router: Router, private readonly metrics: SelfMetrics) {}
 
@@ -250,6 +255,10 @@ export class KernelIngest {
         if (len < tg_go_link_event.size || !this.goLinks) continue;
         const at = (f: number) => dv.getBigUint64(off + f, true);
         this.goLinks.add(at(tg_go_link_event.conn_id), at(tg_go_link_event.ts_ns), at(tg_go_link_event.parent_conn_id), at(tg_go_link_event.parent_ts_ns));
+      } else if (type === tg_tls_record.TG_TLS_RECORD_HANDSHAKE) {
+        if (len < tg_tls_handshake_event.size || !this.tlsHandshake) continue;
+        const meta = this.metaOf(ring, dv, off + tg_tls_handshake_event.conn);
+        this.tlsHandshake(dv, off, meta, this.conns.get(meta.connId!)?.conn.decoder?.name);
       }
     }
   }
@@ -343,6 +352,11 @@ export class KernelIngest {
     k.conn.meta.tid = dv.getUint32(off + INFO_DATA + tg_conn_info.tid, true);
     const plen = Math.min(dv.getUint32(off + tg_data_event.len, true), len - tg_data_event.size);
     if (plen > 0) this.router.dataLocal(k.conn, egress, ring.subarray(off + tg_data_event.size, off + tg_data_event.size + plen), ts);
+  }
+
+  /** Whether connection `connId` (tg_conn_info.conn_id) is open, as its ciphertext or plaintext stream. */
+  isOpen(connId: bigint): boolean {
+    return this.conns.has(connId) || this.conns.has(connId | TLS_STREAM);
   }
 
   /** Connections the kernel closed while the ring was full never get a close event: expire them.

@@ -18,6 +18,7 @@ import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
 import { MapDesc, statNames, trackTracerObject } from './map-fill';
 import { ExecListener, goExecActive, offGoExec, onGoExec } from './go-exec';
 import { sslBioFuncs, SslBioFuncs } from './tls-bio';
+import { HandshakeFailures, HANDSHAKE_STATS, sslFieldCookie } from './tls-handshake';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -29,6 +30,26 @@ export const SSL_FUNCS: ReadonlyArray<[string, string]> = [
   ['SSL_read_ex', 'tls_read_ex_enter'],
 ];
 const EXIT_PROG = 'tls_exit';
+
+/** Where a handshake begins and ends (bpf/tls.bpf.c, Handshakes): [function, entry program,
+ *  whether the return is hooked too (tls_hs_exit)]. SSL_connect and SSL_accept jump to
+ *  SSL_do_handshake; hooked too, they name the side of a connection older than the agent. */
+export const SSL_HANDSHAKE_FUNCS: ReadonlyArray<[string, string, boolean]> = [
+  ['SSL_do_handshake', 'tls_hs_enter', true],
+  ['SSL_connect', 'tls_hs_connect', true],
+  ['SSL_accept', 'tls_hs_accept', true],
+  ['SSL_set_connect_state', 'tls_hs_set_connect', false],
+  ['SSL_set_accept_state', 'tls_hs_set_accept', false],
+  ['SSL_free', 'tls_hs_free', false],
+  ['SSL_get_verify_result', 'tls_hs_verify', false],
+];
+export const GNUTLS_HANDSHAKE_FUNCS: ReadonlyArray<[string, string, boolean]> = [
+  ['gnutls_handshake', 'gnutls_hs_enter', true],
+  ['gnutls_deinit', 'tls_hs_free', false],
+];
+/** libcrypto's (or a static OpenSSL's) error queue: why a handshake failed. */
+const ERR_FUNC = 'ERR_vset_error';
+const LIBCRYPTO_NAME = /^libcrypto\.so(\.\d+)*$/;
 
 /** GnuTLS's record API (gnutls/gnutls.h): `ssize_t f(gnutls_session_t, data, size_t, …)`, the
  *  count moved or a negative error (GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED…), 0 at the peer's close
@@ -75,12 +96,13 @@ interface NativeUprobeTracer {
 export function libsslPaths(maps: string): string[] {
   // Most processes map none (and a node process maps ~400 lines): not split at all then.
   if (maps.indexOf('/libssl.so') < 0 && maps.indexOf('/libnghttp2.so') < 0 && maps.indexOf('/libgnutls.so') < 0) return [];
+  // libcrypto only beside a libssl: the error queue matters for handshakes alone.
   const out = new Set<string>();
   for (const line of maps.split('\n')) {
     const slash = line.indexOf('/');
     if (slash < 0) continue;
     const p = line.slice(slash);
-    if (/\/lib(ssl|nghttp2|gnutls)\.so[.\d]*$/.test(p)) out.add(p);
+    if (/\/lib(ssl|nghttp2|gnutls|crypto)\.so[.\d]*$/.test(p)) out.add(p);
   }
   return [...out];
 }
@@ -185,7 +207,10 @@ export class TlsAttacher {
    *  functions named in `only`, when given: a request names what it wants); returns how many
    *  were hooked. */
   attachFile(file: string, key: string, only?: ReadonlySet<string>): number {
-    const handles = [...this.attachSsl(file, only), ...this.attachGnutls(file, only), ...(only ? [] : this.attachNghttp2(file))];
+    const ssl = this.attachSsl(file, only);
+    // libcrypto, or an executable with OpenSSL linked in (node): the error queue.
+    const crypto = !only && (ssl.length || LIBCRYPTO_NAME.test(path.basename(file))) ? this.attachErrors(file) : [];
+    const handles = [...ssl, ...crypto, ...this.attachGnutls(file, only), ...(only ? [] : this.attachNghttp2(file))];
     this.hooked.set(key, { path: file, handles });
     return handles.length;
   }
@@ -200,6 +225,7 @@ export class TlsAttacher {
 
   private attachSsl(file: string, only?: ReadonlySet<string>): number[] {
     const handles: number[] = [];
+    let cookie = -1;
     for (const [func, prog] of SSL_FUNCS) {
       if (only && !only.has(func)) continue;
       let enter: number;
@@ -210,8 +236,10 @@ export class TlsAttacher {
         if (func === 'SSL_write') break;
         continue; // SSL_*_ex are missing before OpenSSL 1.1.1
       }
+      // The SSL object's handshake-state and verify-result fields, for the handshake programs.
+      if (cookie < 0) cookie = this.symbolOffset ? sslFieldCookie(file, this.symbolOffset) : 0;
       try {
-        handles.push(enter, this.attachNamed(EXIT_PROG, file, func, true));
+        handles.push(enter, this.attachNamed(EXIT_PROG, file, func, true, cookie));
       } catch (e) {
         // An entry without its return would only leave stale calls behind.
         this.t.detach(enter);
@@ -222,8 +250,41 @@ export class TlsAttacher {
     // The SSL BIO's own read/write: the only place its plaintext passes (tls-bio.ts).
     const bio = functions && (!only || only.has('SSL_write')) ? this.attachSslBio(file) : [];
     handles.push(...bio);
-    if (handles.length) tlog.info({ file, functions, sslBio: bio.length > 0 }, 'OpenSSL hooked');
+    const handshake = functions && !only ? this.attachHandshake(file, SSL_HANDSHAKE_FUNCS, cookie) : [];
+    handles.push(...handshake);
+    if (handles.length) tlog.info({ file, functions, sslBio: bio.length > 0, handshake: handshake.length > 0, sslFields: cookie > 0 }, 'OpenSSL hooked');
     return handles;
+  }
+
+  /** Handshake entries (and returns) of `funcs`; `cookie`: the SSL object's field offsets. A
+   *  function missing (an older or trimmed library) leaves the rest. */
+  private attachHandshake(file: string, funcs: ReadonlyArray<[string, string, boolean]>, cookie: number): number[] {
+    const handles: number[] = [];
+    for (const [func, prog, ret] of funcs) {
+      let enter: number;
+      try {
+        enter = this.attachNamed(prog, file, func, false, cookie);
+      } catch {
+        continue;
+      }
+      if (!ret) { handles.push(enter); continue; }
+      try {
+        handles.push(this.attachNamed('tls_hs_exit', file, func, true, cookie), enter);
+      } catch (e) {
+        this.t.detach(enter);
+        tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach: handshake failures from it stay unseen');
+      }
+    }
+    return handles;
+  }
+
+  /** OpenSSL's error queue entry, where the file exports it. */
+  private attachErrors(file: string): number[] {
+    try {
+      return [this.attachNamed('tls_err_raised', file, ERR_FUNC, false)];
+    } catch {
+      return [];
+    }
   }
 
   /** GnuTLS's record functions: the OpenSSL entry programs and the shared return program. */
@@ -247,6 +308,7 @@ export class TlsAttacher {
         tlog.warn({ file, func, err: (e as Error).message }, 'uretprobe did not attach');
       }
     }
+    if (names.length && !only) handles.push(...this.attachHandshake(file, GNUTLS_HANDSHAKE_FUNCS, 0));
     if (names.length) tlog.info({ file, functions: names }, 'GnuTLS hooked');
     return handles;
   }
@@ -420,7 +482,7 @@ export class TlsAttacher {
 
   /** The libssl, libgnutls and libnghttp2 copies the dynamic linker would load (symlinks resolve to one inode). */
   scanSystem(): void {
-    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBGNUTLS_NAME), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
+    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBCRYPTO_NAME), ...systemLibssl(undefined, LIBGNUTLS_NAME), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
       const key = fileKey(lib);
       if (key && !this.hooked.has(key)) this.attachFile(fs.realpathSync(lib), key);
     }
@@ -469,8 +531,10 @@ function objectPath(): string {
   return path.join(path.dirname(nativeAddonPath()), '..', '..', '..', 'build', 'bpf', 'tls.bpf.o');
 }
 
-// The OpenSSL object writes every counter of the shared enum but the Go tracer's links.
+// The OpenSSL object writes every counter of the shared enum but the Go tracer's links; the
+// handshake counters are telegen.tls.handshakes, not records.
 const STAT_NAMES = statNames(tg_tls_stat, 'TG_TLS_STAT_').filter((s) => s.name !== 'links');
+const RECORD_STATS = STAT_NAMES.filter((s) => !s.name.startsWith('hs_'));
 
 /** A TLS tracer whose new targets come from requests (the privilege-separated loader): no
  *  periodic /proc scan, `attach` hooks one file a request named, once per inode. */
@@ -568,8 +632,29 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const gauge = meter.createObservableCounter('telegen.tls.records', { description: 'TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)', unit: '{record}' });
   gauge.addCallback((r) => {
     const v = t.stats('tls_stats');
-    for (const { name, index } of STAT_NAMES) r.observe(v[index] ?? 0, { 'telegen.counter': name });
+    for (const { name, index } of RECORD_STATS) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
+  const handshakes = meter.createObservableCounter('telegen.tls.handshakes', { description: 'TLS handshakes of OpenSSL and GnuTLS by outcome (ok: the connection moved plaintext or closed with its handshake complete; failed: one span each, error.type tls.handshake_failed) and side', unit: '{handshake}' });
+  const hsAttrs = HANDSHAKE_STATS.map(([, outcome, side]) => ({ 'telegen.tls.handshake.outcome': outcome, 'telegen.tls.side': side }));
+  const agent = ctx.agent;
+  let firstFailure = true;
+  const failures = new HandshakeFailures(agent.clock, (span, conn) => {
+    if (firstFailure) { firstFailure = false; tlog.info({ pid: conn.pid, status: span.status.message }, 'first TLS handshake failure'); }
+    agent.correlate?.(span, conn);
+  });
+  // Rejections the host decides (HandshakeFailures) count as failed next to the kernel's.
+  const SIDE_ROLE: Record<string, number> = { client: 1, server: 2, unknown: 0 };
+  handshakes.addCallback((r) => {
+    const v = t.stats('tls_stats');
+    HANDSHAKE_STATS.forEach(([index, outcome, side], i) => r.observe((v[index] ?? 0) + (outcome === 'failed' ? failures.rejected[SIDE_ROLE[side]] : 0), hsAttrs[i]));
+  });
+  const kernel = agent.kernel;
+  let hsTimer: NodeJS.Timeout | undefined;
+  if (kernel) {
+    kernel.tlsHandshake = (dv, off, conn, decoder) => { failures.onRecord(dv, off, conn, decoder); };
+    hsTimer = setInterval(() => failures.tick((id) => kernel.isOpen(id)), 500);
+    hsTimer.unref();
+  }
   const untrack = trackTracerObject(ctx.metrics, 'tls', t, 'tls_stats', STAT_NAMES);
   const files = attacher.hookedFiles();
   return {
@@ -581,6 +666,8 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
     },
     stop(): void {
       events?.stop();
+      if (kernel) kernel.tlsHandshake = undefined;
+      clearInterval(hsTimer);
       clearInterval(cbTimer);
       untrack();
       t.close();
