@@ -26,6 +26,8 @@ APT_PACKAGES=(
   nginx
   # http2 h2c upgrade test: Apache httpd with mod_http2 (started by the test on 127.0.0.1)
   apache2
+  # h2c tail test: gRPC C-core (server and client on 127.0.0.1)
+  python3-grpcio
 )
 
 missing=()
