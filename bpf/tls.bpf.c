@@ -470,13 +470,15 @@ int tls_hs_exit(struct pt_regs *ctx) { return hs_exit(ctx); }
 SEC("uprobe")
 int tls_hs_exit_multi(struct pt_regs *ctx) { return hs_exit(ctx); }
 
-/* SSL_set_connect_state/SSL_set_accept_state: a new handshake begins on the object (an address
- * freed and reused starts afresh). Node calls nothing else before its SSL_read/SSL_write. */
+/* SSL_set_connect_state/SSL_set_accept_state: a handshake begins on the object. Node calls
+ * nothing else before its SSL_read/SSL_write. */
 static __always_inline int hs_set_state(struct pt_regs *ctx, __u8 side)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	/* Not afresh: SSL_connect calls SSL_set_connect_state itself, inside the handshake call
+	 * whose state is already kept; SSL_free ends an address's state, so a reused one starts new. */
 	if (pid_wanted(pid))
-		hs_begin(PT_REGS_PARM1(ctx), pid, side, TG_TLS_LIB_OPENSSL, 0, true);
+		hs_begin(PT_REGS_PARM1(ctx), pid, side, TG_TLS_LIB_OPENSSL, 0, false);
 	return 0;
 }
 

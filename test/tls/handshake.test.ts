@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import { spawnSync } from 'child_process';
-import { requireBpf, startAgent, startServer, curl, waitFor, FlatSpan, RunningAgent } from '../helpers/agent';
+import { spawn, spawnSync } from 'child_process';
+import { requireBpf, startAgent, startServer, curl, waitFor, freePort, outputOf, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { tlsScratch } from './tls-helpers';
 
 const SERVER = 2;
@@ -34,6 +34,19 @@ https.get({ host: 'localhost', port: Number(port), path: '/node', ...(ca ? { ca:
   r.resume(); r.on('end', () => process.stdout.write(String(r.statusCode)));
 }).on('error', (e) => process.stdout.write(e.code || e.message));
 `;
+
+/** `openssl s_server` answering with `args`: plain mode, where it handshakes with SSL_read and
+ *  quits at the end of its stdin (kept open here). */
+async function sServer(args: string[]): Promise<Served> {
+  const port = await freePort();
+  const proc = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = outputOf(proc);
+  await waitFor(() => { if (proc.exitCode !== null) throw new Error(`s_server exited: ${out()}`); return /ACCEPT/.test(out()); }, 15_000, 50);
+  return {
+    proc, port,
+    stop: () => new Promise((resolve) => { if (proc.exitCode !== null || proc.signalCode !== null) return resolve(); proc.once('exit', () => resolve()); proc.kill('SIGTERM'); }),
+  };
+}
 
 function handshakeFailures(agent: RunningAgent, port: number): FlatSpan[] {
   return agent.spans().filter((s) => s.attributes['error.type'] === 'tls.handshake_failed' && s.attributes['server.port'] === port);
@@ -87,6 +100,59 @@ test('untrusted certificate: curl and a node client fail their handshake with a 
     assert.deepEqual(paths, [`${CLIENT} /insecure`, `${CLIENT} /node`, `${CLIENT} /trusted`, `${SERVER} /insecure`, `${SERVER} /node`, `${SERVER} /trusted`].sort());
   } finally {
     await server.stop();
+    if (agent.proc.exitCode === null) await agent.stop();
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
+
+test('no common cipher (openssl s_server), no common ALPN protocol and a missing client certificate (node), gnutls-cli: failure spans on both sides', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { pki, file, cfg } = tlsScratch({ 'server.js': NODE_SERVER_JS });
+  const agent = await startAgent({ config: cfg });
+  // TLS 1.2 with one cipher suite (cipher suites of 1.3 are separate): curl below offers another.
+  const ossl = await sServer(['-cert', pki.cert, '-key', pki.key, '-tls1_2', '-cipher', 'AES128-SHA']);
+  const sPort = ossl.port;
+  const h2Only = await startServer(process.execPath, [file('server.js'), pki.key, pki.cert, '', 'h2']);
+  const mtls = await startServer(process.execPath, [file('server.js'), pki.key, pki.cert, pki.ca]);
+  try {
+    const c1 = spawnSync('curl', ['-sS', '--max-time', '20', '--cacert', pki.ca, '--tls-max', '1.2', '--ciphers', 'AES256-GCM-SHA384', `https://localhost:${sPort}/`], { encoding: 'utf8' });
+    assert.equal(c1.status, 35, `curl: ${c1.stderr}`);
+    const c2 = spawnSync('curl', ['-sS', '--max-time', '20', '--cacert', pki.ca, '--http1.1', `https://localhost:${h2Only.port}/alpn`], { encoding: 'utf8' });
+    assert.notEqual(c2.status, 0, `curl: ${c2.stdout}`);
+    const c3 = spawnSync('curl', ['-sS', '--max-time', '20', '--cacert', pki.ca, `https://localhost:${mtls.port}/mtls`], { encoding: 'utf8' });
+    assert.notEqual(c3.status, 0, `curl: ${c3.stdout}`);
+    // GnuTLS verifies inside its handshake: the CA is not given.
+    const g = spawnSync('gnutls-cli', ['--port', String(h2Only.port), 'localhost'], { encoding: 'utf8', input: '', timeout: 20_000 });
+    assert.notEqual(g.status, 0, g.stdout);
+
+    const failed = (port: number) => handshakeFailures(agent, port);
+    await waitFor(() => failed(sPort).length >= 2 && failed(h2Only.port).length >= 4 && failed(mtls.port).length >= 2, 30_000).catch(() => undefined);
+    assert.equal(await agent.stop(), 0);
+    const all = [...failed(sPort), ...failed(h2Only.port), ...failed(mtls.port)].map(describe).join('\n');
+    const one = (port: number, kind: number, exe: string): FlatSpan => {
+      const s = failed(port).filter((x) => x.kind === kind && x.attributes['process.executable.name'] === exe);
+      assert.equal(s.length, 1, `${port} ${kind} ${exe}:\n${all}`);
+      assert.equal(s[0].status?.code, ERROR);
+      assert.equal(s[0].attributes['tls.established'], false);
+      return s[0];
+    };
+    assert.match(String(one(sPort, SERVER, 'openssl').status?.message), /no shared cipher/);
+    assert.match(String(one(sPort, CLIENT, 'curl').status?.message), /alert handshake failure received/);
+    // node's server: curl's ALPN offer, then gnutls-cli's alert about the certificate it refused.
+    const h2Server = failed(h2Only.port).filter((x) => x.kind === SERVER && x.attributes['process.executable.name'] === 'node').map((x) => String(x.status?.message)).sort();
+    assert.deepEqual(h2Server, ['TLS handshake failed: alert bad certificate received', 'TLS handshake failed: no application protocol'], all);
+    assert.match(String(one(h2Only.port, CLIENT, 'curl').status?.message), /alert no application protocol received/);
+    assert.match(String(one(mtls.port, SERVER, 'node').status?.message), /peer did not return a certificate/);
+    assert.match(String(one(mtls.port, CLIENT, 'curl').status?.message), /alert certificate required received/);
+    const gnutls = failed(h2Only.port).filter((x) => x.kind === CLIENT && x.attributes['process.executable.name'] === 'gnutls-cli');
+    assert.equal(gnutls.length, 1, all);
+    assert.equal(gnutls[0].attributes['telegen.tls.library'], 'gnutls');
+    assert.match(String(gnutls[0].attributes['telegen.tls.error']), /^GNUTLS_E_CERTIFICATE_(VERIFICATION_)?ERROR$/);
+    assert.equal(gnutls[0].attributes['network.peer.port'], h2Only.port);
+  } finally {
+    await ossl.stop();
+    await h2Only.stop();
+    await mtls.stop();
     if (agent.proc.exitCode === null) await agent.stop();
     fs.rmSync(pki.dir, { recursive: true, force: true });
   }
