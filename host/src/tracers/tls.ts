@@ -636,9 +636,11 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   });
   const handshakes = meter.createObservableCounter('telegen.tls.handshakes', { description: 'TLS handshakes of OpenSSL and GnuTLS by outcome (ok: the connection moved plaintext or closed with its handshake complete; failed: one span each, error.type tls.handshake_failed) and side', unit: '{handshake}' });
   const hsAttrs = HANDSHAKE_STATS.map(([, outcome, side]) => ({ 'telegen.tls.handshake.outcome': outcome, 'telegen.tls.side': side }));
-  const agent = ctx.agent;
+  // The privilege-separated loader runs this without an agent: its worker reads the ring (and
+  // leaves the handshake records out).
+  const agent = ctx.agent as typeof ctx.agent | undefined;
   let firstFailure = true;
-  const failures = new HandshakeFailures(agent.clock, (span, conn) => {
+  const failures = agent && new HandshakeFailures(agent.clock, (span, conn) => {
     if (firstFailure) { firstFailure = false; tlog.info({ pid: conn.pid, status: span.status.message }, 'first TLS handshake failure'); }
     agent.correlate?.(span, conn);
   });
@@ -646,11 +648,11 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   const SIDE_ROLE: Record<string, number> = { client: 1, server: 2, unknown: 0 };
   handshakes.addCallback((r) => {
     const v = t.stats('tls_stats');
-    HANDSHAKE_STATS.forEach(([index, outcome, side], i) => r.observe((v[index] ?? 0) + (outcome === 'failed' ? failures.rejected[SIDE_ROLE[side]] : 0), hsAttrs[i]));
+    HANDSHAKE_STATS.forEach(([index, outcome, side], i) => r.observe((v[index] ?? 0) + (outcome === 'failed' && failures ? failures.rejected[SIDE_ROLE[side]] : 0), hsAttrs[i]));
   });
-  const kernel = agent.kernel;
+  const kernel = agent?.kernel;
   let hsTimer: NodeJS.Timeout | undefined;
-  if (kernel) {
+  if (kernel && failures) {
     kernel.tlsHandshake = (dv, off, conn, decoder) => { failures.onRecord(dv, off, conn, decoder); };
     hsTimer = setInterval(() => failures.tick((id) => kernel.isOpen(id)), 500);
     hsTimer.unref();
