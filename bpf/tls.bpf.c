@@ -544,9 +544,10 @@ static __always_inline int hs_verify(struct pt_regs *ctx)
 
 TG_UPROBE_PAIR(tls_hs_verify, hs_verify(ctx))
 
-/* ERR_vset_error(lib, reason, fmt, args): OpenSSL's error queue, written by ERR_set_error and
- * SSLfatal alike. The first ERR_LIB_SSL error of the thread's TLS call in flight is kept for that
- * call. Any other error of any process returns after a lookup or two. */
+/* ERR_vset_error(lib, reason, fmt, args) and ERR_set_error(lib, reason, fmt, ...): OpenSSL's
+ * error queue (SSLfatal calls the first). Hooked at libssl's PLT stubs for them, so only libssl's
+ * own errors trap, or on the function where OpenSSL is linked in (node). The first ERR_LIB_SSL
+ * error of the thread's TLS call in flight is kept for that call. */
 static __always_inline int err_raised(struct pt_regs *ctx)
 {
 	/* Only the TLS layer's own: OpenSSL 3 raises, then pops, errors of other libraries inside a

@@ -12,6 +12,7 @@ import { DecodedRecord } from '../decoders/records';
 import { recordToSpan, SpanClock } from '../pipeline/spans';
 import { ConnMeta } from '../model';
 import { tg_tls_handshake_event, tg_tls_hs_outcome, tg_tls_library, tg_tls_stat } from '../generated/tls-layout';
+import { openElf, fileOffset, section, sectionBytes, readAt, EM_X86_64 } from '../gotrace/elf';
 
 /** OpenSSL's texts (ERR_reason_error_string) of the ERR_LIB_SSL reasons a handshake fails with. */
 const SSL_REASONS: Record<number, string> = {
@@ -211,4 +212,40 @@ export function sslFieldCookie(file: string, symbolOffset: (file: string, func: 
     }
   };
   return at('SSL_in_init') * 2 ** 32 + at('SSL_get_verify_result');
+}
+
+/** File offsets of the PLT stubs through which a shared library calls the imported `names`
+ *  (x86-64: .plt.sec entry i, or .plt entry i + 1, for .rela.plt entry i). A uprobe there sees
+ *  that library's calls only: libssl's ERR_vset_error/ERR_set_error are its own errors, where one
+ *  on libcrypto's ERR_vset_error also trapped every error libcrypto raises and pops again —
+ *  about 700 for one curl loading the system CA bundle (OSSL_DECODER tries each format per
+ *  certificate), at 3-4 µs each. */
+export function pltStubs(file: string, names: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const elf = openElf(file);
+  if (!elf) return out;
+  try {
+    if (elf.machine !== EM_X86_64 || !elf.is64 || !elf.le) return out;
+    const rela = section(elf, '.rela.plt'), dynsym = section(elf, '.dynsym'), dynstr = section(elf, '.dynstr');
+    const pltSec = section(elf, '.plt.sec'), plt = section(elf, '.plt');
+    if (!rela || !dynsym || !dynstr || !(pltSec || plt)) return out;
+    const want = new Set(names);
+    const r = sectionBytes(elf, rela);
+    for (let i = 0; (i + 1) * 24 <= r.length; i++) {
+      const sym = Number(r.readBigUInt64LE(i * 24 + 8) >> 32n);
+      const ent = readAt(elf.fd, dynsym.offset + sym * 24, 24);
+      if (ent.length < 24) continue;
+      const nameAt = dynstr.offset + ent.readUInt32LE(0);
+      const raw = readAt(elf.fd, nameAt, 64);
+      const end = raw.indexOf(0);
+      const name = raw.toString('latin1', 0, end < 0 ? raw.length : end);
+      if (!want.has(name)) continue;
+      const stub = pltSec ? pltSec.addr + 16 * i : plt!.addr + 16 * (i + 1);
+      const off = fileOffset(elf, stub);
+      if (off >= 0) out.set(name, off);
+    }
+    return out;
+  } finally {
+    fs.closeSync(elf.fd);
+  }
 }

@@ -18,7 +18,7 @@ import { tg_tls_stat, tg_tls_h2_cb } from '../generated/tls-layout';
 import { MapDesc, statNames, trackTracerObject } from './map-fill';
 import { ExecListener, goExecActive, offGoExec, onGoExec } from './go-exec';
 import { sslBioFuncs, SslBioFuncs } from './tls-bio';
-import { HandshakeFailures, HANDSHAKE_STATS, sslFieldCookie } from './tls-handshake';
+import { HandshakeFailures, HANDSHAKE_STATS, pltStubs, sslFieldCookie } from './tls-handshake';
 
 const tlog = log.child({ component: 'tracer.tls' });
 
@@ -47,9 +47,8 @@ export const GNUTLS_HANDSHAKE_FUNCS: ReadonlyArray<[string, string, boolean]> = 
   ['gnutls_handshake', 'gnutls_hs_enter', true],
   ['gnutls_deinit', 'tls_hs_free', false],
 ];
-/** libcrypto's (or a static OpenSSL's) error queue: why a handshake failed. */
-const ERR_FUNC = 'ERR_vset_error';
-const LIBCRYPTO_NAME = /^libcrypto\.so(\.\d+)*$/;
+/** OpenSSL's error queue entries: why a handshake failed. */
+const ERR_FUNCS = ['ERR_vset_error', 'ERR_set_error'];
 
 /** GnuTLS's record API (gnutls/gnutls.h): `ssize_t f(gnutls_session_t, data, size_t, …)`, the
  *  count moved or a negative error (GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED…), 0 at the peer's close
@@ -96,13 +95,12 @@ interface NativeUprobeTracer {
 export function libsslPaths(maps: string): string[] {
   // Most processes map none (and a node process maps ~400 lines): not split at all then.
   if (maps.indexOf('/libssl.so') < 0 && maps.indexOf('/libnghttp2.so') < 0 && maps.indexOf('/libgnutls.so') < 0) return [];
-  // libcrypto only beside a libssl: the error queue matters for handshakes alone.
   const out = new Set<string>();
   for (const line of maps.split('\n')) {
     const slash = line.indexOf('/');
     if (slash < 0) continue;
     const p = line.slice(slash);
-    if (/\/lib(ssl|nghttp2|gnutls|crypto)\.so[.\d]*$/.test(p)) out.add(p);
+    if (/\/lib(ssl|nghttp2|gnutls)\.so[.\d]*$/.test(p)) out.add(p);
   }
   return [...out];
 }
@@ -207,10 +205,7 @@ export class TlsAttacher {
    *  functions named in `only`, when given: a request names what it wants); returns how many
    *  were hooked. */
   attachFile(file: string, key: string, only?: ReadonlySet<string>): number {
-    const ssl = this.attachSsl(file, only);
-    // libcrypto, or an executable with OpenSSL linked in (node): the error queue.
-    const crypto = !only && (ssl.length || LIBCRYPTO_NAME.test(path.basename(file))) ? this.attachErrors(file) : [];
-    const handles = [...ssl, ...crypto, ...this.attachGnutls(file, only), ...(only ? [] : this.attachNghttp2(file))];
+    const handles = [...this.attachSsl(file, only), ...this.attachGnutls(file, only), ...(only ? [] : this.attachNghttp2(file))];
     this.hooked.set(key, { path: file, handles });
     return handles.length;
   }
@@ -250,7 +245,7 @@ export class TlsAttacher {
     // The SSL BIO's own read/write: the only place its plaintext passes (tls-bio.ts).
     const bio = functions && (!only || only.has('SSL_write')) ? this.attachSslBio(file) : [];
     handles.push(...bio);
-    const handshake = functions && !only ? this.attachHandshake(file, SSL_HANDSHAKE_FUNCS, cookie) : [];
+    const handshake = functions && !only ? [...this.attachHandshake(file, SSL_HANDSHAKE_FUNCS, cookie), ...this.attachErrors(file)] : [];
     handles.push(...handshake);
     if (handles.length) tlog.info({ file, functions, sslBio: bio.length > 0, handshake: handshake.length > 0, sslFields: cookie > 0 }, 'OpenSSL hooked');
     return handles;
@@ -278,13 +273,25 @@ export class TlsAttacher {
     return handles;
   }
 
-  /** OpenSSL's error queue entry, where the file exports it. */
+  /** The errors an OpenSSL file raises: a shared libssl's calls into libcrypto's error queue, at
+   *  its PLT stubs (pltStubs: not every error libcrypto raises); with OpenSSL linked in (node),
+   *  the function itself. */
   private attachErrors(file: string): number[] {
+    const handles: number[] = [];
+    let stubs: Map<string, number>;
     try {
-      return [this.attachNamed('tls_err_raised', file, ERR_FUNC, false)];
+      stubs = pltStubs(file, ERR_FUNCS);
     } catch {
-      return [];
+      stubs = new Map();
     }
+    for (const func of ERR_FUNCS) {
+      try {
+        const stub = stubs.get(func);
+        if (stub !== undefined) handles.push(this.attachAt('tls_err_raised', file, stub, false));
+        else if (func === ERR_FUNCS[0]) handles.push(this.attachNamed('tls_err_raised', file, func, false));
+      } catch { /* not in this file: no error reasons, failures are still seen */ }
+    }
+    return handles;
   }
 
   /** GnuTLS's record functions: the OpenSSL entry programs and the shared return program. */
@@ -482,7 +489,7 @@ export class TlsAttacher {
 
   /** The libssl, libgnutls and libnghttp2 copies the dynamic linker would load (symlinks resolve to one inode). */
   scanSystem(): void {
-    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBCRYPTO_NAME), ...systemLibssl(undefined, LIBGNUTLS_NAME), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
+    for (const lib of [...systemLibssl(), ...systemLibssl(undefined, LIBGNUTLS_NAME), ...systemLibssl(undefined, LIBNGHTTP2_NAME)]) {
       const key = fileKey(lib);
       if (key && !this.hooked.has(key)) this.attachFile(fs.realpathSync(lib), key);
     }
