@@ -285,9 +285,11 @@ export function gapStream(stream: u32, dir: i32, len: i32): i32 {
   forget(head);
   if (have > 0 && <i64>len >= have) {
     // The host held the start of a message and the rest (or more) was lost: decode what its
-    // start holds (header, client id, topics; FLAG_UNKNOWN past it), as tshark does with a
-    // segment cut by the snaplen, and stay in step when the gap ends where the message ends or
-    // inside it (the rest is skipped as it arrives).
+    // start holds (header, client id, topics; FLAG_UNKNOWN when a value lay past it), as tshark
+    // does with a segment cut by the snaplen, and stay in step when the gap ends where the
+    // message ends or inside it (the rest is skipped as it arrives). Lost record bytes that end
+    // the message (a Produce or Fetch of one big batch whose write or read was captured to its
+    // first 16 KiB) hide nothing reported: the batch header counted them, as past the window.
     const total = changetype<Head>(head).total;
     const ts = changetype<Head>(head).ts;
     const avail = <usize>heads.kept(have);
@@ -295,27 +297,21 @@ export function gapStream(stream: u32, dir: i32, len: i32): i32 {
     const p = headBytes(head);
     if (isReq) handleRequest(stream, st, p, avail, ts, ts, false);
     else handleResponse(stream, st, p, avail, ts, ts, false);
-    const x = isReq ? st.deferredReq : st.deferredResp;
-    if (x !== null) x.flags |= FLAG_UNKNOWN;
-    if (isReq && avail >= 12 && st.inflight.length > 0) {
-      const last = unchecked(st.inflight[st.inflight.length - 1]);
-      if (last.corr == beI32(p + 8)) last.flags |= FLAG_UNKNOWN;
-    }
     const rest = total - <i64>len;
     if (rest > 0) {
       if (isReq) st.skipReq = rest; else st.skipResp = rest;
       return GAP_ABSORBED;
     }
+    if (rest == 0) { finishDeferred(stream, st, dir, 0, 0); return GAP_ABSORBED; }
     finishDeferred(stream, st, dir, 0, FLAG_UNKNOWN);
-    if (rest == 0) return GAP_ABSORBED;
     if (isReq) { st.desyncReq = true; st.startedReq = true; } else { st.desyncResp = true; st.startedResp = true; }
     return GAP_ABSORBED;
   }
   const skipLeft = isReq ? st.skipReq : st.skipResp;
   if (skipLeft >= <i64>len) {
-    // The lost bytes were inside a message we were discarding anyway.
+    // The lost bytes were inside a message we were discarding anyway: nothing reported was in them.
     if (isReq) st.skipReq = skipLeft - len; else st.skipResp = skipLeft - len;
-    if (skipLeft == <i64>len) finishDeferred(stream, st, dir, 0, FLAG_UNKNOWN);
+    if (skipLeft == <i64>len) finishDeferred(stream, st, dir, 0, 0);
     return GAP_ABSORBED;
   }
   if (isReq) { st.skipReq = 0; st.desyncReq = true; st.partialTsReq = 0; st.startedReq = true; }

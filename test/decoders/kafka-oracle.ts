@@ -77,15 +77,21 @@ export const KAFKA_PORTS = [9092, 36333];
 
 /** Replays a capture through the Kafka decoder (one decoder stream per TCP connection). Without
  *  a handshake the replay guesses roles by ports; a Kafka port names the server, as tshark's
- *  decode-as does. */
-export async function replayKafka(file: string, ports: number[] = KAFKA_PORTS): Promise<Replayed> {
+ *  decode-as does. With `readCap`, each chunk the replay delivers keeps its first `readCap` bytes
+ *  and the rest is reported lost, as the agent reports a read or write longer than
+ *  tracers.socket.capture_max. */
+export async function replayKafka(file: string, ports: number[] = KAFKA_PORTS, readCap = 0): Promise<Replayed> {
   const h = loadDecoder('kafka');
   const conns = new Map<number, ReplayConn>();
   const flipped = (c: ReplayConn): boolean => !c.roleKnown && ports.includes(c.client.port) && !ports.includes(c.server.port);
   const dir = (c: ReplayConn, fromClient: boolean): number => (fromClient !== flipped(c) ? 0 : 1);
   await replayFile(file, {
     onOpen: (c) => { conns.set(c.id, c); },
-    onData: (c, fromClient, bytes, ts) => { h.inst.feed(c.id, dir(c, fromClient), bytes, ts); },
+    onData: (c, fromClient, bytes, ts) => {
+      if (readCap <= 0 || bytes.length <= readCap) { h.inst.feed(c.id, dir(c, fromClient), bytes, ts); return; }
+      h.inst.feed(c.id, dir(c, fromClient), bytes.subarray(0, readCap), ts);
+      h.inst.gap(c.id, dir(c, fromClient), bytes.length - readCap);
+    },
     onGap: (c, fromClient, lost) => { h.inst.gap(c.id, dir(c, fromClient), lost); },
     onClose: (c) => { h.inst.closeStream(c.id); },
   });
