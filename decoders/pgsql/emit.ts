@@ -15,7 +15,7 @@ import {
 } from "../abi/attributes";
 import { begin, finish, addBytes, addFields, addSetMark, lastFlags, addString, addInt, addBool, orFlags } from "../abi/emit";
 import { T_STR, FIELD_HEADER_SIZE } from "../abi/abi";
-import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount, zeroBytes } from "./types";
+import { Bytes, Op, Stream, OP_PARSE, OP_FUNC, TAG_CAP, tagRowCount, tagCountsReturnedRows, zeroBytes } from "./types";
 import { operationName, opPtr, opLen, collectionName, collStart, collLen, upper } from "./sql";
 
 // "postgresql", the value of two attributes of every record: the two fields encoded once here
@@ -148,7 +148,7 @@ export function emitOrphanTag(stream: u32, st: Stream, tsStart: u64, tsEnd: u64,
   if (rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, rows);
   else {
     const tagRows = tagRowCount(tag, tagLen);
-    if (tagRows >= 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, tagRows);
+    if (tagRows >= 0 && tagCountsReturnedRows(tag, tagLen, false, false, true)) addInt(A_DB_RESPONSE_RETURNED_ROWS, tagRows);
   }
   finish();
   if (set != 0) { store<u16>(set, <u16>lastFlags(), 36); store<u8>(set, 1, 38); }

@@ -15,7 +15,7 @@
 import { FLAG_NO_RESPONSE, FLAG_NO_REQUEST, FLAG_UNKNOWN, FLAG_TIMEOUT } from "../abi/abi";
 import {
   Stream, Op, Named, nameHash, OP_QUERY, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_EXECUTE, OP_SYNC, OP_CLOSE, OP_FUNC,
-  OP_STARTUP, PH_INIT, PH_AUTH, PH_READY, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, zeroBytes,
+  OP_STARTUP, PH_INIT, PH_AUTH, PH_READY, TEXT_CAP, NAME_CAP, MSG_CAP, TAG_CAP, TIMEOUT_NS, tagRowCount, tagCountsReturnedRows, strEq, zeroBytes,
 } from "./types";
 import { emitQuery, emitOrphanTag, emitStartup, emitCancel, emitNotice, emitNotification, emitEncRefused } from "./emit";
 import { operationName, opStart, opLen, collectionName, collStart, collLen } from "./sql";
@@ -92,12 +92,6 @@ function cstrLen(p: usize, end: usize): i32 {
   }
   while (q < end && load<u8>(q) != 0) q++;
   return <i32>(q - p);
-}
-
-function strEq(p: usize, n: i32, s: string): bool {
-  if (n != s.length) return false;
-  for (let i = 0; i < n; i++) if (<i32>load<u8>(p + <usize>i) != s.charCodeAt(i)) return false;
-  return true;
 }
 
 // ---------------------------------------------------------------- operations queue
@@ -476,10 +470,12 @@ function addTag(op: Op, p: usize, n: i32): void {
   op.tagCount++;
   // The row count is the last number of the tag, for the commands that report one.
   const v = tagRowCount(p, l);
-  if (v >= 0) {
+  if (v >= 0 && tagCountsReturnedRows(p, l, op.described, op.copyOut, op.kind == OP_EXECUTE || op.unknown)) {
     op.tagRows += v;
     op.tagHasRows = true;
   }
+  op.described = false;
+  op.copyOut = false;
 }
 
 function onError(stream: u32, st: Stream, p: usize, end: usize, ts: u64): void {
@@ -691,7 +687,15 @@ function onAuth(st: Stream, p: usize, n: i32): void {
     case 0x33: matchSimple(stream, st, OP_CLOSE, ts); break;     // '3' CloseComplete
     case 0x6e: matchSimple(stream, st, OP_DESCRIBE, ts); break;  // 'n' NoData
     case 0x54: {                                                 // 'T' RowDescription
-      if (st.count > 0 && st.front().kind != OP_QUERY && st.front().kind != OP_FUNC) matchSimple(stream, st, OP_DESCRIBE, ts);
+      if (st.count > 0 && st.front().kind != OP_QUERY && st.front().kind != OP_FUNC) {
+        // A portal's Describe answered: the Execute after it returns that result set (RETURNING's too).
+        if (matchSimple(stream, st, OP_DESCRIBE, ts) != null && st.count > 0 && st.front().kind == OP_EXECUTE) st.front().described = true;
+      } else if (st.count > 0 && st.front().kind == OP_QUERY) st.front().described = true;
+      break;
+    }
+    case 0x48: {                                                 // 'H' CopyOutResponse
+      const t = execTarget(stream, st, ts);
+      if (t != null) t.copyOut = true;
       break;
     }
     case 0x44: {                                                 // 'D' DataRow
@@ -754,7 +758,7 @@ function onAuth(st: Stream, p: usize, n: i32): void {
       o.copyBytes += <i64>(full - 4);
       break;
     }
-    default: // 'G'/'H'/'W' CopyIn/Out/BothResponse, 'c' CopyDone, 't' ParameterDescription,
+    default: // 'G'/'W' CopyIn/BothResponse, 'c' CopyDone, 't' ParameterDescription,
       break; // 'V' FunctionCallResponse, 'v' NegotiateProtocolVersion: nothing to keep
   }
 }

@@ -133,6 +133,8 @@ export class Op {
   tagCount: i32 = 0;
   tagRows: i64 = 0;             // sum of the row counts the tags carry
   tagHasRows: bool = false;
+  described: bool = false;      // a RowDescription since the last tag: the next one ends a result set
+  copyOut: bool = false;        // a CopyOutResponse since the last tag
   rows: i64 = 0;                // DataRow messages
   private _err: ErrInfo | null = null;  // allocated on the first error this Op slot carries
   private errSet: bool = false;         // err was handed out since the last reset
@@ -173,6 +175,8 @@ export class Op {
     this.tagCount = 0;
     this.tagRows = 0;
     this.tagHasRows = false;
+    this.described = false;
+    this.copyOut = false;
     this.rows = 0;
     if (this.errSet) { const e = changetype<ErrInfo>(this._err); e.severity.clear(); e.code.clear(); e.message.clear(); this.errSet = false; }
     this.isError = false;
@@ -216,13 +220,13 @@ export class Named {
   }
 }
 
-/** The row count a command tag reports ("INSERT 0 5", "SELECT 5": its last number), or -1. */
 /** The high bit of every zero byte of w, and possibly of bytes above the first zero (a borrow):
  *  the lowest flagged byte is the first zero. */
 @inline export function zeroBytes(w: u64): u64 {
   return (w - 0x0101010101010101) & ~w & 0x8080808080808080;
 }
 
+/** The row count a command tag reports ("INSERT 0 5", "SELECT 5": its last number), or -1. */
 export function tagRowCount(p: usize, l: i32): i64 {
   let i = l;
   while (i > 0 && load<u8>(p + <usize>(i - 1)) >= 0x30 && load<u8>(p + <usize>(i - 1)) <= 0x39) i--;
@@ -230,6 +234,32 @@ export function tagRowCount(p: usize, l: i32): i64 {
   let v: i64 = 0;
   for (let j = i; j < l && j < i + 18; j++) v = v * 10 + <i64>(load<u8>(p + <usize>j) - 0x30);
   return v;
+}
+
+export function strEq(p: usize, n: i32, s: string): bool {
+  if (n != s.length) return false;
+  for (let i = 0; i < n; i++) if (<i32>load<u8>(p + <usize>i) != s.charCodeAt(i)) return false;
+  return true;
+}
+
+@inline function tagWordIs(p: usize, l: i32, w: string): bool {
+  return l > w.length && load<u8>(p + <usize>w.length) == 0x20 && strEq(p, w.length, w);
+}
+
+/**
+ * Whether a tag's row count is of rows sent to the client (db.response.returned_rows, "rows
+ * returned by the operation"), not rows the command wrote: a RowDescription came before it (a
+ * result set: SELECT, INSERT/UPDATE/DELETE/MERGE … RETURNING), COPY TO STDOUT (`copyOut`: a
+ * CopyOutResponse came), FETCH, or SELECT answering an Execute (the result set was described
+ * earlier or not at all) or an operation whose answer may be partly lost (`selectCounts`). A simple
+ * Query's SELECT without one filled a table (CREATE TABLE AS, SELECT INTO), and INSERT 0 5,
+ * UPDATE 2, COPY FROM STDIN, MOVE returned nothing.
+ */
+export function tagCountsReturnedRows(p: usize, l: i32, described: bool, copyOut: bool, selectCounts: bool): bool {
+  if (described) return true;
+  if (tagWordIs(p, l, "COPY")) return copyOut;
+  if (tagWordIs(p, l, "FETCH")) return true;
+  return selectCounts && tagWordIs(p, l, "SELECT");
 }
 
 /** FNV-1a over a name: the key of the statement and portal tables (names are compared on hit). */

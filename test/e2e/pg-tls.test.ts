@@ -118,7 +118,7 @@ test('PostgreSQL over TLS (sslmode=require): psql and node-postgres spans on bot
     const psqlWant = [
       'STARTUP |  |  | ', 'SELECT | SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid() |  | 1',
       'STARTUP |  |  | ', 'CREATE | CREATE TABLE t (n int) |  | ',
-      'STARTUP |  |  | ', 'INSERT | INSERT INTO t SELECT generate_series(?, ?) |  | 5000',
+      'STARTUP |  |  | ', 'INSERT | INSERT INTO t SELECT generate_series(?, ?) |  | ',
       'STARTUP |  |  | ', 'SELECT | SELECT n FROM t ORDER BY n |  | 5000',
       'STARTUP |  |  | ', 'SELECT | SELECT * FROM nope | 42P01 | ',
     ];
@@ -187,7 +187,7 @@ test('PostgreSQL against ssl=off: sslmode=prefer goes on in cleartext after the 
     const spans = (kind: number) => agent.spans().filter((s) => s.kind === kind && s.attributes['db.system.name'] === 'postgresql' && s.attributes['server.port'] === pg.port)
       .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     const want = [
-      'STARTUP |  |  | ', 'CREATE | CREATE TABLE t (n int) |  | ', 'INSERT | INSERT INTO t VALUES (?), (?) |  | 2', 'SHOW | SHOW ssl |  | 1',
+      'STARTUP |  |  | ', 'CREATE | CREATE TABLE t (n int) |  | ', 'INSERT | INSERT INTO t VALUES (?), (?) |  | ', 'SHOW | SHOW ssl |  | 1',
       'STARTUP |  |  | ', 'SELECT | SELECT n FROM t WHERE n = $1 |  | 1', 'SELECT | SELECT n FROM t WHERE n = $1 |  | 1',
       'SELECT | SELECT n FROM t ORDER BY n |  | 2', 'SELECT | SELECT * FROM no_such_table | 42P01 | ',
       // the two that required TLS: a failed STARTUP each, from the SSLRequest to the 'N'
