@@ -509,12 +509,15 @@ static __always_inline int hs_free(struct pt_regs *ctx)
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__s32 in_init = st->lib == TG_TLS_LIB_OPENSSL ? ssl_field(sk.ssl, cookie, true) : -1;
 	__s32 verify = st->lib == TG_TLS_LIB_OPENSSL ? ssl_field(sk.ssl, cookie, false) : -1;
-	bool done = in_init >= 0 ? in_init == 0 : (st->flags & HS_DONE) != 0;
+	/* A handshake call's success outranks in_init: TLS 1.3 sets it again while a post-handshake
+	 * message (a session ticket) is read, and a read that stopped in one leaves it set (curl
+	 * closing after its own host name check read 1 here). */
+	bool done = (st->flags & HS_DONE) || in_init == 0;
 	if (done && verify > 0)
 		hs_report(st, &sk, id, TG_TLS_HS_REJECTED, 0, NULL, verify);
 	else if (done)
 		hs_used(sk.ssl, pid);
-	else if (in_init >= 0 || (st->flags & HS_EXPLICIT))
+	else if (in_init > 0 || (st->flags & HS_EXPLICIT))
 		hs_report(st, &sk, id, TG_TLS_HS_INCOMPLETE, 0, NULL, verify);
 	else
 		bpf_map_delete_elem(&hs_state, &sk);

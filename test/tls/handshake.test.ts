@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import { spawn, spawnSync } from 'child_process';
 import { requireBpf, startAgent, startServer, curl, waitFor, freePort, outputOf, FlatSpan, RunningAgent, Served } from '../helpers/agent';
+import { startNginx } from '../helpers/nginx';
 import { tlsScratch } from './tls-helpers';
 
 const SERVER = 2;
@@ -153,6 +154,68 @@ test('no common cipher (openssl s_server), no common ALPN protocol and a missing
     await ossl.stop();
     await h2Only.stop();
     await mtls.stop();
+    if (agent.proc.exitCode === null) await agent.stop();
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
+
+/** Python's ssl (OpenSSL checks the host name inside the handshake: X509_VERIFY_PARAM_set1_host)
+ *  to 127.0.0.1 under a name the certificate does not carry. */
+const PY_WRONG_HOST = `
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = socket.create_connection(('127.0.0.1', int(sys.argv[2])))
+try:
+    ctx.wrap_socket(s, server_hostname='wrong.example')
+    print('connected')
+except ssl.SSLCertVerificationError as e:
+    print(e.verify_code)
+`;
+
+test('nginx (SSL_do_handshake, non-blocking): curl without the CA and python to a name the certificate does not carry fail on both sides; curl with the CA is served', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  if (spawnSync('sh', ['-c', 'command -v nginx']).status !== 0) {
+    if (process.env.CI === 'true') throw new Error('needs nginx');
+    t.skip('nginx not installed');
+    return;
+  }
+  const { pki, cfg } = tlsScratch();
+  fs.chmodSync(pki.dir, 0o755); // nginx's worker runs as nobody
+  const port = await freePort();
+  const agent = await startAgent({ config: cfg });
+  const nginx = startNginx(pki.dir, 'text/plain txt;', `server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${pki.cert};
+    ssl_certificate_key ${pki.key};
+    location / { return 200 "served $uri\\n"; }
+  }`);
+  try {
+    const url = (host: string, p: string) => [`--resolve`, `${host}:${port}:127.0.0.1`, `https://${host}:${port}${p}`];
+    await waitFor(() => spawnSync('curl', ['-skf', '-o', '/dev/null', ...url('localhost', '/warm')]).status === 0, 10_000);
+    const untrusted = spawnSync('curl', ['-sS', '--max-time', '20', ...url('localhost', '/untrusted')], { encoding: 'utf8' });
+    assert.equal(untrusted.status, 60, untrusted.stderr);
+    const wrongHost = spawnSync('python3', ['-c', PY_WRONG_HOST, pki.ca, String(port)], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(wrongHost.stdout.trim(), '62', wrongHost.stderr);
+    assert.equal(curl(['--cacert', pki.ca, ...url('localhost', '/trusted')]), 'served /trusted\n');
+
+    const failed = () => handshakeFailures(agent, port);
+    await waitFor(() => failed().length >= 4 && agent.spans().some((s) => s.attributes['url.path'] === '/trusted' && s.kind === SERVER), 30_000).catch(() => undefined);
+    assert.equal(await agent.stop(), 0);
+    const all = agent.spans().filter((s) => ['curl', 'nginx'].includes(String(s.attributes['process.executable.name']))).map((s) => `${describe(s)} ${s.attributes['server.port']} ${s.attributes['url.path']}`).join('\n');
+    const clients = failed().filter((s) => s.kind === CLIENT);
+    assert.deepEqual(clients.map((s) => `${s.attributes['process.pid'] === wrongHost.pid ? 'python' : s.attributes['process.executable.name']} ${s.status?.message}`).sort(), [
+      'curl TLS handshake failed: certificate verify failed: unable to get local issuer certificate',
+      'python TLS handshake failed: certificate verify failed: hostname mismatch',
+    ], all);
+    const servers = failed().filter((s) => s.kind === SERVER && s.attributes['process.executable.name'] === 'nginx');
+    assert.equal(servers.length, 2, all);
+    for (const s of servers) assert.match(String(s.status?.message), /^TLS handshake failed: alert (unknown ca|bad certificate|certificate unknown) received$/, all);
+    assert.equal(failed().length, 4, all);
+    // The warm-up (curl -k) and the trusted request: their HTTP spans, no failure.
+    const served = agent.spans().filter((s) => s.attributes['server.port'] === port && s.kind === SERVER && s.attributes['http.response.status_code'] === 200).map((s) => s.attributes['url.path']).sort();
+    assert.deepEqual(served, ['/trusted', '/warm']);
+  } finally {
+    nginx.kill('SIGTERM');
     if (agent.proc.exitCode === null) await agent.stop();
     fs.rmSync(pki.dir, { recursive: true, force: true });
   }
