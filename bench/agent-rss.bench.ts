@@ -73,6 +73,8 @@ async function agentMetrics(port: number): Promise<Record<string, number>> {
       wasm_memory: Math.round(sum('telegen_decoder_memory_bytes') / 2 ** 20 * 10) / 10,
       export_queues: Math.round(sum('telegen_export_queue_bytes') / 2 ** 20 * 10) / 10,
       ring_records: sum('telegen_bpf_records_total'),
+      // Handler calls of the ring readers: records / batches is the batch size (tracers.socket.max_batch caps it).
+      ring_batches: sum('telegen_bpf_batches_total'),
       ring_full: sum('telegen_bpf_ring_full_total'),
       spans: sum('telegen_spans_total'),
       // Counted losses when the agent is overloaded (host/src/memory/overload.ts, export queues).
@@ -160,7 +162,8 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     await sleep((IDLE_S / 2) * 1000);
     const idle = await sampleFor(agent.proc.pid!, agent.port, IDLE_S / 2);
     // Spans per request (server scope: one server span each): what a setting costs in spans.
-    const spans0 = (await agentMetrics(agent.port)).spans ?? 0;
+    const m0 = await agentMetrics(agent.port);
+    const spans0 = m0.spans ?? 0;
     resetHwm(agent.proc.pid!);
     const w = wrkFixedRate(server.port, WARM_S + MEASURE_S + 5);
     let out = '';
@@ -171,8 +174,12 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     load.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - cpu0) / ((Date.now() - t0) / 1000)) * 1000) / 10;
     await new Promise((r) => w.once('exit', r));
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+    // CPU a request at the fixed rate (wrk's achieved rate over warm-up and the window).
+    load.agent_cpu_us_per_request = rps ? Math.round((load.agent_cpu_percent_of_a_core * 10_000) / rps * 10) / 10 : 0;
     await sleep(3000); // the correlator's hold and the file exporter's batch
-    const spans1 = (await agentMetrics(agent.port)).spans ?? 0;
+    const m1 = await agentMetrics(agent.port);
+    const spans1 = m1.spans ?? 0;
+    load.records_per_batch = Math.round((((m1.ring_records ?? 0) - (m0.ring_records ?? 0)) / Math.max(1, (m1.ring_batches ?? 0) - (m0.ring_batches ?? 0))) * 10) / 10;
     load.spans_per_request = Math.round(((spans1 - spans0) / (Number(/(\d+) requests in/.exec(out)?.[1]) || 1)) * 1000) / 1000;
     // Over warm-up, the fixed rate and the 3 s after it.
     load.hwm = hwmMiB(agent.proc.pid!);
@@ -208,6 +215,15 @@ async function measure(tree: string, extraEnv: Record<string, string>, server: {
     const burstRequests = Number(/(\d+) requests in/.exec(bout)?.[1]) || 1;
     burstEnd.spans_per_request = Math.round((((after.spans ?? 0) - spans1) / burstRequests) * 1000) / 1000;
     after.agent_cpu_percent_of_a_core = Math.round(((cpuSecondsOf(agent.proc.pid!) - qcpu0) / ((Date.now() - qt0) / 1000)) * 1000) / 10;
+    // Burst and quiet together, where the ring's backlog is read: CPU a ring record (what smaller
+    // batches cost per call shows here) and the records a handler call got on average.
+    const readRecords = (after.ring_records ?? 0) - (m1.ring_records ?? 0);
+    burstEnd.cpu_ns_per_ring_record = readRecords > 0 ? Math.round(((cpuSecondsOf(agent.proc.pid!) - bcpu0) * 1e9) / readRecords) : 0;
+    burstEnd.records_per_batch = Math.round((readRecords / Math.max(1, (after.ring_batches ?? 0) - (m1.ring_batches ?? 0))) * 10) / 10;
+    // What the kernel dropped and how many records each span took: a batch size that reads the
+    // ring differently shows up as records lost inside exchanges, not as CPU.
+    burstEnd.ring_full = (after.ring_full ?? 0) - (m1.ring_full ?? 0);
+    burstEnd.records_per_span = Math.round((readRecords / Math.max(1, (after.spans ?? 0) - spans1)) * 100) / 100;
     return { idle, load, burst_end: burstEnd, after, rps, burst_rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(bout)?.[1] ?? 0) };
   } finally {
     await new Promise<void>((resolve) => { agent.proc.once('exit', () => resolve()); agent.proc.kill('SIGTERM'); setTimeout(() => agent.proc.kill('SIGKILL'), 30_000).unref(); });
@@ -251,8 +267,8 @@ async function main(): Promise<void> {
         const { idle, load } = m as Required<Run>;
         process.stdout.write(`round ${r + 1}/${ROUNDS} ${name}: idle rss ${idle.rss} pss ${idle.pss}, ${RATE} req/s (${m.rps}) rss ${load.rss} pss ${load.pss} MiB; cpu ${load.agent_cpu_percent_of_a_core}%, rings ${load.bpf_rings_rss}, anon ${load.rss_anon}, V8 heap used ${load.v8_heap_used}, queues ${load.export_queues}`
           + `, spans/request ${load.spans_per_request}`
-          + `, hwm ${load.hwm}`
-          + (m.after ? `; burst (${m.burst_rps} req/s) peak rss ${m.burst_end!.peak_rss}, hwm ${m.burst_end!.hwm} (to the end ${m.after.hwm}), 5 s after ${m.burst_end!.rss_5s_after}, spans/request ${m.burst_end!.spans_per_request}, queues ${m.burst_end!.peak_export_queues}, cpu ${m.burst_end!.agent_cpu_percent_of_a_core}%, shed ${m.burst_end!.shed_records}, export dropped ${m.burst_end!.export_dropped}, end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
+          + `, hwm ${load.hwm}, ${load.agent_cpu_us_per_request} µs/request, ${load.records_per_batch} records/batch`
+          + (m.after ? `; burst (${m.burst_rps} req/s) peak rss ${m.burst_end!.peak_rss}, hwm ${m.burst_end!.hwm} (to the end ${m.after.hwm}), 5 s after ${m.burst_end!.rss_5s_after}, spans/request ${m.burst_end!.spans_per_request}, queues ${m.burst_end!.peak_export_queues}, cpu ${m.burst_end!.agent_cpu_percent_of_a_core}%, ${m.burst_end!.cpu_ns_per_ring_record} ns/record, ${m.burst_end!.records_per_batch} records/batch, ${m.burst_end!.records_per_span} records/span, ring_full ${m.burst_end!.ring_full}, shed ${m.burst_end!.shed_records}, export dropped ${m.burst_end!.export_dropped}, end rss ${m.burst_end!.rss}, after rss ${m.after.rss} anon ${m.after.rss_anon} V8 heap used ${m.after.v8_heap_used}` : '') + '\n');
       }
     }
   } finally {
@@ -262,7 +278,7 @@ async function main(): Promise<void> {
     workload: { tool: 'wrk', threads: 1, connections: 16, fixed_rate_rps: RATE, idle_s: IDLE_S, warm_s: WARM_S, measure_s: MEASURE_S, burst_s: BURST_S, after_s: AFTER_S, sample_ms: SAMPLE_MS, rounds: ROUNDS, scope: SCOPE, target: 'test/fixtures/http-server.js GET /hello, keep-alive', agent: `telegen run, default config${SCOPE === 'server' ? ' + tracers.socket.target_pid = the server' : ''}` },
     loadavg_at_start: load0.map((x) => Math.round(x * 100) / 100),
     trees: Object.fromEntries(trees.map(([n, d, env]) => [n, { dir: d, env, ...summarize(runs.get(n)!) }])),
-    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation), with peak_rss / peak_export_queues (sampled every second during the burst), hwm (the high-water mark of RSS the kernel keeps, VmHWM, reset right before the burst, read 5 s after it), rss_5s_after (one sample 5 s into the quiet), spans_per_request (spans made from the start of the burst to the after window over the burst requests; load.spans_per_request: over the fixed-rate requests, 3 s after it; load.hwm: VmHWM reset when wrk starts, read 3 s after it ends; after_burst.hwm: VmHWM from right before the burst to the end of the quiet) and the agent CPU over the burst; after_burst = the second half of BENCH_AFTER_S of quiet after it. export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
+    note: 'MiB; per tree and phase, the median over rounds of each round\'s median sample (min/max over rounds). idle = the second half of BENCH_IDLE_S after the agent is ready; load = BENCH_MEASURE_S after BENCH_WARM_S of wrk; burst_end = one sample right after BENCH_BURST_S of unpaced wrk (saturation), with peak_rss / peak_export_queues (sampled every second during the burst), hwm (the high-water mark of RSS the kernel keeps, VmHWM, reset right before the burst, read 5 s after it), rss_5s_after (one sample 5 s into the quiet), spans_per_request (spans made from the start of the burst to the after window over the burst requests; load.spans_per_request: over the fixed-rate requests, 3 s after it; load.hwm: VmHWM reset when wrk starts, read 3 s after it ends; after_burst.hwm: VmHWM from right before the burst to the end of the quiet) and the agent CPU over the burst; after_burst = the second half of BENCH_AFTER_S of quiet after it. load.agent_cpu_us_per_request = agent CPU over the window / wrk's achieved rate; records_per_batch = ring records per handler call (load: over warm-up and the window; burst_end: over the burst and the quiet, with cpu_ns_per_ring_record, records_per_span and ring_full, the kernel's drops, over the same span); export_queues = bytes queued for export, every signal; agent_cpu_percent_of_a_core = its CPU time over the measured window (not a MiB). Parts are /proc/PID/smaps mappings: bpf_rings (anon_inode:bpf-map), node_code (the node executable), addon (*.node), libraries (other files), malloc_heap ([heap]), anonymous (V8 heap, malloc arenas, Wasm memories, stacks).',
   });
 }
 
