@@ -11,6 +11,8 @@ import { spawn, spawnSync } from 'child_process';
 import { requireBpf, startAgent, startServer, curl, waitFor, freePort, outputOf, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { startNginx } from '../helpers/nginx';
 import { tlsScratch } from './tls-helpers';
+import { getterOffset, pltStubs, tlsErrorText } from '../../host/src/tracers/tls-handshake';
+import { systemLibssl } from '../../host/src/tracers/tls';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -48,6 +50,41 @@ async function sServer(args: string[]): Promise<Served> {
     stop: () => new Promise((resolve) => { if (proc.exitCode !== null || proc.signalCode !== null) return resolve(); proc.once('exit', () => resolve()); proc.kill('SIGTERM'); }),
   };
 }
+
+test('SSL field offsets from one-load getters: x86-64 (disp8, disp32, endbr64, xor edi), arm64; anything else is 0', () => {
+  const x = (...b: number[]) => Buffer.from([...b, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.equal(getterOffset(x(0x8b, 0x47, 0x64, 0x31, 0xff, 0xc3), 'x64'), 0x64); // libssl 3.0 SSL_in_init
+  assert.equal(getterOffset(x(0x48, 0x8b, 0x87, 0xb8, 0x09, 0, 0, 0xc3), 'x64'), 0x9b8); // node's SSL_get_verify_result
+  assert.equal(getterOffset(x(0xf3, 0x0f, 0x1e, 0xfa, 0x8b, 0x47, 0x64, 0xc3), 'x64'), 0x64);
+  assert.equal(getterOffset(x(0x8b, 0x47, 0x64, 0x85, 0xc0, 0xc3), 'x64'), 0, 'more than one load: not a getter');
+  assert.equal(getterOffset(x(0x48, 0x8b, 0x07, 0xc3), 'x64'), 0, 'offset 0: refused');
+  const arm = Buffer.alloc(8);
+  arm.writeUInt32LE((0xb9400000 | (25 << 10)) >>> 0, 0); // ldr w0, [x0, #100]
+  arm.writeUInt32LE(0xd65f03c0, 4); // ret
+  assert.equal(getterOffset(arm, 'arm64'), 100);
+  assert.equal(tlsErrorText(1, -1, 20, 1048), 'alert unknown ca received');
+  assert.equal(tlsErrorText(1, -1, 20, 134), 'certificate verify failed');
+  assert.equal(tlsErrorText(2, -348, 0, 0), 'GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR');
+});
+
+test('libssl\'s PLT stubs for the error queue: each is an indirect jump through the GOT', { skip: process.arch !== 'x64' }, () => {
+  const lib = systemLibssl().find((f) => fs.realpathSync(f).includes('libssl.so.3'));
+  if (!lib) return;
+  const stubs = pltStubs(fs.realpathSync(lib), ['ERR_vset_error', 'ERR_set_error']);
+  assert.deepEqual([...stubs.keys()].sort(), ['ERR_set_error', 'ERR_vset_error']);
+  const fd = fs.openSync(lib, 'r');
+  try {
+    for (const off of stubs.values()) {
+      const b = Buffer.alloc(16);
+      fs.readSync(fd, b, 0, 16, off);
+      // .plt entry: jmp *GOT(%rip); .plt.sec entry: endbr64 then (bnd) jmp *GOT(%rip)
+      const at = b[0] === 0xf3 ? (b[4] === 0xf2 ? 5 : 4) : 0;
+      assert.deepEqual([b[at], b[at + 1]], [0xff, 0x25], b.toString('hex'));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+});
 
 function handshakeFailures(agent: RunningAgent, port: number): FlatSpan[] {
   return agent.spans().filter((s) => s.attributes['error.type'] === 'tls.handshake_failed' && s.attributes['server.port'] === port);

@@ -179,8 +179,10 @@ export function getterOffset(code: Buffer, arch = process.arch): number {
   if (arch === 'arm64') {
     if (code.length < 8 || code.readUInt32LE(4) !== 0xd65f03c0) return 0;
     const insn = code.readUInt32LE(0);
-    if ((insn & 0xffc003ff) === 0xb9400000) return ((insn >>> 10) & 0xfff) * 4;
-    if ((insn & 0xffc003ff) === 0xf9400000) return ((insn >>> 10) & 0xfff) * 8;
+    // `&` yields a signed 32-bit value: back to unsigned before comparing.
+    const op = (insn & 0xffc003ff) >>> 0;
+    if (op === 0xb9400000) return ((insn >>> 10) & 0xfff) * 4;
+    if (op === 0xf9400000) return ((insn >>> 10) & 0xfff) * 8;
     return 0;
   }
   if (arch !== 'x64') return 0;
