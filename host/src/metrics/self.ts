@@ -23,6 +23,8 @@ export class SelfMetrics {
    *  labels there was ~1.5% of a replay's CPU and most of its garbage under the router. */
   private readonly keys = new KeyNode();
   private keyNodes = 0;
+  /** The series by name, in render()'s order (see there). */
+  private sorted: Array<[string, Series]> = [];
 
   private get(name: string, help: string, type: 'counter' | 'gauge'): Series {
     let s = this.series.get(name);
@@ -63,7 +65,7 @@ export class SelfMetrics {
   }
 
   set(name: string, help: string, value: number, labels?: Labels, type: 'counter' | 'gauge' = 'gauge'): void {
-    this.get(name, help, type).values.set(labelKey(labels), value);
+    this.get(name, help, type).values.set(labels ? this.cachedKey(labels) : '', value);
   }
 
   /** Forgets every labelled value of a gauge (e.g. a state that changed). */
@@ -78,8 +80,12 @@ export class SelfMetrics {
 
   render(): string {
     for (const c of this.collectors) { try { c(this); } catch { /* a broken collector must not break /metrics */ } }
+    // Series are never removed, so the sorted order changes only when one is added: the page
+    // renders twice every 2 s (/metrics and /api/status), and the locale sort of ~300 names
+    // was redone each time.
+    if (this.sorted.length !== this.series.size) this.sorted = [...this.series.entries()].sort(([a], [b]) => a.localeCompare(b));
     const out: string[] = [];
-    for (const [name, s] of [...this.series.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [name, s] of this.sorted) {
       out.push(`# HELP ${name} ${s.help}`, `# TYPE ${name} ${s.type}`);
       for (const [k, v] of s.values) out.push(`${name}${k} ${v}`);
     }
