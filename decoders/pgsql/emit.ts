@@ -145,11 +145,11 @@ export function emitOrphanTag(stream: u32, st: Stream, tsStart: u64, tsEnd: u64,
   addOperationFromTagAt(tag, n);
   addBytes(A_TELEGEN_DB_COMMAND_TAG, tag, <u32>n);
   if (cut) orFlags(FLAG_TRUNCATED);
-  if (rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, rows);
-  else {
-    const tagRows = tagRowCount(tag, tagLen);
-    if (tagRows >= 0 && tagCountsReturnedRows(tag, tagLen, false, false, true)) addInt(A_DB_RESPONSE_RETURNED_ROWS, tagRows);
-  }
+  // The tag's count, when it is of rows returned: DataRows before it may be lost (joined
+  // mid-stream, a read cut short).
+  const tagRows = tagRowCount(tag, tagLen);
+  if (tagRows >= 0 && tagCountsReturnedRows(tag, tagLen, false, false, true)) addInt(A_DB_RESPONSE_RETURNED_ROWS, tagRows);
+  else if (rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, rows);
   finish();
   if (set != 0) { store<u16>(set, <u16>lastFlags(), 36); store<u8>(set, 1, 38); }
 }
@@ -185,8 +185,10 @@ export function emitQuery(stream: u32, st: Stream, op: Op, flags: i32, tsEnd: u6
   if (op.stmt.has && op.stmt.len > 0) addBytesOf(A_TELEGEN_DB_STATEMENT_NAME, op.stmt);
   if (op.portal.has && op.portal.len > 0) addBytesOf(A_TELEGEN_DB_PORTAL_NAME, op.portal);
   if (op.tagCount > 0) addBytesOf(A_TELEGEN_DB_COMMAND_TAG, op.tags);
-  if (op.rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, op.rows);
-  else if (op.tagHasRows) addInt(A_DB_RESPONSE_RETURNED_ROWS, op.tagRows);
+  // The tags' count of rows returned is exact; DataRows counted are short of it when some were
+  // in bytes the agent lost (a client's 64 KiB reads captured to their first 16 KiB).
+  if (op.tagHasRows) addInt(A_DB_RESPONSE_RETURNED_ROWS, op.tagRows);
+  else if (op.rows > 0) addInt(A_DB_RESPONSE_RETURNED_ROWS, op.rows);
   if (op.suspended) addBool(A_TELEGEN_DB_PORTAL_SUSPENDED, true);
   if (op.copyMsgs > 0 || op.copyFailed) {
     addInt(A_TELEGEN_DB_COPY_MESSAGES, op.copyMsgs);

@@ -199,7 +199,7 @@ test('command tags with row counts: db.response.returned_rows only for rows sent
     ['DELETE FROM orders WHERE id = 7', 'DELETE 0', { 'db.operation.name': 'DELETE', 'db.collection.name': 'orders' }],
     ['BEGIN', 'BEGIN', { 'db.operation.name': 'BEGIN' }],
     ['CREATE TABLE IF NOT EXISTS audit.log (x int)', 'CREATE TABLE', { 'db.operation.name': 'CREATE', 'db.collection.name': 'audit.log' }],
-    ['-- a comment\n/* and another */ (select 1)', 'T2 SELECT 1', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 2 }],
+    ['-- a comment\n/* and another */ (select 1)', 'T2 SELECT 2', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 2 }],
     ['select a.x from a join b on a.id = b.id', 'T SELECT 0', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 0 }],
     ['select x from a, b', 'T SELECT 0', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 0 }],
     ['select * from t where id in (select id from u)', 'T SELECT 0', { 'db.operation.name': 'SELECT', 'db.response.returned_rows': 0 }],
