@@ -119,18 +119,12 @@ export async function captureChunks(file: string, serverPorts: number[] = PG_POR
   return { chunks, closes };
 }
 
-/** Decodes a capture. With `readCap`, each chunk (a TCP segment) keeps its first `readCap` bytes
- *  and the rest is reported lost, as the agent reports a read or write longer than
- *  tracers.socket.capture_max. */
-export async function decodeCapture(file: string, serverPorts?: number[], readCap = 0): Promise<Harness> {
+export async function decodeCapture(file: string, serverPorts?: number[]): Promise<Harness> {
   const h = fresh();
   const { chunks, closes } = await captureChunks(file, serverPorts);
   for (const c of chunks) {
     if (c.gap) h.inst.gap(c.stream, c.dir, c.gap);
-    else if (readCap > 0 && c.bytes.length > readCap) {
-      h.inst.feed(c.stream, c.dir, c.bytes.subarray(0, readCap), c.ts);
-      h.inst.gap(c.stream, c.dir, c.bytes.length - readCap);
-    } else h.inst.feed(c.stream, c.dir, c.bytes, c.ts);
+    else h.inst.feed(c.stream, c.dir, c.bytes, c.ts);
   }
   for (const id of closes) h.inst.closeStream(id);
   return h;
