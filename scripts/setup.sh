@@ -18,6 +18,8 @@ APT_PACKAGES=(
   wget git gnutls-bin
   # DNS over TLS / HTTPS tests: unbound (tls-port, https-port) and kdig (GnuTLS DoT client with SSLKEYLOGFILE)
   unbound knot-dnsutils
+  # PostgreSQL big-reads test: psycopg2 (libpq from python, a named cursor's FETCHes)
+  python3-psycopg2
   # discovery test: a Go binary built in the test (.go.buildinfo)
   golang-go
   # page test: headless Chromium driven by playwright-core
