@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
+import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
 import { requireBpf, startAgent, startServer, curl, waitFor, freePort, outputOf, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { startNginx } from '../helpers/nginx';
@@ -86,6 +87,24 @@ test('libssl\'s PLT stubs for the error queue: each is an indirect jump through 
   }
 });
 
+/** The last exported value of telegen.tls.handshakes per "outcome side" (metrics.jsonl). */
+function handshakeCounts(agent: RunningAgent): Map<string, number> {
+  const out = new Map<string, number>();
+  const file = path.join(agent.dataDir, 'metrics.jsonl');
+  if (!fs.existsSync(file)) return out;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('telegen.tls.handshakes')) continue;
+    for (const rm of JSON.parse(line).resourceMetrics ?? []) for (const sm of rm.scopeMetrics ?? []) for (const m of sm.metrics ?? []) {
+      if (m.name !== 'telegen.tls.handshakes') continue;
+      for (const dp of m.sum?.dataPoints ?? []) {
+        const a = Object.fromEntries((dp.attributes ?? []).map((x: { key: string; value: { stringValue: string } }) => [x.key, x.value.stringValue]));
+        out.set(`${a['telegen.tls.handshake.outcome']} ${a['telegen.tls.side']}`, Number(dp.asDouble ?? dp.asInt));
+      }
+    }
+  }
+  return out;
+}
+
 function handshakeFailures(agent: RunningAgent, port: number): FlatSpan[] {
   return agent.spans().filter((s) => s.attributes['error.type'] === 'tls.handshake_failed' && s.attributes['server.port'] === port);
 }
@@ -97,7 +116,7 @@ function describe(s: FlatSpan): string {
 test('untrusted certificate: curl and a node client fail their handshake with a node https server; curl -k does not', { timeout: 180_000 }, async (t) => {
   if (!requireBpf(t)) return;
   const { pki, file, cfg } = tlsScratch({ 'server.js': NODE_SERVER_JS, 'get.js': NODE_GET_JS });
-  const agent = await startAgent({ config: cfg });
+  const agent = await startAgent({ config: cfg, env: { TELEGEN_METRICS_INTERVAL_MS: '1000' } });
   const server = await startServer(process.execPath, [file('server.js'), pki.key, pki.cert]);
   try {
     const P = server.port;
@@ -113,7 +132,8 @@ test('untrusted certificate: curl and a node client fail their handshake with a 
     const ok = spawnSync(process.execPath, [file('get.js'), String(P), pki.ca], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(ok.stdout, '200', ok.stderr);
 
-    await waitFor(() => handshakeFailures(agent, P).length >= 4 && agent.spans().filter((s) => s.attributes['url.path'] === '/node' && s.kind === SERVER).length >= 1, 30_000).catch(() => undefined);
+    const counted = () => { const c = handshakeCounts(agent); return (c.get('failed client') ?? 0) >= 2 && (c.get('failed server') ?? 0) >= 2 && (c.get('ok client') ?? 0) >= 3 && (c.get('ok server') ?? 0) >= 3; };
+    await waitFor(() => handshakeFailures(agent, P).length >= 4 && agent.spans().filter((s) => s.attributes['url.path'] === '/node' && s.kind === SERVER).length >= 1 && counted(), 30_000).catch(() => undefined);
     assert.equal(await agent.stop(), 0);
     const failures = handshakeFailures(agent, P);
     const curlFail = failures.filter((s) => s.kind === CLIENT && s.attributes['process.executable.name'] === 'curl');
@@ -134,6 +154,10 @@ test('untrusted certificate: curl and a node client fail their handshake with a 
     assert.ok(srvFail.some((s) => /alert unknown ca received/.test(String(s.status?.message))), failures.map(describe).join('\n'));
     // Nothing else failed: the successful handshakes made their HTTP spans only.
     assert.equal(failures.length, 4, failures.map(describe).join('\n'));
+    // The counter: every process's handshakes on this host since the agent started, so at least these.
+    const counts = handshakeCounts(agent);
+    assert.ok((counts.get('failed client') ?? 0) >= 2 && (counts.get('failed server') ?? 0) >= 2, JSON.stringify([...counts]));
+    assert.ok((counts.get('ok client') ?? 0) >= 3 && (counts.get('ok server') ?? 0) >= 3, JSON.stringify([...counts]));
     const paths = agent.spans().filter((s) => s.attributes['server.port'] === P && s.attributes['url.path']).map((s) => `${s.kind} ${s.attributes['url.path']}`).sort();
     assert.deepEqual(paths, [`${CLIENT} /insecure`, `${CLIENT} /node`, `${CLIENT} /trusted`, `${SERVER} /insecure`, `${SERVER} /node`, `${SERVER} /trusted`].sort());
   } finally {

@@ -637,11 +637,15 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
 
   const meter = ctx.signals.meter;
   const gauge = meter.createObservableCounter('telegen.tls.records', { description: 'TLS tracer kernel counters (plaintext records, ring full, no connection, faults, truncated)', unit: '{record}' });
+  // The last counters read: the agent's final metrics export runs after stop() closed the object.
+  let stats: number[] = [];
+  let closed = false;
+  const readStats = () => (closed ? stats : (stats = t.stats('tls_stats')));
   gauge.addCallback((r) => {
-    const v = t.stats('tls_stats');
+    const v = readStats();
     for (const { name, index } of RECORD_STATS) r.observe(v[index] ?? 0, { 'telegen.counter': name });
   });
-  const handshakes = meter.createObservableCounter('telegen.tls.handshakes', { description: 'TLS handshakes of OpenSSL and GnuTLS by outcome (ok: the connection moved plaintext or closed with its handshake complete; failed: one span each, error.type tls.handshake_failed) and side', unit: '{handshake}' });
+  const handshakes = meter.createObservableCounter('telegen.tls.handshakes', { description: 'TLS handshakes of OpenSSL and GnuTLS by outcome (ok: the connection read plaintext or was freed with its handshake complete; failed: one span each, error.type tls.handshake_failed) and side', unit: '{handshake}' });
   const hsAttrs = HANDSHAKE_STATS.map(([, outcome, side]) => ({ 'telegen.tls.handshake.outcome': outcome, 'telegen.tls.side': side }));
   // The privilege-separated loader runs this without an agent: its worker reads the ring (and
   // leaves the handshake records out).
@@ -654,7 +658,7 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
   // Rejections the host decides (HandshakeFailures) count as failed next to the kernel's.
   const SIDE_ROLE: Record<string, number> = { client: 1, server: 2, unknown: 0 };
   handshakes.addCallback((r) => {
-    const v = t.stats('tls_stats');
+    const v = readStats();
     HANDSHAKE_STATS.forEach(([index, outcome, side], i) => r.observe((v[index] ?? 0) + (outcome === 'failed' && failures ? failures.rejected[SIDE_ROLE[side]] : 0), hsAttrs[i]));
   });
   const kernel = agent?.kernel;
@@ -679,6 +683,8 @@ export function openTlsTracer(ctx: TracerContext, rescan: boolean): RequestedTls
       clearInterval(hsTimer);
       clearInterval(cbTimer);
       untrack();
+      readStats();
+      closed = true;
       t.close();
     },
   };
