@@ -216,3 +216,28 @@ test('gate: a contended host gives the agent its contention budget (ring paused 
     gate!.stop();
   }
 });
+
+test('a CPU budget pauses a resumed reader only after it took resumeMinRecords records: what the kernel writes between pauses stays whole exchanges', async () => {
+  let read = 0;
+  const pauses: Array<{ paused: boolean; read: number }> = [];
+  const target: { shedReason: number; shedRecords: Float64Array; onRead?: (records: number) => void } = { shedReason: -1, shedRecords: new Float64Array(4) };
+  const gate = startOverloadGate(overloadSchema.parse({ max_cpu_percent: 50, contended_cpu_percent: 0, max_rss_mb: 0 }), target, new SelfMetrics(),
+    { warn: () => undefined }, { pauseRing: (p) => pauses.push({ paused: p, read }), hostCpu: null, resumeMinRecords: 500 });
+  assert.ok(gate);
+  const burn = (ms: number) => { const end = performance.now() + ms; while (performance.now() < end); };
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const paused = () => pauses.length > 0 && pauses[pauses.length - 1].paused;
+  try {
+    // A reader at a full core, 10 records a 10 ms batch, until it was paused, resumed and paused again twice.
+    for (let i = 0; i < 3000 && pauses.filter((p) => p.paused).length < 3; i++) {
+      if (!paused()) { burn(10); read += 10; target.onRead!(10); assert.equal(target.shedReason, -1, 'nothing skipped while the pause waits'); }
+      await wait(2);
+    }
+    assert.equal(pauses.filter((p) => p.paused).length, 3, `paused ${pauses.filter((p) => p.paused).length} times`);
+    const runs = pauses.flatMap((p, i) => (p.paused && i > 0 && !pauses[i - 1].paused ? [p.read - pauses[i - 1].read] : []));
+    assert.equal(runs.length, 2);
+    for (const r of runs) assert.ok(r >= 500, `paused again after ${r} records read since the resume`);
+  } finally {
+    gate!.stop();
+  }
+});

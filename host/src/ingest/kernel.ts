@@ -84,8 +84,9 @@ export class KernelIngest {
    *  next record (shed()). Connection and process events still apply. */
   shedReason = -1;
   readonly shedRecords = new Float64Array(4);
-  /** Called after each batch that held records (the overload gate ticks often only while they come). */
-  onRead?: () => void;
+  /** Called after each batch that held records, with their number (the overload gate ticks often
+   *  only while they come, and counts what a resumed reader took). */
+  onRead?: (records: number) => void;
   /** Where TG_EV_GO_LINK records go (the Go tracer sets it: gotrace/links.ts); dropped without. */
   goLinks?: { add(connId: bigint, tsNs: bigint, parentConnId: bigint, parentTsNs: bigint): void };
   /** Where TG_EV_TLS_HANDSHAKE records go (the TLS tracer sets it: tracers/tls-handshake.ts), with
@@ -214,7 +215,7 @@ export class KernelIngest {
     } finally {
       this.router.endBatch();
     }
-    if (count > 0) this.onRead?.();
+    if (count > 0) this.onRead?.(count);
   }
 
   private records(ring: Uint8Array, index: Uint32Array, count: number): void {

@@ -61,8 +61,8 @@ const CONTENTION = SHED_REASONS.indexOf('cpu_contention');
 const LOG_ORDER = [BACKLOG, MEMORY, CPU, CONTENTION];
 
 /** A numeric config default from the environment; unset, empty or not a number: `def`. */
-export const envNumber = (name: string, def: number): number => {
-  const v = process.env[name];
+export const envNumber = (name: string, def: number, env: NodeJS.ProcessEnv = process.env): number => {
+  const v = env[name];
   return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : def;
 };
 
@@ -88,7 +88,7 @@ export type OverloadConfig = z.infer<typeof overloadSchema>;
 export interface Sheddable {
   shedReason: number;
   readonly shedRecords: Float64Array;
-  onRead?: () => void;
+  onRead?: (records: number) => void;
 }
 
 /** The trace queue's fill, read without allocating. */
@@ -106,6 +106,18 @@ export const BUDGET_TICK_MS = 50;
 export const IDLE_TICK_MS = 1000;
 /** Between batches, RSS is read at most this often for the memory bound (see startOverloadGate). */
 export const MEMORY_CHECK_MS = 5;
+/** Ring records a resumed reader takes before a CPU budget may pause it again
+ *  (TELEGEN_RESUME_MIN_RECORDS; 0 = none). What the kernel writes while the ring is read is runs
+ *  of exchanges cut at both ends. With 256-record calls (tracers.socket.max_batch) the contention
+ *  budget paused the reader after 2,176-2,560 records a resume (median; 8,192 with 4096-record
+ *  calls, two a resume), and a 15 s wrk burst took 3.7-4.5 ring records a span. With this
+ *  minimum: 9,600-10,624 a resume, 2.5-2.9 records a span, 1.3-1.5x the spans (bench/README.md
+ *  "Ring batch size"). The overspend is the budget's debt: the next pause is longer, the average
+ *  the same. */
+export const RESUME_MIN_RECORDS = 8192;
+export function resumeMinRecords(env: NodeJS.ProcessEnv = process.env): number {
+  return Math.max(0, envNumber('TELEGEN_RESUME_MIN_RECORDS', RESUME_MIN_RECORDS, env));
+}
 export const QUIET_TICKS = 20;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
@@ -344,6 +356,9 @@ export interface GateHooks {
   paceBytes?: number;
   /** The longest a paced ring stays paused (tests); default PACE_MAX_MS. */
   paceMaxMs?: number;
+  /** Records a resumed reader takes before a CPU budget pauses it again (tests); default
+   *  resumeMinRecords(). */
+  resumeMinRecords?: number;
 }
 
 /** Time the ring was paused for one reason; overlapping pauses count for each reason. */
@@ -399,6 +414,9 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     applyRing();
   };
   let collections = 0;
+  const minResume = hooks.resumeMinRecords ?? resumeMinRecords();
+  /** Records read since the ring was last resumed (none paused yet: no minimum to wait for). */
+  let readSinceResume = Infinity;
   let u = process.cpuUsage();
   let lastCpu = u.user + u.system;
   let lastT = performance.now();
@@ -468,7 +486,11 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     const backlog = backlogShedding(cfg, fill, target.shedReason === BACKLOG);
     // A backlog is named first: it is the cause an operator can act on.
     const reason = backlog ? BACKLOG : overMemory ? MEMORY : overCpu ? CPU : overContention ? CONTENTION : -1;
-    const pause = !!pauseRing && (overMemory || overCpu || overContention);
+    // A budget does not pause a reader that resumed less than minResume records ago (the memory
+    // bound does): nothing is skipped meanwhile, the budget's debt grows.
+    const defer = !!pauseRing && !overMemory && (overCpu || overContention) && !overloadPaused && readSinceResume < minResume;
+    const pause = !!pauseRing && (overMemory || overCpu || overContention) && !defer;
+    if (overloadPaused && !pause) readSinceResume = 0;
     over[CPU] = overCpu;
     over[BACKLOG] = backlog;
     over[MEMORY] = overMemory;
@@ -480,7 +502,7 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
     applyRing();
     // Records are skipped for the backlog, and for the budget or the bound only when the reader
     // cannot pause.
-    target.shedReason = backlog ? BACKLOG : pause ? -1 : reason;
+    target.shedReason = backlog ? BACKLOG : pause || defer ? -1 : reason;
     // The first overload of each reason is logged when it starts (DESIGN: log the first event),
     // later ones once a minute.
     for (const r of LOG_ORDER) {
@@ -514,7 +536,8 @@ export function startOverloadGate(cfg: OverloadConfig, target: Sheddable, metric
   // test/faults/shed.test.ts): the bound is also looked at after each batch, RSS read at most
   // every MEMORY_CHECK_MS, so a pause does not wait for the timer.
   let lastMemoryCheck = 0;
-  target.onRead = () => {
+  target.onRead = (records) => {
+    readSinceResume += records;
     if (cadence.onRead()) goFast();
     // Paced: the next batch is read once the exporter has taken this one's spans (memory/pace.ts).
     if (pace && pace.afterBatch(fill!.heldBytes, performance.now())) {

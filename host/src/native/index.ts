@@ -23,7 +23,7 @@ export interface SocketTracerOptions {
   /** readv/writev/sendmsg/recvmsg: iovecs walked with bpf_loop (every one, TG_IOV_LOOP_MAX) or
    *  unrolled (the first TG_IOV_MAX); 'auto' (default) = bpf_loop where the kernel has it. */
   iovWalk?: 'auto' | 'loop' | 'unrolled';
-  /** Records one onBatch call gets at most, 1..4096 (default 4096): tracers.socket.max_batch. */
+  /** Records one onBatch call gets at most, 1..4096 (unset: the reader's own 4096); the agent passes tracers.socket.max_batch. */
   maxBatch?: number;
   /** Called with whatever onBatch throws; the batch is released regardless. */
   onError?: (err: unknown) => void;
