@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { envNumber } from '../memory/overload';
 
-/** Records the native reader hands one ring handler call at most (its own cap is 4096). At 4096 a
- *  reader resuming over a full ring built ~2,000 spans in one call, all alive across a scavenge:
- *  promoted, and 6-10 MiB more at a burst's peak than at 256 (bench/README.md "Ring batch size").
- *  At 1k req/s a call holds ~80 records, so this changes nothing there; the same records replayed
- *  cost less CPU in 256-record calls than in 4096 (8.9-9.7 against 11.3 µs a record). */
-export const MAX_BATCH = 256;
+/** Records the native reader hands one ring handler call at most (its own cap is 4096). 256 took
+ *  6-10 MiB off a burst's peak by the 1 s samples (each call's spans die young instead of being
+ *  promoted), and the same records replayed cost less CPU in 256-record calls (8.9-9.7 against
+ *  11.3 µs a record). It is not the default: by the kernel's high-water mark, with the contention
+ *  budget's resume minimum, 2 of 3 rounds reached 120 MiB against 112-122 at 4096, and the burst
+ *  made fewer spans in 3 of 3 (bench/README.md "Ring batch size"). */
+export const MAX_BATCH = 4096;
 
 export const socketTracerSchema = z.object({
   enabled: z.boolean().default(true).describe('Capture socket payloads with syscall tracepoints. Env: TELEGEN_SOCKET_ENABLED'),
