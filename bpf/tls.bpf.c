@@ -303,6 +303,21 @@ static __always_inline __s32 ssl_field(__u64 ssl, __u64 cookie, bool hi)
 	return v;
 }
 
+/* Whether the object's handshake state machine never left TLS_ST_BEFORE (0): no ClientHello was
+ * sent (client) or taken in (server). A TCP connect-and-close to a TLS port (a load balancer's or
+ * kubelet's tcpSocket probe, a port scan, a capture's readiness check) is no handshake: node
+ * frees such a server object with in_init set, and each probe was a failure span. OpenSSL
+ * (1.1.0 to 3.x) keeps statem.hand_state two ints before statem.in_init (hand_state,
+ * request_state, in_init), whose offset the cookie has: that is read here. */
+static __always_inline bool hs_never_began(__u64 ssl, __u64 cookie)
+{
+	__u32 off = cookie >> 32;
+	__s32 v;
+	if (off < 8 || bpf_probe_read_user(&v, sizeof(v), (void *)(ssl + off - 8)))
+		return false;
+	return v == 0;
+}
+
 /* Plaintext moved: the handshake completed and the connection is in use. */
 static __always_inline void hs_used(__u64 ssl, __u32 pid)
 {
@@ -517,7 +532,7 @@ static __always_inline int hs_free(struct pt_regs *ctx)
 		hs_report(st, &sk, id, TG_TLS_HS_REJECTED, 0, NULL, verify);
 	else if (done)
 		hs_used(sk.ssl, pid);
-	else if (in_init > 0 || (st->flags & HS_EXPLICIT))
+	else if ((in_init > 0 || (st->flags & HS_EXPLICIT)) && !hs_never_began(sk.ssl, cookie))
 		hs_report(st, &sk, id, TG_TLS_HS_INCOMPLETE, 0, NULL, verify);
 	else
 		bpf_map_delete_elem(&hs_state, &sk);

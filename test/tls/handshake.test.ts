@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as net from 'net';
 import { spawn, spawnSync } from 'child_process';
 import { requireBpf, startAgent, startServer, curl, waitFor, freePort, outputOf, FlatSpan, RunningAgent, Served } from '../helpers/agent';
 import { startNginx } from '../helpers/nginx';
@@ -160,6 +161,51 @@ test('untrusted certificate: curl and a node client fail their handshake with a 
     assert.ok((counts.get('ok client') ?? 0) >= 3 && (counts.get('ok server') ?? 0) >= 3, JSON.stringify([...counts]));
     const paths = agent.spans().filter((s) => s.attributes['server.port'] === P && s.attributes['url.path']).map((s) => `${s.kind} ${s.attributes['url.path']}`).sort();
     assert.deepEqual(paths, [`${CLIENT} /insecure`, `${CLIENT} /node`, `${CLIENT} /trusted`, `${SERVER} /insecure`, `${SERVER} /node`, `${SERVER} /trusted`].sort());
+  } finally {
+    await server.stop();
+    if (agent.proc.exitCode === null) await agent.stop();
+    fs.rmSync(pki.dir, { recursive: true, force: true });
+  }
+});
+
+/** Sends a ClientHello made on memory BIOs (its SSL object never sees a socket, so the agent
+ *  follows only the server's side) to the port, then hangs up before the handshake ends. */
+const HELLO_THEN_CLOSE_PY = `
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(inc, out, server_hostname='localhost')
+try: obj.do_handshake()
+except ssl.SSLWantReadError: pass
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(out.read())
+s.recv(1)
+s.close()
+print('sent')
+`;
+
+test('a TCP connect-and-close to a TLS port (a probe) is no failed handshake; a ClientHello then a hang-up is', { timeout: 180_000 }, async (t) => {
+  if (!requireBpf(t)) return;
+  const { pki, file, cfg } = tlsScratch({ 'server.js': NODE_SERVER_JS, 'hello.py': HELLO_THEN_CLOSE_PY });
+  const agent = await startAgent({ config: cfg });
+  const server = await startServer(process.execPath, [file('server.js'), pki.key, pki.cert]);
+  try {
+    const P = server.port;
+    // Load balancers, kubelet tcpSocket probes and port scanners connect and close: node's server
+    // made an SSL object for each and freed it unfinished, and each was a failure span.
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) => { const c = net.connect(P, '127.0.0.1', () => { c.end(); }); c.on('close', () => resolve()); c.on('error', reject); });
+    }
+    const h = spawnSync('python3', [file('hello.py'), String(P)], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(h.stdout.trim(), 'sent', h.stderr);
+    assert.equal(curl(['--cacert', pki.ca, `https://localhost:${P}/after-probes`]), 'hello over tls /after-probes');
+    await waitFor(() => handshakeFailures(agent, P).length >= 1 && agent.spans().some((s) => s.attributes['url.path'] === '/after-probes' && s.kind === SERVER), 30_000).catch(() => undefined);
+    // the probes' frees come at their close: give a late one time to show
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await agent.stop(), 0);
+    const failures = handshakeFailures(agent, P);
+    assert.deepEqual(failures.map((s) => `${s.kind} ${s.attributes['process.pid']} ${s.status?.message}`),
+      [`${SERVER} ${server.proc.pid} TLS handshake not completed: the connection ended before it`], failures.map(describe).join('\n'));
   } finally {
     await server.stop();
     if (agent.proc.exitCode === null) await agent.stop();
