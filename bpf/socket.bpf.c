@@ -537,6 +537,10 @@ static __always_inline __u64 tail_of(struct conn_state *st, struct tg_thread_cal
 	if (!tail || moved <= cap || st->info.proto != IPPROTO_TCP || a->kind == CALL_NOCOPY ||
 	    (a->kind == CALL_IOV && walk != WALK_LOOP))
 		return 0;
+	/* Never longer than the head: a capture_max lowered to cut what crosses the ring must cut
+	 * the tails too (1 KiB heads with 16 KiB tails moved 16 KiB per TLS ciphertext read). */
+	if (tail > cap)
+		tail = cap;
 	if (tail > TG_CAPTURE_LIMIT)
 		tail = TG_CAPTURE_LIMIT;
 	return moved - cap < tail ? moved - cap : tail;

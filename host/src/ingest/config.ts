@@ -16,7 +16,7 @@ export const socketTracerSchema = z.object({
     .describe('BPF ring buffer size in bytes (power of two). Env: TELEGEN_RING_BYTES'),
   capture_max: z.number().int().min(64).max(32768).default(16384).describe('Payload bytes captured per syscall'),
   capture_tail: z.number().int().min(0).max(32768).default(16384)
-    .describe('Of a TCP call longer than capture_max, payload bytes also kept from its end, the bytes between reported lost: one write or read often ends with what closes an exchange (HTTP/2 END_STREAM, gRPC trailers, the frames after a big message). 0 keeps the head only'),
+    .describe('Of a TCP call longer than capture_max, payload bytes also kept from its end, the bytes between reported lost: one write or read often ends with what closes an exchange (HTTP/2 END_STREAM, gRPC trailers, the frames after a big message). At most capture_max is used, so a lower capture_max cuts the tails too. 0 keeps the head only'),
   conn_max: z.number().int().min(1024).max(1 << 22).default(1 << 20).describe('Connections tracked in the kernel LRU hash'),
   target_pid: z.number().int().min(0).default(0).describe('Trace only this process (0 = every process)'),
   iov_walk: z.enum(['auto', 'loop', 'unrolled']).default('auto')
