@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync, spawnSync } from 'child_process';
 import { requireBpf, startAgent, FlatSpan, waitFor } from '../helpers/agent';
-import { initPostgres, PG_BIN, PgCluster } from '../helpers/postgres';
+import { initPostgres, installServerCert, PG_BIN, PgCluster } from '../helpers/postgres';
 import { startLoCapture, stopLoCapture, Capture } from '../helpers/capture';
 import { makePki } from '../tls/tls-helpers';
 import { repoRoot } from '../helpers/decoder';
@@ -71,15 +71,8 @@ function brief(s: FlatSpan): string {
 async function tlsCluster(): Promise<PgCluster> {
   const pki = makePki();
   const pg = await initPostgres('telegen-pg-tls-', { password: 'pw-tls', settings: ['ssl=on'] });
-  // ssl_cert_file/ssl_key_file default to server.crt/server.key in the data directory; the key
-  // must be the server user's and private.
-  const crt = path.join(pg.dir, 'data', 'server.crt');
-  const key = path.join(pg.dir, 'data', 'server.key');
-  fs.copyFileSync(pki.cert, crt);
-  fs.copyFileSync(pki.key, key);
+  installServerCert(pg, pki.cert, pki.key);
   fs.rmSync(pki.dir, { recursive: true, force: true });
-  execFileSync('chown', ['postgres:postgres', crt, key]);
-  fs.chmodSync(key, 0o600);
   return pg;
 }
 

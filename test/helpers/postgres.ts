@@ -68,3 +68,14 @@ export async function initPostgres(prefix: string, opts: PgOptions = {}): Promis
     },
   };
 }
+
+/** Gives the cluster a TLS certificate: ssl_cert_file/ssl_key_file default to server.crt/server.key
+ *  in the data directory, and the backend refuses a key that is not its user's and private. */
+export function installServerCert(pg: PgCluster, certFile: string, keyFile: string): void {
+  const crt = path.join(pg.dir, 'data', 'server.crt');
+  const key = path.join(pg.dir, 'data', 'server.key');
+  fs.copyFileSync(certFile, crt);
+  fs.copyFileSync(keyFile, key);
+  execFileSync('chown', ['postgres:postgres', crt, key]);
+  fs.chmodSync(key, 0o600);
+}

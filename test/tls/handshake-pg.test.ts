@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { execFileSync, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import { requireBpf, startAgent, waitFor, FlatSpan } from '../helpers/agent';
-import { initPostgres, PG_BIN } from '../helpers/postgres';
+import { initPostgres, installServerCert, PG_BIN } from '../helpers/postgres';
 import { makePki, TLS_TEST_CONFIG } from './tls-helpers';
 
 const SERVER = 2;
@@ -25,13 +25,7 @@ test('psql sslmode=verify-full with the wrong CA: failure spans of psql and the 
   const pki = makePki();
   const other = makePki();
   const pg = await initPostgres('telegen-pg-hs-', { password: 'pw-hs', settings: ['ssl=on'] });
-  // The backend reads server.crt/server.key from its data directory, owned by it, the key private.
-  const crt = path.join(pg.dir, 'data', 'server.crt');
-  const key = path.join(pg.dir, 'data', 'server.key');
-  fs.copyFileSync(pki.cert, crt);
-  fs.copyFileSync(pki.key, key);
-  execFileSync('chown', ['postgres:postgres', crt, key]);
-  fs.chmodSync(key, 0o600);
+  installServerCert(pg, pki.cert, pki.key);
   const cfg = path.join(pki.dir, 'agent.yaml');
   fs.writeFileSync(cfg, TLS_TEST_CONFIG);
   const agent = await startAgent({ config: cfg });
